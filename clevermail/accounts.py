@@ -1,0 +1,314 @@
+"""Accounts: users.ini, shared by SMTP, POP3 and IMAP.
+
+users.ini is a configobj file with one section per account, named by its address:
+
+    [alice@example.test]
+    password = scrypt$16384$8$1$<salt b64>$<hash b64>
+
+Passwords are stored only as salted scrypt hashes whose parameters travel inside the
+string, so they can be raised later without breaking old entries.  Verification is
+constant-time, unknown users cost the same as wrong passwords, and every failure is
+delayed.  Writes (CLI or server) rewrite the file atomically under a file lock; readers
+notice a changed file by its stat and reload, so a running server sees `user add`
+without restart.
+"""
+
+import base64
+import fcntl
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+from collections import deque
+
+from configobj import ConfigObj
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+_LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*=?^_`{|}~-]+)*$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+class AccountError(ValueError):
+    """An invalid account name or an operation that cannot be done."""
+
+
+def hash_password(password):
+    """A new salted scrypt hash string for `password`."""
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
+                            p=SCRYPT_P, maxmem=2 ** 26, dklen=32)
+    b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
+
+
+def verify_password(password, stored):
+    """True when `password` matches the hash string `stored` (constant-time compare)."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        salt, digest = base64.b64decode(salt), base64.b64decode(digest)
+        computed = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=int(n), r=int(r),
+                                  p=int(p), maxmem=2 ** 27, dklen=len(digest))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(computed, digest)
+
+
+# Verifying against this when the user does not exist makes unknown users cost the
+# same scrypt work as known ones.
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def split_address(address):
+    """'Local@Domain' -> ('local', 'domain'), lower-cased; no validation."""
+    local, _, domain = address.strip().rpartition("@")
+    return local.lower(), domain.lower()
+
+
+class Account:
+    """One mailbox owner; `address` is canonical (lower-case local@domain)."""
+
+    __slots__ = ("address", "local", "domain")
+
+    def __init__(self, address):
+        self.address = address
+        self.local, self.domain = split_address(address)
+
+    def __repr__(self):
+        return f"Account({self.address!r})"
+
+
+class AccountStore:
+    """The accounts of users.ini, reloaded whenever the file changes on disk."""
+
+    def __init__(self, path, domains, failure_delay=1.5):
+        self.path = os.fspath(path)
+        self.domains = [d.lower() for d in domains]
+        self.failure_delay = failure_delay
+        self._lock = threading.Lock()
+        self._stamp = None
+        self._hashes = {}
+        # Successful verifications, keyed by an HMAC of address+password under a key
+        # that lives only in this process: a client that logs in often (IDLE
+        # reconnects, POP3 polling) costs one scrypt per process, not one per login.
+        self._cache_key = secrets.token_bytes(32)
+        self._verified = {}
+
+    # -- names -----------------------------------------------------------------
+    def canonical(self, name):
+        """Validate an account name and return 'local@domain' (a bare name gets the first
+        local domain).  Raises AccountError with a message fit for the user."""
+        name = name.strip()
+        if not name:
+            raise AccountError("empty account name")
+        if any(ord(c) < 0x21 or ord(c) == 0x7F or c in "/\\" for c in name):
+            raise AccountError(f"invalid account name {name!r}: no spaces, control characters or slashes")
+        local, at, domain = name.rpartition("@")
+        if not at:
+            local, domain = name, self.domains[0]
+        local, domain = local.lower(), domain.lower()
+        if len(local) > 64 or not _LOCAL_RE.match(local) or "+" in local:
+            raise AccountError(f"invalid local part {local!r} (letters, digits and .-_ ; no '+', no leading or double dots)")
+        if not _DOMAIN_RE.match(domain):
+            raise AccountError(f"invalid domain {domain!r}")
+        if domain not in self.domains:
+            raise AccountError(f"{domain!r} is not a local domain (local domains: {', '.join(self.domains)})")
+        return f"{local}@{domain}"
+
+    def is_local_domain(self, domain):
+        return domain.lower().rstrip(".") in self.domains
+
+    # -- reading -----------------------------------------------------------------
+    def _load(self):
+        """Reload the file if its stat changed; called under self._lock."""
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self._stamp and (self._hashes or stamp is None):
+            return
+        hashes = {}
+        if stamp is not None:
+            cfg = ConfigObj(self.path, encoding="utf-8", list_values=False)
+            for section in cfg.sections:
+                pw = cfg[section].get("password", "")
+                try:
+                    hashes[self.canonical(section)] = pw
+                except AccountError:
+                    continue  # a hand-edited bad entry must not take the others down
+        self._hashes, self._stamp = hashes, stamp
+
+    def lookup(self, address):
+        """The Account for an address (case-insensitive; '+detail' ignored), or None."""
+        local, domain = split_address(address)
+        local = local.split("+", 1)[0]
+        if not local or domain not in self.domains:
+            return None
+        key = f"{local}@{domain}"
+        with self._lock:
+            self._load()
+            return Account(key) if key in self._hashes else None
+
+    def list(self):
+        with self._lock:
+            self._load()
+            return sorted(self._hashes)
+
+    def authenticate(self, username, password):
+        """The Account when the credentials are right, else None after the failure delay.
+
+        Unknown users, bad names and wrong passwords all take the same path and time."""
+        try:
+            address = self.canonical(username)
+        except AccountError:
+            address = None
+        with self._lock:
+            self._load()
+            stored = self._hashes.get(address) if address else None
+        token = hmac.new(self._cache_key, f"{address}\0{password}".encode("utf-8", "surrogateescape"),
+                         hashlib.sha256).digest()
+        cached = self._verified.get(address)
+        if stored and cached and cached[0] == stored and hmac.compare_digest(cached[1], token):
+            return Account(address)
+        ok = verify_password(password, stored or _DUMMY_HASH) and stored is not None
+        if ok:
+            self._verified[address] = (stored, token)
+            return Account(address)
+        if self.failure_delay:
+            time.sleep(self.failure_delay)
+        return None
+
+    # -- writing -----------------------------------------------------------------
+    def add(self, name, password):
+        address = self.canonical(name)
+        if not password:
+            raise AccountError("empty password")
+        with self._edit() as cfg:
+            if address in {self._canon_or_none(s) for s in cfg.sections}:
+                raise AccountError(f"{address} already exists")
+            cfg[address] = {"password": hash_password(password)}
+        return Account(address)
+
+    def set_password(self, name, password):
+        address = self.canonical(name)
+        if not password:
+            raise AccountError("empty password")
+        with self._edit() as cfg:
+            section = self._find(cfg, address)
+            cfg[section]["password"] = hash_password(password)
+
+    def remove(self, name):
+        address = self.canonical(name)
+        with self._edit() as cfg:
+            del cfg[self._find(cfg, address)]
+        self._verified.pop(address, None)
+
+    def _canon_or_none(self, section):
+        try:
+            return self.canonical(section)
+        except AccountError:
+            return None
+
+    def _find(self, cfg, address):
+        for section in cfg.sections:
+            if self._canon_or_none(section) == address:
+                return section
+        raise AccountError(f"no such account: {address}")
+
+    def _edit(self):
+        return _LockedEdit(self)
+
+
+class _LockedEdit:
+    """Context manager: lock users.ini, hand out its ConfigObj, write it back atomically."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __enter__(self):
+        path = self.store.path
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        self.store._lock.acquire()
+        self.lockfile = open(path + ".lock", "a")
+        fcntl.flock(self.lockfile, fcntl.LOCK_EX)
+        self.cfg = ConfigObj(path if os.path.exists(path) else None, encoding="utf-8", list_values=False)
+        if not os.path.exists(path):
+            self.cfg.initial_comment = ["# CleverMail accounts: one [address] section each.",
+                                        "# Manage with `clevermail user add|passwd|del|list`; passwords are scrypt hashes."]
+        return self.cfg
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                path = self.store.path
+                folder = os.path.dirname(os.path.abspath(path))
+                fd, tmp = tempfile.mkstemp(prefix=".users.", dir=folder)
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        self.cfg.write(f)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    if os.path.exists(path):
+                        os.chmod(tmp, os.stat(path).st_mode & 0o777)
+                    else:
+                        os.chmod(tmp, 0o600)
+                    os.replace(tmp, path)
+                except BaseException:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+                    raise
+                dfd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+                self.store._stamp = None  # force a reload on next read
+        finally:
+            fcntl.flock(self.lockfile, fcntl.LOCK_UN)
+            self.lockfile.close()
+            self.store._lock.release()
+        return False
+
+
+class AuthThrottle:
+    """Counts failed authentications per client address within a sliding window.
+
+    Sessions ask `blocked(addr)` before checking credentials and call `failed(addr)`
+    after a failure; loopback is throttled like anyone else."""
+
+    def __init__(self, limit=10, window=300.0, clock=time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._lock = threading.Lock()
+        self._fails = {}
+
+    def _key(self, addr):
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return addr
+        if ip.version == 6:  # one IPv6 user holds a whole /64
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return str(ip)
+
+    def blocked(self, addr):
+        now = self.clock()
+        with self._lock:
+            q = self._fails.get(self._key(addr))
+            if not q:
+                return False
+            while q and q[0] < now - self.window:
+                q.popleft()
+            return len(q) >= self.limit
+
+    def failed(self, addr):
+        with self._lock:
+            self._fails.setdefault(self._key(addr), deque()).append(self.clock())
+            if len(self._fails) > 10000:  # bound memory under a distributed attack
+                self._fails.pop(next(iter(self._fails)))

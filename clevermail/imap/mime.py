@@ -1,0 +1,655 @@
+"""MIME structure of one stored message, as IMAP FETCH needs it.
+
+Owns, for RFC 3501 sections 6.4.5 and 7.4.2:
+- the part tree of a raw message (RFC 2045/2046 multipart and message/rfc822,
+  RFC 2231 parameter continuations), byte offsets into the CRLF form;
+- ENVELOPE (RFC 5322 addresses with group syntax), BODY and BODYSTRUCTURE;
+- the bytes of BODY[section] (HEADER, HEADER.FIELDS[.NOT], TEXT, MIME, parts).
+
+Where RFC 3501 is silent the results follow Dovecot: boundaries match as line
+prefixes and the CRLF before a boundary belongs to it, a multipart without
+parts shows one empty text/plain part, Content-* headers count only in MIME
+parts (MIME-Version or Content-Type present, or inside a multipart), missing
+address pieces become MISSING_MAILBOX / MISSING_DOMAIN, RFC 2047 words stay
+encoded.  Case-insensitive tokens are written upper-case as in RFC 3501's
+examples ("TEXT" "PLAIN" ("CHARSET" "US-ASCII")); values keep their case.
+Nothing here raises on malformed mail: oddities fall back to plain parts.
+Header text is handled as latin-1 `str` so every 8-bit byte round-trips.
+"""
+
+import re
+
+LEAF, MULTIPART, RFC822 = 0, 1, 2
+# Bounds against hostile nesting (Dovecot uses the same orders of magnitude);
+# they also keep our recursion far below Python's limit.
+MAX_DEPTH = 100
+MAX_PARTS = 10000
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_WSP_RUN = re.compile(r"[ \t]+")
+# RFC 2045 token; 8-bit bytes are accepted as Dovecot does (unencoded names).
+_TOKEN = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\"/\[\]?=]+')
+_ATEXT = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\".\[\]]+')
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"?', re.S)
+_ADDR_WORD = re.compile(r'[^ \t\r\n()"\[<>@,;:]+')
+_UNESCAPE = re.compile(r"\\(.)", re.S)
+_ENVELOPE_FIELDS = ("date", "subject", "from", "sender", "reply-to", "to",
+                    "cc", "bcc", "in-reply-to", "message-id")
+_EMPTY_BODY = b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0'
+
+
+class Part:
+    """One MIME part: [hstart, bstart) is its header, [bstart, end) its body.
+
+    fields: [lower-case name, line start, colon index or -1, end] per header
+    field (continuation lines included).  children: sub-parts of a multipart,
+    or the single encapsulated message of a message/rfc822 part.
+    """
+
+    __slots__ = ("hstart", "bstart", "end", "fields", "kind", "ctype", "csub",
+                 "params", "mime", "children")
+
+    def __init__(self, pos):
+        self.hstart = self.bstart = self.end = pos
+        self.fields = []
+        self.kind = LEAF
+        self.ctype = self.csub = None
+        self.params = []
+        self.mime = False
+        self.children = []
+
+
+class ParsedMessage:
+    """A raw message in CRLF form with its part tree, built on first use."""
+
+    __slots__ = ("raw", "_root", "_top", "_count")
+
+    def __init__(self, raw):
+        # Sizes and offsets are defined on the CRLF form; stored mail should
+        # already be CRLF, bare LFs are repaired rather than trusted.
+        if raw.count(b"\n") != raw.count(b"\r\n"):
+            raw = _BARE_LF.sub(b"\r\n", raw)
+        self.raw = raw
+        self._root = self._top = None
+        self._count = 0
+
+    @property
+    def root(self):
+        if self._root is None:
+            self._root = self._part(0, (), 0, False, False)[0]
+        return self._root
+
+    def top(self):
+        """The top-level header only: enough for BODY[HEADER] and friends."""
+        if self._root is not None:
+            return self._root
+        if self._top is None:
+            p = self._top = Part(0)
+            _header(self.raw, 0, len(self.raw), (), p)
+            p.end = len(self.raw)
+        return self._top
+
+    def field_value(self, f):
+        """A header field's value, unfolded (CR and LF removed), as str."""
+        if f[2] < 0:
+            return ""
+        v = self.raw[f[2] + 1:f[3]].decode("latin-1")
+        return v.replace("\r", "").replace("\n", "")
+
+    def _part(self, pos, stack, depth, in_multipart, digest_child):
+        """Parse the part at pos; return it and the boundary hit ending it."""
+        raw, n = self.raw, len(self.raw)
+        p = Part(pos)
+        self._count += 1
+        hit = _header(raw, pos, n, stack, p)
+        self._content_type(p, in_multipart, digest_child)
+        if p.kind != LEAF and (depth >= MAX_DEPTH or self._count >= MAX_PARTS):
+            p.kind, p.ctype, p.csub = LEAF, "application", "octet-stream"
+        if hit is not None:
+            # A boundary cut the header short: the part has no body.
+            p.end = p.bstart
+            if p.kind == RFC822:
+                p.children = [Part(p.end)]
+            return p, hit
+        if p.kind == RFC822:
+            child, hit = self._part(p.bstart, stack, depth + 1, False, False)
+            p.children = [child]
+            p.end = child.end
+            return p, hit
+        boundary = _param(p.params, "boundary") if p.kind == MULTIPART else None
+        if not boundary:
+            # Leaf, or a multipart without boundary (Dovecot: no parts).
+            hit = _find(raw, p.bstart, n, stack)
+            p.end = hit[0] if hit else n
+            return p, hit
+        own = len(stack)
+        inner = stack + (boundary.encode("latin-1"),)
+        digest = p.csub.lower() == "digest"
+        hit = _find(raw, p.bstart, n, inner)
+        while True:
+            if hit is None:            # never closed: runs to the end
+                p.end = n
+                break
+            if hit[1] != own:          # an outer boundary ends us too
+                p.end = hit[0]
+                break
+            if hit[2]:                 # close delimiter: epilogue follows
+                hit = _find(raw, hit[3], n, stack)
+                p.end = hit[0] if hit else n
+                break
+            if not hit[4]:             # delimiter on the last, unended line
+                p.end, hit = n, None
+                break
+            if self._count >= MAX_PARTS:
+                hit = _find(raw, hit[3], n, inner)
+                continue
+            child, hit = self._part(hit[3], inner, depth + 1, True, digest)
+            p.children.append(child)
+        return p, hit
+
+    def _content_type(self, p, in_multipart, digest_child):
+        mime, ct = in_multipart, None
+        for f in p.fields:
+            if f[0] == "mime-version":
+                mime = True
+            elif f[0] == "content-type" and ct is None:
+                ct, mime = f, True
+        p.mime = mime
+        if ct is not None:
+            p.ctype, p.csub, p.params = _parse_content_type(self.field_value(ct))
+        if p.ctype is None:
+            if digest_child:   # RFC 2046 5.1.5: digest parts default to messages
+                p.kind, p.ctype, p.csub = RFC822, "message", "rfc822"
+            return
+        t = p.ctype.lower()
+        if t == "multipart":
+            p.kind = MULTIPART
+        elif t == "message" and p.csub.lower() == "rfc822":
+            p.kind = RFC822
+
+
+def parse(raw):
+    """Wrap raw message bytes; the part tree is computed lazily."""
+    return ParsedMessage(raw)
+
+
+# ---------------------------------------------------------------- structure
+
+def _header(raw, pos, n, stack, p):
+    """Read header lines from pos into p.fields and set p.bstart.
+
+    Returns the boundary hit that cut the header short, else None.
+    """
+    fields, start = p.fields, pos
+    while pos < n:
+        if stack and raw.startswith(b"--", pos):
+            hit = _match(raw, pos, start, n, stack)
+            if hit is not None:
+                p.bstart = hit[0]
+                return hit
+        nl = raw.find(b"\n", pos)
+        eol = n if nl < 0 else nl + 1
+        c = raw[pos]
+        if c == 10 or (c == 13 and eol == pos + 2):     # the blank line
+            p.bstart = eol
+            return None
+        if (c == 32 or c == 9) and fields:
+            fields[-1][3] = eol
+        else:
+            colon = raw.find(b":", pos, eol)
+            name = raw[pos:colon if colon >= 0 else eol].rstrip()
+            fields.append([name.decode("latin-1").lower(), pos, colon, eol])
+        pos = eol
+    p.bstart = n
+    return None
+
+
+def _match(raw, pos, first, n, stack):
+    """Boundary hit for the line at pos starting with "--", or None.
+
+    A hit is (start of the CRLF owned by the boundary, stack index, is close
+    delimiter, start of next line, line had LF).  Like Dovecot, the longest
+    matching boundary wins and only the line prefix must match (RFC 2046).
+    """
+    best, blen = -1, -1
+    for idx in range(len(stack) - 1, -1, -1):
+        b = stack[idx]
+        if len(b) > blen and raw.startswith(b, pos + 2):
+            best, blen = idx, len(b)
+    if best < 0:
+        return None
+    nl = raw.find(b"\n", pos)
+    if pos == first:
+        crlf = pos
+    else:
+        crlf = pos - 2 if raw[pos - 2:pos] == b"\r\n" else pos - 1
+        crlf = max(crlf, first)
+    close = raw.startswith(b"--", pos + 2 + blen)
+    return (crlf, best, close, n if nl < 0 else nl + 1, nl >= 0)
+
+
+def _find(raw, pos, n, stack):
+    """First boundary hit in the body starting at pos (a line start)."""
+    if not stack:
+        return None
+    if raw.startswith(b"--", pos):
+        hit = _match(raw, pos, pos, n, stack)
+        if hit is not None:
+            return hit
+    first, i = pos, pos
+    while True:
+        i = raw.find(b"\n--", i, n)
+        if i < 0:
+            return None
+        hit = _match(raw, i + 1, first, n, stack)
+        if hit is not None:
+            return hit
+        i += 1
+
+
+def find_part(root, nums):
+    """The part a section number names (RFC 3501 6.4.5), or None."""
+    part, last = root, len(nums) - 1
+    for i, num in enumerate(nums):
+        if part.kind == MULTIPART:
+            part = part.children[num - 1] if 0 < num <= len(part.children) else None
+        elif num != 1 or (i < last and part.kind != RFC822):
+            part = None    # a single-part body only has part 1
+        if part is None:
+            return None
+        if part.kind == RFC822 and i < last:
+            part = part.children[0]    # descend into the encapsulated message
+    return part
+
+
+# ------------------------------------------------------------ header values
+
+def _skip(s, i):
+    """Skip folding white space and (nested) comments from i."""
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "(":
+            i = _comment(s, i)[1]
+        else:
+            break
+    return i
+
+
+def _comment(s, i):
+    """(text, index after) for the comment opening at s[i] == "("."""
+    depth, j, n, buf = 1, i + 1, len(s), []
+    while j < n:
+        c = s[j]
+        if c == "\\" and j + 1 < n:
+            buf.append(s[j + 1])
+            j += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return "".join(buf), j + 1
+        buf.append(c)
+        j += 1
+    return "".join(buf), n
+
+
+def _value(s, i):
+    """A parameter value at i: quoted string or token; (value, next index)."""
+    if i < len(s) and s[i] == '"':
+        m = _QUOTED.match(s, i)
+        return _UNESCAPE.sub(r"\1", m.group(1)), m.end()
+    if i < len(s) and s[i] == "=":
+        # Broken senders write name==?utf-8?b?...?= unquoted; keep it whole.
+        j = i
+        while j < len(s) and s[j] not in "; \t":
+            j += 1
+        return s[i:j], j
+    m = _TOKEN.match(s, i)
+    return (m.group(), m.end()) if m else ("", i)
+
+
+def _parse_params(s, i):
+    """RFC 2045 parameters from s[i:], RFC 2231 continuations merged.
+
+    Like Dovecot, "name*" values stay charset'lang'%-encoded under "NAME*"
+    and a broken parameter is skipped, not fatal.  Names are upper-cased.
+    """
+    plain, ext, n = [], {}, len(s)
+    while True:
+        i = _skip(s, i)
+        if i >= n:
+            break
+        if s[i] != ";":
+            i = s.find(";", i)
+            if i < 0:
+                break
+        i = _skip(s, i + 1)
+        m = _TOKEN.match(s, i)
+        if m is None:
+            continue
+        name = m.group()
+        i = _skip(s, m.end())
+        if i >= n or s[i] != "=":
+            continue
+        value, i = _value(s, _skip(s, i + 1))
+        head, star, rest = name.partition("*")
+        extended = rest.endswith("*")
+        digits = rest[:-1] if extended else rest
+        if star and (digits == "" and extended or digits.isdigit() and digits.isascii()):
+            key = head.upper()
+            ext.setdefault(key, []).append((int(digits or 0), extended, value))
+        else:
+            plain.append((name.upper(), value))
+    for key in sorted(ext):
+        segs = sorted(ext[key], key=lambda x: x[0])
+        if [x[0] for x in segs] != list(range(len(segs))):
+            # Gaps in the numbering: not really RFC 2231, keep them apart.
+            plain.extend(("%s*%d%s" % (key, x[0], "*" if x[1] else ""), x[2]) for x in segs)
+            continue
+        has_ext = any(x[1] for x in segs)
+        val = "''" if has_ext and not segs[0][1] else ""
+        for _, is_ext, v in segs:
+            val += v.replace("%", "%25") if has_ext and not is_ext else v
+        plain.append((key + ("*" if has_ext else ""), val))
+    return plain
+
+
+def _parse_content_type(s):
+    """(type, subtype, params) of a Content-Type value; type None if absent."""
+    i = _skip(s, 0)
+    m = _TOKEN.match(s, i)
+    if m is None:
+        return None, None, []
+    i = _skip(s, m.end())
+    if i < len(s) and s[i] == "/":
+        i = _skip(s, i + 1)
+        sub = _TOKEN.match(s, i)
+        if sub is not None:
+            return m.group(), sub.group(), _parse_params(s, sub.end())
+    # A type without subtype is unusable; Dovecot reports it this way.
+    return "application", "octet-stream", []
+
+
+def _param(params, name):
+    for k, v in params:
+        if k == name.upper():
+            return v
+    return None
+
+
+def _content(pm, p):
+    """First value of each Content-* field of a MIME part, keyed by suffix."""
+    info = {}
+    if p.mime:
+        for f in p.fields:
+            if f[0].startswith("content-") and f[0][8:] not in info:
+                info[f[0][8:]] = pm.field_value(f)
+    return info
+
+
+# ---------------------------------------------------------------- addresses
+
+def _addr_tokens(s):
+    """RFC 5322 tokens: (kind, text); kinds w(ord) q(uoted) d(omain-literal)
+    c(omment) or the special character itself."""
+    toks, i, n = [], 0, len(s)
+    while i < n:
+        c = s[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "(":
+            text, i = _comment(s, i)
+            toks.append(("c", text))
+        elif c == '"':
+            m = _QUOTED.match(s, i)
+            toks.append(("q", _UNESCAPE.sub(r"\1", m.group(1))))
+            i = m.end()
+        elif c == "[":
+            j = s.find("]", i)
+            j = n if j < 0 else j + 1
+            toks.append(("d", s[i:j]))
+            i = j
+        elif c in "<>@,;:":
+            toks.append((c, c))
+            i += 1
+        else:
+            m = _ADDR_WORD.match(s, i)
+            toks.append(("w", m.group()))
+            i = m.end()
+    return toks
+
+
+def parse_addresses(s):
+    """RFC 5322 address-list -> [(name, adl, mailbox, host)], groups marked
+    as RFC 3501 wants: (NIL NIL group NIL) ... (NIL NIL NIL NIL)."""
+    toks, out, i = _addr_tokens(s), [], 0
+    n = len(toks)
+    while i < n:
+        if toks[i][0] in ",;>c":
+            i += 1
+            continue
+        j = i
+        while j < n and toks[j][0] in "wqc":
+            j += 1
+        if j < n and toks[j][0] == ":":
+            out.append((None, None, _phrase(toks[i:j]) or "", None))
+            i = j + 1
+            while i < n and toks[i][0] != ";":
+                if toks[i][0] in ",>c":
+                    i += 1
+                else:
+                    i = _mailbox(toks, i, out, True)
+            out.append((None, None, None, None))
+            i += 1
+        else:
+            i = _mailbox(toks, i, out, False)
+    return out
+
+
+def _phrase(toks):
+    return " ".join(t for k, t in toks if k in "wq") or None
+
+
+def _mailbox(toks, i, out, in_group):
+    """Parse one mailbox from toks[i]; append it; return the index after."""
+    n, e, angle = len(toks), i, False
+    while e < n:
+        k = toks[e][0]
+        if k == "<":
+            angle = True
+        elif k == ">":
+            angle = False
+        elif not angle and (k == "," or (k == ";" and in_group)):
+            break
+        e += 1
+    span = toks[i:e]
+    kinds = [k for k, _ in span]
+    route = None
+    if "<" in kinds:
+        lt = kinds.index("<")
+        name = _phrase(span[:lt])
+        spec = span[lt + 1:kinds.index(">", lt) if ">" in kinds[lt:] else len(span)]
+        if spec and spec[0][0] == "@" and ":" in [k for k, _ in spec]:
+            colon = [k for k, _ in spec].index(":")
+            route = ",".join("@" + t for k, t in spec[:colon] if k in "wd") or None
+            spec = spec[colon + 1:]
+    else:
+        spec = span
+        comments = [t for k, t in span if k == "c"]
+        name = comments[-1] if comments else None
+    words = [(k, t) for k, t in spec if k in "wqd@"]
+    ks = [k for k, _ in words]
+    if "@" in ks:
+        at = ks.index("@")
+        mailbox = "".join(t for k, t in words[:at] if k != "@")
+        host = "".join(t for k, t in words[at + 1:] if k != "@")
+    else:
+        mailbox = words[0][1] if words else ""
+        host = ""
+    if mailbox or host or name or route:
+        out.append((name or None, route, mailbox or "MISSING_MAILBOX",
+                    host or "MISSING_DOMAIN"))
+    return e
+
+
+# ------------------------------------------------------------------ output
+
+def nstring(s):
+    """An IMAP nstring for header-derived text (Dovecot's "fix text" rules):
+    NIL for None, CR/LF dropped, white space runs folded to one space,
+    quoted when 7-bit, a literal when 8-bit (NUL becomes 0x80)."""
+    if s is None:
+        return b"NIL"
+    if "\r" in s or "\n" in s:
+        s = s.replace("\r", "").replace("\n", "")
+    if "\t" in s or "  " in s:
+        s = _WSP_RUN.sub(" ", s)
+    s = s.strip(" ")
+    if "\0" in s:
+        s = s.replace("\0", "\x80")
+    b = s.encode("latin-1", "replace")
+    if not b.isascii():
+        return b"{%d}\r\n%s" % (len(b), b)
+    if b'"' in b or b"\\" in b:
+        b = b.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    return b'"' + b + b'"'
+
+
+def _plist(params):
+    if not params:
+        return b"NIL"
+    return b"(" + b" ".join(nstring(k) + b" " + nstring(v) for k, v in params) + b")"
+
+
+def _addresses(value):
+    addrs = parse_addresses(value) if value is not None else []
+    if not addrs:
+        return None
+    return b"(" + b"".join(b"(%s %s %s %s)" % tuple(map(nstring, a)) for a in addrs) + b")"
+
+
+def envelope(pm, part=None):
+    """ENVELOPE of the message (or of an encapsulated message part)."""
+    p = pm.top() if part is None else part
+    v = {}
+    for f in p.fields:
+        if f[0] in _ENVELOPE_FIELDS and f[0] not in v:
+            v[f[0]] = pm.field_value(f)
+    from_ = _addresses(v.get("from"))
+    fields = [nstring(v.get("date")), nstring(v.get("subject")), from_ or b"NIL",
+              _addresses(v.get("sender")) or from_ or b"NIL",
+              _addresses(v.get("reply-to")) or from_ or b"NIL"]
+    fields += [_addresses(v.get(k)) or b"NIL" for k in ("to", "cc", "bcc")]
+    fields += [nstring(v.get("in-reply-to")), nstring(v.get("message-id"))]
+    return b"(" + b" ".join(fields) + b")"
+
+
+def bodystructure(pm, extended=True):
+    """BODYSTRUCTURE (extended) or BODY (not extended) of the message."""
+    out = []
+    _write(pm, pm.root, extended, out)
+    return b"".join(out)
+
+
+def _extension(info):
+    """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
+    dsp = info.get("disposition")
+    m = _TOKEN.match(dsp, _skip(dsp, 0)) if dsp is not None else None
+    if m is None:
+        dsp = b"NIL"
+    else:
+        dsp = b"(" + nstring(m.group().upper()) + b" " + _plist(_parse_params(dsp, m.end())) + b")"
+    lang = info.get("language")
+    langs = []
+    if lang is not None:
+        i = 0
+        while True:
+            i = _skip(lang, i)
+            m = _ATEXT.match(lang, i)
+            if m is None:
+                break
+            langs.append(nstring(m.group()))
+            i = _skip(lang, m.end())
+            if i >= len(lang) or lang[i] != ",":
+                break
+            i += 1
+    lang = b"(" + b" ".join(langs) + b")" if langs else b"NIL"
+    return b" ".join((dsp, lang, nstring(info.get("location"))))
+
+
+def _write(pm, p, ext, out):
+    if p.kind == MULTIPART:
+        out.append(b"(")
+        for c in p.children:
+            _write(pm, c, ext, out)
+        if not p.children:    # RFC 3501 needs 1*body: show one empty part
+            out.append(_EMPTY_BODY + (b" NIL NIL NIL NIL)" if ext else b")"))
+        out.append(b" " + nstring(p.csub.upper()))
+        if ext:
+            out.append(b" " + _plist(p.params) + b" " + _extension(_content(pm, p)))
+        out.append(b")")
+        return
+    info = _content(pm, p)
+    params = p.params
+    if p.ctype is None:
+        ctype, csub = "TEXT", "PLAIN"
+    else:
+        ctype, csub = p.ctype.upper(), p.csub.upper()
+    if ctype == "TEXT" and _param(params, "charset") is None:
+        params = params + [("CHARSET", "US-ASCII")]
+    enc = info.get("transfer-encoding")
+    m = _TOKEN.match(enc, _skip(enc, 0)) if enc is not None else None
+    enc = m.group().upper() if m else "7BIT"
+    raw = pm.raw
+    out.append(b"(%s %s %s %s %s %s %d" % (
+        nstring(ctype), nstring(csub), _plist(params), nstring(info.get("id")),
+        nstring(info.get("description")), nstring(enc), p.end - p.bstart))
+    if p.kind == RFC822:
+        out.append(b" " + envelope(pm, p.children[0]) + b" ")
+        _write(pm, p.children[0], ext, out)
+        out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
+    elif ctype == "TEXT":
+        out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
+    if ext:
+        out.append(b" " + nstring(info.get("md5")) + b" " + _extension(info))
+    out.append(b")")
+
+
+def section(pm, nums, text=None, fields=()):
+    """Bytes of BODY[section]; nums are part numbers, text one of None,
+    HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME.  A part that
+    does not exist gives b"" (as Dovecot does)."""
+    raw = pm.raw
+    if not nums:
+        if text is None:
+            return raw
+        p = pm.top()
+    else:
+        p = find_part(pm.root, nums)
+        if p is None:
+            return b""
+        if text is None:
+            return raw[p.bstart:p.end]
+        if text == "MIME":
+            return raw[p.hstart:p.bstart]
+        if p.kind != RFC822:    # HEADER/TEXT only exist for messages
+            return b""
+        p = p.children[0]
+    if text == "HEADER":
+        return raw[p.hstart:p.bstart]
+    if text == "TEXT":
+        return raw[p.bstart:p.end]
+    want = {f.lower() for f in fields}
+    keep = text == "HEADER.FIELDS"
+    out = []
+    for f in p.fields:
+        if (f[0] in want) == keep:
+            line = raw[f[1]:f[3]]
+            out.append(line if line.endswith(b"\n") else line + b"\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)

@@ -1,0 +1,478 @@
+"""IMAP SEARCH: parse search keys, then test them one message at a time.
+
+This module owns the `search` grammar of RFC 3501 section 9 and the matching
+rules of RFC 3501 section 6.4.4: CHARSET (US-ASCII, UTF-8; RFC 6855 section 3
+when UTF8=ACCEPT is on), every RFC 3501 search key, bare sequence sets, nested
+lists, implicit AND.  Strings match as case-insensitive substrings of decoded
+text: header values unfolded and decoded from RFC 2047 encoded words, bodies
+decoded per RFC 2045 Content-Transfer-Encoding and charset.
+
+The session resolves the mailbox and hands each message to matches() through a
+duck-typed `msg` (seq, uid, flags, recent, internaldate, size, raw()) and a
+`ctx` (max_seq, max_uid).  Keys are costed (flags/UID/size < headers < body)
+and AND tries cheap keys first, so flag-only searches never read a message.
+"""
+
+import base64
+import binascii
+import collections
+import datetime
+import email
+import email.policy
+import email.utils
+import functools
+import operator
+import re
+
+from clevermail.imap.replies import IMAPBad, IMAPNo
+from clevermail.imap.seqset import parse_sequence_set
+
+__all__ = ["SearchProgram", "parse_search", "decode_header_value", "decode_encoded_words"]
+
+CHARSETS = ("US-ASCII", "UTF-8")
+_BADCHARSET = "BADCHARSET (US-ASCII UTF-8)"
+# Each NOT/OR/list level costs a few stack frames when parsing and evaluating;
+# the bound keeps a hostile "NOT NOT NOT ..." from reaching the recursion limit
+# while leaving room for clients that write long "OR OR OR ..." chains.
+_MAX_DEPTH = 200
+_MAX_NUMBER = 0xFFFFFFFF  # number = unsigned 32-bit (RFC 3501 section 9)
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_DATE = re.compile(r"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4})", re.ASCII)
+
+# Evaluation cost tiers: what a key has to read.
+CHEAP, HEADERS, BODY = 0, 1, 2
+
+
+# One compiled key: its cost tier and test(msg, ctx, view) -> bool.
+_Node = collections.namedtuple("_Node", "cost test")
+
+
+def _and(nodes):
+    if len(nodes) == 1:
+        return nodes[0]
+    # Stable sort: cheapest first, so a failing flag test spares raw().
+    nodes = sorted(nodes, key=lambda n: n.cost)
+    tests = tuple(n.test for n in nodes)
+    return _Node(nodes[-1].cost, lambda m, c, v: all(t(m, c, v) for t in tests))
+
+
+def _or(a, b):
+    a, b = sorted((a, b), key=lambda n: n.cost)
+    ta, tb = a.test, b.test
+    return _Node(b.cost, lambda msg, ctx, view: ta(msg, ctx, view) or tb(msg, ctx, view))
+
+
+def _not(a):
+    ta = a.test
+    return _Node(a.cost, lambda msg, ctx, view: not ta(msg, ctx, view))
+
+
+# ---------------------------------------------------------------- parsing
+
+class _Tokens(collections.deque):
+    """The unread tokens of one list (the top level or one parenthesized list)."""
+
+    def next(self, what):
+        if not self:
+            raise IMAPBad(f"Missing {what}")
+        return self.popleft()
+
+
+def _show(tok):
+    """A token made safe to echo in a reply line (no CR/LF, bounded)."""
+    if isinstance(tok, bytes):
+        tok = tok.decode("ascii", "replace")
+    if not isinstance(tok, str):
+        return "(list)"
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in tok[:40])
+
+
+def _atom(p, what):
+    tok = p.next(what)
+    if not isinstance(tok, str) or not tok:
+        raise IMAPBad(f"Expected an atom for {what}")
+    return tok
+
+
+def _string(p, key):
+    """astring argument -> casefolded text (UTF-8; US-ASCII is a subset)."""
+    tok = p.next(f"string after {key}")
+    if isinstance(tok, bytes):
+        try:
+            tok = tok.decode("utf-8")
+        except UnicodeDecodeError:
+            raise IMAPBad(f"{key} string is not valid UTF-8") from None
+    elif not isinstance(tok, str):
+        raise IMAPBad(f"{key} needs a string, not a list")
+    return str(tok).casefold()
+
+
+def _date(p, key):
+    """date = date-text / DQUOTE date-text DQUOTE; date-text = d-Mon-yyyy."""
+    tok = p.next(f"date after {key}")
+    if isinstance(tok, bytes):
+        tok = tok.decode("ascii", "replace")
+    m = _DATE.fullmatch(tok) if isinstance(tok, str) else None
+    if m and m.group(2).lower() in _MONTHS:
+        try:
+            return datetime.date(int(m.group(3)), _MONTHS[m.group(2).lower()], int(m.group(1)))
+        except ValueError:
+            pass  # 31-Feb-2020 and friends
+    raise IMAPBad(f"Invalid date {_show(tok)} after {key} (expected d-Mon-yyyy)")
+
+
+def _number(p, key):
+    tok = p.next(f"number after {key}")
+    if (not isinstance(tok, str) or not tok.isascii() or not tok.isdigit()
+            or int(tok) > _MAX_NUMBER):
+        raise IMAPBad(f"Invalid number {_show(tok)} after {key}")
+    return int(tok)
+
+
+def _has(flag):
+    return _Node(CHEAP, lambda m, c, v: flag in v.flags)
+
+
+def _keyword(present):
+    def parse(p, depth):
+        node = _has(_atom(p, "keyword").casefold())
+        return node if present else _not(node)
+    return parse
+
+
+def _header_key(field):
+    return lambda p, depth: _header_node(field, _string(p, field.upper()))
+
+
+def _header_node(field, needle):
+    # Present and containing the string; "" therefore means "has the field".
+    def test(m, c, v):
+        return any(needle in value for name, value in v.headers if name == field)
+    return _Node(HEADERS, test)
+
+
+def _parse_header(p, depth):
+    tok = p.next("field name after HEADER")
+    if isinstance(tok, bytes):
+        tok = tok.decode("latin-1")
+    elif not isinstance(tok, str):
+        raise IMAPBad("HEADER needs a field name, not a list")
+    return _header_node(tok.strip().lower(), _string(p, "HEADER"))
+
+
+def _parse_body(p, depth):
+    needle = _string(p, "BODY")
+    return _Node(BODY, lambda m, c, v: needle in v.body)
+
+
+def _parse_text(p, depth):
+    needle = _string(p, "TEXT")
+    return _Node(BODY, lambda m, c, v: needle in v.text)
+
+
+# BEFORE is "<", ON "==", SINCE ">=", on dates only (RFC 3501 6.4.4).
+_COMPARE = {"BEFORE": operator.lt, "ON": operator.eq, "SINCE": operator.ge}
+
+
+def _date_key(kind, sent):
+    compare = _COMPARE[kind]
+
+    def parse(p, depth):
+        when = _date(p, "SENT" + kind if sent else kind)
+
+        def test(m, c, v):
+            # SENT*: the Date: field as written, in its own zone; else the
+            # internal date in UTC.  An unknown date (no or bad Date:) never matches.
+            day = v.sent_date() if sent else _utc_date(m.internaldate)
+            return day is not None and compare(day, when)
+        return _Node(HEADERS if sent else CHEAP, test)
+    return parse
+
+
+def _size_key(key, compare):
+    def parse(p, depth):
+        limit = _number(p, key)
+        return _Node(CHEAP, lambda m, c, v: compare(m.size, limit))
+    return parse
+
+
+def _parse_uid(p, depth):
+    uids = parse_sequence_set(_atom(p, "sequence set after UID"))
+    return _Node(CHEAP, lambda m, c, v: uids.contains(m.uid, c.max_uid))
+
+
+def _parse_or(p, depth):
+    a = _parse_key(p, depth + 1)
+    return _or(a, _parse_key(p, depth + 1))
+
+
+def _fixed(node):
+    return lambda p, depth: node
+
+
+# Key name (upper case) -> parse(p, depth) -> _Node.  A table, not getattr on
+# client input.
+_KEYS = {
+    "ALL": _fixed(_Node(CHEAP, lambda m, c, v: True)),
+    "RECENT": _fixed(_Node(CHEAP, lambda m, c, v: bool(m.recent))),
+    "OLD": _fixed(_Node(CHEAP, lambda m, c, v: not m.recent)),
+    "NEW": _fixed(_Node(CHEAP, lambda m, c, v: bool(m.recent) and "\\seen" not in v.flags)),
+    "KEYWORD": _keyword(True),
+    "UNKEYWORD": _keyword(False),
+    "BCC": _header_key("bcc"),
+    "CC": _header_key("cc"),
+    "FROM": _header_key("from"),
+    "SUBJECT": _header_key("subject"),
+    "TO": _header_key("to"),
+    "HEADER": _parse_header,
+    "BODY": _parse_body,
+    "TEXT": _parse_text,
+    "LARGER": _size_key("LARGER", operator.gt),
+    "SMALLER": _size_key("SMALLER", operator.lt),
+    "UID": _parse_uid,
+    "NOT": lambda p, depth: _not(_parse_key(p, depth + 1)),
+    "OR": _parse_or,
+}
+for _name in ("ANSWERED", "DELETED", "DRAFT", "FLAGGED", "SEEN"):
+    _KEYS[_name] = _fixed(_has("\\" + _name.lower()))
+    _KEYS["UN" + _name] = _fixed(_not(_has("\\" + _name.lower())))
+for _name in _COMPARE:
+    _KEYS[_name] = _date_key(_name, sent=False)
+    _KEYS["SENT" + _name] = _date_key(_name, sent=True)
+del _name
+
+
+def _parse_key(p, depth):
+    if depth > _MAX_DEPTH:
+        raise IMAPBad("Search keys nested too deeply")
+    tok = p.next("search key")
+    if isinstance(tok, list):
+        return _parse_keys(_Tokens(tok), depth + 1)
+    if not isinstance(tok, str) or not tok:
+        raise IMAPBad(f"Invalid search key {_show(tok)}")
+    if tok[0] in "0123456789*":
+        # A bare sequence set is a key: message sequence numbers (RFC 3501 6.4.4).
+        seqs = parse_sequence_set(tok)
+        return _Node(CHEAP, lambda m, c, v: seqs.contains(m.seq, c.max_seq))
+    parse = _KEYS.get(tok.upper())
+    if parse is None:
+        raise IMAPBad(f"Unknown search key {_show(tok)}")
+    return parse(p, depth)
+
+
+def _parse_keys(p, depth):
+    """One or more keys up to the end of this token list, ANDed."""
+    if not p:
+        raise IMAPBad("Empty search criteria")
+    nodes = [_parse_key(p, depth)]
+    while p:
+        nodes.append(_parse_key(p, depth))
+    return _and(nodes)
+
+
+class SearchProgram:
+    """Compiled search criteria; matches() tests one message."""
+
+    def __init__(self, root, charset):
+        self._root = root
+        self.charset = charset
+        # True if some key reads headers or body, i.e. may call msg.raw().
+        self.needs_message = root.cost > CHEAP
+
+    def matches(self, msg, ctx) -> bool:
+        return bool(self._root.test(msg, ctx, _View(msg)))
+
+
+def parse_search(args: list, utf8: bool = False) -> SearchProgram:
+    """Tokens after SEARCH (or UID SEARCH) -> SearchProgram; IMAPBad / IMAPNo."""
+    p = _Tokens(args)
+    charset = "UTF-8" if utf8 else "US-ASCII"
+    if p and isinstance(p[0], str) and p[0].upper() == "CHARSET":
+        p.popleft()
+        if utf8:
+            # RFC 6855 section 3: after ENABLE UTF8=ACCEPT a charset is a conflict.
+            raise IMAPBad("CHARSET not allowed after ENABLE UTF8=ACCEPT")
+        name = p.next("charset name")
+        if isinstance(name, bytes):
+            name = name.decode("ascii", "replace")
+        if not isinstance(name, str) or name.upper() not in CHARSETS:
+            raise IMAPNo(f"Unsupported charset {_show(name)}", code=_BADCHARSET)
+        charset = name.upper()
+    # US-ASCII strings are decoded as UTF-8 too: a strict superset, so a client
+    # that mislabels UTF-8 still finds its mail.
+    return SearchProgram(_parse_keys(p, 0), charset)
+
+
+# ---------------------------------------------------------------- message view
+
+class _View:
+    """What one matches() call has learned about one message, computed lazily:
+    raw() is called at most once and the headers parsed at most once, however
+    many keys look at them."""
+
+    def __init__(self, msg):
+        self.msg = msg
+
+    @functools.cached_property
+    def flags(self):
+        return frozenset(f.casefold() for f in self.msg.flags)
+
+    @functools.cached_property
+    def raw(self):
+        return bytes(self.msg.raw())
+
+    @functools.cached_property
+    def _split(self):
+        return _split_headers(self.raw)
+
+    @functools.cached_property
+    def headers(self):
+        """[(lower-case name, casefolded decoded value)] in message order."""
+        return [(name.decode("ascii", "replace").lower(), decode_header_value(value).casefold())
+                for name, value in self._split[0]]
+
+    @functools.cached_property
+    def body(self):
+        return _body_text(self.raw, self._split[1]).casefold()
+
+    @functools.cached_property
+    def text(self):
+        head = "\n".join(f"{name}: {value}" for name, value in self.headers)
+        return head + "\n\n" + self.body
+
+    def sent_date(self):
+        for name, value in self.headers:
+            if name == "date":
+                return _header_date(value)  # the first Date: field counts
+        return None
+
+
+def _utc_date(epoch):
+    try:
+        return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).date()
+    except (OverflowError, OSError, ValueError, TypeError):
+        return None
+
+
+def _header_date(value):
+    """The calendar date written in a Date: value, in its own zone; else None."""
+    try:
+        t = email.utils.parsedate_tz(value)
+        return None if t is None else datetime.date(t[0], t[1], t[2])
+    except (ValueError, TypeError, IndexError, OverflowError):
+        # parsedate_tz has raised on odd input in past releases; bad day/month here.
+        return None
+
+
+# A field name is printable US-ASCII except ":" (RFC 5322 section 2.2).
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
+
+
+def _split_headers(raw):
+    """Header fields [(name bytes, unfolded value bytes)] and the body offset.
+
+    The header section ends at the first empty line, or at the first line that
+    is not a field or a continuation (then that line begins the body).
+    """
+    fields = []
+    pos, end = 0, len(raw)
+    while pos < end:
+        nl = raw.find(b"\n", pos)
+        nxt = end if nl < 0 else nl + 1
+        line = raw[pos:nxt].rstrip(b"\r\n")
+        if not line:
+            return _joined(fields), nxt
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1][1].append(line)  # unfolding = dropping the CRLF (RFC 5322 2.2.3)
+        else:
+            name, colon, value = line.partition(b":")
+            name = name.rstrip(b" \t")  # obsolete "Subject : x" (RFC 5322 4.5)
+            if not colon or not _FIELD_NAME.fullmatch(name):
+                return _joined(fields), pos
+            fields.append((name, [value]))
+        pos = nxt
+    return _joined(fields), end
+
+
+def _joined(fields):
+    return [(name, b"".join(parts).strip()) for name, parts in fields]
+
+
+def decode_header_value(value: bytes) -> str:
+    """Header bytes -> text: raw 8-bit as UTF-8 (else Latin-1), then RFC 2047."""
+    try:
+        text = value.decode("utf-8")  # RFC 6532 allows UTF-8 headers
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    return decode_encoded_words(text)
+
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+
+def decode_encoded_words(text: str) -> str:
+    """Decode RFC 2047 encoded words; a word that fails to decode stays as is.
+
+    Our own loop rather than email.header.decode_header: that one gives up on
+    the whole value at the first bad base64 word, and searching needs the rest.
+    """
+    if "=?" not in text:
+        return text
+    out, last, after_word = [], 0, False
+    for m in _ENCODED_WORD.finditer(text):
+        gap = text[last:m.start()]
+        decoded = _decode_word(*m.groups())
+        # Whitespace between two encoded words is not part of the text (RFC 2047 6.2).
+        if not (after_word and decoded is not None and not gap.strip(" \t\r\n")):
+            out.append(gap)
+        out.append(m.group(0) if decoded is None else decoded)
+        after_word = decoded is not None
+        last = m.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _decode_word(charset, encoding, data):
+    try:
+        encoded = data.encode("ascii")
+        if encoding in "bB":
+            raw = base64.b64decode(encoded + b"=" * (-len(encoded) % 4))
+        else:
+            raw = binascii.a2b_qp(encoded, header=True)  # "_" is a space in Q
+    except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors
+        return None
+    return _to_text(raw, charset.split("*", 1)[0])  # drop RFC 2231 "*lang"
+
+
+def _to_text(data, charset):
+    """Bytes in a charset named by the message; never raises."""
+    try:
+        return data.decode(charset or "utf-8", "replace")
+    except Exception:
+        # The name comes from the sender: unknown, or a non-text codec such as
+        # "base64" (LookupError), or a codec that fails oddly.  Any failure here
+        # is the message's problem and must not fail the SEARCH.
+        return data.decode("utf-8", "replace")
+
+
+def _body_text(raw, body_at):
+    """Decoded text of every text/* leaf part; raw body if MIME parsing fails."""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        chunks = []
+        for part in message.walk():
+            if part.is_multipart():
+                continue
+            # A "multipart" leaf is a multipart without a usable boundary:
+            # its payload is still text the user may be looking for.
+            if part.get_content_maintype() not in ("text", "multipart"):
+                continue
+            payload = part.get_payload(decode=True)  # undoes base64 / QP
+            if isinstance(payload, bytes):
+                chunks.append(_to_text(payload, part.get_content_charset()))
+        return "\n".join(chunks)
+    except Exception:
+        # Malformed MIME (or a nesting deep enough to exhaust recursion in
+        # walk()) must not fail the SEARCH: fall back to the raw body.
+        return raw[body_at:].decode("utf-8", "replace")

@@ -1,0 +1,272 @@
+"""The threaded server and session base shared by SMTP, POP3 and IMAP.
+
+MailServer is a socketserver.ThreadingTCPServer: one thread per connection.  It holds
+the file handler bound to it (`server.handler`, the original's SmtpFileHandler etc.),
+the limits, the TLS context, and counts connections in total and per client address.
+`close_all()` ends every live session so that stopping never waits on idle clients.
+
+LineSession is the request handler every protocol session derives from: it owns the
+socket, the LineReader, the session id and logger, implicit TLS and STARTTLS, the idle
+timeout, error counting, and the read-dispatch-reply loop.  A protocol subclass
+supplies greet(), handle_line(), and the replies for busy/timeout/internal error.
+"""
+
+import ipaddress
+import logging
+import secrets
+import socket
+import socketserver
+import ssl
+import threading
+
+from .logs import SessionLogger, redact_command
+from .wire import LineReader, LineTooLong
+
+
+class Limits:
+    """The [limits] section as attributes (plain values; no config import here)."""
+
+    def __init__(self, **values):
+        self.message_size = 26214400
+        self.recipients = 100
+        self.connections = 1000
+        self.connections_per_client = 50
+        self.timeout = 300.0
+        self.auth_failure_delay = 1.5
+        self.errors_per_session = 20
+        self.__dict__.update(values)
+
+
+class MailServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address, session_class, handler, *, protocol, hostname, limits,
+                 ssl_context=None, implicit_tls=False, throttle=None, options=None):
+        host = address[0]
+        try:
+            if ipaddress.ip_address(host.strip("[]")).version == 6:
+                self.address_family = socket.AF_INET6
+        except ValueError:
+            pass
+        self.handler = handler
+        self.protocol = protocol
+        self.hostname = hostname
+        self.limits = limits
+        self.ssl_context = ssl_context
+        self.implicit_tls = implicit_tls
+        self.throttle = throttle
+        self.options = dict(options or {})
+        self.log = logging.getLogger(f"clevermail.{protocol}")
+        self._conn_lock = threading.Lock()
+        self._per_client = {}
+        self.sessions = set()
+        super().__init__((host.strip("[]"), address[1]), session_class)
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+    def admit(self, session):
+        """Count a new session in; False when over the total or per-client limit."""
+        with self._conn_lock:
+            count = self._per_client.get(session.peer, 0)
+            if len(self.sessions) >= self.limits.connections or count >= self.limits.connections_per_client:
+                return False
+            self._per_client[session.peer] = count + 1
+            self.sessions.add(session)
+            return True
+
+    def release(self, session):
+        with self._conn_lock:
+            if session in self.sessions:
+                self.sessions.discard(session)
+                left = self._per_client.get(session.peer, 1) - 1
+                if left:
+                    self._per_client[session.peer] = left
+                else:
+                    self._per_client.pop(session.peer, None)
+
+    def close_all(self):
+        """Shut every live session's socket so its thread ends (server stop)."""
+        with self._conn_lock:
+            live = list(self.sessions)
+        for session in live:
+            session.abort()
+
+    def handle_error(self, request, client_address):
+        self.log.exception("unhandled error in session from %s", client_address[0])
+
+
+class SessionClosed(Exception):
+    """Raised inside a session to end it after its last reply was sent."""
+
+
+class LineSession(socketserver.BaseRequestHandler):
+    protocol = "line"
+    line_limit = 512          # longest command line including CRLF
+
+    # -- lifecycle -----------------------------------------------------------
+    def setup(self):
+        self.thread = threading.current_thread()
+        self.session_id = secrets.token_hex(3)
+        self.peer = self.client_address[0]
+        self.log = SessionLogger(logging.getLogger(f"clevermail.{self.protocol}"),
+                                 self.protocol, self.session_id, self.peer)
+        self.connection = self.request
+        self.connection.settimeout(self.server.limits.timeout)
+        self.tls = False
+        self.tls_info = None
+        self.errors = 0
+        self.closing = False
+        self.reader = None
+
+    def handle(self):
+        if not self.server.admit(self):
+            self.log.warning("connection refused: too many connections")
+            try:
+                self.send(self.busy_reply())
+            except OSError:
+                pass
+            return
+        try:
+            self.log.info("connect")
+            if self.server.implicit_tls:
+                self._wrap_tls()
+            self.reader = LineReader(self.connection)
+            self.greet()
+            while not self.closing:
+                try:
+                    line = self.reader.readline(self.line_limit)
+                except LineTooLong:
+                    self.line_too_long()
+                    self.count_error()
+                    continue
+                if not line:
+                    break
+                if self.log.isEnabledFor(logging.DEBUG):
+                    self.log.debug("C: %s", self.redact(line))
+                try:
+                    self.handle_line(line)
+                except SessionClosed:
+                    break
+                except (OSError, EOFError, ssl.SSLError):
+                    raise
+                except Exception:
+                    self.log.exception("internal error")
+                    self.send(self.internal_error_reply())
+        except socket.timeout:
+            self.log.info("idle timeout")
+            try:
+                self.send(self.timeout_reply())
+            except OSError:
+                pass
+        except SessionClosed:
+            pass
+        except (OSError, EOFError, ssl.SSLError) as exc:
+            self.log.info("connection lost: %s", exc.__class__.__name__)
+        finally:
+            self.closed()
+            self.server.release(self)
+            self.log.info("disconnect")
+
+    def finish(self):
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+
+    def abort(self):
+        """Called from another thread (server stop): end this session now."""
+        self.closing = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- output ------------------------------------------------------------------
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("S: %s", data[:200].decode("utf-8", "replace").rstrip())
+        self.connection.sendall(data)
+
+    # -- TLS ------------------------------------------------------------------------
+    def _wrap_tls(self):
+        self.connection = self.server.ssl_context.wrap_socket(self.connection, server_side=True)
+        self.tls = True
+        self.tls_info = (self.connection.version(), (self.connection.cipher() or ("",))[0])
+        self.log.info("TLS %s %s", *self.tls_info)
+
+    def start_tls(self):
+        """Upgrade after the protocol's go-ahead reply was sent.  Anything the client
+        pipelined after the STARTTLS command is discarded, never read as commands."""
+        self.reader.discard_buffer()
+        self._wrap_tls()
+        self.reader = LineReader(self.connection)
+
+    @property
+    def tls_available(self):
+        return self.server.ssl_context is not None and not self.tls
+
+    @property
+    def is_loopback(self):
+        try:
+            return ipaddress.ip_address(self.peer).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def plaintext_auth_ok(self):
+        """Credentials may be sent on this connection (TLS, loopback, or config says so)."""
+        return self.tls or self.is_loopback or self.server.options.get("allow_plaintext_auth", False)
+
+    # -- errors ----------------------------------------------------------------------
+    def count_error(self):
+        """Count a protocol error; too many end the session with the protocol's reply."""
+        self.errors += 1
+        if self.errors >= self.server.limits.errors_per_session:
+            self.log.warning("too many errors, disconnecting")
+            self.send(self.too_many_errors_reply())
+            raise SessionClosed()
+
+    def redact(self, line):
+        return redact_command(line)
+
+    # -- protocol hooks -----------------------------------------------------------
+    def greet(self):
+        raise NotImplementedError
+
+    def handle_line(self, line):
+        raise NotImplementedError
+
+    def closed(self):
+        """The connection is gone (any reason): release what the session holds."""
+
+    def line_too_long(self):
+        raise NotImplementedError
+
+    def busy_reply(self):
+        raise NotImplementedError
+
+    def timeout_reply(self):
+        raise NotImplementedError
+
+    def internal_error_reply(self):
+        raise NotImplementedError
+
+    def too_many_errors_reply(self):
+        raise NotImplementedError
+
+
+def make_server_context(certificate, key):
+    """Server-side TLS context (TLS 1.2+), or None when no certificate is configured."""
+    if not certificate:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certificate, key)
+    return ctx

@@ -1,0 +1,164 @@
+"""Where to deliver a domain's mail: MX lookup and host addresses, with dnspython.
+
+Owns the DNS side of relaying (RFC 5321 section 5.1, RFC 7505 null MX) and the
+classification of DNS outcomes into permanent and temporary failures:
+
+- MX records are tried by preference, in random order among equal preferences.
+- No MX records (NoAnswer) means the implicit MX: the domain itself, if it has an A
+  or AAAA record (RFC 5321 5.1); neither means a permanent failure.
+- A null MX (a single "0 ." record, RFC 7505) or NXDOMAIN fails permanently.
+- Timeouts, SERVFAIL (dnspython's NoNameservers) and other resolver trouble defer.
+- An address literal domain ("[192.0.2.1]", "[IPv6:2001:db8::1]") is its own host.
+
+The resolver is injected (anything with dnspython's ``resolve(qname, rdtype)``) so that
+tests point MX records at sinks on 127.0.0.1; make_resolver() builds the real one.
+"""
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import dns.exception
+import dns.name
+import dns.nameserver
+import dns.resolver
+
+__all__ = ["DNSError", "PermanentDNSError", "TemporaryDNSError", "resolve_mx",
+           "resolve_addresses", "make_resolver", "parse_nameserver"]
+
+
+class DNSError(Exception):
+    """A DNS outcome that prevents delivery to a domain."""
+
+
+class PermanentDNSError(DNSError):
+    """The domain cannot receive mail (NXDOMAIN, null MX, no address at all)."""
+
+
+class TemporaryDNSError(DNSError):
+    """Try again later (timeout, SERVFAIL, unreachable nameservers)."""
+
+
+def _query(resolver, qname: str, rdtype: str):
+    """resolver.resolve() with its exceptions classified; NoAnswer passes through."""
+    try:
+        return list(resolver.resolve(qname, rdtype))
+    except dns.resolver.NoAnswer:
+        raise
+    except (dns.resolver.NXDOMAIN, dns.resolver.YXDOMAIN) as e:
+        raise PermanentDNSError(f"{qname}: domain does not exist") from e
+    except (dns.name.NameTooLong, dns.name.LabelTooLong, dns.name.EmptyLabel,
+            dns.exception.SyntaxError) as e:
+        raise PermanentDNSError(f"{qname}: invalid domain name ({e})") from e
+    except dns.resolver.NoNameservers as e:
+        raise TemporaryDNSError(f"{qname} {rdtype}: no nameserver answered (SERVFAIL)") from e
+    except dns.exception.Timeout as e:             # includes LifetimeTimeout
+        raise TemporaryDNSError(f"{qname} {rdtype}: DNS timeout") from e
+    except (dns.exception.DNSException, OSError) as e:
+        raise TemporaryDNSError(f"{qname} {rdtype}: DNS error: {e}") from e
+
+
+def _literal(host: str) -> str | None:
+    """The IP address of an address literal or bare IP, else None."""
+    h = host
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+        if h[:5].lower() == "ipv6:":
+            h = h[5:]
+    try:
+        return str(ipaddress.ip_address(h))
+    except ValueError:
+        return None
+
+
+def resolve_mx(domain: str, resolver, rng: random.Random | None = None) -> list[str]:
+    """Host names (or IP addresses, for literals) to try, in order."""
+    literal = _literal(domain)
+    if literal is not None:
+        return [literal]
+    domain = domain.rstrip(".")
+    if not domain:
+        raise PermanentDNSError("empty domain")
+    try:
+        answer = _query(resolver, domain, "MX")
+    except dns.resolver.NoAnswer:
+        # RFC 5321 5.1: no MX records -> the domain itself is the implicit MX.
+        if not resolve_addresses(domain, resolver):
+            raise PermanentDNSError(f"{domain}: no MX and no A/AAAA record") from None
+        return [domain]
+    records = [(r.preference, r.exchange) for r in answer]
+    real = [(p, x) for p, x in records if x != dns.name.root]
+    if not real:
+        # RFC 7505: "0 ." says the domain accepts no mail at all.
+        raise PermanentDNSError(f"{domain}: null MX, the domain accepts no mail")
+    # A null MX beside real ones violates RFC 7505 3; the real ones are the useful part.
+    rng = rng or random
+    by_pref: dict[int, list[str]] = {}
+    for pref, exchange in real:
+        by_pref.setdefault(pref, []).append(exchange.to_text(omit_final_dot=True).lower())
+    hosts: list[str] = []
+    for pref in sorted(by_pref):
+        group = by_pref[pref]
+        rng.shuffle(group)                          # spread load among equals
+        hosts.extend(h for h in group if h not in hosts)
+    return hosts
+
+
+def resolve_addresses(host: str, resolver) -> list[str]:
+    """IPv4 then IPv6 addresses of an MX host. [] if it has none; raises
+    TemporaryDNSError only when nothing was found and a lookup failed temporarily."""
+    literal = _literal(host)
+    if literal is not None:
+        return [literal]
+    found: list[str] = []
+    temporary: TemporaryDNSError | None = None
+    for rdtype in ("A", "AAAA"):
+        try:
+            found.extend(r.address for r in _query(resolver, host, rdtype) if r.address not in found)
+        except dns.resolver.NoAnswer:
+            continue
+        except TemporaryDNSError as e:
+            temporary = e
+    if not found and temporary is not None:
+        raise temporary
+    return found
+
+
+def parse_nameserver(spec: str) -> tuple[str, int]:
+    """'192.0.2.53', '192.0.2.53:5353', '2001:db8::53' or '[2001:db8::53]:5353'."""
+    spec = spec.strip()
+    host, port = spec, 53
+    if spec.startswith("["):
+        end = spec.find("]")
+        if end < 0:
+            raise ValueError(f"bad nameserver {spec!r}: missing ']'")
+        host, rest = spec[1:end], spec[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad nameserver {spec!r}")
+            port = int(rest[1:])
+    elif spec.count(":") == 1:
+        host, _, p = spec.partition(":")
+        port = int(p)
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"bad nameserver {spec!r}: an IP address is needed") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"bad nameserver {spec!r}: port out of range")
+    return host, port
+
+
+def make_resolver(nameservers: list[str], *, timeout: float = 5.0,
+                  lifetime: float = 15.0) -> dns.resolver.Resolver:
+    """A dnspython Resolver using `nameservers` ([] = the system's resolv.conf)."""
+    if nameservers:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(*parse_nameserver(s))
+                                for s in nameservers]
+    else:
+        resolver = dns.resolver.Resolver()
+    resolver.timeout = timeout                  # per nameserver try
+    resolver.lifetime = lifetime                # whole query; beyond it we defer
+    resolver.cache = dns.resolver.LRUCache()    # a queue run asks about the same domains
+    return resolver

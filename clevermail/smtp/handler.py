@@ -1,0 +1,132 @@
+"""SMTPFileHandler: what the SMTP session asks of storage (the original's
+SmtpFileHandler).  It speaks store, never protocol: it resolves recipients against
+the accounts, checks credentials, and delivers a received message; problems are
+raised as the exceptions below and the session turns them into replies.
+
+Delivery is all or nothing (RFC 5321 6.1: a 250 takes responsibility for the
+message): every local copy (MailStore.prepare_delivery, one fsynced file hard-linked
+into each INBOX's tmp/) and the relay queue entry (RelayQueue.prepare) are written
+first; only when all are prepared is anything committed, and any failure aborts
+everything, including parts already committed.
+"""
+
+import logging
+
+from ..accounts import split_address
+
+log = logging.getLogger("clevermail.smtp")
+
+
+class RecipientError(Exception):
+    """A recipient that cannot be accepted."""
+
+
+class NoSuchUser(RecipientError):
+    """Local domain, but no such account (RFC 5321 550 5.1.1)."""
+
+
+class RelayDenied(RecipientError):
+    """A foreign domain from a client that may not relay."""
+
+
+class DeliveryFailed(Exception):
+    """Nothing was stored; the client should try again later."""
+
+
+class Recipient:
+    """An accepted RCPT: the address as given and, when local, the account it maps to."""
+
+    __slots__ = ("address", "account")
+
+    def __init__(self, address, account=None):
+        self.address = address
+        self.account = account          # canonical local address, or None = relay
+
+    @property
+    def local(self):
+        return self.account is not None
+
+    def __repr__(self):
+        return f"Recipient({self.address!r}, {self.account!r})"
+
+
+class SMTPFileHandler:
+    def __init__(self, store, accounts, queue, hostname="localhost"):
+        self.store = store
+        self.accounts = accounts
+        self.queue = queue
+        self.hostname = hostname
+
+    # -- recipients ------------------------------------------------------------
+    def is_local_domain(self, domain):
+        if not domain.isascii():
+            try:      # an SMTPUTF8 U-label domain matches its A-label form
+                domain = domain.encode("idna").decode("ascii")
+            except UnicodeError:
+                return False
+        return self.accounts.is_local_domain(domain)
+
+    def default_domain(self):
+        return self.accounts.domains[0]
+
+    def resolve_recipient(self, address, may_relay):
+        """A Recipient for `address`, or NoSuchUser / RelayDenied.
+
+        Local domains: the account must exist (case-insensitive, '+detail' delivers
+        to the base account).  Other domains: only when `may_relay` (authenticated
+        or trusted client) - never an open relay."""
+        if "@" not in address:          # <postmaster> (RFC 5321 4.1.1.3)
+            address = f"{address}@{self.default_domain()}"
+        _, domain = split_address(address)
+        if self.is_local_domain(domain):
+            account = self.accounts.lookup(address)
+            if account is None:
+                raise NoSuchUser(address)
+            return Recipient(address, account.address)
+        if not may_relay:
+            raise RelayDenied(address)
+        return Recipient(address)
+
+    # -- authentication --------------------------------------------------------
+    def authenticate(self, username, password):
+        """The canonical address for good credentials, else None (after the delay)."""
+        account = self.accounts.authenticate(username, password)
+        return account.address if account is not None else None
+
+    # -- delivery ----------------------------------------------------------------
+    def deliver(self, sender, recipients, data, trace, queue_id):
+        """Store `data` (CRLF wire form, not dot-stuffed) for every recipient.
+
+        `trace` is the Received header block to prepend; local copies also get
+        Return-Path (RFC 5321 4.4: added at final delivery).  Returns when every
+        copy and the queue entry are fsynced and committed; raises DeliveryFailed
+        (with nothing stored) otherwise."""
+        local, remote, seen = [], [], set()
+        for rcpt in recipients:
+            if rcpt.account is not None:
+                if rcpt.account not in seen:      # alice and alice+x: one copy
+                    seen.add(rcpt.account)
+                    local.append(rcpt.account)
+            elif rcpt.address.lower() not in seen:
+                seen.add(rcpt.address.lower())
+                remote.append(rcpt.address)
+        relayed = trace + data
+        pending = []
+        try:
+            if local:
+                wire = b"Return-Path: <" + sender.encode("utf-8") + b">\r\n" + relayed
+                pending.append(self.store.prepare_delivery(local, wire))
+            if remote:
+                pending.append(self.queue.prepare(sender, remote, relayed, queue_id))
+            # Mailboxes first, the queue last: a committed queue entry wakes the relay
+            # worker, which must never send what a later failure would take back.
+            for p in pending:
+                p.commit()
+        except Exception as exc:
+            for p in pending:
+                try:
+                    p.abort()
+                except Exception:
+                    log.exception("%s: abort after failed delivery failed", queue_id)
+            raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
+        return len(local), len(remote)

@@ -1,0 +1,115 @@
+"""SMTP replies as named constants, and the error that carries one.
+
+Reply codes are RFC 5321 section 4.2; enhanced status codes are RFC 3463 (registry
+in RFC 5248), sent on every reply except the greeting and the EHLO/HELO lines
+(RFC 2034 section 3).  A command method raises `SMTPReplyError(R550_NO_SUCH_USER)`;
+the session's single catch point sends `reply.wire` and counts the error when
+`reply.counts` says so.
+"""
+
+
+class Reply:
+    """One single-line reply; `wire` is the bytes sent, built once."""
+
+    __slots__ = ("code", "status", "text", "counts", "wire")
+
+    def __init__(self, code, status, text, counts=None):
+        self.code = code
+        self.status = status
+        self.text = text
+        # 5xx replies count toward the per-session error limit (a client sending
+        # garbage or probing addresses gets cut off); 4xx only when said so, because
+        # e.g. RFC 5321 4.5.3.1.10 expects clients to send on after 452.
+        self.counts = code >= 500 if counts is None else counts
+        head = f"{code} {status} " if status else f"{code} "
+        self.wire = (head + text + "\r\n").encode("utf-8", "replace")
+
+    def format(self, *args, **kwargs):
+        """A copy whose text has the placeholders filled in."""
+        return Reply(self.code, self.status, self.text.format(*args, **kwargs), self.counts)
+
+    def __repr__(self):
+        return f"Reply({self.code} {self.status} {self.text!r})"
+
+
+class SMTPReplyError(Exception):
+    """Raised by command code; the session sends `reply` and counts the error."""
+
+    def __init__(self, reply):
+        super().__init__(f"{reply.code} {reply.status} {reply.text}")
+        self.reply = reply
+
+
+def multiline(code, lines):
+    """A multi-line reply: 'code-' on every line but the last (RFC 5321 4.2.1)."""
+    out = [f"{code}-{line}\r\n" for line in lines[:-1]]
+    out.append(f"{code} {lines[-1]}\r\n")
+    return "".join(out).encode("utf-8", "replace")
+
+
+# -- 2xx / 3xx ---------------------------------------------------------------------
+R214_HELP = Reply(214, "2.0.0", "{}")
+R221_BYE = Reply(221, "2.0.0", "Bye")
+R235_AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
+R250_OK = Reply(250, "2.0.0", "Ok")
+R250_SENDER_OK = Reply(250, "2.1.0", "Sender ok")
+R250_RCPT_OK = Reply(250, "2.1.5", "Recipient ok")
+R250_QUEUED = Reply(250, "2.0.0", "Ok: queued as {}")
+R250_CHUNK_OK = Reply(250, "2.0.0", "{} octets received")
+R252_VRFY = Reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
+R220_TLS_GO = Reply(220, "2.0.0", "Ready to start TLS")
+R334_EMPTY = Reply(334, "", "")   # SASL continuation with an empty challenge
+R354_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
+
+# -- 4xx -----------------------------------------------------------------------
+R421_BUSY = Reply(421, "4.7.0", "{} Too many connections, try again later")
+R421_TIMEOUT = Reply(421, "4.4.2", "{} Idle timeout, closing connection")
+R421_ERRORS = Reply(421, "4.7.0", "{} Too many errors, closing connection")
+R421_AUTH_THROTTLED = Reply(421, "4.7.0", "{} Too many failed authentications from your address, try again later")
+R451_INTERNAL = Reply(451, "4.3.0", "Internal error, try again later", counts=False)
+R451_DELIVERY = Reply(451, "4.3.0", "Message not stored (local error), try again later", counts=False)
+R452_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients", counts=False)
+
+# -- 5xx: syntax and sequence ------------------------------------------------------
+R500_UNKNOWN = Reply(500, "5.5.2", "Command not recognized")
+R500_LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
+R500_BAD_CHARS = Reply(500, "5.5.2", "Invalid characters in command")
+R500_AUTH_LINE_TOO_LONG = Reply(500, "5.5.6", "Authentication exchange line is too long")
+R501_SYNTAX = Reply(501, "5.5.4", "Syntax error in parameters or arguments")
+R501_NO_ARGS = Reply(501, "5.5.4", "This command takes no arguments")
+R501_HELO = Reply(501, "5.5.4", "Syntax: HELO/EHLO <domain or address literal>")
+R501_BAD_SENDER = Reply(501, "5.1.7", "Bad sender address syntax")
+R501_BAD_RCPT = Reply(501, "5.1.3", "Bad recipient address syntax")
+R501_MAIL_SYNTAX = Reply(501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]")
+R501_RCPT_SYNTAX = Reply(501, "5.5.4", "Syntax: RCPT TO:<address> [parameters]")
+R501_BDAT_SYNTAX = Reply(501, "5.5.4", "Syntax: BDAT <size> [LAST]")
+R501_AUTH_SYNTAX = Reply(501, "5.5.4", "Syntax: AUTH <mechanism> [initial-response]")
+R501_AUTH_DECODE = Reply(501, "5.5.2", "Cannot decode the authentication response")
+R501_AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
+R501_VRFY = Reply(501, "5.5.4", "Syntax: VRFY <address>")
+R502_NOT_IMPLEMENTED = Reply(502, "5.5.1", "Command not implemented")
+R502_NO_TLS = Reply(502, "5.5.1", "STARTTLS not available")
+R503_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
+R503_HELO_FIRST = Reply(503, "5.5.1", "Send HELO/EHLO first")
+R503_EHLO_FIRST = Reply(503, "5.5.1", "Send EHLO first")
+R503_NESTED_MAIL = Reply(503, "5.5.1", "Nested MAIL command")
+R503_NEED_MAIL = Reply(503, "5.5.1", "Need MAIL command first")
+R503_NEED_RCPT = Reply(503, "5.5.1", "Need RCPT command first")
+R503_MIXED_DATA = Reply(503, "5.5.1", "DATA and BDAT cannot be mixed in one transaction")
+R503_RCPT_AFTER_BDAT = Reply(503, "5.5.1", "RCPT not allowed after BDAT")
+R503_IN_TRANSACTION = Reply(503, "5.5.1", "Not permitted during a mail transaction")
+R503_ALREADY_AUTH = Reply(503, "5.5.1", "Already authenticated")
+R503_ALREADY_TLS = Reply(503, "5.5.1", "TLS already active")
+R504_AUTH_MECH = Reply(504, "5.5.4", "Unrecognized authentication mechanism")
+R555_PARAM = Reply(555, "5.5.4", "Unsupported MAIL/RCPT parameter {}")
+
+# -- 5xx: policy and content -------------------------------------------------------
+R530_AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
+R535_AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
+R538_ENCRYPTION_REQUIRED = Reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
+R550_NO_SUCH_USER = Reply(550, "5.1.1", "No such user here")
+R552_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+R553_UTF8_NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
+R554_RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")
+R554_NO_VALID_RCPTS = Reply(554, "5.5.1", "No valid recipients")
+R554_LONG_LINE = Reply(554, "5.6.0", "Message refused: a line is longer than 998 octets (RFC 5321 4.5.3.1.6)")

@@ -1,0 +1,26 @@
+"""The mail store: Maildir++ per user, UIDs, flags, folder locks, change notification.
+
+On disk, under <data_dir>/mail/:
+
+    <domain>/<local>/{tmp,new,cur}/            INBOX (Maildir)
+    <domain>/<local>/.<Folder>[.<Sub>]/...     other folders (Maildir++; '.' separates
+                                               levels, a literal '.' or '%' is %-escaped)
+    <domain>/<local>/subscriptions             subscribed folder names, one a line
+    <folder>/clevermail-uidlist                UIDVALIDITY, UIDNEXT, base -> UID (uidlist.py)
+    <folder>/clevermail-keywords               IMAP keyword <-> flag letter a..z
+    <folder>/clevermail-index                  cache of the folder index (index.py)
+    <folder>/clevermail-lock                   flock target shared with other processes
+
+Message files follow maildir.py's naming (sizes and date in the name, flags after
+':2,'), stored with LF line endings; POP3 and IMAP send them with CRLF.  Mutt, Dovecot
+and other Maildir readers can work on the same tree.  The store never speaks a protocol.
+"""
+
+from .errors import (FolderExists, FolderInUse, InvalidName, MessageGone, NoSuchFolder,
+                     StoreError)
+from .folder import Entry, Folder, wait_for_change
+from .mailstore import SPECIAL_USE, MailStore, PendingDelivery
+
+__all__ = ["Entry", "Folder", "FolderExists", "FolderInUse", "InvalidName", "MailStore",
+           "MessageGone", "NoSuchFolder", "PendingDelivery", "SPECIAL_USE", "StoreError",
+           "wait_for_change"]

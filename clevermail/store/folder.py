@@ -1,0 +1,544 @@
+"""One Maildir folder: its index, flags, expunges, appends, and change notification.
+
+A Folder object is shared by every session of this process that has the folder open
+(MailStore hands out one per path).  It keeps an in-memory index of the messages
+(UID -> entry), kept current by `sync()`, which re-lists only the sub-directories
+(new/, cur/) whose mtime changed since the last look, so re-opening a large folder
+costs work proportional to what changed.  The index also survives restarts in
+`clevermail-index` (see store/index.py).
+
+Concurrency: `lock` (an RLock) guards the index inside the process; `file_lock()`
+(flock on `clevermail-lock`) serialises UID assignment, renames and unlinks with other
+CleverMail processes.  `cond` is notified on every change; every change bumps
+`modseq` and is logged so that sessions can ask what changed since they last looked
+(new UIDs, flag changes, expunges) and report it as RFC 3501 allows.
+"""
+
+import bisect
+import collections
+import errno
+import fcntl
+import logging
+import os
+import threading
+import time
+
+from . import maildir
+from .errors import MessageGone
+from .uidlist import UidList
+
+SUBDIRS = ("new", "cur")
+LOG_LIMIT = 20000
+LOCK_NAME = "clevermail-lock"
+KEYWORDS_NAME = "clevermail-keywords"
+SYSTEM_FLAGS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
+LETTER_FLAGS = {v: k for k, v in SYSTEM_FLAGS.items()}
+_SYSTEM_BY_LOWER = {k.lower(): v for k, v in SYSTEM_FLAGS.items()}
+MAX_KEYWORDS = 26
+
+
+class Entry:
+    """One message: UID, base name, sub-directory, flag letters, sizes, date, modseq."""
+
+    __slots__ = ("uid", "base", "sub", "flags", "size", "wsize", "date", "modseq")
+
+    def __init__(self, uid, base, sub, flags, size, wsize, date, modseq):
+        self.uid, self.base, self.sub, self.flags = uid, base, sub, flags
+        self.size, self.wsize, self.date, self.modseq = size, wsize, date, modseq
+
+    def filename(self):
+        return self.base + ":2," + self.flags if (self.sub == "cur" or self.flags) else self.base
+
+
+class Folder:
+    def __init__(self, path, name):
+        self.path = path
+        self.name = name
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.modseq = 1
+        self.uids = []            # ascending
+        self.by_uid = {}
+        self.by_base = {}
+        self._log = collections.deque()   # (modseq, kind, uid), kind 'E' or 'F'
+        self._log_floor = 0
+        self._stamps = {"new": None, "cur": None}
+        self._uidlist = UidList(path)
+        self._lockfd = None
+        self._keywords = None
+        self._flag_names = {}
+        self.users = 0            # sessions holding the folder (MailStore bookkeeping)
+        self.waiters = set()
+        maildir.make_maildir(path)
+
+    # -- locking ---------------------------------------------------------------
+    def file_lock(self):
+        return _FileLock(self)
+
+    # -- properties --------------------------------------------------------------
+    @property
+    def uidvalidity(self):
+        return self._uidlist.uidvalidity
+
+    @property
+    def uidnext(self):
+        return self._uidlist.uidnext
+
+    @property
+    def recent_upto(self):
+        """Highest UID whose \\Recent was already handed to some session."""
+        return self._uidlist.recent_upto
+
+    def __len__(self):
+        return len(self.uids)
+
+    # -- sync --------------------------------------------------------------------
+    def sync(self, force=False):
+        """Bring the index up to date with the directories; True if anything changed."""
+        with self.lock:
+            changed_dirs = []
+            for sub in SUBDIRS:
+                st = os.stat(os.path.join(self.path, sub))
+                if force or self._stamps[sub] != st.st_mtime_ns:
+                    changed_dirs.append(sub)
+            if not changed_dirs and self._uidlist.uidvalidity:
+                return False
+            with self.file_lock():
+                return self._rescan(changed_dirs)
+
+    def _list(self, sub):
+        """(mtime before listing, names) of a sub-directory."""
+        path = os.path.join(self.path, sub)
+        mtime = os.stat(path).st_mtime_ns
+        return mtime, os.listdir(path)
+
+    def _rescan(self, subs):
+        self._uidlist.refresh()
+        found = {}
+        stamps = {}
+        for sub in subs:
+            stamps[sub], names = self._list(sub)
+            for name in names:
+                if name.startswith("."):
+                    continue
+                found[name.partition(":2,")[0]] = (sub, name)
+        scanned = set(subs)
+        missing = [e for e in self.by_base.values() if e.sub in scanned and e.base not in found]
+        if missing:
+            # A file moving new/ -> cur/ between the two listings looks expunged; look
+            # again at both before believing it (other writers do not take our lock).
+            for sub in SUBDIRS:
+                stamps[sub], names = self._list(sub)
+                for name in names:
+                    if not name.startswith("."):
+                        found[name.partition(":2,")[0]] = (sub, name)
+            scanned = set(SUBDIRS)
+            missing = [e for e in self.by_base.values() if e.base not in found]
+        changed = False
+        for entry in missing:
+            self._drop(entry)
+            changed = True
+        fresh = []
+        for base, (sub, name) in found.items():
+            entry = self.by_base.get(base)
+            flags = name.partition(":2,")[2]
+            if entry is None:
+                fresh.append((base, sub, name, flags))
+            elif entry.sub != sub or entry.flags != flags:
+                entry.sub, entry.flags = sub, flags  # as named on disk, so filename() finds it
+                self._touch(entry)
+                changed = True
+        if fresh:
+            self._add_fresh(fresh)
+            changed = True
+        for sub, mtime in stamps.items():
+            self._stamps[sub] = mtime
+        if not self._uidlist.uidvalidity:
+            self._uidlist.refresh()
+        if self._uidlist.needs_compaction() and scanned == set(SUBDIRS):
+            self._uidlist.compact(set(self.by_base))
+        if changed:
+            self._wake()
+        return changed
+
+    def _add_fresh(self, fresh):
+        items = []
+        for base, sub, name, flags in fresh:
+            _, _, size, wsize, date = maildir.parse_name(name)
+            if size is None or wsize is None or date is None:
+                try:
+                    size, wsize, date = self._measure(os.path.join(self.path, sub, name), size, wsize, date)
+                except FileNotFoundError:
+                    continue
+            items.append((date, base, sub, flags, size, wsize))
+        items.sort()
+        assigned = self._uidlist.assign([it[1] for it in items])
+        for date, base, sub, flags, size, wsize in items:
+            uid = assigned[base]
+            self.modseq += 1
+            entry = Entry(uid, base, sub, flags, size, wsize, date, self.modseq)
+            self.by_uid[uid] = entry
+            self.by_base[base] = entry
+            if not self.uids or uid > self.uids[-1]:
+                self.uids.append(uid)
+            else:
+                bisect.insort(self.uids, uid)
+
+    @staticmethod
+    def _measure(path, size, wsize, date):
+        """Sizes and date of a file that did not come from us (no S=/W= in its name)."""
+        st = os.stat(path)
+        if wsize is None:
+            lf = 0
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 16), b""):
+                    lf += chunk.count(b"\n")
+            wsize = st.st_size + lf
+        return (st.st_size if size is None else size), wsize, (int(st.st_mtime) if date is None else date)
+
+    def _touch(self, entry):
+        self.modseq += 1
+        entry.modseq = self.modseq
+        self._record("F", entry.uid)
+
+    def _drop(self, entry):
+        del self.by_uid[entry.uid]
+        del self.by_base[entry.base]
+        i = bisect.bisect_left(self.uids, entry.uid)
+        if i < len(self.uids) and self.uids[i] == entry.uid:
+            del self.uids[i]
+        self.modseq += 1
+        self._record("E", entry.uid)
+        self._uidlist.forget([entry.base])
+
+    def _record(self, kind, uid):
+        self._log.append((self.modseq, kind, uid))
+        if len(self._log) > LOG_LIMIT:
+            self._log_floor = self._log.popleft()[0]
+
+    # -- what changed ------------------------------------------------------------
+    def changes_since(self, modseq):
+        """(expunged UIDs, UIDs whose flags changed) after `modseq`, or None when the
+        log no longer reaches back that far (the caller then compares in full)."""
+        with self.lock:
+            if modseq < self._log_floor:
+                return None
+            expunged, flagged = [], []
+            for seq, kind, uid in reversed(self._log):
+                if seq <= modseq:
+                    break
+                (expunged if kind == "E" else flagged).append(uid)
+            expunged.reverse()
+            flagged.reverse()
+            return expunged, flagged
+
+    def notify(self):
+        """Wake waiters (IDLE) after a delivery by someone who does not hold the index."""
+        with self.lock:
+            self._wake()
+
+    def add_waiter(self, callback):
+        """Have `callback()` called after every change (new mail found by a sync, flag
+        change, expunge, append, notify()).  It runs in the changing thread under the
+        folder lock, so it must only signal (set an Event, write to a pipe): never
+        block, never touch a socket."""
+        with self.lock:
+            self.waiters.add(callback)
+
+    def remove_waiter(self, callback):
+        with self.lock:
+            self.waiters.discard(callback)
+
+    def _wake(self):
+        """Called with self.lock held after any change: wake cond waiters and callbacks."""
+        self.cond.notify_all()
+        for callback in list(self.waiters):
+            try:
+                callback()
+            except Exception:  # a broken waiter must not fail a delivery or an expunge
+                logging.getLogger("clevermail.store").exception("folder waiter failed")
+
+    # -- reading -------------------------------------------------------------------
+    def entry(self, uid):
+        entry = self.by_uid.get(uid)
+        if entry is None:
+            raise MessageGone(f"UID {uid} is gone")
+        return entry
+
+    def file_path(self, entry):
+        return os.path.join(self.path, entry.sub, entry.filename())
+
+    def open_message(self, uid):
+        """An open binary file of the message (disk form); resyncs once if it moved."""
+        for attempt in (0, 1):
+            with self.lock:
+                entry = self.entry(uid)
+                path = self.file_path(entry)
+            try:
+                return open(path, "rb")
+            except FileNotFoundError:
+                if attempt:
+                    raise MessageGone(f"UID {uid} is gone") from None
+                self.sync(force=True)
+
+    def read_message(self, uid):
+        """The message in wire form (CRLF line endings)."""
+        with self.open_message(uid) as f:
+            return maildir.to_wire(f.read())
+
+    # -- flags -----------------------------------------------------------------
+    def _load_keywords(self):
+        if self._keywords is None:
+            self._keywords = []
+            try:
+                with open(os.path.join(self.path, KEYWORDS_NAME), encoding="utf-8") as f:
+                    for line in f:
+                        idx, _, name = line.strip().partition(" ")
+                        if idx.isdigit() and name and int(idx) < MAX_KEYWORDS:
+                            while len(self._keywords) <= int(idx):
+                                self._keywords.append(None)
+                            self._keywords[int(idx)] = name
+            except FileNotFoundError:
+                pass
+        return self._keywords
+
+    def keywords(self):
+        """Keywords defined in this folder (IMAP FLAGS response)."""
+        with self.lock:
+            return [k for k in self._load_keywords() if k]
+
+    def can_add_keywords(self):
+        with self.lock:
+            return len(self._load_keywords()) < MAX_KEYWORDS
+
+    def flag_names(self, letters):
+        """Maildir flag letters -> IMAP flag names (cached per distinct string)."""
+        names = self._flag_names.get(letters)
+        if names is None:
+            kw = self._load_keywords()
+            names = []
+            for c in letters:
+                if c in LETTER_FLAGS:
+                    names.append(LETTER_FLAGS[c])
+                elif "a" <= c <= "z" and ord(c) - 97 < len(kw) and kw[ord(c) - 97]:
+                    names.append(kw[ord(c) - 97])
+            names = tuple(names)
+            self._flag_names[letters] = names
+        return names
+
+    def letters_for(self, names, create=True):
+        """IMAP flag names -> Maildir letters (unknown keywords defined when `create`).
+        \\Recent and names beyond the 26 keyword slots are dropped."""
+        with self.lock:
+            kw = self._load_keywords()
+            letters = set()
+            for name in names:
+                sys_letter = _SYSTEM_BY_LOWER.get(name.lower())
+                if sys_letter:
+                    letters.add(sys_letter)
+                    continue
+                if name.startswith("\\"):
+                    continue
+                lowered = [k.lower() if k else None for k in kw]
+                if name.lower() in lowered:
+                    letters.add(chr(97 + lowered.index(name.lower())))
+                elif create and len(kw) < MAX_KEYWORDS:
+                    kw.append(name)
+                    self._save_keywords()
+                    letters.add(chr(96 + len(kw)))
+            return letters
+
+    def _save_keywords(self):
+        path = os.path.join(self.path, KEYWORDS_NAME)
+        tmp = path + f".{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for i, name in enumerate(self._keywords):
+                if name:
+                    f.write(f"{i} {name}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        self._flag_names.clear()
+
+    def store_flags(self, uids, letters, mode):
+        """Change flags of `uids`: mode '+' adds, '-' removes, '=' replaces.
+        Returns the entries whose flags really changed."""
+        letters = set(letters)
+        changed = []
+        with self.lock, self.file_lock():
+            before = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
+            for uid in uids:
+                entry = self.by_uid.get(uid)
+                if entry is None:
+                    continue
+                old = set(entry.flags)
+                new = old | letters if mode == "+" else old - letters if mode == "-" else set(letters)
+                if new == old and entry.sub == "cur":
+                    continue
+                if self._rename(entry, "".join(sorted(new))):
+                    if new != old:
+                        self._touch(entry)
+                        changed.append(entry)
+            self._own_change("cur", before)
+            if changed:
+                self._wake()
+        return changed
+
+    def _rename(self, entry, flags):
+        src = self.file_path(entry)
+        dst = os.path.join(self.path, "cur", entry.base + ":2," + flags)
+        try:
+            os.rename(src, dst)
+        except FileNotFoundError:
+            return False  # moved or expunged by someone else: the next sync tells
+        entry.sub, entry.flags = "cur", flags
+        return True
+
+    def _own_change(self, sub, before):
+        """After our own rename/unlink in `sub`: keep the index's stamp current when
+        nobody else changed the directory since we last looked, so the next sync
+        need not re-list it."""
+        if self._stamps[sub] == before:
+            self._stamps[sub] = os.stat(os.path.join(self.path, sub)).st_mtime_ns
+
+    # -- expunge / append ----------------------------------------------------------
+    def expunge(self, uids):
+        """Remove the messages `uids` for good; returns the UIDs really removed."""
+        removed = []
+        with self.lock, self.file_lock():
+            before = {s: os.stat(os.path.join(self.path, s)).st_mtime_ns for s in SUBDIRS}
+            touched = set()
+            for uid in sorted(uids):
+                entry = self.by_uid.get(uid)
+                if entry is None:
+                    continue
+                try:
+                    os.unlink(self.file_path(entry))
+                except FileNotFoundError:
+                    pass  # already gone: it is expunged either way
+                touched.add(entry.sub)
+                self._drop(entry)
+                removed.append(uid)
+            for sub in touched:
+                maildir.fsync_dir(os.path.join(self.path, sub))
+            for sub in SUBDIRS:
+                self._own_change(sub, before[sub])
+            if removed:
+                self._wake()
+        return removed
+
+    def append(self, wire, letters="", date=None):
+        """Store a message (wire form) with flags and internal date; returns its UID."""
+        disk = maildir.to_disk(wire)
+        base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
+        tmp = maildir.write_tmp(self.path, disk, base)
+        flags = "".join(sorted(set(letters)))
+        with self.lock, self.file_lock():
+            before = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
+            maildir.commit_tmp(self.path, tmp, base + ":2," + flags, sub="cur")
+            self._own_change("cur", before)
+            self._add_fresh([(base, "cur", base + ":2," + flags, flags)])
+            self._wake()
+            return self.by_base[base].uid
+
+    def copy_to(self, uids, target):
+        """Copy messages into folder `target` (hard links where possible) with their
+        flags; keywords are re-mapped to the target's letters.  Returns
+        [(source uid, new uid)] for COPYUID.  Never holds both folders' locks."""
+        pairs = []
+        for uid in uids:
+            with self.lock:
+                entry = self.by_uid.get(uid)
+                if entry is None:
+                    continue
+                src, flags, size, wsize, date = self.file_path(entry), entry.flags, entry.size, entry.wsize, entry.date
+            if target is not self and any("a" <= c <= "z" for c in flags):
+                keep = "".join(c for c in flags if c in LETTER_FLAGS)
+                names = [n for n in self.flag_names(flags) if not n.startswith("\\")]
+                flags = "".join(sorted(set(keep) | target.letters_for(names)))
+            base = maildir.new_base(size, wsize, date)
+            tmp = os.path.join(target.path, "tmp", base)
+            try:
+                os.link(src, tmp)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                    raise
+                with open(src, "rb") as f:
+                    maildir.write_tmp(target.path, f.read(), base)
+            pairs.append((uid, base, tmp, flags))
+        if not pairs:
+            return []
+        result = []
+        with target.lock, target.file_lock():
+            before = os.stat(os.path.join(target.path, "cur")).st_mtime_ns
+            fresh = []
+            for uid, base, tmp, flags in pairs:
+                maildir.commit_tmp(target.path, tmp, base + ":2," + flags, sub="cur", sync=False)
+                fresh.append((base, "cur", base + ":2," + flags, flags))
+            maildir.fsync_dir(os.path.join(target.path, "cur"))
+            target._own_change("cur", before)
+            target._add_fresh(fresh)
+            target._wake()
+            for uid, base, _, _ in pairs:
+                result.append((uid, target.by_base[base].uid))
+        return result
+
+    def claim_recent(self):
+        """UIDs that are \\Recent for the caller (RFC 3501: only one session gets them)."""
+        with self.lock, self.file_lock():
+            old = self._uidlist.claim_recent()
+        return old
+
+    # -- index persistence -----------------------------------------------------------
+    def snapshot(self):
+        """State for store/index.py: stamps, modseq and rows of the index."""
+        with self.lock:
+            rows = [(e.uid, e.base, e.sub, e.flags, e.size, e.wsize, e.date) for e in
+                    (self.by_uid[u] for u in self.uids)]
+            return dict(self._stamps), self._uidlist.uidvalidity, rows
+
+    def restore(self, stamps, uidvalidity, rows):
+        """Load a saved index: directories whose mtime still matches need no listing."""
+        with self.lock, self.file_lock():
+            self._uidlist.refresh()
+            if uidvalidity != self._uidlist.uidvalidity:
+                return False
+            for uid, base, sub, flags, size, wsize, date in rows:
+                entry = Entry(uid, base, sub, flags, size, wsize, date, 1)
+                self.by_uid[uid] = entry
+                self.by_base[base] = entry
+            self.uids = [r[0] for r in rows]
+            self._stamps.update(stamps)
+            return True
+
+
+class _FileLock:
+    """flock on the folder's lock file; re-entrant within one Folder via a depth count."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __enter__(self):
+        f = self.folder
+        if f._lockfd is None:
+            f._lockfd = [os.open(os.path.join(f.path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600), 0]
+        if f._lockfd[1] == 0:
+            fcntl.flock(f._lockfd[0], fcntl.LOCK_EX)
+        f._lockfd[1] += 1
+        return self
+
+    def __exit__(self, *exc):
+        f = self.folder
+        f._lockfd[1] -= 1
+        if f._lockfd[1] == 0:
+            fcntl.flock(f._lockfd[0], fcntl.LOCK_UN)
+        return False
+
+
+def wait_for_change(folder, timeout):
+    """Block until the folder is notified or `timeout` passes (IDLE)."""
+    deadline = time.monotonic() + timeout
+    with folder.cond:
+        folder.cond.wait(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,46 @@
+"""The folder index cache `clevermail-index`: lets a restarted server open a large
+folder without listing it.
+
+It holds the mtimes of new/ and cur/ at the time of the snapshot, the UIDVALIDITY and
+one row per message (uid, base, sub-directory, flags, sizes, date), marshalled.  It is
+only a cache: the uidlist stays the truth for UIDs, a directory whose mtime no longer
+matches is re-listed, and a missing or unreadable cache just means a full scan.
+"""
+
+import marshal
+import os
+
+FILENAME = "clevermail-index"
+VERSION = 1
+MIN_MESSAGES = 500   # smaller folders list faster than the cache loads
+
+
+def save(folder):
+    if getattr(folder, "saved_modseq", None) == folder.modseq:
+        return False
+    modseq = folder.modseq
+    stamps, uidvalidity, rows = folder.snapshot()
+    if len(rows) < MIN_MESSAGES or None in stamps.values():
+        return False
+    # columns marshal and load faster than a list of tuples
+    columns = tuple(list(col) for col in zip(*rows))
+    data = marshal.dumps((VERSION, stamps, uidvalidity, columns))
+    path = os.path.join(folder.path, FILENAME)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)  # no fsync: losing the cache only costs a rescan
+    folder.saved_modseq = modseq
+    return True
+
+
+def load(folder):
+    path = os.path.join(folder.path, FILENAME)
+    try:
+        with open(path, "rb") as f:
+            version, stamps, uidvalidity, columns = marshal.loads(f.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return False
+    if version != VERSION:
+        return False
+    return folder.restore(stamps, uidvalidity, list(zip(*columns)))

@@ -1,0 +1,134 @@
+"""Maildir file names and durable file writes (the Maildir delivery discipline).
+
+A message file is named
+
+    <epoch>.M<usec>P<pid>Q<counter>R<random>.<host>,S=<bytes>,W=<crlf bytes>[:2,<flags>]
+
+The part before ':2,' is the message's permanent "base" name (the key of the UID map);
+<epoch> is the internal date, S= the size on disk (LF line endings) and W= the size in
+the CRLF form that POP3 and IMAP send, so STAT, LIST and RFC822.SIZE never open a file.
+Flags are Maildir letters (D F P R S T, sorted) plus lowercase keyword letters.
+
+Delivery: write under tmp/, fsync the file, link into new/ (or cur/), fsync the
+directory, then unlink tmp; only then is a message delivered.  A crash leaves either
+nothing visible or the whole message; stale tmp/ files are removed by `clean_tmp`.
+"""
+
+import itertools
+import os
+import socket
+import threading
+import time
+
+_counter = itertools.count(1)
+_counter_lock = threading.Lock()
+_HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054") or "localhost"
+STALE_TMP_SECONDS = 36 * 3600
+
+
+def to_disk(wire):
+    """Wire form (CRLF line ends) -> disk form (LF line ends); see README "On disk"."""
+    return wire.replace(b"\r\n", b"\n")
+
+
+def to_wire(disk):
+    """Disk form -> wire form: every LF becomes CRLF (exact inverse of to_disk for
+    data whose lines all ended in CRLF)."""
+    return disk.replace(b"\n", b"\r\n")
+
+
+def new_base(size, wsize, date=None):
+    """A unique base name for a message of `size` disk bytes and `wsize` wire bytes."""
+    now = time.time()
+    with _counter_lock:
+        n = next(_counter)
+    stamp = int(date if date is not None else now)
+    usec = int((now % 1) * 1_000_000)
+    return (f"{stamp}.M{usec}P{os.getpid()}Q{n}R{os.urandom(4).hex()}.{_HOST}"
+            f",S={size},W={wsize}")
+
+
+def parse_name(name):
+    """file name -> (base, flags, size, wsize, date); size/wsize/date None when absent."""
+    base, sep, flags = name.partition(":2,")
+    if not sep:
+        flags = ""
+    size = wsize = date = None
+    for field in base.split(",")[1:]:
+        if field.startswith("S=") and field[2:].isdigit():
+            size = int(field[2:])
+        elif field.startswith("W=") and field[2:].isdigit():
+            wsize = int(field[2:])
+    head = base.split(".", 1)[0]
+    if head.isdigit():
+        date = int(head)
+    return base, flags, size, wsize, date
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_tmp(folder_path, data, base):
+    """Write `data` to tmp/<base> and fsync it; returns the tmp path."""
+    tmp = os.path.join(folder_path, "tmp", base)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quiet(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
+    """Move a written tmp file into new/ or cur/ under `name` and make it durable."""
+    target = os.path.join(folder_path, sub, name)
+    # link+unlink (not rename) so that an existing name is never overwritten
+    os.link(tmp, target)
+    _unlink_quiet(tmp)
+    if sync:
+        fsync_dir(os.path.join(folder_path, sub))
+    return target
+
+
+def _unlink_quiet(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def clean_tmp(folder_path, max_age=STALE_TMP_SECONDS):
+    """Remove tmp/ files older than `max_age` (left by crashes); returns the count."""
+    tmpdir = os.path.join(folder_path, "tmp")
+    cutoff = time.time() - max_age
+    removed = 0
+    try:
+        entries = list(os.scandir(tmpdir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def make_maildir(path):
+    """Create path/{tmp,new,cur} (idempotent)."""
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(path, sub), mode=0o700, exist_ok=True)

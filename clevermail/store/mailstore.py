@@ -1,0 +1,265 @@
+"""MailStore: every user's Maildir++ tree; delivery, folder management, subscriptions.
+
+Protocol-neutral: file handlers (smtp/pop3/imap handler.py) call it and turn its
+errors into replies.  One Folder object per folder path per process is handed out by
+`open_folder` so that all sessions share one index and one change notifier.
+"""
+
+import collections
+import os
+import shutil
+import threading
+
+from . import index, maildir, paths
+from .errors import FolderExists, InvalidName, NoSuchFolder
+from .folder import Folder
+
+SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash",
+               "Junk": "\\Junk", "Archive": "\\Archive"}
+SUBSCRIPTIONS = "subscriptions"
+KEEP_UNUSED_FOLDERS = 64
+
+
+class PendingDelivery:
+    """A message written and fsynced under tmp/ for one or more mailboxes, not yet
+    visible.  commit() makes it visible durably; abort() undoes prepare or commit."""
+
+    def __init__(self, store, targets):
+        self.store = store
+        self.targets = targets          # [(folder path, tmp path, base)]
+        self.committed = []
+
+    def commit(self):
+        for folder_path, tmp, base in self.targets:
+            final = maildir.commit_tmp(folder_path, tmp, base, sub="new")
+            self.committed.append(final)
+            self.store._notify(folder_path)
+
+    def abort(self):
+        for path in self.committed + [t[1] for t in self.targets]:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        for folder_path, _, _ in self.targets:
+            self.store._notify(folder_path)
+
+
+class MailStore:
+    def __init__(self, data_dir):
+        self.mail_root = os.path.join(os.path.realpath(data_dir), "mail")
+        os.makedirs(self.mail_root, mode=0o700, exist_ok=True)
+        self._lock = threading.Lock()
+        self._open = {}                                  # path -> Folder in use
+        self._unused = collections.OrderedDict()         # path -> Folder, LRU
+
+    # -- users -----------------------------------------------------------------
+    def user_root(self, address):
+        return paths.user_dir(self.mail_root, address)
+
+    def ensure_user(self, address):
+        """Create a user's INBOX and special-use folders if missing; returns the root."""
+        root = self.user_root(address)
+        if os.path.isdir(os.path.join(root, "cur")):
+            return root
+        maildir.make_maildir(root)
+        for name in SPECIAL_USE:
+            maildir.make_maildir(paths.folder_path(root, name))
+        self._write_subscriptions(root, sorted(set(self._read_subscriptions(root)) | set(SPECIAL_USE)))
+        return root
+
+    def remove_user(self, address):
+        root = self.user_root(address)
+        if os.path.isdir(root):
+            shutil.rmtree(root)
+
+    # -- delivery ----------------------------------------------------------------
+    def prepare_delivery(self, addresses, wire):
+        """Write `wire` (CRLF message) once under the first INBOX's tmp/, fsync it, and
+        hard-link it into the other INBOXes' tmp/ (one data write for all copies)."""
+        disk = maildir.to_disk(wire)
+        wsize = len(disk) + disk.count(b"\n")   # size of to_wire(disk): what POP3/IMAP send
+        targets = []
+        first_tmp = None
+        try:
+            for address in addresses:
+                root = self.ensure_user(address)
+                base = maildir.new_base(len(disk), wsize)
+                if first_tmp is None:
+                    first_tmp = maildir.write_tmp(root, disk, base)
+                    tmp = first_tmp
+                else:
+                    tmp = os.path.join(root, "tmp", base)
+                    os.link(first_tmp, tmp)
+                targets.append((root, tmp, base))
+        except BaseException:
+            PendingDelivery(self, targets).abort()
+            raise
+        return PendingDelivery(self, targets)
+
+    def deliver(self, address, wire):
+        """Deliver one message to one INBOX durably (bounces, tests, tools)."""
+        pending = self.prepare_delivery([address], wire)
+        try:
+            pending.commit()
+        except BaseException:
+            pending.abort()
+            raise
+
+    def _notify(self, folder_path):
+        with self._lock:
+            folder = self._open.get(folder_path) or self._unused.get(folder_path)
+        if folder is not None:
+            folder.notify()
+
+    # -- folders ---------------------------------------------------------------
+    def folder_path(self, address, name):
+        return paths.folder_path(self.user_root(address), name)
+
+    def open_folder(self, address, name):
+        """The shared Folder for `name`, synced; pair with release_folder()."""
+        path = self.folder_path(address, name)
+        if not os.path.isdir(os.path.join(path, "cur")):
+            if paths.folder_dirname(name) == "":
+                self.ensure_user(address)
+            else:
+                raise NoSuchFolder(name)
+        with self._lock:
+            folder = self._open.get(path) or self._unused.pop(path, None)
+            fresh = folder is None
+            if fresh:
+                folder = Folder(path, name)
+            folder.users += 1
+            self._open[path] = folder
+        if fresh:
+            with folder.lock:
+                if not folder.by_uid:
+                    index.load(folder)
+        folder.sync()
+        return folder
+
+    def release_folder(self, folder):
+        evicted = []
+        with self._lock:
+            folder.users -= 1
+            if folder.users <= 0 and self._open.get(folder.path) is folder:
+                del self._open[folder.path]
+                self._unused[folder.path] = folder
+                while len(self._unused) > KEEP_UNUSED_FOLDERS:
+                    evicted.append(self._unused.popitem(last=False)[1])
+        for old in evicted + ([folder] if folder.users <= 0 else []):
+            try:
+                index.save(old)
+            except OSError:
+                pass  # only a cache
+
+    def save_indexes(self):
+        with self._lock:
+            folders = list(self._open.values()) + list(self._unused.values())
+        for folder in folders:
+            try:
+                index.save(folder)
+            except OSError:
+                pass
+
+    def folder_exists(self, address, name):
+        try:
+            return os.path.isdir(os.path.join(self.folder_path(address, name), "cur"))
+        except InvalidName:
+            return False
+
+    def list_folders(self, address):
+        """All folder names of a user, INBOX first."""
+        root = self.ensure_user(address)
+        names = ["INBOX"]
+        for dirname in sorted(os.listdir(root)):
+            name = paths.folder_from_dirname(dirname)
+            if name and os.path.isdir(os.path.join(root, dirname, "cur")):
+                names.append(name)
+        return names
+
+    def create_folder(self, address, name):
+        path = self.folder_path(address, name)
+        if paths.folder_dirname(name) == "" or os.path.isdir(path):
+            raise FolderExists(name)
+        maildir.make_maildir(path)
+
+    def delete_folder(self, address, name):
+        """Delete one folder and its mail (its children stay: Maildir++ keeps them apart)."""
+        path = self.folder_path(address, name)
+        if paths.folder_dirname(name) == "":
+            raise InvalidName("INBOX cannot be deleted")
+        if not os.path.isdir(path):
+            raise NoSuchFolder(name)
+        # rename first so that a concurrent deliverer never writes into a half-deleted tree
+        doomed = path + f".deleted-{os.getpid()}-{threading.get_ident()}"
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        self._forget(path)
+
+    def rename_folder(self, address, old, new):
+        """Rename a folder with its children.  Renaming INBOX moves its messages into the
+        new folder and leaves INBOX empty (RFC 3501 6.3.5)."""
+        root = self.user_root(address)
+        old_dir, new_dir = paths.folder_dirname(old), paths.folder_dirname(new)
+        if new_dir == "" or os.path.isdir(os.path.join(root, new_dir)):
+            raise FolderExists(new)
+        if old_dir == "":
+            self.create_folder(address, new)
+            target = os.path.join(root, new_dir)
+            for sub in ("new", "cur"):
+                for name in os.listdir(os.path.join(root, sub)):
+                    os.rename(os.path.join(root, sub, name), os.path.join(target, sub, name))
+            self._forget(os.path.realpath(root))
+            return
+        if not os.path.isdir(os.path.join(root, old_dir)):
+            raise NoSuchFolder(old)
+        moves = [(old_dir, new_dir)]
+        for dirname in os.listdir(root):
+            if dirname.startswith(old_dir + "."):
+                moves.append((dirname, new_dir + dirname[len(old_dir):]))
+        for src, dst in moves:
+            paths.check_component(dst)
+            os.rename(os.path.join(root, src), os.path.join(root, dst))
+            self._forget(os.path.join(root, src))
+        subs = self._read_subscriptions(root)
+        prefix = old + paths.SEPARATOR
+        renamed = [new + s[len(old):] if (s == old or s.startswith(prefix)) else s for s in subs]
+        self._write_subscriptions(root, renamed)
+
+    def _forget(self, path):
+        with self._lock:
+            self._unused.pop(path, None)
+
+    # -- subscriptions ---------------------------------------------------------
+    def _read_subscriptions(self, root):
+        try:
+            with open(os.path.join(root, SUBSCRIPTIONS), encoding="utf-8") as f:
+                return [line.rstrip("\n") for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def _write_subscriptions(self, root, names):
+        path = os.path.join(root, SUBSCRIPTIONS)
+        tmp = path + f".{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(n + "\n" for n in names))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def subscriptions(self, address):
+        return self._read_subscriptions(self.ensure_user(address))
+
+    def subscribe(self, address, name, on=True):
+        paths.split_folder(name)
+        root = self.ensure_user(address)
+        with self._lock:
+            subs = self._read_subscriptions(root)
+            if on and name not in subs:
+                subs.append(name)
+            elif not on and name in subs:
+                subs.remove(name)
+            else:
+                return
+            self._write_subscriptions(root, subs)

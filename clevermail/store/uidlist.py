@@ -1,0 +1,144 @@
+"""The per-folder UID map: base name -> UID, UIDVALIDITY, UIDNEXT (RFC 3501 2.3.1.1).
+
+File `clevermail-uidlist` in the folder directory, append-only between compactions:
+
+    CM1 <uidvalidity> <uidnext>          header, written at creation and compaction
+    <uid> <base>                          one line per UID ever assigned since compaction
+    R <uid>                               \\Recent handed out up to this UID
+
+UIDs are assigned in ascending order by appending lines (flush + fsync before anyone
+is told a UID), so they are never reused: UIDNEXT is the larger of the header's value
+and the highest UID in the file plus one.  Compaction drops expunged entries and
+rewrites the file atomically (temp, fsync, rename) with UIDNEXT in the header.
+POP3 UIDLs and IMAP UIDs both come from this map.  Callers hold the folder's file lock
+(store/folder.py) around `assign` and `compact` so that processes never interleave.
+"""
+
+import os
+import threading
+import time
+
+FILENAME = "clevermail-uidlist"
+
+
+class UidList:
+    def __init__(self, folder_path):
+        self.path = os.path.join(folder_path, FILENAME)
+        self.uidvalidity = 0
+        self.uidnext = 1
+        self.recent_upto = 0
+        self.uids = {}          # base -> uid
+        self._offset = 0
+        self._ino = None
+
+    def _create(self):
+        # a name of our own: a shared one could be truncated by a second creator after
+        # we linked it into place
+        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.new"
+        validity = int(time.time()) & 0xFFFFFFFF or 1
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"CM1 {validity} 1\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            # link, not rename: a concurrent creator must not replace ours
+            os.link(tmp, self.path)
+        except FileExistsError:
+            pass
+        os.unlink(tmp)
+
+    def refresh(self):
+        """Read what other writers appended (or the whole file after a compaction)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._create()
+            st = os.stat(self.path)
+        if st.st_ino != self._ino:
+            self.uids, self._offset, self._ino = {}, 0, st.st_ino
+            self.uidnext, self.recent_upto = 1, 0
+        if st.st_size == self._offset:
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # ignore a torn last line (writer crashed mid-append)
+        self._offset += end
+        for line in chunk[:end].decode("utf-8", "replace").splitlines():
+            first, _, rest = line.partition(" ")
+            if first.isdigit():
+                uid = int(first)
+                self.uids[rest] = uid
+                if uid >= self.uidnext:
+                    self.uidnext = uid + 1
+            elif first == "R" and rest.isdigit():
+                self.recent_upto = max(self.recent_upto, int(rest))
+            elif first == "CM1":
+                parts = rest.split()
+                if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                    self.uidvalidity = int(parts[0])
+                    self.uidnext = max(self.uidnext, int(parts[1]))
+                    if len(parts) >= 3 and parts[2].isdigit():
+                        self.recent_upto = max(self.recent_upto, int(parts[2]))
+
+    def assign(self, bases):
+        """Give each base without a UID the next UID, durably; returns {base: uid}."""
+        self.refresh()
+        lines, result = [], {}
+        for base in bases:
+            uid = self.uids.get(base)
+            if uid is None:
+                uid = self.uidnext
+                self.uidnext += 1
+                self.uids[base] = uid
+                lines.append(f"{uid} {base}\n")
+            result[base] = uid
+        if lines:
+            self._append("".join(lines), durable=True)
+        return result
+
+    def claim_recent(self):
+        """Hand \\Recent for every UID up to UIDNEXT-1 to the caller; returns the old mark."""
+        self.refresh()
+        old = self.recent_upto
+        if self.uidnext - 1 > old:
+            self.recent_upto = self.uidnext - 1
+            self._append(f"R {self.recent_upto}\n", durable=False)
+        return old
+
+    def _append(self, text, durable):
+        data = text.encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._offset += len(data)
+
+    def forget(self, bases):
+        """Drop expunged bases from memory; compaction later drops them from the file."""
+        for base in bases:
+            self.uids.pop(base, None)
+
+    def needs_compaction(self):
+        return self._offset > 4096 and self._offset > 3 * 60 * (len(self.uids) + 1)
+
+    def compact(self, live):
+        """Rewrite the file with only the bases in `live` and the current UIDNEXT.
+
+        `live` must come from a scan made under the same file lock, so that no base
+        assigned by another process can be dropped."""
+        self.refresh()
+        self.uids = {b: u for b, u in self.uids.items() if b in live}
+        tmp = self.path + f".{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"CM1 {self.uidvalidity} {self.uidnext} {self.recent_upto}\n")
+            for base, uid in sorted(self.uids.items(), key=lambda kv: kv[1]):
+                f.write(f"{uid} {base}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        st = os.stat(self.path)
+        self._ino, self._offset = st.st_ino, st.st_size

@@ -1,0 +1,172 @@
+"""Protocol-neutral bytes on the wire: buffered line reading with hard limits, CRLF and
+dot-stuffing rules (RFC 5321 4.5.2, RFC 1939 3), and SASL PLAIN (RFC 4616).
+
+LineReader is the only thing that reads from a session's socket.  It keeps its own
+buffer (rather than a BufferedReader) so that a session can tell whether the client
+pipelined bytes (STARTTLS must discard them) and so that SMTP DATA can be scanned for
+its terminator with one C-level `find` per received chunk instead of a loop per line.
+"""
+
+import base64
+import binascii
+
+END_OF_DATA = b"\r\n.\r\n"
+
+
+class LineTooLong(Exception):
+    """A line longer than the limit; the rest of it has been read and discarded."""
+
+
+class DataTooLarge(Exception):
+    """A dot-terminated body over the size limit; it was read to its end and dropped."""
+
+
+class LineReader:
+    def __init__(self, sock, chunk=65536):
+        self.sock = sock
+        self.chunk = chunk
+        self.buf = bytearray()
+
+    def fill(self):
+        """One recv into the buffer; returns the number of bytes read (0 at EOF)."""
+        data = self.sock.recv(self.chunk)
+        self.buf += data
+        return len(data)
+
+    def has_buffered(self):
+        return bool(self.buf) or bool(getattr(self.sock, "pending", lambda: 0)())
+
+    def discard_buffer(self):
+        """Drop whatever the client sent ahead (RFC 3207 5: no STARTTLS injection)."""
+        self.buf.clear()
+
+    def readline(self, limit):
+        """One line including its LF, at most `limit` bytes; b'' at EOF (a final line
+        without LF is returned as is).  Raises LineTooLong after consuming the line."""
+        start = 0
+        while True:
+            i = self.buf.find(b"\n", start)
+            if i >= 0:
+                if i + 1 > limit:
+                    del self.buf[:i + 1]
+                    raise LineTooLong()
+                line = bytes(self.buf[:i + 1])
+                del self.buf[:i + 1]
+                return line
+            if len(self.buf) > limit:
+                self._discard_line()
+                raise LineTooLong()
+            start = len(self.buf)
+            if not self.fill():
+                line = bytes(self.buf)
+                self.buf.clear()
+                return line
+
+    def _discard_line(self):
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                del self.buf[:i + 1]
+                return
+            self.buf.clear()
+            if not self.fill():
+                return
+
+    def read(self, n):
+        """Exactly n bytes; raises EOFError if the peer closes first."""
+        while len(self.buf) < n:
+            if not self.fill():
+                raise EOFError("connection closed inside a literal")
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def skip(self, n):
+        """Read and drop n bytes without keeping them (an unwanted literal)."""
+        while n > 0:
+            if not self.buf and not self.fill():
+                raise EOFError("connection closed inside a literal")
+            take = min(n, len(self.buf))
+            del self.buf[:take]
+            n -= take
+
+    def read_dot_terminated(self, max_size):
+        """The body of an SMTP DATA / POP3-style multi-line block: everything up to
+        CRLF.CRLF, still dot-stuffed, ending with its own CRLF (b'' for an empty body).
+
+        Only CRLF '.' CRLF ends it: a bare LF or CR never does, so '\\n.\\n' inside the
+        data cannot split one message into two (SMTP smuggling).  Over `max_size` the
+        rest is read and dropped and DataTooLarge raised.  EOF raises EOFError."""
+        scanned = 0
+        dropped = 0
+        while True:
+            # empty body: the terminator opens the data (checked after every recv too,
+            # since the '.' line usually arrives after this call began; until something
+            # is dropped the buffer still starts at the start of the data)
+            if not dropped and self.buf[:3] == b".\r\n":
+                del self.buf[:3]
+                return b""
+            i = self.buf.find(END_OF_DATA, max(0, scanned - 4))
+            if i >= 0:
+                if dropped or i + 2 > max_size:
+                    del self.buf[:i + 5]
+                    raise DataTooLarge()
+                body = bytes(self.buf[:i + 2])
+                del self.buf[:i + 5]
+                return body
+            if len(self.buf) > max_size + 4:
+                # keep the tail that may hold the start of the terminator
+                keep = self.buf[-4:]
+                dropped += len(self.buf) - 4
+                self.buf[:] = keep
+            scanned = len(self.buf)
+            if not self.fill():
+                raise EOFError("connection closed inside DATA")
+
+
+def dot_unstuff(body):
+    """Remove the stuffed dot at the start of every line (RFC 5321 4.5.2)."""
+    if body.startswith(b"."):
+        body = body[1:]
+    return body.replace(b"\r\n.", b"\r\n")
+
+
+def dot_stuff(body):
+    """Add a dot to every line that starts with one (RFC 1939 3, RFC 5321 4.5.2)."""
+    if body.startswith(b"."):
+        body = b"." + body
+    return body.replace(b"\r\n.", b"\r\n..")
+
+
+def has_bare_lf_or_cr(body):
+    """True when `body` holds an LF not preceded by CR or a CR not followed by LF."""
+    return body.count(b"\n") != body.count(b"\r\n") or body.count(b"\r") != body.count(b"\r\n")
+
+
+def normalize_crlf(body):
+    """Every bare LF or bare CR becomes CRLF (for messages from lax clients)."""
+    if not has_bare_lf_or_cr(body):
+        return body
+    return body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+def decode_sasl_plain(b64):
+    """base64 'authzid NUL authcid NUL passwd' -> (authzid, authcid, password) as str.
+    Raises ValueError on anything malformed (RFC 4616)."""
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("invalid base64") from None
+    parts = raw.split(b"\0")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise ValueError("malformed PLAIN message")
+    try:
+        authzid, authcid, password = (p.decode("utf-8") for p in parts)
+    except UnicodeDecodeError:
+        raise ValueError("PLAIN message is not UTF-8") from None
+    return authzid, authcid, password
+
+
+def b64_text(data):
+    """base64 of a str, as str (SASL challenges)."""
+    return base64.b64encode(data.encode("utf-8")).decode("ascii")

@@ -1,0 +1,119 @@
+"""Shared fixtures for every test module.
+
+- make_config(tmp_path, **sections): a validated config dict (clevermail.config.load_config
+  with overrides) whose files live in tmp_path: data_dir tmp_path/data, users_file
+  tmp_path/users.ini, every listener on 127.0.0.1:0, no auth failure delay, a fast
+  relay.  Each keyword is a section merged over those test defaults:
+  make_config(tmp_path, limits={"message_size": 4096}, smtp={"submission_listen": ["127.0.0.1:0"]}).
+- write_config(tmp_path, **sections): the same settings written as an INI file; returns
+  its path (for the CLI and `python -m clevermail --config X`).
+- config, mailstore, accounts: ready-made objects built from make_config(tmp_path).
+- thread_guard: fails the test if it leaves threads behind.
+"""
+
+import threading
+import time
+
+import pytest
+
+from clevermail.config import load_config
+
+TEST_DOMAINS = ["example.test", "localhost"]
+
+
+def _test_sections(tmp_path):
+    return {
+        "server": {
+            "hostname": "mail.example.test",
+            "data_dir": str(tmp_path / "data"),
+            "users_file": str(tmp_path / "users.ini"),
+            "domains": list(TEST_DOMAINS),
+        },
+        "smtp": {"listen": ["127.0.0.1:0"]},
+        "pop3": {"listen": ["127.0.0.1:0"]},
+        "imap": {"listen": ["127.0.0.1:0"]},
+        "limits": {"auth_failure_delay": 0},
+        "relay": {"interval": 0.2},
+    }
+
+
+def _merged(tmp_path, overrides):
+    sections = _test_sections(tmp_path)
+    for section, values in overrides.items():
+        sections.setdefault(section, {}).update(values)
+    return sections
+
+
+def make_config(tmp_path, **overrides):
+    """A validated config dict for a test; see the module docstring."""
+    return load_config(path=None, overrides=_merged(tmp_path, overrides))
+
+
+def _ini_value(value):
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) + "," if value else ","
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value)
+    return text if text else '""'
+
+
+def write_config(tmp_path, name="clevermail.ini", **overrides):
+    """The test config as an INI file in tmp_path; returns its path (a str)."""
+    lines = []
+    for section, values in _merged(tmp_path, overrides).items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_ini_value(value)}" for key, value in values.items())
+        lines.append("")
+    path = tmp_path / name
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(name="make_config")
+def _make_config_fixture():
+    return make_config
+
+
+@pytest.fixture(name="write_config")
+def _write_config_fixture():
+    return write_config
+
+
+@pytest.fixture(autouse=True)
+def _no_config_env(monkeypatch):
+    """A CLEVERMAIL_CONFIG from the developer's shell must not leak into tests."""
+    monkeypatch.delenv("CLEVERMAIL_CONFIG", raising=False)
+
+
+@pytest.fixture
+def config(tmp_path):
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def mailstore(config):
+    from clevermail.store import MailStore
+    return MailStore(config["server"]["data_dir"])
+
+
+@pytest.fixture
+def accounts(config):
+    from clevermail.accounts import AccountStore
+    return AccountStore(config["server"]["users_file"], config["server"]["domains"], failure_delay=0)
+
+
+@pytest.fixture
+def thread_guard():
+    """Fails the test when threads it started are still alive at its end (after a
+    short grace period for threads that are already finishing)."""
+    before = set(threading.enumerate())
+    yield before
+    deadline = time.monotonic() + 5
+    while True:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not extra or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert extra == [], f"threads left behind: {[t.name for t in extra]}"
+

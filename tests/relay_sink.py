@@ -1,0 +1,334 @@
+"""Relay test helpers: a scriptable sink SMTP server on 127.0.0.1, a fake resolver, a
+connect map, and (run as a script) a worker process for the multi-process tests.
+
+    python tests/relay_sink.py worker '<json spec>'   # see worker_main()
+"""
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import socketserver
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Received:
+    sender: str
+    rcpts: list[str]
+    data: bytes
+    tls: bool
+    auth: str | None
+    helo: str
+    mail_params: list[str] = field(default_factory=list)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Sink:
+    """An SMTP server that records what it receives and answers as told.
+
+    rcpt: address -> (code, text), or a dict address -> (code, text); default 250.
+    greeting: (code, text). mail_reply / data_reply: (code, text) or a callable.
+    drop: 'greeting' | 'mail' | 'rcpt' | 'dot' closes the connection at that point
+    ('dot': after the message was read, before the reply).
+    starttls / implicit: server SSLContexts. auth: (user, password) required for MAIL.
+    size: advertised SIZE. on_data(Received): called before the reply (may block).
+    """
+
+    def __init__(self, *, rcpt=None, greeting=(220, "sink ESMTP"), mail_reply=(250, "2.1.0 ok"),
+                 data_reply=(250, "2.0.0 queued"), drop: str | None = None, starttls=None,
+                 implicit=None, auth: tuple[str, str] | None = None, size: int | None = None,
+                 on_data: Callable[[Received], None] | None = None, smtputf8=True):
+        self.rcpt, self.greeting, self.mail_reply, self.data_reply = rcpt, greeting, mail_reply, data_reply
+        self.drop, self.starttls, self.implicit, self.auth = drop, starttls, implicit, auth
+        self.size, self.on_data, self.smtputf8 = size, on_data, smtputf8
+        self.messages: list[Received] = []
+        self.sessions: list[dict] = []
+        self.lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        sink = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                sink._handle(self.request)
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        with self.lock:
+            for s in self._socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _reply(self, spec, *args):
+        return spec(*args) if callable(spec) else spec
+
+    def _handle(self, sock: socket.socket) -> None:
+        with self.lock:
+            self._socks.append(sock)
+        sock.settimeout(10)
+        session = {"tls": False, "auth": None, "helo": None, "commands": []}
+        with self.lock:
+            self.sessions.append(session)
+        try:
+            if self.implicit is not None:
+                sock = self.implicit.wrap_socket(sock, server_side=True)
+                session["tls"] = True
+            self._dialogue(sock, session)
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _dialogue(self, sock, session) -> None:
+        f = sock.makefile("rb")
+
+        def send(code, text):
+            sock.sendall(f"{code} {text}\r\n".encode())
+
+        if self.drop == "greeting":
+            return
+        code, text = self.greeting
+        send(code, text)
+        sender, rcpts, params = None, [], []
+        while True:
+            raw = f.readline(4096)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            verb, _, arg = line.partition(" ")
+            verb = verb.upper()
+            session["commands"].append(verb)
+            if verb == "QUIT":
+                send(221, "bye")
+                return
+            if code != 220:
+                send(503, "5.5.1 go away")
+                continue
+            if verb == "EHLO":
+                session["helo"] = arg
+                feats = ["8BITMIME"]
+                if self.smtputf8:
+                    feats.append("SMTPUTF8")
+                if self.size is not None:
+                    feats.append(f"SIZE {self.size}")
+                if self.starttls is not None and not session["tls"]:
+                    feats.append("STARTTLS")
+                if self.auth is not None:
+                    feats.append("AUTH PLAIN LOGIN")
+                lines = [arg] + feats
+                sock.sendall("".join(f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n"
+                                     for i, x in enumerate(lines)).encode())
+            elif verb == "HELO":
+                session["helo"] = arg
+                send(250, "hello")
+            elif verb == "STARTTLS" and self.starttls is not None and not session["tls"]:
+                send(220, "2.0.0 go ahead")
+                sock = self.starttls.wrap_socket(sock, server_side=True)
+                f = sock.makefile("rb")
+                session["tls"] = True
+            elif verb == "AUTH" and self.auth is not None:
+                mech, _, initial = arg.partition(" ")
+                if mech.upper() == "PLAIN":
+                    if not initial:
+                        send(334, "")
+                        initial = f.readline(4096).decode().strip()
+                    parts = base64.b64decode(initial).split(b"\0")
+                    user, pw = parts[1].decode(), parts[2].decode()
+                else:
+                    send(334, base64.b64encode(b"Username:").decode())
+                    user = base64.b64decode(f.readline(4096).strip()).decode()
+                    send(334, base64.b64encode(b"Password:").decode())
+                    pw = base64.b64decode(f.readline(4096).strip()).decode()
+                if (user, pw) == self.auth:
+                    session["auth"] = user
+                    send(235, "2.7.0 authenticated")
+                else:
+                    send(535, "5.7.8 bad credentials")
+            elif verb == "MAIL":
+                if self.drop == "mail":
+                    return
+                if self.auth is not None and session["auth"] is None:
+                    send(530, "5.7.0 authentication required")
+                    continue
+                addr, _, rest = arg[5:].partition(">")
+                mcode, mtext = self._reply(self.mail_reply, addr.lstrip("<"))
+                if 200 <= mcode < 300:
+                    sender, rcpts, params = addr.lstrip("<"), [], rest.split()
+                send(mcode, mtext)
+            elif verb == "RCPT":
+                if self.drop == "rcpt":
+                    return
+                addr = arg[3:].strip().lstrip("<").rstrip(">")
+                spec = self.rcpt
+                if isinstance(spec, dict):
+                    rc = spec.get(addr, (250, "2.1.5 ok"))
+                elif callable(spec):
+                    rc = spec(addr)
+                else:
+                    rc = (250, "2.1.5 ok")
+                if 200 <= rc[0] < 300:
+                    rcpts.append(addr)
+                send(*rc)
+            elif verb == "DATA":
+                if not rcpts:
+                    send(503, "5.5.1 no recipients")
+                    continue
+                send(354, "go ahead")
+                lines = []
+                while True:
+                    raw = f.readline(1 << 20)
+                    if not raw:
+                        return
+                    if raw == b".\r\n":
+                        break
+                    lines.append(raw[1:] if raw.startswith(b".") else raw)
+                msg = Received(sender, rcpts, b"".join(lines), session["tls"], session["auth"],
+                               session["helo"], params)
+                if self.drop == "dot":
+                    return
+                if self.on_data is not None:
+                    self.on_data(msg)
+                dcode, dtext = self._reply(self.data_reply, msg)
+                if 200 <= dcode < 300:
+                    with self.lock:
+                        self.messages.append(msg)
+                send(dcode, dtext)
+                sender, rcpts = None, []
+            elif verb in ("RSET", "NOOP"):
+                sender, rcpts = None, []
+                send(250, "ok")
+            else:
+                send(502, "5.5.2 not implemented")
+
+
+class FakeResolver:
+    """dnspython-shaped resolver over a dict: {name: {rdtype: [rdata text] | exception}}.
+    A name missing from the dict is NXDOMAIN; a missing type is NoAnswer."""
+
+    def __init__(self, records: dict):
+        self.records = {k.rstrip(".").lower(): v for k, v in records.items()}
+        self.queries: list[tuple[str, str]] = []
+
+    def resolve(self, qname, rdtype):
+        name = str(qname).rstrip(".").lower()
+        self.queries.append((name, rdtype))
+        if name not in self.records:
+            raise dns.resolver.NXDOMAIN()
+        value = self.records[name].get(rdtype)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            raise value()
+        if isinstance(value, BaseException):
+            raise value
+        if not value:
+            raise dns.resolver.NoAnswer()
+        return [dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), t)
+                for t in value]
+
+
+def mx_zone(domains: dict[str, str] | list[str], address: str = "127.0.0.1") -> dict:
+    """Records where each domain has 'MX 10 mx.<domain>' and that host `address`."""
+    records = {}
+    for d in domains:
+        records[d] = {"MX": [f"10 mx.{d}."]}
+        records[f"mx.{d}"] = {"A": [address]}
+    return records
+
+
+class ConnectMap:
+    """Worker connect seam: fake address -> port of a sink on 127.0.0.1. Unknown
+    addresses are refused. `tried` lists the addresses in the order tried."""
+
+    def __init__(self, mapping: dict[str, int]):
+        self.mapping, self.tried = mapping, []
+
+    def __call__(self, address: str, port: int, timeout: float) -> socket.socket:
+        self.tried.append(address)
+        if address not in self.mapping:
+            raise ConnectionRefusedError(f"{address} refused (test)")
+        return socket.create_connection(("127.0.0.1", self.mapping[address]), timeout)
+
+
+def dead_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (connection refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def message(n: int | str, subject: str = "test") -> bytes:
+    return (f"From: a@here.test\r\nTo: b@there.test\r\nSubject: {subject}\r\n"
+            f"Message-ID: <m{n}@here.test>\r\nX-Test-Id: {n}\r\n\r\nbody {n}\r\n.dot line\r\n").encode()
+
+
+def worker_main(spec: dict) -> int:
+    """A worker in its own process. spec: queue_dir, mx_port, records, hostname,
+    mode ('drain': run passes until the queue is empty; 'forever': the thread)."""
+    import logging
+    sys.path.insert(0, str(REPO))
+    from clevermail.relay.queue import RelayQueue
+    from clevermail.relay.worker import RelayWorker
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"{spec.get('hostname', 'w')} %(message)s")
+    q = RelayQueue(spec["queue_dir"])
+
+    def no_local(address, data):
+        raise RuntimeError("no local delivery in this test")
+
+    w = RelayWorker(q, hostname=spec.get("hostname", "worker.test"),
+                    resolver=FakeResolver(spec["records"]), local_deliver=no_local,
+                    is_local=lambda a: False, mx_port=spec["mx_port"], interval=1.0,
+                    connect_timeout=5.0)
+    if spec.get("mode") == "forever":
+        w.start()
+        print("started", flush=True)
+        while True:
+            time.sleep(1)
+    deadline = time.monotonic() + spec.get("deadline", 60)
+    print("started", flush=True)
+    while q.scan() and time.monotonic() < deadline:
+        w.run_once()
+        time.sleep(0.01)
+    return 0 if not q.scan() else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "worker":
+        sys.exit(worker_main(json.loads(sys.argv[2])))
+    sys.exit("usage: relay_sink.py worker SPEC_JSON")

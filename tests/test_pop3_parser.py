@@ -1,0 +1,129 @@
+"""Tests for clevermail.pop3.parser and the pure parts of clevermail.pop3.replies."""
+
+import io
+
+import pytest
+
+from clevermail.pop3 import parser, replies
+from clevermail.pop3.parser import Command, parse_command
+from clevermail.pop3.replies import POP3Error
+from clevermail.pop3.session import POP3Session
+from clevermail.store.maildir import to_wire
+from clevermail.wire import dot_stuff
+
+
+@pytest.mark.parametrize("line, expected", [
+    (b"STAT\r\n", Command("STAT", ())),
+    (b"stat\r\n", Command("STAT", ())),
+    (b"NOOP\n", Command("NOOP", ())),
+    (b"RSET\r\n", Command("RSET", ())),
+    (b"QUIT\r\n", Command("QUIT", ())),
+    (b"CAPA\r\n", Command("CAPA", ())),
+    (b"STLS\r\n", Command("STLS", ())),
+    (b"LIST\r\n", Command("LIST", (None,))),
+    (b"LIST 3\r\n", Command("LIST", (3,))),
+    (b"list 3 \r\n", Command("LIST", (3,))),
+    (b"UIDL\r\n", Command("UIDL", (None,))),
+    (b"UIDL 12\r\n", Command("UIDL", (12,))),
+    (b"RETR 1\r\n", Command("RETR", (1,))),
+    (b"DELE 007\r\n", Command("DELE", (7,))),
+    (b"TOP 2 0\r\n", Command("TOP", (2, 0))),
+    (b"TOP 2 10\r\n", Command("TOP", (2, 10))),
+    (b"USER alice@example.test\r\n", Command("USER", ("alice@example.test",))),
+    (b"PASS two words \r\n", Command("PASS", ("two words ",))),
+    (b"PASS p\xc3\xa4ss\r\n", Command("PASS", ("p\u00e4ss",))),
+    (b"AUTH\r\n", Command("AUTH", (None, None))),
+    (b"AUTH plain\r\n", Command("AUTH", ("PLAIN", None))),
+    (b"AUTH PLAIN AGFsaWNlAHB3\r\n", Command("AUTH", ("PLAIN", "AGFsaWNlAHB3"))),
+    (b"AUTH PLAIN =\r\n", Command("AUTH", ("PLAIN", "="))),
+])
+def test_valid_commands(line, expected):
+    assert parse_command(line) == expected
+
+
+@pytest.mark.parametrize("line, reply", [
+    (b"\r\n", b"-ERR empty command\r\n"),
+    (b"FOO\r\n", b"-ERR unknown command FOO\r\n"),
+    (b"APOP alice abc\r\n", b"-ERR unknown command APOP\r\n"),
+    (b"STAT 1\r\n", b"-ERR STAT takes no argument\r\n"),
+    (b"QUIT now\r\n", b"-ERR QUIT takes no argument\r\n"),
+    (b"LIST 1 2\r\n", b"-ERR LIST takes at most one message number\r\n"),
+    (b"LIST x\r\n", b"-ERR invalid message number: 'x'\r\n"),
+    (b"LIST -1\r\n", b"-ERR invalid message number: '-1'\r\n"),
+    (b"LIST  1\r\n", b"-ERR arguments must be separated by single spaces\r\n"),
+    (b"RETR\r\n", b"-ERR RETR needs one message number\r\n"),
+    (b"RETR +1\r\n", b"-ERR invalid message number: '+1'\r\n"),
+    (b"RETR 12345678901\r\n", b"-ERR invalid message number: '12345678901'\r\n"),
+    (b"RETR \xd9\xa3\r\n", b"-ERR invalid message number: '\xd9\xa3'\r\n"),
+    (b"DELE\r\n", b"-ERR DELE needs one message number\r\n"),
+    (b"TOP 1\r\n", b"-ERR TOP needs a message number and a line count\r\n"),
+    (b"TOP 1 -1\r\n", b"-ERR invalid line count: '-1'\r\n"),
+    (b"USER\r\n", b"-ERR USER takes exactly one name\r\n"),
+    (b"USER a b\r\n", b"-ERR USER takes exactly one name\r\n"),
+    (b"PASS\r\n", b"-ERR missing password\r\n"),
+    (b"PASS \r\n", b"-ERR missing password\r\n"),
+    (b"AUTH PLAIN a b\r\n", b"-ERR AUTH takes a mechanism and an optional initial response\r\n"),
+    (b"USER \xff\r\n", b"-ERR command is not valid UTF-8\r\n"),
+    (b"USER a\x00b\r\n", b"-ERR control characters in command\r\n"),
+    (b"USER " + b"a" * 256 + b"\r\n", b"-ERR argument too long\r\n"),
+])
+def test_invalid_commands(line, reply):
+    with pytest.raises(POP3Error) as info:
+        parse_command(line)
+    assert info.value.reply == reply
+    assert info.value.counts
+
+
+def test_grammar_matches_the_command_table():
+    assert set(parser.GRAMMAR) == set(POP3Session.COMMANDS)
+
+
+def test_error_replies_carry_rfc3206_codes():
+    assert POP3Error("x", replies.AUTH).reply == b"-ERR [AUTH] x\r\n"
+    assert POP3Error("x", replies.SYS_TEMP).reply == b"-ERR [SYS/TEMP] x\r\n"
+    assert POP3Error("x", replies.SYS_PERM).reply == b"-ERR [SYS/PERM] x\r\n"
+    assert POP3Error("x", replies.IN_USE, counts=False).reply == b"-ERR [IN-USE] x\r\n"
+    assert replies.ok() == b"+OK\r\n"
+    assert replies.multiline("list", ["1 2", "2 3"]) == b"+OK list\r\n1 2\r\n2 3\r\n.\r\n"
+    assert replies.multiline("none", []) == b"+OK none\r\n.\r\n"
+
+
+def _stream(disk, chunk_size):
+    return b"".join(replies.stuffed_chunks(io.BytesIO(disk), chunk_size))
+
+
+@pytest.mark.parametrize("disk", [
+    b"",
+    b"\n",
+    b".\n",
+    b"..\n",
+    b"Subject: x\n\n.\n..\n.hidden\nend\n",
+    b"a\n.b\n.\n\n.",
+    b"no final newline",
+    b".starts with a dot\nand\n.more dots\n",
+    b"bare\rCR\n.\n",
+])
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 7, 64, 1 << 16])
+def test_stuffed_chunks_equal_stuffing_the_whole_wire_form(disk, chunk_size):
+    wire = to_wire(disk)
+    if wire and not wire.endswith(b"\r\n"):
+        wire += b"\r\n"         # the terminator must start a line
+    assert _stream(disk, chunk_size) == dot_stuff(wire) + b".\r\n"
+
+
+def test_chunk_boundary_before_a_leading_dot():
+    # the second chunk starts a line with '.': it must be stuffed too
+    disk = b"abc\n.def\n"
+    assert _stream(disk, 4) == b"abc\r\n..def\r\n.\r\n"
+    # a chunk that starts mid-line with '.' is not a line start
+    assert _stream(b"ab.c\n", 2) == b"ab.c\r\n.\r\n"
+
+
+def test_top_of():
+    disk = b"Subject: x\nX: y\n\n.line1\nline2\nline3\n"
+    assert replies.top_of(io.BytesIO(disk), 0) == b"Subject: x\r\nX: y\r\n\r\n.\r\n"
+    assert replies.top_of(io.BytesIO(disk), 1) == b"Subject: x\r\nX: y\r\n\r\n..line1\r\n.\r\n"
+    assert replies.top_of(io.BytesIO(disk), 99) == b"Subject: x\r\nX: y\r\n\r\n..line1\r\nline2\r\nline3\r\n.\r\n"
+    # no body separator: the whole message is header
+    assert replies.top_of(io.BytesIO(b"Subject: x\nY: z"), 5) == b"Subject: x\r\nY: z\r\n.\r\n"
+    assert replies.top_of(io.BytesIO(b""), 5) == b".\r\n"
