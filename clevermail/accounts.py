@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import hmac
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -26,7 +27,7 @@ import threading
 import time
 from collections import deque
 
-from configobj import ConfigObj
+from configobj import ConfigObj, ConfigObjError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 _LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*=?^_`{|}~-]+)*$")
@@ -136,7 +137,14 @@ class AccountStore:
             return
         hashes = {}
         if stamp is not None:
-            cfg = ConfigObj(self.path, encoding="utf-8", list_values=False)
+            try:
+                cfg = ConfigObj(self.path, encoding="utf-8", list_values=False)
+            except (ConfigObjError, OSError, UnicodeDecodeError) as exc:
+                # a hand edit gone wrong must not lock every user out of a running server
+                logging.getLogger("clevermail.accounts").error(
+                    "%s cannot be read, keeping the accounts loaded before: %s", self.path, exc)
+                self._stamp = stamp
+                return
             for section in cfg.sections:
                 pw = cfg[section].get("password", "")
                 try:
@@ -236,9 +244,18 @@ class _LockedEdit:
         path = self.store.path
         os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
         self.store._lock.acquire()
-        self.lockfile = open(path + ".lock", "a")
-        fcntl.flock(self.lockfile, fcntl.LOCK_EX)
-        self.cfg = ConfigObj(path if os.path.exists(path) else None, encoding="utf-8", list_values=False)
+        self.lockfile = None
+        try:
+            self.lockfile = open(path + ".lock", "a")
+            fcntl.flock(self.lockfile, fcntl.LOCK_EX)
+            self.cfg = ConfigObj(path if os.path.exists(path) else None, encoding="utf-8", list_values=False)
+        except BaseException:
+            # __exit__ does not run when __enter__ fails: release here, or an unparsable
+            # users.ini would leave this store locked for good
+            if self.lockfile is not None:
+                self.lockfile.close()
+            self.store._lock.release()
+            raise
         if not os.path.exists(path):
             self.cfg.initial_comment = ["# CleverMail accounts: one [address] section each.",
                                         "# Manage with `clevermail user add|passwd|del|list`; passwords are scrypt hashes."]

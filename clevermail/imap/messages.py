@@ -10,7 +10,7 @@ folder lock is held.  A mix-in of IMAPSession: `self` is the session.
 from ..store.errors import MessageGone, NoSuchFolder
 from .fetch import parse_fetch_items, render_fetch
 from .mailboxes import mailbox_name
-from .parser import Atom, flag_list
+from .parser import Atom, flag_list, format_datetime
 from .replies import IMAPBad, IMAPNo
 from .search import parse_search
 from .seqset import parse_sequence_set
@@ -38,6 +38,30 @@ def uid_set_text(uids):
     if start is not None:
         parts.append(f"{start}:{prev}" if prev != start else str(start))
     return ",".join(parts)
+
+
+_INDEX_FORMATS = {"FLAGS": b"FLAGS (%s)", "UID": b"UID %d", "INTERNALDATE": b"INTERNALDATE %s",
+                  "RFC822.SIZE": b"RFC822.SIZE %d"}
+_FLAG_KEYS = {"SEEN": ("S", True), "UNSEEN": ("S", False), "DELETED": ("T", True),
+              "UNDELETED": ("T", False), "FLAGGED": ("F", True), "UNFLAGGED": ("F", False),
+              "ANSWERED": ("R", True), "UNANSWERED": ("R", False), "DRAFT": ("D", True),
+              "UNDRAFT": ("D", False)}
+
+
+def _flag_only_search(args):
+    """[(letter, wanted)] when the search is an AND of plain system-flag keys (or ALL),
+    else None (the general evaluator runs)."""
+    tests = []
+    for tok in args:
+        if not isinstance(tok, Atom):
+            return None
+        key = tok.upper()
+        if key == "ALL":
+            continue
+        if key not in _FLAG_KEYS:
+            return None
+        tests.append(_FLAG_KEYS[key])
+    return tests
 
 
 class MessageCommands:
@@ -96,6 +120,18 @@ class MessageCommands:
     def _search(self, args, uid_mode):
         program = parse_search(args)
         view = self.mailbox
+        fast = _flag_only_search(args)
+        if fast is not None:
+            # The common client searches (UNSEEN, UNDELETED, ...) test flag letters of
+            # the index directly: no per-message objects, 100,000 messages in ms.
+            by_uid = view.folder.by_uid
+            hits = []
+            for seq, uid in enumerate(view.uids, 1):
+                entry = by_uid.get(uid)
+                if entry is not None and all((letter in entry.flags) == want for letter, want in fast):
+                    hits.append(uid if uid_mode else seq)
+            self.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
+            return
         ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0)
         hits = []
         for msg in view.messages(range(1, len(view) + 1)):
@@ -119,6 +155,9 @@ class MessageCommands:
         if uid_mode:
             request.add_uid()
         view = self.mailbox
+        if not request.needs_message:
+            self._fetch_index_only(request, seqs)
+            return
         messages = view.messages(seqs)
         seen_now = set()
         if request.sets_seen and not view.readonly:
@@ -140,6 +179,42 @@ class MessageCommands:
                 yield b"* %d FETCH %s\r\n" % (msg.seq, data)
         self.send_many(lines())
         if missing or len(messages) < len(seqs):
+            raise IMAPNo("Some messages were expunged meanwhile and were not fetched", code="EXPUNGEISSUED")
+
+    def _fetch_index_only(self, request, seqs):
+        """FETCH of FLAGS/UID/INTERNALDATE/RFC822.SIZE only, straight from the index:
+        one format operation per message (FETCH 1:* (UID FLAGS) is what every client
+        sends on every sync)."""
+        view = self.mailbox
+        folder = view.folder
+        names = [item.name for item in request.items]
+        fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
+        recent = view.recent
+        flag_cache = {}
+
+        def flags(uid, entry):
+            key = (entry.flags, uid in recent)
+            text = flag_cache.get(key)
+            if text is None:
+                text = flag_cache[key] = " ".join(folder.flag_names(entry.flags) + (("\\Recent",) if key[1] else ())).encode()
+            return text
+
+        getters = {"FLAGS": flags, "UID": lambda uid, entry: uid,
+                   "INTERNALDATE": lambda uid, entry: format_datetime(float(entry.date)).encode(),
+                   "RFC822.SIZE": lambda uid, entry: entry.wsize}
+        row = [getters[n] for n in names]
+        by_uid, uids = folder.by_uid, view.uids
+        out = []
+        missing = False
+        for seq in seqs:
+            uid = uids[seq - 1]
+            entry = by_uid.get(uid)
+            if entry is None:
+                missing = True
+                continue
+            out.append(fmt % (seq, *[g(uid, entry) for g in row]))
+        self.send_many(out)
+        if missing:
             raise IMAPNo("Some messages were expunged meanwhile and were not fetched", code="EXPUNGEISSUED")
 
     # -- STORE ----------------------------------------------------------------------------

@@ -31,7 +31,8 @@ _WSP_RUN = re.compile(r"[ \t]+")
 _TOKEN = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\"/\[\]?=]+')
 _ATEXT = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\".\[\]]+')
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"?', re.S)
-_ADDR_WORD = re.compile(r'[^ \t\r\n()"\[<>@,;:]+')
+# Anything else up to the next delimiter, stray ")" and "]" included.
+_ADDR_WORD = re.compile(r'[^ \t\r\n("\[<>@,;:]+')
 _UNESCAPE = re.compile(r"\\(.)", re.S)
 _ENVELOPE_FIELDS = ("date", "subject", "from", "sender", "reply-to", "to",
                     "cc", "bcc", "in-reply-to", "message-id")

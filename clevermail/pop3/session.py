@@ -225,8 +225,10 @@ class POP3Session(LineSession):
         if msg is not None:
             self.send(ok(f"{msg} {drop.sizes[self._index(msg)]}"))
             return
-        deleted = drop.deleted
-        lines = [f"{i} {size}" for i, size in enumerate(drop.sizes, 1) if not deleted[i - 1]]
+        if drop.count == len(drop):     # nothing marked: skip the per-line test
+            lines = [f"{i} {size}" for i, size in enumerate(drop.sizes, 1)]
+        else:
+            lines = [f"{i} {size}" for i, size, d in zip(range(1, len(drop) + 1), drop.sizes, drop.deleted) if not d]
         self.send(multiline(f"{drop.count} messages ({drop.octets} octets)", lines))
 
     def cmd_UIDL(self, msg=None):
@@ -238,8 +240,10 @@ class POP3Session(LineSession):
             self.send(ok(f"{msg} {drop.uidl(self._index(msg))}"))
             return
         prefix = f"{drop.uidvalidity}."
-        deleted = drop.deleted
-        lines = [f"{i} {prefix}{uid}" for i, uid in enumerate(drop.uids, 1) if not deleted[i - 1]]
+        if drop.count == len(drop):
+            lines = [f"{i} {prefix}{uid}" for i, uid in enumerate(drop.uids, 1)]
+        else:
+            lines = [f"{i} {prefix}{uid}" for i, uid, d in zip(range(1, len(drop) + 1), drop.uids, drop.deleted) if not d]
         self.send(multiline("unique-id listing follows", lines))
 
     def cmd_RETR(self, msg):

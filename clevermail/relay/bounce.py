@@ -117,7 +117,7 @@ def make_dsn(*, reporting_mta: str, sender: str, queue_id: str, arrival: float,
            f'Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary="{boundary}"']
     if original_id:
         top += [f"In-Reply-To: {original_id}", f"References: {original_id}"]
-    human_text = "\r\n".join(human) + "\r\n"
+    human_text = "\r\n".join("\n".join(human).split("\n")) + "\r\n"
     headers_cte = "8bit" if any(b > 127 for b in headers) else "7bit"
     out = "\r\n".join(top) + "\r\n\r\nThis is a MIME-encapsulated delivery status report.\r\n\r\n"
     out += (f"--{boundary}\r\nContent-Description: Notification\r\n"

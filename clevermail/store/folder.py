@@ -162,21 +162,25 @@ class Folder:
         return changed
 
     def _add_fresh(self, fresh):
+        # Names start with the delivery time, so name order is arrival order: UIDs
+        # follow it without a sort on parsed dates.
+        fresh.sort()
+        parse = maildir.parse_name
         items = []
         for base, sub, name, flags in fresh:
-            _, _, size, wsize, date = maildir.parse_name(name)
+            _, _, size, wsize, date = parse(name)
             if size is None or wsize is None or date is None:
                 try:
                     size, wsize, date = self._measure(os.path.join(self.path, sub, name), size, wsize, date)
                 except FileNotFoundError:
                     continue
-            items.append((date, base, sub, flags, size, wsize))
-        items.sort()
-        assigned = self._uidlist.assign([it[1] for it in items])
-        for date, base, sub, flags, size, wsize in items:
+            items.append((base, sub, flags, size, wsize, date))
+        assigned = self._uidlist.assign([it[0] for it in items])
+        modseq = self.modseq + 1
+        self.modseq += len(items)
+        for base, sub, flags, size, wsize, date in items:
             uid = assigned[base]
-            self.modseq += 1
-            entry = Entry(uid, base, sub, flags, size, wsize, date, self.modseq)
+            entry = Entry(uid, base, sub, flags, size, wsize, date, modseq)
             self.by_uid[uid] = entry
             self.by_base[base] = entry
             if not self.uids or uid > self.uids[-1]:

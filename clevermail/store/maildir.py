@@ -15,6 +15,7 @@ nothing visible or the whole message; stale tmp/ files are removed by `clean_tmp
 """
 
 import itertools
+import re
 import os
 import socket
 import threading
@@ -48,8 +49,17 @@ def new_base(size, wsize, date=None):
             f",S={size},W={wsize}")
 
 
+# Our own names (and Dovecot's) in one regex match; anything else takes the slow path.
+_FAST_NAME = re.compile(r"(\d+)\.[^,:]*,S=(\d+),W=(\d+)(?::2,(.*))?\Z", re.DOTALL)
+
+
 def parse_name(name):
     """file name -> (base, flags, size, wsize, date); size/wsize/date None when absent."""
+    m = _FAST_NAME.match(name)
+    if m:
+        flags = m.group(4)
+        base = name if flags is None else name[:m.start(4) - 3]
+        return base, flags or "", int(m.group(2)), int(m.group(3)), int(m.group(1))
     base, sep, flags = name.partition(":2,")
     if not sep:
         flags = ""

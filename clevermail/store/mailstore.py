@@ -147,20 +147,23 @@ class MailStore:
                 self._unused[folder.path] = folder
                 while len(self._unused) > KEEP_UNUSED_FOLDERS:
                     evicted.append(self._unused.popitem(last=False)[1])
-        for old in evicted + ([folder] if folder.users <= 0 else []):
-            try:
-                index.save(old)
-            except OSError:
-                pass  # only a cache
+        for old in evicted:
+            self._save_index(old)
+
+    @staticmethod
+    def _save_index(folder):
+        """Persist a folder's index cache.  Done when a folder leaves memory and at
+        service stop, never on a session's path: saving 100,000 rows takes a while."""
+        try:
+            index.save(folder)
+        except OSError:
+            pass  # only a cache
 
     def save_indexes(self):
         with self._lock:
             folders = list(self._open.values()) + list(self._unused.values())
         for folder in folders:
-            try:
-                index.save(folder)
-            except OSError:
-                pass
+            self._save_index(folder)
 
     def folder_exists(self, address, name):
         try:

@@ -84,18 +84,15 @@ class UidList:
     def assign(self, bases):
         """Give each base without a UID the next UID, durably; returns {base: uid}."""
         self.refresh()
-        lines, result = [], {}
-        for base in bases:
-            uid = self.uids.get(base)
-            if uid is None:
-                uid = self.uidnext
-                self.uidnext += 1
-                self.uids[base] = uid
-                lines.append(f"{uid} {base}\n")
-            result[base] = uid
-        if lines:
-            self._append("".join(lines), durable=True)
-        return result
+        known = self.uids
+        fresh = [b for b in dict.fromkeys(bases) if b not in known]
+        if fresh:
+            first = self.uidnext
+            new_uids = range(first, first + len(fresh))
+            self._append("".join(map("{} {}\n".format, new_uids, fresh)), durable=True)
+            known.update(zip(fresh, new_uids))
+            self.uidnext = first + len(fresh)
+        return {b: known[b] for b in bases}
 
     def claim_recent(self):
         """Hand \\Recent for every UID up to UIDNEXT-1 to the caller; returns the old mark."""

@@ -1,0 +1,458 @@
+"""The SMTP session: RFC 5321 with the ESMTP extensions SIZE (RFC 1870), PIPELINING
+(RFC 2920), 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034, codes of RFC 3463),
+SMTPUTF8 (RFC 6531), STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616) and
+CHUNKING/BDAT (RFC 3030); Received "with" keywords of RFC 3848.
+
+One command table maps a verb to (method, states where it is allowed); handle_line
+checks the state once and is the one place where an SMTPReplyError becomes a reply.
+Storage is the file handler's business (handler.py); this module only talks.
+
+The DATA path is LineReader.read_dot_terminated plus whole-body bytes operations:
+only CRLF.CRLF ends a message (no smuggling with bare LF/CR), bare LF/CR are then
+normalized to CRLF before the dots are unstuffed, and line lengths are checked with
+one regex search - no Python loop per line.
+"""
+
+import base64
+import binascii
+import email.utils
+import ipaddress
+import re
+import secrets
+
+from ..netbase import LineSession, SessionClosed
+from ..wire import DataTooLarge, LineTooLong, decode_sasl_plain, dot_unstuff, normalize_crlf
+from . import parser
+from . import replies as R
+from .handler import DeliveryFailed, NoSuchUser, RelayDenied
+from .replies import SMTPReplyError
+
+INIT, READY, MAIL, RCPT, BDAT = "init", "ready", "mail", "rcpt", "bdat"
+ANY = frozenset((INIT, READY, MAIL, RCPT, BDAT))
+SASL_LINE_LIMIT = 12288 + 2      # RFC 4954 4: AUTH lines up to 12288 octets
+# A line of more than 998 octets before CRLF (RFC 5321 4.5.3.1.6), after the first.
+_LONG_LINE = re.compile(rb"\n[^\n]{1000}")
+
+
+def _err(reply):
+    return SMTPReplyError(reply)
+
+
+def prepare_body(body, stuffed):
+    """Received bytes -> the message in CRLF wire form, or SMTPReplyError.
+
+    Bare LF/CR become CRLF first (a lax client such as smtplib given LF-only bytes
+    stuffs dots after its LFs), then dots are unstuffed (RFC 5321 4.5.2).  Since the
+    end of data was found by CRLF.CRLF only, normalizing cannot split the message."""
+    body = normalize_crlf(body)
+    if stuffed:
+        body = dot_unstuff(body)
+    first = body.find(b"\n")
+    if first > 999 or (first < 0 and len(body) > 998) or _LONG_LINE.search(body):
+        raise _err(R.R554_LONG_LINE)
+    return body
+
+
+class SMTPSession(LineSession):
+    protocol = "smtp"
+    line_limit = 512                 # RFC 5321 4.5.3.1.4, including CRLF
+
+    # -- session state -----------------------------------------------------------
+    def setup(self):
+        super().setup()
+        self.state = INIT
+        self.helo = None
+        self.esmtp = False
+        self.auth_user = None
+        self.mode = getattr(self.server, "mode", "mx")
+        self.trusted = self._in_trusted_networks()
+        self.reset_transaction()
+
+    def _in_trusted_networks(self):
+        nets = self.server.options.get("trusted_networks") or ()
+        if not nets:
+            return False
+        try:
+            ip = ipaddress.ip_address(self.peer)
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in nets)
+
+    def reset_transaction(self):
+        """Forget the mail transaction (RSET, HELO/EHLO, after DATA; RFC 5321 4.1.1.5)."""
+        self.sender = None
+        self.recipients = []
+        self.rcpt_tried = False
+        self.smtputf8 = False
+        self.chunks = []
+        self.chunk_size = 0
+        self.state = READY if self.helo is not None else INIT
+
+    # -- LineSession hooks -------------------------------------------------------
+    def greet(self):
+        self.send(f"220 {self.server.hostname} ESMTP CleverMail\r\n")
+
+    def line_too_long(self):
+        self.send(R.R500_LINE_TOO_LONG.wire)
+
+    def busy_reply(self):
+        return R.R421_BUSY.format(self.server.hostname).wire
+
+    def timeout_reply(self):
+        return R.R421_TIMEOUT.format(self.server.hostname).wire
+
+    def internal_error_reply(self):
+        return R.R451_INTERNAL.wire
+
+    def too_many_errors_reply(self):
+        return R.R421_ERRORS.format(self.server.hostname).wire
+
+    # -- dispatch ----------------------------------------------------------------
+    def handle_line(self, line):
+        try:
+            verb, arg = parser.parse_command(line)
+            entry = self.COMMANDS.get(verb)
+            if entry is None:
+                raise _err(R.R500_UNKNOWN)
+            method, states = entry
+            if self.state not in states:
+                raise _err(self._sequence_reply(verb))
+            method(self, arg)
+        except SMTPReplyError as exc:
+            reply = exc.reply
+            self.send(reply.wire)
+            if reply.code == 421:
+                raise SessionClosed() from None
+            if reply.counts:
+                self.count_error()
+
+    def _sequence_reply(self, verb):
+        """The 503 (or 554) that says what is out of order (RFC 5321 4.3.2)."""
+        state = self.state
+        if state == INIT and verb in ("MAIL", "RCPT", "DATA", "BDAT"):
+            return R.R503_HELO_FIRST
+        if verb == "MAIL":
+            return R.R503_NESTED_MAIL
+        if verb == "RCPT":
+            return R.R503_RCPT_AFTER_BDAT if state == BDAT else R.R503_NEED_MAIL
+        if verb in ("DATA", "BDAT"):
+            if state == MAIL:        # RFC 5321 3.3: 554 when every RCPT was refused
+                return R.R554_NO_VALID_RCPTS if self.rcpt_tried else R.R503_NEED_RCPT
+            return R.R503_MIXED_DATA if state == BDAT else R.R503_NEED_MAIL
+        if verb == "AUTH" and state == INIT:
+            return R.R503_EHLO_FIRST
+        if verb in ("AUTH", "STARTTLS"):
+            return R.R503_IN_TRANSACTION
+        return R.R503_SEQUENCE
+
+    # -- greeting ----------------------------------------------------------------
+    def cmd_HELO(self, arg):
+        """HELO <domain>: identify the client, plain SMTP; resets the transaction.
+        States: any.
+        RFC 5321 4.1.1.1."""
+        self.helo = parser.parse_helo(arg) or self._bad_helo()
+        self.esmtp = False
+        self.reset_transaction()
+        self.send(f"250 {self.server.hostname}\r\n")
+
+    def cmd_EHLO(self, arg):
+        """EHLO <domain>: identify the client and list the extensions offered.
+        States: any (resets the transaction).
+        RFC 5321 4.1.1.1, RFC 1869."""
+        self.helo = parser.parse_helo(arg) or self._bad_helo()
+        self.esmtp = True
+        self.reset_transaction()
+        lines = [f"{self.server.hostname} greets {self.helo}",
+                 f"SIZE {self.server.limits.message_size}",
+                 "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING"]
+        if self.tls_available:
+            lines.append("STARTTLS")
+        if self.plaintext_auth_ok:
+            # RFC 4954 4: offer AUTH only where credentials may travel
+            lines.append("AUTH PLAIN LOGIN")
+        lines.append("HELP")
+        self.send(R.multiline(250, lines))
+
+    def _bad_helo(self):
+        raise _err(R.R501_HELO)
+
+    # -- transaction ---------------------------------------------------------------
+    def cmd_MAIL(self, arg):
+        """MAIL FROM:<reverse-path> [SIZE= BODY= SMTPUTF8 AUTH=]: start a transaction.
+        States: ready (after HELO/EHLO, no transaction open).
+        RFC 5321 4.1.1.2, RFC 1870, RFC 6152, RFC 6531 3.4, RFC 4954 5."""
+        if self.mode == "submission" and self.auth_user is None:
+            raise _err(R.R530_AUTH_REQUIRED)
+        sender, params = parser.parse_mail(arg)
+        smtputf8 = False
+        for key, value in params.items():
+            if key == "SIZE":
+                if parser.parse_size(value) > self.server.limits.message_size:
+                    raise _err(R.R552_TOO_BIG)
+            elif key == "BODY":
+                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                    raise _err(R.R501_SYNTAX)
+            elif key == "SMTPUTF8" and value is None:
+                smtputf8 = True
+            elif key == "AUTH" and value:
+                pass                 # RFC 4954 5: accepted; we do not trust it
+            else:
+                raise _err(R.R555_PARAM.format(key))
+        if not smtputf8 and not sender.isascii():
+            raise _err(R.R553_UTF8_NEEDS_SMTPUTF8)
+        self.sender = sender
+        self.smtputf8 = smtputf8
+        self.state = MAIL
+        self.send(R.R250_SENDER_OK.wire)
+
+    def cmd_RCPT(self, arg):
+        """RCPT TO:<forward-path>: add a recipient (local account, or relay if allowed).
+        States: mail, rcpt.
+        RFC 5321 4.1.1.3, 3.6 (relaying), 4.5.3.1.10 (recipient limit)."""
+        self.rcpt_tried = True
+        address, params = parser.parse_rcpt(arg)
+        if params:
+            raise _err(R.R555_PARAM.format(next(iter(params))))
+        if not self.smtputf8 and not address.isascii():
+            raise _err(R.R553_UTF8_NEEDS_SMTPUTF8)
+        if len(self.recipients) >= self.server.limits.recipients:
+            raise _err(R.R452_TOO_MANY_RCPTS)
+        may_relay = self.auth_user is not None or self.trusted
+        try:
+            rcpt = self.server.handler.resolve_recipient(address, may_relay)
+        except NoSuchUser:
+            raise _err(R.R550_NO_SUCH_USER) from None
+        except RelayDenied:
+            self.log.info("relay denied for <%s>", address)
+            raise _err(R.R554_RELAY_DENIED) from None
+        self.recipients.append(rcpt)
+        self.state = RCPT
+        self.send(R.R250_RCPT_OK.wire)
+
+    def cmd_DATA(self, arg):
+        """DATA: receive the message up to <CRLF>.<CRLF> and deliver it.
+        States: rcpt (not after BDAT).
+        RFC 5321 4.1.1.4, 4.5.2 (dot-stuffing), 4.5.3.1.6 (line length)."""
+        if arg:
+            raise _err(R.R501_NO_ARGS)
+        self.send(R.R354_DATA.wire)
+        # TODO: drop once wire.read_dot_terminated waits for 3 bytes itself: with an
+        # empty buffer it cannot see an empty body's '.\r\n' (the terminator opens it).
+        reader = self.reader
+        while len(reader.buf) < 3:
+            if not reader.fill():
+                raise EOFError("connection closed inside DATA")
+        try:
+            body = reader.read_dot_terminated(self.server.limits.message_size)
+        except DataTooLarge:
+            self.reset_transaction()
+            raise _err(R.R552_TOO_BIG) from None
+        self._finish_message(body, stuffed=True)
+
+    def cmd_BDAT(self, arg):
+        """BDAT <size> [LAST]: receive one chunk of exactly <size> octets.
+        States: any; the chunk is always read, so its bytes never run as commands.
+        RFC 3030 2-4."""
+        size, last = parser.parse_bdat(arg)
+        if self.state not in (RCPT, BDAT):
+            self.reader.skip(size)
+            raise _err(self._sequence_reply("BDAT"))
+        if self.chunk_size + size > self.server.limits.message_size:
+            self.reader.skip(size)
+            self.reset_transaction()
+            raise _err(R.R552_TOO_BIG)
+        if size:
+            self.chunks.append(self.reader.read(size))
+        self.chunk_size += size
+        self.state = BDAT
+        if not last:
+            self.send(R.R250_CHUNK_OK.format(size).wire)
+            return
+        self._finish_message(b"".join(self.chunks), stuffed=False)
+
+    def _finish_message(self, body, stuffed):
+        """Check, stamp and deliver the received message; the transaction ends here
+        whatever happens."""
+        sender, recipients = self.sender, self.recipients
+        self.reset_transaction()
+        body = prepare_body(body, stuffed)
+        queue_id = secrets.token_hex(6).upper()
+        trace = self.received_header(queue_id, recipients)
+        try:
+            n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id)
+        except DeliveryFailed as exc:
+            self.log.error("delivery failed id=%s from=<%s>: %s", queue_id, sender, exc)
+            raise _err(R.R451_DELIVERY) from None
+        self.log.info("accepted id=%s from=<%s> rcpts=%d (local %d, relay %d) size=%d",
+                      queue_id, sender, len(recipients), n_local, n_remote, len(body))
+        self.send(R.R250_QUEUED.format(queue_id).wire)
+
+    def received_header(self, queue_id, recipients):
+        """RFC 5321 4.4 trace header; 'with' per RFC 3848 (ESMTP[S][A])."""
+        proto = "ESMTP" if self.esmtp else "SMTP"
+        if self.esmtp and (self.tls or self.auth_user):
+            proto += ("S" if self.tls else "") + ("A" if self.auth_user else "")
+        # Only a single recipient is named: more would disclose Bcc recipients.
+        rcpt = f"\r\n\tfor <{recipients[0].address}>" if len(recipients) == 1 else ""
+        tls = f" ({self.tls_info[0]} {self.tls_info[1]})" if self.tls_info else ""
+        literal = f"IPv6:{self.peer}" if ":" in self.peer else self.peer
+        return (f"Received: from {self.helo} ({self.peer} [{literal}]){tls}\r\n"
+                f"\tby {self.server.hostname} (CleverMail) with {proto} id {queue_id}"
+                f" session {self.session_id}{rcpt};\r\n"
+                f"\t{email.utils.formatdate(localtime=True)}\r\n").encode("utf-8")
+
+    # -- other commands --------------------------------------------------------------
+    def cmd_RSET(self, arg):
+        """RSET: abort the mail transaction; HELO/EHLO and AUTH are kept.
+        States: any.
+        RFC 5321 4.1.1.5."""
+        if arg:
+            raise _err(R.R501_NO_ARGS)
+        self.reset_transaction()
+        self.send(R.R250_OK.wire)
+
+    def cmd_NOOP(self, arg):
+        """NOOP [string]: do nothing, answer 250 (the argument is ignored).
+        States: any.
+        RFC 5321 4.1.1.9."""
+        self.send(R.R250_OK.wire)
+
+    def cmd_QUIT(self, arg):
+        """QUIT: say goodbye and close the connection.
+        States: any.
+        RFC 5321 4.1.1.10."""
+        self.send(R.R221_BYE.wire)
+        raise SessionClosed()
+
+    def cmd_VRFY(self, arg):
+        """VRFY <string>: always 252, so that accounts are never revealed.
+        States: any.
+        RFC 5321 4.1.1.6, 3.5.3."""
+        if not arg:
+            raise _err(R.R501_VRFY)
+        self.send(R.R252_VRFY.wire)
+
+    def cmd_EXPN(self, arg):
+        """EXPN <list>: not offered (there are no lists to expand).
+        States: any.
+        RFC 5321 4.1.1.7, 3.5.2."""
+        raise _err(R.R502_NOT_IMPLEMENTED)
+
+    def cmd_HELP(self, arg):
+        """HELP [command]: list the commands, or describe one.
+        States: any.
+        RFC 5321 4.1.1.8."""
+        entry = self.COMMANDS.get(arg.upper()) if arg else None
+        if entry is not None:
+            text = entry[0].__doc__.strip().splitlines()[0]
+        else:
+            text = "Commands: " + " ".join(sorted(self.COMMANDS))
+        self.send(R.R214_HELP.format(text).wire)
+
+    def cmd_STARTTLS(self, arg):
+        """STARTTLS: switch to TLS; then the session starts over (new EHLO needed).
+        States: init, ready (not inside a transaction).
+        RFC 3207 4-4.2."""
+        if arg:
+            raise _err(R.R501_NO_ARGS)
+        if self.tls:
+            raise _err(R.R503_ALREADY_TLS)
+        if not self.tls_available:
+            raise _err(R.R502_NO_TLS)
+        self.send(R.R220_TLS_GO.wire)
+        self.start_tls()              # discards anything pipelined after STARTTLS
+        # RFC 3207 4.2: forget everything learnt before the handshake
+        self.helo = None
+        self.esmtp = False
+        self.auth_user = None
+        self.reset_transaction()
+
+    # -- AUTH ------------------------------------------------------------------------
+    def cmd_AUTH(self, arg):
+        """AUTH PLAIN|LOGIN [initial-response]: authenticate (then relaying is allowed).
+        States: ready (after EHLO, outside a transaction).
+        RFC 4954 4, RFC 4616 (PLAIN)."""
+        if not self.esmtp:
+            raise _err(R.R503_EHLO_FIRST)
+        if self.auth_user is not None:
+            raise _err(R.R503_ALREADY_AUTH)
+        if not self.plaintext_auth_ok:
+            raise _err(R.R538_ENCRYPTION_REQUIRED)
+        mech, initial = parser.parse_auth(arg)
+        if mech not in ("PLAIN", "LOGIN"):
+            raise _err(R.R504_AUTH_MECH)
+        throttle = self.server.throttle
+        if throttle is not None and throttle.blocked(self.peer):
+            self.log.warning("auth refused: too many failures from %s", self.peer)
+            raise _err(R.R421_AUTH_THROTTLED.format(self.server.hostname))
+        if mech == "PLAIN":
+            response = initial if initial is not None else self._sasl_challenge("")
+            try:
+                authzid, user, password = decode_sasl_plain("" if response == "=" else response)
+            except ValueError:
+                raise _err(R.R501_AUTH_DECODE) from None
+            # No proxy authorization: a foreign authzid fails like a bad password,
+            # after the same check and delay.
+            proxy = bool(authzid) and authzid.lower() != user.lower()
+        else:
+            if initial is None:
+                initial = self._sasl_challenge("VXNlcm5hbWU6")        # "Username:"
+            user = self._b64_text(initial)
+            password = self._b64_text(self._sasl_challenge("UGFzc3dvcmQ6"))  # "Password:"
+            proxy = False
+        address = self.server.handler.authenticate(user, password)
+        if proxy:
+            address = None
+        if address is None:
+            if throttle is not None:
+                throttle.failed(self.peer)
+            self.log.info("auth failed (%s)", mech)
+            raise _err(R.R535_AUTH_FAILED)
+        self.auth_user = address
+        self.log.info("auth ok user=%s (%s)", address, mech)
+        self.send(R.R235_AUTH_OK.wire)
+
+    def _sasl_challenge(self, challenge):
+        """Send '334 <challenge>' and return the client's line; never logged raw."""
+        self.send(f"334 {challenge}\r\n")
+        try:
+            line = self.reader.readline(SASL_LINE_LIMIT)
+        except LineTooLong:
+            raise _err(R.R500_AUTH_LINE_TOO_LONG) from None
+        if not line:
+            raise EOFError("connection closed inside AUTH")
+        self.log.debug("C: ***")
+        text = line.rstrip(b"\r\n")
+        if text == b"*":
+            raise _err(R.R501_AUTH_CANCELLED)
+        try:
+            return text.decode("ascii")
+        except UnicodeDecodeError:
+            raise _err(R.R501_AUTH_DECODE) from None
+
+    @staticmethod
+    def _b64_text(data):
+        try:
+            return base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise _err(R.R501_AUTH_DECODE) from None
+
+    # The one command table: verb -> (method, states where it is allowed).
+    COMMANDS = {
+        "HELO": (cmd_HELO, ANY),
+        "EHLO": (cmd_EHLO, ANY),
+        "MAIL": (cmd_MAIL, frozenset((READY,))),
+        "RCPT": (cmd_RCPT, frozenset((MAIL, RCPT))),
+        "DATA": (cmd_DATA, frozenset((RCPT,))),
+        "BDAT": (cmd_BDAT, ANY),
+        "RSET": (cmd_RSET, ANY),
+        "NOOP": (cmd_NOOP, ANY),
+        "QUIT": (cmd_QUIT, ANY),
+        "VRFY": (cmd_VRFY, ANY),
+        "EXPN": (cmd_EXPN, ANY),
+        "HELP": (cmd_HELP, ANY),
+        "STARTTLS": (cmd_STARTTLS, frozenset((INIT, READY))),
+        "AUTH": (cmd_AUTH, frozenset((INIT, READY))),
+    }

@@ -1,0 +1,176 @@
+"""Helpers for the SMTP tests: a fake server object for socketpair sessions, a tiny
+line client with `expect`, and fixtures for a store/accounts/queue in tmp_path."""
+
+import base64
+import os
+import socket
+import threading
+
+import pytest
+
+from clevermail.accounts import AccountStore, AuthThrottle
+from clevermail.netbase import Limits
+from clevermail.relay.queue import RelayQueue
+from clevermail.smtp.handler import SMTPFileHandler
+from clevermail.smtp.session import SMTPSession
+from clevermail.store import MailStore
+
+DOMAIN = "example.test"
+USERS = {"alice@example.test": "alice-pw", "bob@example.test": "bob-pw"}
+
+
+class FakeServer:
+    """What SMTPSession needs of its MailServer, without a listening socket."""
+
+    protocol = "smtp"
+    implicit_tls = False
+
+    def __init__(self, handler, *, mode="mx", limits=None, options=None, ssl_context=None,
+                 hostname="mx.example.test", throttle=None, admit=True):
+        self.handler = handler
+        self.mode = mode
+        self.limits = limits or Limits(timeout=10.0, auth_failure_delay=0)
+        self.options = dict(options or {})
+        self.ssl_context = ssl_context
+        self.hostname = hostname
+        self.throttle = throttle if throttle is not None else AuthThrottle(limit=5, window=60)
+        self._admit = admit
+        self.sessions = set()
+
+    def admit(self, session):
+        if self._admit:
+            self.sessions.add(session)
+        return self._admit
+
+    def release(self, session):
+        self.sessions.discard(session)
+
+
+class Client:
+    """The client end of a socketpair: raw bytes out, whole replies in."""
+
+    def __init__(self, sock, thread):
+        self.sock = sock
+        self.thread = thread
+        self.buf = b""
+        sock.settimeout(10)
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError(f"connection closed; pending {self.buf!r}")
+            self.buf += data
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode("utf-8", "replace").rstrip("\r")
+
+    def reply(self):
+        """(code, [text lines]) of one possibly multi-line reply."""
+        lines = []
+        while True:
+            line = self._line()
+            lines.append(line[4:])
+            if line[3:4] != "-":
+                return int(line[:3]), lines
+
+    def expect(self, code, command=None):
+        """Send `command` (CRLF added) if given; assert the reply code; return the text."""
+        if command is not None:
+            self.send(command + "\r\n")
+        got, lines = self.reply()
+        assert got == code, f"expected {code}, got {got} {lines!r} for {command!r}"
+        return "\n".join(lines)
+
+    def closed(self):
+        """True when the server has closed its end (EOF after any pending bytes)."""
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+                self.buf += data
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+def start_session(server, peer="127.0.0.1", greet=True):
+    ours, theirs = socket.socketpair()
+    thread = threading.Thread(target=SMTPSession, args=(ours, (peer, 40000), server), daemon=True)
+    thread.start()
+    client = Client(theirs, thread)
+    if greet:
+        client.expect(220)
+    return client
+
+
+def b64(text):
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def plain(user, password, authzid=""):
+    return b64(f"{authzid}\0{user}\0{password}")
+
+
+def inbox(data_dir, address):
+    """The messages (bytes, disk form) in an account's INBOX new/."""
+    local, domain = address.split("@")
+    new = os.path.join(data_dir, "mail", domain, local, "new")
+    if not os.path.isdir(new):
+        return []
+    return [open(os.path.join(new, n), "rb").read() for n in sorted(os.listdir(new))]
+
+
+def queued(data_dir):
+    """The committed relay queue envelopes as RelayQueue entries."""
+    return RelayQueue(os.path.join(data_dir, "queue")).list()
+
+
+@pytest.fixture(scope="session")
+def smtp_users_file(tmp_path_factory):
+    """users.ini with alice and bob (hashing is slow: made once per test run)."""
+    path = tmp_path_factory.mktemp("smtp-users") / "users.ini"
+    accounts = AccountStore(str(path), [DOMAIN])
+    for user, password in USERS.items():
+        accounts.add(user, password)
+    return str(path)
+
+
+class Env:
+    def __init__(self, data_dir, users_file):
+        self.data_dir = data_dir
+        self.store = MailStore(data_dir)
+        self.accounts = AccountStore(users_file, [DOMAIN, "other.test"], failure_delay=0)
+        self.queue = RelayQueue(os.path.join(data_dir, "queue"))
+        self.handler = SMTPFileHandler(self.store, self.accounts, self.queue, hostname="mx.example.test")
+        self.clients = []
+
+    def server(self, **kw):
+        return FakeServer(self.handler, **kw)
+
+    def connect(self, server=None, **kw):
+        client = start_session(server or self.server(), **kw)
+        self.clients.append(client)
+        return client
+
+    def inbox(self, address):
+        return inbox(self.data_dir, address)
+
+    def queued(self):
+        return queued(self.data_dir)
+
+
+@pytest.fixture
+def env(tmp_path, smtp_users_file):
+    e = Env(str(tmp_path / "data"), smtp_users_file)
+    yield e
+    for client in e.clients:
+        client.close()

@@ -1,0 +1,352 @@
+"""Tests for clevermail.accounts: hashing, names, users.ini editing, reload, throttle."""
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from clevermail import accounts as acc
+from clevermail.accounts import (Account, AccountError, AccountStore, AuthThrottle, hash_password,
+                                 split_address, verify_password)
+
+DOMAINS = ["example.test", "other.test"]
+
+
+@pytest.fixture
+def users(tmp_path):
+    return str(tmp_path / "users.ini")
+
+
+@pytest.fixture
+def store(users):
+    return AccountStore(users, DOMAINS, failure_delay=0)
+
+
+# -- hashing -------------------------------------------------------------------------
+def test_hash_format_carries_parameters():
+    h = hash_password("s3cret")
+    scheme, n, r, p, salt, digest = h.split("$")
+    assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
+    assert len(acc.base64.b64decode(salt)) == 16
+    assert len(acc.base64.b64decode(digest)) == 32
+    assert "s3cret" not in h
+
+
+def test_hash_is_salted():
+    assert hash_password("same") != hash_password("same")
+
+
+def test_verify_password():
+    h = hash_password("pässword")
+    assert verify_password("pässword", h) is True
+    assert verify_password("password", h) is False
+    assert verify_password("", h) is False
+
+
+def test_verify_uses_parameters_from_the_string():
+    salt = b"0123456789abcdef"
+    digest = acc.hashlib.scrypt(b"pw", salt=salt, n=1024, r=4, p=2, dklen=24)
+    b64 = lambda b: acc.base64.b64encode(b).decode()  # noqa: E731
+    stored = f"scrypt$1024$4$2${b64(salt)}${b64(digest)}"
+    assert verify_password("pw", stored) is True
+    assert verify_password("px", stored) is False
+
+
+@pytest.mark.parametrize("stored", ["", "plain", "md5$1$2$3$4$5", "scrypt$x$8$1$AAAA$AAAA",
+                                    "scrypt$16384$8$1$!!!$AAAA", "scrypt$16384$8$1"])
+def test_verify_rejects_garbage(stored):
+    assert verify_password("pw", stored) is False
+
+
+def test_verify_compares_in_constant_time(monkeypatch):
+    calls = []
+    real = acc.hmac.compare_digest
+    monkeypatch.setattr(acc.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    h = hash_password("pw")
+    assert verify_password("pw", h) and not verify_password("px", h)
+    assert len(calls) == 2
+
+
+# -- names ------------------------------------------------------------------------------
+def test_canonical(store):
+    assert store.canonical("alice") == "alice@example.test"
+    assert store.canonical("  Alice ") == "alice@example.test"
+    assert store.canonical("Bob@Other.TEST") == "bob@other.test"
+    assert store.canonical("first.last") == "first.last@example.test"
+    assert store.canonical("o'brien-x_y") == "o'brien-x_y@example.test"
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("", "empty account name"),
+    ("   ", "empty account name"),
+    ("../etc", "slashes"),
+    ("a/b", "slashes"),
+    ("a\\b", "slashes"),
+    ("a b", "no spaces"),
+    ("a\x00b", "control characters"),
+    ("a\tb", "control characters"),
+    ("a\x7fb", "control characters"),
+    (".alice", "invalid local part"),
+    ("alice.", "invalid local part"),
+    ("a..b", "invalid local part"),
+    ("..", "invalid local part"),
+    ("a+b", "no '+'"),
+    ("x" * 65, "invalid local part"),
+    ("a@b@example.test", "invalid local part"),
+    ("alice@", "invalid domain"),
+    ("alice@bad_domain.test", "invalid domain"),
+    ("alice@elsewhere.test", "is not a local domain"),
+    ("@example.test", "invalid local part"),
+])
+def test_canonical_rejects(store, name, fragment):
+    with pytest.raises(AccountError) as info:
+        store.canonical(name)
+    assert fragment in str(info.value)
+
+
+def test_split_address_and_account():
+    assert split_address(" Bob@Example.TEST ") == ("bob", "example.test")
+    a = Account("bob@example.test")
+    assert (a.address, a.local, a.domain) == ("bob@example.test", "bob", "example.test")
+
+
+def test_is_local_domain(store):
+    assert store.is_local_domain("EXAMPLE.test")
+    assert store.is_local_domain("example.test.")
+    assert not store.is_local_domain("example.org")
+
+
+# -- add / lookup / authenticate ---------------------------------------------------------------
+def test_add_lookup_authenticate(store, users):
+    account = store.add("Alice", "pw1")
+    assert account.address == "alice@example.test"
+    assert store.lookup("alice@example.test").address == "alice@example.test"
+    assert store.lookup("ALICE@Example.Test").address == "alice@example.test"
+    assert store.lookup("alice+tag@example.test").address == "alice@example.test"
+    assert store.lookup("alice@other.test") is None
+    assert store.lookup("alice@elsewhere.test") is None
+    assert store.lookup("bob@example.test") is None
+    assert store.lookup("") is None
+    assert store.lookup("alice") is None          # lookup takes addresses, not bare names
+    assert store.authenticate("alice", "pw1").address == "alice@example.test"
+    assert store.authenticate("ALICE@EXAMPLE.TEST", "pw1").address == "alice@example.test"
+    assert store.authenticate("alice", "PW1") is None
+    assert store.authenticate("nobody", "pw1") is None
+    assert store.authenticate("../x", "pw1") is None
+    assert store.list() == ["alice@example.test"]
+
+
+def test_file_holds_only_hashes(store, users):
+    store.add("alice", "clear-text-secret")
+    text = open(users, encoding="utf-8").read()
+    assert "clear-text-secret" not in text
+    assert "[alice@example.test]" in text
+    assert "password = scrypt$16384$8$1$" in text
+
+
+def test_new_file_is_private_and_no_temp_left(store, users, tmp_path):
+    store.add("alice", "pw")
+    assert stat.S_IMODE(os.stat(users).st_mode) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["users.ini", "users.ini.lock"]
+
+
+def test_existing_mode_is_kept(store, users):
+    store.add("alice", "pw")
+    os.chmod(users, 0o640)
+    store.add("bob", "pw")
+    assert stat.S_IMODE(os.stat(users).st_mode) == 0o640
+
+
+def test_add_duplicate_and_empty_password(store):
+    store.add("alice", "pw")
+    with pytest.raises(AccountError, match="already exists"):
+        store.add("ALICE@example.test", "other")
+    with pytest.raises(AccountError, match="empty password"):
+        store.add("bob", "")
+    assert store.list() == ["alice@example.test"]
+
+
+def test_set_password(store):
+    store.add("alice", "old")
+    assert store.authenticate("alice", "old") is not None
+    store.set_password("alice", "new")
+    assert store.authenticate("alice", "old") is None
+    assert store.authenticate("alice", "new") is not None
+    with pytest.raises(AccountError, match="no such account"):
+        store.set_password("bob", "x")
+    with pytest.raises(AccountError, match="empty password"):
+        store.set_password("alice", "")
+
+
+def test_remove(store):
+    store.add("alice", "pw")
+    store.add("bob", "pw")
+    assert store.authenticate("alice", "pw") is not None    # cached success
+    store.remove("alice@EXAMPLE.test")
+    assert store.lookup("alice@example.test") is None
+    assert store.authenticate("alice", "pw") is None
+    assert store.list() == ["bob@example.test"]
+    with pytest.raises(AccountError, match="no such account"):
+        store.remove("alice")
+
+
+def test_failure_is_delayed_success_is_not(users, monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(acc.time, "sleep", sleeps.append)
+    store = AccountStore(users, DOMAINS, failure_delay=1.25)
+    store.add("alice", "pw")
+    assert store.authenticate("alice", "pw") is not None
+    assert sleeps == []
+    assert store.authenticate("alice", "wrong") is None
+    assert store.authenticate("ghost", "pw") is None
+    assert store.authenticate("bad name", "pw") is None
+    assert sleeps == [1.25, 1.25, 1.25]
+
+
+def test_unknown_user_costs_a_verification(store, monkeypatch):
+    store.add("alice", "pw")
+    calls = []
+    real = acc.verify_password
+    monkeypatch.setattr(acc, "verify_password", lambda p, s: calls.append(s) or real(p, s))
+    assert store.authenticate("ghost", "pw") is None
+    assert store.authenticate("in valid", "pw") is None
+    assert calls == [acc._DUMMY_HASH, acc._DUMMY_HASH]
+
+
+def test_bad_hand_edited_section_does_not_hide_others(store, users):
+    store.add("alice", "pw")
+    with open(users, "a", encoding="utf-8") as f:
+        f.write("\n[bad name/../x]\npassword = x\n[notlocal@elsewhere.test]\npassword = y\n")
+    other = AccountStore(users, DOMAINS, failure_delay=0)
+    assert other.list() == ["alice@example.test"]
+    assert other.authenticate("alice", "pw") is not None
+
+
+def test_missing_file_means_no_accounts(store):
+    assert store.list() == []
+    assert store.lookup("alice@example.test") is None
+    assert store.authenticate("alice", "pw") is None
+
+
+# -- a running server sees changes without restart -------------------------------------------
+def test_other_instance_sees_add_change_and_remove(users):
+    server = AccountStore(users, DOMAINS, failure_delay=0)
+    cli = AccountStore(users, DOMAINS, failure_delay=0)
+    assert server.lookup("alice@example.test") is None
+    cli.add("alice", "one")
+    assert server.lookup("alice@example.test").address == "alice@example.test"
+    assert server.authenticate("alice", "one") is not None
+    cli.set_password("alice", "two")
+    assert server.authenticate("alice", "one") is None       # the cached success is void
+    assert server.authenticate("alice", "two") is not None
+    cli.remove("alice")
+    assert server.lookup("alice@example.test") is None
+    assert server.authenticate("alice", "two") is None
+
+
+def test_other_process_add_is_seen(users, tmp_path):
+    server = AccountStore(users, DOMAINS, failure_delay=0)
+    assert server.list() == []
+    code = ("import sys; from clevermail.accounts import AccountStore;"
+            "s = AccountStore(sys.argv[1], ['example.test', 'other.test'], failure_delay=0);"
+            "s.add('carol', 'from-child'); s.add('dave@other.test', 'x')")
+    subprocess.run([sys.executable, "-c", code, users], check=True, timeout=60,
+                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert server.list() == ["carol@example.test", "dave@other.test"]
+    assert server.authenticate("carol", "from-child").address == "carol@example.test"
+
+
+def test_concurrent_adds_from_threads_and_instances_lose_nothing(users, thread_guard):
+    names = [f"user{i}" for i in range(12)]
+    errors = []
+
+    def add(name):
+        try:
+            AccountStore(users, DOMAINS, failure_delay=0).add(name, "pw")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert AccountStore(users, DOMAINS).list() == sorted(f"{n}@example.test" for n in names)
+
+
+def test_concurrent_adds_from_processes_lose_nothing(users):
+    code = ("import sys; from clevermail.accounts import AccountStore;"
+            "s = AccountStore(sys.argv[1], ['example.test'], failure_delay=0);"
+            "[s.add(f'{sys.argv[2]}{i}', 'pw') for i in range(4)]")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    procs = [subprocess.Popen([sys.executable, "-c", code, users, prefix], cwd=root) for prefix in ("p", "q", "r")]
+    try:
+        assert [p.wait(60) for p in procs] == [0, 0, 0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    expected = sorted(f"{x}{i}@example.test" for x in "pqr" for i in range(4))
+    assert AccountStore(users, DOMAINS).list() == expected
+
+
+def test_unparsable_file_on_edit_leaves_store_usable(store, users):
+    store.add("alice", "pw")
+    with open(users, "a", encoding="utf-8") as f:
+        f.write("this line is not ini\n")
+    with pytest.raises(Exception):
+        store.add("bob", "pw")
+    # the lock taken for the failed edit was released: a repaired file can be edited again
+    text = open(users, encoding="utf-8").read().replace("this line is not ini\n", "")
+    with open(users, "w", encoding="utf-8") as f:
+        f.write(text)
+    done = []
+    t = threading.Thread(target=lambda: done.append(store.add("bob", "pw")), daemon=True)
+    t.start()
+    t.join(10)
+    assert [a.address for a in done] == ["bob@example.test"]
+
+
+# -- throttle --------------------------------------------------------------------------------------
+def test_throttle_limit_and_window():
+    now = [1000.0]
+    th = AuthThrottle(limit=3, window=60, clock=lambda: now[0])
+    assert not th.blocked("192.0.2.1")
+    for _ in range(3):
+        th.failed("192.0.2.1")
+    assert th.blocked("192.0.2.1")
+    assert not th.blocked("192.0.2.2")
+    now[0] += 61
+    assert not th.blocked("192.0.2.1")
+
+
+def test_throttle_groups_ipv6_by_64():
+    th = AuthThrottle(limit=2, window=60)
+    th.failed("2001:db8:1:2::1")
+    th.failed("2001:db8:1:2:ffff::9")
+    assert th.blocked("2001:db8:1:2::77")
+    assert not th.blocked("2001:db8:1:3::1")
+
+
+def test_throttle_loopback_and_odd_keys():
+    th = AuthThrottle(limit=1, window=60)
+    th.failed("127.0.0.1")
+    assert th.blocked("127.0.0.1")
+    th.failed("not-an-ip")
+    assert th.blocked("not-an-ip")
+
+
+def test_unparsable_file_keeps_the_accounts_loaded_before(store, users, caplog):
+    store.add("alice", "pw")
+    server = AccountStore(users, DOMAINS, failure_delay=0)
+    assert server.authenticate("alice", "pw") is not None
+    with open(users, "a", encoding="utf-8") as f:
+        f.write("this line is not ini\n")
+    assert server.lookup("alice@example.test").address == "alice@example.test"
+    assert server.list() == ["alice@example.test"]
+    assert "cannot be read, keeping the accounts loaded before" in caplog.text

@@ -1,0 +1,273 @@
+"""Tests for clevermail.config: the one configspec, load_config, its error report, and the
+show/defaults renderings."""
+
+import ipaddress
+import os
+import socket
+
+import pytest
+
+from clevermail import config as cfgmod
+from clevermail.config import (CONFIG_ENV, ConfigError, format_config, load_config, masked,
+                               parse_hostport, render_defaults)
+
+
+def _comparable(conf):
+    return {k: v for k, v in conf.items() if k != "source"}
+
+
+# -- defaults ----------------------------------------------------------------------
+def test_defaults_without_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    conf = load_config()
+    assert conf["source"] == "<defaults>"
+    assert conf["server"]["data_dir"] == str(tmp_path / "maildata")
+    assert conf["server"]["users_file"] == str(tmp_path / "users.ini")
+    assert conf["server"]["domains"] == ["localhost"]
+    assert conf["server"]["hostname"] == socket.getfqdn()
+    assert conf["smtp"]["listen"] == [("127.0.0.1", 2525)]
+    assert conf["smtp"]["submission_listen"] == []
+    assert conf["pop3"]["listen"] == [("127.0.0.1", 1110)]
+    assert conf["imap"]["listen"] == [("127.0.0.1", 1143)]
+    assert conf["server"]["trusted_networks"] == []
+    assert conf["server"]["allow_plaintext_auth"] is False
+    assert conf["limits"]["message_size"] == 26214400
+    assert conf["limits"]["auth_failure_delay"] == 1.5
+    assert conf["relay"]["retry_schedule"] == [300, 600, 1200, 2400, 4800, 9600, 14400]
+    assert conf["relay"]["nameservers"] == []
+    assert conf["tls"] == {"certificate": "", "key": ""}
+    assert conf["server"]["log_file"] == ""
+
+
+def test_every_spec_key_has_a_default():
+    spec = cfgmod._spec()
+    for section in spec.sections:
+        for key in spec[section].scalars:
+            assert "default=" in spec[section][key], (section, key)
+
+
+# -- selecting a file --------------------------------------------------------------------
+def test_file_values_and_relative_paths(tmp_path):
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "cm.ini"
+    path.write_text("[server]\ndata_dir = spool\nusers_file = ../accounts.ini\ndomains = B.Example, c.example\n"
+                    "hostname = mx.b.example\n[smtp]\nlisten = 0.0.0.0:25, [::1]:2525\n"
+                    "[limits]\nmessage_size = 4096\n")
+    conf = load_config(str(path))
+    assert conf["source"] == str(path)
+    assert conf["server"]["data_dir"] == str(folder / "spool")
+    assert conf["server"]["users_file"] == str(tmp_path / "accounts.ini")
+    assert conf["server"]["domains"] == ["b.example", "c.example"]
+    assert conf["server"]["hostname"] == "mx.b.example"
+    assert conf["smtp"]["listen"] == [("0.0.0.0", 25), ("::1", 2525)]
+    assert conf["limits"]["message_size"] == 4096
+    assert conf["pop3"]["listen"] == [("127.0.0.1", 1110)]   # untouched keys keep defaults
+
+
+def test_env_selects_file(tmp_path, monkeypatch):
+    path = tmp_path / "env.ini"
+    path.write_text("[server]\ndomains = env.example,\n")
+    monkeypatch.setenv(CONFIG_ENV, str(path))
+    conf = load_config()
+    assert conf["source"] == str(path)
+    assert conf["server"]["domains"] == ["env.example"]
+
+
+def test_explicit_path_beats_env(tmp_path, monkeypatch):
+    (tmp_path / "env.ini").write_text("[server]\ndomains = env.example,\n")
+    (tmp_path / "arg.ini").write_text("[server]\ndomains = arg.example,\n")
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "env.ini"))
+    assert load_config(str(tmp_path / "arg.ini"))["server"]["domains"] == ["arg.example"]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path / "nope.ini"))
+    assert info.value.problems == [f"{tmp_path / 'nope.ini'}: file not found"]
+
+
+def test_env_pointing_at_missing_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "gone.ini"))
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert info.value.problems == [f"{tmp_path / 'gone.ini'}: file not found"]
+
+
+# -- errors: all at once, with file, section, key, why ---------------------------------
+def test_every_problem_listed_at_once(tmp_path):
+    path = tmp_path / "bad.ini"
+    path.write_text("[server]\nlog_level = LOUD\n[limits]\nmessage_size = abc\nrecipients = 0\nextra = 1\n"
+                    "[bogus]\nx = 1\n[smtp]\nlisten = 1.2.3.4\n[relay]\nmx_port = 70000\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    problems = info.value.problems
+    assert len(problems) == 7, problems
+    assert all(p.startswith(f"{path}: ") for p in problems)
+    text = "\n".join(problems)
+    assert f'{path}: [limits] message_size: the value "abc" is of the wrong type.' in problems
+    assert f'{path}: [limits] recipients: the value "0" is too small.' in problems
+    assert f'{path}: [server] log_level: the value "LOUD" is unacceptable.' in problems
+    assert f'{path}: [relay] mx_port: the value "70000" is too big.' in problems
+    assert f"{path}: top level: unknown key or section 'bogus'" in problems
+    assert f"{path}: [limits]: unknown key or section 'extra'" in problems
+    assert "[smtp] listen:" in text and "not host:port" in text
+    assert str(info.value) == text
+
+
+def test_several_parse_errors_each_listed(tmp_path):
+    path = tmp_path / "broken.ini"
+    path.write_text("[server]\nfoo\nbar\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    problems = info.value.problems
+    assert len(problems) == 2
+    assert "line 2" in problems[0] and "'foo'" in problems[0]
+    assert "line 3" in problems[1] and "'bar'" in problems[1]
+    assert all(p.startswith(f"{path}: ") for p in problems)
+
+
+def test_duplicate_key_is_a_problem_not_a_traceback(tmp_path):
+    path = tmp_path / "dup.ini"
+    path.write_text("[server]\nhostname = a\nhostname = b\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert len(info.value.problems) == 1
+    assert "Duplicate keyword name at line 3" in info.value.problems[0]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[tls]\ncertificate = /x.pem\n", "[tls]: certificate and key must be set together"),
+    ("[imap]\ntls_listen = 127.0.0.1:993,\n", "[imap] tls_listen: TLS listeners need [tls] certificate and key"),
+    ("[relay]\nsmarthost = nohostport\n", "[relay] smarthost:"),
+    ("[relay]\nnameservers = 8.8.8.8, not-an-ip\n", "[relay] nameservers: 'not-an-ip' is not an address"),
+    ('[server]\ndomains = ""\n', "[server] domains: at least one local domain is needed"),
+])
+def test_cross_key_rules(tmp_path, text, fragment):
+    path = tmp_path / "sem.ini"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(f"{path}: ")
+    assert fragment in info.value.problems[0]
+
+
+def test_nameservers_accepted_forms(tmp_path):
+    path = tmp_path / "ns.ini"
+    path.write_text("[relay]\nnameservers = 127.0.0.1:5353, [::1]:53, 10.0.0.1\n")
+    assert load_config(str(path))["relay"]["nameservers"] == ["127.0.0.1:5353", "[::1]:53", "10.0.0.1"]
+
+
+def test_trusted_networks_parsed(tmp_path):
+    path = tmp_path / "tn.ini"
+    path.write_text("[server]\ntrusted_networks = 10.0.0.0/8, 192.168.1.7, fd00::/8\n")
+    nets = load_config(str(path))["server"]["trusted_networks"]
+    assert nets == [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("192.168.1.7/32"),
+                    ipaddress.ip_network("fd00::/8")]
+
+
+def test_bad_network(tmp_path):
+    path = tmp_path / "tn.ini"
+    path.write_text("[server]\ntrusted_networks = 10.0.0.0/33\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert len(info.value.problems) == 1 and "[server] trusted_networks:" in info.value.problems[0]
+
+
+# -- overrides (how tests build config) ----------------------------------------------------
+def test_overrides_merge_over_file(tmp_path):
+    path = tmp_path / "o.ini"
+    path.write_text("[limits]\nrecipients = 5\nmessage_size = 4096\n")
+    conf = load_config(str(path), overrides={"limits": {"recipients": "7"}, "smtp": {"listen": ["127.0.0.1:0"]}})
+    assert conf["limits"]["recipients"] == 7
+    assert conf["limits"]["message_size"] == 4096
+    assert conf["smtp"]["listen"] == [("127.0.0.1", 0)]
+
+
+def test_overrides_are_validated(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides={"limits": {"recipients": 0, "nonsense": 1}})
+    assert sorted(info.value.problems) == sorted([
+        '<defaults>: [limits] recipients: the value "0" is too small.',
+        "<defaults>: [limits]: unknown key or section 'nonsense'"])
+
+
+def test_make_config_fixture(tmp_path, make_config):
+    conf = make_config(tmp_path, limits={"message_size": 4096})
+    assert conf["server"]["data_dir"] == str(tmp_path / "data")
+    assert conf["server"]["users_file"] == str(tmp_path / "users.ini")
+    assert conf["smtp"]["listen"] == conf["pop3"]["listen"] == conf["imap"]["listen"] == [("127.0.0.1", 0)]
+    assert conf["limits"]["auth_failure_delay"] == 0
+    assert conf["limits"]["message_size"] == 4096
+
+
+def test_write_config_fixture_round_trips(tmp_path, make_config, write_config):
+    path = write_config(tmp_path, smtp={"submission_listen": []}, server={"allow_plaintext_auth": True})
+    from_file = load_config(path)
+    from_dict = make_config(tmp_path, server={"allow_plaintext_auth": True})
+    assert _comparable(from_file) == _comparable(from_dict)
+
+
+# -- hostport --------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("127.0.0.1:25", ("127.0.0.1", 25)),
+    (" mail.example:587 ", ("mail.example", 587)),
+    ("[::1]:143", ("::1", 143)),
+    ("0.0.0.0:0", ("0.0.0.0", 0)),
+])
+def test_parse_hostport(text, expected):
+    assert parse_hostport(text) == expected
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1", "::1:25", "[::1]25", ":25", "host:port", "host:65536", "host:-1", "[]:1"])
+def test_parse_hostport_rejects(text):
+    with pytest.raises(ValueError):
+        parse_hostport(text)
+
+
+# -- show / defaults ----------------------------------------------------------------------------
+def test_masked_hides_secret_and_leaves_original():
+    conf = load_config(overrides={"relay": {"smarthost": "relay.example:587", "smarthost_password": "hunter2"}})
+    shown = masked(conf)
+    assert shown["relay"]["smarthost_password"] == "********"
+    assert conf["relay"]["smarthost_password"] == "hunter2"
+    text = format_config(conf)
+    assert "hunter2" not in text
+    assert "smarthost_password = ********" in text
+
+
+def test_format_config_reloads_to_the_same_config(tmp_path):
+    conf = load_config(overrides={
+        "server": {"data_dir": str(tmp_path / "d"), "users_file": str(tmp_path / "u.ini"), "hostname": "h.example",
+                   "trusted_networks": ["10.0.0.0/8"], "domains": ["a.example", "b.example"]},
+        "smtp": {"listen": ["127.0.0.1:25", "[::1]:25"]},
+        "relay": {"nameservers": ["127.0.0.1:53"]}})
+    path = tmp_path / "shown.ini"
+    path.write_text(format_config(conf))
+    assert _comparable(load_config(str(path))) == _comparable(conf)
+
+
+def test_render_defaults_is_documented_and_loads_to_the_defaults(tmp_path, monkeypatch):
+    text = render_defaults()
+    spec = cfgmod._spec()
+    for section in spec.sections:
+        assert f"[{section}]" in text
+        for key in spec[section].scalars:
+            assert f"\n{key} = " in text, key
+    # the help text of a key precedes it
+    assert "# Largest message accepted (bytes)" in text
+    assert text.index("# Largest message accepted") < text.index("message_size = 26214400")
+    path = tmp_path / "example.ini"
+    path.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    from_example = load_config(str(path))
+    defaults = load_config()
+    assert _comparable(from_example) == _comparable(defaults)
+
+
+def test_paths_resolved_absolute_without_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    conf = load_config(overrides={"server": {"data_dir": "rel/data", "log_file": "logs/cm.log"}})
+    assert conf["server"]["data_dir"] == os.path.join(str(tmp_path), "rel", "data")
+    assert conf["server"]["log_file"] == os.path.join(str(tmp_path), "logs", "cm.log")

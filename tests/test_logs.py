@@ -1,0 +1,113 @@
+"""Tests for clevermail.logs: credential redaction, the session logger, setup."""
+
+import logging
+
+import pytest
+
+from clevermail.logs import SessionLogger, redact_command, setup_logging
+
+
+@pytest.mark.parametrize("line, expected", [
+    # IMAP
+    (b"a1 LOGIN user pass\r\n", "a1 LOGIN ***"),
+    (b'a1 login "user" "p w"', "a1 login ***"),
+    (b"a1 LOGIN user {6}\r\n", "a1 LOGIN ***"),
+    (b"a1 LOGIN {4+}", "a1 LOGIN ***"),
+    (b"a1 LOGIN", "a1 LOGIN"),
+    (b"a AUTHENTICATE PLAIN xxx", "a AUTHENTICATE PLAIN ***"),
+    (b"a AUTHENTICATE PLAIN", "a AUTHENTICATE PLAIN"),
+    (b"a2 authenticate xoauth2 dG9rZW4=", "a2 authenticate xoauth2 ***"),
+    (b"a1 SELECT INBOX", "a1 SELECT INBOX"),
+    (b"a1 LOGINx y", "a1 LOGINx y"),
+    # SMTP
+    (b"AUTH PLAIN xxx\r\n", "AUTH PLAIN ***"),
+    (b"auth plain AGFsaWNlAHB3", "auth plain ***"),
+    (b"AUTH LOGIN xxx", "AUTH LOGIN ***"),
+    (b"AUTH LOGIN", "AUTH LOGIN"),
+    (b"AUTH CRAM-MD5", "AUTH CRAM-MD5"),
+    (b"AUTH PLAIN\txxx", "AUTH PLAIN ***"),
+    (b"AUTH PLAIN  xxx", "AUTH PLAIN ***"),
+    (b"MAIL FROM:<a@b> AUTH=<>", "MAIL FROM:<a@b> AUTH=<>"),
+    (b"RCPT TO:<pass@example.test>", "RCPT TO:<pass@example.test>"),
+    (b"EHLO client", "EHLO client"),
+    # POP3
+    (b"PASS secret\r\n", "PASS ***"),
+    (b"pass two words", "pass ***"),
+    (b"PASS\tsecret", "PASS ***"),
+    (b"  PASS secret", "PASS ***"),
+    (b"PASS", "PASS"),
+    (b"PASSWORD x", "PASSWORD x"),
+    (b"APOP mrose c4c9334bac560ecc979e58001b3e22fb", "APOP mrose ***"),
+    (b"APOP mrose\tc4c9334bac560ecc979e58001b3e22fb", "APOP mrose ***"),
+    (b"USER bob", "USER bob"),
+    (b"AUTH PLAIN AGJvYgBzZWNyZXQ=", "AUTH PLAIN ***"),
+    # str input and non-ASCII
+    ("PASS geheim", "PASS ***"),
+    ("APOP jösé digest", "APOP jösé ***"),
+    ("a1 LOGIN jösé pässwörd", "a1 LOGIN ***"),
+])
+def test_redact_command(line, expected):
+    assert redact_command(line) == expected
+
+
+@pytest.mark.parametrize("secret_line", [
+    b"a1 LOGIN alice hunter2", b"A1 Login alice hunter2", b"x AUTHENTICATE PLAIN hunter2",
+    b"AUTH PLAIN hunter2", b"AUTH LOGIN hunter2", b"PASS hunter2", b"APOP alice hunter2",
+    b"AUTH PLAIN\thunter2", b"\tPASS hunter2", b"AUTH XOAUTH2 hunter2",
+])
+def test_secret_never_survives(secret_line):
+    assert "hunter2" not in redact_command(secret_line)
+
+
+def test_session_logger_prefix(caplog):
+    log = SessionLogger(logging.getLogger("clevermail.testproto"), "smtp", "3f9a2c", "192.0.2.7")
+    with caplog.at_level(logging.DEBUG, logger="clevermail.testproto"):
+        log.info("connect")
+        log.debug("C: %s", "EHLO x")
+        log.warning("n=%d", 3)
+    assert [r.getMessage() for r in caplog.records] == [
+        "[smtp 3f9a2c 192.0.2.7] connect",
+        "[smtp 3f9a2c 192.0.2.7] C: EHLO x",
+        "[smtp 3f9a2c 192.0.2.7] n=3",
+    ]
+    assert [r.levelname for r in caplog.records] == ["INFO", "DEBUG", "WARNING"]
+    assert all(r.name == "clevermail.testproto" for r in caplog.records)
+
+
+@pytest.fixture
+def restore_clevermail_logger():
+    root = logging.getLogger("clevermail")
+    saved = (root.level, list(root.handlers), root.propagate)
+    yield root
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        if h not in saved[1]:
+            h.close()
+    root.setLevel(saved[0])
+    for h in saved[1]:
+        root.addHandler(h)
+    root.propagate = saved[2]
+
+
+def test_setup_logging_to_file(tmp_path, restore_clevermail_logger):
+    log_file = tmp_path / "logs" / "cm.log"
+    root = setup_logging("warning", str(log_file))
+    assert root is restore_clevermail_logger
+    assert root.level == logging.WARNING
+    assert root.propagate is False
+    assert len(root.handlers) == 2
+    logging.getLogger("clevermail.smtp").info("not shown")
+    logging.getLogger("clevermail.smtp").warning("shown %s", 1)
+    for h in root.handlers:
+        h.flush()
+    text = log_file.read_text(encoding="utf-8")
+    assert "not shown" not in text
+    assert "WARNING clevermail.smtp: shown 1" in text
+
+
+def test_setup_logging_twice_does_not_stack_handlers(restore_clevermail_logger):
+    setup_logging("INFO")
+    root = setup_logging("DEBUG")
+    assert len(root.handlers) == 1
+    assert root.level == logging.DEBUG
+    assert setup_logging("bogus").level == logging.INFO

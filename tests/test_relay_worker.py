@@ -1,0 +1,368 @@
+"""relay.worker: scheduling, retries, expiry, bounces, the thread, crashes, two processes."""
+import email
+import json
+import logging
+import os
+import random
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+import trustme
+
+from clevermail.relay.queue import RelayQueue
+from clevermail.relay.worker import RelayWorker
+from relay_sink import REPO, FakeResolver, Sink, message, mx_zone
+
+ZONE = mx_zone(["there.test", "else.test", "far.test"])
+
+
+class Clock:
+    def __init__(self):
+        self.t = time.time()
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, seconds):
+        self.t += seconds
+
+
+class Env:
+    def __init__(self, tmp_path, sink_kw, worker_kw, fake_clock=True):
+        self.q = RelayQueue(tmp_path / "queue")
+        self.clock = Clock() if fake_clock else time.time
+        self.q.clock = self.clock
+        self.sink = Sink(**sink_kw)
+        self.local: list[tuple[str, bytes]] = []
+        self.local_fail = False
+        kw = dict(hostname="relay.here.test", resolver=FakeResolver(ZONE),
+                  local_deliver=self.deliver_local, is_local=lambda a: a.endswith("@here.test"),
+                  mx_port=self.sink.port, connect_timeout=5)
+        kw.update(worker_kw)
+        self.w = RelayWorker(self.q, **kw)
+
+    def deliver_local(self, address, data):
+        if self.local_fail:
+            raise OSError("mailbox unavailable")
+        self.local.append((address, data))
+
+    def enqueue(self, sender="alice@here.test", rcpts=("bob@there.test",), n=1, qid="Q1"):
+        return self.q.enqueue(sender, list(rcpts), message(n), qid)
+
+    def close(self):
+        self.w.stop()
+        self.sink.close()
+
+
+@pytest.fixture
+def make_env(tmp_path):
+    envs = []
+
+    def make(sink_kw=None, fake_clock=True, **worker_kw):
+        env = Env(tmp_path / str(len(envs)), sink_kw or {}, worker_kw, fake_clock)
+        envs.append(env)
+        return env
+    yield make
+    for env in envs:
+        env.close()
+
+
+def wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def dsn_fields(raw):
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg.get_content_type() == "multipart/report"
+    return msg, msg.get_payload()[1].get_payload()[1:]
+
+
+def test_delivers_grouped_by_domain_and_removes(make_env):
+    env = make_env()
+    env.enqueue(rcpts=["b1@there.test", "b2@there.test", "c@else.test"])
+    assert env.w.run_once() == 1
+    assert env.q.list() == []
+    assert sorted(m.rcpts for m in env.sink.messages) == [["b1@there.test", "b2@there.test"], ["c@else.test"]]
+    assert len(env.sink.sessions) == 2               # one connection per domain
+    assert env.w.run_once() == 0
+
+
+def test_local_recipient_in_the_queue(make_env):
+    env = make_env()
+    env.enqueue(rcpts=["carol@here.test"])
+    env.w.run_once()
+    assert [a for a, _ in env.local] == ["carol@here.test"] and env.q.list() == []
+
+
+def test_deferred_then_delivered_on_retry(make_env):
+    answer = {"code": (451, "4.2.1 greylisted")}
+    env = make_env({"rcpt": lambda a: answer["code"]})
+    eid = env.enqueue()
+    env.w.run_once()
+    [r] = env.q.get(eid).recipients
+    assert (r.state, r.attempts, r.last_reply) == ("deferred", 1, "451 4.2.1 greylisted")
+    assert env.clock() + 270 <= r.next_attempt <= env.clock() + 330
+    sessions = len(env.sink.sessions)
+    assert env.w.run_once() == 0 and len(env.sink.sessions) == sessions   # not due yet
+    answer["code"] = (250, "ok")
+    env.clock.advance(331)
+    assert env.w.run_once() == 1
+    assert env.q.list() == [] and len(env.sink.messages) == 1
+
+
+def test_retry_schedule_doubles_then_caps(make_env):
+    env = make_env({"rcpt": lambda a: (451, "later")}, retry_schedule=(10, 20, 40))
+    eid = env.enqueue()
+    gaps = []
+    for _ in range(5):
+        env.w.run_once()
+        r = env.q.get(eid).recipients[0]
+        gaps.append(r.next_attempt - env.clock())
+        env.clock.advance(gaps[-1] + 0.01)
+    for gap, base in zip(gaps, [10, 20, 40, 40, 40]):
+        assert base * 0.9 <= gap <= base * 1.1
+
+
+def test_expiry_fails_and_bounces(make_env):
+    env = make_env({"rcpt": lambda a: (451, "4.2.0 mailbox busy")}, queue_lifetime=100)
+    eid = env.enqueue()
+    env.w.run_once()
+    r = env.q.get(eid).recipients[0]
+    assert r.state == "deferred" and r.next_attempt == pytest.approx(env.q.get(eid).arrival + 100)
+    env.clock.advance(100)
+    env.w.run_once()
+    assert env.q.list() == []
+    [(to, raw)] = env.local
+    msg, [rcpt] = dsn_fields(raw)
+    assert to == "alice@here.test" and rcpt["Action"] == "failed" and rcpt["Status"] == "4.2.0"
+    assert "X-Test-Id: 1" in msg.get_payload()[2].get_payload(decode=True).decode()
+
+
+def test_bounce_for_external_sender_is_queued_with_empty_sender(make_env):
+    env = make_env({"rcpt": {"gone@there.test": (550, "5.1.1 no such user")}})
+    env.enqueue(sender="zed@far.test", rcpts=["gone@there.test", "ok@there.test"], qid="QB")
+    env.w.run_once()
+    [bounce] = env.q.list()
+    assert (bounce.sender, [r.address for r in bounce.recipients], bounce.queue_id) == (
+        "", ["zed@far.test"], "QB-dsn")
+    env.w.run_once()
+    assert env.q.list() == []
+    delivered = [m for m in env.sink.messages if m.sender == ""]
+    assert [m.rcpts for m in delivered] == [["zed@far.test"]]
+    _, [rcpt] = dsn_fields(delivered[0].data)
+    assert rcpt["Final-Recipient"] == "rfc822; gone@there.test" and rcpt["Status"] == "5.1.1"
+
+
+def test_empty_sender_is_never_bounced(make_env, caplog):
+    env = make_env({"rcpt": lambda a: (550, "5.1.1 no")})
+    env.enqueue(sender="", rcpts=["gone@there.test"])
+    with caplog.at_level(logging.INFO, "clevermail.relay"):
+        env.w.run_once()
+    assert env.q.list() == [] and env.local == []
+    assert "no bounce: empty sender" in caplog.text
+
+
+def test_operator_bounce(make_env):
+    env = make_env({"rcpt": lambda a: (451, "4.0.0 later")})
+    eid = env.enqueue()
+    env.w.run_once()
+    env.q.mark_bounce(eid)
+    env.clock.advance(1)                                # MIN_GAP between two looks
+    env.w.run_once()
+    assert env.q.list() == []
+    [(to, raw)] = env.local
+    assert b"cancelled by the administrator" in raw
+
+
+def test_bounce_that_cannot_be_delivered_is_retried_later(make_env):
+    env = make_env({"rcpt": lambda a: (550, "5.1.1 no")}, interval=60)
+    eid = env.enqueue()
+    env.local_fail = True
+    env.w.run_once()
+    assert env.q.get(eid).recipients[0].state == "failed"
+    env.local_fail = False
+    assert env.w.run_once() == 0                        # waits, does not hammer
+    env.clock.advance(61)
+    env.w.run_once()
+    assert env.q.list() == [] and len(env.local) == 1
+
+
+def test_delay_warning_sent_once(make_env):
+    env = make_env({"rcpt": lambda a: (451, "4.7.1 greylisted")}, delay_warning=100)
+    eid = env.enqueue()
+    env.w.run_once()
+    env.clock.advance(150)                              # before the retry (300 s)
+    env.w.run_once()
+    [(to, raw)] = env.local
+    msg, [rcpt] = dsn_fields(raw)
+    assert rcpt["Action"] == "delayed" and "Delayed" in msg["Subject"]
+    e = env.q.get(eid)
+    assert e.warned and e.recipients[0].attempts == 1
+    env.clock.advance(400)
+    env.w.run_once()
+    assert len(env.local) == 1 and env.q.get(eid).recipients[0].attempts == 2
+
+
+def test_delete_during_delivery_is_not_undone(make_env, caplog):
+    env = make_env()
+    eid = env.enqueue()
+    env.sink.on_data = lambda m: env.q.delete(eid)
+    with caplog.at_level(logging.INFO, "clevermail.relay"):
+        env.w.run_once()
+    assert env.q.list() == [] and "deleted during delivery" in caplog.text
+
+
+def test_smarthost_through_the_worker(make_env):
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    env = make_env({"starttls": server, "auth": ("relay", "pw")}, smarthost="127.0.0.1",
+                   smarthost_user="relay", smarthost_password="pw", tls_context=client)
+    env.w.transport.resolver = None                     # no DNS in smarthost mode
+    env.w.smarthost_port = env.sink.port
+    env.enqueue(rcpts=["b@there.test", "c@else.test"])
+    env.w.run_once()
+    [m] = env.sink.messages
+    assert m.tls and m.auth == "relay" and m.rcpts == ["b@there.test", "c@else.test"]
+
+
+def test_thread_wakes_on_enqueue(make_env):
+    env = make_env(fake_clock=False, interval=60)
+    env.w.start()
+    env.enqueue()
+    assert wait_for(lambda: len(env.sink.messages) == 1)
+    assert wait_for(lambda: env.q.list() == [])
+
+
+def test_flush_from_another_process_is_noticed(make_env):
+    answer = {"code": (451, "4.2.1 later")}
+    env = make_env({"rcpt": lambda a: answer["code"]}, fake_clock=False, interval=60)
+    env.w.start()
+    eid = env.enqueue()
+    assert wait_for(lambda: env.q.get(eid).recipients[0].state == "deferred")
+    answer["code"] = (250, "ok")
+    code = f"from clevermail.relay.queue import RelayQueue; print(RelayQueue({str(env.q.path)!r}).flush())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.stdout.strip() == "1", out.stderr
+    assert wait_for(lambda: len(env.sink.messages) == 1, timeout=10)
+
+
+def test_survives_unexpected_exceptions_without_spinning(make_env, caplog):
+    calls = []
+
+    class Boom:
+        def resolve(self, qname, rdtype):
+            calls.append(qname)
+            raise RuntimeError("resolver bug")
+
+    env = make_env(fake_clock=False, interval=0.2, resolver=Boom())
+    with caplog.at_level(logging.INFO, "clevermail.relay"):
+        env.w.start()
+        eid = env.enqueue(qid="QBOOM")
+        assert wait_for(lambda: env.q.get(eid).recipients[0].state == "deferred")
+        time.sleep(0.5)
+    assert len(calls) == 1                              # deferred 5 minutes, not retried
+    assert "4.3.0 internal error" in env.q.get(eid).recipients[0].last_reply
+    assert any("QBOOM" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert env.w._thread.is_alive()
+
+
+def test_crashing_entry_and_pass_are_logged_and_not_spun(make_env, caplog, monkeypatch):
+    env = make_env(fake_clock=False, interval=0.1)
+    crashes = []
+
+    def broken(*a):
+        crashes.append(1)
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(env.w, "_deliver", broken)
+    real_scan, scan_fail = env.q.scan, [True]
+
+    def scan():
+        if scan_fail[0]:
+            scan_fail[0] = False
+            raise OSError("transient")
+        return real_scan()
+    monkeypatch.setattr(env.q, "scan", scan)
+    with caplog.at_level(logging.INFO, "clevermail.relay"):
+        env.enqueue(qid="QFIRE")
+        env.w.start()
+        assert wait_for(lambda: crashes)
+        time.sleep(1.5)
+    assert 1 <= len(crashes) <= 4                       # at most one look per MIN_GAP
+    assert "relay queue pass failed" in caplog.text
+    assert any("QFIRE" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert env.w._thread.is_alive()
+
+
+def worker_process(queue_dir, port, hostname, mode):
+    spec = {"queue_dir": str(queue_dir), "mx_port": port, "records": ZONE,
+            "hostname": hostname, "mode": mode, "deadline": 60}
+    return subprocess.Popen([sys.executable, str(REPO / "tests" / "relay_sink.py"), "worker",
+                             json.dumps(spec)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_restart_after_kill_mid_delivery_loses_nothing(make_env):
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold_first(msg):
+        if not arrived.is_set():
+            arrived.set()
+            release.wait(20)
+    env = make_env({"on_data": hold_first}, fake_clock=False)
+    eid = env.enqueue(n=7)
+    proc = worker_process(env.q.path, env.sink.port, "victim.test", "forever")
+    try:
+        assert arrived.wait(30), proc.stderr.read1().decode() if proc.poll() is not None else ""
+        proc.send_signal(signal.SIGKILL)             # killed holding the claim, mid-DATA
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        release.set()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert [e.id for e in RelayQueue(env.q.path).list()] == [eid]   # still queued
+    assert env.w.run_once() == 1                     # a fresh worker: claim is free
+    assert env.q.list() == []
+    copies = [m for m in env.sink.messages if b"X-Test-Id: 7" in m.data]
+    assert len(copies) == 2 and copies[-1].helo == "relay.here.test"   # duplicate, not loss
+
+
+def test_two_processes_share_one_queue_without_double_delivery(make_env):
+    env = make_env({"on_data": lambda m: time.sleep(0.005)}, fake_clock=False)
+    n = 60
+    domains = ["there.test", "else.test", "far.test"]
+    for i in range(n):
+        env.enqueue(rcpts=[f"u{i}@{domains[i % 3]}"], n=i, qid=f"Q{i}")
+    procs = [worker_process(env.q.path, env.sink.port, f"p{k}.test", "drain") for k in (1, 2)]
+    try:
+        for p in procs:
+            p.wait(90)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+    assert [p.returncode for p in procs] == [0, 0]
+    ids = sorted(int(m.data.split(b"X-Test-Id: ")[1].split(b"\r\n")[0]) for m in env.sink.messages)
+    assert ids == list(range(n))                     # every message exactly once
+    assert env.q.list() == []

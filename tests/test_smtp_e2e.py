@@ -1,0 +1,207 @@
+"""End-to-end SMTP: stdlib smtplib against clevermail.service.MailService on port 0
+(MX, STARTTLS submission, implicit-TLS submission) with a trustme certificate."""
+
+import email.message
+import shutil
+import smtplib
+import socket
+import ssl
+
+import pytest
+import trustme
+
+from clevermail.service import MailService
+from conftest import make_config
+from smtp_helpers import inbox, queued, smtp_users_file  # noqa: F401
+
+LOCAL = "127.0.0.1:0"
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+def client_ctx(ca):
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.fixture
+def start(tmp_path, ca, smtp_users_file):
+    """start(**sections) -> a running MailService with TLS and alice/bob; stopped after."""
+    cert = ca.issue_cert("mail.example.test", "127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(key_file)
+    for i, pem in enumerate(cert.cert_chain_pems):
+        pem.write_to_path(cert_file, append=i > 0)
+    shutil.copy(smtp_users_file, tmp_path / "users.ini")
+    services = []
+
+    def start(**sections):
+        sections.setdefault("smtp", {}).update(
+            {"listen": [LOCAL], "submission_listen": [LOCAL], "submissions_listen": [LOCAL]})
+        sections["tls"] = {"certificate": str(cert_file), "key": str(key_file)}
+        sections.setdefault("pop3", {"listen": []})
+        sections.setdefault("imap", {"listen": []})
+        svc = MailService(make_config(tmp_path, **sections))
+        services.append(svc)
+        svc.data_dir = str(tmp_path / "data")
+        return svc.start()
+
+    yield start
+    for svc in services:
+        svc.stop()
+
+
+def smtp(svc, kind="smtp"):
+    return smtplib.SMTP("127.0.0.1", svc.port(kind), local_hostname="client.test", timeout=10)
+
+
+def message(to="alice@example.test", size=0):
+    msg = email.message.EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "sender@remote.test", to, "e2e"
+    msg.set_content("hello\n.line with dot\n" + "x" * size)
+    return msg
+
+
+def test_mx_local_delivery(start):
+    svc = start()
+    with smtp(svc) as s:
+        assert s.ehlo()[0] == 250 and s.has_extn("pipelining") and s.has_extn("starttls")
+        assert s.send_message(message(to="Alice+news@Example.TEST")) == {}
+        # bytes with bare LF, as msg.as_bytes() gives them: normalized, dots right
+        s.sendmail("sender@remote.test", ["bob@example.test"], b"Subject: lf\n\n.dot\nend\n")
+    [msg] = inbox(svc.data_dir, "alice@example.test")
+    assert msg.startswith(b"Return-Path: <sender@remote.test>\nReceived: from client.test ")
+    assert b"\n.line with dot\n" in msg
+    [lf] = inbox(svc.data_dir, "bob@example.test")
+    assert lf.endswith(b"Subject: lf\n\n.dot\nend\n")
+
+
+def test_mx_refuses_unknown_users_and_relay(start):
+    svc = start()
+    with smtp(svc) as s:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+            s.sendmail("a@remote.test", ["nobody@example.test", "x@far.test"], b"Subject: x\r\n\r\nx\r\n")
+        refused = info.value.recipients
+        assert refused["nobody@example.test"][0] == 550 and b"5.1.1" in refused["nobody@example.test"][1]
+        assert refused["x@far.test"][0] == 554 and b"5.7.1" in refused["x@far.test"][1]
+    assert queued(svc.data_dir) == []
+
+
+def test_submission_starttls_auth_relays(start, client_ctx):
+    svc = start()
+    with smtp(svc, "submission") as s:
+        s.ehlo()
+        assert not s.has_extn("auth") or True
+        with pytest.raises(smtplib.SMTPSenderRefused) as info:
+            s.sendmail("alice@example.test", ["x@far.test"], b"Subject: x\r\n\r\nx\r\n")
+        assert info.value.smtp_code == 530
+        s.rset()
+        s.starttls(context=client_ctx)
+        s.ehlo()
+        assert s.has_extn("auth") and not s.has_extn("starttls")
+        s.login("alice@example.test", "alice-pw")
+        refused = s.sendmail("alice@example.test", ["x@far.test", "bob@example.test"],
+                             message(to="x@far.test").as_bytes())
+        assert refused == {}
+    [entry] = queued(svc.data_dir)
+    assert [r.address for r in entry.recipients] == ["x@far.test"]
+    [msg] = inbox(svc.data_dir, "bob@example.test")
+    assert b"with ESMTPSA id " + entry.queue_id.encode() in msg
+
+
+def test_implicit_tls_submission(start, client_ctx):
+    svc = start()
+    with smtplib.SMTP_SSL("127.0.0.1", svc.port("submissions"), local_hostname="client.test",
+                          context=client_ctx, timeout=10) as s:
+        s.login("bob@example.test", "bob-pw")
+        s.send_message(message())
+    assert len(inbox(svc.data_dir, "alice@example.test")) == 1
+
+
+def test_size_limits(start):
+    svc = start(limits={"message_size": 4096})
+    with smtp(svc) as s:
+        with pytest.raises(smtplib.SMTPSenderRefused) as info:   # smtplib sends SIZE=
+            s.send_message(message(size=5000))
+        assert info.value.smtp_code == 552
+        s.rset()
+        s.ehlo()
+        s.esmtp_features.pop("size")                              # now only DATA can tell
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            s.send_message(message(size=5000))
+        assert info.value.smtp_code == 552
+        assert s.send_message(message(size=100)) == {}
+    assert len(inbox(svc.data_dir, "alice@example.test")) == 1
+
+
+def test_too_many_recipients(start):
+    svc = start(limits={"recipients": 2})
+    with smtp(svc) as s:
+        refused = s.sendmail("a@remote.test", ["alice@example.test", "bob@example.test", "alice+3@example.test"],
+                             b"Subject: x\r\n\r\nx\r\n")
+        assert refused["alice+3@example.test"][0] == 452
+    assert len(inbox(svc.data_dir, "bob@example.test")) == 1
+
+
+def test_auth_throttling(start):
+    svc = start(limits={"auth_failures_per_client": 2})
+    for _ in range(2):
+        with smtp(svc) as s:
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                s.login("alice@example.test", "wrong")
+    s = smtp(svc)
+    with pytest.raises((smtplib.SMTPAuthenticationError, smtplib.SMTPServerDisconnected)) as info:
+        s.login("alice@example.test", "alice-pw")
+    if isinstance(info.value, smtplib.SMTPAuthenticationError):
+        assert info.value.smtp_code == 421
+    s.close()
+
+
+def test_hostile_input_and_connection_limits(start):
+    svc = start(limits={"connections_per_client": 3})
+    raw = socket.create_connection(("127.0.0.1", svc.port("smtp")), timeout=10)
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"220 ")
+    raw.sendall(b"EHLO " + b"x" * 2000 + b"\r\n\x00\xff\r\nNOOP\r\n")
+    assert f.readline().startswith(b"500 5.5.2")
+    assert f.readline().startswith(b"500 5.5.2")
+    assert f.readline().startswith(b"250 2.0.0")
+    extra = [socket.create_connection(("127.0.0.1", svc.port("smtp")), timeout=10) for _ in range(3)]
+    ext_files = [e.makefile("rb") for e in extra]
+    replies = [g.readline() for g in ext_files]
+    assert sum(r.startswith(b"220 ") for r in replies) == 2
+    assert sum(r.startswith(b"421 4.7.0") for r in replies) == 1
+    for sock in extra + [raw]:
+        sock.close()
+    with smtp(svc) as s:                       # the server is still fine
+        assert s.noop()[0] == 250
+
+
+def test_200_concurrent_sessions_then_a_normal_one(start):
+    svc = start(limits={"connections": 400, "connections_per_client": 400})
+    socks = []
+    try:
+        for _ in range(200):
+            socks.append(socket.create_connection(("127.0.0.1", svc.port("smtp")), timeout=10))
+        for sock in socks:
+            sock.sendall(b"EHLO many.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\n")
+        for sock in socks:
+            f = sock.makefile("rb")
+            assert f.readline().startswith(b"220 ")
+            line = f.readline()
+            while line.startswith(b"250-"):
+                line = f.readline()
+            assert line.startswith(b"250 ")
+            assert f.readline().startswith(b"250 2.1.0")
+            assert f.readline().startswith(b"250 2.1.5")
+        with smtp(svc) as s:
+            assert s.send_message(message()) == {}
+    finally:
+        for sock in socks:
+            sock.close()
+    assert len(inbox(svc.data_dir, "alice@example.test")) == 1

@@ -1,0 +1,468 @@
+"""SMTPSession over socket.socketpair(): every reply code, smuggling, STARTTLS
+injection, limits, AUTH and throttling, all-or-nothing delivery."""
+
+import logging
+import ssl
+
+import pytest
+import trustme
+
+from clevermail.accounts import AuthThrottle
+from clevermail.netbase import Limits
+from smtp_helpers import USERS, Client, b64, env, plain, smtp_users_file  # noqa: F401
+
+MSG = "Subject: hi\r\n\r\nhello\r\n"
+
+
+@pytest.fixture(scope="module")
+def tls():
+    ca = trustme.CA()
+    cert = ca.issue_cert("mx.example.test")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx
+
+
+def start_tls(client, client_ctx):
+    client.sock = client_ctx.wrap_socket(client.sock, server_hostname="mx.example.test")
+    client.buf = b""
+
+
+def send_mail(c, rcpts=("alice@example.test",), body=MSG, sender="sender@remote.test"):
+    c.expect(250, f"MAIL FROM:<{sender}>")
+    for r in rcpts:
+        c.expect(250, f"RCPT TO:<{r}>")
+    c.expect(354, "DATA")
+    c.send(body + ".\r\n")
+    return c.expect(250)
+
+
+# -- greeting, basic commands ---------------------------------------------------------
+def test_greeting_ehlo_and_basic_commands(env):
+    c = env.connect()
+    text = c.expect(250, "EHLO client.test")
+    for ext in ("SIZE 26214400", "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
+                "CHUNKING", "AUTH PLAIN LOGIN"):
+        assert ext in text.splitlines()
+    assert "STARTTLS" not in text                  # no certificate configured
+    c.expect(250, "HELO client.test")
+    assert c.expect(250, "NOOP anything") == "2.0.0 Ok"
+    assert c.expect(252, "VRFY alice").startswith("2.5.0")
+    assert c.expect(252, "VRFY nobody@example.test").startswith("2.5.0")   # never reveals
+    c.expect(501, "VRFY")
+    assert "MAIL" in c.expect(214, "HELP")
+    assert "MAIL FROM" in c.expect(214, "HELP mail")
+    c.expect(502, "EXPN staff")
+    c.expect(250, "RSET")
+    c.expect(501, "RSET now")
+    assert c.expect(221, "QUIT").startswith("2.0.0")
+    assert c.closed()
+
+
+def test_unknown_syntax_and_long_lines(env):
+    c = env.connect()
+    assert c.expect(500, "FROB").startswith("5.5.2")
+    c.expect(500, "NOOP\x00")
+    c.expect(501, "EHLO")
+    c.expect(501, "HELO two words")
+    c.expect(250, "EHLO client.test")
+    c.expect(501, "MAIL FROM:alice@example.test")
+    c.expect(501, "MAIL FROM:<alice@example.test> BODY=BINARYMIME")
+    c.expect(555, "MAIL FROM:<alice@example.test> RET=HDRS")
+    assert c.expect(500, "NOOP " + "x" * 600).startswith("5.5.2")     # over 512
+    c.expect(250, "NOOP")                                              # still alive
+    c.expect(250, "MAIL FROM:<>")
+    c.expect(501, "RCPT TO:<bob>")
+    c.expect(555, "RCPT TO:<bob@example.test> NOTIFY=NEVER")
+
+
+def test_bad_sequence(env):
+    c = env.connect()
+    assert "HELO/EHLO" in c.expect(503, "MAIL FROM:<a@b.test>")
+    c.expect(503, "RCPT TO:<alice@example.test>")
+    c.expect(503, "DATA")
+    c.expect(503, "AUTH PLAIN")
+    c.expect(250, "EHLO client.test")
+    c.expect(503, "RCPT TO:<alice@example.test>")
+    c.expect(503, "DATA")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(503, "MAIL FROM:<a@b.test>")
+    assert "RCPT" in c.expect(503, "DATA")      # no RCPT tried yet
+    c.expect(550, "RCPT TO:<nobody@example.test>")
+    c.expect(503, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+
+
+def test_data_after_only_refused_recipients_is_554(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    assert c.expect(550, "RCPT TO:<nobody@example.test>").startswith("5.1.1")
+    assert c.expect(554, "DATA").startswith("5.5.1")
+
+
+# -- delivery ------------------------------------------------------------------------
+def test_local_delivery_with_trace_headers(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    reply = send_mail(c, rcpts=["Alice@EXAMPLE.test", "bob+lists@example.test", "alice+x@example.test"],
+                      body="Subject: hi\r\n\r\n..dot line\r\nhello\r\n")
+    queue_id = reply.split()[-1]
+    assert reply.startswith("2.0.0 Ok: queued as ")
+    [alice] = env.inbox("alice@example.test")          # one copy for alice and alice+x
+    [bob] = env.inbox("bob@example.test")
+    assert alice == bob
+    assert alice.startswith(b"Return-Path: <sender@remote.test>\nReceived: from client.test (127.0.0.1 [127.0.0.1])\n")
+    assert f"with ESMTP id {queue_id}".encode() in alice
+    assert b"for <" not in alice                       # several recipients: none named
+    assert alice.endswith(b"Subject: hi\n\n.dot line\nhello\n")
+    assert env.queued() == []
+    c.expect(250, "MAIL FROM:<>")                      # session goes on
+
+
+def test_single_recipient_named_and_helo_keyword(env):
+    c = env.connect()
+    c.expect(250, "HELO old.client")
+    send_mail(c)
+    [msg] = env.inbox("alice@example.test")
+    assert b"with SMTP id" in msg and b"\tfor <alice@example.test>;" in msg
+
+
+def test_unknown_user_and_relay_denied(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    assert c.expect(550, "RCPT TO:<carol@example.test>").startswith("5.1.1")
+    assert c.expect(554, "RCPT TO:<someone@elsewhere.test>").startswith("5.7.1")
+    assert c.expect(554, "RCPT TO:<someone@[192.0.2.7]>").startswith("5.7.1")
+    c.expect(550, "RCPT TO:<Postmaster>")              # no postmaster account here
+    c.expect(250, "RCPT TO:<bob@example.test>")
+    c.expect(354, "DATA")
+    c.send(MSG + ".\r\n")
+    c.expect(250)
+    assert env.queued() == []
+
+
+def test_authenticated_and_trusted_clients_relay(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    reply = send_mail(c, rcpts=["x@far.test", "alice@example.test", "Y@far.test", "x@FAR.test"],
+                      sender="alice@example.test")
+    [entry] = env.queued()
+    assert entry.queue_id == reply.split()[-1]
+    assert entry.sender == "alice@example.test"
+    assert [r.address for r in entry.recipients] == ["x@far.test", "Y@far.test"]
+    [msg] = env.inbox("alice@example.test")
+    assert b"with ESMTPA id" in msg
+
+    t = env.connect(env.server(options={"trusted_networks": [__import__("ipaddress").ip_network("192.0.2.0/24")]}),
+                    peer="192.0.2.9")
+    t.expect(250, "EHLO inside.test")
+    send_mail(t, rcpts=["z@far.test"])
+    assert len(env.queued()) == 2
+
+
+def test_submission_requires_auth(env):
+    c = env.connect(env.server(mode="submission"))
+    c.expect(250, "EHLO client.test")
+    assert c.expect(530, "MAIL FROM:<alice@example.test>").startswith("5.7.0")
+    c.expect(235, "AUTH PLAIN " + plain("bob@example.test", "bob-pw"))
+    send_mail(c, rcpts=["x@far.test"], sender="bob@example.test")
+    assert len(env.queued()) == 1
+
+
+def test_delivery_failure_stores_nothing(env, monkeypatch):
+    def broken(*a, **kw):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(env.queue, "prepare", broken)
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    c.expect(250, "MAIL FROM:<alice@example.test>")
+    c.expect(250, "RCPT TO:<bob@example.test>")
+    c.expect(250, "RCPT TO:<x@far.test>")
+    c.expect(354, "DATA")
+    c.send(MSG + ".\r\n")
+    assert c.expect(451).startswith("4.3.0")
+    assert env.inbox("bob@example.test") == []
+    assert env.queued() == []
+    c.expect(250, "MAIL FROM:<alice@example.test>")    # transaction was reset
+
+
+def test_internal_error_is_451_and_session_lives(env, monkeypatch):
+    def boom(*a):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(env.handler, "resolve_recipient", boom)
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    assert c.expect(451, "RCPT TO:<alice@example.test>").startswith("4.3.0")
+    c.expect(250, "NOOP")
+
+
+# -- DATA: smuggling, stuffing, line endings, sizes ---------------------------------------
+@pytest.mark.parametrize("sep", ["\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n"])
+def test_no_smuggling(env, sep):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.expect(354, "DATA")
+    smuggled = ("MAIL FROM:<evil@b.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
+                "Subject: smuggled\r\n\r\nevil\r\n")
+    c.send("Subject: one\r\n\r\nfirst" + sep + smuggled + ".\r\n")
+    c.expect(250)
+    c.expect(250, "NOOP")                # exactly one reply came for the whole stream
+    assert env.inbox("bob@example.test") == []
+    [msg] = env.inbox("alice@example.test")
+    assert b"Subject: smuggled" in msg and b"\r" not in msg
+
+
+def test_bare_lf_message_is_normalized(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.expect(354, "DATA")
+    c.send("Subject: lf\n\n..leading dot\nbody\r\n.\r\n")      # smtplib stuffs after LF
+    c.expect(250)
+    [msg] = env.inbox("alice@example.test")
+    assert msg.endswith(b"Subject: lf\n\n.leading dot\nbody\n")
+
+
+def test_empty_body_sent_after_354(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.expect(354, "DATA")
+    c.send(".\r\n")
+    c.expect(250)
+    assert len(env.inbox("alice@example.test")) == 1
+
+
+def test_long_data_line_refused(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    ok = "Subject: x\r\n\r\n" + "y" * 998 + "\r\n"
+    send_mail(c, body=ok)
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.expect(354, "DATA")
+    c.send("Subject: x\r\n\r\n" + "y" * 999 + "\r\n.\r\n")
+    assert c.expect(554).startswith("5.6.0")
+    assert len(env.inbox("alice@example.test")) == 1
+    c.expect(250, "NOOP")
+
+
+def test_size_limit_at_mail_and_in_data(env):
+    c = env.connect(env.server(limits=Limits(timeout=10.0, message_size=2000)))
+    assert "SIZE 2000" in c.expect(250, "EHLO client.test")
+    assert c.expect(552, "MAIL FROM:<a@b.test> SIZE=2001").startswith("5.3.4")
+    c.expect(250, "MAIL FROM:<a@b.test> SIZE=1999")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.expect(354, "DATA")
+    c.send("Subject: big\r\n\r\n" + ("z" * 70 + "\r\n") * 100 + ".\r\n")
+    assert c.expect(552).startswith("5.3.4")
+    assert env.inbox("alice@example.test") == []
+    c.expect(250, "MAIL FROM:<a@b.test>")        # in sync, transaction reset
+
+
+def test_too_many_recipients(env):
+    c = env.connect(env.server(limits=Limits(timeout=10.0, recipients=2)))
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.expect(250, "RCPT TO:<bob@example.test>")
+    assert c.expect(452, "RCPT TO:<alice+2@example.test>").startswith("4.5.3")
+    c.expect(354, "DATA")
+    c.send(MSG + ".\r\n")
+    c.expect(250)
+
+
+def test_smtputf8_addresses(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    assert c.expect(553, "MAIL FROM:<jörg@b.test>").startswith("5.6.7")
+    c.expect(250, "MAIL FROM:<jörg@b.test> SMTPUTF8")
+    c.expect(550, "RCPT TO:<jörg@example.test>")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.expect(354, "DATA")
+    c.send("Subject: grüße\r\n\r\nü\r\n.\r\n")
+    c.expect(250)
+    assert "grüße".encode() in env.inbox("alice@example.test")[0]
+
+
+def test_pipelined_commands(env):
+    c = env.connect()
+    c.send("EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\n"
+           "RCPT TO:<nobody@example.test>\r\nDATA\r\n")
+    for code in (250, 250, 250, 550, 354):
+        c.expect(code)
+    c.send(MSG + ".\r\nQUIT\r\n")
+    c.expect(250)
+    c.expect(221)
+
+
+# -- BDAT (RFC 3030) ----------------------------------------------------------------------
+def test_bdat_chunks(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    part1, part2 = b"Subject: chunked\r\n\r\n.no stuffing\r\n", b"QUIT\r\nend\r\n"
+    c.send(b"BDAT %d\r\n" % len(part1) + part1)
+    assert c.expect(250).startswith("2.0.0")
+    c.expect(503, "DATA")                         # no mixing
+    c.send(b"BDAT %d LAST\r\n" % len(part2) + part2)
+    c.expect(250)
+    [msg] = env.inbox("alice@example.test")
+    assert msg.endswith(b"Subject: chunked\n\n.no stuffing\nQUIT\nend\n")
+
+
+def test_bdat_out_of_sequence_and_oversize_consume_the_chunk(env):
+    c = env.connect(env.server(limits=Limits(timeout=10.0, message_size=1024)))
+    c.expect(250, "EHLO client.test")
+    c.send(b"BDAT 6 LAST\r\nRSET\r\n")             # chunk bytes must not run as a command
+    c.expect(503)
+    c.expect(250, "NOOP")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.send(b"BDAT 2000 LAST\r\n" + b"x" * 2000)
+    assert c.expect(552).startswith("5.3.4")
+    c.expect(250, "NOOP")
+    c.expect(501, "BDAT x")
+    assert env.inbox("alice@example.test") == []
+
+
+# -- STARTTLS ---------------------------------------------------------------------------
+def test_starttls_discards_pipelined_commands_and_resets(env, tls):
+    server_ctx, client_ctx = tls
+    c = env.connect(env.server(ssl_context=server_ctx), peer="192.0.2.5")
+    text = c.expect(250, "EHLO client.test")
+    assert "STARTTLS" in text and "AUTH" not in text    # no credentials in the clear
+    c.expect(538, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(503, "STARTTLS")
+    c.expect(250, "RSET")
+    # injection: commands pipelined after STARTTLS must be discarded, not answered
+    c.send("STARTTLS\r\nMAIL FROM:<evil@b.test>\r\nRCPT TO:<alice@example.test>\r\n")
+    assert c.expect(220).startswith("2.0.0")
+    start_tls(c, client_ctx)
+    assert "HELO/EHLO" in c.expect(503, "MAIL FROM:<a@b.test>")   # state forgotten
+    text = c.expect(250, "EHLO client.test")
+    assert "STARTTLS" not in text and "AUTH PLAIN LOGIN" in text
+    c.expect(503, "STARTTLS")
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    send_mail(c, rcpts=["bob@example.test"])
+    [msg] = env.inbox("bob@example.test")
+    assert b"with ESMTPSA id" in msg and b"TLSv1." in msg
+
+
+def test_starttls_not_available_without_certificate(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(502, "STARTTLS")
+    c.expect(501, "STARTTLS now")
+
+
+# -- AUTH ----------------------------------------------------------------------------------
+def test_auth_mechanisms(env):
+    for steps in (
+        [(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))],
+        [(334, "AUTH PLAIN"), (235, plain("alice", "alice-pw"))],          # bare name
+        [(334, "AUTH LOGIN"), (334, b64("alice@example.test")), (235, b64("alice-pw"))],
+        [(334, "AUTH LOGIN " + b64("ALICE@example.test")), (235, b64("alice-pw"))],
+    ):
+        c = env.connect()
+        c.expect(250, "EHLO client.test")
+        for code, line in steps:
+            c.expect(code, line)
+        c.expect(503, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+
+
+def test_auth_failures_look_alike_and_errors(env):
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    wrong = c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "nope"))
+    unknown = c.expect(535, "AUTH PLAIN " + plain("carol@example.test", "nope"))
+    assert wrong == unknown == "5.7.8 Authentication credentials invalid"
+    c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "alice-pw", authzid="bob@example.test"))
+    c.expect(504, "AUTH CRAM-MD5")
+    c.expect(501, "AUTH PLAIN !!!")
+    c.expect(501, "AUTH PLAIN " + b64("no-nuls"))
+    c.expect(334, "AUTH LOGIN")
+    assert c.expect(501, "*") == "5.0.0 Authentication cancelled"
+    c.expect(334, "AUTH PLAIN")
+    c.expect(500, "x" * 13000)                         # over the RFC 4954 line limit
+    c.expect(250, "NOOP")
+
+
+def test_auth_throttled_after_failures(env):
+    throttle = AuthThrottle(limit=3, window=60)
+    server = env.server(throttle=throttle)
+    c = env.connect(server)
+    c.expect(250, "EHLO client.test")
+    for _ in range(3):
+        c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "guess"))
+    text = c.expect(421, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    assert text.startswith("4.7.0") and "failed authentications" in text
+    assert c.closed()
+    d = env.connect(server)                            # same address, new connection
+    d.expect(250, "EHLO client.test")
+    d.expect(421, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    e = env.connect(server, peer="127.0.0.2")          # other addresses are unaffected
+    e.expect(250, "EHLO client.test")
+    e.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+
+
+def test_auth_requires_tls_unless_loopback_or_allowed(env):
+    c = env.connect(peer="192.0.2.5")
+    assert "AUTH" not in c.expect(250, "EHLO client.test")
+    assert c.expect(538, "AUTH PLAIN " + plain("alice@example.test", "alice-pw")).startswith("5.7.11")
+    c = env.connect(env.server(options={"allow_plaintext_auth": True}), peer="192.0.2.5")
+    assert "AUTH PLAIN LOGIN" in c.expect(250, "EHLO client.test")
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+
+
+def test_auth_secrets_never_logged(env, caplog):
+    caplog.set_level(logging.DEBUG, logger="clevermail")
+    c = env.connect()
+    c.expect(250, "EHLO client.test")
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    d = env.connect()
+    d.expect(250, "EHLO client.test")
+    d.expect(334, "AUTH LOGIN")
+    d.expect(334, b64("bob@example.test"))
+    d.expect(235, b64("bob-pw"))
+    c.expect(221, "QUIT")
+    d.expect(221, "QUIT")
+    c.close()
+    d.close()
+    text = caplog.text
+    for secret in (plain("alice@example.test", "alice-pw"), b64("bob-pw"), b64("bob@example.test"),
+                   "alice-pw", "bob-pw"):
+        assert secret not in text
+    assert "auth ok user=alice@example.test" in text
+
+
+# -- limits ------------------------------------------------------------------------------
+def test_too_many_errors_disconnects(env):
+    c = env.connect(env.server(limits=Limits(timeout=10.0, errors_per_session=3)))
+    c.expect(500, "BAD1")
+    c.expect(500, "BAD2")
+    c.send("BAD3\r\n")
+    c.expect(500)
+    assert c.expect(421).startswith("4.7.0")
+    assert c.closed()
+
+
+def test_busy_and_idle_timeout(env):
+    c = env.connect(env.server(admit=False), greet=False)
+    assert c.expect(421).startswith("4.7.0")
+    assert c.closed()
+    c = env.connect(env.server(limits=Limits(timeout=0.2)))
+    assert c.expect(421).startswith("4.4.2")
+    assert c.closed()
