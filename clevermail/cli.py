@@ -52,16 +52,22 @@ def start(ctx):
     from .service import MailService, StartupError
 
     conf = _load(ctx)
-    setup_logging(conf["server"]["log_level"], conf["server"]["log_file"])
+    try:
+        setup_logging(conf["server"]["log_level"], conf["server"]["log_file"])
+    except OSError as exc:
+        click.echo(f"clevermail: cannot start: log file {conf['server']['log_file']}: {exc.strerror}", err=True)
+        ctx.exit(1)
+    # handlers first: a SIGTERM that arrives while the listeners start must still
+    # lead to a clean stop, not to the default kill
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     service = MailService(conf)
     try:
         service.start()
     except StartupError as exc:
         click.echo(f"clevermail: cannot start: {exc}", err=True)
         ctx.exit(1)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     listening = ", ".join(f"{kind} {port}" for kind, ports in service.ports.items() for port in ports)
     click.echo(f"clevermail {__version__} running ({listening}); data in {conf['server']['data_dir']}. "
                "Ctrl-C stops.", err=True)
@@ -171,24 +177,6 @@ def _queue(ctx):
     return RelayQueue(os.path.join(conf["server"]["data_dir"], "queue"))
 
 
-def _age(seconds):
-    seconds = int(max(0, seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _when(epoch):
-    if not epoch:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
-def _rcpt(r, key):
-    return r[key] if isinstance(r, dict) else getattr(r, key)
-
-
 @queue.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -203,10 +191,7 @@ def queue_list(ctx, as_json):
         return
     now = time.time()
     for e in entries:
-        click.echo(f"{e.id}  age {_age(now - e.arrival)}  from <{e.sender}>  queue id {e.queue_id}")
-        for r in e.recipients:
-            click.echo(f"    {_rcpt(r, 'address')}: {_rcpt(r, 'state')}, attempts {_rcpt(r, 'attempts')}, "
-                       f"next {_when(_rcpt(r, 'next_attempt'))}, last reply: {_rcpt(r, 'last_reply') or '-'}")
+        click.echo(e.describe(now))
 
 
 @queue.command("show")
@@ -217,13 +202,15 @@ def queue_show(ctx, entry_id):
     q = _queue(ctx)
     try:
         entry = q.get(entry_id)
-        body = q.read_body(entry_id)
-    except KeyError:
+        headers = q.read_headers(entry_id)
+    except (KeyError, FileNotFoundError):
         click.echo(f"error: no queue entry {entry_id}", err=True)
         ctx.exit(1)
-    click.echo(json.dumps(entry.to_json(), indent=2))
-    headers = body.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
-    click.echo("\n" + headers)
+    except ValueError as exc:
+        click.echo(f"error: queue entry {entry_id} is damaged: {exc}", err=True)
+        ctx.exit(1)
+    click.echo(entry.describe(history=True))
+    click.echo("\n" + headers.decode("utf-8", "replace").rstrip())
 
 
 @queue.command("flush")

@@ -100,6 +100,10 @@ retry_schedule = int_list(min=1, default=list(300, 600, 1200, 2400, 4800, 9600, 
 queue_lifetime = integer(min=60, default=432000)
 # Seconds after which the sender is warned of a delay (0 = never).
 delay_warning = integer(min=0, default=0)
+# Deliveries run in parallel (one slow domain does not hold up the others).
+concurrency = integer(min=1, max=64, default=4)
+# Seconds to wait for an MX host or smarthost to answer a connection.
+connect_timeout = float(min=1, default=30)
 """
 
 SECRET_KEYS = {("relay", "smarthost_password")}

@@ -126,10 +126,11 @@ class LineSession(socketserver.BaseRequestHandler):
     def handle(self):
         if not self.server.admit(self):
             self.log.warning("connection refused: too many connections")
-            try:
-                self.send(self.busy_reply())
-            except OSError:
-                pass
+            if not self.server.implicit_tls:   # a plaintext line would only garble a TLS client
+                try:
+                    self.send(self.busy_reply())
+                except OSError:
+                    pass
             return
         try:
             self.log.info("connect")

@@ -128,7 +128,8 @@ class MailService:
             retry_schedule=tuple(relay["retry_schedule"]), queue_lifetime=relay["queue_lifetime"],
             delay_warning=relay["delay_warning"] or None,
             smarthost=host, smarthost_port=port, smarthost_user=relay["smarthost_user"] or None,
-            smarthost_password=relay["smarthost_password"] or None, smarthost_tls=relay["smarthost_tls"])
+            smarthost_password=relay["smarthost_password"] or None, smarthost_tls=relay["smarthost_tls"],
+            concurrency=relay["concurrency"], connect_timeout=relay["connect_timeout"])
 
     # -- lifecycle --------------------------------------------------------------
     def start(self):

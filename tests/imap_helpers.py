@@ -8,12 +8,14 @@ throttle, admit/release); its handler is a real IMAPFileHandler over a real Mail
 and AccountStore in the test's tmp_path.
 """
 
+import base64
+import hashlib
 import itertools
 import re
 import socket
 import threading
 
-from clevermail.accounts import AccountStore, hash_password
+from clevermail.accounts import AccountStore, verify_password
 from clevermail.imap.handler import IMAPFileHandler
 from clevermail.imap.session import IMAPSession
 from clevermail.netbase import Limits
@@ -29,10 +31,14 @@ _LITERAL_END = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 
 
 def password_hash():
-    """One scrypt hash shared by every test account (hashing costs ~50 ms)."""
+    """One scrypt hash shared by every test account.  The parameters travel inside the
+    hash string, so a cheap N keeps each login (one verification) fast in tests."""
     global _HASH
     if _HASH is None:
-        _HASH = hash_password(PASSWORD)
+        salt = b"imap-test-salt!!"
+        digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=16, r=8, p=1, dklen=32)
+        _HASH = f"scrypt$16$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+        assert verify_password(PASSWORD, _HASH)
     return _HASH
 
 

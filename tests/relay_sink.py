@@ -1,7 +1,9 @@
 """Relay test helpers: a scriptable sink SMTP server on 127.0.0.1, a fake resolver, a
-connect map, and (run as a script) a worker process for the multi-process tests.
+connect map, ServiceEnv (a real MailService relaying to a sink, for the end-to-end and
+CLI tests), and (run as a script) a worker process for the multi-process tests.
 
     python tests/relay_sink.py worker '<json spec>'   # see worker_main()
+    python tests/relay_sink.py sink                   # see sink_main()
 """
 from __future__ import annotations
 
@@ -296,6 +298,113 @@ def message(n: int | str, subject: str = "test") -> bytes:
             f"Message-ID: <m{n}@here.test>\r\nX-Test-Id: {n}\r\n\r\nbody {n}\r\n.dot line\r\n").encode()
 
 
+class Replies:
+    """A Sink `rcpt` callable whose answer the test changes on the fly:
+    replies.set(451, "4.7.1 greylisted") ... replies.set(250, "2.1.5 ok")."""
+
+    def __init__(self, code: int = 250, text: str = "2.1.5 ok"):
+        self.reply = (code, text)
+
+    def set(self, code: int, text: str) -> None:
+        self.reply = (code, text)
+
+    def __call__(self, address: str) -> tuple[int, str]:
+        return self.reply
+
+
+def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
+    """Poll `predicate` until it returns something true (returned) or the deadline
+    passes (then its last value, falsy). A bound, never a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+class ServiceEnv:
+    """A real MailService on port 0 whose relay delivers to `sink`: the domains in
+    `remote` get an MX on 127.0.0.1 from a FakeResolver and relay.mx_port is the
+    sink's port (the caller builds `conf` with it). Clients: smtplib and poplib.
+
+    Accounts: ALICE (the sender) and BOB (a second local user), passwords in USERS.
+    """
+
+    ALICE, BOB = "alice@example.test", "bob@example.test"
+    USERS = {ALICE: "alice-secret", BOB: "bob-secret"}
+
+    def __init__(self, conf: dict, sink: Sink, remote=("there.test",)):
+        self.conf, self.sink = conf, sink
+        self.data_dir = conf["server"]["data_dir"]
+        self.resolver = FakeResolver(mx_zone(list(remote)))
+        self.service = None
+
+    @classmethod
+    def make_users(cls, path) -> None:
+        """users.ini with ALICE and BOB (hashing is slow: copy one file per module)."""
+        from clevermail.accounts import AccountStore
+        accounts = AccountStore(str(path), ["example.test"], failure_delay=0)
+        for user, password in cls.USERS.items():
+            accounts.add(user, password)
+
+    @property
+    def queue(self):
+        from clevermail.relay.queue import RelayQueue
+        return RelayQueue(Path(self.data_dir) / "queue")
+
+    def deferred(self):
+        """The queue's only entry once all its recipients were tried and deferred,
+        else None (for wait_for)."""
+        entries = self.queue.list()
+        if len(entries) == 1 and all(r.state == "deferred" for r in entries[0].recipients):
+            return entries[0]
+        return None
+
+    def start(self) -> "ServiceEnv":
+        from clevermail.service import MailService
+        self.service = MailService(self.conf, resolver=self.resolver).start()
+        return self
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+
+    def send(self, rcpts, data: bytes, sender: str | None = None, login: str | None = ALICE):
+        """One message over SMTP (AUTH PLAIN as `login` over loopback, unless None);
+        returns smtplib's refused-recipients dict."""
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", self.service.port("smtp"), timeout=10) as s:
+            s.ehlo("client.example.test")
+            if login is not None:
+                s.user, s.password = login, self.USERS[login]
+                code, _ = s.auth("PLAIN", s.auth_plain)
+                assert code == 235
+            return s.sendmail(sender or login or self.ALICE, list(rcpts), data)
+
+    def inbox(self, address: str) -> list[bytes]:
+        """Every message in the account's INBOX, read over POP3 (nothing deleted)."""
+        import poplib
+        pop = poplib.POP3("127.0.0.1", self.service.port("pop3"), timeout=10)
+        try:
+            pop.user(address)
+            pop.pass_(self.USERS[address])
+            count, _ = pop.stat()
+            return [b"\r\n".join(pop.retr(i)[1]) + b"\r\n" for i in range(1, count + 1)]
+        finally:
+            pop.quit()
+
+    def wait_inbox(self, address: str, n: int = 1, timeout: float = 10.0) -> list[bytes]:
+        got: list[bytes] = []
+
+        def enough() -> bool:
+            got[:] = self.inbox(address)
+            return len(got) >= n
+        assert wait_for(enough, timeout), f"{address}: {len(got)} message(s) in INBOX, wanted {n}"
+        return got
+
+
 def worker_main(spec: dict) -> int:
     """A worker in its own process. spec: queue_dir, mx_port, records, hostname,
     mode ('drain': run passes until the queue is empty; 'forever': the thread)."""
@@ -328,7 +437,19 @@ def worker_main(spec: dict) -> int:
     return 0 if not q.scan() else 1
 
 
+def sink_main() -> int:
+    """A sink in its own process (benchmarks): prints its port, runs until stdin
+    closes, then prints how many messages it accepted."""
+    with Sink() as sink:
+        print(sink.port, flush=True)
+        sys.stdin.read()
+        print(len(sink.messages), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "worker":
         sys.exit(worker_main(json.loads(sys.argv[2])))
-    sys.exit("usage: relay_sink.py worker SPEC_JSON")
+    if len(sys.argv) == 2 and sys.argv[1] == "sink":
+        sys.exit(sink_main())
+    sys.exit("usage: relay_sink.py worker SPEC_JSON | relay_sink.py sink")

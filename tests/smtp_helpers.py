@@ -1,12 +1,10 @@
 """Helpers for the SMTP tests: a fake server object for socketpair sessions, a tiny
-line client with `expect`, and fixtures for a store/accounts/queue in tmp_path."""
+line client with `expect`, and an Env (store, accounts, queue, handler in tmp_path)."""
 
 import base64
 import os
 import socket
 import threading
-
-import pytest
 
 from clevermail.accounts import AccountStore, AuthThrottle
 from clevermail.netbase import Limits
@@ -134,14 +132,13 @@ def queued(data_dir):
     return RelayQueue(os.path.join(data_dir, "queue")).list()
 
 
-@pytest.fixture(scope="session")
-def smtp_users_file(tmp_path_factory):
-    """users.ini with alice and bob (hashing is slow: made once per test run)."""
-    path = tmp_path_factory.mktemp("smtp-users") / "users.ini"
-    accounts = AccountStore(str(path), [DOMAIN])
+def make_users_file(folder):
+    """users.ini with alice and bob in `folder` (hashing is slow: make it once per module)."""
+    path = os.path.join(str(folder), "users.ini")
+    accounts = AccountStore(path, [DOMAIN])
     for user, password in USERS.items():
         accounts.add(user, password)
-    return str(path)
+    return path
 
 
 class Env:
@@ -166,11 +163,3 @@ class Env:
 
     def queued(self):
         return queued(self.data_dir)
-
-
-@pytest.fixture
-def env(tmp_path, smtp_users_file):
-    e = Env(str(tmp_path / "data"), smtp_users_file)
-    yield e
-    for client in e.clients:
-        client.close()

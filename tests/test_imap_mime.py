@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from clevermail.imap import mime
+from clevermail.imap import envelope, mime
 
 DATA = pathlib.Path(__file__).parent / "data" / "messages"
 
@@ -113,7 +113,7 @@ def test_envelope_first_header_wins_and_names_case_insensitive():
     ("(only a comment)", []),
 ])
 def test_parse_addresses(value, expected):
-    assert mime.parse_addresses(value) == expected
+    assert envelope.parse_addresses(value) == expected
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -242,8 +242,9 @@ def test_digest_parts_default_to_message_rfc822():
     msg = crlf('Content-Type: multipart/digest; boundary=d\n\n--d\n\n'
                'Subject: inner\n\nbody\n--d--\n')
     bs = mime.bodystructure(mime.parse(msg), extended=False)
-    assert bs == (b'(("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 22 (NIL "inner" NIL NIL NIL NIL NIL NIL'
-                  b' NIL NIL) ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 4 0) 2) "DIGEST")')
+    assert bs == (b'(("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 22 '
+                  b'(NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL) '
+                  b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 4 0) 2) "DIGEST")')
 
 
 def test_content_type_without_subtype_is_octet_stream():
@@ -261,6 +262,7 @@ def test_content_type_without_subtype_is_octet_stream():
     ("a/b; n*0=a; n*2=c", [("N*0", "a"), ("N*2", "c")]),
     ("a/b; name==?utf-8?q?x?=; z=1", [("NAME", "=?utf-8?q?x?="), ("Z", "1")]),
     ("a/b; @@@; ok=1; =; bad; k=\"unterminated", [("OK", "1"), ("K", "unterminated")]),
+    ("a/b; n*%s=x" % ("9" * 5000), [("N*" + "9" * 5000, "x")]),
 ])
 def test_content_type_parameters(value, expected):
     hdr = ("Content-Type: %s\r\n\r\n" % value).encode()
@@ -284,7 +286,8 @@ def test_outer_boundary_closes_inner_multipart():
                "Content-Type: multipart/alternative; boundary=in\n\n--in\n\na\n"
                "--out\n\nb\n--out--\n")
     bs = mime.bodystructure(mime.parse(msg), extended=False)
-    assert bs == (b'(((' b'"TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 1 0) "ALTERNATIVE")'
+    assert bs == (b'((("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 1 0)'
+                  b' "ALTERNATIVE")'
                   b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 1 0) "MIXED")')
 
 

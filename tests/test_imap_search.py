@@ -7,8 +7,9 @@ import random
 import pytest
 
 from clevermail.imap import search as search_mod
+from clevermail.imap.decode import decode_encoded_words
 from clevermail.imap.replies import IMAPBad, IMAPNo
-from clevermail.imap.search import decode_encoded_words, parse_search
+from clevermail.imap.search import parse_search
 
 
 class Msg:

@@ -11,8 +11,15 @@ import pytest
 from clevermail.config import load_config
 from pop3_helpers import ALICE, BOB, DOMAIN, PASSWORD, message, password_hash
 
-service_module = pytest.importorskip("clevermail.service")
 trustme = pytest.importorskip("trustme")
+try:
+    from clevermail.service import MailService
+except ModuleNotFoundError as exc:
+    # TODO: remove once every listener package exists (service imports smtp, imap, relay
+    # that are written alongside POP3); any other import failure is a real error.
+    if not (exc.name or "").startswith("clevermail."):
+        raise
+    pytest.skip(f"MailService not importable yet: {exc}", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +46,7 @@ def service(tmp_path, ca):
         "tls": {"certificate": str(cert_file), "key": str(key_file)},
         "limits": {"auth_failure_delay": 0},
     })
-    svc = service_module.MailService(conf).start()
+    svc = MailService(conf).start()
     yield svc
     svc.stop()
 

@@ -249,6 +249,18 @@ def test_smarthost_plain_without_auth(sinks):
     assert states(res) == {"b@there.test": "delivered"}
 
 
+def test_unsafe_addresses_never_reach_the_wire(sinks):
+    s = sinks()
+    res = deliver_mx(transport(s.port), "there.test", "a@here.test",
+                     ["ok@there.test", "x\r\nRSET@there.test", "<y>@there.test"], MSG)
+    assert states(res) == {"ok@there.test": "delivered", "x\r\nRSET@there.test": "failed",
+                           "<y>@there.test": "failed"}
+    assert s.messages[0].rcpts == ["ok@there.test"]
+    res = deliver_smarthost(transport(1, {}), "a\r\n@here.test", ["b@there.test"], MSG,
+                            host="127.0.0.1", port=s.port, tls="none")
+    assert states(res) == {"b@there.test": "failed"} and "5.1.7" in res["b@there.test"].reply
+
+
 def test_smarthost_tls_mode_checked():
     with pytest.raises(ValueError):
         deliver_smarthost(transport(1, {}), "a@x", ["b@y"], MSG, host="h", tls="maybe")

@@ -38,6 +38,7 @@ def test_to_json_round_trip_and_describe(q):
     assert Entry.from_json(d) == e
     text = e.describe()
     assert eid in text and "<b@there.test>  pending" in text and "QID1" in text
+    assert "queued" not in text and "queued  from <a@here.test>" in e.describe(history=True)
 
 
 def test_prepare_is_invisible_until_commit(q):
@@ -130,22 +131,6 @@ def test_mark_bounce_fails_undelivered_only(q):
         q.mark_bounce("nope")
 
 
-def test_entry_due_rules():
-    e = Entry.from_json({"id": "x", "queue_id": "q", "sender": "", "arrival": 100.0, "recipients": [
-        {"address": "a@b", "state": "deferred", "next_attempt": 500.0},
-        {"address": "c@b", "state": "failed"}]})
-    assert not e.needs_bounce()                 # empty sender: never bounced
-    assert e.next_due() == 500.0 and e.next_due(delay_warning=10) == 500.0
-    e.sender = "s@x"
-    assert e.needs_bounce() and e.next_due() == 0
-    e.recipients[1].state = "bounced"
-    assert e.next_due(delay_warning=10) == 110.0
-    e.warned = True
-    assert e.next_due(delay_warning=10) == 500.0
-    e.recipients[0].state = "delivered"
-    assert e.finished() and e.next_due() == 0
-
-
 def test_update_serialises_read_modify_write(q):
     eid = q.enqueue("a@here.test", ["b@there.test"], MSG, "Q")
 
@@ -209,4 +194,10 @@ def test_orphans_dropped_only_when_old(tmp_path):
 def test_unreadable_envelope_is_skipped_in_list(q):
     eid = q.enqueue("a@here.test", ["b@there.test"], MSG, "Q")
     (q.path / "0000000000003cc.json").write_text("{not json")
+    (q.path / "0000000000004dd.json").write_text('{"id": "0000000000004dd"}')
     assert [e.id for e in q.list()] == [eid]
+    for bad in ("0000000000003cc", "0000000000004dd"):
+        with pytest.raises(ValueError):
+            q.get(bad)
+        q.delete(bad)                            # the operator can still remove it
+    assert [p.name for p in q.path.glob("*.json")] == [f"{eid}.json"]

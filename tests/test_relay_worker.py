@@ -3,7 +3,6 @@ import email
 import json
 import logging
 import os
-import random
 import signal
 import ssl
 import subprocess
@@ -11,7 +10,6 @@ import sys
 import threading
 import time
 from email import policy
-from pathlib import Path
 
 import pytest
 import trustme
@@ -186,17 +184,36 @@ def test_operator_bounce(make_env):
     assert b"cancelled by the administrator" in raw
 
 
-def test_bounce_that_cannot_be_delivered_is_retried_later(make_env):
-    env = make_env({"rcpt": lambda a: (550, "5.1.1 no")}, interval=60)
-    eid = env.enqueue()
+def test_bounce_to_an_unavailable_local_mailbox_goes_through_the_queue(make_env):
+    env = make_env({"rcpt": lambda a: (550, "5.1.1 no")})
+    env.enqueue()
     env.local_fail = True
     env.w.run_once()
-    assert env.q.get(eid).recipients[0].state == "failed"
+    [bounce] = env.q.list()
+    assert bounce.sender == "" and bounce.recipients[0].address == "alice@here.test"
+    env.clock.advance(1)
+    env.w.run_once()                                    # the mailbox still fails: deferred
+    assert env.q.get(bounce.id).recipients[0].state == "deferred"
     env.local_fail = False
-    assert env.w.run_once() == 0                        # waits, does not hammer
-    env.clock.advance(61)
+    env.clock.advance(400)
     env.w.run_once()
-    assert env.q.list() == [] and len(env.local) == 1
+    assert env.q.list() == [] and [a for a, _ in env.local] == ["alice@here.test"]
+
+
+def test_bounce_that_cannot_be_queued_is_retried_later(make_env, monkeypatch):
+    env = make_env({"rcpt": lambda a: (550, "5.1.1 no")}, interval=60)
+    eid = env.enqueue(sender="zed@far.test")
+    real = env.q.enqueue
+    monkeypatch.setattr(env.q, "enqueue", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    env.w.run_once()
+    assert env.q.get(eid).recipients[0].state == "failed"
+    monkeypatch.setattr(env.q, "enqueue", real)
+    env.clock.advance(1)
+    assert env.w.run_once() == 0                        # waits, does not hammer
+    env.clock.advance(60)
+    env.w.run_once()
+    [bounce] = env.q.list()
+    assert bounce.sender == "" and bounce.recipients[0].address == "zed@far.test"
 
 
 def test_delay_warning_sent_once(make_env):
@@ -240,7 +257,7 @@ def test_smarthost_through_the_worker(make_env):
     assert m.tls and m.auth == "relay" and m.rcpts == ["b@there.test", "c@else.test"]
 
 
-def test_thread_wakes_on_enqueue(make_env):
+def test_thread_wakes_on_enqueue(thread_guard, make_env):
     env = make_env(fake_clock=False, interval=60)
     env.w.start()
     env.enqueue()
@@ -248,7 +265,7 @@ def test_thread_wakes_on_enqueue(make_env):
     assert wait_for(lambda: env.q.list() == [])
 
 
-def test_flush_from_another_process_is_noticed(make_env):
+def test_flush_from_another_process_is_noticed(thread_guard, make_env):
     answer = {"code": (451, "4.2.1 later")}
     env = make_env({"rcpt": lambda a: answer["code"]}, fake_clock=False, interval=60)
     env.w.start()
@@ -262,7 +279,7 @@ def test_flush_from_another_process_is_noticed(make_env):
     assert wait_for(lambda: len(env.sink.messages) == 1, timeout=10)
 
 
-def test_survives_unexpected_exceptions_without_spinning(make_env, caplog):
+def test_survives_unexpected_exceptions_without_spinning(thread_guard, make_env, caplog):
     calls = []
 
     class Boom:
@@ -282,7 +299,7 @@ def test_survives_unexpected_exceptions_without_spinning(make_env, caplog):
     assert env.w._thread.is_alive()
 
 
-def test_crashing_entry_and_pass_are_logged_and_not_spun(make_env, caplog, monkeypatch):
+def test_crashing_entry_and_pass_are_logged_and_not_spun(thread_guard, make_env, caplog, monkeypatch):
     env = make_env(fake_clock=False, interval=0.1)
     crashes = []
 
@@ -293,7 +310,7 @@ def test_crashing_entry_and_pass_are_logged_and_not_spun(make_env, caplog, monke
     real_scan, scan_fail = env.q.scan, [True]
 
     def scan():
-        if scan_fail[0]:
+        if scan_fail[0] and threading.current_thread().name == "relay-worker":
             scan_fail[0] = False
             raise OSError("transient")
         return real_scan()

@@ -9,9 +9,22 @@ import trustme
 
 from clevermail.accounts import AuthThrottle
 from clevermail.netbase import Limits
-from smtp_helpers import USERS, Client, b64, env, plain, smtp_users_file  # noqa: F401
+from smtp_helpers import Env, b64, make_users_file, plain
 
 MSG = "Subject: hi\r\n\r\nhello\r\n"
+
+
+@pytest.fixture(scope="module")
+def users_file(tmp_path_factory):
+    return make_users_file(tmp_path_factory.mktemp("smtp-users"))
+
+
+@pytest.fixture
+def env(tmp_path, users_file):
+    e = Env(str(tmp_path / "data"), users_file)
+    yield e
+    for client in e.clients:
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +86,8 @@ def test_unknown_syntax_and_long_lines(env):
     c.expect(555, "MAIL FROM:<alice@example.test> RET=HDRS")
     assert c.expect(500, "NOOP " + "x" * 600).startswith("5.5.2")     # over 512
     c.expect(250, "NOOP")                                              # still alive
+    c.expect(500, "AUTH PLAIN " + "x" * 13000)                         # over 12288
+    c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "p" * 600))   # AUTH may be long
     c.expect(250, "MAIL FROM:<>")
     c.expect(501, "RCPT TO:<bob>")
     c.expect(555, "RCPT TO:<bob@example.test> NOTIFY=NEVER")

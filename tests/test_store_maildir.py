@@ -135,3 +135,10 @@ def test_clean_tmp_removes_only_stale(tmp_path):
     assert maildir.clean_tmp(box) == 1
     assert os.listdir(os.path.join(box, "tmp")) == ["fresh"]
     assert maildir.clean_tmp(str(tmp_path / "missing")) == 0
+
+
+def test_names_sort_in_arrival_order_within_a_second(monkeypatch):
+    clock = iter([1000.05, 1000.5, 1000.999999, 1001.000001])
+    monkeypatch.setattr(maildir.time, "time", lambda: next(clock))
+    bases = [maildir.new_base(1, 1) for _ in range(4)]
+    assert sorted(bases) == bases

@@ -230,7 +230,7 @@ def parse_fetch_items(arg):
         atoms = _MACROS.get(arg.upper()) or [arg]
     else:
         raise IMAPBad("Invalid fetch items")
-    items, seen = [], set()
+    items, seen = [], {}
     for atom in atoms:
         if not isinstance(atom, str):
             raise IMAPBad("Invalid fetch item: expected an atom")
@@ -239,15 +239,20 @@ def parse_fetch_items(arg):
             raise IMAPBad("Fetch macro %s must be used alone" % atom.upper())
         item = _parse_item(atom)
         key = (item.label, item.partial)
-        if key not in seen:          # a repeated item is answered once
-            seen.add(key)
+        if key not in seen:          # a repeated item is answered once...
+            seen[key] = len(items)
             items.append(item)
+        elif items[seen[key]].peek and not item.peek:
+            items[seen[key]] = item  # ...but BODY[] after BODY.PEEK[] still sets \Seen
     return FetchRequest(items)
 
 
+def _shown(atom):
+    return atom if len(atom) <= 60 else atom[:57] + "..."
+
+
 def _bad(what, atom):
-    shown = atom if len(atom) <= 60 else atom[:57] + "..."
-    return IMAPBad("%s in fetch item %s" % (what, shown))
+    return IMAPBad("%s in fetch item %s" % (what, _shown(atom)))
 
 
 def _parse_item(atom):
@@ -260,7 +265,7 @@ def _parse_item(atom):
     elif up.startswith("BODY.PEEK["):
         peek, rest = True, atom[10:]
     else:
-        raise IMAPBad("Unknown fetch item: %s" % (atom if len(atom) <= 60 else atom[:57] + "..."))
+        raise IMAPBad("Unknown fetch item: %s" % _shown(atom))
     close = _section_end(rest)
     if close < 0:
         raise _bad("Missing ]", atom)

@@ -8,7 +8,7 @@ that the session turns into NO responses.
 
 import bisect
 
-from ..store import SPECIAL_USE, NoSuchFolder
+from ..store import SPECIAL_USE, FolderExists, NoSuchFolder
 from ..store.paths import SEPARATOR
 
 
@@ -58,6 +58,7 @@ class IMAPFileHandler:
 
     def create(self, address, name):
         """Create `name` and any missing superiors (RFC 3501 6.3.3)."""
+        self.store.folder_path(address, name)   # InvalidName before any superior is made
         levels = name.split(SEPARATOR)
         for i in range(1, len(levels)):
             parent = SEPARATOR.join(levels[:i])
@@ -70,6 +71,14 @@ class IMAPFileHandler:
         self.store.subscribe(address, name, on=False)
 
     def rename(self, address, old, new):
+        """Rename `old` (with inferiors) to `new`, making missing superiors of `new`;
+        nothing is created unless the rename can happen."""
+        self.store.folder_path(address, new)    # InvalidName first
+        if not self.store.folder_exists(address, old):
+            self.store.folder_path(address, old)
+            raise NoSuchFolder(old)
+        if self.store.folder_exists(address, new):
+            raise FolderExists(new)
         levels = new.split(SEPARATOR)
         for i in range(1, len(levels)):
             parent = SEPARATOR.join(levels[:i])
@@ -100,6 +109,7 @@ class IMAPFileHandler:
 
     def append(self, address, name, data, flag_names, date):
         """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID."""
+        self.store.folder_path(address, name)   # InvalidName, not "does not exist" (TRYCREATE)
         if not self.store.folder_exists(address, name):
             raise NoSuchFolder(name)
         folder = self.open(address, name)
@@ -113,6 +123,7 @@ class IMAPFileHandler:
     def copy(self, folder, uids, address, target_name):
         """Copy `uids` of an open folder into `target_name` keeping flags (keywords are
         re-mapped to the target's letters); returns (UIDVALIDITY, [(old, new)])."""
+        self.store.folder_path(address, target_name)   # InvalidName first
         if not self.store.folder_exists(address, target_name):
             raise NoSuchFolder(target_name)
         target = self.open(address, target_name)

@@ -39,22 +39,40 @@ def wire_name(name):
     return quote(utf7.encode(name))
 
 
+class ListPattern:
+    """A LIST/LSUB reference + pattern, matched against wire (mUTF-7) names.
+
+    '*' matches anything, '%' anything but the separator.  INBOX is case-insensitive
+    (RFC 3501 5.1): the pattern's leading literal letters, when they spell the start of
+    INBOX, match INBOX whatever their case ("inbox", "inb*", "Inbox/Sub"); other names
+    match case-sensitively."""
+
+    def __init__(self, reference, pattern):
+        full = reference + pattern if not pattern.startswith(SEPARATOR) or not reference else pattern
+        out = []
+        for ch in full:
+            if ch == "*":
+                out.append(".*")
+            elif ch == "%":
+                out.append(f"[^{re.escape(SEPARATOR)}]*")
+            else:
+                out.append(re.escape(ch))
+        self.regex = re.compile("".join(out) + r"\Z", re.DOTALL)
+        head = re.match(r"[^*%]*", full).group()[:5]
+        self.head = head if "INBOX".startswith(head.upper()) else ""
+
+    def match(self, wire):
+        if self.regex.match(wire):
+            return True
+        head = self.head
+        if head and (wire == "INBOX" or wire.startswith("INBOX" + SEPARATOR)):
+            return bool(self.regex.match(head + wire[len(head):]))
+        return False
+
+
 def pattern_regex(reference, pattern):
-    """LIST reference + pattern -> compiled regex over wire (mUTF-7) names."""
-    full = reference + pattern if not pattern.startswith(SEPARATOR) or not reference else pattern
-    out = []
-    for ch in full:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "%":
-            out.append(f"[^{re.escape(SEPARATOR)}]*")
-        else:
-            out.append(re.escape(ch))
-    text = "".join(out)
-    # INBOX is case-insensitive, the rest is not
-    if full[:5].upper() == "INBOX":
-        text = "(?i:INBOX)" + "".join(out[5:])
-    return re.compile(text + r"\Z", re.DOTALL)
+    """LIST reference + pattern -> an object whose match(wire_name) says if it matches."""
+    return ListPattern(reference, pattern)
 
 
 class MailboxCommands:
@@ -112,6 +130,10 @@ class MailboxCommands:
         old, new = mailbox_name(cmd.args[0]), mailbox_name(cmd.args[1]).rstrip(SEPARATOR)
         if new.upper() == "INBOX":
             raise IMAPNo("Cannot rename to INBOX", code="ALREADYEXISTS")
+        view = self.mailbox
+        if view is not None and old != "INBOX" and (view.name == old or view.name.startswith(old + SEPARATOR)):
+            # its directory is about to move: release it rather than report it deleted
+            self._unselect()
         self.server.handler.rename(self.account.address, old, new)
 
     def cmd_SUBSCRIBE(self, cmd):

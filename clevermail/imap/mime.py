@@ -3,21 +3,26 @@
 Owns, for RFC 3501 sections 6.4.5 and 7.4.2:
 - the part tree of a raw message (RFC 2045/2046 multipart and message/rfc822,
   RFC 2231 parameter continuations), byte offsets into the CRLF form;
-- ENVELOPE (RFC 5322 addresses with group syntax), BODY and BODYSTRUCTURE;
+- BODY and BODYSTRUCTURE;
 - the bytes of BODY[section] (HEADER, HEADER.FIELDS[.NOT], TEXT, MIME, parts).
+ENVELOPE, address parsing and nstring quoting live in envelope.py; envelope()
+is imported here for message/rfc822 parts and stays reachable as
+mime.envelope for fetch.py.
 
 Where RFC 3501 is silent the results follow Dovecot: boundaries match as line
 prefixes and the CRLF before a boundary belongs to it, a multipart without
 parts shows one empty text/plain part, Content-* headers count only in MIME
-parts (MIME-Version or Content-Type present, or inside a multipart), missing
-address pieces become MISSING_MAILBOX / MISSING_DOMAIN, RFC 2047 words stay
-encoded.  Case-insensitive tokens are written upper-case as in RFC 3501's
-examples ("TEXT" "PLAIN" ("CHARSET" "US-ASCII")); values keep their case.
+parts (MIME-Version or Content-Type present, or inside a multipart), RFC 2047
+words stay encoded.  Case-insensitive tokens are written upper-case as in
+RFC 3501's examples ("TEXT" "PLAIN" ("CHARSET" "US-ASCII")); values keep
+their case.
 Nothing here raises on malformed mail: oddities fall back to plain parts.
 Header text is handled as latin-1 `str` so every 8-bit byte round-trips.
 """
 
 import re
+
+from clevermail.imap.envelope import UNESCAPE, comment, envelope, nstring
 
 LEAF, MULTIPART, RFC822 = 0, 1, 2
 # Bounds against hostile nesting (Dovecot uses the same orders of magnitude);
@@ -26,16 +31,10 @@ MAX_DEPTH = 100
 MAX_PARTS = 10000
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_WSP_RUN = re.compile(r"[ \t]+")
 # RFC 2045 token; 8-bit bytes are accepted as Dovecot does (unencoded names).
 _TOKEN = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\"/\[\]?=]+')
 _ATEXT = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\".\[\]]+')
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"?', re.S)
-# Anything else up to the next delimiter, stray ")" and "]" included.
-_ADDR_WORD = re.compile(r'[^ \t\r\n("\[<>@,;:]+')
-_UNESCAPE = re.compile(r"\\(.)", re.S)
-_ENVELOPE_FIELDS = ("date", "subject", "from", "sender", "reply-to", "to",
-                    "cc", "bcc", "in-reply-to", "message-id")
 _EMPTY_BODY = b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0'
 
 
@@ -273,37 +272,17 @@ def _skip(s, i):
         if c in " \t\r\n":
             i += 1
         elif c == "(":
-            i = _comment(s, i)[1]
+            i = comment(s, i)[1]
         else:
             break
     return i
-
-
-def _comment(s, i):
-    """(text, index after) for the comment opening at s[i] == "("."""
-    depth, j, n, buf = 1, i + 1, len(s), []
-    while j < n:
-        c = s[j]
-        if c == "\\" and j + 1 < n:
-            buf.append(s[j + 1])
-            j += 2
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return "".join(buf), j + 1
-        buf.append(c)
-        j += 1
-    return "".join(buf), n
 
 
 def _value(s, i):
     """A parameter value at i: quoted string or token; (value, next index)."""
     if i < len(s) and s[i] == '"':
         m = _QUOTED.match(s, i)
-        return _UNESCAPE.sub(r"\1", m.group(1)), m.end()
+        return UNESCAPE.sub(r"\1", m.group(1)), m.end()
     if i < len(s) and s[i] == "=":
         # Broken senders write name==?utf-8?b?...?= unquoted; keep it whole.
         j = i
@@ -341,7 +320,10 @@ def _parse_params(s, i):
         head, star, rest = name.partition("*")
         extended = rest.endswith("*")
         digits = rest[:-1] if extended else rest
-        if star and (digits == "" and extended or digits.isdigit() and digits.isascii()):
+        # Section numbers are small; a huge one is just a strange name (and
+        # int() refuses strings over 4300 digits).
+        if star and (digits == "" and extended
+                     or digits.isdigit() and digits.isascii() and len(digits) < 10):
             key = head.upper()
             ext.setdefault(key, []).append((int(digits or 0), extended, value))
         else:
@@ -393,161 +375,12 @@ def _content(pm, p):
     return info
 
 
-# ---------------------------------------------------------------- addresses
-
-def _addr_tokens(s):
-    """RFC 5322 tokens: (kind, text); kinds w(ord) q(uoted) d(omain-literal)
-    c(omment) or the special character itself."""
-    toks, i, n = [], 0, len(s)
-    while i < n:
-        c = s[i]
-        if c in " \t\r\n":
-            i += 1
-        elif c == "(":
-            text, i = _comment(s, i)
-            toks.append(("c", text))
-        elif c == '"':
-            m = _QUOTED.match(s, i)
-            toks.append(("q", _UNESCAPE.sub(r"\1", m.group(1))))
-            i = m.end()
-        elif c == "[":
-            j = s.find("]", i)
-            j = n if j < 0 else j + 1
-            toks.append(("d", s[i:j]))
-            i = j
-        elif c in "<>@,;:":
-            toks.append((c, c))
-            i += 1
-        else:
-            m = _ADDR_WORD.match(s, i)
-            toks.append(("w", m.group()))
-            i = m.end()
-    return toks
-
-
-def parse_addresses(s):
-    """RFC 5322 address-list -> [(name, adl, mailbox, host)], groups marked
-    as RFC 3501 wants: (NIL NIL group NIL) ... (NIL NIL NIL NIL)."""
-    toks, out, i = _addr_tokens(s), [], 0
-    n = len(toks)
-    while i < n:
-        if toks[i][0] in ",;>c":
-            i += 1
-            continue
-        j = i
-        while j < n and toks[j][0] in "wqc":
-            j += 1
-        if j < n and toks[j][0] == ":":
-            out.append((None, None, _phrase(toks[i:j]) or "", None))
-            i = j + 1
-            while i < n and toks[i][0] != ";":
-                if toks[i][0] in ",>c":
-                    i += 1
-                else:
-                    i = _mailbox(toks, i, out, True)
-            out.append((None, None, None, None))
-            i += 1
-        else:
-            i = _mailbox(toks, i, out, False)
-    return out
-
-
-def _phrase(toks):
-    return " ".join(t for k, t in toks if k in "wq") or None
-
-
-def _mailbox(toks, i, out, in_group):
-    """Parse one mailbox from toks[i]; append it; return the index after."""
-    n, e, angle = len(toks), i, False
-    while e < n:
-        k = toks[e][0]
-        if k == "<":
-            angle = True
-        elif k == ">":
-            angle = False
-        elif not angle and (k == "," or (k == ";" and in_group)):
-            break
-        e += 1
-    span = toks[i:e]
-    kinds = [k for k, _ in span]
-    route = None
-    if "<" in kinds:
-        lt = kinds.index("<")
-        name = _phrase(span[:lt])
-        spec = span[lt + 1:kinds.index(">", lt) if ">" in kinds[lt:] else len(span)]
-        if spec and spec[0][0] == "@" and ":" in [k for k, _ in spec]:
-            colon = [k for k, _ in spec].index(":")
-            route = ",".join("@" + t for k, t in spec[:colon] if k in "wd") or None
-            spec = spec[colon + 1:]
-    else:
-        spec = span
-        comments = [t for k, t in span if k == "c"]
-        name = comments[-1] if comments else None
-    words = [(k, t) for k, t in spec if k in "wqd@"]
-    ks = [k for k, _ in words]
-    if "@" in ks:
-        at = ks.index("@")
-        mailbox = "".join(t for k, t in words[:at] if k != "@")
-        host = "".join(t for k, t in words[at + 1:] if k != "@")
-    else:
-        mailbox = words[0][1] if words else ""
-        host = ""
-    if mailbox or host or name or route:
-        out.append((name or None, route, mailbox or "MISSING_MAILBOX",
-                    host or "MISSING_DOMAIN"))
-    return e
-
-
 # ------------------------------------------------------------------ output
-
-def nstring(s):
-    """An IMAP nstring for header-derived text (Dovecot's "fix text" rules):
-    NIL for None, CR/LF dropped, white space runs folded to one space,
-    quoted when 7-bit, a literal when 8-bit (NUL becomes 0x80)."""
-    if s is None:
-        return b"NIL"
-    if "\r" in s or "\n" in s:
-        s = s.replace("\r", "").replace("\n", "")
-    if "\t" in s or "  " in s:
-        s = _WSP_RUN.sub(" ", s)
-    s = s.strip(" ")
-    if "\0" in s:
-        s = s.replace("\0", "\x80")
-    b = s.encode("latin-1", "replace")
-    if not b.isascii():
-        return b"{%d}\r\n%s" % (len(b), b)
-    if b'"' in b or b"\\" in b:
-        b = b.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
-    return b'"' + b + b'"'
-
 
 def _plist(params):
     if not params:
         return b"NIL"
     return b"(" + b" ".join(nstring(k) + b" " + nstring(v) for k, v in params) + b")"
-
-
-def _addresses(value):
-    addrs = parse_addresses(value) if value is not None else []
-    if not addrs:
-        return None
-    return b"(" + b"".join(b"(%s %s %s %s)" % tuple(map(nstring, a)) for a in addrs) + b")"
-
-
-def envelope(pm, part=None):
-    """ENVELOPE of the message (or of an encapsulated message part)."""
-    p = pm.top() if part is None else part
-    v = {}
-    for f in p.fields:
-        if f[0] in _ENVELOPE_FIELDS and f[0] not in v:
-            v[f[0]] = pm.field_value(f)
-    from_ = _addresses(v.get("from"))
-    fields = [nstring(v.get("date")), nstring(v.get("subject")), from_ or b"NIL",
-              _addresses(v.get("sender")) or from_ or b"NIL",
-              _addresses(v.get("reply-to")) or from_ or b"NIL"]
-    fields += [_addresses(v.get(k)) or b"NIL" for k in ("to", "cc", "bcc")]
-    fields += [nstring(v.get("in-reply-to")), nstring(v.get("message-id"))]
-    return b"(" + b" ".join(fields) + b")"
 
 
 def bodystructure(pm, extended=True):

@@ -15,6 +15,8 @@ CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), STARTTLS and LOGINDISABLED (RFC 350
 """
 
 import logging
+import socket
+import ssl
 
 from .. import __version__
 from ..netbase import LineSession, SessionClosed
@@ -92,7 +94,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         self._command_bytes += size
         if self._command_bytes > self.server.limits.message_size + self.line_limit:
             if synchronizing:
-                raise LiteralTooLarge(size, True)
+                raise LiteralTooLarge(size, True, tag=self._tag)
             self.send(b"* BYE [TOOBIG] Command too large\r\n")
             raise SessionClosed()
         if synchronizing:
@@ -101,7 +103,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         try:
             line = self.reader.readline(self.line_limit)
         except LineTooLong:
-            raise ParseError("Command line too long") from None
+            raise ParseError("Command line too long", tag=self._tag) from None
         if not line:
             raise EOFError("connection closed inside a command")
         self._command_bytes += len(line)
@@ -109,6 +111,9 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
 
     def handle_line(self, line):
         self._command_bytes = len(line)
+        # the parser only asks for a literal after it accepted the tag, so errors raised
+        # in _more() can be answered with the line's first word
+        self._tag = line.split(b" ", 1)[0].decode("ascii", "replace")
         try:
             cmd = parse_command(line.rstrip(b"\r\n"), self._more, self.server.limits.message_size)
         except LiteralTooLarge as exc:
@@ -133,7 +138,12 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
             return
         method, states = entry
         if self.state not in states:
-            why = {NOT_AUTH: "Log in first", AUTH: "No mailbox selected"}.get(self.state, "Not allowed now")
+            if self.state == NOT_AUTH:
+                why = "Log in first"
+            elif SELECTED in states:
+                why = "No mailbox selected"
+            else:
+                why = "Already logged in"
             self.send(IMAPBad(f"{cmd.name} not allowed in this state: {why}").reply(cmd.tag))
             self.count_error()
             return
@@ -154,6 +164,17 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         except StoreError as exc:
             self._flush_updates(cmd)
             self.send(store_error(exc).reply(cmd.tag))
+            return
+        except (SessionClosed, EOFError, socket.timeout, ssl.SSLError, ConnectionError):
+            raise       # the connection is gone or timed out: LineSession ends the session
+        except Exception:
+            # The one catch point for surprises, storage OSErrors included (disk full, a
+            # folder deleted underneath): log, answer the tag, keep the session.  If the
+            # socket itself is broken, sending fails and the session ends anyway.
+            self.log.exception("internal error in %s", cmd.name)
+            self._flush_updates(cmd)     # says BYE if the selected mailbox vanished
+            self.send(IMAPNo("Internal error, the command was not completed",
+                             code="SERVERBUG").reply(cmd.tag))
             return
         self._flush_updates(cmd)
         if self.closing:

@@ -181,7 +181,7 @@ def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[
         if limit.isdigit() and 0 < int(limit) < len(data):
             return all_(552, f"5.3.4 message size {len(data)} exceeds the limit {limit} of {remote}")
         opts.append(f"SIZE={len(data)}")
-    if client.has_extn("8bitmime") and any(b > 127 for b in data):
+    if client.has_extn("8bitmime") and not data.isascii():
         opts.append("BODY=8BITMIME")
     if not all(a.isascii() for a in [sender, *rcpts]):
         if not client.has_extn("smtputf8"):
@@ -258,9 +258,25 @@ def _attempt(t: Transport, address: str, server_name: str, port: int, sender: st
             for r in rcpts}
 
 
+def _unsafe(address: str) -> bool:
+    # The SMTP side validated these, but the queue is on disk: never let an address
+    # break a command line (smtplib would raise ValueError on CR/LF anyway).
+    return any(c in "<>\r\n" or ord(c) < 32 or ord(c) == 127 for c in address)
+
+
+def _screen(sender: str, rcpts: list[str]) -> dict[str, Result]:
+    if _unsafe(sender):
+        return {r: Result(553, "5.1.7 bad sender address syntax") for r in rcpts}
+    return {r: Result(553, "5.1.3 bad recipient address syntax") for r in rcpts if _unsafe(r)}
+
+
 def deliver_mx(t: Transport, domain: str, sender: str, rcpts: list[str], data: bytes,
                qid: str = "-") -> dict[str, Result]:
     """Deliver to every recipient of `domain` through its MX hosts."""
+    screened = _screen(sender, rcpts)
+    if screened:
+        good = [r for r in rcpts if r not in screened]
+        return {**screened, **(deliver_mx(t, domain, sender, good, data, qid) if good else {})}
     try:
         hosts = resolve_mx(domain, t.resolver, t.rng)
     except PermanentDNSError as e:
@@ -287,6 +303,8 @@ def deliver_mx(t: Transport, domain: str, sender: str, rcpts: list[str], data: b
             remaining = [r for r in remaining if results[r].retry]
             if not remaining:
                 return results
+        if tried >= MAX_ADDRESSES:
+            break
     for rcpt in remaining:
         results.setdefault(rcpt, last)
     return results
@@ -299,6 +317,12 @@ def deliver_smarthost(t: Transport, sender: str, rcpts: list[str], data: bytes, 
     """Deliver every recipient through the smarthost, in one connection."""
     if tls not in ("starttls", "implicit", "none"):
         raise ValueError(f"smarthost TLS mode must be starttls, implicit or none, not {tls!r}")
+    screened = _screen(sender, rcpts)
+    if screened:
+        good = [r for r in rcpts if r not in screened]
+        return {**screened, **(deliver_smarthost(t, sender, good, data, host=host, port=port, tls=tls,
+                                                 user=user, password=password, qid=qid)
+                               if good else {})}
     implicit = (t.tls_context or ssl.create_default_context()) if tls == "implicit" else None
     auth = (user, password or "") if user else None
     return _attempt(t, host, host, port, sender, rcpts, data,

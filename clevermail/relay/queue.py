@@ -9,7 +9,7 @@ On-disk layout of ``<queue_dir>`` (normally ``<data_dir>/queue``)::
 
     <id>.eml     the message as received: CRLF line endings, not dot-stuffed.
                  Written and fsynced by prepare(), never modified afterwards.
-    <id>.json    the envelope (see Entry.to_json). Its presence IS the entry: it is
+    <id>.json    the envelope (format: entry.py). Its presence IS the entry: it is
                  written in tmp/ and renamed into place (commit), then replaced by
                  rename on every change, so readers always see a whole file.
     tmp/         envelopes being written; leftovers are crash debris.
@@ -26,10 +26,8 @@ Removal unlinks the ``.json`` first: an ``.eml`` without ``.json`` is an orphan 
 uncommitted prepare, or the tail of a removal) and is dropped once it is older than
 ORPHAN_AGE, so a prepare in progress in another process is never touched.
 
-Recipient states: pending (never tried), deferred (4xx; retried at next_attempt),
-delivered (2xx), failed (5xx, expired or cancelled; a bounce is owed unless the
-sender is empty), bounced (failed and reported). An entry is removed when no
-recipient is pending or deferred and no bounce is owed.
+The envelope's JSON format and the recipient states are entry.py's; Entry and
+Recipient are re-exported here for the callers that import them from this module.
 """
 from __future__ import annotations
 
@@ -41,100 +39,18 @@ import os
 import re
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from clevermail.relay.entry import ACTIVE, FORMAT_VERSION, HISTORY_LIMIT, Entry, Recipient
+
 log = logging.getLogger("clevermail.relay")
 
-ACTIVE = frozenset({"pending", "deferred"})
-STATES = ("pending", "delivered", "deferred", "failed", "bounced")
 ORPHAN_AGE = 300.0        # seconds; longer than any prepare -> commit takes
-HISTORY_LIMIT = 200       # events kept per entry (retries over days add up)
 _ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
-FORMAT_VERSION = 1
 
-
-@dataclass
-class Recipient:
-    address: str
-    state: str = "pending"
-    attempts: int = 0
-    last_reply: str | None = None
-    next_attempt: float = 0.0
-    remote: str | None = None        # "mx.example.com [192.0.2.1]" that gave last_reply
-    updated: float | None = None     # time of the last attempt or state change
-
-
-@dataclass
-class Entry:
-    id: str
-    queue_id: str
-    sender: str
-    arrival: float
-    size: int = 0
-    recipients: list[Recipient] = field(default_factory=list)
-    history: list[dict] = field(default_factory=list)
-    warned: bool = False             # delay warning sent
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["version"] = FORMAT_VERSION
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Entry":
-        rcpts = [Recipient(**{k: v for k, v in r.items() if k in Recipient.__dataclass_fields__})
-                 for r in d["recipients"]]
-        return cls(id=d["id"], queue_id=d.get("queue_id", ""), sender=d.get("sender", ""),
-                   arrival=float(d["arrival"]), size=int(d.get("size", 0)), recipients=rcpts,
-                   history=list(d.get("history", [])), warned=bool(d.get("warned", False)))
-
-    def add_history(self, now: float, event: str, detail: str = "") -> None:
-        self.history.append({"time": now, "event": event, "detail": detail})
-        del self.history[:-HISTORY_LIMIT]
-
-    def active(self) -> list[Recipient]:
-        return [r for r in self.recipients if r.state in ACTIVE]
-
-    def needs_bounce(self) -> bool:
-        # RFC 5321 6.1 / RFC 3464: never report on a report (empty reverse path).
-        return bool(self.sender) and any(r.state == "failed" for r in self.recipients)
-
-    def finished(self) -> bool:
-        return not self.active() and not self.needs_bounce()
-
-    def next_due(self, delay_warning: float | None = None) -> float:
-        """Earliest time the worker has something to do here (0 = now, inf = never)."""
-        if self.needs_bounce() or self.finished():
-            return 0.0
-        due = min(r.next_attempt for r in self.active())
-        if (delay_warning is not None and self.sender and not self.warned
-                and any(r.state == "deferred" for r in self.recipients)):
-            due = min(due, self.arrival + delay_warning)
-        return due
-
-    def describe(self, now: float | None = None) -> str:
-        """Human-readable lines for `clevermail queue list`."""
-        now = time.time() if now is None else now
-        lines = [f"{self.id}  queue-id {self.queue_id}  age {_span(now - self.arrival)}  "
-                 f"size {self.size}  from <{self.sender}>"]
-        for r in self.recipients:
-            line = f"    <{r.address}>  {r.state}  attempts {r.attempts}"
-            if r.state in ACTIVE:
-                line += f"  next {'now' if r.next_attempt <= now else 'in ' + _span(r.next_attempt - now)}"
-            if r.last_reply:
-                line += f"  last: {r.last_reply}"
-            lines.append(line)
-        return "\n".join(lines)
-
-
-def _span(seconds: float) -> str:
-    s = max(0, int(seconds))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return f"{d}d{h}h" if d else f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+__all__ = ["ACTIVE", "FORMAT_VERSION", "HISTORY_LIMIT", "ORPHAN_AGE", "Claim", "Entry",
+           "PendingEntry", "Recipient", "RelayQueue", "header_block"]
 
 
 def header_block(data: bytes) -> bytes:
@@ -183,8 +99,8 @@ class Claim:
 class PendingEntry:
     """A prepared entry: written and fsynced, invisible until commit()."""
 
-    def __init__(self, queue: "RelayQueue", entry_id: str, tmp_json: Path):
-        self.queue, self.id, self._tmp_json = queue, entry_id, tmp_json
+    def __init__(self, queue: "RelayQueue", entry_id: str, queue_id: str, tmp_json: Path):
+        self.queue, self.id, self.queue_id, self._tmp_json = queue, entry_id, queue_id, tmp_json
         self.committed = False
 
     def commit(self) -> None:
@@ -197,7 +113,7 @@ class PendingEntry:
             try:
                 callback()
             except Exception:    # the entry is queued; a failed wake-up only delays it
-                log.exception("%s: on_commit callback failed", self.id)
+                log.exception("%s: on_commit callback failed (entry %s)", self.queue_id, self.id)
 
     def abort(self) -> None:
         if self.committed:
@@ -262,7 +178,7 @@ class RelayQueue:
         except BaseException:
             self._body(entry_id).unlink(missing_ok=True)
             raise
-        return PendingEntry(self, entry_id, tmp_json)
+        return PendingEntry(self, entry_id, queue_id, tmp_json)
 
     def enqueue(self, sender: str, recipients: list[str], data: bytes, queue_id: str) -> str:
         pending = self.prepare(sender, recipients, data, queue_id)
@@ -292,7 +208,11 @@ class RelayQueue:
             raw = path.read_bytes()
         except FileNotFoundError:
             raise KeyError(entry_id) from None
-        return Entry.from_json(json.loads(raw))
+        try:
+            return Entry.from_json(json.loads(raw))
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            # Not KeyError: callers read that as "no such entry".
+            raise ValueError(f"{entry_id}: damaged queue envelope ({e!r})") from e
 
     def list(self) -> list[Entry]:
         entries = []
@@ -301,8 +221,8 @@ class RelayQueue:
                 entries.append(self.get(entry_id))
             except KeyError:
                 continue                      # removed meanwhile
-            except (ValueError, TypeError, AttributeError):
-                log.error("%s: unreadable queue envelope, skipped", entry_id)
+            except ValueError:
+                log.error("-: queue entry %s has a damaged envelope, skipped", entry_id)
         return sorted(entries, key=lambda e: (e.arrival, e.id))
 
     def read_body(self, entry_id: str) -> bytes:
@@ -366,32 +286,30 @@ class RelayQueue:
         self._check_id(entry_id)
         with self.locked():
             try:
-                self._json(entry_id).unlink()
-            except FileNotFoundError:
-                raise KeyError(entry_id) from None
+                qid = self.get(entry_id).queue_id
+            except ValueError:
+                qid = "-"                    # a damaged envelope can still be deleted
+            self._json(entry_id).unlink(missing_ok=True)
             self._body(entry_id).unlink(missing_ok=True)
-        log.info("%s: deleted from the queue by the operator", entry_id)
+        log.info("%s: entry %s deleted from the queue", qid, entry_id)
 
     def flush(self, entry_id: str | None = None) -> int:
         """Make entries due now; returns how many had something to retry."""
         ids = [self._check_id(entry_id)] if entry_id is not None else [i for i, _ in self.scan()]
-        count = 0
+        now, count = self.clock(), 0
+
+        def change(e: Entry) -> bool:       # False: nothing to retry, nothing to write
+            for r in e.active():
+                r.next_attempt = min(r.next_attempt, now)
+            if e.active():
+                e.add_history(now, "flushed")
+            return bool(e.active())
+
         for eid in ids:
-            now = self.clock()
-
-            def change(e: Entry) -> bool:
-                active = e.active()
-                for r in active:
-                    r.next_attempt = min(r.next_attempt, now)
-                if active:
-                    e.add_history(now, "flushed")
-                return bool(active)
-
             entry = self.update(eid, change)
             if entry is None and entry_id is not None:
                 raise KeyError(entry_id)
-            if entry is not None and entry.active():
-                count += 1
+            count += bool(entry is not None and entry.active())
         return count
 
     def mark_bounce(self, entry_id: str) -> None:
@@ -405,9 +323,10 @@ class RelayQueue:
                     f" (last reply: {r.last_reply})" if r.last_reply else "")
             e.add_history(now, "bounce", "failed by the administrator")
 
-        if self.update(self._check_id(entry_id), change) is None:
+        entry = self.update(self._check_id(entry_id), change)
+        if entry is None:
             raise KeyError(entry_id)
-        log.info("%s: marked for bounce by the operator", entry_id)
+        log.info("%s: entry %s marked for bounce by the operator", entry.queue_id, entry_id)
 
     # -- claiming and crash debris ----------------------------------------------
     def claim(self, entry_id: str) -> Claim | None:
@@ -444,7 +363,7 @@ class RelayQueue:
                 if p.stat().st_mtime < limit and not self._json(p.stem).exists():
                     p.unlink()
                     dropped += 1
-                    log.warning("%s: dropped orphan queue file %s", p.name.split(".")[0], p.name)
+                    log.warning("-: dropped orphan queue file %s (crash debris)", p.name)
             except FileNotFoundError:
                 continue
         return dropped

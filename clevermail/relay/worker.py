@@ -1,32 +1,32 @@
-"""The relay worker: one thread that delivers due queue entries (the original's timer).
+"""The relay worker: a scheduler thread (the original's timer) and a few delivery
+threads that deliver due queue entries. Owns the thread, the passes and the sending
+of reports; schedule.py decides retries, expiry and which reports are owed,
+delivery.py makes one attempt, queue.py keeps state, bounce.py formats.
 
-Owns scheduling, retries, expiry and reports; delivery.py does one attempt, queue.py
-keeps the state, bounce.py formats the reports.
+Wake-ups: every `interval` seconds; at once when kicked (queue.on_commit = kick, so
+an enqueue in this process wakes it); when the earliest entry comes due; and within
+a second of a change to the queue directory by another process (CLI flush, bounce,
+delete; a second instance), noticed by one stat of the directory's mtime a second.
 
-When it runs: every `interval` seconds, at once when kicked (queue.on_commit = kick,
-so every enqueue in this process wakes it), when the earliest due entry comes due,
-and within a second of any change to the queue directory by another process (the
-CLI's flush/bounce/delete, a second instance's enqueue): it stats the directory's
-mtime once a second, which costs one syscall.
+A pass scans the envelopes (parsed ones cached by inode/mtime: a waiting entry
+costs one stat) and hands each due entry, once, to a delivery thread, which claims
+it (queue.claim: a non-blocking flock, so an entry held by another process is
+skipped), re-reads it, delivers its due recipients grouped by domain (one
+connection per domain, or all to the smarthost), records per-recipient results
+(schedule.py: 2xx delivered; 4xx deferred until now + retry_schedule[attempt] +-10% jitter, or
+failed at arrival + queue_lifetime; 5xx failed), sends the owed bounce (one per
+message and pass, RFC 3464; never for an empty sender: to a local sender through
+local_deliver, else, or if that fails, queued with an empty sender), optionally a
+delay warning, and removes the entry once nothing is left. Several threads keep one
+slow or dead domain (30 s connect timeouts) from holding up the rest of the queue.
 
-A pass: scan the envelopes (parsed ones are cached by inode/mtime, so a pass over
-thousands of waiting entries costs a stat each), then for each due entry in due
-order: claim it (queue.claim, a non-blocking flock: an entry claimed by another
-process is skipped), re-read it, deliver its due recipients grouped by domain (one
-connection per domain; all to the smarthost if one is set), record per-recipient
-results (2xx delivered, 4xx deferred with the next attempt from retry_schedule plus
-+-10% jitter, 5xx failed; a deferral at or past arrival + queue_lifetime fails),
-send the owed bounce (one per message and pass, RFC 3464; never for an empty
-sender), optionally a delay warning, and remove the entry once nothing is left.
+Robustness: any exception of an entry is logged with its queue id and the entry is
+left alone for MIN_GAP seconds at least; a failed pass is logged and the loop goes
+on; waits are as long as possible and nothing spins.
 
-Robustness: every exception of an entry is logged with its queue id and the entry is
-left alone for at least MIN_GAP seconds; a crash of the whole pass is logged and the
-loop goes on; waits are never shorter than needed and never spin. Bounces to local
-senders go through local_deliver; to remote senders they are queued (empty sender).
-
-TLS to MX hosts (see delivery.py): opportunistic like Postfix's "may": STARTTLS when
-offered, verified with tls_context (None = ssl.create_default_context()); when the
-handshake fails, e.g. on a certificate that does not verify, the message goes in
+TLS to MX hosts (see delivery.py) is opportunistic like Postfix's "may": STARTTLS
+when offered, verified with tls_context (None = ssl.create_default_context()); if
+the handshake fails (e.g. a certificate that does not verify) the message goes in
 plaintext over a new connection. The smarthost's TLS is never optional.
 """
 from __future__ import annotations
@@ -34,18 +34,24 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue as queue_mod
 import random
+import ssl
 import threading
 import time
+from collections import Counter
 from typing import Callable
 
 from clevermail.relay.bounce import make_dsn
 from clevermail.relay.delivery import Result, Transport, deliver_mx, deliver_smarthost
-from clevermail.relay.queue import ACTIVE, Entry, RelayQueue
+from clevermail.relay.queue import Entry, RelayQueue
+from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
+                                       report_recipients, warning_due)
+
+__all__ = ["JITTER", "MIN_GAP", "REPORT_RETRY", "RelayWorker"]
 
 MIN_GAP = 1.0               # seconds between two looks at one entry: no busy loop
 REPORT_RETRY = 300.0        # after a report could not be delivered
-JITTER = 0.1
 
 
 class RelayWorker:
@@ -57,7 +63,8 @@ class RelayWorker:
                  smarthost: str | None = None, smarthost_port: int = 587,
                  smarthost_user: str | None = None, smarthost_password: str | None = None,
                  smarthost_tls: str = "starttls", tls_context=None,
-                 connect_timeout: float = 30.0, logger: logging.Logger | None = None):
+                 connect_timeout: float = 30.0, logger: logging.Logger | None = None,
+                 concurrency: int = 4):
         if smarthost_tls not in ("starttls", "implicit", "none"):
             raise ValueError(f"smarthost_tls must be starttls, implicit or none: {smarthost_tls!r}")
         if not retry_schedule:
@@ -75,8 +82,16 @@ class RelayWorker:
         self.log = logger or logging.getLogger("clevermail.relay")
         self.rng = random.Random()
         self.transport = Transport(hostname=hostname, resolver=resolver, port=mx_port,
-                                   tls_context=tls_context, timeout=connect_timeout,
+                                   # one context for all connections: loading the
+                                   # CA store for each would cost milliseconds
+                                   tls_context=tls_context or ssl.create_default_context(),
+                                   timeout=connect_timeout,
                                    rng=self.rng, log=self.log)
+        self.concurrency = max(1, int(concurrency))
+        self._lock = threading.Lock()               # _inflight and _not_before
+        self._inflight: set[str] = set()
+        self._tasks: queue_mod.SimpleQueue | None = None
+        self._pool: list[threading.Thread] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,39 +100,54 @@ class RelayWorker:
         self._next_due = 0.0
         self._dir_sig: int | None = None
 
-    # -- seams --------------------------------------------------------------------
-    @property
-    def connect(self):
-        """connect(address, port, timeout) -> socket; tests map addresses to sinks."""
-        return self.transport.connect
-
-    @connect.setter
-    def connect(self, fn) -> None:
-        self.transport.connect = fn
-
+    # Seams: self.transport.connect(address, port, timeout) -> socket (tests map
+    # addresses to sinks), self.rng (jitter, equal-preference MX order), and
+    # queue.clock, the one clock of queue and worker.
     def _now(self) -> float:
-        return self.queue.clock()                   # one clock seam for queue and worker
+        return self.queue.clock()
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._tasks = queue_mod.SimpleQueue()
+        # Daemon threads (not concurrent.futures): a delivery stuck in a long timeout
+        # must not hold up the process's exit; its claim dies with the process.
+        self._pool = [threading.Thread(target=self._pool_loop, args=(self._tasks,),
+                                       name=f"relay-delivery-{i}", daemon=True)
+                      for i in range(self.concurrency)]
+        for t in self._pool:
+            t.start()
         self.queue.on_commit = self.kick
         self._thread = threading.Thread(target=self._run, name="relay-worker", daemon=True)
         self._thread.start()
-        self.log.info("relay worker started (queue %s, interval %ss)", self.queue.path, self.interval)
+        # Entries left by a crash (in flight included: their claims died with the
+        # process) are simply due: the first pass, right now, takes them up.
+        try:
+            waiting = str(len(self.queue.scan()))
+        except OSError as e:
+            waiting = f"? ({e})"
+        self.log.info("relay worker started (queue %s: %s entries, interval %ss, "
+                      "%d delivery threads)", self.queue.path, waiting, self.interval,
+                      self.concurrency)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
         if self.queue.on_commit == self.kick:
             self.queue.on_commit = None
+        end = time.monotonic() + timeout
         if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                self.log.warning("relay worker still busy with a delivery after %ss", timeout)
+            self._thread.join(max(0.0, end - time.monotonic()))
             self._thread = None
+        for _ in self._pool:
+            self._tasks.put(None)
+        for t in self._pool:
+            t.join(max(0.0, end - time.monotonic()))
+        if any(t.is_alive() for t in self._pool):
+            self.log.warning("relay worker: a delivery was still running after %ss", timeout)
+        self._pool = []
 
     def kick(self) -> None:
         self._wake.set()
@@ -125,7 +155,7 @@ class RelayWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
+                self._dispatch(inline=False)
             except Exception:
                 self.log.exception("-: relay queue pass failed")
                 self._next_due = self._now() + MIN_GAP
@@ -152,10 +182,26 @@ class RelayWorker:
         # our last look would hide, so a recently changed directory is looked at again.
         return mtime != self._dir_sig or time.time() - mtime / 1e9 < 1.0
 
+    def _pool_loop(self, tasks) -> None:
+        while True:
+            eid = tasks.get()
+            if eid is None:
+                return
+            if self._stop.is_set():
+                with self._lock:
+                    self._inflight.discard(eid)
+                continue
+            self._guarded(eid)
+
     # -- a pass ---------------------------------------------------------------------
     def run_once(self) -> int:
         """Process every due entry once, in the calling thread; returns how many
         entries had something done to them."""
+        return self._dispatch(inline=True)
+
+    def _dispatch(self, inline: bool) -> int:
+        """Scan, then process due entries here (inline) or hand them to the delivery
+        threads (each entry once: in-flight entries are skipped until done)."""
         try:
             self._dir_sig = os.stat(self.queue.path).st_mtime_ns
         except OSError:
@@ -165,18 +211,39 @@ class RelayWorker:
         for eid in due:
             if self._stop.is_set():
                 break
-            try:
-                if self._process(eid):
-                    processed += 1
-            except Exception:
-                qid = self._cache.get(eid, (None, "-"))[1]
-                self.log.exception("%s: processing queue entry %s failed", qid, eid)
-            self._not_before[eid] = max(self._not_before.get(eid, 0.0), self._now() + MIN_GAP)
+            with self._lock:
+                self._inflight.add(eid)
+            if inline:
+                processed += self._guarded(eid)
+            else:
+                self._tasks.put(eid)
         _, self._next_due = self._scan(self._now())
         return processed
 
+    def _guarded(self, eid: str) -> int:
+        try:
+            return 1 if self._process(eid) else 0
+        except Exception:
+            qid = self._cache.get(eid, (None, "-"))[1]
+            self.log.exception("%s: processing queue entry %s failed", qid, eid)
+            # A bug or a full disk would fail again at once: wait, do not flood the log.
+            self._hold(eid, self._now() + max(MIN_GAP, min(self.interval, REPORT_RETRY)))
+            return 0
+        finally:
+            self._hold(eid, self._now() + MIN_GAP)
+            with self._lock:
+                self._inflight.discard(eid)
+
+    def _hold(self, eid: str, until: float) -> None:
+        with self._lock:
+            self._not_before[eid] = max(self._not_before.get(eid, 0.0), until)
+
     def _scan(self, now: float) -> tuple[list[str], float]:
+        """Due entries (in due order) and the earliest future due time; entries in
+        flight count as neither (their thread will leave them with a new due time)."""
         cache, due, next_due = {}, [], math.inf
+        with self._lock:
+            inflight, not_before = set(self._inflight), dict(self._not_before)
         for eid, key in self.queue.scan():
             cached = self._cache.get(eid)
             if cached is None or cached[0] != key:
@@ -189,13 +256,17 @@ class RelayWorker:
                     self.log.error("-: queue entry %s has an unreadable envelope", eid)
                     cached = (key, "-", math.inf)
             cache[eid] = cached
-            when = max(cached[2], self._not_before.get(eid, 0.0))
+            if eid in inflight:
+                continue
+            when = max(cached[2], not_before.get(eid, 0.0))
             if when <= now:
                 due.append((when, eid))
             else:
                 next_due = min(next_due, when)
         self._cache = cache
-        self._not_before = {k: v for k, v in self._not_before.items() if k in cache}
+        with self._lock:
+            for eid in [k for k in self._not_before if k not in cache]:
+                del self._not_before[eid]
         return [eid for _, eid in sorted(due)], next_due
 
     def _process(self, eid: str) -> bool:
@@ -215,7 +286,9 @@ class RelayWorker:
                 except KeyError:
                     body = None
                 results = self._deliver(entry, due, body)
-                updated = self.queue.update(eid, lambda e: self._apply(e, results))
+                updated = self.queue.update(eid, lambda e: record_results(
+                    e, results, self._now(), queue_lifetime=self.queue_lifetime,
+                    backoff=self._backoff, log=self.log))
                 if updated is None:
                     self.log.warning("%s: entry %s was deleted during delivery", entry.queue_id, eid)
                     return True
@@ -223,23 +296,16 @@ class RelayWorker:
             if entry.needs_bounce():
                 entry = self._report(eid, entry, "failed", body) or entry
                 did = True
-            if self._warning_due(entry, self._now()):
+            if warning_due(entry, self._now(), self.delay_warning):
                 entry = self._report(eid, entry, "delayed", body) or entry
                 did = True
             if entry.finished():
                 self.queue.remove(eid)
-                counts = {}
-                for r in entry.recipients:
-                    counts[r.state] = counts.get(r.state, 0) + 1
+                counts = sorted(Counter(r.state for r in entry.recipients).items())
                 self.log.info("%s: removed from the queue (%s)", entry.queue_id,
-                              ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+                              ", ".join(f"{n} {s}" for s, n in counts))
                 did = True
             return did
-
-    def _warning_due(self, entry: Entry, now: float) -> bool:
-        return (self.delay_warning is not None and bool(entry.sender) and not entry.warned
-                and now >= entry.arrival + self.delay_warning
-                and any(r.state == "deferred" for r in entry.recipients))
 
     # -- delivery -------------------------------------------------------------------
     def _deliver(self, entry: Entry, due, body: bytes | None) -> dict[str, Result]:
@@ -289,49 +355,14 @@ class RelayWorker:
             return Result(451, f"4.3.0 local delivery failed: {e}", "local")
 
     def _backoff(self, attempts: int) -> float:
-        base = self.retry_schedule[min(max(attempts, 1), len(self.retry_schedule)) - 1]
-        return base * self.rng.uniform(1 - JITTER, 1 + JITTER)
-
-    def _apply(self, e: Entry, results: dict[str, Result]) -> None:
-        """Record one attempt's results in the fresh envelope (under the queue lock)."""
-        now = self._now()
-        expires = e.arrival + self.queue_lifetime
-        for r in e.recipients:
-            res = results.get(r.address)
-            if res is None:
-                continue
-            if r.state not in ACTIVE:
-                # The operator failed it meanwhile; a delivery that happened still wins
-                # over a bounce not yet sent, anything else keeps the operator's word.
-                if res.state == "delivered" and r.state == "failed":
-                    r.state, r.last_reply, r.remote, r.updated = "delivered", res.reply, res.remote, now
-                continue
-            r.attempts += 1
-            r.last_reply, r.remote, r.updated = res.reply, res.remote, now
-            state = res.state
-            if state == "deferred":
-                if now >= expires:
-                    state = "failed"
-                else:
-                    r.next_attempt = min(now + self._backoff(r.attempts), expires)
-            r.state = state
-            note = "expired: still deferred after the queue lifetime" if (
-                state == "failed" and res.state == "deferred") else ""
-            if state == "failed" and not e.sender:
-                note = (note + "; " if note else "") + "no bounce: empty sender"
-            e.add_history(now, state, f"<{r.address}> via {res.remote or '-'}: {res.reply}"
-                          + (f" ({note})" if note else ""))
-            self.log.info("%s: to=<%s> relay=%s attempt=%d status=%s%s: %s", e.queue_id,
-                          r.address, res.remote or "none", r.attempts, state,
-                          f" ({note})" if note else "", res.reply)
+        return backoff(self.retry_schedule, attempts, self.rng)
 
     # -- reports ----------------------------------------------------------------------
     def _report(self, eid: str, entry: Entry, action: str, body: bytes | None) -> Entry | None:
         """Send the bounce or delay warning for `entry`; the updated entry, or None if
         it could not be sent (retried later)."""
         now = self._now()
-        wanted = "failed" if action == "failed" else "deferred"
-        rcpts = [r for r in entry.recipients if r.state == wanted]
+        rcpts = report_recipients(entry, action)
         if body is None:
             try:
                 body = self.queue.read_headers(eid)
@@ -341,31 +372,27 @@ class RelayWorker:
                        queue_id=entry.queue_id, arrival=entry.arrival, recipients=rcpts,
                        original=body, action=action, now=now,
                        retry_until=entry.arrival + self.queue_lifetime)
-        try:
-            if self._is_local(entry.sender, entry.queue_id):
+        where = None
+        if self._is_local(entry.sender, entry.queue_id):
+            try:
                 self.local_deliver(entry.sender, dsn)
                 where = "delivered to the local mailbox"
-            else:
+            except Exception:
+                # Queued instead, it is retried with backoff and, at worst, expires.
+                self.log.exception("%s: local delivery of the %s report to <%s> failed; "
+                                   "queueing it", entry.queue_id, action, entry.sender)
+        if where is None:
+            try:
                 # An empty envelope sender: a report is never bounced (RFC 3464 2).
                 where = "queued as " + self.queue.enqueue("", [entry.sender], dsn,
                                                           f"{entry.queue_id}-dsn")
-        except Exception:
-            self.log.exception("%s: the %s report to <%s> could not be sent; retrying later",
-                               entry.queue_id, action, entry.sender)
-            self._not_before[eid] = now + min(self.interval, REPORT_RETRY)
-            return None
+            except Exception:
+                self.log.exception("%s: the %s report to <%s> could not be queued; "
+                                   "retrying later", entry.queue_id, action, entry.sender)
+                self._hold(eid, now + min(self.interval, REPORT_RETRY))
+                return None
         addresses = {r.address for r in rcpts}
-
-        def change(e: Entry) -> None:
-            if action == "failed":
-                for r in e.recipients:
-                    if r.address in addresses and r.state == "failed":
-                        r.state, r.updated = "bounced", now
-            else:
-                e.warned = True
-            e.add_history(now, "bounce" if action == "failed" else "delay-warning",
-                          f"report for {len(rcpts)} recipient(s) to <{entry.sender}> {where}")
-
+        detail = f"report for {len(rcpts)} recipient(s) to <{entry.sender}> {where}"
         self.log.info("%s: %s report for %d recipient(s) to <%s> %s", entry.queue_id,
                       "bounce" if action == "failed" else "delay", len(rcpts), entry.sender, where)
-        return self.queue.update(eid, change)
+        return self.queue.update(eid, lambda e: mark_reported(e, action, addresses, now, detail))

@@ -13,29 +13,42 @@ normalized to CRLF before the dots are unstuffed, and line lengths are checked w
 one regex search - no Python loop per line.
 """
 
-import base64
-import binascii
 import email.utils
 import ipaddress
 import re
 import secrets
+import time
 
 from ..netbase import LineSession, SessionClosed
-from ..wire import DataTooLarge, LineTooLong, decode_sasl_plain, dot_unstuff, normalize_crlf
+from ..wire import DataTooLarge, dot_unstuff, normalize_crlf
 from . import parser
 from . import replies as R
+from .auth import SASL_LINE_LIMIT, AuthMixin
 from .handler import DeliveryFailed, NoSuchUser, RelayDenied
 from .replies import SMTPReplyError
 
 INIT, READY, MAIL, RCPT, BDAT = "init", "ready", "mail", "rcpt", "bdat"
 ANY = frozenset((INIT, READY, MAIL, RCPT, BDAT))
-SASL_LINE_LIMIT = 12288 + 2      # RFC 4954 4: AUTH lines up to 12288 octets
 # A line of more than 998 octets before CRLF (RFC 5321 4.5.3.1.6), after the first.
 _LONG_LINE = re.compile(rb"\n[^\n]{1000}")
 
 
 def _err(reply):
     return SMTPReplyError(reply)
+
+
+_date_cache = (0, "")
+
+
+def _rfc5322_date():
+    """The current date for a Received header, formatted at most once a second."""
+    global _date_cache
+    now = int(time.time())
+    stamp, text = _date_cache
+    if stamp != now:
+        text = email.utils.formatdate(now, localtime=True)
+        _date_cache = (now, text)
+    return text
 
 
 def prepare_body(body, stuffed):
@@ -53,9 +66,12 @@ def prepare_body(body, stuffed):
     return body
 
 
-class SMTPSession(LineSession):
+class SMTPSession(AuthMixin, LineSession):
     protocol = "smtp"
-    line_limit = 512                 # RFC 5321 4.5.3.1.4, including CRLF
+    # Commands are at most 512 octets with CRLF (RFC 5321 4.5.3.1.4), but AUTH with an
+    # initial response may be 12288 (RFC 4954 4): read up to that, check per verb.
+    line_limit = SASL_LINE_LIMIT
+    command_limit = 512
 
     # -- session state -----------------------------------------------------------
     def setup(self):
@@ -113,6 +129,8 @@ class SMTPSession(LineSession):
     def handle_line(self, line):
         try:
             verb, arg = parser.parse_command(line)
+            if len(line) > self.command_limit and verb != "AUTH":
+                raise _err(R.R500_LINE_TOO_LONG)
             entry = self.COMMANDS.get(verb)
             if entry is None:
                 raise _err(R.R500_UNKNOWN)
@@ -301,7 +319,7 @@ class SMTPSession(LineSession):
         return (f"Received: from {self.helo} ({self.peer} [{literal}]){tls}\r\n"
                 f"\tby {self.server.hostname} (CleverMail) with {proto} id {queue_id}"
                 f" session {self.session_id}{rcpt};\r\n"
-                f"\t{email.utils.formatdate(localtime=True)}\r\n").encode("utf-8")
+                f"\t{_rfc5322_date()}\r\n").encode("utf-8")
 
     # -- other commands --------------------------------------------------------------
     def cmd_RSET(self, arg):
@@ -369,76 +387,6 @@ class SMTPSession(LineSession):
         self.auth_user = None
         self.reset_transaction()
 
-    # -- AUTH ------------------------------------------------------------------------
-    def cmd_AUTH(self, arg):
-        """AUTH PLAIN|LOGIN [initial-response]: authenticate (then relaying is allowed).
-        States: ready (after EHLO, outside a transaction).
-        RFC 4954 4, RFC 4616 (PLAIN)."""
-        if not self.esmtp:
-            raise _err(R.R503_EHLO_FIRST)
-        if self.auth_user is not None:
-            raise _err(R.R503_ALREADY_AUTH)
-        if not self.plaintext_auth_ok:
-            raise _err(R.R538_ENCRYPTION_REQUIRED)
-        mech, initial = parser.parse_auth(arg)
-        if mech not in ("PLAIN", "LOGIN"):
-            raise _err(R.R504_AUTH_MECH)
-        throttle = self.server.throttle
-        if throttle is not None and throttle.blocked(self.peer):
-            self.log.warning("auth refused: too many failures from %s", self.peer)
-            raise _err(R.R421_AUTH_THROTTLED.format(self.server.hostname))
-        if mech == "PLAIN":
-            response = initial if initial is not None else self._sasl_challenge("")
-            try:
-                authzid, user, password = decode_sasl_plain("" if response == "=" else response)
-            except ValueError:
-                raise _err(R.R501_AUTH_DECODE) from None
-            # No proxy authorization: a foreign authzid fails like a bad password,
-            # after the same check and delay.
-            proxy = bool(authzid) and authzid.lower() != user.lower()
-        else:
-            if initial is None:
-                initial = self._sasl_challenge("VXNlcm5hbWU6")        # "Username:"
-            user = self._b64_text(initial)
-            password = self._b64_text(self._sasl_challenge("UGFzc3dvcmQ6"))  # "Password:"
-            proxy = False
-        address = self.server.handler.authenticate(user, password)
-        if proxy:
-            address = None
-        if address is None:
-            if throttle is not None:
-                throttle.failed(self.peer)
-            self.log.info("auth failed (%s)", mech)
-            raise _err(R.R535_AUTH_FAILED)
-        self.auth_user = address
-        self.log.info("auth ok user=%s (%s)", address, mech)
-        self.send(R.R235_AUTH_OK.wire)
-
-    def _sasl_challenge(self, challenge):
-        """Send '334 <challenge>' and return the client's line; never logged raw."""
-        self.send(f"334 {challenge}\r\n")
-        try:
-            line = self.reader.readline(SASL_LINE_LIMIT)
-        except LineTooLong:
-            raise _err(R.R500_AUTH_LINE_TOO_LONG) from None
-        if not line:
-            raise EOFError("connection closed inside AUTH")
-        self.log.debug("C: ***")
-        text = line.rstrip(b"\r\n")
-        if text == b"*":
-            raise _err(R.R501_AUTH_CANCELLED)
-        try:
-            return text.decode("ascii")
-        except UnicodeDecodeError:
-            raise _err(R.R501_AUTH_DECODE) from None
-
-    @staticmethod
-    def _b64_text(data):
-        try:
-            return base64.b64decode(data, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            raise _err(R.R501_AUTH_DECODE) from None
-
     # The one command table: verb -> (method, states where it is allowed).
     COMMANDS = {
         "HELO": (cmd_HELO, ANY),
@@ -454,5 +402,5 @@ class SMTPSession(LineSession):
         "EXPN": (cmd_EXPN, ANY),
         "HELP": (cmd_HELP, ANY),
         "STARTTLS": (cmd_STARTTLS, frozenset((INIT, READY))),
-        "AUTH": (cmd_AUTH, frozenset((INIT, READY))),
+        "AUTH": (AuthMixin.cmd_AUTH, frozenset((INIT, READY))),
     }

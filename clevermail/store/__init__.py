@@ -6,6 +6,7 @@ On disk, under <data_dir>/mail/:
     <domain>/<local>/.<Folder>[.<Sub>]/...     other folders (Maildir++; '.' separates
                                                levels, a literal '.' or '%' is %-escaped)
     <domain>/<local>/subscriptions             subscribed folder names, one a line
+    <domain>/<local>/clevermail-pop3.lock      flock held by the POP3 session owning the maildrop
     <folder>/clevermail-uidlist                UIDVALIDITY, UIDNEXT, base -> UID (uidlist.py)
     <folder>/clevermail-keywords               IMAP keyword <-> flag letter a..z
     <folder>/clevermail-index                  cache of the folder index (index.py)
@@ -13,7 +14,8 @@ On disk, under <data_dir>/mail/:
 
 Message files follow maildir.py's naming (sizes and date in the name, flags after
 ':2,'), stored with LF line endings; POP3 and IMAP send them with CRLF.  Mutt, Dovecot
-and other Maildir readers can work on the same tree.  The store never speaks a protocol.
+and other Maildir readers can work on the same tree.  POP3 UIDLs are
+"<UIDVALIDITY>.<UID>" of INBOX, so POP3 and IMAP agree on message identity.  The store never speaks a protocol.
 """
 
 from .errors import (FolderExists, FolderInUse, InvalidName, MessageGone, NoSuchFolder,

@@ -412,21 +412,31 @@ class Folder:
         with self.lock, self.file_lock():
             before = {s: os.stat(os.path.join(self.path, s)).st_mtime_ns for s in SUBDIRS}
             touched = set()
-            for uid in sorted(uids):
-                entry = self.by_uid.get(uid)
-                if entry is None:
-                    continue
-                try:
-                    os.unlink(self.file_path(entry))
-                except FileNotFoundError:
-                    pass  # already gone: it is expunged either way
-                touched.add(entry.sub)
-                self._drop(entry)
-                removed.append(uid)
+            todo = sorted(uids)
+            for attempt in (0, 1):
+                retry = []
+                for uid in todo:
+                    entry = self.by_uid.get(uid)
+                    if entry is None:
+                        continue
+                    try:
+                        os.unlink(self.file_path(entry))
+                    except FileNotFoundError:
+                        if not attempt:
+                            retry.append(uid)  # renamed by another writer: find its new name
+                            continue
+                    touched.add(entry.sub)
+                    self._drop(entry)
+                    removed.append(uid)
+                if not retry:
+                    break
+                self._rescan(list(SUBDIRS))
+                todo = retry
             for sub in touched:
                 maildir.fsync_dir(os.path.join(self.path, sub))
-            for sub in SUBDIRS:
-                self._own_change(sub, before[sub])
+            # only cur/: deliveries link into new/ without our lock, so a new/ mtime
+            # taken now could be theirs, and adopting it would hide their message
+            self._own_change("cur", before["cur"])
             if removed:
                 self._wake()
         return removed

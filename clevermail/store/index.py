@@ -43,4 +43,8 @@ def load(folder):
         return False
     if version != VERSION:
         return False
+    # a damaged file can still unmarshal: anything but 7 equal columns is no cache
+    if (not isinstance(columns, tuple) or len(columns) != 7 or not isinstance(stamps, dict)
+            or not all(isinstance(c, list) and len(c) == len(columns[0]) for c in columns)):
+        return False
     return folder.restore(stamps, uidvalidity, list(zip(*columns)))

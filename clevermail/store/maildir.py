@@ -45,7 +45,9 @@ def new_base(size, wsize, date=None):
         n = next(_counter)
     stamp = int(date if date is not None else now)
     usec = int((now % 1) * 1_000_000)
-    return (f"{stamp}.M{usec}P{os.getpid()}Q{n}R{os.urandom(4).hex()}.{_HOST}"
+    # usec zero-padded: names of one second then sort in arrival order, which is the
+    # order UIDs are given in (M50000 would sort after M500000)
+    return (f"{stamp}.M{usec:06d}P{os.getpid()}Q{n}R{os.urandom(4).hex()}.{_HOST}"
             f",S={size},W={wsize}")
 
 

@@ -52,10 +52,18 @@ class MailStore:
         self._lock = threading.Lock()
         self._open = {}                                  # path -> Folder in use
         self._unused = collections.OrderedDict()         # path -> Folder, LRU
+        self._roots = {}                                 # address -> user root (valid names only)
 
     # -- users -----------------------------------------------------------------
     def user_root(self, address):
-        return paths.user_dir(self.mail_root, address)
+        # cached: validating the name and looking for symlinks is a good part of the
+        # CPU a delivery costs, and an address always maps to the same directory
+        root = self._roots.get(address)
+        if root is None:
+            root = paths.user_dir(self.mail_root, address)
+            if len(self._roots) < 100_000:
+                self._roots[address] = root
+        return root
 
     def ensure_user(self, address):
         """Create a user's INBOX and special-use folders if missing; returns the root."""
@@ -108,7 +116,10 @@ class MailStore:
 
     def _notify(self, folder_path):
         with self._lock:
-            folder = self._open.get(folder_path) or self._unused.get(folder_path)
+            # not `a or b`: a Folder has __len__, so an empty one is falsy
+            folder = self._open.get(folder_path)
+            if folder is None:
+                folder = self._unused.get(folder_path)
         if folder is not None:
             folder.notify()
 
@@ -125,7 +136,9 @@ class MailStore:
             else:
                 raise NoSuchFolder(name)
         with self._lock:
-            folder = self._open.get(path) or self._unused.pop(path, None)
+            folder = self._open.get(path)
+            if folder is None:      # (an empty Folder is falsy: no `or` here)
+                folder = self._unused.pop(path, None)
             fresh = folder is None
             if fresh:
                 folder = Folder(path, name)
@@ -195,10 +208,12 @@ class MailStore:
         if not os.path.isdir(path):
             raise NoSuchFolder(name)
         # rename first so that a concurrent deliverer never writes into a half-deleted tree
-        doomed = path + f".deleted-{os.getpid()}-{threading.get_ident()}"
+        # ("..": an empty level, so list_folders never shows it as a folder of its own)
+        doomed = path + f"..deleted-{os.getpid()}-{threading.get_ident()}"
         os.rename(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
         self._forget(path)
+        self._notify(path)      # sessions idling on it learn now, not at their next poll
 
     def rename_folder(self, address, old, new):
         """Rename a folder with its children.  Renaming INBOX moves its messages into the
@@ -214,6 +229,7 @@ class MailStore:
                 for name in os.listdir(os.path.join(root, sub)):
                     os.rename(os.path.join(root, sub, name), os.path.join(target, sub, name))
             self._forget(os.path.realpath(root))
+            self._notify(os.path.realpath(root))
             return
         if not os.path.isdir(os.path.join(root, old_dir)):
             raise NoSuchFolder(old)
@@ -225,6 +241,7 @@ class MailStore:
             paths.check_component(dst)
             os.rename(os.path.join(root, src), os.path.join(root, dst))
             self._forget(os.path.join(root, src))
+            self._notify(os.path.join(root, src))
         subs = self._read_subscriptions(root)
         prefix = old + paths.SEPARATOR
         renamed = [new + s[len(old):] if (s == old or s.startswith(prefix)) else s for s in subs]

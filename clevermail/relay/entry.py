@@ -1,0 +1,123 @@
+"""A relay queue entry: the envelope of one queued message and its recipients.
+
+Owns the in-memory form of ``<queue_dir>/<id>.json`` (Entry, Recipient), its JSON
+encoding, the per-recipient state rules and the text `clevermail queue list/show`
+prints. It does no I/O: queue.py reads, writes, locks and claims the files.
+
+The JSON envelope (one object, UTF-8, written whole and renamed into place)::
+
+    {"version": 1,                       FORMAT_VERSION of the writer
+     "id": "05f9a1b2c3d4ea1b2c3d4e5",    the entry id (the file name stem)
+     "queue_id": "...",                  the SMTP session's message id, for the logs
+     "sender": "alice@example.org",      envelope sender; "" for a report (no bounce)
+     "arrival": 1700000000.0,            time queued (Unix seconds, float)
+     "size": 1234,                       bytes of <id>.eml
+     "warned": false,                    delay warning already sent
+     "recipients": [{"address": "bob@example.net", "state": "deferred",
+                     "attempts": 2, "last_reply": "451 4.3.0 try later",
+                     "next_attempt": 1700000600.0, "remote": "mx.example.net [192.0.2.1]",
+                     "updated": 1700000300.0}, ...],
+     "history": [{"time": 1700000000.0, "event": "queued", "detail": "..."}, ...]}
+
+Readers ignore unknown recipient keys and default missing optional ones, so a
+field may be added without a version bump; the newest HISTORY_LIMIT events are kept.
+
+Recipient states: pending (never tried), deferred (4xx; retried at next_attempt),
+delivered (2xx), failed (5xx, expired or cancelled; a bounce is owed unless the
+sender is empty), bounced (failed and reported). An entry is finished, and removed
+from the queue, when no recipient is pending or deferred and no bounce is owed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+ACTIVE = frozenset({"pending", "deferred"})
+HISTORY_LIMIT = 200       # events kept per entry (retries over days add up)
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Recipient:
+    address: str
+    state: str = "pending"
+    attempts: int = 0
+    last_reply: str | None = None
+    next_attempt: float = 0.0
+    remote: str | None = None        # "mx.example.com [192.0.2.1]" that gave last_reply
+    updated: float | None = None     # time of the last attempt or state change
+
+
+@dataclass
+class Entry:
+    id: str
+    queue_id: str
+    sender: str
+    arrival: float
+    size: int = 0
+    recipients: list[Recipient] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    warned: bool = False             # delay warning sent
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["version"] = FORMAT_VERSION
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Entry":
+        rcpts = [Recipient(**{k: v for k, v in r.items() if k in Recipient.__dataclass_fields__})
+                 for r in d["recipients"]]
+        return cls(id=d["id"], queue_id=d.get("queue_id", ""), sender=d.get("sender", ""),
+                   arrival=float(d["arrival"]), size=int(d.get("size", 0)), recipients=rcpts,
+                   history=list(d.get("history", [])), warned=bool(d.get("warned", False)))
+
+    def add_history(self, now: float, event: str, detail: str = "") -> None:
+        self.history.append({"time": now, "event": event, "detail": detail})
+        del self.history[:-HISTORY_LIMIT]
+
+    def active(self) -> list[Recipient]:
+        return [r for r in self.recipients if r.state in ACTIVE]
+
+    def needs_bounce(self) -> bool:
+        # RFC 5321 6.1 / RFC 3464: never report on a report (empty reverse path).
+        return bool(self.sender) and any(r.state == "failed" for r in self.recipients)
+
+    def finished(self) -> bool:
+        return not self.active() and not self.needs_bounce()
+
+    def next_due(self, delay_warning: float | None = None) -> float:
+        """Earliest time the worker has something to do here (0 = now, inf = never)."""
+        if self.needs_bounce() or self.finished():
+            return 0.0
+        due = min(r.next_attempt for r in self.active())
+        if (delay_warning is not None and self.sender and not self.warned
+                and any(r.state == "deferred" for r in self.recipients)):
+            due = min(due, self.arrival + delay_warning)
+        return due
+
+    def describe(self, now: float | None = None, history: bool = False) -> str:
+        """Human-readable lines for `clevermail queue list` (and, with the history,
+        for `queue show`, which adds the headers from RelayQueue.read_headers)."""
+        now = time.time() if now is None else now
+        lines = [f"{self.id}  queue-id {self.queue_id}  age {_span(now - self.arrival)}  "
+                 f"size {self.size}  from <{self.sender}>"]
+        for r in self.recipients:
+            line = f"    <{r.address}>  {r.state}  attempts {r.attempts}"
+            if r.state in ACTIVE:
+                line += f"  next {'now' if r.next_attempt <= now else 'in ' + _span(r.next_attempt - now)}"
+            if r.last_reply:
+                line += f"  last: {r.last_reply}"
+            lines.append(line)
+        if history:
+            lines += [f"    {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(h['time']))}  "
+                      f"{h['event']}  {h.get('detail', '')}".rstrip() for h in self.history]
+        return "\n".join(lines)
+
+
+def _span(seconds: float) -> str:
+    s = max(0, int(seconds))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{d}d{h}h" if d else f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

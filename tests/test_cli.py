@@ -1,0 +1,269 @@
+"""Tests for clevermail.cli with click's CliRunner: config check/show, user add/passwd/del/list,
+and the one-line errors (start itself runs as a real process in test_service.py)."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from clevermail import __version__
+from clevermail.accounts import AccountStore
+from clevermail.cli import main
+from clevermail.config import render_defaults
+from clevermail.store import MailStore
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def cfg(tmp_path, write_config):
+    return write_config(tmp_path)
+
+
+def run(runner, cfg, *args, input=None, env=None):
+    return runner.invoke(main, ["--config", cfg, *args] if cfg else list(args), input=input, env=env,
+                         catch_exceptions=False)
+
+
+def accounts(tmp_path):
+    return AccountStore(str(tmp_path / "users.ini"), ["example.test", "localhost"], failure_delay=0)
+
+
+def test_version(runner):
+    result = run(runner, None, "--version")
+    assert result.exit_code == 0
+    assert result.output == f"clevermail, version {__version__}\n"
+
+
+# -- config -----------------------------------------------------------------------------------
+def test_config_check_ok(runner, cfg):
+    result = run(runner, cfg, "config", "check")
+    assert result.exit_code == 0
+    assert result.stdout == "config ok\n"
+
+
+def test_config_check_lists_every_problem(runner, tmp_path):
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[limits]\nmessage_size = big\nrecipients = 0\n[smtp]\nlisten = nowhere\n[nope]\n")
+    result = run(runner, None, "config", "check", str(bad))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 4
+    assert all(line.startswith(f"{bad}: ") for line in lines)
+    assert "[limits] message_size:" in result.stderr
+    assert "[limits] recipients:" in result.stderr
+    assert "[smtp] listen:" in result.stderr
+    assert "'nope'" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_config_check_missing_file(runner, tmp_path):
+    result = run(runner, None, "config", "check", str(tmp_path / "none.ini"))
+    assert result.exit_code == 1
+    assert result.stderr == f"{tmp_path / 'none.ini'}: file not found\n"
+
+
+def test_config_check_uses_env(runner, tmp_path):
+    bad = tmp_path / "env.ini"
+    bad.write_text("[limits]\nrecipients = -1\n")
+    result = run(runner, None, "config", "check", env={"CLEVERMAIL_CONFIG": str(bad)})
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{bad}: [limits] recipients:")
+
+
+def test_bad_config_stops_any_command(runner, tmp_path):
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[server]\nlog_level = LOUD\n[limits]\nrecipients = 0\n")
+    result = run(runner, str(bad), "user", "list")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f'config error: {bad}: [limits] recipients: the value "0" is too small.',
+        f'config error: {bad}: [server] log_level: the value "LOUD" is unacceptable.',
+    ]
+
+
+def test_missing_config_file_is_one_line(runner, tmp_path):
+    result = run(runner, str(tmp_path / "missing.ini"), "user", "list")
+    assert result.exit_code == 2
+    assert result.stderr == f"config error: {tmp_path / 'missing.ini'}: file not found\n"
+
+
+def test_config_show_masks_secrets(runner, tmp_path, write_config):
+    cfg = write_config(tmp_path, relay={"smarthost": "relay.example:587", "smarthost_password": "hunter2"})
+    result = run(runner, cfg, "config", "show")
+    assert result.exit_code == 0
+    assert "hunter2" not in result.output
+    assert "smarthost_password = ********" in result.stdout
+    assert f"data_dir = {tmp_path / 'data'}" in result.stdout
+    assert "listen = 127.0.0.1:0," in result.stdout
+    assert "[limits]" in result.stdout
+
+
+def test_config_show_defaults(runner):
+    result = run(runner, None, "config", "show", "--defaults")
+    assert result.exit_code == 0
+    assert result.stdout == render_defaults() + "\n"
+
+
+def test_config_show_without_file_is_the_defaults(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(runner, None, "config", "show")
+    assert result.exit_code == 0
+    assert "listen = 127.0.0.1:2525," in result.stdout
+    assert "listen = 127.0.0.1:1110," in result.stdout
+    assert "listen = 127.0.0.1:1143," in result.stdout
+    assert f"data_dir = {tmp_path / 'maildata'}" in result.stdout
+
+
+# -- user add -------------------------------------------------------------------------------------
+def test_user_add_prompts_twice(runner, cfg, tmp_path):
+    result = run(runner, cfg, "user", "add", "Alice", input="s3cret\ns3cret\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith("added alice@example.test\n")
+    assert result.stdout.count("Password") == 1 and "Repeat for confirmation" in result.stdout
+    assert "s3cret" not in result.output
+    assert accounts(tmp_path).authenticate("alice", "s3cret") is not None
+    store = MailStore(str(tmp_path / "data"))
+    assert os.path.isdir(os.path.join(store.user_root("alice@example.test"), "cur"))
+
+
+def test_user_add_mismatch_asks_again(runner, cfg, tmp_path):
+    result = run(runner, cfg, "user", "add", "bob", input="one\ntwo\nthree\nthree\n")
+    assert result.exit_code == 0
+    assert "do not match" in result.output
+    acc = accounts(tmp_path)
+    assert acc.authenticate("bob", "three") is not None
+    assert acc.authenticate("bob", "one") is None
+
+
+def test_user_add_password_stdin(runner, cfg, tmp_path):
+    result = run(runner, cfg, "user", "add", "carol@localhost", "--password-stdin", input="pw with spaces\n")
+    assert result.exit_code == 0
+    assert result.stdout == "added carol@localhost\n"
+    assert accounts(tmp_path).authenticate("carol@localhost", "pw with spaces") is not None
+
+
+def test_user_add_empty_password_stdin(runner, cfg, tmp_path):
+    result = run(runner, cfg, "user", "add", "dave", "--password-stdin", input="\n")
+    assert result.exit_code == 1
+    assert result.stderr == "error: empty password\n"
+    assert accounts(tmp_path).list() == []
+
+
+def test_user_add_duplicate(runner, cfg):
+    run(runner, cfg, "user", "add", "alice", "--password-stdin", input="a\n")
+    result = run(runner, cfg, "user", "add", "ALICE@example.test", "--password-stdin", input="b\n")
+    assert result.exit_code == 1
+    assert result.stderr == "error: alice@example.test already exists\n"
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("../evil", "slashes"),
+    ("a/b", "slashes"),
+    ("bob@elsewhere.test", "'elsewhere.test' is not a local domain"),
+    ("..", "invalid local part"),
+    ("x+y", "no '+'"),
+])
+def test_user_add_invalid_names(runner, cfg, tmp_path, name, fragment):
+    result = run(runner, cfg, "user", "add", name, "--password-stdin", input="pw\n")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert fragment in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "users.ini").exists()
+    assert not (tmp_path / "data" / "mail" / "example.test").exists()
+
+
+def test_user_add_invalid_name_does_not_prompt(runner, cfg):
+    result = run(runner, cfg, "user", "add", "a/b")
+    assert result.exit_code == 1
+    assert "Password" not in result.output
+
+
+# -- list / passwd / del ---------------------------------------------------------------------------
+def test_user_list(runner, cfg):
+    assert run(runner, cfg, "user", "list").stdout == ""
+    for name in ("zed", "amy", "mo@localhost"):
+        run(runner, cfg, "user", "add", name, "--password-stdin", input="pw\n")
+    result = run(runner, cfg, "user", "list")
+    assert result.exit_code == 0
+    assert result.stdout == "amy@example.test\nmo@localhost\nzed@example.test\n"
+
+
+def test_user_passwd(runner, cfg, tmp_path):
+    run(runner, cfg, "user", "add", "alice", "--password-stdin", input="old\n")
+    result = run(runner, cfg, "user", "passwd", "alice", input="new\nnew\n")
+    assert result.exit_code == 0
+    assert result.stdout.endswith("password changed for alice@example.test\n")
+    acc = accounts(tmp_path)
+    assert acc.authenticate("alice", "new") is not None
+    assert acc.authenticate("alice", "old") is None
+    result = run(runner, cfg, "user", "passwd", "alice", "--password-stdin", input="newer\n")
+    assert result.exit_code == 0
+    assert acc.authenticate("alice", "newer") is not None
+
+
+def test_user_passwd_unknown(runner, cfg):
+    result = run(runner, cfg, "user", "passwd", "ghost", "--password-stdin", input="x\n")
+    assert result.exit_code == 1
+    assert result.stderr == "error: no such account: ghost@example.test\n"
+
+
+def _with_mail(runner, cfg, tmp_path):
+    run(runner, cfg, "user", "add", "alice", "--password-stdin", input="pw\n")
+    store = MailStore(str(tmp_path / "data"))
+    store.deliver("alice@example.test", b"Subject: keep me\r\n\r\nx\r\n")
+    return store.user_root("alice@example.test")
+
+
+def test_user_del_asks_and_keeps_mail_on_no(runner, cfg, tmp_path):
+    root = _with_mail(runner, cfg, tmp_path)
+    result = run(runner, cfg, "user", "del", "alice", input="n\n")
+    assert result.exit_code == 0
+    assert "Delete all mail of alice@example.test too?" in result.stdout
+    assert result.stdout.endswith("deleted alice@example.test (mail kept)\n")
+    assert accounts(tmp_path).list() == []
+    assert len(os.listdir(os.path.join(root, "new"))) == 1
+
+
+def test_user_del_asks_and_deletes_mail_on_yes(runner, cfg, tmp_path):
+    root = _with_mail(runner, cfg, tmp_path)
+    result = run(runner, cfg, "user", "del", "alice", input="y\n")
+    assert result.exit_code == 0
+    assert result.stdout.endswith("deleted alice@example.test and its mail\n")
+    assert not os.path.exists(root)
+
+
+def test_user_del_keep_mail_does_not_ask(runner, cfg, tmp_path):
+    root = _with_mail(runner, cfg, tmp_path)
+    result = run(runner, cfg, "user", "del", "alice", "--keep-mail")
+    assert result.exit_code == 0
+    assert "Delete all mail" not in result.output
+    assert result.stdout == "deleted alice@example.test (mail kept)\n"
+    assert os.path.isdir(root)
+
+
+def test_user_del_yes(runner, cfg, tmp_path):
+    root = _with_mail(runner, cfg, tmp_path)
+    result = run(runner, cfg, "user", "del", "alice", "--yes")
+    assert result.exit_code == 0
+    assert result.stdout == "deleted alice@example.test and its mail\n"
+    assert not os.path.exists(root)
+
+
+def test_user_del_unknown(runner, cfg):
+    result = run(runner, cfg, "user", "del", "ghost", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr == "error: no such account: ghost@example.test\n"
+
+
+def test_cli_edit_seen_by_running_server_store(runner, cfg, tmp_path):
+    server_view = accounts(tmp_path)
+    assert server_view.list() == []
+    run(runner, cfg, "user", "add", "eve", "--password-stdin", input="pw\n")
+    assert server_view.authenticate("eve", "pw") is not None
+    run(runner, cfg, "user", "del", "eve", "--keep-mail")
+    assert server_view.authenticate("eve", "pw") is None

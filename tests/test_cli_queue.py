@@ -1,0 +1,139 @@
+"""`clevermail queue list|show|flush|delete|bounce` (click's CliRunner) against the queue
+of a running MailService built from the same config file: the CLI acts from outside
+the server, the server's worker notices (flush -> delivered, bounce -> DSN)."""
+import json
+import re
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from clevermail.cli import main
+from clevermail.config import load_config
+from relay_sink import Replies, ServiceEnv, Sink, wait_for
+
+ALICE = ServiceEnv.ALICE
+REMOTE, OTHER = "carol@there.test", "dave@there.test"
+MSG = (f"From: {ALICE}\r\nTo: {REMOTE}\r\nSubject: queued for the CLI\r\n"
+       "Message-ID: <cli@example.test>\r\n\r\nbody\r\n").encode()
+
+
+@pytest.fixture(scope="module")
+def users_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("users") / "users.ini"
+    ServiceEnv.make_users(path)
+    return path
+
+
+@pytest.fixture
+def replies():
+    return Replies(451, "4.7.1 greylisted, try later")
+
+
+@pytest.fixture
+def env(thread_guard, tmp_path, write_config, users_template, replies):
+    shutil.copy(users_template, tmp_path / "users.ini")
+    sink = Sink(rcpt=replies)
+    path = write_config(tmp_path, relay={"mx_port": sink.port})
+    env = ServiceEnv(load_config(path), sink)
+    env.config_path = path
+    try:
+        yield env.start()
+    finally:
+        env.stop()
+        sink.close()
+
+
+@pytest.fixture
+def deferred(env):
+    """A message to REMOTE and OTHER, tried once and deferred; returns its entry."""
+    env.send([REMOTE, OTHER], MSG)
+    entry = wait_for(env.deferred)
+    assert entry, env.queue.list()
+    return entry
+
+
+def cli(env, *args):
+    return CliRunner().invoke(main, ["--config", env.config_path, "queue", *args],
+                              catch_exceptions=False)
+
+
+def test_list_empty(env):
+    result = cli(env, "list")
+    assert result.exit_code == 0 and result.stdout == "queue is empty\n"
+    assert json.loads(cli(env, "list", "--json").stdout) == []
+
+
+def test_list_shows_recipients_with_state_attempts_next_and_last_reply(env, deferred):
+    result = cli(env, "list")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{deferred.id}  queue-id {deferred.queue_id}  age ")
+    assert lines[0].endswith(f"from <{ALICE}>")
+    for address in (REMOTE, OTHER):
+        line = next(x for x in lines if f"<{address}>" in x)
+        assert re.search(r"  deferred  attempts 1  next in \d+m\d\ds  last: 451 4\.7\.1 greylisted", line), line
+
+    data = json.loads(cli(env, "list", "--json").stdout)
+    assert [e["id"] for e in data] == [deferred.id] and data[0]["sender"] == ALICE
+    rcpts = {r["address"]: r for r in data[0]["recipients"]}
+    assert set(rcpts) == {REMOTE, OTHER}
+    for r in rcpts.values():
+        assert (r["state"], r["attempts"]) == ("deferred", 1)
+        assert r["next_attempt"] > data[0]["arrival"] and r["last_reply"].startswith("451 4.7.1")
+
+
+def test_show_prints_envelope_history_and_headers(env, deferred):
+    result = cli(env, "show", deferred.id)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.startswith(f"{deferred.id}  queue-id {deferred.queue_id}")
+    assert "queued  from <alice@example.test> to 2 recipient(s)" in out
+    assert f"deferred  <{REMOTE}> via mx.there.test[127.0.0.1]:{env.sink.port}: 451 4.7.1" in out
+    assert "\nReceived: from client.example.test" in out and "Subject: queued for the CLI" in out
+    assert "body" not in out.split("Subject: queued for the CLI")[1]     # headers only
+
+
+def test_flush_one_entry_while_the_service_runs_delivers_it(env, deferred, replies):
+    replies.set(250, "2.1.5 ok")
+    result = cli(env, "flush", deferred.id)
+    assert (result.exit_code, result.stdout) == (0, "1 entry due now\n")
+    assert wait_for(lambda: env.queue.list() == [])
+    assert [sorted(m.rcpts) for m in env.sink.messages] == [sorted([REMOTE, OTHER])]
+
+
+def test_flush_all(env, deferred, replies):
+    replies.set(250, "2.1.5 ok")
+    assert cli(env, "flush").stdout == "1 entry due now\n"
+    assert wait_for(lambda: env.queue.list() == [])
+    assert len(env.sink.messages) == 1
+    assert cli(env, "flush").stdout == "0 entries due now\n"
+
+
+def test_bounce_sends_a_dsn_to_the_sender(env, deferred):
+    result = cli(env, "bounce", deferred.id)
+    assert (result.exit_code, result.stdout) == (0, f"{deferred.id} will be bounced\n")
+    (dsn,) = env.wait_inbox(ALICE)
+    assert b"multipart/report" in dsn and b"report-type=delivery-status" in dsn
+    text = dsn.decode("utf-8", "replace")
+    assert REMOTE in text and OTHER in text and "cancelled by the administrator" in text
+    assert wait_for(lambda: env.queue.list() == [])
+    assert env.sink.messages == []
+
+
+def test_delete_removes_the_entry_without_a_report(env, deferred):
+    result = cli(env, "delete", deferred.id)
+    assert (result.exit_code, result.stdout) == (0, f"deleted {deferred.id}\n")
+    assert env.queue.list() == []
+    assert not list(env.queue.path.glob(f"{deferred.id}.*"))
+    assert cli(env, "list").stdout == "queue is empty\n"
+    assert env.inbox(ALICE) == [] and env.sink.messages == []
+
+
+def test_unknown_id_is_a_one_line_error(env):
+    for entry_id in ("0000000000000deadbeef00", "../../etc/passwd"):
+        for command in ("show", "flush", "delete", "bounce"):
+            result = cli(env, command, entry_id)
+            assert result.exit_code == 1, (command, entry_id)
+            assert result.stderr == f"error: no queue entry {entry_id}\n"
+            assert result.stdout == ""

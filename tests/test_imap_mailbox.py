@@ -1,0 +1,217 @@
+"""Tests for clevermail.imap.mailbox: SelectedMailbox, one session's view of a folder.
+
+Views are built directly over a real Folder from a MailStore in tmp_path; "another
+session" is simply a second view (or the store itself) changing the same Folder.
+"""
+
+import pytest
+
+from clevermail.imap.mailbox import SelectedMailbox
+from clevermail.store import MailStore
+from imap_helpers import ALICE, message
+
+FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+
+
+@pytest.fixture
+def store(tmp_path):
+    return MailStore(tmp_path / "data")
+
+
+@pytest.fixture
+def folder(store):
+    store.ensure_user(ALICE)
+    for i in range(1, 4):
+        store.deliver(ALICE, message(i))
+    folder = store.open_folder(ALICE, "INBOX")
+    yield folder
+    store.release_folder(folder)
+
+
+def view(folder, readonly=False):
+    return SelectedMailbox(folder, "INBOX", readonly)
+
+
+def test_select_responses(folder):
+    v = view(folder)
+    assert v.select_responses(True) == b"".join([
+        FLAGS_LINE,
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n",
+        b"* 3 EXISTS\r\n",
+        b"* 3 RECENT\r\n",
+        b"* OK [UNSEEN 1] First unseen\r\n",
+        b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % folder.uidvalidity,
+        b"* OK [UIDNEXT 4] Predicted next UID\r\n",
+    ])
+
+
+def test_select_responses_read_only_and_keywords(folder):
+    folder.store_flags([1], folder.letters_for(["$Work"]), "+")
+    folder.store_flags([1, 2, 3], {"S"}, "+")
+    v = view(folder, readonly=True)
+    out = v.select_responses(False).split(b"\r\n")
+    assert out[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)"
+    assert out[1] == b"* OK [PERMANENTFLAGS ()] Flags permitted"
+    assert not any(b"UNSEEN" in line for line in out)
+
+
+def test_numbering(folder):
+    v = view(folder)
+    assert len(v) == 3
+    assert v.uids == [1, 2, 3]
+    assert [v.seq_of(u) for u in (1, 2, 3, 4)] == [1, 2, 3, None]
+    msgs = v.messages([1, 3])
+    assert [(m.seq, m.uid) for m in msgs] == [(1, 1), (3, 3)]
+    assert msgs[0].flags == ["\\Recent"]
+    assert msgs[0].size == len(message(1))
+    assert msgs[0].raw() == message(1)
+    assert v.first_unseen() == 1
+    folder.store_flags([1], {"S"}, "+")
+    assert v.first_unseen() == 2
+
+
+def test_recent_belongs_to_the_first_read_write_view(folder):
+    examine = view(folder, readonly=True)
+    first = view(folder)
+    second = view(folder)
+    assert examine.recent == {1, 2, 3}       # EXAMINE sees \Recent but does not take it
+    assert first.recent == {1, 2, 3}
+    assert second.recent == set()
+
+
+def test_no_changes_no_updates(folder):
+    v = view(folder)
+    assert v.updates(allow_expunge=True) == []
+
+
+def test_new_mail_gives_exists_and_recent(store, folder):
+    v = view(folder)
+    other = view(folder)
+    store.deliver(ALICE, message(4))
+    assert v.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"]
+    assert v.uids == [1, 2, 3, 4]
+    assert other.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 0 RECENT\r\n"]
+    assert v.updates(allow_expunge=False) == []
+
+
+def test_new_mail_in_read_only_view_claims_nothing(store, folder):
+    ro = view(folder, readonly=True)
+    store.deliver(ALICE, message(4))
+    assert ro.updates(allow_expunge=True) == [b"* 4 EXISTS\r\n", b"* 3 RECENT\r\n"]
+    rw = view(folder)
+    assert rw.recent == {1, 2, 3, 4}
+
+
+def test_flag_change_by_other_view_is_reported_once(folder):
+    v, other = view(folder), view(folder)
+    changed = folder.store_flags([2], {"F"}, "+")
+    other.note_own(changed)
+    assert v.updates(allow_expunge=False) == [b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))\r\n"]
+    assert v.updates(allow_expunge=False) == []
+    assert other.updates(allow_expunge=False) == []          # its own change: silent
+
+
+def test_own_change_then_foreign_change_is_reported(folder):
+    v, other = view(folder), view(folder)
+    v.note_own(folder.store_flags([1], {"S"}, "+"))
+    folder.store_flags([1], {"F"}, "+")                      # someone else, later
+    assert v.updates(allow_expunge=True) == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen \\Recent))\r\n"]
+    assert other.updates(allow_expunge=True) == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen))\r\n"]
+
+
+def test_keyword_flag_change_is_named(folder):
+    v = view(folder)
+    folder.store_flags([3], folder.letters_for(["$Label1"]), "+")
+    assert v.updates(allow_expunge=True) == [b"* 3 FETCH (UID 3 FLAGS ($Label1 \\Recent))\r\n"]
+
+
+def test_expunge_deferred_then_sent_highest_first(folder):
+    v = view(folder)
+    folder.expunge([1, 3])
+    assert v.updates(allow_expunge=False) == []
+    assert v.uids == [1, 2, 3]                 # numbers unchanged while deferred
+    assert [m.uid for m in v.messages([1, 2, 3])] == [2]
+    assert v.updates(allow_expunge=False) == []
+    assert v.updates(allow_expunge=True) == [b"* 3 EXPUNGE\r\n", b"* 1 EXPUNGE\r\n"]
+    assert v.uids == [2]
+    assert v.recent == {2}
+    assert v.updates(allow_expunge=True) == []
+
+
+def test_expunge_and_new_mail_together(store, folder):
+    v = view(folder)
+    folder.expunge([2])
+    store.deliver(ALICE, message(4))
+    # new mail is announced even while the expunge waits; EXISTS counts the
+    # messages the client still knows about
+    assert v.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"]
+    assert v.uids == [1, 2, 3, 4]
+    assert v.updates(allow_expunge=True) == [b"* 2 EXPUNGE\r\n"]
+    assert v.uids == [1, 3, 4]
+    assert v.seq_of(4) == 3
+
+
+def test_flag_change_after_deferred_expunge_uses_current_numbers(folder):
+    v = view(folder)
+    folder.expunge([1])
+    folder.store_flags([3], {"S"}, "+")
+    assert v.updates(allow_expunge=False) == [b"* 3 FETCH (UID 3 FLAGS (\\Seen \\Recent))\r\n"]
+    folder.store_flags([3], {"F"}, "+")
+    assert v.updates(allow_expunge=True) == [b"* 1 EXPUNGE\r\n",
+                                             b"* 2 FETCH (UID 3 FLAGS (\\Flagged \\Seen \\Recent))\r\n"]
+
+
+def test_flag_change_of_expunged_message_is_dropped(folder):
+    v = view(folder)
+    folder.store_flags([2], {"T"}, "+")
+    folder.expunge([2])
+    assert v.updates(allow_expunge=True) == [b"* 2 EXPUNGE\r\n"]
+
+
+def test_full_compare_when_change_log_is_trimmed(folder, monkeypatch):
+    v = view(folder)
+    folder.store_flags([1], {"F"}, "+")
+    folder.expunge([3])
+    monkeypatch.setattr(folder, "_log_floor", folder.modseq + 1)
+    assert v.updates(allow_expunge=True) == [b"* 3 EXPUNGE\r\n",
+                                             b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\r\n"]
+
+
+def test_changes_made_on_disk_by_another_program(folder):
+    import os
+    v = view(folder)
+    entry = folder.by_uid[2]
+    cur = os.path.join(folder.path, "cur")
+    os.rename(folder.file_path(entry), os.path.join(cur, entry.base + ":2,S"))
+    os.unlink(folder.file_path(folder.by_uid[1]))
+    out = v.updates(allow_expunge=True)
+    assert out == [b"* 1 EXPUNGE\r\n", b"* 1 FETCH (UID 2 FLAGS (\\Seen \\Recent))\r\n"]
+
+
+def test_deleted_folder_marks_view_gone(store):
+    store.ensure_user(ALICE)
+    store.create_folder(ALICE, "Work")
+    folder = store.open_folder(ALICE, "Work")
+    try:
+        v = SelectedMailbox(folder, "Work", False)
+        store.delete_folder(ALICE, "Work")
+        assert v.updates(allow_expunge=True) == []
+        assert v.gone
+    finally:
+        store.release_folder(folder)
+
+
+def test_sequence_numbers_stay_consistent_over_many_changes(store, folder):
+    """A model check: after each update the view's numbering equals the folder's."""
+    v = view(folder)
+    for i in range(4, 12):
+        store.deliver(ALICE, message(i))
+    v.updates(allow_expunge=True)
+    shadow = list(v.uids)
+    for doomed in ([2, 5], [11], [1, 3, 4]):
+        folder.expunge(doomed)
+        for line in v.updates(allow_expunge=True):
+            if line.endswith(b" EXPUNGE\r\n"):
+                seq = int(line.split()[1])
+                del shadow[seq - 1]
+        assert shadow == v.uids == folder.uids

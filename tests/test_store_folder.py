@@ -1,0 +1,353 @@
+"""Tests for clevermail.store.folder: index sync, flags, keywords, expunge, append, copy,
+change log and change notification."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from clevermail.store import folder as foldermod
+from clevermail.store import maildir
+from clevermail.store.errors import MessageGone
+from clevermail.store.folder import Folder, wait_for_change
+from clevermail.store.mailstore import MailStore
+
+USER = "alice@example.test"
+
+
+def msg(n, extra=b""):
+    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n) + extra
+
+
+@pytest.fixture
+def store(tmp_path):
+    return MailStore(str(tmp_path / "data"))
+
+
+@pytest.fixture
+def inbox(store):
+    f = store.open_folder(USER, "INBOX")
+    yield f
+    store.release_folder(f)
+
+
+def names(folder, sub):
+    return sorted(os.listdir(os.path.join(folder.path, sub)))
+
+
+# -- sync ---------------------------------------------------------------------------------
+def test_sync_sees_deliveries(store, inbox):
+    assert len(inbox) == 0
+    assert inbox.sync() is False
+    for i in range(3):
+        store.deliver(USER, msg(i))
+    assert inbox.sync() is True
+    assert inbox.uids == [1, 2, 3]
+    assert inbox.uidnext == 4
+    assert inbox.uidvalidity > 0
+    assert inbox.sync() is False
+    e = inbox.entry(2)
+    wire = msg(1)
+    assert (e.uid, e.sub, e.flags, e.size, e.wsize) == (2, "new", "", len(wire) - 3, len(wire))
+    assert inbox.read_message(2) == wire
+
+
+def test_sizes_come_from_names_not_files(store, inbox, monkeypatch):
+    def no_measuring(*a):
+        raise AssertionError("opened a message file for its size")
+
+    monkeypatch.setattr(Folder, "_measure", staticmethod(no_measuring))
+    for i in range(5):
+        store.deliver(USER, msg(i, b"x" * i))
+    inbox.sync()
+    assert [inbox.entry(u).wsize for u in inbox.uids] == [len(msg(i, b"x" * i)) for i in range(5)]
+
+
+def test_foreign_file_without_sizes_is_measured(inbox):
+    path = os.path.join(inbox.path, "new", "1700000000.foreign.host")
+    with open(path, "wb") as f:
+        f.write(b"Subject: x\n\nbody\n")
+    inbox.sync()
+    e = inbox.entry(inbox.uids[0])
+    assert (e.size, e.wsize, e.date, e.base) == (17, 20, 1700000000, "1700000000.foreign.host")
+    assert inbox.read_message(e.uid) == b"Subject: x\r\n\r\nbody\r\n"
+
+
+def test_only_changed_directories_are_listed(store, inbox, monkeypatch):
+    store.deliver(USER, msg(1))
+    inbox.sync()
+    listed = []
+    real = Folder._list
+    monkeypatch.setattr(Folder, "_list", lambda self, sub: listed.append(sub) or real(self, sub))
+    assert inbox.sync() is False
+    assert listed == []
+    store.deliver(USER, msg(2))
+    assert inbox.sync() is True
+    assert listed == ["new"]
+
+
+def test_external_flag_change_is_not_an_expunge(store, inbox):
+    store.deliver(USER, msg(1))
+    store.deliver(USER, msg(2))
+    inbox.sync()
+    mark = inbox.modseq
+    base = inbox.entry(1).base
+    # what mutt does when a message is read: new/X -> cur/X:2,S
+    os.rename(os.path.join(inbox.path, "new", base), os.path.join(inbox.path, "cur", base + ":2,S"))
+    assert inbox.sync() is True
+    assert inbox.uids == [1, 2]
+    assert (inbox.entry(1).sub, inbox.entry(1).flags) == ("cur", "S")
+    assert inbox.changes_since(mark) == ([], [1])
+    assert inbox.flag_names(inbox.entry(1).flags) == ("\\Seen",)
+
+
+def test_external_delete_is_an_expunge(store, inbox):
+    store.deliver(USER, msg(1))
+    store.deliver(USER, msg(2))
+    inbox.sync()
+    mark = inbox.modseq
+    os.unlink(inbox.file_path(inbox.entry(1)))
+    assert inbox.sync() is True
+    assert inbox.uids == [2]
+    assert inbox.changes_since(mark) == ([1], [])
+    with pytest.raises(MessageGone):
+        inbox.entry(1)
+
+
+def test_open_message_follows_a_moved_file(store, inbox):
+    store.deliver(USER, msg(1))
+    inbox.sync()
+    base = inbox.entry(1).base
+    os.rename(os.path.join(inbox.path, "new", base), os.path.join(inbox.path, "cur", base + ":2,F"))
+    with inbox.open_message(1) as f:
+        assert f.read() == maildir.to_disk(msg(1))
+    assert inbox.entry(1).flags == "F"
+
+
+def test_open_message_gone(store, inbox):
+    store.deliver(USER, msg(1))
+    inbox.sync()
+    os.unlink(inbox.file_path(inbox.entry(1)))
+    with pytest.raises(MessageGone):
+        inbox.open_message(1)
+    with pytest.raises(MessageGone):
+        inbox.read_message(99)
+
+
+# -- flags ---------------------------------------------------------------------------------
+def test_system_flag_letters(inbox):
+    assert inbox.letters_for(["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"]) == set("SRFTD")
+    assert inbox.letters_for(["\\SEEN", "\\deleted"]) == {"S", "T"}
+    assert inbox.letters_for(["\\Recent", "\\Unknown"]) == set()
+    assert inbox.flag_names("DFRST") == ("\\Draft", "\\Flagged", "\\Answered", "\\Seen", "\\Deleted")
+
+
+def test_store_flags_modes_rename_into_cur(store, inbox, tmp_path):
+    for i in range(3):
+        store.deliver(USER, msg(i))
+    inbox.sync()
+    mark = inbox.modseq
+    changed = inbox.store_flags([1, 2], {"S"}, "+")
+    assert [e.uid for e in changed] == [1, 2]
+    assert inbox.entry(1).filename().endswith(":2,S")
+    assert names(inbox, "new") == [inbox.entry(3).base]
+    assert names(inbox, "cur") == sorted([inbox.entry(1).base + ":2,S", inbox.entry(2).base + ":2,S"])
+    assert inbox.changes_since(mark) == ([], [1, 2])
+    assert inbox.store_flags([1], {"S"}, "+") == []          # no change: not reported
+    assert [e.uid for e in inbox.store_flags([1], {"F", "T"}, "=")] == [1]
+    assert inbox.entry(1).flags == "FT"
+    assert [e.uid for e in inbox.store_flags([1], {"T"}, "-")] == [1]
+    assert inbox.entry(1).flags == "F"
+    assert inbox.store_flags([99], {"S"}, "+") == []
+    # a second view (another process) reads the same flags from the names
+    other = MailStore(str(tmp_path / "data"))
+    view = other.open_folder(USER, "INBOX")
+    assert [(u, view.entry(u).flags) for u in view.uids] == [(1, "F"), (2, "S"), (3, "")]
+    other.release_folder(view)
+
+
+def test_store_flags_equal_moves_new_to_cur(store, inbox):
+    store.deliver(USER, msg(1))
+    inbox.sync()
+    assert inbox.store_flags([1], set(), "=") == []           # flags unchanged ...
+    assert inbox.entry(1).sub == "cur"                          # ... but no longer new
+    assert names(inbox, "cur") == [inbox.entry(1).base + ":2,"]
+
+
+def test_keywords(store, inbox, tmp_path):
+    store.deliver(USER, msg(1))
+    inbox.sync()
+    letters = inbox.letters_for(["$Label1", "\\Seen", "Work"])
+    assert letters == {"a", "b", "S"}
+    assert inbox.keywords() == ["$Label1", "Work"]
+    assert inbox.letters_for(["work", "$label1"]) == {"a", "b"}     # case-insensitive
+    inbox.store_flags([1], letters, "+")
+    assert inbox.entry(1).flags == "Sab"
+    assert inbox.flag_names("Sab") == ("\\Seen", "$Label1", "Work")
+    assert inbox.letters_for(["New"], create=False) == set()
+    assert inbox.keywords() == ["$Label1", "Work"]
+    other = MailStore(str(tmp_path / "data")).open_folder(USER, "INBOX")
+    assert other.keywords() == ["$Label1", "Work"]
+    assert other.flag_names(other.entry(1).flags) == ("\\Seen", "$Label1", "Work")
+
+
+def test_keyword_slots_are_limited(inbox):
+    for i in range(foldermod.MAX_KEYWORDS):
+        assert inbox.can_add_keywords()
+        assert inbox.letters_for([f"k{i}"]) == {chr(97 + i)}
+    assert not inbox.can_add_keywords()
+    assert inbox.letters_for(["one-too-many"]) == set()
+    assert len(inbox.keywords()) == 26
+
+
+# -- expunge / append / copy --------------------------------------------------------------------
+def test_expunge(store, inbox):
+    for i in range(4):
+        store.deliver(USER, msg(i))
+    inbox.sync()
+    inbox.store_flags([2], {"T"}, "+")
+    mark = inbox.modseq
+    paths_before = {u: inbox.file_path(inbox.entry(u)) for u in inbox.uids}
+    assert inbox.expunge([2, 3, 42]) == [2, 3]
+    assert inbox.uids == [1, 4]
+    assert not os.path.exists(paths_before[2]) and not os.path.exists(paths_before[3])
+    assert inbox.changes_since(mark) == ([2, 3], [])
+    store.deliver(USER, msg(9))
+    inbox.sync()
+    assert inbox.uids == [1, 4, 5]
+
+
+def test_expunge_does_not_hide_a_concurrent_delivery(store, inbox, monkeypatch):
+    """A delivery landing in new/ while an expunge runs must be found by the next sync
+    (deliveries do not take the folder lock)."""
+    store.deliver(USER, msg(1))
+    inbox.sync()
+    real = maildir.fsync_dir
+    state = {"delivered": False}
+
+    def fsync_dir_with_delivery(path):
+        if not state["delivered"]:
+            state["delivered"] = True
+            store.deliver(USER, msg(2))       # another SMTP session, same moment
+        return real(path)
+
+    monkeypatch.setattr(maildir, "fsync_dir", fsync_dir_with_delivery)
+    assert inbox.expunge([1]) == [1]
+    monkeypatch.setattr(maildir, "fsync_dir", real)
+    assert state["delivered"]
+    inbox.sync()
+    assert inbox.uids == [2]
+
+
+def test_append_with_flags_and_date(inbox):
+    wire = msg(7)
+    uid = inbox.append(wire, letters="SF", date=1_600_000_000)
+    assert uid == 1 and inbox.uids == [1]
+    e = inbox.entry(1)
+    assert (e.sub, e.flags, e.date, e.size, e.wsize) == ("cur", "FS", 1_600_000_000, len(wire) - 3, len(wire))
+    assert names(inbox, "cur") == [e.base + ":2,FS"]
+    assert inbox.read_message(1) == wire
+    assert inbox.sync() is False                  # our own change needs no relisting
+    assert inbox.append(msg(8)) == 2
+
+
+def test_copy_to(store, inbox):
+    store.create_folder(USER, "Projects")
+    target = store.open_folder(USER, "Projects")
+    try:
+        for i in range(3):
+            store.deliver(USER, msg(i))
+        inbox.sync()
+        inbox.store_flags([2], {"F"}, "+")
+        target.append(msg(100))
+        assert inbox.copy_to([2, 3, 77], target) == [(2, 2), (3, 3)]
+        assert target.uids == [1, 2, 3]
+        assert target.entry(2).flags == "F"
+        assert target.read_message(3) == msg(2)
+        assert os.stat(inbox.file_path(inbox.entry(2))).st_ino == os.stat(target.file_path(target.entry(2))).st_ino
+        assert inbox.uids == [1, 2, 3]
+        assert os.listdir(os.path.join(target.path, "tmp")) == []
+    finally:
+        store.release_folder(target)
+
+
+# -- change log and notification -------------------------------------------------------------
+def test_changes_since_log_limit(store, inbox, monkeypatch):
+    monkeypatch.setattr(foldermod, "LOG_LIMIT", 5)
+    store.deliver(USER, msg(1))
+    inbox.sync()
+    mark = inbox.modseq
+    for i in range(10):
+        inbox.store_flags([1], {"S"}, "+" if i % 2 == 0 else "-")
+    assert inbox.changes_since(mark) is None
+    recent = inbox.modseq - 2
+    assert inbox.changes_since(recent) == ([], [1, 1])
+
+
+def test_waiters_called_on_every_kind_of_change(store, inbox):
+    calls = []
+    waiter = lambda: calls.append(1)  # noqa: E731
+    inbox.add_waiter(waiter)
+    store.deliver(USER, msg(1))          # notify of an open folder
+    assert len(calls) == 1
+    inbox.sync()                         # new message found
+    assert len(calls) == 2
+    inbox.store_flags([1], {"S"}, "+")
+    assert len(calls) == 3
+    inbox.append(msg(2))
+    assert len(calls) == 4
+    inbox.expunge([1])
+    assert len(calls) == 5
+    assert inbox.sync() is False
+    assert len(calls) == 5               # nothing changed: nobody woken
+    inbox.remove_waiter(waiter)
+    store.deliver(USER, msg(3))
+    inbox.sync()
+    assert len(calls) == 5
+
+
+def test_broken_waiter_does_not_break_delivery(store, inbox, caplog):
+    def broken():
+        raise RuntimeError("boom")
+
+    good = []
+    inbox.add_waiter(broken)
+    inbox.add_waiter(lambda: good.append(1))
+    store.deliver(USER, msg(1))
+    inbox.sync()
+    assert inbox.uids == [1]
+    assert len(good) == 2
+    assert "folder waiter failed" in caplog.text
+
+
+def test_wait_for_change_wakes(store, inbox):
+    woke = threading.Event()
+
+    def idle():
+        wait_for_change(inbox, 30)
+        woke.set()
+
+    t = threading.Thread(target=idle)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not woke.is_set() and time.monotonic() < deadline:
+        store.deliver(USER, msg(1))       # notify() until the waiter has been reached
+        t.join(0.05)
+    t.join(5)
+    assert woke.is_set()
+
+
+def test_wait_for_change_times_out(inbox):
+    wait_for_change(inbox, 0.01)         # returns without a change
+
+
+def test_claim_recent_once(store, inbox):
+    store.deliver(USER, msg(1))
+    store.deliver(USER, msg(2))
+    inbox.sync()
+    assert inbox.claim_recent() == 0     # UIDs above 0 are \Recent for this caller
+    assert inbox.claim_recent() == 2     # and for nobody else
+    store.deliver(USER, msg(3))
+    inbox.sync()
+    assert inbox.claim_recent() == 2

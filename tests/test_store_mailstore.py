@@ -1,0 +1,425 @@
+"""Tests for clevermail.store.mailstore: users, durable delivery, folders, subscriptions,
+UIDs that are never reused, and concurrency (threads and a second process)."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from clevermail.store import (SPECIAL_USE, FolderExists, InvalidName, MailStore, NoSuchFolder,
+                              maildir, uidlist)
+
+USER = "alice@example.test"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def msg(n):
+    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return str(tmp_path / "data")
+
+
+@pytest.fixture
+def store(data):
+    return MailStore(data)
+
+
+def run_child(code, *args, timeout=120):
+    """Run `code` in a fresh interpreter (another process on the same store)."""
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+# -- users ---------------------------------------------------------------------------------
+def test_ensure_user_layout(store, data):
+    root = store.ensure_user("Alice@Example.TEST")
+    assert root == os.path.join(os.path.realpath(data), "mail", "example.test", "alice")
+    for sub in ("tmp", "new", "cur"):
+        assert os.path.isdir(os.path.join(root, sub))
+    for name in SPECIAL_USE:
+        assert os.path.isdir(os.path.join(root, "." + name, "cur"))
+    assert store.list_folders(USER) == ["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"]
+    assert store.subscriptions(USER) == sorted(SPECIAL_USE)
+    assert store.ensure_user(USER) == root
+
+
+def test_remove_user(store):
+    store.deliver(USER, msg(1))
+    root = store.user_root(USER)
+    store.remove_user(USER)
+    assert not os.path.exists(root)
+    store.remove_user(USER)              # twice is fine
+
+
+# -- delivery --------------------------------------------------------------------------------
+def test_deliver_is_durable_before_returning(store, monkeypatch):
+    store.ensure_user(USER)
+    events = []
+    real_fsync, real_link = os.fsync, os.link
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd))
+    monkeypatch.setattr(os, "link", lambda s, d, **kw: events.append(("link", os.path.dirname(d))) or real_link(s, d, **kw))
+    store.deliver(USER, msg(1))
+    root = store.user_root(USER)
+    new = os.listdir(os.path.join(root, "new"))
+    assert len(new) == 1
+    assert [e[0] for e in events] == ["fsync", "link", "fsync"]
+    assert events[0][1] == os.path.join(root, "tmp", new[0])
+    assert events[1][1] == os.path.join(root, "new")
+    assert events[2][1] == os.path.join(root, "new")
+    assert os.listdir(os.path.join(root, "tmp")) == []
+    with open(os.path.join(root, "new", new[0]), "rb") as f:
+        assert f.read() == maildir.to_disk(msg(1))
+    base, flags, size, wsize, date = maildir.parse_name(new[0])
+    assert (size, wsize) == (len(msg(1)) - 3, len(msg(1)))
+
+
+def test_failed_delivery_leaves_nothing(store, monkeypatch):
+    store.ensure_user(USER)
+    root = store.user_root(USER)
+
+    def broken_link(src, dst, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", broken_link)
+    with pytest.raises(OSError):
+        store.deliver(USER, msg(1))
+    for sub in ("tmp", "new", "cur"):
+        assert os.listdir(os.path.join(root, sub)) == []
+
+
+def test_prepare_delivery_writes_once_and_links(store, monkeypatch):
+    users = ["a@example.test", "b@example.test", "c@other.test"]
+    writes = []
+    real = maildir.write_tmp
+    monkeypatch.setattr(maildir, "write_tmp", lambda *a: writes.append(a[0]) or real(*a))
+    pending = store.prepare_delivery(users, msg(5))
+    assert len(writes) == 1
+    for u in users:
+        assert os.listdir(os.path.join(store.user_root(u), "new")) == []
+    pending.commit()
+    inodes = set()
+    for u in users:
+        f = store.open_folder(u, "INBOX")
+        assert f.read_message(f.uids[0]) == msg(5)
+        inodes.add(os.stat(f.file_path(f.entry(f.uids[0]))).st_ino)
+        assert os.listdir(os.path.join(f.path, "tmp")) == []
+        store.release_folder(f)
+    assert len(inodes) == 1
+
+
+def test_prepare_delivery_abort(store):
+    pending = store.prepare_delivery(["a@example.test", "b@example.test"], msg(1))
+    pending.abort()
+    for u in ("a@example.test", "b@example.test"):
+        root = store.user_root(u)
+        assert [os.listdir(os.path.join(root, s)) for s in ("tmp", "new", "cur")] == [[], [], []]
+
+
+# -- shared folders -------------------------------------------------------------------------------
+def test_open_folder_is_shared_even_when_empty(store):
+    a = store.open_folder(USER, "INBOX")
+    b = store.open_folder(USER, "inbox")
+    assert len(a) == 0
+    assert a is b
+    assert a.users == 2
+    store.release_folder(a)
+    store.release_folder(b)
+    c = store.open_folder(USER, "INBOX")       # comes back from the unused cache
+    assert c is a
+    store.release_folder(c)
+
+
+def test_open_missing_folder(store):
+    with pytest.raises(NoSuchFolder):
+        store.open_folder(USER, "Nope")
+    f = store.open_folder("new@example.test", "INBOX")     # INBOX always exists
+    assert len(f) == 0
+    store.release_folder(f)
+
+
+def test_folder_sees_delivery_after_sync_and_waiter_called(store):
+    f = store.open_folder(USER, "INBOX")
+    woken = []
+    f.add_waiter(lambda: woken.append(len(f)))
+    store.deliver(USER, msg(1))
+    assert woken == [0]                  # told at once, before any sync
+    assert f.sync() is True
+    assert f.uids == [1]
+    store.release_folder(f)
+
+
+# -- folders --------------------------------------------------------------------------------------
+def test_create_list_delete(store):
+    store.create_folder(USER, "Projects")
+    store.create_folder(USER, "Projects/2024")
+    store.create_folder(USER, "a.b")
+    store.create_folder(USER, "100%")
+    store.create_folder(USER, "Entwürfe/日本")
+    with pytest.raises(FolderExists):
+        store.create_folder(USER, "Projects")
+    with pytest.raises(FolderExists):
+        store.create_folder(USER, "INBOX")
+    assert store.list_folders(USER) == ["INBOX", "100%", "Archive", "Drafts", "Entwürfe/日本", "Junk",
+                                        "Projects", "Projects/2024", "Sent", "Trash", "a.b"]
+    assert store.folder_exists(USER, "a.b")
+    assert not store.folder_exists(USER, "a")
+    store.delete_folder(USER, "Projects")
+    assert not store.folder_exists(USER, "Projects")
+    assert store.folder_exists(USER, "Projects/2024")          # children stay
+    with pytest.raises(NoSuchFolder):
+        store.delete_folder(USER, "Projects")
+    with pytest.raises(InvalidName):
+        store.delete_folder(USER, "INBOX")
+    root = store.user_root(USER)
+    assert not [d for d in os.listdir(root) if "deleted" in d]
+
+
+def test_delete_folder_with_mail(store):
+    store.create_folder(USER, "Old")
+    f = store.open_folder(USER, "Old")
+    f.append(msg(1))
+    store.release_folder(f)
+    store.delete_folder(USER, "Old")
+    assert "Old" not in store.list_folders(USER)
+    store.create_folder(USER, "Old")
+    g = store.open_folder(USER, "Old")
+    assert len(g) == 0
+    store.release_folder(g)
+
+
+def test_rename_with_children_and_subscriptions(store):
+    store.create_folder(USER, "Work")
+    store.create_folder(USER, "Work/A")
+    store.create_folder(USER, "Work/A/deep")
+    store.create_folder(USER, "Workshop")
+    store.subscribe(USER, "Work")
+    store.subscribe(USER, "Work/A")
+    store.subscribe(USER, "Workshop")
+    f = store.open_folder(USER, "Work/A")
+    f.append(msg(1), letters="S")
+    store.release_folder(f)
+    store.rename_folder(USER, "Work", "Job")
+    names = store.list_folders(USER)
+    assert "Job" in names and "Job/A" in names and "Job/A/deep" in names
+    assert "Work" not in names and "Work/A" not in names
+    assert "Workshop" in names                                   # a prefix, not a child
+    subs = store.subscriptions(USER)
+    assert "Job" in subs and "Job/A" in subs and "Workshop" in subs
+    assert "Work" not in subs and "Work/A" not in subs
+    g = store.open_folder(USER, "Job/A")
+    assert [g.entry(u).flags for u in g.uids] == ["S"]
+    assert g.read_message(g.uids[0]) == msg(1)
+    store.release_folder(g)
+
+
+def test_rename_errors(store):
+    store.create_folder(USER, "A")
+    store.create_folder(USER, "B")
+    with pytest.raises(FolderExists):
+        store.rename_folder(USER, "A", "B")
+    with pytest.raises(FolderExists):
+        store.rename_folder(USER, "A", "INBOX")
+    with pytest.raises(NoSuchFolder):
+        store.rename_folder(USER, "Missing", "C")
+    with pytest.raises(InvalidName):
+        store.rename_folder(USER, "A", "../escape")
+
+
+def test_rename_inbox_moves_messages(store):
+    for i in range(3):
+        store.deliver(USER, msg(i))
+    inbox = store.open_folder(USER, "INBOX")
+    inbox.store_flags([1], {"S"}, "+")
+    store.release_folder(inbox)
+    store.rename_folder(USER, "INBOX", "Old Mail")
+    old = store.open_folder(USER, "Old Mail")
+    assert sorted(old.read_message(u) for u in old.uids) == sorted(msg(i) for i in range(3))
+    assert sorted(old.entry(u).flags for u in old.uids) == ["", "", "S"]
+    store.release_folder(old)
+    inbox = store.open_folder(USER, "INBOX")
+    inbox.sync()
+    assert len(inbox) == 0
+    store.deliver(USER, msg(9))
+    inbox.sync()
+    assert len(inbox) == 1
+    store.release_folder(inbox)
+
+
+def test_subscriptions(store, data):
+    store.subscribe(USER, "Lists/python")
+    store.subscribe(USER, "Lists/python")
+    store.subscribe(USER, "Sent", on=False)
+    assert store.subscriptions(USER) == ["Archive", "Drafts", "Junk", "Trash", "Lists/python"]
+    store.subscribe(USER, "Nope", on=False)
+    assert MailStore(data).subscriptions(USER) == ["Archive", "Drafts", "Junk", "Trash", "Lists/python"]
+    with pytest.raises(InvalidName):
+        store.subscribe(USER, "../x")
+
+
+# -- UIDs are never reused ---------------------------------------------------------------------------
+def test_uids_never_reused_after_expunge_and_restart(store, data):
+    for i in range(5):
+        store.deliver(USER, msg(i))
+    f = store.open_folder(USER, "INBOX")
+    validity = f.uidvalidity
+    assert f.expunge([4, 5]) == [4, 5]
+    store.release_folder(f)
+    again = MailStore(data).open_folder(USER, "INBOX")     # a restarted server
+    assert again.uids == [1, 2, 3]
+    assert again.uidnext == 6
+    assert again.uidvalidity == validity
+    code = ("import sys, json; from clevermail.store import MailStore;"
+            "s = MailStore(sys.argv[1]); s.deliver('alice@example.test', b'Subject: c\\r\\n\\r\\nc\\r\\n');"
+            "f = s.open_folder('alice@example.test', 'INBOX'); print(json.dumps([f.uids, f.uidvalidity]))")
+    uids, child_validity = json.loads(run_child(code, data))
+    assert uids == [1, 2, 3, 6]
+    assert child_validity == validity
+    again.sync()
+    assert again.uids == [1, 2, 3, 6]
+
+
+def test_uids_never_reused_after_compaction(store, data):
+    for i in range(200):
+        store.deliver(USER, msg(i))
+    f = store.open_folder(USER, "INBOX")
+    f.expunge(list(range(1, 191)))
+    f.sync(force=True)                                    # a full scan compacts the uidlist
+    with open(os.path.join(f.path, uidlist.FILENAME)) as fh:
+        lines = fh.read().splitlines()
+    assert len(lines) == 11
+    assert lines[0].split()[:3] == ["CM1", str(f.uidvalidity), "201"]
+    store.deliver(USER, msg(999))
+    f.sync()
+    assert f.uids == list(range(191, 202))
+    store.release_folder(f)
+    fresh = MailStore(data).open_folder(USER, "INBOX")
+    assert fresh.uids == list(range(191, 202))
+    assert fresh.uidnext == 202
+
+
+def test_uidvalidity_per_folder_kept(store, data):
+    store.create_folder(USER, "X")
+    f = store.open_folder(USER, "X")
+    v = f.uidvalidity
+    store.release_folder(f)
+    g = MailStore(data).open_folder(USER, "X")
+    assert g.uidvalidity == v
+
+
+# -- concurrency ---------------------------------------------------------------------------------------
+def test_concurrent_delivery_from_many_threads(store, data, thread_guard):
+    threads_n, per_thread = 16, 50
+    errors = []
+    done = threading.Event()
+    reader = store.open_folder(USER, "INBOX")
+
+    def deliver(t):
+        try:
+            for i in range(per_thread):
+                store.deliver(USER, b"Subject: t%d m%d\r\n\r\nx\r\n" % (t, i))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def syncer():
+        try:
+            while not done.is_set():
+                reader.sync()
+        except Exception as exc:  # pragma: no cover
+            errors.append(exc)
+
+    s = threading.Thread(target=syncer)
+    s.start()
+    workers = [threading.Thread(target=deliver, args=(t,)) for t in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    done.set()
+    s.join(30)
+    assert errors == []
+    reader.sync()
+    total = threads_n * per_thread
+    assert len(reader) == total
+    assert reader.uids == list(range(1, total + 1))
+    subjects = sorted(reader.read_message(u).split(b"\r\n", 1)[0] for u in reader.uids)
+    assert subjects == sorted(b"Subject: t%d m%d" % (t, i) for t in range(threads_n) for i in range(per_thread))
+    store.release_folder(reader)
+    fresh = MailStore(data).open_folder(USER, "INBOX")
+    assert fresh.uids == list(range(1, total + 1))
+    assert {fresh.entry(u).base: u for u in fresh.uids} == {reader.entry(u).base: u for u in reader.uids}
+
+
+CHILD = r"""
+import json, sys
+from clevermail.store import MailStore
+data, n = sys.argv[1], int(sys.argv[2])
+s = MailStore(data)
+f = s.open_folder('alice@example.test', 'INBOX')
+print('ready', flush=True)
+sys.stdin.readline()                  # start together with the parent
+seen = {}
+for i in range(n):
+    s.deliver('alice@example.test', b'Subject: child %d\r\n\r\nc\r\n' % i)
+    f.sync()
+    if i % 10 == 0:
+        f.store_flags(f.uids[-1:], {'S'}, '+')
+    seen.update({f.entry(u).base: u for u in f.uids})
+print(json.dumps(seen))
+"""
+
+
+def test_second_process_delivers_and_syncs_concurrently(store, data):
+    n = 200
+    store.ensure_user(USER)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, data, str(n)], cwd=ROOT, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        f = store.open_folder(USER, "INBOX")
+        assert child.stdout.readline() == "ready\n"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        seen = {}
+        for i in range(n):
+            store.deliver(USER, b"Subject: parent %d\r\n\r\np\r\n" % i)
+            f.sync()
+            seen.update({f.entry(u).base: u for u in f.uids})
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, err
+    child_seen = json.loads(out)
+    f.sync(force=True)
+    final = {f.entry(u).base: u for u in f.uids}
+    assert len(final) == 2 * n                                 # no lost message
+    assert len(set(final.values())) == 2 * n                   # no duplicate UID
+    assert sorted(final.values()) == f.uids
+    subjects = sorted(f.read_message(u).split(b"\r\n", 1)[0] for u in f.uids)
+    assert subjects == sorted([b"Subject: parent %d" % i for i in range(n)] +
+                              [b"Subject: child %d" % i for i in range(n)])
+    # both processes always agreed on every base -> UID
+    for base, uid in list(seen.items()) + list(child_seen.items()):
+        assert final[base] == uid
+    store.release_folder(f)
+    fresh = MailStore(data).open_folder(USER, "INBOX")
+    assert {fresh.entry(u).base: u for u in fresh.uids} == final
+
+
+def test_folder_being_deleted_is_never_listed(store, monkeypatch):
+    from clevermail.store import mailstore
+    store.create_folder(USER, "Doomed")
+    seen = []
+    real = mailstore.shutil.rmtree
+    monkeypatch.setattr(mailstore.shutil, "rmtree",
+                        lambda path, **kw: (seen.append(store.list_folders(USER)), real(path, **kw))[1])
+    store.delete_folder(USER, "Doomed")
+    assert seen == [["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"]]

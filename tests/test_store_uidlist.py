@@ -1,0 +1,161 @@
+"""Tests for clevermail.store.uidlist: UIDVALIDITY, UIDNEXT, base -> UID, compaction."""
+
+import os
+
+import pytest
+
+from clevermail.store import uidlist
+from clevermail.store.uidlist import UidList
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return str(tmp_path)
+
+
+def read(folder):
+    with open(os.path.join(folder, uidlist.FILENAME), encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def test_created_on_first_refresh(folder):
+    u = UidList(folder)
+    u.refresh()
+    assert u.uidvalidity > 0
+    assert u.uidnext == 1
+    assert u.uids == {}
+    assert read(folder) == [f"CM1 {u.uidvalidity} 1"]
+    assert [n for n in os.listdir(folder) if n != uidlist.FILENAME] == []
+
+
+def test_assign_ascending_and_idempotent(folder):
+    u = UidList(folder)
+    assert u.assign(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 3}
+    assert u.assign(["b", "d"]) == {"b": 2, "d": 4}
+    assert u.uidnext == 5
+    assert read(folder)[1:] == ["1 a", "2 b", "3 c", "4 d"]
+
+
+def test_assign_is_fsynced(folder, monkeypatch):
+    u = UidList(folder)
+    u.refresh()
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    u.assign(["x"])
+    assert len(calls) == 1
+    u.assign(["x"])            # nothing new: no write, no fsync
+    assert len(calls) == 1
+
+
+def test_second_instance_reads_and_continues(folder):
+    a, b = UidList(folder), UidList(folder)
+    a.assign(["m1", "m2"])
+    b.refresh()
+    assert b.uids == {"m1": 1, "m2": 2}
+    assert b.uidvalidity == a.uidvalidity
+    assert b.assign(["m3"]) == {"m3": 3}
+    assert a.assign(["m4", "m3"]) == {"m4": 4, "m3": 3}   # a refreshes before assigning
+    c = UidList(folder)
+    c.refresh()
+    assert c.uids == {"m1": 1, "m2": 2, "m3": 3, "m4": 4}
+    assert c.uidnext == 5
+
+
+def test_concurrent_creators_keep_one_validity(folder):
+    a, b = UidList(folder), UidList(folder)
+    a._create()
+    first = read(folder)
+    b._create()                 # loses the race: the existing file stays
+    assert read(folder) == first
+    assert sorted(os.listdir(folder)) == [uidlist.FILENAME]
+
+
+def test_torn_last_line_ignored_until_complete(folder):
+    u = UidList(folder)
+    u.assign(["a"])
+    with open(os.path.join(folder, uidlist.FILENAME), "a") as f:
+        f.write("2 b")          # a writer that has not finished its line
+    v = UidList(folder)
+    v.refresh()
+    assert v.uids == {"a": 1}
+    assert v.uidnext == 2
+    with open(os.path.join(folder, uidlist.FILENAME), "a") as f:
+        f.write("\n")
+    v.refresh()
+    assert v.uids == {"a": 1, "b": 2}
+    assert v.uidnext == 3
+
+
+def test_forget_then_compact_never_reuses(folder):
+    u = UidList(folder)
+    u.assign(["a", "b", "c"])
+    validity = u.uidvalidity
+    u.forget(["c"])
+    u.compact({"a", "b"})
+    assert read(folder) == [f"CM1 {validity} 4 0", "1 a", "2 b"]
+    fresh = UidList(folder)
+    fresh.refresh()
+    assert fresh.uids == {"a": 1, "b": 2}
+    assert fresh.uidnext == 4
+    assert fresh.assign(["d"]) == {"d": 4}
+    # even compacting away everything keeps UIDNEXT
+    fresh.compact(set())
+    again = UidList(folder)
+    assert again.assign(["e"]) == {"e": 5}
+    assert again.uidvalidity == validity
+
+
+def test_compaction_seen_by_other_instance(folder):
+    a, b = UidList(folder), UidList(folder)
+    a.assign(["x", "y"])
+    b.refresh()
+    a.compact({"y"})
+    b.refresh()                 # new inode: re-read from the start
+    assert b.uids == {"y": 2}
+    assert b.assign(["z"]) == {"z": 3}
+
+
+def test_compact_only_when_live_given(folder):
+    u = UidList(folder)
+    u.assign(["a", "b"])
+    u.compact({"a", "b", "not-assigned"})
+    assert u.uids == {"a": 1, "b": 2}
+    assert u.uidnext == 3
+
+
+def test_needs_compaction(folder):
+    u = UidList(folder)
+    u.assign([f"base-{i:06d}-" + "x" * 60 for i in range(100)])
+    assert not u.needs_compaction()           # all live: the file is the right size
+    u.forget([f"base-{i:06d}-" + "x" * 60 for i in range(95)])
+    assert u.needs_compaction()
+    u.compact(set(u.uids))
+    assert not u.needs_compaction()
+    assert u.uidnext == 101
+
+
+def test_claim_recent(folder):
+    u = UidList(folder)
+    assert u.claim_recent() == 0
+    u.assign(["a", "b"])
+    assert u.claim_recent() == 0              # caller gets UIDs > 0 as recent
+    assert u.claim_recent() == 2              # nothing new for the next one
+    other = UidList(folder)
+    assert other.claim_recent() == 2
+    u.assign(["c"])
+    assert other.claim_recent() == 2
+    assert u.claim_recent() == 3
+    u.compact({"a", "b", "c"})
+    again = UidList(folder)
+    again.refresh()
+    assert again.recent_upto == 3
+
+
+def test_header_uidnext_beats_lines(folder):
+    with open(os.path.join(folder, uidlist.FILENAME), "w") as f:
+        f.write("CM1 77 50 0\n3 a\n")
+    u = UidList(folder)
+    u.refresh()
+    assert (u.uidvalidity, u.uidnext, u.uids) == (77, 50, {"a": 3})
+    assert u.assign(["b"]) == {"b": 50}
