@@ -194,21 +194,23 @@ def queue_list(ctx, as_json):
         click.echo(e.describe(now))
 
 
+def _on_entry(ctx, entry_id, action):
+    """Run `action(queue)` for one entry; unknown or damaged entries end with exit 1."""
+    try:
+        return action(_queue(ctx))
+    except (KeyError, FileNotFoundError):
+        click.echo(f"error: no queue entry {entry_id}", err=True)
+    except ValueError as exc:
+        click.echo(f"error: queue entry {entry_id} is damaged: {exc}", err=True)
+    ctx.exit(1)
+
+
 @queue.command("show")
 @click.argument("entry_id")
 @click.pass_context
 def queue_show(ctx, entry_id):
     """Show one entry: envelope, history, message headers."""
-    q = _queue(ctx)
-    try:
-        entry = q.get(entry_id)
-        headers = q.read_headers(entry_id)
-    except (KeyError, FileNotFoundError):
-        click.echo(f"error: no queue entry {entry_id}", err=True)
-        ctx.exit(1)
-    except ValueError as exc:
-        click.echo(f"error: queue entry {entry_id} is damaged: {exc}", err=True)
-        ctx.exit(1)
+    entry, headers = _on_entry(ctx, entry_id, lambda q: (q.get(entry_id), q.read_headers(entry_id)))
     click.echo(entry.describe(history=True))
     click.echo("\n" + headers.decode("utf-8", "replace").rstrip())
 
@@ -218,11 +220,7 @@ def queue_show(ctx, entry_id):
 @click.pass_context
 def queue_flush(ctx, entry_id):
     """Make one entry (or all) due now; the running worker picks them up within a second."""
-    try:
-        n = _queue(ctx).flush(entry_id)
-    except KeyError:
-        click.echo(f"error: no queue entry {entry_id}", err=True)
-        ctx.exit(1)
+    n = _on_entry(ctx, entry_id, lambda q: q.flush(entry_id))
     click.echo(f"{n} entr{'y' if n == 1 else 'ies'} due now")
 
 
@@ -231,11 +229,7 @@ def queue_flush(ctx, entry_id):
 @click.pass_context
 def queue_delete(ctx, entry_id):
     """Delete an entry without delivering or bouncing it."""
-    try:
-        _queue(ctx).delete(entry_id)
-    except KeyError:
-        click.echo(f"error: no queue entry {entry_id}", err=True)
-        ctx.exit(1)
+    _on_entry(ctx, entry_id, lambda q: q.delete(entry_id))
     click.echo(f"deleted {entry_id}")
 
 
@@ -244,11 +238,7 @@ def queue_delete(ctx, entry_id):
 @click.pass_context
 def queue_bounce(ctx, entry_id):
     """Fail an entry now: its undelivered recipients are bounced to the sender."""
-    try:
-        _queue(ctx).mark_bounce(entry_id)
-    except KeyError:
-        click.echo(f"error: no queue entry {entry_id}", err=True)
-        ctx.exit(1)
+    _on_entry(ctx, entry_id, lambda q: q.mark_bounce(entry_id))
     click.echo(f"{entry_id} will be bounced")
 
 

@@ -41,6 +41,8 @@ def redact_command(line):
 
 def setup_logging(level="INFO", log_file=""):
     """Configure the 'clevermail' logger tree for the `start` command."""
+    # Records never print thread or process fields: skip collecting them (hot path).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger("clevermail")
     root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
     for h in list(root.handlers):

@@ -158,6 +158,7 @@ class LineSession(socketserver.BaseRequestHandler):
                 except Exception:
                     self.log.exception("internal error")
                     self.send(self.internal_error_reply())
+                    self.count_error()  # a client that keeps hitting a bug is cut off
         except socket.timeout:
             self.log.info("idle timeout")
             try:

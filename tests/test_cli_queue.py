@@ -137,3 +137,19 @@ def test_unknown_id_is_a_one_line_error(env):
             assert result.exit_code == 1, (command, entry_id)
             assert result.stderr == f"error: no queue entry {entry_id}\n"
             assert result.stdout == ""
+
+
+def test_damaged_envelope_is_reported_and_skipped_by_flush_all(tmp_path, write_config):
+    path = write_config(tmp_path)
+    queue_dir = tmp_path / "data" / "queue"
+    queue_dir.mkdir(parents=True)
+    (queue_dir / "0000000000003cc.json").write_text("{not json")
+    runner = CliRunner()
+    for command in ("show", "flush", "bounce"):
+        result = runner.invoke(main, ["--config", path, "queue", command, "0000000000003cc"])
+        assert result.exit_code == 1, command
+        assert result.stderr.startswith("error: queue entry 0000000000003cc is damaged: ")
+    result = runner.invoke(main, ["--config", path, "queue", "flush"])
+    assert (result.exit_code, result.stdout) == (0, "0 entries due now\n")
+    assert runner.invoke(main, ["--config", path, "queue", "delete", "0000000000003cc"]).exit_code == 0
+    assert not (queue_dir / "0000000000003cc.json").exists()

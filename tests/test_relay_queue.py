@@ -201,3 +201,14 @@ def test_unreadable_envelope_is_skipped_in_list(q):
             q.get(bad)
         q.delete(bad)                            # the operator can still remove it
     assert [p.name for p in q.path.glob("*.json")] == [f"{eid}.json"]
+
+
+def test_flush_all_skips_a_damaged_envelope(q, caplog):
+    eid = q.enqueue("a@here.test", ["b@there.test"], MSG, "Q")
+    q.update(eid, lambda e: setattr(e.recipients[0], "next_attempt", time.time() + 3600))
+    (q.path / "0000000000003cc.json").write_text("{not json")
+    assert q.flush() == 1                        # the good entry is still flushed
+    assert q.get(eid).recipients[0].next_attempt <= time.time()
+    assert "0000000000003cc" in caplog.text
+    with pytest.raises(ValueError):              # named explicitly: the caller says so
+        q.flush("0000000000003cc")

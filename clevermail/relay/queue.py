@@ -294,7 +294,9 @@ class RelayQueue:
         log.info("%s: entry %s deleted from the queue", qid, entry_id)
 
     def flush(self, entry_id: str | None = None) -> int:
-        """Make entries due now; returns how many had something to retry."""
+        """Make entries due now; returns how many had something to retry. KeyError:
+        no such entry; ValueError: that entry's envelope is damaged (flushing all
+        skips damaged ones)."""
         ids = [self._check_id(entry_id)] if entry_id is not None else [i for i, _ in self.scan()]
         now, count = self.clock(), 0
 
@@ -306,7 +308,14 @@ class RelayQueue:
             return bool(e.active())
 
         for eid in ids:
-            entry = self.update(eid, change)
+            try:
+                entry = self.update(eid, change)
+            except ValueError:
+                if entry_id is not None:
+                    raise
+                # One damaged envelope must not stop the flush of all the others.
+                log.error("-: queue entry %s has a damaged envelope, not flushed", eid)
+                continue
             if entry is None and entry_id is not None:
                 raise KeyError(entry_id)
             count += bool(entry is not None and entry.active())

@@ -256,14 +256,8 @@ class SMTPSession(AuthMixin, LineSession):
         if arg:
             raise _err(R.R501_NO_ARGS)
         self.send(R.R354_DATA.wire)
-        # TODO: drop once wire.read_dot_terminated waits for 3 bytes itself: with an
-        # empty buffer it cannot see an empty body's '.\r\n' (the terminator opens it).
-        reader = self.reader
-        while len(reader.buf) < 3:
-            if not reader.fill():
-                raise EOFError("connection closed inside DATA")
         try:
-            body = reader.read_dot_terminated(self.server.limits.message_size)
+            body = self.reader.read_dot_terminated(self.server.limits.message_size)
         except DataTooLarge:
             self.reset_transaction()
             raise _err(R.R552_TOO_BIG) from None
