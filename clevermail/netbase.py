@@ -117,6 +117,12 @@ class LineSession(socketserver.BaseRequestHandler):
                                  self.protocol, self.session_id, self.peer)
         self.connection = self.request
         self.connection.settimeout(self.server.limits.timeout)
+        # Replies often go out as two writes (untagged data, then the status line):
+        # with Nagle on, the second waits for the client's delayed ACK (~40 ms).
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (socketpair in tests)
         self.tls = False
         self.tls_info = None
         self.errors = 0

@@ -29,6 +29,8 @@ log = logging.getLogger("clevermail.service")
 # Each session thread needs little stack; a small one keeps thousands of idle IMAP
 # sessions cheap in address space.
 SESSION_STACK = 512 * 1024
+# How often a listener checks for shutdown: stop() waits up to this per listener.
+POLL_INTERVAL = 0.05
 
 
 class StartupError(Exception):
@@ -143,7 +145,7 @@ class MailService:
             old_stack = None
         try:
             for kind, srv in self.servers:
-                t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2},
+                t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
                                      name=f"clevermail-{kind}-{srv.port}", daemon=True)
                 t.start()
                 self._threads.append(t)
