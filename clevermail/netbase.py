@@ -63,6 +63,7 @@ class MailServer(socketserver.ThreadingTCPServer):
         self._conn_lock = threading.Lock()
         self._per_client = {}
         self.sessions = set()
+        self.closing = False
         super().__init__((host.strip("[]"), address[1]), session_class)
 
     @property
@@ -72,6 +73,8 @@ class MailServer(socketserver.ThreadingTCPServer):
     def admit(self, session):
         """Count a new session in; False when over the total or per-client limit."""
         with self._conn_lock:
+            if self.closing:
+                return False
             count = self._per_client.get(session.peer, 0)
             if len(self.sessions) >= self.limits.connections or count >= self.limits.connections_per_client:
                 return False
@@ -92,6 +95,7 @@ class MailServer(socketserver.ThreadingTCPServer):
     def close_all(self):
         """Shut every live session's socket so its thread ends (server stop)."""
         with self._conn_lock:
+            self.closing = True     # sessions accepted but not yet admitted go away at once
             live = list(self.sessions)
         for session in live:
             session.abort()

@@ -152,8 +152,12 @@ class MailService:
         finally:
             if old_stack is not None:
                 threading.stack_size(old_stack)
-        self.worker.start()
         self.started = True
+        try:
+            self.worker.start()
+        except BaseException:
+            self.stop()
+            raise
         for kind, srv in self.servers:
             log.info("%s listening on %s:%d", kind, srv.server_address[0], srv.port)
         return self

@@ -112,39 +112,38 @@ class Folder:
         mtime = os.stat(path).st_mtime_ns
         return mtime, os.listdir(path)
 
+    def _list_into(self, subs, found, stamps):
+        """base -> (sub, name) for every message file in `subs`; mtimes into stamps."""
+        for sub in subs:
+            stamps[sub], names = self._list(sub)
+            found.update({n.partition(":2,")[0]: (sub, n) for n in names if n[:1] != "."})
+
     def _rescan(self, subs):
         self._uidlist.refresh()
         found = {}
         stamps = {}
-        for sub in subs:
-            stamps[sub], names = self._list(sub)
-            for name in names:
-                if name.startswith("."):
-                    continue
-                found[name.partition(":2,")[0]] = (sub, name)
+        self._list_into(subs, found, stamps)
         scanned = set(subs)
-        missing = [e for e in self.by_base.values() if e.sub in scanned and e.base not in found]
+        by_base = self.by_base
+        missing = [e for e in by_base.values() if e.sub in scanned and e.base not in found]
         if missing:
             # A file moving new/ -> cur/ between the two listings looks expunged; look
             # again at both before believing it (other writers do not take our lock).
-            for sub in SUBDIRS:
-                stamps[sub], names = self._list(sub)
-                for name in names:
-                    if not name.startswith("."):
-                        found[name.partition(":2,")[0]] = (sub, name)
+            self._list_into(SUBDIRS, found, stamps)
             scanned = set(SUBDIRS)
-            missing = [e for e in self.by_base.values() if e.base not in found]
+            missing = [e for e in by_base.values() if e.base not in found]
         changed = False
         for entry in missing:
             self._drop(entry)
             changed = True
         fresh = []
         for base, (sub, name) in found.items():
-            entry = self.by_base.get(base)
-            flags = name.partition(":2,")[2]
+            entry = by_base.get(base)
             if entry is None:
-                fresh.append((base, sub, name, flags))
-            elif entry.sub != sub or entry.flags != flags:
+                fresh.append((name, sub))
+                continue
+            flags = name[len(base) + 3:]
+            if entry.sub != sub or entry.flags != flags:
                 entry.sub, entry.flags = sub, flags  # as named on disk, so filename() finds it
                 self._touch(entry)
                 changed = True
@@ -156,37 +155,45 @@ class Folder:
         if not self._uidlist.uidvalidity:
             self._uidlist.refresh()
         if self._uidlist.needs_compaction() and scanned == set(SUBDIRS):
-            self._uidlist.compact(set(self.by_base))
+            self._uidlist.compact(set(by_base))
         if changed:
             self._wake()
         return changed
 
     def _add_fresh(self, fresh):
-        # Names start with the delivery time, so name order is arrival order: UIDs
-        # follow it without a sort on parsed dates.
+        """Index new files [(name, sub)], giving each a UID.  Names start with the
+        delivery time, so name order is arrival order and UIDs follow it."""
         fresh.sort()
-        parse = maildir.parse_name
-        items = []
-        for base, sub, name, flags in fresh:
-            _, _, size, wsize, date = parse(name)
-            if size is None or wsize is None or date is None:
-                try:
-                    size, wsize, date = self._measure(os.path.join(self.path, sub, name), size, wsize, date)
-                except FileNotFoundError:
-                    continue
-            items.append((base, sub, flags, size, wsize, date))
-        assigned = self._uidlist.assign([it[0] for it in items])
+        match = maildir.FAST_NAME.match
+        rows = []
+        for name, sub in fresh:
+            m = match(name)
+            if m is not None:   # our (and Dovecot's) names: one regex, no syscall
+                date, size, wsize, flags = m.groups()
+                base = name if flags is None else name[:m.start(4) - 3]
+                rows.append((base, sub, flags or "", int(size), int(wsize), int(date)))
+                continue
+            base, flags, size, wsize, date = maildir.parse_name(name)
+            try:
+                size, wsize, date = self._measure(os.path.join(self.path, sub, name), size, wsize, date)
+            except FileNotFoundError:
+                continue
+            rows.append((base, sub, flags, size, wsize, date))
+        assigned = self._uidlist.assign([row[0] for row in rows])
         modseq = self.modseq + 1
-        self.modseq += len(items)
-        for base, sub, flags, size, wsize, date in items:
+        self.modseq += len(rows)
+        by_uid, by_base, uids = self.by_uid, self.by_base, self.uids
+        added = []
+        for base, sub, flags, size, wsize, date in rows:
             uid = assigned[base]
-            entry = Entry(uid, base, sub, flags, size, wsize, date, modseq)
-            self.by_uid[uid] = entry
-            self.by_base[base] = entry
-            if not self.uids or uid > self.uids[-1]:
-                self.uids.append(uid)
-            else:
-                bisect.insort(self.uids, uid)
+            by_uid[uid] = by_base[base] = Entry(uid, base, sub, flags, size, wsize, date, modseq)
+            added.append(uid)
+        added.sort()
+        if not uids or not added or added[0] > uids[-1]:
+            uids.extend(added)
+        else:   # UIDs another process gave out below ours: keep the list sorted
+            for uid in added:
+                bisect.insort(uids, uid)
 
     @staticmethod
     def _measure(path, size, wsize, date):
@@ -451,7 +458,7 @@ class Folder:
             before = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
             maildir.commit_tmp(self.path, tmp, base + ":2," + flags, sub="cur")
             self._own_change("cur", before)
-            self._add_fresh([(base, "cur", base + ":2," + flags, flags)])
+            self._add_fresh([(base + ":2," + flags, "cur")])
             self._wake()
             return self.by_base[base].uid
 
@@ -490,7 +497,7 @@ class Folder:
             fresh = []
             for uid, base, tmp, flags in pairs:
                 maildir.commit_tmp(target.path, tmp, base + ":2," + flags, sub="cur", sync=False)
-                fresh.append((base, "cur", base + ":2," + flags, flags))
+                fresh.append((base + ":2," + flags, "cur"))
             maildir.fsync_dir(os.path.join(target.path, "cur"))
             target._own_change("cur", before)
             target._add_fresh(fresh)

@@ -52,16 +52,16 @@ def new_base(size, wsize, date=None):
 
 
 # Our own names (and Dovecot's) in one regex match; anything else takes the slow path.
-_FAST_NAME = re.compile(r"(\d+)\.[^,:]*,S=(\d+),W=(\d+)(?::2,(.*))?\Z", re.DOTALL)
+FAST_NAME = re.compile(r"(\d+)\.[^,:]*,S=(\d+),W=(\d+)(?::2,(.*))?\Z", re.DOTALL)
 
 
 def parse_name(name):
     """file name -> (base, flags, size, wsize, date); size/wsize/date None when absent."""
-    m = _FAST_NAME.match(name)
+    m = FAST_NAME.match(name)
     if m:
-        flags = m.group(4)
+        date, size, wsize, flags = m.groups()
         base = name if flags is None else name[:m.start(4) - 3]
-        return base, flags or "", int(m.group(2)), int(m.group(3)), int(m.group(1))
+        return base, flags or "", int(size), int(wsize), int(date)
     base, sep, flags = name.partition(":2,")
     if not sep:
         flags = ""
