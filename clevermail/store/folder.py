@@ -514,23 +514,34 @@ class Folder:
 
     # -- index persistence -----------------------------------------------------------
     def snapshot(self):
-        """State for store/index.py: stamps, modseq and rows of the index."""
+        """State for store/index.py: stamps, UIDVALIDITY, the uidlist position, UIDs the
+        uidlist knows beyond the index, and the index as columns."""
         with self.lock:
-            rows = [(e.uid, e.base, e.sub, e.flags, e.size, e.wsize, e.date) for e in
-                    (self.by_uid[u] for u in self.uids)]
-            return dict(self._stamps), self._uidlist.uidvalidity, rows
+            entries = [self.by_uid[u] for u in self.uids]
+            columns = ([e.uid for e in entries], [e.base for e in entries], [e.sub for e in entries],
+                       [e.flags for e in entries], [e.size for e in entries],
+                       [e.wsize for e in entries], [e.date for e in entries])
+            uidlist = self._uidlist
+            extras = {b: u for b, u in uidlist.uids.items() if b not in self.by_base}
+            position = (uidlist.inode, uidlist.offset, uidlist.uidnext, uidlist.recent_upto, extras)
+            return dict(self._stamps), uidlist.uidvalidity, position, columns
 
-    def restore(self, stamps, uidvalidity, rows):
-        """Load a saved index: directories whose mtime still matches need no listing."""
+    def restore(self, stamps, uidvalidity, position, columns):
+        """Load a saved index: directories whose mtime still matches need no listing,
+        and the uidlist is read only past the saved position when it is the same file."""
+        uids, bases, subs, flags, sizes, wsizes, dates = columns
         with self.lock, self.file_lock():
-            self._uidlist.refresh()
-            if uidvalidity != self._uidlist.uidvalidity:
-                return False
-            for uid, base, sub, flags, size, wsize, date in rows:
-                entry = Entry(uid, base, sub, flags, size, wsize, date, 1)
-                self.by_uid[uid] = entry
-                self.by_base[base] = entry
-            self.uids = [r[0] for r in rows]
+            inode, offset, uidnext, recent_upto, extras = position
+            if not self._uidlist.adopt(inode, offset, uidvalidity, uidnext, recent_upto,
+                                       dict(zip(bases, uids), **extras)):
+                self._uidlist.refresh()
+                if uidvalidity != self._uidlist.uidvalidity:
+                    return False
+            by_uid, by_base = self.by_uid, self.by_base
+            for row in zip(uids, bases, subs, flags, sizes, wsizes, dates):
+                entry = Entry(*row, 1)
+                by_uid[row[0]] = by_base[row[1]] = entry
+            self.uids = list(uids)
             self._stamps.update(stamps)
             return True
 

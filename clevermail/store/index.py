@@ -1,9 +1,11 @@
 """The folder index cache `clevermail-index`: lets a restarted server open a large
-folder without listing it.
+folder without listing it or parsing its whole uidlist.
 
-It holds the mtimes of new/ and cur/ at the time of the snapshot, the UIDVALIDITY and
-one row per message (uid, base, sub-directory, flags, sizes, date), marshalled.  It is
-only a cache: the uidlist stays the truth for UIDs, a directory whose mtime no longer
+It holds the mtimes of new/ and cur/ at the time of the snapshot, the UIDVALIDITY, the
+uidlist's inode and read offset (plus the few UIDs it knows beyond the index), and the
+index as columns (uid, base, sub-directory, flags, sizes, date), marshalled.  It is
+only a cache: the uidlist stays the truth for UIDs (a replaced uidlist is read in
+full, an appended one from the saved offset), a directory whose mtime no longer
 matches is re-listed, and a missing or unreadable cache just means a full scan.
 """
 
@@ -11,7 +13,7 @@ import marshal
 import os
 
 FILENAME = "clevermail-index"
-VERSION = 1
+VERSION = 2
 MIN_MESSAGES = 500   # smaller folders list faster than the cache loads
 
 
@@ -19,12 +21,11 @@ def save(folder):
     if getattr(folder, "saved_modseq", None) == folder.modseq:
         return False
     modseq = folder.modseq
-    stamps, uidvalidity, rows = folder.snapshot()
-    if len(rows) < MIN_MESSAGES or None in stamps.values():
+    stamps, uidvalidity, position, columns = folder.snapshot()
+    if len(columns[0]) < MIN_MESSAGES or None in stamps.values():
         return False
     # columns marshal and load faster than a list of tuples
-    columns = tuple(list(col) for col in zip(*rows))
-    data = marshal.dumps((VERSION, stamps, uidvalidity, columns))
+    data = marshal.dumps((VERSION, stamps, uidvalidity, position, columns))
     path = os.path.join(folder.path, FILENAME)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
@@ -38,13 +39,14 @@ def load(folder):
     path = os.path.join(folder.path, FILENAME)
     try:
         with open(path, "rb") as f:
-            version, stamps, uidvalidity, columns = marshal.loads(f.read())
+            version, stamps, uidvalidity, position, columns = marshal.loads(f.read())
     except (OSError, ValueError, EOFError, TypeError):
         return False
     if version != VERSION:
         return False
     # a damaged file can still unmarshal: anything but 7 equal columns is no cache
     if (not isinstance(columns, tuple) or len(columns) != 7 or not isinstance(stamps, dict)
-            or not all(isinstance(c, list) and len(c) == len(columns[0]) for c in columns)):
+            or not all(isinstance(c, list) and len(c) == len(columns[0]) for c in columns)
+            or not isinstance(position, tuple) or len(position) != 5 or not isinstance(position[4], dict)):
         return False
-    return folder.restore(stamps, uidvalidity, list(zip(*columns)))
+    return folder.restore(stamps, uidvalidity, position, columns)

@@ -47,6 +47,30 @@ class UidList:
             pass
         os.unlink(tmp)
 
+    @property
+    def inode(self):
+        return self._ino
+
+    @property
+    def offset(self):
+        return self._offset
+
+    def adopt(self, inode, offset, uidvalidity, uidnext, recent_upto, uids):
+        """Take state saved by the index cache instead of parsing the whole file, when the
+        file is still the one it was read from (same inode, not shorter); then read
+        what was appended since.  False when the file changed under it."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        if st.st_ino != inode or st.st_size < offset or not uidvalidity:
+            return False
+        self._ino, self._offset = inode, offset
+        self.uidvalidity, self.uidnext, self.recent_upto = uidvalidity, uidnext, recent_upto
+        self.uids = uids
+        self.refresh()
+        return True
+
     def refresh(self):
         """Read what other writers appended (or the whole file after a compaction)."""
         try:
