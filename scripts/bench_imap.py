@@ -20,7 +20,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 from clevermail.accounts import AccountStore  # noqa: E402
 from clevermail.store import maildir  # noqa: E402
@@ -93,8 +94,9 @@ class Client:
 
 
 def start_server(cfg):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "clevermail", "--config", cfg, "start"],
-                            stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(cfg))
+                            stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(cfg), env=env)
     deadline = time.time() + 60
     while time.time() < deadline:
         line = proc.stderr.readline()
@@ -149,7 +151,7 @@ def bench_size(workdir, n):
         picks = random.Random(1).sample(range(1, n + 1), min(100, n))
         t, size = c.cmd("FETCH " + ",".join(map(str, sorted(picks))) + " BODY.PEEK[]")
         print(f"FETCH 100 BODY.PEEK[]       {ms(t)}  ({size / 1e3:.0f} kB)")
-        c.cmd("LOGOUT") if False else c.close()
+        c.close()
         c = Client(port)
         t0 = time.perf_counter()
         c.cmd(f"LOGIN {user} secret")

@@ -16,6 +16,7 @@ CleverMail processes.  `cond` is notified on every change; every change bumps
 
 import bisect
 import collections
+import heapq
 import errno
 import fcntl
 import logging
@@ -120,6 +121,8 @@ class Folder:
 
     def _rescan(self, subs):
         self._uidlist.refresh()
+        if not self.by_base:
+            return self._first_scan()
         found = {}
         stamps = {}
         self._list_into(subs, found, stamps)
@@ -136,18 +139,18 @@ class Folder:
         for entry in missing:
             self._drop(entry)
             changed = True
-        fresh = []
+        fresh = {"new": [], "cur": []}
         for base, (sub, name) in found.items():
             entry = by_base.get(base)
             if entry is None:
-                fresh.append((name, sub))
+                fresh[sub].append(name)
                 continue
             flags = name[len(base) + 3:]
             if entry.sub != sub or entry.flags != flags:
                 entry.sub, entry.flags = sub, flags  # as named on disk, so filename() finds it
                 self._touch(entry)
                 changed = True
-        if fresh:
+        if fresh["new"] or fresh["cur"]:
             self._add_fresh(fresh)
             changed = True
         for sub, mtime in stamps.items():
@@ -160,25 +163,45 @@ class Folder:
             self._wake()
         return changed
 
+    def _first_scan(self):
+        """Index an empty index's folder: no comparison with what we knew, just list."""
+        fresh = {}
+        for sub in SUBDIRS:
+            self._stamps[sub], names = self._list(sub)
+            fresh[sub] = [n for n in names if n[:1] != "."]
+        if fresh["new"] or fresh["cur"]:
+            self._add_fresh(fresh)
+            self._wake()
+            return True
+        return False
+
     def _add_fresh(self, fresh):
-        """Index new files [(name, sub)], giving each a UID.  Names start with the
-        delivery time, so name order is arrival order and UIDs follow it."""
-        fresh.sort()
+        """Index new files {sub: [names]}, giving each a UID.  Names start with the
+        delivery time, so name order is arrival order and UIDs follow it (the two
+        sorted directory lists are merged: strings sort much faster than pairs)."""
+        new_names = fresh.get("new", [])
+        in_new = set(new_names)
+        new_names.sort()
+        cur_names = sorted(fresh.get("cur", []))
         match = maildir.FAST_NAME.match
-        rows = []
-        for name, sub in fresh:
+        # keyed by base: a file moved new/ -> cur/ between two listings shows up in
+        # both; the later (cur/) name wins and it is indexed once
+        rows = {}
+        for name in heapq.merge(cur_names, new_names) if new_names and cur_names else (cur_names or new_names):
+            sub = "new" if name in in_new else "cur"
             m = match(name)
             if m is not None:   # our (and Dovecot's) names: one regex, no syscall
                 date, size, wsize, flags = m.groups()
                 base = name if flags is None else name[:m.start(4) - 3]
-                rows.append((base, sub, flags or "", int(size), int(wsize), int(date)))
+                rows[base] = (base, sub, flags or "", int(size), int(wsize), int(date))
                 continue
             base, flags, size, wsize, date = maildir.parse_name(name)
             try:
                 size, wsize, date = self._measure(os.path.join(self.path, sub, name), size, wsize, date)
             except FileNotFoundError:
                 continue
-            rows.append((base, sub, flags, size, wsize, date))
+            rows[base] = (base, sub, flags, size, wsize, date)
+        rows = list(rows.values())
         assigned = self._uidlist.assign([row[0] for row in rows])
         modseq = self.modseq + 1
         self.modseq += len(rows)
@@ -458,7 +481,7 @@ class Folder:
             before = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
             maildir.commit_tmp(self.path, tmp, base + ":2," + flags, sub="cur")
             self._own_change("cur", before)
-            self._add_fresh([(base + ":2," + flags, "cur")])
+            self._add_fresh({"cur": [base + ":2," + flags]})
             self._wake()
             return self.by_base[base].uid
 
@@ -494,10 +517,10 @@ class Folder:
         result = []
         with target.lock, target.file_lock():
             before = os.stat(os.path.join(target.path, "cur")).st_mtime_ns
-            fresh = []
+            fresh = {"cur": []}
             for uid, base, tmp, flags in pairs:
                 maildir.commit_tmp(target.path, tmp, base + ":2," + flags, sub="cur", sync=False)
-                fresh.append((base + ":2," + flags, "cur"))
+                fresh["cur"].append(base + ":2," + flags)
             maildir.fsync_dir(os.path.join(target.path, "cur"))
             target._own_change("cur", before)
             target._add_fresh(fresh)

@@ -1,0 +1,124 @@
+"""Helpers for the interop tests (tests/test_interop.py): real Debian mail clients
+(swaks, fetchmail, mbsync, offlineimap) run as subprocesses against a real
+clevermail.service.MailService on 127.0.0.1 port 0 in tmp_path.
+
+- tls_files(folder): a trustme CA and a certificate for 127.0.0.1/localhost written as
+  PEM files (cert, key, ca); skips when trustme is missing.
+- Server: starts MailService with SMTP, POP3 and IMAP listeners (plain with
+  STARTTLS/STLS, and the implicit-TLS ones) and alice/bob accounts; `stop()`.
+- run(argv, home, ...): one client run with HOME=home, a bounded timeout, and the
+  output kept for the assertion message; skips when the binary is not installed.
+"""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from clevermail.service import MailService
+from conftest import make_config
+from imap_helpers import ALICE, BOB, PASSWORD, make_accounts
+
+__all__ = ["ALICE", "BOB", "PASSWORD", "Server", "need", "run", "tls_files"]
+
+TIMEOUT = 30      # seconds for one client run
+
+
+def need(binary):
+    """The path of a client binary, or skip the test saying which one is missing."""
+    path = shutil.which(binary)
+    if path is None:
+        pytest.skip(f"{binary} is not installed (apt-get install it to run this interop test)")
+    return path
+
+
+def tls_files(folder):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    # fetchmail (sslcertck) insists on a subject CN besides the SAN entries.
+    cert = ca.issue_cert("127.0.0.1", "localhost", common_name="localhost")
+    cert_path, key_path, ca_path = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
+    cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(key_path))
+    ca.cert_pem.write_to_path(str(ca_path))
+    return str(cert_path), str(key_path), str(ca_path)
+
+
+class Server:
+    """A running MailService with every listener on 127.0.0.1:0 and TLS."""
+
+    def __init__(self, tmp_path, cert, key, **sections):
+        local = ["127.0.0.1:0"]
+        base = dict(
+            tls={"certificate": cert, "key": key},
+            smtp={"listen": local, "submission_listen": local, "submissions_listen": local},
+            pop3={"listen": local, "tls_listen": local},
+            imap={"listen": local, "tls_listen": local},
+            limits={"auth_failure_delay": 0, "smtp_timeout": 30, "pop3_timeout": 30,
+                    "imap_timeout": 30},
+        )
+        for section, values in sections.items():
+            base.setdefault(section, {}).update(values)
+        conf = make_config(tmp_path, **base)
+        make_accounts(conf["server"]["users_file"])
+        self.data_dir = conf["server"]["data_dir"]
+        self.service = MailService(conf).start()
+        self.store = self.service.store
+
+    def port(self, kind):
+        return self.service.port(kind)
+
+    def stop(self):
+        self.service.stop()
+
+    def maildir(self, address, folder="INBOX"):
+        local, domain = address.split("@")
+        root = os.path.join(self.data_dir, "mail", domain, local)
+        return root if folder == "INBOX" else os.path.join(root, "." + folder)
+
+    def messages(self, address, folder="INBOX"):
+        """{file name: bytes} of every message file in a folder (new/ and cur/)."""
+        out = {}
+        root = self.maildir(address, folder)
+        for sub in ("new", "cur"):
+            d = os.path.join(root, sub)
+            if os.path.isdir(d):
+                for name in sorted(os.listdir(d)):
+                    with open(os.path.join(d, name), "rb") as f:
+                        out[f"{sub}/{name}"] = f.read()
+        return out
+
+
+class Result:
+    def __init__(self, argv, proc):
+        self.argv, self.returncode = argv, proc.returncode
+        self.stdout = proc.stdout.decode("utf-8", "replace")
+        self.stderr = proc.stderr.decode("utf-8", "replace")
+
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+    def __str__(self):
+        return (f"$ {' '.join(self.argv)}\nexit {self.returncode}\n"
+                f"--- stdout ---\n{self.stdout[-6000:]}\n--- stderr ---\n{self.stderr[-6000:]}")
+
+
+def run(argv, home, *, stdin=None, timeout=TIMEOUT, check=True, env=None):
+    """Run one client with HOME=home (so no user config leaks in) and a timeout."""
+    need(argv[0])
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+                "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+    full_env.update(env or {})
+    try:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout,
+                              env=full_env, cwd=str(home))
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode("utf-8", "replace")[-4000:]
+        err = (exc.stderr or b"").decode("utf-8", "replace")[-4000:]
+        pytest.fail(f"{argv[0]} timed out after {timeout}s\n{out}\n{err}")
+    result = Result(argv, proc)
+    if check:
+        assert result.returncode == 0, str(result)
+    return result
