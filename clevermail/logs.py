@@ -43,6 +43,9 @@ def setup_logging(level="INFO", log_file=""):
     """Configure the 'clevermail' logger tree for the `start` command."""
     # Records never print thread or process fields: skip collecting them (hot path).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # ...nor the caller's file and line: finding them walks the stack on every record
+    # (the logging HOWTO's "Optimization" section documents this switch).
+    logging._srcfile = None
     root = logging.getLogger("clevermail")
     root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
     for h in list(root.handlers):

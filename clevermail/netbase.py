@@ -12,6 +12,7 @@ supplies greet(), handle_line(), and the replies for busy/timeout/internal error
 """
 
 import ipaddress
+import itertools
 import logging
 import secrets
 import socket
@@ -104,6 +105,16 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.log.exception("unhandled error in session from %s", client_address[0])
 
 
+_SESSION_PREFIX = secrets.token_hex(2)
+_session_counter = itertools.count(1)
+
+
+def next_session_id():
+    """Short unique session id: a per-process random prefix and a counter (no syscall
+    per connection, and ids from two runs do not collide in a shared log)."""
+    return f"{_SESSION_PREFIX}{next(_session_counter):x}"
+
+
 class SessionClosed(Exception):
     """Raised inside a session to end it after its last reply was sent."""
 
@@ -115,7 +126,7 @@ class LineSession(socketserver.BaseRequestHandler):
     # -- lifecycle -----------------------------------------------------------
     def setup(self):
         self.thread = threading.current_thread()
-        self.session_id = secrets.token_hex(3)
+        self.session_id = next_session_id()
         self.peer = self.client_address[0]
         self.log = SessionLogger(logging.getLogger(f"clevermail.{self.protocol}"),
                                  self.protocol, self.session_id, self.peer)

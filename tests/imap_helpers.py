@@ -1,52 +1,22 @@
 """Helpers for IMAP tests: accounts, a fake server for socketpair sessions, a raw client.
 
-An IMAPSession runs in a thread on one end of socket.socketpair(); the test talks to
-the other end with Client, whose `expect` sends one tagged command and checks the
-exact tagged status and response code.  FakeServer has just what LineSession and
-IMAPSession use of a MailServer (handler, limits, options, TLS context, hostname,
-throttle, admit/release); its handler is a real IMAPFileHandler over a real MailStore
-and AccountStore in the test's tmp_path.
+An IMAPSession runs in a thread on one end of socket.socketpair() (fakes.run_session);
+the test talks to the other end with Client, whose `expect` sends one tagged command
+and checks the exact tagged status and response code.  FakeServer is fakes.FakeServer
+for IMAP (1 MiB message_size); its handler is a real IMAPFileHandler over a real
+MailStore and AccountStore in the test's tmp_path.  The accounts come from fakes.
 """
 
-import base64
-import hashlib
 import itertools
 import re
-import socket
-import threading
 
-from clevermail.accounts import AccountStore, verify_password
+import fakes
 from clevermail.imap.handler import IMAPFileHandler
 from clevermail.imap.session import IMAPSession
-from clevermail.netbase import Limits
 from clevermail.store import MailStore
+from fakes import ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, make_accounts, password_hash  # noqa: F401
 
-DOMAIN = "example.test"
-ALICE = f"alice@{DOMAIN}"
-BOB = f"bob@{DOMAIN}"
-PASSWORD = "s3cret pass"
-HOSTNAME = "mail.example.test"
-_HASH = None
 _LITERAL_END = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
-
-
-def password_hash():
-    """One scrypt hash shared by every test account.  The parameters travel inside the
-    hash string, so a cheap N keeps each login (one verification) fast in tests."""
-    global _HASH
-    if _HASH is None:
-        salt = b"imap-test-salt!!"
-        digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=16, r=8, p=1, dklen=32)
-        _HASH = f"scrypt$16$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-        assert verify_password(PASSWORD, _HASH)
-    return _HASH
-
-
-def make_accounts(path, users=(ALICE, BOB), failure_delay=0):
-    with open(path, "w", encoding="utf-8") as f:
-        for user in users:
-            f.write(f"[{user}]\npassword = {password_hash()}\n")
-    return AccountStore(path, [DOMAIN], failure_delay=failure_delay)
 
 
 def make_handler(tmp_path, failure_delay=0):
@@ -68,27 +38,9 @@ def deliver(store, n, address=ALICE, start=1):
         store.deliver(address, message(i))
 
 
-class FakeServer:
-    def __init__(self, handler, *, ssl_context=None, options=None, throttle=None,
-                 timeout=10.0, errors_per_session=20, message_size=1 << 20,
-                 hostname=HOSTNAME):
-        self.handler = handler
-        self.protocol = "imap"
-        self.hostname = hostname
-        self.limits = Limits(timeout=timeout, errors_per_session=errors_per_session,
-                             auth_failure_delay=0, message_size=message_size)
-        self.ssl_context = ssl_context
-        self.implicit_tls = False
-        self.throttle = throttle
-        self.options = dict(options or {})
-        self.sessions = set()
-
-    def admit(self, session):
-        self.sessions.add(session)
-        return True
-
-    def release(self, session):
-        self.sessions.discard(session)
+class FakeServer(fakes.FakeServer):
+    protocol = "imap"
+    limit_defaults = {**fakes.FakeServer.limit_defaults, "message_size": 1 << 20}
 
 
 class Reply:
@@ -106,26 +58,12 @@ class Reply:
         return f"Reply({self.untagged!r}, {self.tagged!r})"
 
 
-class Client:
+class Client(fakes.LineClient):
     """The test's end of the socketpair: tagged commands, exact replies."""
 
     def __init__(self, sock, thread):
-        self.sock = sock
-        self.thread = thread
-        self.file = sock.makefile("rb")
+        super().__init__(sock, thread)
         self.tags = (f"a{i}" for i in itertools.count(1))
-
-    # -- raw ------------------------------------------------------------------------
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def raw_line(self):
-        """One line as bytes with CRLF (b'' at EOF)."""
-        raw = self.file.readline()
-        assert raw == b"" or raw.endswith(b"\r\n"), raw
-        return raw
 
     def line(self):
         """One response line, literals read and inlined, without the final CRLF; '' at EOF."""
@@ -163,31 +101,11 @@ class Client:
         check(reply, status, code, reply_text)
         return reply
 
-    def starttls(self, ctx, hostname=HOSTNAME):
-        self.file.close()
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=hostname)
-        self.file = self.sock.makefile("rb")
-
     def login(self, user=ALICE, password=PASSWORD):
         return self.expect(f'LOGIN "{user}" "{password}"', "OK")
 
     def select(self, name="INBOX"):
         return self.expect(f'SELECT "{name}"', "OK", "READ-WRITE")
-
-    def close(self):
-        try:
-            self.file.close()
-            self.sock.close()
-        except OSError:
-            pass
-
-    def wait_closed(self, timeout=10):
-        self.thread.join(timeout)
-        assert not self.thread.is_alive()
-
-    def at_eof(self):
-        """True when the server closed the connection (nothing more to read)."""
-        return self.file.readline() == b""
 
 
 def check(reply, status, code=None, reply_text=None):
@@ -206,9 +124,4 @@ def check(reply, status, code=None, reply_text=None):
 
 def start_session(server, peer="127.0.0.1"):
     """An IMAPSession for `server` in a thread; returns the Client (greeting unread)."""
-    ours, theirs = socket.socketpair()
-    ours.settimeout(10)   # a hung session fails the test instead of hanging it
-    thread = threading.Thread(target=IMAPSession, args=(theirs, (peer, 40000), server),
-                              daemon=True)
-    thread.start()
-    return Client(ours, thread)
+    return fakes.run_session(IMAPSession, server, Client, peer)

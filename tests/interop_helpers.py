@@ -49,6 +49,7 @@ class Server:
     """A running MailService with every listener on 127.0.0.1:0 and TLS."""
 
     def __init__(self, tmp_path, cert, key, **sections):
+        tmp_path.mkdir(parents=True, exist_ok=True)
         local = ["127.0.0.1:0"]
         base = dict(
             tls={"certificate": cert, "key": key},
@@ -122,3 +123,128 @@ def run(argv, home, *, stdin=None, timeout=TIMEOUT, check=True, env=None):
     if check:
         assert result.returncode == 0, str(result)
     return result
+
+
+# -- messages ------------------------------------------------------------------------------
+def strip_trace(data):
+    """(trace, rest): the leading Return-Path/Received fields (ours and fetchmail's)
+    split from the message that follows them.  Works on LF or CRLF data."""
+    lines = data.splitlines(keepends=True)
+    i = 0
+    while i < len(lines) and lines[i].split(b":", 1)[0].lower() in (b"return-path", b"received"):
+        i += 1
+        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+            i += 1
+    return b"".join(lines[:i]), b"".join(lines[i:])
+
+
+def subject(data):
+    for line in data.splitlines():
+        if not line.strip():
+            break
+        if line.lower().startswith(b"subject:"):
+            return line.split(b":", 1)[1].strip().decode()
+    return None
+
+
+def lf(data):
+    return data.replace(b"\r\n", b"\n")
+
+
+def local_maildir(path):
+    """{subject: (flags, bytes, file path)} of a client's local Maildir folder."""
+    out = {}
+    for sub in ("new", "cur"):
+        d = os.path.join(path, sub)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+            full = os.path.join(d, name)
+            with open(full, "rb") as f:
+                data = f.read()
+            flags = name.partition(":2,")[2]
+            out[subject(data)] = (flags, data, full)
+    return out
+
+
+def set_local_flags(path, flags):
+    """Rename a local Maildir message to carry `flags` (moved to cur/, base kept)."""
+    folder, name = os.path.split(os.path.dirname(path))[0], os.path.basename(path)
+    target = os.path.join(folder, "cur", name.partition(":2,")[0] + ":2," + flags)
+    os.rename(path, target)
+    return target
+
+
+def make_local_folder(root, name, messages):
+    """A new Maildir folder under `root` with (file name, bytes) messages in new/."""
+    path = os.path.join(root, name)
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    for fname, data in messages:
+        with open(os.path.join(path, "new", fname), "wb") as f:
+            f.write(data)
+    return path
+
+
+# -- IMAP through imaplib (seeding and checking the server side) -----------------------------
+class IMAP:
+    """A small imaplib wrapper logged in as `user` on the plain IMAP port."""
+
+    def __init__(self, port, user=ALICE, password=PASSWORD):
+        import imaplib
+        self.c = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+        assert self.c.login(user, password)[0] == "OK"
+
+    def close(self):
+        try:
+            self.c.logout()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def quote(name):
+        return '"' + name + '"'
+
+    def create(self, name):
+        typ, data = self.c.create(self.quote(name))
+        assert typ == "OK", data
+
+    def append(self, folder, wire, flags=""):
+        typ, data = self.c.append(self.quote(folder), f"({flags})" if flags else None, None, wire)
+        assert typ == "OK", data
+
+    def folders(self):
+        typ, data = self.c.list()
+        assert typ == "OK", data
+        return {line.rsplit(b' "/" ', 1)[1].strip(b'"').decode() for line in data}
+
+    def messages(self, folder):
+        """{subject: (set of flags, wire bytes, uid)} read with EXAMINE (changes nothing)."""
+        typ, data = self.c.select(self.quote(folder), readonly=True)
+        assert typ == "OK", data
+        out = {}
+        if int(data[0]) == 0:
+            return out
+        typ, data = self.c.fetch("1:*", "(UID FLAGS BODY.PEEK[])")
+        assert typ == "OK", data
+        import imaplib
+        for item in data:
+            if isinstance(item, tuple):
+                flags = {f.decode() for f in imaplib.ParseFlags(item[0])} - {"\\Recent"}
+                uid = int(item[0].split(b"UID ", 1)[1].split()[0].rstrip(b")"))
+                out[subject(item[1])] = (flags, item[1], uid)
+        return out
+
+    def uid_store(self, folder, uid, op, flags):
+        assert self.c.select(self.quote(folder))[0] == "OK"
+        typ, data = self.c.uid("STORE", str(uid), op, f"({flags})")
+        assert typ == "OK", data
+
+    def uid_expunge(self, folder, uid):
+        self.uid_store(folder, uid, "+FLAGS", "\\Deleted")
+        typ, data = self.c.expunge()
+        assert typ == "OK", data

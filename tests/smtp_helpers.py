@@ -1,13 +1,12 @@
-"""Helpers for the SMTP tests: a fake server object for socketpair sessions, a tiny
-line client with `expect`, and an Env (store, accounts, queue, handler in tmp_path)."""
+"""Helpers for the SMTP tests: fakes.FakeServer for SMTP, a tiny line client with
+`expect` for fakes.run_session, and an Env (store, accounts, queue, handler in
+tmp_path; env.connect starts greeted sessions, env.connect.end() closes them)."""
 
 import base64
 import os
-import socket
-import threading
 
+import fakes
 from clevermail.accounts import AccountStore, AuthThrottle
-from clevermail.netbase import Limits
 from clevermail.relay.queue import RelayQueue
 from clevermail.smtp.handler import SMTPFileHandler
 from clevermail.smtp.session import SMTPSession
@@ -17,46 +16,26 @@ DOMAIN = "example.test"
 USERS = {"alice@example.test": "alice-pw", "bob@example.test": "bob-pw"}
 
 
-class FakeServer:
-    """What SMTPSession needs of its MailServer, without a listening socket."""
+class FakeServer(fakes.FakeServer):
+    """fakes.FakeServer for SMTP: mode 'mx' or 'submission', an AuthThrottle by default."""
 
     protocol = "smtp"
-    implicit_tls = False
+    hostname = "mx.example.test"
 
-    def __init__(self, handler, *, mode="mx", limits=None, options=None, ssl_context=None,
-                 hostname="mx.example.test", throttle=None, admit=True):
-        self.handler = handler
+    def __init__(self, handler, *, mode="mx", **kw):
+        super().__init__(handler, **kw)
         self.mode = mode
-        self.limits = limits or Limits(timeout=10.0, auth_failure_delay=0)
-        self.options = dict(options or {})
-        self.ssl_context = ssl_context
-        self.hostname = hostname
-        self.throttle = throttle if throttle is not None else AuthThrottle(limit=5, window=60)
-        self._admit = admit
-        self.sessions = set()
 
-    def admit(self, session):
-        if self._admit:
-            self.sessions.add(session)
-        return self._admit
-
-    def release(self, session):
-        self.sessions.discard(session)
+    def default_throttle(self):
+        return AuthThrottle(limit=5, window=60)
 
 
-class Client:
+class Client(fakes.SocketClient):
     """The client end of a socketpair: raw bytes out, whole replies in."""
 
     def __init__(self, sock, thread):
-        self.sock = sock
-        self.thread = thread
+        super().__init__(sock, thread)
         self.buf = b""
-        sock.settimeout(10)
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        self.sock.sendall(data)
 
     def _line(self):
         while b"\n" not in self.buf:
@@ -100,14 +79,9 @@ class Client:
         self.thread.join(5)
 
 
-def start_session(server, peer="127.0.0.1", greet=True):
-    ours, theirs = socket.socketpair()
-    thread = threading.Thread(target=SMTPSession, args=(ours, (peer, 40000), server), daemon=True)
-    thread.start()
-    client = Client(theirs, thread)
-    if greet:
-        client.expect(220)
-    return client
+def start_session(server, peer="127.0.0.1"):
+    """An SMTPSession for `server` in a thread; returns the Client (greeting unread)."""
+    return fakes.run_session(SMTPSession, server, Client, peer)
 
 
 def b64(text):
@@ -148,15 +122,10 @@ class Env:
         self.accounts = AccountStore(users_file, [DOMAIN, "other.test"], failure_delay=0)
         self.queue = RelayQueue(os.path.join(data_dir, "queue"))
         self.handler = SMTPFileHandler(self.store, self.accounts, self.queue, hostname="mx.example.test")
-        self.clients = []
+        self.connect = fakes.Sessions(self.server, start_session, lambda client: client.expect(220))
 
     def server(self, **kw):
         return FakeServer(self.handler, **kw)
-
-    def connect(self, server=None, **kw):
-        client = start_session(server or self.server(), **kw)
-        self.clients.append(client)
-        return client
 
     def inbox(self, address):
         return inbox(self.data_dir, address)

@@ -3,14 +3,15 @@ run over socket.socketpair() with raw command lines and exact tagged replies."""
 
 import base64
 import os
-import ssl
 import time
 import types
+from functools import partial
 
 import pytest
 
 from clevermail import accounts as accounts_module
 from clevermail.accounts import AuthThrottle
+from fakes import Sessions, tls_contexts
 from imap_helpers import (ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, FakeServer, check,
                           deliver, make_handler, message, start_session)
 
@@ -41,24 +42,16 @@ def store(handler):
     return handler.store
 
 
+def read_greeting(client):
+    client.greeting = client.line()
+    assert client.greeting.startswith("* OK [CAPABILITY "), client.greeting
+
+
 @pytest.fixture
 def open_session(handler):
-    clients = []
-
-    def start(peer="127.0.0.1", greet=True, **server_kw):
-        server = server_kw.pop("server", None) or FakeServer(handler, **server_kw)
-        client = start_session(server, peer)
-        clients.append(client)
-        if greet:
-            client.greeting = client.line()
-            assert client.greeting.startswith("* OK [CAPABILITY "), client.greeting
-        return client
-
-    yield start
-    for client in clients:
-        client.close()
-    for client in clients:
-        client.wait_closed()
+    sessions = Sessions(partial(FakeServer, handler), start_session, read_greeting)
+    yield sessions
+    sessions.end()
 
 
 @pytest.fixture
@@ -397,14 +390,7 @@ def test_authenticate_bad_input(open_session):
 # -- STARTTLS --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tls_pair():
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert(HOSTNAME)
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
-    return server_ctx, client_ctx
+    return tls_contexts(HOSTNAME)
 
 
 def test_starttls_then_login_on_non_loopback(open_session, tls_pair):

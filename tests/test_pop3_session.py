@@ -4,12 +4,13 @@ import base64
 import fcntl
 import logging
 import os
-import ssl
+from functools import partial
 
 import pytest
 
 from clevermail.accounts import AuthThrottle
 from clevermail.pop3 import handler as pop3_handler
+from fakes import Sessions, tls_contexts
 from pop3_helpers import (ALICE, BOB, PASSWORD, FakeServer, make_handler, message,
                           start_session)
 
@@ -28,23 +29,15 @@ def store(handler):
     return handler.store
 
 
+def read_greeting(client):
+    assert client.line().decode() == GREETING
+
+
 @pytest.fixture
 def open_session(handler):
-    clients = []
-
-    def start(peer="127.0.0.1", greet=True, **server_kw):
-        server = server_kw.pop("server", None) or FakeServer(handler, **server_kw)
-        client = start_session(server, peer)
-        clients.append(client)
-        if greet:
-            assert client.line().decode() == GREETING
-        return client
-
-    yield start
-    for client in clients:
-        client.close()
-    for client in clients:
-        client.wait_closed()
+    sessions = Sessions(partial(FakeServer, handler), start_session, read_greeting)
+    yield sessions
+    sessions.end()
 
 
 def deliver(store, n, address=ALICE, body=None):
@@ -211,14 +204,7 @@ def test_secrets_never_logged(open_session, caplog):
 
 @pytest.fixture(scope="module")
 def tls_pair():
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("mail.example.test")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
-    return server_ctx, client_ctx
+    return tls_contexts("mail.example.test")
 
 
 def test_stls(open_session, tls_pair, store):
@@ -472,7 +458,7 @@ def test_line_too_long(open_session):
 
 
 def test_busy(open_session):
-    c = open_session(greet=False, full=True)
+    c = open_session(greet=False, admit=False)
     assert c.line() == b"-ERR [SYS/TEMP] too many connections, try again later"
     assert c.line() == b""
 

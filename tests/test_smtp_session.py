@@ -2,13 +2,12 @@
 injection, limits, AUTH and throttling, all-or-nothing delivery."""
 
 import logging
-import ssl
 
 import pytest
-import trustme
 
 from clevermail.accounts import AuthThrottle
 from clevermail.netbase import Limits
+from fakes import tls_contexts
 from smtp_helpers import Env, b64, make_users_file, plain
 
 MSG = "Subject: hi\r\n\r\nhello\r\n"
@@ -23,19 +22,12 @@ def users_file(tmp_path_factory):
 def env(tmp_path, users_file):
     e = Env(str(tmp_path / "data"), users_file)
     yield e
-    for client in e.clients:
-        client.close()
+    e.connect.end(wait=False)
 
 
 @pytest.fixture(scope="module")
 def tls():
-    ca = trustme.CA()
-    cert = ca.issue_cert("mx.example.test")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
-    return server_ctx, client_ctx
+    return tls_contexts("mx.example.test")
 
 
 def start_tls(client, client_ctx):

@@ -1,0 +1,187 @@
+"""What the IMAP, POP3 and SMTP session tests share: a fake server, a socketpair
+session runner, the test's end of the connection, test accounts and TLS contexts.
+
+- FakeServer: what LineSession and the protocol sessions use of a MailServer
+  (handler, protocol, hostname, limits, options, ssl_context, implicit_tls, throttle,
+  sessions, admit/release), without a listening socket.  Keywords that are not
+  FakeServer's own are Limits values over the test defaults (timeout 10 s, 20 errors,
+  no auth failure delay); admit=False makes it refuse every session (busy).  Each
+  *_helpers module subclasses it with its protocol and defaults.
+- run_session(session_class, server, client_class, peer): one session in a thread on
+  one end of socket.socketpair(); returns client_class(sock, thread) for the other
+  end, whose socket times out after 10 s (a hung session fails the test, never hangs).
+- SocketClient (send, wait_closed) and LineClient (CRLF lines through a file,
+  starttls, close, at_eof): bases of each protocol's raw client.
+- Sessions: the body of an `open_session` fixture: starts greeted sessions on fake
+  servers and closes them all at teardown.
+- tls_contexts(hostname): (server, client) SSLContexts from a trustme CA.
+- DOMAIN, ALICE, BOB, PASSWORD, password_hash(), make_accounts(): test accounts.
+"""
+
+import base64
+import hashlib
+import socket
+import ssl
+import threading
+
+import pytest
+
+from clevermail.accounts import AccountStore, verify_password
+from clevermail.netbase import Limits
+
+DOMAIN = "example.test"
+ALICE = f"alice@{DOMAIN}"
+BOB = f"bob@{DOMAIN}"
+PASSWORD = "s3cret pass"
+HOSTNAME = "mail.example.test"
+_HASH = None
+
+
+def password_hash():
+    """One scrypt hash shared by every test account.  The parameters travel inside the
+    hash string, so a cheap N keeps each login (one verification) fast in tests."""
+    global _HASH
+    if _HASH is None:
+        salt = b"imap-test-salt!!"
+        digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=16, r=8, p=1, dklen=32)
+        _HASH = f"scrypt$16$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+        assert verify_password(PASSWORD, _HASH)
+    return _HASH
+
+
+def make_accounts(path, users=(ALICE, BOB), failure_delay=0):
+    """users.ini at `path` with `users` (all with PASSWORD) and its AccountStore."""
+    with open(path, "w", encoding="utf-8") as f:
+        for user in users:
+            f.write(f"[{user}]\npassword = {password_hash()}\n")
+    return AccountStore(path, [DOMAIN], failure_delay=failure_delay)
+
+
+class FakeServer:
+    """What a session needs of its MailServer; see the module docstring."""
+
+    protocol = None
+    hostname = HOSTNAME
+    implicit_tls = False
+    limit_defaults = {"timeout": 10.0, "errors_per_session": 20, "auth_failure_delay": 0}
+
+    def __init__(self, handler, *, limits=None, options=None, ssl_context=None, throttle=None,
+                 hostname=None, admit=True, **limit_values):
+        if limits is not None and limit_values:
+            raise TypeError("give limits or Limits values, not both")
+        self.handler = handler
+        if hostname is not None:
+            self.hostname = hostname
+        self.limits = limits or Limits(**{**self.limit_defaults, **limit_values})
+        self.options = dict(options or {})
+        self.ssl_context = ssl_context
+        self.throttle = throttle if throttle is not None else self.default_throttle()
+        self.accepting = admit
+        self.sessions = set()
+
+    def default_throttle(self):
+        return None
+
+    def admit(self, session):
+        if self.accepting:
+            self.sessions.add(session)
+        return self.accepting
+
+    def release(self, session):
+        self.sessions.discard(session)
+
+
+class SocketClient:
+    """The test's end of a socketpair and the thread running the session."""
+
+    def __init__(self, sock, thread):
+        self.sock = sock
+        self.thread = thread
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.sock.sendall(data)
+
+    def wait_closed(self, timeout=10):
+        """Wait for the session thread to end (it releases what it held as it ends)."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive()
+
+
+class LineClient(SocketClient):
+    """A SocketClient reading CRLF lines through a buffered file."""
+
+    def __init__(self, sock, thread):
+        super().__init__(sock, thread)
+        self.file = sock.makefile("rb")
+
+    def raw_line(self):
+        """One line as bytes with CRLF (b'' at EOF); asserts it ends in CRLF."""
+        raw = self.file.readline()
+        assert raw == b"" or raw.endswith(b"\r\n"), raw
+        return raw
+
+    def starttls(self, ctx, hostname=HOSTNAME):
+        self.file.close()
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=hostname)
+        self.file = self.sock.makefile("rb")
+
+    def close(self):
+        try:
+            self.file.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+    def at_eof(self):
+        """True when the server closed the connection (nothing more to read)."""
+        return self.file.readline() == b""
+
+
+def run_session(session_class, server, client_class, peer="127.0.0.1"):
+    """A `session_class` session for `server` in a thread; returns its client."""
+    ours, theirs = socket.socketpair()
+    ours.settimeout(10)   # a hung session fails the test instead of hanging it
+    thread = threading.Thread(target=session_class, args=(theirs, (peer, 40000), server),
+                              daemon=True)
+    thread.start()
+    return client_class(ours, thread)
+
+
+class Sessions:
+    """Sessions of one test.  sessions(server=None, peer=..., greet=True, **server_kw)
+    starts one on `server` (else on new_server(**server_kw)) with start(server, peer)
+    and, if greet, checks its greeting with greet(client); end() closes them all."""
+
+    def __init__(self, new_server, start, greet):
+        self.new_server, self.start, self.greet = new_server, start, greet
+        self.clients = []
+
+    def __call__(self, server=None, *, peer="127.0.0.1", greet=True, **server_kw):
+        client = self.start(server or self.new_server(**server_kw), peer)
+        self.clients.append(client)
+        if greet:
+            self.greet(client)
+        return client
+
+    def end(self, wait=True):
+        """Close every client; with wait, also assert that every session thread ended."""
+        for client in self.clients:
+            client.close()
+        if wait:
+            for client in self.clients:
+                client.wait_closed()
+
+
+def tls_contexts(hostname):
+    """(server_ctx, client_ctx): a certificate for `hostname` from a new trustme CA,
+    and a client context trusting that CA."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert(hostname)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx

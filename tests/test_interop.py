@@ -1,0 +1,455 @@
+"""Interop: real Debian mail clients against the real server.
+
+swaks (SMTP: plain MX, pipelining, STARTTLS, implicit TLS, AUTH PLAIN/LOGIN, a message
+with lone '.' lines), fetchmail (POP3 with STLS and POP3S, keep/no-keep, UIDL; IMAP
+with STARTTLS, keep/no-keep, IDLE), mbsync from isync and offlineimap (IMAP sync of a
+mailbox with folders to a local Maildir and back: flags, new folders, deletions) and
+mutt in batch mode (send through SMTP submission with STARTTLS + AUTH, Fcc to an IMAP
+folder) run as subprocesses against clevermail.service.MailService on 127.0.0.1 port 0.
+Every client runs with HOME=tmp_path/home, its config and state there, a trustme CA
+passed to it, and a 30 s timeout.  A test skips, saying why, when its client is not
+installed (`.ci/run` installs them on Debian when it can).
+"""
+
+import getpass
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from interop_helpers import (ALICE, BOB, IMAP, PASSWORD, Server, lf, local_maildir,
+                             make_local_folder, need, run, set_local_flags, strip_trace,
+                             subject, tls_files)
+
+LONE_DOT_BODY = b"first line\r\n.\r\n..two dots\r\n.starts with a dot\r\n \r\nlast line"
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return tls_files(tmp_path_factory.mktemp("interop-tls"))
+
+
+@pytest.fixture
+def server(thread_guard, tmp_path, tls):
+    cert, key, _ = tls
+    srv = Server(tmp_path / "srv", cert, key)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def home(tmp_path):
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def ca(tls):
+    return tls[2]
+
+
+def wire_message(n, subj=None, body=None, to=ALICE):
+    subj = subj or f"message {n}"
+    body = body if body is not None else f"Body of message {n}.\r\n.\r\n..dots\r\n"
+    if isinstance(body, str):
+        body = body.encode()
+    return (f"From: sender@remote.test\r\nTo: {to}\r\nSubject: {subj}\r\n"
+            f"Message-ID: <m{n}.{subj.replace(' ', '-')}@remote.test>\r\n"
+            f"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\n").encode() + body
+
+
+def delivered(server, address, folder="INBOX"):
+    """{subject: (trace, message without trace)} of what the server stored (disk form)."""
+    return {subject(data): strip_trace(data) for data in server.messages(address, folder).values()}
+
+
+# == swaks ====================================================================================
+def swaks(server, home, *args, kind="smtp", check=True):
+    return run([need("swaks"), "--server", f"127.0.0.1:{server.port(kind)}",
+                "--ehlo", "client.test", "--timeout", "20", *args], home, check=check)
+
+
+def test_swaks_plain_pipelining_lone_dot(server, home):
+    """Plain MX session, PIPELINING, several recipients (one unknown), dot-stuffing."""
+    data = b"Subject: lone dot\r\nFrom: sender@remote.test\r\n\r\n" + LONE_DOT_BODY
+    (home / "msg.eml").write_bytes(data)
+    r = swaks(server, home, "--pipeline", "--from", "sender@remote.test",
+              "--to", f"{ALICE},nobody@example.test,{BOB}", "--data", "@msg.eml")
+    out = r.output.replace("\r", "")     # swaks echoes the data lines as read, with CR
+    assert "250-PIPELINING" in out
+    # swaks sent the commands in one batch, then read the replies
+    assert out.index("-> DATA") < out.index("250 2.1.0")
+    assert "550 5.1.1" in out                        # nobody@: refused, the others accepted
+    assert "\n -> ..\n" in out and "-> ...two dots" in out   # swaks dot-stuffed on the wire
+    for address in (ALICE, BOB):
+        (trace, stored), = delivered(server, address).values()
+        assert stored == lf(data) + b"\n"            # un-stuffed, byte for byte
+        assert trace.startswith(b"Return-Path: <sender@remote.test>\nReceived: from client.test")
+    assert server.messages("nobody@example.test") == {}
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_swaks_starttls_auth(server, home, ca, mech):
+    data = f"Subject: auth {mech}\r\nFrom: {ALICE}\r\n\r\n".encode() + LONE_DOT_BODY
+    (home / "msg.eml").write_bytes(data)
+    r = swaks(server, home, "--tls", "--tls-verify", "--tls-ca-path", ca, "--auth", mech,
+              "--auth-user", ALICE, "--auth-password", PASSWORD, "--from", ALICE, "--to", BOB,
+              "--data", "@msg.eml", kind="submission")
+    assert "=== TLS started" in r.output and "235 2.7.0" in r.output
+    (trace, stored), = delivered(server, BOB).values()
+    assert stored == lf(data) + b"\n"
+    assert b"(TLSv1." in trace and b"with ESMTPSA" in trace
+
+
+def test_swaks_implicit_tls_and_refusals(server, home, ca):
+    r = swaks(server, home, "--tls-on-connect", "--tls-verify", "--tls-ca-path", ca,
+              "--auth", "PLAIN", "--auth-user", ALICE, "--auth-password", PASSWORD,
+              "--from", ALICE, "--to", BOB, "--body", "over implicit TLS",
+              "--header", "Subject: smtps", kind="submissions")
+    assert "=== TLS started" in r.output
+    assert b"\n\nover implicit TLS\n" in delivered(server, BOB)["smtps"][1]
+    # a wrong password, and no AUTH at all on submission: refused, nothing delivered
+    bad = swaks(server, home, "--auth", "LOGIN", "--auth-user", ALICE, "--auth-password", "wrong",
+                "--from", ALICE, "--to", BOB, "--body", "x", kind="submission", check=False)
+    assert bad.returncode == 28 and "535 5.7.8" in bad.output, str(bad)
+    anon = swaks(server, home, "--from", ALICE, "--to", BOB, "--body", "x", kind="submission",
+                 check=False)
+    assert anon.returncode == 23 and "530 5.7.0" in anon.output, str(anon)
+    assert len(server.messages(BOB)) == 1
+
+
+# == fetchmail ================================================================================
+def fetchmail_rc(home, server, ca, *, protocol="pop3", kind="pop3", user=BOB, options=""):
+    """A fetchmailrc (mode 0600) polling `kind` with certificate checks against the
+    trustme CA; the server name checked is "localhost" (in the certificate's SAN and CN)."""
+    ssl = "ssl " if kind in ("pop3s", "imaps") else ""
+    rc = home / f"fetchmailrc-{kind}"
+    rc.write_text(
+        "set no bouncemail\n"
+        f"poll 127.0.0.1 service {server.port(kind)} protocol {protocol}\n"
+        f'  user "{user}" there with password "{PASSWORD}" is "{getpass.getuser()}" here\n'
+        f'  {ssl}sslproto "tls1.2+" sslcertck sslcommonname "localhost" sslcertfile "{ca}"\n'
+        f"  {options}\n")
+    rc.chmod(0o600)
+    return str(rc)
+
+
+def per_message_mda(home, name="out"):
+    """An MDA writing each message to its own numbered file in home/<name>/."""
+    out = home / name
+    out.mkdir(exist_ok=True)
+    script = home / "mda.sh"
+    script.write_text('#!/bin/sh\nn=$(ls "$1" | wc -l)\nexec cat > "$1/$(printf %03d "$n")"\n')
+    script.chmod(0o755)
+    return f"{script} {out}", out
+
+
+def fetched(out):
+    return [strip_trace((out / name).read_bytes()) for name in sorted(os.listdir(out))]
+
+
+def fetchmail(rc, home, *args, check_status=(0,)):
+    r = run([need("fetchmail"), "-f", rc, "-v", "--nosyslog", *args], home, check=False)
+    assert r.returncode in check_status, str(r)
+    return r
+
+
+def test_fetchmail_pop3_stls_keep_uidl(server, home, ca):
+    for n in (1, 2, 3):
+        server.store.deliver(BOB, wire_message(n, to=BOB))
+    stored = {subject(d): d for d in server.messages(BOB).values()}
+    mda, out = per_message_mda(home)
+    rc = fetchmail_rc(home, server, ca)
+    r = fetchmail(rc, home, "--keep", "--uidl", "--mda", mda)
+    assert "POP3> STLS" in r.output and "upgrade to TLS succeeded" in r.output
+    assert "POP3> UIDL" in r.output
+    got = fetched(out)
+    assert [subject(m) for _, m in got] == ["message 1", "message 2", "message 3"]
+    for trace, message in got:
+        assert b"with POP3 (fetchmail" in trace
+        assert message == stored[subject(message)]     # byte for byte, lone '.' included
+    assert len(server.messages(BOB)) == 3              # --keep left them on the server
+
+    # UIDL: a second run finds nothing new (fetchmail exit 1 = no mail)
+    fetchmail(rc, home, "--keep", "--uidl", "--mda", mda, check_status=(1,))
+    assert len(os.listdir(out)) == 3
+    # message 1 deleted elsewhere, message 4 arrives: only 4 is fetched, positions shifted
+    with IMAP(server.port("imap"), BOB) as imap:
+        imap.uid_expunge("INBOX", imap.messages("INBOX")["message 1"][2])
+    server.store.deliver(BOB, wire_message(4, to=BOB))
+    fetchmail(rc, home, "--keep", "--uidl", "--mda", mda)
+    got = fetched(out)
+    assert [subject(m) for _, m in got] == ["message 1", "message 2", "message 3", "message 4"]
+
+
+def test_fetchmail_pop3s_nokeep_into_one_file(server, home, ca):
+    """POP3S (implicit TLS), --mda 'cat >> file', --nokeep: mailbox emptied."""
+    sent = [wire_message(n, to=BOB) for n in (1, 2)]
+    for wire in sent:
+        server.store.deliver(BOB, wire)
+    rc = fetchmail_rc(home, server, ca, kind="pop3s")
+    mbox = home / "mbox"
+    r = fetchmail(rc, home, "--nokeep", "--mda", f"cat >> {mbox}")
+    assert "POP3> DELE 2" in r.output and "POP3> QUIT" in r.output
+    data = mbox.read_bytes()
+    # two messages appended one after the other, each behind fetchmail's Received
+    parts = data.split(b"Received: from 127.0.0.1")
+    assert len(parts) == 3 and parts[0] == b""
+    assert [strip_trace(b"Received:" + p)[1] for p in parts[1:]] == [lf(w) for w in sent]
+    assert server.messages(BOB) == {}
+
+
+def test_fetchmail_imap_keep_then_nokeep(server, home, ca):
+    for n in (1, 2):
+        server.store.deliver(ALICE, wire_message(n))
+    stored = {subject(d): d for d in server.messages(ALICE).values()}
+    mda, out = per_message_mda(home)
+    rc = fetchmail_rc(home, server, ca, protocol="imap", kind="imap", user=ALICE)
+    r = fetchmail(rc, home, "--keep", "--mda", mda)
+    assert "IMAP> A0001 STARTTLS" in r.output and "upgrade to TLS succeeded" in r.output
+    got = fetched(out)
+    assert [m for _, m in got] == [stored["message 1"], stored["message 2"]]
+    assert all(b"with IMAP (fetchmail" in t for t, _ in got)
+    with IMAP(server.port("imap")) as imap:
+        assert {s: f for s, (f, _, _) in imap.messages("INBOX").items()} == {
+            "message 1": {"\\Seen"}, "message 2": {"\\Seen"}}
+    fetchmail(rc, home, "--keep", "--mda", mda, check_status=(1,))   # all seen: nothing new
+    # --nokeep --all: fetched again, then flagged \Deleted and expunged
+    fetchmail(rc, home, "--nokeep", "--all", "--mda", mda)
+    assert [m for _, m in fetched(out)][2:] == [stored["message 1"], stored["message 2"]]
+    assert server.messages(ALICE) == {}
+
+
+def test_fetchmail_imap_idle(server, home, ca):
+    """fetchmail as a daemon in IMAP IDLE: a message sent by SMTP is fetched at once."""
+    need("fetchmail")
+    mda, out = per_message_mda(home)
+    rc = fetchmail_rc(home, server, ca, protocol="imap", kind="imaps", user=ALICE,
+                      options=f'nokeep idle mda "{mda}"')
+    log = open(home / "fetchmail.log", "wb")
+    proc = subprocess.Popen(["fetchmail", "-f", rc, "-N", "-d", "60", "-v", "--nosyslog"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=str(home),
+                            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                 "HOME": str(home), "LC_ALL": "C.UTF-8"})
+    try:
+        def wait_for(pred, what, limit=15):
+            deadline = time.monotonic() + limit
+            while not pred():
+                assert proc.poll() is None, (home / "fetchmail.log").read_text()
+                assert time.monotonic() < deadline, f"waiting for {what}:\n" + \
+                    (home / "fetchmail.log").read_text(errors="replace")
+                time.sleep(0.05)
+
+        wait_for(lambda: b"+ idling" in (home / "fetchmail.log").read_bytes(), "IDLE")
+        import smtplib
+        with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as s:
+            s.sendmail("sender@remote.test", [ALICE], wire_message(7, "pushed"))
+        wait_for(lambda: len(os.listdir(out)) == 1 and server.messages(ALICE) == {},
+                 "the message to be fetched and expunged")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    (trace, message), = fetched(out)
+    assert message == lf(wire_message(7, "pushed"))
+    assert b"with IMAP (fetchmail" in trace and b"with ESMTP" in trace
+
+
+# == mbsync (isync) ===========================================================================
+def seed_mailbox(server):
+    with IMAP(server.port("imap")) as imap:
+        imap.create("Work")
+        imap.append("INBOX", wire_message(1, "inbox 1"), "\\Flagged")
+        imap.append("INBOX", wire_message(2, "inbox 2"))
+        imap.append("INBOX", wire_message(3, "inbox 3"))
+        imap.append("Work", wire_message(4, "work 1"), "\\Seen")
+        imap.append("Work", wire_message(5, "work 2"), "\\Seen")
+
+
+def without_tuid(data):
+    """mbsync adds an X-TUID header to the messages it copies into the Maildir."""
+    head, sep, body = data.partition(b"\n\n")
+    return b"".join(l for l in head.splitlines(keepends=True) if not l.startswith(b"X-TUID: ")) \
+        + sep + body
+
+
+def assert_same(local, remote):
+    """Local Maildir files hold exactly the server's messages (LF line ends)."""
+    assert set(local) == set(remote)
+    for subj, (_, data, _) in local.items():
+        assert without_tuid(data) == lf(remote[subj][1]), subj
+
+
+def test_mbsync_round_trip(server, home, ca):
+    need("mbsync")
+    seed_mailbox(server)
+    mail = home / "Mail"
+    mail.mkdir()
+    rc = home / "mbsyncrc"
+    rc.write_text(f"""\
+IMAPAccount cm
+Host localhost
+Port {server.port("imap")}
+User {ALICE}
+Pass "{PASSWORD}"
+SSLType STARTTLS
+CertificateFile {ca}
+
+IMAPStore remote
+Account cm
+
+MaildirStore local
+Path {mail}/
+Inbox {mail}/INBOX
+SubFolders Verbatim
+
+Channel cm
+Far :remote:
+Near :local:
+Patterns *
+Create Both
+Remove Both
+Expunge Both
+SyncState *
+""")
+
+    def mbsync():
+        return run([need("mbsync"), "-c", str(rc), "-V", "-a"], home)
+
+    r = mbsync()
+    assert "Connection is now encrypted" in r.output
+    with IMAP(server.port("imap")) as imap:
+        remote_inbox, remote_work = imap.messages("INBOX"), imap.messages("Work")
+    local_inbox, local_work = local_maildir(mail / "INBOX"), local_maildir(mail / "Work")
+    assert_same(local_inbox, remote_inbox)
+    assert_same(local_work, remote_work)
+    assert {s: f for s, (f, _, _) in local_inbox.items()} == {"inbox 1": "F", "inbox 2": "", "inbox 3": ""}
+    assert {f for f, _, _ in local_work.values()} == {"S"}
+
+    # local changes: a flag, a deletion, a new folder, a new message
+    set_local_flags(local_inbox["inbox 2"][2], "RS")
+    os.unlink(local_inbox["inbox 3"][2])
+    plan = wire_message(8, "project plan", body="plan\r\n.\r\nend\r\n")
+    make_local_folder(mail, "Projects", [("1.local", lf(plan))])
+    (mail / "INBOX" / "cur" / "2.local:2,S").write_bytes(lf(wire_message(9, "local new")))
+    # server changes at the same time: a flag, an expunge, a delivery
+    with IMAP(server.port("imap")) as imap:
+        imap.uid_store("INBOX", remote_inbox["inbox 1"][2], "+FLAGS", "\\Seen")
+        imap.uid_expunge("Work", remote_work["work 1"][2])
+    server.store.deliver(ALICE, wire_message(10, "server new"))
+
+    mbsync()
+    with IMAP(server.port("imap")) as imap:
+        assert "Projects" in imap.folders()
+        remote_inbox = imap.messages("INBOX")
+        projects = imap.messages("Projects")
+        remote_work = imap.messages("Work")
+    assert {s: f for s, (f, _, _) in remote_inbox.items()} == {
+        "inbox 1": {"\\Flagged", "\\Seen"}, "inbox 2": {"\\Answered", "\\Seen"},
+        "local new": {"\\Seen"}, "server new": set()}
+    assert projects["project plan"][1] == plan
+    assert remote_inbox["local new"][1] == wire_message(9, "local new")
+    local_inbox, local_work = local_maildir(mail / "INBOX"), local_maildir(mail / "Work")
+    assert_same(local_inbox, remote_inbox)
+    assert_same(local_work, remote_work)
+    assert set(local_work) == {"work 2"}
+    assert local_inbox["inbox 1"][0] == "FS"
+
+
+# == offlineimap ==============================================================================
+def test_offlineimap_round_trip(server, home, ca):
+    """offlineimap over IMAPS with UTF-8 folder names (modified UTF-7 on the wire)."""
+    need("offlineimap")
+    with IMAP(server.port("imap")) as imap:
+        imap.append("INBOX", wire_message(1, "inbox 1"))
+        imap.append("INBOX", wire_message(2, "inbox 2"), "\\Seen")
+        imap.create("Entw&APw-rfe")
+        imap.append("Entw&APw-rfe", wire_message(3, "draft"), "\\Draft")
+    mail = home / "Mail"
+    rc = home / "offlineimaprc"
+    rc.write_text(f"""\
+[general]
+accounts = cm
+metadata = {home}/offlineimap-state
+ui = basic
+
+[Account cm]
+localrepository = local
+remoterepository = remote
+utf8foldernames = yes
+
+[Repository local]
+type = Maildir
+localfolders = {mail}
+
+[Repository remote]
+type = IMAP
+remotehost = localhost
+remoteport = {server.port("imaps")}
+remoteuser = {ALICE}
+remotepass = {PASSWORD}
+ssl = yes
+sslcacertfile = {ca}
+""")
+
+    def offlineimap():
+        r = run([need("offlineimap"), "-c", str(rc), "-o"], home)
+        assert "ERROR" not in r.output, str(r)
+        return r
+
+    offlineimap()
+    with IMAP(server.port("imap")) as imap:
+        remote_inbox, drafts = imap.messages("INBOX"), imap.messages("Entw&APw-rfe")
+    local_inbox, local_drafts = local_maildir(mail / "INBOX"), local_maildir(mail / "Entwürfe")
+    assert_same(local_inbox, remote_inbox)
+    assert_same(local_drafts, drafts)
+    assert local_inbox["inbox 2"][0] == "S" and local_drafts["draft"][0] == "D"
+
+    set_local_flags(local_inbox["inbox 1"][2], "F")
+    os.unlink(local_inbox["inbox 2"][2])
+    note = wire_message(4, "note")
+    make_local_folder(mail, "Ré", [("1.local", lf(note))])
+    offlineimap()
+    with IMAP(server.port("imap")) as imap:
+        assert "R&AOk-" in imap.folders()
+        assert imap.messages("R&AOk-")["note"][1] == note
+        inbox = imap.messages("INBOX")
+    assert {s: f for s, (f, _, _) in inbox.items()} == {"inbox 1": {"\\Flagged"}}
+
+
+# == mutt =====================================================================================
+def test_mutt_batch_send_with_imap_fcc(server, home, ca):
+    """mutt in batch mode: SMTP submission (STARTTLS, AUTH) and an Fcc copy APPENDed to
+    the IMAP Sent folder over STARTTLS."""
+    need("mutt")
+    rc = home / "muttrc"
+    rc.write_text(f"""\
+set from = "{ALICE}"
+set realname = "Alice"
+set smtp_url = "smtp://{ALICE.replace('@', '%40')}@localhost:{server.port('submission')}/"
+set smtp_pass = "{PASSWORD}"
+set ssl_starttls = yes
+set ssl_force_tls = yes
+set certificate_file = "{ca}"
+set imap_user = "{ALICE}"
+set imap_pass = "{PASSWORD}"
+set folder = "imap://{ALICE.replace('@', '%40')}@localhost:{server.port('imap')}/"
+set record = "=Sent"
+set copy = yes
+set sendmail_wait = 0
+""")
+    body = b"batch body\n.\n..two\nlast line\n"
+    run([need("mutt"), "-n", "-F", str(rc), "-s", "mutt batch", "--", BOB], home, stdin=body)
+    (trace, message), = delivered(server, BOB).values()
+    assert b"with ESMTPSA" in trace and b"(TLSv1." in trace
+    assert subject(message) == "mutt batch" and message.endswith(b"\n\n" + body)
+    with IMAP(server.port("imap")) as imap:
+        (flags, wire, _), = imap.messages("Sent").values()
+    assert "\\Seen" in flags and lf(wire) == message
