@@ -153,6 +153,10 @@ class MailService:
             if old_stack is not None:
                 threading.stack_size(old_stack)
         self.started = True
+        self._warm_stop = threading.Event()
+        self._warm = threading.Thread(target=self.store.warm_up, args=(self._warm_stop,),
+                                      name="clevermail-warm-up", daemon=True)
+        self._warm.start()
         try:
             self.worker.start()
         except BaseException:
@@ -178,6 +182,10 @@ class MailService:
 
     def stop(self, timeout=5.0):
         """Stop in reverse order: relay worker, then listeners and their sessions."""
+        if getattr(self, "_warm", None) is not None:
+            self._warm_stop.set()
+            self._warm.join(timeout)
+            self._warm = None
         if self.worker is not None:
             self.worker.stop()
         sessions = []

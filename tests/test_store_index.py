@@ -162,3 +162,24 @@ def test_unchanged_folder_is_not_saved_twice(data, saved):
     f.store_flags([100], {"D"}, "+")
     assert index.save(f) is True
     assert index.save(f) is False
+
+
+def test_warm_up_loads_saved_indexes_into_memory(data, template, monkeypatch):
+    import threading
+
+    store = MailStore(data)
+    scans = []
+    monkeypatch.setattr(Folder, "_first_scan", lambda self: scans.append(self.path) or False)
+    assert store.warm_up(threading.Event()) == 1
+    folder = store.open_folder(USER, "INBOX")        # served from memory, not loaded again
+    assert state(folder) == template[1]
+    assert scans == []
+    store.release_folder(folder)
+
+
+def test_warm_up_stops_when_asked(data):
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    assert MailStore(data).warm_up(stop) == 0
