@@ -9,8 +9,11 @@
   its path (for the CLI and `python -m clevermail --config X`).
 - config, mailstore, accounts: ready-made objects built from make_config(tmp_path).
 - thread_guard: fails the test if it leaves threads behind.
+- relay_env: a started relay_sink.ServiceEnv (a real MailService from write_config,
+  relaying to a Sink whose RCPT answers are the test module's `replies` fixture).
 """
 
+import shutil
 import threading
 import time
 
@@ -117,3 +120,30 @@ def thread_guard():
         time.sleep(0.02)
     assert extra == [], f"threads left behind: {[t.name for t in extra]}"
 
+
+
+@pytest.fixture(scope="session")
+def relay_users(tmp_path_factory):
+    """users.ini with ServiceEnv's accounts (hashing is slow: made once, then copied)."""
+    from relay_sink import ServiceEnv
+    path = tmp_path_factory.mktemp("users") / "users.ini"
+    ServiceEnv.make_users(path)
+    return path
+
+
+@pytest.fixture
+def relay_env(thread_guard, tmp_path, relay_users, replies):
+    """A started relay_sink.ServiceEnv for write_config(tmp_path) (its path in
+    env.config_path) with relay.mx_port on a Sink(rcpt=replies); the module defines the
+    `replies` fixture.  Stopped, with its sink, at teardown."""
+    from relay_sink import ServiceEnv, Sink
+    shutil.copy(relay_users, tmp_path / "users.ini")
+    sink = Sink(rcpt=replies)
+    path = write_config(tmp_path, relay={"mx_port": sink.port})
+    env = ServiceEnv(load_config(path), sink)
+    env.config_path = path
+    try:
+        yield env.start()
+    finally:
+        env.stop()
+        sink.close()

@@ -12,13 +12,15 @@ session runner, the test's end of the connection, test accounts and TLS contexts
   end, whose socket times out after 10 s (a hung session fails the test, never hangs).
 - SocketClient (send, wait_closed) and LineClient (CRLF lines through a file,
   starttls, close, at_eof): bases of each protocol's raw client.
-- Sessions: the body of an `open_session` fixture: starts greeted sessions on fake
-  servers and closes them all at teardown.
+- Sessions: starts greeted sessions on fake servers and closes them all at the end;
+  session_fixtures(...) makes a test module's handler, store and open_session
+  fixtures around it.
 - tls_contexts(hostname): (server, client) SSLContexts from a trustme CA.
 - DOMAIN, ALICE, BOB, PASSWORD, password_hash(), make_accounts(): test accounts.
 """
 
 import base64
+import functools
 import hashlib
 import socket
 import ssl
@@ -172,6 +174,28 @@ class Sessions:
         if wait:
             for client in self.clients:
                 client.wait_closed()
+
+
+def session_fixtures(make_handler, server_class, start, greet):
+    """The handler (make_handler(tmp_path)), store (handler.store) and open_session
+    (a Sessions on server_class(handler, ...), ended at teardown) fixtures of a session
+    test module: `handler, store, open_session = session_fixtures(...)`."""
+
+    @pytest.fixture
+    def handler(tmp_path):
+        return make_handler(tmp_path)
+
+    @pytest.fixture
+    def store(handler):
+        return handler.store
+
+    @pytest.fixture
+    def open_session(handler):
+        sessions = Sessions(functools.partial(server_class, handler), start, greet)
+        yield sessions
+        sessions.end()
+
+    return handler, store, open_session
 
 
 def tls_contexts(hostname):

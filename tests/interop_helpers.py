@@ -8,6 +8,8 @@ clevermail.service.MailService on 127.0.0.1 port 0 in tmp_path.
   STARTTLS/STLS, and the implicit-TLS ones) and alice/bob accounts; `stop()`.
 - run(argv, home, ...): one client run with HOME=home, a bounded timeout, and the
   output kept for the assertion message; skips when the binary is not installed.
+- strip_trace, subject, lf: message bytes helpers; local_maildir, set_local_flags,
+  make_local_folder: a client's local Maildir; IMAP: imaplib for seeding and checking.
 """
 
 import os
@@ -20,7 +22,9 @@ from clevermail.service import MailService
 from conftest import make_config
 from imap_helpers import ALICE, BOB, PASSWORD, make_accounts
 
-__all__ = ["ALICE", "BOB", "PASSWORD", "Server", "need", "run", "tls_files"]
+__all__ = ["ALICE", "BOB", "IMAP", "PASSWORD", "Server", "lf", "local_maildir",
+           "make_local_folder", "need", "run", "set_local_flags", "strip_trace", "subject",
+           "tls_files"]
 
 TIMEOUT = 30      # seconds for one client run
 

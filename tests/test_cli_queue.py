@@ -3,26 +3,17 @@ of a running MailService built from the same config file: the CLI acts from outs
 the server, the server's worker notices (flush -> delivered, bounce -> DSN)."""
 import json
 import re
-import shutil
 
 import pytest
 from click.testing import CliRunner
 
 from clevermail.cli import main
-from clevermail.config import load_config
-from relay_sink import Replies, ServiceEnv, Sink, wait_for
+from relay_sink import Replies, ServiceEnv, wait_for
 
 ALICE = ServiceEnv.ALICE
 REMOTE, OTHER = "carol@there.test", "dave@there.test"
 MSG = (f"From: {ALICE}\r\nTo: {REMOTE}\r\nSubject: queued for the CLI\r\n"
        "Message-ID: <cli@example.test>\r\n\r\nbody\r\n").encode()
-
-
-@pytest.fixture(scope="module")
-def users_template(tmp_path_factory):
-    path = tmp_path_factory.mktemp("users") / "users.ini"
-    ServiceEnv.make_users(path)
-    return path
 
 
 @pytest.fixture
@@ -31,17 +22,8 @@ def replies():
 
 
 @pytest.fixture
-def env(thread_guard, tmp_path, write_config, users_template, replies):
-    shutil.copy(users_template, tmp_path / "users.ini")
-    sink = Sink(rcpt=replies)
-    path = write_config(tmp_path, relay={"mx_port": sink.port})
-    env = ServiceEnv(load_config(path), sink)
-    env.config_path = path
-    try:
-        yield env.start()
-    finally:
-        env.stop()
-        sink.close()
+def env(relay_env):
+    return relay_env
 
 
 @pytest.fixture

@@ -189,8 +189,8 @@ def test_structure_items():
         b'((NIL NIL "imap" "cac.washington.edu")) '
         b'((NIL NIL "minutes" "CNRI.Reston.VA.US")("John Klensin" NIL "KLENSIN" "MIT.EDU")) '
         b'NIL NIL "<B27397-0100000@cac.washington.edu>") '
-        b'BODY ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 33 2) '
-        b'BODYSTRUCTURE ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 33 2'
+        b'BODY ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7bit" 33 2) '
+        b'BODYSTRUCTURE ("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7bit" 33 2'
         b' NIL NIL NIL NIL))')
     assert msg.raw_calls == 1            # parsed once per render
 

@@ -5,13 +5,12 @@ import base64
 import os
 import time
 import types
-from functools import partial
 
 import pytest
 
 from clevermail import accounts as accounts_module
 from clevermail.accounts import AuthThrottle
-from fakes import Sessions, tls_contexts
+from fakes import session_fixtures, tls_contexts
 from imap_helpers import (ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, FakeServer, check,
                           deliver, make_handler, message, start_session)
 
@@ -32,26 +31,13 @@ def b64(text):
     return base64.b64encode(text.encode()).decode()
 
 
-@pytest.fixture
-def handler(tmp_path):
-    return make_handler(tmp_path)
-
-
-@pytest.fixture
-def store(handler):
-    return handler.store
-
-
 def read_greeting(client):
     client.greeting = client.line()
     assert client.greeting.startswith("* OK [CAPABILITY "), client.greeting
 
 
-@pytest.fixture
-def open_session(handler):
-    sessions = Sessions(partial(FakeServer, handler), start_session, read_greeting)
-    yield sessions
-    sessions.end()
+handler, store, open_session = session_fixtures(make_handler, FakeServer, start_session,
+                                                read_greeting)
 
 
 @pytest.fixture
@@ -92,6 +78,33 @@ def tree(root):
     for dirpath, dirnames, filenames in os.walk(root):
         out.update(os.path.join(dirpath, n) for n in dirnames + filenames)
     return out
+
+
+def two_logged_in(open_session, select=False, **first_kw):
+    """Two sessions logged in as Alice (first_kw: the first one's server), with INBOX
+    selected in both if `select`."""
+    a, b = open_session(**first_kw), open_session()
+    for c in (a, b):
+        c.login()
+    if select:
+        for c in (a, b):
+            c.select()
+    return a, b
+
+
+def start_idle(client):
+    """Send IDLE (tag i1) and check the continuation."""
+    client.send("i1 IDLE\r\n")
+    assert client.line() == "+ idling"
+
+
+def authenticate_plain_continued(client, response):
+    """AUTHENTICATE PLAIN (tag a1) with `response` sent after the empty continuation;
+    returns the tagged reply."""
+    client.send("a1 AUTHENTICATE PLAIN\r\n")
+    assert client.line() == "+ "
+    client.send(response + "\r\n")
+    return client.read_reply("a1")
 
 
 # -- any state ------------------------------------------------------------------------
@@ -353,26 +366,19 @@ def test_authenticate_plain_foreign_authzid_refused(open_session):
 
 def test_authenticate_plain_with_continuation(open_session):
     c = open_session()
-    c.send("a1 AUTHENTICATE PLAIN\r\n")
-    assert c.line() == "+ "
-    c.send(b64(chr(0) + ALICE + chr(0) + PASSWORD) + "\r\n")
-    check(c.read_reply("a1"), "OK", f"CAPABILITY {BASE_CAPS}", "Logged in")
+    r = authenticate_plain_continued(c, b64(chr(0) + ALICE + chr(0) + PASSWORD))
+    check(r, "OK", f"CAPABILITY {BASE_CAPS}", "Logged in")
 
 
 def test_authenticate_plain_wrong_password(open_session):
     c = open_session()
-    c.send("a1 AUTHENTICATE PLAIN\r\n")
-    assert c.line() == "+ "
-    c.send(b64(chr(0) + ALICE + chr(0) + "nope") + "\r\n")
-    check(c.read_reply("a1"), "NO", "AUTHENTICATIONFAILED", "Authentication failed")
+    r = authenticate_plain_continued(c, b64(chr(0) + ALICE + chr(0) + "nope"))
+    check(r, "NO", "AUTHENTICATIONFAILED", "Authentication failed")
 
 
 def test_authenticate_cancelled_with_star(open_session):
     c = open_session()
-    c.send("a1 AUTHENTICATE PLAIN\r\n")
-    assert c.line() == "+ "
-    c.send("*\r\n")
-    check(c.read_reply("a1"), "BAD", None, "Authentication cancelled")
+    check(authenticate_plain_continued(c, "*"), "BAD", None, "Authentication cancelled")
     c.expect("NOOP", "OK")
     c.login()
 
@@ -469,9 +475,7 @@ def test_examine_is_read_only(client, store):
 
 def test_recent_goes_to_first_session_only(open_session, store):
     deliver(store, 2)
-    a, b = open_session(), open_session()
-    a.login()
-    b.login()
+    a, b = two_logged_in(open_session)
     assert "* 2 RECENT" in a.select().untagged
     assert "* 0 RECENT" in b.select().untagged
     assert a.expect("FETCH 1:2 FLAGS").untagged == ["* 1 FETCH (FLAGS (\\Recent))",
@@ -533,9 +537,7 @@ def test_delete_parent_keeps_children_as_noselect(client):
 
 
 def test_delete_selected_mailbox_in_other_session_ends_it(open_session):
-    a, b = open_session(), open_session()
-    a.login()
-    b.login()
+    a, b = two_logged_in(open_session)
     a.expect("CREATE Doomed", "OK")
     b.select("Doomed")
     a.expect("DELETE Doomed", "OK")
@@ -598,9 +600,7 @@ def test_rename_inbox_moves_mail_and_leaves_inbox_empty(client, store):
 
 def test_rename_selected_inbox_reports_expunges(open_session, store):
     deliver(store, 2)
-    a, b = open_session(), open_session()
-    a.login()
-    b.login()
+    a, b = two_logged_in(open_session)
     b.select()
     a.expect("RENAME INBOX Saved", "OK")
     assert b.expect("NOOP").untagged == ["* 2 EXPUNGE", "* 1 EXPUNGE"]
@@ -798,8 +798,7 @@ def test_enable(client):
 
 # -- IDLE ---------------------------------------------------------------------------------------
 def test_idle_reports_new_mail_at_once(selected, store):
-    selected.send("i1 IDLE\r\n")
-    assert selected.line() == "+ idling"
+    start_idle(selected)
     store.deliver(ALICE, message(4))
     assert selected.line() == "* 4 EXISTS"
     assert selected.line() == "* 4 RECENT"
@@ -809,13 +808,8 @@ def test_idle_reports_new_mail_at_once(selected, store):
 
 def test_idle_reports_flags_and_expunges_of_others(open_session, store):
     deliver(store, 2)
-    a, b = open_session(), open_session()
-    a.login()
-    b.login()
-    a.select()
-    b.select()
-    a.send("i1 IDLE\r\n")
-    assert a.line() == "+ idling"
+    a, b = two_logged_in(open_session, select=True)
+    start_idle(a)
     b.expect("STORE 2 +FLAGS.SILENT (\\Flagged)")
     assert a.line() == "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))"
     b.expect("STORE 1 +FLAGS.SILENT (\\Deleted)")
@@ -828,15 +822,13 @@ def test_idle_reports_flags_and_expunges_of_others(open_session, store):
 
 
 def test_idle_in_authenticated_state(client):
-    client.send("i1 IDLE\r\n")
-    assert client.line() == "+ idling"
+    start_idle(client)
     client.send("DONE\r\n")
     check(client.read_reply("i1"), "OK")
 
 
 def test_idle_wrong_continuation(selected):
-    selected.send("i1 IDLE\r\n")
-    assert selected.line() == "+ idling"
+    start_idle(selected)
     selected.send("i2 NOOP\r\n")
     check(selected.read_reply("i1"), "BAD", None, "Expected DONE")
     selected.expect("NOOP", "OK")
@@ -846,8 +838,7 @@ def test_idle_wrong_continuation(selected):
 def test_idle_times_out(open_session):
     c = open_session(timeout=0.5)
     c.login()
-    c.send("i1 IDLE\r\n")
-    assert c.line() == "+ idling"
+    start_idle(c)
     assert c.line() == "* BYE Autologout; idle for too long"
     assert c.at_eof()
 
@@ -1071,12 +1062,7 @@ def test_uid_errors(selected):
 @pytest.fixture
 def two_views(open_session, store):
     deliver(store, 3)
-    a, b = open_session(), open_session()
-    a.login()
-    b.login()
-    a.select()
-    b.select()
-    return a, b
+    return two_logged_in(open_session, select=True)
 
 
 def test_expunge_not_sent_during_fetch_store_search(two_views):
@@ -1137,9 +1123,7 @@ def test_internal_error_answers_tagged_serverbug(selected, monkeypatch):
 
 
 def test_storage_error_under_selected_mailbox_is_answered(open_session, store):
-    a, b = open_session(), open_session()
-    a.login()
-    b.login()
+    a, b = two_logged_in(open_session)
     b.expect("CREATE Work", "OK")
     check(append(b, "Work", message(1)), "OK")
     a.select("Work")
@@ -1162,14 +1146,10 @@ def test_disk_error_is_answered_and_session_lives(selected, monkeypatch):
 
 def test_dropped_connections_release_their_folders(open_session, store):
     deliver(store, 1)
-    idle, plain = open_session(), open_session()
-    for c in (idle, plain):
-        c.login()
-        c.select()
+    idle, plain = two_logged_in(open_session, select=True)
     folder = store._open[store.folder_path(ALICE, "INBOX")]
     assert folder.users == 2
-    idle.send("i1 IDLE\r\n")
-    assert idle.line() == "+ idling"
+    start_idle(idle)
     wait_idling(store)
     assert len(folder.waiters) == 1
     for c in (idle, plain):
@@ -1190,45 +1170,28 @@ def test_copy_into_selected_mailbox_reports_exists(selected, store):
     assert r.untagged == ["* 5 EXISTS", "* 5 RECENT"]
 
 
-def test_idle_learns_at_once_that_its_mailbox_was_deleted(open_session, store):
-    a, b = open_session(timeout=60), open_session()   # a missed wake fails on the client timeout
-    a.login()
-    b.login()
-    b.expect("CREATE Work", "OK")
-    a.select("Work")
-    a.send("i1 IDLE\r\n")
-    assert a.line() == "+ idling"
-    wait_idling(store, "Work")
-    b.expect("DELETE Work", "OK")
+@pytest.mark.parametrize("mailbox, change", [("Work", "DELETE Work"),
+                                             ("Work/Sub", "RENAME Work Job")],
+                         ids=["deleted", "renamed"])
+def test_idle_learns_at_once_that_its_mailbox_went_away(open_session, store, mailbox, change):
+    a, b = two_logged_in(open_session, timeout=60)   # a missed wake fails on the client timeout
+    b.expect(f"CREATE {mailbox}", "OK")
+    a.select(mailbox)
+    start_idle(a)
+    wait_idling(store, mailbox)
+    b.expect(change, "OK")
     assert a.line() == "* BYE Selected mailbox was deleted"   # not after the 30 s poll
     assert a.at_eof()
 
 
 def test_idle_learns_at_once_that_inbox_was_renamed(open_session, store):
     deliver(store, 2)
-    a, b = open_session(timeout=60), open_session()   # a missed wake fails on the client timeout
-    a.login()
-    b.login()
+    a, b = two_logged_in(open_session, timeout=60)   # a missed wake fails on the client timeout
     a.select()
-    a.send("i1 IDLE\r\n")
-    assert a.line() == "+ idling"
+    start_idle(a)
     wait_idling(store, "INBOX")
     b.expect("RENAME INBOX Saved", "OK")
     assert a.line() == "* 2 EXPUNGE"
     assert a.line() == "* 1 EXPUNGE"
     a.send("DONE\r\n")
     check(a.read_reply("i1"), "OK")
-
-
-def test_idle_learns_at_once_that_its_mailbox_was_renamed(open_session, store):
-    a, b = open_session(timeout=60), open_session()   # a missed wake fails on the client timeout
-    a.login()
-    b.login()
-    b.expect("CREATE Work/Sub", "OK")
-    a.select("Work/Sub")
-    a.send("i1 IDLE\r\n")
-    assert a.line() == "+ idling"
-    wait_idling(store, "Work/Sub")
-    b.expect("RENAME Work Job", "OK")
-    assert a.line() == "* BYE Selected mailbox was deleted"
-    assert a.at_eof()

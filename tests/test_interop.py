@@ -4,13 +4,19 @@ swaks (SMTP: plain MX, pipelining, STARTTLS, implicit TLS, AUTH PLAIN/LOGIN, a m
 with lone '.' lines), fetchmail (POP3 with STLS and POP3S, keep/no-keep, UIDL; IMAP
 with STARTTLS, keep/no-keep, IDLE), mbsync from isync and offlineimap (IMAP sync of a
 mailbox with folders to a local Maildir and back: flags, new folders, deletions) and
-mutt in batch mode (send through SMTP submission with STARTTLS + AUTH, Fcc to an IMAP
-folder) run as subprocesses against clevermail.service.MailService on 127.0.0.1 port 0.
-Every client runs with HOME=tmp_path/home, its config and state there, a trustme CA
-passed to it, and a 30 s timeout.  A test skips, saying why, when its client is not
-installed (`.ci/run` installs them on Debian when it can).
+mutt in batch mode (an 8-bit message with an attachment through SMTP submission with
+STARTTLS + AUTH, its Fcc copy APPENDed to an IMAP folder) run as subprocesses against
+clevermail.service.MailService on 127.0.0.1 port 0.  Every client runs with
+HOME=tmp_path/home, its config and state there, the trustme CA passed to it, and a
+30 s timeout.  TLS clients check the name "localhost" (in the certificate's SAN and
+CN; fetchmail through sslcommonname, the others by connecting to it): fetchmail, mbsync
+and offlineimap do not match IP addresses in certificates.  A test
+skips, saying why, when its client is not installed (`.ci/run` installs them on Debian
+when it can).
 """
 
+import email
+import email.policy
 import getpass
 import os
 import re
@@ -33,7 +39,9 @@ def tls(tmp_path_factory):
 
 
 @pytest.fixture
-def server(thread_guard, tmp_path, tls):
+def server(request, thread_guard, tmp_path, tls):
+    # test_<client>_...: skip before starting anything when that client is missing
+    need(request.function.__name__.split("_")[1])
     cert, key, _ = tls
     srv = Server(tmp_path / "srv", cert, key)
     yield srv
@@ -446,12 +454,22 @@ set folder = "imap://{ALICE.replace('@', '%40')}@localhost:{server.port('imap')}
 set record = "=Sent"
 set copy = yes
 set sendmail_wait = 0
+set charset = "utf-8"
+set send_charset = "utf-8"
+set allow_8bit = yes
 """)
-    body = b"batch body\n.\n..two\nlast line\n"
-    run([need("mutt"), "-n", "-F", str(rc), "-s", "mutt batch", "--", BOB], home, stdin=body)
+    body = "Grüße aus Köln ✓\n.\n..two\nlast line\n"
+    attachment = bytes(range(256)) * 12
+    (home / "data.bin").write_bytes(attachment)
+    run([need("mutt"), "-n", "-F", str(rc), "-s", "Über mutt", "-a", str(home / "data.bin"),
+         "--", BOB], home, stdin=body.encode())
     (trace, message), = delivered(server, BOB).values()
     assert b"with ESMTPSA" in trace and b"(TLSv1." in trace
-    assert subject(message) == "mutt batch" and message.endswith(b"\n\n" + body)
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    assert parsed["Subject"] == "Über mutt"
+    text, att = parsed.iter_parts()
+    assert text.get_content() == body                      # 8bit UTF-8 text, lone '.' kept
+    assert att.get_content() == attachment and att.get_filename() == "data.bin"
     with IMAP(server.port("imap")) as imap:
         (flags, wire, _), = imap.messages("Sent").values()
     assert "\\Seen" in flags

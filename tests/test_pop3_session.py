@@ -4,13 +4,12 @@ import base64
 import fcntl
 import logging
 import os
-from functools import partial
 
 import pytest
 
 from clevermail.accounts import AuthThrottle
 from clevermail.pop3 import handler as pop3_handler
-from fakes import Sessions, tls_contexts
+from fakes import session_fixtures, tls_contexts
 from pop3_helpers import (ALICE, BOB, PASSWORD, FakeServer, make_handler, message,
                           start_session)
 
@@ -19,25 +18,12 @@ CAPA_BASE = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
 CAPA_TAIL = ["EXPIRE NEVER", "IMPLEMENTATION CleverMail"]
 
 
-@pytest.fixture
-def handler(tmp_path):
-    return make_handler(tmp_path)
-
-
-@pytest.fixture
-def store(handler):
-    return handler.store
-
-
 def read_greeting(client):
     assert client.line().decode() == GREETING
 
 
-@pytest.fixture
-def open_session(handler):
-    sessions = Sessions(partial(FakeServer, handler), start_session, read_greeting)
-    yield sessions
-    sessions.end()
+handler, store, open_session = session_fixtures(make_handler, FakeServer, start_session,
+                                                read_greeting)
 
 
 def deliver(store, n, address=ALICE, body=None):

@@ -3,13 +3,12 @@ the worker, a sink MX on 127.0.0.1 (FakeResolver), bounces into the sender's INB
 (read back over POP3), deferral and flush, relay denial, a mixed local/remote message,
 and a restart with a deferred entry."""
 import email
-import shutil
 import smtplib
 from email import policy
 
 import pytest
 
-from relay_sink import Replies, ServiceEnv, Sink, wait_for
+from relay_sink import Replies, ServiceEnv, wait_for
 
 ALICE, BOB = ServiceEnv.ALICE, ServiceEnv.BOB
 REMOTE = "carol@there.test"
@@ -21,28 +20,14 @@ def message(subject: str) -> bytes:
             ".a line that starts with a dot\r\n").encode()
 
 
-@pytest.fixture(scope="module")
-def users_template(tmp_path_factory):
-    path = tmp_path_factory.mktemp("users") / "users.ini"
-    ServiceEnv.make_users(path)
-    return path
-
-
 @pytest.fixture
 def replies():
     return Replies()
 
 
 @pytest.fixture
-def env(thread_guard, tmp_path, make_config, users_template, replies):
-    shutil.copy(users_template, tmp_path / "users.ini")
-    sink = Sink(rcpt=replies)
-    env = ServiceEnv(make_config(tmp_path, relay={"mx_port": sink.port}), sink)
-    try:
-        yield env.start()
-    finally:
-        env.stop()
-        sink.close()
+def env(relay_env):
+    return relay_env
 
 
 def test_authenticated_relay_reaches_the_mx_with_envelope_and_trace(env):

@@ -159,14 +159,20 @@ def _reap(proc):
     proc.communicate(timeout=30)
 
 
-def test_cli_start_port_taken(tmp_path, write_config, held_port):
-    cfg = write_config(tmp_path, smtp={"listen": [f"127.0.0.1:{held_port}"]})
-    proc = _start(cfg)
+def _run(config_path):
+    """`clevermail start` that is expected to exit by itself: (returncode, stderr)."""
+    proc = _start(config_path)
     try:
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         _reap(proc)
-    assert proc.returncode == 1
+    return proc.returncode, err
+
+
+def test_cli_start_port_taken(tmp_path, write_config, held_port):
+    cfg = write_config(tmp_path, smtp={"listen": [f"127.0.0.1:{held_port}"]})
+    returncode, err = _run(cfg)
+    assert returncode == 1
     assert err.strip().splitlines()[-1] == (
         f"clevermail: cannot start: smtp: cannot listen on 127.0.0.1:{held_port}: address already in use")
     assert len([line for line in err.splitlines() if "cannot" in line]) == 1
@@ -175,12 +181,8 @@ def test_cli_start_port_taken(tmp_path, write_config, held_port):
 
 def test_cli_start_unwritable_data_dir(tmp_path, write_config, unwritable_data_dir):
     cfg = write_config(tmp_path, server={"data_dir": unwritable_data_dir})
-    proc = _start(cfg)
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        _reap(proc)
-    assert proc.returncode == 1
+    returncode, err = _run(cfg)
+    assert returncode == 1
     assert err.strip().splitlines() == [
         f"clevermail: cannot start: data directory {unwritable_data_dir} is not writable: Not a directory"]
 
@@ -188,12 +190,8 @@ def test_cli_start_unwritable_data_dir(tmp_path, write_config, unwritable_data_d
 def test_cli_start_unwritable_log_file(tmp_path, write_config, unwritable_data_dir):
     log_file = os.path.join(os.path.dirname(unwritable_data_dir), "cm.log")
     cfg = write_config(tmp_path, server={"log_file": log_file})
-    proc = _start(cfg)
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        _reap(proc)
-    assert proc.returncode == 1
+    returncode, err = _run(cfg)
+    assert returncode == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"clevermail: cannot start: log file {log_file}: ")
@@ -202,12 +200,8 @@ def test_cli_start_unwritable_log_file(tmp_path, write_config, unwritable_data_d
 def test_cli_start_bad_config(tmp_path):
     bad = tmp_path / "bad.ini"
     bad.write_text("[smtp]\nlisten = nowhere\n")
-    proc = _start(str(bad))
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        _reap(proc)
-    assert proc.returncode == 2
+    returncode, err = _run(str(bad))
+    assert returncode == 2
     assert len(err.strip().splitlines()) == 1
     assert err.startswith(f"config error: {bad}: [smtp] listen:")
 

@@ -35,11 +35,24 @@ def start_tls(client, client_ctx):
     client.buf = b""
 
 
-def send_mail(c, rcpts=("alice@example.test",), body=MSG, sender="sender@remote.test"):
+def hello(env, server=None, **kw):
+    """A greeted session (env.connect) that said EHLO client.test."""
+    c = env.connect(server, **kw)
+    c.expect(250, "EHLO client.test")
+    return c
+
+
+def start_mail(c, rcpts=("alice@example.test",), sender="a@b.test", data=True):
+    """MAIL FROM, RCPT TO each of rcpts (all accepted) and, if data, DATA up to its 354."""
     c.expect(250, f"MAIL FROM:<{sender}>")
     for r in rcpts:
         c.expect(250, f"RCPT TO:<{r}>")
-    c.expect(354, "DATA")
+    if data:
+        c.expect(354, "DATA")
+
+
+def send_mail(c, rcpts=("alice@example.test",), body=MSG, sender="sender@remote.test"):
+    start_mail(c, rcpts, sender)
     c.send(body + ".\r\n")
     return c.expect(250)
 
@@ -102,8 +115,7 @@ def test_bad_sequence(env):
 
 
 def test_data_after_only_refused_recipients_is_554(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     c.expect(250, "MAIL FROM:<a@b.test>")
     assert c.expect(550, "RCPT TO:<nobody@example.test>").startswith("5.1.1")
     assert c.expect(554, "DATA").startswith("5.5.1")
@@ -111,8 +123,7 @@ def test_data_after_only_refused_recipients_is_554(env):
 
 # -- delivery ------------------------------------------------------------------------
 def test_local_delivery_with_trace_headers(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     reply = send_mail(c, rcpts=["Alice@EXAMPLE.test", "bob+lists@example.test", "alice+x@example.test"],
                       body="Subject: hi\r\n\r\n..dot line\r\nhello\r\n")
     queue_id = reply.split()[-1]
@@ -137,8 +148,7 @@ def test_single_recipient_named_and_helo_keyword(env):
 
 
 def test_unknown_user_and_relay_denied(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     c.expect(250, "MAIL FROM:<a@b.test>")
     assert c.expect(550, "RCPT TO:<carol@example.test>").startswith("5.1.1")
     assert c.expect(554, "RCPT TO:<someone@elsewhere.test>").startswith("5.7.1")
@@ -152,8 +162,7 @@ def test_unknown_user_and_relay_denied(env):
 
 
 def test_authenticated_and_trusted_clients_relay(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
     reply = send_mail(c, rcpts=["x@far.test", "alice@example.test", "Y@far.test", "x@FAR.test"],
                       sender="alice@example.test")
@@ -172,8 +181,7 @@ def test_authenticated_and_trusted_clients_relay(env):
 
 
 def test_submission_requires_auth(env):
-    c = env.connect(env.server(mode="submission"))
-    c.expect(250, "EHLO client.test")
+    c = hello(env, env.server(mode="submission"))
     assert c.expect(530, "MAIL FROM:<alice@example.test>").startswith("5.7.0")
     c.expect(235, "AUTH PLAIN " + plain("bob@example.test", "bob-pw"))
     send_mail(c, rcpts=["x@far.test"], sender="bob@example.test")
@@ -184,13 +192,9 @@ def test_delivery_failure_stores_nothing(env, monkeypatch):
     def broken(*a, **kw):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(env.queue, "prepare", broken)
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
-    c.expect(250, "MAIL FROM:<alice@example.test>")
-    c.expect(250, "RCPT TO:<bob@example.test>")
-    c.expect(250, "RCPT TO:<x@far.test>")
-    c.expect(354, "DATA")
+    start_mail(c, ["bob@example.test", "x@far.test"], sender="alice@example.test")
     c.send(MSG + ".\r\n")
     assert c.expect(451).startswith("4.3.0")
     assert env.inbox("bob@example.test") == []
@@ -202,8 +206,7 @@ def test_internal_error_is_451_and_session_lives(env, monkeypatch):
     def boom(*a):
         raise RuntimeError("bug")
     monkeypatch.setattr(env.handler, "resolve_recipient", boom)
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     c.expect(250, "MAIL FROM:<a@b.test>")
     assert c.expect(451, "RCPT TO:<alice@example.test>").startswith("4.3.0")
     c.expect(250, "NOOP")
@@ -212,11 +215,8 @@ def test_internal_error_is_451_and_session_lives(env, monkeypatch):
 # -- DATA: smuggling, stuffing, line endings, sizes ---------------------------------------
 @pytest.mark.parametrize("sep", ["\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r.\r\n"])
 def test_no_smuggling(env, sep):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
-    c.expect(250, "MAIL FROM:<a@b.test>")
-    c.expect(250, "RCPT TO:<alice@example.test>")
-    c.expect(354, "DATA")
+    c = hello(env)
+    start_mail(c)
     smuggled = ("MAIL FROM:<evil@b.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"
                 "Subject: smuggled\r\n\r\nevil\r\n")
     c.send("Subject: one\r\n\r\nfirst" + sep + smuggled + ".\r\n")
@@ -228,11 +228,8 @@ def test_no_smuggling(env, sep):
 
 
 def test_bare_lf_message_is_normalized(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
-    c.expect(250, "MAIL FROM:<a@b.test>")
-    c.expect(250, "RCPT TO:<alice@example.test>")
-    c.expect(354, "DATA")
+    c = hello(env)
+    start_mail(c)
     c.send("Subject: lf\n\n..leading dot\nbody\r\n.\r\n")      # smtplib stuffs after LF
     c.expect(250)
     [msg] = env.inbox("alice@example.test")
@@ -240,24 +237,18 @@ def test_bare_lf_message_is_normalized(env):
 
 
 def test_empty_body_sent_after_354(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
-    c.expect(250, "MAIL FROM:<a@b.test>")
-    c.expect(250, "RCPT TO:<alice@example.test>")
-    c.expect(354, "DATA")
+    c = hello(env)
+    start_mail(c)
     c.send(".\r\n")
     c.expect(250)
     assert len(env.inbox("alice@example.test")) == 1
 
 
 def test_long_data_line_refused(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     ok = "Subject: x\r\n\r\n" + "y" * 998 + "\r\n"
     send_mail(c, body=ok)
-    c.expect(250, "MAIL FROM:<a@b.test>")
-    c.expect(250, "RCPT TO:<alice@example.test>")
-    c.expect(354, "DATA")
+    start_mail(c)
     c.send("Subject: x\r\n\r\n" + "y" * 999 + "\r\n.\r\n")
     assert c.expect(554).startswith("5.6.0")
     assert len(env.inbox("alice@example.test")) == 1
@@ -278,8 +269,7 @@ def test_size_limit_at_mail_and_in_data(env):
 
 
 def test_too_many_recipients(env):
-    c = env.connect(env.server(limits=Limits(timeout=10.0, recipients=2)))
-    c.expect(250, "EHLO client.test")
+    c = hello(env, env.server(limits=Limits(timeout=10.0, recipients=2)))
     c.expect(250, "MAIL FROM:<a@b.test>")
     c.expect(250, "RCPT TO:<alice@example.test>")
     c.expect(250, "RCPT TO:<bob@example.test>")
@@ -290,8 +280,7 @@ def test_too_many_recipients(env):
 
 
 def test_smtputf8_addresses(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     assert c.expect(553, "MAIL FROM:<jörg@b.test>").startswith("5.6.7")
     c.expect(250, "MAIL FROM:<jörg@b.test> SMTPUTF8")
     c.expect(550, "RCPT TO:<jörg@example.test>")
@@ -315,10 +304,8 @@ def test_pipelined_commands(env):
 
 # -- BDAT (RFC 3030) ----------------------------------------------------------------------
 def test_bdat_chunks(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
-    c.expect(250, "MAIL FROM:<a@b.test>")
-    c.expect(250, "RCPT TO:<alice@example.test>")
+    c = hello(env)
+    start_mail(c, data=False)
     part1, part2 = b"Subject: chunked\r\n\r\n.no stuffing\r\n", b"QUIT\r\nend\r\n"
     c.send(b"BDAT %d\r\n" % len(part1) + part1)
     assert c.expect(250).startswith("2.0.0")
@@ -330,13 +317,11 @@ def test_bdat_chunks(env):
 
 
 def test_bdat_out_of_sequence_and_oversize_consume_the_chunk(env):
-    c = env.connect(env.server(limits=Limits(timeout=10.0, message_size=1024)))
-    c.expect(250, "EHLO client.test")
+    c = hello(env, env.server(limits=Limits(timeout=10.0, message_size=1024)))
     c.send(b"BDAT 6 LAST\r\nRSET\r\n")             # chunk bytes must not run as a command
     c.expect(503)
     c.expect(250, "NOOP")
-    c.expect(250, "MAIL FROM:<a@b.test>")
-    c.expect(250, "RCPT TO:<alice@example.test>")
+    start_mail(c, data=False)
     c.send(b"BDAT 2000 LAST\r\n" + b"x" * 2000)
     assert c.expect(552).startswith("5.3.4")
     c.expect(250, "NOOP")
@@ -369,8 +354,7 @@ def test_starttls_discards_pipelined_commands_and_resets(env, tls):
 
 
 def test_starttls_not_available_without_certificate(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     c.expect(502, "STARTTLS")
     c.expect(501, "STARTTLS now")
 
@@ -383,16 +367,14 @@ def test_auth_mechanisms(env):
         [(334, "AUTH LOGIN"), (334, b64("alice@example.test")), (235, b64("alice-pw"))],
         [(334, "AUTH LOGIN " + b64("ALICE@example.test")), (235, b64("alice-pw"))],
     ):
-        c = env.connect()
-        c.expect(250, "EHLO client.test")
+        c = hello(env)
         for code, line in steps:
             c.expect(code, line)
         c.expect(503, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
 
 
 def test_auth_failures_look_alike_and_errors(env):
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     wrong = c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "nope"))
     unknown = c.expect(535, "AUTH PLAIN " + plain("carol@example.test", "nope"))
     assert wrong == unknown == "5.7.8 Authentication credentials invalid"
@@ -410,18 +392,15 @@ def test_auth_failures_look_alike_and_errors(env):
 def test_auth_throttled_after_failures(env):
     throttle = AuthThrottle(limit=3, window=60)
     server = env.server(throttle=throttle)
-    c = env.connect(server)
-    c.expect(250, "EHLO client.test")
+    c = hello(env, server)
     for _ in range(3):
         c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "guess"))
     text = c.expect(421, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
     assert text.startswith("4.7.0") and "failed authentications" in text
     assert c.closed()
-    d = env.connect(server)                            # same address, new connection
-    d.expect(250, "EHLO client.test")
+    d = hello(env, server)                             # same address, new connection
     d.expect(421, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
-    e = env.connect(server, peer="127.0.0.2")          # other addresses are unaffected
-    e.expect(250, "EHLO client.test")
+    e = hello(env, server, peer="127.0.0.2")           # other addresses are unaffected
     e.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
 
 
@@ -436,11 +415,9 @@ def test_auth_requires_tls_unless_loopback_or_allowed(env):
 
 def test_auth_secrets_never_logged(env, caplog):
     caplog.set_level(logging.DEBUG, logger="clevermail")
-    c = env.connect()
-    c.expect(250, "EHLO client.test")
+    c = hello(env)
     c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
-    d = env.connect()
-    d.expect(250, "EHLO client.test")
+    d = hello(env)
     d.expect(334, "AUTH LOGIN")
     d.expect(334, b64("bob@example.test"))
     d.expect(235, b64("bob-pw"))

@@ -13,9 +13,11 @@ Where RFC 3501 is silent the results follow Dovecot: boundaries match as line
 prefixes and the CRLF before a boundary belongs to it, a multipart without
 parts shows one empty text/plain part, Content-* headers count only in MIME
 parts (MIME-Version or Content-Type present, or inside a multipart), RFC 2047
-words stay encoded.  Case-insensitive tokens are written upper-case as in
-RFC 3501's examples ("TEXT" "PLAIN" ("CHARSET" "US-ASCII")); values keep
-their case.
+words stay encoded.  Like Dovecot (lib-imap/imap-bodystructure.c,
+lib-mail/message-part-data.c), type, subtype, parameter names and values,
+encoding and disposition are written as the message spells them; only the
+defaults are Dovecot's lower-case ones: "text" "plain" ("charset" "us-ascii"),
+"7bit", and "message" "rfc822" for every encapsulated message.
 Nothing here raises on malformed mail: oddities fall back to plain parts.
 Header text is handled as latin-1 `str` so every 8-bit byte round-trips.
 """
@@ -33,9 +35,11 @@ MAX_PARTS = 10000
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 # RFC 2045 token; 8-bit bytes are accepted as Dovecot does (unencoded names).
 _TOKEN = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\"/\[\]?=]+')
+# Dovecot's rfc822_parse_mime_token() also accepts an empty token.
+_MIME_TOKEN = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\"/\[\]?=]*')
 _ATEXT = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\".\[\]]+')
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"?', re.S)
-_EMPTY_BODY = b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" 0 0'
+_EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0'
 
 
 class Part:
@@ -43,7 +47,9 @@ class Part:
 
     fields: [lower-case name, line start, colon index or -1, end] per header
     field (continuation lines included).  children: sub-parts of a multipart,
-    or the single encapsulated message of a message/rfc822 part.
+    or the single encapsulated message of a message/rfc822 part.  ctype is
+    None without a (MIME) Content-Type; csub is None when that header has no
+    usable "/subtype" (Dovecot then writes "" and reads no parameters).
     """
 
     __slots__ = ("hstart", "bstart", "end", "fields", "kind", "ctype", "csub",
@@ -124,7 +130,7 @@ class ParsedMessage:
             return p, hit
         own = len(stack)
         inner = stack + (boundary.encode("latin-1"),)
-        digest = p.csub.lower() == "digest"
+        digest = _ascii_lower(p.csub) == "digest"
         hit = _find(raw, p.bstart, n, inner)
         while True:
             if hit is None:            # never closed: runs to the end
@@ -161,10 +167,12 @@ class ParsedMessage:
             if digest_child:   # RFC 2046 5.1.5: digest parts default to messages
                 p.kind, p.ctype, p.csub = RFC822, "message", "rfc822"
             return
-        t = p.ctype.lower()
+        if p.csub is None:     # Dovecot: "multipart/" and "message/rfc822" only
+            return
+        t = _ascii_lower(p.ctype)
         if t == "multipart":
             p.kind = MULTIPART
-        elif t == "message" and p.csub.lower() == "rfc822":
+        elif t == "message" and _ascii_lower(p.csub) == "rfc822":
             p.kind = RFC822
 
 
@@ -296,10 +304,12 @@ def _value(s, i):
 def _parse_params(s, i):
     """RFC 2045 parameters from s[i:], RFC 2231 continuations merged.
 
-    Like Dovecot, "name*" values stay charset'lang'%-encoded under "NAME*"
-    and a broken parameter is skipped, not fatal.  Names are upper-cased.
+    As Dovecot's rfc2231_parse(): names keep their case, "name*" values stay
+    charset'lang'%-encoded under "name*", a broken parameter is skipped, not
+    fatal, and continuations are sorted by (name, section) then merged when
+    their names match ignoring ASCII case (the first one's spelling is kept).
     """
-    plain, ext, n = [], {}, len(s)
+    plain, ext, n = [], [], len(s)
     while True:
         i = _skip(s, i)
         if i >= n:
@@ -324,55 +334,92 @@ def _parse_params(s, i):
         # int() refuses strings over 4300 digits).
         if star and (digits == "" and extended
                      or digits.isdigit() and digits.isascii() and len(digits) < 10):
-            key = head.upper()
-            ext.setdefault(key, []).append((int(digits or 0), extended, value))
+            ext.append((head, int(digits or 0), extended, value))
         else:
-            plain.append((name.upper(), value))
-    for key in sorted(ext):
-        segs = sorted(ext[key], key=lambda x: x[0])
-        if [x[0] for x in segs] != list(range(len(segs))):
+            plain.append((name, value))
+    ext.sort(key=lambda x: (x[0], x[1]))
+    i = 0
+    while i < len(ext):
+        fold = _ascii_lower(ext[i][0])
+        j = i + 1
+        while j < len(ext) and _ascii_lower(ext[j][0]) == fold:
+            j += 1
+        segs, i = ext[i:j], j
+        if [x[1] for x in segs] != list(range(len(segs))):
             # Gaps in the numbering: not really RFC 2231, keep them apart.
-            plain.extend(("%s*%d%s" % (key, x[0], "*" if x[1] else ""), x[2]) for x in segs)
+            plain.extend(("%s*%d%s" % (x[0], x[1], "*" if x[2] else ""), x[3]) for x in segs)
             continue
-        has_ext = any(x[1] for x in segs)
-        val = "''" if has_ext and not segs[0][1] else ""
-        for _, is_ext, v in segs:
+        has_ext = any(x[2] for x in segs)
+        val = "''" if has_ext and not segs[0][2] else ""
+        for _, _, is_ext, v in segs:
             val += v.replace("%", "%25") if has_ext and not is_ext else v
-        plain.append((key + ("*" if has_ext else ""), val))
+        plain.append((segs[0][0] + ("*" if has_ext else ""), val))
     return plain
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(s):
+    """Case folding as C strcasecmp() does it: ASCII letters only."""
+    return s.translate(_ASCII_LOWER)
+
+
 def _parse_content_type(s):
-    """(type, subtype, params) of a Content-Type value; type None if absent."""
+    """(type, subtype, params) of a Content-Type value, as Dovecot reads it.
+
+    rfc822_parse_content_type(): the type is a possibly empty token; without
+    a "/" followed by something, subtype is None and no parameters are read
+    (Dovecot then writes "type" "").  The subtype is a possibly empty token.
+    """
     i = _skip(s, 0)
-    m = _TOKEN.match(s, i)
-    if m is None:
-        return None, None, []
+    m = _MIME_TOKEN.match(s, i)
+    ctype = m.group()
     i = _skip(s, m.end())
-    if i < len(s) and s[i] == "/":
-        i = _skip(s, i + 1)
-        sub = _TOKEN.match(s, i)
-        if sub is not None:
-            return m.group(), sub.group(), _parse_params(s, sub.end())
-    # A type without subtype is unusable; Dovecot reports it this way.
-    return "application", "octet-stream", []
+    if i >= len(s) or s[i] != "/":
+        return ctype, None, []
+    i = _skip(s, i + 1)
+    if i >= len(s):
+        return ctype, None, []
+    sub = _MIME_TOKEN.match(s, i)
+    return ctype, sub.group(), _parse_params(s, sub.end())
 
 
 def _param(params, name):
+    """First parameter called name, ASCII case ignored (strcasecmp)."""
     for k, v in params:
-        if k == name.upper():
+        if _ascii_lower(k) == name:
             return v
     return None
 
 
 def _content(pm, p):
-    """First value of each Content-* field of a MIME part, keyed by suffix."""
+    """Values of the Content-* fields of a MIME part, keyed by suffix, in
+    header order (Dovecot does not always keep the first one)."""
     info = {}
     if p.mime:
         for f in p.fields:
-            if f[0].startswith("content-") and f[0][8:] not in info:
-                info[f[0][8:]] = pm.field_value(f)
+            if f[0].startswith("content-"):
+                info.setdefault(f[0][8:], []).append(pm.field_value(f))
     return info
+
+
+def _first(info, name):
+    values = info.get(name)
+    return values[0] if values else None
+
+
+def _encoding(info):
+    """Content-Transfer-Encoding as written, else "7bit".
+
+    message-part-data.c parse_content_transfer_encoding(): the value must be
+    one token and nothing else; an unusable field leaves the next one a try.
+    """
+    for enc in info.get("transfer-encoding", ()):
+        m = _TOKEN.match(enc, _skip(enc, 0))
+        if m is not None and _skip(enc, m.end()) >= len(enc):
+            return m.group()
+    return "7bit"
 
 
 # ------------------------------------------------------------------ output
@@ -392,15 +439,20 @@ def bodystructure(pm, extended=True):
 
 def _extension(info):
     """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
-    dsp = info.get("disposition")
-    m = _TOKEN.match(dsp, _skip(dsp, 0)) if dsp is not None else None
-    if m is None:
-        dsp = b"NIL"
-    else:
-        dsp = b"(" + nstring(m.group().upper()) + b" " + _plist(_parse_params(dsp, m.end())) + b")"
-    lang = info.get("language")
+    # parse_content_disposition() runs again for every Content-Disposition
+    # while no parameters were found: the first one with parameters wins,
+    # else the last.  Its type is a (possibly empty) token as written.
+    dsp, params = None, []
+    for value in info.get("disposition", ()):
+        if params:
+            break
+        m = _MIME_TOKEN.match(value, _skip(value, 0))
+        dsp, params = m.group(), _parse_params(value, m.end())
+    dsp = b"NIL" if dsp is None else b"(" + nstring(dsp) + b" " + _plist(params) + b")"
+    # parse_content_language(): a comma-separated list of atoms; a field
+    # without any leaves the next Content-Language a try.
     langs = []
-    if lang is not None:
+    for lang in info.get("language", ()):
         i = 0
         while True:
             i = _skip(lang, i)
@@ -412,8 +464,10 @@ def _extension(info):
             if i >= len(lang) or lang[i] != ",":
                 break
             i += 1
+        if langs:
+            break
     lang = b"(" + b" ".join(langs) + b")" if langs else b"NIL"
-    return b" ".join((dsp, lang, nstring(info.get("location"))))
+    return b" ".join((dsp, lang, nstring(_first(info, "location"))))
 
 
 def _write(pm, p, ext, out):
@@ -423,34 +477,37 @@ def _write(pm, p, ext, out):
             _write(pm, c, ext, out)
         if not p.children:    # RFC 3501 needs 1*body: show one empty part
             out.append(_EMPTY_BODY + (b" NIL NIL NIL NIL)" if ext else b")"))
-        out.append(b" " + nstring(p.csub.upper()))
+        out.append(b" " + nstring(p.csub))
         if ext:
             out.append(b" " + _plist(p.params) + b" " + _extension(_content(pm, p)))
         out.append(b")")
         return
     info = _content(pm, p)
     params = p.params
-    if p.ctype is None:
-        ctype, csub = "TEXT", "PLAIN"
+    if p.kind == RFC822:
+        # imap-bodystructure.c part_write_body(): a literal "message" "rfc822",
+        # also for digest parts without Content-Type.
+        ctype, csub, text = "message", "rfc822", False
+    elif p.ctype is None:
+        ctype, csub, text = "text", "plain", True
     else:
-        ctype, csub = p.ctype.upper(), p.csub.upper()
-    if ctype == "TEXT" and _param(params, "charset") is None:
-        params = params + [("CHARSET", "US-ASCII")]
-    enc = info.get("transfer-encoding")
-    m = _TOKEN.match(enc, _skip(enc, 0)) if enc is not None else None
-    enc = m.group().upper() if m else "7BIT"
+        ctype, csub = p.ctype, p.csub or ""
+        text = _ascii_lower(ctype) == "text"
+    if text and _param(params, "charset") is None:
+        # params_write(): the default charset goes after the other parameters
+        params = params + [("charset", "us-ascii")]
     raw = pm.raw
     out.append(b"(%s %s %s %s %s %s %d" % (
-        nstring(ctype), nstring(csub), _plist(params), nstring(info.get("id")),
-        nstring(info.get("description")), nstring(enc), p.end - p.bstart))
+        nstring(ctype), nstring(csub), _plist(params), nstring(_first(info, "id")),
+        nstring(_first(info, "description")), nstring(_encoding(info)), p.end - p.bstart))
     if p.kind == RFC822:
         out.append(b" " + envelope(pm, p.children[0]) + b" ")
         _write(pm, p.children[0], ext, out)
         out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
-    elif ctype == "TEXT":
+    elif text:
         out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
     if ext:
-        out.append(b" " + nstring(info.get("md5")) + b" " + _extension(info))
+        out.append(b" " + nstring(_first(info, "md5")) + b" " + _extension(info))
     out.append(b")")
 
 
