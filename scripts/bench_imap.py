@@ -202,20 +202,27 @@ def bench_idle(workdir, count):
         stop_server(proc)
 
 
+def write_config(workdir):
+    with open(os.path.join(workdir, "clevermail.ini"), "w") as f:
+        f.write("[server]\ndata_dir = data\nusers_file = users.ini\ndomains = example.test,\n"
+                "log_level = WARNING\n[smtp]\nlisten = 127.0.0.1:0,\n[pop3]\nlisten = 127.0.0.1:0,\n"
+                "[imap]\nlisten = 127.0.0.1:0,\n[limits]\nconnections = 5000\n"
+                "connections_per_client = 5000\nauth_failure_delay = 0\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--idle", type=int, default=2000)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="cm-bench-imap-") as workdir:
-        with open(os.path.join(workdir, "clevermail.ini"), "w") as f:
-            f.write("[server]\ndata_dir = data\nusers_file = users.ini\ndomains = example.test,\n"
-                    "log_level = WARNING\n[smtp]\nlisten = 127.0.0.1:0,\n[pop3]\nlisten = 127.0.0.1:0,\n"
-                    "[imap]\nlisten = 127.0.0.1:0,\n[limits]\nconnections = 5000\n"
-                    "connections_per_client = 5000\nauth_failure_delay = 0\n")
+        write_config(workdir)
         for n in (int(s) for s in args.sizes.split(",") if s):
             bench_size(workdir, n)
-        if args.idle:
+    if args.idle:
+        # its own data dir: the figure is what sessions cost, not the warmed-up folders
+        with tempfile.TemporaryDirectory(prefix="cm-bench-idle-") as workdir:
+            write_config(workdir)
             bench_idle(workdir, args.idle)
 
 

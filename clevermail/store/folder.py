@@ -16,7 +16,8 @@ CleverMail processes.  `cond` is notified on every change; every change bumps
 
 import bisect
 import collections
-import heapq
+import itertools
+import operator
 import errno
 import fcntl
 import logging
@@ -29,6 +30,7 @@ from .errors import MessageGone
 from .uidlist import UidList
 
 SUBDIRS = ("new", "cur")
+_first = operator.itemgetter(0)
 LOG_LIMIT = 20000
 LOCK_NAME = "clevermail-lock"
 KEYWORDS_NAME = "clevermail-keywords"
@@ -175,48 +177,57 @@ class Folder:
             return True
         return False
 
-    def _add_fresh(self, fresh):
-        """Index new files {sub: [names]}, giving each a UID.  Names start with the
-        delivery time, so name order is arrival order and UIDs follow it (the two
-        sorted directory lists are merged: strings sort much faster than pairs)."""
-        new_names = fresh.get("new", [])
-        in_new = set(new_names)
-        new_names.sort()
-        cur_names = sorted(fresh.get("cur", []))
-        match = maildir.FAST_NAME.match
-        # keyed by base: a file moved new/ -> cur/ between two listings shows up in
-        # both; the later (cur/) name wins and it is indexed once
-        rows = {}
-        for name in heapq.merge(cur_names, new_names) if new_names and cur_names else (cur_names or new_names):
-            sub = "new" if name in in_new else "cur"
-            m = match(name)
-            if m is not None:   # our (and Dovecot's) names: one regex, no syscall
-                date, size, wsize, flags = m.groups()
-                base = name if flags is None else name[:m.start(4) - 3]
-                rows[base] = (base, sub, flags or "", int(size), int(wsize), int(date))
-                continue
+    def _parse_names(self, sub, names):
+        """Rows (base, sub, flags, size, wsize, date) for the file names of one
+        sub-directory.  Our own names (and Dovecot's) are parsed by one regex pass over
+        all of them at C speed; anything else is measured one by one."""
+        odd = [n for n in names if ",W=" not in n or "\n" in n]
+        regular = [n for n in names if ",W=" in n and "\n" not in n] if odd else names
+        found = maildir.FAST_LINES.findall("\n".join(regular))
+        if len(found) != len(regular):      # a name only looked like ours
+            odd, found = names, []
+        rows = []
+        if found:
+            bases, dates, sizes, wsizes, flags = zip(*found)
+            rows = list(zip(bases, itertools.repeat(sub), flags, map(int, sizes), map(int, wsizes),
+                            map(int, dates)))
+        for name in odd:
             base, flags, size, wsize, date = maildir.parse_name(name)
             try:
                 size, wsize, date = self._measure(os.path.join(self.path, sub, name), size, wsize, date)
             except FileNotFoundError:
                 continue
-            rows[base] = (base, sub, flags, size, wsize, date)
-        rows = list(rows.values())
-        assigned = self._uidlist.assign([row[0] for row in rows])
-        modseq = self.modseq + 1
+            rows.append((base, sub, flags, size, wsize, date))
+        return rows
+
+    def _add_fresh(self, fresh):
+        """Index new files {sub: [names]}, giving each a UID.  Names start with the
+        delivery time, so name order is arrival order and UIDs follow it."""
+        rows = self._parse_names("new", fresh.get("new", [])) + self._parse_names("cur", fresh.get("cur", []))
+        if not rows:
+            return
+        unique = dict(zip(map(_first, rows), rows))
+        if len(unique) != len(rows):
+            # a file moved new/ -> cur/ between two listings shows up twice: the
+            # later (cur/) name wins and it is indexed once
+            rows = list(unique.values())
+        rows.sort(key=_first)
+        bases, subs, flags, sizes, wsizes, dates = zip(*rows)
+        assigned = self._uidlist.assign(bases)
+        uids = list(map(assigned.__getitem__, bases))
+        self.modseq += 1
+        entries = list(map(Entry, uids, bases, subs, flags, sizes, wsizes, dates,
+                           itertools.repeat(self.modseq)))
         self.modseq += len(rows)
-        by_uid, by_base, uids = self.by_uid, self.by_base, self.uids
-        added = []
-        for base, sub, flags, size, wsize, date in rows:
-            uid = assigned[base]
-            by_uid[uid] = by_base[base] = Entry(uid, base, sub, flags, size, wsize, date, modseq)
-            added.append(uid)
-        added.sort()
-        if not uids or not added or added[0] > uids[-1]:
-            uids.extend(added)
+        self.by_uid.update(zip(uids, entries))
+        self.by_base.update(zip(bases, entries))
+        added = sorted(uids)
+        current = self.uids
+        if not current or added[0] > current[-1]:
+            current.extend(added)
         else:   # UIDs another process gave out below ours: keep the list sorted
             for uid in added:
-                bisect.insort(uids, uid)
+                bisect.insort(current, uid)
 
     @staticmethod
     def _measure(path, size, wsize, date):

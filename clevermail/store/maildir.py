@@ -55,6 +55,11 @@ def new_base(size, wsize, date=None):
 FAST_NAME = re.compile(r"(\d+)\.[^,:]*,S=(\d+),W=(\d+)(?::2,(.*))?\Z", re.DOTALL)
 
 
+# The same over many names joined by newlines (Folder's bulk scan): groups are
+# base, date, size, wsize, flags.
+FAST_LINES = re.compile(r"^((\d+)\.[^,:\n]*,S=(\d+),W=(\d+))(?::2,([^\n]*))?$", re.MULTILINE)
+
+
 def parse_name(name):
     """file name -> (base, flags, size, wsize, date); size/wsize/date None when absent."""
     m = FAST_NAME.match(name)

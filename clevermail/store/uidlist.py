@@ -113,10 +113,10 @@ class UidList:
         if fresh:
             first = self.uidnext
             new_uids = range(first, first + len(fresh))
-            self._append("".join(map("{} {}\n".format, new_uids, fresh)), durable=True)
+            self._append("\n".join(map(" ".join, zip(map(str, new_uids), fresh))) + "\n", durable=True)
             known.update(zip(fresh, new_uids))
             self.uidnext = first + len(fresh)
-        return {b: known[b] for b in bases}
+        return dict(zip(bases, map(known.__getitem__, bases)))
 
     def claim_recent(self):
         """Hand \\Recent for every UID up to UIDNEXT-1 to the caller; returns the old mark."""
