@@ -207,33 +207,28 @@ class MessageCommands:
                 text = flag_cache[key] = " ".join(folder.flag_names(entry.flags) + (("\\Recent",) if key[1] else ())).encode()
             return text
 
-        getters = {"FLAGS": flags, "UID": lambda uid, entry: uid,
-                   "INTERNALDATE": lambda uid, entry: format_datetime(float(entry.date)).encode(),
-                   "RFC822.SIZE": lambda uid, entry: entry.wsize}
-        row = [getters[n] for n in names]
+        if names == ["UID", "FLAGS"]:
+            # what every client sends on every sync: one format, one cache lookup
+            def line(seq, uid, entry):
+                return fmt % (seq, uid, flag_cache.get((entry.flags, uid in recent)) or flags(uid, entry))
+        else:
+            getters = {"FLAGS": flags, "UID": lambda uid, entry: uid,
+                       "INTERNALDATE": lambda uid, entry: format_datetime(float(entry.date)).encode(),
+                       "RFC822.SIZE": lambda uid, entry: entry.wsize}
+            row = [getters[n] for n in names]
+
+            def line(seq, uid, entry):
+                return fmt % (seq, *[g(uid, entry) for g in row])
         get, uids = folder.by_uid.get, view.uids
         out = []
         missing = False
-        if names in (["UID", "FLAGS"], ["FLAGS", "UID"], ["FLAGS"]):
-            # what every client sends on every sync: one dict lookup per flag string
-            uid_first = names[0] == "UID"
-            for seq in seqs:
-                uid = uids[seq - 1]
-                entry = get(uid)
-                if entry is None:
-                    missing = True
-                    continue
-                text = flag_cache.get((entry.flags, uid in recent)) or flags(uid, entry)
-                out.append(fmt % ((seq, uid, text) if uid_first else (seq, text, uid) if len(names) == 2
-                                  else (seq, text)))
-        else:
-            for seq in seqs:
-                uid = uids[seq - 1]
-                entry = get(uid)
-                if entry is None:
-                    missing = True
-                    continue
-                out.append(fmt % (seq, *[g(uid, entry) for g in row]))
+        for seq in seqs:
+            uid = uids[seq - 1]
+            entry = get(uid)
+            if entry is None:
+                missing = True
+                continue
+            out.append(line(seq, uid, entry))
         self.send_many(out)
         if missing:
             raise IMAPNo("Some messages were expunged meanwhile and were not fetched", code="EXPUNGEISSUED")
