@@ -10,7 +10,7 @@ On disk, under <data_dir>/mail/:
     <folder>/clevermail-uidlist                UIDVALIDITY, UIDNEXT, base -> UID (uidlist.py)
     <folder>/clevermail-keywords               IMAP keyword <-> flag letter a..z
     <folder>/clevermail-index                  cache of the folder index (index.py)
-    <folder>/clevermail-lock                   flock target shared with other processes
+    <folder>/clevermail-lock                   flock target shared with other processes (locks.py)
 
 Message files follow maildir.py's naming (sizes and date in the name, flags after
 ':2,'), stored with LF line endings; POP3 and IMAP send them with CRLF.  Mutt, Dovecot
@@ -20,7 +20,8 @@ and other Maildir readers can work on the same tree.  POP3 UIDLs are
 
 from .errors import (FolderExists, FolderInUse, InvalidName, MessageGone, NoSuchFolder,
                      StoreError)
-from .folder import Entry, Folder, wait_for_change
+from .folder import Entry, Folder
+from .locks import wait_for_change
 from .mailstore import SPECIAL_USE, MailStore, PendingDelivery
 
 __all__ = ["Entry", "Folder", "FolderExists", "FolderInUse", "InvalidName", "MailStore",

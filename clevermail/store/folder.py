@@ -17,27 +17,21 @@ CleverMail processes.  `cond` is notified on every change; every change bumps
 import bisect
 import collections
 import itertools
-import operator
-import errno
-import fcntl
 import logging
+import operator
 import os
 import threading
-import time
 
 from . import maildir
 from .errors import MessageGone
+from .changes import FolderChanges
+from .flags import MAX_KEYWORDS, FlagMap  # noqa: F401 (MAX_KEYWORDS re-exported)
+from .locks import FileLock, wait_for_change  # noqa: F401 (wait_for_change re-exported)
 from .uidlist import UidList
 
-SUBDIRS = ("new", "cur")
+SUBDIRS = maildir.SUBDIRS
 _first = operator.itemgetter(0)
 LOG_LIMIT = 20000
-LOCK_NAME = "clevermail-lock"
-KEYWORDS_NAME = "clevermail-keywords"
-SYSTEM_FLAGS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
-LETTER_FLAGS = {v: k for k, v in SYSTEM_FLAGS.items()}
-_SYSTEM_BY_LOWER = {k.lower(): v for k, v in SYSTEM_FLAGS.items()}
-MAX_KEYWORDS = 26
 
 
 class Entry:
@@ -53,7 +47,7 @@ class Entry:
         return self.base + ":2," + self.flags if (self.sub == "cur" or self.flags) else self.base
 
 
-class Folder:
+class Folder(FolderChanges):
     def __init__(self, path, name):
         self.path = path
         self.name = name
@@ -68,15 +62,14 @@ class Folder:
         self._stamps = {"new": None, "cur": None}
         self._uidlist = UidList(path)
         self._lockfd = None
-        self._keywords = None
-        self._flag_names = {}
+        self.flagmap = FlagMap(path, self.lock)
         self.users = 0            # sessions holding the folder (MailStore bookkeeping)
         self.waiters = set()
         maildir.make_maildir(path)
 
     # -- locking ---------------------------------------------------------------
     def file_lock(self):
-        return _FileLock(self)
+        return FileLock(self)
 
     # -- properties --------------------------------------------------------------
     @property
@@ -331,214 +324,18 @@ class Folder:
         with self.open_message(uid) as f:
             return maildir.to_wire(f.read())
 
-    # -- flags -----------------------------------------------------------------
-    def _load_keywords(self):
-        if self._keywords is None:
-            self._keywords = []
-            try:
-                with open(os.path.join(self.path, KEYWORDS_NAME), encoding="utf-8") as f:
-                    for line in f:
-                        idx, _, name = line.strip().partition(" ")
-                        if idx.isdigit() and name and int(idx) < MAX_KEYWORDS:
-                            while len(self._keywords) <= int(idx):
-                                self._keywords.append(None)
-                            self._keywords[int(idx)] = name
-            except FileNotFoundError:
-                pass
-        return self._keywords
-
+    # -- flags (store/flags.py holds the mapping) ----------------------------------
     def keywords(self):
-        """Keywords defined in this folder (IMAP FLAGS response)."""
-        with self.lock:
-            return [k for k in self._load_keywords() if k]
+        return self.flagmap.keywords()
 
     def can_add_keywords(self):
-        with self.lock:
-            return len(self._load_keywords()) < MAX_KEYWORDS
+        return self.flagmap.can_add()
 
     def flag_names(self, letters):
-        """Maildir flag letters -> IMAP flag names (cached per distinct string)."""
-        names = self._flag_names.get(letters)
-        if names is None:
-            kw = self._load_keywords()
-            names = []
-            for c in letters:
-                if c in LETTER_FLAGS:
-                    names.append(LETTER_FLAGS[c])
-                elif "a" <= c <= "z" and ord(c) - 97 < len(kw) and kw[ord(c) - 97]:
-                    names.append(kw[ord(c) - 97])
-            names = tuple(names)
-            self._flag_names[letters] = names
-        return names
+        return self.flagmap.flag_names(letters)
 
     def letters_for(self, names, create=True):
-        """IMAP flag names -> Maildir letters (unknown keywords defined when `create`).
-        \\Recent and names beyond the 26 keyword slots are dropped."""
-        with self.lock:
-            kw = self._load_keywords()
-            letters = set()
-            for name in names:
-                sys_letter = _SYSTEM_BY_LOWER.get(name.lower())
-                if sys_letter:
-                    letters.add(sys_letter)
-                    continue
-                if name.startswith("\\"):
-                    continue
-                lowered = [k.lower() if k else None for k in kw]
-                if name.lower() in lowered:
-                    letters.add(chr(97 + lowered.index(name.lower())))
-                elif create and len(kw) < MAX_KEYWORDS:
-                    kw.append(name)
-                    self._save_keywords()
-                    letters.add(chr(96 + len(kw)))
-            return letters
-
-    def _save_keywords(self):
-        path = os.path.join(self.path, KEYWORDS_NAME)
-        tmp = path + f".{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for i, name in enumerate(self._keywords):
-                if name:
-                    f.write(f"{i} {name}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        self._flag_names.clear()
-
-    def store_flags(self, uids, letters, mode):
-        """Change flags of `uids`: mode '+' adds, '-' removes, '=' replaces.
-        Returns the entries whose flags really changed."""
-        letters = set(letters)
-        changed = []
-        with self.lock, self.file_lock():
-            before = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
-            for uid in uids:
-                entry = self.by_uid.get(uid)
-                if entry is None:
-                    continue
-                old = set(entry.flags)
-                new = old | letters if mode == "+" else old - letters if mode == "-" else set(letters)
-                if new == old and entry.sub == "cur":
-                    continue
-                if self._rename(entry, "".join(sorted(new))):
-                    if new != old:
-                        self._touch(entry)
-                        changed.append(entry)
-            self._own_change("cur", before)
-            if changed:
-                self._wake()
-        return changed
-
-    def _rename(self, entry, flags):
-        src = self.file_path(entry)
-        dst = os.path.join(self.path, "cur", entry.base + ":2," + flags)
-        try:
-            os.rename(src, dst)
-        except FileNotFoundError:
-            return False  # moved or expunged by someone else: the next sync tells
-        entry.sub, entry.flags = "cur", flags
-        return True
-
-    def _own_change(self, sub, before):
-        """After our own rename/unlink in `sub`: keep the index's stamp current when
-        nobody else changed the directory since we last looked, so the next sync
-        need not re-list it."""
-        if self._stamps[sub] == before:
-            self._stamps[sub] = os.stat(os.path.join(self.path, sub)).st_mtime_ns
-
-    # -- expunge / append ----------------------------------------------------------
-    def expunge(self, uids):
-        """Remove the messages `uids` for good; returns the UIDs really removed."""
-        removed = []
-        with self.lock, self.file_lock():
-            before = {s: os.stat(os.path.join(self.path, s)).st_mtime_ns for s in SUBDIRS}
-            touched = set()
-            todo = sorted(uids)
-            for attempt in (0, 1):
-                retry = []
-                for uid in todo:
-                    entry = self.by_uid.get(uid)
-                    if entry is None:
-                        continue
-                    try:
-                        os.unlink(self.file_path(entry))
-                    except FileNotFoundError:
-                        if not attempt:
-                            retry.append(uid)  # renamed by another writer: find its new name
-                            continue
-                    touched.add(entry.sub)
-                    self._drop(entry)
-                    removed.append(uid)
-                if not retry:
-                    break
-                self._rescan(list(SUBDIRS))
-                todo = retry
-            for sub in touched:
-                maildir.fsync_dir(os.path.join(self.path, sub))
-            # only cur/: deliveries link into new/ without our lock, so a new/ mtime
-            # taken now could be theirs, and adopting it would hide their message
-            self._own_change("cur", before["cur"])
-            if removed:
-                self._wake()
-        return removed
-
-    def append(self, wire, letters="", date=None):
-        """Store a message (wire form) with flags and internal date; returns its UID."""
-        disk = maildir.to_disk(wire)
-        base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
-        tmp = maildir.write_tmp(self.path, disk, base)
-        flags = "".join(sorted(set(letters)))
-        with self.lock, self.file_lock():
-            before = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
-            maildir.commit_tmp(self.path, tmp, base + ":2," + flags, sub="cur")
-            self._own_change("cur", before)
-            self._add_fresh({"cur": [base + ":2," + flags]})
-            self._wake()
-            return self.by_base[base].uid
-
-    def copy_to(self, uids, target):
-        """Copy messages into folder `target` (hard links where possible) with their
-        flags; keywords are re-mapped to the target's letters.  Returns
-        [(source uid, new uid)] for COPYUID.  Never holds both folders' locks."""
-        pairs = []
-        for uid in uids:
-            with self.lock:
-                entry = self.by_uid.get(uid)
-                if entry is None:
-                    continue
-                src, flags, size, wsize, date = self.file_path(entry), entry.flags, entry.size, entry.wsize, entry.date
-            if target is not self and any("a" <= c <= "z" for c in flags):
-                keep = "".join(c for c in flags if c in LETTER_FLAGS)
-                names = [n for n in self.flag_names(flags) if not n.startswith("\\")]
-                flags = "".join(sorted(set(keep) | target.letters_for(names)))
-            base = maildir.new_base(size, wsize, date)
-            tmp = os.path.join(target.path, "tmp", base)
-            try:
-                os.link(src, tmp)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                    raise
-                with open(src, "rb") as f:
-                    maildir.write_tmp(target.path, f.read(), base)
-            pairs.append((uid, base, tmp, flags))
-        if not pairs:
-            return []
-        result = []
-        with target.lock, target.file_lock():
-            before = os.stat(os.path.join(target.path, "cur")).st_mtime_ns
-            fresh = {"cur": []}
-            for uid, base, tmp, flags in pairs:
-                maildir.commit_tmp(target.path, tmp, base + ":2," + flags, sub="cur", sync=False)
-                fresh["cur"].append(base + ":2," + flags)
-            maildir.fsync_dir(os.path.join(target.path, "cur"))
-            target._own_change("cur", before)
-            target._add_fresh(fresh)
-            target._wake()
-            for uid, base, _, _ in pairs:
-                result.append((uid, target.by_base[base].uid))
-        return result
+        return self.flagmap.letters_for(names, create)
 
     def claim_recent(self):
         """UIDs that are \\Recent for the caller (RFC 3501: only one session gets them)."""
@@ -578,33 +375,3 @@ class Folder:
             self.uids = list(uids)
             self._stamps.update(stamps)
             return True
-
-
-class _FileLock:
-    """flock on the folder's lock file; re-entrant within one Folder via a depth count."""
-
-    def __init__(self, folder):
-        self.folder = folder
-
-    def __enter__(self):
-        f = self.folder
-        if f._lockfd is None:
-            f._lockfd = [os.open(os.path.join(f.path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600), 0]
-        if f._lockfd[1] == 0:
-            fcntl.flock(f._lockfd[0], fcntl.LOCK_EX)
-        f._lockfd[1] += 1
-        return self
-
-    def __exit__(self, *exc):
-        f = self.folder
-        f._lockfd[1] -= 1
-        if f._lockfd[1] == 0:
-            fcntl.flock(f._lockfd[0], fcntl.LOCK_UN)
-        return False
-
-
-def wait_for_change(folder, timeout):
-    """Block until the folder is notified or `timeout` passes (IDLE)."""
-    deadline = time.monotonic() + timeout
-    with folder.cond:
-        folder.cond.wait(max(0.0, deadline - time.monotonic()))

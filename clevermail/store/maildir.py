@@ -25,6 +25,7 @@ _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054") or "localhost"
 STALE_TMP_SECONDS = 36 * 3600
+SUBDIRS = ("new", "cur")         # where messages live; tmp/ only holds writes in progress
 
 
 def to_disk(wire):

@@ -1,0 +1,98 @@
+"""Flag letters <-> IMAP flag names for one Maildir folder (RFC 3501 2.3.2).
+
+System flags are the Maildir letters D F R S T (\\Draft \\Flagged \\Answered \\Seen
+\\Deleted); keywords get the lowercase letters a..z, in the order they were first
+used, recorded in `clevermail-keywords` ("<index> <name>" per line, the format
+Dovecot's dovecot-keywords uses), so at most 26 keywords per folder.
+"""
+
+import os
+
+KEYWORDS_NAME = "clevermail-keywords"
+SYSTEM_FLAGS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
+LETTER_FLAGS = {v: k for k, v in SYSTEM_FLAGS.items()}
+_SYSTEM_BY_LOWER = {k.lower(): v for k, v in SYSTEM_FLAGS.items()}
+MAX_KEYWORDS = 26
+
+
+class FlagMap:
+    """The keyword table of one folder; `lock` is the folder's lock."""
+
+    def __init__(self, path, lock):
+        self.path = path
+        self.lock = lock
+        self._keywords = None
+        self._flag_names = {}
+
+    def _load(self):
+        if self._keywords is None:
+            self._keywords = []
+            try:
+                with open(os.path.join(self.path, KEYWORDS_NAME), encoding="utf-8") as f:
+                    for line in f:
+                        idx, _, name = line.strip().partition(" ")
+                        if idx.isdigit() and name and int(idx) < MAX_KEYWORDS:
+                            while len(self._keywords) <= int(idx):
+                                self._keywords.append(None)
+                            self._keywords[int(idx)] = name
+            except FileNotFoundError:
+                pass
+        return self._keywords
+
+    def keywords(self):
+        """Keywords defined in this folder (IMAP FLAGS response)."""
+        with self.lock:
+            return [k for k in self._load() if k]
+
+    def can_add(self):
+        with self.lock:
+            return len(self._load()) < MAX_KEYWORDS
+
+    def flag_names(self, letters):
+        """Maildir flag letters -> IMAP flag names (cached per distinct string)."""
+        names = self._flag_names.get(letters)
+        if names is None:
+            kw = self._load()
+            names = []
+            for c in letters:
+                if c in LETTER_FLAGS:
+                    names.append(LETTER_FLAGS[c])
+                elif "a" <= c <= "z" and ord(c) - 97 < len(kw) and kw[ord(c) - 97]:
+                    names.append(kw[ord(c) - 97])
+            names = tuple(names)
+            self._flag_names[letters] = names
+        return names
+
+    def letters_for(self, names, create=True):
+        """IMAP flag names -> Maildir letters (unknown keywords defined when `create`).
+        \\Recent and names beyond the 26 keyword slots are dropped."""
+        with self.lock:
+            kw = self._load()
+            letters = set()
+            for name in names:
+                sys_letter = _SYSTEM_BY_LOWER.get(name.lower())
+                if sys_letter:
+                    letters.add(sys_letter)
+                    continue
+                if name.startswith("\\"):
+                    continue
+                lowered = [k.lower() if k else None for k in kw]
+                if name.lower() in lowered:
+                    letters.add(chr(97 + lowered.index(name.lower())))
+                elif create and len(kw) < MAX_KEYWORDS:
+                    kw.append(name)
+                    self._save()
+                    letters.add(chr(96 + len(kw)))
+            return letters
+
+    def _save(self):
+        path = os.path.join(self.path, KEYWORDS_NAME)
+        tmp = path + f".{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for i, name in enumerate(self._keywords):
+                if name:
+                    f.write(f"{i} {name}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        self._flag_names.clear()
