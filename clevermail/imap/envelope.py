@@ -5,7 +5,7 @@ Owns:
 - RFC 5322 address-list syntax (section 3.4, with the obsolete routes and
   the group syntax): parse_addresses() gives RFC 3501 address tuples;
 - RFC 5322 comments (section 3.2.2) and quoted-pairs, which Content-* header
-  parsing in mime.py shares: comment() and UNESCAPE;
+  parsing in params.py shares: comment() and UNESCAPE;
 - envelope(): the ENVELOPE list of a message or of an encapsulated message;
 - nstring(): header text as an IMAP nstring, also used for BODY and
   BODYSTRUCTURE by mime.py.

@@ -1,13 +1,15 @@
 """MIME structure of one stored message, as IMAP FETCH needs it.
 
 Owns, for RFC 3501 sections 6.4.5 and 7.4.2:
-- the part tree of a raw message (RFC 2045/2046 multipart and message/rfc822,
-  RFC 2231 parameter continuations), byte offsets into the CRLF form;
+- the part tree of a raw message (RFC 2045/2046 multipart and message/rfc822),
+  byte offsets into the CRLF form;
 - BODY and BODYSTRUCTURE;
 - the bytes of BODY[section] (HEADER, HEADER.FIELDS[.NOT], TEXT, MIME, parts).
 ENVELOPE, address parsing and nstring quoting live in envelope.py; envelope()
 is imported here for message/rfc822 parts and stays reachable as
-mime.envelope for fetch.py.
+mime.envelope for fetch.py.  Content-Type, Content-Disposition,
+Content-Language and Content-Transfer-Encoding values (tokens, quoted
+strings, parameters, RFC 2231 continuations) are parsed in params.py.
 
 Where RFC 3501 is silent the results follow Dovecot: boundaries match as line
 prefixes and the CRLF before a boundary belongs to it, a multipart without
@@ -24,7 +26,10 @@ Header text is handled as latin-1 `str` so every 8-bit byte round-trips.
 
 import re
 
-from clevermail.imap.envelope import UNESCAPE, comment, envelope, nstring
+from clevermail.imap.envelope import envelope, nstring
+from clevermail.imap.params import (ascii_lower, param, parse_content_disposition,
+                                    parse_content_language, parse_content_transfer_encoding,
+                                    parse_content_type)
 
 LEAF, MULTIPART, RFC822 = 0, 1, 2
 # Bounds against hostile nesting (Dovecot uses the same orders of magnitude);
@@ -33,12 +38,6 @@ MAX_DEPTH = 100
 MAX_PARTS = 10000
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-# RFC 2045 token; 8-bit bytes are accepted as Dovecot does (unencoded names).
-_TOKEN = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\"/\[\]?=]+')
-# Dovecot's rfc822_parse_mime_token() also accepts an empty token.
-_MIME_TOKEN = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\"/\[\]?=]*')
-_ATEXT = re.compile(r'[^\x00-\x20\x7f()<>@,;:\\".\[\]]+')
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"?', re.S)
 _EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0'
 
 
@@ -122,7 +121,7 @@ class ParsedMessage:
             p.children = [child]
             p.end = child.end
             return p, hit
-        boundary = _param(p.params, "boundary") if p.kind == MULTIPART else None
+        boundary = param(p.params, "boundary") if p.kind == MULTIPART else None
         if not boundary:
             # Leaf, or a multipart without boundary (Dovecot: no parts).
             hit = _find(raw, p.bstart, n, stack)
@@ -130,7 +129,7 @@ class ParsedMessage:
             return p, hit
         own = len(stack)
         inner = stack + (boundary.encode("latin-1"),)
-        digest = _ascii_lower(p.csub) == "digest"
+        digest = ascii_lower(p.csub) == "digest"
         hit = _find(raw, p.bstart, n, inner)
         while True:
             if hit is None:            # never closed: runs to the end
@@ -162,17 +161,17 @@ class ParsedMessage:
                 ct, mime = f, True
         p.mime = mime
         if ct is not None:
-            p.ctype, p.csub, p.params = _parse_content_type(self.field_value(ct))
+            p.ctype, p.csub, p.params = parse_content_type(self.field_value(ct))
         if p.ctype is None:
             if digest_child:   # RFC 2046 5.1.5: digest parts default to messages
                 p.kind, p.ctype, p.csub = RFC822, "message", "rfc822"
             return
         if p.csub is None:     # Dovecot: "multipart/" and "message/rfc822" only
             return
-        t = _ascii_lower(p.ctype)
+        t = ascii_lower(p.ctype)
         if t == "multipart":
             p.kind = MULTIPART
-        elif t == "message" and _ascii_lower(p.csub) == "rfc822":
+        elif t == "message" and ascii_lower(p.csub) == "rfc822":
             p.kind = RFC822
 
 
@@ -270,128 +269,7 @@ def find_part(root, nums):
     return part
 
 
-# ------------------------------------------------------------ header values
-
-def _skip(s, i):
-    """Skip folding white space and (nested) comments from i."""
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c in " \t\r\n":
-            i += 1
-        elif c == "(":
-            i = comment(s, i)[1]
-        else:
-            break
-    return i
-
-
-def _value(s, i):
-    """A parameter value at i: quoted string or token; (value, next index)."""
-    if i < len(s) and s[i] == '"':
-        m = _QUOTED.match(s, i)
-        return UNESCAPE.sub(r"\1", m.group(1)), m.end()
-    if i < len(s) and s[i] == "=":
-        # Broken senders write name==?utf-8?b?...?= unquoted; keep it whole.
-        j = i
-        while j < len(s) and s[j] not in "; \t":
-            j += 1
-        return s[i:j], j
-    m = _TOKEN.match(s, i)
-    return (m.group(), m.end()) if m else ("", i)
-
-
-def _parse_params(s, i):
-    """RFC 2045 parameters from s[i:], RFC 2231 continuations merged.
-
-    As Dovecot's rfc2231_parse(): names keep their case, "name*" values stay
-    charset'lang'%-encoded under "name*", a broken parameter is skipped, not
-    fatal, and continuations are sorted by (name, section) then merged when
-    their names match ignoring ASCII case (the first one's spelling is kept).
-    """
-    plain, ext, n = [], [], len(s)
-    while True:
-        i = _skip(s, i)
-        if i >= n:
-            break
-        if s[i] != ";":
-            i = s.find(";", i)
-            if i < 0:
-                break
-        i = _skip(s, i + 1)
-        m = _TOKEN.match(s, i)
-        if m is None:
-            continue
-        name = m.group()
-        i = _skip(s, m.end())
-        if i >= n or s[i] != "=":
-            continue
-        value, i = _value(s, _skip(s, i + 1))
-        head, star, rest = name.partition("*")
-        extended = rest.endswith("*")
-        digits = rest[:-1] if extended else rest
-        # Section numbers are small; a huge one is just a strange name (and
-        # int() refuses strings over 4300 digits).
-        if star and (digits == "" and extended
-                     or digits.isdigit() and digits.isascii() and len(digits) < 10):
-            ext.append((head, int(digits or 0), extended, value))
-        else:
-            plain.append((name, value))
-    ext.sort(key=lambda x: (x[0], x[1]))
-    i = 0
-    while i < len(ext):
-        fold = _ascii_lower(ext[i][0])
-        j = i + 1
-        while j < len(ext) and _ascii_lower(ext[j][0]) == fold:
-            j += 1
-        segs, i = ext[i:j], j
-        if [x[1] for x in segs] != list(range(len(segs))):
-            # Gaps in the numbering: not really RFC 2231, keep them apart.
-            plain.extend(("%s*%d%s" % (x[0], x[1], "*" if x[2] else ""), x[3]) for x in segs)
-            continue
-        has_ext = any(x[2] for x in segs)
-        val = "''" if has_ext and not segs[0][2] else ""
-        for _, _, is_ext, v in segs:
-            val += v.replace("%", "%25") if has_ext and not is_ext else v
-        plain.append((segs[0][0] + ("*" if has_ext else ""), val))
-    return plain
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def _ascii_lower(s):
-    """Case folding as C strcasecmp() does it: ASCII letters only."""
-    return s.translate(_ASCII_LOWER)
-
-
-def _parse_content_type(s):
-    """(type, subtype, params) of a Content-Type value, as Dovecot reads it.
-
-    rfc822_parse_content_type(): the type is a possibly empty token; without
-    a "/" followed by something, subtype is None and no parameters are read
-    (Dovecot then writes "type" "").  The subtype is a possibly empty token.
-    """
-    i = _skip(s, 0)
-    m = _MIME_TOKEN.match(s, i)
-    ctype = m.group()
-    i = _skip(s, m.end())
-    if i >= len(s) or s[i] != "/":
-        return ctype, None, []
-    i = _skip(s, i + 1)
-    if i >= len(s):
-        return ctype, None, []
-    sub = _MIME_TOKEN.match(s, i)
-    return ctype, sub.group(), _parse_params(s, sub.end())
-
-
-def _param(params, name):
-    """First parameter called name, ASCII case ignored (strcasecmp)."""
-    for k, v in params:
-        if _ascii_lower(k) == name:
-            return v
-    return None
-
+# ----------------------------------------------------------- content fields
 
 def _content(pm, p):
     """Values of the Content-* fields of a MIME part, keyed by suffix, in
@@ -407,19 +285,6 @@ def _content(pm, p):
 def _first(info, name):
     values = info.get(name)
     return values[0] if values else None
-
-
-def _encoding(info):
-    """Content-Transfer-Encoding as written, else "7bit".
-
-    message-part-data.c parse_content_transfer_encoding(): the value must be
-    one token and nothing else; an unusable field leaves the next one a try.
-    """
-    for enc in info.get("transfer-encoding", ()):
-        m = _TOKEN.match(enc, _skip(enc, 0))
-        if m is not None and _skip(enc, m.end()) >= len(enc):
-            return m.group()
-    return "7bit"
 
 
 # ------------------------------------------------------------------ output
@@ -439,33 +304,9 @@ def bodystructure(pm, extended=True):
 
 def _extension(info):
     """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
-    # parse_content_disposition() runs again for every Content-Disposition
-    # while no parameters were found: the first one with parameters wins,
-    # else the last.  Its type is a (possibly empty) token as written.
-    dsp, params = None, []
-    for value in info.get("disposition", ()):
-        if params:
-            break
-        m = _MIME_TOKEN.match(value, _skip(value, 0))
-        dsp, params = m.group(), _parse_params(value, m.end())
+    dsp, params = parse_content_disposition(info.get("disposition", ()))
     dsp = b"NIL" if dsp is None else b"(" + nstring(dsp) + b" " + _plist(params) + b")"
-    # parse_content_language(): a comma-separated list of atoms; a field
-    # without any leaves the next Content-Language a try.
-    langs = []
-    for lang in info.get("language", ()):
-        i = 0
-        while True:
-            i = _skip(lang, i)
-            m = _ATEXT.match(lang, i)
-            if m is None:
-                break
-            langs.append(nstring(m.group()))
-            i = _skip(lang, m.end())
-            if i >= len(lang) or lang[i] != ",":
-                break
-            i += 1
-        if langs:
-            break
+    langs = [nstring(x) for x in parse_content_language(info.get("language", ()))]
     lang = b"(" + b" ".join(langs) + b")" if langs else b"NIL"
     return b" ".join((dsp, lang, nstring(_first(info, "location"))))
 
@@ -492,14 +333,15 @@ def _write(pm, p, ext, out):
         ctype, csub, text = "text", "plain", True
     else:
         ctype, csub = p.ctype, p.csub or ""
-        text = _ascii_lower(ctype) == "text"
-    if text and _param(params, "charset") is None:
+        text = ascii_lower(ctype) == "text"
+    if text and param(params, "charset") is None:
         # params_write(): the default charset goes after the other parameters
         params = params + [("charset", "us-ascii")]
     raw = pm.raw
+    enc = parse_content_transfer_encoding(info.get("transfer-encoding", ()))
     out.append(b"(%s %s %s %s %s %s %d" % (
         nstring(ctype), nstring(csub), _plist(params), nstring(_first(info, "id")),
-        nstring(_first(info, "description")), nstring(_encoding(info)), p.end - p.bstart))
+        nstring(_first(info, "description")), nstring(enc), p.end - p.bstart))
     if p.kind == RFC822:
         out.append(b" " + envelope(pm, p.children[0]) + b" ")
         _write(pm, p.children[0], ext, out)
