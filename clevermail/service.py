@@ -26,9 +26,6 @@ from .store import MailStore
 
 log = logging.getLogger("clevermail.service")
 
-# Each session thread needs little stack; a small one keeps thousands of idle IMAP
-# sessions cheap in address space.
-SESSION_STACK = 512 * 1024
 # How often a listener checks for shutdown: stop() waits up to this per listener.
 POLL_INTERVAL = 0.05
 
@@ -138,20 +135,11 @@ class MailService:
         """Bind every listener, start serving and the relay worker."""
         _raise_fd_limit()
         self.build()
-        old_stack = threading.stack_size()
-        try:
-            threading.stack_size(SESSION_STACK)
-        except (ValueError, RuntimeError):
-            old_stack = None
-        try:
-            for kind, srv in self.servers:
-                t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
-                                     name=f"clevermail-{kind}-{srv.port}", daemon=True)
-                t.start()
-                self._threads.append(t)
-        finally:
-            if old_stack is not None:
-                threading.stack_size(old_stack)
+        for kind, srv in self.servers:
+            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
+                                 name=f"clevermail-{kind}-{srv.port}", daemon=True)
+            t.start()
+            self._threads.append(t)
         self.started = True
         self._warm_stop = threading.Event()
         self._warm = threading.Thread(target=self.store.warm_up, args=(self._warm_stop,),
