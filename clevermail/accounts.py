@@ -169,6 +169,12 @@ class AccountStore:
             self._load()
             return sorted(self._hashes)
 
+    def first(self):
+        """The first account in users.ini order (the default postmaster), or None."""
+        with self._lock:
+            self._load()
+            return next(iter(self._hashes), None)
+
     def authenticate(self, username, password):
         """The Account when the credentials are right, else None after the failure delay.
 

@@ -36,6 +36,8 @@ log_file = string(default='')
 log_level = option('DEBUG', 'INFO', 'WARNING', 'ERROR', default='INFO')
 # Clients in these networks may relay without authenticating (CIDR list). Empty = nobody: never an open relay.
 trusted_networks = cidr_list(default=list())
+# Account that gets mail for postmaster@<any local domain> when no such account exists (RFC 5321 4.5.1; "" = the first account in users.ini).
+postmaster = string(default='')
 # Allow AUTH/LOGIN/USER-PASS without TLS from non-loopback clients. Leave off unless behind a TLS proxy.
 allow_plaintext_auth = boolean(default=False)
 

@@ -87,7 +87,8 @@ class MailService:
                    "trusted_networks": server["trusted_networks"]}
         common = dict(hostname=hostname, ssl_context=self.tls_context, throttle=self.throttle)
 
-        smtp_handler = SMTPFileHandler(self.store, self.accounts, self.queue, hostname=hostname)
+        smtp_handler = SMTPFileHandler(self.store, self.accounts, self.queue, hostname=hostname,
+                                       postmaster=server["postmaster"])
         smtp_limits = self._limits(lim["smtp_timeout"])
         plan = []
         for addr in conf["smtp"]["listen"]:

@@ -51,11 +51,12 @@ class Recipient:
 
 
 class SMTPFileHandler:
-    def __init__(self, store, accounts, queue, hostname="localhost"):
+    def __init__(self, store, accounts, queue, hostname="localhost", postmaster=""):
         self.store = store
         self.accounts = accounts
         self.queue = queue
         self.hostname = hostname
+        self.postmaster = postmaster
 
     # -- recipients ------------------------------------------------------------
     def is_local_domain(self, domain):
@@ -80,6 +81,10 @@ class SMTPFileHandler:
         _, domain = split_address(address)
         if self.is_local_domain(domain):
             account = self.accounts.lookup(address)
+            if account is None and split_address(address)[0] == "postmaster":
+                # RFC 5321 4.5.1: every domain must accept postmaster
+                target = self.postmaster or self.accounts.first()
+                account = self.accounts.lookup(target) if target else None
             if account is None:
                 raise NoSuchUser(address)
             return Recipient(address, account.address)
