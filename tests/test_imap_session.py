@@ -685,6 +685,17 @@ def test_subscribe_unsubscribe_lsub(client):
     client.expect("SUBSCRIBE", "BAD")
 
 
+def test_lsub_percent_returns_unsubscribed_parent_as_noselect(client):
+    client.expect("CREATE Work/Projects/2024", "OK")
+    client.expect("SUBSCRIBE Work/Projects/2024", "OK")
+    # RFC 3501 6.3.9: "%" stops at the first level; the parent comes back \Noselect
+    assert client.expect('LSUB "" W%').untagged == ['* LSUB (\\Noselect) "/" "Work"']
+    assert client.expect('LSUB "" Work/%').untagged == ['* LSUB (\\Noselect) "/" "Work/Projects"']
+    assert client.expect('LSUB "" Work/*').untagged == ['* LSUB () "/" "Work/Projects/2024"']
+    client.expect("SUBSCRIBE Work", "OK")
+    assert client.expect('LSUB "" W%').untagged == ['* LSUB () "/" "Work"']
+
+
 def test_list_wildcards(client):
     client.expect("CREATE Work/Projects/2024", "OK")
     r = client.expect('LIST "" %')
@@ -989,7 +1000,17 @@ def test_store_keywords(selected):
     r = selected.expect("SELECT INBOX")
     assert f"* FLAGS ({SYSTEM_FLAGS} $Label1 NonJunk)" in r.untagged
     r = selected.expect("STORE 1 -FLAGS (nonjunk)")
-    assert r.untagged == ["* 1 FETCH (FLAGS ($Label1))"]
+    assert r.untagged == ["* 1 FETCH (FLAGS ($Label1 \\Recent))"]   # re-selecting keeps \Recent
+
+
+def test_reselect_keeps_this_sessions_recent(selected):
+    r = selected.expect("SELECT INBOX")
+    recent = [ln for ln in r.untagged if ln.endswith(" RECENT")]
+    r = selected.expect("EXAMINE INBOX")
+    assert [ln for ln in r.untagged if ln.endswith(" RECENT")] == recent
+    r = selected.expect("SELECT INBOX")
+    assert [ln for ln in r.untagged if ln.endswith(" RECENT")] == recent
+    assert recent != ["* 0 RECENT"]
 
 
 def test_store_errors(selected):

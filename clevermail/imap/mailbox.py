@@ -42,7 +42,7 @@ class MessageView:
 
 
 class SelectedMailbox:
-    def __init__(self, folder, name, readonly):
+    def __init__(self, folder, name, readonly, owned_recent=()):
         self.folder = folder
         self.name = name
         self.readonly = readonly
@@ -55,6 +55,8 @@ class SelectedMailbox:
                 upto = folder.claim_recent()
             start = bisect.bisect_right(self.uids, upto)
             self.recent = set(self.uids[start:])
+            # what this session was handed before, in messages that still exist
+            self.recent.update(u for u in owned_recent if u in folder.by_uid)
         self.own = {}            # uid -> modseq of flag changes this session reported itself
         self.deferred = []       # expunged UIDs not yet reported (a FETCH/STORE/SEARCH ran)
         self.gone = False

@@ -93,7 +93,7 @@ class MailboxCommands:
         handler = self.server.handler
         folder = handler.open(self.account.address, name)
         try:
-            mailbox = SelectedMailbox(folder, name, readonly)
+            mailbox = SelectedMailbox(folder, name, readonly, self.recent_owned.get(folder.path, ()))
             self.send(mailbox.select_responses(folder.can_add_keywords()))
         except BaseException:
             handler.close(folder)
@@ -172,12 +172,22 @@ class MailboxCommands:
         regex = pattern_regex(astring(cmd.args[0]), astring(cmd.args[1]))
         existing = {n for n, attrs in self.server.handler.mailboxes(self.account.address)
                     if "\\Noselect" not in attrs}
-        lines = []
-        for name in self.server.handler.subscriptions(self.account.address):
+        subscribed = self.server.handler.subscriptions(self.account.address)
+        listed = {}
+        for name in subscribed:
             if regex.match(utf7.encode(name)):
-                attrs = "" if name in existing else "\\Noselect"
-                lines.append(b"* LSUB (%s) \"%s\" %s\r\n" % (attrs.encode(), SEPARATOR.encode(), wire_name(name)))
-        self.send_many(lines)
+                listed[name] = "" if name in existing else "\\Noselect"
+                continue
+            # RFC 3501 6.3.9: "foo/bar" subscribed, "foo" not, and "%" matches "foo":
+            # LSUB returns "foo" flagged \Noselect
+            levels = name.split(SEPARATOR)
+            for i in range(len(levels) - 1, 0, -1):
+                parent = SEPARATOR.join(levels[:i])
+                if parent not in subscribed and regex.match(utf7.encode(parent)):
+                    listed.setdefault(parent, "\\Noselect")
+                    break
+        self.send_many(b"* LSUB (%s) \"%s\" %s\r\n" % (attrs.encode(), SEPARATOR.encode(), wire_name(name))
+                       for name, attrs in listed.items())
 
     # -- STATUS / APPEND -------------------------------------------------------------
     def cmd_STATUS(self, cmd):

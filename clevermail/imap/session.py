@@ -46,6 +46,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         self.state = NOT_AUTH
         self.account = None
         self.mailbox = None
+        self.recent_owned = {}      # folder path -> UIDs whose \Recent this session holds
         self.in_sasl = False
 
     # -- LineSession hooks ---------------------------------------------------------
@@ -195,7 +196,9 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
 
     def _unselect(self):
         if self.mailbox is not None:
-            folder, self.mailbox = self.mailbox.folder, None
+            folder, recent, self.mailbox = self.mailbox.folder, self.mailbox.recent, None
+            # \Recent stays this session's if it selects the folder again (RFC 3501 2.3.2)
+            self.recent_owned[folder.path] = recent
             self.server.handler.close(folder)
         if self.state == SELECTED:
             self.state = AUTH
