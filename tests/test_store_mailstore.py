@@ -423,3 +423,16 @@ def test_folder_being_deleted_is_never_listed(store, monkeypatch):
                         lambda path, **kw: (seen.append(store.list_folders(USER)), real(path, **kw))[1])
     store.delete_folder(USER, "Doomed")
     assert seen == [["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"]]
+
+
+def test_closed_folders_kept_in_memory_are_bounded_by_messages(tmp_path, monkeypatch):
+    from clevermail.store import mailstore as ms
+
+    monkeypatch.setattr(ms, "KEEP_UNUSED_MESSAGES", 5)
+    store = ms.MailStore(str(tmp_path / "data"))
+    for user in ("a@example.test", "b@example.test", "c@example.test"):
+        for i in range(3):
+            store.deliver(user, b"Subject: %d\r\n\r\nx\r\n" % i)
+        store.release_folder(store.open_folder(user, "INBOX"))
+    kept = [f.path.rsplit("/", 1)[-1] for f in store._unused.values()]
+    assert kept == ["c"]          # 3 + 3 > 5: only the most recently closed one stays

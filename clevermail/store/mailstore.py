@@ -17,7 +17,8 @@ from .folder import Folder
 SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Trash": "\\Trash",
                "Junk": "\\Junk", "Archive": "\\Archive"}
 SUBSCRIPTIONS = "subscriptions"
-KEEP_UNUSED_FOLDERS = 64
+KEEP_UNUSED_FOLDERS = 64          # closed folders whose index stays in memory...
+KEEP_UNUSED_MESSAGES = 500_000    # ...as long as they hold no more messages than this
 
 
 class PendingDelivery:
@@ -158,7 +159,9 @@ class MailStore:
             if folder.users <= 0 and self._open.get(folder.path) is folder:
                 del self._open[folder.path]
                 self._unused[folder.path] = folder
-                while len(self._unused) > KEEP_UNUSED_FOLDERS:
+                # bounded in folders and in messages: a 100,000-message index is ~40 MB
+                while len(self._unused) > KEEP_UNUSED_FOLDERS or (
+                        len(self._unused) > 1 and sum(map(len, self._unused.values())) > KEEP_UNUSED_MESSAGES):
                     evicted.append(self._unused.popitem(last=False)[1])
         for old in evicted:
             self._save_index(old)
