@@ -16,6 +16,7 @@ CleverMail processes.  `cond` is notified on every change; every change bumps
 
 import bisect
 import collections
+import gc
 import itertools
 import logging
 import operator
@@ -31,6 +32,7 @@ from .uidlist import UidList
 
 SUBDIRS = maildir.SUBDIRS
 _first = operator.itemgetter(0)
+BULK = 5000               # new files at once that count as a bulk import
 LOG_LIMIT = 20000
 
 
@@ -196,6 +198,20 @@ class Folder(FolderChanges):
     def _add_fresh(self, fresh):
         """Index new files {sub: [names]}, giving each a UID.  Names start with the
         delivery time, so name order is arrival order and UIDs follow it."""
+        if sum(map(len, fresh.values())) < BULK:
+            return self._index_names(fresh)
+        # A bulk import creates hundreds of thousands of objects that all stay alive:
+        # the cyclic GC would walk them again and again for nothing (a quarter of the
+        # time at 100,000 messages).  Reference counting still frees garbage meanwhile.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._index_names(fresh)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _index_names(self, fresh):
         rows = self._parse_names("new", fresh.get("new", [])) + self._parse_names("cur", fresh.get("cur", []))
         if not rows:
             return
@@ -206,8 +222,7 @@ class Folder(FolderChanges):
             rows = list(unique.values())
         rows.sort(key=_first)
         bases, subs, flags, sizes, wsizes, dates = zip(*rows)
-        assigned = self._uidlist.assign(bases)
-        uids = list(map(assigned.__getitem__, bases))
+        uids = self._uidlist.assign_list(bases)
         self.modseq += 1
         entries = list(map(Entry, uids, bases, subs, flags, sizes, wsizes, dates,
                            itertools.repeat(self.modseq)))

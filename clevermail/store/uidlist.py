@@ -107,16 +107,22 @@ class UidList:
 
     def assign(self, bases):
         """Give each base without a UID the next UID, durably; returns {base: uid}."""
+        return dict(zip(bases, self.assign_list(bases)))
+
+    def assign_list(self, bases):
+        """As assign(), but returns the UIDs as a list in the order of `bases`."""
         self.refresh()
         known = self.uids
-        fresh = [b for b in dict.fromkeys(bases) if b not in known]
+        fresh = list(dict.fromkeys(bases))
+        if known:
+            fresh = [b for b in fresh if b not in known]
         if fresh:
             first = self.uidnext
             new_uids = range(first, first + len(fresh))
             self._append("\n".join(map(" ".join, zip(map(str, new_uids), fresh))) + "\n", durable=True)
             known.update(zip(fresh, new_uids))
             self.uidnext = first + len(fresh)
-        return dict(zip(bases, map(known.__getitem__, bases)))
+        return list(map(known.__getitem__, bases))
 
     def claim_recent(self):
         """Hand \\Recent for every UID up to UIDNEXT-1 to the caller; returns the old mark."""
