@@ -19,7 +19,6 @@ import collections
 import gc
 import itertools
 import logging
-import operator
 import os
 import threading
 
@@ -31,7 +30,6 @@ from .locks import FileLock, wait_for_change  # noqa: F401 (wait_for_change re-e
 from .uidlist import UidList
 
 SUBDIRS = maildir.SUBDIRS
-_first = operator.itemgetter(0)
 BULK = 5000               # new files at once that count as a bulk import
 LOG_LIMIT = 20000
 
@@ -172,28 +170,33 @@ class Folder(FolderChanges):
             return True
         return False
 
-    def _parse_names(self, sub, names):
-        """Rows (base, sub, flags, size, wsize, date) for the file names of one
-        sub-directory.  Our own names (and Dovecot's) are parsed by one regex pass over
-        all of them at C speed; anything else is measured one by one."""
+    def _parse_names(self, sub, names, cols):
+        """Append (base, sub, flags, size, wsize, date) of each file name of one
+        sub-directory to the six lists `cols`.  Our own names (and Dovecot's) are
+        parsed by one regex pass over all of them at C speed; anything else is
+        measured one by one."""
         odd = [n for n in names if ",W=" not in n or "\n" in n]
         regular = [n for n in names if ",W=" in n and "\n" not in n] if odd else names
         found = maildir.FAST_LINES.findall("\n".join(regular))
         if len(found) != len(regular):      # a name only looked like ours
             odd, found = names, []
-        rows = []
+        bases, subs, flags, sizes, wsizes, dates = cols
         if found:
-            bases, dates, sizes, wsizes, flags = zip(*found)
-            rows = list(zip(bases, itertools.repeat(sub), flags, map(int, sizes), map(int, wsizes),
-                            map(int, dates)))
+            b, d, sz, w, f = zip(*found)
+            bases += b
+            subs += [sub] * len(b)
+            flags += f
+            sizes += map(int, sz)
+            wsizes += map(int, w)
+            dates += map(int, d)
         for name in odd:
-            base, flags, size, wsize, date = maildir.parse_name(name)
+            base, flag, size, wsize, date = maildir.parse_name(name)
             try:
                 size, wsize, date = self._measure(os.path.join(self.path, sub, name), size, wsize, date)
             except FileNotFoundError:
                 continue
-            rows.append((base, sub, flags, size, wsize, date))
-        return rows
+            for col, value in zip(cols, (base, sub, flag, size, wsize, date)):
+                col.append(value)
 
     def _add_fresh(self, fresh):
         """Index new files {sub: [names]}, giving each a UID.  Names start with the
@@ -212,21 +215,22 @@ class Folder(FolderChanges):
                 gc.enable()
 
     def _index_names(self, fresh):
-        rows = self._parse_names("new", fresh.get("new", [])) + self._parse_names("cur", fresh.get("cur", []))
-        if not rows:
+        cols = ([], [], [], [], [], [])
+        self._parse_names("new", fresh.get("new", []), cols)
+        self._parse_names("cur", fresh.get("cur", []), cols)
+        bases = cols[0]
+        if not bases:
             return
-        unique = dict(zip(map(_first, rows), rows))
-        if len(unique) != len(rows):
-            # a file moved new/ -> cur/ between two listings shows up twice: the
-            # later (cur/) name wins and it is indexed once
-            rows = list(unique.values())
-        rows.sort(key=_first)
-        bases, subs, flags, sizes, wsizes, dates = zip(*rows)
+        # Column-wise: sort row numbers by base name, keeping the last row of a base
+        # (a file moved new/ -> cur/ between two listings shows up twice; cur/ wins).
+        last = dict(zip(bases, range(len(bases))))
+        order = sorted(last.values(), key=bases.__getitem__)
+        bases, subs, flags, sizes, wsizes, dates = (list(map(col.__getitem__, order)) for col in cols)
         uids = self._uidlist.assign_list(bases)
         self.modseq += 1
         entries = list(map(Entry, uids, bases, subs, flags, sizes, wsizes, dates,
                            itertools.repeat(self.modseq)))
-        self.modseq += len(rows)
+        self.modseq += len(bases)
         self.by_uid.update(zip(uids, entries))
         self.by_base.update(zip(bases, entries))
         added = sorted(uids)
