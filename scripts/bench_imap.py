@@ -136,6 +136,7 @@ def bench_size(workdir, n):
     root = os.path.join(workdir, "data", "mail", "example.test", f"u{n}")
     t0 = time.perf_counter()
     populate(root, n)
+    os.sync()   # let write-back of the new files settle before anything is timed
     print(f"\n== {n:,} messages (populated in {time.perf_counter() - t0:.1f} s)")
     cfg = os.path.join(workdir, "clevermail.ini")
     proc, port = start_server(cfg)
