@@ -10,7 +10,9 @@ import pytest
 from clevermail.store import folder as foldermod
 from clevermail.store import maildir
 from clevermail.store.errors import MessageGone
-from clevermail.store.folder import Folder, wait_for_change
+from clevermail.store.flags import MAX_KEYWORDS
+from clevermail.store.folder import Folder
+from clevermail.store.locks import wait_for_change
 from clevermail.store.mailstore import MailStore
 
 USER = "alice@example.test"
@@ -193,7 +195,7 @@ def test_keywords(store, inbox, tmp_path):
 
 
 def test_keyword_slots_are_limited(inbox):
-    for i in range(foldermod.MAX_KEYWORDS):
+    for i in range(MAX_KEYWORDS):
         assert inbox.can_add_keywords()
         assert inbox.letters_for([f"k{i}"]) == {chr(97 + i)}
     assert not inbox.can_add_keywords()

@@ -172,8 +172,6 @@ class POP3FileHandler:
         marked = drop.marked_uids()
         if not marked:
             return 0
-        # Another process may have renamed files (flag changes) since our last look;
-        # expunge unlinks by the indexed name, so bring the index up to date first.
-        drop.folder.sync()
+        # Folder.expunge finds files renamed by other processes itself
         drop.folder.expunge(marked)
         return len(marked)

@@ -13,7 +13,7 @@ import base64
 import binascii
 import time
 
-from ..wire import LineTooLong, decode_sasl_plain
+from ..wire import LineTooLong, b64_text, decode_sasl_plain
 from . import parser
 from . import replies as R
 from .replies import SMTPReplyError
@@ -57,9 +57,9 @@ class AuthMixin:
             proxy = bool(authzid) and authzid.lower() != user.lower()
         else:
             if initial is None:
-                initial = self._sasl_challenge("VXNlcm5hbWU6")        # "Username:"
+                initial = self._sasl_challenge(b64_text("Username:"))
             user = self._b64_text(initial)
-            password = self._b64_text(self._sasl_challenge("UGFzc3dvcmQ6"))  # "Password:"
+            password = self._b64_text(self._sasl_challenge(b64_text("Password:")))
             proxy = False
         address = self.server.handler.authenticate(user, password)
         if proxy and address is not None:

@@ -29,7 +29,6 @@ _DOT_STRING_RE = re.compile(_DOT_STRING + r"\Z")
 _KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 # esmtp-value: %d33-60 / %d62-126, plus UTF-8 (RFC 6531 3.3)
 _VALUE = re.compile(rf"[\x21-\x3c\x3e-\x7e{_U}]+\Z")
-_VERB = re.compile(r"[A-Za-z]{1,16}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BDAT = re.compile(r"(?P<size>[0-9]{1,20})(?: +(?P<last>LAST))? *\Z", re.IGNORECASE)
 _B64 = re.compile(r"(?:[A-Za-z0-9+/]*={0,2}|=)\Z")
@@ -56,10 +55,6 @@ def parse_command(line):
         raise SMTPReplyError(R500_BAD_CHARS)
     verb, _, arg = text.partition(" ")
     return verb.upper(), arg.strip(" ")
-
-
-def is_verb(verb):
-    return bool(_VERB.match(verb))
 
 
 def parse_path(text, *, bad=R501_SYNTAX):
@@ -171,7 +166,3 @@ def parse_auth(arg):
     if initial is not None and not _B64.match(initial):
         raise SMTPReplyError(R501_AUTH_SYNTAX)
     return parts[0].upper(), initial
-
-
-def is_ascii(text):
-    return text.isascii()

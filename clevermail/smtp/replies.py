@@ -58,7 +58,6 @@ R250_QUEUED = Reply(250, "2.0.0", "Ok: queued as {}")
 R250_CHUNK_OK = Reply(250, "2.0.0", "{} octets received")
 R252_VRFY = Reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
 R220_TLS_GO = Reply(220, "2.0.0", "Ready to start TLS")
-R334_EMPTY = Reply(334, "", "")   # SASL continuation with an empty challenge
 R354_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 
 # -- 4xx -----------------------------------------------------------------------

@@ -25,8 +25,8 @@ import threading
 from . import maildir
 from .errors import MessageGone
 from .changes import FolderChanges
-from .flags import MAX_KEYWORDS, FlagMap  # noqa: F401 (MAX_KEYWORDS re-exported)
-from .locks import FileLock, wait_for_change  # noqa: F401 (wait_for_change re-exported)
+from .flags import FlagMap
+from .locks import FileLock
 from .uidlist import UidList
 
 SUBDIRS = maildir.SUBDIRS
