@@ -436,3 +436,24 @@ def test_closed_folders_kept_in_memory_are_bounded_by_messages(tmp_path, monkeyp
         store.release_folder(store.open_folder(user, "INBOX"))
     kept = [f.path.rsplit("/", 1)[-1] for f in store._unused.values()]
     assert kept == ["c"]          # 3 + 3 > 5: only the most recently closed one stays
+
+
+def test_opening_a_folder_removes_stale_tmp_debris(tmp_path):
+    import time
+
+    from clevermail.store import MailStore, maildir
+
+    store = MailStore(str(tmp_path / "data"))
+    root = store.ensure_user("alice@example.test")
+    stale = os.path.join(root, "tmp", "crashed-delivery")
+    fresh = os.path.join(root, "tmp", "delivery-in-progress")
+    for path in (stale, fresh):
+        with open(path, "wb") as f:
+            f.write(b"half a message")
+    old = time.time() - maildir.STALE_TMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    folder = store.open_folder("alice@example.test", "INBOX")
+    store.release_folder(folder)
+    assert not os.path.exists(stale)
+    assert os.path.exists(fresh)          # a delivery still being written is left alone
+    assert len(folder) == 0

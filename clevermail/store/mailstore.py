@@ -146,6 +146,8 @@ class MailStore:
             folder.users += 1
             self._open[path] = folder
         if fresh:
+            # first use in this process: drop tmp/ debris of crashed deliveries
+            maildir.clean_tmp(path)
             with folder.lock:
                 if not folder.by_uid:
                     index.load(folder)
