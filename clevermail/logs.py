@@ -39,8 +39,9 @@ def redact_command(line):
     return line.decode("utf-8", "replace")
 
 
-def setup_logging(level="INFO", log_file=""):
-    """Configure the 'clevermail' logger tree for the `start` command."""
+def setup_logging(level="INFO", log_file="", console=True):
+    """Configure the 'clevermail' logger tree for the `start` command (and the
+    benchmarks, which log to a file only)."""
     # Records never print thread or process fields: skip collecting them (hot path).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # ...nor the caller's file and line: finding them walks the stack on every record
@@ -52,7 +53,7 @@ def setup_logging(level="INFO", log_file=""):
         root.removeHandler(h)
         h.close()
     fmt = logging.Formatter(LOG_FORMAT)
-    handlers = [logging.StreamHandler(sys.stderr)]
+    handlers = [logging.StreamHandler(sys.stderr)] if console else []
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))

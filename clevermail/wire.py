@@ -9,6 +9,7 @@ its terminator with one C-level `find` per received chunk instead of a loop per 
 
 import base64
 import binascii
+import socket
 
 END_OF_DATA = b"\r\n.\r\n"
 
@@ -29,7 +30,11 @@ class LineReader:
 
     def fill(self):
         """One recv into the buffer; returns the number of bytes read (0 at EOF)."""
-        data = self.sock.recv(self.chunk)
+        try:
+            data = self.sock.recv(self.chunk)
+        except BlockingIOError:
+            # a blocking socket whose kernel receive timeout (SO_RCVTIMEO) expired
+            raise socket.timeout("timed out") from None
         self.buf += data
         return len(data)
 

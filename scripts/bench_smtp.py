@@ -44,10 +44,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 # -- servers (child process) ------------------------------------------------------------
 def serve_clevermail(workdir):
-    import logging
-
     from clevermail.accounts import hash_password
     from clevermail.config import load_config
+    from clevermail.logs import setup_logging
     from clevermail.service import MailService
 
     users = os.path.join(workdir, "users.ini")
@@ -60,12 +59,8 @@ def serve_clevermail(workdir):
         "smtp": {"listen": ["127.0.0.1:0"]}, "pop3": {"listen": []}, "imap": {"listen": []},
         "limits": {"connections": 2000, "connections_per_client": 2000, "message_size": 1 << 20},
     })
-    handler = logging.FileHandler(os.path.join(workdir, "server.log"))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("clevermail")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    # the production logging set-up (INFO, as `clevermail start` does), to a file
+    setup_logging("INFO", os.path.join(workdir, "server.log"), console=False)
     svc = MailService(conf).start()
     return svc.port("smtp"), svc.stop
 
