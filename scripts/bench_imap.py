@@ -8,12 +8,15 @@ are populated by writing Maildir files directly (as a local MDA would).
 
     python scripts/bench_imap.py                       # 10,000 and 100,000 messages, 2,000 idlers
     python scripts/bench_imap.py --sizes 2000 --idle 200
+    python scripts/bench_imap.py --dovecot --idle 0     # and the same against Dovecot
 """
 
 import argparse
 import os
+import pwd
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -129,7 +132,27 @@ def ms(seconds):
     return f"{seconds * 1000:8.1f} ms"
 
 
-def bench_size(workdir, n):
+def measure(port, user, password, n):
+    """The timed command sequence, the same for every server; returns {name: seconds}."""
+    out = {}
+    c = Client(port)
+    c.cmd(f"LOGIN {user} {password}")
+    out["SELECT first time"], _ = c.cmd("SELECT INBOX")
+    out["FETCH 1:* (UID FLAGS)"], _ = c.cmd("FETCH 1:* (UID FLAGS)")
+    out["UID SEARCH UNSEEN"], _ = c.cmd("UID SEARCH UNSEEN")
+    picks = random.Random(1).sample(range(1, n + 1), min(100, n))
+    out["FETCH 100 BODY.PEEK[]"], _ = c.cmd("FETCH " + ",".join(map(str, sorted(picks))) + " BODY.PEEK[]")
+    c.close()
+    c = Client(port)
+    t0 = time.perf_counter()
+    c.cmd(f"LOGIN {user} {password}")
+    out["SELECT again"], _ = c.cmd("SELECT INBOX")
+    out["LOGIN+SELECT again"] = time.perf_counter() - t0
+    c.close()
+    return out
+
+
+def bench_size(workdir, n, dovecot=None):
     user = f"u{n}@example.test"
     accounts = AccountStore(os.path.join(workdir, "users.ini"), ["example.test"], failure_delay=0)
     accounts.add(user, "secret")
@@ -141,26 +164,18 @@ def bench_size(workdir, n):
     cfg = os.path.join(workdir, "clevermail.ini")
     proc, port = start_server(cfg)
     try:
-        c = Client(port)
-        c.cmd(f"LOGIN {user} secret")
-        t, _ = c.cmd("SELECT INBOX")
-        print(f"SELECT first time           {ms(t)}")
-        t, size = c.cmd("FETCH 1:* (UID FLAGS)")
-        print(f"FETCH 1:* (UID FLAGS)       {ms(t)}  ({size / 1e6:.1f} MB)")
-        t, _ = c.cmd("UID SEARCH UNSEEN")
-        print(f"UID SEARCH UNSEEN           {ms(t)}")
-        picks = random.Random(1).sample(range(1, n + 1), min(100, n))
-        t, size = c.cmd("FETCH " + ",".join(map(str, sorted(picks))) + " BODY.PEEK[]")
-        print(f"FETCH 100 BODY.PEEK[]       {ms(t)}  ({size / 1e3:.0f} kB)")
-        c.close()
-        c = Client(port)
-        t0 = time.perf_counter()
-        c.cmd(f"LOGIN {user} secret")
-        t, _ = c.cmd("SELECT INBOX")
-        print(f"LOGIN+SELECT again          {ms(time.perf_counter() - t0)}  (SELECT {ms(t).strip()})")
-        c.close()
+        ours = measure(port, user, "secret", n)
     finally:
         stop_server(proc)
+    theirs = {}
+    if dovecot:
+        theirs = dovecot.measure(n)
+    print(f"{'':28} {'clevermail':>11}" + (f" {'dovecot':>11} {'ratio':>6}" if theirs else ""))
+    for name, secs in ours.items():
+        row = f"{name:28} {ms(secs)}"
+        if name in theirs:
+            row += f" {ms(theirs[name])} {secs / theirs[name]:6.2f}x"
+        print(row)
     for settle in (0, 3):
         # at once: races the start-up warm-up of saved indexes; after a pause: warmed
         proc, port = start_server(cfg)
@@ -173,6 +188,92 @@ def bench_size(workdir, n):
             c.close()
         finally:
             stop_server(proc)
+
+
+class Dovecot:
+    """A private Dovecot instance for side-by-side figures: its own configuration,
+    sockets, state and Maildirs under `workdir`, any password accepted, on a free
+    loopback port.  Mail is owned by an unprivileged user (Dovecot refuses UID 0)."""
+
+    CONF = """protocols = imap
+listen = 127.0.0.1
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = 1
+default_internal_user = {internal}
+default_login_user = {login}
+passdb {{
+  driver = static
+  args = password=secret
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={base}/mail/%u
+}}
+mail_location = maildir:{base}/mail/%u/Maildir
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"""
+
+    def __init__(self, workdir, binary):
+        self.binary = binary
+        self.base = os.path.join(workdir, "dovecot")
+        for sub in ("run", "state", "mail"):
+            os.makedirs(os.path.join(self.base, sub), exist_ok=True)
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("dovecot")
+            internal, login = "dovecot", "dovenull"
+            # the mail user must reach the Maildirs below the temp dir
+            path = self.base
+            while path != "/":
+                os.chmod(path, os.stat(path).st_mode | 0o711)
+                path = os.path.dirname(path)
+        else:
+            owner = pwd.getpwuid(os.geteuid())
+            internal = login = owner.pw_name
+        self.uid, self.gid = owner.pw_uid, owner.pw_gid
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.conf = os.path.join(self.base, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(self.CONF.format(base=self.base, internal=internal, login=login,
+                                     uid=self.uid, gid=self.gid, port=self.port))
+        subprocess.run([binary, "-c", self.conf], check=True)
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("dovecot did not start; see " + self.conf)
+                time.sleep(0.1)
+
+    def measure(self, n):
+        user = f"u{n}"
+        home = os.path.join(self.base, "mail", user)
+        populate(os.path.join(home, "Maildir"), n)
+        for dirpath, dirnames, filenames in os.walk(home):
+            for name in dirnames + filenames:
+                os.lchown(os.path.join(dirpath, name), self.uid, self.gid)
+        os.lchown(home, self.uid, self.gid)
+        os.sync()
+        return measure(self.port, user, "secret", n)
+
+    def stop(self):
+        subprocess.run([self.binary, "-c", self.conf, "stop"], check=False)
 
 
 def bench_idle(workdir, count):
@@ -215,11 +316,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--idle", type=int, default=2000)
+    ap.add_argument("--dovecot", nargs="?", const="dovecot", metavar="BINARY",
+                    help="also time a private Dovecot instance, side by side (Debian: dovecot-imapd)")
     args = ap.parse_args()
+    binary = args.dovecot and shutil.which(args.dovecot, path=os.environ.get("PATH", "") + ":/usr/sbin")
+    if args.dovecot and not binary:
+        raise SystemExit(f"{args.dovecot}: not found (apt-get install dovecot-imapd)")
     with tempfile.TemporaryDirectory(prefix="cm-bench-imap-") as workdir:
         write_config(workdir)
-        for n in (int(s) for s in args.sizes.split(",") if s):
-            bench_size(workdir, n)
+        dovecot = Dovecot(workdir, binary) if binary else None
+        try:
+            for n in (int(s) for s in args.sizes.split(",") if s):
+                bench_size(workdir, n, dovecot)
+        finally:
+            if dovecot:
+                dovecot.stop()
     if args.idle:
         # its own data dir: the figure is what sessions cost, not the warmed-up folders
         with tempfile.TemporaryDirectory(prefix="cm-bench-idle-") as workdir:
