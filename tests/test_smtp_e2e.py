@@ -211,3 +211,29 @@ def test_200_concurrent_sessions_then_a_normal_one(start):
         for sock in socks:
             sock.close()
     assert len(inbox(svc.data_dir, "alice@example.test")) == 1
+
+
+@pytest.mark.parametrize("kind, tls", [("smtp", None), ("submission", "starttls"),
+                                       ("submissions", "implicit")])
+def test_idle_sessions_time_out(start, client_ctx, kind, tls):
+    """A plaintext session times out in the kernel (SO_RCVTIMEO), a TLS one through the
+    ssl module's own timeout: each gets its 421 and is closed, not left hanging."""
+    svc = start(limits={"smtp_timeout": 1})
+    sock = socket.create_connection(("127.0.0.1", svc.port(kind)), timeout=10)
+    if tls == "implicit":
+        sock = client_ctx.wrap_socket(sock, server_hostname="mail.example.test")
+    reader = sock.makefile("rb")
+    assert reader.readline().startswith(b"220 ")
+    if tls == "starttls":
+        sock.sendall(b"EHLO client.test\r\n")
+        while not reader.readline().startswith(b"250 "):
+            pass
+        sock.sendall(b"STARTTLS\r\n")
+        assert reader.readline().startswith(b"220 ")
+        sock = client_ctx.wrap_socket(sock, server_hostname="mail.example.test")
+        reader = sock.makefile("rb")
+        sock.sendall(b"NOOP\r\n")
+        assert reader.readline().startswith(b"250 ")
+    assert reader.readline().startswith(b"421 4.4.2 ")
+    assert reader.readline() == b""
+    sock.close()
