@@ -1,33 +1,78 @@
 #!/usr/bin/env python3
-"""Benchmark SMTP delivery: accepted messages per second, latency percentiles and
-server CPU milliseconds per message, against a bare fsync-per-message baseline.
+r"""Benchmark SMTP delivery: accepted messages per second, latency percentiles and CPU
+milliseconds per message, for CleverMail against a bare fsync-per-message baseline and
+any SMTP server already running on loopback (e.g. a local Postfix).
 
-The server runs in a separate process (this script with --serve): either CleverMail
-(clevermail.service.MailService from a config in a temp dir, INFO logging to a file)
-or the baseline, a bare socketserver.ThreadingTCPServer speaking just enough SMTP that
-writes and fsyncs each message before its 250.  Server CPU is read from
-/proc/<pid>/stat (user+system of all its threads) before and after each scenario;
-"sys%" is the kernel's share of it (socket calls, open/link/fsync).
+Servers.  CleverMail and the baseline each run in a separate process (this script with
+--serve), started once and stopped at the end: CleverMail is
+clevermail.service.MailService from a config in a temp dir (INFO logging to a file), the
+baseline a bare socketserver.ThreadingTCPServer speaking just enough SMTP that writes
+and fsyncs each message before its 250.  Their spools are emptied before each scenario.
+--external NAME=HOST:PORT (repeatable) adds a server that is already running, reported
+as NAME; the script neither starts, stops nor empties it, and it must accept mail from
+127.0.0.1 for user0..user9@bench.test (Postfix recipe below).
 
-Clients are raw-socket SMTP clients in lockstep like smtplib (no pipelining), spread
-over a few processes; each message goes to one of 10 local accounts.  Scenarios are
-every combination of --sizes x --concurrency x --modes, where mode "conn" opens one
-connection per message (connect ... QUIT) and "reuse" sends every message of a session
-on one connection.  Each scenario stops after -n messages or --seconds, whichever
-comes first (both are reported).  Latency: connect (conn) or MAIL (reuse) to the 250
-after the data.
+Clients.  --client python (default): raw-socket SMTP clients in lockstep like smtplib
+(no pipelining), spread over --procs processes; each message goes to one of 10 local
+accounts.  --client smtp-source: Postfix's C load generator (Debian package postfix),
+far cheaper in CPU, which matters when clients and server share 2 cores; it sends every
+message to user0@bench.test, its body is --sizes bytes *plus* its own few headers, it
+has no time bound (killed after --seconds + 60 and reported as an error) and no
+latency figures ("-").
+
+Scenarios are every combination of --sizes x --concurrency x --modes, where mode "conn"
+opens one connection per message (connect ... QUIT) and "reuse" sends every message of
+a session on one connection.  A scenario stops after -n messages or (python clients)
+--seconds, whichever comes first (both are reported).  Latency: connect (conn) or MAIL
+(reuse) to the 250 after the data.
+
+CPU.  "cpu ms/msg" is the server process's user+system CPU (/proc/<pid>/stat, all its
+threads) per message and "sys%" the kernel's share of it (socket calls, open/link/fsync);
+"-" for an external server, whose work may be spread over many processes (Postfix:
+smtpd, cleanup, qmgr, virtual).  For every server "mach ms/msg" is the whole machine's
+busy CPU per message (user+nice+system+irq+softirq jiffies of /proc/stat, not idle,
+iowait or steal): it includes the clients and anything else running, so it only
+compares servers measured alike at about the same time (use smtp-source and --rounds);
+it is counted in whole ticks less steal, unlike a process's CPU, so it can even come out
+below "cpu ms/msg".  "steal ms/msg" is CPU time the hypervisor took from this VM
+meanwhile: when it is high, all figures are shaky.
+
+Rounds.  --rounds K runs the plan K times; within a round each scenario is run against
+every server in turn (clevermail, baseline, externals) so that a noisy machine affects
+all alike, and a summary gives the median msg/s and mach ms/msg over the rounds.  After
+each scenario the script waits --settle seconds, not measured, so that work a server
+does after its 250 (Postfix's qmgr and virtual delivering the queue) is not billed to
+the next server -- that tail is then missing from the server's own mach ms/msg.
 
     python scripts/bench_smtp.py                       # full: 20,000 per scenario
     python scripts/bench_smtp.py -n 3000 --seconds 20  # quicker
     python scripts/bench_smtp.py --sizes 4096 --concurrency 20 --baseline all
+    python scripts/bench_smtp.py -n 2000 --sizes 4096 --concurrency 20 --client smtp-source \
+        --external postfix=127.0.0.1:25 --rounds 3
+
+A Postfix for --external (Debian, as root; "Local only" at install):
+
+    apt-get install postfix
+    postconf -e inet_interfaces=loopback-only mynetworks=127.0.0.0/8 \
+        virtual_mailbox_domains=bench.test virtual_mailbox_base=/var/vmail \
+        virtual_mailbox_maps=hash:/etc/postfix/vmailbox \
+        virtual_uid_maps=static:5000 virtual_gid_maps=static:5000
+    postconf -e default_process_limit=200      # room for 100 concurrent smtpd
+    for i in $(seq 0 9); do echo "user$i@bench.test bench.test/user$i/"; done \
+        > /etc/postfix/vmailbox                  # trailing "/" = Maildir
+    postmap /etc/postfix/vmailbox
+    mkdir -p /var/vmail && chown 5000:5000 /var/vmail
+    postfix start                                # or postfix reload
 """
 
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import shutil
 import socket
 import socketserver
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,8 +171,8 @@ def serve_main(kind, workdir):
 
 # -- client (worker processes) ----------------------------------------------------------------
 class Conn:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    def __init__(self, addr):
+        self.sock = socket.create_connection(addr, timeout=60)
         self.buf = b""
 
     def reply(self):
@@ -165,7 +210,7 @@ def make_body(size):
     return head + line * lines + b".\r\n"
 
 
-def client_worker(port, threads, mode, size, counter, total, deadline, out):
+def client_worker(addr, threads, mode, size, counter, total, deadline, out):
     body = make_body(size)
     latencies, errors = [], []
 
@@ -183,7 +228,7 @@ def client_worker(port, threads, mode, size, counter, total, deadline, out):
                 rcpt = USERS[n % len(USERS)]
                 start = time.perf_counter()
                 if mode == "conn":
-                    conn = Conn(port)
+                    conn = Conn(addr)
                     if conn.reply() != 220:
                         raise RuntimeError("no greeting")
                     conn.cmd(b"EHLO client.test\r\n", 250)
@@ -194,7 +239,7 @@ def client_worker(port, threads, mode, size, counter, total, deadline, out):
                     conn = None
                 else:
                     if conn is None:
-                        conn = Conn(port)
+                        conn = Conn(addr)
                         conn.reply()
                         conn.cmd(b"EHLO client.test\r\n", 250)
                         start = time.perf_counter()
@@ -251,46 +296,154 @@ def pct(sorted_values, p):
     return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
 
 
-def run_scenario(proc, port, mode, conc, size, n, seconds, procs, workdir):
-    # start each scenario with empty mailboxes (the store recreates them on delivery)
-    spool = os.path.join(workdir, "data", "mail", DOMAIN)
-    shutil.rmtree(spool, ignore_errors=True)
-    os.makedirs(spool, exist_ok=True)
+def machine_jiffies():
+    """(busy, steal) jiffies of the whole machine, from the first line of /proc/stat
+    (user nice system idle iowait irq softirq steal ...): busy = user+nice+system+irq+
+    softirq (guest time is already inside user); idle and iowait are no work done, steal
+    is time the hypervisor gave to someone else."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return v[0] + v[1] + v[2] + v[5] + v[6], v[7]
+
+
+@dataclasses.dataclass
+class Server:
+    """A server under test: one we started (proc, workdir) or an external one (None)."""
+    name: str
+    addr: tuple
+    proc: subprocess.Popen = None
+    workdir: str = None
+
+
+def external_server(spec):
+    """NAME=HOST:PORT -> Server, after checking that it greets (fail before any run)."""
+    name, eq, hostport = spec.partition("=")
+    host, colon, port = hostport.rpartition(":")
+    if not (eq and colon and name and host and port.isdigit()):
+        raise SystemExit(f"--external {spec!r}: expected NAME=HOST:PORT")
+    if name in ("clevermail", "baseline"):
+        raise SystemExit(f"--external {spec!r}: the name {name} is taken")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            greeting = sock.recv(512)
+            sock.sendall(b"QUIT\r\n")
+    except OSError as exc:
+        raise SystemExit(f"--external {spec!r}: cannot connect: {exc}")
+    if not greeting.startswith(b"220"):
+        raise SystemExit(f"--external {spec!r}: no SMTP greeting ({greeting[:60]!r})")
+    return Server(name, (host, int(port)))
+
+
+def find_smtp_source():
+    # /usr/sbin is often not on an ordinary user's PATH
+    exe = shutil.which("smtp-source") or shutil.which("smtp-source", path="/usr/sbin:/usr/local/sbin")
+    if not exe:
+        raise SystemExit("--client smtp-source: smtp-source not found (Debian: apt-get install postfix)")
+    return exe
+
+
+def python_clients(addr, mode, conc, size, n, seconds, procs):
+    """Run the Python clients: (messages, sorted latencies, errors)."""
     ctx = multiprocessing.get_context("fork")
     counter, out = ctx.Value("l", 0), ctx.Queue()
     nprocs = max(1, min(procs, conc))
     shares = [conc // nprocs + (1 if i < conc % nprocs else 0) for i in range(nprocs)]
-    cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
     deadline = time.time() + seconds
-    workers = [ctx.Process(target=client_worker, args=(port, k, mode, size, counter, n, deadline, out))
+    workers = [ctx.Process(target=client_worker, args=(addr, k, mode, size, counter, n, deadline, out))
                for k in shares]
     for w in workers:
         w.start()
     results = [out.get() for _ in workers]
     for w in workers:
         w.join()
-    wall, cpu1 = time.perf_counter() - t0, cpu_seconds(proc.pid)
-    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
-    cpu = user + system
     latencies = sorted(x for lat, _ in results for x in lat)
-    errors = [e for _, errs in results for e in errs]
-    done = len(latencies)
-    return {"msgs": done, "secs": wall, "rate": done / wall if wall else 0,
-            "p50": pct(latencies, 50) * 1e3, "p90": pct(latencies, 90) * 1e3,
-            "p99": pct(latencies, 99) * 1e3, "cpu_ms": cpu * 1e3 / done if done else float("nan"),
-            "sys_pct": 100 * system / cpu if cpu else 0, "errors": errors}
+    return len(latencies), latencies, [e for _, errs in results for e in errs]
+
+
+def smtp_source_clients(exe, addr, mode, conc, size, n, seconds):
+    """Run smtp-source: (messages, None, errors).  -c prints a counter after each DATA
+    (one short write per message), so that a failed or killed run still says how many
+    messages got through."""
+    cmd = [exe, "-c", "-s", str(conc), "-l", str(size), "-m", str(n), "-f", "bench@client.test",
+           "-t", USERS[0], "-M", "client.test"]
+    if mode == "reuse":
+        cmd.append("-d")                # keep the connection for the next message
+    cmd.append(f"{addr[0]}:{addr[1]}")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    errors = []
+    limit = seconds + 60                # it has no time bound of its own
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()   # the output so far is kept across the timeout
+        errors.append(f"smtp-source killed after {limit:g}s")
+    else:
+        if proc.returncode:
+            last = err.strip().splitlines()[-1:] or [""]
+            errors.append(f"smtp-source exit {proc.returncode}: {last[0]}")
+    counts = [c for c in out.split() if c.isdigit()]     # "1\r2\r..." (\r read as \n)
+    return (int(counts[-1]) if counts else 0), None, errors
+
+
+def run_scenario(server, mode, conc, size, args):
+    if server.workdir:
+        # start each scenario with empty mailboxes (the store recreates them on delivery)
+        spool = os.path.join(server.workdir, "data", "mail", DOMAIN)
+        shutil.rmtree(spool, ignore_errors=True)
+        os.makedirs(spool, exist_ok=True)
+    cpu0 = cpu_seconds(server.proc.pid) if server.proc else None
+    mach0, t0 = machine_jiffies(), time.perf_counter()
+    if args.client == "python":
+        done, latencies, errors = python_clients(server.addr, mode, conc, size, args.n, args.seconds,
+                                                 args.procs)
+    else:
+        done, latencies, errors = smtp_source_clients(args.smtp_source, server.addr, mode, conc, size,
+                                                      args.n, args.seconds)
+    wall, mach1 = time.perf_counter() - t0, machine_jiffies()
+    per_msg = (lambda seconds: seconds * 1e3 / done) if done else (lambda seconds: float("nan"))
+    r = {"msgs": done, "secs": wall, "rate": done / wall if wall else 0, "errors": errors,
+         "mach_ms": per_msg((mach1[0] - mach0[0]) / TICK), "steal_ms": per_msg((mach1[1] - mach0[1]) / TICK),
+         "p50": None, "p90": None, "p99": None, "cpu_ms": None, "sys_pct": None}
+    if latencies is not None:
+        r.update(p50=pct(latencies, 50) * 1e3, p90=pct(latencies, 90) * 1e3, p99=pct(latencies, 99) * 1e3)
+    if cpu0 is not None:
+        cpu1 = cpu_seconds(server.proc.pid)
+        user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+        cpu = user + system
+        r.update(cpu_ms=per_msg(cpu), sys_pct=100 * system / cpu if cpu else 0)
+    return r
+
+
+def fmt(value, width, spec):
+    """A number, or "-" for a figure this server or client cannot give."""
+    return f"{'-' if value is None else format(value, spec):>{width}}"
+
+
+def median(values):
+    values = [v for v in values if v == v]          # without NaN (scenarios with no message)
+    return statistics.median(values) if values else float("nan")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=20000, help="messages per scenario (default 20000)")
-    ap.add_argument("--seconds", type=float, default=60, help="time bound per scenario (default 60)")
+    ap.add_argument("--seconds", type=float, default=60,
+                    help="time bound per scenario (default 60; smtp-source: killed after this + 60)")
     ap.add_argument("--sizes", default="4096,102400", help="message sizes in bytes")
     ap.add_argument("--concurrency", default="1,20,100", help="concurrent sessions")
     ap.add_argument("--modes", default="conn,reuse", help="conn (one connection per message), reuse")
     ap.add_argument("--baseline", choices=("target", "all", "none"), default="target",
                     help="baseline scenarios: target = 20 sessions x 4 KiB only (default)")
-    ap.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
+    ap.add_argument("--external", action="append", default=[], metavar="NAME=HOST:PORT",
+                    help="also run every scenario against this already-running server (repeatable)")
+    ap.add_argument("--client", choices=("python", "smtp-source"), default="python",
+                    help="load generator: the Python clients (default) or Postfix's smtp-source")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the plan, servers interleaved (default 1)")
+    ap.add_argument("--settle", type=float, default=1,
+                    help="unmeasured pause after each scenario for a server's after-250 work (default 1)")
+    ap.add_argument("--procs", type=int, default=2, help="Python client processes (default 2)")
     ap.add_argument("--dir", help="work directory (default: a temp dir, removed after)")
     ap.add_argument("--serve", choices=("clevermail", "baseline"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -300,31 +453,71 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",")]
     concs = [int(c) for c in args.concurrency.split(",")]
     modes = args.modes.split(",")
+    # check what can fail before starting anything
+    externals = [external_server(spec) for spec in args.external]
+    if len({x.name for x in externals}) < len(externals):
+        raise SystemExit("--external: the names must differ")
+    args.smtp_source = find_smtp_source() if args.client == "smtp-source" else None
+    full = [(m, c, s) for s in sizes for c in concs for m in modes]
+    plans = {"clevermail": full, **{x.name: full for x in externals}}
+    if args.baseline != "none":
+        plans["baseline"] = full if args.baseline == "all" else [(m, 20, 4096) for m in modes]
+    # every scenario once, in plan order (the baseline target may be outside the full plan)
+    scenarios = list(dict.fromkeys(sc for plan in plans.values() for sc in plan))
+
     base = args.dir or tempfile.mkdtemp(prefix="bench-smtp-")
-    print(f"# {os.cpu_count()} CPUs, work dir {base}, n={args.n}, bound {args.seconds:g}s per scenario")
-    print(f"{'server':<10} {'mode':<5} {'conc':>4} {'size':>6} {'msgs':>6} {'secs':>6} {'msg/s':>7} "
-          f"{'p50ms':>7} {'p90ms':>7} {'p99ms':>7} {'cpu ms/msg':>10} {'sys%':>4}  errors")
+    print(f"# {os.cpu_count()} CPUs, work dir {base}, n={args.n}, bound {args.seconds:g}s per scenario, "
+          f"client {args.client}, {args.rounds} round(s), settle {args.settle:g}s")
+    servers = []
     try:
+        # started once for all rounds: a restart per scenario would measure warm-up
         for kind in ("clevermail", "baseline"):
-            plan = [(m, c, s) for s in sizes for c in concs for m in modes]
-            if kind == "baseline":
-                if args.baseline == "none":
-                    continue
-                if args.baseline == "target":
-                    plan = [(m, 20, 4096) for m in modes]
-            workdir = os.path.join(base, kind)
-            os.makedirs(workdir, exist_ok=True)
-            proc, port = start_server(kind, workdir)
-            try:
-                for mode, conc, size in plan:
-                    r = run_scenario(proc, port, mode, conc, size, args.n, args.seconds, args.procs, workdir)
+            if kind in plans:
+                workdir = os.path.join(base, kind)
+                os.makedirs(workdir, exist_ok=True)
+                proc, port = start_server(kind, workdir)
+                servers.append(Server(kind, ("127.0.0.1", port), proc, workdir))
+        servers += externals
+        w = max([10] + [len(x.name) for x in servers])
+        print(f"{'server':<{w}} {'mode':<5} {'conc':>4} {'size':>6} {'msgs':>6} {'secs':>6} {'msg/s':>7} "
+              f"{'p50ms':>7} {'p90ms':>7} {'p99ms':>7} {'cpu ms/msg':>10} {'sys%':>4} "
+              f"{'mach ms/msg':>11} {'steal ms/msg':>12}  errors", flush=True)
+        results = {}
+        for rnd in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"# round {rnd}/{args.rounds}", flush=True)
+            # each scenario against every server in turn, so that a slow spell of this
+            # shared VM (other jobs, steal) lands on all servers rather than on one
+            for mode, conc, size in scenarios:
+                for server in servers:
+                    if (mode, conc, size) not in plans[server.name]:
+                        continue
+                    r = run_scenario(server, mode, conc, size, args)
+                    results.setdefault((server.name, mode, conc, size), []).append(r)
                     err = f"{len(r['errors'])} ({r['errors'][0]})" if r["errors"] else "0"
-                    print(f"{kind:<10} {mode:<5} {conc:>4} {size // 1024:>5}K {r['msgs']:>6} {r['secs']:>6.1f} "
-                          f"{r['rate']:>7.0f} {r['p50']:>7.1f} {r['p90']:>7.1f} {r['p99']:>7.1f} "
-                          f"{r['cpu_ms']:>10.2f} {r['sys_pct']:>4.0f}  {err}", flush=True)
-            finally:
-                stop_server(proc)
+                    print(f"{server.name:<{w}} {mode:<5} {conc:>4} {size // 1024:>5}K {r['msgs']:>6} "
+                          f"{r['secs']:>6.1f} {r['rate']:>7.0f} {fmt(r['p50'], 7, '.1f')} "
+                          f"{fmt(r['p90'], 7, '.1f')} {fmt(r['p99'], 7, '.1f')} {fmt(r['cpu_ms'], 10, '.2f')} "
+                          f"{fmt(r['sys_pct'], 4, '.0f')} {r['mach_ms']:>11.2f} {r['steal_ms']:>12.2f}  {err}",
+                          flush=True)
+                    time.sleep(args.settle)
+        if args.rounds > 1:
+            print(f"# median of {args.rounds} rounds")
+            print(f"{'server':<{w}} {'mode':<5} {'conc':>4} {'size':>6} {'msg/s':>7} {'cpu ms/msg':>10} "
+                  f"{'mach ms/msg':>11}  errors")
+            for mode, conc, size in scenarios:
+                for server in servers:
+                    rs = results.get((server.name, mode, conc, size))
+                    if rs:
+                        errors = sum(len(r["errors"]) for r in rs)
+                        cpu = None if rs[0]["cpu_ms"] is None else median(r["cpu_ms"] for r in rs)
+                        print(f"{server.name:<{w}} {mode:<5} {conc:>4} {size // 1024:>5}K "
+                              f"{median(r['rate'] for r in rs):>7.0f} {fmt(cpu, 10, '.2f')} "
+                              f"{median(r['mach_ms'] for r in rs):>11.2f}  {errors}")
     finally:
+        for server in servers:
+            if server.proc:
+                stop_server(server.proc)
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)
 
