@@ -234,11 +234,14 @@ service imap-login {{
         if os.geteuid() == 0:
             owner = pwd.getpwnam("dovecot")
             internal, login = "dovecot", "dovenull"
-            # the mail user must reach the Maildirs below the temp dir
-            path = self.base
-            while path != "/":
+            # The mail user must reach the Maildirs: open up only the directories this
+            # script created (the temp dir and below), never its parents.
+            for path in (workdir, self.base, os.path.join(self.base, "mail")):
                 os.chmod(path, os.stat(path).st_mode | 0o711)
-                path = os.path.dirname(path)
+            parent = os.path.dirname(os.path.abspath(workdir))
+            if not os.stat(parent).st_mode & 0o001:
+                raise SystemExit(f"--dovecot: {parent} is not searchable by other users; "
+                                 "set TMPDIR to a directory that is (e.g. /tmp)")
         else:
             owner = pwd.getpwuid(os.geteuid())
             internal = login = owner.pw_name
