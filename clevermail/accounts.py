@@ -93,8 +93,7 @@ class AccountStore:
         self.domains = [d.lower() for d in domains]
         self.failure_delay = failure_delay
         self._lock = threading.Lock()
-        self._stamp = None
-        self._hashes = {}
+        self._loaded = (None, {})       # (file stamp, {address: hash}), replaced whole
         # Successful verifications, keyed by an HMAC of address+password under a key
         # that lives only in this process: a client that logs in often (IDLE
         # reconnects, POP3 polling) costs one scrypt per process, not one per login.
@@ -126,15 +125,29 @@ class AccountStore:
         return domain.lower().rstrip(".") in self.domains
 
     # -- reading -----------------------------------------------------------------
-    def _load(self):
-        """Reload the file if its stat changed; called under self._lock."""
+    def _file_stamp(self):
         try:
             st = os.stat(self.path)
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except FileNotFoundError:
-            stamp = None
-        if stamp == self._stamp and (self._hashes or stamp is None):
-            return
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _accounts(self):
+        """The current {address: password hash}, reloaded when the file's stat changed.
+
+        The stat (a syscall on every RCPT and login) is taken outside the lock, so that
+        sessions never queue behind each other's; the lock only guards a reload."""
+        stamp = self._file_stamp()
+        loaded, hashes = self._loaded          # one attribute: read together
+        if stamp == loaded and (hashes or stamp is None):
+            return hashes
+        with self._lock:
+            if self._loaded[0] != stamp or not self._loaded[1]:
+                self._load(stamp)
+            return self._loaded[1]
+
+    def _load(self, stamp):
+        """Read the file seen with `stamp`; called under self._lock."""
         hashes = {}
         if stamp is not None:
             try:
@@ -143,7 +156,7 @@ class AccountStore:
                 # a hand edit gone wrong must not lock every user out of a running server
                 logging.getLogger("clevermail.accounts").error(
                     "%s cannot be read, keeping the accounts loaded before: %s", self.path, exc)
-                self._stamp = stamp
+                self._loaded = (stamp, self._loaded[1])
                 return
             for section in cfg.sections:
                 pw = cfg[section].get("password", "")
@@ -151,7 +164,7 @@ class AccountStore:
                     hashes[self.canonical(section)] = pw
                 except AccountError:
                     continue  # a hand-edited bad entry must not take the others down
-        self._hashes, self._stamp = hashes, stamp
+        self._loaded = (stamp, hashes)
 
     def lookup(self, address):
         """The Account for an address (case-insensitive; '+detail' ignored), or None."""
@@ -160,20 +173,14 @@ class AccountStore:
         if not local or domain not in self.domains:
             return None
         key = f"{local}@{domain}"
-        with self._lock:
-            self._load()
-            return Account(key) if key in self._hashes else None
+        return Account(key) if key in self._accounts() else None
 
     def list(self):
-        with self._lock:
-            self._load()
-            return sorted(self._hashes)
+        return sorted(self._accounts())
 
     def first(self):
         """The first account in users.ini order (the default postmaster), or None."""
-        with self._lock:
-            self._load()
-            return next(iter(self._hashes), None)
+        return next(iter(self._accounts()), None)
 
     def authenticate(self, username, password):
         """The Account when the credentials are right, else None after the failure delay.
@@ -183,9 +190,7 @@ class AccountStore:
             address = self.canonical(username)
         except AccountError:
             address = None
-        with self._lock:
-            self._load()
-            stored = self._hashes.get(address) if address else None
+        stored = self._accounts().get(address) if address else None
         token = hmac.new(self._cache_key, f"{address}\0{password}".encode("utf-8", "surrogateescape"),
                          hashlib.sha256).digest()
         cached = self._verified.get(address)
@@ -292,7 +297,7 @@ class _LockedEdit:
                     os.fsync(dfd)
                 finally:
                     os.close(dfd)
-                self.store._stamp = None  # force a reload on next read
+                self.store._loaded = (None, {})  # force a reload on next read
         finally:
             fcntl.flock(self.lockfile, fcntl.LOCK_UN)
             self.lockfile.close()

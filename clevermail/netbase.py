@@ -22,7 +22,11 @@ import struct
 import threading
 
 from .logs import SessionLogger, redact_command
+from .session_threads import SessionThreads
 from .wire import LineReader, LineTooLong
+
+# Connections taken per wake-up of the accept loop (see _handle_request_noblock).
+ACCEPT_BATCH = 64
 
 
 class Limits:
@@ -66,11 +70,53 @@ class MailServer(socketserver.ThreadingTCPServer):
         self._per_client = {}
         self.sessions = set()
         self.closing = False
+        self.threads = SessionThreads(self.process_request_thread, f"clevermail-{protocol}")
         super().__init__((host.strip("[]"), address[1]), session_class)
 
     @property
     def port(self):
         return self.server_address[1]
+
+    # -- accepting ---------------------------------------------------------------
+    def server_activate(self):
+        super().server_activate()
+        self.socket.setblocking(False)      # accepted sockets are blocking all the same
+
+    def _handle_request_noblock(self):
+        # socketserver takes one connection per wake-up of its poll loop; under a burst
+        # every accept then costs a poll and its GIL round trips.  The listener is
+        # non-blocking, so take the whole backlog now (bounded, so that a flood still
+        # lets serve_forever see a shutdown request).
+        for _ in range(ACCEPT_BATCH):
+            try:
+                request, client_address = self.get_request()
+            except OSError:                   # BlockingIOError: the backlog is empty
+                return
+            if not self.verify_request(request, client_address):
+                self.shutdown_request(request)
+                continue
+            try:
+                self.process_request(request, client_address)
+            except Exception:
+                self.handle_error(request, client_address)
+                self.shutdown_request(request)
+            except BaseException:
+                self.shutdown_request(request)
+                raise
+
+    def process_request(self, request, client_address):
+        """One thread per session, as ThreadingMixIn, from SessionThreads."""
+        if not self.threads.submit(request, client_address):
+            self.shutdown_request(request)    # the server is closing
+
+    def shutdown_request(self, request):
+        if request.fileno() < 0:
+            return                            # the session has closed it already
+        super().shutdown_request(request)
+
+    def server_close(self):
+        super().server_close()
+        self.threads.stop()
 
     def admit(self, session):
         """Count a new session in; False when over the total or per-client limit."""
@@ -101,6 +147,7 @@ class MailServer(socketserver.ThreadingTCPServer):
             live = list(self.sessions)
         for session in live:
             session.abort()
+        self.threads.stop()
 
     def handle_error(self, request, client_address):
         self.log.exception("unhandled error in session from %s", client_address[0])
@@ -121,7 +168,8 @@ def set_blocking_timeout(sock, seconds):
     (SO_RCVTIMEO/SO_SNDTIMEO).  Python's settimeout() instead polls before every recv
     and send: twice the syscalls and GIL hand-offs on the hot path of every session.
     A timed-out call raises BlockingIOError, which LineReader turns into a timeout."""
-    sock.settimeout(None)
+    if sock.gettimeout() is not None:
+        sock.settimeout(None)
     whole = int(seconds)
     timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
@@ -138,7 +186,6 @@ class LineSession(socketserver.BaseRequestHandler):
 
     # -- lifecycle -----------------------------------------------------------
     def setup(self):
-        self.thread = threading.current_thread()
         self.session_id = next_session_id()
         self.peer = self.client_address[0]
         self.log = SessionLogger(logging.getLogger(f"clevermail.{self.protocol}"),

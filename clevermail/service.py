@@ -190,19 +190,15 @@ class MailService:
             self._warm = None
         if self.worker is not None:
             self.worker.stop()
-        sessions = []
         for kind, srv in reversed(self.servers):
             if self.started:
                 srv.shutdown()
-            sessions.extend(srv.sessions)
             srv.close_all()
         self._close_servers()
         for t in self._threads:
             t.join(timeout)
-        for session in sessions:
-            thread = getattr(session, "thread", None)
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout)
+        for _, srv in self.servers:
+            srv.threads.join(timeout)     # session threads: ended by close_all
         if self.started:
             self.store.save_indexes()
         self._threads = []

@@ -111,3 +111,58 @@ def test_setup_logging_twice_does_not_stack_handlers(restore_clevermail_logger):
     assert len(root.handlers) == 1
     assert root.level == logging.DEBUG
     assert setup_logging("bogus").level == logging.INFO
+
+
+def test_log_file_lines_stay_whole_under_concurrent_writers(tmp_path, restore_clevermail_logger, thread_guard):
+    """The file handler writes each record with one O_APPEND write and no lock: lines
+    from many threads at once must neither interleave nor get lost."""
+    import threading
+    log_file = tmp_path / "cm.log"
+    root = setup_logging("INFO", str(log_file), console=False)
+    log = logging.getLogger("clevermail.test")
+
+    def writer(n):
+        for i in range(200):
+            log.info("writer %02d line %03d %s", n, i, "x" * (n * 7))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for h in root.handlers:
+        h.close()
+    lines = log_file.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 16 * 200
+    seen = set()
+    for line in lines:
+        head, _, text = line.partition(" INFO clevermail.test: ")
+        n, i = int(text.split()[1]), int(text.split()[3])
+        assert text == f"writer {n:02d} line {i:03d} {'x' * (n * 7)}"
+        assert len(head) == len("2026-01-01 00:00:00,000")
+        seen.add((n, i))
+    assert len(seen) == 16 * 200
+
+
+def test_log_file_is_appended_to_not_truncated(tmp_path, restore_clevermail_logger):
+    log_file = tmp_path / "cm.log"
+    log_file.write_text("earlier line\n", encoding="utf-8")
+    root = setup_logging("INFO", str(log_file), console=False)
+    logging.getLogger("clevermail.x").info("caf\u00e9 %d", 1)
+    for h in root.handlers:
+        h.close()
+    assert log_file.read_text(encoding="utf-8").splitlines()[0] == "earlier line"
+    assert log_file.read_text(encoding="utf-8").splitlines()[1].endswith("INFO clevermail.x: caf\u00e9 1")
+
+
+def test_log_time_matches_the_record(restore_clevermail_logger):
+    """The formatter caches the date per second: records from different seconds (and
+    the milliseconds) must still come out right."""
+    import time
+    from clevermail.logs import LOG_FORMAT, LogFormatter
+    fmt = LogFormatter(LOG_FORMAT)
+    for created in (1_700_000_000.25, 1_700_000_000.999, 1_700_000_001.0, 1_600_000_000.5):
+        record = logging.LogRecord("clevermail", logging.INFO, __file__, 1, "m", None, None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        expected = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) + f",{int(record.msecs):03d}"
+        assert fmt.format(record).startswith(expected + " INFO clevermail: m")

@@ -104,6 +104,37 @@ def test_stop_ends_idle_sessions(tmp_path, make_config, thread_guard):
             c.close()
 
 
+def test_session_threads_are_kept_for_the_next_connection(tmp_path, make_config, thread_guard):
+    """One thread per session, but a finished session's thread serves the next
+    connection instead of a new thread being started; stop() ends them all."""
+    service = MailService(make_config(tmp_path)).start()
+    try:
+        srv = dict(service.servers)["smtp"]
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", service.port("smtp")), timeout=10) as c:
+                assert c.recv(200).startswith(b"220 ")
+                c.sendall(b"QUIT\r\n")
+                assert c.recv(200).startswith(b"221 ")
+            deadline = time.monotonic() + 5
+            while srv.threads.waiting != 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert srv.threads.waiting == 1
+        assert srv.threads.size == 1
+        # a burst of concurrent sessions: each its own thread, all greeted
+        burst = [socket.create_connection(("127.0.0.1", service.port("smtp")), timeout=10)
+                 for _ in range(30)]
+        try:
+            for c in burst:
+                assert c.recv(200).startswith(b"220 ")
+            assert srv.threads.size == 30 and len(srv.sessions) == 30
+        finally:
+            for c in burst:
+                c.close()
+    finally:
+        service.stop()
+    assert srv.threads.size == 0
+
+
 def test_stop_in_reverse_order(tmp_path, make_config, thread_guard):
     service = MailService(make_config(tmp_path)).start()
     events = []

@@ -59,6 +59,24 @@ def test_remove_user(store):
     store.remove_user(USER)              # twice is fine
 
 
+
+def test_delivery_recreates_a_mailbox_removed_behind_the_stores_back(store):
+    """The store remembers which mailboxes exist (no stat per delivery); a mailbox
+    deleted by hand must still get the next message, not a failure."""
+    import shutil
+    store.deliver(USER, msg(1))
+    root = store.user_root(USER)
+    shutil.rmtree(root)
+    store.deliver(USER, msg(2))
+    assert len(os.listdir(os.path.join(root, "new"))) == 1
+    # also when it is the second recipient of a message (hard link into its tmp/)
+    other = "bob@example.test"
+    store.deliver(other, msg(3))
+    shutil.rmtree(store.user_root(other))
+    store.prepare_delivery([USER, other], msg(4)).commit()
+    assert len(os.listdir(os.path.join(store.user_root(other), "new"))) == 1
+    assert len(os.listdir(os.path.join(root, "new"))) == 2
+
 # -- delivery --------------------------------------------------------------------------------
 def test_deliver_is_durable_before_returning(store, monkeypatch):
     store.ensure_user(USER)

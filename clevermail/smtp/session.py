@@ -15,8 +15,8 @@ one regex search - no Python loop per line.
 
 import email.utils
 import ipaddress
+import random
 import re
-import secrets
 import time
 
 from ..netbase import LineSession, SessionClosed
@@ -290,7 +290,8 @@ class SMTPSession(AuthMixin, LineSession):
         sender, recipients = self.sender, self.recipients
         self.reset_transaction()
         body = prepare_body(body, stuffed)
-        queue_id = secrets.token_hex(6).upper()
+        # unique, not secret (nothing takes a queue id from the network): no os.urandom
+        queue_id = f"{random.getrandbits(48):012X}"
         trace = self.received_header(queue_id, recipients)
         try:
             n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id)

@@ -15,8 +15,9 @@ nothing visible or the whole message; stale tmp/ files are removed by `clean_tmp
 """
 
 import itertools
-import re
 import os
+import random
+import re
 import socket
 import threading
 import time
@@ -48,7 +49,9 @@ def new_base(size, wsize, date=None):
     usec = int((now % 1) * 1_000_000)
     # usec zero-padded: names of one second then sort in arrival order, which is the
     # order UIDs are given in (M50000 would sort after M500000)
-    return (f"{stamp}.M{usec:06d}P{os.getpid()}Q{n}R{os.urandom(4).hex()}.{_HOST}"
+    # R: uniqueness against a reused pid, not a secret; random (reseeded after fork)
+    # instead of os.urandom, which is a syscall that gives up the GIL
+    return (f"{stamp}.M{usec:06d}P{os.getpid()}Q{n}R{random.getrandbits(32):08x}.{_HOST}"
             f",S={size},W={wsize}")
 
 

@@ -54,6 +54,7 @@ class MailStore:
         self._open = {}                                  # path -> Folder in use
         self._unused = collections.OrderedDict()         # path -> Folder, LRU
         self._roots = {}                                 # address -> user root (valid names only)
+        self._ensured = set()                            # roots known to have their folders
 
     # -- users -----------------------------------------------------------------
     def user_root(self, address):
@@ -69,16 +70,26 @@ class MailStore:
     def ensure_user(self, address):
         """Create a user's INBOX and special-use folders if missing; returns the root."""
         root = self.user_root(address)
+        if root in self._ensured:
+            return root
         if os.path.isdir(os.path.join(root, "cur")):
+            self._remember_ensured(root)
             return root
         maildir.make_maildir(root)
         for name in SPECIAL_USE:
             maildir.make_maildir(paths.folder_path(root, name))
         self._write_subscriptions(root, sorted(set(self._read_subscriptions(root)) | set(SPECIAL_USE)))
+        self._remember_ensured(root)
         return root
+
+    def _remember_ensured(self, root):
+        # saves a stat (and a GIL hand-off) per delivery; bounded like _roots
+        if len(self._ensured) < 100_000:
+            self._ensured.add(root)
 
     def remove_user(self, address):
         root = self.user_root(address)
+        self._ensured.discard(root)
         if os.path.isdir(root):
             shutil.rmtree(root)
 
@@ -92,19 +103,32 @@ class MailStore:
         first_tmp = None
         try:
             for address in addresses:
-                root = self.ensure_user(address)
                 base = maildir.new_base(len(disk), wsize)
                 if first_tmp is None:
-                    first_tmp = maildir.write_tmp(root, disk, base)
-                    tmp = first_tmp
+                    root, tmp = self._in_mailbox(address, lambda root: maildir.write_tmp(root, disk, base))
+                    first_tmp = tmp
                 else:
-                    tmp = os.path.join(root, "tmp", base)
-                    os.link(first_tmp, tmp)
+                    def link(root):
+                        tmp = os.path.join(root, "tmp", base)
+                        os.link(first_tmp, tmp)
+                        return tmp
+                    root, tmp = self._in_mailbox(address, link)
                 targets.append((root, tmp, base))
         except BaseException:
             PendingDelivery(self, targets).abort()
             raise
         return PendingDelivery(self, targets)
+
+    def _in_mailbox(self, address, write):
+        """(root, write(root)) for the user's mailbox.  When the mailbox was removed
+        behind our back, the cache of ensured roots is stale: create it again, once."""
+        root = self.ensure_user(address)
+        try:
+            return root, write(root)
+        except FileNotFoundError:
+            self._ensured.discard(root)
+            root = self.ensure_user(address)
+            return root, write(root)
 
     def deliver(self, address, wire):
         """Deliver one message to one INBOX durably (bounces, tests, tools)."""
