@@ -190,6 +190,9 @@ class LineSession(socketserver.BaseRequestHandler):
         self.peer = self.client_address[0]
         self.log = SessionLogger(logging.getLogger(f"clevermail.{self.protocol}"),
                                  self.protocol, self.session_id, self.peer)
+        # the dialogue is logged when the session starts at DEBUG (checked once, not
+        # twice per command)
+        self.debug = self.log.isEnabledFor(logging.DEBUG)
         self.connection = self.request
         set_blocking_timeout(self.connection, self.server.limits.timeout)
         # Replies often go out as two writes (untagged data, then the status line):
@@ -228,7 +231,7 @@ class LineSession(socketserver.BaseRequestHandler):
                     continue
                 if not line:
                     break
-                if self.log.isEnabledFor(logging.DEBUG):
+                if self.debug:
                     self.log.debug("C: %s", self.redact(line))
                 try:
                     self.handle_line(line)
@@ -273,7 +276,7 @@ class LineSession(socketserver.BaseRequestHandler):
     def send(self, data):
         if isinstance(data, str):
             data = data.encode("utf-8")
-        if self.log.isEnabledFor(logging.DEBUG):
+        if self.debug:
             self.log.debug("S: %s", data[:200].decode("utf-8", "replace").rstrip())
         self.connection.sendall(data)
 

@@ -9,8 +9,16 @@ clevermail.service.MailService from a config in a temp dir (INFO logging to a fi
 baseline a bare socketserver.ThreadingTCPServer speaking just enough SMTP that writes
 and fsyncs each message before its 250.  Their spools are emptied before each scenario.
 --external NAME=HOST:PORT (repeatable) adds a server that is already running, reported
-as NAME; the script neither starts, stops nor empties it, and it must accept mail from
-127.0.0.1 for user0..user9@bench.test (Postfix recipe below).
+as NAME; the script neither starts nor stops it, and it must accept mail from 127.0.0.1
+for user0..user9@bench.test (Postfix recipe below).  NAME=HOST:PORT=DIR also empties the
+Maildirs under DIR (their new/ cur/ tmp/ files) before each scenario, as ours are, so
+that no server works on ever bigger directories (Postfix: DIR=/var/vmail/bench.test).
+
+The work dir (--dir; default a new directory under $TMPDIR, else /var/tmp) is probed
+first: the time to create a file there is printed, with a warning when it is slow.  On
+the development VM's ext4, directories under /tmp cost 400-550 us of CPU per created
+file (their block group has no free inodes left, so each allocation searches), against
+10-80 us elsewhere: a Maildir there would lose any comparison.
 
 Clients.  --client python (default): raw-socket SMTP clients in lockstep like smtplib
 (no pipelining), spread over --procs processes; each message goes to one of 10 local
@@ -48,7 +56,7 @@ the next server -- that tail is then missing from the server's own mach ms/msg.
     python scripts/bench_smtp.py -n 3000 --seconds 20  # quicker
     python scripts/bench_smtp.py --sizes 4096 --concurrency 20 --baseline all
     python scripts/bench_smtp.py -n 2000 --sizes 4096 --concurrency 20 --client smtp-source \
-        --external postfix=127.0.0.1:25 --rounds 3
+        --external postfix=127.0.0.1:25=/var/vmail/bench.test --rounds 3
 
 A Postfix for --external (Debian, as root; "Local only" at install):
 
@@ -156,7 +164,7 @@ class BaselineServer(socketserver.ThreadingTCPServer):
 
 def serve_baseline(workdir):
     server = BaselineServer(("127.0.0.1", 0), BaselineHandler)
-    server.spool = os.path.join(workdir, "data", "mail", DOMAIN)
+    server.spool = os.path.join(workdir, "data", "mail", DOMAIN, "new")   # emptied like a Maildir
     os.makedirs(server.spool, exist_ok=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server.server_address[1], server.shutdown
@@ -313,14 +321,18 @@ class Server:
     addr: tuple
     proc: subprocess.Popen = None
     workdir: str = None
+    spool: str = None               # Maildirs emptied before each scenario
 
 
 def external_server(spec):
-    """NAME=HOST:PORT -> Server, after checking that it greets (fail before any run)."""
+    """NAME=HOST:PORT[=DIR] -> Server, after checking that it greets (fail before any run)."""
     name, eq, hostport = spec.partition("=")
+    hostport, _, spool = hostport.partition("=")
     host, colon, port = hostport.rpartition(":")
     if not (eq and colon and name and host and port.isdigit()):
-        raise SystemExit(f"--external {spec!r}: expected NAME=HOST:PORT")
+        raise SystemExit(f"--external {spec!r}: expected NAME=HOST:PORT or NAME=HOST:PORT=DIR")
+    if spool and not os.path.isdir(spool):
+        raise SystemExit(f"--external {spec!r}: {spool} is not a directory")
     if name in ("clevermail", "baseline"):
         raise SystemExit(f"--external {spec!r}: the name {name} is taken")
     try:
@@ -331,7 +343,7 @@ def external_server(spec):
         raise SystemExit(f"--external {spec!r}: cannot connect: {exc}")
     if not greeting.startswith(b"220"):
         raise SystemExit(f"--external {spec!r}: no SMTP greeting ({greeting[:60]!r})")
-    return Server(name, (host, int(port)))
+    return Server(name, (host, int(port)), spool=spool or None)
 
 
 def find_smtp_source():
@@ -387,12 +399,49 @@ def smtp_source_clients(exe, addr, mode, conc, size, n, seconds):
     return (int(counts[-1]) if counts else 0), None, errors
 
 
+# File creation over this is a sign of a directory placed in an ext4 block group that is
+# out of free inodes: every open(O_CREAT) then scans other groups (seen: 400-550 us per
+# file under /tmp of the development VM, 10-15 us under /var/tmp and /var/vmail).
+SLOW_CREATE_US = 100
+
+
+def default_parent():
+    """Where the work dir goes: $TMPDIR if set, else /var/tmp (for large temporary data;
+    on the development VM /tmp was one of the slow directories above)."""
+    if os.environ.get("TMPDIR"):
+        return None
+    return "/var/tmp" if os.access("/var/tmp", os.W_OK) else None
+
+
+def file_create_cost(parent, files=200):
+    """CPU microseconds per open(O_CREAT) of a Maildir-like name in a new subdirectory."""
+    probe = tempfile.mkdtemp(prefix=".create-probe-", dir=parent)
+    try:
+        t = time.process_time()
+        for i in range(files):
+            os.close(os.open(os.path.join(probe, f"{i:06d}.M123456P1234Q{i}R0123abcd.host,S=4394,W=4456"),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return (time.process_time() - t) / files * 1e6
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def empty_mailboxes(spool):
+    """Start a scenario with empty mailboxes: delete the messages, keep the directories.
+    (Deleting the directories too made the next scenario slower: the same code measured
+    710 msg/s after that against 926 in mailboxes that were only emptied, as an external
+    server's are.)  The deletions are flushed before the clock starts, or their disk
+    writes would land in this server's measured run."""
+    for folder, _, files in os.walk(spool):
+        if os.path.basename(folder) in ("new", "cur", "tmp"):
+            for name in files:
+                os.unlink(os.path.join(folder, name))
+    os.sync()
+
+
 def run_scenario(server, mode, conc, size, args):
-    if server.workdir:
-        # start each scenario with empty mailboxes (the store recreates them on delivery)
-        spool = os.path.join(server.workdir, "data", "mail", DOMAIN)
-        shutil.rmtree(spool, ignore_errors=True)
-        os.makedirs(spool, exist_ok=True)
+    if server.spool:
+        empty_mailboxes(server.spool)
     cpu0 = cpu_seconds(server.proc.pid) if server.proc else None
     mach0, t0 = machine_jiffies(), time.perf_counter()
     if args.client == "python":
@@ -436,8 +485,9 @@ def main():
     ap.add_argument("--modes", default="conn,reuse", help="conn (one connection per message), reuse")
     ap.add_argument("--baseline", choices=("target", "all", "none"), default="target",
                     help="baseline scenarios: target = 20 sessions x 4 KiB only (default)")
-    ap.add_argument("--external", action="append", default=[], metavar="NAME=HOST:PORT",
-                    help="also run every scenario against this already-running server (repeatable)")
+    ap.add_argument("--external", action="append", default=[], metavar="NAME=HOST:PORT[=DIR]",
+                    help="also run every scenario against this already-running server (repeatable); "
+                         "DIR: its Maildirs, emptied before each scenario")
     ap.add_argument("--client", choices=("python", "smtp-source"), default="python",
                     help="load generator: the Python clients (default) or Postfix's smtp-source")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the plan, servers interleaved (default 1)")
@@ -465,9 +515,15 @@ def main():
     # every scenario once, in plan order (the baseline target may be outside the full plan)
     scenarios = list(dict.fromkeys(sc for plan in plans.values() for sc in plan))
 
-    base = args.dir or tempfile.mkdtemp(prefix="bench-smtp-")
+    base = args.dir or tempfile.mkdtemp(prefix="bench-smtp-", dir=default_parent())
     print(f"# {os.cpu_count()} CPUs, work dir {base}, n={args.n}, bound {args.seconds:g}s per scenario, "
           f"client {args.client}, {args.rounds} round(s), settle {args.settle:g}s")
+    create_us = file_create_cost(base)
+    print(f"# creating a file in the work dir costs {create_us:.0f} us of CPU", flush=True)
+    if create_us > SLOW_CREATE_US:
+        print("# WARNING: that is slow (usually 10-20 us): this directory's ext4 block group is short of "
+              "free inodes, and CleverMail's deliveries would pay it; compare with the external "
+              "servers' mail directories, or use --dir elsewhere", flush=True)
     servers = []
     try:
         # started once for all rounds: a restart per scenario would measure warm-up
@@ -476,7 +532,8 @@ def main():
                 workdir = os.path.join(base, kind)
                 os.makedirs(workdir, exist_ok=True)
                 proc, port = start_server(kind, workdir)
-                servers.append(Server(kind, ("127.0.0.1", port), proc, workdir))
+                servers.append(Server(kind, ("127.0.0.1", port), proc, workdir,
+                                      os.path.join(workdir, "data", "mail", DOMAIN)))
         servers += externals
         w = max([10] + [len(x.name) for x in servers])
         print(f"{'server':<{w}} {'mode':<5} {'conc':>4} {'size':>6} {'msgs':>6} {'secs':>6} {'msg/s':>7} "

@@ -166,3 +166,57 @@ def test_log_time_matches_the_record(restore_clevermail_logger):
         record.created, record.msecs = created, (created - int(created)) * 1000
         expected = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) + f",{int(record.msecs):03d}"
         assert fmt.format(record).startswith(expected + " INFO clevermail: m")
+
+
+def test_flush_waits_for_every_line_logged_before_it(tmp_path, restore_clevermail_logger):
+    log_file = tmp_path / "cm.log"
+    root = setup_logging("INFO", str(log_file), console=False)
+    for i in range(50):
+        logging.getLogger("clevermail.x").info("line %d", i)
+    root.handlers[0].flush()
+    assert len(log_file.read_text(encoding="utf-8").splitlines()) == 50
+
+
+def test_a_failing_log_write_never_reaches_the_caller(tmp_path, restore_clevermail_logger, capfd):
+    """Logging must not stop mail: a log that cannot be written (disk full, bad fd) is
+    reported once on stderr and the logging call itself never raises."""
+    import os
+    from clevermail.logs import LogWriter
+    r, w = os.pipe()
+    os.close(r)                            # writes to w now fail with EPIPE
+    import signal
+    old = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    handler = LogWriter(w, close_fd=True)
+    try:
+        logger = logging.getLogger("clevermail.broken")
+        logger.addHandler(handler)
+        logger.propagate = False
+        for i in range(3):
+            logger.error("lost %d", i)
+        handler.flush()
+        handler.flush()
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        handler.close()
+        signal.signal(signal.SIGPIPE, old)
+    assert capfd.readouterr().err.count("clevermail: cannot write the log") == 1
+
+
+def test_log_writer_works_in_a_forked_child(tmp_path, restore_clevermail_logger):
+    import os
+    log_file = tmp_path / "cm.log"
+    root = setup_logging("INFO", str(log_file), console=False)
+    pid = os.fork()
+    if pid == 0:                           # the child: its writer thread is a new one
+        try:
+            logging.getLogger("clevermail.child").info("from the child")
+            root.handlers[0].flush()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    logging.getLogger("clevermail.parent").info("from the parent")
+    root.handlers[0].flush()
+    text = log_file.read_text(encoding="utf-8")
+    assert "clevermail.child: from the child" in text
+    assert "clevermail.parent: from the parent" in text

@@ -96,7 +96,7 @@ def fsync_dir(path):
 
 def write_tmp(folder_path, data, base):
     """Write `data` to tmp/<base> and fsync it; returns the tmp path."""
-    tmp = os.path.join(folder_path, "tmp", base)
+    tmp = f"{folder_path}/tmp/{base}"      # folder paths are absolute, without a trailing /
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
@@ -114,12 +114,12 @@ def write_tmp(folder_path, data, base):
 
 def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
     """Move a written tmp file into new/ or cur/ under `name` and make it durable."""
-    target = os.path.join(folder_path, sub, name)
+    target = f"{folder_path}/{sub}/{name}"
     # link+unlink (not rename) so that an existing name is never overwritten
     os.link(tmp, target)
     _unlink_quiet(tmp)
     if sync:
-        fsync_dir(os.path.join(folder_path, sub))
+        fsync_dir(f"{folder_path}/{sub}")
     return target
 
 
