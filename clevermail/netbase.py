@@ -20,6 +20,7 @@ import socketserver
 import ssl
 import struct
 import threading
+import time
 
 from .logs import SessionLogger, redact_command
 from .session_threads import SessionThreads
@@ -27,6 +28,9 @@ from .wire import LineReader, LineTooLong
 
 # Connections taken per wake-up of the accept loop (see _handle_request_noblock).
 ACCEPT_BATCH = 64
+# After accept() failed other than for an empty backlog (no file descriptors left).
+ACCEPT_ERROR_PAUSE = 0.05
+ACCEPT_ERROR_LOG_INTERVAL = 10.0
 
 
 class Limits:
@@ -71,6 +75,7 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.sessions = set()
         self.closing = False
         self.threads = SessionThreads(self.process_request_thread, f"clevermail-{protocol}")
+        self._accept_warned = float("-inf")
         super().__init__((host.strip("[]"), address[1]), session_class)
 
     @property
@@ -90,7 +95,10 @@ class MailServer(socketserver.ThreadingTCPServer):
         for _ in range(ACCEPT_BATCH):
             try:
                 request, client_address = self.get_request()
-            except OSError:                   # BlockingIOError: the backlog is empty
+            except BlockingIOError:           # the backlog is empty
+                return
+            except OSError as exc:
+                self._accept_failed(exc)
                 return
             if not self.verify_request(request, client_address):
                 self.shutdown_request(request)
@@ -103,6 +111,16 @@ class MailServer(socketserver.ThreadingTCPServer):
             except BaseException:
                 self.shutdown_request(request)
                 raise
+
+    def _accept_failed(self, exc):
+        # Out of file descriptors (EMFILE/ENFILE) or memory: the connection stays in the
+        # backlog and poll() reports it again at once.  Pause instead of spinning, and
+        # say so now and then rather than 20 times a second.
+        now = time.monotonic()
+        if now - self._accept_warned > ACCEPT_ERROR_LOG_INTERVAL:
+            self._accept_warned = now
+            self.log.warning("cannot accept connections: %s", exc)
+        time.sleep(ACCEPT_ERROR_PAUSE)
 
     def process_request(self, request, client_address):
         """One thread per session, as ThreadingMixIn, from SessionThreads."""

@@ -7,18 +7,22 @@ Servers.  CleverMail and the baseline each run in a separate process (this scrip
 --serve), started once and stopped at the end: CleverMail is
 clevermail.service.MailService from a config in a temp dir (INFO logging to a file), the
 baseline a bare socketserver.ThreadingTCPServer speaking just enough SMTP that writes
-and fsyncs each message before its 250.  Their spools are emptied before each scenario.
+and fsyncs each message before its 250.
 --external NAME=HOST:PORT (repeatable) adds a server that is already running, reported
 as NAME; the script neither starts nor stops it, and it must accept mail from 127.0.0.1
 for user0..user9@bench.test (Postfix recipe below).  NAME=HOST:PORT=DIR also empties the
-Maildirs under DIR (their new/ cur/ tmp/ files) before each scenario, as ours are, so
-that no server works on ever bigger directories (Postfix: DIR=/var/vmail/bench.test).
+Maildirs under DIR (their new/ cur/ tmp/ files) at the start, so that every server starts
+with empty mailboxes, as ours do (Postfix: DIR=/var/vmail/bench.test).  Nothing is
+deleted during the run: on ext4 without a journal (as on the development VM) the inode
+allocator skips, at a cost, inodes freed in the last 30 seconds, so deleting a scenario's
+messages slowed down whichever server created files next.  After emptying, the script
+waits that out.
 
 The work dir (--dir; default a new directory under $TMPDIR, else /var/tmp) is probed
 first: the time to create a file there is printed, with a warning when it is slow.  On
-the development VM's ext4, directories under /tmp cost 400-550 us of CPU per created
-file (their block group has no free inodes left, so each allocation searches), against
-10-80 us elsewhere: a Maildir there would lose any comparison.
+the development VM's ext4 it rose to 400-550 us of CPU per created file, against 10-20
+us normally, for minutes after many files near it were deleted: a Maildir there loses
+any comparison, so compare only when that figure is normal.
 
 Clients.  --client python (default): raw-socket SMTP clients in lockstep like smtplib
 (no pipelining), spread over --procs processes; each message goes to one of 10 local
@@ -399,49 +403,51 @@ def smtp_source_clients(exe, addr, mode, conc, size, n, seconds):
     return (int(counts[-1]) if counts else 0), None, errors
 
 
-# File creation over this is a sign of a directory placed in an ext4 block group that is
-# out of free inodes: every open(O_CREAT) then scans other groups (seen: 400-550 us per
-# file under /tmp of the development VM, 10-15 us under /var/tmp and /var/vmail).
+# File creation over this is a sign of trouble in the file system under the work dir:
+# seen on the development VM's ext4 (no journal) after mass deletions, 400-550 us per file
+# against 10-20 us normally (see RECENTLY_FREED_SECONDS).
 SLOW_CREATE_US = 100
 
 
 def default_parent():
-    """Where the work dir goes: $TMPDIR if set, else /var/tmp (for large temporary data;
-    on the development VM /tmp was one of the slow directories above)."""
+    """Where the work dir goes: $TMPDIR if set, else /var/tmp (the place for large
+    temporary data; /tmp may be a small tmpfs)."""
     if os.environ.get("TMPDIR"):
         return None
     return "/var/tmp" if os.access("/var/tmp", os.W_OK) else None
 
 
 def file_create_cost(parent, files=200):
-    """CPU microseconds per open(O_CREAT) of a Maildir-like name in a new subdirectory."""
+    """CPU microseconds per open(O_CREAT) of a Maildir-like name in a new subdirectory.
+    The files are left for the work dir's removal: deleting them now would make the
+    servers' first allocations skip their inodes (see RECENTLY_FREED_SECONDS)."""
     probe = tempfile.mkdtemp(prefix=".create-probe-", dir=parent)
-    try:
-        t = time.process_time()
-        for i in range(files):
-            os.close(os.open(os.path.join(probe, f"{i:06d}.M123456P1234Q{i}R0123abcd.host,S=4394,W=4456"),
-                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        return (time.process_time() - t) / files * 1e6
-    finally:
-        shutil.rmtree(probe, ignore_errors=True)
+    t = time.process_time()
+    for i in range(files):
+        os.close(os.open(os.path.join(probe, f"{i:06d}.M123456P1234Q{i}R0123abcd.host,S=4394,W=4456"),
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return (time.process_time() - t) / files * 1e6
+
+
+# ext4 without a journal does not reuse an inode within 30 s of its deletion; finding
+# one it may use then reads the candidates' on-disk inodes (recently_deleted() in
+# fs/ext4/ialloc.c), which made creating a file cost 400-550 us after mass deletions.
+RECENTLY_FREED_SECONDS = 35
 
 
 def empty_mailboxes(spool):
-    """Start a scenario with empty mailboxes: delete the messages, keep the directories.
-    (Deleting the directories too made the next scenario slower: the same code measured
-    710 msg/s after that against 926 in mailboxes that were only emptied, as an external
-    server's are.)  The deletions are flushed before the clock starts, or their disk
-    writes would land in this server's measured run."""
+    """Delete the messages under `spool` (files in new/ cur/ tmp/), keep the directories;
+    returns how many files were deleted."""
+    deleted = 0
     for folder, _, files in os.walk(spool):
         if os.path.basename(folder) in ("new", "cur", "tmp"):
             for name in files:
                 os.unlink(os.path.join(folder, name))
-    os.sync()
+                deleted += 1
+    return deleted
 
 
 def run_scenario(server, mode, conc, size, args):
-    if server.spool:
-        empty_mailboxes(server.spool)
     cpu0 = cpu_seconds(server.proc.pid) if server.proc else None
     mach0, t0 = machine_jiffies(), time.perf_counter()
     if args.client == "python":
@@ -518,12 +524,17 @@ def main():
     base = args.dir or tempfile.mkdtemp(prefix="bench-smtp-", dir=default_parent())
     print(f"# {os.cpu_count()} CPUs, work dir {base}, n={args.n}, bound {args.seconds:g}s per scenario, "
           f"client {args.client}, {args.rounds} round(s), settle {args.settle:g}s")
+    deleted = sum(empty_mailboxes(x.spool) for x in externals if x.spool)
+    if deleted:
+        os.sync()
+        print(f"# emptied the external Maildirs ({deleted} files); waiting {RECENTLY_FREED_SECONDS}s "
+              f"so that no server pays for their freed inodes", flush=True)
+        time.sleep(RECENTLY_FREED_SECONDS)
     create_us = file_create_cost(base)
     print(f"# creating a file in the work dir costs {create_us:.0f} us of CPU", flush=True)
     if create_us > SLOW_CREATE_US:
-        print("# WARNING: that is slow (usually 10-20 us): this directory's ext4 block group is short of "
-              "free inodes, and CleverMail's deliveries would pay it; compare with the external "
-              "servers' mail directories, or use --dir elsewhere", flush=True)
+        print("# WARNING: that is slow (usually 10-20 us): files deleted in the last half minute, or a "
+              "block group out of free inodes; CleverMail's deliveries would pay it", flush=True)
     servers = []
     try:
         # started once for all rounds: a restart per scenario would measure warm-up

@@ -135,6 +135,32 @@ def test_session_threads_are_kept_for_the_next_connection(tmp_path, make_config,
     assert srv.threads.size == 0
 
 
+def test_accept_failures_pause_and_warn_once_then_serving_goes_on(tmp_path, make_config, thread_guard, caplog):
+    """Out of file descriptors, accept() fails while the connection stays in the backlog:
+    the server must neither die nor spin and flood the log; once descriptors are back,
+    the waiting client is served."""
+    import errno
+    service = MailService(make_config(tmp_path)).start()
+    try:
+        srv = dict(service.servers)["smtp"]
+        real, failures = srv.get_request, []
+
+        def get_request():
+            if len(failures) < 3:
+                failures.append(1)
+                raise OSError(errno.EMFILE, "Too many open files")
+            return real()
+
+        srv.get_request = get_request
+        with caplog.at_level("WARNING", logger="clevermail.smtp"):
+            assert greeting(service.port("smtp")).startswith(b"220 ")
+        assert len(failures) == 3
+        warnings = [r for r in caplog.records if "cannot accept connections" in r.getMessage()]
+        assert len(warnings) == 1 and "Too many open files" in warnings[0].getMessage()
+    finally:
+        service.stop()
+
+
 def test_stop_in_reverse_order(tmp_path, make_config, thread_guard):
     service = MailService(make_config(tmp_path)).start()
     events = []
