@@ -475,3 +475,21 @@ def test_opening_a_folder_removes_stale_tmp_debris(tmp_path):
     assert not os.path.exists(stale)
     assert os.path.exists(fresh)          # a delivery still being written is left alone
     assert len(folder) == 0
+
+
+def test_clean_delivery_records_the_same_name_sizes_and_content(store):
+    """prepare_delivery(clean=True) takes shortcuts (CRs deleted, W= from the wire
+    length): the file, S= and W= must be what the general path gives."""
+    wire = b"Return-Path: <a@b>\r\nSubject: x\r\n\r\n" + b"line\r\n" * 50 + b".dot\r\n"
+    store.deliver(USER, wire)
+    store.prepare_delivery([USER], wire, clean=True).commit()
+    new = os.path.join(store.user_root(USER), "new")
+    names = sorted(os.listdir(new))
+    assert len(names) == 2
+    sizes = {tuple(maildir.parse_name(n)[2:4]) for n in names}
+    contents = set()
+    for n in names:
+        with open(os.path.join(new, n), "rb") as f:
+            contents.add(f.read())
+    assert len(sizes) == 1 and len(contents) == 1
+    assert sizes == {(len(wire) - wire.count(b"\r"), len(wire))}

@@ -100,7 +100,8 @@ class SMTPFileHandler:
 
     # -- delivery ----------------------------------------------------------------
     def deliver(self, sender, recipients, data, trace, queue_id):
-        """Store `data` (CRLF wire form, not dot-stuffed) for every recipient.
+        """Store `data` for every recipient: the message as the session's prepare_body
+        returns it (not dot-stuffed, every line ending in CRLF, no other CR or LF).
 
         `trace` is the Received header block to prepend; local copies also get
         Return-Path (RFC 5321 4.4: added at final delivery).  Returns when every
@@ -115,14 +116,15 @@ class SMTPFileHandler:
             elif rcpt.address.lower() not in seen:
                 seen.add(rcpt.address.lower())
                 remote.append(rcpt.address)
-        relayed = trace + data
         pending = []
         try:
             if local:
-                wire = b"Return-Path: <" + sender.encode("utf-8") + b">\r\n" + relayed
-                pending.append(self.store.prepare_delivery(local, wire))
+                # one copy of the message, not one per concatenation; every line ends in
+                # CRLF (the session checked the data, its headers are ours): clean
+                wire = b"".join((b"Return-Path: <", sender.encode("utf-8"), b">\r\n", trace, data))
+                pending.append(self.store.prepare_delivery(local, wire, clean=True))
             if remote:
-                pending.append(self.queue.prepare(sender, remote, relayed, queue_id))
+                pending.append(self.queue.prepare(sender, remote, trace + data, queue_id))
             # Mailboxes first, the queue last: a committed queue entry wakes the relay
             # worker, which must never send what a later failure would take back.
             for p in pending:

@@ -29,8 +29,12 @@ STALE_TMP_SECONDS = 36 * 3600
 SUBDIRS = ("new", "cur")         # where messages live; tmp/ only holds writes in progress
 
 
-def to_disk(wire):
-    """Wire form (CRLF line ends) -> disk form (LF line ends); see README "On disk"."""
+def to_disk(wire, clean=False):
+    """Wire form (CRLF line ends) -> disk form (LF line ends); see README "On disk".
+    `clean`: the caller knows that every CR in `wire` starts a CRLF (SMTP's checked
+    message), so deleting the CRs is the same thing, at half the cost."""
+    if clean:
+        return wire.translate(None, b"\r")
     return wire.replace(b"\r\n", b"\n")
 
 

@@ -94,11 +94,13 @@ class MailStore:
             shutil.rmtree(root)
 
     # -- delivery ----------------------------------------------------------------
-    def prepare_delivery(self, addresses, wire):
+    def prepare_delivery(self, addresses, wire, clean=False):
         """Write `wire` (CRLF message) once under the first INBOX's tmp/, fsync it, and
-        hard-link it into the other INBOXes' tmp/ (one data write for all copies)."""
-        disk = maildir.to_disk(wire)
-        wsize = len(disk) + disk.count(b"\n")   # size of to_wire(disk): what POP3/IMAP send
+        hard-link it into the other INBOXes' tmp/ (one data write for all copies).
+        `clean`: every line of `wire` ends in CRLF and there is no other CR."""
+        disk = maildir.to_disk(wire, clean)
+        # the size of to_wire(disk), what POP3 and IMAP send: the wire size itself when clean
+        wsize = len(wire) if clean else len(disk) + disk.count(b"\n")
         targets = []
         first_tmp = None
         try:
