@@ -144,6 +144,22 @@ def dot_stuff(body):
     return body.replace(b"\r\n.", b"\r\n..")
 
 
+def has_long_line(body, limit):
+    """True when a line of `body`, counted with its line ending, is longer than `limit`
+    octets; a last line without one counts as if it had its CRLF.
+
+    Each step jumps to the last LF within the next `limit` octets, so a 100 kB message
+    takes about a hundred C-level searches (a regex over every octet took twice as long)."""
+    start = 0
+    end = len(body) if body.endswith(b"\n") else len(body) + 2
+    while end - start > limit:
+        lf = body.rfind(b"\n", start, start + limit)
+        if lf < 0:
+            return True
+        start = lf + 1
+    return False
+
+
 def has_bare_lf_or_cr(body):
     """True when `body` holds an LF not preceded by CR or a CR not followed by LF."""
     crlf = body.count(b"\r\n")            # the slow count (a two-byte pattern): once

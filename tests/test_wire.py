@@ -315,3 +315,42 @@ def test_decode_sasl_plain_errors(value, why):
 
 def test_b64_text():
     assert b64_text("Username:") == "VXNlcm5hbWU6"
+
+
+@pytest.mark.parametrize("body, too_long", [
+    (b"", False),
+    (b"x" * 998 + b"\r\n", False),                       # 998 octets + CRLF = 1000
+    (b"x" * 999 + b"\r\n", True),
+    (b"a\r\n" + b"x" * 998 + b"\r\nb\r\n", False),        # in the middle
+    (b"a\r\n" + b"x" * 999 + b"\r\nb\r\n", True),
+    (b"a\r\n" * 700 + b"x" * 999 + b"\r\n", True),       # after many short lines
+    (b"x" * 998, False),                                 # last line without CRLF: as if it had one
+    (b"x" * 999, True),
+    (b"a\r\n" + b"x" * 998, False),
+    (b"a\r\n" + b"x" * 999, True),
+    ((b"y" * 998 + b"\r\n") * 300, False),               # every line at the limit
+    ((b"y" * 998 + b"\r\n") * 300 + b"z" * 999 + b"\r\n", True),
+    (b"x" * 997 + b"\n", False),                          # an LF alone counts as the ending
+    (b"x" * 1000 + b"\n", True),
+])
+def test_has_long_line_boundaries(body, too_long):
+    from clevermail.wire import has_long_line
+    assert has_long_line(body, 1000) is too_long
+    # the same answer as the obvious per-line rule
+    lines = body.split(b"\n")
+    tail = lines.pop()
+    obvious = any(len(line) + 1 > 1000 for line in lines) or (bool(tail) and len(tail) + 2 > 1000)
+    assert obvious is too_long
+
+
+def test_has_long_line_agrees_with_the_per_line_rule_on_random_bodies():
+    import random
+    from clevermail.wire import has_long_line
+    rng = random.Random(5321)
+    for _ in range(400):
+        lines = [b"x" * rng.choice((0, 1, 500, 997, 998, 999, 1000, 1500)) for _ in range(rng.randint(0, 6))]
+        body = b"\r\n".join(lines) + rng.choice((b"", b"\r\n"))
+        parts = body.split(b"\n")
+        tail = parts.pop()
+        obvious = any(len(p) + 1 > 1000 for p in parts) or (bool(tail) and len(tail) + 2 > 1000)
+        assert has_long_line(body, 1000) is obvious, body[:40]

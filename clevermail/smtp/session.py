@@ -10,17 +10,16 @@ Storage is the file handler's business (handler.py); this module only talks.
 The DATA path is LineReader.read_dot_terminated plus whole-body bytes operations:
 only CRLF.CRLF ends a message (no smuggling with bare LF/CR), bare LF/CR are then
 normalized to CRLF before the dots are unstuffed, and line lengths are checked with
-one regex search - no Python loop per line.
+about one C-level search per 1000 octets - no Python loop per line.
 """
 
 import email.utils
 import ipaddress
 import random
-import re
 import time
 
 from ..netbase import LineSession, SessionClosed
-from ..wire import DataTooLarge, dot_unstuff, normalize_crlf
+from ..wire import DataTooLarge, dot_unstuff, has_long_line, normalize_crlf
 from . import parser
 from . import replies as R
 from .auth import SASL_LINE_LIMIT, AuthMixin
@@ -29,8 +28,8 @@ from .replies import SMTPReplyError
 
 INIT, READY, MAIL, RCPT, BDAT = "init", "ready", "mail", "rcpt", "bdat"
 ANY = frozenset((INIT, READY, MAIL, RCPT, BDAT))
-# A line of more than 998 octets before CRLF (RFC 5321 4.5.3.1.6), after the first.
-_LONG_LINE = re.compile(rb"\n[^\n]{1000}")
+# The longest text line with its CRLF (RFC 5321 4.5.3.1.6: 998 octets before it).
+TEXT_LINE_LIMIT = 1000
 
 
 def _err(reply):
@@ -60,8 +59,7 @@ def prepare_body(body, stuffed):
     body = normalize_crlf(body)
     if stuffed:
         body = dot_unstuff(body)
-    first = body.find(b"\n")
-    if first > 999 or (first < 0 and len(body) > 998) or _LONG_LINE.search(body):
+    if has_long_line(body, TEXT_LINE_LIMIT):
         raise _err(R.R554_LONG_LINE)
     return body
 
