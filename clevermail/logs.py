@@ -87,6 +87,9 @@ class LogFormatter(logging.Formatter):
 
 # How long the log writer gathers lines before writing them together (see LogWriter).
 FLUSH_DELAY = 0.02
+# Lines waiting for the writer at most; past this they are dropped and counted (a log on
+# a pipe nobody reads, a stalled disk) rather than growing the process without bound.
+MAX_PENDING_LINES = 100_000
 
 
 class LogWriter(logging.Handler):
@@ -101,13 +104,16 @@ class LogWriter(logging.Handler):
     than one write per line.  A line reaches the file at most FLUSH_DELAY late; flush()
     waits for everything logged before it, and close() (logging.shutdown runs it at
     exit) writes the rest.  A write error is reported once on stderr and never reaches
-    a session: logging must not stop mail."""
+    a session: logging must not stop mail.  Neither may a log that cannot keep up: past
+    MAX_PENDING_LINES waiting, lines are dropped, and how many is written when it can."""
 
     def __init__(self, fd, close_fd=False):
         super().__init__()
         self.fd = fd
         self._close_fd = close_fd
         self._failed = False
+        self._dropped = 0
+        self.max_pending = MAX_PENDING_LINES
         self._start_writer()
         _writers.add(self)
 
@@ -120,6 +126,9 @@ class LogWriter(logging.Handler):
         self.lock = None                   # acquire()/release() become no-ops
 
     def emit(self, record):
+        if self._queue.qsize() >= self.max_pending:
+            self._dropped += 1             # not exact across threads; a count for humans
+            return
         try:
             self._queue.put(self.format(record) + "\n")
         except Exception:
@@ -141,6 +150,9 @@ class LogWriter(logging.Handler):
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+            dropped, self._dropped = self._dropped, 0
+            if dropped:
+                lines.append(f"clevermail: {dropped} log lines dropped: the log could not keep up\n")
             if lines:
                 self._write("".join(lines).encode("utf-8", "replace"))
             for event in flushed:

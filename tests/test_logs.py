@@ -220,3 +220,51 @@ def test_log_writer_works_in_a_forked_child(tmp_path, restore_clevermail_logger)
     text = log_file.read_text(encoding="utf-8")
     assert "clevermail.child: from the child" in text
     assert "clevermail.parent: from the parent" in text
+
+
+def test_a_log_that_cannot_keep_up_drops_lines_and_says_how_many(restore_clevermail_logger, thread_guard):
+    """A log on a pipe nobody reads: the writer blocks, lines pile up to a bound, the
+    rest are dropped (never blocking or growing the server), and the count is logged
+    once the pipe drains."""
+    import fcntl
+    import os
+    import threading
+    import time
+    from clevermail.logs import LogWriter
+    r, w = os.pipe()
+    flags = fcntl.fcntl(w, fcntl.F_GETFL)
+    fcntl.fcntl(w, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    filled = 0
+    try:
+        while True:
+            filled += os.write(w, b"f" * 4096)
+    except BlockingIOError:
+        pass
+    fcntl.fcntl(w, fcntl.F_SETFL, flags)     # full pipe, blocking again
+    handler = LogWriter(w, close_fd=True)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.max_pending = 5
+    logger = logging.getLogger("clevermail.slowlog")
+    logger.addHandler(handler)
+    logger.propagate = False
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(r, 65536), b"")))
+    try:
+        logger.error("first")
+        deadline = time.monotonic() + 5
+        while handler._queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.005)                # the writer took it and is stuck in write()
+        for i in range(20):
+            logger.error("line %d", i)
+        assert handler._queue.qsize() == 5
+        reader.start()
+        handler.flush()
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        handler.close()                      # closes w: the reader sees EOF
+        reader.join(5)
+        os.close(r)
+    text = b"".join(chunks)[filled:].decode()
+    assert text.splitlines() == ["first"] + [f"line {i}" for i in range(5)] + [
+        "clevermail: 15 log lines dropped: the log could not keep up"]
