@@ -147,11 +147,15 @@ def test_single_recipient_named_and_helo_keyword(env):
     assert b"with SMTP id" in msg and b"\tfor <alice@example.test>;" in msg
 
 
-def test_unknown_user_and_relay_denied(env):
+def test_unknown_user_and_relay_denied(env, caplog):
+    caplog.set_level(logging.INFO, logger="clevermail")
     c = hello(env)
     c.expect(250, "MAIL FROM:<a@b.test>")
     assert c.expect(550, "RCPT TO:<carol@example.test>").startswith("5.1.1")
     assert c.expect(554, "RCPT TO:<someone@elsewhere.test>").startswith("5.7.1")
+    # refusals are logged with the address and the sender, for the admin
+    assert "recipient <carol@example.test> refused: no such user (from=<a@b.test>)" in caplog.text
+    assert "relay denied for <someone@elsewhere.test> (from=<a@b.test>)" in caplog.text
     assert c.expect(554, "RCPT TO:<someone@[192.0.2.7]>").startswith("5.7.1")
     c.expect(250, "RCPT TO:<Postmaster>")              # always accepted (RFC 5321 4.5.1)
     c.expect(250, "RCPT TO:<bob@example.test>")

@@ -239,9 +239,11 @@ class SMTPSession(AuthMixin, LineSession):
         try:
             rcpt = self.server.handler.resolve_recipient(address, may_relay)
         except NoSuchUser:
+            # the client only learns "no such user"; the log says which address and from whom
+            self.log.info("recipient <%s> refused: no such user (from=<%s>)", address, self.sender)
             raise _err(R.R550_NO_SUCH_USER) from None
         except RelayDenied:
-            self.log.info("relay denied for <%s>", address)
+            self.log.info("relay denied for <%s> (from=<%s>)", address, self.sender)
             raise _err(R.R554_RELAY_DENIED) from None
         self.recipients.append(rcpt)
         self.state = RCPT
