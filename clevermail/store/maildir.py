@@ -116,6 +116,14 @@ def write_tmp(folder_path, data, base):
     return tmp
 
 
+def link_tmp(folder_path, source, base):
+    """Hard-link an already written and fsynced file as tmp/<base>; returns the path
+    (the other recipients' copies: one data write for all)."""
+    tmp = f"{folder_path}/tmp/{base}"
+    os.link(source, tmp)
+    return tmp
+
+
 def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
     """Move a written tmp file into new/ or cur/ under `name` and make it durable."""
     target = f"{folder_path}/{sub}/{name}"

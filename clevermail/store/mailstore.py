@@ -110,11 +110,7 @@ class MailStore:
                     root, tmp = self._in_mailbox(address, lambda root: maildir.write_tmp(root, disk, base))
                     first_tmp = tmp
                 else:
-                    def link(root):
-                        tmp = os.path.join(root, "tmp", base)
-                        os.link(first_tmp, tmp)
-                        return tmp
-                    root, tmp = self._in_mailbox(address, link)
+                    root, tmp = self._in_mailbox(address, lambda root: maildir.link_tmp(root, first_tmp, base))
                 targets.append((root, tmp, base))
         except BaseException:
             PendingDelivery(self, targets).abort()
