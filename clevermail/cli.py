@@ -49,6 +49,7 @@ def main(ctx, config_path):
 def start(ctx):
     """Run the server in the foreground until SIGINT or SIGTERM."""
     from .logs import setup_logging
+    from .process import tune_process
     from .service import MailService, StartupError
 
     conf = _load(ctx)
@@ -62,6 +63,7 @@ def start(ctx):
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    tune_process()      # the serving process only, never a library user's or a test's
     service = MailService(conf)
     try:
         service.start()

@@ -8,8 +8,6 @@ they pass plain values to the store, the accounts, the servers and the relay.
 import errno
 import logging
 import os
-import resource
-import sys
 import threading
 
 from .accounts import AccountStore, AuthThrottle
@@ -29,31 +27,10 @@ log = logging.getLogger("clevermail.service")
 
 # How often a listener checks for shutdown: stop() waits up to this per listener.
 POLL_INTERVAL = 0.05
-# The GIL switch interval of the serving process.  Session threads block on sockets and
-# fsync many times per message; coming back, one waits for the GIL until the holder
-# yields or this interval forces it.  At the default 5 ms, 20 SMTP sessions (one
-# connection per message) were accepted 7-10% slower and took about 15% more machine
-# CPU per message than at 1 ms (scripts/bench_smtp.py, interleaved rounds).
-SWITCH_INTERVAL = 0.001
 
 
 class StartupError(Exception):
     """A one-line reason why the service cannot start (port taken, data dir, TLS)."""
-
-
-def _tune_process():
-    _raise_fd_limit()
-    if sys.getswitchinterval() > SWITCH_INTERVAL:
-        sys.setswitchinterval(SWITCH_INTERVAL)
-
-
-def _raise_fd_limit():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
 
 
 class MailService:
@@ -146,8 +123,8 @@ class MailService:
 
     # -- lifecycle --------------------------------------------------------------
     def start(self):
-        """Bind every listener, start serving and the relay worker."""
-        _tune_process()
+        """Bind every listener, start serving and the relay worker.  The process
+        itself is left as it is (process.tune_process is for `clevermail start`)."""
         self.build()
         for kind, srv in self.servers:
             t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},

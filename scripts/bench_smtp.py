@@ -104,6 +104,7 @@ def serve_clevermail(workdir):
     from clevermail.accounts import hash_password
     from clevermail.config import load_config
     from clevermail.logs import setup_logging
+    from clevermail.process import tune_process
     from clevermail.service import MailService
 
     users = os.path.join(workdir, "users.ini")
@@ -118,6 +119,7 @@ def serve_clevermail(workdir):
     })
     # the production logging set-up (INFO, as `clevermail start` does), to a file
     setup_logging("INFO", os.path.join(workdir, "server.log"), console=False)
+    tune_process()      # as `clevermail start` does: this child is the serving process
     svc = MailService(conf).start()
     return svc.port("smtp"), svc.stop
 

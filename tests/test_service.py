@@ -161,6 +161,27 @@ def test_accept_failures_pause_and_warn_once_then_serving_goes_on(tmp_path, make
         service.stop()
 
 
+def test_start_leaves_the_process_alone(tmp_path, make_config, thread_guard):
+    """Process-wide tuning is `clevermail start`'s (process.tune_process): a library user
+    or a test starting a service keeps its interpreter's settings."""
+    import resource
+    saved = sys.getswitchinterval(), resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = saved[1]
+    # values that tuning would change, whatever ran in this process before
+    sys.setswitchinterval(0.005)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 1024, hard - 1), hard))
+    before = sys.getswitchinterval(), resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        service = MailService(make_config(tmp_path)).start()
+        try:
+            assert (sys.getswitchinterval(), resource.getrlimit(resource.RLIMIT_NOFILE)) == before
+        finally:
+            service.stop()
+    finally:
+        sys.setswitchinterval(saved[0])
+        resource.setrlimit(resource.RLIMIT_NOFILE, saved[1])
+
+
 def test_stop_in_reverse_order(tmp_path, make_config, thread_guard):
     service = MailService(make_config(tmp_path)).start()
     events = []
