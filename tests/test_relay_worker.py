@@ -15,7 +15,7 @@ import pytest
 import trustme
 
 from clevermail.relay.queue import RelayQueue
-from clevermail.relay.worker import RelayWorker
+from clevermail.relay.worker import MIN_GAP, RelayWorker
 from relay_sink import REPO, FakeResolver, Sink, message, mx_zone
 
 ZONE = mx_zone(["there.test", "else.test", "far.test"])
@@ -279,7 +279,10 @@ def test_flush_from_another_process_is_noticed(thread_guard, make_env):
     assert wait_for(lambda: len(env.sink.messages) == 1, timeout=10)
 
 
-def test_survives_unexpected_exceptions_without_spinning(thread_guard, make_env, caplog):
+def test_survives_unexpected_exceptions_without_spinning(make_env, caplog):
+    """A resolver bug fails the attempt like a temporary error: logged with the queue id
+    and a traceback, the recipient deferred by the retry schedule and not tried again
+    before its time (the fake clock stands still between passes)."""
     calls = []
 
     class Boom:
@@ -287,26 +290,53 @@ def test_survives_unexpected_exceptions_without_spinning(thread_guard, make_env,
             calls.append(qname)
             raise RuntimeError("resolver bug")
 
-    env = make_env(fake_clock=False, interval=0.2, resolver=Boom())
+    env = make_env(resolver=Boom())
+    eid = env.enqueue(qid="QBOOM")
     with caplog.at_level(logging.INFO, "clevermail.relay"):
-        env.w.start()
-        eid = env.enqueue(qid="QBOOM")
-        assert wait_for(lambda: env.q.get(eid).recipients[0].state == "deferred")
-        time.sleep(0.5)
-    assert len(calls) == 1                              # deferred 5 minutes, not retried
-    assert "4.3.0 internal error" in env.q.get(eid).recipients[0].last_reply
-    assert any("QBOOM" in r.getMessage() and r.exc_info for r in caplog.records)
-    assert env.w._thread.is_alive()
+        assert env.w.run_once() == 1
+    [r] = env.q.get(eid).recipients
+    assert r.state == "deferred" and "4.3.0 internal error" in r.last_reply
+    assert any("QBOOM" in rec.getMessage() and rec.exc_info for rec in caplog.records)
+    assert len(calls) == 1
+    for _ in range(3):                                  # the same instant: nothing to do
+        assert env.w.run_once() == 0
+    env.clock.advance(r.next_attempt - env.clock() - 1)
+    assert env.w.run_once() == 0 and len(calls) == 1    # a second before the retry
+    env.clock.advance(1)
+    assert env.w.run_once() == 1 and len(calls) == 2    # the retry, exactly once
 
 
-def test_crashing_entry_and_pass_are_logged_and_not_spun(thread_guard, make_env, caplog, monkeypatch):
-    env = make_env(fake_clock=False, interval=0.1)
+def _broken_deliver(env, monkeypatch):
     crashes = []
 
     def broken(*a):
-        crashes.append(1)
+        crashes.append(env.clock())
         raise RuntimeError("disk on fire")
     monkeypatch.setattr(env.w, "_deliver", broken)
+    return crashes
+
+
+def test_crashing_entry_is_logged_and_looked_at_once_per_gap(make_env, caplog, monkeypatch):
+    env = make_env(interval=0.1)
+    crashes = _broken_deliver(env, monkeypatch)
+    env.enqueue(qid="QFIRE")
+    with caplog.at_level(logging.INFO, "clevermail.relay"):
+        assert env.w.run_once() == 0
+    assert any("QFIRE" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert len(crashes) == 1
+    assert env.w.run_once() == 0 and len(crashes) == 1  # left alone at the same instant...
+    env.clock.advance(MIN_GAP / 2)
+    assert env.w.run_once() == 0 and len(crashes) == 1  # ...and for MIN_GAP
+    env.clock.advance(MIN_GAP / 2 + 0.01)
+    assert env.w.run_once() == 0 and len(crashes) == 2  # then looked at once more
+    assert env.w.run_once() == 0 and len(crashes) == 2
+
+
+def test_failed_pass_is_logged_and_the_thread_goes_on(thread_guard, make_env, caplog, monkeypatch):
+    """A pass that fails (here the queue scan) is logged; the thread lives on and its
+    next pass takes up the entry, which then waits for MIN_GAP on the worker's clock."""
+    env = make_env(interval=0.1)
+    crashes = _broken_deliver(env, monkeypatch)
     real_scan, scan_fail = env.q.scan, [True]
 
     def scan():
@@ -319,10 +349,11 @@ def test_crashing_entry_and_pass_are_logged_and_not_spun(thread_guard, make_env,
         env.enqueue(qid="QFIRE")
         env.w.start()
         assert wait_for(lambda: crashes)
-        time.sleep(1.5)
-    assert 1 <= len(crashes) <= 4                       # at most one look per MIN_GAP
-    assert "relay queue pass failed" in caplog.text
-    assert any("QFIRE" in r.getMessage() and r.exc_info for r in caplog.records)
+        assert "relay queue pass failed" in caplog.text
+        assert len(crashes) == 1                        # the clock has not moved
+        env.clock.advance(MIN_GAP + 0.01)
+        assert wait_for(lambda: len(crashes) == 2)
+    assert crashes[1] - crashes[0] >= MIN_GAP
     assert env.w._thread.is_alive()
 
 
