@@ -17,17 +17,19 @@ import base64
 import fcntl
 import hashlib
 import hmac
+import io
 import ipaddress
 import logging
 import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections import deque
 
 from configobj import ConfigObj, ConfigObjError
+
+from .durable import atomic_write
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 _LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*=?^_`{|}~-]+)*$")
@@ -62,8 +64,20 @@ def verify_password(password, stored):
 
 
 # Verifying against this when the user does not exist makes unknown users cost the
-# same scrypt work as known ones.
-_DUMMY_HASH = hash_password(secrets.token_hex(8))
+# same scrypt work as known ones.  Made on first use, not at import: importing the
+# package (the CLI, every test process) must not pay for an scrypt.
+_dummy_hash = None
+_dummy_lock = threading.Lock()
+
+
+def dummy_hash():
+    """The hash an unknown user is verified against (one per process, made once)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        with _dummy_lock:
+            if _dummy_hash is None:
+                _dummy_hash = hash_password(secrets.token_hex(8))
+    return _dummy_hash
 
 
 def split_address(address):
@@ -196,7 +210,7 @@ class AccountStore:
         cached = self._verified.get(address)
         if stored and cached and cached[0] == stored and hmac.compare_digest(cached[1], token):
             return Account(address)
-        ok = verify_password(password, stored or _DUMMY_HASH) and stored is not None
+        ok = verify_password(password, stored or dummy_hash()) and stored is not None
         if ok:
             self._verified[address] = (stored, token)
             return Account(address)
@@ -276,27 +290,11 @@ class _LockedEdit:
         try:
             if exc_type is None:
                 path = self.store.path
-                folder = os.path.dirname(os.path.abspath(path))
-                fd, tmp = tempfile.mkstemp(prefix=".users.", dir=folder)
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        self.cfg.write(f)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    if os.path.exists(path):
-                        os.chmod(tmp, os.stat(path).st_mode & 0o777)
-                    else:
-                        os.chmod(tmp, 0o600)
-                    os.replace(tmp, path)
-                except BaseException:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
-                    raise
-                dfd = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                out = io.BytesIO()
+                self.cfg.write(out)
+                # a rewrite keeps the permissions the administrator gave the file
+                mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o600
+                atomic_write(os.path.abspath(path), out.getvalue(), mode)
                 self.store._loaded = (None, {})  # force a reload on next read
         finally:
             fcntl.flock(self.lockfile, fcntl.LOCK_UN)

@@ -160,6 +160,31 @@ def test_existing_mode_is_kept(store, users):
     assert stat.S_IMODE(os.stat(users).st_mode) == 0o640
 
 
+def test_edits_are_written_by_durable_atomic_write(store, users, monkeypatch):
+    writes = []
+    real = acc.atomic_write
+    monkeypatch.setattr(acc, "atomic_write", lambda path, data, mode: writes.append((path, mode)) or real(path, data, mode))
+    store.add("alice", "pw")
+    store.set_password("alice", "pw2")
+    assert writes == [(os.path.abspath(users), 0o600)] * 2
+    assert store.authenticate("alice", "pw2") is not None
+
+
+def test_import_makes_no_scrypt_and_dummy_hash_is_made_once():
+    # a fresh interpreter: importing the package must not run the dummy scrypt
+    code = ("import hashlib, clevermail.accounts as a, clevermail.service;"
+            "assert a._dummy_hash is None, 'hashed at import';"
+            "calls = [];"
+            "real = hashlib.scrypt;"
+            "hashlib.scrypt = lambda *x, **k: calls.append(1) or real(*x, **k);"
+            "import threading;"
+            "ts = [threading.Thread(target=a.dummy_hash) for _ in range(8)];"
+            "[t.start() for t in ts]; [t.join() for t in ts];"
+            "assert len(calls) == 1, calls;"
+            "assert a.verify_password('x', a.dummy_hash()) is False")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_add_duplicate_and_empty_password(store):
     store.add("alice", "pw")
     with pytest.raises(AccountError, match="already exists"):
@@ -213,7 +238,7 @@ def test_unknown_user_costs_a_verification(store, monkeypatch):
     monkeypatch.setattr(acc, "verify_password", lambda p, s: calls.append(s) or real(p, s))
     assert store.authenticate("ghost", "pw") is None
     assert store.authenticate("in valid", "pw") is None
-    assert calls == [acc._DUMMY_HASH, acc._DUMMY_HASH]
+    assert calls == [acc.dummy_hash(), acc.dummy_hash()]
 
 
 def test_bad_hand_edited_section_does_not_hide_others(store, users):
