@@ -7,8 +7,8 @@ users.ini is a configobj file with one section per account, named by its address
 
 Passwords are stored only as salted scrypt hashes whose parameters travel inside the
 string, so they can be raised later without breaking old entries.  Verification is
-constant-time, unknown users cost the same as wrong passwords, and every failure is
-delayed.  Writes (CLI or server) rewrite the file atomically under a file lock; readers
+constant-time and unknown users cost the same as wrong passwords (the failure delay
+and the throttle are login.py's).  Writes (CLI or server) rewrite the file atomically under a file lock; readers
 notice a changed file by its stat and reload, so a running server sees `user add`
 without restart.
 """
@@ -18,14 +18,11 @@ import fcntl
 import hashlib
 import hmac
 import io
-import ipaddress
 import logging
 import os
 import re
 import secrets
 import threading
-import time
-from collections import deque
 
 from configobj import ConfigObj, ConfigObjError
 
@@ -102,10 +99,9 @@ class Account:
 class AccountStore:
     """The accounts of users.ini, reloaded whenever the file changes on disk."""
 
-    def __init__(self, path, domains, failure_delay=1.5):
+    def __init__(self, path, domains):
         self.path = os.fspath(path)
         self.domains = [d.lower() for d in domains]
-        self.failure_delay = failure_delay
         self._lock = threading.Lock()
         self._loaded = (None, {})       # (file stamp, {address: hash}), replaced whole
         # Successful verifications, keyed by an HMAC of address+password under a key
@@ -197,9 +193,10 @@ class AccountStore:
         return next(iter(self._accounts()), None)
 
     def authenticate(self, username, password):
-        """The Account when the credentials are right, else None after the failure delay.
+        """The Account when the credentials are right, else None.
 
-        Unknown users, bad names and wrong passwords all take the same path and time."""
+        Unknown users, bad names and wrong passwords all take the same path and scrypt
+        work; the failure delay, the throttle and the authzid policy are login.py's."""
         try:
             address = self.canonical(username)
         except AccountError:
@@ -214,8 +211,6 @@ class AccountStore:
         if ok:
             self._verified[address] = (stored, token)
             return Account(address)
-        if self.failure_delay:
-            time.sleep(self.failure_delay)
         return None
 
     # -- writing -----------------------------------------------------------------
@@ -301,40 +296,3 @@ class _LockedEdit:
             self.lockfile.close()
             self.store._lock.release()
         return False
-
-
-class AuthThrottle:
-    """Counts failed authentications per client address within a sliding window.
-
-    Sessions ask `blocked(addr)` before checking credentials and call `failed(addr)`
-    after a failure; loopback is throttled like anyone else."""
-
-    def __init__(self, limit=10, window=300.0, clock=time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._lock = threading.Lock()
-        self._fails = {}
-
-    def _key(self, addr):
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return addr
-        if ip.version == 6:  # one IPv6 user holds a whole /64
-            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-        return str(ip)
-
-    def blocked(self, addr):
-        now = self.clock()
-        with self._lock:
-            q = self._fails.get(self._key(addr))
-            if not q:
-                return False
-            while q and q[0] < now - self.window:
-                q.popleft()
-            return len(q) >= self.limit
-
-    def failed(self, addr):
-        with self._lock:
-            self._fails.setdefault(self._key(addr), deque()).append(self.clock())
-            if len(self._fails) > 10000:  # bound memory under a distributed attack
-                self._fails.pop(next(iter(self._fails)))

@@ -29,7 +29,7 @@ def _load(ctx):
 
 
 def _accounts(conf):
-    return AccountStore(conf["server"]["users_file"], conf["server"]["domains"], failure_delay=0)
+    return AccountStore(conf["server"]["users_file"], conf["server"]["domains"])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -22,6 +22,7 @@ import struct
 import threading
 import time
 
+from .login import normalize_peer
 from .logs import SessionLogger, redact_command
 from .session_threads import SessionThreads
 from .wire import LineReader, LineTooLong
@@ -205,7 +206,9 @@ class LineSession(socketserver.BaseRequestHandler):
     # -- lifecycle -----------------------------------------------------------
     def setup(self):
         self.session_id = next_session_id()
-        self.peer = self.client_address[0]
+        # Once, before anything keys on it (connection counts, throttle, loopback,
+        # trusted networks, logs): an IPv4 client of a dual-stack listener is IPv4.
+        self.peer = normalize_peer(self.client_address[0])
         self.log = SessionLogger(logging.getLogger(f"clevermail.{self.protocol}"),
                                  self.protocol, self.session_id, self.peer)
         # the dialogue is logged when the session starts at DEBUG (checked once, not

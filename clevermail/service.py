@@ -10,9 +10,10 @@ import logging
 import os
 import threading
 
-from .accounts import AccountStore, AuthThrottle
+from .accounts import AccountStore
 from .imap.handler import IMAPFileHandler
 from .imap.server import IMAPServer
+from .login import AuthThrottle
 from .netbase import Limits, make_server_context
 from .pop3.handler import POP3FileHandler
 from .pop3.server import POP3Server
@@ -69,7 +70,7 @@ class MailService:
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot load TLS certificate/key: {exc}") from None
         self.store = MailStore(server["data_dir"])
-        self.accounts = AccountStore(server["users_file"], server["domains"], lim["auth_failure_delay"])
+        self.accounts = AccountStore(server["users_file"], server["domains"])
         self.throttle = AuthThrottle(lim["auth_failures_per_client"], lim["auth_failure_window"])
         self.queue = RelayQueue(os.path.join(server["data_dir"], "queue"))
         hostname = server["hostname"]

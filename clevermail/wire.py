@@ -1,5 +1,5 @@
 """Protocol-neutral bytes on the wire: buffered line reading with hard limits, CRLF and
-dot-stuffing rules (RFC 5321 4.5.2, RFC 1939 3), and SASL PLAIN (RFC 4616).
+dot-stuffing rules (RFC 5321 4.5.2, RFC 1939 3).  SASL lives in login.py.
 
 LineReader is the only thing that reads from a session's socket.  It keeps its own
 buffer (rather than a BufferedReader) so that a session can tell whether the client
@@ -7,8 +7,6 @@ pipelined bytes (STARTTLS must discard them) and so that SMTP DATA can be scanne
 its terminator with one C-level `find` per received chunk instead of a loop per line.
 """
 
-import base64
-import binascii
 import socket
 
 END_OF_DATA = b"\r\n.\r\n"
@@ -171,25 +169,3 @@ def normalize_crlf(body):
     if not has_bare_lf_or_cr(body):
         return body
     return body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-
-
-def decode_sasl_plain(b64):
-    """base64 'authzid NUL authcid NUL passwd' -> (authzid, authcid, password) as str.
-    Raises ValueError on anything malformed (RFC 4616)."""
-    try:
-        raw = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("invalid base64") from None
-    parts = raw.split(b"\0")
-    if len(parts) != 3 or not parts[1] or not parts[2]:
-        raise ValueError("malformed PLAIN message")
-    try:
-        authzid, authcid, password = (p.decode("utf-8") for p in parts)
-    except UnicodeDecodeError:
-        raise ValueError("PLAIN message is not UTF-8") from None
-    return authzid, authcid, password
-
-
-def b64_text(data):
-    """base64 of a str, as str (SASL challenges)."""
-    return base64.b64encode(data.encode("utf-8")).decode("ascii")

@@ -103,7 +103,7 @@ def mailstore(config):
 @pytest.fixture
 def accounts(config):
     from clevermail.accounts import AccountStore
-    return AccountStore(config["server"]["users_file"], config["server"]["domains"], failure_delay=0)
+    return AccountStore(config["server"]["users_file"], config["server"]["domains"])
 
 
 @pytest.fixture

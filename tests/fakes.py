@@ -17,6 +17,8 @@ session runner, the test's end of the connection, test accounts and TLS contexts
   fixtures around it.
 - tls_contexts(hostname): (server, client) SSLContexts from a trustme CA.
 - DOMAIN, ALICE, BOB, PASSWORD, password_hash(), make_accounts(): test accounts.
+- failure_delays(monkeypatch): the login failure delays asked for from now on (a list;
+  nothing sleeps); auth_failure_lines(caplog): the "auth failed" log lines.
 """
 
 import base64
@@ -25,9 +27,11 @@ import hashlib
 import socket
 import ssl
 import threading
+import types
 
 import pytest
 
+from clevermail import login
 from clevermail.accounts import AccountStore, verify_password
 from clevermail.netbase import Limits
 
@@ -51,12 +55,12 @@ def password_hash():
     return _HASH
 
 
-def make_accounts(path, users=(ALICE, BOB), failure_delay=0):
+def make_accounts(path, users=(ALICE, BOB)):
     """users.ini at `path` with `users` (all with PASSWORD) and its AccountStore."""
     with open(path, "w", encoding="utf-8") as f:
         for user in users:
             f.write(f"[{user}]\npassword = {password_hash()}\n")
-    return AccountStore(path, [DOMAIN], failure_delay=failure_delay)
+    return AccountStore(path, [DOMAIN])
 
 
 class FakeServer:
@@ -209,3 +213,17 @@ def tls_contexts(hostname):
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
     return server_ctx, client_ctx
+
+
+def failure_delays(monkeypatch):
+    """The failure delays login.py asks for from now on, recorded instead of slept."""
+    delays = []
+    monkeypatch.setattr(login, "time", types.SimpleNamespace(sleep=delays.append))
+    return delays
+
+
+def auth_failure_lines(caplog):
+    """Every "auth failed" log line so far (the one line login.py writes), without the
+    session prefix "[protocol id peer] "."""
+    lines = (r.getMessage().partition("] ")[2] for r in caplog.records)
+    return [line for line in lines if line.startswith("auth failed")]

@@ -19,9 +19,9 @@ from fakes import ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, make_accounts, passwor
 _LITERAL_END = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 
 
-def make_handler(tmp_path, failure_delay=0):
+def make_handler(tmp_path):
     store = MailStore(tmp_path / "data")
-    accounts = make_accounts(tmp_path / "users.ini", failure_delay=failure_delay)
+    accounts = make_accounts(tmp_path / "users.ini")
     return IMAPFileHandler(store, accounts)
 
 

@@ -344,7 +344,7 @@ class ServiceEnv:
     def make_users(cls, path) -> None:
         """users.ini with ALICE and BOB (hashing is slow: copy one file per module)."""
         from clevermail.accounts import AccountStore
-        accounts = AccountStore(str(path), ["example.test"], failure_delay=0)
+        accounts = AccountStore(str(path), ["example.test"])
         for user, password in cls.USERS.items():
             accounts.add(user, password)
 

@@ -6,7 +6,8 @@ import base64
 import os
 
 import fakes
-from clevermail.accounts import AccountStore, AuthThrottle
+from clevermail.accounts import AccountStore
+from clevermail.login import AuthThrottle
 from clevermail.relay.queue import RelayQueue
 from clevermail.smtp.handler import SMTPFileHandler
 from clevermail.smtp.session import SMTPSession
@@ -119,7 +120,7 @@ class Env:
     def __init__(self, data_dir, users_file):
         self.data_dir = data_dir
         self.store = MailStore(data_dir)
-        self.accounts = AccountStore(users_file, [DOMAIN, "other.test"], failure_delay=0)
+        self.accounts = AccountStore(users_file, [DOMAIN, "other.test"])
         self.queue = RelayQueue(os.path.join(data_dir, "queue"))
         self.handler = SMTPFileHandler(self.store, self.accounts, self.queue, hostname="mx.example.test")
         self.connect = fakes.Sessions(self.server, start_session, lambda client: client.expect(220))

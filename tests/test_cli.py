@@ -29,7 +29,7 @@ def run(runner, cfg, *args, input=None, env=None):
 
 
 def accounts(tmp_path):
-    return AccountStore(str(tmp_path / "users.ini"), ["example.test", "localhost"], failure_delay=0)
+    return AccountStore(str(tmp_path / "users.ini"), ["example.test", "localhost"])
 
 
 def test_version(runner):

@@ -2,14 +2,16 @@
 run over socket.socketpair() with raw command lines and exact tagged replies."""
 
 import base64
+import logging
 import os
 import time
 import types
 
 import pytest
 
-from clevermail import accounts as accounts_module
-from clevermail.accounts import AuthThrottle
+from clevermail import login as login_module
+from clevermail.login import AuthThrottle
+import fakes
 from fakes import session_fixtures, tls_contexts
 from imap_helpers import (ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, FakeServer, check,
                           deliver, make_handler, message, start_session)
@@ -286,9 +288,8 @@ def test_literal_in_login(open_session):
 # -- LOGIN / AUTHENTICATE ------------------------------------------------------------------
 def test_login_wrong_password_and_unknown_user_identical(open_session, handler, monkeypatch):
     slept = []
-    monkeypatch.setattr(accounts_module, "time", types.SimpleNamespace(sleep=slept.append))
-    handler.accounts.failure_delay = 0.01
-    c = open_session()
+    monkeypatch.setattr(login_module, "time", types.SimpleNamespace(sleep=slept.append))
+    c = open_session(auth_failure_delay=0.01)
     r1 = c.expect(f'LOGIN "{ALICE}" "wrong"', "NO", "AUTHENTICATIONFAILED")
     r2 = c.expect(f'LOGIN "nobody@{DOMAIN}" "wrong"', "NO", "AUTHENTICATIONFAILED")
     r3 = c.expect('LOGIN "bad name/x" "wrong"', "NO", "AUTHENTICATIONFAILED")
@@ -1216,3 +1217,37 @@ def test_idle_learns_at_once_that_inbox_was_renamed(open_session, store):
     assert a.line() == "* 1 EXPUNGE"
     a.send("DONE\r\n")
     check(a.read_reply("i1"), "OK")
+
+
+# -- one login path (login.py): failures handled as in SMTP and POP3 -------------------------------
+def test_foreign_authzid_is_delayed_counted_and_logged_like_a_wrong_password(open_session, caplog,
+                                                                            monkeypatch):
+    caplog.set_level(logging.INFO, logger="clevermail")
+    delays = fakes.failure_delays(monkeypatch)
+    throttle = AuthThrottle(limit=3, window=60)
+    c = open_session(throttle=throttle, auth_failure_delay=0.5)
+    c.expect(f"AUTHENTICATE PLAIN {b64(chr(0) + ALICE + chr(0) + 'wrong')}", "NO",
+             "AUTHENTICATIONFAILED", "Authentication failed")
+    # refused whatever the password (so the distinct RFC 5530 code reveals nothing about
+    # it), but only after the same verification, delay, count and log line
+    c.expect(f"AUTHENTICATE PLAIN {b64(BOB + chr(0) + ALICE + chr(0) + PASSWORD)}", "NO",
+             "AUTHORIZATIONFAILED", "Authorization identity must match the user")
+    assert delays == [0.5, 0.5]
+    assert fakes.auth_failure_lines(caplog) == [f"auth failed user='{ALICE}' (PLAIN)"] * 2
+    check(authenticate_plain_continued(c, "*"), "BAD", None, "Authentication cancelled")
+    check(authenticate_plain_continued(c, "x" * 70000), "BAD", None, "Authentication response too long")
+    assert delays == [0.5, 0.5] and not throttle.blocked("127.0.0.1")    # neither counted
+    c.expect(f'LOGIN "{ALICE}" "wrong"', "NO", "AUTHENTICATIONFAILED")   # the third failure
+    assert throttle.blocked("127.0.0.1") and delays == [0.5] * 3
+    assert fakes.auth_failure_lines(caplog)[-1] == f"auth failed user='{ALICE}' (LOGIN command)"
+    c.expect("AUTHENTICATE PLAIN", "NO", "UNAVAILABLE", "Too many failed logins, try later")
+
+
+def test_ipv4_mapped_peer_is_ipv4(open_session, caplog):
+    caplog.set_level(logging.INFO, logger="clevermail")
+    c = open_session(peer="::ffff:127.0.0.1")
+    assert "AUTH=PLAIN]" in c.greeting
+    c.login()
+    assert f" 127.0.0.1] auth ok user={ALICE} (LOGIN command)" in caplog.text
+    c = open_session(peer="::ffff:192.0.2.7")
+    assert "LOGINDISABLED" in c.greeting

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from clevermail.accounts import AuthThrottle
+from clevermail.login import AuthThrottle
 from clevermail.pop3 import handler as pop3_handler
+import fakes
 from fakes import session_fixtures, tls_contexts
 from pop3_helpers import (ALICE, BOB, PASSWORD, FakeServer, make_handler, message,
                           start_session)
@@ -474,3 +475,37 @@ def test_commit_failure_reported(open_session, store, handler, monkeypatch):
     assert c.line() == b""
     c.wait_closed()
     assert not handler.in_use(ALICE)
+
+
+# -- one login path (login.py): failures handled as in SMTP and IMAP ---------------------------
+def test_foreign_authzid_fails_like_wrong_password_cancel_and_long_line_do_not_count(
+        open_session, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="clevermail")
+    delays = fakes.failure_delays(monkeypatch)
+    throttle = AuthThrottle(limit=3, window=60)
+    c = open_session(throttle=throttle, auth_failure_delay=0.5)
+    c.expect("AUTH PLAIN " + b64(f"\0{ALICE}\0wrong"), "-ERR [AUTH] authentication failed")
+    c.expect("AUTH PLAIN " + b64(f"{BOB}\0{ALICE}\0{PASSWORD}"), "-ERR [AUTH] authentication failed")
+    assert delays == [0.5, 0.5]                      # the foreign authzid waits too
+    assert fakes.auth_failure_lines(caplog) == [f"auth failed user='{ALICE}' (PLAIN)"] * 2
+    c.expect("AUTH PLAIN", "+ ")
+    c.expect("*", "-ERR authentication cancelled")
+    c.expect("AUTH PLAIN", "+ ")
+    c.expect("x" * 5000, "-ERR SASL response too long")
+    assert delays == [0.5, 0.5] and not throttle.blocked("127.0.0.1")    # neither counted
+    c.expect(f"USER {ALICE}", "+OK send your password")
+    c.expect("PASS wrong", "-ERR [AUTH] authentication failed")         # the third failure
+    assert throttle.blocked("127.0.0.1") and delays == [0.5] * 3
+    assert fakes.auth_failure_lines(caplog)[-1] == f"auth failed user='{ALICE}' (USER/PASS)"
+    c.expect("AUTH PLAIN", "-ERR [SYS/TEMP] too many failed logins, try again later")
+
+
+def test_ipv4_mapped_peer_is_ipv4(open_session, caplog):
+    caplog.set_level(logging.INFO, logger="clevermail")
+    c = open_session(peer="::ffff:127.0.0.1")        # loopback: USER/PASS allowed
+    assert c.cmd("CAPA") == b"+OK capability list follows"
+    assert b"USER" in c.block()
+    c.login()
+    assert f" 127.0.0.1] auth ok user={ALICE} (USER/PASS)" in caplog.text
+    c = open_session(peer="::ffff:192.0.2.7")
+    c.expect(f"USER {ALICE}", "-ERR [AUTH] plaintext authentication needs TLS (use STLS)")

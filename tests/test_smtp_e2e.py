@@ -1,6 +1,7 @@
 """End-to-end SMTP: stdlib smtplib against clevermail.service.MailService on port 0
 (MX, STARTTLS submission, implicit-TLS submission) with a trustme certificate."""
 
+import base64
 import email.message
 import shutil
 import smtplib
@@ -237,3 +238,55 @@ def test_idle_sessions_time_out(start, client_ctx, kind, tls):
     assert reader.readline().startswith(b"421 4.4.2 ")
     assert reader.readline() == b""
     sock.close()
+
+
+# -- a dual-stack [::] listener: IPv4 clients arrive as ::ffff:a.b.c.d -----------------------------
+def dual_stack_or_skip():
+    """Skip unless a [::] listener here also accepts IPv4 clients."""
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6 support")
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        try:
+            probe.bind(("::", 0))
+            v6only = probe.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+        finally:
+            probe.close()
+    except OSError as exc:
+        pytest.skip(f"cannot listen on [::] on this machine: {exc}")
+    if v6only:
+        pytest.skip("[::] listeners are IPv6-only on this machine (net.ipv6.bindv6only=1)")
+
+
+def plain(user, password):
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def test_dual_stack_listener_keeps_ipv4_clients_apart(tmp_path, users_file, make_config, thread_guard):
+    dual_stack_or_skip()
+    shutil.copy(users_file, tmp_path / "users.ini")
+    svc = MailService(make_config(tmp_path, smtp={"listen": ["[::]:0"]}, pop3={"listen": []},
+                                  imap={"listen": []}, limits={"auth_failures_per_client": 10}))
+    svc.start()
+    try:
+        assert svc.servers[0][1].address_family == socket.AF_INET6
+
+        def connect(source):
+            s = smtplib.SMTP("127.0.0.1", svc.port("smtp"), local_hostname="client.test", timeout=10,
+                             source_address=(source, 0))
+            s.ehlo()
+            return s
+
+        with connect("127.0.0.1") as s:
+            # ::ffff:127.0.0.1 is loopback: AUTH is offered without TLS
+            assert s.has_extn("auth") and not s.has_extn("starttls")
+            for _ in range(10):
+                assert s.docmd("AUTH", "PLAIN " + plain("alice@example.test", "wrong"))[0] == 535
+        with connect("127.0.0.1") as s:                # this address is now throttled...
+            code, text = s.docmd("AUTH", "PLAIN " + plain("alice@example.test", "alice-pw"))
+            assert code == 421 and b"failed authentications" in text
+        with connect("127.0.0.2") as s:                # ...another IPv4 client is not
+            assert s.docmd("AUTH", "PLAIN " + plain("alice@example.test", "alice-pw"))[0] == 235
+        assert svc.throttle.blocked("127.0.0.1") and not svc.throttle.blocked("127.0.0.2")
+    finally:
+        svc.stop()

@@ -1,12 +1,14 @@
 """SMTPSession over socket.socketpair(): every reply code, smuggling, STARTTLS
 injection, limits, AUTH and throttling, all-or-nothing delivery."""
 
+import ipaddress
 import logging
 
 import pytest
 
-from clevermail.accounts import AuthThrottle
+from clevermail.login import AuthThrottle
 from clevermail.netbase import Limits
+import fakes
 from fakes import tls_contexts
 from smtp_helpers import Env, b64, make_users_file, plain
 
@@ -454,3 +456,47 @@ def test_busy_and_idle_timeout(env):
     c = env.connect(env.server(limits=Limits(timeout=0.2)))
     assert c.expect(421).startswith("4.4.2")
     assert c.closed()
+
+
+# -- one login path (login.py): failures handled as in POP3 and IMAP ------------------------------
+def test_auth_foreign_authzid_fails_like_wrong_password_cancel_and_long_line_do_not_count(
+        env, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="clevermail")
+    delays = fakes.failure_delays(monkeypatch)
+    throttle = AuthThrottle(limit=3, window=60)
+    c = hello(env, env.server(throttle=throttle, auth_failure_delay=0.5))
+    wrong = c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "wrong"))
+    foreign = c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "alice-pw", authzid="bob@example.test"))
+    assert wrong == foreign == "5.7.8 Authentication credentials invalid"
+    assert delays == [0.5, 0.5]
+    assert fakes.auth_failure_lines(caplog) == ["auth failed user='alice@example.test' (PLAIN)"] * 2
+    c.expect(334, "AUTH LOGIN")
+    assert c.expect(501, "*") == "5.0.0 Authentication cancelled"
+    c.expect(334, "AUTH PLAIN")
+    assert c.expect(500, "x" * 13000) == "5.5.6 Authentication exchange line is too long"
+    assert delays == [0.5, 0.5] and not throttle.blocked("127.0.0.1")    # neither counted
+    c.expect(334, "AUTH LOGIN")
+    c.expect(334, b64("alice@example.test"))
+    c.expect(535, b64("wrong"))                     # the third counted failure
+    assert throttle.blocked("127.0.0.1") and delays == [0.5] * 3
+    assert fakes.auth_failure_lines(caplog)[-1] == "auth failed user='alice@example.test' (LOGIN)"
+    c.expect(421, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+
+
+def test_ipv4_mapped_peer_is_ipv4(env, caplog):
+    caplog.set_level(logging.INFO, logger="clevermail")
+    c = hello(env, peer="::ffff:127.0.0.1")          # loopback: AUTH offered in plaintext
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    assert "[smtp " in caplog.text and " 127.0.0.1] auth ok user=alice@example.test (PLAIN)" in caplog.text
+    c = env.connect(peer="::ffff:192.0.2.5")
+    assert "AUTH" not in c.expect(250, "EHLO client.test")
+    # trusted networks and the Received header see the IPv4 address
+    c = env.connect(env.server(options={"trusted_networks": [ipaddress.ip_network("192.0.2.0/24")]}),
+                    peer="::ffff:192.0.2.5")
+    c.expect(250, "EHLO client.test")
+    c.expect(250, "MAIL FROM:<a@b.test>")
+    c.expect(250, "RCPT TO:<someone@elsewhere.test>")      # relaying: trusted
+    c.expect(354, "DATA")
+    c.expect(250, MSG + ".")
+    [entry] = env.queued()
+    assert b"(192.0.2.5 [192.0.2.5])" in env.queue.read_body(entry.id)

@@ -1,14 +1,13 @@
-"""Tests for clevermail.wire: LineReader over a socketpair, dot-stuffing, CRLF, SASL PLAIN."""
+"""Tests for clevermail.wire: LineReader over a socketpair, dot-stuffing, CRLF."""
 
-import base64
 import random
 import socket
 import threading
 
 import pytest
 
-from clevermail.wire import (DataTooLarge, LineReader, LineTooLong, b64_text, decode_sasl_plain,
-                             dot_stuff, dot_unstuff, has_bare_lf_or_cr, normalize_crlf)
+from clevermail.wire import (DataTooLarge, LineReader, LineTooLong, dot_stuff, dot_unstuff,
+                             has_bare_lf_or_cr, normalize_crlf)
 
 
 @pytest.fixture
@@ -285,36 +284,6 @@ def test_has_bare_lf_or_cr():
 def test_normalize_returns_same_object_when_clean():
     body = b"x\r\n" * 10
     assert normalize_crlf(body) is body
-
-
-# -- SASL PLAIN -----------------------------------------------------------------------------------
-def _b64(raw):
-    return base64.b64encode(raw).decode()
-
-
-def test_decode_sasl_plain():
-    assert decode_sasl_plain(_b64(b"\0alice\0s3cret")) == ("", "alice", "s3cret")
-    assert decode_sasl_plain(_b64(b"admin\0alice\0p\xc3\xa4ss").encode()) == ("admin", "alice", "päss")
-
-
-@pytest.mark.parametrize("value, why", [
-    ("", "malformed PLAIN message"),
-    ("not base64!", "invalid base64"),
-    ("YWJj\r\n", "invalid base64"),
-    (_b64(b"alice\0s3cret"), "malformed PLAIN message"),
-    (_b64(b"\0\0pw"), "malformed PLAIN message"),
-    (_b64(b"\0alice\0"), "malformed PLAIN message"),
-    (_b64(b"\0a\0b\0c"), "malformed PLAIN message"),
-    (_b64(b"\0al\xffice\0pw"), "PLAIN message is not UTF-8"),
-])
-def test_decode_sasl_plain_errors(value, why):
-    with pytest.raises(ValueError) as info:
-        decode_sasl_plain(value)
-    assert str(info.value) == why
-
-
-def test_b64_text():
-    assert b64_text("Username:") == "VXNlcm5hbWU6"
 
 
 @pytest.mark.parametrize("body, too_long", [

@@ -18,11 +18,11 @@ import logging
 import socket
 import ssl
 
-from .. import __version__
+from .. import __version__, login
 from ..netbase import LineSession, SessionClosed
 from ..store import StoreError
 from ..store.errors import FolderExists, InvalidName, MessageGone, NoSuchFolder
-from ..wire import LineTooLong, decode_sasl_plain
+from ..wire import LineTooLong
 from .mailboxes import MailboxCommands
 from .messages import MessageCommands
 from .parser import LiteralTooLarge, ParseError, astring, parse_command, quote
@@ -33,6 +33,7 @@ ANY = (NOT_AUTH, AUTH, SELECTED)
 LOGGED_IN = (AUTH, SELECTED)
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
              "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE")
+MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
 # Commands during which EXPUNGE must not be sent (RFC 3501 7.4.1); their UID forms may.
 NO_EXPUNGE = {"FETCH", "STORE", "SEARCH"}
 
@@ -47,7 +48,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         self.account = None
         self.mailbox = None
         self.recent_owned = {}      # folder path -> UIDs whose \Recent this session holds
-        self.in_sasl = False
+        self.login = login.Login(self, prompt="+ ", line_limit=login.IMAP_LINE_LIMIT)
 
     # -- LineSession hooks ---------------------------------------------------------
     def greet(self):
@@ -69,11 +70,6 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
     def too_many_errors_reply(self):
         return b"* BYE Too many invalid commands\r\n"
 
-    def redact(self, line):
-        if self.in_sasl:
-            return "***"
-        return super().redact(line)
-
     def closed(self):
         self._unselect()
 
@@ -84,7 +80,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
             if self.tls_available:
                 caps.append("STARTTLS")
             if self.plaintext_auth_ok:
-                caps.append("AUTH=PLAIN")
+                caps += [f"AUTH={m}" for m in MECHANISMS]
             else:
                 caps.append("LOGINDISABLED")
         return caps
@@ -234,60 +230,40 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         return SILENT
 
     def cmd_LOGIN(self, cmd):
-        """Log in with user name and password (not authenticated; RFC 3501 6.2.3)."""
+        """Log in with user name and password.
+        States: not authenticated.
+        RFC 3501 6.2.3."""
         if len(cmd.args) != 2:
             raise IMAPBad("LOGIN takes a user name and a password")
         if not self.plaintext_auth_ok:
             raise IMAPNo("Plaintext login is disabled, use STARTTLS", code="PRIVACYREQUIRED")
-        return self._login(astring(cmd.args[0]), astring(cmd.args[1]))
+        try:
+            account = self.login.password(astring(cmd.args[0]), astring(cmd.args[1]), "LOGIN command")
+        except login.LoginError as exc:
+            raise login_error(exc) from None
+        return self._logged_in(account)
 
     def cmd_AUTHENTICATE(self, cmd):
-        """SASL PLAIN, with an initial response or one continuation (RFC 3501 6.2.2, 4959)."""
+        """SASL PLAIN, with an initial response (SASL-IR) or one continuation.
+        States: not authenticated.
+        RFC 3501 6.2.2, RFC 4959."""
         if not cmd.args or len(cmd.args) > 2:
             raise IMAPBad("AUTHENTICATE takes a mechanism and an optional initial response")
-        if astring(cmd.args[0]).upper() != "PLAIN":
+        mechanism = astring(cmd.args[0]).upper()
+        if mechanism not in MECHANISMS:
             raise IMAPNo("Unsupported authentication mechanism", code="CANNOT")
         if not self.plaintext_auth_ok:
             raise IMAPNo("Authentication needs TLS, use STARTTLS", code="PRIVACYREQUIRED")
-        if len(cmd.args) == 2:
-            response = astring(cmd.args[1])
-            response = "" if response == "=" else response
-        else:
-            self.send(b"+ \r\n")
-            self.in_sasl = True
-            try:
-                line = self.reader.readline(self.line_limit)
-            except LineTooLong:
-                raise IMAPBad("Authentication response too long") from None
-            finally:
-                self.in_sasl = False
-            if not line:
-                raise EOFError("connection closed during AUTHENTICATE")
-            response = line.rstrip(b"\r\n").decode("ascii", "replace")
-            if response == "*":
-                raise IMAPBad("Authentication cancelled")
+        initial = astring(cmd.args[1]) if len(cmd.args) == 2 else None
         try:
-            authzid, user, password = decode_sasl_plain(response)
-        except ValueError as exc:
-            raise IMAPBad(f"Invalid SASL PLAIN response: {exc}") from None
-        if authzid and authzid.lower() != user.lower():
-            raise IMAPNo("Authorization identity must match the user", code="AUTHORIZATIONFAILED")
-        return self._login(user, password)
+            account = self.login.sasl(mechanism, initial)
+        except login.LoginError as exc:
+            raise login_error(exc) from None
+        return self._logged_in(account)
 
-    def _login(self, user, password):
-        throttle = self.server.throttle
-        if throttle is not None and throttle.blocked(self.peer):
-            self.log.warning("login refused: too many failures from this address")
-            raise IMAPNo("Too many failed logins, try later", code="UNAVAILABLE")
-        account = self.server.handler.authenticate(user, password)
-        if account is None:
-            if throttle is not None:
-                throttle.failed(self.peer)
-            self.log.info("login failed")
-            raise IMAPNo("Authentication failed", code="AUTHENTICATIONFAILED")
+    def _logged_in(self, account):
         self.account = account
         self.state = AUTH
-        self.log.info("login %s", account.address)
         return f"[CAPABILITY {' '.join(self.capabilities())}] Logged in"
 
     # -- helpers shared by the command mixins -----------------------------------------
@@ -306,6 +282,23 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
 
 # Returned by a command that already sent its own tagged reply (STARTTLS).
 SILENT = object()
+
+
+def login_error(exc):
+    """The reply for a login.py error.  A foreign authzid keeps its RFC 5530 code; it
+    is refused whatever the password, after the same delay as a wrong one, so the
+    reply tells nothing about the password."""
+    if isinstance(exc, login.Failed):
+        if exc.foreign_authzid:
+            return IMAPNo("Authorization identity must match the user", code="AUTHORIZATIONFAILED")
+        return IMAPNo("Authentication failed", code="AUTHENTICATIONFAILED")
+    if isinstance(exc, login.Throttled):
+        return IMAPNo("Too many failed logins, try later", code="UNAVAILABLE")
+    if isinstance(exc, login.Cancelled):
+        return IMAPBad("Authentication cancelled")
+    if isinstance(exc, login.ResponseTooLong):
+        return IMAPBad("Authentication response too long")
+    return IMAPBad(f"Invalid SASL PLAIN response: {exc}")
 
 def store_error(exc):
     """Map a store error to the NO reply a client understands (RFC 5530 codes)."""

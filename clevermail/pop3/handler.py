@@ -86,15 +86,8 @@ class POP3FileHandler:
         self._held = {}                  # address -> Maildrop (this process)
 
     def authenticate(self, username, password):
-        """The Account for good credentials, else None (after the accounts' delay)."""
+        """The Account for good credentials, else None (login.py applies the delay)."""
         return self.accounts.authenticate(username, password)
-
-    def canonical(self, name):
-        """Account name as the accounts store spells it, or None if invalid."""
-        try:
-            return self.accounts.canonical(name)
-        except ValueError:
-            return None
 
     # -- exclusive use -----------------------------------------------------------
     def open_maildrop(self, address):

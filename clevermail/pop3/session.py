@@ -11,9 +11,9 @@ once before dispatch.  Every failure is a POP3Error carrying its reply, written 
 one catch point in handle_line.  PASS and AUTH payloads never reach a log.
 """
 
+from .. import login
 from ..netbase import LineSession, SessionClosed
 from ..store import FolderInUse, MessageGone, StoreError
-from ..wire import LineTooLong, decode_sasl_plain
 from . import replies
 from .parser import parse_command
 from .replies import IN_USE, SYS_TEMP, POP3Error, multiline, ok
@@ -24,10 +24,19 @@ AUTH_ONLY = frozenset({AUTHORIZATION})
 TRANS_ONLY = frozenset({TRANSACTION})
 ANY_STATE = frozenset({AUTHORIZATION, TRANSACTION})
 
-SASL_LINE_LIMIT = 4096      # RFC 5034 4: continuation lines are not bound by 255 octets
+MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (CAPA SASL, bare AUTH)
 SEND_BUFFER = 256 * 1024    # RETR output is batched into sendall()s of about this size
 
-_AUTH_FAILED = "authentication failed"   # identical for unknown user and bad password
+
+# login.py's errors -> (text, RFC 3206 code): an unknown user, a wrong password and a
+# foreign authzid all get the same [AUTH] reply.
+LOGIN_ERRORS = {
+    login.Throttled: ("too many failed logins, try again later", SYS_TEMP),
+    login.Failed: ("authentication failed", replies.AUTH),
+    login.Cancelled: ("authentication cancelled", None),
+    login.ResponseTooLong: ("SASL response too long", None),
+    login.Malformed: ("malformed SASL PLAIN response", None),
+}
 
 
 class POP3Session(LineSession):
@@ -40,6 +49,7 @@ class POP3Session(LineSession):
         self.user = None         # name given by USER, awaiting PASS
         self.drop = None         # handler.Maildrop once in TRANSACTION
         self.handler = self.server.handler
+        self.login = login.Login(self, prompt="+ ", line_limit=login.POP3_LINE_LIMIT)
 
     # -- LineSession hooks -----------------------------------------------------------
     def greet(self):
@@ -99,19 +109,8 @@ class POP3Session(LineSession):
         if not self.plaintext_auth_ok:
             raise POP3Error("plaintext authentication needs TLS (use STLS)", replies.AUTH)
 
-    def _login(self, username, password):
-        """Check credentials and lock the maildrop; TRANSACTION on success."""
-        self.user = None
-        throttle = self.server.throttle
-        if throttle is not None and throttle.blocked(self.peer):
-            self.log.warning("authentication refused: too many failures from this address")
-            raise POP3Error("too many failed logins, try again later", SYS_TEMP)
-        account = self.handler.authenticate(username, password)
-        if account is None:
-            if throttle is not None:
-                throttle.failed(self.peer)
-            self.log.info("authentication failed for %r", username[:64])
-            raise POP3Error(_AUTH_FAILED, replies.AUTH)
+    def _open_maildrop(self, account):
+        """Lock the maildrop of a logged-in account; TRANSACTION on success."""
         try:
             drop = self.handler.open_maildrop(account.address)
         except FolderInUse:
@@ -122,7 +121,7 @@ class POP3Session(LineSession):
             raise POP3Error("cannot open maildrop, try again later", SYS_TEMP, counts=False) from None
         self.drop = drop
         self.state = TRANSACTION
-        self.log.info("login %s: %d messages", account.address, len(drop))
+        self.log.info("maildrop of %s: %d messages", account.address, len(drop))
         self.send(ok(f"{account.address} has {drop.count} messages ({drop.octets} octets)"))
 
     # -- AUTHORIZATION -----------------------------------------------------------------
@@ -133,7 +132,7 @@ class POP3Session(LineSession):
         caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
         if self.state == AUTHORIZATION:
             if self.plaintext_auth_ok:
-                caps += ["USER", "SASL PLAIN"]
+                caps += ["USER", "SASL " + " ".join(MECHANISMS)]
             if self.tls_available:
                 caps.append("STLS")
         delay = self.server.options.get("pop3_login_delay")
@@ -169,46 +168,29 @@ class POP3Session(LineSession):
         self._check_plaintext()
         if self.user is None:
             raise POP3Error("send USER first")
-        self._login(self.user, password)
+        user, self.user = self.user, None
+        try:
+            account = self.login.password(user, password, "USER/PASS")
+        except login.LoginError as exc:
+            raise POP3Error(*LOGIN_ERRORS[type(exc)]) from None
+        self._open_maildrop(account)
 
     def cmd_AUTH(self, mechanism, initial):
         """SASL PLAIN login, initial response allowed; bare AUTH lists mechanisms.
         States: AUTHORIZATION.
         RFC 5034 4, RFC 4616."""
         if mechanism is None:
-            self.send(multiline("SASL mechanisms follow", ["PLAIN"] if self.plaintext_auth_ok else []))
+            self.send(multiline("SASL mechanisms follow", list(MECHANISMS) if self.plaintext_auth_ok else []))
             return
-        if mechanism != "PLAIN":
+        if mechanism not in MECHANISMS:
             raise POP3Error(f"unsupported SASL mechanism {mechanism[:20]}")
         self._check_plaintext()
-        if initial is None:
-            self.send(b"+ \r\n")
-            initial = self._read_sasl_line()
-        elif initial == "=":
-            initial = ""      # RFC 5034 4: "=" is an empty initial response
-        if initial == "*":
-            raise POP3Error("authentication cancelled")
+        self.user = None
         try:
-            authzid, authcid, password = decode_sasl_plain(initial)
-        except ValueError:
-            raise POP3Error("malformed SASL PLAIN response") from None
-        if authzid and self.handler.canonical(authzid) != self.handler.canonical(authcid):
-            # no proxy logins: answer exactly like a wrong password
-            self.user = None
-            if self.server.throttle is not None:
-                self.server.throttle.failed(self.peer)
-            raise POP3Error(_AUTH_FAILED, replies.AUTH)
-        self._login(authcid, password)
-
-    def _read_sasl_line(self):
-        try:
-            line = self.reader.readline(SASL_LINE_LIMIT)
-        except LineTooLong:
-            raise POP3Error("SASL response too long") from None
-        if not line:
-            raise SessionClosed()
-        self.log.debug("C: ***")
-        return line.rstrip(b"\r\n").decode("ascii", "replace")
+            account = self.login.sasl(mechanism, initial)
+        except login.LoginError as exc:
+            raise POP3Error(*LOGIN_ERRORS[type(exc)]) from None
+        self._open_maildrop(account)
 
     # -- TRANSACTION -------------------------------------------------------------------
     def cmd_STAT(self):

@@ -94,9 +94,8 @@ class SMTPFileHandler:
 
     # -- authentication --------------------------------------------------------
     def authenticate(self, username, password):
-        """The canonical address for good credentials, else None (after the delay)."""
-        account = self.accounts.authenticate(username, password)
-        return account.address if account is not None else None
+        """The Account for good credentials, else None (login.py applies the delay)."""
+        return self.accounts.authenticate(username, password)
 
     # -- delivery ----------------------------------------------------------------
     def deliver(self, sender, recipients, data, trace, queue_id):

@@ -18,11 +18,11 @@ import ipaddress
 import random
 import time
 
+from ..login import SMTP_LINE_LIMIT, Login
 from ..netbase import LineSession, SessionClosed
 from ..wire import DataTooLarge, dot_unstuff, has_long_line, normalize_crlf
-from . import parser
+from . import auth, parser
 from . import replies as R
-from .auth import SASL_LINE_LIMIT, AuthMixin
 from .handler import DeliveryFailed, NoSuchUser, RelayDenied
 from .replies import SMTPReplyError
 
@@ -64,11 +64,11 @@ def prepare_body(body, stuffed):
     return body
 
 
-class SMTPSession(AuthMixin, LineSession):
+class SMTPSession(LineSession):
     protocol = "smtp"
     # Commands are at most 512 octets with CRLF (RFC 5321 4.5.3.1.4), but AUTH with an
     # initial response may be 12288 (RFC 4954 4): read up to that, check per verb.
-    line_limit = SASL_LINE_LIMIT
+    line_limit = SMTP_LINE_LIMIT
     command_limit = 512
 
     # -- session state -----------------------------------------------------------
@@ -78,6 +78,7 @@ class SMTPSession(AuthMixin, LineSession):
         self.helo = None
         self.esmtp = False
         self.auth_user = None
+        self.login = Login(self, prompt=auth.PROMPT, line_limit=SMTP_LINE_LIMIT)
         self.mode = getattr(self.server, "mode", "mx")
         self.trusted = self._in_trusted_networks()
         self.reset_transaction()
@@ -87,11 +88,9 @@ class SMTPSession(AuthMixin, LineSession):
         if not nets:
             return False
         try:
-            ip = ipaddress.ip_address(self.peer)
+            ip = ipaddress.ip_address(self.peer)    # IPv4-mapped already unmapped (setup)
         except ValueError:
             return False
-        if ip.version == 6 and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
         return any(ip in net for net in nets)
 
     def reset_transaction(self):
@@ -187,7 +186,7 @@ class SMTPSession(AuthMixin, LineSession):
             lines.append("STARTTLS")
         if self.plaintext_auth_ok:
             # RFC 4954 4: offer AUTH only where credentials may travel
-            lines.append("AUTH PLAIN LOGIN")
+            lines.append("AUTH " + " ".join(auth.MECHANISMS))
         lines.append("HELP")
         self.send(R.multiline(250, lines))
 
@@ -397,5 +396,5 @@ class SMTPSession(AuthMixin, LineSession):
         "EXPN": (cmd_EXPN, ANY),
         "HELP": (cmd_HELP, ANY),
         "STARTTLS": (cmd_STARTTLS, frozenset((INIT, READY))),
-        "AUTH": (AuthMixin.cmd_AUTH, frozenset((INIT, READY))),
+        "AUTH": (auth.cmd_AUTH, frozenset((INIT, READY))),
     }

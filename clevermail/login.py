@@ -1,0 +1,267 @@
+"""The one login path of SMTP, POP3 and IMAP: SASL PLAIN and LOGIN, the authorization
+identity policy, the failure delay, the per-address throttle and peer normalisation.
+
+SASL (RFC 4422) with PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login), framed as
+RFC 4954 4 (SMTP), RFC 5034 4 (POP3) and RFC 3501 6.2.2 with RFC 4959 (IMAP) frame it:
+each continuation answer is one base64 line, "*" cancels the exchange, and "=" as an
+initial response is an empty one.
+
+Every protocol logs in the same way (Login.sasl, Login.password):
+
+1. an address that failed too often is refused before any credential is read;
+2. the credentials are verified (an unknown user costs the same scrypt as a known one);
+3. there is no proxy authorization: an authzid naming another account fails exactly
+   like a wrong password, after the same verification;
+4. every failure waits the failure delay, counts toward the throttle and logs the same
+   line, so neither the client nor the log tells a wrong password from a foreign authzid.
+
+A session supplies only its continuation prompt and line limit, and maps the errors
+below to its replies.  Credentials never reach a log: continuation lines are logged as
+"C: ***" and the log names only the user.
+"""
+
+import base64
+import binascii
+import ipaddress
+import threading
+import time
+from collections import deque
+
+from .accounts import AccountError
+from .wire import LineTooLong
+
+# Longest SASL line with its CRLF, per protocol.
+SMTP_LINE_LIMIT = 12288 + 2      # RFC 4954 4: AUTH lines up to 12288 octets
+POP3_LINE_LIMIT = 4096           # RFC 5034 4: answers are not bound by RFC 2449's 255
+IMAP_LINE_LIMIT = 65536          # RFC 3501 sets none: the IMAP command line limit
+
+
+# -- errors a session maps to its replies ------------------------------------------------
+class LoginError(Exception):
+    """Base of what Login raises; each session turns it into its own reply."""
+
+
+class Cancelled(LoginError):
+    """The client answered a challenge with "*"."""
+
+
+class Malformed(LoginError):
+    """A response that is not what the mechanism expects; str(exc) says why."""
+
+
+class ResponseTooLong(LoginError):
+    """A continuation line over the protocol's SASL line limit."""
+
+
+class Throttled(LoginError):
+    """Too many recent failures from this client address: nothing was checked."""
+
+
+class Failed(LoginError):
+    """Credentials refused (unknown user, wrong password or a foreign authzid), after
+    the failure delay.  `foreign_authzid` depends only on what the client asked for,
+    never on whether the password was right, so a reply that uses it reveals nothing."""
+
+    def __init__(self, foreign_authzid=False):
+        super().__init__("authentication failed")
+        self.foreign_authzid = foreign_authzid
+
+
+# -- SASL, pure ---------------------------------------------------------------------------
+def b64_text(text):
+    """base64 of a str, as str (SASL challenges)."""
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def decode_b64_text(b64):
+    """A base64 response -> str (UTF-8); Malformed on anything else."""
+    try:
+        return base64.b64decode(b64, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise Malformed("invalid base64") from None
+
+
+def decode_sasl_plain(b64):
+    """base64 'authzid NUL authcid NUL passwd' -> (authzid, authcid, password) as str.
+    Raises Malformed on anything malformed (RFC 4616 2)."""
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise Malformed("invalid base64") from None
+    parts = raw.split(b"\0")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise Malformed("malformed PLAIN message")
+    try:
+        authzid, authcid, password = (p.decode("utf-8") for p in parts)
+    except UnicodeDecodeError:
+        raise Malformed("PLAIN message is not UTF-8") from None
+    return authzid, authcid, password
+
+
+MECHANISMS = ("PLAIN", "LOGIN")
+
+
+def exchange(mechanism, initial, ask):
+    """Run one SASL exchange and return (authzid, authcid, password).
+
+    `initial` is the initial response or None; ask(challenge) sends a base64 challenge
+    and returns the client's answer as str.  "*" cancels (Cancelled), "=" as the
+    initial response is an empty one (RFC 4954 4, RFC 5034 4, RFC 4959 3)."""
+    if initial == "=":
+        initial = ""
+
+    def answer(challenge):
+        text = ask(challenge)
+        if text == "*":
+            raise Cancelled("authentication cancelled")
+        return text
+
+    if initial == "*":
+        raise Cancelled("authentication cancelled")
+    if mechanism == "PLAIN":
+        return decode_sasl_plain(initial if initial is not None else answer(""))
+    if mechanism == "LOGIN":
+        user = decode_b64_text(initial if initial is not None else answer(b64_text("Username:")))
+        return "", user, decode_b64_text(answer(b64_text("Password:")))
+    raise ValueError(f"unsupported SASL mechanism {mechanism!r}")
+
+
+def same_identity(authzid, authcid, canonical):
+    """True when `authzid` is empty or names the account `authcid` names.  Both are
+    compared as canonical(name) spells them; names it refuses are compared as given,
+    case-insensitively (they cannot log in anyway)."""
+    if not authzid:
+        return True
+
+    def canon(name):
+        try:
+            return canonical(name)
+        except AccountError:
+            return name.strip().lower()
+
+    return canon(authzid) == canon(authcid)
+
+
+# -- peers and the throttle ----------------------------------------------------------------
+def normalize_peer(address):
+    """A client address as the session should see it: an IPv4 client of a dual-stack
+    listener arrives as '::ffff:a.b.c.d' and becomes 'a.b.c.d' (so it has its own
+    throttle bucket and 127.0.0.1 is loopback); anything else is returned as given."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else address
+
+
+class AuthThrottle:
+    """Counts failed authentications per client address within a sliding window.
+
+    Sessions ask `blocked(addr)` before checking credentials and call `failed(addr)`
+    after a failure; loopback is throttled like anyone else.  One IPv6 user holds a
+    whole /64, so IPv6 addresses count per /64; IPv4 addresses count alone (an
+    IPv4-mapped address counts as its IPv4 address)."""
+
+    def __init__(self, limit=10, window=300.0, clock=time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._lock = threading.Lock()
+        self._fails = {}
+
+    def key(self, addr):
+        """The bucket an address counts in."""
+        try:
+            ip = ipaddress.ip_address(normalize_peer(addr))
+        except ValueError:
+            return addr
+        if ip.version == 6:
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return str(ip)
+
+    def blocked(self, addr):
+        now = self.clock()
+        with self._lock:
+            q = self._fails.get(self.key(addr))
+            if not q:
+                return False
+            while q and q[0] < now - self.window:
+                q.popleft()
+            return len(q) >= self.limit
+
+    def failed(self, addr):
+        with self._lock:
+            self._fails.setdefault(self.key(addr), deque()).append(self.clock())
+            if len(self._fails) > 10000:  # bound memory under a distributed attack
+                self._fails.pop(next(iter(self._fails)))
+
+
+# -- a session's way in --------------------------------------------------------------------
+class Login:
+    """The login collaborator of one session.
+
+    `session` is the channel: its send(), reader, log, debug, peer and server (whose
+    handler verifies credentials, and whose throttle and limits.auth_failure_delay
+    apply).  `prompt` is the protocol's continuation prefix ('334 ' or '+ ');
+    `line_limit` bounds each continuation line."""
+
+    def __init__(self, session, *, prompt, line_limit):
+        self.session = session
+        self.prompt = prompt
+        self.line_limit = line_limit
+
+    def sasl(self, mechanism, initial):
+        """AUTH/AUTHENTICATE: throttle check, the SASL exchange, then verification.
+        Returns the account; raises a LoginError (EOFError if the client leaves)."""
+        self.check_throttle()
+        authzid, user, password = exchange(mechanism, initial, self._ask)
+        return self.verify(user, password, authzid, mechanism)
+
+    def password(self, user, password, method):
+        """USER/PASS or IMAP LOGIN: throttle check, then verification."""
+        self.check_throttle()
+        return self.verify(user, password, "", method)
+
+    def check_throttle(self):
+        throttle = self.session.server.throttle
+        if throttle is not None and throttle.blocked(self.session.peer):
+            self.session.log.warning("auth refused: too many failures from this address")
+            raise Throttled("too many failed logins")
+
+    def verify(self, user, password, authzid, method):
+        """The account for good credentials whose authzid (if any) is the user; else
+        the failure delay, a throttle count, one log line and Failed."""
+        server = self.session.server
+        handler = server.handler
+        account = handler.authenticate(user, password)
+        foreign = not same_identity(authzid, user, handler.accounts.canonical)
+        if account is not None and not foreign:
+            self.session.log.info("auth ok user=%s (%s)", account.address, method)
+            return account
+        # A right password with a foreign authzid waits like a wrong one: the answer
+        # time must not tell them apart.
+        delay = server.limits.auth_failure_delay
+        if delay:
+            time.sleep(delay)
+        if server.throttle is not None:
+            server.throttle.failed(self.session.peer)
+        self.session.log.info("auth failed user=%r (%s)", user[:64], method)
+        raise Failed(foreign)
+
+    def _ask(self, challenge):
+        """Send a challenge, read the answer line (never logged raw)."""
+        session = self.session
+        session.send(f"{self.prompt}{challenge}\r\n")
+        try:
+            line = session.reader.readline(self.line_limit)
+        except LineTooLong:
+            raise ResponseTooLong("SASL response too long") from None
+        if not line:
+            raise EOFError("connection closed inside a SASL exchange")
+        if session.debug:
+            session.log.debug("C: ***")
+        try:
+            return line.rstrip(b"\r\n").decode("ascii")
+        except UnicodeDecodeError:
+            raise Malformed("invalid base64") from None
