@@ -154,7 +154,7 @@ def measure(port, user, password, n):
 
 def bench_size(workdir, n, dovecot=None):
     user = f"u{n}@example.test"
-    accounts = AccountStore(os.path.join(workdir, "users.ini"), ["example.test"], failure_delay=0)
+    accounts = AccountStore(os.path.join(workdir, "users.ini"), ["example.test"])
     accounts.add(user, "secret")
     root = os.path.join(workdir, "data", "mail", "example.test", f"u{n}")
     t0 = time.perf_counter()
@@ -280,7 +280,7 @@ service imap-login {{
 
 
 def bench_idle(workdir, count):
-    accounts = AccountStore(os.path.join(workdir, "users.ini"), ["example.test"], failure_delay=0)
+    accounts = AccountStore(os.path.join(workdir, "users.ini"), ["example.test"])
     accounts.add("idler@example.test", "secret")
     cfg = os.path.join(workdir, "clevermail.ini")
     proc, port = start_server(cfg)

@@ -140,7 +140,7 @@ def bench_size(count, repeat, retr_budget, workdir):
     store = MailStore(data)
     fill = populate(store, count)
     print(f"\n== {count} messages (populated in {fill:.1f} s)")
-    accounts = AccountStore(users, ["bench.test"], failure_delay=0)
+    accounts = AccountStore(users, ["bench.test"])
     rows = []
 
     def serve(store):
