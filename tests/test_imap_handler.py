@@ -6,7 +6,9 @@ import time
 
 import pytest
 
+from clevermail.imap.handler import TreeNode
 from clevermail.store import FolderExists, InvalidName, NoSuchFolder
+from clevermail.store.folder import FolderStatus
 from imap_helpers import ALICE, BOB, PASSWORD, make_handler, message
 
 
@@ -23,7 +25,12 @@ def store(handler):
 
 
 def names(handler, address=ALICE):
-    return dict(handler.mailboxes(address))
+    """name -> (children, selectable) of the user's folder tree."""
+    return {n.name: (n.children, n.selectable) for n in handler.folder_tree(address)}
+
+
+def count(handler, name, address=ALICE):
+    return handler.status(address, name).messages
 
 
 def test_authenticate_makes_the_tree(tmp_path):
@@ -40,27 +47,24 @@ def test_authenticate_makes_the_tree(tmp_path):
     assert h.authenticate("nobody@example.test", PASSWORD) is None
 
 
-def test_mailboxes_of_new_account(handler):
-    assert handler.mailboxes(ALICE) == [
-        ("INBOX", ["\\HasNoChildren"]),
-        ("Archive", ["\\HasNoChildren", "\\Archive"]),
-        ("Drafts", ["\\HasNoChildren", "\\Drafts"]),
-        ("Junk", ["\\HasNoChildren", "\\Junk"]),
-        ("Sent", ["\\HasNoChildren", "\\Sent"]),
-        ("Trash", ["\\HasNoChildren", "\\Trash"]),
+def test_folder_tree_of_new_account(handler):
+    assert handler.folder_tree(ALICE) == [
+        TreeNode("INBOX", False, True), TreeNode("Archive", False, True),
+        TreeNode("Drafts", False, True), TreeNode("Junk", False, True),
+        TreeNode("Sent", False, True), TreeNode("Trash", False, True),
     ]
 
 
 def test_create_makes_superiors(handler):
     handler.create(ALICE, "A/B/C")
     got = names(handler)
-    assert got["A"] == ["\\HasChildren"]
-    assert got["A/B"] == ["\\HasChildren"]
-    assert got["A/B/C"] == ["\\HasNoChildren"]
+    assert got["A"] == (True, True)
+    assert got["A/B"] == (True, True)
+    assert got["A/B/C"] == (False, True)
     with pytest.raises(FolderExists):
         handler.create(ALICE, "A/B")
     handler.create(ALICE, "INBOX/Sub")
-    assert names(handler)["INBOX"] == ["\\HasChildren"]
+    assert names(handler)["INBOX"] == (True, True)
 
 
 @pytest.mark.parametrize("bad", ["..", "../x", "a/../b", "/etc", "a//b", "~x", "a/~b", "a\x00b",
@@ -79,7 +83,7 @@ def test_invalid_names_create_nothing(handler, store, bad):
 def test_missing_parents_are_noselect(handler, store):
     handler.create(ALICE, "P/Q")
     store.delete_folder(ALICE, "P")
-    assert names(handler)["P"] == ["\\HasChildren", "\\Noselect"]
+    assert names(handler)["P"] == (True, False)
 
 
 def test_delete_unsubscribes(handler):
@@ -107,8 +111,8 @@ def test_rename_with_children_and_new_superiors(handler):
     handler.rename(ALICE, "W", "X/Y")
     got = names(handler)
     assert "W" not in got and "W/P" not in got
-    assert got["X"] == ["\\HasChildren"] and got["X/Y"] == ["\\HasChildren"]
-    assert handler.status(ALICE, "X/Y/P")["MESSAGES"] == 1
+    assert got["X"] == (True, True) and got["X/Y"] == (True, True)
+    assert count(handler, "X/Y/P") == 1
 
 
 def test_rename_failures_create_nothing(handler, store):
@@ -126,24 +130,23 @@ def test_rename_inbox_moves_messages(handler, store):
     store.deliver(ALICE, message(1))
     store.deliver(ALICE, message(2))
     handler.rename(ALICE, "INBOX", "Before")
-    assert handler.status(ALICE, "INBOX")["MESSAGES"] == 0
-    assert handler.status(ALICE, "Before")["MESSAGES"] == 2
+    assert count(handler, "INBOX") == 0
+    assert count(handler, "Before") == 2
 
 
 def test_status(handler, store):
     store.deliver(ALICE, message(1))
     store.deliver(ALICE, message(2))
     st = handler.status(ALICE, "INBOX")
-    assert st == {"MESSAGES": 2, "RECENT": 2, "UIDNEXT": 3, "UIDVALIDITY": st["UIDVALIDITY"], "UNSEEN": 2}
-    assert st["UIDVALIDITY"] > 0
-    folder = handler.open(ALICE, "INBOX")
+    assert st == FolderStatus(messages=2, recent=2, uidnext=3, uidvalidity=st.uidvalidity, unseen=2)
+    assert st.uidvalidity > 0
+    view = handler.open_view(ALICE, "INBOX", readonly=False)     # claims \Recent
     try:
-        folder.claim_recent()
-        folder.store_flags([1], {"S"}, "+")
+        handler.set_flags(view, [1], ["\\Seen"], "+")
     finally:
-        handler.close(folder)
+        handler.close_view(view)
     st = handler.status(ALICE, "INBOX")
-    assert (st["RECENT"], st["UNSEEN"]) == (0, 1)
+    assert (st.recent, st.unseen) == (0, 1)
     with pytest.raises(NoSuchFolder):
         handler.status(ALICE, "Nope")
 
@@ -171,9 +174,9 @@ def test_copy_keeps_flags_and_remaps_keywords(handler, store):
     store.deliver(ALICE, message(1))
     store.deliver(ALICE, message(2))
     handler.append(ALICE, "Archive", message(0), ["$First"], None)   # Archive's 'a' = $First
-    inbox = handler.open(ALICE, "INBOX")
+    inbox = handler.open_view(ALICE, "INBOX", readonly=False)
     try:
-        inbox.store_flags([2], inbox.letters_for(["$Second", "\\Flagged"]), "+")
+        handler.set_flags(inbox, [2], ["$Second", "\\Flagged"], "+")
         validity, pairs = handler.copy(inbox, [1, 2, 99], ALICE, "Archive")
         assert pairs == [(1, 2), (2, 3)]
         with pytest.raises(NoSuchFolder):
@@ -181,7 +184,7 @@ def test_copy_keeps_flags_and_remaps_keywords(handler, store):
         with pytest.raises(InvalidName):
             handler.copy(inbox, [1], ALICE, "../x")
     finally:
-        handler.close(inbox)
+        handler.close_view(inbox)
     archive = handler.open(ALICE, "Archive")
     try:
         assert validity == archive.uidvalidity
@@ -195,5 +198,87 @@ def test_users_are_kept_apart(handler, store):
     store.deliver(BOB, message(1, to=BOB))
     handler.create(ALICE, "Shared")
     assert "Shared" not in names(handler, BOB)
-    assert handler.status(BOB, "INBOX")["MESSAGES"] == 1
-    assert handler.status(ALICE, "INBOX")["MESSAGES"] == 0
+    assert count(handler, "INBOX", BOB) == 1
+    assert count(handler, "INBOX") == 0
+
+
+# -- the selected folder: every change through the handler ----------------------------
+
+@pytest.fixture
+def inbox(handler, store):
+    for i in range(1, 5):
+        store.deliver(ALICE, message(i))
+    view = handler.open_view(ALICE, "INBOX", readonly=False)
+    yield view
+    handler.close_view(view)
+
+
+def flags_of(view, uid):
+    return view.messages([view.seq_of(uid)])[0].flags
+
+
+def test_open_view_pairs_with_close_view(handler, store):
+    view = handler.open_view(ALICE, "INBOX", readonly=True)
+    folder = store._open[store.folder_path(ALICE, "INBOX")]
+    assert folder.users == 1 and view.readonly and view.name == "INBOX"
+    handler.close_view(view)
+    assert folder.users == 0 and store._open == {}
+    with pytest.raises(NoSuchFolder):
+        handler.open_view(ALICE, "Nope", readonly=False)
+    assert store._open == {}
+
+
+def test_open_view_keeps_the_recent_a_session_owned(handler, inbox, store):
+    other = handler.open_view(ALICE, "INBOX", readonly=False, owned_recent={2, 3, 99})
+    try:
+        assert inbox.recent == {1, 2, 3, 4}
+        assert other.recent == {2, 3}            # 99 no longer exists
+    finally:
+        handler.close_view(other)
+
+
+def test_set_flags_modes_and_keywords(handler, inbox):
+    assert handler.set_flags(inbox, [1, 2], ["\\Flagged", "$Todo", "\\Recent"], "+") == [1, 2]
+    assert flags_of(inbox, 1) == ["\\Flagged", "$Todo", "\\Recent"]
+    assert handler.set_flags(inbox, [1, 2], ["\\Flagged"], "+") == []        # nothing new
+    assert handler.set_flags(inbox, [1], ["$Todo", "$Unknown"], "-") == [1]
+    assert flags_of(inbox, 1) == ["\\Flagged", "\\Recent"]
+    assert "$Unknown" not in inbox.keywords()                              # removing defines nothing
+    assert handler.set_flags(inbox, [2], ["\\Seen"], "=") == [2]
+    assert flags_of(inbox, 2) == ["\\Seen", "\\Recent"]
+    # the view's own changes are not reported back to it
+    assert not inbox.changes()
+
+
+def test_mark_seen_reports_only_newly_seen(handler, inbox):
+    handler.set_flags(inbox, [2], ["\\Seen"], "+")
+    assert handler.mark_seen(inbox, [1, 2, 3]) == {1, 3}
+    assert handler.mark_seen(inbox, [1, 2, 3]) == set()
+    assert [("\\Seen" in flags_of(inbox, u)) for u in (1, 2, 3, 4)] == [True, True, True, False]
+
+
+def test_expunge_deleted_all_or_among(handler, inbox):
+    handler.set_flags(inbox, [1, 2, 4], ["\\Deleted"], "+")
+    assert handler.expunge_deleted(inbox, among={2, 3}) == [2]           # UID EXPUNGE 2:3
+    assert handler.expunge_deleted(inbox) == [1, 4]
+    assert handler.expunge_deleted(inbox) == []
+    assert handler.status(ALICE, "INBOX").messages == 1
+
+
+def test_expunge_and_copy_make_a_move(handler, inbox):
+    validity, pairs = handler.copy(inbox, [3, 4], ALICE, "Trash")
+    assert handler.expunge(inbox, [p[0] for p in pairs]) == [3, 4]
+    assert (count(handler, "INBOX"), count(handler, "Trash")) == (2, 2)
+    assert validity == handler.status(ALICE, "Trash").uidvalidity
+
+
+def test_watch_wakes_on_delivery_until_unwatched(handler, inbox, store):
+    woken = []
+    wake = lambda: woken.append(1)  # noqa: E731
+    handler.watch(inbox, wake)
+    store.deliver(ALICE, message(5))
+    assert woken == [1]
+    handler.unwatch(inbox, wake)
+    store.deliver(ALICE, message(6))
+    assert woken == [1]
+    assert inbox.changes().new == (5, 6)

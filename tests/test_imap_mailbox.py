@@ -1,4 +1,5 @@
-"""Tests for clevermail.imap.mailbox: SelectedMailbox, one session's view of a folder.
+"""Tests for clevermail.imap.mailbox: SelectedMailbox, the wire rendering of one
+session's folder view (the view itself is tested in test_store_view.py).
 
 Views are built directly over a real Folder from a MailStore in tmp_path; "another
 session" is simply a second view (or the store itself) changing the same Folder.
@@ -8,6 +9,7 @@ import pytest
 
 from clevermail.imap.mailbox import SelectedMailbox
 from clevermail.store import MailStore
+from clevermail.store.view import FolderView
 from imap_helpers import ALICE, message
 
 FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
@@ -29,7 +31,7 @@ def folder(store):
 
 
 def view(folder, readonly=False):
-    return SelectedMailbox(folder, "INBOX", readonly)
+    return SelectedMailbox(FolderView(folder, "INBOX", readonly))
 
 
 def test_select_responses(folder):
@@ -55,30 +57,6 @@ def test_select_responses_read_only_and_keywords(folder):
     assert not any(b"UNSEEN" in line for line in out)
 
 
-def test_numbering(folder):
-    v = view(folder)
-    assert len(v) == 3
-    assert v.uids == [1, 2, 3]
-    assert [v.seq_of(u) for u in (1, 2, 3, 4)] == [1, 2, 3, None]
-    msgs = v.messages([1, 3])
-    assert [(m.seq, m.uid) for m in msgs] == [(1, 1), (3, 3)]
-    assert msgs[0].flags == ["\\Recent"]
-    assert msgs[0].size == len(message(1))
-    assert msgs[0].raw() == message(1)
-    assert v.first_unseen() == 1
-    folder.store_flags([1], {"S"}, "+")
-    assert v.first_unseen() == 2
-
-
-def test_recent_belongs_to_the_first_read_write_view(folder):
-    examine = view(folder, readonly=True)
-    first = view(folder)
-    second = view(folder)
-    assert examine.recent == {1, 2, 3}       # EXAMINE sees \Recent but does not take it
-    assert first.recent == {1, 2, 3}
-    assert second.recent == set()
-
-
 def test_no_changes_no_updates(folder):
     v = view(folder)
     assert v.updates(allow_expunge=True) == []
@@ -89,7 +67,7 @@ def test_new_mail_gives_exists_and_recent(store, folder):
     other = view(folder)
     store.deliver(ALICE, message(4))
     assert v.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"]
-    assert v.uids == [1, 2, 3, 4]
+    assert v.view.uids == [1, 2, 3, 4]
     assert other.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 0 RECENT\r\n"]
     assert v.updates(allow_expunge=False) == []
 
@@ -99,13 +77,12 @@ def test_new_mail_in_read_only_view_claims_nothing(store, folder):
     store.deliver(ALICE, message(4))
     assert ro.updates(allow_expunge=True) == [b"* 4 EXISTS\r\n", b"* 3 RECENT\r\n"]
     rw = view(folder)
-    assert rw.recent == {1, 2, 3, 4}
+    assert rw.view.recent == {1, 2, 3, 4}
 
 
 def test_flag_change_by_other_view_is_reported_once(folder):
     v, other = view(folder), view(folder)
-    changed = folder.store_flags([2], {"F"}, "+")
-    other.note_own(changed)
+    other.view.store_flags([2], {"F"}, "+")
     assert v.updates(allow_expunge=False) == [b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))\r\n"]
     assert v.updates(allow_expunge=False) == []
     assert other.updates(allow_expunge=False) == []          # its own change: silent
@@ -113,7 +90,7 @@ def test_flag_change_by_other_view_is_reported_once(folder):
 
 def test_own_change_then_foreign_change_is_reported(folder):
     v, other = view(folder), view(folder)
-    v.note_own(folder.store_flags([1], {"S"}, "+"))
+    v.view.store_flags([1], {"S"}, "+")
     folder.store_flags([1], {"F"}, "+")                      # someone else, later
     assert v.updates(allow_expunge=True) == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen \\Recent))\r\n"]
     assert other.updates(allow_expunge=True) == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen))\r\n"]
@@ -129,12 +106,12 @@ def test_expunge_deferred_then_sent_highest_first(folder):
     v = view(folder)
     folder.expunge([1, 3])
     assert v.updates(allow_expunge=False) == []
-    assert v.uids == [1, 2, 3]                 # numbers unchanged while deferred
-    assert [m.uid for m in v.messages([1, 2, 3])] == [2]
+    assert v.view.uids == [1, 2, 3]                 # numbers unchanged while deferred
+    assert [m.uid for m in v.view.messages([1, 2, 3])] == [2]
     assert v.updates(allow_expunge=False) == []
     assert v.updates(allow_expunge=True) == [b"* 3 EXPUNGE\r\n", b"* 1 EXPUNGE\r\n"]
-    assert v.uids == [2]
-    assert v.recent == {2}
+    assert v.view.uids == [2]
+    assert v.view.recent == {2}
     assert v.updates(allow_expunge=True) == []
 
 
@@ -145,10 +122,10 @@ def test_expunge_and_new_mail_together(store, folder):
     # new mail is announced even while the expunge waits; EXISTS counts the
     # messages the client still knows about
     assert v.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"]
-    assert v.uids == [1, 2, 3, 4]
+    assert v.view.uids == [1, 2, 3, 4]
     assert v.updates(allow_expunge=True) == [b"* 2 EXPUNGE\r\n"]
-    assert v.uids == [1, 3, 4]
-    assert v.seq_of(4) == 3
+    assert v.view.uids == [1, 3, 4]
+    assert v.view.seq_of(4) == 3
 
 
 def test_flag_change_after_deferred_expunge_uses_current_numbers(folder):
@@ -193,7 +170,7 @@ def test_deleted_folder_marks_view_gone(store):
     store.create_folder(ALICE, "Work")
     folder = store.open_folder(ALICE, "Work")
     try:
-        v = SelectedMailbox(folder, "Work", False)
+        v = SelectedMailbox(FolderView(folder, "Work", False))
         store.delete_folder(ALICE, "Work")
         assert v.updates(allow_expunge=True) == []
         assert v.gone
@@ -207,11 +184,11 @@ def test_sequence_numbers_stay_consistent_over_many_changes(store, folder):
     for i in range(4, 12):
         store.deliver(ALICE, message(i))
     v.updates(allow_expunge=True)
-    shadow = list(v.uids)
+    shadow = list(v.view.uids)
     for doomed in ([2, 5], [11], [1, 3, 4]):
         folder.expunge(doomed)
         for line in v.updates(allow_expunge=True):
             if line.endswith(b" EXPUNGE\r\n"):
                 seq = int(line.split()[1])
                 del shadow[seq - 1]
-        assert shadow == v.uids == folder.uids
+        assert shadow == v.view.uids == folder.uids

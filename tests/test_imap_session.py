@@ -1178,7 +1178,7 @@ def test_dropped_connections_release_their_folders(open_session, store):
         c.close()
         c.wait_closed()
     assert store._open == {}
-    assert folder.users == 0 and folder.waiters == set()
+    assert folder.users == 0 and folder.waiters == ()
 
 
 def test_idle_timeout_without_idle(open_session):

@@ -77,9 +77,9 @@ def wait_released(service, address=ALICE):
     """Wait (bounded) until the server noticed a dropped connection."""
     handler = pop3_handler(service)
     deadline = time.monotonic() + 10
-    while handler.in_use(address) and time.monotonic() < deadline:
+    while address in handler._held and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not handler.in_use(address)
+    assert address not in handler._held
 
 
 def test_collect_delete_quit(service):

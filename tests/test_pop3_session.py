@@ -346,7 +346,7 @@ def test_lock_held_by_another_process_gives_in_use(open_session, handler):
         c = open_session()
         c.expect(f"USER {ALICE}", "+OK*")
         c.expect(f"PASS {PASSWORD}", "-ERR [IN-USE]*")
-        assert not handler.in_use(ALICE)
+        assert ALICE not in handler._held
     finally:
         os.close(fd)
     c.login()
@@ -474,7 +474,7 @@ def test_commit_failure_reported(open_session, store, handler, monkeypatch):
     c.expect("QUIT", "-ERR [SYS/TEMP] some deleted messages not removed")
     assert c.line() == b""
     c.wait_closed()
-    assert not handler.in_use(ALICE)
+    assert ALICE not in handler._held
 
 
 # -- one login path (login.py): failures handled as in SMTP and IMAP ---------------------------

@@ -3,7 +3,6 @@ change log and change notification."""
 
 import os
 import threading
-import time
 
 import pytest
 
@@ -12,7 +11,6 @@ from clevermail.store import maildir
 from clevermail.store.errors import MessageGone
 from clevermail.store.flags import MAX_KEYWORDS
 from clevermail.store.folder import Folder
-from clevermail.store.locks import wait_for_change
 from clevermail.store.mailstore import MailStore
 
 USER = "alice@example.test"
@@ -323,25 +321,49 @@ def test_broken_waiter_does_not_break_delivery(store, inbox, caplog):
     assert "folder waiter failed" in caplog.text
 
 
-def test_wait_for_change_wakes(store, inbox):
-    woke = threading.Event()
+def test_notify_does_not_wait_for_the_folder_lock(store, inbox):
+    """A delivery wakes waiters while another thread holds the folder lock (an IMAP
+    sync or expunge): SMTP's 250 never queues behind it."""
+    woken = []
+    inbox.add_waiter(lambda: woken.append(1))
+    held, done = threading.Event(), threading.Event()
+    outcome = {}
 
-    def idle():
-        wait_for_change(inbox, 30)
-        woke.set()
+    def holder():
+        with inbox.lock:
+            held.set()
+            # if notify() needed the lock it would still be blocked when this gives up
+            outcome["released_by_timeout"] = not done.wait(30)
 
-    t = threading.Thread(target=idle)
+    t = threading.Thread(target=holder)
     t.start()
-    deadline = time.monotonic() + 10
-    while not woke.is_set() and time.monotonic() < deadline:
-        store.deliver(USER, msg(1))       # notify() until the waiter has been reached
-        t.join(0.05)
-    t.join(5)
-    assert woke.is_set()
+    try:
+        assert held.wait(30)
+        store.deliver(USER, msg(1))         # commit -> Folder.notify()
+        inbox.notify()
+        done.set()
+    finally:
+        done.set()
+        t.join()
+    assert outcome == {"released_by_timeout": False}
+    assert woken == [1, 1]
 
 
-def test_wait_for_change_times_out(inbox):
-    wait_for_change(inbox, 0.01)         # returns without a change
+def test_waiters_are_swapped_whole(inbox):
+    """add/remove replace the tuple, so a wake-up iterating the old one is never
+    disturbed by a waiter leaving during the call."""
+    calls = []
+
+    def leaving():
+        calls.append("leaving")
+        inbox.remove_waiter(leaving)
+
+    inbox.add_waiter(leaving)
+    inbox.add_waiter(lambda: calls.append("other"))
+    inbox.add_waiter(leaving)               # once only
+    inbox.notify()
+    inbox.notify()
+    assert calls == ["leaving", "other", "other"]
 
 
 def test_claim_recent_once(store, inbox):

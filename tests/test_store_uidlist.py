@@ -8,6 +8,11 @@ from clevermail.store import uidlist
 from clevermail.store.uidlist import UidList
 
 
+def assign(ul, bases):
+    """{base: uid} for `bases`, through UidList.assign_list."""
+    return dict(zip(bases, ul.assign_list(bases)))
+
+
 @pytest.fixture
 def folder(tmp_path):
     return str(tmp_path)
@@ -30,8 +35,8 @@ def test_created_on_first_refresh(folder):
 
 def test_assign_ascending_and_idempotent(folder):
     u = UidList(folder)
-    assert u.assign(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 3}
-    assert u.assign(["b", "d"]) == {"b": 2, "d": 4}
+    assert assign(u, ["a", "b", "c"]) == {"a": 1, "b": 2, "c": 3}
+    assert assign(u, ["b", "d"]) == {"b": 2, "d": 4}
     assert u.uidnext == 5
     assert read(folder)[1:] == ["1 a", "2 b", "3 c", "4 d"]
 
@@ -42,20 +47,20 @@ def test_assign_is_fsynced(folder, monkeypatch):
     calls = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real(fd))
-    u.assign(["x"])
+    assign(u, ["x"])
     assert len(calls) == 1
-    u.assign(["x"])            # nothing new: no write, no fsync
+    assign(u, ["x"])            # nothing new: no write, no fsync
     assert len(calls) == 1
 
 
 def test_second_instance_reads_and_continues(folder):
     a, b = UidList(folder), UidList(folder)
-    a.assign(["m1", "m2"])
+    assign(a, ["m1", "m2"])
     b.refresh()
     assert b.uids == {"m1": 1, "m2": 2}
     assert b.uidvalidity == a.uidvalidity
-    assert b.assign(["m3"]) == {"m3": 3}
-    assert a.assign(["m4", "m3"]) == {"m4": 4, "m3": 3}   # a refreshes before assigning
+    assert assign(b, ["m3"]) == {"m3": 3}
+    assert assign(a, ["m4", "m3"]) == {"m4": 4, "m3": 3}   # a refreshes before assigning
     c = UidList(folder)
     c.refresh()
     assert c.uids == {"m1": 1, "m2": 2, "m3": 3, "m4": 4}
@@ -73,7 +78,7 @@ def test_concurrent_creators_keep_one_validity(folder):
 
 def test_torn_last_line_ignored_until_complete(folder):
     u = UidList(folder)
-    u.assign(["a"])
+    assign(u, ["a"])
     with open(os.path.join(folder, uidlist.FILENAME), "a") as f:
         f.write("2 b")          # a writer that has not finished its line
     v = UidList(folder)
@@ -89,7 +94,7 @@ def test_torn_last_line_ignored_until_complete(folder):
 
 def test_forget_then_compact_never_reuses(folder):
     u = UidList(folder)
-    u.assign(["a", "b", "c"])
+    assign(u, ["a", "b", "c"])
     validity = u.uidvalidity
     u.forget(["c"])
     u.compact({"a", "b"})
@@ -98,27 +103,27 @@ def test_forget_then_compact_never_reuses(folder):
     fresh.refresh()
     assert fresh.uids == {"a": 1, "b": 2}
     assert fresh.uidnext == 4
-    assert fresh.assign(["d"]) == {"d": 4}
+    assert assign(fresh, ["d"]) == {"d": 4}
     # even compacting away everything keeps UIDNEXT
     fresh.compact(set())
     again = UidList(folder)
-    assert again.assign(["e"]) == {"e": 5}
+    assert assign(again, ["e"]) == {"e": 5}
     assert again.uidvalidity == validity
 
 
 def test_compaction_seen_by_other_instance(folder):
     a, b = UidList(folder), UidList(folder)
-    a.assign(["x", "y"])
+    assign(a, ["x", "y"])
     b.refresh()
     a.compact({"y"})
     b.refresh()                 # new inode: re-read from the start
     assert b.uids == {"y": 2}
-    assert b.assign(["z"]) == {"z": 3}
+    assert assign(b, ["z"]) == {"z": 3}
 
 
 def test_compact_only_when_live_given(folder):
     u = UidList(folder)
-    u.assign(["a", "b"])
+    assign(u, ["a", "b"])
     u.compact({"a", "b", "not-assigned"})
     assert u.uids == {"a": 1, "b": 2}
     assert u.uidnext == 3
@@ -126,7 +131,7 @@ def test_compact_only_when_live_given(folder):
 
 def test_needs_compaction(folder):
     u = UidList(folder)
-    u.assign([f"base-{i:06d}-" + "x" * 60 for i in range(100)])
+    assign(u, [f"base-{i:06d}-" + "x" * 60 for i in range(100)])
     assert not u.needs_compaction()           # all live: the file is the right size
     u.forget([f"base-{i:06d}-" + "x" * 60 for i in range(95)])
     assert u.needs_compaction()
@@ -138,12 +143,12 @@ def test_needs_compaction(folder):
 def test_claim_recent(folder):
     u = UidList(folder)
     assert u.claim_recent() == 0
-    u.assign(["a", "b"])
+    assign(u, ["a", "b"])
     assert u.claim_recent() == 0              # caller gets UIDs > 0 as recent
     assert u.claim_recent() == 2              # nothing new for the next one
     other = UidList(folder)
     assert other.claim_recent() == 2
-    u.assign(["c"])
+    assign(u, ["c"])
     assert other.claim_recent() == 2
     assert u.claim_recent() == 3
     u.compact({"a", "b", "c"})
@@ -158,4 +163,4 @@ def test_header_uidnext_beats_lines(folder):
     u = UidList(folder)
     u.refresh()
     assert (u.uidvalidity, u.uidnext, u.uids) == (77, 50, {"a": 3})
-    assert u.assign(["b"]) == {"b": 50}
+    assert assign(u, ["b"]) == {"b": 50}

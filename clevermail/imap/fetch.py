@@ -2,21 +2,23 @@
 list of one untagged FETCH response (RFC 3501 section 7.4.2).
 
 parse_fetch_items() turns the token after the sequence set into a
-FetchRequest whose items each carry a render function chosen once, so that
-FETCH 1:* (UID FLAGS) over a big folder runs no regex, no MIME code and never
-reads a message file.  render_fetch() renders one message.  Items derived from
+FetchRequest whose items each carry a render function chosen once.
+render_index_only() answers a request of index items only (FLAGS, UID,
+INTERNALDATE, RFC822.SIZE: FETCH 1:* (UID FLAGS) over a big folder) from the
+folder view's index rows with one format operation per message: no regex, no
+MIME code, no message file.  render_fetch() renders one message.  Items derived from
 the message text (ENVELOPE, BODY, BODYSTRUCTURE, BODY[section], RFC822*) come
 from clevermail.imap.mime, which parses a message at most once per render
 (or once per `cache` dict the caller keeps).
 """
 
-import operator
 import time
 
 from clevermail.imap import mime
+from clevermail.imap.parser import format_datetime
 from clevermail.imap.replies import IMAPBad
 
-__all__ = ["FetchItem", "FetchRequest", "parse_fetch_items", "render_fetch"]
+__all__ = ["FetchItem", "FetchRequest", "parse_fetch_items", "render_fetch", "render_index_only"]
 
 # Items answered from the index alone (no message bytes needed).
 _NO_MESSAGE = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"))
@@ -58,7 +60,7 @@ class FetchItem:
 class FetchRequest:
     """Parsed FETCH items in request order, with what serving them needs."""
 
-    __slots__ = ("items", "needs_message", "sets_seen", "_fns", "_has_flags", "_fast")
+    __slots__ = ("items", "needs_message", "sets_seen", "_fns", "_has_flags")
 
     def __init__(self, items):
         self.items = list(items)
@@ -71,7 +73,6 @@ class FetchRequest:
         self.sets_seen = any(i.section is not None and not i.peek for i in items)
         self._has_flags = any(i.name == "FLAGS" for i in items)
         self._fns = tuple(i.render for i in items)
-        self._fast = None if self.needs_message else _compile_fast(items)
 
     def add_uid(self):
         """UID FETCH always answers UID (RFC 3501 6.4.8): add it first if absent."""
@@ -91,14 +92,50 @@ def render_fetch(req, msg, extra_flags=False, cache=None):
     parsed message across calls for the same message.  extra_flags adds FLAGS
     when not requested (the session sets it when \\Seen changed implicitly).
     """
-    if req._fast is not None and not extra_flags:
-        return req._fast(msg)
     if cache is None and req.needs_message:
         cache = {}
     out = [f(msg, cache) for f in req._fns]
     if extra_flags and not req._has_flags:
         out.append(_r_flags(msg, cache))
     return b"(" + b" ".join(out) + b")"
+
+
+# Index items as format pieces: joined into one bytes format per request.
+_INDEX_FORMATS = {"FLAGS": b"FLAGS (%s)", "UID": b"UID %d", "INTERNALDATE": b"INTERNALDATE %s",
+                  "RFC822.SIZE": b"RFC822.SIZE %d"}
+
+
+def render_index_only(req, seqs, rows, recent, flag_names):
+    """Untagged FETCH lines for a request of index items only (not
+    req.needs_message).  rows[i] is the index row of seqs[i] (uid, flags letters,
+    date, wsize; store/view.py FolderView.index_rows) or None for a message
+    expunged meanwhile, which is skipped.  recent: UIDs shown with \\Recent;
+    flag_names: letters -> flag names."""
+    names = [item.name for item in req.items]
+    fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
+    flag_cache = {}
+
+    def flags(uid, row):
+        key = (row.flags, uid in recent)
+        text = flag_cache.get(key)
+        if text is None:
+            text = flag_cache[key] = " ".join(flag_names(row.flags) + (("\\Recent",) if key[1] else ())).encode()
+        return text
+
+    if names == ["UID", "FLAGS"]:
+        # what every client sends on every sync: one format, one cache lookup
+        def line(seq, row):
+            uid = row.uid
+            return fmt % (seq, uid, flag_cache.get((row.flags, uid in recent)) or flags(uid, row))
+    else:
+        getters = {"FLAGS": lambda row: flags(row.uid, row), "UID": lambda row: row.uid,
+                   "INTERNALDATE": lambda row: format_datetime(float(row.date)).encode(),
+                   "RFC822.SIZE": lambda row: row.wsize}
+        cols = [getters[n] for n in names]
+
+        def line(seq, row):
+            return fmt % (seq, *[g(row) for g in cols])
+    return [line(seq, row) for seq, row in zip(seqs, rows) if row is not None]
 
 
 # ------------------------------------------------------------------ renderers
@@ -111,28 +148,6 @@ def _internaldate(msg):
     t = time.gmtime(msg.internaldate)
     return b"%02d-%s-%04d %02d:%02d:%02d +0000" % (
         t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
-
-
-# Index-only items as (format piece, value getter): _compile_fast joins them
-# into one bytes format, so a FETCH (UID FLAGS) line costs one % operation.
-_INDEX_ITEMS = {
-    "FLAGS": (b"FLAGS (%s)", _flags),
-    "UID": (b"UID %d", operator.attrgetter("uid")),
-    "INTERNALDATE": (b'INTERNALDATE "%s"', _internaldate),
-    "RFC822.SIZE": (b"RFC822.SIZE %d", operator.attrgetter("size")),
-}
-
-
-def _compile_fast(items):
-    fmt = b"(" + b" ".join(_INDEX_ITEMS[i.name][0] for i in items) + b")"
-    getters = [_INDEX_ITEMS[i.name][1] for i in items]
-    if len(getters) == 1:
-        (g0,) = getters
-        return lambda msg: fmt % (g0(msg),)
-    if len(getters) == 2:
-        g0, g1 = getters
-        return lambda msg: fmt % (g0(msg), g1(msg))
-    return lambda msg: fmt % tuple([g(msg) for g in getters])
 
 
 def _r_flags(msg, cache):

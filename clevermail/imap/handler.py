@@ -4,16 +4,33 @@ Bound to IMAPServer as `server.handler` (the original's ImapFileHandler).  It sp
 store, never protocol: it takes folder names already decoded from modified UTF-7,
 returns plain data, and raises store errors (NoSuchFolder, FolderExists, InvalidName)
 that the session turns into NO responses.
+
+The selected state is a store FolderView (store/view.py) that open_view() hands out
+and close_view() takes back; every change a session makes to it (flags, expunge,
+copy, the implicit \\Seen of a FETCH) goes through a method here, and IDLE watches it
+through watch()/unwatch().  The session reads the view (numbering, index rows) but
+never the Folder behind it.  What this handler asks of the store is declared in
+store/api.py (IMAPStore).
 """
 
-import bisect
+from typing import NamedTuple
 
-from ..store import SPECIAL_USE, FolderExists, NoSuchFolder
+from ..store import FolderExists, NoSuchFolder
+from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
+from ..store.view import FolderView, close_view, open_view
+
+
+class TreeNode(NamedTuple):
+    """One name of a user's folder tree: `selectable` is False for a missing parent of
+    a nested folder; `children` when some folder lies below it."""
+    name: str
+    children: bool
+    selectable: bool
 
 
 class IMAPFileHandler:
-    def __init__(self, store, accounts):
+    def __init__(self, store: IMAPStore, accounts):
         self.store = store
         self.accounts = accounts
 
@@ -26,9 +43,9 @@ class IMAPFileHandler:
         return account
 
     # -- folder tree ------------------------------------------------------------------
-    def mailboxes(self, address):
-        """[(name, attributes)] for every folder plus the missing parents of nested ones
-        (those get \\Noselect), with CHILDREN and SPECIAL-USE attributes."""
+    def folder_tree(self, address):
+        """[TreeNode] for every folder plus the missing parents of nested ones (not
+        selectable), INBOX first, then by name."""
         names = self.store.list_folders(address)
         existing = set(names)
         every = set(names)
@@ -40,15 +57,8 @@ class IMAPFileHandler:
         for name in every:
             if SEPARATOR in name:
                 parents.add(name.rsplit(SEPARATOR, 1)[0])
-        result = []
-        for name in sorted(every, key=lambda n: (n != "INBOX", n)):
-            attrs = ["\\HasChildren" if name in parents else "\\HasNoChildren"]
-            if name not in existing:
-                attrs.append("\\Noselect")
-            if name in SPECIAL_USE:
-                attrs.append(SPECIAL_USE[name])
-            result.append((name, attrs))
-        return result
+        return [TreeNode(name, name in parents, name in existing)
+                for name in sorted(every, key=lambda n: (n != "INBOX", n))]
 
     def subscriptions(self, address):
         return self.store.subscriptions(address)
@@ -95,15 +105,10 @@ class IMAPFileHandler:
         self.store.release_folder(folder)
 
     def status(self, address, name):
-        """MESSAGES, RECENT, UIDNEXT, UIDVALIDITY and UNSEEN of a folder."""
+        """FolderStatus (messages, recent, uidnext, uidvalidity, unseen) of a folder."""
         folder = self.open(address, name)
         try:
-            with folder.lock:
-                unseen = sum(1 for e in folder.by_uid.values() if "S" not in e.flags)
-                recent_upto = folder.recent_upto
-                recent = len(folder.uids) - bisect.bisect_right(folder.uids, recent_upto)
-                return {"MESSAGES": len(folder.uids), "RECENT": recent, "UIDNEXT": folder.uidnext,
-                        "UIDVALIDITY": folder.uidvalidity, "UNSEEN": unseen}
+            return folder.status()
         finally:
             self.close(folder)
 
@@ -120,14 +125,55 @@ class IMAPFileHandler:
         finally:
             self.close(folder)
 
-    def copy(self, folder, uids, address, target_name):
-        """Copy `uids` of an open folder into `target_name` keeping flags (keywords are
+    # -- the selected folder -------------------------------------------------------------
+    def open_view(self, address, name, readonly, owned_recent=()) -> FolderView:
+        """A session's view of folder `name` (SELECT/EXAMINE); read-write views claim
+        \\Recent.  `owned_recent`: what the session held when it last closed it.
+        Pair with close_view()."""
+        return open_view(self.store, address, name, readonly, owned_recent)
+
+    def close_view(self, view: FolderView):
+        close_view(self.store, view)
+
+    def set_flags(self, view: FolderView, uids, flag_names, mode):
+        """STORE: mode '+' adds, '-' removes, '=' replaces the flags named; unknown
+        keywords are defined unless removing.  Returns the UIDs whose flags changed."""
+        letters = view.letters_for([f for f in flag_names if f.lower() != "\\recent"], create=mode != "-")
+        return [e.uid for e in view.store_flags(uids, letters, mode)]
+
+    def mark_seen(self, view: FolderView, uids):
+        """The implicit \\Seen of a FETCH BODY[] (RFC 3501 6.4.5); returns the UIDs that
+        were not \\Seen before."""
+        unseen = view.without_flag("S", uids)
+        if not unseen:
+            return set()
+        return {e.uid for e in view.store_flags(unseen, {"S"}, "+")}
+
+    def expunge_deleted(self, view: FolderView, among=None):
+        """Remove the view's \\Deleted messages (only those in `among` when given: UID
+        EXPUNGE); returns the UIDs removed."""
+        return view.expunge(view.with_flag("T", among))
+
+    def expunge(self, view: FolderView, uids):
+        """Remove `uids` whatever their flags (the second half of MOVE)."""
+        return view.expunge(uids)
+
+    def copy(self, view: FolderView, uids, address, target_name):
+        """Copy `uids` of a view into `target_name` keeping flags (keywords are
         re-mapped to the target's letters); returns (UIDVALIDITY, [(old, new)])."""
         self.store.folder_path(address, target_name)   # InvalidName first
         if not self.store.folder_exists(address, target_name):
             raise NoSuchFolder(target_name)
         target = self.open(address, target_name)
         try:
-            return target.uidvalidity, folder.copy_to(uids, target)
+            return target.uidvalidity, view.copy_to(uids, target)
         finally:
             self.close(target)
+
+    def watch(self, view: FolderView, callback):
+        """Have `callback()` called after every change of the view's folder (IDLE); it
+        must only signal.  Pair with unwatch()."""
+        view.watch(callback)
+
+    def unwatch(self, view: FolderView, callback):
+        view.unwatch(callback)

@@ -11,6 +11,7 @@ import re
 import select
 import time
 
+from ..store import SPECIAL_USE
 from ..store.errors import NoSuchFolder
 from ..store.paths import SEPARATOR
 from ..wire import LineTooLong
@@ -19,7 +20,9 @@ from .mailbox import SelectedMailbox
 from .parser import astring, flag_list, parse_datetime, quote
 from .replies import IMAPBad, IMAPBye, IMAPNo
 
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+# STATUS item (RFC 3501 6.3.10) -> field of the store's FolderStatus
+STATUS_ITEMS = {"MESSAGES": "messages", "RECENT": "recent", "UIDNEXT": "uidnext",
+                "UIDVALIDITY": "uidvalidity", "UNSEEN": "unseen"}
 IDLE_POLL = 30.0      # seconds between checks for changes made by other processes
 
 
@@ -70,6 +73,17 @@ class ListPattern:
         return False
 
 
+def list_attributes(node):
+    """LIST attributes of a folder-tree node: CHILDREN (RFC 3348), \\Noselect for a
+    missing parent (RFC 3501 6.3.8), SPECIAL-USE (RFC 6154)."""
+    attrs = ["\\HasChildren" if node.children else "\\HasNoChildren"]
+    if not node.selectable:
+        attrs.append("\\Noselect")
+    if node.name in SPECIAL_USE:
+        attrs.append(SPECIAL_USE[node.name])
+    return attrs
+
+
 def pattern_regex(reference, pattern):
     """LIST reference + pattern -> an object whose match(wire_name) says if it matches."""
     return ListPattern(reference, pattern)
@@ -91,12 +105,13 @@ class MailboxCommands:
         name = mailbox_name(cmd.args[0])
         self._unselect()
         handler = self.server.handler
-        folder = handler.open(self.account.address, name)
+        address = self.account.address
+        view = handler.open_view(address, name, readonly, self.recent_owned.get((address, name), ()))
         try:
-            mailbox = SelectedMailbox(folder, name, readonly, self.recent_owned.get(folder.path, ()))
-            self.send(mailbox.select_responses(folder.can_add_keywords()))
+            mailbox = SelectedMailbox(view)
+            self.send(mailbox.select_responses(view.can_add_keywords()))
         except BaseException:
-            handler.close(folder)
+            handler.close_view(view)
             raise
         self.mailbox = mailbox
         self.state = "selected"
@@ -159,10 +174,10 @@ class MailboxCommands:
             return None
         regex = pattern_regex(reference, pattern)
         lines = []
-        for name, attrs in self.server.handler.mailboxes(self.account.address):
-            if regex.match(utf7.encode(name)):
-                lines.append(b"* LIST (%s) \"%s\" %s\r\n" % (" ".join(attrs).encode(), SEPARATOR.encode(),
-                                                          wire_name(name)))
+        for node in self.server.handler.folder_tree(self.account.address):
+            if regex.match(utf7.encode(node.name)):
+                lines.append(b"* LIST (%s) \"%s\" %s\r\n" % (" ".join(list_attributes(node)).encode(),
+                                                          SEPARATOR.encode(), wire_name(node.name)))
         self.send_many(lines)
 
     def cmd_LSUB(self, cmd):
@@ -170,8 +185,8 @@ class MailboxCommands:
         if len(cmd.args) != 2:
             raise IMAPBad("LSUB takes a reference and a mailbox pattern")
         regex = pattern_regex(astring(cmd.args[0]), astring(cmd.args[1]))
-        existing = {n for n, attrs in self.server.handler.mailboxes(self.account.address)
-                    if "\\Noselect" not in attrs}
+        existing = {node.name for node in self.server.handler.folder_tree(self.account.address)
+                    if node.selectable}
         subscribed = self.server.handler.subscriptions(self.account.address)
         listed = {}
         for name in subscribed:
@@ -202,7 +217,7 @@ class MailboxCommands:
             items.append(item)
         name = mailbox_name(cmd.args[0])
         status = self.server.handler.status(self.account.address, name)
-        body = " ".join(f"{item} {status[item]}" for item in items)
+        body = " ".join(f"{item} {getattr(status, STATUS_ITEMS[item])}" for item in items)
         self.send(b"* STATUS %s (%s)\r\n" % (wire_name(name), body.encode()))
 
     def cmd_APPEND(self, cmd):
@@ -252,13 +267,14 @@ class MailboxCommands:
             raise IMAPBad("IDLE takes no arguments")
         self.send(b"+ idling\r\n")
         efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        folder = self.mailbox.folder if self.mailbox is not None else None
+        view = self.mailbox.view if self.mailbox is not None else None
+        handler = self.server.handler
 
         def wake():
             os.eventfd_write(efd, 1)
 
-        if folder is not None:
-            folder.add_waiter(wake)
+        if view is not None:
+            handler.watch(view, wake)
         poller = select.poll()
         poller.register(self.connection.fileno(), select.POLLIN)
         poller.register(efd, select.POLLIN)
@@ -295,6 +311,6 @@ class MailboxCommands:
                     return "IDLE terminated"
                 raise IMAPBad("Expected DONE")
         finally:
-            if folder is not None:
-                folder.remove_waiter(wake)
+            if view is not None:
+                handler.unwatch(view, wake)
             os.close(efd)

@@ -2,15 +2,16 @@
 FETCH, STORE, COPY, UID, plus UNSELECT (RFC 3691), MOVE (RFC 6851) and UID EXPUNGE
 with COPYUID (RFC 4315).
 
-Message sets are resolved against the session's own view (mailbox.py); the shared
-Folder is only written through the store, and nothing is sent to the socket while a
-folder lock is held.  A mix-in of IMAPSession: `self` is the session.
+Message sets are resolved against the session's own folder view (store/view.py,
+rendered by mailbox.py); every change goes through the file handler
+(imap/handler.py), and nothing is sent to the socket while the store works.  A mix-in
+of IMAPSession: `self` is the session.
 """
 
 from ..store.errors import MessageGone, NoSuchFolder
-from .fetch import parse_fetch_items, render_fetch
+from .fetch import parse_fetch_items, render_fetch, render_index_only
 from .mailboxes import mailbox_name
-from .parser import Atom, flag_list, format_datetime
+from .parser import Atom, flag_list
 from .replies import IMAPBad, IMAPNo
 from .search import parse_search
 from .seqset import parse_sequence_set
@@ -40,40 +41,6 @@ def uid_set_text(uids):
     return ",".join(parts)
 
 
-_INDEX_FORMATS = {"FLAGS": b"FLAGS (%s)", "UID": b"UID %d", "INTERNALDATE": b"INTERNALDATE %s",
-                  "RFC822.SIZE": b"RFC822.SIZE %d"}
-_FLAG_KEYS = {"SEEN": ("S", True), "UNSEEN": ("S", False), "DELETED": ("T", True),
-              "UNDELETED": ("T", False), "FLAGGED": ("F", True), "UNFLAGGED": ("F", False),
-              "ANSWERED": ("R", True), "UNANSWERED": ("R", False), "DRAFT": ("D", True),
-              "UNDRAFT": ("D", False)}
-
-
-def _flag_only_search(args):
-    """[(letter, wanted)] when the search is an AND of plain system-flag keys (or ALL),
-    else None (the general evaluator runs)."""
-    tests = []
-    for tok in args:
-        if not isinstance(tok, Atom):
-            return None
-        key = tok.upper()
-        if key == "ALL":
-            continue
-        if key not in _FLAG_KEYS:
-            return None
-        tests.append(_FLAG_KEYS[key])
-    return tests
-
-
-def _flag_test(tests):
-    """A predicate over an entry's flag letters for [(letter, wanted)]."""
-    if not tests:
-        return lambda flags: True
-    if len(tests) == 1:
-        letter, want = tests[0]
-        return (lambda flags: letter in flags) if want else (lambda flags: letter not in flags)
-    return lambda flags: all((letter in flags) == want for letter, want in tests)
-
-
 class MessageCommands:
     # -- set resolution --------------------------------------------------------------
     def _seqs(self, token, uid_mode):
@@ -81,7 +48,7 @@ class MessageCommands:
         if not isinstance(token, Atom):
             raise IMAPBad("Expected a sequence set")
         seqset = parse_sequence_set(token)
-        view = self.mailbox
+        view = self.mailbox.view
         if uid_mode:
             if not view.uids:
                 return []
@@ -96,12 +63,9 @@ class MessageCommands:
 
     def cmd_CLOSE(self, cmd):
         """Expunge \\Deleted silently (unless read-only) and unselect (RFC 3501 6.4.2)."""
-        view = self.mailbox
+        view = self.mailbox.view
         if not view.readonly:
-            folder = view.folder
-            with folder.lock:
-                doomed = [u for u in view.uids if u in folder.by_uid and "T" in folder.by_uid[u].flags]
-            folder.expunge(doomed)
+            self.server.handler.expunge_deleted(view)
         self._unselect()
 
     def cmd_UNSELECT(self, cmd):
@@ -113,14 +77,10 @@ class MessageCommands:
         self._expunge(None)
 
     def _expunge(self, only_uids):
-        view = self.mailbox
+        view = self.mailbox.view
         if view.readonly:
             raise IMAPNo("Mailbox is read-only", code="READ-ONLY")
-        folder = view.folder
-        with folder.lock:
-            doomed = [u for u in view.uids if u in folder.by_uid and "T" in folder.by_uid[u].flags
-                      and (only_uids is None or u in only_uids)]
-        folder.expunge(doomed)
+        self.server.handler.expunge_deleted(view, only_uids)
 
     # -- SEARCH ---------------------------------------------------------------------------
     def cmd_SEARCH(self, cmd):
@@ -129,17 +89,15 @@ class MessageCommands:
 
     def _search(self, args, uid_mode):
         program = parse_search(args)
-        view = self.mailbox
-        fast = _flag_only_search(args)
-        if fast is not None:
-            # The common client searches (UNSEEN, UNDELETED, ...) test flag letters of
-            # the index directly: no per-message objects, 100,000 messages in ms.
-            get = view.folder.by_uid.get
-            test = _flag_test(fast)
-            hits = [uid if uid_mode else seq for seq, uid in enumerate(view.uids, 1)
-                    if (entry := get(uid)) is not None and test(entry.flags)]
-            self.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
-            return
+        view = self.mailbox.view
+        if program.flag_tests is not None:
+            # The common client searches (UNSEEN, UNDELETED, ...) only test system
+            # flags: the view answers them from the index, no per-message objects
+            found = view.flag_search(program.flag_tests)
+            if found is not None:
+                hits = [uid for _, uid in found] if uid_mode else [seq for seq, _ in found]
+                self.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
+                return
         ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0)
         hits = []
         for msg in view.messages(range(1, len(view) + 1)):
@@ -162,18 +120,19 @@ class MessageCommands:
         request = parse_fetch_items(args[1])
         if uid_mode:
             request.add_uid()
-        view = self.mailbox
+        view = self.mailbox.view
         if not request.needs_message:
-            self._fetch_index_only(request, seqs)
+            # FLAGS/UID/INTERNALDATE/RFC822.SIZE only (FETCH 1:* (UID FLAGS) on every
+            # sync): straight from the index rows, no message file opened
+            rows = view.index_rows(seqs)
+            self.send_many(render_index_only(request, seqs, rows, view.recent, view.flag_names))
+            if None in rows:
+                raise IMAPNo("Some messages were expunged meanwhile and were not fetched", code="EXPUNGEISSUED")
             return
         messages = view.messages(seqs)
         seen_now = set()
         if request.sets_seen and not view.readonly:
-            unseen = [m.uid for m in messages if "S" not in m.entry.flags]
-            if unseen:
-                changed = view.folder.store_flags(unseen, {"S"}, "+")
-                view.note_own(changed)
-                seen_now = {e.uid for e in changed}
+            seen_now = self.server.handler.mark_seen(view, [m.uid for m in messages])
         missing = False
 
         def lines():
@@ -187,50 +146,6 @@ class MessageCommands:
                 yield b"* %d FETCH %s\r\n" % (msg.seq, data)
         self.send_many(lines())
         if missing or len(messages) < len(seqs):
-            raise IMAPNo("Some messages were expunged meanwhile and were not fetched", code="EXPUNGEISSUED")
-
-    def _fetch_index_only(self, request, seqs):
-        """FETCH of FLAGS/UID/INTERNALDATE/RFC822.SIZE only, straight from the index:
-        one format operation per message (FETCH 1:* (UID FLAGS) is what every client
-        sends on every sync)."""
-        view = self.mailbox
-        folder = view.folder
-        names = [item.name for item in request.items]
-        fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
-        recent = view.recent
-        flag_cache = {}
-
-        def flags(uid, entry):
-            key = (entry.flags, uid in recent)
-            text = flag_cache.get(key)
-            if text is None:
-                text = flag_cache[key] = " ".join(folder.flag_names(entry.flags) + (("\\Recent",) if key[1] else ())).encode()
-            return text
-
-        if names == ["UID", "FLAGS"]:
-            # what every client sends on every sync: one format, one cache lookup
-            def line(seq, uid, entry):
-                return fmt % (seq, uid, flag_cache.get((entry.flags, uid in recent)) or flags(uid, entry))
-        else:
-            getters = {"FLAGS": flags, "UID": lambda uid, entry: uid,
-                       "INTERNALDATE": lambda uid, entry: format_datetime(float(entry.date)).encode(),
-                       "RFC822.SIZE": lambda uid, entry: entry.wsize}
-            row = [getters[n] for n in names]
-
-            def line(seq, uid, entry):
-                return fmt % (seq, *[g(uid, entry) for g in row])
-        get, uids = folder.by_uid.get, view.uids
-        out = []
-        missing = False
-        for seq in seqs:
-            uid = uids[seq - 1]
-            entry = get(uid)
-            if entry is None:
-                missing = True
-                continue
-            out.append(line(seq, uid, entry))
-        self.send_many(out)
-        if missing:
             raise IMAPNo("Some messages were expunged meanwhile and were not fetched", code="EXPUNGEISSUED")
 
     # -- STORE ----------------------------------------------------------------------------
@@ -249,19 +164,15 @@ class MessageCommands:
         if base not in modes:
             raise IMAPBad(f"Unknown STORE data item {args[1]}")
         flags = flag_list(args[2]) if len(args) == 3 else [f for tok in args[2:] for f in flag_list(tok)]
-        view = self.mailbox
+        view = self.mailbox.view
         if view.readonly:
             raise IMAPNo("Mailbox is read-only", code="READ-ONLY")
-        folder = view.folder
-        mode = modes[base]
-        letters = folder.letters_for([f for f in flags if f.lower() != "\\recent"], create=mode != "-")
         messages = view.messages(seqs)
-        changed = folder.store_flags([m.uid for m in messages], letters, mode)
-        view.note_own(changed)
+        self.server.handler.set_flags(view, [m.uid for m in messages], flags, modes[base])
         if not silent:
             out = []
             for msg in messages:
-                names = list(folder.flag_names(msg.entry.flags)) + (["\\Recent"] if msg.recent else [])
+                names = msg.flags       # as they are now, \\Recent included
                 uid_part = b"UID %d " % msg.uid if uid_mode else b""
                 out.append(b"* %d FETCH (%sFLAGS (%s))\r\n" % (msg.seq, uid_part, " ".join(names).encode()))
             self.send_many(out)
@@ -282,12 +193,13 @@ class MessageCommands:
             raise IMAPBad("Expected a sequence set and a mailbox name")
         seqs = self._seqs(args[0], uid_mode)
         target = mailbox_name(args[1])
-        view = self.mailbox
+        view = self.mailbox.view
         if move and view.readonly:
             raise IMAPNo("Mailbox is read-only", code="READ-ONLY")
-        uids = [view.uids[s - 1] for s in seqs]
+        uids = [view.uid_at(s) for s in seqs]
+        handler = self.server.handler
         try:
-            validity, pairs = self.server.handler.copy(view.folder, uids, self.account.address, target)
+            validity, pairs = handler.copy(view, uids, self.account.address, target)
         except NoSuchFolder:
             raise IMAPNo("Mailbox does not exist", code="TRYCREATE") from None
         code = ""
@@ -296,7 +208,7 @@ class MessageCommands:
         if move:
             if code:
                 self.send(f"* OK {code}Moved\r\n")
-            view.folder.expunge([p[0] for p in pairs])
+            handler.expunge(view, [p[0] for p in pairs])
             return "MOVE completed"
         return f"{code}COPY completed"
 
@@ -318,7 +230,8 @@ class MessageCommands:
             if len(args) != 1:
                 raise IMAPBad("UID EXPUNGE takes a UID set")
             seqs = self._seqs(args[0], uid_mode=True)
-            self._expunge({self.mailbox.uids[s - 1] for s in seqs})
+            view = self.mailbox.view
+            self._expunge({view.uid_at(s) for s in seqs})
         else:
             raise IMAPBad(f"Unknown UID command {cmd.args[0]}")
         return f"UID {sub} completed"

@@ -12,6 +12,9 @@ The session resolves the mailbox and hands each message to matches() through a
 duck-typed `msg` (seq, uid, flags, recent, internaldate, size, raw()) and a
 `ctx` (max_seq, max_uid).  Keys are costed (flags/UID/size < headers < body)
 and AND tries cheap keys first, so flag-only searches never read a message.
+A search that is only an AND of flag keys (UNSEEN, UNDELETED, ALL, ...) also
+says so as `SearchProgram.flag_tests`, so the session can have the folder view
+answer it from its index without building a message object per message.
 """
 
 import collections
@@ -44,17 +47,22 @@ _DATE = re.compile(r"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4})", re.ASCII)
 CHEAP, HEADERS, BODY = 0, 1, 2
 
 
-# One compiled key: its cost tier and test(msg, ctx, view) -> bool.
-_Node = collections.namedtuple("_Node", "cost test")
+# One compiled key: its cost tier, test(msg, ctx, view) -> bool, and `flags`:
+# ((casefolded flag name, wanted), ...) when the key is exactly "has / lacks
+# these flags" (ALL is the empty tuple), else None.
+_Node = collections.namedtuple("_Node", "cost test flags", defaults=(None,))
 
 
 def _and(nodes):
     if len(nodes) == 1:
         return nodes[0]
+    flags = None
+    if all(n.flags is not None for n in nodes):
+        flags = tuple(t for n in nodes for t in n.flags)
     # Stable sort: cheapest first, so a failing flag test spares raw().
     nodes = sorted(nodes, key=lambda n: n.cost)
     tests = tuple(n.test for n in nodes)
-    return _Node(nodes[-1].cost, lambda m, c, v: all(t(m, c, v) for t in tests))
+    return _Node(nodes[-1].cost, lambda m, c, v: all(t(m, c, v) for t in tests), flags)
 
 
 def _or(a, b):
@@ -65,7 +73,10 @@ def _or(a, b):
 
 def _not(a):
     ta = a.test
-    return _Node(a.cost, lambda msg, ctx, view: not ta(msg, ctx, view))
+    flags = None
+    if a.flags is not None and len(a.flags) == 1:
+        flags = ((a.flags[0][0], not a.flags[0][1]),)
+    return _Node(a.cost, lambda msg, ctx, view: not ta(msg, ctx, view), flags)
 
 
 # ---------------------------------------------------------------- parsing
@@ -131,7 +142,7 @@ def _number(p, key):
 
 
 def _has(flag):
-    return _Node(CHEAP, lambda m, c, v: flag in v.flags)
+    return _Node(CHEAP, lambda m, c, v: flag in v.flags, ((flag, True),))
 
 
 def _keyword(present):
@@ -214,7 +225,7 @@ def _fixed(node):
 # Key name (upper case) -> parse(p, depth) -> _Node.  A table, not getattr on
 # client input.
 _KEYS = {
-    "ALL": _fixed(_Node(CHEAP, lambda m, c, v: True)),
+    "ALL": _fixed(_Node(CHEAP, lambda m, c, v: True, ())),
     "RECENT": _fixed(_Node(CHEAP, lambda m, c, v: bool(m.recent))),
     "OLD": _fixed(_Node(CHEAP, lambda m, c, v: not m.recent)),
     "NEW": _fixed(_Node(CHEAP, lambda m, c, v: bool(m.recent) and "\\seen" not in v.flags)),
@@ -279,6 +290,9 @@ class SearchProgram:
         self.charset = charset
         # True if some key reads headers or body, i.e. may call msg.raw().
         self.needs_message = root.cost > CHEAP
+        # ((casefolded flag name, wanted), ...) when matching is only "has these
+        # flags, lacks those" (() for ALL): see the module docstring.  Else None.
+        self.flag_tests = root.flags
 
     def matches(self, msg, ctx) -> bool:
         return bool(self._root.test(msg, ctx, _View(msg)))

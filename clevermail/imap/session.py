@@ -47,7 +47,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         self.state = NOT_AUTH
         self.account = None
         self.mailbox = None
-        self.recent_owned = {}      # folder path -> UIDs whose \Recent this session holds
+        self.recent_owned = {}      # (address, folder name) -> UIDs whose \Recent it holds
         self.login = login.Login(self, prompt="+ ", line_limit=login.IMAP_LINE_LIMIT)
 
     # -- LineSession hooks ---------------------------------------------------------
@@ -192,10 +192,10 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
 
     def _unselect(self):
         if self.mailbox is not None:
-            folder, recent, self.mailbox = self.mailbox.folder, self.mailbox.recent, None
+            view, self.mailbox = self.mailbox.view, None
             # \Recent stays this session's if it selects the folder again (RFC 3501 2.3.2)
-            self.recent_owned[folder.path] = recent
-            self.server.handler.close(folder)
+            self.recent_owned[(self.account.address, view.name)] = view.recent
+            self.server.handler.close_view(view)
         if self.state == SELECTED:
             self.state = AUTH
 

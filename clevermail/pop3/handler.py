@@ -2,8 +2,11 @@
 
 A POP3 maildrop is the user's INBOX (the same Maildir IMAP shows).  `open_maildrop`
 takes it for exclusive POP3 use (RFC 1939 8: one session per maildrop) and returns a
-Maildrop: a snapshot of the INBOX's UIDs and wire sizes at login, so message numbers
-stay stable for the whole session even while new mail arrives or IMAP changes flags.
+Maildrop: a store FolderView of the INBOX (store/view.py) frozen at login (it is
+never asked for changes) plus the wire sizes, so message numbers stay stable for the
+whole session even while new mail arrives or IMAP changes flags.  Reading, the \\Seen
+of a RETR and the expunge at QUIT go through this handler and the view, never a
+Folder; what the handler needs from the store is declared in store/api.py (POP3Store).
 
 Exclusive use is two locks, taken in this order and released in reverse:
   * in this process, a registry address -> Maildrop under a mutex;
@@ -11,7 +14,7 @@ Exclusive use is two locks, taken in this order and released in reverse:
     `<user root>/clevermail-pop3.lock`.  The file is never unlinked: unlinking a lock
     file races with a process that has just opened it.
 IMAP sessions do not take either lock; they learn of POP3's deletions as expunges
-through the shared Folder's change log (store/folder.py).
+through the shared Folder's change log (store/folder.py, store/view.py).
 
 UIDL values are "<UIDVALIDITY>.<UID>" from the folder's UID map: a UID is never
 reused within one UIDVALIDITY, so a value is never given to two messages, and it
@@ -23,6 +26,8 @@ import os
 import threading
 
 from ..store import FolderInUse, MessageGone
+from ..store.api import POP3Store
+from ..store.view import FolderView, close_view, open_view
 
 LOCK_NAME = "clevermail-pop3.lock"
 INBOX = "INBOX"
@@ -31,20 +36,20 @@ INBOX = "INBOX"
 class Maildrop:
     """The login-time snapshot of one INBOX, held exclusively by one session.
 
-    `uids[i]` and `sizes[i]` belong to message number i + 1; sizes are the CRLF (wire)
-    sizes from the file names, never measured by reading files.  `deleted` is the
-    session's DELE marks (a bytearray, one byte per message); `count` and `octets`
-    cover the messages not marked, so STAT is O(1)."""
+    `uids[i]` and `sizes[i]` belong to message number i + 1 (the view's numbering,
+    frozen); sizes are the CRLF (wire) sizes from the file names, never measured by
+    reading files.  `deleted` is the session's DELE marks (a bytearray, one byte per
+    message); `count` and `octets` cover the messages not marked, so STAT is O(1)."""
 
-    __slots__ = ("address", "folder", "uidvalidity", "uids", "sizes", "deleted",
+    __slots__ = ("address", "view", "uidvalidity", "uids", "sizes", "deleted",
                  "count", "octets", "_lockfd", "released")
 
-    def __init__(self, address, folder, uidvalidity, uids, sizes, lockfd):
+    def __init__(self, address, view: FolderView, lockfd):
         self.address = address
-        self.folder = folder
-        self.uidvalidity = uidvalidity
-        self.uids = uids
-        self.sizes = sizes
+        self.view = view
+        self.uidvalidity = view.uidvalidity
+        self.uids = uids = view.uids      # never changes: the view is not asked for changes
+        self.sizes = sizes = view.sizes()
         self.deleted = bytearray(len(uids))
         self.count = len(uids)
         self.octets = sum(sizes)
@@ -79,7 +84,7 @@ class Maildrop:
 class POP3FileHandler:
     """Opens, reads, flags and commits maildrops for POP3 sessions."""
 
-    def __init__(self, store, accounts):
+    def __init__(self, store: POP3Store, accounts):
         self.store = store
         self.accounts = accounts
         self._lock = threading.Lock()
@@ -99,7 +104,7 @@ class POP3FileHandler:
             if address in self._held:
                 raise FolderInUse(address)
             self._held[address] = None       # reserved while we lock and list
-        lockfd = folder = None
+        lockfd = view = None
         try:
             root = self.store.ensure_user(address)
             lockfd = os.open(os.path.join(root, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -107,16 +112,12 @@ class POP3FileHandler:
                 fcntl.flock(lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise FolderInUse(address) from None
-            folder = self.store.open_folder(address, INBOX)   # syncs with the disk
-            with folder.lock:
-                uids = list(folder.uids)
-                by_uid = folder.by_uid
-                sizes = [by_uid[u].wsize for u in uids]
-                uidvalidity = folder.uidvalidity
-            drop = Maildrop(address, folder, uidvalidity, uids, sizes, lockfd)
+            # synced with the disk; read-only: POP3 takes no \Recent from IMAP sessions
+            view = open_view(self.store, address, INBOX, readonly=True)
+            drop = Maildrop(address, view, lockfd)
         except BaseException:
-            if folder is not None:
-                self.store.release_folder(folder)
+            if view is not None:
+                close_view(self.store, view)
             if lockfd is not None:
                 os.close(lockfd)            # closing drops the flock too
             with self._lock:
@@ -137,25 +138,21 @@ class POP3FileHandler:
                 del self._held[drop.address]
             lockfd, drop._lockfd = drop._lockfd, None
         try:
-            self.store.release_folder(drop.folder)
+            close_view(self.store, drop.view)
         finally:
             if lockfd is not None:
                 os.close(lockfd)
-
-    def in_use(self, address):
-        with self._lock:
-            return address in self._held
 
     # -- messages ------------------------------------------------------------------
     def open_message(self, drop, index):
         """An open binary file of message `index` (disk form, LF line ends).
         Raises MessageGone when another session expunged it since login."""
-        return drop.folder.open_message(drop.uids[index])
+        return drop.view.open_message(drop.uids[index])
 
     def mark_seen(self, drop, index):
         """Set \\Seen after a RETR, so IMAP shows the message as read."""
         try:
-            drop.folder.store_flags([drop.uids[index]], {"S"}, "+")
+            drop.view.store_flags([drop.uids[index]], {"S"}, "+")
         except (MessageGone, FileNotFoundError):
             pass
 
@@ -166,5 +163,5 @@ class POP3FileHandler:
         if not marked:
             return 0
         # Folder.expunge finds files renamed by other processes itself
-        drop.folder.expunge(marked)
+        drop.view.expunge(marked)
         return len(marked)

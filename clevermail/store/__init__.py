@@ -21,9 +21,7 @@ and other Maildir readers can work on the same tree.  POP3 UIDLs are
 from .errors import (FolderExists, FolderInUse, InvalidName, MessageGone, NoSuchFolder,
                      StoreError)
 from .folder import Entry, Folder
-from .locks import wait_for_change
 from .mailstore import SPECIAL_USE, MailStore, PendingDelivery
 
 __all__ = ["Entry", "Folder", "FolderExists", "FolderInUse", "InvalidName", "MailStore",
-           "MessageGone", "NoSuchFolder", "PendingDelivery", "SPECIAL_USE", "StoreError",
-           "wait_for_change"]
+           "MessageGone", "NoSuchFolder", "PendingDelivery", "SPECIAL_USE", "StoreError"]

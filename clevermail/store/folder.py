@@ -9,9 +9,13 @@ costs work proportional to what changed.  The index also survives restarts in
 
 Concurrency: `lock` (an RLock) guards the index inside the process; `file_lock()`
 (flock on `clevermail-lock`) serialises UID assignment, renames and unlinks with other
-CleverMail processes.  `cond` is notified on every change; every change bumps
-`modseq` and is logged so that sessions can ask what changed since they last looked
-(new UIDs, flag changes, expunges) and report it as RFC 3501 allows.
+CleverMail processes.  Every change bumps `modseq` and is logged so that sessions can
+ask what changed since they last looked (new UIDs, flag changes, expunges; a session's
+view of that is store/view.py) and report it as RFC 3501 allows.
+
+Waking the waiters (IDLE sessions) never takes the folder lock: the set of callbacks
+is an immutable tuple swapped under a lock of its own, so a delivery's notify() (the
+last step before SMTP says 250) never queues behind a sync or an expunge.
 """
 
 import bisect
@@ -21,6 +25,7 @@ import itertools
 import logging
 import os
 import threading
+from typing import NamedTuple
 
 from . import maildir
 from .errors import MessageGone
@@ -47,12 +52,20 @@ class Entry:
         return self.base + ":2," + self.flags if (self.sub == "cur" or self.flags) else self.base
 
 
+class FolderStatus(NamedTuple):
+    """The counters of RFC 3501 STATUS, in store terms."""
+    messages: int
+    recent: int
+    uidnext: int
+    uidvalidity: int
+    unseen: int
+
+
 class Folder(FolderChanges):
     def __init__(self, path, name):
         self.path = path
         self.name = name
         self.lock = threading.RLock()
-        self.cond = threading.Condition(self.lock)
         self.modseq = 1
         self.uids = []            # ascending
         self.by_uid = {}
@@ -61,15 +74,17 @@ class Folder(FolderChanges):
         self._log_floor = 0
         self._stamps = {"new": None, "cur": None}
         self._uidlist = UidList(path)
-        self._lockfd = None
+        self._file_lock = FileLock(path)
         self.flagmap = FlagMap(path, self.lock)
         self.users = 0            # sessions holding the folder (MailStore bookkeeping)
-        self.waiters = set()
+        self.waiters = ()         # callbacks; replaced whole, never changed in place
+        self._waiters_lock = threading.Lock()
         maildir.make_maildir(path)
 
     # -- locking ---------------------------------------------------------------
     def file_lock(self):
-        return FileLock(self)
+        """The cross-process lock; take it with `self.lock` held (re-entrant)."""
+        return self._file_lock
 
     # -- properties --------------------------------------------------------------
     @property
@@ -290,26 +305,27 @@ class Folder(FolderChanges):
             return expunged, flagged
 
     def notify(self):
-        """Wake waiters (IDLE) after a delivery by someone who does not hold the index."""
-        with self.lock:
-            self._wake()
+        """Wake waiters (IDLE) after a delivery by someone who does not hold the index.
+        Takes no folder lock: a delivery must not wait for a sync or an expunge."""
+        self._wake()
 
     def add_waiter(self, callback):
         """Have `callback()` called after every change (new mail found by a sync, flag
-        change, expunge, append, notify()).  It runs in the changing thread under the
-        folder lock, so it must only signal (set an Event, write to a pipe): never
-        block, never touch a socket."""
-        with self.lock:
-            self.waiters.add(callback)
+        change, expunge, append, notify()).  It runs in the changing thread, maybe
+        under the folder lock, so it must only signal (set an Event, write to an
+        eventfd): never block, never take a lock, never touch a socket."""
+        with self._waiters_lock:
+            if callback not in self.waiters:
+                self.waiters = self.waiters + (callback,)
 
     def remove_waiter(self, callback):
-        with self.lock:
-            self.waiters.discard(callback)
+        with self._waiters_lock:
+            self.waiters = tuple(w for w in self.waiters if w is not callback)
 
     def _wake(self):
-        """Called with self.lock held after any change: wake cond waiters and callbacks."""
-        self.cond.notify_all()
-        for callback in list(self.waiters):
+        """After any change: call every waiter.  Reads the tuple once, lock-free (a
+        waiter added meanwhile looks at the folder itself before it sleeps)."""
+        for callback in self.waiters:
             try:
                 callback()
             except Exception:  # a broken waiter must not fail a delivery or an expunge
@@ -342,6 +358,13 @@ class Folder(FolderChanges):
         """The message in wire form (CRLF line endings)."""
         with self.open_message(uid) as f:
             return maildir.to_wire(f.read())
+
+    def status(self):
+        """FolderStatus: messages, \\Recent not yet claimed, UIDNEXT, UIDVALIDITY, unseen."""
+        with self.lock:
+            unseen = sum(1 for e in self.by_uid.values() if "S" not in e.flags)
+            recent = len(self.uids) - bisect.bisect_right(self.uids, self.recent_upto)
+            return FolderStatus(len(self.uids), recent, self.uidnext, self.uidvalidity, unseen)
 
     # -- flags (store/flags.py holds the mapping) ----------------------------------
     def keywords(self):

@@ -1,43 +1,36 @@
-"""Locks shared with other processes, and waiting for a folder to change.
+"""The lock shared with other processes: an flock on the folder's `clevermail-lock`.
 
-FileLock is an flock on the folder's `clevermail-lock` file: it serialises UID
-assignment, renames and unlinks between CleverMail processes working on one tree.
-Inside a process the folder's RLock is always taken first, so one depth counter per
-folder makes the file lock re-entrant without a lock of its own.
+FileLock serialises UID assignment, renames and unlinks between CleverMail processes
+working on one tree.  Inside a process the folder's RLock is always taken first, so
+the FileLock's own depth counter (guarded by that RLock) makes it re-entrant without
+a lock of its own: the flock is taken at depth 0 -> 1 and released at 1 -> 0.
 """
 
 import fcntl
 import os
-import time
 
 LOCK_NAME = "clevermail-lock"
 
 
 class FileLock:
-    """flock on the folder's lock file; re-entrant within one Folder via a depth count."""
+    """flock on `<folder>/clevermail-lock`, re-entrant through a depth count; one per
+    Folder, entered only with the folder's RLock held."""
 
-    def __init__(self, folder):
-        self.folder = folder
+    def __init__(self, folder_path):
+        self.path = os.path.join(folder_path, LOCK_NAME)
+        self._fd = None
+        self._depth = 0
 
     def __enter__(self):
-        f = self.folder
-        if f._lockfd is None:
-            f._lockfd = [os.open(os.path.join(f.path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600), 0]
-        if f._lockfd[1] == 0:
-            fcntl.flock(f._lockfd[0], fcntl.LOCK_EX)
-        f._lockfd[1] += 1
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if self._depth == 0:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._depth += 1
         return self
 
     def __exit__(self, *exc):
-        f = self.folder
-        f._lockfd[1] -= 1
-        if f._lockfd[1] == 0:
-            fcntl.flock(f._lockfd[0], fcntl.LOCK_UN)
+        self._depth -= 1
+        if self._depth == 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
         return False
-
-
-def wait_for_change(folder, timeout):
-    """Block until the folder is notified or `timeout` passes (IDLE)."""
-    deadline = time.monotonic() + timeout
-    with folder.cond:
-        folder.cond.wait(max(0.0, deadline - time.monotonic()))

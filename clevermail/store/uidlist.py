@@ -11,7 +11,7 @@ is told a UID), so they are never reused: UIDNEXT is the larger of the header's 
 and the highest UID in the file plus one.  Compaction drops expunged entries and
 rewrites the file atomically (temp, fsync, rename) with UIDNEXT in the header.
 POP3 UIDLs and IMAP UIDs both come from this map.  Callers hold the folder's file lock
-(store/folder.py) around `assign` and `compact` so that processes never interleave.
+(store/folder.py) around `assign_list` and `compact` so that processes never interleave.
 """
 
 import os
@@ -105,12 +105,9 @@ class UidList:
                     if len(parts) >= 3 and parts[2].isdigit():
                         self.recent_upto = max(self.recent_upto, int(parts[2]))
 
-    def assign(self, bases):
-        """Give each base without a UID the next UID, durably; returns {base: uid}."""
-        return dict(zip(bases, self.assign_list(bases)))
-
     def assign_list(self, bases):
-        """As assign(), but returns the UIDs as a list in the order of `bases`."""
+        """Give each base without a UID the next UID, durably; returns the UIDs of
+        `bases` as a list in their order."""
         self.refresh()
         known = self.uids
         fresh = list(dict.fromkeys(bases))

@@ -1,0 +1,286 @@
+"""A session's view of one folder: its snapshot and what changed since its last look.
+
+Protocol-neutral (IMAP's selected state and POP3's maildrop both use it).  A FolderView
+holds the session's own numbering (sequence number <-> UID), which changes only when
+the session applies a change: the shared Folder (store/folder.py) underneath may
+already be ahead.  `changes()` compares the Folder with the snapshot and returns a
+frozen `Changes` value (UIDs expunged by others, flag changes made by others, new UIDs,
+the \\Recent the view was handed); the caller decides when to show them and calls
+`forget()` for each expunge it reported (IMAP holds EXPUNGE back during FETCH, STORE
+and SEARCH, RFC 3501 7.4.1; POP3 never looks: its maildrop is frozen at login,
+RFC 1939 8).
+
+\\Recent (RFC 3501 2.3.2) belongs to one session only: a read-write view claims it for
+the UIDs it is the first to see (Folder.claim_recent); a read-only one only reads it.
+
+Only this module and the rest of store/ read the folder's index and lock.
+"""
+
+import bisect
+from dataclasses import dataclass
+
+from .flags import SYSTEM_FLAGS
+
+# IMAP system flag names as search.py casefolds them -> Maildir letters
+_LETTER_OF = {name.lower(): letter for name, letter in SYSTEM_FLAGS.items()}
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a folder since a view last looked.
+
+    expunged: UIDs of the snapshot that are gone (not yet removed from the numbering);
+    flags: (uid, flag names) of snapshot messages whose flags someone else changed;
+    new: UIDs added to the numbering, ascending; recent: the UIDs among them whose
+    \\Recent this view now holds; gone: the folder itself was deleted."""
+
+    expunged: tuple = ()
+    flags: tuple = ()
+    new: tuple = ()
+    recent: frozenset = frozenset()
+    gone: bool = False
+
+    def __bool__(self):
+        return bool(self.expunged or self.flags or self.new or self.gone)
+
+
+NO_CHANGES = Changes()
+
+
+class Message:
+    """One message as a view shows it (fetch.py and search.py use it duck-typed):
+    seq, uid, flags (names, with \\Recent when the view holds it), internaldate,
+    size (wire octets), raw() (the wire form, read once)."""
+
+    __slots__ = ("seq", "uid", "entry", "folder", "recent", "_raw")
+
+    def __init__(self, seq, entry, folder, recent):
+        self.seq, self.uid, self.entry, self.folder, self.recent = seq, entry.uid, entry, folder, recent
+        self._raw = None
+
+    @property
+    def flags(self):
+        # not cached: a STORE renames the entry in place and then shows the new flags
+        names = self.folder.flag_names(self.entry.flags)
+        return list(names) + ["\\Recent"] if self.recent else list(names)
+
+    @property
+    def internaldate(self):
+        return float(self.entry.date)
+
+    @property
+    def size(self):
+        return self.entry.wsize
+
+    def raw(self):
+        if self._raw is None:
+            self._raw = self.folder.read_message(self.uid)
+        return self._raw
+
+
+class FolderView:
+    """One session's snapshot of a shared Folder (see the module docstring).
+
+    `uids` is the numbering (uids[seq - 1]); `recent` the UIDs whose \\Recent this view
+    holds.  Both are the view's own state: read them, change them only through
+    changes() and forget()."""
+
+    def __init__(self, folder, name, readonly, owned_recent=()):
+        self.folder = folder
+        self.name = name
+        self.readonly = readonly
+        with folder.lock:
+            self.uids = list(folder.uids)
+            self.modseq = folder.modseq
+            upto = folder.recent_upto if readonly else folder.claim_recent()
+            self.recent = set(self.uids[bisect.bisect_right(self.uids, upto):])
+            # what this session was handed before, in messages that still exist
+            self.recent.update(u for u in owned_recent if u in folder.by_uid)
+        self.own = {}            # uid -> modseq of flag changes this view made itself
+
+    # -- numbering -----------------------------------------------------------------
+    def __len__(self):
+        return len(self.uids)
+
+    def seq_of(self, uid):
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def uid_at(self, seq):
+        return self.uids[seq - 1]
+
+    def messages(self, seqs):
+        """A Message for each sequence number whose message still exists."""
+        out = []
+        by_uid, uids, recent, folder = self.folder.by_uid, self.uids, self.recent, self.folder
+        for seq in seqs:
+            uid = uids[seq - 1]
+            entry = by_uid.get(uid)
+            if entry is not None:
+                out.append(Message(seq, entry, folder, uid in recent))
+        return out
+
+    def index_rows(self, seqs):
+        """The index entries (uid, flags letters, date, wsize) of `seqs`, None for a
+        message expunged meanwhile: what an index-only FETCH needs, no file read."""
+        get, uids = self.folder.by_uid.get, self.uids
+        return [get(uids[seq - 1]) for seq in seqs]
+
+    def sizes(self):
+        """Wire sizes of the snapshot's messages (0 for one expunged meanwhile)."""
+        with self.folder.lock:
+            get = self.folder.by_uid.get
+            return [e.wsize if (e := get(u)) is not None else 0 for u in self.uids]
+
+    def first_unseen(self):
+        by_uid = self.folder.by_uid
+        for i, uid in enumerate(self.uids):
+            entry = by_uid.get(uid)
+            if entry is not None and "S" not in entry.flags:
+                return i + 1
+        return None
+
+    def flag_search(self, tests):
+        """(seq, uid) of the messages whose system flags pass every (name, wanted)
+        test (names casefolded, "\\seen"); no test means every message.  None when a
+        name is not a system flag (the caller's general evaluator then runs).  Flag
+        letters straight from the index: 100,000 messages in milliseconds."""
+        letters = []
+        for name, want in tests:
+            letter = _LETTER_OF.get(name)
+            if letter is None:
+                return None
+            letters.append((letter, want))
+        get = self.folder.by_uid.get
+        if not letters:
+            return [(seq, uid) for seq, uid in enumerate(self.uids, 1) if get(uid) is not None]
+        if len(letters) == 1:
+            letter, want = letters[0]
+            if want:
+                return [(seq, uid) for seq, uid in enumerate(self.uids, 1)
+                        if (e := get(uid)) is not None and letter in e.flags]
+            return [(seq, uid) for seq, uid in enumerate(self.uids, 1)
+                    if (e := get(uid)) is not None and letter not in e.flags]
+        return [(seq, uid) for seq, uid in enumerate(self.uids, 1)
+                if (e := get(uid)) is not None and all((c in e.flags) == w for c, w in letters)]
+
+    def with_flag(self, letter, among=None):
+        """UIDs of the snapshot (or of `among`) that exist and carry flag `letter`."""
+        uids = self.uids if among is None else [u for u in self.uids if u in among]
+        with self.folder.lock:
+            by_uid = self.folder.by_uid
+            return [u for u in uids if (e := by_uid.get(u)) is not None and letter in e.flags]
+
+    def without_flag(self, letter, uids):
+        """Those of `uids` that exist and lack flag `letter`."""
+        with self.folder.lock:
+            by_uid = self.folder.by_uid
+            return [u for u in uids if (e := by_uid.get(u)) is not None and letter not in e.flags]
+
+    # -- folder facts ------------------------------------------------------------------
+    @property
+    def uidvalidity(self):
+        return self.folder.uidvalidity
+
+    @property
+    def uidnext(self):
+        return self.folder.uidnext
+
+    def keywords(self):
+        return self.folder.keywords()
+
+    def can_add_keywords(self):
+        return self.folder.can_add_keywords()
+
+    def flag_names(self, letters):
+        return self.folder.flag_names(letters)
+
+    def letters_for(self, names, create=True):
+        return self.folder.letters_for(names, create)
+
+    def open_message(self, uid):
+        return self.folder.open_message(uid)
+
+    # -- writing (the file handlers call these) ---------------------------------------
+    def store_flags(self, uids, letters, mode):
+        """Folder.store_flags, remembered as this view's own change (not reported back
+        to it by changes()); returns the entries whose flags changed."""
+        changed = self.folder.store_flags(uids, letters, mode)
+        for entry in changed:
+            self.own[entry.uid] = entry.modseq
+        return changed
+
+    def expunge(self, uids):
+        return self.folder.expunge(uids)
+
+    def copy_to(self, uids, target):
+        return self.folder.copy_to(uids, target)
+
+    def watch(self, callback):
+        self.folder.add_waiter(callback)
+
+    def unwatch(self, callback):
+        self.folder.remove_waiter(callback)
+
+    # -- the diff ----------------------------------------------------------------------
+    def changes(self):
+        """What changed since the last call (see Changes).  New UIDs join the numbering
+        at once; expunged ones stay numbered until forget()."""
+        folder = self.folder
+        try:
+            folder.sync()
+        except FileNotFoundError:
+            return Changes(gone=True)
+        with folder.lock:
+            changes = folder.changes_since(self.modseq)
+            live = folder.by_uid
+            if changes is None:    # the log was trimmed: compare in full
+                expunged = [u for u in self.uids if u not in live]
+                flagged = [u for u in self.uids if u in live and live[u].modseq > self.modseq]
+            else:
+                expunged, flagged = changes
+            last = self.uids[-1] if self.uids else 0
+            new = folder.uids[bisect.bisect_right(folder.uids, last):]
+            self.modseq = folder.modseq
+            flags = []
+            for uid in dict.fromkeys(flagged):
+                entry = live.get(uid)
+                if entry is not None and self.own.get(uid) != entry.modseq and uid <= last:
+                    flags.append((uid, folder.flag_names(entry.flags)))
+            recent = ()
+            if new and not self.readonly:
+                upto = folder.claim_recent()
+                recent = [u for u in new if u > upto]
+        self.own.clear()
+        seq_of = self.seq_of
+        expunged = tuple(u for u in expunged if seq_of(u) is not None)
+        flags = tuple(f for f in flags if seq_of(f[0]) is not None)
+        if not (expunged or flags or new):
+            return NO_CHANGES
+        self.uids.extend(new)
+        self.recent.update(recent)
+        return Changes(expunged, flags, tuple(new), frozenset(recent))
+
+    def forget(self, uid):
+        """Remove an expunged UID from the numbering once it was reported; returns the
+        sequence number it had (None if it was not numbered)."""
+        seq = self.seq_of(uid)
+        if seq is not None:
+            del self.uids[seq - 1]
+            self.recent.discard(uid)
+        return seq
+
+
+def open_view(store, address, name, readonly, owned_recent=()):
+    """A FolderView of `name` from a store (FolderSource, store/api.py); the folder
+    stays open until close_view()."""
+    folder = store.open_folder(address, name)
+    try:
+        return FolderView(folder, name, readonly, owned_recent)
+    except BaseException:
+        store.release_folder(folder)
+        raise
+
+
+def close_view(store, view):
+    store.release_folder(view.folder)

@@ -1,0 +1,190 @@
+"""Tests for clevermail.store.view: a session's FolderView of a shared Folder and the
+Changes value its changes() returns.
+
+Views are built over a real Folder from a MailStore in tmp_path; "another session"
+is a second view, or the Folder / the store itself changing the same folder.
+"""
+
+import dataclasses
+import os
+
+import pytest
+
+from clevermail.store import MailStore
+from clevermail.store.view import NO_CHANGES, Changes, FolderView, close_view, open_view
+
+ALICE = "alice@example.test"
+
+
+def message(n):
+    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return MailStore(tmp_path / "data")
+
+
+@pytest.fixture
+def folder(store):
+    store.ensure_user(ALICE)
+    for i in range(1, 4):
+        store.deliver(ALICE, message(i))
+    folder = store.open_folder(ALICE, "INBOX")
+    yield folder
+    store.release_folder(folder)
+
+
+def view(folder, readonly=False, owned=()):
+    return FolderView(folder, "INBOX", readonly, owned)
+
+
+# -- the value object ------------------------------------------------------------------
+
+def test_changes_is_a_frozen_value():
+    c = Changes(expunged=(1,), flags=((2, ("\\Seen",)),), new=(4,), recent=frozenset({4}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.new = ()
+    assert c == Changes((1,), ((2, ("\\Seen",)),), (4,), frozenset({4}), False)
+    assert c and Changes(gone=True) and not NO_CHANGES and NO_CHANGES == Changes()
+
+
+# -- the snapshot ----------------------------------------------------------------------
+
+def test_numbering_and_messages(folder):
+    v = view(folder)
+    assert len(v) == 3 and v.uids == [1, 2, 3]
+    assert [v.seq_of(u) for u in (1, 2, 3, 4)] == [1, 2, 3, None]
+    assert v.uid_at(2) == 2
+    msgs = v.messages([1, 3])
+    assert [(m.seq, m.uid) for m in msgs] == [(1, 1), (3, 3)]
+    assert msgs[0].flags == ["\\Recent"]
+    assert msgs[0].size == len(message(1))
+    assert msgs[0].raw() == message(1)
+    assert [r.uid for r in v.index_rows([3, 1])] == [3, 1]
+    assert v.sizes() == [len(message(i)) for i in (1, 2, 3)]
+    assert v.first_unseen() == 1
+    folder.store_flags([1], {"S"}, "+")
+    assert v.first_unseen() == 2
+
+
+def test_rows_of_messages_expunged_meanwhile_are_none(folder):
+    v = view(folder)
+    folder.expunge([2])
+    assert [r and r.uid for r in v.index_rows([1, 2, 3])] == [1, None, 3]
+    assert [m.uid for m in v.messages([1, 2, 3])] == [1, 3]
+    assert v.sizes()[1] == 0
+
+
+def test_recent_handed_to_one_view_only(folder, store):
+    examine = view(folder, readonly=True)
+    first = view(folder)
+    second = view(folder)
+    assert examine.recent == {1, 2, 3}       # EXAMINE sees \Recent but does not take it
+    assert first.recent == {1, 2, 3}
+    assert second.recent == set()
+    store.deliver(ALICE, message(4))
+    assert second.changes() == Changes(new=(4,), recent=frozenset({4}))
+    assert first.changes() == Changes(new=(4,))
+    assert examine.changes() == Changes(new=(4,))
+    assert (first.recent, second.recent, examine.recent) == ({1, 2, 3}, {4}, {1, 2, 3})
+
+
+def test_recent_owned_before_is_kept_if_the_message_exists(folder):
+    view(folder)                              # takes \Recent of 1..3
+    folder.expunge([3])
+    again = view(folder, owned={1, 3})
+    assert again.recent == {1}
+
+
+def test_flag_search(folder):
+    v = view(folder)
+    folder.store_flags([1], {"S"}, "+")
+    folder.store_flags([2], {"S", "F"}, "+")
+    assert v.flag_search([("\\seen", False)]) == [(3, 3)]
+    assert v.flag_search([("\\seen", True), ("\\flagged", False)]) == [(1, 1)]
+    assert v.flag_search([]) == [(1, 1), (2, 2), (3, 3)]
+    assert v.flag_search([("$label", True)]) is None      # not a system flag
+    folder.expunge([3])
+    assert v.flag_search([("\\seen", False)]) == []
+
+
+def test_with_flag_and_without_flag(folder):
+    v = view(folder)
+    folder.store_flags([1, 3], {"T"}, "+")
+    assert v.with_flag("T") == [1, 3]
+    assert v.with_flag("T", among={2, 3}) == [3]
+    assert v.without_flag("T", [1, 2, 3, 99]) == [2]
+
+
+# -- the diff --------------------------------------------------------------------------
+
+def test_nothing_changed(folder):
+    assert view(folder).changes() is NO_CHANGES
+
+
+def test_expunge_by_another_stays_numbered_until_forgotten(folder):
+    v = view(folder)
+    folder.expunge([1, 3])
+    assert v.changes() == Changes(expunged=(1, 3))
+    assert v.uids == [1, 2, 3]
+    assert v.changes() is NO_CHANGES           # reported once
+    assert v.forget(3) == 3 and v.forget(1) == 1 and v.forget(1) is None
+    assert v.uids == [2] and v.recent == {2}
+
+
+def test_flag_change_by_another_is_reported_own_is_not(folder):
+    v, other = view(folder), view(folder)
+    other.store_flags([2], {"F"}, "+")
+    assert v.changes() == Changes(flags=((2, ("\\Flagged",)),))
+    assert other.changes() is NO_CHANGES
+    v.store_flags([1], {"S"}, "+")
+    folder.store_flags([1], {"F"}, "+")        # someone else, after our own change
+    assert v.changes() == Changes(flags=((1, ("\\Flagged", "\\Seen")),))
+
+
+def test_new_mail_joins_the_numbering(folder, store):
+    v = view(folder)
+    store.deliver(ALICE, message(4))
+    store.deliver(ALICE, message(5))
+    assert v.changes() == Changes(new=(4, 5), recent=frozenset({4, 5}))
+    assert v.uids == [1, 2, 3, 4, 5] and v.seq_of(5) == 5
+
+
+def test_flag_change_of_new_or_expunged_message_is_not_reported(folder, store):
+    v = view(folder)
+    store.deliver(ALICE, message(4))
+    folder.sync()
+    folder.store_flags([4], {"S"}, "+")         # new: the client will fetch its flags
+    folder.store_flags([2], {"T"}, "+")
+    folder.expunge([2])
+    assert v.changes() == Changes(expunged=(2,), new=(4,), recent=frozenset({4}))
+
+
+def test_log_trimmed_full_compare(folder, monkeypatch):
+    v = view(folder)
+    folder.store_flags([1], {"F"}, "+")
+    folder.expunge([3])
+    monkeypatch.setattr(folder, "_log_floor", folder.modseq + 1)
+    assert folder.changes_since(v.modseq) is None
+    assert v.changes() == Changes(expunged=(3,), flags=((1, ("\\Flagged",)),))
+
+
+def test_changes_made_on_disk_by_another_program(folder):
+    v = view(folder)
+    entry = folder.entry(2)
+    os.rename(folder.file_path(entry), os.path.join(folder.path, "cur", entry.base + ":2,S"))
+    os.unlink(folder.file_path(folder.entry(1)))
+    assert v.changes() == Changes(expunged=(1,), flags=((2, ("\\Seen",)),))
+
+
+def test_deleted_folder_is_gone(store):
+    store.ensure_user(ALICE)
+    store.create_folder(ALICE, "Work")
+    v = open_view(store, ALICE, "Work", readonly=False)
+    try:
+        store.delete_folder(ALICE, "Work")
+        assert v.changes() == Changes(gone=True)
+    finally:
+        close_view(store, v)
+    assert store._open == {}
