@@ -93,9 +93,8 @@ class MessageCommands:
         if program.flag_tests is not None:
             # The common client searches (UNSEEN, UNDELETED, ...) only test system
             # flags: the view answers them from the index, no per-message objects
-            found = view.flag_search(program.flag_tests)
-            if found is not None:
-                hits = [uid for _, uid in found] if uid_mode else [seq for seq, _ in found]
+            hits = view.flag_search(program.flag_tests, uids=uid_mode)
+            if hits is not None:
                 self.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
                 return
         ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0)
