@@ -8,9 +8,12 @@ users.ini is a configobj file with one section per account, named by its address
 Passwords are stored only as salted scrypt hashes whose parameters travel inside the
 string, so they can be raised later without breaking old entries.  Verification is
 constant-time and unknown users cost the same as wrong passwords (the failure delay
-and the throttle are login.py's).  Writes (CLI or server) rewrite the file atomically under a file lock; readers
-notice a changed file by its stat and reload, so a running server sees `user add`
-without restart.
+and the throttle are login.py's).  Writes (CLI or server) rewrite the file atomically
+under a file lock; readers notice a changed file by its stat and reload, so a running
+server sees `user add` without restart.
+
+Domains are compared in one spelling, lower-case A-labels (IDNA 2008, RFC 5891): an
+SMTPUTF8 client's U-label domain finds the same account as its A-label form.
 """
 
 import base64
@@ -24,6 +27,7 @@ import re
 import secrets
 import threading
 
+import idna
 from configobj import ConfigObj, ConfigObjError
 
 from .durable import atomic_write
@@ -83,6 +87,29 @@ def split_address(address):
     return local.lower(), domain.lower()
 
 
+def domain_to_ascii(domain):
+    """A domain as local domains and users.ini spell it: lower-case A-labels, no final
+    dot.  A U-label domain ('Bücher.example', as SMTPUTF8 clients send it) is converted
+    by IDNA 2008 with the UTS 46 mapping (RFC 5891, 6531 3.2); one that is not a valid
+    IDN raises AccountError.  ASCII domains are only lower-cased."""
+    domain = domain.strip().rstrip(".")
+    if domain.isascii():
+        return domain.lower()
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except UnicodeError as exc:          # idna.IDNAError and its kinds
+        raise AccountError(f"invalid international domain name {domain!r}: {exc}") from None
+
+
+def _config_domain(domain):
+    # A configured domain that is no valid IDN stays as written (lower-cased), as it
+    # always did: it then simply matches nothing instead of stopping the server.
+    try:
+        return domain_to_ascii(domain)
+    except AccountError:
+        return domain.strip().lower()
+
+
 class Account:
     """One mailbox owner; `address` is canonical (lower-case local@domain)."""
 
@@ -101,7 +128,7 @@ class AccountStore:
 
     def __init__(self, path, domains):
         self.path = os.fspath(path)
-        self.domains = [d.lower() for d in domains]
+        self.domains = [_config_domain(d) for d in domains]
         self._lock = threading.Lock()
         self._loaded = (None, {})       # (file stamp, {address: hash}), replaced whole
         # Successful verifications, keyed by an HMAC of address+password under a key
@@ -122,7 +149,8 @@ class AccountStore:
         local, at, domain = name.rpartition("@")
         if not at:
             local, domain = name, self.domains[0]
-        local, domain = local.lower(), domain.lower()
+        local = local.lower()
+        domain = domain_to_ascii(domain)
         if len(local) > 64 or not _LOCAL_RE.match(local) or "+" in local:
             raise AccountError(f"invalid local part {local!r} (letters, digits and .-_ ; no '+', no leading or double dots)")
         if not _DOMAIN_RE.match(domain):
@@ -132,7 +160,11 @@ class AccountStore:
         return f"{local}@{domain}"
 
     def is_local_domain(self, domain):
-        return domain.lower().rstrip(".") in self.domains
+        """True for a local domain in any spelling (case, final dot, U- or A-labels)."""
+        try:
+            return domain_to_ascii(domain) in self.domains
+        except AccountError:
+            return False
 
     # -- reading -----------------------------------------------------------------
     def _file_stamp(self):
@@ -177,9 +209,14 @@ class AccountStore:
         self._loaded = (stamp, hashes)
 
     def lookup(self, address):
-        """The Account for an address (case-insensitive; '+detail' ignored), or None."""
-        local, domain = split_address(address)
-        local = local.split("+", 1)[0]
+        """The Account for an address (case-insensitive, U- or A-label domain; '+detail'
+        ignored), or None."""
+        local, _, domain = address.strip().rpartition("@")
+        try:
+            domain = domain_to_ascii(domain)
+        except AccountError:
+            return None
+        local = local.lower().split("+", 1)[0]
         if not local or domain not in self.domains:
             return None
         key = f"{local}@{domain}"

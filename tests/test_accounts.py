@@ -119,6 +119,44 @@ def test_is_local_domain(store):
     assert not store.is_local_domain("example.org")
 
 
+# -- international domains: one spelling, lower-case A-labels (IDNA 2008) -----------------------
+IDN = "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("given, ascii_form", [
+    ("bücher.example", IDN),
+    ("Bücher.EXAMPLE.", IDN),          # UTS 46 mapping: case; the final dot goes
+    (IDN.upper(), IDN),
+    ("straße.de", "xn--strae-oqa.de"),  # IDNA 2008 keeps ß (IDNA 2003 made it "ss")
+    ("Example.TEST", "example.test"),
+])
+def test_domain_to_ascii(given, ascii_form):
+    assert acc.domain_to_ascii(given) == ascii_form
+
+
+@pytest.mark.parametrize("bad", ["☃.example", "bü--cher.example", "-bü.example", "bü..example"])
+def test_domain_to_ascii_refuses_what_is_no_idn(bad):
+    # "☃.example" passes the stdlib's IDNA 2003 codec; IDNA 2008 disallows the symbol
+    with pytest.raises(AccountError, match="invalid international domain name"):
+        acc.domain_to_ascii(bad)
+
+
+def test_u_label_and_a_label_name_the_same_account(users):
+    store = AccountStore(users, ["example.test", "Bücher.example"])
+    assert store.domains == ["example.test", IDN]
+    account = store.add("Alice@bücher.example", "pw")
+    assert account.address == f"alice@{IDN}"
+    assert store.canonical("alice@BÜCHER.example") == f"alice@{IDN}"
+    for spelling in ("alice@bücher.example", f"Alice+tag@{IDN}", "alice@Bücher.Example."):
+        assert store.lookup(spelling).address == f"alice@{IDN}"
+        assert store.is_local_domain(spelling.rpartition("@")[2])
+    assert store.authenticate("alice@bücher.example", "pw").address == f"alice@{IDN}"
+    assert store.lookup("alice@☃.example") is None
+    assert not store.is_local_domain("☃.example")
+    with pytest.raises(AccountError, match="invalid international domain name"):
+        store.canonical("alice@☃.example")
+
+
 # -- add / lookup / authenticate ---------------------------------------------------------------
 def test_add_lookup_authenticate(store, users):
     account = store.add("Alice", "pw1")

@@ -11,6 +11,7 @@ import ssl
 import pytest
 import trustme
 
+from clevermail.accounts import AccountStore
 from clevermail.service import MailService
 from smtp_helpers import inbox, make_users_file, queued
 
@@ -290,3 +291,25 @@ def test_dual_stack_listener_keeps_ipv4_clients_apart(tmp_path, users_file, make
         assert svc.throttle.blocked("127.0.0.1") and not svc.throttle.blocked("127.0.0.2")
     finally:
         svc.stop()
+
+
+# -- international domains ---------------------------------------------------------------------
+IDN = "xn--bcher-kva.example"
+
+
+def test_smtputf8_u_label_domain_reaches_the_a_label_account(start, tmp_path):
+    AccountStore(str(tmp_path / "users.ini"), ["example.test", IDN]).add(f"alice@{IDN}", "pw")
+    svc = start(server={"domains": ["example.test", IDN]})
+    body = b"Subject: idn\r\n\r\nhello\r\n"
+    with smtp(svc) as s:
+        s.ehlo()
+        assert s.has_extn("smtputf8")
+        assert s.sendmail("sender@remote.test", ["alice@bücher.example"], body,
+                          mail_options=["SMTPUTF8"]) == {}
+        # U+2603 passes the stdlib's IDNA 2003 codec, not IDNA 2008: no such domain can exist
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+            s.sendmail("sender@remote.test", ["alice@☃.example"], body, mail_options=["SMTPUTF8"])
+        assert info.value.recipients == {"alice@☃.example": (501, b"5.1.3 Bad recipient address syntax")}
+    [msg] = inbox(svc.data_dir, f"alice@{IDN}")
+    assert msg.endswith(b"Subject: idn\n\nhello\n") and b"for <alice@b\xc3\xbccher.example>" in msg
+    assert queued(svc.data_dir) == []

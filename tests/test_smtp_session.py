@@ -297,6 +297,21 @@ def test_smtputf8_addresses(env):
     assert "grüße".encode() in env.inbox("alice@example.test")[0]
 
 
+def test_u_label_that_is_no_idn_is_bad_syntax_even_for_relaying(env):
+    c = hello(env)
+    c.expect(250, "MAIL FROM:<a@b.test> SMTPUTF8")
+    assert c.expect(501, "RCPT TO:<alice@☃.example>") == "5.1.3 Bad recipient address syntax"
+    c.expect(250, "RSET")
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    c.expect(250, "MAIL FROM:<a@b.test> SMTPUTF8")
+    c.expect(501, "RCPT TO:<bob@bü--cher.example>")          # not queued for relay either
+    c.expect(250, "RCPT TO:<bob@bücher.example>")            # a valid IDN elsewhere: relayed
+    c.expect(354, "DATA")
+    c.expect(250, MSG + ".")
+    [entry] = env.queued()
+    assert [r.address for r in entry.recipients] == ["bob@bücher.example"]
+
+
 def test_pipelined_commands(env):
     c = env.connect()
     c.send("EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\n"

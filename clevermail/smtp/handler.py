@@ -12,7 +12,7 @@ everything, including parts already committed.
 
 import logging
 
-from ..accounts import split_address
+from ..accounts import AccountError, domain_to_ascii
 
 log = logging.getLogger("clevermail.smtp")
 
@@ -23,6 +23,10 @@ class RecipientError(Exception):
 
 class NoSuchUser(RecipientError):
     """Local domain, but no such account (RFC 5321 550 5.1.1)."""
+
+
+class BadDomain(RecipientError):
+    """A U-label domain that is no valid IDN (IDNA 2008): no such domain anywhere."""
 
 
 class RelayDenied(RecipientError):
@@ -59,29 +63,26 @@ class SMTPFileHandler:
         self.postmaster = postmaster
 
     # -- recipients ------------------------------------------------------------
-    def is_local_domain(self, domain):
-        if not domain.isascii():
-            try:      # an SMTPUTF8 U-label domain matches its A-label form
-                domain = domain.encode("idna").decode("ascii")
-            except UnicodeError:
-                return False
-        return self.accounts.is_local_domain(domain)
-
     def default_domain(self):
         return self.accounts.domains[0]
 
     def resolve_recipient(self, address, may_relay):
-        """A Recipient for `address`, or NoSuchUser / RelayDenied.
+        """A Recipient for `address`, or BadDomain / NoSuchUser / RelayDenied.
 
-        Local domains: the account must exist (case-insensitive, '+detail' delivers
-        to the base account).  Other domains: only when `may_relay` (authenticated
-        or trusted client) - never an open relay."""
+        Local domains (in any spelling: the accounts compare A-labels): the account
+        must exist (case-insensitive, '+detail' delivers to the base account).  Other
+        domains: only when `may_relay` (authenticated or trusted client) - never an
+        open relay."""
         if "@" not in address:          # <postmaster> (RFC 5321 4.1.1.3)
             address = f"{address}@{self.default_domain()}"
-        _, domain = split_address(address)
-        if self.is_local_domain(domain):
+        local, _, domain = address.rpartition("@")
+        try:
+            domain = domain_to_ascii(domain)
+        except AccountError:
+            raise BadDomain(address) from None
+        if self.accounts.is_local_domain(domain):
             account = self.accounts.lookup(address)
-            if account is None and split_address(address)[0] == "postmaster":
+            if account is None and local.lower() == "postmaster":
                 # RFC 5321 4.5.1: every domain must accept postmaster
                 target = self.postmaster or self.accounts.first()
                 account = self.accounts.lookup(target) if target else None

@@ -23,7 +23,7 @@ from ..netbase import LineSession, SessionClosed
 from ..wire import DataTooLarge, dot_unstuff, has_long_line, normalize_crlf
 from . import auth, parser
 from . import replies as R
-from .handler import DeliveryFailed, NoSuchUser, RelayDenied
+from .handler import BadDomain, DeliveryFailed, NoSuchUser, RelayDenied
 from .replies import SMTPReplyError
 
 INIT, READY, MAIL, RCPT, BDAT = "init", "ready", "mail", "rcpt", "bdat"
@@ -244,6 +244,9 @@ class SMTPSession(LineSession):
         except RelayDenied:
             self.log.info("relay denied for <%s> (from=<%s>)", address, self.sender)
             raise _err(R.R554_RELAY_DENIED) from None
+        except BadDomain:
+            # a U-label domain that is no IDN: bad syntax, not an unknown user
+            raise _err(R.R501_BAD_RCPT) from None
         self.recipients.append(rcpt)
         self.state = RCPT
         self.send(R.R250_RCPT_OK.wire)
