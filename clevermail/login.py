@@ -149,6 +149,13 @@ def normalize_peer(address):
     throttle bucket and 127.0.0.1 is loopback); anything else is returned as given."""
     if ":" not in address:
         return address
+    if address[:7].lower() == "::ffff:":
+        # the form the kernel reports: check the IPv4 part alone (a full IPv6 parse
+        # costs about five times as much, once per connection)
+        try:
+            return str(ipaddress.IPv4Address(address[7:]))
+        except ValueError:
+            pass
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -310,6 +310,9 @@ def test_throttle_loopback_and_odd_keys():
 @pytest.mark.parametrize("given, seen", [
     ("::ffff:192.0.2.7", "192.0.2.7"),
     ("::FFFF:127.0.0.1", "127.0.0.1"),
+    ("0:0:0:0:0:ffff:c000:207", "192.0.2.7"),     # the same address, spelt in full
+    ("::ffff:1.2.3", "::ffff:1.2.3"),              # not an address: returned as given
+    ("::ffff:2001:db8::1", "::ffff:2001:db8::1"),
     ("192.0.2.7", "192.0.2.7"),
     ("2001:db8::1", "2001:db8::1"),
     ("::1", "::1"),
