@@ -212,3 +212,26 @@ def test_flush_all_skips_a_damaged_envelope(q, caplog):
     assert "0000000000003cc" in caplog.text
     with pytest.raises(ValueError):              # named explicitly: the caller says so
         q.flush("0000000000003cc")
+
+
+def test_envelope_rewrite_is_durable_and_its_debris_dropped(tmp_path, monkeypatch):
+    """update() replaces the envelope with durable.atomic_write (file and directory
+    fsync); a temp file left by a crash in the middle is dropped once it is old."""
+    from clevermail import durable
+    qdir = tmp_path / "queue"
+    q = RelayQueue(qdir)
+    eid = q.enqueue("a@here.test", ["b@there.test"], MSG, "Q")
+    synced = []
+    real = durable.fsync_dir
+    monkeypatch.setattr(durable, "fsync_dir", lambda p: synced.append(str(p)) or real(p))
+    q.flush(eid)
+    assert synced == [str(qdir)]
+    debris = qdir / f"{eid}.json.1.2.abcdef.tmp"
+    debris.write_text("{")
+    RelayQueue(qdir)
+    assert debris.exists()                                     # may be a rewrite in progress
+    old = time.time() - ORPHAN_AGE - 10
+    os.utime(debris, (old, old))
+    RelayQueue(qdir)
+    assert not debris.exists()
+    assert [e.id for e in q.list()] == [eid]

@@ -164,3 +164,21 @@ def test_header_uidnext_beats_lines(folder):
     u.refresh()
     assert (u.uidvalidity, u.uidnext, u.uids) == (77, 50, {"a": 3})
     assert assign(u, ["b"]) == {"b": 50}
+
+
+def test_creation_and_compaction_fsync_the_directory(folder, monkeypatch):
+    """The header (UIDVALIDITY) and a compacted file are durable with their names: an
+    old file coming back after a crash could hand out a UID twice."""
+    from clevermail import durable
+    synced = []
+    real = durable.fsync_dir
+    monkeypatch.setattr(durable, "fsync_dir", lambda p: synced.append(p) or real(p))
+    monkeypatch.setattr(uidlist, "fsync_dir", durable.fsync_dir)
+    u = UidList(folder)
+    u.refresh()
+    assert synced == [folder]
+    assign(u, ["a", "b"])
+    u.compact({"b"})
+    assert synced == [folder, folder]
+    assert read(folder) == [f"CM1 {u.uidvalidity} 3 0", "2 b"]
+    assert sorted(os.listdir(folder)) == [uidlist.FILENAME]

@@ -10,8 +10,10 @@ On-disk layout of ``<queue_dir>`` (normally ``<data_dir>/queue``)::
     <id>.eml     the message as received: CRLF line endings, not dot-stuffed.
                  Written and fsynced by prepare(), never modified afterwards.
     <id>.json    the envelope (format: entry.py). Its presence IS the entry: it is
-                 written in tmp/ and renamed into place (commit), then replaced by
-                 rename on every change, so readers always see a whole file.
+                 written in tmp/ and renamed into place (commit), then replaced
+                 on every change by durable.atomic_write, so readers always see a
+                 whole file.
+    <id>.json.<...>.tmp  an envelope rewrite in progress; leftovers are crash debris.
     tmp/         envelopes being written; leftovers are crash debris.
     .lock        flock()ed briefly around every read-modify-write of an envelope.
 
@@ -42,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from clevermail.durable import atomic_write, fsync_dir, write_exclusive
 from clevermail.relay.entry import ACTIVE, FORMAT_VERSION, HISTORY_LIMIT, Entry, Recipient
 
 log = logging.getLogger("clevermail.relay")
@@ -57,25 +60,6 @@ def header_block(data: bytes) -> bytes:
     """The header section of a message (up to, not including, the empty line)."""
     end = data.find(b"\r\n\r\n")
     return data if end < 0 else data[:end + 2]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Claim:
@@ -106,7 +90,7 @@ class PendingEntry:
     def commit(self) -> None:
         os.rename(self._tmp_json, self.queue._json(self.id))
         # One directory fsync makes both the body's and the envelope's names durable.
-        _fsync_dir(self.queue.path)
+        fsync_dir(self.queue.path)
         self.committed = True
         callback = self.queue.on_commit
         if callback is not None:
@@ -171,10 +155,10 @@ class RelayQueue:
         entry.add_history(now, "queued", f"from <{sender}> to {len(rcpts)} recipient(s)")
         # The body goes straight to its final name: without an envelope it is an
         # invisible orphan, so only the envelope needs the temp-then-rename dance.
-        _write_file(self._body(entry_id), data)
+        write_exclusive(self._body(entry_id), data)
         tmp_json = self.tmp / f"{entry_id}.json"
         try:
-            _write_file(tmp_json, json.dumps(entry.to_json()).encode())
+            write_exclusive(tmp_json, json.dumps(entry.to_json()).encode())
         except BaseException:
             self._body(entry_id).unlink(missing_ok=True)
             raise
@@ -257,12 +241,6 @@ class RelayQueue:
         finally:
             os.close(fd)
 
-    def _write(self, entry: Entry) -> None:
-        tmp = self.tmp / f"{entry.id}.{secrets.token_hex(4)}.json"
-        _write_file(tmp, json.dumps(entry.to_json()).encode())
-        os.replace(tmp, self._json(entry.id))
-        _fsync_dir(self.path)
-
     def update(self, entry_id: str, change: Callable[[Entry], object]) -> Entry | None:
         """Apply `change` to the current envelope under the lock and write it back;
         None if the entry no longer exists (deleted by the operator, or finished)."""
@@ -272,7 +250,7 @@ class RelayQueue:
             except KeyError:
                 return None
             if change(entry) is not False:
-                self._write(entry)
+                atomic_write(self._json(entry_id), json.dumps(entry.to_json()).encode())
             return entry
 
     def remove(self, entry_id: str) -> None:
@@ -367,6 +345,8 @@ class RelayQueue:
         committed = {i for i, _ in self.scan()}
         candidates = [p for p in self.path.glob("*.eml") if p.stem not in committed]
         candidates += list(self.tmp.iterdir())
+        # durable.atomic_write's temp files of envelope rewrites (<id>.json.<...>.tmp)
+        candidates += list(self.path.glob("*.tmp"))
         for p in candidates:
             try:
                 if p.stat().st_mtime < limit and not self._json(p.stem).exists():

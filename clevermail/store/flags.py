@@ -8,6 +8,8 @@ Dovecot's dovecot-keywords uses), so at most 26 keywords per folder.
 
 import os
 
+from ..durable import atomic_write
+
 KEYWORDS_NAME = "clevermail-keywords"
 SYSTEM_FLAGS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
 LETTER_FLAGS = {v: k for k, v in SYSTEM_FLAGS.items()}
@@ -86,13 +88,8 @@ class FlagMap:
             return letters
 
     def _save(self):
-        path = os.path.join(self.path, KEYWORDS_NAME)
-        tmp = path + f".{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for i, name in enumerate(self._keywords):
-                if name:
-                    f.write(f"{i} {name}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # durable with its directory: keyword letters are already in file names, and
+        # an old map coming back after a crash would give them no name or another one
+        text = "".join(f"{i} {name}\n" for i, name in enumerate(self._keywords) if name)
+        atomic_write(os.path.join(self.path, KEYWORDS_NAME), text)
         self._flag_names.clear()

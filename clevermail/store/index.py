@@ -12,6 +12,8 @@ matches is re-listed, and a missing or unreadable cache just means a full scan.
 import marshal
 import os
 
+from ..durable import atomic_write
+
 FILENAME = "clevermail-index"
 VERSION = 2
 MIN_MESSAGES = 500   # smaller folders list faster than the cache loads
@@ -26,11 +28,8 @@ def save(folder):
         return False
     # columns marshal and load faster than a list of tuples
     data = marshal.dumps((VERSION, stamps, uidvalidity, position, columns))
-    path = os.path.join(folder.path, FILENAME)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)  # no fsync: losing the cache only costs a rescan
+    # not durable (no fsync): losing the cache only costs a rescan
+    atomic_write(os.path.join(folder.path, FILENAME), data, durable=False)
     folder.saved_modseq = modseq
     return True
 

@@ -1,4 +1,5 @@
-"""Maildir file names and durable file writes (the Maildir delivery discipline).
+"""Maildir file names and the Maildir delivery discipline (the durable writes
+themselves are clevermail/durable.py's).
 
 A message file is named
 
@@ -21,6 +22,9 @@ import re
 import socket
 import threading
 import time
+
+# fsync_dir stays reachable as maildir.fsync_dir: the folder's expunge and copy use it
+from ..durable import fsync_dir, unlink_quiet, write_exclusive
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
@@ -90,29 +94,11 @@ def parse_name(name):
     return base, flags, size, wsize, date
 
 
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_tmp(folder_path, data, base):
-    """Write `data` to tmp/<base> and fsync it; returns the tmp path."""
+    """Write `data` to tmp/<base> and fsync it; returns the tmp path.  No directory
+    fsync: the name that must survive a crash is the one commit_tmp makes."""
     tmp = f"{folder_path}/tmp/{base}"      # folder paths are absolute, without a trailing /
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        _unlink_quiet(tmp)
-        raise
-    os.close(fd)
+    write_exclusive(tmp, data)
     return tmp
 
 
@@ -129,17 +115,10 @@ def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
     target = f"{folder_path}/{sub}/{name}"
     # link+unlink (not rename) so that an existing name is never overwritten
     os.link(tmp, target)
-    _unlink_quiet(tmp)
+    unlink_quiet(tmp)
     if sync:
         fsync_dir(f"{folder_path}/{sub}")
     return target
-
-
-def _unlink_quiet(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def clean_tmp(folder_path, max_age=STALE_TMP_SECONDS):

@@ -9,14 +9,15 @@ File `clevermail-uidlist` in the folder directory, append-only between compactio
 UIDs are assigned in ascending order by appending lines (flush + fsync before anyone
 is told a UID), so they are never reused: UIDNEXT is the larger of the header's value
 and the highest UID in the file plus one.  Compaction drops expunged entries and
-rewrites the file atomically (temp, fsync, rename) with UIDNEXT in the header.
+rewrites the file atomically (durable.atomic_write) with UIDNEXT in the header.
 POP3 UIDLs and IMAP UIDs both come from this map.  Callers hold the folder's file lock
 (store/folder.py) around `assign_list` and `compact` so that processes never interleave.
 """
 
 import os
-import threading
 import time
+
+from ..durable import atomic_write, fsync_dir, temp_name, unlink_quiet, write_exclusive
 
 FILENAME = "clevermail-uidlist"
 
@@ -32,20 +33,19 @@ class UidList:
         self._ino = None
 
     def _create(self):
-        # a name of our own: a shared one could be truncated by a second creator after
-        # we linked it into place
-        tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.new"
+        # a name of our own (temp_name): a shared one could be truncated by a second
+        # creator after we linked it into place
+        tmp = temp_name(self.path)
         validity = int(time.time()) & 0xFFFFFFFF or 1
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(f"CM1 {validity} 1\n")
-            f.flush()
-            os.fsync(f.fileno())
+        write_exclusive(tmp, f"CM1 {validity} 1\n".encode())
         try:
             # link, not rename: a concurrent creator must not replace ours
             os.link(tmp, self.path)
         except FileExistsError:
             pass
-        os.unlink(tmp)
+        unlink_quiet(tmp)
+        # the UIDVALIDITY must survive a crash before any UID is handed out under it
+        fsync_dir(os.path.dirname(self.path))
 
     @property
     def inode(self):
@@ -156,13 +156,10 @@ class UidList:
         assigned by another process can be dropped."""
         self.refresh()
         self.uids = {b: u for b, u in self.uids.items() if b in live}
-        tmp = self.path + f".{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(f"CM1 {self.uidvalidity} {self.uidnext} {self.recent_upto}\n")
-            for base, uid in sorted(self.uids.items(), key=lambda kv: kv[1]):
-                f.write(f"{uid} {base}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        lines = [f"CM1 {self.uidvalidity} {self.uidnext} {self.recent_upto}\n"]
+        lines += [f"{uid} {base}\n" for base, uid in sorted(self.uids.items(), key=lambda kv: kv[1])]
+        # with the directory fsync: else the old file, whose UIDNEXT is lower than UIDs
+        # already handed out, could come back after a crash
+        atomic_write(self.path, "".join(lines))
         st = os.stat(self.path)
         self._ino, self._offset = st.st_ino, st.st_size
