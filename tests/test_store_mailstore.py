@@ -433,26 +433,26 @@ def test_second_process_delivers_and_syncs_concurrently(store, data):
 
 
 def test_folder_being_deleted_is_never_listed(store, monkeypatch):
-    from clevermail.store import mailstore
+    from clevermail.store import tree
     store.create_folder(USER, "Doomed")
     seen = []
-    real = mailstore.shutil.rmtree
-    monkeypatch.setattr(mailstore.shutil, "rmtree",
+    real = tree.shutil.rmtree
+    monkeypatch.setattr(tree.shutil, "rmtree",
                         lambda path, **kw: (seen.append(store.list_folders(USER)), real(path, **kw))[1])
     store.delete_folder(USER, "Doomed")
     assert seen == [["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"]]
 
 
 def test_closed_folders_kept_in_memory_are_bounded_by_messages(tmp_path, monkeypatch):
-    from clevermail.store import mailstore as ms
+    from clevermail.store import folders
 
-    monkeypatch.setattr(ms, "KEEP_UNUSED_MESSAGES", 5)
-    store = ms.MailStore(str(tmp_path / "data"))
+    monkeypatch.setattr(folders, "KEEP_UNUSED_MESSAGES", 5)
+    store = MailStore(str(tmp_path / "data"))
     for user in ("a@example.test", "b@example.test", "c@example.test"):
         for i in range(3):
             store.deliver(user, b"Subject: %d\r\n\r\nx\r\n" % i)
         store.release_folder(store.open_folder(user, "INBOX"))
-    kept = [f.path.rsplit("/", 1)[-1] for f in store._unused.values()]
+    kept = [path.rsplit("/", 1)[-1] for path in store.folders.kept()]
     assert kept == ["c"]          # 3 + 3 > 5: only the most recently closed one stays
 
 

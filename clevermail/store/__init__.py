@@ -21,7 +21,9 @@ and other Maildir readers can work on the same tree.  POP3 UIDLs are
 from .errors import (FolderExists, FolderInUse, InvalidName, MessageGone, NoSuchFolder,
                      StoreError)
 from .folder import Entry, Folder
-from .mailstore import SPECIAL_USE, MailStore, PendingDelivery
+from .delivery import PendingDelivery
+from .mailstore import MailStore
+from .users import SPECIAL_USE
 
 __all__ = ["Entry", "Folder", "FolderExists", "FolderInUse", "InvalidName", "MailStore",
            "MessageGone", "NoSuchFolder", "PendingDelivery", "SPECIAL_USE", "StoreError"]

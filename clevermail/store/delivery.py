@@ -1,0 +1,115 @@
+"""Local delivery: a message into one or more users' INBOXes, durably, and the one
+final-delivery stamp (RFC 5321 4.4: the Return-Path is added at final delivery).
+
+`prepare_local(sender, addresses, *parts)` is the one local-delivery path: the SMTP
+file handler uses it inside its all-or-nothing transaction with the relay queue, and
+`deliver_local` (prepare + commit) serves the relay worker, for queued recipients
+that turned out to be local and for delivery reports (DSNs) to local senders.  Both
+get `Return-Path: <sender>`, a report (null sender) `Return-Path: <>`.
+
+The Maildir discipline (maildir.py): the message is written and fsynced once under
+the first INBOX's tmp/ and hard-linked into the others' tmp/; PendingDelivery.commit
+links each into new/ and fsyncs new/ (only then is it delivered) and tells the
+sessions of this process with that INBOX open; abort() takes back a prepare or a
+commit.
+"""
+
+from ..durable import unlink_quiet
+from . import maildir
+
+
+class PendingDelivery:
+    """A message written and fsynced under tmp/ for one or more mailboxes, not yet
+    visible.  commit() makes it visible durably; abort() undoes prepare or commit."""
+
+    def __init__(self, folders, targets):
+        self.folders = folders
+        self.targets = targets          # [(folder path, tmp path, base)]
+        self.committed = []
+
+    def commit(self):
+        for folder_path, tmp, base in self.targets:
+            final = maildir.commit_tmp(folder_path, tmp, base, sub="new")
+            self.committed.append(final)
+            self.folders.notify(folder_path)
+
+    def abort(self):
+        for path in self.committed + [t[1] for t in self.targets]:
+            unlink_quiet(path)
+        for folder_path, _, _ in self.targets:
+            self.folders.notify(folder_path)
+
+
+def return_path(sender):
+    """The Return-Path line for an envelope sender ('' for a null sender: '<>')."""
+    if "\r" in sender or "\n" in sender:
+        # a header line of its own must never come out of an envelope address
+        raise ValueError("line break in the envelope sender")
+    return b"Return-Path: <" + sender.encode("utf-8") + b">\r\n"
+
+
+class Delivery:
+    def __init__(self, users, folders):
+        self.users = users
+        self.folders = folders
+
+    def prepare(self, addresses, wire, clean=False):
+        """Write `wire` (CRLF message) once under the first INBOX's tmp/, fsync it, and
+        hard-link it into the other INBOXes' tmp/ (one data write for all copies).
+        `clean`: every line of `wire` ends in CRLF and there is no other CR."""
+        disk = maildir.to_disk(wire, clean)
+        # the size of to_wire(disk), what POP3 and IMAP send: the wire size itself when clean
+        wsize = len(wire) if clean else len(disk) + disk.count(b"\n")
+        targets = []
+        first_tmp = None
+        try:
+            for address in addresses:
+                base = maildir.new_base(len(disk), wsize)
+                root = self.users.ensure(address)
+                try:
+                    tmp = self._write(root, disk, base, first_tmp)
+                except FileNotFoundError:
+                    # the mailbox was removed behind our back (the store remembers
+                    # ensured mailboxes): create it again, once
+                    root = self.users.ensure(address, again=True)
+                    tmp = self._write(root, disk, base, first_tmp)
+                first_tmp = first_tmp or tmp
+                targets.append((root, tmp, base))
+        except BaseException:
+            PendingDelivery(self.folders, targets).abort()
+            raise
+        return PendingDelivery(self.folders, targets)
+
+    @staticmethod
+    def _write(root, disk, base, first_tmp):
+        """The message's tmp/ file in one INBOX: the data for the first, a hard link
+        to the first one's file for the others."""
+        if first_tmp is None:
+            return maildir.write_tmp(root, disk, base)
+        return maildir.link_tmp(root, first_tmp, base)
+
+    def prepare_local(self, sender, addresses, *parts, clean=False):
+        """Final delivery of the message made of `parts` (CRLF bytes, joined once) to
+        local `addresses`, with `Return-Path: <sender>` in front; not yet committed.
+        `clean` as for prepare()."""
+        wire = b"".join((return_path(sender),) + parts)
+        return self.prepare(addresses, wire, clean=clean)
+
+    def deliver_local(self, sender, addresses, data):
+        """Final delivery to local `addresses`, committed durably before returning (the
+        relay worker's local recipients and reports); nothing is kept on failure."""
+        pending = self.prepare_local(sender, addresses, data)
+        try:
+            pending.commit()
+        except BaseException:
+            pending.abort()
+            raise
+
+    def deliver(self, address, wire):
+        """Deliver `wire` as it is (no Return-Path) to one INBOX durably (tests, tools)."""
+        pending = self.prepare([address], wire)
+        try:
+            pending.commit()
+        except BaseException:
+            pending.abort()
+            raise

@@ -1,0 +1,148 @@
+"""The folders of this process in memory: one shared Folder per folder path, open
+(held by sessions) or kept unused in a bounded LRU so that a folder opened again
+need not be indexed again, and the warm-up that loads the largest saved indexes
+(store/index.py) at start-up.
+
+Sessions pair open() with release().  Every session of the process with the same
+folder open shares one Folder object, hence one index and one change notifier; a
+delivery by this process finds it through notify().
+"""
+
+import collections
+import os
+import threading
+
+from . import index, maildir, paths
+from .errors import NoSuchFolder, StoreError
+from .folder import Folder
+
+KEEP_UNUSED_FOLDERS = 64          # closed folders whose index stays in memory...
+KEEP_UNUSED_MESSAGES = 500_000    # ...as long as they hold no more messages than this
+
+
+class FolderCache:
+    def __init__(self, users):
+        self.users = users
+        # guards the two maps only: never held over disk I/O or a folder's own lock
+        self._lock = threading.Lock()
+        self.in_use = {}                                 # path -> Folder held by sessions
+        self._unused = collections.OrderedDict()         # path -> Folder, LRU
+
+    def path(self, address, name):
+        return paths.folder_path(self.users.root(address), name)
+
+    def open(self, address, name):
+        """The shared Folder for `name`, synced; pair with release()."""
+        path = self.path(address, name)
+        if not os.path.isdir(os.path.join(path, "cur")):
+            if paths.folder_dirname(name) == "":
+                self.users.ensure(address)
+            else:
+                raise NoSuchFolder(name)
+        with self._lock:
+            folder = self.in_use.get(path)
+            if folder is None:      # (an empty Folder is falsy: no `or` here)
+                folder = self._unused.pop(path, None)
+            fresh = folder is None
+            if fresh:
+                folder = Folder(path, name)
+            folder.users += 1
+            self.in_use[path] = folder
+        if fresh:
+            # first use in this process: drop tmp/ debris of crashed deliveries
+            maildir.clean_tmp(path)
+            with folder.lock:
+                if not folder.by_uid:
+                    index.load(folder)
+        folder.sync()
+        return folder
+
+    def release(self, folder):
+        evicted = []
+        with self._lock:
+            folder.users -= 1
+            if folder.users <= 0 and self.in_use.get(folder.path) is folder:
+                del self.in_use[folder.path]
+                self._unused[folder.path] = folder
+                # bounded in folders and in messages: a 100,000-message index is ~40 MB
+                while len(self._unused) > KEEP_UNUSED_FOLDERS or (
+                        len(self._unused) > 1 and sum(map(len, self._unused.values())) > KEEP_UNUSED_MESSAGES):
+                    evicted.append(self._unused.popitem(last=False)[1])
+        for old in evicted:
+            _save_index(old)
+
+    def lookup(self, path):
+        """The Folder of `path` in memory (in use or kept), or None."""
+        with self._lock:
+            # not `a or b`: a Folder has __len__, so an empty one is falsy
+            folder = self.in_use.get(path)
+            if folder is None:
+                folder = self._unused.get(path)
+        return folder
+
+    def notify(self, path):
+        """Tell the sessions of this process watching `path` that it changed (after a
+        delivery, a deletion or a rename by this process)."""
+        folder = self.lookup(path)
+        if folder is not None:
+            folder.notify()
+
+    def forget(self, path):
+        """Drop a kept folder whose directory went away (deleted or renamed)."""
+        with self._lock:
+            self._unused.pop(path, None)
+
+    def kept(self):
+        """Paths of the folders kept unused, least recently released first."""
+        with self._lock:
+            return list(self._unused)
+
+    def warm_up(self, stop, max_folders=KEEP_UNUSED_FOLDERS):
+        """Load the saved index of the largest folders into memory (start-up, in a
+        background thread): the first SELECT after a restart then finds its folder
+        ready instead of loading 100,000 rows.  `stop` (a threading.Event) ends it."""
+        cached = []
+        mail_root = self.users.mail_root
+        for domain in _listdir(mail_root):
+            for local in _listdir(os.path.join(mail_root, domain)):
+                root = os.path.join(mail_root, domain, local)
+                for dirname in [""] + [d for d in _listdir(root) if d.startswith(".")]:
+                    try:
+                        size = os.stat(os.path.join(root, dirname, index.FILENAME)).st_size
+                    except OSError:
+                        continue
+                    name = paths.folder_from_dirname(dirname) if dirname else "INBOX"
+                    if name:
+                        cached.append((size, f"{local}@{domain}", name))
+        loaded = 0
+        for _, address, name in sorted(cached, reverse=True)[:max_folders]:
+            if stop.is_set():
+                break
+            try:
+                self.release(self.open(address, name))
+                loaded += 1
+            except (OSError, StoreError):
+                continue  # only an optimisation: the folder loads on first use instead
+        return loaded
+
+    def save_indexes(self):
+        with self._lock:
+            folders = list(self.in_use.values()) + list(self._unused.values())
+        for folder in folders:
+            _save_index(folder)
+
+
+def _save_index(folder):
+    """Persist a folder's index cache.  Done when a folder leaves memory and at
+    service stop, never on a session's path: saving 100,000 rows takes a while."""
+    try:
+        index.save(folder)
+    except OSError:
+        pass  # only a cache
+
+
+def _listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []

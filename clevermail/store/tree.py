@@ -1,0 +1,92 @@
+"""A user's folder tree: list, create, delete and rename folders (RFC 3501 6.3.3-6.3.5,
+6.3.8), and the subscriptions that follow a rename.
+
+Folders are Maildir++ directories beside the INBOX (layout in store/__init__); each
+level of an IMAP name is one '.'-separated part of the directory name, so a child
+is a directory of its own and deleting a parent leaves its children.  Sessions of
+this process holding a changed folder are told at once (FolderCache.notify).
+"""
+
+import os
+import shutil
+import threading
+
+from . import maildir, paths
+from .errors import FolderExists, InvalidName, NoSuchFolder
+
+
+class FolderTree:
+    def __init__(self, users, folders, subscriptions):
+        self.users = users
+        self.folders = folders
+        self.subscriptions = subscriptions
+
+    def exists(self, address, name):
+        try:
+            return os.path.isdir(os.path.join(self.folders.path(address, name), "cur"))
+        except InvalidName:
+            return False
+
+    def list(self, address):
+        """All folder names of a user, INBOX first."""
+        root = self.users.ensure(address)
+        names = ["INBOX"]
+        for dirname in sorted(os.listdir(root)):
+            name = paths.folder_from_dirname(dirname)
+            if name and os.path.isdir(os.path.join(root, dirname, "cur")):
+                names.append(name)
+        return names
+
+    def create(self, address, name):
+        path = self.folders.path(address, name)
+        if paths.folder_dirname(name) == "" or os.path.isdir(path):
+            raise FolderExists(name)
+        maildir.make_maildir(path)
+
+    def delete(self, address, name):
+        """Delete one folder and its mail (its children stay: Maildir++ keeps them apart)."""
+        path = self.folders.path(address, name)
+        if paths.folder_dirname(name) == "":
+            raise InvalidName("INBOX cannot be deleted")
+        if not os.path.isdir(path):
+            raise NoSuchFolder(name)
+        # rename first so that a concurrent deliverer never writes into a half-deleted tree
+        # ("..": an empty level, so list() never shows it as a folder of its own)
+        doomed = path + f"..deleted-{os.getpid()}-{threading.get_ident()}"
+        os.rename(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        self.folders.forget(path)
+        self.folders.notify(path)   # sessions idling on it learn now, not at their next poll
+
+    def rename(self, address, old, new):
+        """Rename a folder with its children.  Renaming INBOX moves its messages into the
+        new folder and leaves INBOX empty (RFC 3501 6.3.5)."""
+        root = self.users.root(address)
+        old_dir, new_dir = paths.folder_dirname(old), paths.folder_dirname(new)
+        if new_dir == "" or os.path.isdir(os.path.join(root, new_dir)):
+            raise FolderExists(new)
+        if old_dir == "":
+            self._rename_inbox(address, root, new)
+            return
+        if not os.path.isdir(os.path.join(root, old_dir)):
+            raise NoSuchFolder(old)
+        moves = [(old_dir, new_dir)]
+        for dirname in os.listdir(root):
+            if dirname.startswith(old_dir + "."):
+                moves.append((dirname, new_dir + dirname[len(old_dir):]))
+        for src, dst in moves:
+            paths.check_component(dst)
+            os.rename(os.path.join(root, src), os.path.join(root, dst))
+            self.folders.forget(os.path.join(root, src))
+            self.folders.notify(os.path.join(root, src))
+        self.subscriptions.rename(root, old, new)
+
+    def _rename_inbox(self, address, root, new):
+        self.create(address, new)
+        target = os.path.join(root, paths.folder_dirname(new))
+        for sub in ("new", "cur"):
+            for name in os.listdir(os.path.join(root, sub)):
+                os.rename(os.path.join(root, sub, name), os.path.join(target, sub, name))
+        inbox = os.path.realpath(root)
+        self.folders.forget(inbox)
+        self.folders.notify(inbox)
