@@ -113,7 +113,7 @@ class MailService:
         self.worker = RelayWorker(
             self.queue, hostname=hostname,
             resolver=self.resolver or make_resolver(relay["nameservers"]),
-            local_deliver=self.store.deliver,
+            local_deliver=self.store.deliver_local,
             is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
             interval=relay["interval"], mx_port=relay["mx_port"],
             retry_schedule=tuple(relay["retry_schedule"]), queue_lifetime=relay["queue_lifetime"],

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
             enqueue_s = time.perf_counter() - t0
 
             worker = RelayWorker(q, hostname="bench.here.test", resolver=FakeResolver(mx_zone(domains)),
-                                 local_deliver=lambda a, d: None, is_local=lambda a: False,
+                                 local_deliver=lambda s, a, d: None, is_local=lambda a: False,
                                  mx_port=port, connect_timeout=5, concurrency=args.concurrency)
             t0 = time.perf_counter()
             deadline = t0 + args.max_seconds

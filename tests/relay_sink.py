@@ -417,7 +417,7 @@ def worker_main(spec: dict) -> int:
                         format=f"{spec.get('hostname', 'w')} %(message)s")
     q = RelayQueue(spec["queue_dir"])
 
-    def no_local(address, data):
+    def no_local(sender, addresses, data):
         raise RuntimeError("no local delivery in this test")
 
     w = RelayWorker(q, hostname=spec.get("hostname", "worker.test"),

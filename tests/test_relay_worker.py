@@ -39,6 +39,7 @@ class Env:
         self.q.clock = self.clock
         self.sink = Sink(**sink_kw)
         self.local: list[tuple[str, bytes]] = []
+        self.local_senders: list[str] = []
         self.local_fail = False
         kw = dict(hostname="relay.here.test", resolver=FakeResolver(ZONE),
                   local_deliver=self.deliver_local, is_local=lambda a: a.endswith("@here.test"),
@@ -46,10 +47,11 @@ class Env:
         kw.update(worker_kw)
         self.w = RelayWorker(self.q, **kw)
 
-    def deliver_local(self, address, data):
+    def deliver_local(self, sender, addresses, data):
         if self.local_fail:
             raise OSError("mailbox unavailable")
-        self.local.append((address, data))
+        self.local.extend((address, data) for address in addresses)
+        self.local_senders.append(sender)
 
     def enqueue(self, sender="alice@here.test", rcpts=("bob@there.test",), n=1, qid="Q1"):
         return self.q.enqueue(sender, list(rcpts), message(n), qid)
@@ -102,6 +104,7 @@ def test_local_recipient_in_the_queue(make_env):
     env.enqueue(rcpts=["carol@here.test"])
     env.w.run_once()
     assert [a for a, _ in env.local] == ["carol@here.test"] and env.q.list() == []
+    assert env.local_senders == ["alice@here.test"]       # the store stamps Return-Path from it
 
 
 def test_deferred_then_delivered_on_retry(make_env):
@@ -145,6 +148,7 @@ def test_expiry_fails_and_bounces(make_env):
     [(to, raw)] = env.local
     msg, [rcpt] = dsn_fields(raw)
     assert to == "alice@here.test" and rcpt["Action"] == "failed" and rcpt["Status"] == "4.2.0"
+    assert env.local_senders == [""]                       # a report has a null sender
     assert "X-Test-Id: 1" in msg.get_payload()[2].get_payload(decode=True).decode()
 
 

@@ -16,7 +16,8 @@ connection per domain, or all to the smarthost), records per-recipient results
 (schedule.py: 2xx delivered; 4xx deferred until now + retry_schedule[attempt] +-10% jitter, or
 failed at arrival + queue_lifetime; 5xx failed), sends the owed bounce (one per
 message and pass, RFC 3464; never for an empty sender: to a local sender through
-local_deliver, else, or if that fails, queued with an empty sender), optionally a
+local_deliver, the store's one final-delivery path, with a null sender; else, or if
+that fails, queued with an empty sender), optionally a
 delay warning, and removes the entry once nothing is left. Several threads keep one
 slow or dead domain (30 s connect timeouts) from holding up the rest of the queue.
 
@@ -56,7 +57,7 @@ REPORT_RETRY = 300.0        # after a report could not be delivered
 
 class RelayWorker:
     def __init__(self, queue: RelayQueue, *, hostname: str, resolver,
-                 local_deliver: Callable[[str, bytes], None],
+                 local_deliver: Callable[[str, list[str], bytes], None],
                  is_local: Callable[[str], bool], interval: float = 60.0, mx_port: int = 25,
                  retry_schedule=(300, 600, 1200, 2400, 4800, 9600, 14400),
                  queue_lifetime: float = 5 * 86400, delay_warning: float | None = None,
@@ -320,7 +321,7 @@ class RelayWorker:
             if not local or not domain:
                 results[r.address] = Result(553, "5.1.3 the recipient address has no domain")
             elif self._is_local(r.address, qid):
-                results[r.address] = self._deliver_local(r.address, body, qid)
+                results[r.address] = self._deliver_local(entry.sender, r.address, body, qid)
             else:
                 key = self.smarthost if self.smarthost else domain.lower()
                 groups.setdefault(key, []).append(r.address)
@@ -346,9 +347,10 @@ class RelayWorker:
             self.log.exception("%s: is_local(%r) failed", qid, address)
             return False
 
-    def _deliver_local(self, address: str, data: bytes, qid: str) -> Result:
+    def _deliver_local(self, sender: str, address: str, data: bytes, qid: str) -> Result:
         try:
-            self.local_deliver(address, data)
+            # final delivery: the store adds Return-Path: <sender> (RFC 5321 4.4)
+            self.local_deliver(sender, [address], data)
             return Result(250, "2.0.0 delivered to the local mailbox", "local")
         except Exception as e:
             self.log.exception("%s: local delivery to <%s> failed", qid, address)
@@ -375,7 +377,8 @@ class RelayWorker:
         where = None
         if self._is_local(entry.sender, entry.queue_id):
             try:
-                self.local_deliver(entry.sender, dsn)
+                # a null sender (Return-Path: <>), as a queued report has
+                self.local_deliver("", [entry.sender], dsn)
                 where = "delivered to the local mailbox"
             except Exception:
                 # Queued instead, it is retried with backoff and, at worst, expires.

@@ -4,8 +4,9 @@ the accounts, checks credentials, and delivers a received message; problems are
 raised as the exceptions below and the session turns them into replies.
 
 Delivery is all or nothing (RFC 5321 6.1: a 250 takes responsibility for the
-message): every local copy (MailStore.prepare_delivery, one fsynced file hard-linked
-into each INBOX's tmp/) and the relay queue entry (RelayQueue.prepare) are written
+message): every local copy (store.prepare_local, the store's one final-delivery path:
+one fsynced file hard-linked into each INBOX's tmp/, with Return-Path) and the relay
+queue entry (RelayQueue.prepare) are written
 first; only when all are prepared is anything committed, and any failure aborts
 everything, including parts already committed.
 """
@@ -13,6 +14,7 @@ everything, including parts already committed.
 import logging
 
 from ..accounts import AccountError, domain_to_ascii
+from ..store.api import LocalDelivery
 
 log = logging.getLogger("clevermail.smtp")
 
@@ -55,7 +57,7 @@ class Recipient:
 
 
 class SMTPFileHandler:
-    def __init__(self, store, accounts, queue, hostname="localhost", postmaster=""):
+    def __init__(self, store: LocalDelivery, accounts, queue, hostname="localhost", postmaster=""):
         self.store = store
         self.accounts = accounts
         self.queue = queue
@@ -119,10 +121,9 @@ class SMTPFileHandler:
         pending = []
         try:
             if local:
-                # one copy of the message, not one per concatenation; every line ends in
-                # CRLF (the session checked the data, its headers are ours): clean
-                wire = b"".join((b"Return-Path: <", sender.encode("utf-8"), b">\r\n", trace, data))
-                pending.append(self.store.prepare_delivery(local, wire, clean=True))
+                # every line ends in CRLF (the session checked the data, its headers
+                # are ours): clean
+                pending.append(self.store.prepare_local(sender, local, trace, data, clean=True))
             if remote:
                 pending.append(self.queue.prepare(sender, remote, trace + data, queue_id))
             # Mailboxes first, the queue last: a committed queue entry wakes the relay

@@ -44,3 +44,21 @@ class POP3Store(FolderSource, Protocol):
     root (for the maildrop lock file) and the INBOX folder."""
 
     def ensure_user(self, address: str) -> str: ...
+
+
+class PendingCopy(Protocol):
+    """A prepared, fsynced, still invisible message (store/delivery.PendingDelivery):
+    commit() makes it visible durably, abort() takes back a prepare or a commit."""
+
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class LocalDelivery(Protocol):
+    """Everything SMTPFileHandler (smtp/handler.py) and the relay worker (through
+    service.py's local_deliver) ask of the store: the one final-delivery path, which
+    adds Return-Path: <sender> (RFC 5321 4.4; <> for a null sender)."""
+
+    def prepare_local(self, sender: str, addresses: list, *parts: bytes,
+                      clean: bool = False) -> PendingCopy: ...
+    def deliver_local(self, sender: str, addresses: list, data: bytes) -> None: ...
