@@ -332,6 +332,32 @@ def test_uidvalidity_per_folder_kept(store, data):
     assert g.uidvalidity == v
 
 
+def test_folder_created_again_gets_a_new_uidvalidity_in_the_same_second_and_after_restart(
+        store, data, monkeypatch):
+    """RFC 3501 2.3.1.1: the UIDs a client cached for the deleted folder must not
+    match the new one, even when both come within one second (the clock is frozen
+    here) or from a restarted server (a new MailStore)."""
+    from clevermail.store import uidvalidity
+    monkeypatch.setattr(uidvalidity.time, "time", lambda: 1_700_000_000.25)
+    seen = []
+
+    def create_and_look(st):
+        st.create_folder(USER, "Reborn")
+        f = st.open_folder(USER, "Reborn")
+        seen.append(f.uidvalidity)
+        st.release_folder(f)
+        st.delete_folder(USER, "Reborn")
+
+    create_and_look(store)
+    create_and_look(store)
+    create_and_look(MailStore(data))                 # a restart
+    store.ensure_user("bob@example.test")
+    create_and_look(MailStore(data))
+    assert len(set(seen)) == 4 and seen == sorted(seen)
+    inbox = MailStore(data).open_folder("bob@example.test", "INBOX")
+    assert inbox.uidvalidity == 1_700_000_000        # another user has a mark of its own
+
+
 # -- concurrency ---------------------------------------------------------------------------------------
 def test_concurrent_delivery_from_many_threads(store, data, thread_guard):
     threads_n, per_thread = 16, 50

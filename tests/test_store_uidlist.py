@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from clevermail.store import uidlist
+from clevermail.store import uidlist, uidvalidity
 from clevermail.store.uidlist import UidList
 
 
@@ -30,7 +30,8 @@ def test_created_on_first_refresh(folder):
     assert u.uidnext == 1
     assert u.uids == {}
     assert read(folder) == [f"CM1 {u.uidvalidity} 1"]
-    assert [n for n in os.listdir(folder) if n != uidlist.FILENAME] == []
+    # no temp file left; the user's UIDVALIDITY mark (this folder is its own root)
+    assert sorted(os.listdir(folder)) == sorted([uidlist.FILENAME, uidvalidity.FILENAME])
 
 
 def test_assign_ascending_and_idempotent(folder):
@@ -73,7 +74,7 @@ def test_concurrent_creators_keep_one_validity(folder):
     first = read(folder)
     b._create()                 # loses the race: the existing file stays
     assert read(folder) == first
-    assert sorted(os.listdir(folder)) == [uidlist.FILENAME]
+    assert sorted(os.listdir(folder)) == sorted([uidlist.FILENAME, uidvalidity.FILENAME])
 
 
 def test_torn_last_line_ignored_until_complete(folder):
@@ -176,9 +177,39 @@ def test_creation_and_compaction_fsync_the_directory(folder, monkeypatch):
     monkeypatch.setattr(uidlist, "fsync_dir", durable.fsync_dir)
     u = UidList(folder)
     u.refresh()
-    assert synced == [folder]
+    assert synced == [folder, folder]           # the UIDVALIDITY mark, then the uidlist
     assign(u, ["a", "b"])
     u.compact({"b"})
-    assert synced == [folder, folder]
+    assert synced == [folder, folder, folder]
     assert read(folder) == [f"CM1 {u.uidvalidity} 3 0", "2 b"]
-    assert sorted(os.listdir(folder)) == [uidlist.FILENAME]
+    assert sorted(os.listdir(folder)) == sorted([uidlist.FILENAME, uidvalidity.FILENAME])
+
+
+def test_uidvalidity_is_new_for_every_file_even_within_one_second(folder, monkeypatch):
+    """RFC 3501 2.3.1.1: a folder created again gets a new UIDVALIDITY; the clock
+    alone gives the same value within a second (or after it was set back)."""
+    monkeypatch.setattr(uidvalidity.time, "time", lambda: 1_700_000_000.5)
+    seen = []
+    for _ in range(3):
+        u = UidList(folder)
+        u.refresh()
+        seen.append(u.uidvalidity)
+        os.unlink(os.path.join(folder, uidlist.FILENAME))     # the folder deleted
+    assert seen == [1_700_000_000, 1_700_000_001, 1_700_000_002]
+    monkeypatch.setattr(uidvalidity.time, "time", lambda: 1_800_000_000.0)
+    u = UidList(folder)
+    u.refresh()
+    assert u.uidvalidity == 1_800_000_000                     # the clock again when ahead
+
+
+def test_uidvalidity_mark_is_per_user_root(tmp_path):
+    """Maildir++: a folder (.Name) takes its values from the user root it sits in."""
+    root = tmp_path / "user"
+    sub = root / ".Work"
+    sub.mkdir(parents=True)
+    a, b = UidList(str(root)), UidList(str(sub))
+    a.refresh()
+    b.refresh()
+    assert b.uidvalidity > a.uidvalidity
+    assert (root / uidvalidity.FILENAME).read_text() == f"{b.uidvalidity}\n"
+    assert not (sub / uidvalidity.FILENAME).exists()

@@ -10,14 +10,16 @@ UIDs are assigned in ascending order by appending lines (flush + fsync before an
 is told a UID), so they are never reused: UIDNEXT is the larger of the header's value
 and the highest UID in the file plus one.  Compaction drops expunged entries and
 rewrites the file atomically (durable.atomic_write) with UIDNEXT in the header.
-POP3 UIDLs and IMAP UIDs both come from this map.  Callers hold the folder's file lock
-(store/folder.py) around `assign_list` and `compact` so that processes never interleave.
+A new file takes its UIDVALIDITY from uidvalidity.py (never one the user's folders
+had before).  POP3 UIDLs and IMAP UIDs both come from this map.  Callers hold the
+folder's file lock (store/folder.py) around `assign_list` and `compact` so that
+processes never interleave.
 """
 
 import os
-import time
 
 from ..durable import atomic_write, fsync_dir, temp_name, unlink_quiet, write_exclusive
+from . import uidvalidity
 
 FILENAME = "clevermail-uidlist"
 
@@ -36,7 +38,8 @@ class UidList:
         # a name of our own (temp_name): a shared one could be truncated by a second
         # creator after we linked it into place
         tmp = temp_name(self.path)
-        validity = int(time.time()) & 0xFFFFFFFF or 1
+        # never one this user's folders had before, even within the same second
+        validity = uidvalidity.next_value(os.path.dirname(self.path))
         write_exclusive(tmp, f"CM1 {validity} 1\n".encode())
         try:
             # link, not rename: a concurrent creator must not replace ours
