@@ -7,7 +7,6 @@ that each own one job and gives them the names the call sites use:
     folders.py        the shared Folder objects: open/release, LRU, warm-up
     tree.py           list, create, delete, rename folders
     subscriptions.py  subscribed names
-    watch.py          changes by other processes reach open folders (inotify)
 
 Protocol-neutral: file handlers (smtp/pop3/imap handler.py) call it and turn its
 errors into replies.
