@@ -1178,7 +1178,7 @@ def test_dropped_connections_release_their_folders(open_session, store):
         c.close()
         c.wait_closed()
     assert store._open == {}
-    assert folder.users == 0 and folder.waiters == ()
+    assert folder.users == 0 and len(folder.waiters) == 0
 
 
 def test_idle_timeout_without_idle(open_session):

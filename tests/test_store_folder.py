@@ -1,13 +1,14 @@
 """Tests for clevermail.store.folder: index sync, flags, keywords, expunge, append, copy,
 change log and change notification."""
 
+import fcntl
 import os
 import threading
 
 import pytest
 
 from clevermail.store import folder as foldermod
-from clevermail.store import maildir
+from clevermail.store import changes, locks, maildir, scan
 from clevermail.store.errors import MessageGone
 from clevermail.store.flags import MAX_KEYWORDS
 from clevermail.store.folder import Folder
@@ -57,7 +58,7 @@ def test_sizes_come_from_names_not_files(store, inbox, monkeypatch):
     def no_measuring(*a):
         raise AssertionError("opened a message file for its size")
 
-    monkeypatch.setattr(Folder, "_measure", staticmethod(no_measuring))
+    monkeypatch.setattr(scan, "measure", no_measuring)
     for i in range(5):
         store.deliver(USER, msg(i, b"x" * i))
     inbox.sync()
@@ -223,7 +224,7 @@ def test_expunge_does_not_hide_a_concurrent_delivery(store, inbox, monkeypatch):
     (deliveries do not take the folder lock)."""
     store.deliver(USER, msg(1))
     inbox.sync()
-    real = maildir.fsync_dir
+    real = changes.fsync_dir
     state = {"delivered": False}
 
     def fsync_dir_with_delivery(path):
@@ -232,9 +233,9 @@ def test_expunge_does_not_hide_a_concurrent_delivery(store, inbox, monkeypatch):
             store.deliver(USER, msg(2))       # another SMTP session, same moment
         return real(path)
 
-    monkeypatch.setattr(maildir, "fsync_dir", fsync_dir_with_delivery)
+    monkeypatch.setattr(changes, "fsync_dir", fsync_dir_with_delivery)   # the expunge's
     assert inbox.expunge([1]) == [1]
-    monkeypatch.setattr(maildir, "fsync_dir", real)
+    monkeypatch.setattr(changes, "fsync_dir", real)
     assert state["delivered"]
     inbox.sync()
     assert inbox.uids == [2]
@@ -375,3 +376,21 @@ def test_claim_recent_once(store, inbox):
     store.deliver(USER, msg(3))
     inbox.sync()
     assert inbox.claim_recent() == 2
+
+
+def test_file_lock_is_reentrant_and_released_at_depth_zero(inbox):
+    """FileLock counts its own depth: the flock is taken once and let go only when
+    the outermost holder leaves (another open file description sees it)."""
+    other = os.open(os.path.join(inbox.path, locks.LOCK_NAME), os.O_RDWR)
+    try:
+        with inbox.lock:
+            with inbox.file_lock():
+                with inbox.file_lock():
+                    with pytest.raises(BlockingIOError):
+                        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                with pytest.raises(BlockingIOError):      # still held at depth 1
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)

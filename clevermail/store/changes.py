@@ -1,31 +1,42 @@
 """Changes a session makes to a folder: flags, expunge, append, copy.
 
-A mix-in of Folder (store/folder.py), split out by operation.  Every change happens
-under the folder's lock and its file lock, updates the in-memory index at once (so
-the next sync need not re-list the directory), and wakes waiters.  Flag changes are
-renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is unlink plus a directory
-fsync; append and copy write under tmp/, fsync, and link into cur/.
+FolderWriter is Folder's collaborator for writing (store/folder.py builds one per
+folder and its store_flags/expunge/append/copy_to are these methods).  It works on
+the files and tells the index what it did through Folder's small public index API
+(get, uid_of, set_name, record_flags, record_expunge, index_new, rescan_all,
+dir_mtime, keep_stamp, wake), never through the Folder's private state.
+
+Every change happens under the folder's lock and its file lock, updates the index
+at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
+changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is unlink plus a
+directory fsync; append and copy write under tmp/, fsync, and link into cur/
+(the Maildir discipline of maildir.py).
 """
 
 import errno
 import os
 
 from . import maildir
+from ..durable import fsync_dir
 from .flags import LETTER_FLAGS
 
 SUBDIRS = maildir.SUBDIRS
 
 
-class FolderChanges:
+class FolderWriter:
+    def __init__(self, folder):
+        self.folder = folder
+
     def store_flags(self, uids, letters, mode):
         """Change flags of `uids`: mode '+' adds, '-' removes, '=' replaces.
         Returns the entries whose flags really changed."""
+        folder = self.folder
         letters = set(letters)
         changed = []
-        with self.lock, self.file_lock():
-            before = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
+        with folder.lock, folder.file_lock():
+            before = folder.dir_mtime("cur")
             for uid in uids:
-                entry = self.by_uid.get(uid)
+                entry = folder.get(uid)
                 if entry is None:
                     continue
                 old = set(entry.flags)
@@ -34,94 +45,91 @@ class FolderChanges:
                     continue
                 if self._rename(entry, "".join(sorted(new))):
                     if new != old:
-                        self._touch(entry)
+                        folder.record_flags(entry)
                         changed.append(entry)
-            self._own_change("cur", before)
+            folder.keep_stamp("cur", before)
             if changed:
-                self._wake()
+                folder.wake()
         return changed
 
     def _rename(self, entry, flags):
-        src = self.file_path(entry)
-        dst = os.path.join(self.path, "cur", entry.base + ":2," + flags)
+        folder = self.folder
+        dst = os.path.join(folder.path, "cur", entry.base + ":2," + flags)
         try:
-            os.rename(src, dst)
+            os.rename(folder.file_path(entry), dst)
         except FileNotFoundError:
             return False  # moved or expunged by someone else: the next sync tells
-        entry.sub, entry.flags = "cur", flags
+        folder.set_name(entry, "cur", flags)
         return True
-
-    def _own_change(self, sub, before):
-        """After our own rename/unlink in `sub`: keep the index's stamp current when
-        nobody else changed the directory since we last looked, so the next sync
-        need not re-list it."""
-        if self._stamps[sub] == before:
-            self._stamps[sub] = os.stat(os.path.join(self.path, sub)).st_mtime_ns
 
     # -- expunge / append ----------------------------------------------------------
     def expunge(self, uids):
         """Remove the messages `uids` for good; returns the UIDs really removed."""
+        folder = self.folder
         removed = []
-        with self.lock, self.file_lock():
-            before = {s: os.stat(os.path.join(self.path, s)).st_mtime_ns for s in SUBDIRS}
+        with folder.lock, folder.file_lock():
+            before = folder.dir_mtime("cur")
             touched = set()
             todo = sorted(uids)
             for attempt in (0, 1):
                 retry = []
                 for uid in todo:
-                    entry = self.by_uid.get(uid)
+                    entry = folder.get(uid)
                     if entry is None:
                         continue
                     try:
-                        os.unlink(self.file_path(entry))
+                        os.unlink(folder.file_path(entry))
                     except FileNotFoundError:
                         if not attempt:
                             retry.append(uid)  # renamed by another writer: find its new name
                             continue
                     touched.add(entry.sub)
-                    self._drop(entry)
+                    folder.record_expunge(entry)
                     removed.append(uid)
                 if not retry:
                     break
-                self._rescan(list(SUBDIRS))
+                folder.rescan_all()
                 todo = retry
             for sub in touched:
-                maildir.fsync_dir(os.path.join(self.path, sub))
+                fsync_dir(os.path.join(folder.path, sub))
             # only cur/: deliveries link into new/ without our lock, so a new/ mtime
             # taken now could be theirs, and adopting it would hide their message
-            self._own_change("cur", before["cur"])
+            folder.keep_stamp("cur", before)
             if removed:
-                self._wake()
+                folder.wake()
         return removed
 
     def append(self, wire, letters="", date=None):
         """Store a message (wire form) with flags and internal date; returns its UID."""
+        folder = self.folder
         disk = maildir.to_disk(wire)
         base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
-        tmp = maildir.write_tmp(self.path, disk, base)
-        flags = "".join(sorted(set(letters)))
-        with self.lock, self.file_lock():
-            before = os.stat(os.path.join(self.path, "cur")).st_mtime_ns
-            maildir.commit_tmp(self.path, tmp, base + ":2," + flags, sub="cur")
-            self._own_change("cur", before)
-            self._add_fresh({"cur": [base + ":2," + flags]})
-            self._wake()
-            return self.by_base[base].uid
+        tmp = maildir.write_tmp(folder.path, disk, base)
+        name = base + ":2," + "".join(sorted(set(letters)))
+        with folder.lock, folder.file_lock():
+            before = folder.dir_mtime("cur")
+            maildir.commit_tmp(folder.path, tmp, name, sub="cur")
+            folder.keep_stamp("cur", before)
+            folder.index_new({"cur": [name]})
+            folder.wake()
+            return folder.uid_of(base)
 
     def copy_to(self, uids, target):
         """Copy messages into folder `target` (hard links where possible) with their
         flags; keywords are re-mapped to the target's letters.  Returns
         [(source uid, new uid)] for COPYUID.  Never holds both folders' locks."""
+        folder = self.folder
         pairs = []
         for uid in uids:
-            with self.lock:
-                entry = self.by_uid.get(uid)
+            with folder.lock:
+                entry = folder.get(uid)
                 if entry is None:
                     continue
-                src, flags, size, wsize, date = self.file_path(entry), entry.flags, entry.size, entry.wsize, entry.date
-            if target is not self and any("a" <= c <= "z" for c in flags):
+                src, flags, size, wsize, date = (folder.file_path(entry), entry.flags, entry.size,
+                                                 entry.wsize, entry.date)
+            if target is not folder and any("a" <= c <= "z" for c in flags):
                 keep = "".join(c for c in flags if c in LETTER_FLAGS)
-                names = [n for n in self.flag_names(flags) if not n.startswith("\\")]
+                names = [n for n in folder.flag_names(flags) if not n.startswith("\\")]
                 flags = "".join(sorted(set(keep) | target.letters_for(names)))
             base = maildir.new_base(size, wsize, date)
             tmp = os.path.join(target.path, "tmp", base)
@@ -137,17 +145,14 @@ class FolderChanges:
             pairs.append((uid, base, tmp, flags))
         if not pairs:
             return []
-        result = []
         with target.lock, target.file_lock():
-            before = os.stat(os.path.join(target.path, "cur")).st_mtime_ns
-            fresh = {"cur": []}
+            before = target.dir_mtime("cur")
+            names = []
             for uid, base, tmp, flags in pairs:
-                maildir.commit_tmp(target.path, tmp, base + ":2," + flags, sub="cur", sync=False)
-                fresh["cur"].append(base + ":2," + flags)
-            maildir.fsync_dir(os.path.join(target.path, "cur"))
-            target._own_change("cur", before)
-            target._add_fresh(fresh)
-            target._wake()
-            for uid, base, _, _ in pairs:
-                result.append((uid, target.by_base[base].uid))
-        return result
+                names.append(base + ":2," + flags)
+                maildir.commit_tmp(target.path, tmp, names[-1], sub="cur", sync=False)
+            fsync_dir(os.path.join(target.path, "cur"))
+            target.keep_stamp("cur", before)
+            target.index_new({"cur": names})
+            target.wake()
+            return [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]

@@ -13,8 +13,8 @@ CleverMail processes.  Every change bumps `modseq` and is logged so that session
 ask what changed since they last looked (new UIDs, flag changes, expunges; a session's
 view of that is store/view.py) and report it as RFC 3501 allows.
 
-Waking the waiters (IDLE sessions) never takes the folder lock: the set of callbacks
-is an immutable tuple swapped under a lock of its own, so a delivery's notify() (the
+Writing is FolderWriter's (store/changes.py), through the index API below; waking
+the waiters (store/waiters.py) takes no folder lock, so a delivery's notify() (the
 last step before SMTP says 250) never queues behind a sync or an expunge.
 """
 
@@ -22,34 +22,22 @@ import bisect
 import collections
 import gc
 import itertools
-import logging
 import os
 import threading
 from typing import NamedTuple
 
-from . import maildir
+from . import maildir, scan
 from .errors import MessageGone
-from .changes import FolderChanges
+from .changes import FolderWriter
 from .flags import FlagMap
 from .locks import FileLock
 from .uidlist import UidList
+from .scan import Entry
+from .waiters import Waiters
 
 SUBDIRS = maildir.SUBDIRS
 BULK = 5000               # new files at once that count as a bulk import
 LOG_LIMIT = 20000
-
-
-class Entry:
-    """One message: UID, base name, sub-directory, flag letters, sizes, date, modseq."""
-
-    __slots__ = ("uid", "base", "sub", "flags", "size", "wsize", "date", "modseq")
-
-    def __init__(self, uid, base, sub, flags, size, wsize, date, modseq):
-        self.uid, self.base, self.sub, self.flags = uid, base, sub, flags
-        self.size, self.wsize, self.date, self.modseq = size, wsize, date, modseq
-
-    def filename(self):
-        return self.base + ":2," + self.flags if (self.sub == "cur" or self.flags) else self.base
 
 
 class FolderStatus(NamedTuple):
@@ -61,7 +49,11 @@ class FolderStatus(NamedTuple):
     unseen: int
 
 
-class Folder(FolderChanges):
+class Folder:
+    """One folder's index, change log and waiters, shared by the sessions of this
+    process.  Writing (flags, expunge, append, copy) is done by its FolderWriter
+    (store/changes.py) through the index API below."""
+
     def __init__(self, path, name):
         self.path = path
         self.name = name
@@ -77,8 +69,8 @@ class Folder(FolderChanges):
         self._file_lock = FileLock(path)
         self.flagmap = FlagMap(path, self.lock)
         self.users = 0            # sessions holding the folder (MailStore bookkeeping)
-        self.waiters = ()         # callbacks; replaced whole, never changed in place
-        self._waiters_lock = threading.Lock()
+        self.waiters = Waiters()  # IDLE sessions' wake-ups (lock-free, store/waiters.py)
+        self._writer = FolderWriter(self)
         maildir.make_maildir(path)
 
     # -- locking ---------------------------------------------------------------
@@ -147,7 +139,7 @@ class Folder(FolderChanges):
             missing = [e for e in by_base.values() if e.base not in found]
         changed = False
         for entry in missing:
-            self._drop(entry)
+            self.record_expunge(entry)
             changed = True
         fresh = {"new": [], "cur": []}
         for base, (sub, name) in found.items():
@@ -158,10 +150,10 @@ class Folder(FolderChanges):
             flags = name[len(base) + 3:]
             if entry.sub != sub or entry.flags != flags:
                 entry.sub, entry.flags = sub, flags  # as named on disk, so filename() finds it
-                self._touch(entry)
+                self.record_flags(entry)
                 changed = True
         if fresh["new"] or fresh["cur"]:
-            self._add_fresh(fresh)
+            self.index_new(fresh)
             changed = True
         for sub, mtime in stamps.items():
             self._stamps[sub] = mtime
@@ -170,7 +162,7 @@ class Folder(FolderChanges):
         if self._uidlist.needs_compaction() and scanned == set(SUBDIRS):
             self._uidlist.compact(set(by_base))
         if changed:
-            self._wake()
+            self.wake()
         return changed
 
     def _first_scan(self):
@@ -180,40 +172,12 @@ class Folder(FolderChanges):
             self._stamps[sub], names = self._list(sub)
             fresh[sub] = [n for n in names if n[:1] != "."]
         if fresh["new"] or fresh["cur"]:
-            self._add_fresh(fresh)
-            self._wake()
+            self.index_new(fresh)
+            self.wake()
             return True
         return False
 
-    def _parse_names(self, sub, names, cols):
-        """Append (base, sub, flags, size, wsize, date) of each file name of one
-        sub-directory to the six lists `cols`.  Our own names (and Dovecot's) are
-        parsed by one regex pass over all of them at C speed; anything else is
-        measured one by one."""
-        odd = [n for n in names if ",W=" not in n or "\n" in n]
-        regular = [n for n in names if ",W=" in n and "\n" not in n] if odd else names
-        found = maildir.FAST_LINES.findall("\n".join(regular))
-        if len(found) != len(regular):      # a name only looked like ours
-            odd, found = names, []
-        bases, subs, flags, sizes, wsizes, dates = cols
-        if found:
-            b, d, sz, w, f = zip(*found)
-            bases += b
-            subs += [sub] * len(b)
-            flags += f
-            sizes += map(int, sz)
-            wsizes += map(int, w)
-            dates += map(int, d)
-        for name in odd:
-            base, flag, size, wsize, date = maildir.parse_name(name)
-            try:
-                size, wsize, date = self._measure(os.path.join(self.path, sub, name), size, wsize, date)
-            except FileNotFoundError:
-                continue
-            for col, value in zip(cols, (base, sub, flag, size, wsize, date)):
-                col.append(value)
-
-    def _add_fresh(self, fresh):
+    def index_new(self, fresh):
         """Index new files {sub: [names]}, giving each a UID.  Names start with the
         delivery time, so name order is arrival order and UIDs follow it."""
         if sum(map(len, fresh.values())) < BULK:
@@ -231,8 +195,8 @@ class Folder(FolderChanges):
 
     def _index_names(self, fresh):
         cols = ([], [], [], [], [], [])
-        self._parse_names("new", fresh.get("new", []), cols)
-        self._parse_names("cur", fresh.get("cur", []), cols)
+        scan.parse_names(self.path, "new", fresh.get("new", []), cols)
+        scan.parse_names(self.path, "cur", fresh.get("cur", []), cols)
         bases = cols[0]
         if not bases:
             return
@@ -256,24 +220,28 @@ class Folder(FolderChanges):
             for uid in added:
                 bisect.insort(current, uid)
 
-    @staticmethod
-    def _measure(path, size, wsize, date):
-        """Sizes and date of a file that did not come from us (no S=/W= in its name)."""
-        st = os.stat(path)
-        if wsize is None:
-            lf = 0
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 16), b""):
-                    lf += chunk.count(b"\n")
-            wsize = st.st_size + lf
-        return (st.st_size if size is None else size), wsize, (int(st.st_mtime) if date is None else date)
+    # -- the index API of FolderWriter (store/changes.py) ---------------------------
+    # Called with self.lock (and, around file changes, self.file_lock()) held.
+    def get(self, uid):
+        """The index entry of `uid`, or None if it is not (or no longer) indexed."""
+        return self.by_uid.get(uid)
 
-    def _touch(self, entry):
+    def uid_of(self, base):
+        """The UID of an indexed base name (after index_new)."""
+        return self.by_base[base].uid
+
+    def set_name(self, entry, sub, flags):
+        """The writer renamed the entry's file to <sub>/<base>:2,<flags>."""
+        entry.sub, entry.flags = sub, flags
+
+    def record_flags(self, entry):
+        """Log a flag change of `entry` (sessions report it; its modseq moves on)."""
         self.modseq += 1
         entry.modseq = self.modseq
         self._record("F", entry.uid)
 
-    def _drop(self, entry):
+    def record_expunge(self, entry):
+        """Drop `entry` from the index and log its expunge."""
         del self.by_uid[entry.uid]
         del self.by_base[entry.base]
         i = bisect.bisect_left(self.uids, entry.uid)
@@ -282,6 +250,20 @@ class Folder(FolderChanges):
         self.modseq += 1
         self._record("E", entry.uid)
         self._uidlist.forget([entry.base])
+
+    def rescan_all(self):
+        """Re-list new/ and cur/ now (a file was renamed by another writer)."""
+        self._rescan(list(SUBDIRS))
+
+    def dir_mtime(self, sub):
+        return os.stat(os.path.join(self.path, sub)).st_mtime_ns
+
+    def keep_stamp(self, sub, before):
+        """After our own rename/unlink in `sub`: keep the index's stamp current when
+        nobody else changed the directory since we last looked (its mtime was
+        `before` and matched), so the next sync need not re-list it."""
+        if self._stamps[sub] == before:
+            self._stamps[sub] = self.dir_mtime(sub)
 
     def _record(self, kind, uid):
         self._log.append((self.modseq, kind, uid))
@@ -307,29 +289,19 @@ class Folder(FolderChanges):
     def notify(self):
         """Wake waiters (IDLE) after a delivery by someone who does not hold the index.
         Takes no folder lock: a delivery must not wait for a sync or an expunge."""
-        self._wake()
+        self.waiters.wake()
 
     def add_waiter(self, callback):
         """Have `callback()` called after every change (new mail found by a sync, flag
-        change, expunge, append, notify()).  It runs in the changing thread, maybe
-        under the folder lock, so it must only signal (set an Event, write to an
-        eventfd): never block, never take a lock, never touch a socket."""
-        with self._waiters_lock:
-            if callback not in self.waiters:
-                self.waiters = self.waiters + (callback,)
+        change, expunge, append, notify()); see store/waiters.py for its rules."""
+        self.waiters.add(callback)
 
     def remove_waiter(self, callback):
-        with self._waiters_lock:
-            self.waiters = tuple(w for w in self.waiters if w is not callback)
+        self.waiters.remove(callback)
 
-    def _wake(self):
-        """After any change: call every waiter.  Reads the tuple once, lock-free (a
-        waiter added meanwhile looks at the folder itself before it sleeps)."""
-        for callback in self.waiters:
-            try:
-                callback()
-            except Exception:  # a broken waiter must not fail a delivery or an expunge
-                logging.getLogger("clevermail.store").exception("folder waiter failed")
+    def wake(self):
+        """After any change: call every waiter (lock-free)."""
+        self.waiters.wake()
 
     # -- reading -------------------------------------------------------------------
     def entry(self, uid):
@@ -365,6 +337,23 @@ class Folder(FolderChanges):
             unseen = sum(1 for e in self.by_uid.values() if "S" not in e.flags)
             recent = len(self.uids) - bisect.bisect_right(self.uids, self.recent_upto)
             return FolderStatus(len(self.uids), recent, self.uidnext, self.uidvalidity, unseen)
+
+    # -- writing (store/changes.py FolderWriter does it) -------------------------------
+    def store_flags(self, uids, letters, mode):
+        """Change flags ('+' add, '-' remove, '=' replace); the entries really changed."""
+        return self._writer.store_flags(uids, letters, mode)
+
+    def expunge(self, uids):
+        """Remove messages for good; the UIDs really removed."""
+        return self._writer.expunge(uids)
+
+    def append(self, wire, letters="", date=None):
+        """Store a message (wire form) with flags and internal date; its UID."""
+        return self._writer.append(wire, letters, date)
+
+    def copy_to(self, uids, target):
+        """Copy messages into folder `target` with their flags; [(old, new UID)]."""
+        return self._writer.copy_to(uids, target)
 
     # -- flags (store/flags.py holds the mapping) ----------------------------------
     def keywords(self):
