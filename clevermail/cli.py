@@ -16,20 +16,21 @@ import click
 
 from . import __version__
 from .accounts import AccountError, AccountStore
-from .config import ConfigError, format_config, load_config, render_defaults
+from .config import ConfigError, format_config, load_config, read_config, render_defaults
 
 
-def _load(ctx):
+def _load(ctx, loader=load_config):
+    """The Settings of the config in use (or, with loader=read_config, its values)."""
     try:
-        return load_config(ctx.obj["config"])
+        return loader(ctx.obj["config"])
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"config error: {problem}", err=True)
         ctx.exit(2)
 
 
-def _accounts(conf):
-    return AccountStore(conf["server"]["users_file"], conf["server"]["domains"])
+def _accounts(settings):
+    return AccountStore(settings.server.users_file, settings.server.domains)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,11 +53,11 @@ def start(ctx):
     from .process import tune_process
     from .service import MailService, StartupError
 
-    conf = _load(ctx)
+    settings = _load(ctx)
     try:
-        setup_logging(conf["server"]["log_level"], conf["server"]["log_file"])
+        setup_logging(settings.server.log_level, settings.server.log_file)
     except OSError as exc:
-        click.echo(f"clevermail: cannot start: log file {conf['server']['log_file']}: {exc.strerror}", err=True)
+        click.echo(f"clevermail: cannot start: log file {settings.server.log_file}: {exc.strerror}", err=True)
         ctx.exit(1)
     # handlers first: a SIGTERM that arrives while the listeners start must still
     # lead to a clean stop, not to the default kill
@@ -64,14 +65,14 @@ def start(ctx):
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     tune_process()      # the serving process only, never a library user's or a test's
-    service = MailService(conf)
+    service = MailService(settings)
     try:
         service.start()
     except StartupError as exc:
         click.echo(f"clevermail: cannot start: {exc}", err=True)
         ctx.exit(1)
     listening = ", ".join(f"{kind} {port}" for kind, ports in service.ports.items() for port in ports)
-    click.echo(f"clevermail {__version__} running ({listening}); data in {conf['server']['data_dir']}. "
+    click.echo(f"clevermail {__version__} running ({listening}); data in {settings.server.data_dir}. "
                "Ctrl-C stops.", err=True)
     while not stop.wait(1.0):
         pass
@@ -100,12 +101,12 @@ def user_add(ctx, name, password_stdin):
     """Add an account (NAME or NAME@domain; a bare name gets the first local domain)."""
     from .store import MailStore, StoreError
 
-    conf = _load(ctx)
-    accounts = _accounts(conf)
+    settings = _load(ctx)
+    accounts = _accounts(settings)
     try:
         accounts.canonical(name)
         account = accounts.add(name, _read_password(password_stdin))
-        MailStore(conf["server"]["data_dir"]).ensure_user(account.address)
+        MailStore(settings.server.data_dir).ensure_user(account.address)
     except (AccountError, StoreError) as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
@@ -118,8 +119,8 @@ def user_add(ctx, name, password_stdin):
 @click.pass_context
 def user_passwd(ctx, name, password_stdin):
     """Set a new password for an account."""
-    conf = _load(ctx)
-    accounts = _accounts(conf)
+    settings = _load(ctx)
+    accounts = _accounts(settings)
     try:
         address = accounts.canonical(name)
         if accounts.lookup(address) is None:
@@ -140,8 +141,8 @@ def user_del(ctx, name, keep_mail, yes):
     """Delete an account (and, after confirmation, its mail)."""
     from .store import MailStore
 
-    conf = _load(ctx)
-    accounts = _accounts(conf)
+    settings = _load(ctx)
+    accounts = _accounts(settings)
     try:
         address = accounts.canonical(name)
         if accounts.lookup(address) is None:
@@ -152,7 +153,7 @@ def user_del(ctx, name, keep_mail, yes):
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
     if delete_mail:
-        MailStore(conf["server"]["data_dir"]).remove_user(address)
+        MailStore(settings.server.data_dir).remove_user(address)
         click.echo(f"deleted {address} and its mail")
     else:
         click.echo(f"deleted {address} (mail kept)")
@@ -175,8 +176,7 @@ def queue():
 def _queue(ctx):
     from .relay.queue import RelayQueue
 
-    conf = _load(ctx)
-    return RelayQueue(os.path.join(conf["server"]["data_dir"], "queue"))
+    return RelayQueue(os.path.join(_load(ctx).server.data_dir, "queue"))
 
 
 @queue.command("list")
@@ -272,7 +272,7 @@ def config_show(ctx, defaults):
     if defaults:
         click.echo(render_defaults())
         return
-    click.echo(format_config(_load(ctx)))
+    click.echo(format_config(_load(ctx, read_config)))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,34 @@
-"""Configuration: the one schema (defaults, types, help) and its loader.
+"""Configuration: the one schema (defaults, types, help), its loader, and the typed
+settings each layer is built from.
 
 CONFIGSPEC below is the single source of defaults: with no file at all the server
 runs on it (unprivileged loopback ports, data under the working directory).  A file
 given with `--config` or CLEVERMAIL_CONFIG is an INI file read by configobj and
-checked against the spec by `validate`; every problem is collected and reported at
-once as "file: [section] key: why", never as a traceback.
+checked against the spec by `validate`; every problem (a misspelt key included) is
+collected and reported at once as "file: [section] key: why", never as a traceback.
 
-Only cli.py and service.py read configuration; everything else takes plain
-constructor arguments built from the dict returned here.
+read_config() returns the checked values section by section (what `config show`
+prints); load_config() turns them into settings.Settings, frozen dataclasses per
+layer: ServerSettings, a netbase.Limits per protocol, the netbase.SessionPolicy,
+LoginSettings, relay.settings.RelaySettings and the Listeners.  host:port values (listeners, the
+smarthost, nameservers) are parsed here, once, into (host, port) tuples.
+
+Only cli.py and service.py read configuration; everything else takes these settings
+or plain values as constructor arguments.
 """
 
+import difflib
 import ipaddress
 import os
 import socket
+from types import MappingProxyType
 
 from configobj import ConfigObj, flatten_errors, get_extra_values
 from validate import ValidateError, Validator, VdtValueError
+
+from .netbase import Limits, SessionPolicy
+from .relay.settings import RelaySettings
+from .settings import Listener, LoginSettings, ServerSettings, Settings
 
 CONFIG_ENV = "CLEVERMAIL_CONFIG"
 
@@ -87,12 +100,12 @@ errors_per_session = integer(min=1, default=20)
 [relay]
 # Seconds between queue scans (the worker is also woken on every enqueue).
 interval = float(min=0.1, default=60)
-# DNS servers for MX lookups ("host" or "host:port"); empty = the system's resolver.
-nameservers = force_list(default=list())
+# DNS servers for MX lookups (address, address:port or [v6]:port; port 53 if none); empty = the system's resolver.
+nameservers = nameserver_list(default=list())
 # Port used to reach MX hosts (25 on the internet; tests and staging use sinks elsewhere).
 mx_port = integer(min=1, max=65535, default=25)
 # Send all external mail through this host:port instead of MX lookup ("" = direct delivery).
-smarthost = string(default='')
+smarthost = hostport(default='')
 smarthost_user = string(default='')
 smarthost_password = string(default='')
 smarthost_tls = option('none', 'starttls', 'implicit', default='starttls')
@@ -121,17 +134,38 @@ class ConfigError(Exception):
         self.problems = list(problems)
 
 
-def parse_hostport(value):
-    """'host:port' or '[v6]:port' -> (host, port); raises ValueError."""
+# -- the typed settings ---------------------------------------------------------------
+PROTOCOLS = ("smtp", "pop3", "imap")
+
+# Every listener key: (kind, protocol, section, key, implicit TLS).  The kind names the
+# listener in logs and in MailService.ports; SMTP's kind also says its mode.
+LISTENER_KEYS = (
+    ("smtp", "smtp", "smtp", "listen", False),
+    ("submission", "smtp", "smtp", "submission_listen", False),
+    ("submissions", "smtp", "smtp", "submissions_listen", True),
+    ("pop3", "pop3", "pop3", "listen", False),
+    ("pop3s", "pop3", "pop3", "tls_listen", True),
+    ("imap", "imap", "imap", "listen", False),
+    ("imaps", "imap", "imap", "tls_listen", True),
+)
+
+
+# -- host:port, the one parser -----------------------------------------------------------
+def parse_hostport(value, default_port=None):
+    """'host:port' or '[v6]:port' -> (host, port); raises ValueError.  With a
+    default_port, 'host', a bare IPv6 address and '[v6]' are accepted too."""
     value = value.strip()
     if value.startswith("["):
-        host, sep, port = value[1:].partition("]:")
-        if not sep:
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")) or (not rest and default_port is None):
             raise ValueError(f"{value!r} is not [address]:port")
+        port = rest[1:] if rest else str(default_port)
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    elif default_port is not None and (":" not in value or _is_ip(value)):
+        host, port = value, str(default_port)
     else:
-        host, sep, port = value.rpartition(":")
-        if not sep or ":" in host:
-            raise ValueError(f"{value!r} is not host:port (IPv6 goes in brackets)")
+        raise ValueError(f"{value!r} is not host:port (IPv6 goes in brackets)")
     if not host:
         raise ValueError(f"{value!r} has no host")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -139,35 +173,93 @@ def parse_hostport(value):
     return host, int(port)
 
 
-def _listen_list(value):
-    if isinstance(value, str):
-        value = [value] if value.strip() else []
+def _is_ip(text):
     try:
-        return [parse_hostport(v) for v in value]
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+class _Invalid(ValidateError):
+    """A check's own message, shown as it is (VdtValueError would wrap it in quotes)."""
+
+
+def _as_list(value):
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return list(value)
+
+
+def _listen_list(value):
+    try:
+        return [parse_hostport(v) for v in _as_list(value)]
     except ValueError as exc:
-        raise VdtValueError(str(exc)) from None
+        raise _Invalid(str(exc)) from None
+
+
+def _hostport(value):
+    """One host:port where a connection goes (port 0 means nothing there); '' = None."""
+    if not isinstance(value, str):
+        raise _Invalid("one host:port is needed, not a list")
+    if not value.strip():
+        return None
+    try:
+        host, port = parse_hostport(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    if port == 0:
+        raise _Invalid(f"{value.strip()!r} has no valid port")
+    return host, port
+
+
+def _nameserver_list(value):
+    """DNS servers: IP addresses, port 53 unless given; empty items mean none (a
+    one-item list is written `x,`, and no item at all `""`)."""
+    out = []
+    for item in _as_list(value):
+        if not item.strip():
+            continue
+        try:
+            host, port = parse_hostport(item, default_port=53)
+            address = str(ipaddress.ip_address(host))
+            if not port:
+                raise ValueError(item)
+        except ValueError:
+            raise _Invalid(f"{item.strip()!r} is not an address or address:port") from None
+        out.append((address, port))
+    return out
 
 
 def _cidr_list(value):
-    if isinstance(value, str):
-        value = [value] if value.strip() else []
     try:
-        return [ipaddress.ip_network(v.strip(), strict=False) for v in value]
+        return [ipaddress.ip_network(v.strip(), strict=False) for v in _as_list(value)]
     except ValueError as exc:
         raise VdtValueError(str(exc)) from None
 
 
+CHECKS = {"listen_list": _listen_list, "hostport": _hostport,
+          "nameserver_list": _nameserver_list, "cidr_list": _cidr_list}
+
+
+# -- loading ---------------------------------------------------------------------------------
 def _spec():
     return ConfigObj(CONFIGSPEC.splitlines(), list_values=False, _inspec=True)
 
 
 def load_config(path=None, overrides=None):
-    """Read, validate and complete a configuration.
+    """Read, validate and type a configuration: the Settings every layer is built from.
 
     `path` None means: CLEVERMAIL_CONFIG if set, else embedded defaults only.
     `overrides` is a nested dict applied over the file (tests build config this way).
-    Returns a plain nested dict; raises ConfigError listing every problem.
+    Raises ConfigError listing every problem.
     """
+    return settings_from(read_config(path, overrides))
+
+
+def read_config(path=None, overrides=None):
+    """The checked configuration as plain values, section by section (what `config
+    show` prints); arguments and errors as load_config."""
     if path is None:
         path = os.environ.get(CONFIG_ENV) or None
     source = "<defaults>"
@@ -188,21 +280,17 @@ def load_config(path=None, overrides=None):
     if overrides:
         cfg.merge(overrides)
 
-    validator = Validator({"listen_list": _listen_list, "cidr_list": _cidr_list})
-    result = cfg.validate(validator, preserve_errors=True)
+    result = cfg.validate(Validator(CHECKS), preserve_errors=True)
     problems = []
     for sections, key, error in flatten_errors(cfg, result):
         where = "[" + "/".join(sections) + "]" + (f" {key}" if key else "")
         why = str(error) if isinstance(error, (ValidateError, Exception)) else "missing section"
         problems.append(f"{source}: {where}: {why}")
     for sections, name in get_extra_values(cfg):
-        where = "[" + "/".join(sections) + "]" if sections else "top level"
-        problems.append(f"{source}: {where}: unknown key or section {name!r}")
+        problems.append(f"{source}: {_unknown(cfg, sections, name)}")
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
     conf = cfg.dict()
     if not problems:
-        # `nameservers = ""` (as `config show --defaults` writes it) means none, not ['']
-        conf["relay"]["nameservers"] = [n.strip() for n in conf["relay"]["nameservers"] if n.strip()]
         problems.extend(f"{source}: {p}" for p in _check_semantics(conf))
     if problems:
         raise ConfigError(problems)
@@ -215,6 +303,21 @@ def load_config(path=None, overrides=None):
     return conf
 
 
+def _unknown(cfg, sections, name):
+    """'[limits] mesage_size: unknown key (did you mean 'message_size'?)'."""
+    spec, node = _spec(), cfg
+    for section in sections:
+        spec, node = spec.get(section, {}), node[section]
+    if isinstance(node[name], dict):
+        where, known = f"[{'/'.join((*sections, name))}]: unknown section", spec.sections
+    elif sections:
+        where, known = f"[{'/'.join(sections)}] {name}: unknown key", spec.scalars
+    else:
+        where, known = f"top level: {name}: unknown key (keys belong in a [section])", []
+    close = difflib.get_close_matches(name, known, n=1)
+    return where + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
 def _check_semantics(conf):
     """Rules that span keys, which the per-key checks cannot see."""
     problems = []
@@ -223,25 +326,46 @@ def _check_semantics(conf):
     tls = conf["tls"]
     if bool(tls["certificate"]) != bool(tls["key"]):
         problems.append("[tls]: certificate and key must be set together")
-    needs_tls = [f"[{s}] {k}" for s, k in (("smtp", "submissions_listen"), ("pop3", "tls_listen"),
-                                           ("imap", "tls_listen")) if conf[s][k]]
+    needs_tls = [f"[{section}] {key}" for _, _, section, key, tls_key in LISTENER_KEYS
+                 if tls_key and conf[section][key]]
     if needs_tls and not tls["certificate"]:
         problems.append(f"{', '.join(needs_tls)}: TLS listeners need [tls] certificate and key")
-    relay = conf["relay"]
-    if relay["smarthost"]:
-        try:
-            parse_hostport(relay["smarthost"])
-        except ValueError as exc:
-            problems.append(f"[relay] smarthost: {exc}")
-    for ns in relay["nameservers"]:
-        host = ns.strip()
-        try:
-            if host.startswith("[") or host.count(":") == 1:
-                host = parse_hostport(host)[0]
-            ipaddress.ip_address(host)
-        except ValueError:
-            problems.append(f"[relay] nameservers: {ns!r} is not an address or address:port")
     return problems
+
+
+def settings_from(conf):
+    """The typed Settings of a checked configuration (read_config's values)."""
+    server, tls, lim, relay = conf["server"], conf["tls"], conf["limits"], conf["relay"]
+    shared = {key: lim[key] for key in ("message_size", "recipients", "connections",
+                                        "connections_per_client", "auth_failure_delay",
+                                        "errors_per_session")}
+    return Settings(
+        source=conf["source"],
+        server=ServerSettings(
+            hostname=server["hostname"], domains=tuple(server["domains"]),
+            data_dir=server["data_dir"], users_file=server["users_file"],
+            postmaster=server["postmaster"], log_file=server["log_file"],
+            log_level=server["log_level"], certificate=tls["certificate"], key=tls["key"]),
+        limits=MappingProxyType({protocol: Limits(timeout=lim[f"{protocol}_timeout"], **shared)
+                                 for protocol in PROTOCOLS}),
+        policy=SessionPolicy(allow_plaintext_auth=server["allow_plaintext_auth"],
+                             trusted_networks=tuple(server["trusted_networks"])),
+        login=LoginSettings(failures_per_client=lim["auth_failures_per_client"],
+                            failure_window=lim["auth_failure_window"]),
+        relay=RelaySettings(
+            hostname=server["hostname"], interval=relay["interval"], mx_port=relay["mx_port"],
+            nameservers=tuple(relay["nameservers"]),
+            retry_schedule=tuple(relay["retry_schedule"]),
+            queue_lifetime=relay["queue_lifetime"],
+            delay_warning=relay["delay_warning"] or None,   # 0 = never
+            smarthost=relay["smarthost"], smarthost_user=relay["smarthost_user"] or None,
+            smarthost_password=relay["smarthost_password"] or None,
+            smarthost_tls=relay["smarthost_tls"], concurrency=relay["concurrency"],
+            connect_timeout=relay["connect_timeout"]),
+        listeners=tuple(Listener(kind, protocol, address, implicit_tls)
+                        for kind, protocol, section, key, implicit_tls in LISTENER_KEYS
+                        for address in conf[section][key]),
+    )
 
 
 def masked(conf):
@@ -256,50 +380,37 @@ def masked(conf):
 def render_defaults():
     """The spec as a documented example config file with every default filled in."""
     lines = ["# CleverMail configuration: every key with its default.", ""]
-    spec = _spec()
+    spec, validator = _spec(), Validator(CHECKS)
     for section in spec.sections:
         lines.append(f"[{section}]")
         sub = spec[section]
         for key in sub.scalars:
-            for comment in sub.comments.get(key, []):
-                if comment.strip():
-                    lines.append(comment.strip())
-            lines.append(f"{key} = {_default_text(sub[key])}")
+            lines.extend(c.strip() for c in sub.comments.get(key, []) if c.strip())
+            lines.append(f"{key} = {_ini(validator.get_default_value(sub[key]))}")
         lines.append("")
     return "\n".join(lines)
 
 
-def _default_text(check):
-    """Turn "integer(min=1, default=100)" into the INI text of its default."""
-    start = check.find("default=")
-    if start < 0:
-        return ""
-    text = check[start + len("default="):check.rfind(")")]
-    if text.startswith("list(") and text.endswith(")"):
-        items = [i.strip().strip("'") for i in text[5:-1].split(",") if i.strip()]
-        return ", ".join(items) if len(items) > 1 else (items[0] + "," if items else '""')
-    return text.strip("'") if text not in ("''",) else '""'
-
-
 def format_config(conf):
-    """Effective config as INI text (secrets masked)."""
+    """Effective config (read_config's values) as INI text, secrets masked."""
     shown = masked(conf)
     lines = []
     for section in _spec().sections:
         lines.append(f"[{section}]")
-        for key, value in shown[section].items():
-            if isinstance(value, list):
-                value = ", ".join(_show(v) for v in value) + ("," if len(value) == 1 else "")
-                value = value or '""'
-            elif isinstance(value, bool):
-                value = "yes" if value else "no"
-            lines.append(f"{key} = {value}")
+        lines.extend(f"{key} = {_ini(value)}" for key, value in shown[section].items())
         lines.append("")
     return "\n".join(lines)
 
 
-def _show(value):
-    if isinstance(value, tuple):
+def _ini(value):
+    """A checked value as the INI text that reads back to it."""
+    if isinstance(value, list):     # one item needs its comma to stay a list
+        return ", ".join(_ini(v) for v in value) + ("," if len(value) == 1 else "") or '""'
+    if isinstance(value, tuple):    # host:port
         host, port = value
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == "":
+        return '""'
     return str(value)

@@ -2,7 +2,8 @@
 
 MailServer is a socketserver.ThreadingTCPServer: one thread per connection.  It holds
 the file handler bound to it (`server.handler`, the original's SmtpFileHandler etc.),
-the limits, the TLS context, and counts connections in total and per client address.
+its Limits and SessionPolicy (typed settings built by config.py), the TLS context, and
+counts connections in total and per client address.
 `close_all()` ends every live session so that stopping never waits on idle clients.
 
 LineSession is the request handler every protocol session derives from: it owns the
@@ -21,6 +22,7 @@ import ssl
 import struct
 import threading
 import time
+from dataclasses import dataclass
 
 from .login import normalize_peer
 from .logs import SessionLogger, redact_command
@@ -34,18 +36,29 @@ ACCEPT_ERROR_PAUSE = 0.05
 ACCEPT_ERROR_LOG_INTERVAL = 10.0
 
 
+@dataclass(frozen=True)
 class Limits:
-    """The [limits] section as attributes (plain values; no config import here)."""
+    """What the sessions of one listener may use: the [limits] section with that
+    protocol's idle timeout (config.py builds one per protocol).  Frozen, and built by
+    keyword, so a misspelt limit is a TypeError, never a silently ignored value."""
 
-    def __init__(self, **values):
-        self.message_size = 26214400
-        self.recipients = 100
-        self.connections = 1000
-        self.connections_per_client = 50
-        self.timeout = 300.0
-        self.auth_failure_delay = 1.5
-        self.errors_per_session = 20
-        self.__dict__.update(values)
+    message_size: int = 26214400        # bytes: SMTP SIZE, the IMAP literal limit
+    recipients: int = 100               # per SMTP transaction
+    connections: int = 1000             # sessions of this listener at once
+    connections_per_client: int = 50    # of them from one client address
+    timeout: float = 300.0              # idle seconds before the session is ended
+    auth_failure_delay: float = 1.5     # seconds before a failed login is answered
+    errors_per_session: int = 20        # protocol errors before the session is cut off
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """What a listener's sessions allow (the policy keys of [server])."""
+
+    # credentials over plaintext from non-loopback clients (behind a TLS proxy only)
+    allow_plaintext_auth: bool = False
+    # ipaddress networks whose clients may relay through SMTP without AUTH
+    trusted_networks: tuple = ()
 
 
 class MailServer(socketserver.ThreadingTCPServer):
@@ -54,8 +67,8 @@ class MailServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address, session_class, handler, *, protocol, hostname, limits,
-                 ssl_context=None, implicit_tls=False, throttle=None, options=None):
+    def __init__(self, address, session_class, handler, *, protocol, hostname, limits, policy,
+                 ssl_context=None, implicit_tls=False, throttle=None):
         host = address[0]
         try:
             if ipaddress.ip_address(host.strip("[]")).version == 6:
@@ -65,11 +78,11 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.handler = handler
         self.protocol = protocol
         self.hostname = hostname
-        self.limits = limits
+        self.limits = limits            # Limits
+        self.policy = policy            # SessionPolicy
         self.ssl_context = ssl_context
         self.implicit_tls = implicit_tls
         self.throttle = throttle
-        self.options = dict(options or {})
         self.log = logging.getLogger(f"clevermail.{protocol}")
         self._conn_lock = threading.Lock()
         self._per_client = {}
@@ -332,7 +345,7 @@ class LineSession(socketserver.BaseRequestHandler):
     @property
     def plaintext_auth_ok(self):
         """Credentials may be sent on this connection (TLS, loopback, or config says so)."""
-        return self.tls or self.is_loopback or self.server.options.get("allow_plaintext_auth", False)
+        return self.tls or self.is_loopback or self.server.policy.allow_plaintext_auth
 
     # -- errors ----------------------------------------------------------------------
     def count_error(self):

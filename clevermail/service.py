@@ -1,8 +1,10 @@
-"""MailService: builds everything from config, starts it, stops it in reverse order.
+"""MailService: builds everything from the typed settings, starts it, stops it in
+reverse order.
 
 The one lifecycle object used by `clevermail start` and by the tests (port 0 works;
-`ports` reports what was bound).  Only this module and cli.py read configuration;
-they pass plain values to the store, the accounts, the servers and the relay.
+`ports` reports what was bound).  Only this module and cli.py read configuration
+(config.load_config's Settings); they pass each layer its own settings (Limits,
+SessionPolicy, RelaySettings) or plain values.
 """
 
 import errno
@@ -14,7 +16,7 @@ from .accounts import AccountStore
 from .imap.handler import IMAPFileHandler
 from .imap.server import IMAPServer
 from .login import AuthThrottle
-from .netbase import Limits, make_server_context
+from .netbase import make_server_context
 from .pop3.handler import POP3FileHandler
 from .pop3.server import POP3Server
 from .relay.mx import make_resolver
@@ -29,14 +31,25 @@ log = logging.getLogger("clevermail.service")
 # How often a listener checks for shutdown: stop() waits up to this per listener.
 POLL_INTERVAL = 0.05
 
+# The server of each listener kind (config.LISTENER_KEYS), with its own arguments.
+SERVERS = {
+    "smtp": (SMTPServer, {"mode": "mx"}),
+    "submission": (SMTPServer, {"mode": "submission"}),
+    "submissions": (SMTPServer, {"mode": "submission"}),
+    "pop3": (POP3Server, {}),
+    "pop3s": (POP3Server, {}),
+    "imap": (IMAPServer, {}),
+    "imaps": (IMAPServer, {}),
+}
+
 
 class StartupError(Exception):
     """A one-line reason why the service cannot start (port taken, data dir, TLS)."""
 
 
 class MailService:
-    def __init__(self, conf, resolver=None):
-        self.conf = conf
+    def __init__(self, settings, resolver=None):
+        self.settings = settings        # config.load_config's Settings
         self.resolver = resolver
         self.servers = []            # (kind, server)
         self._threads = []
@@ -44,13 +57,6 @@ class MailService:
         self.started = False
 
     # -- construction ---------------------------------------------------------
-    def _limits(self, timeout):
-        lim = self.conf["limits"]
-        return Limits(message_size=lim["message_size"], recipients=lim["recipients"],
-                      connections=lim["connections"], connections_per_client=lim["connections_per_client"],
-                      timeout=timeout, auth_failure_delay=lim["auth_failure_delay"],
-                      errors_per_session=lim["errors_per_session"])
-
     def _check_data_dir(self, data_dir):
         try:
             os.makedirs(data_dir, exist_ok=True)
@@ -62,65 +68,42 @@ class MailService:
             raise StartupError(f"data directory {data_dir} is not writable: {exc.strerror}") from None
 
     def build(self):
-        conf = self.conf
-        server, lim = conf["server"], conf["limits"]
-        self._check_data_dir(server["data_dir"])
+        settings = self.settings
+        server = settings.server
+        self._check_data_dir(server.data_dir)
         try:
-            self.tls_context = make_server_context(conf["tls"]["certificate"], conf["tls"]["key"])
+            self.tls_context = make_server_context(server.certificate, server.key)
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot load TLS certificate/key: {exc}") from None
-        self.store = MailStore(server["data_dir"])
-        self.accounts = AccountStore(server["users_file"], server["domains"])
-        self.throttle = AuthThrottle(lim["auth_failures_per_client"], lim["auth_failure_window"])
-        self.queue = RelayQueue(os.path.join(server["data_dir"], "queue"))
-        hostname = server["hostname"]
-        options = {"allow_plaintext_auth": server["allow_plaintext_auth"],
-                   "trusted_networks": server["trusted_networks"]}
-        common = dict(hostname=hostname, ssl_context=self.tls_context, throttle=self.throttle)
-
-        smtp_handler = SMTPFileHandler(self.store, self.accounts, self.queue, hostname=hostname,
-                                       postmaster=server["postmaster"])
-        smtp_limits = self._limits(lim["smtp_timeout"])
-        plan = []
-        for addr in conf["smtp"]["listen"]:
-            plan.append(("smtp", lambda a, **kw: SMTPServer(a, smtp_handler, mode="mx", **kw), addr, smtp_limits, False))
-        for addr in conf["smtp"]["submission_listen"]:
-            plan.append(("submission", lambda a, **kw: SMTPServer(a, smtp_handler, mode="submission", **kw), addr, smtp_limits, False))
-        for addr in conf["smtp"]["submissions_listen"]:
-            plan.append(("submissions", lambda a, **kw: SMTPServer(a, smtp_handler, mode="submission", **kw), addr, smtp_limits, True))
-        pop3_handler = POP3FileHandler(self.store, self.accounts)
-        pop3_limits = self._limits(lim["pop3_timeout"])
-        for key, tls in (("listen", False), ("tls_listen", True)):
-            for addr in conf["pop3"][key]:
-                plan.append(("pop3s" if tls else "pop3", lambda a, **kw: POP3Server(a, pop3_handler, **kw), addr, pop3_limits, tls))
-        imap_handler = IMAPFileHandler(self.store, self.accounts)
-        imap_limits = self._limits(lim["imap_timeout"])
-        for key, tls in (("listen", False), ("tls_listen", True)):
-            for addr in conf["imap"][key]:
-                plan.append(("imaps" if tls else "imap", lambda a, **kw: IMAPServer(a, imap_handler, **kw), addr, imap_limits, tls))
-        for kind, factory, addr, limits, tls in plan:
+        self.store = MailStore(server.data_dir)
+        self.accounts = AccountStore(server.users_file, server.domains)
+        self.throttle = AuthThrottle(settings.login.failures_per_client, settings.login.failure_window)
+        self.queue = RelayQueue(os.path.join(server.data_dir, "queue"))
+        handlers = {
+            "smtp": SMTPFileHandler(self.store, self.accounts, self.queue, hostname=server.hostname,
+                                    postmaster=server.postmaster),
+            "pop3": POP3FileHandler(self.store, self.accounts),
+            "imap": IMAPFileHandler(self.store, self.accounts),
+        }
+        for listener in settings.listeners:
+            server_class, own = SERVERS[listener.kind]
             try:
-                srv = factory(addr, limits=limits, implicit_tls=tls, options=options, **common)
+                srv = server_class(listener.address, handlers[listener.protocol], **own,
+                                   hostname=server.hostname, limits=settings.limits[listener.protocol],
+                                   policy=settings.policy, ssl_context=self.tls_context,
+                                   implicit_tls=listener.implicit_tls, throttle=self.throttle)
             except OSError as exc:
                 self._close_servers()
                 why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-                raise StartupError(f"{kind}: cannot listen on {addr[0]}:{addr[1]}: {why}") from None
-            self.servers.append((kind, srv))
+                host, port = listener.address
+                raise StartupError(f"{listener.kind}: cannot listen on {host}:{port}: {why}") from None
+            self.servers.append((listener.kind, srv))
 
-        relay = conf["relay"]
-        smarthost = relay["smarthost"]
-        host, port = (smarthost.rsplit(":", 1)[0].strip("[]"), int(smarthost.rsplit(":", 1)[1])) if smarthost else (None, 587)
+        relay = settings.relay
         self.worker = RelayWorker(
-            self.queue, hostname=hostname,
-            resolver=self.resolver or make_resolver(relay["nameservers"]),
+            self.queue, relay, self.resolver or make_resolver(relay.nameservers),
             local_deliver=self.store.deliver_local,
-            is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
-            interval=relay["interval"], mx_port=relay["mx_port"],
-            retry_schedule=tuple(relay["retry_schedule"]), queue_lifetime=relay["queue_lifetime"],
-            delay_warning=relay["delay_warning"] or None,
-            smarthost=host, smarthost_port=port, smarthost_user=relay["smarthost_user"] or None,
-            smarthost_password=relay["smarthost_password"] or None, smarthost_tls=relay["smarthost_tls"],
-            concurrency=relay["concurrency"], connect_timeout=relay["connect_timeout"])
+            is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]))
 
     # -- lifecycle --------------------------------------------------------------
     def start(self):

@@ -33,7 +33,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from clevermail.accounts import AccountStore, hash_password  # noqa: E402
-from clevermail.netbase import Limits  # noqa: E402
+from clevermail.netbase import Limits, SessionPolicy  # noqa: E402
 from clevermail.pop3.handler import POP3FileHandler  # noqa: E402
 from clevermail.pop3.server import POP3Server  # noqa: E402
 from clevermail.pop3.session import POP3Session  # noqa: E402
@@ -146,7 +146,7 @@ def bench_size(count, repeat, retr_budget, workdir):
     def serve(store):
         handler = POP3FileHandler(store, accounts)
         srv = TimedServer(("127.0.0.1", 0), handler, hostname="bench", limits=Limits(timeout=300),
-                          options={"allow_plaintext_auth": True})
+                          policy=SessionPolicy(allow_plaintext_auth=True))
         threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
         return srv
 

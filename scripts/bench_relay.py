@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from clevermail.relay.queue import RelayQueue      # noqa: E402
+from clevermail.relay.settings import RelaySettings    # noqa: E402
 from clevermail.relay.worker import RelayWorker    # noqa: E402
 from relay_sink import FakeResolver, mx_zone       # noqa: E402
 
@@ -54,9 +55,10 @@ def main(argv=None) -> int:
                 q.enqueue("a@here.test", [f"u{j}@{dom}" for j in range(args.recipients)], data, f"B{i}")
             enqueue_s = time.perf_counter() - t0
 
-            worker = RelayWorker(q, hostname="bench.here.test", resolver=FakeResolver(mx_zone(domains)),
-                                 local_deliver=lambda s, a, d: None, is_local=lambda a: False,
-                                 mx_port=port, connect_timeout=5, concurrency=args.concurrency)
+            settings = RelaySettings(hostname="bench.here.test", mx_port=port, connect_timeout=5,
+                                     concurrency=args.concurrency)
+            worker = RelayWorker(q, settings, FakeResolver(mx_zone(domains)),
+                                 local_deliver=lambda s, a, d: None, is_local=lambda a: False)
             t0 = time.perf_counter()
             deadline = t0 + args.max_seconds
             worker.start()              # the production path: worker thread + delivery threads

@@ -1,9 +1,10 @@
 """Shared fixtures for every test module.
 
-- make_config(tmp_path, **sections): a validated config dict (clevermail.config.load_config
+- make_config(tmp_path, **sections): the typed Settings (clevermail.config.load_config
   with overrides) whose files live in tmp_path: data_dir tmp_path/data, users_file
   tmp_path/users.ini, every listener on 127.0.0.1:0, no auth failure delay, a fast
-  relay.  Each keyword is a section merged over those test defaults:
+  relay.  Each keyword is a section merged over those test defaults (a misspelt
+  section or key is a ConfigError):
   make_config(tmp_path, limits={"message_size": 4096}, smtp={"submission_listen": ["127.0.0.1:0"]}).
 - write_config(tmp_path, **sections): the same settings written as an INI file; returns
   its path (for the CLI and `python -m clevermail --config X`).
@@ -48,7 +49,7 @@ def _merged(tmp_path, overrides):
 
 
 def make_config(tmp_path, **overrides):
-    """A validated config dict for a test; see the module docstring."""
+    """The Settings for a test; see the module docstring."""
     return load_config(path=None, overrides=_merged(tmp_path, overrides))
 
 
@@ -97,13 +98,13 @@ def config(tmp_path):
 @pytest.fixture
 def mailstore(config):
     from clevermail.store import MailStore
-    return MailStore(config["server"]["data_dir"])
+    return MailStore(config.server.data_dir)
 
 
 @pytest.fixture
 def accounts(config):
     from clevermail.accounts import AccountStore
-    return AccountStore(config["server"]["users_file"], config["server"]["domains"])
+    return AccountStore(config.server.users_file, config.server.domains)
 
 
 @pytest.fixture

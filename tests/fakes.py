@@ -2,7 +2,7 @@
 session runner, the test's end of the connection, test accounts and TLS contexts.
 
 - FakeServer: what LineSession and the protocol sessions use of a MailServer
-  (handler, protocol, hostname, limits, options, ssl_context, implicit_tls, throttle,
+  (handler, protocol, hostname, limits, policy, ssl_context, implicit_tls, throttle,
   sessions, admit/release), without a listening socket.  Keywords that are not
   FakeServer's own are Limits values over the test defaults (timeout 10 s, 20 errors,
   no auth failure delay); admit=False makes it refuse every session (busy).  Each
@@ -33,7 +33,7 @@ import pytest
 
 from clevermail import login
 from clevermail.accounts import AccountStore, verify_password
-from clevermail.netbase import Limits
+from clevermail.netbase import Limits, SessionPolicy
 
 DOMAIN = "example.test"
 ALICE = f"alice@{DOMAIN}"
@@ -71,15 +71,15 @@ class FakeServer:
     implicit_tls = False
     limit_defaults = {"timeout": 10.0, "errors_per_session": 20, "auth_failure_delay": 0}
 
-    def __init__(self, handler, *, limits=None, options=None, ssl_context=None, throttle=None,
-                 hostname=None, admit=True, **limit_values):
+    def __init__(self, handler, *, limits=None, policy=SessionPolicy(), ssl_context=None,
+                 throttle=None, hostname=None, admit=True, **limit_values):
         if limits is not None and limit_values:
             raise TypeError("give limits or Limits values, not both")
         self.handler = handler
         if hostname is not None:
             self.hostname = hostname
         self.limits = limits or Limits(**{**self.limit_defaults, **limit_values})
-        self.options = dict(options or {})
+        self.policy = policy
         self.ssl_context = ssl_context
         self.throttle = throttle if throttle is not None else self.default_throttle()
         self.accepting = admit

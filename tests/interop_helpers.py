@@ -66,8 +66,8 @@ class Server:
         for section, values in sections.items():
             base.setdefault(section, {}).update(values)
         conf = make_config(tmp_path, **base)
-        make_accounts(conf["server"]["users_file"])
-        self.data_dir = conf["server"]["data_dir"]
+        make_accounts(conf.server.users_file)
+        self.data_dir = conf.server.data_dir
         self.service = MailService(conf).start()
         self.store = self.service.store
 

@@ -334,9 +334,9 @@ class ServiceEnv:
     ALICE, BOB = "alice@example.test", "bob@example.test"
     USERS = {ALICE: "alice-secret", BOB: "bob-secret"}
 
-    def __init__(self, conf: dict, sink: Sink, remote=("there.test",)):
-        self.conf, self.sink = conf, sink
-        self.data_dir = conf["server"]["data_dir"]
+    def __init__(self, settings, sink: Sink, remote=("there.test",)):
+        self.settings, self.sink = settings, sink
+        self.data_dir = settings.server.data_dir
         self.resolver = FakeResolver(mx_zone(list(remote)))
         self.service = None
 
@@ -363,7 +363,7 @@ class ServiceEnv:
 
     def start(self) -> "ServiceEnv":
         from clevermail.service import MailService
-        self.service = MailService(self.conf, resolver=self.resolver).start()
+        self.service = MailService(self.settings, resolver=self.resolver).start()
         return self
 
     def stop(self) -> None:
@@ -411,6 +411,7 @@ def worker_main(spec: dict) -> int:
     import logging
     sys.path.insert(0, str(REPO))
     from clevermail.relay.queue import RelayQueue
+    from clevermail.relay.settings import RelaySettings
     from clevermail.relay.worker import RelayWorker
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -420,10 +421,9 @@ def worker_main(spec: dict) -> int:
     def no_local(sender, addresses, data):
         raise RuntimeError("no local delivery in this test")
 
-    w = RelayWorker(q, hostname=spec.get("hostname", "worker.test"),
-                    resolver=FakeResolver(spec["records"]), local_deliver=no_local,
-                    is_local=lambda a: False, mx_port=spec["mx_port"], interval=1.0,
-                    connect_timeout=5.0)
+    settings = RelaySettings(hostname=spec.get("hostname", "worker.test"), mx_port=spec["mx_port"],
+                             interval=1.0, connect_timeout=5.0)
+    w = RelayWorker(q, settings, FakeResolver(spec["records"]), no_local, lambda a: False)
     if spec.get("mode") == "forever":
         w.start()
         print("started", flush=True)

@@ -27,7 +27,7 @@ ERROR_PREFIXES = {
 @pytest.fixture
 def service(tmp_path, make_config, thread_guard):
     conf = make_config(tmp_path, limits={"errors_per_session": 1000, "message_size": 100000})
-    AccountStore(conf["server"]["users_file"], conf["server"]["domains"]).add(
+    AccountStore(conf.server.users_file, conf.server.domains).add(
         "alice@example.test", "secret")
     svc = MailService(conf).start()
     yield svc

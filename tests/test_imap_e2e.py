@@ -45,7 +45,7 @@ def _service(tmp_path, cert, key):
     conf = make_config(tmp_path, tls={"certificate": cert, "key": key},
                        imap={"listen": ["127.0.0.1:0"], "tls_listen": ["127.0.0.1:0"]},
                        limits={"auth_failure_delay": 0, "imap_timeout": 30})
-    make_accounts(conf["server"]["users_file"])
+    make_accounts(conf.server.users_file)
     service = MailService(conf).start()
     env = Env()
     env.store = service.store

@@ -11,6 +11,7 @@ import pytest
 
 from clevermail import login as login_module
 from clevermail.login import AuthThrottle
+from clevermail.netbase import SessionPolicy
 import fakes
 from fakes import session_fixtures, tls_contexts
 from imap_helpers import (ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, FakeServer, check,
@@ -334,7 +335,7 @@ def test_logindisabled_without_tls_on_non_loopback(open_session):
 
 
 def test_plaintext_allowed_by_option(open_session):
-    c = open_session(peer="192.0.2.7", options={"allow_plaintext_auth": True})
+    c = open_session(peer="192.0.2.7", policy=SessionPolicy(allow_plaintext_auth=True))
     assert "AUTH=PLAIN" in c.greeting and "LOGINDISABLED" not in c.greeting
     c.login()
 

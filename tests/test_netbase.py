@@ -61,7 +61,8 @@ def servers(thread_guard):
 
     def make(serve=True, **limit_values):
         server = MailServer(("127.0.0.1", 0), EchoSession, None, protocol="echo",
-                            hostname="echo.test", limits=limits(**limit_values))
+                            hostname="echo.test", limits=limits(**limit_values),
+                            policy=netbase.SessionPolicy())
         thread = None
         if serve:
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},

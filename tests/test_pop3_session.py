@@ -8,6 +8,7 @@ import os
 import pytest
 
 from clevermail.login import AuthThrottle
+from clevermail.netbase import SessionPolicy
 from clevermail.pop3 import handler as pop3_handler
 import fakes
 from fakes import session_fixtures, tls_contexts
@@ -59,10 +60,10 @@ def test_capa_hides_plaintext_mechanisms_off_loopback(open_session):
     assert c.cmd("AUTH") == b"+OK SASL mechanisms follow" and c.block() == []
 
 
-def test_capa_allowed_by_config_and_login_delay(open_session):
-    c = open_session(peer="192.0.2.7", options={"allow_plaintext_auth": True, "pop3_login_delay": 300})
+def test_capa_allowed_by_config(open_session):
+    c = open_session(peer="192.0.2.7", policy=SessionPolicy(allow_plaintext_auth=True))
     c.cmd("CAPA")
-    assert [x.decode() for x in c.block()] == CAPA_BASE + ["USER", "SASL PLAIN", "LOGIN-DELAY 300"] + CAPA_TAIL
+    assert [x.decode() for x in c.block()] == CAPA_BASE + ["USER", "SASL PLAIN"] + CAPA_TAIL
     c.login()
 
 

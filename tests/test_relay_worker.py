@@ -1,4 +1,5 @@
 """relay.worker: scheduling, retries, expiry, bounces, the thread, crashes, two processes."""
+import dataclasses
 import email
 import json
 import logging
@@ -15,6 +16,7 @@ import pytest
 import trustme
 
 from clevermail.relay.queue import RelayQueue
+from clevermail.relay.settings import RelaySettings
 from clevermail.relay.worker import MIN_GAP, RelayWorker
 from relay_sink import REPO, FakeResolver, Sink, message, mx_zone
 
@@ -41,11 +43,12 @@ class Env:
         self.local: list[tuple[str, bytes]] = []
         self.local_senders: list[str] = []
         self.local_fail = False
-        kw = dict(hostname="relay.here.test", resolver=FakeResolver(ZONE),
-                  local_deliver=self.deliver_local, is_local=lambda a: a.endswith("@here.test"),
-                  mx_port=self.sink.port, connect_timeout=5)
-        kw.update(worker_kw)
-        self.w = RelayWorker(self.q, **kw)
+        resolver = worker_kw.pop("resolver", FakeResolver(ZONE))
+        tls_context = worker_kw.pop("tls_context", None)
+        settings = RelaySettings(**{"hostname": "relay.here.test", "mx_port": self.sink.port,
+                                    "connect_timeout": 5, **worker_kw})
+        self.w = RelayWorker(self.q, settings, resolver, self.deliver_local,
+                             lambda a: a.endswith("@here.test"), tls_context=tls_context)
 
     def deliver_local(self, sender, addresses, data):
         if self.local_fail:
@@ -251,10 +254,10 @@ def test_smarthost_through_the_worker(make_env):
     ca.issue_cert("127.0.0.1").configure_cert(server)
     client = ssl.create_default_context()
     ca.configure_trust(client)
-    env = make_env({"starttls": server, "auth": ("relay", "pw")}, smarthost="127.0.0.1",
-                   smarthost_user="relay", smarthost_password="pw", tls_context=client)
+    env = make_env({"starttls": server, "auth": ("relay", "pw")}, smarthost_user="relay",
+                   smarthost_password="pw", tls_context=client)
     env.w.transport.resolver = None                     # no DNS in smarthost mode
-    env.w.smarthost_port = env.sink.port
+    env.w.settings = dataclasses.replace(env.w.settings, smarthost=("127.0.0.1", env.sink.port))
     env.enqueue(rcpts=["b@there.test", "c@else.test"])
     env.w.run_once()
     [m] = env.sink.messages

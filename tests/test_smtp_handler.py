@@ -10,6 +10,7 @@ import pytest
 
 from clevermail.relay import queue as queuemod
 from clevermail.relay.queue import RelayQueue
+from clevermail.relay.settings import RelaySettings
 from clevermail.relay.worker import RelayWorker
 from clevermail.smtp.handler import DeliveryFailed, Recipient, SMTPFileHandler
 from clevermail.store import MailStore, maildir
@@ -165,10 +166,10 @@ def test_the_queue_is_not_woken_when_a_mailbox_fails(handler, store, queue, monk
 @pytest.fixture
 def worker(store, queue, thread_guard):
     sink = Sink(rcpt={"gone@there.test": (550, "5.1.1 no such user")})
-    w = RelayWorker(queue, hostname="mail.example.test", resolver=FakeResolver(mx_zone(["there.test"])),
+    settings = RelaySettings(hostname="mail.example.test", mx_port=sink.port, connect_timeout=5)
+    w = RelayWorker(queue, settings, FakeResolver(mx_zone(["there.test"])),
                     local_deliver=store.deliver_local,
-                    is_local=lambda a: a.endswith("@example.test"), mx_port=sink.port,
-                    connect_timeout=5)
+                    is_local=lambda a: a.endswith("@example.test"))
     yield w
     w.stop()
     sink.close()

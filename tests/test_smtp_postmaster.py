@@ -12,7 +12,7 @@ from clevermail.service import MailService
 
 def start(tmp_path, make_config, **server):
     conf = make_config(tmp_path, server=server)
-    accounts = AccountStore(conf["server"]["users_file"], conf["server"]["domains"])
+    accounts = AccountStore(conf.server.users_file, conf.server.domains)
     accounts.add("alice@example.test", "pw")
     accounts.add("bob@example.test", "pw")
     return MailService(conf).start()

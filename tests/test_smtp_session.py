@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from clevermail.login import AuthThrottle
-from clevermail.netbase import Limits
+from clevermail.netbase import Limits, SessionPolicy
 import fakes
 from fakes import tls_contexts
 from smtp_helpers import Env, b64, make_users_file, plain
@@ -179,7 +179,7 @@ def test_authenticated_and_trusted_clients_relay(env):
     [msg] = env.inbox("alice@example.test")
     assert b"with ESMTPA id" in msg
 
-    t = env.connect(env.server(options={"trusted_networks": [__import__("ipaddress").ip_network("192.0.2.0/24")]}),
+    t = env.connect(env.server(policy=SessionPolicy(trusted_networks=(ipaddress.ip_network("192.0.2.0/24"),))),
                     peer="192.0.2.9")
     t.expect(250, "EHLO inside.test")
     send_mail(t, rcpts=["z@far.test"])
@@ -429,7 +429,7 @@ def test_auth_requires_tls_unless_loopback_or_allowed(env):
     c = env.connect(peer="192.0.2.5")
     assert "AUTH" not in c.expect(250, "EHLO client.test")
     assert c.expect(538, "AUTH PLAIN " + plain("alice@example.test", "alice-pw")).startswith("5.7.11")
-    c = env.connect(env.server(options={"allow_plaintext_auth": True}), peer="192.0.2.5")
+    c = env.connect(env.server(policy=SessionPolicy(allow_plaintext_auth=True)), peer="192.0.2.5")
     assert "AUTH PLAIN LOGIN" in c.expect(250, "EHLO client.test")
     c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
 
@@ -506,7 +506,7 @@ def test_ipv4_mapped_peer_is_ipv4(env, caplog):
     c = env.connect(peer="::ffff:192.0.2.5")
     assert "AUTH" not in c.expect(250, "EHLO client.test")
     # trusted networks and the Received header see the IPv4 address
-    c = env.connect(env.server(options={"trusted_networks": [ipaddress.ip_network("192.0.2.0/24")]}),
+    c = env.connect(env.server(policy=SessionPolicy(trusted_networks=(ipaddress.ip_network("192.0.2.0/24"),))),
                     peer="::ffff:192.0.2.5")
     c.expect(250, "EHLO client.test")
     c.expect(250, "MAIL FROM:<a@b.test>")

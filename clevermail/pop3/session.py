@@ -135,9 +135,8 @@ class POP3Session(LineSession):
                 caps += ["USER", "SASL " + " ".join(MECHANISMS)]
             if self.tls_available:
                 caps.append("STLS")
-        delay = self.server.options.get("pop3_login_delay")
-        if delay:
-            caps.append(f"LOGIN-DELAY {int(delay)}")
+        # No LOGIN-DELAY: it announces a minimum time between logins that the server
+        # enforces (RFC 2449 6.8); nothing here enforces one (Dovecot leaves it out too).
         caps += ["EXPIRE NEVER", "IMPLEMENTATION CleverMail"]
         self.send(multiline("capability list follows", caps))
 

@@ -8,8 +8,10 @@
 - delivery.py  one SMTP attempt per domain or smarthost with smtplib (RFC 5321,
                3207 STARTTLS, 1870 SIZE, 4954 AUTH, 8314 implicit TLS).
 - worker.py    RelayWorker: the timer thread and delivery threads; sends reports.
+- settings.py  RelaySettings: the worker's configuration as one frozen value.
 - schedule.py  retry, expiry and report decisions (pure functions of an entry).
 - bounce.py    RFC 3464 delivery status notifications (bounces, delay warnings).
 
-No module here reads configuration; service.py passes plain arguments.
+No module here reads configuration; service.py passes a RelaySettings built by
+config.py, and plain collaborators (queue, resolver, local delivery).
 """

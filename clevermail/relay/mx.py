@@ -24,7 +24,7 @@ import dns.nameserver
 import dns.resolver
 
 __all__ = ["DNSError", "PermanentDNSError", "TemporaryDNSError", "resolve_mx",
-           "resolve_addresses", "make_resolver", "parse_nameserver"]
+           "resolve_addresses", "make_resolver"]
 
 
 class DNSError(Exception):
@@ -124,38 +124,14 @@ def resolve_addresses(host: str, resolver) -> list[str]:
     return found
 
 
-def parse_nameserver(spec: str) -> tuple[str, int]:
-    """'192.0.2.53', '192.0.2.53:5353', '2001:db8::53' or '[2001:db8::53]:5353'."""
-    spec = spec.strip()
-    host, port = spec, 53
-    if spec.startswith("["):
-        end = spec.find("]")
-        if end < 0:
-            raise ValueError(f"bad nameserver {spec!r}: missing ']'")
-        host, rest = spec[1:end], spec[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"bad nameserver {spec!r}")
-            port = int(rest[1:])
-    elif spec.count(":") == 1:
-        host, _, p = spec.partition(":")
-        port = int(p)
-    try:
-        host = str(ipaddress.ip_address(host))
-    except ValueError:
-        raise ValueError(f"bad nameserver {spec!r}: an IP address is needed") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"bad nameserver {spec!r}: port out of range")
-    return host, port
-
-
-def make_resolver(nameservers: list[str], *, timeout: float = 5.0,
+def make_resolver(nameservers, *, timeout: float = 5.0,
                   lifetime: float = 15.0) -> dns.resolver.Resolver:
-    """A dnspython Resolver using `nameservers` ([] = the system's resolv.conf)."""
+    """A dnspython Resolver using `nameservers`, (address, port) pairs as config.py
+    parses them ([] = the system's resolv.conf)."""
     if nameservers:
         resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(*parse_nameserver(s))
-                                for s in nameservers]
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(address, port)
+                                for address, port in nameservers]
     else:
         resolver = dns.resolver.Resolver()
     resolver.timeout = timeout                  # per nameserver try

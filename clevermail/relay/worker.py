@@ -48,6 +48,7 @@ from clevermail.relay.delivery import Result, Transport, deliver_mx, deliver_sma
 from clevermail.relay.queue import Entry, RelayQueue
 from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
                                        report_recipients, warning_due)
+from clevermail.relay.settings import RelaySettings
 
 __all__ = ["JITTER", "MIN_GAP", "REPORT_RETRY", "RelayWorker"]
 
@@ -56,39 +57,21 @@ REPORT_RETRY = 300.0        # after a report could not be delivered
 
 
 class RelayWorker:
-    def __init__(self, queue: RelayQueue, *, hostname: str, resolver,
+    def __init__(self, queue: RelayQueue, settings: RelaySettings, resolver,
                  local_deliver: Callable[[str, list[str], bytes], None],
-                 is_local: Callable[[str], bool], interval: float = 60.0, mx_port: int = 25,
-                 retry_schedule=(300, 600, 1200, 2400, 4800, 9600, 14400),
-                 queue_lifetime: float = 5 * 86400, delay_warning: float | None = None,
-                 smarthost: str | None = None, smarthost_port: int = 587,
-                 smarthost_user: str | None = None, smarthost_password: str | None = None,
-                 smarthost_tls: str = "starttls", tls_context=None,
-                 connect_timeout: float = 30.0, logger: logging.Logger | None = None,
-                 concurrency: int = 4):
-        if smarthost_tls not in ("starttls", "implicit", "none"):
-            raise ValueError(f"smarthost_tls must be starttls, implicit or none: {smarthost_tls!r}")
-        if not retry_schedule:
-            raise ValueError("retry_schedule needs at least one delay")
+                 is_local: Callable[[str], bool], *, tls_context=None, logger: logging.Logger | None = None):
         self.queue = queue
-        self.hostname = hostname
+        self.settings = settings
         self.local_deliver, self.is_local = local_deliver, is_local
-        self.interval = float(interval)
-        self.retry_schedule = tuple(float(x) for x in retry_schedule)
-        self.queue_lifetime = float(queue_lifetime)
-        self.delay_warning = delay_warning
-        self.smarthost, self.smarthost_port = smarthost, smarthost_port
-        self.smarthost_user, self.smarthost_tls = smarthost_user, smarthost_tls
-        self._smarthost_password = smarthost_password     # never logged
         self.log = logger or logging.getLogger("clevermail.relay")
         self.rng = random.Random()
-        self.transport = Transport(hostname=hostname, resolver=resolver, port=mx_port,
+        self.transport = Transport(hostname=settings.hostname, resolver=resolver,
+                                   port=settings.mx_port,
                                    # one context for all connections: loading the
                                    # CA store for each would cost milliseconds
                                    tls_context=tls_context or ssl.create_default_context(),
-                                   timeout=connect_timeout,
+                                   timeout=settings.connect_timeout,
                                    rng=self.rng, log=self.log)
-        self.concurrency = max(1, int(concurrency))
         self._lock = threading.Lock()               # _inflight and _not_before
         self._inflight: set[str] = set()
         self._tasks: queue_mod.SimpleQueue | None = None
@@ -117,7 +100,7 @@ class RelayWorker:
         # must not hold up the process's exit; its claim dies with the process.
         self._pool = [threading.Thread(target=self._pool_loop, args=(self._tasks,),
                                        name=f"relay-delivery-{i}", daemon=True)
-                      for i in range(self.concurrency)]
+                      for i in range(self.settings.concurrency)]
         for t in self._pool:
             t.start()
         self.queue.on_commit = self.kick
@@ -130,8 +113,8 @@ class RelayWorker:
         except OSError as e:
             waiting = f"? ({e})"
         self.log.info("relay worker started (queue %s: %s entries, interval %ss, "
-                      "%d delivery threads)", self.queue.path, waiting, self.interval,
-                      self.concurrency)
+                      "%d delivery threads)", self.queue.path, waiting, self.settings.interval,
+                      self.settings.concurrency)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -163,7 +146,7 @@ class RelayWorker:
             self._sleep()
 
     def _sleep(self) -> None:
-        interval_end = time.monotonic() + self.interval
+        interval_end = time.monotonic() + self.settings.interval
         while not self._stop.is_set():
             wait = min(1.0, interval_end - time.monotonic(), self._next_due - self._now())
             if wait <= 0:
@@ -228,7 +211,7 @@ class RelayWorker:
             qid = self._cache.get(eid, (None, "-"))[1]
             self.log.exception("%s: processing queue entry %s failed", qid, eid)
             # A bug or a full disk would fail again at once: wait, do not flood the log.
-            self._hold(eid, self._now() + max(MIN_GAP, min(self.interval, REPORT_RETRY)))
+            self._hold(eid, self._now() + max(MIN_GAP, min(self.settings.interval, REPORT_RETRY)))
             return 0
         finally:
             self._hold(eid, self._now() + MIN_GAP)
@@ -250,7 +233,7 @@ class RelayWorker:
             if cached is None or cached[0] != key:
                 try:
                     e = self.queue.get(eid)
-                    cached = (key, e.queue_id, e.next_due(self.delay_warning))
+                    cached = (key, e.queue_id, e.next_due(self.settings.delay_warning))
                 except KeyError:
                     continue
                 except Exception:   # damaged envelope: report once per version of it
@@ -288,7 +271,7 @@ class RelayWorker:
                     body = None
                 results = self._deliver(entry, due, body)
                 updated = self.queue.update(eid, lambda e: record_results(
-                    e, results, self._now(), queue_lifetime=self.queue_lifetime,
+                    e, results, self._now(), queue_lifetime=self.settings.queue_lifetime,
                     backoff=self._backoff, log=self.log))
                 if updated is None:
                     self.log.warning("%s: entry %s was deleted during delivery", entry.queue_id, eid)
@@ -297,7 +280,7 @@ class RelayWorker:
             if entry.needs_bounce():
                 entry = self._report(eid, entry, "failed", body) or entry
                 did = True
-            if warning_due(entry, self._now(), self.delay_warning):
+            if warning_due(entry, self._now(), self.settings.delay_warning):
                 entry = self._report(eid, entry, "delayed", body) or entry
                 did = True
             if entry.finished():
@@ -316,6 +299,7 @@ class RelayWorker:
             return {r.address: Result(554, "5.3.0 the queued message body was lost") for r in due}
         results: dict[str, Result] = {}
         groups: dict[str, list[str]] = {}
+        smarthost = self.settings.smarthost
         for r in due:
             local, _, domain = r.address.rpartition("@")
             if not local or not domain:
@@ -323,15 +307,16 @@ class RelayWorker:
             elif self._is_local(r.address, qid):
                 results[r.address] = self._deliver_local(entry.sender, r.address, body, qid)
             else:
-                key = self.smarthost if self.smarthost else domain.lower()
+                key = smarthost[0] if smarthost else domain.lower()
                 groups.setdefault(key, []).append(r.address)
         for domain, rcpts in groups.items():
             try:
-                if self.smarthost:
+                if smarthost:
                     res = deliver_smarthost(
-                        self.transport, entry.sender, rcpts, body, host=self.smarthost,
-                        port=self.smarthost_port, tls=self.smarthost_tls,
-                        user=self.smarthost_user, password=self._smarthost_password, qid=qid)
+                        self.transport, entry.sender, rcpts, body, host=smarthost[0],
+                        port=smarthost[1], tls=self.settings.smarthost_tls,
+                        user=self.settings.smarthost_user,
+                        password=self.settings.smarthost_password, qid=qid)
                 else:
                     res = deliver_mx(self.transport, domain, entry.sender, rcpts, body, qid)
             except Exception:
@@ -357,7 +342,7 @@ class RelayWorker:
             return Result(451, f"4.3.0 local delivery failed: {e}", "local")
 
     def _backoff(self, attempts: int) -> float:
-        return backoff(self.retry_schedule, attempts, self.rng)
+        return backoff(self.settings.retry_schedule, attempts, self.rng)
 
     # -- reports ----------------------------------------------------------------------
     def _report(self, eid: str, entry: Entry, action: str, body: bytes | None) -> Entry | None:
@@ -370,10 +355,10 @@ class RelayWorker:
                 body = self.queue.read_headers(eid)
             except KeyError:
                 body = b""
-        dsn = make_dsn(reporting_mta=self.hostname, sender=entry.sender,
+        dsn = make_dsn(reporting_mta=self.settings.hostname, sender=entry.sender,
                        queue_id=entry.queue_id, arrival=entry.arrival, recipients=rcpts,
                        original=body, action=action, now=now,
-                       retry_until=entry.arrival + self.queue_lifetime)
+                       retry_until=entry.arrival + self.settings.queue_lifetime)
         where = None
         if self._is_local(entry.sender, entry.queue_id):
             try:
@@ -392,7 +377,7 @@ class RelayWorker:
             except Exception:
                 self.log.exception("%s: the %s report to <%s> could not be queued; "
                                    "retrying later", entry.queue_id, action, entry.sender)
-                self._hold(eid, now + min(self.interval, REPORT_RETRY))
+                self._hold(eid, now + min(self.settings.interval, REPORT_RETRY))
                 return None
         addresses = {r.address for r in rcpts}
         detail = f"report for {len(rcpts)} recipient(s) to <{entry.sender}> {where}"

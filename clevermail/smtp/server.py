@@ -3,7 +3,8 @@
 Two modes share one session class: 'mx' (port 25/2525: mail for local domains from
 anyone, any domain once authenticated or from a trusted network) and 'submission'
 (RFC 6409, port 587, and implicit TLS on 465 per RFC 8314: every transaction needs
-AUTH).  The mode is read by the session as `server.mode`.
+AUTH).  The mode has no default: each listener says which it is, and the session
+reads it as `server.mode`.
 """
 
 from ..netbase import MailServer
@@ -13,7 +14,7 @@ MODES = ("mx", "submission")
 
 
 class SMTPServer(MailServer):
-    def __init__(self, address, handler, *, mode="mx", **kw):
+    def __init__(self, address, handler, *, mode, **kw):
         if mode not in MODES:
             raise ValueError(f"SMTP mode must be one of {MODES}, not {mode!r}")
         self.mode = mode

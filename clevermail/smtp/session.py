@@ -79,12 +79,12 @@ class SMTPSession(LineSession):
         self.esmtp = False
         self.auth_user = None
         self.login = Login(self, prompt=auth.PROMPT, line_limit=SMTP_LINE_LIMIT)
-        self.mode = getattr(self.server, "mode", "mx")
+        self.mode = self.server.mode        # 'mx' or 'submission': SMTPServer's, always set
         self.trusted = self._in_trusted_networks()
         self.reset_transaction()
 
     def _in_trusted_networks(self):
-        nets = self.server.options.get("trusted_networks") or ()
+        nets = self.server.policy.trusted_networks
         if not nets:
             return False
         try:

@@ -1,0 +1,61 @@
+"""The typed settings of a whole configuration: one frozen dataclass per layer.
+
+config.py builds a Settings from the checked configuration file; MailService and the
+CLI read it.  The layers the servers and the relay take themselves are defined beside
+their code and only gathered here: netbase.Limits (one per protocol: the idle
+timeouts differ), netbase.SessionPolicy and relay.settings.RelaySettings.  Frozen and
+built by keyword: a misspelt setting is a TypeError, never a silently ignored value.
+"""
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from .netbase import Limits, SessionPolicy
+from .relay.settings import RelaySettings
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One listening socket: its kind (see LISTENER_KEYS), protocol and address."""
+
+    kind: str
+    protocol: str
+    address: tuple[str, int]
+    implicit_tls: bool
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Who this server is and where its files are ([server] and [tls])."""
+
+    hostname: str
+    domains: tuple[str, ...]
+    data_dir: str
+    users_file: str
+    postmaster: str = ""
+    log_file: str = ""
+    log_level: str = "INFO"
+    certificate: str = ""
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class LoginSettings:
+    """login.AuthThrottle's numbers: failed logins per client address within a window.
+    (The delay before a failure is answered is in each protocol's Limits.)"""
+
+    failures_per_client: int = 10
+    failure_window: float = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A whole configuration, one frozen value per layer."""
+
+    source: str                         # the file, or "<defaults>"
+    server: ServerSettings
+    limits: Mapping[str, Limits]        # per protocol: "smtp", "pop3", "imap"
+    policy: SessionPolicy
+    login: LoginSettings
+    relay: RelaySettings
+    listeners: tuple[Listener, ...]
