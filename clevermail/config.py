@@ -330,6 +330,9 @@ def _check_semantics(conf):
                  if tls_key and conf[section][key]]
     if needs_tls and not tls["certificate"]:
         problems.append(f"{', '.join(needs_tls)}: TLS listeners need [tls] certificate and key")
+    # int_list(min=1) bounds the list's length (never empty), not its values
+    if any(delay < 1 for delay in conf["relay"]["retry_schedule"]):
+        problems.append("[relay] retry_schedule: every delay is at least 1 second")
     return problems
 
 

@@ -395,6 +395,16 @@ def test_misspelt_key_in_a_file_names_file_section_and_key(tmp_path, text, probl
     assert info.value.problems == [f"{path}: {problem}"]
 
 
+@pytest.mark.parametrize("schedule, problem", [
+    ([], 'the value "[]" is too short.'),
+    ([60, 0], "every delay is at least 1 second"),
+])
+def test_retry_schedule_is_checked_at_load(schedule, problem):
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides={"relay": {"retry_schedule": schedule}})
+    assert info.value.problems == [f"<defaults>: [relay] retry_schedule: {problem}"]
+
+
 def test_misspelt_section_in_overrides():
     with pytest.raises(ConfigError) as info:
         load_config(overrides={"limit": {"message_size": 4096}})
