@@ -75,7 +75,7 @@ def test_invalid_names_create_nothing(handler, store, bad):
         handler.create(ALICE, bad)
     assert sorted(os.listdir(store.user_root(ALICE))) == before
     with pytest.raises(InvalidName):
-        handler.open(ALICE, bad)
+        handler.open_view(ALICE, bad, readonly=True)
     with pytest.raises(InvalidName):
         handler.append(ALICE, bad, message(1), [], None)
 
@@ -157,15 +157,15 @@ def test_append_flags_date_and_uids(handler):
     assert uid == 1
     validity2, uid2 = handler.append(ALICE, "Drafts", message(2), [], None)
     assert (validity2, uid2) == (validity, 2)
-    folder = handler.open(ALICE, "Drafts")
+    drafts = handler.open_view(ALICE, "Drafts", readonly=True)
     try:
-        entry = folder.by_uid[1]
-        assert folder.flag_names(entry.flags) == ("\\Draft", "\\Seen", "$Todo")
-        assert entry.date == int(when)
-        assert folder.read_message(1) == message(1)
-        assert folder.uidvalidity == validity
+        (msg,) = drafts.messages([1])
+        assert msg.flags == ["\\Draft", "\\Seen", "$Todo", "\\Recent"]
+        assert msg.internaldate == int(when)
+        assert msg.raw() == message(1)
+        assert drafts.uidvalidity == validity
     finally:
-        handler.close(folder)
+        handler.close_view(drafts)
     with pytest.raises(NoSuchFolder):
         handler.append(ALICE, "Nope", message(1), [], None)
 
@@ -185,13 +185,13 @@ def test_copy_keeps_flags_and_remaps_keywords(handler, store):
             handler.copy(inbox, [1], ALICE, "../x")
     finally:
         handler.close_view(inbox)
-    archive = handler.open(ALICE, "Archive")
+    archive = handler.open_view(ALICE, "Archive", readonly=True)
     try:
         assert validity == archive.uidvalidity
-        assert archive.flag_names(archive.by_uid[3].flags) == ("\\Flagged", "$Second")
-        assert archive.read_message(2) == message(1)
+        assert archive.messages([3])[0].flags == ["\\Flagged", "$Second", "\\Recent"]
+        assert archive.messages([2])[0].raw() == message(1)
     finally:
-        handler.close(archive)
+        handler.close_view(archive)
 
 
 def test_users_are_kept_apart(handler, store):

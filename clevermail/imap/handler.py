@@ -97,33 +97,34 @@ class IMAPFileHandler:
         self.store.rename_folder(address, old, new)
 
     # -- folders ---------------------------------------------------------------------
-    def open(self, address, name):
-        """The shared, synced Folder for `name`; pair with close()."""
+    # A session never gets a Folder: _open/_close serve this handler's own one-shot
+    # work (STATUS, APPEND, the target of COPY); sessions get a FolderView.
+    def _open(self, address, name):
         return self.store.open_folder(address, name)
 
-    def close(self, folder):
+    def _close(self, folder):
         self.store.release_folder(folder)
 
     def status(self, address, name):
         """FolderStatus (messages, recent, uidnext, uidvalidity, unseen) of a folder."""
-        folder = self.open(address, name)
+        folder = self._open(address, name)
         try:
             return folder.status()
         finally:
-            self.close(folder)
+            self._close(folder)
 
     def append(self, address, name, data, flag_names, date):
         """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID."""
         self.store.folder_path(address, name)   # InvalidName, not "does not exist" (TRYCREATE)
         if not self.store.folder_exists(address, name):
             raise NoSuchFolder(name)
-        folder = self.open(address, name)
+        folder = self._open(address, name)
         try:
             letters = folder.letters_for(flag_names, create=True)
             uid = folder.append(data, "".join(letters), date)
             return folder.uidvalidity, uid
         finally:
-            self.close(folder)
+            self._close(folder)
 
     # -- the selected folder -------------------------------------------------------------
     def open_view(self, address, name, readonly, owned_recent=()) -> FolderView:
@@ -164,11 +165,11 @@ class IMAPFileHandler:
         self.store.folder_path(address, target_name)   # InvalidName first
         if not self.store.folder_exists(address, target_name):
             raise NoSuchFolder(target_name)
-        target = self.open(address, target_name)
+        target = self._open(address, target_name)
         try:
             return target.uidvalidity, view.copy_to(uids, target)
         finally:
-            self.close(target)
+            self._close(target)
 
     def watch(self, view: FolderView, callback):
         """Have `callback()` called after every change of the view's folder (IDLE); it
