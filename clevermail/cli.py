@@ -6,6 +6,7 @@ account) end with a one-line message and a non-zero exit, never a traceback.
 """
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -198,9 +199,11 @@ def queue_list(ctx, as_json):
 
 def _on_entry(ctx, entry_id, action):
     """Run `action(queue)` for one entry; unknown or damaged entries end with exit 1."""
+    from .relay.queue import NoSuchEntry
+
     try:
         return action(_queue(ctx))
-    except (KeyError, FileNotFoundError):
+    except (NoSuchEntry, FileNotFoundError):
         click.echo(f"error: no queue entry {entry_id}", err=True)
     except ValueError as exc:
         click.echo(f"error: queue entry {entry_id} is damaged: {exc}", err=True)
@@ -231,7 +234,8 @@ def queue_flush(ctx, entry_id):
 @click.pass_context
 def queue_delete(ctx, entry_id):
     """Delete an entry without delivering or bouncing it."""
-    _on_entry(ctx, entry_id, lambda q: q.delete(entry_id))
+    qid = _on_entry(ctx, entry_id, lambda q: q.delete(entry_id))
+    logging.getLogger("clevermail.relay").info("%s: entry %s deleted from the queue", qid, entry_id)
     click.echo(f"deleted {entry_id}")
 
 

@@ -121,6 +121,18 @@ def test_unknown_id_is_a_one_line_error(env):
             assert result.stdout == ""
 
 
+def test_a_keyerror_from_a_bug_is_not_reported_as_an_unknown_entry(tmp_path, write_config, monkeypatch):
+    from clevermail.relay.queue import RelayQueue
+
+    def buggy(self, entry_id):
+        return {}["no such key"]            # a programming error inside the queue
+    monkeypatch.setattr(RelayQueue, "get", buggy)
+    path = write_config(tmp_path)
+    result = CliRunner().invoke(main, ["--config", path, "queue", "show", "0000000000003cc"])
+    assert isinstance(result.exception, KeyError)
+    assert "no queue entry" not in result.stderr
+
+
 def test_damaged_envelope_is_reported_and_skipped_by_flush_all(tmp_path, write_config):
     path = write_config(tmp_path)
     queue_dir = tmp_path / "data" / "queue"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from clevermail.relay.queue import ORPHAN_AGE, Entry, RelayQueue, header_block
+from clevermail.relay.queue import ORPHAN_AGE, Entry, NoSuchEntry, RelayQueue, header_block
 
 MSG = b"Subject: hi\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n.starts with a dot\r\n"
 
@@ -46,7 +46,7 @@ def test_prepare_is_invisible_until_commit(q):
     q.on_commit = lambda: called.append(1)
     p = q.prepare("a@here.test", ["b@there.test"], MSG, "Q")
     assert q.list() == [] and called == []
-    with pytest.raises(KeyError):
+    with pytest.raises(NoSuchEntry):
         q.get(p.id)
     p.commit()
     assert [e.id for e in q.list()] == [p.id] and called == [1]
@@ -77,22 +77,27 @@ def test_empty_recipients_rejected(q):
         q.prepare("a@here.test", [], MSG, "Q")
 
 
+def test_no_such_entry_is_not_a_keyerror():
+    # so that `except NoSuchEntry` never swallows a KeyError from a bug, and back
+    assert issubclass(NoSuchEntry, LookupError) and not issubclass(NoSuchEntry, KeyError)
+
+
 def test_ids_from_outside_never_become_paths(q, tmp_path):
     (tmp_path / "secret.json").write_text("{}")
     for bad in ["../secret", "a/b", "", ".", "x" * 100, "..\\x"]:
-        with pytest.raises(KeyError):
+        with pytest.raises(NoSuchEntry):
             q.get(bad)
-        with pytest.raises(KeyError):
+        with pytest.raises(NoSuchEntry):
             q.delete(bad)
-        with pytest.raises(KeyError):
+        with pytest.raises(NoSuchEntry):
             q.read_body(bad)
 
 
 def test_delete(q):
     eid = q.enqueue("a@here.test", ["b@there.test"], MSG, "Q")
-    q.delete(eid)
+    assert q.delete(eid) == "Q"                  # the queue id, for the caller's log line
     assert q.list() == [] and not (q.path / f"{eid}.eml").exists()
-    with pytest.raises(KeyError):
+    with pytest.raises(NoSuchEntry):
         q.delete(eid)
 
 
@@ -111,7 +116,7 @@ def test_flush_makes_deferred_due(q):
     assert q.get(b).recipients[0].next_attempt == later
     assert q.flush() == 2
     assert q.get(b).recipients[0].next_attempt <= time.time()
-    with pytest.raises(KeyError):
+    with pytest.raises(NoSuchEntry):
         q.flush("nope")
 
 
@@ -127,7 +132,7 @@ def test_mark_bounce_fails_undelivered_only(q):
     assert [r.state for r in e.recipients] == ["delivered", "failed"]
     assert "administrator" in e.recipients[1].last_reply and "451 4.0.0 later" in e.recipients[1].last_reply
     assert e.needs_bounce() and not e.finished() and e.next_due() == 0
-    with pytest.raises(KeyError):
+    with pytest.raises(NoSuchEntry):
         q.mark_bounce("nope")
 
 
@@ -155,7 +160,7 @@ def test_claim_is_exclusive_until_released(q):
     c1.release()
     with q.claim(eid) as c2:
         assert c2 is not None
-    q.remove(eid)
+    q.delete(eid)
     assert q.claim(eid) is None
 
 
@@ -164,7 +169,7 @@ def test_claim_on_damaged_entry_without_body(q):
     (q.path / f"{eid}.eml").unlink()
     with q.claim(eid) as c:
         assert c is not None
-    with pytest.raises(KeyError):
+    with pytest.raises(NoSuchEntry):
         q.read_body(eid)
 
 
@@ -199,7 +204,7 @@ def test_unreadable_envelope_is_skipped_in_list(q):
     for bad in ("0000000000003cc", "0000000000004dd"):
         with pytest.raises(ValueError):
             q.get(bad)
-        q.delete(bad)                            # the operator can still remove it
+        assert q.delete(bad) == "-"              # the operator can still remove it
     assert [p.name for p in q.path.glob("*.json")] == [f"{eid}.json"]
 
 

@@ -53,7 +53,14 @@ ORPHAN_AGE = 300.0        # seconds; longer than any prepare -> commit takes
 _ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 __all__ = ["ACTIVE", "FORMAT_VERSION", "HISTORY_LIMIT", "ORPHAN_AGE", "Claim", "Entry",
-           "PendingEntry", "Recipient", "RelayQueue", "header_block"]
+           "NoSuchEntry", "PendingEntry", "Recipient", "RelayQueue", "header_block"]
+
+
+class NoSuchEntry(LookupError):
+    """No queue entry has this id (never had one, or it was removed meanwhile).
+
+    Its own class rather than KeyError, so that a KeyError from a bug is never
+    reported to the operator as "no queue entry"."""
 
 
 def header_block(data: bytes) -> bytes:
@@ -101,7 +108,7 @@ class PendingEntry:
 
     def abort(self) -> None:
         if self.committed:
-            with contextlib.suppress(KeyError):
+            with contextlib.suppress(NoSuchEntry):
                 self.queue.delete(self.id)
             return
         for p in (self._tmp_json, self.queue._body(self.id)):
@@ -130,7 +137,7 @@ class RelayQueue:
     def _check_id(entry_id: str) -> str:
         # Ids come from the command line too: never let one become a path.
         if not isinstance(entry_id, str) or not _ID_RE.match(entry_id):
-            raise KeyError(entry_id)
+            raise NoSuchEntry(entry_id)
         return entry_id
 
     def new_id(self) -> str:
@@ -191,11 +198,10 @@ class RelayQueue:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raise KeyError(entry_id) from None
+            raise NoSuchEntry(entry_id) from None
         try:
             return Entry.from_json(json.loads(raw))
         except (KeyError, ValueError, TypeError, AttributeError) as e:
-            # Not KeyError: callers read that as "no such entry".
             raise ValueError(f"{entry_id}: damaged queue envelope ({e!r})") from e
 
     def list(self) -> list[Entry]:
@@ -203,7 +209,7 @@ class RelayQueue:
         for entry_id, _ in self.scan():
             try:
                 entries.append(self.get(entry_id))
-            except KeyError:
+            except NoSuchEntry:
                 continue                      # removed meanwhile
             except ValueError:
                 log.error("-: queue entry %s has a damaged envelope, skipped", entry_id)
@@ -213,7 +219,7 @@ class RelayQueue:
         try:
             return self._body(self._check_id(entry_id)).read_bytes()
         except FileNotFoundError:
-            raise KeyError(entry_id) from None
+            raise NoSuchEntry(entry_id) from None
 
     def read_headers(self, entry_id: str, limit: int = 1 << 20) -> bytes:
         """The message's header section, read without loading a large body."""
@@ -226,7 +232,7 @@ class RelayQueue:
                     if not chunk or b"\r\n\r\n" in data:
                         break
         except FileNotFoundError:
-            raise KeyError(entry_id) from None
+            raise NoSuchEntry(entry_id) from None
         return header_block(data)
 
     # -- changing ---------------------------------------------------------------
@@ -247,32 +253,28 @@ class RelayQueue:
         with self.locked():
             try:
                 entry = self.get(entry_id)
-            except KeyError:
+            except NoSuchEntry:
                 return None
             if change(entry) is not False:
                 atomic_write(self._json(entry_id), json.dumps(entry.to_json()).encode())
             return entry
 
-    def remove(self, entry_id: str) -> None:
-        """Drop an entry (envelope first: see the module doc). Missing is fine."""
-        self._check_id(entry_id)
-        with self.locked():
-            self._json(entry_id).unlink(missing_ok=True)
-            self._body(entry_id).unlink(missing_ok=True)
-
-    def delete(self, entry_id: str) -> None:
+    def delete(self, entry_id: str) -> str:
+        """Drop an entry, envelope first (see the module doc), and return its queue id
+        for the caller's log line ("-" when the envelope is damaged: the operator can
+        still delete it). NoSuchEntry if it is not there (any more)."""
         self._check_id(entry_id)
         with self.locked():
             try:
                 qid = self.get(entry_id).queue_id
             except ValueError:
-                qid = "-"                    # a damaged envelope can still be deleted
+                qid = "-"
             self._json(entry_id).unlink(missing_ok=True)
             self._body(entry_id).unlink(missing_ok=True)
-        log.info("%s: entry %s deleted from the queue", qid, entry_id)
+        return qid
 
     def flush(self, entry_id: str | None = None) -> int:
-        """Make entries due now; returns how many had something to retry. KeyError:
+        """Make entries due now; returns how many had something to retry. NoSuchEntry:
         no such entry; ValueError: that entry's envelope is damaged (flushing all
         skips damaged ones)."""
         ids = [self._check_id(entry_id)] if entry_id is not None else [i for i, _ in self.scan()]
@@ -295,7 +297,7 @@ class RelayQueue:
                 log.error("-: queue entry %s has a damaged envelope, not flushed", eid)
                 continue
             if entry is None and entry_id is not None:
-                raise KeyError(entry_id)
+                raise NoSuchEntry(entry_id)
             count += bool(entry is not None and entry.active())
         return count
 
@@ -312,7 +314,7 @@ class RelayQueue:
 
         entry = self.update(self._check_id(entry_id), change)
         if entry is None:
-            raise KeyError(entry_id)
+            raise NoSuchEntry(entry_id)
         log.info("%s: entry %s marked for bounce by the operator", entry.queue_id, entry_id)
 
     # -- claiming and crash debris ----------------------------------------------

@@ -45,7 +45,7 @@ from typing import Callable
 
 from clevermail.relay.bounce import make_dsn
 from clevermail.relay.delivery import Result, Transport, deliver_mx, deliver_smarthost
-from clevermail.relay.queue import Entry, RelayQueue
+from clevermail.relay.queue import Entry, NoSuchEntry, RelayQueue
 from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
                                        report_recipients, warning_due)
 from clevermail.relay.settings import RelaySettings
@@ -234,7 +234,7 @@ class RelayWorker:
                 try:
                     e = self.queue.get(eid)
                     cached = (key, e.queue_id, e.next_due(self.settings.delay_warning))
-                except KeyError:
+                except NoSuchEntry:
                     continue
                 except Exception:   # damaged envelope: report once per version of it
                     self.log.error("-: queue entry %s has an unreadable envelope", eid)
@@ -260,14 +260,14 @@ class RelayWorker:
         with claim:
             try:
                 entry = self.queue.get(eid)
-            except KeyError:
+            except NoSuchEntry:
                 return False
             now, did, body = self._now(), False, None
             due = [r for r in entry.active() if r.next_attempt <= now]
             if due:
                 try:
                     body = self.queue.read_body(eid)
-                except KeyError:
+                except NoSuchEntry:
                     body = None
                 results = self._deliver(entry, due, body)
                 updated = self.queue.update(eid, lambda e: record_results(
@@ -284,7 +284,10 @@ class RelayWorker:
                 entry = self._report(eid, entry, "delayed", body) or entry
                 did = True
             if entry.finished():
-                self.queue.remove(eid)
+                try:
+                    self.queue.delete(eid)
+                except NoSuchEntry:
+                    pass            # the operator deleted it meanwhile: gone either way
                 counts = sorted(Counter(r.state for r in entry.recipients).items())
                 self.log.info("%s: removed from the queue (%s)", entry.queue_id,
                               ", ".join(f"{n} {s}" for s, n in counts))
@@ -353,7 +356,7 @@ class RelayWorker:
         if body is None:
             try:
                 body = self.queue.read_headers(eid)
-            except KeyError:
+            except NoSuchEntry:
                 body = b""
         dsn = make_dsn(reporting_mta=self.settings.hostname, sender=entry.sender,
                        queue_id=entry.queue_id, arrival=entry.arrival, recipients=rcpts,
