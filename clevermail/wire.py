@@ -1,5 +1,6 @@
 """Protocol-neutral bytes on the wire: buffered line reading with hard limits, CRLF and
-dot-stuffing rules (RFC 5321 4.5.2, RFC 1939 3).  SASL lives in login.py.
+dot-stuffing rules (RFC 5321 4.5.2, RFC 1939 3), and streaming a stored message as a
+byte-stuffed multi-line block (POP3 RETR and TOP).  SASL lives in login.py.
 
 LineReader is the only thing that reads from a session's socket.  It keeps its own
 buffer (rather than a BufferedReader) so that a session can tell whether the client
@@ -10,6 +11,8 @@ its terminator with one C-level `find` per received chunk instead of a loop per 
 import socket
 
 END_OF_DATA = b"\r\n.\r\n"
+# The line that ends a multi-line block (RFC 1939 3, RFC 5321 4.1.1.4).
+TERMINATOR = b".\r\n"
 
 
 class LineTooLong(Exception):
@@ -135,11 +138,49 @@ def dot_unstuff(body):
     return body.replace(b"\r\n.", b"\r\n")
 
 
-def dot_stuff(body):
-    """Add a dot to every line that starts with one (RFC 1939 3, RFC 5321 4.5.2)."""
-    if body.startswith(b"."):
-        body = b"." + body
-    return body.replace(b"\r\n.", b"\r\n..")
+def stuff_block(data, at_line_start=True):
+    """One piece of a disk-form (LF) message -> wire form (CRLF) with lines that start
+    with '.' stuffed (RFC 1939 3).  `at_line_start` says whether the previous piece
+    ended a line: a chunk boundary may fall right before a '.' that opens a line."""
+    if at_line_start and data[:1] == b".":
+        data = b"." + data
+    # stuff on the LF form, then widen: '\n..' becomes '\r\n..' in one pass each
+    return data.replace(b"\n.", b"\n..").replace(b"\n", b"\r\n")
+
+
+def stuffed_chunks(f, chunk_size=1 << 16):
+    """Yield a message file (disk form) as wire-form, byte-stuffed chunks, then the
+    terminator.  A message without a final newline gets a CRLF before '.' (the
+    terminator must start a line); every other byte is what to_wire() gives."""
+    at_start = True
+    while True:
+        data = f.read(chunk_size)
+        if not data:
+            break
+        yield stuff_block(data, at_start)
+        at_start = data[-1:] == b"\n"
+    yield TERMINATOR if at_start else b"\r\n" + TERMINATOR
+
+
+def top_of(f, lines):
+    """The header, the blank line and the first `lines` body lines of a message file
+    (disk form), as one wire-form, byte-stuffed block with its terminator (RFC 1939 7
+    TOP).  A message without a blank line is all header."""
+    out = []
+    for line in f:
+        out.append(line)
+        if line == b"\n" or line == b"\r\n":
+            break
+    else:
+        lines = 0
+    for _ in range(lines):
+        line = f.readline()
+        if not line:
+            break
+        out.append(line)
+    data = b"".join(out)
+    body = stuff_block(data)
+    return body + (TERMINATOR if not data or data.endswith(b"\n") else b"\r\n" + TERMINATOR)
 
 
 def has_long_line(body, limit):

@@ -1,15 +1,11 @@
 """Tests for clevermail.pop3.parser and the pure parts of clevermail.pop3.replies."""
 
-import io
-
 import pytest
 
 from clevermail.pop3 import parser, replies
 from clevermail.pop3.parser import Command, parse_command
 from clevermail.pop3.replies import POP3Error
 from clevermail.pop3.session import POP3Session
-from clevermail.store.maildir import to_wire
-from clevermail.wire import dot_stuff
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -81,49 +77,7 @@ def test_grammar_matches_the_command_table():
 def test_error_replies_carry_rfc3206_codes():
     assert POP3Error("x", replies.AUTH).reply == b"-ERR [AUTH] x\r\n"
     assert POP3Error("x", replies.SYS_TEMP).reply == b"-ERR [SYS/TEMP] x\r\n"
-    assert POP3Error("x", replies.SYS_PERM).reply == b"-ERR [SYS/PERM] x\r\n"
     assert POP3Error("x", replies.IN_USE, counts=False).reply == b"-ERR [IN-USE] x\r\n"
     assert replies.ok() == b"+OK\r\n"
     assert replies.multiline("list", ["1 2", "2 3"]) == b"+OK list\r\n1 2\r\n2 3\r\n.\r\n"
     assert replies.multiline("none", []) == b"+OK none\r\n.\r\n"
-
-
-def _stream(disk, chunk_size):
-    return b"".join(replies.stuffed_chunks(io.BytesIO(disk), chunk_size))
-
-
-@pytest.mark.parametrize("disk", [
-    b"",
-    b"\n",
-    b".\n",
-    b"..\n",
-    b"Subject: x\n\n.\n..\n.hidden\nend\n",
-    b"a\n.b\n.\n\n.",
-    b"no final newline",
-    b".starts with a dot\nand\n.more dots\n",
-    b"bare\rCR\n.\n",
-])
-@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 7, 64, 1 << 16])
-def test_stuffed_chunks_equal_stuffing_the_whole_wire_form(disk, chunk_size):
-    wire = to_wire(disk)
-    if wire and not wire.endswith(b"\r\n"):
-        wire += b"\r\n"         # the terminator must start a line
-    assert _stream(disk, chunk_size) == dot_stuff(wire) + b".\r\n"
-
-
-def test_chunk_boundary_before_a_leading_dot():
-    # the second chunk starts a line with '.': it must be stuffed too
-    disk = b"abc\n.def\n"
-    assert _stream(disk, 4) == b"abc\r\n..def\r\n.\r\n"
-    # a chunk that starts mid-line with '.' is not a line start
-    assert _stream(b"ab.c\n", 2) == b"ab.c\r\n.\r\n"
-
-
-def test_top_of():
-    disk = b"Subject: x\nX: y\n\n.line1\nline2\nline3\n"
-    assert replies.top_of(io.BytesIO(disk), 0) == b"Subject: x\r\nX: y\r\n\r\n.\r\n"
-    assert replies.top_of(io.BytesIO(disk), 1) == b"Subject: x\r\nX: y\r\n\r\n..line1\r\n.\r\n"
-    assert replies.top_of(io.BytesIO(disk), 99) == b"Subject: x\r\nX: y\r\n\r\n..line1\r\nline2\r\nline3\r\n.\r\n"
-    # no body separator: the whole message is header
-    assert replies.top_of(io.BytesIO(b"Subject: x\nY: z"), 5) == b"Subject: x\r\nY: z\r\n.\r\n"
-    assert replies.top_of(io.BytesIO(b""), 5) == b".\r\n"

@@ -1,13 +1,16 @@
-"""Tests for clevermail.wire: LineReader over a socketpair, dot-stuffing, CRLF."""
+"""Tests for clevermail.wire: LineReader over a socketpair, dot-stuffing and streaming a
+stored message, CRLF."""
 
+import io
 import random
 import socket
 import threading
 
 import pytest
 
-from clevermail.wire import (DataTooLarge, LineReader, LineTooLong, dot_stuff, dot_unstuff,
-                             has_bare_lf_or_cr, normalize_crlf)
+from clevermail.store.maildir import to_wire
+from clevermail.wire import (DataTooLarge, LineReader, LineTooLong, dot_unstuff, has_bare_lf_or_cr,
+                             normalize_crlf, stuff_block, stuffed_chunks, top_of)
 
 
 @pytest.fixture
@@ -234,27 +237,74 @@ def test_dot_terminated_eof(pair):
 
 
 # -- dot stuffing / CRLF -------------------------------------------------------------------------
-@pytest.mark.parametrize("body, stuffed", [
+@pytest.mark.parametrize("disk, stuffed", [
     (b"", b""),
-    (b"plain\r\n", b"plain\r\n"),
-    (b".\r\n", b"..\r\n"),
-    (b".lead\r\nmid\r\n.dot\r\n..two\r\n", b"..lead\r\nmid\r\n..dot\r\n...two\r\n"),
-    (b"a\n.b\r\n", b"a\n.b\r\n"),          # only CRLF starts a line
+    (b"plain\n", b"plain\r\n"),
+    (b".\n", b"..\r\n"),
+    (b".lead\nmid\n.dot\n..two\n", b"..lead\r\nmid\r\n..dot\r\n...two\r\n"),
+    (b"a\r.b\n", b"a\r.b\r\n"),          # only a newline starts a line
 ])
-def test_dot_stuff_examples(body, stuffed):
-    assert dot_stuff(body) == stuffed
-    assert dot_unstuff(stuffed) == body
+def test_stuff_block_examples(disk, stuffed):
+    assert stuff_block(disk) == stuffed
+    assert dot_unstuff(stuffed) == to_wire(disk)
 
 
-def test_dot_stuff_round_trip_random():
+def test_stuff_block_round_trip_random():
     rng = random.Random(1234)
-    alphabet = [b".", b"\r\n", b"\r", b"\n", b"a", b" ", b".."]
+    alphabet = [b".", b"\r", b"\n", b"a", b" ", b".."]
     for _ in range(2000):
-        body = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
-        stuffed = dot_stuff(body)
-        assert dot_unstuff(stuffed) == body
+        disk = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+        stuffed = stuff_block(disk)
+        assert dot_unstuff(stuffed) == disk.replace(b"\n", b"\r\n")
         # a stuffed body never holds the terminator, not even at its start
         assert b"\r\n.\r\n" not in b"\r\n" + stuffed
+
+
+def _stream(disk, chunk_size):
+    return b"".join(stuffed_chunks(io.BytesIO(disk), chunk_size))
+
+
+def _stuffed_by_lines(wire):
+    """The reference: stuff the whole wire form line by line (RFC 1939 3)."""
+    return b"\r\n".join(b"." + line if line.startswith(b".") else line
+                         for line in wire.split(b"\r\n"))
+
+
+@pytest.mark.parametrize("disk", [
+    b"",
+    b"\n",
+    b".\n",
+    b"..\n",
+    b"Subject: x\n\n.\n..\n.hidden\nend\n",
+    b"a\n.b\n.\n\n.",
+    b"no final newline",
+    b".starts with a dot\nand\n.more dots\n",
+    b"bare\rCR\n.\n",
+])
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 7, 64, 1 << 16])
+def test_stuffed_chunks_equal_stuffing_the_whole_wire_form(disk, chunk_size):
+    wire = to_wire(disk)
+    if wire and not wire.endswith(b"\r\n"):
+        wire += b"\r\n"         # the terminator must start a line
+    assert _stream(disk, chunk_size) == _stuffed_by_lines(wire) + b".\r\n"
+
+
+def test_chunk_boundary_before_a_leading_dot():
+    # the second chunk starts a line with '.': it must be stuffed too
+    disk = b"abc\n.def\n"
+    assert _stream(disk, 4) == b"abc\r\n..def\r\n.\r\n"
+    # a chunk that starts mid-line with '.' is not a line start
+    assert _stream(b"ab.c\n", 2) == b"ab.c\r\n.\r\n"
+
+
+def test_top_of():
+    disk = b"Subject: x\nX: y\n\n.line1\nline2\nline3\n"
+    assert top_of(io.BytesIO(disk), 0) == b"Subject: x\r\nX: y\r\n\r\n.\r\n"
+    assert top_of(io.BytesIO(disk), 1) == b"Subject: x\r\nX: y\r\n\r\n..line1\r\n.\r\n"
+    assert top_of(io.BytesIO(disk), 99) == b"Subject: x\r\nX: y\r\n\r\n..line1\r\nline2\r\nline3\r\n.\r\n"
+    # no body separator: the whole message is header
+    assert top_of(io.BytesIO(b"Subject: x\nY: z"), 5) == b"Subject: x\r\nY: z\r\n.\r\n"
+    assert top_of(io.BytesIO(b""), 5) == b".\r\n"
 
 
 def test_dot_unstuff_lenient_single_dot():

@@ -1,4 +1,4 @@
-"""POP3 replies: status lines, RFC 3206 response codes, and multi-line bodies.
+"""POP3 replies: status lines, RFC 3206 response codes, and multi-line listings.
 
 A single-line reply is "+OK text" or "-ERR [CODE] text" (RFC 1939 3, RFC 2449 8).
 The extended response codes this server sends (RFC 3206, announced by CAPA
@@ -6,20 +6,17 @@ RESP-CODES and AUTH-RESP-CODE):
 
     [AUTH]      the credentials were refused (RFC 3206 5)
     [SYS/TEMP]  a temporary problem on our side; try again later (RFC 3206 4)
-    [SYS/PERM]  a permanent problem on our side (RFC 3206 4)
     [IN-USE]    the maildrop is held by another POP3 session (RFC 2449 8.1.1)
 
 POP3Error carries its whole reply so that the session writes it at one catch point.
-Multi-line bodies are byte-stuffed (a line starting with '.' gets another '.') and
-end with ".CRLF" (RFC 1939 3); `stuffed_chunks` streams a message file that way.
+Messages (RETR, TOP) are streamed byte-stuffed by wire.stuffed_chunks and wire.top_of.
 """
+
+from ..wire import TERMINATOR
 
 AUTH = "AUTH"
 SYS_TEMP = "SYS/TEMP"
-SYS_PERM = "SYS/PERM"
 IN_USE = "IN-USE"
-
-TERMINATOR = b".\r\n"
 
 
 def ok(text=""):
@@ -55,48 +52,3 @@ def multiline(first, lines):
     if body:
         body += "\r\n"
     return ok(first) + body.encode("utf-8") + TERMINATOR
-
-
-def stuff_block(data, at_line_start=True):
-    """One piece of a disk-form (LF) message -> wire form (CRLF) with lines that start
-    with '.' stuffed.  `at_line_start` says whether the previous piece ended a line:
-    a chunk boundary may fall right before a '.' that opens a line."""
-    if at_line_start and data[:1] == b".":
-        data = b"." + data
-    # stuff on the LF form, then widen: '\n..' becomes '\r\n..' in one pass each
-    return data.replace(b"\n.", b"\n..").replace(b"\n", b"\r\n")
-
-
-def stuffed_chunks(f, chunk_size=1 << 16):
-    """Yield a message file (disk form) as wire-form, byte-stuffed chunks, then the
-    terminator.  A message without a final newline gets a CRLF before '.' (the
-    terminator must start a line); every other byte is what to_wire() gives."""
-    at_start = True
-    while True:
-        data = f.read(chunk_size)
-        if not data:
-            break
-        yield stuff_block(data, at_start)
-        at_start = data[-1:] == b"\n"
-    yield TERMINATOR if at_start else b"\r\n" + TERMINATOR
-
-
-def top_of(f, lines):
-    """The header, the blank line and the first `lines` body lines of a message file
-    (disk form), as one wire-form, byte-stuffed block with its terminator (RFC 1939 7
-    TOP).  A message without a blank line is all header."""
-    out = []
-    for line in f:
-        out.append(line)
-        if line == b"\n" or line == b"\r\n":
-            break
-    else:
-        lines = 0
-    for _ in range(lines):
-        line = f.readline()
-        if not line:
-            break
-        out.append(line)
-    data = b"".join(out)
-    body = stuff_block(data)
-    return body + (TERMINATOR if not data or data.endswith(b"\n") else b"\r\n" + TERMINATOR)

@@ -14,6 +14,7 @@ one catch point in handle_line.  PASS and AUTH payloads never reach a log.
 from .. import login
 from ..netbase import LineSession, SessionClosed
 from ..store import FolderInUse, MessageGone, StoreError
+from ..wire import stuffed_chunks, top_of
 from . import replies
 from .parser import parse_command
 from .replies import IN_USE, SYS_TEMP, POP3Error, multiline, ok
@@ -235,7 +236,7 @@ class POP3Session(LineSession):
         with self._open(index) as f:
             buf = [ok(f"{self.drop.sizes[index]} octets")]
             pending = len(buf[0])
-            for piece in replies.stuffed_chunks(f):
+            for piece in stuffed_chunks(f):
                 buf.append(piece)
                 pending += len(piece)
                 if pending >= SEND_BUFFER:
@@ -251,7 +252,7 @@ class POP3Session(LineSession):
         RFC 1939 7."""
         index = self._index(msg)
         with self._open(index) as f:
-            data = replies.top_of(f, lines)
+            data = top_of(f, lines)
         self.send(ok("top of message follows") + data)
 
     def cmd_DELE(self, msg):
