@@ -80,7 +80,7 @@ class MailService:
         self.throttle = AuthThrottle(settings.login.failures_per_client, settings.login.failure_window)
         self.queue = RelayQueue(os.path.join(server.data_dir, "queue"))
         handlers = {
-            "smtp": SMTPFileHandler(self.store, self.accounts, self.queue, hostname=server.hostname,
+            "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
                                     postmaster=server.postmaster),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),

@@ -122,7 +122,7 @@ class Env:
         self.store = MailStore(data_dir)
         self.accounts = AccountStore(users_file, [DOMAIN, "other.test"])
         self.queue = RelayQueue(os.path.join(data_dir, "queue"))
-        self.handler = SMTPFileHandler(self.store, self.accounts, self.queue, hostname="mx.example.test")
+        self.handler = SMTPFileHandler(self.store, self.accounts, self.queue)
         self.connect = fakes.Sessions(self.server, start_session, lambda client: client.expect(220))
 
     def server(self, **kw):

@@ -314,12 +314,6 @@ def test_charset_rejected(name):
     assert info.value.code == "BADCHARSET (US-ASCII UTF-8)"
 
 
-def test_charset_after_utf8_accept_is_bad():
-    with pytest.raises(IMAPBad):
-        parse_search(["CHARSET", "UTF-8", "ALL"], utf8=True)
-    assert parse_search(["SUBJECT", b"caf\xc3\xa9"], utf8=True).matches(Msg(PLAIN), Ctx())
-
-
 # ------------------------------------------------------------ syntax errors
 
 @pytest.mark.parametrize("args, text", [
@@ -463,7 +457,7 @@ def test_random_token_lists():
     for _ in range(2000):
         args = _random_tokens(rng)
         try:
-            program = parse_search(args, utf8=rng.random() < 0.2)
+            program = parse_search(args)
         except (IMAPBad, IMAPNo):
             continue
         parsed += 1

@@ -9,17 +9,10 @@ import time
 import pytest
 
 from clevermail.config import load_config
+from clevermail.service import MailService
 from pop3_helpers import ALICE, BOB, DOMAIN, PASSWORD, message, password_hash
 
 trustme = pytest.importorskip("trustme")
-try:
-    from clevermail.service import MailService
-except ModuleNotFoundError as exc:
-    # TODO: remove once every listener package exists (service imports smtp, imap, relay
-    # that are written alongside POP3); any other import failure is a real error.
-    if not (exc.name or "").startswith("clevermail."):
-        raise
-    pytest.skip(f"MailService not importable yet: {exc}", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

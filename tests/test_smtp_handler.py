@@ -33,7 +33,7 @@ def queue(tmp_path):
 
 @pytest.fixture
 def handler(store, queue):
-    return SMTPFileHandler(store, accounts=None, queue=queue, hostname="mail.example.test")
+    return SMTPFileHandler(store, accounts=None, queue=queue)
 
 
 def rcpts(*addresses):

@@ -1,9 +1,8 @@
 """IMAP SEARCH: parse search keys, then test them one message at a time.
 
 This module owns the `search` grammar of RFC 3501 section 9 and the matching
-rules of RFC 3501 section 6.4.4: CHARSET (US-ASCII, UTF-8; RFC 6855 section 3
-when UTF8=ACCEPT is on), every RFC 3501 search key, bare sequence sets, nested
-lists, implicit AND.  Strings match as case-insensitive substrings of decoded
+rules of RFC 3501 section 6.4.4: CHARSET (US-ASCII, UTF-8), every RFC 3501
+search key, bare sequence sets, nested lists, implicit AND.  Strings match as case-insensitive substrings of decoded
 text: header values unfolded and decoded from RFC 2047 encoded words, bodies
 decoded per RFC 2045 Content-Transfer-Encoding and charset (decode.py does
 the decoding; this module decides what matches).
@@ -298,15 +297,14 @@ class SearchProgram:
         return bool(self._root.test(msg, ctx, _View(msg)))
 
 
-def parse_search(args: list, utf8: bool = False) -> SearchProgram:
+def parse_search(args: list) -> SearchProgram:
     """Tokens after SEARCH (or UID SEARCH) -> SearchProgram; IMAPBad / IMAPNo."""
     p = _Tokens(args)
-    charset = "UTF-8" if utf8 else "US-ASCII"
+    charset = "US-ASCII"
     if p and isinstance(p[0], str) and p[0].upper() == "CHARSET":
         p.popleft()
-        if utf8:
-            # RFC 6855 section 3: after ENABLE UTF8=ACCEPT a charset is a conflict.
-            raise IMAPBad("CHARSET not allowed after ENABLE UTF8=ACCEPT")
+        # TODO: after ENABLE UTF8=ACCEPT (not offered yet) a CHARSET is a BAD
+        # (RFC 6855 section 3).
         name = p.next("charset name")
         if isinstance(name, bytes):
             name = name.decode("ascii", "replace")

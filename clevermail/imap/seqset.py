@@ -48,11 +48,6 @@ class SequenceSet:
     def __hash__(self):
         return hash(self._ranges)
 
-    @property
-    def has_star(self):
-        """True if "*" appears anywhere in the set."""
-        return any(lo is _STAR or hi is _STAR for lo, hi in self._ranges)
-
     def max_number(self):
         """The largest number written explicitly (0 if only "*").
 

@@ -2,7 +2,7 @@
 its command table, the file handler that delivers, and the server.
 
     SMTPServer(address, handler, mode='mx'|'submission', ...)
-    SMTPFileHandler(store, accounts, queue, hostname=...)
+    SMTPFileHandler(store, accounts, queue, postmaster=...)
 """
 
 from .handler import SMTPFileHandler

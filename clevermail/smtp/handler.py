@@ -57,11 +57,10 @@ class Recipient:
 
 
 class SMTPFileHandler:
-    def __init__(self, store: LocalDelivery, accounts, queue, hostname="localhost", postmaster=""):
+    def __init__(self, store: LocalDelivery, accounts, queue, postmaster=""):
         self.store = store
         self.accounts = accounts
         self.queue = queue
-        self.hostname = hostname
         self.postmaster = postmaster
 
     # -- recipients ------------------------------------------------------------
