@@ -12,10 +12,7 @@ from clevermail.imap.mime, which parses a message at most once per render
 (or once per `cache` dict the caller keeps).
 """
 
-import time
-
-from clevermail.imap import mime
-from clevermail.imap.parser import format_datetime
+from clevermail.imap import dates, mime
 from clevermail.imap.replies import IMAPBad
 
 __all__ = ["FetchItem", "FetchRequest", "parse_fetch_items", "render_fetch", "render_index_only"]
@@ -27,8 +24,6 @@ _MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
 }
-_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
-           b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 _MAX_NUMBER = 0xFFFFFFFF          # RFC 3501 number: unsigned 32-bit
 # Characters that force a header name to be echoed as a quoted string: RFC
 # 3501 atom-specials, plus "]" which would end the section in the echo.
@@ -129,7 +124,7 @@ def render_index_only(req, seqs, rows, recent, flag_names):
         return [fmt % (seq, row.uid, get((row.flags, row.uid in recent)) or flags(row.uid, row))
                 for seq, row in zip(seqs, rows) if row is not None]
     getters = {"FLAGS": lambda row: flags(row.uid, row), "UID": lambda row: row.uid,
-               "INTERNALDATE": lambda row: format_datetime(float(row.date)).encode(),
+               "INTERNALDATE": lambda row: dates.format_datetime(float(row.date)).encode(),
                "RFC822.SIZE": lambda row: row.wsize}
     cols = [getters[n] for n in names]
     return [fmt % (seq, *[g(row) for g in cols]) for seq, row in zip(seqs, rows) if row is not None]
@@ -142,9 +137,7 @@ def _flags(msg):
 
 
 def _internaldate(msg):
-    t = time.gmtime(msg.internaldate)
-    return b"%02d-%s-%04d %02d:%02d:%02d +0000" % (
-        t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+    return dates.internaldate(msg.internaldate)
 
 
 def _r_flags(msg, cache):

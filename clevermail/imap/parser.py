@@ -3,8 +3,9 @@
 This module owns the client-side grammar of RFC 3501 section 9 at the token
 level (tag, command name, atoms, quoted strings, literals, parenthesized
 lists), non-synchronizing literals from RFC 7888 (LITERAL+), and the small
-value helpers the session needs (astring, dates, flag lists, quoting for
-responses).  What each argument *means* is the session's business.
+value helpers the session needs (astring, flag lists, quoting for responses,
+and date-time tokens: their text is parsed and formatted in dates.py).  What
+each argument *means* is the session's business.
 
 The parser is pure: it never touches a socket.  When a line ends with a
 literal marker it calls ``more(n, synchronizing)``, which must send the "+"
@@ -14,17 +15,18 @@ pass through unchanged.  Malformed input raises ParseError (an IMAPBad), and
 nothing else.
 """
 
-import datetime
-import math
 import re
 from dataclasses import dataclass, field
 
+from clevermail.imap import dates
+# format_datetime is dates.py's, offered here beside quote() for the command
+# modules that render responses.
+from clevermail.imap.dates import format_datetime
 from clevermail.imap.replies import IMAPBad
 
 __all__ = [
     "Atom", "Command", "ParseError", "LiteralTooLarge", "parse_command",
-    "astring", "parse_datetime", "parse_date", "format_datetime", "quote",
-    "flag_list",
+    "astring", "parse_datetime", "format_datetime", "quote", "flag_list",
 ]
 
 # Nesting bound: nobody needs deeper lists, and consumers walk them recursively.
@@ -49,17 +51,6 @@ _STRICT_ATOM_CHARS = _ATOM_CHARS - set(b"%*\\]")
 
 _NON_PRINTABLE_RE = re.compile(rb"[^\x20-\x7e]")
 _LITERAL_RE = re.compile(rb"\{([0-9]+)(\+?)\}")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTH_NUM = {m.lower(): i for i, m in enumerate(_MONTHS, 1)}
-# date-time (RFC 3501): DQUOTE date-day-fixed "-" date-month "-" date-year SP
-# time SP zone DQUOTE; date-day-fixed is (SP DIGIT) / 2DIGIT.  A bare single
-# digit is accepted too because some clients send it.
-_DATETIME_RE = re.compile(
-    r"( ?[0-9]|[0-9]{2})-([A-Za-z]{3})-([0-9]{4}) "
-    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})", re.ASCII)
-_DATE_RE = re.compile(r"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4})", re.ASCII)
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 class Atom(str):
@@ -306,57 +297,19 @@ def astring(tok) -> str:
     raise ParseError("Expected a string, not a list")
 
 
-def _text(tok, what):
-    """A token's text for date parsing; lists and bad bytes are errors."""
+def parse_datetime(tok) -> float:
+    """APPEND date-time token, e.g. "17-Jul-1996 02:44:25 -0700", as a UTC epoch."""
     if isinstance(tok, bytes):
         try:
-            return tok.decode("ascii")
+            tok = tok.decode("ascii")
         except UnicodeDecodeError:
-            raise ParseError(f"Invalid {what}") from None
-    if isinstance(tok, str):
-        return str(tok)
-    raise ParseError(f"Invalid {what}")
-
-
-def parse_datetime(tok) -> float:
-    """APPEND date-time, e.g. "17-Jul-1996 02:44:25 -0700", as a UTC epoch."""
-    m = _DATETIME_RE.fullmatch(_text(tok, "date-time"))
-    if m is None:
+            raise ParseError("Invalid date-time") from None
+    if not isinstance(tok, str):
         raise ParseError("Invalid date-time")
-    day, mon, year, hh, mm, ss, sign, zh, zm = m.groups()
-    month = _MONTH_NUM.get(mon.lower())
-    if month is None or int(zm) > 59:
-        raise ParseError("Invalid date-time")
-    offset = datetime.timedelta(hours=int(zh), minutes=int(zm))
     try:
-        tz = datetime.timezone(-offset if sign == "-" else offset)
-        when = datetime.datetime(int(year), month, int(day), int(hh), int(mm),
-                                 int(ss), tzinfo=tz)
-        return (when - _EPOCH).total_seconds()
-    except (ValueError, OverflowError):
-        raise ParseError("Invalid date-time") from None
-
-
-def parse_date(tok) -> datetime.date:
-    """SEARCH date, e.g. 1-Feb-1994 (atom or quoted)."""
-    m = _DATE_RE.fullmatch(_text(tok, "date"))
-    month = _MONTH_NUM.get(m.group(2).lower()) if m else None
-    if month is None:
-        raise ParseError("Invalid date")
-    try:
-        return datetime.date(int(m.group(3)), month, int(m.group(1)))
+        return dates.parse_datetime(str(tok))
     except ValueError:
-        raise ParseError("Invalid date") from None
-
-
-def format_datetime(epoch: float) -> str:
-    """INTERNALDATE value, quotes included, in UTC: "17-Jul-1996 09:44:25 +0000"."""
-    # Built by hand: strftime("%b") follows the locale, IMAP wants English.
-    # The day is zero-padded: "2DIGIT" is a valid date-day-fixed, and clients
-    # that split on spaces cope better with it than with the SP-DIGIT form.
-    t = _EPOCH + datetime.timedelta(seconds=math.floor(epoch))
-    return (f'"{t.day:02d}-{_MONTHS[t.month - 1]}-{t.year:04d} '
-            f'{t.hour:02d}:{t.minute:02d}:{t.second:02d} +0000"')
+        raise ParseError("Invalid date-time") from None
 
 
 def quote(value) -> bytes:

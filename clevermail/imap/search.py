@@ -21,11 +21,11 @@ import datetime
 import email.utils
 import functools
 import operator
-import re
 
 # _split_headers and _body_text are bound here, not called through decode,
 # so tests can count calls by patching this module.
 from clevermail.imap.decode import _body_text, _split_headers, decode_header_value
+from clevermail.imap import dates
 from clevermail.imap.replies import IMAPBad, IMAPNo
 from clevermail.imap.seqset import parse_sequence_set
 
@@ -38,9 +38,6 @@ _BADCHARSET = "BADCHARSET (US-ASCII UTF-8)"
 # while leaving room for clients that write long "OR OR OR ..." chains.
 _MAX_DEPTH = 200
 _MAX_NUMBER = 0xFFFFFFFF  # number = unsigned 32-bit (RFC 3501 section 9)
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
-_DATE = re.compile(r"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4})", re.ASCII)
 
 # Evaluation cost tiers: what a key has to read.
 CHEAP, HEADERS, BODY = 0, 1, 2
@@ -123,12 +120,11 @@ def _date(p, key):
     tok = p.next(f"date after {key}")
     if isinstance(tok, bytes):
         tok = tok.decode("ascii", "replace")
-    m = _DATE.fullmatch(tok) if isinstance(tok, str) else None
-    if m and m.group(2).lower() in _MONTHS:
+    if isinstance(tok, str):
         try:
-            return datetime.date(int(m.group(3)), _MONTHS[m.group(2).lower()], int(m.group(1)))
+            return dates.parse_date(str(tok))
         except ValueError:
-            pass  # 31-Feb-2020 and friends
+            pass  # malformed, or 31-Feb-2020 and friends
     raise IMAPBad(f"Invalid date {_show(tok)} after {key} (expected d-Mon-yyyy)")
 
 
