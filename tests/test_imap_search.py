@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from clevermail.imap import search as search_mod
+from clevermail.imap import decode
 from clevermail.imap.decode import decode_encoded_words
 from clevermail.imap.replies import IMAPBad, IMAPNo
 from clevermail.imap.search import parse_search
@@ -281,15 +281,15 @@ def test_cheap_keys_run_first():
 
 def test_headers_before_body(monkeypatch):
     calls = []
-    monkeypatch.setattr(search_mod, "_body_text", lambda *a: calls.append(a) or "")
+    monkeypatch.setattr(decode, "body_text", lambda *a: calls.append(a) or "")
     assert match(["BODY", "hello", "SUBJECT", "no such subject"], Msg(PLAIN)) is False
     assert calls == []
 
 
 def test_raw_read_and_headers_parsed_once(monkeypatch):
-    real = search_mod._split_headers
+    real = decode.header_fields
     splits = []
-    monkeypatch.setattr(search_mod, "_split_headers", lambda raw: splits.append(1) or real(raw))
+    monkeypatch.setattr(decode, "header_fields", lambda pm: splits.append(1) or real(pm))
     msg = Msg(PLAIN)
     args = ["FROM", "jorg", "TO", "bob", "SUBJECT", "caf", "SENTON", "1-Feb-1994",
             "BODY", "hello", "TEXT", "x-mailer", "HEADER", "X-Mailer", "hand"]
@@ -412,6 +412,59 @@ for _n in (30, 1200):  # shallow and recursion-exhausting MIME nesting
         _raw = (b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (_i, _i)
                 + _raw + b"\r\n--b%d--\r\n" % _i)
     ODD_MESSAGES.append(_raw)
+
+
+# Messages where the stdlib email package (which SEARCH used to re-parse bodies
+# with) and mime.py (FETCH's parser) found different parts.
+PREFIX_BOUNDARY = (
+    # Like Dovecot, mime.py takes a boundary as a line prefix ("--XXjunk" ends
+    # part 1); the stdlib wants the boundary alone on its line, so it saw one
+    # part holding the second part's header and its undecoded base64.
+    b'Content-Type: multipart/mixed; boundary="XX"\r\n\r\n'
+    b"--XX\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n"
+    b"--XXjunk after the boundary\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    + base64.b64encode("zweiter Teil, grün".encode()) + b"\r\n--XX--\r\n"
+)
+NESTED_PREFIX = (
+    # An inner boundary that extends the outer one: the longest match wins in
+    # mime.py, so "--outer-inner" is the inner delimiter, never the outer one.
+    b'Content-Type: multipart/mixed; boundary="outer"\r\n\r\n'
+    b'--outer\r\nContent-Type: multipart/alternative; boundary="outer-inner"\r\n\r\n'
+    b"--outer-inner\r\nContent-Type: text/plain\r\n\r\nalt one\r\n"
+    b"--outer-inner\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable"
+    b"\r\n\r\nalt tw=\r\no\r\n--outer-inner--\r\n"
+    b"--outer\r\nContent-Type: text/plain\r\n\r\nlast part\r\n--outer--\r\n"
+)
+
+
+def _fetch(raw, section):
+    from clevermail.imap.fetch import parse_fetch_items, render_fetch
+    out = render_fetch(parse_fetch_items("BODY.PEEK[%s]" % section), Msg(raw))
+    return out[out.index(b"}\r\n") + 3:-1]
+
+
+def test_search_body_sees_the_parts_fetch_sees():
+    raw = PREFIX_BOUNDARY
+    assert _fetch(raw, "1") == b"first part"
+    assert _fetch(raw, "2") == base64.b64encode("zweiter Teil, grün".encode())
+    assert _fetch(raw, "2.MIME").startswith(b"Content-Type: text/plain; charset=utf-8\r\n")
+    # SEARCH decodes part 2 where FETCH puts it (the stdlib left it base64)...
+    assert match(["BODY", "zweiter Teil, grün".encode()], Msg(raw)) is True
+    assert match(["BODY", "first part"], Msg(raw)) is True
+    # ...and, as in FETCH, neither the delimiter line nor part 2's header is body text.
+    for needle in ("junk after the boundary", "Content-Transfer-Encoding", "endlaXRlciBUZWls"):
+        assert match(["BODY", needle], Msg(raw)) is False, needle
+        assert match(["TEXT", needle], Msg(raw)) is False, needle
+
+
+def test_search_body_in_nested_multiparts_as_fetch_splits_them():
+    raw = NESTED_PREFIX
+    assert [_fetch(raw, s) for s in ("1.1", "1.2", "2")] == [
+        b"alt one", b"alt tw=\r\no", b"last part"]
+    for needle in ("alt one", "alt two", "last part"):      # QP soft break undone
+        assert match(["BODY", needle], Msg(raw)) is True, needle
+    assert match(["BODY", "outer-inner"], Msg(raw)) is False
 
 
 def test_deep_mime_still_searchable():

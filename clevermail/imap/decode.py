@@ -1,61 +1,90 @@
-"""Header and body text of a raw message, decoded for SEARCH string matching.
+"""Header and body text of a parsed message, decoded for SEARCH string matching.
 
-Owns:
-- splitting the header section into unfolded fields (RFC 5322 section 2.2);
-- header values to text: raw 8-bit as UTF-8 (RFC 6532) else Latin-1, then
-  RFC 2047 encoded words, a bad word left as written;
-- body text: each text/* leaf part with its RFC 2045
+Owns turning the parts of mime.py's tree (the one MIME parser, shared with
+FETCH, so that SEARCH and FETCH BODY[section] always see the same parts) into
+text:
+- header values: unfolded (RFC 5322 section 2.2), raw 8-bit as UTF-8
+  (RFC 6532) else Latin-1, then RFC 2047 encoded words, a bad word left as
+  written;
+- body text: each leaf part holding text (text/*, message/* other than an
+  encapsulated message, which is entered instead, a multipart without
+  usable parts or nested too deeply for mime.py to parse, and a part without
+  a usable Content-Type, which is text/plain by RFC 2045 section 5.2) with
+  its RFC 2045
   Content-Transfer-Encoding (base64, quoted-printable) undone and its
   charset decoded.
-decode_header_value() and decode_encoded_words() are the public API;
-_split_headers() and _body_text() serve search.py's per-message view.
+header_fields(), body_text(), decode_header_value() and
+decode_encoded_words() are the API.
 
 Everything here reads sender-controlled input and never raises on it: an
-unknown charset falls back to UTF-8 with replacement, malformed MIME to the
-raw body.  search.py decides what matches; this module only turns bytes into
-text.
+unknown charset falls back to UTF-8 with replacement, bad base64 is decoded
+as far as it goes.  search.py decides what matches; this module only turns
+bytes into text.
 """
 
 import base64
 import binascii
-import email
-import email.policy
 import re
 
-__all__ = ["decode_header_value", "decode_encoded_words"]
+from clevermail.imap import mime
+from clevermail.imap.params import ascii_lower, param, parse_content_transfer_encoding
 
-# A field name is printable US-ASCII except ":" (RFC 5322 section 2.2).
-_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
+__all__ = ["header_fields", "body_text", "decode_header_value", "decode_encoded_words"]
+
+# What is left of base64 text once everything outside its alphabet is dropped
+# (line breaks, stray characters), as RFC 2045 section 6.8 tells decoders to.
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]+")
+# Leaves whose body is text (RFC 2045 5.2 default included); Dovecot searches
+# text/* and message/* the same way (lib-mail/message-search.c).
+_TEXT_TYPES = frozenset(("text", "message", "multipart"))
 
 
-def _split_headers(raw):
-    """Header fields [(name bytes, unfolded value bytes)] and the body offset.
+def header_fields(pm):
+    """[(lower-case name, decoded value)] of the top-level header, in order."""
+    top = pm.top()
+    return [(f[0], decode_header_value(pm.field_bytes(f).strip())) for f in top.fields]
 
-    The header section ends at the first empty line, or at the first line that
-    is not a field or a continuation (then that line begins the body).
-    """
-    fields = []
-    pos, end = 0, len(raw)
-    while pos < end:
-        nl = raw.find(b"\n", pos)
-        nxt = end if nl < 0 else nl + 1
-        line = raw[pos:nxt].rstrip(b"\r\n")
-        if not line:
-            return _joined(fields), nxt
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1][1].append(line)  # unfolding = dropping the CRLF (RFC 5322 2.2.3)
+
+def body_text(pm):
+    """Decoded text of every text leaf of the message, joined by newlines."""
+    raw = pm.raw
+    chunks = []
+    for p in _leaves(pm.root):
+        if not (p.unparsed or p.ctype is None or p.csub is None
+                or ascii_lower(p.ctype) in _TEXT_TYPES):
+            continue
+        data = raw[p.bstart:p.end]
+        encoding = parse_content_transfer_encoding(mime.content(pm, p).get("transfer-encoding", ()))
+        encoding = ascii_lower(encoding)
+        if encoding == "base64":
+            data = _base64(data)
+        elif encoding == "quoted-printable":
+            data = binascii.a2b_qp(data)
+        chunks.append(_to_text(data, param(p.params, "charset")))
+    return "\n".join(chunks)
+
+
+def _leaves(root):
+    """Parts that hold content, in message order: a multipart's parts and the
+    message inside a message/rfc822 are entered, a multipart without parts is
+    a leaf itself.  A loop, not recursion: mime.py bounds the depth, but the
+    stack stays flat whatever a sender nests."""
+    stack = [root]
+    while stack:
+        p = stack.pop()
+        if p.kind == mime.RFC822:
+            stack.append(p.children[0])
+        elif p.kind == mime.MULTIPART and p.children:
+            stack.extend(reversed(p.children))
         else:
-            name, colon, value = line.partition(b":")
-            name = name.rstrip(b" \t")  # obsolete "Subject : x" (RFC 5322 4.5)
-            if not colon or not _FIELD_NAME.fullmatch(name):
-                return _joined(fields), pos
-            fields.append((name, [value]))
-        pos = nxt
-    return _joined(fields), end
+            yield p
 
 
-def _joined(fields):
-    return [(name, b"".join(parts).strip()) for name, parts in fields]
+def _base64(data):
+    data = _NOT_BASE64.sub(b"", data)
+    if len(data) % 4 == 1:
+        data = data[:-1]          # six lone bits make no octet
+    return base64.b64decode(data + b"=" * (-len(data) % 4))
 
 
 def decode_header_value(value: bytes) -> str:
@@ -113,25 +142,3 @@ def _to_text(data, charset):
         # "base64" (LookupError), or a codec that fails oddly.  Any failure here
         # is the message's problem and must not fail the SEARCH.
         return data.decode("utf-8", "replace")
-
-
-def _body_text(raw, body_at):
-    """Decoded text of every text/* leaf part; raw body if MIME parsing fails."""
-    try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
-        chunks = []
-        for part in message.walk():
-            if part.is_multipart():
-                continue
-            # A "multipart" leaf is a multipart without a usable boundary:
-            # its payload is still text the user may be looking for.
-            if part.get_content_maintype() not in ("text", "multipart"):
-                continue
-            payload = part.get_payload(decode=True)  # undoes base64 / QP
-            if isinstance(payload, bytes):
-                chunks.append(_to_text(payload, part.get_content_charset()))
-        return "\n".join(chunks)
-    except Exception:
-        # Malformed MIME (or a nesting deep enough to exhaust recursion in
-        # walk()) must not fail the SEARCH: fall back to the raw body.
-        return raw[body_at:].decode("utf-8", "replace")

@@ -49,10 +49,12 @@ class Part:
     or the single encapsulated message of a message/rfc822 part.  ctype is
     None without a (MIME) Content-Type; csub is None when that header has no
     usable "/subtype" (Dovecot then writes "" and reads no parameters).
+    unparsed: a multipart or message past MAX_DEPTH or MAX_PARTS, shown as
+    application/octet-stream and not parsed further (SEARCH reads it as text).
     """
 
     __slots__ = ("hstart", "bstart", "end", "fields", "kind", "ctype", "csub",
-                 "params", "mime", "children")
+                 "params", "mime", "children", "unparsed")
 
     def __init__(self, pos):
         self.hstart = self.bstart = self.end = pos
@@ -60,7 +62,7 @@ class Part:
         self.kind = LEAF
         self.ctype = self.csub = None
         self.params = []
-        self.mime = False
+        self.mime = self.unparsed = False
         self.children = []
 
 
@@ -94,12 +96,15 @@ class ParsedMessage:
             p.end = len(self.raw)
         return self._top
 
+    def field_bytes(self, f):
+        """A header field's value, unfolded (CR and LF removed), as bytes."""
+        if f[2] < 0:
+            return b""
+        return self.raw[f[2] + 1:f[3]].replace(b"\r", b"").replace(b"\n", b"")
+
     def field_value(self, f):
         """A header field's value, unfolded (CR and LF removed), as str."""
-        if f[2] < 0:
-            return ""
-        v = self.raw[f[2] + 1:f[3]].decode("latin-1")
-        return v.replace("\r", "").replace("\n", "")
+        return self.field_bytes(f).decode("latin-1")
 
     def _part(self, pos, stack, depth, in_multipart, digest_child):
         """Parse the part at pos; return it and the boundary hit ending it."""
@@ -110,6 +115,7 @@ class ParsedMessage:
         self._content_type(p, in_multipart, digest_child)
         if p.kind != LEAF and (depth >= MAX_DEPTH or self._count >= MAX_PARTS):
             p.kind, p.ctype, p.csub = LEAF, "application", "octet-stream"
+            p.unparsed = True
         if hit is not None:
             # A boundary cut the header short: the part has no body.
             p.end = p.bstart
@@ -271,7 +277,7 @@ def find_part(root, nums):
 
 # ----------------------------------------------------------- content fields
 
-def _content(pm, p):
+def content(pm, p):
     """Values of the Content-* fields of a MIME part, keyed by suffix, in
     header order (Dovecot does not always keep the first one)."""
     info = {}
@@ -320,10 +326,10 @@ def _write(pm, p, ext, out):
             out.append(_EMPTY_BODY + (b" NIL NIL NIL NIL)" if ext else b")"))
         out.append(b" " + nstring(p.csub))
         if ext:
-            out.append(b" " + _plist(p.params) + b" " + _extension(_content(pm, p)))
+            out.append(b" " + _plist(p.params) + b" " + _extension(content(pm, p)))
         out.append(b")")
         return
-    info = _content(pm, p)
+    info = content(pm, p)
     params = p.params
     if p.kind == RFC822:
         # imap-bodystructure.c part_write_body(): a literal "message" "rfc822",

@@ -4,8 +4,9 @@ This module owns the `search` grammar of RFC 3501 section 9 and the matching
 rules of RFC 3501 section 6.4.4: CHARSET (US-ASCII, UTF-8), every RFC 3501
 search key, bare sequence sets, nested lists, implicit AND.  Strings match as case-insensitive substrings of decoded
 text: header values unfolded and decoded from RFC 2047 encoded words, bodies
-decoded per RFC 2045 Content-Transfer-Encoding and charset (decode.py does
-the decoding; this module decides what matches).
+decoded per RFC 2045 Content-Transfer-Encoding and charset, found in the
+part tree of mime.py as FETCH finds them (decode.py does the decoding; this
+module decides what matches).
 
 The session resolves the mailbox and hands each message to matches() through a
 duck-typed `msg` (seq, uid, flags, recent, internaldate, size, raw()) and a
@@ -22,10 +23,7 @@ import email.utils
 import functools
 import operator
 
-# _split_headers and _body_text are bound here, not called through decode,
-# so tests can count calls by patching this module.
-from clevermail.imap.decode import _body_text, _split_headers, decode_header_value
-from clevermail.imap import dates
+from clevermail.imap import dates, decode, mime
 from clevermail.imap.replies import IMAPBad, IMAPNo
 from clevermail.imap.seqset import parse_sequence_set
 
@@ -331,18 +329,18 @@ class _View:
         return bytes(self.msg.raw())
 
     @functools.cached_property
-    def _split(self):
-        return _split_headers(self.raw)
+    def parsed(self):
+        # mime.py's part tree, the one FETCH uses: SEARCH sees the same parts.
+        return mime.parse(self.raw)
 
     @functools.cached_property
     def headers(self):
         """[(lower-case name, casefolded decoded value)] in message order."""
-        return [(name.decode("ascii", "replace").lower(), decode_header_value(value).casefold())
-                for name, value in self._split[0]]
+        return [(name, value.casefold()) for name, value in decode.header_fields(self.parsed)]
 
     @functools.cached_property
     def body(self):
-        return _body_text(self.raw, self._split[1]).casefold()
+        return decode.body_text(self.parsed).casefold()
 
     @functools.cached_property
     def text(self):
