@@ -7,7 +7,7 @@ import pytest
 
 from clevermail.imap.parser import (
     Atom, Command, LiteralTooLarge, ParseError, astring, flag_list, format_datetime,
-    parse_command, parse_datetime, quote,
+    is_atom, parse_command, parse_datetime, quote, quote_astring, section_end,
 )
 from clevermail.imap.replies import IMAPBad
 
@@ -388,6 +388,20 @@ def test_parse_datetime_rejects_list_and_8bit():
 
 def test_format_datetime_round_trips_through_append_parsing():
     assert parse_datetime(format_datetime(1700000000).strip('"').encode()) == 1700000000
+
+
+def test_is_atom_and_quote_astring():
+    for text in ("From", "X-Spam-Flag", "a.b", "$Junk"):
+        assert is_atom(text) and quote_astring(text) == text.encode()
+    for text, quoted in (("", b'""'), ("X Y", b'"X Y"'), ("a]b", b'"a]b"'), ("a%", b'"a%"'),
+                         ('say "hi"', b'"say \\"hi\\""'), ("back\\", b'"back\\\\"')):
+        assert not is_atom(text) and quote_astring(text) == quoted
+
+
+def test_section_end_is_the_first_bracket_for_lines_and_atoms():
+    assert section_end("HEADER.FIELDS (A B)]<0.5>") == 19
+    assert section_end(b"A1 FETCH 1 BODY[TEXT] BODY[1]", 16) == 20
+    assert section_end("no bracket") == -1
 
 
 def test_quote():

@@ -13,6 +13,7 @@ from clevermail.imap.mime, which parses a message at most once per render
 """
 
 from clevermail.imap import dates, mime
+from clevermail.imap.parser import is_atom, quote_astring, section_end
 from clevermail.imap.replies import IMAPBad
 
 __all__ = ["FetchItem", "FetchRequest", "parse_fetch_items", "render_fetch", "render_index_only"]
@@ -25,9 +26,6 @@ _MACROS = {
     "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
 }
 _MAX_NUMBER = 0xFFFFFFFF          # RFC 3501 number: unsigned 32-bit
-# Characters that force a header name to be echoed as a quoted string: RFC
-# 3501 atom-specials, plus "]" which would end the section in the echo.
-_NOT_ATOM = frozenset('(){ %*"\\]')
 
 
 class FetchItem:
@@ -271,7 +269,7 @@ def _parse_item(atom):
         peek, rest = True, atom[10:]
     else:
         raise IMAPBad("Unknown fetch item: %s" % _shown(atom))
-    close = _section_end(rest)
+    close = section_end(rest)
     if close < 0:
         raise _bad("Missing ]", atom)
     nums, text, fields, label = _parse_section(rest[:close], atom)
@@ -282,21 +280,6 @@ def _parse_item(atom):
         label += b"<%d>" % partial[0]
     # BODY.PEEK[...] answers as BODY[...] (RFC 3501 7.4.2).
     return _section_item("BODY[]", label, (nums, text, fields), partial, peek)
-
-
-def _section_end(rest):
-    """Index of the "]" closing the section, skipping quoted header names."""
-    i, quoted = 0, False
-    while i < len(rest):
-        c = rest[i]
-        if quoted and c == "\\":
-            i += 1
-        elif c == '"':
-            quoted = not quoted
-        elif c == "]" and not quoted:
-            return i
-        i += 1
-    return -1
 
 
 def _parse_section(spec, atom):
@@ -333,7 +316,9 @@ def _parse_section(spec, atom):
     if text:
         label += ("." if nums else "") + text
     if fields:
-        label += " (" + " ".join(map(_astring, fields)) + ")"
+        # A header name is echoed as the client could have sent it: an atom
+        # ("]" is no ATOM-CHAR, so it never ends the echoed section) or quoted.
+        label += " (" + " ".join(quote_astring(f).decode("ascii") for f in fields) + ")"
     return tuple(nums), text, fields, label
 
 
@@ -357,25 +342,24 @@ def _header_list(s, atom):
                 j += 1
             if j >= n:
                 raise _bad("Unterminated header name", atom)
-            names.append("".join(buf))
+            name = "".join(buf)
+            # The command parser lets only printable ASCII into a section; the
+            # same rule here keeps the echo a quoted string, never a literal.
+            if any(not " " <= ch <= "~" for ch in name):
+                raise _bad("Invalid header name", atom)
+            names.append(name)
             i = j + 1
         else:
             j = inner.find(" ", i)
             j = n if j < 0 else j
             word = inner[i:j]
-            if any(ch in _NOT_ATOM or not "!" <= ch <= "~" for ch in word):
+            if not is_atom(word):
                 raise _bad("Invalid header name", atom)
             names.append(word)
             i = j
     if not names:
         raise _bad("Empty header list", atom)
     return tuple(names)
-
-
-def _astring(name):
-    if name and not any(ch in _NOT_ATOM or not "!" <= ch <= "~" for ch in name):
-        return name
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _parse_partial(tail, atom):

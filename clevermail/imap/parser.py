@@ -26,7 +26,8 @@ from clevermail.imap.replies import IMAPBad
 
 __all__ = [
     "Atom", "Command", "ParseError", "LiteralTooLarge", "parse_command",
-    "astring", "parse_datetime", "format_datetime", "quote", "flag_list",
+    "astring", "parse_datetime", "format_datetime", "quote", "quote_astring",
+    "is_atom", "section_end", "flag_list",
 ]
 
 # Nesting bound: nobody needs deeper lists, and consumers walk them recursively.
@@ -241,7 +242,7 @@ class _Parser:
         """
         if i >= self.no_rbracket_from:
             return None
-        end = self.line.find(b"]", i)
+        end = section_end(self.line, i)
         if end < 0:
             self.no_rbracket_from = i
             return None
@@ -274,6 +275,21 @@ class _Parser:
         self.line, self.pos = next_line, 0
         self.no_rbracket_from = len(next_line)
         return data
+
+
+def section_end(text, start=0):
+    """Index of the "]" that closes a fetch section opened before `start`, or -1.
+
+    It is the first "]": section-spec (RFC 3501 9) has no nested brackets, and
+    a quoted header name cannot hold one, because the command parser ends the
+    atom at that "]" already.  `text` is bytes (a command line) or str (an atom).
+    """
+    return text.find(b"]" if isinstance(text, bytes) else "]", start)
+
+
+def is_atom(text: str) -> bool:
+    """True if `text` can be written as an atom (RFC 3501 ATOM-CHAR only)."""
+    return bool(text) and all(ord(c) in _STRICT_ATOM_CHARS for c in text)
 
 
 def parse_command(line: bytes, more, max_literal: int) -> Command:
@@ -324,12 +340,17 @@ def quote(value) -> bytes:
     return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
+def quote_astring(value: str) -> bytes:
+    """An astring for a response: the atom as is when it is one, else quote()."""
+    return value.encode("ascii") if is_atom(value) else quote(value)
+
+
 def _flag(tok):
     """One flag: "\\" atom (system flag or extension) or a keyword atom."""
     if not isinstance(tok, Atom):
         raise ParseError("Invalid flag: flags are atoms")
     body = tok[1:] if tok.startswith("\\") else tok
-    if not body or any(ord(c) not in _STRICT_ATOM_CHARS for c in body):
+    if not is_atom(body):
         raise ParseError(f"Invalid flag {str(tok)!r}")
     return str(tok)
 
