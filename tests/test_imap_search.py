@@ -467,6 +467,16 @@ def test_search_body_in_nested_multiparts_as_fetch_splits_them():
     assert match(["BODY", "outer-inner"], Msg(raw)) is False
 
 
+@pytest.mark.parametrize("crlf", [PLAIN, MULTI, PREFIX_BOUNDARY, NESTED_PREFIX])
+def test_bare_lf_message_matches_as_its_crlf_form(crlf):
+    # SEARCH skips mime.py's bare-LF repair (it needs no offsets): same answers.
+    lf = crlf.replace(b"\r\n", b"\n")
+    for key in ("BODY", "TEXT", "SUBJECT"):
+        for needle in ("hello", "grüße", "ünïcode", "zweiter teil", "alt two", "last part",
+                       "junk after", "content-type", "parts", "café", "preamble"):
+            assert match([key, needle.encode()], Msg(lf)) == match([key, needle.encode()], Msg(crlf)), (key, needle)
+
+
 def test_deep_mime_still_searchable():
     assert match(["BODY", "needle"], Msg(ODD_MESSAGES[-2])) is True
     assert match(["BODY", "needle"], Msg(ODD_MESSAGES[-1])) is True  # raw fallback

@@ -71,10 +71,12 @@ class ParsedMessage:
 
     __slots__ = ("raw", "_root", "_top", "_count")
 
-    def __init__(self, raw):
+    def __init__(self, raw, repair=True):
         # Sizes and offsets are defined on the CRLF form; stored mail should
-        # already be CRLF, bare LFs are repaired rather than trusted.
-        if raw.count(b"\n") != raw.count(b"\r\n"):
+        # already be CRLF, bare LFs are repaired rather than trusted.  The
+        # parser itself finds lines by their LF, so a caller that needs no
+        # offsets (SEARCH reads text only) may skip the two scans this costs.
+        if repair and raw.count(b"\n") != raw.count(b"\r\n"):
             raw = _BARE_LF.sub(b"\r\n", raw)
         self.raw = raw
         self._root = self._top = None
@@ -181,9 +183,11 @@ class ParsedMessage:
             p.kind = RFC822
 
 
-def parse(raw):
-    """Wrap raw message bytes; the part tree is computed lazily."""
-    return ParsedMessage(raw)
+def parse(raw, repair=True):
+    """Wrap raw message bytes; the part tree is computed lazily.  repair=False
+    leaves bare LFs alone (see ParsedMessage): only for callers of text, never
+    of sizes or offsets."""
+    return ParsedMessage(raw, repair)
 
 
 # ---------------------------------------------------------------- structure

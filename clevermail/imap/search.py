@@ -331,7 +331,9 @@ class _View:
     @functools.cached_property
     def parsed(self):
         # mime.py's part tree, the one FETCH uses: SEARCH sees the same parts.
-        return mime.parse(self.raw)
+        # No bare-LF repair: it would scan every message twice for offsets
+        # that matching text never uses.
+        return mime.parse(self.raw, repair=False)
 
     @functools.cached_property
     def headers(self):
