@@ -10,17 +10,18 @@
   its path (for the CLI and `python -m clevermail --config X`).
 - config, mailstore, accounts: ready-made objects built from make_config(tmp_path).
 - thread_guard: fails the test if it leaves threads behind.
+- wait_for (tests/waiting.py): the one bounded poll; import it from `waiting`.
 - relay_env: a started relay_sink.ServiceEnv (a real MailService from write_config,
   relaying to a Sink whose RCPT answers are the test module's `replies` fixture).
 """
 
 import shutil
 import threading
-import time
 
 import pytest
 
 from clevermail.config import load_config
+from waiting import wait_for
 
 TEST_DOMAINS = ["example.test", "localhost"]
 
@@ -113,13 +114,10 @@ def thread_guard():
     short grace period for threads that are already finishing)."""
     before = set(threading.enumerate())
     yield before
-    deadline = time.monotonic() + 5
-    while True:
-        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not extra or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    assert extra == [], f"threads left behind: {[t.name for t in extra]}"
+
+    def extra():
+        return [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert wait_for(lambda: not extra(), timeout=5), f"threads left behind: {[t.name for t in extra()]}"
 
 
 

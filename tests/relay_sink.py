@@ -23,6 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from waiting import wait_for
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -310,17 +312,6 @@ class Replies:
 
     def __call__(self, address: str) -> tuple[int, str]:
         return self.reply
-
-
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.05):
-    """Poll `predicate` until it returns something true (returned) or the deadline
-    passes (then its last value, falsy). A bound, never a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 class ServiceEnv:

@@ -8,7 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from clevermail.cli import main
-from relay_sink import Replies, ServiceEnv, wait_for
+from relay_sink import Replies, ServiceEnv
+from waiting import wait_for
+
+pytestmark = pytest.mark.e2e
 
 ALICE = ServiceEnv.ALICE
 REMOTE, OTHER = "carol@there.test", "dave@there.test"

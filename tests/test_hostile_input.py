@@ -14,6 +14,8 @@ import pytest
 from clevermail.accounts import AccountStore
 from clevermail.service import MailService
 
+pytestmark = pytest.mark.e2e
+
 LINES = 150
 
 # what an error reply starts with, per protocol (after any untagged noise)

@@ -16,6 +16,8 @@ from imap_helpers import ALICE, BOB, PASSWORD, make_accounts, message
 from clevermail.service import MailService
 from conftest import make_config
 
+pytestmark = pytest.mark.e2e
+
 WAIT = 5.0   # bound for anything awaited from the server (IDLE); never asserted on
 
 

@@ -4,7 +4,6 @@ run over socket.socketpair() with raw command lines and exact tagged replies."""
 import base64
 import logging
 import os
-import time
 import types
 
 import pytest
@@ -16,6 +15,7 @@ import fakes
 from fakes import session_fixtures, tls_contexts
 from imap_helpers import (ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, FakeServer, check,
                           deliver, make_handler, message, start_session)
+from waiting import wait_for
 
 BASE_CAPS = ("IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ENABLE ID UNSELECT "
              "CHILDREN SPECIAL-USE")
@@ -68,10 +68,7 @@ def wait_idling(store, name="INBOX", address=ALICE):
     """Wait (bounded) until an IDLE session registered as a waiter of the folder: the
     waiter is added just after "+ idling" is sent."""
     folder = store._open[store.folder_path(address, name)]
-    deadline = time.monotonic() + 5
-    while not folder.waiters and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert folder.waiters
+    assert wait_for(lambda: folder.waiters, timeout=5)
     return folder
 
 

@@ -30,6 +30,8 @@ from interop_helpers import (ALICE, BOB, IMAP, PASSWORD, Server, lf, local_maild
                              make_local_folder, need, run, set_local_flags, strip_trace,
                              subject, tls_files)
 
+pytestmark = pytest.mark.interop
+
 LONE_DOT_BODY = b"first line\r\n.\r\n..two dots\r\n.starts with a dot\r\n \r\nlast line"
 
 

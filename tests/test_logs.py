@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from clevermail.logs import SessionLogger, redact_command, setup_logging
+from waiting import wait_for
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -251,9 +252,8 @@ def test_a_log_that_cannot_keep_up_drops_lines_and_says_how_many(restore_cleverm
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(r, 65536), b"")))
     try:
         logger.error("first")
-        deadline = time.monotonic() + 5
-        while handler._queue.qsize() and time.monotonic() < deadline:
-            time.sleep(0.005)                # the writer took it and is stuck in write()
+        # the writer took it and is stuck in write()
+        assert wait_for(lambda: handler._queue.qsize() == 0, timeout=5, interval=0.005)
         for i in range(20):
             logger.error("line %d", i)
         assert handler._queue.qsize() == 5

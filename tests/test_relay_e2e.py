@@ -8,7 +8,10 @@ from email import policy
 
 import pytest
 
-from relay_sink import Replies, ServiceEnv, wait_for
+from relay_sink import Replies, ServiceEnv
+from waiting import wait_for
+
+pytestmark = pytest.mark.e2e
 
 ALICE, BOB = ServiceEnv.ALICE, ServiceEnv.BOB
 REMOTE = "carol@there.test"

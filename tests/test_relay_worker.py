@@ -19,6 +19,7 @@ from clevermail.relay.queue import RelayQueue
 from clevermail.relay.settings import RelaySettings
 from clevermail.relay.worker import MIN_GAP, RelayWorker
 from relay_sink import REPO, FakeResolver, Sink, message, mx_zone
+from waiting import wait_for
 
 ZONE = mx_zone(["there.test", "else.test", "far.test"])
 
@@ -75,15 +76,6 @@ def make_env(tmp_path):
     yield make
     for env in envs:
         env.close()
-
-
-def wait_for(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def dsn_fields(raw):

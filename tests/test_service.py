@@ -14,6 +14,9 @@ import time
 import pytest
 
 from clevermail.service import MailService, StartupError
+from waiting import wait_for
+
+pytestmark = pytest.mark.e2e
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GREETINGS = {"smtp": b"220 ", "submission": b"220 ", "pop3": b"+OK", "imap": b"* OK"}
@@ -115,10 +118,7 @@ def test_session_threads_are_kept_for_the_next_connection(tmp_path, make_config,
                 assert c.recv(200).startswith(b"220 ")
                 c.sendall(b"QUIT\r\n")
                 assert c.recv(200).startswith(b"221 ")
-            deadline = time.monotonic() + 5
-            while srv.threads.waiting != 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert srv.threads.waiting == 1
+            assert wait_for(lambda: srv.threads.waiting == 1, timeout=5), srv.threads.waiting
         assert srv.threads.size == 1
         # a burst of concurrent sessions: each its own thread, all greeted
         burst = [socket.create_connection(("127.0.0.1", service.port("smtp")), timeout=10)

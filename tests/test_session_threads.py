@@ -7,13 +7,7 @@ import time
 import pytest
 
 from clevermail.session_threads import SessionThreads
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+from waiting import wait_for
 
 
 class Jobs:
@@ -48,7 +42,7 @@ def test_each_concurrent_job_gets_its_own_thread(jobs, thread_guard):
     try:
         for i in range(5):
             assert pool.submit(i)
-        wait_for(lambda: len(jobs.ran) == 5)
+        assert wait_for(lambda: len(jobs.ran) == 5)
         assert len({t for _, t in jobs.ran}) == 5
         assert pool.size == 5 and pool.waiting == 0
     finally:
@@ -63,9 +57,9 @@ def test_a_finished_thread_takes_the_next_job(jobs, thread_guard):
     try:
         pool.submit("a")
         jobs.let_go("a")
-        wait_for(lambda: pool.waiting == 1)
+        assert wait_for(lambda: pool.waiting == 1)
         pool.submit("b")
-        wait_for(lambda: len(jobs.ran) == 2)
+        assert wait_for(lambda: len(jobs.ran) == 2)
         assert jobs.threads_of("a") == jobs.threads_of("b")
         assert pool.size == 1
         assert jobs.threads_of("a")[0].name.startswith("t-")
@@ -82,10 +76,10 @@ def test_a_burst_never_waits_behind_a_busy_thread(jobs, thread_guard):
     try:
         pool.submit("first")
         jobs.let_go("first")
-        wait_for(lambda: pool.waiting == 1)
+        assert wait_for(lambda: pool.waiting == 1)
         for name in ("x", "y", "z"):
             pool.submit(name)
-        wait_for(lambda: len(jobs.ran) == 4)     # all three running, none released yet
+        assert wait_for(lambda: len(jobs.ran) == 4)     # all three running, none released yet
         assert len(set(jobs.threads_of("x", "y", "z"))) == 3
     finally:
         for name in ("x", "y", "z"):
@@ -99,13 +93,13 @@ def test_idle_threads_end_after_the_idle_timeout(jobs, thread_guard):
     for i in range(3):
         pool.submit(i)
         jobs.let_go(i)
-    wait_for(lambda: pool.size == 0)
+    assert wait_for(lambda: pool.size == 0)
     assert pool.waiting == 0
     # and a job after that starts a thread again
     pool.submit("later")
-    wait_for(lambda: len(jobs.ran) == 4)
+    assert wait_for(lambda: len(jobs.ran) == 4)
     jobs.let_go("later")
-    wait_for(lambda: pool.size == 0)
+    assert wait_for(lambda: pool.size == 0)
 
 
 def test_many_short_jobs_all_run_exactly_once(thread_guard):
@@ -120,7 +114,7 @@ def test_many_short_jobs_all_run_exactly_once(thread_guard):
         assert pool.submit(i)
         if i % 97 == 0:
             time.sleep(0.02)
-    wait_for(lambda: len(done) == 2000)
+    assert wait_for(lambda: len(done) == 2000)
     assert sorted(done) == list(range(2000))
     pool.stop()
     pool.join(5)
@@ -132,10 +126,10 @@ def test_stop_ends_waiting_threads_and_busy_ones_after_their_job(jobs, thread_gu
     pool.submit("idle")
     jobs.let_go("idle")
     pool.submit("busy")
-    wait_for(lambda: pool.waiting == 1 and len(jobs.ran) == 2)
+    assert wait_for(lambda: pool.waiting == 1 and len(jobs.ran) == 2)
     pool.stop()
     assert not pool.submit("refused")           # nothing new after stop
-    wait_for(lambda: pool.size == 1)            # the waiting thread is gone at once
+    assert wait_for(lambda: pool.size == 1)            # the waiting thread is gone at once
     jobs.let_go("busy")
     pool.join(5)
     assert pool.size == 0
@@ -155,9 +149,9 @@ def test_a_job_that_raises_does_not_take_the_pool_down(thread_guard):
     threading.excepthook = lambda args: None    # the dying thread's traceback
     try:
         pool.submit(0)
-        wait_for(lambda: pool.size == 0)
+        assert wait_for(lambda: pool.size == 0)
         pool.submit(1)
-        wait_for(lambda: calls == [0, 1])
+        assert wait_for(lambda: calls == [0, 1])
     finally:
         threading.excepthook = old_hook
         pool.stop()

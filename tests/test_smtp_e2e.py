@@ -15,6 +15,8 @@ from clevermail.accounts import AccountStore
 from clevermail.service import MailService
 from smtp_helpers import inbox, make_users_file, queued
 
+pytestmark = pytest.mark.e2e
+
 LOCAL = "127.0.0.1:0"
 
 

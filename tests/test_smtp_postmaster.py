@@ -9,6 +9,8 @@ import pytest
 from clevermail.accounts import AccountStore
 from clevermail.service import MailService
 
+pytestmark = pytest.mark.e2e
+
 
 def start(tmp_path, make_config, **server):
     conf = make_config(tmp_path, server=server)
