@@ -12,13 +12,13 @@ import logging
 import socket
 import struct
 import threading
-import time
 import types
 
 import pytest
 
 from clevermail import netbase
 from clevermail.netbase import ACCEPT_BATCH, LineSession, MailServer, SessionClosed
+from waiting import wait_for
 
 
 class EchoSession(LineSession):
@@ -88,10 +88,7 @@ def backlog(server):
 
 
 def wait_backlog(server, n):
-    deadline = time.monotonic() + 10
-    while backlog(server) != n:
-        assert time.monotonic() < deadline, f"backlog {backlog(server)}, wanted {n}"
-        time.sleep(0.01)
+    assert wait_for(lambda: backlog(server) == n), f"backlog {backlog(server)}, wanted {n}"
 
 
 def connect(server, source="127.0.0.1"):
