@@ -348,6 +348,8 @@ def test_failed_pass_is_logged_and_the_thread_goes_on(thread_guard, make_env, ca
         env.enqueue(qid="QFIRE")
         env.w.start()
         assert wait_for(lambda: crashes)
+        # the clock moves only once the pass is over: the hold it sets reads the clock
+        assert wait_for(lambda: not env.w._inflight)
         assert "relay queue pass failed" in caplog.text
         assert len(crashes) == 1                        # the clock has not moved
         env.clock.advance(MIN_GAP + 0.01)
