@@ -1,8 +1,9 @@
-"""MIME structure of one stored message, as IMAP FETCH needs it.
+"""MIME structure of one stored message, as IMAP FETCH and SEARCH need it.
 
 Owns, for RFC 3501 sections 6.4.5 and 7.4.2:
 - the part tree of a raw message (RFC 2045/2046 multipart and message/rfc822),
-  byte offsets into the CRLF form;
+  byte offsets into the CRLF form: IMAP's one MIME parser and header
+  splitter (SEARCH decodes the same parts in decode.py);
 - BODY and BODYSTRUCTURE;
 - the bytes of BODY[section] (HEADER, HEADER.FIELDS[.NOT], TEXT, MIME, parts).
 ENVELOPE, address parsing and nstring quoting live in envelope.py; envelope()
