@@ -71,6 +71,23 @@ def test_start_reports_ports_and_stops_clean(tmp_path, make_config, thread_guard
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
+def test_each_listener_gets_its_protocol_limits_policy_and_mode(tmp_path, make_config, thread_guard):
+    conf = make_config(tmp_path, smtp={"submission_listen": ["127.0.0.1:0"]},
+                       server={"allow_plaintext_auth": True, "trusted_networks": ["192.0.2.0/24"]},
+                       limits={"smtp_timeout": 11, "pop3_timeout": 22, "imap_timeout": 33})
+    service = MailService(conf).start()
+    try:
+        servers = dict(service.servers)
+        assert {kind: srv.limits.timeout for kind, srv in servers.items()} == {
+            "smtp": 11, "submission": 11, "pop3": 22, "imap": 33}
+        assert all(srv.limits == conf.limits[srv.protocol] for srv in servers.values())
+        assert all(srv.policy == conf.policy and srv.policy.allow_plaintext_auth for srv in servers.values())
+        assert (servers["smtp"].mode, servers["submission"].mode) == ("mx", "submission")
+        assert not any(srv.implicit_tls for srv in servers.values())
+    finally:
+        service.stop()
+
+
 def test_context_manager(tmp_path, make_config, thread_guard):
     with MailService(make_config(tmp_path)) as service:
         assert service.started
