@@ -119,6 +119,33 @@ def test_config_show_without_file_is_the_defaults(runner, tmp_path, monkeypatch)
 
 
 # -- user add -------------------------------------------------------------------------------------
+def test_start_tunes_the_process_before_starting_the_service(runner, cfg, monkeypatch):
+    """`clevermail start` is the one caller of process.tune_process, before the service
+    starts.  Tuning, logging set-up, signal handlers and the service are stand-ins here,
+    so this test process is left as it is."""
+    import signal
+
+    from clevermail import logs, process, service
+
+    events = []
+
+    class Service:
+        def __init__(self, settings):
+            events.append(("service", settings.source))
+
+        def start(self):
+            events.append("start")
+            raise service.StartupError("stand-in")
+
+    monkeypatch.setattr(process, "tune_process", lambda: events.append("tune"))
+    monkeypatch.setattr(logs, "setup_logging", lambda *a, **kw: None)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    monkeypatch.setattr(service, "MailService", Service)
+    result = run(runner, cfg, "start")
+    assert result.exit_code == 1 and "cannot start: stand-in" in result.stderr
+    assert events == ["tune", ("service", cfg), "start"]
+
+
 def test_user_add_prompts_twice(runner, cfg, tmp_path):
     result = run(runner, cfg, "user", "add", "Alice", input="s3cret\ns3cret\n")
     assert result.exit_code == 0, result.output
