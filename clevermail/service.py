@@ -110,6 +110,7 @@ class MailService:
         """Bind every listener, start serving and the relay worker.  The process
         itself is left as it is (process.tune_process is for `clevermail start`)."""
         self.build()
+        self.store.start_watching()     # inotify: other processes' changes reach IDLE
         for kind, srv in self.servers:
             t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
                                  name=f"clevermail-{kind}-{srv.port}", daemon=True)
@@ -161,6 +162,7 @@ class MailService:
         for _, srv in self.servers:
             srv.threads.join(timeout)     # session threads: ended by close_all
         if self.started:
+            self.store.stop_watching()
             self.store.save_indexes()
         self._threads = []
         self.started = False

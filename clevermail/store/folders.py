@@ -5,7 +5,8 @@ need not be indexed again, and the warm-up that loads the largest saved indexes
 
 Sessions pair open() with release().  Every session of the process with the same
 folder open shares one Folder object, hence one index and one change notifier; a
-delivery by this process finds it through notify().
+delivery by this process finds it through notify(), changes by other processes come
+through the watcher (watch.py) of the folders held by sessions.
 """
 
 import collections
@@ -27,6 +28,7 @@ class FolderCache:
         self._lock = threading.Lock()
         self.in_use = {}                                 # path -> Folder held by sessions
         self._unused = collections.OrderedDict()         # path -> Folder, LRU
+        self.watcher = None      # watch.FolderWatcher while the service runs, else None
 
     def path(self, address, name):
         return paths.folder_path(self.users.root(address), name)
@@ -47,7 +49,10 @@ class FolderCache:
             if fresh:
                 folder = Folder(path, name)
             folder.users += 1
+            first = folder.users == 1
             self.in_use[path] = folder
+        if first:
+            self._watch(folder)
         if fresh:
             # first use in this process: drop tmp/ debris of crashed deliveries
             maildir.clean_tmp(path)
@@ -61,6 +66,7 @@ class FolderCache:
         evicted = []
         with self._lock:
             folder.users -= 1
+            last = folder.users == 0
             if folder.users <= 0 and self.in_use.get(folder.path) is folder:
                 del self.in_use[folder.path]
                 self._unused[folder.path] = folder
@@ -68,8 +74,30 @@ class FolderCache:
                 while len(self._unused) > KEEP_UNUSED_FOLDERS or (
                         len(self._unused) > 1 and sum(map(len, self._unused.values())) > KEEP_UNUSED_MESSAGES):
                     evicted.append(self._unused.popitem(last=False)[1])
+        if last:
+            self._watch(folder)
         for old in evicted:
             _save_index(old)
+
+    def _watch(self, folder):
+        """Have the watcher follow a folder whose session count went 0 -> 1 or 1 -> 0
+        (outside our lock: the watcher decides from the count itself)."""
+        watcher = self.watcher
+        if watcher is not None:
+            watcher.update(folder)
+
+    def start_watching(self, watcher):
+        """Changes by other processes to folders held by sessions are reported by
+        `watcher` from now on (watch.FolderWatcher)."""
+        self.watcher = watcher
+        with self._lock:
+            held = list(self.in_use.values())
+        for folder in held:
+            watcher.update(folder)
+
+    def stop_watching(self):
+        watcher, self.watcher = self.watcher, None
+        return watcher
 
     def lookup(self, path):
         """The Folder of `path` in memory (in use or kept), or None."""

@@ -7,6 +7,7 @@ that each own one job and gives them the names the call sites use:
     folders.py        the shared Folder objects: open/release, LRU, warm-up
     tree.py           list, create, delete, rename folders
     subscriptions.py  subscribed names
+    watch.py          changes by other processes reach open folders (inotify)
 
 Protocol-neutral: file handlers (smtp/pop3/imap handler.py) call it and turn its
 errors into replies.
@@ -19,6 +20,7 @@ from .folders import KEEP_UNUSED_FOLDERS, FolderCache
 from .subscriptions import Subscriptions
 from .tree import FolderTree
 from .users import SPECIAL_USE, UserDirs
+from .watch import FolderWatcher
 
 __all__ = ["MailStore", "SPECIAL_USE"]
 
@@ -78,6 +80,20 @@ class MailStore:
 
     def save_indexes(self):
         self.folders.save_indexes()
+
+    def start_watching(self):
+        """Start the thread that reports changes by other processes to the folders
+        sessions hold (service start); without it they are found by polling."""
+        if self.folders.watcher is None:
+            watcher = FolderWatcher()
+            watcher.start()
+            self.folders.start_watching(watcher)
+
+    def stop_watching(self):
+        """Stop that thread (service stop)."""
+        watcher = self.folders.stop_watching()
+        if watcher is not None:
+            watcher.stop()
 
     # -- folder tree ----------------------------------------------------------------
     def folder_exists(self, address, name):

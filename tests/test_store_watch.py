@@ -1,0 +1,229 @@
+"""Tests for clevermail.store.watch: inotify wakes the folders sessions hold when
+another process changes them (a file written into new/, deleted or renamed folders,
+a lost-event overflow), the watch limit and a missing inotify fall back to polling,
+and the thread stops with the store; end to end, an IMAP client in IDLE sees EXISTS
+for a file another process writes into its INBOX's new/."""
+
+import errno
+import imaplib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from clevermail.service import MailService
+from clevermail.store import MailStore, maildir, watch
+from clevermail.store.watch import EVENT, IN_Q_OVERFLOW, FolderWatcher
+from conftest import make_config
+from imap_helpers import ALICE, PASSWORD, make_accounts, message
+
+WAIT = 10.0   # bound for anything awaited; never asserted on
+
+
+class FakeFolder:
+    def __init__(self, path, users=1):
+        self.path, self.users = path, users
+        maildir.make_maildir(path)
+        self.woken = threading.Event()
+
+    def notify(self):
+        self.woken.set()
+
+
+@pytest.fixture
+def watcher():
+    w = FolderWatcher()
+    if not w.available:
+        pytest.skip("inotify is not available here")
+    yield w
+    w.stop()
+
+
+def write_into_new(path, name="1700000000.M1P1Q1.other,S=3,W=4"):
+    """What another Maildir writer does: tmp/ then a rename into new/."""
+    with open(os.path.join(path, "tmp", name), "wb") as f:
+        f.write(b"x\n\n")
+    os.rename(os.path.join(path, "tmp", name), os.path.join(path, "new", name))
+
+
+def poll_until(w, folder):
+    """Read events until a batch wakes `folder`; returns that batch (bounded wait)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        woken = w.poll_once(max(0.0, deadline - time.monotonic()))
+        assert woken is not None
+        if folder in woken:
+            return woken
+    raise AssertionError("the folder was not woken within the bound")
+
+
+def test_thread_wakes_a_held_folder_on_a_new_file(watcher, tmp_path, thread_guard):
+    folder = FakeFolder(str(tmp_path / "box"))
+    watcher.update(folder)
+    watcher.start()
+    write_into_new(folder.path)
+    assert folder.woken.wait(WAIT)
+    watcher.stop()                      # the thread ends (thread_guard checks)
+
+
+def test_only_folders_held_by_sessions_are_watched(watcher, tmp_path):
+    held, unused = FakeFolder(str(tmp_path / "a")), FakeFolder(str(tmp_path / "b"), users=0)
+    watcher.update(held)
+    watcher.update(unused)
+    assert watcher.watched() == [held]
+    held.users = 0
+    watcher.update(held)
+    assert watcher.watched() == []
+    unused.users = 1
+    watcher.update(unused)
+    write_into_new(unused.path)
+    assert unused in poll_until(watcher, unused)
+
+
+def test_expunge_and_flag_renames_in_cur_wake(watcher, tmp_path):
+    folder = FakeFolder(str(tmp_path / "box"))
+    name = "1700000000.M1P1Q1.other,S=3,W=4"
+    with open(os.path.join(folder.path, "cur", name + ":2,"), "wb") as f:
+        f.write(b"x\n\n")
+    watcher.update(folder)
+    os.rename(os.path.join(folder.path, "cur", name + ":2,"), os.path.join(folder.path, "cur", name + ":2,S"))
+    assert folder in poll_until(watcher, folder)
+    os.unlink(os.path.join(folder.path, "cur", name + ":2,S"))
+    assert folder in poll_until(watcher, folder)
+
+
+def test_overflow_wakes_every_watched_folder(watcher, tmp_path):
+    a, b = FakeFolder(str(tmp_path / "a")), FakeFolder(str(tmp_path / "b"))
+    watcher.update(a)
+    watcher.update(b)
+    woken = watcher.handle(EVENT.pack(-1, IN_Q_OVERFLOW, 0, 0))
+    assert sorted(f.path for f in woken) == [a.path, b.path]
+
+
+def test_events_are_coalesced_per_folder(watcher, tmp_path):
+    folder = FakeFolder(str(tmp_path / "box"))
+    watcher.update(folder)
+    for i in range(20):
+        write_into_new(folder.path, f"17000000{i:02d}.M1P1Q{i}.other,S=3,W=4")
+    woken = poll_until(watcher, folder)
+    assert woken == [folder]
+
+
+def test_deleted_folder_wakes_and_is_no_longer_watched(watcher, tmp_path):
+    folder = FakeFolder(str(tmp_path / "box"))
+    watcher.update(folder)
+    shutil.rmtree(folder.path)
+    poll_until(watcher, folder)
+    assert watcher.watched() == []
+
+
+def test_folder_renamed_away_and_created_again_is_watched_again(watcher, tmp_path):
+    folder = FakeFolder(str(tmp_path / "box"))
+    watcher.update(folder)
+    os.rename(folder.path, str(tmp_path / "moved"))
+    maildir.make_maildir(folder.path)          # created again under the same name
+    poll_until(watcher, folder)
+    assert watcher.watched() == [folder]
+    folder.woken.clear()
+    write_into_new(folder.path)
+    assert folder in poll_until(watcher, folder)
+
+
+def test_watch_limit_falls_back_to_polling_with_one_warning(watcher, tmp_path, monkeypatch, caplog):
+    import ctypes
+
+    class Limited:
+        def __init__(self, real):
+            self.real = real
+            self.inotify_rm_watch = real.inotify_rm_watch
+
+        def inotify_add_watch(self, fd, path, mask):
+            ctypes.set_errno(errno.ENOSPC)
+            return -1
+
+    monkeypatch.setattr(watcher, "_libc", Limited(watcher._libc))
+    with caplog.at_level(logging.WARNING, "clevermail.store"):
+        watcher.update(FakeFolder(str(tmp_path / "a")))
+        watcher.update(FakeFolder(str(tmp_path / "b")))
+    assert watcher.watched() == []
+    assert [r.getMessage() for r in caplog.records].count(
+        "inotify watch limit reached (fs.inotify.max_user_watches): folders opened from now on are polled") == 1
+
+
+def test_without_inotify_everything_is_a_no_op(monkeypatch, tmp_path, caplog):
+    def missing():
+        raise AttributeError("inotify_init1")
+
+    monkeypatch.setattr(watch, "_libc", missing)
+    with caplog.at_level(logging.WARNING, "clevermail.store"):
+        w = FolderWatcher()
+    assert not w.available and "inotify unavailable" in caplog.text
+    w.start()
+    w.update(FakeFolder(str(tmp_path / "a")))
+    assert w.watched() == []
+    w.stop()
+
+
+def test_store_watches_held_folders_until_stopped(tmp_path, thread_guard):
+    store = MailStore(str(tmp_path / "data"))
+    store.start_watching()
+    watcher = store.folders.watcher
+    if not watcher.available:
+        store.stop_watching()
+        pytest.skip("inotify is not available here")
+    inbox = store.open_folder(ALICE, "INBOX")
+    again = store.open_folder(ALICE, "INBOX")
+    assert watcher.watched() == [inbox]
+    woken = threading.Event()
+    inbox.add_waiter(woken.set)
+    write_into_new(inbox.path)                  # as another process would
+    assert woken.wait(WAIT)
+    inbox.remove_waiter(woken.set)
+    store.release_folder(again)
+    assert watcher.watched() == [inbox]
+    store.release_folder(inbox)
+    assert watcher.watched() == []
+    store.stop_watching()                       # the thread ends (thread_guard checks)
+    assert store.folders.watcher is None
+
+
+# -- end to end ---------------------------------------------------------------------------------
+def test_idle_sees_a_file_written_into_new_by_another_process(tmp_path, thread_guard):
+    conf = make_config(tmp_path, limits={"auth_failure_delay": 0, "imap_timeout": 60})
+    make_accounts(conf["server"]["users_file"])
+    service = MailService(conf).start()
+    try:
+        if not service.store.folders.watcher.available:
+            pytest.skip("inotify is not available here")
+        service.store.deliver(ALICE, message(1))
+        c = imaplib.IMAP4("127.0.0.1", service.port("imap"), timeout=WAIT)
+        try:
+            assert c.login(ALICE, PASSWORD)[0] == "OK"
+            assert c.select("INBOX") == ("OK", [b"1"])
+            tag = c._new_tag()
+            c.send(tag + b" IDLE\r\n")
+            assert c.readline() == b"+ idling\r\n"
+            inbox = service.store.user_root(ALICE)
+            # another process, as a Maildir writer: tmp/, then a rename into new/
+            code = ("import os, sys; d = sys.argv[1]; n = '1700000000.M1P9Q9.elsewhere,S=30,W=32';"
+                    "open(os.path.join(d, 'tmp', n), 'wb').write(b'Subject: from elsewhere\\n\\nhello\\n');"
+                    "os.rename(os.path.join(d, 'tmp', n), os.path.join(d, 'new', n))")
+            subprocess.run([sys.executable, "-c", code, inbox], check=True, timeout=60)
+            lines = []
+            while b"* 2 EXISTS\r\n" not in lines:      # each read bounded by WAIT seconds
+                line = c.readline()
+                assert line, "connection closed during IDLE"
+                lines.append(line)
+            c.send(b"DONE\r\n")
+            assert c._command_complete("IDLE", tag) == ("OK", [b"IDLE terminated"])
+            typ, data = c.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            assert data[0][1] == b"Subject: from elsewhere\r\n\r\n"
+        finally:
+            c.logout()
+    finally:
+        service.stop()
