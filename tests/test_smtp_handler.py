@@ -199,6 +199,7 @@ def replies():
     return Replies()
 
 
+@pytest.mark.e2e
 def test_service_relay_deliveries_carry_return_path(relay_env, replies):
     """MailService hands the relay worker the store's final-delivery path: a bounce
     into the sender's INBOX has Return-Path <>, a queued local recipient the sender."""

@@ -193,9 +193,10 @@ def test_store_watches_held_folders_until_stopped(tmp_path, thread_guard):
 
 
 # -- end to end ---------------------------------------------------------------------------------
+@pytest.mark.e2e
 def test_idle_sees_a_file_written_into_new_by_another_process(tmp_path, thread_guard):
     conf = make_config(tmp_path, limits={"auth_failure_delay": 0, "imap_timeout": 60})
-    make_accounts(conf["server"]["users_file"])
+    make_accounts(conf.server.users_file)
     service = MailService(conf).start()
     try:
         if not service.store.folders.watcher.available:
