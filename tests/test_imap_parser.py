@@ -5,9 +5,10 @@ import random
 import pytest
 
 from clevermail.imap import parser as parser_mod
+from clevermail.imap.dates import format_datetime
 from clevermail.imap.parser import (
-    Atom, Command, LiteralTooLarge, ParseError, astring, flag_list, format_datetime,
-    is_atom, parse_command, parse_datetime, quote, quote_astring, section_end,
+    Atom, Command, LiteralTooLarge, ParseError, astring, flag_list, is_atom, parse_command,
+    parse_datetime, quote, quote_astring, section_end,
 )
 from clevermail.imap.replies import IMAPBad
 

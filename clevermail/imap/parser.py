@@ -19,14 +19,11 @@ import re
 from dataclasses import dataclass, field
 
 from clevermail.imap import dates
-# format_datetime is dates.py's, offered here beside quote() for the command
-# modules that render responses.
-from clevermail.imap.dates import format_datetime
 from clevermail.imap.replies import IMAPBad
 
 __all__ = [
     "Atom", "Command", "ParseError", "LiteralTooLarge", "parse_command",
-    "astring", "parse_datetime", "format_datetime", "quote", "quote_astring",
+    "astring", "parse_datetime", "quote", "quote_astring",
     "is_atom", "section_end", "flag_list",
 ]
 
