@@ -6,6 +6,8 @@ On disk, under <data_dir>/mail/:
     <domain>/<local>/.<Folder>[.<Sub>]/...     other folders (Maildir++; '.' separates
                                                levels, a literal '.' or '%' is %-escaped)
     <domain>/<local>/subscriptions             subscribed folder names, one a line
+    <domain>/<local>/clevermail-uidvalidity    the last UIDVALIDITY given to a folder of
+                                               the user (uidvalidity.py: never twice)
     <domain>/<local>/clevermail-pop3.lock      flock held by the POP3 session owning the maildrop
     <folder>/clevermail-uidlist                UIDVALIDITY, UIDNEXT, base -> UID (uidlist.py)
     <folder>/clevermail-keywords               IMAP keyword <-> flag letter a..z

@@ -23,7 +23,6 @@ import socket
 import threading
 import time
 
-# fsync_dir stays reachable as maildir.fsync_dir: the folder's expunge and copy use it
 from ..durable import fsync_dir, unlink_quiet, write_exclusive
 
 _counter = itertools.count(1)
