@@ -267,9 +267,10 @@ def test_index_only_fetch_of_a_session_opens_no_message_file(tmp_path, monkeypat
     from clevermail.store.folder import Folder
     from clevermail.store.view import FolderView
     from imap_helpers import ALICE, make_handler, message
-    from clevermail.imap.mailbox import SelectedMailbox
-    from clevermail.imap.messages import MessageCommands
+    from clevermail.imap.cmd_selected import cmd_fetch, cmd_uid_fetch
     from clevermail.imap.parser import parse_command
+    from clevermail.imap.selected_mailbox import SelectedMailbox
+    from clevermail.imap.session import uid_form
 
     handler = make_handler(tmp_path)
     for i in range(1, 4):
@@ -280,8 +281,8 @@ def test_index_only_fetch_of_a_session_opens_no_message_file(tmp_path, monkeypat
     monkeypatch.setattr(Folder, "open_message", no_file)
     monkeypatch.setattr(Folder, "read_message", no_file)
 
-    class Session(MessageCommands):
-        """Just what MessageCommands uses for FETCH: the selected mailbox and send."""
+    class Session:
+        """Just what cmd_fetch uses of a session: the selected mailbox and send_many."""
         def __init__(self, view):
             self.mailbox, self.sent = SelectedMailbox(view), []
 
@@ -292,8 +293,8 @@ def test_index_only_fetch_of_a_session_opens_no_message_file(tmp_path, monkeypat
     try:
         handler.set_flags(view, [2], ["\\Seen"], "+")
         session = Session(view)
-        session._fetch(parse_command(b"a FETCH 1:* (UID FLAGS)", None, 0).args, uid_mode=False)
-        session._fetch(parse_command(b"b UID FETCH 2 FAST", None, 0).args[1:], uid_mode=True)
+        cmd_fetch(session, parse_command(b"a FETCH 1:* (UID FLAGS)", None, 0))
+        cmd_uid_fetch(session, uid_form(parse_command(b"b UID FETCH 2 FAST", None, 0)))
     finally:
         handler.close_view(view)
     assert session.sent[:3] == [b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n",

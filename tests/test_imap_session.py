@@ -1132,12 +1132,12 @@ def test_new_mail_reported_after_any_command(two_views, store):
 
 
 def test_internal_error_answers_tagged_serverbug(selected, monkeypatch):
-    from clevermail.imap import messages
+    from clevermail.imap import cmd_selected
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(messages, "parse_search", boom)
+    monkeypatch.setattr(cmd_selected, "parse_search", boom)
     selected.expect("SEARCH ALL", "NO", "SERVERBUG")
     selected.expect("NOOP", "OK")
 

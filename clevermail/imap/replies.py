@@ -1,9 +1,18 @@
-"""IMAP errors that carry their reply (RFC 3501 section 7.1).
+"""IMAP status responses as named constants, and the errors that carry them (RFC 3501
+7.1; response codes RFC 3501 7.1, RFC 5530, RFC 4315, RFC 7888).
 
-A command method raises IMAPNo or IMAPBad; the session's single catch point turns
-the exception into the tagged line.  IMAPBye ends the session after an untagged
-BYE.  Response codes (RFC 3501 7.1, RFC 5530) travel in `code` without brackets.
+A command raises `R.READ_ONLY.error()` (or `R.UNKNOWN_UID_COMMAND.error(word)` for a
+text with a placeholder); the session's single catch point sends `exc.reply(tag)`
+and counts the error when it is a BAD.  IMAPNo, IMAPBad and IMAPBye can still be
+raised with a free text (the parsers do, naming the token they stopped at).  The
+untagged lines the session sends on its own (BYE, the line-too-long BAD) are named
+here too, and so is the one answer to an unexpected error (internal_error).
 """
+
+import logging
+
+from .. import login
+from ..store.errors import FolderExists, InvalidName, MessageGone, NoSuchFolder
 
 
 class IMAPError(Exception):
@@ -42,3 +51,147 @@ class IMAPBye(IMAPError):
     def reply(self, tag=None):
         code = f"[{self.code}] " if self.code else ""
         return f"* BYE {code}{self.text}\r\n".encode("utf-8", "replace")
+
+
+_ERRORS = {"NO": IMAPNo, "BAD": IMAPBad, "BYE": IMAPBye}
+
+
+class Reply:
+    """One named status response: status (NO, BAD or BYE), response code or None,
+    text; `{}` in the text are filled by error(*args)."""
+
+    __slots__ = ("status", "code", "text")
+
+    def __init__(self, status, code, text):
+        self.status = status
+        self.code = code
+        self.text = text
+
+    def error(self, *args):
+        """A new exception carrying this reply, its text filled with args (a new one
+        per raise: a raised instance keeps its traceback)."""
+        text = self.text.format(*args) if args else self.text
+        return _ERRORS[self.status](text, self.code)
+
+    def untagged(self):
+        """The untagged line as bytes ("* BYE ...")."""
+        code = f"[{self.code}] " if self.code else ""
+        return f"* {self.status} {code}{self.text}\r\n".encode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"Reply({self.status} [{self.code}] {self.text!r})"
+
+
+# -- any state and the session's own lines ---------------------------------------------
+UNKNOWN_COMMAND = Reply("BAD", None, "Unknown command")
+WRONG_STATE = Reply("BAD", None, "{} not allowed in this state: {}")
+LINE_TOO_LONG = Reply("BAD", None, "Command line too long")
+TOO_MANY_ERRORS = Reply("BYE", None, "Too many invalid commands")
+BUSY = Reply("BYE", "UNAVAILABLE", "Too many connections, try later")
+AUTOLOGOUT = Reply("BYE", None, "Autologout; idle for too long")
+LOGGING_OUT = Reply("BYE", None, "CleverMail logging out")
+MAILBOX_DELETED = Reply("BYE", None, "Selected mailbox was deleted")
+# RFC 7888 4: a non-synchronizing literal over the limit is already on its way, so
+# the session cannot resynchronise and ends; a command over the limit in total too
+LITERAL_TOO_LARGE = Reply("BYE", "TOOBIG", "Literal too large")
+COMMAND_TOO_LARGE = Reply("BYE", "TOOBIG", "Command too large")
+ID_ARGS = Reply("BAD", None, "ID takes one argument: a list or NIL")
+# An unexpected exception (a bug, a disk error): see internal_error()
+SERVERBUG = Reply("NO", "SERVERBUG", "Internal error, the command was not completed")
+STORAGE_ERROR = Reply("NO", "SERVERBUG", "Storage error, try again")
+
+# -- not authenticated: STARTTLS, LOGIN, AUTHENTICATE ------------------------------------
+TLS_UNAVAILABLE = Reply("BAD", None, "TLS not available")
+TLS_ACTIVE = Reply("BAD", None, "TLS already active")
+LOGIN_ARGS = Reply("BAD", None, "LOGIN takes a user name and a password")
+AUTHENTICATE_ARGS = Reply("BAD", None, "AUTHENTICATE takes a mechanism and an optional initial response")
+UNSUPPORTED_MECHANISM = Reply("NO", "CANNOT", "Unsupported authentication mechanism")
+LOGIN_NEEDS_TLS = Reply("NO", "PRIVACYREQUIRED", "Plaintext login is disabled, use STARTTLS")
+AUTHENTICATE_NEEDS_TLS = Reply("NO", "PRIVACYREQUIRED", "Authentication needs TLS, use STARTTLS")
+AUTHENTICATION_FAILED = Reply("NO", "AUTHENTICATIONFAILED", "Authentication failed")
+AUTHORIZATION_FAILED = Reply("NO", "AUTHORIZATIONFAILED", "Authorization identity must match the user")
+THROTTLED = Reply("NO", "UNAVAILABLE", "Too many failed logins, try later")
+AUTH_CANCELLED = Reply("BAD", None, "Authentication cancelled")
+AUTH_RESPONSE_TOO_LONG = Reply("BAD", None, "Authentication response too long")
+BAD_SASL_PLAIN = Reply("BAD", None, "Invalid SASL PLAIN response: {}")
+
+# -- authenticated: mailboxes -----------------------------------------------------------
+ONE_MAILBOX_ARG = Reply("BAD", None, "{} takes one mailbox name")
+RENAME_ARGS = Reply("BAD", None, "RENAME takes two mailbox names")
+LIST_ARGS = Reply("BAD", None, "{} takes a reference and a mailbox pattern")
+STATUS_ARGS = Reply("BAD", None, "STATUS takes a mailbox name and a list of items")
+UNKNOWN_STATUS_ITEM = Reply("BAD", None, "Unknown STATUS item {!r}")
+APPEND_ARGS = Reply("BAD", None, "APPEND takes a mailbox, optional flags and date, and a message literal")
+APPEND_TOO_MANY = Reply("BAD", None, "Too many APPEND arguments")
+APPEND_TWO_DATES = Reply("BAD", None, "APPEND takes one date")
+ENABLE_ARGS = Reply("BAD", None, "ENABLE needs at least one capability")
+BAD_MUTF7 = Reply("NO", "CANNOT", "Mailbox name is not valid modified UTF-7")
+NONEXISTENT = Reply("NO", "NONEXISTENT", "Mailbox does not exist")
+ALREADYEXISTS = Reply("NO", "ALREADYEXISTS", "Mailbox already exists")
+INVALID_NAME = Reply("NO", "CANNOT", "Invalid mailbox name: {}")
+INBOX_EXISTS = Reply("NO", "ALREADYEXISTS", "INBOX always exists")
+INBOX_UNDELETABLE = Reply("NO", "CANNOT", "INBOX cannot be deleted")
+RENAME_TO_INBOX = Reply("NO", "ALREADYEXISTS", "Cannot rename to INBOX")
+# RFC 3501 6.3.11, 6.4.7: the target is missing but CREATE would make it
+TRYCREATE = Reply("NO", "TRYCREATE", "Mailbox does not exist")
+EMPTY_MESSAGE = Reply("NO", None, "Refusing an empty message")
+
+# -- IDLE (RFC 2177) ---------------------------------------------------------------------
+IDLE_ARGS = Reply("BAD", None, "IDLE takes no arguments")
+EXPECTED_DONE = Reply("BAD", None, "Expected DONE")
+
+# -- selected: messages -------------------------------------------------------------------
+EXPECTED_SEQUENCE_SET = Reply("BAD", None, "Expected a sequence set")
+BAD_SEQUENCE_NUMBER = Reply("BAD", None, "Invalid message sequence number")
+FETCH_ARGS = Reply("BAD", None, "FETCH takes a sequence set and data items")
+STORE_ARGS = Reply("BAD", None, "STORE takes a sequence set, a data item and flags")
+UNKNOWN_STORE_ITEM = Reply("BAD", None, "Unknown STORE data item {}")
+COPY_ARGS = Reply("BAD", None, "Expected a sequence set and a mailbox name")
+UID_EXPUNGE_ARGS = Reply("BAD", None, "UID EXPUNGE takes a UID set")
+UID_NEEDS_COMMAND = Reply("BAD", None, "UID needs a command")
+UNKNOWN_UID_COMMAND = Reply("BAD", None, "Unknown UID command {}")
+READ_ONLY = Reply("NO", "READ-ONLY", "Mailbox is read-only")
+# RFC 5530 EXPUNGEISSUED: another session expunged some of the messages meanwhile
+MESSAGE_GONE = Reply("NO", "EXPUNGEISSUED", "Some of the requested messages no longer exist")
+FETCH_EXPUNGED = Reply("NO", "EXPUNGEISSUED", "Some messages were expunged meanwhile and were not fetched")
+STORE_EXPUNGED = Reply("NO", "EXPUNGEISSUED", "Some messages were expunged meanwhile")
+
+
+def internal_error(tag=None):
+    """The one answer to an unexpected exception, as bytes.  Inside a command (its tag
+    known) the command failed: tagged NO [SERVERBUG] (RFC 3501 7.1.2, RFC 5530).
+    Before a command could be made out of the line (a bug while parsing) the untagged
+    BAD that RFC 3501 7.1.3 gives "an internal server failure" for, same code and text."""
+    if tag is not None:
+        return SERVERBUG.error().reply(tag)
+    return Reply("BAD", SERVERBUG.code, SERVERBUG.text).untagged()
+
+
+def store_error(exc):
+    """The IMAPError for a store error (RFC 5530 codes); one that is not the client's
+    doing is logged."""
+    if isinstance(exc, NoSuchFolder):
+        return NONEXISTENT.error()
+    if isinstance(exc, FolderExists):
+        return ALREADYEXISTS.error()
+    if isinstance(exc, InvalidName):
+        return INVALID_NAME.error(exc)
+    if isinstance(exc, MessageGone):
+        return MESSAGE_GONE.error()
+    logging.getLogger("clevermail.imap").warning("store error: %s", exc)
+    return STORAGE_ERROR.error()
+
+
+def login_error(exc):
+    """The IMAPError for a login.py error.  A foreign authzid keeps its RFC 5530 code; it
+    is refused whatever the password, after the same delay as a wrong one, so the
+    reply tells nothing about the password."""
+    if isinstance(exc, login.Failed):
+        return (AUTHORIZATION_FAILED if exc.foreign_authzid else AUTHENTICATION_FAILED).error()
+    if isinstance(exc, login.Throttled):
+        return THROTTLED.error()
+    if isinstance(exc, login.Cancelled):
+        return AUTH_CANCELLED.error()
+    if isinstance(exc, login.ResponseTooLong):
+        return AUTH_RESPONSE_TOO_LONG.error()
+    return BAD_SASL_PLAIN.error(exc)

@@ -1,44 +1,45 @@
-"""IMAP4rev1 session (RFC 3501): states, the command table, and the one catch point.
+"""IMAP4rev1 session (RFC 3501): the loop step, the state, the command table, the
+one catch point, and logging in.
 
 The session reads a command line, lets parser.py parse it (literals come through the
 `_more` callback, which checks sizes before it invites or reads any byte), looks the
-command up in COMMANDS (name -> method, states), checks the state once, runs it, sends
-the pending untagged updates of the selected mailbox, then the tagged reply.  Command
-methods raise IMAPNo / IMAPBad / IMAPBye (replies.py) or store errors; they are turned
-into bytes here and nowhere else.
+command up in COMMANDS (name -> function, allowed states; a UID form under its own key
+such as "UID FETCH"), checks the state once, runs it, sends the pending untagged
+updates of the selected mailbox, then the tagged reply.  Commands raise IMAPError
+(replies.py, named replies with their codes) or store errors; they are turned into
+bytes here and nowhere else.
 
-Commands live in three modules by state: this one (any state, not authenticated),
-mailboxes.py (authenticated) and messages.py (selected).  Extensions: LITERAL+
+The commands live in modules by RFC 3501 section: this one (6.1 any state, 6.2 not
+authenticated: the session owns its capabilities and login), cmd_mailboxes.py (6.3
+authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: LITERAL+
 (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
 CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), STARTTLS and LOGINDISABLED (RFC 3501).
 """
 
-import logging
 import socket
 import ssl
 
 from .. import __version__, login
 from ..netbase import LineSession, SessionClosed
 from ..store import StoreError
-from ..store.errors import FolderExists, InvalidName, MessageGone, NoSuchFolder
 from ..wire import LineTooLong
-from .mailboxes import MailboxCommands
-from .messages import MessageCommands
-from .parser import LiteralTooLarge, ParseError, astring, parse_command, quote
-from .replies import IMAPBad, IMAPBye, IMAPError, IMAPNo
+from . import cmd_mailboxes as mailboxes
+from . import cmd_selected as selected
+from . import replies as R
+from .idle import cmd_idle
+from .parser import Atom, Command, LiteralTooLarge, ParseError, astring, parse_command, quote
+from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
-NOT_AUTH, AUTH, SELECTED = "not authenticated", "authenticated", "selected"
-ANY = (NOT_AUTH, AUTH, SELECTED)
-LOGGED_IN = (AUTH, SELECTED)
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
              "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE")
 MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
-# Commands during which EXPUNGE must not be sent (RFC 3501 7.4.1); their UID forms may.
-NO_EXPUNGE = {"FETCH", "STORE", "SEARCH"}
+# RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
+# still counts on the numbers it used); their UID forms, other keys, may send it.
+NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 
 
-class IMAPSession(MailboxCommands, MessageCommands, LineSession):
+class IMAPSession(LineSession):
     protocol = "imap"
     line_limit = 65536
 
@@ -46,7 +47,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         super().setup()
         self.state = NOT_AUTH
         self.account = None
-        self.mailbox = None
+        self.mailbox = None         # the SelectedMailbox in the selected state
         self.recent_owned = {}      # (address, folder name) -> UIDs whose \Recent it holds
         self.login = login.Login(self, prompt="+ ", line_limit=login.IMAP_LINE_LIMIT)
 
@@ -56,22 +57,23 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
                   "CleverMail IMAP4rev1 ready\r\n")
 
     def line_too_long(self):
-        self.send(b"* BAD Command line too long\r\n")
+        self.send(R.LINE_TOO_LONG.untagged())
 
     def busy_reply(self):
-        return b"* BYE [UNAVAILABLE] Too many connections, try later\r\n"
+        return R.BUSY.untagged()
 
     def timeout_reply(self):
-        return b"* BYE Autologout; idle for too long\r\n"
+        return R.AUTOLOGOUT.untagged()
 
     def internal_error_reply(self):
-        return b"* BAD [SERVERBUG] Internal error, the command was not completed\r\n"
+        # a bug raised before run() had a command: no tag to answer
+        return R.internal_error()
 
     def too_many_errors_reply(self):
-        return b"* BYE Too many invalid commands\r\n"
+        return R.TOO_MANY_ERRORS.untagged()
 
     def closed(self):
-        self._unselect()
+        self.unselect()
 
     # -- capabilities ----------------------------------------------------------------
     def capabilities(self):
@@ -92,7 +94,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         if self._command_bytes > self.server.limits.message_size + self.line_limit:
             if synchronizing:
                 raise LiteralTooLarge(size, True, tag=self._tag)
-            self.send(b"* BYE [TOOBIG] Command too large\r\n")
+            self.send(R.COMMAND_TOO_LARGE.untagged())
             raise SessionClosed()
         if synchronizing:
             self.send(b"+ Ready for literal data\r\n")
@@ -116,7 +118,7 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         except LiteralTooLarge as exc:
             if not exc.synchronizing:
                 # RFC 7888 4: the octets are already on their way; we cannot resync
-                self.send(b"* BYE [TOOBIG] Literal too large\r\n")
+                self.send(R.LITERAL_TOO_LARGE.untagged())
                 raise SessionClosed() from None
             self.send(exc.reply(exc.tag or "*"))
             self.count_error()
@@ -128,12 +130,15 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         self.run(cmd)
 
     def run(self, cmd):
-        entry = COMMANDS.get(cmd.name)
+        verb = cmd.name
+        if verb == "UID":
+            cmd = uid_form(cmd)
+        entry = self.COMMANDS.get(cmd.name)
         if entry is None:
-            self.send(IMAPBad("Unknown command").reply(cmd.tag))
+            self.send(R.UNKNOWN_COMMAND.error().reply(cmd.tag))
             self.count_error()
             return
-        method, states = entry
+        function, states = entry
         if self.state not in states:
             if self.state == NOT_AUTH:
                 why = "Log in first"
@@ -141,26 +146,26 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
                 why = "No mailbox selected"
             else:
                 why = "Already logged in"
-            self.send(IMAPBad(f"{cmd.name} not allowed in this state: {why}").reply(cmd.tag))
+            self.send(R.WRONG_STATE.error(verb, why).reply(cmd.tag))
             self.count_error()
             return
         try:
-            text = method(self, cmd)
+            text = function(self, cmd)
             if text is SILENT:
                 return
             text = text or f"{cmd.name} completed"
-        except IMAPBye as exc:
+        except R.IMAPBye as exc:
             self.send(exc.reply())
             raise SessionClosed() from None
-        except IMAPError as exc:
-            self._flush_updates(cmd)
+        except R.IMAPError as exc:
+            self._flush_updates(cmd.name)
             self.send(exc.reply(cmd.tag))
-            if isinstance(exc, IMAPBad):
+            if isinstance(exc, R.IMAPBad):
                 self.count_error()
             return
         except StoreError as exc:
-            self._flush_updates(cmd)
-            self.send(store_error(exc).reply(cmd.tag))
+            self._flush_updates(cmd.name)
+            self.send(R.store_error(exc).reply(cmd.tag))
             return
         except (SessionClosed, EOFError, socket.timeout, ssl.SSLError, ConnectionError):
             raise       # the connection is gone or timed out: LineSession ends the session
@@ -169,28 +174,35 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
             # folder deleted underneath): log, answer the tag, keep the session.  If the
             # socket itself is broken, sending fails and the session ends anyway.
             self.log.exception("internal error in %s", cmd.name)
-            self._flush_updates(cmd)     # says BYE if the selected mailbox vanished
-            self.send(IMAPNo("Internal error, the command was not completed",
-                             code="SERVERBUG").reply(cmd.tag))
+            self._flush_updates(cmd.name)     # says BYE if the selected mailbox vanished
+            self.send(R.internal_error(cmd.tag))
             return
-        self._flush_updates(cmd)
+        self._flush_updates(cmd.name)
         if self.closing:
             raise SessionClosed()
         self.send(f"{cmd.tag} OK {text}\r\n")
 
-    def _flush_updates(self, cmd):
+    def _flush_updates(self, key):
+        """Send what changed in the selected mailbox, after the command `key` (its
+        table key: the EXPUNGE rule of RFC 3501 7.4.1 depends on it)."""
         if self.mailbox is None:
             return
-        uid_form = cmd.name == "UID"
-        updates = self.mailbox.updates(allow_expunge=uid_form or cmd.name not in NO_EXPUNGE)
+        updates = self.mailbox.updates(allow_expunge=key not in NO_EXPUNGE)
         if self.mailbox.gone:
-            self.send(b"* BYE Selected mailbox was deleted\r\n")
-            self._unselect()
+            self.send(R.MAILBOX_DELETED.untagged())
+            self.unselect()
             raise SessionClosed()
         if updates:
             self.send(b"".join(updates))
 
-    def _unselect(self):
+    # -- state changes -----------------------------------------------------------------
+    def select_mailbox(self, mailbox):
+        """Enter the selected state with `mailbox` (a SelectedMailbox)."""
+        self.mailbox = mailbox
+        self.state = SELECTED
+
+    def unselect(self):
+        """Leave the selected state (if in it), releasing the folder view."""
         if self.mailbox is not None:
             view, self.mailbox = self.mailbox.view, None
             # \Recent stays this session's if it selects the folder again (RFC 3501 2.3.2)
@@ -199,74 +211,12 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         if self.state == SELECTED:
             self.state = AUTH
 
-    # -- any state -------------------------------------------------------------------
-    def cmd_CAPABILITY(self, cmd):
-        """List capabilities (any state; RFC 3501 6.1.1)."""
-        self.send(f"* CAPABILITY {' '.join(self.capabilities())}\r\n")
-
-    def cmd_NOOP(self, cmd):
-        """Do nothing; the pending updates go out with the reply (any state; 6.1.2)."""
-
-    def cmd_LOGOUT(self, cmd):
-        """End the session (any state; RFC 3501 6.1.3)."""
-        self.send(b"* BYE CleverMail logging out\r\n")
-        self._unselect()
-        self.send(f"{cmd.tag} OK LOGOUT completed\r\n")
-        raise SessionClosed()
-
-    def cmd_ID(self, cmd):
-        """Exchange implementation names (any state; RFC 2971)."""
-        if len(cmd.args) != 1:
-            raise IMAPBad("ID takes one argument: a list or NIL")
-        self.send(b'* ID ("name" "CleverMail" "version" ' + quote(__version__) + b")\r\n")
-
-    # -- not authenticated ---------------------------------------------------------------
-    def cmd_STARTTLS(self, cmd):
-        """Start TLS; pipelined commands are discarded (not authenticated; 6.2.1)."""
-        if not self.tls_available:
-            raise IMAPBad("TLS not available" if not self.tls else "TLS already active")
-        self.send(f"{cmd.tag} OK Begin TLS negotiation now\r\n")
-        self.start_tls()
-        return SILENT
-
-    def cmd_LOGIN(self, cmd):
-        """Log in with user name and password.
-        States: not authenticated.
-        RFC 3501 6.2.3."""
-        if len(cmd.args) != 2:
-            raise IMAPBad("LOGIN takes a user name and a password")
-        if not self.plaintext_auth_ok:
-            raise IMAPNo("Plaintext login is disabled, use STARTTLS", code="PRIVACYREQUIRED")
-        try:
-            account = self.login.password(astring(cmd.args[0]), astring(cmd.args[1]), "LOGIN command")
-        except login.LoginError as exc:
-            raise login_error(exc) from None
-        return self._logged_in(account)
-
-    def cmd_AUTHENTICATE(self, cmd):
-        """SASL PLAIN, with an initial response (SASL-IR) or one continuation.
-        States: not authenticated.
-        RFC 3501 6.2.2, RFC 4959."""
-        if not cmd.args or len(cmd.args) > 2:
-            raise IMAPBad("AUTHENTICATE takes a mechanism and an optional initial response")
-        mechanism = astring(cmd.args[0]).upper()
-        if mechanism not in MECHANISMS:
-            raise IMAPNo("Unsupported authentication mechanism", code="CANNOT")
-        if not self.plaintext_auth_ok:
-            raise IMAPNo("Authentication needs TLS, use STARTTLS", code="PRIVACYREQUIRED")
-        initial = astring(cmd.args[1]) if len(cmd.args) == 2 else None
-        try:
-            account = self.login.sasl(mechanism, initial)
-        except login.LoginError as exc:
-            raise login_error(exc) from None
-        return self._logged_in(account)
-
     def _logged_in(self, account):
         self.account = account
         self.state = AUTH
         return f"[CAPABILITY {' '.join(self.capabilities())}] Logged in"
 
-    # -- helpers shared by the command mixins -----------------------------------------
+    # -- output -------------------------------------------------------------------------
     def send_many(self, chunks, limit=1 << 18):
         """Send a long run of response lines in large writes."""
         buf, size = [], 0
@@ -279,61 +229,137 @@ class IMAPSession(MailboxCommands, MessageCommands, LineSession):
         if buf:
             self.send(b"".join(buf))
 
+    # -- any state -----------------------------------------------------------------------
+    def cmd_CAPABILITY(self, cmd):
+        """List the capabilities, which depend on the state and on TLS.
+        States: any.
+        RFC 3501 6.1.1."""
+        self.send(f"* CAPABILITY {' '.join(self.capabilities())}\r\n")
+
+    def cmd_NOOP(self, cmd):
+        """Do nothing; the pending updates go out with the reply.
+        States: any.
+        RFC 3501 6.1.2."""
+
+    def cmd_LOGOUT(self, cmd):
+        """End the session: BYE, then the tagged OK, then close.
+        States: any.
+        RFC 3501 6.1.3."""
+        self.send(R.LOGGING_OUT.untagged())
+        self.unselect()
+        self.send(f"{cmd.tag} OK LOGOUT completed\r\n")
+        raise SessionClosed()
+
+    def cmd_ID(self, cmd):
+        """Exchange implementation names; the client's are ignored.
+        States: any.
+        RFC 2971."""
+        if len(cmd.args) != 1:
+            raise R.ID_ARGS.error()
+        self.send(b'* ID ("name" "CleverMail" "version" ' + quote(__version__) + b")\r\n")
+
+    # -- not authenticated -----------------------------------------------------------------
+    def cmd_STARTTLS(self, cmd):
+        """Start TLS; commands pipelined behind it are discarded.
+        States: not authenticated.
+        RFC 3501 6.2.1."""
+        if not self.tls_available:
+            raise (R.TLS_ACTIVE if self.tls else R.TLS_UNAVAILABLE).error()
+        self.send(f"{cmd.tag} OK Begin TLS negotiation now\r\n")
+        self.start_tls()
+        return SILENT
+
+    def cmd_LOGIN(self, cmd):
+        """Log in with user name and password.
+        States: not authenticated.
+        RFC 3501 6.2.3."""
+        if len(cmd.args) != 2:
+            raise R.LOGIN_ARGS.error()
+        if not self.plaintext_auth_ok:
+            raise R.LOGIN_NEEDS_TLS.error()
+        try:
+            account = self.login.password(astring(cmd.args[0]), astring(cmd.args[1]), "LOGIN command")
+        except login.LoginError as exc:
+            raise R.login_error(exc) from None
+        return self._logged_in(account)
+
+    def cmd_AUTHENTICATE(self, cmd):
+        """SASL PLAIN, with an initial response (SASL-IR) or one continuation.
+        States: not authenticated.
+        RFC 3501 6.2.2, RFC 4959."""
+        if not cmd.args or len(cmd.args) > 2:
+            raise R.AUTHENTICATE_ARGS.error()
+        mechanism = astring(cmd.args[0]).upper()
+        if mechanism not in MECHANISMS:
+            raise R.UNSUPPORTED_MECHANISM.error()
+        if not self.plaintext_auth_ok:
+            raise R.AUTHENTICATE_NEEDS_TLS.error()
+        initial = astring(cmd.args[1]) if len(cmd.args) == 2 else None
+        try:
+            account = self.login.sasl(mechanism, initial)
+        except login.LoginError as exc:
+            raise R.login_error(exc) from None
+        return self._logged_in(account)
+
+    # -- the command table -----------------------------------------------------------------
+    # name -> (function(session, cmd), states where allowed); the state is checked once
+    # in run().  The UID forms are keys of their own; "UID" alone is the fallback that
+    # refuses a missing or unknown command word.
+    COMMANDS = {
+        # RFC 3501 6.1: any state
+        "CAPABILITY": (cmd_CAPABILITY, ANY),
+        "NOOP": (cmd_NOOP, ANY),
+        "LOGOUT": (cmd_LOGOUT, ANY),
+        "ID": (cmd_ID, ANY),
+        # RFC 3501 6.2: not authenticated
+        "STARTTLS": (cmd_STARTTLS, NOT_AUTH_ONLY),
+        "LOGIN": (cmd_LOGIN, NOT_AUTH_ONLY),
+        "AUTHENTICATE": (cmd_AUTHENTICATE, NOT_AUTH_ONLY),
+        # RFC 3501 6.3: authenticated (and selected)
+        "SELECT": (mailboxes.cmd_select, LOGGED_IN),
+        "EXAMINE": (mailboxes.cmd_examine, LOGGED_IN),
+        "CREATE": (mailboxes.cmd_create, LOGGED_IN),
+        "DELETE": (mailboxes.cmd_delete, LOGGED_IN),
+        "RENAME": (mailboxes.cmd_rename, LOGGED_IN),
+        "SUBSCRIBE": (mailboxes.cmd_subscribe, LOGGED_IN),
+        "UNSUBSCRIBE": (mailboxes.cmd_unsubscribe, LOGGED_IN),
+        "LIST": (mailboxes.cmd_list, LOGGED_IN),
+        "LSUB": (mailboxes.cmd_lsub, LOGGED_IN),
+        "STATUS": (mailboxes.cmd_status, LOGGED_IN),
+        "APPEND": (mailboxes.cmd_append, LOGGED_IN),
+        "NAMESPACE": (mailboxes.cmd_namespace, LOGGED_IN),
+        "ENABLE": (mailboxes.cmd_enable, LOGGED_IN),
+        "IDLE": (cmd_idle, LOGGED_IN),
+        # RFC 3501 6.4: selected
+        "CHECK": (selected.cmd_check, SELECTED_ONLY),
+        "CLOSE": (selected.cmd_close, SELECTED_ONLY),
+        "UNSELECT": (selected.cmd_unselect, SELECTED_ONLY),
+        "EXPUNGE": (selected.cmd_expunge, SELECTED_ONLY),
+        "SEARCH": (selected.cmd_search, SELECTED_ONLY),
+        "FETCH": (selected.cmd_fetch, SELECTED_ONLY),
+        "STORE": (selected.cmd_store, SELECTED_ONLY),
+        "COPY": (selected.cmd_copy, SELECTED_ONLY),
+        "MOVE": (selected.cmd_move, SELECTED_ONLY),
+        "UID FETCH": (selected.cmd_uid_fetch, SELECTED_ONLY),
+        "UID SEARCH": (selected.cmd_uid_search, SELECTED_ONLY),
+        "UID STORE": (selected.cmd_uid_store, SELECTED_ONLY),
+        "UID COPY": (selected.cmd_uid_copy, SELECTED_ONLY),
+        "UID MOVE": (selected.cmd_uid_move, SELECTED_ONLY),
+        "UID EXPUNGE": (selected.cmd_uid_expunge, SELECTED_ONLY),
+        "UID": (selected.cmd_uid_unknown, SELECTED_ONLY),
+    }
+
 
 # Returned by a command that already sent its own tagged reply (STARTTLS).
 SILENT = object()
 
 
-def login_error(exc):
-    """The reply for a login.py error.  A foreign authzid keeps its RFC 5530 code; it
-    is refused whatever the password, after the same delay as a wrong one, so the
-    reply tells nothing about the password."""
-    if isinstance(exc, login.Failed):
-        if exc.foreign_authzid:
-            return IMAPNo("Authorization identity must match the user", code="AUTHORIZATIONFAILED")
-        return IMAPNo("Authentication failed", code="AUTHENTICATIONFAILED")
-    if isinstance(exc, login.Throttled):
-        return IMAPNo("Too many failed logins, try later", code="UNAVAILABLE")
-    if isinstance(exc, login.Cancelled):
-        return IMAPBad("Authentication cancelled")
-    if isinstance(exc, login.ResponseTooLong):
-        return IMAPBad("Authentication response too long")
-    return IMAPBad(f"Invalid SASL PLAIN response: {exc}")
-
-def store_error(exc):
-    """Map a store error to the NO reply a client understands (RFC 5530 codes)."""
-    if isinstance(exc, NoSuchFolder):
-        return IMAPNo("Mailbox does not exist", code="NONEXISTENT")
-    if isinstance(exc, FolderExists):
-        return IMAPNo("Mailbox already exists", code="ALREADYEXISTS")
-    if isinstance(exc, InvalidName):
-        return IMAPNo(f"Invalid mailbox name: {exc}", code="CANNOT")
-    if isinstance(exc, MessageGone):
-        return IMAPNo("Some of the requested messages no longer exist", code="EXPUNGEISSUED")
-    logging.getLogger("clevermail.imap").warning("store error: %s", exc)
-    return IMAPNo("Storage error, try again", code="SERVERBUG")
-
-
-def _table():
-    s = IMAPSession
-    return {
-        "CAPABILITY": (s.cmd_CAPABILITY, ANY), "NOOP": (s.cmd_NOOP, ANY),
-        "LOGOUT": (s.cmd_LOGOUT, ANY), "ID": (s.cmd_ID, ANY),
-        "STARTTLS": (s.cmd_STARTTLS, (NOT_AUTH,)), "LOGIN": (s.cmd_LOGIN, (NOT_AUTH,)),
-        "AUTHENTICATE": (s.cmd_AUTHENTICATE, (NOT_AUTH,)),
-        "SELECT": (s.cmd_SELECT, LOGGED_IN), "EXAMINE": (s.cmd_EXAMINE, LOGGED_IN),
-        "CREATE": (s.cmd_CREATE, LOGGED_IN), "DELETE": (s.cmd_DELETE, LOGGED_IN),
-        "RENAME": (s.cmd_RENAME, LOGGED_IN), "SUBSCRIBE": (s.cmd_SUBSCRIBE, LOGGED_IN),
-        "UNSUBSCRIBE": (s.cmd_UNSUBSCRIBE, LOGGED_IN), "LIST": (s.cmd_LIST, LOGGED_IN),
-        "LSUB": (s.cmd_LSUB, LOGGED_IN), "STATUS": (s.cmd_STATUS, LOGGED_IN),
-        "APPEND": (s.cmd_APPEND, LOGGED_IN), "NAMESPACE": (s.cmd_NAMESPACE, LOGGED_IN),
-        "ENABLE": (s.cmd_ENABLE, LOGGED_IN), "IDLE": (s.cmd_IDLE, LOGGED_IN),
-        "CHECK": (s.cmd_CHECK, (SELECTED,)), "CLOSE": (s.cmd_CLOSE, (SELECTED,)),
-        "UNSELECT": (s.cmd_UNSELECT, (SELECTED,)), "EXPUNGE": (s.cmd_EXPUNGE, (SELECTED,)),
-        "SEARCH": (s.cmd_SEARCH, (SELECTED,)), "FETCH": (s.cmd_FETCH, (SELECTED,)),
-        "STORE": (s.cmd_STORE, (SELECTED,)), "COPY": (s.cmd_COPY, (SELECTED,)),
-        "MOVE": (s.cmd_MOVE, (SELECTED,)), "UID": (s.cmd_UID, (SELECTED,)),
-    }
-
-
-COMMANDS = _table()
+def uid_form(cmd):
+    """A parsed UID command as the command of its table key: "UID FETCH" with the
+    arguments after FETCH (RFC 3501 6.4.8).  Unchanged when the word after UID is
+    missing, not an atom, or no UID command (the "UID" entry refuses it)."""
+    if cmd.args and isinstance(cmd.args[0], Atom):
+        key = "UID " + cmd.args[0].upper()
+        if key in IMAPSession.COMMANDS:
+            return Command(cmd.tag, key, cmd.args[1:])
+    return cmd

@@ -1,4 +1,4 @@
-"""Tests for clevermail.imap.mailbox: SelectedMailbox, the wire rendering of one
+"""Tests for clevermail.imap.selected_mailbox: SelectedMailbox, the wire rendering of one
 session's folder view (the view itself is tested in test_store_view.py).
 
 Views are built directly over a real Folder from a MailStore in tmp_path; "another
@@ -7,7 +7,7 @@ session" is simply a second view (or the store itself) changing the same Folder.
 
 import pytest
 
-from clevermail.imap.mailbox import SelectedMailbox
+from clevermail.imap.selected_mailbox import SelectedMailbox
 from clevermail.store import MailStore
 from clevermail.store.view import FolderView
 from imap_helpers import ALICE, message

@@ -1,0 +1,242 @@
+"""IMAP commands of the authenticated state (RFC 3501 6.3): SELECT, EXAMINE, CREATE,
+DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND, plus NAMESPACE
+(RFC 2342) and ENABLE (RFC 5161).  IDLE, allowed here too, is idle.py.
+
+Plain functions `cmd_x(session, cmd)` registered in IMAPSession.COMMANDS, which
+checks the state before calling them.  What they use of the session: `account`,
+`mailbox` (the SelectedMailbox or None), `recent_owned`, `server.handler` (the
+IMAPFileHandler: every folder operation goes through it), `send`, `send_many`,
+`select_mailbox` and `unselect`.  They return the text of the tagged OK (None: "<name>
+completed") or raise an IMAPError (replies.py) or a store error.  Mailbox names are
+decoded by names.py; the store validates them as paths.
+"""
+
+from ..store import SPECIAL_USE
+from ..store.errors import NoSuchFolder
+from ..store.paths import SEPARATOR
+from . import replies as R
+from . import utf7
+from .names import ListPattern, mailbox_name, wire_name
+from .parser import astring, flag_list, parse_datetime
+from .selected_mailbox import SelectedMailbox
+
+# STATUS item (RFC 3501 6.3.10) -> field of the store's FolderStatus
+STATUS_ITEMS = {"MESSAGES": "messages", "RECENT": "recent", "UIDNEXT": "uidnext",
+                "UIDVALIDITY": "uidvalidity", "UNSEEN": "unseen"}
+
+
+def one_mailbox(cmd):
+    """The folder name of a command that takes exactly one mailbox argument."""
+    if len(cmd.args) != 1:
+        raise R.ONE_MAILBOX_ARG.error(cmd.name)
+    return mailbox_name(cmd.args[0])
+
+
+def list_attributes(node):
+    """LIST attributes of a folder-tree node: CHILDREN (RFC 3348), \\Noselect for a
+    missing parent (RFC 3501 6.3.8), SPECIAL-USE (RFC 6154)."""
+    attrs = ["\\HasChildren" if node.children else "\\HasNoChildren"]
+    if not node.selectable:
+        attrs.append("\\Noselect")
+    if node.name in SPECIAL_USE:
+        attrs.append(SPECIAL_USE[node.name])
+    return attrs
+
+
+# -- SELECT / EXAMINE ------------------------------------------------------------------
+def cmd_select(session, cmd):
+    """Open a mailbox read-write.
+    States: authenticated, selected.
+    RFC 3501 6.3.1."""
+    return _select(session, cmd, readonly=False)
+
+
+def cmd_examine(session, cmd):
+    """Open a mailbox read-only.
+    States: authenticated, selected.
+    RFC 3501 6.3.2."""
+    return _select(session, cmd, readonly=True)
+
+
+def _select(session, cmd, readonly):
+    name = one_mailbox(cmd)
+    # a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1)
+    session.unselect()
+    handler = session.server.handler
+    address = session.account.address
+    view = handler.open_view(address, name, readonly, session.recent_owned.get((address, name), ()))
+    try:
+        mailbox = SelectedMailbox(view)
+        session.send(mailbox.select_responses(view.can_add_keywords()))
+    except BaseException:
+        handler.close_view(view)
+        raise
+    session.select_mailbox(mailbox)
+    return f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {cmd.name} completed"
+
+
+# -- folder management -------------------------------------------------------------------
+def cmd_create(session, cmd):
+    """Create a mailbox and its missing superiors.
+    States: authenticated, selected.
+    RFC 3501 6.3.3."""
+    name = one_mailbox(cmd).rstrip(SEPARATOR)
+    if name.upper() == "INBOX":
+        raise R.INBOX_EXISTS.error()
+    session.server.handler.create(session.account.address, name)
+
+
+def cmd_delete(session, cmd):
+    """Delete a mailbox; INBOX cannot be.
+    States: authenticated, selected.
+    RFC 3501 6.3.4."""
+    name = one_mailbox(cmd)
+    if name.upper() == "INBOX":
+        raise R.INBOX_UNDELETABLE.error()
+    if session.mailbox is not None and session.mailbox.name == name:
+        session.unselect()
+    session.server.handler.delete(session.account.address, name)
+
+
+def cmd_rename(session, cmd):
+    """Rename a mailbox with its inferiors; renaming INBOX moves its mail.
+    States: authenticated, selected.
+    RFC 3501 6.3.5."""
+    if len(cmd.args) != 2:
+        raise R.RENAME_ARGS.error()
+    old, new = mailbox_name(cmd.args[0]), mailbox_name(cmd.args[1]).rstrip(SEPARATOR)
+    if new.upper() == "INBOX":
+        raise R.RENAME_TO_INBOX.error()
+    mailbox = session.mailbox
+    if mailbox is not None and old != "INBOX" and (mailbox.name == old or mailbox.name.startswith(old + SEPARATOR)):
+        # its directory is about to move: release it rather than report it deleted
+        session.unselect()
+    session.server.handler.rename(session.account.address, old, new)
+
+
+def cmd_subscribe(session, cmd):
+    """Add a name to the subscription list; it need not exist.
+    States: authenticated, selected.
+    RFC 3501 6.3.6."""
+    session.server.handler.subscribe(session.account.address, one_mailbox(cmd), True)
+
+
+def cmd_unsubscribe(session, cmd):
+    """Remove a name from the subscription list.
+    States: authenticated, selected.
+    RFC 3501 6.3.7."""
+    session.server.handler.subscribe(session.account.address, one_mailbox(cmd), False)
+
+
+# -- LIST / LSUB -------------------------------------------------------------------------
+def cmd_list(session, cmd):
+    """List the mailboxes matching a reference and pattern, with their attributes.
+    States: authenticated, selected.
+    RFC 3501 6.3.8, RFC 3348 (CHILDREN), RFC 6154 (SPECIAL-USE)."""
+    if len(cmd.args) != 2:
+        raise R.LIST_ARGS.error(cmd.name)
+    reference, pattern = astring(cmd.args[0]), astring(cmd.args[1])
+    if pattern == "":
+        # the hierarchy delimiter and root name (RFC 3501 6.3.8)
+        session.send(f'* LIST (\\Noselect) "{SEPARATOR}" ""\r\n')
+        return None
+    matcher = ListPattern(reference, pattern)
+    lines = []
+    for node in session.server.handler.folder_tree(session.account.address):
+        if matcher.match(utf7.encode(node.name)):
+            lines.append(b"* LIST (%s) \"%s\" %s\r\n" % (" ".join(list_attributes(node)).encode(),
+                                                      SEPARATOR.encode(), wire_name(node.name)))
+    session.send_many(lines)
+
+
+def cmd_lsub(session, cmd):
+    """List the subscribed names matching a reference and pattern.
+    States: authenticated, selected.
+    RFC 3501 6.3.9."""
+    if len(cmd.args) != 2:
+        raise R.LIST_ARGS.error(cmd.name)
+    matcher = ListPattern(astring(cmd.args[0]), astring(cmd.args[1]))
+    handler, address = session.server.handler, session.account.address
+    existing = {node.name for node in handler.folder_tree(address) if node.selectable}
+    subscribed = handler.subscriptions(address)
+    listed = {}
+    for name in subscribed:
+        if matcher.match(utf7.encode(name)):
+            listed[name] = "" if name in existing else "\\Noselect"
+            continue
+        # RFC 3501 6.3.9: "foo/bar" subscribed, "foo" not, and "%" matches "foo":
+        # LSUB returns "foo" flagged \Noselect
+        levels = name.split(SEPARATOR)
+        for i in range(len(levels) - 1, 0, -1):
+            parent = SEPARATOR.join(levels[:i])
+            if parent not in subscribed and matcher.match(utf7.encode(parent)):
+                listed.setdefault(parent, "\\Noselect")
+                break
+    session.send_many(b"* LSUB (%s) \"%s\" %s\r\n" % (attrs.encode(), SEPARATOR.encode(), wire_name(name))
+                      for name, attrs in listed.items())
+
+
+# -- STATUS / APPEND ---------------------------------------------------------------------
+def cmd_status(session, cmd):
+    """Counters of a mailbox without selecting it.
+    States: authenticated, selected.
+    RFC 3501 6.3.10."""
+    if len(cmd.args) != 2 or not isinstance(cmd.args[1], list) or not cmd.args[1]:
+        raise R.STATUS_ARGS.error()
+    items = []
+    for tok in cmd.args[1]:
+        item = tok.upper() if isinstance(tok, str) else None
+        if item not in STATUS_ITEMS:
+            raise R.UNKNOWN_STATUS_ITEM.error(tok)
+        items.append(item)
+    name = mailbox_name(cmd.args[0])
+    status = session.server.handler.status(session.account.address, name)
+    body = " ".join(f"{item} {getattr(status, STATUS_ITEMS[item])}" for item in items)
+    session.send(b"* STATUS %s (%s)\r\n" % (wire_name(name), body.encode()))
+
+
+def cmd_append(session, cmd):
+    """Add a message to a mailbox with optional flags and date; APPENDUID in the reply.
+    States: authenticated, selected.
+    RFC 3501 6.3.11, RFC 4315 (UIDPLUS)."""
+    if len(cmd.args) < 2 or not isinstance(cmd.args[-1], bytes):
+        raise R.APPEND_ARGS.error()
+    name = mailbox_name(cmd.args[0])
+    flags, date = [], None
+    options = cmd.args[1:-1]
+    if len(options) > 2:
+        raise R.APPEND_TOO_MANY.error()
+    for opt in options:
+        if isinstance(opt, list):
+            flags = flag_list(opt)
+        elif date is None:
+            date = parse_datetime(opt)
+        else:
+            raise R.APPEND_TWO_DATES.error()
+    data = cmd.args[-1]
+    if not data:
+        raise R.EMPTY_MESSAGE.error()
+    # \Recent is the server's to set (RFC 3501 2.3.2)
+    flags = [f for f in flags if f.lower() != "\\recent"]
+    try:
+        validity, uid = session.server.handler.append(session.account.address, name, data, flags, date)
+    except NoSuchFolder:
+        raise R.TRYCREATE.error() from None
+    return f"[APPENDUID {validity} {uid}] APPEND completed"
+
+
+# -- small extensions ----------------------------------------------------------------------
+def cmd_namespace(session, cmd):
+    """One personal namespace, no others.
+    States: authenticated, selected.
+    RFC 2342."""
+    session.send(f'* NAMESPACE (("" "{SEPARATOR}")) NIL NIL\r\n')
+
+
+def cmd_enable(session, cmd):
+    """Enable extensions; none of ours needs enabling, so the list is empty.
+    States: authenticated, selected.
+    RFC 5161."""
+    if not cmd.args:
+        raise R.ENABLE_ARGS.error()
+    session.send(b"* ENABLED\r\n")

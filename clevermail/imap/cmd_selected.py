@@ -1,0 +1,318 @@
+"""IMAP commands of the selected state (RFC 3501 6.4): CHECK, CLOSE, EXPUNGE, SEARCH,
+FETCH, STORE, COPY and their UID forms (6.4.8), plus UNSELECT (RFC 3691), MOVE and
+UID MOVE (RFC 6851), UID EXPUNGE and COPYUID (RFC 4315).
+
+Plain functions `cmd_x(session, cmd)` registered in IMAPSession.COMMANDS; a UID form
+has its own key ("UID FETCH") and gets the arguments after its command word.  What they
+use of the session: `mailbox` (the SelectedMailbox, never None here), `account`,
+`server.handler` (the IMAPFileHandler: every change goes through it), `send`,
+`send_many` and `unselect`.  Message sets are resolved against the session's own folder
+view (store/view.py); nothing is sent to the socket while the store works.
+"""
+
+from ..store.errors import MessageGone, NoSuchFolder
+from . import replies as R
+from .fetch import parse_fetch_items, render_fetch, render_index_only
+from .names import mailbox_name
+from .parser import Atom, flag_list
+from .search import parse_search
+from .seqset import parse_sequence_set
+
+# STORE data item (RFC 3501 6.4.6) -> the file handler's mode
+STORE_MODES = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}
+
+
+class _SearchContext:
+    __slots__ = ("max_seq", "max_uid")
+
+    def __init__(self, max_seq, max_uid):
+        self.max_seq, self.max_uid = max_seq, max_uid
+
+
+def uid_set_text(uids):
+    """Ascending UIDs -> compact IMAP set text ("1:3,7") for COPYUID/APPENDUID."""
+    parts = []
+    start = prev = None
+    for uid in uids:
+        if start is None:
+            start = prev = uid
+        elif uid == prev + 1:
+            prev = uid
+        else:
+            parts.append(f"{start}:{prev}" if prev != start else str(start))
+            start = prev = uid
+    if start is not None:
+        parts.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(parts)
+
+
+# -- set resolution ------------------------------------------------------------------------
+def _sequence_set(token):
+    if not isinstance(token, Atom):
+        raise R.EXPECTED_SEQUENCE_SET.error()
+    return parse_sequence_set(token)
+
+
+def seqs_by_number(view, token):
+    """The sequence numbers a set of message sequence numbers names; a number past the
+    last message is BAD (RFC 3501 6.4.5 and 9, seq-number)."""
+    seqset = _sequence_set(token)
+    if seqset.max_number() > len(view):
+        raise R.BAD_SEQUENCE_NUMBER.error()
+    return list(seqset.iter(len(view)))
+
+
+def seqs_by_uid(view, token):
+    """The sequence numbers of the messages a set of UIDs names; UIDs that do not
+    exist are left out, not an error (RFC 3501 6.4.8)."""
+    seqset = _sequence_set(token)
+    if not view.uids:
+        return []
+    return [view.seq_of(uid) for uid in seqset.resolve(view.uids, view.uids[-1])]
+
+
+def _seqs(view, token, uid_mode):
+    return seqs_by_uid(view, token) if uid_mode else seqs_by_number(view, token)
+
+
+# -- simple state changes -----------------------------------------------------------------
+def cmd_check(session, cmd):
+    """Checkpoint the mailbox: our writes are durable already, so only resync.
+    States: selected.
+    RFC 3501 6.4.1."""
+
+
+def cmd_close(session, cmd):
+    """Expunge \\Deleted messages silently (unless read-only), then unselect.
+    States: selected.
+    RFC 3501 6.4.2."""
+    view = session.mailbox.view
+    if not view.readonly:
+        session.server.handler.expunge_deleted(view)
+    session.unselect()
+
+
+def cmd_unselect(session, cmd):
+    """Unselect without expunging.
+    States: selected.
+    RFC 3691."""
+    session.unselect()
+
+
+def cmd_expunge(session, cmd):
+    """Remove the \\Deleted messages; EXPUNGE responses follow with the reply.
+    States: selected.
+    RFC 3501 6.4.3."""
+    _expunge(session, None)
+
+
+def cmd_uid_expunge(session, cmd):
+    """Remove the \\Deleted messages among a set of UIDs.
+    States: selected.
+    RFC 4315 2.1."""
+    if len(cmd.args) != 1:
+        raise R.UID_EXPUNGE_ARGS.error()
+    view = session.mailbox.view
+    seqs = seqs_by_uid(view, cmd.args[0])
+    _expunge(session, {view.uid_at(s) for s in seqs})
+
+
+def _expunge(session, only_uids):
+    view = session.mailbox.view
+    if view.readonly:
+        raise R.READ_ONLY.error()
+    session.server.handler.expunge_deleted(view, only_uids)
+
+
+# -- SEARCH ---------------------------------------------------------------------------------
+def cmd_search(session, cmd):
+    """The message numbers of the messages matching search keys.
+    States: selected.
+    RFC 3501 6.4.4."""
+    _search(session, cmd.args, uid_mode=False)
+
+
+def cmd_uid_search(session, cmd):
+    """The UIDs of the messages matching search keys.
+    States: selected.
+    RFC 3501 6.4.8."""
+    _search(session, cmd.args, uid_mode=True)
+
+
+def _search(session, args, uid_mode):
+    program = parse_search(args)
+    view = session.mailbox.view
+    if program.flag_tests is not None:
+        # The common client searches (UNSEEN, UNDELETED, ...) only test system
+        # flags: the view answers them from the index, no per-message objects
+        hits = view.flag_search(program.flag_tests, uids=uid_mode)
+        if hits is not None:
+            session.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
+            return
+    ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0)
+    hits = []
+    for msg in view.messages(range(1, len(view) + 1)):
+        try:
+            if program.matches(msg, ctx):
+                hits.append(msg.uid if uid_mode else msg.seq)
+        except (FileNotFoundError, MessageGone):
+            continue  # expunged by someone else mid-search: not a match
+    session.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
+
+
+# -- FETCH ----------------------------------------------------------------------------------
+def cmd_fetch(session, cmd):
+    """Message data items for a set of message numbers.
+    States: selected.
+    RFC 3501 6.4.5."""
+    _fetch(session, cmd.args, uid_mode=False)
+
+
+def cmd_uid_fetch(session, cmd):
+    """Message data items for a set of UIDs; UID is always among them.
+    States: selected.
+    RFC 3501 6.4.8."""
+    _fetch(session, cmd.args, uid_mode=True)
+
+
+def _fetch(session, args, uid_mode):
+    if len(args) != 2:
+        raise R.FETCH_ARGS.error()
+    view = session.mailbox.view
+    seqs = _seqs(view, args[0], uid_mode)
+    request = parse_fetch_items(args[1])
+    if uid_mode:
+        request.add_uid()
+    if not request.needs_message:
+        # FLAGS/UID/INTERNALDATE/RFC822.SIZE only (FETCH 1:* (UID FLAGS) on every
+        # sync): straight from the index rows, no message file opened
+        rows = view.index_rows(seqs)
+        session.send_many(render_index_only(request, seqs, rows, view.recent, view.flag_names))
+        if None in rows:
+            raise R.FETCH_EXPUNGED.error()
+        return
+    messages = view.messages(seqs)
+    seen_now = set()
+    if request.sets_seen and not view.readonly:
+        seen_now = session.server.handler.mark_seen(view, [m.uid for m in messages])
+    missing = False
+
+    def lines():
+        nonlocal missing
+        for msg in messages:
+            try:
+                data = render_fetch(request, msg, extra_flags=msg.uid in seen_now)
+            except (FileNotFoundError, MessageGone):
+                missing = True
+                continue
+            yield b"* %d FETCH %s\r\n" % (msg.seq, data)
+    session.send_many(lines())
+    if missing or len(messages) < len(seqs):
+        raise R.FETCH_EXPUNGED.error()
+
+
+# -- STORE ----------------------------------------------------------------------------------
+def cmd_store(session, cmd):
+    """Change the flags of a set of message numbers; FETCH responses unless .SILENT.
+    States: selected.
+    RFC 3501 6.4.6."""
+    _store(session, cmd.args, uid_mode=False)
+
+
+def cmd_uid_store(session, cmd):
+    """Change the flags of a set of UIDs; the FETCH responses carry the UID.
+    States: selected.
+    RFC 3501 6.4.8."""
+    _store(session, cmd.args, uid_mode=True)
+
+
+def _store(session, args, uid_mode):
+    if len(args) < 3 or not isinstance(args[1], Atom):
+        raise R.STORE_ARGS.error()
+    view = session.mailbox.view
+    seqs = _seqs(view, args[0], uid_mode)
+    item = args[1].upper()
+    silent = item.endswith(".SILENT")
+    base = item[:-7] if silent else item
+    if base not in STORE_MODES:
+        raise R.UNKNOWN_STORE_ITEM.error(args[1])
+    flags = flag_list(args[2]) if len(args) == 3 else [f for tok in args[2:] for f in flag_list(tok)]
+    if view.readonly:
+        raise R.READ_ONLY.error()
+    messages = view.messages(seqs)
+    session.server.handler.set_flags(view, [m.uid for m in messages], flags, STORE_MODES[base])
+    if not silent:
+        out = []
+        for msg in messages:
+            names = msg.flags       # as they are now, \\Recent included
+            uid_part = b"UID %d " % msg.uid if uid_mode else b""
+            out.append(b"* %d FETCH (%sFLAGS (%s))\r\n" % (msg.seq, uid_part, " ".join(names).encode()))
+        session.send_many(out)
+    if len(messages) < len(seqs):
+        raise R.STORE_EXPUNGED.error()
+
+
+# -- COPY / MOVE ----------------------------------------------------------------------------
+def cmd_copy(session, cmd):
+    """Copy messages to another mailbox; COPYUID in the reply.
+    States: selected.
+    RFC 3501 6.4.7, RFC 4315 (UIDPLUS)."""
+    return _copy(session, cmd.args, uid_mode=False, move=False)
+
+
+def cmd_uid_copy(session, cmd):
+    """Copy the messages of a set of UIDs to another mailbox; COPYUID in the reply.
+    States: selected.
+    RFC 3501 6.4.8, RFC 4315."""
+    return _copy(session, cmd.args, uid_mode=True, move=False)
+
+
+def cmd_move(session, cmd):
+    """Move messages: copy them, then expunge them here.
+    States: selected.
+    RFC 6851."""
+    return _copy(session, cmd.args, uid_mode=False, move=True)
+
+
+def cmd_uid_move(session, cmd):
+    """Move the messages of a set of UIDs.
+    States: selected.
+    RFC 6851 3.2."""
+    return _copy(session, cmd.args, uid_mode=True, move=True)
+
+
+def _copy(session, args, uid_mode, move):
+    if len(args) != 2:
+        raise R.COPY_ARGS.error()
+    view = session.mailbox.view
+    seqs = _seqs(view, args[0], uid_mode)
+    target = mailbox_name(args[1])
+    if move and view.readonly:
+        raise R.READ_ONLY.error()
+    uids = [view.uid_at(s) for s in seqs]
+    handler = session.server.handler
+    try:
+        validity, pairs = handler.copy(view, uids, session.account.address, target)
+    except NoSuchFolder:
+        raise R.TRYCREATE.error() from None
+    code = ""
+    if pairs:
+        code = f"[COPYUID {validity} {uid_set_text([p[0] for p in pairs])} {uid_set_text([p[1] for p in pairs])}] "
+    if move:
+        # RFC 6851 4.3: COPYUID in an untagged OK before the EXPUNGEs
+        if code:
+            session.send(f"* OK {code}Moved\r\n")
+        handler.expunge(view, [p[0] for p in pairs])
+        return "MOVE completed"
+    return f"{code}COPY completed"
+
+
+# -- UID with no or an unknown command word --------------------------------------------------
+def cmd_uid_unknown(session, cmd):
+    """Refuse a UID whose next word names no UID command (the known ones have keys of
+    their own, "UID FETCH" ...).
+    States: selected.
+    RFC 3501 6.4.8."""
+    if not cmd.args or not isinstance(cmd.args[0], Atom):
+        raise R.UID_NEEDS_COMMAND.error()
+    raise R.UNKNOWN_UID_COMMAND.error(cmd.args[0])

@@ -1,0 +1,112 @@
+"""IDLE (RFC 2177): a session that reports its selected mailbox's changes as they
+happen, until the client sends DONE.
+
+IdleWaiter is what the session's thread sleeps on: one poll() over the client's socket
+and an eventfd that the folder signals on every change (IMAPFileHandler.watch), so an
+idle session costs no CPU and new mail shows at once.  Changes made by another process
+reach the folder through the store's own notification; the poll still wakes every
+IDLE_POLL seconds as a fallback.  cmd_idle is the loop: send the pending updates, wait,
+read the one line the client may send (DONE).
+"""
+
+import os
+import select
+import time
+
+from ..wire import LineTooLong
+from . import replies as R
+
+IDLE_POLL = 30.0      # seconds between checks for changes nobody signalled
+
+
+class IdleWaiter:
+    """Sleep until the client sends something or the watched view's folder changes.
+
+    Use as a context manager: the folder callback and the eventfd are released on
+    the way out whatever ends the IDLE."""
+
+    def __init__(self, sock, handler, view):
+        self._handler, self._view = handler, view
+        self._efd = efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._sock_fd = sock.fileno()
+        self._poller = select.poll()
+        self._poller.register(self._sock_fd, select.POLLIN)
+        self._poller.register(efd, select.POLLIN)
+
+        def wake():
+            # called by whichever thread changed the folder: only signal, never block
+            os.eventfd_write(efd, 1)
+
+        self._wake = wake       # the same object for watch and unwatch
+        if view is not None:
+            try:
+                handler.watch(view, wake)
+            except BaseException:
+                os.close(efd)
+                raise
+
+    def wait(self, seconds):
+        """Block up to `seconds`; True when the client's socket has input (a wake-up
+        by the folder, or the time running out, returns False)."""
+        readable = False
+        for fd, _ in self._poller.poll(seconds * 1000):
+            if fd == self._efd:
+                try:
+                    os.eventfd_read(self._efd)      # re-arm: the count is not needed
+                except BlockingIOError:
+                    pass
+            else:
+                readable = True                     # data, EOF or an error: read it
+        return readable
+
+    def close(self):
+        if self._view is not None:
+            self._handler.unwatch(self._view, self._wake)
+        os.close(self._efd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def read_done(reader, limit):
+    """Read the line that ends IDLE: DONE in any case (RFC 2177 3), else BAD."""
+    try:
+        line = reader.readline(limit)
+    except LineTooLong:
+        raise R.EXPECTED_DONE.error() from None
+    if not line:
+        raise EOFError("connection closed during IDLE")
+    if line.rstrip(b"\r\n").upper() != b"DONE":
+        raise R.EXPECTED_DONE.error()
+
+
+def cmd_idle(session, cmd):
+    """Report changes of the selected mailbox as they happen, until DONE.
+    States: authenticated, selected.
+    RFC 2177."""
+    if cmd.args:
+        raise R.IDLE_ARGS.error()
+    session.send(b"+ idling\r\n")
+    mailbox = session.mailbox        # no other command runs during IDLE
+    deadline = time.monotonic() + session.server.limits.timeout
+    with IdleWaiter(session.connection, session.server.handler,
+                    mailbox.view if mailbox is not None else None) as waiter:
+        while True:
+            if mailbox is not None:
+                updates = mailbox.updates(allow_expunge=True)
+                if mailbox.gone:
+                    raise R.MAILBOX_DELETED.error()
+                if updates:
+                    session.send(b"".join(updates))
+            # a line already buffered (DONE sent right behind IDLE) would never wake poll
+            if not session.reader.has_buffered():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise R.AUTOLOGOUT.error()
+                if not waiter.wait(min(remaining, IDLE_POLL)):
+                    continue
+            read_done(session.reader, session.line_limit)
+            return "IDLE terminated"
