@@ -5,18 +5,26 @@ the test talks to the other end with Client, whose `expect` sends one tagged com
 and checks the exact tagged status and response code.  FakeServer is fakes.FakeServer
 for IMAP (1 MiB message_size); its handler is a real IMAPFileHandler over a real
 MailStore and AccountStore in the test's tmp_path.  The accounts come from fakes.
+
+The session fixtures shared by the test modules of the IMAP commands (import the ones a
+module uses): handler, store, open_session (fakes.session_fixtures), client (Alice
+logged in) and selected (Alice with INBOX selected, messages 1..3).
 """
 
 import itertools
 import re
+
+import pytest
 
 import fakes
 from clevermail.imap.handler import IMAPFileHandler
 from clevermail.imap.session import IMAPSession
 from clevermail.store import MailStore
 from fakes import ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, make_accounts, password_hash  # noqa: F401
+from waiting import wait_for
 
 _LITERAL_END = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
+SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
 
 
 def make_handler(tmp_path):
@@ -125,3 +133,67 @@ def check(reply, status, code=None, reply_text=None):
 def start_session(server, peer="127.0.0.1"):
     """An IMAPSession for `server` in a thread; returns the Client (greeting unread)."""
     return fakes.run_session(IMAPSession, server, Client, peer)
+
+
+def uidvalidity(store, name="INBOX", address=ALICE):
+    folder = store.open_folder(address, name)
+    store.release_folder(folder)
+    return folder.uidvalidity
+
+
+def wait_idling(store, name="INBOX", address=ALICE):
+    """Wait (bounded) until an IDLE session registered as a waiter of the folder: the
+    waiter is added just after "+ idling" is sent."""
+    folder = store._open[store.folder_path(address, name)]
+    assert wait_for(lambda: folder.waiters, timeout=5)
+    return folder
+
+
+def two_logged_in(open_session, select=False, **first_kw):
+    """Two sessions logged in as Alice (first_kw: the first one's server), with INBOX
+    selected in both if `select`."""
+    a, b = open_session(**first_kw), open_session()
+    for c in (a, b):
+        c.login()
+    if select:
+        for c in (a, b):
+            c.select()
+    return a, b
+
+
+def start_idle(client):
+    """Send IDLE (tag i1) and check the continuation."""
+    client.send("i1 IDLE\r\n")
+    assert client.line() == "+ idling"
+
+
+def append(client, mailbox, data, extra=""):
+    """APPEND `data` as a non-synchronizing literal (`extra`: " (flags) date"); the Reply."""
+    tag = next(client.tags)
+    client.send(f"{tag} APPEND {mailbox}{extra} {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
+    return client.read_reply(tag)
+
+
+def read_greeting(client):
+    """open_session's greeting check; the line is kept as client.greeting."""
+    client.greeting = client.line()
+    assert client.greeting.startswith("* OK [CAPABILITY "), client.greeting
+
+
+handler, store, open_session = fakes.session_fixtures(make_handler, FakeServer, start_session,
+                                                      read_greeting)
+
+
+@pytest.fixture
+def client(open_session):
+    c = open_session()
+    c.login()
+    return c
+
+
+@pytest.fixture
+def selected(client, store):
+    """Alice logged in with INBOX selected, holding messages 1..3 (UIDs 1..3)."""
+    deliver(store, 3)
+    client.select()
+    return client

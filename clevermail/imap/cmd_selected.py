@@ -309,8 +309,7 @@ def _copy(session, args, uid_mode, move):
 
 # -- UID with no or an unknown command word --------------------------------------------------
 def cmd_uid_unknown(session, cmd):
-    """Refuse a UID whose next word names no UID command (the known ones have keys of
-    their own, "UID FETCH" ...).
+    """Refuse a UID with no command word or an unknown one ("UID FETCH"... are keys).
     States: selected.
     RFC 3501 6.4.8."""
     if not cmd.args or not isinstance(cmd.args[0], Atom):

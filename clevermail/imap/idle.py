@@ -46,18 +46,20 @@ class IdleWaiter:
                 raise
 
     def wait(self, seconds):
-        """Block up to `seconds`; True when the client's socket has input (a wake-up
-        by the folder, or the time running out, returns False)."""
-        readable = False
+        """Block up to `seconds`; (input, changed): the client's socket has input (data,
+        EOF or an error: read it), the folder signalled a change.  Both False: the
+        time ran out."""
+        readable = changed = False
         for fd, _ in self._poller.poll(seconds * 1000):
             if fd == self._efd:
+                changed = True
                 try:
                     os.eventfd_read(self._efd)      # re-arm: the count is not needed
                 except BlockingIOError:
                     pass
             else:
-                readable = True                     # data, EOF or an error: read it
-        return readable
+                readable = True
+        return readable, changed
 
     def close(self):
         if self._view is not None:
@@ -106,7 +108,8 @@ def cmd_idle(session, cmd):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise R.AUTOLOGOUT.error()
-                if not waiter.wait(min(remaining, IDLE_POLL)):
-                    continue
+                readable, _ = waiter.wait(min(remaining, IDLE_POLL))
+                if not readable:
+                    continue        # a change or the poll fallback: send the updates
             read_done(session.reader, session.line_limit)
             return "IDLE terminated"

@@ -1,0 +1,171 @@
+"""Tests for clevermail.imap.idle: IdleWaiter and read_done on their own (a socketpair and
+a recording handler), then IDLE (RFC 2177) in a session over socket.socketpair():
+changes by other sessions and the store reported at once, DONE, the wrong
+continuation and the timeout."""
+
+import os
+import socket
+
+import pytest
+
+from clevermail.imap.idle import IdleWaiter, read_done
+from clevermail.imap.replies import IMAPBad
+from clevermail.wire import LineReader
+from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
+    ALICE, check, client, deliver, handler, message, open_session, selected, start_idle, store,
+    two_logged_in, wait_idling)
+
+
+class WatchRecorder:
+    """The two IMAPFileHandler calls IdleWaiter makes, recorded."""
+
+    def __init__(self):
+        self.watching = {}
+
+    def watch(self, view, callback):
+        self.watching[view] = callback
+
+    def unwatch(self, view, callback):
+        assert self.watching.pop(view) is callback
+
+
+@pytest.fixture
+def sockets():
+    ours, theirs = socket.socketpair()
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_waiter_wakes_on_a_folder_change_and_on_input(sockets):
+    ours, theirs = sockets
+    handler, view = WatchRecorder(), object()
+    with IdleWaiter(ours, handler, view) as waiter:
+        wake = handler.watching[view]
+        assert waiter.wait(0) == (False, False)          # nothing yet
+        wake()                                           # what the folder calls
+        wake()
+        assert waiter.wait(60) == (False, True)
+        assert waiter.wait(0) == (False, False)          # the signal was taken
+        theirs.sendall(b"DONE\r\n")
+        assert waiter.wait(60) == (True, False)
+        wake()
+        assert waiter.wait(60) == (True, True)
+    assert handler.watching == {}                        # unwatched with the same callback
+
+
+def test_waiter_without_a_mailbox_waits_on_the_socket_only(sockets):
+    ours, theirs = sockets
+    handler = WatchRecorder()
+    with IdleWaiter(ours, handler, None) as waiter:
+        assert handler.watching == {}
+        theirs.close()                                   # EOF is input: the reader sees it
+        assert waiter.wait(60) == (True, False)
+
+
+def test_waiter_releases_its_eventfd_when_the_watch_fails(sockets):
+    ours, _ = sockets
+
+    class Refusing(WatchRecorder):
+        def watch(self, view, callback):
+            raise OSError("gone")
+
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError):
+        IdleWaiter(ours, Refusing(), object())
+    assert set(os.listdir("/proc/self/fd")) <= before
+
+
+@pytest.mark.parametrize("line", [b"DONE\r\n", b"done\r\n", b"DoNe\n"])
+def test_read_done_accepts_done_in_any_case(sockets, line):
+    ours, theirs = sockets
+    theirs.sendall(line)
+    assert read_done(LineReader(ours), 100) is None
+
+
+@pytest.mark.parametrize("line", [b"i2 NOOP\r\n", b"DONE now\r\n", b"\r\n", b"x" * 200 + b"\r\n"])
+def test_read_done_refuses_anything_else(sockets, line):
+    ours, theirs = sockets
+    theirs.sendall(line)
+    with pytest.raises(IMAPBad, match="Expected DONE"):
+        read_done(LineReader(ours), 100)
+
+
+def test_read_done_at_eof(sockets):
+    ours, theirs = sockets
+    theirs.close()
+    with pytest.raises(EOFError):
+        read_done(LineReader(ours), 100)
+
+
+def test_idle_reports_new_mail_at_once(selected, store):
+    start_idle(selected)
+    store.deliver(ALICE, message(4))
+    assert selected.line() == "* 4 EXISTS"
+    assert selected.line() == "* 4 RECENT"
+    selected.send("DONE\r\n")
+    check(selected.read_reply("i1"), "OK", "", "IDLE terminated")
+
+
+def test_idle_reports_flags_and_expunges_of_others(open_session, store):
+    deliver(store, 2)
+    a, b = two_logged_in(open_session, select=True)
+    start_idle(a)
+    b.expect("STORE 2 +FLAGS.SILENT (\\Flagged)")
+    assert a.line() == "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))"
+    b.expect("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert a.line() == "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent))"
+    b.expect("EXPUNGE")
+    assert a.line() == "* 1 EXPUNGE"
+    a.send("done\r\n")
+    check(a.read_reply("i1"), "OK")
+    assert a.expect("FETCH 1 UID").untagged == ["* 1 FETCH (UID 2)"]
+
+
+def test_idle_in_authenticated_state(client):
+    start_idle(client)
+    client.send("DONE\r\n")
+    check(client.read_reply("i1"), "OK")
+
+
+def test_idle_wrong_continuation(selected):
+    start_idle(selected)
+    selected.send("i2 NOOP\r\n")
+    check(selected.read_reply("i1"), "BAD", None, "Expected DONE")
+    selected.expect("NOOP", "OK")
+    selected.expect("IDLE now", "BAD")
+
+
+def test_idle_times_out(open_session):
+    c = open_session(timeout=0.5)
+    c.login()
+    start_idle(c)
+    assert c.line() == "* BYE Autologout; idle for too long"
+    assert c.at_eof()
+
+
+@pytest.mark.parametrize("mailbox, change", [("Work", "DELETE Work"),
+                                             ("Work/Sub", "RENAME Work Job")],
+                         ids=["deleted", "renamed"])
+def test_idle_learns_at_once_that_its_mailbox_went_away(open_session, store, mailbox, change):
+    a, b = two_logged_in(open_session, timeout=60)   # a missed wake fails on the client timeout
+    b.expect(f"CREATE {mailbox}", "OK")
+    a.select(mailbox)
+    start_idle(a)
+    wait_idling(store, mailbox)
+    b.expect(change, "OK")
+    assert a.line() == "* BYE Selected mailbox was deleted"   # not after the 30 s poll
+    assert a.at_eof()
+
+
+def test_idle_learns_at_once_that_inbox_was_renamed(open_session, store):
+    deliver(store, 2)
+    a, b = two_logged_in(open_session, timeout=60)   # a missed wake fails on the client timeout
+    a.select()
+    start_idle(a)
+    wait_idling(store, "INBOX")
+    b.expect("RENAME INBOX Saved", "OK")
+    assert a.line() == "* 2 EXPUNGE"
+    assert a.line() == "* 1 EXPUNGE"
+    a.send("DONE\r\n")
+    check(a.read_reply("i1"), "OK")
