@@ -7,8 +7,9 @@ their next command or IDLE poll (imap/mailboxes.IDLE_POLL, 30 s).  A FolderWatch
 watches new/ and cur/ (and whether the folder directory itself goes away) of every
 folder held by some session (FolderCache calls `update(folder)` whenever a folder's
 session count changes) and calls that folder's notify() when an entry is created,
-deleted or renamed there; IDLE wakes on it and syncs.  One thread per watcher reads the events and coalesces them: one notify per
-folder per batch.
+deleted or renamed there; IDLE wakes on it and syncs.  One thread per watcher reads
+the events and coalesces them: events that come within COALESCE seconds make one
+batch, with one notify per folder.
 
 Where inotify is missing or refuses (not Linux, no descriptors, the per-user watch
 limit fs.inotify.max_user_watches reached) the folder simply keeps the poll.  A queue
@@ -44,6 +45,10 @@ GONE = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED
 EVENT = struct.Struct("iIII")          # wd, mask, cookie, len (then len bytes of name)
 SUBDIRS = ("new", "cur")
 READ_SIZE = 64 * 1024
+# how long events gather before the folders are woken: well within the second the
+# sessions may wait, and it keeps a busy server's own changes from waking this thread
+# for every file
+COALESCE = 0.05
 
 
 def _libc():
@@ -63,6 +68,7 @@ class FolderWatcher:
         self._by_wd = {}                   # wd -> Folder
         self._by_folder = {}               # Folder -> [wd, ...]
         self._warned_limit = False
+        self.coalesce = COALESCE
         self._thread = None
         self._fd = -1
         try:
@@ -170,11 +176,19 @@ class FolderWatcher:
         ready = {fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)}
         if self._stop_r in ready:
             return None
-        try:
-            data = os.read(self._fd, READ_SIZE)
-        except BlockingIOError:
-            return []
-        return self.handle(data)
+        if self._fd in ready and self.coalesce:
+            # let a burst (an expunge, a busy folder) gather: one wake-up of this thread
+            # and one notify per folder for all of it, instead of one per file
+            poller.unregister(self._fd)
+            if poller.poll(self.coalesce * 1000):
+                return None
+        chunks = []
+        while True:
+            try:
+                chunks.append(os.read(self._fd, READ_SIZE))
+            except BlockingIOError:
+                break
+        return self.handle(b"".join(chunks)) if chunks else []
 
     def handle(self, data):
         """The folders to wake for a buffer of inotify events (each once)."""
