@@ -71,7 +71,8 @@ def seqs_by_uid(view, token):
     return [view.seq_of(uid) for uid in seqset.resolve(view.uids, view.uids[-1])]
 
 
-def _seqs(view, token, uid_mode):
+def _set_to_seqs(view, token, uid_mode):
+    """A set of UIDs (uid_mode) or of message numbers -> sequence numbers."""
     return seqs_by_uid(view, token) if uid_mode else seqs_by_number(view, token)
 
 
@@ -179,7 +180,7 @@ def _fetch(session, args, uid_mode):
     if len(args) != 2:
         raise R.FETCH_ARGS.error()
     view = session.mailbox.view
-    seqs = _seqs(view, args[0], uid_mode)
+    seqs = _set_to_seqs(view, args[0], uid_mode)
     request = parse_fetch_items(args[1])
     if uid_mode:
         request.add_uid()
@@ -230,7 +231,7 @@ def _store(session, args, uid_mode):
     if len(args) < 3 or not isinstance(args[1], Atom):
         raise R.STORE_ARGS.error()
     view = session.mailbox.view
-    seqs = _seqs(view, args[0], uid_mode)
+    seqs = _set_to_seqs(view, args[0], uid_mode)
     item = args[1].upper()
     silent = item.endswith(".SILENT")
     base = item[:-7] if silent else item
@@ -285,7 +286,7 @@ def _copy(session, args, uid_mode, move):
     if len(args) != 2:
         raise R.COPY_ARGS.error()
     view = session.mailbox.view
-    seqs = _seqs(view, args[0], uid_mode)
+    seqs = _set_to_seqs(view, args[0], uid_mode)
     target = mailbox_name(args[1])
     if move and view.readonly:
         raise R.READ_ONLY.error()

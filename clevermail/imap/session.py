@@ -102,7 +102,7 @@ class IMAPSession(LineSession):
         try:
             line = self.reader.readline(self.line_limit)
         except LineTooLong:
-            raise ParseError("Command line too long", tag=self._tag) from None
+            raise ParseError(R.LINE_TOO_LONG.text, tag=self._tag) from None
         if not line:
             raise EOFError("connection closed inside a command")
         self._command_bytes += len(line)
