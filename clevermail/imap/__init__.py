@@ -1,0 +1,25 @@
+"""IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
+ID, UNSELECT, CHILDREN and SPECIAL-USE.
+
+states.py            the session states and the sets of them the command table uses
+replies.py           every status response as a named Reply (status, code, text), the
+                     IMAPNo/IMAPBad/IMAPBye errors, the store/login error mappings and
+                     the one unexpected-error answer
+parser.py            command line (literals through a callback) -> Command (pure)
+session.py           IMAPSession: the loop step, the state, the command table, the one
+                     catch point, capabilities, STARTTLS and login (RFC 3501 6.1, 6.2)
+cmd_mailboxes.py     the authenticated-state commands, plain functions (RFC 3501 6.3)
+idle.py              IDLE: IdleWaiter (socket + folder eventfd in one poll), DONE
+cmd_selected.py      the selected-state commands and their UID forms (RFC 3501 6.4)
+selected_mailbox.py  SelectedMailbox: a folder view's changes said in IMAP (EXPUNGE,
+                     FETCH FLAGS, EXISTS, RECENT) and the untagged part of SELECT
+names.py             mailbox names on the wire (mUTF-7, INBOX) and LIST patterns
+fetch.py, search.py  FETCH items and SEARCH keys: parsing and rendering/matching
+mime.py, envelope.py, params.py, decode.py
+                     a stored message's MIME structure, ENVELOPE, Content-* fields and
+                     decoded text, for FETCH and SEARCH
+seqset.py, dates.py, utf7.py
+                     sequence sets, IMAP dates, modified UTF-7
+handler.py           IMAPFileHandler: everything IMAP asks of the store
+server.py            IMAPServer: the listener
+"""
