@@ -1,11 +1,21 @@
-"""Tests for clevermail.pop3.parser and the pure parts of clevermail.pop3.replies."""
+"""Tests for clevermail.pop3.parser and the pure parts of clevermail.pop3.replies.
+
+The parser is given its grammar as the session gives it: read from the command table."""
+
+import inspect
 
 import pytest
 
 from clevermail.pop3 import parser, replies
-from clevermail.pop3.parser import Command, parse_command
-from clevermail.pop3.replies import POP3Error
+from clevermail.pop3.parser import Command
+from clevermail.pop3.replies import ErrorReply, POP3Error
 from clevermail.pop3.session import POP3Session
+
+GRAMMAR = POP3Session.GRAMMAR
+
+
+def parse_command(line):
+    return parser.parse_command(line, GRAMMAR)
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -70,14 +80,68 @@ def test_invalid_commands(line, reply):
     assert info.value.counts
 
 
-def test_grammar_matches_the_command_table():
-    assert set(parser.GRAMMAR) == set(POP3Session.COMMANDS)
+# One valid line per argument kind, and what each must parse to.
+SAMPLES = {
+    parser.no_args: ("", ()),
+    parser.optional_message: (" 2", (2,)),
+    parser.message: (" 2", (2,)),
+    parser.message_and_lines: (" 2 5", (2, 5)),
+    parser.name: (" alice", ("alice",)),
+    parser.rest_of_line: (" pass word", ("pass word",)),
+    parser.sasl: (" plain =", ("PLAIN", "=")),
+}
+
+
+def test_grammar_is_the_command_table():
+    assert GRAMMAR == {verb: kind for verb, (_, _, kind) in POP3Session.COMMANDS.items()}
+    assert set(GRAMMAR.values()) <= set(parser.KINDS) == set(SAMPLES)
+
+
+@pytest.mark.parametrize("verb", sorted(POP3Session.COMMANDS))
+def test_every_verb_in_the_table_parses_into_its_method_arguments(verb):
+    method, states, kind = POP3Session.COMMANDS[verb]
+    rest, args = SAMPLES[kind]
+    assert parse_command(f"{verb.lower()}{rest}\r\n".encode()) == Command(verb, args)
+    # the arguments fit the method they are passed to
+    inspect.signature(method).bind(None, *args)
+    if kind is parser.optional_message or kind is parser.sasl:
+        inspect.signature(method).bind(None, *parse_command(f"{verb}\r\n".encode()).args)
+
+
+@pytest.mark.parametrize("verb", ["APOP", "FOO", "XTND", "LAST", "RPOP", "UIDL2"])
+def test_a_verb_outside_the_table_is_unknown(verb):
+    assert verb not in POP3Session.COMMANDS
+    with pytest.raises(POP3Error) as info:
+        parse_command(f"{verb} 1\r\n".encode())
+    assert info.value.reply == f"-ERR unknown command {verb}\r\n".encode()
+    assert info.value.error.text == f"unknown command {verb}"
+    assert info.value.counts
+
+
+def test_a_grammar_without_the_verb_refuses_it():
+    # the parser knows no verb of its own: what it is given is all there is
+    with pytest.raises(POP3Error) as info:
+        parser.parse_command(b"STAT\r\n", {"NOOP": parser.no_args})
+    assert info.value.reply == b"-ERR unknown command STAT\r\n"
+    assert parser.parse_command(b"noop\r\n", {"NOOP": parser.no_args}) == Command("NOOP", ())
 
 
 def test_error_replies_carry_rfc3206_codes():
-    assert POP3Error("x", replies.AUTH).reply == b"-ERR [AUTH] x\r\n"
-    assert POP3Error("x", replies.SYS_TEMP).reply == b"-ERR [SYS/TEMP] x\r\n"
-    assert POP3Error("x", replies.IN_USE, counts=False).reply == b"-ERR [IN-USE] x\r\n"
+    assert POP3Error(ErrorReply("x", replies.AUTH)).reply == b"-ERR [AUTH] x\r\n"
+    assert POP3Error(ErrorReply("x", replies.SYS_TEMP)).reply == b"-ERR [SYS/TEMP] x\r\n"
+    assert POP3Error(ErrorReply("x", replies.IN_USE, counts=False)).reply == b"-ERR [IN-USE] x\r\n"
     assert replies.ok() == b"+OK\r\n"
     assert replies.multiline("list", ["1 2", "2 3"]) == b"+OK list\r\n1 2\r\n2 3\r\n.\r\n"
     assert replies.multiline("none", []) == b"+OK none\r\n.\r\n"
+
+
+def test_named_errors_fill_their_details_and_keep_code_and_count():
+    gone = replies.ERR_MESSAGE_GONE.format(3)
+    assert gone.wire == b"-ERR message 3 was deleted by another session\r\n"
+    assert not gone.counts and replies.ERR_MESSAGE_GONE.counts is False
+    assert replies.ERR_NEEDS_TLS.wire == b"-ERR [AUTH] plaintext authentication needs TLS (use STLS)\r\n"
+    assert replies.ERR_INTERNAL.wire == b"-ERR [SYS/TEMP] internal server error, try again later\r\n"
+    error = POP3Error(replies.ERR_IN_USE)
+    assert error.error is replies.ERR_IN_USE
+    assert (error.reply, error.counts) == (b"-ERR [IN-USE] maildrop already locked by another POP3 session\r\n",
+                                           False)

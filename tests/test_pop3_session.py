@@ -478,6 +478,39 @@ def test_commit_failure_reported(open_session, store, handler, monkeypatch):
     assert ALICE not in handler._held
 
 
+def test_bug_in_commit_gets_the_internal_error_and_ends_the_session(open_session, store, handler,
+                                                                   monkeypatch):
+    # not an expected storage failure: the one unexpected-error reply, and since the
+    # maildrop is released, QUIT still ends the session and nothing is deleted
+    deliver(store, 1)
+    c = open_session()
+    c.login()
+    c.expect("DELE 1", "+OK*")
+
+    def broken(drop):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(handler, "commit", broken)
+    c.expect("QUIT", "-ERR [SYS/TEMP] internal server error, try again later")
+    assert c.line() == b""
+    c.wait_closed()
+    assert ALICE not in handler._held
+    assert len(inbox(store)) == 1
+
+
+def test_maildrop_that_cannot_be_opened_keeps_authorization(open_session, store, handler, monkeypatch):
+    from clevermail.store import StoreError
+
+    def broken(address):
+        raise StoreError("damaged uidlist")
+    monkeypatch.setattr(handler, "open_maildrop", broken)
+    c = open_session()
+    c.expect(f"USER {ALICE}", "+OK send your password")
+    c.expect(f"PASS {PASSWORD}", "-ERR [SYS/TEMP] cannot open maildrop, try again later")
+    c.expect("STAT", "-ERR STAT is not valid in the AUTHORIZATION state")
+    monkeypatch.undo()
+    c.login()
+
+
 # -- one login path (login.py): failures handled as in SMTP and IMAP ---------------------------
 def test_foreign_authzid_fails_like_wrong_password_cancel_and_long_line_do_not_count(
         open_session, caplog, monkeypatch):

@@ -1,42 +1,49 @@
 """POP3Session: one POP3 dialogue (RFC 1939, RFC 2449 CAPA, RFC 5034 AUTH, RFC 2595
 STLS, RFC 3206 response codes) on top of netbase.LineSession.
 
-States (RFC 1939 3): AUTHORIZATION until USER/PASS or AUTH succeeds and the maildrop
-is locked, then TRANSACTION.  UPDATE is entered only by QUIT in TRANSACTION: that is
-the one place deletions are committed.  A dropped connection, a timeout, a server
-stop or too many errors release the maildrop with nothing deleted (RFC 1939 6).
+States (states.py, RFC 1939 3): AUTHORIZATION until USER/PASS or AUTH succeeds and
+the maildrop is locked, then TRANSACTION.  UPDATE is entered only by QUIT in
+TRANSACTION: that is the one place deletions are committed.  A dropped connection, a
+timeout, a server stop or too many errors release the maildrop with nothing deleted
+(RFC 1939 6).
 
-COMMANDS is the one command table, verb -> (method, states); the state is checked
-once before dispatch.  Every failure is a POP3Error carrying its reply, written at
-one catch point in handle_line.  PASS and AUTH payloads never reach a log.
+COMMANDS is the one command table and the one verb list: verb -> (method, states where
+it is allowed, argument kind).  The parser takes its grammar from it (GRAMMAR), so a
+line is parsed by the kind its verb's entry names; the state is checked once before
+dispatch.
+
+Errors: every expected failure is a POP3Error carrying a named ErrorReply
+(replies.py), written at one catch point in handle_line.  An unexpected exception (a
+bug) is left to LineSession's catch point, which logs its traceback and sends the one
+unexpected-error reply, ERR_INTERNAL (-ERR [SYS/TEMP]); the session lives on.  The
+same rule as SMTP's: a storage failure the file handler can meet (StoreError, OSError)
+is expected where the session must say what did not happen (a maildrop not opened,
+deletions not committed), and has its own reply there.  PASS and AUTH payloads never
+reach a log.
 """
 
 from .. import login
 from ..netbase import LineSession, SessionClosed
 from ..store import FolderInUse, MessageGone, StoreError
 from ..wire import stuffed_chunks, top_of
-from . import replies
+from . import parser
+from . import replies as R
 from .parser import parse_command
-from .replies import IN_USE, SYS_TEMP, POP3Error, multiline, ok
-
-AUTHORIZATION = "AUTHORIZATION"
-TRANSACTION = "TRANSACTION"
-AUTH_ONLY = frozenset({AUTHORIZATION})
-TRANS_ONLY = frozenset({TRANSACTION})
-ANY_STATE = frozenset({AUTHORIZATION, TRANSACTION})
+from .replies import POP3Error, multiline, ok
+from .states import ANY, AUTHORIZATION, AUTHORIZATION_ONLY, TRANSACTION_ONLY, TRANSACTION
 
 MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (CAPA SASL, bare AUTH)
 SEND_BUFFER = 256 * 1024    # RETR output is batched into sendall()s of about this size
 
 
-# login.py's errors -> (text, RFC 3206 code): an unknown user, a wrong password and a
-# foreign authzid all get the same [AUTH] reply.
+# login.py's errors -> replies: an unknown user, a wrong password and a foreign authzid
+# all get the same [AUTH] reply.
 LOGIN_ERRORS = {
-    login.Throttled: ("too many failed logins, try again later", SYS_TEMP),
-    login.Failed: ("authentication failed", replies.AUTH),
-    login.Cancelled: ("authentication cancelled", None),
-    login.ResponseTooLong: ("SASL response too long", None),
-    login.Malformed: ("malformed SASL PLAIN response", None),
+    login.Throttled: R.ERR_THROTTLED,
+    login.Failed: R.ERR_AUTH_FAILED,
+    login.Cancelled: R.ERR_AUTH_CANCELLED,
+    login.ResponseTooLong: R.ERR_SASL_TOO_LONG,
+    login.Malformed: R.ERR_SASL_MALFORMED,
 }
 
 
@@ -56,18 +63,6 @@ class POP3Session(LineSession):
     def greet(self):
         self.send(ok(f"CleverMail POP3 server ready ({self.server.hostname})"))
 
-    def handle_line(self, line):
-        try:
-            verb, args = parse_command(line)
-            method, states = self.COMMANDS[verb]
-            if self.state not in states:
-                raise POP3Error(f"{verb} is not valid in the {self.state} state")
-            method(self, *args)
-        except POP3Error as exc:
-            self.send(exc.reply)
-            if exc.counts:
-                self.count_error()
-
     def closed(self):
         # Any end without QUIT in TRANSACTION: keep every message (RFC 1939 6).
         drop, self.drop = self.drop, None
@@ -76,39 +71,53 @@ class POP3Session(LineSession):
             self.log.info("maildrop released, nothing deleted")
 
     def line_too_long(self):
-        self.send(replies.err("command line too long"))
+        self.send(R.ERR_LINE_TOO_LONG.wire)
 
     def busy_reply(self):
-        return replies.err("too many connections, try again later", SYS_TEMP)
+        return R.ERR_BUSY.wire
 
     def timeout_reply(self):
-        return replies.err("autologout: idle for too long, no messages deleted")
+        return R.ERR_TIMEOUT.wire
 
     def internal_error_reply(self):
-        return replies.err("internal server error, try again later", SYS_TEMP)
+        return R.ERR_INTERNAL.wire
 
     def too_many_errors_reply(self):
-        return replies.err("too many errors, closing connection")
+        return R.ERR_TOO_MANY_ERRORS.wire
+
+    # -- dispatch ----------------------------------------------------------------------
+    def handle_line(self, line):
+        try:
+            verb, args = parse_command(line, self.GRAMMAR)
+            # GRAMMAR holds exactly COMMANDS' verbs: parse_command refused any other
+            method, states, _ = self.COMMANDS[verb]
+            if self.state not in states:
+                raise POP3Error(R.ERR_WRONG_STATE.format(verb, self.state))
+            method(self, *args)
+        except POP3Error as exc:
+            self.send(exc.reply)
+            if exc.counts:
+                self.count_error()
 
     # -- helpers -------------------------------------------------------------------------
     def _index(self, msg):
         """Message number -> 0-based index of a message not marked deleted."""
         drop = self.drop
         if not 1 <= msg <= len(drop):
-            raise POP3Error(f"no such message {msg}, only {len(drop)} in maildrop", counts=False)
+            raise POP3Error(R.ERR_NO_SUCH_MESSAGE.format(msg, len(drop)))
         if drop.deleted[msg - 1]:
-            raise POP3Error(f"message {msg} already deleted", counts=False)
+            raise POP3Error(R.ERR_ALREADY_DELETED.format(msg))
         return msg - 1
 
     def _open(self, index):
         try:
             return self.handler.open_message(self.drop, index)
         except MessageGone:
-            raise POP3Error(f"message {index + 1} was deleted by another session", counts=False) from None
+            raise POP3Error(R.ERR_MESSAGE_GONE.format(index + 1)) from None
 
     def _check_plaintext(self):
         if not self.plaintext_auth_ok:
-            raise POP3Error("plaintext authentication needs TLS (use STLS)", replies.AUTH)
+            raise POP3Error(R.ERR_NEEDS_TLS)
 
     def _open_maildrop(self, account):
         """Lock the maildrop of a logged-in account; TRANSACTION on success."""
@@ -116,10 +125,13 @@ class POP3Session(LineSession):
             drop = self.handler.open_maildrop(account.address)
         except FolderInUse:
             self.log.info("login %s refused: maildrop in use", account.address)
-            raise POP3Error("maildrop already locked by another POP3 session", IN_USE, counts=False) from None
+            raise POP3Error(R.ERR_IN_USE) from None
         except (StoreError, OSError):
+            # Expected (a damaged folder, a full or failing disk): the client learns the
+            # maildrop could not be opened and stays in AUTHORIZATION.  Anything else is
+            # a bug, for LineSession's catch point (the state is unchanged either way).
             self.log.exception("cannot open maildrop of %s", account.address)
-            raise POP3Error("cannot open maildrop, try again later", SYS_TEMP, counts=False) from None
+            raise POP3Error(R.ERR_MAILDROP_UNAVAILABLE) from None
         self.drop = drop
         self.state = TRANSACTION
         self.log.info("maildrop of %s: %d messages", account.address, len(drop))
@@ -146,9 +158,9 @@ class POP3Session(LineSession):
         States: AUTHORIZATION.
         RFC 2595 4."""
         if self.tls:
-            raise POP3Error("TLS is already active")
-        if self.server.ssl_context is None:
-            raise POP3Error("STLS not available: no TLS certificate configured")
+            raise POP3Error(R.ERR_TLS_ACTIVE)
+        if not self.tls_available:
+            raise POP3Error(R.ERR_NO_TLS)
         self.send(ok("begin TLS negotiation"))
         self.start_tls()      # discards anything pipelined after STLS
         self.user = None
@@ -167,12 +179,12 @@ class POP3Session(LineSession):
         RFC 1939 7."""
         self._check_plaintext()
         if self.user is None:
-            raise POP3Error("send USER first")
+            raise POP3Error(R.ERR_USER_FIRST)
         user, self.user = self.user, None
         try:
             account = self.login.password(user, password, "USER/PASS")
         except login.LoginError as exc:
-            raise POP3Error(*LOGIN_ERRORS[type(exc)]) from None
+            raise POP3Error(LOGIN_ERRORS[type(exc)]) from None
         self._open_maildrop(account)
 
     def cmd_AUTH(self, mechanism, initial):
@@ -183,13 +195,13 @@ class POP3Session(LineSession):
             self.send(multiline("SASL mechanisms follow", list(MECHANISMS) if self.plaintext_auth_ok else []))
             return
         if mechanism not in MECHANISMS:
-            raise POP3Error(f"unsupported SASL mechanism {mechanism[:20]}")
+            raise POP3Error(R.ERR_MECHANISM.format(mechanism[:20]))
         self._check_plaintext()
         self.user = None
         try:
             account = self.login.sasl(mechanism, initial)
         except login.LoginError as exc:
-            raise POP3Error(*LOGIN_ERRORS[type(exc)]) from None
+            raise POP3Error(LOGIN_ERRORS[type(exc)]) from None
         self._open_maildrop(account)
 
     # -- TRANSACTION -------------------------------------------------------------------
@@ -283,11 +295,17 @@ class POP3Session(LineSession):
         if drop is None:
             self.send(ok("CleverMail POP3 server signing off"))
             raise SessionClosed()
+        # The maildrop is released below whatever happens, so the session cannot go on
+        # after this QUIT: should commit raise a bug, LineSession sends ERR_INTERNAL and
+        # its loop ends here instead of serving a TRANSACTION without a maildrop.
+        self.closing = True
         try:
             removed = self.handler.commit(drop)
         except (StoreError, OSError):
+            # Expected, as at login: the reply says what did not happen (some marked
+            # messages may remain), and the session ends as QUIT says (RFC 1939 6).
             self.log.exception("commit of deletions failed")
-            self.send(replies.err("some deleted messages not removed", SYS_TEMP))
+            self.send(R.ERR_NOT_REMOVED.wire)
             raise SessionClosed() from None
         finally:
             self.drop = None
@@ -296,20 +314,24 @@ class POP3Session(LineSession):
         self.send(ok(f"CleverMail POP3 server signing off ({drop.count} messages left)"))
         raise SessionClosed()
 
-    # The one command table: verb -> (method, states where it is allowed).
+    # The one command table and verb list: verb -> (method, states where it is allowed,
+    # argument kind: the parser function that turns the rest of the line into the
+    # method's arguments).
     COMMANDS = {
-        "CAPA": (cmd_CAPA, ANY_STATE),
-        "QUIT": (cmd_QUIT, ANY_STATE),
-        "STLS": (cmd_STLS, AUTH_ONLY),
-        "USER": (cmd_USER, AUTH_ONLY),
-        "PASS": (cmd_PASS, AUTH_ONLY),
-        "AUTH": (cmd_AUTH, AUTH_ONLY),
-        "STAT": (cmd_STAT, TRANS_ONLY),
-        "LIST": (cmd_LIST, TRANS_ONLY),
-        "UIDL": (cmd_UIDL, TRANS_ONLY),
-        "RETR": (cmd_RETR, TRANS_ONLY),
-        "TOP": (cmd_TOP, TRANS_ONLY),
-        "DELE": (cmd_DELE, TRANS_ONLY),
-        "RSET": (cmd_RSET, TRANS_ONLY),
-        "NOOP": (cmd_NOOP, TRANS_ONLY),
+        "CAPA": (cmd_CAPA, ANY, parser.no_args),
+        "QUIT": (cmd_QUIT, ANY, parser.no_args),
+        "STLS": (cmd_STLS, AUTHORIZATION_ONLY, parser.no_args),
+        "USER": (cmd_USER, AUTHORIZATION_ONLY, parser.name),
+        "PASS": (cmd_PASS, AUTHORIZATION_ONLY, parser.rest_of_line),
+        "AUTH": (cmd_AUTH, AUTHORIZATION_ONLY, parser.sasl),
+        "STAT": (cmd_STAT, TRANSACTION_ONLY, parser.no_args),
+        "LIST": (cmd_LIST, TRANSACTION_ONLY, parser.optional_message),
+        "UIDL": (cmd_UIDL, TRANSACTION_ONLY, parser.optional_message),
+        "RETR": (cmd_RETR, TRANSACTION_ONLY, parser.message),
+        "TOP": (cmd_TOP, TRANSACTION_ONLY, parser.message_and_lines),
+        "DELE": (cmd_DELE, TRANSACTION_ONLY, parser.message),
+        "RSET": (cmd_RSET, TRANSACTION_ONLY, parser.no_args),
+        "NOOP": (cmd_NOOP, TRANSACTION_ONLY, parser.no_args),
     }
+    # The parser's grammar, verb -> argument kind, read from the table.
+    GRAMMAR = {verb: kind for verb, (_, _, kind) in COMMANDS.items()}
