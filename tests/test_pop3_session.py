@@ -10,6 +10,8 @@ import pytest
 from clevermail.login import AuthThrottle
 from clevermail.netbase import SessionPolicy
 from clevermail.pop3 import handler as pop3_handler
+from clevermail.pop3 import states
+from clevermail.pop3.session import POP3Session
 import fakes
 from fakes import session_fixtures, tls_contexts
 from pop3_helpers import (ALICE, BOB, PASSWORD, FakeServer, make_handler, message,
@@ -543,3 +545,14 @@ def test_ipv4_mapped_peer_is_ipv4(open_session, caplog):
     assert f" 127.0.0.1] auth ok user={ALICE} (USER/PASS)" in caplog.text
     c = open_session(peer="::ffff:192.0.2.7")
     c.expect(f"USER {ALICE}", "-ERR [AUTH] plaintext authentication needs TLS (use STLS)")
+
+
+# -- the command table ------------------------------------------------------------------
+@pytest.mark.parametrize("verb", sorted(POP3Session.COMMANDS))
+def test_every_command_has_its_states_and_the_three_line_docstring(verb):
+    method, allowed, _ = POP3Session.COMMANDS[verb]
+    assert type(allowed) is frozenset and allowed and allowed <= states.ANY
+    assert method.__name__ == f"cmd_{verb}"
+    purpose, state_line, rfc_line = method.__doc__.strip().splitlines()
+    assert purpose and state_line.strip().startswith("States: ")
+    assert rfc_line.strip().startswith("RFC ")

@@ -8,6 +8,8 @@ import pytest
 
 from clevermail.login import AuthThrottle
 from clevermail.netbase import Limits, SessionPolicy
+from clevermail.smtp import states
+from clevermail.smtp.session import SMTPSession
 import fakes
 from fakes import tls_contexts
 from smtp_helpers import Env, b64, make_users_file, plain
@@ -206,6 +208,21 @@ def test_delivery_failure_stores_nothing(env, monkeypatch):
     assert env.inbox("bob@example.test") == []
     assert env.queued() == []
     c.expect(250, "MAIL FROM:<alice@example.test>")    # transaction was reset
+
+
+def test_delivery_failure_logs_its_cause_with_traceback(env, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="clevermail")
+
+    def broken(*a, **kw):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(env.queue, "prepare", broken)
+    c = hello(env)
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    start_mail(c, ["x@far.test"], sender="alice@example.test")
+    c.send(MSG + ".\r\n")
+    assert c.expect(451) == "4.3.0 Message not stored (local error), try again later"
+    [record] = [r for r in caplog.records if "delivery failed" in r.getMessage()]
+    assert isinstance(record.exc_info[1], OSError) and record.exc_info[2] is not None
 
 
 def test_internal_error_is_451_and_session_lives(env, monkeypatch):
@@ -515,3 +532,14 @@ def test_ipv4_mapped_peer_is_ipv4(env, caplog):
     c.expect(250, MSG + ".")
     [entry] = env.queued()
     assert b"(192.0.2.5 [192.0.2.5])" in env.queue.read_body(entry.id)
+
+
+# -- the command table ------------------------------------------------------------------
+@pytest.mark.parametrize("verb", sorted(SMTPSession.COMMANDS))
+def test_every_command_has_its_states_and_the_three_line_docstring(verb):
+    method, allowed = SMTPSession.COMMANDS[verb]
+    assert type(allowed) is frozenset and allowed and allowed <= states.ANY
+    assert method.__name__ == f"cmd_{verb}"
+    purpose, state_line, rfc_line = method.__doc__.strip().splitlines()
+    assert purpose.startswith(verb) and state_line.strip().startswith("States: ")
+    assert rfc_line.strip().startswith("RFC ")

@@ -1,5 +1,13 @@
-"""SMTP (RFC 5321 with ESMTP extensions): replies, a pure parser, the session with
-its command table, the file handler that delivers, and the server.
+"""SMTP (RFC 5321 with ESMTP extensions).
+
+states.py    the transaction phases and the sets of them the command table uses
+replies.py   every reply as a named Reply (code, enhanced status, text), SMTPReplyError
+parser.py    command line -> verb and argument; per-verb argument parsers (pure)
+session.py   SMTPSession: the command table and the dialogue
+auth.py      the AUTH command, a function in that table, over login.py
+message.py   the received body's checks and wire form, queue id, Received header
+handler.py   SMTPFileHandler: recipients and all-or-nothing delivery over the store
+server.py    SMTPServer: the listener, mode 'mx' or 'submission'
 
     SMTPServer(address, handler, mode='mx'|'submission', ...)
     SMTPFileHandler(store, accounts, queue, postmaster=...)

@@ -27,7 +27,7 @@ _REPLIES = {
 
 def cmd_AUTH(session, arg):
     """AUTH PLAIN|LOGIN [initial-response]: authenticate (then relaying is allowed).
-    States: ready (after EHLO, outside a transaction).
+    States: init, ready (outside a transaction; 503 before EHLO).
     RFC 4954 4, RFC 4616 (PLAIN)."""
     if not session.esmtp:
         raise SMTPReplyError(R.R503_EHLO_FIRST)

@@ -101,7 +101,7 @@ class SMTPFileHandler:
 
     # -- delivery ----------------------------------------------------------------
     def deliver(self, sender, recipients, data, trace, queue_id):
-        """Store `data` for every recipient: the message as the session's prepare_body
+        """Store `data` for every recipient: the message as smtp.message.prepare_body
         returns it (not dot-stuffed, every line ending in CRLF, no other CR or LF).
 
         `trace` is the Received header block to prepend; local copies also get

@@ -65,6 +65,7 @@ R421_BUSY = Reply(421, "4.7.0", "{} Too many connections, try again later")
 R421_TIMEOUT = Reply(421, "4.4.2", "{} Idle timeout, closing connection")
 R421_ERRORS = Reply(421, "4.7.0", "{} Too many errors, closing connection")
 R421_AUTH_THROTTLED = Reply(421, "4.7.0", "{} Too many failed authentications from your address, try again later")
+# The one reply to an unexpected exception (a bug), sent by LineSession's catch point.
 R451_INTERNAL = Reply(451, "4.3.0", "Internal error, try again later", counts=False)
 R451_DELIVERY = Reply(451, "4.3.0", "Message not stored (local error), try again later", counts=False)
 R452_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients", counts=False)

@@ -3,65 +3,33 @@
 SMTPUTF8 (RFC 6531), STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616) and
 CHUNKING/BDAT (RFC 3030); Received "with" keywords of RFC 3848.
 
-One command table maps a verb to (method, states where it is allowed); handle_line
-checks the state once and is the one place where an SMTPReplyError becomes a reply.
-Storage is the file handler's business (handler.py); this module only talks.
+One command table maps a verb to (method, states where it is allowed; states.py);
+handle_line checks the state once and is the one place where an SMTPReplyError
+becomes a reply.  Arguments are parsed by the command (parser.py), after the state
+check, because a command out of sequence gets its 503 whatever its arguments.
+Storage is the file handler's business (handler.py), the received message's checks
+and trace header message.py's; this module only talks.
 
-The DATA path is LineReader.read_dot_terminated plus whole-body bytes operations:
-only CRLF.CRLF ends a message (no smuggling with bare LF/CR), bare LF/CR are then
-normalized to CRLF before the dots are unstuffed, and line lengths are checked with
-about one C-level search per 1000 octets - no Python loop per line.
+Errors: every expected failure is an SMTPReplyError carrying a named Reply
+(replies.py).  An unexpected exception (a bug) is left to LineSession's catch point,
+which logs its traceback and sends the one unexpected-error reply, R451_INTERNAL; the
+session lives on.  The same rule as POP3's: a storage failure is expected where the
+session must say what did not happen, so a delivery that failed for any reason
+(handler.DeliveryFailed: the handler rolls everything back whatever the cause) has its
+own reply, R451_DELIVERY, and its cause's traceback in the log.
 """
 
-import email.utils
 import ipaddress
-import random
-import time
 
 from ..login import SMTP_LINE_LIMIT, Login
 from ..netbase import LineSession, SessionClosed
-from ..wire import DataTooLarge, dot_unstuff, has_long_line, normalize_crlf
-from . import auth, parser
+from ..wire import DataTooLarge
+from . import auth, message, parser
 from . import replies as R
 from .handler import BadDomain, DeliveryFailed, NoSuchUser, RelayDenied
 from .replies import SMTPReplyError
-
-INIT, READY, MAIL, RCPT, BDAT = "init", "ready", "mail", "rcpt", "bdat"
-ANY = frozenset((INIT, READY, MAIL, RCPT, BDAT))
-# The longest text line with its CRLF (RFC 5321 4.5.3.1.6: 998 octets before it).
-TEXT_LINE_LIMIT = 1000
-
-
-def _err(reply):
-    return SMTPReplyError(reply)
-
-
-_date_cache = (0, "")
-
-
-def _rfc5322_date():
-    """The current date for a Received header, formatted at most once a second."""
-    global _date_cache
-    now = int(time.time())
-    stamp, text = _date_cache
-    if stamp != now:
-        text = email.utils.formatdate(now, localtime=True)
-        _date_cache = (now, text)
-    return text
-
-
-def prepare_body(body, stuffed):
-    """Received bytes -> the message in CRLF wire form, or SMTPReplyError.
-
-    Bare LF/CR become CRLF first (a lax client such as smtplib given LF-only bytes
-    stuffs dots after its LFs), then dots are unstuffed (RFC 5321 4.5.2).  Since the
-    end of data was found by CRLF.CRLF only, normalizing cannot split the message."""
-    body = normalize_crlf(body)
-    if stuffed:
-        body = dot_unstuff(body)
-    if has_long_line(body, TEXT_LINE_LIMIT):
-        raise _err(R.R554_LONG_LINE)
-    return body
+from .states import (ANY, BDAT, INIT, MAIL, MAY_BDAT, MAY_DATA, MAY_MAIL, MAY_RCPT,
+                     OUTSIDE_TRANSACTION, RCPT, READY)
 
 
 class SMTPSession(LineSession):
@@ -127,13 +95,13 @@ class SMTPSession(LineSession):
         try:
             verb, arg = parser.parse_command(line)
             if len(line) > self.command_limit and verb != "AUTH":
-                raise _err(R.R500_LINE_TOO_LONG)
+                raise SMTPReplyError(R.R500_LINE_TOO_LONG)
             entry = self.COMMANDS.get(verb)
             if entry is None:
-                raise _err(R.R500_UNKNOWN)
+                raise SMTPReplyError(R.R500_UNKNOWN)
             method, states = entry
             if self.state not in states:
-                raise _err(self._sequence_reply(verb))
+                raise SMTPReplyError(self._sequence_reply(verb))
             method(self, arg)
         except SMTPReplyError as exc:
             reply = exc.reply
@@ -191,7 +159,7 @@ class SMTPSession(LineSession):
         self.send(R.multiline(250, lines))
 
     def _bad_helo(self):
-        raise _err(R.R501_HELO)
+        raise SMTPReplyError(R.R501_HELO)
 
     # -- transaction ---------------------------------------------------------------
     def cmd_MAIL(self, arg):
@@ -199,24 +167,24 @@ class SMTPSession(LineSession):
         States: ready (after HELO/EHLO, no transaction open).
         RFC 5321 4.1.1.2, RFC 1870, RFC 6152, RFC 6531 3.4, RFC 4954 5."""
         if self.mode == "submission" and self.auth_user is None:
-            raise _err(R.R530_AUTH_REQUIRED)
+            raise SMTPReplyError(R.R530_AUTH_REQUIRED)
         sender, params = parser.parse_mail(arg)
         smtputf8 = False
         for key, value in params.items():
             if key == "SIZE":
                 if parser.parse_size(value) > self.server.limits.message_size:
-                    raise _err(R.R552_TOO_BIG)
+                    raise SMTPReplyError(R.R552_TOO_BIG)
             elif key == "BODY":
                 if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    raise _err(R.R501_SYNTAX)
+                    raise SMTPReplyError(R.R501_SYNTAX)
             elif key == "SMTPUTF8" and value is None:
                 smtputf8 = True
             elif key == "AUTH" and value:
                 pass                 # RFC 4954 5: accepted; we do not trust it
             else:
-                raise _err(R.R555_PARAM.format(key))
+                raise SMTPReplyError(R.R555_PARAM.format(key))
         if not smtputf8 and not sender.isascii():
-            raise _err(R.R553_UTF8_NEEDS_SMTPUTF8)
+            raise SMTPReplyError(R.R553_UTF8_NEEDS_SMTPUTF8)
         self.sender = sender
         self.smtputf8 = smtputf8
         self.state = MAIL
@@ -229,24 +197,24 @@ class SMTPSession(LineSession):
         self.rcpt_tried = True
         address, params = parser.parse_rcpt(arg)
         if params:
-            raise _err(R.R555_PARAM.format(next(iter(params))))
+            raise SMTPReplyError(R.R555_PARAM.format(next(iter(params))))
         if not self.smtputf8 and not address.isascii():
-            raise _err(R.R553_UTF8_NEEDS_SMTPUTF8)
+            raise SMTPReplyError(R.R553_UTF8_NEEDS_SMTPUTF8)
         if len(self.recipients) >= self.server.limits.recipients:
-            raise _err(R.R452_TOO_MANY_RCPTS)
+            raise SMTPReplyError(R.R452_TOO_MANY_RCPTS)
         may_relay = self.auth_user is not None or self.trusted
         try:
             rcpt = self.server.handler.resolve_recipient(address, may_relay)
         except NoSuchUser:
             # the client only learns "no such user"; the log says which address and from whom
             self.log.info("recipient <%s> refused: no such user (from=<%s>)", address, self.sender)
-            raise _err(R.R550_NO_SUCH_USER) from None
+            raise SMTPReplyError(R.R550_NO_SUCH_USER) from None
         except RelayDenied:
             self.log.info("relay denied for <%s> (from=<%s>)", address, self.sender)
-            raise _err(R.R554_RELAY_DENIED) from None
+            raise SMTPReplyError(R.R554_RELAY_DENIED) from None
         except BadDomain:
             # a U-label domain that is no IDN: bad syntax, not an unknown user
-            raise _err(R.R501_BAD_RCPT) from None
+            raise SMTPReplyError(R.R501_BAD_RCPT) from None
         self.recipients.append(rcpt)
         self.state = RCPT
         self.send(R.R250_RCPT_OK.wire)
@@ -256,13 +224,13 @@ class SMTPSession(LineSession):
         States: rcpt (not after BDAT).
         RFC 5321 4.1.1.4, 4.5.2 (dot-stuffing), 4.5.3.1.6 (line length)."""
         if arg:
-            raise _err(R.R501_NO_ARGS)
+            raise SMTPReplyError(R.R501_NO_ARGS)
         self.send(R.R354_DATA.wire)
         try:
             body = self.reader.read_dot_terminated(self.server.limits.message_size)
         except DataTooLarge:
             self.reset_transaction()
-            raise _err(R.R552_TOO_BIG) from None
+            raise SMTPReplyError(R.R552_TOO_BIG) from None
         self._finish_message(body, stuffed=True)
 
     def cmd_BDAT(self, arg):
@@ -270,13 +238,13 @@ class SMTPSession(LineSession):
         States: any; the chunk is always read, so its bytes never run as commands.
         RFC 3030 2-4."""
         size, last = parser.parse_bdat(arg)
-        if self.state not in (RCPT, BDAT):
+        if self.state not in MAY_BDAT:
             self.reader.skip(size)
-            raise _err(self._sequence_reply("BDAT"))
+            raise SMTPReplyError(self._sequence_reply("BDAT"))
         if self.chunk_size + size > self.server.limits.message_size:
             self.reader.skip(size)
             self.reset_transaction()
-            raise _err(R.R552_TOO_BIG)
+            raise SMTPReplyError(R.R552_TOO_BIG)
         if size:
             self.chunks.append(self.reader.read(size))
         self.chunk_size += size
@@ -291,32 +259,23 @@ class SMTPSession(LineSession):
         whatever happens."""
         sender, recipients = self.sender, self.recipients
         self.reset_transaction()
-        body = prepare_body(body, stuffed)
-        # unique, not secret (nothing takes a queue id from the network): no os.urandom
-        queue_id = f"{random.getrandbits(48):012X}"
-        trace = self.received_header(queue_id, recipients)
+        body = message.prepare_body(body, stuffed)
+        queue_id = message.new_queue_id()
+        trace = message.received_header(
+            helo=self.helo, peer=self.peer, hostname=self.server.hostname, esmtp=self.esmtp,
+            tls_info=self.tls_info, authenticated=self.auth_user is not None,
+            queue_id=queue_id, session_id=self.session_id, recipients=recipients)
         try:
             n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id)
         except DeliveryFailed as exc:
-            self.log.error("delivery failed id=%s from=<%s>: %s", queue_id, sender, exc)
-            raise _err(R.R451_DELIVERY) from None
+            # the cause's traceback: a bug in the delivery path shows here, not as a
+            # bare one-line 451 forever
+            self.log.error("delivery failed id=%s from=<%s>: %s", queue_id, sender, exc,
+                           exc_info=exc.__cause__)
+            raise SMTPReplyError(R.R451_DELIVERY) from None
         self.log.info("accepted id=%s from=<%s> rcpts=%d (local %d, relay %d) size=%d",
                       queue_id, sender, len(recipients), n_local, n_remote, len(body))
         self.send(R.R250_QUEUED.format(queue_id).wire)
-
-    def received_header(self, queue_id, recipients):
-        """RFC 5321 4.4 trace header; 'with' per RFC 3848 (ESMTP[S][A])."""
-        proto = "ESMTP" if self.esmtp else "SMTP"
-        if self.esmtp and (self.tls or self.auth_user):
-            proto += ("S" if self.tls else "") + ("A" if self.auth_user else "")
-        # Only a single recipient is named: more would disclose Bcc recipients.
-        rcpt = f"\r\n\tfor <{recipients[0].address}>" if len(recipients) == 1 else ""
-        tls = f" ({self.tls_info[0]} {self.tls_info[1]})" if self.tls_info else ""
-        literal = f"IPv6:{self.peer}" if ":" in self.peer else self.peer
-        return (f"Received: from {self.helo} ({self.peer} [{literal}]){tls}\r\n"
-                f"\tby {self.server.hostname} (CleverMail) with {proto} id {queue_id}"
-                f" session {self.session_id}{rcpt};\r\n"
-                f"\t{_rfc5322_date()}\r\n").encode("utf-8")
 
     # -- other commands --------------------------------------------------------------
     def cmd_RSET(self, arg):
@@ -324,7 +283,7 @@ class SMTPSession(LineSession):
         States: any.
         RFC 5321 4.1.1.5."""
         if arg:
-            raise _err(R.R501_NO_ARGS)
+            raise SMTPReplyError(R.R501_NO_ARGS)
         self.reset_transaction()
         self.send(R.R250_OK.wire)
 
@@ -346,14 +305,14 @@ class SMTPSession(LineSession):
         States: any.
         RFC 5321 4.1.1.6, 3.5.3."""
         if not arg:
-            raise _err(R.R501_VRFY)
+            raise SMTPReplyError(R.R501_VRFY)
         self.send(R.R252_VRFY.wire)
 
     def cmd_EXPN(self, arg):
         """EXPN <list>: not offered (there are no lists to expand).
         States: any.
         RFC 5321 4.1.1.7, 3.5.2."""
-        raise _err(R.R502_NOT_IMPLEMENTED)
+        raise SMTPReplyError(R.R502_NOT_IMPLEMENTED)
 
     def cmd_HELP(self, arg):
         """HELP [command]: list the commands, or describe one.
@@ -371,11 +330,11 @@ class SMTPSession(LineSession):
         States: init, ready (not inside a transaction).
         RFC 3207 4-4.2."""
         if arg:
-            raise _err(R.R501_NO_ARGS)
+            raise SMTPReplyError(R.R501_NO_ARGS)
         if self.tls:
-            raise _err(R.R503_ALREADY_TLS)
+            raise SMTPReplyError(R.R503_ALREADY_TLS)
         if not self.tls_available:
-            raise _err(R.R502_NO_TLS)
+            raise SMTPReplyError(R.R502_NO_TLS)
         self.send(R.R220_TLS_GO.wire)
         self.start_tls()              # discards anything pipelined after STARTTLS
         # RFC 3207 4.2: forget everything learnt before the handshake
@@ -388,9 +347,9 @@ class SMTPSession(LineSession):
     COMMANDS = {
         "HELO": (cmd_HELO, ANY),
         "EHLO": (cmd_EHLO, ANY),
-        "MAIL": (cmd_MAIL, frozenset((READY,))),
-        "RCPT": (cmd_RCPT, frozenset((MAIL, RCPT))),
-        "DATA": (cmd_DATA, frozenset((RCPT,))),
+        "MAIL": (cmd_MAIL, MAY_MAIL),
+        "RCPT": (cmd_RCPT, MAY_RCPT),
+        "DATA": (cmd_DATA, MAY_DATA),
         "BDAT": (cmd_BDAT, ANY),
         "RSET": (cmd_RSET, ANY),
         "NOOP": (cmd_NOOP, ANY),
@@ -398,6 +357,6 @@ class SMTPSession(LineSession):
         "VRFY": (cmd_VRFY, ANY),
         "EXPN": (cmd_EXPN, ANY),
         "HELP": (cmd_HELP, ANY),
-        "STARTTLS": (cmd_STARTTLS, frozenset((INIT, READY))),
-        "AUTH": (auth.cmd_AUTH, frozenset((INIT, READY))),
+        "STARTTLS": (cmd_STARTTLS, OUTSIDE_TRANSACTION),
+        "AUTH": (auth.cmd_AUTH, OUTSIDE_TRANSACTION),
     }
