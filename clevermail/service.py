@@ -102,7 +102,7 @@ class MailService:
         relay = settings.relay
         self.worker = RelayWorker(
             self.queue, relay, self.resolver or make_resolver(relay.nameservers),
-            local_deliver=self.store.deliver_local,
+            local_deliver=handlers["smtp"].deliver_queued,
             is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]))
 
     # -- lifecycle --------------------------------------------------------------

@@ -212,3 +212,68 @@ def test_service_relay_deliveries_carry_return_path(relay_env, replies):
     (copy,) = env.wait_inbox(ServiceEnv.BOB)
     assert copy == b"Return-Path: <alice@example.test>\r\n" + TRACE + DATA
     assert wait_for(lambda: env.queue.list() == [])
+
+
+# -- queued local mail is resolved to accounts as RCPT TO resolves it --------------------------
+@pytest.fixture
+def account_handler(tmp_path, store, queue):
+    from fakes import make_accounts
+    accounts = make_accounts(str(tmp_path / "users.ini"), users=(ALICE, BOB))
+    return SMTPFileHandler(store, accounts, queue)
+
+
+def test_deliver_queued_resolves_detail_case_and_u_labels(account_handler, store):
+    """A recipient spelt Bob+news@EXAMPLE.test lands in bob's INBOX, never in a mailbox
+    made up from the raw address; two spellings of one account give one copy."""
+    account_handler.deliver_queued(ALICE, ["Bob+news@EXAMPLE.test", BOB], TRACE + DATA)
+    assert inbox(store, BOB) == [b"Return-Path: <alice@example.test>\r\n" + TRACE + DATA]
+    users = os.listdir(os.path.join(store.mail_root, "example.test"))
+    assert sorted(users) == ["bob"]
+
+
+def test_deliver_queued_unknown_account_is_a_lookup_error_and_stores_nothing(account_handler, store):
+    with pytest.raises(LookupError):
+        account_handler.deliver_queued(ALICE, [BOB, "nobody@example.test"], TRACE + DATA)
+    assert not os.path.exists(os.path.join(store.mail_root, "example.test", "nobody"))
+    assert not os.path.exists(os.path.join(store.mail_root, "example.test", "bob"))
+
+
+def test_worker_fails_a_queued_local_recipient_without_account(account_handler, store, queue):
+    """The relay worker hands queued local mail to deliver_queued: an address of a local
+    domain without an account fails for good (550 5.1.1, bounced to the sender),
+    as RCPT TO would have answered, instead of a mailbox being created for it."""
+    settings = RelaySettings(hostname="mail.example.test", connect_timeout=5)
+    w = RelayWorker(queue, settings, FakeResolver(mx_zone([])),
+                    local_deliver=account_handler.deliver_queued,
+                    is_local=lambda a: a.lower().endswith("@example.test"))
+    try:
+        queue.enqueue(ALICE, ["nobody@example.test", "Bob@example.test"], TRACE + DATA, "Q12")
+        w.run_once()
+    finally:
+        w.stop()
+    assert queue.list() == []
+    assert inbox(store, BOB) == [b"Return-Path: <alice@example.test>\r\n" + TRACE + DATA]
+    [dsn] = inbox(store, ALICE)
+    assert dsn.startswith(b"Return-Path: <>\r\n") and b"nobody@example.test" in dsn
+    assert b"5.1.1" in dsn
+    assert not os.path.exists(os.path.join(store.mail_root, "example.test", "nobody"))
+
+
+def test_worker_drops_a_report_to_a_local_sender_without_account(account_handler, store, queue,
+                                                                  caplog):
+    """A report owed to a sender of a local domain who has no account is not queued
+    (it would only meet the same 550, and a report about a report is never sent):
+    it is logged and dropped, and no mailbox is made for the sender."""
+    settings = RelaySettings(hostname="mail.example.test", connect_timeout=5)
+    w = RelayWorker(queue, settings, FakeResolver(mx_zone([])),
+                    local_deliver=account_handler.deliver_queued,
+                    is_local=lambda a: a.lower().endswith("@example.test"))
+    try:
+        queue.enqueue("ghost@example.test", ["nobody@example.test"], TRACE + DATA, "Q13")
+        with caplog.at_level("WARNING", "clevermail.relay"):
+            w.run_once()
+    finally:
+        w.stop()
+    assert queue.list() == []
+    assert "report is dropped: no local mailbox for <ghost@example.test>" in caplog.text
+    assert sorted(os.listdir(os.path.join(store.mail_root))) == []

@@ -23,8 +23,10 @@ class RecipientError(Exception):
     """A recipient that cannot be accepted."""
 
 
-class NoSuchUser(RecipientError):
-    """Local domain, but no such account (RFC 5321 550 5.1.1)."""
+class NoSuchUser(RecipientError, LookupError):
+    """Local domain, but no such account (RFC 5321 550 5.1.1).  A LookupError too:
+    the relay worker, which delivers queued local mail through this handler without
+    importing it, reads a LookupError as "no such mailbox here", a permanent failure."""
 
 
 class BadDomain(RecipientError):
@@ -93,6 +95,22 @@ class SMTPFileHandler:
         if not may_relay:
             raise RelayDenied(address)
         return Recipient(address)
+
+    def deliver_queued(self, sender, addresses, data):
+        """Final delivery of queued mail for local recipients: a queued recipient
+        whose domain is local (it became local after the message was queued) and a
+        delivery report to a local sender (`sender` empty).  Each address is resolved
+        as RCPT TO resolves it (case, +detail, U-labels, postmaster), so the copy
+        lands in the account's INBOX and never in a mailbox made up from the raw
+        address; then the store's one final-delivery path adds the Return-Path.
+        Raises NoSuchUser (a LookupError) when an address has no account, before
+        anything is stored."""
+        accounts = []
+        for address in addresses:
+            account = self.resolve_recipient(address, may_relay=False).account
+            if account not in accounts:
+                accounts.append(account)
+        self.store.deliver_local(sender, accounts, data)
 
     # -- authentication --------------------------------------------------------
     def authenticate(self, username, password):
