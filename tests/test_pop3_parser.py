@@ -94,7 +94,7 @@ SAMPLES = {
 
 def test_grammar_is_the_command_table():
     assert GRAMMAR == {verb: kind for verb, (_, _, kind) in POP3Session.COMMANDS.items()}
-    assert set(GRAMMAR.values()) <= set(parser.KINDS) == set(SAMPLES)
+    assert set(GRAMMAR.values()) <= set(SAMPLES)     # every kind in use has a sample below
 
 
 @pytest.mark.parametrize("verb", sorted(POP3Session.COMMANDS))

@@ -129,6 +129,3 @@ def sasl(verb, rest):
     mechanism = parts[0].upper() if parts else None
     initial = parts[1] if len(parts) == 2 else None
     return mechanism, initial
-
-
-KINDS = (no_args, optional_message, message, message_and_lines, name, rest_of_line, sasl)
