@@ -242,6 +242,20 @@ def test_stat_list_uidl(open_session, store):
     c.expect("NOOP", "+OK")
 
 
+def test_list_and_uidl_leave_out_marked_messages(open_session, store):
+    deliver(store, 4)
+    folder = inbox(store)
+    entries = [folder.by_uid[u] for u in folder.uids]
+    c = open_session()
+    c.login()
+    c.expect("DELE 1", "+OK*")
+    c.expect("DELE 3", "+OK*")
+    c.cmd("LIST")
+    assert c.block() == [f"{i} {entries[i - 1].wsize}".encode() for i in (2, 4)]
+    assert c.cmd("UIDL") == b"+OK unique-id listing follows"
+    assert c.block() == [f"{i} {folder.uidvalidity}.{entries[i - 1].uid}".encode() for i in (2, 4)]
+
+
 def test_sizes_are_exactly_what_retr_sends(open_session, store):
     body = "line\r\n.dot line\r\n..two dots\r\n\r\n.\r\nend\r\n"
     store.deliver(ALICE, message(1, body))
