@@ -2,10 +2,10 @@
 
 Grammar (RFC 1939 3, RFC 2449 3): a case-insensitive keyword, then arguments
 separated by single spaces, the line ending in CRLF (a bare LF is tolerated, as most
-servers do).  Which verbs exist and what each takes is not listed here: the session's
-command table (session.py COMMANDS) gives every verb one of the argument kinds below,
-and parse_command is called with that verb -> kind mapping, so there is one verb list.
-The kinds:
+servers do).  Which verbs exist and what each takes is decided by the session's
+command table (session.py COMMANDS), which gives every verb one of the argument kinds
+below; parse_command is called with that verb -> kind mapping, so there is one verb
+list.  The kinds, and the verbs the table gives them:
 
     no_args            no argument                         STAT NOOP RSET QUIT CAPA STLS
     optional_message   an optional message number          LIST UIDL
