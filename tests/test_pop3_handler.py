@@ -50,6 +50,7 @@ def test_maildrop_is_a_view_frozen_at_login(handler, drop):
 
 
 def test_maildrop_takes_no_recent(handler, drop):
+    assert drop.view.recent == set()                    # \Recent is IMAP's
     view = open_view(handler.store, ALICE, "INBOX", readonly=False)
     try:
         assert view.recent == {1, 2, 3}                 # still there for IMAP

@@ -113,7 +113,7 @@ class POP3FileHandler:
             except BlockingIOError:
                 raise FolderInUse(address) from None
             # synced with the disk; read-only: POP3 takes no \Recent from IMAP sessions
-            view = open_view(self.store, address, INBOX, readonly=True)
+            view = open_view(self.store, address, INBOX, readonly=True, recent=False)
             drop = Maildrop(address, view, lockfd)
         except BaseException:
             if view is not None:

@@ -85,17 +85,20 @@ class FolderView:
     holds.  Both are the view's own state: read them, change them only through
     changes() and forget()."""
 
-    def __init__(self, folder, name, readonly, owned_recent=()):
+    def __init__(self, folder, name, readonly, owned_recent=(), recent=True):
         self.folder = folder
         self.name = name
         self.readonly = readonly
         with folder.lock:
             self.uids = list(folder.uids)
             self.modseq = folder.modseq
-            upto = folder.recent_upto if readonly else folder.claim_recent()
-            self.recent = set(self.uids[bisect.bisect_right(self.uids, upto):])
-            # what this session was handed before, in messages that still exist
-            self.recent.update(u for u in owned_recent if u in folder.by_uid)
+            if not recent:      # POP3: \Recent is IMAP's, and a set of every UID costs
+                self.recent = set()
+            else:
+                upto = folder.recent_upto if readonly else folder.claim_recent()
+                self.recent = set(self.uids[bisect.bisect_right(self.uids, upto):])
+                # what this session was handed before, in messages that still exist
+                self.recent.update(u for u in owned_recent if u in folder.by_uid)
         self.own = {}            # uid -> modseq of flag changes this view made itself
 
     # -- numbering -----------------------------------------------------------------
@@ -129,8 +132,13 @@ class FolderView:
     def sizes(self):
         """Wire sizes of the snapshot's messages (0 for one expunged meanwhile)."""
         with self.folder.lock:
-            get = self.folder.by_uid.get
-            return [e.wsize if (e := get(u)) is not None else 0 for u in self.uids]
+            by_uid = self.folder.by_uid
+            try:
+                # the plain form first: the whole maildrop at every POP3 login
+                return [by_uid[u].wsize for u in self.uids]
+            except KeyError:    # expunged since the snapshot was taken
+                get = by_uid.get
+                return [e.wsize if (e := get(u)) is not None else 0 for u in self.uids]
 
     def first_unseen(self):
         by_uid = self.folder.by_uid
@@ -272,12 +280,13 @@ class FolderView:
         return seq
 
 
-def open_view(store, address, name, readonly, owned_recent=()):
+def open_view(store, address, name, readonly, owned_recent=(), recent=True):
     """A FolderView of `name` from a store (FolderSource, store/api.py); the folder
-    stays open until close_view()."""
+    stays open until close_view().  `recent`: whether the view takes part in
+    \\Recent (IMAP) or not (POP3)."""
     folder = store.open_folder(address, name)
     try:
-        return FolderView(folder, name, readonly, owned_recent)
+        return FolderView(folder, name, readonly, owned_recent, recent)
     except BaseException:
         store.release_folder(folder)
         raise
