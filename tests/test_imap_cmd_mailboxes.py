@@ -156,6 +156,40 @@ def test_delete_selected_mailbox_in_other_session_ends_it(open_session):
     assert b.at_eof()
 
 
+def test_mailbox_created_again_ends_the_session_holding_the_old_one(open_session, store):
+    # RFC 3501 2.3.1.1: the old UIDs mean nothing in the new folder; A gets BYE (not
+    # EXPUNGEs and a silent UIDVALIDITY switch) and B's SELECT gets a Folder of its own
+    a, b = two_logged_in(open_session)
+    b.expect("CREATE Foo", "OK")
+    check(append(b, "Foo", message(1)), "OK")
+    a.select("Foo")
+    old = store._open[store.folder_path(ALICE, "Foo")]
+    old_validity = old.uidvalidity
+    b.expect("DELETE Foo", "OK")
+    b.expect("CREATE Foo", "OK")
+    check(append(b, "Foo", message(2)), "OK")
+    r = b.select("Foo")
+    new = store._open[store.folder_path(ALICE, "Foo")]
+    assert new is not old
+    assert f"* OK [UIDVALIDITY {new.uidvalidity}] UIDs valid" in r.untagged
+    assert new.uidvalidity != old_validity
+    a.send("a9 NOOP\r\n")
+    assert a.line() == "* BYE Selected mailbox was deleted"
+    assert a.at_eof()
+
+
+def test_mailbox_renamed_and_created_again_ends_the_session_holding_the_old_one(open_session):
+    a, b = two_logged_in(open_session)
+    b.expect("CREATE Foo", "OK")
+    a.select("Foo")
+    b.expect("RENAME Foo Bar", "OK")
+    b.expect("CREATE Foo", "OK")
+    check(append(b, "Foo", message(1)), "OK")
+    a.send("a9 NOOP\r\n")
+    assert a.line() == "* BYE Selected mailbox was deleted"
+    assert a.at_eof()
+
+
 def test_rename_with_children(client, store):
     client.expect("CREATE Work/Projects", "OK")
     client.expect("SUBSCRIBE Work/Projects", "OK")

@@ -213,6 +213,29 @@ def test_delete_folder_with_mail(store):
     store.release_folder(g)
 
 
+@pytest.mark.parametrize("change", ["delete", "rename"])
+def test_folder_created_again_is_a_new_folder_while_the_old_one_is_held(store, change):
+    store.create_folder(USER, "Foo")
+    old = store.open_folder(USER, "Foo")          # a session still holds it
+    old.append(msg(1))
+    old.letters_for(["$Old"])
+    if change == "delete":
+        store.delete_folder(USER, "Foo")
+    else:
+        store.rename_folder(USER, "Foo", "Bar")
+    assert old.gone
+    store.create_folder(USER, "Foo")
+    new = store.open_folder(USER, "Foo")
+    assert new is not old and not new.gone
+    assert len(new) == 0 and new.keywords() == []
+    assert new.uidvalidity != old.uidvalidity
+    new.append(msg(2))
+    store.release_folder(old)                     # the old one leaves memory, the new stays
+    assert store._open[new.path] is new
+    store.release_folder(new)
+    assert store.open_folder(USER, "Foo") is new
+
+
 def test_rename_with_children_and_subscriptions(store):
     store.create_folder(USER, "Work")
     store.create_folder(USER, "Work/A")

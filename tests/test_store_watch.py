@@ -122,16 +122,39 @@ def test_deleted_folder_wakes_and_is_no_longer_watched(watcher, tmp_path):
     assert watcher.watched() == []
 
 
-def test_folder_renamed_away_and_created_again_is_watched_again(watcher, tmp_path):
+def test_folder_renamed_away_and_created_again_is_handed_to_on_gone(watcher, tmp_path):
+    # the old Folder is detached by the cache (on_gone); the folder created again is
+    # another folder, watched when a session opens its own Folder
+    gone = []
+    watcher.on_gone = gone.append
     folder = FakeFolder(str(tmp_path / "box"))
     watcher.update(folder)
     os.rename(folder.path, str(tmp_path / "moved"))
     maildir.make_maildir(folder.path)          # created again under the same name
     poll_until(watcher, folder)
-    assert watcher.watched() == [folder]
-    folder.woken.clear()
-    write_into_new(folder.path)
-    assert folder in poll_until(watcher, folder)
+    assert gone == [folder]
+    assert watcher.watched() == []
+
+
+def test_store_detaches_a_held_folder_deleted_by_another_process(tmp_path, thread_guard):
+    store = MailStore(str(tmp_path / "data"))
+    store.start_watching()
+    if not store.folders.watcher.available:
+        store.stop_watching()
+        pytest.skip("inotify is not available here")
+    store.create_folder(ALICE, "Foo")
+    old = store.open_folder(ALICE, "Foo")
+    woken = threading.Event()
+    old.add_waiter(woken.set)
+    shutil.rmtree(old.path)                     # as another process's DELETE would
+    assert woken.wait(WAIT)
+    assert old.gone
+    store.create_folder(ALICE, "Foo")
+    new = store.open_folder(ALICE, "Foo")
+    assert new is not old
+    store.release_folder(new)
+    store.release_folder(old)
+    store.stop_watching()
 
 
 def test_watch_limit_falls_back_to_polling_with_one_warning(watcher, tmp_path, monkeypatch, caplog):

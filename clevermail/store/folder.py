@@ -69,6 +69,9 @@ class Folder:
         self._file_lock = FileLock(path)
         self.flagmap = FlagMap(path, self.lock)
         self.users = 0            # sessions holding the folder (MailStore bookkeeping)
+        # its directory was deleted or renamed (FolderCache.detach): the sessions still
+        # holding it must not go on with whatever now lives under the same path
+        self.gone = False
         self.waiters = Waiters()  # IDLE sessions' wake-ups (lock-free, store/waiters.py)
         self._writer = FolderWriter(self)
         maildir.make_maildir(path)

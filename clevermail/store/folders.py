@@ -7,6 +7,12 @@ Sessions pair open() with release().  Every session of the process with the same
 folder open shares one Folder object, hence one index and one change notifier; a
 delivery by this process finds it through notify(), changes by other processes come
 through the watcher (watch.py) of the folders held by sessions.
+
+A folder whose directory goes away (deleted or renamed, by tree.py or seen by the
+watcher) is detach()ed: its Folder leaves the cache at once and is marked `gone`,
+even while sessions still hold it, so that a folder created again under the same
+name gets a Folder of its own (its own file lock, keyword table and UIDVALIDITY)
+and the sessions holding the old one learn it was deleted (view.Changes.gone).
 """
 
 import collections
@@ -42,15 +48,13 @@ class FolderCache:
             else:
                 raise NoSuchFolder(name)
         with self._lock:
-            folder = self.in_use.get(path)
-            if folder is None:      # (an empty Folder is falsy: no `or` here)
-                folder = self._unused.pop(path, None)
+            folder = self._hold(path)
             fresh = folder is None
             if fresh:
                 folder = Folder(path, name)
-            folder.users += 1
+                folder.users = 1
+                self.in_use[path] = folder
             first = folder.users == 1
-            self.in_use[path] = folder
         if first:
             self._watch(folder)
         if fresh:
@@ -62,11 +66,27 @@ class FolderCache:
         folder.sync()
         return folder
 
+    def _hold(self, path):
+        """The Folder of `path` in memory with one more session on it, or None
+        (called with our lock held)."""
+        folder = self.in_use.get(path)
+        if folder is None:      # (an empty Folder is falsy: no `or` here)
+            folder = self._unused.pop(path, None)
+            if folder is None:
+                return None
+            self.in_use[path] = folder
+        folder.users += 1
+        return folder
+
     def release(self, folder):
+        """One session less on `folder`; the last one puts it among the kept unused
+        folders, unless it was detached."""
         evicted = []
         with self._lock:
             folder.users -= 1
             last = folder.users == 0
+            # a detached folder is no longer in_use under its path (maybe another
+            # Folder is, for a folder created again): it simply leaves memory
             if folder.users <= 0 and self.in_use.get(folder.path) is folder:
                 del self.in_use[folder.path]
                 self._unused[folder.path] = folder
@@ -79,6 +99,21 @@ class FolderCache:
         for old in evicted:
             _save_index(old)
 
+    def detach(self, path, folder=None):
+        """The directory of the folder at `path` went away (deleted or renamed): its
+        Folder (only if it is `folder`, when given) leaves the cache, in use or not,
+        and is marked gone, so that the next open() of `path` builds a new one and
+        the views still holding the old one report it deleted.  Returns the Folder
+        detached, or None."""
+        with self._lock:
+            for cache in (self.in_use, self._unused):
+                held = cache.get(path)
+                if held is not None and (folder is None or held is folder):
+                    del cache[path]
+                    held.gone = True
+                    return held
+        return None
+
     def _watch(self, folder):
         """Have the watcher follow a folder whose session count went 0 -> 1 or 1 -> 0
         (outside our lock: the watcher decides from the count itself)."""
@@ -90,6 +125,8 @@ class FolderCache:
         """Changes by other processes to folders held by sessions are reported by
         `watcher` from now on (watch.FolderWatcher)."""
         self.watcher = watcher
+        # a held folder's directory deleted or renamed by another process
+        watcher.on_gone = lambda folder: self.detach(folder.path, folder)
         with self._lock:
             held = list(self.in_use.values())
         for folder in held:
@@ -114,11 +151,6 @@ class FolderCache:
         folder = self.lookup(path)
         if folder is not None:
             folder.notify()
-
-    def forget(self, path):
-        """Drop a kept folder whose directory went away (deleted or renamed)."""
-        with self._lock:
-            self._unused.pop(path, None)
 
     def kept(self):
         """Paths of the folders kept unused, least recently released first."""

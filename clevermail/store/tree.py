@@ -3,8 +3,10 @@
 
 Folders are Maildir++ directories beside the INBOX (layout in store/__init__); each
 level of an IMAP name is one '.'-separated part of the directory name, so a child
-is a directory of its own and deleting a parent leaves its children.  Sessions of
-this process holding a changed folder are told at once (FolderCache.notify).
+is a directory of its own and deleting a parent leaves its children.  A deleted or
+renamed folder is detached from the FolderCache (a folder created again under its
+name gets a new Folder) and the sessions of this process holding it are told at
+once.
 """
 
 import os
@@ -55,8 +57,11 @@ class FolderTree:
         doomed = path + f"..deleted-{os.getpid()}-{threading.get_ident()}"
         os.rename(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
-        self.folders.forget(path)
-        self.folders.notify(path)   # sessions idling on it learn now, not at their next poll
+        # before the notify: the woken sessions must find their folder gone, and a
+        # folder created again under this name must get a Folder of its own
+        folder = self.folders.detach(path)
+        if folder is not None:
+            folder.notify()         # sessions idling on it learn now, not at their next poll
 
     def rename(self, address, old, new):
         """Rename a folder with its children.  Renaming INBOX moves its messages into the
@@ -77,8 +82,10 @@ class FolderTree:
         for src, dst in moves:
             paths.check_component(dst)
             os.rename(os.path.join(root, src), os.path.join(root, dst))
-            self.folders.forget(os.path.join(root, src))
-            self.folders.notify(os.path.join(root, src))
+            # as in delete(): the old name's Folder is gone, a new one serves the name
+            folder = self.folders.detach(os.path.join(root, src))
+            if folder is not None:
+                folder.notify()
         self.subscriptions.rename(root, old, new)
 
     def _rename_inbox(self, address, root, new):
@@ -87,6 +94,5 @@ class FolderTree:
         for sub in ("new", "cur"):
             for name in os.listdir(os.path.join(root, sub)):
                 os.rename(os.path.join(root, sub, name), os.path.join(target, sub, name))
-        inbox = os.path.realpath(root)
-        self.folders.forget(inbox)
-        self.folders.notify(inbox)
+        # INBOX stays (same UIDVALIDITY): its sessions see the messages expunged
+        self.folders.notify(os.path.realpath(root))

@@ -32,7 +32,8 @@ class Changes:
     expunged: UIDs of the snapshot that are gone (not yet removed from the numbering);
     flags: (uid, flag names) of snapshot messages whose flags someone else changed;
     new: UIDs added to the numbering, ascending; recent: the UIDs among them whose
-    \\Recent this view now holds; gone: the folder itself was deleted."""
+    \\Recent this view now holds; gone: the folder itself was deleted or renamed
+    (maybe created again: a new UIDVALIDITY), so the view is over."""
 
     expunged: tuple = ()
     flags: tuple = ()
@@ -92,6 +93,7 @@ class FolderView:
         with folder.lock:
             self.uids = list(folder.uids)
             self.modseq = folder.modseq
+            self.selected_uidvalidity = folder.uidvalidity
             if not recent:      # POP3: \Recent is IMAP's, and a set of every UID costs
                 self.recent = set()
             else:
@@ -236,9 +238,15 @@ class FolderView:
         """What changed since the last call (see Changes).  New UIDs join the numbering
         at once; expunged ones stay numbered until forget()."""
         folder = self.folder
+        if folder.gone:     # detached: the path may hold another folder by now
+            return Changes(gone=True)
         try:
             folder.sync()
         except FileNotFoundError:
+            return Changes(gone=True)
+        # deleted and created again behind our back (another process, no watcher):
+        # the UIDs of the snapshot mean nothing in the new folder (RFC 3501 2.3.1.1)
+        if folder.gone or folder.uidvalidity != self.selected_uidvalidity:
             return Changes(gone=True)
         with folder.lock:
             changes = folder.changes_since(self.modseq)

@@ -3,10 +3,10 @@ inotify(7) on Linux, through ctypes (stdlib only).
 
 Another process (a second instance, the CLI, a program writing into new/ directly)
 changes a folder without telling our Folder objects; sessions would only learn at
-their next command or IDLE poll (imap/mailboxes.IDLE_POLL, 30 s).  A FolderWatcher
+their next command or IDLE poll (imap/idle.IDLE_POLL, 30 s).  A FolderWatcher
 watches new/ and cur/ (and whether the folder directory itself goes away) of every
-folder held by some session (FolderCache calls `update(folder)` whenever a folder's
-session count changes) and calls that folder's notify() when an entry is created,
+folder held by some session (FolderCache calls `update(folder)` when a folder's
+session count goes 0 -> 1 or 1 -> 0) and calls that folder's notify() when an entry is created,
 deleted or renamed there; IDLE wakes on it and syncs.  One thread per watcher reads
 the events and coalesces them: events that come within COALESCE seconds make one
 batch, with one notify per folder.
@@ -15,8 +15,9 @@ Where inotify is missing or refuses (not Linux, no descriptors, the per-user wat
 limit fs.inotify.max_user_watches reached) the folder simply keeps the poll.  A queue
 overflow (IN_Q_OVERFLOW: events were lost) wakes every watched folder.  A watched
 folder or sub-directory that is deleted or renamed away (DELETE_SELF, MOVE_SELF)
-wakes its folder and its watches are dropped; if the folder is created again while
-still open, it is watched again.
+wakes its folder, its watches are dropped and `on_gone(folder)` tells FolderCache,
+which detaches it: a folder created again under the same name gets a new Folder,
+watched once a session opens it.
 """
 
 import ctypes
@@ -71,6 +72,8 @@ class FolderWatcher:
         self.coalesce = COALESCE
         self._thread = None
         self._fd = -1
+        # called with a held folder whose directory went away (FolderCache.detach)
+        self.on_gone = None
         try:
             self._libc = _libc()
             fd = self._libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
@@ -209,9 +212,13 @@ class FolderWatcher:
                     lost.append(folder)
             for folder in lost:
                 self._drop(folder)
-                # created again under the same name while still open: watch the new one
-                if folder.users > 0 and all(os.path.isdir(os.path.join(folder.path, s)) for s in SUBDIRS):
-                    self._add(folder)
+        # outside our lock: the callback takes the FolderCache's.  A folder created
+        # again under the same name is another folder: its Folder is watched when a
+        # session opens it, never the old one
+        on_gone = self.on_gone
+        if on_gone is not None:
+            for folder in lost:
+                on_gone(folder)
         return list(wake.values())
 
     def _drop(self, folder):
