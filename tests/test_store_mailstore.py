@@ -11,6 +11,7 @@ import pytest
 
 from clevermail.store import (SPECIAL_USE, FolderExists, InvalidName, MailStore, NoSuchFolder,
                               maildir, uidlist)
+from clevermail.store.folder import Folder
 
 USER = "alice@example.test"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -234,6 +235,41 @@ def test_folder_created_again_is_a_new_folder_while_the_old_one_is_held(store, c
     assert store._open[new.path] is new
     store.release_folder(new)
     assert store.open_folder(USER, "Foo") is new
+
+
+class RecordingWatcher:
+    """What FolderCache asks of its watcher: update() on 0 <-> 1 sessions."""
+
+    def __init__(self):
+        self.watched = set()
+
+    def update(self, folder):
+        (self.watched.add if folder.users > 0 else self.watched.discard)(folder)
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["first", "already-held"])
+def test_failed_open_gives_back_its_session_count_and_watch(store, monkeypatch, held):
+    # e.g. a SELECT racing a DELETE: the sync after the count was taken fails
+    store.folders.watcher = watcher = RecordingWatcher()
+    store.create_folder(USER, "Foo")
+    other = store.open_folder(USER, "Foo") if held else None
+    real_sync = Folder.sync
+
+    def failing_sync(folder, force=False):
+        raise FileNotFoundError("deleted meanwhile")
+
+    monkeypatch.setattr(Folder, "sync", failing_sync)
+    with pytest.raises(FileNotFoundError):
+        store.open_folder(USER, "Foo")
+    monkeypatch.setattr(Folder, "sync", real_sync)
+    path = store.folder_path(USER, "Foo")
+    if held:
+        assert other.users == 1 and store._open[path] is other and watcher.watched == {other}
+        store.release_folder(other)
+    assert path not in store._open and watcher.watched == set()
+    folder = store.open_folder(USER, "Foo")
+    assert folder.users == 1
+    store.release_folder(folder)
 
 
 def test_rename_with_children_and_subscriptions(store):

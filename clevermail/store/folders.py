@@ -55,15 +55,21 @@ class FolderCache:
                 folder.users = 1
                 self.in_use[path] = folder
             first = folder.users == 1
-        if first:
-            self._watch(folder)
-        if fresh:
-            # first use in this process: drop tmp/ debris of crashed deliveries
-            maildir.clean_tmp(path)
-            with folder.lock:
-                if not folder.by_uid:
-                    index.load(folder)
-        folder.sync()
+        try:
+            if first:
+                self._watch(folder)
+            if fresh:
+                # first use in this process: drop tmp/ debris of crashed deliveries
+                maildir.clean_tmp(path)
+                with folder.lock:
+                    if not folder.by_uid:
+                        index.load(folder)
+            folder.sync()
+        except BaseException:
+            # e.g. a SELECT racing a DELETE: the count taken above must not outlive us
+            # (it would keep the folder watched and in use for good)
+            self.release(folder, keep=False)
+            raise
         return folder
 
     def _hold(self, path):
@@ -78,9 +84,9 @@ class FolderCache:
         folder.users += 1
         return folder
 
-    def release(self, folder):
+    def release(self, folder, keep=True):
         """One session less on `folder`; the last one puts it among the kept unused
-        folders, unless it was detached."""
+        folders, unless `keep` is false (it failed to open) or it was detached."""
         evicted = []
         with self._lock:
             folder.users -= 1
@@ -89,7 +95,8 @@ class FolderCache:
             # Folder is, for a folder created again): it simply leaves memory
             if folder.users <= 0 and self.in_use.get(folder.path) is folder:
                 del self.in_use[folder.path]
-                self._unused[folder.path] = folder
+                if keep:
+                    self._unused[folder.path] = folder
                 # bounded in folders and in messages: a 100,000-message index is ~40 MB
                 while len(self._unused) > KEEP_UNUSED_FOLDERS or (
                         len(self._unused) > 1 and sum(map(len, self._unused.values())) > KEEP_UNUSED_MESSAGES):
