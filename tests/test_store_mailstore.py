@@ -272,6 +272,30 @@ def test_failed_open_gives_back_its_session_count_and_watch(store, monkeypatch, 
     store.release_folder(folder)
 
 
+def test_a_new_folder_is_built_outside_the_cache_lock(store, monkeypatch):
+    # Folder() creates directories: a delivery's notify() takes the cache's lock before
+    # SMTP's 250 and must not wait behind that disk I/O.  Another open() that builds
+    # the same folder meanwhile wins; the spare is dropped
+    store.create_folder(USER, "Foo")
+    cache, real = store.folders, maildir.make_maildir
+    locked, racing = [], []
+
+    def make_maildir(path):
+        locked.append(cache._lock.locked())
+        if len(locked) == 1 and not locked[0]:
+            racing.append(store.open_folder(USER, "Foo"))      # as another thread would
+        real(path)
+
+    monkeypatch.setattr(maildir, "make_maildir", make_maildir)
+    folder = store.open_folder(USER, "Foo")
+    assert locked == [False, False]
+    assert folder is racing[0] and folder.users == 2
+    assert store._open[folder.path] is folder
+    store.release_folder(folder)
+    store.release_folder(racing[0])
+    assert folder.path not in store._open
+
+
 def test_rename_with_children_and_subscriptions(store):
     store.create_folder(USER, "Work")
     store.create_folder(USER, "Work/A")

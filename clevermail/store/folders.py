@@ -30,7 +30,8 @@ KEEP_UNUSED_MESSAGES = 500_000    # ...as long as they hold no more messages tha
 class FolderCache:
     def __init__(self, users):
         self.users = users
-        # guards the two maps only: never held over disk I/O or a folder's own lock
+        # guards the two maps and the session counts only: never held over disk I/O
+        # or a folder's own lock (a delivery's notify() takes it before SMTP's 250)
         self._lock = threading.Lock()
         self.in_use = {}                                 # path -> Folder held by sessions
         self._unused = collections.OrderedDict()         # path -> Folder, LRU
@@ -49,12 +50,20 @@ class FolderCache:
                 raise NoSuchFolder(name)
         with self._lock:
             folder = self._hold(path)
-            fresh = folder is None
-            if fresh:
-                folder = Folder(path, name)
-                folder.users = 1
-                self.in_use[path] = folder
-            first = folder.users == 1
+            first = folder is not None and folder.users == 1
+        fresh = folder is None
+        if fresh:
+            # made outside our lock (Folder() creates directories): a delivery's
+            # notify() must not wait behind it
+            spare = Folder(path, name)
+            with self._lock:
+                folder = self._hold(path)        # another thread may have won meanwhile
+                fresh = folder is None
+                if fresh:
+                    folder = spare
+                    folder.users = 1
+                    self.in_use[path] = folder
+                first = folder.users == 1
         try:
             if first:
                 self._watch(folder)
