@@ -216,7 +216,13 @@ class AccountStore:
             domain = domain_to_ascii(domain)
         except AccountError:
             return None
-        local = local.lower().split("+", 1)[0]
+        return self.lookup_ascii(local, domain)
+
+    def lookup_ascii(self, local, domain):
+        """lookup() for a local part and a domain already in domain_to_ascii's form:
+        RCPT TO has normalised its domain to decide local or relay, and IDNA work is
+        not repeated for the same address."""
+        local = local.lstrip().lower().split("+", 1)[0]
         if not local or domain not in self.domains:
             return None
         key = f"{local}@{domain}"

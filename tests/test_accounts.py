@@ -177,6 +177,19 @@ def test_add_lookup_authenticate(store, users):
     assert store.list() == ["alice@example.test"]
 
 
+
+def test_lookup_ascii_is_lookup_for_a_normalised_domain(users):
+    """RCPT TO normalises the domain once and hands the pieces to lookup_ascii: it must
+    answer as lookup() does for the whole address (case, '+detail', leading blanks)."""
+    store = AccountStore(users, ["example.test", "Bücher.example"])
+    store.add("alice@example.test", "pw")
+    store.add("alice@bücher.example", "pw")
+    for address in ("alice@example.test", " ALICE+x@Example.Test.", "alice@bücher.example",
+                    f"Alice@{IDN}", "bob@example.test", "+x@example.test", "alice@other.test"):
+        local, _, domain = address.rpartition("@")
+        found, expected = store.lookup_ascii(local, acc.domain_to_ascii(domain)), store.lookup(address)
+        assert (found and found.address) == (expected and expected.address), address
+
 def test_file_holds_only_hashes(store, users):
     store.add("alice", "clear-text-secret")
     text = open(users, encoding="utf-8").read()

@@ -83,8 +83,8 @@ class SMTPFileHandler:
             domain = domain_to_ascii(domain)
         except AccountError:
             raise BadDomain(address) from None
-        if self.accounts.is_local_domain(domain):
-            account = self.accounts.lookup(address)
+        if domain in self.accounts.domains:     # A-labels on both sides
+            account = self.accounts.lookup_ascii(local, domain)
             if account is None and local.lower() == "postmaster":
                 # RFC 5321 4.5.1: every domain must accept postmaster
                 target = self.postmaster or self.accounts.first()
