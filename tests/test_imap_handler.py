@@ -265,6 +265,45 @@ def test_expunge_deleted_all_or_among(handler, inbox):
     assert handler.status(ALICE, "INBOX").messages == 1
 
 
+class LockWithAHook:
+    """The folder's RLock, running `hook` once at the first moment another session
+    could take it after the expunge began: when the outermost hold is let go."""
+
+    def __init__(self, lock, hook):
+        self.lock, self.hook, self.depth = lock, hook, 0
+
+    def __enter__(self):
+        self.lock.acquire()
+        self.depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self.depth -= 1
+        self.lock.release()
+        if self.depth == 0 and self.hook is not None:
+            hook, self.hook = self.hook, None
+            hook()
+        return False
+
+
+def test_expunge_never_removes_a_message_whose_deleted_flag_was_just_cleared(handler, inbox, monkeypatch):
+    # another session's STORE -FLAGS \Deleted gets the folder lock at the first moment
+    # it is free: if EXPUNGE chose its messages under one hold and unlinked under
+    # another, the message would be lost although its \Deleted was cleared
+    other = handler.open_view(ALICE, "INBOX", readonly=False)
+    handler.set_flags(inbox, [2], ["\\Deleted"], "+")
+    cleared = []
+    folder = inbox.folder
+    monkeypatch.setattr(folder, "lock", LockWithAHook(
+        folder.lock, lambda: cleared.extend(handler.set_flags(other, [2], ["\\Deleted"], "-"))))
+    removed = handler.expunge_deleted(inbox)
+    # either the clear came first and the message stays, or the expunge did (then
+    # there was nothing left to clear); never cleared and lost
+    assert (removed, cleared) == ([2], [])
+    assert handler.status(ALICE, "INBOX").messages == 3
+    handler.close_view(other)
+
+
 def test_expunge_and_copy_make_a_move(handler, inbox):
     validity, pairs = handler.copy(inbox, [3, 4], ALICE, "Trash")
     assert handler.expunge(inbox, [p[0] for p in pairs]) == [3, 4]

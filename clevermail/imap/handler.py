@@ -152,8 +152,9 @@ class IMAPFileHandler:
 
     def expunge_deleted(self, view: FolderView, among=None):
         """Remove the view's \\Deleted messages (only those in `among` when given: UID
-        EXPUNGE); returns the UIDs removed."""
-        return view.expunge(view.with_flag("T", among))
+        EXPUNGE); returns the UIDs removed.  Chosen and removed under one folder lock:
+        a \\Deleted cleared meanwhile by another session keeps its message."""
+        return view.expunge_flagged("T", among)
 
     def expunge(self, view: FolderView, uids):
         """Remove `uids` whatever their flags (the second half of MOVE)."""

@@ -1,10 +1,11 @@
 """Changes a session makes to a folder: flags, expunge, append, copy.
 
 FolderWriter is Folder's collaborator for writing (store/folder.py builds one per
-folder and its store_flags/expunge/append/copy_to are these methods).  It works on
-the files and tells the index what it did through Folder's small public index API
-(get, uid_of, set_name, record_flags, record_expunge, index_new, rescan_all,
-dir_mtime, keep_stamp, wake), never through the Folder's private state.
+folder and its store_flags/expunge/expunge_flagged/append/copy_to are these
+methods).  It works on the files and tells the index what it did through Folder's
+small public index API (get, uid_of, set_name, record_flags, record_expunge,
+index_new, rescan_all, dir_mtime, keep_stamp, wake), never through the Folder's
+private state.
 
 Every change happens under the folder's lock and its file lock, updates the index
 at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
@@ -65,6 +66,18 @@ class FolderWriter:
     # -- expunge / append ----------------------------------------------------------
     def expunge(self, uids):
         """Remove the messages `uids` for good; returns the UIDs really removed."""
+        return self._expunge(uids, None)
+
+    def expunge_flagged(self, letter, among):
+        """Remove those of the messages `among` that carry flag `letter` (EXPUNGE,
+        CLOSE: \\Deleted); returns the UIDs really removed.  The flag is tested
+        under the same locks as the unlink: a STORE -FLAGS \\Deleted by another
+        session that got in between a separate look and the unlink would lose the
+        message it just kept."""
+        return self._expunge(among, letter)
+
+    def _expunge(self, uids, letter):
+        """Unlink `uids` (only those whose flags hold `letter`, unless None)."""
         folder = self.folder
         removed = []
         with folder.lock, folder.file_lock():
@@ -75,7 +88,9 @@ class FolderWriter:
                 retry = []
                 for uid in todo:
                     entry = folder.get(uid)
-                    if entry is None:
+                    # (tested again on the retry: a writer of another process may have
+                    # renamed the file to clear the flag)
+                    if entry is None or (letter is not None and letter not in entry.flags):
                         continue
                     try:
                         os.unlink(folder.file_path(entry))

@@ -350,6 +350,10 @@ class Folder:
         """Remove messages for good; the UIDs really removed."""
         return self._writer.expunge(uids)
 
+    def expunge_flagged(self, letter, among):
+        """Remove those of `among` flagged `letter`, decided under the lock; the UIDs removed."""
+        return self._writer.expunge_flagged(letter, among)
+
     def append(self, wire, letters="", date=None):
         """Store a message (wire form) with flags and internal date; its UID."""
         return self._writer.append(wire, letters, date)

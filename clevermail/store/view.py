@@ -175,13 +175,6 @@ class FolderView:
         return [n for n, uid in pairs
                 if (e := get(uid)) is not None and all((c in e.flags) == w for c, w in letters)]
 
-    def with_flag(self, letter, among=None):
-        """UIDs of the snapshot (or of `among`) that exist and carry flag `letter`."""
-        uids = self.uids if among is None else [u for u in self.uids if u in among]
-        with self.folder.lock:
-            by_uid = self.folder.by_uid
-            return [u for u in uids if (e := by_uid.get(u)) is not None and letter in e.flags]
-
     def without_flag(self, letter, uids):
         """Those of `uids` that exist and lack flag `letter`."""
         with self.folder.lock:
@@ -223,6 +216,12 @@ class FolderView:
 
     def expunge(self, uids):
         return self.folder.expunge(uids)
+
+    def expunge_flagged(self, letter, among=None):
+        """Remove the snapshot's messages (or those in `among`) that carry flag
+        `letter`, chosen and removed under one lock (Folder.expunge_flagged)."""
+        uids = self.uids if among is None else [u for u in self.uids if u in among]
+        return self.folder.expunge_flagged(letter, uids)
 
     def copy_to(self, uids, target):
         return self.folder.copy_to(uids, target)
