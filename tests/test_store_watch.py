@@ -21,6 +21,7 @@ from clevermail.store import MailStore, maildir, watch
 from clevermail.store.watch import EVENT, IN_Q_OVERFLOW, FolderWatcher
 from conftest import make_config
 from imap_helpers import ALICE, PASSWORD, make_accounts, message
+from waiting import wait_for
 
 WAIT = 10.0   # bound for anything awaited; never asserted on
 
@@ -190,6 +191,67 @@ def test_without_inotify_everything_is_a_no_op(monkeypatch, tmp_path, caplog):
     w.update(FakeFolder(str(tmp_path / "a")))
     assert w.watched() == []
     w.stop()
+
+
+def _is_open(fd):
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_a_failed_pipe_closes_the_inotify_descriptor(monkeypatch, caplog):
+    opened = []
+    real_libc = watch._libc
+
+    class Recording:
+        def __init__(self):
+            self.real = real_libc()
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def inotify_init1(self, flags):
+            opened.append(self.real.inotify_init1(flags))
+            return opened[-1]
+
+    def no_pipe(flags):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    try:
+        Recording()
+    except (OSError, AttributeError):
+        pytest.skip("inotify is not available here")
+    monkeypatch.setattr(watch, "_libc", Recording)
+    monkeypatch.setattr(watch.os, "pipe2", no_pipe)
+    with caplog.at_level(logging.WARNING, "clevermail.store"):
+        w = FolderWatcher()
+    monkeypatch.undo()
+    assert not w.available and "inotify unavailable" in caplog.text
+    assert len(opened) == 1 and opened[0] >= 0 and not _is_open(opened[0])
+
+
+def test_stop_leaves_the_descriptors_to_a_thread_that_has_not_ended(watcher, tmp_path, thread_guard):
+    # closed under the thread, their numbers could go to other files it would then read
+    entered, release = threading.Event(), threading.Event()
+
+    class HeldUp(FakeFolder):
+        def notify(self):
+            entered.set()
+            release.wait(WAIT)
+
+    folder = HeldUp(str(tmp_path / "box"))
+    watcher.update(folder)
+    watcher.start()
+    write_into_new(folder.path)
+    assert entered.wait(WAIT)
+    fds = (watcher._fd, watcher._stop_r, watcher._stop_w)
+    watcher.stop(timeout=0)                 # the thread is still in notify()
+    assert all(_is_open(fd) for fd in fds)
+    release.set()
+    assert wait_for(lambda: not any(_is_open(fd) for fd in fds))
+    assert not watcher.available
 
 
 def test_store_watches_held_folders_until_stopped(tmp_path, thread_guard):

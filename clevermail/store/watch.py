@@ -72,6 +72,9 @@ class FolderWatcher:
         self.coalesce = COALESCE
         self._thread = None
         self._fd = -1
+        self._stopped = False           # stop() was called: update() watches nothing more
+        self._ended = False             # the thread left its loop (under _lock)
+        self._thread_closes = False     # stop() left the descriptors to the thread
         # called with a held folder whose directory went away (FolderCache.detach)
         self.on_gone = None
         try:
@@ -83,8 +86,14 @@ class FolderWatcher:
             log.warning("inotify unavailable (%s): changes by other processes reach "
                         "IDLE sessions at the next poll", exc)
             return
+        try:
+            self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        except OSError as exc:
+            os.close(fd)    # unavailable from now on: nothing else would ever close it
+            log.warning("inotify unavailable (%s): changes by other processes reach "
+                        "IDLE sessions at the next poll", exc)
+            return
         self._fd = fd
-        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
 
     @property
     def available(self):
@@ -98,16 +107,31 @@ class FolderWatcher:
         self._thread.start()
 
     def stop(self, timeout=5.0):
-        """End the thread and close the descriptors; the folders keep their poll."""
-        if not self.available:
-            return
-        os.write(self._stop_w, b"x")
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        """End the thread and close the descriptors; the folders keep their poll.  A
+        thread that has not ended within `timeout` (held up in a notify) closes them
+        itself when it ends: closed under it, their numbers could be handed to other
+        files, which it would then poll and read."""
         with self._lock:
+            if self._fd < 0 or self._stopped:
+                return
+            self._stopped = True
             self._by_wd.clear()
             self._by_folder.clear()
+        os.write(self._stop_w, b"x")
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            with self._lock:
+                # decided under the lock the thread's end takes: exactly one closes
+                self._thread_closes = not self._ended
+            if self._thread_closes:
+                log.warning("the inotify thread did not end within %s s; it closes its "
+                            "descriptors when it does", timeout)
+                return
+        self._close()
+
+    def _close(self):
+        with self._lock:
             fds, self._fd = (self._fd, self._stop_r, self._stop_w), -1
         for fd in fds:
             os.close(fd)
@@ -118,7 +142,7 @@ class FolderWatcher:
         Read and acted on under one lock, so the last call after the last change of
         the count decides, whatever the order of the callers' threads."""
         with self._lock:
-            if self._fd < 0:
+            if self._fd < 0 or self._stopped:
                 return
             held = folder.users > 0
             if held and folder not in self._by_folder:
@@ -159,15 +183,22 @@ class FolderWatcher:
 
     # -- events ------------------------------------------------------------------------
     def _run(self):
-        while True:
-            folders = self.poll_once()
-            if folders is None:
-                return
-            for folder in folders:
-                try:
-                    folder.notify()
-                except Exception:       # one broken folder must not end the watching
-                    log.exception("notify after an inotify event failed for %s", folder.path)
+        try:
+            while True:
+                folders = self.poll_once()
+                if folders is None:
+                    return
+                for folder in folders:
+                    try:
+                        folder.notify()
+                    except Exception:       # one broken folder must not end the watching
+                        log.exception("notify after an inotify event failed for %s", folder.path)
+        finally:
+            with self._lock:
+                self._ended = True
+                closes = self._thread_closes
+            if closes:
+                self._close()
 
     def poll_once(self, timeout=None):
         """Wait for events (up to `timeout` seconds, None: no limit) and return the
