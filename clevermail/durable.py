@@ -16,7 +16,7 @@ import os
 import secrets
 import threading
 
-__all__ = ["fsync_dir", "write_exclusive", "atomic_write", "temp_name", "unlink_quiet"]
+__all__ = ["fsync_dir", "write_all", "write_exclusive", "atomic_write", "temp_name", "unlink_quiet"]
 
 
 def fsync_dir(path):
@@ -28,7 +28,9 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def _write_all(fd, data):
+def write_all(fd, data):
+    """os.write until all of `data` is written: a write may stop short (a signal, a
+    disk filling up) and report fewer bytes without raising."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -40,7 +42,7 @@ def write_exclusive(path, data, mode=0o600, sync=True):
     its final place and fsyncs that directory.  A failure leaves no file behind."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         if sync:
             os.fsync(fd)
     except BaseException:

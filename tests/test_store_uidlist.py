@@ -54,6 +54,21 @@ def test_assign_is_fsynced(folder, monkeypatch):
     assert len(calls) == 1
 
 
+def test_assign_writes_everything_despite_short_writes(folder, monkeypatch):
+    # os.write may write less than asked (a signal, a disk filling up) without raising
+    u = UidList(folder)
+    u.refresh()
+    real = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real(fd, bytes(data[:5])))
+    bases = [f"base{i}" for i in range(10)]
+    assert u.assign_list(bases) == list(range(1, 11))
+    monkeypatch.undo()
+    assert read(folder)[1:] == [f"{i + 1} base{i}" for i in range(10)]
+    again = UidList(folder)
+    again.refresh()
+    assert again.uids == u.uids and again.uidnext == 11
+
+
 def test_second_instance_reads_and_continues(folder):
     a, b = UidList(folder), UidList(folder)
     assign(a, ["m1", "m2"])

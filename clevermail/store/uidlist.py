@@ -18,7 +18,7 @@ processes never interleave.
 
 import os
 
-from ..durable import atomic_write, fsync_dir, temp_name, unlink_quiet, write_exclusive
+from ..durable import atomic_write, fsync_dir, temp_name, unlink_quiet, write_all, write_exclusive
 from . import uidvalidity
 
 FILENAME = "clevermail-uidlist"
@@ -137,7 +137,9 @@ class UidList:
         data = text.encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
-            os.write(fd, data)
+            # all of it or an error: a short write taken as complete would move our
+            # offset past the file's end and lose the UIDs of the missing lines
+            write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
