@@ -3,9 +3,10 @@
 FolderWriter is Folder's collaborator for writing (store/folder.py builds one per
 folder and its store_flags/expunge/expunge_flagged/append/copy_to are these
 methods).  It works on the files and tells the index what it did through Folder's
-small public index API (get, uid_of, set_name, record_flags, record_expunge,
-index_new, rescan_all, dir_mtime, keep_stamp, wake), never through the Folder's
-private state.
+public API, never through the Folder's private state: `path`, `lock` and
+file_lock(); the index API get, uid_of, file_path, set_name, record_flags,
+record_expunge, index_new, rescan_all, dir_mtime, keep_stamp, wake; and, for a
+copy's keywords, flag_names (source) and letters_for (target).
 
 Every change happens under the folder's lock and its file lock, updates the index
 at once (so the next sync need not re-list the directory), and wakes waiters.  Flag

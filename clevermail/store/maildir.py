@@ -10,9 +10,10 @@ The part before ':2,' is the message's permanent "base" name (the key of the UID
 the CRLF form that POP3 and IMAP send, so STAT, LIST and RFC822.SIZE never open a file.
 Flags are Maildir letters (D F P R S T, sorted) plus lowercase keyword letters.
 
-Delivery: write under tmp/, fsync the file, link into new/ (or cur/), fsync the
-directory, then unlink tmp; only then is a message delivered.  A crash leaves either
-nothing visible or the whole message; stale tmp/ files are removed by `clean_tmp`.
+Delivery: write under tmp/, fsync the file, link into new/ (or cur/), unlink tmp,
+then fsync the directory; only then is a message delivered.  The tmp/ unlink need
+not be durable: a crash leaves either nothing visible or the whole message, and a
+tmp/ name that comes back is debris `clean_tmp` removes.
 """
 
 import itertools
