@@ -237,6 +237,36 @@ def test_folder_created_again_is_a_new_folder_while_the_old_one_is_held(store, c
     assert store.open_folder(USER, "Foo") is new
 
 
+def test_a_folder_replaced_by_another_process_is_never_written_by_the_old_folder(store, data):
+    # no watcher: another process deletes Foo and creates it again while a session
+    # here holds it; the old Folder must never give out UIDs in the new folder's
+    # uidlist (its file lock is on the deleted folder's lock file)
+    store.create_folder(USER, "Foo")
+    old = store.open_folder(USER, "Foo")
+    old.append(msg(1))
+    old_validity = old.uidvalidity
+    other = MailStore(data)
+    other.delete_folder(USER, "Foo")
+    other.create_folder(USER, "Foo")
+    theirs = other.open_folder(USER, "Foo")
+    theirs.append(msg(2))
+    name = "1700000000.M1P1Q1.other,S=3,W=4"          # written into new/ by a third program
+    with open(os.path.join(theirs.path, "new", name), "wb") as f:
+        f.write(b"x\n\n")
+    new = store.open_folder(USER, "Foo")
+    assert new is not old and old.gone and not new.gone
+    assert new.uidvalidity == theirs.uidvalidity != old_validity
+    assert len(new) == 2
+    with pytest.raises(FileNotFoundError):
+        old.sync()
+    with open(os.path.join(theirs.path, uidlist.FILENAME), encoding="utf-8") as f:
+        assigned = [line.split()[1] for line in f.read().splitlines()[1:] if line[:1].isdigit()]
+    assert len(assigned) == len(set(assigned)) == 2
+    store.release_folder(new)
+    store.release_folder(old)
+    other.release_folder(theirs)
+
+
 class RecordingWatcher:
     """What FolderCache asks of its watcher: update() on 0 <-> 1 sessions."""
 

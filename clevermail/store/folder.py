@@ -20,6 +20,7 @@ last step before SMTP says 250) never queues behind a sync or an expunge.
 
 import bisect
 import collections
+import errno
 import gc
 import itertools
 import os
@@ -125,7 +126,15 @@ class Folder:
             found.update({n.partition(":2,")[0]: (sub, n) for n in names if n[:1] != "."})
 
     def _rescan(self, subs):
-        self._uidlist.refresh()
+        known = self._uidlist.uidvalidity
+        if not self.gone:
+            self._uidlist.refresh()
+        if self.gone or known and self._uidlist.uidvalidity != known:
+            # deleted and created again under our path by another process (this one's
+            # own DELETE detaches us first): another folder, whose uidlist this index
+            # must never write, under a file lock that is not that folder's
+            self.gone = True
+            raise FileNotFoundError(errno.ENOENT, "folder replaced under its path", self.path)
         if not self.by_base:
             return self._first_scan()
         found = {}

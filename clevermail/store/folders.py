@@ -48,6 +48,17 @@ class FolderCache:
                 self.users.ensure(address)
             else:
                 raise NoSuchFolder(name)
+        try:
+            return self._open(path, name)
+        except FileNotFoundError:
+            # the Folder in memory found its directory replaced (deleted and created
+            # again by another process before the watcher said so): it was detached,
+            # and a new one serves the folder now there
+            if not os.path.isdir(os.path.join(path, "cur")):
+                raise
+            return self._open(path, name)
+
+    def _open(self, path, name):
         with self._lock:
             folder = self._hold(path)
             first = folder is not None and folder.users == 1
@@ -77,6 +88,8 @@ class FolderCache:
         except BaseException:
             # e.g. a SELECT racing a DELETE: the count taken above must not outlive us
             # (it would keep the folder watched and in use for good)
+            if folder.gone:
+                self.detach(path, folder)
             self.release(folder, keep=False)
             raise
         return folder
