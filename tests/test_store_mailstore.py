@@ -11,6 +11,7 @@ import pytest
 
 from clevermail.store import (SPECIAL_USE, FolderExists, InvalidName, MailStore, NoSuchFolder,
                               maildir, uidlist)
+from clevermail.store import folders
 from clevermail.store.folder import Folder
 
 USER = "alice@example.test"
@@ -265,6 +266,45 @@ def test_a_folder_replaced_by_another_process_is_never_written_by_the_old_folder
     store.release_folder(new)
     store.release_folder(old)
     other.release_folder(theirs)
+
+
+def lock_files_open():
+    """Lock files this process holds a descriptor on (deleted ones included)."""
+    fds = "/proc/self/fd"
+    if not os.path.isdir(fds):
+        pytest.skip("no /proc/self/fd here")
+    out = []
+    for n in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, n))
+        except OSError:
+            continue        # the listing's own descriptor, closed meanwhile
+        if "clevermail-lock" in target:
+            out.append(target)
+    return out
+
+
+def test_a_folder_leaving_memory_closes_its_lock_file(store, monkeypatch):
+    # detached (deleted while held, or while kept unused) or evicted from the kept ones:
+    # else each leaves a descriptor open for the life of the process
+    monkeypatch.setattr(folders, "KEEP_UNUSED_FOLDERS", 1)
+    for name in ("Held", "Kept", "A", "B"):
+        store.create_folder(USER, name)
+    held = store.open_folder(USER, "Held")
+    held.append(msg(1))
+    store.delete_folder(USER, "Held")
+    store.release_folder(held)
+    kept = store.open_folder(USER, "Kept")
+    kept.append(msg(1))
+    store.release_folder(kept)
+    store.delete_folder(USER, "Kept")
+    for name in ("A", "B"):                         # B's release evicts A
+        f = store.open_folder(USER, name)
+        f.append(msg(1))
+        store.release_folder(f)
+    assert store.folders.kept() == [store.folder_path(USER, "B")]
+    assert [p for p in lock_files_open() if p.startswith(store.mail_root)] == [
+        os.path.join(store.folder_path(USER, "B"), "clevermail-lock")]
 
 
 class RecordingWatcher:

@@ -82,6 +82,12 @@ class Folder:
         """The cross-process lock; take it with `self.lock` held (re-entrant)."""
         return self._file_lock
 
+    def close(self):
+        """This Folder leaves memory (FolderCache evicted, detached or dropped it):
+        close its lock file."""
+        with self.lock:
+            self._file_lock.close()
+
     # -- properties --------------------------------------------------------------
     @property
     def uidvalidity(self):

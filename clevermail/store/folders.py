@@ -110,6 +110,7 @@ class FolderCache:
         """One session less on `folder`; the last one puts it among the kept unused
         folders, unless `keep` is false (it failed to open) or it was detached."""
         evicted = []
+        kept = False
         with self._lock:
             folder.users -= 1
             last = folder.users == 0
@@ -119,14 +120,18 @@ class FolderCache:
                 del self.in_use[folder.path]
                 if keep:
                     self._unused[folder.path] = folder
+                    kept = True
                 # bounded in folders and in messages: a 100,000-message index is ~40 MB
                 while len(self._unused) > KEEP_UNUSED_FOLDERS or (
                         len(self._unused) > 1 and sum(map(len, self._unused.values())) > KEEP_UNUSED_MESSAGES):
                     evicted.append(self._unused.popitem(last=False)[1])
         if last:
             self._watch(folder)
+            if not kept:
+                folder.close()
         for old in evicted:
             _save_index(old)
+            old.close()
 
     def detach(self, path, folder=None):
         """The directory of the folder at `path` went away (deleted or renamed): its
@@ -140,8 +145,13 @@ class FolderCache:
                 if held is not None and (folder is None or held is folder):
                     del cache[path]
                     held.gone = True
-                    return held
-        return None
+                    unused = held.users <= 0
+                    break
+            else:
+                return None
+        if unused:      # out of the cache, nobody can take it again: else release() does
+            held.close()
+        return held
 
     def _watch(self, folder):
         """Have the watcher follow a folder whose session count went 0 -> 1 or 1 -> 0

@@ -34,3 +34,11 @@ class FileLock:
         if self._depth == 0:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         return False
+
+    def close(self):
+        """Close the descriptor: its Folder leaves memory (else it stays open for the
+        life of the process).  Called with the folder's RLock held, so never inside the
+        flock; a later use opens the file again."""
+        if self._fd is not None and self._depth == 0:
+            os.close(self._fd)
+            self._fd = None
