@@ -307,6 +307,24 @@ def test_a_folder_leaving_memory_closes_its_lock_file(store, monkeypatch):
         os.path.join(store.folder_path(USER, "B"), "clevermail-lock")]
 
 
+def test_open_racing_a_delete_never_brings_the_folder_back(store, monkeypatch):
+    # the DELETE lands between open_folder's check that the folder exists and the
+    # building of its Folder (which makes a missing tmp/, new/ or cur/)
+    store.create_folder(USER, "Foo")
+    real = folders.Folder
+
+    def deleted_first(*args, **kw):
+        store.delete_folder(USER, "Foo")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(folders, "Folder", deleted_first)
+    with pytest.raises(FileNotFoundError):
+        store.open_folder(USER, "Foo")
+    assert not store.folder_exists(USER, "Foo")
+    assert "Foo" not in store.list_folders(USER)
+    assert store.folder_path(USER, "Foo") not in store._open
+
+
 class RecordingWatcher:
     """What FolderCache asks of its watcher: update() on 0 <-> 1 sessions."""
 
@@ -350,11 +368,11 @@ def test_a_new_folder_is_built_outside_the_cache_lock(store, monkeypatch):
     cache, real = store.folders, maildir.make_maildir
     locked, racing = [], []
 
-    def make_maildir(path):
+    def make_maildir(path, **kw):
         locked.append(cache._lock.locked())
         if len(locked) == 1 and not locked[0]:
             racing.append(store.open_folder(USER, "Foo"))      # as another thread would
-        real(path)
+        real(path, **kw)
 
     monkeypatch.setattr(maildir, "make_maildir", make_maildir)
     folder = store.open_folder(USER, "Foo")

@@ -55,7 +55,10 @@ class Folder:
     process.  Writing (flags, expunge, append, copy) is done by its FolderWriter
     (store/changes.py) through the index API below."""
 
-    def __init__(self, path, name):
+    def __init__(self, path, name, create=True):
+        """`create`: make the folder's directories if missing; False (FolderCache):
+        the folder must exist, only a missing tmp/, new/ or cur/ is made, so that a
+        SELECT racing a DELETE never brings the deleted folder back."""
         self.path = path
         self.name = name
         self.lock = threading.RLock()
@@ -75,7 +78,7 @@ class Folder:
         self.gone = False
         self.waiters = Waiters()  # IDLE sessions' wake-ups (lock-free, store/waiters.py)
         self._writer = FolderWriter(self)
-        maildir.make_maildir(path)
+        maildir.make_maildir(path, parents=create)
 
     # -- locking ---------------------------------------------------------------
     def file_lock(self):

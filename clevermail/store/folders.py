@@ -66,7 +66,7 @@ class FolderCache:
         if fresh:
             # made outside our lock (Folder() creates directories): a delivery's
             # notify() must not wait behind it
-            spare = Folder(path, name)
+            spare = Folder(path, name, create=False)
             with self._lock:
                 folder = self._hold(path)        # another thread may have won meanwhile
                 fresh = folder is None

@@ -140,7 +140,14 @@ def clean_tmp(folder_path, max_age=STALE_TMP_SECONDS):
     return removed
 
 
-def make_maildir(path):
-    """Create path/{tmp,new,cur} (idempotent)."""
+def make_maildir(path, parents=True):
+    """Create path/{tmp,new,cur} (idempotent).  parents=False: `path` itself must
+    exist (FileNotFoundError otherwise), only its missing sub-directories are made."""
     for sub in ("tmp", "new", "cur"):
-        os.makedirs(os.path.join(path, sub), mode=0o700, exist_ok=True)
+        if parents:
+            os.makedirs(os.path.join(path, sub), mode=0o700, exist_ok=True)
+        else:
+            try:
+                os.mkdir(os.path.join(path, sub), mode=0o700)
+            except FileExistsError:
+                pass
