@@ -33,7 +33,6 @@ from .wire import LineTooLong
 # Longest SASL line with its CRLF, per protocol.
 SMTP_LINE_LIMIT = 12288 + 2      # RFC 4954 4: AUTH lines up to 12288 octets
 POP3_LINE_LIMIT = 4096           # RFC 5034 4: answers are not bound by RFC 2449's 255
-IMAP_LINE_LIMIT = 65536          # RFC 3501 sets none: the IMAP command line limit
 
 
 # -- errors a session maps to its replies ------------------------------------------------
@@ -98,7 +97,7 @@ def decode_sasl_plain(b64):
     return authzid, authcid, password
 
 
-MECHANISMS = ("PLAIN", "LOGIN")
+MECHANISMS = ("PLAIN", "LOGIN")     # what Login.sasl can run; each protocol offers a subset
 
 
 def exchange(mechanism, initial, ask):

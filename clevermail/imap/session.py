@@ -41,7 +41,7 @@ NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 
 class IMAPSession(LineSession):
     protocol = "imap"
-    line_limit = 65536
+    line_limit = 65536     # RFC 3501 sets none; also bounds an AUTHENTICATE answer line
 
     def setup(self):
         super().setup()
@@ -49,7 +49,7 @@ class IMAPSession(LineSession):
         self.account = None
         self.mailbox = None         # the SelectedMailbox in the selected state
         self.recent_owned = {}      # (address, folder name) -> UIDs whose \Recent it holds
-        self.login = login.Login(self, prompt="+ ", line_limit=login.IMAP_LINE_LIMIT)
+        self.login = login.Login(self, prompt="+ ", line_limit=self.line_limit)
 
     # -- LineSession hooks ---------------------------------------------------------
     def greet(self):

@@ -13,7 +13,7 @@ from . import parser
 from . import replies as R
 from .replies import SMTPReplyError
 
-MECHANISMS = ("PLAIN", "LOGIN")
+MECHANISMS = login.MECHANISMS       # SMTP offers every mechanism login.py runs
 PROMPT = "334 "                   # RFC 4954 4: a server challenge
 
 # login's errors -> replies (Throttled needs the hostname: see cmd_AUTH)
