@@ -16,12 +16,10 @@ connection per domain, or all to the smarthost), records per-recipient results
 (schedule.py: 2xx delivered; 4xx deferred until now + retry_schedule[attempt] +-10% jitter, or
 failed at arrival + queue_lifetime; 5xx failed), sends the owed bounce (one per
 message and pass, RFC 3464; never for an empty sender: to a local sender through
-local_deliver, the final-delivery path, with a null sender; else, or if that fails,
-queued with an empty sender), optionally a delay warning, and removes the entry
-once nothing is left.  local_deliver(sender, addresses, data) resolves local
-addresses to accounts (service.py passes SMTPFileHandler.deliver_queued) and raises
-a LookupError for an address without one: a recipient fails with 550 5.1.1, a
-report to such a sender is dropped with a log line. Several threads keep one
+local_deliver (SMTPFileHandler.deliver_queued: accounts resolved as RCPT does; a
+LookupError means no such account: 550 5.1.1, or a report dropped and logged) with a
+null sender; else, or if that fails, queued with an empty sender), optionally a
+delay warning, and removes the entry once nothing is left. Several threads keep one
 slow or dead domain (30 s connect timeouts) from holding up the rest of the queue.
 
 Robustness: any exception of an entry is logged with its queue id and the entry is
@@ -376,9 +374,8 @@ class RelayWorker:
                 self.local_deliver("", [entry.sender], dsn)
                 where = "delivered to the local mailbox"
             except LookupError:
-                # The sender's domain is ours but the account is not (deleted since, or
-                # forged): queueing would only meet the same 550, and a report about a
-                # report is never sent (RFC 3464 2), so it ends here, in the log.
+                # no such account (deleted, or forged): queued it would meet the same 550,
+                # and a report is never reported on (RFC 3464 2): it ends in the log
                 self.log.warning("%s: the %s report is dropped: no local mailbox for <%s>",
                                  entry.queue_id, action, entry.sender)
                 where = "dropped (no such local mailbox)"
