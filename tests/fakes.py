@@ -22,6 +22,7 @@ session runner, the test's end of the connection, test accounts and TLS contexts
 """
 
 import base64
+import contextlib
 import functools
 import hashlib
 import socket
@@ -227,3 +228,17 @@ def auth_failure_lines(caplog):
     session prefix "[protocol id peer] "."""
     lines = (r.getMessage().partition("] ")[2] for r in caplog.records)
     return [line for line in lines if line.startswith("auth failed")]
+
+
+@contextlib.contextmanager
+def open_inbox(store, address, messages):
+    """`address`'s INBOX Folder, open, after delivering `messages` into it (the
+    store-level tests of views and their IMAP rendering share this set-up)."""
+    store.ensure_user(address)
+    for data in messages:
+        store.deliver(address, data)
+    folder = store.open_folder(address, "INBOX")
+    try:
+        yield folder
+    finally:
+        store.release_folder(folder)

@@ -10,6 +10,7 @@ import pytest
 from clevermail.imap.selected_mailbox import SelectedMailbox
 from clevermail.store import MailStore
 from clevermail.store.view import FolderView
+from fakes import open_inbox
 from imap_helpers import ALICE, message
 
 FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
@@ -22,12 +23,8 @@ def store(tmp_path):
 
 @pytest.fixture
 def folder(store):
-    store.ensure_user(ALICE)
-    for i in range(1, 4):
-        store.deliver(ALICE, message(i))
-    folder = store.open_folder(ALICE, "INBOX")
-    yield folder
-    store.release_folder(folder)
+    with open_inbox(store, ALICE, map(message, range(1, 4))) as folder:
+        yield folder
 
 
 def view(folder, readonly=False):

@@ -12,6 +12,7 @@ import pytest
 
 from clevermail.store import MailStore
 from clevermail.store.view import NO_CHANGES, Changes, FolderView, close_view, open_view
+from fakes import open_inbox
 
 ALICE = "alice@example.test"
 
@@ -27,12 +28,8 @@ def store(tmp_path):
 
 @pytest.fixture
 def folder(store):
-    store.ensure_user(ALICE)
-    for i in range(1, 4):
-        store.deliver(ALICE, message(i))
-    folder = store.open_folder(ALICE, "INBOX")
-    yield folder
-    store.release_folder(folder)
+    with open_inbox(store, ALICE, map(message, range(1, 4))) as folder:
+        yield folder
 
 
 def view(folder, readonly=False, owned=()):
