@@ -210,6 +210,20 @@ def test_user_add_invalid_name_does_not_prompt(runner, cfg):
     assert "Password" not in result.output
 
 
+def test_config_after_the_subcommand(runner, cfg, tmp_path):
+    """--config is taken after the sub-command as well as before it, on every command."""
+    result = run(runner, None, "user", "add", "amy", "--password-stdin", "--config", cfg, input="pw\n")
+    assert result.exit_code == 0, result.output
+    assert accounts(tmp_path).lookup("amy@example.test") is not None
+    assert run(runner, None, "user", "list", "--config", cfg).stdout == "amy@example.test\n"
+    # the later one wins: the sub-command's over the group's
+    missing = str(tmp_path / "missing.ini")
+    result = run(runner, None, "--config", missing, "user", "list", "--config", cfg)
+    assert result.stdout == "amy@example.test\n"
+    result = run(runner, None, "--config", cfg, "queue", "list", "--config", missing)
+    assert result.exit_code == 2 and "missing.ini: file not found" in result.stderr
+
+
 # -- list / passwd / del ---------------------------------------------------------------------------
 def test_user_list(runner, cfg):
     assert run(runner, cfg, "user", "list").stdout == ""

@@ -1,0 +1,40 @@
+"""`clevermail config`: check a config file, show the effective one or the defaults."""
+
+import click
+
+from ..config import ConfigError, format_config, load_config, read_config, render_defaults
+from . import main
+from .common import config_option, load_settings
+
+
+# -- config ----------------------------------------------------------------------------
+@main.group("config")
+def config_group():
+    """Check and show configuration."""
+
+
+@config_group.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@config_option
+@click.pass_context
+def config_check(ctx, path):
+    """Validate a config file (default: the one in use); lists every problem."""
+    try:
+        load_config(path or ctx.obj["config"])
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        ctx.exit(1)
+    click.echo("config ok")
+
+
+@config_group.command("show")
+@click.option("--defaults", is_flag=True, help="Print a documented example file with every default.")
+@config_option
+@click.pass_context
+def config_show(ctx, defaults):
+    """Print the effective configuration (secrets masked)."""
+    if defaults:
+        click.echo(render_defaults())
+        return
+    click.echo(format_config(load_settings(ctx, read_config)))
