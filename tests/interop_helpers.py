@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from clevermail.service import MailService
+from components import component_missing
 from conftest import make_config
 from imap_helpers import ALICE, BOB, PASSWORD, make_accounts
 
@@ -33,7 +34,7 @@ def need(binary):
     """The path of a client binary, or skip the test saying which one is missing."""
     path = shutil.which(binary)
     if path is None:
-        pytest.skip(f"{binary} is not installed (apt-get install it to run this interop test)")
+        component_missing(f"{binary} is not installed (apt-get install it to run this interop test)")
     return path
 
 

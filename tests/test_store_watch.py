@@ -19,6 +19,7 @@ import pytest
 from clevermail.service import MailService
 from clevermail.store import MailStore, maildir, watch
 from clevermail.store.watch import EVENT, IN_Q_OVERFLOW, FolderWatcher
+from components import component_missing
 from conftest import make_config
 from imap_helpers import ALICE, PASSWORD, make_accounts, message
 from waiting import wait_for
@@ -40,7 +41,7 @@ class FakeFolder:
 def watcher():
     w = FolderWatcher()
     if not w.available:
-        pytest.skip("inotify is not available here")
+        component_missing("inotify is not available here")
     yield w
     w.stop()
 
@@ -142,7 +143,7 @@ def test_store_detaches_a_held_folder_deleted_by_another_process(tmp_path, threa
     store.start_watching()
     if not store.folders.watcher.available:
         store.stop_watching()
-        pytest.skip("inotify is not available here")
+        component_missing("inotify is not available here")
     store.create_folder(ALICE, "Foo")
     old = store.open_folder(ALICE, "Foo")
     woken = threading.Event()
@@ -222,7 +223,7 @@ def test_a_failed_pipe_closes_the_inotify_descriptor(monkeypatch, caplog):
     try:
         Recording()
     except (OSError, AttributeError):
-        pytest.skip("inotify is not available here")
+        component_missing("inotify is not available here")
     monkeypatch.setattr(watch, "_libc", Recording)
     monkeypatch.setattr(watch.os, "pipe2", no_pipe)
     with caplog.at_level(logging.WARNING, "clevermail.store"):
@@ -260,7 +261,7 @@ def test_store_watches_held_folders_until_stopped(tmp_path, thread_guard):
     watcher = store.folders.watcher
     if not watcher.available:
         store.stop_watching()
-        pytest.skip("inotify is not available here")
+        component_missing("inotify is not available here")
     inbox = store.open_folder(ALICE, "INBOX")
     again = store.open_folder(ALICE, "INBOX")
     assert watcher.watched() == [inbox]
@@ -285,7 +286,7 @@ def test_idle_sees_a_file_written_into_new_by_another_process(tmp_path, thread_g
     service = MailService(conf).start()
     try:
         if not service.store.folders.watcher.available:
-            pytest.skip("inotify is not available here")
+            component_missing("inotify is not available here")
         service.store.deliver(ALICE, message(1))
         c = imaplib.IMAP4("127.0.0.1", service.port("imap"), timeout=WAIT)
         try:
