@@ -219,6 +219,47 @@ def test_eight_bit_headers():
     assert match(["FROM", "jörg".encode()], msg) is True
 
 
+# The seven messages of imaptest's search-addresses group: FROM/TO/CC/BCC match the
+# parsed addresses (as ENVELOPE shows them), not the raw field with its comments.
+ADDRESS_MESSAGES = [
+    b"From: user-from@domain.org\r\nTo: user-to@domain.org\r\n\r\n",
+    b"From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\n\r\n",
+    b"From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\n\r\n",
+    b"From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\n\r\n",
+    b"From: user-from1@domain.org, user-from2@domain.org\r\n\r\n",
+    b"From: RealFrom <user-from@domain.org>\r\nTo: groupname: groupuser1@domain.org,"
+    b" groupuser2@domain.org;,\r\n  groupname2: groupuser3@domain.org;\r\n\r\n",
+    b"From: RealFrom <user-from@domain.org>\r\nTo: groupname:;\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["FROM", "user-from@domain.org"], [1, 2, 3, 4, 6, 7]),   # 3: comments inside the address
+    (["TO", "user-to@domain.org"], [1, 2, 3, 4]),
+    (["FROM", "realfrom"], [2, 4, 6, 7]),                    # 4: the comment names the address
+    (["FROM", "ealfro"], [2, 4, 6, 7]),
+    (["FROM", "ser-fro"], [1, 2, 3, 4, 5, 6, 7]),
+    (["FROM", "user-from1"], [5]),
+    (["FROM", "comment"], []),                               # comments are not the address
+    (["TO", "groupname"], [6, 7]),
+    (["TO", "groupname2"], [6]),
+    (["TO", "groupuser3"], [6]),
+    (["TO", "groupuser4"], []),
+    (["HEADER", "from", "comment"], [3]),                    # HEADER still reads the raw field
+    (["TO", ""], [1, 2, 3, 4, 6, 7]),                        # "" = the field is there
+])
+def test_address_keys_match_parsed_addresses(args, expected):
+    found = [n for n, raw in enumerate(ADDRESS_MESSAGES, 1) if match(args, Msg(raw))]
+    assert found == expected
+
+
+def test_address_names_are_decoded_after_parsing():
+    """An encoded word that decodes to a comma or a bracket stays inside the name."""
+    raw = b"From: =?utf-8?q?M=C3=BCller=2C_J=C3=B6rg_=3Cx=3E?= <jm@example.com>\r\n\r\n"
+    assert match(["FROM", "müller, jörg <x> <jm@example.com>".encode()], Msg(raw)) is True
+    assert decode.address_text("=?utf-8?q?a=2C_b?= <c@d>, e@f") == "a, b <c@d>, e@f"
+
+
 # ------------------------------------------------------------ bodies
 
 @pytest.mark.parametrize("needle, expected", [

@@ -27,6 +27,7 @@ import binascii
 import re
 
 from clevermail.imap import mime
+from clevermail.imap.envelope import parse_addresses
 from clevermail.imap.params import ascii_lower, param, parse_content_transfer_encoding
 
 __all__ = ["header_fields", "body_text", "decode_header_value", "decode_encoded_words"]
@@ -64,6 +65,26 @@ def body_text(pm):
     return "\n".join(chunks)
 
 
+def address_text(value):
+    """An address field as SEARCH matches it: each parsed address as
+    `name <mailbox@host>` (or `mailbox@host`), groups as `name: ...;`, joined
+    by ", ".  Comments, routes and quoting are gone, so `<user (c)@ (c) d.org>`
+    reads `user@d.org`, as envelope.parse_addresses gives it to ENVELOPE (RFC 3501 6.4.4 matches "the
+    structured field", as Dovecot does).  Names are RFC 2047-decoded after
+    parsing, so an encoded comma or bracket cannot change the structure."""
+    out = []
+    for name, _route, mailbox, host in parse_addresses(value):
+        if mailbox is None:             # end of a group
+            out.append(";")
+            continue
+        if host is None:                # start of a group: its display name
+            out.append(f"{decode_encoded_words(mailbox)}:")
+            continue
+        spec = "@".join(x for x in (mailbox, host) if not x.startswith("MISSING_"))
+        out.append(f"{decode_encoded_words(name)} <{spec}>" if name else spec)
+    return ", ".join(out)
+
+
 def _leaves(root):
     """Parts that hold content, in message order: a multipart's parts and the
     message inside a message/rfc822 are entered, a multipart without parts is
@@ -89,11 +110,16 @@ def _base64(data):
 
 def decode_header_value(value: bytes) -> str:
     """Header bytes -> text: raw 8-bit as UTF-8 (else Latin-1), then RFC 2047."""
+    return decode_encoded_words(header_text(value))
+
+
+def header_text(value: bytes) -> str:
+    """Header bytes -> text, encoded words left as they are: raw 8-bit as UTF-8
+    (RFC 6532 allows UTF-8 headers), else Latin-1."""
     try:
-        text = value.decode("utf-8")  # RFC 6532 allows UTF-8 headers
+        return value.decode("utf-8")
     except UnicodeDecodeError:
-        text = value.decode("latin-1")
-    return decode_encoded_words(text)
+        return value.decode("latin-1")
 
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")

@@ -145,6 +145,18 @@ def _keyword(present):
     return parse
 
 
+def _address_key(field):
+    """FROM, TO, CC, BCC: a substring of the parsed addresses (decode.address_text),
+    not of the raw field with its comments and quoting."""
+    def parse(p, depth):
+        needle = _string(p, field.upper())
+
+        def test(m, c, v):
+            return any(needle in value for value in v.addresses(field))
+        return _Node(HEADERS, test)
+    return parse
+
+
 def _header_key(field):
     return lambda p, depth: _header_node(field, _string(p, field.upper()))
 
@@ -224,11 +236,11 @@ _KEYS = {
     "NEW": _fixed(_Node(CHEAP, lambda m, c, v: bool(m.recent) and "\\seen" not in v.flags)),
     "KEYWORD": _keyword(True),
     "UNKEYWORD": _keyword(False),
-    "BCC": _header_key("bcc"),
-    "CC": _header_key("cc"),
-    "FROM": _header_key("from"),
+    "BCC": _address_key("bcc"),
+    "CC": _address_key("cc"),
+    "FROM": _address_key("from"),
     "SUBJECT": _header_key("subject"),
-    "TO": _header_key("to"),
+    "TO": _address_key("to"),
     "HEADER": _parse_header,
     "BODY": _parse_body,
     "TEXT": _parse_text,
@@ -339,6 +351,16 @@ class _View:
     def headers(self):
         """[(lower-case name, casefolded decoded value)] in message order."""
         return [(name, value.casefold()) for name, value in decode.header_fields(self.parsed)]
+
+    def addresses(self, field):
+        """Every `field` of the top-level header (from, to, cc, bcc) as
+        casefolded decode.address_text, in message order."""
+        cache = self.__dict__.setdefault("_addresses", {})
+        if field not in cache:
+            pm = self.parsed
+            cache[field] = [decode.address_text(decode.header_text(pm.field_bytes(f))).casefold()
+                            for f in pm.top().fields if f[0] == field]
+        return cache[field]
 
     @functools.cached_property
     def body(self):
