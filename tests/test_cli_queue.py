@@ -53,7 +53,8 @@ def test_list_shows_recipients_with_state_attempts_next_and_last_reply(env, defe
     result = cli(env, "list")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"{deferred.id}  queue-id {deferred.queue_id}  age ")
+    assert deferred.id == deferred.queue_id                  # one id: the entry is named by it
+    assert lines[0].startswith(f"{deferred.id}  age ")
     assert lines[0].endswith(f"from <{ALICE}>")
     for address in (REMOTE, OTHER):
         line = next(x for x in lines if f"<{address}>" in x)
@@ -72,7 +73,7 @@ def test_show_prints_envelope_history_and_headers(env, deferred):
     result = cli(env, "show", deferred.id)
     assert result.exit_code == 0
     out = result.stdout
-    assert out.startswith(f"{deferred.id}  queue-id {deferred.queue_id}")
+    assert out.startswith(f"{deferred.id}  age ")
     assert "queued  from <alice@example.test> to 2 recipient(s)" in out
     assert f"deferred  <{REMOTE}> via mx.there.test[127.0.0.1]:{env.sink.port}: 451 4.7.1" in out
     assert "\nReceived: from client.example.test" in out and "Subject: queued for the CLI" in out

@@ -417,3 +417,44 @@ def test_two_processes_share_one_queue_without_double_delivery(make_env):
     ids = sorted(int(m.data.split(b"X-Test-Id: ")[1].split(b"\r\n")[0]) for m in env.sink.messages)
     assert ids == list(range(n))                     # every message exactly once
     assert env.q.list() == []
+
+
+def test_a_held_entry_is_never_attempted_expired_or_warned_until_released(make_env):
+    env = make_env({"rcpt": lambda a: (451, "4.2.0 busy")}, queue_lifetime=1000, delay_warning=100)
+    eid = env.enqueue()
+    env.w.run_once()                                     # attempt 1: deferred
+    sessions = len(env.sink.sessions)
+    assert env.q.hold(eid)
+    env.clock.advance(5000)                              # past the lifetime and the warning
+    assert env.w.run_once() == 0
+    assert len(env.sink.sessions) == sessions and env.local == []
+    e = env.q.get(eid)
+    assert e.held and e.recipients[0].state == "deferred" and e.recipients[0].attempts == 1
+    assert env.q.release(eid)
+    # released: due now, and the 5000 s on hold do not count towards the lifetime
+    assert env.w.run_once() == 1
+    e = env.q.get(eid)
+    [r] = e.recipients
+    assert (r.state, r.attempts) == ("deferred", 2) and len(env.sink.sessions) > sessions
+    assert r.next_attempt <= e.arrival + 5000 + 1000
+    assert env.local == []                               # the warning's clock is shifted too
+    env.clock.advance(150)
+    env.w.run_once()
+    assert len(env.local) == 1 and dsn_fields(env.local[0][1])[1][0]["Action"] == "delayed"
+    env.clock.advance(1000)                              # now past the shifted lifetime
+    env.w.run_once()
+    assert env.q.list() == []
+    assert dsn_fields(env.local[-1][1])[1][0]["Action"] == "failed"
+
+
+def test_a_hold_between_the_scan_and_the_claim_is_respected(make_env, monkeypatch):
+    env = make_env()
+    eid = env.enqueue()
+    claim = env.q.claim
+
+    def hold_then_claim(entry_id):
+        env.q.hold(entry_id)                             # the operator, just in time
+        return claim(entry_id)
+    monkeypatch.setattr(env.q, "claim", hold_then_claim)
+    assert env.w.run_once() == 0
+    assert env.sink.sessions == [] and env.q.get(eid).held

@@ -3,7 +3,10 @@
 - entry.py     Entry and Recipient: the JSON envelope of a queued message and the
                per-recipient states.
 - queue.py     the file queue (<data_dir>/queue/): enqueue by rename, atomic claims
-               between workers and processes, operator actions.
+               between workers and processes, operator actions (hold, release,
+               flush, bounce, delete), entries named by their queue id.
+- select.py    Selector (which entries an operator means) and QueueSummary (counts
+               by state, oldest age: `queue list` and the metrics).
 - mx.py        MX/A/AAAA lookup with dnspython (RFC 5321 5.1, RFC 7505 null MX).
 - delivery.py  one SMTP attempt per domain or smarthost with smtplib (RFC 5321,
                3207 STARTTLS, 1870 SIZE, 4954 AUTH, 8314 implicit TLS).

@@ -13,6 +13,10 @@ The JSON envelope (one object, UTF-8, written whole and renamed into place)::
      "arrival": 1700000000.0,            time queued (Unix seconds, float)
      "size": 1234,                       bytes of <id>.eml
      "warned": false,                    delay warning already sent
+     "held": false,                      on hold: the worker leaves it alone
+     "held_since": null,                 when the current hold began (Unix seconds)
+     "held_total": 0.0,                  seconds spent on hold before, not counted
+                                         in the queue lifetime
      "recipients": [{"address": "bob@example.net", "state": "deferred",
                      "attempts": 2, "last_reply": "451 4.3.0 try later",
                      "next_attempt": 1700000600.0, "remote": "mx.example.net [192.0.2.1]",
@@ -26,15 +30,28 @@ Recipient states: pending (never tried), deferred (4xx; retried at next_attempt)
 delivered (2xx), failed (5xx, expired or cancelled; a bounce is owed unless the
 sender is empty), bounced (failed and reported). An entry is finished, and removed
 from the queue, when no recipient is pending or deferred and no bounce is owed.
+
+Entry states (what `clevermail queue list --state` filters on and RelayQueue.summary
+counts; one per entry, first match wins): held (the operator put it on hold: never
+attempted, never expired, no report sent, until released), bounce (a bounce is owed
+and about to be sent), active (a recipient is new or due now), deferred (every
+remaining recipient waits for its next retry).
+
+Hold and the lifetime (our rule, close to Postfix's "held mail does not expire"):
+time on hold does not count. An entry expires at arrival + held_total +
+queue_lifetime, so a message held for a day and released gets the rest of its
+lifetime back, and a delay warning is owed by the same shifted clock.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
 ACTIVE = frozenset({"pending", "deferred"})
 HISTORY_LIMIT = 200       # events kept per entry (retries over days add up)
 FORMAT_VERSION = 1
+STATES = ("active", "deferred", "held", "bounce")     # entry states, see the module doc
 
 
 @dataclass
@@ -58,6 +75,9 @@ class Entry:
     recipients: list[Recipient] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     warned: bool = False             # delay warning sent
+    held: bool = False               # on hold by the operator (see the module doc)
+    held_since: float | None = None  # start of the current hold
+    held_total: float = 0.0          # seconds on hold before the current hold
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -70,7 +90,9 @@ class Entry:
                  for r in d["recipients"]]
         return cls(id=d["id"], queue_id=d.get("queue_id", ""), sender=d.get("sender", ""),
                    arrival=float(d["arrival"]), size=int(d.get("size", 0)), recipients=rcpts,
-                   history=list(d.get("history", [])), warned=bool(d.get("warned", False)))
+                   history=list(d.get("history", [])), warned=bool(d.get("warned", False)),
+                   held=bool(d.get("held", False)), held_since=_opt_float(d.get("held_since")),
+                   held_total=float(d.get("held_total", 0.0)))
 
     def add_history(self, now: float, event: str, detail: str = "") -> None:
         self.history.append({"time": now, "event": event, "detail": detail})
@@ -86,26 +108,66 @@ class Entry:
     def finished(self) -> bool:
         return not self.active() and not self.needs_bounce()
 
+    def clock_start(self) -> float:
+        """Arrival shifted by the time spent on hold: the origin of the lifetime and of
+        the delay warning (time on hold does not count, see the module doc)."""
+        return self.arrival + self.held_total
+
+    def expires(self, queue_lifetime: float) -> float:
+        return self.clock_start() + queue_lifetime
+
+    def hold(self, now: float) -> bool:
+        """Put on hold; False if it already was (nothing to write)."""
+        if self.held:
+            return False
+        self.held, self.held_since = True, now
+        return True
+
+    def release(self, now: float) -> bool:
+        """End a hold, adding its length to held_total; False if it was not held."""
+        if not self.held:
+            return False
+        if self.held_since is not None:
+            self.held_total += max(0.0, now - self.held_since)
+        self.held, self.held_since = False, None
+        return True
+
+    def state(self, now: float) -> str:
+        """The entry's state (one of STATES, see the module doc)."""
+        if self.held:
+            return "held"
+        if self.needs_bounce():
+            return "bounce"
+        active = self.active()
+        if not active or any(r.state == "pending" or r.next_attempt <= now for r in active):
+            return "active"          # (finished: the worker removes it right now)
+        return "deferred"
+
     def next_due(self, delay_warning: float | None = None) -> float:
-        """Earliest time the worker has something to do here (0 = now, inf = never)."""
+        """Earliest time the worker has something to do here (0 = now, inf = never:
+        a held entry waits for its release)."""
+        if self.held:
+            return math.inf
         if self.needs_bounce() or self.finished():
             return 0.0
         due = min(r.next_attempt for r in self.active())
         if (delay_warning is not None and self.sender and not self.warned
                 and any(r.state == "deferred" for r in self.recipients)):
-            due = min(due, self.arrival + delay_warning)
+            due = min(due, self.clock_start() + delay_warning)
         return due
 
     def describe(self, now: float | None = None, history: bool = False) -> str:
         """Human-readable lines for `clevermail queue list` (and, with the history,
         for `queue show`, which adds the headers from RelayQueue.read_headers)."""
         now = time.time() if now is None else now
-        lines = [f"{self.id}  queue-id {self.queue_id}  age {_span(now - self.arrival)}  "
-                 f"size {self.size}  from <{self.sender}>"]
+        # New entries are named by their queue id; older ones show both names.
+        name = self.id if self.id == self.queue_id else f"{self.id}  queue-id {self.queue_id}"
+        lines = [f"{name}  age {span(now - self.arrival)}  "
+                 f"size {self.size}  from <{self.sender}>" + ("  HELD" if self.held else "")]
         for r in self.recipients:
             line = f"    <{r.address}>  {r.state}  attempts {r.attempts}"
             if r.state in ACTIVE:
-                line += f"  next {'now' if r.next_attempt <= now else 'in ' + _span(r.next_attempt - now)}"
+                line += f"  next {'now' if r.next_attempt <= now else 'in ' + span(r.next_attempt - now)}"
             if r.last_reply:
                 line += f"  last: {r.last_reply}"
             lines.append(line)
@@ -115,7 +177,12 @@ class Entry:
         return "\n".join(lines)
 
 
-def _span(seconds: float) -> str:
+def _opt_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def span(seconds: float) -> str:
+    """A duration as an operator reads it: 2m05s, 3h12m, 1d4h."""
     s = max(0, int(seconds))
     d, s = divmod(s, 86400)
     h, s = divmod(s, 3600)

@@ -2,8 +2,15 @@
 
 Owns the on-disk format, atomic enqueue, per-recipient state, the atomic claim that
 keeps two workers (threads or processes) off the same entry, and the operator actions
-(list, show, flush, delete, bounce) that the CLI runs from another process while the
-server runs. It knows nothing of SMTP: delivery.py and worker.py do that.
+(list, select, summary, show, flush, delete, bounce, hold, release) that the CLI runs
+from another process while the server runs. It knows nothing of SMTP: delivery.py and
+worker.py do that.
+
+Names: an entry is named by the queue id it was given (the id of the SMTP 250 reply
+"queued as <qid>" and of every log line) when that id is a valid, unused name;
+otherwise (a clash, or entries written before this rule, whose names are a time
+stamp and a random tail) by new_id(). resolve() accepts either: the entry's own name,
+or the queue id stored in its envelope, case-insensitively.
 
 On-disk layout of ``<queue_dir>`` (normally ``<data_dir>/queue``)::
 
@@ -45,15 +52,17 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from clevermail.durable import atomic_write, fsync_dir, write_exclusive
-from clevermail.relay.entry import ACTIVE, FORMAT_VERSION, HISTORY_LIMIT, Entry, Recipient
+from clevermail.relay.entry import ACTIVE, FORMAT_VERSION, HISTORY_LIMIT, STATES, Entry, Recipient
+from clevermail.relay.select import QueueSummary, Selector, summarize
 
 log = logging.getLogger("clevermail.relay")
 
 ORPHAN_AGE = 300.0        # seconds; longer than any prepare -> commit takes
 _ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
-__all__ = ["ACTIVE", "FORMAT_VERSION", "HISTORY_LIMIT", "ORPHAN_AGE", "Claim", "Entry",
-           "NoSuchEntry", "PendingEntry", "Recipient", "RelayQueue", "header_block"]
+__all__ = ["ACTIVE", "FORMAT_VERSION", "HISTORY_LIMIT", "ORPHAN_AGE", "STATES", "Claim", "Entry",
+           "NoSuchEntry", "PendingEntry", "QueueSummary", "Recipient", "RelayQueue",
+           "Selector", "header_block"]
 
 
 class NoSuchEntry(LookupError):
@@ -150,19 +159,19 @@ class RelayQueue:
                 queue_id: str) -> PendingEntry:
         if not recipients:
             raise ValueError("an entry needs at least one recipient")
-        entry_id = self.new_id()
         now = self.clock()
         seen, rcpts = set(), []
         for address in recipients:
             if address.lower() not in seen:
                 seen.add(address.lower())
                 rcpts.append(Recipient(address=address, next_attempt=now))
+        # The body goes straight to its final name: without an envelope it is an
+        # invisible orphan, so only the envelope needs the temp-then-rename dance.
+        # Its O_EXCL create also claims the name: the queue id if free, else a new one.
+        entry_id = self._create_body(queue_id, data)
         entry = Entry(id=entry_id, queue_id=queue_id, sender=sender, arrival=now,
                       size=len(data), recipients=rcpts)
         entry.add_history(now, "queued", f"from <{sender}> to {len(rcpts)} recipient(s)")
-        # The body goes straight to its final name: without an envelope it is an
-        # invisible orphan, so only the envelope needs the temp-then-rename dance.
-        write_exclusive(self._body(entry_id), data)
         tmp_json = self.tmp / f"{entry_id}.json"
         try:
             write_exclusive(tmp_json, json.dumps(entry.to_json()).encode())
@@ -170,6 +179,21 @@ class RelayQueue:
             self._body(entry_id).unlink(missing_ok=True)
             raise
         return PendingEntry(self, entry_id, queue_id, tmp_json)
+
+    def _create_body(self, queue_id: str, data: bytes) -> str:
+        """Write the body under the entry's name and return that name: the queue id
+        when it is a valid name and neither an entry, a body nor a temp envelope has it
+        (O_EXCL on the body decides races), else new_id()."""
+        if _ID_RE.match(queue_id or "") and not self._json(queue_id).exists() \
+                and not (self.tmp / f"{queue_id}.json").exists():
+            try:
+                write_exclusive(self._body(queue_id), data)
+                return queue_id
+            except FileExistsError:
+                pass
+        entry_id = self.new_id()
+        write_exclusive(self._body(entry_id), data)
+        return entry_id
 
     def enqueue(self, sender: str, recipients: list[str], data: bytes, queue_id: str) -> str:
         pending = self.prepare(sender, recipients, data, queue_id)
@@ -214,6 +238,48 @@ class RelayQueue:
             except ValueError:
                 log.error("-: queue entry %s has a damaged envelope, skipped", entry_id)
         return sorted(entries, key=lambda e: (e.arrival, e.id))
+
+    def resolve(self, ident: str) -> list[str]:
+        """The entry names an operator's id means: the entry of that name, else every
+        entry whose name or queue id equals it case-insensitively (normally one; a
+        report queued twice for one message shares its queue id). NoSuchEntry if
+        none (an id that could be a path never gets this far)."""
+        self._check_id(ident)
+        if self._json(ident).exists():
+            return [ident]
+        want, found = ident.lower(), []
+        for entry_id, _ in self.scan():
+            if entry_id.lower() == want:
+                found.append(entry_id)
+                continue
+            try:
+                if self.get(entry_id).queue_id.lower() == want:
+                    found.append(entry_id)
+            except (NoSuchEntry, ValueError):
+                continue                  # gone meanwhile, or damaged: name only
+        if not found:
+            raise NoSuchEntry(ident)
+        return sorted(found)
+
+    def select(self, selector: "Selector", now: float | None = None) -> list[Entry]:
+        """The readable entries the selector matches, oldest first."""
+        now = self.clock() if now is None else now
+        return [e for e in self.list() if selector.matches(e, now)]
+
+    def summary(self, now: float | None = None) -> QueueSummary:
+        """Counts by entry state and recipient state, the oldest entry's age and the
+        total size (select.QueueSummary); one pass over the envelopes, no body read,
+        no lock taken (an entry changing meanwhile is counted as it was or as it is)."""
+        now = self.clock() if now is None else now
+        entries, damaged = [], 0
+        for entry_id, _ in self.scan():
+            try:
+                entries.append(self.get(entry_id))
+            except NoSuchEntry:
+                continue
+            except ValueError:
+                damaged += 1
+        return summarize(entries, now, damaged)
 
     def read_body(self, entry_id: str) -> bytes:
         try:
@@ -274,13 +340,15 @@ class RelayQueue:
         return qid
 
     def flush(self, entry_id: str | None = None) -> int:
-        """Make entries due now; returns how many had something to retry. NoSuchEntry:
-        no such entry; ValueError: that entry's envelope is damaged (flushing all
-        skips damaged ones)."""
+        """Make entries due now; returns how many had something to retry (held entries
+        are left held and not counted). NoSuchEntry: no such entry; ValueError: that
+        entry's envelope is damaged (flushing all skips damaged ones)."""
         ids = [self._check_id(entry_id)] if entry_id is not None else [i for i, _ in self.scan()]
         now, count = self.clock(), 0
 
         def change(e: Entry) -> bool:       # False: nothing to retry, nothing to write
+            if e.held:                      # a flush never releases a hold
+                return False
             for r in e.active():
                 r.next_attempt = min(r.next_attempt, now)
             if e.active():
@@ -298,24 +366,64 @@ class RelayQueue:
                 continue
             if entry is None and entry_id is not None:
                 raise NoSuchEntry(entry_id)
-            count += bool(entry is not None and entry.active())
+            count += bool(entry is not None and entry.active() and not entry.held)
         return count
 
-    def mark_bounce(self, entry_id: str) -> None:
-        """Fail every undelivered recipient now; the worker then sends the bounce."""
+    def mark_bounce(self, entry_id: str, only: Callable[[str], bool] | None = None) -> int:
+        """Fail every undelivered recipient now (or those `only(address)` accepts) and
+        release a hold, so that the worker sends the bounce; returns how many
+        recipients were failed."""
         now = self.clock()
+        failed = 0
 
         def change(e: Entry) -> None:
+            nonlocal failed
             for r in e.active():
+                if only is not None and not only(r.address):
+                    continue
                 r.state, r.updated = "failed", now
                 r.last_reply = "550 5.0.0 delivery cancelled by the administrator" + (
                     f" (last reply: {r.last_reply})" if r.last_reply else "")
-            e.add_history(now, "bounce", "failed by the administrator")
+                failed += 1
+            if e.release(now):
+                e.add_history(now, "released", "to send the bounce")
+            e.add_history(now, "bounce", f"{failed} recipient(s) failed by the administrator")
 
         entry = self.update(self._check_id(entry_id), change)
         if entry is None:
             raise NoSuchEntry(entry_id)
         log.info("%s: entry %s marked for bounce by the operator", entry.queue_id, entry_id)
+        return failed
+
+    def hold(self, entry_id: str) -> bool:
+        """Put an entry on hold (durably: its envelope says so): the worker never
+        attempts it, nor expires or reports it, until release(). An attempt already
+        under way finishes first. False if it was held already."""
+        return self._set_hold(entry_id, True)
+
+    def release(self, entry_id: str) -> bool:
+        """End a hold: its undelivered recipients are due now, and the time it spent
+        held is added to its lifetime (entry.py). False if it was not held."""
+        return self._set_hold(entry_id, False)
+
+    def _set_hold(self, entry_id: str, held: bool) -> bool:
+        now, changed = self.clock(), False
+
+        def change(e: Entry) -> bool:
+            nonlocal changed
+            changed = e.hold(now) if held else e.release(now)
+            if not changed:
+                return False
+            if not held:
+                for r in e.active():
+                    r.next_attempt = min(r.next_attempt, now)
+            e.add_history(now, "held" if held else "released", "by the administrator")
+            return True
+
+        entry = self.update(self._check_id(entry_id), change)
+        if entry is None:
+            raise NoSuchEntry(entry_id)
+        return changed
 
     # -- claiming and crash debris ----------------------------------------------
     def claim(self, entry_id: str) -> Claim | None:

@@ -8,10 +8,12 @@ and does the sending). The rules (RFC 5321 4.5.4.1, 6.1; RFC 3464):
 
 - 2xx -> delivered; 5xx -> failed (a bounce is owed unless the sender is empty).
 - 4xx -> deferred until now + retry_schedule[attempts - 1] (the last delay repeats)
-  +-JITTER, but never past arrival + queue_lifetime; a 4xx at or after that time
-  -> failed ("expired").
+  +-JITTER, but never past the entry's expiry (arrival + queue_lifetime, plus any
+  time it spent on hold: entry.py); a 4xx at or after that time -> failed ("expired").
 - A recipient the operator failed meanwhile keeps that state, unless the attempt
   delivered it: a delivery that happened wins over a bounce not yet sent.
+- A held entry is never attempted (its next_due is inf and the worker skips it
+  after claiming); see entry.py for hold and the lifetime.
 - A delay warning is owed once, after delay_warning seconds, while a recipient is
   deferred and the sender is not empty.
 """
@@ -40,7 +42,7 @@ def record_results(e: Entry, results: dict[str, Result], now: float, *,
     """Record one attempt's results in the fresh envelope `e`. Returns False (do not
     write) when the entry is finished: it is removed next, and a crash before that
     only means a duplicate delivery."""
-    expires = e.arrival + queue_lifetime
+    expires = e.expires(queue_lifetime)
     for r in e.recipients:
         res = results.get(r.address)
         if res is None:
@@ -73,8 +75,8 @@ def record_results(e: Entry, results: dict[str, Result], now: float, *,
 
 
 def warning_due(entry: Entry, now: float, delay_warning: float | None) -> bool:
-    return (delay_warning is not None and bool(entry.sender) and not entry.warned
-            and now >= entry.arrival + delay_warning
+    return (delay_warning is not None and bool(entry.sender) and not entry.warned and not entry.held
+            and now >= entry.clock_start() + delay_warning
             and any(r.state == "deferred" for r in entry.recipients))
 
 

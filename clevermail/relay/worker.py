@@ -263,6 +263,8 @@ class RelayWorker:
                 entry = self.queue.get(eid)
             except NoSuchEntry:
                 return False
+            if entry.held:          # put on hold since the scan: left alone until released
+                return False
             now, did, body = self._now(), False, None
             due = [r for r in entry.active() if r.next_attempt <= now]
             if due:
@@ -366,7 +368,7 @@ class RelayWorker:
         dsn = make_dsn(reporting_mta=self.settings.hostname, sender=entry.sender,
                        queue_id=entry.queue_id, arrival=entry.arrival, recipients=rcpts,
                        original=body, action=action, now=now,
-                       retry_until=entry.arrival + self.settings.queue_lifetime)
+                       retry_until=entry.expires(self.settings.queue_lifetime))
         where = None
         if self._is_local(entry.sender, entry.queue_id):
             try:
