@@ -26,9 +26,10 @@ from types import MappingProxyType
 from configobj import ConfigObj, flatten_errors, get_extra_values
 from validate import ValidateError, Validator, VdtValueError
 
+from .accounts import AccountError, domain_to_ascii
 from .netbase import Limits, SessionPolicy
 from .relay.settings import RelaySettings
-from .settings import Listener, LoginSettings, ServerSettings, Settings
+from .settings import Listener, LoginSettings, SenderSettings, ServerSettings, Settings
 
 CONFIG_ENV = "CLEVERMAIL_CONFIG"
 
@@ -76,6 +77,13 @@ tls_listen = listen_list(default=list())
 # PEM certificate chain and private key; both set = STARTTLS/STLS offered and TLS listeners allowed.
 certificate = string(default='')
 key = string(default='')
+
+[senders]
+# What accounts may send as besides their own address and its +detail forms: "account=pattern" items, * matching any text (noreply@example.org=*@example.org).
+send_as = send_as_list(default=list())
+# Messages and recipients one authenticated user may send per hour (0 = no limit); past them 450 4.7.1.
+messages_per_hour = integer(min=0, default=500)
+recipients_per_hour = integer(min=0, default=2000)
 
 [limits]
 # Largest message accepted (bytes), advertised as SMTP SIZE and used as the IMAP literal limit.
@@ -238,8 +246,31 @@ def _cidr_list(value):
         raise VdtValueError(str(exc)) from None
 
 
+def _send_as_list(value):
+    """'account=pattern' items -> ((account, pattern), ...), both lower-case with
+    A-label domains, as accounts and sender_identity compare them."""
+    out = []
+    for item in _as_list(value):
+        if not item.strip():
+            continue
+        account, eq, pattern = item.partition("=")
+        try:
+            if not eq or "@" not in account or "@" not in pattern:
+                raise ValueError
+            local, _, domain = account.strip().rpartition("@")
+            account = f"{local.lower()}@{domain_to_ascii(domain)}"
+            local, _, domain = pattern.strip().rpartition("@")
+            domain = domain.lower() if domain.isascii() else domain_to_ascii(domain)
+            pattern = f"{local.lower()}@{domain}"
+        except (ValueError, AccountError):
+            raise _Invalid(f"{item.strip()!r} is not account@domain=pattern@domain") from None
+        out.append((account, pattern))
+    return out
+
+
 CHECKS = {"listen_list": _listen_list, "hostport": _hostport,
-          "nameserver_list": _nameserver_list, "cidr_list": _cidr_list}
+          "nameserver_list": _nameserver_list, "cidr_list": _cidr_list,
+          "send_as_list": _send_as_list}
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -355,6 +386,9 @@ def settings_from(conf):
                              trusted_networks=tuple(server["trusted_networks"])),
         login=LoginSettings(failures_per_client=lim["auth_failures_per_client"],
                             failure_window=lim["auth_failure_window"]),
+        senders=SenderSettings(send_as=tuple(conf["senders"]["send_as"]),
+                               messages_per_hour=conf["senders"]["messages_per_hour"],
+                               recipients_per_hour=conf["senders"]["recipients_per_hour"]),
         relay=RelaySettings(
             hostname=server["hostname"], interval=relay["interval"], mx_port=relay["mx_port"],
             nameservers=tuple(relay["nameservers"]),

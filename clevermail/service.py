@@ -23,6 +23,8 @@ from .relay.mx import make_resolver
 from .relay.queue import RelayQueue
 from .relay.worker import RelayWorker
 from .smtp.handler import SMTPFileHandler
+from .smtp.send_quota import SendQuota
+from .smtp.sender_identity import SenderIdentity
 from .smtp.server import SMTPServer
 from .store import MailStore
 
@@ -79,9 +81,14 @@ class MailService:
         self.accounts = AccountStore(server.users_file, server.domains)
         self.throttle = AuthThrottle(settings.login.failures_per_client, settings.login.failure_window)
         self.queue = RelayQueue(os.path.join(server.data_dir, "queue"))
+        self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
+                                    settings.senders.recipients_per_hour)
         handlers = {
             "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
-                                    postmaster=server.postmaster),
+                                    postmaster=server.postmaster,
+                                    senders=SenderIdentity(self.accounts.is_local_domain,
+                                                           settings.senders.send_as),
+                                    quota=self.send_quota),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
         }
@@ -164,6 +171,8 @@ class MailService:
         if self.started:
             self.store.stop_watching()
             self.store.save_indexes()
+        if getattr(self, "send_quota", None) is not None:
+            self.send_quota.close()
         self._threads = []
         self.started = False
 

@@ -49,6 +49,16 @@ class LoginSettings:
 
 
 @dataclass(frozen=True)
+class SenderSettings:
+    """[senders]: whom authenticated users may send as besides themselves
+    (smtp/sender_identity.py) and how much per hour (smtp/send_quota.py)."""
+
+    send_as: tuple[tuple[str, str], ...] = ()   # (account, pattern), canonical
+    messages_per_hour: int = 500                # 0 = no limit
+    recipients_per_hour: int = 2000
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole configuration, one frozen value per layer."""
 
@@ -59,3 +69,4 @@ class Settings:
     login: LoginSettings
     relay: RelaySettings
     listeners: tuple[Listener, ...]
+    senders: SenderSettings = SenderSettings()

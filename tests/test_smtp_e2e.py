@@ -68,9 +68,9 @@ def smtp(svc, kind="smtp"):
     return smtplib.SMTP("127.0.0.1", svc.port(kind), local_hostname="client.test", timeout=10)
 
 
-def message(to="alice@example.test", size=0):
+def message(to="alice@example.test", size=0, sender="sender@remote.test"):
     msg = email.message.EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = "sender@remote.test", to, "e2e"
+    msg["From"], msg["To"], msg["Subject"] = sender, to, "e2e"
     msg.set_content("hello\n.line with dot\n" + "x" * size)
     return msg
 
@@ -113,7 +113,7 @@ def test_submission_starttls_auth_relays(start, client_ctx):
         assert s.has_extn("auth") and not s.has_extn("starttls")
         s.login("alice@example.test", "alice-pw")
         refused = s.sendmail("alice@example.test", ["x@far.test", "bob@example.test"],
-                             message(to="x@far.test").as_bytes())
+                             message(to="x@far.test", sender="alice@example.test").as_bytes())
         assert refused == {}
     [entry] = queued(svc.data_dir)
     assert [r.address for r in entry.recipients] == ["x@far.test"]
@@ -126,7 +126,7 @@ def test_implicit_tls_submission(start, client_ctx):
     with smtplib.SMTP_SSL("127.0.0.1", svc.port("submissions"), local_hostname="client.test",
                           context=client_ctx, timeout=10) as s:
         s.login("bob@example.test", "bob-pw")
-        s.send_message(message())
+        s.send_message(message(sender="Bob <bob@example.test>"))
     assert len(inbox(svc.data_dir, "alice@example.test")) == 1
 
 
@@ -315,3 +315,37 @@ def test_smtputf8_u_label_domain_reaches_the_a_label_account(start, tmp_path):
     [msg] = inbox(svc.data_dir, f"alice@{IDN}")
     assert msg.endswith(b"Subject: idn\n\nhello\n") and b"for <alice@b\xc3\xbccher.example>" in msg
     assert queued(svc.data_dir) == []
+
+
+def test_send_as_grant_and_sending_limit_across_a_restart(start, client_ctx):
+    """[senders]: a granted pattern lets bob send as a service address; the hourly
+    message limit counts across a restart of the service."""
+    senders = {"send_as": ["bob@example.test=*-noreply@example.test"], "messages_per_hour": 2}
+    svc = start(senders=senders)
+    with smtplib.SMTP_SSL("127.0.0.1", svc.port("submissions"), local_hostname="client.test",
+                          context=client_ctx, timeout=10) as s:
+        s.login("bob@example.test", "bob-pw")
+        s.send_message(message(sender="Billing <billing-noreply@example.test>"))
+        with pytest.raises(smtplib.SMTPSenderRefused) as info:
+            s.send_message(message(sender="alice@example.test"))
+        assert (info.value.smtp_code, info.value.smtp_error[:5]) == (553, b"5.7.1")
+    svc.stop()
+    again = start(senders=senders)
+    with smtplib.SMTP_SSL("127.0.0.1", again.port("submissions"), local_hostname="client.test",
+                          context=client_ctx, timeout=10) as s:
+        s.login("bob@example.test", "bob-pw")
+        s.send_message(message(sender="bob@example.test"))           # the second this hour
+        with pytest.raises(smtplib.SMTPSenderRefused) as info:
+            s.send_message(message(sender="bob@example.test"))
+        assert (info.value.smtp_code, info.value.smtp_error[:5]) == (450, b"4.7.1")
+    assert len(inbox(again.data_dir, "alice@example.test")) == 2
+
+
+def test_senders_config_errors_are_listed(make_config, tmp_path):
+    from clevermail.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        make_config(tmp_path, senders={"send_as": ["nobody", "a@b.test=c"], "messages_per_hour": -1})
+    text = "\n".join(info.value.problems)
+    assert "[senders] send_as: 'nobody' is not account@domain=pattern@domain" in text
+    assert "[senders] messages_per_hour" in text

@@ -320,7 +320,7 @@ def test_u_label_that_is_no_idn_is_bad_syntax_even_for_relaying(env):
     assert c.expect(501, "RCPT TO:<alice@☃.example>") == "5.1.3 Bad recipient address syntax"
     c.expect(250, "RSET")
     c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
-    c.expect(250, "MAIL FROM:<a@b.test> SMTPUTF8")
+    c.expect(250, "MAIL FROM:<alice@example.test> SMTPUTF8")
     c.expect(501, "RCPT TO:<bob@bü--cher.example>")          # not queued for relay either
     c.expect(250, "RCPT TO:<bob@bücher.example>")            # a valid IDN elsewhere: relayed
     c.expect(354, "DATA")
@@ -386,7 +386,7 @@ def test_starttls_discards_pipelined_commands_and_resets(env, tls):
     assert "STARTTLS" not in text and "AUTH PLAIN LOGIN" in text
     c.expect(503, "STARTTLS")
     c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
-    send_mail(c, rcpts=["bob@example.test"])
+    send_mail(c, rcpts=["bob@example.test"], sender="alice@example.test")
     [msg] = env.inbox("bob@example.test")
     assert b"with ESMTPSA id" in msg and b"TLSv1." in msg
 
@@ -543,3 +543,78 @@ def test_every_command_has_its_states_and_the_three_line_docstring(verb):
     purpose, state_line, rfc_line = method.__doc__.strip().splitlines()
     assert purpose.startswith(verb) and state_line.strip().startswith("States: ")
     assert rfc_line.strip().startswith("RFC ")
+
+
+# -- sender identity and sending limits (sender_identity.py, send_quota.py) -----------------
+def authed(env, user="alice@example.test", password="alice-pw", server=None):
+    c = hello(env, server)
+    c.expect(235, "AUTH PLAIN " + plain(user, password))
+    return c
+
+
+def test_authenticated_user_sends_only_as_themselves(env):
+    c = authed(env)
+    assert c.expect(553, "MAIL FROM:<bob@example.test>") == \
+        "5.7.1 Sender address not owned by user alice@example.test"
+    c.expect(553, "MAIL FROM:<alice@far.test>")
+    c.expect(250, "MAIL FROM:<Alice+Lists@Example.Test>")           # +detail, any case
+    c.expect(250, "RSET")
+    c.expect(250, "MAIL FROM:<>")                                  # bounces stay allowed
+    c.expect(250, "RSET")
+    start_mail(c, ["bob@example.test"], sender="alice@example.test")
+    c.send("From: Bob <bob@example.test>\r\nSubject: forged\r\n\r\nhi\r\n.\r\n")
+    assert c.expect(550) == "5.7.1 From: header address not owned by user alice@example.test"
+    assert env.inbox("bob@example.test") == []                      # nothing stored
+    start_mail(c, ["bob@example.test"], sender="alice@example.test")
+    c.send("From: Alice <alice@example.test>\r\nSubject: fine\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    assert len(env.inbox("bob@example.test")) == 1
+
+
+def test_header_rule_holds_for_bdat_too(env):
+    c = authed(env)
+    start_mail(c, ["bob@example.test"], sender="alice@example.test", data=False)
+    body = b"From: bob@example.test\r\n\r\nhi\r\n"
+    c.send(f"BDAT {len(body)} LAST\r\n".encode() + body)
+    c.expect(550)
+    assert env.inbox("bob@example.test") == []
+
+
+def test_unauthenticated_local_sender_refused_on_mx_unless_trusted(env):
+    c = hello(env)
+    assert c.expect(550, "MAIL FROM:<alice@example.test>") == \
+        "5.7.1 Sender address in a local domain: authenticate to send as it"
+    c.expect(250, "MAIL FROM:<someone@far.test>")
+    # the From header of unauthenticated mail is the receiving checks' business
+    c.expect(250, "RCPT TO:<alice@example.test>")
+    c.expect(354, "DATA")
+    c.send("From: bob@example.test\r\n\r\nhi\r\n.\r\n")
+    c.expect(250)
+    trusted = env.server(policy=SessionPolicy(trusted_networks=(ipaddress.ip_network("192.0.2.0/24"),)))
+    t = hello(env, trusted, peer="192.0.2.7")
+    t.expect(250, "MAIL FROM:<bob@example.test>")
+
+
+def test_sending_limits_answer_450_and_count_only_accepted_mail(env, caplog):
+    from clevermail.smtp.send_quota import SendQuota
+
+    env.handler.quota = SendQuota(None, messages_per_hour=2, recipients_per_hour=3)
+    c = authed(env)
+    start_mail(c, ["bob@example.test", "alice@example.test"], sender="alice@example.test", data=False)
+    c.expect(250, "RSET")                                       # never sent: not counted
+    send_mail(c, ["bob@example.test", "alice@example.test"], sender="alice@example.test")
+    c.expect(250, "MAIL FROM:<alice@example.test>")
+    c.expect(250, "RCPT TO:<bob@example.test>")
+    with caplog.at_level(logging.WARNING, logger="clevermail.smtp"):
+        assert c.expect(450, "RCPT TO:<alice@example.test>") == \
+            "4.7.1 Sending limit reached (3 recipients per hour), try again later"
+    assert "sending limit of alice@example.test reached" in caplog.text
+    c.expect(354, "DATA")
+    c.send(MSG.replace("Subject", "From: alice@example.test\r\nSubject") + ".\r\n")
+    c.expect(250)
+    assert c.expect(450, "MAIL FROM:<alice@example.test>") == \
+        "4.7.1 Sending limit reached (2 messages per hour), try again later"
+    # another user has their own counts; unauthenticated mail has none
+    authed(env, "bob@example.test", "bob-pw").expect(250, "MAIL FROM:<bob@example.test>")
+    c2 = hello(env)
+    c2.expect(250, "MAIL FROM:<x@far.test>")

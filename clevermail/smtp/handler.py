@@ -15,6 +15,8 @@ import logging
 
 from ..accounts import AccountError, domain_to_ascii
 from ..store.api import LocalDelivery
+from .send_quota import SendQuota
+from .sender_identity import SenderIdentity
 
 log = logging.getLogger("clevermail.smtp")
 
@@ -59,11 +61,16 @@ class Recipient:
 
 
 class SMTPFileHandler:
-    def __init__(self, store: LocalDelivery, accounts, queue, postmaster=""):
+    def __init__(self, store: LocalDelivery, accounts, queue, postmaster="", senders=None, quota=None):
         self.store = store
         self.accounts = accounts
         self.queue = queue
         self.postmaster = postmaster
+        # who may send as whom (sender_identity.py) and how much (send_quota.py):
+        # the session asks them; without settings, the identity rules with no grants
+        # and no limit
+        self.senders = senders or SenderIdentity(lambda domain: self.accounts.is_local_domain(domain))
+        self.quota = quota or SendQuota(None, 0, 0)
 
     # -- recipients ------------------------------------------------------------
     def default_domain(self):

@@ -69,6 +69,7 @@ R421_AUTH_THROTTLED = Reply(421, "4.7.0", "{} Too many failed authentications fr
 R451_INTERNAL = Reply(451, "4.3.0", "Internal error, try again later", counts=False)
 R451_DELIVERY = Reply(451, "4.3.0", "Message not stored (local error), try again later", counts=False)
 R452_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients", counts=False)
+R450_SEND_LIMIT = Reply(450, "4.7.1", "Sending limit reached ({}), try again later", counts=False)
 
 # -- 5xx: syntax and sequence ------------------------------------------------------
 R500_UNKNOWN = Reply(500, "5.5.2", "Command not recognized")
@@ -108,6 +109,9 @@ R530_AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
 R535_AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
 R538_ENCRYPTION_REQUIRED = Reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
 R550_NO_SUCH_USER = Reply(550, "5.1.1", "No such user here")
+R550_LOCAL_SENDER_NEEDS_AUTH = Reply(550, "5.7.1", "Sender address in a local domain: authenticate to send as it")
+R550_FROM_NOT_OWNED = Reply(550, "5.7.1", "From: header address not owned by user {}")
+R553_SENDER_NOT_OWNED = Reply(553, "5.7.1", "Sender address not owned by user {}")
 R552_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 R553_UTF8_NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
 R554_RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")

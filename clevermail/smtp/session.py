@@ -185,10 +185,29 @@ class SMTPSession(LineSession):
                 raise SMTPReplyError(R.R555_PARAM.format(key))
         if not smtputf8 and not sender.isascii():
             raise SMTPReplyError(R.R553_UTF8_NEEDS_SMTPUTF8)
+        self._check_sender(sender)
         self.sender = sender
         self.smtputf8 = smtputf8
         self.state = MAIL
         self.send(R.R250_SENDER_OK.wire)
+
+    def _check_sender(self, sender):
+        """Sender identity (sender_identity.py) and, for a user, the messages-per-hour
+        limit: the reply refusing MAIL FROM:<sender>, raised."""
+        refusal = self.server.handler.senders.envelope_refusal(
+            sender, user=self.auth_user, trusted=self.trusted)
+        if refusal is not None:
+            self.log.warning("sender <%s> refused: %s (user %s)", sender, refusal.text, self.auth_user)
+            raise SMTPReplyError(refusal)
+        if self.auth_user is not None:
+            self._check_quota(0)
+
+    def _check_quota(self, recipients):
+        """450 4.7.1 when the user's sending limit (send_quota.py) says no."""
+        limit = self.server.handler.quota.refusal(self.auth_user, recipients)
+        if limit is not None:
+            self.log.warning("sending limit of %s reached: %s", self.auth_user, limit)
+            raise SMTPReplyError(R.R450_SEND_LIMIT.format(limit))
 
     def cmd_RCPT(self, arg):
         """RCPT TO:<forward-path>: add a recipient (local account, or relay if allowed).
@@ -202,6 +221,8 @@ class SMTPSession(LineSession):
             raise SMTPReplyError(R.R553_UTF8_NEEDS_SMTPUTF8)
         if len(self.recipients) >= self.server.limits.recipients:
             raise SMTPReplyError(R.R452_TOO_MANY_RCPTS)
+        if self.auth_user is not None:
+            self._check_quota(len(self.recipients) + 1)
         may_relay = self.auth_user is not None or self.trusted
         try:
             rcpt = self.server.handler.resolve_recipient(address, may_relay)
@@ -260,6 +281,10 @@ class SMTPSession(LineSession):
         sender, recipients = self.sender, self.recipients
         self.reset_transaction()
         body = message.prepare_body(body, stuffed)
+        forged = self.server.handler.senders.header_refusal(body, user=self.auth_user)
+        if forged is not None:
+            self.log.warning("refused: From: header not owned by %s (from=<%s>)", self.auth_user, sender)
+            raise SMTPReplyError(forged)
         queue_id = message.new_queue_id()
         trace = message.received_header(
             helo=self.helo, peer=self.peer, hostname=self.server.hostname, esmtp=self.esmtp,
@@ -273,6 +298,8 @@ class SMTPSession(LineSession):
             self.log.error("delivery failed id=%s from=<%s>: %s", queue_id, sender, exc,
                            exc_info=exc.__cause__)
             raise SMTPReplyError(R.R451_DELIVERY) from None
+        if self.auth_user is not None:
+            self.server.handler.quota.record(self.auth_user, len(recipients))
         self.log.info("accepted id=%s from=<%s> rcpts=%d (local %d, relay %d) size=%d",
                       queue_id, sender, len(recipients), n_local, n_remote, len(body))
         self.send(R.R250_QUEUED.format(queue_id).wire)
