@@ -9,6 +9,7 @@ account) end with a one-line message and a non-zero exit, never a traceback.
     users.py    user add|passwd|del|list
     queue.py    queue list|show|flush|delete|bounce
     config.py   config check|show
+    mailboxes.py  import (Maildir, Maildir++, mbox) and export (Maildir++)
     common.py   what they share: --config on every command, loading the settings
 """
 
@@ -29,4 +30,4 @@ def main(ctx, config_path):
 
 
 # The sub-command modules register themselves on `main` when imported.
-from . import config, queue, serve, users  # noqa: E402,F401
+from . import config, mailboxes, queue, serve, users  # noqa: E402,F401

@@ -3,7 +3,9 @@
 System flags are the Maildir letters D F R S T (\\Draft \\Flagged \\Answered \\Seen
 \\Deleted); keywords get the lowercase letters a..z, in the order they were first
 used, recorded in `clevermail-keywords` ("<index> <name>" per line, the format
-Dovecot's dovecot-keywords uses), so at most 26 keywords per folder.
+Dovecot's dovecot-keywords uses), so at most 26 keywords per folder.  Another process
+(`clevermail import`, a second instance) may add names: a letter without a name, or
+a name about to be added, makes the map look at the file again.
 """
 
 import os
@@ -25,10 +27,28 @@ class FlagMap:
         self.lock = lock
         self._keywords = None
         self._flag_names = {}
+        self._stamp = None
+
+    def _file_stamp(self):
+        try:
+            st = os.stat(os.path.join(self.path, KEYWORDS_NAME))
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _reload_if_changed(self):
+        """Forget the map when the file changed behind us (another process added a
+        keyword); True when it did.  Called with the lock held."""
+        if self._keywords is not None and self._file_stamp() != self._stamp:
+            self._keywords = None
+            self._flag_names.clear()
+            return True
+        return False
 
     def _load(self):
         if self._keywords is None:
             self._keywords = []
+            self._stamp = self._file_stamp()
             try:
                 with open(os.path.join(self.path, KEYWORDS_NAME), encoding="utf-8") as f:
                     for line in f:
@@ -54,16 +74,27 @@ class FlagMap:
         """Maildir flag letters -> IMAP flag names (cached per distinct string)."""
         names = self._flag_names.get(letters)
         if names is None:
-            kw = self._load()
-            names = []
-            for c in letters:
-                if c in LETTER_FLAGS:
-                    names.append(LETTER_FLAGS[c])
-                elif "a" <= c <= "z" and ord(c) - 97 < len(kw) and kw[ord(c) - 97]:
-                    names.append(kw[ord(c) - 97])
-            names = tuple(names)
+            names, unnamed = self._names(letters)
+            if unnamed:
+                with self.lock:
+                    if self._reload_if_changed():
+                        names, _ = self._names(letters)
             self._flag_names[letters] = names
         return names
+
+    def _names(self, letters):
+        """(flag names, whether a keyword letter had no name)."""
+        kw = self._load()
+        names = []
+        unnamed = False
+        for c in letters:
+            if c in LETTER_FLAGS:
+                names.append(LETTER_FLAGS[c])
+            elif "a" <= c <= "z" and ord(c) - 97 < len(kw) and kw[ord(c) - 97]:
+                names.append(kw[ord(c) - 97])
+            elif "a" <= c <= "z":
+                unnamed = True
+        return tuple(names), unnamed
 
     def letters_for(self, names, create=True):
         """IMAP flag names -> Maildir letters (unknown keywords defined when `create`).
@@ -79,6 +110,9 @@ class FlagMap:
                 if name.startswith("\\"):
                     continue
                 lowered = [k.lower() if k else None for k in kw]
+                if name.lower() not in lowered and create and self._reload_if_changed():
+                    kw = self._load()       # another process's names first
+                    lowered = [k.lower() if k else None for k in kw]
                 if name.lower() in lowered:
                     letters.add(chr(97 + lowered.index(name.lower())))
                 elif create and len(kw) < MAX_KEYWORDS:
@@ -92,4 +126,5 @@ class FlagMap:
         # an old map coming back after a crash would give them no name or another one
         text = "".join(f"{i} {name}\n" for i, name in enumerate(self._keywords) if name)
         atomic_write(os.path.join(self.path, KEYWORDS_NAME), text)
+        self._stamp = self._file_stamp()
         self._flag_names.clear()
