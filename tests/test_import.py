@@ -59,6 +59,14 @@ def test_info_letters():
     assert maildir.info_flags("1.x:1,S", keywords) == ()
 
 
+def test_maildir_file_with_a_from_line_on_top(tmp_path):
+    path = tmp_path / "1.x:2,S"
+    path.write_bytes(b"From someone@example.org Mon Jan  1 10:00:00 2024\nSubject: procmail\n\nx\n")
+    os.utime(path, (1_000_000, 1_000_000))
+    loaded = maildir.MaildirMessage(str(path), {}).load()
+    assert (loaded.wire, loaded.flags, loaded.date) == (b"Subject: procmail\r\n\r\nx\r\n", ("\\Seen",), 1_000_000)
+
+
 def test_damaged_checks():
     assert checked(b"Subject: x\n\nbody\n") == b"Subject: x\r\n\r\nbody\r\n"
     assert checked(b"X-Odd-Header : y\r\n\r\n") == b"X-Odd-Header : y\r\n\r\n"
@@ -108,11 +116,13 @@ def test_mbox_pseudo_message_and_date_fallbacks(tmp_path):
     uw.write_bytes(
         b"From MAILER-DAEMON Mon Jan  1 10:00:00 2024\n"
         b"Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\nX-IMAP: 1704103200 0000000002\n\nx\n\n"
-        b"From a@b Mon Jan  1 10:00:01 2024\nSubject: real\nX-IMAPbase: 1704103200 2\n\nbody\n")
-    pseudo, real = mbox.read_mbox(str(uw))
+        b"From a@b Mon Jan  1 10:00:01 2024\nSubject: real\nX-IMAPbase: 1704103200 2\n\nbody\n\n"
+        b"From a@b Mon Jan  1 10:00:02 2024\nSubject: not first\nX-IMAP: 1 2\n\nmail\n")
+    pseudo, real, later = mbox.read_mbox(str(uw))
     with pytest.raises(mbox.PseudoMessage):
         pseudo.load()
     assert real.load().wire == b"Subject: real\r\n\r\nbody\r\n"
+    assert later.load().wire == b"Subject: not first\r\n\r\nmail\r\n"
     # a From_ line without a date: the Date: header, else the file's mtime
     header = tmp_path / "header.mbox"
     header.write_bytes(b"From nobody\nSubject: dated by header\nDate: Tue, 02 Jan 2024 12:00:00 +0000\n\nbody\n")

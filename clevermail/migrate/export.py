@@ -117,9 +117,8 @@ class Exporter:
                 base = store_maildir.new_base(len(disk), message.size, date)
                 tmp = os.path.join(path, "tmp", base)
                 write_exclusive(tmp, disk)
-                final = os.path.join(path, "cur", f"{base}:2,{letters}")
-                os.rename(tmp, final)
-                os.utime(final, (date, date))
+                os.utime(tmp, (date, date))         # a rename keeps the mtime
+                os.rename(tmp, os.path.join(path, "cur", f"{base}:2,{letters}"))
                 report.messages += 1
         finally:
             self.store.release_folder(folder)

@@ -11,6 +11,7 @@ Formats:
   `dovecot-keywords` file ("<index> <name>" a line, 0 = a); a letter without a name
   is dropped, as Dovecot does.  `dovecot-uidlist` is not read: the store gives UIDs.
 - The internal date is the file's mtime, as Dovecot keeps it.
+- A "From " line on top of a file (left by some mbox-minded deliverers) is dropped.
 - Maildir++ (Courier, Dovecot): the root is INBOX; each folder is a directory
   ".Level1.Level2" beside it with its own cur/new/tmp.  Levels are modified UTF-7
   (RFC 3501 5.1.3) as Dovecot and Courier write them; "%2E" and "%25" (CleverMail's
@@ -100,6 +101,8 @@ class MaildirMessage:
                 date = int(os.fstat(f.fileno()).st_mtime)
         except OSError as exc:
             raise Damaged(f"cannot read: {exc.strerror or exc}") from None
+        if raw.startswith(b"From "):
+            raw = raw.partition(b"\n")[2]     # an mbox From_ line some deliverers leave on top
         return Incoming(checked(raw), info_flags(os.path.basename(self.path), self.keywords), date)
 
 

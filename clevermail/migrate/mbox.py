@@ -20,7 +20,7 @@ Format (RFC 4155, and the mboxo/mboxrd variants of qmail's mbox(5)):
 - Headers removed, as Dovecot hides them (they describe the mbox, not the message):
   Status, X-Status, X-Keywords, X-UID, X-IMAPbase, X-IMAP, Content-Length.  The
   pseudo message UW-IMAP and Dovecot keep first ("DON'T DELETE THIS MESSAGE",
-  marked by an X-IMAP header) is skipped.
+  a first message with an X-IMAP header) is skipped.
 """
 
 import calendar
@@ -94,7 +94,7 @@ class MboxMessage:
             raw = raw[:-1]          # the separator line before the next From_
         head, sep, body = raw.partition(b"\n\n")
         lines, flags, internal = _strip_headers(head + (b"\n" if sep else b""))
-        if internal:
+        if internal and self.number == 1:      # the pseudo message is always the first
             raise PseudoMessage()
         raw = lines + sep[1:] + _QUOTED_FROM.sub(rb"\1", body) if sep else lines
         date = self.date

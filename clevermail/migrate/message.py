@@ -11,7 +11,7 @@ not be shown in a FLAGS response and is reported instead of kept.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 _FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")
 # RFC 3501 atom: ATOM-CHAR is any CHAR except "(" ")" "{" SP CTL "%" "*" '"' "\" "]"
@@ -25,12 +25,11 @@ class Damaged(Exception):
 @dataclass
 class Incoming:
     """A message ready for the store: wire form (CRLF), IMAP flag names and keywords,
-    internal date (epoch seconds), and `dropped`: keywords that were not kept."""
+    internal date (epoch seconds)."""
 
     wire: bytes
     flags: tuple
     date: int
-    dropped: list = field(default_factory=list)
 
 
 def to_wire(raw):
