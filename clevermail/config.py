@@ -28,6 +28,7 @@ from validate import ValidateError, Validator, VdtValueError
 
 from .accounts import AccountError, domain_to_ascii
 from .netbase import Limits, SessionPolicy
+from .privileges import check_names
 from .relay.settings import RelaySettings
 from .settings import Listener, LoginSettings, SenderSettings, ServerSettings, Settings
 
@@ -54,6 +55,10 @@ trusted_networks = cidr_list(default=list())
 postmaster = string(default='')
 # Allow AUTH/LOGIN/USER-PASS without TLS from non-loopback clients. Leave off unless behind a TLS proxy.
 allow_plaintext_auth = boolean(default=False)
+# Started as root, run as this user once the ports are bound ("" = stay as started; root gets a warning).
+user = string(default='')
+# ...and this group ("" = the user's own group).
+group = string(default='')
 
 [smtp]
 # MX listeners (host:port, IPv6 as [::1]:25): local domains from anyone, any domain once authenticated.
@@ -361,6 +366,7 @@ def _check_semantics(conf):
                  if tls_key and conf[section][key]]
     if needs_tls and not tls["certificate"]:
         problems.append(f"{', '.join(needs_tls)}: TLS listeners need [tls] certificate and key")
+    problems.extend(check_names(conf["server"]["user"].strip(), conf["server"]["group"].strip()))
     # int_list(min=1) bounds the list's length (never empty), not its values
     if any(delay < 1 for delay in conf["relay"]["retry_schedule"]):
         problems.append("[relay] retry_schedule: every delay is at least 1 second")
@@ -379,7 +385,8 @@ def settings_from(conf):
             hostname=server["hostname"], domains=tuple(server["domains"]),
             data_dir=server["data_dir"], users_file=server["users_file"],
             postmaster=server["postmaster"], log_file=server["log_file"],
-            log_level=server["log_level"], certificate=tls["certificate"], key=tls["key"]),
+            log_level=server["log_level"], certificate=tls["certificate"], key=tls["key"],
+            user=server["user"].strip(), group=server["group"].strip()),
         limits=MappingProxyType({protocol: Limits(timeout=lim[f"{protocol}_timeout"], **shared)
                                  for protocol in PROTOCOLS}),
         policy=SessionPolicy(allow_plaintext_auth=server["allow_plaintext_auth"],

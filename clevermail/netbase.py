@@ -68,13 +68,11 @@ class MailServer(socketserver.ThreadingTCPServer):
     request_queue_size = 256
 
     def __init__(self, address, session_class, handler, *, protocol, hostname, limits, policy,
-                 ssl_context=None, implicit_tls=False, throttle=None):
+                 ssl_context=None, implicit_tls=False, throttle=None, sock=None):
+        # sock: a socket already bound and listening (listen_socket(), or inherited from
+        # systemd); it is adopted instead of binding `address`.
         host = address[0]
-        try:
-            if ipaddress.ip_address(host.strip("[]")).version == 6:
-                self.address_family = socket.AF_INET6
-        except ValueError:
-            pass
+        self.address_family = _family(host)
         self.handler = handler
         self.protocol = protocol
         self.hostname = hostname
@@ -90,7 +88,15 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.closing = False
         self.threads = SessionThreads(self.process_request_thread, f"clevermail-{protocol}")
         self._accept_warned = float("-inf")
-        super().__init__((host.strip("[]"), address[1]), session_class)
+        if sock is None:
+            super().__init__((host.strip("[]"), address[1]), session_class)
+            return
+        self.address_family = sock.family
+        super().__init__(sock.getsockname(), session_class, bind_and_activate=False)
+        self.socket.close()             # the unbound one socketserver made
+        self.socket = sock
+        self.server_address = sock.getsockname()
+        sock.setblocking(False)         # as server_activate does for a socket bound here
 
     @property
     def port(self):
@@ -183,6 +189,31 @@ class MailServer(socketserver.ThreadingTCPServer):
 
     def handle_error(self, request, client_address):
         self.log.exception("unhandled error in session from %s", client_address[0])
+
+
+def _family(host):
+    try:
+        if ipaddress.ip_address(host.strip("[]")).version == 6:
+            return socket.AF_INET6
+    except ValueError:
+        pass
+    return socket.AF_INET
+
+
+def listen_socket(address):
+    """A socket bound to (host, port) and listening, made as MailServer makes its own
+    (so that it can be bound before privileges are dropped and adopted later)."""
+    host = address[0].strip("[]")
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        if MailServer.allow_reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, address[1]))
+        sock.listen(MailServer.request_queue_size)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 _SESSION_PREFIX = secrets.token_hex(2)

@@ -12,11 +12,12 @@ import logging
 import os
 import threading
 
+from . import activation, privileges
 from .accounts import AccountStore
 from .imap.handler import IMAPFileHandler
 from .imap.server import IMAPServer
 from .login import AuthThrottle
-from .netbase import make_server_context
+from .netbase import listen_socket, make_server_context
 from .pop3.handler import POP3FileHandler
 from .pop3.server import POP3Server
 from .relay.mx import make_resolver
@@ -49,10 +50,25 @@ class StartupError(Exception):
     """A one-line reason why the service cannot start (port taken, data dir, TLS)."""
 
 
+def _listen_error(listener, exc):
+    if exc.errno == errno.EADDRINUSE:
+        why = "address already in use"
+    elif exc.errno == errno.EACCES:
+        why = ("permission denied (ports below 1024 need root with [server] user set, "
+               "CAP_NET_BIND_SERVICE, or socket activation)")
+    else:
+        why = exc.strerror or str(exc)
+    host, port = listener.address
+    return f"{listener.kind}: cannot listen on {host}:{port}: {why}"
+
+
 class MailService:
-    def __init__(self, settings, resolver=None):
+    def __init__(self, settings, resolver=None, inherited=()):
         self.settings = settings        # config.load_config's Settings
         self.resolver = resolver
+        # activation.listen_fds()' [(name, fd)]: sockets the service manager bound for us
+        self.inherited = list(inherited)
+        self.run_as = None              # privileges.RunAs once dropped to [server] user
         self.servers = []            # (kind, server)
         self._threads = []
         self.worker = None
@@ -72,11 +88,40 @@ class MailService:
     def build(self):
         settings = self.settings
         server = settings.server
-        self._check_data_dir(server.data_dir)
+        # Root binds the ports and reads the TLS key, then becomes [server] user before
+        # anything creates a file or serves a connection (privileges.py).
+        try:
+            run_as = privileges.plan(server.user, server.group)
+            privileges.check_paths(run_as or privileges.current(), server.data_dir, server.users_file)
+        except privileges.PrivilegeError as exc:
+            raise StartupError(str(exc)) from None
         try:
             self.tls_context = make_server_context(server.certificate, server.key)
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot load TLS certificate/key: {exc}") from None
+        sockets = self._listen_sockets()
+        try:
+            if run_as is not None:
+                privileges.drop(run_as)
+                self.run_as = run_as
+            self._check_data_dir(server.data_dir)
+        except (privileges.PrivilegeError, StartupError) as exc:
+            for _, sock in sockets:
+                sock.close()
+            raise StartupError(str(exc)) from None
+        try:
+            self._build_servers(sockets)
+        except BaseException:
+            for _, sock in sockets:         # those no server took yet
+                sock.close()
+            self._close_servers()
+            raise
+
+    def _build_servers(self, sockets):
+        """The store, accounts, queue, handlers and a server per listener, each
+        adopting its socket (taken off `sockets`), then the relay worker."""
+        settings = self.settings
+        server = settings.server
         self.store = MailStore(server.data_dir)
         self.accounts = AccountStore(server.users_file, server.domains)
         self.throttle = AuthThrottle(settings.login.failures_per_client, settings.login.failure_window)
@@ -92,18 +137,14 @@ class MailService:
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
         }
-        for listener in settings.listeners:
+        while sockets:
+            listener, sock = sockets[0]
             server_class, own = SERVERS[listener.kind]
-            try:
-                srv = server_class(listener.address, handlers[listener.protocol], **own,
-                                   hostname=server.hostname, limits=settings.limits[listener.protocol],
-                                   policy=settings.policy, ssl_context=self.tls_context,
-                                   implicit_tls=listener.implicit_tls, throttle=self.throttle)
-            except OSError as exc:
-                self._close_servers()
-                why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-                host, port = listener.address
-                raise StartupError(f"{listener.kind}: cannot listen on {host}:{port}: {why}") from None
+            srv = server_class(listener.address, handlers[listener.protocol], **own,
+                               hostname=server.hostname, limits=settings.limits[listener.protocol],
+                               policy=settings.policy, ssl_context=self.tls_context,
+                               implicit_tls=listener.implicit_tls, throttle=self.throttle, sock=sock)
+            sockets.pop(0)
             self.servers.append((listener.kind, srv))
 
         relay = settings.relay
@@ -111,6 +152,24 @@ class MailService:
             self.queue, relay, self.resolver or make_resolver(relay.nameservers),
             local_deliver=handlers["smtp"].deliver_queued,
             is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]))
+
+    def _listen_sockets(self):
+        """[(Listener, socket)]: the inherited sockets (socket activation) or, without
+        them, every listener bound here; a failure closes the ones made so far."""
+        if self.inherited:
+            try:
+                return activation.match(self.settings.listeners, self.inherited)
+            except activation.ActivationError as exc:
+                raise StartupError(f"socket activation: {exc}") from None
+        out = []
+        for listener in self.settings.listeners:
+            try:
+                out.append((listener, listen_socket(listener.address)))
+            except OSError as exc:
+                for _, sock in out:
+                    sock.close()
+                raise StartupError(_listen_error(listener, exc)) from None
+        return out
 
     # -- lifecycle --------------------------------------------------------------
     def start(self):
@@ -134,7 +193,10 @@ class MailService:
             self.stop()
             raise
         for kind, srv in self.servers:
-            log.info("%s listening on %s:%d", kind, srv.server_address[0], srv.port)
+            log.info("%s listening on %s:%d%s", kind, srv.server_address[0], srv.port,
+                     " (socket from the service manager)" if self.inherited else "")
+        if self.run_as is None:
+            privileges.warn_if_root()
         return self
 
     def port(self, kind):

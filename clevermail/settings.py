@@ -37,6 +37,8 @@ class ServerSettings:
     log_level: str = "INFO"
     certificate: str = ""
     key: str = ""
+    user: str = ""                      # run as this user once the ports are bound ("" = as started)
+    group: str = ""                     # ...and group ("" = the user's own)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Each command loads the config, calls one function of the package, and prints.  N
 protocol logic lives here.  Errors a user can cause (bad config, taken port, unknown
 account) end with a one-line message and a non-zero exit, never a traceback.
 
-    serve.py    start (the server in the foreground)
+    serve.py    start (the server in the foreground), stop, reload
     users.py    user add|passwd|del|list
     queue.py    queue list|show|flush|delete|bounce
     config.py   config check|show

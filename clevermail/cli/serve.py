@@ -1,11 +1,12 @@
-"""`clevermail start`: the server in the foreground until SIGINT or SIGTERM."""
+"""`clevermail start|stop|reload`: the server in the foreground, and the signals that
+stop it or make it re-read its config (through the pid file in the data directory)."""
 
+import os
 import signal
-import threading
+import time
 
 import click
 
-from .. import __version__
 from . import main
 from .common import config_option, load_settings
 
@@ -15,33 +16,109 @@ from .common import config_option, load_settings
 @config_option
 @click.pass_context
 def start(ctx):
-    """Run the server in the foreground until SIGINT or SIGTERM."""
+    """Run the server in the foreground until SIGINT or SIGTERM (SIGHUP reloads)."""
+    from ..activation import ActivationError, listen_fds
+    from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
+    from ..pidfile import AlreadyRunning, path_for, running
     from ..process import tune_process
     from ..service import MailService, StartupError
 
     settings = load_settings(ctx)
+
+    def fail(message):
+        click.echo(f"clevermail: cannot start: {message}", err=True)
+        ctx.exit(1)
+
+    try:
+        inherited = listen_fds()        # and LISTEN_* removed from the environment
+    except ActivationError as exc:
+        fail(f"socket activation: {exc}")
+    try:
+        pid = running(path_for(settings.server.data_dir))
+    except OSError:
+        pid = None          # unreadable: the start-up checks of the data directory say why
+    if pid is not None:
+        fail(f"clevermail is already running (pid {pid}, data in {settings.server.data_dir})")
     try:
         setup_logging(settings.server.log_level, settings.server.log_file)
     except OSError as exc:
-        click.echo(f"clevermail: cannot start: log file {settings.server.log_file}: {exc.strerror}", err=True)
-        ctx.exit(1)
+        fail(f"log file {settings.server.log_file}: {exc.strerror}")
     # handlers first: a SIGTERM that arrives while the listeners start must still
     # lead to a clean stop, not to the default kill
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    tune_process()      # the serving process only, never a library user's or a test's
-    service = MailService(settings)
+    signals = Signals().install()
     try:
-        service.start()
-    except StartupError as exc:
-        click.echo(f"clevermail: cannot start: {exc}", err=True)
+        tune_process()      # the serving process only, never a library user's or a test's
+        service = MailService(settings, inherited=inherited)
+        try:
+            service.start()
+        except StartupError as exc:
+            fail(str(exc))
+        try:
+            Runner(service, signals, config_path=ctx.obj["config"]).run()
+        except AlreadyRunning as exc:      # another one started meanwhile on the same data
+            service.stop()
+            fail(str(exc))
+    finally:
+        signals.restore()
+
+
+# -- stop, reload -------------------------------------------------------------------------
+def _running_pid(ctx, settings):
+    """The pid of the server using this config's data directory; exits 1 if none."""
+    from ..pidfile import path_for, running, stale_pid
+
+    path = path_for(settings.server.data_dir)
+    pid = running(path)
+    if pid is None:
+        stale = stale_pid(path)
+        why = (f"stale pid file {path} (process {stale} is gone)" if stale else f"no pid file at {path}")
+        click.echo(f"clevermail: not running ({why})", err=True)
         ctx.exit(1)
-    listening = ", ".join(f"{kind} {port}" for kind, ports in service.ports.items() for port in ports)
-    click.echo(f"clevermail {__version__} running ({listening}); data in {settings.server.data_dir}. "
-               "Ctrl-C stops.", err=True)
-    while not stop.wait(1.0):
-        pass
-    click.echo("clevermail: stopping", err=True)
-    service.stop()
+    return pid
+
+
+def _signal(ctx, pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        click.echo(f"clevermail: not running (process {pid} is gone)", err=True)
+        ctx.exit(1)
+    except PermissionError:
+        click.echo(f"clevermail: cannot signal process {pid}: permission denied (run as root or as its user)",
+                   err=True)
+        ctx.exit(1)
+
+
+@main.command()
+@config_option
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for the server to exit.")
+@click.pass_context
+def stop(ctx, timeout):
+    """Stop the running server (SIGTERM) and wait until it has exited."""
+    from ..pidfile import process_gone
+
+    settings = load_settings(ctx)
+    pid = _running_pid(ctx, settings)
+    _signal(ctx, pid, signal.SIGTERM)
+    click.echo(f"clevermail: sent SIGTERM to pid {pid}; waiting for it to exit")
+    deadline = time.monotonic() + timeout
+    while not process_gone(pid):
+        if time.monotonic() > deadline:
+            click.echo(f"clevermail: pid {pid} is still running after {timeout:g} s", err=True)
+            ctx.exit(1)
+        time.sleep(0.1)
+    click.echo(f"clevermail: stopped (pid {pid})")
+
+
+@main.command()
+@config_option
+@click.pass_context
+def reload(ctx):
+    """Make the running server re-read its config file (SIGHUP)."""
+    settings = load_settings(ctx)
+    pid = _running_pid(ctx, settings)
+    _signal(ctx, pid, signal.SIGHUP)
+    click.echo(f"clevermail: sent SIGHUP to pid {pid}: it re-reads its config file "
+               "(its log says what changed, and what needs a restart)")
