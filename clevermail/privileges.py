@@ -11,7 +11,7 @@ every file the server creates belongs to that user.
 check_paths() runs before: the data directory (and what is directly in it) must be
 writable by the user the server will run as and the users file readable by it,
 or start-up stops with one line that says what to chown.  A missing data directory is
-created for that user.
+created for that user, and an empty one (systemd's StateDirectory=) given to it.
 
 Started as root without a user the server still runs, with a WARNING naming the
 setting.  A user set while not started as root is fine when it is the user already
@@ -168,7 +168,7 @@ def verify(run_as):
 def check_paths(run_as, data_dir, users_file):
     """Before the drop (or, without one, as the user running): the data directory and
     what is directly in it writable by run_as, and the users file readable by it.
-    A missing data directory is created and given to run_as.  Raises PrivilegeError."""
+    A missing or empty data directory is given to run_as.  Raises PrivilegeError."""
     if run_as.uid == 0:
         return                 # root writes anything
     if not os.path.lexists(data_dir):
@@ -179,6 +179,9 @@ def check_paths(run_as, data_dir, users_file):
                 os.chown(data_dir, run_as.uid, run_as.gid)
         except OSError:
             return             # MailService's write test says why, as for any user
+    elif os.geteuid() == 0 and _empty_dir(data_dir) and os.stat(data_dir).st_uid != run_as.uid:
+        # an empty one (systemd's StateDirectory= makes it root's) holds nothing to lose
+        os.chown(data_dir, run_as.uid, run_as.gid)
     _unreachable(run_as, data_dir, "data directory")
     chown = f"chown -R {run_as.user}: {data_dir}"
     try:
@@ -207,6 +210,13 @@ def check_paths(run_as, data_dir, users_file):
                                  f"run: chown {run_as.user}: {users_file}")
 
 
+def _empty_dir(path):
+    try:
+        return os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path)
+    except OSError:
+        return False
+
+
 def _unreachable(run_as, path, what):
     """Every directory above `path` must let run_as through (search permission)."""
     parent = os.path.dirname(os.path.abspath(path))
@@ -229,13 +239,16 @@ def _unreachable(run_as, path, what):
                                  f"{stat.S_IMODE(st.st_mode):04o}, owner {_user_name(st.st_uid)}")
 
 
-def _allowed(st, run_as, bit):
-    """Whether run_as has permission `bit` (4 read, 2 write, 1 search) by the mode bits."""
+def _allowed(st, run_as, bits):
+    """Whether run_as has every permission in `bits` (4 read, 2 write, 1 search) by the
+    mode bits (the owner's class, else the group's, else the others', as the kernel does)."""
     if st.st_uid == run_as.uid:
-        return bool(st.st_mode & (bit << 6))
-    if st.st_gid in run_as.groups:
-        return bool(st.st_mode & (bit << 3))
-    return bool(st.st_mode & bit)
+        shift = 6
+    elif st.st_gid in run_as.groups:
+        shift = 3
+    else:
+        shift = 0
+    return (st.st_mode >> shift) & bits == bits
 
 
 def _user_name(uid):

@@ -61,15 +61,31 @@ class Notifier:
         text = "\n".join(f"{key}={' '.join(str(value).split())}" for key, value in fields.items())
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.sendto(text.encode("utf-8"), self.address)
+                self.open()
+            self._sock.send(text.encode("utf-8"))
             return True
         except OSError as exc:
+            self.close()                # the next notification connects again
             if not self._warned:
                 self._warned = True
                 log.warning("cannot notify the service manager at %s: %s", self.address.replace("\0", "@"),
                             exc.strerror or exc)
             return False
+
+    def open(self):
+        """Connect to the socket now.  `clevermail start` does this before it drops
+        privileges: the permission to write to the socket is checked at connect time,
+        so a NOTIFY_SOCKET only root may reach still hears READY=1 from the server
+        running as [server] user.  Raises OSError."""
+        if self.address is None or self._sock is not None:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(self.address)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
 
     def ready(self, status=None):
         return self.notify(READY=1, **({"STATUS": status} if status else {}))

@@ -22,6 +22,7 @@ def start(ctx):
     from ..logs import setup_logging
     from ..pidfile import AlreadyRunning, path_for, running
     from ..process import tune_process
+    from ..sdnotify import Notifier
     from ..service import MailService, StartupError
 
     settings = load_settings(ctx)
@@ -47,6 +48,11 @@ def start(ctx):
     # handlers first: a SIGTERM that arrives while the listeners start must still
     # lead to a clean stop, not to the default kill
     signals = Signals().install()
+    notifier = Notifier()
+    try:
+        notifier.open()     # before the privileges go: see Notifier.open
+    except OSError:
+        pass                # said (once) by the first notification that fails
     try:
         tune_process()      # the serving process only, never a library user's or a test's
         service = MailService(settings, inherited=inherited)
@@ -55,12 +61,13 @@ def start(ctx):
         except StartupError as exc:
             fail(str(exc))
         try:
-            Runner(service, signals, config_path=ctx.obj["config"]).run()
+            Runner(service, signals, config_path=ctx.obj["config"], notifier=notifier).run()
         except AlreadyRunning as exc:      # another one started meanwhile on the same data
             service.stop()
             fail(str(exc))
     finally:
         signals.restore()
+        notifier.close()
 
 
 # -- stop, reload -------------------------------------------------------------------------
