@@ -44,6 +44,14 @@ hostname = string(default='')
 data_dir = string(default='maildata')
 # The account file shared by SMTP, POP3 and IMAP.
 users_file = string(default='users.ini')
+# Addresses that are not accounts: lists, forwards, catch-alls (`clevermail alias`; "" = aliases.ini beside users_file).
+aliases_file = string(default='')
+# Account for abuse@<any local domain> when no alias says otherwise (RFC 2142; "" = the postmaster's).
+abuse = string(default='')
+# Separates an address from its detail ("alice+lists@"; RFC 5233); "" = no details.
+subaddress_separator = string(max=1, default='+')
+# Domain of the SRS sender that forwarded mail leaves with ("" = the first local domain).
+srs_domain = string(default='')
 # Domains whose mail is delivered here; the first one is used for bare user names.
 domains = force_list(default=list('localhost'))
 # Also log to this file ("" = stderr only).
@@ -135,7 +143,7 @@ connect_timeout = float(min=1, default=30)
 """
 
 SECRET_KEYS = {("relay", "smarthost_password")}
-PATH_KEYS = (("server", "data_dir"), ("server", "users_file"), ("server", "log_file"),
+PATH_KEYS = (("server", "data_dir"), ("server", "users_file"), ("server", "aliases_file"), ("server", "log_file"),
              ("tls", "certificate"), ("tls", "key"))
 
 
@@ -384,6 +392,10 @@ def settings_from(conf):
         server=ServerSettings(
             hostname=server["hostname"], domains=tuple(server["domains"]),
             data_dir=server["data_dir"], users_file=server["users_file"],
+            aliases_file=server["aliases_file"] or os.path.join(
+                os.path.dirname(server["users_file"]), "aliases.ini"),
+            abuse=server["abuse"],
+            subaddress_separator=server["subaddress_separator"], srs_domain=server["srs_domain"],
             postmaster=server["postmaster"], log_file=server["log_file"],
             log_level=server["log_level"], certificate=tls["certificate"], key=tls["key"],
             user=server["user"].strip(), group=server["group"].strip()),

@@ -13,7 +13,8 @@ import os
 import threading
 
 from . import activation, privileges
-from .accounts import AccountStore
+from .accounts import AccountError, AccountStore, domain_to_ascii
+from .aliases import AliasStore
 from .imap.handler import IMAPFileHandler
 from .imap.server import IMAPServer
 from .login import AuthThrottle
@@ -23,10 +24,12 @@ from .pop3.server import POP3Server
 from .relay.mx import make_resolver
 from .relay.queue import RelayQueue
 from .relay.worker import RelayWorker
+from .routing import Router
 from .smtp.handler import SMTPFileHandler
 from .smtp.send_quota import SendQuota
 from .smtp.sender_identity import SenderIdentity
 from .smtp.server import SMTPServer
+from .srs import SRS, SRSError, load_secret
 from .store import MailStore
 
 log = logging.getLogger("clevermail.service")
@@ -124,6 +127,13 @@ class MailService:
         server = settings.server
         self.store = MailStore(server.data_dir)
         self.accounts = AccountStore(server.users_file, server.domains)
+        self.aliases = AliasStore(server.aliases_file, server.domains)
+        try:
+            srs = SRS(load_secret(server.data_dir), domain_to_ascii(server.srs_domain or server.domains[0]))
+        except (OSError, SRSError, AccountError) as exc:
+            raise StartupError(f"cannot set up SRS for forwarding: {exc}") from None
+        self.router = Router(self.accounts, self.aliases, postmaster=server.postmaster,
+                             abuse=server.abuse, srs=srs, separator=server.subaddress_separator)
         self.throttle = AuthThrottle(settings.login.failures_per_client, settings.login.failure_window)
         self.queue = RelayQueue(os.path.join(server.data_dir, "queue"))
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
@@ -132,8 +142,9 @@ class MailService:
             "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
                                     postmaster=server.postmaster,
                                     senders=SenderIdentity(self.accounts.is_local_domain,
-                                                           settings.senders.send_as),
-                                    quota=self.send_quota),
+                                                           settings.senders.send_as,
+                                                           owners=self.router.owners),
+                                    quota=self.send_quota, router=self.router, srs=srs),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
         }

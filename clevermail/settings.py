@@ -33,6 +33,10 @@ class ServerSettings:
     data_dir: str
     users_file: str
     postmaster: str = ""
+    aliases_file: str = "aliases.ini"
+    abuse: str = ""
+    subaddress_separator: str = "+"
+    srs_domain: str = ""
     log_file: str = ""
     log_level: str = "INFO"
     certificate: str = ""

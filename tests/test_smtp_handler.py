@@ -37,7 +37,7 @@ def handler(store, queue):
 
 
 def rcpts(*addresses):
-    return [Recipient(a, a if a.endswith("@example.test") else None) for a in addresses]
+    return [Recipient(a, (a,) if a.endswith("@example.test") else ()) for a in addresses]
 
 
 def stored(store, address):

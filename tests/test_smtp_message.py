@@ -68,7 +68,7 @@ def test_received_with_keyword(esmtp, tls, auth, word):
 
 
 def test_received_names_a_single_recipient_only():
-    one = header(recipients=[Recipient("bob@example.test", "bob@example.test")]).decode()
+    one = header(recipients=[Recipient("bob@example.test", ("bob@example.test",))]).decode()
     assert "session ab1\r\n\tfor <bob@example.test>;\r\n" in one
     assert "for <" not in header().decode()     # more would disclose Bcc recipients
 

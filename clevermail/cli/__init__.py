@@ -7,6 +7,7 @@ account) end with a one-line message and a non-zero exit, never a traceback.
 
     serve.py    start (the server in the foreground), stop, reload
     users.py    user add|passwd|del|list
+    aliases.py  alias add|del|list
     queue.py    queue list|show|flush|delete|bounce
     config.py   config check|show
     mailboxes.py  import (Maildir, Maildir++, mbox) and export (Maildir++)
@@ -30,4 +31,4 @@ def main(ctx, config_path):
 
 
 # The sub-command modules register themselves on `main` when imported.
-from . import config, mailboxes, queue, serve, users  # noqa: E402,F401
+from . import aliases, config, mailboxes, queue, serve, users  # noqa: E402,F401

@@ -13,8 +13,10 @@ everything, including parts already committed.
 
 import logging
 
-from ..accounts import AccountError, domain_to_ascii
+from .. import routing
+from ..routing import Router
 from ..store.api import LocalDelivery
+from .message import new_queue_id
 from .send_quota import SendQuota
 from .sender_identity import SenderIdentity
 
@@ -26,9 +28,10 @@ class RecipientError(Exception):
 
 
 class NoSuchUser(RecipientError, LookupError):
-    """Local domain, but no such account (RFC 5321 550 5.1.1).  A LookupError too:
-    the relay worker, which delivers queued local mail through this handler without
-    importing it, reads a LookupError as "no such mailbox here", a permanent failure."""
+    """Local domain, but no account, alias or catch-all (RFC 5321 550 5.1.1).  A
+    LookupError too: the relay worker, which delivers queued local mail through this
+    handler without importing it, reads a LookupError as "no such mailbox here", a
+    permanent failure."""
 
 
 class BadDomain(RecipientError):
@@ -39,33 +42,50 @@ class RelayDenied(RecipientError):
     """A foreign domain from a client that may not relay."""
 
 
+class BadSRS(RecipientError):
+    """A bounce address of ours (SRS) that is forged or expired."""
+
+
+class AliasTooBig(RecipientError):
+    """An alias that expands deeper or wider than the bounds (routing.py)."""
+
+
 class DeliveryFailed(Exception):
     """Nothing was stored; the client should try again later."""
 
 
 class Recipient:
-    """An accepted RCPT: the address as given and, when local, the account it maps to."""
+    """An accepted RCPT: the address as given, the local accounts its copy goes to,
+    and the external addresses: the address itself when relayed, or an alias's
+    forwarding targets (`forwarded`: they leave with an SRS sender)."""
 
-    __slots__ = ("address", "account")
+    __slots__ = ("address", "accounts", "external", "forwarded")
 
-    def __init__(self, address, account=None):
+    def __init__(self, address, accounts=(), external=None, forwarded=False):
         self.address = address
-        self.account = account          # canonical local address, or None = relay
+        self.accounts = tuple(accounts)
+        self.external = (address,) if external is None and not accounts else tuple(external or ())
+        self.forwarded = forwarded
 
-    @property
-    def local(self):
-        return self.account is not None
+    @classmethod
+    def routed(cls, address, route):
+        return cls(address, route.accounts, route.external, route.forwarded)
 
     def __repr__(self):
-        return f"Recipient({self.address!r}, {self.account!r})"
+        return f"Recipient({self.address!r}, {self.accounts!r}, {self.external!r})"
 
 
 class SMTPFileHandler:
-    def __init__(self, store: LocalDelivery, accounts, queue, postmaster="", senders=None, quota=None):
+    def __init__(self, store: LocalDelivery, accounts, queue, postmaster="", senders=None, quota=None,
+                 router=None, srs=None):
         self.store = store
         self.accounts = accounts
         self.queue = queue
         self.postmaster = postmaster
+        # where each address goes (routing.py) and the SRS of forwarded mail (srs.py);
+        # without them: accounts and postmaster only, forwards keep their sender
+        self.router = router or Router(accounts, postmaster=postmaster)
+        self.srs = srs
         # who may send as whom (sender_identity.py) and how much (send_quota.py):
         # the session asks them; without settings, the identity rules with no grants
         # and no limit
@@ -77,47 +97,50 @@ class SMTPFileHandler:
         return self.accounts.domains[0]
 
     def resolve_recipient(self, address, may_relay):
-        """A Recipient for `address`, or BadDomain / NoSuchUser / RelayDenied.
-
-        Local domains (in any spelling: the accounts compare A-labels): the account
-        must exist (case-insensitive, '+detail' delivers to the base account).  Other
-        domains: only when `may_relay` (authenticated or trusted client) - never an
-        open relay."""
-        if "@" not in address:          # <postmaster> (RFC 5321 4.1.1.3)
-            address = f"{address}@{self.default_domain()}"
-        local, _, domain = address.rpartition("@")
+        """A Recipient for `address` (routing.py: accounts, aliases, role addresses,
+        catch-all, SRS bounces), or BadDomain / NoSuchUser / BadSRS / AliasTooBig /
+        RelayDenied.  Other domains only when `may_relay` (an authenticated or
+        trusted client): never an open relay.  An alias's external targets and an SRS
+        bounce are forwarded whoever the client is: the address is ours."""
         try:
-            domain = domain_to_ascii(domain)
-        except AccountError:
+            route = self.router.resolve(address)
+        except routing.NoSuchAddress:
+            raise NoSuchUser(address) from None
+        except routing.BadDomain:
             raise BadDomain(address) from None
-        if domain in self.accounts.domains:     # A-labels on both sides
-            account = self.accounts.lookup_ascii(local, domain)
-            if account is None and local.lower() == "postmaster":
-                # RFC 5321 4.5.1: every domain must accept postmaster
-                target = self.postmaster or self.accounts.first()
-                account = self.accounts.lookup(target) if target else None
-            if account is None:
-                raise NoSuchUser(address)
-            return Recipient(address, account.address)
-        if not may_relay:
+        except routing.BadSRS as exc:
+            raise BadSRS(str(exc)) from None
+        except routing.TooManyDestinations as exc:
+            raise AliasTooBig(str(exc)) from None
+        if route.external and not route.forwarded and not may_relay:
             raise RelayDenied(address)
-        return Recipient(address)
+        return Recipient.routed(address, route)
 
     def deliver_queued(self, sender, addresses, data):
         """Final delivery of queued mail for local recipients: a queued recipient
         whose domain is local (it became local after the message was queued) and a
         delivery report to a local sender (`sender` empty).  Each address is resolved
-        as RCPT TO resolves it (case, +detail, U-labels, postmaster), so the copy
-        lands in the account's INBOX and never in a mailbox made up from the raw
-        address; then the store's one final-delivery path adds the Return-Path.
-        Raises NoSuchUser (a LookupError) when an address has no account, before
+        as RCPT TO resolves it (case, +detail, U-labels, aliases, postmaster), so the
+        copy lands in the account's INBOX and never in a mailbox made up from the raw
+        address; then the store's one final-delivery path adds the Return-Path.  An
+        alias's external targets are queued again with an SRS sender.
+        Raises NoSuchUser (a LookupError) when an address has no destination, before
         anything is stored."""
-        accounts = []
-        for address in addresses:
-            account = self.resolve_recipient(address, may_relay=False).account
-            if account not in accounts:
-                accounts.append(account)
-        self.store.deliver_local(sender, accounts, data)
+        recipients = [self.resolve_recipient(address, may_relay=False) for address in addresses]
+        accounts, _, forwards = self._split(recipients)
+        pending = []
+        try:
+            if accounts:
+                pending.append(self.store.prepare_local(sender, accounts, data))
+            if forwards:
+                pending.append(self.queue.prepare(self._forward_sender(sender), forwards, data,
+                                                  new_queue_id()))
+            for p in pending:
+                p.commit()
+        except BaseException:
+            for p in pending:
+                p.abort()
+            raise
 
     # -- authentication --------------------------------------------------------
     def authenticate(self, username, password):
@@ -133,15 +156,7 @@ class SMTPFileHandler:
         Return-Path (RFC 5321 4.4: added at final delivery).  Returns when every
         copy and the queue entry are fsynced and committed; raises DeliveryFailed
         (with nothing stored) otherwise."""
-        local, remote, seen = [], [], set()
-        for rcpt in recipients:
-            if rcpt.account is not None:
-                if rcpt.account not in seen:      # alice and alice+x: one copy
-                    seen.add(rcpt.account)
-                    local.append(rcpt.account)
-            elif rcpt.address.lower() not in seen:
-                seen.add(rcpt.address.lower())
-                remote.append(rcpt.address)
+        local, remote, forwards = self._split(recipients)
         pending = []
         try:
             if local:
@@ -150,6 +165,11 @@ class SMTPFileHandler:
                 pending.append(self.store.prepare_local(sender, local, trace, data, clean=True))
             if remote:
                 pending.append(self.queue.prepare(sender, remote, trace + data, queue_id))
+            if forwards:
+                # an alias's external targets: the envelope sender rewritten (SRS) so
+                # that SPF passes at the next hop
+                pending.append(self.queue.prepare(self._forward_sender(sender), forwards,
+                                                  trace + data, queue_id))
             # Mailboxes first, the queue last: a committed queue entry wakes the relay
             # worker, which must never send what a later failure would take back.
             for p in pending:
@@ -161,4 +181,24 @@ class SMTPFileHandler:
                 except Exception:
                     log.exception("%s: abort after failed delivery failed", queue_id)
             raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
-        return len(local), len(remote)
+        return len(local), len(remote) + len(forwards)
+
+    @staticmethod
+    def _split(recipients):
+        """(local accounts, relayed addresses, forwarded addresses), each once:
+        alice and alice+x make one copy, as do two aliases naming the same target."""
+        local, remote, forwards, seen = [], [], [], set()
+        for rcpt in recipients:
+            for account in rcpt.accounts:
+                if account not in seen:
+                    seen.add(account)
+                    local.append(account)
+            into = forwards if rcpt.forwarded else remote
+            for address in rcpt.external:
+                if address.lower() not in seen:
+                    seen.add(address.lower())
+                    into.append(address)
+        return local, remote, forwards
+
+    def _forward_sender(self, sender):
+        return self.srs.forward(sender) if self.srs is not None else sender

@@ -34,6 +34,24 @@ def prepare_body(body, stuffed):
     return body
 
 
+# Received and Delivered-To fields a message may carry before it counts as looping
+# (RFC 5321 6.3 asks for a hop limit; 30 as the routing issue and Postfix's
+# hopcount_limit of 50 suggest for a small server).
+MAX_HOPS = 30
+
+
+def hop_count(message):
+    """The Received: and Delivered-To: fields in the header of `message` (CRLF bytes)."""
+    end = message.find(b"\r\n\r\n")
+    head = message if end < 0 else message[:end + 2]
+    count = 0
+    for line in head.split(b"\r\n"):
+        name = line[:13].lower()
+        if name.startswith(b"received:") or name.startswith(b"delivered-to:"):
+            count += 1
+    return count
+
+
 def new_queue_id():
     """A queue id: 12 hex digits, unique, not secret (nothing takes a queue id from the
     network, so no os.urandom per message)."""

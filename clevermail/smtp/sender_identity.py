@@ -7,8 +7,10 @@ domains.  The rules (as Postfix's reject_sender_login_mismatch and mox do):
 
 - An authenticated user may use, in MAIL FROM (553 5.7.1) and in every address of
   the From: header (550 5.7.1 after DATA), only addresses of theirs: their own
-  address, its +detail forms (RFC 5233), and the patterns granted to them in
-  `[senders] send_as` (`noreply@example.org=*@example.org` for a service account).
+  address, its +detail forms (RFC 5233), the aliases that deliver to them
+  (aliases.py: `sales@` with targets alice and bob is theirs to send as), and the
+  patterns granted to them in `[senders] send_as` (`noreply@example.org=*@example.org`
+  for a service account).
   MAIL FROM:<> (a bounce, RFC 5321 4.5.5) stays allowed.
 - An unauthenticated client outside trusted_networks may not use a local domain in
   MAIL FROM (550 5.7.1): only this server sends for it.  Loopback is not trusted
@@ -38,10 +40,12 @@ def canonical_sender(address):
 
 class SenderIdentity:
     """The rules above for one configuration: `is_local_domain(domain)` (the
-    accounts' check) and `send_as`, (account, pattern) pairs, both canonical."""
+    accounts' check), `send_as`, (account, pattern) pairs, both canonical, and
+    `owners(address)`, the accounts an alias delivers to (routing.Router.owners)."""
 
-    def __init__(self, is_local_domain, send_as=()):
+    def __init__(self, is_local_domain, send_as=(), owners=None):
         self.is_local_domain = is_local_domain
+        self.owners = owners
         self.grants = {}
         for account, pattern in send_as:
             self.grants.setdefault(account, []).append(pattern)
@@ -52,9 +56,12 @@ class SenderIdentity:
         if parts is None:
             return False
         local, domain = parts
-        if f"{local.partition('+')[0]}@{domain}" == user:
+        base = f"{local.partition('+')[0]}@{domain}"
+        if base == user:
             return True
         address = f"{local}@{domain}"
+        if self.owners is not None and (user in self.owners(address) or user in self.owners(base)):
+            return True
         return any(fnmatch.fnmatchcase(address, pattern) for pattern in self.grants.get(user, ()))
 
     def envelope_refusal(self, sender, *, user, trusted):

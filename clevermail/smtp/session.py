@@ -26,7 +26,7 @@ from ..netbase import LineSession, SessionClosed
 from ..wire import DataTooLarge
 from . import auth, message, parser
 from . import replies as R
-from .handler import BadDomain, DeliveryFailed, NoSuchUser, RelayDenied
+from .handler import AliasTooBig, BadDomain, BadSRS, DeliveryFailed, NoSuchUser, RelayDenied
 from .replies import SMTPReplyError
 from .states import (ANY, BDAT, INIT, MAIL, MAY_BDAT, MAY_DATA, MAY_MAIL, MAY_RCPT,
                      OUTSIDE_TRANSACTION, RCPT, READY)
@@ -236,6 +236,12 @@ class SMTPSession(LineSession):
         except BadDomain:
             # a U-label domain that is no IDN: bad syntax, not an unknown user
             raise SMTPReplyError(R.R501_BAD_RCPT) from None
+        except BadSRS as exc:
+            self.log.info("recipient <%s> refused: %s", address, exc)
+            raise SMTPReplyError(R.R550_BAD_SRS) from None
+        except AliasTooBig as exc:
+            self.log.error("recipient <%s> refused: %s", address, exc)
+            raise SMTPReplyError(R.R550_ALIAS_LOOP) from None
         self.recipients.append(rcpt)
         self.state = RCPT
         self.send(R.R250_RCPT_OK.wire)
@@ -281,6 +287,9 @@ class SMTPSession(LineSession):
         sender, recipients = self.sender, self.recipients
         self.reset_transaction()
         body = message.prepare_body(body, stuffed)
+        if message.hop_count(body) > message.MAX_HOPS:
+            self.log.warning("refused: mail loop, more than %d hops (from=<%s>)", message.MAX_HOPS, sender)
+            raise SMTPReplyError(R.R554_TOO_MANY_HOPS)
         forged = self.server.handler.senders.header_refusal(body, user=self.auth_user)
         if forged is not None:
             self.log.warning("refused: From: header not owned by %s (from=<%s>)", self.auth_user, sender)
