@@ -166,6 +166,14 @@ class AccountStore:
         except AccountError:
             return False
 
+    def reload(self, domains=None):
+        """Read users.ini now, whatever its stat says (a configuration reload), with
+        new local domains if given; a file that cannot be read keeps the accounts."""
+        with self._lock:
+            if domains is not None:
+                self.domains = [_config_domain(d) for d in domains]
+            self._load(self._file_stamp())
+
     # -- reading -----------------------------------------------------------------
     def _file_stamp(self):
         try:

@@ -67,6 +67,8 @@ allow_plaintext_auth = boolean(default=False)
 user = string(default='')
 # ...and this group ("" = the user's own group).
 group = string(default='')
+# Seconds a stop waits for commands in progress (a message being received) before the remaining sessions are cut; idle ones are closed at once.
+drain_time = float(min=0, default=10)
 
 [smtp]
 # MX listeners (host:port, IPv6 as [::1]:25): local domains from anyone, any domain once authenticated.
@@ -398,7 +400,8 @@ def settings_from(conf):
             subaddress_separator=server["subaddress_separator"], srs_domain=server["srs_domain"],
             postmaster=server["postmaster"], log_file=server["log_file"],
             log_level=server["log_level"], certificate=tls["certificate"], key=tls["key"],
-            user=server["user"].strip(), group=server["group"].strip()),
+            user=server["user"].strip(), group=server["group"].strip(),
+            drain_time=server["drain_time"]),
         limits=MappingProxyType({protocol: Limits(timeout=lim[f"{protocol}_timeout"], **shared)
                                  for protocol in PROTOCOLS}),
         policy=SessionPolicy(allow_plaintext_auth=server["allow_plaintext_auth"],

@@ -203,7 +203,30 @@ os.register_at_fork(after_in_child=_restart_writers_after_fork)
 def open_log_file(path):
     """A LogWriter appending to `path` (created 0640 if missing)."""
     fd = os.open(os.path.abspath(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    return LogWriter(fd, close_fd=True)
+    writer = LogWriter(fd, close_fd=True)
+    writer.path = os.path.abspath(path)         # for reopen()
+    return writer
+
+
+def reopen():
+    """Open every log file again by its name (logrotate renamed it: lines logged from
+    now on go to a new file there).  What was logged before goes to the old file, and
+    its descriptor is closed only once the writer thread is done with it (a flush on
+    each side of the swap).  A file that cannot be opened is reported, the old kept."""
+    for writer in list(_writers):
+        path = getattr(writer, "path", None)
+        if path is None or writer.fd < 0:
+            continue
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as exc:
+            logging.getLogger("clevermail").error("cannot reopen the log file %s: %s", path, exc)
+            continue
+        writer.flush()
+        old, writer.fd = writer.fd, fd      # the writer's next os.write goes to the new file
+        writer.flush()
+        writer._failed = False
+        os.close(old)
 
 
 def console_handler():

@@ -6,6 +6,16 @@ its Limits and SessionPolicy (typed settings built by config.py), the TLS contex
 counts connections in total and per client address.
 `close_all()` ends every live session so that stopping never waits on idle clients.
 
+Draining (a graceful stop, MailService.stop): `start_drain()` sets the server-wide
+`draining` flag and signals `drain_fd`, an eventfd every session waits on beside its
+socket while it waits for a command.  A session waiting for a command sends its
+protocol's shutdown reply at once and closes; a session inside a command (an SMTP
+DATA being received, an IMAP APPEND literal) finishes it and gets the shutdown reply
+instead of reading its next command.  `wait_sessions(deadline)` waits for them to
+end; past the drain time `cut_sessions()` shuts the read side of the rest (a read in
+the middle of a command then ends, and the shutdown reply is sent where the socket
+can still carry one: not on TLS, whose state a half-shut socket breaks).
+
 LineSession is the request handler every protocol session derives from: it owns the
 socket, the LineReader, the session id and logger, implicit TLS and STARTTLS, the idle
 timeout, error counting, and the read-dispatch-reply loop.  A protocol subclass
@@ -15,18 +25,22 @@ supplies greet(), handle_line(), and the replies for busy/timeout/internal error
 import ipaddress
 import itertools
 import logging
+import os
 import secrets
+import select
 import socket
 import socketserver
 import ssl
 import struct
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 from .login import normalize_peer
 from .logs import SessionLogger, redact_command
 from .session_threads import SessionThreads
+from .tls_context import StaticContext, make_server_context  # noqa: F401 (the old home)
 from .wire import LineReader, LineTooLong
 
 # Connections taken per wake-up of the accept loop (see _handle_request_noblock).
@@ -78,14 +92,22 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.hostname = hostname
         self.limits = limits            # Limits
         self.policy = policy            # SessionPolicy
-        self.ssl_context = ssl_context
+        # a tls_context.ServerContext (or a plain SSLContext, held as it is)
+        if isinstance(ssl_context, ssl.SSLContext):
+            ssl_context = StaticContext(ssl_context)
+        self.tls = ssl_context
         self.implicit_tls = implicit_tls
         self.throttle = throttle
         self.log = logging.getLogger(f"clevermail.{protocol}")
         self._conn_lock = threading.Lock()
         self._per_client = {}
         self.sessions = set()
+        self._ended = threading.Condition(self._conn_lock)     # a session was released
         self.closing = False
+        self.draining = False
+        # Readable once draining: sessions waiting for a command poll it with their socket.
+        self.drain_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._close_drain_fd = weakref.finalize(self, os.close, self.drain_fd)
         self.threads = SessionThreads(self.process_request_thread, f"clevermail-{protocol}")
         self._accept_warned = float("-inf")
         if sock is None:
@@ -101,6 +123,12 @@ class MailServer(socketserver.ThreadingTCPServer):
     @property
     def port(self):
         return self.server_address[1]
+
+    @property
+    def ssl_context(self):
+        """The SSLContext for a new handshake, or None (no certificate configured)."""
+        tls = self.tls
+        return tls.get() if tls is not None else None
 
     # -- accepting ---------------------------------------------------------------
     def server_activate(self):
@@ -159,7 +187,7 @@ class MailServer(socketserver.ThreadingTCPServer):
     def admit(self, session):
         """Count a new session in; False when over the total or per-client limit."""
         with self._conn_lock:
-            if self.closing:
+            if self.closing or self.draining:
                 return False
             count = self._per_client.get(session.peer, 0)
             if len(self.sessions) >= self.limits.connections or count >= self.limits.connections_per_client:
@@ -177,6 +205,41 @@ class MailServer(socketserver.ThreadingTCPServer):
                     self._per_client[session.peer] = left
                 else:
                     self._per_client.pop(session.peer, None)
+                self._ended.notify_all()
+
+    # -- draining (graceful stop) ---------------------------------------------------
+    def start_drain(self):
+        """Sessions waiting for a command get the shutdown reply now; those inside one
+        get it when it is done.  New sessions are refused with it.  The listener
+        itself is closed by the caller first."""
+        with self._conn_lock:
+            self.draining = True
+        os.eventfd_write(self.drain_fd, 1)      # stays readable: every poller wakes
+
+    def wait_sessions(self, deadline):
+        """Wait until every session has ended or time.monotonic() passes `deadline`;
+        True when none is left."""
+        with self._conn_lock:
+            while self.sessions:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._ended.wait(remaining)
+            return True
+
+    def cut_sessions(self):
+        """Past the drain time: end the commands still running (see LineSession.cut)."""
+        with self._conn_lock:
+            live = list(self.sessions)
+        if live:
+            self.log.warning("drain time over: cutting %d session(s)", len(live))
+        for session in live:
+            session.cut()
+
+    def close_drain_fd(self):
+        """Release the eventfd once the session threads have ended (MailService.stop;
+        else when the server is collected)."""
+        self._close_drain_fd()
 
     def close_all(self):
         """Shut every live session's socket so its thread ends (server stop)."""
@@ -270,14 +333,25 @@ class LineSession(socketserver.BaseRequestHandler):
         self.tls_info = None
         self.errors = 0
         self.closing = False
+        self.cut_off = False        # cut() was called: the server stops, drain time over
         self.reader = None
+        # The wait for a command: the socket and the server's drain signal in one poll
+        # (a server without one, as the session tests' fake, leaves the wait to recv).
+        self._poller = None
+        drain_fd = self.server.drain_fd
+        if drain_fd is not None:
+            self._poller = select.poll()
+            self._poller.register(self.connection.fileno(), select.POLLIN)
+            self._poller.register(drain_fd, select.POLLIN)
 
     def handle(self):
         if not self.server.admit(self):
-            self.log.warning("connection refused: too many connections")
+            draining = self.server.draining
+            self.log.warning("connection refused: %s", "server shutting down" if draining
+                             else "too many connections")
             if not self.server.implicit_tls:   # a plaintext line would only garble a TLS client
                 try:
-                    self.send(self.busy_reply())
+                    self.send(self.shutdown_reply() if draining else self.busy_reply())
                 except OSError:
                     pass
             return
@@ -288,6 +362,8 @@ class LineSession(socketserver.BaseRequestHandler):
             self.reader = LineReader(self.connection)
             self.greet()
             while not self.closing:
+                if not self.wait_for_command():
+                    break
                 try:
                     line = self.reader.readline(self.line_limit)
                 except LineTooLong:
@@ -317,7 +393,11 @@ class LineSession(socketserver.BaseRequestHandler):
         except SessionClosed:
             pass
         except (OSError, EOFError, ssl.SSLError) as exc:
-            self.log.info("connection lost: %s", exc.__class__.__name__)
+            if self.cut_off:
+                self.log.info("cut off: the server is stopping")
+                self._send_shutdown_reply()
+            else:
+                self.log.info("connection lost: %s", exc.__class__.__name__)
         finally:
             self.closed()
             self.server.release(self)
@@ -334,6 +414,49 @@ class LineSession(socketserver.BaseRequestHandler):
         self.closing = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- draining ------------------------------------------------------------------
+    def wait_for_command(self):
+        """Wait until the client's next command can be read; False when the server is
+        draining instead (the shutdown reply has been sent: the session ends).
+
+        A line already buffered (pipelining) is read without waiting.  The poll also
+        times out as the socket would (the idle timeout)."""
+        if self.server.draining:
+            return self._drained()
+        if self._poller is None or self.reader.has_buffered():
+            return True
+        ready = self._poller.poll(self.server.limits.timeout * 1000)
+        if self.server.draining:
+            return self._drained()
+        if not ready:
+            raise socket.timeout("timed out")
+        return True
+
+    def _drained(self):
+        self.log.info("server shutting down: session closed")
+        self._send_shutdown_reply()
+        return False
+
+    def _send_shutdown_reply(self):
+        try:
+            self.send(self.shutdown_reply())
+        except (OSError, ValueError):       # gone, or a TLS state a cut broke
+            pass
+
+    def cut(self):
+        """Called from another thread once the drain time is over: end the command
+        this session is in.  Shutting the read side makes a read in progress return
+        EOF at once; the session thread then sends the shutdown reply (a plain socket
+        can still send) and closes.  On TLS the shutdown goes to the descriptor below
+        the SSLSocket (SSLSocket.shutdown would drop its TLS state under the session
+        thread), and after it the TLS layer cannot send: such a session just closes."""
+        self.cut_off = True
+        self.closing = True
+        try:
+            socket.socket.shutdown(self.connection, socket.SHUT_RD)
         except OSError:
             pass
 
@@ -415,12 +538,7 @@ class LineSession(socketserver.BaseRequestHandler):
     def too_many_errors_reply(self):
         raise NotImplementedError
 
-
-def make_server_context(certificate, key):
-    """Server-side TLS context (TLS 1.2+), or None when no certificate is configured."""
-    if not certificate:
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certificate, key)
-    return ctx
+    def shutdown_reply(self):
+        """The reply that ends a session because the server stops (SMTP 421, IMAP BYE,
+        POP3 -ERR [SYS/TEMP])."""
+        raise NotImplementedError

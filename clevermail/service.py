@@ -1,24 +1,35 @@
 """MailService: builds everything from the typed settings, starts it, stops it in
-reverse order.
+reverse order (draining sessions first), and applies a new configuration live.
 
 The one lifecycle object used by `clevermail start` and by the tests (port 0 works;
 `ports` reports what was bound).  Only this module and cli.py read configuration
 (config.load_config's Settings); they pass each layer its own settings (Limits,
 SessionPolicy, RelaySettings) or plain values.
+
+stop(drain=...) is the graceful stop: listeners closed first, then every session told
+the server is going (at once when it waits for a command, after its command when it
+is in one; netbase's drain), the rest cut after the drain time, then the indexes saved
+and the relay worker stopped.  reload(settings) swaps the settings that can change
+under running sessions (each one frozen object replaced by reference, so a session
+sees the old or the new, never half of each) and names those that need a restart.
 """
 
 import errno
 import logging
 import os
 import threading
+import time
+from dataclasses import fields
 
 from . import activation, privileges
 from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
 from .imap.handler import IMAPFileHandler
 from .imap.server import IMAPServer
+from .config import LISTENER_KEYS
 from .login import AuthThrottle
-from .netbase import listen_socket, make_server_context
+from .logs import reopen as reopen_logs
+from .netbase import listen_socket
 from .pop3.handler import POP3FileHandler
 from .pop3.server import POP3Server
 from .relay.mx import make_resolver
@@ -31,6 +42,7 @@ from .smtp.sender_identity import SenderIdentity
 from .smtp.server import SMTPServer
 from .srs import SRS, SRSError, load_secret
 from .store import MailStore
+from .tls_context import CHECK_INTERVAL, ServerContext
 
 log = logging.getLogger("clevermail.service")
 
@@ -47,6 +59,18 @@ SERVERS = {
     "imap": (IMAPServer, {}),
     "imaps": (IMAPServer, {}),
 }
+
+
+# [server] keys reload() applies to the running service; any other key that changed is
+# named as needing a restart (a key added later is safe by default).
+LIVE_SERVER_KEYS = frozenset({"hostname", "domains", "postmaster", "log_level", "certificate",
+                              "key", "drain_time"})
+# RelaySettings fields the worker cannot take live (its thread pool, its resolver).
+RESTART_RELAY_KEYS = {"concurrency": "concurrency", "nameservers": "nameservers"}
+# Where ServerSettings fields come from in the file, for the notes.
+SERVER_SECTION = {"certificate": "tls", "key": "tls"}
+# Settings layers reload() knows; another layer that changed is named as needing a restart.
+RELOADED_LAYERS = frozenset({"source", "server", "limits", "policy", "login", "relay", "listeners"})
 
 
 class StartupError(Exception):
@@ -66,9 +90,11 @@ def _listen_error(listener, exc):
 
 
 class MailService:
-    def __init__(self, settings, resolver=None, inherited=()):
-        self.settings = settings        # config.load_config's Settings
+    def __init__(self, settings, resolver=None, inherited=(), tls_check_interval=CHECK_INTERVAL):
+        self.settings = settings        # config.load_config's Settings, the current ones
+        self.running = settings         # what the restart-only settings were built from
         self.resolver = resolver
+        self.tls_check_interval = tls_check_interval    # seconds between certificate stats
         # activation.listen_fds()' [(name, fd)]: sockets the service manager bound for us
         self.inherited = list(inherited)
         self.run_as = None              # privileges.RunAs once dropped to [server] user
@@ -99,7 +125,9 @@ class MailService:
         except privileges.PrivilegeError as exc:
             raise StartupError(str(exc)) from None
         try:
-            self.tls_context = make_server_context(server.certificate, server.key)
+            # one holder for every listener: a renewed certificate is picked up by all
+            self.tls = ServerContext(server.certificate, server.key,
+                                     check_interval=self.tls_check_interval)
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot load TLS certificate/key: {exc}") from None
         sockets = self._listen_sockets()
@@ -138,7 +166,7 @@ class MailService:
         self.queue = RelayQueue(os.path.join(server.data_dir, "queue"))
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
-        handlers = {
+        self.handlers = handlers = {
             "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
                                     postmaster=server.postmaster,
                                     senders=SenderIdentity(self.accounts.is_local_domain,
@@ -153,7 +181,7 @@ class MailService:
             server_class, own = SERVERS[listener.kind]
             srv = server_class(listener.address, handlers[listener.protocol], **own,
                                hostname=server.hostname, limits=settings.limits[listener.protocol],
-                               policy=settings.policy, ssl_context=self.tls_context,
+                               policy=settings.policy, ssl_context=self.tls,
                                implicit_tls=listener.implicit_tls, throttle=self.throttle, sock=sock)
             sockets.pop(0)
             self.servers.append((listener.kind, srv))
@@ -224,30 +252,105 @@ class MailService:
             out.setdefault(kind, []).append(srv.port)
         return out
 
-    def stop(self, timeout=5.0):
-        """Stop in reverse order: relay worker, then listeners and their sessions."""
+    def stop(self, timeout=5.0, drain=None):
+        """Stop gracefully, in reverse order: close the listeners; drain the sessions
+        (idle ones get the shutdown reply now, a command in progress may finish within
+        `drain` seconds, default [server] drain_time); cut what is left; save the
+        indexes; stop the relay worker (a delivery in flight is not acknowledged: its
+        queue entry stays).  `timeout` bounds each wait for threads after the cut."""
+        if drain is None:
+            drain = self.settings.server.drain_time
         if getattr(self, "_warm", None) is not None:
             self._warm_stop.set()
             self._warm.join(timeout)
             self._warm = None
-        if self.worker is not None:
-            self.worker.stop()
-        for kind, srv in reversed(self.servers):
+        servers = [srv for _, srv in reversed(self.servers)]
+        for srv in servers:
             if self.started:
-                srv.shutdown()
-            srv.close_all()
-        self._close_servers()
+                srv.shutdown()          # the accept loop ends...
+        self._close_servers()           # ...and the listening sockets close
+        for srv in servers:
+            srv.start_drain()
+        deadline = time.monotonic() + max(0.0, drain)
+        for srv in servers:
+            srv.wait_sessions(deadline)
+        for srv in servers:
+            srv.cut_sessions()
+        deadline = time.monotonic() + timeout
+        for srv in servers:
+            srv.wait_sessions(deadline)
+        for srv in servers:
+            srv.close_all()             # stuck ones (a write to a stalled client)
         for t in self._threads:
             t.join(timeout)
-        for _, srv in self.servers:
-            srv.threads.join(timeout)     # session threads: ended by close_all
+        for srv in servers:
+            srv.threads.join(timeout)
+        for srv in servers:
+            if srv.threads.size == 0:   # a thread still alive may poll it yet
+                srv.close_drain_fd()
         if self.started:
             self.store.stop_watching()
             self.store.save_indexes()
+        if self.worker is not None:
+            self.worker.stop(timeout)
         if getattr(self, "send_quota", None) is not None:
             self.send_quota.close()
         self._threads = []
         self.started = False
+
+    # -- reload ---------------------------------------------------------------------
+    def reload(self, settings):
+        """Apply a new, already validated configuration (config.load_config's Settings)
+        to the running service; returns notes, one a line, naming what changed but
+        takes a restart (listeners, paths, the relay's threads and resolver) or could
+        not be applied.  Each change is one reference swapped: new sessions see the new
+        values; a session already running keeps its TLS and its timeouts."""
+        old, self.settings = self.settings, settings
+        notes = self._restart_notes(self.running, settings)
+        server = settings.server
+        self.accounts.reload(server.domains)      # users.ini re-read now, domains too
+        self.handlers["smtp"].postmaster = server.postmaster
+        # the same throttle (the failures counted so far stay), with the new numbers
+        self.throttle.limit = settings.login.failures_per_client
+        self.throttle.window = settings.login.failure_window
+        for kind, srv in self.servers:
+            srv.hostname = server.hostname
+            srv.limits = settings.limits[srv.protocol]
+            srv.policy = settings.policy
+        if self.worker is not None:
+            self.worker.update_settings(settings.relay)
+        if server.certificate or old.server.certificate:
+            notes += self._reload_tls(server)
+        logging.getLogger("clevermail").setLevel(server.log_level)
+        reopen_logs()
+        log.info("configuration reloaded from %s", settings.source)
+        return notes                    # the caller logs or prints them (lifecycle.py)
+
+    def _reload_tls(self, server):
+        """Load the configured pair now, changed or not (its files may be new)."""
+        try:
+            self.tls.replace(server.certificate, server.key)
+        except (OSError, ValueError) as exc:
+            return [f"[tls] certificate/key not loaded ({exc}): the certificate loaded before stays in use"]
+        log.info("TLS certificate %s loaded", server.certificate or "(none)")
+        return []
+
+    @staticmethod
+    def _restart_notes(running, new):
+        notes = []
+        for _, _, section, key, _ in LISTENER_KEYS:
+            if _listen(running, section, key) != _listen(new, section, key):
+                notes.append(f"[{section}] {key} changed: restart to apply")
+        for f in fields(new.server):
+            if f.name not in LIVE_SERVER_KEYS and getattr(running.server, f.name) != getattr(new.server, f.name):
+                notes.append(f"[{SERVER_SECTION.get(f.name, 'server')}] {f.name} changed: restart to apply")
+        for key, name in RESTART_RELAY_KEYS.items():
+            if getattr(running.relay, key) != getattr(new.relay, key):
+                notes.append(f"[relay] {name} changed: restart to apply")
+        for f in fields(new):
+            if f.name not in RELOADED_LAYERS and getattr(running, f.name) != getattr(new, f.name):
+                notes.append(f"[{f.name}] changed: restart to apply")
+        return notes
 
     def _close_servers(self):
         for _, srv in self.servers:
@@ -264,3 +367,9 @@ class MailService:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def _listen(settings, section, key):
+    """The addresses of one listener key ([smtp] listen, ...) in `settings`."""
+    kinds = {k for k, _, s, name, _ in LISTENER_KEYS if (s, name) == (section, key)}
+    return [listener.address for listener in settings.listeners if listener.kind in kinds]

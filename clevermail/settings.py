@@ -43,6 +43,7 @@ class ServerSettings:
     key: str = ""
     user: str = ""                      # run as this user once the ports are bound ("" = as started)
     group: str = ""                     # ...and group ("" = the user's own)
+    drain_time: float = 10.0    # seconds MailService.stop lets commands in progress finish
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ and an eventfd that the folder signals on every change (IMAPFileHandler.watch), 
 idle session costs no CPU and new mail shows at once.  Changes made by another process
 reach the folder through the store's own notification; the poll still wakes every
 IDLE_POLL seconds as a fallback.  cmd_idle is the loop: send the pending updates, wait,
-read the one line the client may send (DONE).
+read the one line the client may send (DONE).  The poll also watches the server's
+drain signal: an IDLE session is a client waiting, so a stopping server says BYE to it
+at once (RFC 3501 7.1.5).
 """
 
 import os
@@ -25,13 +27,16 @@ class IdleWaiter:
     Use as a context manager: the folder callback and the eventfd are released on
     the way out whatever ends the IDLE."""
 
-    def __init__(self, sock, handler, view):
+    def __init__(self, sock, handler, view, drain_fd=None):
         self._handler, self._view = handler, view
         self._efd = efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._sock_fd = sock.fileno()
+        self._drain_fd = drain_fd
         self._poller = select.poll()
         self._poller.register(self._sock_fd, select.POLLIN)
         self._poller.register(efd, select.POLLIN)
+        if drain_fd is not None:
+            self._poller.register(drain_fd, select.POLLIN)   # never read: it stays set
 
         def wake():
             # called by whichever thread changed the folder: only signal, never block
@@ -51,7 +56,9 @@ class IdleWaiter:
         time ran out."""
         readable = changed = False
         for fd, _ in self._poller.poll(seconds * 1000):
-            if fd == self._efd:
+            if fd == self._drain_fd:
+                changed = True          # the caller looks at the server's draining flag
+            elif fd == self._efd:
                 changed = True
                 try:
                     os.eventfd_read(self._efd)      # re-arm: the count is not needed
@@ -95,8 +102,11 @@ def cmd_idle(session, cmd):
     mailbox = session.mailbox        # no other command runs during IDLE
     deadline = time.monotonic() + session.server.limits.timeout
     with IdleWaiter(session.connection, session.server.handler,
-                    mailbox.view if mailbox is not None else None) as waiter:
+                    mailbox.view if mailbox is not None else None,
+                    session.server.drain_fd) as waiter:
         while True:
+            if session.server.draining:
+                raise R.SHUTTING_DOWN.error()
             if mailbox is not None:
                 updates = mailbox.updates(allow_expunge=True)
                 if mailbox.gone:

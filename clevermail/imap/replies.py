@@ -89,6 +89,7 @@ LINE_TOO_LONG = Reply("BAD", None, "Command line too long")
 TOO_MANY_ERRORS = Reply("BYE", None, "Too many invalid commands")
 BUSY = Reply("BYE", "UNAVAILABLE", "Too many connections, try later")
 AUTOLOGOUT = Reply("BYE", None, "Autologout; idle for too long")
+SHUTTING_DOWN = Reply("BYE", None, "Server shutting down")      # RFC 3501 7.1.5
 LOGGING_OUT = Reply("BYE", None, "CleverMail logging out")
 MAILBOX_DELETED = Reply("BYE", None, "Selected mailbox was deleted")
 # RFC 7888 4: a non-synchronizing literal over the limit is already on its way, so

@@ -72,6 +72,9 @@ class IMAPSession(LineSession):
     def too_many_errors_reply(self):
         return R.TOO_MANY_ERRORS.untagged()
 
+    def shutdown_reply(self):
+        return R.SHUTTING_DOWN.untagged()
+
     def closed(self):
         self.unselect()
 

@@ -123,5 +123,7 @@ ERR_LINE_TOO_LONG = ErrorReply("command line too long")
 ERR_BUSY = ErrorReply("too many connections, try again later", SYS_TEMP)
 ERR_TIMEOUT = ErrorReply("autologout: idle for too long, no messages deleted")
 ERR_TOO_MANY_ERRORS = ErrorReply("too many errors, closing connection")
+# The server stops (MailService.stop's drain): the session ends without UPDATE (RFC 1939 6).
+ERR_SHUTDOWN = ErrorReply("server shutting down", SYS_TEMP, counts=False)
 # The one reply to an unexpected exception (a bug), sent by LineSession's catch point.
 ERR_INTERNAL = ErrorReply("internal server error, try again later", SYS_TEMP, counts=False)

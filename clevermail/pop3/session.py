@@ -85,6 +85,9 @@ class POP3Session(LineSession):
     def too_many_errors_reply(self):
         return R.ERR_TOO_MANY_ERRORS.wire
 
+    def shutdown_reply(self):
+        return R.ERR_SHUTDOWN.wire      # closed() then releases the maildrop, nothing deleted
+
     # -- dispatch ----------------------------------------------------------------------
     def handle_line(self, line):
         try:

@@ -33,6 +33,7 @@ plaintext over a new connection. The smarthost's TLS is never optional.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -135,6 +136,13 @@ class RelayWorker:
         self._pool = []
 
     def kick(self) -> None:
+        self._wake.set()
+
+    def update_settings(self, settings: RelaySettings) -> None:
+        """Reload: later deliveries use `settings` (concurrency, nameservers: at start)."""
+        self.transport = dataclasses.replace(self.transport, hostname=settings.hostname,
+                                             port=settings.mx_port, timeout=settings.connect_timeout)
+        self.settings = settings
         self._wake.set()
 
     def _run(self) -> None:
@@ -305,7 +313,8 @@ class RelayWorker:
             return {r.address: Result(554, "5.3.0 the queued message body was lost") for r in due}
         results: dict[str, Result] = {}
         groups: dict[str, list[str]] = {}
-        smarthost = self.settings.smarthost
+        settings, transport = self.settings, self.transport   # read once: reload swaps them
+        smarthost = settings.smarthost
         for r in due:
             local, _, domain = r.address.rpartition("@")
             if not local or not domain:
@@ -319,12 +328,12 @@ class RelayWorker:
             try:
                 if smarthost:
                     res = deliver_smarthost(
-                        self.transport, entry.sender, rcpts, body, host=smarthost[0],
-                        port=smarthost[1], tls=self.settings.smarthost_tls,
-                        user=self.settings.smarthost_user,
-                        password=self.settings.smarthost_password, qid=qid)
+                        transport, entry.sender, rcpts, body, host=smarthost[0],
+                        port=smarthost[1], tls=settings.smarthost_tls,
+                        user=settings.smarthost_user,
+                        password=settings.smarthost_password, qid=qid)
                 else:
-                    res = deliver_mx(self.transport, domain, entry.sender, rcpts, body, qid)
+                    res = deliver_mx(transport, domain, entry.sender, rcpts, body, qid)
             except Exception:
                 self.log.exception("%s: delivery to %s failed unexpectedly", qid, domain)
                 res = {a: Result(451, "4.3.0 internal error during delivery") for a in rcpts}

@@ -64,6 +64,8 @@ R354_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 R421_BUSY = Reply(421, "4.7.0", "{} Too many connections, try again later")
 R421_TIMEOUT = Reply(421, "4.4.2", "{} Idle timeout, closing connection")
 R421_ERRORS = Reply(421, "4.7.0", "{} Too many errors, closing connection")
+# RFC 5321 3.8 / 4.2.2: the server is stopping (MailService.stop's drain).
+R421_SHUTDOWN = Reply(421, "4.3.2", "{} Service shutting down")
 R421_AUTH_THROTTLED = Reply(421, "4.7.0", "{} Too many failed authentications from your address, try again later")
 # The one reply to an unexpected exception (a bug), sent by LineSession's catch point.
 R451_INTERNAL = Reply(451, "4.3.0", "Internal error, try again later", counts=False)

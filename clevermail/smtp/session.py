@@ -90,6 +90,9 @@ class SMTPSession(LineSession):
     def too_many_errors_reply(self):
         return R.R421_ERRORS.format(self.server.hostname).wire
 
+    def shutdown_reply(self):
+        return R.R421_SHUTDOWN.format(self.server.hostname).wire
+
     # -- dispatch ----------------------------------------------------------------
     def handle_line(self, line):
         try:
