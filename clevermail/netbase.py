@@ -424,16 +424,17 @@ class LineSession(socketserver.BaseRequestHandler):
 
         A line already buffered (pipelining) is read without waiting.  The poll also
         times out as the socket would (the idle timeout)."""
-        if self.server.draining:
-            return self._drained()
-        if self._poller is None or self.reader.has_buffered():
-            return True
-        ready = self._poller.poll(self.server.limits.timeout * 1000)
-        if self.server.draining:
-            return self._drained()
-        if not ready:
-            raise socket.timeout("timed out")
-        return True
+        if not self.server.draining:
+            if self._poller is None or self.reader.has_buffered():
+                return True
+            ready = self._poller.poll(self.server.limits.timeout * 1000)
+            if not self.server.draining:
+                if not ready:
+                    raise socket.timeout("timed out")
+                return True
+        if self.in_message():
+            return True                     # the rest of the message: read it (a cut ends the wait)
+        return self._drained()
 
     def _drained(self):
         self.log.info("server shutting down: session closed")
@@ -542,3 +543,8 @@ class LineSession(socketserver.BaseRequestHandler):
         """The reply that ends a session because the server stops (SMTP 421, IMAP BYE,
         POP3 -ERR [SYS/TEMP])."""
         raise NotImplementedError
+
+    def in_message(self):
+        """True while the client sends one message over several commands (SMTP BDAT
+        chunks): a drain lets it send the rest instead of cutting it short."""
+        return False

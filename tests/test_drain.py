@@ -147,6 +147,30 @@ def test_smtp_data_in_flight_finishes_then_421(service):
         stopper.join()
 
 
+def test_smtp_bdat_chunks_go_on_during_the_drain(service):
+    """A message sent in BDAT chunks is one message over several commands: a drain
+    that starts between two chunks lets the client send the rest."""
+    c = Conn(service.port("smtp"))
+    assert c.reply().startswith("220 ")
+    for cmd in ("EHLO client.test", "MAIL FROM:<s@remote.test>", f"RCPT TO:<{ALICE}>"):
+        c.send(cmd + "\r\n")
+        assert c.reply().startswith("250 "), cmd
+    first, last = b"Subject: chunked\r\n\r\n", b"sent in two chunks\r\n"
+    c.send(b"BDAT %d\r\n" % len(first) + first)
+    assert c.reply().startswith("250 ")
+    stopper = Stopper(service, drain=30)
+    try:
+        assert wait_for(stopper.draining)
+        c.send(b"BDAT %d LAST\r\n" % len(last) + last)
+        assert c.reply().startswith("250 2.0.0 Ok: queued as ")
+        assert [m for m in inbox(service.data_dir, ALICE) if b"sent in two chunks" in m]
+        assert c.reply() == f"421 4.3.2 {HOST} Service shutting down"
+        assert c.at_eof()
+    finally:
+        c.close()
+        stopper.join()
+
+
 def test_idle_sessions_get_the_shutdown_reply_at_once(service, client_ctx):
     smtp = Conn(service.port("smtp"))
     assert smtp.reply().startswith("220 ")

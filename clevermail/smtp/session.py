@@ -93,6 +93,9 @@ class SMTPSession(LineSession):
     def shutdown_reply(self):
         return R.R421_SHUTDOWN.format(self.server.hostname).wire
 
+    def in_message(self):
+        return self.state == BDAT       # chunks received, LAST still to come
+
     # -- dispatch ----------------------------------------------------------------
     def handle_line(self, line):
         try:
