@@ -230,8 +230,9 @@ def test_changes_that_need_a_restart_are_named(env, tmp_path):
     notes = svc.reload(env.config(
         smtp={"listen": ["127.0.0.1:0", "127.0.0.2:0"]}, pop3={"listen": []},
         server={"data_dir": str(tmp_path / "elsewhere"), "users_file": str(tmp_path / "u2.ini")},
-        relay={"concurrency": 2}))
+        relay={"concurrency": 2}, senders={"messages_per_hour": 5}))
     assert sorted(notes) == sorted([
+        "[senders] changed: restart to apply",      # a layer reload does not apply
         "[smtp] listen changed: restart to apply",
         "[pop3] listen changed: restart to apply",
         "[server] data_dir changed: restart to apply",
