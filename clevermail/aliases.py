@@ -65,6 +65,13 @@ class AliasStore:
             raise AliasError(f"{domain!r} is not a local domain (local domains: {', '.join(self.domains)})")
         return alias
 
+    def reload(self, domains=None):
+        """Read aliases.ini again at the next lookup (a configuration reload), with new
+        local domains if given (which aliases are valid depends on them)."""
+        if domains is not None:
+            self.domains = [domain_to_ascii(d) for d in domains]
+        self.file.reread()
+
     # -- reading ------------------------------------------------------------------------
     def _parse(self, cfg):
         table = {}

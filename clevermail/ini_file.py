@@ -50,6 +50,12 @@ class SharedIniFile:
                 self._loaded = (stamp, self._read(stamp, parse))
             return self._loaded[1]
 
+    def reread(self):
+        """Parse the file again at the next read whatever its stat says (a
+        configuration reload); until then, and if it cannot be read, the value stays."""
+        with self._lock:
+            self._loaded = (None, self._loaded[1])
+
     def _read(self, stamp, parse):
         if stamp is None:
             return parse(None)

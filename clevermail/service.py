@@ -63,8 +63,8 @@ SERVERS = {
 
 # [server] keys reload() applies to the running service; any other key that changed is
 # named as needing a restart (a key added later is safe by default).
-LIVE_SERVER_KEYS = frozenset({"hostname", "domains", "postmaster", "log_level", "certificate",
-                              "key", "drain_time"})
+LIVE_SERVER_KEYS = frozenset({"hostname", "domains", "postmaster", "abuse", "subaddress_separator",
+                              "log_level", "certificate", "key", "drain_time"})
 # RelaySettings fields the worker cannot take live (its thread pool, its resolver).
 RESTART_RELAY_KEYS = {"concurrency": "concurrency", "nameservers": "nameservers"}
 # Where ServerSettings fields come from in the file, for the notes.
@@ -309,7 +309,10 @@ class MailService:
         notes = self._restart_notes(self.running, settings)
         server = settings.server
         self.accounts.reload(server.domains)      # users.ini re-read now, domains too
+        self.aliases.reload(server.domains)       # aliases.ini at its next lookup
         self.handlers["smtp"].postmaster = server.postmaster
+        self.router.postmaster, self.router.abuse = server.postmaster, server.abuse
+        self.router.separator = server.subaddress_separator
         # the same throttle (the failures counted so far stay), with the new numbers
         self.throttle.limit = settings.login.failures_per_client
         self.throttle.window = settings.login.failure_window

@@ -153,20 +153,30 @@ def test_certificate_renewed_on_disk_without_reload(env, client_ctx, tmp_path):
 
 
 # -- live settings ------------------------------------------------------------------------------
-def test_limits_domains_policy_postmaster_take_effect_for_new_sessions(env):
-    svc = env.start()
+def test_limits_domains_aliases_policy_postmaster_take_effect_for_new_sessions(env, tmp_path):
+    aliases = str(tmp_path / "aliases.ini")
+    with open(aliases, "w") as f:           # an alias in a domain that is not ours yet
+        f.write("[aliases]\nsales@new.test = bob@example.test\n")
+    svc = env.start(server={"aliases_file": aliases})
     port = svc.port("smtp")
     assert ehlo_size(port) == 26214400
     assert rcpt(port, "someone@new.test") == 554            # not ours: relay denied
+    assert rcpt(port, "sales@new.test") == 554
     assert rcpt(port, "x@remote.test") == 554
     new = env.config(limits={"message_size": 50000},
                      server={"domains": ["example.test", "localhost", "new.test"],
-                             "trusted_networks": ["127.0.0.0/8"], "postmaster": "bob"})
+                             "aliases_file": aliases,
+                             "trusted_networks": ["127.0.0.0/8"], "postmaster": "bob@example.test"})
     assert svc.reload(new) == []
     assert ehlo_size(port) == 50000
     assert rcpt(port, "someone@new.test") == 550            # a local domain now
     assert rcpt(port, "x@remote.test") == 250               # loopback is trusted now
-    assert svc.handlers["smtp"].postmaster == "bob"
+    # aliases.ini did not change on disk: its alias counts now that new.test is local
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=10) as s:
+        assert s.sendmail("s@remote.test", ["sales@new.test", "postmaster@example.test"],
+                          b"Subject: hi\r\n\r\nto the alias and the postmaster\r\n") == {}
+    assert len(inbox(svc.data_dir, "bob@example.test")) == 1  # both are bob: one copy
+    assert inbox(svc.data_dir, ALICE) == []
     for _, srv in svc.servers:
         assert srv.limits is new.limits[srv.protocol]
         assert srv.policy is new.policy
