@@ -1,6 +1,8 @@
-"""`clevermail queue list|show|flush|delete|bounce` (click's CliRunner) against the queue
-of a running MailService built from the same config file: the CLI acts from outside
-the server, the server's worker notices (flush -> delivered, bounce -> DSN)."""
+"""`clevermail queue list|show|dump|flush|delete|bounce|hold|release` (click's CliRunner)
+against the queue of a running MailService built from the same config file: the CLI
+acts from outside the server, the server's worker notices (flush -> delivered, bounce
+-> DSN, hold -> never attempted). The filter, id and audit tests at the end use real
+queue files without a server (tests/test_cli_queue_filters.py)."""
 import json
 import re
 
@@ -80,20 +82,72 @@ def test_show_prints_envelope_history_and_headers(env, deferred):
     assert "body" not in out.split("Subject: queued for the CLI")[1]     # headers only
 
 
+def send_and_get_queue_id(env, rcpts, data):
+    """One message over SMTP; the queue id of the server's 250 reply to DATA."""
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", env.service.port("smtp"), timeout=10) as s:
+        s.ehlo("client.example.test")
+        s.login(ALICE, ServiceEnv.USERS[ALICE])
+        s.mail(ALICE)
+        for rcpt in rcpts:
+            assert s.rcpt(rcpt)[0] == 250
+        code, text = s.data(data)
+    assert code == 250, text
+    return re.fullmatch(rb"2\.0\.0 Ok: queued as (\S+)", text).group(1).decode()
+
+
+def test_the_id_of_the_250_reply_works_with_every_verb(env, replies):
+    qid = send_and_get_queue_id(env, [REMOTE], MSG)
+    assert wait_for(env.deferred)
+    assert [e.id for e in env.queue.list()] == [qid]
+    assert cli(env, "show", qid).stdout.startswith(f"{qid}  age ")
+    assert cli(env, "show", qid.lower()).exit_code == 0                # case does not matter
+    assert json.loads(cli(env, "show", qid, "--json").stdout)["queue_id"] == qid
+    assert cli(env, "hold", qid).stdout == f"held {qid}\n"
+    assert cli(env, "release", qid).stdout == f"released {qid}\n"
+    replies.set(250, "2.1.5 ok")
+    assert cli(env, "flush", qid).stdout in (f"{qid} due now\n", f"{qid}: nothing to retry\n")
+    assert wait_for(lambda: env.queue.list() == [])
+
+
+def test_dump_writes_the_queued_message_byte_for_byte(env, deferred):
+    result = CliRunner().invoke(main, ["--config", env.config_path, "queue", "dump", deferred.id],
+                                catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.stdout_bytes == env.queue.read_body(deferred.id)
+    assert result.stdout_bytes.endswith(MSG) and result.stdout_bytes.startswith(b"Received: ")
+
+
+def test_a_held_entry_is_not_attempted_by_the_running_worker_until_released(env, deferred, replies):
+    replies.set(250, "2.1.5 ok")
+    assert cli(env, "hold", deferred.id).stdout == f"held {deferred.id}\n"
+    assert cli(env, "list", "--state", "held").stdout.splitlines()[0].endswith("HELD")
+    assert cli(env, "flush", deferred.id).stdout == f"{deferred.id} is held: not flushed (release it)\n"
+    attempts = [r.attempts for r in env.queue.get(deferred.id).recipients]
+    # the worker passes every 0.2 s: give it several chances to do wrong
+    assert not wait_for(lambda: env.sink.messages or env.queue.list() == [], timeout=1.5)
+    assert [r.attempts for r in env.queue.get(deferred.id).recipients] == attempts
+    assert cli(env, "release", deferred.id).stdout == f"released {deferred.id}\n"
+    assert wait_for(lambda: env.queue.list() == [])
+    assert [sorted(m.rcpts) for m in env.sink.messages] == [sorted([REMOTE, OTHER])]
+
+
 def test_flush_one_entry_while_the_service_runs_delivers_it(env, deferred, replies):
     replies.set(250, "2.1.5 ok")
     result = cli(env, "flush", deferred.id)
-    assert (result.exit_code, result.stdout) == (0, "1 entry due now\n")
+    assert (result.exit_code, result.stdout) == (0, f"{deferred.id} due now\n")
     assert wait_for(lambda: env.queue.list() == [])
     assert [sorted(m.rcpts) for m in env.sink.messages] == [sorted([REMOTE, OTHER])]
 
 
 def test_flush_all(env, deferred, replies):
     replies.set(250, "2.1.5 ok")
-    assert cli(env, "flush").stdout == "1 entry due now\n"
+    refused = cli(env, "flush")                         # never everything by accident
+    assert refused.exit_code == 1 and refused.stderr.startswith("error: which entries?")
+    assert cli(env, "flush", "--all").stdout == f"{deferred.id} due now\n"
     assert wait_for(lambda: env.queue.list() == [])
     assert len(env.sink.messages) == 1
-    assert cli(env, "flush").stdout == "0 entries due now\n"
+    assert cli(env, "flush", "--all").stdout == "no entries match\n"
 
 
 def test_bounce_sends_a_dsn_to_the_sender(env, deferred):
@@ -117,8 +171,8 @@ def test_delete_removes_the_entry_without_a_report(env, deferred):
 
 
 def test_unknown_id_is_a_one_line_error(env):
-    for entry_id in ("0000000000000deadbeef00", "../../etc/passwd"):
-        for command in ("show", "flush", "delete", "bounce"):
+    for entry_id in ("0000000000000deadbeef00", "../../etc/passwd", "F96A5CBBFEF4"):
+        for command in ("show", "dump", "flush", "delete", "bounce", "hold", "release"):
             result = cli(env, command, entry_id)
             assert result.exit_code == 1, (command, entry_id)
             assert result.stderr == f"error: no queue entry {entry_id}\n"
@@ -130,8 +184,9 @@ def test_a_keyerror_from_a_bug_is_not_reported_as_an_unknown_entry(tmp_path, wri
 
     def buggy(self, entry_id):
         return {}["no such key"]            # a programming error inside the queue
-    monkeypatch.setattr(RelayQueue, "get", buggy)
     path = write_config(tmp_path)
+    RelayQueue(tmp_path / "data" / "queue").enqueue("a@example.test", ["b@there.test"], MSG, "0000000000003cc")
+    monkeypatch.setattr(RelayQueue, "get", buggy)
     result = CliRunner().invoke(main, ["--config", path, "queue", "show", "0000000000003cc"])
     assert isinstance(result.exception, KeyError)
     assert "no queue entry" not in result.stderr
@@ -147,7 +202,7 @@ def test_damaged_envelope_is_reported_and_skipped_by_flush_all(tmp_path, write_c
         result = runner.invoke(main, ["--config", path, "queue", command, "0000000000003cc"])
         assert result.exit_code == 1, command
         assert result.stderr.startswith("error: queue entry 0000000000003cc is damaged: ")
-    result = runner.invoke(main, ["--config", path, "queue", "flush"])
-    assert (result.exit_code, result.stdout) == (0, "0 entries due now\n")
+    result = runner.invoke(main, ["--config", path, "queue", "flush", "--all"])
+    assert (result.exit_code, result.stdout) == (0, "no entries match\n")
     assert runner.invoke(main, ["--config", path, "queue", "delete", "0000000000003cc"]).exit_code == 0
     assert not (queue_dir / "0000000000003cc.json").exists()

@@ -8,10 +8,11 @@ account) end with a one-line message and a non-zero exit, never a traceback.
     serve.py    start (the server in the foreground), stop, reload
     users.py    user add|passwd|del|list
     aliases.py  alias add|del|list
-    queue.py    queue list|show|flush|delete|bounce
+    queue.py    queue list|show|dump|flush|delete|bounce|hold|release
     config.py   config check|show
     mailboxes.py  import (Maildir, Maildir++, mbox) and export (Maildir++)
     common.py   what they share: --config on every command, loading the settings
+    audit.py    the admin log: who changed which queue entry or account
 """
 
 import click
