@@ -178,7 +178,7 @@ class AccountStore:
     def _file_stamp(self):
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):     # no file (yet): no accounts
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 

@@ -308,3 +308,98 @@ def test_cli_edit_seen_by_running_server_store(runner, cfg, tmp_path):
     assert server_view.authenticate("eve", "pw") is not None
     run(runner, cfg, "user", "del", "eve", "--keep-mail")
     assert server_view.authenticate("eve", "pw") is None
+
+
+# -- never a traceback, all or nothing, which files ---------------------------------------------
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "" or result.stdout.startswith("Password")
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_user_add_with_an_unwritable_users_file_leaves_no_mailbox(runner, tmp_path, write_config):
+    (tmp_path / "not-a-dir").write_text("a file where the users file's folder should be")
+    users = tmp_path / "not-a-dir" / "users.ini"
+    cfg = write_config(tmp_path, server={"users_file": str(users)})
+    result = run(runner, cfg, "user", "add", "joe", "--password-stdin", input="pw\n")
+    _one_line_error(result, "cannot add joe@example.test: cannot write the users file", str(users))
+    assert not (tmp_path / "data" / "mail" / "example.test").exists()
+    assert os.listdir(tmp_path / "data" / "mail") == []
+
+
+def test_user_add_with_an_unusable_data_dir_adds_no_account(runner, tmp_path, write_config):
+    (tmp_path / "blocker").write_text("x")
+    cfg = write_config(tmp_path, server={"data_dir": str(tmp_path / "blocker" / "data")})
+    result = run(runner, cfg, "user", "add", "joe", "--password-stdin", input="pw\n")
+    _one_line_error(result, "cannot use the data directory", "blocker")
+    assert not (tmp_path / "users.ini").exists()
+    assert run(runner, cfg, "user", "list").stdout == ""
+
+
+def test_user_add_whose_mailbox_cannot_be_made_adds_no_account(runner, cfg, tmp_path):
+    mail = tmp_path / "data" / "mail"
+    mail.mkdir(parents=True)
+    (mail / "example.test").write_text("a file where the domain's folder should be")
+    result = run(runner, cfg, "user", "add", "joe", "--password-stdin", input="pw\n")
+    _one_line_error(result, "cannot add joe@example.test: cannot write the mailbox of joe@example.test")
+    assert accounts(tmp_path).list() == []
+    assert (mail / "example.test").is_file()                     # not ours: left alone
+
+
+def test_user_add_keeps_the_mail_of_an_earlier_account_when_it_fails(runner, cfg, tmp_path):
+    root = _with_mail(runner, cfg, tmp_path)
+    run(runner, cfg, "user", "del", "alice", "--keep-mail")
+    (tmp_path / "users.ini.lock").unlink()
+    (tmp_path / "users.ini.lock").mkdir()                        # the users file cannot be locked now
+    result = run(runner, cfg, "user", "add", "alice", "--password-stdin", input="pw\n")
+    _one_line_error(result, "cannot write the users file")
+    assert len(os.listdir(os.path.join(root, "new"))) == 1       # the kept mail is still there
+
+
+def test_passwd_and_del_with_an_unwritable_users_file_are_one_line_errors(runner, cfg, tmp_path):
+    run(runner, cfg, "user", "add", "alice", "--password-stdin", input="pw\n")
+    (tmp_path / "users.ini.lock").unlink()
+    (tmp_path / "users.ini.lock").mkdir()
+    _one_line_error(run(runner, cfg, "user", "passwd", "alice", "--password-stdin", input="new\n"),
+                    f"cannot write the users file {tmp_path / 'users.ini'}")
+    _one_line_error(run(runner, cfg, "user", "del", "alice", "--yes"), "cannot write the users file")
+    assert accounts(tmp_path).authenticate("alice", "pw") is not None
+
+
+def test_user_add_empty_password_at_the_prompt_is_refused_with_a_message(runner, cfg, tmp_path):
+    result = run(runner, cfg, "user", "add", "dave", input="\n\n")
+    assert result.exit_code == 1 and result.stderr == "error: empty password\n"
+    assert accounts(tmp_path).list() == []
+    assert not (tmp_path / "data" / "mail" / "example.test" / "dave").exists()
+
+
+def test_user_changes_are_in_the_admin_log(runner, tmp_path, write_config):
+    log_file = tmp_path / "clevermail.log"
+    cfg = write_config(tmp_path, server={"log_file": str(log_file)})
+    run(runner, cfg, "user", "add", "amy", "--password-stdin", input="pw\n")
+    run(runner, cfg, "user", "passwd", "amy", "--password-stdin", input="pw2\n")
+    run(runner, cfg, "user", "del", "amy", "--yes")
+    lines = [line.split(" clevermail.admin: ")[1] for line in log_file.read_text().splitlines()]
+    assert [line.split(" by uid=")[0] for line in lines] == [
+        "amy@example.test: account added", "amy@example.test: password changed",
+        "amy@example.test: account and mail deleted"]
+    assert "pw" not in log_file.read_text().replace("passwd", "")
+
+
+def test_without_config_the_files_in_use_are_named_on_stderr(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CLEVERMAIL_CONFIG", raising=False)
+    result = run(runner, None, "user", "list")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == (f"using built-in defaults (no --config, no CLEVERMAIL_CONFIG): users file "
+                             f"{tmp_path / 'users.ini'}, data {tmp_path / 'maildata'}\n")
+    assert run(runner, None, "queue", "list").stderr == result.stderr
+
+
+def test_with_a_config_nothing_extra_is_said(runner, cfg, monkeypatch):
+    assert run(runner, cfg, "user", "list").stderr == ""
+    monkeypatch.setenv("CLEVERMAIL_CONFIG", cfg)
+    assert run(runner, None, "user", "list").stderr == ""

@@ -1,11 +1,21 @@
-"""`clevermail user`: accounts in the users file (works while the server runs)."""
+"""`clevermail user`: accounts in the users file (works while the server runs).
 
+Never a traceback: a users file or data directory that cannot be written is a
+one-line error and exit 1. `user add` is all or nothing: the mailbox is made first
+(invisible without an account) and the account written last; if either fails, what
+this command made is taken away again. Every change goes to the admin log (audit.py).
+"""
+
+import contextlib
+import os
+import shutil
 import sys
 
 import click
 
 from ..accounts import AccountError
 from . import main
+from .audit import record
 from .common import account_store, config_option, load_settings
 
 
@@ -19,7 +29,28 @@ def _read_password(password_stdin, confirm=True):
     if password_stdin:
         line = sys.stdin.readline()
         return line.rstrip("\r\n")
-    return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    # default "": an empty answer comes back (and is refused with a message) instead
+    # of click asking again without a word
+    return click.prompt("Password", hide_input=True, confirmation_prompt=confirm,
+                        default="", show_default=False)
+
+
+def _fail(ctx, message):
+    click.echo(f"error: {message}", err=True)
+    ctx.exit(1)
+
+
+def _os_error(exc):
+    return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+
+
+def _open_store(ctx, settings):
+    from ..store import MailStore
+
+    try:
+        return MailStore(settings.server.data_dir)
+    except OSError as exc:
+        _fail(ctx, f"cannot use the data directory {settings.server.data_dir}: {_os_error(exc)}")
 
 
 @user.command("add")
@@ -29,18 +60,40 @@ def _read_password(password_stdin, confirm=True):
 @click.pass_context
 def user_add(ctx, name, password_stdin):
     """Add an account (NAME or NAME@domain; a bare name gets the first local domain)."""
-    from ..store import MailStore, StoreError
+    from ..store import StoreError
 
     settings = load_settings(ctx)
     accounts = account_store(settings)
     try:
-        accounts.canonical(name)
-        account = accounts.add(name, _read_password(password_stdin))
-        MailStore(settings.server.data_dir).ensure_user(account.address)
-    except (AccountError, StoreError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(1)
-    click.echo(f"added {account.address}")
+        address = accounts.canonical(name)
+        if accounts.lookup(address) is not None:
+            raise AccountError(f"{address} already exists")
+        password = _read_password(password_stdin)
+        if not password:
+            raise AccountError("empty password")
+    except AccountError as exc:
+        _fail(ctx, exc)
+    store = _open_store(ctx, settings)
+    root = store.user_root(address)
+    # what this command makes, and only that, is taken away on failure: mail kept
+    # from an earlier account of this name stays, always
+    made = [d for d in (os.path.dirname(root), root) if not os.path.exists(d)]
+    stage = f"the mailbox of {address} in {settings.server.data_dir}"
+    try:
+        store.ensure_user(address)
+        stage = f"the users file {settings.server.users_file}"
+        accounts.add(address, password)
+    except (AccountError, StoreError, OSError) as exc:
+        if root in made:
+            shutil.rmtree(root, ignore_errors=True)
+        if os.path.dirname(root) in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(root))      # only if empty: another user's is not
+        if isinstance(exc, OSError):
+            _fail(ctx, f"cannot add {address}: cannot write {stage}: {_os_error(exc)}")
+        _fail(ctx, exc)
+    record(settings, "%s: account added", address)
+    click.echo(f"added {address}")
 
 
 @user.command("passwd")
@@ -58,8 +111,10 @@ def user_passwd(ctx, name, password_stdin):
             raise AccountError(f"no such account: {address}")
         accounts.set_password(address, _read_password(password_stdin))
     except AccountError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(1)
+        _fail(ctx, exc)
+    except OSError as exc:
+        _fail(ctx, f"cannot write the users file {settings.server.users_file}: {_os_error(exc)}")
+    record(settings, "%s: password changed", address)
     click.echo(f"password changed for {address}")
 
 
@@ -71,24 +126,31 @@ def user_passwd(ctx, name, password_stdin):
 @click.pass_context
 def user_del(ctx, name, keep_mail, yes):
     """Delete an account (and, after confirmation, its mail)."""
-    from ..store import MailStore
-
     settings = load_settings(ctx)
     accounts = account_store(settings)
     try:
         address = accounts.canonical(name)
         if accounts.lookup(address) is None:
             raise AccountError(f"no such account: {address}")
-        delete_mail = not keep_mail and (yes or click.confirm(f"Delete all mail of {address} too?", default=False))
+        delete_mail = not keep_mail and (yes or click.confirm(
+            f"The account {address} will be deleted. Delete all mail of {address} too?",
+            default=False))
         accounts.remove(address)
     except AccountError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(1)
-    if delete_mail:
-        MailStore(settings.server.data_dir).remove_user(address)
-        click.echo(f"deleted {address} and its mail")
-    else:
+        _fail(ctx, exc)
+    except OSError as exc:
+        _fail(ctx, f"cannot write the users file {settings.server.users_file}: {_os_error(exc)}")
+    if not delete_mail:
+        record(settings, "%s: account deleted, mail kept", address)
         click.echo(f"deleted {address} (mail kept)")
+        return
+    try:
+        _open_store(ctx, settings).remove_user(address)
+    except OSError as exc:
+        record(settings, "%s: account deleted, its mail could not be removed", address)
+        _fail(ctx, f"deleted {address}, but its mail could not be removed: {_os_error(exc)}")
+    record(settings, "%s: account and mail deleted", address)
+    click.echo(f"deleted {address} and its mail")
 
 
 @user.command("list")
