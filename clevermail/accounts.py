@@ -101,6 +101,23 @@ def domain_to_ascii(domain):
         raise AccountError(f"invalid international domain name {domain!r}: {exc}") from None
 
 
+def check_domain(domain):
+    """The A-label form of a domain name that is valid for mail (LDH labels of at most
+    63 octets, 253 in all, IDNs by IDNA 2008 as domain_to_ascii converts them); raises
+    AccountError naming the domain otherwise. `config check` uses it for [server]
+    domains and hostname; canonical() for account names."""
+    ascii_domain = domain_to_ascii(domain)
+    if not _DOMAIN_RE.match(ascii_domain):
+        raise AccountError(f"invalid domain {domain.strip()!r}: letters, digits and hyphens in "
+                           "dot-separated labels (no spaces, no leading or trailing hyphen)")
+    if "xn--" in ascii_domain:
+        try:        # an A-label written by hand must decode to a valid U-label
+            idna.decode(ascii_domain)
+        except UnicodeError as exc:
+            raise AccountError(f"invalid domain {domain.strip()!r}: {exc}") from None
+    return ascii_domain
+
+
 def _config_domain(domain):
     # A configured domain that is no valid IDN stays as written (lower-cased), as it
     # always did: it then simply matches nothing instead of stopping the server.

@@ -38,7 +38,7 @@ CONFIG_ENV = "CLEVERMAIL_CONFIG"
 # this as a documented example file, so keep the help to one or two lines.
 CONFIGSPEC = """
 [server]
-# Name this server gives itself in greetings, Received headers and EHLO ("" = the machine's FQDN).
+# Name this server gives itself in greetings, Received headers and EHLO ("" = the machine's FQDN, or its host name when the FQDN is localhost).
 hostname = string(default='')
 # Where mailboxes (mail/) and the relay queue (queue/) live; relative paths are taken from the config file's folder (or the working directory).
 data_dir = string(default='maildata')
@@ -343,7 +343,7 @@ def read_config(path=None, overrides=None):
     for section, key in PATH_KEYS:
         if conf[section][key]:
             conf[section][key] = os.path.normpath(os.path.join(base, conf[section][key]))
-    conf["server"]["hostname"] = conf["server"]["hostname"] or socket.getfqdn()
+    conf["server"]["hostname"] = conf["server"]["hostname"] or default_hostname()
     conf["server"]["domains"] = [d.strip().lower() for d in conf["server"]["domains"]]
     conf["source"] = source
     return conf
@@ -377,10 +377,51 @@ def _check_semantics(conf):
     if needs_tls and not tls["certificate"]:
         problems.append(f"{', '.join(needs_tls)}: TLS listeners need [tls] certificate and key")
     problems.extend(check_names(conf["server"]["user"].strip(), conf["server"]["group"].strip()))
+    problems.extend(_name_problems(conf["server"]))
     # int_list(min=1) bounds the list's length (never empty), not its values
     if any(delay < 1 for delay in conf["relay"]["retry_schedule"]):
         problems.append("[relay] retry_schedule: every delay is at least 1 second")
     return problems
+
+
+def _name_problems(server):
+    """The syntax of [server] domains (IDNA 2008, as accounts.py normalises them) and
+    hostname (a host name in A-labels: it goes into EHLO and Received as it is)."""
+    from .accounts import AccountError, check_domain
+
+    problems = []
+    for domain in server["domains"]:
+        if domain.strip():
+            try:
+                check_domain(domain)
+            except AccountError as exc:
+                problems.append(f"[server] domains: {exc}")
+    hostname = server["hostname"].strip()
+    if hostname:
+        try:
+            ascii_name = check_domain(hostname)
+            if ascii_name != hostname.lower().rstrip("."):
+                problems.append(f"[server] hostname: {hostname!r} is an international name: "
+                                f"write it as {ascii_name!r}")
+        except AccountError as exc:
+            problems.append(f"[server] hostname: {str(exc).replace('invalid domain', 'invalid host name')}")
+    return problems
+
+
+def default_hostname():
+    """The machine's name when [server] hostname is empty: its FQDN, or its host name
+    when the FQDN lookup only finds "localhost" (a common /etc/hosts, and containers)."""
+    fqdn = socket.getfqdn()
+    if _is_localhost(fqdn):
+        name = socket.gethostname()
+        if name and not _is_localhost(name):
+            return name
+    return fqdn
+
+
+def _is_localhost(name):
+    name = name.lower().rstrip(".")
+    return name == "localhost" or name.startswith("localhost.") or name.endswith(".localhost")
 
 
 def settings_from(conf):

@@ -5,13 +5,12 @@ the show/defaults renderings."""
 import dataclasses
 import ipaddress
 import os
-import socket
 
 import pytest
 
 from clevermail import config as cfgmod
-from clevermail.config import (CONFIG_ENV, ConfigError, format_config, load_config, masked,
-                               parse_hostport, read_config, render_defaults)
+from clevermail.config import (CONFIG_ENV, ConfigError, default_hostname, format_config, load_config,
+                               masked, parse_hostport, read_config, render_defaults)
 from clevermail.netbase import Limits, SessionPolicy
 from clevermail.relay.settings import RelaySettings
 from clevermail.settings import Listener
@@ -29,7 +28,7 @@ def test_defaults_without_file(tmp_path, monkeypatch):
     assert conf.server.data_dir == str(tmp_path / "maildata")
     assert conf.server.users_file == str(tmp_path / "users.ini")
     assert conf.server.domains == ("localhost",)
-    assert conf.server.hostname == socket.getfqdn()
+    assert conf.server.hostname == default_hostname() != ""
     assert conf.listeners == (Listener("smtp", "smtp", ("127.0.0.1", 2525), False),
                               Listener("pop3", "pop3", ("127.0.0.1", 1110), False),
                               Listener("imap", "imap", ("127.0.0.1", 1143), False))
@@ -409,3 +408,38 @@ def test_misspelt_section_in_overrides():
     with pytest.raises(ConfigError) as info:
         load_config(overrides={"limit": {"message_size": 4096}})
     assert info.value.problems == ["<defaults>: [limit]: unknown section (did you mean 'limits'?)"]
+
+
+# -- names: domains, hostname ------------------------------------------------------
+@pytest.mark.parametrize("fqdn, hostname, expected", [
+    ("mail.example.org", "mail", "mail.example.org"),       # the FQDN when there is one
+    ("localhost", "vm1", "vm1"),                             # /etc/hosts maps the name to localhost
+    ("localhost.localdomain", "box.example.org", "box.example.org"),
+    ("localhost", "localhost", "localhost"),                 # nothing better: config check warns
+])
+def test_default_hostname_falls_back_to_the_host_name(monkeypatch, fqdn, hostname, expected):
+    monkeypatch.setattr(cfgmod.socket, "getfqdn", lambda: fqdn)
+    monkeypatch.setattr(cfgmod.socket, "gethostname", lambda: hostname)
+    assert default_hostname() == expected
+    assert load_config(overrides={"server": {"hostname": ""}}).server.hostname == expected
+
+
+@pytest.mark.parametrize("server, fragment", [
+    ({"domains": ["exa mple"]}, "[server] domains: invalid domain 'exa mple'"),
+    ({"domains": ["example.test", "-bad.test"]}, "[server] domains: invalid domain '-bad.test'"),
+    ({"domains": ["a" * 64 + ".test"]}, "[server] domains: invalid domain"),
+    ({"domains": ["xn--a.test"]}, "[server] domains: invalid"),                # not a valid A-label
+    ({"hostname": "bad host name!"}, "[server] hostname: invalid host name 'bad host name!'"),
+    ({"hostname": "mail_1.example.test"}, "[server] hostname: invalid host name"),
+    ({"hostname": "mäil.example.test"}, "write it as 'xn--mil-qla.example.test'"),
+])
+def test_bad_domain_and_host_names_are_config_errors(server, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides={"server": server})
+    assert any(fragment in p for p in info.value.problems), info.value.problems
+
+
+def test_good_names_pass_in_any_spelling():
+    conf = load_config(overrides={"server": {"domains": ["Bücher.example", "example.test.", "localhost"],
+                                             "hostname": "MX1.example.test"}})
+    assert conf.server.hostname == "MX1.example.test"

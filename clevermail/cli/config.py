@@ -18,13 +18,24 @@ def config_group():
 @config_option
 @click.pass_context
 def config_check(ctx, path):
-    """Validate a config file (default: the one in use); lists every problem."""
+    """Validate a config file (default: the one in use); lists every problem, then
+    warnings ("warning: ..."; the check still passes). Beyond the schema: TLS
+    certificate and key files (readable, a matching pair), domain and host names."""
+    from ..config_check import tls_problems, warnings
+
     try:
-        load_config(path or ctx.obj["config"])
+        settings = load_config(path or ctx.obj["config"])
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
         ctx.exit(1)
+    problems = tls_problems(settings.server.certificate, settings.server.key)
+    for problem in problems:
+        click.echo(f"{settings.source}: {problem}", err=True)
+    if problems:
+        ctx.exit(1)
+    for warning in warnings(settings):
+        click.echo(f"warning: {warning}", err=True)
     click.echo("config ok")
 
 
