@@ -4,8 +4,9 @@ accounts a valid config refers to.
 Problems (the check fails): the TLS certificate and key must exist, be readable and
 load as a matching pair (stdlib ssl, as the server loads them), each named by path.
 Warnings (the check passes): a hostname of localhost, which other servers would see
-in EHLO and Received; a local domain without a postmaster (RFC 5321 4.5.1: every
-domain accepts postmaster), or a [server] postmaster that is no account; users-file
+in EHLO and Received; a local domain without a postmaster account or alias (RFC 5321
+4.5.1: every domain accepts postmaster; routing.py then falls back to [server]
+postmaster or the first account), a [server] postmaster that is no account; users-file
 sections that are not valid account names (the server skips them).
 
 Not part of loading a config: `user list` must work where the key is not readable.
@@ -17,6 +18,8 @@ import ssl
 from configobj import ConfigObj, ConfigObjError
 
 from .accounts import AccountError, AccountStore
+from .aliases import AliasStore
+from .routing import Router, RoutingError
 
 
 def tls_problems(certificate, key):
@@ -77,19 +80,22 @@ def warnings(settings):
     if any(w.startswith(f"{server.users_file} cannot be read") for w in users):
         return out
     accounts = AccountStore(server.users_file, server.domains)
-    if server.postmaster:
-        if accounts.lookup(server.postmaster) is None:
-            out.append(f"[server] postmaster {server.postmaster!r} is not an account in "
-                       f"{server.users_file}: mail to postmaster is refused where no "
-                       "postmaster@<domain> account exists")
-        return out
-    first = accounts.first()
+    aliases = AliasStore(server.aliases_file, server.domains)
+    postmaster_ok = bool(server.postmaster) and accounts.lookup(server.postmaster) is not None
+    if server.postmaster and not postmaster_ok:
+        out.append(f"[server] postmaster {server.postmaster!r} is not an account in {server.users_file}")
+    router = Router(accounts, aliases, postmaster=server.postmaster)
     for domain in accounts.domains:
-        if accounts.lookup_ascii("postmaster", domain) is None:
-            goes = (f"goes to the first account, {first}" if first
-                    else "is refused (no accounts yet)")
-            out.append(f"no postmaster@{domain} account and no [server] postmaster: "
-                       f"mail to postmaster@{domain} {goes}")
+        address = f"postmaster@{domain}"
+        if postmaster_ok or accounts.lookup_ascii("postmaster", domain) or aliases.targets(address):
+            continue
+        try:        # where the server sends it now (routing.py): the first account, or nowhere
+            route = router.resolve(address)
+            goes = "goes to " + ", ".join(route.accounts + route.external)
+        except RoutingError:
+            goes = "is refused"
+        out.append(f"no {address} account or alias and no [server] postmaster account: "
+                   f"mail to {address} {goes}")
     return out
 
 

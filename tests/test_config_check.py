@@ -94,10 +94,10 @@ def test_warnings_hostname_localhost_and_postmaster(tmp_path, write_config):
     assert result.stderr.splitlines() == [
         "warning: [server] hostname is 'localhost': other mail servers see this name in EHLO and "
         "Received headers; set the name your MX record points to",
-        "warning: no postmaster@example.test account and no [server] postmaster: "
-        "mail to postmaster@example.test goes to the first account, alice@example.test",
-        "warning: no postmaster@localhost account and no [server] postmaster: "
-        "mail to postmaster@localhost goes to the first account, alice@example.test",
+        "warning: no postmaster@example.test account or alias and no [server] postmaster account: "
+        "mail to postmaster@example.test goes to alice@example.test",
+        "warning: no postmaster@localhost account or alias and no [server] postmaster account: "
+        "mail to postmaster@localhost goes to alice@example.test",
     ]
 
 
@@ -107,14 +107,28 @@ def test_postmaster_setting(tmp_path, write_config):
     assert (ok.exit_code, ok.stderr) == (0, "")
     ghost = check(write_config(tmp_path, server={"postmaster": "ghost@nowhere.test"}))
     assert ghost.exit_code == 0
-    assert ghost.stderr.startswith("warning: [server] postmaster 'ghost@nowhere.test' is not an account in ")
+    assert ghost.stderr.splitlines() == [
+        f"warning: [server] postmaster 'ghost@nowhere.test' is not an account in {tmp_path / 'users.ini'}",
+        "warning: no postmaster@example.test account or alias and no [server] postmaster account: "
+        "mail to postmaster@example.test is refused",
+        "warning: no postmaster@localhost account or alias and no [server] postmaster account: "
+        "mail to postmaster@localhost is refused"]
+
+
+def test_a_postmaster_alias_is_enough(tmp_path, write_config):
+    from clevermail.aliases import AliasStore
+    add_users(tmp_path, "alice@example.test")
+    AliasStore(str(tmp_path / "aliases.ini"), ["example.test", "localhost"]).add(
+        "postmaster@example.test", ["alice@example.test"])
+    result = check(write_config(tmp_path, server={"domains": ["example.test"]}))
+    assert (result.exit_code, result.stderr) == (0, "")
 
 
 def test_no_accounts_yet_and_skipped_sections(tmp_path, write_config):
     cfg = write_config(tmp_path, server={"domains": ["example.test"]})
     result = check(cfg)
-    assert result.stderr == ("warning: no postmaster@example.test account and no [server] postmaster: "
-                             "mail to postmaster@example.test is refused (no accounts yet)\n")
+    assert result.stderr == ("warning: no postmaster@example.test account or alias and no [server] "
+                             "postmaster account: mail to postmaster@example.test is refused\n")
     (tmp_path / "users.ini").write_text("[Bad User@example.test]\npassword = x\n"
                                         "[bob@other.test]\npassword = x\n[postmaster@example.test]\n")
     lines = check(cfg).stderr.splitlines()
