@@ -27,6 +27,7 @@ from configobj import ConfigObj, flatten_errors, get_extra_values
 from validate import ValidateError, Validator, VdtValueError
 
 from .accounts import AccountError, domain_to_ascii
+from .inbound.checks import InboundPolicy
 from .netbase import Limits, SessionPolicy
 from .privileges import check_names
 from .relay.settings import RelaySettings
@@ -92,6 +93,16 @@ tls_listen = listen_list(default=list())
 # PEM certificate chain and private key; both set = STARTTLS/STLS offered and TLS listeners allowed.
 certificate = string(default='')
 key = string(default='')
+
+[inbound]
+# SPF, DKIM, DMARC and ARC checks of mail from outside, with an Authentication-Results header (RFC 8601).
+checks = boolean(default=True)
+# A DMARC failure whose domain says p=reject: refuse it (550 5.7.1), deliver it to Junk, or only tag it.
+dmarc_reject = option('reject', 'quarantine', 'tag', default='reject')
+# A DMARC failure whose domain says p=quarantine: deliver it to Junk, or only tag it.
+dmarc_quarantine = option('quarantine', 'tag', default='quarantine')
+# An SPF fail of a domain without a DMARC policy: only tag it, or refuse it.
+spf_fail = option('tag', 'reject', default='tag')
 
 [senders]
 # What accounts may send as besides their own address and its +detail forms: "account=pattern" items, * matching any text (noreply@example.org=*@example.org).
@@ -449,6 +460,7 @@ def settings_from(conf):
                              trusted_networks=tuple(server["trusted_networks"])),
         login=LoginSettings(failures_per_client=lim["auth_failures_per_client"],
                             failure_window=lim["auth_failure_window"]),
+        inbound=InboundPolicy(**conf["inbound"]),
         senders=SenderSettings(send_as=tuple(conf["senders"]["send_as"]),
                                messages_per_hour=conf["senders"]["messages_per_hour"],
                                recipients_per_hour=conf["senders"]["recipients_per_hour"]),

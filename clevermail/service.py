@@ -25,6 +25,7 @@ from . import activation, privileges
 from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
 from .imap.handler import IMAPFileHandler
+from .inbound.checks import InboundChecks
 from .imap.server import IMAPServer
 from .config import LISTENER_KEYS
 from .login import AuthThrottle
@@ -164,6 +165,12 @@ class MailService:
                              abuse=server.abuse, srs=srs, separator=server.subaddress_separator)
         self.throttle = AuthThrottle(settings.login.failures_per_client, settings.login.failure_window)
         self.queue = RelayQueue(os.path.join(server.data_dir, "queue"))
+        # one resolver (and its TTL cache) for every lookup: relay, inbound checks
+        self.dns = self.resolver or make_resolver(settings.relay.nameservers)
+        inbound = None
+        if settings.inbound.checks:
+            inbound = InboundChecks(self.dns, server.hostname, self.accounts.is_local_domain,
+                                    settings.inbound)
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
         self.handlers = handlers = {
@@ -172,7 +179,8 @@ class MailService:
                                     senders=SenderIdentity(self.accounts.is_local_domain,
                                                            settings.senders.send_as,
                                                            owners=self.router.owners),
-                                    quota=self.send_quota, router=self.router, srs=srs),
+                                    quota=self.send_quota, router=self.router, srs=srs,
+                                    inbound=inbound),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
         }
@@ -188,7 +196,7 @@ class MailService:
 
         relay = settings.relay
         self.worker = RelayWorker(
-            self.queue, relay, self.resolver or make_resolver(relay.nameservers),
+            self.queue, relay, self.dns,
             local_deliver=handlers["smtp"].deliver_queued,
             is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]))
 

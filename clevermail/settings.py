@@ -10,6 +10,7 @@ built by keyword: a misspelt setting is a TypeError, never a silently ignored va
 from dataclasses import dataclass
 from typing import Mapping
 
+from .inbound.checks import InboundPolicy
 from .netbase import Limits, SessionPolicy
 from .relay.settings import RelaySettings
 
@@ -77,3 +78,4 @@ class Settings:
     relay: RelaySettings
     listeners: tuple[Listener, ...]
     senders: SenderSettings = SenderSettings()
+    inbound: InboundPolicy = InboundPolicy()

@@ -77,7 +77,7 @@ class Recipient:
 
 class SMTPFileHandler:
     def __init__(self, store: LocalDelivery, accounts, queue, postmaster="", senders=None, quota=None,
-                 router=None, srs=None):
+                 router=None, srs=None, inbound=None):
         self.store = store
         self.accounts = accounts
         self.queue = queue
@@ -85,6 +85,8 @@ class SMTPFileHandler:
         # where each address goes (routing.py) and the SRS of forwarded mail (srs.py);
         # without them: accounts and postmaster only, forwards keep their sender
         self.router = router or Router(accounts, postmaster=postmaster)
+        # the authentication checks of mail from outside (inbound/checks.py), or None
+        self.inbound = inbound
         self.srs = srs
         # who may send as whom (sender_identity.py) and how much (send_quota.py):
         # the session asks them; without settings, the identity rules with no grants
@@ -148,12 +150,13 @@ class SMTPFileHandler:
         return self.accounts.authenticate(username, password)
 
     # -- delivery ----------------------------------------------------------------
-    def deliver(self, sender, recipients, data, trace, queue_id):
+    def deliver(self, sender, recipients, data, trace, queue_id, folder=None):
         """Store `data` for every recipient: the message as smtp.message.prepare_body
         returns it (not dot-stuffed, every line ending in CRLF, no other CR or LF).
 
         `trace` is the Received header block to prepend; local copies also get
-        Return-Path (RFC 5321 4.4: added at final delivery).  Returns when every
+        Return-Path (RFC 5321 4.4: added at final delivery) and go to `folder`
+        ("Junk" for quarantined mail) instead of INBOX.  Returns when every
         copy and the queue entry are fsynced and committed; raises DeliveryFailed
         (with nothing stored) otherwise."""
         local, remote, forwards = self._split(recipients)
@@ -162,7 +165,8 @@ class SMTPFileHandler:
             if local:
                 # every line ends in CRLF (the session checked the data, its headers
                 # are ours): clean
-                pending.append(self.store.prepare_local(sender, local, trace, data, clean=True))
+                pending.append(self.store.prepare_local(sender, local, trace, data, clean=True,
+                                                        folder=folder))
             if remote:
                 pending.append(self.queue.prepare(sender, remote, trace + data, queue_id))
             if forwards:

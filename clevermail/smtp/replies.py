@@ -71,6 +71,7 @@ R421_AUTH_THROTTLED = Reply(421, "4.7.0", "{} Too many failed authentications fr
 R451_INTERNAL = Reply(451, "4.3.0", "Internal error, try again later", counts=False)
 R451_DELIVERY = Reply(451, "4.3.0", "Message not stored (local error), try again later", counts=False)
 R452_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients", counts=False)
+R451_AUTH_DNS = Reply(451, "4.4.3", "Cannot authenticate the message now ({}), try again later", counts=False)
 R450_SEND_LIMIT = Reply(450, "4.7.1", "Sending limit reached ({}), try again later", counts=False)
 
 # -- 5xx: syntax and sequence ------------------------------------------------------
@@ -114,6 +115,7 @@ R550_NO_SUCH_USER = Reply(550, "5.1.1", "No such user here")
 R550_BAD_SRS = Reply(550, "5.7.1", "Invalid or expired bounce address")
 R550_ALIAS_LOOP = Reply(550, "5.4.6", "Alias expands too far (a forwarding loop?)")
 R554_TOO_MANY_HOPS = Reply(554, "5.4.6", "Too many hops: mail loop detected", counts=False)
+R550_AUTH_POLICY = Reply(550, "5.7.1", "Message refused: {}")
 R550_LOCAL_SENDER_NEEDS_AUTH = Reply(550, "5.7.1", "Sender address in a local domain: authenticate to send as it")
 R550_FROM_NOT_OWNED = Reply(550, "5.7.1", "From: header address not owned by user {}")
 R553_SENDER_NOT_OWNED = Reply(553, "5.7.1", "Sender address not owned by user {}")

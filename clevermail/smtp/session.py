@@ -300,13 +300,15 @@ class SMTPSession(LineSession):
         if forged is not None:
             self.log.warning("refused: From: header not owned by %s (from=<%s>)", self.auth_user, sender)
             raise SMTPReplyError(forged)
+        body, folder = self._inbound_checks(body, sender)
         queue_id = message.new_queue_id()
         trace = message.received_header(
             helo=self.helo, peer=self.peer, hostname=self.server.hostname, esmtp=self.esmtp,
             tls_info=self.tls_info, authenticated=self.auth_user is not None,
             queue_id=queue_id, session_id=self.session_id, recipients=recipients)
         try:
-            n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id)
+            n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id,
+                                                            folder=folder)
         except DeliveryFailed as exc:
             # the cause's traceback: a bug in the delivery path shows here, not as a
             # bare one-line 451 forever
@@ -318,6 +320,25 @@ class SMTPSession(LineSession):
         self.log.info("accepted id=%s from=<%s> rcpts=%d (local %d, relay %d) size=%d",
                       queue_id, sender, len(recipients), n_local, n_remote, len(body))
         self.send(R.R250_QUEUED.format(queue_id).wire)
+
+    def _inbound_checks(self, body, sender):
+        """SPF, DKIM, DMARC and ARC of mail from the outside (inbound/checks.py):
+        not for authenticated or trusted clients.  Returns the message with its
+        Authentication-Results and the folder it goes to, or raises the refusal."""
+        inbound = self.server.handler.inbound
+        if inbound is None or self.auth_user is not None or self.trusted:
+            return body, None
+        body = inbound.strip(body)          # forged fields claiming to be ours
+        verdict = inbound.check(body, self.peer, self.helo, sender)
+        if verdict.action == "reject":
+            self.log.info("refused from=<%s>: %s", sender, verdict.reason)
+            raise SMTPReplyError(R.R550_AUTH_POLICY.format(verdict.reason))
+        if verdict.action == "tempfail":
+            self.log.info("deferred from=<%s>: %s", sender, verdict.reason)
+            raise SMTPReplyError(R.R451_AUTH_DNS.format(verdict.reason))
+        if verdict.reason:
+            self.log.info("from=<%s>: %s", sender, verdict.reason)
+        return verdict.header + body, verdict.folder
 
     # -- other commands --------------------------------------------------------------
     def cmd_RSET(self, arg):

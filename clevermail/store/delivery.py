@@ -14,8 +14,10 @@ sessions of this process with that INBOX open; abort() takes back a prepare or a
 commit.
 """
 
+import os
+
 from ..durable import unlink_quiet
-from . import maildir
+from . import maildir, paths
 
 
 class PendingDelivery:
@@ -53,10 +55,12 @@ class Delivery:
         self.users = users
         self.folders = folders
 
-    def prepare(self, addresses, wire, clean=False):
+    def prepare(self, addresses, wire, clean=False, folder=None):
         """Write `wire` (CRLF message) once under the first INBOX's tmp/, fsync it, and
         hard-link it into the other INBOXes' tmp/ (one data write for all copies).
-        `clean`: every line of `wire` ends in CRLF and there is no other CR."""
+        `clean`: every line of `wire` ends in CRLF and there is no other CR.
+        `folder`: a special-use folder (users.SPECIAL_USE, e.g. "Junk" for mail the
+        inbound checks quarantine) instead of INBOX, where the user has it."""
         disk = maildir.to_disk(wire, clean)
         # the size of to_wire(disk), what POP3 and IMAP send: the wire size itself when clean
         wsize = len(wire) if clean else len(disk) + disk.count(b"\n")
@@ -65,13 +69,13 @@ class Delivery:
         try:
             for address in addresses:
                 base = maildir.new_base(len(disk), wsize)
-                root = self.users.ensure(address)
+                root = self._target(self.users.ensure(address), folder)
                 try:
                     tmp = self._write(root, disk, base, first_tmp)
                 except FileNotFoundError:
                     # the mailbox was removed behind our back (the store remembers
                     # ensured mailboxes): create it again, once
-                    root = self.users.ensure(address, again=True)
+                    root = self._target(self.users.ensure(address, again=True), folder)
                     tmp = self._write(root, disk, base, first_tmp)
                 first_tmp = first_tmp or tmp
                 targets.append((root, tmp, base))
@@ -81,6 +85,15 @@ class Delivery:
         return PendingDelivery(self.folders, targets)
 
     @staticmethod
+    def _target(root, folder):
+        """The Maildir a copy goes to: `folder` under the user's root if it is there
+        (a user may have deleted their Junk), else the INBOX."""
+        if folder is None:
+            return root
+        path = paths.folder_path(root, folder)
+        return path if os.path.isdir(os.path.join(path, "cur")) else root
+
+    @staticmethod
     def _write(root, disk, base, first_tmp):
         """The message's tmp/ file in one INBOX: the data for the first, a hard link
         to the first one's file for the others."""
@@ -88,12 +101,12 @@ class Delivery:
             return maildir.write_tmp(root, disk, base)
         return maildir.link_tmp(root, first_tmp, base)
 
-    def prepare_local(self, sender, addresses, *parts, clean=False):
+    def prepare_local(self, sender, addresses, *parts, clean=False, folder=None):
         """Final delivery of the message made of `parts` (CRLF bytes, joined once) to
         local `addresses`, with `Return-Path: <sender>` in front; not yet committed.
-        `clean` as for prepare()."""
+        `clean` and `folder` as for prepare()."""
         wire = b"".join((return_path(sender),) + parts)
-        return self.prepare(addresses, wire, clean=clean)
+        return self.prepare(addresses, wire, clean=clean, folder=folder)
 
     def deliver_local(self, sender, addresses, data):
         """Final delivery to local `addresses`, committed durably before returning (the
