@@ -189,3 +189,19 @@ def test_bounce_of_a_held_entry_releases_it_and_can_pick_recipients(q, clock):
     assert not e.held and e.held_total == 10 and e.state(clock.t) == "bounce"
     assert q.mark_bounce(eid) == 1
     assert [r.state for r in q.get(eid).recipients] == ["failed", "failed"]
+
+
+def test_summary_reads_only_changed_envelopes_again(q, monkeypatch, clock):
+    a = q.enqueue("a@here.test", ["b@there.test"], MSG, "AAAA")
+    b = q.enqueue("a@here.test", ["c@there.test"], MSG, "BBBB")
+    assert q.summary().by_state["active"] == 2
+    reads = []
+    real_get = RelayQueue.get
+    monkeypatch.setattr(RelayQueue, "get", lambda self, eid: reads.append(eid) or real_get(self, eid))
+    assert q.summary().by_state["active"] == 2 and reads == []
+    q.hold(b)                                     # read (by hold) and rewritten: a new change key
+    reads.clear()
+    s = q.summary()
+    assert reads == [b] and (s.by_state["active"], s.by_state["held"]) == (1, 1)
+    q.delete(a)
+    assert q.summary().entries == 1

@@ -133,6 +133,7 @@ class RelayQueue:
         self._lock_path = self.path / ".lock"
         self.on_commit: Callable[[], None] | None = None
         self.clock: Callable[[], float] = time.time    # seam for tests
+        self._summary_cache: dict[str, tuple] = {}      # id -> (change key, Entry or None)
         self.drop_orphans()
 
     # -- paths and names ------------------------------------------------------
@@ -269,16 +270,26 @@ class RelayQueue:
     def summary(self, now: float | None = None) -> QueueSummary:
         """Counts by entry state and recipient state, the oldest entry's age and the
         total size (select.QueueSummary); one pass over the envelopes, no body read,
-        no lock taken (an entry changing meanwhile is counted as it was or as it is)."""
+        no lock taken (an entry changing meanwhile is counted as it was or as it is).
+        Parsed envelopes are kept by scan()'s change key, so a repeated call (a metrics
+        scrape) costs a stat per unchanged entry."""
         now = self.clock() if now is None else now
-        entries, damaged = [], 0
-        for entry_id, _ in self.scan():
-            try:
-                entries.append(self.get(entry_id))
-            except NoSuchEntry:
-                continue
-            except ValueError:
+        entries, damaged, cache = [], 0, {}
+        for entry_id, key in self.scan():
+            cached = self._summary_cache.get(entry_id)
+            if cached is None or cached[0] != key:
+                try:
+                    cached = (key, self.get(entry_id))
+                except NoSuchEntry:
+                    continue
+                except ValueError:
+                    cached = (key, None)
+            cache[entry_id] = cached
+            if cached[1] is None:
                 damaged += 1
+            else:
+                entries.append(cached[1])
+        self._summary_cache = cache         # replaced whole: concurrent callers never see half
         return summarize(entries, now, damaged)
 
     def read_body(self, entry_id: str) -> bytes:
