@@ -162,6 +162,8 @@ def test_hold_is_durable_and_release_makes_it_due_with_the_held_time_not_counted
     assert e.held and e.held_since == clock.t and e.state(clock.t) == "held"
     assert e.next_due() == float("inf")
     assert [h["event"] for h in e.history][-1] == "held"
+    text = e.describe(now=clock.t)
+    assert text.splitlines()[0].endswith("  HELD") and " next " not in text     # no attempt is due
     clock.t += 500
     assert q.flush(eid) == 0 and q.flush() == 0              # a flush never releases a hold
     assert q.get(eid).held and q.get(eid).recipients[0].next_attempt == clock.t - 500 + 3600

@@ -53,8 +53,10 @@ def _handler(log_file):
     return handler
 
 
-def record(settings, what, *args):
-    """Log one administrative action (INFO) with who did it appended. The handler
+def record(settings, command, what, *args):
+    """Log one administrative action (INFO): `what` (a %-format over args, starting
+    with the queue id or address), who did it and the command, e.g.
+    "F96A5CBBFEF4: put on hold by uid=0(root) (clevermail queue hold --state deferred)". The handler
     lives for this one record: a CLI command writes a few, and stderr may be a
     different stream at the next call (a test runner's)."""
     log = logging.getLogger("clevermail.admin")
@@ -63,7 +65,7 @@ def record(settings, what, *args):
     handler = _handler(settings.server.log_file)
     log.addHandler(handler)
     try:
-        log.info(what + " by %s (clevermail CLI)", *args, who())
+        log.info(what + " by %s (clevermail %s)", *args, who(), command)
     finally:
         log.removeHandler(handler)
         handler.close()

@@ -213,7 +213,7 @@ def _targets(ctx, q, idents, selector, everything):
 
 def _describe_scope(idents, selector, everything):
     if idents:
-        return "by id"
+        return ""
     if everything:
         return "--all"
     parts = [f"--state {selector.state}" if selector.state else "",
@@ -263,7 +263,8 @@ def changing_verb(name, help_text):
                     failed += 1
                     continue
                 if audit:
-                    record(settings, "%s: %s (entry %s, queue %s %s)", qid, audit, entry_id, name, scope)
+                    entry = f" (entry {entry_id})" if entry_id != qid else ""
+                    record(settings, f"queue {name} {scope}".rstrip(), "%s: %s%s", qid, audit, entry)
                 if line:
                     click.echo(line)
             if not names:

@@ -92,7 +92,7 @@ def user_add(ctx, name, password_stdin):
         if isinstance(exc, OSError):
             _fail(ctx, f"cannot add {address}: cannot write {stage}: {_os_error(exc)}")
         _fail(ctx, exc)
-    record(settings, "%s: account added", address)
+    record(settings, "user add", "%s: account added", address)
     click.echo(f"added {address}")
 
 
@@ -114,7 +114,7 @@ def user_passwd(ctx, name, password_stdin):
         _fail(ctx, exc)
     except OSError as exc:
         _fail(ctx, f"cannot write the users file {settings.server.users_file}: {_os_error(exc)}")
-    record(settings, "%s: password changed", address)
+    record(settings, "user passwd", "%s: password changed", address)
     click.echo(f"password changed for {address}")
 
 
@@ -141,15 +141,15 @@ def user_del(ctx, name, keep_mail, yes):
     except OSError as exc:
         _fail(ctx, f"cannot write the users file {settings.server.users_file}: {_os_error(exc)}")
     if not delete_mail:
-        record(settings, "%s: account deleted, mail kept", address)
+        record(settings, "user del", "%s: account deleted, mail kept", address)
         click.echo(f"deleted {address} (mail kept)")
         return
     try:
         _open_store(ctx, settings).remove_user(address)
     except OSError as exc:
-        record(settings, "%s: account deleted, its mail could not be removed", address)
+        record(settings, "user del", "%s: account deleted, its mail could not be removed", address)
         _fail(ctx, f"deleted {address}, but its mail could not be removed: {_os_error(exc)}")
-    record(settings, "%s: account and mail deleted", address)
+    record(settings, "user del", "%s: account and mail deleted", address)
     click.echo(f"deleted {address} and its mail")
 
 

@@ -166,7 +166,7 @@ class Entry:
                  f"size {self.size}  from <{self.sender}>" + ("  HELD" if self.held else "")]
         for r in self.recipients:
             line = f"    <{r.address}>  {r.state}  attempts {r.attempts}"
-            if r.state in ACTIVE:
+            if r.state in ACTIVE and not self.held:
                 line += f"  next {'now' if r.next_attempt <= now else 'in ' + span(r.next_attempt - now)}"
             if r.last_reply:
                 line += f"  last: {r.last_reply}"
