@@ -56,6 +56,14 @@ each scenario the script waits --settle seconds, not measured, so that work a se
 does after its 250 (Postfix's qmgr and virtual delivering the queue) is not billed to
 the next server -- that tail is then missing from the server's own mach ms/msg.
 
+--checks adds "clevermail-checks": the same server with the inbound checks on (SPF of
+MAIL FROM and HELO, DKIM, DMARC, ARC, the Authentication-Results header), its DNS a
+server on loopback in the serving process (tests/dns_server.py) whose answers the
+resolver's cache keeps (TTL 300 s: warm after the first message); every client message
+is then DKIM-signed (rsa-sha256, a 2048-bit key made for the run) by client.test, whose
+DMARC policy is p=reject and whose SPF allows 127.0.0.1.  The other servers get the
+same signed bytes (and check nothing: "clevermail" keeps its checks off).
+
     python scripts/bench_smtp.py                       # full: 20,000 per scenario
     python scripts/bench_smtp.py -n 3000 --seconds 20  # quicker
     python scripts/bench_smtp.py --sizes 4096 --concurrency 20 --baseline all
@@ -78,6 +86,7 @@ A Postfix for --external (Debian, as root; "Local only" at install):
 """
 
 import argparse
+import base64
 import dataclasses
 import multiprocessing
 import os
@@ -100,13 +109,45 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 # -- servers (child process) ------------------------------------------------------------
-def serve_clevermail(workdir):
+def checks_zone(public_key_b64):
+    """What the DNS server of the clevermail-checks run answers."""
+    p = public_key_b64
+    chunks = " ".join(f'"{p[i:i + 200]}"' for i in range(0, len(p), 200))
+    return (f'client.test. 300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"\n'
+            f'_dmarc.client.test. 300 IN TXT "v=DMARC1; p=reject"\n'
+            f'bench._domainkey.client.test. 300 IN TXT "v=DKIM1; k=rsa; p=" {chunks}\n')
+
+
+def make_dkim_key(base):
+    """An RSA key for the signed bodies: the private PEM and public base64 in `base`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    with open(os.path.join(base, "dkim.pem"), "wb") as f:
+        f.write(pem)
+    with open(os.path.join(base, "dkim.pub"), "w") as f:
+        f.write(base64.b64encode(der).decode())
+
+
+def serve_clevermail(workdir, checks=False):
     from clevermail.accounts import hash_password
     from clevermail.config import load_config
     from clevermail.logs import setup_logging
     from clevermail.process import tune_process
     from clevermail.service import MailService
 
+    dns = None
+    if checks:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+        from dns_server import DNSServer
+
+        with open(os.path.join(workdir, "..", "dkim.pub")) as f:
+            dns = DNSServer(checks_zone(f.read().strip())).start()
     users = os.path.join(workdir, "users.ini")
     digest = hash_password("bench-password")
     with open(users, "w") as f:
@@ -116,15 +157,20 @@ def serve_clevermail(workdir):
                    "users_file": users, "domains": [DOMAIN]},
         "smtp": {"listen": ["127.0.0.1:0"]}, "pop3": {"listen": []}, "imap": {"listen": []},
         "limits": {"connections": 2000, "connections_per_client": 2000, "message_size": 1 << 20},
-        # like for like with the Postfix side, which checks nothing: no SPF/DKIM/DMARC
-        # lookups
-        "inbound": {"checks": False},
+        # like for like with the Postfix side, which checks nothing, unless --checks
+        "inbound": {"checks": checks},
+        "relay": {"nameservers": [f"127.0.0.1:{dns.port}"] if checks else []},
     })
     # the production logging set-up (INFO, as `clevermail start` does), to a file
     setup_logging("INFO", os.path.join(workdir, "server.log"), console=False)
     tune_process()      # as `clevermail start` does: this child is the serving process
     svc = MailService(conf).start()
-    return svc.port("smtp"), svc.stop
+
+    def stop():
+        svc.stop()
+        if dns is not None:
+            dns.stop()
+    return svc.port("smtp"), stop
 
 
 class BaselineHandler(socketserver.BaseRequestHandler):
@@ -180,7 +226,10 @@ def serve_baseline(workdir):
 
 
 def serve_main(kind, workdir):
-    port, stop = (serve_clevermail if kind == "clevermail" else serve_baseline)(workdir)
+    if kind == "baseline":
+        port, stop = serve_baseline(workdir)
+    else:
+        port, stop = serve_clevermail(workdir, checks=kind == "clevermail-checks")
     print(f"PORT {port}", flush=True)
     sys.stdin.read()            # until the parent closes our stdin
     stop()
@@ -224,7 +273,14 @@ def make_body(size):
     head = b"From: bench@client.test\r\nTo: someone@bench.test\r\nSubject: benchmark\r\n\r\n"
     line = b"x" * 76 + b"\r\n"
     lines = max(1, (size - len(head)) // len(line))
-    return head + line * lines + b".\r\n"
+    message = head + line * lines
+    key = os.environ.get("BENCH_DKIM_KEY")
+    if key:                     # --checks: signed once, the same bytes for every message
+        import dkim
+        with open(key, "rb") as f:
+            message = dkim.sign(message, b"bench", b"client.test", f.read(),
+                                include_headers=[b"from", b"to", b"subject"]) + message
+    return message + b".\r\n"
 
 
 def client_worker(addr, threads, mode, size, counter, total, deadline, out):
@@ -506,7 +562,9 @@ def main():
                     help="unmeasured pause after each scenario for a server's after-250 work (default 1)")
     ap.add_argument("--procs", type=int, default=2, help="Python client processes (default 2)")
     ap.add_argument("--dir", help="work directory (default: a temp dir, removed after)")
-    ap.add_argument("--serve", choices=("clevermail", "baseline"), help=argparse.SUPPRESS)
+    ap.add_argument("--checks", action="store_true",
+                    help="also run clevermail-checks: inbound SPF/DKIM/DMARC/ARC on, signed mail")
+    ap.add_argument("--serve", choices=("clevermail", "clevermail-checks", "baseline"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         return serve_main(args.serve, args.dir)
@@ -521,6 +579,8 @@ def main():
     args.smtp_source = find_smtp_source() if args.client == "smtp-source" else None
     full = [(m, c, s) for s in sizes for c in concs for m in modes]
     plans = {"clevermail": full, **{x.name: full for x in externals}}
+    if args.checks:
+        plans["clevermail-checks"] = full
     if args.baseline != "none":
         plans["baseline"] = full if args.baseline == "all" else [(m, 20, 4096) for m in modes]
     # every scenario once, in plan order (the baseline target may be outside the full plan)
@@ -535,6 +595,9 @@ def main():
         print(f"# emptied the external Maildirs ({deleted} files); waiting {RECENTLY_FREED_SECONDS}s "
               f"so that no server pays for their freed inodes", flush=True)
         time.sleep(RECENTLY_FREED_SECONDS)
+    if args.checks:
+        make_dkim_key(base)
+        os.environ["BENCH_DKIM_KEY"] = os.path.join(base, "dkim.pem")     # the forked clients read it
     create_us = file_create_cost(base)
     print(f"# creating a file in the work dir costs {create_us:.0f} us of CPU", flush=True)
     if create_us > SLOW_CREATE_US:
@@ -543,7 +606,7 @@ def main():
     servers = []
     try:
         # started once for all rounds: a restart per scenario would measure warm-up
-        for kind in ("clevermail", "baseline"):
+        for kind in ("clevermail", "clevermail-checks", "baseline"):
             if kind in plans:
                 workdir = os.path.join(base, kind)
                 os.makedirs(workdir, exist_ok=True)

@@ -111,3 +111,27 @@ def test_unsigned_and_unknown_key(dns, key):
     signed = dkim.sign(msg, b"sel", b"nokey.test", key[0], include_headers=[b"from"]) + msg
     [result] = verify_dkim(signed, dns)
     assert (result.result, result.domain, result.selector) == ("permerror", "nokey.test", "sel")
+
+
+def test_dns_answers_are_kept_for_their_ttl_and_errors_never():
+    class Clock:
+        now = 1000.0
+
+        def __call__(self):
+            return self.now
+
+    clock = Clock()
+    with DNSServer('a.test. 30 IN TXT "one"\n', servfail={"bad.test."}) as server:
+        client = DnsClient(make_resolver([server.nameserver]), clock=clock)
+        client.resolver.cache = None                     # only our cache
+        assert client.txt("a.test") == ["one"]
+        server.set_zone('a.test. 30 IN TXT "two"\n')
+        assert client.txt("A.test.") == ["one"]          # kept: same name, TTL not over
+        assert client.txt("b.test") == []                # negative answers are kept too
+        clock.now += 31
+        assert client.txt("a.test") == ["two"]
+        asked = len(server.queries)
+        for _ in range(2):
+            with pytest.raises(Exception, match="bad.test"):
+                client.txt("bad.test")
+        assert len(server.queries) > asked + 1           # asked again: no error is kept

@@ -33,7 +33,8 @@ def verify_dkim(message, dns):
         if idx >= MAX_SIGNATURES:
             results.append(DKIMSignatureResult("neutral", "", "", "", "too many signatures"))
             continue
-        checker = dkim.DKIM(message, minkey=1024, timeout=5)
+        if idx:                 # a fresh verifier per signature (it keeps per-signature state)
+            checker = dkim.DKIM(message, minkey=1024, timeout=5)
         reason = ""
         try:
             ok = checker.verify(idx=idx, dnsfunc=dns.dkim_txt)
