@@ -31,7 +31,7 @@ from .inbound.checks import InboundPolicy
 from .netbase import Limits, SessionPolicy
 from .privileges import check_names
 from .relay.settings import RelaySettings
-from .settings import Listener, LoginSettings, SenderSettings, ServerSettings, Settings
+from .settings import Listener, LoginSettings, MetricsSettings, SenderSettings, ServerSettings, Settings
 
 CONFIG_ENV = "CLEVERMAIL_CONFIG"
 
@@ -58,6 +58,8 @@ domains = force_list(default=list('localhost'))
 # Also log to this file ("" = stderr only).
 log_file = string(default='')
 log_level = option('DEBUG', 'INFO', 'WARNING', 'ERROR', default='INFO')
+# Log lines as text, or as one JSON object per line (time, level, logger, message, session and queue ids).
+log_format = option('text', 'json', default='text')
 # Clients in these networks may relay without authenticating (CIDR list). Empty = nobody: never an open relay.
 trusted_networks = cidr_list(default=list())
 # Account that gets mail for postmaster@<any local domain> when no such account exists (RFC 5321 4.5.1; "" = the first account in users.ini).
@@ -153,6 +155,12 @@ delay_warning = integer(min=0, default=0)
 concurrency = integer(min=1, max=64, default=4)
 # Seconds to wait for an MX host or smarthost to answer a connection.
 connect_timeout = float(min=1, default=30)
+
+[metrics]
+# Prometheus metrics at http://host:port/metrics ("" = off). No authentication: loopback only unless allow_remote.
+listen = listen_hostport(default='')
+# Serve the metrics on a non-loopback address (anyone who reaches it reads them).
+allow_remote = boolean(default=False)
 """
 
 SECRET_KEYS = {("relay", "smarthost_password")}
@@ -247,6 +255,27 @@ def _hostport(value):
     return host, port
 
 
+def _listen_hostport(value):
+    """One host:port to listen on (port 0 = any free port); '' = None (off)."""
+    if not isinstance(value, str):
+        raise _Invalid("one host:port is needed, not a list")
+    if not value.strip():
+        return None
+    try:
+        return parse_hostport(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+def _is_loopback(host):
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False        # a name: where it points may change, so it is not loopback
+
+
 def _nameserver_list(value):
     """DNS servers: IP addresses, port 53 unless given; empty items mean none (a
     one-item list is written `x,`, and no item at all `""`)."""
@@ -294,7 +323,7 @@ def _send_as_list(value):
     return out
 
 
-CHECKS = {"listen_list": _listen_list, "hostport": _hostport,
+CHECKS = {"listen_list": _listen_list, "hostport": _hostport, "listen_hostport": _listen_hostport,
           "nameserver_list": _nameserver_list, "cidr_list": _cidr_list,
           "send_as_list": _send_as_list}
 
@@ -392,6 +421,10 @@ def _check_semantics(conf):
     # int_list(min=1) bounds the list's length (never empty), not its values
     if any(delay < 1 for delay in conf["relay"]["retry_schedule"]):
         problems.append("[relay] retry_schedule: every delay is at least 1 second")
+    metrics = conf["metrics"]
+    if metrics["listen"] and not metrics["allow_remote"] and not _is_loopback(metrics["listen"][0]):
+        problems.append(f"[metrics] listen: {metrics['listen'][0]} is not a loopback address and the "
+                        "metrics have no authentication; set [metrics] allow_remote = yes to serve them there")
     return problems
 
 
@@ -451,7 +484,8 @@ def settings_from(conf):
             abuse=server["abuse"],
             subaddress_separator=server["subaddress_separator"], srs_domain=server["srs_domain"],
             postmaster=server["postmaster"], log_file=server["log_file"],
-            log_level=server["log_level"], certificate=tls["certificate"], key=tls["key"],
+            log_level=server["log_level"], log_format=server["log_format"],
+            certificate=tls["certificate"], key=tls["key"],
             user=server["user"].strip(), group=server["group"].strip(),
             drain_time=server["drain_time"]),
         limits=MappingProxyType({protocol: Limits(timeout=lim[f"{protocol}_timeout"], **shared)
@@ -477,6 +511,8 @@ def settings_from(conf):
         listeners=tuple(Listener(kind, protocol, address, implicit_tls)
                         for kind, protocol, section, key, implicit_tls in LISTENER_KEYS
                         for address in conf[section][key]),
+        metrics=MetricsSettings(listen=conf["metrics"]["listen"],
+                                allow_remote=conf["metrics"]["allow_remote"]),
     )
 
 

@@ -220,19 +220,20 @@ class Login:
     def sasl(self, mechanism, initial):
         """AUTH/AUTHENTICATE: throttle check, the SASL exchange, then verification.
         Returns the account; raises a LoginError (EOFError if the client leaves)."""
-        self.check_throttle()
+        self.check_throttle(mechanism)
         authzid, user, password = exchange(mechanism, initial, self._ask)
         return self.verify(user, password, authzid, mechanism)
 
     def password(self, user, password, method):
         """USER/PASS or IMAP LOGIN: throttle check, then verification."""
-        self.check_throttle()
+        self.check_throttle(method)
         return self.verify(user, password, "", method)
 
-    def check_throttle(self):
+    def check_throttle(self, method="-"):
         throttle = self.session.server.throttle
         if throttle is not None and throttle.blocked(self.session.peer):
             self.session.log.warning("auth refused: too many failures from this address")
+            self.session.server.metrics.login(self.session.protocol, method, "throttled")
             raise Throttled("too many failed logins")
 
     def verify(self, user, password, authzid, method):
@@ -244,6 +245,7 @@ class Login:
         foreign = not same_identity(authzid, user, handler.accounts.canonical)
         if account is not None and not foreign:
             self.session.log.info("auth ok user=%s (%s)", account.address, method)
+            server.metrics.login(self.session.protocol, method, "ok")
             return account
         # A right password with a foreign authzid waits like a wrong one: the answer
         # time must not tell them apart.
@@ -253,6 +255,7 @@ class Login:
         if server.throttle is not None:
             server.throttle.failed(self.session.peer)
         self.session.log.info("auth failed user=%r (%s)", user[:64], method)
+        server.metrics.login(self.session.protocol, method, "failed")
         raise Failed(foreign)
 
     def _ask(self, challenge):

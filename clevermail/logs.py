@@ -4,8 +4,16 @@ Every line a session writes carries its short session id, protocol and peer
 (`[smtp 3f9a2c 127.0.0.1]`).  Connects, authentication results, accepted messages and
 disconnects are INFO; the raw dialogue is DEBUG, passed through `redact_command`
 first so that AUTH, PASS and LOGIN arguments never reach a log.
+
+Time stamps are ISO 8601 with the zone's offset (2026-12-02T21:05:09.123+01:00).
+`[server] log_format = json` writes one JSON object a line instead (JsonFormatter:
+time, level, logger, message, and session, protocol, peer and queue_id where the
+record has them).  RecentErrors keeps the last WARNING and ERROR records in memory
+for `clevermail status`.
 """
 
+import collections
+import json
 import logging
 import os
 import queue
@@ -43,9 +51,9 @@ def redact_command(line):
     return line.decode("utf-8", "replace")
 
 
-def setup_logging(level="INFO", log_file="", console=True):
+def setup_logging(level="INFO", log_file="", console=True, log_format="text"):
     """Configure the 'clevermail' logger tree for the `start` command (and the
-    benchmarks, which log to a file only)."""
+    benchmarks, which log to a file only); log_format 'text' or 'json'."""
     # Records never print thread or process fields: skip collecting them (hot path).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # ...nor the caller's file and line: finding them walks the stack on every record
@@ -56,7 +64,7 @@ def setup_logging(level="INFO", log_file="", console=True):
     for h in list(root.handlers):
         root.removeHandler(h)
         h.close()
-    fmt = LogFormatter(LOG_FORMAT)
+    fmt = make_formatter(log_format)
     handlers = [console_handler()] if console else []
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
@@ -69,20 +77,102 @@ def setup_logging(level="INFO", log_file="", console=True):
 
 
 class LogFormatter(logging.Formatter):
-    """logging.Formatter with the date part of asctime formatted once a second, not
-    once a record (a session logs about three records per message)."""
+    """logging.Formatter with asctime in ISO 8601 with the zone's offset, its date and
+    zone part formatted once a second, not once a record (a session logs about three
+    records per message)."""
 
     def __init__(self, fmt):
         super().__init__(fmt)
-        self._second = (None, "")
+        self._second = (None, "", "")
 
     def formatTime(self, record, datefmt=None):
         second = int(record.created)
-        cached, text = self._second        # one attribute: read together across threads
+        cached, text, zone = self._second   # one attribute: read together across threads
         if cached != second:
-            text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
-            self._second = (second, text)
-        return f"{text},{int(record.msecs):03d}"
+            text, zone = iso_second(second)
+            self._second = (second, text, zone)
+        return f"{text}.{int(record.msecs):03d}{zone}"
+
+
+def iso_second(second):
+    """('2026-12-02T21:05:09', '+01:00'): a Unix second in local time, ISO 8601."""
+    local = time.localtime(second)
+    offset = time.strftime("%z", local)             # '+0100'
+    return time.strftime("%Y-%m-%dT%H:%M:%S", local), f"{offset[:3]}:{offset[3:]}"
+
+
+def make_formatter(log_format="text"):
+    """The formatter of a [server] log_format: 'text' or 'json'."""
+    global _structured
+    _structured = log_format == "json"
+    return JsonFormatter() if _structured else LogFormatter(LOG_FORMAT)
+
+
+# True while a JsonFormatter is configured: SessionLogger then puts its session, protocol
+# and peer on each record as fields (in text they are already in the message prefix).
+_structured = False
+
+# The relay worker's lines start with the queue id ("%s: ..." with it as the first
+# argument, "-" for none): the JSON queue_id field of such a record.
+_QUEUE_ID_LOGGERS = ("clevermail.relay",)
+
+
+class JsonFormatter(LogFormatter):
+    """One JSON object a line: time, level, logger, message; session, protocol, peer
+    and queue_id when the record has them; the traceback as 'exception'.  Messages are
+    the same text as in the text format, so redaction is the same."""
+
+    def __init__(self):
+        super().__init__("%(message)s")
+
+    def format(self, record):
+        message = record.getMessage()
+        out = {"time": self.formatTime(record), "level": record.levelname,
+               "logger": record.name, "message": message}
+        session = getattr(record, "session", None)
+        if session is not None:
+            out["session"], out["protocol"], out["peer"] = session, record.protocol, record.peer
+            prefix = f"[{record.protocol} {session} {record.peer}] "
+            if message.startswith(prefix):
+                out["message"] = message[len(prefix):]
+        queue_id = getattr(record, "queue_id", None)
+        if queue_id is None and record.name in _QUEUE_ID_LOGGERS and record.args \
+                and isinstance(record.msg, str) and record.msg.startswith("%s: ") \
+                and record.args[0] != "-":
+            queue_id = record.args[0]
+        if queue_id is not None:
+            out["queue_id"] = str(queue_id)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exception"] = record.exc_text
+        return json.dumps(out, ensure_ascii=False)
+
+
+class RecentErrors(logging.Handler):
+    """The last `size` WARNING and ERROR records, kept in memory as plain dicts
+    (time, level, logger, message; exception class if any) for `clevermail status`."""
+
+    def __init__(self, size=20):
+        super().__init__(logging.WARNING)
+        self.records = collections.deque(maxlen=size)
+
+    def emit(self, record):
+        try:
+            text, zone = iso_second(int(record.created))
+            item = {"time": f"{text}{zone}", "level": record.levelname, "logger": record.name,
+                    "message": record.getMessage()[:1000]}
+            if record.exc_info and record.exc_info[0] is not None:
+                item["exception"] = record.exc_info[0].__name__
+            self.records.append(item)       # deque.append: atomic, no lock needed
+        except Exception:
+            self.handleError(record)
+
+    def createLock(self):
+        self.lock = None                    # emit is atomic: no handler lock
+
+    def recent(self):
+        return list(self.records)
 
 
 # How long the log writer gathers lines before writing them together (see LogWriter).
@@ -245,6 +335,7 @@ class SessionLogger(logging.LoggerAdapter):
     def __init__(self, logger, protocol, session_id, peer):
         super().__init__(logger, {})
         self.prefix = f"[{protocol} {session_id} {peer}] "
+        self.fields = {"session": session_id, "protocol": protocol, "peer": peer}
 
     def process(self, msg, kwargs):
         return self.prefix + str(msg), kwargs
@@ -254,4 +345,6 @@ class SessionLogger(logging.LoggerAdapter):
         # level a second time: a session logs about three records per message.
         logger = self.logger
         if logger.isEnabledFor(level):
+            if _structured:     # JSON: the session's fields on the record (text: the prefix)
+                kwargs["extra"] = {**self.fields, **(kwargs.get("extra") or {})}
             logger._log(level, self.prefix + str(msg), args, **kwargs)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from .login import normalize_peer
 from .logs import SessionLogger, redact_command
+from .metrics import NO_METRICS
 from .session_threads import SessionThreads
 from .tls_context import StaticContext, make_server_context  # noqa: F401 (the old home)
 from .wire import LineReader, LineTooLong
@@ -82,7 +83,8 @@ class MailServer(socketserver.ThreadingTCPServer):
     request_queue_size = 256
 
     def __init__(self, address, session_class, handler, *, protocol, hostname, limits, policy,
-                 ssl_context=None, implicit_tls=False, throttle=None, sock=None):
+                 ssl_context=None, implicit_tls=False, throttle=None, sock=None,
+                 metrics=NO_METRICS):
         # sock: a socket already bound and listening (listen_socket(), or inherited from
         # systemd); it is adopted instead of binding `address`.
         host = address[0]
@@ -98,6 +100,7 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.tls = ssl_context
         self.implicit_tls = implicit_tls
         self.throttle = throttle
+        self.metrics = metrics          # metrics.Metrics: the no-op unless [metrics] is on
         self.log = logging.getLogger(f"clevermail.{protocol}")
         self._conn_lock = threading.Lock()
         self._per_client = {}
@@ -349,12 +352,14 @@ class LineSession(socketserver.BaseRequestHandler):
             draining = self.server.draining
             self.log.warning("connection refused: %s", "server shutting down" if draining
                              else "too many connections")
+            self.server.metrics.session_refused(self.protocol)
             if not self.server.implicit_tls:   # a plaintext line would only garble a TLS client
                 try:
                     self.send(self.shutdown_reply() if draining else self.busy_reply())
                 except OSError:
                     pass
             return
+        self.server.metrics.session_opened(self.protocol)
         try:
             self.log.info("connect")
             if self.server.implicit_tls:
@@ -382,6 +387,7 @@ class LineSession(socketserver.BaseRequestHandler):
                     raise
                 except Exception:
                     self.log.exception("internal error")
+                    self.server.metrics.internal_error(self.protocol)
                     self.send(self.internal_error_reply())
                     self.count_error()  # a client that keeps hitting a bug is cut off
         except socket.timeout:

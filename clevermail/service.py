@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import fields
 
-from . import activation, privileges
+from . import activation, control, metrics, privileges
 from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
 from .imap.handler import IMAPFileHandler
@@ -29,6 +29,7 @@ from .inbound.checks import InboundChecks
 from .imap.server import IMAPServer
 from .config import LISTENER_KEYS
 from .login import AuthThrottle
+from .logs import RecentErrors
 from .logs import reopen as reopen_logs
 from .netbase import listen_socket
 from .pop3.handler import POP3FileHandler
@@ -173,6 +174,7 @@ class MailService:
                                     settings.inbound)
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
+        self.metrics = metrics.for_settings(settings.metrics)
         self.handlers = handlers = {
             "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
                                     postmaster=server.postmaster,
@@ -180,7 +182,7 @@ class MailService:
                                                            settings.senders.send_as,
                                                            owners=self.router.owners),
                                     quota=self.send_quota, router=self.router, srs=srs,
-                                    inbound=inbound),
+                                    inbound=inbound, metrics=self.metrics),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
         }
@@ -190,7 +192,8 @@ class MailService:
             srv = server_class(listener.address, handlers[listener.protocol], **own,
                                hostname=server.hostname, limits=settings.limits[listener.protocol],
                                policy=settings.policy, ssl_context=self.tls,
-                               implicit_tls=listener.implicit_tls, throttle=self.throttle, sock=sock)
+                               implicit_tls=listener.implicit_tls, throttle=self.throttle, sock=sock,
+                               metrics=self.metrics)
             sockets.pop(0)
             self.servers.append((listener.kind, srv))
 
@@ -198,7 +201,23 @@ class MailService:
         self.worker = RelayWorker(
             self.queue, relay, self.dns,
             local_deliver=handlers["smtp"].deliver_queued,
-            is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]))
+            is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
+            metrics=self.metrics)
+        self._bind_metrics()
+
+    def _bind_metrics(self):
+        """The /metrics listener, bound now so that a taken port stops the start (after
+        the drop to [server] user: a metrics port below 1024 needs the server run as
+        root)."""
+        self.metrics_endpoint = None
+        address = self.settings.metrics.listen
+        if address is None:
+            return
+        try:
+            self.metrics_endpoint = self.metrics.serve(address, self)
+        except OSError as exc:
+            why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise StartupError(f"metrics: cannot listen on {address[0]}:{address[1]}: {why}") from None
 
     def _listen_sockets(self):
         """[(Listener, socket)]: the inherited sockets (socket activation) or, without
@@ -244,7 +263,41 @@ class MailService:
                      " (socket from the service manager)" if self.inherited else "")
         if self.run_as is None:
             privileges.warn_if_root()
+        self._start_observers()
         return self
+
+    def _start_observers(self):
+        """The metrics endpoint, the recent-errors buffer and the control socket."""
+        self.started_at = time.time()
+        self.recent_errors = RecentErrors()
+        logging.getLogger("clevermail").addHandler(self.recent_errors)
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.start()
+            log.info("metrics on %s", self.metrics_endpoint.url)
+        path = control.socket_path(self.settings.server.data_dir)
+        try:
+            self.control = control.ControlServer(path, {"status": lambda: control.status_of(self)}).start()
+        except OSError as exc:      # the server runs on; only `clevermail status` cannot see it
+            self.control = None
+            log.warning("no control socket at %s (clevermail status will not see this server): %s",
+                        path, exc)
+
+    def _stop_observers(self):
+        if getattr(self, "control", None) is not None:
+            self.control.stop()
+            self.control = None
+        if getattr(self, "metrics_endpoint", None) is not None:
+            self.metrics_endpoint.stop()
+            self.metrics_endpoint = None
+        if getattr(self, "recent_errors", None) is not None:
+            logging.getLogger("clevermail").removeHandler(self.recent_errors)
+            self.recent_errors = None
+
+    @property
+    def metrics_port(self):
+        """The bound port of the metrics endpoint (None when [metrics] listen is off)."""
+        endpoint = getattr(self, "metrics_endpoint", None)
+        return endpoint.port if endpoint is not None else None
 
     def port(self, kind):
         """The first bound port of a listener kind ('smtp', 'submission', 'pop3', ...)."""
@@ -265,7 +318,9 @@ class MailService:
         (idle ones get the shutdown reply now, a command in progress may finish within
         `drain` seconds, default [server] drain_time); cut what is left; save the
         indexes; stop the relay worker (a delivery in flight is not acknowledged: its
-        queue entry stays).  `timeout` bounds each wait for threads after the cut."""
+        queue entry stays).  `timeout` bounds each wait for threads after the cut.
+        The control socket and the metrics endpoint, started last, go first."""
+        self._stop_observers()
         if drain is None:
             drain = self.settings.server.drain_time
         if getattr(self, "_warm", None) is not None:

@@ -40,6 +40,7 @@ class ServerSettings:
     srs_domain: str = ""
     log_file: str = ""
     log_level: str = "INFO"
+    log_format: str = "text"            # or "json": one object per line
     certificate: str = ""
     key: str = ""
     user: str = ""                      # run as this user once the ports are bound ("" = as started)
@@ -67,6 +68,14 @@ class SenderSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """The Prometheus endpoint ([metrics]): where it listens (None = off)."""
+
+    listen: tuple[str, int] | None = None
+    allow_remote: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole configuration, one frozen value per layer."""
 
@@ -79,3 +88,4 @@ class Settings:
     listeners: tuple[Listener, ...]
     senders: SenderSettings = SenderSettings()
     inbound: InboundPolicy = InboundPolicy()
+    metrics: MetricsSettings = MetricsSettings()

@@ -34,6 +34,7 @@ import pytest
 
 from clevermail import login
 from clevermail.accounts import AccountStore, verify_password
+from clevermail.metrics import NO_METRICS
 from clevermail.netbase import Limits, SessionPolicy
 
 DOMAIN = "example.test"
@@ -75,7 +76,7 @@ class FakeServer:
     limit_defaults = {"timeout": 10.0, "errors_per_session": 20, "auth_failure_delay": 0}
 
     def __init__(self, handler, *, limits=None, policy=SessionPolicy(), ssl_context=None,
-                 throttle=None, hostname=None, admit=True, **limit_values):
+                 throttle=None, hostname=None, admit=True, metrics=NO_METRICS, **limit_values):
         if limits is not None and limit_values:
             raise TypeError("give limits or Limits values, not both")
         self.handler = handler
@@ -87,6 +88,7 @@ class FakeServer:
         self.throttle = throttle if throttle is not None else self.default_throttle()
         self.accepting = admit
         self.sessions = set()
+        self.metrics = metrics          # clevermail.metrics: the no-op unless a test counts
 
     def default_throttle(self):
         return None

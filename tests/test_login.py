@@ -14,6 +14,7 @@ from clevermail.accounts import AccountError
 from clevermail.login import (AuthThrottle, Cancelled, Failed, Login, Malformed, ResponseTooLong,
                               Throttled, b64_text, decode_sasl_plain, exchange, normalize_peer,
                               same_identity)
+from clevermail.metrics import PromMetrics
 from clevermail.netbase import Limits
 from clevermail.wire import LineTooLong
 
@@ -148,10 +149,11 @@ class FakeSession:
         self.log = logging.getLogger("clevermail.test-login")
         self.debug = True
         self.peer = peer
+        self.protocol = "imap"
         self.server = types.SimpleNamespace(
             handler=FakeHandler(fakes.make_accounts(tmp_path / "users.ini")),
             throttle=throttle if throttle is not None else AuthThrottle(limit=10, window=60),
-            limits=Limits(auth_failure_delay=delay))
+            limits=Limits(auth_failure_delay=delay), metrics=PromMetrics())
 
     def send(self, data):
         self.sent.append(data)
@@ -220,6 +222,10 @@ def test_foreign_authzid_fails_exactly_like_a_wrong_password(tmp_path, caplog, s
     with pytest.raises(Throttled):                         # refused before any reading
         lg.sasl("PLAIN", None)
     assert slept == [0.25, 0.25]
+    logins = {result: s.server.metrics.registry.get_sample_value(
+        "clevermail_logins_total", {"protocol": "imap", "mechanism": "plain", "result": result})
+        for result in ("ok", "failed", "throttled")}
+    assert logins == {"ok": None, "failed": 2, "throttled": 1}   # the metric cannot tell them apart either
 
 
 def test_foreign_authzid_flag_does_not_depend_on_the_password(tmp_path, slept):
@@ -257,6 +263,9 @@ def test_password_login_and_zero_delay(tmp_path, slept):
         lg.password("nobody", fakes.PASSWORD, "LOGIN command")
     assert slept == []                           # a zero delay is no call at all
     assert len(s.server.throttle._fails[s.peer]) == 1
+    for result in ("ok", "failed"):
+        assert s.server.metrics.registry.get_sample_value("clevermail_logins_total", {
+            "protocol": "imap", "mechanism": "login_command", "result": result}) == 1
 
 
 def test_no_throttle_configured(tmp_path, slept):

@@ -140,7 +140,7 @@ def test_log_file_lines_stay_whole_under_concurrent_writers(tmp_path, restore_cl
         head, _, text = line.partition(" INFO clevermail.test: ")
         n, i = int(text.split()[1]), int(text.split()[3])
         assert text == f"writer {n:02d} line {i:03d} {'x' * (n * 7)}"
-        assert len(head) == len("2026-01-01 00:00:00,000")
+        assert len(head) == len("2026-01-01T00:00:00.000+00:00")
         seen.add((n, i))
     assert len(seen) == 16 * 200
 
@@ -165,7 +165,10 @@ def test_log_time_matches_the_record(restore_clevermail_logger):
     for created in (1_700_000_000.25, 1_700_000_000.999, 1_700_000_001.0, 1_600_000_000.5):
         record = logging.LogRecord("clevermail", logging.INFO, __file__, 1, "m", None, None)
         record.created, record.msecs = created, (created - int(created)) * 1000
-        expected = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) + f",{int(record.msecs):03d}"
+        local = time.localtime(created)
+        zone = time.strftime("%z", local)
+        expected = (time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{int(record.msecs):03d}"
+                    + zone[:3] + ":" + zone[3:])
         assert fmt.format(record).startswith(expected + " INFO clevermail: m")
 
 

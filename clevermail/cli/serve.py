@@ -42,7 +42,8 @@ def start(ctx):
     if pid is not None:
         fail(f"clevermail is already running (pid {pid}, data in {settings.server.data_dir})")
     try:
-        setup_logging(settings.server.log_level, settings.server.log_file)
+        setup_logging(settings.server.log_level, settings.server.log_file,
+                      log_format=settings.server.log_format)
     except OSError as exc:
         fail(f"log file {settings.server.log_file}: {exc.strerror}")
     # handlers first: a SIGTERM that arrives while the listeners start must still

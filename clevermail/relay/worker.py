@@ -45,6 +45,7 @@ import time
 from collections import Counter
 from typing import Callable
 
+from clevermail.metrics import NO_METRICS
 from clevermail.relay.bounce import make_dsn
 from clevermail.relay.delivery import Result, Transport, deliver_mx, deliver_smarthost
 from clevermail.relay.queue import Entry, NoSuchEntry, RelayQueue
@@ -61,8 +62,10 @@ REPORT_RETRY = 300.0        # after a report could not be delivered
 class RelayWorker:
     def __init__(self, queue: RelayQueue, settings: RelaySettings, resolver,
                  local_deliver: Callable[[str, list[str], bytes], None],
-                 is_local: Callable[[str], bool], *, tls_context=None, logger: logging.Logger | None = None):
+                 is_local: Callable[[str], bool], *, tls_context=None, logger: logging.Logger | None = None,
+                 metrics=NO_METRICS):
         self.queue = queue
+        self.metrics = metrics          # metrics.Metrics: outcomes and latency per recipient
         self.settings = settings
         self.local_deliver, self.is_local = local_deliver, is_local
         self.log = logger or logging.getLogger("clevermail.relay")
@@ -288,6 +291,7 @@ class RelayWorker:
                     self.log.warning("%s: entry %s was deleted during delivery", entry.queue_id, eid)
                     return True
                 entry, did = updated, True
+                self.metrics.relay_results(entry, results, self._now())
             if entry.needs_bounce():
                 entry = self._report(eid, entry, "failed", body) or entry
                 did = True

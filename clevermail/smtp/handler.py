@@ -14,6 +14,7 @@ everything, including parts already committed.
 import logging
 
 from .. import routing
+from ..metrics import NO_METRICS
 from ..routing import Router
 from ..store.api import LocalDelivery
 from .message import new_queue_id
@@ -77,7 +78,7 @@ class Recipient:
 
 class SMTPFileHandler:
     def __init__(self, store: LocalDelivery, accounts, queue, postmaster="", senders=None, quota=None,
-                 router=None, srs=None, inbound=None):
+                 router=None, srs=None, inbound=None, metrics=NO_METRICS):
         self.store = store
         self.accounts = accounts
         self.queue = queue
@@ -93,6 +94,7 @@ class SMTPFileHandler:
         # and no limit
         self.senders = senders or SenderIdentity(lambda domain: self.accounts.is_local_domain(domain))
         self.quota = quota or SendQuota(None, 0, 0)
+        self.metrics = metrics          # counts the relay's local deliveries (deliver_queued)
 
     # -- recipients ------------------------------------------------------------
     def default_domain(self):
@@ -139,6 +141,7 @@ class SMTPFileHandler:
                                                   new_queue_id()))
             for p in pending:
                 p.commit()
+            self.metrics.local_delivered(len(accounts))
         except BaseException:
             for p in pending:
                 p.abort()

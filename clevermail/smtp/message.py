@@ -11,6 +11,7 @@ about one C-level search per 1000 octets - no Python loop per line.
 
 import email.utils
 import random
+import re
 import time
 
 from ..wire import dot_unstuff, has_long_line, normalize_crlf
@@ -89,3 +90,39 @@ def received_header(*, helo, peer, hostname, esmtp, tls_info, authenticated,
             f"\tby {hostname} (CleverMail) with {proto} id {queue_id}"
             f" session {session_id}{rcpt};\r\n"
             f"\t{_rfc5322_date()}\r\n").encode("utf-8")
+
+
+# The Message-ID field of the header section, folded lines included (RFC 5322 3.6.4).
+_MESSAGE_ID = re.compile(rb"^message-id[ \t]*:((?:[^\r\n]|\r\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
+_LOG_ID_LIMIT = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def message_id(data):
+    """The message's Message-ID for the log ('-' if none): searched in the header
+    section only, whitespace collapsed, cut at 200 characters, control characters
+    as '?' (it is the client's text)."""
+    end = data.find(b"\r\n\r\n")
+    m = _MESSAGE_ID.search(data, 0, end + 2 if end >= 0 else len(data))
+    if not m:
+        return "-"
+    text = b" ".join(m.group(1).split()).decode("utf-8", "replace")[:_LOG_ID_LIMIT]
+    return _CONTROL.sub("?", text) or "-"
+
+
+def recipients_text(recipients):
+    """'local=<a>,<b> relay=<c> forward=<d>' for the accepted line: each local
+    account once, as delivered (an alias names its owners), each relayed address as
+    given, and an alias's forwarding targets."""
+    local, relay, forward = [], [], []
+    for r in recipients:
+        for account in r.accounts:
+            if account not in local:
+                local.append(account)
+        into = forward if r.forwarded else relay
+        for address in r.external:
+            if address not in into:
+                into.append(address)
+    return " ".join(f"{name}=" + ",".join(f"<{a}>" for a in addresses)
+                    for name, addresses in (("local", local), ("relay", relay), ("forward", forward))
+                    if addresses)

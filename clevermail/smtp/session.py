@@ -20,6 +20,7 @@ own reply, R451_DELIVERY, and its cause's traceback in the log.
 """
 
 import ipaddress
+import time
 
 from ..login import SMTP_LINE_LIMIT, Login
 from ..netbase import LineSession, SessionClosed
@@ -30,6 +31,28 @@ from .handler import AliasTooBig, BadDomain, BadSRS, DeliveryFailed, NoSuchUser,
 from .replies import SMTPReplyError
 from .states import (ANY, BDAT, INIT, MAIL, MAY_BDAT, MAY_DATA, MAY_MAIL, MAY_RCPT,
                      OUTSIDE_TRANSACTION, RCPT, READY)
+
+
+# Refusals of a mail transaction by the reply's (code, enhanced status): the reason
+# label of the clevermail_smtp_refused metric.  Other error replies (syntax of other
+# commands, sequence errors, AUTH) are not a refused message.
+REFUSAL_REASONS = {
+    (550, "5.1.1"): "unknown_user",
+    (554, "5.7.1"): "relay_denied",
+    (552, "5.3.4"): "too_big",
+    (452, "4.5.3"): "too_many_recipients",
+    (421, "4.7.0"): "rate",             # AUTH throttled: too many failures
+    (530, "5.7.0"): "policy",           # submission without AUTH
+    (550, "5.7.1"): "policy",           # a local sender without AUTH, a From: not owned
+    (553, "5.7.1"): "policy",           # MAIL FROM not owned by the user
+    (450, "4.7.1"): "rate",             # the user's sending limit per hour
+    (553, "5.6.7"): "syntax",           # non-ASCII address without SMTPUTF8
+    (501, "5.1.3"): "syntax",
+    (501, "5.1.7"): "syntax",
+    (555, "5.5.4"): "syntax",
+    (554, "5.6.0"): "content",          # a line over 998 octets
+    (451, "4.3.0"): "local_error",      # nothing stored
+}
 
 
 class SMTPSession(LineSession):
@@ -111,6 +134,9 @@ class SMTPSession(LineSession):
             method(self, arg)
         except SMTPReplyError as exc:
             reply = exc.reply
+            reason = REFUSAL_REASONS.get((reply.code, reply.status))
+            if reason is not None:
+                self.server.metrics.smtp_refused(reason)
             self.send(reply.wire)
             if reply.code == 421:
                 raise SessionClosed() from None
@@ -290,6 +316,7 @@ class SMTPSession(LineSession):
     def _finish_message(self, body, stuffed):
         """Check, stamp and deliver the received message; the transaction ends here
         whatever happens."""
+        data_end = time.monotonic()
         sender, recipients = self.sender, self.recipients
         self.reset_transaction()
         body = message.prepare_body(body, stuffed)
@@ -313,12 +340,15 @@ class SMTPSession(LineSession):
             # the cause's traceback: a bug in the delivery path shows here, not as a
             # bare one-line 451 forever
             self.log.error("delivery failed id=%s from=<%s>: %s", queue_id, sender, exc,
-                           exc_info=exc.__cause__)
+                           exc_info=exc.__cause__, extra={"queue_id": queue_id})
+            self.server.metrics.store_error("smtp_delivery")
             raise SMTPReplyError(R.R451_DELIVERY) from None
         if self.auth_user is not None:
             self.server.handler.quota.record(self.auth_user, len(recipients))
-        self.log.info("accepted id=%s from=<%s> rcpts=%d (local %d, relay %d) size=%d",
-                      queue_id, sender, len(recipients), n_local, n_remote, len(body))
+        self.server.metrics.message_accepted(n_local, n_remote, data_end)
+        self.log.info("accepted id=%s from=<%s> %s size=%d message-id=%s helo=%s",
+                      queue_id, sender, message.recipients_text(recipients), len(body),
+                      message.message_id(body), self.helo, extra={"queue_id": queue_id})
         self.send(R.R250_QUEUED.format(queue_id).wire)
 
     def _inbound_checks(self, body, sender):
