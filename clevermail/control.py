@@ -12,6 +12,7 @@ the metrics URL, open sessions per protocol, the relay queue summary and the las
 WARNING/ERROR log records (logs.RecentErrors).
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import threading
 import time
 
 from . import __version__
-from .metrics import open_sessions, queue_summary
+from .metrics import open_sessions
 
 log = logging.getLogger("clevermail.control")
 
@@ -144,7 +145,8 @@ def status_of(service):
     now = time.time()
     endpoint = getattr(service, "metrics_endpoint", None)
     try:
-        queue = queue_summary(service.queue, now)
+        summary = service.queue.summary()
+        queue = {**dataclasses.asdict(summary), "line": summary.line()}
     except OSError as exc:
         queue = {"error": str(exc)}
     errors = service.recent_errors.recent() if getattr(service, "recent_errors", None) else []

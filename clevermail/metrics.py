@@ -11,8 +11,8 @@ in one process), with the labelled children looked up once, not per event.
 
 What is read rather than counted comes from a collector at scrape time
 (`ServiceCollector`): open sessions per protocol (the servers' live session sets) and
-the relay queue (entries and recipients by state, the oldest entry's age), so neither
-costs anything between scrapes.  Every name starts with `clevermail_`.
+the relay queue (RelayQueue.summary: entries and recipients by state, the oldest
+entry's age, bytes, damaged envelopes), so neither costs anything between scrapes.  Every name starts with `clevermail_`.
 
 `MetricsEndpoint` binds the listener when the service is built (a taken port is a
 start-up error like any listener's) and serves /metrics on its own thread, started
@@ -180,26 +180,6 @@ def for_settings(settings):
 
 
 # -- read at scrape time ------------------------------------------------------------------
-def queue_summary(queue, now=None):
-    """The relay queue at a glance: entries and recipients by state, the oldest
-    entry's age (seconds; None when empty).  An entry's state is its most pressing
-    recipient's: deferred, else pending, else reporting (a bounce owed or about to be
-    removed).  Reads every envelope (RelayQueue.list): for scrapes and status, not the
-    hot path."""
-    now = time.time() if now is None else now
-    entries, recipients, oldest = {}, {}, None
-    for e in queue.list():
-        states = {r.state for r in e.recipients}
-        for r in e.recipients:
-            recipients[r.state] = recipients.get(r.state, 0) + 1
-        state = "deferred" if "deferred" in states else "pending" if "pending" in states else "reporting"
-        entries[state] = entries.get(state, 0) + 1
-        oldest = e.arrival if oldest is None else min(oldest, e.arrival)
-    return {"entries": sum(entries.values()), "entries_by_state": entries,
-            "recipients_by_state": recipients,
-            "oldest_age": None if oldest is None else max(0.0, now - oldest)}
-
-
 def open_sessions(servers):
     """Live sessions per protocol of a service's (kind, server) pairs."""
     out = dict.fromkeys(PROTOCOLS, 0)
@@ -220,29 +200,34 @@ class ServiceCollector:
 
     def collect(self):
         service = self.service
-        summary = queue_summary(service.queue, service.queue.clock())
-        return self._families(open_sessions(service.servers), summary)
+        return self._families(open_sessions(service.servers), service.queue.summary())
 
     @staticmethod
     def _families(sessions, summary):
+        """`summary`: a relay.select.QueueSummary, or None (names only)."""
         open_ = GaugeMetricFamily("clevermail_sessions_open", "Sessions open now, by protocol.",
                                   labels=["protocol"])
         for protocol, n in sessions.items():
             open_.add_metric([protocol], n)
         entries = GaugeMetricFamily("clevermail_queue_entries", "Relay queue entries by state "
-                                    "(deferred, pending, reporting).", labels=["state"])
+                                    "(active, deferred, held, bounce).", labels=["state"])
         rcpts = GaugeMetricFamily("clevermail_queue_recipients", "Relay queue recipients by "
-                                  "state (pending, deferred, failed, delivered, bounced).",
+                                  "state (pending, deferred, delivered, failed, bounced).",
                                   labels=["state"])
         oldest = GaugeMetricFamily("clevermail_queue_oldest_age_seconds",
                                    "Age of the oldest relay queue entry (0 when empty).")
+        size = GaugeMetricFamily("clevermail_queue_bytes", "Bytes of the queued messages.")
+        damaged = GaugeMetricFamily("clevermail_queue_damaged_entries",
+                                    "Relay queue envelopes that cannot be read.")
         if summary is not None:
-            for state in ("deferred", "pending", "reporting"):
-                entries.add_metric([state], summary["entries_by_state"].get(state, 0))
-            for state, n in sorted(summary["recipients_by_state"].items()):
+            for state, n in summary.by_state.items():
+                entries.add_metric([state], n)
+            for state, n in sorted(summary.recipients_by_state.items()):
                 rcpts.add_metric([state], n)
-            oldest.add_metric([], summary["oldest_age"] or 0.0)
-        return [open_, entries, rcpts, oldest]
+            oldest.add_metric([], summary.oldest_age or 0.0)
+            size.add_metric([], summary.size)
+            damaged.add_metric([], summary.damaged)
+        return [open_, entries, rcpts, oldest, size, damaged]
 
 
 # -- the endpoint ------------------------------------------------------------------------

@@ -14,8 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from clevermail.config import ConfigError, load_config
-from clevermail.metrics import NO_METRICS, PromMetrics, queue_summary
-from clevermail.relay.queue import RelayQueue
+from clevermail.metrics import NO_METRICS, PromMetrics
 from clevermail.service import MailService, StartupError
 from relay_sink import Replies, ServiceEnv, Sink
 from waiting import wait_for
@@ -118,7 +117,10 @@ def test_scrape_sees_a_deferred_entry_and_its_age(env, replies):
     samples = scrape(port)
     assert value(samples, "clevermail_queue_entries", state="deferred") == 1
     assert value(samples, "clevermail_queue_recipients", state="deferred") == 1
+    assert value(samples, "clevermail_queue_entries", state="active") == 0
     assert value(samples, "clevermail_queue_oldest_age_seconds") >= 0
+    assert value(samples, "clevermail_queue_bytes") == env.queue.list()[0].size > 0
+    assert value(samples, "clevermail_queue_damaged_entries") == 0
     assert value(samples, "clevermail_relay_attempts_total", outcome="delivered") == 0
 
 
@@ -186,23 +188,6 @@ def test_registries_are_per_service():
     a.session_opened("smtp")
     assert a.registry.get_sample_value("clevermail_sessions_total", {"protocol": "smtp"}) == 1
     assert b.registry.get_sample_value("clevermail_sessions_total", {"protocol": "smtp"}) == 0
-
-
-def test_queue_summary_states_and_oldest_age(tmp_path):
-    queue = RelayQueue(tmp_path / "queue")
-    assert queue_summary(queue, 1000.0) == {"entries": 0, "entries_by_state": {},
-                                            "recipients_by_state": {}, "oldest_age": None}
-    queue.clock = lambda: 100.0
-    first = queue.enqueue("a@x.test", ["b@y.test", "c@y.test"], b"x", "Q1")
-    queue.clock = lambda: 400.0
-    queue.enqueue("a@x.test", ["d@y.test"], b"x", "Q2")
-
-    def defer(e):
-        e.recipients[0].state = "deferred"
-    queue.update(first, defer)
-    summary = queue_summary(queue, 1000.0)
-    assert summary == {"entries": 2, "entries_by_state": {"deferred": 1, "pending": 1},
-                       "recipients_by_state": {"deferred": 1, "pending": 2}, "oldest_age": 900.0}
 
 
 # -- configuration ---------------------------------------------------------------------------

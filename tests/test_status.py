@@ -49,7 +49,7 @@ def test_status_of_a_running_server(relay_env):
     assert f"smtp 127.0.0.1:{env.service.port('smtp')}" in out
     assert f"imap 127.0.0.1:{env.service.port('imap')}" in out
     assert "open sessions: smtp 1, pop3 0, imap 0" in out
-    assert "queue: 1 entries (1 deferred recipients), oldest " in out
+    assert "queue: 1 entry, 1 recipient: 0 active, 1 deferred, 0 held, 0 bounce; oldest " in out
     assert "metrics: off" in out
     assert "WARNING clevermail.test-status: the disk is 97% full" in out
 
@@ -61,7 +61,7 @@ def test_status_of_a_running_server(relay_env):
         (kind, port) for kind, ports in env.service.ports.items() for port in ports}
     assert st["sessions"] == {"smtp": 0, "pop3": 0, "imap": 0}
     assert st["queue"]["entries"] == 1 and st["queue"]["recipients_by_state"] == {"deferred": 1}
-    assert st["queue"]["oldest_age"] >= 0
+    assert st["queue"]["oldest_age"] >= 0 and st["queue"]["by_state"]["deferred"] == 1
     assert [e["message"] for e in st["errors"] if e["logger"] == "clevermail.test-status"] == [
         "the disk is 97% full"]
 

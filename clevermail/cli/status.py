@@ -70,12 +70,8 @@ def format_status(st):
     queue = st["queue"]
     if "error" in queue:
         lines.append(f"queue: cannot be read: {queue['error']}")
-    elif not queue["entries"]:
-        lines.append("queue: empty")
     else:
-        states = ", ".join(f"{n} {s}" for s, n in sorted(queue["recipients_by_state"].items()))
-        lines.append(f"queue: {queue['entries']} entries ({states} recipients), "
-                     f"oldest {span(queue['oldest_age'])}")
+        lines.append(f"queue: {queue['line']}")     # RelayQueue.summary's own line
     errors = st["errors"]
     lines.append(f"recent warnings and errors: {len(errors) or 'none'}")
     for e in errors:
