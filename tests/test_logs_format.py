@@ -155,7 +155,7 @@ def test_smtp_accept_line_in_both_formats(tmp_path, make_config, thread_guard, c
                 s.ehlo("client.example.test")
                 s.user, s.password = fakes.ALICE, fakes.PASSWORD
                 s.auth("PLAIN", s.auth_plain)
-                s.sendmail("sender@elsewhere.test", [fakes.ALICE, fakes.BOB, "carol@there.test"],
+                s.sendmail(fakes.ALICE, [fakes.ALICE, fakes.BOB, "carol@there.test"],
                            b"Subject: hi\r\nMessage-ID: <m-42@client.example.test>\r\n\r\nhello\r\n")
             assert wait_for(lambda: sink.messages)
     lines = read_lines(root, log_file)
@@ -167,7 +167,7 @@ def test_smtp_accept_line_in_both_formats(tmp_path, make_config, thread_guard, c
     assert len(accepted) == 1
     line = accepted[0]
     for part in (f"local=<{fakes.ALICE}>,<{fakes.BOB}>", "relay=<carol@there.test>",
-                 "message-id=<m-42@client.example.test>", "from=<sender@elsewhere.test>",
+                 "message-id=<m-42@client.example.test>", f"from=<{fakes.ALICE}>",
                  "helo=client.example.test"):
         assert part in line
     if log_format == "text":
