@@ -121,6 +121,24 @@ def test_a_second_server_on_the_same_data_dir_leaves_the_first_ones_socket(tmp_p
         assert request(sock)["pid"] == os.getpid() and first.control is not None
 
 
+def test_a_server_without_control_socket_is_running_by_its_pid_file(tmp_path, make_config, write_config):
+    from clevermail.pidfile import PidFile, path_for
+    settings = make_config(tmp_path)
+    os.makedirs(settings.server.data_dir)
+    path = write_config(tmp_path)
+    held = PidFile(path_for(settings.server.data_dir))
+    held.acquire()
+    try:
+        result = status(path)
+        assert result.exit_code == 0, result.output
+        assert f"clevermail is running (pid {os.getpid()}, from its pid file), but its control socket" in result.output
+        result = status(path, "--json")
+        assert result.exit_code == 0 and json.loads(result.output)["pid"] == os.getpid()
+    finally:
+        held.release()
+    assert status(path).exit_code == 3
+
+
 def test_hostile_requests_get_errors_and_the_server_answers_on(tmp_path, make_config, thread_guard):
     from clevermail.service import MailService
     settings = make_config(tmp_path)

@@ -1,6 +1,10 @@
 """`clevermail status`: ask the running server (its control socket, control.py) how
 it is.  Exit codes as LSB init scripts and systemctl status: 0 running, 3 not
-running, 4 status unknown (something answers, but not with a status)."""
+running, 4 status unknown (something answers, but not with a status).
+
+When nothing answers on the control socket but a live server holds the pid file
+(pidfile.py: a server that could not bind its socket, e.g. a second instance on the
+data directory), it is running: exit 0 with only its pid to show."""
 
 import json
 import time
@@ -8,6 +12,7 @@ import time
 import click
 
 from ..control import NotRunning, request, socket_path
+from ..pidfile import path_for, running
 from . import main
 from .common import config_option, load_settings
 
@@ -28,6 +33,15 @@ def status(ctx, as_json):
             raise ValueError(answer.get("error", "no status in the answer") if isinstance(answer, dict)
                              else "not a JSON object")
     except NotRunning as exc:
+        try:
+            pid = running(path_for(settings.server.data_dir))
+        except OSError:
+            pid = None
+        if pid is not None:
+            why = f"its control socket does not answer: {exc}"
+            click.echo(json.dumps({"running": True, "pid": pid, "reason": why}) if as_json
+                       else f"clevermail is running (pid {pid}, from its pid file), but {why}")
+            ctx.exit(RUNNING)
         if as_json:
             click.echo(json.dumps({"running": False, "reason": str(exc)}))
         else:
