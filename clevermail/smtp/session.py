@@ -51,6 +51,8 @@ REFUSAL_REASONS = {
     (501, "5.1.7"): "syntax",
     (555, "5.5.4"): "syntax",
     (554, "5.6.0"): "content",          # a line over 998 octets
+    (550, "5.4.6"): "loop",             # an alias that expands too far
+    (554, "5.4.6"): "loop",             # too many Received hops
     (451, "4.3.0"): "local_error",      # nothing stored
 }
 
