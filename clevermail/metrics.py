@@ -102,7 +102,7 @@ class PromMetrics(Metrics):
                                registry=reg)
         self._refused = Counter(
             "clevermail_smtp_refused", "SMTP MAIL/RCPT/DATA/BDAT refused, by reason: unknown_user, "
-            "relay_denied, too_big, too_many_recipients, rate, policy, syntax, content, loop, local_error.",
+            "relay_denied, too_big, too_many_recipients, rate, policy, syntax, content, loop, dns, local_error.",
             ["reason"], registry=reg)
         self._accepted = Counter("clevermail_messages_accepted",
                                  "Messages SMTP accepted (250 after the data).", registry=reg)

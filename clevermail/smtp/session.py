@@ -43,7 +43,8 @@ REFUSAL_REASONS = {
     (452, "4.5.3"): "too_many_recipients",
     (421, "4.7.0"): "rate",             # AUTH throttled: too many failures
     (530, "5.7.0"): "policy",           # submission without AUTH
-    (550, "5.7.1"): "policy",           # a local sender without AUTH, a From: not owned
+    (550, "5.7.1"): "policy",           # a local sender without AUTH, a From: not owned, DMARC
+    (451, "4.4.3"): "dns",              # SPF/DKIM/DMARC could not be decided now
     (553, "5.7.1"): "policy",           # MAIL FROM not owned by the user
     (450, "4.7.1"): "rate",             # the user's sending limit per hour
     (553, "5.6.7"): "syntax",           # non-ASCII address without SMTPUTF8
