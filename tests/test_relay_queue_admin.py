@@ -64,19 +64,36 @@ def test_a_new_entry_is_named_by_its_queue_id(q):
     assert q.get(eid).describe(now=q.clock()).startswith("F96A5CBBFEF4  age 0m00s  size ")
 
 
+def test_the_entries_of_one_message_are_qid_qid_2_and_answer_to_the_queue_id(q):
+    # remote recipients and an alias's forwards: two prepares, one queue id, one commit
+    first = q.prepare("a@here.test", ["b@there.test"], MSG, "AAAAAAAAAAAA")
+    second = q.prepare("srs@here.test", ["c@else.test"], MSG, "AAAAAAAAAAAA")
+    first.commit()
+    second.commit()
+    assert (first.id, second.id) == ("AAAAAAAAAAAA", "AAAAAAAAAAAA_2")
+    assert q.get("AAAAAAAAAAAA_2").queue_id == "AAAAAAAAAAAA"
+    assert q.resolve("AAAAAAAAAAAA") == q.resolve("aaaaaaaaaaaa") == ["AAAAAAAAAAAA", "AAAAAAAAAAAA_2"]
+    assert q.resolve("AAAAAAAAAAAA_2") == ["AAAAAAAAAAAA_2"]
+    # a report's queue id (QID-dsn) is its own: not one of the message's entries
+    assert q.enqueue("", ["a@here.test"], MSG, "AAAAAAAAAAAA-dsn") == "AAAAAAAAAAAA-dsn"
+    assert q.resolve("AAAAAAAAAAAA") == ["AAAAAAAAAAAA", "AAAAAAAAAAAA_2"]
+
+
 def test_a_taken_or_unusable_queue_id_gets_a_fresh_name(q):
-    first = q.enqueue("a@here.test", ["b@there.test"], MSG, "AAAAAAAAAAAA")
-    second = q.enqueue("a@here.test", ["c@there.test"], MSG, "AAAAAAAAAAAA")
-    assert first == "AAAAAAAAAAAA" and second != first
-    # a body without an envelope (a prepare in another process, or debris) also holds the name
+    # a body without an envelope (a prepare in another process, or debris) holds the name
     (q.path / "BBBBBBBBBBBB.eml").write_bytes(b"x")
-    assert q.enqueue("a@here.test", ["b@there.test"], MSG, "BBBBBBBBBBBB") != "BBBBBBBBBBBB"
+    assert q.enqueue("a@here.test", ["b@there.test"], MSG, "BBBBBBBBBBBB") == "BBBBBBBBBBBB_2"
     assert (q.path / "BBBBBBBBBBBB.eml").read_bytes() == b"x"
     odd = q.enqueue("a@here.test", ["b@there.test"], MSG, "not/a name")
     assert odd != "not/a name" and q.get(odd).queue_id == "not/a name"
-    # both entries sharing the queue id answer to it
-    assert q.resolve("AAAAAAAAAAAA") == ["AAAAAAAAAAAA"]           # the exact name wins
-    assert q.resolve("aaaaaaaaaaaa") == sorted([first, second])
+    assert q.resolve(odd) == [odd]
+    # no room for a suffix: the second gets new_id() and answers to that name (the
+    # queue id finds the entry named by it; smtp/message.py's ids are 12 characters)
+    long_id = "L" * 64
+    assert q.enqueue("a@here.test", ["b@there.test"], MSG, long_id) == long_id
+    other = q.enqueue("a@here.test", ["b@there.test"], MSG, long_id)
+    assert other != long_id and q.get(other).queue_id == long_id
+    assert q.resolve(other) == [other] and q.resolve(long_id) == [long_id]
 
 
 def test_an_old_entry_answers_to_its_name_and_to_its_queue_id(q):

@@ -7,10 +7,10 @@ from another process while the server runs. It knows nothing of SMTP: delivery.p
 worker.py do that.
 
 Names: an entry is named by the queue id it was given (the id of the SMTP 250 reply
-"queued as <qid>" and of every log line) when that id is a valid, unused name;
-otherwise (a clash, or entries written before this rule, whose names are a time
-stamp and a random tail) by new_id(). resolve() accepts either: the entry's own name,
-or the queue id stored in its envelope, case-insensitively.
+"queued as <qid>" and of every log line); a second entry of the same message (its
+remote recipients and an alias's forwards are two entries) is QID_2, and so on. A
+queue id that is no valid name gets new_id(), as every entry did before this rule (a
+time stamp and a random tail). resolve() takes a name or a queue id, in any case.
 
 On-disk layout of ``<queue_dir>`` (normally ``<data_dir>/queue``)::
 
@@ -58,6 +58,7 @@ from clevermail.relay.select import QueueSummary, Selector, summarize
 log = logging.getLogger("clevermail.relay")
 
 ORPHAN_AGE = 300.0        # seconds; longer than any prepare -> commit takes
+_SIBLINGS = 99            # entries one queue id may name (QID, QID_2, ...) before new_id()
 _ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 
 __all__ = ["ACTIVE", "FORMAT_VERSION", "HISTORY_LIMIT", "ORPHAN_AGE", "STATES", "Claim", "Entry",
@@ -182,16 +183,22 @@ class RelayQueue:
         return PendingEntry(self, entry_id, queue_id, tmp_json)
 
     def _create_body(self, queue_id: str, data: bytes) -> str:
-        """Write the body under the entry's name and return that name: the queue id
-        when it is a valid name and neither an entry, a body nor a temp envelope has it
-        (O_EXCL on the body decides races), else new_id()."""
-        if _ID_RE.match(queue_id or "") and not self._json(queue_id).exists() \
-                and not (self.tmp / f"{queue_id}.json").exists():
-            try:
-                write_exclusive(self._body(queue_id), data)
-                return queue_id
-            except FileExistsError:
-                pass
+        """Write the body under the entry's name and return that name: the queue id,
+        or QID_2, QID_3, ... when one message makes several entries (remote recipients
+        and an alias's forwards) or an id comes back; a name is free when no entry,
+        body or temp envelope has it (O_EXCL on the body decides races). new_id() for
+        a queue id that is no valid name."""
+        if _ID_RE.match(queue_id or ""):
+            for n in range(1, _SIBLINGS + 1):
+                name = queue_id if n == 1 else f"{queue_id}_{n}"
+                if not _ID_RE.match(name) or self._json(name).exists() \
+                        or (self.tmp / f"{name}.json").exists():
+                    continue
+                try:
+                    write_exclusive(self._body(name), data)
+                    return name
+                except FileExistsError:
+                    continue
         entry_id = self.new_id()
         write_exclusive(self._body(entry_id), data)
         return entry_id
@@ -241,26 +248,30 @@ class RelayQueue:
         return sorted(entries, key=lambda e: (e.arrival, e.id))
 
     def resolve(self, ident: str) -> list[str]:
-        """The entry names an operator's id means: the entry of that name, else every
-        entry whose name or queue id equals it case-insensitively (normally one; a
-        report queued twice for one message shares its queue id). NoSuchEntry if
-        none (an id that could be a path never gets this far)."""
+        """The entry names an operator's id means: every entry whose name or queue id
+        equals it (the entries of one message are QID, QID_2, ...: found by name; an
+        id in another case, or an older entry's queue id, by a scan of the envelopes;
+        an entry that got new_id() beside one named by its queue id answers to its own
+        name). NoSuchEntry if none (an id that could be a path never gets this far)."""
         self._check_id(ident)
-        if self._json(ident).exists():
-            return [ident]
+        for name in dict.fromkeys((ident, ident.upper())):
+            if self._json(name).exists():
+                return [name] + sorted(
+                    p.name[:-5] for p in self.path.glob(f"{name}_*.json")
+                    if _ID_RE.match(p.name[:-5]) and self._queue_id_of(p.name[:-5]) == name)
         want, found = ident.lower(), []
         for entry_id, _ in self.scan():
-            if entry_id.lower() == want:
-                found.append(entry_id)
-                continue
-            try:
-                if self.get(entry_id).queue_id.lower() == want:
-                    found.append(entry_id)
-            except (NoSuchEntry, ValueError):
-                continue                  # gone meanwhile, or damaged: name only
+            if entry_id.lower() == want or (self._queue_id_of(entry_id) or "").lower() == want:
+                found.append(entry_id)          # (a damaged envelope: by its name only)
         if not found:
             raise NoSuchEntry(ident)
         return sorted(found)
+
+    def _queue_id_of(self, entry_id: str) -> str | None:
+        try:
+            return self.get(entry_id).queue_id
+        except (NoSuchEntry, ValueError):       # gone meanwhile, or damaged
+            return None
 
     def select(self, selector: "Selector", now: float | None = None) -> list[Entry]:
         """The readable entries the selector matches, oldest first."""
