@@ -7,6 +7,7 @@ import os
 from click.testing import CliRunner
 
 from clevermail.cli import main
+from clevermail.store.maildir import to_wire
 from clevermail.store.view import FolderView
 
 # folder -> [(sub, file name, mtime, message bytes, expected IMAP flags)]
@@ -79,7 +80,11 @@ def folder_contents(store, address, name):
     folder = store.open_folder(address, name)
     try:
         view = FolderView(folder, name, readonly=True, recent=False)
-        return [(m.raw(), set(m.flags), int(m.internaldate)) for m in view.messages(range(1, len(view) + 1))]
+        out = []
+        for m in view.messages(range(1, len(view) + 1)):
+            with view.open_message(m.uid) as f:
+                out.append((to_wire(f.read()), set(m.flags), int(m.internaldate)))
+        return out
     finally:
         store.release_folder(folder)
 

@@ -144,6 +144,36 @@ def test_not_an_mbox(tmp_path):
         mbox.read_mbox(str(path))
 
 
+def test_append_many_in_the_store(tmp_path, store):
+    store.ensure_user(ALICE)
+    folder = store.open_folder(ALICE, "INBOX")
+    try:
+        assert folder.append_many([]) == []
+        uids = folder.append_many([(b"Subject: a\r\n\r\n1\r\n", "S", 1000), (b"Subject: b\r\n\r\n2\r\n", "", 2000),
+                                   (b"Subject: c\r\n\r\n3\r\n", set("FR"), 3000)])
+        assert uids == [1, 2, 3]
+        with pytest.raises(AttributeError):     # the second item is no message: none of them is kept
+            folder.append_many([(b"Subject: d\r\n\r\n", "", 4000), (None, "", 5000)])
+    finally:
+        store.release_folder(folder)
+    inbox = os.path.join(store.user_root(ALICE))
+    assert os.listdir(os.path.join(inbox, "tmp")) == []
+    assert sorted(n.split(":2,")[1] for n in os.listdir(os.path.join(inbox, "cur"))) == ["", "FR", "S"]
+    other = MailStore(tmp_path / "data")            # another process's view of the same files
+    assert folder_contents(other, ALICE, "INBOX") == [
+        (b"Subject: a\r\n\r\n1\r\n", {"\\Seen"}, 1000), (b"Subject: b\r\n\r\n2\r\n", set(), 2000),
+        (b"Subject: c\r\n\r\n3\r\n", {"\\Flagged", "\\Answered"}, 3000)]
+
+
+def test_import_in_small_batches(tmp_path, cfg, store, monkeypatch):
+    from clevermail.migrate import importer
+    monkeypatch.setattr(importer, "BATCH_MESSAGES", 2)
+    source = make_tree(tmp_path / "Maildir")
+    assert cli(cfg, "import", "alice", source)[:2] == (0, "imported 7 messages into 5 folders, 0 skipped as duplicates\n")
+    for name in TREE:
+        assert folder_contents(store, ALICE, name) == expected_contents(name), name
+
+
 # -- the command into a store -------------------------------------------------------------
 def test_import_maildirplusplus_tree(tmp_path, cfg, store):
     source = make_tree(tmp_path / "Maildir")
@@ -252,10 +282,40 @@ def test_keywords_that_cannot_be_kept_are_warned_about(tmp_path, cfg, store):
     assert first[1] == set(names[:26]) and second[1] == set()   # 26 taken: "ok" has no letter left
 
 
+def test_import_a_directory_of_mbox_files(tmp_path, cfg, store):
+    """Thunderbird's layout (Name.sbd/ holds Name's children, *.msf indexes beside),
+    which is also mutt's ~/Mail without the .sbd directories."""
+    top = tmp_path / "Mail" / "Local Folders"
+    (top / "Archives.sbd").mkdir(parents=True)
+    (top / "Inbox").write_bytes(
+        b"From - Mon Jan  1 10:00:00 2024\nX-Mozilla-Status: 0001\nX-Mozilla-Status2: 00000000\n"
+        b"X-Mozilla-Keys: $label1 later                \nSubject: read in thunderbird\n\nbody\n\n"
+        b"From - Mon Jan  1 11:00:00 2024\nX-Mozilla-Status: 1009\nSubject: deleted, not compacted\n\nold\n")
+    (top / "Inbox.msf").write_bytes(b"// <!-- <mdb:mork:z v=\"1.4\"/> -->\n")
+    (top / "Archives").write_bytes(b"")
+    (top / "Archives.sbd" / "2024").write_bytes(
+        b"From - Tue Jan  2 10:00:00 2024\nX-Mozilla-Status: 0005\nSubject: archived\n\nkept\n")
+    (top / "msgFilterRules.dat").write_bytes(b"version=\"9\"\n")
+    (top / "notes.txt").write_bytes(b"not mail\n")
+    code, out, err = cli(cfg, "import", "alice", str(top))
+    assert code == 0, err
+    assert out == "imported 3 messages into 2 folders, 0 skipped as duplicates\n"
+    assert sorted(err.splitlines()) == sorted(f"ignored {top / n}: not a mail folder"
+                                              for n in ("Inbox.msf", "msgFilterRules.dat", "notes.txt"))
+    inbox = folder_contents(store, ALICE, "INBOX")
+    assert [(raw.split(b"\r\n")[0], flags) for raw, flags, _ in inbox] == [
+        (b"Subject: read in thunderbird", {"\\Seen", "$label1", "later"}),
+        (b"Subject: deleted, not compacted", {"\\Seen", "\\Deleted", "$Forwarded"})]
+    assert store.folder_exists(ALICE, "Archives") and folder_contents(store, ALICE, "Archives") == []
+    (archived,) = folder_contents(store, ALICE, "Archives/2024")
+    assert archived == (b"Subject: archived\r\n\r\nkept\r\n", {"\\Seen", "\\Flagged"},
+                        calendar.timegm((2024, 1, 2, 10, 0, 0)))
+
+
 @pytest.mark.parametrize("args, message", [
     (["carol", "."], "error: no such account: carol@example.test"),
     (["alice", "{tmp}/plain.txt"], "not an mbox file"),
-    (["alice", "{tmp}/nomaildir"], "not a Maildir"),
+    (["alice", "{tmp}/nomaildir"], "neither a Maildir (no cur/ or new/) nor a directory of mbox files"),
     (["--folder", "a//b", "alice", "{tmp}/plain.txt"], "error: empty hierarchy level"),
 ])
 def test_one_line_errors(tmp_path, cfg, args, message):

@@ -1,5 +1,6 @@
 """`clevermail import` and `clevermail export`: moving an account's mail in from a
-Maildir, Maildir++ tree or mbox file, and out as a Maildir++ tree (clevermail/migrate/).
+Maildir, Maildir++ tree, mbox file or directory of mbox files, and out as a Maildir++
+tree (clevermail/migrate/).
 Both work while the server runs."""
 
 import contextlib
@@ -43,7 +44,8 @@ def _progress(total, label):
 @config_option
 @click.pass_context
 def import_mail(ctx, user, path, folder):
-    """Import PATH (a Maildir, a Maildir++ tree or an mbox file) into USER's account.
+    """Import PATH into USER's account: a Maildir, a Maildir++ tree, an mbox file or a
+    directory of mbox files (mutt's ~/Mail, Thunderbird's Mail/<account>).
 
     Flags, keywords and internal dates are kept and missing folders created; a
     message already in its folder (same date and bytes) is skipped, so running an
@@ -56,17 +58,19 @@ def import_mail(ctx, user, path, folder):
     address = _account(ctx, settings, user)
     try:
         split_folder(folder)
-        folders, problems = read_source(path, "INBOX" if folder.upper() == "INBOX" else folder)
+        source = read_source(path, "INBOX" if folder.upper() == "INBOX" else folder)
     except (SourceError, StoreError) as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
-    for place, reason in problems:
+    for place in source.ignored:
+        click.echo(f"ignored {place}: not a mail folder", err=True)
+    for place, reason in source.problems:
         click.echo(f"skipped {place}: {reason}", err=True)
     importer = Importer(MailStore(settings.server.data_dir), address)
-    total = sum(len(f.messages) for f in folders)
+    total = sum(len(f.messages) for f in source.folders)
     try:
         with _progress(total, f"importing into {address}") as step:
-            report = importer.run(folders, step)
+            report = importer.run(source.folders, step)
     except (OSError, StoreError) as exc:
         click.echo(f"error: import stopped: {exc} (messages imported before this are kept; "
                    f"running the import again skips them)", err=True)
@@ -76,7 +80,7 @@ def import_mail(ctx, user, path, folder):
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(report.summary())
-    if report.damaged or problems:
+    if report.damaged or source.problems:
         ctx.exit(1)
 
 

@@ -1,9 +1,10 @@
 """Moving mail in and out: `clevermail import` and `clevermail export`.
 
 Readers turn another program's mail into `message.Incoming` values (bytes, IMAP flag
-names, internal date); `importer.py` hands every one to the store through the same
-Folder.append that IMAP APPEND uses, so UIDs, indexes, locks and durability are the
-store's, and it works while the server runs.  `export.py` writes a user's folders as
+names, internal date); `importer.py` hands every one to the store through
+Folder.append_many, the batch form of the Folder.append that IMAP APPEND uses, so
+UIDs, indexes, locks and durability are the store's, and it works while the server
+runs.  `export.py` writes a user's folders as
 a Maildir++ tree that mutt and Dovecot read.
 
     message.py   the imported message (Incoming), the damaged-message check, IMAP

@@ -1,13 +1,14 @@
 """`clevermail import`: another program's mail into one account, through the store.
 
 What PATH is decides the reader: a directory with cur/ or new/ is a Maildir or
-Maildir++ tree (maildir.py), a file starting "From " an mbox (mbox.py).
+Maildir++ tree (maildir.py), another directory a tree of mbox files, a file starting
+"From " an mbox (mbox.py).
 
-Every message goes in through Folder.letters_for and Folder.append, the calls IMAP
-APPEND makes (imap/handler.py): UIDs, the uidlist, the index, the folder's locks
-and the fsyncs are the store's, so an import can run while the server runs (another
-process's appends reach its sessions through store/watch.py).  Folders missing in
-the account are created and subscribed.
+Every message goes in through Folder.letters_for and Folder.append_many, the batch
+form of the Folder.append IMAP APPEND makes (imap/handler.py): UIDs, the uidlist,
+the index, the folder's locks and the fsyncs are the store's, so an import can run
+while the server runs (another process's appends reach its sessions through
+store/watch.py).  Folders missing in the account are created and subscribed.
 
 Idempotence: a message is a duplicate, and skipped, when its target folder already
 holds one with the same internal date (to the second) and the same bytes (compared
@@ -24,25 +25,42 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
+from ..store import maildir as store_maildir
 from ..store.errors import MessageGone
 from ..store.view import FolderView
 from . import maildir, mbox
-from .message import Damaged, split_flags
+from .message import Damaged, SourceFolder, split_flags
 
 MAX_DATE = 2 ** 33 - 1      # beyond year 2200: a broken date, not a real one
+# Messages are committed in batches (Folder.append_many: one directory fsync and one
+# uidlist write per batch, every file still fsynced); a batch becomes visible at once.
+BATCH_MESSAGES = 500
+BATCH_BYTES = 32 << 20
 
 
 class SourceError(Exception):
     """PATH is neither a Maildir (tree) nor an mbox file."""
 
 
+@dataclass
+class Source:
+    """What PATH holds: SourceFolders to import, (place, reason) for parts that cannot
+    be imported, and paths of files that are not mail (left alone)."""
+
+    folders: list
+    problems: list = field(default_factory=list)
+    ignored: list = field(default_factory=list)
+
+
 def read_source(path, target="INBOX"):
-    """(folders, problems) for PATH: maildir.SourceFolder values to import and
-    (place, reason) pairs for what cannot be (see maildir.read_tree)."""
+    """The Source for PATH: a Maildir (tree), a directory of mbox files, or one mbox."""
     if os.path.isdir(path):
-        if not maildir.is_maildir(path):
-            raise SourceError(f"{path}: not a Maildir (no cur/ or new/ in it)")
-        return maildir.read_tree(path, target)
+        if maildir.is_maildir(path):
+            return Source(*maildir.read_tree(path, target))
+        folders, problems, ignored = mbox.read_mbox_dir(path, target)
+        if not folders and not problems:
+            raise SourceError(f"{path}: neither a Maildir (no cur/ or new/) nor a directory of mbox files")
+        return Source(folders, problems, ignored)
     if not os.path.isfile(path):
         raise SourceError(f"{path}: no such file or directory")
     try:
@@ -51,7 +69,7 @@ def read_source(path, target="INBOX"):
         raise SourceError(str(exc)) from None
     except OSError as exc:
         raise SourceError(f"{path}: {exc.strerror or exc}") from None
-    return [maildir.SourceFolder(target, messages)], []
+    return Source([SourceFolder(target, messages)])
 
 
 @dataclass
@@ -107,6 +125,7 @@ class Importer:
         try:
             known = _Known(folder, source.name)
             warned = set()
+            batch, batch_bytes = [], 0
             for item in source.messages:
                 try:
                     incoming = item.load()
@@ -130,12 +149,21 @@ class Importer:
                         warned.add(name.lower())
                         report.warnings.append(f"{source.name}: keyword {name!r} not kept "
                                                f"(not an IMAP atom, or the folder's 26 keywords are taken)")
-                folder.append(incoming.wire, "".join(sorted(letters)), date)
                 known.add(date, incoming.wire)
-                report.imported += 1
-                report.filled.add(source.name)
+                batch.append((incoming.wire, "".join(sorted(letters)), date))
+                batch_bytes += len(incoming.wire)
+                if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
+                    self._commit(folder, source.name, batch, report)
+                    batch, batch_bytes = [], 0
+            self._commit(folder, source.name, batch, report)
         finally:
             self.store.release_folder(folder)
+
+    @staticmethod
+    def _commit(folder, name, batch, report):
+        if batch:
+            report.imported += len(folder.append_many(batch))
+            report.filled.add(name)
 
 
 def _not_given_letters(folder, flags, letters):
@@ -149,24 +177,26 @@ def _not_given_letters(folder, flags, letters):
 
 class _Known:
     """The messages of a folder by (internal date, wire size), for the duplicate test:
-    existing ones are read only when date and size match; those appended by this run
-    are remembered by digest."""
+    existing ones are read (through the view) only when date and size match; those
+    imported by this run are remembered by digest.  Digests are of the disk form
+    (LF line ends), what the store keeps."""
 
     def __init__(self, folder, name):
-        view = FolderView(folder, name, readonly=True, recent=False)
+        self.view = FolderView(folder, name, readonly=True, recent=False)
         self.by_key = {}
-        for message in view.messages(range(1, len(view) + 1)):
-            self.by_key.setdefault((int(message.internaldate), message.size), []).append(message)
+        for message in self.view.messages(range(1, len(self.view) + 1)):
+            self.by_key.setdefault((int(message.internaldate), message.size), []).append(message.uid)
 
     def has(self, date, wire):
         candidates = self.by_key.get((date, len(wire)))
         if not candidates:
             return False
-        digest = hashlib.sha256(wire).digest()
+        digest = _digest(wire)
         for i, known in enumerate(candidates):
-            if not isinstance(known, bytes):
+            if isinstance(known, int):
                 try:
-                    known = candidates[i] = hashlib.sha256(known.raw()).digest()
+                    with self.view.open_message(known) as f:
+                        known = candidates[i] = hashlib.sha256(f.read()).digest()
                 except (MessageGone, OSError):     # expunged meanwhile, or unreadable
                     continue
             if known == digest:
@@ -174,4 +204,8 @@ class _Known:
         return False
 
     def add(self, date, wire):
-        self.by_key.setdefault((date, len(wire)), []).append(hashlib.sha256(wire).digest())
+        self.by_key.setdefault((date, len(wire)), []).append(_digest(wire))
+
+
+def _digest(wire):
+    return hashlib.sha256(store_maildir.to_disk(wire)).digest()

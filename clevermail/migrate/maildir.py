@@ -20,12 +20,12 @@ Formats:
 """
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..imap import utf7
 from ..store import paths
 from ..store.errors import InvalidName
-from .message import Damaged, Incoming, checked
+from .message import Damaged, Incoming, SourceFolder, checked
 
 KEYWORDS_FILE = "dovecot-keywords"
 MAILDIR_FLAGS = {"D": "\\Draft", "F": "\\Flagged", "P": "$Forwarded", "R": "\\Answered",
@@ -104,14 +104,6 @@ class MaildirMessage:
         if raw.startswith(b"From "):
             raw = raw.partition(b"\n")[2]     # an mbox From_ line some deliverers leave on top
         return Incoming(checked(raw), info_flags(os.path.basename(self.path), self.keywords), date)
-
-
-@dataclass
-class SourceFolder:
-    """A folder to import: its CleverMail name and its messages in import order."""
-
-    name: str
-    messages: list = field(default_factory=list)
 
 
 def read_folder(path, name):

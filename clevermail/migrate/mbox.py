@@ -17,10 +17,19 @@ Format (RFC 4155, and the mboxo/mboxrd variants of qmail's mbox(5)):
 - Flags as mutt and Dovecot write them: Status: R \\Seen (O only means "not new"),
   r \\Answered (mutt); X-Status: A \\Answered, F \\Flagged, T \\Draft, D \\Deleted;
   X-Keywords: keyword names separated by spaces or commas (Dovecot).
+- Thunderbird's: X-Mozilla-Status, a hex bit set: 0x1 \\Seen, 0x2 \\Answered,
+  0x4 \\Flagged, 0x8 \\Deleted (deleted but not yet compacted away: kept, marked),
+  0x1000 $Forwarded; X-Mozilla-Keys: keyword names separated by spaces.
 - Headers removed, as Dovecot hides them (they describe the mbox, not the message):
-  Status, X-Status, X-Keywords, X-UID, X-IMAPbase, X-IMAP, Content-Length.  The
-  pseudo message UW-IMAP and Dovecot keep first ("DON'T DELETE THIS MESSAGE",
-  a first message with an X-IMAP header) is skipped.
+  Status, X-Status, X-Keywords, X-UID, X-IMAPbase, X-IMAP, Content-Length, and
+  Thunderbird's X-Mozilla-Status, X-Mozilla-Status2, X-Mozilla-Keys.  The pseudo
+  message UW-IMAP and Dovecot keep first ("DON'T DELETE THIS MESSAGE", a first
+  message with an X-IMAP header) is skipped.
+- A directory of mbox files (mutt's ~/Mail, a Thunderbird profile's Mail/<account>)
+  is a tree of folders: each mbox file one folder named by its path below the
+  directory, Thunderbird's "Name.sbd" sub-directories holding the children of
+  "Name".  Files that are not mbox files (indexes like *.msf, filter rules) are
+  listed as ignored; an empty file is an empty folder.
 """
 
 import calendar
@@ -29,7 +38,9 @@ import os
 import re
 from dataclasses import dataclass
 
-from .message import Damaged, Incoming, checked
+from ..store import paths
+from ..store.errors import InvalidName
+from .message import Damaged, Incoming, SourceFolder, checked
 
 _MONTHS = {m: i for i, m in enumerate(
     ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
@@ -37,9 +48,11 @@ _DATE = re.compile(
     rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2})"
     rb" +(\d{1,2}):(\d\d)(?::(\d\d))?(?: +([A-Za-z]{1,5}|[+-]\d{4}))? +(\d{4})(?: +([+-]\d{4}))?\s*\Z")
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.MULTILINE)
-HIDDEN = ("status", "x-status", "x-keywords", "x-uid", "x-imapbase", "x-imap", "content-length")
+HIDDEN = ("status", "x-status", "x-keywords", "x-uid", "x-imapbase", "x-imap", "content-length",
+          "x-mozilla-status", "x-mozilla-status2", "x-mozilla-keys")
 STATUS_FLAGS = {"R": "\\Seen", "r": "\\Answered"}
 X_STATUS_FLAGS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
+MOZILLA_FLAGS = {0x1: "\\Seen", 0x2: "\\Answered", 0x4: "\\Flagged", 0x8: "\\Deleted", 0x1000: "$Forwarded"}
 
 
 class NotMbox(Exception):
@@ -127,6 +140,14 @@ def _strip_headers(head):
             flags += [X_STATUS_FLAGS[c] for c in text if c in X_STATUS_FLAGS]
         elif lname == "x-keywords":
             flags += [k for k in re.split(r"[\s,]+", text) if k]
+        elif lname == "x-mozilla-status":
+            try:
+                bits = int(text, 16)
+            except ValueError:
+                bits = 0
+            flags += [name for bit, name in MOZILLA_FLAGS.items() if bits & bit]
+        elif lname == "x-mozilla-keys":
+            flags += text.split()
         elif lname == "x-imap":
             internal = True
     return b"".join(kept), flags, internal
@@ -174,3 +195,46 @@ def read_mbox(path):
             raise NotMbox(f"{path}: not an mbox file (it is empty)")
         found.append((start, offset, date))
     return [MboxMessage(path, n, s, e, d) for n, (s, e, d) in enumerate(found, 1)]
+
+
+IGNORED_SUFFIXES = (".msf", ".lock", ".dat", ".json", ".sqlite", ".html")
+
+
+def read_mbox_dir(root, target="INBOX"):
+    """(folders, problems, ignored) of a directory of mbox files: SourceFolders named
+    by their paths below `root` (below `target` when that is not INBOX), (place,
+    reason) for files that cannot be folders, and the paths of files that are not
+    mbox files at all."""
+    folders, problems, ignored = [], [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = os.path.relpath(dirpath, root)
+        levels = [] if rel == "." else [d[:-4] if d.endswith(".sbd") else d for d in rel.split(os.sep)]
+        for filename in sorted(filenames):
+            path = os.path.join(dirpath, filename)
+            if filename.startswith(".") or filename.endswith(IGNORED_SUFFIXES):
+                ignored.append(path)
+                continue
+            name_levels = levels + [filename]
+            if target.upper() != "INBOX":
+                name_levels = target.split(paths.SEPARATOR) + name_levels
+            try:
+                name = _folder_name(name_levels)
+                empty = os.path.getsize(path) == 0
+                if not empty and not is_mbox(path):
+                    ignored.append(path)
+                    continue
+                folders.append(SourceFolder(name, [] if empty else read_mbox(path)))
+            except InvalidName as exc:
+                problems.append((path, f"folder not imported: {exc}"))
+            except (OSError, NotMbox) as exc:
+                problems.append((path, f"not imported: {getattr(exc, 'strerror', None) or exc}"))
+    return folders, problems, ignored
+
+
+def _folder_name(levels):
+    if levels[0].upper() == "INBOX":
+        levels = ["INBOX", *levels[1:]]
+    name = paths.SEPARATOR.join(levels)
+    paths.split_folder(name)        # InvalidName when CleverMail cannot hold it
+    return name

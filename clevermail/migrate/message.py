@@ -1,5 +1,6 @@
-"""One message on its way in: the `Incoming` value every reader produces, the check
-that tells a damaged message from a message, and IMAP keyword syntax.
+"""One message on its way in: the `Incoming` value every reader produces (and the
+`SourceFolder` that lists them), the check that tells a damaged message from a
+message, and IMAP keyword syntax.
 
 A message is kept byte for byte; only line ends are made CRLF (the wire form the
 store's append takes, RFC 5322 2.3).  "Damaged" is deliberately narrow, so that odd
@@ -11,7 +12,7 @@ not be shown in a FLAGS response and is reported instead of kept.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _FIELD = re.compile(rb"[!-9;-~]+[ \t]*:")
 # RFC 3501 atom: ATOM-CHAR is any CHAR except "(" ")" "{" SP CTL "%" "*" '"' "\" "]"
@@ -30,6 +31,15 @@ class Incoming:
     wire: bytes
     flags: tuple
     date: int
+
+
+@dataclass
+class SourceFolder:
+    """A folder to import: its CleverMail name and its messages (each with `origin`
+    and `load()` -> Incoming) in import order."""
+
+    name: str
+    messages: list = field(default_factory=list)
 
 
 def to_wire(raw):

@@ -1,8 +1,8 @@
 """Changes a session makes to a folder: flags, expunge, append, copy.
 
 FolderWriter is Folder's collaborator for writing (store/folder.py builds one per
-folder and its store_flags/expunge/expunge_flagged/append/copy_to are these
-methods).  It works on the files and tells the index what it did through Folder's
+folder and its store_flags/expunge/expunge_flagged/append/append_many/copy_to are
+these methods).  It works on the files and tells the index what it did through Folder's
 public API, never through the Folder's private state: `path`, `lock` and
 file_lock(); the index API get, uid_of, file_path, set_name, record_flags,
 record_expunge, index_new, rescan_all, dir_mtime, keep_stamp, wake; and, for a
@@ -12,14 +12,15 @@ Every change happens under the folder's lock and its file lock, updates the inde
 at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
 changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is unlink plus a
 directory fsync; append and copy write under tmp/, fsync, and link into cur/
-(the Maildir discipline of maildir.py).
+(the Maildir discipline of maildir.py); append_many does that for a batch with one
+directory fsync and one uidlist write (an import).
 """
 
 import errno
 import os
 
 from . import maildir
-from ..durable import fsync_dir
+from ..durable import fsync_dir, unlink_quiet
 from .flags import LETTER_FLAGS
 
 SUBDIRS = maildir.SUBDIRS
@@ -129,6 +130,35 @@ class FolderWriter:
             folder.index_new({"cur": [name]})
             folder.wake()
             return folder.uid_of(base)
+
+    def append_many(self, messages):
+        """Store a batch of (wire, letters, date) at once: each file is written and
+        fsynced under tmp/, then all are linked into cur/ under one lock with one
+        directory fsync and one uidlist write.  Returns their UIDs, in order.  A
+        failure before the commit leaves none of them visible."""
+        folder = self.folder
+        staged = []
+        try:
+            for wire, letters, date in messages:
+                disk = maildir.to_disk(wire)
+                base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
+                tmp = maildir.write_tmp(folder.path, disk, base)
+                staged.append((base, tmp, base + ":2," + "".join(sorted(set(letters)))))
+        except BaseException:
+            for _, tmp, _ in staged:
+                unlink_quiet(tmp)
+            raise
+        if not staged:
+            return []
+        with folder.lock, folder.file_lock():
+            before = folder.dir_mtime("cur")
+            for _, tmp, name in staged:
+                maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
+            fsync_dir(os.path.join(folder.path, "cur"))
+            folder.keep_stamp("cur", before)
+            folder.index_new({"cur": [name for _, _, name in staged]})
+            folder.wake()
+            return [folder.uid_of(base) for base, _, _ in staged]
 
     def copy_to(self, uids, target):
         """Copy messages into folder `target` (hard links where possible) with their

@@ -376,6 +376,10 @@ class Folder:
         """Store a message (wire form) with flags and internal date; its UID."""
         return self._writer.append(wire, letters, date)
 
+    def append_many(self, messages):
+        """Store a batch of (wire, letters, date) with one directory fsync; their UIDs."""
+        return self._writer.append_many(messages)
+
     def copy_to(self, uids, target):
         """Copy messages into folder `target` with their flags; [(old, new UID)]."""
         return self._writer.copy_to(uids, target)
