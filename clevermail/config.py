@@ -155,6 +155,14 @@ delay_warning = integer(min=0, default=0)
 concurrency = integer(min=1, max=64, default=4)
 # Seconds to wait for an MX host or smarthost to answer a connection.
 connect_timeout = float(min=1, default=30)
+# PEM CA certificate(s) that verify the smarthost's certificate ("" = the system CAs).
+smarthost_ca_file = string(default='')
+# SHA-256 fingerprint of the smarthost's certificate (hex, colons allowed): it must match ("" = not pinned).
+smarthost_fingerprint = fingerprint(default='')
+# The nameservers validate DNSSEC and the path to them is trusted: their AD bit is believed, and DANE (RFC 7672) applies to MX hosts with secure TLSA records.
+dnssec = boolean(default=False)
+# Apply recipient domains' MTA-STS policies (RFC 8461), fetched over HTTPS and cached under data_dir/mta-sts.
+mta_sts = boolean(default=True)
 
 [metrics]
 # Prometheus metrics at http://host:port/metrics ("" = off). No authentication: loopback only unless allow_remote.
@@ -165,7 +173,7 @@ allow_remote = boolean(default=False)
 
 SECRET_KEYS = {("relay", "smarthost_password")}
 PATH_KEYS = (("server", "data_dir"), ("server", "users_file"), ("server", "aliases_file"), ("server", "log_file"),
-             ("tls", "certificate"), ("tls", "key"))
+             ("tls", "certificate"), ("tls", "key"), ("relay", "smarthost_ca_file"))
 
 
 class ConfigError(Exception):
@@ -323,9 +331,20 @@ def _send_as_list(value):
     return out
 
 
+def _fingerprint(value):
+    """A SHA-256 certificate fingerprint: 64 hex digits, colons allowed -> lower-case
+    hex without colons; '' = none."""
+    if not isinstance(value, str):
+        raise _Invalid("one fingerprint is needed, not a list")
+    text = value.strip().replace(":", "").lower()
+    if text and (len(text) != 64 or any(c not in "0123456789abcdef" for c in text)):
+        raise _Invalid(f"{value.strip()!r} is not a SHA-256 fingerprint (64 hex digits)")
+    return text
+
+
 CHECKS = {"listen_list": _listen_list, "hostport": _hostport, "listen_hostport": _listen_hostport,
           "nameserver_list": _nameserver_list, "cidr_list": _cidr_list,
-          "send_as_list": _send_as_list}
+          "send_as_list": _send_as_list, "fingerprint": _fingerprint}
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -421,6 +440,14 @@ def _check_semantics(conf):
     # int_list(min=1) bounds the list's length (never empty), not its values
     if any(delay < 1 for delay in conf["relay"]["retry_schedule"]):
         problems.append("[relay] retry_schedule: every delay is at least 1 second")
+    relay = conf["relay"]
+    if relay["smarthost_tls"] == "none":
+        if relay["smarthost_password"]:
+            problems.append("[relay] smarthost_password: the password would travel in clear "
+                            "with smarthost_tls = none (use starttls or implicit)")
+        pinned = [k for k in ("smarthost_ca_file", "smarthost_fingerprint") if relay[k]]
+        if pinned:
+            problems.append(f"[relay] {', '.join(pinned)}: needs smarthost_tls = starttls or implicit")
     metrics = conf["metrics"]
     if metrics["listen"] and not metrics["allow_remote"] and not _is_loopback(metrics["listen"][0]):
         problems.append(f"[metrics] listen: {metrics['listen'][0]} is not a loopback address and the "
@@ -507,7 +534,11 @@ def settings_from(conf):
             smarthost=relay["smarthost"], smarthost_user=relay["smarthost_user"] or None,
             smarthost_password=relay["smarthost_password"] or None,
             smarthost_tls=relay["smarthost_tls"], concurrency=relay["concurrency"],
-            connect_timeout=relay["connect_timeout"]),
+            connect_timeout=relay["connect_timeout"], dnssec=relay["dnssec"],
+            mta_sts=relay["mta_sts"],
+            mta_sts_cache=os.path.join(server["data_dir"], "mta-sts"),
+            smarthost_ca_file=relay["smarthost_ca_file"] or None,
+            smarthost_fingerprint=bytes.fromhex(relay["smarthost_fingerprint"]) or None),
         listeners=tuple(Listener(kind, protocol, address, implicit_tls)
                         for kind, protocol, section, key, implicit_tls in LISTENER_KEYS
                         for address in conf[section][key]),

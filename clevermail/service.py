@@ -17,6 +17,7 @@ sees the old or the new, never half of each) and names those that need a restart
 import errno
 import logging
 import os
+import ssl
 import threading
 import time
 from dataclasses import fields
@@ -68,7 +69,8 @@ SERVERS = {
 LIVE_SERVER_KEYS = frozenset({"hostname", "domains", "postmaster", "abuse", "subaddress_separator",
                               "log_level", "certificate", "key", "drain_time"})
 # RelaySettings fields the worker cannot take live (its thread pool, its resolver).
-RESTART_RELAY_KEYS = {"concurrency": "concurrency", "nameservers": "nameservers"}
+RESTART_RELAY_KEYS = {"concurrency": "concurrency", "nameservers": "nameservers",
+                      "dnssec": "dnssec"}     # the resolver asks for the AD bit: built at start
 # Where ServerSettings fields come from in the file, for the notes.
 SERVER_SECTION = {"certificate": "tls", "key": "tls"}
 # Settings layers reload() knows; another layer that changed is named as needing a restart.
@@ -167,7 +169,8 @@ class MailService:
         self.throttle = AuthThrottle(settings.login.failures_per_client, settings.login.failure_window)
         self.queue = RelayQueue(os.path.join(server.data_dir, "queue"))
         # one resolver (and its TTL cache) for every lookup: relay, inbound checks
-        self.dns = self.resolver or make_resolver(settings.relay.nameservers)
+        self.dns = self.resolver or make_resolver(settings.relay.nameservers,
+                                                  dnssec=settings.relay.dnssec)
         inbound = None
         if settings.inbound.checks:
             inbound = InboundChecks(self.dns, server.hostname, self.accounts.is_local_domain,
@@ -198,11 +201,15 @@ class MailService:
             self.servers.append((listener.kind, srv))
 
         relay = settings.relay
-        self.worker = RelayWorker(
-            self.queue, relay, self.dns,
-            local_deliver=handlers["smtp"].deliver_queued,
-            is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
-            metrics=self.metrics)
+        try:
+            self.worker = RelayWorker(
+                self.queue, relay, self.dns,
+                local_deliver=handlers["smtp"].deliver_queued,
+                is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
+                metrics=self.metrics)
+        except (OSError, ssl.SSLError) as exc:
+            self._close_servers()
+            raise StartupError(f"[relay] smarthost_ca_file {relay.smarthost_ca_file}: {exc}") from None
         self._bind_metrics()
 
     def _bind_metrics(self):

@@ -339,7 +339,8 @@ def test_settings_per_layer(tmp_path):
         hostname="mx.example", interval=1, mx_port=2525, nameservers=(("192.0.2.53", 53),),
         retry_schedule=(60, 120), queue_lifetime=3600, delay_warning=600,
         smarthost=("relay.example", 587), smarthost_user="u", smarthost_password="p",
-        smarthost_tls="implicit", concurrency=2, connect_timeout=5)
+        smarthost_tls="implicit", concurrency=2, connect_timeout=5,
+        mta_sts_cache=str(tmp_path / "d" / "mta-sts"))
     assert [(l.kind, l.protocol, l.address, l.implicit_tls) for l in conf.listeners] == [
         ("smtp", "smtp", ("127.0.0.1", 2525), False),
         ("submission", "smtp", ("127.0.0.1", 0), False),

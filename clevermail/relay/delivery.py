@@ -12,14 +12,22 @@ per-recipient results: 2xx delivered, 4xx deferred, 5xx failed.
 - EHLO with our hostname (HELO if EHLO is refused), SIZE (RFC 1870) sent and
   respected, BODY=8BITMIME (RFC 6152) for 8-bit bodies, SMTPUTF8 (RFC 6531) when an
   address needs it.
-- TLS to MX hosts is opportunistic (RFC 3207; Postfix's "may" level): STARTTLS when
-  offered, verified with the given context; if the handshake fails (a certificate
-  that does not verify, or no common protocol) we reconnect and deliver in
-  plaintext, logging a warning. A refused STARTTLS command continues in plaintext.
+- TLS: tls_policy.py decides per host what TLS must be (DANE, MTA-STS, REQUIRETLS,
+  opportunistic "may") and judges each handshake; this module makes the connections.
+  Opportunistic TLS encrypts even when the certificate does not verify: a verifying
+  handshake first (to know "ca"), then, if the certificate was the problem, another
+  connection encrypted without verification, never cleartext. Only a handshake that
+  fails outright falls back to cleartext (a new connection without STARTTLS, logged
+  as a warning), and only where no rule makes TLS mandatory. A refused STARTTLS
+  command continues in cleartext likewise. Each Result says what TLS its session had
+  (tls_policy.TLSInfo: version and verified = none, ca, mta-sts, dane, fingerprint).
 - Smarthost mode: one connection for all recipients; TLS "starttls" (required, never
   a fallback to plaintext: the password must not travel in clear), "implicit"
-  (RFC 8314) or "none"; AUTH (RFC 4954) when a user is set. Any session failure,
+  (RFC 8314) or "none"; verified with its own context (CA file) and/or pinned by
+  fingerprint; AUTH (RFC 4954) when a user is set. Any session failure,
   authentication included, defers: it is a configuration problem, mail is kept.
+- REQUIRETLS (RFC 8689): the MAIL FROM parameter is passed on; a host that cannot
+  honour it is skipped with 550 5.7.30, so that the message bounces if no host can.
 
 Seams: `Transport.connect(address, port, timeout) -> socket` (tests map addresses to
 sinks on 127.0.0.1) and the injected resolver.
@@ -35,8 +43,12 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Callable
 
-from clevermail.relay.mx import (PermanentDNSError, TemporaryDNSError, resolve_addresses,
-                                 resolve_mx)
+from clevermail.relay import dane
+from clevermail.relay.mx import (PermanentDNSError, TemporaryDNSError, lookup_addresses,
+                                 lookup_mx)
+from clevermail.relay.tls_policy import (ANCHOR, NO_TLS, NOVERIFY, PLAIN, HostPlan, Reconnect,
+                                         SessionFailure, TLSInfo, after_verify_failure,
+                                         check_handshake, plan_for_mx, requiretls_ok)
 
 MAX_ADDRESSES = 10             # connections tried per domain and attempt
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -46,12 +58,27 @@ def default_connect(address: str, port: int, timeout: float) -> socket.socket:
     return socket.create_connection((address, port), timeout)
 
 
+def smarthost_context(ca_file: str | None) -> ssl.SSLContext | None:
+    """The context that verifies the smarthost with its own CA file (None: none set)."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+
+def unverified_context() -> ssl.SSLContext:
+    """Encryption without authentication (opportunistic TLS, DANE-EE): the
+    certificate is judged after the handshake, if at all."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 @dataclass(frozen=True)
 class Result:
     code: int
     text: str
     remote: str | None = None
     retry: bool = False         # a session-level failure: another host may do better
+    tls: TLSInfo | None = None  # what TLS the session had (None: no session)
 
     @property
     def state(self) -> str:
@@ -78,23 +105,15 @@ class Transport:
     resolver: object = None
     port: int = 25
     connect: Callable[[str, int, float], socket.socket] = default_connect
-    tls_context: ssl.SSLContext | None = None
+    tls_context: ssl.SSLContext | None = None      # verifying (system CAs when None)
+    noverify_context: ssl.SSLContext = field(default_factory=unverified_context)
+    dnssec: bool = False              # the resolver validates: its AD bit is trusted (DANE)
+    mta_sts: object = None            # mta_sts.PolicyCache, or None: MTA-STS off
+    dane_anchors: dict = field(default_factory=dict)   # MX host -> DANE-TA cert from its chain
     timeout: float = 30.0             # connecting
     command_timeout: float = 300.0    # each reply; RFC 5321 4.5.3.2 suggests minutes
     rng: random.Random = field(default_factory=random.Random)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("clevermail.relay"))
-
-
-class _SessionError(Exception):
-    """The session failed as a whole (see module doc)."""
-
-    def __init__(self, code: int, text: str):
-        super().__init__(f"{code} {text}")
-        self.code, self.text = code, text
-
-
-class _TLSFailed(Exception):
-    pass
 
 
 class _Client(smtplib.SMTP):
@@ -106,12 +125,17 @@ class _Client(smtplib.SMTP):
         super().__init__(local_hostname=t.hostname, timeout=t.timeout)
         self._host = server_name            # smtplib uses it as server_hostname
         self._t, self._address, self._implicit = t, address, implicit
+        self.tls_info = NO_TLS
 
     def _get_socket(self, host, port, timeout):
         sock = self._t.connect(self._address, port, timeout)
         sock.settimeout(self._t.command_timeout)
         if self._implicit is not None:
-            sock = self._implicit.wrap_socket(sock, server_hostname=self._host)
+            try:
+                sock = self._implicit.wrap_socket(sock, server_hostname=self._host)
+            except BaseException:
+                sock.close()
+                raise
         return sock
 
 
@@ -134,46 +158,79 @@ def _hello(client: _Client) -> None:
     if not 200 <= code < 300:
         code, msg = client.helo()
         if not 200 <= code < 300:
-            raise _SessionError(451, f"4.4.0 HELO refused: {code} {_text(msg)}")
+            raise SessionFailure(451, f"4.4.0 HELO refused: {code} {_text(msg)}")
+
+
+def _context(t: Transport, plan: HostPlan, way: str, anchors: list[bytes]) -> ssl.SSLContext:
+    if way == NOVERIFY:
+        return t.noverify_context
+    if way == ANCHOR:
+        return dane.tls_context_for_ta(anchors)
+    return plan.context or t.tls_context or ssl.create_default_context()
+
+
+def _starttls(t: Transport, client: _Client, plan: HostPlan, way: str, anchors: list[bytes],
+              remote: str) -> None:
+    """STARTTLS as the plan and `way` say; sets client.tls_info. Raises Reconnect
+    (make the session again another way) or SessionFailure."""
+    offered = client.has_extn("starttls")
+    if way != PLAIN and offered:
+        try:
+            code, msg = client.starttls(context=_context(t, plan, way, anchors))
+        except ssl.SSLCertVerificationError as e:
+            raise after_verify_failure(plan, way, remote, e.verify_message or e) from e
+        except (ssl.SSLError, OSError) as e:
+            if plan.mandatory:
+                raise SessionFailure(451, f"4.7.5 TLS with {remote} failed ({plan.why}): {e}") from e
+            raise Reconnect(PLAIN, f"STARTTLS with {remote} failed ({e}); delivering without TLS") from e
+        if code == 220:
+            client.tls_info = check_handshake(plan, way, client.sock, remote, t.dane_anchors,
+                                              client._host)
+            _hello(client)
+        elif plan.mandatory:
+            raise SessionFailure(451, f"4.7.0 {remote} refused STARTTLS ({plan.why}): "
+                                      f"{code} {_text(msg)}")
+    elif plan.mandatory:
+        raise SessionFailure(451, f"4.7.0 {remote} does not offer STARTTLS ({plan.why})")
 
 
 def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[str],
-             data: bytes, results: dict[str, Result], *, tls: str,
-             auth: tuple[str, str] | None, remote: str) -> None:
+             data: bytes, results: dict[str, Result], *, plan: HostPlan, way: str,
+             anchors: list[bytes], auth: tuple[str, str] | None, remote: str) -> None:
     """One SMTP transaction, filling `results` as replies come in (so that a lost
-    connection keeps the per-recipient answers already given). tls: 'may',
-    'require' or 'none'."""
+    connection keeps the per-recipient answers already given)."""
     try:
         code, msg = client.connect(client._host, port)
+    except ssl.SSLCertVerificationError as e:       # implicit TLS
+        raise SessionFailure(451, f"4.7.5 the certificate of {remote} does not verify: "
+                                  f"{e.verify_message or e}") from e
     except (OSError, smtplib.SMTPException) as e:
-        raise _SessionError(451, f"4.4.1 connection to {remote} failed: {e}") from e
+        raise SessionFailure(451, f"4.4.1 connection to {remote} failed: {e}") from e
+    if client._implicit is not None:
+        client.tls_info = check_handshake(plan, way, client.sock, remote)
     if code != 220:
-        raise _SessionError(451, f"4.4.0 {remote} greeted with: {code} {_text(msg)}")
+        raise SessionFailure(451, f"4.4.0 {remote} greeted with: {code} {_text(msg)}")
     _hello(client)
-    if tls in ("may", "require") and client.has_extn("starttls"):
-        try:
-            code, msg = client.starttls(context=t.tls_context or ssl.create_default_context())
-        except (ssl.SSLError, ssl.CertificateError, OSError) as e:
-            if tls == "may":
-                raise _TLSFailed(str(e)) from e
-            raise _SessionError(451, f"4.7.0 TLS with {remote} failed: {e}") from e
-        if code == 220:
-            _hello(client)
-        elif tls == "require":
-            raise _SessionError(451, f"4.7.0 {remote} refused STARTTLS: {code} {_text(msg)}")
-    elif tls == "require":
-        raise _SessionError(451, f"4.7.0 {remote} does not offer STARTTLS")
+    if client._implicit is None:
+        _starttls(t, client, plan, way, anchors, remote)
+    info = client.tls_info
+    if plan.requiretls:
+        if not requiretls_ok(plan, info):
+            raise SessionFailure(550, f"5.7.30 REQUIRETLS: the session with {remote} is not "
+                                      f"verified TLS to a securely known name (tls {info})")
+        if not client.has_extn("requiretls"):
+            raise SessionFailure(550, f"5.7.30 REQUIRETLS: {remote} does not support REQUIRETLS")
     if auth is not None:
         try:
             client.login(*auth)
         except smtplib.SMTPAuthenticationError as e:
-            raise _SessionError(451, f"4.7.0 authentication to {remote} failed: "
-                                     f"{e.smtp_code} {_text(e.smtp_error)}") from e
+            raise SessionFailure(451, f"4.7.0 authentication to {remote} failed: "
+                                      f"{e.smtp_code} {_text(e.smtp_error)}") from e
         except smtplib.SMTPException as e:   # no AUTH offered, no usable mechanism
-            raise _SessionError(451, f"4.7.0 authentication to {remote} impossible: {e}") from e
+            raise SessionFailure(451, f"4.7.0 authentication to {remote} impossible: {e}") from e
 
     def all_(code: int, text: str) -> None:
-        results.update({r: Result(code, text, remote) for r in rcpts})
+        results.update({r: Result(code, text, remote, tls=info) for r in rcpts})
 
     opts = []
     if client.has_extn("size"):
@@ -188,18 +245,20 @@ def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[
             return all_(553, f"5.6.7 {remote} does not support SMTPUTF8 addresses")
         opts.append("SMTPUTF8")
         client.command_encoding = "utf-8"
+    if plan.requiretls:
+        opts.append("REQUIRETLS")
     code, text = _cmd(client, "mail", f"FROM:<{sender}>" + "".join(" " + o for o in opts))
     if not 200 <= code < 300:
         if 500 <= code < 600:
             return all_(code, text)
-        raise _SessionError(code if 400 <= code < 500 else 451, text)
+        raise SessionFailure(code if 400 <= code < 500 else 451, text)
     accepted = []
     for rcpt in rcpts:
         code, text = _cmd(client, "rcpt", f"TO:<{rcpt}>")
         if 200 <= code < 300:
             accepted.append(rcpt)
         else:
-            results[rcpt] = Result(code if 400 <= code < 600 else 451, text, remote)
+            results[rcpt] = Result(code if 400 <= code < 600 else 451, text, remote, tls=info)
     if not accepted:
         return _quit(client)
     try:
@@ -209,10 +268,11 @@ def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[
     text = _text(msg)
     if 400 <= code < 500 or not 200 <= code < 600:
         for rcpt in accepted:
-            results[rcpt] = Result(code if 400 <= code < 500 else 451, text, remote, retry=True)
+            results[rcpt] = Result(code if 400 <= code < 500 else 451, text, remote, retry=True,
+                                   tls=info)
     else:
         for rcpt in accepted:
-            results[rcpt] = Result(code, text, remote)
+            results[rcpt] = Result(code, text, remote, tls=info)
     _quit(client)
 
 
@@ -223,32 +283,62 @@ def _quit(client: _Client) -> None:
         client.close()
 
 
+def _anchors(t: Transport, plan: HostPlan, host: str) -> list[bytes]:
+    """DANE-TA certificates known before connecting: "2 0 0" records, and the one
+    learnt from this host's chain earlier if a record still matches it."""
+    if not plan.dane:
+        return []
+    anchors = dane.full_ta_certs(list(plan.dane))
+    learnt = t.dane_anchors.get(host)
+    if learnt is not None and learnt not in anchors and any(
+            r.usage == dane.DANE_TA and dane.matches(r, learnt) for r in plan.dane):
+        anchors.append(learnt)
+    return anchors
+
+
+MAX_WAYS = 4        # connections per address: verify -> unverified, anchor -> leaf, -> plain
+
+
 def _attempt(t: Transport, address: str, server_name: str, port: int, sender: str,
-             rcpts: list[str], data: bytes, *, tls: str, auth=None, implicit=None,
-             qid: str = "-") -> dict[str, Result]:
-    """One connection (two if opportunistic TLS must fall back); session failures
-    come back as retry=True results."""
+             rcpts: list[str], data: bytes, *, plan: HostPlan, way: str | None = None,
+             auth=None, implicit: bool = False, qid: str = "-") -> dict[str, Result]:
+    """One session to one address, made again (at most MAX_WAYS connections) when
+    the TLS handshake must be done another way; session failures come back as
+    retry=True results."""
     remote = f"{server_name}[{address}]:{port}"
     results: dict[str, Result] = {}
-    failure = Result(451, f"4.7.0 TLS with {remote} failed", remote, retry=True)
-    for mode in (tls, "none") if tls == "may" else (tls,):
-        client = _Client(t, address, server_name, implicit)
+    failure = Result(451, f"4.7.5 TLS with {remote} failed", remote, retry=True)
+    anchors: list[bytes] = []
+    if way is None:
+        way, anchors = plan.first_way(_anchors(t, plan, server_name))
+    if plan.testing and plan.outside_policy:
+        t.log.warning("%s: MTA-STS testing: %s is not an MX host the policy names; "
+                      "enforce mode would not deliver to it", qid, remote)
+    for _ in range(MAX_WAYS):
+        client = _Client(t, address, server_name,
+                         _context(t, plan, way, anchors) if implicit else None)
         try:
-            _session(t, client, port, sender, rcpts, data, results, tls=mode, auth=auth,
-                     remote=remote)
+            _session(t, client, port, sender, rcpts, data, results, plan=plan, way=way,
+                     anchors=anchors, auth=auth, remote=remote)
             return results
-        except _TLSFailed as e:
-            t.log.warning("%s: STARTTLS with %s failed (%s); delivering without TLS",
-                          qid, remote, e)
-        except _SessionError as e:
+        except Reconnect as e:
+            if e.way == PLAIN:
+                t.log.warning("%s: %s", qid, e.why)
+            elif plan.testing and e.way == NOVERIFY:
+                t.log.warning("%s: MTA-STS testing: %s; enforce mode would defer", qid, e.why)
+            else:
+                t.log.info("%s: %s", qid, e.why)
+            way, anchors = e.way, e.anchors
+        except SessionFailure as e:
             t.log.info("%s: %s: %s", qid, remote, e)
-            failure = Result(e.code, e.text, remote, retry=True)
+            failure = Result(e.code, e.text, remote, retry=True, tls=client.tls_info)
             break
         except (smtplib.SMTPException, OSError) as e:
             # Lost mid-dialogue; if it was after the final dot the message may have
             # arrived, so a retry may duplicate it (acceptable, a loss is not).
             t.log.info("%s: %s: connection lost: %s", qid, remote, e)
-            failure = Result(451, f"4.4.2 connection to {remote} lost: {e}", remote, retry=True)
+            failure = Result(451, f"4.4.2 connection to {remote} lost: {e}", remote, retry=True,
+                             tls=client.tls_info)
             break
         finally:
             client.close()
@@ -270,35 +360,70 @@ def _screen(sender: str, rcpts: list[str]) -> dict[str, Result]:
     return {r: Result(553, "5.1.3 bad recipient address syntax") for r in rcpts if _unsafe(r)}
 
 
+def _policy(t: Transport, domain: str, qid: str):
+    """The domain's MTA-STS policy when it is enforce or testing, else None."""
+    if t.mta_sts is None:
+        return None
+    try:
+        policy = t.mta_sts.get(domain)
+    except Exception:       # a bug here must not stop delivery: as if no policy
+        t.log.exception("%s: MTA-STS lookup for %s failed", qid, domain)
+        return None
+    return policy if policy is not None and policy.mode in ("enforce", "testing") else None
+
+
 def deliver_mx(t: Transport, domain: str, sender: str, rcpts: list[str], data: bytes,
-               qid: str = "-") -> dict[str, Result]:
+               qid: str = "-", requiretls: bool = False) -> dict[str, Result]:
     """Deliver to every recipient of `domain` through its MX hosts."""
     screened = _screen(sender, rcpts)
     if screened:
         good = [r for r in rcpts if r not in screened]
-        return {**screened, **(deliver_mx(t, domain, sender, good, data, qid) if good else {})}
+        return {**screened, **(deliver_mx(t, domain, sender, good, data, qid, requiretls)
+                               if good else {})}
     try:
-        hosts = resolve_mx(domain, t.resolver, t.rng)
+        hosts, mx_secure = lookup_mx(domain, t.resolver, t.rng)
     except PermanentDNSError as e:
         return {r: Result(550, f"5.1.2 cannot deliver to {domain}: {e}") for r in rcpts}
     except TemporaryDNSError as e:
         return {r: Result(451, f"4.4.3 {e}") for r in rcpts}
+    policy = _policy(t, domain, qid)
+    own_name = domain.lower().rstrip(".")
     results: dict[str, Result] = {}
     remaining = list(rcpts)
     last = Result(451, f"4.4.4 no address found for the MX hosts of {domain}")
     tried = 0
     for host in hosts:
         try:
-            addresses = resolve_addresses(host, t.resolver)
+            addresses, address_secure = lookup_addresses(host, t.resolver)
         except (TemporaryDNSError, PermanentDNSError) as e:
             last = Result(451, f"4.4.3 MX host {host}: {e}")
             continue
+        tlsa = None
+        if t.dnssec and mx_secure and address_secure:
+            # RFC 7672 2.2: only a host found securely can have TLSA records that count
+            try:
+                tlsa = dane.lookup_tlsa(host, t.resolver)
+            except TemporaryDNSError as e:
+                last = Result(451, f"4.7.5 MX host {host}: TLSA lookup failed: {e}")
+                t.log.info("%s: %s", qid, last.text)
+                continue
+        if tlsa is None and policy is not None and policy.mode == "enforce" \
+                and not policy.allows(host):
+            last = Result(451, f"4.7.5 MX host {host} is not named by the MTA-STS policy "
+                               f"of {domain}")
+            t.log.info("%s: %s", qid, last.text)
+            continue
+        # The name a certificate must carry is known securely from a DNSSEC-validated
+        # MX answer, or when there was no MX to forge (implicit MX, address literal).
+        name_secure = (t.dnssec and mx_secure) or host == own_name or host in addresses
+        plan = plan_for_mx(host, tlsa=tlsa, policy=policy, requiretls=requiretls,
+                           name_secure=name_secure)
         for address in addresses:
             if tried >= MAX_ADDRESSES:
                 break
             tried += 1
             for rcpt, res in _attempt(t, address, host, t.port, sender, remaining, data,
-                                      tls="may", qid=qid).items():
+                                      plan=plan, qid=qid).items():
                 results[rcpt] = res
             remaining = [r for r in remaining if results[r].retry]
             if not remaining:
@@ -313,18 +438,30 @@ def deliver_mx(t: Transport, domain: str, sender: str, rcpts: list[str], data: b
 def deliver_smarthost(t: Transport, sender: str, rcpts: list[str], data: bytes, *,
                       host: str, port: int = 587, tls: str = "starttls",
                       user: str | None = None, password: str | None = None,
-                      qid: str = "-") -> dict[str, Result]:
-    """Deliver every recipient through the smarthost, in one connection."""
+                      qid: str = "-", context: ssl.SSLContext | None = None,
+                      fingerprint: bytes | None = None,
+                      requiretls: bool = False) -> dict[str, Result]:
+    """Deliver every recipient through the smarthost, in one connection. context:
+    verifies its certificate (None: the transport's, the system CAs); fingerprint:
+    the SHA-256 of its certificate, checked too (alone: instead of a CA)."""
     if tls not in ("starttls", "implicit", "none"):
         raise ValueError(f"smarthost TLS mode must be starttls, implicit or none, not {tls!r}")
     screened = _screen(sender, rcpts)
     if screened:
         good = [r for r in rcpts if r not in screened]
         return {**screened, **(deliver_smarthost(t, sender, good, data, host=host, port=port, tls=tls,
-                                                 user=user, password=password, qid=qid)
+                                                 user=user, password=password, qid=qid,
+                                                 context=context, fingerprint=fingerprint,
+                                                 requiretls=requiretls)
                                if good else {})}
-    implicit = (t.tls_context or ssl.create_default_context()) if tls == "implicit" else None
+    if requiretls and tls == "none":
+        return {r: Result(550, "5.7.30 REQUIRETLS: the smarthost is configured without TLS")
+                for r in rcpts}
+    secured = tls != "none"
+    plan = HostPlan(mandatory=secured, verify=secured, context=context,
+                    fingerprint=fingerprint if secured else None, requiretls=requiretls,
+                    name_secure=True, why="smarthost")
     auth = (user, password or "") if user else None
-    return _attempt(t, host, host, port, sender, rcpts, data,
-                    tls="require" if tls == "starttls" else "none", auth=auth,
-                    implicit=implicit, qid=qid)
+    return _attempt(t, host, host, port, sender, rcpts, data, plan=plan,
+                    way=None if secured else PLAIN, auth=auth, implicit=tls == "implicit",
+                    qid=qid)

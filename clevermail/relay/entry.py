@@ -17,11 +17,17 @@ The JSON envelope (one object, UTF-8, written whole and renamed into place)::
      "held_since": null,                 when the current hold began (Unix seconds)
      "held_total": 0.0,                  seconds spent on hold before, not counted
                                          in the queue lifetime
+     "requiretls": false,                RFC 8689: relay only over verified TLS
      "recipients": [{"address": "bob@example.net", "state": "deferred",
                      "attempts": 2, "last_reply": "451 4.3.0 try later",
                      "next_attempt": 1700000600.0, "remote": "mx.example.net [192.0.2.1]",
                      "updated": 1700000300.0}, ...],
-     "history": [{"time": 1700000000.0, "event": "queued", "detail": "..."}, ...]}
+     "history": [{"time": 1700000000.0, "event": "queued", "detail": "..."},
+                 {..., "event": "delivered", "tls": "TLSv1.3/ca"}, ...]}
+
+An attempt's history event says what TLS its session had ("tls": version/verified,
+verified none, ca, mta-sts, dane or fingerprint; "no-tls"), as relay/tls_policy.py
+TLSInfo prints it.
 
 Readers ignore unknown recipient keys and default missing optional ones, so a
 field may be added without a version bump; the newest HISTORY_LIMIT events are kept.
@@ -78,6 +84,7 @@ class Entry:
     held: bool = False               # on hold by the operator (see the module doc)
     held_since: float | None = None  # start of the current hold
     held_total: float = 0.0          # seconds on hold before the current hold
+    requiretls: bool = False         # RFC 8689 REQUIRETLS: verified TLS or a bounce
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -92,10 +99,12 @@ class Entry:
                    arrival=float(d["arrival"]), size=int(d.get("size", 0)), recipients=rcpts,
                    history=list(d.get("history", [])), warned=bool(d.get("warned", False)),
                    held=bool(d.get("held", False)), held_since=_opt_float(d.get("held_since")),
-                   held_total=float(d.get("held_total", 0.0)))
+                   held_total=float(d.get("held_total", 0.0)),
+                   requiretls=bool(d.get("requiretls", False)))
 
-    def add_history(self, now: float, event: str, detail: str = "") -> None:
-        self.history.append({"time": now, "event": event, "detail": detail})
+    def add_history(self, now: float, event: str, detail: str = "", tls: str | None = None) -> None:
+        self.history.append({"time": now, "event": event, "detail": detail,
+                             **({"tls": tls} if tls else {})})
         del self.history[:-HISTORY_LIMIT]
 
     def active(self) -> list[Recipient]:
@@ -163,7 +172,8 @@ class Entry:
         # New entries are named by their queue id; older ones show both names.
         name = self.id if self.id == self.queue_id else f"{self.id}  queue-id {self.queue_id}"
         lines = [f"{name}  age {span(now - self.arrival)}  "
-                 f"size {self.size}  from <{self.sender}>" + ("  HELD" if self.held else "")]
+                 f"size {self.size}  from <{self.sender}>" + ("  HELD" if self.held else "")
+                 + ("  REQUIRETLS" if self.requiretls else "")]
         for r in self.recipients:
             line = f"    <{r.address}>  {r.state}  attempts {r.attempts}"
             if r.state in ACTIVE and not self.held:
@@ -173,7 +183,8 @@ class Entry:
             lines.append(line)
         if history:
             lines += [f"    {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(h['time']))}  "
-                      f"{h['event']}  {h.get('detail', '')}".rstrip() for h in self.history]
+                      f"{h['event']}  {h.get('detail', '')}".rstrip()
+                      + (f"  tls={h['tls']}" if h.get("tls") else "") for h in self.history]
         return "\n".join(lines)
 
 

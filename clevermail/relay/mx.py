@@ -12,6 +12,13 @@ classification of DNS outcomes into permanent and temporary failures:
 
 The resolver is injected (anything with dnspython's ``resolve(qname, rdtype)``) so that
 tests point MX records at sinks on 127.0.0.1; make_resolver() builds the real one.
+
+DNSSEC (for DANE, RFC 7672 2.1): lookup_mx/lookup_addresses/query also say whether the
+answer was secure, i.e. came with the AD bit. We validate nothing ourselves: the AD bit
+means something only when the configured resolver validates and the path to it is
+trusted ([relay] dnssec = yes, as Postfix's smtp_dns_support_level = dnssec), and
+make_resolver(dnssec=True) asks for it (AD and DO set in queries, RFC 6840 5.7-5.8).
+A resolver without dnspython's Answer (a test fake returning a list) is never secure.
 """
 from __future__ import annotations
 
@@ -19,12 +26,13 @@ import ipaddress
 import random
 
 import dns.exception
+import dns.flags
 import dns.name
 import dns.nameserver
 import dns.resolver
 
 __all__ = ["DNSError", "PermanentDNSError", "TemporaryDNSError", "resolve_mx",
-           "resolve_addresses", "make_resolver"]
+           "resolve_addresses", "lookup_mx", "lookup_addresses", "query", "make_resolver"]
 
 
 class DNSError(Exception):
@@ -39,10 +47,22 @@ class TemporaryDNSError(DNSError):
     """Try again later (timeout, SERVFAIL, unreachable nameservers)."""
 
 
-def _query(resolver, qname: str, rdtype: str):
+def _secure(answer) -> bool:
+    response = getattr(answer, "response", None)
+    return bool(response is not None and response.flags & dns.flags.AD)
+
+
+def query(resolver, qname: str, rdtype: str) -> tuple[list, bool]:
+    """(records, secure): resolver.resolve() with its exceptions classified (see
+    _resolve); secure = the answer carried the AD bit."""
+    answer = _resolve(resolver, qname, rdtype)
+    return list(answer), _secure(answer)
+
+
+def _resolve(resolver, qname: str, rdtype: str):
     """resolver.resolve() with its exceptions classified; NoAnswer passes through."""
     try:
-        return list(resolver.resolve(qname, rdtype))
+        return resolver.resolve(qname, rdtype)
     except dns.resolver.NoAnswer:
         raise
     except (dns.resolver.NXDOMAIN, dns.resolver.YXDOMAIN) as e:
@@ -73,19 +93,27 @@ def _literal(host: str) -> str | None:
 
 def resolve_mx(domain: str, resolver, rng: random.Random | None = None) -> list[str]:
     """Host names (or IP addresses, for literals) to try, in order."""
+    return lookup_mx(domain, resolver, rng)[0]
+
+
+def lookup_mx(domain: str, resolver, rng: random.Random | None = None) -> tuple[list[str], bool]:
+    """(hosts, secure): resolve_mx's hosts, and whether the host names are known
+    securely: the MX answer had the AD bit, or there was no MX lookup to forge (an
+    address literal; the implicit MX, which is the domain's own name)."""
     literal = _literal(domain)
     if literal is not None:
-        return [literal]
+        return [literal], True
     domain = domain.rstrip(".")
     if not domain:
         raise PermanentDNSError("empty domain")
     try:
-        answer = _query(resolver, domain, "MX")
+        answer = _resolve(resolver, domain, "MX")
     except dns.resolver.NoAnswer:
         # RFC 5321 5.1: no MX records -> the domain itself is the implicit MX.
         if not resolve_addresses(domain, resolver):
             raise PermanentDNSError(f"{domain}: no MX and no A/AAAA record") from None
-        return [domain]
+        return [domain], True
+    secure = _secure(answer)
     records = [(r.preference, r.exchange) for r in answer]
     real = [(p, x) for p, x in records if x != dns.name.root]
     if not real:
@@ -101,33 +129,44 @@ def resolve_mx(domain: str, resolver, rng: random.Random | None = None) -> list[
         group = by_pref[pref]
         rng.shuffle(group)                          # spread load among equals
         hosts.extend(h for h in group if h not in hosts)
-    return hosts
+    return hosts, secure
 
 
 def resolve_addresses(host: str, resolver) -> list[str]:
     """IPv4 then IPv6 addresses of an MX host. [] if it has none; raises
     TemporaryDNSError only when nothing was found and a lookup failed temporarily."""
+    return lookup_addresses(host, resolver)[0]
+
+
+def lookup_addresses(host: str, resolver) -> tuple[list[str], bool]:
+    """(addresses, secure): resolve_addresses's, and whether every address answer
+    had the AD bit (RFC 7672 2.2.2: TLSA records count only for a secure host)."""
     literal = _literal(host)
     if literal is not None:
-        return [literal]
+        return [literal], False
     found: list[str] = []
+    secure = True
     temporary: TemporaryDNSError | None = None
     for rdtype in ("A", "AAAA"):
         try:
-            found.extend(r.address for r in _query(resolver, host, rdtype) if r.address not in found)
+            answer = _resolve(resolver, host, rdtype)
         except dns.resolver.NoAnswer:
             continue
         except TemporaryDNSError as e:
             temporary = e
+            continue
+        secure = secure and _secure(answer)
+        found.extend(r.address for r in answer if r.address not in found)
     if not found and temporary is not None:
         raise temporary
-    return found
+    return found, secure and bool(found)
 
 
-def make_resolver(nameservers, *, timeout: float = 5.0,
-                  lifetime: float = 15.0) -> dns.resolver.Resolver:
+def make_resolver(nameservers, *, timeout: float = 5.0, lifetime: float = 15.0,
+                  dnssec: bool = False) -> dns.resolver.Resolver:
     """A dnspython Resolver using `nameservers`, (address, port) pairs as config.py
-    parses them ([] = the system's resolv.conf)."""
+    parses them ([] = the system's resolv.conf); with dnssec, queries ask for the
+    AD bit (see the module doc)."""
     if nameservers:
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [dns.nameserver.Do53Nameserver(address, port)
@@ -137,4 +176,7 @@ def make_resolver(nameservers, *, timeout: float = 5.0,
     resolver.timeout = timeout                  # per nameserver try
     resolver.lifetime = lifetime                # whole query; beyond it we defer
     resolver.cache = dns.resolver.LRUCache()    # a queue run asks about the same domains
+    if dnssec:
+        resolver.use_edns(0, dns.flags.DO, 1232)
+        resolver.flags = dns.flags.RD | dns.flags.AD
     return resolver

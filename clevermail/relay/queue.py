@@ -158,7 +158,7 @@ class RelayQueue:
 
     # -- enqueue ----------------------------------------------------------------
     def prepare(self, sender: str, recipients: list[str], data: bytes,
-                queue_id: str) -> PendingEntry:
+                queue_id: str, requiretls: bool = False) -> PendingEntry:
         if not recipients:
             raise ValueError("an entry needs at least one recipient")
         now = self.clock()
@@ -172,7 +172,7 @@ class RelayQueue:
         # Its O_EXCL create also claims the name: the queue id if free, else a new one.
         entry_id = self._create_body(queue_id, data)
         entry = Entry(id=entry_id, queue_id=queue_id, sender=sender, arrival=now,
-                      size=len(data), recipients=rcpts)
+                      size=len(data), recipients=rcpts, requiretls=requiretls)
         entry.add_history(now, "queued", f"from <{sender}> to {len(rcpts)} recipient(s)")
         tmp_json = self.tmp / f"{entry_id}.json"
         try:

@@ -66,10 +66,11 @@ def record_results(e: Entry, results: dict[str, Result], now: float, *,
             state == "failed" and res.state == "deferred") else ""
         if state == "failed" and not e.sender:
             note = (note + "; " if note else "") + "no bounce: empty sender"
+        tls = str(res.tls) if res.tls is not None else None
         e.add_history(now, state, f"<{r.address}> via {res.remote or '-'}: {res.reply}"
-                      + (f" ({note})" if note else ""))
-        log.info("%s: to=<%s> relay=%s attempt=%d status=%s%s: %s", e.queue_id,
-                 r.address, res.remote or "none", r.attempts, state,
+                      + (f" ({note})" if note else ""), tls=tls)
+        log.info("%s: to=<%s> relay=%s tls=%s attempt=%d status=%s%s: %s", e.queue_id,
+                 r.address, res.remote or "none", tls or "-", r.attempts, state,
                  f" ({note})" if note else "", res.reply)
     return not e.finished()
 

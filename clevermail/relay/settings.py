@@ -37,12 +37,24 @@ class RelaySettings:
     concurrency: int = 4
     # Seconds to wait for an MX host or the smarthost to answer a connection.
     connect_timeout: float = 30.0
+    # The resolver validates DNSSEC: its AD bit is trusted, so DANE (RFC 7672) applies.
+    dnssec: bool = False
+    # Apply recipient domains' MTA-STS policies (RFC 8461); cached in this directory
+    # (None: in memory only).
+    mta_sts: bool = True
+    mta_sts_cache: str | None = None
+    # PEM CA file that verifies the smarthost (None: the system CAs).
+    smarthost_ca_file: str | None = None
+    # SHA-256 digest of the smarthost's certificate, checked when set.
+    smarthost_fingerprint: bytes | None = None
 
     def __post_init__(self):
         if self.smarthost_tls not in SMARTHOST_TLS:
             raise ValueError(f"smarthost_tls must be one of {SMARTHOST_TLS}: {self.smarthost_tls!r}")
         if not self.retry_schedule:
             raise ValueError("retry_schedule needs at least one delay")
+        if self.smarthost_fingerprint is not None and len(self.smarthost_fingerprint) != 32:
+            raise ValueError("smarthost_fingerprint must be a SHA-256 digest (32 bytes)")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1: {self.concurrency!r}")
         # frozen: normalise through object.__setattr__, once, here

@@ -26,10 +26,12 @@ Robustness: any exception of an entry is logged with its queue id and the entry 
 left alone for MIN_GAP seconds at least; a failed pass is logged and the loop goes
 on; waits are as long as possible and nothing spins.
 
-TLS to MX hosts (see delivery.py) is opportunistic like Postfix's "may": STARTTLS
-when offered, verified with tls_context (None = ssl.create_default_context()); if
-the handshake fails (e.g. a certificate that does not verify) the message goes in
-plaintext over a new connection. The smarthost's TLS is never optional.
+TLS (see tls_policy.py, delivery.py): opportunistic to MX hosts like Postfix's
+"may" (encrypted even when the certificate does not verify; "ca" when it verifies
+against tls_context, None = the system CAs), stricter where DANE ([relay] dnssec),
+a recipient domain's MTA-STS policy (mta_sts.PolicyCache, cached under
+settings.mta_sts_cache) or the entry's REQUIRETLS flag say so. The smarthost's TLS
+is never optional; its CA file and fingerprint come from the settings.
 """
 from __future__ import annotations
 
@@ -47,7 +49,9 @@ from typing import Callable
 
 from clevermail.metrics import NO_METRICS
 from clevermail.relay.bounce import make_dsn
-from clevermail.relay.delivery import Result, Transport, deliver_mx, deliver_smarthost
+from clevermail.relay.delivery import (Result, Transport, deliver_mx, deliver_smarthost,
+                                       smarthost_context)
+from clevermail.relay.mta_sts import PolicyCache
 from clevermail.relay.queue import Entry, NoSuchEntry, RelayQueue
 from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
                                        report_recipients, warning_due)
@@ -63,7 +67,7 @@ class RelayWorker:
     def __init__(self, queue: RelayQueue, settings: RelaySettings, resolver,
                  local_deliver: Callable[[str, list[str], bytes], None],
                  is_local: Callable[[str], bool], *, tls_context=None, logger: logging.Logger | None = None,
-                 metrics=NO_METRICS):
+                 metrics=NO_METRICS, mta_sts_fetcher=None):
         self.queue = queue
         self.metrics = metrics          # metrics.Metrics: outcomes and latency per recipient
         self.settings = settings
@@ -76,7 +80,12 @@ class RelayWorker:
                                    # CA store for each would cost milliseconds
                                    tls_context=tls_context or ssl.create_default_context(),
                                    timeout=settings.connect_timeout,
-                                   rng=self.rng, log=self.log)
+                                   rng=self.rng, log=self.log, dnssec=settings.dnssec,
+                                   mta_sts=PolicyCache(resolver, settings.mta_sts_cache,
+                                                       mta_sts_fetcher, log=self.log)
+                                   if settings.mta_sts else None)
+        # raises OSError/SSLError for a bad CA file: at start
+        self.smarthost_context = smarthost_context(settings.smarthost_ca_file)
         self._lock = threading.Lock()               # _inflight and _not_before
         self._inflight: set[str] = set()
         self._tasks: queue_mod.SimpleQueue | None = None
@@ -143,7 +152,13 @@ class RelayWorker:
 
     def update_settings(self, settings: RelaySettings) -> None:
         """Reload: later deliveries use `settings` (concurrency, nameservers: at start)."""
-        self.transport = dataclasses.replace(self.transport, hostname=settings.hostname,
+        try:
+            self.smarthost_context = smarthost_context(settings.smarthost_ca_file)
+        except (OSError, ssl.SSLError) as e:    # keep the old trust rather than none
+            self.log.error("-: reload: [relay] smarthost_ca_file not loaded (%s)", e)
+        mta_sts = (self.transport.mta_sts or PolicyCache(self.transport.resolver, settings.mta_sts_cache,
+                                                         log=self.log)) if settings.mta_sts else None
+        self.transport = dataclasses.replace(self.transport, hostname=settings.hostname, mta_sts=mta_sts,
                                              port=settings.mx_port, timeout=settings.connect_timeout)
         self.settings = settings
         self._wake.set()
@@ -317,7 +332,8 @@ class RelayWorker:
             return {r.address: Result(554, "5.3.0 the queued message body was lost") for r in due}
         results: dict[str, Result] = {}
         groups: dict[str, list[str]] = {}
-        settings, transport = self.settings, self.transport   # read once: reload swaps them
+        # read once: reload swaps them
+        settings, transport, smarthost_context = self.settings, self.transport, self.smarthost_context
         smarthost = settings.smarthost
         for r in due:
             local, _, domain = r.address.rpartition("@")
@@ -335,9 +351,13 @@ class RelayWorker:
                         transport, entry.sender, rcpts, body, host=smarthost[0],
                         port=smarthost[1], tls=settings.smarthost_tls,
                         user=settings.smarthost_user,
-                        password=settings.smarthost_password, qid=qid)
+                        password=settings.smarthost_password, qid=qid,
+                        context=smarthost_context,
+                        fingerprint=settings.smarthost_fingerprint,
+                        requiretls=entry.requiretls)
                 else:
-                    res = deliver_mx(transport, domain, entry.sender, rcpts, body, qid)
+                    res = deliver_mx(transport, domain, entry.sender, rcpts, body, qid,
+                                     requiretls=entry.requiretls)
             except Exception:
                 self.log.exception("%s: delivery to %s failed unexpectedly", qid, domain)
                 res = {a: Result(451, "4.3.0 internal error during delivery") for a in rcpts}

@@ -153,13 +153,14 @@ class SMTPFileHandler:
         return self.accounts.authenticate(username, password)
 
     # -- delivery ----------------------------------------------------------------
-    def deliver(self, sender, recipients, data, trace, queue_id, folder=None):
+    def deliver(self, sender, recipients, data, trace, queue_id, folder=None, requiretls=False):
         """Store `data` for every recipient: the message as smtp.message.prepare_body
         returns it (not dot-stuffed, every line ending in CRLF, no other CR or LF).
 
         `trace` is the Received header block to prepend; local copies also get
         Return-Path (RFC 5321 4.4: added at final delivery) and go to `folder`
-        ("Junk" for quarantined mail) instead of INBOX.  Returns when every
+        ("Junk" for quarantined mail) instead of INBOX; `requiretls` (RFC 8689) is
+        kept in the queue entries for the relay.  Returns when every
         copy and the queue entry are fsynced and committed; raises DeliveryFailed
         (with nothing stored) otherwise."""
         local, remote, forwards = self._split(recipients)
@@ -171,12 +172,15 @@ class SMTPFileHandler:
                 pending.append(self.store.prepare_local(sender, local, trace, data, clean=True,
                                                         folder=folder))
             if remote:
-                pending.append(self.queue.prepare(sender, remote, trace + data, queue_id))
+                pending.append(self.queue.prepare(sender, remote, trace + data, queue_id,
+                                                  requiretls=requiretls))
             if forwards:
                 # an alias's external targets: the envelope sender rewritten (SRS) so
-                # that SPF passes at the next hop
+                # that SPF passes at the next hop; REQUIRETLS goes with every copy
+                # (RFC 8689 4.1)
                 pending.append(self.queue.prepare(self._forward_sender(sender), forwards,
-                                                  trace + data, queue_id))
+                                                  trace + data, queue_id,
+                                                  requiretls=requiretls))
             # Mailboxes first, the queue last: a committed queue entry wakes the relay
             # worker, which must never send what a later failure would take back.
             for p in pending:

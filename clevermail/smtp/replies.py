@@ -109,6 +109,7 @@ R555_PARAM = Reply(555, "5.5.4", "Unsupported MAIL/RCPT parameter {}")
 
 # -- 5xx: policy and content -------------------------------------------------------
 R530_AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
+R530_REQUIRETLS_NEEDS_TLS = Reply(530, "5.7.10", "REQUIRETLS needs a TLS session (RFC 8689)")
 R535_AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
 R538_ENCRYPTION_REQUIRED = Reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
 R550_NO_SUCH_USER = Reply(550, "5.1.1", "No such user here")

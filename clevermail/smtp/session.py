@@ -1,7 +1,8 @@
 """The SMTP session: RFC 5321 with the ESMTP extensions SIZE (RFC 1870), PIPELINING
 (RFC 2920), 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034, codes of RFC 3463),
-SMTPUTF8 (RFC 6531), STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616) and
-CHUNKING/BDAT (RFC 3030); Received "with" keywords of RFC 3848.
+SMTPUTF8 (RFC 6531), STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616),
+CHUNKING/BDAT (RFC 3030) and, on submission over TLS, REQUIRETLS (RFC 8689: the flag
+goes with the message into the relay queue); Received "with" keywords of RFC 3848.
 
 One command table maps a verb to (method, states where it is allowed; states.py);
 handle_line checks the state once and is the one place where an SMTPReplyError
@@ -93,6 +94,7 @@ class SMTPSession(LineSession):
         self.recipients = []
         self.rcpt_tried = False
         self.smtputf8 = False
+        self.requiretls = False
         self.chunks = []
         self.chunk_size = 0
         self.state = READY if self.helo is not None else INIT
@@ -187,6 +189,8 @@ class SMTPSession(LineSession):
                  "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING"]
         if self.tls_available:
             lines.append("STARTTLS")
+        if self._requiretls_offered():
+            lines.append("REQUIRETLS")
         if self.plaintext_auth_ok:
             # RFC 4954 4: offer AUTH only where credentials may travel
             lines.append("AUTH " + " ".join(auth.MECHANISMS))
@@ -196,15 +200,19 @@ class SMTPSession(LineSession):
     def _bad_helo(self):
         raise SMTPReplyError(R.R501_HELO)
 
+    def _requiretls_offered(self):
+        # RFC 8689 4.1: for messages submitted over TLS; the relay honours it
+        return self.mode == "submission" and self.tls
+
     # -- transaction ---------------------------------------------------------------
     def cmd_MAIL(self, arg):
-        """MAIL FROM:<reverse-path> [SIZE= BODY= SMTPUTF8 AUTH=]: start a transaction.
+        """MAIL FROM:<reverse-path> [SIZE= BODY= SMTPUTF8 AUTH= REQUIRETLS]: start a transaction.
         States: ready (after HELO/EHLO, no transaction open).
-        RFC 5321 4.1.1.2, RFC 1870, RFC 6152, RFC 6531 3.4, RFC 4954 5."""
+        RFC 5321 4.1.1.2, RFC 1870, RFC 6152, RFC 6531 3.4, RFC 4954 5, RFC 8689 4.1."""
         if self.mode == "submission" and self.auth_user is None:
             raise SMTPReplyError(R.R530_AUTH_REQUIRED)
         sender, params = parser.parse_mail(arg)
-        smtputf8 = False
+        smtputf8 = requiretls = False
         for key, value in params.items():
             if key == "SIZE":
                 if parser.parse_size(value) > self.server.limits.message_size:
@@ -216,6 +224,10 @@ class SMTPSession(LineSession):
                 smtputf8 = True
             elif key == "AUTH" and value:
                 pass                 # RFC 4954 5: accepted; we do not trust it
+            elif key == "REQUIRETLS" and value is None and self.mode == "submission":
+                if not self.tls:
+                    raise SMTPReplyError(R.R530_REQUIRETLS_NEEDS_TLS)
+                requiretls = True
             else:
                 raise SMTPReplyError(R.R555_PARAM.format(key))
         if not smtputf8 and not sender.isascii():
@@ -223,6 +235,7 @@ class SMTPSession(LineSession):
         self._check_sender(sender)
         self.sender = sender
         self.smtputf8 = smtputf8
+        self.requiretls = requiretls
         self.state = MAIL
         self.send(R.R250_SENDER_OK.wire)
 
@@ -320,7 +333,7 @@ class SMTPSession(LineSession):
         """Check, stamp and deliver the received message; the transaction ends here
         whatever happens."""
         data_end = time.monotonic()
-        sender, recipients = self.sender, self.recipients
+        sender, recipients, requiretls = self.sender, self.recipients, self.requiretls
         self.reset_transaction()
         body = message.prepare_body(body, stuffed)
         if message.hop_count(body) > message.MAX_HOPS:
@@ -338,7 +351,7 @@ class SMTPSession(LineSession):
             queue_id=queue_id, session_id=self.session_id, recipients=recipients)
         try:
             n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id,
-                                                            folder=folder)
+                                                            folder=folder, requiretls=requiretls)
         except DeliveryFailed as exc:
             # the cause's traceback: a bug in the delivery path shows here, not as a
             # bare one-line 451 forever
