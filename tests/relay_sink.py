@@ -53,15 +53,20 @@ class Sink:
     ('dot': after the message was read, before the reply).
     starttls / implicit: server SSLContexts. auth: (user, password) required for MAIL.
     size: advertised SIZE. on_data(Received): called before the reply (may block).
+    requiretls: advertise REQUIRETLS (RFC 8689) once the session is encrypted.
+    broken_tls: offer STARTTLS, answer 220, then send bytes that are not TLS and
+    close (the client's handshake fails outright).
     """
 
     def __init__(self, *, rcpt=None, greeting=(220, "sink ESMTP"), mail_reply=(250, "2.1.0 ok"),
                  data_reply=(250, "2.0.0 queued"), drop: str | None = None, starttls=None,
                  implicit=None, auth: tuple[str, str] | None = None, size: int | None = None,
-                 on_data: Callable[[Received], None] | None = None, smtputf8=True):
+                 on_data: Callable[[Received], None] | None = None, smtputf8=True,
+                 requiretls: bool = False, broken_tls: bool = False):
         self.rcpt, self.greeting, self.mail_reply, self.data_reply = rcpt, greeting, mail_reply, data_reply
         self.drop, self.starttls, self.implicit, self.auth = drop, starttls, implicit, auth
         self.size, self.on_data, self.smtputf8 = size, on_data, smtputf8
+        self.requiretls, self.broken_tls = requiretls, broken_tls
         self.messages: list[Received] = []
         self.sessions: list[dict] = []
         self.lock = threading.Lock()
@@ -149,8 +154,10 @@ class Sink:
                     feats.append("SMTPUTF8")
                 if self.size is not None:
                     feats.append(f"SIZE {self.size}")
-                if self.starttls is not None and not session["tls"]:
+                if (self.starttls is not None or self.broken_tls) and not session["tls"]:
                     feats.append("STARTTLS")
+                if self.requiretls and session["tls"]:
+                    feats.append("REQUIRETLS")
                 if self.auth is not None:
                     feats.append("AUTH PLAIN LOGIN")
                 lines = [arg] + feats
@@ -159,6 +166,10 @@ class Sink:
             elif verb == "HELO":
                 session["helo"] = arg
                 send(250, "hello")
+            elif verb == "STARTTLS" and self.broken_tls:
+                send(220, "2.0.0 go ahead")
+                sock.sendall(b"this is not a TLS server hello\r\n" * 4)
+                return
             elif verb == "STARTTLS" and self.starttls is not None and not session["tls"]:
                 send(220, "2.0.0 go ahead")
                 sock = self.starttls.wrap_socket(sock, server_side=True)
@@ -444,3 +455,61 @@ if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] == "sink":
         sys.exit(sink_main())
     sys.exit("usage: relay_sink.py worker SPEC_JSON | relay_sink.py sink")
+
+
+class PolicyServer:
+    """An HTTPS server on 127.0.0.1 for MTA-STS policy files (RFC 8461 3.3).
+
+    ssl_context: the server's context (a trustme certificate for mta-sts.<domain>).
+    responses: path -> (status, content type, body bytes, extra headers dict); a
+    missing path is 404. `requests` lists the paths asked for."""
+
+    def __init__(self, ssl_context, responses: dict | None = None):
+        import http.server
+        self.responses = dict(responses or {})
+        self.requests: list[str] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                owner.requests.append(self.path)
+                status, ctype, body, headers = owner.responses.get(
+                    self.path, (404, "text/plain", b"not found", {}))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                sock, addr = self.socket.accept()
+                return ssl_context.wrap_socket(sock, server_side=True), addr
+
+            def handle_error(self, request, client_address):
+                pass            # a client that gave up the handshake: not our test's business
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def policy(self, text: str, status: int = 200, ctype: str = "text/plain", headers=None) -> None:
+        self.responses["/.well-known/mta-sts.txt"] = (status, ctype, text.encode(), headers or {})
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
