@@ -15,6 +15,7 @@ from email import policy
 import pytest
 import trustme
 
+from clevermail.metrics import NO_METRICS, PromMetrics
 from clevermail.relay.queue import RelayQueue
 from clevermail.relay.settings import RelaySettings
 from clevermail.relay.worker import MIN_GAP, RelayWorker
@@ -46,10 +47,12 @@ class Env:
         self.local_fail = False
         resolver = worker_kw.pop("resolver", FakeResolver(ZONE))
         tls_context = worker_kw.pop("tls_context", None)
+        self.metrics = worker_kw.pop("metrics", NO_METRICS)
         settings = RelaySettings(**{"hostname": "relay.here.test", "mx_port": self.sink.port,
                                     "connect_timeout": 5, **worker_kw})
         self.w = RelayWorker(self.q, settings, resolver, self.deliver_local,
-                             lambda a: a.endswith("@here.test"), tls_context=tls_context)
+                             lambda a: a.endswith("@here.test"), tls_context=tls_context,
+                             metrics=self.metrics)
 
     def deliver_local(self, sender, addresses, data):
         if self.local_fail:
@@ -197,6 +200,29 @@ def test_bounce_to_an_unavailable_local_mailbox_goes_through_the_queue(make_env)
     env.clock.advance(400)
     env.w.run_once()
     assert env.q.list() == [] and [a for a, _ in env.local] == ["alice@here.test"]
+
+
+def test_metrics_count_outcomes_latency_and_local_store_errors(make_env):
+    env = make_env(metrics=PromMetrics())
+    registry = env.metrics.registry
+
+    def count(name, **labels):
+        return registry.get_sample_value(name, labels)
+    env.enqueue(rcpts=["carol@here.test", "b@there.test"])
+    env.local_fail = True
+    env.clock.advance(30)
+    env.w.run_once()
+    assert count("clevermail_store_errors_total", operation="relay_local_delivery") == 1
+    assert count("clevermail_relay_attempts_total", outcome="deferred") == 1
+    assert count("clevermail_relay_attempts_total", outcome="delivered") == 1     # b@there.test
+    assert count("clevermail_relay_delivery_seconds_sum") == 30                   # fake clock
+    env.local_fail = False
+    env.clock.advance(400)
+    env.w.run_once()
+    assert env.q.list() == []
+    assert count("clevermail_relay_attempts_total", outcome="delivered") == 2
+    assert count("clevermail_relay_delivery_seconds_count") == 2
+    assert count("clevermail_relay_attempts_total", outcome="bounced") == 0
 
 
 def test_bounce_that_cannot_be_queued_is_retried_later(make_env, monkeypatch):

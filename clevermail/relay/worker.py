@@ -382,6 +382,7 @@ class RelayWorker:
             return Result(550, "5.1.1 no such user here", "local")
         except Exception as e:
             self.log.exception("%s: local delivery to <%s> failed", qid, address)
+            self.metrics.store_error("relay_local_delivery")
             return Result(451, f"4.3.0 local delivery failed: {e}", "local")
 
     def _backoff(self, attempts: int) -> float:
