@@ -19,6 +19,7 @@ import logging
 import os
 import select
 import signal
+import sys
 
 from . import __version__
 from .activation import describe
@@ -96,6 +97,15 @@ def listener_text(service):
     return ", ".join(f"{kind} {describe(srv.socket)}" for kind, srv in service.servers)
 
 
+def say(text, *args):
+    """An INFO line of the server's life (start, stop): logged, so that it reaches the
+    log file, and written to stderr all the same when log_level hides INFO."""
+    if log.isEnabledFor(logging.INFO):
+        log.info(text, *args)
+    else:
+        print(f"clevermail: {text % args}", file=sys.stderr, flush=True)
+
+
 def config_name(settings):
     """The config file as an absolute path (or '<defaults>')."""
     source = settings.source
@@ -138,7 +148,7 @@ class Runner:
         """Serve until a stop is asked for; returns the stop's reason."""
         self.pidfile = PidFile(path_for(self.settings.server.data_dir)).acquire()
         try:
-            log.info("%s", self.start_line())
+            say("%s", self.start_line())
             self._status = self.status_line()
             self.notifier.ready(self._status)
             while True:
@@ -185,8 +195,8 @@ class Runner:
 
     def _stop(self, reason):
         self.notifier.stopping(f"stopping: {reason}")
-        log.info("stopping: %s; clevermail %s, config %s, data in %s", reason, __version__,
+        say("stopping: %s; clevermail %s, config %s, data in %s", reason, __version__,
                  config_name(self.settings), self.settings.server.data_dir)
         self.service.stop()
-        log.info("clevermail stopped")
+        say("clevermail stopped")
         return reason

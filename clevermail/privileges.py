@@ -165,12 +165,21 @@ def verify(run_as):
 
 
 # -- files the user must own -------------------------------------------------------------------
-def check_paths(run_as, data_dir, users_file):
+def check_paths(run_as, data_dir, users_file, log_file=""):
     """Before the drop (or, without one, as the user running): the data directory and
     what is directly in it writable by run_as, and the users file readable by it.
-    A missing or empty data directory is given to run_as.  Raises PrivilegeError."""
+    A missing or empty data directory is given to run_as, and so is a root-owned log
+    file (setup_logging opened it as root; reopened after a rotation, it must be
+    run_as's).  Raises PrivilegeError."""
     if run_as.uid == 0:
         return                 # root writes anything
+    if log_file and os.geteuid() == 0 and os.path.isfile(log_file):
+        st = os.stat(log_file)
+        if st.st_uid == 0:
+            os.chown(log_file, run_as.uid, run_as.gid)
+        elif not _allowed(st, run_as, 0o2):
+            raise PrivilegeError(f"log file {log_file} is owned by {_user_name(st.st_uid)}; "
+                                 f"run: chown {run_as.user}: {log_file}")
     if not os.path.lexists(data_dir):
         _unreachable(run_as, data_dir, "data directory")
         try:

@@ -307,3 +307,17 @@ def test_status_line_counts_sessions():
         for _, srv in service.servers:
             srv.socket.close()
     assert lifecycle.STATUS_INTERVAL > 0
+
+
+def test_start_and_stop_lines_show_when_info_is_hidden(tmp_path, write_config):
+    server = ServerProcess(write_config(tmp_path, server={"log_level": "WARNING"}))
+    try:
+        assert server.read_until("clevermail: clevermail 0."), server.stderr
+        assert server.stop() == 0
+    finally:
+        server.close()
+    lines = server.stderr.splitlines()
+    assert any(line.startswith("clevermail: clevermail 0.") and " running (" in line for line in lines)
+    assert "clevermail: stopping: SIGTERM; clevermail 0." in server.stderr
+    assert lines[-1] == "clevermail: clevermail stopped"
+    assert " INFO " not in server.stderr

@@ -15,18 +15,22 @@ import pytest
 from clevermail import privileges
 from clevermail.config import ConfigError, load_config
 from clevermail.privileges import PrivilegeError, RunAs, check_paths, resolve
+from components import component_missing
 from server_process import ServerProcess
 from test_sdnotify import Receiver
 from waiting import wait_for
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root (CI runs as root)")
+@pytest.fixture
+def root_only():
+    if os.geteuid() != 0:
+        component_missing("dropping privileges needs root (CI runs as root)")
 
 
 def nobody():
     try:
         return resolve("nobody", "nogroup")
     except PrivilegeError:
-        pytest.skip("this system has no nobody/nogroup")
+        component_missing("this system has no user nobody / group nogroup (Debian has both)")
 
 
 @pytest.fixture
@@ -82,7 +86,7 @@ def _as_other(run_as):
     return RunAs(run_as.user, run_as.uid, run_as.group, run_as.gid)
 
 
-@root_only
+@pytest.mark.usefixtures("root_only")
 def test_missing_data_dir_is_made_for_the_user(reachable_dir):
     user = nobody()
     data = os.path.join(reachable_dir, "data")
@@ -91,7 +95,7 @@ def test_missing_data_dir_is_made_for_the_user(reachable_dir):
     assert (st.st_uid, st.st_gid) == (user.uid, user.gid)
 
 
-@root_only
+@pytest.mark.usefixtures("root_only")
 def test_empty_data_dir_of_root_is_given_to_the_user(reachable_dir):
     """systemd's StateDirectory= makes /var/lib/clevermail root's when the unit has no User=."""
     user = nobody()
@@ -101,7 +105,7 @@ def test_empty_data_dir_of_root_is_given_to_the_user(reachable_dir):
     assert os.stat(data).st_uid == user.uid
 
 
-@root_only
+@pytest.mark.usefixtures("root_only")
 def test_data_dir_owned_by_root_says_what_to_chown(reachable_dir):
     user = nobody()
     data = os.path.join(reachable_dir, "data")
@@ -124,7 +128,7 @@ def test_data_dir_owned_by_root_says_what_to_chown(reachable_dir):
     check_paths(user, data, "")
 
 
-@root_only
+@pytest.mark.usefixtures("root_only")
 def test_data_dir_out_of_reach(tmp_path):
     user = nobody()
     closed = tmp_path / "closed"
@@ -136,7 +140,7 @@ def test_data_dir_out_of_reach(tmp_path):
     assert not os.path.exists(data)
 
 
-@root_only
+@pytest.mark.usefixtures("root_only")
 def test_users_file_must_be_readable(reachable_dir):
     user = nobody()
     data = os.path.join(reachable_dir, "data")
@@ -150,6 +154,23 @@ def test_users_file_must_be_readable(reachable_dir):
                                f"run: chown nobody: {users}")
     os.chmod(users, 0o644)
     check_paths(user, data, users)
+
+
+@pytest.mark.usefixtures("root_only")
+def test_log_file_opened_as_root_is_given_to_the_user(reachable_dir):
+    """setup_logging opens the log file before the drop; a reopen after logrotate runs as the user."""
+    user = nobody()
+    log_file = os.path.join(reachable_dir, "cm.log")
+    with open(log_file, "w"):
+        pass
+    check_paths(user, os.path.join(reachable_dir, "data"), "", log_file)
+    assert os.stat(log_file).st_uid == user.uid
+    os.chown(log_file, 1, 1)            # another user's (daemon), not root's: not taken over
+    os.chmod(log_file, 0o644)
+    with pytest.raises(PrivilegeError) as info:
+        check_paths(user, os.path.join(reachable_dir, "data"), "", log_file)
+    owner = pwd.getpwuid(1).pw_name
+    assert str(info.value) == f"log file {log_file} is owned by {owner}; run: chown nobody: {log_file}"
 
 
 def test_root_needs_no_checks(tmp_path):
@@ -175,7 +196,7 @@ def _proc_ids(pid):
     return ids
 
 
-@root_only
+@pytest.mark.usefixtures("root_only")
 def test_start_drops_to_the_configured_user(reachable_dir, write_config, relay_users):
     user = nobody()
     users = os.path.join(reachable_dir, "users.ini")
@@ -183,8 +204,10 @@ def test_start_drops_to_the_configured_user(reachable_dir, write_config, relay_u
     os.chmod(users, 0o640)
     os.chown(users, 0, user.gid)        # root-owned, readable by the group: the usual /etc layout
     data = os.path.join(reachable_dir, "data")
+    log_file = os.path.join(reachable_dir, "cm.log")
     cfg = write_config(_Dir(reachable_dir), server={"user": "nobody", "group": "nogroup",
-                                                    "data_dir": data, "users_file": users})
+                                                    "data_dir": data, "users_file": users,
+                                                    "log_file": log_file})
     receiver = Receiver()
     server = ServerProcess(cfg, env={"NOTIFY_SOCKET": receiver.env})
     try:
@@ -215,6 +238,10 @@ def test_start_drops_to_the_configured_user(reachable_dir, write_config, relay_u
     err = server.stderr
     assert "running as user nobody, group nogroup" in err and "; user nobody" in err
     assert "running as root" not in err and "Traceback" not in err
+    # the log file root opened is nobody's now (a reopen after logrotate runs as nobody)
+    assert os.stat(log_file).st_uid == user.uid
+    with open(log_file) as f:
+        assert "clevermail stopped" in f.read()
     # everything the server made is nobody's: the mail, the queue, the indexes
     for top, dirs, files in os.walk(data):
         for name in dirs + files:
@@ -233,7 +260,7 @@ class _Dir:
         return Path(self.path) / name
 
 
-@root_only
+@pytest.mark.usefixtures("root_only")
 def test_start_refuses_a_data_dir_the_user_cannot_write(reachable_dir, write_config):
     data = os.path.join(reachable_dir, "data")
     os.makedirs(os.path.join(data, "mail"), 0o755)
@@ -248,7 +275,7 @@ def test_start_refuses_a_data_dir_the_user_cannot_write(reachable_dir, write_con
         f"clevermail: cannot start: data directory {data} is owned by root; run: chown -R nobody: {data}"]
 
 
-@root_only
+@pytest.mark.usefixtures("root_only")
 def test_root_without_a_user_is_warned(tmp_path, write_config):
     server = ServerProcess(write_config(tmp_path))
     try:
