@@ -9,7 +9,7 @@ before it opens the store, serves a connection or starts the relay worker, so th
 every file the server creates belongs to that user.
 
 check_paths() runs before: the data directory (and what is directly in it) must be
-writable by the user the server will run as and the users file readable by it,
+writable by the user the server will run as and the users and aliases files readable by it,
 or start-up stops with one line that says what to chown.  A missing data directory is
 created for that user, and an empty one (systemd's StateDirectory=) given to it.
 
@@ -165,9 +165,10 @@ def verify(run_as):
 
 
 # -- files the user must own -------------------------------------------------------------------
-def check_paths(run_as, data_dir, users_file, log_file=""):
+def check_paths(run_as, data_dir, readable=None, log_file=""):
     """Before the drop (or, without one, as the user running): the data directory and
-    what is directly in it writable by run_as, and the users file readable by it.
+    what is directly in it writable by run_as, and the files in `readable` ({"users
+    file": path, ...}; a path not there yet is fine) readable by it.
     A missing or empty data directory is given to run_as, and so is a root-owned log
     file (setup_logging opened it as root; reopened after a rotation, it must be
     run_as's).  Raises PrivilegeError."""
@@ -210,13 +211,15 @@ def check_paths(run_as, data_dir, users_file, log_file=""):
             raise PrivilegeError(f"{what} {path} is owned by {_user_name(st.st_uid)}; run: {chown}")
         raise PrivilegeError(f"{what} {path} is mode {stat.S_IMODE(st.st_mode):04o}, not writable by "
                              f"{run_as.user}; run: chmod u+rw{'x' if directory else ''} {path}")
-    if users_file and os.path.exists(users_file):
-        _unreachable(run_as, users_file, "users file")
-        st = os.stat(users_file)
+    for what, path in (readable or {}).items():
+        if not path or not os.path.exists(path):
+            continue
+        _unreachable(run_as, path, what)
+        st = os.stat(path)
         if not _allowed(st, run_as, 0o4):
-            raise PrivilegeError(f"users file {users_file} (owner {_user_name(st.st_uid)}, mode "
+            raise PrivilegeError(f"{what} {path} (owner {_user_name(st.st_uid)}, mode "
                                  f"{stat.S_IMODE(st.st_mode):04o}) is not readable by {run_as.user}; "
-                                 f"run: chown {run_as.user}: {users_file}")
+                                 f"run: chown {run_as.user}: {path}")
 
 
 def _empty_dir(path):

@@ -125,7 +125,8 @@ class MailService:
         # anything creates a file or serves a connection (privileges.py).
         try:
             run_as = privileges.plan(server.user, server.group)
-            privileges.check_paths(run_as or privileges.current(), server.data_dir, server.users_file,
+            privileges.check_paths(run_as or privileges.current(), server.data_dir,
+                                   {"users file": server.users_file, "aliases file": server.aliases_file},
                                    server.log_file)
         except privileges.PrivilegeError as exc:
             raise StartupError(str(exc)) from None

@@ -90,7 +90,7 @@ def _as_other(run_as):
 def test_missing_data_dir_is_made_for_the_user(reachable_dir):
     user = nobody()
     data = os.path.join(reachable_dir, "data")
-    check_paths(user, data, os.path.join(reachable_dir, "users.ini"))
+    check_paths(user, data, {"users file": os.path.join(reachable_dir, "users.ini")})
     st = os.stat(data)
     assert (st.st_uid, st.st_gid) == (user.uid, user.gid)
 
@@ -101,7 +101,7 @@ def test_empty_data_dir_of_root_is_given_to_the_user(reachable_dir):
     user = nobody()
     data = os.path.join(reachable_dir, "data")
     os.mkdir(data, 0o750)
-    check_paths(user, data, "")
+    check_paths(user, data)
     assert os.stat(data).st_uid == user.uid
 
 
@@ -113,7 +113,7 @@ def test_data_dir_owned_by_root_says_what_to_chown(reachable_dir):
     with open(os.path.join(data, "clevermail.pid"), "w"):
         pass                              # not empty: nothing is chowned behind the admin's back
     with pytest.raises(PrivilegeError) as info:
-        check_paths(user, data, "")
+        check_paths(user, data)
     assert str(info.value) == f"data directory {data} is owned by root; run: chown -R nobody: {data}"
     assert os.stat(data).st_uid == 0
     # the data directory is the user's, but something in it is not
@@ -121,11 +121,11 @@ def test_data_dir_owned_by_root_says_what_to_chown(reachable_dir):
     os.chown(os.path.join(data, "clevermail.pid"), user.uid, user.gid)
     os.mkdir(os.path.join(data, "queue"), 0o700)
     with pytest.raises(PrivilegeError) as info:
-        check_paths(user, data, "")
+        check_paths(user, data)
     assert str(info.value) == (f"data directory entry {data}/queue is owned by root; "
                                f"run: chown -R nobody: {data}")
     os.chown(os.path.join(data, "queue"), user.uid, user.gid)
-    check_paths(user, data, "")
+    check_paths(user, data)
 
 
 @pytest.mark.usefixtures("root_only")
@@ -135,7 +135,7 @@ def test_data_dir_out_of_reach(tmp_path):
     closed.mkdir(mode=0o700)
     data = str(closed / "data")
     with pytest.raises(PrivilegeError) as info:
-        check_paths(user, data, "")
+        check_paths(user, data)
     assert str(info.value).startswith(f"data directory {data} cannot be reached by nobody: ")
     assert not os.path.exists(data)
 
@@ -149,11 +149,31 @@ def test_users_file_must_be_readable(reachable_dir):
         f.write("")
     os.chmod(users, 0o600)
     with pytest.raises(PrivilegeError) as info:
-        check_paths(user, data, users)
+        check_paths(user, data, {"users file": users})
     assert str(info.value) == (f"users file {users} (owner root, mode 0600) is not readable by nobody; "
                                f"run: chown nobody: {users}")
     os.chmod(users, 0o644)
-    check_paths(user, data, users)
+    check_paths(user, data, {"users file": users})
+
+
+@pytest.mark.usefixtures("root_only")
+def test_start_checks_the_aliases_file_too(reachable_dir, make_config, monkeypatch, thread_guard):
+    from clevermail.service import MailService, StartupError
+
+    def no_drop_here(run_as):
+        raise AssertionError("the check must refuse first: this test process keeps root")
+    monkeypatch.setattr(privileges, "drop", no_drop_here)
+    aliases = os.path.join(reachable_dir, "aliases.ini")
+    with open(aliases, "w"):
+        pass
+    os.chmod(aliases, 0o600)
+    conf = make_config(_Dir(reachable_dir), server={"user": "nobody", "aliases_file": aliases,
+                                                    "data_dir": os.path.join(reachable_dir, "data")})
+    with pytest.raises(StartupError) as info:
+        MailService(conf).start()       # refused before anything is bound or dropped
+    assert str(info.value) == (f"aliases file {aliases} (owner root, mode 0600) is not readable by nobody; "
+                               f"run: chown nobody: {aliases}")
+    assert os.geteuid() == 0
 
 
 @pytest.mark.usefixtures("root_only")
@@ -163,18 +183,18 @@ def test_log_file_opened_as_root_is_given_to_the_user(reachable_dir):
     log_file = os.path.join(reachable_dir, "cm.log")
     with open(log_file, "w"):
         pass
-    check_paths(user, os.path.join(reachable_dir, "data"), "", log_file)
+    check_paths(user, os.path.join(reachable_dir, "data"), {}, log_file)
     assert os.stat(log_file).st_uid == user.uid
     os.chown(log_file, 1, 1)            # another user's (daemon), not root's: not taken over
     os.chmod(log_file, 0o644)
     with pytest.raises(PrivilegeError) as info:
-        check_paths(user, os.path.join(reachable_dir, "data"), "", log_file)
+        check_paths(user, os.path.join(reachable_dir, "data"), {}, log_file)
     owner = pwd.getpwuid(1).pw_name
     assert str(info.value) == f"log file {log_file} is owned by {owner}; run: chown nobody: {log_file}"
 
 
 def test_root_needs_no_checks(tmp_path):
-    check_paths(RunAs("root", 0, "root", 0), str(tmp_path / "x"), "")
+    check_paths(RunAs("root", 0, "root", 0), str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
 
 
