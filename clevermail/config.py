@@ -28,6 +28,7 @@ from validate import ValidateError, Validator, VdtValueError
 
 from .accounts import AccountError, domain_to_ascii
 from .inbound.checks import InboundPolicy
+from .inbound.defence import SpamSettings
 from .netbase import Limits, SessionPolicy
 from .privileges import check_names
 from .relay.settings import RelaySettings
@@ -105,6 +106,22 @@ dmarc_reject = option('reject', 'quarantine', 'tag', default='reject')
 dmarc_quarantine = option('quarantine', 'tag', default='quarantine')
 # An SPF fail of a domain without a DMARC policy: only tag it, or refuse it.
 spf_fail = option('tag', 'reject', default='tag')
+
+[spam]
+# DNS block lists (RFC 5782) asked about each client of the MX port (e.g. zen.spamhaus.org,); a listed client gets 554 5.7.1 with the list's reason.
+dnsbl = force_list(default=list())
+# DNS allow lists, asked first: a client listed there skips the block lists.
+dnswl = force_list(default=list())
+# Greylisting (RFC 6647): 451 4.7.1 for an unknown (client /24 or /64, sender, recipient) until it retries after greylist_delay seconds.
+greylist = boolean(default=False)
+greylist_delay = float(min=0, default=300)
+# Per client address and minute (0 = no limit): connections (421) and messages (450 4.7.1).
+connections_per_minute = integer(min=0, default=0)
+messages_per_minute = integer(min=0, default=0)
+# Unknown recipients one session may try before it is cut off with 421 (directory harvesting; 0 = no limit).
+unknown_recipients = integer(min=0, default=5)
+# Seconds to wait for a client that talks before the banner (then 554 and closed); 0 = only what has arrived already.
+pregreet_wait = float(min=0, max=30, default=0)
 
 [senders]
 # What accounts may send as besides their own address and its +detail forms: "account=pattern" items, * matching any text (noreply@example.org=*@example.org).
@@ -522,6 +539,8 @@ def settings_from(conf):
         login=LoginSettings(failures_per_client=lim["auth_failures_per_client"],
                             failure_window=lim["auth_failure_window"]),
         inbound=InboundPolicy(**conf["inbound"]),
+        spam=SpamSettings(**{**conf["spam"], "dnsbl": tuple(z for z in conf["spam"]["dnsbl"] if z.strip()),
+                             "dnswl": tuple(z for z in conf["spam"]["dnswl"] if z.strip())}),
         senders=SenderSettings(send_as=tuple(conf["senders"]["send_as"]),
                                messages_per_hour=conf["senders"]["messages_per_hour"],
                                recipients_per_hour=conf["senders"]["recipients_per_hour"]),

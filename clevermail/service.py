@@ -27,6 +27,10 @@ from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
 from .imap.handler import IMAPFileHandler
 from .inbound.checks import InboundChecks
+from .inbound.defence import Defence
+from .inbound.dnsbl import DNSLists
+from .inbound.dnsclient import DnsClient
+from .inbound.greylist import Greylist
 from .imap.server import IMAPServer
 from .config import LISTENER_KEYS
 from .login import AuthThrottle
@@ -173,6 +177,10 @@ class MailService:
         # one resolver (and its TTL cache) for every lookup: relay, inbound checks
         self.dns = self.resolver or make_resolver(settings.relay.nameservers,
                                                   dnssec=settings.relay.dnssec)
+        spam = settings.spam
+        dnslists = DNSLists(DnsClient(self.dns), spam.dnsbl, spam.dnswl) if spam.dnsbl or spam.dnswl else None
+        greylist = Greylist(server.data_dir, delay=spam.greylist_delay) if spam.greylist else None
+        self.defence = Defence(spam, dnslists, greylist)
         inbound = None
         if settings.inbound.checks:
             inbound = InboundChecks(self.dns, server.hostname, self.accounts.is_local_domain,
@@ -187,7 +195,7 @@ class MailService:
                                                            settings.senders.send_as,
                                                            owners=self.router.owners),
                                     quota=self.send_quota, router=self.router, srs=srs,
-                                    inbound=inbound, metrics=self.metrics),
+                                    inbound=inbound, defence=self.defence, metrics=self.metrics),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
         }
@@ -367,6 +375,8 @@ class MailService:
             self.worker.stop(timeout)
         if getattr(self, "send_quota", None) is not None:
             self.send_quota.close()
+        if getattr(self, "defence", None) is not None:
+            self.defence.close()
         self._threads = []
         self.started = False
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .inbound.checks import InboundPolicy
+from .inbound.defence import SpamSettings
 from .netbase import Limits, SessionPolicy
 from .relay.settings import RelaySettings
 
@@ -89,3 +90,4 @@ class Settings:
     senders: SenderSettings = SenderSettings()
     inbound: InboundPolicy = InboundPolicy()
     metrics: MetricsSettings = MetricsSettings()
+    spam: SpamSettings = SpamSettings()

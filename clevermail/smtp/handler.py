@@ -78,7 +78,7 @@ class Recipient:
 
 class SMTPFileHandler:
     def __init__(self, store: LocalDelivery, accounts, queue, postmaster="", senders=None, quota=None,
-                 router=None, srs=None, inbound=None, metrics=NO_METRICS):
+                 router=None, srs=None, inbound=None, defence=None, metrics=NO_METRICS):
         self.store = store
         self.accounts = accounts
         self.queue = queue
@@ -88,6 +88,8 @@ class SMTPFileHandler:
         self.router = router or Router(accounts, postmaster=postmaster)
         # the authentication checks of mail from outside (inbound/checks.py), or None
         self.inbound = inbound
+        # the MX defences: block lists, greylisting, rates, harvesting (inbound/defence.py)
+        self.defence = defence
         self.srs = srs
         # who may send as whom (sender_identity.py) and how much (send_quota.py):
         # the session asks them; without settings, the identity rules with no grants

@@ -21,6 +21,8 @@ own reply, R451_DELIVERY, and its cause's traceback in the log.
 """
 
 import ipaddress
+import select
+import socket
 import time
 
 from ..login import SMTP_LINE_LIMIT, Login
@@ -76,6 +78,7 @@ class SMTPSession(LineSession):
         self.login = Login(self, prompt=auth.PROMPT, line_limit=SMTP_LINE_LIMIT)
         self.mode = self.server.mode        # 'mx' or 'submission': SMTPServer's, always set
         self.trusted = self._in_trusted_networks()
+        self.unknown_recipients = 0         # RCPTs refused as unknown: harvesting
         self.reset_transaction()
 
     def _in_trusted_networks(self):
@@ -101,7 +104,34 @@ class SMTPSession(LineSession):
 
     # -- LineSession hooks -------------------------------------------------------
     def greet(self):
+        defence = self._defence()
+        if defence is not None:
+            refusal = defence.on_connect(self.peer, self.server.hostname) or self._pregreet(defence)
+            if refusal is not None:
+                self.log.info("refused at connect: %s", refusal.text)
+                self.send(refusal.wire)
+                raise SessionClosed()
         self.send(f"220 {self.server.hostname} ESMTP CleverMail\r\n")
+
+    def _defence(self):
+        """The MX defences (inbound/defence.py) for this client, or None: never for
+        trusted networks, submission or implicit TLS; authenticated sessions are
+        skipped where the checks run."""
+        defence = self.server.handler.defence
+        if defence is None or self.trusted or self.mode != "mx" or self.server.implicit_tls:
+            return None
+        return defence
+
+    def _pregreet(self, defence):
+        """554 for a client that sent bytes before the banner (postscreen's pregreet
+        test), waiting up to pregreet_wait seconds for it to give itself away."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], defence.settings.pregreet_wait)
+            if readable and self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                return R.R554_PREGREET
+        except (BlockingIOError, InterruptedError):
+            pass
+        return None
 
     def line_too_long(self):
         self.send(R.R500_LINE_TOO_LONG.wire)
@@ -233,6 +263,12 @@ class SMTPSession(LineSession):
         if not smtputf8 and not sender.isascii():
             raise SMTPReplyError(R.R553_UTF8_NEEDS_SMTPUTF8)
         self._check_sender(sender)
+        defence = self._defence() if self.auth_user is None else None
+        if defence is not None:
+            refusal = defence.on_mail(self.peer)
+            if refusal is not None:
+                self.log.info("sender <%s> refused: %s", sender, refusal.text)
+                raise SMTPReplyError(refusal)
         self.sender = sender
         self.smtputf8 = smtputf8
         self.requiretls = requiretls
@@ -277,6 +313,12 @@ class SMTPSession(LineSession):
         except NoSuchUser:
             # the client only learns "no such user"; the log says which address and from whom
             self.log.info("recipient <%s> refused: no such user (from=<%s>)", address, self.sender)
+            self.unknown_recipients += 1
+            defence = self._defence() if self.auth_user is None else None
+            if defence is not None and self.unknown_recipients > defence.settings.unknown_recipients > 0:
+                # directory harvesting: this client is guessing addresses
+                self.log.info("disconnected after %d unknown recipients", self.unknown_recipients)
+                raise SMTPReplyError(R.R421_HARVEST.format(self.server.hostname)) from None
             raise SMTPReplyError(R.R550_NO_SUCH_USER) from None
         except RelayDenied:
             self.log.info("relay denied for <%s> (from=<%s>)", address, self.sender)
@@ -290,6 +332,12 @@ class SMTPSession(LineSession):
         except AliasTooBig as exc:
             self.log.error("recipient <%s> refused: %s", address, exc)
             raise SMTPReplyError(R.R550_ALIAS_LOOP) from None
+        defence = self._defence() if self.auth_user is None else None
+        if defence is not None:
+            refusal = defence.on_rcpt(self.peer, self.sender, address)
+            if refusal is not None:
+                self.log.info("recipient <%s> deferred: %s (from=<%s>)", address, refusal.text, self.sender)
+                raise SMTPReplyError(refusal)
         self.recipients.append(rcpt)
         self.state = RCPT
         self.send(R.R250_RCPT_OK.wire)

@@ -1,0 +1,94 @@
+"""The MX listener's defences against abuse, without a content filter: DNS block and
+allow lists (dnsbl.py), greylisting (greylist.py), per-client-address rate limits on
+connections and messages per minute (as Postfix's anvil), the limit of unknown
+recipients per session (directory harvesting), and pregreet detection (a client that
+talks before the banner, as Postfix's postscreen catches it).
+
+None of it applies to authenticated sessions or trusted_networks: the session asks
+only for other clients.  Each method returns the reply that refuses, or None; the
+session raises it.  Off until configured ([spam]; 0 = no limit), except the unknown
+recipient limit (5).
+"""
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+
+from ..smtp import replies as R
+
+
+@dataclass(frozen=True)
+class SpamSettings:
+    """[spam]: the built-in defences."""
+
+    dnsbl: tuple = ()                       # block list zones (zen.spamhaus.org, ...)
+    dnswl: tuple = ()                       # allow list zones, asked first
+    greylist: bool = False
+    greylist_delay: float = 300.0           # seconds before a retry passes
+    connections_per_minute: int = 0         # per client address; 0 = no limit
+    messages_per_minute: int = 0
+    unknown_recipients: int = 5             # per session before 421 (harvesting)
+    pregreet_wait: float = 0.0              # seconds to wait for a client talking first
+
+
+class ClientRates:
+    """Events per client address in the last minute, in memory (a restart forgets:
+    these limits are about bursts)."""
+
+    def __init__(self, limit, clock=time.monotonic):
+        self.limit = limit
+        self.clock = clock
+        self._events = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+
+    def hit(self, key):
+        """Count one event; True when it is over the limit (then it is not counted)."""
+        if not self.limit:
+            return False
+        now = self.clock()
+        with self._lock:
+            events = self._events[key]
+            while events and events[0] <= now - 60.0:
+                events.popleft()
+            if len(events) >= self.limit:
+                return True
+            events.append(now)
+            if len(self._events) > 100000:          # bounded: forget the idle ones
+                for k in [k for k, v in self._events.items() if not v]:
+                    del self._events[k]
+            return False
+
+
+class Defence:
+    def __init__(self, settings, dnslists=None, greylist=None, clock=time.monotonic):
+        self.settings = settings
+        self.dnslists = dnslists
+        self.greylist = greylist
+        self.connections = ClientRates(settings.connections_per_minute, clock)
+        self.messages = ClientRates(settings.messages_per_minute, clock)
+
+    def on_connect(self, ip, hostname):
+        if self.connections.hit(ip):
+            return R.R421_CLIENT_RATE.format(hostname)
+        return None
+
+    def on_mail(self, ip):
+        if self.dnslists is not None:
+            listing = self.dnslists.check(ip)
+            if listing is not None:
+                return R.R554_DNSBL.format(ip, listing.zone, listing.reason)
+        if self.messages.hit(ip):
+            return R.R450_MESSAGE_RATE
+        return None
+
+    def on_rcpt(self, ip, sender, rcpt):
+        if self.greylist is not None:
+            wait = self.greylist.check(ip, sender, rcpt)
+            if wait is not None:
+                return R.R451_GREYLISTED.format(int(wait) + 1)
+        return None
+
+    def close(self):
+        if self.greylist is not None:
+            self.greylist.close()
