@@ -120,7 +120,8 @@ connections_per_minute = integer(min=0, default=0)
 messages_per_minute = integer(min=0, default=0)
 # Unknown recipients one session may try before it is cut off with 421 (directory harvesting; 0 = no limit).
 unknown_recipients = integer(min=0, default=5)
-# Seconds to wait for a client that talks before the banner (then 554 and closed); 0 = only what has arrived already.
+# Refuse (554) a client that talks before the banner, as postscreen does, watching for pregreet_wait seconds first (0 = only what has arrived already: the banner is not delayed).
+pregreet = boolean(default=False)
 pregreet_wait = float(min=0, max=30, default=0)
 
 [senders]

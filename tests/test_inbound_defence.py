@@ -180,7 +180,7 @@ def test_message_and_connection_rates(start):
 
 
 def test_a_client_talking_before_the_banner_is_refused(start):
-    svc = start(pregreet_wait=2)
+    svc = start(pregreet=True, pregreet_wait=2)
     with socket.create_connection(("127.0.0.1", svc.port("smtp")), timeout=10) as sock:
         sock.sendall(b"EHLO eager.test\r\n")
         data = b""

@@ -7,7 +7,9 @@ talks before the banner, as Postfix's postscreen catches it).
 None of it applies to authenticated sessions or trusted_networks: the session asks
 only for other clients.  Each method returns the reply that refuses, or None; the
 session raises it.  Off until configured ([spam]; 0 = no limit), except the unknown
-recipient limit (5).
+recipient limit (5).  Pregreet detection is off by default too: a client that
+pipelines before the banner breaks RFC 5321 3.1, but clients that do are not rare
+behind proxies and in tests, so an operator turns it on knowingly.
 """
 
 import collections
@@ -29,7 +31,8 @@ class SpamSettings:
     connections_per_minute: int = 0         # per client address; 0 = no limit
     messages_per_minute: int = 0
     unknown_recipients: int = 5             # per session before 421 (harvesting)
-    pregreet_wait: float = 0.0              # seconds to wait for a client talking first
+    pregreet: bool = False                  # refuse a client that talks before the banner
+    pregreet_wait: float = 0.0              # seconds to watch for it (0: no delay)
 
 
 class ClientRates:

@@ -106,7 +106,9 @@ class SMTPSession(LineSession):
     def greet(self):
         defence = self._defence()
         if defence is not None:
-            refusal = defence.on_connect(self.peer, self.server.hostname) or self._pregreet(defence)
+            refusal = defence.on_connect(self.peer, self.server.hostname)
+            if refusal is None and defence.settings.pregreet:
+                refusal = self._pregreet(defence)
             if refusal is not None:
                 self.log.info("refused at connect: %s", refusal.text)
                 self.send(refusal.wire)
