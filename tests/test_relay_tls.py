@@ -358,3 +358,25 @@ def test_requiretls_not_offered_on_the_mx_listener(smtp_env):
     c.buf = b""
     assert "REQUIRETLS" not in c.expect(250, "EHLO client.test")
     c.expect(555, "MAIL FROM:<x@remote.test> REQUIRETLS")
+
+
+def test_worker_honours_the_entry_requiretls_flag(net, valid, trusting, tmp_path):
+    """The flag kept in the queue entry reaches the relay: bounced (550 5.7.30) where
+    the next hop lacks REQUIRETLS, while a plain message to it is delivered."""
+    sink = net.sink(starttls=valid)
+    dns = net.dns(ZONE, authenticated=("there.test.",))
+    q = RelayQueue(tmp_path / "queue")
+    local = []
+    settings = RelaySettings(hostname="relay.here.test", mx_port=sink.port, connect_timeout=5,
+                             mta_sts=False, dnssec=True)
+    w = RelayWorker(q, settings, make_resolver([dns.nameserver], dnssec=True),
+                    lambda sender, rcpts, data: local.append((sender, rcpts, data)),
+                    lambda a: a.endswith("@here.test"), tls_context=trusting)
+    pending = q.prepare("a@here.test", ["b@there.test"], MSG, "QREQ", requiretls=True)
+    pending.commit()
+    assert q.get(pending.id).requiretls
+    q.enqueue("a@here.test", ["c@there.test"], message(2), "QPLAIN")
+    w.run_once()
+    assert [m.rcpts for m in sink.messages] == [["c@there.test"]]
+    [(sender, rcpts, dsn)] = local
+    assert sender == "" and rcpts == ["a@here.test"] and b"5.7.30" in dsn
