@@ -390,6 +390,8 @@ class LineSession(socketserver.BaseRequestHandler):
                     self.server.metrics.internal_error(self.protocol)
                     self.send(self.internal_error_reply())
                     self.count_error()  # a client that keeps hitting a bug is cut off
+            if self.cut_off:    # cut between two commands, or waiting for the next chunk
+                self._send_shutdown_reply()
         except socket.timeout:
             self.log.info("idle timeout")
             try:

@@ -279,6 +279,26 @@ def test_sessions_past_the_drain_time_are_cut(service):
     assert not [m for m in inbox(service.data_dir, ALICE) if b"never finished" in m]
 
 
+def test_bdat_chunks_past_the_drain_time_are_cut(service):
+    c = Conn(service.port("smtp"))
+    assert c.reply().startswith("220 ")
+    for cmd in ("EHLO client.test", "MAIL FROM:<s@remote.test>", f"RCPT TO:<{ALICE}>"):
+        c.send(cmd + "\r\n")
+        assert c.reply().startswith("250 "), cmd
+    c.send(b"BDAT 9\r\nSubject: ")
+    assert c.reply().startswith("250 ")
+    stopper = Stopper(service, drain=0.2)
+    try:
+        # the LAST chunk never comes: cut after the drain time, with the 421
+        assert c.reply() == f"421 4.3.2 {HOST} Service shutting down"
+        assert c.at_eof()
+        stopper.join()
+    finally:
+        c.close()
+        stopper.thread.join(30)
+    assert inbox(service.data_dir, ALICE) == []
+
+
 def test_stop_waits_for_nobody_when_nobody_is_busy(service):
     """drain=None takes [server] drain_time; with no session in a command, stop
     returns without waiting for it (an hour here: Stopper.join's bound is 30 s)."""
