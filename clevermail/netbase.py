@@ -6,15 +6,10 @@ its Limits and SessionPolicy (typed settings built by config.py), the TLS contex
 counts connections in total and per client address.
 `close_all()` ends every live session so that stopping never waits on idle clients.
 
-Draining (a graceful stop, MailService.stop): `start_drain()` sets the server-wide
-`draining` flag and signals `drain_fd`, an eventfd every session waits on beside its
-socket while it waits for a command.  A session waiting for a command sends its
-protocol's shutdown reply at once and closes; a session inside a command (an SMTP
-DATA being received, an IMAP APPEND literal) finishes it and gets the shutdown reply
-instead of reading its next command.  `wait_sessions(deadline)` waits for them to
-end; past the drain time `cut_sessions()` shuts the read side of the rest (a read in
-the middle of a command then ends, and the shutdown reply is sent where the socket
-can still carry one: not on TLS, whose state a half-shut socket breaks).
+Draining (MailService.stop): `start_drain()` sets `draining` and signals `drain_fd`,
+which sessions poll beside their socket while they wait for a command: a waiting
+session sends its shutdown reply at once, one inside a command after it.  Past the
+drain time `cut_sessions()` shuts the read side of the rest (LineSession.cut).
 
 LineSession is the request handler every protocol session derives from: it owns the
 socket, the LineReader, the session id and logger, implicit TLS and STARTTLS, the idle
@@ -427,11 +422,8 @@ class LineSession(socketserver.BaseRequestHandler):
 
     # -- draining ------------------------------------------------------------------
     def wait_for_command(self):
-        """Wait until the client's next command can be read; False when the server is
-        draining instead (the shutdown reply has been sent: the session ends).
-
-        A line already buffered (pipelining) is read without waiting.  The poll also
-        times out as the socket would (the idle timeout)."""
+        """Wait until the next command can be read (a buffered one at once; the poll
+        times out as the socket would); False when draining: shutdown reply sent."""
         if not self.server.draining:
             if self._poller is None or self.reader.has_buffered():
                 return True
@@ -456,12 +448,10 @@ class LineSession(socketserver.BaseRequestHandler):
             pass
 
     def cut(self):
-        """Called from another thread once the drain time is over: end the command
-        this session is in.  Shutting the read side makes a read in progress return
-        EOF at once; the session thread then sends the shutdown reply (a plain socket
-        can still send) and closes.  On TLS the shutdown goes to the descriptor below
-        the SSLSocket (SSLSocket.shutdown would drop its TLS state under the session
-        thread), and after it the TLS layer cannot send: such a session just closes."""
+        """From another thread, past the drain time: a read in progress returns EOF
+        (SHUT_RD on the descriptor, below any SSLSocket), and the session thread sends
+        the shutdown reply where it still can (not over TLS: a half-shut socket breaks
+        its state) and closes."""
         self.cut_off = True
         self.closing = True
         try:

@@ -13,6 +13,11 @@ check tries again.  `replace()` is the reload path (new file names from the conf
 
 Swapping is one attribute assignment: new connections and new STARTTLS handshakes use
 the new context; a session already in TLS keeps the SSLSocket (and context) it has.
+
+The files are read again by the process as it runs: with [server] user, by that user.
+certbot makes private keys readable by root only, so the key (and the live/ and
+archive/ directories) must be readable by that user, e.g. through its group set by a
+certbot deploy hook; otherwise every check logs the WARNING and the old pair stays.
 """
 
 import logging
