@@ -320,7 +320,8 @@ class LineSession(socketserver.BaseRequestHandler):
         # twice per command)
         self.debug = self.log.isEnabledFor(logging.DEBUG)
         self.connection = self.request
-        set_blocking_timeout(self.connection, self.server.limits.timeout)
+        self.timeout = self.server.limits.timeout     # the session's, whatever a reload sets
+        set_blocking_timeout(self.connection, self.timeout)
         # Replies often go out as two writes (untagged data, then the status line):
         # with Nagle on, the second waits for the client's delayed ACK (~40 ms).
         try:
@@ -332,6 +333,7 @@ class LineSession(socketserver.BaseRequestHandler):
         self.errors = 0
         self.closing = False
         self.cut_off = False        # cut() was called: the server stops, drain time over
+        self._said_shutdown = False
         self.reader = None
         # The wait for a command: the socket and the server's drain signal in one poll
         # (a server without one, as the session tests' fake, leaves the wait to recv).
@@ -427,7 +429,7 @@ class LineSession(socketserver.BaseRequestHandler):
         if not self.server.draining:
             if self._poller is None or self.reader.has_buffered():
                 return True
-            ready = self._poller.poll(self.server.limits.timeout * 1000)
+            ready = self._poller.poll(self.timeout * 1000)
             if not self.server.draining:
                 if not ready:
                     raise socket.timeout("timed out")
@@ -442,6 +444,9 @@ class LineSession(socketserver.BaseRequestHandler):
         return False
 
     def _send_shutdown_reply(self):
+        if self._said_shutdown:         # once: a cut may follow the drain's own reply
+            return
+        self._said_shutdown = True
         try:
             self.send(self.shutdown_reply())
         except (OSError, ValueError):       # gone, or a TLS state a cut broke
@@ -471,7 +476,7 @@ class LineSession(socketserver.BaseRequestHandler):
     def _wrap_tls(self):
         # The ssl module retries a blocking read that the kernel timed out, forever;
         # a TLS session therefore uses Python's own timeout (poll before each call).
-        self.connection.settimeout(self.server.limits.timeout)
+        self.connection.settimeout(self.timeout)
         self.connection = self.server.ssl_context.wrap_socket(self.connection, server_side=True)
         self.tls = True
         self.tls_info = (self.connection.version(), (self.connection.cipher() or ("",))[0])
