@@ -182,11 +182,7 @@ class Runner:
                 log.error("reload failed: %d problem(s); still running with the configuration loaded before",
                           len(exc.problems))
                 return False
-            apply = getattr(self.service, "reload", None)
-            if apply is None:
-                log.error("this build cannot apply a configuration while running; restart to apply it")
-                return False
-            for note in apply(settings) or ():
+            for note in self.service.reload(settings):
                 log.warning("%s", note)
             return True
         finally:

@@ -158,12 +158,17 @@ def test_reload_rereads_the_config_and_a_bad_one_changes_nothing(tmp_path, write
         assert any("config error: " in line and "[tls] kei: unknown key" in line for line in errors)
         assert "still running with the configuration loaded before" in errors[-1]
 
+        # a good file, with a listener moved: applied, and the move named as needing a restart
         with open(cfg, "w") as f:
-            f.write(good)
+            f.write(good.replace("[imap]\nlisten = 127.0.0.1:0,", "[imap]\nlisten = 127.0.0.1:1,"))
         result = run_cli(cfg, "reload")
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith(f"clevermail: sent SIGHUP to pid {server.pid}")
-        assert server.read_until(f"reloading {cfg} (SIGHUP)", timeout=60)
+        assert server.read_until("[imap] listen changed: restart to apply", timeout=60), server.stderr
+        assert f"reloading {cfg} (SIGHUP)" in server.stderr
+        assert f"configuration reloaded from {cfg}" in server.stderr
+        note = next(line for line in server.stderr.splitlines() if "[imap] listen changed" in line)
+        assert " WARNING " in note
         assert server.proc.poll() is None          # SIGHUP never kills it
         assert server.stop() == 0
     finally:
