@@ -78,7 +78,8 @@ RESTART_RELAY_KEYS = {"concurrency": "concurrency", "nameservers": "nameservers"
 # Where ServerSettings fields come from in the file, for the notes.
 SERVER_SECTION = {"certificate": "tls", "key": "tls"}
 # Settings layers reload() knows; another layer that changed is named as needing a restart.
-RELOADED_LAYERS = frozenset({"source", "server", "limits", "policy", "login", "relay", "listeners"})
+RELOADED_LAYERS = frozenset({"source", "server", "limits", "policy", "login", "relay", "listeners",
+                             "senders", "inbound", "spam"})
 
 
 class StartupError(Exception):
@@ -177,23 +178,16 @@ class MailService:
         # one resolver (and its TTL cache) for every lookup: relay, inbound checks
         self.dns = self.resolver or make_resolver(settings.relay.nameservers,
                                                   dnssec=settings.relay.dnssec)
-        spam = settings.spam
-        dnslists = DNSLists(DnsClient(self.dns), spam.dnsbl, spam.dnswl) if spam.dnsbl or spam.dnswl else None
-        greylist = Greylist(server.data_dir, delay=spam.greylist_delay) if spam.greylist else None
-        self.defence = Defence(spam, dnslists, greylist)
-        inbound = None
-        if settings.inbound.checks:
-            inbound = InboundChecks(self.dns, server.hostname, self.accounts.is_local_domain,
-                                    settings.inbound)
+        self._retired = []                  # defences replaced by a reload, closed at stop
+        self.defence = self._make_defence(settings)
+        inbound = self._make_inbound(settings)
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
         self.metrics = metrics.for_settings(settings.metrics)
         self.handlers = handlers = {
             "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
                                     postmaster=server.postmaster,
-                                    senders=SenderIdentity(self.accounts.is_local_domain,
-                                                           settings.senders.send_as,
-                                                           owners=self.router.owners),
+                                    senders=self._make_sender_identity(settings),
                                     quota=self.send_quota, router=self.router, srs=srs,
                                     inbound=inbound, defence=self.defence, metrics=self.metrics),
             "pop3": POP3FileHandler(self.store, self.accounts),
@@ -235,6 +229,29 @@ class MailService:
         except OSError as exc:
             why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise StartupError(f"metrics: cannot listen on {address[0]}:{address[1]}: {why}") from None
+
+    # -- the SMTP policies, built at start and again by reload ---------------------------
+    def _make_sender_identity(self, settings):
+        return SenderIdentity(self.accounts.is_local_domain, settings.senders.send_as,
+                              owners=self.router.owners)
+
+    def _make_inbound(self, settings):
+        if not settings.inbound.checks:
+            return None
+        return InboundChecks(self.dns, settings.server.hostname, self.accounts.is_local_domain,
+                             settings.inbound)
+
+    def _make_defence(self, settings, previous=None):
+        """The MX defences; a reload keeps the running greylist (its database
+        connections may be in use by sessions) when greylisting stays on."""
+        spam = settings.spam
+        dnslists = DNSLists(DnsClient(self.dns), spam.dnsbl, spam.dnswl) if spam.dnsbl or spam.dnswl else None
+        greylist = None
+        if spam.greylist:
+            old = previous.greylist if previous is not None else None
+            greylist = old or Greylist(settings.server.data_dir, delay=spam.greylist_delay)
+            greylist.delay = spam.greylist_delay
+        return Defence(spam, dnslists, greylist)
 
     def _listen_sockets(self):
         """[(Listener, socket)]: the inherited sockets (socket activation) or, without
@@ -376,7 +393,9 @@ class MailService:
         if getattr(self, "send_quota", None) is not None:
             self.send_quota.close()
         if getattr(self, "defence", None) is not None:
-            self.defence.close()
+            for defence in [self.defence, *self._retired]:
+                defence.close()
+            self._retired = []
         self._threads = []
         self.started = False
 
@@ -404,6 +423,14 @@ class MailService:
             srv.policy = settings.policy
         if self.worker is not None:
             self.worker.update_settings(settings.relay)
+        smtp = self.handlers["smtp"]
+        smtp.senders = self._make_sender_identity(settings)
+        self.send_quota.set_limits(settings.senders.messages_per_hour, settings.senders.recipients_per_hour)
+        smtp.inbound = self._make_inbound(settings)
+        previous, self.defence = self.defence, self._make_defence(settings, self.defence)
+        if previous.greylist is not None and previous.greylist is not self.defence.greylist:
+            self._retired.append(previous)      # sessions may still use it: closed at stop
+        smtp.defence = self.defence
         if server.certificate or old.server.certificate:
             notes += self._reload_tls(server)
         logging.getLogger("clevermail").setLevel(server.log_level)

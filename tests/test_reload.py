@@ -240,9 +240,9 @@ def test_changes_that_need_a_restart_are_named(env, tmp_path):
     notes = svc.reload(env.config(
         smtp={"listen": ["127.0.0.1:0", "127.0.0.2:0"]}, pop3={"listen": []},
         server={"data_dir": str(tmp_path / "elsewhere"), "users_file": str(tmp_path / "u2.ini")},
-        relay={"concurrency": 2}, senders={"messages_per_hour": 5}))
+        relay={"concurrency": 2}, metrics={"listen": "127.0.0.1:0"}))
     assert sorted(notes) == sorted([
-        "[senders] changed: restart to apply",      # a layer reload does not apply
+        "[metrics] changed: restart to apply",      # a layer reload does not apply
         "[smtp] listen changed: restart to apply",
         "[pop3] listen changed: restart to apply",
         "[server] data_dir changed: restart to apply",
@@ -296,3 +296,23 @@ def test_logs_reopen_writes_to_the_new_file_after_a_rename(tmp_path):
         logger.removeHandler(handler)
         handler.close()
         logger.propagate = True
+
+
+def test_sender_inbound_and_spam_settings_are_applied_live(env):
+    """[senders], [inbound] and [spam] need no restart: the next session uses them."""
+    svc = env.start()
+    smtp = svc.handlers["smtp"]
+    assert smtp.inbound is None and smtp.defence.settings.unknown_recipients == 5
+    notes = svc.reload(env.config(senders={"messages_per_hour": 7, "send_as": ["alice@example.test=*@example.test"]},
+                                  inbound={"checks": True, "spf_fail": "reject"},
+                                  spam={"unknown_recipients": 2, "greylist": True}))
+    assert notes == []
+    assert svc.send_quota.messages_per_hour == 7
+    assert smtp.senders.owns("alice@example.test", "anyone@example.test")
+    assert smtp.inbound is not None and smtp.inbound.policy.spf_fail == "reject"
+    assert smtp.defence.settings.unknown_recipients == 2 and smtp.defence.greylist is not None
+    kept = smtp.defence.greylist
+    svc.reload(env.config(spam={"greylist": True, "greylist_delay": 10}))
+    assert smtp.defence.greylist is kept and kept.delay == 10      # its state stays
+    svc.reload(env.config())
+    assert smtp.inbound is None and smtp.defence.greylist is None
