@@ -13,8 +13,9 @@ import re
 import pytest
 
 from clevermail.imap import mime
-from clevermail.imap.fetch import parse_fetch_items, render_fetch, render_index_only
+from clevermail.imap.fetch import flag_text, parse_fetch_items, render_fetch, render_index_only
 from clevermail.imap.replies import IMAPBad
+from clevermail.store.view import Message
 
 DATA = pathlib.Path(__file__).parent / "data" / "messages"
 # RFC 3501's INTERNALDATE example instant.
@@ -26,20 +27,24 @@ def load(name):
 
 
 class Msg:
-    """Duck-typed message as the session passes it; counts raw() calls."""
+    """A message as the folder view's Message value gives it (seq, uid, flags as a
+    frozenset of names, internaldate, size), with its content for read(), which
+    counts the reads."""
 
-    def __init__(self, raw=b"", uid=7, flags=("\\Seen", "$Forwarded"), internaldate=T0):
-        self._raw, self.uid, self.flags = raw, uid, list(flags)
+    def __init__(self, raw=b"", uid=7, flags=("\\Seen", "$Forwarded"), internaldate=T0, seq=1):
+        self._raw, self.seq, self.uid, self.flags = raw, seq, uid, frozenset(flags)
         self.internaldate, self.size = internaldate, len(raw)
         self.raw_calls = 0
 
-    def raw(self):
-        self.raw_calls += 1
-        return self._raw
+
+def read(msg):
+    """The file handler's read_message, for a Msg."""
+    msg.raw_calls += 1
+    return msg._raw
 
 
 def fetch(items, msg, **kw):
-    return render_fetch(parse_fetch_items(items), msg, **kw)
+    return render_fetch(parse_fetch_items(items), msg, read, **kw)
 
 
 # ------------------------------------------------------------------- parsing
@@ -194,11 +199,17 @@ def test_structure_items():
     assert msg.raw_calls == 1            # parsed once per render
 
 
-def test_cache_reuses_parse_across_calls():
-    msg, cache = Msg(load("nested_rfc822.eml")), {}
-    fetch("BODYSTRUCTURE", msg, cache=cache)
-    fetch(["BODY[2.1]", "ENVELOPE"], msg, cache=cache)
-    assert msg.raw_calls == 1
+def test_index_items_never_read_the_message():
+    assert render_fetch(parse_fetch_items("FAST"), Msg(b"x" * 5)) == (
+        b'(FLAGS (\\Seen $Forwarded) INTERNALDATE "17-Jul-1996 09:44:25 +0000" RFC822.SIZE 5)')
+
+
+def test_flag_text_has_one_order_whatever_the_set():
+    # Maildir letter order for system flags (D F R S T), as before the frozenset
+    names = ["$b", "\\Recent", "\\Seen", "$a", "\\Answered", "\\Deleted", "\\Flagged", "\\Draft"]
+    texts = {flag_text(frozenset(names[i:] + names[:i])) for i in range(len(names))}
+    assert texts == {b"\\Draft \\Flagged \\Answered \\Seen \\Deleted $a $b \\Recent"}
+    assert flag_text(frozenset()) == b""
 
 
 def test_extra_flags():
@@ -221,48 +232,34 @@ def test_nested_sections_via_fetch():
                    b'Subject: Lunch\r\n\r\n BODY[9.1] "")')
 
 
-class Row:
-    """An index row as FolderView.index_rows gives it: no message text at all."""
-
-    __slots__ = ("uid", "flags", "date", "wsize")
-
-    def __init__(self, uid, flags="", date=T0, wsize=0):
-        self.uid, self.flags, self.date, self.wsize = uid, flags, date, wsize
-
-
-_NAMES = {"S": "\\Seen", "F": "\\Flagged", "a": "$Forwarded"}
-
-
-def letters_to_names(letters):
-    return tuple(_NAMES[c] for c in letters)
+def never_read(msg):
+    raise AssertionError("an index item read the message")
 
 
 @pytest.mark.parametrize("items", [["UID", "FLAGS"], "FAST", ["RFC822.SIZE", "UID"],
                                    ["INTERNALDATE", "FLAGS", "UID"]])
 def test_index_only_agrees_with_the_general_renderer(items):
     req = parse_fetch_items(items)
-    rows = [Row(3, "Sa", wsize=120), Row(4, "", T0 + 86399, 7), Row(9, "FS", 0, 1)]
-    recent = {4}
-    lines = render_index_only(req, [1, 2, 3], rows, recent, letters_to_names)
-    expected = []
-    for seq, row in zip([1, 2, 3], rows):
-        msg = Msg(uid=row.uid, flags=list(letters_to_names(row.flags)) + (["\\Recent"] if row.uid in recent else []),
-                  internaldate=float(row.date))
-        msg.size = row.wsize
-        expected.append(b"* %d FETCH %s\r\n" % (seq, render_fetch(req, msg)))
-        assert msg.raw_calls == 0
-    assert lines == expected
+    msgs = [Message(1, 3, frozenset({"\\Seen", "$Forwarded"}), T0, 120),
+            Message(2, 4, frozenset({"\\Recent"}), T0 + 86399, 7),
+            Message(5, 9, frozenset({"\\Flagged", "\\Seen"}), 0, 1)]
+    expected = [b"* %d FETCH %s\r\n" % (m.seq, render_fetch(req, m, never_read)) for m in msgs]
+    assert render_index_only(req, msgs) == expected
+    # FolderView.iter_messages' plain tuples in Message's field order: the same lines
+    assert render_index_only(req, (tuple(m) for m in msgs)) == expected
 
 
-def test_index_only_skips_rows_expunged_meanwhile():
+def test_index_only_empty_flags_and_no_messages():
     req = parse_fetch_items(["UID", "FLAGS"])
-    lines = render_index_only(req, [1, 2, 3], [Row(1), None, Row(3, "S")], set(), letters_to_names)
-    assert lines == [b"* 1 FETCH (UID 1 FLAGS ())\r\n", b"* 3 FETCH (UID 3 FLAGS (\\Seen))\r\n"]
+    assert render_index_only(req, [Message(1, 1, frozenset(), T0, 0),
+                                   Message(3, 3, frozenset({"\\Seen"}), T0, 0)]) == [
+        b"* 1 FETCH (UID 1 FLAGS ())\r\n", b"* 3 FETCH (UID 3 FLAGS (\\Seen))\r\n"]
+    assert render_index_only(req, []) == []
 
 
 def test_index_only_fetch_of_a_session_opens_no_message_file(tmp_path, monkeypatch):
     """FETCH 1:* (UID FLAGS), what every client sends on every sync, is answered from
-    the folder view's index rows: the real path, with every way to a message file
+    the folder view's Message values: the real path, with every way to a message file
     made to fail."""
     from clevermail.store.folder import Folder
     from clevermail.store.view import FolderView

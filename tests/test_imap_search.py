@@ -13,13 +13,16 @@ from clevermail.imap.search import parse_search
 
 
 class Msg:
-    """The duck-typed message the session passes; counts raw() calls."""
+    """A message as the folder view's Message value gives it (flags a frozenset of
+    names, \\Recent among them when held); raw() is its content for Ctx.read, and
+    counts the reads."""
 
     def __init__(self, raw=b"", seq=1, uid=1, flags=(), recent=False,
                  internaldate=0.0, size=None):
         self._raw = raw
-        self.seq, self.uid, self.flags = seq, uid, list(flags)
-        self.recent, self.internaldate = recent, internaldate
+        self.seq, self.uid = seq, uid
+        self.flags = frozenset(flags) | ({"\\Recent"} if recent else set())
+        self.internaldate = internaldate
         self.size = len(raw) if size is None else size
         self.raw_calls = 0
 
@@ -36,6 +39,11 @@ class NoRaw(Msg):
 class Ctx:
     def __init__(self, max_seq=10, max_uid=100):
         self.max_seq, self.max_uid = max_seq, max_uid
+
+    @staticmethod
+    def read(msg):
+        """The file handler's read_message, for a Msg."""
+        return msg.raw()
 
 
 def match(args, msg, ctx=None, **kw):
@@ -481,7 +489,7 @@ NESTED_PREFIX = (
 
 def _fetch(raw, section):
     from clevermail.imap.fetch import parse_fetch_items, render_fetch
-    out = render_fetch(parse_fetch_items("BODY.PEEK[%s]" % section), Msg(raw))
+    out = render_fetch(parse_fetch_items("BODY.PEEK[%s]" % section), Msg(raw), Ctx.read)
     return out[out.index(b"}\r\n") + 3:-1]
 
 

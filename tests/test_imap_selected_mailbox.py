@@ -79,7 +79,7 @@ def test_new_mail_in_read_only_view_claims_nothing(store, folder):
 
 def test_flag_change_by_other_view_is_reported_once(folder):
     v, other = view(folder), view(folder)
-    other.view.store_flags([2], {"F"}, "+")
+    other.view.set_flags([2], ["\\Flagged"], "+")
     assert v.updates(allow_expunge=False) == [b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))\r\n"]
     assert v.updates(allow_expunge=False) == []
     assert other.updates(allow_expunge=False) == []          # its own change: silent
@@ -87,7 +87,7 @@ def test_flag_change_by_other_view_is_reported_once(folder):
 
 def test_own_change_then_foreign_change_is_reported(folder):
     v, other = view(folder), view(folder)
-    v.view.store_flags([1], {"S"}, "+")
+    v.view.set_flags([1], ["\\Seen"], "+")
     folder.store_flags([1], {"F"}, "+")                      # someone else, later
     assert v.updates(allow_expunge=True) == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen \\Recent))\r\n"]
     assert other.updates(allow_expunge=True) == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Seen))\r\n"]

@@ -28,7 +28,7 @@ def inbox_flags(store):
     """{uid: flag names} as an IMAP session would see them now."""
     view = open_view(store, ALICE, "INBOX", readonly=True)
     try:
-        return {m.uid: tuple(f for f in m.flags if f != "\\Recent")
+        return {m.uid: tuple(sorted(m.flags - {"\\Recent"}))
                 for m in view.messages(range(1, len(view) + 1))}
     finally:
         close_view(store, view)

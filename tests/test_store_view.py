@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from clevermail.store import MailStore
+from clevermail.store import MailStore, MessageGone
 from clevermail.store.view import NO_CHANGES, Changes, FolderView, close_view, open_view
 from fakes import open_inbox
 
@@ -39,10 +39,10 @@ def view(folder, readonly=False, owned=()):
 # -- the value object ------------------------------------------------------------------
 
 def test_changes_is_a_frozen_value():
-    c = Changes(expunged=(1,), flags=((2, ("\\Seen",)),), new=(4,), recent=frozenset({4}))
+    c = Changes(expunged=(1,), flags=((2, frozenset({"\\Seen"})),), new=(4,), recent=frozenset({4}))
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.new = ()
-    assert c == Changes((1,), ((2, ("\\Seen",)),), (4,), frozenset({4}), False)
+    assert c == Changes((1,), ((2, frozenset({"\\Seen"})),), (4,), frozenset({4}), False)
     assert c and Changes(gone=True) and not NO_CHANGES and NO_CHANGES == Changes()
 
 
@@ -55,21 +55,26 @@ def test_numbering_and_messages(folder):
     assert v.uid_at(2) == 2
     msgs = v.messages([1, 3])
     assert [(m.seq, m.uid) for m in msgs] == [(1, 1), (3, 3)]
-    assert msgs[0].flags == ["\\Recent"]
+    assert msgs[0].flags == frozenset({"\\Recent"})
     assert msgs[0].size == len(message(1))
-    assert msgs[0].raw() == message(1)
-    assert [r.uid for r in v.index_rows([3, 1])] == [3, 1]
+    assert isinstance(msgs[0].internaldate, int)
+    assert v.read_message(1) == message(1)
+    with v.open_message(3) as f:
+        assert f.read() == message(3).replace(b"\r\n", b"\n")    # disk form
+    assert [m.uid for m in v.messages([3, 1])] == [3, 1]
+    assert [tuple(m) for m in v.messages([1, 3])] == list(v.iter_messages([1, 3]))
     assert v.sizes() == [len(message(i)) for i in (1, 2, 3)]
     assert v.first_unseen() == 1
     folder.store_flags([1], {"S"}, "+")
     assert v.first_unseen() == 2
 
 
-def test_rows_of_messages_expunged_meanwhile_are_none(folder):
+def test_messages_expunged_meanwhile_are_left_out(folder):
     v = view(folder)
     folder.expunge([2])
-    assert [r and r.uid for r in v.index_rows([1, 2, 3])] == [1, None, 3]
-    assert [m.uid for m in v.messages([1, 2, 3])] == [1, 3]
+    assert [(m.seq, m.uid) for m in v.messages([1, 2, 3])] == [(1, 1), (3, 3)]
+    with pytest.raises(MessageGone):
+        v.read_message(2)
     assert v.sizes()[1] == 0
 
 
@@ -110,13 +115,20 @@ def test_flag_search(folder):
     assert store_view.flag_search([("\\seen", False)], uids=True) == [3]
 
 
-def test_without_flag_and_expunge_flagged(folder):
+def test_flags_by_name_mark_seen_and_expunge_deleted(folder):
     v = view(folder)
-    folder.store_flags([1, 3], {"T"}, "+")
-    assert v.without_flag("T", [1, 2, 3, 99]) == [2]
-    assert v.expunge_flagged("T", among={2, 3}) == [3]
-    assert v.expunge_flagged("T") == [1]
-    assert v.expunge_flagged("T") == []
+    assert v.set_flags([1, 3], ["\\Deleted", "$Work", "\\Recent"], "+") == [1, 3]
+    assert {m.uid: m.flags for m in v.messages([1, 3])} == {
+        1: frozenset({"\\Deleted", "$Work", "\\Recent"}), 3: frozenset({"\\Deleted", "$Work", "\\Recent"})}
+    assert v.set_flags([3], ["$work"], "-") == [3]       # keywords match in any case
+    assert v.set_flags([1], ["$Unknown"], "-") == []     # removing defines nothing
+    assert v.keywords() == ["$Work"]
+    v.set_flags([2], ["\\Seen"], "+")
+    assert v.mark_seen([1, 2, 3, 99]) == {1, 3}
+    assert v.mark_seen([1, 2, 3]) == set()
+    assert v.expunge_deleted(among={2, 3}) == [3]
+    assert v.expunge_deleted() == [1]
+    assert v.expunge_deleted() == []
     assert folder.uids == [2]
 
 
@@ -127,7 +139,7 @@ def test_expunge_flagged_looks_again_after_another_process_cleared_the_flag(fold
     folder.store_flags([1], {"T"}, "+")
     entry = folder.get(1)
     os.rename(folder.file_path(entry), os.path.join(folder.path, "cur", entry.base + ":2,"))
-    assert v.expunge_flagged("T") == []
+    assert v.expunge_deleted() == []
     assert folder.uids == [1, 2, 3]
 
 
@@ -149,12 +161,14 @@ def test_expunge_by_another_stays_numbered_until_forgotten(folder):
 
 def test_flag_change_by_another_is_reported_own_is_not(folder):
     v, other = view(folder), view(folder)
-    other.store_flags([2], {"F"}, "+")
-    assert v.changes() == Changes(flags=((2, ("\\Flagged",)),))
+    other.set_flags([2], ["\\Flagged"], "+")
+    # v holds \Recent of the three (it was first): the names say so
+    assert v.changes() == Changes(flags=((2, frozenset({"\\Flagged", "\\Recent"})),))
     assert other.changes() is NO_CHANGES
-    v.store_flags([1], {"S"}, "+")
+    v.set_flags([1], ["\\Seen"], "+")
     folder.store_flags([1], {"F"}, "+")        # someone else, after our own change
-    assert v.changes() == Changes(flags=((1, ("\\Flagged", "\\Seen")),))
+    assert v.changes() == Changes(flags=((1, frozenset({"\\Flagged", "\\Seen", "\\Recent"})),))
+    assert other.changes() == Changes(flags=((1, frozenset({"\\Flagged", "\\Seen"})),))
 
 
 def test_new_mail_joins_the_numbering(folder, store):
@@ -181,7 +195,7 @@ def test_log_trimmed_full_compare(folder, monkeypatch):
     folder.expunge([3])
     monkeypatch.setattr(folder, "_log_floor", folder.modseq + 1)
     assert folder.changes_since(v.modseq) is None
-    assert v.changes() == Changes(expunged=(3,), flags=((1, ("\\Flagged",)),))
+    assert v.changes() == Changes(expunged=(3,), flags=((1, frozenset({"\\Flagged", "\\Recent"})),))
 
 
 def test_changes_made_on_disk_by_another_program(folder):
@@ -189,7 +203,7 @@ def test_changes_made_on_disk_by_another_program(folder):
     entry = folder.entry(2)
     os.rename(folder.file_path(entry), os.path.join(folder.path, "cur", entry.base + ":2,S"))
     os.unlink(folder.file_path(folder.entry(1)))
-    assert v.changes() == Changes(expunged=(1,), flags=((2, ("\\Seen",)),))
+    assert v.changes() == Changes(expunged=(1,), flags=((2, frozenset({"\\Seen", "\\Recent"})),))
 
 
 def test_deleted_folder_is_gone(store):

@@ -10,9 +10,11 @@ use of the session: `mailbox` (the SelectedMailbox, never None here), `account`,
 view (store/view.py); nothing is sent to the socket while the store works.
 """
 
+import functools
+
 from ..store.errors import MessageGone, NoSuchFolder
 from . import replies as R
-from .fetch import parse_fetch_items, render_fetch, render_index_only
+from .fetch import flag_text, parse_fetch_items, render_fetch, render_index_only
 from .names import mailbox_name
 from .parser import Atom, flag_list
 from .search import parse_search
@@ -23,10 +25,10 @@ STORE_MODES = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}
 
 
 class _SearchContext:
-    __slots__ = ("max_seq", "max_uid")
+    __slots__ = ("max_seq", "max_uid", "read")
 
-    def __init__(self, max_seq, max_uid):
-        self.max_seq, self.max_uid = max_seq, max_uid
+    def __init__(self, max_seq, max_uid, read):
+        self.max_seq, self.max_uid, self.read = max_seq, max_uid, read
 
 
 def uid_set_text(uids):
@@ -150,7 +152,8 @@ def _search(session, args, uid_mode):
         if hits is not None:
             session.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
             return
-    ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0)
+    ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0,
+                         functools.partial(session.server.handler.read_message, view))
     hits = []
     for msg in view.messages(range(1, len(view) + 1)):
         try:
@@ -186,23 +189,25 @@ def _fetch(session, args, uid_mode):
         request.add_uid()
     if not request.needs_message:
         # FLAGS/UID/INTERNALDATE/RFC822.SIZE only (FETCH 1:* (UID FLAGS) on every
-        # sync): straight from the index rows, no message file opened
-        rows = view.index_rows(seqs)
-        session.send_many(render_index_only(request, seqs, rows, view.recent, view.flag_names))
-        if None in rows:
+        # sync): Message values made from the index, no message file opened
+        lines = render_index_only(request, view.iter_messages(seqs))
+        session.send_many(lines)
+        if len(lines) < len(seqs):      # one line per message still there
             raise R.FETCH_EXPUNGED.error()
         return
-    messages = view.messages(seqs)
+    handler = session.server.handler
     seen_now = set()
     if request.sets_seen and not view.readonly:
-        seen_now = session.server.handler.mark_seen(view, [m.uid for m in messages])
+        seen_now = handler.mark_seen(view, [view.uid_at(s) for s in seqs])
+    messages = view.messages(seqs)      # made after the \Seen: they show it
+    read = functools.partial(handler.read_message, view)
     missing = False
 
     def lines():
         nonlocal missing
         for msg in messages:
             try:
-                data = render_fetch(request, msg, extra_flags=msg.uid in seen_now)
+                data = render_fetch(request, msg, read, extra_flags=msg.uid in seen_now)
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue
@@ -240,14 +245,13 @@ def _store(session, args, uid_mode):
     flags = flag_list(args[2]) if len(args) == 3 else [f for tok in args[2:] for f in flag_list(tok)]
     if view.readonly:
         raise R.READ_ONLY.error()
-    messages = view.messages(seqs)
-    session.server.handler.set_flags(view, [m.uid for m in messages], flags, STORE_MODES[base])
+    session.server.handler.set_flags(view, [view.uid_at(s) for s in seqs], flags, STORE_MODES[base])
+    messages = view.messages(seqs)      # as they are now, \\Recent included
     if not silent:
         out = []
         for msg in messages:
-            names = msg.flags       # as they are now, \\Recent included
             uid_part = b"UID %d " % msg.uid if uid_mode else b""
-            out.append(b"* %d FETCH (%sFLAGS (%s))\r\n" % (msg.seq, uid_part, " ".join(names).encode()))
+            out.append(b"* %d FETCH (%sFLAGS (%s))\r\n" % (msg.seq, uid_part, flag_text(msg.flags)))
         session.send_many(out)
     if len(messages) < len(seqs):
         raise R.STORE_EXPUNGED.error()

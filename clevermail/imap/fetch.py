@@ -2,21 +2,26 @@
 list of one untagged FETCH response (RFC 3501 section 7.4.2).
 
 parse_fetch_items() turns the token after the sequence set into a
-FetchRequest whose items each carry a render function chosen once.
+FetchRequest whose items each carry a render function chosen once.  A message is
+the folder view's Message value (store/view.py: seq, uid, flags as a frozenset of
+names, internaldate, size); its content comes from a `read(msg)` the caller passes
+(the file handler's read_message), called only for items that need it.
 render_index_only() answers a request of index items only (FLAGS, UID,
-INTERNALDATE, RFC822.SIZE: FETCH 1:* (UID FLAGS) over a big folder) from the
-folder view's index rows with one format operation per message: no regex, no
-MIME code, no message file.  render_fetch() renders one message.  Items derived from
-the message text (ENVELOPE, BODY, BODYSTRUCTURE, BODY[section], RFC822*) come
-from clevermail.imap.mime, which parses a message at most once per render
-(or once per `cache` dict the caller keeps).
+INTERNALDATE, RFC822.SIZE: FETCH 1:* (UID FLAGS) over a big folder) with one format
+operation per message: no regex, no MIME code, no message file.  render_fetch()
+renders one message.  Items derived from the message text (ENVELOPE, BODY,
+BODYSTRUCTURE, BODY[section], RFC822*) come from clevermail.imap.mime, which parses
+a message at most once per render.
 """
+
+import functools
 
 from clevermail.imap import dates, mime
 from clevermail.imap.parser import is_atom, quote_astring, section_end
 from clevermail.imap.replies import IMAPBad
 
-__all__ = ["FetchItem", "FetchRequest", "parse_fetch_items", "render_fetch", "render_index_only"]
+__all__ = ["FetchItem", "FetchRequest", "flag_text", "parse_fetch_items", "render_fetch",
+           "render_index_only"]
 
 # Items answered from the index alone (no message bytes needed).
 _NO_MESSAGE = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"))
@@ -77,19 +82,51 @@ class FetchRequest:
         return "FetchRequest(%r)" % (self.items,)
 
 
-def render_fetch(req, msg, extra_flags=False, cache=None):
+@functools.lru_cache(maxsize=4096)
+def flag_text(flags):
+    """A frozenset of flag names as the inside of a FETCH FLAGS list, in one order
+    whatever the set's: the system flags in Maildir letter order (D F R S T, as
+    CleverMail always listed them), then keywords alphabetically, \\Recent last.
+    Cached: a folder has a handful of flag combinations."""
+    return " ".join(sorted(flags, key=_flag_order)).encode()
+
+
+_SYSTEM_ORDER = {"\\Draft": 0, "\\Flagged": 1, "\\Answered": 2, "\\Seen": 3, "\\Deleted": 4,
+                 "\\Recent": 6}
+_KEYWORD_RANK = 5
+
+
+def _flag_order(name):
+    return (_SYSTEM_ORDER.get(name, _KEYWORD_RANK), name)
+
+
+class _Content:
+    """The content of the message one render_fetch call renders: read through the
+    caller's `read(msg)` and parsed (mime.py) at most once, only if an item needs it."""
+
+    __slots__ = ("_read", "_msg", "_parsed")
+
+    def __init__(self, read, msg):
+        self._read, self._msg, self._parsed = read, msg, None
+
+    @property
+    def parsed(self):
+        if self._parsed is None:
+            self._parsed = mime.parse(self._read(self._msg))
+        return self._parsed
+
+
+def render_fetch(req, msg, read=None, extra_flags=False):
     """The parenthesized FETCH attribute list for one message.
 
-    msg needs uid, flags, internaldate, size and raw() (only called when
-    req.needs_message).  cache: optional dict kept by the caller to reuse the
-    parsed message across calls for the same message.  extra_flags adds FLAGS
+    msg: a Message value (store/view.py) or one like it.  read(msg): its wire bytes,
+    called once at most and only when req.needs_message.  extra_flags adds FLAGS
     when not requested (the session sets it when \\Seen changed implicitly).
     """
-    if cache is None and req.needs_message:
-        cache = {}
-    out = [f(msg, cache) for f in req._fns]
+    content = _Content(read, msg)
+    out = [f(msg, content) for f in req._fns]
     if extra_flags and not req._has_flags:
-        out.append(_r_flags(msg, cache))
+        out.append(_r_flags(msg, content))
     return b"(" + b" ".join(out) + b")"
 
 
@@ -98,79 +135,67 @@ _INDEX_FORMATS = {"FLAGS": b"FLAGS (%s)", "UID": b"UID %d", "INTERNALDATE": b"IN
                   "RFC822.SIZE": b"RFC822.SIZE %d"}
 
 
-def render_index_only(req, seqs, rows, recent, flag_names):
-    """Untagged FETCH lines for a request of index items only (not
-    req.needs_message).  rows[i] is the index row of seqs[i] (uid, flags letters,
-    date, wsize; store/view.py FolderView.index_rows) or None for a message
-    expunged meanwhile, which is skipped.  recent: UIDs shown with \\Recent;
-    flag_names: letters -> flag names."""
-    names = [item.name for item in req.items]
-    fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
-    flag_cache = {}
+class _FlagTexts(dict):
+    """flags frozenset -> flag_text, for one render_index_only call (a dict
+    subscript in the loop, a call only on a miss)."""
 
-    def flags(uid, row):
-        key = (row.flags, uid in recent)
-        text = flag_cache.get(key)
-        if text is None:
-            text = flag_cache[key] = " ".join(flag_names(row.flags) + (("\\Recent",) if key[1] else ())).encode()
+    def __missing__(self, flags):
+        text = self[flags] = flag_text(flags)
         return text
 
+
+def render_index_only(req, messages):
+    """Untagged FETCH lines for a request of index items only (not
+    req.needs_message), one per message of `messages`: Message values, or the plain
+    tuples in Message's field order that FolderView.iter_messages gives (built from
+    the index, no file opened); they are unpacked, never asked for names."""
+    names = [item.name for item in req.items]
+    fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
+    texts = _FlagTexts()
     if names == ["UID", "FLAGS"]:
-        # what every client sends on every sync: one format and one cache lookup per
-        # line, no function call
-        get = flag_cache.get
-        return [fmt % (seq, row.uid, get((row.flags, row.uid in recent)) or flags(row.uid, row))
-                for seq, row in zip(seqs, rows) if row is not None]
-    getters = {"FLAGS": lambda row: flags(row.uid, row), "UID": lambda row: row.uid,
-               "INTERNALDATE": lambda row: dates.format_datetime(float(row.date)).encode(),
-               "RFC822.SIZE": lambda row: row.wsize}
+        # what every client sends on every sync: one format and one dict subscript
+        # per line, no function call
+        return [fmt % (seq, uid, texts[flags]) for seq, uid, flags, _, _ in messages]
+    getters = {"FLAGS": lambda uid, flags, date, size: texts[flags],
+               "UID": lambda uid, flags, date, size: uid,
+               "INTERNALDATE": lambda uid, flags, date, size: dates.format_datetime(float(date)).encode(),
+               "RFC822.SIZE": lambda uid, flags, date, size: size}
     cols = [getters[n] for n in names]
-    return [fmt % (seq, *[g(row) for g in cols]) for seq, row in zip(seqs, rows) if row is not None]
+    return [fmt % (seq, *[g(*rest) for g in cols]) for seq, *rest in messages]
 
 
 # ------------------------------------------------------------------ renderers
-
-def _flags(msg):
-    return " ".join(msg.flags).encode()
-
 
 def _internaldate(msg):
     return dates.internaldate(msg.internaldate)
 
 
-def _r_flags(msg, cache):
-    return b"FLAGS (" + _flags(msg) + b")"
+def _r_flags(msg, content):
+    return b"FLAGS (" + flag_text(msg.flags) + b")"
 
 
-def _r_uid(msg, cache):
+def _r_uid(msg, content):
     return b"UID %d" % msg.uid
 
 
-def _r_internaldate(msg, cache):
+def _r_internaldate(msg, content):
     return b'INTERNALDATE "' + _internaldate(msg) + b'"'
 
 
-def _r_size(msg, cache):
+def _r_size(msg, content):
     return b"RFC822.SIZE %d" % msg.size
 
 
-def _parsed(msg, cache):
-    pm = cache.get("mime")
-    if pm is None:
-        pm = cache["mime"] = mime.parse(msg.raw())
-    return pm
+def _r_envelope(msg, content):
+    return b"ENVELOPE " + mime.envelope(content.parsed)
 
 
-def _r_envelope(msg, cache):
-    return b"ENVELOPE " + mime.envelope(_parsed(msg, cache))
+def _r_body(msg, content):
+    return b"BODY " + mime.bodystructure(content.parsed, extended=False)
 
 
-def _r_body(msg, cache):
-    return b"BODY " + mime.bodystructure(_parsed(msg, cache), extended=False)
-
-
-def _r_bodystructure(msg, cache):
-    return b"BODYSTRUCTURE " + mime.bodystructure(_parsed(msg, cache))
+def _r_bodystructure(msg, content):
+    return b"BODYSTRUCTURE " + mime.bodystructure(content.parsed)
 
 
 def _literal(data):
@@ -187,13 +212,13 @@ def _section_renderer(label, section, partial):
     nums, text, fields = section
     prefix = label + b" "
     if partial is None:
-        def render(msg, cache):
-            return prefix + _literal(mime.section(_parsed(msg, cache), nums, text, fields))
+        def render(msg, content):
+            return prefix + _literal(mime.section(content.parsed, nums, text, fields))
     else:
         start, stop = partial[0], partial[0] + partial[1]
 
-        def render(msg, cache):
-            data = mime.section(_parsed(msg, cache), nums, text, fields)
+        def render(msg, content):
+            data = mime.section(content.parsed, nums, text, fields)
             return prefix + _literal(data[start:stop])
     return render
 

@@ -7,10 +7,12 @@ that the session turns into NO responses.
 
 The selected state is a store FolderView (store/view.py) that open_view() hands out
 and close_view() takes back; every change a session makes to it (flags, expunge,
-copy, the implicit \\Seen of a FETCH) goes through a method here, and IDLE watches it
-through watch()/unwatch().  The session reads the view (numbering, index rows) but
-never the Folder behind it.  What this handler asks of the store is declared in
-store/api.py (IMAPStore).
+copy, the implicit \\Seen of a FETCH) goes through a method here, the content of a
+message is read through read_message(), and IDLE watches it through
+watch()/unwatch().  The session reads the view's numbering and its Message values
+(uid, flag names, date, size), never an index row or the Folder behind it; STATUS and
+APPEND are one-shot store calls (store/folder_ops.py).  What this handler asks of
+the store is declared in store/api.py (IMAPStore).
 """
 
 from typing import NamedTuple
@@ -18,7 +20,8 @@ from typing import NamedTuple
 from ..store import FolderExists, NoSuchFolder
 from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
-from ..store.view import FolderView, close_view, open_view
+from ..store.folder_ops import append_message, folder_status
+from ..store.view import FolderView, Message, close_view, open_view
 
 
 class TreeNode(NamedTuple):
@@ -97,34 +100,16 @@ class IMAPFileHandler:
         self.store.rename_folder(address, old, new)
 
     # -- folders ---------------------------------------------------------------------
-    # A session never gets a Folder: _open/_close serve this handler's own one-shot
-    # work (STATUS, APPEND, the target of COPY); sessions get a FolderView.
-    def _open(self, address, name):
-        return self.store.open_folder(address, name)
-
-    def _close(self, folder):
-        self.store.release_folder(folder)
-
     def status(self, address, name):
         """FolderStatus (messages, recent, uidnext, uidvalidity, unseen) of a folder."""
-        folder = self._open(address, name)
-        try:
-            return folder.status()
-        finally:
-            self._close(folder)
+        return folder_status(self.store, address, name)
 
     def append(self, address, name, data, flag_names, date):
         """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID."""
         self.store.folder_path(address, name)   # InvalidName, not "does not exist" (TRYCREATE)
         if not self.store.folder_exists(address, name):
             raise NoSuchFolder(name)
-        folder = self._open(address, name)
-        try:
-            letters = folder.letters_for(flag_names, create=True)
-            uid = folder.append(data, "".join(letters), date)
-            return folder.uidvalidity, uid
-        finally:
-            self._close(folder)
+        return append_message(self.store, address, name, data, flag_names, date)
 
     # -- the selected folder -------------------------------------------------------------
     def open_view(self, address, name, readonly, owned_recent=()) -> FolderView:
@@ -136,25 +121,26 @@ class IMAPFileHandler:
     def close_view(self, view: FolderView):
         close_view(self.store, view)
 
+    def read_message(self, view: FolderView, msg: Message) -> bytes:
+        """The content of a view's message in wire form (CRLF); MessageGone (or
+        FileNotFoundError) when it was expunged meanwhile."""
+        return view.read_message(msg.uid)
+
     def set_flags(self, view: FolderView, uids, flag_names, mode):
         """STORE: mode '+' adds, '-' removes, '=' replaces the flags named; unknown
         keywords are defined unless removing.  Returns the UIDs whose flags changed."""
-        letters = view.letters_for([f for f in flag_names if f.lower() != "\\recent"], create=mode != "-")
-        return [e.uid for e in view.store_flags(uids, letters, mode)]
+        return view.set_flags(uids, flag_names, mode)
 
     def mark_seen(self, view: FolderView, uids):
         """The implicit \\Seen of a FETCH BODY[] (RFC 3501 6.4.5); returns the UIDs that
         were not \\Seen before."""
-        unseen = view.without_flag("S", uids)
-        if not unseen:
-            return set()
-        return {e.uid for e in view.store_flags(unseen, {"S"}, "+")}
+        return view.mark_seen(uids)
 
     def expunge_deleted(self, view: FolderView, among=None):
         """Remove the view's \\Deleted messages (only those in `among` when given: UID
         EXPUNGE); returns the UIDs removed.  Chosen and removed under one folder lock:
         a \\Deleted cleared meanwhile by another session keeps its message."""
-        return view.expunge_flagged("T", among)
+        return view.expunge_deleted(among)
 
     def expunge(self, view: FolderView, uids):
         """Remove `uids` whatever their flags (the second half of MOVE)."""
@@ -166,11 +152,7 @@ class IMAPFileHandler:
         self.store.folder_path(address, target_name)   # InvalidName first
         if not self.store.folder_exists(address, target_name):
             raise NoSuchFolder(target_name)
-        target = self._open(address, target_name)
-        try:
-            return target.uidvalidity, view.copy_to(uids, target)
-        finally:
-            self._close(target)
+        return view.copy_to(uids, self.store, address, target_name)
 
     def watch(self, view: FolderView, callback):
         """Have `callback()` called after every change of the view's folder (IDLE); it

@@ -8,9 +8,10 @@ decoded per RFC 2045 Content-Transfer-Encoding and charset, found in the
 part tree of mime.py as FETCH finds them (decode.py does the decoding; this
 module decides what matches).
 
-The session resolves the mailbox and hands each message to matches() through a
-duck-typed `msg` (seq, uid, flags, recent, internaldate, size, raw()) and a
-`ctx` (max_seq, max_uid).  Keys are costed (flags/UID/size < headers < body)
+The session resolves the mailbox and hands each message to matches() as the folder
+view's Message value (store/view.py: seq, uid, flags as a frozenset of names with
+\\Recent among them, internaldate, size) and a `ctx` (max_seq, max_uid, and
+read(msg): the message's wire bytes, through the file handler).  Keys are costed (flags/UID/size < headers < body)
 and AND tries cheap keys first, so flag-only searches never read a message.
 A search that is only an AND of flag keys (UNSEEN, UNDELETED, ALL, ...) also
 says so as `SearchProgram.flag_tests`, so the session can have the folder view
@@ -231,9 +232,9 @@ def _fixed(node):
 # client input.
 _KEYS = {
     "ALL": _fixed(_Node(CHEAP, lambda m, c, v: True, ())),
-    "RECENT": _fixed(_Node(CHEAP, lambda m, c, v: bool(m.recent))),
-    "OLD": _fixed(_Node(CHEAP, lambda m, c, v: not m.recent)),
-    "NEW": _fixed(_Node(CHEAP, lambda m, c, v: bool(m.recent) and "\\seen" not in v.flags)),
+    "RECENT": _fixed(_Node(CHEAP, lambda m, c, v: "\\recent" in v.flags)),
+    "OLD": _fixed(_Node(CHEAP, lambda m, c, v: "\\recent" not in v.flags)),
+    "NEW": _fixed(_Node(CHEAP, lambda m, c, v: "\\recent" in v.flags and "\\seen" not in v.flags)),
     "KEYWORD": _keyword(True),
     "UNKEYWORD": _keyword(False),
     "BCC": _address_key("bcc"),
@@ -293,14 +294,14 @@ class SearchProgram:
     def __init__(self, root, charset):
         self._root = root
         self.charset = charset
-        # True if some key reads headers or body, i.e. may call msg.raw().
+        # True if some key reads headers or body, i.e. may call ctx.read(msg).
         self.needs_message = root.cost > CHEAP
         # ((casefolded flag name, wanted), ...) when matching is only "has these
         # flags, lacks those" (() for ALL): see the module docstring.  Else None.
         self.flag_tests = root.flags
 
     def matches(self, msg, ctx) -> bool:
-        return bool(self._root.test(msg, ctx, _View(msg)))
+        return bool(self._root.test(msg, ctx, _View(msg, ctx.read)))
 
 
 def parse_search(args: list) -> SearchProgram:
@@ -326,11 +327,11 @@ def parse_search(args: list) -> SearchProgram:
 
 class _View:
     """What one matches() call has learned about one message, computed lazily:
-    raw() is called at most once and the headers parsed at most once, however
+    the content is read at most once and the headers parsed at most once, however
     many keys look at them."""
 
-    def __init__(self, msg):
-        self.msg = msg
+    def __init__(self, msg, read):
+        self.msg, self._read = msg, read
 
     @functools.cached_property
     def flags(self):
@@ -338,7 +339,7 @@ class _View:
 
     @functools.cached_property
     def raw(self):
-        return bytes(self.msg.raw())
+        return bytes(self._read(self.msg))
 
     @functools.cached_property
     def parsed(self):

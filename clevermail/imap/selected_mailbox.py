@@ -8,6 +8,8 @@ EXPUNGE is held back while a FETCH, STORE or SEARCH runs (RFC 3501 7.4.1): the U
 wait in `deferred` and keep their numbers until a command that allows it.
 """
 
+from .fetch import flag_text
+
 
 class SelectedMailbox:
     """The IMAP face of one session's FolderView (store/view.py)."""
@@ -45,15 +47,13 @@ class SelectedMailbox:
                 if seq is not None:
                     out.append(b"* %d EXPUNGE\r\n" % seq)
             self.deferred = []
-        recent = view.recent
         for uid, names in changes.flags:
             seq = view.seq_of(uid)
             if seq is not None:
-                names = list(names) + (["\\Recent"] if uid in recent else [])
-                out.append(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, " ".join(names).encode()))
+                out.append(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, flag_text(names)))
         if changes.new:
             out.append(b"* %d EXISTS\r\n" % len(view))
-            out.append(b"* %d RECENT\r\n" % len(recent))
+            out.append(b"* %d RECENT\r\n" % len(view.recent))
         return out
 
     def select_responses(self, permanent_keywords):

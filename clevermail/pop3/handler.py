@@ -152,7 +152,7 @@ class POP3FileHandler:
     def mark_seen(self, drop, index):
         """Set \\Seen after a RETR, so IMAP shows the message as read."""
         try:
-            drop.view.store_flags([drop.uids[index]], {"S"}, "+")
+            drop.view.mark_seen([drop.uids[index]])
         except (MessageGone, FileNotFoundError):
             pass
 
