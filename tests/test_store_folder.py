@@ -287,25 +287,48 @@ def test_changes_since_log_limit(store, inbox, monkeypatch):
 
 
 def test_waiters_called_on_every_kind_of_change(store, inbox):
+    # a waiter that looks at the folder after each wake-up (as FolderView.changes does)
     calls = []
     waiter = lambda: calls.append(1)  # noqa: E731
     inbox.add_waiter(waiter)
     store.deliver(USER, msg(1))          # notify of an open folder
     assert len(calls) == 1
+    inbox.looked(waiter)
     inbox.sync()                         # new message found
     assert len(calls) == 2
+    inbox.looked(waiter)
     inbox.store_flags([1], {"S"}, "+")
     assert len(calls) == 3
+    inbox.looked(waiter)
     inbox.append(msg(2))
     assert len(calls) == 4
+    inbox.looked(waiter)
     inbox.expunge([1])
     assert len(calls) == 5
+    inbox.looked(waiter)
     assert inbox.sync() is False
     assert len(calls) == 5               # nothing changed: nobody woken
     inbox.remove_waiter(waiter)
     store.deliver(USER, msg(3))
     inbox.sync()
     assert len(calls) == 5
+
+
+def test_changes_of_the_index_wake_a_waiter_once_until_it_looks(store, inbox):
+    calls = []
+    waiter = lambda: calls.append(1)  # noqa: E731
+    inbox.add_waiter(waiter)
+    store.deliver(USER, msg(1))          # a delivery wakes it...
+    inbox.sync()                         # ...and indexing that delivery does not again
+    inbox.store_flags([1], {"S"}, "+")
+    inbox.append(msg(2))
+    assert len(calls) == 1
+    store.deliver(USER, msg(3))          # a delivery always wakes: its file may be past
+    assert len(calls) == 2               # the waiter's look at the directory
+    inbox.looked(waiter)
+    inbox.expunge([1])
+    assert len(calls) == 3
+    inbox.remove_waiter(waiter)
 
 
 def test_broken_waiter_does_not_break_delivery(store, inbox, caplog):
@@ -318,6 +341,7 @@ def test_broken_waiter_does_not_break_delivery(store, inbox, caplog):
     store.deliver(USER, msg(1))
     inbox.sync()
     assert inbox.uids == [1]
+    store.deliver(USER, msg(2))
     assert len(good) == 2
     assert "folder waiter failed" in caplog.text
 

@@ -326,21 +326,27 @@ def test_open_racing_a_delete_never_brings_the_folder_back(store, monkeypatch):
 
 
 class RecordingWatcher:
-    """What FolderCache asks of its watcher: update() on 0 <-> 1 sessions."""
+    """What FolderCache asks of its watcher: update() when a folder's first waiter
+    comes or its last goes."""
 
     def __init__(self):
         self.watched = set()
+        self.updates = 0
 
     def update(self, folder):
-        (self.watched.add if folder.users > 0 else self.watched.discard)(folder)
+        self.updates += 1
+        (self.watched.add if folder.waiting else self.watched.discard)(folder)
 
 
 @pytest.mark.parametrize("held", [False, True], ids=["first", "already-held"])
-def test_failed_open_gives_back_its_session_count_and_watch(store, monkeypatch, held):
+def test_failed_open_gives_back_its_session_count_and_touches_no_watch(store, monkeypatch, held):
     # e.g. a SELECT racing a DELETE: the sync after the count was taken fails
     store.folders.watcher = watcher = RecordingWatcher()
     store.create_folder(USER, "Foo")
     other = store.open_folder(USER, "Foo") if held else None
+    waiter = threading.Event().set
+    if held:
+        other.add_waiter(waiter)            # an IDLE session on it: watched
     real_sync = Folder.sync
 
     def failing_sync(folder, force=False):
@@ -353,8 +359,11 @@ def test_failed_open_gives_back_its_session_count_and_watch(store, monkeypatch, 
     path = store.folder_path(USER, "Foo")
     if held:
         assert other.users == 1 and store._open[path] is other and watcher.watched == {other}
+        assert watcher.updates == 1
+        other.remove_waiter(waiter)
         store.release_folder(other)
     assert path not in store._open and watcher.watched == set()
+    assert watcher.updates == (2 if held else 0)       # opening and releasing: no update
     folder = store.open_folder(USER, "Foo")
     assert folder.users == 1
     store.release_folder(folder)

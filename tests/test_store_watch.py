@@ -1,4 +1,4 @@
-"""Tests for clevermail.store.watch: inotify wakes the folders sessions hold when
+"""Tests for clevermail.store.watch: inotify wakes the folders sessions wait on when
 another process changes them (a file written into new/, deleted or renamed folders,
 a lost-event overflow), the watch limit and a missing inotify fall back to polling,
 and the thread stops with the store; end to end, an IMAP client in IDLE sees EXISTS
@@ -28,12 +28,12 @@ WAIT = 10.0   # bound for anything awaited; never asserted on
 
 
 class FakeFolder:
-    def __init__(self, path, users=1):
-        self.path, self.users = path, users
+    def __init__(self, path, waiting=True):
+        self.path, self.waiting = path, waiting
         maildir.make_maildir(path)
         self.woken = threading.Event()
 
-    def notify(self):
+    def disk_changed(self):
         self.woken.set()
 
 
@@ -73,15 +73,15 @@ def test_thread_wakes_a_held_folder_on_a_new_file(watcher, tmp_path, thread_guar
     watcher.stop()                      # the thread ends (thread_guard checks)
 
 
-def test_only_folders_held_by_sessions_are_watched(watcher, tmp_path):
-    held, unused = FakeFolder(str(tmp_path / "a")), FakeFolder(str(tmp_path / "b"), users=0)
+def test_only_folders_waited_on_are_watched(watcher, tmp_path):
+    held, unused = FakeFolder(str(tmp_path / "a")), FakeFolder(str(tmp_path / "b"), waiting=False)
     watcher.update(held)
     watcher.update(unused)
     assert watcher.watched() == [held]
-    held.users = 0
+    held.waiting = False
     watcher.update(held)
     assert watcher.watched() == []
-    unused.users = 1
+    unused.waiting = True
     watcher.update(unused)
     write_into_new(unused.path)
     assert unused in poll_until(watcher, unused)
@@ -238,7 +238,7 @@ def test_stop_leaves_the_descriptors_to_a_thread_that_has_not_ended(watcher, tmp
     entered, release = threading.Event(), threading.Event()
 
     class HeldUp(FakeFolder):
-        def notify(self):
+        def disk_changed(self):
             entered.set()
             release.wait(WAIT)
 
@@ -248,34 +248,120 @@ def test_stop_leaves_the_descriptors_to_a_thread_that_has_not_ended(watcher, tmp
     write_into_new(folder.path)
     assert entered.wait(WAIT)
     fds = (watcher._fd, watcher._stop_r, watcher._stop_w)
-    watcher.stop(timeout=0)                 # the thread is still in notify()
+    watcher.stop(timeout=0)                 # the thread is still in disk_changed()
     assert all(_is_open(fd) for fd in fds)
     release.set()
     assert wait_for(lambda: not any(_is_open(fd) for fd in fds))
     assert not watcher.available
 
 
-def test_store_watches_held_folders_until_stopped(tmp_path, thread_guard):
+def test_store_watches_the_folders_waited_on_until_stopped(tmp_path, thread_guard, monkeypatch):
     store = MailStore(str(tmp_path / "data"))
     store.start_watching()
     watcher = store.folders.watcher
     if not watcher.available:
         store.stop_watching()
         component_missing("inotify is not available here")
+    updates = []
+    real_update = watcher.update
+    monkeypatch.setattr(watcher, "update", lambda folder: (updates.append(folder), real_update(folder)))
     inbox = store.open_folder(ALICE, "INBOX")
-    again = store.open_folder(ALICE, "INBOX")
-    assert watcher.watched() == [inbox]
-    woken = threading.Event()
-    inbox.add_waiter(woken.set)
+    store.release_folder(store.open_folder(ALICE, "INBOX"))     # STATUS, APPEND: no watch
+    store.release_folder(store.open_folder(ALICE, "Trash"))
+    assert watcher.watched() == [] and updates == []
+    woken, other = threading.Event(), threading.Event()
+    inbox.add_waiter(woken.set)                 # the first waiter: watched
+    inbox.add_waiter(other.set)                 # a second one changes nothing
+    assert watcher.watched() == [inbox] and updates == [inbox]
     write_into_new(inbox.path)                  # as another process would
-    assert woken.wait(WAIT)
+    assert woken.wait(WAIT) and other.wait(WAIT)
     inbox.remove_waiter(woken.set)
-    store.release_folder(again)
     assert watcher.watched() == [inbox]
+    inbox.remove_waiter(other.set)              # the last waiter gone: not watched
+    assert watcher.watched() == [] and updates == [inbox, inbox]
     store.release_folder(inbox)
-    assert watcher.watched() == []
     store.stop_watching()                       # the thread ends (thread_guard checks)
     assert store.folders.watcher is None
+
+
+# -- once per change ---------------------------------------------------------------------------
+class Counter:
+    """A waiter that counts its wake-ups (it only signals, as a waiter must)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self):
+        self.count += 1
+
+
+def watched_inbox(tmp_path):
+    """A store with a held INBOX of one message, and two IDLE-like views watching it."""
+    from clevermail.store.view import close_view, open_view
+    store = MailStore(str(tmp_path / "data"))
+    store.deliver_local("", [ALICE], message(1))
+    views = [open_view(store, ALICE, "INBOX", readonly=False) for _ in range(2)]
+    waiters = [Counter(), Counter()]
+    for view, waiter in zip(views, waiters):
+        view.watch(waiter)
+
+    def close():
+        for view, waiter in zip(views, waiters):
+            view.unwatch(waiter)
+            close_view(store, view)
+    return store, views, waiters, close
+
+
+def test_a_delivery_wakes_each_waiter_once(tmp_path):
+    store, (a, b), (wa, wb), close = watched_inbox(tmp_path)
+    try:
+        store.deliver_local("", [ALICE], message(2))      # notify() wakes both
+        assert (wa.count, wb.count) == (1, 1)
+        assert a.changes().new == (2,)     # a's sync indexes it: b was woken already,
+        assert (wa.count, wb.count) == (1, 1)             # and a itself is looking
+        assert b.changes().new == (2,)
+        # the watcher's event for the same file comes late: the index shows it already
+        a._folder.disk_changed()
+        assert (wa.count, wb.count) == (1, 1)
+        assert not a.changes() and not b.changes()
+    finally:
+        close()
+
+
+def test_a_change_found_by_a_sync_wakes_the_waiters_that_looked(tmp_path):
+    store, (a, b), (wa, wb), close = watched_inbox(tmp_path)
+    try:
+        folder = a._folder
+        write_into_new(folder.path)         # another process, no notify
+        folder.disk_changed()               # the watcher: the index is behind
+        assert (wa.count, wb.count) == (1, 1)
+        assert len(a.changes().new) == 1 and len(b.changes().new) == 1
+        assert (wa.count, wb.count) == (1, 1)
+        # both looked: the next change of the index wakes both again, once
+        b.set_flags([1], ["\\Flagged"], "+")
+        assert (wa.count, wb.count) == (2, 2)
+        a.set_flags([1], ["\\Seen"], "+")       # b has not looked yet: no second wake
+        assert (wa.count, wb.count) == (2, 2)
+        assert b.changes().flags == ((1, frozenset({"\\Seen", "\\Flagged"})),)
+        assert not a.changes()          # its own change was the last one
+    finally:
+        close()
+
+
+def test_a_change_after_the_look_is_never_lost(tmp_path):
+    # a waiter woken, whose view has not looked yet, is skipped by the index's wakes;
+    # the moment it looks, the next change wakes it again
+    store, (a, b), (wa, wb), close = watched_inbox(tmp_path)
+    try:
+        store.deliver_local("", [ALICE], message(2))
+        assert b.changes().new == (2,)
+        a.set_flags([1], ["\\Seen"], "+")
+        assert (wa.count, wb.count) == (1, 2)
+        assert b.changes().flags and (a.changes().new == (2,))
+        store.deliver_local("", [ALICE], message(3))
+        assert (wa.count, wb.count) == (2, 3)
+    finally:
+        close()
 
 
 # -- end to end ---------------------------------------------------------------------------------

@@ -77,6 +77,7 @@ class Folder:
         # holding it must not go on with whatever now lives under the same path
         self.gone = False
         self.waiters = Waiters()  # IDLE sessions' wake-ups (lock-free, store/waiters.py)
+        self.on_waiting = None    # called when the first waiter comes or the last goes
         self._writer = FolderWriter(self)
         maildir.make_maildir(path, parents=create)
 
@@ -312,17 +313,47 @@ class Folder:
         Takes no folder lock: a delivery must not wait for a sync or an expunge."""
         self.waiters.wake()
 
+    def disk_changed(self):
+        """The watcher (watch.py) saw entries of new/ or cur/ change: wake the waiters
+        unless the index already shows both directories as they are (the change was
+        this process's, and its writer, delivery or sync woke them).  No folder lock."""
+        try:
+            current = all(self._stamps[sub] == self.dir_mtime(sub) for sub in SUBDIRS)
+        except OSError:         # the folder went away: the sessions must look
+            current = False
+        if not current:
+            self.waiters.wake()
+
+    @property
+    def waiting(self):
+        """Some session waits for this folder's changes (IDLE): the watcher follows it."""
+        return len(self.waiters) > 0 and not self.gone
+
     def add_waiter(self, callback):
         """Have `callback()` called after every change (new mail found by a sync, flag
-        change, expunge, append, notify()); see store/waiters.py for its rules."""
-        self.waiters.add(callback)
+        change, expunge, append, notify()), once per change until its view next looks
+        (FolderView.changes); see store/waiters.py for its rules."""
+        if self.waiters.add(callback) == 1:
+            self._waiting_changed()
 
     def remove_waiter(self, callback):
-        self.waiters.remove(callback)
+        if self.waiters.remove(callback) == 0:
+            self._waiting_changed()
+
+    def _waiting_changed(self):
+        # FolderCache sets on_waiting: the watcher follows exactly the folders waited on
+        hook = self.on_waiting
+        if hook is not None:
+            hook(self)
+
+    def looked(self, callback):
+        """The view whose waiter is `callback` reads the changes now (folder lock held)."""
+        self.waiters.seen(callback)
 
     def wake(self):
-        """After any change: call every waiter (lock-free)."""
-        self.waiters.wake()
+        """After a change of the index (folder lock held): call the waiters not yet
+        woken since their last look (lock-free callbacks)."""
+        self.waiters.wake_unseen()
 
     # -- reading -------------------------------------------------------------------
     def entry(self, uid):

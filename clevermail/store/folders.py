@@ -6,7 +6,9 @@ need not be indexed again, and the warm-up that loads the largest saved indexes
 Sessions pair open() with release().  Every session of the process with the same
 folder open shares one Folder object, hence one index and one change notifier; a
 delivery by this process finds it through notify(), changes by other processes come
-through the watcher (watch.py) of the folders held by sessions.
+through the watcher (watch.py), which follows exactly the folders some session waits
+on (IDLE): a Folder tells the cache when its first waiter comes or its last goes
+(Folder.on_waiting), so opening and releasing (STATUS, APPEND, SELECT) touch no watch.
 
 A folder whose directory goes away (deleted or renamed, by tree.py or seen by the
 watcher) is detach()ed: its Folder leaves the cache at once and is marked `gone`,
@@ -61,12 +63,12 @@ class FolderCache:
     def _open(self, path, name):
         with self._lock:
             folder = self._hold(path)
-            first = folder is not None and folder.users == 1
         fresh = folder is None
         if fresh:
             # made outside our lock (Folder() creates directories): a delivery's
             # notify() must not wait behind it
             spare = Folder(path, name, create=False)
+            spare.on_waiting = self._watch
             with self._lock:
                 folder = self._hold(path)        # another thread may have won meanwhile
                 fresh = folder is None
@@ -74,10 +76,7 @@ class FolderCache:
                     folder = spare
                     folder.users = 1
                     self.in_use[path] = folder
-                first = folder.users == 1
         try:
-            if first:
-                self._watch(folder)
             if fresh:
                 # first use in this process: drop tmp/ debris of crashed deliveries
                 maildir.clean_tmp(path)
@@ -87,7 +86,7 @@ class FolderCache:
             folder.sync()
         except BaseException:
             # e.g. a SELECT racing a DELETE: the count taken above must not outlive us
-            # (it would keep the folder watched and in use for good)
+            # (it would keep the folder in use for good)
             if folder.gone:
                 self.detach(path, folder)
             self.release(folder, keep=False)
@@ -125,10 +124,8 @@ class FolderCache:
                 while len(self._unused) > KEEP_UNUSED_FOLDERS or (
                         len(self._unused) > 1 and sum(map(len, self._unused.values())) > KEEP_UNUSED_MESSAGES):
                     evicted.append(self._unused.popitem(last=False)[1])
-        if last:
-            self._watch(folder)
-            if not kept:
-                folder.close()
+        if last and not kept:
+            folder.close()
         for old in evicted:
             _save_index(old)
             old.close()
@@ -154,14 +151,14 @@ class FolderCache:
         return held
 
     def _watch(self, folder):
-        """Have the watcher follow a folder whose session count went 0 -> 1 or 1 -> 0
-        (outside our lock: the watcher decides from the count itself)."""
+        """Have the watcher follow a folder whose first waiter came or last went
+        (Folder.on_waiting; the watcher decides from folder.waiting itself)."""
         watcher = self.watcher
         if watcher is not None:
             watcher.update(folder)
 
     def start_watching(self, watcher):
-        """Changes by other processes to folders held by sessions are reported by
+        """Changes by other processes to folders sessions wait on are reported by
         `watcher` from now on (watch.FolderWatcher)."""
         self.watcher = watcher
         # a held folder's directory deleted or renamed by another process

@@ -83,7 +83,7 @@ class MailStore:
 
     def start_watching(self):
         """Start the thread that reports changes by other processes to the folders
-        sessions hold (service start); without it they are found by polling."""
+        sessions wait on (IDLE; service start); without it they are found by polling."""
         if self.folders.watcher is None:
             watcher = FolderWatcher()
             watcher.start()

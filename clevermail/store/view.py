@@ -108,6 +108,7 @@ class FolderView:
                 # what this session was handed before, in messages that still exist
                 self.recent.update(u for u in owned_recent if u in folder.by_uid)
         self.own = {}            # uid -> modseq of flag changes this view made itself
+        self._waiter = None      # the callback of watch(), while there is one
 
     # -- numbering -----------------------------------------------------------------
     def __len__(self):
@@ -255,10 +256,14 @@ class FolderView:
             store.release_folder(target)
 
     def watch(self, callback):
+        """Have `callback()` called (it must only signal) once per change of the folder
+        until this view next calls changes(); pair with unwatch()."""
+        self._waiter = callback
         self._folder.add_waiter(callback)
 
     def unwatch(self, callback):
         self._folder.remove_waiter(callback)
+        self._waiter = None
 
     # -- the diff ----------------------------------------------------------------------
     def changes(self):
@@ -276,6 +281,10 @@ class FolderView:
         if folder.gone or folder.uidvalidity != self.selected_uidvalidity:
             return Changes(gone=True)
         with folder.lock:
+            if self._waiter is not None:
+                # from here on a change of the index wakes us again: what came before
+                # it is in what we read now (both under the folder lock)
+                folder.looked(self._waiter)
             changes = folder.changes_since(self.modseq)
             live = folder.by_uid
             if changes is None:    # the log was trimmed: compare in full

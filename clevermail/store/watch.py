@@ -4,12 +4,15 @@ inotify(7) on Linux, through ctypes (stdlib only).
 Another process (a second instance, the CLI, a program writing into new/ directly)
 changes a folder without telling our Folder objects; sessions would only learn at
 their next command or IDLE poll (imap/idle.IDLE_POLL, 30 s).  A FolderWatcher
-watches new/ and cur/ (and whether the folder directory itself goes away) of every
-folder held by some session (FolderCache calls `update(folder)` when a folder's
-session count goes 0 -> 1 or 1 -> 0) and calls that folder's notify() when an entry is created,
-deleted or renamed there; IDLE wakes on it and syncs.  One thread per watcher reads
-the events and coalesces them: events that come within COALESCE seconds make one
-batch, with one notify per folder.
+watches new/ and cur/ (and whether the folder directory itself goes away) of exactly
+the folders some session waits on (folder.waiting: a session in IDLE; FolderCache
+calls `update(folder)` when a folder's first waiter comes or its last goes, so
+STATUS, APPEND or a SELECT without IDLE add and remove no watch) and calls that
+folder's disk_changed() when an entry is created, deleted or renamed there: it wakes
+the waiters unless the index already shows the change (this process's own delivery
+or STORE, whose waiters were woken already), so each waiter is woken once; IDLE
+wakes on it and syncs.  One thread per watcher reads the events and coalesces them:
+events that come within COALESCE seconds make one batch, with one wake per folder.
 
 Where inotify is missing or refuses (not Linux, no descriptors, the per-user watch
 limit fs.inotify.max_user_watches reached) the folder simply keeps the poll.  A queue
@@ -17,7 +20,7 @@ overflow (IN_Q_OVERFLOW: events were lost) wakes every watched folder.  A watche
 folder or sub-directory that is deleted or renamed away (DELETE_SELF, MOVE_SELF)
 wakes its folder, its watches are dropped and `on_gone(folder)` tells FolderCache,
 which detaches it: a folder created again under the same name gets a new Folder,
-watched once a session opens it.
+watched once a session waits on it.
 """
 
 import ctypes
@@ -62,7 +65,7 @@ def _libc():
 
 
 class FolderWatcher:
-    """inotify for the open folders of one MailStore (see the module doc)."""
+    """inotify for the waited-on folders of one MailStore (see the module doc)."""
 
     def __init__(self):
         self._lock = threading.Lock()      # the maps below; never held while notifying
@@ -75,7 +78,7 @@ class FolderWatcher:
         self._stopped = False           # stop() was called: update() watches nothing more
         self._ended = False             # the thread left its loop (under _lock)
         self._thread_closes = False     # stop() left the descriptors to the thread
-        # called with a held folder whose directory went away (FolderCache.detach)
+        # called with a watched folder whose directory went away (FolderCache.detach)
         self.on_gone = None
         try:
             self._libc = _libc()
@@ -138,16 +141,16 @@ class FolderWatcher:
 
     # -- what is watched ---------------------------------------------------------------
     def update(self, folder):
-        """Watch `folder` while some session holds it (folder.users > 0), else not.
+        """Watch `folder` while some session waits on it (folder.waiting), else not.
         Read and acted on under one lock, so the last call after the last change of
-        the count decides, whatever the order of the callers' threads."""
+        the waiters decides, whatever the order of the callers' threads."""
         with self._lock:
             if self._fd < 0 or self._stopped:
                 return
-            held = folder.users > 0
-            if held and folder not in self._by_folder:
+            waiting = folder.waiting
+            if waiting and folder not in self._by_folder:
                 self._add(folder)
-            elif not held and folder in self._by_folder:
+            elif not waiting and folder in self._by_folder:
                 for wd in self._by_folder.pop(folder):
                     self._by_wd.pop(wd, None)
                     self._libc.inotify_rm_watch(self._fd, wd)   # EINVAL when already gone
@@ -190,9 +193,9 @@ class FolderWatcher:
                     return
                 for folder in folders:
                     try:
-                        folder.notify()
+                        folder.disk_changed()
                     except Exception:       # one broken folder must not end the watching
-                        log.exception("notify after an inotify event failed for %s", folder.path)
+                        log.exception("wake-up after an inotify event failed for %s", folder.path)
         finally:
             with self._lock:
                 self._ended = True
@@ -245,7 +248,7 @@ class FolderWatcher:
                 self._drop(folder)
         # outside our lock: the callback takes the FolderCache's.  A folder created
         # again under the same name is another folder: its Folder is watched when a
-        # session opens it, never the old one
+        # session waits on it, never the old one
         on_gone = self.on_gone
         if on_gone is not None:
             for folder in lost:
