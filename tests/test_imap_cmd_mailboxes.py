@@ -98,6 +98,49 @@ def test_reselect_keeps_this_sessions_recent(selected):
     assert recent != ["* 0 RECENT"]
 
 
+@pytest.mark.parametrize("command", ["SELECT", "EXAMINE", "STATUS"])
+def test_select_racing_a_delete_is_nonexistent(client, store, monkeypatch, command):
+    # the DELETE (another session's) lands between the check that the folder exists
+    # and the building of its Folder: RFC 5530 NONEXISTENT, never NO [SERVERBUG]
+    from clevermail.store import folders
+    client.expect("CREATE Foo")
+    real = folders.Folder
+
+    def deleted_first(*args, **kw):
+        store.delete_folder(ALICE, "Foo")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(folders, "Folder", deleted_first)
+    args = " (MESSAGES)" if command == "STATUS" else ""
+    client.expect(f"{command} Foo{args}", "NO", "NONEXISTENT", "Mailbox does not exist")
+    monkeypatch.setattr(folders, "Folder", real)
+    client.expect("SELECT INBOX", "OK")          # the session goes on
+
+
+def test_select_of_a_folder_renamed_away_meanwhile_takes_no_recent(client, store, monkeypatch):
+    # the SELECT got the Folder just before another session's RENAME detached it; the
+    # name was created again with a message: the SELECT opens the new folder, and the
+    # detached Folder claims no \Recent there
+    from clevermail.store import view as store_view
+    from clevermail.store.folder_ops import append_message
+    client.expect("CREATE Foo")
+    real = store_view.FolderView
+    renamed = []
+
+    def renamed_first(folder, *args, **kw):
+        if not renamed:
+            renamed.append(folder)
+            store.rename_folder(ALICE, "Foo", "Bar")
+            store.create_folder(ALICE, "Foo")
+            append_message(store, ALICE, "Foo", message(1), [], None)
+        return real(folder, *args, **kw)
+
+    monkeypatch.setattr(store_view, "FolderView", renamed_first)
+    r = client.expect("SELECT Foo", "OK")
+    assert renamed[0].gone
+    assert "* 1 EXISTS" in r.untagged and "* 1 RECENT" in r.untagged
+
+
 # -- CREATE / DELETE / RENAME ------------------------------------------------------------------
 def test_new_account_list_has_special_use(client):
     r = client.expect('LIST "" *', "OK", "", "LIST completed")

@@ -318,7 +318,7 @@ def test_open_racing_a_delete_never_brings_the_folder_back(store, monkeypatch):
         return real(*args, **kw)
 
     monkeypatch.setattr(folders, "Folder", deleted_first)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(NoSuchFolder):       # the client's NO [NONEXISTENT], no server error
         store.open_folder(USER, "Foo")
     assert not store.folder_exists(USER, "Foo")
     assert "Foo" not in store.list_folders(USER)

@@ -7,12 +7,14 @@ is a second view, or the Folder / the store itself changing the same folder.
 
 import dataclasses
 import os
+import threading
 
 import pytest
 
 from clevermail.store import MailStore, MessageGone
 from clevermail.store.view import NO_CHANGES, Changes, FolderView, close_view, open_view
 from fakes import open_inbox
+from waiting import wait_for
 
 ALICE = "alice@example.test"
 
@@ -216,3 +218,56 @@ def test_deleted_folder_is_gone(store):
     finally:
         close_view(store, v)
     assert store._open == {}
+
+
+def test_recent_is_claimed_once_while_a_folder_is_replaced(store, monkeypatch):
+    # Two SELECTs at once: one got Foo's Folder just before a RENAME detached it (Foo
+    # then created again with a message of UID 1, as the old one had), the other gets
+    # the new Folder.  They lock different lock files: if the detached one claimed,
+    # both could read the same \Recent mark before either wrote it.
+    from clevermail.store.folder_ops import append_message
+    from clevermail.store.uidlist import UidList
+    store.ensure_user(ALICE)
+    store.create_folder(ALICE, "Foo")
+    append_message(store, ALICE, "Foo", message(1), [])
+    old = store.open_folder(ALICE, "Foo")
+    store.rename_folder(ALICE, "Foo", "Bar")
+    store.create_folder(ALICE, "Foo")
+    append_message(store, ALICE, "Foo", message(2), [])
+    real_claim = UidList.claim_recent
+    read, go = threading.Event(), threading.Event()
+    first = threading.current_thread()
+
+    def claim(uidlist):
+        if threading.current_thread() is first:
+            return real_claim(uidlist)
+        uidlist.refresh()
+        mark = uidlist.recent_upto          # read...
+        read.set()
+        go.wait(10)                         # ...the other SELECT claims meanwhile...
+        real_claim(uidlist)                 # ...then write
+        return mark
+
+    monkeypatch.setattr(UidList, "claim_recent", claim)
+    results = []
+
+    def select_old():
+        try:
+            results.append(FolderView(old, "Foo", readonly=False).recent)
+        except FileNotFoundError:
+            results.append("gone")
+
+    t = threading.Thread(target=select_old)
+    t.start()
+    try:
+        wait_for(lambda: read.is_set() or not t.is_alive())
+        new = open_view(store, ALICE, "Foo", readonly=False)
+    finally:
+        go.set()
+        t.join(10)
+    try:
+        assert new.recent == {1}
+        assert results == ["gone"]          # the detached Folder claimed nothing
+    finally:
+        close_view(store, new)
+        store.release_folder(old)

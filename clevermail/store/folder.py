@@ -429,10 +429,20 @@ class Folder:
         return self.flagmap.letters_for(names, create)
 
     def claim_recent(self):
-        """UIDs that are \\Recent for the caller (RFC 3501: only one session gets them)."""
+        """The highest UID whose \\Recent some session got before: those above it are
+        the caller's now (RFC 3501 2.3.2: only one session gets them).  A detached
+        Folder (its directory deleted or renamed, maybe created again) claims nothing:
+        its file lock is not the one the folder now at its path is locked with, so two
+        sessions, one on it and one on the new Folder, could both read the same mark
+        and both take the same messages; FileNotFoundError instead."""
         with self.lock, self.file_lock():
-            old = self._uidlist.claim_recent()
-        return old
+            known = self._uidlist.uidvalidity
+            if not self.gone and self._file_lock.is_current():
+                old = self._uidlist.claim_recent()
+                if not known or self._uidlist.uidvalidity == known:
+                    return old
+            self.gone = True
+            raise FileNotFoundError(errno.ENOENT, "folder deleted or replaced", self.path)
 
     # -- index persistence -----------------------------------------------------------
     def snapshot(self):

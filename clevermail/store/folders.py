@@ -43,7 +43,9 @@ class FolderCache:
         return paths.folder_path(self.users.root(address), name)
 
     def open(self, address, name):
-        """The shared Folder for `name`, synced; pair with release()."""
+        """The shared Folder for `name`, synced; pair with release().  NoSuchFolder
+        when it does not exist, also when it is deleted while we open it (a SELECT
+        racing a DELETE: RFC 5530 NONEXISTENT, not a server error)."""
         path = self.path(address, name)
         if not os.path.isdir(os.path.join(path, "cur")):
             if paths.folder_dirname(name) == "":
@@ -51,14 +53,19 @@ class FolderCache:
             else:
                 raise NoSuchFolder(name)
         try:
-            return self._open(path, name)
+            try:
+                return self._open(path, name)
+            except FileNotFoundError:
+                # the Folder in memory found its directory replaced (deleted and created
+                # again by another process before the watcher said so): it was detached,
+                # and a new one serves the folder now there
+                if not os.path.isdir(os.path.join(path, "cur")):
+                    raise
+                return self._open(path, name)
         except FileNotFoundError:
-            # the Folder in memory found its directory replaced (deleted and created
-            # again by another process before the watcher said so): it was detached,
-            # and a new one serves the folder now there
-            if not os.path.isdir(os.path.join(path, "cur")):
+            if os.path.isdir(os.path.join(path, "cur")):
                 raise
-            return self._open(path, name)
+            raise NoSuchFolder(name) from None
 
     def _open(self, path, name):
         with self._lock:

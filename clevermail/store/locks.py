@@ -35,6 +35,17 @@ class FileLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         return False
 
+    def is_current(self):
+        """Whether the file this lock holds is still `<folder>/clevermail-lock` (taken,
+        so under the flock): not when the folder was deleted or renamed and maybe
+        created again, whose new lock file another Folder of that path may hold at
+        this very moment, so this flock excludes nobody there."""
+        try:
+            held, present = os.fstat(self._fd), os.stat(self.path)
+        except (OSError, TypeError):
+            return False
+        return (held.st_dev, held.st_ino) == (present.st_dev, present.st_ino)
+
     def close(self):
         """Close the descriptor: its Folder leaves memory (else it stays open for the
         life of the process).  Called with the folder's RLock held, so never inside the

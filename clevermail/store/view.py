@@ -22,6 +22,7 @@ import bisect
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from .errors import NoSuchFolder
 from .flags import SYSTEM_FLAGS
 
 # IMAP system flag names as search.py casefolds them -> Maildir letters
@@ -329,12 +330,18 @@ def open_view(store, address, name, readonly, owned_recent=(), recent=True):
     """A FolderView of `name` from a store (FolderSource, store/api.py); the folder
     stays open until close_view().  `recent`: whether the view takes part in
     \\Recent (IMAP) or not (POP3)."""
-    folder = store.open_folder(address, name)
-    try:
-        return FolderView(folder, name, readonly, owned_recent, recent)
-    except BaseException:
-        store.release_folder(folder)
-        raise
+    for attempt in (0, 1):
+        folder = store.open_folder(address, name)
+        try:
+            return FolderView(folder, name, readonly, owned_recent, recent)
+        except FileNotFoundError:
+            # detached while we opened it (Folder.claim_recent refuses then): deleted,
+            # or renamed away and maybe created again (then once more, on the new one)
+            store.release_folder(folder)
+        except BaseException:
+            store.release_folder(folder)
+            raise
+    raise NoSuchFolder(name)
 
 
 def close_view(store, view):
