@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from clevermail.cli import main
 from clevermail.store.maildir import to_wire
-from clevermail.store.view import FolderView
+from clevermail.store.view import FolderView, ViewMode
 
 # folder -> [(sub, file name, mtime, message bytes, expected IMAP flags)]
 TREE = {
@@ -79,7 +79,7 @@ def folder_contents(store, address, name):
     """[(wire bytes, flag names, internal date)] of a folder, in UID order."""
     folder = store.open_folder(address, name)
     try:
-        view = FolderView(folder, name, readonly=True, recent=False)
+        view = FolderView(folder, name, ViewMode.MAILDROP)
         out = []
         for m in view.messages(range(1, len(view) + 1)):
             with view.open_message(m.uid) as f:

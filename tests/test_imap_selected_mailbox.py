@@ -9,7 +9,7 @@ import pytest
 
 from clevermail.imap.selected_mailbox import SelectedMailbox
 from clevermail.store import MailStore
-from clevermail.store.view import FolderView
+from clevermail.store.view import FolderView, ViewMode
 from fakes import open_inbox
 from imap_helpers import ALICE, message
 
@@ -28,7 +28,7 @@ def folder(store):
 
 
 def view(folder, readonly=False):
-    return SelectedMailbox(FolderView(folder, "INBOX", readonly))
+    return SelectedMailbox(FolderView(folder, "INBOX", ViewMode.EXAMINE if readonly else ViewMode.SELECT))
 
 
 def test_select_responses(folder):
@@ -167,7 +167,7 @@ def test_deleted_folder_marks_view_gone(store):
     store.create_folder(ALICE, "Work")
     folder = store.open_folder(ALICE, "Work")
     try:
-        v = SelectedMailbox(FolderView(folder, "Work", False))
+        v = SelectedMailbox(FolderView(folder, "Work", ViewMode.SELECT))
         store.delete_folder(ALICE, "Work")
         assert v.updates(allow_expunge=True) == []
         assert v.gone

@@ -5,7 +5,7 @@ a real MailStore and AccountStore in tmp_path."""
 import pytest
 
 from clevermail.store import FolderInUse, MessageGone
-from clevermail.store.view import FolderView, close_view, open_view
+from clevermail.store.view import FolderView, ViewMode, close_view, open_view
 from pop3_helpers import ALICE, make_handler, message
 
 
@@ -26,7 +26,7 @@ def drop(handler):
 
 def inbox_flags(store):
     """{uid: flag names} as an IMAP session would see them now."""
-    view = open_view(store, ALICE, "INBOX", readonly=True)
+    view = open_view(store, ALICE, "INBOX", ViewMode.EXAMINE)
     try:
         return {m.uid: tuple(sorted(m.flags - {"\\Recent"}))
                 for m in view.messages(range(1, len(view) + 1))}
@@ -41,7 +41,7 @@ def test_maildrop_is_a_view_frozen_at_login(handler, drop):
     assert (drop.count, drop.octets) == (3, sum(drop.sizes))
     assert drop.uidl(0) == f"{drop.uidvalidity}.1"
     handler.store.deliver(ALICE, message(4))            # new mail during the session
-    other = open_view(handler.store, ALICE, "INBOX", readonly=False)
+    other = open_view(handler.store, ALICE, "INBOX", ViewMode.SELECT)
     try:
         other.expunge([2])                              # an IMAP session expunges 2
     finally:
@@ -51,7 +51,7 @@ def test_maildrop_is_a_view_frozen_at_login(handler, drop):
 
 def test_maildrop_takes_no_recent(handler, drop):
     assert drop.view.recent == set()                    # \Recent is IMAP's
-    view = open_view(handler.store, ALICE, "INBOX", readonly=False)
+    view = open_view(handler.store, ALICE, "INBOX", ViewMode.SELECT)
     try:
         assert view.recent == {1, 2, 3}                 # still there for IMAP
     finally:
@@ -84,7 +84,7 @@ def test_failed_open_releases_everything(handler, monkeypatch):
 def test_open_message_and_gone(handler, drop):
     with handler.open_message(drop, 1) as f:
         assert f.read() == message(2).replace(b"\r\n", b"\n")
-    view = open_view(handler.store, ALICE, "INBOX", readonly=False)
+    view = open_view(handler.store, ALICE, "INBOX", ViewMode.SELECT)
     try:
         view.expunge([2])
     finally:
@@ -96,7 +96,7 @@ def test_open_message_and_gone(handler, drop):
 def test_mark_seen_shows_in_imap(handler, drop):
     handler.mark_seen(drop, 0)
     assert inbox_flags(handler.store) == {1: ("\\Seen",), 2: (), 3: ()}
-    view = open_view(handler.store, ALICE, "INBOX", readonly=False)
+    view = open_view(handler.store, ALICE, "INBOX", ViewMode.SELECT)
     try:
         view.expunge([3])
     finally:

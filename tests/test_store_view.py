@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from clevermail.store import MailStore, MessageGone
-from clevermail.store.view import NO_CHANGES, Changes, FolderView, close_view, open_view
+from clevermail.store.view import NO_CHANGES, Changes, FolderView, ViewMode, close_view, open_view
 from fakes import open_inbox
 from waiting import wait_for
 
@@ -35,7 +35,7 @@ def folder(store):
 
 
 def view(folder, readonly=False, owned=()):
-    return FolderView(folder, "INBOX", readonly, owned)
+    return FolderView(folder, "INBOX", ViewMode.EXAMINE if readonly else ViewMode.SELECT, owned)
 
 
 # -- the value object ------------------------------------------------------------------
@@ -112,7 +112,7 @@ def test_flag_search(folder):
     folder.expunge([1])
     assert v.flag_search([("\\seen", False)]) == [3]
     assert v.flag_search([("\\seen", True)], uids=True) == [2]
-    store_view = FolderView(folder, "INBOX", readonly=True)          # numbering moved
+    store_view = FolderView(folder, "INBOX", ViewMode.EXAMINE)          # numbering moved
     assert store_view.flag_search([("\\seen", False)]) == [2]
     assert store_view.flag_search([("\\seen", False)], uids=True) == [3]
 
@@ -211,7 +211,7 @@ def test_changes_made_on_disk_by_another_program(folder):
 def test_deleted_folder_is_gone(store):
     store.ensure_user(ALICE)
     store.create_folder(ALICE, "Work")
-    v = open_view(store, ALICE, "Work", readonly=False)
+    v = open_view(store, ALICE, "Work", ViewMode.SELECT)
     try:
         store.delete_folder(ALICE, "Work")
         assert v.changes() == Changes(gone=True)
@@ -253,7 +253,7 @@ def test_recent_is_claimed_once_while_a_folder_is_replaced(store, monkeypatch):
 
     def select_old():
         try:
-            results.append(FolderView(old, "Foo", readonly=False).recent)
+            results.append(FolderView(old, "Foo", ViewMode.SELECT).recent)
         except FileNotFoundError:
             results.append("gone")
 
@@ -261,7 +261,7 @@ def test_recent_is_claimed_once_while_a_folder_is_replaced(store, monkeypatch):
     t.start()
     try:
         wait_for(lambda: read.is_set() or not t.is_alive())
-        new = open_view(store, ALICE, "Foo", readonly=False)
+        new = open_view(store, ALICE, "Foo", ViewMode.SELECT)
     finally:
         go.set()
         t.join(10)
@@ -271,3 +271,15 @@ def test_recent_is_claimed_once_while_a_folder_is_replaced(store, monkeypatch):
     finally:
         close_view(store, new)
         store.release_folder(old)
+
+
+def test_the_three_modes(folder, store):
+    maildrop = FolderView(folder, "INBOX", ViewMode.MAILDROP)     # POP3
+    assert maildrop.recent == set() and not maildrop.readonly
+    examine = FolderView(folder, "INBOX", ViewMode.EXAMINE)
+    assert examine.recent == {1, 2, 3} and examine.readonly
+    select = FolderView(folder, "INBOX", ViewMode.SELECT)         # neither took \Recent
+    assert select.recent == {1, 2, 3} and not select.readonly
+    store.deliver(ALICE, message(4))
+    assert maildrop.changes() == Changes(new=(4,))                # never claims either
+    assert select.changes() == Changes(new=(4,), recent=frozenset({4}))

@@ -297,10 +297,10 @@ class Counter:
 
 def watched_inbox(tmp_path):
     """A store with a held INBOX of one message, and two IDLE-like views watching it."""
-    from clevermail.store.view import close_view, open_view
+    from clevermail.store.view import ViewMode, close_view, open_view
     store = MailStore(str(tmp_path / "data"))
     store.deliver_local("", [ALICE], message(1))
-    views = [open_view(store, ALICE, "INBOX", readonly=False) for _ in range(2)]
+    views = [open_view(store, ALICE, "INBOX", ViewMode.SELECT) for _ in range(2)]
     waiters = [Counter(), Counter()]
     for view, waiter in zip(views, waiters):
         view.watch(waiter)

@@ -21,7 +21,7 @@ from ..store import FolderExists, NoSuchFolder
 from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
 from ..store.folder_ops import append_message, folder_status
-from ..store.view import FolderView, Message, close_view, open_view
+from ..store.view import FolderView, Message, ViewMode, close_view, open_view
 
 
 class TreeNode(NamedTuple):
@@ -116,7 +116,8 @@ class IMAPFileHandler:
         """A session's view of folder `name` (SELECT/EXAMINE); read-write views claim
         \\Recent.  `owned_recent`: what the session held when it last closed it.
         Pair with close_view()."""
-        return open_view(self.store, address, name, readonly, owned_recent)
+        mode = ViewMode.EXAMINE if readonly else ViewMode.SELECT
+        return open_view(self.store, address, name, mode, owned_recent)
 
     def close_view(self, view: FolderView):
         close_view(self.store, view)

@@ -28,7 +28,7 @@ from ..imap import utf7
 from ..store import maildir as store_maildir
 from ..store.errors import MessageGone
 from ..store.paths import SEPARATOR
-from ..store.view import FolderView
+from ..store.view import FolderView, ViewMode
 from .maildir import KEYWORDS_FILE, MAILDIR_FLAGS
 
 LETTERS = {name.lower(): letter for letter, name in MAILDIR_FLAGS.items()}
@@ -102,7 +102,7 @@ class Exporter:
         keywords = []            # index -> name, the folder's dovecot-keywords
         folder = self.store.open_folder(self.address, name)
         try:
-            view = FolderView(folder, name, readonly=True, recent=False)
+            view = FolderView(folder, name, ViewMode.MAILDROP)
             for message in view.messages(range(1, len(view) + 1)):
                 try:
                     with view.open_message(message.uid) as f:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from ..store import maildir as store_maildir
 from ..store.errors import MessageGone
-from ..store.view import FolderView
+from ..store.view import FolderView, ViewMode
 from . import maildir, mbox
 from .message import Damaged, SourceFolder, split_flags
 
@@ -182,7 +182,7 @@ class _Known:
     (LF line ends), what the store keeps."""
 
     def __init__(self, folder, name):
-        self.view = FolderView(folder, name, readonly=True, recent=False)
+        self.view = FolderView(folder, name, ViewMode.MAILDROP)
         self.by_key = {}
         for message in self.view.messages(range(1, len(self.view) + 1)):
             self.by_key.setdefault((int(message.internaldate), message.size), []).append(message.uid)

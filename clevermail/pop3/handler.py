@@ -27,7 +27,7 @@ import threading
 
 from ..store import FolderInUse, MessageGone
 from ..store.api import POP3Store
-from ..store.view import FolderView, close_view, open_view
+from ..store.view import FolderView, ViewMode, close_view, open_view
 
 LOCK_NAME = "clevermail-pop3.lock"
 INBOX = "INBOX"
@@ -112,8 +112,8 @@ class POP3FileHandler:
                 fcntl.flock(lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise FolderInUse(address) from None
-            # synced with the disk; read-only: POP3 takes no \Recent from IMAP sessions
-            view = open_view(self.store, address, INBOX, readonly=True, recent=False)
+            # synced with the disk; POP3 takes no part in \Recent (IMAP's)
+            view = open_view(self.store, address, INBOX, ViewMode.MAILDROP)
             drop = Maildrop(address, view, lockfd)
         except BaseException:
             if view is not None:

@@ -10,8 +10,10 @@ the \\Recent the view was handed); the caller decides when to show them and call
 and SEARCH, RFC 3501 7.4.1; POP3 never looks: its maildrop is frozen at login,
 RFC 1939 8).
 
-\\Recent (RFC 3501 2.3.2) belongs to one session only: a read-write view claims it for
-the UIDs it is the first to see (Folder.claim_recent); a read-only one only reads it.
+A view has one ViewMode: SELECT (IMAP read-write: claims \\Recent, RFC 3501 2.3.2,
+for the UIDs it is the first to see, Folder.claim_recent), EXAMINE (IMAP read-only:
+reads \\Recent, claims none) or MAILDROP (POP3: no \\Recent at all, frozen at login;
+it still sets \\Seen and expunges through the view).
 
 Only this module and the rest of store/ read the folder's index and lock: a session
 gets Message values (uid, flag names, date, size) and Changes values, never an index
@@ -19,6 +21,7 @@ row, a flag letter or the Folder.
 """
 
 import bisect
+import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -71,6 +74,13 @@ class Message(NamedTuple):
 _new_message = tuple.__new__        # Message(*values) without its Python-level __new__
 
 
+class ViewMode(enum.Enum):
+    """How a session looks at a folder (see the module docstring)."""
+    SELECT = "select"       # IMAP SELECT: read-write, claims \Recent
+    EXAMINE = "examine"     # IMAP EXAMINE: read-only, sees \Recent, claims none
+    MAILDROP = "maildrop"   # POP3: no \Recent (IMAP's; and a set of every UID costs)
+
+
 class _FlagNames(dict):
     """(flag letters, holds \\Recent) -> frozenset of flag names, each made once: a
     folder has a handful of flag combinations, so 100,000 messages share them (a
@@ -93,23 +103,28 @@ class FolderView:
     holds.  Both are the view's own state: read them, change them only through
     changes() and forget()."""
 
-    def __init__(self, folder, name, readonly, owned_recent=(), recent=True):
+    def __init__(self, folder, name, mode: ViewMode, owned_recent=()):
         self._folder = folder
         self.name = name
-        self.readonly = readonly
+        self.mode = mode
         with folder.lock:
             self.uids = list(folder.uids)
             self.modseq = folder.modseq
             self.selected_uidvalidity = folder.uidvalidity
-            if not recent:      # POP3: \Recent is IMAP's, and a set of every UID costs
+            if mode is ViewMode.MAILDROP:
                 self.recent = set()
             else:
-                upto = folder.recent_upto if readonly else folder.claim_recent()
+                upto = folder.recent_upto if mode is ViewMode.EXAMINE else folder.claim_recent()
                 self.recent = set(self.uids[bisect.bisect_right(self.uids, upto):])
                 # what this session was handed before, in messages that still exist
                 self.recent.update(u for u in owned_recent if u in folder.by_uid)
         self.own = {}            # uid -> modseq of flag changes this view made itself
         self._waiter = None      # the callback of watch(), while there is one
+
+    @property
+    def readonly(self):
+        """IMAP's read-only state (EXAMINE): no flag change, no expunge."""
+        return self.mode is ViewMode.EXAMINE
 
     # -- numbering -----------------------------------------------------------------
     def __len__(self):
@@ -302,7 +317,7 @@ class FolderView:
                 if entry is not None and self.own.get(uid) != entry.modseq and uid <= last:
                     flags.append((uid, entry.flags))
             recent = ()
-            if new and not self.readonly:
+            if new and self.mode is ViewMode.SELECT:
                 upto = folder.claim_recent()
                 recent = [u for u in new if u > upto]
         self.own.clear()
@@ -326,14 +341,13 @@ class FolderView:
         return seq
 
 
-def open_view(store, address, name, readonly, owned_recent=(), recent=True):
-    """A FolderView of `name` from a store (FolderSource, store/api.py); the folder
-    stays open until close_view().  `recent`: whether the view takes part in
-    \\Recent (IMAP) or not (POP3)."""
+def open_view(store, address, name, mode: ViewMode, owned_recent=()):
+    """A FolderView of `name` from a store (FolderSource, store/api.py) in `mode`; the
+    folder stays open until close_view()."""
     for attempt in (0, 1):
         folder = store.open_folder(address, name)
         try:
-            return FolderView(folder, name, readonly, owned_recent, recent)
+            return FolderView(folder, name, mode, owned_recent)
         except FileNotFoundError:
             # detached while we opened it (Folder.claim_recent refuses then): deleted,
             # or renamed away and maybe created again (then once more, on the new one)
