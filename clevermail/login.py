@@ -168,8 +168,9 @@ class AuthThrottle:
 
     Sessions ask `blocked(addr)` before checking credentials and call `failed(addr)`
     after a failure; loopback is throttled like anyone else.  One IPv6 user holds a
-    whole /64, so IPv6 addresses count per /64; IPv4 addresses count alone (an
-    IPv4-mapped address counts as its IPv4 address)."""
+    whole /64, so IPv6 addresses count per /64; IPv4 addresses count alone.  The
+    addresses are sessions' peers, normalised once at session start (normalize_peer:
+    an IPv4-mapped address is its IPv4 address)."""
 
     def __init__(self, limit=10, window=300.0, clock=time.monotonic):
         self.limit, self.window, self.clock = limit, window, clock
@@ -177,9 +178,11 @@ class AuthThrottle:
         self._fails = {}
 
     def key(self, addr):
-        """The bucket an address counts in."""
+        """The bucket an address counts in.  `addr` is normalised already (a session's
+        peer: netbase normalises it once, when the session starts), so an IPv4 client
+        of a dual-stack listener counts as its IPv4 address."""
         try:
-            ip = ipaddress.ip_address(normalize_peer(addr))
+            ip = ipaddress.ip_address(addr)
         except ValueError:
             return addr
         if ip.version == 6:

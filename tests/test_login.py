@@ -298,13 +298,25 @@ def test_throttle_groups_ipv6_by_64():
 
 
 def test_throttle_ipv4_mapped_counts_as_ipv4_not_as_one_ipv6_64():
+    # the peers a session hands over are normalised when it starts (netbase)
     th = AuthThrottle(limit=2, window=60)
-    assert th.key("::ffff:192.0.2.7") == th.key("192.0.2.7") == "192.0.2.7"
-    th.failed("::ffff:192.0.2.7")
-    th.failed("::ffff:192.0.2.7")
+    peer = login.normalize_peer
+    assert th.key(peer("::ffff:192.0.2.7")) == th.key("192.0.2.7") == "192.0.2.7"
+    th.failed(peer("::ffff:192.0.2.7"))
+    th.failed(peer("::ffff:192.0.2.7"))
     assert th.blocked("192.0.2.7")
-    assert not th.blocked("::ffff:198.51.100.9")
+    assert not th.blocked(peer("::ffff:198.51.100.9"))
     assert not th.blocked("198.51.100.9")
+
+
+def test_throttle_normalises_nothing_again(monkeypatch):
+    # the session normalised its peer once: the throttle takes it as it is
+    calls = []
+    monkeypatch.setattr(login, "normalize_peer", lambda a: calls.append(a) or a)
+    th = AuthThrottle(limit=1, window=60)
+    th.failed("192.0.2.7")
+    assert th.blocked("192.0.2.7") and th.key("2001:db8::1") == "2001:db8::/64"
+    assert calls == []
 
 
 def test_throttle_loopback_and_odd_keys():
