@@ -12,6 +12,7 @@ from clevermail.store import changes, locks, maildir, scan
 from clevermail.store.errors import MessageGone
 from clevermail.store.flags import MAX_KEYWORDS
 from clevermail.store.folder import Folder
+from clevermail.store.sync import FolderSync
 from clevermail.store.mailstore import MailStore
 
 USER = "alice@example.test"
@@ -79,8 +80,8 @@ def test_only_changed_directories_are_listed(store, inbox, monkeypatch):
     store.deliver(USER, msg(1))
     inbox.sync()
     listed = []
-    real = Folder._list
-    monkeypatch.setattr(Folder, "_list", lambda self, sub: listed.append(sub) or real(self, sub))
+    real = FolderSync._list
+    monkeypatch.setattr(FolderSync, "_list", lambda self, sub: listed.append(sub) or real(self, sub))
     assert inbox.sync() is False
     assert listed == []
     store.deliver(USER, msg(2))

@@ -9,6 +9,7 @@ import pytest
 
 from clevermail.store import MailStore, index, uidlist
 from clevermail.store.folder import Folder
+from clevermail.store.sync import FolderSync
 
 USER = "alice@example.test"
 N = 520
@@ -60,8 +61,8 @@ def saved(data, template):
 @pytest.fixture
 def listed(monkeypatch):
     calls = []
-    real = Folder._list
-    monkeypatch.setattr(Folder, "_list", lambda self, sub: calls.append(sub) or real(self, sub))
+    real = FolderSync._list
+    monkeypatch.setattr(FolderSync, "_list", lambda self, sub: calls.append(sub) or real(self, sub))
     return calls
 
 
@@ -169,7 +170,7 @@ def test_warm_up_loads_saved_indexes_into_memory(data, template, monkeypatch):
 
     store = MailStore(data)
     scans = []
-    monkeypatch.setattr(Folder, "_first_scan", lambda self: scans.append(self.path) or False)
+    monkeypatch.setattr(FolderSync, "_first_scan", lambda self: scans.append(self.folder.path) or False)
     assert store.warm_up(threading.Event()) == 1
     folder = store.open_folder(USER, "INBOX")        # served from memory, not loaded again
     assert state(folder) == template[1]

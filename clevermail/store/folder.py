@@ -2,10 +2,10 @@
 
 A Folder object is shared by every session of this process that has the folder open
 (MailStore hands out one per path).  It keeps an in-memory index of the messages
-(UID -> entry), kept current by `sync()`, which re-lists only the sub-directories
-(new/, cur/) whose mtime changed since the last look, so re-opening a large folder
-costs work proportional to what changed.  The index also survives restarts in
-`clevermail-index` (see store/index.py).
+(UID -> entry), kept current by `sync()`: its FolderSync (store/sync.py) re-lists
+only the sub-directories (new/, cur/) whose mtime changed since the last look, so
+re-opening a large folder costs work proportional to what changed.  The index also
+survives restarts in `clevermail-index` (see store/index.py).
 
 Concurrency: `lock` (an RLock) guards the index inside the process; `file_lock()`
 (flock on `clevermail-lock`) serialises UID assignment, renames and unlinks with other
@@ -13,7 +13,8 @@ CleverMail processes.  Every change bumps `modseq` and is logged so that session
 ask what changed since they last looked (new UIDs, flag changes, expunges; a session's
 view of that is store/view.py) and report it as RFC 3501 allows.
 
-Writing is FolderWriter's (store/changes.py), through the index API below; waking
+Reading the disk is FolderSync's (store/sync.py), writing is FolderWriter's
+(store/changes.py), both through the index API below; waking
 the waiters (store/waiters.py) takes no folder lock, so a delivery's notify() (the
 last step before SMTP says 250) never queues behind a sync or an expunge.
 """
@@ -21,23 +22,20 @@ last step before SMTP says 250) never queues behind a sync or an expunge.
 import bisect
 import collections
 import errno
-import gc
-import itertools
 import os
 import threading
 from typing import NamedTuple
 
-from . import maildir, scan
+from . import maildir
 from .errors import MessageGone
 from .changes import FolderWriter
 from .flags import FlagMap
 from .locks import FileLock
 from .uidlist import UidList
 from .scan import Entry
+from .sync import FolderSync
 from .waiters import Waiters
 
-SUBDIRS = maildir.SUBDIRS
-BULK = 5000               # new files at once that count as a bulk import
 LOG_LIMIT = 20000
 
 
@@ -68,8 +66,7 @@ class Folder:
         self.by_base = {}
         self._log = collections.deque()   # (modseq, kind, uid), kind 'E' or 'F'
         self._log_floor = 0
-        self._stamps = {"new": None, "cur": None}
-        self._uidlist = UidList(path)
+        self.uidlist = UidList(path)      # the UID map (uidlist.py; the file lock guards it)
         self._file_lock = FileLock(path)
         self.flagmap = FlagMap(path, self.lock)
         self.users = 0            # sessions holding the folder (MailStore bookkeeping)
@@ -79,6 +76,7 @@ class Folder:
         self.waiters = Waiters()  # IDLE sessions' wake-ups (lock-free, store/waiters.py)
         self.on_waiting = None    # called when the first waiter comes or the last goes
         self._writer = FolderWriter(self)
+        self._sync = FolderSync(self)     # the directories -> the index (store/sync.py)
         maildir.make_maildir(path, parents=create)
 
     # -- locking ---------------------------------------------------------------
@@ -95,152 +93,28 @@ class Folder:
     # -- properties --------------------------------------------------------------
     @property
     def uidvalidity(self):
-        return self._uidlist.uidvalidity
+        return self.uidlist.uidvalidity
 
     @property
     def uidnext(self):
-        return self._uidlist.uidnext
+        return self.uidlist.uidnext
 
     @property
     def recent_upto(self):
         """Highest UID whose \\Recent was already handed to some session."""
-        return self._uidlist.recent_upto
+        return self.uidlist.recent_upto
 
     def __len__(self):
         return len(self.uids)
 
-    # -- sync --------------------------------------------------------------------
+    # -- sync (store/sync.py FolderSync does it) ------------------------------------
     def sync(self, force=False):
         """Bring the index up to date with the directories; True if anything changed."""
-        with self.lock:
-            changed_dirs = []
-            for sub in SUBDIRS:
-                st = os.stat(os.path.join(self.path, sub))
-                if force or self._stamps[sub] != st.st_mtime_ns:
-                    changed_dirs.append(sub)
-            if not changed_dirs and self._uidlist.uidvalidity:
-                return False
-            with self.file_lock():
-                return self._rescan(changed_dirs)
-
-    def _list(self, sub):
-        """(mtime before listing, names) of a sub-directory."""
-        path = os.path.join(self.path, sub)
-        mtime = os.stat(path).st_mtime_ns
-        return mtime, os.listdir(path)
-
-    def _list_into(self, subs, found, stamps):
-        """base -> (sub, name) for every message file in `subs`; mtimes into stamps."""
-        for sub in subs:
-            stamps[sub], names = self._list(sub)
-            found.update({n.partition(":2,")[0]: (sub, n) for n in names if n[:1] != "."})
-
-    def _rescan(self, subs):
-        known = self._uidlist.uidvalidity
-        if not self.gone:
-            self._uidlist.refresh()
-        if self.gone or known and self._uidlist.uidvalidity != known:
-            # deleted and created again under our path by another process (this one's
-            # own DELETE detaches us first): another folder, whose uidlist this index
-            # must never write, under a file lock that is not that folder's
-            self.gone = True
-            raise FileNotFoundError(errno.ENOENT, "folder replaced under its path", self.path)
-        if not self.by_base:
-            return self._first_scan()
-        found = {}
-        stamps = {}
-        self._list_into(subs, found, stamps)
-        scanned = set(subs)
-        by_base = self.by_base
-        missing = [e for e in by_base.values() if e.sub in scanned and e.base not in found]
-        if missing:
-            # A file moving new/ -> cur/ between the two listings looks expunged; look
-            # again at both before believing it (other writers do not take our lock).
-            self._list_into(SUBDIRS, found, stamps)
-            scanned = set(SUBDIRS)
-            missing = [e for e in by_base.values() if e.base not in found]
-        changed = False
-        for entry in missing:
-            self.record_expunge(entry)
-            changed = True
-        fresh = {"new": [], "cur": []}
-        for base, (sub, name) in found.items():
-            entry = by_base.get(base)
-            if entry is None:
-                fresh[sub].append(name)
-                continue
-            flags = name[len(base) + 3:]
-            if entry.sub != sub or entry.flags != flags:
-                entry.sub, entry.flags = sub, flags  # as named on disk, so filename() finds it
-                self.record_flags(entry)
-                changed = True
-        if fresh["new"] or fresh["cur"]:
-            self.index_new(fresh)
-            changed = True
-        for sub, mtime in stamps.items():
-            self._stamps[sub] = mtime
-        if not self._uidlist.uidvalidity:
-            self._uidlist.refresh()
-        if self._uidlist.needs_compaction() and scanned == set(SUBDIRS):
-            self._uidlist.compact(set(by_base))
-        if changed:
-            self.wake()
-        return changed
-
-    def _first_scan(self):
-        """Index an empty index's folder: no comparison with what we knew, just list."""
-        fresh = {}
-        for sub in SUBDIRS:
-            self._stamps[sub], names = self._list(sub)
-            fresh[sub] = [n for n in names if n[:1] != "."]
-        if fresh["new"] or fresh["cur"]:
-            self.index_new(fresh)
-            self.wake()
-            return True
-        return False
+        return self._sync.sync(force)
 
     def index_new(self, fresh):
-        """Index new files {sub: [names]}, giving each a UID.  Names start with the
-        delivery time, so name order is arrival order and UIDs follow it."""
-        if sum(map(len, fresh.values())) < BULK:
-            return self._index_names(fresh)
-        # A bulk import creates hundreds of thousands of objects that all stay alive:
-        # the cyclic GC would walk them again and again for nothing (a quarter of the
-        # time at 100,000 messages).  Reference counting still frees garbage meanwhile.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._index_names(fresh)
-        finally:
-            if was_enabled:
-                gc.enable()
-
-    def _index_names(self, fresh):
-        cols = ([], [], [], [], [], [])
-        scan.parse_names(self.path, "new", fresh.get("new", []), cols)
-        scan.parse_names(self.path, "cur", fresh.get("cur", []), cols)
-        bases = cols[0]
-        if not bases:
-            return
-        # Column-wise: sort row numbers by base name, keeping the last row of a base
-        # (a file moved new/ -> cur/ between two listings shows up twice; cur/ wins).
-        last = dict(zip(bases, range(len(bases))))
-        order = sorted(last.values(), key=bases.__getitem__)
-        bases, subs, flags, sizes, wsizes, dates = (list(map(col.__getitem__, order)) for col in cols)
-        uids = self._uidlist.assign_list(bases)
-        self.modseq += 1
-        entries = list(map(Entry, uids, bases, subs, flags, sizes, wsizes, dates,
-                           itertools.repeat(self.modseq)))
-        self.modseq += len(bases)
-        self.by_uid.update(zip(uids, entries))
-        self.by_base.update(zip(bases, entries))
-        added = sorted(uids)
-        current = self.uids
-        if not current or added[0] > current[-1]:
-            current.extend(added)
-        else:   # UIDs another process gave out below ours: keep the list sorted
-            for uid in added:
-                bisect.insort(current, uid)
+        """Index new files {sub: [names]}, giving each a UID (arrival order)."""
+        return self._sync.index_new(fresh)
 
     # -- the index API of FolderWriter (store/changes.py) ---------------------------
     # Called with self.lock (and, around file changes, self.file_lock()) held.
@@ -271,11 +145,11 @@ class Folder:
             del self.uids[i]
         self.modseq += 1
         self._record("E", entry.uid)
-        self._uidlist.forget([entry.base])
+        self.uidlist.forget([entry.base])
 
     def rescan_all(self):
         """Re-list new/ and cur/ now (a file was renamed by another writer)."""
-        self._rescan(list(SUBDIRS))
+        self._sync.rescan_all()
 
     def dir_mtime(self, sub):
         return os.stat(os.path.join(self.path, sub)).st_mtime_ns
@@ -284,8 +158,7 @@ class Folder:
         """After our own rename/unlink in `sub`: keep the index's stamp current when
         nobody else changed the directory since we last looked (its mtime was
         `before` and matched), so the next sync need not re-list it."""
-        if self._stamps[sub] == before:
-            self._stamps[sub] = self.dir_mtime(sub)
+        self._sync.keep_stamp(sub, before)
 
     def _record(self, kind, uid):
         self._log.append((self.modseq, kind, uid))
@@ -317,11 +190,7 @@ class Folder:
         """The watcher (watch.py) saw entries of new/ or cur/ change: wake the waiters
         unless the index already shows both directories as they are (the change was
         this process's, and its writer, delivery or sync woke them).  No folder lock."""
-        try:
-            current = all(self._stamps[sub] == self.dir_mtime(sub) for sub in SUBDIRS)
-        except OSError:         # the folder went away: the sessions must look
-            current = False
-        if not current:
+        if not self._sync.current():
             self.waiters.wake()
 
     @property
@@ -436,10 +305,10 @@ class Folder:
         sessions, one on it and one on the new Folder, could both read the same mark
         and both take the same messages; FileNotFoundError instead."""
         with self.lock, self.file_lock():
-            known = self._uidlist.uidvalidity
+            known = self.uidlist.uidvalidity
             if not self.gone and self._file_lock.is_current():
-                old = self._uidlist.claim_recent()
-                if not known or self._uidlist.uidvalidity == known:
+                old = self.uidlist.claim_recent()
+                if not known or self.uidlist.uidvalidity == known:
                     return old
             self.gone = True
             raise FileNotFoundError(errno.ENOENT, "folder deleted or replaced", self.path)
@@ -453,10 +322,10 @@ class Folder:
             columns = ([e.uid for e in entries], [e.base for e in entries], [e.sub for e in entries],
                        [e.flags for e in entries], [e.size for e in entries],
                        [e.wsize for e in entries], [e.date for e in entries])
-            uidlist = self._uidlist
+            uidlist = self.uidlist
             extras = {b: u for b, u in uidlist.uids.items() if b not in self.by_base}
             position = (uidlist.inode, uidlist.offset, uidlist.uidnext, uidlist.recent_upto, extras)
-            return dict(self._stamps), uidlist.uidvalidity, position, columns
+            return self._sync.stamps_copy(), uidlist.uidvalidity, position, columns
 
     def restore(self, stamps, uidvalidity, position, columns):
         """Load a saved index: directories whose mtime still matches need no listing,
@@ -464,15 +333,15 @@ class Folder:
         uids, bases, subs, flags, sizes, wsizes, dates = columns
         with self.lock, self.file_lock():
             inode, offset, uidnext, recent_upto, extras = position
-            if not self._uidlist.adopt(inode, offset, uidvalidity, uidnext, recent_upto,
+            if not self.uidlist.adopt(inode, offset, uidvalidity, uidnext, recent_upto,
                                        dict(zip(bases, uids), **extras)):
-                self._uidlist.refresh()
-                if uidvalidity != self._uidlist.uidvalidity:
+                self.uidlist.refresh()
+                if uidvalidity != self.uidlist.uidvalidity:
                     return False
             by_uid, by_base = self.by_uid, self.by_base
             for row in zip(uids, bases, subs, flags, sizes, wsizes, dates):
                 entry = Entry(*row, 1)
                 by_uid[row[0]] = by_base[row[1]] = entry
             self.uids = list(uids)
-            self._stamps.update(stamps)
+            self._sync.adopt_stamps(stamps)
             return True
