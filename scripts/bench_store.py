@@ -92,7 +92,7 @@ def run_threads(nthreads, n, max_seconds, work):
 
 
 def store_worker(store):
-    return lambda i, message: store.deliver(USER, message)
+    return lambda i, message: store.deliver_local("", [USER], message)
 
 
 def raw_worker(box):

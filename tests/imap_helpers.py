@@ -43,7 +43,7 @@ def message(n, subject=None, body=None, sender=f"sender@{DOMAIN}", to=ALICE):
 
 def deliver(store, n, address=ALICE, start=1):
     for i in range(start, start + n):
-        store.deliver(address, message(i))
+        store.deliver_local("", [address], message(i))
 
 
 class FakeServer(fakes.FakeServer):

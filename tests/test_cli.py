@@ -256,7 +256,7 @@ def test_user_passwd_unknown(runner, cfg):
 def _with_mail(runner, cfg, tmp_path):
     run(runner, cfg, "user", "add", "alice", "--password-stdin", input="pw\n")
     store = MailStore(str(tmp_path / "data"))
-    store.deliver("alice@example.test", b"Subject: keep me\r\n\r\nx\r\n")
+    store.deliver_local("", ["alice@example.test"], b"Subject: keep me\r\n\r\nx\r\n")
     return store.user_root("alice@example.test")
 
 

@@ -81,7 +81,7 @@ def test_recent_goes_to_first_session_only(open_session, store):
     assert a.expect("FETCH 1:2 FLAGS").untagged == ["* 1 FETCH (FLAGS (\\Recent))",
                                                     "* 2 FETCH (FLAGS (\\Recent))"]
     assert b.expect("FETCH 1:2 FLAGS").untagged == ["* 1 FETCH (FLAGS ())", "* 2 FETCH (FLAGS ())"]
-    store.deliver(ALICE, message(3))
+    store.deliver_local("", [ALICE], message(3))
     first = b.expect("NOOP").untagged
     second = a.expect("NOOP").untagged
     assert first == ["* 3 EXISTS", "* 1 RECENT"]
@@ -280,7 +280,7 @@ def test_rename_inbox_moves_mail_and_leaves_inbox_empty(client, store):
     assert r.untagged == ['* STATUS "INBOX" (MESSAGES 0)']
     r = client.expect("STATUS Old-Inbox (MESSAGES)")
     assert r.untagged == ['* STATUS "Old-Inbox" (MESSAGES 2)']
-    store.deliver(ALICE, message(3))
+    store.deliver_local("", [ALICE], message(3))
     r = client.expect("STATUS INBOX (MESSAGES)")
     assert r.untagged == ['* STATUS "INBOX" (MESSAGES 1)']
 
@@ -298,7 +298,7 @@ def test_rename_selected_inbox_reports_expunges(open_session, store):
                                   '"/etc/passwd"', '"~bob"', '"a/~b"', '"a/../b"', '"a//b"',
                                   '"."', '"&AAA-"', '"x&AAo-y"', '"&Jjo"', '"&AGEAYgBj-"'])
 def test_escaping_names_are_refused(client, store, name):
-    store.deliver(ALICE, message(1))
+    store.deliver_local("", [ALICE], message(1))
     client.select()
     root = store.mail_root
     before = tree(root)
@@ -322,7 +322,7 @@ def test_raw_nul_in_name_is_bad(client, store):
 
 
 def test_other_users_mail_is_out_of_reach(client, store):
-    store.deliver(BOB, message(1, to=BOB))
+    store.deliver_local("", [BOB], message(1, to=BOB))
     bob_before = tree(store.user_root(BOB))
     client.expect('SELECT "../bob"', "NO", "CANNOT")
     client.expect('CREATE "bob@example.test"', "OK")       # just a name in alice's tree

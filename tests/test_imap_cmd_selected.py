@@ -5,6 +5,7 @@ tagged replies."""
 
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
     ALICE, SYSTEM_FLAGS, client, handler, message, open_session, selected, store, uidvalidity)
+from fakes import RETURN_PATH
 
 
 # -- CHECK / CLOSE / UNSELECT / EXPUNGE -------------------------------------------------------------
@@ -41,7 +42,7 @@ def test_unselect_does_not_expunge(selected):
 
 
 def test_expunge(selected, store):
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     selected.expect("NOOP")
     selected.expect("STORE 1,3 +FLAGS.SILENT (\\Deleted)")
     r = selected.expect("EXPUNGE", "OK", "", "EXPUNGE completed")
@@ -73,7 +74,7 @@ def test_search_errors(selected):
 
 # -- FETCH ------------------------------------------------------------------------------------
 def test_fetch_body_sets_seen_and_reports_flags(selected):
-    data = message(1).decode()
+    data = (RETURN_PATH + message(1)).decode()       # as local delivery stored it
     r = selected.expect("FETCH 1 BODY[]", "OK", "", "FETCH completed")
     assert r.untagged == [f"* 1 FETCH (BODY[] {{{len(data)}}}\r\n{data} FLAGS (\\Seen \\Recent))"]
     r = selected.expect("FETCH 1 BODY[]")          # already seen: no FLAGS this time
@@ -99,7 +100,7 @@ def test_fetch_rfc822_and_text_set_seen(selected):
 
 def test_fetch_items(selected, store):
     r = selected.expect("FETCH 1:2 (UID RFC822.SIZE)")
-    size = len(message(1))
+    size = len(RETURN_PATH + message(1))
     assert r.untagged == [f"* 1 FETCH (UID 1 RFC822.SIZE {size})", f"* 2 FETCH (UID 2 RFC822.SIZE {size})"]
     r = selected.expect("FETCH 3 ENVELOPE")
     assert r.untagged == ['* 3 FETCH (ENVELOPE ("Mon, 7 Feb 1994 21:52:25 -0800" "message 3" '

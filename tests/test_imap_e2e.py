@@ -15,6 +15,7 @@ from imap_helpers import ALICE, BOB, PASSWORD, make_accounts, message
 
 from clevermail.service import MailService
 from conftest import make_config
+from fakes import RETURN_PATH
 
 pytestmark = pytest.mark.e2e
 
@@ -84,8 +85,8 @@ def connect(env, tls=False):
 @pytest.fixture
 def imap(env):
     """An imaplib client logged in as alice with INBOX selected (2 messages)."""
-    env.store.deliver(ALICE, message(1))
-    env.store.deliver(ALICE, message(2))
+    env.store.deliver_local("", [ALICE], message(1))
+    env.store.deliver_local("", [ALICE], message(2))
     c = connect(env)
     assert c.login(ALICE, PASSWORD)[0] == "OK"
     assert c.select("INBOX") == ("OK", [b"2"])
@@ -152,22 +153,23 @@ def test_starttls(env):
 
 
 def test_implicit_tls(env):
-    env.store.deliver(ALICE, message(1))
+    env.store.deliver_local("", [ALICE], message(1))
     c = connect(env, tls=True)
     assert "STARTTLS" not in c.capabilities and "AUTH=PLAIN" in c.capabilities
     assert c.login(ALICE, PASSWORD)[0] == "OK"
     assert c.select("INBOX") == ("OK", [b"1"])
     typ, data = c.fetch("1", "(BODY.PEEK[])")
-    assert data[0][1] == message(1)
+    assert data[0][1] == RETURN_PATH + message(1)
 
 
 # -- mail round trips with the logged-in fixture ------------------------------------------
 def test_fetch_search_store(imap):
     typ, data = imap.fetch("1:2", "(UID FLAGS RFC822.SIZE)")
-    assert data == [b"1 (UID 1 FLAGS (\\Recent) RFC822.SIZE %d)" % len(message(1)),
-                    b"2 (UID 2 FLAGS (\\Recent) RFC822.SIZE %d)" % len(message(2))]
+    assert data == [b"1 (UID 1 FLAGS (\\Recent) RFC822.SIZE %d)" % len(RETURN_PATH + message(1)),
+                    b"2 (UID 2 FLAGS (\\Recent) RFC822.SIZE %d)" % len(RETURN_PATH + message(2))]
     typ, data = imap.fetch("2", "(BODY[])")
-    assert data[0] == (b"2 (BODY[] {%d}" % len(message(2)), message(2))
+    stored = RETURN_PATH + message(2)
+    assert data[0] == (b"2 (BODY[] {%d}" % len(stored), stored)
     assert data[1] == b" FLAGS (\\Seen \\Recent))"
     assert imap.search(None, "SEEN") == ("OK", [b"2"])
     assert imap.search(None, 'SUBJECT "message 1"') == ("OK", [b"1"])
@@ -232,7 +234,7 @@ def test_namespace_id_enable_unselect(imap):
 # -- IDLE and two sessions ---------------------------------------------------------------------
 def test_idle_sees_store_delivery(imap, env):
     tag = idle_start(imap)
-    env.store.deliver(ALICE, message(3))
+    env.store.deliver_local("", [ALICE], message(3))
     lines = idle_until(imap, b"* 3 EXISTS\r\n")
     assert lines == [b"* 3 EXISTS\r\n"]
     assert imap.readline() == b"* 3 RECENT\r\n"
@@ -288,9 +290,9 @@ def test_idle_over_implicit_tls(env):
     c.login(ALICE, PASSWORD)
     assert c.select("INBOX") == ("OK", [b"0"])
     tag = idle_start(c)
-    env.store.deliver(ALICE, message(1))
+    env.store.deliver_local("", [ALICE], message(1))
     idle_until(c, b"* 1 EXISTS\r\n")
-    env.store.deliver(ALICE, message(2))
+    env.store.deliver_local("", [ALICE], message(2))
     idle_until(c, b"* 2 EXISTS\r\n")
     idle_done(c, tag)
     assert c.fetch("1:*", "UID") == ("OK", [b"1 (UID 1)", b"2 (UID 2)"])

@@ -271,7 +271,7 @@ def test_index_only_fetch_of_a_session_opens_no_message_file(tmp_path, monkeypat
 
     handler = make_handler(tmp_path)
     for i in range(1, 4):
-        handler.store.deliver(ALICE, message(i))
+        handler.store.deliver_local("", [ALICE], message(i))
 
     def no_file(*args, **kwargs):
         raise AssertionError("an index-only FETCH opened a message file")

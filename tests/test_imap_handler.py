@@ -10,6 +10,7 @@ from clevermail.imap.handler import TreeNode
 from clevermail.store import FolderExists, InvalidName, NoSuchFolder
 from clevermail.store.folder import FolderStatus
 from imap_helpers import ALICE, BOB, PASSWORD, make_handler, message
+from fakes import RETURN_PATH
 
 
 @pytest.fixture
@@ -127,16 +128,16 @@ def test_rename_failures_create_nothing(handler, store):
 
 
 def test_rename_inbox_moves_messages(handler, store):
-    store.deliver(ALICE, message(1))
-    store.deliver(ALICE, message(2))
+    store.deliver_local("", [ALICE], message(1))
+    store.deliver_local("", [ALICE], message(2))
     handler.rename(ALICE, "INBOX", "Before")
     assert count(handler, "INBOX") == 0
     assert count(handler, "Before") == 2
 
 
 def test_status(handler, store):
-    store.deliver(ALICE, message(1))
-    store.deliver(ALICE, message(2))
+    store.deliver_local("", [ALICE], message(1))
+    store.deliver_local("", [ALICE], message(2))
     st = handler.status(ALICE, "INBOX")
     assert st == FolderStatus(messages=2, recent=2, uidnext=3, uidvalidity=st.uidvalidity, unseen=2)
     assert st.uidvalidity > 0
@@ -171,8 +172,8 @@ def test_append_flags_date_and_uids(handler):
 
 
 def test_copy_keeps_flags_and_remaps_keywords(handler, store):
-    store.deliver(ALICE, message(1))
-    store.deliver(ALICE, message(2))
+    store.deliver_local("", [ALICE], message(1))
+    store.deliver_local("", [ALICE], message(2))
     handler.append(ALICE, "Archive", message(0), ["$First"], None)   # Archive's 'a' = $First
     inbox = handler.open_view(ALICE, "INBOX", readonly=False)
     try:
@@ -189,13 +190,13 @@ def test_copy_keeps_flags_and_remaps_keywords(handler, store):
     try:
         assert validity == archive.uidvalidity
         assert archive.messages([3])[0].flags == {"\\Flagged", "$Second", "\\Recent"}
-        assert handler.read_message(archive, archive.messages([2])[0]) == message(1)
+        assert handler.read_message(archive, archive.messages([2])[0]) == RETURN_PATH + message(1)
     finally:
         handler.close_view(archive)
 
 
 def test_users_are_kept_apart(handler, store):
-    store.deliver(BOB, message(1, to=BOB))
+    store.deliver_local("", [BOB], message(1, to=BOB))
     handler.create(ALICE, "Shared")
     assert "Shared" not in names(handler, BOB)
     assert count(handler, "INBOX", BOB) == 1
@@ -207,7 +208,7 @@ def test_users_are_kept_apart(handler, store):
 @pytest.fixture
 def inbox(handler, store):
     for i in range(1, 5):
-        store.deliver(ALICE, message(i))
+        store.deliver_local("", [ALICE], message(i))
     view = handler.open_view(ALICE, "INBOX", readonly=False)
     yield view
     handler.close_view(view)
@@ -315,9 +316,9 @@ def test_watch_wakes_on_delivery_until_unwatched(handler, inbox, store):
     woken = []
     wake = lambda: woken.append(1)  # noqa: E731
     handler.watch(inbox, wake)
-    store.deliver(ALICE, message(5))
+    store.deliver_local("", [ALICE], message(5))
     assert woken == [1]
     handler.unwatch(inbox, wake)
-    store.deliver(ALICE, message(6))
+    store.deliver_local("", [ALICE], message(6))
     assert woken == [1]
     assert inbox.changes().new == (5, 6)

@@ -100,7 +100,7 @@ def test_read_done_at_eof(sockets):
 
 def test_idle_reports_new_mail_at_once(selected, store):
     start_idle(selected)
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     assert selected.line() == "* 4 EXISTS"
     assert selected.line() == "* 4 RECENT"
     selected.send("DONE\r\n")

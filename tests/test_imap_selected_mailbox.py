@@ -62,7 +62,7 @@ def test_no_changes_no_updates(folder):
 def test_new_mail_gives_exists_and_recent(store, folder):
     v = view(folder)
     other = view(folder)
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     assert v.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"]
     assert v.view.uids == [1, 2, 3, 4]
     assert other.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 0 RECENT\r\n"]
@@ -71,7 +71,7 @@ def test_new_mail_gives_exists_and_recent(store, folder):
 
 def test_new_mail_in_read_only_view_claims_nothing(store, folder):
     ro = view(folder, readonly=True)
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     assert ro.updates(allow_expunge=True) == [b"* 4 EXISTS\r\n", b"* 3 RECENT\r\n"]
     rw = view(folder)
     assert rw.view.recent == {1, 2, 3, 4}
@@ -115,7 +115,7 @@ def test_expunge_deferred_then_sent_highest_first(folder):
 def test_expunge_and_new_mail_together(store, folder):
     v = view(folder)
     folder.expunge([2])
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     # new mail is announced even while the expunge waits; EXISTS counts the
     # messages the client still knows about
     assert v.updates(allow_expunge=False) == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"]
@@ -179,7 +179,7 @@ def test_sequence_numbers_stay_consistent_over_many_changes(store, folder):
     """A model check: after each update the view's numbering equals the folder's."""
     v = view(folder)
     for i in range(4, 12):
-        store.deliver(ALICE, message(i))
+        store.deliver_local("", [ALICE], message(i))
     v.updates(allow_expunge=True)
     shadow = list(v.view.uids)
     for doomed in ([2, 5], [11], [1, 3, 4]):

@@ -446,7 +446,7 @@ def test_flag_change_by_other_session_is_reported(two_views):
 
 def test_new_mail_reported_after_any_command(two_views, store):
     a, b = two_views
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     r = a.expect("FETCH 1 UID")
     assert r.untagged == ["* 1 FETCH (UID 1)", "* 4 EXISTS", "* 4 RECENT"]
     r = b.expect("SEARCH ALL")

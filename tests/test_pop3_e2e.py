@@ -11,6 +11,7 @@ from clevermail.config import load_config
 from clevermail.service import MailService
 from pop3_helpers import ALICE, BOB, DOMAIN, PASSWORD, message, password_hash
 from waiting import wait_for
+from fakes import RETURN_PATH
 
 pytestmark = pytest.mark.e2e
 
@@ -79,19 +80,19 @@ def test_collect_delete_quit(service):
     big = "".join(f".{i:05d} " + "y" * (i % 90) + "\r\n" for i in range(4000))
     bodies = ["plain\r\n", ".leading dot\r\n..two\r\n.\r\nend\r\n", big]
     for i, body in enumerate(bodies, 1):
-        service.store.deliver(ALICE, message(i, body))
+        service.store.deliver_local("", [ALICE], message(i, body))
     pop = login(service)
-    sizes = [len(message(i, b)) for i, b in enumerate(bodies, 1)]
+    sizes = [len(RETURN_PATH + message(i, b)) for i, b in enumerate(bodies, 1)]
     assert pop.stat() == (3, sum(sizes))
     resp, lines, _ = pop.list()
     assert lines == [f"{i} {s}".encode() for i, s in enumerate(sizes, 1)]
     for i, body in enumerate(bodies, 1):
         resp, lines, octets = pop.retr(i)
         assert resp == f"+OK {sizes[i - 1]} octets".encode()
-        assert b"\r\n".join(lines) + b"\r\n" == message(i, body)
+        assert b"\r\n".join(lines) + b"\r\n" == RETURN_PATH + message(i, body)
         assert octets == sizes[i - 1]
     resp, lines, _ = pop.top(2, 0)
-    assert lines == message(2, "").split(b"\r\n")[:-1]
+    assert lines == (RETURN_PATH + message(2, "")).split(b"\r\n")[:-1]
     pop.dele(1)
     pop.dele(3)
     with pytest.raises(poplib.error_proto, match="already deleted"):
@@ -123,23 +124,23 @@ def test_capa_and_auth_failure(service):
 
 
 def test_stls(service, client_ctx):
-    service.store.deliver(ALICE, message(1))
+    service.store.deliver_local("", [ALICE], message(1))
     pop = connect(service)
     pop.stls(client_ctx)
     assert "STLS" not in pop.capa()
     pop.user(ALICE)
     pop.pass_(PASSWORD)
-    assert b"\r\n".join(pop.retr(1)[1]) + b"\r\n" == message(1)
+    assert b"\r\n".join(pop.retr(1)[1]) + b"\r\n" == RETURN_PATH + message(1)
     pop.quit()
 
 
 def test_implicit_tls(service, client_ctx):
-    service.store.deliver(ALICE, message(1))
+    service.store.deliver_local("", [ALICE], message(1))
     pop = poplib.POP3_SSL("127.0.0.1", service.port("pop3s"), context=client_ctx, timeout=10)
     assert "STLS" not in pop.capa()
     pop.user(ALICE)
     pop.pass_(PASSWORD)
-    assert pop.stat() == (1, len(message(1)))
+    assert pop.stat() == (1, len(RETURN_PATH + message(1)))
     pop.quit()
 
 
@@ -159,7 +160,7 @@ def test_second_session_in_use(service):
 
 def test_dropped_connection_after_dele_removes_nothing(service):
     for i in range(2):
-        service.store.deliver(ALICE, message(i))
+        service.store.deliver_local("", [ALICE], message(i))
     pop = login(service)
     pop.dele(1)
     pop.dele(2)
@@ -173,12 +174,12 @@ def test_dropped_connection_after_dele_removes_nothing(service):
 
 def test_uidl_stable_across_sessions(service):
     for i in range(3):
-        service.store.deliver(ALICE, message(i))
+        service.store.deliver_local("", [ALICE], message(i))
     pop = login(service)
     first = [line.split()[1] for line in pop.uidl()[1]]
     pop.dele(2)
     pop.quit()
-    service.store.deliver(ALICE, message(9))
+    service.store.deliver_local("", [ALICE], message(9))
     pop = login(service)
     second = [line.split()[1] for line in pop.uidl()[1]]
     assert second[:2] == [first[0], first[2]]
@@ -189,7 +190,7 @@ def test_uidl_stable_across_sessions(service):
 
 def test_imap_side_sees_pop3_changes(service):
     for i in range(4):
-        service.store.deliver(ALICE, message(i))
+        service.store.deliver_local("", [ALICE], message(i))
     # another session (as IMAP holds it) with the INBOX open in the same store
     folder = service.store.open_folder(ALICE, "INBOX")
     try:
@@ -198,7 +199,7 @@ def test_imap_side_sees_pop3_changes(service):
         pop.retr(1)
         pop.dele(2)
         pop.dele(3)
-        service.store.deliver(ALICE, message(99))        # arrives during the session
+        service.store.deliver_local("", [ALICE], message(99))        # arrives during the session
         assert pop.stat()[0] == 2
         pop.quit()
         folder.sync()

@@ -7,13 +7,14 @@ import pytest
 from clevermail.store import FolderInUse, MessageGone
 from clevermail.store.view import FolderView, ViewMode, close_view, open_view
 from pop3_helpers import ALICE, make_handler, message
+from fakes import RETURN_PATH
 
 
 @pytest.fixture
 def handler(tmp_path):
     h = make_handler(tmp_path)
     for i in range(1, 4):
-        h.store.deliver(ALICE, message(i))
+        h.store.deliver_local("", [ALICE], message(i))
     return h
 
 
@@ -37,10 +38,10 @@ def inbox_flags(store):
 def test_maildrop_is_a_view_frozen_at_login(handler, drop):
     assert isinstance(drop.view, FolderView) and not hasattr(drop, "folder")
     assert drop.uids == [1, 2, 3]
-    assert drop.sizes == [len(message(i)) for i in (1, 2, 3)]
+    assert drop.sizes == [len(RETURN_PATH + message(i)) for i in (1, 2, 3)]
     assert (drop.count, drop.octets) == (3, sum(drop.sizes))
     assert drop.uidl(0) == f"{drop.uidvalidity}.1"
-    handler.store.deliver(ALICE, message(4))            # new mail during the session
+    handler.store.deliver_local("", [ALICE], message(4))            # new mail during the session
     other = open_view(handler.store, ALICE, "INBOX", ViewMode.SELECT)
     try:
         other.expunge([2])                              # an IMAP session expunges 2
@@ -83,7 +84,7 @@ def test_failed_open_releases_everything(handler, monkeypatch):
 
 def test_open_message_and_gone(handler, drop):
     with handler.open_message(drop, 1) as f:
-        assert f.read() == message(2).replace(b"\r\n", b"\n")
+        assert f.read() == (RETURN_PATH + message(2)).replace(b"\r\n", b"\n")
     view = open_view(handler.store, ALICE, "INBOX", ViewMode.SELECT)
     try:
         view.expunge([2])

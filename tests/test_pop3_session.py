@@ -16,6 +16,7 @@ import fakes
 from fakes import session_fixtures, tls_contexts
 from pop3_helpers import (ALICE, BOB, PASSWORD, FakeServer, make_handler, message,
                           start_session)
+from fakes import RETURN_PATH
 
 GREETING = "+OK CleverMail POP3 server ready (mail.example.test)"
 CAPA_BASE = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
@@ -32,7 +33,7 @@ handler, store, open_session = session_fixtures(make_handler, FakeServer, start_
 
 def deliver(store, n, address=ALICE, body=None):
     for i in range(1, n + 1):
-        store.deliver(address, message(i, body))
+        store.deliver_local("", [address], message(i, body))
 
 
 def inbox(store, address=ALICE):
@@ -258,13 +259,13 @@ def test_list_and_uidl_leave_out_marked_messages(open_session, store):
 
 def test_sizes_are_exactly_what_retr_sends(open_session, store):
     body = "line\r\n.dot line\r\n..two dots\r\n\r\n.\r\nend\r\n"
-    store.deliver(ALICE, message(1, body))
+    store.deliver_local("", [ALICE], message(1, body))
     c = open_session()
     c.login()
     size = int(c.cmd("LIST 1").split()[2])
     assert c.cmd("RETR 1") == f"+OK {size} octets".encode()
     raw = c.raw_block()
-    wire = message(1, body)
+    wire = RETURN_PATH + message(1, body)
     assert raw == wire.replace(b"\r\n.", b"\r\n..") + b".\r\n"
     assert len(wire) == size
 
@@ -274,11 +275,11 @@ def test_retr_marks_seen_top_does_not(open_session, store):
     c = open_session()
     c.login()
     assert c.cmd("TOP 1 0") == b"+OK top of message follows"
-    assert c.raw_block() == message(1).split(b"\r\n\r\n")[0] + b"\r\n\r\n.\r\n"
+    assert c.raw_block() == RETURN_PATH + message(1).split(b"\r\n\r\n")[0] + b"\r\n\r\n.\r\n"
     assert c.cmd("TOP 2 5") == b"+OK top of message follows"
-    assert c.raw_block() == message(2) + b".\r\n"
+    assert c.raw_block() == RETURN_PATH + message(2) + b".\r\n"
     c.cmd("RETR 2")
-    assert c.raw_block() == message(2) + b".\r\n"
+    assert c.raw_block() == RETURN_PATH + message(2) + b".\r\n"
     c.expect("NOOP", "+OK")      # the flag is stored after the message was sent
     folder = inbox(store)
     first, second = (folder.by_uid[u] for u in folder.uids)
@@ -421,7 +422,7 @@ def test_message_expunged_by_imap_during_session(open_session, store):
         c.expect("DELE 1", "+OK message 1 deleted")
         c.expect("DELE 2", "+OK message 2 deleted")
         c.cmd("RETR 3")
-        assert c.raw_block() == message(3) + b".\r\n"
+        assert c.raw_block() == RETURN_PATH + message(3) + b".\r\n"
         c.expect("QUIT", "+OK CleverMail POP3 server signing off (1 messages left)")
         assert len(folder) == 1
     finally:

@@ -233,7 +233,7 @@ def test_unwritable_data_dir_is_a_startup_error(tmp_path, make_config, unwritabl
 def test_restart_after_stop_on_same_data(tmp_path, make_config, thread_guard):
     conf = make_config(tmp_path)
     first = MailService(conf).start()
-    first.store.deliver("alice@example.test", b"Subject: x\r\n\r\nx\r\n")
+    first.store.deliver_local("", ["alice@example.test"], b"Subject: x\r\n\r\nx\r\n")
     first.stop()
     second = MailService(conf).start()
     try:

@@ -14,6 +14,7 @@ from clevermail.store.flags import MAX_KEYWORDS
 from clevermail.store.folder import Folder
 from clevermail.store.sync import FolderSync
 from clevermail.store.mailstore import MailStore
+from fakes import RETURN_PATH
 
 USER = "alice@example.test"
 
@@ -43,15 +44,15 @@ def test_sync_sees_deliveries(store, inbox):
     assert len(inbox) == 0
     assert inbox.sync() is False
     for i in range(3):
-        store.deliver(USER, msg(i))
+        store.deliver_local("", [USER], msg(i))
     assert inbox.sync() is True
     assert inbox.uids == [1, 2, 3]
     assert inbox.uidnext == 4
     assert inbox.uidvalidity > 0
     assert inbox.sync() is False
     e = inbox.entry(2)
-    wire = msg(1)
-    assert (e.uid, e.sub, e.flags, e.size, e.wsize) == (2, "new", "", len(wire) - 3, len(wire))
+    wire = RETURN_PATH + msg(1)         # as local delivery stores it
+    assert (e.uid, e.sub, e.flags, e.size, e.wsize) == (2, "new", "", len(wire) - 4, len(wire))
     assert inbox.read_message(2) == wire
 
 
@@ -61,9 +62,9 @@ def test_sizes_come_from_names_not_files(store, inbox, monkeypatch):
 
     monkeypatch.setattr(scan, "measure", no_measuring)
     for i in range(5):
-        store.deliver(USER, msg(i, b"x" * i))
+        store.deliver_local("", [USER], msg(i, b"x" * i))
     inbox.sync()
-    assert [inbox.entry(u).wsize for u in inbox.uids] == [len(msg(i, b"x" * i)) for i in range(5)]
+    assert [inbox.entry(u).wsize for u in inbox.uids] == [len(RETURN_PATH + msg(i, b"x" * i)) for i in range(5)]
 
 
 def test_foreign_file_without_sizes_is_measured(inbox):
@@ -77,21 +78,21 @@ def test_foreign_file_without_sizes_is_measured(inbox):
 
 
 def test_only_changed_directories_are_listed(store, inbox, monkeypatch):
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     inbox.sync()
     listed = []
     real = FolderSync._list
     monkeypatch.setattr(FolderSync, "_list", lambda self, sub: listed.append(sub) or real(self, sub))
     assert inbox.sync() is False
     assert listed == []
-    store.deliver(USER, msg(2))
+    store.deliver_local("", [USER], msg(2))
     assert inbox.sync() is True
     assert listed == ["new"]
 
 
 def test_external_flag_change_is_not_an_expunge(store, inbox):
-    store.deliver(USER, msg(1))
-    store.deliver(USER, msg(2))
+    store.deliver_local("", [USER], msg(1))
+    store.deliver_local("", [USER], msg(2))
     inbox.sync()
     mark = inbox.modseq
     base = inbox.entry(1).base
@@ -105,8 +106,8 @@ def test_external_flag_change_is_not_an_expunge(store, inbox):
 
 
 def test_external_delete_is_an_expunge(store, inbox):
-    store.deliver(USER, msg(1))
-    store.deliver(USER, msg(2))
+    store.deliver_local("", [USER], msg(1))
+    store.deliver_local("", [USER], msg(2))
     inbox.sync()
     mark = inbox.modseq
     os.unlink(inbox.file_path(inbox.entry(1)))
@@ -118,17 +119,17 @@ def test_external_delete_is_an_expunge(store, inbox):
 
 
 def test_open_message_follows_a_moved_file(store, inbox):
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     inbox.sync()
     base = inbox.entry(1).base
     os.rename(os.path.join(inbox.path, "new", base), os.path.join(inbox.path, "cur", base + ":2,F"))
     with inbox.open_message(1) as f:
-        assert f.read() == maildir.to_disk(msg(1))
+        assert f.read() == maildir.to_disk(RETURN_PATH + msg(1))
     assert inbox.entry(1).flags == "F"
 
 
 def test_open_message_gone(store, inbox):
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     inbox.sync()
     os.unlink(inbox.file_path(inbox.entry(1)))
     with pytest.raises(MessageGone):
@@ -147,7 +148,7 @@ def test_system_flag_letters(inbox):
 
 def test_store_flags_modes_rename_into_cur(store, inbox, tmp_path):
     for i in range(3):
-        store.deliver(USER, msg(i))
+        store.deliver_local("", [USER], msg(i))
     inbox.sync()
     mark = inbox.modseq
     changed = inbox.store_flags([1, 2], {"S"}, "+")
@@ -170,7 +171,7 @@ def test_store_flags_modes_rename_into_cur(store, inbox, tmp_path):
 
 
 def test_store_flags_equal_moves_new_to_cur(store, inbox):
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     inbox.sync()
     assert inbox.store_flags([1], set(), "=") == []           # flags unchanged ...
     assert inbox.entry(1).sub == "cur"                          # ... but no longer new
@@ -178,7 +179,7 @@ def test_store_flags_equal_moves_new_to_cur(store, inbox):
 
 
 def test_keywords(store, inbox, tmp_path):
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     inbox.sync()
     letters = inbox.letters_for(["$Label1", "\\Seen", "Work"])
     assert letters == {"a", "b", "S"}
@@ -206,7 +207,7 @@ def test_keyword_slots_are_limited(inbox):
 # -- expunge / append / copy --------------------------------------------------------------------
 def test_expunge(store, inbox):
     for i in range(4):
-        store.deliver(USER, msg(i))
+        store.deliver_local("", [USER], msg(i))
     inbox.sync()
     inbox.store_flags([2], {"T"}, "+")
     mark = inbox.modseq
@@ -215,7 +216,7 @@ def test_expunge(store, inbox):
     assert inbox.uids == [1, 4]
     assert not os.path.exists(paths_before[2]) and not os.path.exists(paths_before[3])
     assert inbox.changes_since(mark) == ([2, 3], [])
-    store.deliver(USER, msg(9))
+    store.deliver_local("", [USER], msg(9))
     inbox.sync()
     assert inbox.uids == [1, 4, 5]
 
@@ -223,7 +224,7 @@ def test_expunge(store, inbox):
 def test_expunge_does_not_hide_a_concurrent_delivery(store, inbox, monkeypatch):
     """A delivery landing in new/ while an expunge runs must be found by the next sync
     (deliveries do not take the folder lock)."""
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     inbox.sync()
     real = changes.fsync_dir
     state = {"delivered": False}
@@ -231,7 +232,7 @@ def test_expunge_does_not_hide_a_concurrent_delivery(store, inbox, monkeypatch):
     def fsync_dir_with_delivery(path):
         if not state["delivered"]:
             state["delivered"] = True
-            store.deliver(USER, msg(2))       # another SMTP session, same moment
+            store.deliver_local("", [USER], msg(2))       # another SMTP session, same moment
         return real(path)
 
     monkeypatch.setattr(changes, "fsync_dir", fsync_dir_with_delivery)   # the expunge's
@@ -259,14 +260,14 @@ def test_copy_to(store, inbox):
     target = store.open_folder(USER, "Projects")
     try:
         for i in range(3):
-            store.deliver(USER, msg(i))
+            store.deliver_local("", [USER], msg(i))
         inbox.sync()
         inbox.store_flags([2], {"F"}, "+")
         target.append(msg(100))
         assert inbox.copy_to([2, 3, 77], target) == [(2, 2), (3, 3)]
         assert target.uids == [1, 2, 3]
         assert target.entry(2).flags == "F"
-        assert target.read_message(3) == msg(2)
+        assert target.read_message(3) == RETURN_PATH + msg(2)
         assert os.stat(inbox.file_path(inbox.entry(2))).st_ino == os.stat(target.file_path(target.entry(2))).st_ino
         assert inbox.uids == [1, 2, 3]
         assert os.listdir(os.path.join(target.path, "tmp")) == []
@@ -277,7 +278,7 @@ def test_copy_to(store, inbox):
 # -- change log and notification -------------------------------------------------------------
 def test_changes_since_log_limit(store, inbox, monkeypatch):
     monkeypatch.setattr(foldermod, "LOG_LIMIT", 5)
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     inbox.sync()
     mark = inbox.modseq
     for i in range(10):
@@ -292,7 +293,7 @@ def test_waiters_called_on_every_kind_of_change(store, inbox):
     calls = []
     waiter = lambda: calls.append(1)  # noqa: E731
     inbox.add_waiter(waiter)
-    store.deliver(USER, msg(1))          # notify of an open folder
+    store.deliver_local("", [USER], msg(1))          # notify of an open folder
     assert len(calls) == 1
     inbox.looked(waiter)
     inbox.sync()                         # new message found
@@ -310,7 +311,7 @@ def test_waiters_called_on_every_kind_of_change(store, inbox):
     assert inbox.sync() is False
     assert len(calls) == 5               # nothing changed: nobody woken
     inbox.remove_waiter(waiter)
-    store.deliver(USER, msg(3))
+    store.deliver_local("", [USER], msg(3))
     inbox.sync()
     assert len(calls) == 5
 
@@ -319,12 +320,12 @@ def test_changes_of_the_index_wake_a_waiter_once_until_it_looks(store, inbox):
     calls = []
     waiter = lambda: calls.append(1)  # noqa: E731
     inbox.add_waiter(waiter)
-    store.deliver(USER, msg(1))          # a delivery wakes it...
+    store.deliver_local("", [USER], msg(1))          # a delivery wakes it...
     inbox.sync()                         # ...and indexing that delivery does not again
     inbox.store_flags([1], {"S"}, "+")
     inbox.append(msg(2))
     assert len(calls) == 1
-    store.deliver(USER, msg(3))          # a delivery always wakes: its file may be past
+    store.deliver_local("", [USER], msg(3))          # a delivery always wakes: its file may be past
     assert len(calls) == 2               # the waiter's look at the directory
     inbox.looked(waiter)
     inbox.expunge([1])
@@ -339,10 +340,10 @@ def test_broken_waiter_does_not_break_delivery(store, inbox, caplog):
     good = []
     inbox.add_waiter(broken)
     inbox.add_waiter(lambda: good.append(1))
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     inbox.sync()
     assert inbox.uids == [1]
-    store.deliver(USER, msg(2))
+    store.deliver_local("", [USER], msg(2))
     assert len(good) == 2
     assert "folder waiter failed" in caplog.text
 
@@ -365,7 +366,7 @@ def test_notify_does_not_wait_for_the_folder_lock(store, inbox):
     t.start()
     try:
         assert held.wait(30)
-        store.deliver(USER, msg(1))         # commit -> Folder.notify()
+        store.deliver_local("", [USER], msg(1))         # commit -> Folder.notify()
         inbox.notify()
         done.set()
     finally:
@@ -393,12 +394,12 @@ def test_waiters_are_swapped_whole(inbox):
 
 
 def test_claim_recent_once(store, inbox):
-    store.deliver(USER, msg(1))
-    store.deliver(USER, msg(2))
+    store.deliver_local("", [USER], msg(1))
+    store.deliver_local("", [USER], msg(2))
     inbox.sync()
     assert inbox.claim_recent() == 0     # UIDs above 0 are \Recent for this caller
     assert inbox.claim_recent() == 2     # and for nobody else
-    store.deliver(USER, msg(3))
+    store.deliver_local("", [USER], msg(3))
     inbox.sync()
     assert inbox.claim_recent() == 2
 

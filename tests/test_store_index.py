@@ -33,7 +33,7 @@ def template(tmp_path_factory):
     data = str(tmp_path_factory.mktemp("index") / "data")
     store = MailStore(data)
     for i in range(N):
-        store.deliver(USER, b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i))
+        store.deliver_local("", [USER], b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i))
     f = store.open_folder(USER, "INBOX")
     f.store_flags(range(1, 200), {"S"}, "+")
     f.store_flags(range(50, 60), f.letters_for(["\\Flagged", "$Work"]), "+")
@@ -82,7 +82,7 @@ def test_changed_directories_are_relisted(data, saved, listed):
     other = MailStore(data)                       # another process changes the folder
     g = other.open_folder(USER, "INBOX")
     listed.clear()
-    other.deliver(USER, b"Subject: late\r\n\r\nlate\r\n")
+    other.deliver_local("", [USER], b"Subject: late\r\n\r\nlate\r\n")
     g.sync()
     g.store_flags([300], {"F"}, "+")
     g.expunge([1])
@@ -101,7 +101,7 @@ def test_changed_directories_are_relisted(data, saved, listed):
 def test_only_the_changed_directory_is_relisted(data, saved, listed):
     before, _ = saved
     store = MailStore(data)
-    store.deliver(USER, b"Subject: new one\r\n\r\nx\r\n")      # touches new/ only
+    store.deliver_local("", [USER], b"Subject: new one\r\n\r\nx\r\n")      # touches new/ only
     f = store.open_folder(USER, "INBOX")
     assert listed == ["new"]
     assert state(f)[:-1] == before
@@ -150,7 +150,7 @@ def test_cache_of_another_uidvalidity_is_ignored(data, saved, listed):
 def test_small_folders_are_not_cached(data):
     store = MailStore(data)
     for i in range(10):
-        store.deliver("bob@example.test", b"Subject: %d\r\n\r\nx\r\n" % i)
+        store.deliver_local("", ["bob@example.test"], b"Subject: %d\r\n\r\nx\r\n" % i)
     f = store.open_folder("bob@example.test", "INBOX")
     assert index.save(f) is False
     assert not os.path.exists(os.path.join(f.path, index.FILENAME))

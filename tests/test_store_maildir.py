@@ -155,5 +155,5 @@ def test_to_disk_clean_is_the_same_as_the_general_form(wire):
     CRLF -> LF conversion gives, for every message whose only CRs start CRLFs."""
     from clevermail.store.maildir import to_disk, to_wire
     assert to_disk(wire, clean=True) == to_disk(wire)
-    # what prepare_delivery(clean=True) records as W= without counting
+    # what prepare_local(clean=True) records as W= without counting
     assert len(to_wire(to_disk(wire, clean=True))) == len(wire)

@@ -13,6 +13,7 @@ from clevermail.store import (SPECIAL_USE, FolderExists, InvalidName, MailStore,
                               maildir, uidlist)
 from clevermail.store import folders
 from clevermail.store.folder import Folder
+from fakes import RETURN_PATH
 
 USER = "alice@example.test"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +55,7 @@ def test_ensure_user_layout(store, data):
 
 
 def test_remove_user(store):
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     root = store.user_root(USER)
     store.remove_user(USER)
     assert not os.path.exists(root)
@@ -66,16 +67,16 @@ def test_delivery_recreates_a_mailbox_removed_behind_the_stores_back(store):
     """The store remembers which mailboxes exist (no stat per delivery); a mailbox
     deleted by hand must still get the next message, not a failure."""
     import shutil
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     root = store.user_root(USER)
     shutil.rmtree(root)
-    store.deliver(USER, msg(2))
+    store.deliver_local("", [USER], msg(2))
     assert len(os.listdir(os.path.join(root, "new"))) == 1
     # also when it is the second recipient of a message (hard link into its tmp/)
     other = "bob@example.test"
-    store.deliver(other, msg(3))
+    store.deliver_local("", [other], msg(3))
     shutil.rmtree(store.user_root(other))
-    store.prepare_delivery([USER, other], msg(4)).commit()
+    store.prepare_local("", [USER, other], msg(4)).commit()
     assert len(os.listdir(os.path.join(store.user_root(other), "new"))) == 1
     assert len(os.listdir(os.path.join(root, "new"))) == 2
 
@@ -86,7 +87,7 @@ def test_deliver_is_durable_before_returning(store, monkeypatch):
     real_fsync, real_link = os.fsync, os.link
     monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd))
     monkeypatch.setattr(os, "link", lambda s, d, **kw: events.append(("link", os.path.dirname(d))) or real_link(s, d, **kw))
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     root = store.user_root(USER)
     new = os.listdir(os.path.join(root, "new"))
     assert len(new) == 1
@@ -96,9 +97,9 @@ def test_deliver_is_durable_before_returning(store, monkeypatch):
     assert events[2][1] == os.path.join(root, "new")
     assert os.listdir(os.path.join(root, "tmp")) == []
     with open(os.path.join(root, "new", new[0]), "rb") as f:
-        assert f.read() == maildir.to_disk(msg(1))
+        assert f.read() == maildir.to_disk(RETURN_PATH + msg(1))
     base, flags, size, wsize, date = maildir.parse_name(new[0])
-    assert (size, wsize) == (len(msg(1)) - 3, len(msg(1)))
+    assert (size, wsize) == (len(RETURN_PATH + msg(1)) - 4, len(RETURN_PATH + msg(1)))
 
 
 def test_failed_delivery_leaves_nothing(store, monkeypatch):
@@ -110,17 +111,17 @@ def test_failed_delivery_leaves_nothing(store, monkeypatch):
 
     monkeypatch.setattr(os, "link", broken_link)
     with pytest.raises(OSError):
-        store.deliver(USER, msg(1))
+        store.deliver_local("", [USER], msg(1))
     for sub in ("tmp", "new", "cur"):
         assert os.listdir(os.path.join(root, sub)) == []
 
 
-def test_prepare_delivery_writes_once_and_links(store, monkeypatch):
+def test_prepare_local_writes_once_and_links(store, monkeypatch):
     users = ["a@example.test", "b@example.test", "c@other.test"]
     writes = []
     real = maildir.write_tmp
     monkeypatch.setattr(maildir, "write_tmp", lambda *a: writes.append(a[0]) or real(*a))
-    pending = store.prepare_delivery(users, msg(5))
+    pending = store.prepare_local("", users, msg(5))
     assert len(writes) == 1
     for u in users:
         assert os.listdir(os.path.join(store.user_root(u), "new")) == []
@@ -128,15 +129,15 @@ def test_prepare_delivery_writes_once_and_links(store, monkeypatch):
     inodes = set()
     for u in users:
         f = store.open_folder(u, "INBOX")
-        assert f.read_message(f.uids[0]) == msg(5)
+        assert f.read_message(f.uids[0]) == RETURN_PATH + msg(5)
         inodes.add(os.stat(f.file_path(f.entry(f.uids[0]))).st_ino)
         assert os.listdir(os.path.join(f.path, "tmp")) == []
         store.release_folder(f)
     assert len(inodes) == 1
 
 
-def test_prepare_delivery_abort(store):
-    pending = store.prepare_delivery(["a@example.test", "b@example.test"], msg(1))
+def test_prepare_local_abort(store):
+    pending = store.prepare_local("", ["a@example.test", "b@example.test"], msg(1))
     pending.abort()
     for u in ("a@example.test", "b@example.test"):
         root = store.user_root(u)
@@ -169,7 +170,7 @@ def test_folder_sees_delivery_after_sync_and_waiter_called(store):
     f = store.open_folder(USER, "INBOX")
     woken = []
     f.add_waiter(lambda: woken.append(len(f)))
-    store.deliver(USER, msg(1))
+    store.deliver_local("", [USER], msg(1))
     assert woken == [0]                  # told at once, before any sync
     assert f.sync() is True
     assert f.uids == [1]
@@ -433,19 +434,19 @@ def test_rename_errors(store):
 
 def test_rename_inbox_moves_messages(store):
     for i in range(3):
-        store.deliver(USER, msg(i))
+        store.deliver_local("", [USER], msg(i))
     inbox = store.open_folder(USER, "INBOX")
     inbox.store_flags([1], {"S"}, "+")
     store.release_folder(inbox)
     store.rename_folder(USER, "INBOX", "Old Mail")
     old = store.open_folder(USER, "Old Mail")
-    assert sorted(old.read_message(u) for u in old.uids) == sorted(msg(i) for i in range(3))
+    assert sorted(old.read_message(u) for u in old.uids) == sorted(RETURN_PATH + msg(i) for i in range(3))
     assert sorted(old.entry(u).flags for u in old.uids) == ["", "", "S"]
     store.release_folder(old)
     inbox = store.open_folder(USER, "INBOX")
     inbox.sync()
     assert len(inbox) == 0
-    store.deliver(USER, msg(9))
+    store.deliver_local("", [USER], msg(9))
     inbox.sync()
     assert len(inbox) == 1
     store.release_folder(inbox)
@@ -465,7 +466,7 @@ def test_subscriptions(store, data):
 # -- UIDs are never reused ---------------------------------------------------------------------------
 def test_uids_never_reused_after_expunge_and_restart(store, data):
     for i in range(5):
-        store.deliver(USER, msg(i))
+        store.deliver_local("", [USER], msg(i))
     f = store.open_folder(USER, "INBOX")
     validity = f.uidvalidity
     assert f.expunge([4, 5]) == [4, 5]
@@ -475,7 +476,7 @@ def test_uids_never_reused_after_expunge_and_restart(store, data):
     assert again.uidnext == 6
     assert again.uidvalidity == validity
     code = ("import sys, json; from clevermail.store import MailStore;"
-            "s = MailStore(sys.argv[1]); s.deliver('alice@example.test', b'Subject: c\\r\\n\\r\\nc\\r\\n');"
+            "s = MailStore(sys.argv[1]); s.deliver_local('', ['alice@example.test'], b'Subject: c\\r\\n\\r\\nc\\r\\n');"
             "f = s.open_folder('alice@example.test', 'INBOX'); print(json.dumps([f.uids, f.uidvalidity]))")
     uids, child_validity = json.loads(run_child(code, data))
     assert uids == [1, 2, 3, 6]
@@ -486,7 +487,7 @@ def test_uids_never_reused_after_expunge_and_restart(store, data):
 
 def test_uids_never_reused_after_compaction(store, data):
     for i in range(200):
-        store.deliver(USER, msg(i))
+        store.deliver_local("", [USER], msg(i))
     f = store.open_folder(USER, "INBOX")
     f.expunge(list(range(1, 191)))
     f.sync(force=True)                                    # a full scan compacts the uidlist
@@ -494,7 +495,7 @@ def test_uids_never_reused_after_compaction(store, data):
         lines = fh.read().splitlines()
     assert len(lines) == 11
     assert lines[0].split()[:3] == ["CM1", str(f.uidvalidity), "201"]
-    store.deliver(USER, msg(999))
+    store.deliver_local("", [USER], msg(999))
     f.sync()
     assert f.uids == list(range(191, 202))
     store.release_folder(f)
@@ -548,7 +549,7 @@ def test_concurrent_delivery_from_many_threads(store, data, thread_guard):
     def deliver(t):
         try:
             for i in range(per_thread):
-                store.deliver(USER, b"Subject: t%d m%d\r\n\r\nx\r\n" % (t, i))
+                store.deliver_local("", [USER], b"Subject: t%d m%d\r\n\r\nx\r\n" % (t, i))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -573,7 +574,7 @@ def test_concurrent_delivery_from_many_threads(store, data, thread_guard):
     total = threads_n * per_thread
     assert len(reader) == total
     assert reader.uids == list(range(1, total + 1))
-    subjects = sorted(reader.read_message(u).split(b"\r\n", 1)[0] for u in reader.uids)
+    subjects = sorted(reader.read_message(u).split(b"\r\n", 2)[1] for u in reader.uids)
     assert subjects == sorted(b"Subject: t%d m%d" % (t, i) for t in range(threads_n) for i in range(per_thread))
     store.release_folder(reader)
     fresh = MailStore(data).open_folder(USER, "INBOX")
@@ -591,7 +592,7 @@ print('ready', flush=True)
 sys.stdin.readline()                  # start together with the parent
 seen = {}
 for i in range(n):
-    s.deliver('alice@example.test', b'Subject: child %d\r\n\r\nc\r\n' % i)
+    s.deliver_local("", ['alice@example.test'], b'Subject: child %d\r\n\r\nc\r\n' % i)
     f.sync()
     if i % 10 == 0:
         f.store_flags(f.uids[-1:], {'S'}, '+')
@@ -612,7 +613,7 @@ def test_second_process_delivers_and_syncs_concurrently(store, data):
         child.stdin.flush()
         seen = {}
         for i in range(n):
-            store.deliver(USER, b"Subject: parent %d\r\n\r\np\r\n" % i)
+            store.deliver_local("", [USER], b"Subject: parent %d\r\n\r\np\r\n" % i)
             f.sync()
             seen.update({f.entry(u).base: u for u in f.uids})
         out, err = child.communicate(timeout=120)
@@ -627,7 +628,7 @@ def test_second_process_delivers_and_syncs_concurrently(store, data):
     assert len(final) == 2 * n                                 # no lost message
     assert len(set(final.values())) == 2 * n                   # no duplicate UID
     assert sorted(final.values()) == f.uids
-    subjects = sorted(f.read_message(u).split(b"\r\n", 1)[0] for u in f.uids)
+    subjects = sorted(f.read_message(u).split(b"\r\n", 2)[1] for u in f.uids)
     assert subjects == sorted([b"Subject: parent %d" % i for i in range(n)] +
                               [b"Subject: child %d" % i for i in range(n)])
     # both processes always agreed on every base -> UID
@@ -656,7 +657,7 @@ def test_closed_folders_kept_in_memory_are_bounded_by_messages(tmp_path, monkeyp
     store = MailStore(str(tmp_path / "data"))
     for user in ("a@example.test", "b@example.test", "c@example.test"):
         for i in range(3):
-            store.deliver(user, b"Subject: %d\r\n\r\nx\r\n" % i)
+            store.deliver_local("", [user], b"Subject: %d\r\n\r\nx\r\n" % i)
         store.release_folder(store.open_folder(user, "INBOX"))
     kept = [path.rsplit("/", 1)[-1] for path in store.folders.kept()]
     assert kept == ["c"]          # 3 + 3 > 5: only the most recently closed one stays
@@ -684,11 +685,11 @@ def test_opening_a_folder_removes_stale_tmp_debris(tmp_path):
 
 
 def test_clean_delivery_records_the_same_name_sizes_and_content(store):
-    """prepare_delivery(clean=True) takes shortcuts (CRs deleted, W= from the wire
+    """prepare_local(clean=True) takes shortcuts (CRs deleted, W= from the wire
     length): the file, S= and W= must be what the general path gives."""
     wire = b"Return-Path: <a@b>\r\nSubject: x\r\n\r\n" + b"line\r\n" * 50 + b".dot\r\n"
-    store.deliver(USER, wire)
-    store.prepare_delivery([USER], wire, clean=True).commit()
+    store.deliver_local("", [USER], wire)
+    store.prepare_local("", [USER], wire, clean=True).commit()
     new = os.path.join(store.user_root(USER), "new")
     names = sorted(os.listdir(new))
     assert len(names) == 2
@@ -698,4 +699,5 @@ def test_clean_delivery_records_the_same_name_sizes_and_content(store):
         with open(os.path.join(new, n), "rb") as f:
             contents.add(f.read())
     assert len(sizes) == 1 and len(contents) == 1
+    wire = RETURN_PATH + wire                  # what both stored
     assert sizes == {(len(wire) - wire.count(b"\r"), len(wire))}

@@ -137,7 +137,7 @@ def test_store_never_escapes(tmp_path, name):
 def test_store_rejects_bad_users(tmp_path, address):
     store = MailStore(str(tmp_path / "data"))
     with pytest.raises(InvalidName):
-        store.deliver(address, b"Subject: x\r\n\r\nx\r\n")
+        store.deliver_local("", [address], b"Subject: x\r\n\r\nx\r\n")
     with pytest.raises(InvalidName):
         store.ensure_user(address)
     files = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs]

@@ -13,7 +13,7 @@ import pytest
 
 from clevermail.store import MailStore, MessageGone
 from clevermail.store.view import NO_CHANGES, Changes, FolderView, ViewMode, close_view, open_view
-from fakes import open_inbox
+from fakes import RETURN_PATH, open_inbox
 from waiting import wait_for
 
 ALICE = "alice@example.test"
@@ -58,14 +58,14 @@ def test_numbering_and_messages(folder):
     msgs = v.messages([1, 3])
     assert [(m.seq, m.uid) for m in msgs] == [(1, 1), (3, 3)]
     assert msgs[0].flags == frozenset({"\\Recent"})
-    assert msgs[0].size == len(message(1))
+    assert msgs[0].size == len(RETURN_PATH + message(1))      # as local delivery stored it
     assert isinstance(msgs[0].internaldate, int)
-    assert v.read_message(1) == message(1)
+    assert v.read_message(1) == RETURN_PATH + message(1)
     with v.open_message(3) as f:
-        assert f.read() == message(3).replace(b"\r\n", b"\n")    # disk form
+        assert f.read() == (RETURN_PATH + message(3)).replace(b"\r\n", b"\n")    # disk form
     assert [m.uid for m in v.messages([3, 1])] == [3, 1]
     assert [tuple(m) for m in v.messages([1, 3])] == list(v.iter_messages([1, 3]))
-    assert v.sizes() == [len(message(i)) for i in (1, 2, 3)]
+    assert v.sizes() == [len(RETURN_PATH + message(i)) for i in (1, 2, 3)]
     assert v.first_unseen() == 1
     folder.store_flags([1], {"S"}, "+")
     assert v.first_unseen() == 2
@@ -87,7 +87,7 @@ def test_recent_handed_to_one_view_only(folder, store):
     assert examine.recent == {1, 2, 3}       # EXAMINE sees \Recent but does not take it
     assert first.recent == {1, 2, 3}
     assert second.recent == set()
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     assert second.changes() == Changes(new=(4,), recent=frozenset({4}))
     assert first.changes() == Changes(new=(4,))
     assert examine.changes() == Changes(new=(4,))
@@ -175,15 +175,15 @@ def test_flag_change_by_another_is_reported_own_is_not(folder):
 
 def test_new_mail_joins_the_numbering(folder, store):
     v = view(folder)
-    store.deliver(ALICE, message(4))
-    store.deliver(ALICE, message(5))
+    store.deliver_local("", [ALICE], message(4))
+    store.deliver_local("", [ALICE], message(5))
     assert v.changes() == Changes(new=(4, 5), recent=frozenset({4, 5}))
     assert v.uids == [1, 2, 3, 4, 5] and v.seq_of(5) == 5
 
 
 def test_flag_change_of_new_or_expunged_message_is_not_reported(folder, store):
     v = view(folder)
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     folder.sync()
     folder.store_flags([4], {"S"}, "+")         # new: the client will fetch its flags
     folder.store_flags([2], {"T"}, "+")
@@ -280,6 +280,6 @@ def test_the_three_modes(folder, store):
     assert examine.recent == {1, 2, 3} and examine.readonly
     select = FolderView(folder, "INBOX", ViewMode.SELECT)         # neither took \Recent
     assert select.recent == {1, 2, 3} and not select.readonly
-    store.deliver(ALICE, message(4))
+    store.deliver_local("", [ALICE], message(4))
     assert maildrop.changes() == Changes(new=(4,))                # never claims either
     assert select.changes() == Changes(new=(4,), recent=frozenset({4}))

@@ -373,7 +373,7 @@ def test_idle_sees_a_file_written_into_new_by_another_process(tmp_path, thread_g
     try:
         if not service.store.folders.watcher.available:
             component_missing("inotify is not available here")
-        service.store.deliver(ALICE, message(1))
+        service.store.deliver_local("", [ALICE], message(1))
         c = imaplib.IMAP4("127.0.0.1", service.port("imap"), timeout=WAIT)
         try:
             assert c.login(ALICE, PASSWORD)[0] == "OK"

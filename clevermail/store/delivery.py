@@ -55,7 +55,7 @@ class Delivery:
         self.users = users
         self.folders = folders
 
-    def prepare(self, addresses, wire, clean=False, folder=None):
+    def _prepare(self, addresses, wire, clean=False, folder=None):
         """Write `wire` (CRLF message) once under the first INBOX's tmp/, fsync it, and
         hard-link it into the other INBOXes' tmp/ (one data write for all copies).
         `clean`: every line of `wire` ends in CRLF and there is no other CR.
@@ -104,23 +104,14 @@ class Delivery:
     def prepare_local(self, sender, addresses, *parts, clean=False, folder=None):
         """Final delivery of the message made of `parts` (CRLF bytes, joined once) to
         local `addresses`, with `Return-Path: <sender>` in front; not yet committed.
-        `clean` and `folder` as for prepare()."""
+        `clean` and `folder` as for _prepare()."""
         wire = b"".join((return_path(sender),) + parts)
-        return self.prepare(addresses, wire, clean=clean, folder=folder)
+        return self._prepare(addresses, wire, clean=clean, folder=folder)
 
     def deliver_local(self, sender, addresses, data):
         """Final delivery to local `addresses`, committed durably before returning (the
         relay worker's local recipients and reports); nothing is kept on failure."""
         pending = self.prepare_local(sender, addresses, data)
-        try:
-            pending.commit()
-        except BaseException:
-            pending.abort()
-            raise
-
-    def deliver(self, address, wire):
-        """Deliver `wire` as it is (no Return-Path) to one INBOX durably (tests, tools)."""
-        pending = self.prepare([address], wire)
         try:
             pending.commit()
         except BaseException:

@@ -53,12 +53,6 @@ class MailStore:
     def deliver_local(self, sender, addresses, data):
         self.delivery.deliver_local(sender, addresses, data)
 
-    def prepare_delivery(self, addresses, wire, clean=False):
-        return self.delivery.prepare(addresses, wire, clean)
-
-    def deliver(self, address, wire):
-        self.delivery.deliver(address, wire)
-
     # -- folders in memory -----------------------------------------------------------
     def folder_path(self, address, name):
         return self.folders.path(address, name)
