@@ -305,3 +305,32 @@ def test_root_without_a_user_is_warned(tmp_path, write_config):
         server.close()
     warnings = [line for line in server.stderr.splitlines() if " WARNING " in line]
     assert len(warnings) == 1 and "running as root: set [server] user" in warnings[0]
+
+
+# -- commands run as root write as the service user ----------------------------------------------
+def test_cli_run_as_root_writes_the_servers_files_as_the_service_user(root_only, reachable_dir):
+    """`clevermail user add` / `alias add` run as root with [server] user set: the files
+    they write belong to that user, so the running server can still read them."""
+    import subprocess
+    import sys
+
+    user = nobody()
+    state = os.path.join(reachable_dir, "state")              # does not exist yet
+    cfg = os.path.join(reachable_dir, "clevermail.ini")
+    with open(cfg, "w") as f:
+        f.write(f"[server]\ndata_dir = {state}/data\nusers_file = {state}/users.ini\n"
+                f"domains = example.test,\nuser = nobody\ngroup = nogroup\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def cli(*args, stdin=""):
+        return subprocess.run([sys.executable, "-m", "clevermail", "--config", cfg, *args], input=stdin,
+                              capture_output=True, text=True, timeout=60, cwd=root)
+
+    assert cli("user", "add", "alice", "--password-stdin", stdin="pw\n").returncode == 0
+    assert cli("alias", "add", "sales@example.test", "alice@example.test").returncode == 0
+    for path in (state, f"{state}/data", f"{state}/users.ini", f"{state}/aliases.ini",
+                 f"{state}/data/mail/example.test/alice"):
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (user.uid, user.gid), path
+    listing = cli("user", "list")
+    assert (listing.returncode, listing.stdout) == (0, "alice@example.test\n")

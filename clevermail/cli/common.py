@@ -5,6 +5,7 @@ import os
 
 import click
 
+from .. import privileges
 from ..accounts import AccountStore
 from ..config import CONFIG_ENV, ConfigError, load_config
 
@@ -24,9 +25,11 @@ def config_option(command):
                         callback=remember, help=CONFIG_HELP)(command)
 
 
-def load_settings(ctx, loader=load_config):
+def load_settings(ctx, loader=load_config, as_service_user=True):
     """The Settings of the config in use (or, with loader=read_config, its values);
-    a bad config lists every problem and exits 2."""
+    a bad config lists every problem and exits 2.  Run as root with a `[server] user`
+    configured, the command then continues as that user (see become_service_user),
+    unless `as_service_user` is False (`start` drops privileges itself)."""
     try:
         conf = loader(ctx.obj["config"])
     except ConfigError as exc:
@@ -42,7 +45,38 @@ def load_settings(ctx, loader=load_config):
             users_file, data_dir = conf.server.users_file, conf.server.data_dir
         click.echo(f"using built-in defaults (no --config, no {CONFIG_ENV}): users file "
                    f"{users_file}, data {data_dir}", err=True)
+    if as_service_user and not isinstance(conf, dict):
+        become_service_user(ctx, conf.server)
     return conf
+
+
+def become_service_user(ctx, server):
+    """Run as root, a command that writes the server's files (users.ini, aliases.ini,
+    the queue, mailboxes, keys) would leave them root's, and a server that runs as
+    `[server] user` could no longer read them.  So the command becomes that user
+    first, as the server does after binding its ports; a data dir or users-file folder
+    that does not exist yet is made for that user before the switch."""
+    try:
+        run_as = privileges.plan(server.user, server.group)
+        if run_as is None:
+            return
+        for folder in (server.data_dir, os.path.dirname(os.path.abspath(server.users_file))):
+            _make_for(os.path.abspath(folder), run_as)
+        privileges.drop(run_as)
+    except (privileges.PrivilegeError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+
+
+def _make_for(folder, run_as):
+    """Create `folder` and its missing parents, each one owned by run_as."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for path in reversed(missing):
+        os.mkdir(path, 0o750)
+        os.chown(path, run_as.uid, run_as.gid)
 
 
 def account_store(settings):

@@ -25,7 +25,7 @@ def start(ctx):
     from ..sdnotify import Notifier
     from ..service import MailService, StartupError
 
-    settings = load_settings(ctx)
+    settings = load_settings(ctx, as_service_user=False)    # it drops privileges itself, after binding
 
     def fail(message):
         click.echo(f"clevermail: cannot start: {message}", err=True)
