@@ -103,7 +103,8 @@ def start_server(cfg):
     deadline = time.time() + 60
     while time.time() < deadline:
         line = proc.stderr.readline()
-        m = re.search(r"imap (\d+)", line)
+        # the start line, "... running (smtp 127.0.0.1:P, pop3 ..., imap 127.0.0.1:PORT); ..."
+        m = re.search(r"\bimap \S+:(\d+)", line)
         if m:
             return proc, int(m.group(1))
         if not line and proc.poll() is not None:
