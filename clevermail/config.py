@@ -123,6 +123,11 @@ unknown_recipients = integer(min=0, default=5)
 # Refuse (554) a client that talks before the banner, as postscreen does, watching for pregreet_wait seconds first (0 = only what has arrived already: the banner is not delayed).
 pregreet = boolean(default=False)
 pregreet_wait = float(min=0, max=30, default=0)
+# rspamd's normal worker (host:port, e.g. 127.0.0.1:11333; "" = no content filter), asked at the end of DATA for mail from outside: reject -> 550 5.7.1, soft reject/greylist -> 451 4.7.1, add header/rewrite subject -> X-Spam headers and the Junk folder.
+rspamd = hostport(default='')
+rspamd_timeout = float(min=0.1, max=600, default=10)
+# rspamd slow or down: accept the mail unscanned with a WARNING (open), or answer 451 4.7.1 (tempfail).
+rspamd_fail = option('open', 'tempfail', default='open')
 
 [senders]
 # What accounts may send as besides their own address and its +detail forms: "account=pattern" items, * matching any text (noreply@example.org=*@example.org).

@@ -31,6 +31,7 @@ from .inbound.defence import Defence
 from .inbound.dnsbl import DNSLists
 from .inbound.dnsclient import DnsClient
 from .inbound.greylist import Greylist
+from .inbound.rspamd import ContentFilter, RspamdClient
 from .imap.server import IMAPServer
 from .config import LISTENER_KEYS
 from .login import AuthThrottle
@@ -251,7 +252,10 @@ class MailService:
             old = previous.greylist if previous is not None else None
             greylist = old or Greylist(settings.server.data_dir, delay=spam.greylist_delay)
             greylist.delay = spam.greylist_delay
-        return Defence(spam, dnslists, greylist)
+        # the content filter keeps no connection between messages: a reload swaps it whole
+        content = ContentFilter(RspamdClient(*spam.rspamd, timeout=spam.rspamd_timeout),
+                                spam.rspamd_fail) if spam.rspamd else None
+        return Defence(spam, dnslists, greylist, content=content)
 
     def _listen_sockets(self):
         """[(Listener, socket)]: the inherited sockets (socket activation) or, without

@@ -10,6 +10,9 @@ session raises it.  Off until configured ([spam]; 0 = no limit), except the unkn
 recipient limit (5).  Pregreet detection is off by default too: a client that
 pipelines before the banner breaks RFC 5321 3.1, but clients that do are not rare
 behind proxies and in tests, so an operator turns it on knowingly.
+
+The content filter (rspamd.py, [spam] rspamd) is held here too, as `content`, so the
+session finds every defence in one place; it is asked at the end of DATA.
 """
 
 import collections
@@ -33,6 +36,9 @@ class SpamSettings:
     unknown_recipients: int = 5             # per session before 421 (harvesting)
     pregreet: bool = False                  # refuse a client that talks before the banner
     pregreet_wait: float = 0.0              # seconds to watch for it (0: no delay)
+    rspamd: tuple | None = None             # (host, port) of rspamd's normal worker; None = off
+    rspamd_timeout: float = 10.0
+    rspamd_fail: str = "open"               # open | tempfail, when rspamd cannot answer
 
 
 class ClientRates:
@@ -64,8 +70,9 @@ class ClientRates:
 
 
 class Defence:
-    def __init__(self, settings, dnslists=None, greylist=None, clock=time.monotonic):
+    def __init__(self, settings, dnslists=None, greylist=None, clock=time.monotonic, content=None):
         self.settings = settings
+        self.content = content          # the content filter (rspamd.ContentFilter), or None
         self.dnslists = dnslists
         self.greylist = greylist
         self.connections = ClientRates(settings.connections_per_minute, clock)
@@ -91,6 +98,13 @@ class Defence:
             if wait is not None:
                 return R.R451_GREYLISTED.format(int(wait) + 1)
         return None
+
+    def on_message(self, body, **envelope):
+        """The content filter's Outcome for `body` (inbound/rspamd.py), or None when
+        there is no filter."""
+        if self.content is None:
+            return None
+        return self.content.check(body, **envelope)
 
     def close(self):
         if self.greylist is not None:

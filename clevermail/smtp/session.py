@@ -393,8 +393,9 @@ class SMTPSession(LineSession):
         if forged is not None:
             self.log.warning("refused: From: header not owned by %s (from=<%s>)", self.auth_user, sender)
             raise SMTPReplyError(forged)
-        body, folder = self._inbound_checks(body, sender)
         queue_id = message.new_queue_id()
+        body, folder = self._inbound_checks(body, sender)
+        body, folder = self._content_filter(body, folder, sender, recipients, queue_id)
         trace = message.received_header(
             helo=self.helo, peer=self.peer, hostname=self.server.hostname, esmtp=self.esmtp,
             tls_info=self.tls_info, authenticated=self.auth_user is not None,
@@ -435,6 +436,24 @@ class SMTPSession(LineSession):
         if verdict.reason:
             self.log.info("from=<%s>: %s", sender, verdict.reason)
         return verdict.header + body, verdict.folder
+
+    def _content_filter(self, body, folder, sender, recipients, queue_id):
+        """rspamd (inbound/rspamd.py, held by the defences) after the authentication
+        checks: same clients; it may refuse, label, or choose Junk."""
+        defence = self.server.handler.defence
+        if defence is None or self.auth_user is not None or self.trusted:
+            return body, folder
+        outcome = defence.on_message(body, ip=self.peer, helo=self.helo or "", sender=sender,
+                                     recipients=recipients, queue_id=queue_id,
+                                     hostname=self.server.hostname)
+        if outcome is None:
+            return body, folder
+        if outcome.refusal is not None:
+            self.log.info("refused from=<%s>: %s", sender, outcome.reason)
+            raise SMTPReplyError(outcome.refusal)
+        if outcome.reason:
+            self.log.info("from=<%s>: %s", sender, outcome.reason)
+        return outcome.body, outcome.folder or folder
 
     # -- other commands --------------------------------------------------------------
     def cmd_RSET(self, arg):
