@@ -150,7 +150,10 @@ def test_store_variants(selected):
 
 def test_store_keywords(selected):
     r = selected.expect("STORE 1 +FLAGS ($Label1 NonJunk)")
-    assert r.untagged == ["* 1 FETCH (FLAGS ($Label1 NonJunk \\Recent))"]
+    # the new keywords are announced before the FETCH that shows them (RFC 3501 7.2.6)
+    assert r.untagged == [f"* FLAGS ({SYSTEM_FLAGS} $Label1 NonJunk)",
+                          f"* OK [PERMANENTFLAGS ({SYSTEM_FLAGS} $Label1 NonJunk \\*)] Flags permitted",
+                          "* 1 FETCH (FLAGS ($Label1 NonJunk \\Recent))"]
     r = selected.expect("SELECT INBOX")
     assert f"* FLAGS ({SYSTEM_FLAGS} $Label1 NonJunk)" in r.untagged
     r = selected.expect("STORE 1 -FLAGS (nonjunk)")
@@ -226,3 +229,18 @@ def test_uid_errors(selected):
 def test_copy_into_selected_mailbox_reports_exists(selected, store):
     r = selected.expect("COPY 1:2 INBOX", "OK", f"COPYUID {uidvalidity(store)} 1:2 4:5")
     assert r.untagged == ["* 5 EXISTS", "* 5 RECENT"]
+
+
+def test_a_keyword_another_session_brings_in_is_announced_before_fetch_shows_it(open_session, store):
+    """imaptest's "Keyword used without being in FLAGS": session A gets the new FLAGS
+    (and PERMANENTFLAGS) before the first FETCH response of its next command."""
+    from imap_helpers import deliver, two_logged_in
+
+    deliver(store, 2)
+    a, b = two_logged_in(open_session, select=True)
+    b.expect("STORE 2 +FLAGS.SILENT ($Urgent)")
+    r = a.expect("FETCH 2 (FLAGS)")
+    assert r.untagged[0] == f"* FLAGS ({SYSTEM_FLAGS} $Urgent)"
+    assert r.untagged[1].startswith(f"* OK [PERMANENTFLAGS ({SYSTEM_FLAGS} $Urgent \\*)]")
+    assert r.untagged[2].startswith("* 2 FETCH (FLAGS ($Urgent")
+    assert a.expect("FETCH 2 (FLAGS)").untagged[0].startswith("* 2 FETCH")    # said once

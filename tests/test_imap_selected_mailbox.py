@@ -33,7 +33,7 @@ def view(folder, readonly=False):
 
 def test_select_responses(folder):
     v = view(folder)
-    assert v.select_responses(True) == b"".join([
+    assert v.select_responses() == b"".join([
         FLAGS_LINE,
         b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n",
         b"* 3 EXISTS\r\n",
@@ -48,7 +48,7 @@ def test_select_responses_read_only_and_keywords(folder):
     folder.store_flags([1], folder.letters_for(["$Work"]), "+")
     folder.store_flags([1, 2, 3], {"S"}, "+")
     v = view(folder, readonly=True)
-    out = v.select_responses(False).split(b"\r\n")
+    out = v.select_responses().split(b"\r\n")
     assert out[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)"
     assert out[1] == b"* OK [PERMANENTFLAGS ()] Flags permitted"
     assert not any(b"UNSEEN" in line for line in out)
@@ -94,9 +94,19 @@ def test_own_change_then_foreign_change_is_reported(folder):
 
 
 def test_keyword_flag_change_is_named(folder):
+    """A keyword new to the mailbox is announced (FLAGS, PERMANENTFLAGS) before the
+    FETCH that shows it, once (RFC 3501 7.2.6; imaptest's "Keyword used without being
+    in FLAGS")."""
     v = view(folder)
+    v.select_responses()
     folder.store_flags([3], folder.letters_for(["$Label1"]), "+")
-    assert v.updates(allow_expunge=True) == [b"* 3 FETCH (UID 3 FLAGS ($Label1 \\Recent))\r\n"]
+    assert v.updates(allow_expunge=True) == [
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n"
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Flags permitted\r\n",
+        b"* 3 FETCH (UID 3 FLAGS ($Label1 \\Recent))\r\n"]
+    folder.store_flags([2], folder.letters_for(["$Label1"]), "+")
+    assert v.updates(allow_expunge=True) == [b"* 2 FETCH (UID 2 FLAGS ($Label1 \\Recent))\r\n"]
+    assert v.keyword_updates() == []
 
 
 def test_expunge_deferred_then_sent_highest_first(folder):

@@ -67,7 +67,7 @@ def _select(session, cmd, readonly):
     view = handler.open_view(address, name, readonly, session.recent_owned.get((address, name), ()))
     try:
         mailbox = SelectedMailbox(view)
-        session.send(mailbox.select_responses(view.can_add_keywords()))
+        session.send(mailbox.select_responses())
     except BaseException:
         handler.close_view(view)
         raise

@@ -248,7 +248,7 @@ def _store(session, args, uid_mode):
     session.server.handler.set_flags(view, [view.uid_at(s) for s in seqs], flags, STORE_MODES[base])
     messages = view.messages(seqs)      # as they are now, \\Recent included
     if not silent:
-        out = []
+        out = session.mailbox.keyword_updates()     # a keyword new to this mailbox first
         for msg in messages:
             uid_part = b"UID %d " % msg.uid if uid_mode else b""
             out.append(b"* %d FETCH (%sFLAGS (%s))\r\n" % (msg.seq, uid_part, flag_text(msg.flags)))

@@ -1,6 +1,12 @@
 """The selected mailbox on the wire: rendering a folder view's changes (RFC 3501 2.3.1.2,
 5.2, 7.3.1, 7.3.2, 7.4.1).
 
+A keyword that comes into use after SELECT (a STORE here or in another session) is
+announced with an untagged FLAGS and OK [PERMANENTFLAGS] before any FETCH shows it
+(RFC 3501 7.2.6: FLAGS lists the flags "applicable to this mailbox"; a client may
+ignore a flag it was not told about): `keyword_updates()`, called before a command
+runs, inside STORE before its FETCH lines, and at the head of `updates()`.
+
 The snapshot (sequence numbers <-> UIDs, \\Recent) and the diff since the last look
 live in store/view.py; this module only says them in IMAP: `* n EXPUNGE`, `* n FETCH
 (UID u FLAGS (...))`, `* n EXISTS`, `* n RECENT`, and the untagged part of SELECT.
@@ -18,6 +24,7 @@ class SelectedMailbox:
         self.view = view
         self.deferred = []       # expunged UIDs not yet reported (a FETCH/STORE/SEARCH ran)
         self.gone = False
+        self.announced = ()      # the keywords of the last FLAGS response sent
 
     @property
     def name(self):
@@ -39,7 +46,7 @@ class SelectedMailbox:
             self.gone = True
             return []
         self.deferred.extend(changes.expunged)
-        out = []
+        out = self.keyword_updates()
         if allow_expunge and self.deferred:
             # report highest first so that every number sent is still valid when read
             for uid in sorted(set(self.deferred), reverse=True):
@@ -56,14 +63,25 @@ class SelectedMailbox:
             out.append(b"* %d RECENT\r\n" % len(view.recent))
         return out
 
-    def select_responses(self, permanent_keywords):
+    def keyword_updates(self):
+        """[FLAGS, OK PERMANENTFLAGS] (bytes) when a keyword came into use since the
+        last FLAGS response, else []."""
+        keywords = tuple(self.view.keywords())
+        if set(keywords) <= set(self.announced):
+            return []
+        return [self._flags_lines(keywords).encode()]
+
+    def _flags_lines(self, keywords):
+        view = self.view
+        self.announced = keywords
+        flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft" + "".join(" " + k for k in keywords)
+        perm = "" if view.readonly else flags + (" \\*" if view.can_add_keywords() else "")
+        return f"* FLAGS ({flags})\r\n* OK [PERMANENTFLAGS ({perm})] Flags permitted\r\n"
+
+    def select_responses(self):
         """The untagged part of the SELECT/EXAMINE response."""
         view = self.view
-        keywords = view.keywords()
-        flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft" + "".join(" " + k for k in keywords)
-        perm = "" if view.readonly else flags + (" \\*" if permanent_keywords else "")
-        out = [f"* FLAGS ({flags})\r\n",
-               f"* OK [PERMANENTFLAGS ({perm})] Flags permitted\r\n",
+        out = [self._flags_lines(tuple(view.keywords())),
                f"* {len(view)} EXISTS\r\n",
                f"* {len(view.recent)} RECENT\r\n"]
         unseen = view.first_unseen()

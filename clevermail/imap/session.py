@@ -152,6 +152,11 @@ class IMAPSession(LineSession):
             self.send(R.WRONG_STATE.error(verb, why).reply(cmd.tag))
             self.count_error()
             return
+        if self.mailbox is not None:
+            # a keyword another session brought into use: FLAGS before any FETCH shows it
+            news = self.mailbox.keyword_updates()
+            if news:
+                self.send(b"".join(news))
         try:
             text = function(self, cmd)
             if text is SILENT:
