@@ -1,12 +1,9 @@
 """Tests for clevermail.inbound: DMARC discovery and alignment, the
 Authentication-Results field (RFC 8601) and its forgeries, ARC validation."""
 
-import base64
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from clevermail.inbound import authres
 from clevermail.inbound.dkimverify import verify_arc, verify_dkim
@@ -14,29 +11,23 @@ from clevermail.inbound.dmarc import DMARCChecker, aligned, organizational_domai
 from clevermail.inbound.dnsclient import DnsClient
 from clevermail.relay.mx import make_resolver
 from dns_server import DNSServer
+from mx_helpers import dkim_txt, rsa_test_key
 
 
 @pytest.fixture(scope="module")
 def key():
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    der = private.public_key().public_bytes(serialization.Encoding.DER,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, base64.b64encode(der).decode()
+    return rsa_test_key()
 
 
 @pytest.fixture(scope="module")
 def dns(key):
-    p = key[1]
-    chunks = " ".join(f'"{p[i:i + 200]}"' for i in range(0, len(p), 200))
     zone = f"""
 _dmarc.example.co.uk.   300 IN TXT "v=DMARC1; p=reject; sp=quarantine; adkim=s"
 _dmarc.half.test.       300 IN TXT "v=DMARC1; p=reject; pct=50"
 _dmarc.two.test.        300 IN TXT "v=DMARC1; p=reject"
 _dmarc.two.test.        300 IN TXT "v=DMARC1; p=none"
 _dmarc.junk.test.       300 IN TXT "not dmarc"
-arc._domainkey.fwd.test. 300 IN TXT "v=DKIM1; k=rsa; p=" {chunks}
+arc._domainkey.fwd.test. 300 IN TXT {dkim_txt(key[1])}
 """
     with DNSServer(zone, servfail={"_dmarc.flaky.test."}) as server:
         yield DnsClient(make_resolver([server.nameserver]))

@@ -2,10 +2,8 @@
 the unknown-recipient limit and pregreet detection; pure, then end to end through a
 MailService whose DNS is a server on loopback."""
 
-import shutil
 import smtplib
 import socket
-import threading
 
 import pytest
 
@@ -14,8 +12,8 @@ from clevermail.inbound.dnsbl import DNSLists, query_name
 from clevermail.inbound.dnsclient import DnsClient
 from clevermail.inbound.greylist import Greylist, client_network
 from clevermail.relay.mx import make_resolver
-from clevermail.service import MailService
 from dns_server import DNSServer
+from mx_helpers import MXServices
 from smtp_helpers import inbox, make_users_file
 
 ZONE = """
@@ -108,20 +106,13 @@ def users(tmp_path_factory):
 
 @pytest.fixture
 def start(tmp_path, dns, users, thread_guard):
-    shutil.copy(users, tmp_path / "users.ini")
-    services = []
+    services = MXServices(tmp_path, users)
 
     def start(**spam):
-        svc = MailService(__import__("conftest").make_config(
-            tmp_path, spam=spam, relay={"nameservers": [f"127.0.0.1:{dns.port}"]},
-            pop3={"listen": []}, imap={"listen": []}))
-        services.append(svc.start())
-        svc.data_dir = str(tmp_path / "data")
-        return svc
+        return services(spam=spam, relay={"nameservers": [f"127.0.0.1:{dns.port}"]})
 
     yield start
-    for svc in services:
-        svc.stop()
+    services.stop_all()
 
 
 def smtp(svc):

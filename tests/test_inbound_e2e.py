@@ -3,19 +3,15 @@ real server on loopback (SPF, DKIM keys, DMARC records), messages from smtplib o
 MX port, signed with dkimpy in the test.  Every policy outcome with its reply code and
 the Authentication-Results field, which must parse as RFC 8601 says."""
 
-import base64
 import os
 import re
-import shutil
 import smtplib
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from clevermail.service import MailService
 from dns_server import DNSServer
+from mx_helpers import MXServices, dkim_txt, rsa_test_key
 from smtp_helpers import inbox, make_users_file
 
 pytestmark = pytest.mark.e2e
@@ -25,22 +21,15 @@ HOST = "mail.example.test"          # the authserv-id: conftest's hostname
 
 @pytest.fixture(scope="module")
 def key():
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    public = private.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    return pem, base64.b64encode(public).decode()
+    return rsa_test_key()
 
 
 @pytest.fixture(scope="module")
 def zone(key):
-    p = key[1]
-    chunks = " ".join(f'"{p[i:i + 200]}"' for i in range(0, len(p), 200))
     return f"""
 strict.test.               300 IN TXT "v=spf1 ip4:192.0.2.1 -all"
 _dmarc.strict.test.        300 IN TXT "v=DMARC1; p=reject; rua=mailto:d@strict.test"
-sel._domainkey.strict.test. 300 IN TXT "v=DKIM1; k=rsa; p=" {chunks}
+sel._domainkey.strict.test. 300 IN TXT {dkim_txt(key[1])}
 careful.test.              300 IN TXT "v=spf1 -all"
 _dmarc.careful.test.       300 IN TXT "v=DMARC1; p=quarantine"
 friendly.test.             300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
@@ -61,21 +50,14 @@ def users(tmp_path_factory):
 
 @pytest.fixture
 def start(tmp_path, dns, users):
-    shutil.copy(users, tmp_path / "users.ini")
-    services = []
+    services = MXServices(tmp_path, users)
 
     def start(**inbound):
-        svc = MailService(__import__("conftest").make_config(
-            tmp_path, inbound={"checks": True, **inbound},
-            relay={"nameservers": [f"127.0.0.1:{dns.port}"]},
-            pop3={"listen": []}, imap={"listen": []}))
-        services.append(svc.start())
-        svc.data_dir = str(tmp_path / "data")
-        return svc
+        return services(inbound={"checks": True, **inbound},
+                        relay={"nameservers": [f"127.0.0.1:{dns.port}"]})
 
     yield start
-    for svc in services:
-        svc.stop()
+    services.stop_all()
 
 
 def send(svc, sender, body, rcpt="alice@example.test"):

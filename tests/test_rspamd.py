@@ -27,9 +27,9 @@ import pytest
 from clevermail.config import ConfigError
 from clevermail.inbound.rspamd import (ContentFilter, RspamdClient, RspamdError, parse_reply,
                                        rewrite_subject)
-from clevermail.service import MailService
 from components import component_missing
 from dns_server import DNSServer
+from mx_helpers import MXServices
 from smtp_helpers import inbox, make_users_file
 from waiting import wait_for
 
@@ -276,20 +276,13 @@ def users(tmp_path_factory):
 
 @pytest.fixture
 def start(tmp_path, users, thread_guard):
-    shutil.copy(users, tmp_path / "users.ini")
-    services = []
+    services = MXServices(tmp_path, users)
 
     def start(address, **spam):
-        svc = MailService(__import__("conftest").make_config(
-            tmp_path, spam={"rspamd": f"{address[0]}:{address[1]}", **spam},
-            pop3={"listen": []}, imap={"listen": []}))
-        services.append(svc.start())
-        svc.data_dir = str(tmp_path / "data")
-        return svc
+        return services(spam={"rspamd": f"{address[0]}:{address[1]}", **spam})
 
     yield start
-    for svc in services:
-        svc.stop()
+    services.stop_all()
 
 
 def send(svc, text, subject="hello", login=False):
