@@ -36,7 +36,7 @@ from .login import normalize_peer
 from .logs import SessionLogger, redact_command
 from .metrics import NO_METRICS
 from .session_threads import SessionThreads
-from .tls_context import StaticContext, make_server_context  # noqa: F401 (the old home)
+from .tls_context import StaticContext
 from .wire import LineReader, LineTooLong
 
 # Connections taken per wake-up of the accept loop (see _handle_request_noblock).

@@ -2,7 +2,6 @@
 (its queue id), resolve, selectors, the summary, hold and release (durable), and
 bounce/flush meeting a hold."""
 import json
-import time
 
 import pytest
 

@@ -6,7 +6,6 @@ without any reload, and logs.reopen after logrotate's rename.
 End to end on 127.0.0.1 port 0 with raw sockets, smtplib and stdlib ssl; settings are
 built with make_config, as the CLI's reload builds them with load_config."""
 
-import dataclasses
 import logging
 import os
 import shutil

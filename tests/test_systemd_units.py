@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
 
 from clevermail.activation import KINDS
 from components import component_missing
