@@ -10,7 +10,7 @@ collected and reported at once as "file: [section] key: why", never as a traceba
 read_config() returns the checked values section by section (what `config show`
 prints); load_config() turns them into settings.Settings, frozen dataclasses per
 layer: ServerSettings, a netbase.Limits per protocol, the netbase.SessionPolicy,
-LoginSettings, relay.settings.RelaySettings and the Listeners.  host:port values (listeners, the
+LoginSettings, relay.settings.RelaySettings, DkimSettings and the Listeners.  host:port values (listeners, the
 smarthost, nameservers) are parsed here, once, into (host, port) tuples.
 
 Only cli.py and service.py read configuration; everything else takes these settings
@@ -32,7 +32,8 @@ from .inbound.defence import SpamSettings
 from .netbase import Limits, SessionPolicy
 from .privileges import check_names
 from .relay.settings import RelaySettings
-from .settings import Listener, LoginSettings, MetricsSettings, SenderSettings, ServerSettings, Settings
+from .settings import (DkimSettings, Listener, LoginSettings, MetricsSettings, SenderSettings,
+                       ServerSettings, Settings)
 
 CONFIG_ENV = "CLEVERMAIL_CONFIG"
 
@@ -192,6 +193,10 @@ mta_sts = boolean(default=True)
 listen = listen_hostport(default='')
 # Serve the metrics on a non-loopback address (anyone who reaches it reads them).
 allow_remote = boolean(default=False)
+
+[dkim]
+# Sign mail of authenticated clients and the server's reports for local domains (RFC 6376, rsa-sha256 + ed25519-sha256); keys in <data_dir>/dkim, see `clevermail dkim list`.
+sign = boolean(default=True)
 """
 
 SECRET_KEYS = {("relay", "smarthost_password")}
@@ -569,6 +574,7 @@ def settings_from(conf):
                         for address in conf[section][key]),
         metrics=MetricsSettings(listen=conf["metrics"]["listen"],
                                 allow_remote=conf["metrics"]["allow_remote"]),
+        dkim=DkimSettings(sign=conf["dkim"]["sign"]),
     )
 
 

@@ -25,6 +25,8 @@ from dataclasses import fields
 from . import activation, control, metrics, privileges
 from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
+from .dkim.keys import DkimKeyError, KeyStore, ensure_keys, key_dir
+from .dkim.signer import Signer
 from .imap.handler import IMAPFileHandler
 from .inbound.checks import InboundChecks
 from .inbound.defence import Defence
@@ -182,6 +184,7 @@ class MailService:
         self._retired = []                  # defences replaced by a reload, closed at stop
         self.defence = self._make_defence(settings)
         inbound = self._make_inbound(settings)
+        self.signer = self._build_signer(settings)
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
         self.metrics = metrics.for_settings(settings.metrics)
@@ -190,7 +193,8 @@ class MailService:
                                     postmaster=server.postmaster,
                                     senders=self._make_sender_identity(settings),
                                     quota=self.send_quota, router=self.router, srs=srs,
-                                    inbound=inbound, defence=self.defence, metrics=self.metrics),
+                                    inbound=inbound, defence=self.defence, metrics=self.metrics,
+                                    signer=self.signer),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
         }
@@ -211,7 +215,8 @@ class MailService:
                 self.queue, relay, self.dns,
                 local_deliver=handlers["smtp"].deliver_queued,
                 is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
-                metrics=self.metrics)
+                metrics=self.metrics,
+                sign_report=self.signer.sign_report if self.signer else None)
         except (OSError, ssl.SSLError) as exc:
             self._close_servers()
             raise StartupError(f"[relay] smarthost_ca_file {relay.smarthost_ca_file}: {exc}") from None
@@ -256,6 +261,22 @@ class MailService:
         content = ContentFilter(RspamdClient(*spam.rspamd, timeout=spam.rspamd_timeout),
                                 spam.rspamd_fail) if spam.rspamd else None
         return Defence(spam, dnslists, greylist, content=content)
+
+    def _build_signer(self, settings):
+        """DKIM ([dkim] sign): keys for the local domains that have none (first start;
+        the records to publish are logged), then every local domain's keys loaded; a
+        key that cannot be read stops the start."""
+        if not settings.dkim.sign:
+            return None
+        keys = KeyStore(key_dir(settings.server.data_dir))
+        try:
+            ensure_keys(keys, self.accounts.domains, logging.getLogger("clevermail.dkim"))
+            return Signer(keys, self.accounts.domains,
+                          report_domain=settings.server.postmaster.rpartition("@")[2] or None)
+        except DkimKeyError as exc:
+            raise StartupError(f"DKIM: {exc}") from None
+        except OSError as exc:
+            raise StartupError(f"DKIM: {exc.filename}: {exc.strerror}") from None
 
     def _listen_sockets(self):
         """[(Listener, socket)]: the inherited sockets (socket activation) or, without

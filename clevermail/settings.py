@@ -77,6 +77,13 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class DkimSettings:
+    """[dkim]: whether outgoing mail is signed (the keys are under <data_dir>/dkim)."""
+
+    sign: bool = True
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole configuration, one frozen value per layer."""
 
@@ -91,3 +98,4 @@ class Settings:
     inbound: InboundPolicy = InboundPolicy()
     metrics: MetricsSettings = MetricsSettings()
     spam: SpamSettings = SpamSettings()
+    dkim: DkimSettings = DkimSettings()

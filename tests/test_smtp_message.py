@@ -80,3 +80,31 @@ def test_received_ipv6_peer_is_an_address_literal():
 def test_received_header_keeps_utf8():
     text = header(helo="b\u00fccher.example", recipients=[Recipient("j\u00f6@b\u00fccher.example")])
     assert "from b\u00fccher.example".encode() in text and "for <j\u00f6@b\u00fccher.example>".encode() in text
+
+
+# -- submission fix-ups (RFC 6409 8.2, 8.3) ------------------------------------------------
+def test_fixups_add_date_and_message_id_at_the_end_of_the_header_section():
+    from clevermail.smtp.message import submission_fixups
+    out = submission_fixups(b"From: a@example.test\r\nSubject: x\r\n\r\nDate: in the body\r\n", "mx.example.test")
+    head, body = out.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    assert lines[:2] == [b"From: a@example.test", b"Subject: x"]
+    assert lines[2].startswith(b"Date: ") and re.fullmatch(rb"Message-ID: <[0-9a-f]{32}@mx\.example\.test>", lines[3])
+    assert body == b"Date: in the body\r\n"
+
+
+def test_fixups_keep_fields_present_in_any_case_and_folded():
+    from clevermail.smtp.message import submission_fixups
+    data = b"DATE : Wed, 2 Dec 2026 10:00:00 +0000\r\nSubject: x\r\n Message-ID: folded\r\nmessage-id:<1@x>\r\n\r\nb\r\n"
+    assert submission_fixups(data, "h") == data
+    only_date = b"Date: Wed, 2 Dec 2026 10:00:00 +0000\r\n\r\nb\r\n"
+    out = submission_fixups(only_date, "h")
+    assert out.count(b"Date: ") == 1 and out.count(b"Message-ID: <") == 1
+
+
+def test_fixups_without_body_or_without_headers():
+    from clevermail.smtp.message import submission_fixups
+    out = submission_fixups(b"Subject: x\r\n", "h")
+    assert out.startswith(b"Subject: x\r\nDate: ") and out.endswith(b"@h>\r\n")
+    out = submission_fixups(b"\r\nbody only\r\n", "h")
+    assert out.startswith(b"Date: ") and out.endswith(b"@h>\r\n\r\nbody only\r\n")

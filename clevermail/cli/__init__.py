@@ -12,6 +12,7 @@ account) end with a one-line message and a non-zero exit, never a traceback.
     config.py   config check|show
     mailboxes.py  import (Maildir, Maildir++, mbox) and export (Maildir++)
     status.py   status (asks the running server over its control socket)
+    dkim.py     dkim keygen|list|delete
     common.py   what they share: --config on every command, loading the settings
     audit.py    the admin log: who changed which queue entry or account
 """
@@ -33,4 +34,4 @@ def main(ctx, config_path):
 
 
 # The sub-command modules register themselves on `main` when imported.
-from . import aliases, config, mailboxes, queue, serve, status, users  # noqa: E402,F401
+from . import aliases, config, dkim, mailboxes, queue, serve, status, users  # noqa: E402,F401

@@ -2,7 +2,9 @@
 
 import click
 
+from ..accounts import AccountStore
 from ..config import ConfigError, format_config, load_config, read_config, render_defaults
+from ..dkim.keys import KeyStore, key_dir
 from . import main
 from .common import config_option, load_settings
 
@@ -32,11 +34,22 @@ def config_check(ctx, path):
     problems = tls_problems(settings.server.certificate, settings.server.key)
     for problem in problems:
         click.echo(f"{settings.source}: {problem}", err=True)
-    if problems:
+    keys = dkim_problems(settings)
+    for problem in keys:
+        click.echo(f"[dkim]: {problem}", err=True)
+    if problems or keys:
         ctx.exit(1)
     for warning in warnings(settings):
         click.echo(f"warning: {warning}", err=True)
     click.echo("config ok")
+
+
+def dkim_problems(settings):
+    """The DKIM keys the server would refuse to start with (dkim/keys.py)."""
+    if not settings.dkim.sign:
+        return []
+    domains = AccountStore(settings.server.users_file, settings.server.domains).domains
+    return KeyStore(key_dir(settings.server.data_dir)).problems(domains)
 
 
 @config_group.command("show")

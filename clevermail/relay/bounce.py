@@ -20,7 +20,7 @@ import secrets
 import time
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from clevermail.relay.delivery import enhanced_status
 from clevermail.relay.queue import header_block
@@ -58,9 +58,11 @@ def _clean(value: str) -> str:
 
 def make_dsn(*, reporting_mta: str, sender: str, queue_id: str, arrival: float,
              recipients: Iterable[_Rcpt], original: bytes, action: str = "failed",
-             now: float | None = None, retry_until: float | None = None) -> bytes:
+             now: float | None = None, retry_until: float | None = None,
+             sign: Callable[[bytes], bytes] | None = None) -> bytes:
     """The whole report message, CRLF line endings, ready for local delivery or the
-    queue. `original` is the queued message (only its headers are used)."""
+    queue. `original` is the queued message (only its headers are used). `sign`
+    (dkim.signer.Signer.sign_report) adds the DKIM signature of the postmaster's domain."""
     if action not in ("failed", "delayed"):
         raise ValueError(action)
     now = time.time() if now is None else now
@@ -132,4 +134,4 @@ def make_dsn(*, reporting_mta: str, sender: str, queue_id: str, arrival: float,
              "\r\n\r\n").encode("ascii")
     body += headers + (b"" if headers.endswith(b"\r\n") or not headers else b"\r\n")
     body += f"\r\n--{boundary}--\r\n".encode("ascii")
-    return body
+    return sign(body) if sign is not None else body

@@ -67,9 +67,11 @@ class RelayWorker:
     def __init__(self, queue: RelayQueue, settings: RelaySettings, resolver,
                  local_deliver: Callable[[str, list[str], bytes], None],
                  is_local: Callable[[str], bool], *, tls_context=None, logger: logging.Logger | None = None,
-                 metrics=NO_METRICS, mta_sts_fetcher=None):
+                 metrics=NO_METRICS, mta_sts_fetcher=None,
+                 sign_report: Callable[[bytes], bytes] | None = None):
         self.queue = queue
         self.metrics = metrics          # metrics.Metrics: outcomes and latency per recipient
+        self.sign_report = sign_report      # DKIM for our reports (bounce.make_dsn's sign)
         self.settings = settings
         self.local_deliver, self.is_local = local_deliver, is_local
         self.log = logger or logging.getLogger("clevermail.relay")
@@ -402,7 +404,8 @@ class RelayWorker:
         dsn = make_dsn(reporting_mta=self.settings.hostname, sender=entry.sender,
                        queue_id=entry.queue_id, arrival=entry.arrival, recipients=rcpts,
                        original=body, action=action, now=now,
-                       retry_until=entry.expires(self.settings.queue_lifetime))
+                       retry_until=entry.expires(self.settings.queue_lifetime),
+                       sign=self.sign_report)
         where = None
         if self._is_local(entry.sender, entry.queue_id):
             try:

@@ -17,7 +17,7 @@ from .. import routing
 from ..metrics import NO_METRICS
 from ..routing import Router
 from ..store.api import LocalDelivery
-from .message import new_queue_id
+from .message import new_queue_id, submission_fixups
 from .send_quota import SendQuota
 from .sender_identity import SenderIdentity
 
@@ -78,7 +78,8 @@ class Recipient:
 
 class SMTPFileHandler:
     def __init__(self, store: LocalDelivery, accounts, queue, postmaster="", senders=None, quota=None,
-                 router=None, srs=None, inbound=None, defence=None, metrics=NO_METRICS):
+                 router=None, srs=None, inbound=None, defence=None, metrics=NO_METRICS,
+                 signer=None):
         self.store = store
         self.accounts = accounts
         self.queue = queue
@@ -97,6 +98,7 @@ class SMTPFileHandler:
         self.senders = senders or SenderIdentity(lambda domain: self.accounts.is_local_domain(domain))
         self.quota = quota or SendQuota(None, 0, 0)
         self.metrics = metrics          # counts the relay's local deliveries (deliver_queued)
+        self.signer = signer            # dkim.signer.Signer, or None: [dkim] sign = no
 
     # -- recipients ------------------------------------------------------------
     def default_domain(self):
@@ -155,6 +157,14 @@ class SMTPFileHandler:
         return self.accounts.authenticate(username, password)
 
     # -- delivery ----------------------------------------------------------------
+    def finish_authenticated(self, data, hostname):
+        """What a message from an authenticated client becomes before it is stored:
+        the RFC 6409 8 fix-ups (Date, Message-ID when missing), then the DKIM
+        signatures of a local From: domain (dkim/signer.py).  Once, before the 250:
+        every copy and every delivery attempt carries the same signature."""
+        data = submission_fixups(data, hostname)
+        return self.signer.sign(data) if self.signer is not None else data
+
     def deliver(self, sender, recipients, data, trace, queue_id, folder=None, requiretls=False):
         """Store `data` for every recipient: the message as smtp.message.prepare_body
         returns it (not dot-stuffed, every line ending in CRLF, no other CR or LF).

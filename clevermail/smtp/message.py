@@ -1,7 +1,9 @@
 """A received SMTP message on its way to the file handler: the body as DATA or BDAT
 brought it, checked and turned into CRLF wire form (RFC 5321 4.5.2 dot-stuffing,
-4.5.3.1.6 line length), its queue id, and the Received trace header the server adds
-(RFC 5321 4.4, with the "with" keywords of RFC 3848).  Pure: no session, no socket.
+4.5.3.1.6 line length), its queue id, the Received trace header the server adds
+(RFC 5321 4.4, with the "with" keywords of RFC 3848), and the fields a submission
+server adds when the client left them out (RFC 6409 8.2 Date, 8.3 Message-ID).
+Pure: no session, no socket.
 
 The DATA path is LineReader.read_dot_terminated plus whole-body bytes operations:
 only CRLF.CRLF ends a message (no smuggling with bare LF/CR), bare LF/CR are then
@@ -12,6 +14,7 @@ about one C-level search per 1000 octets - no Python loop per line.
 import email.utils
 import random
 import re
+import secrets
 import time
 
 from ..wire import dot_unstuff, has_long_line, normalize_crlf
@@ -71,6 +74,30 @@ def _rfc5322_date():
         text = email.utils.formatdate(now, localtime=True)
         _date_cache = (now, text)
     return text
+
+
+# A field name at the start of a header line (continuation lines start with WSP).
+_DATE = re.compile(rb"(?im)^date[ \t]*:")
+_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:")
+
+
+def submission_fixups(body, hostname):
+    """`body` (wire form) with a Date and a Message-ID field added at the end of its
+    header section when it has none (RFC 6409 8.2, 8.3: a submission server may
+    complete a message; done before DKIM signing, so the signature covers them).
+    The Message-ID is <random@hostname>: 128 random bits, unique without a counter."""
+    if body.startswith(b"\r\n"):
+        end = 0                                 # an empty header section
+    else:
+        end = body.find(b"\r\n\r\n")
+        end = len(body) if end < 0 else end + 2
+    head = body[:end]
+    added = b""
+    if not _DATE.search(head):
+        added += f"Date: {_rfc5322_date()}\r\n".encode("ascii")
+    if not _MESSAGE_ID.search(head):
+        added += f"Message-ID: <{secrets.token_hex(16)}@{hostname}>\r\n".encode("utf-8")
+    return body[:end] + added + body[end:] if added else body
 
 
 def received_header(*, helo, peer, hostname, esmtp, tls_info, authenticated,

@@ -393,6 +393,8 @@ class SMTPSession(LineSession):
         if forged is not None:
             self.log.warning("refused: From: header not owned by %s (from=<%s>)", self.auth_user, sender)
             raise SMTPReplyError(forged)
+        if self.auth_user is not None:      # RFC 6409 8 fix-ups, DKIM signatures
+            body = self.server.handler.finish_authenticated(body, self.server.hostname)
         queue_id = message.new_queue_id()
         body, folder = self._inbound_checks(body, sender)
         body, folder = self._content_filter(body, folder, sender, recipients, queue_id)

@@ -1,0 +1,203 @@
+"""Tests for clevermail.dkim.signature and clevermail.dkim.signer: signatures checked by
+dkimpy's verifier in a separate process against a loopback DNS server holding the
+published records (tests/dkim_verify.py), the signed and oversigned header set, which
+messages are signed for which domain, the reports' domain, and reloading keys."""
+
+import logging
+import re
+import shutil
+
+import pytest
+
+from clevermail.dkim import signature
+from clevermail.dkim.keys import KeyStore
+from clevermail.dkim.signer import Signer
+from dkim_verify import verify
+from dns_server import DNSServer
+
+NOW = 1796244000
+
+
+@pytest.fixture(scope="module")
+def master_keys(tmp_path_factory):
+    """One pair for example.test and one for other.test, made once (RSA is slow to make)."""
+    root = tmp_path_factory.mktemp("dkim-keys") / "dkim"
+    store = KeyStore(str(root))
+    store.generate("example.test", now=NOW)
+    store.generate("other.test", now=NOW)
+    return root
+
+
+@pytest.fixture
+def store(tmp_path, master_keys):
+    shutil.copytree(master_keys, tmp_path / "dkim")
+    return KeyStore(str(tmp_path / "dkim"))
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def monotonic():
+    return Clock()
+
+
+@pytest.fixture
+def signer(store, monotonic):
+    return Signer(store, ["example.test", "other.test", "localhost"], report_domain="other.test",
+                  monotonic=monotonic)
+
+
+def published(store, *domains):
+    """The zone: every selector's record of `domains`, as `dkim list` prints them."""
+    return "\n".join(store.load(s).zone_line for d in domains for s in store.selectors(d))
+
+
+@pytest.fixture
+def dns(store):
+    with DNSServer(published(store, "example.test", "other.test")) as server:
+        yield server
+
+
+MESSAGE = (b"Received: from somewhere\r\n"
+           b"From: Alice <alice@example.test>\r\n"
+           b"To: bob@there.test\r\n"
+           b"Subject: a   subject\r\n\t folded\r\n"
+           b"Date: Wed, 02 Dec 2026 10:00:00 +0000\r\n"
+           b"Message-ID: <1@example.test>\r\n"
+           b"X-Mailer: test\r\n"
+           b"\r\n"
+           b"Hello  \r\n\r\nBob.\r\n\r\n\r\n")
+
+
+def sigs(data):
+    return re.findall(rb"(?im)^dkim-signature:", data.split(b"\r\n\r\n", 1)[0])
+
+
+def h_list(result):
+    return re.sub(r"\s", "", result["h"]).split(":")
+
+
+def test_both_algorithms_sign_and_an_outside_verifier_accepts_them(signer, dns):
+    signed = signer.sign(MESSAGE)
+    assert signed.endswith(MESSAGE)
+    results = verify(signed, dns.port)
+    assert [(r["d"], r["s"], r["a"], r["ok"]) for r in results] == [
+        ("example.test", "202612r", "rsa-sha256", True),
+        ("example.test", "202612e", "ed25519-sha256", True)]
+    # every line of the new fields stays short (RFC 5322 2.1.1)
+    head = signed[:len(signed) - len(MESSAGE)]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))
+
+
+def test_the_rfc6376_set_is_signed_and_eight_fields_oversigned(signer, dns):
+    [rsa_result, ed_result] = verify(signer.sign(MESSAGE), dns.port)
+    names = h_list(rsa_result)
+    assert names == h_list(ed_result)
+    counts = {n: names.count(n) for n in set(names)}
+    # present once, listed twice; absent, listed once (RFC 6376 5.4.2)
+    assert counts == {"from": 2, "to": 2, "subject": 2, "date": 2, "message-id": 2,
+                      "cc": 1, "mime-version": 1, "content-type": 1}
+    assert "received" not in names and "x-mailer" not in names
+
+
+@pytest.mark.parametrize("change,still_valid", [
+    (lambda m: m.replace(b"X-Mailer: test\r\n", b"X-Mailer: other\r\n"), True),   # unsigned field
+    (lambda m: m.replace(b"Hello  \r\n", b"Hello \t\r\n"), True),                    # relaxed body
+    (lambda m: m.replace(b"Subject: a   subject", b"subject:  a subject"), True),    # relaxed header
+    (lambda m: m.replace(b"\r\n\r\nHello", b"\r\nCc: eve@evil.test\r\n\r\nHello"), False),  # oversigned
+    (lambda m: m.replace(b"\r\n\r\nHello", b"\r\nFrom: eve@evil.test\r\n\r\nHello"), False),
+    (lambda m: m.replace(b"Bob.", b"Eve."), False),
+])
+def test_changes_in_transit(signer, dns, change, still_valid):
+    results = verify(change(signer.sign(MESSAGE)), dns.port)
+    assert [r["ok"] for r in results] == [still_valid, still_valid]
+
+
+def test_a_foreign_from_is_not_signed(signer):
+    data = MESSAGE.replace(b"alice@example.test", b"alice@elsewhere.test")
+    assert signer.sign(data) == data
+
+
+@pytest.mark.parametrize("data", [
+    b"Subject: no from\r\n\r\nbody\r\n",
+    b"From: a@example.test\r\nFrom: b@example.test\r\n\r\ntwo From fields\r\n",
+    b"From a@example.test\r\nno header: section\r\nat all\r\n\r\nbody\r\n",
+    b"\r\nonly a body, From: a@example.test\r\n",
+    b"From: undisclosed-recipients:;\r\n\r\nbody\r\n",
+])
+def test_no_single_local_from_no_signature(signer, data):
+    assert signer.sign(data) == data
+
+
+def test_a_local_domain_without_keys_is_not_signed(signer):
+    data = MESSAGE.replace(b"alice@example.test", b"alice@localhost")
+    assert signer.sign(data) == data
+
+
+def test_from_with_two_local_domains_gets_both(signer, dns):
+    data = MESSAGE.replace(b"From: Alice <alice@example.test>",
+                           b"From: Alice <alice@EXAMPLE.test>, \"Eve, O\" <eve@other.test>")
+    results = verify(signer.sign(data), dns.port)
+    assert [(r["d"], r["ok"]) for r in results] == [("example.test", True), ("example.test", True),
+                                                   ("other.test", True), ("other.test", True)]
+
+
+def test_an_empty_body_and_no_body(signer, dns):
+    for data in (b"From: a@example.test\r\nSubject: x\r\n\r\n", b"From: a@example.test\r\nSubject: x\r\n"):
+        assert [r["ok"] for r in verify(signer.sign(data), dns.port)] == [True, True]
+
+
+def test_reports_are_signed_for_the_postmasters_domain(signer, store, dns):
+    report = (b"From: Mail Delivery System <MAILER-DAEMON@mail.example.test>\r\n"
+              b"To: <alice@example.test>\r\nSubject: Undelivered\r\n\r\nreport\r\n")
+    results = verify(signer.sign_report(report), dns.port)
+    assert [(r["d"], r["ok"]) for r in results] == [("other.test", True), ("other.test", True)]
+    # no postmaster domain (or one without keys): the first local domain with keys
+    fallback = Signer(store, ["localhost", "example.test"], report_domain="localhost")
+    assert fallback.report_domain == "example.test"
+    assert Signer(store, ["localhost"]).sign_report(report) == report
+
+
+def test_keys_are_reloaded_when_a_new_pair_is_made(signer, store, monotonic, caplog):
+    before = signer.sign(MESSAGE)
+    store.generate("example.test", base="rot", now=NOW)
+    assert signer.sign(MESSAGE).count(b"s=202612") == 2        # not looked at within the second
+    monotonic.now += 1.5
+    with caplog.at_level(logging.INFO, logger="clevermail.dkim"):
+        after = signer.sign(MESSAGE)
+    assert b"s=rotr;" in after and b"s=rote;" in after and b"s=202612" not in after
+    assert b"s=202612r;" in before
+    assert "example.test now signs with rotr, rote" in caplog.text
+    with DNSServer(published(store, "example.test")) as server:
+        assert [r["ok"] for r in verify(after, server.port)] == [True, True]
+
+
+def test_a_failed_reload_keeps_the_keys_and_says_so_once(signer, store, monotonic, caplog):
+    [rsa_key, ed_key] = store.generate("example.test", base="rot", now=NOW)
+    shutil.rmtree(store.domain_dir("other.test"))       # a domain losing its keys entirely
+    import os
+    os.unlink(ed_key.selector.path)
+    with caplog.at_level(logging.ERROR, logger="clevermail.dkim"):
+        for _ in range(3):
+            monotonic.now += 1.5
+            data = signer.sign(MESSAGE)
+            assert data.count(b"s=202612") == 2                  # the old, published keys
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "still signing with 202612r, 202612e" in errors[0].getMessage()
+    assert ed_key.selector.path in errors[0].getMessage()
+    # other.test keeps its keys too
+    other = MESSAGE.replace(b"alice@example.test", b"alice@other.test")
+    assert signer.sign(other).count(b"d=other.test;") == 2
+
+
+def test_message_parses_once_and_hashes_the_body_once():
+    m = signature.Message(MESSAGE)
+    assert [n for n, _ in m.canonical][:2] == [b"received", b"from"]
+    assert m.field_values(b"from") == [b" Alice <alice@example.test>\r\n"]
