@@ -111,7 +111,15 @@ def test_swaks_starttls_auth(server, home, ca, mech):
               "--data", "@msg.eml", kind="submission")
     assert "=== TLS started" in r.output and "235 2.7.0" in r.output
     (trace, stored), = delivered(server, BOB).values()
-    assert stored == lf(data) + b"\n"
+    # an authenticated message is completed (RFC 6409 8: Date, Message-ID at the end of
+    # the header section) and DKIM-signed (two fields on top); the rest byte for byte
+    head, _, body = stored.partition(b"\n\n")
+    original_head, _, original_body = lf(data).partition(b"\n\n")
+    assert body == original_body + b"\n"
+    fields = re.split(rb"\n(?![ \t])", head)
+    assert [f.split(b":")[0] for f in fields] == [b"DKIM-Signature", b"DKIM-Signature", b"Subject",
+                                                  b"From", b"Date", b"Message-ID"]
+    assert b"\n".join(fields[2:4]) == original_head
     assert b"(TLSv1." in trace and b"with ESMTPSA" in trace
 
 
@@ -478,4 +486,8 @@ set allow_8bit = yes
     assert "\\Seen" in flags
     # mutt formats the Fcc copy separately: its Date may be a second later
     same = lambda data: re.sub(rb"(?m)^Date: .*\n", b"", data)
-    assert same(lf(wire)) == same(message)
+    # the delivered copy carries our two DKIM signatures on top, the Fcc copy none
+    unsigned, signatures = re.subn(rb"\ADKIM-Signature:.*\n(?:[ \t].*\n)*", b"", message)
+    unsigned, more = re.subn(rb"\ADKIM-Signature:.*\n(?:[ \t].*\n)*", b"", unsigned)
+    assert signatures + more == 2
+    assert same(lf(wire)) == same(unsigned)

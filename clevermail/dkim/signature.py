@@ -21,6 +21,7 @@ breaks the signature.
 
 import base64
 import hashlib
+import re
 
 import dkim
 from cryptography.hazmat.primitives import hashes
@@ -33,6 +34,33 @@ OVERSIGNED = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"mime-
 ALGORITHM_TAG = {"rsa": b"rsa-sha256", "ed25519": b"ed25519-sha256"}
 FIELD = b"DKIM-Signature"
 LINE = 76                   # fold the field's lines at about this many octets
+
+
+# Relaxed body canonicalization (RFC 6376 3.4.4) as dkimpy's Relaxed.canonicalize_body
+# computes it, at a fraction of the cost: its two regexes start a match at every
+# space (about 10 ms per 100 KiB of text); here line ends are stripped with bytes
+# methods, only runs that are not already one space are rewritten, and a body without
+# such whitespace (base64) is not rewritten at all.  The tests compare both.
+_WSP_RUN = re.compile(rb"(?: [ \t]|\t)[ \t]*")
+
+
+def relaxed_body(body):
+    """The relaxed canonical form of a body: WSP runs -> one space, none before a CRLF,
+    no empty lines at the end, CRLF added to a last line without one, and an empty
+    body for one of empty lines only (dkimpy's steps, in its order)."""
+    if b" \r\n" in body or b"\t\r\n" in body:
+        lines = body.split(b"\r\n")         # the last one has no CRLF: left as it is
+        lines[:-1] = [line.rstrip(b" \t") for line in lines[:-1]]
+        body = b"\r\n".join(lines)
+    if b"\t" in body or b"  " in body:
+        body = _WSP_RUN.sub(b" ", body)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    end = len(body) - 2
+    while body.endswith(b"\r\n", 0, end):
+        end -= 2
+    body = body[:end + 2]
+    return b"" if body == b"\r\n" else body
 
 
 class _Relaxed:
@@ -59,7 +87,7 @@ class Message:
         self.canonical = Relaxed.canonicalize_headers(self.headers)
         names = [name for name, _ in self.canonical if name in SIGNED]
         self.signed = names + list(OVERSIGNED)
-        self.body_hash = base64.b64encode(hashlib.sha256(Relaxed.canonicalize_body(body)).digest())
+        self.body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
 
     def field_values(self, name):
         """The raw values of the header fields called `name` (lower-case bytes)."""
