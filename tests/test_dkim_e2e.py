@@ -54,7 +54,9 @@ def env(thread_guard, tmp_path, relay_users, write_config):
     replies = Replies()
     sink = Sink(rcpt=replies)
     path = write_config(tmp_path, relay={"mx_port": sink.port},
-                        smtp={"listen": ["127.0.0.1:0"], "submission_listen": ["127.0.0.1:0"]})
+                        smtp={"listen": ["127.0.0.1:0"], "submission_listen": ["127.0.0.1:0"]},
+                        # alice may also send as a domain hosted elsewhere (not signed here)
+                        senders={"send_as": ["alice@example.test=*@elsewhere.test"]})
     env = ServiceEnv(load_config(path), sink)
     env.config_path, env.replies = path, replies
     try:
@@ -71,13 +73,13 @@ def env(thread_guard, tmp_path, relay_users, write_config):
         sink.close()
 
 
-def submit(env, rcpts, data, login=ALICE, port_kind="submission"):
+def submit(env, rcpts, data, login=ALICE, port_kind="submission", envelope=ALICE):
     with smtplib.SMTP("127.0.0.1", env.service.port(port_kind), timeout=10) as s:
         s.ehlo("client.example.test")
         if login is not None:
             s.user, s.password = login, ServiceEnv.USERS[login]
             assert s.auth("PLAIN", s.auth_plain)[0] == 235
-        return s.sendmail(ALICE, list(rcpts), data)
+        return s.sendmail(envelope, list(rcpts), data)
 
 
 def sink_message(env):
@@ -140,14 +142,16 @@ def test_a_bounce_is_signed_for_the_postmasters_domain(env):
 
 
 def test_an_unauthenticated_mx_message_is_not_signed(env):
-    submit(env, [BOB], message("anonymous", to=BOB), login=None, port_kind="smtp")
+    # a local From: header, but no AUTH (the envelope must be foreign without it)
+    submit(env, [BOB], message("anonymous", to=BOB), login=None, port_kind="smtp",
+           envelope="someone@remote.test")
     (data,) = env.wait_inbox(BOB)
     assert signatures(data) == []
     assert b"\r\nDate: " not in data.split(b"\r\n\r\n", 1)[0]   # no fix-ups for relayed mail
 
 
 def test_a_foreign_from_is_not_signed(env):
-    submit(env, [REMOTE], dated("foreign", sender="alice@elsewhere.test"))
+    submit(env, [REMOTE], dated("foreign", sender="alice@elsewhere.test"), envelope="alice@elsewhere.test")
     assert signatures(sink_message(env)) == []
 
 
