@@ -18,7 +18,8 @@ pytestmark = pytest.mark.e2e
 ALICE = ServiceEnv.ALICE
 REMOTE, OTHER = "carol@there.test", "dave@there.test"
 MSG = (f"From: {ALICE}\r\nTo: {REMOTE}\r\nSubject: queued for the CLI\r\n"
-       "Message-ID: <cli@example.test>\r\n\r\nbody\r\n").encode()
+       # with a Date, so that submission adds nothing to it (RFC 6409 8; DKIM goes on top)
+       "Message-ID: <cli@example.test>\r\nDate: Wed, 02 Dec 2026 10:00:00 +0000\r\n\r\nbody\r\n").encode()
 
 
 @pytest.fixture
