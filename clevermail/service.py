@@ -278,6 +278,24 @@ class MailService:
         except OSError as exc:
             raise StartupError(f"DKIM: {exc.filename}: {exc.strerror}") from None
 
+    def _reload_dkim(self):
+        """A local domain added by the reload gets its keys (logged, as at first start)
+        and is signed for; a key that cannot be read leaves the signer as it was."""
+        signer = getattr(self, "signer", None)
+        if signer is None or tuple(self.accounts.domains) == signer.domains:
+            return []
+        try:
+            ensure_keys(signer.store, self.accounts.domains, logging.getLogger("clevermail.dkim"))
+            old, signer.domains = signer.domains, tuple(self.accounts.domains)
+            try:
+                signer.reload()
+            except DkimKeyError:
+                signer.domains = old
+                raise
+        except (DkimKeyError, OSError) as exc:
+            return [f"[dkim] keys for the new domains not loaded ({exc}): signing as before"]
+        return []
+
     def _listen_sockets(self):
         """[(Listener, socket)]: the inherited sockets (socket activation) or, without
         them, every listener bound here; a failure closes the ones made so far."""
@@ -448,6 +466,7 @@ class MailService:
             srv.policy = settings.policy
         if self.worker is not None:
             self.worker.update_settings(settings.relay)
+        notes += self._reload_dkim()
         smtp = self.handlers["smtp"]
         smtp.senders = self._make_sender_identity(settings)
         self.send_quota.set_limits(settings.senders.messages_per_hour, settings.senders.recipients_per_hour)

@@ -315,3 +315,13 @@ def test_sender_inbound_and_spam_settings_are_applied_live(env):
     assert smtp.defence.greylist is kept and kept.delay == 10      # its state stays
     svc.reload(env.config())
     assert smtp.inbound is None and smtp.defence.greylist is None
+
+
+def test_a_domain_added_by_reload_gets_dkim_keys_and_signing(env):
+    svc = env.start(dkim={"sign": True})
+    assert "new.test" not in svc.signer.domains
+    notes = svc.reload(env.config(dkim={"sign": True},
+                                  server={"domains": ["example.test", "localhost", "new.test"]}))
+    assert notes == []
+    assert "new.test" in svc.signer.domains
+    assert sorted(key.selector.algorithm for key in svc.signer.active("new.test")) == ["ed25519", "rsa"]
