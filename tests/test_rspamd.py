@@ -351,3 +351,18 @@ def test_rspamd_down_fails_open_or_tempfails(start, caplog):
     with pytest.raises(smtplib.SMTPDataError) as info:
         send(svc, "hello")
     assert (info.value.smtp_code, info.value.smtp_error[:5]) == (451, b"4.7.1")
+
+
+def test_reload_points_the_filter_elsewhere_and_turns_it_off(start, rspamd, tmp_path):
+    make_config = __import__("conftest").make_config
+    svc = start(("127.0.0.1", _free_port()))            # rspamd down, fail open
+    assert send(svc, GTUBE, subject="first") == {}
+    notes = svc.reload(make_config(tmp_path, spam={"rspamd": f"{rspamd[0]}:{rspamd[1]}"},
+                                   pop3={"listen": []}, imap={"listen": []}))
+    assert notes == []
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        send(svc, GTUBE, subject="second")
+    assert info.value.smtp_code == 550
+    svc.reload(make_config(tmp_path, spam={"rspamd": ""}, pop3={"listen": []}, imap={"listen": []}))
+    assert send(svc, GTUBE, subject="third") == {}
+    assert len(inbox(svc.data_dir, "alice@example.test")) == 2
