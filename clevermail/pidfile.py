@@ -10,6 +10,7 @@ process is never signalled for that reason.
 
 import fcntl
 import os
+import time
 
 NAME = "clevermail.pid"
 
@@ -26,6 +27,11 @@ def path_for(data_dir):
     return os.path.join(data_dir, NAME)
 
 
+# Seconds a lock may be held by someone else before the pid file counts as taken: far
+# longer than a probe holds it, far shorter than any server runs.
+PROBE_GRACE = 1.0
+
+
 class PidFile:
     """The pid file this process holds while it serves."""
 
@@ -35,6 +41,7 @@ class PidFile:
 
     def acquire(self):
         """Lock the file and write this process's pid; raises AlreadyRunning."""
+        busy_since = None
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
@@ -42,6 +49,13 @@ class PidFile:
             except BlockingIOError:
                 pid = _read(fd)
                 os.close(fd)
+                # running() (`clevermail status`, `stop`) holds a shared lock for an
+                # instant to probe the file; only a lock that stays is a server
+                now = time.monotonic()
+                busy_since = busy_since or now
+                if now - busy_since < PROBE_GRACE:
+                    time.sleep(0.01)
+                    continue
                 raise AlreadyRunning(self.path, pid) from None
             # the server that held it may have unlinked the file between our open and
             # our lock: a lock on a file no longer at the path protects nothing

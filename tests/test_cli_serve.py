@@ -49,6 +49,31 @@ def test_pid_file_lock_says_who_runs(tmp_path):
     assert not os.path.exists(path) and pidfile.running(path) is None
 
 
+def test_a_probe_holding_the_lock_for_an_instant_does_not_stop_a_start(tmp_path, monkeypatch):
+    """running() (status, stop) takes a shared lock for an instant; a server starting
+    at that moment waits it out instead of failing "already running (pid None)"."""
+    import fcntl
+
+    path = str(tmp_path / "clevermail.pid")
+    probe = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(probe, fcntl.LOCK_SH)           # the probe, caught holding its lock
+    real_sleep = pidfile.time.sleep
+
+    def sleep_then_let_go(seconds):             # the start is retrying: the probe ends
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(pidfile.time, "sleep", sleep_then_let_go)
+    try:
+        held = pidfile.PidFile(path).acquire()
+    finally:
+        os.close(probe)
+    try:
+        assert pidfile.running(path) == os.getpid()
+    finally:
+        held.release()
+
+
 def test_stale_pid_file_is_taken_over(tmp_path):
     path = str(tmp_path / "clevermail.pid")
     gone = dead_pid()
