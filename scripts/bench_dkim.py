@@ -30,7 +30,6 @@ import base64
 import multiprocessing
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
+import bench_smtp  # noqa: E402
 from bench_smtp import cpu_seconds, default_parent, machine_jiffies, TICK  # noqa: E402
 
 DOMAIN = "bench.test"
@@ -203,27 +203,8 @@ def stop_child(proc):
 
 
 # -- part 2: clients -------------------------------------------------------------------------
-class Conn:
-    def __init__(self, addr):
-        self.sock = socket.create_connection(addr, timeout=60)
-        self.buf = b""
-
-    def reply(self):
-        while True:
-            while b"\n" not in self.buf:
-                data = self.sock.recv(65536)
-                if not data:
-                    raise EOFError("server closed")
-                self.buf += data
-            line, _, self.buf = self.buf.partition(b"\n")
-            if line[3:4] != b"-":
-                return int(line[:3])
-
-    def cmd(self, data, want):
-        self.sock.sendall(data)
-        code = self.reply()
-        if code != want:
-            raise RuntimeError(f"{data[:24]!r}: {code}")
+class Conn(bench_smtp.Conn):
+    """bench_smtp's raw-socket SMTP client (replies in lockstep, like smtplib), with AUTH."""
 
     def login(self, user):
         if self.reply() != 220:
