@@ -9,6 +9,8 @@ else's word, shown as such.
 
 import re
 
+from ..smtp.message import header_fields
+
 _FIELD = re.compile(rb"^authentication-results[ \t]*:", re.I)
 _PVALUE_SAFE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]+$")
 
@@ -42,15 +44,9 @@ def field(authserv_id, results):
 def strip_ours(message, authserv_id):
     """`message` (CRLF bytes) without the Authentication-Results fields that claim
     `authserv_id` (case-insensitive), folded lines and all; the body untouched."""
-    end = message.find(b"\r\n\r\n")
-    head_end = len(message) if end < 0 else end + 2
+    fields, head_end = header_fields(message)
     wanted = authserv_id.lower().encode("utf-8", "replace")
-    fields, out = [], []
-    for line in message[:head_end].split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)             # a continuation of the field above
-        else:
-            fields.append([line])
+    out = []
     for lines in fields:
         if _FIELD.match(lines[0]) and _authserv_id(b"".join(lines).split(b":", 1)[1]) == wanted:
             continue

@@ -44,16 +44,37 @@ def prepare_body(body, stuffed):
 MAX_HOPS = 30
 
 
+def header_fields(message):
+    """The header of `message` (CRLF bytes) as fields, each the list of its raw lines
+    (folded continuations included), and the offset where the header ends: after its
+    last CRLF, or the whole message when there is no empty line.  Joining every line
+    with CRLF gives message[:end] back."""
+    end = message.find(b"\r\n\r\n")
+    head_end = len(message) if end < 0 else end + 2
+    fields = []
+    for line in message[:head_end].split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)             # a continuation of the field above
+        else:
+            fields.append([line])
+    return fields, head_end
+
+
+def field_name(lines):
+    """The lower-cased name of a field from header_fields (b"" for a line without a colon)."""
+    name, colon, _ = lines[0].partition(b":")
+    return name.strip().lower() if colon else b""
+
+
+def field_value(lines):
+    """A field's value, unfolded (its lines joined by a space)."""
+    return b" ".join([lines[0].partition(b":")[2], *lines[1:]])
+
+
 def hop_count(message):
     """The Received: and Delivered-To: fields in the header of `message` (CRLF bytes)."""
-    end = message.find(b"\r\n\r\n")
-    head = message if end < 0 else message[:end + 2]
-    count = 0
-    for line in head.split(b"\r\n"):
-        name = line[:13].lower()
-        if name.startswith(b"received:") or name.startswith(b"delivered-to:"):
-            count += 1
-    return count
+    fields, _ = header_fields(message)
+    return sum(1 for lines in fields if field_name(lines) in (b"received", b"delivered-to"))
 
 
 def new_queue_id():

@@ -24,6 +24,7 @@ import fnmatch
 
 from ..accounts import AccountError, domain_to_ascii
 from . import replies as R
+from .message import field_name, field_value, header_fields
 
 
 def canonical_sender(address):
@@ -94,17 +95,7 @@ def from_addresses(message):
     """Every address of every From: field in the header of `message` (CRLF bytes):
     group names and display names dropped, comments ignored.  An address that
     email.utils cannot read comes back as '' (and so belongs to nobody)."""
-    end = message.find(b"\r\n\r\n")
-    head = message if end < 0 else message[:end + 2]
-    values, current = [], None
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and current is not None:
-            current.append(line)
-            continue
-        current = None
-        name, colon, value = line.partition(b":")
-        if colon and name.strip().lower() == b"from":
-            current = [value]
-            values.append(current)
-    texts = [b" ".join(v).decode("utf-8", "replace") for v in values]
+    fields, _ = header_fields(message)
+    texts = [field_value(lines).decode("utf-8", "replace") for lines in fields
+             if field_name(lines) == b"from"]
     return [address for _, address in email.utils.getaddresses(texts)]
