@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -183,23 +182,10 @@ def serve_main(kind, workdir, sink_port):
 
 
 def start_child(kind, workdir, sink_port=0):
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", kind, "--dir", workdir,
-                             "--sink-port", str(sink_port)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise SystemExit(f"{kind} server did not start")
-    return proc, int(line.split()[1])
+    return bench_smtp.start_server(kind, workdir, script=__file__, extra=("--sink-port", str(sink_port)))
 
 
-def stop_child(proc):
-    proc.stdin.close()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+stop_child = bench_smtp.stop_server
 
 
 # -- part 2: clients -------------------------------------------------------------------------

@@ -344,8 +344,11 @@ def cpu_seconds(pid):
     return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
-def start_server(kind, workdir):
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", kind, "--dir", workdir],
+def start_server(kind, workdir, script=__file__, extra=()):
+    """Run `script --serve KIND --dir WORKDIR [extra]` (a server child that prints
+    "PORT n" and serves until its stdin closes): (process, port)."""
+    proc = subprocess.Popen([sys.executable, os.path.abspath(script), "--serve", kind, "--dir", workdir,
+                             *extra],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("PORT "):
