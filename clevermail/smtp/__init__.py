@@ -4,6 +4,7 @@ states.py    the transaction phases and the sets of them the command table uses
 replies.py   every reply as a named Reply (code, enhanced status, text), SMTPReplyError
 parser.py    command line -> verb and argument; per-verb argument parsers (pure)
 session.py   SMTPSession: the command table and the dialogue
+policy.py    Policy: the policy steps a session asks at connect, MAIL, RCPT, end of DATA
 auth.py      the AUTH command, a function in that table, over login.py
 message.py   the received body's checks and wire form, queue id, Received header
 handler.py   SMTPFileHandler: recipients and all-or-nothing delivery over the store

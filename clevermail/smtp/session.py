@@ -9,7 +9,9 @@ handle_line checks the state once and is the one place where an SMTPReplyError
 becomes a reply.  Arguments are parsed by the command (parser.py), after the state
 check, because a command out of sequence gets its 503 whatever its arguments.
 Storage is the file handler's business (handler.py), the received message's checks
-and trace header message.py's; this module only talks.
+and trace header message.py's, what the server's policy allows at each step (sender
+identity, sending limits, the MX defences, the inbound checks and content filter)
+policy.py's; this module only talks.
 
 Errors: every expected failure is an SMTPReplyError carrying a named Reply
 (replies.py).  An unexpected exception (a bug) is left to LineSession's catch point,
@@ -20,15 +22,13 @@ session must say what did not happen, so a delivery that failed for any reason
 own reply, R451_DELIVERY, and its cause's traceback in the log.
 """
 
-import ipaddress
-import select
-import socket
 import time
 
 from ..login import SMTP_LINE_LIMIT, Login
 from ..netbase import LineSession, SessionClosed
 from ..wire import DataTooLarge
 from . import auth, message, parser
+from .policy import Policy
 from . import replies as R
 from .handler import AliasTooBig, BadDomain, BadSRS, DeliveryFailed, NoSuchUser, RelayDenied
 from .replies import SMTPReplyError
@@ -77,19 +77,10 @@ class SMTPSession(LineSession):
         self.auth_user = None
         self.login = Login(self, prompt=auth.PROMPT, line_limit=SMTP_LINE_LIMIT)
         self.mode = self.server.mode        # 'mx' or 'submission': SMTPServer's, always set
-        self.trusted = self._in_trusted_networks()
-        self.unknown_recipients = 0         # RCPTs refused as unknown: harvesting
+        # the policy steps at connect, MAIL, RCPT and end of DATA (policy.py)
+        self.policy = Policy(self.server, self.peer, self.log)
+        self.trusted = self.policy.trusted
         self.reset_transaction()
-
-    def _in_trusted_networks(self):
-        nets = self.server.policy.trusted_networks
-        if not nets:
-            return False
-        try:
-            ip = ipaddress.ip_address(self.peer)    # IPv4-mapped already unmapped (setup)
-        except ValueError:
-            return False
-        return any(ip in net for net in nets)
 
     def reset_transaction(self):
         """Forget the mail transaction (RSET, HELO/EHLO, after DATA; RFC 5321 4.1.1.5)."""
@@ -104,36 +95,12 @@ class SMTPSession(LineSession):
 
     # -- LineSession hooks -------------------------------------------------------
     def greet(self):
-        defence = self._defence()
-        if defence is not None:
-            refusal = defence.on_connect(self.peer, self.server.hostname)
-            if refusal is None and defence.settings.pregreet:
-                refusal = self._pregreet(defence)
-            if refusal is not None:
-                self.log.info("refused at connect: %s", refusal.text)
-                self.send(refusal.wire)
-                raise SessionClosed()
+        refusal = self.policy.at_connect(self.connection)
+        if refusal is not None:
+            self.log.info("refused at connect: %s", refusal.text)
+            self.send(refusal.wire)
+            raise SessionClosed()
         self.send(f"220 {self.server.hostname} ESMTP CleverMail\r\n")
-
-    def _defence(self):
-        """The MX defences (inbound/defence.py) for this client, or None: never for
-        trusted networks, submission or implicit TLS; authenticated sessions are
-        skipped where the checks run."""
-        defence = self.server.handler.defence
-        if defence is None or self.trusted or self.mode != "mx" or self.server.implicit_tls:
-            return None
-        return defence
-
-    def _pregreet(self, defence):
-        """554 for a client that sent bytes before the banner (postscreen's pregreet
-        test), waiting up to pregreet_wait seconds for it to give itself away."""
-        try:
-            readable, _, _ = select.select([self.connection], [], [], defence.settings.pregreet_wait)
-            if readable and self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                return R.R554_PREGREET
-        except (BlockingIOError, InterruptedError):
-            pass
-        return None
 
     def line_too_long(self):
         self.send(R.R500_LINE_TOO_LONG.wire)
@@ -264,36 +231,12 @@ class SMTPSession(LineSession):
                 raise SMTPReplyError(R.R555_PARAM.format(key))
         if not smtputf8 and not sender.isascii():
             raise SMTPReplyError(R.R553_UTF8_NEEDS_SMTPUTF8)
-        self._check_sender(sender)
-        defence = self._defence() if self.auth_user is None else None
-        if defence is not None:
-            refusal = defence.on_mail(self.peer)
-            if refusal is not None:
-                self.log.info("sender <%s> refused: %s", sender, refusal.text)
-                raise SMTPReplyError(refusal)
+        self.policy.check_mail(sender, self.auth_user)
         self.sender = sender
         self.smtputf8 = smtputf8
         self.requiretls = requiretls
         self.state = MAIL
         self.send(R.R250_SENDER_OK.wire)
-
-    def _check_sender(self, sender):
-        """Sender identity (sender_identity.py) and, for a user, the messages-per-hour
-        limit: the reply refusing MAIL FROM:<sender>, raised."""
-        refusal = self.server.handler.senders.envelope_refusal(
-            sender, user=self.auth_user, trusted=self.trusted)
-        if refusal is not None:
-            self.log.warning("sender <%s> refused: %s (user %s)", sender, refusal.text, self.auth_user)
-            raise SMTPReplyError(refusal)
-        if self.auth_user is not None:
-            self._check_quota(0)
-
-    def _check_quota(self, recipients):
-        """450 4.7.1 when the user's sending limit (send_quota.py) says no."""
-        limit = self.server.handler.quota.refusal(self.auth_user, recipients)
-        if limit is not None:
-            self.log.warning("sending limit of %s reached: %s", self.auth_user, limit)
-            raise SMTPReplyError(R.R450_SEND_LIMIT.format(limit))
 
     def cmd_RCPT(self, arg):
         """RCPT TO:<forward-path>: add a recipient (local account, or relay if allowed).
@@ -308,19 +251,14 @@ class SMTPSession(LineSession):
         if len(self.recipients) >= self.server.limits.recipients:
             raise SMTPReplyError(R.R452_TOO_MANY_RCPTS)
         if self.auth_user is not None:
-            self._check_quota(len(self.recipients) + 1)
+            self.policy.check_quota(self.auth_user, len(self.recipients) + 1)
         may_relay = self.auth_user is not None or self.trusted
         try:
             rcpt = self.server.handler.resolve_recipient(address, may_relay)
         except NoSuchUser:
             # the client only learns "no such user"; the log says which address and from whom
             self.log.info("recipient <%s> refused: no such user (from=<%s>)", address, self.sender)
-            self.unknown_recipients += 1
-            defence = self._defence() if self.auth_user is None else None
-            if defence is not None and self.unknown_recipients > defence.settings.unknown_recipients > 0:
-                # directory harvesting: this client is guessing addresses
-                self.log.info("disconnected after %d unknown recipients", self.unknown_recipients)
-                raise SMTPReplyError(R.R421_HARVEST.format(self.server.hostname)) from None
+            self.policy.unknown_recipient(self.auth_user)     # 421 for harvesting
             raise SMTPReplyError(R.R550_NO_SUCH_USER) from None
         except RelayDenied:
             self.log.info("relay denied for <%s> (from=<%s>)", address, self.sender)
@@ -334,12 +272,7 @@ class SMTPSession(LineSession):
         except AliasTooBig as exc:
             self.log.error("recipient <%s> refused: %s", address, exc)
             raise SMTPReplyError(R.R550_ALIAS_LOOP) from None
-        defence = self._defence() if self.auth_user is None else None
-        if defence is not None:
-            refusal = defence.on_rcpt(self.peer, self.sender, address)
-            if refusal is not None:
-                self.log.info("recipient <%s> deferred: %s (from=<%s>)", address, refusal.text, self.sender)
-                raise SMTPReplyError(refusal)
+        self.policy.check_rcpt(self.sender, address, self.auth_user)
         self.recipients.append(rcpt)
         self.state = RCPT
         self.send(R.R250_RCPT_OK.wire)
@@ -396,8 +329,9 @@ class SMTPSession(LineSession):
         if self.auth_user is not None:      # RFC 6409 8 fix-ups, DKIM signatures
             body = self.server.handler.finish_authenticated(body, self.server.hostname)
         queue_id = message.new_queue_id()
-        body, folder = self._inbound_checks(body, sender)
-        body, folder = self._content_filter(body, folder, sender, recipients, queue_id)
+        body, folder = self.policy.check_message(body, sender=sender, recipients=recipients,
+                                                 queue_id=queue_id, user=self.auth_user,
+                                                 helo=self.helo)
         trace = message.received_header(
             helo=self.helo, peer=self.peer, hostname=self.server.hostname, esmtp=self.esmtp,
             tls_info=self.tls_info, authenticated=self.auth_user is not None,
@@ -419,43 +353,6 @@ class SMTPSession(LineSession):
                       queue_id, sender, message.recipients_text(recipients), len(body),
                       message.message_id(body), self.helo, extra={"queue_id": queue_id})
         self.send(R.R250_QUEUED.format(queue_id).wire)
-
-    def _inbound_checks(self, body, sender):
-        """SPF, DKIM, DMARC and ARC of mail from the outside (inbound/checks.py):
-        not for authenticated or trusted clients.  Returns the message with its
-        Authentication-Results and the folder it goes to, or raises the refusal."""
-        inbound = self.server.handler.inbound
-        if inbound is None or self.auth_user is not None or self.trusted:
-            return body, None
-        body = inbound.strip(body)          # forged fields claiming to be ours
-        verdict = inbound.check(body, self.peer, self.helo, sender)
-        if verdict.action == "reject":
-            self.log.info("refused from=<%s>: %s", sender, verdict.reason)
-            raise SMTPReplyError(R.R550_AUTH_POLICY.format(verdict.reason))
-        if verdict.action == "tempfail":
-            self.log.info("deferred from=<%s>: %s", sender, verdict.reason)
-            raise SMTPReplyError(R.R451_AUTH_DNS.format(verdict.reason))
-        if verdict.reason:
-            self.log.info("from=<%s>: %s", sender, verdict.reason)
-        return verdict.header + body, verdict.folder
-
-    def _content_filter(self, body, folder, sender, recipients, queue_id):
-        """rspamd (inbound/rspamd.py, held by the defences) after the authentication
-        checks: same clients; it may refuse, label, or choose Junk."""
-        defence = self.server.handler.defence
-        if defence is None or self.auth_user is not None or self.trusted:
-            return body, folder
-        outcome = defence.on_message(body, ip=self.peer, helo=self.helo or "", sender=sender,
-                                     recipients=recipients, queue_id=queue_id,
-                                     hostname=self.server.hostname)
-        if outcome is None:
-            return body, folder
-        if outcome.refusal is not None:
-            self.log.info("refused from=<%s>: %s", sender, outcome.reason)
-            raise SMTPReplyError(outcome.refusal)
-        if outcome.reason:
-            self.log.info("from=<%s>: %s", sender, outcome.reason)
-        return outcome.body, outcome.folder or folder
 
     # -- other commands --------------------------------------------------------------
     def cmd_RSET(self, arg):
