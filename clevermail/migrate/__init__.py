@@ -2,10 +2,11 @@
 
 Readers turn another program's mail into `message.Incoming` values (bytes, IMAP flag
 names, internal date); `importer.py` hands every one to the store through
-Folder.append_many, the batch form of the Folder.append that IMAP APPEND uses, so
-UIDs, indexes, locks and durability are the store's, and it works while the server
-runs.  `export.py` writes a user's folders as
-a Maildir++ tree that mutt and Dovecot read.
+store/folder_ops.py's BatchAppender, the batch form of the append IMAP APPEND uses,
+so UIDs, indexes, locks and durability are the store's, and it works while the
+server runs.  `export.py` reads through folder_ops.reading (a FolderView) and writes
+a user's folders as a Maildir++ tree that mutt and Dovecot read.  Neither holds a
+Folder.
 
     message.py   the imported message (Incoming), the damaged-message check, IMAP
                  keyword syntax (RFC 3501 flag-keyword)

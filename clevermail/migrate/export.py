@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 
 from ..durable import fsync_dir, write_exclusive
 from ..imap import utf7
+from ..store import folder_ops
 from ..store import maildir as store_maildir
 from ..store.errors import MessageGone
 from ..store.paths import SEPARATOR
-from ..store.view import FolderView, ViewMode
 from .maildir import KEYWORDS_FILE, MAILDIR_FLAGS
 
 LETTERS = {name.lower(): letter for letter, name in MAILDIR_FLAGS.items()}
@@ -74,14 +74,8 @@ class Exporter:
 
     def folders(self):
         """[(name, message count)] of the account, INBOX first."""
-        out = []
-        for name in self.store.list_folders(self.address):
-            folder = self.store.open_folder(self.address, name)
-            try:
-                out.append((name, len(folder)))
-            finally:
-                self.store.release_folder(folder)
-        return out
+        return [(name, folder_ops.folder_status(self.store, self.address, name).messages)
+                for name in self.store.list_folders(self.address)]
 
     def run(self, dest, names=None, step=None):
         """Export folders `names` (default: all) into `dest`; `step()` per message."""
@@ -100,9 +94,7 @@ class Exporter:
             with open(os.path.join(path, "maildirfolder"), "wb"):
                 pass
         keywords = []            # index -> name, the folder's dovecot-keywords
-        folder = self.store.open_folder(self.address, name)
-        try:
-            view = FolderView(folder, name, ViewMode.MAILDROP)
+        with folder_ops.reading(self.store, self.address, name) as view:
             for message in view.messages(range(1, len(view) + 1)):
                 try:
                     with view.open_message(message.uid) as f:
@@ -120,8 +112,6 @@ class Exporter:
                 os.utime(tmp, (date, date))         # a rename keeps the mtime
                 os.rename(tmp, os.path.join(path, "cur", f"{base}:2,{letters}"))
                 report.messages += 1
-        finally:
-            self.store.release_folder(folder)
         if keywords:
             text = "".join(f"{i} {kw}\n" for i, kw in enumerate(keywords))
             write_exclusive(os.path.join(path, KEYWORDS_FILE), text.encode("utf-8"))

@@ -4,8 +4,8 @@ What PATH is decides the reader: a directory with cur/ or new/ is a Maildir or
 Maildir++ tree (maildir.py), another directory a tree of mbox files, a file starting
 "From " an mbox (mbox.py).
 
-Every message goes in through Folder.letters_for and Folder.append_many, the batch
-form of the Folder.append IMAP APPEND makes (imap/handler.py): UIDs, the uidlist,
+Every message goes in through store.folder_ops.appending (a BatchAppender: the batch
+form of the append IMAP APPEND makes through folder_ops.append_message): UIDs, the uidlist,
 the index, the folder's locks and the fsyncs are the store's, so an import can run
 while the server runs (another process's appends reach its sessions through
 store/watch.py).  Folders missing in the account are created and subscribed.
@@ -25,14 +25,14 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
+from ..store import folder_ops
 from ..store import maildir as store_maildir
 from ..store.errors import MessageGone
-from ..store.view import FolderView, ViewMode
 from . import maildir, mbox
 from .message import Damaged, SourceFolder, split_flags
 
 MAX_DATE = 2 ** 33 - 1      # beyond year 2200: a broken date, not a real one
-# Messages are committed in batches (Folder.append_many: one directory fsync and one
+# Messages are committed in batches (BatchAppender.append_many: one directory fsync and one
 # uidlist write per batch, every file still fsynced); a batch becomes visible at once.
 BATCH_MESSAGES = 500
 BATCH_BYTES = 32 << 20
@@ -121,11 +121,19 @@ class Importer:
         report.created.append(name)
 
     def _import_folder(self, source, report, step):
-        folder = self.store.open_folder(self.address, source.name)
-        try:
-            known = _Known(folder, source.name)
+        with folder_ops.appending(self.store, self.address, source.name) as appender:
+            known = _Known(appender.view)
             warned = set()
             batch, batch_bytes = [], 0
+
+            def commit():
+                if batch:
+                    uids, dropped = appender.append_many(batch)
+                    report.imported += len(uids)
+                    report.filled.add(source.name)
+                    self._warn(source.name, dropped, warned, report)
+                    batch.clear()
+
             for item in source.messages:
                 try:
                     incoming = item.load()
@@ -142,37 +150,23 @@ class Importer:
                     report.duplicates += 1
                     continue
                 flags, dropped = split_flags(incoming.flags)
-                letters = folder.letters_for(flags, create=True)
-                dropped += _not_given_letters(folder, flags, letters)
-                for name in dropped:
-                    if name.lower() not in warned:
-                        warned.add(name.lower())
-                        report.warnings.append(f"{source.name}: keyword {name!r} not kept "
-                                               f"(not an IMAP atom, or the folder's 26 keywords are taken)")
+                self._warn(source.name, dropped, warned, report)
                 known.add(date, incoming.wire)
-                batch.append((incoming.wire, "".join(sorted(letters)), date))
+                batch.append((incoming.wire, flags, date))
                 batch_bytes += len(incoming.wire)
                 if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
-                    self._commit(folder, source.name, batch, report)
-                    batch, batch_bytes = [], 0
-            self._commit(folder, source.name, batch, report)
-        finally:
-            self.store.release_folder(folder)
+                    commit()
+                    batch_bytes = 0
+            commit()
 
     @staticmethod
-    def _commit(folder, name, batch, report):
-        if batch:
-            report.imported += len(folder.append_many(batch))
-            report.filled.add(name)
-
-
-def _not_given_letters(folder, flags, letters):
-    """Keywords of `flags` that letters_for could not give a letter (26 are taken)."""
-    keywords = [f for f in flags if not f.startswith("\\")]
-    if sum(1 for c in letters if "a" <= c <= "z") >= len({k.lower() for k in keywords}):
-        return []
-    defined = {k.lower() for k in folder.keywords()}
-    return [k for k in keywords if k.lower() not in defined]
+    def _warn(name, dropped, warned, report):
+        """One warning per folder and keyword not kept."""
+        for keyword in dropped:
+            if keyword.lower() not in warned:
+                warned.add(keyword.lower())
+                report.warnings.append(f"{name}: keyword {keyword!r} not kept "
+                                       f"(not an IMAP atom, or the folder's 26 keywords are taken)")
 
 
 class _Known:
@@ -181,8 +175,8 @@ class _Known:
     imported by this run are remembered by digest.  Digests are of the disk form
     (LF line ends), what the store keeps."""
 
-    def __init__(self, folder, name):
-        self.view = FolderView(folder, name, ViewMode.MAILDROP)
+    def __init__(self, view):
+        self.view = view
         self.by_key = {}
         for message in self.view.messages(range(1, len(self.view) + 1)):
             self.by_key.setdefault((int(message.internaldate), message.size), []).append(message.uid)

@@ -1,12 +1,17 @@
 """One-shot work on a folder no session holds a view of: the counters of STATUS
-(RFC 3501 6.3.10) and APPEND (RFC 3501 6.3.11).
+(RFC 3501 6.3.10), APPEND (RFC 3501 6.3.11), and the bulk reads and writes of
+`clevermail import` / `export` (migrate/).
 
-The file handlers call these with their store (a FolderSource, store/api.py) and get
-plain values back: the Folder is opened, used and released here, so that no code
-outside store/ holds one.  A session's selected folder is a FolderView (view.py).
+The file handlers and migrate/ call these with their store (a FolderSource,
+store/api.py) and get plain values, a FolderView or a BatchAppender back: the Folder
+is opened, used and released here, so that no code outside store/ holds one.  A
+session's selected folder is a FolderView (view.py).
 """
 
+from contextlib import contextmanager
+
 from .folder import FolderStatus
+from .view import FolderView, ViewMode
 
 
 def folder_status(store, address, name) -> FolderStatus:
@@ -27,5 +32,57 @@ def append_message(store, address, name, wire, flag_names, date=None):
         letters = folder.letters_for(flag_names, create=True)     # drops \Recent
         uid = folder.append(wire, "".join(letters), date)
         return folder.uidvalidity, uid
+    finally:
+        store.release_folder(folder)
+
+
+@contextmanager
+def reading(store, address, name):
+    """A FolderView (MAILDROP: no \\Recent claimed) of folder `name` for a bulk reader
+    (export, the duplicate check of import); the folder is released on exit."""
+    folder = store.open_folder(address, name)
+    try:
+        yield FolderView(folder, name, ViewMode.MAILDROP)
+    finally:
+        store.release_folder(folder)
+
+
+class BatchAppender:
+    """Appends to one folder in batches of (wire, flag names, internal date): one
+    directory fsync and one uidlist write a batch, every file still fsynced (the
+    batch form of APPEND).  `view` is a FolderView of the folder as it was when the
+    appender opened it."""
+
+    def __init__(self, folder, view):
+        self._folder = folder
+        self.view = view
+
+    def append_many(self, batch):
+        """Store `batch`; returns (UIDs, keyword names not kept).  Keywords not yet
+        known are defined; a folder holds at most 26 (the Maildir letters a..z), so
+        the names past them are returned, not stored."""
+        rows, dropped = [], []
+        for wire, flag_names, date in batch:
+            letters = self._folder.letters_for(flag_names, create=True)
+            dropped += _not_given(self._folder, flag_names, letters)
+            rows.append((wire, "".join(sorted(letters)), date))
+        return (self._folder.append_many(rows) if rows else []), dropped
+
+
+def _not_given(folder, flag_names, letters):
+    """Keywords of `flag_names` that letters_for could not give a letter."""
+    keywords = [f for f in flag_names if not f.startswith("\\")]
+    if sum(1 for c in letters if "a" <= c <= "z") >= len({k.lower() for k in keywords}):
+        return []
+    defined = {k.lower() for k in folder.keywords()}
+    return [k for k in keywords if k.lower() not in defined]
+
+
+@contextmanager
+def appending(store, address, name):
+    """A BatchAppender for folder `name`, released on exit."""
+    folder = store.open_folder(address, name)
+    try:
+        yield BatchAppender(folder, FolderView(folder, name, ViewMode.MAILDROP))
     finally:
         store.release_folder(folder)
