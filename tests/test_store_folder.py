@@ -275,6 +275,22 @@ def test_copy_to(store, inbox):
         store.release_folder(target)
 
 
+def test_copy_gives_uids_in_source_order_whatever_the_dates(store, inbox):
+    """Copies keep their internal dates, so their file names need not sort in source
+    order; the new UIDs still follow the source UIDs (COPYUID pairs them in order)."""
+    store.create_folder(USER, "Kept")
+    target = store.open_folder(USER, "Kept")
+    try:
+        inbox.append(msg(1), "", 1_700_000_000)
+        inbox.append(msg(2), "", 1_600_000_000)     # older than the message before it
+        inbox.append(msg(3), "", 1_650_000_000)
+        assert inbox.copy_to([1, 2, 3], target) == [(1, 1), (2, 2), (3, 3)]
+        assert [target.entry(u).date for u in target.uids] == [1_700_000_000, 1_600_000_000, 1_650_000_000]
+        assert target.read_message(2) == msg(2)
+    finally:
+        store.release_folder(target)
+
+
 # -- change log and notification -------------------------------------------------------------
 def test_changes_since_log_limit(store, inbox, monkeypatch):
     monkeypatch.setattr(foldermod, "LOG_LIMIT", 5)

@@ -199,6 +199,6 @@ class FolderWriter:
                 maildir.commit_tmp(target.path, tmp, names[-1], sub="cur", sync=False)
             fsync_dir(os.path.join(target.path, "cur"))
             target.keep_stamp("cur", before)
-            target.index_new({"cur": names})
+            target.index_new({"cur": names}, in_order=True)     # UIDs in source order
             target.wake()
             return [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]

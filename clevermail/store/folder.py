@@ -112,9 +112,10 @@ class Folder:
         """Bring the index up to date with the directories; True if anything changed."""
         return self._sync.sync(force)
 
-    def index_new(self, fresh):
-        """Index new files {sub: [names]}, giving each a UID (arrival order)."""
-        return self._sync.index_new(fresh)
+    def index_new(self, fresh, in_order=False):
+        """Index new files {sub: [names]}, giving each a UID (arrival order, or the
+        order given with `in_order`)."""
+        return self._sync.index_new(fresh, in_order)
 
     # -- the index API of FolderWriter (store/changes.py) ---------------------------
     # Called with self.lock (and, around file changes, self.file_lock()) held.

@@ -152,23 +152,25 @@ class FolderSync:
             return True
         return False
 
-    def index_new(self, fresh):
+    def index_new(self, fresh, in_order=False):
         """Index new files {sub: [names]}, giving each a UID.  Names start with the
-        delivery time, so name order is arrival order and UIDs follow it."""
+        delivery time, so name order is arrival order and UIDs follow it; `in_order`:
+        UIDs follow the order of the names given instead (COPY: copies keep their
+        source's internal dates, which need not rise with the source's UIDs)."""
         if sum(map(len, fresh.values())) < BULK:
-            return self._index_names(fresh)
+            return self._index_names(fresh, in_order)
         # A bulk import creates hundreds of thousands of objects that all stay alive:
         # the cyclic GC would walk them again and again for nothing (a quarter of the
         # time at 100,000 messages).  Reference counting still frees garbage meanwhile.
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._index_names(fresh)
+            return self._index_names(fresh, in_order)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _index_names(self, fresh):
+    def _index_names(self, fresh, in_order=False):
         folder = self.folder
         cols = ([], [], [], [], [], [])
         scan.parse_names(folder.path, "new", fresh.get("new", []), cols)
@@ -179,7 +181,7 @@ class FolderSync:
         # Column-wise: sort row numbers by base name, keeping the last row of a base
         # (a file moved new/ -> cur/ between two listings shows up twice; cur/ wins).
         last = dict(zip(bases, range(len(bases))))
-        order = sorted(last.values(), key=bases.__getitem__)
+        order = sorted(last.values(), key=None if in_order else bases.__getitem__)
         bases, subs, flags, sizes, wsizes, dates = (list(map(col.__getitem__, order)) for col in cols)
         uids = folder.uidlist.assign_list(bases)
         folder.modseq += 1
