@@ -417,11 +417,33 @@ def test_expunge_not_sent_during_fetch_store_search(two_views):
     assert r.untagged == ["* 3 FETCH (FLAGS (\\Seen \\Recent))"]
     r = a.expect("SEARCH ALL")
     assert r.untagged == ["* SEARCH 1 3"]              # numbers still as the client knows them
-    r = a.expect("FETCH 2 UID", "NO", "EXPUNGEISSUED")
-    assert r.untagged == []
     r = a.expect("NOOP")
     assert r.untagged == ["* 2 EXPUNGE"]
     assert a.expect("FETCH 1:* UID").untagged == ["* 1 FETCH (UID 1)", "* 2 FETCH (UID 3)"]
+
+
+def test_expunged_but_not_reported_message_still_answers(two_views):
+    """RFC 2180 4.1 and 4.2.1, as Dovecot: until the session is told of an expunge,
+    FETCH of the message answers what the index still has (flags, date, size) and
+    OK; its content is gone, so a FETCH of it is NO [EXPUNGEISSUED] with what could
+    be sent; STORE on it is taken, changes nothing and answers OK."""
+    a, b = two_views
+    b.expect("STORE 2 +FLAGS.SILENT (\\Deleted \\Flagged)")
+    before = a.expect("NOOP")
+    assert before.untagged == ["* 2 FETCH (UID 2 FLAGS (\\Flagged \\Deleted \\Recent))"]
+    before = a.expect("FETCH 2 (UID FLAGS RFC822.SIZE INTERNALDATE)").untagged
+    b.expect("EXPUNGE")
+    r = a.expect("FETCH 2 (UID FLAGS RFC822.SIZE INTERNALDATE)")
+    assert r.untagged == before
+    r = a.expect("STORE 2 +FLAGS (\\Seen)")
+    assert r.untagged == []
+    r = a.expect("STORE 1:3 -FLAGS (\\Recent)")
+    assert [line.split(" (")[0] for line in r.untagged] == ["* 1 FETCH", "* 3 FETCH"]
+    r = a.expect("FETCH 1:3 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])", "NO", "EXPUNGEISSUED",
+                 "Some of the requested messages no longer exist")
+    assert [line.split(" (")[0] for line in r.untagged] == ["* 1 FETCH", "* 3 FETCH"]
+    r = a.expect("NOOP")
+    assert r.untagged == ["* 2 EXPUNGE"]
 
 
 def test_expunge_sent_after_uid_commands(two_views):

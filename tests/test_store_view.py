@@ -71,13 +71,30 @@ def test_numbering_and_messages(folder):
     assert v.first_unseen() == 2
 
 
-def test_messages_expunged_meanwhile_are_left_out(folder):
+def test_messages_expunged_meanwhile_keep_their_index_data(folder):
+    """RFC 2180 4.1: until the view forgets an expunged message it still shows its
+    flags, date and size; its content is gone.  expunged=False leaves it out."""
     v = view(folder)
+    folder.store_flags([2], {"F"}, "+")
+    before = v.messages([2])
     folder.expunge([2])
-    assert [(m.seq, m.uid) for m in v.messages([1, 2, 3])] == [(1, 1), (3, 3)]
+    assert v.messages([1, 2, 3])[1] == before[0]
+    assert [tuple(m) for m in v.messages([1, 2, 3])] == list(v.iter_messages([1, 2, 3]))
+    assert [(m.seq, m.uid) for m in v.messages([1, 2, 3], expunged=False)] == [(1, 1), (3, 3)]
+    assert folder.store_flags([2], {"S"}, "+") == []        # no effect on it
+    assert v.messages([2])[0].flags == frozenset({"\\Flagged", "\\Recent"})
     with pytest.raises(MessageGone):
         v.read_message(2)
     assert v.sizes()[1] == 0
+    assert v.flag_search([]) == [1, 3]
+
+
+def test_messages_expunged_long_ago_are_left_out(folder, monkeypatch):
+    monkeypatch.setattr("clevermail.store.folder.LOG_LIMIT", 1)
+    v = view(folder)
+    folder.expunge([1])
+    folder.expunge([2])
+    assert [(m.seq, m.uid) for m in v.messages([1, 2, 3])] == [(2, 2), (3, 3)]
 
 
 def test_recent_handed_to_one_view_only(folder, store):

@@ -155,7 +155,8 @@ def _search(session, args, uid_mode):
     ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0,
                          functools.partial(session.server.handler.read_message, view))
     hits = []
-    for msg in view.messages(range(1, len(view) + 1)):
+    # messages expunged by others but still numbered match nothing (as flag_search)
+    for msg in view.messages(range(1, len(view) + 1), expunged=False):
         try:
             if program.matches(msg, ctx):
                 hits.append(msg.uid if uid_mode else msg.seq)
@@ -192,14 +193,16 @@ def _fetch(session, args, uid_mode):
         # sync): Message values made from the index, no message file opened
         lines = render_index_only(request, view.iter_messages(seqs))
         session.send_many(lines)
-        if len(lines) < len(seqs):      # one line per message still there
-            raise R.FETCH_EXPUNGED.error()
+        if len(lines) < len(seqs):      # one expunged so long ago its data is gone
+            raise R.MESSAGE_GONE.error()
         return
     handler = session.server.handler
     seen_now = set()
     if request.sets_seen and not view.readonly:
         seen_now = handler.mark_seen(view, [view.uid_at(s) for s in seqs])
-    messages = view.messages(seqs)      # made after the \Seen: they show it
+    # made after the \Seen, they show it; a message another session expunged that
+    # this one was not told of yet comes too (RFC 2180 4.1), but its content is gone
+    messages = view.messages(seqs)
     read = functools.partial(handler.read_message, view)
     missing = False
 
@@ -214,7 +217,7 @@ def _fetch(session, args, uid_mode):
             yield b"* %d FETCH %s\r\n" % (msg.seq, data)
     session.send_many(lines())
     if missing or len(messages) < len(seqs):
-        raise R.FETCH_EXPUNGED.error()
+        raise R.MESSAGE_GONE.error()
 
 
 # -- STORE ----------------------------------------------------------------------------------
@@ -245,16 +248,16 @@ def _store(session, args, uid_mode):
     flags = flag_list(args[2]) if len(args) == 3 else [f for tok in args[2:] for f in flag_list(tok)]
     if view.readonly:
         raise R.READ_ONLY.error()
+    # a message another session expunged that this one was not told of yet is taken
+    # and left as it is, OK (RFC 2180 4.2.1, as Dovecot); no FETCH for it
     session.server.handler.set_flags(view, [view.uid_at(s) for s in seqs], flags, STORE_MODES[base])
-    messages = view.messages(seqs)      # as they are now, \\Recent included
+    messages = view.messages(seqs, expunged=False)      # as they are now, \\Recent included
     if not silent:
         out = session.mailbox.keyword_updates()     # a keyword new to this mailbox first
         for msg in messages:
             uid_part = b"UID %d " % msg.uid if uid_mode else b""
             out.append(b"* %d FETCH (%sFLAGS (%s))\r\n" % (msg.seq, uid_part, flag_text(msg.flags)))
         session.send_many(out)
-    if len(messages) < len(seqs):
-        raise R.STORE_EXPUNGED.error()
 
 
 # -- COPY / MOVE ----------------------------------------------------------------------------

@@ -152,10 +152,10 @@ UID_EXPUNGE_ARGS = Reply("BAD", None, "UID EXPUNGE takes a UID set")
 UID_NEEDS_COMMAND = Reply("BAD", None, "UID needs a command")
 UNKNOWN_UID_COMMAND = Reply("BAD", None, "Unknown UID command {}")
 READ_ONLY = Reply("NO", "READ-ONLY", "Mailbox is read-only")
-# RFC 5530 EXPUNGEISSUED: another session expunged some of the messages meanwhile
+# RFC 5530 EXPUNGEISSUED: another session expunged some of the messages and nothing
+# could be returned for them (their content is gone; flags, date and size of a message
+# the session was not told of yet are still answered, RFC 2180 4.1)
 MESSAGE_GONE = Reply("NO", "EXPUNGEISSUED", "Some of the requested messages no longer exist")
-FETCH_EXPUNGED = Reply("NO", "EXPUNGEISSUED", "Some messages were expunged meanwhile and were not fetched")
-STORE_EXPUNGED = Reply("NO", "EXPUNGEISSUED", "Some messages were expunged meanwhile")
 
 
 def internal_error(tag=None):

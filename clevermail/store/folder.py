@@ -66,6 +66,9 @@ class Folder:
         self.by_base = {}
         self._log = collections.deque()   # (modseq, kind, uid), kind 'E' or 'F'
         self._log_floor = 0
+        # uid -> Entry of messages expunged lately: a session not yet told of an
+        # expunge keeps seeing the message's flags, date and size (RFC 2180 4.1)
+        self.ghosts = {}
         self.uidlist = UidList(path)      # the UID map (uidlist.py; the file lock guards it)
         self._file_lock = FileLock(path)
         self.flagmap = FlagMap(path, self.lock)
@@ -147,6 +150,9 @@ class Folder:
         self.modseq += 1
         self._record("E", entry.uid)
         self.uidlist.forget([entry.base])
+        self.ghosts[entry.uid] = entry
+        if len(self.ghosts) > LOG_LIMIT:
+            del self.ghosts[next(iter(self.ghosts))]
 
     def rescan_all(self):
         """Re-list new/ and cur/ now (a file was renamed by another writer)."""

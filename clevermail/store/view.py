@@ -8,7 +8,10 @@ frozen `Changes` value (UIDs expunged by others, flag changes made by others, ne
 the \\Recent the view was handed); the caller decides when to show them and calls
 `forget()` for each expunge it reported (IMAP holds EXPUNGE back during FETCH, STORE
 and SEARCH, RFC 3501 7.4.1; POP3 never looks: its maildrop is frozen at login,
-RFC 1939 8).
+RFC 1939 8).  Until a view forgets an expunged UID, its Message still comes with
+the flags, date and size it had (the Folder keeps the entries of recent expunges,
+`ghosts`), so a session not yet told of an expunge keeps seeing the message as RFC
+2180 4.1 allows; its content is gone (MessageGone).
 
 A view has one ViewMode: SELECT (IMAP read-write: claims \\Recent, RFC 3501 2.3.2,
 for the UIDs it is the first to see, Folder.claim_recent), EXAMINE (IMAP read-only:
@@ -74,6 +77,10 @@ class Message(NamedTuple):
 _new_message = tuple.__new__        # Message(*values) without its Python-level __new__
 
 
+def _nothing(uid):
+    return None
+
+
 class ViewMode(enum.Enum):
     """How a session looks at a folder (see the module docstring)."""
     SELECT = "select"       # IMAP SELECT: read-write, claims \Recent
@@ -137,26 +144,33 @@ class FolderView:
     def uid_at(self, seq):
         return self.uids[seq - 1]
 
-    def messages(self, seqs):
-        """A Message for each sequence number whose message still exists (a message
-        expunged meanwhile is left out: compare the lengths).  Read from the index
-        alone: no file is opened."""
-        return [_new_message(Message, values) for values in self.iter_messages(seqs)]
+    def messages(self, seqs, expunged=True):
+        """A Message for each sequence number.  A message expunged by someone else
+        that the view still numbers (not yet forget()) keeps its last flags, date
+        and size (RFC 2180 4.1: the session has not been told); `expunged=False`
+        leaves such messages out, and one expunged too long ago is left out anyway
+        (compare the lengths).  Read from the index alone: no file is opened."""
+        return [_new_message(Message, values) for values in self.iter_messages(seqs, expunged)]
 
-    def iter_messages(self, seqs):
+    def iter_messages(self, seqs, expunged=True):
         """messages() one at a time and unnamed: each a plain tuple in Message's field
         order (seq, uid, flags, internaldate, size), for a caller that unpacks and
         renders each and lets it go.  FETCH 1:* (UID FLAGS) over 100,000 messages
         runs as fast as from the index rows themselves: no Message type to build
         (a third of the time) and no list of 100,000 values for the cyclic GC to
         walk again and again while it grows."""
-        get, uids, recent = self._folder.by_uid.get, self.uids, self.recent
-        names = _FlagNames(self._folder.flag_names)
+        folder = self._folder
+        get, uids, recent = folder.by_uid.get, self.uids, self.recent
+        ghost = folder.ghosts.get if expunged else _nothing
+        names = _FlagNames(folder.flag_names)
         for seq in seqs:
             uid = uids[seq - 1]
             entry = get(uid)
-            if entry is not None:
-                yield seq, uid, names[entry.flags, uid in recent], entry.date, entry.wsize
+            if entry is None:
+                entry = ghost(uid)
+                if entry is None:
+                    continue
+            yield seq, uid, names[entry.flags, uid in recent], entry.date, entry.wsize
 
     def sizes(self):
         """Wire sizes of the snapshot's messages (0 for one expunged meanwhile)."""
