@@ -4,13 +4,16 @@ wire form: relaxed/relaxed canonicalization, rsa-sha256 (RFC 8301) or ed25519-sh
 clock (the caller gives the timestamp).
 
 dkimpy does the DKIM parts that are easy to get subtly wrong: parsing the header
-section (dkim.rfc822_parse), relaxed canonicalization (dkim.canonicalization) and the
-selection and hashing of the signed fields, bottom-up, with the signature field itself
-last and its b= empty (dkim.hash_headers).  What dkimpy's own sign() cannot do cheaply
-is done here: a message is parsed and its body hashed once for all its signatures
-(Message), keys are parsed once (keys.py), and RSA is computed by OpenSSL through
-`cryptography` instead of dkimpy's pure-Python arithmetic (about 1 ms instead of 10-20
-ms per signature on a small machine, during which the pure-Python form holds the GIL).
+section (dkim.rfc822_parse, through canon.split) and relaxed canonicalization
+(dkim.canonicalization).  The signed fields are chosen bottom-up as
+dkim.select_headers chooses them (canon.select, compared in the tests) and hashed in
+h= order, the signature field itself last with its b= empty, as dkim.hash_headers
+does.  What dkimpy's own sign() cannot do cheaply is done here: a message is parsed,
+its body hashed and its signed fields hashed once for all its signatures (Message;
+each signature copies that hash and adds its own field), keys are parsed once
+(keys.py), and RSA is computed by OpenSSL through `cryptography` (about 0.3 ms a
+2048-bit signature, with the GIL released) instead of dkimpy's pure-Python
+arithmetic (10-20 ms holding the GIL).
 
 The signed fields are RFC 6376 5.4.1's set as dkimpy lists it (DKIM.SHOULD: From,
 Reply-To, Subject, Date, To, Cc, Message-ID, MIME-Version, Content-*, Resent-*,
@@ -21,12 +24,13 @@ breaks the signature.
 
 import base64
 import hashlib
-import re
 
 import dkim
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
 from dkim.canonicalization import Relaxed
+
+from .canon import relaxed_body, select, split
 
 SIGNED = frozenset(dkim.DKIM.SHOULD)
 OVERSIGNED = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"mime-version",
@@ -36,58 +40,24 @@ FIELD = b"DKIM-Signature"
 LINE = 76                   # fold the field's lines at about this many octets
 
 
-# Relaxed body canonicalization (RFC 6376 3.4.4) as dkimpy's Relaxed.canonicalize_body
-# computes it, at a fraction of the cost: its two regexes start a match at every
-# space (about 10 ms per 100 KiB of text); here line ends are stripped with bytes
-# methods, only runs that are not already one space are rewritten, and a body without
-# such whitespace (base64) is not rewritten at all.  The tests compare both.
-_WSP_RUN = re.compile(rb"(?: [ \t]|\t)[ \t]*")
-
-
-def relaxed_body(body):
-    """The relaxed canonical form of a body: WSP runs -> one space, none before a CRLF,
-    no empty lines at the end, CRLF added to a last line without one, and an empty
-    body for one of empty lines only (dkimpy's steps, in its order)."""
-    if b" \r\n" in body or b"\t\r\n" in body:
-        lines = body.split(b"\r\n")         # the last one has no CRLF: left as it is
-        lines[:-1] = [line.rstrip(b" \t") for line in lines[:-1]]
-        body = b"\r\n".join(lines)
-    if b"\t" in body or b"  " in body:
-        body = _WSP_RUN.sub(b" ", body)
-    if not body.endswith(b"\r\n"):
-        body += b"\r\n"
-    end = len(body) - 2
-    while body.endswith(b"\r\n", 0, end):
-        end -= 2
-    body = body[:end + 2]
-    return b"" if body == b"\r\n" else body
-
-
-class _Relaxed:
-    """dkim.hash_headers takes a policy object with canonicalize_headers()."""
-    canonicalize_headers = staticmethod(Relaxed.canonicalize_headers)
-
-
 class Message:
-    """A message parsed once for all its signatures: its header fields (raw and
-    canonical), the h= list and the body hash.  dkim.MessageFormatError if the header
-    section cannot be parsed (then nothing is signed)."""
+    """A message parsed once for all its signatures: its header fields, the h= list,
+    the body hash, and the hash of the signed fields (`fields_hash`, a sha256 object
+    each signature copies before it adds its own field: the rsa and the ed25519
+    signature sign the same fields).  dkim.MessageFormatError if the header section
+    cannot be parsed (then nothing is signed)."""
 
-    __slots__ = ("headers", "canonical", "signed", "body_hash")
+    __slots__ = ("headers", "signed", "body_hash", "fields_hash")
 
     def __init__(self, data):
-        # Only the header section goes through dkimpy's line parser; the body of a
-        # message in wire form is already what rfc822_parse would rebuild.
-        if data.startswith(b"\r\n"):
-            head, body = b"", data[2:]
-        else:
-            end = data.find(b"\r\n\r\n")
-            head, body = (data, b"") if end < 0 else (data[:end + 2], data[end + 4:])
-        self.headers = dkim.rfc822_parse(head)[0] if head else []
-        self.canonical = Relaxed.canonicalize_headers(self.headers)
-        names = [name for name, _ in self.canonical if name in SIGNED]
-        self.signed = names + list(OVERSIGNED)
+        self.headers, body = split(data)
+        # a parsed field name has no white space: lower() is its relaxed form
+        self.signed = [name.lower() for name, _ in self.headers if name.lower() in SIGNED]
+        self.signed += OVERSIGNED
         self.body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
+        self.fields_hash = hasher = hashlib.sha256()
+        for name, value in Relaxed.canonicalize_headers(select(self.headers, self.signed)):
+            hasher.update(name + b":" + value)
 
     def field_values(self, name):
         """The raw values of the header fields called `name` (lower-case bytes)."""
@@ -124,9 +94,11 @@ def sign(message, key, timestamp):
     pieces += [p.encode("ascii") for p in h]
     pieces += [b"bh=" + message.body_hash + b";", b"b="]
     value = _fold(pieces, len(FIELD) + 1)
-    hasher = hashlib.sha256()
-    dkim.hash_headers(hasher, _Relaxed, message.canonical, list(message.signed),
-                      (FIELD, value), None)
+    # the signature field last, without its CRLF and b= empty (it is: the value
+    # ends in "b="), as dkim.hash_headers adds it (RFC 6376 3.7)
+    hasher = message.fields_hash.copy()
+    [(name, canonical)] = Relaxed.canonicalize_headers([(FIELD, value)])
+    hasher.update(name + b":" + canonical.rstrip())
     digest = hasher.digest()
     if selector.algorithm == "rsa":
         raw = key.private.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))

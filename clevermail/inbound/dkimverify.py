@@ -1,18 +1,26 @@
-"""DKIM (RFC 6376, RFC 8463) and ARC (RFC 8617) verification of a received message,
-with dkimpy over the server's resolver (dnsclient.DnsClient.dkim_txt).
+"""DKIM (RFC 6376, RFC 8463) and ARC (RFC 8617) verification of a received message
+over the server's resolver (dnsclient.DnsClient.dkim_txt), with dkimpy: each
+signature through dkim/verify.py (dkimpy's steps on a message parsed once, keys
+parsed once per record, RSA by OpenSSL), the ARC chain through dkim.arc_verify.
 
 Every DKIM-Signature is verified, not only the first: DMARC needs to know each
 domain that signed successfully.  Per signature the outcome is one of RFC 8601's
 dkim results: pass, fail (a bad signature or body hash), neutral (a signature that
-cannot be checked: malformed tags, unknown algorithm), temperror (DNS trouble) or
-permerror (no usable key).  ARC gives one chain validation result: none, pass, fail.
+cannot be checked: malformed tags, unknown algorithm, expired), temperror (DNS
+trouble) or permerror (no key published, or none usable: RFC 6376 6.1.2).  ARC
+gives one chain validation result: none, pass, fail.
 """
 
 from dataclasses import dataclass
 
 import dkim
 
+from ..dkim.canon import Parsed
+from ..dkim.pubkeys import KeyCache
+from ..dkim.verify import NoKey, signature_tags, verify
+
 MAX_SIGNATURES = 10         # signatures verified per message; more are "neutral"
+KEYS = KeyCache()           # key record text -> key, shared by every session
 
 
 @dataclass(frozen=True)
@@ -24,25 +32,29 @@ class DKIMSignatureResult:
     reason: str = ""
 
 
-def verify_dkim(message, dns):
+def verify_dkim(message, dns, keys=KEYS):
     """One DKIMSignatureResult per DKIM-Signature header of `message` (CRLF bytes)."""
-    checker = dkim.DKIM(message, minkey=1024, timeout=5)
-    count = sum(1 for name, _ in checker.headers if name.lower() == b"dkim-signature")
+    try:
+        parsed = Parsed(message)
+    except dkim.MessageFormatError as exc:
+        # no field can be trusted to be a signature: one result says so when the
+        # message seems to carry one
+        end = message.find(b"\r\n\r\n")
+        if b"dkim-signature" not in (message if end < 0 else message[:end + 2]).lower():
+            return []
+        return [DKIMSignatureResult("permerror", "", "", "", f"header section: {exc}")]
+    fields = [field for field in parsed.headers if field[0].lower() == b"dkim-signature"]
     results = []
-    for idx in range(count):
+    for idx, field in enumerate(fields):
         if idx >= MAX_SIGNATURES:
             results.append(DKIMSignatureResult("neutral", "", "", "", "too many signatures"))
             continue
-        if idx:                 # a fresh verifier per signature (it keeps per-signature state)
-            checker = dkim.DKIM(message, minkey=1024, timeout=5)
-        reason = ""
+        tags, reason = {}, ""
         try:
-            ok = checker.verify(idx=idx, dnsfunc=dns.dkim_txt)
-            result = "pass" if ok else "fail"
-            if not ok and _key_missing(checker, dns):
-                # dkimpy says False for a missing key too: no key is a permerror
-                # (RFC 6376 6.1.2), not a signature that failed
-                result, reason = "permerror", "no key published"
+            tags = signature_tags(field[1])
+            result = "pass" if verify(parsed, field, tags, dns.dkim_txt, keys) else "fail"
+        except NoKey as exc:
+            result, reason = "permerror", str(exc)
         except dkim.DnsTimeoutError as exc:
             result, reason = "temperror", str(exc)
         except dkim.KeyFormatError as exc:
@@ -54,10 +66,8 @@ def verify_dkim(message, dns):
             reason = str(exc)
         except dkim.DKIMException as exc:
             result, reason = "permerror", str(exc)
-        fields = getattr(checker, "signature_fields", None) or {}
         results.append(DKIMSignatureResult(
-            result, _text(fields.get(b"d")), _text(fields.get(b"s")), _text(fields.get(b"a")),
-            reason))
+            result, _text(tags.get(b"d")), _text(tags.get(b"s")), _text(tags.get(b"a")), reason))
     return results
 
 
@@ -73,17 +83,6 @@ def verify_arc(message, dns):
     except dkim.DKIMException as exc:
         return "fail", str(exc)
     return _text(cv) or "none", _text(reason)
-
-
-def _key_missing(checker, dns):
-    fields = getattr(checker, "signature_fields", None) or {}
-    selector, domain = fields.get(b"s"), fields.get(b"d")
-    if not selector or not domain:
-        return False
-    try:
-        return dns.dkim_txt(selector + b"._domainkey." + domain) is None
-    except dkim.DnsTimeoutError:
-        return False
 
 
 def _text(value):

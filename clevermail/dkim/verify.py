@@ -1,0 +1,116 @@
+"""DKIM verification of one DKIM-Signature field (RFC 6376 6.1; ed25519-sha256 of
+RFC 8463): the steps of dkimpy's DKIM.verify (verify_headerprep, verify_sig,
+verify_sig_process), in its order, with its tag parser, tag checks,
+canonicalization and header hashing, and its exceptions; pure but for the key
+lookup the caller passes.
+
+What differs is the cost: the message is parsed and canonicalized once for all its
+signatures (canon.Parsed: an rsa-sha256 and an ed25519-sha256 signature over the
+same body hash it once), a key record is parsed once (pubkeys.KeyCache), and RSA is
+checked by OpenSSL.  dkimpy did all of it again per signature, in pure Python:
+about 1.5 ms of CPU holding the GIL per 4 KiB message on a small machine.  The tests
+compare the outcome with dkimpy's verify() on the same messages.
+
+Outcomes, as dkimpy gives them: True (the signature verifies), False (it does not),
+or one of dkimpy's exceptions: dkim.ValidationError (tags dkimpy refuses: missing,
+malformed, expired, from the future; "body hash mismatch"), dkim.MessageFormatError
+(an unparsable tag list, c= or base64), dkim.KeyFormatError (an unusable key record,
+or a key shorter than `minkey` bits), dkim.DnsTimeoutError from the lookup.  Two
+answers are sharper than dkimpy's, which says False for both: NoKey when no key
+record is published, and the KeyFormatError of a record that cannot be used.
+"""
+
+import base64
+import binascii
+import re
+
+import dkim
+from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError, Relaxed
+from dkim.crypto import HASH_ALGORITHMS
+from dkim.util import InvalidTagValueList, parse_tag_value
+
+from .canon import select
+
+MINKEY = 1024               # bits: a smaller RSA key does not count (RFC 8301 3.2)
+_WSP = re.compile(rb"\s+")
+_H_SEP = re.compile(rb"\s*:\s*")
+
+
+class NoKey(dkim.DKIMException):
+    """No key record at the selector (RFC 6376 6.1.2: PERMFAIL, no key for signature)."""
+
+
+def signature_tags(value):
+    """The tags of a DKIM-Signature field value (dkimpy's parser): {b"d": ..., ...};
+    dkim.MessageFormatError if it is not a tag list."""
+    try:
+        return parse_tag_value(value)
+    except InvalidTagValueList as exc:
+        raise dkim.MessageFormatError(exc) from None
+
+
+def verify(parsed, field, tags, lookup, keys, minkey=MINKEY):
+    """Whether `field` ([name, value], one of parsed.headers), whose tags are `tags`,
+    is a valid signature of `parsed` (a canon.Parsed).  `lookup(name)` returns the
+    key record at `name` (bytes, None when there is none) as dkimpy's dnsfunc does;
+    `keys` is a pubkeys.KeyCache."""
+    dkim.validate_signature_fields(tags)
+    include = [name.lower() for name in _H_SEP.split(tags[b"h"])]
+    record = lookup(tags[b"s"] + b"._domainkey." + tags[b"d"] + b".")
+    if not record:
+        raise NoKey("no key published")
+    key = keys.get(record)
+    if key.tlsrpt:          # RFC 8460 3: a key only for TLS reports
+        raise dkim.ValidationError("Message is not tlsrpt and Service Type is tlsrpt")
+    try:
+        policy = CanonicalizationPolicy.from_c_value(tags.get(b"c", b"simple/simple"))
+    except InvalidCanonicalizationPolicyError as exc:
+        raise dkim.MessageFormatError(f"invalid c= value: {exc.args[0]}") from None
+    hasher = HASH_ALGORITHMS[tags[b"a"]]
+
+    length = tags.get(b"l")
+    if length is not None:
+        if not length:          # dkimpy's check lets "l=" pass, and then int() fails
+            raise dkim.ValidationError("l= value is empty")
+        length = int(length)
+    body_hash = parsed.body_hash(policy.body_algorithm is Relaxed, hasher().name, length)
+    try:
+        expected = base64.b64decode(_WSP.sub(b"", tags[b"bh"]))
+    except (TypeError, binascii.Error) as exc:
+        raise dkim.MessageFormatError(str(exc)) from None
+    if body_hash != expected:
+        raise dkim.ValidationError(f"body hash mismatch (got {base64.b64encode(body_hash)}, "
+                                   f"expected {tags[b'bh']})")
+
+    # dkimpy hashes every From field, whatever h= says (its bug #644046): a second
+    # From added to a signed message breaks the signature
+    if b"from" in include:
+        include.append(b"from")
+    header_hash = hasher()
+    _hash_fields(header_hash, policy, parsed.headers, include, field)
+    try:
+        signature = base64.b64decode(_WSP.sub(b"", tags[b"b"]))
+    except (TypeError, binascii.Error) as exc:
+        raise dkim.MessageFormatError(str(exc)) from None
+    ok = key.verify(header_hash, signature)
+    if ok and key.kind == b"rsa" and key.keysize < minkey:
+        raise dkim.KeyFormatError(f"public key too small: {key.keysize}")
+    return ok
+
+
+def _hash_fields(hasher, policy, fields, include, signature_field):
+    """dkim.hash_headers, with the fields chosen (canon.select) before they are
+    canonicalized (the same choice: a parsed field name has no white space to lose,
+    so relaxed's lower-casing is what the choice compares anyway) rather than every
+    field of the message canonicalized for a few; the signature field last, its b= emptied and
+    without its CRLF (RFC 6376 3.7)."""
+    chosen = policy.canonicalize_headers(select(fields, include))
+    [(name, value)] = policy.canonicalize_headers(
+        [(signature_field[0], dkim.RE_BTAG.sub(b"\\1", signature_field[1]))])
+    for name_, value_ in chosen:
+        hasher.update(name_)
+        hasher.update(b":")
+        hasher.update(value_)
+    hasher.update(name)
+    hasher.update(b":")
+    hasher.update(value.rstrip())
