@@ -3,7 +3,8 @@ worker call, and the HTTP endpoint that serves it (Prometheus text exposition fo
 https://prometheus.io/docs/instrumenting/exposition_formats/, via prometheus_client).
 
 `Metrics` is the collaborator every instrumented layer takes: a method per event
-(session_opened, login, smtp_refused, message_accepted, relay_results, ...).  The base
+(session_opened, login, smtp_refused, message_accepted, relay_results, and for mail
+from outside auth_result, inbound_verdict, defence, rspamd_scanned, rspamd_failed).  The base
 class does nothing, so with `[metrics] listen` empty (the default) the hot path pays
 one call of an empty method per event.  `PromMetrics` records into its own
 CollectorRegistry (never prometheus_client's global one: tests run many MailServices
@@ -34,6 +35,19 @@ PROTOCOLS = ("smtp", "pop3", "imap")
 LOCAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Seconds from enqueue to final delivery by the relay (retries take hours).
 RELAY_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0, 5 * 86400.0)
+
+# Seconds rspamd took to scan a message (its default timeout is 10 s).
+RSPAMD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# rspamd's actions (https://rspamd.com/doc/configuration/metrics.html) -> the label;
+# anything else it may say is "other".
+RSPAMD_ACTIONS = {"no action": "no_action", "add header": "add_header",
+                  "rewrite subject": "rewrite_subject", "greylist": "greylist",
+                  "soft reject": "soft_reject", "reject": "reject"}
+# The MX port's checks (inbound/): methods of the Authentication-Results field, their
+# RFC 8601 results, the verdicts of the [inbound] policy, the built-in defences.
+AUTH_METHODS = ("spf", "spf_helo", "dkim", "dmarc", "arc")
+VERDICTS = ("accept", "quarantine", "reject", "tempfail")
+DEFENCES = ("dnsbl", "greylist", "connection_rate", "message_rate")
 
 # A relay recipient's state after an attempt -> the outcome label.
 OUTCOMES = {"delivered": "delivered", "deferred": "deferred", "failed": "bounced",
@@ -73,6 +87,24 @@ class Metrics:
 
     def store_error(self, operation):
         """Storing mail failed (nothing was acknowledged)."""
+
+    def auth_result(self, method, result):
+        """An inbound check's result (method: spf, spf_helo, dkim per signature,
+        dmarc, arc; result: RFC 8601's pass, fail, none, ...)."""
+
+    def inbound_verdict(self, verdict):
+        """The [inbound] policy's verdict on a message: accept, quarantine, reject, tempfail."""
+
+    def defence(self, check, refused):
+        """A built-in defence was asked (dnsbl, greylist, connection_rate,
+        message_rate) and refused the client or let it pass."""
+
+    def rspamd_scanned(self, action, seconds):
+        """rspamd answered with `action` after `seconds`."""
+
+    def rspamd_failed(self, reason, outcome):
+        """rspamd could not answer (reason: timeout, unreachable, http_error,
+        bad_reply); outcome: accepted_unscanned (fail open) or tempfail."""
 
     def internal_error(self, protocol):
         """A session hit an unexpected exception (answered with a temporary failure)."""
@@ -122,6 +154,24 @@ class PromMetrics(Metrics):
         self._relay_latency = Histogram(
             "clevermail_relay_delivery_seconds", "Seconds from enqueue to final delivery "
             "by the relay.", buckets=RELAY_BUCKETS, registry=reg)
+        self._auth = Counter("clevermail_inbound_auth_results", "Results of the inbound "
+                             "authentication checks of mail from outside (RFC 8601), by method "
+                             "(spf, spf_helo, dkim per signature, dmarc, arc) and result.",
+                             ["method", "result"], registry=reg)
+        self._verdicts = Counter("clevermail_inbound_verdicts", "What the [inbound] policy "
+                                 "decided for a message from outside: accept, quarantine, "
+                                 "reject, tempfail.", ["verdict"], registry=reg)
+        self._defences = Counter("clevermail_defence_checks", "Built-in MX defences asked "
+                                 "(dnsbl, greylist, connection_rate, message_rate), by outcome "
+                                 "(refused, passed).", ["check", "outcome"], registry=reg)
+        self._rspamd = Counter("clevermail_rspamd_scans", "Messages rspamd scanned, by the "
+                               "action it answered.", ["action"], registry=reg)
+        self._rspamd_failures = Counter(
+            "clevermail_rspamd_failures", "Messages rspamd could not scan, by reason (timeout, "
+            "unreachable, http_error, bad_reply) and outcome (accepted_unscanned: fail open; "
+            "tempfail).", ["reason", "outcome"], registry=reg)
+        self._rspamd_latency = Histogram("clevermail_rspamd_seconds", "Seconds rspamd took to "
+                                         "scan a message.", buckets=RSPAMD_BUCKETS, registry=reg)
         # labelled children, once: labels() costs a dict lookup under a lock
         self._session_of = {p: self._sessions.labels(p) for p in PROTOCOLS}
         for p in PROTOCOLS:
@@ -129,6 +179,10 @@ class PromMetrics(Metrics):
             self._internal.labels(p)
         for outcome in ("delivered", "deferred", "bounced"):
             self._relay.labels(outcome)
+        self._verdict_of = {v: self._verdicts.labels(v) for v in VERDICTS}
+        self._defence_of = {(check, refused): self._defences.labels(check, "refused" if refused else "passed")
+                            for check in DEFENCES for refused in (True, False)}
+        self._action_of = {name: self._rspamd.labels(label) for name, label in RSPAMD_ACTIONS.items()}
 
     def session_opened(self, protocol):
         self._session_of[protocol].inc()
@@ -163,6 +217,23 @@ class PromMetrics(Metrics):
 
     def store_error(self, operation):
         self._store_errors.labels(operation).inc()
+
+    def auth_result(self, method, result):
+        self._auth.labels(method, result).inc()
+
+    def inbound_verdict(self, verdict):
+        self._verdict_of[verdict].inc()
+
+    def defence(self, check, refused):
+        self._defence_of[check, refused].inc()
+
+    def rspamd_scanned(self, action, seconds):
+        child = self._action_of.get(action)
+        (child if child is not None else self._rspamd.labels("other")).inc()
+        self._rspamd_latency.observe(seconds)
+
+    def rspamd_failed(self, reason, outcome):
+        self._rspamd_failures.labels(reason, outcome).inc()
 
     def internal_error(self, protocol):
         self._internal.labels(protocol).inc()

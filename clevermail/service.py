@@ -182,12 +182,12 @@ class MailService:
         self.dns = self.resolver or make_resolver(settings.relay.nameservers,
                                                   dnssec=settings.relay.dnssec)
         self._retired = []                  # defences replaced by a reload, closed at stop
+        self.metrics = metrics.for_settings(settings.metrics)     # the checks below count
         self.defence = self._make_defence(settings)
         inbound = self._make_inbound(settings)
         self.signer = self._build_signer(settings)
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
-        self.metrics = metrics.for_settings(settings.metrics)
         self.handlers = handlers = {
             "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
                                     postmaster=server.postmaster,
@@ -245,7 +245,7 @@ class MailService:
         if not settings.inbound.checks:
             return None
         return InboundChecks(self.dns, settings.server.hostname, self.accounts.is_local_domain,
-                             settings.inbound)
+                             settings.inbound, metrics=self.metrics)
 
     def _make_defence(self, settings, previous=None):
         """The MX defences; a reload keeps the running greylist (its database
@@ -259,8 +259,8 @@ class MailService:
             greylist.delay = spam.greylist_delay
         # the content filter keeps no connection between messages: a reload swaps it whole
         content = ContentFilter(RspamdClient(*spam.rspamd, timeout=spam.rspamd_timeout),
-                                spam.rspamd_fail) if spam.rspamd else None
-        return Defence(spam, dnslists, greylist, content=content)
+                                spam.rspamd_fail, metrics=self.metrics) if spam.rspamd else None
+        return Defence(spam, dnslists, greylist, content=content, metrics=self.metrics)
 
     def _build_signer(self, settings):
         """DKIM ([dkim] sign): keys for the local domains that have none (first start;

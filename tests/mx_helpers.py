@@ -6,13 +6,17 @@ an RSA key for DKIM signatures made in the test, and a factory of MailServices
     svc = start(inbound={"checks": True}, relay={"nameservers": [...]})
     ...
     start.stop_all()
+
+scrape(svc) reads a service's /metrics (with [metrics] listen set).
 """
 
 import base64
 import shutil
+import urllib.request
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from prometheus_client.parser import text_string_to_metric_families
 
 from clevermail.service import MailService
 from conftest import make_config
@@ -32,6 +36,20 @@ def dkim_txt(public_b64):
     """The record's value as zone-file strings (at most 200 characters each)."""
     chunks = " ".join(f'"{public_b64[i:i + 200]}"' for i in range(0, len(public_b64), 200))
     return f'"v=DKIM1; k=rsa; p=" {chunks}'
+
+
+def scrape(svc):
+    """{(sample name, frozenset(labels.items())): value} of one GET of `svc`'s /metrics
+    (a MailService started with [metrics] listen), parsed by prometheus_client."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{svc.metrics_port}/metrics", timeout=10) as r:
+        text = r.read().decode("utf-8")
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(samples, name, **labels):
+    """One value of scrape()'s result (None when absent)."""
+    return samples.get((name, frozenset(labels.items())))
 
 
 class MXServices:

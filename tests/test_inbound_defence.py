@@ -13,7 +13,7 @@ from clevermail.inbound.dnsclient import DnsClient
 from clevermail.inbound.greylist import Greylist, client_network
 from clevermail.relay.mx import make_resolver
 from dns_server import DNSServer
-from mx_helpers import MXServices
+from mx_helpers import MXServices, sample, scrape
 from smtp_helpers import inbox, make_users_file
 
 ZONE = """
@@ -109,7 +109,8 @@ def start(tmp_path, dns, users, thread_guard):
     services = MXServices(tmp_path, users)
 
     def start(**spam):
-        return services(spam=spam, relay={"nameservers": [f"127.0.0.1:{dns.port}"]})
+        return services(spam=spam, relay={"nameservers": [f"127.0.0.1:{dns.port}"]},
+                        metrics={"listen": "127.0.0.1:0"})
 
     yield start
     services.stop_all()
@@ -126,6 +127,9 @@ def test_block_list_refuses_with_the_lists_reason(start):
             s.sendmail("x@far.test", ["alice@example.test"], b"Subject: s\r\n\r\nx\r\n")
     assert info.value.smtp_code == 554
     assert info.value.smtp_error == b"5.7.1 Client address 127.0.0.1 blocked by block.test: listed by block.test"
+    samples = scrape(svc)
+    assert sample(samples, "clevermail_defence_checks_total", check="dnsbl", outcome="refused") == 1
+    assert sample(samples, "clevermail_defence_checks_total", check="dnsbl", outcome="passed") == 0
 
 
 def test_greylisting_defers_the_first_attempt_only(start):
@@ -140,6 +144,9 @@ def test_greylisting_defers_the_first_attempt_only(start):
         s.login("bob@example.test", "bob-pw")
         assert s.sendmail("bob@example.test", ["alice@example.test"], b"Subject: t\r\n\r\nx\r\n") == {}
     assert len(inbox(svc.data_dir, "alice@example.test")) == 2
+    samples = scrape(svc)
+    assert sample(samples, "clevermail_defence_checks_total", check="greylist", outcome="refused") == 1
+    assert sample(samples, "clevermail_defence_checks_total", check="greylist", outcome="passed") == 1
 
 
 def test_harvesting_is_cut_off_after_the_unknown_recipient_limit(start):
@@ -168,6 +175,11 @@ def test_message_and_connection_rates(start):
     with pytest.raises(smtplib.SMTPConnectError) as info:
         smtp(svc)
     assert info.value.smtp_code == 421
+    samples = scrape(svc)
+    counts = {(check, outcome): sample(samples, "clevermail_defence_checks_total", check=check, outcome=outcome)
+              for check in ("message_rate", "connection_rate") for outcome in ("refused", "passed")}
+    assert counts == {("message_rate", "refused"): 1, ("message_rate", "passed"): 2,
+                      ("connection_rate", "refused"): 1, ("connection_rate", "passed"): 3}
 
 
 def test_a_client_talking_before_the_banner_is_refused(start):

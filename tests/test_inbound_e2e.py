@@ -11,7 +11,7 @@ import dkim
 import pytest
 
 from dns_server import DNSServer
-from mx_helpers import MXServices, dkim_txt, rsa_test_key
+from mx_helpers import MXServices, dkim_txt, rsa_test_key, sample, scrape
 from smtp_helpers import inbox, make_users_file
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +54,8 @@ def start(tmp_path, dns, users):
 
     def start(**inbound):
         return services(inbound={"checks": True, **inbound},
-                        relay={"nameservers": [f"127.0.0.1:{dns.port}"]})
+                        relay={"nameservers": [f"127.0.0.1:{dns.port}"]},
+                        metrics={"listen": "127.0.0.1:0"})
 
     yield start
     services.stop_all()
@@ -106,6 +107,10 @@ def test_forged_dmarc_reject_domain_is_refused(start):
     assert info.value.smtp_code == 550
     assert info.value.smtp_error == b"5.7.1 Message refused: DMARC policy of strict.test"
     assert inbox(svc.data_dir, "alice@example.test") == []
+    samples = scrape(svc)
+    assert sample(samples, "clevermail_inbound_auth_results_total", method="dmarc", result="fail") == 1
+    assert sample(samples, "clevermail_inbound_verdicts_total", verdict="reject") == 1
+    assert sample(samples, "clevermail_inbound_verdicts_total", verdict="accept") == 0
 
 
 def test_signed_mail_passes_dkim_and_dmarc(start, key):
@@ -117,6 +122,11 @@ def test_signed_mail_passes_dkim_and_dmarc(start, key):
     [dkim_result] = [text for m, _, text in results if m == "dkim"]
     assert dkim_result == "dkim=pass header.d=strict.test header.s=sel header.a=rsa-sha256"
     assert "dmarc=pass (p=reject) header.from=strict.test" in [t for _, _, t in results]
+    samples = scrape(svc)
+    assert sample(samples, "clevermail_inbound_auth_results_total", method="dkim", result="pass") == 1
+    assert sample(samples, "clevermail_inbound_auth_results_total", method="dmarc", result="pass") == 1
+    assert sample(samples, "clevermail_inbound_auth_results_total", method="spf", result="fail") == 1
+    assert sample(samples, "clevermail_inbound_verdicts_total", verdict="accept") == 1
 
 
 def test_tampered_signature_fails(start, key):
@@ -136,6 +146,7 @@ def test_quarantine_goes_to_junk(start):
     [name] = os.listdir(junk)
     raw = open(os.path.join(junk, name), "rb").read()
     assert ("dmarc", "fail") in [(m, r) for m, r, _ in auth_results(raw)]
+    assert sample(scrape(svc), "clevermail_inbound_verdicts_total", verdict="quarantine") == 1
 
 
 def test_spf_pass_without_dmarc_and_spf_fail_tagged_by_default(start):

@@ -29,7 +29,7 @@ from clevermail.inbound.rspamd import (ContentFilter, RspamdClient, RspamdError,
                                        rewrite_subject)
 from components import component_missing
 from dns_server import DNSServer
-from mx_helpers import MXServices
+from mx_helpers import MXServices, sample, scrape
 from smtp_helpers import inbox, make_users_file
 from waiting import wait_for
 
@@ -366,3 +366,54 @@ def test_reload_points_the_filter_elsewhere_and_turns_it_off(start, rspamd, tmp_
     svc.reload(make_config(tmp_path, spam={"rspamd": ""}, pop3={"listen": []}, imap={"listen": []}))
     assert send(svc, GTUBE, subject="third") == {}
     assert len(inbox(svc.data_dir, "alice@example.test")) == 2
+
+
+def test_metrics_count_each_action_the_seconds_and_failures(tmp_path, users, rspamd, dns, thread_guard):
+    """GTUBE and its variants through the real rspamd, then rspamd down: /metrics shows
+    each action, the scans' seconds, the failures and what followed from them, and
+    the inbound checks' results and verdicts of the same messages."""
+    services = MXServices(tmp_path, users)
+
+    def stop(svc):                  # the next one uses the same data dir
+        svc.stop()
+        services.services.remove(svc)
+
+    try:
+        svc = services(spam={"rspamd": f"{rspamd[0]}:{rspamd[1]}"}, metrics={"listen": "127.0.0.1:0"},
+                       inbound={"checks": True}, relay={"nameservers": [f"127.0.0.1:{dns.port}"]})
+        with pytest.raises(smtplib.SMTPDataError):
+            send(svc, GTUBE, subject="first")
+        assert send(svc, GTUBE_ADD_HEADER, subject="second") == {}
+        assert send(svc, "Hello Alice, lunch tomorrow?", subject="third") == {}
+        samples = scrape(svc)
+        assert sample(samples, "clevermail_rspamd_scans_total", action="reject") == 1
+        assert sample(samples, "clevermail_rspamd_scans_total", action="add_header") == 1
+        assert sample(samples, "clevermail_rspamd_scans_total", action="no_action") == 1
+        assert sample(samples, "clevermail_rspamd_scans_total", action="greylist") == 0
+        assert sample(samples, "clevermail_rspamd_seconds_count") == 3
+        assert sample(samples, "clevermail_rspamd_seconds_sum") > 0
+        # the checks ran before rspamd, for every message (far.test publishes nothing)
+        assert sample(samples, "clevermail_inbound_auth_results_total", method="spf", result="none") == 3
+        assert sample(samples, "clevermail_inbound_auth_results_total", method="dkim", result="none") == 3
+        assert sample(samples, "clevermail_inbound_auth_results_total", method="dmarc", result="none") == 3
+        assert sample(samples, "clevermail_inbound_verdicts_total", verdict="accept") == 3
+        assert sample(samples, "clevermail_smtp_refused_total", reason="policy") == 1
+        stop(svc)
+
+        down = ("127.0.0.1", _free_port())
+        for fail in ("open", "tempfail"):
+            svc = services(spam={"rspamd": f"{down[0]}:{down[1]}", "rspamd_fail": fail},
+                           metrics={"listen": "127.0.0.1:0"})
+            if fail == "open":
+                assert send(svc, "hello") == {}
+            else:
+                with pytest.raises(smtplib.SMTPDataError):
+                    send(svc, "hello")
+            samples = scrape(svc)
+            outcome = "accepted_unscanned" if fail == "open" else "tempfail"
+            assert sample(samples, "clevermail_rspamd_failures_total", reason="unreachable",
+                          outcome=outcome) == 1
+            assert sample(samples, "clevermail_rspamd_seconds_count") == 0
+            stop(svc)
+    finally:
+        services.stop_all()

@@ -21,6 +21,7 @@ Policy, per outcome:
 import logging
 from dataclasses import dataclass
 
+from ..metrics import NO_METRICS
 from ..smtp.sender_identity import from_addresses
 from . import authres
 from .dkimverify import verify_arc, verify_dkim
@@ -50,11 +51,14 @@ class Verdict:
 
 
 class InboundChecks:
-    def __init__(self, resolver, authserv_id, is_local_domain, policy=InboundPolicy()):
+    """Every result and verdict is counted in `metrics` (metrics.Metrics)."""
+
+    def __init__(self, resolver, authserv_id, is_local_domain, policy=InboundPolicy(), metrics=NO_METRICS):
         self.dns = DnsClient(resolver)
         self.authserv_id = authserv_id
         self.is_local_domain = is_local_domain
         self.policy = policy
+        self.metrics = metrics
         self.spf = SPFChecker(self.dns)
         self.dmarc = DMARCChecker(self.dns)
 
@@ -89,7 +93,17 @@ class InboundChecks:
                         [("header.from", dmarc.domain)]))
         results.append(("arc", arc, "", []))
         header = authres.field(self.authserv_id, results)
-        return self._decide(header, spf, signatures, dmarc, from_domain, sender)
+        verdict = self._decide(header, spf, signatures, dmarc, from_domain, sender)
+        self._count(results, spf_helo is not None, verdict)
+        return verdict
+
+    def _count(self, results, helo_checked, verdict):
+        metrics = self.metrics
+        if not metrics.enabled:
+            return
+        for i, (method, result, _, _) in enumerate(results):
+            metrics.auth_result("spf_helo" if method == "spf" and i == 1 and helo_checked else method, result)
+        metrics.inbound_verdict("quarantine" if verdict.folder == "Junk" else verdict.action)
 
     # -- policy ------------------------------------------------------------------------------
     def _decide(self, header, spf, signatures, dmarc, from_domain, sender):

@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..metrics import NO_METRICS
 from ..smtp import replies as R
 
 
@@ -70,31 +71,44 @@ class ClientRates:
 
 
 class Defence:
-    def __init__(self, settings, dnslists=None, greylist=None, clock=time.monotonic, content=None):
+    """Each defence that is on, asked, counts its answer in `metrics` (refused or
+    passed; a rate limit of 0 is off and counts nothing)."""
+
+    def __init__(self, settings, dnslists=None, greylist=None, clock=time.monotonic, content=None,
+                 metrics=NO_METRICS):
         self.settings = settings
         self.content = content          # the content filter (rspamd.ContentFilter), or None
         self.dnslists = dnslists
         self.greylist = greylist
+        self.metrics = metrics
         self.connections = ClientRates(settings.connections_per_minute, clock)
         self.messages = ClientRates(settings.messages_per_minute, clock)
 
     def on_connect(self, ip, hostname):
-        if self.connections.hit(ip):
-            return R.R421_CLIENT_RATE.format(hostname)
+        if self.connections.limit:
+            over = self.connections.hit(ip)
+            self.metrics.defence("connection_rate", over)
+            if over:
+                return R.R421_CLIENT_RATE.format(hostname)
         return None
 
     def on_mail(self, ip):
         if self.dnslists is not None:
             listing = self.dnslists.check(ip)
+            self.metrics.defence("dnsbl", listing is not None)
             if listing is not None:
                 return R.R554_DNSBL.format(ip, listing.zone, listing.reason)
-        if self.messages.hit(ip):
-            return R.R450_MESSAGE_RATE
+        if self.messages.limit:
+            over = self.messages.hit(ip)
+            self.metrics.defence("message_rate", over)
+            if over:
+                return R.R450_MESSAGE_RATE
         return None
 
     def on_rcpt(self, ip, sender, rcpt):
         if self.greylist is not None:
             wait = self.greylist.check(ip, sender, rcpt)
+            self.metrics.defence("greylist", wait is not None)
             if wait is not None:
                 return R.R451_GREYLISTED.format(int(wait) + 1)
         return None

@@ -16,7 +16,9 @@ a Sieve script can see what the filter thought; fields of that name already in t
 message are removed first (a sender must not pre-label its own mail).
 
 rspamd slow or down ([spam] rspamd_fail): "open" delivers unscanned and logs a
-WARNING; "tempfail" answers 451 4.7.1 so the sender retries later.  Only for
+WARNING; "tempfail" answers 451 4.7.1 so the sender retries later.  Scans (by
+action, with their seconds) and failures (by reason and outcome) are counted in the
+service's metrics.  Only for
 unauthenticated clients outside trusted_networks (the session asks; Defence holds
 the filter).
 """
@@ -26,8 +28,10 @@ import http.client
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 
+from ..metrics import NO_METRICS
 from ..smtp import replies as R
 
 log = logging.getLogger("clevermail.inbound")
@@ -39,7 +43,12 @@ MAX_REPLY = 4 * 1024 * 1024      # an rspamd reply is a few KB; a runaway one is
 
 
 class RspamdError(Exception):
-    """rspamd could not be asked or answered nonsense."""
+    """rspamd could not be asked or answered nonsense; `reason` says which, for the
+    metrics: timeout, unreachable, http_error, bad_reply."""
+
+    def __init__(self, text, reason="bad_reply"):
+        super().__init__(text)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -111,31 +120,40 @@ class RspamdClient:
             response = conn.getresponse()
             data = response.read(MAX_REPLY + 1)
         except (OSError, http.client.HTTPException) as exc:
-            raise RspamdError(f"{self.host}:{self.port}: {exc or type(exc).__name__}") from None
+            reason = "timeout" if isinstance(exc, TimeoutError) else "unreachable"
+            raise RspamdError(f"{self.host}:{self.port}: {exc or type(exc).__name__}", reason) from None
         finally:
             conn.close()
         if response.status != 200:
-            raise RspamdError(f"{self.host}:{self.port} answered HTTP {response.status}")
+            raise RspamdError(f"{self.host}:{self.port} answered HTTP {response.status}", "http_error")
         if len(data) > MAX_REPLY:
             raise RspamdError("reply too large")
         return parse_reply(data)
 
 
 class ContentFilter:
-    """The policy around RspamdClient: the Outcome for one message."""
+    """The policy around RspamdClient: the Outcome for one message, counted in
+    `metrics` (metrics.Metrics: each action, the scan's seconds, each failure and
+    what followed from it)."""
 
-    def __init__(self, client, fail="open"):
+    def __init__(self, client, fail="open", metrics=NO_METRICS, clock=time.monotonic):
         self.client = client
         self.fail = fail                # open | tempfail
+        self.metrics = metrics
+        self.clock = clock
 
     def check(self, body, **envelope):
+        start = self.clock()
         try:
             scan = self.client.check(body, **envelope)
         except RspamdError as exc:
             if self.fail == "tempfail":
+                self.metrics.rspamd_failed(exc.reason, "tempfail")
                 return Outcome(R451_SPAM.format("filter unavailable"), reason=f"rspamd unavailable: {exc}")
+            self.metrics.rspamd_failed(exc.reason, "accepted_unscanned")
             log.warning("rspamd unavailable, message accepted unscanned (rspamd_fail = open): %s", exc)
             return Outcome(body=body)
+        self.metrics.rspamd_scanned(scan.action, self.clock() - start)
         return decide(scan, body)
 
 
