@@ -70,5 +70,8 @@ class MXServices:
         return svc
 
     def stop_all(self):
+        """Stop those a test did not stop itself (a second stop of a MailService
+        finds its drain eventfd closed once its session threads are gone)."""
         for svc in self.services:
-            svc.stop()
+            if svc.started:
+                svc.stop()

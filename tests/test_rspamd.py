@@ -373,11 +373,6 @@ def test_metrics_count_each_action_the_seconds_and_failures(tmp_path, users, rsp
     each action, the scans' seconds, the failures and what followed from them, and
     the inbound checks' results and verdicts of the same messages."""
     services = MXServices(tmp_path, users)
-
-    def stop(svc):                  # the next one uses the same data dir
-        svc.stop()
-        services.services.remove(svc)
-
     try:
         svc = services(spam={"rspamd": f"{rspamd[0]}:{rspamd[1]}"}, metrics={"listen": "127.0.0.1:0"},
                        inbound={"checks": True}, relay={"nameservers": [f"127.0.0.1:{dns.port}"]})
@@ -398,7 +393,7 @@ def test_metrics_count_each_action_the_seconds_and_failures(tmp_path, users, rsp
         assert sample(samples, "clevermail_inbound_auth_results_total", method="dmarc", result="none") == 3
         assert sample(samples, "clevermail_inbound_verdicts_total", verdict="accept") == 3
         assert sample(samples, "clevermail_smtp_refused_total", reason="policy") == 1
-        stop(svc)
+        svc.stop()                  # the next one uses the same data dir
 
         down = ("127.0.0.1", _free_port())
         for fail in ("open", "tempfail"):
@@ -414,6 +409,6 @@ def test_metrics_count_each_action_the_seconds_and_failures(tmp_path, users, rsp
             assert sample(samples, "clevermail_rspamd_failures_total", reason="unreachable",
                           outcome=outcome) == 1
             assert sample(samples, "clevermail_rspamd_seconds_count") == 0
-            stop(svc)
+            svc.stop()                  # the next one uses the same data dir
     finally:
         services.stop_all()
