@@ -179,7 +179,7 @@ class AuthThrottle:
 
     def key(self, addr):
         """The bucket an address counts in.  `addr` is normalised already (a session's
-        peer: netbase normalises it once, when the session starts), so an IPv4 client
+        peer: line_session normalises it once, when the session starts), so an IPv4 client
         of a dual-stack listener counts as its IPv4 address."""
         try:
             ip = ipaddress.ip_address(addr)

@@ -298,7 +298,7 @@ def test_throttle_groups_ipv6_by_64():
 
 
 def test_throttle_ipv4_mapped_counts_as_ipv4_not_as_one_ipv6_64():
-    # the peers a session hands over are normalised when it starts (netbase)
+    # the peers a session hands over are normalised when it starts (line_session)
     th = AuthThrottle(limit=2, window=60)
     peer = login.normalize_peer
     assert th.key(peer("::ffff:192.0.2.7")) == th.key("192.0.2.7") == "192.0.2.7"

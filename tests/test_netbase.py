@@ -17,7 +17,8 @@ import types
 import pytest
 
 from clevermail import netbase
-from clevermail.netbase import ACCEPT_BATCH, LineSession, MailServer, SessionClosed
+from clevermail.line_session import LineSession, SessionClosed
+from clevermail.netbase import ACCEPT_BATCH, MailServer
 from waiting import wait_for
 
 

@@ -21,7 +21,7 @@ import socket
 import ssl
 
 from .. import __version__, login
-from ..netbase import LineSession, SessionClosed
+from ..line_session import LineSession, SessionClosed
 from ..store import StoreError
 from ..wire import LineTooLong
 from . import cmd_mailboxes as mailboxes

@@ -118,7 +118,7 @@ ERR_ALREADY_DELETED = ErrorReply("message {} already deleted", counts=False)
 ERR_MESSAGE_GONE = ErrorReply("message {} was deleted by another session", counts=False)
 ERR_NOT_REMOVED = ErrorReply("some deleted messages not removed", SYS_TEMP, counts=False)
 
-# -- session-level replies (netbase.LineSession's hooks) --------------------------------
+# -- session-level replies (line_session.LineSession's hooks) --------------------------------
 ERR_LINE_TOO_LONG = ErrorReply("command line too long")
 ERR_BUSY = ErrorReply("too many connections, try again later", SYS_TEMP)
 ERR_TIMEOUT = ErrorReply("autologout: idle for too long, no messages deleted")

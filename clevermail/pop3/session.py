@@ -1,5 +1,5 @@
 """POP3Session: one POP3 dialogue (RFC 1939, RFC 2449 CAPA, RFC 5034 AUTH, RFC 2595
-STLS, RFC 3206 response codes) on top of netbase.LineSession.
+STLS, RFC 3206 response codes) on top of line_session.LineSession.
 
 States (states.py, RFC 1939 3): AUTHORIZATION until USER/PASS or AUTH succeeds and
 the maildrop is locked, then TRANSACTION.  UPDATE is entered only by QUIT in
@@ -23,7 +23,7 @@ reach a log.
 """
 
 from .. import login
-from ..netbase import LineSession, SessionClosed
+from ..line_session import LineSession, SessionClosed
 from ..store import FolderInUse, MessageGone, StoreError
 from ..wire import stuffed_chunks, top_of
 from . import parser

@@ -25,7 +25,7 @@ own reply, R451_DELIVERY, and its cause's traceback in the log.
 import time
 
 from ..login import SMTP_LINE_LIMIT, Login
-from ..netbase import LineSession, SessionClosed
+from ..line_session import LineSession, SessionClosed
 from ..wire import DataTooLarge
 from . import auth, message, parser
 from .policy import Policy

@@ -1,0 +1,298 @@
+"""The line session every protocol session derives from (SMTP, POP3, IMAP): the socket,
+the bounded LineReader (wire.py), the session id and logger, implicit TLS and STARTTLS
+(RFC 3207, RFC 2595), the idle timeout, error counting, the read-dispatch-reply loop
+and the wait for a command that a server's drain wakes (netbase.MailServer).
+
+A protocol subclass supplies greet(), handle_line(), and the replies for busy,
+timeout, internal error, too many errors and shutdown.
+"""
+
+import ipaddress
+import itertools
+import logging
+import secrets
+import select
+import socket
+import socketserver
+import ssl
+import struct
+
+from .login import normalize_peer
+from .logs import SessionLogger, redact_command
+from .wire import LineReader, LineTooLong
+
+
+_SESSION_PREFIX = secrets.token_hex(2)
+_session_counter = itertools.count(1)
+
+
+def next_session_id():
+    """Short unique session id: a per-process random prefix and a counter (no syscall
+    per connection, and ids from two runs do not collide in a shared log)."""
+    return f"{_SESSION_PREFIX}{next(_session_counter):x}"
+
+
+def set_blocking_timeout(sock, seconds):
+    """Make `sock` a blocking socket whose reads and writes time out in the kernel
+    (SO_RCVTIMEO/SO_SNDTIMEO).  Python's settimeout() instead polls before every recv
+    and send: twice the syscalls and GIL hand-offs on the hot path of every session.
+    A timed-out call raises BlockingIOError, which LineReader turns into a timeout."""
+    if sock.gettimeout() is not None:
+        sock.settimeout(None)
+    whole = int(seconds)
+    timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
+class SessionClosed(Exception):
+    """Raised inside a session to end it after its last reply was sent."""
+
+
+class LineSession(socketserver.BaseRequestHandler):
+    protocol = "line"
+    line_limit = 512          # longest command line including CRLF
+
+    # -- lifecycle -----------------------------------------------------------
+    def setup(self):
+        self.session_id = next_session_id()
+        # Once, before anything keys on it (connection counts, throttle, loopback,
+        # trusted networks, logs): an IPv4 client of a dual-stack listener is IPv4.
+        self.peer = normalize_peer(self.client_address[0])
+        self.log = SessionLogger(logging.getLogger(f"clevermail.{self.protocol}"),
+                                 self.protocol, self.session_id, self.peer)
+        # the dialogue is logged when the session starts at DEBUG (checked once, not
+        # twice per command)
+        self.debug = self.log.isEnabledFor(logging.DEBUG)
+        self.connection = self.request
+        self.timeout = self.server.limits.timeout     # the session's, whatever a reload sets
+        set_blocking_timeout(self.connection, self.timeout)
+        # Replies often go out as two writes (untagged data, then the status line):
+        # with Nagle on, the second waits for the client's delayed ACK (~40 ms).
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (socketpair in tests)
+        self.tls = False
+        self.tls_info = None
+        self.errors = 0
+        self.closing = False
+        self.cut_off = False        # cut() was called: the server stops, drain time over
+        self._said_shutdown = False
+        self.reader = None
+        # The wait for a command: the socket and the server's drain signal in one poll
+        # (a server without one, as the session tests' fake, leaves the wait to recv).
+        self._poller = None
+        drain_fd = self.server.drain_fd
+        if drain_fd is not None:
+            self._poller = select.poll()
+            self._poller.register(self.connection.fileno(), select.POLLIN)
+            self._poller.register(drain_fd, select.POLLIN)
+
+    def handle(self):
+        if not self.server.admit(self):
+            draining = self.server.draining
+            self.log.warning("connection refused: %s", "server shutting down" if draining
+                             else "too many connections")
+            self.server.metrics.session_refused(self.protocol)
+            if not self.server.implicit_tls:   # a plaintext line would only garble a TLS client
+                try:
+                    self.send(self.shutdown_reply() if draining else self.busy_reply())
+                except OSError:
+                    pass
+            return
+        self.server.metrics.session_opened(self.protocol)
+        try:
+            self.log.info("connect")
+            if self.server.implicit_tls:
+                self._wrap_tls()
+            self.reader = LineReader(self.connection)
+            self.greet()
+            while not self.closing:
+                if not self.wait_for_command():
+                    break
+                try:
+                    line = self.reader.readline(self.line_limit)
+                except LineTooLong:
+                    self.line_too_long()
+                    self.count_error()
+                    continue
+                if not line:
+                    break
+                if self.debug:
+                    self.log.debug("C: %s", self.redact(line))
+                try:
+                    self.handle_line(line)
+                except SessionClosed:
+                    break
+                except (OSError, EOFError, ssl.SSLError):
+                    raise
+                except Exception:
+                    self.log.exception("internal error")
+                    self.server.metrics.internal_error(self.protocol)
+                    self.send(self.internal_error_reply())
+                    self.count_error()  # a client that keeps hitting a bug is cut off
+            if self.cut_off:    # cut between two commands, or waiting for the next chunk
+                self._send_shutdown_reply()
+        except socket.timeout:
+            self.log.info("idle timeout")
+            try:
+                self.send(self.timeout_reply())
+            except OSError:
+                pass
+        except SessionClosed:
+            pass
+        except (OSError, EOFError, ssl.SSLError) as exc:
+            if self.cut_off:
+                self.log.info("cut off: the server is stopping")
+                self._send_shutdown_reply()
+            else:
+                self.log.info("connection lost: %s", exc.__class__.__name__)
+        finally:
+            self.closed()
+            self.server.release(self)
+            self.log.info("disconnect")
+
+    def finish(self):
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+
+    def abort(self):
+        """Called from another thread (server stop): end this session now."""
+        self.closing = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- draining ------------------------------------------------------------------
+    def wait_for_command(self):
+        """Wait until the next command can be read (a buffered one at once; the poll
+        times out as the socket would); False when draining: shutdown reply sent."""
+        if not self.server.draining:
+            if self._poller is None or self.reader.has_buffered():
+                return True
+            ready = self._poller.poll(self.timeout * 1000)
+            if not self.server.draining:
+                if not ready:
+                    raise socket.timeout("timed out")
+                return True
+        if self.in_message():
+            return True                     # the rest of the message: read it (a cut ends the wait)
+        return self._drained()
+
+    def _drained(self):
+        self.log.info("server shutting down: session closed")
+        self._send_shutdown_reply()
+        return False
+
+    def _send_shutdown_reply(self):
+        if self._said_shutdown:         # once: a cut may follow the drain's own reply
+            return
+        self._said_shutdown = True
+        try:
+            self.send(self.shutdown_reply())
+        except (OSError, ValueError):       # gone, or a TLS state a cut broke
+            pass
+
+    def cut(self):
+        """From another thread, past the drain time: a read in progress returns EOF
+        (SHUT_RD on the descriptor, below any SSLSocket), and the session thread sends
+        the shutdown reply where it still can (not over TLS: a half-shut socket breaks
+        its state) and closes."""
+        self.cut_off = True
+        self.closing = True
+        try:
+            socket.socket.shutdown(self.connection, socket.SHUT_RD)
+        except OSError:
+            pass
+
+    # -- output ------------------------------------------------------------------
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if self.debug:
+            self.log.debug("S: %s", data[:200].decode("utf-8", "replace").rstrip())
+        self.connection.sendall(data)
+
+    # -- TLS ------------------------------------------------------------------------
+    def _wrap_tls(self):
+        # The ssl module retries a blocking read that the kernel timed out, forever;
+        # a TLS session therefore uses Python's own timeout (poll before each call).
+        self.connection.settimeout(self.timeout)
+        self.connection = self.server.ssl_context.wrap_socket(self.connection, server_side=True)
+        self.tls = True
+        self.tls_info = (self.connection.version(), (self.connection.cipher() or ("",))[0])
+        self.log.info("TLS %s %s", *self.tls_info)
+
+    def start_tls(self):
+        """Upgrade after the protocol's go-ahead reply was sent.  Anything the client
+        pipelined after the STARTTLS command is discarded, never read as commands."""
+        self.reader.discard_buffer()
+        self._wrap_tls()
+        self.reader = LineReader(self.connection)
+
+    @property
+    def tls_available(self):
+        return self.server.ssl_context is not None and not self.tls
+
+    @property
+    def is_loopback(self):
+        try:
+            return ipaddress.ip_address(self.peer).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def plaintext_auth_ok(self):
+        """Credentials may be sent on this connection (TLS, loopback, or config says so)."""
+        return self.tls or self.is_loopback or self.server.policy.allow_plaintext_auth
+
+    # -- errors ----------------------------------------------------------------------
+    def count_error(self):
+        """Count a protocol error; too many end the session with the protocol's reply."""
+        self.errors += 1
+        if self.errors >= self.server.limits.errors_per_session:
+            self.log.warning("too many errors, disconnecting")
+            self.send(self.too_many_errors_reply())
+            raise SessionClosed()
+
+    def redact(self, line):
+        return redact_command(line)
+
+    # -- protocol hooks -----------------------------------------------------------
+    def greet(self):
+        raise NotImplementedError
+
+    def handle_line(self, line):
+        raise NotImplementedError
+
+    def closed(self):
+        """The connection is gone (any reason): release what the session holds."""
+
+    def line_too_long(self):
+        raise NotImplementedError
+
+    def busy_reply(self):
+        raise NotImplementedError
+
+    def timeout_reply(self):
+        raise NotImplementedError
+
+    def internal_error_reply(self):
+        raise NotImplementedError
+
+    def too_many_errors_reply(self):
+        raise NotImplementedError
+
+    def shutdown_reply(self):
+        """The reply that ends a session because the server stops (SMTP 421, IMAP BYE,
+        POP3 -ERR [SYS/TEMP])."""
+        raise NotImplementedError
+
+    def in_message(self):
+        """True while the client sends one message over several commands (SMTP BDAT
+        chunks): a drain lets it send the rest instead of cutting it short."""
+        return False
