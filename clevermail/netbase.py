@@ -202,7 +202,8 @@ class MailServer(socketserver.ThreadingTCPServer):
         itself is closed by the caller first."""
         with self._conn_lock:
             self.draining = True
-        os.eventfd_write(self.drain_fd, 1)      # stays readable: every poller wakes
+        if self.drain_fd is not None:           # None: closed by a stop before this one
+            os.eventfd_write(self.drain_fd, 1)  # stays readable: every poller wakes
 
     def wait_sessions(self, deadline):
         """Wait until every session has ended or time.monotonic() passes `deadline`;
@@ -226,7 +227,9 @@ class MailServer(socketserver.ThreadingTCPServer):
 
     def close_drain_fd(self):
         """Release the eventfd once the session threads have ended (MailService.stop;
-        else when the server is collected)."""
+        else when the server is collected).  A second stop must not write to the
+        number, which the process may have given to another file meanwhile."""
+        self.drain_fd = None
         self._close_drain_fd()
 
     def close_all(self):

@@ -9,6 +9,7 @@ kernel holds every connection in the listen backlog before they look."""
 
 import errno
 import logging
+import os
 import socket
 import struct
 import threading
@@ -251,3 +252,19 @@ def test_close_all_ends_live_sessions(servers):
         assert late[1].readline() == b""
     finally:
         close(*clients)
+
+
+def test_a_drain_after_the_drain_fd_was_closed_writes_nowhere(servers):
+    """A second stop drains again: the eventfd's number, closed by the first, may by
+    then belong to another file of the process, which must not get the write."""
+    server = servers(serve=False)
+    server.start_drain()
+    server.close_drain_fd()
+    reused = os.eventfd(0, os.EFD_NONBLOCK)       # takes the freed number, most likely
+    try:
+        server.start_drain()
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(reused)                # nothing was written to it
+    finally:
+        os.close(reused)
+    assert server.draining and server.drain_fd is None
