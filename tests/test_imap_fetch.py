@@ -96,7 +96,7 @@ def test_section_items(atom, label, section, partial, peek):
     "BODY[HEADER.FIELDS ()]", "BODY[HEADER.FIELDS FROM]", "BODY[HEADER.FIELDS (\"FROM)]",
     "BODY[HEADER.FIELDS ((FROM))]", 'BODY[HEADER.FIELDS ("caf\u00e9")]', 'BODY[HEADER.FIELDS ("a\tb")]', "BODY[TEXT]<0>", "BODY[TEXT]<0.0>", "BODY[TEXT]<a.1>",
     "BODY[TEXT]<1.2", "BODY[TEXT]x", "BODY[99999999999]", "BODY[TEXT]<99999999999.1>",
-    "BINARY[]", "ENVELOPE.PEEK", [], ["FLAGS", "ALL"], ["FLAGS", b"UID"], ["FLAGS", ["UID"]],
+    "BINARY[TEXT]", "BINARY.SIZE[1]<0.1>", "ENVELOPE.PEEK", [], ["FLAGS", "ALL"], ["FLAGS", b"UID"], ["FLAGS", ["UID"]],
     b"FLAGS", None,
 ])
 def test_malformed_items_are_bad(arg):

@@ -1,5 +1,5 @@
 """IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
-ID, UNSELECT, CHILDREN and SPECIAL-USE.
+ID, UNSELECT, CHILDREN, SPECIAL-USE and BINARY.
 
 states.py            the session states and the sets of them the command table uses
 replies.py           every status response as a named Reply (status, code, text), the
@@ -15,6 +15,8 @@ selected_mailbox.py  SelectedMailbox: a folder view's changes said in IMAP (EXPU
                      FETCH FLAGS, EXISTS, RECENT) and the untagged part of SELECT
 names.py             mailbox names on the wire (mUTF-7, INBOX) and LIST patterns
 fetch.py, search.py  FETCH items and SEARCH keys: parsing and rendering/matching
+binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPENDs made
+                     storable
 mime.py, envelope.py, params.py, decode.py
                      a stored message's MIME structure, ENVELOPE, Content-* fields and
                      decoded text, for FETCH and SEARCH

@@ -14,10 +14,11 @@ decoded by names.py; the store validates them as paths.
 from ..store import SPECIAL_USE
 from ..store.errors import NoSuchFolder
 from ..store.paths import SEPARATOR
+from . import binary
 from . import replies as R
 from . import utf7
 from .names import ListPattern, mailbox_name, wire_name
-from .parser import astring, flag_list, parse_datetime
+from .parser import Literal8, astring, flag_list, parse_datetime
 from .selected_mailbox import SelectedMailbox
 
 # STATUS item (RFC 3501 6.3.10) -> field of the store's FolderStatus
@@ -216,6 +217,8 @@ def cmd_append(session, cmd):
     data = cmd.args[-1]
     if not data:
         raise R.EMPTY_MESSAGE.error()
+    if isinstance(data, Literal8):
+        data = binary.storable(data)     # NULs, bare CR/LF: such parts become base64
     # \Recent is the server's to set (RFC 3501 2.3.2)
     flags = [f for f in flags if f.lower() != "\\recent"]
     try:

@@ -16,9 +16,9 @@ a message at most once per render.
 
 import functools
 
-from clevermail.imap import dates, mime
+from clevermail.imap import binary, dates, mime
 from clevermail.imap.parser import is_atom, quote_astring, section_end
-from clevermail.imap.replies import IMAPBad
+from clevermail.imap.replies import IMAPBad, IMAPNo
 
 __all__ = ["FetchItem", "FetchRequest", "flag_text", "parse_fetch_items", "render_fetch",
            "render_index_only"]
@@ -223,6 +223,34 @@ def _section_renderer(label, section, partial):
     return render
 
 
+def _binary_content(content, nums):
+    try:
+        return binary.decoded(content.parsed, nums)
+    except binary.UnknownCTE as exc:
+        raise IMAPNo(f"Unknown Content-Transfer-Encoding {str(exc)[:40]!r}", "UNKNOWN-CTE") from None
+
+
+def _binary_item(label, nums, partial, peek):
+    """BINARY[section]<partial> and BINARY.PEEK (RFC 3516 4.2): the decoded content."""
+    prefix = label + b" "
+    start = partial[0] if partial else 0
+    stop = partial[0] + partial[1] if partial else None
+
+    def render(msg, content):
+        return prefix + binary.literal(_binary_content(content, nums)[start:stop])
+    # `section` is set (and not the BODY[] one) so that BINARY[] sets \Seen as BODY[] does
+    return FetchItem("BINARY[]", render, label, (nums, None, ()), partial, peek)
+
+
+def _binary_size_item(label, nums):
+    """BINARY.SIZE[section] (RFC 3516 4.3): the size of the decoded content."""
+    prefix = label + b" "
+
+    def render(msg, content):
+        return prefix + b"%d" % len(_binary_content(content, nums))
+    return FetchItem("BINARY.SIZE", render, label)
+
+
 def _section_item(name, label, section, partial=None, peek=False):
     return FetchItem(name, _section_renderer(label, section, partial),
                      label, section, partial, peek)
@@ -292,6 +320,8 @@ def _parse_item(atom):
         peek, rest = False, atom[5:]
     elif up.startswith("BODY.PEEK["):
         peek, rest = True, atom[10:]
+    elif up.startswith(("BINARY[", "BINARY.PEEK[", "BINARY.SIZE[")):
+        return _parse_binary(atom, up)
     else:
         raise IMAPBad("Unknown fetch item: %s" % _shown(atom))
     close = section_end(rest)
@@ -305,6 +335,30 @@ def _parse_item(atom):
         label += b"<%d>" % partial[0]
     # BODY.PEEK[...] answers as BODY[...] (RFC 3501 7.4.2).
     return _section_item("BODY[]", label, (nums, text, fields), partial, peek)
+
+
+def _parse_binary(atom, up):
+    """BINARY[section-binary]<partial>, BINARY.PEEK[...]<partial>, BINARY.SIZE[...]:
+    section-binary is part numbers only (RFC 3516 5)."""
+    kind, _, rest = atom.partition("[")
+    kind = kind.upper()
+    close = section_end(rest)
+    if close < 0:
+        raise _bad("Missing ]", atom)
+    spec, tail = rest[:close], rest[close + 1:]
+    nums, text, _, label = _parse_section(spec, atom)
+    if text is not None:
+        raise _bad("Only part numbers are allowed in a BINARY section", atom)
+    if kind == "BINARY.SIZE":
+        if tail:
+            raise _bad("No partial allowed", atom)
+        return _binary_size_item(b"BINARY.SIZE[" + label.encode() + b"]", nums)
+    partial = _parse_partial(tail, atom) if tail else None
+    answer = b"BINARY[" + label.encode() + b"]"
+    if partial is not None:
+        answer += b"<%d>" % partial[0]
+    # BINARY.PEEK[...] answers as BINARY[...] (RFC 3516 4.2)
+    return _binary_item(answer, nums, partial, kind == "BINARY.PEEK")
 
 
 def _parse_section(spec, atom):

@@ -2,7 +2,8 @@
 
 This module owns the client-side grammar of RFC 3501 section 9 at the token
 level (tag, command name, atoms, quoted strings, literals, parenthesized
-lists), non-synchronizing literals from RFC 7888 (LITERAL+), and the small
+lists), non-synchronizing literals from RFC 7888 (LITERAL+), literal8 from
+RFC 3516 (BINARY: "~{n}", may carry NUL; returned as Literal8), and the small
 value helpers the session needs (astring, flag lists, quoting for responses,
 and date-time tokens: their text is parsed and formatted in dates.py).  What
 each argument *means* is the session's business.
@@ -22,7 +23,7 @@ from clevermail.imap import dates
 from clevermail.imap.replies import IMAPBad
 
 __all__ = [
-    "Atom", "Command", "ParseError", "LiteralTooLarge", "parse_command",
+    "Atom", "Literal8", "Command", "ParseError", "LiteralTooLarge", "parse_command",
     "astring", "parse_datetime", "quote", "quote_astring",
     "is_atom", "section_end", "flag_list",
 ]
@@ -48,6 +49,7 @@ _TAG_CHARS = _ATOM_CHARS - set(b"%*\\+")
 _STRICT_ATOM_CHARS = _ATOM_CHARS - set(b"%*\\]")
 
 _NON_PRINTABLE_RE = re.compile(rb"[^\x20-\x7e]")
+_TILDE = 0x7E
 _LITERAL_RE = re.compile(rb"\{([0-9]+)(\+?)\}")
 
 
@@ -58,6 +60,12 @@ class Atom(str):
 
     def __repr__(self):
         return f"Atom({str.__repr__(self)})"
+
+
+class Literal8(bytes):
+    """A literal8 token (RFC 3516 4.1): bytes that may hold NUL."""
+
+    __slots__ = ()
 
 
 @dataclass
@@ -186,6 +194,9 @@ class _Parser:
             return self._quoted()
         if c == _LBRACE:
             return self._literal()
+        if c == _TILDE and self.line[self.pos + 1:self.pos + 2] == b"{":
+            self.pos += 1
+            return Literal8(self._literal(binary=True))
         if c in _ATOM_CHARS:
             return self._atom()
         raise self.error(_bad_char(c))
@@ -247,7 +258,7 @@ class _Parser:
             raise self.error("Invalid character in fetch section")
         return end
 
-    def _literal(self):
+    def _literal(self, binary=False):
         line = self.line
         m = _LITERAL_RE.match(line, self.pos)
         if m is None:
@@ -265,9 +276,9 @@ class _Parser:
         data, next_line = bytes(data), bytes(next_line)
         if len(data) != size:
             raise self.error("Literal data shorter than announced")
-        if b"\0" in data or b"\0" in next_line:
-            # RFC 3501 literal = CHAR8, which excludes NUL (only BINARY's
-            # literal8 may carry it, and it is not supported).
+        if (b"\0" in data and not binary) or b"\0" in next_line:
+            # RFC 3501 literal = CHAR8, which excludes NUL; only BINARY's literal8
+            # (RFC 3516 4.1) may carry it
             raise self.error("NUL character in command")
         self.line, self.pos = next_line, 0
         self.no_rbracket_from = len(next_line)

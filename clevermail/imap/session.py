@@ -14,7 +14,7 @@ authenticated: the session owns its capabilities and login), cmd_mailboxes.py (6
 authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: LITERAL+
 (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
-CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), STARTTLS and LOGINDISABLED (RFC 3501).
+CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), STARTTLS and LOGINDISABLED (RFC 3501).
 """
 
 import socket
@@ -32,7 +32,7 @@ from .parser import Atom, Command, LiteralTooLarge, ParseError, astring, parse_c
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
-             "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE")
+             "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY")
 MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
 # still counts on the numbers it used); their UID forms, other keys, may send it.
