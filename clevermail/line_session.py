@@ -1,6 +1,6 @@
 """The line session every protocol session derives from (SMTP, POP3, IMAP): the socket,
 the bounded LineReader (wire.py), the session id and logger, implicit TLS and STARTTLS
-(RFC 3207, RFC 2595), the idle timeout, error counting, the read-dispatch-reply loop
+(RFC 3207, RFC 2595), compression (deflate.py), the idle timeout, error counting, the read-dispatch-reply loop
 and the wait for a command that a server's drain wakes (netbase.MailServer).
 
 A protocol subclass supplies greet(), handle_line(), and the replies for busy,
@@ -17,6 +17,7 @@ import socketserver
 import ssl
 import struct
 
+from .deflate import DeflateSocket
 from .login import normalize_peer
 from .logs import SessionLogger, redact_command
 from .wire import LineReader, LineTooLong
@@ -75,6 +76,7 @@ class LineSession(socketserver.BaseRequestHandler):
             pass  # not TCP (socketpair in tests)
         self.tls = False
         self.tls_info = None
+        self.compressed = False
         self.errors = 0
         self.closing = False
         self.cut_off = False        # cut() was called: the server stops, drain time over
@@ -205,7 +207,7 @@ class LineSession(socketserver.BaseRequestHandler):
         self.cut_off = True
         self.closing = True
         try:
-            socket.socket.shutdown(self.connection, socket.SHUT_RD)
+            socket.socket.shutdown(getattr(self.connection, "raw_socket", self.connection), socket.SHUT_RD)
         except OSError:
             pass
 
@@ -233,6 +235,14 @@ class LineSession(socketserver.BaseRequestHandler):
         self.reader.discard_buffer()
         self._wrap_tls()
         self.reader = LineReader(self.connection)
+
+    def start_deflate(self):
+        """After the protocol's OK to COMPRESS DEFLATE (RFC 4978): both directions are
+        deflated from here; what the client sent behind the command is compressed
+        data already."""
+        self.connection = DeflateSocket(self.connection, self.reader.take_buffer())
+        self.reader = LineReader(self.connection)
+        self.compressed = True
 
     @property
     def tls_available(self):

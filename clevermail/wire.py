@@ -42,6 +42,12 @@ class LineReader:
     def has_buffered(self):
         return bool(self.buf) or bool(getattr(self.sock, "pending", lambda: 0)())
 
+    def take_buffer(self):
+        """What was read ahead of the last line, handed over (and cleared)."""
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
     def discard_buffer(self):
         """Drop whatever the client sent ahead (RFC 3207 5: no STARTTLS injection)."""
         self.buf.clear()

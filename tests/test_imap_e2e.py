@@ -296,3 +296,21 @@ def test_idle_over_implicit_tls(env):
     idle_until(c, b"* 2 EXISTS\r\n")
     idle_done(c, tag)
     assert c.fetch("1:*", "UID") == ("OK", [b"1 (UID 1)", b"2 (UID 2)"])
+
+
+def test_compress_over_implicit_tls(env):
+    """COMPRESS DEFLATE (RFC 4978) inside TLS: a deflated dialogue on a real listener."""
+    from test_imap_compress import Deflated
+    c = connect(env, tls=True)
+    c.login(ALICE, PASSWORD)
+    assert "COMPRESS=DEFLATE" in c.capabilities or \
+        "COMPRESS=DEFLATE" in c.capability()[1][0].decode()
+    c.send(b"z0 COMPRESS DEFLATE\r\n")            # imaplib has no COMPRESS: by hand
+    assert c.readline() == b"z0 OK DEFLATE active\r\n"
+    z = Deflated(c.sock)
+    z.send("z1 SELECT INBOX\r\nz2 NOOP\r\n")
+    assert z.reply("z1")[-1].startswith("z1 OK [READ-WRITE]")
+    assert z.reply("z2") == ["z2 OK NOOP completed"]
+    z.send("z3 LOGOUT\r\n")
+    assert z.reply("z3")[-1] == "z3 OK LOGOUT completed"
+    c.shutdown()

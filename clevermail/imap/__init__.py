@@ -1,5 +1,5 @@
 """IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
-ID, UNSELECT, CHILDREN, SPECIAL-USE and BINARY.
+ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY and COMPRESS=DEFLATE.
 
 states.py            the session states and the sets of them the command table uses
 replies.py           every status response as a named Reply (status, code, text), the

@@ -137,6 +137,11 @@ RENAME_TO_INBOX = Reply("NO", "ALREADYEXISTS", "Cannot rename to INBOX")
 TRYCREATE = Reply("NO", "TRYCREATE", "Mailbox does not exist")
 EMPTY_MESSAGE = Reply("NO", None, "Refusing an empty message")
 
+# -- COMPRESS (RFC 4978) -----------------------------------------------------------------
+COMPRESS_ARGS = Reply("BAD", None, "COMPRESS takes one mechanism")
+UNKNOWN_COMPRESSION = Reply("NO", None, "Unknown compression mechanism")
+COMPRESSION_ACTIVE = Reply("NO", "COMPRESSIONACTIVE", "DEFLATE active via COMPRESS")
+
 # -- IDLE (RFC 2177) ---------------------------------------------------------------------
 IDLE_ARGS = Reply("BAD", None, "IDLE takes no arguments")
 EXPECTED_DONE = Reply("BAD", None, "Expected DONE")

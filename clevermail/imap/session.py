@@ -14,7 +14,7 @@ authenticated: the session owns its capabilities and login), cmd_mailboxes.py (6
 authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: LITERAL+
 (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
-CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), STARTTLS and LOGINDISABLED (RFC 3501).
+CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), COMPRESS=DEFLATE (RFC 4978, after login), STARTTLS and LOGINDISABLED (RFC 3501).
 """
 
 import socket
@@ -88,6 +88,8 @@ class IMAPSession(LineSession):
                 caps += [f"AUTH={m}" for m in MECHANISMS]
             else:
                 caps.append("LOGINDISABLED")
+        elif not self.compressed:
+            caps.append("COMPRESS=DEFLATE")
         return caps
 
     # -- the loop step ---------------------------------------------------------------
@@ -277,6 +279,20 @@ class IMAPSession(LineSession):
         self.start_tls()
         return SILENT
 
+    def cmd_COMPRESS(self, cmd):
+        """Deflate both directions from the end of the tagged OK on.
+        States: authenticated, selected.
+        RFC 4978."""
+        if len(cmd.args) != 1 or not isinstance(cmd.args[0], Atom):
+            raise R.COMPRESS_ARGS.error()
+        if cmd.args[0].upper() != "DEFLATE":
+            raise R.UNKNOWN_COMPRESSION.error()
+        if self.compressed:
+            raise R.COMPRESSION_ACTIVE.error()
+        self.send(f"{cmd.tag} OK DEFLATE active\r\n")
+        self.start_deflate()
+        return SILENT
+
     def cmd_LOGIN(self, cmd):
         """Log in with user name and password.
         States: not authenticated.
@@ -338,6 +354,7 @@ class IMAPSession(LineSession):
         "NAMESPACE": (mailboxes.cmd_namespace, LOGGED_IN),
         "ENABLE": (mailboxes.cmd_enable, LOGGED_IN),
         "IDLE": (cmd_idle, LOGGED_IN),
+        "COMPRESS": (cmd_COMPRESS, LOGGED_IN),
         # RFC 3501 6.4: selected
         "CHECK": (selected.cmd_check, SELECTED_ONLY),
         "CLOSE": (selected.cmd_close, SELECTED_ONLY),
@@ -358,7 +375,7 @@ class IMAPSession(LineSession):
     }
 
 
-# Returned by a command that already sent its own tagged reply (STARTTLS).
+# Returned by a command that already sent its own tagged reply (STARTTLS, COMPRESS).
 SILENT = object()
 
 
