@@ -38,16 +38,31 @@ def test_quoted_printable_follows_rfc_2045():
     assert decoded(MULTI, 2) == b"hello\r\nbar\r\nfoo\t \tb\r\nfoo bar\r\nx=1_y"
 
 
-def test_message_part_and_whole_message_are_not_decoded():
+def test_message_parts_and_the_whole_message_have_their_leaves_decoded():
+    # as Dovecot: every leaf inside is decoded and its encoding said "binary"
     assert decoded(MULTI, 3) == (b"Subject: inner\r\nMIME-Version: 1.0\r\n"
-                                 b"Content-Transfer-Encoding: base64\r\n\r\nAAEC")
-    assert decoded(MULTI) == MULTI
-    assert decoded(MULTI, 3, 1) == b"\0\1\2"      # the inner message's body is decoded
+                                 b"Content-Transfer-Encoding: binary\r\n\r\n\0\1\2")
+    assert decoded(MULTI, 3, 1) == b"\0\1\2"
+    whole = MULTI[:MULTI.index(b"--b\r\nContent-Type: application/x-odd")] + b"--b--\r\n"
+    assert decoded(whole) == (
+        b"From: a@example.test\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        b"hello world\r\n"
+        b"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        b"hello\r\nbar\r\nfoo\t \tb\r\nfoo bar\r\nx=1_y\r\n"
+        b"--b\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"Subject: inner\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: binary\r\n\r\n\0\1\2\r\n"
+        b"--b--\r\n")
+    plain = b"Subject: x\r\nMIME-Version: 1.0\r\n\r\nnothing encoded\r\n"
+    assert decoded(plain) == plain
 
 
 def test_unknown_encoding_raises_and_missing_part_is_empty():
     with pytest.raises(binary.UnknownCTE):
         decoded(MULTI, 4)
+    with pytest.raises(binary.UnknownCTE):
+        decoded(MULTI)                  # the whole message holds that part
     assert decoded(MULTI, 9) == b""
 
 

@@ -3,8 +3,10 @@ and binary messages made storable.
 
 - `decoded(pm, nums)`: the bytes of FETCH BINARY[section] and the size of
   BINARY.SIZE[section] (RFC 3516 4.2, 4.3): base64 and quoted-printable leaf parts
-  decoded, 7bit/8bit/binary ones as they are, a multipart or message/rfc822 part and
-  BINARY[] (the whole message) unchanged; any other encoding raises UnknownCTE, which
+  decoded, 7bit/8bit/binary ones as they are; a multipart or message/rfc822 part and
+  BINARY[] (the whole message) with every leaf inside decoded and its
+  Content-Transfer-Encoding field saying "binary", as Dovecot answers (RFC 3516 leaves
+  it open); any other encoding raises UnknownCTE, which
   the FETCH answers with NO [UNKNOWN-CTE] (RFC 3516 4.2).  Decoding is lenient as
   Dovecot's is: whitespace and stray characters in base64 are skipped, trailing
   whitespace of quoted-printable lines dropped (RFC 2045 6.7 rule 3).
@@ -41,13 +43,17 @@ def decoded(pm, nums):
     """The content of BINARY[nums] of a mime.ParsedMessage: b"" for a part that does
     not exist (as BODY[] answers)."""
     if not nums:
-        return pm.raw
+        return _tree(pm, pm.root, 0, len(pm.raw))
     part = mime.find_part(pm.root, nums)
     if part is None:
         return b""
+    if part.kind == mime.LEAF:
+        return _leaf(pm, part)
+    return _tree(pm, part, part.bstart, part.end)
+
+
+def _leaf(pm, part):
     body = pm.raw[part.bstart:part.end]
-    if part.kind != mime.LEAF:
-        return body
     encoding = _encoding(pm, part)
     if encoding in _IDENTITY:
         return body
@@ -56,6 +62,40 @@ def decoded(pm, nums):
     if encoding == "quoted-printable":
         return _quoted_printable(body)
     raise UnknownCTE(encoding)
+
+
+def _tree(pm, part, start, end):
+    """raw[start:end] of a multipart or message with every leaf part inside decoded and
+    its Content-Transfer-Encoding said "binary" (Dovecot's BINARY of such a part)."""
+    edits = []
+    _decode_leaves(pm, part, edits)
+    return _apply(pm.raw, start, end, edits)
+
+
+def _decode_leaves(pm, part, edits):
+    if part.kind != mime.LEAF:
+        for child in part.children:
+            _decode_leaves(pm, child, edits)
+        return
+    if _encoding(pm, part) in _IDENTITY:
+        return
+    edits.append((part.bstart, part.end, _leaf(pm, part)))
+    first = True
+    for f in part.fields:
+        if f[0] == "content-transfer-encoding":
+            edits.append((f[1], _field_end(pm.raw, f), b"Content-Transfer-Encoding: binary\r\n" if first else b""))
+            first = False
+
+
+def _apply(raw, start, end, edits):
+    """raw[start:end] with the (start, end, replacement) edits inside it made."""
+    out, pos = [], start
+    for a, b, replacement in sorted(edits, key=lambda e: (e[0], e[1])):
+        out.append(raw[pos:a])
+        out.append(replacement)
+        pos = b
+    out.append(raw[pos:end])
+    return b"".join(out)
 
 
 def _encoding(pm, part):
@@ -106,12 +146,9 @@ def storable(raw):
     if not _NOT_LINES.search(raw):
         return raw
     pm = mime.ParsedMessage(raw, repair=False)
-    edits = []                      # (start, end, replacement), applied from the end
+    edits = []
     _collect(pm, pm.root, edits)
-    out = raw
-    for start, end, replacement in sorted(edits, reverse=True):
-        out = out[:start] + replacement + out[end:]
-    return out
+    return _apply(raw, 0, len(raw), edits)
 
 
 def _collect(pm, part, edits):
