@@ -1,5 +1,5 @@
 """IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
-ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY and COMPRESS=DEFLATE.
+ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY) and COMPRESS=DEFLATE.
 
 states.py            the session states and the sets of them the command table uses
 replies.py           every status response as a named Reply (status, code, text), the
@@ -17,6 +17,8 @@ names.py             mailbox names on the wire (mUTF-7, INBOX) and LIST patterns
 fetch.py, search.py  FETCH items and SEARCH keys: parsing and rendering/matching
 binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPENDs made
                      storable
+url.py               IMAP URLs of a message or part (RFC 5092) with URLAUTH's parts
+cmd_urlauth.py       GENURLAUTH, URLFETCH, RESETKEY (RFC 4467, RFC 5524)
 mime.py, envelope.py, params.py, decode.py
                      a stored message's MIME structure, ENVELOPE, Content-* fields and
                      decoded text, for FETCH and SEARCH

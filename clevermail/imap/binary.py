@@ -25,7 +25,7 @@ import re
 
 from clevermail.imap import mime
 
-__all__ = ["UnknownCTE", "decoded", "literal", "storable"]
+__all__ = ["UnknownCTE", "decoded", "decoded_structure", "literal", "storable"]
 
 _IDENTITY = frozenset(("", "7bit", "8bit", "binary"))
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
@@ -72,12 +72,18 @@ def _tree(pm, part, start, end):
     return _apply(pm.raw, start, end, edits)
 
 
-def _decode_leaves(pm, part, edits):
+def _decode_leaves(pm, part, edits, relabel=True):
     if part.kind != mime.LEAF:
         for child in part.children:
-            _decode_leaves(pm, child, edits)
+            _decode_leaves(pm, child, edits, relabel)
         return
     if _encoding(pm, part) in _IDENTITY:
+        return
+    if not relabel:
+        try:
+            edits.append((part.bstart, part.end, _leaf(pm, part)))
+        except UnknownCTE:
+            pass                # left as it is
         return
     edits.append((part.bstart, part.end, _leaf(pm, part)))
     first = True
@@ -85,6 +91,15 @@ def _decode_leaves(pm, part, edits):
         if f[0] == "content-transfer-encoding":
             edits.append((f[1], _field_end(pm.raw, f), b"Content-Transfer-Encoding: binary\r\n" if first else b""))
             first = False
+
+
+def decoded_structure(pm, nums):
+    """The BODYSTRUCTURE of part `nums` after decoding, as Dovecot answers URLFETCH's
+    BODYPARTSTRUCTURE when BINARY is asked with it (RFC 5524): sizes and line counts
+    of the decoded content, encodings as the message names them; None: no such part."""
+    edits = []
+    _decode_leaves(pm, pm.root, edits, relabel=False)
+    return mime.part_structure(mime.ParsedMessage(_apply(pm.raw, 0, len(pm.raw), edits), repair=False), nums)
 
 
 def _apply(raw, start, end, edits):

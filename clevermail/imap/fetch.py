@@ -337,6 +337,13 @@ def _parse_item(atom):
     return _section_item("BODY[]", label, (nums, text, fields), partial, peek)
 
 
+def parse_section(spec):
+    """A section-spec (RFC 3501 9, as in BODY[spec]) -> (part numbers, text, header
+    names) for mime.section; IMAPBad when malformed (URLs carry one too)."""
+    nums, text, fields, _ = _parse_section(spec, spec)
+    return nums, text, fields
+
+
 def _parse_binary(atom, up):
     """BINARY[section-binary]<partial>, BINARY.PEEK[...]<partial>, BINARY.SIZE[...]:
     section-binary is part numbers only (RFC 3516 5)."""

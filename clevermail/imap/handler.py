@@ -20,7 +20,8 @@ from typing import NamedTuple
 from ..store import FolderExists, NoSuchFolder
 from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
-from ..store.folder_ops import append_message, folder_status
+from ..store.folder_ops import append_message, folder_status, read_by_uid
+from ..store.url_keys import UrlAuthKeys
 from ..store.view import FolderView, Message, ViewMode, close_view, open_view
 
 
@@ -36,6 +37,7 @@ class IMAPFileHandler:
     def __init__(self, store: IMAPStore, accounts):
         self.store = store
         self.accounts = accounts
+        self.url_keys = UrlAuthKeys(store)
 
     # -- accounts -----------------------------------------------------------------
     def authenticate(self, username, password):
@@ -110,6 +112,27 @@ class IMAPFileHandler:
         if not self.store.folder_exists(address, name):
             raise NoSuchFolder(name)
         return append_message(self.store, address, name, data, flag_names, date)
+
+    # -- URLAUTH (RFC 4467): keys stay in the store, only signatures come out ----------
+    def sign_url(self, address, name, rump):
+        """The INTERNAL token of `rump` with the access key of `address`'s folder
+        (NoSuchFolder when there is none)."""
+        if not self.store.folder_exists(address, name):
+            raise NoSuchFolder(name)
+        return self.url_keys.sign(address, name, rump)
+
+    def verify_url(self, address, name, rump, token):
+        return self.url_keys.verify(address, name, rump, token)
+
+    def reset_url_keys(self, address, name=None):
+        """RESETKEY: new access keys for folder `name`, or all of the user's."""
+        if name is not None and not self.store.folder_exists(address, name):
+            raise NoSuchFolder(name)
+        self.url_keys.reset(address, name)
+
+    def read_url_message(self, address, name, uid, uidvalidity=None):
+        """The message an IMAP URL names, in wire form (MessageGone, NoSuchFolder)."""
+        return read_by_uid(self.store, address, name, uid, uidvalidity)
 
     # -- the selected folder -------------------------------------------------------------
     def open_view(self, address, name, readonly, owned_recent=()) -> FolderView:

@@ -313,6 +313,17 @@ def bodystructure(pm, extended=True):
     return b"".join(out)
 
 
+def part_structure(pm, nums):
+    """BODYSTRUCTURE (extended) of one part, the whole message for no numbers
+    (URLAUTH=BINARY's BODYPARTSTRUCTURE, RFC 5524); None when there is no such part."""
+    p = find_part(pm.root, nums) if nums else pm.root
+    if p is None:
+        return None
+    out = []
+    _write(pm, p, True, out)
+    return b"".join(out)
+
+
 def _extension(info):
     """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
     dsp, params = parse_content_disposition(info.get("disposition", ()))

@@ -137,6 +137,13 @@ RENAME_TO_INBOX = Reply("NO", "ALREADYEXISTS", "Cannot rename to INBOX")
 TRYCREATE = Reply("NO", "TRYCREATE", "Mailbox does not exist")
 EMPTY_MESSAGE = Reply("NO", None, "Refusing an empty message")
 
+# -- URLAUTH (RFC 4467) ------------------------------------------------------------------
+GENURLAUTH_ARGS = Reply("BAD", None, "GENURLAUTH takes pairs of URL and mechanism")
+URLFETCH_ARGS = Reply("BAD", None, "URLFETCH takes URLs, or (URL parameters...) lists")
+UNKNOWN_URLAUTH_MECHANISM = Reply("NO", None, "Unknown URLAUTH mechanism (INTERNAL is the one)")
+BAD_URL = Reply("BAD", None, "Invalid URL: {}")
+URL_NOT_OURS = Reply("NO", None, "GENURLAUTH is for your own mailboxes")
+
 # -- COMPRESS (RFC 4978) -----------------------------------------------------------------
 COMPRESS_ARGS = Reply("BAD", None, "COMPRESS takes one mechanism")
 UNKNOWN_COMPRESSION = Reply("NO", None, "Unknown compression mechanism")

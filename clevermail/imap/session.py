@@ -14,7 +14,8 @@ authenticated: the session owns its capabilities and login), cmd_mailboxes.py (6
 authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: LITERAL+
 (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
-CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), COMPRESS=DEFLATE (RFC 4978, after login), STARTTLS and LOGINDISABLED (RFC 3501).
+CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), URLAUTH (RFC 4467, cmd_urlauth.py) with URLAUTH=BINARY
+(RFC 5524), COMPRESS=DEFLATE (RFC 4978, after login), STARTTLS and LOGINDISABLED (RFC 3501).
 """
 
 import socket
@@ -26,13 +27,15 @@ from ..store import StoreError
 from ..wire import LineTooLong
 from . import cmd_mailboxes as mailboxes
 from . import cmd_selected as selected
+from . import cmd_urlauth as urlauth
 from . import replies as R
 from .idle import cmd_idle
 from .parser import Atom, Command, LiteralTooLarge, ParseError, astring, parse_command, quote
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
-             "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY")
+             "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY",
+             "URLAUTH", "URLAUTH=BINARY")
 MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
 # still counts on the numbers it used); their UID forms, other keys, may send it.
@@ -355,6 +358,9 @@ class IMAPSession(LineSession):
         "ENABLE": (mailboxes.cmd_enable, LOGGED_IN),
         "IDLE": (cmd_idle, LOGGED_IN),
         "COMPRESS": (cmd_COMPRESS, LOGGED_IN),
+        "GENURLAUTH": (urlauth.cmd_genurlauth, LOGGED_IN),
+        "RESETKEY": (urlauth.cmd_resetkey, LOGGED_IN),
+        "URLFETCH": (urlauth.cmd_urlfetch, LOGGED_IN),
         # RFC 3501 6.4: selected
         "CHECK": (selected.cmd_check, SELECTED_ONLY),
         "CLOSE": (selected.cmd_close, SELECTED_ONLY),

@@ -10,6 +10,7 @@ session's selected folder is a FolderView (view.py).
 
 from contextlib import contextmanager
 
+from .errors import MessageGone
 from .folder import FolderStatus
 from .view import FolderView, ViewMode
 
@@ -32,6 +33,18 @@ def append_message(store, address, name, wire, flag_names, date=None):
         letters = folder.letters_for(flag_names, create=True)     # drops \Recent
         uid = folder.append(wire, "".join(letters), date)
         return folder.uidvalidity, uid
+    finally:
+        store.release_folder(folder)
+
+
+def read_by_uid(store, address, name, uid, uidvalidity=None):
+    """The wire form of message `uid` of folder `name` (an IMAP URL's message);
+    MessageGone when there is none or the folder's UIDVALIDITY is not `uidvalidity`."""
+    folder = store.open_folder(address, name)
+    try:
+        if uidvalidity is not None and uidvalidity != folder.uidvalidity:
+            raise MessageGone(f"UIDVALIDITY of {name} is not {uidvalidity}")
+        return folder.read_message(uid)
     finally:
         store.release_folder(folder)
 
