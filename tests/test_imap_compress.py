@@ -6,8 +6,6 @@ socketpair.  The end-to-end test over TLS is in test_imap_e2e.py."""
 import socket
 import zlib
 
-import pytest
-
 from clevermail import deflate
 from imap_helpers import client, deliver, handler, open_session, store  # noqa: F401 (fixtures)
 

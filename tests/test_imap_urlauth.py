@@ -136,7 +136,7 @@ def test_resetkey_revokes(alice_bob):
 
 def test_genurlauth_refuses_what_is_not_the_users(alice_bob):
     a, b = alice_bob
-    a.expect(f'GENURLAUTH "imap://bob@example.test/INBOX/;UID=1;URLAUTH=authuser" INTERNAL', "NO")
+    a.expect('GENURLAUTH "imap://bob@example.test/INBOX/;UID=1;URLAUTH=authuser" INTERNAL', "NO")
     a.expect(f'GENURLAUTH "{BASE}/;UID=1;URLAUTH=authuser" OTHER', "NO")
     a.expect(f'GENURLAUTH "{BASE}/;UID=1" INTERNAL', "BAD")
     a.expect(f'GENURLAUTH "{BASE}/;UID=1;URLAUTH=authuser:internal:{"a" * 40}" INTERNAL', "BAD")
