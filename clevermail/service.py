@@ -50,6 +50,8 @@ from .smtp.handler import SMTPFileHandler
 from .smtp.send_quota import SendQuota
 from .smtp.sender_identity import SenderIdentity
 from .smtp.server import SMTPServer
+from .sieve.deliver import SieveFilter
+from .sieve.scripts import SieveScripts
 from .srs import SRS, SRSError, load_secret
 from .store import MailStore
 from .tls_context import CHECK_INTERVAL, ServerContext
@@ -188,13 +190,17 @@ class MailService:
         self.signer = self._build_signer(settings)
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
+        # users' Sieve scripts (ManageSieve and the CLI manage them), run at final delivery
+        self.sieve_scripts = SieveScripts.for_data_dir(server.data_dir)
+        sieve = SieveFilter(self.sieve_scripts, self.store, self.queue, server.hostname, srs=srs,
+                            router=self.router, signer=self.signer)
         self.handlers = handlers = {
             "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
                                     postmaster=server.postmaster,
                                     senders=self._make_sender_identity(settings),
                                     quota=self.send_quota, router=self.router, srs=srs,
                                     inbound=inbound, defence=self.defence, metrics=self.metrics,
-                                    signer=self.signer),
+                                    signer=self.signer, sieve=sieve),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
         }

@@ -193,3 +193,41 @@ def test_bytes_must_be_utf8():
 def test_garbage_is_always_a_syntax_error(junk):
     with pytest.raises(SieveSyntaxError):
         parse(junk)
+
+
+def test_mutated_scripts_parse_or_fail_cleanly_and_run_or_fail_cleanly():
+    """Hostile input: every mutation of a script parses, or fails with a
+    SieveSyntaxError; what parses runs, or fails with a SieveRuntimeError."""
+    import random
+
+    from clevermail.sieve.errors import SieveRuntimeError
+    from clevermail.sieve.interp import Envelope, evaluate
+
+    base = ('require ["fileinto", "variables", "imap4flags", "body", "vacation", "envelope"];\n'
+            'if header :matches "subject" "*a?b*" { set :upper "x" "${1}"; fileinto "F/${x}"; }\n'
+            'elsif body :content "text" :contains "z" { addflag "f" "\\\\Seen"; }\n'
+            'if envelope :all :is "from" "a@b.c" { vacation :days 2 text:\nhi\n.\n; }\n'
+            'redirect "r@x.example"; keep :flags "${f}"; stop;\n')
+    alphabet = list('"[](){},;:\\*?$.#/ \n') + ["text:", "if", "${", "}", "require", "0", "9K"]
+    message = b"Subject: xaxbx\r\nFrom: a@b.c\r\n\r\nzz\r\n"
+    rng = random.Random(5228)
+    parsed = 0
+    for _ in range(3000):
+        text = list(base)
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(text) + 1)
+            if rng.random() < 0.5 and text:
+                del text[min(pos, len(text) - 1)]
+            else:
+                text.insert(pos, rng.choice(alphabet))
+        try:
+            script = parse("".join(text))
+        except SieveSyntaxError as exc:
+            assert exc.message
+            continue
+        parsed += 1
+        try:
+            evaluate(script, message, Envelope("a@b.c", "me@example.test"))
+        except SieveRuntimeError:
+            pass
+    assert parsed > 100          # the mutations reach the interpreter too

@@ -179,10 +179,10 @@ class _Checker:
                 raise SieveSyntaxError(f"{cmd.name}: bad variable name {cmd.positional[0]!r}", cmd.line)
         elif cmd.name == "vacation":
             sender = cmd.tagged.get("from")
-            if sender and constant(sender) and not _has_address(sender):
+            if sender and constant(sender) and not has_address(sender):
                 raise SieveSyntaxError(f"vacation :from {sender!r} is not an address", cmd.line)
             for address in cmd.tagged.get("addresses", ()):
-                if constant(address) and not _has_address(address):
+                if constant(address) and not has_address(address):
                     raise SieveSyntaxError(f"vacation :addresses: {address!r} is not an address",
                                            cmd.line)
 
@@ -195,7 +195,7 @@ def check_mailbox(name, line):
         raise SieveSyntaxError(f"fileinto: bad mailbox name {name!r}: {exc}", line) from None
 
 
-def _has_address(text):
+def has_address(text):
     _, address = email.utils.parseaddr(text)
     return bool(ADDRESS.match(address))
 

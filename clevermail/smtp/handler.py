@@ -79,7 +79,7 @@ class Recipient:
 class SMTPFileHandler:
     def __init__(self, store: LocalDelivery, accounts, queue, postmaster="", senders=None, quota=None,
                  router=None, srs=None, inbound=None, defence=None, metrics=NO_METRICS,
-                 signer=None):
+                 signer=None, sieve=None):
         self.store = store
         self.accounts = accounts
         self.queue = queue
@@ -99,6 +99,8 @@ class SMTPFileHandler:
         self.quota = quota or SendQuota(None, 0, 0)
         self.metrics = metrics          # counts the relay's local deliveries (deliver_queued)
         self.signer = signer            # dkim.signer.Signer, or None: [dkim] sign = no
+        # users' Sieve filters at final delivery (sieve/deliver.py SieveFilter), or None
+        self.sieve = sieve
 
     # -- recipients ------------------------------------------------------------
     def default_domain(self):
@@ -138,11 +140,15 @@ class SMTPFileHandler:
         accounts, _, forwards = self._split(recipients)
         pending = []
         try:
-            if accounts:
-                pending.append(self.store.prepare_local(sender, accounts, data))
+            plain, filtered = self._filtered(accounts)
+            if plain:
+                pending.append(self.store.prepare_local(sender, plain, data))
+            boxes, queued = self._run_filters(filtered, recipients, sender, (data,), new_queue_id())
+            pending += boxes
             if forwards:
                 pending.append(self.queue.prepare(self._forward_sender(sender), forwards, data,
                                                   new_queue_id()))
+            pending += queued
             for p in pending:
                 p.commit()
             self.metrics.local_delivered(len(accounts))
@@ -178,11 +184,17 @@ class SMTPFileHandler:
         local, remote, forwards = self._split(recipients)
         pending = []
         try:
-            if local:
+            plain, filtered = self._filtered(local)
+            if plain:
                 # every line ends in CRLF (the session checked the data, its headers
                 # are ours): clean
-                pending.append(self.store.prepare_local(sender, local, trace, data, clean=True,
+                pending.append(self.store.prepare_local(sender, plain, trace, data, clean=True,
                                                         folder=folder))
+            # users with an active Sieve script: their copies as the script says, before
+            # the 250 like every other copy (its queue entries commit with the others)
+            boxes, queued = self._run_filters(filtered, recipients, sender, (trace, data), queue_id,
+                                              keep_folder=folder, clean=True, requiretls=requiretls)
+            pending += boxes
             if remote:
                 pending.append(self.queue.prepare(sender, remote, trace + data, queue_id,
                                                   requiretls=requiretls))
@@ -193,6 +205,7 @@ class SMTPFileHandler:
                 pending.append(self.queue.prepare(self._forward_sender(sender), forwards,
                                                   trace + data, queue_id,
                                                   requiretls=requiretls))
+            pending += queued
             # Mailboxes first, the queue last: a committed queue entry wakes the relay
             # worker, which must never send what a later failure would take back.
             for p in pending:
@@ -205,6 +218,35 @@ class SMTPFileHandler:
                     log.exception("%s: abort after failed delivery failed", queue_id)
             raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
         return len(local), len(remote) + len(forwards)
+
+    def _filtered(self, accounts):
+        """(accounts delivered as they are, accounts with an active Sieve script)."""
+        if self.sieve is None or not accounts:
+            return accounts, []
+        return self.sieve.split(accounts)
+
+    def _run_filters(self, accounts, recipients, sender, parts, queue_id, **options):
+        """The prepared writes of each filtered account's script (sieve/deliver.py):
+        (mailbox parts, queue parts), committed in that order with the rest (the
+        mailboxes first, the queue last); the address a copy came for is the first
+        RCPT that reached the account."""
+        if not accounts:
+            return [], []
+        came_for = {}
+        for rcpt in recipients:
+            for account in rcpt.accounts:
+                came_for.setdefault(account, rcpt.address)
+        out = []
+        try:
+            for account in accounts:
+                out.append(self.sieve.prepare(account, sender, came_for.get(account, account),
+                                              parts, queue_id, **options))
+        except BaseException:
+            for prepared in out:
+                prepared.abort()
+            raise
+        return ([_Group(p.mailbox, p.abort) for p in out],
+                [_Group(p.queued, p.abort, after=p.after) for p in out])
 
     @staticmethod
     def _split(recipients):
@@ -225,3 +267,23 @@ class SMTPFileHandler:
 
     def _forward_sender(self, sender):
         return self.srs.forward(sender) if self.srs is not None else sender
+
+
+class _Group:
+    """Part of one Sieve run's prepared writes as one pending part of the
+    transaction; its abort takes back the whole run (each abort is idempotent).
+    `after`: records made once its parts are committed (the vacation reply's)."""
+
+    def __init__(self, parts, abort, after=()):
+        self.parts = parts
+        self.abort = abort
+        self.after = after
+
+    def commit(self):
+        for p in self.parts:
+            p.commit()
+        for call in self.after:
+            try:
+                call()
+            except Exception:
+                log.exception("sieve: recording a vacation reply failed")

@@ -24,14 +24,19 @@ class PendingDelivery:
     """A message written and fsynced under tmp/ for one or more mailboxes, not yet
     visible.  commit() makes it visible durably; abort() undoes prepare or commit."""
 
-    def __init__(self, folders, targets):
+    def __init__(self, folders, targets, letters=""):
         self.folders = folders
         self.targets = targets          # [(folder path, tmp path, base)]
+        # flag letters (Sieve's imap4flags): the copy goes to cur/ with them
+        self.letters = letters
         self.committed = []
 
     def commit(self):
         for folder_path, tmp, base in self.targets:
-            final = maildir.commit_tmp(folder_path, tmp, base, sub="new")
+            if self.letters:
+                final = maildir.commit_tmp(folder_path, tmp, f"{base}:2,{self.letters}", sub="cur")
+            else:
+                final = maildir.commit_tmp(folder_path, tmp, base, sub="new")
             self.committed.append(final)
             self.folders.notify(folder_path)
 
@@ -55,12 +60,13 @@ class Delivery:
         self.users = users
         self.folders = folders
 
-    def _prepare(self, addresses, wire, clean=False, folder=None):
+    def _prepare(self, addresses, wire, clean=False, folder=None, flags=()):
         """Write `wire` (CRLF message) once under the first INBOX's tmp/, fsync it, and
         hard-link it into the other INBOXes' tmp/ (one data write for all copies).
         `clean`: every line of `wire` ends in CRLF and there is no other CR.
         `folder`: a special-use folder (users.SPECIAL_USE, e.g. "Junk" for mail the
-        inbound checks quarantine) instead of INBOX, where the user has it."""
+        inbound checks quarantine, or a Sieve fileinto) instead of INBOX, where the
+        user has it.  `flags`: IMAP flag names the copies get (one address only)."""
         disk = maildir.to_disk(wire, clean)
         # the size of to_wire(disk), what POP3 and IMAP send: the wire size itself when clean
         wsize = len(wire) if clean else len(disk) + disk.count(b"\n")
@@ -79,10 +85,26 @@ class Delivery:
                     tmp = self._write(root, disk, base, first_tmp)
                 first_tmp = first_tmp or tmp
                 targets.append((root, tmp, base))
+            letters = self._letters(addresses, targets, flags) if flags else ""
         except BaseException:
             PendingDelivery(self.folders, targets).abort()
             raise
-        return PendingDelivery(self.folders, targets)
+        return PendingDelivery(self.folders, targets, letters)
+
+    def _letters(self, addresses, targets, flags):
+        """The Maildir letters of `flags` in the one target folder (keywords get
+        their letter in that folder's map)."""
+        if len(targets) != 1:
+            raise ValueError("flags are set for one mailbox at a time")
+        root = self.users.root(addresses[0])
+        path = targets[0][0]
+        name = "INBOX" if path == os.path.realpath(root) else paths.folder_from_dirname(
+            os.path.basename(path))
+        folder = self.folders.open(addresses[0], name)
+        try:
+            return "".join(sorted(folder.letters_for(flags)))
+        finally:
+            self.folders.release(folder)
 
     @staticmethod
     def _target(root, folder):
@@ -101,12 +123,12 @@ class Delivery:
             return maildir.write_tmp(root, disk, base)
         return maildir.link_tmp(root, first_tmp, base)
 
-    def prepare_local(self, sender, addresses, *parts, clean=False, folder=None):
+    def prepare_local(self, sender, addresses, *parts, clean=False, folder=None, flags=()):
         """Final delivery of the message made of `parts` (CRLF bytes, joined once) to
         local `addresses`, with `Return-Path: <sender>` in front; not yet committed.
-        `clean` and `folder` as for _prepare()."""
+        `clean`, `folder` and `flags` as for _prepare()."""
         wire = b"".join((return_path(sender),) + parts)
-        return self._prepare(addresses, wire, clean=clean, folder=folder)
+        return self._prepare(addresses, wire, clean=clean, folder=folder, flags=flags)
 
     def deliver_local(self, sender, addresses, data):
         """Final delivery to local `addresses`, committed durably before returning (the

@@ -47,8 +47,9 @@ class MailStore:
         self.users.remove(address)
 
     # -- delivery (store/api.py: LocalDelivery) --------------------------------------
-    def prepare_local(self, sender, addresses, *parts, clean=False, folder=None):
-        return self.delivery.prepare_local(sender, addresses, *parts, clean=clean, folder=folder)
+    def prepare_local(self, sender, addresses, *parts, clean=False, folder=None, flags=()):
+        return self.delivery.prepare_local(sender, addresses, *parts, clean=clean, folder=folder,
+                                           flags=flags)
 
     def deliver_local(self, sender, addresses, data):
         self.delivery.deliver_local(sender, addresses, data)
