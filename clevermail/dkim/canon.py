@@ -88,6 +88,14 @@ class Parsed:
         self._bodies = {}           # relaxed? -> canonical body
         self._hashes = {}           # (relaxed?, hash name, l=) -> digest
 
+    @classmethod
+    def of(cls, headers, body):
+        """A Parsed of fields and body split already (dkimpy's ARC parses itself)."""
+        parsed = cls.__new__(cls)
+        parsed.headers, parsed.body = headers, body
+        parsed._bodies, parsed._hashes = {}, {}
+        return parsed
+
     def body_hash(self, relaxed, hash_name, length=None):
         """The digest of the canonical body (its first `length` octets when given)."""
         key = (relaxed, hash_name, length)

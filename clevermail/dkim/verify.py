@@ -2,7 +2,8 @@
 RFC 8463): the steps of dkimpy's DKIM.verify (verify_headerprep, verify_sig,
 verify_sig_process), in its order, with its tag parser, tag checks,
 canonicalization and header hashing, and its exceptions; pure but for the key
-lookup the caller passes.
+lookup the caller passes.  arc_verify is dkimpy's ARC chain validation (RFC 8617)
+with each ARC-Message-Signature and ARC-Seal checked the same way.
 
 What differs is the cost: the message is parsed and canonicalized once for all its
 signatures (canon.Parsed: an rsa-sha256 and an ed25519-sha256 signature over the
@@ -29,7 +30,7 @@ from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizatio
 from dkim.crypto import HASH_ALGORITHMS
 from dkim.util import InvalidTagValueList, parse_tag_value
 
-from .canon import select
+from .canon import Parsed, select
 
 MINKEY = 1024               # bits: a smaller RSA key does not count (RFC 8301 3.2)
 _WSP = re.compile(rb"\s+")
@@ -56,6 +57,13 @@ def verify(parsed, field, tags, lookup, keys, minkey=MINKEY):
     `keys` is a pubkeys.KeyCache."""
     dkim.validate_signature_fields(tags)
     include = [name.lower() for name in _H_SEP.split(tags[b"h"])]
+    return verify_signed(parsed, field, tags, include, lookup, keys, minkey)
+
+
+def verify_signed(parsed, field, tags, include, lookup, keys, minkey=MINKEY):
+    """dkimpy's verify_sig and verify_sig_process for a signature whose tags were
+    checked already: `include` names the fields it signs (h=, or an ARC-Seal's
+    chain); the rest as verify()."""
     record = lookup(tags[b"s"] + b"._domainkey." + tags[b"d"] + b".")
     if not record:
         raise NoKey("no key published")
@@ -68,6 +76,28 @@ def verify(parsed, field, tags, lookup, keys, minkey=MINKEY):
         raise dkim.MessageFormatError(f"invalid c= value: {exc.args[0]}") from None
     hasher = HASH_ALGORITHMS[tags[b"a"]]
 
+    if b"bh" in tags:           # an ARC-Seal signs no body
+        _check_body(parsed, tags, policy, hasher)
+
+    # dkimpy hashes every From field, whatever h= says (its bug #644046): a second
+    # From added to a signed message breaks the signature
+    if b"from" in include:
+        include = include + [b"from"]
+    header_hash = hasher()
+    _hash_fields(header_hash, policy, parsed.headers, include, field)
+    try:
+        signature = base64.b64decode(_WSP.sub(b"", tags[b"b"]))
+    except (TypeError, binascii.Error) as exc:
+        raise dkim.MessageFormatError(str(exc)) from None
+    ok = key.verify(header_hash, signature)
+    if ok and key.kind == b"rsa" and key.keysize < minkey:
+        raise dkim.KeyFormatError(f"public key too small: {key.keysize}")
+    return ok
+
+
+def _check_body(parsed, tags, policy, hasher):
+    """dkim.ValidationError unless bh= is the hash of the canonical body (its first
+    l= octets when given)."""
     length = tags.get(b"l")
     if length is not None:
         if not length:          # dkimpy's check lets "l=" pass, and then int() fails
@@ -82,20 +112,32 @@ def verify(parsed, field, tags, lookup, keys, minkey=MINKEY):
         raise dkim.ValidationError(f"body hash mismatch (got {base64.b64encode(body_hash)}, "
                                    f"expected {tags[b'bh']})")
 
-    # dkimpy hashes every From field, whatever h= says (its bug #644046): a second
-    # From added to a signed message breaks the signature
-    if b"from" in include:
-        include.append(b"from")
-    header_hash = hasher()
-    _hash_fields(header_hash, policy, parsed.headers, include, field)
+
+class _ARC(dkim.ARC):
+    """dkimpy's ARC chain validation (RFC 8617 5.2: sets, instances, cv=, the
+    oldest-pass rules), each ARC-Message-Signature and ARC-Seal checked by
+    verify_signed on the message dkimpy parsed, keys from a KeyCache."""
+
+    def __init__(self, message, keys, minkey):
+        super().__init__(message, minkey=minkey, timeout=5)
+        self._parsed = Parsed.of(self.headers, self.body)
+        self._keys = keys
+
+    def verify_sig(self, sig, include_headers, sig_header, dnsfunc):
+        try:
+            return verify_signed(self._parsed, sig_header, sig, include_headers,
+                                 lambda name: dnsfunc(name, timeout=self.timeout), self._keys, self.minkey)
+        except (NoKey, dkim.KeyFormatError, dkim.DnsTimeoutError):
+            return False            # dkimpy's verify_sig: no usable key, no valid signature
+
+
+def arc_verify(message, lookup, keys, minkey=MINKEY):
+    """dkim.arc_verify(message, dnsfunc=lookup): (cv, per-instance results, reason),
+    cv one of dkim.CV_Pass, CV_Fail, CV_None."""
     try:
-        signature = base64.b64decode(_WSP.sub(b"", tags[b"b"]))
-    except (TypeError, binascii.Error) as exc:
-        raise dkim.MessageFormatError(str(exc)) from None
-    ok = key.verify(header_hash, signature)
-    if ok and key.kind == b"rsa" and key.keysize < minkey:
-        raise dkim.KeyFormatError(f"public key too small: {key.keysize}")
-    return ok
+        return _ARC(message, keys, minkey).verify(dnsfunc=lookup)
+    except dkim.DKIMException as exc:
+        return dkim.CV_Fail, [], str(exc)
 
 
 def _hash_fields(hasher, policy, fields, include, signature_field):

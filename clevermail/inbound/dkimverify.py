@@ -1,7 +1,8 @@
 """DKIM (RFC 6376, RFC 8463) and ARC (RFC 8617) verification of a received message
-over the server's resolver (dnsclient.DnsClient.dkim_txt), with dkimpy: each
-signature through dkim/verify.py (dkimpy's steps on a message parsed once, keys
-parsed once per record, RSA by OpenSSL), the ARC chain through dkim.arc_verify.
+over the server's resolver (dnsclient.DnsClient.dkim_txt), with dkimpy, through
+dkim/verify.py: each DKIM signature with dkimpy's steps on a message parsed once,
+the ARC chain with dkimpy's ARC validation; keys parsed once per record and RSA
+checked by OpenSSL for both.
 
 Every DKIM-Signature is verified, not only the first: DMARC needs to know each
 domain that signed successfully.  Per signature the outcome is one of RFC 8601's
@@ -17,7 +18,7 @@ import dkim
 
 from ..dkim.canon import Parsed
 from ..dkim.pubkeys import KeyCache
-from ..dkim.verify import NoKey, signature_tags, verify
+from ..dkim.verify import NoKey, arc_verify, signature_tags, verify
 
 MAX_SIGNATURES = 10         # signatures verified per message; more are "neutral"
 KEYS = KeyCache()           # key record text -> key, shared by every session
@@ -71,13 +72,13 @@ def verify_dkim(message, dns, keys=KEYS):
     return results
 
 
-def verify_arc(message, dns):
+def verify_arc(message, dns, keys=KEYS):
     """The ARC chain validation: ('none'|'pass'|'fail', reason)."""
     end = message.find(b"\r\n\r\n")
     if b"arc-seal:" not in (message if end < 0 else message[:end + 2]).lower():
         return "none", "no ARC sets"
     try:
-        cv, _, reason = dkim.arc_verify(message, dnsfunc=dns.dkim_txt, minkey=1024, timeout=5)
+        cv, _, reason = arc_verify(message, dns.dkim_txt, keys)
     except dkim.DnsTimeoutError as exc:
         return "fail", f"DNS: {exc}"
     except dkim.DKIMException as exc:

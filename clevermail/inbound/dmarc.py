@@ -13,6 +13,7 @@ says: a message not sampled has its policy lowered one step (reject -> quarantin
 -> none).
 """
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -24,8 +25,10 @@ POLICIES = ("none", "quarantine", "reject")
 _psl = None
 
 
+@functools.lru_cache(maxsize=4096)
 def organizational_domain(domain):
-    """example.co.uk for mail.example.co.uk (RFC 7489 3.2)."""
+    """example.co.uk for mail.example.co.uk (RFC 7489 3.2); kept per name (a
+    message asks it up to three times, and the same domains write again and again)."""
     global _psl
     if _psl is None:
         _psl = PublicSuffixList()       # parses the bundled list once per process

@@ -12,6 +12,7 @@ void lookups; beyond them permerror.  DNS trouble is temperror.
 Pure over a DnsClient (dnsclient.py); no I/O of its own.
 """
 
+import functools
 import ipaddress
 import re
 import urllib.parse
@@ -28,6 +29,13 @@ _QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
 _MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
 _MACRO = re.compile(r"%\{([slodiphvSLODIPHV])(\d*)(r?)([.\-+,/_=]*)\}|%%|%_|%-|%")
 _DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+@functools.lru_cache(maxsize=4096)
+def _network(text):
+    """ipaddress.ip_network(text, strict=False), parsed once: the same records' ip4 and
+    ip6 terms are evaluated for every message of a sender (ValueError is not kept)."""
+    return ipaddress.ip_network(text, strict=False)
 
 
 class PermError(Exception):
@@ -168,7 +176,7 @@ class _Evaluation:
 
     def _ip_match(self, mechanism, text, domain):
         try:
-            network = ipaddress.ip_network(text, strict=False)
+            network = _network(text)
         except ValueError:
             raise PermError(f"{domain}: bad {mechanism} network {text!r}") from None
         if (mechanism == "ip4") != (network.version == 4):
