@@ -293,3 +293,14 @@ def test_strip_b_empties_b_as_dkimpy_does():
              b" bh=x; b=ab cd ; b=\n"]
     cases += [b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(30000)]
     assert [c for c in cases if strip_b(c) != dkim.RE_BTAG.sub(b"\\1", c)] == []
+
+
+def test_a_header_section_dkimpy_cannot_parse_is_a_result_not_a_crash(keys):
+    class NoDNS:
+        def dkim_txt(self, name, timeout=5):
+            raise AssertionError("nothing to look up")
+
+    broken = b"From: a@sign.test\r\nthis line has no colon\r\n\r\nbody\r\n"
+    assert verify_dkim(broken, NoDNS()) == []
+    [result] = verify_dkim(sign(keys).replace(b"To: bob", b"no colon here\r\nTo: bob"), NoDNS())
+    assert result.result == "permerror" and result.reason.startswith("header section:")
