@@ -38,6 +38,26 @@ def _network(text):
     return ipaddress.ip_network(text, strict=False)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_term(term, domain):
+    """(qualifier, mechanism, argument, cidr) of one directive, or PermError (not
+    kept); kept per (term, domain): a sender's record is evaluated for every message."""
+    qualifier = "+"
+    if term[:1] in _QUALIFIERS:
+        qualifier, term = term[0], term[1:]
+    match = re.match(r"^([A-Za-z0-9]+)(?::([^/]+))?((?:/\d+)?(?://\d+)?)$", term)
+    if not match or match.group(1).lower() not in _MECHANISMS:
+        raise PermError(f"{domain}: unknown term {term!r}")
+    mechanism, arg, cidr = match.group(1).lower(), match.group(2), match.group(3)
+    if mechanism in ("include", "exists") and not arg:
+        raise PermError(f"{domain}: {mechanism} needs a domain")
+    if mechanism in ("ip4", "ip6") and not arg:
+        raise PermError(f"{domain}: {mechanism} needs an address")
+    if mechanism == "all" and (arg or cidr):
+        raise PermError(f"{domain}: all takes no argument")
+    return qualifier, mechanism, arg, cidr
+
+
 class PermError(Exception):
     """The published policy cannot be evaluated (RFC 7208 2.6.7)."""
 
@@ -118,7 +138,7 @@ class _Evaluation:
                         redirect = value
                     self._expand(value, domain)         # a bad macro is a permerror
                 continue                                # unknown modifiers are ignored
-            directives.append(self._parse(term, domain))
+            directives.append(_parse_term(term, domain))
         for qualifier, mechanism, arg, cidr in directives:
             if self._matches(mechanism, arg, cidr, domain, depth):
                 return _QUALIFIERS[qualifier], f"{qualifier}{mechanism} matched at {domain}"
@@ -130,22 +150,6 @@ class _Evaluation:
                 raise PermError(f"{domain}: redirect to {target}, which has no SPF record")
             return result, reason
         return "neutral", f"nothing matched at {domain}"
-
-    def _parse(self, term, domain):
-        qualifier = "+"
-        if term[:1] in _QUALIFIERS:
-            qualifier, term = term[0], term[1:]
-        match = re.match(r"^([A-Za-z0-9]+)(?::([^/]+))?((?:/\d+)?(?://\d+)?)$", term)
-        if not match or match.group(1).lower() not in _MECHANISMS:
-            raise PermError(f"{domain}: unknown term {term!r}")
-        mechanism, arg, cidr = match.group(1).lower(), match.group(2), match.group(3)
-        if mechanism in ("include", "exists") and not arg:
-            raise PermError(f"{domain}: {mechanism} needs a domain")
-        if mechanism in ("ip4", "ip6") and not arg:
-            raise PermError(f"{domain}: {mechanism} needs an address")
-        if mechanism == "all" and (arg or cidr):
-            raise PermError(f"{domain}: all takes no argument")
-        return qualifier, mechanism, arg, cidr
 
     # -- the mechanisms -------------------------------------------------------------------
     def _matches(self, mechanism, arg, cidr, domain, depth):
