@@ -136,3 +136,51 @@ def test_the_relay_local_delivery_path(handler, store, scripts):
     handler.deliver_queued(ALICE, [BOB, CAROL], DATA)
     assert files(store, BOB) == {"new": [], "cur": []}
     assert len(files(store, CAROL)["new"]) == 1
+
+
+class StubSigner:
+    """Records which of the signer's two entry points signed what."""
+
+    def sign(self, data):
+        return b"X-Signed: user-domain\r\n" + data
+
+    def sign_report(self, data):
+        return b"X-Signed: report\r\n" + data
+
+
+def test_replies_and_refusals_are_signed_like_the_servers_own_mail(store, queue, scripts):
+    sieve = SieveFilter(scripts, store, queue, "mail.example.test", signer=StubSigner())
+    handler = SMTPFileHandler(store, accounts=None, queue=queue, sieve=sieve)
+    activate(scripts, BOB, 'require "vacation";\nvacation "away";')
+    activate(scripts, CAROL, 'require "reject";\nreject "no";')
+    handler.deliver("x@far.test", rcpts(BOB), DATA, TRACE, "Q9")
+    handler.deliver("x@far.test", rcpts(CAROL), DATA.replace(BOB.encode(), CAROL.encode()), TRACE, "QA")
+    bodies = sorted(queue.read_body(e.id) for e in queue.list())
+    assert len(bodies) == 2
+    assert bodies[0].startswith(b"X-Signed: report\r\nFrom: Mail Delivery System")       # the MDN
+    assert bodies[1].startswith(b"X-Signed: user-domain\r\nFrom: <bob@example.test>")    # the reply
+
+
+def test_an_action_that_cannot_be_prepared_keeps_the_message(handler, store, queue, scripts,
+                                                            monkeypatch, caplog):
+    activate(scripts, BOB, 'require "vacation";\nvacation "away";\nredirect "a@there.test";')
+
+    def broken(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(Responses, "recent", broken)
+    handler.deliver("x@far.test", rcpts(BOB), DATA, TRACE, "QB")
+    assert len(files(store, BOB)["new"]) == 1
+    assert queue.list() == []
+    assert "could not be carried out; kept in INBOX" in caplog.text and BOB in caplog.text
+
+
+def test_system_flags_need_no_keyword_map(handler, store, scripts, monkeypatch):
+    activate(scripts, BOB, 'require ["fileinto", "mailbox", "imap4flags"];\n'
+                           'fileinto :create :flags ["\\\\flagged", "\\\\SEEN"] "F";')
+
+    def no_open(*args):
+        raise AssertionError("the folder was opened")
+    monkeypatch.setattr(store.delivery.folders, "open", no_open)
+    handler.deliver(ALICE, rcpts(BOB), DATA, TRACE, "QC")
+    (name,) = files(store, BOB, "F")["cur"]
+    assert name.endswith(":2,FS")

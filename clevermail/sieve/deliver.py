@@ -114,9 +114,20 @@ class SieveFilter:
         try:
             self._carry_out(prepared, actions, account, sender, recipient, data, queue_id,
                             keep_folder, clean, requiretls)
+            return prepared
+        except Exception:
+            # an action that cannot be prepared (a folder that cannot be made, the
+            # vacation record unreadable, ...) must not refuse the message for good:
+            # it is kept instead; only a failure of that keep fails the delivery
+            prepared.abort()
+            log.warning("%s: the sieve actions of %s could not be carried out; kept in INBOX",
+                        queue_id, account, exc_info=True)
         except BaseException:
             prepared.abort()
             raise
+        prepared = Prepared()
+        self._carry_out(prepared, [Keep(implicit=True)], account, sender, recipient, data, queue_id,
+                        keep_folder, clean, requiretls)
         return prepared
 
     def _actions(self, account, sender, recipient, data, queue_id):

@@ -40,6 +40,8 @@ class MessageView:
         self._body_at = end + sep
         self._fields = None
         self._parsed = None
+        self._decoded = {}        # name -> decoded values (a script asks for the same fields often)
+        self._addresses = {}      # name -> addr-specs
 
     # -- header fields ---------------------------------------------------------------
     def fields(self):
@@ -60,7 +62,11 @@ class MessageView:
 
     def header(self, name):
         """The decoded values of every field called `name` (case-insensitive)."""
-        return [decode_words(v) for v in self.raw_values(name)]
+        key = name.lower()
+        values = self._decoded.get(key)
+        if values is None:
+            values = self._decoded[key] = [decode_words(v) for v in self.raw_values(key)]
+        return values
 
     def exists(self, name):
         name = name.lower()
@@ -69,7 +75,12 @@ class MessageView:
     def addresses(self, name):
         """The addr-specs in the fields called `name`, in order ("" entries of group
         syntax left out)."""
-        return [addr for _, addr in email.utils.getaddresses(self.raw_values(name)) if addr]
+        key = name.lower()
+        found = self._addresses.get(key)
+        if found is None:
+            found = self._addresses[key] = [
+                addr for _, addr in email.utils.getaddresses(self.raw_values(key)) if addr]
+        return found
 
     # -- body (RFC 5173) ---------------------------------------------------------------
     def raw_body(self):

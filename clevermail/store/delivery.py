@@ -18,6 +18,9 @@ import os
 
 from ..durable import unlink_quiet
 from . import maildir, paths
+from .flags import SYSTEM_FLAGS
+
+_SYSTEM_NAMES = {name.lower(): name for name in SYSTEM_FLAGS}
 
 
 class PendingDelivery:
@@ -96,6 +99,11 @@ class Delivery:
         their letter in that folder's map)."""
         if len(targets) != 1:
             raise ValueError("flags are set for one mailbox at a time")
+        system = [SYSTEM_FLAGS.get(_SYSTEM_NAMES.get(f.lower(), "")) for f in flags]
+        if all(system):
+            # system flags have fixed letters: no need for the folder's keyword map
+            # (opening the folder syncs its index, which costs more than the delivery)
+            return "".join(sorted(set(system)))
         root = self.users.root(addresses[0])
         path = targets[0][0]
         name = "INBOX" if path == os.path.realpath(root) else paths.folder_from_dirname(
