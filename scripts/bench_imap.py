@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """IMAP benchmark: SELECT (first, again, after restart), FETCH 1:* (UID FLAGS),
-UID SEARCH UNSEEN, FETCH of 100 full bodies, and the memory of idle IDLE sessions.
+UID SEARCH UNSEEN, FETCH of 100 full bodies, a QRESYNC resynchronisation after 10 flag
+changes and 5 expunges (SELECT (QRESYNC ...) and FETCH 1:* (FLAGS) (CHANGEDSINCE m),
+RFC 7162), and the memory of idle IDLE sessions.
 
 The server runs as `python -m clevermail start` in its own process on loopback; the
 client is a raw socket that times each command from send to tagged reply.  Mailboxes
@@ -88,6 +90,7 @@ class Client:
             data += chunk
         elapsed = time.perf_counter() - t0
         received = len(data)
+        self.last = bytes(data)         # the whole answer, for a caller that reads it
         if b" OK" not in status:
             raise RuntimeError(f"{text}: {status!r}")
         return elapsed, received
@@ -150,6 +153,39 @@ def measure(port, user, password, n):
     out["SELECT again"], _ = c.cmd("SELECT INBOX")
     out["LOGIN+SELECT again"] = time.perf_counter() - t0
     c.close()
+    out.update(measure_resync(port, user, password, n))
+    return out
+
+
+def measure_resync(port, user, password, n):
+    """A client that knows the folder at modseq m comes back after another session
+    changed the flags of 10 messages and expunged 5: SELECT (QRESYNC (v m)), and
+    FETCH 1:* (FLAGS) (CHANGEDSINCE m) in an already selected folder (RFC 7162).
+    Both should cost work in proportion to the changes, not to the folder."""
+    out = {}
+    a = Client(port)
+    a.cmd(f"LOGIN {user} {password}")
+    a.cmd("ENABLE QRESYNC")
+    a.cmd("EXAMINE INBOX")
+    validity = int(re.search(rb"\[UIDVALIDITY (\d+)\]", a.last).group(1))
+    known = int(re.search(rb"\[HIGHESTMODSEQ (\d+)\]", a.last).group(1))
+    b = Client(port)
+    b.cmd(f"LOGIN {user} {password}")
+    b.cmd("SELECT INBOX")
+    picks = random.Random(2).sample(range(1, n + 1), min(15, n))
+    for seq in picks[:10]:
+        b.cmd(f"STORE {seq} +FLAGS.SILENT (\\Flagged)")
+    b.cmd("STORE " + ",".join(map(str, picks[10:])) + " +FLAGS.SILENT (\\Deleted)")
+    b.cmd("EXPUNGE")
+    b.close()
+    out["FETCH CHANGEDSINCE (10+5)"], _ = a.cmd(f"FETCH 1:* (FLAGS) (CHANGEDSINCE {known})")
+    a.cmd("UNSELECT")
+    out["SELECT QRESYNC (10+5)"], _ = a.cmd(f"EXAMINE INBOX (QRESYNC ({validity} {known}))")
+    vanished = a.last.count(b"* VANISHED (EARLIER)")
+    changed = a.last.count(b" FETCH (")
+    if vanished != 1 or changed != 10:
+        raise RuntimeError(f"QRESYNC answered {vanished} VANISHED and {changed} FETCH lines, not 1 and 10")
+    a.close()
     return out
 
 

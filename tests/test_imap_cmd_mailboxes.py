@@ -41,6 +41,7 @@ def test_select_responses(client, store):
         "* OK [UNSEEN 1] First unseen",
         f"* OK [UIDVALIDITY {uidvalidity(store)}] UIDs valid",
         "* OK [UIDNEXT 3] Predicted next UID",
+        f"* OK [HIGHESTMODSEQ {store.open_folder(ALICE, 'INBOX').modseq}] Highest",
     ]
 
 
@@ -483,6 +484,10 @@ def test_namespace(client):
 
 
 def test_enable(client):
-    r = client.expect("ENABLE CONDSTORE", "OK", "", "ENABLE completed")
+    r = client.expect("ENABLE X-UNKNOWN", "OK", "", "ENABLE completed")
     assert r.untagged == ["* ENABLED"]
+    r = client.expect("ENABLE CONDSTORE X-UNKNOWN", "OK", "", "ENABLE completed")
+    assert r.untagged == ["* ENABLED CONDSTORE"]
+    assert client.expect("ENABLE CONDSTORE").untagged == ["* ENABLED"]      # once
+    assert client.expect("ENABLE QRESYNC").untagged == ["* ENABLED QRESYNC"]
     client.expect("ENABLE", "BAD")

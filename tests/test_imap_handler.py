@@ -139,7 +139,9 @@ def test_status(handler, store):
     store.deliver_local("", [ALICE], message(1))
     store.deliver_local("", [ALICE], message(2))
     st = handler.status(ALICE, "INBOX")
-    assert st == FolderStatus(messages=2, recent=2, uidnext=3, uidvalidity=st.uidvalidity, unseen=2)
+    assert st == FolderStatus(messages=2, recent=2, uidnext=3, uidvalidity=st.uidvalidity, unseen=2,
+                              highestmodseq=st.highestmodseq)
+    assert st.highestmodseq > 1
     assert st.uidvalidity > 0
     view = handler.open_view(ALICE, "INBOX", readonly=False)     # claims \Recent
     try:

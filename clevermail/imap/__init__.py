@@ -1,5 +1,6 @@
 """IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
-ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY) and COMPRESS=DEFLATE.
+ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY), COMPRESS=DEFLATE,
+CONDSTORE and QRESYNC.
 
 states.py            the session states and the sets of them the command table uses
 replies.py           every status response as a named Reply (status, code, text), the
@@ -11,8 +12,11 @@ session.py           IMAPSession: the loop step, the state, the command table, t
 cmd_mailboxes.py     the authenticated-state commands, plain functions (RFC 3501 6.3)
 idle.py              IDLE: IdleWaiter (socket + folder eventfd in one poll), DONE
 cmd_selected.py      the selected-state commands and their UID forms (RFC 3501 6.4)
-selected_mailbox.py  SelectedMailbox: a folder view's changes said in IMAP (EXPUNGE,
-                     FETCH FLAGS, EXISTS, RECENT) and the untagged part of SELECT
+selected_mailbox.py  SelectedMailbox: a folder view's changes said in IMAP (EXPUNGE or
+                     VANISHED, FETCH FLAGS [MODSEQ], EXISTS, RECENT) and the untagged
+                     part of SELECT
+condstore.py         CONDSTORE/QRESYNC (RFC 7162) on the wire: SELECT parameters, FETCH
+                     and STORE modifiers, VANISHED, the resync after a QRESYNC SELECT
 names.py             mailbox names on the wire (mUTF-7, INBOX) and LIST patterns
 fetch.py, search.py  FETCH items and SEARCH keys: parsing and rendering/matching
 binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPENDs made

@@ -1,6 +1,8 @@
 """IMAP commands of the authenticated state (RFC 3501 6.3): SELECT, EXAMINE, CREATE,
 DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND, plus NAMESPACE
-(RFC 2342) and ENABLE (RFC 5161).  IDLE, allowed here too, is idle.py.
+(RFC 2342) and ENABLE (RFC 5161), with CONDSTORE and QRESYNC's parts of them (RFC
+7162: SELECT/EXAMINE parameters, STATUS HIGHESTMODSEQ, ENABLE; condstore.py reads and
+says them).  IDLE, allowed here too, is idle.py.
 
 Plain functions `cmd_x(session, cmd)` registered in IMAPSession.COMMANDS, which
 checks the state before calling them.  What they use of the session: `account`,
@@ -17,13 +19,17 @@ from ..store.paths import SEPARATOR
 from . import binary
 from . import replies as R
 from . import utf7
+from .condstore import changed_fetches, select_params, vanished_earlier, vanished_line
 from .names import ListPattern, mailbox_name, wire_name
-from .parser import Literal8, astring, flag_list, parse_datetime
+from .parser import Atom, Literal8, astring, flag_list, parse_datetime
 from .selected_mailbox import SelectedMailbox
 
 # STATUS item (RFC 3501 6.3.10) -> field of the store's FolderStatus
 STATUS_ITEMS = {"MESSAGES": "messages", "RECENT": "recent", "UIDNEXT": "uidnext",
-                "UIDVALIDITY": "uidvalidity", "UNSEEN": "unseen"}
+                "UIDVALIDITY": "uidvalidity", "UNSEEN": "unseen",
+                "HIGHESTMODSEQ": "highestmodseq"}     # RFC 7162 3.1.6
+# ENABLE (RFC 5161) of ours -> what it turns on (QRESYNC implies CONDSTORE, RFC 7162 3.2.3)
+ENABLES = {"CONDSTORE": ("CONDSTORE",), "QRESYNC": ("QRESYNC", "CONDSTORE")}
 
 
 def one_mailbox(cmd):
@@ -60,15 +66,29 @@ def cmd_examine(session, cmd):
 
 
 def _select(session, cmd, readonly):
-    name = one_mailbox(cmd)
-    # a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1)
-    session.unselect()
+    if not cmd.args:
+        raise R.ONE_MAILBOX_ARG.error(cmd.name)
+    name = mailbox_name(cmd.args[0])
+    params = select_params(cmd.args[1:], "QRESYNC" in session.enabled)
+    if params.condstore:
+        session.enabled.add("CONDSTORE")     # a CONDSTORE enabling SELECT (RFC 7162 3.1.8)
+    # a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1); the CLOSED code
+    # marks where the old mailbox's responses end (RFC 7162 3.2.11)
+    if session.mailbox is not None:
+        session.unselect()
+        session.send(b"* OK [CLOSED] Previous mailbox closed\r\n")
     handler = session.server.handler
     address = session.account.address
     view = handler.open_view(address, name, readonly, session.recent_owned.get((address, name), ()))
     try:
-        mailbox = SelectedMailbox(view)
-        session.send(mailbox.select_responses())
+        mailbox = SelectedMailbox(view, session.enabled)
+        out = [mailbox.select_responses()]
+        resync = params.resync
+        if resync is not None and resync.uidvalidity == view.uidvalidity:
+            # RFC 7162 3.2.5.1: what vanished and what changed since the client's modseq
+            out += vanished_line(vanished_earlier(view, resync.modseq, resync.known), earlier=True)
+            out += changed_fetches(view, resync.modseq, resync.known)
+        session.send_many(out)
     except BaseException:
         handler.close_view(view)
         raise
@@ -190,6 +210,8 @@ def cmd_status(session, cmd):
         if item not in STATUS_ITEMS:
             raise R.UNKNOWN_STATUS_ITEM.error(tok)
         items.append(item)
+    if "HIGHESTMODSEQ" in items:
+        session.enable_condstore()      # a CONDSTORE enabling command (RFC 7162 3.1)
     name = mailbox_name(cmd.args[0])
     status = session.server.handler.status(session.account.address, name)
     body = " ".join(f"{item} {getattr(status, STATUS_ITEMS[item])}" for item in items)
@@ -237,9 +259,22 @@ def cmd_namespace(session, cmd):
 
 
 def cmd_enable(session, cmd):
-    """Enable extensions; none of ours needs enabling, so the list is empty.
+    """Enable extensions: CONDSTORE and QRESYNC; ENABLED lists those this one turned on.
     States: authenticated, selected.
-    RFC 5161."""
+    RFC 5161, RFC 7162 3.1 and 3.2.3."""
     if not cmd.args:
         raise R.ENABLE_ARGS.error()
-    session.send(b"* ENABLED\r\n")
+    newly, condstore = [], False
+    for tok in cmd.args:
+        word = tok.upper() if isinstance(tok, Atom) else None
+        for cap in ENABLES.get(word, ()):
+            if cap == "CONDSTORE":
+                condstore = True
+                if cap == word and cap not in session.enabled and cap not in newly:
+                    newly.append(cap)
+            elif cap not in session.enabled:
+                session.enabled.add(cap)
+                newly.append(cap)
+    session.send(b"* ENABLED" + b"".join(b" " + c.encode() for c in newly) + b"\r\n")
+    if condstore:
+        session.enable_condstore()      # then HIGHESTMODSEQ when a mailbox is selected

@@ -1,6 +1,9 @@
 """IMAP commands of the selected state (RFC 3501 6.4): CHECK, CLOSE, EXPUNGE, SEARCH,
 FETCH, STORE, COPY and their UID forms (6.4.8), plus UNSELECT (RFC 3691), MOVE and
-UID MOVE (RFC 6851), UID EXPUNGE and COPYUID (RFC 4315).
+UID MOVE (RFC 6851), UID EXPUNGE and COPYUID (RFC 4315), and CONDSTORE/QRESYNC's
+parts of them (RFC 7162: FETCH MODSEQ and CHANGEDSINCE/VANISHED, STORE UNCHANGEDSINCE
+and MODIFIED, SEARCH MODSEQ, HIGHESTMODSEQ after EXPUNGE; condstore.py reads and says
+them).
 
 Plain functions `cmd_x(session, cmd)` registered in IMAPSession.COMMANDS; a UID form
 has its own key ("UID FETCH") and gets the arguments after its command word.  What they
@@ -14,11 +17,12 @@ import functools
 
 from ..store.errors import MessageGone, NoSuchFolder
 from . import replies as R
+from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, vanished_line
 from .fetch import flag_text, parse_fetch_items, render_fetch, render_index_only
 from .names import mailbox_name
 from .parser import Atom, flag_list
 from .search import parse_search
-from .seqset import parse_sequence_set
+from .seqset import parse_sequence_set, uid_set_text
 
 # STORE data item (RFC 3501 6.4.6) -> the file handler's mode
 STORE_MODES = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}
@@ -29,23 +33,6 @@ class _SearchContext:
 
     def __init__(self, max_seq, max_uid, read):
         self.max_seq, self.max_uid, self.read = max_seq, max_uid, read
-
-
-def uid_set_text(uids):
-    """Ascending UIDs -> compact IMAP set text ("1:3,7") for COPYUID/APPENDUID."""
-    parts = []
-    start = prev = None
-    for uid in uids:
-        if start is None:
-            start = prev = uid
-        elif uid == prev + 1:
-            prev = uid
-        else:
-            parts.append(f"{start}:{prev}" if prev != start else str(start))
-            start = prev = uid
-    if start is not None:
-        parts.append(f"{start}:{prev}" if prev != start else str(start))
-    return ",".join(parts)
 
 
 # -- set resolution ------------------------------------------------------------------------
@@ -106,7 +93,7 @@ def cmd_expunge(session, cmd):
     """Remove the \\Deleted messages; EXPUNGE responses follow with the reply.
     States: selected.
     RFC 3501 6.4.3."""
-    _expunge(session, None)
+    return _expunge(session, cmd, None)
 
 
 def cmd_uid_expunge(session, cmd):
@@ -117,14 +104,19 @@ def cmd_uid_expunge(session, cmd):
         raise R.UID_EXPUNGE_ARGS.error()
     view = session.mailbox.view
     seqs = seqs_by_uid(view, cmd.args[0])
-    _expunge(session, {view.uid_at(s) for s in seqs})
+    return _expunge(session, cmd, {view.uid_at(s) for s in seqs})
 
 
-def _expunge(session, only_uids):
+def _expunge(session, cmd, only_uids):
     view = session.mailbox.view
     if view.readonly:
         raise R.READ_ONLY.error()
     session.server.handler.expunge_deleted(view, only_uids)
+    if "CONDSTORE" in session.enabled:
+        # the EXPUNGEs (VANISHED) first, then the modseq they bring the client to
+        session.flush_updates(cmd.name)
+        return f"[HIGHESTMODSEQ {view.modseq}] {cmd.name} completed"
+    return None
 
 
 # -- SEARCH ---------------------------------------------------------------------------------
@@ -145,6 +137,8 @@ def cmd_uid_search(session, cmd):
 def _search(session, args, uid_mode):
     program = parse_search(args)
     view = session.mailbox.view
+    if program.modseq:
+        session.enable_condstore()      # SEARCH MODSEQ enables CONDSTORE (RFC 7162 3.1)
     if program.flag_tests is not None:
         # The common client searches (UNSEEN, UNDELETED, ...) only test system
         # flags: the view answers them from the index, no per-message objects
@@ -155,14 +149,18 @@ def _search(session, args, uid_mode):
     ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0,
                          functools.partial(session.server.handler.read_message, view))
     hits = []
+    top = 0
     # messages expunged by others but still numbered match nothing (as flag_search)
     for msg in view.messages(range(1, len(view) + 1), expunged=False):
         try:
             if program.matches(msg, ctx):
                 hits.append(msg.uid if uid_mode else msg.seq)
+                top = max(top, msg.modseq)
         except (FileNotFoundError, MessageGone):
             continue  # expunged by someone else mid-search: not a match
-    session.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
+    # RFC 7162 3.1.5: with MODSEQ among the keys, the highest modseq of the matches
+    tail = b" (MODSEQ %d)" % top if program.modseq and hits else b""
+    session.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + tail + b"\r\n")
 
 
 # -- FETCH ----------------------------------------------------------------------------------
@@ -181,13 +179,18 @@ def cmd_uid_fetch(session, cmd):
 
 
 def _fetch(session, args, uid_mode):
-    if len(args) != 2:
+    if len(args) not in (2, 3):
         raise R.FETCH_ARGS.error()
     view = session.mailbox.view
-    seqs = _set_to_seqs(view, args[0], uid_mode)
     request = parse_fetch_items(args[1])
     if uid_mode:
         request.add_uid()
+    if len(args) == 3:
+        seqs = _changed_seqs(session, view, args, uid_mode, request)
+    else:
+        seqs = _set_to_seqs(view, args[0], uid_mode)
+        if request.wants_modseq:
+            session.enable_condstore()      # RFC 7162 3.1: FETCH MODSEQ enables it
     if not request.needs_message:
         # FLAGS/UID/INTERNALDATE/RFC822.SIZE only (FETCH 1:* (UID FLAGS) on every
         # sync): Message values made from the index, no message file opened
@@ -198,6 +201,8 @@ def _fetch(session, args, uid_mode):
         return
     handler = session.server.handler
     seen_now = set()
+    if request.sets_seen and "CONDSTORE" in session.enabled:
+        request.add_modseq()    # \Seen set now moves the modseq: the client learns it
     if request.sets_seen and not view.readonly:
         seen_now = handler.mark_seen(view, [view.uid_at(s) for s in seqs])
     # made after the \Seen, they show it; a message another session expunged that
@@ -220,22 +225,53 @@ def _fetch(session, args, uid_mode):
         raise R.MESSAGE_GONE.error()
 
 
+def _changed_seqs(session, view, args, uid_mode, request):
+    """FETCH set items (CHANGEDSINCE m [VANISHED]), RFC 7162 3.1.4.1 and 3.2.6: the
+    sequence numbers of the messages of the set changed since m (found in
+    proportion to the changes, not to the folder), MODSEQ added to the items; first
+    VANISHED (EARLIER) of the set's UIDs expunged since m when asked."""
+    mods = fetch_modifiers(args[2], uid_mode, "QRESYNC" in session.enabled)
+    session.enable_condstore()
+    request.add_modseq()
+    seqset = _sequence_set(args[0])
+    if uid_mode:
+        largest = view.uids[-1] if view.uids else 0
+    else:
+        largest = len(view)
+        if seqset.max_number() > largest:
+            raise R.BAD_SEQUENCE_NUMBER.error()
+    if mods.vanished:
+        session.send_many(vanished_line(vanished_earlier(view, mods.changedsince, seqset), earlier=True))
+    seqs = []
+    for uid in view.changed_since(mods.changedsince):
+        seq = view.seq_of(uid)
+        if seqset.contains(uid if uid_mode else seq, largest):
+            seqs.append(seq)
+    return seqs
+
+
 # -- STORE ----------------------------------------------------------------------------------
 def cmd_store(session, cmd):
     """Change the flags of a set of message numbers; FETCH responses unless .SILENT.
     States: selected.
     RFC 3501 6.4.6."""
-    _store(session, cmd.args, uid_mode=False)
+    return _store(session, cmd.args, uid_mode=False)
 
 
 def cmd_uid_store(session, cmd):
     """Change the flags of a set of UIDs; the FETCH responses carry the UID.
     States: selected.
     RFC 3501 6.4.8."""
-    _store(session, cmd.args, uid_mode=True)
+    return _store(session, cmd.args, uid_mode=True)
 
 
 def _store(session, args, uid_mode):
+    unchangedsince = None
+    if len(args) >= 2 and isinstance(args[1], list):
+        # STORE set (UNCHANGEDSINCE m) item flags (RFC 7162 3.1.3)
+        unchangedsince = store_unchangedsince(args[1])
+        args = [args[0]] + args[2:]
+        session.enable_condstore()
     if len(args) < 3 or not isinstance(args[1], Atom):
         raise R.STORE_ARGS.error()
     view = session.mailbox.view
@@ -250,14 +286,32 @@ def _store(session, args, uid_mode):
         raise R.READ_ONLY.error()
     # a message another session expunged that this one was not told of yet is taken
     # and left as it is, OK (RFC 2180 4.2.1, as Dovecot); no FETCH for it
-    session.server.handler.set_flags(view, [view.uid_at(s) for s in seqs], flags, STORE_MODES[base])
-    messages = view.messages(seqs, expunged=False)      # as they are now, \\Recent included
-    if not silent:
+    handler, uids = session.server.handler, [view.uid_at(s) for s in seqs]
+    if unchangedsince is None:
+        changed, modified = handler.set_flags(view, uids, flags, STORE_MODES[base]), []
+    else:
+        changed, modified = handler.set_flags_unchanged_since(view, uids, flags, STORE_MODES[base],
+                                                              unchangedsince)
+    # as they are now, \\Recent included; those that failed UNCHANGEDSINCE get none
+    left_alone = set(modified)
+    messages = [m for m in view.messages(seqs, expunged=False) if m.uid not in left_alone]
+    condstore = "CONDSTORE" in session.enabled
+    if not silent or condstore:
         out = session.mailbox.keyword_updates()     # a keyword new to this mailbox first
+        changed = set(changed)
         for msg in messages:
             uid_part = b"UID %d " % msg.uid if uid_mode else b""
-            out.append(b"* %d FETCH (%sFLAGS (%s))\r\n" % (msg.seq, uid_part, flag_text(msg.flags)))
+            if not silent:
+                modseq = b" MODSEQ (%d)" % msg.modseq if condstore else b""
+                out.append(b"* %d FETCH (%sFLAGS (%s)%s)\r\n" % (msg.seq, uid_part, flag_text(msg.flags), modseq))
+            elif msg.uid in changed:
+                # RFC 7162 3.1.3: even .SILENT, the client learns the new modseqs
+                out.append(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (msg.seq, uid_part, msg.modseq))
         session.send_many(out)
+    if modified:
+        ids = sorted(modified) if uid_mode else sorted(view.seq_of(u) for u in modified)
+        return f"[MODIFIED {uid_set_text(ids)}] Conditional STORE failed"
+    return None
 
 
 # -- COPY / MOVE ----------------------------------------------------------------------------

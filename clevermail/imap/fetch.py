@@ -23,8 +23,8 @@ from clevermail.imap.replies import IMAPBad, IMAPNo
 __all__ = ["FetchItem", "FetchRequest", "flag_text", "parse_fetch_items", "render_fetch",
            "render_index_only"]
 
-# Items answered from the index alone (no message bytes needed).
-_NO_MESSAGE = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"))
+# Items answered from the index alone (no message bytes needed); MODSEQ is RFC 7162's.
+_NO_MESSAGE = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"))
 _MACROS = {
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
@@ -76,6 +76,17 @@ class FetchRequest:
         """UID FETCH always answers UID (RFC 3501 6.4.8): add it first if absent."""
         if not any(i.name == "UID" for i in self.items):
             self.items.insert(0, _SIMPLE["UID"])
+            self._compile()
+
+    @property
+    def wants_modseq(self):
+        """MODSEQ is asked for (a CONDSTORE enabling FETCH, RFC 7162 3.1)."""
+        return any(i.name == "MODSEQ" for i in self.items)
+
+    def add_modseq(self):
+        """CHANGEDSINCE answers MODSEQ too (RFC 7162 3.1.4.1): add it last if absent."""
+        if not self.wants_modseq:
+            self.items.append(_SIMPLE["MODSEQ"])
             self._compile()
 
     def __repr__(self):
@@ -132,7 +143,7 @@ def render_fetch(req, msg, read=None, extra_flags=False):
 
 # Index items as format pieces: joined into one bytes format per request.
 _INDEX_FORMATS = {"FLAGS": b"FLAGS (%s)", "UID": b"UID %d", "INTERNALDATE": b"INTERNALDATE %s",
-                  "RFC822.SIZE": b"RFC822.SIZE %d"}
+                  "RFC822.SIZE": b"RFC822.SIZE %d", "MODSEQ": b"MODSEQ (%d)"}
 
 
 class _FlagTexts(dict):
@@ -155,11 +166,12 @@ def render_index_only(req, messages):
     if names == ["UID", "FLAGS"]:
         # what every client sends on every sync: one format and one dict subscript
         # per line, no function call
-        return [fmt % (seq, uid, texts[flags]) for seq, uid, flags, _, _ in messages]
-    getters = {"FLAGS": lambda uid, flags, date, size: texts[flags],
-               "UID": lambda uid, flags, date, size: uid,
-               "INTERNALDATE": lambda uid, flags, date, size: dates.format_datetime(float(date)).encode(),
-               "RFC822.SIZE": lambda uid, flags, date, size: size}
+        return [fmt % (seq, uid, texts[flags]) for seq, uid, flags, _, _, _ in messages]
+    getters = {"FLAGS": lambda uid, flags, date, size, modseq: texts[flags],
+               "UID": lambda uid, flags, date, size, modseq: uid,
+               "INTERNALDATE": lambda uid, flags, date, size, modseq: dates.format_datetime(float(date)).encode(),
+               "RFC822.SIZE": lambda uid, flags, date, size, modseq: size,
+               "MODSEQ": lambda uid, flags, date, size, modseq: modseq}
     cols = [getters[n] for n in names]
     return [fmt % (seq, *[g(*rest) for g in cols]) for seq, *rest in messages]
 
@@ -184,6 +196,10 @@ def _r_internaldate(msg, content):
 
 def _r_size(msg, content):
     return b"RFC822.SIZE %d" % msg.size
+
+
+def _r_modseq(msg, content):
+    return b"MODSEQ (%d)" % msg.modseq
 
 
 def _r_envelope(msg, content):
@@ -261,6 +277,7 @@ _SIMPLE = {
     "UID": FetchItem("UID", _r_uid),
     "INTERNALDATE": FetchItem("INTERNALDATE", _r_internaldate),
     "RFC822.SIZE": FetchItem("RFC822.SIZE", _r_size),
+    "MODSEQ": FetchItem("MODSEQ", _r_modseq),
     "ENVELOPE": FetchItem("ENVELOPE", _r_envelope),
     "BODY": FetchItem("BODY", _r_body),
     "BODYSTRUCTURE": FetchItem("BODYSTRUCTURE", _r_bodystructure),

@@ -155,6 +155,11 @@ class IMAPFileHandler:
         keywords are defined unless removing.  Returns the UIDs whose flags changed."""
         return view.set_flags(uids, flag_names, mode)
 
+    def set_flags_unchanged_since(self, view: FolderView, uids, flag_names, mode, modseq):
+        """STORE (UNCHANGEDSINCE modseq), RFC 7162 3.1.3: set_flags() on the messages
+        whose modseq is at most `modseq`; returns (UIDs changed, UIDs modified since)."""
+        return view.set_flags_unchanged_since(uids, flag_names, mode, modseq)
+
     def mark_seen(self, view: FolderView, uids):
         """The implicit \\Seen of a FETCH BODY[] (RFC 3501 6.4.5); returns the UIDs that
         were not \\Seen before."""

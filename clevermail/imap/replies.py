@@ -1,5 +1,5 @@
 """IMAP status responses as named constants, and the errors that carry them (RFC 3501
-7.1; response codes RFC 3501 7.1, RFC 5530, RFC 4315, RFC 7888).
+7.1; response codes RFC 3501 7.1, RFC 5530, RFC 4315, RFC 7888, RFC 7162).
 
 A command raises `R.READ_ONLY.error()` (or `R.UNKNOWN_UID_COMMAND.error(word)` for a
 text with a placeholder); the session's single catch point sends `exc.reply(tag)`
@@ -168,6 +168,15 @@ READ_ONLY = Reply("NO", "READ-ONLY", "Mailbox is read-only")
 # could be returned for them (their content is gone; flags, date and size of a message
 # the session was not told of yet are still answered, RFC 2180 4.1)
 MESSAGE_GONE = Reply("NO", "EXPUNGEISSUED", "Some of the requested messages no longer exist")
+
+# -- CONDSTORE and QRESYNC (RFC 7162) -------------------------------------------------------
+BAD_MODSEQ = Reply("BAD", None, "Invalid mod-sequence value")
+BAD_SELECT_PARAMS = Reply("BAD", None, "Unknown or invalid SELECT/EXAMINE parameters")
+BAD_QRESYNC = Reply("BAD", None, "QRESYNC takes (uidvalidity modseq [known-uids [(seqs uids)]])")
+QRESYNC_NOT_ENABLED = Reply("BAD", None, "QRESYNC parameter without ENABLE QRESYNC")
+BAD_FETCH_MODIFIERS = Reply("BAD", None, "FETCH modifiers are (CHANGEDSINCE modseq [VANISHED])")
+BAD_VANISHED = Reply("BAD", None, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
+BAD_STORE_MODIFIERS = Reply("BAD", None, "STORE modifier is (UNCHANGEDSINCE modseq)")
 
 
 def internal_error(tag=None):

@@ -77,7 +77,12 @@ def _not(a):
 # ---------------------------------------------------------------- parsing
 
 class _Tokens(collections.deque):
-    """The unread tokens of one list (the top level or one parenthesized list)."""
+    """The unread tokens of one list (the top level or one parenthesized list);
+    `found` is shared by all the lists of one search (what parse_search reports)."""
+
+    def __init__(self, tokens, found=None):
+        super().__init__(tokens)
+        self.found = {} if found is None else found
 
     def next(self, what):
         if not self:
@@ -219,6 +224,31 @@ def _parse_uid(p, depth):
     return _Node(CHEAP, lambda m, c, v: uids.contains(m.uid, c.max_uid))
 
 
+_MAX_MODSEQ = (1 << 63) - 1
+
+
+def _parse_modseq(p, depth):
+    """MODSEQ [entry-name entry-type-req] mod-sequence-valzer (RFC 7162 3.1.5): the
+    messages whose modseq is at least the value.  The store keeps one modseq per
+    message, not one per flag, so an entry name ("/flags/\\seen") is checked, then
+    answered with the message's."""
+    tok = p.next("MODSEQ value")
+    if isinstance(tok, bytes):
+        name = tok.decode("ascii", "replace").lower()
+        kind = p.next("entry type after the MODSEQ entry name")
+        if not name.startswith("/flags/") or len(name) == 7:
+            raise IMAPBad(f"Invalid MODSEQ entry name {_show(tok)}")
+        if not isinstance(kind, str) or kind.lower() not in ("priv", "shared", "all"):
+            raise IMAPBad(f"Invalid MODSEQ entry type {_show(kind)}")
+        tok = p.next("MODSEQ value")
+    if (not isinstance(tok, str) or not tok.isascii() or not tok.isdigit() or len(tok) > 19
+            or int(tok) > _MAX_MODSEQ):
+        raise IMAPBad(f"Invalid MODSEQ value {_show(tok)}")
+    least = int(tok)
+    p.found["modseq"] = True
+    return _Node(CHEAP, lambda m, c, v: m.modseq >= least)
+
+
 def _parse_or(p, depth):
     a = _parse_key(p, depth + 1)
     return _or(a, _parse_key(p, depth + 1))
@@ -248,6 +278,7 @@ _KEYS = {
     "LARGER": _size_key("LARGER", operator.gt),
     "SMALLER": _size_key("SMALLER", operator.lt),
     "UID": _parse_uid,
+    "MODSEQ": _parse_modseq,
     "NOT": lambda p, depth: _not(_parse_key(p, depth + 1)),
     "OR": _parse_or,
 }
@@ -265,7 +296,7 @@ def _parse_key(p, depth):
         raise IMAPBad("Search keys nested too deeply")
     tok = p.next("search key")
     if isinstance(tok, list):
-        return _parse_keys(_Tokens(tok), depth + 1)
+        return _parse_keys(_Tokens(tok, p.found), depth + 1)
     if not isinstance(tok, str) or not tok:
         raise IMAPBad(f"Invalid search key {_show(tok)}")
     if tok[0] in "0123456789*":
@@ -291,9 +322,11 @@ def _parse_keys(p, depth):
 class SearchProgram:
     """Compiled search criteria; matches() tests one message."""
 
-    def __init__(self, root, charset):
+    def __init__(self, root, charset, modseq=False):
         self._root = root
         self.charset = charset
+        # a MODSEQ key is among them (RFC 7162: the reply says the highest modseq)
+        self.modseq = modseq
         # True if some key reads headers or body, i.e. may call ctx.read(msg).
         self.needs_message = root.cost > CHEAP
         # ((casefolded flag name, wanted), ...) when matching is only "has these
@@ -320,7 +353,8 @@ def parse_search(args: list) -> SearchProgram:
         charset = name.upper()
     # US-ASCII strings are decoded as UTF-8 too: a strict superset, so a client
     # that mislabels UTF-8 still finds its mail.
-    return SearchProgram(_parse_keys(p, 0), charset)
+    root = _parse_keys(p, 0)
+    return SearchProgram(root, charset, modseq=p.found.get("modseq", False))
 
 
 # ---------------------------------------------------------------- message view

@@ -12,16 +12,22 @@ live in store/view.py; this module only says them in IMAP: `* n EXPUNGE`, `* n F
 (UID u FLAGS (...))`, `* n EXISTS`, `* n RECENT`, and the untagged part of SELECT.
 EXPUNGE is held back while a FETCH, STORE or SEARCH runs (RFC 3501 7.4.1): the UIDs
 wait in `deferred` and keep their numbers until a command that allows it.
+
+With CONDSTORE enabled (RFC 7162 3.1.2.1, 3.1.4.1) the flag changes carry MODSEQ and
+SELECT says HIGHESTMODSEQ; with QRESYNC enabled expunges are said as one `* VANISHED
+uid-set` instead of EXPUNGE lines (3.2.10).  `enabled` is the session's own set.
 """
 
+from .condstore import vanished_line
 from .fetch import flag_text
 
 
 class SelectedMailbox:
     """The IMAP face of one session's FolderView (store/view.py)."""
 
-    def __init__(self, view):
+    def __init__(self, view, enabled=frozenset()):
         self.view = view
+        self.enabled = enabled   # the session's ENABLEd extensions (a set it keeps adding to)
         self.deferred = []       # expunged UIDs not yet reported (a FETCH/STORE/SEARCH ran)
         self.gone = False
         self.announced = ()      # the keywords of the last FLAGS response sent
@@ -48,15 +54,25 @@ class SelectedMailbox:
         self.deferred.extend(changes.expunged)
         out = self.keyword_updates()
         if allow_expunge and self.deferred:
-            # report highest first so that every number sent is still valid when read
-            for uid in sorted(set(self.deferred), reverse=True):
-                seq = view.forget(uid)
-                if seq is not None:
-                    out.append(b"* %d EXPUNGE\r\n" % seq)
+            if "QRESYNC" in self.enabled:
+                gone = sorted(uid for uid in set(self.deferred) if view.forget(uid) is not None)
+                out += vanished_line(gone, earlier=False)
+            else:
+                # report highest first so that every number sent is still valid when read
+                for uid in sorted(set(self.deferred), reverse=True):
+                    seq = view.forget(uid)
+                    if seq is not None:
+                        out.append(b"* %d EXPUNGE\r\n" % seq)
             self.deferred = []
+        condstore = "CONDSTORE" in self.enabled
         for uid, names in changes.flags:
             seq = view.seq_of(uid)
-            if seq is not None:
+            if seq is None:
+                continue
+            if condstore:
+                out.append(b"* %d FETCH (UID %d FLAGS (%s) MODSEQ (%d))\r\n"
+                           % (seq, uid, flag_text(names), view.modseq_of(uid)))
+            else:
                 out.append(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, flag_text(names)))
         if changes.new:
             out.append(b"* %d EXISTS\r\n" % len(view))
@@ -89,4 +105,10 @@ class SelectedMailbox:
             out.append(f"* OK [UNSEEN {unseen}] First unseen\r\n")
         out.append(f"* OK [UIDVALIDITY {view.uidvalidity}] UIDs valid\r\n")
         out.append(f"* OK [UIDNEXT {view.uidnext}] Predicted next UID\r\n")
+        # every folder keeps modseqs (RFC 7162 3.1.2.1: said on every SELECT; never NOMODSEQ)
+        out.append(f"* OK [HIGHESTMODSEQ {view.modseq}] Highest\r\n")
         return "".join(out).encode()
+
+    def highestmodseq_line(self):
+        """`* OK [HIGHESTMODSEQ n]` as of what this session was last told."""
+        return b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % self.view.modseq

@@ -93,6 +93,11 @@ class SequenceSet:
         i = bisect.bisect_right(starts, n) - 1
         return i >= 0 and n <= merged[i][1]
 
+    def size(self, largest: int) -> int:
+        """How many numbers the set names ("*" = largest), without listing them."""
+        merged, _ = self._spans(largest)
+        return sum(hi - lo + 1 for lo, hi in merged)
+
     def iter(self, largest: int):
         """Members within 1..largest, ascending, each once (sequence numbers)."""
         merged, _ = self._spans(largest)
@@ -143,3 +148,20 @@ def parse_sequence_set(text: str) -> SequenceSet:
             value = _seq_number(lo)
             ranges.append((value, value))
     return SequenceSet(ranges)
+
+
+def uid_set_text(uids):
+    """Ascending UIDs -> compact IMAP set text ("1:3,7"): COPYUID, VANISHED, MODIFIED."""
+    parts = []
+    start = prev = None
+    for uid in uids:
+        if start is None:
+            start = prev = uid
+        elif uid == prev + 1:
+            prev = uid
+        else:
+            parts.append(f"{start}:{prev}" if prev != start else str(start))
+            start = prev = uid
+    if start is not None:
+        parts.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(parts)

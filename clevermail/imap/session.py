@@ -15,7 +15,8 @@ authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: 
 (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
 CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), URLAUTH (RFC 4467, cmd_urlauth.py) with URLAUTH=BINARY
-(RFC 5524), COMPRESS=DEFLATE (RFC 4978, after login), STARTTLS and LOGINDISABLED (RFC 3501).
+(RFC 5524), COMPRESS=DEFLATE (RFC 4978, after login), CONDSTORE and QRESYNC (RFC 7162,
+the session remembers which are enabled: `enabled`), STARTTLS and LOGINDISABLED (RFC 3501).
 """
 
 import socket
@@ -35,7 +36,7 @@ from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SEL
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
              "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY",
-             "URLAUTH", "URLAUTH=BINARY")
+             "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC")
 MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
 # still counts on the numbers it used); their UID forms, other keys, may send it.
@@ -52,6 +53,7 @@ class IMAPSession(LineSession):
         self.account = None
         self.mailbox = None         # the SelectedMailbox in the selected state
         self.recent_owned = {}      # (address, folder name) -> UIDs whose \Recent it holds
+        self.enabled = set()        # "CONDSTORE", "QRESYNC": RFC 7162, for this session
         self.login = login.Login(self, prompt="+ ", line_limit=self.line_limit)
 
     # -- LineSession hooks ---------------------------------------------------------
@@ -194,6 +196,21 @@ class IMAPSession(LineSession):
         if self.closing:
             raise SessionClosed()
         self.send(f"{cmd.tag} OK {text}\r\n")
+
+    def enable_condstore(self):
+        """A CONDSTORE enabling command ran (RFC 7162 3.1): from now on FETCH
+        responses carry MODSEQ; enabled in the selected state, HIGHESTMODSEQ is said
+        at once (3.1.2.1)."""
+        if "CONDSTORE" in self.enabled:
+            return
+        self.enabled.add("CONDSTORE")
+        if self.mailbox is not None:
+            self.send(self.mailbox.highestmodseq_line())
+
+    def flush_updates(self, key):
+        """What changed in the selected mailbox, sent now (a command whose tagged
+        reply says HIGHESTMODSEQ, RFC 7162 3.1.10, sends it first)."""
+        self._flush_updates(key)
 
     def _flush_updates(self, key):
         """Send what changed in the selected mailbox, after the command `key` (its

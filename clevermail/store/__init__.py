@@ -11,6 +11,8 @@ On disk, under <data_dir>/mail/:
     <domain>/<local>/clevermail-pop3.lock      flock held by the POP3 session owning the maildrop
     <folder>/clevermail-uidlist                UIDVALIDITY, UIDNEXT, base -> UID (uidlist.py)
     <folder>/clevermail-keywords               IMAP keyword <-> flag letter a..z
+    <folder>/clevermail-modseq                 modseqs: which change gave each message its
+                                               modseq, expunged UIDs with theirs (modseq.py)
     <folder>/clevermail-index                  cache of the folder index (index.py)
     <folder>/clevermail-lock                   flock target shared with other processes (locks.py)
 

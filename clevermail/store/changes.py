@@ -8,7 +8,8 @@ file_lock(); the index API get, uid_of, file_path, set_name, record_flags,
 record_expunge, index_new, rescan_all, dir_mtime, keep_stamp, wake; and, for a
 copy's keywords, flag_names (source) and letters_for (target).
 
-Every change happens under the folder's lock and its file lock, updates the index
+Every change happens under the folder's lock and its file lock, in one
+Folder.changing() block (one new modseq for all it touches), updates the index
 at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
 changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is unlink plus a
 directory fsync; append and copy write under tmp/, fsync, and link into cur/
@@ -30,17 +31,22 @@ class FolderWriter:
     def __init__(self, folder):
         self.folder = folder
 
-    def store_flags(self, uids, letters, mode):
+    def store_flags(self, uids, letters, mode, unchanged_since=None, modified=None):
         """Change flags of `uids`: mode '+' adds, '-' removes, '=' replaces.
-        Returns the entries whose flags really changed."""
+        Returns the entries whose flags really changed.  With `unchanged_since`, a
+        message whose modseq is above it is left alone and its UID appended to the
+        list `modified` (tested under the same locks as the change)."""
         folder = self.folder
         letters = set(letters)
         changed = []
-        with folder.lock, folder.file_lock():
+        with folder.lock, folder.file_lock(), folder.changing():
             before = folder.dir_mtime("cur")
             for uid in uids:
                 entry = folder.get(uid)
                 if entry is None:
+                    continue
+                if unchanged_since is not None and entry.modseq > unchanged_since:
+                    modified.append(uid)
                     continue
                 old = set(entry.flags)
                 new = old | letters if mode == "+" else old - letters if mode == "-" else set(letters)
@@ -82,7 +88,7 @@ class FolderWriter:
         """Unlink `uids` (only those whose flags hold `letter`, unless None)."""
         folder = self.folder
         removed = []
-        with folder.lock, folder.file_lock():
+        with folder.lock, folder.file_lock(), folder.changing():
             before = folder.dir_mtime("cur")
             touched = set()
             todo = sorted(uids)
@@ -123,7 +129,7 @@ class FolderWriter:
         base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
         tmp = maildir.write_tmp(folder.path, disk, base)
         name = base + ":2," + "".join(sorted(set(letters)))
-        with folder.lock, folder.file_lock():
+        with folder.lock, folder.file_lock(), folder.changing():
             before = folder.dir_mtime("cur")
             maildir.commit_tmp(folder.path, tmp, name, sub="cur")
             folder.keep_stamp("cur", before)
@@ -150,7 +156,7 @@ class FolderWriter:
             raise
         if not staged:
             return []
-        with folder.lock, folder.file_lock():
+        with folder.lock, folder.file_lock(), folder.changing():
             before = folder.dir_mtime("cur")
             for _, tmp, name in staged:
                 maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
@@ -191,7 +197,7 @@ class FolderWriter:
             pairs.append((uid, base, tmp, flags))
         if not pairs:
             return []
-        with target.lock, target.file_lock():
+        with target.lock, target.file_lock(), target.changing():
             before = target.dir_mtime("cur")
             names = []
             for uid, base, tmp, flags in pairs:

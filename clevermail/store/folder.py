@@ -21,6 +21,7 @@ last step before SMTP says 250) never queues behind a sync or an expunge.
 
 import bisect
 import collections
+import contextlib
 import errno
 import os
 import threading
@@ -31,6 +32,7 @@ from .errors import MessageGone
 from .changes import FolderWriter
 from .flags import FlagMap
 from .locks import FileLock
+from .modseq import Modseqs
 from .uidlist import UidList
 from .scan import Entry
 from .sync import FolderSync
@@ -46,6 +48,7 @@ class FolderStatus(NamedTuple):
     uidnext: int
     uidvalidity: int
     unseen: int
+    highestmodseq: int
 
 
 class Folder:
@@ -60,7 +63,7 @@ class Folder:
         self.path = path
         self.name = name
         self.lock = threading.RLock()
-        self.modseq = 1
+        self.modseqs = Modseqs(path)      # highest, expunges remembered (store/modseq.py)
         self.uids = []            # ascending
         self.by_uid = {}
         self.by_base = {}
@@ -107,6 +110,12 @@ class Folder:
         """Highest UID whose \\Recent was already handed to some session."""
         return self.uidlist.recent_upto
 
+    @property
+    def modseq(self):
+        """The highest modseq given: every change (new message, flags, expunge) takes a
+        new one, kept on disk (store/modseq.py)."""
+        return self.modseqs.highest
+
     def __len__(self):
         return len(self.uids)
 
@@ -134,20 +143,38 @@ class Folder:
         """The writer renamed the entry's file to <sub>/<base>:2,<flags>."""
         entry.sub, entry.flags = sub, flags
 
+    @contextlib.contextmanager
+    def changing(self):
+        """One change of the folder (its lock and file lock held): every message it
+        adds, re-flags or expunges takes the same new modseq, written to
+        clevermail-modseq when the block ends (store/modseq.py).  Blocks nest."""
+        modseqs = self.modseqs
+        first = not modseqs.loaded
+        modseqs.begin(self.by_uid)
+        if first:
+            # what was loaded carries modseqs up to here: the in-memory log of
+            # changes starts now
+            self._log_floor = max(self._log_floor, modseqs.highest)
+        try:
+            yield
+        finally:
+            modseqs.end(self.uidlist.uidvalidity, self.by_uid)
+
     def record_flags(self, entry):
-        """Log a flag change of `entry` (sessions report it; its modseq moves on)."""
-        self.modseq += 1
-        entry.modseq = self.modseq
+        """Log a flag change of `entry` (sessions report it; it takes the change's
+        modseq); inside changing()."""
+        entry.modseq = self.modseqs.current()
+        self.modseqs.took(entry.uid)
         self._record("F", entry.uid)
 
     def record_expunge(self, entry):
-        """Drop `entry` from the index and log its expunge."""
+        """Drop `entry` from the index and log its expunge; inside changing()."""
         del self.by_uid[entry.uid]
         del self.by_base[entry.base]
         i = bisect.bisect_left(self.uids, entry.uid)
         if i < len(self.uids) and self.uids[i] == entry.uid:
             del self.uids[i]
-        self.modseq += 1
+        self.modseqs.expunged(entry.uid)
         self._record("E", entry.uid)
         self.uidlist.forget([entry.base])
         self.ghosts[entry.uid] = entry
@@ -168,7 +195,7 @@ class Folder:
         self._sync.keep_stamp(sub, before)
 
     def _record(self, kind, uid):
-        self._log.append((self.modseq, kind, uid))
+        self._log.append((self.modseqs.highest, kind, uid))
         if len(self._log) > LOG_LIMIT:
             self._log_floor = self._log.popleft()[0]
 
@@ -187,6 +214,34 @@ class Folder:
             expunged.reverse()
             flagged.reverse()
             return expunged, flagged
+
+    def changed_since(self, modseq):
+        """UIDs of the messages whose modseq is above `modseq` (new or re-flagged
+        since), ascending.  Work in proportion to the changes while the in-memory log
+        reaches back that far: new messages are the newest UIDs (a UID is above every
+        one given before it), flag changes are in the log; else a full pass."""
+        with self.lock:
+            by_uid, uids = self.by_uid, self.uids
+            if modseq < self._log_floor:
+                return [u for u in uids if by_uid[u].modseq > modseq]
+            found = set()
+            for seq, kind, uid in reversed(self._log):
+                if seq <= modseq:
+                    break
+                if kind == "F" and uid in by_uid and by_uid[uid].modseq > modseq:
+                    found.add(uid)
+            for i in range(len(uids) - 1, -1, -1):
+                if by_uid[uids[i]].modseq <= modseq:
+                    break
+                found.add(uids[i])
+            return sorted(found)
+
+    def vanished_since(self, modseq):
+        """UIDs expunged after `modseq`, ascending; None when that is older than the
+        expunges remembered one by one (then every UID below UIDNEXT that is not
+        live may have been)."""
+        with self.lock:
+            return self.modseqs.vanished_since(modseq)
 
     def notify(self):
         """Wake waiters (IDLE) after a delivery by someone who does not hold the index.
@@ -264,12 +319,15 @@ class Folder:
         with self.lock:
             unseen = sum(1 for e in self.by_uid.values() if "S" not in e.flags)
             recent = len(self.uids) - bisect.bisect_right(self.uids, self.recent_upto)
-            return FolderStatus(len(self.uids), recent, self.uidnext, self.uidvalidity, unseen)
+            return FolderStatus(len(self.uids), recent, self.uidnext, self.uidvalidity, unseen,
+                                self.modseq)
 
     # -- writing (store/changes.py FolderWriter does it) -------------------------------
-    def store_flags(self, uids, letters, mode):
-        """Change flags ('+' add, '-' remove, '=' replace); the entries really changed."""
-        return self._writer.store_flags(uids, letters, mode)
+    def store_flags(self, uids, letters, mode, unchanged_since=None, modified=None):
+        """Change flags ('+' add, '-' remove, '=' replace); the entries really changed.
+        Those whose modseq is above `unchanged_since` (when given) are left alone and
+        listed in `modified`."""
+        return self._writer.store_flags(uids, letters, mode, unchanged_since, modified)
 
     def expunge(self, uids):
         """Remove messages for good; the UIDs really removed."""
@@ -328,16 +386,18 @@ class Folder:
             entries = [self.by_uid[u] for u in self.uids]
             columns = ([e.uid for e in entries], [e.base for e in entries], [e.sub for e in entries],
                        [e.flags for e in entries], [e.size for e in entries],
-                       [e.wsize for e in entries], [e.date for e in entries])
+                       [e.wsize for e in entries], [e.date for e in entries],
+                       [e.modseq for e in entries])
             uidlist = self.uidlist
             extras = {b: u for b, u in uidlist.uids.items() if b not in self.by_base}
             position = (uidlist.inode, uidlist.offset, uidlist.uidnext, uidlist.recent_upto, extras)
-            return self._sync.stamps_copy(), uidlist.uidvalidity, position, columns
+            return (self._sync.stamps_copy(), uidlist.uidvalidity, position, columns,
+                    self.modseqs.snapshot())
 
-    def restore(self, stamps, uidvalidity, position, columns):
+    def restore(self, stamps, uidvalidity, position, columns, modseqs):
         """Load a saved index: directories whose mtime still matches need no listing,
         and the uidlist is read only past the saved position when it is the same file."""
-        uids, bases, subs, flags, sizes, wsizes, dates = columns
+        uids, bases, subs, flags, sizes, wsizes, dates, mods = columns
         with self.lock, self.file_lock():
             inode, offset, uidnext, recent_upto, extras = position
             if not self.uidlist.adopt(inode, offset, uidvalidity, uidnext, recent_upto,
@@ -346,9 +406,11 @@ class Folder:
                 if uidvalidity != self.uidlist.uidvalidity:
                     return False
             by_uid, by_base = self.by_uid, self.by_base
-            for row in zip(uids, bases, subs, flags, sizes, wsizes, dates):
-                entry = Entry(*row, 1)
+            for row in zip(uids, bases, subs, flags, sizes, wsizes, dates, mods):
+                entry = Entry(*row)
                 by_uid[row[0]] = by_base[row[1]] = entry
             self.uids = list(uids)
+            self.modseqs.restore(modseqs)
+            self._log_floor = self.modseqs.highest     # the in-memory log starts here
             self._sync.adopt_stamps(stamps)
             return True

@@ -12,7 +12,7 @@ was replaced: the Folder is marked gone, never writing the new folder's uidlist.
 
 Called with the folder's lock held (sync takes it, and the file lock around a
 rescan); it changes the index through Folder's index API (record_expunge,
-record_flags) and its columns (uids, by_uid, by_base, modseq), and wakes the
+record_flags, changing) and its columns (uids, by_uid, by_base, modseqs), and wakes the
 waiters when something changed.
 """
 
@@ -70,7 +70,7 @@ class FolderSync:
                     changed_dirs.append(sub)
             if not changed_dirs and folder.uidlist.uidvalidity:
                 return False
-            with folder.file_lock():
+            with folder.file_lock(), folder.changing():
                 return self._rescan(changed_dirs)
 
     def _list(self, sub):
@@ -184,10 +184,17 @@ class FolderSync:
         order = sorted(last.values(), key=None if in_order else bases.__getitem__)
         bases, subs, flags, sizes, wsizes, dates = (list(map(col.__getitem__, order)) for col in cols)
         uids = folder.uidlist.assign_list(bases)
-        folder.modseq += 1
-        entries = list(map(Entry, uids, bases, subs, flags, sizes, wsizes, dates,
-                           itertools.repeat(folder.modseq)))
-        folder.modseq += len(bases)
+        modseqs = folder.modseqs
+        if modseqs.first_map:
+            # the first scan of this process: the modseqs the file kept for them
+            mods = [modseqs.logged(uid) for uid in uids]
+            fresh_uids = [uid for uid, m in zip(uids, mods) if m is None]
+            if fresh_uids:
+                mods = [modseqs.current() if m is None else m for m in mods]
+        else:
+            mods, fresh_uids = itertools.repeat(modseqs.current()), uids
+        modseqs.took_many(fresh_uids)
+        entries = list(map(Entry, uids, bases, subs, flags, sizes, wsizes, dates, mods))
         folder.by_uid.update(zip(uids, entries))
         folder.by_base.update(zip(bases, entries))
         added = sorted(uids)

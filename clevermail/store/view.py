@@ -63,7 +63,7 @@ class Message(NamedTuple):
     """One message as a view shows it, a plain value (fetch.py and search.py read it):
     seq (the view's number for it when it was made), uid, flags (frozenset of flag
     names, \\Recent among them when the view holds it), internaldate (epoch seconds),
-    size (wire octets).  The content is opened through the file handler
+    size (wire octets), modseq (that of its last change, RFC 7162's MODSEQ).  The content is opened through the file handler
     (IMAPFileHandler.read_message/open_message -> FolderView.read_message); a value
     taken before a change shows the flags of before: take a new one after."""
 
@@ -72,6 +72,7 @@ class Message(NamedTuple):
     flags: frozenset
     internaldate: int
     size: int
+    modseq: int = 1
 
 
 _new_message = tuple.__new__        # Message(*values) without its Python-level __new__
@@ -154,7 +155,7 @@ class FolderView:
 
     def iter_messages(self, seqs, expunged=True):
         """messages() one at a time and unnamed: each a plain tuple in Message's field
-        order (seq, uid, flags, internaldate, size), for a caller that unpacks and
+        order (seq, uid, flags, internaldate, size, modseq), for a caller that unpacks and
         renders each and lets it go.  FETCH 1:* (UID FLAGS) over 100,000 messages
         runs as fast as from the index rows themselves: no Message type to build
         (a third of the time) and no list of 100,000 values for the cyclic GC to
@@ -170,7 +171,7 @@ class FolderView:
                 entry = ghost(uid)
                 if entry is None:
                     continue
-            yield seq, uid, names[entry.flags, uid in recent], entry.date, entry.wsize
+            yield seq, uid, names[entry.flags, uid in recent], entry.date, entry.wsize, entry.modseq
 
     def sizes(self):
         """Wire sizes of the snapshot's messages (0 for one expunged meanwhile)."""
@@ -216,6 +217,33 @@ class FolderView:
         return [n for n, uid in pairs
                 if (e := get(uid)) is not None and all((c in e.flags) == w for c, w in letters)]
 
+    # -- modseqs (RFC 7162 asks them; the store keeps them, store/modseq.py) -------------
+    def changed_since(self, modseq, uids=None):
+        """UIDs this view numbers whose modseq is above `modseq` (flags changed or
+        new since), ascending; only those in the set `uids` when given.  Work in
+        proportion to the changes (Folder.changed_since)."""
+        seq_of = self.seq_of
+        found = self._folder.changed_since(modseq)
+        return [u for u in found if (uids is None or u in uids) and seq_of(u) is not None]
+
+    def modseq_of(self, uid):
+        """The modseq of a message the view numbers (that of its expunge-time state
+        for one expunged meanwhile; 0 when nothing is left of it)."""
+        folder = self._folder
+        entry = folder.by_uid.get(uid) or folder.ghosts.get(uid)
+        return entry.modseq if entry is not None else 0
+
+    def vanished_since(self, modseq):
+        """UIDs expunged after `modseq`, ascending; None when the folder no longer
+        remembers that far back one by one (then: every UID below UIDNEXT that is not
+        live, vanished_below())."""
+        return self._folder.vanished_since(modseq)
+
+    def vanished_below(self, uids):
+        """Those of `uids` (ascending) that are no longer live in the folder."""
+        live = self._folder.by_uid
+        return [u for u in uids if u not in live]
+
     # -- folder facts ------------------------------------------------------------------
     @property
     def uidvalidity(self):
@@ -250,8 +278,17 @@ class FolderView:
         # letters_for drops \Recent (and any other \ name that is no system flag)
         return self._store(uids, self._folder.letters_for(names, create=mode != "-"), mode)
 
-    def _store(self, uids, letters, mode):
-        changed = self._folder.store_flags(uids, letters, mode)
+    def set_flags_unchanged_since(self, uids, names, mode, modseq):
+        """set_flags() on the messages whose modseq is still at most `modseq` (one
+        test and change under the folder's locks); returns (UIDs whose flags changed,
+        UIDs left alone because they changed after `modseq`)."""
+        modified = []
+        changed = self._store(uids, self._folder.letters_for(names, create=mode != "-"), mode,
+                              modseq, modified)
+        return changed, modified
+
+    def _store(self, uids, letters, mode, unchanged_since=None, modified=None):
+        changed = self._folder.store_flags(uids, letters, mode, unchanged_since, modified)
         for entry in changed:
             self.own[entry.uid] = entry.modseq
         return [entry.uid for entry in changed]

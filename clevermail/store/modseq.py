@@ -1,0 +1,334 @@
+"""A folder's mod-sequences on disk: which change gave each message its modseq, and
+which UIDs were expunged at which modseq (what CONDSTORE and QRESYNC, RFC 7162, ask
+of a store, said in store terms; imap/ renders them).
+
+File `clevermail-modseq` in the folder directory, append-only between compactions:
+
+    CMS1 <uidvalidity> <highest> <floor>    header, written at creation and compaction
+    <modseq> <uid-set>                      these messages took this modseq (new, flags)
+    E <modseq> <uid-set>                    these messages were expunged at this modseq
+
+A uid-set is "1:5,7" (ascending ranges).  One change (a STORE over many messages, an
+import batch, an expunge) is one line, so the file grows with the changes, not with
+the messages.  `highest` only grows, across restarts and processes: a writer takes
+the folder's file lock, reads what others appended (`refresh`), then appends.  Every
+UID below UIDNEXT that is neither live nor logged as expunged was expunged at or
+before `floor`: compaction keeps the newest KEEP_EXPUNGED expunges exactly and folds
+the older ones into `floor`, and rewrites the live messages grouped by modseq.
+Lines are not fsynced (flag renames are not either): after a crash the folder's sync
+gives whatever it finds changed a new modseq above `highest`, so none is handed out
+twice.  A file with another UIDVALIDITY belongs to a folder that was replaced.
+"""
+
+import os
+
+import bisect
+
+from ..durable import atomic_write, write_all
+
+FILENAME = "clevermail-modseq"
+KEEP_EXPUNGED = 50000       # expunged UIDs remembered one by one after a compaction
+
+
+def uid_set_text(uids):
+    """Ascending, distinct UIDs -> "1:3,7"."""
+    if uids and uids[-1] - uids[0] + 1 == len(uids):
+        return f"{uids[0]}:{uids[-1]}" if len(uids) > 1 else str(uids[0])   # one run: an import
+    parts = []
+    start = prev = None
+    for uid in uids:
+        if start is None:
+            start = prev = uid
+        elif uid == prev + 1:
+            prev = uid
+        else:
+            parts.append(f"{start}:{prev}" if prev != start else str(start))
+            start = prev = uid
+    if start is not None:
+        parts.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(parts)
+
+
+def parse_uid_set(text):
+    """"1:3,7" -> [1, 2, 3, 7]; ValueError when damaged."""
+    uids = []
+    for part in text.split(","):
+        first, _, last = part.partition(":")
+        if last:
+            uids.extend(range(int(first), int(last) + 1))
+        else:
+            uids.append(int(first))
+    return uids
+
+
+class ModseqLog:
+    """The file above, read incrementally.  Callers hold the folder's file lock
+    around refresh() + append() and compact()."""
+
+    def __init__(self, folder_path):
+        self.path = os.path.join(folder_path, FILENAME)
+        self.uidvalidity = 0
+        self.highest = 0
+        self.floor = 0
+        self.lines = 0          # record lines read or written since the file was last read whole
+        self.base = 0           # of them, those the file had when it was read whole
+        self._ino = None
+        self._offset = 0
+
+    @property
+    def position(self):
+        """(inode, offset, uidvalidity, highest, floor, lines, base) for the index cache."""
+        return (self._ino, self._offset, self.uidvalidity, self.highest, self.floor, self.lines,
+                self.base)
+
+    def adopt(self, position):
+        """Take a position saved by the index cache; the next refresh() reads on from
+        it if the file is still the one it was read from (else it reads it whole)."""
+        (self._ino, self._offset, self.uidvalidity, self.highest, self.floor, self.lines,
+         self.base) = position
+
+    def refresh(self):
+        """Records appended since the last read, as (full, [(kind, modseq, uids)]),
+        kind "M" (took the modseq) or "E" (expunged).  full: the file was read from
+        its start (first read, or another process compacted or replaced it): the
+        records are then everything it says, and the header was read anew."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            full = self._ino is not None or self._offset == 0
+            self._ino, self._offset, self.lines = None, 0, 0
+            return full, []
+        full = st.st_ino != self._ino or st.st_size < self._offset
+        if full:
+            self._ino, self._offset, self.lines = st.st_ino, 0, 0
+        if st.st_size == self._offset:
+            return full, []
+        first = self._offset == 0
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1      # a torn last line (a crash mid-append) is skipped
+        self._offset += end
+        records = []
+        for line in chunk[:end].decode("ascii", "replace").splitlines():
+            words = line.split()
+            try:
+                if words[0] == "CMS1":
+                    self.uidvalidity, highest, self.floor = map(int, words[1:4])
+                    self.highest = max(self.highest, highest) if not full else highest
+                    continue
+                kind = "E" if words[0] == "E" else "M"
+                if kind == "E":
+                    words = words[1:]
+                modseq, uids = int(words[0]), parse_uid_set(words[1])
+            except (IndexError, ValueError):
+                continue            # a damaged line: its change gets a new modseq at sync
+            self.highest = max(self.highest, modseq)
+            self.lines += 1
+            records.append((kind, modseq, uids))
+        if first:
+            self.base = self.lines
+        return full, records
+
+    def append(self, uidvalidity, records):
+        """Write [(kind, modseq, ascending uids)] after refresh(); a missing file or one
+        of another UIDVALIDITY is started anew (its header first)."""
+        text = "".join(f"{'E ' if kind == 'E' else ''}{modseq} {uid_set_text(uids)}\n"
+                       for kind, modseq, uids in records if uids)
+        if not text:
+            return
+        if self._ino is None or self.uidvalidity != uidvalidity:
+            self.uidvalidity = uidvalidity
+            header = f"CMS1 {uidvalidity} {self.highest} {self.floor}\n"
+            atomic_write(self.path, header + text, durable=False)
+            st = os.stat(self.path)
+            self._ino, self._offset = st.st_ino, st.st_size
+        else:
+            data = text.encode("ascii")
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                write_all(fd, data)     # all of it or an error (a short write would tear a line)
+            finally:
+                os.close(fd)
+            self._offset += len(data)
+        self.lines += len(records)
+        self.highest = max([self.highest] + [m for _, m, _ in records])
+
+    def needs_compaction(self, live):
+        """Many lines were added since the file was last compacted or read whole."""
+        added = self.lines - self.base
+        return added > 1000 and added > live // 4
+
+    def compact(self, uidvalidity, live, expunged, floor):
+        """Rewrite the file: the live messages {uid: modseq} grouped by modseq, the
+        expunges [(modseq, uid)] kept, and `floor` (the expunges folded away)."""
+        groups = {}
+        for uid, modseq in live.items():
+            groups.setdefault(modseq, []).append(uid)
+        lines = [f"CMS1 {uidvalidity} {self.highest} {floor}\n"]
+        lines += [f"{modseq} {uid_set_text(sorted(uids))}\n" for modseq, uids in sorted(groups.items())]
+        gone = {}
+        for modseq, uid in expunged:
+            gone.setdefault(modseq, []).append(uid)
+        lines += [f"E {modseq} {uid_set_text(sorted(uids))}\n" for modseq, uids in sorted(gone.items())]
+        atomic_write(self.path, "".join(lines), durable=False)
+        st = os.stat(self.path)
+        self._ino, self._offset = st.st_ino, st.st_size
+        self.uidvalidity, self.floor = uidvalidity, floor
+        self.lines = self.base = len(lines) - 1
+
+
+class Modseqs:
+    """A folder's modseqs in memory, Folder's collaborator (store/folder.py): the
+    highest, the expunges remembered (`vanished_since`), and the change being made.
+
+    A change is a `Folder.changing()` block (folder lock and file lock held): begin()
+    reads what other processes appended, the first message touched takes the next
+    modseq (`current()`, one for the whole change), and end() writes the change's
+    lines.  The first block of a Folder object reads the file whole: when no index
+    cache was loaded, the first scan gives each message the modseq the file says
+    (`logged()`), and a message the file calls live but the disk no longer has was
+    expunged unlogged (a crash): it is logged expunged now."""
+
+    def __init__(self, folder_path):
+        self.log = ModseqLog(folder_path)
+        self.highest = 1            # RFC 7162: a modseq is a positive number
+        self.floor = 0              # expunges at or below it are not known one by one
+        self.vanished_mods = []     # ascending modseqs of the expunges remembered
+        self.vanished_uids = []     # their UIDs, in the same order
+        self._vanished = set()
+        self.loaded = False
+        self.first_map = None       # uid -> modseq from the file, until the first scan used it
+        self._depth = 0
+        self._current = None
+        self._unlogged = {}         # (kind, modseq) -> UIDs, of the change being made
+
+    # -- a change ----------------------------------------------------------------------
+    def begin(self, live):
+        """Start a change (file lock held); `live`: the folder's by_uid."""
+        self._depth += 1
+        if self._depth == 1:
+            self._current = None
+            self._read(live)
+
+    def current(self):
+        """The modseq of the change being made, taken at first use."""
+        if self._current is None:
+            self.highest = self._current = max(self.highest, self.log.highest) + 1
+        return self._current
+
+    def logged(self, uid):
+        """The modseq the file gave `uid`, during the first scan only (else None)."""
+        return self.first_map.pop(uid, None) if self.first_map else None
+
+    def took(self, uid):
+        """`uid` took current() (a new message, a flag change)."""
+        self._unlogged.setdefault(("M", self.current()), []).append(uid)
+
+    def took_many(self, uids):
+        """Every one of `uids` took current() (new messages)."""
+        if uids:
+            self._unlogged.setdefault(("M", self.current()), []).extend(uids)
+
+    def expunged(self, uid, modseq=None):
+        """`uid` was expunged now (or at `modseq`, another process's)."""
+        if modseq is None:
+            modseq = self.current()
+            self._unlogged.setdefault(("E", modseq), []).append(uid)
+        self._add_vanished(modseq, uid)
+
+    def end(self, uidvalidity, live):
+        """End a change: write its lines; compact when the file has grown."""
+        self._depth -= 1
+        if self._depth:
+            return
+        if self.first_map is not None:
+            # live in the file, gone from the disk, no expunge logged: one now
+            for uid in sorted(self.first_map):
+                if uid not in live:
+                    self.expunged(uid)
+            self.first_map = None
+        if self._unlogged and uidvalidity:
+            self.log.append(uidvalidity, [(kind, modseq, sorted(dict.fromkeys(uids)))
+                                          for (kind, modseq), uids in self._unlogged.items()])
+            if self.log.needs_compaction(len(live)):
+                self._compact(uidvalidity, live)
+        self._unlogged = {}
+        self._current = None
+
+    # -- what the file says ------------------------------------------------------------------
+    def _read(self, live):
+        full, records = self.log.refresh()
+        self.highest = max(self.highest, self.log.highest)
+        if full:
+            first = not self.loaded
+            self.floor = self.log.floor
+            self.vanished_mods, self.vanished_uids, self._vanished = [], [], set()
+            known = {}
+            for kind, modseq, uids in records:
+                if kind == "M":
+                    known.update(dict.fromkeys(uids, modseq))
+                else:
+                    for uid in uids:
+                        known.pop(uid, None)
+                        self._add_vanished(modseq, uid)
+            if first and not live:
+                self.first_map = known
+        else:
+            # others' expunges of messages this process never indexed (ours and those
+            # its sync finds missing are recorded as it finds them)
+            for kind, modseq, uids in records:
+                if kind == "E":
+                    for uid in uids:
+                        if uid not in live:
+                            self._add_vanished(modseq, uid)
+        self.loaded = True
+
+    def _add_vanished(self, modseq, uid):
+        if uid in self._vanished:
+            return
+        self._vanished.add(uid)
+        mods = self.vanished_mods
+        if not mods or modseq >= mods[-1]:
+            mods.append(modseq)
+            self.vanished_uids.append(uid)
+        else:
+            i = bisect.bisect_right(mods, modseq)
+            mods.insert(i, modseq)
+            self.vanished_uids.insert(i, uid)
+        if len(mods) > 2 * KEEP_EXPUNGED:
+            self._fold(len(mods) - KEEP_EXPUNGED)
+
+    def _fold(self, count):
+        """Forget the `count` oldest expunges one by one: `floor` covers them."""
+        self.floor = max(self.floor, self.vanished_mods[count - 1])
+        self._vanished.difference_update(self.vanished_uids[:count])
+        del self.vanished_mods[:count], self.vanished_uids[:count]
+
+    def _compact(self, uidvalidity, live):
+        if len(self.vanished_mods) > KEEP_EXPUNGED:
+            self._fold(len(self.vanished_mods) - KEEP_EXPUNGED)
+        self.log.compact(uidvalidity, {uid: e.modseq for uid, e in live.items()},
+                         zip(self.vanished_mods, self.vanished_uids), self.floor)
+
+    # -- questions -------------------------------------------------------------------------
+    def vanished_since(self, modseq):
+        """UIDs expunged after `modseq`, ascending; None when `modseq` is below what
+        is remembered one by one (floor)."""
+        if modseq < self.floor:
+            return None
+        i = bisect.bisect_right(self.vanished_mods, modseq)
+        return sorted(self.vanished_uids[i:])
+
+    # -- the index cache (store/index.py) ------------------------------------------------------
+    def snapshot(self):
+        return (self.log.position, self.highest, self.floor, list(self.vanished_mods),
+                list(self.vanished_uids))
+
+    def restore(self, saved):
+        position, highest, floor, mods, uids = saved
+        self.log.adopt(position)
+        self.highest, self.floor = highest, floor
+        self.vanished_mods, self.vanished_uids = list(mods), list(uids)
+        self._vanished = set(uids)
+        self.loaded = True
