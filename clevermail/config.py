@@ -93,6 +93,10 @@ listen = listen_list(default=list('127.0.0.1:1143'))
 # Implicit-TLS IMAP listeners (usually :993); needs [tls].
 tls_listen = listen_list(default=list())
 
+[managesieve]
+# ManageSieve listeners (RFC 5804, usually :4190; STARTTLS, no implicit TLS): users manage their Sieve filters from Roundcube or Thunderbird. Empty = off.
+listen = listen_list(default=list())
+
 [tls]
 # PEM certificate chain and private key; both set = STARTTLS/STLS offered and TLS listeners allowed.
 certificate = string(default='')
@@ -145,10 +149,11 @@ recipients = integer(min=1, default=100)
 # Concurrent connections per protocol listener group, and per client address.
 connections = integer(min=1, default=1000)
 connections_per_client = integer(min=1, default=50)
-# Idle timeouts in seconds (RFC 5321 suggests 5 min, RFC 1939 10 min, RFC 3501 at least 30 min).
+# Idle timeouts in seconds (RFC 5321 suggests 5 min, RFC 1939 10 min, RFC 3501 at least 30 min; RFC 5804 says none).
 smtp_timeout = float(min=1, default=300)
 pop3_timeout = float(min=1, default=600)
 imap_timeout = float(min=1, default=1800)
+managesieve_timeout = float(min=1, default=600)
 # Seconds a failed authentication waits before it is answered.
 auth_failure_delay = float(min=0, default=1.5)
 # Failed authentications per client address within auth_failure_window seconds before it is refused outright.
@@ -213,7 +218,7 @@ class ConfigError(Exception):
 
 
 # -- the typed settings ---------------------------------------------------------------
-PROTOCOLS = ("smtp", "pop3", "imap")
+PROTOCOLS = ("smtp", "pop3", "imap", "managesieve")
 
 # Every listener key: (kind, protocol, section, key, implicit TLS).  The kind names the
 # listener in logs and in MailService.ports; SMTP's kind also says its mode.
@@ -225,6 +230,7 @@ LISTENER_KEYS = (
     ("pop3s", "pop3", "pop3", "tls_listen", True),
     ("imap", "imap", "imap", "listen", False),
     ("imaps", "imap", "imap", "tls_listen", True),
+    ("managesieve", "managesieve", "managesieve", "listen", False),
 )
 
 

@@ -1,8 +1,10 @@
-"""The one login path of SMTP, POP3 and IMAP: SASL PLAIN and LOGIN, the authorization
-identity policy, the failure delay, the per-address throttle and peer normalisation.
+"""The one login path of SMTP, POP3, IMAP and ManageSieve: SASL PLAIN and LOGIN, the
+authorization identity policy, the failure delay, the per-address throttle and peer
+normalisation.
 
 SASL (RFC 4422) with PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login), framed as
-RFC 4954 4 (SMTP), RFC 5034 4 (POP3) and RFC 3501 6.2.2 with RFC 4959 (IMAP) frame it:
+RFC 4954 4 (SMTP), RFC 5034 4 (POP3) and RFC 3501 6.2.2 with RFC 4959 (IMAP) frame it
+(ManageSieve, RFC 5804 2.1, frames challenges and answers as strings: its `ask`):
 each continuation answer is one base64 line, "*" cancels the exchange, and "=" as an
 initial response is an empty one.
 
@@ -220,11 +222,14 @@ class Login:
         self.prompt = prompt
         self.line_limit = line_limit
 
-    def sasl(self, mechanism, initial):
+    def sasl(self, mechanism, initial, ask=None):
         """AUTH/AUTHENTICATE: throttle check, the SASL exchange, then verification.
-        Returns the account; raises a LoginError (EOFError if the client leaves)."""
+        Returns the account; raises a LoginError (EOFError if the client leaves).
+        `ask` replaces the prompt-line framing of challenges where a protocol frames
+        them otherwise (ManageSieve: strings, RFC 5804 2.1); as _ask, it returns the
+        answer's text and never logs it."""
         self.check_throttle(mechanism)
-        authzid, user, password = exchange(mechanism, initial, self._ask)
+        authzid, user, password = exchange(mechanism, initial, ask or self._ask)
         return self.verify(user, password, authzid, mechanism)
 
     def password(self, user, password, method):

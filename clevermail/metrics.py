@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_a
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 
-PROTOCOLS = ("smtp", "pop3", "imap")
+PROTOCOLS = ("smtp", "pop3", "imap", "managesieve")
 
 # Seconds from the end of SMTP DATA to the local copies committed (fsync-bound).
 LOCAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

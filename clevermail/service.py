@@ -39,6 +39,8 @@ from .config import LISTENER_KEYS
 from .login import AuthThrottle
 from .logs import RecentErrors
 from .logs import reopen as reopen_logs
+from .managesieve.handler import SieveFileHandler
+from .managesieve.server import ManageSieveServer
 from .netbase import listen_socket
 from .pop3.handler import POP3FileHandler
 from .pop3.server import POP3Server
@@ -46,12 +48,14 @@ from .relay.mx import make_resolver
 from .relay.queue import RelayQueue
 from .relay.worker import RelayWorker
 from .routing import Router
+from .sieve import EXTENSIONS as SIEVE_EXTENSIONS
+from .sieve import parse as parse_sieve
+from .sieve.scripts import SieveScripts
 from .smtp.handler import SMTPFileHandler
 from .smtp.send_quota import SendQuota
 from .smtp.sender_identity import SenderIdentity
 from .smtp.server import SMTPServer
 from .sieve.deliver import SieveFilter
-from .sieve.scripts import SieveScripts
 from .srs import SRS, SRSError, load_secret
 from .store import MailStore
 from .tls_context import CHECK_INTERVAL, ServerContext
@@ -70,6 +74,7 @@ SERVERS = {
     "pop3s": (POP3Server, {}),
     "imap": (IMAPServer, {}),
     "imaps": (IMAPServer, {}),
+    "managesieve": (ManageSieveServer, {}),
 }
 
 
@@ -203,6 +208,8 @@ class MailService:
                                     signer=self.signer, sieve=sieve),
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
+            "managesieve": SieveFileHandler(self.sieve_scripts, self.accounts, parse=parse_sieve,
+                                            extensions=SIEVE_EXTENSIONS),
         }
         while sockets:
             listener, sock = sockets[0]

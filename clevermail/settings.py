@@ -89,7 +89,7 @@ class Settings:
 
     source: str                         # the file, or "<defaults>"
     server: ServerSettings
-    limits: Mapping[str, Limits]        # per protocol: "smtp", "pop3", "imap"
+    limits: Mapping[str, Limits]        # per protocol: "smtp", "pop3", "imap", "managesieve"
     policy: SessionPolicy
     login: LoginSettings
     relay: RelaySettings

@@ -328,7 +328,8 @@ def test_settings_per_layer(tmp_path):
                   "delay_warning": 600, "concurrency": 2, "connect_timeout": 5, "interval": 1,
                   "mx_port": 2525, "nameservers": ["192.0.2.53"]},
     })
-    assert {p: l.timeout for p, l in conf.limits.items()} == {"smtp": 10, "pop3": 20, "imap": 30}
+    assert {p: l.timeout for p, l in conf.limits.items()} == {"smtp": 10, "pop3": 20, "imap": 30,
+                                                             "managesieve": 600}
     assert conf.limits["pop3"] == Limits(message_size=26214400, recipients=5, connections=1000,
                                          connections_per_client=50, timeout=20, auth_failure_delay=0.5,
                                          errors_per_session=20)

@@ -67,7 +67,7 @@ def test_one_socket_unit_per_listener_kind_named_as_the_server_matches():
         names[fd_name] = int(unit["ListenStream"][0])
     assert sorted(names) == sorted(KINDS)
     assert names == {"smtp": 25, "submission": 587, "submissions": 465, "pop3": 110, "pop3s": 995,
-                     "imap": 143, "imaps": 993}
+                     "imap": 143, "imaps": 993, "managesieve": 4190}
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path):
