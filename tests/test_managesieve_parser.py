@@ -157,11 +157,31 @@ def test_a_literal_over_the_limit_is_refused_before_any_octet_is_read():
     assert info.value.error.text == "string of 1001 octets is too long (at most 1000)"
 
 
-def test_ends_with_literal():
-    assert parser.ends_with_literal(b"abc {12+}\r\n")
-    assert parser.ends_with_literal(b"{0}\n")
-    assert not parser.ends_with_literal(b"abc {12+} x\r\n")
-    assert not parser.ends_with_literal(b"\r\n")
+def test_literal_size():
+    assert parser.literal_size(b"abc {12+}\r\n") == 12
+    assert parser.literal_size(b"{0}\n") == 0
+    assert parser.literal_size(b"abc {12+} x\r\n") is None
+    assert parser.literal_size(b"\r\n") is None
+
+
+def test_a_refusal_names_the_literal_still_on_its_way():
+    """Its octets must be dropped, never read as commands."""
+    def pending(line, rest=b""):
+        with pytest.raises(SieveNo) as info:
+            parse_command(line, GRAMMAR, Wire(rest), 1000)
+        return info.value.pending
+
+    assert pending(b"FROB {12+}\r\n") == 12
+    assert pending(b'PUTSCRIPT "a\\x" {5+}\r\n') == 5               # a bad escape first
+    assert pending(b"PUTSCRIPT {1+}\r\n", b'\xff {7+}\r\n') == 7       # on the line after a literal
+    assert pending(b'GETSCRIPT "a" "b"\r\n') is None
+    assert pending(b"GETSCRIPT {1+}\r\n", b'a "b"\r\n') is None       # every literal read
+
+    def refusing_more(n):
+        raise SieveNo(R.ERR_LINE_TOO_LONG)
+    with pytest.raises(SieveNo) as info:
+        parse_command(b"CHECKSCRIPT {5+}\r\n", GRAMMAR, refusing_more, 1000)
+    assert info.value.pending is None          # `more` took the octets: nothing pending
 
 
 # -- AUTHENTICATE and SASL answers ----------------------------------------------------------------

@@ -18,6 +18,7 @@ GREETING = 'OK "CleverMail ManageSieve ready (mail.example.test)"'
 SIEVE = f'"SIEVE" "{" ".join(EXTENSIONS)}"'
 CAPS = ['"IMPLEMENTATION" "CleverMail"', '"SASL" "PLAIN LOGIN"', SIEVE, '"MAXREDIRECTS" "5"',
         '"UNAUTHENTICATE"', '"VERSION" "1.0"']
+R_BAD_ESCAPE = 'NO "a backslash in a quoted string must escape \\\\ or \\""'
 SCRIPT = 'require "fileinto";\r\nif header :contains "subject" "spam" {\r\n  fileinto "Junk";\r\n}\r\n'
 
 
@@ -279,6 +280,20 @@ def test_a_script_over_the_size_limit_is_dropped_and_the_session_goes_on(open_se
                                 f'the limit of {MAX_SIZE} octets"')
     assert c.response() == ([], 'OK "NOOP completed"')
     assert scripts.list(ALICE) == []
+
+
+def test_the_literals_of_a_refused_command_are_never_read_as_commands(open_session, scripts):
+    c = open_session()
+    c.login()
+    c.put("keep", "keep;\r\n")
+    c.expect('SETACTIVE "keep"', 'OK "SETACTIVE completed"')
+    inside = 'SETACTIVE ""\r\nLOGOUT\r\n'
+    c.send(f"FROBNICATE {{{len(inside)}+}}\r\n{inside}\r\n")
+    assert c.response() == ([], 'NO "unknown command FROBNICATE"')
+    c.send(f'PUTSCRIPT "bad\\name" {{{len(inside)}+}}\r\n{inside}\r\n')
+    assert c.response() == ([], R_BAD_ESCAPE)
+    c.expect("NOOP", 'OK "NOOP completed"')
+    assert scripts.active(ALICE) == ("keep", "keep;\r\n")
 
 
 def test_a_literal_too_large_to_drop_ends_the_session(open_session):

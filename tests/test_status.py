@@ -59,7 +59,7 @@ def test_status_of_a_running_server(relay_env):
     assert st["running"] is True and st["version"] == __version__ and st["uptime"] >= 0
     assert {(item["kind"], item["port"]) for item in st["listeners"]} == {
         (kind, port) for kind, ports in env.service.ports.items() for port in ports}
-    assert st["sessions"] == {"smtp": 0, "pop3": 0, "imap": 0}
+    assert st["sessions"] == {"smtp": 0, "pop3": 0, "imap": 0, "managesieve": 0}
     assert st["queue"]["entries"] == 1 and st["queue"]["recipients_by_state"] == {"deferred": 1}
     assert st["queue"]["oldest_age"] >= 0 and st["queue"]["by_state"]["deferred"] == 1
     assert [e["message"] for e in st["errors"] if e["logger"] == "clevermail.test-status"] == [

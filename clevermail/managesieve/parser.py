@@ -58,7 +58,7 @@ class LiteralTooLarge(SieveNo):
     def __init__(self, size, limit, verb):
         reply = R.ERR_SCRIPT_TOO_LARGE if verb in ("PUTSCRIPT", "CHECKSCRIPT") else R.ERR_STRING_TOO_LONG
         super().__init__(reply.format(size, limit))
-        self.size = size
+        self.size = self.pending = size
         self.verb = verb
 
 
@@ -143,15 +143,22 @@ class _Tokens:
         size = int(m.group(1))
         if size > self.max_literal:
             raise LiteralTooLarge(size, self.max_literal, self.verb)
-        data, rest = self.more(size)
+        try:
+            data, rest = self.more(size)
+        except SieveNo:
+            # `more` read the octets (or the session ends): nothing is left pending
+            self.line, self.pos = b"", 0
+            raise
         # the command goes on after the octets: parse the line that follows them
         self.line, self.pos = _strip_eol(bytes(rest)), 0
         return _utf8(data)
 
 
-def ends_with_literal(line):
-    """True when a line (bytes) ends with a literal marker: octets follow it."""
-    return re.search(rb"\{[0-9]+\+?\}\Z", _strip_eol(line)) is not None
+def literal_size(line):
+    """The size of the literal whose marker ends `line` (bytes): its octets follow the
+    line.  None when the line ends otherwise."""
+    m = re.search(rb"\{([0-9]{1,20})\+?\}\Z", _strip_eol(line))
+    return int(m.group(1)) if m else None
 
 
 def _strip_eol(line):
@@ -183,19 +190,36 @@ def parse_command(line, grammar, more, max_literal):
     kind = grammar.get(verb)
     if kind is None:
         shown = verb[:20] if verb.isascii() and verb.isprintable() else "?"
-        raise SieveNo(R.ERR_UNKNOWN.format(shown))
+        _refusing(tokens, lambda: _raise(R.ERR_UNKNOWN.format(shown)))
     tokens.pos += len(first)
     tokens.verb = verb
-    return Command(verb, kind(verb, tokens.all()))
+    return Command(verb, _refusing(tokens, lambda: kind(verb, tokens.all())))
 
 
 def parse_string_line(line, more, max_literal):
     """A line that holds exactly one string (a SASL response, RFC 5804 2.1): its text.
     Raises SieveNo when it holds anything else."""
-    tokens = _Tokens(line, more, max_literal).all()
-    if len(tokens) != 1 or isinstance(tokens[0], Atom):
+    tokens = _Tokens(line, more, max_literal)
+    values = _refusing(tokens, tokens.all)
+    if len(values) != 1 or isinstance(values[0], Atom):
         raise SieveNo(R.ERR_ARGUMENTS.format("a SASL response", "one string"))
-    return tokens[0]
+    return values[0]
+
+
+def _raise(reply):
+    raise SieveNo(reply)
+
+
+def _refusing(tokens, step):
+    """Run a parsing step; a refusal says which literal, if any, the client still
+    sends (the line the parser stopped at ends with its marker), so that its octets
+    are dropped rather than read as commands."""
+    try:
+        return step()
+    except SieveNo as exc:
+        if exc.pending is None:
+            exc.pending = literal_size(tokens.line)
+        raise
 
 
 # -- the argument kinds --------------------------------------------------------------------

@@ -110,6 +110,9 @@ class SieveNo(Exception):
         self.reply = reply.wire
         self.counts = reply.counts
         self.closes = reply.status == BYE
+        # the size of a literal announced on the line the parser stopped at and not read
+        # (parser.py sets it): the session drops its octets before it reads a command
+        self.pending = None
 
 
 # -- command syntax (parser.py) -------------------------------------------------------
@@ -157,7 +160,7 @@ def script_error(text, code=None):
 
 ERR_STORAGE = Reply(NO, "cannot {} now, try again later", TRYLATER, counts=False)
 
-# -- session-level replies (netbase.LineSession's hooks) -----------------------------------
+# -- session-level replies (line_session.LineSession's hooks) ------------------------------
 BYE_BUSY = Reply(BYE, "too many connections, try again later", TRYLATER)
 BYE_TIMEOUT = Reply(BYE, "idle for too long, closing the connection")
 BYE_TOO_MANY_ERRORS = Reply(BYE, "too many errors, closing the connection")

@@ -1,5 +1,5 @@
 """ManageSieveSession: one ManageSieve dialogue (RFC 5804) on top of
-netbase.LineSession.
+line_session.LineSession.
 
 States (states.py): non-authenticated until AUTHENTICATE succeeds, then
 authenticated; UNAUTHENTICATE (RFC 5804 2.14.1) goes back, LOGOUT ends the session.
@@ -12,8 +12,9 @@ so a line is parsed by the kind its verb's entry names, and the state is checked
 before dispatch.  Literals arrive through `_more`, which counts the whole command's
 octets before it reads any; a literal over the limit is read and dropped (a
 non-synchronizing literal is already on its way) and answered NO, with
-QUOTA/MAXSIZE for a script, so the session goes on; one too large even to drop ends
-the session with BYE.
+QUOTA/MAXSIZE for a script, so the session goes on; so are the literals of any refused
+command (an unknown verb, a malformed argument), never read as commands.  One too
+large even to drop ends the session with BYE.
 
 Login is login.py's, the one path of every protocol (throttle, failure delay, the one
 log line); only the framing of challenges is ManageSieve's (`_ask`: a string each
@@ -115,8 +116,8 @@ class ManageSieveSession(LineSession):
                 raise SieveNo(wrong.format(verb))
             method(self, *args)
         except SieveNo as exc:
-            if isinstance(exc, LiteralTooLarge):
-                self._drop_literal(exc.size)
+            if exc.pending is not None:
+                self._drop_literal(exc.pending)
             self.send(exc.reply)
             if exc.closes:
                 raise SessionClosed() from None
@@ -140,19 +141,25 @@ class ManageSieveSession(LineSession):
         return data, line
 
     def _drop_literal(self, size):
-        """Read and drop a literal refused for its size, and the rest of its line, so
-        the next command starts where the client thinks it does.  One larger than the
-        session would ever read, or followed by another literal, ends the session."""
+        """Read and drop the literals of a refused command (non-synchronizing: they are
+        on their way) and the lines between them, so that the next command starts
+        where the client thinks it does and no octet of a script is ever read as a
+        command.  More than the session would ever read ends it with BYE."""
         limit = max(self.max_command, self.server.limits.message_size)
-        if size > limit:
-            raise self._bye(R.BYE_COMMAND_TOO_LARGE.format(limit))
-        self.reader.skip(size)
-        try:
-            rest = self.reader.readline(self.line_limit)
-        except LineTooLong:
-            raise self._bye(R.BYE_COMMAND_TOO_LARGE.format(limit)) from None
-        if parser.ends_with_literal(rest):
-            raise self._bye(R.BYE_COMMAND_TOO_LARGE.format(limit))
+        total = 0
+        while size is not None:
+            total += size
+            if total > limit:
+                raise self._bye(R.BYE_COMMAND_TOO_LARGE.format(limit))
+            self.reader.skip(size)
+            try:
+                rest = self.reader.readline(self.line_limit)
+            except LineTooLong:
+                raise self._bye(R.BYE_COMMAND_TOO_LARGE.format(limit)) from None
+            if not rest:
+                raise EOFError("connection closed inside a command")
+            total += len(rest)
+            size = parser.literal_size(rest)
 
     def _bye(self, reply):
         self.log.warning("closing: %s", reply.text)
@@ -202,12 +209,13 @@ class ManageSieveSession(LineSession):
         self._command_bytes = len(line)
         try:
             return parse_string_line(line, self._more, SASL_LITERAL_LIMIT)
-        except LiteralTooLarge as exc:
-            self._drop_literal(exc.size)
-            raise login.ResponseTooLong("SASL response too long") from None
         except SieveNo as exc:
             if exc.closes:
                 raise
+            if exc.pending is not None:
+                self._drop_literal(exc.pending)
+            if isinstance(exc, LiteralTooLarge):
+                raise login.ResponseTooLong("SASL response too long") from None
             raise login.Malformed(exc.error.text) from None
 
     # -- non-authenticated -----------------------------------------------------------------
