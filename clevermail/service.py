@@ -56,6 +56,7 @@ from .smtp.send_quota import SendQuota
 from .smtp.sender_identity import SenderIdentity
 from .smtp.server import SMTPServer
 from .sieve.deliver import SieveFilter
+from .sieve.interp import MAX_REDIRECTS
 from .srs import SRS, SRSError, load_secret
 from .store import MailStore
 from .tls_context import CHECK_INTERVAL, ServerContext
@@ -209,7 +210,7 @@ class MailService:
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
             "managesieve": SieveFileHandler(self.sieve_scripts, self.accounts, parse=parse_sieve,
-                                            extensions=SIEVE_EXTENSIONS),
+                                            extensions=SIEVE_EXTENSIONS, max_redirects=MAX_REDIRECTS),
         }
         while sockets:
             listener, sock = sockets[0]

@@ -3,11 +3,13 @@
 sieve-connect (the Perl ManageSieve client: STARTTLS with a verified certificate,
 SASL PLAIN through Authen::SASL, non-synchronizing literals)."""
 
+import smtplib
 import socket
 import ssl
 
 import pytest
 
+from clevermail.sieve.interp import MAX_REDIRECTS
 from interop_helpers import ALICE, BOB, PASSWORD, Server, need, run, tls_files
 from managesieve_helpers import Client, plain
 
@@ -39,6 +41,7 @@ def test_raw_client_over_starttls(env):
     try:
         lines, status = c.response()
         assert status.startswith('OK "CleverMail ManageSieve ready') and '"STARTTLS"' in lines
+        assert f'"MAXREDIRECTS" "{MAX_REDIRECTS}"' in lines     # the bound delivery applies
         assert c.cmd("STARTTLS") == ([], 'OK "begin TLS negotiation now"')
         ctx = ssl.create_default_context(cafile=env.ca)
         c.starttls(ctx, "localhost")
@@ -127,3 +130,25 @@ def test_sieve_connect_wrong_password(env, tmp_path):
             "--user", ALICE, "--passwordfd", "0", "--tlscafile", env.ca, "--list"]
     result = run(argv, home, stdin=b"wrong\n", check=False)
     assert result.returncode != 0 and "authentication failed" in result.output.lower(), str(result)
+
+
+# -- what ManageSieve stores is what delivery runs ------------------------------------------------
+
+def test_a_script_uploaded_and_activated_runs_at_delivery(env, tmp_path):
+    """sieve-connect uploads and activates; a message over SMTP is filed as it says."""
+    home = tmp_path / "home"
+    home.mkdir()
+    # fileinto :create (RFC 5490): the folder need not exist yet
+    (home / "lists.sieve").write_text(SCRIPT.replace('["fileinto"]', '["fileinto", "mailbox"]')
+                                      .replace('fileinto "Lists"', 'fileinto :create "Lists"'))
+    sieve_connect(env, home, "--localsieve", "lists.sieve", "--upload")
+    sieve_connect(env, home, "--remotesieve", "lists.sieve", "--activate")
+    message = (f"From: list@lists.example\r\nTo: {ALICE}\r\nSubject: [list] news\r\n"
+               "Message-ID: <1@lists.example>\r\n\r\nhello\r\n")
+    with smtplib.SMTP("127.0.0.1", env.port("smtp"), timeout=30) as smtp:
+        smtp.sendmail("list@lists.example", [ALICE], message)
+        smtp.sendmail("list@lists.example", [ALICE], message.replace("[list] news", "personal"))
+    filed = env.messages(ALICE, "Lists")
+    inbox = env.messages(ALICE)
+    assert [b"Subject: [list] news" in data for data in filed.values()] == [True], filed
+    assert [b"Subject: personal" in data for data in inbox.values()] == [True], inbox
