@@ -188,3 +188,21 @@ def test_a_redirect_loop_between_local_users_ends(env, caplog):
     assert f"Delivered-To: {BOB}".encode() in kept and f"Delivered-To: {ALICE}".encode() in kept
     assert env.inbox(ALICE) == []
     assert "would loop" in caplog.text
+
+
+def test_the_vacation_reply_is_dkim_signed_for_the_users_domain(env):
+    from click.testing import CliRunner
+
+    from clevermail.cli import main
+    from dkim_verify import verify, zone_lines
+    from dns_server import DNSServer
+
+    activate(env, 'require "vacation";\nvacation :subject "Away" "I am away.";')
+    assert mx(env, "someone@there.test", [BOB], msg("signed")) == {}
+    assert wait_for(lambda: env.sink.messages)
+    reply = env.sink.messages[0].data
+    listed = CliRunner().invoke(main, ["--config", env.config_path, "dkim", "list"])
+    assert listed.exit_code == 0, listed.output
+    with DNSServer("\n".join(zone_lines(listed.output))) as dns:
+        results = verify(reply, dns.port)
+    assert [(r["d"], r["ok"]) for r in results] == [("example.test", True), ("example.test", True)]
