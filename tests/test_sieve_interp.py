@@ -26,7 +26,7 @@ MESSAGE = (b"Return-Path: <x@y>\r\n"
 ENV = Envelope("coyote@desert.example.org", "roadrunner+acme@acme.example.com",
                "roadrunner@acme.example.com")
 ALL = ('require ["fileinto", "envelope", "subaddress", "copy", "imap4flags", "body", "variables",'
-       ' "vacation", "reject", "ereject", "mailbox", "comparator-i;ascii-numeric"];\n')
+       ' "vacation", "reject", "ereject", "mailbox", "comparator-i;ascii-numeric", "relational"];\n')
 
 
 def run(script, message=MESSAGE, envelope=ENV, exists=lambda name: name in ("INBOX", "Lists")):
@@ -274,3 +274,32 @@ def test_vacation_from_made_of_variables_must_be_an_address():
     assert vacation.sender is None
     (vacation, _) = run('set "f" "me@acme.example.com"; vacation :from "Me <${f}>" "x";')
     assert vacation.sender == "Me <me@acme.example.com>"
+
+
+# -- relational (RFC 5231) --------------------------------------------------------------
+@pytest.mark.parametrize("test,expected", [
+    ('header :value "eq" :comparator "i;ascii-numeric" "x-priority" "3"', True),
+    ('header :value "gt" :comparator "i;ascii-numeric" "x-priority" "2"', True),
+    ('header :value "gt" :comparator "i;ascii-numeric" "x-priority" "10"', False),
+    ('header :value "lt" :comparator "i;ascii-numeric" "x-priority" "10"', True),
+    ('header :value "ne" :comparator "i;ascii-numeric" "x-priority" "3"', False),
+    ('header :value "gt" "subject" "c"', True),             # "café ..." sorts after "c"
+    ('header :value "lt" "subject" "CAF"', False),
+    ('header :value "lt" :comparator "i;octet" "subject" "a"', True),      # "C" < "a" in octets
+    ('header :value "ge" :comparator "i;ascii-numeric" "subject" "999"', True),  # no digits: infinity
+    ('address :count "eq" :comparator "i;ascii-numeric" "to" "2"', True),
+    ('address :count "ge" :comparator "i;ascii-numeric" ["to", "cc"] "4"', True),
+    ('address :count "gt" :comparator "i;ascii-numeric" ["to", "cc"] "4"', False),
+    ('header :count "eq" :comparator "i;ascii-numeric" "x-nope" "0"', True),
+    ('string :count "eq" :comparator "i;ascii-numeric" ["a", "", "b"] "2"', True),
+])
+def test_relational(test, expected):
+    assert true(test) is expected
+
+
+def test_relational_needs_its_require_and_a_known_relation():
+    from clevermail.sieve import SieveSyntaxError
+    with pytest.raises(SieveSyntaxError, match='needs require "relational"'):
+        parse('if header :value "gt" "a" "b" { keep; }')
+    with pytest.raises(SieveSyntaxError, match="the relation is one of"):
+        parse('require "relational";\nif header :count "more" "a" "1" { keep; }')

@@ -21,7 +21,8 @@ import re
 from ..store import paths
 from ..store.errors import InvalidName
 from .errors import SieveSyntaxError
-from .grammar import COMMANDS, COMPARATORS, EXTENSIONS, FLAG, NUMBER, STRING, STRLIST, TESTS
+from .grammar import (COMMANDS, COMPARATORS, EXTENSIONS, FLAG, NUMBER, RELATIONS, STRING, STRLIST,
+                      TESTS)
 from .parser import Number, StringList, Tag
 
 MAX_COMMANDS = 2000        # commands and tests in one script
@@ -147,6 +148,11 @@ class _Checker:
             self.test(sub)
 
     def matching(self, test):
+        for kind in ("value", "count"):
+            relation = test.tagged.get(kind)
+            if relation is not None and relation.lower() not in RELATIONS:
+                raise SieveSyntaxError(f":{kind} {relation!r}: the relation is one of "
+                                       f"{', '.join(RELATIONS)}", test.line)
         name = test.tagged.get("comparator")
         if name is not None:
             if name.lower() not in COMPARATORS:

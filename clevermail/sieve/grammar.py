@@ -6,7 +6,8 @@ block.  check.py reads it; the interpreter (interp.py) has one function per entr
 Core (RFC 5228) and the extensions CleverMail implements: fileinto, envelope,
 subaddress (RFC 5233), copy (RFC 3894), imap4flags (RFC 5232), body (RFC 5173),
 variables (RFC 5229), vacation (RFC 5230), reject and ereject (RFC 5429), mailbox
-(RFC 5490), and the comparators of RFC 4790 named in RFC 5228 2.7.3.
+(RFC 5490), relational (RFC 5231), and the comparators of RFC 4790 named in
+RFC 5228 2.7.3.
 """
 
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 FLAG, STRING, STRLIST, NUMBER = "flag", "string", "string list", "number"
 
 EXTENSIONS = ("fileinto", "envelope", "subaddress", "copy", "imap4flags", "body",
-              "variables", "vacation", "reject", "ereject", "mailbox",
+              "variables", "vacation", "reject", "ereject", "mailbox", "relational",
               "comparator-i;octet", "comparator-i;ascii-casemap",
               "comparator-i;ascii-numeric")
 
@@ -41,7 +42,11 @@ class Spec:
 
 
 _MATCH = {"is": TagSpec(group="match"), "contains": TagSpec(group="match"),
-          "matches": TagSpec(group="match")}
+          "matches": TagSpec(group="match"),
+          # RFC 5231: :value "gt" / :count "ge" ...
+          "value": TagSpec(STRING, ext="relational", group="match"),
+          "count": TagSpec(STRING, ext="relational", group="match")}
+RELATIONS = ("gt", "ge", "lt", "le", "eq", "ne")
 _COMPARATOR = {"comparator": TagSpec(STRING, group="comparator")}
 _ADDRESS_PART = {"all": TagSpec(group="address-part"), "localpart": TagSpec(group="address-part"),
                  "domain": TagSpec(group="address-part"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .actions import Discard, FileInto, Keep, Redirect, Reject, Vacation
 from .check import ADDRESS, has_address, check_mailbox
 from .errors import SieveRuntimeError, SieveSyntaxError
-from .match import address_part, match_any
+from .match import address_part, match_any, relational
 from .message import MessageView
 from .variables import Variables
 
@@ -213,8 +213,13 @@ class _Interpreter:
 
     def matched(self, test, values, keys):
         t = test.tagged
-        match_type = "contains" if "contains" in t else "matches" if "matches" in t else "is"
         comparator = t.get("comparator", "i;ascii-casemap")
+        for kind in ("value", "count"):
+            if kind in t:
+                if kind == "count" and test.name == "string":
+                    values = [v for v in values if v]     # RFC 5229 5: empty strings do not count
+                return relational(values, self.sl(keys), kind, t[kind], comparator)
+        match_type = "contains" if "contains" in t else "matches" if "matches" in t else "is"
         found = match_any(values, self.sl(keys), match_type, comparator)
         if found is False:
             return False

@@ -7,6 +7,7 @@ Match types: :is, :contains, :matches (* any run, ? one character, \\ escapes th
 next one).  A :matches that succeeds returns the match variables of RFC 5229 3.2:
 ${0} the whole value, ${1}.. what each wildcard took, "*" as short as possible
 from the left (the RFC's "[*] *" example).
+Relational (RFC 5231): :value and :count with gt ge lt le eq ne.
 Address parts: :all, :localpart, :domain, and RFC 5233's :user and :detail with the
 configured separator.
 """
@@ -70,6 +71,34 @@ def match_one(value, key, match_type="is", comparator="i;ascii-casemap"):
     if m is None:
         return False
     return [value] + [value[m.start(g):m.end(g)] for g in range(1, (m.lastindex or 0) + 1)]
+
+
+_RELATIONS = {"gt": lambda c: c > 0, "ge": lambda c: c >= 0, "lt": lambda c: c < 0,
+              "le": lambda c: c <= 0, "eq": lambda c: c == 0, "ne": lambda c: c != 0}
+
+
+def compare(a, b, comparator="i;ascii-casemap"):
+    """-1, 0 or 1: the comparator's order of `a` and `b` (RFC 4790; i;ascii-numeric puts
+    strings without leading digits last, equal among themselves)."""
+    comparator = comparator.lower()
+    if comparator == "i;ascii-numeric":
+        a, b = _numeric(a), _numeric(b)
+        if a is None or b is None:
+            return (a is None) - (b is None)
+    elif comparator == "i;ascii-casemap":
+        a, b = casemap(a).encode("utf-8"), casemap(b).encode("utf-8")
+    else:
+        a, b = a.encode("utf-8"), b.encode("utf-8")
+    return (a > b) - (a < b)
+
+
+def relational(values, keys, kind, relation, comparator="i;ascii-casemap"):
+    """RFC 5231: :value (some value stands in `relation` to some key) or :count (the
+    number of values does)."""
+    holds = _RELATIONS[relation.lower()]
+    if kind == "count":
+        values = [str(len(values))]
+    return any(holds(compare(v, k, comparator)) for v in values for k in keys)
 
 
 def match_any(values, keys, match_type="is", comparator="i;ascii-casemap"):
