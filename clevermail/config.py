@@ -178,8 +178,9 @@ smarthost_tls = option('none', 'starttls', 'implicit', default='starttls')
 retry_schedule = int_list(min=1, default=list(300, 600, 1200, 2400, 4800, 9600, 14400))
 # Seconds after which an undelivered recipient fails and is bounced.
 queue_lifetime = integer(min=60, default=432000)
-# Seconds after which the sender is warned of a delay (0 = never).
-delay_warning = integer(min=0, default=0)
+# Seconds after which the sender is warned of a delay, once (a "delayed" DSN, RFC 3464),
+# for recipients whose NOTIFY includes DELAY or who gave no NOTIFY (0 = never).
+delay_warning = integer(min=0, default=14400)
 # Deliveries run in parallel (one slow domain does not hold up the others).
 concurrency = integer(min=1, max=64, default=4)
 # Seconds to wait for an MX host or smarthost to answer a connection.

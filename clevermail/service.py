@@ -234,6 +234,7 @@ class MailService:
         except (OSError, ssl.SSLError) as exc:
             self._close_servers()
             raise StartupError(f"[relay] smarthost_ca_file {relay.smarthost_ca_file}: {exc}") from None
+        handlers["smtp"].reports = self.worker.reports      # NOTIFY=SUCCESS, local mailboxes
         self._bind_metrics()
 
     def _bind_metrics(self):

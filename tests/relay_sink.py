@@ -37,6 +37,7 @@ class Received:
     auth: str | None
     helo: str
     mail_params: list[str] = field(default_factory=list)
+    rcpt_params: dict[str, list[str]] = field(default_factory=dict)   # address -> params
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -56,17 +57,18 @@ class Sink:
     requiretls: advertise REQUIRETLS (RFC 8689) once the session is encrypted.
     broken_tls: offer STARTTLS, answer 220, then send bytes that are not TLS and
     close (the client's handshake fails outright).
+    dsn: advertise DSN (RFC 3461); the MAIL and RCPT parameters are recorded either way.
     """
 
     def __init__(self, *, rcpt=None, greeting=(220, "sink ESMTP"), mail_reply=(250, "2.1.0 ok"),
                  data_reply=(250, "2.0.0 queued"), drop: str | None = None, starttls=None,
                  implicit=None, auth: tuple[str, str] | None = None, size: int | None = None,
                  on_data: Callable[[Received], None] | None = None, smtputf8=True,
-                 requiretls: bool = False, broken_tls: bool = False):
+                 requiretls: bool = False, broken_tls: bool = False, dsn: bool = False):
         self.rcpt, self.greeting, self.mail_reply, self.data_reply = rcpt, greeting, mail_reply, data_reply
         self.drop, self.starttls, self.implicit, self.auth = drop, starttls, implicit, auth
         self.size, self.on_data, self.smtputf8 = size, on_data, smtputf8
-        self.requiretls, self.broken_tls = requiretls, broken_tls
+        self.requiretls, self.broken_tls, self.dsn = requiretls, broken_tls, dsn
         self.messages: list[Received] = []
         self.sessions: list[dict] = []
         self.lock = threading.Lock()
@@ -132,7 +134,7 @@ class Sink:
             return
         code, text = self.greeting
         send(code, text)
-        sender, rcpts, params = None, [], []
+        sender, rcpts, params, rcpt_params = None, [], [], {}
         while True:
             raw = f.readline(4096)
             if not raw:
@@ -160,6 +162,8 @@ class Sink:
                     feats.append("REQUIRETLS")
                 if self.auth is not None:
                     feats.append("AUTH PLAIN LOGIN")
+                if self.dsn:
+                    feats.append("DSN")
                 lines = [arg] + feats
                 sock.sendall("".join(f"250{'-' if i < len(lines) - 1 else ' '}{x}\r\n"
                                      for i, x in enumerate(lines)).encode())
@@ -202,12 +206,12 @@ class Sink:
                 addr, _, rest = arg[5:].partition(">")
                 mcode, mtext = self._reply(self.mail_reply, addr.lstrip("<"))
                 if 200 <= mcode < 300:
-                    sender, rcpts, params = addr.lstrip("<"), [], rest.split()
+                    sender, rcpts, params, rcpt_params = addr.lstrip("<"), [], rest.split(), {}
                 send(mcode, mtext)
             elif verb == "RCPT":
                 if self.drop == "rcpt":
                     return
-                addr = arg[3:].strip().lstrip("<").rstrip(">")
+                addr, _, rest = arg[3:].strip().lstrip("<").partition(">")
                 spec = self.rcpt
                 if isinstance(spec, dict):
                     rc = spec.get(addr, (250, "2.1.5 ok"))
@@ -217,6 +221,7 @@ class Sink:
                     rc = (250, "2.1.5 ok")
                 if 200 <= rc[0] < 300:
                     rcpts.append(addr)
+                    rcpt_params[addr] = rest.split()
                 send(*rc)
             elif verb == "DATA":
                 if not rcpts:
@@ -232,7 +237,7 @@ class Sink:
                         break
                     lines.append(raw[1:] if raw.startswith(b".") else raw)
                 msg = Received(sender, rcpts, b"".join(lines), session["tls"], session["auth"],
-                               session["helo"], params)
+                               session["helo"], params, rcpt_params)
                 if self.drop == "dot":
                     return
                 if self.on_data is not None:

@@ -66,7 +66,7 @@ def test_greeting_ehlo_and_basic_commands(env):
     c = env.connect()
     text = c.expect(250, "EHLO client.test")
     for ext in ("SIZE 26214400", "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
-                "CHUNKING", "AUTH PLAIN LOGIN"):
+                "CHUNKING", "DSN", "AUTH PLAIN LOGIN"):
         assert ext in text.splitlines()
     assert "STARTTLS" not in text                  # no certificate configured
     c.expect(250, "HELO client.test")
@@ -92,14 +92,15 @@ def test_unknown_syntax_and_long_lines(env):
     c.expect(250, "EHLO client.test")
     c.expect(501, "MAIL FROM:alice@example.test")
     c.expect(501, "MAIL FROM:<alice@example.test> BODY=BINARYMIME")
-    c.expect(555, "MAIL FROM:<alice@example.test> RET=HDRS")
+    c.expect(555, "MAIL FROM:<alice@example.test> MT-PRIORITY=3")
     assert c.expect(500, "NOOP " + "x" * 600).startswith("5.5.2")     # over 512
     c.expect(250, "NOOP")                                              # still alive
     c.expect(500, "AUTH PLAIN " + "x" * 13000)                         # over 12288
     c.expect(535, "AUTH PLAIN " + plain("alice@example.test", "p" * 600))   # AUTH may be long
     c.expect(250, "MAIL FROM:<>")
     c.expect(501, "RCPT TO:<bob>")
-    c.expect(555, "RCPT TO:<bob@example.test> NOTIFY=NEVER")
+    c.expect(555, "RCPT TO:<bob@example.test> FOO=1")
+    assert "NOTIFY value BOGUS" in c.expect(501, "RCPT TO:<bob@example.test> NOTIFY=BOGUS")
 
 
 def test_bad_sequence(env):

@@ -9,15 +9,18 @@
                by state, oldest age: `queue list` and the metrics).
 - mx.py        MX/A/AAAA lookup with dnspython (RFC 5321 5.1, RFC 7505 null MX).
 - delivery.py  one SMTP attempt per domain or smarthost with smtplib (RFC 5321,
-               3207 STARTTLS, 1870 SIZE, 4954 AUTH, 8314 implicit TLS, 8689 REQUIRETLS).
+               3207 STARTTLS, 1870 SIZE, 4954 AUTH, 8314 implicit TLS, 8689 REQUIRETLS,
+               3461 DSN parameters passed on).
 - tls_policy.py  the TLS rules of one session (DANE, MTA-STS, REQUIRETLS, "may",
                smarthost pinning) and what a handshake achieved (TLSInfo).
 - mta_sts.py   MTA-STS (RFC 8461): TXT id, HTTPS policy fetch, parse, cache.
 - dane.py      DANE (RFC 7672, 6698): secure TLSA lookup and certificate matching.
-- worker.py    RelayWorker: the timer thread and delivery threads; sends reports.
+- worker.py    RelayWorker: the timer thread and delivery threads; decides reports.
 - settings.py  RelaySettings: the worker's configuration as one frozen value.
 - schedule.py  retry, expiry and report decisions (pure functions of an entry).
-- bounce.py    RFC 3464 delivery status notifications (bounces, delay warnings).
+- bounce.py    RFC 3464 delivery status notifications (bounces, delay warnings,
+               success reports; RFC 3461 ENVID, ORCPT, RET).
+- reports.py   Reports: sends our reports (local mailbox or queue, null sender, DKIM).
 
 No module here reads configuration; service.py passes a RelaySettings built by
 config.py, and plain collaborators (queue, resolver, local delivery).

@@ -1,5 +1,6 @@
-"""Delivery status notifications: the bounce (Action: failed) and the delay warning
-(Action: delayed) for one queued message.
+"""Delivery status notifications: the bounce (Action: failed), the delay warning
+(Action: delayed) and the success report (Action: delivered or relayed, RFC 3461
+NOTIFY=SUCCESS) for one message.
 
 Owns the report's format only; the worker decides when to send one and delivers it
 with an empty envelope sender, so that a report is never reported on (RFC 5321 6.1,
@@ -7,11 +8,14 @@ RFC 3464 section 2). The report is an RFC 6522 multipart/report with
 report-type=delivery-status and three parts:
 
 1. text/plain: what happened, for people;
-2. message/delivery-status (RFC 3464): per-message fields, then one group of
-   per-recipient fields (Final-Recipient, Action, Status from RFC 3463,
-   Remote-MTA, Diagnostic-Code, Last-Attempt-Date, Will-Retry-Until);
+2. message/delivery-status (RFC 3464): per-message fields (Original-Envelope-Id
+   from ENVID), then one group of per-recipient fields (Original-Recipient from
+   ORCPT, Final-Recipient, Action, Status from RFC 3463, Remote-MTA,
+   Diagnostic-Code, Last-Attempt-Date, Will-Retry-Until);
 3. text/rfc822-headers: the original message's header section (not its body, which
-   the sender has and which may be large).
+   the sender has and which may be large); a bounce of a message sent with RET=FULL
+   returns the whole message as message/rfc822 (RFC 3461 4.3; RET only concerns
+   failure reports, the others carry the headers).
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ class _Rcpt(Protocol):
     address: str
     last_reply: str | None
     remote: str | None
+    orcpt: str | None           # "addr-type;address" (RFC 3461 ORCPT), or None
+    report: str | None          # "delivered" or "relayed": a success report's action
 
 
 def _status(reply: str | None, action: str) -> str:
@@ -40,6 +46,8 @@ def _status(reply: str | None, action: str) -> str:
         return found
     if action == "delayed":
         return "4.0.0"
+    if action == "success":
+        return "2.0.0"
     # A failure whose last reply was temporary is an expiry (RFC 3463 4.4.7).
     return "4.4.7" if (reply or "").startswith("4") else "5.0.0"
 
@@ -59,11 +67,14 @@ def _clean(value: str) -> str:
 def make_dsn(*, reporting_mta: str, sender: str, queue_id: str, arrival: float,
              recipients: Iterable[_Rcpt], original: bytes, action: str = "failed",
              now: float | None = None, retry_until: float | None = None,
-             sign: Callable[[bytes], bytes] | None = None) -> bytes:
+             sign: Callable[[bytes], bytes] | None = None, envid: str | None = None,
+             ret: str | None = None) -> bytes:
     """The whole report message, CRLF line endings, ready for local delivery or the
-    queue. `original` is the queued message (only its headers are used). `sign`
+    queue. `action`: "failed", "delayed" or "success" (each recipient's `report`
+    is its Action).  `original` is the queued message (its headers, or all of it for
+    a bounce with `ret` "FULL").  `envid` is the ENVID to echo.  `sign`
     (dkim.signer.Signer.sign_report) adds the DKIM signature of the postmaster's domain."""
-    if action not in ("failed", "delayed"):
+    if action not in ("failed", "delayed", "success"):
         raise ValueError(action)
     now = time.time() if now is None else now
     rcpts = list(recipients)
@@ -80,6 +91,10 @@ def make_dsn(*, reporting_mta: str, sender: str, queue_id: str, arrival: float,
         if any((r.last_reply or "").startswith("4") for r in rcpts):
             intro += ("\nTemporary failures went on until the message's time in the "
                       "queue ran out.")
+    elif action == "success":
+        subject = "Successful Mail Delivery Report"
+        intro = ("Your message was delivered to the recipients below, as you asked.\n"
+                 "'relayed' means it went on to a system that sends no such reports.")
     else:
         subject = "Delayed Mail (still being retried)"
         until = email.utils.formatdate(retry_until, localtime=True) if retry_until else "later"
@@ -90,14 +105,19 @@ def make_dsn(*, reporting_mta: str, sender: str, queue_id: str, arrival: float,
         human.append(f"<{_clean(r.address)}>: {_clean(r.last_reply or 'no reply recorded')}")
     human += ["", f"Queue id: {queue_id}"]
 
-    per_message = [f"Reporting-MTA: dns; {reporting_mta}",
+    per_message = [f"Reporting-MTA: dns; {reporting_mta}"]
+    if envid:
+        per_message.append(f"Original-Envelope-Id: {_clean(envid)}")
+    per_message += [
                    f"X-CleverMail-Queue-ID: {_clean(queue_id)}",
                    f"Arrival-Date: {email.utils.formatdate(arrival, localtime=True)}"]
     groups = []
     for r in rcpts:
-        g = [f"Final-Recipient: rfc822; {_clean(r.address)}",
-             f"Action: {action}",
-             f"Status: {_status(r.last_reply, action)}"]
+        orcpt = getattr(r, "orcpt", None)
+        g = [f"Original-Recipient: {_clean(orcpt)}"] if orcpt else []
+        g += [f"Final-Recipient: rfc822; {_clean(r.address)}",
+              f"Action: {r.report if action == 'success' else action}",
+              f"Status: {_status(r.last_reply, action)}"]
         name = _remote_name(r.remote)
         if name:
             g.append(f"Remote-MTA: dns; {_clean(name)}")
@@ -129,9 +149,16 @@ def make_dsn(*, reporting_mta: str, sender: str, queue_id: str, arrival: float,
     out += (f"--{boundary}\r\nContent-Description: Delivery report\r\n"
             f"Content-Type: message/delivery-status\r\n\r\n{status}\r\n")
     body = out.encode("utf-8")
-    body += (f"--{boundary}\r\nContent-Description: Undelivered message headers\r\n"
-             f"Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: {headers_cte}"
-             "\r\n\r\n").encode("ascii")
-    body += headers + (b"" if headers.endswith(b"\r\n") or not headers else b"\r\n")
+    if action == "failed" and ret == "FULL":
+        cte = "8bit" if any(b > 127 for b in original) else "7bit"
+        body += (f"--{boundary}\r\nContent-Description: Undelivered message\r\n"
+                 f"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: {cte}"
+                 "\r\n\r\n").encode("ascii")
+        body += original + (b"" if original.endswith(b"\r\n") or not original else b"\r\n")
+    else:
+        body += (f"--{boundary}\r\nContent-Description: Undelivered message headers\r\n"
+                 f"Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: {headers_cte}"
+                 "\r\n\r\n").encode("ascii")
+        body += headers + (b"" if headers.endswith(b"\r\n") or not headers else b"\r\n")
     body += f"\r\n--{boundary}--\r\n".encode("ascii")
     return sign(body) if sign is not None else body

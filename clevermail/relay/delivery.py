@@ -28,6 +28,9 @@ per-recipient results: 2xx delivered, 4xx deferred, 5xx failed.
   authentication included, defers: it is a configuration problem, mail is kept.
 - REQUIRETLS (RFC 8689): the MAIL FROM parameter is passed on; a host that cannot
   honour it is skipped with 550 5.7.30, so that the message bounces if no host can.
+- DSN (RFC 3461 6.2.1): to a host that offers DSN, RET/ENVID and each recipient's
+  NOTIFY/ORCPT (dsn.PassOn) are passed on, and its Results say so (`dsn`); to one
+  that does not, they are dropped and the worker owes the "relayed" report.
 
 Seams: `Transport.connect(address, port, timeout) -> socket` (tests map addresses to
 sinks on 127.0.0.1) and the injected resolver.
@@ -43,6 +46,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Callable
 
+from clevermail.dsn import PassOn
 from clevermail.relay import dane
 from clevermail.relay.mx import (PermanentDNSError, TemporaryDNSError, lookup_addresses,
                                  lookup_mx)
@@ -79,6 +83,7 @@ class Result:
     remote: str | None = None
     retry: bool = False         # a session-level failure: another host may do better
     tls: TLSInfo | None = None  # what TLS the session had (None: no session)
+    dsn: bool = False           # the next hop offered DSN and took our parameters
 
     @property
     def state(self) -> str:
@@ -196,7 +201,8 @@ def _starttls(t: Transport, client: _Client, plan: HostPlan, way: str, anchors: 
 
 def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[str],
              data: bytes, results: dict[str, Result], *, plan: HostPlan, way: str,
-             anchors: list[bytes], auth: tuple[str, str] | None, remote: str) -> None:
+             anchors: list[bytes], auth: tuple[str, str] | None, remote: str,
+             dsn: PassOn | None = None) -> None:
     """One SMTP transaction, filling `results` as replies come in (so that a lost
     connection keeps the per-recipient answers already given)."""
     try:
@@ -247,6 +253,9 @@ def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[
         client.command_encoding = "utf-8"
     if plan.requiretls:
         opts.append("REQUIRETLS")
+    passed = dsn is not None and client.has_extn("dsn")
+    if passed:
+        opts.extend(dsn.mail)
     code, text = _cmd(client, "mail", f"FROM:<{sender}>" + "".join(" " + o for o in opts))
     if not 200 <= code < 300:
         if 500 <= code < 600:
@@ -254,7 +263,8 @@ def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[
         raise SessionFailure(code if 400 <= code < 500 else 451, text)
     accepted = []
     for rcpt in rcpts:
-        code, text = _cmd(client, "rcpt", f"TO:<{rcpt}>")
+        code, text = _cmd(client, "rcpt", f"TO:<{rcpt}>" + "".join(
+            " " + o for o in (dsn.rcpt.get(rcpt, ()) if passed else ())))
         if 200 <= code < 300:
             accepted.append(rcpt)
         else:
@@ -272,7 +282,7 @@ def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[
                                    tls=info)
     else:
         for rcpt in accepted:
-            results[rcpt] = Result(code, text, remote, tls=info)
+            results[rcpt] = Result(code, text, remote, tls=info, dsn=passed)
     _quit(client)
 
 
@@ -301,7 +311,8 @@ MAX_WAYS = 4        # connections per address: verify -> unverified, anchor -> l
 
 def _attempt(t: Transport, address: str, server_name: str, port: int, sender: str,
              rcpts: list[str], data: bytes, *, plan: HostPlan, way: str | None = None,
-             auth=None, implicit: bool = False, qid: str = "-") -> dict[str, Result]:
+             auth=None, implicit: bool = False, qid: str = "-",
+             dsn: PassOn | None = None) -> dict[str, Result]:
     """One session to one address, made again (at most MAX_WAYS connections) when
     the TLS handshake must be done another way; session failures come back as
     retry=True results."""
@@ -319,7 +330,7 @@ def _attempt(t: Transport, address: str, server_name: str, port: int, sender: st
                          _context(t, plan, way, anchors) if implicit else None)
         try:
             _session(t, client, port, sender, rcpts, data, results, plan=plan, way=way,
-                     anchors=anchors, auth=auth, remote=remote)
+                     anchors=anchors, auth=auth, remote=remote, dsn=dsn)
             return results
         except Reconnect as e:
             if e.way == PLAIN:
@@ -373,12 +384,13 @@ def _policy(t: Transport, domain: str, qid: str):
 
 
 def deliver_mx(t: Transport, domain: str, sender: str, rcpts: list[str], data: bytes,
-               qid: str = "-", requiretls: bool = False) -> dict[str, Result]:
+               qid: str = "-", requiretls: bool = False,
+               dsn: PassOn | None = None) -> dict[str, Result]:
     """Deliver to every recipient of `domain` through its MX hosts."""
     screened = _screen(sender, rcpts)
     if screened:
         good = [r for r in rcpts if r not in screened]
-        return {**screened, **(deliver_mx(t, domain, sender, good, data, qid, requiretls)
+        return {**screened, **(deliver_mx(t, domain, sender, good, data, qid, requiretls, dsn)
                                if good else {})}
     try:
         hosts, mx_secure = lookup_mx(domain, t.resolver, t.rng)
@@ -423,7 +435,7 @@ def deliver_mx(t: Transport, domain: str, sender: str, rcpts: list[str], data: b
                 break
             tried += 1
             for rcpt, res in _attempt(t, address, host, t.port, sender, remaining, data,
-                                      plan=plan, qid=qid).items():
+                                      plan=plan, qid=qid, dsn=dsn).items():
                 results[rcpt] = res
             remaining = [r for r in remaining if results[r].retry]
             if not remaining:
@@ -440,7 +452,7 @@ def deliver_smarthost(t: Transport, sender: str, rcpts: list[str], data: bytes, 
                       user: str | None = None, password: str | None = None,
                       qid: str = "-", context: ssl.SSLContext | None = None,
                       fingerprint: bytes | None = None,
-                      requiretls: bool = False) -> dict[str, Result]:
+                      requiretls: bool = False, dsn: PassOn | None = None) -> dict[str, Result]:
     """Deliver every recipient through the smarthost, in one connection. context:
     verifies its certificate (None: the transport's, the system CAs); fingerprint:
     the SHA-256 of its certificate, checked too (alone: instead of a CA)."""
@@ -452,7 +464,7 @@ def deliver_smarthost(t: Transport, sender: str, rcpts: list[str], data: bytes, 
         return {**screened, **(deliver_smarthost(t, sender, good, data, host=host, port=port, tls=tls,
                                                  user=user, password=password, qid=qid,
                                                  context=context, fingerprint=fingerprint,
-                                                 requiretls=requiretls)
+                                                 requiretls=requiretls, dsn=dsn)
                                if good else {})}
     if requiretls and tls == "none":
         return {r: Result(550, "5.7.30 REQUIRETLS: the smarthost is configured without TLS")
@@ -464,4 +476,4 @@ def deliver_smarthost(t: Transport, sender: str, rcpts: list[str], data: bytes, 
     auth = (user, password or "") if user else None
     return _attempt(t, host, host, port, sender, rcpts, data, plan=plan,
                     way=None if secured else PLAIN, auth=auth, implicit=tls == "implicit",
-                    qid=qid)
+                    qid=qid, dsn=dsn)

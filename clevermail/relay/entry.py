@@ -18,10 +18,15 @@ The JSON envelope (one object, UTF-8, written whole and renamed into place)::
      "held_total": 0.0,                  seconds spent on hold before, not counted
                                          in the queue lifetime
      "requiretls": false,                RFC 8689: relay only over verified TLS
+     "ret": null, "envid": null,         RFC 3461 RET (FULL|HDRS) and ENVID (decoded)
      "recipients": [{"address": "bob@example.net", "state": "deferred",
                      "attempts": 2, "last_reply": "451 4.3.0 try later",
                      "next_attempt": 1700000600.0, "remote": "mx.example.net [192.0.2.1]",
-                     "updated": 1700000300.0}, ...],
+                     "updated": 1700000300.0,
+                     "notify": ["SUCCESS", "FAILURE"],   RFC 3461 NOTIFY; null: not given
+                     "orcpt": "rfc822;bob@example.net",  ORCPT, decoded; null: not given
+                     "report": null}, ...],              success report owed: "delivered"
+                                                         or "relayed" (RFC 3464 2.3.3)
      "history": [{"time": 1700000000.0, "event": "queued", "detail": "..."},
                  {..., "event": "delivered", "tls": "TLSv1.3/ca"}, ...]}
 
@@ -34,8 +39,12 @@ field may be added without a version bump; the newest HISTORY_LIMIT events are k
 
 Recipient states: pending (never tried), deferred (4xx; retried at next_attempt),
 delivered (2xx), failed (5xx, expired or cancelled; a bounce is owed unless the
-sender is empty), bounced (failed and reported). An entry is finished, and removed
-from the queue, when no recipient is pending or deferred and no bounce is owed.
+sender is empty or the recipient's NOTIFY leaves FAILURE out), bounced (failed and
+reported). A delivered recipient whose NOTIFY asks for SUCCESS owes a success
+report (`report`) until it is sent. An entry is finished, and removed from the
+queue, when no recipient is pending or deferred and no report is owed.  Entries
+written before DSN have no ret/envid/notify/orcpt/report: they load with the
+defaults (no NOTIFY: failure and delay reports, as before).
 
 Entry states (what `clevermail queue list --state` filters on and RelayQueue.summary
 counts; one per entry, first match wins): held (the operator put it on hold: never
@@ -54,6 +63,8 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
+from clevermail.dsn import DELAY, FAILURE, wants
+
 ACTIVE = frozenset({"pending", "deferred"})
 HISTORY_LIMIT = 200       # events kept per entry (retries over days add up)
 FORMAT_VERSION = 1
@@ -69,6 +80,13 @@ class Recipient:
     next_attempt: float = 0.0
     remote: str | None = None        # "mx.example.com [192.0.2.1]" that gave last_reply
     updated: float | None = None     # time of the last attempt or state change
+    notify: list[str] | None = None  # RFC 3461 NOTIFY (None: not given, see dsn.wants)
+    orcpt: str | None = None         # RFC 3461 ORCPT, "addr-type;address" decoded
+    report: str | None = None        # success report owed: "delivered" or "relayed"
+
+    def wants(self, kind: str) -> bool:
+        """Whether this recipient's NOTIFY asks for a report of `kind` (dsn.py)."""
+        return wants(self.notify, kind)
 
 
 @dataclass
@@ -85,6 +103,8 @@ class Entry:
     held_since: float | None = None  # start of the current hold
     held_total: float = 0.0          # seconds on hold before the current hold
     requiretls: bool = False         # RFC 8689 REQUIRETLS: verified TLS or a bounce
+    ret: str | None = None           # RFC 3461 RET: FULL or HDRS (None: headers)
+    envid: str | None = None         # RFC 3461 ENVID, decoded
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -100,7 +120,8 @@ class Entry:
                    history=list(d.get("history", [])), warned=bool(d.get("warned", False)),
                    held=bool(d.get("held", False)), held_since=_opt_float(d.get("held_since")),
                    held_total=float(d.get("held_total", 0.0)),
-                   requiretls=bool(d.get("requiretls", False)))
+                   requiretls=bool(d.get("requiretls", False)),
+                   ret=d.get("ret"), envid=d.get("envid"))
 
     def add_history(self, now: float, event: str, detail: str = "", tls: str | None = None) -> None:
         self.history.append({"time": now, "event": event, "detail": detail,
@@ -111,11 +132,19 @@ class Entry:
         return [r for r in self.recipients if r.state in ACTIVE]
 
     def needs_bounce(self) -> bool:
-        # RFC 5321 6.1 / RFC 3464: never report on a report (empty reverse path).
-        return bool(self.sender) and any(r.state == "failed" for r in self.recipients)
+        # RFC 5321 6.1 / RFC 3464: never report on a report (empty reverse path);
+        # RFC 3461 4.1: only to recipients whose NOTIFY asks for failures.
+        return bool(self.sender) and any(r.state == "failed" and r.wants(FAILURE)
+                                         for r in self.recipients)
+
+    def needs_success_report(self) -> bool:
+        return bool(self.sender) and any(r.report for r in self.recipients)
+
+    def needs_report(self) -> bool:
+        return self.needs_bounce() or self.needs_success_report()
 
     def finished(self) -> bool:
-        return not self.active() and not self.needs_bounce()
+        return not self.active() and not self.needs_report()
 
     def clock_start(self) -> float:
         """Arrival shifted by the time spent on hold: the origin of the lifetime and of
@@ -145,7 +174,7 @@ class Entry:
         """The entry's state (one of STATES, see the module doc)."""
         if self.held:
             return "held"
-        if self.needs_bounce():
+        if self.needs_report():
             return "bounce"
         active = self.active()
         if not active or any(r.state == "pending" or r.next_attempt <= now for r in active):
@@ -157,11 +186,11 @@ class Entry:
         a held entry waits for its release)."""
         if self.held:
             return math.inf
-        if self.needs_bounce() or self.finished():
+        if self.needs_report() or self.finished():
             return 0.0
         due = min(r.next_attempt for r in self.active())
         if (delay_warning is not None and self.sender and not self.warned
-                and any(r.state == "deferred" for r in self.recipients)):
+                and any(r.state == "deferred" and r.wants(DELAY) for r in self.recipients)):
             due = min(due, self.clock_start() + delay_warning)
         return due
 

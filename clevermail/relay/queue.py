@@ -158,7 +158,10 @@ class RelayQueue:
 
     # -- enqueue ----------------------------------------------------------------
     def prepare(self, sender: str, recipients: list[str], data: bytes,
-                queue_id: str, requiretls: bool = False) -> PendingEntry:
+                queue_id: str, requiretls: bool = False, *, ret: str | None = None,
+                envid: str | None = None, dsn: dict | None = None) -> PendingEntry:
+        """An entry written but not yet visible (commit or abort it).  `ret`, `envid`
+        and `dsn` (address -> (notify, orcpt)) are the message's RFC 3461 request."""
         if not recipients:
             raise ValueError("an entry needs at least one recipient")
         now = self.clock()
@@ -166,13 +169,16 @@ class RelayQueue:
         for address in recipients:
             if address.lower() not in seen:
                 seen.add(address.lower())
-                rcpts.append(Recipient(address=address, next_attempt=now))
+                notify, orcpt = (dsn or {}).get(address, (None, None))
+                rcpts.append(Recipient(address=address, next_attempt=now,
+                                       notify=list(notify) if notify is not None else None,
+                                       orcpt=orcpt))
         # The body goes straight to its final name: without an envelope it is an
         # invisible orphan, so only the envelope needs the temp-then-rename dance.
         # Its O_EXCL create also claims the name: the queue id if free, else a new one.
         entry_id = self._create_body(queue_id, data)
         entry = Entry(id=entry_id, queue_id=queue_id, sender=sender, arrival=now,
-                      size=len(data), recipients=rcpts, requiretls=requiretls)
+                      size=len(data), recipients=rcpts, requiretls=requiretls, ret=ret, envid=envid)
         entry.add_history(now, "queued", f"from <{sender}> to {len(rcpts)} recipient(s)")
         tmp_json = self.tmp / f"{entry_id}.json"
         try:

@@ -16,6 +16,12 @@ and does the sending). The rules (RFC 5321 4.5.4.1, 6.1; RFC 3464):
   after claiming); see entry.py for hold and the lifetime.
 - A delay warning is owed once, after delay_warning seconds, while a recipient is
   deferred and the sender is not empty.
+- DSN (RFC 3461, the rule in clevermail/dsn.py): a report covers only recipients
+  whose NOTIFY asks for it (no NOTIFY: failure and delay).  A recipient delivered
+  with NOTIFY=SUCCESS owes a success report: "delivered" when we delivered it to a
+  local mailbox, "relayed" when the next hop does not offer DSN; when it does, the
+  parameters went on with the message and the report is the next hop's (RFC 3461
+  6.2.2, 6.2.3).
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import logging
 import random
 from typing import Callable, Sequence
 
+from clevermail.dsn import DELAY, FAILURE, SUCCESS
 from clevermail.relay.delivery import Result
 from clevermail.relay.entry import ACTIVE, Entry, Recipient
 
@@ -62,10 +69,14 @@ def record_results(e: Entry, results: dict[str, Result], now: float, *,
             else:
                 r.next_attempt = min(now + backoff(r.attempts), expires)
         r.state = state
+        if state == "delivered" and e.sender and r.wants(SUCCESS):
+            r.report = success_action(res)
         note = "expired: still deferred after the queue lifetime" if (
             state == "failed" and res.state == "deferred") else ""
         if state == "failed" and not e.sender:
             note = (note + "; " if note else "") + "no bounce: empty sender"
+        elif state == "failed" and not r.wants(FAILURE):
+            note = (note + "; " if note else "") + "no bounce: NOTIFY=" + ",".join(r.notify or ())
         tls = str(res.tls) if res.tls is not None else None
         e.add_history(now, state, f"<{r.address}> via {res.remote or '-'}: {res.reply}"
                       + (f" ({note})" if note else ""), tls=tls)
@@ -75,26 +86,44 @@ def record_results(e: Entry, results: dict[str, Result], now: float, *,
     return not e.finished()
 
 
+def success_action(res: Result) -> str | None:
+    """The success report a delivery owes its NOTIFY=SUCCESS recipient: "delivered"
+    (a local mailbox), "relayed" (a next hop without DSN), None (the next hop took
+    the DSN parameters: the report is its business)."""
+    if res.remote == "local":
+        return "delivered"
+    return None if res.dsn else "relayed"
+
+
 def warning_due(entry: Entry, now: float, delay_warning: float | None) -> bool:
     return (delay_warning is not None and bool(entry.sender) and not entry.warned and not entry.held
             and now >= entry.clock_start() + delay_warning
-            and any(r.state == "deferred" for r in entry.recipients))
+            and any(r.state == "deferred" and r.wants(DELAY) for r in entry.recipients))
 
 
 def report_recipients(entry: Entry, action: str) -> list[Recipient]:
-    """The recipients a report covers: failed ones for a bounce, deferred ones for a
-    delay warning ("delayed")."""
-    wanted = "failed" if action == "failed" else "deferred"
-    return [r for r in entry.recipients if r.state == wanted]
+    """The recipients a report covers: failed ones for a bounce ("failed"), deferred
+    ones for a delay warning ("delayed"), delivered ones owing a success report
+    ("success"); each only when its NOTIFY asks for that report."""
+    if action == "success":
+        return [r for r in entry.recipients if r.report]
+    wanted, kind = ("failed", FAILURE) if action == "failed" else ("deferred", DELAY)
+    return [r for r in entry.recipients if r.state == wanted and r.wants(kind)]
 
 
 def mark_reported(e: Entry, action: str, addresses: set[str], now: float, detail: str) -> None:
     """Record a sent report in the fresh envelope: the bounced recipients become
-    'bounced' (no second bounce), a delay warning sets `warned` (sent once)."""
+    'bounced' (no second bounce), a success report is no longer owed, a delay
+    warning sets `warned` (sent once)."""
     if action == "failed":
         for r in e.recipients:
             if r.address in addresses and r.state == "failed":
                 r.state, r.updated = "bounced", now
+    elif action == "success":
+        for r in e.recipients:
+            if r.address in addresses:
+                r.report = None
     else:
         e.warned = True
-    e.add_history(now, "bounce" if action == "failed" else "delay-warning", detail)
+    e.add_history(now, {"failed": "bounce", "success": "success-report"}.get(action, "delay-warning"),
+                  detail)

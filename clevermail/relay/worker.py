@@ -48,11 +48,12 @@ from collections import Counter
 from typing import Callable
 
 from clevermail.metrics import NO_METRICS
-from clevermail.relay.bounce import make_dsn
+from clevermail.dsn import PassOn
 from clevermail.relay.delivery import (Result, Transport, deliver_mx, deliver_smarthost,
                                        smarthost_context)
 from clevermail.relay.mta_sts import PolicyCache
 from clevermail.relay.queue import Entry, NoSuchEntry, RelayQueue
+from clevermail.relay.reports import Reports
 from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
                                        report_recipients, warning_due)
 from clevermail.relay.settings import RelaySettings
@@ -71,7 +72,10 @@ class RelayWorker:
                  sign_report: Callable[[bytes], bytes] | None = None):
         self.queue = queue
         self.metrics = metrics          # metrics.Metrics: outcomes and latency per recipient
-        self.sign_report = sign_report      # DKIM for our reports (bounce.make_dsn's sign)
+        # our reports, DKIM-signed (bounce.make_dsn's sign); the SMTP handler sends
+        # its local success reports through them too
+        self.reports = Reports(queue, settings.hostname, local_deliver, self._is_local,
+                               sign=sign_report, log=logger or logging.getLogger("clevermail.relay"))
         self.settings = settings
         self.local_deliver, self.is_local = local_deliver, is_local
         self.log = logger or logging.getLogger("clevermail.relay")
@@ -163,6 +167,7 @@ class RelayWorker:
         self.transport = dataclasses.replace(self.transport, hostname=settings.hostname, mta_sts=mta_sts,
                                              port=settings.mx_port, timeout=settings.connect_timeout)
         self.settings = settings
+        self.reports.hostname = settings.hostname
         self._wake.set()
 
     def _run(self) -> None:
@@ -312,6 +317,9 @@ class RelayWorker:
             if entry.needs_bounce():
                 entry = self._report(eid, entry, "failed", body) or entry
                 did = True
+            if entry.needs_success_report():
+                entry = self._report(eid, entry, "success", body) or entry
+                did = True
             if warning_due(entry, self._now(), self.settings.delay_warning):
                 entry = self._report(eid, entry, "delayed", body) or entry
                 did = True
@@ -337,6 +345,8 @@ class RelayWorker:
         # read once: reload swaps them
         settings, transport, smarthost_context = self.settings, self.transport, self.smarthost_context
         smarthost = settings.smarthost
+        # RFC 3461 6.2.1: the DSN request goes on to a next hop that offers DSN
+        dsn = PassOn.of(entry.ret, entry.envid, [(r.address, r.notify, r.orcpt) for r in due])
         for r in due:
             local, _, domain = r.address.rpartition("@")
             if not local or not domain:
@@ -356,10 +366,10 @@ class RelayWorker:
                         password=settings.smarthost_password, qid=qid,
                         context=smarthost_context,
                         fingerprint=settings.smarthost_fingerprint,
-                        requiretls=entry.requiretls)
+                        requiretls=entry.requiretls, dsn=dsn)
                 else:
                     res = deliver_mx(transport, domain, entry.sender, rcpts, body, qid,
-                                     requiretls=entry.requiretls)
+                                     requiretls=entry.requiretls, dsn=dsn)
             except Exception:
                 self.log.exception("%s: delivery to %s failed unexpectedly", qid, domain)
                 res = {a: Result(451, "4.3.0 internal error during delivery") for a in rcpts}
@@ -392,48 +402,27 @@ class RelayWorker:
 
     # -- reports ----------------------------------------------------------------------
     def _report(self, eid: str, entry: Entry, action: str, body: bytes | None) -> Entry | None:
-        """Send the bounce or delay warning for `entry`; the updated entry, or None if
-        it could not be sent (retried later)."""
+        """Send the bounce, delay warning or success report for `entry` (reports.py);
+        the updated entry, or None if it could not be sent (retried later)."""
         now = self._now()
         rcpts = report_recipients(entry, action)
+        full = action == "failed" and entry.ret == "FULL"       # RFC 3461 4.3
         if body is None:
             try:
-                body = self.queue.read_headers(eid)
+                body = self.queue.read_body(eid) if full else self.queue.read_headers(eid)
             except NoSuchEntry:
                 body = b""
-        dsn = make_dsn(reporting_mta=self.settings.hostname, sender=entry.sender,
-                       queue_id=entry.queue_id, arrival=entry.arrival, recipients=rcpts,
-                       original=body, action=action, now=now,
-                       retry_until=entry.expires(self.settings.queue_lifetime),
-                       sign=self.sign_report)
-        where = None
-        if self._is_local(entry.sender, entry.queue_id):
-            try:
-                # a null sender (Return-Path: <>), as a queued report has
-                self.local_deliver("", [entry.sender], dsn)
-                where = "delivered to the local mailbox"
-            except LookupError:
-                # no such account (deleted, or forged): queued it would meet the same 550,
-                # and a report is never reported on (RFC 3464 2): it ends in the log
-                self.log.warning("%s: the %s report is dropped: no local mailbox for <%s>",
-                                 entry.queue_id, action, entry.sender)
-                where = "dropped (no such local mailbox)"
-            except Exception:
-                # Queued instead, it is retried with backoff and, at worst, expires.
-                self.log.exception("%s: local delivery of the %s report to <%s> failed; "
-                                   "queueing it", entry.queue_id, action, entry.sender)
+        where = self.reports.send(sender=entry.sender, queue_id=entry.queue_id,
+                                  arrival=entry.arrival, recipients=rcpts, original=body,
+                                  action=action, now=now,
+                                  retry_until=entry.expires(self.settings.queue_lifetime),
+                                  envid=entry.envid, ret=entry.ret)
         if where is None:
-            try:
-                # An empty envelope sender: a report is never bounced (RFC 3464 2).
-                where = "queued as " + self.queue.enqueue("", [entry.sender], dsn,
-                                                          f"{entry.queue_id}-dsn")
-            except Exception:
-                self.log.exception("%s: the %s report to <%s> could not be queued; "
-                                   "retrying later", entry.queue_id, action, entry.sender)
-                self._hold(eid, now + min(self.settings.interval, REPORT_RETRY))
-                return None
+            self._hold(eid, now + min(self.settings.interval, REPORT_RETRY))
+            return None
         addresses = {r.address for r in rcpts}
         detail = f"report for {len(rcpts)} recipient(s) to <{entry.sender}> {where}"
         self.log.info("%s: %s report for %d recipient(s) to <%s> %s", entry.queue_id,
-                      "bounce" if action == "failed" else "delay", len(rcpts), entry.sender, where)
+                      {"failed": "bounce", "delayed": "delay"}.get(action, action), len(rcpts),
+                      entry.sender, where)
         return self.queue.update(eid, lambda e: mark_reported(e, action, addresses, now, detail))

@@ -12,8 +12,10 @@ everything, including parts already committed.
 """
 
 import logging
+import time
 
 from .. import routing
+from ..dsn import SUCCESS, wants
 from ..metrics import NO_METRICS
 from ..routing import Router
 from ..store.api import LocalDelivery
@@ -58,15 +60,17 @@ class DeliveryFailed(Exception):
 class Recipient:
     """An accepted RCPT: the address as given, the local accounts its copy goes to,
     and the external addresses: the address itself when relayed, or an alias's
-    forwarding targets (`forwarded`: they leave with an SRS sender)."""
+    forwarding targets (`forwarded`: they leave with an SRS sender); `notify` and
+    `orcpt` are its RFC 3461 NOTIFY and ORCPT (dsn.py), None when not given."""
 
-    __slots__ = ("address", "accounts", "external", "forwarded")
+    __slots__ = ("address", "accounts", "external", "forwarded", "notify", "orcpt")
 
     def __init__(self, address, accounts=(), external=None, forwarded=False):
         self.address = address
         self.accounts = tuple(accounts)
         self.external = (address,) if external is None and not accounts else tuple(external or ())
         self.forwarded = forwarded
+        self.notify = self.orcpt = None
 
     @classmethod
     def routed(cls, address, route):
@@ -101,6 +105,9 @@ class SMTPFileHandler:
         self.signer = signer            # dkim.signer.Signer, or None: [dkim] sign = no
         # users' Sieve filters at final delivery (sieve/deliver.py SieveFilter), or None
         self.sieve = sieve
+        # relay.reports.Reports: success reports of local deliveries (NOTIFY=SUCCESS);
+        # set by the service once the relay worker exists, None: none sent
+        self.reports = None
 
     # -- recipients ------------------------------------------------------------
     def default_domain(self):
@@ -171,17 +178,21 @@ class SMTPFileHandler:
         data = submission_fixups(data, hostname)
         return self.signer.sign(data) if self.signer is not None else data
 
-    def deliver(self, sender, recipients, data, trace, queue_id, folder=None, requiretls=False):
+    def deliver(self, sender, recipients, data, trace, queue_id, folder=None, requiretls=False,
+                ret=None, envid=None):
         """Store `data` for every recipient: the message as smtp.message.prepare_body
         returns it (not dot-stuffed, every line ending in CRLF, no other CR or LF).
 
         `trace` is the Received header block to prepend; local copies also get
         Return-Path (RFC 5321 4.4: added at final delivery) and go to `folder`
-        ("Junk" for quarantined mail) instead of INBOX; `requiretls` (RFC 8689) is
-        kept in the queue entries for the relay.  Returns when every
+        ("Junk" for quarantined mail) instead of INBOX; `requiretls` (RFC 8689) and
+        the DSN request (RFC 3461: `ret`, `envid`, each recipient's notify and orcpt)
+        are kept in the queue entries for the relay; a local recipient with
+        NOTIFY=SUCCESS gets its success report queued.  Returns when every
         copy and the queue entry are fsynced and committed; raises DeliveryFailed
         (with nothing stored) otherwise."""
         local, remote, forwards = self._split(recipients)
+        dsn = {"ret": ret, "envid": envid, "dsn": self._dsn_requests(recipients)}
         pending = []
         try:
             plain, filtered = self._filtered(local)
@@ -197,14 +208,14 @@ class SMTPFileHandler:
             pending += boxes
             if remote:
                 pending.append(self.queue.prepare(sender, remote, trace + data, queue_id,
-                                                  requiretls=requiretls))
+                                                  requiretls=requiretls, **dsn))
             if forwards:
                 # an alias's external targets: the envelope sender rewritten (SRS) so
                 # that SPF passes at the next hop; REQUIRETLS goes with every copy
                 # (RFC 8689 4.1)
                 pending.append(self.queue.prepare(self._forward_sender(sender), forwards,
                                                   trace + data, queue_id,
-                                                  requiretls=requiretls))
+                                                  requiretls=requiretls, **dsn))
             pending += queued
             # Mailboxes first, the queue last: a committed queue entry wakes the relay
             # worker, which must never send what a later failure would take back.
@@ -217,6 +228,7 @@ class SMTPFileHandler:
                 except Exception:
                     log.exception("%s: abort after failed delivery failed", queue_id)
             raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
+        self._report_success(sender, recipients, trace + data, queue_id, envid)
         return len(local), len(remote) + len(forwards)
 
     def _filtered(self, accounts):
@@ -247,6 +259,32 @@ class SMTPFileHandler:
             raise
         return ([_Group(p.mailbox, p.abort) for p in out],
                 [_Group(p.queued, p.abort, after=p.after) for p in out])
+
+    @staticmethod
+    def _dsn_requests(recipients):
+        """address -> (notify, orcpt) for the queue entries: an alias's targets keep
+        the NOTIFY given for the alias, and its address as ORCPT when none was given
+        (RFC 3461 6.2.2)."""
+        out = {}
+        for rcpt in recipients:
+            for address in rcpt.external:
+                orcpt = rcpt.orcpt
+                if orcpt is None and address != rcpt.address and rcpt.address.isascii():
+                    orcpt = f"rfc822;{rcpt.address}"
+                out.setdefault(address, (rcpt.notify, orcpt))
+        return out
+
+    def _report_success(self, sender, recipients, data, queue_id, envid):
+        """Queue the "delivered" report of local recipients with NOTIFY=SUCCESS (RFC
+        3461 6.2.2); the mail is stored already, so a failure here is only logged."""
+        wanted = [rcpt for rcpt in recipients if rcpt.accounts and wants(rcpt.notify, SUCCESS)]
+        if not wanted or not sender or self.reports is None:
+            return
+        try:
+            self.reports.delivered(sender, [(r.address, r.orcpt) for r in wanted], data,
+                                   queue_id=queue_id, arrival=time.time(), envid=envid)
+        except Exception:
+            log.exception("%s: the success report to <%s> could not be queued", queue_id, sender)
 
     @staticmethod
     def _split(recipients):

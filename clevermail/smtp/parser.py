@@ -3,15 +3,18 @@
 Grammar of RFC 5321 section 4.1.2 (paths, quoted local parts, address literals of
 4.1.3, ESMTP parameters), widened for UTF-8 addresses by RFC 6531 section 3.3; the
 source route (A-d-l) of a path is parsed and ignored (RFC 5321 4.1.1.3, appendix C).
-Lengths follow 4.5.3.1 (local part 64, domain 255, path 256 octets).  No sockets here.
+Lengths follow 4.5.3.1 (local part 64, domain 255, path 256 octets).  The DSN
+parameters (RFC 3461: RET, ENVID, NOTIFY, ORCPT) are read by dsn.py's pure rules; a bad
+value is 501 5.5.4 saying what is wrong.  No sockets here.
 """
 
 import ipaddress
 import re
 
+from .. import dsn
 from .replies import (R500_BAD_CHARS, R501_AUTH_SYNTAX, R501_BAD_RCPT, R501_BAD_SENDER,
-                      R501_BDAT_SYNTAX, R501_MAIL_SYNTAX, R501_RCPT_SYNTAX, R501_SYNTAX,
-                      SMTPReplyError)
+                      R501_BDAT_SYNTAX, R501_DSN_PARAM, R501_MAIL_SYNTAX, R501_RCPT_SYNTAX,
+                      R501_SYNTAX, R555_PARAM, SMTPReplyError)
 
 # RFC 5321 4.1.2 plus UTF8-non-ascii (RFC 6531 3.3), which a str regex sees as
 # code points >= U+0080.
@@ -138,6 +141,38 @@ def parse_size(value):
     if value is None or not value.isascii() or not value.isdigit() or len(value) > 20:
         raise SMTPReplyError(R501_SYNTAX)
     return int(value)
+
+
+def _dsn_value(parse, value):
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise SMTPReplyError(R501_DSN_PARAM.format(exc)) from None
+
+
+def parse_ret(value):
+    """RET=FULL|HDRS (RFC 3461 4.3) -> 'FULL' or 'HDRS'."""
+    return _dsn_value(dsn.parse_ret, value)
+
+
+def parse_envid(value):
+    """ENVID=xtext (RFC 3461 4.4) -> the decoded envelope id."""
+    return _dsn_value(dsn.parse_envid, value)
+
+
+def parse_rcpt_dsn(params):
+    """The RCPT TO parameters (RFC 3461 4.1, 4.2) -> (notify, orcpt): NOTIFY as a tuple
+    ('NEVER',) or of SUCCESS/FAILURE/DELAY, ORCPT as 'addr-type;address', each None
+    when not given.  Any other parameter is 555 5.5.4."""
+    notify = orcpt = None
+    for key, value in params.items():
+        if key == "NOTIFY":
+            notify = _dsn_value(dsn.parse_notify, value)
+        elif key == "ORCPT":
+            orcpt = _dsn_value(dsn.parse_orcpt, value)
+        else:
+            raise SMTPReplyError(R555_PARAM.format(key))
+    return notify, orcpt
 
 
 def parse_helo(arg):

@@ -1,7 +1,8 @@
 """The SMTP session: RFC 5321 with the ESMTP extensions SIZE (RFC 1870), PIPELINING
 (RFC 2920), 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034, codes of RFC 3463),
 SMTPUTF8 (RFC 6531), STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616),
-CHUNKING/BDAT (RFC 3030) and, on submission over TLS, REQUIRETLS (RFC 8689: the flag
+CHUNKING/BDAT (RFC 3030), DSN (RFC 3461: RET, ENVID, NOTIFY, ORCPT go with the
+message to the handler and the relay queue) and, on submission over TLS, REQUIRETLS (RFC 8689: the flag
 goes with the message into the relay queue); Received "with" keywords of RFC 3848.
 
 One command table maps a verb to (method, states where it is allowed; states.py);
@@ -28,9 +29,9 @@ from ..login import SMTP_LINE_LIMIT, Login
 from ..line_session import LineSession, SessionClosed
 from ..wire import DataTooLarge
 from . import auth, message, parser
-from .policy import Policy
 from . import replies as R
 from .handler import AliasTooBig, BadDomain, BadSRS, DeliveryFailed, NoSuchUser, RelayDenied
+from .policy import Policy
 from .replies import SMTPReplyError
 from .states import (ANY, BDAT, INIT, MAIL, MAY_BDAT, MAY_DATA, MAY_MAIL, MAY_RCPT,
                      OUTSIDE_TRANSACTION, RCPT, READY)
@@ -89,6 +90,7 @@ class SMTPSession(LineSession):
         self.rcpt_tried = False
         self.smtputf8 = False
         self.requiretls = False
+        self.ret = self.envid = None        # DSN (RFC 3461 4.3, 4.4)
         self.chunks = []
         self.chunk_size = 0
         self.state = READY if self.helo is not None else INIT
@@ -185,7 +187,7 @@ class SMTPSession(LineSession):
         self.reset_transaction()
         lines = [f"{self.server.hostname} greets {self.helo}",
                  f"SIZE {self.server.limits.message_size}",
-                 "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING"]
+                 "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "DSN"]
         if self.tls_available:
             lines.append("STARTTLS")
         if self._requiretls_offered():
@@ -205,13 +207,14 @@ class SMTPSession(LineSession):
 
     # -- transaction ---------------------------------------------------------------
     def cmd_MAIL(self, arg):
-        """MAIL FROM:<reverse-path> [SIZE= BODY= SMTPUTF8 AUTH= REQUIRETLS]: start a transaction.
+        """MAIL FROM:<reverse-path> [SIZE= BODY= SMTPUTF8 AUTH= REQUIRETLS RET= ENVID=]: start a transaction.
         States: ready (after HELO/EHLO, no transaction open).
-        RFC 5321 4.1.1.2, RFC 1870, RFC 6152, RFC 6531 3.4, RFC 4954 5, RFC 8689 4.1."""
+        RFC 5321 4.1.1.2, RFC 1870, RFC 6152, RFC 6531 3.4, RFC 4954 5, RFC 8689 4.1, RFC 3461 4.3-4.4."""
         if self.mode == "submission" and self.auth_user is None:
             raise SMTPReplyError(R.R530_AUTH_REQUIRED)
         sender, params = parser.parse_mail(arg)
         smtputf8 = requiretls = False
+        ret = envid = None
         for key, value in params.items():
             if key == "SIZE":
                 if parser.parse_size(value) > self.server.limits.message_size:
@@ -227,6 +230,10 @@ class SMTPSession(LineSession):
                 if not self.tls:
                     raise SMTPReplyError(R.R530_REQUIRETLS_NEEDS_TLS)
                 requiretls = True
+            elif key == "RET":
+                ret = parser.parse_ret(value)
+            elif key == "ENVID":
+                envid = parser.parse_envid(value)
             else:
                 raise SMTPReplyError(R.R555_PARAM.format(key))
         if not smtputf8 and not sender.isascii():
@@ -235,17 +242,17 @@ class SMTPSession(LineSession):
         self.sender = sender
         self.smtputf8 = smtputf8
         self.requiretls = requiretls
+        self.ret, self.envid = ret, envid
         self.state = MAIL
         self.send(R.R250_SENDER_OK.wire)
 
     def cmd_RCPT(self, arg):
-        """RCPT TO:<forward-path>: add a recipient (local account, or relay if allowed).
+        """RCPT TO:<forward-path> [NOTIFY= ORCPT=]: add a recipient (local account, or relay if allowed).
         States: mail, rcpt.
-        RFC 5321 4.1.1.3, 3.6 (relaying), 4.5.3.1.10 (recipient limit)."""
+        RFC 5321 4.1.1.3, 3.6 (relaying), 4.5.3.1.10 (recipient limit), RFC 3461 4.1-4.2."""
         self.rcpt_tried = True
         address, params = parser.parse_rcpt(arg)
-        if params:
-            raise SMTPReplyError(R.R555_PARAM.format(next(iter(params))))
+        notify, orcpt = parser.parse_rcpt_dsn(params)
         if not self.smtputf8 and not address.isascii():
             raise SMTPReplyError(R.R553_UTF8_NEEDS_SMTPUTF8)
         if len(self.recipients) >= self.server.limits.recipients:
@@ -273,6 +280,7 @@ class SMTPSession(LineSession):
             self.log.error("recipient <%s> refused: %s", address, exc)
             raise SMTPReplyError(R.R550_ALIAS_LOOP) from None
         self.policy.check_rcpt(self.sender, address, self.auth_user)
+        rcpt.notify, rcpt.orcpt = notify, orcpt
         self.recipients.append(rcpt)
         self.state = RCPT
         self.send(R.R250_RCPT_OK.wire)
@@ -317,6 +325,7 @@ class SMTPSession(LineSession):
         whatever happens."""
         data_end = time.monotonic()
         sender, recipients, requiretls = self.sender, self.recipients, self.requiretls
+        ret, envid = self.ret, self.envid
         self.reset_transaction()
         body = message.prepare_body(body, stuffed)
         if message.hop_count(body) > message.MAX_HOPS:
@@ -338,7 +347,8 @@ class SMTPSession(LineSession):
             queue_id=queue_id, session_id=self.session_id, recipients=recipients)
         try:
             n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id,
-                                                            folder=folder, requiretls=requiretls)
+                                                            folder=folder, requiretls=requiretls,
+                                                            ret=ret, envid=envid)
         except DeliveryFailed as exc:
             # the cause's traceback: a bug in the delivery path shows here, not as a
             # bare one-line 451 forever
