@@ -145,6 +145,8 @@ def test_entry_keeps_the_dsn_request_and_old_entries_load():
     assert (entry.ret, entry.envid, entry.recipients[0].notify, entry.recipients[0].report) == (
         None, None, None, None)
     assert entry.needs_bounce()                   # no NOTIFY: failures are reported, as before
+    text = back.describe(now=2.0)
+    assert "RET=FULL  ENVID=E 1" in text.splitlines()[0] and "NOTIFY=SUCCESS" in text.splitlines()[1]
 
 
 def test_notify_decides_what_is_owed():

@@ -202,9 +202,15 @@ class Entry:
         name = self.id if self.id == self.queue_id else f"{self.id}  queue-id {self.queue_id}"
         lines = [f"{name}  age {span(now - self.arrival)}  "
                  f"size {self.size}  from <{self.sender}>" + ("  HELD" if self.held else "")
-                 + ("  REQUIRETLS" if self.requiretls else "")]
+                 + ("  REQUIRETLS" if self.requiretls else "")
+                 + (f"  RET={self.ret}" if self.ret else "")
+                 + (f"  ENVID={self.envid}" if self.envid else "")]
         for r in self.recipients:
             line = f"    <{r.address}>  {r.state}  attempts {r.attempts}"
+            if r.notify is not None:
+                line += "  NOTIFY=" + ",".join(r.notify)
+            if r.report:
+                line += f"  report owed: {r.report}"
             if r.state in ACTIVE and not self.held:
                 line += f"  next {'now' if r.next_attempt <= now else 'in ' + span(r.next_attempt - now)}"
             if r.last_reply:

@@ -2,8 +2,9 @@
 (RFC 2920), 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034, codes of RFC 3463),
 SMTPUTF8 (RFC 6531), STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954, RFC 4616),
 CHUNKING/BDAT (RFC 3030), DSN (RFC 3461: RET, ENVID, NOTIFY, ORCPT go with the
-message to the handler and the relay queue) and, on submission over TLS, REQUIRETLS (RFC 8689: the flag
-goes with the message into the relay queue); Received "with" keywords of RFC 3848.
+message to the handler and the relay queue) and, on submission over TLS, REQUIRETLS
+(RFC 8689: the flag goes with the message into the relay queue); Received "with"
+keywords of RFC 3848.
 
 One command table maps a verb to (method, states where it is allowed; states.py);
 handle_line checks the state once and is the one place where an SMTPReplyError
