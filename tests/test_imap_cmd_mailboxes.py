@@ -42,7 +42,16 @@ def test_select_responses(client, store):
         f"* OK [UIDVALIDITY {uidvalidity(store)}] UIDs valid",
         "* OK [UIDNEXT 3] Predicted next UID",
         f"* OK [HIGHESTMODSEQ {store.open_folder(ALICE, 'INBOX').modseq}] Highest",
+        f"* OK [MAILBOXID ({folder_id(store)})] Ok",
     ]
+
+
+def folder_id(store, name="INBOX"):
+    folder = store.open_folder(ALICE, name)
+    try:
+        return folder.mailbox_id()
+    finally:
+        store.release_folder(folder)
 
 
 def test_select_empty_and_case_insensitive_inbox(client, store):
@@ -149,7 +158,8 @@ def test_new_account_list_has_special_use(client):
 
 
 def test_create_with_superiors(client):
-    client.expect("CREATE Work/Projects/2024", "OK", "", "CREATE completed")
+    r = client.expect("CREATE Work/Projects/2024", "OK", None, "CREATE completed")
+    assert r.tagged.startswith("a2 OK [MAILBOXID (")      # RFC 8474 4.1
     r = client.expect('LIST "" Work*')
     assert r.untagged == ['* LIST (\\HasChildren) "/" "Work"',
                           '* LIST (\\HasChildren) "/" "Work/Projects"',

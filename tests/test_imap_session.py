@@ -21,7 +21,7 @@ from imap_helpers import (  # noqa: F401 (client, handler, open_session, selecte
     message, open_session, selected, start_idle, store, two_logged_in, uidvalidity, wait_idling)
 
 BASE_CAPS = ("IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ENABLE ID UNSELECT "
-             "CHILDREN SPECIAL-USE BINARY URLAUTH URLAUTH=BINARY CONDSTORE QRESYNC")
+             "CHILDREN SPECIAL-USE BINARY URLAUTH URLAUTH=BINARY CONDSTORE QRESYNC OBJECTID")
 AUTH_CAPS = BASE_CAPS + " COMPRESS=DEFLATE"      # after login (RFC 4978 3)
 
 

@@ -27,7 +27,8 @@ from .selected_mailbox import SelectedMailbox
 # STATUS item (RFC 3501 6.3.10) -> field of the store's FolderStatus
 STATUS_ITEMS = {"MESSAGES": "messages", "RECENT": "recent", "UIDNEXT": "uidnext",
                 "UIDVALIDITY": "uidvalidity", "UNSEEN": "unseen",
-                "HIGHESTMODSEQ": "highestmodseq"}     # RFC 7162 3.1.6
+                "HIGHESTMODSEQ": "highestmodseq",     # RFC 7162 3.1.6
+                "MAILBOXID": None}                   # RFC 8474 4.3: asked of the handler
 # ENABLE (RFC 5161) of ours -> what it turns on (QRESYNC implies CONDSTORE, RFC 7162 3.2.3)
 ENABLES = {"CONDSTORE": ("CONDSTORE",), "QRESYNC": ("QRESYNC", "CONDSTORE")}
 
@@ -104,7 +105,9 @@ def cmd_create(session, cmd):
     name = one_mailbox(cmd).rstrip(SEPARATOR)
     if name.upper() == "INBOX":
         raise R.INBOX_EXISTS.error()
-    session.server.handler.create(session.account.address, name)
+    handler = session.server.handler
+    handler.create(session.account.address, name)
+    return f"[MAILBOXID ({handler.mailbox_id(session.account.address, name)})] CREATE completed"
 
 
 def cmd_delete(session, cmd):
@@ -213,8 +216,11 @@ def cmd_status(session, cmd):
     if "HIGHESTMODSEQ" in items:
         session.enable_condstore()      # a CONDSTORE enabling command (RFC 7162 3.1)
     name = mailbox_name(cmd.args[0])
-    status = session.server.handler.status(session.account.address, name)
-    body = " ".join(f"{item} {getattr(status, STATUS_ITEMS[item])}" for item in items)
+    handler = session.server.handler
+    status = handler.status(session.account.address, name)
+    body = " ".join(f"{item} ({handler.mailbox_id(session.account.address, name)})"
+                    if item == "MAILBOXID" else f"{item} {getattr(status, STATUS_ITEMS[item])}"
+                    for item in items)
     session.send(b"* STATUS %s (%s)\r\n" % (wire_name(name), body.encode()))
 
 

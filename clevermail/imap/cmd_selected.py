@@ -29,10 +29,10 @@ STORE_MODES = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}
 
 
 class _SearchContext:
-    __slots__ = ("max_seq", "max_uid", "read")
+    __slots__ = ("max_seq", "max_uid", "read", "email_id")
 
-    def __init__(self, max_seq, max_uid, read):
-        self.max_seq, self.max_uid, self.read = max_seq, max_uid, read
+    def __init__(self, max_seq, max_uid, read, email_id):
+        self.max_seq, self.max_uid, self.read, self.email_id = max_seq, max_uid, read, email_id
 
 
 # -- set resolution ------------------------------------------------------------------------
@@ -146,8 +146,10 @@ def _search(session, args, uid_mode):
         if hits is not None:
             session.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
             return
+    handler = session.server.handler
     ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0,
-                         functools.partial(session.server.handler.read_message, view))
+                         functools.partial(handler.read_message, view),
+                         functools.partial(handler.email_id, view))
     hits = []
     top = 0
     # messages expunged by others but still numbered match nothing (as flag_search)
@@ -209,13 +211,14 @@ def _fetch(session, args, uid_mode):
     # this one was not told of yet comes too (RFC 2180 4.1), but its content is gone
     messages = view.messages(seqs)
     read = functools.partial(handler.read_message, view)
+    ident = functools.partial(handler.email_id, view)
     missing = False
 
     def lines():
         nonlocal missing
         for msg in messages:
             try:
-                data = render_fetch(request, msg, read, extra_flags=msg.uid in seen_now)
+                data = render_fetch(request, msg, read, extra_flags=msg.uid in seen_now, ident=ident)
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue

@@ -115,10 +115,14 @@ class _Content:
     """The content of the message one render_fetch call renders: read through the
     caller's `read(msg)` and parsed (mime.py) at most once, only if an item needs it."""
 
-    __slots__ = ("_read", "_msg", "_parsed")
+    __slots__ = ("_read", "_msg", "_parsed", "_ident")
 
-    def __init__(self, read, msg):
-        self._read, self._msg, self._parsed = read, msg, None
+    def __init__(self, read, msg, ident=None):
+        self._read, self._msg, self._parsed, self._ident = read, msg, None, ident
+
+    def email_id(self):
+        """The message's stable id (RFC 8474 EMAILID), through the caller's ident(msg)."""
+        return self._ident(self._msg)
 
     @property
     def parsed(self):
@@ -127,14 +131,15 @@ class _Content:
         return self._parsed
 
 
-def render_fetch(req, msg, read=None, extra_flags=False):
+def render_fetch(req, msg, read=None, extra_flags=False, ident=None):
     """The parenthesized FETCH attribute list for one message.
 
     msg: a Message value (store/view.py) or one like it.  read(msg): its wire bytes,
     called once at most and only when req.needs_message.  extra_flags adds FLAGS
     when not requested (the session sets it when \\Seen changed implicitly).
+    ident(msg): the message's EMAILID, called only for that item.
     """
-    content = _Content(read, msg)
+    content = _Content(read, msg, ident)
     out = [f(msg, content) for f in req._fns]
     if extra_flags and not req._has_flags:
         out.append(_r_flags(msg, content))
@@ -200,6 +205,15 @@ def _r_size(msg, content):
 
 def _r_modseq(msg, content):
     return b"MODSEQ (%d)" % msg.modseq
+
+
+def _r_emailid(msg, content):
+    return b"EMAILID (" + content.email_id().encode("ascii") + b")"
+
+
+def _r_threadid(msg, content):
+    # RFC 8474 5.2: a server that does not give messages thread ids answers NIL
+    return b"THREADID NIL"
 
 
 def _r_envelope(msg, content):
@@ -281,6 +295,8 @@ _SIMPLE = {
     "ENVELOPE": FetchItem("ENVELOPE", _r_envelope),
     "BODY": FetchItem("BODY", _r_body),
     "BODYSTRUCTURE": FetchItem("BODYSTRUCTURE", _r_bodystructure),
+    "EMAILID": FetchItem("EMAILID", _r_emailid),          # RFC 8474 5
+    "THREADID": FetchItem("THREADID", _r_threadid),
     # RFC 3501 6.4.5: RFC822 = BODY[], RFC822.HEADER = BODY.PEEK[HEADER],
     # RFC822.TEXT = BODY[TEXT]; each answers under its own name.
     "RFC822": _section_item("RFC822", b"RFC822", ((), None, ())),

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from ..store import FolderExists, NoSuchFolder
 from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
-from ..store.folder_ops import append_message, folder_status, read_by_uid
+from ..store.folder_ops import append_message, folder_status, mailbox_id, read_by_uid
 from ..store.url_keys import UrlAuthKeys
 from ..store.view import FolderView, Message, ViewMode, close_view, open_view
 
@@ -144,6 +144,15 @@ class IMAPFileHandler:
 
     def close_view(self, view: FolderView):
         close_view(self.store, view)
+
+    def mailbox_id(self, address, name):
+        """The stable id of a folder (RFC 8474 MAILBOXID)."""
+        return mailbox_id(self.store, address, name)
+
+    def email_id(self, view: FolderView, msg: Message) -> str:
+        """The stable id of a view's message (RFC 8474 EMAILID); MessageGone when it
+        was expunged meanwhile."""
+        return view.object_id(msg.uid)
 
     def read_message(self, view: FolderView, msg: Message) -> bytes:
         """The content of a view's message in wire form (CRLF); MessageGone (or

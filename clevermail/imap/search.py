@@ -249,6 +249,18 @@ def _parse_modseq(p, depth):
     return _Node(CHEAP, lambda m, c, v: m.modseq >= least)
 
 
+def _parse_emailid(p, depth):
+    """EMAILID (RFC 8474 6): the message with that id (an exact, case-sensitive match)."""
+    wanted = _atom(p, "object id after EMAILID")
+    return _Node(HEADERS, lambda m, c, v: c.email_id(m) == wanted)
+
+
+def _parse_threadid(p, depth):
+    """THREADID (RFC 8474 6): no message has one here (FETCH THREADID is NIL)."""
+    _atom(p, "object id after THREADID")
+    return _Node(CHEAP, lambda m, c, v: False)
+
+
 def _parse_or(p, depth):
     a = _parse_key(p, depth + 1)
     return _or(a, _parse_key(p, depth + 1))
@@ -279,6 +291,8 @@ _KEYS = {
     "SMALLER": _size_key("SMALLER", operator.lt),
     "UID": _parse_uid,
     "MODSEQ": _parse_modseq,
+    "EMAILID": _parse_emailid,
+    "THREADID": _parse_threadid,
     "NOT": lambda p, depth: _not(_parse_key(p, depth + 1)),
     "OR": _parse_or,
 }

@@ -107,6 +107,7 @@ class SelectedMailbox:
         out.append(f"* OK [UIDNEXT {view.uidnext}] Predicted next UID\r\n")
         # every folder keeps modseqs (RFC 7162 3.1.2.1: said on every SELECT; never NOMODSEQ)
         out.append(f"* OK [HIGHESTMODSEQ {view.modseq}] Highest\r\n")
+        out.append(f"* OK [MAILBOXID ({view.mailbox_id()})] Ok\r\n")       # RFC 8474 4.2
         return "".join(out).encode()
 
     def highestmodseq_line(self):

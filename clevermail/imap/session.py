@@ -15,7 +15,7 @@ authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: 
 (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
 CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), URLAUTH (RFC 4467, cmd_urlauth.py) with URLAUTH=BINARY
-(RFC 5524), COMPRESS=DEFLATE (RFC 4978, after login), CONDSTORE and QRESYNC (RFC 7162,
+(RFC 5524), OBJECTID (RFC 8474), COMPRESS=DEFLATE (RFC 4978, after login), CONDSTORE and QRESYNC (RFC 7162,
 the session remembers which are enabled: `enabled`), STARTTLS and LOGINDISABLED (RFC 3501).
 """
 
@@ -36,7 +36,7 @@ from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SEL
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
              "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY",
-             "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC")
+             "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC", "OBJECTID")
 MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
 # still counts on the numbers it used); their UID forms, other keys, may send it.

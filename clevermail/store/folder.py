@@ -27,7 +27,7 @@ import os
 import threading
 from typing import NamedTuple
 
-from . import maildir
+from . import maildir, object_ids
 from .errors import MessageGone
 from .changes import FolderWriter
 from .flags import FlagMap
@@ -308,6 +308,23 @@ class Folder:
                 if attempt:
                     raise MessageGone(f"UID {uid} is gone") from None
                 self.sync(force=True)
+
+    def object_id(self, uid):
+        """The message's stable id (store/object_ids.py); MessageGone when expunged."""
+        for attempt in (0, 1):
+            with self.lock:
+                entry = self.entry(uid)
+                path, date, size = self.file_path(entry), entry.date, entry.wsize
+            try:
+                return object_ids.message_id(os.stat(path), date, size)
+            except FileNotFoundError:
+                if attempt:
+                    raise MessageGone(f"UID {uid} is gone") from None
+                self.sync(force=True)
+
+    def mailbox_id(self):
+        """The folder's stable id (store/object_ids.py)."""
+        return object_ids.mailbox_id(self.path)
 
     def read_message(self, uid):
         """The message in wire form (CRLF line endings)."""

@@ -10,7 +10,8 @@ session's selected folder is a FolderView (view.py).
 
 from contextlib import contextmanager
 
-from .errors import MessageGone
+from . import object_ids
+from .errors import MessageGone, NoSuchFolder
 from .folder import FolderStatus
 from .view import FolderView, ViewMode
 
@@ -22,6 +23,17 @@ def folder_status(store, address, name) -> FolderStatus:
         return folder.status()
     finally:
         store.release_folder(folder)
+
+
+def mailbox_id(store, address, name):
+    """The stable id of folder `name` (store/object_ids.py), without opening it (no
+    index to build for a STATUS or CREATE); NoSuchFolder when there is none."""
+    if not store.folder_exists(address, name):
+        raise NoSuchFolder(name)
+    try:
+        return object_ids.mailbox_id(store.folder_path(address, name))
+    except FileNotFoundError:           # deleted meanwhile
+        raise NoSuchFolder(name) from None
 
 
 def append_message(store, address, name, wire, flag_names, date=None):

@@ -269,6 +269,14 @@ class FolderView:
         """The message in wire form (CRLF line ends); MessageGone when expunged."""
         return self._folder.read_message(uid)
 
+    def object_id(self, uid):
+        """The message's stable id (object_ids.py); MessageGone when expunged."""
+        return self._folder.object_id(uid)
+
+    def mailbox_id(self):
+        """The folder's stable id (object_ids.py)."""
+        return self._folder.mailbox_id()
+
     # -- writing (the file handlers call these) ---------------------------------------
     def set_flags(self, uids, names, mode):
         """Change the flags named (mode '+' adds, '-' removes, '=' replaces; \\Recent
