@@ -41,8 +41,8 @@ def test_select_responses(client, store):
         "* OK [UNSEEN 1] First unseen",
         f"* OK [UIDVALIDITY {uidvalidity(store)}] UIDs valid",
         "* OK [UIDNEXT 3] Predicted next UID",
-        f"* OK [HIGHESTMODSEQ {store.open_folder(ALICE, 'INBOX').modseq}] Highest",
         f"* OK [MAILBOXID ({folder_id(store)})] Ok",
+        f"* OK [HIGHESTMODSEQ {store.open_folder(ALICE, 'INBOX').modseq}] Highest",
     ]
 
 

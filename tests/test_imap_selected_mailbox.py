@@ -41,8 +41,8 @@ def test_select_responses(folder):
         b"* OK [UNSEEN 1] First unseen\r\n",
         b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % folder.uidvalidity,
         b"* OK [UIDNEXT 4] Predicted next UID\r\n",
-        b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % folder.modseq,
         b"* OK [MAILBOXID (%s)] Ok\r\n" % folder.mailbox_id().encode(),
+        b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % folder.modseq,
     ])
 
 

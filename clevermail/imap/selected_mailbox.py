@@ -105,9 +105,10 @@ class SelectedMailbox:
             out.append(f"* OK [UNSEEN {unseen}] First unseen\r\n")
         out.append(f"* OK [UIDVALIDITY {view.uidvalidity}] UIDs valid\r\n")
         out.append(f"* OK [UIDNEXT {view.uidnext}] Predicted next UID\r\n")
-        # every folder keeps modseqs (RFC 7162 3.1.2.1: said on every SELECT; never NOMODSEQ)
-        out.append(f"* OK [HIGHESTMODSEQ {view.modseq}] Highest\r\n")
         out.append(f"* OK [MAILBOXID ({view.mailbox_id()})] Ok\r\n")       # RFC 8474 4.2
+        # every folder keeps modseqs (RFC 7162 3.1.2.1: said on every SELECT; never NOMODSEQ);
+        # last, as QRESYNC's VANISHED and FETCH lines follow it
+        out.append(f"* OK [HIGHESTMODSEQ {view.modseq}] Highest\r\n")
         return "".join(out).encode()
 
     def highestmodseq_line(self):
