@@ -13,6 +13,7 @@ import pytest
 
 from clevermail.accounts import AccountStore
 from clevermail.service import MailService
+from managesieve_helpers import Client
 
 pytestmark = pytest.mark.e2e
 
@@ -23,12 +24,14 @@ ERROR_PREFIXES = {
     "smtp": (b"5", b"4"),
     "pop3": (b"-ERR",),
     "imap": (b"* BAD", b"* NO", b"* BYE", b"x BAD", b"x NO"),
+    "managesieve": (b"NO", b"BYE"),
 }
 
 
 @pytest.fixture
 def service(tmp_path, make_config, thread_guard):
-    conf = make_config(tmp_path, limits={"errors_per_session": 1000, "message_size": 100000})
+    conf = make_config(tmp_path, limits={"errors_per_session": 1000, "message_size": 100000},
+                       managesieve={"listen": ["127.0.0.1:0"]})
     AccountStore(conf.server.users_file, conf.server.domains).add(
         "alice@example.test", "secret")
     svc = MailService(conf).start()
@@ -40,7 +43,9 @@ def garbage_lines(rng, protocol):
     """Random bytes, overlong lines, NULs, bare CR/LF, and near-valid commands."""
     verbs = {"smtp": [b"MAIL FROM:", b"RCPT TO:", b"EHLO", b"AUTH PLAIN", b"BDAT", b"DATA x"],
              "pop3": [b"RETR", b"TOP 1", b"USER", b"AUTH PLAIN", b"LIST 99999999999"],
-             "imap": [b"x FETCH", b"x SELECT", b"x LOGIN", b"x UID FETCH 1:* (BODY[", b"x APPEND INBOX {"]}
+             "imap": [b"x FETCH", b"x SELECT", b"x LOGIN", b"x UID FETCH 1:* (BODY[", b"x APPEND INBOX {"],
+             "managesieve": [b"PUTSCRIPT \"a\"", b"GETSCRIPT", b"AUTHENTICATE \"PLAIN\"",
+                             b"HAVESPACE \"a\" 99999999999", b"NOOP {"]}
     for _ in range(LINES):
         kind = rng.randrange(5)
         if kind == 0:
@@ -63,13 +68,13 @@ def read_some(sock):
         return b""
 
 
-@pytest.mark.parametrize("protocol", ["smtp", "pop3", "imap"])
+@pytest.mark.parametrize("protocol", ["smtp", "pop3", "imap", "managesieve"])
 def test_garbage_then_a_normal_client(service, protocol):
     rng = random.Random(4242)
     port = service.port(protocol)
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     greeting = sock.recv(1024)
-    assert greeting[:1] in (b"2", b"+", b"*")
+    assert greeting[:1] in (b"2", b"+", b"*", b'"')       # ManageSieve greets with its capabilities
     replies = b""
     answered = 0
     for line in garbage_lines(rng, protocol):
@@ -101,6 +106,12 @@ def test_garbage_then_a_normal_client(service, protocol):
         p.pass_("secret")
         assert p.stat()[0] >= 0
         p.quit()
+    elif protocol == "managesieve":
+        c = Client(socket.create_connection(("127.0.0.1", port), timeout=10), None)
+        assert c.response()[1].startswith("OK")
+        c.login("alice@example.test", "secret")
+        assert c.cmd("LISTSCRIPTS") == ([], 'OK "LISTSCRIPTS completed"')
+        c.close()
     else:
         m = imaplib.IMAP4("127.0.0.1", port, timeout=10)
         m.login("alice@example.test", "secret")

@@ -137,6 +137,7 @@ def test_malformed_literals():
     assert refused(b"GETSCRIPT {5+} x\r\n") == R.ERR_BAD_LITERAL.text
     assert refused(b"GETSCRIPT {-5+}\r\n") == R.ERR_BAD_LITERAL.text
     assert refused(b"GETSCRIPT {12345678901+}\r\n") == R.ERR_BAD_LITERAL.text
+    assert refused(b"GETSCRIPT {4294967296+}\r\n") == R.ERR_BAD_LITERAL.text     # 2**32: no number
     with pytest.raises(SieveNo) as info:
         parse_command(b"CHECKSCRIPT {2+}\r\n", GRAMMAR, Wire(b"\xc3\x28\r\n"), 100)
     assert info.value.error.text == "string is not valid UTF-8"
@@ -161,6 +162,9 @@ def test_literal_size():
     assert parser.literal_size(b"abc {12+}\r\n") == 12
     assert parser.literal_size(b"{0}\n") == 0
     assert parser.literal_size(b"abc {12+} x\r\n") is None
+    assert parser.literal_size(b"abc {4294967295+}\r\n") == 4294967295
+    assert parser.literal_size(b"abc {4294967296+}\r\n") is None        # malformed: nothing follows
+    assert parser.literal_size(b"abc {99999999999}\r\n") is None
     assert parser.literal_size(b"\r\n") is None
 
 

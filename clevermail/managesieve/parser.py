@@ -141,6 +141,8 @@ class _Tokens:
         if m is None:
             raise SieveNo(R.ERR_BAD_LITERAL)
         size = int(m.group(1))
+        if size > MAX_NUMBER:
+            raise SieveNo(R.ERR_BAD_LITERAL)
         if size > self.max_literal:
             raise LiteralTooLarge(size, self.max_literal, self.verb)
         try:
@@ -156,9 +158,11 @@ class _Tokens:
 
 def literal_size(line):
     """The size of the literal whose marker ends `line` (bytes): its octets follow the
-    line.  None when the line ends otherwise."""
-    m = re.search(rb"\{([0-9]{1,20})\+?\}\Z", _strip_eol(line))
-    return int(m.group(1)) if m else None
+    line.  None when the line ends otherwise, or with a size no literal can have
+    (RFC 5804 4: a number is below 2**32): that is a malformed marker, not a literal."""
+    m = re.search(rb"\{([0-9]{1,10})\+?\}\Z", _strip_eol(line))
+    size = int(m.group(1)) if m else None
+    return size if size is not None and size <= MAX_NUMBER else None
 
 
 def _strip_eol(line):
