@@ -2,7 +2,8 @@
 """IMAP benchmark: SELECT (first, again, after restart), FETCH 1:* (UID FLAGS),
 UID SEARCH UNSEEN, FETCH of 100 full bodies, a QRESYNC resynchronisation after 10 flag
 changes and 5 expunges (SELECT (QRESYNC ...) and FETCH 1:* (FLAGS) (CHANGEDSINCE m),
-RFC 7162), and the memory of idle IDLE sessions.
+RFC 7162), SORT and THREAD of the whole folder (first, then again from another
+session), and the memory of idle IDLE sessions.
 
 The server runs as `python -m clevermail start` in its own process on loopback; the
 client is a raw socket that times each command from send to tagged reply.  Mailboxes
@@ -14,6 +15,7 @@ are populated by writing Maildir files directly (as a local MDA would).
 """
 
 import argparse
+import email.utils
 import os
 import pwd
 import random
@@ -31,15 +33,30 @@ sys.path.insert(0, REPO)
 from clevermail.accounts import AccountStore  # noqa: E402
 from clevermail.store import maildir  # noqa: E402
 
-BODY = (b"From: Bench <bench@example.test>\nTo: user@example.test\nSubject: benchmark message %d\n"
-        b"Date: Mon, 7 Feb 2022 21:52:25 -0800\nMessage-ID: <%d@bench>\n\n" + b"Hello, this is line of text.\n" * 40)
+TEXT = b"Hello, this is line of text.\n" * 40
+
+
+def bench_message(i, n):
+    """Message i of n: threads of five (a first message, then replies with In-Reply-To
+    and References), 997 senders, sent dates shuffled against arrival, so SORT and
+    THREAD have real work to do."""
+    first, pos = i - i % 5, i % 5
+    sender = (i * 7) % 997
+    sent = email.utils.formatdate(1_600_000_000 + ((i * 7919) % max(n, 1)) * 60)
+    head = (f"From: User {sender} <user{sender}@example.test>\nTo: user@example.test\n"
+            f"Subject: {'Re: ' if pos else ''}benchmark topic {first // 5}\nDate: {sent}\n"
+            f"Message-ID: <{i}@bench>\n")
+    if pos:
+        head += f"In-Reply-To: <{i - 1}@bench>\nReferences: " + " ".join(
+            f"<{j}@bench>" for j in range(first, i)) + "\n"
+    return head.encode() + b"\n" + TEXT
 
 
 def populate(root, n):
     """n messages in INBOX/new, every third one \\Seen in cur/."""
     maildir.make_maildir(root)
     for i in range(n):
-        data = BODY % (i, i)
+        data = bench_message(i, n)
         base = maildir.new_base(len(data), len(data) + data.count(b"\n"), 1_600_000_000 + i)
         if i % 3:
             path = os.path.join(root, "cur", base + ":2,S")
@@ -146,12 +163,20 @@ def measure(port, user, password, n):
     out["UID SEARCH UNSEEN"], _ = c.cmd("UID SEARCH UNSEEN")
     picks = random.Random(1).sample(range(1, n + 1), min(100, n))
     out["FETCH 100 BODY.PEEK[]"], _ = c.cmd("FETCH " + ",".join(map(str, sorted(picks))) + " BODY.PEEK[]")
+    # SORT and THREAD of the whole folder (RFC 5256): the first reads every header
+    out["SORT (DATE) first"], _ = c.cmd("SORT (DATE) US-ASCII ALL")
+    for keys in ("ARRIVAL", "SUBJECT", "FROM", "ARRIVAL DATE SUBJECT FROM"):
+        out[f"SORT ({keys})"], _ = c.cmd(f"SORT ({keys}) US-ASCII ALL")
+    out["THREAD REFERENCES"], _ = c.cmd("THREAD REFERENCES US-ASCII ALL")
     c.close()
     c = Client(port)
     t0 = time.perf_counter()
     c.cmd(f"LOGIN {user} {password}")
     out["SELECT again"], _ = c.cmd("SELECT INBOX")
     out["LOGIN+SELECT again"] = time.perf_counter() - t0
+    # the folder unchanged, another session: what a webmail's next page view costs
+    out["SORT (DATE) again"], _ = c.cmd("SORT (DATE) US-ASCII ALL")
+    out["THREAD REFERENCES again"], _ = c.cmd("THREAD REFERENCES US-ASCII ALL")
     c.close()
     out.update(measure_resync(port, user, password, n))
     return out
@@ -207,9 +232,9 @@ def bench_size(workdir, n, dovecot=None):
     theirs = {}
     if dovecot:
         theirs = dovecot.measure(n)
-    print(f"{'':28} {'clevermail':>11}" + (f" {'dovecot':>11} {'ratio':>6}" if theirs else ""))
+    print(f"{'':34} {'clevermail':>11}" + (f" {'dovecot':>11} {'ratio':>6}" if theirs else ""))
     for name, secs in ours.items():
-        row = f"{name:28} {ms(secs)}"
+        row = f"{name:34} {ms(secs)}"
         if name in theirs:
             row += f" {ms(theirs[name])} {secs / theirs[name]:6.2f}x"
         print(row)

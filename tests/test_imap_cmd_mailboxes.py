@@ -4,6 +4,7 @@ LSUB, STATUS, APPEND; NAMESPACE, ENABLE), run over socket.socketpair() with raw 
 lines and exact tagged replies."""
 
 import os
+import re
 
 import pytest
 
@@ -184,7 +185,10 @@ def test_delete(client, store):
     client.expect("SUBSCRIBE Old", "OK")
     client.expect("DELETE Old", "OK", "", "DELETE completed")
     assert client.expect('LIST "" Old').untagged == []
-    assert client.expect('LSUB "" Old').untagged == []
+    # the subscription stays (RFC 3501 6.3.6), the name no mailbox now
+    assert client.expect('LSUB "" Old').untagged == ['* LSUB (\\Noselect) "/" "Old"']
+    assert client.expect('LIST (SUBSCRIBED) "" Old').untagged == [
+        '* LIST (\\NonExistent \\Subscribed) "/" "Old"']
     client.expect("DELETE Old", "NO", "NONEXISTENT")
     client.expect("DELETE INBOX", "NO", "CANNOT", "INBOX cannot be deleted")
     client.expect("DELETE inbox", "NO", "CANNOT")
@@ -485,6 +489,58 @@ def test_append_bad_arguments(client):
     check(append(client, "INBOX", message(1), ' (\\Seen) "17-Jul-1996 02:44:25 -0700" extra'), "BAD")
     check(append(client, "INBOX", message(1), " (bad(flag)"), "BAD")
     client.expect("APPEND INBOX", "BAD")
+
+
+# -- MULTIAPPEND (RFC 3502) -----------------------------------------------------------------------------
+def multiappend(client, mailbox, parts):
+    """APPEND of several messages; `parts`: (options text, data) each, literals non-
+    synchronizing; the Reply."""
+    tag = next(client.tags)
+    line = f"{tag} APPEND {mailbox}".encode()
+    for extra, data in parts:
+        line += f"{extra} {{{len(data)}+}}\r\n".encode() + data
+    client.send(line + b"\r\n")
+    return client.read_reply(tag)
+
+
+def test_multiappend_stores_all_with_their_flags_and_dates(client, store):
+    validity = uidvalidity(store)
+    r = multiappend(client, "INBOX", [(" (\\Seen)", message(1)), ("", message(2)),
+                                      (' (\\Flagged $Todo) "17-Jul-1996 02:44:25 -0700"', message(3)),
+                                      (' "18-Jul-1996 02:44:25 +0000"', message(4))])
+    check(r, "OK", f"APPENDUID {validity} 1:4", "APPEND completed")
+    client.select()
+    r = client.expect("FETCH 1:4 (FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert [line.split(" INTERNALDATE")[0] for line in r.untagged] == [
+        "* 1 FETCH (FLAGS (\\Seen \\Recent)", "* 2 FETCH (FLAGS (\\Recent)",
+        "* 3 FETCH (FLAGS (\\Flagged $Todo \\Recent)", "* 4 FETCH (FLAGS (\\Recent)"]
+    assert 'INTERNALDATE "17-Jul-1996 09:44:25 +0000"' in r.untagged[2]
+    assert 'INTERNALDATE "18-Jul-1996 02:44:25 +0000"' in r.untagged[3]
+    assert [re.search(r"message \d", line).group() for line in r.untagged] == [
+        "message 1", "message 2", "message 3", "message 4"]
+
+
+@pytest.mark.parametrize("parts, status", [
+    ([("", message(1)), ("", b"")], "NO"),                                   # an empty message
+    ([("", message(1)), (' "not a date"', message(2))], "BAD"),
+    ([("", message(1)), (" (\\Seen) (\\Seen)", message(2))], "BAD"),
+    ([("", message(1)), (' "17-Jul-1996 02:44:25 -0700" (\\Seen)', message(2))], "BAD"),
+    ([("", message(1)), (' ("quoted")', message(2))], "BAD"),                # not a flag
+])
+def test_multiappend_is_all_or_nothing(client, store, parts, status):
+    before = tree(store.mail_root)
+    check(multiappend(client, "INBOX", parts), status)
+    assert tree(store.mail_root) == before
+    r = client.expect("STATUS INBOX (MESSAGES)")
+    assert r.untagged == ['* STATUS "INBOX" (MESSAGES 0)']
+
+
+def test_multiappend_to_missing_mailbox_and_trailing_options(client, store):
+    check(multiappend(client, "Nowhere", [("", message(1)), ("", message(2))]), "NO", "TRYCREATE")
+    tag = next(client.tags)
+    data = message(1)
+    client.send(f"{tag} APPEND INBOX {{{len(data)}+}}\r\n".encode() + data + b" (\\Seen)\r\n")
+    check(client.read_reply(tag), "BAD")        # flags with no message after them
 
 
 # -- NAMESPACE / ENABLE ---------------------------------------------------------------------------

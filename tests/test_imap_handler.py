@@ -87,12 +87,13 @@ def test_missing_parents_are_noselect(handler, store):
     assert names(handler)["P"] == (True, False)
 
 
-def test_delete_unsubscribes(handler):
+def test_delete_keeps_the_subscription(handler):
+    # RFC 3501 6.3.6: a name is never removed from the subscriptions unilaterally
     handler.create(ALICE, "Old")
     handler.subscribe(ALICE, "Old", True)
     handler.delete(ALICE, "Old")
     assert "Old" not in names(handler)
-    assert "Old" not in handler.subscriptions(ALICE)
+    assert "Old" in handler.subscriptions(ALICE)
     with pytest.raises(NoSuchFolder):
         handler.delete(ALICE, "Old")
 

@@ -37,8 +37,8 @@ class NoRaw(Msg):
 
 
 class Ctx:
-    def __init__(self, max_seq=10, max_uid=100):
-        self.max_seq, self.max_uid = max_seq, max_uid
+    def __init__(self, max_seq=10, max_uid=100, saved=frozenset()):
+        self.max_seq, self.max_uid, self.saved = max_seq, max_uid, saved
 
     @staticmethod
     def read(msg):

@@ -21,7 +21,9 @@ from imap_helpers import (  # noqa: F401 (client, handler, open_session, selecte
     message, open_session, selected, start_idle, store, two_logged_in, uidvalidity, wait_idling)
 
 BASE_CAPS = ("IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ENABLE ID UNSELECT "
-             "CHILDREN SPECIAL-USE BINARY URLAUTH URLAUTH=BINARY CONDSTORE QRESYNC OBJECTID")
+             "CHILDREN SPECIAL-USE BINARY URLAUTH URLAUTH=BINARY CONDSTORE QRESYNC OBJECTID "
+             "LIST-EXTENDED LIST-STATUS MULTIAPPEND ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT "
+             "THREAD=ORDEREDSUBJECT THREAD=REFERENCES")
 AUTH_CAPS = BASE_CAPS + " COMPRESS=DEFLATE"      # after login (RFC 4978 3)
 
 
@@ -477,12 +479,12 @@ def test_new_mail_reported_after_any_command(two_views, store):
 
 
 def test_internal_error_answers_tagged_serverbug(selected, monkeypatch):
-    from clevermail.imap import cmd_selected
+    from clevermail.imap import cmd_search
 
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(cmd_selected, "parse_search", boom)
+    monkeypatch.setattr(cmd_search, "parse_search", boom)
     selected.expect("SEARCH ALL", "NO", "SERVERBUG")
     selected.expect("NOOP", "OK")
 

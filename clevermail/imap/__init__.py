@@ -1,6 +1,7 @@
 """IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
 ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY), OBJECTID, COMPRESS=DEFLATE,
-CONDSTORE and QRESYNC.
+CONDSTORE, QRESYNC, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, ESEARCH, SEARCHRES, SORT,
+SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT and THREAD=REFERENCES.
 
 states.py            the session states and the sets of them the command table uses
 replies.py           every status response as a named Reply (status, code, text), the
@@ -9,9 +10,19 @@ replies.py           every status response as a named Reply (status, code, text)
 parser.py            command line (literals through a callback) -> Command (pure)
 session.py           IMAPSession: the loop step, the state, the command table, the one
                      catch point, capabilities, STARTTLS and login (RFC 3501 6.1, 6.2)
-cmd_mailboxes.py     the authenticated-state commands, plain functions (RFC 3501 6.3)
+cmd_mailboxes.py     the authenticated-state commands, plain functions (RFC 3501 6.3;
+                     APPEND of several messages: MULTIAPPEND, RFC 3502)
+cmd_list.py          LIST, also with LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819)
+                     and the SPECIAL-USE options (RFC 6154)
 idle.py              IDLE: IdleWaiter (socket + folder eventfd in one poll), DONE
-cmd_selected.py      the selected-state commands and their UID forms (RFC 3501 6.4)
+cmd_selected.py      the selected-state commands and their UID forms (RFC 3501 6.4), "$"
+                     in their sets (RFC 5182)
+cmd_search.py        SEARCH, SORT, THREAD and their UID forms, RETURN options and the
+                     saved result (RFC 3501 6.4.4, RFC 4731, 5182, 5256, 5267, 5957)
+esearch.py           RETURN options and the ESEARCH response (pure)
+sort.py              sort criteria, sort keys, base subject and sent date (RFC 5256; pure)
+thread.py            ORDEREDSUBJECT and REFERENCES threading (RFC 5256 section 4; pure)
+sortcache.py         sort keys read from message headers once, kept per folder (shared)
 selected_mailbox.py  SelectedMailbox: a folder view's changes said in IMAP (EXPUNGE or
                      VANISHED, FETCH FLAGS [MODSEQ], EXISTS, RECENT) and the untagged
                      part of SELECT

@@ -21,7 +21,8 @@ from . import replies as R
 from . import utf7
 from .condstore import changed_fetches, select_params, vanished_earlier, vanished_line
 from .names import ListPattern, mailbox_name, wire_name
-from .parser import Atom, Literal8, astring, flag_list, parse_datetime
+from .parser import Atom, Literal, Literal8, astring, flag_list, parse_datetime
+from .seqset import uid_set_text
 from .selected_mailbox import SelectedMailbox
 
 # STATUS item (RFC 3501 6.3.10) -> field of the store's FolderStatus
@@ -153,26 +154,6 @@ def cmd_unsubscribe(session, cmd):
 
 
 # -- LIST / LSUB -------------------------------------------------------------------------
-def cmd_list(session, cmd):
-    """List the mailboxes matching a reference and pattern, with their attributes.
-    States: authenticated, selected.
-    RFC 3501 6.3.8, RFC 3348 (CHILDREN), RFC 6154 (SPECIAL-USE)."""
-    if len(cmd.args) != 2:
-        raise R.LIST_ARGS.error(cmd.name)
-    reference, pattern = astring(cmd.args[0]), astring(cmd.args[1])
-    if pattern == "":
-        # the hierarchy delimiter and root name (RFC 3501 6.3.8)
-        session.send(f'* LIST (\\Noselect) "{SEPARATOR}" ""\r\n')
-        return None
-    matcher = ListPattern(reference, pattern)
-    lines = []
-    for node in session.server.handler.folder_tree(session.account.address):
-        if matcher.match(utf7.encode(node.name)):
-            lines.append(b"* LIST (%s) \"%s\" %s\r\n" % (" ".join(list_attributes(node)).encode(),
-                                                      SEPARATOR.encode(), wire_name(node.name)))
-    session.send_many(lines)
-
-
 def cmd_lsub(session, cmd):
     """List the subscribed names matching a reference and pattern.
     States: authenticated, selected.
@@ -215,45 +196,69 @@ def cmd_status(session, cmd):
         items.append(item)
     if "HIGHESTMODSEQ" in items:
         session.enable_condstore()      # a CONDSTORE enabling command (RFC 7162 3.1)
-    name = mailbox_name(cmd.args[0])
+    session.send(status_line(session, mailbox_name(cmd.args[0]), items))
+
+
+def status_line(session, name, items):
+    """The STATUS response (bytes) of mailbox `name` with `items` (STATUS_ITEMS keys);
+    STATUS and LIST-STATUS (RFC 5819) send it."""
     handler = session.server.handler
     status = handler.status(session.account.address, name)
     body = " ".join(f"{item} ({handler.mailbox_id(session.account.address, name)})"
                     if item == "MAILBOXID" else f"{item} {getattr(status, STATUS_ITEMS[item])}"
                     for item in items)
-    session.send(b"* STATUS %s (%s)\r\n" % (wire_name(name), body.encode()))
+    return b"* STATUS %s (%s)\r\n" % (wire_name(name), body.encode())
 
 
 def cmd_append(session, cmd):
-    """Add a message to a mailbox with optional flags and date; APPENDUID in the reply.
+    """Add messages (one, or several: MULTIAPPEND, all or none) with flags and dates.
     States: authenticated, selected.
-    RFC 3501 6.3.11, RFC 4315 (UIDPLUS)."""
+    RFC 3501 6.3.11, RFC 3502, RFC 4315 (UIDPLUS)."""
     if len(cmd.args) < 2 or not isinstance(cmd.args[-1], bytes):
         raise R.APPEND_ARGS.error()
     name = mailbox_name(cmd.args[0])
-    flags, date = [], None
-    options = cmd.args[1:-1]
-    if len(options) > 2:
-        raise R.APPEND_TOO_MANY.error()
-    for opt in options:
-        if isinstance(opt, list):
-            flags = flag_list(opt)
-        elif date is None:
-            date = parse_datetime(opt)
-        else:
-            raise R.APPEND_TWO_DATES.error()
-    data = cmd.args[-1]
-    if not data:
-        raise R.EMPTY_MESSAGE.error()
-    if isinstance(data, Literal8):
-        data = binary.storable(data)     # NULs, bare CR/LF: such parts become base64
-    # \Recent is the server's to set (RFC 3501 2.3.2)
-    flags = [f for f in flags if f.lower() != "\\recent"]
+    messages = append_messages(cmd.args[1:])
+    handler = session.server.handler
     try:
-        validity, uid = session.server.handler.append(session.account.address, name, data, flags, date)
+        if len(messages) == 1:
+            validity, uid = handler.append(session.account.address, name, *messages[0])
+            uids = [uid]
+        else:
+            # every message is read and checked before any is stored (RFC 3502 6)
+            validity, uids = handler.append_many(session.account.address, name, messages)
     except NoSuchFolder:
         raise R.TRYCREATE.error() from None
-    return f"[APPENDUID {validity} {uid}] APPEND completed"
+    return f"[APPENDUID {validity} {uid_set_text(uids)}] APPEND completed"
+
+
+def append_messages(args):
+    """The arguments after the mailbox name -> [(message, flag names, date or None)]:
+    each message a literal with an optional flag list and date-time before it
+    (RFC 3502 append-message); a lone quoted message is taken as RFC 3501 grammar
+    allows.  Nothing is stored when one of them is wrong."""
+    out, flags, date = [], None, None
+    last = len(args) - 1
+    for i, tok in enumerate(args):
+        if isinstance(tok, Literal) or (i == last and isinstance(tok, bytes) and not out):
+            if not tok:
+                raise R.EMPTY_MESSAGE.error()
+            if isinstance(tok, Literal8):
+                tok = binary.storable(tok)      # NULs, bare CR/LF: such parts become base64
+            # \Recent is the server's to set (RFC 3501 2.3.2)
+            names = [f for f in (flags or []) if f.lower() != "\\recent"]
+            out.append((tok, names, date))
+            flags, date = None, None
+        elif isinstance(tok, list):
+            if flags is not None or date is not None:
+                raise R.APPEND_TOO_MANY.error()
+            flags = flag_list(tok)
+        elif date is None:
+            date = parse_datetime(tok)
+        else:
+            raise R.APPEND_TWO_DATES.error()
+    if flags is not None or date is not None or not out:
+        raise R.APPEND_ARGS.error()
+    return out
 
 
 # -- small extensions ----------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""IMAP commands of the selected state (RFC 3501 6.4): CHECK, CLOSE, EXPUNGE, SEARCH,
-FETCH, STORE, COPY and their UID forms (6.4.8), plus UNSELECT (RFC 3691), MOVE and
-UID MOVE (RFC 6851), UID EXPUNGE and COPYUID (RFC 4315), and CONDSTORE/QRESYNC's
-parts of them (RFC 7162: FETCH MODSEQ and CHANGEDSINCE/VANISHED, STORE UNCHANGEDSINCE
-and MODIFIED, SEARCH MODSEQ, HIGHESTMODSEQ after EXPUNGE; condstore.py reads and says
-them).
+"""IMAP commands of the selected state (RFC 3501 6.4): CHECK, CLOSE, EXPUNGE, FETCH,
+STORE, COPY and their UID forms (6.4.8), plus UNSELECT (RFC 3691), MOVE and UID MOVE
+(RFC 6851), UID EXPUNGE and COPYUID (RFC 4315), and CONDSTORE/QRESYNC's parts of them
+(RFC 7162: FETCH MODSEQ and CHANGEDSINCE/VANISHED, STORE UNCHANGEDSINCE and MODIFIED,
+HIGHESTMODSEQ after EXPUNGE; condstore.py reads and says them); "$" in their sets is
+the saved search result (RFC 5182).  SEARCH (with SEARCH MODSEQ), SORT and THREAD are
+in cmd_search.py.
 
 Plain functions `cmd_x(session, cmd)` registered in IMAPSession.COMMANDS; a UID form
 has its own key ("UID FETCH") and gets the arguments after its command word.  What they
@@ -21,18 +22,12 @@ from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, 
 from .fetch import flag_text, parse_fetch_items, render_fetch, render_index_only
 from .names import mailbox_name
 from .parser import Atom, flag_list
-from .search import parse_search
 from .seqset import parse_sequence_set, uid_set_text
 
 # STORE data item (RFC 3501 6.4.6) -> the file handler's mode
 STORE_MODES = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}
 
 
-class _SearchContext:
-    __slots__ = ("max_seq", "max_uid", "read", "email_id")
-
-    def __init__(self, max_seq, max_uid, read, email_id):
-        self.max_seq, self.max_uid, self.read, self.email_id = max_seq, max_uid, read, email_id
 
 
 # -- set resolution ------------------------------------------------------------------------
@@ -60,9 +55,19 @@ def seqs_by_uid(view, token):
     return [view.seq_of(uid) for uid in seqset.resolve(view.uids, view.uids[-1])]
 
 
-def _set_to_seqs(view, token, uid_mode):
-    """A set of UIDs (uid_mode) or of message numbers -> sequence numbers."""
+def _set_to_seqs(mailbox, token, uid_mode):
+    """A set of UIDs (uid_mode) or of message numbers -> sequence numbers; "$" is
+    the saved search result (RFC 5182), the messages of it that still exist."""
+    if token == "$":
+        return saved_seqs(mailbox)
+    view = mailbox.view
     return seqs_by_uid(view, token) if uid_mode else seqs_by_number(view, token)
+
+
+def saved_seqs(mailbox):
+    """The sequence numbers of the saved result's messages still in the view."""
+    seq_of = mailbox.view.seq_of
+    return sorted(s for s in map(seq_of, mailbox.saved) if s is not None)
 
 
 # -- simple state changes -----------------------------------------------------------------
@@ -103,7 +108,7 @@ def cmd_uid_expunge(session, cmd):
     if len(cmd.args) != 1:
         raise R.UID_EXPUNGE_ARGS.error()
     view = session.mailbox.view
-    seqs = seqs_by_uid(view, cmd.args[0])
+    seqs = _set_to_seqs(session.mailbox, cmd.args[0], uid_mode=True)
     return _expunge(session, cmd, {view.uid_at(s) for s in seqs})
 
 
@@ -117,52 +122,6 @@ def _expunge(session, cmd, only_uids):
         session.flush_updates(cmd.name)
         return f"[HIGHESTMODSEQ {view.modseq}] {cmd.name} completed"
     return None
-
-
-# -- SEARCH ---------------------------------------------------------------------------------
-def cmd_search(session, cmd):
-    """The message numbers of the messages matching search keys.
-    States: selected.
-    RFC 3501 6.4.4."""
-    _search(session, cmd.args, uid_mode=False)
-
-
-def cmd_uid_search(session, cmd):
-    """The UIDs of the messages matching search keys.
-    States: selected.
-    RFC 3501 6.4.8."""
-    _search(session, cmd.args, uid_mode=True)
-
-
-def _search(session, args, uid_mode):
-    program = parse_search(args)
-    view = session.mailbox.view
-    if program.modseq:
-        session.enable_condstore()      # SEARCH MODSEQ enables CONDSTORE (RFC 7162 3.1)
-    if program.flag_tests is not None:
-        # The common client searches (UNSEEN, UNDELETED, ...) only test system
-        # flags: the view answers them from the index, no per-message objects
-        hits = view.flag_search(program.flag_tests, uids=uid_mode)
-        if hits is not None:
-            session.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + b"\r\n")
-            return
-    handler = session.server.handler
-    ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0,
-                         functools.partial(handler.read_message, view),
-                         functools.partial(handler.email_id, view))
-    hits = []
-    top = 0
-    # messages expunged by others but still numbered match nothing (as flag_search)
-    for msg in view.messages(range(1, len(view) + 1), expunged=False):
-        try:
-            if program.matches(msg, ctx):
-                hits.append(msg.uid if uid_mode else msg.seq)
-                top = max(top, msg.modseq)
-        except (FileNotFoundError, MessageGone):
-            continue  # expunged by someone else mid-search: not a match
-    # RFC 7162 3.1.5: with MODSEQ among the keys, the highest modseq of the matches
-    tail = b" (MODSEQ %d)" % top if program.modseq and hits else b""
-    session.send(b"* SEARCH" + b"".join(b" %d" % n for n in hits) + tail + b"\r\n")
 
 
 # -- FETCH ----------------------------------------------------------------------------------
@@ -190,7 +149,7 @@ def _fetch(session, args, uid_mode):
     if len(args) == 3:
         seqs = _changed_seqs(session, view, args, uid_mode, request)
     else:
-        seqs = _set_to_seqs(view, args[0], uid_mode)
+        seqs = _set_to_seqs(session.mailbox, args[0], uid_mode)
         if request.wants_modseq:
             session.enable_condstore()      # RFC 7162 3.1: FETCH MODSEQ enables it
     if not request.needs_message:
@@ -278,7 +237,7 @@ def _store(session, args, uid_mode):
     if len(args) < 3 or not isinstance(args[1], Atom):
         raise R.STORE_ARGS.error()
     view = session.mailbox.view
-    seqs = _set_to_seqs(view, args[0], uid_mode)
+    seqs = _set_to_seqs(session.mailbox, args[0], uid_mode)
     item = args[1].upper()
     silent = item.endswith(".SILENT")
     base = item[:-7] if silent else item
@@ -350,7 +309,7 @@ def _copy(session, args, uid_mode, move):
     if len(args) != 2:
         raise R.COPY_ARGS.error()
     view = session.mailbox.view
-    seqs = _set_to_seqs(view, args[0], uid_mode)
+    seqs = _set_to_seqs(session.mailbox, args[0], uid_mode)
     target = mailbox_name(args[1])
     if move and view.readonly:
         raise R.READ_ONLY.error()

@@ -20,9 +20,10 @@ from typing import NamedTuple
 from ..store import FolderExists, NoSuchFolder
 from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
-from ..store.folder_ops import append_message, folder_status, mailbox_id, read_by_uid
+from ..store.folder_ops import append_message, appending, folder_status, mailbox_id, read_by_uid
 from ..store.url_keys import UrlAuthKeys
 from ..store.view import FolderView, Message, ViewMode, close_view, open_view
+from .sortcache import SortCache, read_header
 
 
 class TreeNode(NamedTuple):
@@ -38,6 +39,7 @@ class IMAPFileHandler:
         self.store = store
         self.accounts = accounts
         self.url_keys = UrlAuthKeys(store)
+        self.sort_cache = SortCache()   # SORT/THREAD keys of messages, shared by sessions
 
     # -- accounts -----------------------------------------------------------------
     def authenticate(self, username, password):
@@ -82,8 +84,9 @@ class IMAPFileHandler:
         self.store.create_folder(address, name)
 
     def delete(self, address, name):
+        # the subscription stays (RFC 3501 6.3.6: never removed unilaterally; LSUB and
+        # LIST (SUBSCRIBED) show the name \Noselect / \NonExistent, RFC 5258 3.4)
         self.store.delete_folder(address, name)
-        self.store.subscribe(address, name, on=False)
 
     def rename(self, address, old, new):
         """Rename `old` (with inferiors) to `new`, making missing superiors of `new`;
@@ -133,6 +136,16 @@ class IMAPFileHandler:
     def read_url_message(self, address, name, uid, uidvalidity=None):
         """The message an IMAP URL names, in wire form (MessageGone, NoSuchFolder)."""
         return read_by_uid(self.store, address, name, uid, uidvalidity)
+    def append_many(self, address, name, messages):
+        """Store [(data, flag names, date)] in folder `name`, all or none (MULTIAPPEND,
+        RFC 3502): each file written under tmp/ first, then all linked in at once.
+        Returns (UIDVALIDITY, [UID]) in their order."""
+        self.store.folder_path(address, name)   # InvalidName, not "does not exist" (TRYCREATE)
+        if not self.store.folder_exists(address, name):
+            raise NoSuchFolder(name)
+        with appending(self.store, address, name) as appender:
+            uids, _dropped = appender.append_many(messages)
+            return appender.view.uidvalidity, uids
 
     # -- the selected folder -------------------------------------------------------------
     def open_view(self, address, name, readonly, owned_recent=()) -> FolderView:
@@ -158,6 +171,20 @@ class IMAPFileHandler:
         """The content of a view's message in wire form (CRLF); MessageGone (or
         FileNotFoundError) when it was expunged meanwhile."""
         return view.read_message(msg.uid)
+
+    def sort_keys(self, view: FolderView, address, uids):
+        """sort.SortKeys of `uids` of a view, in their order (None for one expunged
+        meanwhile): from the shared cache, or read from the head of the message file
+        (the header only) and kept there."""
+        def header(uid):
+            with view.open_message(uid) as f:
+                return read_header(f)
+        return self.sort_cache.keys((address, view.name, view.uidvalidity), uids, header)
+
+    def remember(self, view: FolderView, address, key, compute):
+        """compute() (a SORT or THREAD result of the view's UIDs named in `key`) once per
+        key and folder: the shared cache keeps the last few (sortcache.SortCache.memo)."""
+        return self.sort_cache.memo((address, view.name, view.uidvalidity), key, compute)
 
     def set_flags(self, view: FolderView, uids, flag_names, mode):
         """STORE: mode '+' adds, '-' removes, '=' replaces the flags named; unknown

@@ -23,7 +23,7 @@ from clevermail.imap import dates
 from clevermail.imap.replies import IMAPBad
 
 __all__ = [
-    "Atom", "Literal8", "Command", "ParseError", "LiteralTooLarge", "parse_command",
+    "Atom", "Literal", "Literal8", "Command", "ParseError", "LiteralTooLarge", "parse_command",
     "astring", "parse_datetime", "quote", "quote_astring",
     "is_atom", "section_end", "flag_list",
 ]
@@ -53,6 +53,13 @@ _TILDE = 0x7E
 _LITERAL_RE = re.compile(rb"\{([0-9]+)(\+?)\}")
 
 
+class Literal(bytes):
+    """A literal's octets: bytes, told apart from a quoted string where the grammar
+    needs it (MULTIAPPEND: a message is a literal, a date-time a quoted string)."""
+
+    __slots__ = ()
+
+
 class Atom(str):
     """An unquoted atom token (keeps original case)."""
 
@@ -62,7 +69,7 @@ class Atom(str):
         return f"Atom({str.__repr__(self)})"
 
 
-class Literal8(bytes):
+class Literal8(Literal):
     """A literal8 token (RFC 3516 4.1): bytes that may hold NUL."""
 
     __slots__ = ()
@@ -282,7 +289,7 @@ class _Parser:
             raise self.error("NUL character in command")
         self.line, self.pos = next_line, 0
         self.no_rbracket_from = len(next_line)
-        return data
+        return Literal(data)
 
 
 def section_end(text, start=0):

@@ -120,6 +120,9 @@ BAD_SASL_PLAIN = Reply("BAD", None, "Invalid SASL PLAIN response: {}")
 ONE_MAILBOX_ARG = Reply("BAD", None, "{} takes one mailbox name")
 RENAME_ARGS = Reply("BAD", None, "RENAME takes two mailbox names")
 LIST_ARGS = Reply("BAD", None, "{} takes a reference and a mailbox pattern")
+LIST_EXTENDED_ARGS = Reply("BAD", None, "LIST takes [(options)] reference (patterns) [RETURN (options)]")
+UNKNOWN_LIST_OPTION = Reply("BAD", None, "Unknown LIST option")
+RECURSIVEMATCH_ALONE = Reply("BAD", None, "RECURSIVEMATCH needs another selection option")
 STATUS_ARGS = Reply("BAD", None, "STATUS takes a mailbox name and a list of items")
 UNKNOWN_STATUS_ITEM = Reply("BAD", None, "Unknown STATUS item {!r}")
 APPEND_ARGS = Reply("BAD", None, "APPEND takes a mailbox, optional flags and date, and a message literal")
@@ -177,6 +180,15 @@ QRESYNC_NOT_ENABLED = Reply("BAD", None, "QRESYNC parameter without ENABLE QRESY
 BAD_FETCH_MODIFIERS = Reply("BAD", None, "FETCH modifiers are (CHANGEDSINCE modseq [VANISHED])")
 BAD_VANISHED = Reply("BAD", None, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
 BAD_STORE_MODIFIERS = Reply("BAD", None, "STORE modifier is (UNCHANGEDSINCE modseq)")
+
+# -- selected: SORT, THREAD, ESEARCH (RFC 5256, RFC 4731, RFC 5182) ------------------------
+SORT_ARGS = Reply("BAD", None, "SORT takes sort criteria, a charset and search keys")
+BAD_SORT_CRITERIA = Reply("BAD", None, "{}")
+THREAD_ARGS = Reply("BAD", None, "THREAD takes an algorithm, a charset and search keys")
+UNKNOWN_THREAD_ALGORITHM = Reply("BAD", None, "Unknown THREAD algorithm (ORDEREDSUBJECT, REFERENCES)")
+BAD_CHARSET = Reply("NO", "BADCHARSET (US-ASCII UTF-8)", "Unsupported charset")
+RETURN_ARGS = Reply("BAD", None, "RETURN needs a parenthesized list of options")
+UNKNOWN_RETURN_OPTION = Reply("BAD", None, "Unknown RETURN option (MIN MAX ALL COUNT SAVE)")
 
 
 def internal_error(tag=None):

@@ -11,7 +11,8 @@ module decides what matches).
 The session resolves the mailbox and hands each message to matches() as the folder
 view's Message value (store/view.py: seq, uid, flags as a frozenset of names with
 \\Recent among them, internaldate, size) and a `ctx` (max_seq, max_uid, and
-read(msg): the message's wire bytes, through the file handler).  Keys are costed (flags/UID/size < headers < body)
+read(msg): the message's wire bytes, through the file handler; saved: the UIDs of
+the SEARCHRES result "$", RFC 5182).  Keys are costed (flags/UID/size < headers < body)
 and AND tries cheap keys first, so flag-only searches never read a message.
 A search that is only an AND of flag keys (UNSEEN, UNDELETED, ALL, ...) also
 says so as `SearchProgram.flag_tests`, so the session can have the folder view
@@ -313,6 +314,9 @@ def _parse_key(p, depth):
         return _parse_keys(_Tokens(tok, p.found), depth + 1)
     if not isinstance(tok, str) or not tok:
         raise IMAPBad(f"Invalid search key {_show(tok)}")
+    if tok == "$":
+        # the saved result of SEARCHRES (RFC 5182 2.1): UIDs, so an expunge cannot shift it
+        return _Node(CHEAP, lambda m, c, v: m.uid in c.saved)
     if tok[0] in "0123456789*":
         # A bare sequence set is a key: message sequence numbers (RFC 3501 6.4.4).
         seqs = parse_sequence_set(tok)

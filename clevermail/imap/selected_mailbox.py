@@ -31,6 +31,7 @@ class SelectedMailbox:
         self.deferred = []       # expunged UIDs not yet reported (a FETCH/STORE/SEARCH ran)
         self.gone = False
         self.announced = ()      # the keywords of the last FLAGS response sent
+        self.saved = frozenset()  # UIDs of the saved search result "$" (RFC 5182)
 
     @property
     def name(self):

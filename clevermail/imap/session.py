@@ -14,9 +14,13 @@ authenticated: the session owns its capabilities and login), cmd_mailboxes.py (6
 authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: LITERAL+
 (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
-CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), URLAUTH (RFC 4467, cmd_urlauth.py) with URLAUTH=BINARY
-(RFC 5524), OBJECTID (RFC 8474), COMPRESS=DEFLATE (RFC 4978, after login), CONDSTORE and QRESYNC (RFC 7162,
-the session remembers which are enabled: `enabled`), STARTTLS and LOGINDISABLED (RFC 3501).
+CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), URLAUTH (RFC 4467,
+cmd_urlauth.py) with URLAUTH=BINARY (RFC 5524), OBJECTID (RFC 8474), COMPRESS=DEFLATE
+(RFC 4978, after login), CONDSTORE and QRESYNC (RFC 7162, the session remembers which
+are enabled: `enabled`), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819) in
+cmd_list.py, MULTIAPPEND (RFC 3502), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), SORT
+and THREAD (RFC 5256), ESORT (RFC 5267), SORT=DISPLAY (RFC 5957), STARTTLS and
+LOGINDISABLED (RFC 3501); the searching commands are in cmd_search.py.
 """
 
 import socket
@@ -26,7 +30,9 @@ from .. import __version__, login
 from ..line_session import LineSession, SessionClosed
 from ..store import StoreError
 from ..wire import LineTooLong
+from . import cmd_list as listing
 from . import cmd_mailboxes as mailboxes
+from . import cmd_search as searching
 from . import cmd_selected as selected
 from . import cmd_urlauth as urlauth
 from . import replies as R
@@ -36,11 +42,14 @@ from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SEL
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
              "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY",
-             "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC", "OBJECTID")
+             "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC", "OBJECTID",
+             "LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "ESEARCH", "SEARCHRES", "SORT",
+             "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
 MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
-# still counts on the numbers it used); their UID forms, other keys, may send it.
-NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
+# still counts on the numbers it used), nor after SORT or THREAD, which answer with
+# numbers too; their UID forms, other keys, may send it.
+NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
 
 class IMAPSession(LineSession):
@@ -367,7 +376,7 @@ class IMAPSession(LineSession):
         "RENAME": (mailboxes.cmd_rename, LOGGED_IN),
         "SUBSCRIBE": (mailboxes.cmd_subscribe, LOGGED_IN),
         "UNSUBSCRIBE": (mailboxes.cmd_unsubscribe, LOGGED_IN),
-        "LIST": (mailboxes.cmd_list, LOGGED_IN),
+        "LIST": (listing.cmd_list, LOGGED_IN),
         "LSUB": (mailboxes.cmd_lsub, LOGGED_IN),
         "STATUS": (mailboxes.cmd_status, LOGGED_IN),
         "APPEND": (mailboxes.cmd_append, LOGGED_IN),
@@ -383,13 +392,17 @@ class IMAPSession(LineSession):
         "CLOSE": (selected.cmd_close, SELECTED_ONLY),
         "UNSELECT": (selected.cmd_unselect, SELECTED_ONLY),
         "EXPUNGE": (selected.cmd_expunge, SELECTED_ONLY),
-        "SEARCH": (selected.cmd_search, SELECTED_ONLY),
+        "SEARCH": (searching.cmd_search, SELECTED_ONLY),
+        "SORT": (searching.cmd_sort, SELECTED_ONLY),
+        "THREAD": (searching.cmd_thread, SELECTED_ONLY),
         "FETCH": (selected.cmd_fetch, SELECTED_ONLY),
         "STORE": (selected.cmd_store, SELECTED_ONLY),
         "COPY": (selected.cmd_copy, SELECTED_ONLY),
         "MOVE": (selected.cmd_move, SELECTED_ONLY),
         "UID FETCH": (selected.cmd_uid_fetch, SELECTED_ONLY),
-        "UID SEARCH": (selected.cmd_uid_search, SELECTED_ONLY),
+        "UID SEARCH": (searching.cmd_uid_search, SELECTED_ONLY),
+        "UID SORT": (searching.cmd_uid_sort, SELECTED_ONLY),
+        "UID THREAD": (searching.cmd_uid_thread, SELECTED_ONLY),
         "UID STORE": (selected.cmd_uid_store, SELECTED_ONLY),
         "UID COPY": (selected.cmd_uid_copy, SELECTED_ONLY),
         "UID MOVE": (selected.cmd_uid_move, SELECTED_ONLY),

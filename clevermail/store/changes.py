@@ -162,7 +162,9 @@ class FolderWriter:
                 maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
             fsync_dir(os.path.join(folder.path, "cur"))
             folder.keep_stamp("cur", before)
-            folder.index_new({"cur": [name for _, _, name in staged]})
+            # UIDs in the batch's order (MULTIAPPEND, RFC 3502): internal dates given
+            # with the messages need not rise with it
+            folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True)
             folder.wake()
             return [folder.uid_of(base) for base, _, _ in staged]
 

@@ -1,0 +1,239 @@
+"""The searching commands of the selected state: SEARCH (RFC 3501 6.4.4), SORT and
+THREAD (RFC 5256, RFC 5957 SORT=DISPLAY) and their UID forms, with the RETURN options
+of ESEARCH (RFC 4731) and ESORT (RFC 5267 section 3) and the saved result of
+SEARCHRES (RFC 5182).
+
+Plain functions `cmd_x(session, cmd)` registered in IMAPSession.COMMANDS.  Matching is
+search.py's; the sort keys of messages come from the file handler's shared cache
+(sortcache.py, built from the message headers on first use), the order from sort.py,
+the threads from thread.py, the ESEARCH response from esearch.py.
+
+The saved result ("$") is the session's SelectedMailbox.saved, a frozenset of UIDs: a
+SELECT starts it empty, an expunged message drops out of it when it is used (the
+UIDs are resolved against the view each time), and a SEARCH or SORT with RETURN
+(SAVE) that fails for any reason leaves it empty (RFC 5182 2.1).
+"""
+
+import functools
+
+from ..store.errors import MessageGone
+from . import replies as R
+from .esearch import parse_return, response
+from .parser import Atom
+from .search import CHARSETS, parse_search
+from .sort import SortError, parse_criteria, sort_order
+from .thread import ALGORITHMS, Item, thread
+
+
+class _SearchContext:
+    """What search.py's keys ask of the session: "*" for numbers and UIDs, the saved
+    result ("$"), the content of a message and its EMAILID (RFC 8474)."""
+    __slots__ = ("max_seq", "max_uid", "saved", "read", "email_id")
+
+    def __init__(self, max_seq, max_uid, saved, read, email_id):
+        self.max_seq, self.max_uid, self.saved, self.read = max_seq, max_uid, saved, read
+        self.email_id = email_id
+
+
+# -- SEARCH ------------------------------------------------------------------------
+def cmd_search(session, cmd):
+    """The message numbers of messages matching search keys (RETURN: ESEARCH, SAVE).
+    States: selected.
+    RFC 3501 6.4.4, RFC 4731, RFC 5182."""
+    _search(session, cmd, uid_mode=False)
+
+
+def cmd_uid_search(session, cmd):
+    """The UIDs of the messages matching search keys (ESEARCH with RETURN).
+    States: selected.
+    RFC 3501 6.4.8, RFC 4731, RFC 5182."""
+    _search(session, cmd, uid_mode=True)
+
+
+def _search(session, cmd, uid_mode):
+    ret, args = parse_return(cmd.args)
+    with _saving(session, ret):
+        program = parse_search(args)
+        if program.modseq:
+            session.enable_condstore()      # SEARCH MODSEQ enables CONDSTORE (RFC 7162 3.1)
+        seqs = matching(session, program)
+    # RFC 7162 3.1.5: with MODSEQ among the keys, the highest modseq of the matches
+    top = None
+    if program.modseq and seqs:
+        top = max(m.modseq for m in session.mailbox.view.messages(seqs))
+    _answer(session, cmd, ret, seqs, uid_mode, b"SEARCH", sorted_=False, modseq=top)
+
+
+def matching(session, program):
+    """The sequence numbers of the messages of the selected mailbox that match a
+    search.SearchProgram, ascending."""
+    view = session.mailbox.view
+    if program.flag_tests is not None:
+        # The common client searches (UNSEEN, UNDELETED, ALL, ...) only test system
+        # flags: the view answers them from the index, no per-message objects
+        hits = view.flag_search(program.flag_tests)
+        if hits is not None:
+            return hits
+    handler = session.server.handler
+    ctx = _SearchContext(len(view), view.uids[-1] if view.uids else 0, session.mailbox.saved,
+                         functools.partial(handler.read_message, view),
+                         functools.partial(handler.email_id, view))
+    hits = []
+    # messages expunged by others but still numbered match nothing (as flag_search)
+    for msg in view.messages(range(1, len(view) + 1), expunged=False):
+        try:
+            if program.matches(msg, ctx):
+                hits.append(msg.seq)
+        except (FileNotFoundError, MessageGone):
+            continue  # expunged by someone else mid-search: not a match
+    return hits
+
+
+def _answer(session, cmd, ret, seqs, uid_mode, verb, sorted_, modseq=None):
+    """Send the result: `* SEARCH`/`* SORT` numbers, or ESEARCH as RETURN asks; keep
+    what SAVE asks for.  `modseq`: the highest of the matches (SEARCH MODSEQ)."""
+    view = session.mailbox.view
+    numbers = [view.uid_at(s) for s in seqs] if uid_mode else seqs
+    if ret is None:
+        session.send_many(_numbers_line(verb, numbers, modseq))
+        return
+    if ret.save:
+        session.mailbox.saved = frozenset(view.uid_at(s) for s in ret.saved(seqs))
+    if ret.answers:
+        session.send(response(cmd.tag, ret, numbers, uid_mode, sorted_, modseq))
+
+
+def _numbers_line(verb, numbers, modseq=None, chunk=4096):
+    yield b"* " + verb
+    for i in range(0, len(numbers), chunk):
+        yield b"".join(b" %d" % n for n in numbers[i:i + chunk])
+    if modseq is not None:
+        yield b" (MODSEQ %d)" % modseq
+    yield b"\r\n"
+
+
+class _saving:
+    """Around a SEARCH or SORT with RETURN (SAVE): a failure empties the saved result
+    (RFC 5182 2.1); success sets it later, in _answer."""
+
+    def __init__(self, session, ret):
+        self.session, self.save = session, ret is not None and ret.save
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and self.save:
+            self.session.mailbox.saved = frozenset()
+        return False
+
+
+# -- SORT -----------------------------------------------------------------------------
+def cmd_sort(session, cmd):
+    """Sorted message numbers of messages matching search keys (RETURN: ESORT, SAVE).
+    States: selected.
+    RFC 5256 3, RFC 5267 3, RFC 5957."""
+    _sort(session, cmd, uid_mode=False)
+
+
+def cmd_uid_sort(session, cmd):
+    """SORT answering with UIDs.
+    States: selected.
+    RFC 5256 3."""
+    _sort(session, cmd, uid_mode=True)
+
+
+def _sort(session, cmd, uid_mode):
+    ret, args = parse_return(cmd.args)
+    with _saving(session, ret):
+        if len(args) < 3:
+            raise R.SORT_ARGS.error()
+        try:
+            criteria = parse_criteria(args[0])
+        except SortError as exc:
+            raise R.BAD_SORT_CRITERIA.error(exc) from None
+        seqs = matching(session, _program(args[1], args[2:]))
+        view = session.mailbox.view
+        uids = [view.uid_at(s) for s in seqs]
+        # the same request on the same messages (another session, a page view later)
+        # is answered from the shared memo
+        order = session.server.handler.remember(
+            view, session.account.address, ("SORT", tuple(criteria), tuple(uids)),
+            lambda: _sorted_uids(session, seqs, criteria))
+        seq_of = dict(zip(uids, seqs))
+        seqs = [seq_of[u] for u in order]
+    _answer(session, cmd, ret, seqs, uid_mode, b"SORT", sorted_=True)
+
+
+def _sorted_uids(session, seqs, criteria):
+    """The UIDs of the messages at `seqs` in the order of the sort criteria; a message
+    expunged meanwhile is left out."""
+    view = session.mailbox.view
+    if {field for field, _ in criteria} <= {"arrival", "size"}:
+        # index only: no header is read
+        items = [(uid, date, size, None) for _seq, uid, _flags, date, size, _modseq
+                 in view.iter_messages(seqs, expunged=False)]
+    else:
+        keyed = _sort_keys(session, seqs)
+        items = [(uid, date, size, keyed[seq]) for seq, uid, _flags, date, size, _modseq
+                 in view.iter_messages(seqs, expunged=False) if keyed.get(seq) is not None]
+    return [item[0] for item in sort_order(items, criteria)]
+
+
+def _program(charset, keys):
+    """The search program of SORT/THREAD: a mandatory charset, then search keys."""
+    name = charset.decode("ascii", "replace") if isinstance(charset, bytes) else charset
+    if not isinstance(name, str) or name.upper() not in CHARSETS:
+        raise R.BAD_CHARSET.error()
+    return parse_search(["CHARSET", name] + list(keys))
+
+
+def _sort_keys(session, seqs):
+    """{seq: sort.SortKeys} of the messages at `seqs` (None for one expunged
+    meanwhile)."""
+    view = session.mailbox.view
+    keys = session.server.handler.sort_keys(view, session.account.address,
+                                            [view.uid_at(s) for s in seqs])
+    return dict(zip(seqs, keys))
+
+
+# -- THREAD -----------------------------------------------------------------------------
+def cmd_thread(session, cmd):
+    """The messages matching search keys as threads, by ORDEREDSUBJECT or REFERENCES.
+    States: selected.
+    RFC 5256 4."""
+    _thread(session, cmd, uid_mode=False)
+
+
+def cmd_uid_thread(session, cmd):
+    """THREAD answering with UIDs.
+    States: selected.
+    RFC 5256 4."""
+    _thread(session, cmd, uid_mode=True)
+
+
+def _thread(session, cmd, uid_mode):
+    args = cmd.args
+    if len(args) < 3 or not isinstance(args[0], Atom):
+        raise R.THREAD_ARGS.error()
+    algorithm = args[0].upper()
+    if algorithm not in ALGORITHMS:
+        raise R.UNKNOWN_THREAD_ALGORITHM.error()
+    seqs = matching(session, _program(args[1], args[2:]))
+    view = session.mailbox.view
+    uids = tuple(view.uid_at(s) for s in seqs)
+    key = ("THREAD", algorithm, uids, None if uid_mode else tuple(seqs))
+    threads = session.server.handler.remember(
+        view, session.account.address, key, lambda: _threads(session, seqs, algorithm, uid_mode))
+    session.send(b"* THREAD" + (b" " + threads if threads else b"") + b"\r\n")
+
+
+def _threads(session, seqs, algorithm, uid_mode):
+    """The THREAD response data of the messages at `seqs`."""
+    keyed = _sort_keys(session, seqs)
+    items = []
+    for seq, uid, _flags, date, _size, _modseq in session.mailbox.view.iter_messages(seqs, expunged=False):
+        k = keyed.get(seq)
+        if k is not None:       # else expunged meanwhile
+            items.append(Item(uid if uid_mode else seq, seq, date if k.date is None else k.date, k))
+    return thread(algorithm, items)

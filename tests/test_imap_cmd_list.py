@@ -1,0 +1,107 @@
+"""Tests for clevermail.imap.cmd_list over socket.socketpair(): LIST in RFC 3501 form and
+with RFC 5258 (LIST-EXTENDED) selection and RETURN options, RFC 5819 (LIST-STATUS) and
+the SPECIAL-USE selection and return options (RFC 6154)."""
+
+import pytest
+
+from imap_helpers import (  # noqa: F401 (client, handler, open_session, store: fixtures)
+    append, check, client, handler, message, open_session, store)
+
+from clevermail.imap.cmd_list import parse_list
+from clevermail.imap.parser import Atom
+from clevermail.imap.replies import IMAPBad
+
+
+@pytest.fixture
+def tree(client):
+    """Mailboxes under T/: a, b (with b/x), c/d, gone (subscribed, then deleted)."""
+    for name in ("T/a", "T/b/x", "T/c/d", "T/gone"):
+        client.expect(f"CREATE {name}")
+    for name in ("T/a", "T/b/x", "T/c/d", "T/gone"):
+        client.expect(f"SUBSCRIBE {name}")
+    client.expect("DELETE T/gone")
+    return client
+
+
+def lines(client, command):
+    return client.expect(command).untagged
+
+
+def test_plain_list_is_unchanged(tree):
+    assert lines(tree, 'LIST "" ""') == ['* LIST (\\Noselect) "/" ""']
+    assert lines(tree, 'LIST "" T/%') == ['* LIST (\\HasNoChildren) "/" "T/a"',
+                                          '* LIST (\\HasChildren) "/" "T/b"',
+                                          '* LIST (\\HasChildren) "/" "T/c"']
+
+
+def test_several_patterns(tree):
+    assert lines(tree, 'LIST "" (T/*x T/a)') == ['* LIST (\\HasNoChildren) "/" "T/a"',
+                                                 '* LIST (\\HasNoChildren) "/" "T/b/x"']
+
+
+def test_return_subscribed_and_children(tree):
+    assert lines(tree, 'LIST "" T/% RETURN (SUBSCRIBED CHILDREN)') == [
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "T/a"',
+        '* LIST (\\HasChildren) "/" "T/b"', '* LIST (\\HasChildren) "/" "T/c"']
+
+
+def test_subscribed_selection_shows_nonexistent_names(tree):
+    assert lines(tree, 'LIST (SUBSCRIBED) "" T/*') == [
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "T/a"',
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "T/b/x"',
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "T/c/d"',
+        '* LIST (\\NonExistent \\Subscribed) "/" "T/gone"']
+    # REMOTE changes nothing here
+    assert lines(tree, 'LIST (REMOTE SUBSCRIBED) "" T/a') == ['* LIST (\\HasNoChildren \\Subscribed) "/" "T/a"']
+
+
+def test_recursivematch_childinfo(tree):
+    # T/b is not subscribed, T/b/x is and the pattern does not reach it: CHILDINFO
+    assert lines(tree, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" T/%') == [
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "T/a"',
+        '* LIST (\\HasChildren) "/" "T/b" ("CHILDINFO" ("SUBSCRIBED"))',
+        '* LIST (\\HasChildren) "/" "T/c" ("CHILDINFO" ("SUBSCRIBED"))',
+        '* LIST (\\NonExistent \\Subscribed) "/" "T/gone"']
+    # the descendant matched itself: no CHILDINFO for its parent
+    assert lines(tree, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" (T/b T/b/x)') == [
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "T/b/x"']
+
+
+def test_list_status(tree, store):
+    check(append(tree, "T/a", message(1)), "OK")
+    check(append(tree, "T/a", message(2), " (\\Seen)"), "OK")
+    assert lines(tree, 'LIST "" T/% RETURN (STATUS (MESSAGES UNSEEN))') == [
+        '* LIST (\\HasNoChildren) "/" "T/a"', '* STATUS "T/a" (MESSAGES 2 UNSEEN 1)',
+        '* LIST (\\HasChildren) "/" "T/b"', '* STATUS "T/b" (MESSAGES 0 UNSEEN 0)',
+        '* LIST (\\HasChildren) "/" "T/c"', '* STATUS "T/c" (MESSAGES 0 UNSEEN 0)']
+    # no STATUS for a name that is no mailbox
+    assert lines(tree, 'LIST (SUBSCRIBED) "" T/gone RETURN (STATUS (MESSAGES))') == [
+        '* LIST (\\NonExistent \\Subscribed) "/" "T/gone"']
+
+
+def test_special_use_selection(client):
+    got = lines(client, 'LIST (SPECIAL-USE) "" * RETURN (SPECIAL-USE)')
+    assert got and all(("\\Sent" in g or "\\Drafts" in g or "\\Trash" in g or "\\Junk" in g
+                        or "\\Archive" in g) for g in got)
+    assert not any('"INBOX"' in g for g in got)
+
+
+@pytest.mark.parametrize("command", [
+    'LIST (BOGUS) "" *', 'LIST (RECURSIVEMATCH) "" *', 'LIST (RECURSIVEMATCH REMOTE) "" *',
+    'LIST "" * RETURN (BOGUS)', 'LIST "" * RETURN', 'LIST "" * RETURN (STATUS)',
+    'LIST "" * RETURN (STATUS (BOGUS))', 'LIST "" ()', 'LIST ()', 'LIST "" * EXTRA (X)',
+])
+def test_errors(client, command):
+    client.expect(command, "BAD")
+    client.expect("NOOP")
+
+
+def test_parse_list_forms():
+    req = parse_list([b"", Atom("*")])
+    assert (req.reference, req.patterns, req.extended) == ("", ["*"], False)
+    req = parse_list([[Atom("subscribed"), Atom("RecursiveMatch")], Atom("x"), [Atom("a"), b"b"],
+                      Atom("return"), [Atom("children"), Atom("STATUS"), [Atom("messages")]]])
+    assert req.selection == {"SUBSCRIBED", "RECURSIVEMATCH"} and req.patterns == ["a", "b"]
+    assert req.returns == {"CHILDREN", "STATUS"} and req.status == ("MESSAGES",) and req.extended
+    with pytest.raises(IMAPBad):
+        parse_list([b"", [Atom("*")], Atom("RETURN"), [Atom("STATUS"), []]])
