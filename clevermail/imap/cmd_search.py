@@ -15,6 +15,7 @@ UIDs are resolved against the view each time), and a SEARCH or SORT with RETURN
 """
 
 import functools
+from array import array
 
 from ..store.errors import MessageGone
 from . import replies as R
@@ -158,8 +159,8 @@ def _sort(session, cmd, uid_mode):
         # the same request on the same messages (another session, a page view later)
         # is answered from the shared memo
         order = session.server.handler.remember(
-            view, session.account.address, ("SORT", tuple(criteria), tuple(uids)),
-            lambda: _sorted_uids(session, seqs, criteria))
+            view, session.account.address, ("SORT", tuple(criteria), _packed(uids)),
+            lambda: array("I", _sorted_uids(session, seqs, criteria)))
         seq_of = dict(zip(uids, seqs))
         seqs = [seq_of[u] for u in order]
     _answer(session, cmd, ret, seqs, uid_mode, b"SORT", sorted_=True)
@@ -178,6 +179,12 @@ def _sorted_uids(session, seqs, criteria):
         items = [(uid, date, size, keyed[seq]) for seq, uid, _flags, date, size, _modseq
                  in view.iter_messages(seqs, expunged=False) if keyed.get(seq) is not None]
     return [item[0] for item in sort_order(items, criteria)]
+
+
+def _packed(numbers):
+    """A list of UIDs or numbers as compact, hashable bytes: the memo's key (4 octets a
+    number, where a tuple would take 36)."""
+    return array("I", numbers).tobytes()
 
 
 def _program(charset, keys):
@@ -221,8 +228,8 @@ def _thread(session, cmd, uid_mode):
         raise R.UNKNOWN_THREAD_ALGORITHM.error()
     seqs = matching(session, _program(args[1], args[2:]))
     view = session.mailbox.view
-    uids = tuple(view.uid_at(s) for s in seqs)
-    key = ("THREAD", algorithm, uids, None if uid_mode else tuple(seqs))
+    uids = [view.uid_at(s) for s in seqs]
+    key = ("THREAD", algorithm, _packed(uids), None if uid_mode else _packed(seqs))
     threads = session.server.handler.remember(
         view, session.account.address, key, lambda: _threads(session, seqs, algorithm, uid_mode))
     session.send(b"* THREAD" + (b" " + threads if threads else b"") + b"\r\n")

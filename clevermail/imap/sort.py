@@ -1,8 +1,9 @@
 """SORT (RFC 5256 section 3, RFC 5957 SORT=DISPLAY): sort criteria, the sort keys of
 one message, base-subject extraction (RFC 5256 2.1) and the sent date (2.2).  Pure.
 
-`SortKeys` is what SORT and THREAD need of one message, made once from its header
-fields by `sort_keys()` and cached by the caller (imap/sortcache.py): the sent date,
+`SortKeys` is what SORT and THREAD need of one message (`sort_keys()` gives a
+LazyKeys with the same fields, made from the header fields as they are first asked
+for, and cached by the caller, imap/sortcache.py): the sent date,
 the base subject and whether the subject marks a reply or forward, the addr-mailbox of
 the first From/To/Cc address, the RFC 5957 display names, the Message-ID and the
 references THREAD=REFERENCES follows (RFC 5256 section 4, step 1).
@@ -224,21 +225,79 @@ FIELDS = ("subject", "date", "from", "to", "cc", "message-id", "references", "in
 
 
 def sort_keys(fields):
-    """SortKeys from {lower-case field name: raw value bytes, unfolded} holding the
-    first occurrence of each of FIELDS that the message has."""
-    def text(name):
-        raw = fields.get(name)
-        return None if raw is None else header_text(raw)
+    """The keys of one message from {lower-case field name: raw value bytes, unfolded}
+    holding the first occurrence of each of FIELDS that the message has: a LazyKeys,
+    whose sent date is read at once and the rest when first asked for."""
+    return LazyKeys(fields)
 
-    subject = text("subject")
-    base, reply = base_subject(decode_encoded_words(subject)) if subject else ("", False)
-    date = text("date")
-    from_, to = first_address(text("from")), first_address(text("to"))
-    mid = msg_ids(text("message-id"))
-    refs = msg_ids(text("references"))
-    if not refs:
-        refs = msg_ids(text("in-reply-to"))[:1]
-    return SortKeys(sent_date(date) if date else None, base, reply,
-                    first_mailbox(from_), first_mailbox(to), first_mailbox(first_address(text("cc"))),
-                    display_name(from_), display_name(to),
-                    mid[0] if mid else None, tuple(refs))
+
+class LazyKeys:
+    """SortKeys' fields of one message, each group (subject; addresses; message ids)
+    made from the raw header fields the first time a SORT or THREAD asks for it: the
+    first SORT (DATE) of a large folder reads the Date: fields and nothing else.  The
+    raw fields go once every group is made.  Sessions share these objects: a group
+    may be made twice at once, with the same result, never half."""
+
+    __slots__ = ("date", "_raw", "_subject", "_addresses", "_ids")
+
+    def __init__(self, fields):
+        date = fields.get("date")
+        self.date = sent_date(header_text(date)) if date else None
+        self._raw = fields
+        self._subject = self._addresses = self._ids = None
+
+    def _text(self, raw, name):
+        value = raw.get(name)
+        return None if value is None else header_text(value)
+
+    def _done(self):
+        if self._subject is not None and self._addresses is not None and self._ids is not None:
+            self._raw = None
+
+    def _subject_group(self):
+        group = self._subject
+        if group is None:
+            raw = self._raw
+            if raw is None:             # made meanwhile by another session
+                return self._subject
+            subject = self._text(raw, "subject")
+            group = self._subject = base_subject(decode_encoded_words(subject)) if subject else ("", False)
+            self._done()
+        return group
+
+    def _address_group(self):
+        group = self._addresses
+        if group is None:
+            raw = self._raw
+            if raw is None:
+                return self._addresses
+            from_, to = first_address(self._text(raw, "from")), first_address(self._text(raw, "to"))
+            group = self._addresses = (first_mailbox(from_), first_mailbox(to),
+                                       first_mailbox(first_address(self._text(raw, "cc"))),
+                                       display_name(from_), display_name(to))
+            self._done()
+        return group
+
+    def _id_group(self):
+        group = self._ids
+        if group is None:
+            raw = self._raw
+            if raw is None:
+                return self._ids
+            mid = msg_ids(self._text(raw, "message-id"))
+            refs = msg_ids(self._text(raw, "references"))
+            if not refs:
+                refs = msg_ids(self._text(raw, "in-reply-to"))[:1]
+            group = self._ids = (mid[0] if mid else None, tuple(refs))
+            self._done()
+        return group
+
+    subject = property(lambda self: self._subject_group()[0])
+    reply = property(lambda self: self._subject_group()[1])
+    from_ = property(lambda self: self._address_group()[0])
+    to = property(lambda self: self._address_group()[1])
+    cc = property(lambda self: self._address_group()[2])
+    display_from = property(lambda self: self._address_group()[3])
+    display_to = property(lambda self: self._address_group()[4])
+    message_id = property(lambda self: self._id_group()[0])
+    references = property(lambda self: self._id_group()[1])

@@ -14,17 +14,13 @@ asked about, so the same request again (another session, the same folder) is a l
 file: the file is read only up to the end of its header.
 """
 
-import re
 import threading
 from collections import OrderedDict
 
 from ..store.errors import MessageGone
 from .sort import FIELDS, sort_keys
 
-# One header field among sort.FIELDS with its continuation lines.
-_FIELD = re.compile(rb"^(%s)[ \t]*:(.*(?:\r?\n[ \t].*)*)" % b"|".join(f.encode() for f in FIELDS),
-                    re.I | re.M)
-_FOLD = re.compile(rb"\r?\n")
+_WANTED = frozenset(f.encode() for f in FIELDS)
 _FIRST_READ = 8192
 _HEADER_LIMIT = 1 << 20      # a header longer than this is read no further
 
@@ -52,13 +48,23 @@ def header_fields(header):
     """{lower-case name: unfolded value bytes} of the first occurrence of each of
     sort.FIELDS in a header."""
     out = {}
-    for m in _FIELD.finditer(header):
-        name = m.group(1).lower().decode("ascii")
-        if name not in out:
-            value = m.group(2)
-            if b"\n" in value:
-                value = _FOLD.sub(b"", value)
-            out[name] = value.strip()
+    name = None         # the field whose continuation lines follow, if it is wanted
+    for line in header.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if name is not None:
+                out[name] += line.rstrip(b"\r")
+            continue
+        name = None
+        colon = line.find(b":")
+        if colon > 0:
+            key = line[:colon].rstrip(b" \t").lower()
+            if key in _WANTED:
+                key = key.decode("ascii")
+                if key not in out:
+                    name = key
+                    out[key] = line[colon + 1:].rstrip(b"\r")
+    for key, value in out.items():
+        out[key] = value.strip()
     return out
 
 
@@ -70,7 +76,7 @@ class SortCache:
     """UID -> SortKeys per folder, shared by the sessions (see the module docstring).
     Thread-safe: the keys of missing UIDs are made outside the lock."""
 
-    def __init__(self, max_messages=1_000_000, max_results=4):
+    def __init__(self, max_messages=500_000, max_results=8):
         self.max_messages = max_messages
         self.max_results = max_results      # memo() results kept per folder
         self._folders = OrderedDict()     # (address, name, uidvalidity) -> {uid: SortKeys}
