@@ -232,3 +232,16 @@ def test_repeated_sort_reads_no_message_again(sorted_box, handler, monkeypatch):
     s.expect("NOOP")
     s.expect("SORT (DATE) UTF-8 ALL")
     assert opened == [5]
+
+
+def test_search_modseq_in_esearch_is_that_of_the_messages_returned(selected):
+    s = selected
+    s.expect("STORE 1 +FLAGS.SILENT (\\Seen)")
+    s.expect("STORE 3 +FLAGS.SILENT (\\Flagged)")
+    modseqs = {int(line.split()[1]): int(line.split("MODSEQ (")[1].split(")")[0])
+               for line in s.expect("FETCH 1:3 (MODSEQ)").untagged if " FETCH " in line}
+    top = max(modseqs.values())
+    assert _search(s, "SEARCH RETURN (MIN) MODSEQ 1") == [f'* ESEARCH (TAG "t") MIN 1 MODSEQ {modseqs[1]}']
+    assert _search(s, "SEARCH RETURN (MAX) MODSEQ 1") == [f'* ESEARCH (TAG "t") MAX 3 MODSEQ {modseqs[3]}']
+    assert _search(s, "SEARCH RETURN (COUNT) MODSEQ 1") == [f'* ESEARCH (TAG "t") COUNT 3 MODSEQ {top}']
+    assert _search(s, "SEARCH MODSEQ 1") == [f"* SEARCH 1 2 3 (MODSEQ {top})"]

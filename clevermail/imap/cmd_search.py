@@ -58,10 +58,14 @@ def _search(session, cmd, uid_mode):
         if program.modseq:
             session.enable_condstore()      # SEARCH MODSEQ enables CONDSTORE (RFC 7162 3.1)
         seqs = matching(session, program)
-    # RFC 7162 3.1.5: with MODSEQ among the keys, the highest modseq of the matches
+    # RFC 7162 3.1.5: with MODSEQ among the keys, the highest modseq of the messages
+    # returned: all matches, or only the MIN and/or MAX ones when ESEARCH asks just them
     top = None
     if program.modseq and seqs:
-        top = max(m.modseq for m in session.mailbox.view.messages(seqs))
+        returned = seqs
+        if ret is not None and ret.answers and ret.options - {"SAVE"} <= {"MIN", "MAX"}:
+            returned = ret.saved(seqs)      # the MIN and MAX messages, as SAVE keeps them
+        top = max(m.modseq for m in session.mailbox.view.messages(returned))
     _answer(session, cmd, ret, seqs, uid_mode, b"SEARCH", sorted_=False, modseq=top)
 
 
