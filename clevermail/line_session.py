@@ -7,6 +7,7 @@ A protocol subclass supplies greet(), handle_line(), and the replies for busy,
 timeout, internal error, too many errors and shutdown.
 """
 
+import functools
 import ipaddress
 import itertools
 import logging
@@ -31,6 +32,17 @@ def next_session_id():
     """Short unique session id: a per-process random prefix and a counter (no syscall
     per connection, and ids from two runs do not collide in a shared log)."""
     return f"{_SESSION_PREFIX}{next(_session_counter):x}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_loopback(peer):
+    # Asked at every EHLO/CAPABILITY (may AUTH be offered?): parsing the address each
+    # time was a visible share of a short session's CPU.  Keyed on the address itself,
+    # so nothing can go stale.
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
 
 
 def set_blocking_timeout(sock, seconds):
@@ -250,10 +262,7 @@ class LineSession(socketserver.BaseRequestHandler):
 
     @property
     def is_loopback(self):
-        try:
-            return ipaddress.ip_address(self.peer).is_loopback
-        except ValueError:
-            return False
+        return _is_loopback(self.peer)
 
     @property
     def plaintext_auth_ok(self):

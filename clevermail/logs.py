@@ -84,6 +84,18 @@ class LogFormatter(logging.Formatter):
     def __init__(self, fmt):
         super().__init__(fmt)
         self._second = (None, "", "")
+        self._text = fmt == LOG_FORMAT
+
+    def format(self, record):
+        # LOG_FORMAT's line in one f-string: logging.Formatter.format goes through
+        # usesTime, formatMessage and the style object, which was more than half of a
+        # log line's cost (a new SMTP session logs two).  The same text, and the same
+        # record attributes set; a record with a traceback or stack takes the long way.
+        if self._text and not (record.exc_info or record.exc_text or record.stack_info):
+            record.message = record.getMessage()
+            record.asctime = self.formatTime(record)
+            return f"{record.asctime} {record.levelname} {record.name}: {record.message}"
+        return super().format(record)
 
     def formatTime(self, record, datefmt=None):
         second = int(record.created)

@@ -49,6 +49,16 @@ it is counted in whole ticks less steal, unlike a process's CPU, so it can even 
 below "cpu ms/msg".  "steal ms/msg" is CPU time the hypervisor took from this VM
 meanwhile: when it is high, all figures are shaky.
 
+Mode "session" sends no message: connect, EHLO, QUIT and close, the cost of a new
+session alone (its "msgs" are sessions; latency from connect to the 221; --sizes does not
+apply, and the scenario is run once per size given, so give one).  Python clients only
+(smtp-source always sends a message); for the baseline (--baseline all) it is the floor of
+a bare thread-per-connection Python server.  Against a Postfix
+as installed (Debian defaults, listening on 25) nothing needs configuring:
+
+    python scripts/bench_smtp.py --modes session --sizes 0 --concurrency 20 --seconds 10 \
+        --baseline all --external postfix=127.0.0.1:25 --rounds 3
+
 Rounds.  --rounds K runs the plan K times; within a round each scenario is run against
 every server in turn (clevermail, baseline, externals) so that a noisy machine affects
 all alike, and a summary gives the median msg/s and mach ms/msg over the rounds.  After
@@ -300,7 +310,17 @@ def client_worker(addr, threads, mode, size, counter, total, deadline, out):
             while (n := take()) is not None:
                 rcpt = USERS[n % len(USERS)]
                 start = time.perf_counter()
-                if mode == "conn":
+                if mode == "session":
+                    # a session and nothing else: the cost of accepting, greeting, EHLO
+                    conn = Conn(addr)
+                    if conn.reply() != 220:
+                        raise RuntimeError("no greeting")
+                    conn.cmd(b"EHLO client.test\r\n", 250)
+                    conn.cmd(b"QUIT\r\n", 221)
+                    conn.close()
+                    conn = None
+                    latencies.append(time.perf_counter() - start)
+                elif mode == "conn":
                     conn = Conn(addr)
                     if conn.reply() != 220:
                         raise RuntimeError("no greeting")
@@ -552,7 +572,8 @@ def main():
                     help="time bound per scenario (default 60; smtp-source: killed after this + 60)")
     ap.add_argument("--sizes", default="4096,102400", help="message sizes in bytes")
     ap.add_argument("--concurrency", default="1,20,100", help="concurrent sessions")
-    ap.add_argument("--modes", default="conn,reuse", help="conn (one connection per message), reuse")
+    ap.add_argument("--modes", default="conn,reuse",
+                    help="conn (one connection per message), reuse, session (connect, EHLO, QUIT: no message)")
     ap.add_argument("--baseline", choices=("target", "all", "none"), default="target",
                     help="baseline scenarios: target = 20 sessions x 4 KiB only (default)")
     ap.add_argument("--external", action="append", default=[], metavar="NAME=HOST:PORT[=DIR]",
@@ -575,6 +596,10 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",")]
     concs = [int(c) for c in args.concurrency.split(",")]
     modes = args.modes.split(",")
+    if not set(modes) <= {"conn", "reuse", "session"}:
+        raise SystemExit(f"--modes {args.modes}: conn, reuse or session")
+    if "session" in modes and args.client != "python":
+        raise SystemExit("--modes session: Python clients only (smtp-source always sends a message)")
     # check what can fail before starting anything
     externals = [external_server(spec) for spec in args.external]
     if len({x.name for x in externals}) < len(externals):

@@ -8,6 +8,7 @@ import datetime
 import json
 import logging
 import smtplib
+import sys
 
 import pytest
 
@@ -84,6 +85,32 @@ def test_text_time_is_iso_8601_with_the_offset():
     line = logs.LogFormatter(logs.LOG_FORMAT).format(record("clevermail.x", "m"))
     stamp = line.split(" ", 1)[0]
     assert "T" in stamp and datetime.datetime.fromisoformat(stamp).utcoffset() is not None
+
+
+def test_text_line_is_what_logging_formatter_makes_of_the_format():
+    """LogFormatter builds LOG_FORMAT's line itself (the hot path): the same text as
+    logging.Formatter with the same time, traceback or not."""
+    ours = logs.LogFormatter(logs.LOG_FORMAT)
+
+    class Reference(logging.Formatter):
+        formatTime = ours.formatTime
+
+    reference = Reference(logs.LOG_FORMAT)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    cases = [record("clevermail.smtp", "[smtp 1a 127.0.0.1] connect"),
+             record("clevermail.smtp", "accepted id=%s size=%d", ("Q1", 42), level=logging.WARNING),
+             record("clevermail.relay", "%s: 100%% done", ("-",)),
+             record("clevermail.x", "failed", exc_info=exc_info),
+             record("clevermail.x", "with stack", stack_info="Stack (most recent call last):\n  here")]
+    for r in cases:
+        expected = reference.format(logging.makeLogRecord(r.__dict__))
+        assert ours.format(r) == expected
+        assert r.message == r.getMessage() and r.asctime == expected.split(" ", 1)[0]
+    assert "Traceback" in ours.format(cases[3]) and "ValueError: boom" in ours.format(cases[3])
+    assert ours.format(cases[1]).split(" ", 1)[1] == "WARNING clevermail.smtp: accepted id=Q1 size=42"
 
 
 def test_recent_errors_keeps_the_last_warnings_and_errors(clevermail_logger):

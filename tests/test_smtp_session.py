@@ -368,6 +368,33 @@ def test_bdat_out_of_sequence_and_oversize_consume_the_chunk(env):
     assert env.inbox("alice@example.test") == []
 
 
+def test_ehlo_follows_a_reload_and_the_session(env, tls):
+    """The extension lines are built once per combination of settings
+    (replies.ehlo_extensions): a reload that changes the size limit or adds a
+    certificate shows at the next EHLO, and what one client is offered (AUTH on
+    loopback) never leaks into another's reply."""
+    server_ctx, _ = tls
+    server = env.server(limits=Limits(timeout=10.0, message_size=2000))
+    local = env.connect(server)
+    lines = local.expect(250, "EHLO client.test").splitlines()
+    assert lines[0] == "mx.example.test greets client.test"
+    assert "SIZE 2000" in lines and "AUTH PLAIN LOGIN" in lines and "STARTTLS" not in lines
+    remote = env.connect(server, peer="192.0.2.5")
+    lines = remote.expect(250, "EHLO other.test").splitlines()
+    assert lines[0] == "mx.example.test greets other.test"
+    assert "SIZE 2000" in lines and not any(line.startswith("AUTH") for line in lines)
+    # what a reload does: new limits and a certificate on the running server
+    server.limits = Limits(timeout=10.0, message_size=3000)
+    server.ssl_context = server_ctx
+    lines = local.expect(250, "EHLO client.test").splitlines()
+    assert "SIZE 3000" in lines and "STARTTLS" in lines and "AUTH PLAIN LOGIN" in lines
+    assert "SIZE 2000" not in lines
+    lines = remote.expect(250, "EHLO other.test").splitlines()
+    assert "SIZE 3000" in lines and "STARTTLS" in lines
+    assert not any(line.startswith("AUTH") for line in lines)
+    assert lines[-1] == "HELP"
+
+
 # -- STARTTLS ---------------------------------------------------------------------------
 def test_starttls_discards_pipelined_commands_and_resets(env, tls):
     server_ctx, client_ctx = tls

@@ -7,6 +7,8 @@ the session's single catch point sends `reply.wire` and counts the error when
 `reply.counts` says so.
 """
 
+import functools
+
 
 class Reply:
     """One single-line reply; `wire` is the bytes sent, built once."""
@@ -38,6 +40,26 @@ class SMTPReplyError(Exception):
     def __init__(self, reply):
         super().__init__(f"{reply.code} {reply.status} {reply.text}")
         self.reply = reply
+
+
+@functools.lru_cache(maxsize=64)
+def ehlo_extensions(size, starttls, requiretls, auth_mechanisms):
+    """The EHLO reply after its greeting line (RFC 5321 4.1.1.1, RFC 1869), as bytes:
+    the extensions offered, one line each, for a SIZE limit, whether STARTTLS and
+    REQUIRETLS are offered, and the AUTH mechanisms offered (a tuple; empty: no AUTH).
+    Built once per combination, as every new SMTP session asks for it; the arguments
+    are the whole key, so a reload that changes one of them gets its own reply, never
+    a stale one."""
+    lines = [f"SIZE {size}", "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING",
+             "DSN"]
+    if starttls:
+        lines.append("STARTTLS")
+    if requiretls:
+        lines.append("REQUIRETLS")
+    if auth_mechanisms:
+        lines.append("AUTH " + " ".join(auth_mechanisms))
+    lines.append("HELP")
+    return "".join(f"250-{line}\r\n" for line in lines[:-1]).encode() + f"250 {lines[-1]}\r\n".encode()
 
 
 def multiline(code, lines):

@@ -186,18 +186,13 @@ class SMTPSession(LineSession):
         self.helo = parser.parse_helo(arg) or self._bad_helo()
         self.esmtp = True
         self.reset_transaction()
-        lines = [f"{self.server.hostname} greets {self.helo}",
-                 f"SIZE {self.server.limits.message_size}",
-                 "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "DSN"]
-        if self.tls_available:
-            lines.append("STARTTLS")
-        if self._requiretls_offered():
-            lines.append("REQUIRETLS")
-        if self.plaintext_auth_ok:
-            # RFC 4954 4: offer AUTH only where credentials may travel
-            lines.append("AUTH " + " ".join(auth.MECHANISMS))
-        lines.append("HELP")
-        self.send(R.multiline(250, lines))
+        # RFC 4954 4: AUTH only where credentials may travel.  The extension lines are
+        # built once per combination of settings (R.ehlo_extensions), read afresh here,
+        # so that a reload changing the size limit or TLS shows at the next EHLO.
+        self.send(f"250-{self.server.hostname} greets {self.helo}\r\n".encode("utf-8", "replace")
+                  + R.ehlo_extensions(self.server.limits.message_size, self.tls_available,
+                                      self._requiretls_offered(),
+                                      auth.MECHANISMS if self.plaintext_auth_ok else ()))
 
     def _bad_helo(self):
         raise SMTPReplyError(R.R501_HELO)
