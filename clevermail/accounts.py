@@ -127,6 +127,27 @@ def _config_domain(domain):
         return domain.strip().lower()
 
 
+def account_name(name, default_domain):
+    """(local, domain) of a valid account name, lower-case with an A-label domain (a
+    bare name gets `default_domain`); AccountError with a message fit for the user.
+    The syntax only: whether the domain is local is AccountStore.canonical's."""
+    name = name.strip()
+    if not name:
+        raise AccountError("empty account name")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F or c in "/\\" for c in name):
+        raise AccountError(f"invalid account name {name!r}: no spaces, control characters or slashes")
+    local, at, domain = name.rpartition("@")
+    if not at:
+        local, domain = name, default_domain
+    local = local.lower()
+    domain = domain_to_ascii(domain)
+    if len(local) > 64 or not _LOCAL_RE.match(local) or "+" in local:
+        raise AccountError(f"invalid local part {local!r} (letters, digits and .-_ ; no '+', no leading or double dots)")
+    if not _DOMAIN_RE.match(domain):
+        raise AccountError(f"invalid domain {domain!r}")
+    return local, domain
+
+
 class Account:
     """One mailbox owner; `address` is canonical (lower-case local@domain)."""
 
@@ -158,20 +179,7 @@ class AccountStore:
     def canonical(self, name):
         """Validate an account name and return 'local@domain' (a bare name gets the first
         local domain).  Raises AccountError with a message fit for the user."""
-        name = name.strip()
-        if not name:
-            raise AccountError("empty account name")
-        if any(ord(c) < 0x21 or ord(c) == 0x7F or c in "/\\" for c in name):
-            raise AccountError(f"invalid account name {name!r}: no spaces, control characters or slashes")
-        local, at, domain = name.rpartition("@")
-        if not at:
-            local, domain = name, self.domains[0]
-        local = local.lower()
-        domain = domain_to_ascii(domain)
-        if len(local) > 64 or not _LOCAL_RE.match(local) or "+" in local:
-            raise AccountError(f"invalid local part {local!r} (letters, digits and .-_ ; no '+', no leading or double dots)")
-        if not _DOMAIN_RE.match(domain):
-            raise AccountError(f"invalid domain {domain!r}")
+        local, domain = account_name(name, self.domains[0])
         if domain not in self.domains:
             raise AccountError(f"{domain!r} is not a local domain (local domains: {', '.join(self.domains)})")
         return f"{local}@{domain}"

@@ -110,6 +110,10 @@ def _listen_error(listener, exc):
 
 
 class MailService:
+    # The server class of each listener kind; a variant of the service (the sandbox,
+    # clevermail/sandbox/service.py) hands its own, with _make_accounts/_make_router.
+    server_classes = SERVERS
+
     def __init__(self, settings, resolver=None, inherited=(), tls_check_interval=CHECK_INTERVAL):
         self.settings = settings        # config.load_config's Settings, the current ones
         self.running = settings         # what the restart-only settings were built from
@@ -176,14 +180,13 @@ class MailService:
         settings = self.settings
         server = settings.server
         self.store = MailStore(server.data_dir)
-        self.accounts = AccountStore(server.users_file, server.domains)
+        self.accounts = self._make_accounts(settings)
         self.aliases = AliasStore(server.aliases_file, server.domains)
         try:
             srs = SRS(load_secret(server.data_dir), domain_to_ascii(server.srs_domain or server.domains[0]))
         except (OSError, SRSError, AccountError) as exc:
             raise StartupError(f"cannot set up SRS for forwarding: {exc}") from None
-        self.router = Router(self.accounts, self.aliases, postmaster=server.postmaster,
-                             abuse=server.abuse, srs=srs, separator=server.subaddress_separator)
+        self.router = self._make_router(settings, srs)
         self.throttle = AuthThrottle(settings.login.failures_per_client, settings.login.failure_window)
         self.queue = RelayQueue(os.path.join(server.data_dir, "queue"))
         # one resolver (and its TTL cache) for every lookup: relay, inbound checks
@@ -214,7 +217,7 @@ class MailService:
         }
         while sockets:
             listener, sock = sockets[0]
-            server_class, own = SERVERS[listener.kind]
+            server_class, own = self.server_classes[listener.kind]
             srv = server_class(listener.address, handlers[listener.protocol], **own,
                                hostname=server.hostname, limits=settings.limits[listener.protocol],
                                policy=settings.policy, ssl_context=self.tls,
@@ -250,6 +253,15 @@ class MailService:
         except OSError as exc:
             why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise StartupError(f"metrics: cannot listen on {address[0]}:{address[1]}: {why}") from None
+
+    # -- who has a mailbox and where an address goes (the sandbox's seams) ----------
+    def _make_accounts(self, settings):
+        return AccountStore(settings.server.users_file, settings.server.domains)
+
+    def _make_router(self, settings, srs):
+        server = settings.server
+        return Router(self.accounts, self.aliases, postmaster=server.postmaster,
+                      abuse=server.abuse, srs=srs, separator=server.subaddress_separator)
 
     # -- the SMTP policies, built at start and again by reload ---------------------------
     def _make_sender_identity(self, settings):

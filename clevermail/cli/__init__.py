@@ -15,6 +15,7 @@ account) end with a one-line message and a non-zero exit, never a traceback.
     dkim.py     dkim keygen|list|delete
     doctor.py   doctor (DNS records, reverse DNS, certificate, role addresses: what to publish)
     sieve.py    sieve put|get|list|activate|deactivate|delete|check (users' filters)
+    sandbox.py  sandbox (a capture-everything server for testing applications)
     common.py   what they share: --config on every command, loading the settings
     audit.py    the admin log: who changed which queue entry or account
 """
@@ -36,4 +37,4 @@ def main(ctx, config_path):
 
 
 # The sub-command modules register themselves on `main` when imported.
-from . import aliases, config, dkim, doctor, mailboxes, queue, serve, sieve, status, users  # noqa: E402,F401
+from . import aliases, config, dkim, doctor, mailboxes, queue, sandbox, serve, sieve, status, users  # noqa: E402,F401

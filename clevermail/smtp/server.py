@@ -14,8 +14,10 @@ MODES = ("mx", "submission")
 
 
 class SMTPServer(MailServer):
+    session_class = SMTPSession         # a subclass may run its own (sandbox/faults.py)
+
     def __init__(self, address, handler, *, mode, **kw):
         if mode not in MODES:
             raise ValueError(f"SMTP mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
-        super().__init__(address, SMTPSession, handler, protocol="smtp", **kw)
+        super().__init__(address, self.session_class, handler, protocol="smtp", **kw)
