@@ -13,9 +13,13 @@
 - wait_for (tests/waiting.py): the one bounded poll; import it from `waiting`.
 - relay_env: a started relay_sink.ServiceEnv (a real MailService from write_config,
   relaying to a Sink whose RCPT answers are the test module's `replies` fixture).
+- clevermail_server, clevermail_account: the pytest plugin's own fixtures
+  (clevermail/pytest_plugin.py), loaded through its entry point when CleverMail is
+  installed, and here otherwise (a source tree run without installing).
 """
 
 import shutil
+import sys
 import threading
 
 import pytest
@@ -76,6 +80,11 @@ def write_config(tmp_path, name="clevermail.ini", **overrides):
     path = tmp_path / name
     path.write_text("\n".join(lines), encoding="utf-8")
     return str(path)
+
+
+def pytest_configure(config):
+    if "clevermail.pytest_plugin" not in sys.modules:     # no pytest11 entry point installed
+        config.pluginmanager.import_plugin("clevermail.pytest_plugin")
 
 
 @pytest.fixture(name="make_config")

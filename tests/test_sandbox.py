@@ -234,3 +234,22 @@ def test_the_command_refuses_a_host_that_is_not_loopback():
                          text=True, timeout=60)
     assert out.returncode == 1
     assert "loopback only" in out.stderr
+
+
+def test_the_pytest_plugin_is_inert_until_its_fixtures_are_used():
+    """pytest imports the plugin for every run where CleverMail is installed: that
+    import must not bring in the server, let alone start it."""
+    code = ("import sys, threading, clevermail.pytest_plugin\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('clevermail.') and m != 'clevermail.pytest_plugin')\n"
+            "print(loaded, threading.active_count())\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["[]", "1"], out.stderr
+
+
+def test_the_plugin_is_registered_as_a_pytest11_entry_point():
+    from configparser import ConfigParser
+    cfg = ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    points = [line.split("=") for line in cfg["options.entry_points"]["pytest11"].split("\n") if line.strip()]
+    assert [(k.strip(), v.strip()) for k, v in points] == [("clevermail", "clevermail.pytest_plugin")]
