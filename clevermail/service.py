@@ -111,7 +111,8 @@ def _listen_error(listener, exc):
 
 class MailService:
     # The server class of each listener kind; a variant of the service (the sandbox,
-    # clevermail/sandbox/service.py) hands its own, with _make_accounts/_make_router.
+    # clevermail/sandbox/service.py) hands its own, with _make_accounts, _make_router,
+    # _make_sender_identity and _make_worker.
     server_classes = SERVERS
 
     def __init__(self, settings, resolver=None, inherited=(), tls_check_interval=CHECK_INTERVAL):
@@ -226,19 +227,23 @@ class MailService:
             sockets.pop(0)
             self.servers.append((listener.kind, srv))
 
-        relay = settings.relay
         try:
-            self.worker = RelayWorker(
-                self.queue, relay, self.dns,
-                local_deliver=handlers["smtp"].deliver_queued,
-                is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
-                metrics=self.metrics,
-                sign_report=self.signer.sign_report if self.signer else None)
+            self.worker = self._make_worker(settings)
         except (OSError, ssl.SSLError) as exc:
             self._close_servers()
-            raise StartupError(f"[relay] smarthost_ca_file {relay.smarthost_ca_file}: {exc}") from None
-        handlers["smtp"].reports = self.worker.reports      # NOTIFY=SUCCESS, local mailboxes
+            raise StartupError(f"[relay] smarthost_ca_file {settings.relay.smarthost_ca_file}: {exc}") from None
+        if self.worker is not None:
+            handlers["smtp"].reports = self.worker.reports      # NOTIFY=SUCCESS, local mailboxes
         self._bind_metrics()
+
+    def _make_worker(self, settings):
+        """The relay worker (None: a variant that relays nothing, the sandbox)."""
+        return RelayWorker(
+            self.queue, settings.relay, self.dns,
+            local_deliver=self.handlers["smtp"].deliver_queued,
+            is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
+            metrics=self.metrics,
+            sign_report=self.signer.sign_report if self.signer else None)
 
     def _bind_metrics(self):
         """The /metrics listener, bound now so that a taken port stops the start (after
@@ -358,7 +363,8 @@ class MailService:
                                       name="clevermail-warm-up", daemon=True)
         self._warm.start()
         try:
-            self.worker.start()
+            if self.worker is not None:
+                self.worker.start()
         except BaseException:
             self.stop()
             raise

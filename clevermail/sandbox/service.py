@@ -6,9 +6,9 @@ configuration file and, when asked, the JSON API.
 SandboxService is MailService with the sandbox's collaborators (MailService's seams:
 _make_accounts, _make_router, _make_sender_identity, server_classes): SandboxAccounts,
 SandboxRouter, AnySender, and SMTP servers that apply the faults.  Nothing else in the
-server knows it runs as a sandbox.  The relay worker runs as in production, but its
-every domain is local (SandboxAccounts.is_local_domain) and the router gives no queue
-entry anyway: a sandbox cannot send mail out.
+server knows it runs as a sandbox.  There is no relay worker (_make_worker): the
+router gives every recipient a local mailbox, so nothing is ever queued, and nothing
+could leave if it were.
 
 Sandbox puts it together: the data directory (a temporary one unless given), the
 self-signed certificate, `<data>/sandbox.ini` (the settings it runs with, usable with
@@ -51,6 +51,9 @@ class SandboxService(MailService):
 
     def _make_sender_identity(self, settings):
         return AnySender()
+
+    def _make_worker(self, settings):
+        return None                     # nothing is ever queued, nothing may leave
 
     def _build_servers(self, sockets):
         super()._build_servers(sockets)
