@@ -68,6 +68,8 @@ trusted_networks = cidr_list(default=list())
 postmaster = string(default='')
 # Allow AUTH/LOGIN/USER-PASS without TLS from non-loopback clients. Leave off unless behind a TLS proxy.
 allow_plaintext_auth = boolean(default=False)
+# Log each message an IMAP FETCH or POP3 RETR sends (uid, user, folder) at INFO, for `clevermail trace` (no = at DEBUG only).
+log_retrievals = boolean(default=False)
 # Started as root, run as this user once the ports are bound ("" = stay as started; root gets a warning).
 user = string(default='')
 # ...and this group ("" = the user's own group).
@@ -553,6 +555,7 @@ def settings_from(conf):
         limits=MappingProxyType({protocol: Limits(timeout=lim[f"{protocol}_timeout"], **shared)
                                  for protocol in PROTOCOLS}),
         policy=SessionPolicy(allow_plaintext_auth=server["allow_plaintext_auth"],
+                             log_retrievals=server["log_retrievals"],
                              trusted_networks=tuple(server["trusted_networks"])),
         login=LoginSettings(failures_per_client=lim["auth_failures_per_client"],
                             failure_window=lim["auth_failure_window"]),

@@ -269,6 +269,15 @@ class LineSession(socketserver.BaseRequestHandler):
         """Credentials may be sent on this connection (TLS, loopback, or config says so)."""
         return self.tls or self.is_loopback or self.server.policy.allow_plaintext_auth
 
+    def log_retrieval(self, user, folder, uids):
+        """'retrieved uid=N user=U folder=F' for each message whose content this session
+        sent (IMAP FETCH of message data, POP3 RETR): INFO with [server] log_retrievals,
+        else DEBUG.  `clevermail trace` joins them to the delivery by folder and UID."""
+        level = logging.INFO if self.server.policy.log_retrievals else logging.DEBUG
+        if self.log.isEnabledFor(level):
+            for uid in uids:
+                self.log.log(level, "retrieved uid=%d user=%s folder=%s", uid, user, folder)
+
     # -- errors ----------------------------------------------------------------------
     def count_error(self):
         """Count a protocol error; too many end the session with the protocol's reply."""

@@ -59,6 +59,8 @@ class SessionPolicy:
     allow_plaintext_auth: bool = False
     # ipaddress networks whose clients may relay through SMTP without AUTH
     trusted_networks: tuple = ()
+    # IMAP FETCH of message data and POP3 RETR logged at INFO (else DEBUG): log_retrieval
+    log_retrievals: bool = False
 
 
 class MailServer(socketserver.ThreadingTCPServer):

@@ -16,6 +16,7 @@ account) end with a one-line message and a non-zero exit, never a traceback.
     doctor.py   doctor (DNS records, reverse DNS, certificate, role addresses: what to publish)
     sieve.py    sieve put|get|list|activate|deactivate|delete|check (users' filters)
     sandbox.py  sandbox (a capture-everything server for testing applications)
+    trace.py    trace (a message's life from the logs and its queue entry)
     common.py   what they share: --config on every command, loading the settings
     audit.py    the admin log: who changed which queue entry or account
 """
@@ -37,4 +38,4 @@ def main(ctx, config_path):
 
 
 # The sub-command modules register themselves on `main` when imported.
-from . import aliases, config, dkim, doctor, mailboxes, queue, sandbox, serve, sieve, status, users  # noqa: E402,F401
+from . import aliases, config, dkim, doctor, mailboxes, queue, sandbox, serve, sieve, status, trace, users  # noqa: E402,F401

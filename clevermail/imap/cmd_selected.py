@@ -172,6 +172,7 @@ def _fetch(session, args, uid_mode):
     read = functools.partial(handler.read_message, view)
     ident = functools.partial(handler.email_id, view)
     missing = False
+    sent = []
 
     def lines():
         nonlocal missing
@@ -181,8 +182,10 @@ def _fetch(session, args, uid_mode):
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue
+            sent.append(msg.uid)
             yield b"* %d FETCH %s\r\n" % (msg.seq, data)
     session.send_many(lines())
+    session.log_retrieval(session.account.address, view.name, sent)
     if missing or len(messages) < len(seqs):
         raise R.MESSAGE_GONE.error()
 

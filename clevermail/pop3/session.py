@@ -260,6 +260,7 @@ class POP3Session(LineSession):
             self.send(b"".join(buf))
         # after the socket write, never holding a folder lock while sending
         self.handler.mark_seen(self.drop, index)
+        self.log_retrieval(self.drop.address, "INBOX", [self.drop.uids[index]])
 
     def cmd_TOP(self, msg, lines):
         """Send the header and the first `lines` body lines; not marked \\Seen.

@@ -201,6 +201,7 @@ class SMTPFileHandler:
                 # are ours): clean
                 pending.append(self.store.prepare_local(sender, plain, trace, data, clean=True,
                                                         folder=folder))
+                copies = pending[-1]
             # users with an active Sieve script: their copies as the script says, before
             # the 250 like every other copy (its queue entries commit with the others)
             boxes, queued = self._run_filters(filtered, recipients, sender, (trace, data), queue_id,
@@ -228,6 +229,11 @@ class SMTPFileHandler:
                 except Exception:
                     log.exception("%s: abort after failed delivery failed", queue_id)
             raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
+        if plain:
+            # each copy's file: `clevermail trace` finds its UID and retrievals by it
+            for account, path in zip(plain, copies.committed):
+                log.info("id=%s delivered to <%s> path=%s", queue_id, account, path,
+                         extra={"queue_id": queue_id})
         self._report_success(sender, recipients, trace + data, queue_id, envid)
         return len(local), len(remote) + len(forwards)
 

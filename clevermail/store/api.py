@@ -48,7 +48,10 @@ class POP3Store(FolderSource, Protocol):
 
 class PendingCopy(Protocol):
     """A prepared, fsynced, still invisible message (store/delivery.PendingDelivery):
-    commit() makes it visible durably, abort() takes back a prepare or a commit."""
+    commit() makes it visible durably, abort() takes back a prepare or a commit;
+    after commit(), `committed` holds each copy's file path, in the addresses' order."""
+
+    committed: list
 
     def commit(self) -> None: ...
     def abort(self) -> None: ...
