@@ -1,6 +1,6 @@
 """IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
 ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY), OBJECTID, COMPRESS=DEFLATE,
-CONDSTORE, QRESYNC, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, ESEARCH, SEARCHRES, SORT,
+CONDSTORE, QRESYNC, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, CATENATE, ESEARCH, SEARCHRES, SORT,
 SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT and THREAD=REFERENCES.
 
 states.py            the session states and the sets of them the command table uses
@@ -34,6 +34,7 @@ binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPEN
                      storable
 url.py               IMAP URLs of a message or part (RFC 5092) with URLAUTH's parts
 cmd_urlauth.py       GENURLAUTH, URLFETCH, RESETKEY (RFC 4467, RFC 5524)
+catenate.py          CATENATE (RFC 4469): an APPENDed message from text and URLs
 mime.py, envelope.py, params.py, decode.py
                      a stored message's MIME structure, ENVELOPE, Content-* fields and
                      decoded text, for FETCH and SEARCH

@@ -16,7 +16,7 @@ decoded by names.py; the store validates them as paths.
 from ..store import SPECIAL_USE
 from ..store.errors import NoSuchFolder
 from ..store.paths import SEPARATOR
-from . import binary
+from . import binary, catenate
 from . import replies as R
 from . import utf7
 from .condstore import changed_fetches, select_params, vanished_earlier, vanished_line
@@ -213,12 +213,20 @@ def status_line(session, name, items):
 def cmd_append(session, cmd):
     """Add messages (one, or several: MULTIAPPEND, all or none) with flags and dates.
     States: authenticated, selected.
-    RFC 3501 6.3.11, RFC 3502, RFC 4315 (UIDPLUS)."""
-    if len(cmd.args) < 2 or not isinstance(cmd.args[-1], bytes):
+    RFC 3501 6.3.11, RFC 3502, RFC 4315 (UIDPLUS), RFC 4469 (CATENATE)."""
+    if len(cmd.args) < 2 or not isinstance(cmd.args[-1], (bytes, list)):
         raise R.APPEND_ARGS.error()
     name = mailbox_name(cmd.args[0])
     messages = append_messages(cmd.args[1:])
     handler = session.server.handler
+    if any(isinstance(data, catenate.Parts) for data, _, _ in messages):
+        try:
+            handler.check_append_target(session.account.address, name)
+        except NoSuchFolder:
+            raise R.TRYCREATE.error() from None
+        limit = session.server.limits.message_size
+        messages = [(catenate.assemble(session, data, limit) if isinstance(data, catenate.Parts) else data,
+                     names, date) for data, names, date in messages]
     try:
         if len(messages) == 1:
             validity, uid = handler.append(session.account.address, name, *messages[0])
@@ -238,8 +246,17 @@ def append_messages(args):
     allows.  Nothing is stored when one of them is wrong."""
     out, flags, date = [], None, None
     last = len(args) - 1
+    catenated = set()                   # indexes of lists that are CATENATE's parts
     for i, tok in enumerate(args):
-        if isinstance(tok, Literal) or (i == last and isinstance(tok, bytes) and not out):
+        if i in catenated:
+            continue
+        if isinstance(tok, Atom) and tok.upper() == "CATENATE" and i < last and isinstance(args[i + 1], list):
+            # RFC 4469: the message is made of these parts when the command runs
+            names = [f for f in (flags or []) if f.lower() != "\\recent"]
+            out.append((catenate.Parts(catenate.parse_parts(args[i + 1])), names, date))
+            catenated.add(i + 1)
+            flags, date = None, None
+        elif isinstance(tok, Literal) or (i == last and isinstance(tok, bytes) and not out):
             if not tok:
                 raise R.EMPTY_MESSAGE.error()
             if isinstance(tok, Literal8):

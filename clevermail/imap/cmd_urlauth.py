@@ -115,7 +115,7 @@ def _fetch(session, text, params):
         return b"NIL"
     pm, nums, section_text, fields, partial = found
     if params is None:
-        return binary.literal(_cut(mime.section(pm, nums, section_text, fields), partial))
+        return binary.literal(section_bytes(found))
     out = []
     for name in (p for p in _PARAMS if p in params):
         if name == "BODYPARTSTRUCTURE":
@@ -130,7 +130,7 @@ def _fetch(session, text, params):
                 data = None
             out.append(b"BINARY " + (b"NIL" if data is None else binary.literal(_cut(data, partial))))
         else:
-            out.append(b"BODY " + binary.literal(_cut(mime.section(pm, nums, section_text, fields), partial)))
+            out.append(b"BODY " + binary.literal(section_bytes(found)))
     return b"(" + b" ".join(out) + b")"
 
 
@@ -139,23 +139,43 @@ def _resolve(session, text):
     that verifies for this session, else None."""
     try:
         url = parse_url(text)
-        section = parse_section(url.section) if url.section else ((), None, ())
-    except (UrlError, IMAPBad):
+    except UrlError:
         return None
-    if url.access is None or url.token is None or url.mechanism.upper() != MECHANISM:
-        return None
-    if url.expire is not None and url.expire <= datetime.datetime.now(datetime.timezone.utc):
-        return None
-    if not _allowed(url.access, session.account.address):
-        return None
-    handler, name = session.server.handler, _folder_name(url.mailbox)
+    return read_part(session, url.owner, url) if verified_for(session, url) else None
+
+
+def read_part(session, owner, url):
+    """What `url` (an ImapUrl) names in `owner`'s mailboxes, as (parsed message, part
+    numbers, section text, header names, partial); None when it is gone or malformed.
+    The caller has checked that the session may read it."""
     try:
-        if not handler.verify_url(url.owner, name, url.rump, url.token):
-            return None
-        raw = handler.read_url_message(url.owner, name, url.uid, url.uidvalidity)
-    except (MessageGone, NoSuchFolder, FileNotFoundError, ValueError):
+        section = parse_section(url.section) if url.section else ((), None, ())
+        raw = session.server.handler.read_url_message(owner, _folder_name(url.mailbox), url.uid,
+                                                      url.uidvalidity)
+    except (IMAPBad, MessageGone, NoSuchFolder, FileNotFoundError, ValueError):
         return None
     return (mime.parse(raw), *section, url.partial)
+
+
+def section_bytes(found):
+    """The bytes of a read_part() result: its section, cut to its partial."""
+    pm, nums, text, fields, partial = found
+    return _cut(mime.section(pm, nums, text, fields), partial)
+
+
+def verified_for(session, url):
+    """True when an absolute URL carrying URLAUTH authorizes this session (URLFETCH's
+    rules: a valid token of the owner's key, not expired, the access identifier)."""
+    if url.access is None or url.token is None or url.mechanism.upper() != MECHANISM:
+        return False
+    if url.expire is not None and url.expire <= datetime.datetime.now(datetime.timezone.utc):
+        return False
+    if not _allowed(url.access, session.account.address):
+        return False
+    try:
+        return session.server.handler.verify_url(url.owner, _folder_name(url.mailbox), url.rump, url.token)
+    except (NoSuchFolder, FileNotFoundError, ValueError):
+        return False
 
 
 def _allowed(access, address):

@@ -111,10 +111,15 @@ class IMAPFileHandler:
 
     def append(self, address, name, data, flag_names, date):
         """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID."""
+        self.check_append_target(address, name)
+        return append_message(self.store, address, name, data, flag_names, date)
+
+    def check_append_target(self, address, name):
+        """InvalidName for a name that can be no folder, NoSuchFolder (TRYCREATE) for
+        one that does not exist: before a CATENATE reads its URLs (RFC 4469 5)."""
         self.store.folder_path(address, name)   # InvalidName, not "does not exist" (TRYCREATE)
         if not self.store.folder_exists(address, name):
             raise NoSuchFolder(name)
-        return append_message(self.store, address, name, data, flag_names, date)
 
     # -- URLAUTH (RFC 4467): keys stay in the store, only signatures come out ----------
     def sign_url(self, address, name, rump):
