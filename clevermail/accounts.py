@@ -4,6 +4,12 @@ users.ini is a configobj file with one section per account, named by its address
 
     [alice@example.test]
     password = scrypt$16384$8$1$<salt b64>$<hash b64>
+    quota_storage = 1073741824      # optional: bytes, or "none" (no limit)
+    quota_messages = none           # optional: messages, or "none"
+
+The quota keys are the user's own mailbox limits (store/quota.py); a key that is
+absent means the configured default ([quota]), and "none" no limit whatever the
+default says.  `clevermail user quota` writes them.
 
 Passwords are stored only as salted scrypt hashes whose parameters travel inside the
 string, so they can be raised later without breaking old entries.  Verification is
@@ -35,6 +41,10 @@ from .durable import atomic_write
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 _LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*=?^_`{|}~-]+)*$")
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+QUOTA_KEYS = ("quota_storage", "quota_messages")
+UNSET = "default"           # a per-user quota value that is not set: the default applies
 
 
 class AccountError(ValueError):
@@ -169,6 +179,7 @@ class AccountStore:
         self.domains = [_config_domain(d) for d in domains]
         self._lock = threading.Lock()
         self._loaded = (None, {})       # (file stamp, {address: hash}), replaced whole
+        self._quotas = {}               # address -> (storage, messages), set with _loaded
         # Successful verifications, keyed by an HMAC of address+password under a key
         # that lives only in this process: a client that logs in often (IDLE
         # reconnects, POP3 polling) costs one scrypt per process, not one per login.
@@ -223,7 +234,7 @@ class AccountStore:
 
     def _load(self, stamp):
         """Read the file seen with `stamp`; called under self._lock."""
-        hashes = {}
+        hashes, quotas = {}, {}
         if stamp is not None:
             try:
                 cfg = ConfigObj(self.path, encoding="utf-8", list_values=False)
@@ -236,10 +247,15 @@ class AccountStore:
             for section in cfg.sections:
                 pw = cfg[section].get("password", "")
                 try:
-                    hashes[self.canonical(section)] = pw
+                    address = self.canonical(section)
                 except AccountError:
                     continue  # a hand-edited bad entry must not take the others down
-        self._loaded = (stamp, hashes)
+                hashes[address] = pw
+                values = tuple(_quota_value(cfg[section].get(key)) for key in QUOTA_KEYS)
+                if values != (UNSET, UNSET):
+                    quotas[address] = values
+        self._quotas = quotas           # before _loaded: a reader that sees the new
+        self._loaded = (stamp, hashes)  # accounts sees their quotas
 
     def lookup(self, address):
         """The Account for an address (case-insensitive, U- or A-label domain; '+detail'
@@ -263,6 +279,12 @@ class AccountStore:
 
     def list(self):
         return sorted(self._accounts())
+
+    def quota_of(self, address):
+        """The per-user quota values of a canonical address as (storage bytes,
+        messages): an int, None for no limit, or UNSET where the default applies."""
+        self._accounts()                # reloaded if users.ini changed
+        return self._quotas.get(address, (UNSET, UNSET))
 
     def first(self):
         """The first account in users.ini order (the default postmaster), or None."""
@@ -308,6 +330,25 @@ class AccountStore:
             section = self._find(cfg, address)
             cfg[section]["password"] = hash_password(password)
 
+    def set_quota(self, name, **values):
+        """Write the per-user quota of an account: `storage=` (bytes) and/or
+        `messages=`, each an int, None (no limit) or UNSET (the key removed: the
+        default applies); a resource not given stays as it is."""
+        address = self.canonical(name)
+        keys = dict(zip(("storage", "messages"), QUOTA_KEYS))
+        for resource, value in values.items():
+            if resource not in keys:
+                raise AccountError(f"no quota resource {resource!r}")
+            if not (value is None or value == UNSET or (type(value) is int and value >= 0)):
+                raise AccountError(f"invalid {resource} quota {value!r}")
+        with self._edit() as cfg:
+            section = cfg[self._find(cfg, address)]
+            for resource, value in values.items():
+                if value == UNSET:
+                    section.pop(keys[resource], None)
+                else:
+                    section[keys[resource]] = "none" if value is None else str(value)
+
     def remove(self, name):
         address = self.canonical(name)
         with self._edit() as cfg:
@@ -328,6 +369,17 @@ class AccountStore:
 
     def _edit(self):
         return _LockedEdit(self)
+
+
+def _quota_value(text):
+    """A users.ini quota value: digits -> int, "none" -> None, absent or anything
+    else (a hand edit gone wrong) -> UNSET, so the configured default applies."""
+    if text is None:
+        return UNSET
+    text = str(text).strip().lower()
+    if text == "none":
+        return None
+    return int(text) if text.isdigit() else UNSET
 
 
 class _LockedEdit:

@@ -32,6 +32,7 @@ from .inbound.defence import SpamSettings
 from .netbase import Limits, SessionPolicy
 from .privileges import check_names
 from .relay.settings import RelaySettings
+from .store.quota import QuotaLimits, parse_messages, parse_storage
 from .settings import (DkimSettings, Listener, LoginSettings, MetricsSettings, SenderSettings,
                        ServerSettings, Settings)
 
@@ -142,6 +143,11 @@ send_as = send_as_list(default=list())
 # Messages and recipients one authenticated user may send per hour (0 = no limit); past them 450 4.7.1.
 messages_per_hour = integer(min=0, default=500)
 recipients_per_hour = integer(min=0, default=2000)
+
+[quota]
+# Default mailbox quota of every account (store/quota.py): bytes (or 500M, 2G...) and messages over all its folders; "none" = no limit. Per-user values: `clevermail user quota`.
+storage = quota_storage(default='none')
+messages = quota_messages(default='none')
 
 [limits]
 # Largest message accepted (bytes), advertised as SMTP SIZE and used as the IMAP literal limit.
@@ -379,7 +385,19 @@ def _fingerprint(value):
     return text
 
 
-CHECKS = {"listen_list": _listen_list, "hostport": _hostport, "listen_hostport": _listen_hostport,
+def _quota_check(parse):
+    def check(value):
+        if not isinstance(value, str):
+            raise _Invalid("one value is needed, not a list")
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise _Invalid(str(exc)) from None
+    return check
+
+
+CHECKS = {"quota_storage": _quota_check(parse_storage), "quota_messages": _quota_check(parse_messages),
+          "listen_list": _listen_list, "hostport": _hostport, "listen_hostport": _listen_hostport,
           "nameserver_list": _nameserver_list, "cidr_list": _cidr_list,
           "send_as_list": _send_as_list, "fingerprint": _fingerprint}
 
@@ -585,6 +603,7 @@ def settings_from(conf):
         metrics=MetricsSettings(listen=conf["metrics"]["listen"],
                                 allow_remote=conf["metrics"]["allow_remote"]),
         dkim=DkimSettings(sign=conf["dkim"]["sign"]),
+        quota=QuotaLimits(storage=conf["quota"]["storage"], messages=conf["quota"]["messages"]),
     )
 
 

@@ -59,6 +59,7 @@ from .sieve.deliver import SieveFilter
 from .sieve.interp import MAX_REDIRECTS
 from .srs import SRS, SRSError, load_secret
 from .store import MailStore
+from .store.quota import user_limits
 from .tls_context import CHECK_INTERVAL, ServerContext
 
 log = logging.getLogger("clevermail.service")
@@ -90,7 +91,7 @@ RESTART_RELAY_KEYS = {"concurrency": "concurrency", "nameservers": "nameservers"
 SERVER_SECTION = {"certificate": "tls", "key": "tls"}
 # Settings layers reload() knows; another layer that changed is named as needing a restart.
 RELOADED_LAYERS = frozenset({"source", "server", "limits", "policy", "login", "relay", "listeners",
-                             "senders", "inbound", "spam"})
+                             "senders", "inbound", "spam", "quota"})
 
 
 class StartupError(Exception):
@@ -182,6 +183,8 @@ class MailService:
         server = settings.server
         self.store = MailStore(server.data_dir)
         self.accounts = self._make_accounts(settings)
+        # mailbox quotas: users.ini's per-user values over [quota], both read live
+        self.store.quota.limits = self.quota_limits
         self.aliases = AliasStore(server.aliases_file, server.domains)
         try:
             srs = SRS(load_secret(server.data_dir), domain_to_ascii(server.srs_domain or server.domains[0]))
@@ -244,6 +247,11 @@ class MailService:
             is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
             metrics=self.metrics,
             sign_report=self.signer.sign_report if self.signer else None)
+
+    def quota_limits(self, address):
+        """The QuotaLimits of an account: its own values in users.ini where set, else
+        the [quota] default of the settings in force (a reload swaps them)."""
+        return user_limits(self.accounts.quota_of(address), self.settings.quota)
 
     def _bind_metrics(self):
         """The /metrics listener, bound now so that a taken port stops the start (after

@@ -14,6 +14,7 @@ from .inbound.checks import InboundPolicy
 from .inbound.defence import SpamSettings
 from .netbase import Limits, SessionPolicy
 from .relay.settings import RelaySettings
+from .store.quota import QuotaLimits
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,4 @@ class Settings:
     metrics: MetricsSettings = MetricsSettings()
     spam: SpamSettings = SpamSettings()
     dkim: DkimSettings = DkimSettings()
+    quota: QuotaLimits = QuotaLimits()  # [quota]: the default mailbox limits (store/quota.py)

@@ -154,9 +154,98 @@ def user_del(ctx, name, keep_mail, yes):
 
 
 @user.command("list")
+@click.option("--quota", "with_quota", is_flag=True, help="Show each account's quota and usage too.")
 @config_option
 @click.pass_context
-def user_list(ctx):
+def user_list(ctx, with_quota):
     """List accounts."""
-    for address in account_store(load_settings(ctx)).list():
-        click.echo(address)
+    settings = load_settings(ctx)
+    accounts = account_store(settings)
+    store = _open_store(ctx, settings) if with_quota else None
+    for address in accounts.list():
+        if with_quota:
+            click.echo(f"{address}\t{_quota_text(settings, accounts, store, address)}")
+        else:
+            click.echo(address)
+
+
+# -- quota ---------------------------------------------------------------------------
+def _quota_text(settings, accounts, store, address):
+    """'storage 12M of 1G (from the default), messages 40 of none (own)' for one account."""
+    from ..store.quota import format_messages, format_storage, user_limits
+
+    own = accounts.quota_of(address)
+    limits = user_limits(own, settings.quota)
+    usage = store.quota.usage(address) if store is not None else None
+    parts = []
+    for i, (name, fmt) in enumerate((("storage", format_storage), ("messages", format_messages))):
+        used = f"{usage[i]} used, " if usage is not None else ""
+        origin = "default" if isinstance(own[i], str) else "own"
+        parts.append(f"{name} {used}limit {fmt(limits[i])} ({origin})")
+    return "; ".join(parts)
+
+
+@user.command("quota")
+@click.argument("name")
+@click.option("--storage", help="Storage limit: bytes or a size like 500M, 1G; 'none' = no limit.")
+@click.option("--messages", help="Message limit: a number; 'none' = no limit.")
+@click.option("--none", "no_limit", is_flag=True, help="No limit at all for this account.")
+@click.option("--default", "use_default", is_flag=True,
+              help="Drop the account's own values: the [quota] defaults apply.")
+@config_option
+@click.pass_context
+def user_quota(ctx, name, storage, messages, no_limit, use_default):
+    """Show or set an account's mailbox quota (storage and messages over all its
+    folders); without options, show it with the current usage."""
+    from ..accounts import UNSET
+    from ..store.quota import parse_messages, parse_storage
+
+    settings = load_settings(ctx)
+    accounts = account_store(settings)
+    values = {}
+    try:
+        address = accounts.canonical(name)
+        if accounts.lookup(address) is None:
+            raise AccountError(f"no such account: {address}")
+        if no_limit + use_default + (storage is not None or messages is not None) > 1:
+            raise AccountError("give --none, --default, or --storage/--messages")
+        if no_limit or use_default:
+            value = None if no_limit else UNSET
+            values = {"storage": value, "messages": value}
+        try:
+            if storage is not None:
+                values["storage"] = parse_storage(storage)
+            if messages is not None:
+                values["messages"] = parse_messages(messages)
+        except ValueError as exc:
+            raise AccountError(str(exc)) from None
+        if values:
+            accounts.set_quota(address, **values)
+    except AccountError as exc:
+        _fail(ctx, exc)
+    except OSError as exc:
+        _fail(ctx, f"cannot write the users file {settings.server.users_file}: {_os_error(exc)}")
+    if values:
+        record(settings, "user quota", "%s: quota set (%s)", address,
+               ", ".join(f"{k} {v}" for k, v in values.items()))
+    click.echo(f"{address}: {_quota_text(settings, accounts, _open_store(ctx, settings), address)}")
+
+
+@user.command("show")
+@click.argument("name")
+@config_option
+@click.pass_context
+def user_show(ctx, name):
+    """Show an account: its address, its mailbox quota and what it uses."""
+    settings = load_settings(ctx)
+    accounts = account_store(settings)
+    try:
+        address = accounts.canonical(name)
+        if accounts.lookup(address) is None:
+            raise AccountError(f"no such account: {address}")
+    except AccountError as exc:
+        _fail(ctx, exc)
+    store = _open_store(ctx, settings)
+    click.echo(f"address: {address}")
+    click.echo(f"mailbox: {store.user_root(address)}")
+    click.echo(f"quota: {_quota_text(settings, accounts, store, address)}")

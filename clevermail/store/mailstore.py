@@ -8,6 +8,7 @@ that each own one job and gives them the names the call sites use:
     tree.py           list, create, delete, rename folders
     subscriptions.py  subscribed names
     watch.py          changes by other processes reach open folders (inotify)
+    quota.py          per-user limits and the usage counted from file names
 
 Protocol-neutral: file handlers (smtp/pop3/imap handler.py) call it and turn its
 errors into replies.
@@ -17,6 +18,7 @@ import os
 
 from .delivery import Delivery
 from .folders import KEEP_UNUSED_FOLDERS, FolderCache
+from .quota import Quotas
 from .subscriptions import Subscriptions
 from .tree import FolderTree
 from .users import SPECIAL_USE, UserDirs
@@ -34,6 +36,8 @@ class MailStore:
         self.folders = FolderCache(self.users)
         self.delivery = Delivery(self.users, self.folders)
         self.tree = FolderTree(self.users, self.folders, self.subs)
+        # limits: the service sets quota.limits (address -> QuotaLimits); none by default
+        self.quota = Quotas(self.users)
 
     # -- users -----------------------------------------------------------------------
     def user_root(self, address):
