@@ -17,7 +17,8 @@ connection per domain, or all to the smarthost), records per-recipient results
 failed at arrival + queue_lifetime; 5xx failed), sends the owed bounce (one per
 message and pass, RFC 3464; never for an empty sender: to a local sender through
 local_deliver (SMTPFileHandler.deliver_queued: accounts resolved as RCPT does; a
-LookupError means no such account: 550 5.1.1, or a report dropped and logged) with a
+LookupError means no such account: 550 5.1.1, or a report dropped and logged; an
+OverQuota (store/quota.py) a full mailbox: 452 4.2.2, retried, or 552 5.2.2) with a
 null sender; else, or if that fails, queued with an empty sender), optionally a
 delay warning, and removes the entry once nothing is left. Several threads keep one
 slow or dead domain (30 s connect timeouts) from holding up the rest of the queue.
@@ -57,6 +58,7 @@ from clevermail.relay.reports import Reports
 from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
                                        report_recipients, warning_due)
 from clevermail.relay.settings import RelaySettings
+from clevermail.store.quota import OverQuota
 
 __all__ = ["JITTER", "MIN_GAP", "REPORT_RETRY", "RelayWorker"]
 
@@ -392,6 +394,14 @@ class RelayWorker:
             # a local domain without this account: as RCPT TO would answer, for good
             self.log.info("%s: no local mailbox for <%s>", qid, address)
             return Result(550, "5.1.1 no such user here", "local")
+        except OverQuota as e:
+            # a full mailbox is a temporary failure (RFC 3463 X.2.2): retried on the
+            # schedule, bounced after queue_lifetime; a message larger than the
+            # quota never fits: bounced now
+            self.log.info("%s: <%s> over quota: %s", qid, address, e)
+            if e.permanent:
+                return Result(552, "5.2.2 mailbox full: the message is larger than the quota", "local")
+            return Result(452, "4.2.2 mailbox full", "local")
         except Exception as e:
             self.log.exception("%s: local delivery to <%s> failed", qid, address)
             self.metrics.store_error("relay_local_delivery")

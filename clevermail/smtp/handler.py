@@ -9,6 +9,20 @@ one fsynced file hard-linked into each INBOX's tmp/, with Return-Path) and the r
 queue entry (RelayQueue.prepare) are written
 first; only when all are prepared is anything committed, and any failure aborts
 everything, including parts already committed.
+
+Mailbox quotas (store/quota.py) are asked twice.  At RCPT, with the size declared
+in MAIL FROM (or 0: "is there room at all"), a recipient all of whose mailboxes are
+over quota is refused: MailboxFull, 452 4.2.2, or 552 5.2.2 when the message alone
+is larger than the quota.  After DATA the size is known: when every copy would be
+refused the whole message is (one reply for all), and otherwise the message is
+accepted, and the copies of the mailboxes it would take over quota go into the
+relay queue instead of the mailbox.  The relay worker delivers them through
+deliver_queued as soon as there is room (a full mailbox is a temporary failure,
+RFC 3463 X.2.2, retried on the queue's schedule) and bounces them through the
+queue's report path, for good when the message can never fit or when
+queue_lifetime has passed.  This is what Postfix in front of Dovecot does with an
+over-quota LMTP recipient (deferred, then bounced), without a second reply code
+after DATA that SMTP does not have.
 """
 
 import logging
@@ -19,6 +33,7 @@ from ..dsn import SUCCESS, wants
 from ..metrics import NO_METRICS
 from ..routing import Router
 from ..store.api import LocalDelivery
+from ..store.delivery import return_path
 from .message import new_queue_id, submission_fixups
 from .send_quota import SendQuota
 from .sender_identity import SenderIdentity
@@ -51,6 +66,17 @@ class BadSRS(RecipientError):
 
 class AliasTooBig(RecipientError):
     """An alias that expands deeper or wider than the bounds (routing.py)."""
+
+
+class MailboxFull(RecipientError):
+    """Every mailbox of the recipient(s) is over quota (store.quota.OverQuota):
+    `permanent` when the message alone is larger than every such quota (552 5.2.2),
+    else the mailbox is full for now (452 4.2.2)."""
+
+    def __init__(self, address, refusals):
+        self.refusals = list(refusals)
+        self.permanent = all(r.permanent for r in self.refusals)
+        super().__init__(f"{address}: " + "; ".join(str(r) for r in self.refusals))
 
 
 class DeliveryFailed(Exception):
@@ -113,12 +139,14 @@ class SMTPFileHandler:
     def default_domain(self):
         return self.accounts.domains[0]
 
-    def resolve_recipient(self, address, may_relay):
+    def resolve_recipient(self, address, may_relay, size=None):
         """A Recipient for `address` (routing.py: accounts, aliases, role addresses,
         catch-all, SRS bounces), or BadDomain / NoSuchUser / BadSRS / AliasTooBig /
         RelayDenied.  Other domains only when `may_relay` (an authenticated or
         trusted client): never an open relay.  An alias's external targets and an SRS
-        bounce are forwarded whoever the client is: the address is ours."""
+        bounce are forwarded whoever the client is: the address is ours.
+        With a `size` (RCPT: the declared SIZE, or 0), MailboxFull when no mailbox
+        of the recipient has room for it."""
         try:
             route = self.router.resolve(address)
         except routing.NoSuchAddress:
@@ -131,7 +159,35 @@ class SMTPFileHandler:
             raise AliasTooBig(str(exc)) from None
         if route.external and not route.forwarded and not may_relay:
             raise RelayDenied(address)
+        if size is not None and route.accounts and not route.external:
+            over = self._over_quota(route.accounts, size)
+            if len(over) == len(route.accounts):
+                raise MailboxFull(address, over.values())
         return Recipient.routed(address, route)
+
+    def _over_quota(self, accounts, size):
+        """{account: OverQuota} of the `accounts` a message of `size` disk bytes
+        would take over their quota."""
+        quota = self.store.quota
+        over = {}
+        for account in accounts:
+            refused = quota.refusal(account, size)
+            if refused is not None:
+                over[account] = refused
+        return over
+
+    def _room(self, sender, local, others, parts):
+        """(accounts with room, accounts over quota) for a message made of `parts`
+        as stored (Return-Path first, LF line ends); MailboxFull when no copy at all
+        (`others`: the relayed and forwarded copies) would be stored."""
+        if not local:
+            return local, []
+        stored = (return_path(sender),) + parts
+        size = sum(map(len, stored)) - sum(p.count(b"\n") for p in stored)
+        over = self._over_quota(local, size)
+        if over and len(over) == len(local) and not others:
+            raise MailboxFull(", ".join(over), over.values())
+        return [a for a in local if a not in over], list(over)
 
     def deliver_queued(self, sender, addresses, data):
         """Final delivery of queued mail for local recipients: a queued recipient
@@ -145,6 +201,11 @@ class SMTPFileHandler:
         anything is stored."""
         recipients = [self.resolve_recipient(address, may_relay=False) for address in addresses]
         accounts, _, forwards = self._split(recipients)
+        try:
+            accounts, deferred = self._room(sender, accounts, forwards, (data,))
+        except MailboxFull as exc:
+            # the worker's answer: 452 4.2.2 (retried) or 552 5.2.2 (bounced)
+            raise min(exc.refusals, key=lambda r: r.permanent) from None
         pending = []
         try:
             plain, filtered = self._filtered(accounts)
@@ -156,6 +217,10 @@ class SMTPFileHandler:
                 pending.append(self.queue.prepare(self._forward_sender(sender), forwards, data,
                                                   new_queue_id()))
             pending += queued
+            if deferred:
+                # an alias whose other mailboxes got their copy: the full ones wait in
+                # a queue entry of their own
+                pending.append(self.queue.prepare(sender, deferred, data, new_queue_id()))
             for p in pending:
                 p.commit()
             self.metrics.local_delivered(len(accounts))
@@ -190,9 +255,11 @@ class SMTPFileHandler:
         are kept in the queue entries for the relay; a local recipient with
         NOTIFY=SUCCESS gets its success report queued.  Returns when every
         copy and the queue entry are fsynced and committed; raises DeliveryFailed
-        (with nothing stored) otherwise."""
+        (with nothing stored) otherwise, or MailboxFull when every copy is over
+        quota (module docstring: copies over quota beside others are queued)."""
         local, remote, forwards = self._split(recipients)
         dsn = {"ret": ret, "envid": envid, "dsn": self._dsn_requests(recipients)}
+        local, deferred = self._room(sender, local, remote or forwards, (trace, data))
         pending = []
         try:
             plain, filtered = self._filtered(local)
@@ -218,6 +285,12 @@ class SMTPFileHandler:
                                                   trace + data, queue_id,
                                                   requiretls=requiretls, **dsn))
             pending += queued
+            if deferred:
+                # mailboxes over quota: delivered by the relay worker when there is
+                # room, bounced when there never is (module docstring)
+                log.info("%s: over quota, queued for later delivery: %s", queue_id, ", ".join(deferred))
+                pending.append(self.queue.prepare(sender, deferred, trace + data, queue_id,
+                                                  requiretls=requiretls, **dsn))
             # Mailboxes first, the queue last: a committed queue entry wakes the relay
             # worker, which must never send what a later failure would take back.
             for p in pending:
@@ -235,7 +308,7 @@ class SMTPFileHandler:
                 log.info("id=%s delivered to <%s> path=%s", queue_id, account, path,
                          extra={"queue_id": queue_id})
         self._report_success(sender, recipients, trace + data, queue_id, envid)
-        return len(local), len(remote) + len(forwards)
+        return len(local), len(remote) + len(forwards) + len(deferred)
 
     def _filtered(self, accounts):
         """(accounts delivered as they are, accounts with an active Sieve script)."""

@@ -97,6 +97,8 @@ R450_MESSAGE_RATE = Reply(450, "4.7.1", "Too much mail from your address, try ag
 R451_INTERNAL = Reply(451, "4.3.0", "Internal error, try again later", counts=False)
 R451_DELIVERY = Reply(451, "4.3.0", "Message not stored (local error), try again later", counts=False)
 R452_TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients", counts=False)
+# RFC 3463 X.2.2: over the mailbox quota (store/quota.py); the user can make room
+R452_MAILBOX_FULL = Reply(452, "4.2.2", "Mailbox full, try again later", counts=False)
 R451_AUTH_DNS = Reply(451, "4.4.3", "Cannot authenticate the message now ({}), try again later", counts=False)
 R450_SEND_LIMIT = Reply(450, "4.7.1", "Sending limit reached ({}), try again later", counts=False)
 
@@ -148,6 +150,7 @@ R550_LOCAL_SENDER_NEEDS_AUTH = Reply(550, "5.7.1", "Sender address in a local do
 R550_FROM_NOT_OWNED = Reply(550, "5.7.1", "From: header address not owned by user {}")
 R553_SENDER_NOT_OWNED = Reply(553, "5.7.1", "Sender address not owned by user {}")
 R552_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+R552_MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full: the message is larger than the mailbox quota", counts=False)
 R553_UTF8_NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
 R554_DNSBL = Reply(554, "5.7.1", "Client address {} blocked by {}: {}")
 R554_PREGREET = Reply(554, "5.5.1", "Protocol error: talking before the greeting")

@@ -31,7 +31,8 @@ from ..line_session import LineSession, SessionClosed
 from ..wire import DataTooLarge
 from . import auth, message, parser
 from . import replies as R
-from .handler import AliasTooBig, BadDomain, BadSRS, DeliveryFailed, NoSuchUser, RelayDenied
+from .handler import (AliasTooBig, BadDomain, BadSRS, DeliveryFailed, MailboxFull, NoSuchUser,
+                      RelayDenied)
 from .policy import Policy
 from .replies import SMTPReplyError
 from .states import (ANY, BDAT, INIT, MAIL, MAY_BDAT, MAY_DATA, MAY_MAIL, MAY_RCPT,
@@ -60,6 +61,8 @@ REFUSAL_REASONS = {
     (550, "5.4.6"): "loop",             # an alias that expands too far
     (554, "5.4.6"): "loop",             # too many Received hops
     (451, "4.3.0"): "local_error",      # nothing stored
+    (452, "4.2.2"): "mailbox_full",     # over quota (store/quota.py)
+    (552, "5.2.2"): "mailbox_full",     # larger than the quota
 }
 
 
@@ -94,6 +97,7 @@ class SMTPSession(LineSession):
         self.ret = self.envid = None        # DSN (RFC 3461 4.3, 4.4)
         self.chunks = []
         self.chunk_size = 0
+        self.declared_size = 0          # MAIL FROM's SIZE= (RFC 1870), for the quota check
         self.state = READY if self.helo is not None else INIT
 
     # -- LineSession hooks -------------------------------------------------------
@@ -211,9 +215,11 @@ class SMTPSession(LineSession):
         sender, params = parser.parse_mail(arg)
         smtputf8 = requiretls = False
         ret = envid = None
+        declared_size = 0
         for key, value in params.items():
             if key == "SIZE":
-                if parser.parse_size(value) > self.server.limits.message_size:
+                declared_size = parser.parse_size(value)
+                if declared_size > self.server.limits.message_size:
                     raise SMTPReplyError(R.R552_TOO_BIG)
             elif key == "BODY":
                 if value is None or value.upper() not in ("7BIT", "8BITMIME"):
@@ -239,6 +245,7 @@ class SMTPSession(LineSession):
         self.smtputf8 = smtputf8
         self.requiretls = requiretls
         self.ret, self.envid = ret, envid
+        self.declared_size = declared_size
         self.state = MAIL
         self.send(R.R250_SENDER_OK.wire)
 
@@ -257,7 +264,10 @@ class SMTPSession(LineSession):
             self.policy.check_quota(self.auth_user, len(self.recipients) + 1)
         may_relay = self.auth_user is not None or self.trusted
         try:
-            rcpt = self.server.handler.resolve_recipient(address, may_relay)
+            rcpt = self.server.handler.resolve_recipient(address, may_relay, size=self.declared_size)
+        except MailboxFull as exc:
+            self.log.info("recipient <%s> refused: %s (from=<%s>)", address, exc, self.sender)
+            raise SMTPReplyError(R.R552_MAILBOX_FULL if exc.permanent else R.R452_MAILBOX_FULL) from None
         except NoSuchUser:
             # the client only learns "no such user"; the log says which address and from whom
             self.log.info("recipient <%s> refused: no such user (from=<%s>)", address, self.sender)
@@ -345,6 +355,9 @@ class SMTPSession(LineSession):
             n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id,
                                                             folder=folder, requiretls=requiretls,
                                                             ret=ret, envid=envid)
+        except MailboxFull as exc:
+            self.log.info("refused id=%s from=<%s>: %s", queue_id, sender, exc)
+            raise SMTPReplyError(R.R552_MAILBOX_FULL if exc.permanent else R.R452_MAILBOX_FULL) from None
         except DeliveryFailed as exc:
             # the cause's traceback: a bug in the delivery path shows here, not as a
             # bare one-line 451 forever

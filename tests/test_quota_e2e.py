@@ -1,0 +1,110 @@
+"""End to end, mailbox quotas with a real MailService on loopback port 0: smtplib
+gets 452 4.2.2 at RCPT when the mailbox is full and 552 5.2.2 when the declared
+SIZE can never fit; an over-quota copy of a message with other recipients waits
+in the relay queue and is delivered once the quota is raised by another process
+(the CLI), or bounced to the sender when it can never fit."""
+
+import email
+import os
+import smtplib
+import subprocess
+import sys
+
+import pytest
+
+from clevermail.service import MailService
+from conftest import write_config
+from clevermail.config import load_config
+from fakes import ALICE, BOB, make_accounts
+from waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+BIG = b"Subject: filler\r\n\r\n" + (b"x" * 98 + b"\r\n") * 20   # 2000+ bytes, short lines
+
+
+@pytest.fixture
+def service(tmp_path, thread_guard):
+    path = write_config(tmp_path, relay={"interval": 0.2, "retry_schedule": [1]},
+                        server={"trusted_networks": ["127.0.0.1/32"]})
+    make_accounts(tmp_path / "users.ini")
+    svc = MailService(load_config(path)).start()
+    svc.config_path = path
+    yield svc
+    svc.stop()
+
+
+def cli(service, *args):
+    """`clevermail` in a process of its own, as an operator runs it."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-m", "clevermail", "--config", service.config_path, *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def smtp(service):
+    return smtplib.SMTP("127.0.0.1", service.port("smtp"), local_hostname="client.test", timeout=10)
+
+
+def send_unsized(service, sender, rcpts, data):
+    """MAIL without SIZE= (sendmail declares it): the size is known after DATA only."""
+    with smtp(service) as s:
+        s.ehlo()
+        assert s.mail(sender)[0] == 250
+        for rcpt in rcpts:
+            assert s.rcpt(rcpt)[0] == 250
+        return s.data(data)
+
+
+def messages(service, address, sub="new"):
+    root = service.store.ensure_user(address)
+    return [open(os.path.join(root, sub, n), "rb").read() for n in sorted(os.listdir(os.path.join(root, sub)))]
+
+
+def test_smtp_rcpt_refusals(service):
+    service.store.deliver_local("", [ALICE], BIG)
+    used = service.store.quota.usage(ALICE).storage
+    out = cli(service, "user", "quota", ALICE, "--storage", str(used))
+    assert f"storage {used} used, limit {used} (own)" in out
+    with smtp(service) as s:
+        s.ehlo()
+        s.mail("someone@remote.test")
+        assert s.rcpt(ALICE) == (452, b"4.2.2 Mailbox full, try again later")
+        assert s.rcpt(BOB)[0] == 250
+        s.rset()
+        s.mail("someone@remote.test", [f"SIZE={used + 1}"])
+        code, text = s.rcpt(ALICE)
+        assert (code, text[:6]) == (552, b"5.2.2 ")
+    cli(service, "user", "quota", ALICE, "--none")
+    with smtp(service) as s:
+        assert s.sendmail(BOB, [ALICE], BIG) == {}
+    assert len(messages(service, ALICE)) == 2
+
+
+def test_queued_copy_delivered_when_room_is_made(service):
+    service.store.deliver_local("", [ALICE], BIG)
+    used = service.store.quota.usage(ALICE).storage
+    # room for the message alone, not beside what is there; the sender is local: no
+    # report may leave for a domain the tests have no DNS for
+    cli(service, "user", "quota", ALICE, "--storage", str(used + 1000))
+    assert send_unsized(service, BOB, [ALICE, BOB], BIG)[0] == 250
+    assert len(messages(service, BOB)) == 1
+    assert len(messages(service, ALICE)) == 1      # its copy waits in the queue
+    assert wait_for(lambda: service.queue.list() and service.queue.list()[0].recipients[0].attempts >= 1,
+                    timeout=10)
+    assert len(messages(service, ALICE)) == 1      # tried, still full: deferred
+    cli(service, "user", "quota", ALICE, "--storage", "1M")
+    assert wait_for(lambda: len(messages(service, ALICE)) == 2, timeout=15)
+    assert wait_for(lambda: service.queue.list() == [], timeout=10)
+
+
+def test_copy_that_can_never_fit_is_bounced(service):
+    cli(service, "user", "quota", ALICE, "--storage", "1000")
+    assert send_unsized(service, BOB, [ALICE, BOB], BIG)[0] == 250
+    assert wait_for(lambda: len(messages(service, BOB)) == 2, timeout=15)
+    report = email.message_from_bytes(messages(service, BOB)[1])
+    assert report.get_content_type() == "multipart/report"
+    text = report.as_string()
+    assert f"Final-Recipient: rfc822; {ALICE}" in text and "5.2.2" in text
+    assert messages(service, ALICE) == []
