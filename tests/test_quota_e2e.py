@@ -2,9 +2,12 @@
 gets 452 4.2.2 at RCPT when the mailbox is full and 552 5.2.2 when the declared
 SIZE can never fit; an over-quota copy of a message with other recipients waits
 in the relay queue and is delivered once the quota is raised by another process
-(the CLI), or bounced to the sender when it can never fit."""
+(the CLI), or bounced to the sender when it can never fit.  imaplib and
+imapclient read GETQUOTAROOT/GETQUOTA after deliveries and changes by other
+processes, meet NO [OVERQUOTA] on APPEND and COPY, and read STATUS (SIZE)."""
 
 import email
+import imaplib
 import os
 import smtplib
 import subprocess
@@ -15,7 +18,7 @@ import pytest
 from clevermail.service import MailService
 from conftest import write_config
 from clevermail.config import load_config
-from fakes import ALICE, BOB, make_accounts
+from fakes import ALICE, BOB, PASSWORD, make_accounts
 from waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -108,3 +111,62 @@ def test_copy_that_can_never_fit_is_bounced(service):
     text = report.as_string()
     assert f"Final-Recipient: rfc822; {ALICE}" in text and "5.2.2" in text
     assert messages(service, ALICE) == []
+
+
+# -- IMAP ----------------------------------------------------------------------------------
+def imap(service):
+    client = imaplib.IMAP4("127.0.0.1", service.port("imap"), timeout=10)
+    client.login(ALICE, PASSWORD)
+    return client
+
+
+def test_imap_quota_after_deliveries_and_other_processes(service):
+    cli(service, "user", "quota", ALICE, "--storage", "100K", "--messages", "10")
+    with smtp(service) as s:
+        for _ in range(3):
+            s.sendmail(BOB, [ALICE], BIG)
+    u = service.store.quota.usage(ALICE)
+    assert u.messages == 3
+    client = imap(service)
+    try:
+        assert "QUOTA" in client.capabilities and "STATUS=SIZE" in client.capabilities
+        typ, data = client.getquotaroot("INBOX")
+        assert typ == "OK"
+        assert data == [[b'"INBOX" ""'], [f'"" (STORAGE {-(-u.storage // 1024)} 100 MESSAGE 3 10)'.encode()]]
+        # another process: the operator lowers the limit, a program drops a file in
+        cli(service, "user", "quota", ALICE, "--messages", "4")
+        root = service.store.user_root(ALICE)
+        with open(os.path.join(root, "new", "1700000000.P7.outside"), "wb") as f:
+            f.write(b"Subject: dropped in\n\n" + b"y" * 3000 + b"\n")
+        u = service.store.quota.usage(ALICE)
+        assert u.messages == 4
+        assert client.getquota('""') == ("OK", [f'"" (STORAGE {-(-u.storage // 1024)} 100 MESSAGE 4 4)'.encode()])
+        typ, data = client.append("INBOX", None, None, BIG)
+        assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]")
+        client.select("INBOX")
+        typ, data = client.copy("1", "Trash")
+        assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]")
+        typ, _ = client._simple_command("MOVE", "1:2", "Trash")
+        assert typ == "OK"                       # the same quota root: allowed
+        typ, data = client.status("Trash", "(MESSAGES SIZE)")
+        sizes = sum(os.path.getsize(os.path.join(root, ".Trash", "cur", n))
+                    for n in os.listdir(os.path.join(root, ".Trash", "cur")))
+        lf = sum(open(os.path.join(root, ".Trash", "cur", n), "rb").read().count(b"\n")
+                 for n in os.listdir(os.path.join(root, ".Trash", "cur")))
+        assert data == [f'"Trash" (MESSAGES 2 SIZE {sizes + lf})'.encode()]
+    finally:
+        client.logout()
+
+
+def test_imapclient_quota(service):
+    imapclient = pytest.importorskip("imapclient")
+    cli(service, "user", "quota", ALICE, "--storage", "1M")
+    service.store.deliver_local("", [ALICE], BIG)
+    with imapclient.IMAPClient("127.0.0.1", port=service.port("imap"), ssl=False, timeout=10) as c:
+        c.login(ALICE, PASSWORD)
+        roots, quotas = c.get_quota_root("INBOX")
+        assert roots.quota_roots == [""]
+        assert [(q.quota_root, q.resource, q.limit) for q in quotas] == [("", "STORAGE", 1024)]
+        assert quotas[0].usage == -(-service.store.quota.usage(ALICE).storage // 1024)
+        with pytest.raises(imapclient.exceptions.IMAPClientError, match="NOPERM"):
+            c.set_quota([imapclient.imapclient.Quota("", "STORAGE", 0, 10)])

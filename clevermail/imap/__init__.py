@@ -1,7 +1,8 @@
 """IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
 ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY), OBJECTID, COMPRESS=DEFLATE,
 CONDSTORE, QRESYNC, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, CATENATE, ESEARCH, SEARCHRES, SORT,
-SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT and THREAD=REFERENCES.
+SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT and THREAD=REFERENCES, QUOTA, STATUS=SIZE and
+APPENDLIMIT.
 
 states.py            the session states and the sets of them the command table uses
 replies.py           every status response as a named Reply (status, code, text), the
@@ -28,6 +29,8 @@ selected_mailbox.py  SelectedMailbox: a folder view's changes said in IMAP (EXPU
                      part of SELECT
 condstore.py         CONDSTORE/QRESYNC (RFC 7162) on the wire: SELECT parameters, FETCH
                      and STORE modifiers, VANISHED, the resync after a QRESYNC SELECT
+cmd_quota.py         QUOTA (RFC 9208), STATUS SIZE (RFC 8438), DELETED, DELETED-STORAGE,
+                     APPENDLIMIT (RFC 7889) and their capabilities
 names.py             mailbox names on the wire (mUTF-7, INBOX) and LIST patterns
 fetch.py, search.py  FETCH items and SEARCH keys: parsing and rendering/matching
 binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPENDs made

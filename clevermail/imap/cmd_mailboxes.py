@@ -18,6 +18,7 @@ from ..store.errors import NoSuchFolder
 from ..store.paths import SEPARATOR
 from . import binary, catenate
 from . import replies as R
+from . import cmd_quota as quota
 from . import utf7
 from .condstore import changed_fetches, select_params, vanished_earlier, vanished_line
 from .names import ListPattern, mailbox_name, wire_name
@@ -29,7 +30,8 @@ from .selected_mailbox import SelectedMailbox
 STATUS_ITEMS = {"MESSAGES": "messages", "RECENT": "recent", "UIDNEXT": "uidnext",
                 "UIDVALIDITY": "uidvalidity", "UNSEEN": "unseen",
                 "HIGHESTMODSEQ": "highestmodseq",     # RFC 7162 3.1.6
-                "MAILBOXID": None}                   # RFC 8474 4.3: asked of the handler
+                "MAILBOXID": None,                   # RFC 8474 4.3: asked of the handler
+                **quota.STATUS_ITEMS}    # SIZE, DELETED, DELETED-STORAGE, APPENDLIMIT
 # ENABLE (RFC 5161) of ours -> what it turns on (QRESYNC implies CONDSTORE, RFC 7162 3.2.3)
 ENABLES = {"CONDSTORE": ("CONDSTORE",), "QRESYNC": ("QRESYNC", "CONDSTORE")}
 
@@ -204,9 +206,14 @@ def status_line(session, name, items):
     STATUS and LIST-STATUS (RFC 5819) send it."""
     handler = session.server.handler
     status = handler.status(session.account.address, name)
-    body = " ".join(f"{item} ({handler.mailbox_id(session.account.address, name)})"
-                    if item == "MAILBOXID" else f"{item} {getattr(status, STATUS_ITEMS[item])}"
-                    for item in items)
+    extra = quota.status_values(session, name, items)       # sizes read only when asked
+
+    def value(item):
+        if item == "MAILBOXID":
+            return f"({handler.mailbox_id(session.account.address, name)})"
+        field = STATUS_ITEMS[item]
+        return extra[field] if field in extra else getattr(status, field)
+    body = " ".join(f"{item} {value(item)}" for item in items)
     return b"* STATUS %s (%s)\r\n" % (wire_name(name), body.encode())
 
 

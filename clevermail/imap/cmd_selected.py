@@ -319,7 +319,7 @@ def _copy(session, args, uid_mode, move):
     uids = [view.uid_at(s) for s in seqs]
     handler = session.server.handler
     try:
-        validity, pairs = handler.copy(view, uids, session.account.address, target)
+        validity, pairs = handler.copy(view, uids, session.account.address, target, move=move)
     except NoSuchFolder:
         raise R.TRYCREATE.error() from None
     code = ""

@@ -21,6 +21,7 @@ from ..store import FolderExists, NoSuchFolder
 from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
 from ..store.folder_ops import append_message, appending, folder_status, mailbox_id, read_by_uid
+from ..store.quota import folder_sizes
 from ..store.url_keys import UrlAuthKeys
 from ..store.view import FolderView, Message, ViewMode, close_view, open_view
 from .sortcache import SortCache, read_header
@@ -112,6 +113,8 @@ class IMAPFileHandler:
     def append(self, address, name, data, flag_names, date):
         """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID."""
         self.check_append_target(address, name)
+        # OverQuota (NO [OVERQUOTA]); stored with LF line ends, as the quota counts it
+        self.store.quota.check(address, len(data) - data.count(b"\r\n"))
         return append_message(self.store, address, name, data, flag_names, date)
 
     def check_append_target(self, address, name):
@@ -216,13 +219,34 @@ class IMAPFileHandler:
         """Remove `uids` whatever their flags (the second half of MOVE)."""
         return view.expunge(uids)
 
-    def copy(self, view: FolderView, uids, address, target_name):
+    def copy(self, view: FolderView, uids, address, target_name, move=False):
         """Copy `uids` of a view into `target_name` keeping flags (keywords are
-        re-mapped to the target's letters); returns (UIDVALIDITY, [(old, new)])."""
+        re-mapped to the target's letters); returns (UIDVALIDITY, [(old, new)]).
+        OverQuota when the copies would take the user over quota; not for `move`
+        (the first half of MOVE): the messages leave the user's other folder, so
+        the one quota root's usage does not grow (RFC 9208 4.3), and a full
+        mailbox can still move mail to Trash."""
         self.store.folder_path(address, target_name)   # InvalidName first
         if not self.store.folder_exists(address, target_name):
             raise NoSuchFolder(target_name)
+        if not move:
+            size, count = view.stored_size(uids)
+            if count:
+                self.store.quota.check(address, size, count)
         return view.copy_to(uids, self.store, address, target_name)
+
+    # -- quota (RFC 9208; cmd_quota.py) ------------------------------------------------
+    def quota(self, address, name=None):
+        """(Usage, QuotaLimits) of the user's one quota root: every folder.  `name`:
+        the mailbox asked about (GETQUOTAROOT; it need not exist, InvalidName when
+        it can be no folder)."""
+        if name is not None:
+            self.store.folder_path(address, name)
+        return self.store.quota.usage(address), self.store.quota.limits(address)
+
+    def folder_sizes(self, address, name):
+        """FolderSizes of a folder (STATUS SIZE, DELETED, DELETED-STORAGE)."""
+        return folder_sizes(self.store, address, name)
 
     def watch(self, view: FolderView, callback):
         """Have `callback()` called after every change of the view's folder (IDLE); it

@@ -13,6 +13,7 @@ import logging
 
 from .. import login
 from ..store.errors import FolderExists, InvalidName, MessageGone, NoSuchFolder
+from ..store.quota import OverQuota
 
 
 class IMAPError(Exception):
@@ -212,6 +213,8 @@ def store_error(exc):
         return INVALID_NAME.error(exc)
     if isinstance(exc, MessageGone):
         return MESSAGE_GONE.error()
+    if isinstance(exc, OverQuota):
+        return OVER_QUOTA.error()
     logging.getLogger("clevermail.imap").warning("store error: %s", exc)
     return STORAGE_ERROR.error()
 
@@ -229,3 +232,14 @@ def login_error(exc):
     if isinstance(exc, login.ResponseTooLong):
         return AUTH_RESPONSE_TOO_LONG.error()
     return BAD_SASL_PLAIN.error(exc)
+
+
+# -- QUOTA (RFC 9208; cmd_quota.py) ---------------------------------------------------------
+# 4.3: APPEND, COPY (and MOVE to another quota root) that would go over a limit
+OVER_QUOTA = Reply("NO", "OVERQUOTA", "Mailbox quota exceeded")
+NO_SUCH_QUOTA_ROOT = Reply("NO", "NONEXISTENT", "No such quota root (yours is \"\")")
+# without QUOTASET the limits are the administrator's (`clevermail user quota`)
+SETQUOTA_DENIED = Reply("NO", "NOPERM", "Quota limits are set by the administrator")
+GETQUOTA_ARGS = Reply("BAD", None, "GETQUOTA takes a quota root")
+GETQUOTAROOT_ARGS = Reply("BAD", None, "GETQUOTAROOT takes a mailbox name")
+SETQUOTA_ARGS = Reply("BAD", None, "SETQUOTA takes a quota root and a list of resource limits")

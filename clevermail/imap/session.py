@@ -20,7 +20,8 @@ cmd_urlauth.py) with URLAUTH=BINARY (RFC 5524), OBJECTID (RFC 8474), COMPRESS=DE
 are enabled: `enabled`), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819) in
 cmd_list.py, MULTIAPPEND (RFC 3502), CATENATE (RFC 4469, catenate.py), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), SORT
 and THREAD (RFC 5256), ESORT (RFC 5267), SORT=DISPLAY (RFC 5957), STARTTLS and
-LOGINDISABLED (RFC 3501); the searching commands are in cmd_search.py.
+LOGINDISABLED (RFC 3501); the searching commands are in cmd_search.py; QUOTA (RFC 9208),
+STATUS=SIZE (RFC 8438) and APPENDLIMIT (RFC 7889) in cmd_quota.py.
 """
 
 import socket
@@ -32,6 +33,7 @@ from ..store import StoreError
 from ..wire import LineTooLong
 from . import cmd_list as listing
 from . import cmd_mailboxes as mailboxes
+from . import cmd_quota as quota
 from . import cmd_search as searching
 from . import cmd_selected as selected
 from . import cmd_urlauth as urlauth
@@ -94,7 +96,7 @@ class IMAPSession(LineSession):
 
     # -- capabilities ----------------------------------------------------------------
     def capabilities(self):
-        caps = list(BASE_CAPS)
+        caps = list(BASE_CAPS) + quota.capabilities(self)
         if self.state == NOT_AUTH:
             if self.tls_available:
                 caps.append("STARTTLS")
@@ -408,6 +410,10 @@ class IMAPSession(LineSession):
         "UID MOVE": (selected.cmd_uid_move, SELECTED_ONLY),
         "UID EXPUNGE": (selected.cmd_uid_expunge, SELECTED_ONLY),
         "UID": (selected.cmd_uid_unknown, SELECTED_ONLY),
+        # RFC 9208 QUOTA (cmd_quota.py)
+        "GETQUOTA": (quota.cmd_getquota, LOGGED_IN),
+        "GETQUOTAROOT": (quota.cmd_getquotaroot, LOGGED_IN),
+        "SETQUOTA": (quota.cmd_setquota, LOGGED_IN),
     }
 
 

@@ -88,6 +88,28 @@ class Usage(NamedTuple):
         return Usage(self.storage + other.storage, self.messages + other.messages)
 
 
+class FolderSizes(NamedTuple):
+    """A folder's STATUS sizes, from its index (wire octets, as RFC822.SIZE counts):
+    SIZE (RFC 8438), DELETED and DELETED-STORAGE (RFC 9208 4.2)."""
+
+    size: int
+    deleted: int
+    deleted_size: int
+
+
+def folder_sizes(store, address, name):
+    """FolderSizes of folder `name` of a store (FolderSource), from its index: no
+    message file is opened.  \\Deleted is the Maildir flag letter T."""
+    folder = store.open_folder(address, name)
+    try:
+        with folder.lock:
+            entries = list(folder.by_uid.values())
+        deleted = [e.wsize for e in entries if "T" in e.flags]
+        return FolderSizes(sum(e.wsize for e in entries), len(deleted), sum(deleted))
+    finally:
+        store.release_folder(folder)
+
+
 class OverQuota(StoreError):
     """Storing would take `address` over a limit.  `resource` is "storage" or
     "messages"; `permanent`: the message(s) alone exceed the limit."""

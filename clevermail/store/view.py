@@ -184,6 +184,14 @@ class FolderView:
                 get = by_uid.get
                 return [e.wsize if (e := get(u)) is not None else 0 for u in self.uids]
 
+    def stored_size(self, uids):
+        """(disk bytes, messages) of those of `uids` still in the folder: what a copy
+        of them takes of a quota (store/quota.py counts the same S= sizes)."""
+        with self._folder.lock:
+            get = self._folder.by_uid.get
+            sizes = [e.size for u in uids if (e := get(u)) is not None]
+        return sum(sizes), len(sizes)
+
     def first_unseen(self):
         by_uid = self._folder.by_uid
         for i, uid in enumerate(self.uids):
