@@ -201,3 +201,24 @@ def test_worker_answers_full_mailbox(env):
     env.limits[ALICE] = QuotaLimits(messages=0)
     result = worker_result(env, ALICE)
     assert result.code == 552 and result.text.startswith("5.2.2 ")
+
+
+def test_the_size_checked_is_the_size_stored(env):
+    """The check after DATA counts the copy as the store writes it (Return-Path,
+    Received, LF line ends): a limit of exactly that size takes it, one byte less not."""
+    c = hello(env)
+
+    def send(to):
+        c.expect(250, "MAIL FROM:<a@remote.test>")
+        c.expect(250, f"RCPT TO:<{to}>")
+        c.expect(354, "DATA")
+        c.send(MSG + ".\r\n")
+        return c.reply()[0]
+
+    assert send(ALICE) == 250
+    one = env.store.quota.usage(ALICE).storage          # one copy as stored
+    env.limits[ALICE] = QuotaLimits(storage=2 * one - 1)
+    assert send(ALICE) == 452
+    env.limits[ALICE] = QuotaLimits(storage=2 * one)
+    assert send(ALICE) == 250
+    assert env.store.quota.usage(ALICE).storage == 2 * one

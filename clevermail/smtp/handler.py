@@ -33,7 +33,6 @@ from ..dsn import SUCCESS, wants
 from ..metrics import NO_METRICS
 from ..routing import Router
 from ..store.api import LocalDelivery
-from ..store.delivery import return_path
 from .message import new_queue_id, submission_fixups
 from .send_quota import SendQuota
 from .sender_identity import SenderIdentity
@@ -182,8 +181,10 @@ class SMTPFileHandler:
         (`others`: the relayed and forwarded copies) would be stored."""
         if not local:
             return local, []
-        stored = (return_path(sender),) + parts
-        size = sum(map(len, stored)) - sum(p.count(b"\n") for p in stored)
+        # as the store writes it: "Return-Path: <sender>\n" and the parts with CRLF -> LF (maildir.to_disk)
+        # (the sender's own checks are the store's, at prepare_local)
+        size = (len(sender.encode("utf-8", "surrogateescape")) + 16
+                + sum(map(len, parts)) - sum(p.count(b"\r\n") for p in parts))
         over = self._over_quota(local, size)
         if over and len(over) == len(local) and not others:
             raise MailboxFull(", ".join(over), over.values())
@@ -259,9 +260,9 @@ class SMTPFileHandler:
         quota (module docstring: copies over quota beside others are queued)."""
         local, remote, forwards = self._split(recipients)
         dsn = {"ret": ret, "envid": envid, "dsn": self._dsn_requests(recipients)}
-        local, deferred = self._room(sender, local, remote or forwards, (trace, data))
         pending = []
         try:
+            local, deferred = self._room(sender, local, remote or forwards, (trace, data))
             plain, filtered = self._filtered(local)
             if plain:
                 # every line ends in CRLF (the session checked the data, its headers
@@ -295,6 +296,8 @@ class SMTPFileHandler:
             # worker, which must never send what a later failure would take back.
             for p in pending:
                 p.commit()
+        except MailboxFull:
+            raise                   # nothing was prepared: the session's 452/552
         except Exception as exc:
             for p in pending:
                 try:
