@@ -118,3 +118,13 @@ def test_status_sizes(selected, store):
     r = selected.expect("STATUS Trash (SIZE DELETED)")
     assert r.untagged == ['* STATUS "Trash" (SIZE 0 DELETED 0)']
     selected.expect("STATUS Nowhere (SIZE)", "NO", "NONEXISTENT")
+
+
+def test_multiappend_over_quota_stores_none(client, store, limits):
+    limits[ALICE] = QuotaLimits(messages=1)
+    data = message(1)
+    tag = next(client.tags)
+    client.send(f"{tag} APPEND INBOX {{{len(data)}+}}\r\n".encode() + data
+                + f" {{{len(data)}+}}\r\n".encode() + data + b"\r\n")
+    check(client.read_reply(tag), "NO", "OVERQUOTA")
+    assert used(store).messages == 0

@@ -151,6 +151,9 @@ class IMAPFileHandler:
         self.store.folder_path(address, name)   # InvalidName, not "does not exist" (TRYCREATE)
         if not self.store.folder_exists(address, name):
             raise NoSuchFolder(name)
+        # all or none, the quota too: OverQuota (NO [OVERQUOTA]) for the whole batch
+        self.store.quota.check(address, sum(len(m[0]) - m[0].count(b"\r\n") for m in messages),
+                               len(messages))
         with appending(self.store, address, name) as appender:
             uids, _dropped = appender.append_many(messages)
             return appender.view.uidvalidity, uids
