@@ -148,9 +148,7 @@ class IMAPFileHandler:
         """Store [(data, flag names, date)] in folder `name`, all or none (MULTIAPPEND,
         RFC 3502): each file written under tmp/ first, then all linked in at once.
         Returns (UIDVALIDITY, [UID]) in their order."""
-        self.store.folder_path(address, name)   # InvalidName, not "does not exist" (TRYCREATE)
-        if not self.store.folder_exists(address, name):
-            raise NoSuchFolder(name)
+        self.check_append_target(address, name)
         # all or none, the quota too: OverQuota (NO [OVERQUOTA]) for the whole batch
         self.store.quota.check(address, sum(len(m[0]) - m[0].count(b"\r\n") for m in messages),
                                len(messages))
