@@ -18,6 +18,7 @@ Rules taken from RFC 3501 section 9 and 6.4.8:
 import bisect
 
 from clevermail.imap.replies import IMAPBad
+from clevermail.store import modseq
 
 __all__ = ["SequenceSet", "parse_sequence_set"]
 
@@ -151,17 +152,6 @@ def parse_sequence_set(text: str) -> SequenceSet:
 
 
 def uid_set_text(uids):
-    """Ascending UIDs -> compact IMAP set text ("1:3,7"): COPYUID, VANISHED, MODIFIED."""
-    parts = []
-    start = prev = None
-    for uid in uids:
-        if start is None:
-            start = prev = uid
-        elif uid == prev + 1:
-            prev = uid
-        else:
-            parts.append(f"{start}:{prev}" if prev != start else str(start))
-            start = prev = uid
-    if start is not None:
-        parts.append(f"{start}:{prev}" if prev != start else str(start))
-    return ",".join(parts)
+    """Ascending UIDs -> compact IMAP set text ("1:3,7"): COPYUID, VANISHED, MODIFIED.
+    The store writes its expunge log in the same form (store/modseq.py)."""
+    return modseq.uid_set_text(list(uids))
