@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """imaptest bench, CleverMail and Dovecot side by side, rounds interleaved.
 
-Each round starts a fresh CleverMail (python -m clevermail start, users
+Each round runs a fresh CleverMail (scripts/imaptest_clevermail.sh: users
 testuser1..5@example.test with password "secret", data in a new directory) and a fresh
 private Dovecot (scripts/bench_imap.py's Dovecot: its own config on a free loopback
 port, any password), and runs Dovecot's imaptest (../shared/imaptest/run.sh) against
@@ -19,79 +19,19 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-sys.path.insert(0, REPO)
 
 from bench_imap import Dovecot  # noqa: E402
-from clevermail.accounts import AccountStore  # noqa: E402
 
 USERS = [f"testuser{i}@example.test" for i in range(1, 6)]
 PROFILES = (("login every round", ""), ("sessions kept", "logout=0"))
 SUMMARY = re.compile(r"imaptest bench: total ([\d.]+) ops/sec .*errors=(\d+)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-class CleverMail:
-    def __init__(self, workdir):
-        self.dir = os.path.join(workdir, "clevermail")
-        os.makedirs(self.dir)
-        self.port = free_port()
-        self.config = os.path.join(self.dir, "clevermail.ini")
-        with open(self.config, "w") as f:
-            f.write(f"""[server]
-hostname = mail.example.test
-data_dir = {self.dir}/data
-users_file = {self.dir}/users.ini
-domains = example.test,
-[smtp]
-listen = ,
-submission_listen = ,
-[pop3]
-listen = ,
-[imap]
-listen = 127.0.0.1:{self.port},
-[limits]
-auth_failure_delay = 0
-auth_failures_per_client = 1000000
-connections_per_client = 1000
-""")
-        env = dict(os.environ, PYTHONPATH=REPO)
-        accounts = AccountStore(os.path.join(self.dir, "users.ini"), ["example.test"])
-        for user in USERS:
-            accounts.add(user, "secret")
-        self.log = open(os.path.join(self.dir, "server.log"), "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "clevermail", "--config", self.config, "start"],
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(self.port)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(60)
-        self.log.close()
 
 
 class PrivateDovecot(Dovecot):
@@ -105,11 +45,10 @@ class PrivateDovecot(Dovecot):
             os.chown(home, self.uid, self.gid)
 
 
-def bench(port, profile_extra, seconds, clients, shared, outdir):
-    env = dict(os.environ, IMAPTEST_EXTRA=profile_extra, IMAPTEST_OUTDIR=outdir)
-    out = subprocess.run(["bash", os.path.join(shared, "imaptest", "run.sh"), "127.0.0.1", str(port),
-                          "testuser%d@example.test", "secret", "bench", str(seconds), str(clients)],
-                         env=env, capture_output=True, text=True, timeout=seconds * 4 + 120)
+def bench(command, profile_extra, seconds, clients, env):
+    env = dict(os.environ, IMAPTEST_EXTRA=profile_extra, **env)
+    out = subprocess.run(command + ["bench", str(seconds), str(clients)],
+                         env=env, capture_output=True, text=True, timeout=seconds * 4 + 180)
     text = out.stdout + out.stderr
     m = SUMMARY.search(text)        # run.sh counts imaptest's Error:/Panic:/Fatal: lines
     if not m:
@@ -135,16 +74,27 @@ def main():
     try:
         for r in range(args.rounds):
             for profile, extra in PROFILES:
-                servers = [("clevermail", CleverMail)] + ([("dovecot", None)] if binary else [])
+                servers = ["clevermail"] + (["dovecot"] if binary else [])
                 if r % 2:
                     servers.reverse()       # interleaved: neither always runs first
-                for name, _ in servers:
+                for name in servers:
                     work = tempfile.mkdtemp(dir=top)
                     os.chmod(work, 0o711)
-                    server = CleverMail(work) if name == "clevermail" else PrivateDovecot(work, binary)
+                    if name == "clevermail":
+                        # the compliance script's server: fresh data, users testuser1..5
+                        ops, errors = bench(["bash", os.path.join(REPO, "scripts", "imaptest_clevermail.sh")],
+                                            extra, args.seconds, args.clients,
+                                            {"SHARED": args.shared, "TMPDIR": work})
+                        results.setdefault((name, profile), []).append((ops, errors))
+                        print(f"round {r + 1} {profile:18} {name:10} {ops:9.1f} ops/s  {errors} Error: lines",
+                              flush=True)
+                        continue
+                    server = PrivateDovecot(work, binary)
                     try:
-                        ops, errors = bench(server.port, extra, args.seconds, args.clients, args.shared,
-                                            os.path.join(work, "out"))
+                        ops, errors = bench(["bash", os.path.join(args.shared, "imaptest", "run.sh"),
+                                             "127.0.0.1", str(server.port), "testuser%d@example.test", "secret"],
+                                            extra, args.seconds, args.clients,
+                                            {"IMAPTEST_OUTDIR": os.path.join(work, "out")})
                     finally:
                         server.stop()
                     results.setdefault((name, profile), []).append((ops, errors))
