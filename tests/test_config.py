@@ -10,7 +10,8 @@ import pytest
 
 from clevermail import config as cfgmod
 from clevermail.config import (CONFIG_ENV, ConfigError, default_hostname, format_config, load_config,
-                               masked, parse_hostport, read_config, render_defaults)
+                               masked, read_config, render_defaults)
+from clevermail.config_types import parse_hostport
 from clevermail.netbase import Limits, SessionPolicy
 from clevermail.relay.settings import RelaySettings
 from clevermail.settings import Listener
