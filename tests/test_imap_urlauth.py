@@ -42,6 +42,9 @@ def test_parse_owner_mailbox_and_expire():
     "imap://alice@example.test/INBOX/;uid=1;urlauth=anonymous:internal:short",
     "imap://alice@example.test/INBOX/;uid=1;expire=yesterday;urlauth=anonymous",
     "imap://alice@example.test/INBOX/;uid=99999999999",
+    "imap://alice@example.test/%FF%FE/;uid=1",               # not UTF-8
+    "imap://alice@example.test/INBOX/;uid=\u00b2",           # a digit, but not an ASCII one
+    "imap://alice@example.test/INBOX;uidvalidity=\u0661/;uid=1",
 ])
 def test_bad_urls(text):
     with pytest.raises(UrlError):

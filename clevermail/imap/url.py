@@ -125,7 +125,10 @@ def _message_part(path, owner):
     if j >= 0:
         uidvalidity = _number(mailbox[j + 13:], "UIDVALIDITY")
         mailbox = mailbox[:j]
-    mailbox = urllib.parse.unquote(mailbox, errors="strict")
+    try:
+        mailbox = urllib.parse.unquote(mailbox, errors="strict")
+    except UnicodeDecodeError:
+        raise UrlError("mailbox name is not UTF-8") from None
     if not mailbox:
         raise UrlError("empty mailbox name")
     uid = _number(parts[0], "UID")
@@ -149,7 +152,8 @@ def _message_part(path, owner):
 
 
 def _number(text, what, zero=False):
-    if not text.isdigit() or len(text) > 10 or (text[0] == "0" and not (zero and text == "0")):
+    if (not text.isascii() or not text.isdigit() or len(text) > 10
+            or (text[0] == "0" and not (zero and text == "0"))):
         raise UrlError(f"bad {what}")
     value = int(text)
     if value > _MAX_NUMBER or (value == 0 and not zero):
