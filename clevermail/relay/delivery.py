@@ -241,7 +241,7 @@ def _session(t: Transport, client: _Client, port: int, sender: str, rcpts: list[
     opts = []
     if client.has_extn("size"):
         limit = client.esmtp_features["size"].strip()
-        if limit.isdigit() and 0 < int(limit) < len(data):
+        if limit.isascii() and limit.isdigit() and 0 < int(limit) < len(data):
             return all_(552, f"5.3.4 message size {len(data)} exceeds the limit {limit} of {remote}")
         opts.append(f"SIZE={len(data)}")
     if client.has_extn("8bitmime") and not data.isascii():
