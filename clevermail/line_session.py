@@ -20,7 +20,7 @@ import struct
 
 from .deflate import DeflateSocket
 from .login import normalize_peer
-from .logs import SessionLogger, redact_command
+from .logs import SessionLogger, redact_command, redact_tokens
 from .wire import LineReader, LineTooLong
 
 
@@ -228,7 +228,7 @@ class LineSession(socketserver.BaseRequestHandler):
         if isinstance(data, str):
             data = data.encode("utf-8")
         if self.debug:
-            self.log.debug("S: %s", data[:200].decode("utf-8", "replace").rstrip())
+            self.log.debug("S: %s", redact_tokens(data[:200].decode("utf-8", "replace").rstrip()))
         self.connection.sendall(data)
 
     # -- TLS ------------------------------------------------------------------------

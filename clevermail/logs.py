@@ -35,6 +35,14 @@ _SECRET = re.compile(rb"^(?P<keep>(?:[^ \t]+[ \t]+)?(?:AUTH|AUTHENTICATE|PASS|LO
                      re.IGNORECASE | re.DOTALL)
 _LOGIN = re.compile(rb"^(?P<keep>[^ \t]+[ \t]+LOGIN\b[ \t]*)(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 _PASS = re.compile(rb"^(?P<keep>PASS\b[ \t]*)(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+# An IMAP URLAUTH token (RFC 4467 ";urlauth=access:mech:token") is a bearer credential
+# wherever it appears: in GENURLAUTH's answer, URLFETCH's arguments and answer, CATENATE.
+_URL_TOKEN = re.compile(r"(;urlauth=[^:\s\"]*:[^:\s\"]+:)[0-9A-Fa-f]+", re.IGNORECASE)
+
+
+def redact_tokens(text):
+    """`text` (a command or a reply line) with URLAUTH tokens replaced by ***."""
+    return _URL_TOKEN.sub(r"\1***", text) if ";" in text else text
 
 
 def redact_command(line):
@@ -48,7 +56,7 @@ def redact_command(line):
         if m:
             rest = m.group("rest").strip()
             return (m.group("keep").rstrip() + (b" ***" if rest else b"")).decode("utf-8", "replace")
-    return line.decode("utf-8", "replace")
+    return redact_tokens(line.decode("utf-8", "replace"))
 
 
 def setup_logging(level="INFO", log_file="", console=True, log_format="text"):

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from clevermail.logs import SessionLogger, redact_command, setup_logging
+from clevermail.logs import SessionLogger, redact_command, redact_tokens, setup_logging
 from waiting import wait_for
 
 
@@ -58,6 +58,15 @@ def test_redact_command(line, expected):
 ])
 def test_secret_never_survives(secret_line):
     assert "hunter2" not in redact_command(secret_line)
+
+
+def test_urlauth_tokens_never_survive():
+    token = "91354a473744909de610943775f92038"
+    url = f"imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=user+fred:internal:{token}"
+    assert redact_command(f'a1 URLFETCH "{url}"') == f'a1 URLFETCH "{url[:-len(token)]}***"'
+    line = redact_tokens(f'* GENURLAUTH "{url}"')
+    assert token not in line and line.endswith(':internal:***"')
+    assert redact_tokens("* 1 FETCH (FLAGS ())") == "* 1 FETCH (FLAGS ())"
 
 
 def test_session_logger_prefix(caplog):
