@@ -106,9 +106,7 @@ def user_passwd(ctx, name, password_stdin):
     settings = load_settings(ctx)
     accounts = account_store(settings)
     try:
-        address = accounts.canonical(name)
-        if accounts.lookup(address) is None:
-            raise AccountError(f"no such account: {address}")
+        address = _existing(accounts, name)
         accounts.set_password(address, _read_password(password_stdin))
     except AccountError as exc:
         _fail(ctx, exc)
@@ -129,9 +127,7 @@ def user_del(ctx, name, keep_mail, yes):
     settings = load_settings(ctx)
     accounts = account_store(settings)
     try:
-        address = accounts.canonical(name)
-        if accounts.lookup(address) is None:
-            raise AccountError(f"no such account: {address}")
+        address = _existing(accounts, name)
         delete_mail = not keep_mail and (yes or click.confirm(
             f"The account {address} will be deleted. Delete all mail of {address} too?",
             default=False))
@@ -204,9 +200,7 @@ def user_quota(ctx, name, storage, messages, no_limit, use_default):
     accounts = account_store(settings)
     values = {}
     try:
-        address = accounts.canonical(name)
-        if accounts.lookup(address) is None:
-            raise AccountError(f"no such account: {address}")
+        address = _existing(accounts, name)
         if no_limit + use_default + (storage is not None or messages is not None) > 1:
             raise AccountError("give --none, --default, or --storage/--messages")
         if no_limit or use_default:
@@ -240,12 +234,18 @@ def user_show(ctx, name):
     settings = load_settings(ctx)
     accounts = account_store(settings)
     try:
-        address = accounts.canonical(name)
-        if accounts.lookup(address) is None:
-            raise AccountError(f"no such account: {address}")
+        address = _existing(accounts, name)
     except AccountError as exc:
         _fail(ctx, exc)
     store = _open_store(ctx, settings)
     click.echo(f"address: {address}")
     click.echo(f"mailbox: {store.user_root(address)}")
     click.echo(f"quota: {_quota_text(settings, accounts, store, address)}")
+
+
+def _existing(accounts, name):
+    """The canonical address of account `name`; AccountError when there is none."""
+    address = accounts.canonical(name)
+    if accounts.lookup(address) is None:
+        raise AccountError(f"no such account: {address}")
+    return address
