@@ -316,12 +316,15 @@ def test_expunge_and_copy_make_a_move(handler, inbox):
 
 
 def test_watch_wakes_on_delivery_until_unwatched(handler, inbox, store):
-    woken = []
-    wake = lambda: woken.append(1)  # noqa: E731
-    handler.watch(inbox, wake)
+    waiter = handler.watch(inbox)
+    assert handler.watch(inbox) is waiter           # one per view
+    inbox.changes()
+    assert not waiter.woken
     store.deliver_local("", [ALICE], message(5))
-    assert woken == [1]
-    handler.unwatch(inbox, wake)
+    assert waiter.woken
+    folder = inbox._folder
+    assert len(folder.waiters) == 1
+    handler.unwatch(inbox)
+    assert len(folder.waiters) == 0
     store.deliver_local("", [ALICE], message(6))
-    assert woken == [1]
     assert inbox.changes().new == (5, 6)

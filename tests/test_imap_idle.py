@@ -5,11 +5,13 @@ continuation and the timeout."""
 
 import os
 import socket
+import threading
 
 import pytest
 
 from clevermail.imap.idle import IdleWaiter, read_done
 from clevermail.imap.replies import IMAPBad
+from clevermail.store.waiters import Waiters
 from clevermail.wire import LineReader
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
     ALICE, check, client, deliver, handler, message, open_session, selected, start_idle, store,
@@ -17,16 +19,25 @@ from imap_helpers import (  # noqa: F401 (client, handler, open_session, selecte
 
 
 class WatchRecorder:
-    """The two IMAPFileHandler calls IdleWaiter makes, recorded."""
+    """The two IMAPFileHandler calls IdleWaiter makes, recorded, over a real folder
+    wake-up (store/waiters.py)."""
 
     def __init__(self):
+        self.waiters = Waiters()
         self.watching = {}
 
-    def watch(self, view, callback):
-        self.watching[view] = callback
+    def watch(self, view):
+        self.watching[view] = waiter = self.waiters.join()
+        return waiter
 
-    def unwatch(self, view, callback):
-        assert self.watching.pop(view) is callback
+    def unwatch(self, view):
+        self.watching.pop(view).close()
+
+
+def look(waiter):
+    """What the view's changes() does (IDLE's loop reads them after every wake-up)."""
+    waiter.looking()
+    waiter.looked()
 
 
 @pytest.fixture
@@ -41,17 +52,51 @@ def test_waiter_wakes_on_a_folder_change_and_on_input(sockets):
     ours, theirs = sockets
     handler, view = WatchRecorder(), object()
     with IdleWaiter(ours, handler, view) as waiter:
-        wake = handler.watching[view]
+        folder_waiter = handler.watching[view]
+        assert waiter.wait(60) == (False, True)          # never looked: look first
+        look(folder_waiter)
         assert waiter.wait(0) == (False, False)          # nothing yet
-        wake()                                           # what the folder calls
-        wake()
+        handler.waiters.wake()                           # what the folder calls
+        handler.waiters.wake_index()
         assert waiter.wait(60) == (False, True)
-        assert waiter.wait(0) == (False, False)          # the signal was taken
+        assert waiter.wait(60) == (False, True)          # until the view looks
+        look(folder_waiter)
+        assert waiter.wait(0) == (False, False)
         theirs.sendall(b"DONE\r\n")
         assert waiter.wait(60) == (True, False)
-        wake()
-        assert waiter.wait(60) == (True, True)
-    assert handler.watching == {}                        # unwatched with the same callback
+    assert handler.watching == {} and len(handler.waiters) == 0
+
+
+def test_a_change_while_asleep_wakes_the_poll(sockets):
+    ours, _ = sockets
+    handler, view = WatchRecorder(), object()
+    with IdleWaiter(ours, handler, view) as waiter:
+        look(handler.watching[view])
+        timer = threading.Timer(0.05, handler.waiters.wake)
+        timer.start()
+        try:
+            assert waiter.wait(60) == (False, True)
+        finally:
+            timer.join()
+
+
+def test_waiters_of_one_folder_hold_no_descriptor_of_their_own():
+    handler, view = WatchRecorder(), object()
+    pairs = [socket.socketpair() for _ in range(50)]
+    try:
+        before = set(os.listdir("/proc/self/fd"))
+        idlers = [IdleWaiter(ours, handler, (view, i)) for i, (ours, _) in enumerate(pairs)]
+        for i, idler in enumerate(idlers):
+            look(handler.watching[(view, i)])
+            assert idler.wait(0) == (False, False)
+        assert len(set(os.listdir("/proc/self/fd")) - before) <= 1   # the folder's one
+        for idler in idlers:
+            idler.close()
+        assert set(os.listdir("/proc/self/fd")) <= before
+    finally:
+        for pair in pairs:
+            for s in pair:
+                s.close()
 
 
 def test_waiter_without_a_mailbox_waits_on_the_socket_only(sockets):
@@ -63,17 +108,17 @@ def test_waiter_without_a_mailbox_waits_on_the_socket_only(sockets):
         assert waiter.wait(60) == (True, False)
 
 
-def test_waiter_releases_its_eventfd_when_the_watch_fails(sockets):
+def test_the_drain_signal_wakes_the_waiter(sockets):
     ours, _ = sockets
-
-    class Refusing(WatchRecorder):
-        def watch(self, view, callback):
-            raise OSError("gone")
-
-    before = set(os.listdir("/proc/self/fd"))
-    with pytest.raises(OSError):
-        IdleWaiter(ours, Refusing(), object())
-    assert set(os.listdir("/proc/self/fd")) <= before
+    handler, view = WatchRecorder(), object()
+    drain = os.eventfd(0, os.EFD_NONBLOCK)
+    try:
+        with IdleWaiter(ours, handler, view, drain) as waiter:
+            look(handler.watching[view])
+            os.eventfd_write(drain, 1)
+            assert waiter.wait(60) == (False, True)
+    finally:
+        os.close(drain)
 
 
 @pytest.mark.parametrize("line", [b"DONE\r\n", b"done\r\n", b"DoNe\n"])

@@ -3,6 +3,7 @@ change log and change notification."""
 
 import fcntl
 import os
+import select
 import threading
 
 import pytest
@@ -304,71 +305,51 @@ def test_changes_since_log_limit(store, inbox, monkeypatch):
     assert inbox.changes_since(recent) == ([], [1, 1])
 
 
-def test_waiters_called_on_every_kind_of_change(store, inbox):
+def looked(waiter):
+    """What FolderView.changes does around its look at the folder."""
+    waiter.looking()
+    waiter.looked()
+
+
+def test_waiters_woken_by_every_kind_of_change(store, inbox):
     # a waiter that looks at the folder after each wake-up (as FolderView.changes does)
-    calls = []
-    waiter = lambda: calls.append(1)  # noqa: E731
-    inbox.add_waiter(waiter)
+    waiter = inbox.waiters.join()
+    looked(waiter)
     store.deliver_local("", [USER], msg(1))          # notify of an open folder
-    assert len(calls) == 1
-    inbox.looked(waiter)
+    assert waiter.woken
+    looked(waiter)
     inbox.sync()                         # new message found
-    assert len(calls) == 2
-    inbox.looked(waiter)
-    inbox.store_flags([1], {"S"}, "+")
-    assert len(calls) == 3
-    inbox.looked(waiter)
-    inbox.append(msg(2))
-    assert len(calls) == 4
-    inbox.looked(waiter)
-    inbox.expunge([1])
-    assert len(calls) == 5
-    inbox.looked(waiter)
+    assert waiter.woken
+    for change in (lambda: inbox.store_flags([1], {"S"}, "+"), lambda: inbox.append(msg(2)),
+                   lambda: inbox.expunge([1])):
+        looked(waiter)
+        change()
+        assert waiter.woken
+    looked(waiter)
     assert inbox.sync() is False
-    assert len(calls) == 5               # nothing changed: nobody woken
-    inbox.remove_waiter(waiter)
-    store.deliver_local("", [USER], msg(3))
-    inbox.sync()
-    assert len(calls) == 5
+    assert not waiter.woken              # nothing changed: nobody woken
+    waiter.close()
+    assert len(inbox.waiters) == 0
 
 
-def test_changes_of_the_index_wake_a_waiter_once_until_it_looks(store, inbox):
-    calls = []
-    waiter = lambda: calls.append(1)  # noqa: E731
-    inbox.add_waiter(waiter)
-    store.deliver_local("", [USER], msg(1))          # a delivery wakes it...
-    inbox.sync()                         # ...and indexing that delivery does not again
-    inbox.store_flags([1], {"S"}, "+")
-    inbox.append(msg(2))
-    assert len(calls) == 1
-    store.deliver_local("", [USER], msg(3))          # a delivery always wakes: its file may be past
-    assert len(calls) == 2               # the waiter's look at the directory
-    inbox.looked(waiter)
-    inbox.expunge([1])
-    assert len(calls) == 3
-    inbox.remove_waiter(waiter)
-
-
-def test_broken_waiter_does_not_break_delivery(store, inbox, caplog):
-    def broken():
-        raise RuntimeError("boom")
-
-    good = []
-    inbox.add_waiter(broken)
-    inbox.add_waiter(lambda: good.append(1))
+def test_a_sleeping_waiter_is_woken_through_the_folders_descriptor(store, inbox):
+    waiter = inbox.waiters.join()
+    looked(waiter)
+    fd = waiter.arm()
     store.deliver_local("", [USER], msg(1))
-    inbox.sync()
-    assert inbox.uids == [1]
-    store.deliver_local("", [USER], msg(2))
-    assert len(good) == 2
-    assert "folder waiter failed" in caplog.text
+    assert select.select([fd], [], [], 0)[0] == [fd]   # the poll beside the socket returns
+    waiter.disarm()
+    assert waiter.arm() is None          # woken: it looks before it sleeps again
+    waiter.close()
 
 
 def test_notify_does_not_wait_for_the_folder_lock(store, inbox):
     """A delivery wakes waiters while another thread holds the folder lock (an IMAP
     sync or expunge): SMTP's 250 never queues behind it."""
     woken = []
-    inbox.add_waiter(lambda: woken.append(1))
+    inbox.waiters.add(lambda: woken.append(1))
+    waiter = inbox.waiters.join()
+    looked(waiter)
     held, done = threading.Event(), threading.Event()
     outcome = {}
 
@@ -389,24 +370,8 @@ def test_notify_does_not_wait_for_the_folder_lock(store, inbox):
         done.set()
         t.join()
     assert outcome == {"released_by_timeout": False}
-    assert woken == [1, 1]
-
-
-def test_waiters_are_swapped_whole(inbox):
-    """add/remove replace the tuple, so a wake-up iterating the old one is never
-    disturbed by a waiter leaving during the call."""
-    calls = []
-
-    def leaving():
-        calls.append("leaving")
-        inbox.remove_waiter(leaving)
-
-    inbox.add_waiter(leaving)
-    inbox.add_waiter(lambda: calls.append("other"))
-    inbox.add_waiter(leaving)               # once only
-    inbox.notify()
-    inbox.notify()
-    assert calls == ["leaving", "other", "other"]
+    assert woken == [1, 1] and waiter.woken
+    waiter.close()
 
 
 def test_claim_recent_once(store, inbox):

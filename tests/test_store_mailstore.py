@@ -169,7 +169,7 @@ def test_open_missing_folder(store):
 def test_folder_sees_delivery_after_sync_and_waiter_called(store):
     f = store.open_folder(USER, "INBOX")
     woken = []
-    f.add_waiter(lambda: woken.append(len(f)))
+    f.waiters.add(lambda: woken.append(len(f)))
     store.deliver_local("", [USER], msg(1))
     assert woken == [0]                  # told at once, before any sync
     assert f.sync() is True
@@ -347,7 +347,7 @@ def test_failed_open_gives_back_its_session_count_and_touches_no_watch(store, mo
     other = store.open_folder(USER, "Foo") if held else None
     waiter = threading.Event().set
     if held:
-        other.add_waiter(waiter)            # an IDLE session on it: watched
+        other.waiters.add(waiter)            # an IDLE session on it: watched
     real_sync = Folder.sync
 
     def failing_sync(folder, force=False):
@@ -361,7 +361,7 @@ def test_failed_open_gives_back_its_session_count_and_touches_no_watch(store, mo
     if held:
         assert other.users == 1 and store._open[path] is other and watcher.watched == {other}
         assert watcher.updates == 1
-        other.remove_waiter(waiter)
+        other.waiters.remove(waiter)
         store.release_folder(other)
     assert path not in store._open and watcher.watched == set()
     assert watcher.updates == (2 if held else 0)       # opening and releasing: no update

@@ -8,6 +8,7 @@ import errno
 import imaplib
 import logging
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -147,7 +148,7 @@ def test_store_detaches_a_held_folder_deleted_by_another_process(tmp_path, threa
     store.create_folder(ALICE, "Foo")
     old = store.open_folder(ALICE, "Foo")
     woken = threading.Event()
-    old.add_waiter(woken.set)
+    old.waiters.add(woken.set)
     shutil.rmtree(old.path)                     # as another process's DELETE would
     assert woken.wait(WAIT)
     assert old.gone
@@ -270,14 +271,14 @@ def test_store_watches_the_folders_waited_on_until_stopped(tmp_path, thread_guar
     store.release_folder(store.open_folder(ALICE, "Trash"))
     assert watcher.watched() == [] and updates == []
     woken, other = threading.Event(), threading.Event()
-    inbox.add_waiter(woken.set)                 # the first waiter: watched
-    inbox.add_waiter(other.set)                 # a second one changes nothing
+    inbox.waiters.add(woken.set)                 # the first waiter: watched
+    inbox.waiters.add(other.set)                 # a second one changes nothing
     assert watcher.watched() == [inbox] and updates == [inbox]
     write_into_new(inbox.path)                  # as another process would
     assert woken.wait(WAIT) and other.wait(WAIT)
-    inbox.remove_waiter(woken.set)
+    inbox.waiters.remove(woken.set)
     assert watcher.watched() == [inbox]
-    inbox.remove_waiter(other.set)              # the last waiter gone: not watched
+    inbox.waiters.remove(other.set)              # the last waiter gone: not watched
     assert watcher.watched() == [] and updates == [inbox, inbox]
     store.release_folder(inbox)
     store.stop_watching()                       # the thread ends (thread_guard checks)
@@ -285,44 +286,39 @@ def test_store_watches_the_folders_waited_on_until_stopped(tmp_path, thread_guar
 
 
 # -- once per change ---------------------------------------------------------------------------
-class Counter:
-    """A waiter that counts its wake-ups (it only signals, as a waiter must)."""
-
-    def __init__(self):
-        self.count = 0
-
-    def __call__(self):
-        self.count += 1
-
-
 def watched_inbox(tmp_path):
-    """A store with a held INBOX of one message, and two IDLE-like views watching it."""
+    """A store with a held INBOX of one message, and two IDLE-like views watching it
+    (each has looked once, as IDLE does before it first sleeps)."""
     from clevermail.store.view import ViewMode, close_view, open_view
     store = MailStore(str(tmp_path / "data"))
     store.deliver_local("", [ALICE], message(1))
     views = [open_view(store, ALICE, "INBOX", ViewMode.SELECT) for _ in range(2)]
-    waiters = [Counter(), Counter()]
-    for view, waiter in zip(views, waiters):
-        view.watch(waiter)
+    waiters = [view.watch() for view in views]
+    for view in views:
+        view.changes()
 
     def close():
-        for view, waiter in zip(views, waiters):
-            view.unwatch(waiter)
+        for view in views:
+            view.unwatch()
             close_view(store, view)
     return store, views, waiters, close
+
+
+def woken(waiters):
+    return tuple(w.woken for w in waiters)
 
 
 def test_a_delivery_wakes_each_waiter_once(tmp_path):
     store, (a, b), (wa, wb), close = watched_inbox(tmp_path)
     try:
         store.deliver_local("", [ALICE], message(2))      # notify() wakes both
-        assert (wa.count, wb.count) == (1, 1)
+        assert woken((wa, wb)) == (True, True)
         assert a.changes().new == (2,)     # a's sync indexes it: b was woken already,
-        assert (wa.count, wb.count) == (1, 1)             # and a itself is looking
+        assert woken((wa, wb)) == (False, True)           # and a read it
         assert b.changes().new == (2,)
         # the watcher's event for the same file comes late: the index shows it already
         a._folder.disk_changed()
-        assert (wa.count, wb.count) == (1, 1)
+        assert woken((wa, wb)) == (False, False)
         assert not a.changes() and not b.changes()
     finally:
         close()
@@ -334,32 +330,40 @@ def test_a_change_found_by_a_sync_wakes_the_waiters_that_looked(tmp_path):
         folder = a._folder
         write_into_new(folder.path)         # another process, no notify
         folder.disk_changed()               # the watcher: the index is behind
-        assert (wa.count, wb.count) == (1, 1)
+        assert woken((wa, wb)) == (True, True)
         assert len(a.changes().new) == 1 and len(b.changes().new) == 1
-        assert (wa.count, wb.count) == (1, 1)
-        # both looked: the next change of the index wakes both again, once
+        assert woken((wa, wb)) == (False, False)
+        # both looked: the next change of the index wakes both again
         b.set_flags([1], ["\\Flagged"], "+")
-        assert (wa.count, wb.count) == (2, 2)
-        a.set_flags([1], ["\\Seen"], "+")       # b has not looked yet: no second wake
-        assert (wa.count, wb.count) == (2, 2)
+        assert woken((wa, wb)) == (True, True)
+        assert b.changes().flags == ()     # its own change: nothing to tell
+        a.set_flags([1], ["\\Seen"], "+")
+        assert woken((wa, wb)) == (True, True)
         assert b.changes().flags == ((1, frozenset({"\\Seen", "\\Flagged"})),)
         assert not a.changes()          # its own change was the last one
+        assert woken((wa, wb)) == (False, False)
     finally:
         close()
 
 
 def test_a_change_after_the_look_is_never_lost(tmp_path):
-    # a waiter woken, whose view has not looked yet, is skipped by the index's wakes;
-    # the moment it looks, the next change wakes it again
+    # a waiter woken, whose view has not looked yet, stays woken; the moment it looks,
+    # the next change wakes it again
     store, (a, b), (wa, wb), close = watched_inbox(tmp_path)
     try:
         store.deliver_local("", [ALICE], message(2))
         assert b.changes().new == (2,)
         a.set_flags([1], ["\\Seen"], "+")
-        assert (wa.count, wb.count) == (1, 2)
+        assert woken((wa, wb)) == (True, True)
         assert b.changes().flags and (a.changes().new == (2,))
+        assert woken((wa, wb)) == (False, False)
+        fds = {wa.arm(), wb.arm()}
+        assert len(fds) == 1            # both asleep on the folder's one descriptor
         store.deliver_local("", [ALICE], message(3))
-        assert (wa.count, wb.count) == (2, 3)
+        assert woken((wa, wb)) == (True, True)
+        assert select.select(list(fds), [], [], 0)[0] == list(fds)
+        wa.disarm()
+        wb.disarm()
     finally:
         close()
 

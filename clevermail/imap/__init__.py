@@ -15,7 +15,7 @@ cmd_mailboxes.py     the authenticated-state commands, plain functions (RFC 3501
                      APPEND of several messages: MULTIAPPEND, RFC 3502)
 cmd_list.py          LIST, also with LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819)
                      and the SPECIAL-USE options (RFC 6154)
-idle.py              IDLE: IdleWaiter (socket + folder eventfd in one poll), DONE
+idle.py              IDLE: IdleWaiter (socket + the folder's shared wake-up in one poll), DONE
 cmd_selected.py      the selected-state commands and their UID forms (RFC 3501 6.4), "$"
                      in their sets (RFC 5182)
 cmd_search.py        SEARCH, SORT, THREAD and their UID forms, RETURN options and the

@@ -249,10 +249,10 @@ class IMAPFileHandler:
         """FolderSizes of a folder (STATUS SIZE, DELETED, DELETED-STORAGE)."""
         return folder_sizes(self.store, address, name)
 
-    def watch(self, view: FolderView, callback):
-        """Have `callback()` called after every change of the view's folder (IDLE); it
-        must only signal.  Pair with unwatch()."""
-        view.watch(callback)
+    def watch(self, view: FolderView):
+        """The view's store.waiters.Waiter: woken by every change of its folder (IDLE),
+        through a descriptor all the folder's waiters share.  Pair with unwatch()."""
+        return view.watch()
 
-    def unwatch(self, view: FolderView, callback):
-        view.unwatch(callback)
+    def unwatch(self, view: FolderView):
+        view.unwatch()

@@ -2,16 +2,16 @@
 happen, until the client sends DONE.
 
 IdleWaiter is what the session's thread sleeps on: one poll() over the client's socket
-and an eventfd that the folder signals on every change (IMAPFileHandler.watch), so an
-idle session costs no CPU and new mail shows at once.  Changes made by another process
-reach the folder through the store's own notification; the poll still wakes every
-IDLE_POLL seconds as a fallback.  cmd_idle is the loop: send the pending updates, wait,
-read the one line the client may send (DONE).  The poll also watches the server's
-drain signal: an IDLE session is a client waiting, so a stopping server says BYE to it
-at once (RFC 3501 7.1.5).
+and the folder's wake-up descriptor, which every session waiting on that folder shares
+(store/waiters.py: a change wakes them all with one write, and a session holds no
+descriptor of its own beyond its socket, so 10,000 of them fit the file limit).
+Changes made by another process reach the folder through the store's own notification;
+the poll still wakes every IDLE_POLL seconds as a fallback.  cmd_idle is the loop:
+send the pending updates, wait, read the one line the client may send (DONE).  The
+poll also watches the server's drain signal: an IDLE session is a client waiting, so
+a stopping server says BYE to it at once (RFC 3501 7.1.5).
 """
 
-import os
 import select
 import time
 
@@ -24,54 +24,49 @@ IDLE_POLL = 30.0      # seconds between checks for changes nobody signalled
 class IdleWaiter:
     """Sleep until the client sends something or the watched view's folder changes.
 
-    Use as a context manager: the folder callback and the eventfd are released on
-    the way out whatever ends the IDLE."""
+    Use as a context manager: the folder's waiter is released on the way out whatever
+    ends the IDLE."""
 
     def __init__(self, sock, handler, view, drain_fd=None):
         self._handler, self._view = handler, view
-        self._efd = efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._sock_fd = sock.fileno()
         self._drain_fd = drain_fd
-        self._poller = select.poll()
-        self._poller.register(self._sock_fd, select.POLLIN)
-        self._poller.register(efd, select.POLLIN)
+        self._poller = select.poll()    # not a descriptor: poll(2) is given the list each time
+        self._poller.register(sock.fileno(), select.POLLIN)
         if drain_fd is not None:
             self._poller.register(drain_fd, select.POLLIN)   # never read: it stays set
-
-        def wake():
-            # called by whichever thread changed the folder: only signal, never block
-            os.eventfd_write(efd, 1)
-
-        self._wake = wake       # the same object for watch and unwatch
-        if view is not None:
-            try:
-                handler.watch(view, wake)
-            except BaseException:
-                os.close(efd)
-                raise
+        # the first wait() finds it never looked: the caller reads the changes first
+        self._waiter = handler.watch(view) if view is not None else None
 
     def wait(self, seconds):
         """Block up to `seconds`; (input, changed): the client's socket has input (data,
-        EOF or an error: read it), the folder signalled a change.  Both False: the
-        time ran out."""
+        EOF or an error: read it), the folder changed since the view's last look (or
+        the server drains).  Both False: the time ran out."""
+        waiter = self._waiter
+        if waiter is None:
+            folder_fd = None
+        else:
+            folder_fd = waiter.arm()
+            if folder_fd is None:
+                return False, True          # a change came after the last look
+            self._poller.register(folder_fd, select.POLLIN)
         readable = changed = False
-        for fd, _ in self._poller.poll(seconds * 1000):
-            if fd == self._drain_fd:
-                changed = True          # the caller looks at the server's draining flag
-            elif fd == self._efd:
-                changed = True
-                try:
-                    os.eventfd_read(self._efd)      # re-arm: the count is not needed
-                except BlockingIOError:
-                    pass
+        try:
+            ready = self._poller.poll(seconds * 1000)
+        finally:
+            if folder_fd is not None:
+                self._poller.unregister(folder_fd)
+                waiter.disarm()             # the number may be closed from now on
+        for fd, _ in ready:
+            if fd == self._drain_fd or fd == folder_fd:
+                changed = True          # the caller looks at the draining flag and the view
             else:
                 readable = True
         return readable, changed
 
     def close(self):
-        if self._view is not None:
-            self._handler.unwatch(self._view, self._wake)
-        os.close(self._efd)
+        if self._waiter is not None:
+            self._waiter = None
+            self._handler.unwatch(self._view)
 
     def __enter__(self):
         return self

@@ -179,7 +179,7 @@ class Mailboxes:
         try:
             # the waiter first, then the look: a delivery after the look wakes us
             woken.clear()
-            f.add_waiter(woken.set)
+            f.waiters.add(woken.set)
             try:
                 f.sync()
                 for uid in list(f.uids):
@@ -191,7 +191,7 @@ class Mailboxes:
                         return uid, raw
                 return None
             finally:
-                f.remove_waiter(woken.set)
+                f.waiters.remove(woken.set)
         finally:
             self.store.release_folder(f)
 

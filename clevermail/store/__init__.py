@@ -24,7 +24,8 @@ and other Maildir readers can work on the same tree.  POP3 UIDLs are
 
 from .errors import (FolderExists, FolderInUse, InvalidName, MessageGone, NoSuchFolder,
                      StoreError)
-from .folder import Entry, Folder
+from .folder import Folder
+from .scan import Entry
 from .delivery import PendingDelivery
 from .mailstore import MailStore
 from .users import SPECIAL_USE

@@ -34,7 +34,6 @@ from .flags import FlagMap
 from .locks import FileLock
 from .modseq import Modseqs
 from .uidlist import UidList
-from .scan import Entry
 from .sync import FolderSync
 from .waiters import Waiters
 
@@ -79,7 +78,8 @@ class Folder:
         # its directory was deleted or renamed (FolderCache.detach): the sessions still
         # holding it must not go on with whatever now lives under the same path
         self.gone = False
-        self.waiters = Waiters()  # IDLE sessions' wake-ups (lock-free, store/waiters.py)
+        # sessions' shared wake-up: join() (IDLE), add(callback); no folder lock (store/waiters.py)
+        self.waiters = Waiters(self._waiting_changed)
         self.on_waiting = None    # called when the first waiter comes or the last goes
         self._writer = FolderWriter(self)
         self._sync = FolderSync(self)     # the directories -> the index (store/sync.py)
@@ -260,31 +260,16 @@ class Folder:
         """Some session waits for this folder's changes (IDLE): the watcher follows it."""
         return len(self.waiters) > 0 and not self.gone
 
-    def add_waiter(self, callback):
-        """Have `callback()` called after every change (new mail found by a sync, flag
-        change, expunge, append, notify()), once per change until its view next looks
-        (FolderView.changes); see store/waiters.py for its rules."""
-        if self.waiters.add(callback) == 1:
-            self._waiting_changed()
-
-    def remove_waiter(self, callback):
-        if self.waiters.remove(callback) == 0:
-            self._waiting_changed()
-
     def _waiting_changed(self):
         # FolderCache sets on_waiting: the watcher follows exactly the folders waited on
         hook = self.on_waiting
         if hook is not None:
             hook(self)
 
-    def looked(self, callback):
-        """The view whose waiter is `callback` reads the changes now (folder lock held)."""
-        self.waiters.seen(callback)
-
     def wake(self):
-        """After a change of the index (folder lock held): call the waiters not yet
-        woken since their last look (lock-free callbacks)."""
-        self.waiters.wake_unseen()
+        """After a change of the index (folder lock held): wake the waiters that have
+        looked since they were last woken (one write, whatever their number)."""
+        self.waiters.wake_index()
 
     # -- reading -------------------------------------------------------------------
     def entry(self, uid):
@@ -395,39 +380,13 @@ class Folder:
             self.gone = True
             raise FileNotFoundError(errno.ENOENT, "folder deleted or replaced", self.path)
 
-    # -- index persistence -----------------------------------------------------------
-    def snapshot(self):
-        """State for store/index.py: stamps, UIDVALIDITY, the uidlist position, UIDs the
-        uidlist knows beyond the index, and the index as columns."""
-        with self.lock:
-            entries = [self.by_uid[u] for u in self.uids]
-            columns = ([e.uid for e in entries], [e.base for e in entries], [e.sub for e in entries],
-                       [e.flags for e in entries], [e.size for e in entries],
-                       [e.wsize for e in entries], [e.date for e in entries],
-                       [e.modseq for e in entries])
-            uidlist = self.uidlist
-            extras = {b: u for b, u in uidlist.uids.items() if b not in self.by_base}
-            position = (uidlist.inode, uidlist.offset, uidlist.uidnext, uidlist.recent_upto, extras)
-            return (self._sync.stamps_copy(), uidlist.uidvalidity, position, columns,
-                    self.modseqs.snapshot())
+    # -- index persistence (store/index.py snapshots and restores the index) ----------
+    def stamps(self):
+        """The directories' mtimes as of the index (folder lock held)."""
+        return self._sync.stamps_copy()
 
-    def restore(self, stamps, uidvalidity, position, columns, modseqs):
-        """Load a saved index: directories whose mtime still matches need no listing,
-        and the uidlist is read only past the saved position when it is the same file."""
-        uids, bases, subs, flags, sizes, wsizes, dates, mods = columns
-        with self.lock, self.file_lock():
-            inode, offset, uidnext, recent_upto, extras = position
-            if not self.uidlist.adopt(inode, offset, uidvalidity, uidnext, recent_upto,
-                                       dict(zip(bases, uids), **extras)):
-                self.uidlist.refresh()
-                if uidvalidity != self.uidlist.uidvalidity:
-                    return False
-            by_uid, by_base = self.by_uid, self.by_base
-            for row in zip(uids, bases, subs, flags, sizes, wsizes, dates, mods):
-                entry = Entry(*row)
-                by_uid[row[0]] = by_base[row[1]] = entry
-            self.uids = list(uids)
-            self.modseqs.restore(modseqs)
-            self._log_floor = self.modseqs.highest     # the in-memory log starts here
-            self._sync.adopt_stamps(stamps)
-            return True
+    def restored(self, stamps):
+        """The index was restored (store/index.py, folder lock held): the directories'
+        saved mtimes, and the in-memory change log starts at the restored modseq."""
+        self._log_floor = self.modseqs.highest
+        self._sync.adopt_stamps(stamps)

@@ -14,6 +14,7 @@ import marshal
 import os
 
 from ..durable import atomic_write
+from .scan import Entry
 
 FILENAME = "clevermail-index"
 VERSION = 3
@@ -24,7 +25,7 @@ def save(folder):
     if getattr(folder, "saved_modseq", None) == folder.modseq:
         return False
     modseq = folder.modseq
-    stamps, uidvalidity, position, columns, modseqs = folder.snapshot()
+    stamps, uidvalidity, position, columns, modseqs = snapshot(folder)
     if len(columns[0]) < MIN_MESSAGES or None in stamps.values():
         return False
     # columns marshal and load faster than a list of tuples
@@ -50,4 +51,41 @@ def load(folder):
             or not all(isinstance(c, list) and len(c) == len(columns[0]) for c in columns)
             or not isinstance(position, tuple) or len(position) != 5 or not isinstance(position[4], dict)):
         return False
-    return folder.restore(stamps, uidvalidity, position, columns, modseqs)
+    return restore(folder, stamps, uidvalidity, position, columns, modseqs)
+
+
+def snapshot(folder):
+    """What save() writes: stamps, UIDVALIDITY, the uidlist position, UIDs the uidlist
+    knows beyond the index, the index as columns, the modseq state."""
+    with folder.lock:
+        entries = [folder.by_uid[u] for u in folder.uids]
+        columns = ([e.uid for e in entries], [e.base for e in entries], [e.sub for e in entries],
+                   [e.flags for e in entries], [e.size for e in entries],
+                   [e.wsize for e in entries], [e.date for e in entries],
+                   [e.modseq for e in entries])
+        uidlist = folder.uidlist
+        extras = {b: u for b, u in uidlist.uids.items() if b not in folder.by_base}
+        position = (uidlist.inode, uidlist.offset, uidlist.uidnext, uidlist.recent_upto, extras)
+        return (folder.stamps(), uidlist.uidvalidity, position, columns, folder.modseqs.snapshot())
+
+
+def restore(folder, stamps, uidvalidity, position, columns, modseqs):
+    """Load a saved index into an empty Folder: directories whose mtime still matches
+    need no listing, and the uidlist is read only past the saved position when it is
+    the same file.  False when the saved one no longer fits (another UIDVALIDITY)."""
+    uids, bases, subs, flags, sizes, wsizes, dates, mods = columns
+    with folder.lock, folder.file_lock():
+        inode, offset, uidnext, recent_upto, extras = position
+        if not folder.uidlist.adopt(inode, offset, uidvalidity, uidnext, recent_upto,
+                                     dict(zip(bases, uids), **extras)):
+            folder.uidlist.refresh()
+            if uidvalidity != folder.uidlist.uidvalidity:
+                return False
+        by_uid, by_base = folder.by_uid, folder.by_base
+        for row in zip(uids, bases, subs, flags, sizes, wsizes, dates, mods):
+            entry = Entry(*row)
+            by_uid[row[0]] = by_base[row[1]] = entry
+        folder.uids = list(uids)
+        folder.modseqs.restore(modseqs)
+        folder.restored(stamps)
+        return True

@@ -127,7 +127,7 @@ class FolderView:
                 # what this session was handed before, in messages that still exist
                 self.recent.update(u for u in owned_recent if u in folder.by_uid)
         self.own = {}            # uid -> modseq of flag changes this view made itself
-        self._waiter = None      # the callback of watch(), while there is one
+        self._waiter = None      # the store.waiters.Waiter of watch(), while there is one
 
     @property
     def readonly(self):
@@ -338,15 +338,18 @@ class FolderView:
         finally:
             store.release_folder(target)
 
-    def watch(self, callback):
-        """Have `callback()` called (it must only signal) once per change of the folder
-        until this view next calls changes(); pair with unwatch()."""
-        self._waiter = callback
-        self._folder.add_waiter(callback)
+    def watch(self):
+        """A store.waiters.Waiter of the folder's changes, woken once per change until
+        this view next calls changes() (its arm() gives the descriptor to poll, shared
+        with every other waiter of the folder); pair with unwatch()."""
+        if self._waiter is None:
+            self._waiter = self._folder.waiters.join()
+        return self._waiter
 
-    def unwatch(self, callback):
-        self._folder.remove_waiter(callback)
-        self._waiter = None
+    def unwatch(self):
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            waiter.close()
 
     # -- the diff ----------------------------------------------------------------------
     def changes(self):
@@ -355,6 +358,10 @@ class FolderView:
         folder = self._folder
         if folder.gone:     # detached: the path may hold another folder by now
             return Changes(gone=True)
+        waiter = self._waiter
+        if waiter is not None:
+            # before the look at the directories: a delivery's file may be past it
+            waiter.looking()
         try:
             folder.sync()
         except FileNotFoundError:
@@ -364,10 +371,10 @@ class FolderView:
         if folder.gone or folder.uidvalidity != self.selected_uidvalidity:
             return Changes(gone=True)
         with folder.lock:
-            if self._waiter is not None:
+            if waiter is not None:
                 # from here on a change of the index wakes us again: what came before
                 # it is in what we read now (both under the folder lock)
-                folder.looked(self._waiter)
+                waiter.looked()
             changes = folder.changes_since(self.modseq)
             live = folder.by_uid
             if changes is None:    # the log was trimmed: compare in full
