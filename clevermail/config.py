@@ -77,6 +77,8 @@ user = string(default='')
 group = string(default='')
 # Seconds a stop waits for commands in progress (a message being received) before the remaining sessions are cut; idle ones are closed at once.
 drain_time = float(min=0, default=10)
+# Processes serving the listeners (1 = one process; a busy server sets its number of cores): each a threaded server on the same sockets and data.
+workers = integer(min=1, max=64, default=1)
 
 [smtp]
 # MX listeners (host:port, IPv6 as [::1]:25): local domains from anyone, any domain once authenticated.
@@ -410,7 +412,7 @@ def settings_from(conf):
             log_level=server["log_level"], log_format=server["log_format"],
             certificate=tls["certificate"], key=tls["key"],
             user=server["user"].strip(), group=server["group"].strip(),
-            drain_time=server["drain_time"]),
+            drain_time=server["drain_time"], workers=server["workers"]),
         limits=MappingProxyType({protocol: Limits(timeout=lim[f"{protocol}_timeout"], **shared)
                                  for protocol in PROTOCOLS}),
         policy=SessionPolicy(allow_plaintext_auth=server["allow_plaintext_auth"],

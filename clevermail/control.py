@@ -9,7 +9,8 @@ nothing it sends can stop the server.
 
 status_of(service) is the answer: version, pid, start time and uptime, listeners,
 the metrics URL, open sessions per protocol, the relay queue summary and the last
-WARNING/ERROR log records (logs.RecentErrors).
+WARNING/ERROR log records (logs.RecentErrors); with [server] workers > 1, each
+worker process too (workers.py), its sessions asked on its own socket and counted in.
 """
 
 import dataclasses
@@ -160,7 +161,31 @@ def status_of(service):
         "sessions": open_sessions(service.servers),
         "queue": queue,
         "errors": errors,
+        **_workers(service),
     }
+
+
+def _workers(service):
+    """With [server] workers > 1: each worker's pid, state and sessions (asked on its
+    own control socket), and "sessions" summed over every process."""
+    pool = getattr(service, "pool", None)
+    if pool is None:
+        return {}
+    from .workers import control_path
+    base = socket_path(service.settings.server.data_dir)
+    total = open_sessions(service.servers)
+    out = []
+    for worker in pool.status():
+        if worker["alive"]:
+            try:
+                answer = request(control_path(base, worker["index"]), timeout=2.0)
+                worker["sessions"] = answer["sessions"]
+                for protocol, count in answer["sessions"].items():
+                    total[protocol] = total.get(protocol, 0) + count
+            except (NotRunning, OSError, ValueError, KeyError, TypeError):
+                worker["sessions"] = None       # starting, or stopping
+        out.append(worker)
+    return {"workers": out, "sessions": total}
 
 
 # -- the client side -------------------------------------------------------------------------

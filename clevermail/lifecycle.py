@@ -26,6 +26,7 @@ from .activation import describe
 from .config import ConfigError, load_config
 from .pidfile import PidFile, path_for
 from .sdnotify import Notifier
+from .workers import KILL_GRACE
 
 log = logging.getLogger("clevermail")
 
@@ -120,6 +121,8 @@ class Runner:
     """Runs a started MailService until a stop signal; see the module docstring."""
 
     def __init__(self, service, signals, config_path=None, notifier=None, loader=load_config):
+        # service.worker_index > 0: a worker process of [server] workers (workers.py):
+        # no pid file (the main process owns it), its own lines say which worker it is
         self.service = service
         self.signals = signals
         self.config_path = config_path      # None: CLEVERMAIL_CONFIG or the defaults, as at start
@@ -136,8 +139,14 @@ class Runner:
         count = session_count(self.service)
         return f"{listener_text(self.service)}; {count} session{'' if count == 1 else 's'}"
 
+    @property
+    def worker_index(self):
+        return getattr(self.service, "worker_index", 0)
+
     def start_line(self):
         server = self.settings.server
+        if self.worker_index:
+            return f"clevermail worker {self.worker_index} running (pid {os.getpid()})"
         run_as = getattr(self.service, "run_as", None)
         user = f"; user {run_as.user}" if run_as is not None else ""
         activated = " (sockets from the service manager)" if getattr(self.service, "inherited", None) else ""
@@ -146,7 +155,8 @@ class Runner:
 
     def run(self):
         """Serve until a stop is asked for; returns the stop's reason."""
-        self.pidfile = PidFile(path_for(self.settings.server.data_dir)).acquire()
+        if not self.worker_index:
+            self.pidfile = PidFile(path_for(self.settings.server.data_dir)).acquire()
         try:
             say("%s", self.start_line())
             self._status = self.status_line()
@@ -160,7 +170,8 @@ class Runner:
                 self._refresh_status()
             return self._stop(self.signals.stop_reason)
         finally:
-            self.pidfile.release()
+            if self.pidfile is not None:
+                self.pidfile.release()
 
     def _refresh_status(self):
         status = self.status_line()
@@ -184,6 +195,8 @@ class Runner:
                 return False
             for note in self.service.reload(settings):
                 log.warning("%s", note)
+            if getattr(self.service, "pool", None) is not None:
+                self.service.pool.reload()      # each worker re-reads the file itself
             return True
         finally:
             self._status = self.status_line()
@@ -191,8 +204,18 @@ class Runner:
 
     def _stop(self, reason):
         self.notifier.stopping(f"stopping: {reason}")
+        if self.worker_index:
+            say("worker %d stopping: %s", self.worker_index, reason)
+            self.service.stop()
+            say("worker %d stopped", self.worker_index)
+            return reason
         say("stopping: %s; clevermail %s, config %s, data in %s", reason, __version__,
                  config_name(self.settings), self.settings.server.data_dir)
+        pool = getattr(self.service, "pool", None)
+        if pool is not None:
+            pool.begin_stop()           # the workers drain their sessions meanwhile
         self.service.stop()
+        if pool is not None:
+            pool.wait(self.settings.server.drain_time + KILL_GRACE)
         say("clevermail stopped")
         return reason

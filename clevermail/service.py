@@ -61,6 +61,7 @@ from .srs import SRS, SRSError, load_secret
 from .store import MailStore
 from .store.quota import user_limits
 from .tls_context import CHECK_INTERVAL, ServerContext
+from .workers import control_path
 
 log = logging.getLogger("clevermail.service")
 
@@ -116,13 +117,19 @@ class MailService:
     # _make_sender_identity and _make_worker.
     server_classes = SERVERS
 
-    def __init__(self, settings, resolver=None, inherited=(), tls_check_interval=CHECK_INTERVAL):
+    def __init__(self, settings, resolver=None, inherited=(), tls_check_interval=CHECK_INTERVAL,
+                 worker_index=0):
         self.settings = settings        # config.load_config's Settings, the current ones
         self.running = settings         # what the restart-only settings were built from
         self.resolver = resolver
         self.tls_check_interval = tls_check_interval    # seconds between certificate stats
         # activation.listen_fds()' [(name, fd)]: sockets the service manager bound for us
         self.inherited = list(inherited)
+        # 0: the main process; N: worker N of [server] workers (workers.py), which
+        # serves the same listeners but leaves the relay, /metrics and the pid file
+        # to the main process
+        self.worker_index = worker_index
+        self.pool = None                # the main process's workers.WorkerPool, if any
         self.run_as = None              # privileges.RunAs once dropped to [server] user
         self.servers = []            # (kind, server)
         self._threads = []
@@ -259,7 +266,7 @@ class MailService:
         root)."""
         self.metrics_endpoint = None
         address = self.settings.metrics.listen
-        if address is None:
+        if address is None or self.worker_index:
             return
         try:
             self.metrics_endpoint = self.metrics.serve(address, self)
@@ -371,15 +378,16 @@ class MailService:
                                       name="clevermail-warm-up", daemon=True)
         self._warm.start()
         try:
-            if self.worker is not None:
+            if self.worker is not None and not self.worker_index:
                 self.worker.start()
         except BaseException:
             self.stop()
             raise
+        source = (" (socket of the main process)" if self.worker_index
+                  else " (socket from the service manager)" if self.inherited else "")
         for kind, srv in self.servers:
-            log.info("%s listening on %s:%d%s", kind, srv.server_address[0], srv.port,
-                     " (socket from the service manager)" if self.inherited else "")
-        if self.run_as is None:
+            log.info("%s listening on %s:%d%s", kind, srv.server_address[0], srv.port, source)
+        if self.run_as is None and not self.worker_index:    # said once, by the main process
             privileges.warn_if_root()
         self._start_observers()
         return self
@@ -393,6 +401,8 @@ class MailService:
             self.metrics_endpoint.start()
             log.info("metrics on %s", self.metrics_endpoint.url)
         path = control.socket_path(self.settings.server.data_dir)
+        if self.worker_index:
+            path = control_path(path, self.worker_index)
         try:
             self.control = control.ControlServer(path, {"status": lambda: control.status_of(self)}).start()
         except OSError as exc:      # the server runs on; only `clevermail status` cannot see it

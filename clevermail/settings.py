@@ -48,6 +48,7 @@ class ServerSettings:
     user: str = ""                      # run as this user once the ports are bound ("" = as started)
     group: str = ""                     # ...and group ("" = the user's own)
     drain_time: float = 10.0    # seconds MailService.stop lets commands in progress finish
+    workers: int = 1            # processes serving the listeners (workers.py)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """`clevermail start|stop|reload`: the server in the foreground, and the signals that
-stop it or make it re-read its config (through the pid file in the data directory)."""
+stop it or make it re-read its config (through the pid file in the data directory);
+`clevermail worker`, hidden: one of the processes of [server] workers (workers.py)."""
 
 import os
 import signal
@@ -24,6 +25,7 @@ def start(ctx):
     from ..process import tune_process
     from ..sdnotify import Notifier
     from ..service import MailService, StartupError
+    from ..workers import WorkerPool, worker_argv
 
     settings = load_settings(ctx, as_service_user=False)    # it drops privileges itself, after binding
 
@@ -61,14 +63,64 @@ def start(ctx):
             service.start()
         except StartupError as exc:
             fail(str(exc))
+        if settings.server.workers > 1:
+            # the other processes of [server] workers, on the sockets just bound
+            service.pool = WorkerPool(service, settings.server.workers - 1,
+                                      worker_argv(ctx.obj["config"])).start()
         try:
             Runner(service, signals, config_path=ctx.obj["config"], notifier=notifier).run()
         except AlreadyRunning as exc:      # another one started meanwhile on the same data
+            if service.pool is not None:
+                service.pool.stop(0.0)
             service.stop()
             fail(str(exc))
     finally:
         signals.restore()
         notifier.close()
+
+
+@main.command(hidden=True)
+@config_option
+@click.pass_context
+def worker(ctx):
+    """One worker process of [server] workers, started by `clevermail start` with the
+    listening sockets (workers.py); not for use by hand."""
+    from ..config import ConfigError, load_config
+    from ..lifecycle import Runner, Signals
+    from ..logs import setup_logging
+    from ..process import tune_process
+    from ..service import MailService, StartupError
+    from ..workers import WorkerError, inherited
+
+    try:
+        mine = inherited()
+    except WorkerError as exc:
+        click.echo(f"clevermail worker: {exc}", err=True)
+        ctx.exit(1)
+    if mine is None:
+        click.echo("clevermail worker: started by `clevermail start` with [server] workers > 1, "
+                   "not by hand", err=True)
+        ctx.exit(2)
+    index, sockets = mine
+    signals = Signals().install()       # before anything: a stop during start-up is clean
+    try:
+        try:
+            settings = load_config(ctx.obj["config"])
+            setup_logging(settings.server.log_level, settings.server.log_file,
+                          log_format=settings.server.log_format)
+        except (ConfigError, OSError) as exc:
+            click.echo(f"clevermail worker {index}: cannot start: {exc}", err=True)
+            ctx.exit(1)
+        tune_process()
+        service = MailService(settings, inherited=sockets, worker_index=index)
+        try:
+            service.start()
+        except StartupError as exc:
+            click.echo(f"clevermail worker {index}: cannot start: {exc}", err=True)
+            ctx.exit(1)
+        Runner(service, signals, config_path=ctx.obj["config"]).run()
+    finally:
+        signals.restore()
 
 
 # -- stop, reload -------------------------------------------------------------------------

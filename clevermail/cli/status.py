@@ -81,6 +81,12 @@ def format_status(st):
     lines.append(f"listening: {listeners or 'nothing'}")
     lines.append(f"metrics: {st['metrics'] or 'off'}")
     lines.append("open sessions: " + ", ".join(f"{p} {n}" for p, n in st["sessions"].items()))
+    for w in st.get("workers", ()):
+        state = "running" if w["alive"] else "not running (restarting)"
+        sessions = w.get("sessions")
+        count = f", {sum(sessions.values())} sessions" if sessions else ""
+        restarts = f", restarted {w['restarts']} times" if w["restarts"] else ""
+        lines.append(f"worker {w['index']}: pid {w['pid']}, {state}{count}{restarts}")
     queue = st["queue"]
     if "error" in queue:
         lines.append(f"queue: cannot be read: {queue['error']}")
