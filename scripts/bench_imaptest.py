@@ -13,6 +13,10 @@ mean anything.
     python scripts/bench_imaptest.py                     # 3 rounds, 10 clients, 10 s
     python scripts/bench_imaptest.py --rounds 5 --clients 50 --seconds 30
     python scripts/bench_imaptest.py --no-dovecot        # CleverMail alone
+    python scripts/bench_imaptest.py --workers 1,2       # [server] workers = 1, then 2
+
+With several --workers values each is its own column (clevermail-w1, clevermail-w2, ...),
+run in the same interleaved rounds.
 """
 
 import argparse
@@ -64,7 +68,10 @@ def main():
     ap.add_argument("--shared", default=os.path.join(REPO, "..", "shared"),
                     help="the directory holding imaptest/run.sh (default ../shared)")
     ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument("--workers", default="1",
+                    help="CleverMail's [server] workers, comma-separated to run several (default 1)")
     args = ap.parse_args()
+    variants = [f"clevermail-w{int(n)}" for n in args.workers.split(",")]
     binary = None if args.no_dovecot else shutil.which("dovecot", path=os.environ.get("PATH", "") + ":/usr/sbin")
     if not args.no_dovecot and not binary:
         raise SystemExit("dovecot: not found (apt-get install dovecot-imapd), or --no-dovecot")
@@ -74,19 +81,20 @@ def main():
     try:
         for r in range(args.rounds):
             for profile, extra in PROFILES:
-                servers = ["clevermail"] + (["dovecot"] if binary else [])
+                servers = variants + (["dovecot"] if binary else [])
                 if r % 2:
                     servers.reverse()       # interleaved: neither always runs first
                 for name in servers:
                     work = tempfile.mkdtemp(dir=top)
                     os.chmod(work, 0o711)
-                    if name == "clevermail":
+                    if name.startswith("clevermail"):
                         # the compliance script's server: fresh data, users testuser1..5
                         ops, errors = bench(["bash", os.path.join(REPO, "scripts", "imaptest_clevermail.sh")],
                                             extra, args.seconds, args.clients,
-                                            {"SHARED": args.shared, "TMPDIR": work})
+                                            {"SHARED": args.shared, "TMPDIR": work,
+                                             "IMAPTEST_WORKERS": name.rpartition("-w")[2]})
                         results.setdefault((name, profile), []).append((ops, errors))
-                        print(f"round {r + 1} {profile:18} {name:10} {ops:9.1f} ops/s  {errors} Error: lines",
+                        print(f"round {r + 1} {profile:18} {name:14} {ops:9.1f} ops/s  {errors} Error: lines",
                               flush=True)
                         continue
                     server = PrivateDovecot(work, binary)
@@ -103,21 +111,21 @@ def main():
     finally:
         shutil.rmtree(top, ignore_errors=True)
     print(f"\nimaptest bench, {args.clients} clients, {args.seconds} s, medians of {args.rounds} rounds")
-    print(f"{'profile':20} {'clevermail':>12} {'dovecot':>12} {'ratio':>7} {'errors (cm/dc)':>15}")
+    print(f"{'profile':20} {'server':14} {'ops/s':>10} {'dovecot':>10} {'ratio':>7} {'errors (cm/dc)':>15}")
     for profile, _ in PROFILES:
-        cm = results[("clevermail", profile)]
         dc = results.get(("dovecot", profile))
-        cm_ops = statistics.median(o for o, _ in cm)
-        line = f"{profile:20} {cm_ops:12.1f}"
-        if dc:
-            dc_ops = statistics.median(o for o, _ in dc)
-            line += f" {dc_ops:12.1f} {cm_ops / dc_ops:6.2f}x"
-            errs = f"{sum(e for _, e in cm)}/{sum(e for _, e in dc)}"
-        else:
-            line += f" {'-':>12} {'-':>7}"
-            errs = f"{sum(e for _, e in cm)}/-"
-        print(line + f" {errs:>15}")
-
+        dc_ops = statistics.median(o for o, _ in dc) if dc else None
+        for name in variants:
+            cm = results[(name, profile)]
+            cm_ops = statistics.median(o for o, _ in cm)
+            line = f"{profile:20} {name:14} {cm_ops:10.1f}"
+            if dc:
+                line += f" {dc_ops:10.1f} {cm_ops / dc_ops:6.2f}x"
+                errs = f"{sum(e for _, e in cm)}/{sum(e for _, e in dc)}"
+            else:
+                line += f" {'-':>10} {'-':>7}"
+                errs = f"{sum(e for _, e in cm)}/-"
+            print(line + f" {errs:>15}")
 
 if __name__ == "__main__":
     main()

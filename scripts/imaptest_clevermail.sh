@@ -6,6 +6,7 @@
 #   scripts/imaptest_clevermail.sh compliance
 #   scripts/imaptest_clevermail.sh bench 30 10
 #   IMAPTEST_EXTRA=logout=0 scripts/imaptest_clevermail.sh bench 30 10
+#   IMAPTEST_WORKERS=2 scripts/imaptest_clevermail.sh bench 30 10    # [server] workers
 #
 # SHARED=path/to/shared overrides where run.sh is looked for (default ../shared beside
 # the repository).  The server's log is kept in $WORK/server.log; WORK is printed.
@@ -17,6 +18,7 @@ WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/cm-imaptest.XXXXXX")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$WORK/clevermail.ini" <<INI
 [server]
+workers = ${IMAPTEST_WORKERS:-1}
 hostname = mail.example.test
 data_dir = $WORK/data
 users_file = $WORK/users.ini
@@ -42,6 +44,11 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
 for _ in $(seq 100); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1).close()" 2>/dev/null && break
+  sleep 0.1
+done
+# with [server] workers: every worker up before the clock starts
+for _ in $(seq 300); do
+  [ "$(grep -c 'clevermail worker [0-9]* running' "$WORK/server.log" || true)" -ge "$(( ${IMAPTEST_WORKERS:-1} - 1 ))" ] && break
   sleep 0.1
 done
 echo "CleverMail on 127.0.0.1:$PORT, work dir $WORK" >&2

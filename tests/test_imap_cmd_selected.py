@@ -3,6 +3,8 @@
 MOVE, UID EXPUNGE), run over socket.socketpair() with raw command lines and exact
 tagged replies."""
 
+import pytest
+
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
     ALICE, SYSTEM_FLAGS, client, handler, message, open_session, selected, store, uidvalidity)
 from fakes import RETURN_PATH
@@ -244,3 +246,33 @@ def test_a_keyword_another_session_brings_in_is_announced_before_fetch_shows_it(
     assert r.untagged[1].startswith(f"* OK [PERMANENTFLAGS ({SYSTEM_FLAGS} $Urgent \\*)]")
     assert r.untagged[2].startswith("* 2 FETCH (FLAGS ($Urgent")
     assert a.expect("FETCH 2 (FLAGS)").untagged[0].startswith("* 2 FETCH")    # said once
+
+
+@pytest.mark.parametrize("items", ["(FLAGS)", "(FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])"])
+def test_a_keyword_set_just_after_the_command_began_is_announced_before_the_fetch_line(
+        open_session, store, monkeypatch, items):
+    """FETCH reads flags live: a keyword another session or process brings in after the
+    check before the command (here: at that very moment) still gets its FLAGS line
+    before the FETCH line that shows it (seen with [server] workers = 2 in imaptest)."""
+    from imap_helpers import deliver, two_logged_in
+
+    from clevermail.imap.selected_mailbox import SelectedMailbox
+
+    deliver(store, 2)
+    a, b = two_logged_in(open_session, select=True)
+    original, armed = SelectedMailbox.keyword_updates, []
+
+    def racing(self):
+        out = original(self)
+        if armed:
+            armed.clear()
+            b.expect("STORE 2 +FLAGS.SILENT ($Late)")      # lands after this check
+        return out
+
+    monkeypatch.setattr(SelectedMailbox, "keyword_updates", racing)
+    armed.append(True)
+    r = a.expect(f"FETCH 2 {items}")
+    assert not armed
+    assert r.untagged[0] == f"* FLAGS ({SYSTEM_FLAGS} $Late)"
+    assert r.untagged[1].startswith(f"* OK [PERMANENTFLAGS ({SYSTEM_FLAGS} $Late \\*)]")
+    assert r.untagged[2].startswith("* 2 FETCH (FLAGS ($Late")

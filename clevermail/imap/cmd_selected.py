@@ -156,6 +156,9 @@ def _fetch(session, args, uid_mode):
         # FLAGS/UID/INTERNALDATE/RFC822.SIZE only (FETCH 1:* (UID FLAGS) on every
         # sync): Message values made from the index, no message file opened
         lines = render_index_only(request, view.iter_messages(seqs))
+        # flags are read live: a keyword another process set meanwhile is announced
+        # first (the keyword map read now holds every name the lines show)
+        session.send_many(session.mailbox.keyword_updates())
         session.send_many(lines)
         if len(lines) < len(seqs):      # one expunged so long ago its data is gone
             raise R.MESSAGE_GONE.error()
@@ -173,6 +176,7 @@ def _fetch(session, args, uid_mode):
     ident = functools.partial(handler.email_id, view)
     missing = False
     sent = []
+    mailbox = session.mailbox
 
     def lines():
         nonlocal missing
@@ -183,6 +187,8 @@ def _fetch(session, args, uid_mode):
                 missing = True
                 continue
             sent.append(msg.uid)
+            if mailbox.unannounced(msg.flags):      # set by another session meanwhile
+                yield from mailbox.keyword_updates()
             yield b"* %d FETCH %s\r\n" % (msg.seq, data)
     session.send_many(lines())
     session.log_retrieval(session.account.address, view.name, sent)

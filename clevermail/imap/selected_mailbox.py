@@ -5,7 +5,9 @@ A keyword that comes into use after SELECT (a STORE here or in another session) 
 announced with an untagged FLAGS and OK [PERMANENTFLAGS] before any FETCH shows it
 (RFC 3501 7.2.6: FLAGS lists the flags "applicable to this mailbox"; a client may
 ignore a flag it was not told about): `keyword_updates()`, called before a command
-runs, inside STORE before its FETCH lines, and at the head of `updates()`.
+runs, inside STORE before its FETCH lines, and at the head of `updates()`; and by
+FETCH before a line whose flags hold a keyword set meanwhile (`unannounced()`: FETCH
+reads flags live, and another process may bring a keyword in while it runs).
 
 The snapshot (sequence numbers <-> UIDs, \\Recent) and the diff since the last look
 live in store/view.py; this module only says them in IMAP: `* n EXPUNGE`, `* n FETCH
@@ -18,8 +20,12 @@ SELECT says HIGHESTMODSEQ; with QRESYNC enabled expunges are said as one `* VANI
 uid-set` instead of EXPUNGE lines (3.2.10).  `enabled` is the session's own set.
 """
 
+from ..store.flags import SYSTEM_FLAGS
 from .condstore import vanished_line
 from .fetch import flag_text
+
+# Flags every FLAGS response lists, and \Recent (never in FLAGS, shown by FETCH).
+_ALWAYS = frozenset({*SYSTEM_FLAGS, "\\Recent"})
 
 
 class SelectedMailbox:
@@ -31,6 +37,7 @@ class SelectedMailbox:
         self.deferred = []       # expunged UIDs not yet reported (a FETCH/STORE/SEARCH ran)
         self.gone = False
         self.announced = ()      # the keywords of the last FLAGS response sent
+        self.known = _ALWAYS     # ...with the system flags: what a FETCH may show
         self.saved = frozenset()  # UIDs of the saved search result "$" (RFC 5182)
 
     @property
@@ -88,9 +95,16 @@ class SelectedMailbox:
             return []
         return [self._flags_lines(keywords).encode()]
 
+    def unannounced(self, flags):
+        """True when the flag names `flags` hold a keyword no FLAGS response said yet:
+        one another session or process set after this command began (a FETCH reads
+        flags live); keyword_updates() must go out before the line that shows it."""
+        return not flags <= self.known
+
     def _flags_lines(self, keywords):
         view = self.view
         self.announced = keywords
+        self.known = _ALWAYS.union(keywords)
         flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft" + "".join(" " + k for k in keywords)
         perm = "" if view.readonly else flags + (" \\*" if view.can_add_keywords() else "")
         return f"* FLAGS ({flags})\r\n* OK [PERMANENTFLAGS ({perm})] Flags permitted\r\n"
