@@ -10,7 +10,9 @@ replies.py           every status response as a named Reply (status, code, text)
                      the one unexpected-error answer
 parser.py            command line (literals through a callback) -> Command (pure)
 session.py           IMAPSession: the loop step, the state, the command table, the one
-                     catch point, capabilities, STARTTLS and login (RFC 3501 6.1, 6.2)
+                     catch point, capabilities (RFC 3501 6.1)
+cmd_login.py         STARTTLS, LOGIN, AUTHENTICATE (RFC 3501 6.2, RFC 4959) and COMPRESS
+                     (RFC 4978)
 cmd_mailboxes.py     the authenticated-state commands, plain functions (RFC 3501 6.3;
                      APPEND of several messages: MULTIAPPEND, RFC 3502)
 cmd_list.py          LIST, also with LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819)

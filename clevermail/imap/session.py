@@ -1,5 +1,5 @@
 """IMAP4rev1 session (RFC 3501): the loop step, the state, the command table, the
-one catch point, and logging in.
+one catch point, the capabilities.
 
 The session reads a command line, lets parser.py parse it (literals come through the
 `_more` callback, which checks sizes before it invites or reads any byte), looks the
@@ -9,9 +9,9 @@ updates of the selected mailbox, then the tagged reply.  Commands raise IMAPErro
 (replies.py, named replies with their codes) or store errors; they are turned into
 bytes here and nowhere else.
 
-The commands live in modules by RFC 3501 section: this one (6.1 any state, 6.2 not
-authenticated: the session owns its capabilities and login), cmd_mailboxes.py (6.3
-authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: LITERAL+
+The commands live in modules by RFC 3501 section: this one (6.1 any state),
+cmd_login.py (6.2 not authenticated: STARTTLS, LOGIN, AUTHENTICATE; and COMPRESS),
+cmd_mailboxes.py (6.3 authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: LITERAL+
 (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
 NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
 CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), URLAUTH (RFC 4467,
@@ -32,14 +32,16 @@ from ..line_session import LineSession, SessionClosed
 from ..store import StoreError
 from ..wire import LineTooLong
 from . import cmd_list as listing
+from . import cmd_login as login_cmds
 from . import cmd_mailboxes as mailboxes
 from . import cmd_quota as quota
 from . import cmd_search as searching
 from . import cmd_selected as selected
 from . import cmd_urlauth as urlauth
 from . import replies as R
+from .cmd_login import MECHANISMS, SILENT
 from .idle import cmd_idle
-from .parser import Atom, Command, LiteralTooLarge, ParseError, astring, parse_command, quote
+from .parser import Atom, Command, LiteralTooLarge, ParseError, parse_command, quote
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
 BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
@@ -47,7 +49,6 @@ BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAM
              "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC", "OBJECTID",
              "LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "CATENATE", "ESEARCH", "SEARCHRES", "SORT",
              "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
-MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
 # still counts on the numbers it used), nor after SORT or THREAD, which answer with
 # numbers too; their UID forms, other keys, may send it.
@@ -252,7 +253,8 @@ class IMAPSession(LineSession):
         if self.state == SELECTED:
             self.state = AUTH
 
-    def _logged_in(self, account):
+    def logged_in(self, account):
+        """LOGIN or AUTHENTICATE succeeded: the authenticated state; the tagged OK's text."""
         self.account = account
         self.state = AUTH
         return f"[CAPABILITY {' '.join(self.capabilities())}] Logged in"
@@ -299,63 +301,6 @@ class IMAPSession(LineSession):
             raise R.ID_ARGS.error()
         self.send(b'* ID ("name" "CleverMail" "version" ' + quote(__version__) + b")\r\n")
 
-    # -- not authenticated -----------------------------------------------------------------
-    def cmd_STARTTLS(self, cmd):
-        """Start TLS; commands pipelined behind it are discarded.
-        States: not authenticated.
-        RFC 3501 6.2.1."""
-        if not self.tls_available:
-            raise (R.TLS_ACTIVE if self.tls else R.TLS_UNAVAILABLE).error()
-        self.send(f"{cmd.tag} OK Begin TLS negotiation now\r\n")
-        self.start_tls()
-        return SILENT
-
-    def cmd_COMPRESS(self, cmd):
-        """Deflate both directions from the end of the tagged OK on.
-        States: authenticated, selected.
-        RFC 4978."""
-        if len(cmd.args) != 1 or not isinstance(cmd.args[0], Atom):
-            raise R.COMPRESS_ARGS.error()
-        if cmd.args[0].upper() != "DEFLATE":
-            raise R.UNKNOWN_COMPRESSION.error()
-        if self.compressed:
-            raise R.COMPRESSION_ACTIVE.error()
-        self.send(f"{cmd.tag} OK DEFLATE active\r\n")
-        self.start_deflate()
-        return SILENT
-
-    def cmd_LOGIN(self, cmd):
-        """Log in with user name and password.
-        States: not authenticated.
-        RFC 3501 6.2.3."""
-        if len(cmd.args) != 2:
-            raise R.LOGIN_ARGS.error()
-        if not self.plaintext_auth_ok:
-            raise R.LOGIN_NEEDS_TLS.error()
-        try:
-            account = self.login.password(astring(cmd.args[0]), astring(cmd.args[1]), "LOGIN command")
-        except login.LoginError as exc:
-            raise R.login_error(exc) from None
-        return self._logged_in(account)
-
-    def cmd_AUTHENTICATE(self, cmd):
-        """SASL PLAIN, with an initial response (SASL-IR) or one continuation.
-        States: not authenticated.
-        RFC 3501 6.2.2, RFC 4959."""
-        if not cmd.args or len(cmd.args) > 2:
-            raise R.AUTHENTICATE_ARGS.error()
-        mechanism = astring(cmd.args[0]).upper()
-        if mechanism not in MECHANISMS:
-            raise R.UNSUPPORTED_MECHANISM.error()
-        if not self.plaintext_auth_ok:
-            raise R.AUTHENTICATE_NEEDS_TLS.error()
-        initial = astring(cmd.args[1]) if len(cmd.args) == 2 else None
-        try:
-            account = self.login.sasl(mechanism, initial)
-        except login.LoginError as exc:
-            raise R.login_error(exc) from None
-        return self._logged_in(account)
-
     # -- the command table -----------------------------------------------------------------
     # name -> (function(session, cmd), states where allowed); the state is checked once
     # in run().  The UID forms are keys of their own; "UID" alone is the fallback that
@@ -367,9 +312,9 @@ class IMAPSession(LineSession):
         "LOGOUT": (cmd_LOGOUT, ANY),
         "ID": (cmd_ID, ANY),
         # RFC 3501 6.2: not authenticated
-        "STARTTLS": (cmd_STARTTLS, NOT_AUTH_ONLY),
-        "LOGIN": (cmd_LOGIN, NOT_AUTH_ONLY),
-        "AUTHENTICATE": (cmd_AUTHENTICATE, NOT_AUTH_ONLY),
+        "STARTTLS": (login_cmds.cmd_starttls, NOT_AUTH_ONLY),
+        "LOGIN": (login_cmds.cmd_login, NOT_AUTH_ONLY),
+        "AUTHENTICATE": (login_cmds.cmd_authenticate, NOT_AUTH_ONLY),
         # RFC 3501 6.3: authenticated (and selected)
         "SELECT": (mailboxes.cmd_select, LOGGED_IN),
         "EXAMINE": (mailboxes.cmd_examine, LOGGED_IN),
@@ -385,7 +330,7 @@ class IMAPSession(LineSession):
         "NAMESPACE": (mailboxes.cmd_namespace, LOGGED_IN),
         "ENABLE": (mailboxes.cmd_enable, LOGGED_IN),
         "IDLE": (cmd_idle, LOGGED_IN),
-        "COMPRESS": (cmd_COMPRESS, LOGGED_IN),
+        "COMPRESS": (login_cmds.cmd_compress, LOGGED_IN),
         "GENURLAUTH": (urlauth.cmd_genurlauth, LOGGED_IN),
         "RESETKEY": (urlauth.cmd_resetkey, LOGGED_IN),
         "URLFETCH": (urlauth.cmd_urlfetch, LOGGED_IN),
@@ -415,10 +360,6 @@ class IMAPSession(LineSession):
         "GETQUOTAROOT": (quota.cmd_getquotaroot, LOGGED_IN),
         "SETQUOTA": (quota.cmd_setquota, LOGGED_IN),
     }
-
-
-# Returned by a command that already sent its own tagged reply (STARTTLS, COMPRESS).
-SILENT = object()
 
 
 def uid_form(cmd):
