@@ -20,10 +20,10 @@ from imap_helpers import (  # noqa: F401 (client, handler, open_session, selecte
     ALICE, BOB, DOMAIN, HOSTNAME, PASSWORD, FakeServer, append, check, client, deliver, handler,
     message, open_session, selected, start_idle, store, two_logged_in, uidvalidity, wait_idling)
 
-BASE_CAPS = ("IMAP4rev1 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ENABLE ID UNSELECT "
+BASE_CAPS = ("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR IDLE UIDPLUS MOVE NAMESPACE ENABLE ID UNSELECT "
              "CHILDREN SPECIAL-USE BINARY URLAUTH URLAUTH=BINARY CONDSTORE QRESYNC OBJECTID "
              "LIST-EXTENDED LIST-STATUS MULTIAPPEND CATENATE ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT "
-             "THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
+             "THREAD=ORDEREDSUBJECT THREAD=REFERENCES UTF8=ACCEPT"
              # cmd_quota.py; APPENDLIMIT is FakeServer's message_size
              " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE STATUS=SIZE APPENDLIMIT=1048576")
 AUTH_CAPS = BASE_CAPS + " COMPRESS=DEFLATE"      # after login (RFC 4978 3)

@@ -1,4 +1,5 @@
-"""IMAP4rev1 (RFC 3501) with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
+"""IMAP4rev1 (RFC 3501) and IMAP4rev2 (RFC 9051, after ENABLE IMAP4rev2) with UTF8=ACCEPT
+(RFC 6855), LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
 ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY), OBJECTID, COMPRESS=DEFLATE,
 CONDSTORE, QRESYNC, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, CATENATE, ESEARCH, SEARCHRES, SORT,
 SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT and THREAD=REFERENCES, QUOTA, STATUS=SIZE and
@@ -33,7 +34,11 @@ condstore.py         CONDSTORE/QRESYNC (RFC 7162) on the wire: SELECT parameters
                      and STORE modifiers, VANISHED, the resync after a QRESYNC SELECT
 cmd_quota.py         QUOTA (RFC 9208), STATUS SIZE (RFC 8438), DELETED, DELETED-STORAGE,
                      APPENDLIMIT (RFC 7889) and their capabilities
-names.py             mailbox names on the wire (mUTF-7, INBOX) and LIST patterns
+names.py             mailbox names on the wire (mUTF-7, or UTF-8 after ENABLE UTF8=ACCEPT
+                     or IMAP4rev2; INBOX; Net-Unicode for new names), LIST patterns and
+                     attributes
+rev2.py              IMAP4rev2 beside IMAP4rev1: the RFC 9051 Appendix E checklist and
+                     the LIST line of SELECT and RENAME
 fetch.py, search.py  FETCH items and SEARCH keys: parsing and rendering/matching
 binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPENDs made
                      storable

@@ -2,6 +2,7 @@
 literals and URLs of messages or parts the user may read.
 
     APPEND mailbox [flags] [date] CATENATE (TEXT literal URL "/INBOX/;UID=3/;SECTION=1" ...)
+    (with UTF8=ACCEPT a part may also be UTF8 (literal8), RFC 6855 4)
 
 `parse_parts(tokens)` checks the list's shape (BAD when it is wrong); `assemble`
 resolves each URL and joins the pieces.  A URL is one of the user's own mailboxes
@@ -12,7 +13,7 @@ NO [BADURL url] (RFC 4469 5.1), the whole message past `limit` with NO [TOOBIG].
 """
 
 from . import binary, cmd_urlauth
-from .parser import Atom, Literal8, astring
+from .parser import Atom, Literal, Literal8, astring
 from .replies import IMAPBad, IMAPNo
 from .url import UrlError, relative_url
 
@@ -26,7 +27,8 @@ class Parts(list):
 
 def parse_parts(tokens):
     """The list after CATENATE -> [("TEXT", bytes) | ("URL", str)]; a literal8 text
-    (RFC 4469 5, with BINARY) stays a Literal8."""
+    (RFC 4469 5, with BINARY) stays a Literal8; "UTF8 (literal8)" (RFC 6855 4) is a
+    text too."""
     if not isinstance(tokens, list) or not tokens:
         raise IMAPBad("CATENATE takes a list of TEXT literals and URLs")
     if len(tokens) > 2 * MAX_PARTS:
@@ -40,6 +42,9 @@ def parse_parts(tokens):
         value = tokens[i + 1]
         if kind.upper() == "TEXT" and isinstance(value, bytes):
             parts.append(("TEXT", value))
+        elif kind.upper() == "UTF8" and isinstance(value, list) and len(value) == 1 \
+                and isinstance(value[0], Literal):
+            parts.append(("TEXT", value[0]))
         elif kind.upper() == "URL" and not isinstance(value, list):
             parts.append(("URL", astring(value)))
         else:

@@ -19,9 +19,8 @@ the missing parents of nested ones) and the user's subscriptions.
 from ..store import SPECIAL_USE
 from ..store.paths import SEPARATOR
 from . import replies as R
-from . import utf7
-from .cmd_mailboxes import STATUS_ITEMS, list_attributes, status_line
-from .names import ListPattern, wire_name
+from .cmd_mailboxes import STATUS_ITEMS, status_line
+from .names import ListPattern, list_attributes, list_form, wire_name
 from .parser import astring
 
 SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
@@ -101,31 +100,36 @@ def cmd_list(session, cmd):
     States: authenticated, selected.
     RFC 3501 6.3.8, RFC 5258, RFC 5819, RFC 3348, RFC 6154."""
     req = parse_list(cmd.args)
+    if session.rev2 and "RECENT" in req.status:
+        raise R.UNKNOWN_STATUS_ITEM.error("RECENT")     # RFC 9051 has no RECENT item
     if not req.extended and req.patterns == [""]:
         # the hierarchy delimiter and root name (RFC 3501 6.3.8)
         session.send(f'* LIST (\\Noselect) "{SEPARATOR}" ""\r\n')
         return None
     handler, address = session.server.handler, session.account.address
     matchers = [ListPattern(req.reference, p) for p in req.patterns]
+    utf8 = session.utf8
 
     def matches(name):
-        wire = utf7.encode(name)
+        wire = list_form(name, utf8)
         return any(m.match(wire) for m in matchers)
 
     tree = {node.name: node for node in handler.folder_tree(address)}
     want_subscribed = "SUBSCRIBED" in req.selection or "SUBSCRIBED" in req.returns
     subscribed = set(handler.subscriptions(address)) if want_subscribed else set()
     out = []
-    for name, attrs, extra in _listed(req, tree, subscribed, matches):
+    for name, attrs, extra in _listed(req, tree, subscribed, matches, session.rev2):
         out.append(b"* LIST (%s) \"%s\" %s%s\r\n" % (" ".join(attrs).encode(), SEPARATOR.encode(),
-                                                    wire_name(name), extra))
+                                                    wire_name(name, utf8), extra))
         if req.status and name in tree and tree[name].selectable:
             out.append(status_line(session, name, req.status))
     session.send_many(out)
 
 
-def _listed(req, tree, subscribed, matches):
-    """(name, attributes, extended data bytes) of each mailbox the LIST returns."""
+def _listed(req, tree, subscribed, matches, rev2=False):
+    """(name, attributes, extended data bytes) of each mailbox the LIST returns; a
+    missing parent is \\NonExistent with SUBSCRIBED and for IMAP4rev2 (RFC 9051
+    6.3.9.6), else \\Noselect."""
     sel = req.selection
     if "SUBSCRIBED" in sel:
         candidates = sorted(subscribed, key=lambda n: (n != "INBOX", n))
@@ -158,10 +162,7 @@ def _listed(req, tree, subscribed, matches):
         if node is None:
             attrs.append("\\NonExistent")
         else:
-            attrs = list_attributes(node)
-            if not node.selectable and "SUBSCRIBED" in sel:
-                attrs.remove("\\Noselect")
-                attrs.append("\\NonExistent")
+            attrs = list_attributes(node, nonexistent=rev2 or "SUBSCRIBED" in sel)
         if name in subscribed:
             attrs.append("\\Subscribed")
         extra = b' ("CHILDINFO" ("SUBSCRIBED"))' if name in childinfo else b""

@@ -2,7 +2,9 @@
 DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND, plus NAMESPACE
 (RFC 2342) and ENABLE (RFC 5161), with CONDSTORE and QRESYNC's parts of them (RFC
 7162: SELECT/EXAMINE parameters, STATUS HIGHESTMODSEQ, ENABLE; condstore.py reads and
-says them).  IDLE, allowed here too, is idle.py.
+says them), UTF8=ACCEPT's (RFC 6855: names in UTF-8, APPEND's "UTF8 (literal8)",
+8-bit header fields refused without it) and IMAP4rev2's (rev2.py).  IDLE, allowed
+here too, is idle.py.
 
 Plain functions `cmd_x(session, cmd)` registered in IMAPSession.COMMANDS, which
 checks the state before calling them.  What they use of the session: `account`,
@@ -13,19 +15,20 @@ completed") or raise an IMAPError (replies.py) or a store error.  Mailbox names 
 decoded by names.py; the store validates them as paths.
 """
 
-from ..store import SPECIAL_USE
+import re
+
 from ..store.errors import NoSuchFolder
 from ..store.paths import SEPARATOR
-from . import binary, catenate
+from . import binary, catenate, rev2
 from . import replies as R
 from . import cmd_quota as quota
-from . import utf7
 from .condstore import changed_fetches, select_params, vanished_earlier, vanished_line
-from .names import ListPattern, mailbox_name, wire_name
+from .names import ListPattern, check_new_name, list_form, mailbox_name, wire_name
 from .parser import Atom, Literal, Literal8, astring, flag_list, parse_datetime
 from .seqset import uid_set_text
 from .selected_mailbox import SelectedMailbox
 
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 # STATUS item (RFC 3501 6.3.10) -> field of the store's FolderStatus
 STATUS_ITEMS = {"MESSAGES": "messages", "RECENT": "recent", "UIDNEXT": "uidnext",
                 "UIDVALIDITY": "uidvalidity", "UNSEEN": "unseen",
@@ -33,25 +36,16 @@ STATUS_ITEMS = {"MESSAGES": "messages", "RECENT": "recent", "UIDNEXT": "uidnext"
                 "MAILBOXID": None,                   # RFC 8474 4.3: asked of the handler
                 **quota.STATUS_ITEMS}    # SIZE, DELETED, DELETED-STORAGE, APPENDLIMIT
 # ENABLE (RFC 5161) of ours -> what it turns on (QRESYNC implies CONDSTORE, RFC 7162 3.2.3)
-ENABLES = {"CONDSTORE": ("CONDSTORE",), "QRESYNC": ("QRESYNC", "CONDSTORE")}
+# UTF8=ACCEPT (RFC 6855 3) and IMAP4rev2 (RFC 9051 Appendix A) are the session's own
+ENABLES = {"CONDSTORE": ("CONDSTORE",), "QRESYNC": ("QRESYNC", "CONDSTORE"),
+           "UTF8=ACCEPT": ("UTF8=ACCEPT",), "IMAP4REV2": ("IMAP4rev2",)}
 
 
-def one_mailbox(cmd):
+def one_mailbox(session, cmd):
     """The folder name of a command that takes exactly one mailbox argument."""
     if len(cmd.args) != 1:
         raise R.ONE_MAILBOX_ARG.error(cmd.name)
-    return mailbox_name(cmd.args[0])
-
-
-def list_attributes(node):
-    """LIST attributes of a folder-tree node: CHILDREN (RFC 3348), \\Noselect for a
-    missing parent (RFC 3501 6.3.8), SPECIAL-USE (RFC 6154)."""
-    attrs = ["\\HasChildren" if node.children else "\\HasNoChildren"]
-    if not node.selectable:
-        attrs.append("\\Noselect")
-    if node.name in SPECIAL_USE:
-        attrs.append(SPECIAL_USE[node.name])
-    return attrs
+    return mailbox_name(cmd.args[0], session.utf8)
 
 
 # -- SELECT / EXAMINE ------------------------------------------------------------------
@@ -72,7 +66,7 @@ def cmd_examine(session, cmd):
 def _select(session, cmd, readonly):
     if not cmd.args:
         raise R.ONE_MAILBOX_ARG.error(cmd.name)
-    name = mailbox_name(cmd.args[0])
+    name = mailbox_name(cmd.args[0], session.utf8)
     params = select_params(cmd.args[1:], "QRESYNC" in session.enabled)
     if params.condstore:
         session.enabled.add("CONDSTORE")     # a CONDSTORE enabling SELECT (RFC 7162 3.1.8)
@@ -83,10 +77,13 @@ def _select(session, cmd, readonly):
         session.send(b"* OK [CLOSED] Previous mailbox closed\r\n")
     handler = session.server.handler
     address = session.account.address
-    view = handler.open_view(address, name, readonly, session.recent_owned.get((address, name), ()))
+    view = handler.open_view(address, name, readonly, session.recent_owned.get((address, name), ()),
+                             recent=not session.rev2)
     try:
         mailbox = SelectedMailbox(view, session.enabled)
         out = [mailbox.select_responses()]
+        if session.rev2:
+            out.append(rev2.list_line(session, name))      # RFC 9051 6.3.2
         resync = params.resync
         if resync is not None and resync.uidvalidity == view.uidvalidity:
             # RFC 7162 3.2.5.1: what vanished and what changed since the client's modseq
@@ -105,9 +102,10 @@ def cmd_create(session, cmd):
     """Create a mailbox and its missing superiors.
     States: authenticated, selected.
     RFC 3501 6.3.3."""
-    name = one_mailbox(cmd).rstrip(SEPARATOR)
+    name = one_mailbox(session, cmd).rstrip(SEPARATOR)
     if name.upper() == "INBOX":
         raise R.INBOX_EXISTS.error()
+    check_new_name(name)
     handler = session.server.handler
     handler.create(session.account.address, name)
     return f"[MAILBOXID ({handler.mailbox_id(session.account.address, name)})] CREATE completed"
@@ -117,7 +115,7 @@ def cmd_delete(session, cmd):
     """Delete a mailbox; INBOX cannot be.
     States: authenticated, selected.
     RFC 3501 6.3.4."""
-    name = one_mailbox(cmd)
+    name = one_mailbox(session, cmd)
     if name.upper() == "INBOX":
         raise R.INBOX_UNDELETABLE.error()
     if session.mailbox is not None and session.mailbox.name == name:
@@ -131,28 +129,33 @@ def cmd_rename(session, cmd):
     RFC 3501 6.3.5."""
     if len(cmd.args) != 2:
         raise R.RENAME_ARGS.error()
-    old, new = mailbox_name(cmd.args[0]), mailbox_name(cmd.args[1]).rstrip(SEPARATOR)
+    utf8 = session.utf8
+    old, new = mailbox_name(cmd.args[0], utf8), mailbox_name(cmd.args[1], utf8).rstrip(SEPARATOR)
     if new.upper() == "INBOX":
         raise R.RENAME_TO_INBOX.error()
+    check_new_name(new)
     mailbox = session.mailbox
     if mailbox is not None and old != "INBOX" and (mailbox.name == old or mailbox.name.startswith(old + SEPARATOR)):
         # its directory is about to move: release it rather than report it deleted
         session.unselect()
     session.server.handler.rename(session.account.address, old, new)
+    if session.rev2 and old != "INBOX":
+        # RFC 9051 6.3.9.7 (INBOX stays: its mail moved, 6.3.6)
+        session.send(rev2.list_line(session, new, oldname=old))
 
 
 def cmd_subscribe(session, cmd):
     """Add a name to the subscription list; it need not exist.
     States: authenticated, selected.
     RFC 3501 6.3.6."""
-    session.server.handler.subscribe(session.account.address, one_mailbox(cmd), True)
+    session.server.handler.subscribe(session.account.address, one_mailbox(session, cmd), True)
 
 
 def cmd_unsubscribe(session, cmd):
     """Remove a name from the subscription list.
     States: authenticated, selected.
     RFC 3501 6.3.7."""
-    session.server.handler.subscribe(session.account.address, one_mailbox(cmd), False)
+    session.server.handler.subscribe(session.account.address, one_mailbox(session, cmd), False)
 
 
 # -- LIST / LSUB -------------------------------------------------------------------------
@@ -163,12 +166,12 @@ def cmd_lsub(session, cmd):
     if len(cmd.args) != 2:
         raise R.LIST_ARGS.error(cmd.name)
     matcher = ListPattern(astring(cmd.args[0]), astring(cmd.args[1]))
-    handler, address = session.server.handler, session.account.address
+    handler, address, utf8 = session.server.handler, session.account.address, session.utf8
     existing = {node.name for node in handler.folder_tree(address) if node.selectable}
     subscribed = handler.subscriptions(address)
     listed = {}
     for name in subscribed:
-        if matcher.match(utf7.encode(name)):
+        if matcher.match(list_form(name, utf8)):
             listed[name] = "" if name in existing else "\\Noselect"
             continue
         # RFC 3501 6.3.9: "foo/bar" subscribed, "foo" not, and "%" matches "foo":
@@ -176,10 +179,10 @@ def cmd_lsub(session, cmd):
         levels = name.split(SEPARATOR)
         for i in range(len(levels) - 1, 0, -1):
             parent = SEPARATOR.join(levels[:i])
-            if parent not in subscribed and matcher.match(utf7.encode(parent)):
+            if parent not in subscribed and matcher.match(list_form(parent, utf8)):
                 listed.setdefault(parent, "\\Noselect")
                 break
-    session.send_many(b"* LSUB (%s) \"%s\" %s\r\n" % (attrs.encode(), SEPARATOR.encode(), wire_name(name))
+    session.send_many(b"* LSUB (%s) \"%s\" %s\r\n" % (attrs.encode(), SEPARATOR.encode(), wire_name(name, utf8))
                       for name, attrs in listed.items())
 
 
@@ -193,12 +196,12 @@ def cmd_status(session, cmd):
     items = []
     for tok in cmd.args[1]:
         item = tok.upper() if isinstance(tok, str) else None
-        if item not in STATUS_ITEMS:
-            raise R.UNKNOWN_STATUS_ITEM.error(tok)
+        if item not in STATUS_ITEMS or (item == "RECENT" and session.rev2):
+            raise R.UNKNOWN_STATUS_ITEM.error(tok)      # RFC 9051 has no RECENT item
         items.append(item)
     if "HIGHESTMODSEQ" in items:
         session.enable_condstore()      # a CONDSTORE enabling command (RFC 7162 3.1)
-    session.send(status_line(session, mailbox_name(cmd.args[0]), items))
+    session.send(status_line(session, mailbox_name(cmd.args[0], session.utf8), items))
 
 
 def status_line(session, name, items):
@@ -214,7 +217,7 @@ def status_line(session, name, items):
         field = STATUS_ITEMS[item]
         return extra[field] if field in extra else getattr(status, field)
     body = " ".join(f"{item} {value(item)}" for item in items)
-    return b"* STATUS %s (%s)\r\n" % (wire_name(name), body.encode())
+    return b"* STATUS %s (%s)\r\n" % (wire_name(name, session.utf8), body.encode())
 
 
 def cmd_append(session, cmd):
@@ -223,7 +226,7 @@ def cmd_append(session, cmd):
     RFC 3501 6.3.11, RFC 3502, RFC 4315 (UIDPLUS), RFC 4469 (CATENATE)."""
     if len(cmd.args) < 2 or not isinstance(cmd.args[-1], (bytes, list)):
         raise R.APPEND_ARGS.error()
-    name = mailbox_name(cmd.args[0])
+    name = mailbox_name(cmd.args[0], session.utf8)
     messages = append_messages(cmd.args[1:])
     handler = session.server.handler
     if any(isinstance(data, catenate.Parts) for data, _, _ in messages):
@@ -234,6 +237,9 @@ def cmd_append(session, cmd):
         limit = session.server.limits.message_size
         messages = [(catenate.assemble(session, data, limit) if isinstance(data, catenate.Parts) else data,
                      names, date) for data, names, date in messages]
+    if not session.utf8 and any(not _header(data).isascii() for data, _, _ in messages):
+        # RFC 6855 4: a client that did not enable UTF-8 sends 7-bit header fields
+        raise R.EIGHT_BIT_HEADER.error()
     try:
         if len(messages) == 1:
             validity, uid = handler.append(session.account.address, name, *messages[0])
@@ -246,11 +252,18 @@ def cmd_append(session, cmd):
     return f"[APPENDUID {validity} {uid_set_text(uids)}] APPEND completed"
 
 
+def _header(message):
+    """The header section of a message in wire form (all of it without a blank line)."""
+    end = _BLANK_LINE.search(message)
+    return message[:end.start()] if end else message
+
+
 def append_messages(args):
     """The arguments after the mailbox name -> [(message, flag names, date or None)]:
     each message a literal with an optional flag list and date-time before it
-    (RFC 3502 append-message); a lone quoted message is taken as RFC 3501 grammar
-    allows.  Nothing is stored when one of them is wrong."""
+    (RFC 3502 append-message), or "UTF8 (literal8)" (RFC 6855 4); a lone quoted
+    message is taken as RFC 3501 grammar allows.  Nothing is stored when one of them
+    is wrong."""
     out, flags, date = [], None, None
     last = len(args) - 1
     catenated = set()                   # indexes of lists that are CATENATE's parts
@@ -263,7 +276,15 @@ def append_messages(args):
             out.append((catenate.Parts(catenate.parse_parts(args[i + 1])), names, date))
             catenated.add(i + 1)
             flags, date = None, None
-        elif isinstance(tok, Literal) or (i == last and isinstance(tok, bytes) and not out):
+            continue
+        if isinstance(tok, Atom) and tok.upper() == "UTF8" and i < last and isinstance(args[i + 1], list):
+            # RFC 6855 4: the message, its header fields maybe UTF-8, as a literal8
+            inner = args[i + 1]
+            if len(inner) != 1 or not isinstance(inner[0], Literal):
+                raise R.UTF8_APPEND_ARGS.error()
+            tok = inner[0]
+            catenated.add(i + 1)
+        if isinstance(tok, Literal) or (i == last and isinstance(tok, bytes) and not out):
             if not tok:
                 raise R.EMPTY_MESSAGE.error()
             if isinstance(tok, Literal8):
@@ -294,9 +315,9 @@ def cmd_namespace(session, cmd):
 
 
 def cmd_enable(session, cmd):
-    """Enable extensions: CONDSTORE and QRESYNC; ENABLED lists those this one turned on.
+    """Enable CONDSTORE, QRESYNC, UTF8=ACCEPT, IMAP4rev2; ENABLED lists those turned on.
     States: authenticated, selected.
-    RFC 5161, RFC 7162 3.1 and 3.2.3."""
+    RFC 5161, RFC 7162 3.1 and 3.2.3, RFC 6855 3, RFC 9051 Appendix A."""
     if not cmd.args:
         raise R.ENABLE_ARGS.error()
     newly, condstore = [], False

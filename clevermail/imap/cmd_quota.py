@@ -63,9 +63,9 @@ def cmd_getquotaroot(session, cmd):
     RFC 9208 4.1.2."""
     if len(cmd.args) != 1:
         raise R.GETQUOTAROOT_ARGS.error()
-    name = mailbox_name(cmd.args[0])
+    name = mailbox_name(cmd.args[0], session.utf8)
     line = quota_line(*session.server.handler.quota(session.account.address, name))
-    session.send(b"* QUOTAROOT %s %s\r\n" % (wire_name(name), quote(ROOT)) + (line or b""))
+    session.send(b"* QUOTAROOT %s %s\r\n" % (wire_name(name, session.utf8), quote(ROOT)) + (line or b""))
 
 
 def cmd_getquota(session, cmd):

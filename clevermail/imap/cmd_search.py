@@ -19,7 +19,7 @@ from array import array
 
 from ..store.errors import MessageGone
 from . import replies as R
-from .esearch import parse_return, response
+from .esearch import Return, parse_return, response
 from .parser import Atom
 from .search import CHARSETS, parse_search
 from .sort import SortError, parse_criteria, sort_order
@@ -54,7 +54,12 @@ def cmd_uid_search(session, cmd):
 def _search(session, cmd, uid_mode):
     ret, args = parse_return(cmd.args)
     with _saving(session, ret):
+        if "UTF8=ACCEPT" in session.enabled and args and isinstance(args[0], Atom) \
+                and args[0].upper() == "CHARSET":
+            raise R.CHARSET_AFTER_UTF8.error()      # RFC 6855 3
         program = parse_search(args)
+        if ret is None and session.rev2:
+            ret = Return(())        # RFC 9051 6.4.4: ESEARCH, ALL when no option is given
         if program.modseq:
             session.enable_condstore()      # SEARCH MODSEQ enables CONDSTORE (RFC 7162 3.1)
         seqs = matching(session, program)

@@ -319,7 +319,7 @@ def _copy(session, args, uid_mode, move):
         raise R.COPY_ARGS.error()
     view = session.mailbox.view
     seqs = _set_to_seqs(session.mailbox, args[0], uid_mode)
-    target = mailbox_name(args[1])
+    target = mailbox_name(args[1], session.utf8)
     if move and view.readonly:
         raise R.READ_ONLY.error()
     uids = [view.uid_at(s) for s in seqs]

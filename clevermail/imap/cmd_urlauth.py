@@ -67,7 +67,7 @@ def cmd_resetkey(session, cmd):
     RFC 4467 3.2."""
     name = None
     if cmd.args:
-        name = mailbox_name(cmd.args[0])
+        name = mailbox_name(cmd.args[0], session.utf8)
         for mech in cmd.args[1:]:
             if astring(mech).upper() != MECHANISM:
                 raise R.UNKNOWN_URLAUTH_MECHANISM.error()

@@ -157,12 +157,13 @@ class IMAPFileHandler:
             return appender.view.uidvalidity, uids
 
     # -- the selected folder -------------------------------------------------------------
-    def open_view(self, address, name, readonly, owned_recent=()) -> FolderView:
+    def open_view(self, address, name, readonly, owned_recent=(), recent=True) -> FolderView:
         """A session's view of folder `name` (SELECT/EXAMINE); read-write views claim
-        \\Recent.  `owned_recent`: what the session held when it last closed it.
+        \\Recent.  `owned_recent`: what the session held when it last closed it;
+        `recent`: False for a session without \\Recent (IMAP4rev2).
         Pair with close_view()."""
         mode = ViewMode.EXAMINE if readonly else ViewMode.SELECT
-        return open_view(self.store, address, name, mode, owned_recent)
+        return open_view(self.store, address, name, mode, owned_recent, recent)
 
     def close_view(self, view: FolderView):
         close_view(self.store, view)

@@ -218,6 +218,9 @@ class _Parser:
             b = line[i]
             if b == _DQUOTE:
                 self.pos = i + 1
+                if not out.isascii() and not _is_utf8(out):
+                    # RFC 6855 3: 8-bit octets in a quoted string must be UTF-8
+                    raise self.error("Invalid UTF-8 in quoted string")
                 return bytes(out)
             if b == _BSLASH:
                 i += 1
@@ -228,7 +231,7 @@ class _Parser:
                     raise self.error("Invalid escape in quoted string")
             elif b in (0x0D, 0x0A):
                 raise self.error("CR or LF in quoted string")
-            # 8-bit bytes pass: UTF-8 in quoted strings (RFC 6855 style).
+            # 8-bit bytes pass if they are UTF-8 (RFC 6855 3, RFC 9051 4.3).
             out.append(b)
             i += 1
 
@@ -343,16 +346,26 @@ def parse_datetime(tok) -> float:
         raise ParseError("Invalid date-time") from None
 
 
-def quote(value) -> bytes:
-    """An IMAP string for a response: NIL, "quoted" or a {n} literal."""
+def quote(value, utf8=False) -> bytes:
+    """An IMAP string for a response: NIL, "quoted" or a {n} literal.  `utf8`: the
+    client enabled UTF-8 in quoted strings (RFC 6855 3, RFC 9051 4.3)."""
     if value is None:
         return b"NIL"
     data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
     # Quoted strings cannot carry CR, LF or NUL, and 8-bit text is only
-    # allowed in them after ENABLE UTF8=ACCEPT; a literal is always safe.
-    if any(b in (0x00, 0x0A, 0x0D) or b >= 0x80 for b in data):
+    # allowed in them after ENABLE UTF8=ACCEPT or IMAP4rev2 (and then only
+    # UTF-8); a literal is always safe.
+    if any(b in (0x00, 0x0A, 0x0D) for b in data) or (not data.isascii() and not (utf8 and _is_utf8(data))):
         return b"{%d}\r\n" % len(data) + data
     return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def _is_utf8(data):
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def quote_astring(value: str) -> bytes:

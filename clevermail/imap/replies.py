@@ -131,6 +131,10 @@ APPEND_TOO_MANY = Reply("BAD", None, "Too many APPEND arguments")
 APPEND_TWO_DATES = Reply("BAD", None, "APPEND takes one date")
 ENABLE_ARGS = Reply("BAD", None, "ENABLE needs at least one capability")
 BAD_MUTF7 = Reply("NO", "CANNOT", "Mailbox name is not valid modified UTF-7")
+NOT_NET_UNICODE = Reply("NO", "CANNOT", "Mailbox name is not Net-Unicode: {}")   # RFC 6855 3
+# RFC 6855 4: without ENABLE UTF8=ACCEPT (or IMAP4rev2) a message's header is 7-bit
+EIGHT_BIT_HEADER = Reply("NO", "CANNOT", "8-bit header fields need ENABLE UTF8=ACCEPT")
+UTF8_APPEND_ARGS = Reply("BAD", None, "UTF8 takes a (literal8) message")
 NONEXISTENT = Reply("NO", "NONEXISTENT", "Mailbox does not exist")
 ALREADYEXISTS = Reply("NO", "ALREADYEXISTS", "Mailbox already exists")
 INVALID_NAME = Reply("NO", "CANNOT", "Invalid mailbox name: {}")
@@ -188,8 +192,19 @@ BAD_SORT_CRITERIA = Reply("BAD", None, "{}")
 THREAD_ARGS = Reply("BAD", None, "THREAD takes an algorithm, a charset and search keys")
 UNKNOWN_THREAD_ALGORITHM = Reply("BAD", None, "Unknown THREAD algorithm (ORDEREDSUBJECT, REFERENCES)")
 BAD_CHARSET = Reply("NO", "BADCHARSET (US-ASCII UTF-8)", "Unsupported charset")
+# RFC 6855 3: after ENABLE UTF8=ACCEPT a SEARCH is UTF-8 and names no charset
+CHARSET_AFTER_UTF8 = Reply("BAD", None, "SEARCH takes no CHARSET after ENABLE UTF8=ACCEPT")
 RETURN_ARGS = Reply("BAD", None, "RETURN needs a parenthesized list of options")
 UNKNOWN_RETURN_OPTION = Reply("BAD", None, "Unknown RETURN option (MIN MAX ALL COUNT SAVE)")
+
+
+def seven_bit(line):
+    """A response line (bytes) for a client that did not enable UTF-8: its text in
+    US-ASCII (RFC 3501 TEXT-CHAR; RFC 9051 allows UTF-8 text only after ENABLE, its
+    Appendix E 24), non-ASCII characters written as \\uXXXX escapes."""
+    if line.isascii():
+        return line
+    return line.decode("utf-8", "replace").encode("ascii", "backslashreplace")
 
 
 def internal_error(tag=None):

@@ -15,6 +15,7 @@ live in store/view.py; this module only says them in IMAP: `* n EXPUNGE`, `* n F
 EXPUNGE is held back while a FETCH, STORE or SEARCH runs (RFC 3501 7.4.1): the UIDs
 wait in `deferred` and keep their numbers until a command that allows it.
 
+With IMAP4rev2 enabled (RFC 9051) there is no RECENT response and no UNSEEN code.
 With CONDSTORE enabled (RFC 7162 3.1.2.1, 3.1.4.1) the flag changes carry MODSEQ and
 SELECT says HIGHESTMODSEQ; with QRESYNC enabled expunges are said as one `* VANISHED
 uid-set` instead of EXPUNGE lines (3.2.10).  `enabled` is the session's own set.
@@ -84,7 +85,8 @@ class SelectedMailbox:
                 out.append(b"* %d FETCH (UID %d FLAGS (%s))\r\n" % (seq, uid, flag_text(names)))
         if changes.new:
             out.append(b"* %d EXISTS\r\n" % len(view))
-            out.append(b"* %d RECENT\r\n" % len(view.recent))
+            if "IMAP4rev2" not in self.enabled:     # RFC 9051 has no RECENT response
+                out.append(b"* %d RECENT\r\n" % len(view.recent))
         return out
 
     def keyword_updates(self):
@@ -110,14 +112,15 @@ class SelectedMailbox:
         return f"* FLAGS ({flags})\r\n* OK [PERMANENTFLAGS ({perm})] Flags permitted\r\n"
 
     def select_responses(self):
-        """The untagged part of the SELECT/EXAMINE response."""
+        """The untagged part of the SELECT/EXAMINE response (IMAP4rev2: without RECENT
+        and UNSEEN, RFC 9051 Appendix E 11 and 12; its LIST line is rev2.list_line's)."""
         view = self.view
-        out = [self._flags_lines(tuple(view.keywords())),
-               f"* {len(view)} EXISTS\r\n",
-               f"* {len(view.recent)} RECENT\r\n"]
-        unseen = view.first_unseen()
-        if unseen:
-            out.append(f"* OK [UNSEEN {unseen}] First unseen\r\n")
+        out = [self._flags_lines(tuple(view.keywords())), f"* {len(view)} EXISTS\r\n"]
+        if "IMAP4rev2" not in self.enabled:
+            out.append(f"* {len(view.recent)} RECENT\r\n")
+            unseen = view.first_unseen()
+            if unseen:
+                out.append(f"* OK [UNSEEN {unseen}] First unseen\r\n")
         out.append(f"* OK [UIDVALIDITY {view.uidvalidity}] UIDs valid\r\n")
         out.append(f"* OK [UIDNEXT {view.uidnext}] Predicted next UID\r\n")
         out.append(f"* OK [MAILBOXID ({view.mailbox_id()})] Ok\r\n")       # RFC 8474 4.2

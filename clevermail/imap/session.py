@@ -21,7 +21,10 @@ are enabled: `enabled`), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819) in
 cmd_list.py, MULTIAPPEND (RFC 3502), CATENATE (RFC 4469, catenate.py), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), SORT
 and THREAD (RFC 5256), ESORT (RFC 5267), SORT=DISPLAY (RFC 5957), STARTTLS and
 LOGINDISABLED (RFC 3501); the searching commands are in cmd_search.py; QUOTA (RFC 9208),
-STATUS=SIZE (RFC 8438) and APPENDLIMIT (RFC 7889) in cmd_quota.py.
+STATUS=SIZE (RFC 8438) and APPENDLIMIT (RFC 7889) in cmd_quota.py.  UTF8=ACCEPT (RFC
+6855) and IMAP4rev2 (RFC 9051) are switched on per session by ENABLE (`utf8`, `rev2`;
+rev2.py lists what IMAP4rev2 changes); until then every response is IMAP4rev1's, and
+status text stays US-ASCII (`text_line`).
 """
 
 import socket
@@ -44,11 +47,12 @@ from .idle import cmd_idle
 from .parser import Atom, Command, LiteralTooLarge, ParseError, parse_command, quote
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
-BASE_CAPS = ("IMAP4rev1", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
+BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
              "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY",
              "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC", "OBJECTID",
              "LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "CATENATE", "ESEARCH", "SEARCHRES", "SORT",
-             "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES")
+             "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
+             "UTF8=ACCEPT")
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
 # still counts on the numbers it used), nor after SORT or THREAD, which answer with
 # numbers too; their UID forms, other keys, may send it.
@@ -94,6 +98,17 @@ class IMAPSession(LineSession):
 
     def closed(self):
         self.unselect()
+
+    @property
+    def utf8(self):
+        """Names and quoted strings in UTF-8: ENABLE UTF8=ACCEPT (RFC 6855) or
+        IMAP4rev2 (RFC 9051 5.1, Appendix A)."""
+        return "UTF8=ACCEPT" in self.enabled or "IMAP4rev2" in self.enabled
+
+    @property
+    def rev2(self):
+        """ENABLE IMAP4rev2 was sent: the RFC 9051 behaviours (rev2.py)."""
+        return "IMAP4rev2" in self.enabled
 
     # -- capabilities ----------------------------------------------------------------
     def capabilities(self):
@@ -146,7 +161,7 @@ class IMAPSession(LineSession):
             self.count_error()
             return
         except ParseError as exc:
-            self.send(exc.reply(exc.tag or "*"))
+            self.send(self.text_line(exc.reply(exc.tag or "*")))
             self.count_error()
             return
         self.run(cmd)
@@ -186,13 +201,13 @@ class IMAPSession(LineSession):
             raise SessionClosed() from None
         except R.IMAPError as exc:
             self._flush_updates(cmd.name)
-            self.send(exc.reply(cmd.tag))
+            self.send(self.text_line(exc.reply(cmd.tag)))
             if isinstance(exc, R.IMAPBad):
                 self.count_error()
             return
         except StoreError as exc:
             self._flush_updates(cmd.name)
-            self.send(R.store_error(exc).reply(cmd.tag))
+            self.send(self.text_line(R.store_error(exc).reply(cmd.tag)))
             return
         except (SessionClosed, EOFError, socket.timeout, ssl.SSLError, ConnectionError):
             raise       # the connection is gone or timed out: LineSession ends the session
@@ -207,7 +222,12 @@ class IMAPSession(LineSession):
         self._flush_updates(cmd.name)
         if self.closing:
             raise SessionClosed()
-        self.send(f"{cmd.tag} OK {text}\r\n")
+        self.send(self.text_line(f"{cmd.tag} OK {text}\r\n".encode("utf-8", "replace")))
+
+    def text_line(self, line):
+        """A status response line as sent: its text may hold UTF-8 only after ENABLE
+        UTF8=ACCEPT or IMAP4rev2 (RFC 9051 Appendix E 24), else US-ASCII."""
+        return line if self.utf8 else R.seven_bit(line)
 
     def enable_condstore(self):
         """A CONDSTORE enabling command ran (RFC 7162 3.1): from now on FETCH

@@ -16,7 +16,9 @@ the flags, date and size it had (the Folder keeps the entries of recent expunges
 A view has one ViewMode: SELECT (IMAP read-write: claims \\Recent, RFC 3501 2.3.2,
 for the UIDs it is the first to see, Folder.claim_recent), EXAMINE (IMAP read-only:
 reads \\Recent, claims none) or MAILDROP (POP3: no \\Recent at all, frozen at login;
-it still sets \\Seen and expunges through the view).
+it still sets \\Seen and expunges through the view).  A SELECT or EXAMINE view made
+with recent=False (an IMAP4rev2 session: RFC 9051 has no \\Recent) neither claims
+nor shows \\Recent, so an IMAP4rev1 session still gets it.
 
 Only this module and the rest of store/ read the folder's index and lock: a session
 gets Message values (uid, flag names, date, size) and Changes values, never an index
@@ -24,84 +26,20 @@ row, a flag letter or the Folder.
 """
 
 import bisect
-import enum
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from .errors import NoSuchFolder
 from .flags import SYSTEM_FLAGS
+from .view_values import NO_CHANGES, Changes, FlagNames, Message, ViewMode
+
+__all__ = ["Changes", "FolderView", "Message", "NO_CHANGES", "ViewMode", "close_view", "open_view"]
 
 # IMAP system flag names as search.py casefolds them -> Maildir letters
 _LETTER_OF = {name.lower(): letter for name, letter in SYSTEM_FLAGS.items()}
-
-
-@dataclass(frozen=True)
-class Changes:
-    """What changed in a folder since a view last looked.
-
-    expunged: UIDs of the snapshot that are gone (not yet removed from the numbering);
-    flags: (uid, frozenset of flag names, \\Recent among them when the view holds it)
-    of snapshot messages whose flags someone else changed;
-    new: UIDs added to the numbering, ascending; recent: the UIDs among them whose
-    \\Recent this view now holds; gone: the folder itself was deleted or renamed
-    (maybe created again: a new UIDVALIDITY), so the view is over."""
-
-    expunged: tuple = ()
-    flags: tuple = ()
-    new: tuple = ()
-    recent: frozenset = frozenset()
-    gone: bool = False
-
-    def __bool__(self):
-        return bool(self.expunged or self.flags or self.new or self.gone)
-
-
-NO_CHANGES = Changes()
-
-
-class Message(NamedTuple):
-    """One message as a view shows it, a plain value (fetch.py and search.py read it):
-    seq (the view's number for it when it was made), uid, flags (frozenset of flag
-    names, \\Recent among them when the view holds it), internaldate (epoch seconds),
-    size (wire octets), modseq (that of its last change, RFC 7162's MODSEQ).  The content is opened through the file handler
-    (IMAPFileHandler.read_message/open_message -> FolderView.read_message); a value
-    taken before a change shows the flags of before: take a new one after."""
-
-    seq: int
-    uid: int
-    flags: frozenset
-    internaldate: int
-    size: int
-    modseq: int = 1
-
-
 _new_message = tuple.__new__        # Message(*values) without its Python-level __new__
 
 
 def _nothing(uid):
     return None
-
-
-class ViewMode(enum.Enum):
-    """How a session looks at a folder (see the module docstring)."""
-    SELECT = "select"       # IMAP SELECT: read-write, claims \Recent
-    EXAMINE = "examine"     # IMAP EXAMINE: read-only, sees \Recent, claims none
-    MAILDROP = "maildrop"   # POP3: no \Recent (IMAP's; and a set of every UID costs)
-
-
-class _FlagNames(dict):
-    """(flag letters, holds \\Recent) -> frozenset of flag names, each made once: a
-    folder has a handful of flag combinations, so 100,000 messages share them (a
-    dict subscript per message, a call only on a miss)."""
-
-    def __init__(self, flag_names):
-        super().__init__()
-        self._flag_names = flag_names
-
-    def __missing__(self, key):
-        letters, recent = key
-        names = self[key] = frozenset(self._flag_names(letters) + (("\\Recent",) if recent else ()))
-        return names
 
 
 class FolderView:
@@ -111,15 +49,16 @@ class FolderView:
     holds.  Both are the view's own state: read them, change them only through
     changes() and forget()."""
 
-    def __init__(self, folder, name, mode: ViewMode, owned_recent=()):
+    def __init__(self, folder, name, mode: ViewMode, owned_recent=(), recent=True):
         self._folder = folder
         self.name = name
         self.mode = mode
+        self._claims = recent and mode is ViewMode.SELECT      # takes \Recent of new mail
         with folder.lock:
             self.uids = list(folder.uids)
             self.modseq = folder.modseq
             self.selected_uidvalidity = folder.uidvalidity
-            if mode is ViewMode.MAILDROP:
+            if mode is ViewMode.MAILDROP or not recent:
                 self.recent = set()
             else:
                 upto = folder.recent_upto if mode is ViewMode.EXAMINE else folder.claim_recent()
@@ -163,7 +102,7 @@ class FolderView:
         folder = self._folder
         get, uids, recent = folder.by_uid.get, self.uids, self.recent
         ghost = folder.ghosts.get if expunged else _nothing
-        names = _FlagNames(folder.flag_names)
+        names = FlagNames(folder.flag_names)
         for seq in seqs:
             uid = uids[seq - 1]
             entry = get(uid)
@@ -391,13 +330,13 @@ class FolderView:
                 if entry is not None and self.own.get(uid) != entry.modseq and uid <= last:
                     flags.append((uid, entry.flags))
             recent = ()
-            if new and self.mode is ViewMode.SELECT:
+            if new and self._claims:
                 upto = folder.claim_recent()
                 recent = [u for u in new if u > upto]
         self.own.clear()
         seq_of = self.seq_of
         expunged = tuple(u for u in expunged if seq_of(u) is not None)
-        names, held = _FlagNames(folder.flag_names), self.recent
+        names, held = FlagNames(folder.flag_names), self.recent
         flags = tuple((uid, names[letters, uid in held]) for uid, letters in flags if seq_of(uid) is not None)
         if not (expunged or flags or new):
             return NO_CHANGES
@@ -415,13 +354,14 @@ class FolderView:
         return seq
 
 
-def open_view(store, address, name, mode: ViewMode, owned_recent=()):
-    """A FolderView of `name` from a store (FolderSource, store/api.py) in `mode`; the
-    folder stays open until close_view()."""
+def open_view(store, address, name, mode: ViewMode, owned_recent=(), recent=True):
+    """A FolderView of `name` from a store (FolderSource, store/api.py) in `mode`
+    (`recent`: whether it has \\Recent at all); the folder stays open until
+    close_view()."""
     for attempt in (0, 1):
         folder = store.open_folder(address, name)
         try:
-            return FolderView(folder, name, mode, owned_recent)
+            return FolderView(folder, name, mode, owned_recent, recent)
         except FileNotFoundError:
             # detached while we opened it (Folder.claim_recent refuses then): deleted,
             # or renamed away and maybe created again (then once more, on the new one)
