@@ -95,7 +95,7 @@ def test_section_items(atom, label, section, partial, peek):
     "BODY[.1]", "BODY[1..2]", "BODY[MIME]", "BODY[1.MIMEX]", "BODY[HEADER.FIELDS]",
     "BODY[HEADER.FIELDS ()]", "BODY[HEADER.FIELDS FROM]", "BODY[HEADER.FIELDS (\"FROM)]",
     "BODY[HEADER.FIELDS ((FROM))]", 'BODY[HEADER.FIELDS ("caf\u00e9")]', 'BODY[HEADER.FIELDS ("a\tb")]', "BODY[TEXT]<0>", "BODY[TEXT]<0.0>", "BODY[TEXT]<a.1>",
-    "BODY[TEXT]<1.2", "BODY[TEXT]x", "BODY[99999999999]", "BODY[TEXT]<99999999999.1>",
+    "BODY[TEXT]<1.2", "BODY[TEXT]x", "BODY[99999999999]", "BODY[TEXT]<9223372036854775808.1>",
     "BINARY[TEXT]", "BINARY.SIZE[1]<0.1>", "ENVELOPE.PEEK", [], ["FLAGS", "ALL"], ["FLAGS", b"UID"], ["FLAGS", ["UID"]],
     b"FLAGS", None,
 ])

@@ -136,3 +136,21 @@ def test_names_are_utf8_in_rev2(open_session):
     data = "Subject: Grüße\r\n\r\nx\r\n".encode()
     check(append(new, '"Entwürfe"', data), "OK")
     check(append(old, '"Entw&APw-rfe"', data), "NO", "CANNOT")
+
+
+def test_number64_sizes_and_partials(open_session, store):
+    deliver(store, 2)
+    for c in (rev1_session(open_session), rev2_session(open_session)):
+        c.select()
+        r = c.command("SEARCH RETURN (COUNT) LARGER 5000000000")
+        assert r.untagged == [f'* ESEARCH (TAG "{r.tagged.split()[0]}") COUNT 0']
+        r = c.command("SEARCH RETURN (COUNT) SMALLER 9223372036854775807")
+        assert r.untagged == [f'* ESEARCH (TAG "{r.tagged.split()[0]}") COUNT 2']
+        check(c.command("SEARCH LARGER 9223372036854775808"), "BAD")
+        check(c.command("SEARCH LARGER 99999999999999999999999"), "BAD")
+        assert c.expect("FETCH 1 (BODY.PEEK[]<5000000000.10>)").untagged == [
+            '* 1 FETCH (BODY[]<5000000000> "")']
+        assert c.expect("FETCH 1 (BINARY.PEEK[1]<0.9223372036854775807>)").untagged[0].startswith(
+            "* 1 FETCH (BINARY[1]<0> {")
+        check(c.command("FETCH 1 (BODY.PEEK[]<9223372036854775808.1>)"), "BAD")
+        check(c.command("FETCH 1 (BODY.PEEK[4294967296])"), "BAD")     # part numbers stay 32-bit

@@ -20,7 +20,7 @@ from ..store.errors import MessageGone, NoSuchFolder
 from ..store.paths import SEPARATOR
 from . import binary, mime
 from . import replies as R
-from .fetch import parse_section
+from .sections import parse_section
 from .names import mailbox_name
 from .parser import astring, quote
 from .replies import IMAPBad

@@ -11,14 +11,16 @@ INTERNALDATE, RFC822.SIZE: FETCH 1:* (UID FLAGS) over a big folder) with one for
 operation per message: no regex, no MIME code, no message file.  render_fetch()
 renders one message.  Items derived from the message text (ENVELOPE, BODY,
 BODYSTRUCTURE, BODY[section], RFC822*) come from clevermail.imap.mime, which parses
-a message at most once per render.
+a message at most once per render.  The section-spec and partial syntax is
+sections.py's.
 """
 
 import functools
 
 from clevermail.imap import binary, dates, mime
-from clevermail.imap.parser import is_atom, quote_astring, section_end
+from clevermail.imap.parser import section_end
 from clevermail.imap.replies import IMAPBad, IMAPNo
+from clevermail.imap.sections import bad, parse_partial, parse_section_spec, shown
 
 __all__ = ["FetchItem", "FetchRequest", "flag_text", "parse_fetch_items", "render_fetch",
            "render_index_only"]
@@ -30,7 +32,6 @@ _MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
 }
-_MAX_NUMBER = 0xFFFFFFFF          # RFC 3501 number: unsigned 32-bit
 
 
 class FetchItem:
@@ -336,14 +337,6 @@ def parse_fetch_items(arg):
     return FetchRequest(items)
 
 
-def _shown(atom):
-    return atom if len(atom) <= 60 else atom[:57] + "..."
-
-
-def _bad(what, atom):
-    return IMAPBad("%s in fetch item %s" % (what, _shown(atom)))
-
-
 def _parse_item(atom):
     up = atom.upper()
     simple = _SIMPLE.get(up)
@@ -356,25 +349,18 @@ def _parse_item(atom):
     elif up.startswith(("BINARY[", "BINARY.PEEK[", "BINARY.SIZE[")):
         return _parse_binary(atom, up)
     else:
-        raise IMAPBad("Unknown fetch item: %s" % _shown(atom))
+        raise IMAPBad("Unknown fetch item: %s" % shown(atom))
     close = section_end(rest)
     if close < 0:
-        raise _bad("Missing ]", atom)
-    nums, text, fields, label = _parse_section(rest[:close], atom)
+        raise bad("Missing ]", atom)
+    nums, text, fields, label = parse_section_spec(rest[:close], atom)
     tail = rest[close + 1:]
-    partial = _parse_partial(tail, atom) if tail else None
+    partial = parse_partial(tail, atom) if tail else None
     label = b"BODY[" + label.encode() + b"]"
     if partial is not None:
         label += b"<%d>" % partial[0]
     # BODY.PEEK[...] answers as BODY[...] (RFC 3501 7.4.2).
     return _section_item("BODY[]", label, (nums, text, fields), partial, peek)
-
-
-def parse_section(spec):
-    """A section-spec (RFC 3501 9, as in BODY[spec]) -> (part numbers, text, header
-    names) for mime.section; IMAPBad when malformed (URLs carry one too)."""
-    nums, text, fields, _ = _parse_section(spec, spec)
-    return nums, text, fields
 
 
 def _parse_binary(atom, up):
@@ -384,114 +370,18 @@ def _parse_binary(atom, up):
     kind = kind.upper()
     close = section_end(rest)
     if close < 0:
-        raise _bad("Missing ]", atom)
+        raise bad("Missing ]", atom)
     spec, tail = rest[:close], rest[close + 1:]
-    nums, text, _, label = _parse_section(spec, atom)
+    nums, text, _, label = parse_section_spec(spec, atom)
     if text is not None:
-        raise _bad("Only part numbers are allowed in a BINARY section", atom)
+        raise bad("Only part numbers are allowed in a BINARY section", atom)
     if kind == "BINARY.SIZE":
         if tail:
-            raise _bad("No partial allowed", atom)
+            raise bad("No partial allowed", atom)
         return _binary_size_item(b"BINARY.SIZE[" + label.encode() + b"]", nums)
-    partial = _parse_partial(tail, atom) if tail else None
+    partial = parse_partial(tail, atom) if tail else None
     answer = b"BINARY[" + label.encode() + b"]"
     if partial is not None:
         answer += b"<%d>" % partial[0]
     # BINARY.PEEK[...] answers as BINARY[...] (RFC 3516 4.2)
     return _binary_item(answer, nums, partial, kind == "BINARY.PEEK")
-
-
-def _parse_section(spec, atom):
-    """section-spec (RFC 3501 9) -> (nums, text, fields, echo label)."""
-    n, i, nums = len(spec), 0, []
-    while i < n and "0" <= spec[i] <= "9":
-        j = i
-        while j < n and "0" <= spec[j] <= "9":
-            j += 1
-        digits = spec[i:j]
-        if digits[0] == "0" or len(digits) > 10 or int(digits) > _MAX_NUMBER:
-            raise _bad("Invalid part number", atom)
-        nums.append(int(digits))
-        i = j
-        if i == n:
-            break
-        if spec[i] != "." or i + 1 == n:
-            raise _bad("Invalid section", atom)
-        i += 1
-    rest = spec[i:]
-    up = rest.upper()
-    fields = ()
-    if not rest:
-        text = None
-    elif up in ("HEADER", "TEXT") or (up == "MIME" and nums):
-        text = up
-    elif up.startswith("HEADER.FIELDS.NOT "):
-        text, fields = "HEADER.FIELDS.NOT", _header_list(rest[18:], atom)
-    elif up.startswith("HEADER.FIELDS "):
-        text, fields = "HEADER.FIELDS", _header_list(rest[14:], atom)
-    else:
-        raise _bad("Invalid section", atom)
-    label = ".".join(map(str, nums))
-    if text:
-        label += ("." if nums else "") + text
-    if fields:
-        # A header name is echoed as the client could have sent it: an atom
-        # ("]" is no ATOM-CHAR, so it never ends the echoed section) or quoted.
-        label += " (" + " ".join(quote_astring(f).decode("ascii") for f in fields) + ")"
-    return tuple(nums), text, fields, label
-
-
-def _header_list(s, atom):
-    """header-list = "(" header-fld-name *(SP header-fld-name) ")"; names are
-    astrings, returned as the client wrote them."""
-    if len(s) < 2 or s[0] != "(" or s[-1] != ")":
-        raise _bad("Invalid header list", atom)
-    inner, names, i = s[1:-1], [], 0
-    n = len(inner)
-    while i < n:
-        c = inner[i]
-        if c == " ":
-            i += 1
-        elif c == '"':
-            j, buf = i + 1, []
-            while j < n and inner[j] != '"':
-                if inner[j] == "\\" and j + 1 < n:
-                    j += 1
-                buf.append(inner[j])
-                j += 1
-            if j >= n:
-                raise _bad("Unterminated header name", atom)
-            name = "".join(buf)
-            # The command parser lets only printable ASCII into a section; the
-            # same rule here keeps the echo a quoted string, never a literal.
-            if any(not " " <= ch <= "~" for ch in name):
-                raise _bad("Invalid header name", atom)
-            names.append(name)
-            i = j + 1
-        else:
-            j = inner.find(" ", i)
-            j = n if j < 0 else j
-            word = inner[i:j]
-            if not is_atom(word):
-                raise _bad("Invalid header name", atom)
-            names.append(word)
-            i = j
-    if not names:
-        raise _bad("Empty header list", atom)
-    return tuple(names)
-
-
-def _parse_partial(tail, atom):
-    """"<" number "." nz-number ">" -> (offset, count)."""
-    offset, dot, count = tail[1:-1].partition(".")
-    if (tail[0] != "<" or tail[-1] != ">" or not dot or not _digits(offset)
-            or not _digits(count) or count[0] == "0"):
-        raise _bad("Invalid partial", atom)
-    offset, count = int(offset), int(count)
-    if offset > _MAX_NUMBER or count > _MAX_NUMBER:
-        raise _bad("Invalid partial", atom)
-    return offset, count
-
-
-def _digits(s):
-    return 0 < len(s) <= 10 and all("0" <= c <= "9" for c in s)

@@ -8,11 +8,11 @@ UTF8=ACCEPT (RFC 6855).  Each command module asks where its answer differs; this
 module owns `list_line()` and keeps the checklist of RFC 9051 Appendix E, item by
 item, with where each stands in CleverMail:
 
- 1. 64-bit sizes: sizes are Python ints and a literal's size may have up to 20
-    digits (parser.py); a message is bounded by the message size limit, far below
-    4 GiB, so no size or offset we send needs more than 32 bits.  LARGER, SMALLER
-    and <partial> offsets are still read as RFC 3501 numbers (32 bits: search.py,
-    fetch.py _MAX_NUMBER): a number64 above 4294967295 is answered BAD.  Open.
+ 1. 64-bit sizes: sizes are Python ints, a literal's size may have up to 20 digits
+    (parser.py), LARGER/SMALLER take a number64 (search.py) and a <partial> offset
+    and count number64s (sections.py), for both revisions; a message itself is
+    bounded by the message size limit (servers need not store bigger ones,
+    Appendix D).  Done.
  2. NAMESPACE, UNSELECT, UIDPLUS, ESEARCH, SEARCHRES, ENABLE, IDLE, SASL-IR,
     LIST-EXTENDED, LIST-STATUS, MOVE, LITERAL- (LITERAL+ is its superset, RFC 7888),
     the RFC 5530 codes, FETCH BINARY and the SPECIAL-USE attributes: all implemented

@@ -6,7 +6,7 @@ search key, bare sequence sets, nested lists, implicit AND.  Strings match as ca
 text: header values unfolded and decoded from RFC 2047 encoded words, bodies
 decoded per RFC 2045 Content-Transfer-Encoding and charset, found in the
 part tree of mime.py as FETCH finds them (decode.py does the decoding; this
-module decides what matches).
+module decides what matches; search_view.py is a message as the keys see it).
 
 The session resolves the mailbox and hands each message to matches() as the folder
 view's Message value (store/view.py: seq, uid, flags as a frozenset of names with
@@ -20,13 +20,11 @@ answer it from its index without building a message object per message.
 """
 
 import collections
-import datetime
-import email.utils
-import functools
 import operator
 
-from clevermail.imap import dates, decode, mime
+from clevermail.imap import dates
 from clevermail.imap.replies import IMAPBad, IMAPNo
+from clevermail.imap.search_view import MessageView, utc_date
 from clevermail.imap.seqset import parse_sequence_set
 
 __all__ = ["SearchProgram", "parse_search"]
@@ -38,6 +36,7 @@ _BADCHARSET = "BADCHARSET (US-ASCII UTF-8)"
 # while leaving room for clients that write long "OR OR OR ..." chains.
 _MAX_DEPTH = 200
 _MAX_NUMBER = 0xFFFFFFFF  # number = unsigned 32-bit (RFC 3501 section 9)
+_MAX_NUMBER64 = (1 << 63) - 1  # LARGER, SMALLER: number64 (RFC 9051 9, Appendix E 1)
 
 # Evaluation cost tiers: what a key has to read.
 CHEAP, HEADERS, BODY = 0, 1, 2
@@ -133,10 +132,10 @@ def _date(p, key):
     raise IMAPBad(f"Invalid date {_show(tok)} after {key} (expected d-Mon-yyyy)")
 
 
-def _number(p, key):
+def _number(p, key, limit=_MAX_NUMBER):
     tok = p.next(f"number after {key}")
     if (not isinstance(tok, str) or not tok.isascii() or not tok.isdigit()
-            or int(tok) > _MAX_NUMBER):
+            or len(tok) > 19 or int(tok) > limit):
         raise IMAPBad(f"Invalid number {_show(tok)} after {key}")
     return int(tok)
 
@@ -207,7 +206,7 @@ def _date_key(kind, sent):
         def test(m, c, v):
             # SENT*: the Date: field as written, in its own zone; else the
             # internal date in UTC.  An unknown date (no or bad Date:) never matches.
-            day = v.sent_date() if sent else _utc_date(m.internaldate)
+            day = v.sent_date() if sent else utc_date(m.internaldate)
             return day is not None and compare(day, when)
         return _Node(HEADERS if sent else CHEAP, test)
     return parse
@@ -215,7 +214,7 @@ def _date_key(kind, sent):
 
 def _size_key(key, compare):
     def parse(p, depth):
-        limit = _number(p, key)
+        limit = _number(p, key, _MAX_NUMBER64)
         return _Node(CHEAP, lambda m, c, v: compare(m.size, limit))
     return parse
 
@@ -352,7 +351,7 @@ class SearchProgram:
         self.flag_tests = root.flags
 
     def matches(self, msg, ctx) -> bool:
-        return bool(self._root.test(msg, ctx, _View(msg, ctx.read)))
+        return bool(self._root.test(msg, ctx, MessageView(msg, ctx.read)))
 
 
 def parse_search(args: list) -> SearchProgram:
@@ -373,76 +372,3 @@ def parse_search(args: list) -> SearchProgram:
     # that mislabels UTF-8 still finds its mail.
     root = _parse_keys(p, 0)
     return SearchProgram(root, charset, modseq=p.found.get("modseq", False))
-
-
-# ---------------------------------------------------------------- message view
-
-class _View:
-    """What one matches() call has learned about one message, computed lazily:
-    the content is read at most once and the headers parsed at most once, however
-    many keys look at them."""
-
-    def __init__(self, msg, read):
-        self.msg, self._read = msg, read
-
-    @functools.cached_property
-    def flags(self):
-        return frozenset(f.casefold() for f in self.msg.flags)
-
-    @functools.cached_property
-    def raw(self):
-        return bytes(self._read(self.msg))
-
-    @functools.cached_property
-    def parsed(self):
-        # mime.py's part tree, the one FETCH uses: SEARCH sees the same parts.
-        # No bare-LF repair: it would scan every message twice for offsets
-        # that matching text never uses.
-        return mime.parse(self.raw, repair=False)
-
-    @functools.cached_property
-    def headers(self):
-        """[(lower-case name, casefolded decoded value)] in message order."""
-        return [(name, value.casefold()) for name, value in decode.header_fields(self.parsed)]
-
-    def addresses(self, field):
-        """Every `field` of the top-level header (from, to, cc, bcc) as
-        casefolded decode.address_text, in message order."""
-        cache = self.__dict__.setdefault("_addresses", {})
-        if field not in cache:
-            pm = self.parsed
-            cache[field] = [decode.address_text(decode.header_text(pm.field_bytes(f))).casefold()
-                            for f in pm.top().fields if f[0] == field]
-        return cache[field]
-
-    @functools.cached_property
-    def body(self):
-        return decode.body_text(self.parsed).casefold()
-
-    @functools.cached_property
-    def text(self):
-        head = "\n".join(f"{name}: {value}" for name, value in self.headers)
-        return head + "\n\n" + self.body
-
-    def sent_date(self):
-        for name, value in self.headers:
-            if name == "date":
-                return _header_date(value)  # the first Date: field counts
-        return None
-
-
-def _utc_date(epoch):
-    try:
-        return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).date()
-    except (OverflowError, OSError, ValueError, TypeError):
-        return None
-
-
-def _header_date(value):
-    """The calendar date written in a Date: value, in its own zone; else None."""
-    try:
-        t = email.utils.parsedate_tz(value)
-        return None if t is None else datetime.date(t[0], t[1], t[2])
-    except (ValueError, TypeError, IndexError, OverflowError):
-        # parsedate_tz has raised on odd input in past releases; bad day/month here.
-        return None
