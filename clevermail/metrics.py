@@ -74,7 +74,8 @@ class Metrics:
         """A login ended: result 'ok', 'failed' or 'throttled'."""
 
     def smtp_refused(self, reason):
-        """An SMTP transaction command was refused (unknown_user, relay_denied, ...)."""
+        """An SMTP transaction command, or a client at connect, was refused
+        (unknown_user, relay_denied, dnsbl, harvest, pregreet, ...: replies.Reply.reason)."""
 
     def message_accepted(self, n_local, n_remote, data_end):
         """SMTP answered 250 to a message; data_end: time.monotonic() at its end."""
@@ -133,8 +134,9 @@ class PromMetrics(Metrics):
                                "(ok, failed, throttled).", ["protocol", "mechanism", "result"],
                                registry=reg)
         self._refused = Counter(
-            "clevermail_smtp_refused", "SMTP MAIL/RCPT/DATA/BDAT refused, by reason: unknown_user, "
-            "relay_denied, too_big, too_many_recipients, rate, policy, syntax, content, loop, dns, local_error.",
+            "clevermail_smtp_refused", "SMTP MAIL/RCPT/DATA/BDAT (and clients at connect) refused, by "
+            "reason: unknown_user, relay_denied, too_big, too_many_recipients, rate, policy, syntax, "
+            "content, loop, dns, local_error, mailbox_full, dnsbl, greylist, harvest, pregreet.",
             ["reason"], registry=reg)
         self._accepted = Counter("clevermail_messages_accepted",
                                  "Messages SMTP accepted (250 after the data).", registry=reg)

@@ -130,6 +130,9 @@ def test_block_list_refuses_with_the_lists_reason(start):
     samples = scrape(svc)
     assert sample(samples, "clevermail_defence_checks_total", check="dnsbl", outcome="refused") == 1
     assert sample(samples, "clevermail_defence_checks_total", check="dnsbl", outcome="passed") == 0
+    # a refusal of its own in the SMTP refusals, not a relay denial
+    assert sample(samples, "clevermail_smtp_refused_total", reason="dnsbl") == 1
+    assert sample(samples, "clevermail_smtp_refused_total", reason="relay_denied") is None
 
 
 def test_greylisting_defers_the_first_attempt_only(start):
@@ -147,6 +150,7 @@ def test_greylisting_defers_the_first_attempt_only(start):
     samples = scrape(svc)
     assert sample(samples, "clevermail_defence_checks_total", check="greylist", outcome="refused") == 1
     assert sample(samples, "clevermail_defence_checks_total", check="greylist", outcome="passed") == 1
+    assert sample(samples, "clevermail_smtp_refused_total", reason="greylist") == 1
 
 
 def test_harvesting_is_cut_off_after_the_unknown_recipient_limit(start):
@@ -160,6 +164,10 @@ def test_harvesting_is_cut_off_after_the_unknown_recipient_limit(start):
         assert (code, text) == (421, b"4.7.0 mail.example.test Too many unknown recipients, closing connection")
         with pytest.raises(smtplib.SMTPServerDisconnected):
             s.noop()
+    samples = scrape(svc)
+    assert sample(samples, "clevermail_smtp_refused_total", reason="harvest") == 1
+    assert sample(samples, "clevermail_smtp_refused_total", reason="unknown_user") == 2
+    assert sample(samples, "clevermail_smtp_refused_total", reason="rate") is None
 
 
 def test_message_and_connection_rates(start):
@@ -180,6 +188,8 @@ def test_message_and_connection_rates(start):
               for check in ("message_rate", "connection_rate") for outcome in ("refused", "passed")}
     assert counts == {("message_rate", "refused"): 1, ("message_rate", "passed"): 2,
                       ("connection_rate", "refused"): 1, ("connection_rate", "passed"): 3}
+    # the 450 at MAIL and the 421 at connect are both refusals for rate
+    assert sample(samples, "clevermail_smtp_refused_total", reason="rate") == 2
 
 
 def test_a_client_talking_before_the_banner_is_refused(start):
@@ -195,3 +205,4 @@ def test_a_client_talking_before_the_banner_is_refused(start):
     assert data == b"554 5.5.1 Protocol error: talking before the greeting\r\n"
     with smtp(svc) as s:                        # a patient client is served
         assert s.noop()[0] == 250
+    assert sample(scrape(svc), "clevermail_smtp_refused_total", reason="pregreet") == 1

@@ -103,6 +103,27 @@ def test_parse_size():
         assert code_of(parser.parse_size, bad)[0] == 501
 
 
+def test_parse_mail_params():
+    params = parser.parse_mail("FROM:<a@b.test> SIZE=100 BODY=8bitmime SMTPUTF8 AUTH=<> RET=HDRS ENVID=x+2By")[1]
+    assert parser.parse_mail_params(params, size_limit=100, requiretls=False, tls=False) == \
+        parser.MailParams(size=100, smtputf8=True, requiretls=False, ret="HDRS", envid="x+y")
+    assert parser.parse_mail_params({}, size_limit=0, requiretls=False, tls=False) == (0, False, False, None, None)
+    assert parser.parse_mail_params({"REQUIRETLS": None}, size_limit=0, requiretls=True, tls=True).requiretls
+
+
+@pytest.mark.parametrize("params, requiretls, tls, code", [
+    ({"SIZE": "101"}, False, False, (552, "5.3.4")), ({"SIZE": "x"}, False, False, (501, "5.5.4")),
+    ({"BODY": "BINARYMIME"}, False, False, (501, "5.5.4")), ({"BODY": None}, False, False, (501, "5.5.4")),
+    ({"SMTPUTF8": "yes"}, False, False, (555, "5.5.4")), ({"AUTH": None}, False, False, (555, "5.5.4")),
+    ({"REQUIRETLS": None}, False, True, (555, "5.5.4")),        # MX listener: not offered
+    ({"REQUIRETLS": None}, True, False, (530, "5.7.10")), ({"RET": "ALL"}, False, False, (501, "5.5.4")),
+    ({"XFOO": "1"}, False, False, (555, "5.5.4"))])
+def test_parse_mail_params_errors(params, requiretls, tls, code):
+    def parse(p):
+        return parser.parse_mail_params(p, size_limit=100, requiretls=requiretls, tls=tls)
+    assert code_of(parse, params) == code
+
+
 def test_parse_helo():
     assert parser.parse_helo("client.test") == "client.test"
     assert parser.parse_helo("[192.0.2.1]") == "[192.0.2.1]"

@@ -1,4 +1,5 @@
-"""smtp/replies.py: the EHLO extension lines built once per combination of settings."""
+"""smtp/replies.py: the EHLO extension lines built once per combination of settings, and
+the refusal reason each reply carries (the clevermail_smtp_refused label)."""
 
 from clevermail.smtp import replies as R
 
@@ -24,3 +25,18 @@ def test_ehlo_extensions_every_argument_is_part_of_the_key():
     assert b"REQUIRETLS" in R.ehlo_extensions(1000, False, True, ())
     assert b"250-AUTH PLAIN\r\n" in R.ehlo_extensions(1000, False, False, ("PLAIN",))
     assert R.ehlo_extensions(1000, False, False, ()) == plain           # none of them changed it
+
+
+def test_refusal_reasons_by_code_or_named():
+    assert R.R550_NO_SUCH_USER.reason == "unknown_user"
+    assert R.R554_RELAY_DENIED.reason == "relay_denied"
+    # the same code and status as a relay denial or an AUTH throttle, reasons of their own
+    assert (R.R554_DNSBL.code, R.R554_DNSBL.status, R.R554_DNSBL.reason) == (554, "5.7.1", "dnsbl")
+    assert (R.R421_HARVEST.code, R.R421_HARVEST.status, R.R421_HARVEST.reason) == (421, "4.7.0", "harvest")
+    assert R.R554_PREGREET.reason == "pregreet"
+    assert R.R451_GREYLISTED.reason == "greylist"
+    assert R.R421_CLIENT_RATE.reason == "rate"
+    # format() keeps it; replies that refuse nothing have none
+    assert R.R554_DNSBL.format("192.0.2.1", "zen.test", "listed").reason == "dnsbl"
+    assert R.R421_HARVEST.format("mx.test").reason == "harvest"
+    assert R.R250_OK.reason is None and R.R503_SEQUENCE.reason is None and R.R221_BYE.reason is None

@@ -10,11 +10,13 @@ value is 501 5.5.4 saying what is wrong.  No sockets here.
 
 import ipaddress
 import re
+from typing import NamedTuple
 
 from .. import dsn
 from .replies import (R500_BAD_CHARS, R501_AUTH_SYNTAX, R501_BAD_RCPT, R501_BAD_SENDER,
                       R501_BDAT_SYNTAX, R501_DSN_PARAM, R501_MAIL_SYNTAX, R501_RCPT_SYNTAX,
-                      R501_SYNTAX, R555_PARAM, SMTPReplyError)
+                      R501_SYNTAX, R530_REQUIRETLS_NEEDS_TLS, R552_TOO_BIG, R555_PARAM,
+                      SMTPReplyError)
 
 # RFC 5321 4.1.2 plus UTF8-non-ascii (RFC 6531 3.3), which a str regex sees as
 # code points >= U+0080.
@@ -158,6 +160,47 @@ def parse_ret(value):
 def parse_envid(value):
     """ENVID=xtext (RFC 3461 4.4) -> the decoded envelope id."""
     return _dsn_value(dsn.parse_envid, value)
+
+
+class MailParams(NamedTuple):
+    """What MAIL FROM's parameters ask for (parse_mail_params)."""
+
+    size: int                   # SIZE= (RFC 1870), 0 when not declared
+    smtputf8: bool              # RFC 6531 3.4
+    requiretls: bool            # RFC 8689 4.1
+    ret: str | None             # RET= (RFC 3461 4.3)
+    envid: str | None           # ENVID= (RFC 3461 4.4)
+
+
+def parse_mail_params(params, *, size_limit, requiretls, tls):
+    """The MAIL FROM parameters (RFC 1870, RFC 6152, RFC 6531 3.4, RFC 4954 5, RFC 8689
+    4.1, RFC 3461 4.3-4.4) -> MailParams: a SIZE over `size_limit` is 552 5.3.4;
+    REQUIRETLS is known only where `requiretls` (submission), and needs `tls` (530
+    5.7.10); AUTH= is accepted and not trusted; anything else is 555 5.5.4."""
+    size, smtputf8, wants_tls, ret, envid = 0, False, False, None, None
+    for key, value in params.items():
+        if key == "SIZE":
+            size = parse_size(value)
+            if size > size_limit:
+                raise SMTPReplyError(R552_TOO_BIG)
+        elif key == "BODY":
+            if value is None or value.upper() not in ("7BIT", "8BITMIME"):
+                raise SMTPReplyError(R501_SYNTAX)
+        elif key == "SMTPUTF8" and value is None:
+            smtputf8 = True
+        elif key == "AUTH" and value:
+            pass                 # RFC 4954 5: accepted; we do not trust it
+        elif key == "REQUIRETLS" and value is None and requiretls:
+            if not tls:
+                raise SMTPReplyError(R530_REQUIRETLS_NEEDS_TLS)
+            wants_tls = True
+        elif key == "RET":
+            ret = parse_ret(value)
+        elif key == "ENVID":
+            envid = parse_envid(value)
+        else:
+            raise SMTPReplyError(R555_PARAM.format(key))
+    return MailParams(size, smtputf8, wants_tls, ret, envid)
 
 
 def parse_rcpt_dsn(params):

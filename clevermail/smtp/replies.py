@@ -3,19 +3,48 @@
 Reply codes are RFC 5321 section 4.2; enhanced status codes are RFC 3463 (registry
 in RFC 5248), sent on every reply except the greeting and the EHLO/HELO lines
 (RFC 2034 section 3).  A command method raises `SMTPReplyError(R550_NO_SUCH_USER)`;
-the session's single catch point sends `reply.wire` and counts the error when
-`reply.counts` says so.
+the session's single catch point sends `reply.wire`, counts the error when
+`reply.counts` says so, and counts a refused transaction by `reply.reason` (the
+label of the clevermail_smtp_refused metric).
 """
 
 import functools
 
+# Refusals of a mail transaction (and of a client at connect) by the reply's (code,
+# enhanced status): the reason label of the clevermail_smtp_refused metric.  A reply
+# whose code and status other refusals share names its own reason (reason=).  Other
+# error replies (syntax of other commands, sequence errors, AUTH) are no refusal.
+REFUSAL_REASONS = {
+    (550, "5.1.1"): "unknown_user",
+    (554, "5.7.1"): "relay_denied",
+    (552, "5.3.4"): "too_big",
+    (452, "4.5.3"): "too_many_recipients",
+    (421, "4.7.0"): "rate",             # AUTH throttled, connections per minute
+    (530, "5.7.0"): "policy",           # submission without AUTH
+    (550, "5.7.1"): "policy",           # a local sender without AUTH, a From: not owned, DMARC
+    (451, "4.4.3"): "dns",              # SPF/DKIM/DMARC could not be decided now
+    (553, "5.7.1"): "policy",           # MAIL FROM not owned by the user
+    (450, "4.7.1"): "rate",             # the user's sending limit per hour, messages per minute
+    (553, "5.6.7"): "syntax",           # non-ASCII address without SMTPUTF8
+    (501, "5.1.3"): "syntax",
+    (501, "5.1.7"): "syntax",
+    (555, "5.5.4"): "syntax",
+    (554, "5.6.0"): "content",          # a line over 998 octets
+    (550, "5.4.6"): "loop",             # an alias that expands too far
+    (554, "5.4.6"): "loop",             # too many Received hops
+    (451, "4.3.0"): "local_error",      # nothing stored
+    (452, "4.2.2"): "mailbox_full",     # over quota (store/quota.py)
+    (552, "5.2.2"): "mailbox_full",     # larger than the quota
+}
+
 
 class Reply:
-    """One single-line reply; `wire` is the bytes sent, built once."""
+    """One single-line reply; `wire` is the bytes sent, built once; `reason` the
+    metric label when it refuses a transaction or a client (None otherwise)."""
 
-    __slots__ = ("code", "status", "text", "counts", "wire")
+    __slots__ = ("code", "status", "text", "counts", "wire", "reason")
 
-    def __init__(self, code, status, text, counts=None):
+    def __init__(self, code, status, text, counts=None, reason=None):
         self.code = code
         self.status = status
         self.text = text
@@ -23,12 +52,13 @@ class Reply:
         # garbage or probing addresses gets cut off); 4xx only when said so, because
         # e.g. RFC 5321 4.5.3.1.10 expects clients to send on after 452.
         self.counts = code >= 500 if counts is None else counts
+        self.reason = reason or REFUSAL_REASONS.get((code, status))
         head = f"{code} {status} " if status else f"{code} "
         self.wire = (head + text + "\r\n").encode("utf-8", "replace")
 
     def format(self, *args, **kwargs):
         """A copy whose text has the placeholders filled in."""
-        return Reply(self.code, self.status, self.text.format(*args, **kwargs), self.counts)
+        return Reply(self.code, self.status, self.text.format(*args, **kwargs), self.counts, self.reason)
 
     def __repr__(self):
         return f"Reply({self.code} {self.status} {self.text!r})"
@@ -91,8 +121,8 @@ R421_SHUTDOWN = Reply(421, "4.3.2", "{} Service shutting down")
 R421_AUTH_THROTTLED = Reply(421, "4.7.0", "{} Too many failed authentications from your address, try again later")
 # The one reply to an unexpected exception (a bug), sent by LineSession's catch point.
 R421_CLIENT_RATE = Reply(421, "4.7.0", "{} Too many connections from your address, try again later")
-R421_HARVEST = Reply(421, "4.7.0", "{} Too many unknown recipients, closing connection")
-R451_GREYLISTED = Reply(451, "4.7.1", "Greylisted, try again in {} seconds", counts=False)
+R421_HARVEST = Reply(421, "4.7.0", "{} Too many unknown recipients, closing connection", reason="harvest")
+R451_GREYLISTED = Reply(451, "4.7.1", "Greylisted, try again in {} seconds", counts=False, reason="greylist")
 R450_MESSAGE_RATE = Reply(450, "4.7.1", "Too much mail from your address, try again later", counts=False)
 R451_INTERNAL = Reply(451, "4.3.0", "Internal error, try again later", counts=False)
 R451_DELIVERY = Reply(451, "4.3.0", "Message not stored (local error), try again later", counts=False)
@@ -152,8 +182,8 @@ R553_SENDER_NOT_OWNED = Reply(553, "5.7.1", "Sender address not owned by user {}
 R552_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 R552_MAILBOX_FULL = Reply(552, "5.2.2", "Mailbox full: the message is larger than the mailbox quota", counts=False)
 R553_UTF8_NEEDS_SMTPUTF8 = Reply(553, "5.6.7", "Non-ASCII address needs the SMTPUTF8 parameter")
-R554_DNSBL = Reply(554, "5.7.1", "Client address {} blocked by {}: {}")
-R554_PREGREET = Reply(554, "5.5.1", "Protocol error: talking before the greeting")
+R554_DNSBL = Reply(554, "5.7.1", "Client address {} blocked by {}: {}", reason="dnsbl")
+R554_PREGREET = Reply(554, "5.5.1", "Protocol error: talking before the greeting", reason="pregreet")
 R554_RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")
 R554_NO_VALID_RCPTS = Reply(554, "5.5.1", "No valid recipients")
 R554_LONG_LINE = Reply(554, "5.6.0", "Message refused: a line is longer than 998 octets (RFC 5321 4.5.3.1.6)")

@@ -36,34 +36,7 @@ from .handler import (AliasTooBig, BadDomain, BadSRS, DeliveryFailed, MailboxFul
 from .policy import Policy
 from .replies import SMTPReplyError
 from .states import (ANY, BDAT, INIT, MAIL, MAY_BDAT, MAY_DATA, MAY_MAIL, MAY_RCPT,
-                     OUTSIDE_TRANSACTION, RCPT, READY)
-
-
-# Refusals of a mail transaction by the reply's (code, enhanced status): the reason
-# label of the clevermail_smtp_refused metric.  Other error replies (syntax of other
-# commands, sequence errors, AUTH) are not a refused message.
-REFUSAL_REASONS = {
-    (550, "5.1.1"): "unknown_user",
-    (554, "5.7.1"): "relay_denied",
-    (552, "5.3.4"): "too_big",
-    (452, "4.5.3"): "too_many_recipients",
-    (421, "4.7.0"): "rate",             # AUTH throttled: too many failures
-    (530, "5.7.0"): "policy",           # submission without AUTH
-    (550, "5.7.1"): "policy",           # a local sender without AUTH, a From: not owned, DMARC
-    (451, "4.4.3"): "dns",              # SPF/DKIM/DMARC could not be decided now
-    (553, "5.7.1"): "policy",           # MAIL FROM not owned by the user
-    (450, "4.7.1"): "rate",             # the user's sending limit per hour
-    (553, "5.6.7"): "syntax",           # non-ASCII address without SMTPUTF8
-    (501, "5.1.3"): "syntax",
-    (501, "5.1.7"): "syntax",
-    (555, "5.5.4"): "syntax",
-    (554, "5.6.0"): "content",          # a line over 998 octets
-    (550, "5.4.6"): "loop",             # an alias that expands too far
-    (554, "5.4.6"): "loop",             # too many Received hops
-    (451, "4.3.0"): "local_error",      # nothing stored
-    (452, "4.2.2"): "mailbox_full",     # over quota (store/quota.py)
-    (552, "5.2.2"): "mailbox_full",     # larger than the quota
-}
+                     OUTSIDE_TRANSACTION, RCPT, READY, sequence_reply)
 
 
 class SMTPSession(LineSession):
@@ -105,6 +78,7 @@ class SMTPSession(LineSession):
         refusal = self.policy.at_connect(self.connection)
         if refusal is not None:
             self.log.info("refused at connect: %s", refusal.text)
+            self.server.metrics.smtp_refused(refusal.reason)
             self.send(refusal.wire)
             raise SessionClosed()
         self.send(f"220 {self.server.hostname} ESMTP CleverMail\r\n")
@@ -141,37 +115,17 @@ class SMTPSession(LineSession):
                 raise SMTPReplyError(R.R500_UNKNOWN)
             method, states = entry
             if self.state not in states:
-                raise SMTPReplyError(self._sequence_reply(verb))
+                raise SMTPReplyError(sequence_reply(self.state, verb, self.rcpt_tried))
             method(self, arg)
         except SMTPReplyError as exc:
             reply = exc.reply
-            reason = REFUSAL_REASONS.get((reply.code, reply.status))
-            if reason is not None:
-                self.server.metrics.smtp_refused(reason)
+            if reply.reason is not None:        # a refused transaction, counted
+                self.server.metrics.smtp_refused(reply.reason)
             self.send(reply.wire)
             if reply.code == 421:
                 raise SessionClosed() from None
             if reply.counts:
                 self.count_error()
-
-    def _sequence_reply(self, verb):
-        """The 503 (or 554) that says what is out of order (RFC 5321 4.3.2)."""
-        state = self.state
-        if state == INIT and verb in ("MAIL", "RCPT", "DATA", "BDAT"):
-            return R.R503_HELO_FIRST
-        if verb == "MAIL":
-            return R.R503_NESTED_MAIL
-        if verb == "RCPT":
-            return R.R503_RCPT_AFTER_BDAT if state == BDAT else R.R503_NEED_MAIL
-        if verb in ("DATA", "BDAT"):
-            if state == MAIL:        # RFC 5321 3.3: 554 when every RCPT was refused
-                return R.R554_NO_VALID_RCPTS if self.rcpt_tried else R.R503_NEED_RCPT
-            return R.R503_MIXED_DATA if state == BDAT else R.R503_NEED_MAIL
-        if verb == "AUTH" and state == INIT:
-            return R.R503_EHLO_FIRST
-        if verb in ("AUTH", "STARTTLS"):
-            return R.R503_IN_TRANSACTION
-        return R.R503_SEQUENCE
 
     # -- greeting ----------------------------------------------------------------
     def cmd_HELO(self, arg):
@@ -213,39 +167,15 @@ class SMTPSession(LineSession):
         if self.mode == "submission" and self.auth_user is None:
             raise SMTPReplyError(R.R530_AUTH_REQUIRED)
         sender, params = parser.parse_mail(arg)
-        smtputf8 = requiretls = False
-        ret = envid = None
-        declared_size = 0
-        for key, value in params.items():
-            if key == "SIZE":
-                declared_size = parser.parse_size(value)
-                if declared_size > self.server.limits.message_size:
-                    raise SMTPReplyError(R.R552_TOO_BIG)
-            elif key == "BODY":
-                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    raise SMTPReplyError(R.R501_SYNTAX)
-            elif key == "SMTPUTF8" and value is None:
-                smtputf8 = True
-            elif key == "AUTH" and value:
-                pass                 # RFC 4954 5: accepted; we do not trust it
-            elif key == "REQUIRETLS" and value is None and self.mode == "submission":
-                if not self.tls:
-                    raise SMTPReplyError(R.R530_REQUIRETLS_NEEDS_TLS)
-                requiretls = True
-            elif key == "RET":
-                ret = parser.parse_ret(value)
-            elif key == "ENVID":
-                envid = parser.parse_envid(value)
-            else:
-                raise SMTPReplyError(R.R555_PARAM.format(key))
-        if not smtputf8 and not sender.isascii():
+        mail = parser.parse_mail_params(params, size_limit=self.server.limits.message_size,
+                                        requiretls=self.mode == "submission", tls=self.tls)
+        if not mail.smtputf8 and not sender.isascii():
             raise SMTPReplyError(R.R553_UTF8_NEEDS_SMTPUTF8)
         self.policy.check_mail(sender, self.auth_user)
         self.sender = sender
-        self.smtputf8 = smtputf8
-        self.requiretls = requiretls
-        self.ret, self.envid = ret, envid
-        self.declared_size = declared_size
+        self.smtputf8, self.requiretls = mail.smtputf8, mail.requiretls
+        self.ret, self.envid = mail.ret, mail.envid
+        self.declared_size = mail.size
         self.state = MAIL
         self.send(R.R250_SENDER_OK.wire)
 
@@ -312,7 +242,7 @@ class SMTPSession(LineSession):
         size, last = parser.parse_bdat(arg)
         if self.state not in MAY_BDAT:
             self.reader.skip(size)
-            raise SMTPReplyError(self._sequence_reply("BDAT"))
+            raise SMTPReplyError(sequence_reply(self.state, "BDAT", self.rcpt_tried))
         if self.chunk_size + size > self.server.limits.message_size:
             self.reader.skip(size)
             self.reset_transaction()
