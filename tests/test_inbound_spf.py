@@ -1,4 +1,5 @@
-"""Tests for clevermail.inbound.spf (RFC 7208) against a real DNS server on loopback."""
+"""Tests for clevermail.inbound.spf (RFC 7208) against a real DNS server on loopback,
+and the results it keeps until the DNS answers they rest on expire."""
 
 import pytest
 
@@ -31,13 +32,51 @@ ptr.test.           300 IN TXT "v=spf1 ptr -all"
 5.2.0.192.in-addr.arpa. 300 IN PTR host.ptr.test.
 host.ptr.test.      300 IN A   192.0.2.5
 helo.test.          300 IN TXT "v=spf1 ip4:192.0.2.77 -all"
+short.test.         300 IN TXT "v=spf1 include:shortttl.test -all"
+shortttl.test.      30  IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+hmacro.test.        300 IN TXT "v=spf1 exists:%{h}._h.hmacro.test -all"
+good.client._h.hmacro.test. 300 IN A 127.0.0.2
+imacro.test.        300 IN TXT "v=spf1 exists:%{i}._i.imacro.test -all"
+192.0.2.8._i.imacro.test. 300 IN A 127.0.0.2
 """
 
 
 @pytest.fixture(scope="module")
-def spf():
+def dns():
     with DNSServer(ZONE, servfail={"broken.test."}) as server:
-        yield SPFChecker(DnsClient(make_resolver([server.nameserver])))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def spf(dns):
+    return SPFChecker(DnsClient(make_resolver([dns.nameserver])))
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class CountingResolver:
+    """The resolver with a count of the questions the DnsClient asked it."""
+
+    def __init__(self, resolver):
+        self.resolver, self.asked = resolver, []
+
+    def resolve(self, name, rdtype):
+        self.asked.append((str(name), rdtype))
+        return self.resolver.resolve(name, rdtype)
+
+
+@pytest.fixture
+def counted(dns):
+    """(SPFChecker, CountingResolver, Clock): a checker of its own, a clock to move."""
+    clock = Clock()
+    resolver = CountingResolver(make_resolver([dns.nameserver]))
+    return SPFChecker(DnsClient(resolver, clock=clock)), resolver, clock
 
 
 @pytest.mark.parametrize("ip, sender, result", [
@@ -81,3 +120,65 @@ def test_null_sender_checks_the_helo_identity(spf):
 def test_permerror_says_why(spf):
     assert "2 SPF records" in spf.check("192.0.2.5", "a@two.test", "x").reason
     assert "DNS-querying terms" in spf.check("192.0.2.5", "a@loop.test", "x").reason
+
+
+def test_a_result_is_kept_for_every_sender_of_the_domain_until_its_answers_expire(counted):
+    spf, resolver, clock = counted
+    first = spf.check("192.0.2.5", "a@inc.test", "client.test")
+    assert first.result == "pass" and resolver.asked
+    resolver.asked.clear()
+    # another sender of the domain, another HELO name: no macro read them, same result
+    assert spf.check("192.0.2.5", "b@inc.test", "other.test") is first
+    assert spf.check("198.51.100.5", "a@inc.test", "client.test").result == "fail"   # per address
+    assert resolver.asked == []             # the answers themselves were kept by the DnsClient
+    clock.now += 299
+    assert spf.check("192.0.2.5", "a@inc.test", "client.test") is first
+    clock.now += 2                          # past the TTL of 300 s
+    again = spf.check("192.0.2.5", "a@inc.test", "client.test")
+    assert again == first and again is not first and resolver.asked
+
+
+def test_the_shortest_ttl_read_decides(counted):
+    spf, resolver, clock = counted
+    first = spf.check("192.0.2.5", "a@short.test", "client.test")
+    assert first.result == "pass"
+    clock.now += 29
+    assert spf.check("192.0.2.5", "a@short.test", "client.test") is first
+    clock.now += 2                          # the included record's 30 s are over
+    assert spf.check("192.0.2.5", "a@short.test", "client.test") is not first
+
+
+def test_macros_of_the_sender_or_helo_keep_results_per_sender_and_helo(counted):
+    spf, _, _ = counted
+    assert spf.check("192.0.2.2", "alice@macro.test", "client.test").result == "pass"
+    assert spf.check("192.0.2.2", "bob@macro.test", "client.test").result == "fail"      # %{l}
+    assert spf.check("192.0.2.2", "alice@macro.test", "client.test").result == "pass"
+    assert spf.check("192.0.2.9", "a@hmacro.test", "good.client").result == "pass"       # %{h}
+    assert spf.check("192.0.2.9", "a@hmacro.test", "bad.client").result == "fail"
+    assert spf.check("192.0.2.9", "b@hmacro.test", "good.client").result == "pass"
+    # %{i} is the address, part of every key: kept for all senders of the domain
+    assert spf.check("192.0.2.8", "a@imacro.test", "x.test").result == "pass"
+    assert spf.check("192.0.2.8", "b@imacro.test", "y.test").result == "pass"
+    assert spf.check("192.0.2.7", "a@imacro.test", "x.test").result == "fail"
+    assert ("192.0.2.8", "imacro.test") in spf._results
+    assert ("192.0.2.2", "macro.test") not in spf._results
+
+
+def test_temperror_is_never_kept(counted):
+    spf, resolver, _ = counted
+    assert spf.check("192.0.2.5", "a@broken.test", "client.test").result == "temperror"
+    asked = len(resolver.asked)
+    assert spf.check("192.0.2.5", "a@broken.test", "client.test").result == "temperror"
+    assert len(resolver.asked) > asked      # asked again
+
+
+def test_kept_results_are_the_results(dns, counted):
+    """Cases of test_check_host twice on one checker: each as a new checker finds it."""
+    spf, _, _ = counted
+    answers = DnsClient(make_resolver([dns.nameserver]))
+    cases = [("192.0.2.5", s) for s in ("a@simple.test", "a@inc.test", "a@incnone.test", "a@two.test",
+                                        "a@loop.test", "a@void.test", "a@ptr.test", "a@nowhere.test",
+                                        "a@-bad-.test")]
+    cases += [("192.0.2.2", "alice@macro.test"), ("192.0.2.3", "alice@macro.test"), ("192.0.2.6", "a@ptr.test")]
+    for ip, sender in cases + cases:
+        assert spf.check(ip, sender, "client.test") == SPFChecker(answers).check(ip, sender, "client.test")

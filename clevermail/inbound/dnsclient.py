@@ -10,7 +10,9 @@ a temporary result rather than a verdict.
 The records are also kept here, already converted, until their TTL runs out
 (negative answers for NEGATIVE_TTL): a message asks four to eight questions and the
 same senders come again and again, and even a hit in dnspython's own cache costs a
-resolution object and the conversion each time.  Errors are never kept.
+resolution object and the conversion each time.  Errors are never kept.  A caller
+that keeps something derived from answers (spf.py keeps results) passes `until`, a
+list to which each answer's expiry time (on `clock`) is appended.
 """
 
 import ipaddress
@@ -36,20 +38,22 @@ class DnsClient:
         self.clock = clock
         self._cache = {}                    # (name, rdtype, kind) -> (expires, value)
 
-    def _cached(self, name, rdtype, kind, convert):
+    def _cached(self, name, rdtype, kind, convert, until=None):
         """convert(records) of the answer to (name, rdtype), from the cache while its
-        TTL lasts.  Dict reads and writes are atomic: sessions share it without a lock."""
+        TTL lasts; its expiry appended to `until` when given.  Dict reads and writes
+        are atomic: sessions share it without a lock."""
         key = (str(name).lower().rstrip("."), rdtype, kind)
         hit = self._cache.get(key)
         now = self.clock()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        records, ttl = self._resolve_ttl(name, rdtype)
-        value = convert(records)
-        if len(self._cache) >= MAX_ENTRIES:
-            self._cache.clear()
-        self._cache[key] = (now + ttl, value)
-        return value
+        if hit is None or hit[0] <= now:
+            records, ttl = self._resolve_ttl(name, rdtype)
+            hit = (now + ttl, convert(records))
+            if len(self._cache) >= MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = hit
+        if until is not None:
+            until.append(hit[0])
+        return hit[1]
 
     def _resolve_ttl(self, name, rdtype):
         try:
@@ -66,27 +70,28 @@ class DnsClient:
                 dns.resolver.NoResolverConfiguration, OSError) as exc:
             raise DnsTempError(f"{name} {rdtype}: {exc.__class__.__name__}") from None
 
-    def txt(self, name):
+    def txt(self, name, until=None):
         """Every TXT record of `name`, its strings joined (RFC 7208 3.3), as text."""
         return self._cached(name, "TXT", "text", lambda records: [
-            b"".join(r.strings).decode("utf-8", "replace") for r in records])
+            b"".join(r.strings).decode("utf-8", "replace") for r in records], until)
 
-    def addresses(self, name, version):
+    def addresses(self, name, version, until=None):
         """The A (version 4) or AAAA (version 6) addresses of `name`, as ip_address."""
         rdtype = "A" if version == 4 else "AAAA"
         return self._cached(name, rdtype, "ip", lambda records: [
-            ipaddress.ip_address(r.address) for r in records])
+            ipaddress.ip_address(r.address) for r in records], until)
 
-    def mx(self, name):
+    def mx(self, name, until=None):
         """The MX host names of `name`, lowest preference first (no implicit MX)."""
         return self._cached(name, "MX", "names", lambda records: [
-            r.exchange.to_text(omit_final_dot=True) for r in sorted(records, key=lambda r: r.preference)])
+            r.exchange.to_text(omit_final_dot=True) for r in sorted(records, key=lambda r: r.preference)],
+            until)
 
-    def ptr(self, ip):
+    def ptr(self, ip, until=None):
         """The PTR names of an address."""
         name = dns.reversename.from_address(str(ip))
         return self._cached(name, "PTR", "names", lambda records: [
-            r.target.to_text(omit_final_dot=True) for r in records])
+            r.target.to_text(omit_final_dot=True) for r in records], until)
 
     def dkim_txt(self, name, timeout=5):
         """dkimpy's dnsfunc: the first TXT record of `name` as bytes, or None; a

@@ -9,6 +9,13 @@ for the sender's 5xx, which we phrase ourselves), qualifiers, CIDR lengths, macr
 4.6.4: at most 10 DNS-querying terms per evaluation, 10 MX or PTR names per term, 2
 void lookups; beyond them permerror.  DNS trouble is temperror.
 
+Results are kept (SPFChecker's cache) until the first DNS answer the evaluation read
+expires: check_host is a function of the client address, the domain, the sender's
+local part, the HELO name and those answers, so a result found again is the same
+result.  An evaluation that expanded no macro reading the local part or the HELO name
+(%{s}, %{l}, %{h}) is kept per (address, domain) for every sender of the domain; one
+that did, per (address, domain, local part, HELO name).  temperror is never kept.
+
 Pure over a DnsClient (dnsclient.py); no I/O of its own.
 """
 
@@ -23,6 +30,8 @@ from .dnsclient import DnsTempError
 MAX_DNS_TERMS = 10
 MAX_VOID_LOOKUPS = 2
 MAX_NAMES = 10              # MX or PTR names one term looks at
+NO_DNS_TTL = 60.0           # seconds a result that read no DNS answer is kept (not a domain)
+MAX_RESULTS = 10000         # results kept; the cache is cleared beyond this (bounded memory)
 
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
 _QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
@@ -78,28 +87,39 @@ def valid_domain(domain):
 
 class SPFChecker:
     def __init__(self, dns):
-        self.dns = dns
+        self.dns = dns                  # a DnsClient; its clock dates the kept results
+        self._results = {}              # (ip, domain[, local, helo]) -> (expires, SPFResult)
 
     def check(self, ip, sender, helo):
         """check_host() for one identity: `sender` (MAIL FROM, maybe empty) and
         `helo`; with a null sender the HELO identity is checked as postmaster@helo
         (RFC 7208 2.4)."""
-        ip = ipaddress.ip_address(ip)
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         if not sender:
             sender = f"postmaster@{helo}"
         local, _, domain = sender.rpartition("@")
         if not local:
             local = "postmaster"
-        ctx = _Evaluation(self.dns, ip, local, domain, helo)
+        now = self.dns.clock()
+        for key in ((ip, domain), (ip, domain, local, helo)):
+            hit = self._results.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        address = ipaddress.ip_address(ip)
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        ctx = _Evaluation(self.dns, address, local, domain, helo)
         try:
             result, reason = ctx.check_host(domain, depth=0)
+            outcome = SPFResult(result, domain, reason)
         except PermError as exc:
-            return SPFResult("permerror", domain, str(exc))
+            outcome = SPFResult("permerror", domain, str(exc))
         except DnsTempError as exc:
             return SPFResult("temperror", domain, str(exc))
-        return SPFResult(result, domain, reason)
+        if len(self._results) >= MAX_RESULTS:
+            self._results.clear()
+        key = (ip, domain, local, helo) if ctx.read_sender else (ip, domain)
+        self._results[key] = (min(ctx.until, default=now + NO_DNS_TTL), outcome)
+        return outcome
 
 
 class _Evaluation:
@@ -110,12 +130,14 @@ class _Evaluation:
         self.local, self.sender_domain, self.helo = local, sender_domain, helo
         self.dns_terms = 0
         self.void = 0
+        self.until = []             # expiry of every DNS answer read
+        self.read_sender = False    # a macro read the local part or the HELO name
 
     # -- the record ---------------------------------------------------------------------
     def check_host(self, domain, depth):
         if not valid_domain(domain):
             return "none", f"{domain!r} is no domain"
-        records = [r for r in self.dns.txt(domain)
+        records = [r for r in self.dns.txt(domain, self.until)
                    if r[:6].lower() == "v=spf1" and (len(r) == 6 or r[6] == " ")]
         if not records:
             return "none", f"no SPF record at {domain}"
@@ -165,12 +187,12 @@ class _Evaluation:
                 raise PermError(f"{domain}: include:{target} has no usable SPF record")
             return result == "pass"
         if mechanism == "exists":
-            return bool(self._void_counted(self.dns.addresses(target, 4)))
+            return bool(self._void_counted(self.dns.addresses(target, 4, self.until)))
         v4, v6 = self._cidr(cidr, domain)
         if mechanism == "a":
             return self._in_addresses(target, v4, v6)
         if mechanism == "mx":
-            names = self._void_counted(self.dns.mx(target))
+            names = self._void_counted(self.dns.mx(target, self.until))
             if len(names) > MAX_NAMES:
                 raise PermError(f"{target} has more than {MAX_NAMES} MX records")
             return any(self._in_addresses(name, v4, v6) for name in names)
@@ -201,16 +223,16 @@ class _Evaluation:
 
     def _in_addresses(self, name, v4, v6):
         prefix = v4 if self.ip.version == 4 else v6
-        addresses = self._void_counted(self.dns.addresses(name, self.ip.version))
+        addresses = self._void_counted(self.dns.addresses(name, self.ip.version, self.until))
         return any(self.ip in ipaddress.ip_network(f"{a}/{prefix}", strict=False) for a in addresses)
 
     def _ptr_match(self, target):
-        names = self.dns.ptr(self.ip)[:MAX_NAMES]
+        names = self.dns.ptr(self.ip, self.until)[:MAX_NAMES]
         target = target.lower().rstrip(".")
         for name in names:
             name = name.lower().rstrip(".")
             if name == target or name.endswith("." + target):
-                if self.ip in self.dns.addresses(name, self.ip.version):
+                if self.ip in self.dns.addresses(name, self.ip.version, self.until):
                     return True
         return False
 
@@ -256,6 +278,8 @@ class _Evaluation:
         return text
 
     def _macro_value(self, letter, domain):
+        if letter in "slh":
+            self.read_sender = True
         if letter == "s":
             return f"{self.local}@{self.sender_domain}"
         if letter == "l":
