@@ -15,13 +15,16 @@ import nacl.signing
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from dkim.canonicalization import Relaxed
+from dkim.util import InvalidTagValueList, parse_tag_value
 
 from clevermail.dkim import canon
 from clevermail.dkim.pubkeys import KeyCache
-from clevermail.dkim.verify import NoKey, arc_verify, signature_tags, strip_b, verify
+from clevermail.dkim.verify import NoKey, arc_verify, check_tags, signature_tags, strip_b, verify
 from clevermail.inbound.dkimverify import verify_dkim
 from clevermail.inbound.dnsclient import DnsClient
 from clevermail.relay.mx import make_resolver
+from clevermail.smtp.message import header_fields
 from dns_server import DNSServer
 
 MESSAGE = (b"Received: from x by y; Thu, 3 Dec 2026 08:00:00 +0000\r\n"
@@ -325,3 +328,73 @@ def test_split_parses_as_rfc822_parse():
         except IndexError:
             continue                # dkimpy: a folded line before any field
         assert canon.split(case) == tuple(theirs), case
+
+
+def test_split_grouped_is_split():
+    """canon.split_grouped, on the fields smtp.message.header_fields split (the
+    header split once for every check), gives split's fields, body and errors: the
+    cases of test_split_parses_as_rfc822_parse and 20,000 random ones."""
+    rng = random.Random(5323)
+    pieces = [b"From: a", b"To:b", b"X-Y : z", b"From x", b" folded", b"\tfolded", b"bad line", b"",
+              b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b"body", b":", b"a:b:c", b"\r\n\r\n"]
+    cases = [MESSAGE, b"", b"\r\n", b"A: b", b"A: b\r\n", b"A: b\r\n\r\n", b"\r\nbody", b" x\r\nA: b\r\n\r\n",
+             b"From x\r\n y\r\nA: b\r\n\r\n", b"A: b\r\nFrom x\r\n y\r\n\r\nz"]
+    cases += [b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))) for _ in range(20000)]
+    for case in cases:
+        groups = header_fields(case)[0]
+        try:
+            theirs = canon.split(case)
+        except (dkim.MessageFormatError, IndexError) as exc:      # IndexError: dkimpy's, bare LFs
+            with pytest.raises(type(exc)) as info:
+                canon.split_grouped(case, groups)
+            assert str(info.value) == str(exc), case
+            continue
+        assert canon.split_grouped(case, groups) == theirs, case
+
+
+def test_signature_tags_and_relaxed_headers_are_dkimpys():
+    """verify.signature_tags is dkimpy's parse_tag_value (tags or the same error) and
+    canon.relaxed_headers dkimpy's Relaxed.canonicalize_headers, on 30,000 random
+    tag lists and header fields."""
+    rng = random.Random(6377)
+    pieces = [b"a", b"=", b";", b" ", b"\t", b"\r\n", b"\n", b"\r", b"\v", b"  ", b"b", b"1", b"_", b"-",
+              b"v=1", b"d=x.test", b"\xe9", b"h=from:to", b"A", b"=="]
+    for _ in range(30000):
+        value = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+        try:
+            theirs = parse_tag_value(value)
+        except InvalidTagValueList as exc:
+            with pytest.raises(dkim.MessageFormatError) as info:
+                signature_tags(value)
+            assert str(info.value) == str(exc) and type(info.value.args[0]) is type(exc), value
+        else:
+            assert signature_tags(value) == theirs, value
+        name = b"".join(rng.choice([b"Subject", b" ", b"\t", b"X-A"]) for _ in range(rng.randint(1, 3)))
+        assert canon.relaxed_headers([(name, value)]) == Relaxed.canonicalize_headers([(name, value)]), value
+
+
+def test_check_tags_is_dkimpys_validate_signature_fields():
+    """verify.check_tags raises what dkimpy's validate_signature_fields raises (or
+    nothing) on 30,000 random signatures' tags: missing, bad or odd values of every
+    tag it checks."""
+    rng = random.Random(6378)
+    now = int(time.time())
+    choices = {
+        b"v": [b"1", b"2", b""], b"a": [b"rsa-sha256", b"ed25519-sha256", b"rsa-sha1", b"rsa-md5"],
+        b"b": [b"AbC+/dEf=", b"ab cd\r\n ef==", b"abc", b"a*b=", b"", b"abcd\n"],
+        b"bh": [b"AbCd", b"abc", b"ab=c", b" ab cd"], b"d": [b"sign.test", b"a;b", b"\xe9.test", b"x[1]"],
+        b"h": [b"from:to"], b"s": [b"sel"], b"i": [b"@sign.test", b"u@sub.sign.test", b"u@other.test",
+                                                  b"sign.test", b"xsign.test", b"@SIGN.TEST"],
+        b"l": [b"12", b"", b"x", b"1" * 80], b"q": [b"dns/txt", b"dns"], b"cv": [b"pass", b"maybe"],
+        b"t": [str(now).encode(), str(now + 40000).encode(), b"12a", b"0"],
+        b"x": [str(now + 100).encode(), str(now - 40000).encode(), b"5", b"x1"]}
+    for _ in range(30000):
+        tags = {name: rng.choice(values) for name, values in choices.items() if rng.random() < 0.85}
+        try:
+            dkim.validate_signature_fields(tags)
+        except (dkim.ValidationError, IndexError) as exc:
+            with pytest.raises(type(exc)) as info:
+                check_tags(tags)
+            assert str(info.value) == str(exc), tags
+        else:
+            check_tags(tags)

@@ -84,11 +84,12 @@ class RecordingInbound:
         self.action = action
         self.calls = []
 
-    def strip(self, body):
+    def strip_header(self, header):
         self.calls.append("strip")
-        return body
+        return header
 
-    def check(self, body, peer, helo, sender):
+    def check(self, body, peer, helo, sender, header):
+        assert header.data is body          # split once, handed on
         self.calls.append(("check", peer, helo, sender))
         return SimpleNamespace(action=self.action, reason="spf=fail" if self.action != "accept" else "",
                                header=b"Authentication-Results: x\r\n", folder="Junk")

@@ -1,9 +1,12 @@
 """Tests for clevermail.smtp.sender_identity: who may send as whom (pure rules)."""
 
+import email.utils
+import random
+
 import pytest
 
 from clevermail.smtp import replies as R
-from clevermail.smtp.sender_identity import SenderIdentity, canonical_sender, from_addresses
+from clevermail.smtp.sender_identity import _SIMPLE_FROM, SenderIdentity, canonical_sender, from_addresses
 
 LOCAL = {"example.test", "xn--bcher-kva.example"}
 
@@ -79,3 +82,26 @@ def test_header_rules(identity):
         assert (refusal.code, refusal.status) == (550, "5.7.1"), forged
     # unauthenticated mail is not the header rule's business
     assert identity.header_refusal(b"From: bob@example.test\r\n\r\n", user=None) is None
+
+
+def test_from_addresses_reads_simple_values_as_email_utils_does():
+    """The pattern for a bare address or one display name and <address> gives what
+    email.utils.getaddresses gives, on real forms and 30,000 random values."""
+    rng = random.Random(5322)
+    pieces = ["a", "b.c", "@", "x.test", "<", ">", " ", "\t", '"', "Al Ice", ".", "..", "-", "+tag", ",",
+              "(c)", ";", ":", "é", "[1.2.3.4]", "\\", "'", "_", "=?utf-8?q?x?="]
+    cases = ["bench@client.test", " Bench <a@b.c>", '"Be nch" <a.b@c.d>', "<a@b>", "a@b, c@d", "A..b@c",
+             " a@b (x)", "a@b.", '"a,b" <c@d>', "x <a@b> y", "<a@b>>", "a@b@c", " \t a+b@c-d.e \t"]
+    cases += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 9))) for _ in range(20000)]
+    # and 20,000 near the simple forms: display name, local part, domain, brackets
+    locals_ = ["a", "b.c", "x+y", "_-", "a..b", ".a", "é", "a b", "O'N", "#$%&*/=?^`{|}~"]
+    domains = ["x.test", "a-b.c", "x..y", "-", "x.", "X.TEST", "[1.2.3.4]", "é.test"]
+    displays = ["", "Al Ice", '"Al Ice"', '"a,b"', "A\tB", '"', "(c)", "é"]
+    forms = ["{}<{}>", "{} <{}>", " {}<{}> ", "{}{}", "{} {} (c)", "<{1}>{0}"]
+    for _ in range(20000):
+        address = rng.choice(locals_) + rng.choice(["@", "@", "@@", ""]) + rng.choice(domains)
+        cases.append(rng.choice(forms).format(rng.choice(displays), address) + rng.choice(["", " ", "\t", ","]))
+    assert sum(1 for case in cases if _SIMPLE_FROM.fullmatch(case)) > 500      # the pattern is exercised
+    for case in cases:
+        message = f"From:{case}\r\nTo: x@y\r\n\r\nbody\r\n".encode()
+        assert from_addresses(message) == [a for _, a in email.utils.getaddresses([case])], case

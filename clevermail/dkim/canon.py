@@ -10,8 +10,9 @@ is already what rfc822_parse would rebuild.  A message
 with a bare LF is the exception (dkimpy's parser turns every LF into CRLF): it is
 parsed whole by dkimpy, so both give the same bytes to hash.
 
-relaxed_body computes dkimpy's Relaxed.canonicalize_body at a fraction of the cost;
-the simple forms are dkimpy's own.
+relaxed_body and relaxed_headers compute dkimpy's Relaxed.canonicalize_body and
+canonicalize_headers at a fraction of the cost (compared with them in the tests); the
+simple forms are dkimpy's own.
 """
 
 import hashlib
@@ -45,6 +46,25 @@ def relaxed_body(body):
         end -= 2
     body = body[:end + 2]
     return b"" if body == b"\r\n" else body
+
+
+_LINE_BREAK = re.compile(rb"\r?\n")
+_WSP = re.compile(rb"[\t ]+")
+
+
+def relaxed_headers(fields):
+    """dkimpy's Relaxed.canonicalize_headers (RFC 6376 3.4.2) of (name, value) pairs:
+    the name lower-cased without trailing white space; the value unfolded, WSP runs
+    made one space, stripped, CRLF added.  Its regexes run only on a value that has
+    a line break, a tab or two spaces in a row: otherwise they change nothing."""
+    out = []
+    for name, value in fields:
+        if b"\n" in value:
+            value = _LINE_BREAK.sub(b"", value)
+        if b"\t" in value or b"  " in value:
+            value = _WSP.sub(b" ", value)
+        out.append((name.lower().rstrip(), value.strip() + b"\r\n"))
+    return out
 
 
 def split(data):
@@ -83,6 +103,33 @@ def _fields(head):
     return fields
 
 
+def split_grouped(data, groups):
+    """split(data) when smtp.message.header_fields has split the header section of
+    `data` already into `groups` (each field's raw lines, then the empty line's [b""]):
+    the same fields, body and errors, without a second pass over the lines.  A
+    message without a header section, or with a bare LF, is left to split()."""
+    if not data or data.startswith(b"\r\n") or data.count(b"\n") != data.count(b"\r\n"):
+        return split(data)
+    end = data.find(b"\r\n\r\n")
+    if groups and groups[-1] == [b""]:
+        groups = groups[:-1]            # the empty line, or the CRLF ending the data
+    fields = []
+    for group in groups:
+        first = group[0]
+        match = _FIELD_NAME.match(first)
+        if first[:1] in (b" ", b"\t"):                  # only a first group starts so
+            raise dkim.MessageFormatError("Unexpected continuation line before the first field")
+        if match is not None:
+            fields.append([match.group(1), first[match.end():] + b"\r\n"])
+        elif not first.startswith(b"From "):
+            raise dkim.MessageFormatError(f"Unexpected characters in RFC822 header: {first!r}")
+        elif len(group) > 1 and not fields:             # the From_ line's folding: to the field above
+            raise dkim.MessageFormatError("Unexpected continuation line before the first field")
+        if len(group) > 1:
+            fields[-1][1] += b"".join([line + b"\r\n" for line in group[1:]])
+    return fields, (b"" if end < 0 else data[end + 4:])
+
+
 def select(fields, names):
     """The fields `names` (h=, lower-case) choose, in that order: for each name the
     last field of that name not chosen yet, bottom-up, and nothing once they are
@@ -111,6 +158,12 @@ class Parsed:
         self.headers, self.body = split(data)
         self._bodies = {}           # relaxed? -> canonical body
         self._hashes = {}           # (relaxed?, hash name, l=) -> digest
+
+    @classmethod
+    def of_groups(cls, data, groups):
+        """A Parsed of `data` whose header section is split into `groups` already
+        (split_grouped)."""
+        return cls.of(*split_grouped(data, groups))
 
     @classmethod
     def of(cls, headers, body):

@@ -3,12 +3,12 @@ wire form: relaxed/relaxed canonicalization, rsa-sha256 (RFC 8301) or ed25519-sh
 (RFC 8463 3: Ed25519 over the SHA-256 hash of the header data).  Pure: no I/O, no
 clock (the caller gives the timestamp).
 
-dkimpy does the DKIM parts that are easy to get subtly wrong: parsing the header
-section (dkim.rfc822_parse, through canon.split) and relaxed canonicalization
-(dkim.canonicalization).  The signed fields are chosen bottom-up as
-dkim.select_headers chooses them (canon.select, compared in the tests) and hashed in
-h= order, the signature field itself last with its b= empty, as dkim.hash_headers
-does.  What dkimpy's own sign() cannot do cheaply is done here: a message is parsed,
+dkimpy decides the DKIM parts that are easy to get subtly wrong: parsing the header
+section (dkim.rfc822_parse's loop, through canon.split) and relaxed canonicalization
+(dkim.canonicalization's, in canon's faster forms compared with it).  The signed
+fields are chosen bottom-up as dkim.select_headers chooses them (canon.select,
+compared in the tests) and hashed in h= order, the signature field itself last with
+its b= empty, as dkim.hash_headers does.  What dkimpy's own sign() cannot do cheaply is done here: a message is parsed,
 its body hashed and its signed fields hashed once for all its signatures (Message;
 each signature copies that hash and adds its own field), keys are parsed once
 (keys.py), and RSA is computed by OpenSSL through `cryptography` (about 0.3 ms a
@@ -28,9 +28,7 @@ import hashlib
 import dkim
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
-from dkim.canonicalization import Relaxed
-
-from .canon import relaxed_body, select, split
+from .canon import relaxed_body, relaxed_headers, select, split
 
 SIGNED = frozenset(dkim.DKIM.SHOULD)
 OVERSIGNED = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"mime-version",
@@ -56,7 +54,7 @@ class Message:
         self.signed += OVERSIGNED
         self.body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         self.fields_hash = hasher = hashlib.sha256()
-        for name, value in Relaxed.canonicalize_headers(select(self.headers, self.signed)):
+        for name, value in relaxed_headers(select(self.headers, self.signed)):
             hasher.update(name + b":" + value)
 
     def field_values(self, name):
@@ -97,7 +95,7 @@ def sign(message, key, timestamp):
     # the signature field last, without its CRLF and b= empty (it is: the value
     # ends in "b="), as dkim.hash_headers adds it (RFC 6376 3.7)
     hasher = message.fields_hash.copy()
-    [(name, canonical)] = Relaxed.canonicalize_headers([(FIELD, value)])
+    [(name, canonical)] = relaxed_headers([(FIELD, value)])
     hasher.update(name + b":" + canonical.rstrip())
     digest = hasher.digest()
     if selector.algorithm == "rsa":

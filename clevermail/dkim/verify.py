@@ -24,13 +24,14 @@ record is published, and the KeyFormatError of a record that cannot be used.
 import base64
 import binascii
 import re
+import time
 
 import dkim
 from dkim.canonicalization import CanonicalizationPolicy, InvalidCanonicalizationPolicyError, Relaxed
 from dkim.crypto import HASH_ALGORITHMS
-from dkim.util import InvalidTagValueList, parse_tag_value
+from dkim.util import DuplicateTag, InvalidTagSpec
 
-from .canon import Parsed, select
+from .canon import Parsed, relaxed_headers, select
 
 MINKEY = 1024               # bits: a smaller RSA key does not count (RFC 8301 3.2)
 _WSP = re.compile(rb"\s+")
@@ -42,12 +43,79 @@ class NoKey(dkim.DKIMException):
 
 
 def signature_tags(value):
-    """The tags of a DKIM-Signature field value (dkimpy's parser): {b"d": ..., ...};
-    dkim.MessageFormatError if it is not a tag list."""
-    try:
-        return parse_tag_value(value)
-    except InvalidTagValueList as exc:
-        raise dkim.MessageFormatError(exc) from None
+    """The tags of a DKIM-Signature field value (RFC 6376 3.2): {b"d": ..., ...};
+    dkim.MessageFormatError if it is not a tag list.  dkimpy's parse_tag_value,
+    without its regex (compared with it in the tests): a tag-spec without "=", a
+    name that does not start with a letter, and a repeated name are errors, a
+    trailing ";" is not."""
+    tags = {}
+    specs = value.strip().split(b";")
+    if not specs[-1]:
+        specs.pop()
+    for spec in specs:
+        name, eq, tag_value = spec.partition(b"=")
+        name = name.strip()
+        if not eq or not name[:1].isalpha():        # bytes: ASCII letters only
+            raise dkim.MessageFormatError(InvalidTagSpec(spec))
+        if name in tags:
+            raise dkim.MessageFormatError(DuplicateTag(name))
+        tags[name] = tag_value.strip()
+    return tags
+
+
+_MANDATORY = (b"v", b"a", b"b", b"bh", b"d", b"h", b"s")
+_BASE64ISH = re.compile(rb"[\s0-9A-Za-z+/]+[\s=]*$")
+_ANY_WSP = re.compile(rb"\s+")
+_SPECIALS = re.compile(rb"[\(\)<>\[\]:;@\\,]")
+_DIGITS = re.compile(rb"\d+$")
+_LENGTH = re.compile(rb"\d{,76}$")
+SLOP = 36000                # dkimpy's 10 hours of leeway for signers' clocks
+
+
+def check_tags(sig):
+    """dkimpy's validate_signature_fields(sig) for a DKIM-Signature, with its
+    patterns compiled once (the same checks in its order and the same
+    dkim.ValidationError texts; compared with it in the tests)."""
+    for name in _MANDATORY:
+        if name not in sig:
+            raise dkim.ValidationError("missing %s=" % name)
+    if sig[b"a"] not in HASH_ALGORITHMS:
+        raise dkim.ValidationError("unknown signature algorithm: %s" % sig[b"a"])
+    b = sig[b"b"]
+    if _BASE64ISH.match(b) is None or len(_ANY_WSP.sub(b"", b)) % 4 != 0:
+        raise dkim.ValidationError("b= value is not valid base64 (%s)" % b)
+    # dkimpy checks the b= value's characters again here, for bh=
+    if _BASE64ISH.match(b) is None or len(_ANY_WSP.sub(b"", sig[b"bh"])) % 4 != 0:
+        raise dkim.ValidationError("bh= value is not valid base64 (%s)" % sig[b"bh"])
+    if b"cv" in sig and sig[b"cv"] not in (dkim.CV_Pass, dkim.CV_Fail, dkim.CV_None):
+        raise dkim.ValidationError("cv= value is not valid (%s)" % sig[b"cv"])
+    d = sig[b"d"]
+    if d.isascii() and _SPECIALS.search(d):
+        raise dkim.ValidationError("d= value is not valid (%s)" % d)
+    i = sig.get(b"i")
+    if i is not None and (not i.lower().endswith(d.lower()) or i[-len(d) - 1] not in (64, 46)):
+        raise dkim.ValidationError("i= domain is not a subdomain of d= (i=%s d=%s)" % (i, d))
+    if b"l" in sig and _LENGTH.match(sig[b"l"]) is None:
+        raise dkim.ValidationError("l= value is not a decimal integer (%s)" % sig[b"l"])
+    if b"q" in sig and sig[b"q"] != b"dns/txt":
+        raise dkim.ValidationError("q= value is not dns/txt (%s)" % sig[b"q"])
+    t_sign = None
+    if b"t" in sig:
+        if _DIGITS.match(sig[b"t"]) is None:
+            raise dkim.ValidationError("t= value is not a decimal integer (%s)" % sig[b"t"])
+        t_sign = int(sig[b"t"])
+        if t_sign > int(time.time()) + SLOP:
+            raise dkim.ValidationError("t= value is in the future (%s)" % sig[b"t"])
+    if sig[b"v"] != b"1":
+        raise dkim.ValidationError("v= value is not 1 (%s)" % sig[b"v"])
+    if b"x" in sig:
+        if _DIGITS.match(sig[b"x"]) is None:
+            raise dkim.ValidationError("x= value is not a decimal integer (%s)" % sig[b"x"])
+        x_sign = int(sig[b"x"])
+        if x_sign < int(time.time()) - SLOP:
+            raise dkim.ValidationError("x= value is past (%s)" % sig[b"x"])
+        if t_sign and x_sign < t_sign:
+            raise dkim.ValidationError("x= value is less than t= value (x=%s t=%s)" % (sig[b"x"], sig[b"t"]))
 
 
 def verify(parsed, field, tags, lookup, keys, minkey=MINKEY):
@@ -55,7 +123,7 @@ def verify(parsed, field, tags, lookup, keys, minkey=MINKEY):
     is a valid signature of `parsed` (a canon.Parsed).  `lookup(name)` returns the
     key record at `name` (bytes, None when there is none) as dkimpy's dnsfunc does;
     `keys` is a pubkeys.KeyCache."""
-    dkim.validate_signature_fields(tags)
+    check_tags(tags)
     include = [name.lower() for name in _H_SEP.split(tags[b"h"])]
     return verify_signed(parsed, field, tags, include, lookup, keys, minkey)
 
@@ -168,8 +236,9 @@ def _hash_fields(hasher, policy, fields, include, signature_field):
     so relaxed's lower-casing is what the choice compares anyway) rather than every
     field of the message canonicalized for a few; the signature field last, its b= emptied and
     without its CRLF (RFC 6376 3.7)."""
-    chosen = policy.canonicalize_headers(select(fields, include))
-    [(name, value)] = policy.canonicalize_headers([(signature_field[0], strip_b(signature_field[1]))])
+    canonical = relaxed_headers if policy.header_algorithm is Relaxed else policy.canonicalize_headers
+    chosen = canonical(select(fields, include))
+    [(name, value)] = canonical([(signature_field[0], strip_b(signature_field[1]))])
     for name_, value_ in chosen:
         hasher.update(name_)
         hasher.update(b":")

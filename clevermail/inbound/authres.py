@@ -9,7 +9,7 @@ else's word, shown as such.
 
 import re
 
-from ..smtp.message import header_fields
+from ..smtp.message import Header
 
 _FIELD = re.compile(rb"^authentication-results[ \t]*:", re.I)
 _PVALUE_SAFE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]+$")
@@ -41,17 +41,19 @@ def field(authserv_id, results):
         "utf-8", "replace")
 
 
-def strip_ours(message, authserv_id):
+def strip_ours(message, authserv_id, header=None):
     """`message` (CRLF bytes) without the Authentication-Results fields that claim
     `authserv_id` (case-insensitive), folded lines and all; the body untouched."""
-    fields, head_end = header_fields(message)
+    return strip_ours_header(Header.of(message, header), authserv_id).data
+
+
+def strip_ours_header(header, authserv_id):
+    """strip_ours on a smtp.message.Header: the Header of the result (`header` itself
+    when there is nothing to remove)."""
     wanted = authserv_id.lower().encode("utf-8", "replace")
-    out = []
-    for lines in fields:
-        if _FIELD.match(lines[0]) and _authserv_id(b"".join(lines).split(b":", 1)[1]) == wanted:
-            continue
-        out.extend(lines)
-    return b"\r\n".join(out) + message[head_end:]
+    drop = {i for i, lines in enumerate(header.fields)
+            if _FIELD.match(lines[0]) and _authserv_id(b"".join(lines).split(b":", 1)[1]) == wanted}
+    return header.without(drop) if drop else header
 
 
 def _authserv_id(value):

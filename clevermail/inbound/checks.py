@@ -22,10 +22,11 @@ import logging
 from dataclasses import dataclass
 
 from ..metrics import NO_METRICS
+from ..smtp.message import Header
 from ..smtp.sender_identity import from_addresses
 from . import authres
 from .dkimverify import verify_arc, verify_dkim
-from .dmarc import DMARCChecker, aligned
+from .dmarc import DMARCChecker, aligned, load_suffix_list
 from .dnsclient import DnsClient
 from .spf import SPFChecker, valid_domain
 
@@ -61,19 +62,26 @@ class InboundChecks:
         self.metrics = metrics
         self.spf = SPFChecker(self.dns)
         self.dmarc = DMARCChecker(self.dns)
+        load_suffix_list()              # now, not in the first message's time
 
     def strip(self, message):
         """The message without Authentication-Results fields claiming our id."""
         return authres.strip_ours(message, self.authserv_id)
 
-    def check(self, message, ip, helo, sender):
+    def strip_header(self, header):
+        """strip() of a smtp.message.Header: the Header of the result."""
+        return authres.strip_ours_header(header, self.authserv_id)
+
+    def check(self, message, ip, helo, sender, header=None):
         """The Verdict for `message` (CRLF bytes, forged A-R fields already
-        stripped) from `ip` that said HELO `helo` and MAIL FROM `sender`."""
+        stripped; `header`: its smtp.message.Header, split once for every check)
+        from `ip` that said HELO `helo` and MAIL FROM `sender`."""
+        header = Header.of(message, header)
         spf = self.spf.check(ip, sender, helo)
         spf_helo = self.spf.check(ip, "", helo) if sender and valid_domain(helo) else None
-        signatures = verify_dkim(message, self.dns)
+        signatures = verify_dkim(message, self.dns, header=header)
         passed = [s.domain for s in signatures if s.result == "pass"]
-        from_domains = {a.rpartition("@")[2].lower() for a in from_addresses(message) if "@" in a}
+        from_domains = {a.rpartition("@")[2].lower() for a in from_addresses(message, header) if "@" in a}
         from_domain = next(iter(from_domains)) if len(from_domains) == 1 else ""
         dmarc = self.dmarc.check(from_domain, spf.result, spf.domain if sender else "", passed)
         arc, arc_reason = verify_arc(message, self.dns)

@@ -33,10 +33,11 @@ class DKIMSignatureResult:
     reason: str = ""
 
 
-def verify_dkim(message, dns, keys=KEYS):
-    """One DKIMSignatureResult per DKIM-Signature header of `message` (CRLF bytes)."""
+def verify_dkim(message, dns, keys=KEYS, header=None):
+    """One DKIMSignatureResult per DKIM-Signature header of `message` (CRLF bytes;
+    `header`: its smtp.message.Header when split already)."""
     try:
-        parsed = Parsed(message)
+        parsed = Parsed(message) if header is None else Parsed.of_groups(message, header.fields)
     except dkim.MessageFormatError as exc:
         # no field can be trusted to be a signature: one result says so when the
         # message seems to carry one

@@ -25,15 +25,21 @@ POLICIES = ("none", "quarantine", "reject")
 _psl = None
 
 
+def load_suffix_list():
+    """The Public Suffix List, parsed once per process (tens of ms of CPU): done when
+    the checks are built, so that the first message does not wait for it."""
+    global _psl
+    if _psl is None:
+        _psl = PublicSuffixList()
+    return _psl
+
+
 @functools.lru_cache(maxsize=4096)
 def organizational_domain(domain):
     """example.co.uk for mail.example.co.uk (RFC 7489 3.2); kept per name (a
     message asks it up to three times, and the same domains write again and again)."""
-    global _psl
-    if _psl is None:
-        _psl = PublicSuffixList()       # parses the bundled list once per process
     domain = domain.lower().rstrip(".")
-    return _psl.privatesuffix(domain) or domain
+    return load_suffix_list().privatesuffix(domain) or domain
 
 
 def aligned(identifier, from_domain, strict):
@@ -52,8 +58,10 @@ class DMARCResult:
     reason: str = ""
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_record(text):
-    """The tags of a DMARC record as a dict, or None if it is not one."""
+    """The tags of a DMARC record as a dict (shared: read it, never change it), or
+    None if it is not one; kept per record text, as the same domains write again."""
     if not text.replace(" ", "").lower().startswith("v=dmarc1"):
         return None
     tags = {}

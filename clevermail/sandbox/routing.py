@@ -48,5 +48,5 @@ class AnySender(SenderIdentity):
     def envelope_refusal(self, sender, *, user, trusted):
         return None
 
-    def header_refusal(self, message, *, user):
+    def header_refusal(self, message, *, user, header=None):
         return None

@@ -71,9 +71,42 @@ def field_value(lines):
     return b" ".join([lines[0].partition(b":")[2], *lines[1:]])
 
 
-def hop_count(message):
-    """The Received: and Delivered-To: fields in the header of `message` (CRLF bytes)."""
-    fields, _ = header_fields(message)
+class Header:
+    """The header section of `data` (a message in CRLF wire form) split into fields
+    once (header_fields: `fields`, `end`), for every step of the end of DATA that
+    reads it: the hop count, the From: rules, the removal of forged
+    Authentication-Results, the DKIM and DMARC checks (inbound/)."""
+
+    __slots__ = ("data", "fields", "end")
+
+    def __init__(self, data, fields=None, end=None):
+        if fields is None:
+            fields, end = header_fields(data)
+        self.data, self.fields, self.end = data, fields, end
+
+    @classmethod
+    def of(cls, data, header=None):
+        """`header` when it is the split of `data` (the same bytes object), else a new one."""
+        return header if header is not None and header.data is data else cls(data)
+
+    def values(self, name):
+        """The unfolded values of the fields called `name` (lower-case bytes)."""
+        return [field_value(lines) for lines in self.fields if field_name(lines) == name]
+
+    def without(self, drop):
+        """The Header of this message without the fields at the indexes `drop`,
+        built from the fields already split; the body untouched."""
+        fields = [lines for i, lines in enumerate(self.fields) if i not in drop]
+        head = b"\r\n".join(line for lines in fields for line in lines)
+        if not head:        # nothing left before the empty line: split as header_fields does
+            return Header(self.data[self.end:])
+        return Header(head + self.data[self.end:], fields, len(head))
+
+
+def hop_count(message, header=None):
+    """The Received: and Delivered-To: fields in the header of `message` (CRLF bytes;
+    `header`: its Header when split already)."""
+    fields = Header.of(message, header).fields
     return sum(1 for lines in fields if field_name(lines) in (b"received", b"delivered-to"))
 
 

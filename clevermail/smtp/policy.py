@@ -25,6 +25,7 @@ import select
 import socket
 
 from . import replies as R
+from .message import Header
 from .replies import SMTPReplyError
 
 
@@ -129,23 +130,26 @@ class Policy:
                 raise SMTPReplyError(refusal)
 
     # -- end of DATA -----------------------------------------------------------------
-    def check_message(self, body, *, sender, recipients, queue_id, user, helo):
+    def check_message(self, body, *, sender, recipients, queue_id, user, helo, header=None):
         """The authentication checks, then the content filter, of mail from outside:
         returns (body with the fields they add, folder or None), or raises the
-        refusal.  Nothing for authenticated or trusted clients."""
+        refusal.  Nothing for authenticated or trusted clients.  `header`: the
+        message.Header of `body`, when split already."""
         if user is not None or self.trusted:
             return body, None
-        body, folder = self._inbound_checks(body, sender, helo)
+        body, folder = self._inbound_checks(body, sender, helo, header)
         return self._content_filter(body, folder, sender, recipients, queue_id, helo)
 
-    def _inbound_checks(self, body, sender, helo):
+    def _inbound_checks(self, body, sender, helo, header):
         """SPF, DKIM, DMARC and ARC (inbound/checks.py): the message with its
         Authentication-Results and the folder it goes to, or the refusal raised."""
         inbound = self.server.handler.inbound
         if inbound is None:
             return body, None
-        body = inbound.strip(body)          # forged fields claiming to be ours
-        verdict = inbound.check(body, self.peer, helo, sender)
+        # forged fields claiming to be ours go; the header is split once for every check
+        header = inbound.strip_header(Header.of(body, header))
+        body = header.data
+        verdict = inbound.check(body, self.peer, helo, sender, header=header)
         if verdict.action == "reject":
             self.log.info("refused from=<%s>: %s", sender, verdict.reason)
             raise SMTPReplyError(R.R550_AUTH_POLICY.format(verdict.reason))

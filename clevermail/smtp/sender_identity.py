@@ -21,10 +21,11 @@ Pure rules, no I/O: the session asks, a named Reply (or None) comes back.
 
 import email.utils
 import fnmatch
+import re
 
 from ..accounts import AccountError, domain_to_ascii
 from . import replies as R
-from .message import field_name, field_value, header_fields
+from .message import Header
 
 
 def canonical_sender(address):
@@ -78,24 +79,35 @@ class SenderIdentity:
             return R.R550_LOCAL_SENDER_NEEDS_AUTH
         return None
 
-    def header_refusal(self, message, *, user):
+    def header_refusal(self, message, *, user, header=None):
         """The reply refusing a message from authenticated `user` whose From: names
         someone else (every From field, every address in it), or None.  `message` is
         the received message in CRLF form; a message without From passes (there is
         nothing to forge)."""
         if user is None:
             return None
-        for address in from_addresses(message):
+        for address in from_addresses(message, header):
             if not self.owns(user, address):
                 return R.R550_FROM_NOT_OWNED.format(user)
         return None
 
 
-def from_addresses(message):
-    """Every address of every From: field in the header of `message` (CRLF bytes):
-    group names and display names dropped, comments ignored.  An address that
-    email.utils cannot read comes back as '' (and so belongs to nobody)."""
-    fields, _ = header_fields(message)
-    texts = [field_value(lines).decode("utf-8", "replace") for lines in fields
-             if field_name(lines) == b"from"]
+# The From: value of most mail: one address, bare or in <> after a plain display name.
+# email.utils reads it as this pattern does (the tests compare them); anything else
+# (comments, groups, quoting, several addresses, non-ASCII) goes to email.utils.
+_ATOMS = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_ADDRESS = rf"{_ATOMS}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_SIMPLE_FROM = re.compile(rf'[ \t]*(?:(?:[A-Za-z0-9 \t]*|"[A-Za-z0-9 \t]*")[ \t]*<({_ADDRESS})>|({_ADDRESS}))[ \t]*')
+
+
+def from_addresses(message, header=None):
+    """Every address of every From: field in the header of `message` (CRLF bytes;
+    `header`: its smtp.message.Header when split already): group names and display
+    names dropped, comments ignored.  An address that email.utils cannot read comes
+    back as '' (and so belongs to nobody)."""
+    texts = [value.decode("utf-8", "replace") for value in Header.of(message, header).values(b"from")]
+    if len(texts) == 1:
+        simple = _SIMPLE_FROM.fullmatch(texts[0])
+        if simple is not None:
+            return [simple.group(1) or simple.group(2)]
     return [address for _, address in email.utils.getaddresses(texts)]

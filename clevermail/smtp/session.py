@@ -264,10 +264,11 @@ class SMTPSession(LineSession):
         ret, envid = self.ret, self.envid
         self.reset_transaction()
         body = message.prepare_body(body, stuffed)
-        if message.hop_count(body) > message.MAX_HOPS:
+        header = message.Header(body)       # split once for the checks below
+        if message.hop_count(body, header) > message.MAX_HOPS:
             self.log.warning("refused: mail loop, more than %d hops (from=<%s>)", message.MAX_HOPS, sender)
             raise SMTPReplyError(R.R554_TOO_MANY_HOPS)
-        forged = self.server.handler.senders.header_refusal(body, user=self.auth_user)
+        forged = self.server.handler.senders.header_refusal(body, user=self.auth_user, header=header)
         if forged is not None:
             self.log.warning("refused: From: header not owned by %s (from=<%s>)", self.auth_user, sender)
             raise SMTPReplyError(forged)
@@ -276,7 +277,7 @@ class SMTPSession(LineSession):
         queue_id = message.new_queue_id()
         body, folder = self.policy.check_message(body, sender=sender, recipients=recipients,
                                                  queue_id=queue_id, user=self.auth_user,
-                                                 helo=self.helo)
+                                                 helo=self.helo, header=header)
         trace = message.received_header(
             helo=self.helo, peer=self.peer, hostname=self.server.hostname, esmtp=self.esmtp,
             tls_info=self.tls_info, authenticated=self.auth_user is not None,
