@@ -7,7 +7,7 @@ keeps), SEARCH answered with ESEARCH, STATUS RECENT refused, RENAME's LIST with 
 import re
 
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, store: fixtures)
-    ALICE, append, check, client, deliver, handler, message, open_session, store)
+    ALICE, append, check, client, deliver, handler, message, open_session, start_idle, store)
 
 
 def rev2_session(open_session):
@@ -154,3 +154,18 @@ def test_number64_sizes_and_partials(open_session, store):
             "* 1 FETCH (BINARY[1]<0> {")
         check(c.command("FETCH 1 (BODY.PEEK[]<9223372036854775808.1>)"), "BAD")
         check(c.command("FETCH 1 (BODY.PEEK[4294967296])"), "BAD")     # part numbers stay 32-bit
+
+
+def test_idle_in_rev2_reports_exists_and_flags_without_recent(open_session, store):
+    deliver(store, 1)
+    old, new = rev1_session(open_session), rev2_session(open_session)
+    new.select()
+    old.select()
+    start_idle(new)
+    store.deliver_local("", [ALICE], message(2))
+    assert new.line() == "* 2 EXISTS"
+    old.expect("STORE 1 +FLAGS.SILENT (\\Flagged)")
+    # the next line is the flag change: no RECENT came between
+    assert new.line() == "* 1 FETCH (UID 1 FLAGS (\\Flagged))"
+    new.send("DONE\r\n")
+    check(new.read_reply("i1"), "OK", "", "IDLE terminated")
