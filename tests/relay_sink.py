@@ -425,7 +425,7 @@ def worker_main(spec: dict) -> int:
                         format=f"{spec.get('hostname', 'w')} %(message)s")
     q = RelayQueue(spec["queue_dir"])
 
-    def no_local(sender, addresses, data):
+    def no_local(sender, addresses, data, queue_id):
         raise RuntimeError("no local delivery in this test")
 
     settings = RelaySettings(hostname=spec.get("hostname", "worker.test"), mx_port=spec["mx_port"],

@@ -54,7 +54,7 @@ class Env:
                              lambda a: a.endswith("@here.test"), tls_context=tls_context,
                              metrics=self.metrics)
 
-    def deliver_local(self, sender, addresses, data):
+    def deliver_local(self, sender, addresses, data, queue_id):
         if self.local_fail:
             raise OSError("mailbox unavailable")
         self.local.extend((address, data) for address in addresses)

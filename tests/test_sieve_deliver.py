@@ -133,7 +133,7 @@ def test_the_relay_local_delivery_path(handler, store, scripts):
     store.ensure_user(BOB)
     handler.router.resolve = lambda address: type("R", (), {"accounts": (address,), "external": (),
                                                             "forwarded": False})()
-    handler.deliver_queued(ALICE, [BOB, CAROL], DATA)
+    handler.deliver_queued(ALICE, [BOB, CAROL], DATA, "Q1")
     assert files(store, BOB) == {"new": [], "cur": []}
     assert len(files(store, CAROL)["new"]) == 1
 

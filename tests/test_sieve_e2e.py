@@ -172,7 +172,7 @@ def test_a_broken_script_keeps_mail_in_inbox_and_warns(env, caplog):
 
 def test_relay_local_delivery_runs_the_script(env):
     activate(env, 'require "fileinto";\nfileinto "Archive";')
-    env.service.handlers["smtp"].deliver_queued("someone@far.test", [BOB], msg("queued"))
+    env.service.handlers["smtp"].deliver_queued("someone@far.test", [BOB], msg("queued"), "Q1")
     assert len(folder(env, BOB, "Archive")) == 1
     assert env.inbox(BOB) == []
 

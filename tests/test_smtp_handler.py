@@ -168,7 +168,7 @@ def worker(store, queue, thread_guard):
     sink = Sink(rcpt={"gone@there.test": (550, "5.1.1 no such user")})
     settings = RelaySettings(hostname="mail.example.test", mx_port=sink.port, connect_timeout=5)
     w = RelayWorker(queue, settings, FakeResolver(mx_zone(["there.test"])),
-                    local_deliver=store.deliver_local,
+                    local_deliver=lambda sender, addresses, data, qid: store.deliver_local(sender, addresses, data),
                     is_local=lambda a: a.endswith("@example.test"))
     yield w
     w.stop()
@@ -225,7 +225,7 @@ def account_handler(tmp_path, store, queue):
 def test_deliver_queued_resolves_detail_case_and_u_labels(account_handler, store):
     """A recipient spelt Bob+news@EXAMPLE.test lands in bob's INBOX, never in a mailbox
     made up from the raw address; two spellings of one account give one copy."""
-    account_handler.deliver_queued(ALICE, ["Bob+news@EXAMPLE.test", BOB], TRACE + DATA)
+    account_handler.deliver_queued(ALICE, ["Bob+news@EXAMPLE.test", BOB], TRACE + DATA, "Q11")
     assert inbox(store, BOB) == [b"Return-Path: <alice@example.test>\r\n" + TRACE + DATA]
     users = os.listdir(os.path.join(store.mail_root, "example.test"))
     assert sorted(users) == ["bob"]
@@ -233,7 +233,7 @@ def test_deliver_queued_resolves_detail_case_and_u_labels(account_handler, store
 
 def test_deliver_queued_unknown_account_is_a_lookup_error_and_stores_nothing(account_handler, store):
     with pytest.raises(LookupError):
-        account_handler.deliver_queued(ALICE, [BOB, "nobody@example.test"], TRACE + DATA)
+        account_handler.deliver_queued(ALICE, [BOB, "nobody@example.test"], TRACE + DATA, "Q11")
     assert not os.path.exists(os.path.join(store.mail_root, "example.test", "nobody"))
     assert not os.path.exists(os.path.join(store.mail_root, "example.test", "bob"))
 

@@ -163,22 +163,22 @@ def test_deliver_queued_over_quota(env):
     used = fill(env, ALICE)
     env.limits[ALICE] = QuotaLimits(storage=used.storage + 10)
     with pytest.raises(OverQuota) as err:
-        env.handler.deliver_queued("a@remote.test", [ALICE], MSG.encode())
+        env.handler.deliver_queued("a@remote.test", [ALICE], MSG.encode(), "Q1")
     assert not err.value.permanent
     env.limits[ALICE] = QuotaLimits(storage=5)
     with pytest.raises(OverQuota) as err:
-        env.handler.deliver_queued("a@remote.test", [ALICE], MSG.encode())
+        env.handler.deliver_queued("a@remote.test", [ALICE], MSG.encode(), "Q1")
     assert err.value.permanent
     assert len(env.inbox(ALICE)) == 1
     env.limits[ALICE] = QuotaLimits()
-    env.handler.deliver_queued("a@remote.test", [ALICE], MSG.encode())
+    env.handler.deliver_queued("a@remote.test", [ALICE], MSG.encode(), "Q1")
     assert len(env.inbox(ALICE)) == 2
 
 
 def test_deliver_queued_alias_partly_full(env, aliases):
     aliases.add("both@example.test", [ALICE, BOB])
     env.limits[ALICE] = QuotaLimits(messages=0)
-    env.handler.deliver_queued("a@remote.test", ["both@example.test"], MSG.encode())
+    env.handler.deliver_queued("a@remote.test", ["both@example.test"], MSG.encode(), "Q1")
     assert len(env.inbox(BOB)) == 1
     assert [r.address for r in env.queued()[0].recipients] == [ALICE]
 

@@ -34,7 +34,7 @@ class Reports:
     worker's update_settings."""
 
     def __init__(self, queue: RelayQueue, hostname: str,
-                 local_deliver: Callable[[str, list[str], bytes], None],
+                 local_deliver: Callable[[str, list[str], bytes, str], None],
                  is_local: Callable[[str, str], bool], *,
                  sign: Callable[[bytes], bytes] | None = None,
                  log: logging.Logger | None = None):
@@ -55,8 +55,9 @@ class Reports:
                        now=now, retry_until=retry_until, sign=self.sign, envid=envid, ret=ret)
         if self.is_local(sender, queue_id):
             try:
-                # a null sender (Return-Path: <>), as a queued report has
-                self.local_deliver("", [sender], dsn)
+                # a null sender (Return-Path: <>), as a queued report has; logged
+                # delivered under the id a queued report gets
+                self.local_deliver("", [sender], dsn, f"{queue_id}-dsn")
                 return "delivered to the local mailbox"
             except LookupError:
                 # no such account (deleted, or forged): queued it would meet the same 550,

@@ -68,7 +68,7 @@ REPORT_RETRY = 300.0        # after a report could not be delivered
 
 class RelayWorker:
     def __init__(self, queue: RelayQueue, settings: RelaySettings, resolver,
-                 local_deliver: Callable[[str, list[str], bytes], None],
+                 local_deliver: Callable[[str, list[str], bytes, str], None],
                  is_local: Callable[[str], bool], *, tls_context=None, logger: logging.Logger | None = None,
                  metrics=NO_METRICS, mta_sts_fetcher=None,
                  sign_report: Callable[[bytes], bytes] | None = None):
@@ -388,7 +388,7 @@ class RelayWorker:
     def _deliver_local(self, sender: str, address: str, data: bytes, qid: str) -> Result:
         try:
             # final delivery: the store adds Return-Path: <sender> (RFC 5321 4.4)
-            self.local_deliver(sender, [address], data)
+            self.local_deliver(sender, [address], data, qid)
             return Result(250, "2.0.0 delivered to the local mailbox", "local")
         except LookupError:
             # a local domain without this account: as RCPT TO would answer, for good

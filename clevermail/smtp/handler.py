@@ -26,13 +26,13 @@ after DATA that SMTP does not have.
 """
 
 import logging
-import time
 
 from .. import routing
-from ..dsn import SUCCESS, wants
 from ..metrics import NO_METRICS
 from ..routing import Router
 from ..store.api import LocalDelivery
+from .delivered import log_delivered
+from .dsn_owed import dsn_requests, report_success
 from .message import new_queue_id, submission_fixups
 from .send_quota import SendQuota
 from .sender_identity import SenderIdentity
@@ -190,14 +190,15 @@ class SMTPFileHandler:
             raise MailboxFull(", ".join(over), over.values())
         return [a for a in local if a not in over], list(over)
 
-    def deliver_queued(self, sender, addresses, data):
+    def deliver_queued(self, sender, addresses, data, queue_id):
         """Final delivery of queued mail for local recipients: a queued recipient
         whose domain is local (it became local after the message was queued) and a
         delivery report to a local sender (`sender` empty).  Each address is resolved
         as RCPT TO resolves it (case, +detail, U-labels, aliases, postmaster), so the
         copy lands in the account's INBOX and never in a mailbox made up from the raw
         address; then the store's one final-delivery path adds the Return-Path.  An
-        alias's external targets are queued again with an SRS sender.
+        alias's external targets are queued again with an SRS sender.  Each copy
+        logs its delivered line under `queue_id` (delivered.py).
         Raises NoSuchUser (a LookupError) when an address has no destination, before
         anything is stored."""
         recipients = [self.resolve_recipient(address, may_relay=False) for address in addresses]
@@ -210,9 +211,9 @@ class SMTPFileHandler:
         pending = []
         try:
             plain, filtered = self._filtered(accounts)
-            if plain:
-                pending.append(self.store.prepare_local(sender, plain, data))
-            boxes, queued = self._run_filters(filtered, recipients, sender, (data,), new_queue_id())
+            copies = [self.store.prepare_local(sender, plain, data)] if plain else []
+            pending += copies
+            boxes, queued = self._run_filters(filtered, recipients, sender, (data,), queue_id)
             pending += boxes
             if forwards:
                 pending.append(self.queue.prepare(self._forward_sender(sender), forwards, data,
@@ -229,6 +230,7 @@ class SMTPFileHandler:
             for p in pending:
                 p.abort()
             raise
+        log_delivered(queue_id, data, copies + [p for group in boxes for p in group.parts])
 
     # -- authentication --------------------------------------------------------
     def authenticate(self, username, password):
@@ -259,17 +261,16 @@ class SMTPFileHandler:
         (with nothing stored) otherwise, or MailboxFull when every copy is over
         quota (module docstring: copies over quota beside others are queued)."""
         local, remote, forwards = self._split(recipients)
-        dsn = {"ret": ret, "envid": envid, "dsn": self._dsn_requests(recipients)}
+        dsn = {"ret": ret, "envid": envid, "dsn": dsn_requests(recipients)}
         pending = []
         try:
             local, deferred = self._room(sender, local, remote or forwards, (trace, data))
             plain, filtered = self._filtered(local)
-            if plain:
-                # every line ends in CRLF (the session checked the data, its headers
-                # are ours): clean
-                pending.append(self.store.prepare_local(sender, plain, trace, data, clean=True,
-                                                        folder=folder))
-                copies = pending[-1]
+            # every line ends in CRLF (the session checked the data, its headers are
+            # ours): clean
+            copies = [self.store.prepare_local(sender, plain, trace, data, clean=True,
+                                               folder=folder)] if plain else []
+            pending += copies
             # users with an active Sieve script: their copies as the script says, before
             # the 250 like every other copy (its queue entries commit with the others)
             boxes, queued = self._run_filters(filtered, recipients, sender, (trace, data), queue_id,
@@ -305,12 +306,9 @@ class SMTPFileHandler:
                 except Exception:
                     log.exception("%s: abort after failed delivery failed", queue_id)
             raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
-        if plain:
-            # each copy's file: `clevermail trace` finds its UID and retrievals by it
-            for account, path in zip(plain, copies.committed):
-                log.info("id=%s delivered to <%s> path=%s", queue_id, account, path,
-                         extra={"queue_id": queue_id})
-        self._report_success(sender, recipients, trace + data, queue_id, envid)
+        # each copy's file (Sieve's too): `clevermail trace` finds its UID and retrievals by it
+        log_delivered(queue_id, data, copies + [p for group in boxes for p in group.parts])
+        report_success(self.reports, sender, recipients, trace + data, queue_id, envid)
         return len(local), len(remote) + len(forwards) + len(deferred)
 
     def _filtered(self, accounts):
@@ -341,32 +339,6 @@ class SMTPFileHandler:
             raise
         return ([_Group(p.mailbox, p.abort) for p in out],
                 [_Group(p.queued, p.abort, after=p.after) for p in out])
-
-    @staticmethod
-    def _dsn_requests(recipients):
-        """address -> (notify, orcpt) for the queue entries: an alias's targets keep
-        the NOTIFY given for the alias, and its address as ORCPT when none was given
-        (RFC 3461 6.2.2)."""
-        out = {}
-        for rcpt in recipients:
-            for address in rcpt.external:
-                orcpt = rcpt.orcpt
-                if orcpt is None and address != rcpt.address and rcpt.address.isascii():
-                    orcpt = f"rfc822;{rcpt.address}"
-                out.setdefault(address, (rcpt.notify, orcpt))
-        return out
-
-    def _report_success(self, sender, recipients, data, queue_id, envid):
-        """Queue the "delivered" report of local recipients with NOTIFY=SUCCESS (RFC
-        3461 6.2.2); the mail is stored already, so a failure here is only logged."""
-        wanted = [rcpt for rcpt in recipients if rcpt.accounts and wants(rcpt.notify, SUCCESS)]
-        if not wanted or not sender or self.reports is None:
-            return
-        try:
-            self.reports.delivered(sender, [(r.address, r.orcpt) for r in wanted], data,
-                                   queue_id=queue_id, arrival=time.time(), envid=envid)
-        except Exception:
-            log.exception("%s: the success report to <%s> could not be queued", queue_id, sender)
 
     @staticmethod
     def _split(recipients):

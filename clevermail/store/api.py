@@ -49,12 +49,14 @@ class POP3Store(FolderSource, Protocol):
 class PendingCopy(Protocol):
     """A prepared, fsynced, still invisible message (store/delivery.PendingDelivery):
     commit() makes it visible durably, abort() takes back a prepare or a commit;
-    after commit(), `committed` holds each copy's file path, in the addresses' order."""
+    after commit(), `committed` holds each copy's file path, in the addresses' order,
+    and copies() gives (address, folder name, file path) of each."""
 
     committed: list
 
     def commit(self) -> None: ...
     def abort(self) -> None: ...
+    def copies(self) -> list: ...
 
 
 class LocalDelivery(Protocol):

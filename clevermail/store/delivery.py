@@ -27,12 +27,19 @@ class PendingDelivery:
     """A message written and fsynced under tmp/ for one or more mailboxes, not yet
     visible.  commit() makes it visible durably; abort() undoes prepare or commit."""
 
-    def __init__(self, folders, targets, letters=""):
+    def __init__(self, folders, targets, letters="", owners=()):
         self.folders = folders
         self.targets = targets          # [(folder path, tmp path, base)]
         # flag letters (Sieve's imap4flags): the copy goes to cur/ with them
         self.letters = letters
+        # (address, folder name) of each target, in order: what copies() names
+        self.owners = list(owners)
         self.committed = []
+
+    def copies(self):
+        """[(address, folder name, file path)] of the committed copies: what the
+        delivered log line names (smtp/delivered.py)."""
+        return list(zip((a for a, _ in self.owners), (f for _, f in self.owners), self.committed))
 
     def commit(self):
         for folder_path, tmp, base in self.targets:
@@ -73,26 +80,29 @@ class Delivery:
         disk = maildir.to_disk(wire, clean)
         # the size of to_wire(disk), what POP3 and IMAP send: the wire size itself when clean
         wsize = len(wire) if clean else len(disk) + disk.count(b"\n")
-        targets = []
+        targets, owners = [], []
         first_tmp = None
         try:
             for address in addresses:
                 base = maildir.new_base(len(disk), wsize)
-                root = self._target(self.users.ensure(address), folder)
+                user_root = self.users.ensure(address)
+                root = self._target(user_root, folder)
                 try:
                     tmp = self._write(root, disk, base, first_tmp)
                 except FileNotFoundError:
                     # the mailbox was removed behind our back (the store remembers
                     # ensured mailboxes): create it again, once
-                    root = self._target(self.users.ensure(address, again=True), folder)
+                    user_root = self.users.ensure(address, again=True)
+                    root = self._target(user_root, folder)
                     tmp = self._write(root, disk, base, first_tmp)
                 first_tmp = first_tmp or tmp
                 targets.append((root, tmp, base))
+                owners.append((address, folder if folder and root != user_root else "INBOX"))
             letters = self._letters(addresses, targets, flags) if flags else ""
         except BaseException:
             PendingDelivery(self.folders, targets).abort()
             raise
-        return PendingDelivery(self.folders, targets, letters)
+        return PendingDelivery(self.folders, targets, letters, owners)
 
     def _letters(self, addresses, targets, flags):
         """The Maildir letters of `flags` in the one target folder (keywords get

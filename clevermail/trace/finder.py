@@ -10,13 +10,17 @@ relay/, the IMAP and POP3 retrieval lines):
 - every line carrying the queue id (JSON `queue_id`, text `id=<qid>`, a relay line's
   leading `<qid>:`): local deliveries, relay attempts, reports, removal; the bounce's
   own queue entry is `<qid>-dsn`;
-- a local delivery `id=<qid> delivered to <account> path=<mailbox>/[.Folder/]new/<file>`
-  names the file; the folder's uidlist (store/uidlist.py) gives its UID once indexed,
+- a local delivery `id=<qid> delivered to <account> folder="<name>" message-id=<id>
+  path=<mailbox>/[.Folder/]new/<file>` (smtp/delivered.py: every local copy, the
+  SMTP transaction's, Sieve's fileinto, the relay worker's deferred copies and
+  reports, a report's under `<qid>-dsn`) names the file; the folder's uidlist
+  (store/uidlist.py) gives its UID once indexed,
   and the `retrieved uid=N user=<account> folder=<name>` lines of IMAP FETCH and POP3 RETR
   ([server] log_retrievals, or DEBUG) are the retrievals of that UID;
 - the queue entry, while it exists (relay/queue.py), gives the recipients' states.
 """
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,7 +31,10 @@ from ..store.uidlist import FILENAME as UIDLIST
 
 ACCEPTED = re.compile(r"^accepted id=(?P<qid>\S+) from=<(?P<sender>[^>]*)> (?P<rcpts>.*?) "
                       r"size=(?P<size>\d+) message-id=(?P<mid>.*) helo=(?P<helo>\S*)$")
-DELIVERED = re.compile(r"^id=(?P<qid>\S+) delivered to <(?P<account>[^>]+)> path=(?P<path>\S+)$")
+# smtp/delivered.py; older logs have neither folder= nor message-id=
+DELIVERED = re.compile(r'^id=(?P<qid>\S+) delivered to <(?P<account>[^>]+)>'
+                       r'(?: folder=(?P<folder>"(?:[^"\\]|\\.)*"))?(?: message-id=(?P<mid>.*?))?'
+                       r' path=(?P<path>.+)$')
 RETRIEVED = re.compile(r"^retrieved uid=(?P<uid>\d+) user=(?P<user>\S+) folder=(?P<folder>.+)$")
 SESSION_START = ("connect", "TLS ", "auth ok")
 
@@ -126,6 +133,8 @@ def trace(records, qid, queue=None):
         m = DELIVERED.match(r.message)
         if m:
             uid, folder = _uid_of(m["path"])
+            if m["folder"]:
+                folder = json.loads(m["folder"])
             event = Event(r, "delivered", f"folder {folder}" + (f", uid {uid}" if uid else ""))
             deliveries.append((m["account"].lower(), folder, uid))
         else:
