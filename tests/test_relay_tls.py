@@ -370,7 +370,7 @@ def test_worker_honours_the_entry_requiretls_flag(net, valid, trusting, tmp_path
     settings = RelaySettings(hostname="relay.here.test", mx_port=sink.port, connect_timeout=5,
                              mta_sts=False, dnssec=True)
     w = RelayWorker(q, settings, make_resolver([dns.nameserver], dnssec=True),
-                    lambda sender, rcpts, data: local.append((sender, rcpts, data)),
+                    lambda sender, rcpts, data, qid: local.append((sender, rcpts, data)),
                     lambda a: a.endswith("@here.test"), tls_context=trusting)
     pending = q.prepare("a@here.test", ["b@there.test"], MSG, "QREQ", requiretls=True)
     pending.commit()
