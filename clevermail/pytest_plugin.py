@@ -71,20 +71,26 @@ class ClevermailServer:
         from .sandbox.mailboxes import parse
         return [parse(raw) for _, raw in self.sandbox.mailboxes.raw_messages(address, folder)]
 
-    def wait_for(self, address, subject=None, headers=None, timeout=10.0):
-        """The first message in `address`'s INBOX whose Subject contains `subject` and
-        whose fields contain the values of `headers` ({name: part of the value}, any
-        case), waiting up to `timeout` seconds; AssertionError saying what the mailbox
-        holds when none came."""
+    def wait_for(self, address, subject=None, headers=None, timeout=10.0, folder=None):
+        """The first message of `address` whose Subject contains `subject` and whose
+        fields contain the values of `headers` ({name: part of the value}, any case),
+        in any of its folders (INBOX first; a copy filed by Sieve or put in Junk
+        counts) or only in `folder`, waiting up to `timeout` seconds; AssertionError
+        saying what the mailbox holds when none came."""
         from .sandbox.mailboxes import parse
         wanted = [f"{name}:{value}" for name, value in (headers or {}).items()]
-        found = self.sandbox.mailboxes.wait(address, subject=subject, headers=wanted, timeout=timeout)
+        found = self.sandbox.mailboxes.wait(address, subject=subject, headers=wanted, timeout=timeout,
+                                            folder=folder)
         if found is None:
-            held = [str(m.get("Subject", "")) for m in self.messages(address)]
+            boxes = self.sandbox.mailboxes
+            held = {name: [str(m.get("Subject", "")) for m in self.messages(address, name)]
+                    for name in ([folder] if folder else boxes.folders(address))}
+            # INBOX always, the other folders when they hold something
+            where = "; ".join(f"{name} holds {len(s)}: {s!r}" for name, s in held.items()
+                              if s or name == (folder or "INBOX"))
             raise AssertionError(f"no message for {address} with subject {subject!r} and "
-                                 f"headers {headers!r} within {timeout:g} s; its INBOX holds "
-                                 f"{len(held)}: {held!r}")
-        return parse(found[1])
+                                 f"headers {headers!r} within {timeout:g} s; {where or 'no mailbox'}")
+        return parse(found[2])
 
     def set_faults(self, fail_rcpt=(), delay=0.0, drop_after_data=False):
         """Faults until the end of the test: fail_rcpt ['*@bounce.test=550', ...],

@@ -148,3 +148,42 @@ def test_peer_check(peer, ok):
                                         ("127.0.0.1.evil.example", False)])
 def test_host_header_check(header, ok):
     assert host_is_loopback(header) is ok
+
+
+def file_into(box, address, folder, subject_part):
+    """An active Sieve script for `address`: mail whose Subject contains the part goes
+    into `folder` (made on first use)."""
+    scripts = box.service.sieve_scripts
+    scripts.put(address, "filter", 'require ["fileinto", "mailbox"];\r\n'
+                                    f'if header :contains "subject" "{subject_part}" '
+                                    f'{{ fileinto :create "{folder}"; }}\r\n')
+    scripts.activate(address, "filter")
+
+
+def test_wait_finds_a_message_sieve_filed_into_another_folder(box):
+    file_into(box, "gus@example.com", "Orders/2026", "order")
+    later = threading.Timer(0.2, send, (box, ["gus@example.com"], "your order 5"))
+    later.start()
+    try:
+        status, found = call(box, "/api/wait?address=gus@example.com&subject=order%205&timeout=30")
+    finally:
+        later.join()
+    assert status == 200
+    assert (found["folder"], found["id"], found["subject"]) == ("Orders/2026", "gus@example.com:Orders/2026:1",
+                                                                 "your order 5")
+    assert call(box, "/api/messages?address=gus@example.com") == (200, {"messages": []})   # not in INBOX
+
+
+def test_wait_with_a_folder_looks_only_there(box):
+    file_into(box, "hal@example.com", "Junk", "offer")
+    send(box, ["hal@example.com"], "an offer")
+    send(box, ["hal@example.com"], "a letter")
+    status, found = call(box, "/api/wait?address=hal@example.com&subject=offer&folder=Junk&timeout=5")
+    assert (status, found["folder"], found["subject"]) == (200, "Junk", "an offer")
+    status, _ = call(box, "/api/wait?address=hal@example.com&subject=offer&folder=INBOX&timeout=0.2")
+    assert status == 408
+    status, found = call(box, "/api/wait?address=hal@example.com&subject=letter&timeout=5")
+    assert (status, found["folder"]) == (200, "INBOX")
+    # a folder that does not exist (yet) is waited for, then 408
+    status, _ = call(box, "/api/wait?address=hal@example.com&folder=Nowhere&timeout=0.2")
+    assert status == 408

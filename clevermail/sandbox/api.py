@@ -4,9 +4,10 @@ on loopback only:
     GET    /api/mailboxes                      {"mailboxes": [{"address", "messages"}]}
     GET    /api/messages?address=A[&folder=F]  {"messages": [summary, ...]} oldest first
     GET    /api/messages/ID                    summary + raw, headers, parts
-    GET    /api/wait?address=A[&subject=S][&header=Name:value ...][&timeout=T]
-                                               the first message matching (long poll),
-                                               408 when none came within T seconds (10)
+    GET    /api/wait?address=A[&subject=S][&header=Name:value ...][&folder=F][&timeout=T]
+                                               the first message matching in any folder
+                                               of A (or in F) (long poll), 408 when
+                                               none came within T seconds (10)
     DELETE /api/messages                       {"deleted": n}: every message expunged
 
 Loopback only, twice: the listener refuses a non-loopback address, and a request
@@ -169,12 +170,12 @@ class SandboxAPI:
             timeout = DEFAULT_WAIT if timeout is None else float(timeout)
         except ValueError:
             raise HTTPError(400, f"timeout must be a number of seconds, not {timeout!r}") from None
-        folder = _one(query, "folder") or "INBOX"
         found = self.mailboxes.wait(address, subject=_one(query, "subject"),
-                                    headers=query.get("header", []), timeout=timeout, folder=folder)
+                                    headers=query.get("header", []), timeout=timeout,
+                                    folder=_one(query, "folder"))
         if found is None:
             raise HTTPError(408, f"no matching message for {address} within {timeout:g} s")
-        uid, raw = found
+        folder, uid, raw = found
         return 200, details(raw, address.strip().lower(), folder, uid)
 
 

@@ -1,6 +1,7 @@
 """What a sandbox holds, for its JSON API and the pytest plugin: the mailboxes, their
 messages (summaries, or raw with headers and parsed parts), a wait for a message
-matching a subject and header fields, and emptying everything between tests.
+matching a subject and header fields (in one folder, or in every folder of the
+mailbox), and emptying everything between tests.
 
 It reads and expunges through the store's Folder objects (the ones IMAP sessions
 share), so a client logged in while a test empties the sandbox sees EXPUNGE, and a
@@ -157,8 +158,10 @@ class Mailboxes:
             raise NotFound(f"no message {ident!r}") from None
         return details(raw, address, folder, uid)
 
-    def wait(self, address, subject=None, headers=(), timeout=10.0, folder=INBOX):
-        """(uid, raw) of the first message in the folder matching subject and headers,
+    def wait(self, address, subject=None, headers=(), timeout=10.0, folder=None):
+        """(folder, uid, raw) of the first message matching subject and headers in
+        `folder`, or in any folder of the mailbox (None: INBOX first, then the others
+        in name order, so a copy Sieve filed or the checks put in Junk is found too),
         waiting up to `timeout` seconds for it to arrive; None when none came."""
         address = address.strip().lower()
         deadline = time.monotonic() + min(max(timeout, 0.0), MAX_WAIT)
@@ -170,15 +173,42 @@ class Mailboxes:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
+            # a folder made meanwhile (Sieve's :create) has no waiter of ours: the
+            # next look, at most LOOK_INTERVAL later, lists it
             woken.wait(min(left, LOOK_INTERVAL))
 
-    def _look(self, address, folder, subject, headers, woken):
+    def folders(self, address):
+        """The mailbox's folder names, INBOX first, the others sorted; [] for a
+        mailbox not made yet."""
+        address = address.strip().lower()
+        if not self.exists(address):
+            return []
+        return [INBOX] + sorted(n for n in self.store.list_folders(address) if n.upper() != INBOX)
+
+    def _folders(self, address, folder):
         # the mailbox is made now if new (its first use), so that the delivery that
         # makes it wakes this wait
-        f = self._open(address, folder)
+        try:
+            self.store.ensure_user(address)
+        except InvalidName:
+            raise NotFound(f"no mailbox {address!r}") from None
+        return [folder] if folder is not None else self.folders(address)
+
+    def _look(self, address, folder, subject, headers, woken):
+        woken.clear()
+        for name in self._folders(address, folder):
+            try:
+                found = self._look_in(address, name, subject, headers, woken)
+            except NotFound:
+                continue                # not made yet (Sieve's :create), or deleted meanwhile
+            if found is not None:
+                return (name,) + found
+        return None
+
+    def _look_in(self, address, name, subject, headers, woken):
+        f = self._open(address, name)
         try:
             # the waiter first, then the look: a delivery after the look wakes us
-            woken.clear()
             f.waiters.add(woken.set)
             try:
                 f.sync()
