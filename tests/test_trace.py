@@ -2,11 +2,14 @@
 messages traced from the log file of a real MailService (e2e): the accepting session,
 local deliveries with their UIDs, relay attempts to a sink, the bounce, IMAP and POP3
 retrievals, the queue entry of a deferred message; by queue id, Message-ID and
-address with a time window, as text and JSON."""
+address with a time window, as text and JSON; through logrotate's rotated and gzip'd
+files."""
 
+import gzip
 import imaplib
 import json
 import logging
+import os
 import poplib
 import shutil
 import smtplib
@@ -170,17 +173,23 @@ def test_the_whole_life_of_a_message(env):
     assert ("session", f"auth ok user={ALICE} (PLAIN)") in texts
     assert any(k == "session" and t.startswith("TLS TLSv1") for k, t in texts)
     accepted = kinds.index("accepted")
-    (delivered,) = [e for e in msg["events"] if e["kind"] == "delivered"]
-    assert delivered["message"].startswith(f"id={qid} delivered to <{BOB}> path=")
+    # BOB's copy, and the bounce delivered to ALICE (a local sender) under <qid>-dsn
+    delivered, bounce = [e for e in msg["events"] if e["kind"] == "delivered"]
+    assert delivered["message"].startswith(f'id={qid} delivered to <{BOB}> folder="INBOX" '
+                                           "message-id=<life-1@example.test> path=")
     assert delivered["note"] == "folder INBOX, uid 1"
+    assert bounce["message"].startswith(f'id={qid}-dsn delivered to <{ALICE}> folder="INBOX" message-id=<')
+    assert bounce["note"] == "folder INBOX, uid 1"
     relay = [t for k, t in texts if k == "relay"]
     assert any("to=<carol@there.test>" in t and "status=delivered" in t for t in relay)
     assert any("to=<dave@there.test>" in t and "550" in t for t in relay)
     assert any("bounce report" in t and f"<{ALICE}>" in t for t in relay)
     assert any("removed from the queue" in t for t in relay)
     retrieved = [e for e in msg["events"] if e["kind"] == "retrieved"]
-    assert sorted(e["protocol"] for e in retrieved) == ["imap", "pop3"]
-    assert all(e["message"] == f"retrieved uid=1 user={BOB} folder=INBOX" for e in retrieved)
+    assert sorted((e["protocol"], e["message"]) for e in retrieved) == [
+        ("imap", f"retrieved uid=1 user={BOB} folder=INBOX"),
+        ("pop3", f"retrieved uid=1 user={ALICE} folder=INBOX"),     # the bounce (wait_inbox)
+        ("pop3", f"retrieved uid=1 user={BOB} folder=INBOX")]
     # time order: the session before its accept, the relay and the retrievals after it
     times = [e["time"] for e in msg["events"]]
     assert times == sorted(times)
@@ -210,6 +219,64 @@ def test_a_deferred_message_shows_its_queue_entry_and_is_found_by_message_id_and
     past = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
     none = trace(env, "erin@there.test", "--until", past)
     assert none.exit_code == 1 and "nothing found" in none.output
+
+
+def _rotate(env, compress):
+    """What logrotate does: <log>.1 becomes <log>.2[.gz], <log> becomes <log>.1, and
+    the server (SIGHUP -> logs.reopen) writes a new <log>."""
+    log = env.log_file
+    logging.getLogger("clevermail").handlers[0].flush()
+    if os.path.exists(log + ".1"):
+        if compress:
+            with open(log + ".1", "rb") as src, gzip.open(log + ".2.gz", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.unlink(log + ".1")
+        else:
+            os.rename(log + ".1", log + ".2")
+    os.rename(log, log + ".1")
+    logs.reopen()
+
+
+def test_rotated_and_gzipped_logs_are_read_in_time_order(env):
+    qid = submit(env, [BOB], "<rotated-3@example.test>")
+    env.wait_inbox(BOB)                             # POP3: RETR logged in what becomes .2.gz
+    _rotate(env, compress=False)
+    _rotate(env, compress=True)
+    imap = imaplib.IMAP4("127.0.0.1", env.service.port("imap"), timeout=10)
+    imap.login(BOB, env.USERS[BOB])
+    imap.select("INBOX")
+    imap.fetch("1", "(BODY.PEEK[])")                # logged in the live file
+    imap.logout()
+    with gzip.open(env.log_file + ".2.gz", "rt", encoding="utf-8") as f:
+        assert f"accepted id={qid}" in f.read()       # a real gzip'd rotated file
+    assert f"accepted id={qid}" not in open(env.log_file, encoding="utf-8").read()
+
+    result = trace(env, qid, "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["logs"] == [env.log_file + ".2.gz", env.log_file + ".1", env.log_file]
+    (msg,) = found["messages"]
+    assert msg["message_id"] == "<rotated-3@example.test>"
+    kinds = [e["kind"] for e in msg["events"]]
+    assert kinds[0] == "session" and "accepted" in kinds and "delivered" in kinds
+    assert sorted(e["protocol"] for e in msg["events"] if e["kind"] == "retrieved") == ["imap", "pop3"]
+    times = [e["time"] for e in msg["events"]]
+    assert times == sorted(times)
+    # given in any order with --log, the same events in the same order
+    shuffled = trace(env, qid, "--json", "--log", env.log_file, "--log", env.log_file + ".2.gz",
+                     "--log", env.log_file + ".1")
+    assert json.loads(shuffled.output)["messages"] == found["messages"]
+
+
+def test_a_damaged_gzip_log_is_an_error(tmp_path):
+    from conftest import write_config
+    log = tmp_path / "clevermail.log"
+    log.write_text("")
+    (tmp_path / "clevermail.log.2.gz").write_bytes(gzip.compress(b"x" * 1000)[:20])
+    path = write_config(tmp_path, server={"log_file": str(log)})
+    result = CliRunner().invoke(main, ["--config", path, "trace", "ABC"])
+    assert result.exit_code == 2
+    assert "clevermail.log.2.gz" in result.output
 
 
 def test_trace_without_a_log_says_so(tmp_path):

@@ -39,7 +39,7 @@ class When(click.ParamType):
 @click.option("--since", type=When(), default=None, help="Only messages accepted at or after this (time or '2h').")
 @click.option("--until", type=When(), default=None, help="Only messages accepted at or before this.")
 @click.option("--log", "logs", multiple=True, type=click.Path(dir_okay=False),
-              help="Log file to read (repeatable; default: [server] log_file and its .1).")
+              help="Log file to read, .gz too (repeatable; default: [server] log_file and its rotated copies).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one JSON object).")
 @config_option
 @click.pass_context
@@ -49,15 +49,19 @@ def trace(ctx, ident, since, until, logs, as_json):
     from ..relay.queue import RelayQueue
     from ..trace.finder import queue_ids
     from ..trace.finder import trace as trace_one
-    from ..trace.records import read_logs
+    from ..trace.records import LogError, read_logs, rotated
 
     settings = load_settings(ctx)
     log_file = settings.server.log_file
-    paths = list(logs) or ([f"{log_file}.1", log_file] if log_file else [])
+    paths = list(logs) or (rotated(log_file) if log_file else [])
     if not paths:
         click.echo("clevermail trace: no log to read: set [server] log_file or give --log", err=True)
         ctx.exit(2)
-    records, read = read_logs(paths)
+    try:
+        records, read = read_logs(paths)
+    except LogError as exc:
+        click.echo(f"clevermail trace: {exc}", err=True)
+        ctx.exit(2)
     if not read:
         click.echo(f"clevermail trace: no log file found ({', '.join(paths)})", err=True)
         ctx.exit(2)

@@ -1,10 +1,13 @@
-"""Log lines as records: the text format of logs.py (`<time> <LEVEL> <logger>:
+"""Log lines as records (from the live log file and logrotate's rotated copies,
+gzip'd or not, in time order): the text format of logs.py (`<time> <LEVEL> <logger>:
 [<protocol> <session> <peer>] <message>`) and its JSON format (one object a line), in
 one shape.  A line that is neither (a traceback's continuation) belongs to the record
 before it and is skipped.  Lines are read as UTF-8 with replacement: a log is text
 written by the server, but a client's bytes may be in it."""
 
+import gzip
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,21 +76,66 @@ def queue_id_of(record):
     return m["qid"] if m else ""
 
 
+# logrotate's names for an old log: <log>.1, <log>.2.gz, ... (higher is older), or with
+# its dateext option <log>-20261203[.gz] (later is newer)
+_NUMBERED = re.compile(r"\.(\d+)(?:\.gz)?\Z")
+_DATED = re.compile(r"-(\d{8,10})(?:\.gz)?\Z")
+
+
+def rotated(log_file):
+    """The log file and its rotated copies (logrotate's numbered or dateext names,
+    plain or gzip'd), oldest first, the live file last."""
+    directory, base = os.path.split(log_file)
+    try:
+        names = os.listdir(directory or ".")
+    except OSError:
+        names = []
+    dated, numbered = [], []
+    for name in names:
+        if not name.startswith(base) or name == base:
+            continue
+        rest = name[len(base):]
+        if m := _NUMBERED.match(rest):
+            numbered.append((-int(m[1]), name))
+        elif m := _DATED.match(rest):
+            dated.append((m[1], name))
+    older = [n for _, n in sorted(dated)] + [n for _, n in sorted(numbered)]
+    return [os.path.join(directory, n) for n in older] + [log_file]
+
+
+def _open(path):
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
 def read_logs(paths):
-    """Every record of the files, in file order (a missing file is skipped: a rotated
-    name that is not there yet).  Returns (records, [paths read])."""
+    """Every record of the files (plain, or gzip'd when the name ends in .gz), in time
+    order: the files may come in any order (rotated ones too), and a stable sort keeps
+    lines of the same time in file order.  A missing file is skipped (a rotated name
+    that is not there yet).  Returns (records, [paths read])."""
     out, read = [], []
     for path in paths:
         try:
-            f = open(path, encoding="utf-8", errors="replace")
+            f = _open(path)
         except FileNotFoundError:
             continue
         with f:
             read.append(path)
-            for n, line in enumerate(f, 1):
-                record = parse_line(line)
-                if record is not None:
-                    record.source = f"{path}:{n}"
-                    record.order = len(out)
-                    out.append(record)
+            try:
+                for n, line in enumerate(f, 1):
+                    record = parse_line(line)
+                    if record is not None:
+                        record.source = f"{path}:{n}"
+                        out.append(record)
+            except (OSError, EOFError) as exc:
+                # a damaged or truncated .gz: said, never silently half-read
+                raise LogError(f"{path}: {exc}") from None
+    out.sort(key=lambda r: r.time if r.time.tzinfo else r.time.astimezone())
+    for i, record in enumerate(out):
+        record.order = i
     return out, read
+
+
+class LogError(Exception):
+    """A log file that cannot be read to its end (a damaged .gz)."""
