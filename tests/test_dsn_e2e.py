@@ -151,3 +151,49 @@ def test_bad_dsn_parameters_get_501_and_the_session_goes_on(env):
         assert code == 501 and b"addr-type;address" in text
         assert s.rcpt(BOB, ["NOTIFY=DELAY", "ORCPT=rfc822;bob@example.test"])[0] == 250
         assert s.noop()[0] == 250
+
+
+def status_fields(raw):
+    """The report's message/delivery-status part as [(name, value)] per group, the
+    dates left out (they are the report's time)."""
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    return [[(name, value) for name, value in group.items() if not name.endswith("-Date")]
+            for group in msg.get_payload()[1].get_payload()]
+
+
+def test_an_alias_expanded_to_several_targets_is_reported_expanded_once(dsn_env):
+    dsn_env.service.aliases.add("team@example.test", [BOB, REMOTE])
+    dsn_env.service.aliases.add("solo@example.test", [BOB])
+    send(dsn_env, ["team@example.test", "solo@example.test"], message("expanded"),
+         mail_options=["ENVID=X7"], rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+    assert wait_for(lambda: dsn_env.sink.messages)
+    # the member beyond: its NOTIFY without SUCCESS (the expansion answered for it),
+    # ORCPT the alias
+    [got] = dsn_env.sink.messages
+    assert got.rcpt_params[REMOTE] == ["NOTIFY=FAILURE", "ORCPT=rfc822;team@example.test"]
+    assert wait_for(lambda: dsn_env.queue.list() == [])
+    (raw,) = dsn_env.wait_inbox(ALICE)
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg["Subject"] == "Successful Mail Delivery Report"
+    per_message, team, solo = status_fields(raw)
+    assert per_message[0] == ("Reporting-MTA", f"dns; {dsn_env.settings.server.hostname}")
+    assert per_message[1] == ("Original-Envelope-Id", "X7")
+    assert team == [("Final-Recipient", "rfc822; team@example.test"), ("Action", "expanded"),
+                    ("Status", "2.0.0"), ("Diagnostic-Code", "smtp; 250 2.0.0 expanded to 2 recipients")]
+    # an alias of one target: that target's delivery answers for it
+    assert solo == [("Final-Recipient", "rfc822; solo@example.test"), ("Action", "delivered"),
+                    ("Status", "2.0.0"), ("Diagnostic-Code", "smtp; 250 2.0.0 delivered to the local mailbox")]
+    text = msg.get_payload()[0].get_content()
+    assert "<team@example.test>: 250 2.0.0 expanded to 2 recipients" in text
+    assert "'expanded' that the address is an alias or list" in text
+    assert len(dsn_env.wait_inbox(BOB)) == 1          # one copy for BOB (both aliases name him)
+
+
+def test_an_expanded_alias_without_dsn_beyond_sends_no_relayed_report(env):
+    env.service.aliases.add("team@example.test", [BOB, REMOTE])
+    send(env, ["team@example.test"], message("quiet"), rcpt_options=["NOTIFY=SUCCESS"])
+    assert wait_for(lambda: env.sink.messages)
+    assert wait_for(lambda: env.queue.list() == [])
+    (raw,) = env.wait_inbox(ALICE)                     # the expanded report, no "relayed" one
+    [_, team] = status_fields(raw)
+    assert ("Action", "expanded") in team

@@ -1,6 +1,6 @@
 """Delivery status notifications: the bounce (Action: failed), the delay warning
-(Action: delayed) and the success report (Action: delivered or relayed, RFC 3461
-NOTIFY=SUCCESS) for one message.
+(Action: delayed) and the success report (Action: delivered, relayed or expanded,
+RFC 3461 NOTIFY=SUCCESS) for one message.
 
 Owns the report's format only; the worker decides when to send one and delivers it
 with an empty envelope sender, so that a report is never reported on (RFC 5321 6.1,
@@ -37,7 +37,7 @@ class _Rcpt(Protocol):
     last_reply: str | None
     remote: str | None
     orcpt: str | None           # "addr-type;address" (RFC 3461 ORCPT), or None
-    report: str | None          # "delivered" or "relayed": a success report's action
+    report: str | None          # "delivered", "relayed" or "expanded": a success report's action
 
 
 def _status(reply: str | None, action: str) -> str:
@@ -94,7 +94,9 @@ def make_dsn(*, reporting_mta: str, sender: str, queue_id: str, arrival: float,
     elif action == "success":
         subject = "Successful Mail Delivery Report"
         intro = ("Your message was delivered to the recipients below, as you asked.\n"
-                 "'relayed' means it went on to a system that sends no such reports.")
+                 "'relayed' means it went on to a system that sends no such reports;\n"
+                 "'expanded' that the address is an alias or list and the message went\n"
+                 "on to its members, whose own success is not reported.")
     else:
         subject = "Delayed Mail (still being retried)"
         until = email.utils.formatdate(retry_until, localtime=True) if retry_until else "later"

@@ -1,7 +1,8 @@
 """Sending our delivery status notifications (RFC 3464 reports made by bounce.py):
 the relay worker's bounces, delay warnings and success reports of queued mail, and
 the success reports of mail the SMTP handler delivered to local mailboxes at once
-(RFC 3461 NOTIFY=SUCCESS, Action: delivered).
+or expanded (an alias or list with several targets) (RFC 3461 NOTIFY=SUCCESS,
+Action: delivered or expanded).
 
 A report goes out with the null sender, so that it is never reported on (RFC 3464 2,
 RFC 3461 6.2); to a local sender straight into the mailbox (local_deliver: the SMTP
@@ -77,14 +78,17 @@ class Reports:
                                action, sender)
             return None
 
-    def delivered(self, sender: str, recipients: list[tuple[str, str | None]], original: bytes,
+    def delivered(self, sender: str, recipients: list[tuple[str, str | None, int]], original: bytes,
                   *, queue_id: str, arrival: float, envid: str | None = None) -> None:
-        """The success report of a message the SMTP handler just delivered to local
-        mailboxes, for (address, orcpt) pairs; queued (never delivered inline: the
-        client waits for its 250).  Never for the null sender."""
+        """The success report of a message the SMTP handler just stored, for (address,
+        orcpt, targets) triples: one target is a local mailbox ("delivered"), several
+        an alias or list expanded ("expanded", RFC 3461 6.2.7.3); queued (never
+        delivered inline: the client waits for its 250).  Never for the null sender."""
         if not sender or not recipients:
             return
-        recipients = [Delivered(address, orcpt) for address, orcpt in recipients]
+        recipients = [Delivered(address, orcpt) if n < 2 else
+                      Delivered(address, orcpt, f"250 2.0.0 expanded to {n} recipients", report="expanded")
+                      for address, orcpt, n in recipients]
         dsn = make_dsn(reporting_mta=self.hostname, sender=sender, queue_id=queue_id,
                        arrival=arrival, recipients=recipients, original=original,
                        action="success", now=arrival, sign=self.sign, envid=envid)
