@@ -153,13 +153,14 @@ class _Connection(http.client.HTTPSConnection):
 
 class Fetcher:
     """Fetches policy files. resolve(host) -> (address, port): where mta-sts.<domain>
-    is reached (default: its first address from `resolver`, port 443); cafile/cadata:
+    is reached (default: its first address from `resolver`, at `port`, 443 as RFC
+    8461 3.3 says; another port only for a test's server on loopback); cafile/cadata:
     the trust anchors (default: the system's)."""
 
     def __init__(self, resolve: Callable[[str], tuple[str, int]] | None = None, *,
                  resolver=None, cafile: str | None = None, cadata=None,
-                 timeout: float = 30.0, max_size: int = MAX_POLICY):
-        self._resolve, self.resolver = resolve, resolver
+                 timeout: float = 30.0, max_size: int = MAX_POLICY, port: int = 443):
+        self._resolve, self.resolver, self.port = resolve, resolver, port
         self.context = ssl.create_default_context(cafile=cafile, cadata=cadata)
         self.timeout, self.max_size = timeout, max_size
 
@@ -174,7 +175,7 @@ class Fetcher:
             raise FetchError(str(e)) from e
         if not addresses:
             raise FetchError(f"{host} has no address")
-        return addresses[0], 443
+        return addresses[0], self.port
 
     def fetch(self, domain: str) -> str:
         host = f"mta-sts.{domain}"
