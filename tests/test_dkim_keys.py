@@ -72,27 +72,63 @@ def test_the_same_selector_twice_is_refused(store):
     assert len(store.selectors("example.com")) == 2
 
 
-def test_rotation_newest_pair_signs_older_stay_listed(store):
+def test_rotation_a_new_pair_is_pending_until_activated_then_the_old_stays_listed(store):
     old = store.generate("example.com", now=NOW)
+    assert [s.pending for s in store.selectors("example.com")] == [False, False]   # the first pair signs
     new = store.generate("example.com", base="rot", now=NOW + 86400)
+    assert [k.selector.pending for k in new] == [True, True]
     names = [s.name for s in store.selectors("example.com")]
     assert names == ["202612r", "202612e", "rotr", "rote"]
+    active = store.load_active("example.com")                  # not published yet: the old one signs
+    assert active["rsa"].selector.name == "202612r" and active["ed25519"].selector.name == "202612e"
+    with open(store.manifest_path("example.com")) as f:
+        assert f.read().splitlines()[-2:] == ["rotr rsa 2026-12-03 pending", "rote ed25519 2026-12-03 pending"]
+
+    switched = store.activate("example.com", ["rotr", "rote"])
+    assert [(s.name, s.pending) for s in switched] == [("rotr", False), ("rote", False)]
     active = store.load_active("example.com")
     assert active["rsa"].selector.name == "rotr" and active["ed25519"].selector.name == "rote"
     assert active["rsa"].public == new[0].public
-    assert store.load(store.selectors("example.com")[0]).public == old[0].public
+    selectors = store.selectors("example.com")
+    assert [(s.name, store.state(s, store.active(selectors))) for s in selectors] == [
+        ("202612r", "old"), ("202612e", "old"), ("rotr", "signs"), ("rote", "signs")]
+    assert store.load(selectors[0]).public == old[0].public
+    # a base names its pair; going back is activating the old pair again
+    assert [s.name for s in store.selectors_named("example.com", "202612")] == ["202612r", "202612e"]
+    store.activate("example.com", ["202612r", "202612e"])
+    assert store.load_active("example.com")["rsa"].selector.name == "202612r"
+    with pytest.raises(DkimKeyError, match="no selector nothere"):
+        store.activate("example.com", ["nothere"])
 
 
-def test_delete_an_old_selector_but_never_the_one_that_signs(store):
+def test_delete_an_old_or_pending_selector_but_never_the_one_that_signs(store):
     store.generate("example.com", now=NOW)
     with pytest.raises(DkimKeyError, match="signs"):
         store.delete("example.com", "202612r")
+    store.generate("example.com", base="given-up", now=NOW)
+    store.delete("example.com", "given-upr")                  # a pending pair given up
+    store.delete("example.com", "given-upe")
     store.generate("example.com", base="rot", now=NOW)
+    with pytest.raises(DkimKeyError, match="signs"):          # rot is pending: 202612 still signs
+        store.delete("example.com", "202612r")
+    store.activate("example.com", ["rotr", "rote"])
     gone = store.delete("example.com", "202612r")
     assert not os.path.exists(gone.path)
     assert [s.name for s in store.selectors("example.com")] == ["202612e", "rotr", "rote"]
     with pytest.raises(DkimKeyError, match="no selector"):
         store.delete("example.com", "202612r")
+
+
+def test_a_manifest_of_three_words_a_line_still_reads(store):
+    store.generate("example.com", now=NOW)
+    path = store.manifest_path("example.com")
+    with open(path, "w") as f:          # as written before pending existed
+        f.write("202612r rsa 2026-12-04\n202612e ed25519 2026-12-04\n")
+    assert [s.pending for s in store.selectors("example.com")] == [False, False]
+    with open(path, "w") as f:
+        f.write("202612r rsa 2026-12-04 maybe\n")
+    with pytest.raises(DkimKeyError, match="pending"):
+        store.selectors("example.com")
 
 
 def test_a_listed_key_that_is_missing_is_an_error(store):

@@ -164,9 +164,12 @@ def test_reports_are_signed_for_the_postmasters_domain(signer, store, dns):
     assert Signer(store, ["localhost"]).sign_report(report) == report
 
 
-def test_keys_are_reloaded_when_a_new_pair_is_made(signer, store, monotonic, caplog):
+def test_keys_are_reloaded_when_a_new_pair_is_activated(signer, store, monotonic, caplog):
     before = signer.sign(MESSAGE)
     store.generate("example.test", base="rot", now=NOW)
+    monotonic.now += 1.5
+    assert signer.sign(MESSAGE).count(b"s=202612") == 2        # pending: not published yet
+    store.activate("example.test", ["rotr", "rote"])
     assert signer.sign(MESSAGE).count(b"s=202612") == 2        # not looked at within the second
     monotonic.now += 1.5
     with caplog.at_level(logging.INFO, logger="clevermail.dkim"):
@@ -180,6 +183,7 @@ def test_keys_are_reloaded_when_a_new_pair_is_made(signer, store, monotonic, cap
 
 def test_a_failed_reload_keeps_the_keys_and_says_so_once(signer, store, monotonic, caplog):
     [rsa_key, ed_key] = store.generate("example.test", base="rot", now=NOW)
+    store.activate("example.test", ["rotr", "rote"])
     shutil.rmtree(store.domain_dir("other.test"))       # a domain losing its keys entirely
     import os
     os.unlink(ed_key.selector.path)

@@ -4,7 +4,7 @@ orders them, their generation, loading, deletion and checks.
     <data_dir>/dkim/                                  0700
     <data_dir>/dkim/<domain>/                         0700; the domain in A-labels
     <data_dir>/dkim/<domain>/selectors                the manifest, oldest first:
-                                                      "<selector> <algorithm> <created>"
+                                                      "<selector> <algorithm> <created> [pending]"
     <data_dir>/dkim/<domain>/<selector>.rsa.key       RSA 2048, PEM (PKCS#8), 0600
     <data_dir>/dkim/<domain>/<selector>.ed25519.key   the 32-byte Ed25519 seed in
                                                       base64 (dkimpy's format), 0600
@@ -13,9 +13,13 @@ orders them, their generation, loading, deletion and checks.
 One selector per algorithm: a verifier takes the key type from the record it finds at
 the selector (RFC 8463 4), so the rsa and the ed25519 key need a name each; by default
 <yyyymm>r and <yyyymm>e (UTC month of creation).  The manifest, not the directory
-listing, says which keys exist and which sign: the last of each algorithm (rotation: a
-new pair is added beside the old one, which stays listed, and published, until it is
-deleted).  A key the manifest lists but that is missing or unreadable is an error
+listing, says which keys exist and which sign: the last of each algorithm that is not
+pending.  Rotation is publish-then-switch (as dkim-rotate and Stalwart's separate
+"signatures" and "sign" lists have it): a pair made beside keys that sign is pending,
+listed but never used, until `activate` (after `clevermail dkim activate` saw its
+records in DNS) moves it to the end of the manifest; the old pair stays listed, and
+must stay published while mail signed with it may still be verified, until it is
+deleted.  A domain's first pair signs at once: there is nothing to switch from.  A key the manifest lists but that is missing or unreadable is an error
 (DkimKeyError): the service refuses to start and `config check` names it, so a lost
 key never turns into mail signed less than the operator believes.
 
@@ -31,7 +35,7 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import nacl.signing
 from cryptography.hazmat.primitives import serialization
@@ -43,6 +47,7 @@ from . import records
 ALGORITHMS = ("rsa", "ed25519")
 SUFFIX = {"rsa": "r", "ed25519": "e"}      # default selector = <yyyymm> + suffix
 MANIFEST = "selectors"
+PENDING = "pending"         # a manifest line's 4th word: made, not yet activated
 RSA_BITS = 2048
 MIN_RSA_BITS = 1024        # RFC 8301 3.2: verifiers must not accept less
 # A selector is one DNS label here (RFC 6376 3.1 allows dotted ones; one label keeps
@@ -76,6 +81,7 @@ class Selector:
     algorithm: str
     created: str            # YYYY-MM-DD (UTC)
     path: str
+    pending: bool = False   # made beside signing keys, not yet activated: never signs
 
 
 class Key:
@@ -148,24 +154,34 @@ class KeyStore:
             if not line or line.startswith("#"):
                 continue
             parts = line.split()
-            if (len(parts) != 3 or parts[1] not in ALGORITHMS or not _LABEL.match(parts[0])
-                    or parts[0] in seen):
+            if (len(parts) not in (3, 4) or parts[1] not in ALGORITHMS or not _LABEL.match(parts[0])
+                    or parts[0] in seen or parts[3:] not in ([], [PENDING])):
                 raise DkimKeyError(f"{path} line {number}: expected '<selector> rsa|ed25519 "
-                                   f"<date>' with a selector listed once: {line!r}")
+                                   f"<date> [pending]' with a selector listed once: {line!r}")
             seen.add(parts[0])
             out.append(Selector(domain, parts[0], parts[1], parts[2],
-                                self.key_path(domain, parts[0], parts[1])))
+                                self.key_path(domain, parts[0], parts[1]), pending=len(parts) == 4))
         return out
 
     @staticmethod
     def active(selectors):
-        """algorithm -> the Selector that signs (the last listed of each)."""
-        return {s.algorithm: s for s in selectors}
+        """algorithm -> the Selector that signs (the last listed of each, pending
+        ones left out)."""
+        return {s.algorithm: s for s in selectors if not s.pending}
+
+    @staticmethod
+    def state(selector, active):
+        """'signs', 'pending' or 'old' (still listed: its record stays published)."""
+        if selector.pending:
+            return "pending"
+        return "signs" if active.get(selector.algorithm) == selector else "old"
 
     def _write_manifest(self, domain, selectors):
-        lines = [f"# DKIM selectors of {domain}, oldest first: the last of each algorithm signs.",
-                 "# Managed by `clevermail dkim keygen|delete`."]
-        lines += [f"{s.name} {s.algorithm} {s.created}" for s in selectors]
+        lines = [f"# DKIM selectors of {domain}, oldest first: the last of each algorithm "
+                 "that is not pending signs.",
+                 "# Managed by `clevermail dkim keygen|activate|delete`."]
+        lines += [f"{s.name} {s.algorithm} {s.created}" + (f" {PENDING}" if s.pending else "")
+                  for s in selectors]
         atomic_write(self.manifest_path(domain), "\n".join(lines) + "\n", mode=0o600)
 
     def stamp(self, domain):
@@ -270,13 +286,16 @@ class KeyStore:
 
     def generate(self, domain, base=None, now=None):
         """Make a new rsa and ed25519 key for `domain`, selectors <base>r and <base>e
-        (base: the UTC month, YYYYMM); they sign from now on.  Returns the two Keys."""
+        (base: the UTC month, YYYYMM).  They sign from now on when the domain has no
+        key that signs; beside keys that sign they are pending until activate().
+        Returns the two Keys."""
         now = time.time() if now is None else now
         base = check_selector(base) if base else time.strftime("%Y%m", time.gmtime(now))
         names = {a: check_selector(base + SUFFIX[a]) for a in ALGORITHMS}
         created = time.strftime("%Y-%m-%d", time.gmtime(now))
         with self._locked(domain):
             selectors = self.selectors(domain)
+            pending = bool(self.active(selectors))
             taken = {s.name for s in selectors}
             for algorithm, name in names.items():
                 if name in taken or os.path.exists(self.key_path(domain, name, algorithm)):
@@ -284,7 +303,8 @@ class KeyStore:
                                        "with --selector")
             keys = []
             for algorithm, name in names.items():
-                selector = Selector(domain, name, algorithm, created, self.key_path(domain, name, algorithm))
+                selector = Selector(domain, name, algorithm, created, self.key_path(domain, name, algorithm),
+                                    pending=pending)
                 data = _new_key(algorithm)
                 atomic_write(selector.path, data, mode=0o600)
                 keys.append(self.load(selector))    # what the server will read back
@@ -292,9 +312,38 @@ class KeyStore:
             self._write_manifest(domain, selectors + [k.selector for k in keys])
         return keys
 
+    def selectors_named(self, domain, name):
+        """The selectors `name` means: one selector, or a keygen base (its <base>r and
+        <base>e); DkimKeyError when there is none."""
+        name = check_selector(name)
+        selectors = self.selectors(domain)
+        found = [s for s in selectors if s.name == name] or [
+            s for s in selectors if s.name in {name + suffix for suffix in SUFFIX.values()}]
+        if not found:
+            raise DkimKeyError(f"{domain} has no selector {name} (nor {name}r/{name}e)")
+        return found
+
+    def activate(self, domain, names):
+        """Let the selectors `names` sign (switch): pending no more, moved to the end
+        of the manifest, so each is the last of its algorithm; the ones that signed
+        before stay listed as old.  Returns the Selectors as now listed."""
+        names = {check_selector(n) for n in names}
+        with self._locked(domain):
+            selectors = self.selectors(domain)
+            chosen = [s for s in selectors if s.name in names]
+            if {s.name for s in chosen} != names:
+                missing = ", ".join(sorted(names - {s.name for s in chosen}))
+                raise DkimKeyError(f"{domain} has no selector {missing}")
+            for s in chosen:
+                self.load(s)                    # never switch to a key that cannot be read
+            switched = [replace(s, pending=False) for s in chosen]
+            self._write_manifest(domain, [s for s in selectors if s.name not in names] + switched)
+        return switched
+
     def delete(self, domain, name):
-        """Forget a selector that no longer signs: out of the manifest, then its file.
-        The active (newest) key of an algorithm cannot be deleted: make a new pair first."""
+        """Forget a selector that does not sign (an old one, or a pending one given up):
+        out of the manifest, then its file.  The key of an algorithm that signs cannot
+        be deleted: make and activate a new pair first."""
         name = check_selector(name)
         with self._locked(domain):
             selectors = self.selectors(domain)
@@ -304,7 +353,8 @@ class KeyStore:
             selector = match[0]
             if self.active(selectors)[selector.algorithm] == selector:
                 raise DkimKeyError(f"{domain}: {name} is the {selector.algorithm} key that signs; "
-                                   f"make a new pair first (`clevermail dkim keygen {domain}`)")
+                                   f"make and activate a new pair first (`clevermail dkim keygen "
+                                   f"{domain}`, then `clevermail dkim activate`)")
             self._write_manifest(domain, [s for s in selectors if s is not selector])
             unlink_quiet(selector.path)
             fsync_dir(os.path.dirname(selector.path))

@@ -1,6 +1,6 @@
 """The DNS side of a DKIM key: the TXT record of its public key (RFC 6376 3.6.1; k=ed25519
 of RFC 8463 4) and the zone-file line that publishes it at <selector>._domainkey.<domain>.
-Pure: bytes in, text out.
+Pure: bytes in, text out; and whether a published record carries our key.
 
 A TXT record is a list of character-strings of at most 255 octets each (RFC 1035
 3.3.14); a 2048-bit RSA key needs about 410, so the record is split into several
@@ -39,3 +39,21 @@ def zone_line(selector, domain, record, ttl=TTL):
     """One zone-file line: '<selector>._domainkey.<domain>. 3600 IN TXT "..." "..."'."""
     strings = " ".join(f'"{s}"' for s in txt_strings(record))
     return f"{record_name(selector, domain)} {ttl} IN TXT {strings}"
+
+
+def tags(record):
+    """'v=DKIM1; k=rsa; p=AB CD' -> {'v': 'DKIM1', 'k': 'rsa', 'p': 'ABCD'} (RFC 6376 3.2
+    tag=value list; whitespace inside a value dropped, as base64 allows)."""
+    out = {}
+    for part in record.split(";"):
+        key, eq, value = part.partition("=")
+        if eq:
+            out.setdefault(key.strip().lower(), "".join(value.split()))
+    return out
+
+
+def same_key(ours, published):
+    """Whether a published TXT record carries the key of our record (p=, and k=, rsa
+    when absent, RFC 6376 3.6.1)."""
+    a, b = tags(ours), tags(published)
+    return bool(b.get("p")) and (a.get("p"), a.get("k", "rsa")) == (b.get("p"), b.get("k", "rsa"))
