@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     domains = [f"d{i}.bench.test" for i in range(args.domains)]
     filler = ("x" * 76 + "\r\n") * max(0, args.size // 78)
-    sink = subprocess.Popen([sys.executable, str(REPO / "tests" / "relay_sink.py"), "sink"],
+    sink = subprocess.Popen([sys.executable, str(REPO / "tests" / "relay_procs.py"), "sink"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         port = int(sink.stdout.readline())

@@ -1,19 +1,13 @@
-"""Relay test helpers: a scriptable sink SMTP server on 127.0.0.1, a fake resolver, a
-connect map, ServiceEnv (a real MailService relaying to a sink, for the end-to-end and
-CLI tests), and (run as a script) a worker process for the multi-process tests.
-
-    python tests/relay_sink.py worker '<json spec>'   # see worker_main()
-    python tests/relay_sink.py sink                   # see sink_main()
-"""
+"""Relay test helpers: a scriptable sink SMTP server on 127.0.0.1, a fake resolver,
+ServiceEnv (a real MailService relaying to a sink, for the end-to-end and CLI tests).
+A worker or a sink in a process of its own: relay_procs.py; the MTA-STS policy
+server: policy_server.py."""
 from __future__ import annotations
 
 import base64
-import json
 import socket
 import socketserver
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -288,29 +282,6 @@ def mx_zone(domains: dict[str, str] | list[str], address: str = "127.0.0.1") -> 
     return records
 
 
-class ConnectMap:
-    """Worker connect seam: fake address -> port of a sink on 127.0.0.1. Unknown
-    addresses are refused. `tried` lists the addresses in the order tried."""
-
-    def __init__(self, mapping: dict[str, int]):
-        self.mapping, self.tried = mapping, []
-
-    def __call__(self, address: str, port: int, timeout: float) -> socket.socket:
-        self.tried.append(address)
-        if address not in self.mapping:
-            raise ConnectionRefusedError(f"{address} refused (test)")
-        return socket.create_connection(("127.0.0.1", self.mapping[address]), timeout)
-
-
-def dead_port() -> int:
-    """A port on 127.0.0.1 with nothing listening (connection refused)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def message(n: int | str, subject: str = "test") -> bytes:
     return (f"From: a@here.test\r\nTo: b@there.test\r\nSubject: {subject}\r\n"
             f"Message-ID: <m{n}@here.test>\r\nX-Test-Id: {n}\r\n\r\nbody {n}\r\n.dot line\r\n").encode()
@@ -410,111 +381,3 @@ class ServiceEnv:
             return len(got) >= n
         assert wait_for(enough, timeout), f"{address}: {len(got)} message(s) in INBOX, wanted {n}"
         return got
-
-
-def worker_main(spec: dict) -> int:
-    """A worker in its own process. spec: queue_dir, mx_port, records, hostname,
-    mode ('drain': run passes until the queue is empty; 'forever': the thread)."""
-    import logging
-    sys.path.insert(0, str(REPO))
-    from clevermail.relay.queue import RelayQueue
-    from clevermail.relay.settings import RelaySettings
-    from clevermail.relay.worker import RelayWorker
-
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"{spec.get('hostname', 'w')} %(message)s")
-    q = RelayQueue(spec["queue_dir"])
-
-    def no_local(sender, addresses, data, queue_id):
-        raise RuntimeError("no local delivery in this test")
-
-    settings = RelaySettings(hostname=spec.get("hostname", "worker.test"), mx_port=spec["mx_port"],
-                             interval=1.0, connect_timeout=5.0)
-    w = RelayWorker(q, settings, FakeResolver(spec["records"]), no_local, lambda a: False)
-    if spec.get("mode") == "forever":
-        w.start()
-        print("started", flush=True)
-        while True:
-            time.sleep(1)
-    deadline = time.monotonic() + spec.get("deadline", 60)
-    print("started", flush=True)
-    while q.scan() and time.monotonic() < deadline:
-        w.run_once()
-        time.sleep(0.01)
-    return 0 if not q.scan() else 1
-
-
-def sink_main() -> int:
-    """A sink in its own process (benchmarks): prints its port, runs until stdin
-    closes, then prints how many messages it accepted."""
-    with Sink() as sink:
-        print(sink.port, flush=True)
-        sys.stdin.read()
-        print(len(sink.messages), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "worker":
-        sys.exit(worker_main(json.loads(sys.argv[2])))
-    if len(sys.argv) == 2 and sys.argv[1] == "sink":
-        sys.exit(sink_main())
-    sys.exit("usage: relay_sink.py worker SPEC_JSON | relay_sink.py sink")
-
-
-class PolicyServer:
-    """An HTTPS server on 127.0.0.1 for MTA-STS policy files (RFC 8461 3.3).
-
-    ssl_context: the server's context (a trustme certificate for mta-sts.<domain>).
-    responses: path -> (status, content type, body bytes, extra headers dict); a
-    missing path is 404. `requests` lists the paths asked for."""
-
-    def __init__(self, ssl_context, responses: dict | None = None):
-        import http.server
-        self.responses = dict(responses or {})
-        self.requests: list[str] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                owner.requests.append(self.path)
-                status, ctype, body, headers = owner.responses.get(
-                    self.path, (404, "text/plain", b"not found", {}))
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def get_request(self):
-                sock, addr = self.socket.accept()
-                return ssl_context.wrap_socket(sock, server_side=True), addr
-
-            def handle_error(self, request, client_address):
-                pass            # a client that gave up the handshake: not our test's business
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def policy(self, text: str, status: int = 200, ctype: str = "text/plain", headers=None) -> None:
-        self.responses["/.well-known/mta-sts.txt"] = (status, ctype, text.encode(), headers or {})
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

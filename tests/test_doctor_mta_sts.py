@@ -1,13 +1,11 @@
 """`clevermail doctor`'s MTA-STS check for real: the loopback DNS server (tests/dns_server.py)
 publishes `_mta-sts.<domain>` and the address of `mta-sts.<domain>`, and an HTTPS server on
-loopback (stdlib http.server + ssl, a trustme certificate for that name, trusted through
-the fetcher's CA data) serves the policy file that mta_sts.Fetcher, the one the command
+loopback (tests/policy_server.py: stdlib http.server + ssl, a trustme certificate for that
+name, trusted through the fetcher's CA data) serves the policy file that mta_sts.Fetcher, the one the command
 uses, fetches: a right policy, a wrong one (mx, mode), a wrong TXT id, and a policy that
 is not served as RFC 8461 3.3 wants (404, not text/plain, a certificate for another name)."""
 
 import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import trustme
@@ -17,6 +15,7 @@ from clevermail.inbound.dnsclient import DnsClient
 from clevermail.relay import mta_sts
 from clevermail.relay.mx import make_resolver
 from dns_server import DNSServer
+from policy_server import PolicyServer
 
 HOST = "mail.example.test"
 DOMAIN = "example.test"
@@ -30,21 +29,6 @@ _smtp._tls.{DOMAIN}.    300 IN TXT   "v=TLSRPTv1; rua=mailto:tls@{DOMAIN}"
 """
 
 
-class _Policy(BaseHTTPRequestHandler):
-    def do_GET(self):
-        served = self.server.served
-        served["requests"].append((self.path, self.headers.get("Host")))
-        body = served["body"].encode()
-        self.send_response(served["status"])
-        self.send_header("Content-Type", served["type"])
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def ca():
     return trustme.CA()
@@ -52,20 +36,14 @@ def ca():
 
 @pytest.fixture
 def https(ca, thread_guard):
-    """An HTTPS server on a loopback port; `served` says what it answers."""
+    """The policy server (tests/policy_server.py) with a certificate for mta-sts.<domain>,
+    serving RIGHT; `https.context` is its SSLContext (a test may change its certificate)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(f"mta-sts.{DOMAIN}").configure_cert(context)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Policy)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.served = {"status": 200, "type": "text/plain; charset=utf-8", "body": RIGHT, "requests": [],
-                     "context": context}
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
+    with PolicyServer(context) as server:
+        server.context = context
+        server.policy(RIGHT, ctype="text/plain; charset=utf-8")
+        yield server
 
 
 @pytest.fixture
@@ -79,7 +57,7 @@ def mta_sts_check(dns, https, ca):
     the loopback DNS server, trusting the test CA, on the HTTPS server's port."""
     resolver = make_resolver([dns.nameserver], timeout=2, lifetime=4)
     fetcher = mta_sts.Fetcher(resolver=resolver, cadata=ca.cert_pem.bytes().decode(), timeout=10.0,
-                              port=https.server_address[1])
+                              port=https.port)
     doc = Doctor(DnsClient(resolver), HOST, [DOMAIN], mta_sts_fetch=fetcher.fetch)
     (check,) = [c for c in doc.run() if c.name == "mta-sts"]
     return check
@@ -88,11 +66,11 @@ def mta_sts_check(dns, https, ca):
 def test_a_right_policy_is_fetched_over_https_and_passes(dns, https, ca):
     check = mta_sts_check(dns, https, ca)
     assert (check.status, check.detail) == ("ok", f"enforce, id 20261203T1, names {HOST}")
-    assert https.served["requests"] == [("/.well-known/mta-sts.txt", f"mta-sts.{DOMAIN}:{https.server_address[1]}")]
+    assert https.requests == ["/.well-known/mta-sts.txt"]
 
 
 def test_a_policy_naming_another_mx_fails(dns, https, ca):
-    https.served["body"] = RIGHT.replace(f"mx: {HOST}", "mx: *.elsewhere.test")
+    https.policy(RIGHT.replace(f"mx: {HOST}", "mx: *.elsewhere.test"))
     check = mta_sts_check(dns, https, ca)
     assert check.status == "fail"
     assert check.detail == f"the policy (enforce) names *.elsewhere.test, not {HOST}: senders will not deliver"
@@ -100,7 +78,7 @@ def test_a_policy_naming_another_mx_fails(dns, https, ca):
 
 
 def test_a_testing_policy_warns(dns, https, ca):
-    https.served["body"] = RIGHT.replace("mode: enforce", "mode: testing")
+    https.policy(RIGHT.replace("mode: enforce", "mode: testing"))
     check = mta_sts_check(dns, https, ca)
     assert (check.status, check.detail) == ("warn", "mode testing: senders are not held to TLS")
 
@@ -111,11 +89,11 @@ def test_a_wrong_id_in_the_txt_record_fails(dns, https, ca):
     assert check.status == "fail"
     assert check.detail == (f"_mta-sts.{DOMAIN}: 'v=STSv1; id=2026-12-03' is not one valid v=STSv1 "
                             "record with an id")
-    assert https.served["requests"] == []            # nothing fetched for a record that is not valid
+    assert https.requests == []            # nothing fetched for a record that is not valid
 
 
 def test_an_invalid_policy_file_fails(dns, https, ca):
-    https.served["body"] = RIGHT.replace("mode: enforce", "mode: strict")
+    https.policy(RIGHT.replace("mode: enforce", "mode: strict"))
     check = mta_sts_check(dns, https, ca)
     assert check.status == "fail" and check.detail.startswith("the policy file is invalid: ")
 
@@ -125,18 +103,18 @@ def test_an_invalid_policy_file_fails(dns, https, ca):
     (301, "text/plain", f"mta-sts.{DOMAIN}: HTTP 301 Moved Permanently"),
     (200, "text/html", f"mta-sts.{DOMAIN}: Content-Type text/html, not text/plain")])
 def test_a_policy_not_served_as_rfc_8461_says_fails(dns, https, ca, status, ctype, why):
-    https.served.update(status=status, type=ctype)
+    https.policy(RIGHT, status=status, ctype=ctype)
     check = mta_sts_check(dns, https, ca)
     assert (check.status, check.detail) == ("fail", f"the policy is announced but not served: {why}")
 
 
 def test_a_certificate_for_another_name_fails(dns, https, ca):
-    ca.issue_cert("www.example.test").configure_cert(https.served["context"])
+    ca.issue_cert("www.example.test").configure_cert(https.context)
     check = mta_sts_check(dns, https, ca)
     assert check.status == "fail"
     assert check.detail.startswith(f"the policy is announced but not served: mta-sts.{DOMAIN}: ")
     assert "certificate verify failed" in check.detail
-    assert https.served["requests"] == []
+    assert https.requests == []
 
 
 def test_an_untrusted_certificate_fails(dns, https):

@@ -10,7 +10,7 @@ from clevermail.relay.mta_sts import (MAX_POLICY, FetchError, Fetcher, Policy, P
                                       PolicyError, mx_matches, parse_policy, parse_txt)
 from clevermail.relay.mx import make_resolver
 from dns_server import DNSServer
-from relay_sink import PolicyServer
+from policy_server import PolicyServer
 
 POLICY = "version: STSv1\r\nmode: enforce\r\nmx: mx.there.test\r\nmx: *.backup.there.test\r\nmax_age: 86400\r\n"
 

@@ -1,5 +1,6 @@
 """relay.delivery: one attempt against sink servers on 127.0.0.1 (MX and smarthost)."""
 import logging
+import socket
 import ssl
 
 import dns.resolver
@@ -7,9 +8,32 @@ import pytest
 import trustme
 
 from clevermail.relay.delivery import Result, Transport, deliver_mx, deliver_smarthost, enhanced_status
-from relay_sink import ConnectMap, FakeResolver, Sink, dead_port, message, mx_zone
+from relay_sink import FakeResolver, Sink, message, mx_zone
 
 MSG = message(1)
+
+
+class ConnectMap:
+    """Worker connect seam: fake address -> port of a sink on 127.0.0.1. Unknown
+    addresses are refused. `tried` lists the addresses in the order tried."""
+
+    def __init__(self, mapping: dict[str, int]):
+        self.mapping, self.tried = mapping, []
+
+    def __call__(self, address: str, port: int, timeout: float) -> socket.socket:
+        self.tried.append(address)
+        if address not in self.mapping:
+            raise ConnectionRefusedError(f"{address} refused (test)")
+        return socket.create_connection(("127.0.0.1", self.mapping[address]), timeout)
+
+
+def dead_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (connection refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 @pytest.fixture(scope="module")

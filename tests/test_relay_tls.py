@@ -21,7 +21,8 @@ from clevermail.relay.settings import RelaySettings
 from clevermail.relay.worker import RelayWorker
 from dns_server import DNSServer
 from fakes import tls_contexts
-from relay_sink import PolicyServer, Sink, message
+from policy_server import PolicyServer
+from relay_sink import Sink, message
 from smtp_helpers import Env, make_users_file, plain
 
 MSG = message(1)

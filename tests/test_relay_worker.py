@@ -1,85 +1,23 @@
-"""relay.worker: scheduling, retries, expiry, bounces, the thread, crashes, two processes."""
+"""relay.worker: scheduling, retries, expiry, bounces, the thread, crashes, holds (two
+processes: test_relay_worker_procs.py)."""
 import dataclasses
 import email
-import json
 import logging
 import os
-import signal
 import ssl
 import subprocess
 import sys
 import threading
-import time
 from email import policy
 
 import pytest
 import trustme
 
-from clevermail.metrics import NO_METRICS, PromMetrics
-from clevermail.relay.queue import RelayQueue
-from clevermail.relay.settings import RelaySettings
-from clevermail.relay.worker import MIN_GAP, RelayWorker
-from relay_sink import REPO, FakeResolver, Sink, message, mx_zone
+from clevermail.metrics import PromMetrics
+from clevermail.relay.worker import MIN_GAP
+from relay_sink import REPO
+from relay_worker_env import make_env  # noqa: F401 (make_env: a fixture)
 from waiting import wait_for
-
-ZONE = mx_zone(["there.test", "else.test", "far.test"])
-
-
-class Clock:
-    def __init__(self):
-        self.t = time.time()
-
-    def __call__(self):
-        return self.t
-
-    def advance(self, seconds):
-        self.t += seconds
-
-
-class Env:
-    def __init__(self, tmp_path, sink_kw, worker_kw, fake_clock=True):
-        self.q = RelayQueue(tmp_path / "queue")
-        self.clock = Clock() if fake_clock else time.time
-        self.q.clock = self.clock
-        self.sink = Sink(**sink_kw)
-        self.local: list[tuple[str, bytes]] = []
-        self.local_senders: list[str] = []
-        self.local_fail = False
-        resolver = worker_kw.pop("resolver", FakeResolver(ZONE))
-        tls_context = worker_kw.pop("tls_context", None)
-        self.metrics = worker_kw.pop("metrics", NO_METRICS)
-        settings = RelaySettings(**{"hostname": "relay.here.test", "mx_port": self.sink.port,
-                                    "connect_timeout": 5, **worker_kw})
-        self.w = RelayWorker(self.q, settings, resolver, self.deliver_local,
-                             lambda a: a.endswith("@here.test"), tls_context=tls_context,
-                             metrics=self.metrics)
-
-    def deliver_local(self, sender, addresses, data, queue_id):
-        if self.local_fail:
-            raise OSError("mailbox unavailable")
-        self.local.extend((address, data) for address in addresses)
-        self.local_senders.append(sender)
-
-    def enqueue(self, sender="alice@here.test", rcpts=("bob@there.test",), n=1, qid="Q1"):
-        return self.q.enqueue(sender, list(rcpts), message(n), qid)
-
-    def close(self):
-        self.w.stop()
-        self.sink.close()
-
-
-@pytest.fixture
-def make_env(tmp_path):
-    envs = []
-
-    def make(sink_kw=None, fake_clock=True, **worker_kw):
-        env = Env(tmp_path / str(len(envs)), sink_kw or {}, worker_kw, fake_clock)
-        envs.append(env)
-        return env
-    yield make
-    for env in envs:
-        env.close()
-
 
 def dsn_fields(raw):
     msg = email.message_from_bytes(raw, policy=policy.default)
@@ -382,67 +320,6 @@ def test_failed_pass_is_logged_and_the_thread_goes_on(thread_guard, make_env, ca
         assert wait_for(lambda: len(crashes) == 2)
     assert crashes[1] - crashes[0] >= MIN_GAP
     assert env.w._thread.is_alive()
-
-
-def worker_process(queue_dir, port, hostname, mode):
-    spec = {"queue_dir": str(queue_dir), "mx_port": port, "records": ZONE,
-            "hostname": hostname, "mode": mode, "deadline": 60}
-    return subprocess.Popen([sys.executable, str(REPO / "tests" / "relay_sink.py"), "worker",
-                             json.dumps(spec)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
-
-
-def test_restart_after_kill_mid_delivery_loses_nothing(make_env):
-    arrived, release = threading.Event(), threading.Event()
-
-    def hold_first(msg):
-        if not arrived.is_set():
-            arrived.set()
-            release.wait(20)
-    env = make_env({"on_data": hold_first}, fake_clock=False)
-    eid = env.enqueue(n=7)
-    proc = worker_process(env.q.path, env.sink.port, "victim.test", "forever")
-    try:
-        assert arrived.wait(30), proc.stderr.read1().decode() if proc.poll() is not None else ""
-        proc.send_signal(signal.SIGKILL)             # killed holding the claim, mid-DATA
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        release.set()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert [e.id for e in RelayQueue(env.q.path).list()] == [eid]   # still queued
-    assert env.w.run_once() == 1                     # a fresh worker: claim is free
-    assert env.q.list() == []
-    # the held first copy is recorded by the sink's own thread once released: wait for it
-    copies = lambda: [m for m in env.sink.messages if b"X-Test-Id: 7" in m.data]  # noqa: E731
-    assert wait_for(lambda: len(copies()) == 2)
-    assert "relay.here.test" in [m.helo for m in copies()]                    # duplicate, not loss
-
-
-def test_two_processes_share_one_queue_without_double_delivery(make_env):
-    env = make_env({"on_data": lambda m: time.sleep(0.005)}, fake_clock=False)
-    n = 60
-    domains = ["there.test", "else.test", "far.test"]
-    for i in range(n):
-        env.enqueue(rcpts=[f"u{i}@{domains[i % 3]}"], n=i, qid=f"Q{i}")
-    procs = [worker_process(env.q.path, env.sink.port, f"p{k}.test", "drain") for k in (1, 2)]
-    try:
-        for p in procs:
-            p.wait(90)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-            p.stdout.close()
-            p.stderr.close()
-    assert [p.returncode for p in procs] == [0, 0]
-    ids = sorted(int(m.data.split(b"X-Test-Id: ")[1].split(b"\r\n")[0]) for m in env.sink.messages)
-    assert ids == list(range(n))                     # every message exactly once
-    assert env.q.list() == []
 
 
 def test_a_held_entry_is_never_attempted_expired_or_warned_until_released(make_env):

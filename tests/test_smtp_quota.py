@@ -186,7 +186,7 @@ def test_deliver_queued_alias_partly_full(env, aliases):
 def worker_result(env, address):
     worker = RelayWorker(env.queue, _settings(), resolver=None,
                          local_deliver=env.handler.deliver_queued, is_local=lambda a: True)
-    return worker._deliver_local("a@remote.test", address, MSG.encode(), "QID")
+    return worker.local.deliver("a@remote.test", address, MSG.encode(), "QID")
 
 
 def _settings():

@@ -1,5 +1,5 @@
 """wait_for: the one bounded poll of the test suite (imported by test modules and by
-relay_sink.py, which also runs as a script in subprocesses)."""
+relay_sink.py, whose helpers relay_procs.py runs in subprocesses)."""
 
 import time
 

@@ -1,7 +1,8 @@
 """The relay worker: a scheduler thread (the original's timer) and a few delivery
 threads that deliver due queue entries. Owns the thread, the passes and the sending
 of reports; schedule.py decides retries, expiry and which reports are owed,
-delivery.py makes one attempt, queue.py keeps state, bounce.py formats.
+delivery.py makes one attempt (local.py one local delivery), queue.py keeps state,
+bounce.py formats.
 
 Wake-ups: every `interval` seconds; at once when kicked (queue.on_commit = kick, so
 an enqueue in this process wakes it); when the earliest entry comes due; and within
@@ -13,19 +14,14 @@ costs one stat) and hands each due entry, once, to a delivery thread, which clai
 it (queue.claim: a non-blocking flock, so an entry held by another process is
 skipped), re-reads it, delivers its due recipients grouped by domain (one
 connection per domain, or all to the smarthost), records per-recipient results
-(schedule.py: 2xx delivered; 4xx deferred until now + retry_schedule[attempt] +-10% jitter, or
-failed at arrival + queue_lifetime; 5xx failed), sends the owed bounce (one per
-message and pass, RFC 3464; never for an empty sender: to a local sender through
-local_deliver (SMTPFileHandler.deliver_queued: accounts resolved as RCPT does; a
-LookupError means no such account: 550 5.1.1, or a report dropped and logged; an
-OverQuota (store/quota.py) a full mailbox: 452 4.2.2, retried, or 552 5.2.2) with a
-null sender; else, or if that fails, queued with an empty sender), optionally a
-delay warning, and removes the entry once nothing is left. Several threads keep one
+(schedule.py: 2xx delivered; 4xx deferred until now + retry_schedule[attempt] +-10%
+jitter, or failed at arrival + queue_lifetime; 5xx failed), sends the owed bounce
+(one per message and pass, RFC 3464; reports.py), optionally a delay warning, and
+removes the entry once nothing is left. Several threads keep one
 slow or dead domain (30 s connect timeouts) from holding up the rest of the queue.
 
-Robustness: any exception of an entry is logged with its queue id and the entry is
-left alone for MIN_GAP seconds at least; a failed pass is logged and the loop goes
-on; waits are as long as possible and nothing spins.
+Robustness: an entry's exception is logged with its queue id, the entry left alone
+for MIN_GAP seconds at least; a failed pass is logged; nothing spins.
 
 TLS (see tls_policy.py, delivery.py): opportunistic to MX hosts like Postfix's
 "may" (encrypted even when the certificate does not verify; "ca" when it verifies
@@ -52,13 +48,13 @@ from clevermail.metrics import NO_METRICS
 from clevermail.dsn import PassOn
 from clevermail.relay.delivery import (Result, Transport, deliver_mx, deliver_smarthost,
                                        smarthost_context)
+from clevermail.relay.local import LocalDelivery
 from clevermail.relay.mta_sts import PolicyCache
 from clevermail.relay.queue import Entry, NoSuchEntry, RelayQueue
 from clevermail.relay.reports import Reports
 from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
                                        report_recipients, warning_due)
 from clevermail.relay.settings import RelaySettings
-from clevermail.store.quota import OverQuota
 
 __all__ = ["JITTER", "MIN_GAP", "REPORT_RETRY", "RelayWorker"]
 
@@ -76,11 +72,11 @@ class RelayWorker:
         self.metrics = metrics          # metrics.Metrics: outcomes and latency per recipient
         # our reports, DKIM-signed (bounce.make_dsn's sign); the SMTP handler sends
         # its local success reports through them too
-        self.reports = Reports(queue, settings.hostname, local_deliver, self._is_local,
-                               sign=sign_report, log=logger or logging.getLogger("clevermail.relay"))
-        self.settings = settings
-        self.local_deliver, self.is_local = local_deliver, is_local
         self.log = logger or logging.getLogger("clevermail.relay")
+        self.local = LocalDelivery(local_deliver, is_local, self.log, metrics)
+        self.reports = Reports(queue, settings.hostname, local_deliver, self.local.is_local,
+                               sign=sign_report, log=self.log)
+        self.settings = settings
         self.rng = random.Random()
         self.transport = Transport(hostname=settings.hostname, resolver=resolver,
                                    port=settings.mx_port,
@@ -106,9 +102,8 @@ class RelayWorker:
         self._next_due = 0.0
         self._dir_sig: int | None = None
 
-    # Seams: self.transport.connect(address, port, timeout) -> socket (tests map
-    # addresses to sinks), self.rng (jitter, equal-preference MX order), and
-    # queue.clock, the one clock of queue and worker.
+    # Seams: self.transport.connect(address, port, timeout) -> socket (tests map addresses
+    # to sinks), self.rng (jitter, MX order), queue.clock (the one clock of queue and worker).
     def _now(self) -> float:
         return self.queue.clock()
 
@@ -353,8 +348,8 @@ class RelayWorker:
             local, _, domain = r.address.rpartition("@")
             if not local or not domain:
                 results[r.address] = Result(553, "5.1.3 the recipient address has no domain")
-            elif self._is_local(r.address, qid):
-                results[r.address] = self._deliver_local(entry.sender, r.address, body, qid)
+            elif self.local.is_local(r.address, qid):
+                results[r.address] = self.local.deliver(entry.sender, r.address, body, qid)
             else:
                 key = smarthost[0] if smarthost else domain.lower()
                 groups.setdefault(key, []).append(r.address)
@@ -362,13 +357,10 @@ class RelayWorker:
             try:
                 if smarthost:
                     res = deliver_smarthost(
-                        transport, entry.sender, rcpts, body, host=smarthost[0],
-                        port=smarthost[1], tls=settings.smarthost_tls,
-                        user=settings.smarthost_user,
-                        password=settings.smarthost_password, qid=qid,
-                        context=smarthost_context,
-                        fingerprint=settings.smarthost_fingerprint,
-                        requiretls=entry.requiretls, dsn=dsn)
+                        transport, entry.sender, rcpts, body, host=smarthost[0], port=smarthost[1],
+                        tls=settings.smarthost_tls, user=settings.smarthost_user,
+                        password=settings.smarthost_password, qid=qid, context=smarthost_context,
+                        fingerprint=settings.smarthost_fingerprint, requiretls=entry.requiretls, dsn=dsn)
                 else:
                     res = deliver_mx(transport, domain, entry.sender, rcpts, body, qid,
                                      requiretls=entry.requiretls, dsn=dsn)
@@ -377,35 +369,6 @@ class RelayWorker:
                 res = {a: Result(451, "4.3.0 internal error during delivery") for a in rcpts}
             results.update(res)
         return results
-
-    def _is_local(self, address: str, qid: str) -> bool:
-        try:
-            return bool(self.is_local(address))
-        except Exception:
-            self.log.exception("%s: is_local(%r) failed", qid, address)
-            return False
-
-    def _deliver_local(self, sender: str, address: str, data: bytes, qid: str) -> Result:
-        try:
-            # final delivery: the store adds Return-Path: <sender> (RFC 5321 4.4)
-            self.local_deliver(sender, [address], data, qid)
-            return Result(250, "2.0.0 delivered to the local mailbox", "local")
-        except LookupError:
-            # a local domain without this account: as RCPT TO would answer, for good
-            self.log.info("%s: no local mailbox for <%s>", qid, address)
-            return Result(550, "5.1.1 no such user here", "local")
-        except OverQuota as e:
-            # a full mailbox is a temporary failure (RFC 3463 X.2.2): retried on the
-            # schedule, bounced after queue_lifetime; a message larger than the
-            # quota never fits: bounced now
-            self.log.info("%s: <%s> over quota: %s", qid, address, e)
-            if e.permanent:
-                return Result(552, "5.2.2 mailbox full: the message is larger than the quota", "local")
-            return Result(452, "4.2.2 mailbox full", "local")
-        except Exception as e:
-            self.log.exception("%s: local delivery to <%s> failed", qid, address)
-            self.metrics.store_error("relay_local_delivery")
-            return Result(451, f"4.3.0 local delivery failed: {e}", "local")
 
     def _backoff(self, attempts: int) -> float:
         return backoff(self.settings.retry_schedule, attempts, self.rng)
@@ -422,9 +385,8 @@ class RelayWorker:
                 body = self.queue.read_body(eid) if full else self.queue.read_headers(eid)
             except NoSuchEntry:
                 body = b""
-        where = self.reports.send(sender=entry.sender, queue_id=entry.queue_id,
-                                  arrival=entry.arrival, recipients=rcpts, original=body,
-                                  action=action, now=now,
+        where = self.reports.send(sender=entry.sender, queue_id=entry.queue_id, arrival=entry.arrival,
+                                  recipients=rcpts, original=body, action=action, now=now,
                                   retry_until=entry.expires(self.settings.queue_lifetime),
                                   envid=entry.envid, ret=entry.ret)
         if where is None:
