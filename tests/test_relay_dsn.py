@@ -8,7 +8,8 @@ import pytest
 from clevermail.relay.queue import RelayQueue
 from clevermail.relay.worker import RelayWorker
 from relay_sink import message
-from test_relay_worker import Env, dsn_fields
+from relay_worker_env import Env
+from test_relay_worker import dsn_fields
 
 SENDER = "alice@here.test"
 

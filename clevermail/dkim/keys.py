@@ -19,7 +19,8 @@ pending.  Rotation is publish-then-switch (as dkim-rotate and Stalwart's separat
 listed but never used, until `activate` (after `clevermail dkim activate` saw its
 records in DNS) moves it to the end of the manifest; the old pair stays listed, and
 must stay published while mail signed with it may still be verified, until it is
-deleted.  A domain's first pair signs at once: there is nothing to switch from.  A key the manifest lists but that is missing or unreadable is an error
+deleted.  A domain's first pair signs at once: there is nothing to switch from.
+A key the manifest lists but that is missing or unreadable is an error
 (DkimKeyError): the service refuses to start and `config check` names it, so a lost
 key never turns into mail signed less than the operator believes.
 
