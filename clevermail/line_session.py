@@ -94,6 +94,9 @@ class LineSession(socketserver.BaseRequestHandler):
         self.cut_off = False        # cut() was called: the server stops, drain time over
         self._said_shutdown = False
         self.reader = None
+        # let go by the server's IdleHub (IMAP IDLE): counted among the few sessions
+        # woken at once until this one waits again or ends (see idle_hub.py)
+        self.activation = None
         # The wait for a command: the socket and the server's drain signal in one poll
         # (a server without one, as the session tests' fake, leaves the wait to recv).
         self._poller = None
@@ -166,6 +169,7 @@ class LineSession(socketserver.BaseRequestHandler):
             self.closed()
             self.server.release(self)
             self.log.info("disconnect")
+            self.end_activation()   # the end of a mass close is paced too
 
     def finish(self):
         try:
@@ -185,6 +189,8 @@ class LineSession(socketserver.BaseRequestHandler):
     def wait_for_command(self):
         """Wait until the next command can be read (a buffered one at once; the poll
         times out as the socket would); False when draining: shutdown reply sent."""
+        if self.activation is not None:
+            self.end_activation()
         if not self.server.draining:
             if self._poller is None or self.reader.has_buffered():
                 return True
@@ -196,6 +202,11 @@ class LineSession(socketserver.BaseRequestHandler):
         if self.in_message():
             return True                     # the rest of the message: read it (a cut ends the wait)
         return self._drained()
+
+    def end_activation(self):
+        activation, self.activation = self.activation, None
+        if activation is not None:
+            activation.done()
 
     def _drained(self):
         self.log.info("server shutting down: session closed")

@@ -25,6 +25,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
+from .idle_hub import IdleHub
 from .metrics import NO_METRICS
 from .session_threads import SessionThreads
 from .tls_context import StaticContext
@@ -67,7 +68,12 @@ class MailServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
-    request_queue_size = 256
+    # The listen backlog (the kernel caps it at net.core.somaxconn).  Thousands of clients
+    # connecting at once (IDLE clients coming back after a network cut) overflow a short
+    # one; past it a handshake finished by a SYN cookie is dropped with no retry, and an
+    # IMAP or SMTP client, waiting for the greeting, waits forever (issue 18: 101 of 2,000
+    # at 256 with 512 connecting at once).
+    request_queue_size = 1024
 
     def __init__(self, address, session_class, handler, *, protocol, hostname, limits, policy,
                  ssl_context=None, implicit_tls=False, throttle=None, sock=None,
@@ -99,6 +105,9 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.drain_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._close_drain_fd = weakref.finalize(self, os.close, self.drain_fd)
         self.threads = SessionThreads(self.process_request_thread, f"clevermail-{protocol}")
+        # where sessions that wait long (IDLE) sleep: woken a few at a time (idle_hub.py);
+        # its thread starts with the first such wait, close_all() ends it
+        self.hub = IdleHub(f"clevermail-{protocol}-idle")
         self._accept_warned = float("-inf")
         if sock is None:
             super().__init__((host.strip("[]"), address[1]), session_class)
@@ -242,6 +251,8 @@ class MailServer(socketserver.ThreadingTCPServer):
         for session in live:
             session.abort()
         self.threads.stop()
+        # after the drain and the cut: a session still parked there polls for itself
+        self.hub.stop()
 
     def handle_error(self, request, client_address):
         self.log.exception("unhandled error in session from %s", client_address[0])

@@ -12,6 +12,9 @@ Here a session still has a thread to itself for its whole life, but a thread who
 session has ended waits (up to `idle_timeout`) for the next connection instead of
 exiting; new threads are started only when no thread is waiting.  Handing a
 connection to a waiting thread is one put() on a C queue: the accept loop never waits.
+At most `keep` threads wait so: after 10,000 sessions ended at once, 10,000 threads
+waking together at the end of their wait (or at stop) would fight for the GIL as the
+sessions' end did (issue 18); the rest end with their session.
 """
 
 import itertools
@@ -20,13 +23,15 @@ import threading
 import time
 
 IDLE_THREAD_SECONDS = 60.0
+KEEP_IDLE_THREADS = 64      # threads kept waiting for the next connection, at most
 
 
 class SessionThreads:
-    def __init__(self, run, name, idle_timeout=IDLE_THREAD_SECONDS):
+    def __init__(self, run, name, idle_timeout=IDLE_THREAD_SECONDS, keep=KEEP_IDLE_THREADS):
         self._run = run                   # run(*job): serves one connection to its end
         self._name = name
         self.idle_timeout = idle_timeout
+        self.keep = keep
         self._jobs = queue.SimpleQueue()
         self._lock = threading.Lock()
         # Invariant (under _lock): threads waiting in _next() == _idle + jobs queued,
@@ -62,9 +67,10 @@ class SessionThreads:
                 self._threads.discard(threading.current_thread())
 
     def _next(self):
-        """The next job, or None: stopped, or idle for `idle_timeout`."""
+        """The next job, or None: stopped, enough threads wait already, or idle for
+        `idle_timeout`."""
         with self._lock:
-            if self._stopped:
+            if self._stopped or self._idle >= self.keep:
                 return None
             self._idle += 1
         while True:

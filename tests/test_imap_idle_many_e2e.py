@@ -95,9 +95,10 @@ def test_many_idle_sessions_share_one_wake_up(service):
         idler.idle()
     idling_on_inbox(service, SESSIONS)
     # the test process holds both ends: each session is its client socket and the
-    # server's; a descriptor per session beyond that (an eventfd each) would be 3 per
+    # server's; beyond that a few in all (the folder's wake-up, the IdleHub's epoll and
+    # its dups), where a descriptor per session (an eventfd each) would be 40 more
     added = open_fds() - before
-    assert added <= 2 * SESSIONS + 4, added
+    assert added - 2 * SESSIONS <= 8, added
 
     with smtplib.SMTP("127.0.0.1", service.port("smtp"), timeout=WAIT) as smtp:
         smtp.sendmail("carol@remote.test", [ALICE], message(2, sender="carol@remote.test"))

@@ -1,8 +1,10 @@
 """Tests for clevermail.process: `clevermail start`'s process-wide tuning (GIL switch
-interval, descriptor limit).  Each test puts the interpreter back as it found it."""
+interval, descriptor limit, thread stack size).  Each test puts the interpreter back as
+it found it.  That the paths a client drives fit the stack: test_thread_stack.py."""
 
 import resource
 import sys
+import threading
 
 import pytest
 
@@ -13,7 +15,9 @@ from clevermail import process
 def restore_process():
     interval = sys.getswitchinterval()
     limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    stack = threading.stack_size()
     yield interval, limits
+    threading.stack_size(stack)
     sys.setswitchinterval(interval)
     resource.setrlimit(resource.RLIMIT_NOFILE, limits)     # lowering is always allowed
 
@@ -25,6 +29,7 @@ def test_tune_process_shortens_the_switch_interval_and_raises_the_fd_limit(resto
     process.tune_process()
     assert sys.getswitchinterval() == pytest.approx(process.SWITCH_INTERVAL)
     assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    assert threading.stack_size() == process.THREAD_STACK_SIZE
 
 
 def test_tune_process_never_lengthens_a_shorter_interval(restore_process):
@@ -34,9 +39,10 @@ def test_tune_process_never_lengthens_a_shorter_interval(restore_process):
 
 
 def test_importing_the_package_changes_nothing():
-    code = ("import resource, sys; before = (sys.getswitchinterval(), resource.getrlimit(resource.RLIMIT_NOFILE)); "
-            "import clevermail.cli, clevermail.service; "
-            "print(before == (sys.getswitchinterval(), resource.getrlimit(resource.RLIMIT_NOFILE)))")
+    code = ("import resource, sys, threading\n"
+            "now = lambda: (sys.getswitchinterval(), resource.getrlimit(resource.RLIMIT_NOFILE), "
+            "threading.stack_size())\n"
+            "before = now(); import clevermail.cli, clevermail.service; print(before == now())")
     import subprocess
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "True", out.stderr

@@ -102,6 +102,23 @@ def test_idle_threads_end_after_the_idle_timeout(jobs, thread_guard):
     assert wait_for(lambda: pool.size == 0)
 
 
+def test_only_so_many_threads_wait_for_the_next_job(jobs, thread_guard):
+    """After a mass close only `keep` threads stay to wait: the others end with their
+    session, instead of all waking together later."""
+    pool = SessionThreads(jobs.run, "t", keep=2)
+    try:
+        for i in range(5):
+            pool.submit(i)
+        assert wait_for(lambda: len(jobs.ran) == 5)
+        for i in range(5):
+            jobs.let_go(i)
+        assert wait_for(lambda: pool.size == 2)
+        assert pool.waiting == 2
+    finally:
+        pool.stop()
+        pool.join(5)
+
+
 def test_many_short_jobs_all_run_exactly_once(thread_guard):
     done, lock = [], threading.Lock()
 

@@ -194,6 +194,12 @@ class Waiter:
             self._epoch = epoch
             return epoch.fd
 
+    @property
+    def epoch(self):
+        """What arm() armed (one object per descriptor the folder hands out: a key for
+        a poller that watches each shared descriptor once, idle_hub.py), or None."""
+        return self._epoch
+
     def disarm(self):
         """Done polling the descriptor arm() gave (it may be closed from now on)."""
         epoch, self._epoch = self._epoch, None

@@ -1,0 +1,254 @@
+"""IdleHub: where session threads that wait long (IMAP IDLE) sleep, so that waking
+thousands of them at once never sets thousands of threads fighting for the GIL.
+
+One thread per session stays the design (a session's code is straight-line, its thread
+holds its state), but a thread blocked in poll() on its own socket is woken by the
+kernel, and when 10,000 sockets close at once (a network cut, a client host going
+down), a folder with 10,000 IDLE sessions gets a new message, or the server drains,
+10,000 threads return from poll() together and queue for the GIL.  A thread waiting for
+the GIL wakes every switch interval to ask for it, so they burned both cores for
+minutes: the SMTP session that delivered the message waited 120 s for the GIL to say
+250, and SIGTERM did not get through (issue 18).
+
+So an idle session thread does not poll: it parks here, on a lock of its own (memory,
+no descriptor), and its socket and the descriptors it waits on are watched by the
+hub's one thread through one epoll descriptor.  Descriptors many sessions share (a
+folder's wake-up, store/waiters.py; the server's drain signal) are watched once, under
+a key, through a dup() the hub owns, so a waiter closing its number never leaves the
+hub watching a number given to another file.  When something fires, the hub makes the
+sessions it concerns runnable and lets them go a few at a time: at most `limit`
+sessions are *active* (released and not yet back, parked again or ended, `done()`),
+and an activation stops counting after `lease` seconds whatever it does (a session
+blocked writing to a stalled client must not hold the others back).  The rest sleep
+on their locks, costing nothing, until their turn.
+
+A woken session checks its own descriptors with poll(0) (the hub says only that
+something may be ready); a session that times out leaves by itself.  Registration is
+one epoll_ctl per park and per leave, and a parked session wakes no thread but its own.
+"""
+
+import collections
+import logging
+import os
+import select
+import threading
+import time
+
+ACTIVE_LIMIT = 4        # sessions released and not yet back, at once
+LEASE = 0.2             # seconds an activation counts against the limit at most
+
+log = logging.getLogger("clevermail.idle_hub")
+
+_PARKED, _QUEUED, _RELEASED, _LEFT = range(4)
+
+
+class Ticket:
+    """One parked wait; after park() it is the session's activation until done()."""
+
+    __slots__ = ("lock", "sock_fd", "keys", "state", "counted", "hub")
+
+    def __init__(self, hub, sock_fd, keys):
+        self.hub, self.sock_fd, self.keys = hub, sock_fd, keys
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.state = _PARKED
+        self.counted = False        # one of the `limit` activations
+
+    def done(self):
+        """The session is back (it parks again, waits for a command, or ended)."""
+        if self.counted:
+            self.hub._done(self)
+
+
+class _Shared:
+    __slots__ = ("fd", "tickets")
+
+    def __init__(self, fd):
+        self.fd, self.tickets = fd, set()
+
+
+class IdleHub:
+    def __init__(self, name, limit=ACTIVE_LIMIT, lease=LEASE):
+        self.name, self.limit, self.lease = name, limit, lease
+        self._lock = threading.Lock()
+        self._epoll = None          # made with the thread, at the first park()
+        self._wake_fd = None        # the thread's own wake-up (stop, a lease to time)
+        self._thread = None
+        self._stopped = False
+        self._by_sock = {}          # socket fd -> Ticket parked
+        self._shared = {}           # key -> _Shared: a descriptor many tickets wait on
+        self._shared_by_fd = {}     # the hub's dup -> key
+        self._runnable = collections.deque()    # tickets to release, in order
+        self._active = collections.deque()      # (lease end, ticket) counted, oldest first
+        self._count = 0
+
+    @property
+    def parked(self):
+        with self._lock:
+            return len(self._by_sock)
+
+    # -- the session's side ------------------------------------------------------------
+    def park(self, sock_fd, shared, timeout):
+        """Sleep until the hub lets this session go (its socket or one of `shared`,
+        [(key, fd)], may be readable) or `timeout` seconds pass.  (ticket, woken):
+        call ticket.done() when the session is back; woken False: the time ran out.
+        (None, False) at once after stop(): the caller polls for itself."""
+        ticket = Ticket(self, sock_fd, [key for key, _ in shared])
+        with self._lock:
+            if self._stopped:
+                return None, False
+            if self._thread is None:
+                self._start()
+            self._epoll.register(sock_fd, select.EPOLLIN | select.EPOLLONESHOT)
+            self._by_sock[sock_fd] = ticket
+            for key, fd in shared:
+                entry = self._shared.get(key)
+                if entry is None:
+                    entry = self._shared[key] = _Shared(os.dup(fd))
+                    self._shared_by_fd[entry.fd] = key
+                    self._epoll.register(entry.fd, select.EPOLLIN | select.EPOLLONESHOT)
+                entry.tickets.add(ticket)
+        woken = ticket.lock.acquire(timeout=max(0.0, timeout))
+        with self._lock:
+            if ticket.state in (_PARKED, _QUEUED):   # timed out (a queued one is skipped)
+                self._leave(ticket)
+            elif ticket.state == _RELEASED:
+                woken = True        # released as the time ran out: it is an activation
+        return ticket, woken
+
+    def _leave(self, ticket):
+        # (lock held) a ticket that timed out
+        ticket.state = _LEFT
+        self._unregister(ticket)
+
+    def _unregister(self, ticket):
+        # (lock held) the ticket's registrations go; a shared descriptor nobody waits
+        # on any more is closed
+        if self._by_sock.get(ticket.sock_fd) is ticket:
+            del self._by_sock[ticket.sock_fd]
+            try:
+                self._epoll.unregister(ticket.sock_fd)
+            except (OSError, ValueError):
+                pass
+        for key in ticket.keys:
+            entry = self._shared.get(key)
+            if entry is not None:
+                entry.tickets.discard(ticket)
+                if not entry.tickets:
+                    self._drop_shared(key, entry)
+
+    def _drop_shared(self, key, entry):
+        del self._shared[key]
+        del self._shared_by_fd[entry.fd]
+        try:
+            self._epoll.unregister(entry.fd)
+        except (OSError, ValueError):
+            pass
+        os.close(entry.fd)
+
+    def _done(self, ticket):
+        with self._lock:
+            if ticket.counted:
+                ticket.counted = False
+                self._count -= 1
+                self._release_runnable(time.monotonic())
+
+    # -- the hub's thread --------------------------------------------------------------
+    def _start(self):
+        self._epoll = select.epoll()
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._wake_fd, select.EPOLLIN)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        timeout = -1
+        while True:
+            try:
+                events = self._epoll.poll(timeout)
+            except InterruptedError:
+                continue
+            with self._lock:
+                if self._stopped:
+                    return
+                try:
+                    timeout = self._handle(events)
+                except Exception:       # the sessions fall back on their own timeouts
+                    log.exception("idle hub: events not handled")
+                    timeout = 1.0
+
+    def _handle(self, events):
+        """(lock held) Queue the tickets the events concern, let some go; the next
+        poll's timeout."""
+        for fd, _ in events:
+            if fd == self._wake_fd:
+                try:
+                    os.eventfd_read(fd)
+                except BlockingIOError:
+                    pass
+                continue
+            ticket = self._by_sock.get(fd)
+            if ticket is not None:
+                self._queue(ticket)
+                continue
+            key = self._shared_by_fd.get(fd)
+            if key is not None:
+                entry = self._shared[key]
+                self._drop_shared(key, entry)
+                for ticket in entry.tickets:
+                    self._queue(ticket)
+        return self._release_runnable(time.monotonic())
+
+    def _queue(self, ticket):
+        # (lock held) the ticket goes in line; its registrations go now
+        if ticket.state == _PARKED:
+            self._unregister(ticket)
+            ticket.state = _QUEUED
+            self._runnable.append(ticket)
+
+    def _release_runnable(self, now):
+        """(lock held) Let tickets go while fewer than `limit` are active; the seconds
+        until the oldest activation's lease ends when some still wait (-1: none)."""
+        active, runnable = self._active, self._runnable
+        while active and (active[0][0] <= now or not active[0][1].counted):
+            _, ticket = active.popleft()
+            if ticket.counted:          # its lease is over: it no longer holds others back
+                ticket.counted = False
+                self._count -= 1
+        while runnable and self._count < self.limit:
+            ticket = runnable.popleft()
+            if ticket.state != _QUEUED:
+                continue                # it left by itself (timed out)
+            ticket.state = _RELEASED
+            ticket.counted = True
+            self._count += 1
+            active.append((now + self.lease, ticket))
+            ticket.lock.release()
+        if runnable and active:
+            return min(max(0.0, active[0][0] - now), 60.0)
+        return -1
+
+    def stop(self, timeout=5.0):
+        """Let every parked session go and end the thread (server stop, once the
+        sessions were told)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            parked = list(self._by_sock.values()) + list(self._runnable)
+            for key, entry in list(self._shared.items()):
+                parked.extend(entry.tickets)
+                self._drop_shared(key, entry)
+            for ticket in parked:
+                if ticket.state in (_PARKED, _QUEUED):
+                    ticket.state = _LEFT
+                    ticket.lock.release()
+            self._by_sock.clear()
+            self._runnable.clear()
+            thread = self._thread
+            if thread is not None:
+                os.eventfd_write(self._wake_fd, 1)
+        if thread is not None:
+            thread.join(timeout)
+            self._epoll.close()
+            os.close(self._wake_fd)

@@ -1,0 +1,158 @@
+"""Tests for clevermail.idle_hub: parked session threads woken by their socket or by a
+descriptor they share (watched once, through the hub's own dup), a few at a time (the
+active limit, the lease), leaving by themselves on a timeout, and let go at stop."""
+
+import os
+import socket
+import threading
+
+import pytest
+
+from clevermail.idle_hub import IdleHub
+from waiting import wait_for
+
+WAIT = 10.0     # bound for anything awaited; never asserted on
+FOREVER = 1e9
+
+
+def fds():
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def hub():
+    hub = IdleHub("test-idle-hub")
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def pairs():
+    made = []
+
+    def make(count=1):
+        new = [socket.socketpair() for _ in range(count)]
+        made.extend(new)
+        return new
+    yield make
+    for a, b in made:
+        a.close()
+        b.close()
+
+
+class Parker:
+    """Threads parked in the hub; what each park() returned."""
+
+    def __init__(self, hub, socks, shared=(), timeout=WAIT):
+        self.results = []
+        self.threads = [threading.Thread(target=self._park, args=(hub, s, shared, timeout))
+                        for s in socks]
+        for t in self.threads:
+            t.start()
+
+    def _park(self, hub, sock, shared, timeout):
+        self.results.append(hub.park(sock.fileno(), shared, timeout))
+
+    def join(self):
+        for t in self.threads:
+            t.join(WAIT)
+
+
+def test_a_parked_session_wakes_when_its_socket_is_readable(hub, pairs):
+    ((ours, theirs),) = pairs()
+    parker = Parker(hub, [ours])
+    assert wait_for(lambda: hub.parked == 1, timeout=WAIT)
+    theirs.sendall(b"DONE\r\n")
+    parker.join()
+    ((ticket, woken),) = parker.results
+    assert woken and hub.parked == 0
+    ticket.done()
+
+
+def test_a_shared_descriptor_wakes_everyone_on_it_and_is_watched_once(pairs):
+    hub = IdleHub("test-idle-hub", limit=100)
+    try:
+        sockets = [ours for ours, _ in pairs(20)]
+        efd = os.eventfd(0, os.EFD_NONBLOCK)
+        before = fds()
+        parker = Parker(hub, sockets, [("folder", efd)])
+        assert wait_for(lambda: hub.parked == 20, timeout=WAIT)
+        # the epoll, its wake-up and one dup of the shared descriptor: not one per session
+        assert len(fds() - before) == 3
+        (hub_dup,) = [entry.fd for entry in hub._shared.values()]
+        os.close(efd)           # the waiters' number may go: the hub watches its own dup
+        os.eventfd_write(hub_dup, 1)     # the folder's wake-up, to the same file
+        parker.join()
+        assert len(parker.results) == 20 and all(woken for _, woken in parker.results)
+        assert hub.parked == 0 and hub._shared == {}
+        for ticket, _ in parker.results:
+            ticket.done()
+        assert hub._count == 0
+    finally:
+        hub.stop()
+
+
+def test_sessions_are_let_go_a_few_at_a_time(pairs):
+    hub = IdleHub("test-idle-hub", limit=2, lease=FOREVER)
+    try:
+        sockets = [ours for ours, _ in pairs(6)]
+        efd = os.eventfd(0, os.EFD_NONBLOCK)
+        parker = Parker(hub, sockets, [("drain", efd)])
+        assert wait_for(lambda: hub.parked == 6, timeout=WAIT)
+        os.eventfd_write(efd, 1)
+        assert wait_for(lambda: len(parker.results) == 2, timeout=WAIT)
+        assert hub._count == 2 and len(hub._runnable) == 4      # the rest wait their turn
+        woken = 2
+        while woken < 6:
+            parker.results[woken - 2][0].done()        # one back: one more goes
+            woken += 1
+            assert wait_for(lambda: len(parker.results) == woken, timeout=WAIT)
+            assert hub._count == 2
+        parker.join()
+        for ticket, _ in parker.results:
+            ticket.done()
+        assert hub._count == 0
+        os.close(efd)
+    finally:
+        hub.stop()
+
+
+def test_a_lease_ends_an_activation_that_never_comes_back(pairs):
+    hub = IdleHub("test-idle-hub", limit=1, lease=0.01)
+    try:
+        sockets = [ours for ours, _ in pairs(3)]
+        efd = os.eventfd(0, os.EFD_NONBLOCK)
+        parker = Parker(hub, sockets, [("folder", efd)])
+        assert wait_for(lambda: hub.parked == 3, timeout=WAIT)
+        os.eventfd_write(efd, 1)
+        parker.join()              # none calls done(): the leases let the others go
+        assert len(parker.results) == 3 and all(woken for _, woken in parker.results)
+        os.close(efd)
+    finally:
+        hub.stop()
+
+
+def test_a_timed_out_session_leaves_and_its_registrations_go(hub, pairs):
+    ((ours, _),) = pairs()
+    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    ticket, woken = hub.park(ours.fileno(), [("folder", efd)], 0.01)
+    assert not woken and hub.parked == 0 and hub._shared == {}
+    ticket.done()                   # not an activation: nothing to give back
+    assert hub._count == 0
+    os.close(efd)
+
+
+def test_stop_lets_every_parked_session_go_and_closes_its_descriptors(pairs):
+    before = fds()
+    hub = IdleHub("test-idle-hub")
+    sockets = [ours for ours, _ in pairs(5)]
+    after_sockets = fds()
+    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    parker = Parker(hub, sockets, [("folder", efd)], timeout=FOREVER)
+    assert wait_for(lambda: hub.parked == 5, timeout=WAIT)
+    hub.stop()
+    parker.join()
+    assert len(parker.results) == 5 and not any(t.is_alive() for t in parker.threads)
+    assert hub.park(sockets[0].fileno(), [], WAIT) == (None, False)   # polls for itself
+    os.close(efd)
+    assert fds() - after_sockets == set() and before <= after_sockets
