@@ -77,6 +77,10 @@ user = string(default='')
 group = string(default='')
 # Seconds a stop waits for commands in progress (a message being received) before the remaining sessions are cut; idle ones are closed at once.
 drain_time = float(min=0, default=10)
+# Listener kinds behind a load balancer (smtp, submission, submissions, pop3, pop3s, imap, imaps, managesieve): each connection must come from proxy_networks and begin with a PROXY header (v1 or v2, HAProxy's send-proxy) naming the client.
+proxy_protocol = force_list(default=list())
+# The load balancers' addresses (CIDR list) for proxy_protocol.
+proxy_networks = cidr_list(default=list())
 # Processes serving the listeners (1 = one process; a busy server sets its number of cores): each a threaded server on the same sockets and data.
 workers = integer(min=1, max=64, default=1)
 
@@ -334,6 +338,7 @@ def _check_semantics(conf):
     if needs_tls and not tls["certificate"]:
         problems.append(f"{', '.join(needs_tls)}: TLS listeners need [tls] certificate and key")
     problems.extend(check_names(conf["server"]["user"].strip(), conf["server"]["group"].strip()))
+    problems.extend(_proxy_problems(conf["server"]))
     problems.extend(_name_problems(conf["server"]))
     # int_list(min=1) bounds the list's length (never empty), not its values
     if any(delay < 1 for delay in conf["relay"]["retry_schedule"]):
@@ -351,6 +356,16 @@ def _check_semantics(conf):
         problems.append(f"[metrics] listen: {metrics['listen'][0]} is not a loopback address and the "
                         "metrics have no authentication; set [metrics] allow_remote = yes to serve them there")
     return problems
+
+
+def _proxy_problems(server):
+    kinds = [k.strip() for k in server["proxy_protocol"] if k.strip()]
+    known = [kind for kind, *_ in LISTENER_KEYS]
+    out = [f"[server] proxy_protocol: {k!r} is not a listener kind ({', '.join(known)})"
+           for k in kinds if k not in known]
+    if kinds and not server["proxy_networks"]:
+        out.append("[server] proxy_protocol: set proxy_networks to the load balancers' addresses")
+    return out
 
 
 def _name_problems(server):
@@ -412,7 +427,9 @@ def settings_from(conf):
             log_level=server["log_level"], log_format=server["log_format"],
             certificate=tls["certificate"], key=tls["key"],
             user=server["user"].strip(), group=server["group"].strip(),
-            drain_time=server["drain_time"], workers=server["workers"]),
+            drain_time=server["drain_time"], workers=server["workers"],
+            proxy_protocol=tuple(k.strip() for k in server["proxy_protocol"] if k.strip()),
+            proxy_networks=tuple(server["proxy_networks"])),
         limits=MappingProxyType({protocol: Limits(timeout=lim[f"{protocol}_timeout"], **shared)
                                  for protocol in PROTOCOLS}),
         policy=SessionPolicy(allow_plaintext_auth=server["allow_plaintext_auth"],

@@ -19,7 +19,8 @@ import ssl
 import struct
 
 from .deflate import DeflateSocket
-from .login import normalize_peer
+from .login import in_networks, normalize_peer
+from .proxy_protocol import HEADER_TIMEOUT, ProxyError, read_header
 from .logs import SessionLogger, redact_command, redact_tokens
 from .wire import LineReader, LineTooLong
 
@@ -69,6 +70,9 @@ class LineSession(socketserver.BaseRequestHandler):
     # -- lifecycle -----------------------------------------------------------
     def setup(self):
         self.session_id = next_session_id()
+        self.via = self.proxy_refused = None
+        if self.server.proxy_networks is not None:
+            self._read_proxy_header()
         # Once, before anything keys on it (connection counts, throttle, loopback,
         # trusted networks, logs): an IPv4 client of a dual-stack listener is IPv4.
         self.peer = normalize_peer(self.client_address[0])
@@ -106,7 +110,29 @@ class LineSession(socketserver.BaseRequestHandler):
             self._poller.register(self.connection.fileno(), select.POLLIN)
             self._poller.register(drain_fd, select.POLLIN)
 
+    def _read_proxy_header(self):
+        """A listener behind a load balancer (proxy_protocol.py): only the proxies of
+        [server] proxy_networks may connect, each connection opened by a PROXY header
+        naming the client, who then is the peer; a refusal is said by handle()."""
+        proxy = normalize_peer(self.client_address[0])
+        if not in_networks(proxy, self.server.proxy_networks):
+            self.proxy_refused = f"{proxy} is not in [server] proxy_networks"
+            return
+        try:
+            set_blocking_timeout(self.request, HEADER_TIMEOUT)
+            source = read_header(self.request)
+        except (ProxyError, OSError) as exc:
+            self.proxy_refused = f"from proxy {proxy}: {exc or 'no PROXY header in time'}"
+            return
+        self.via = proxy
+        if source is not None:
+            self.client_address = source
+
     def handle(self):
+        if self.proxy_refused is not None:
+            self.log.warning("connection refused: PROXY protocol: %s", self.proxy_refused)
+            self.server.metrics.session_refused(self.protocol)
+            return
         if not self.server.admit(self):
             draining = self.server.draining
             self.log.warning("connection refused: %s", "server shutting down" if draining
@@ -120,7 +146,10 @@ class LineSession(socketserver.BaseRequestHandler):
             return
         self.server.metrics.session_opened(self.protocol)
         try:
-            self.log.info("connect")
+            if self.via:
+                self.log.info("connect via proxy %s", self.via)
+            else:
+                self.log.info("connect")
             if self.server.implicit_tls:
                 self._wrap_tls()
             self.reader = LineReader(self.connection)

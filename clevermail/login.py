@@ -165,6 +165,17 @@ def normalize_peer(address):
     return str(mapped) if mapped is not None else address
 
 
+def in_networks(peer, nets):
+    """Whether the client address `peer` (IPv4-mapped already unmapped) is in `nets`."""
+    if not nets:
+        return False
+    try:
+        ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(ip in net for net in nets)
+
+
 class AuthThrottle:
     """Counts failed authentications per client address within a sliding window.
 

@@ -74,6 +74,9 @@ class MailServer(socketserver.ThreadingTCPServer):
     # IMAP or SMTP client, waiting for the greeting, waits forever (issue 18: 101 of 2,000
     # at 256 with 512 connecting at once).
     request_queue_size = 1024
+    # ipaddress networks of the load balancers whose PROXY header names the client
+    # (proxy_protocol.py), for a listener of [server] proxy_protocol; None: no PROXY
+    proxy_networks = None
 
     def __init__(self, address, session_class, handler, *, protocol, hostname, limits, policy,
                  ssl_context=None, implicit_tls=False, throttle=None, sock=None,

@@ -235,6 +235,8 @@ class MailService:
                                implicit_tls=listener.implicit_tls, throttle=self.throttle, sock=sock,
                                metrics=self.metrics)
             sockets.pop(0)
+            if listener.kind in server.proxy_protocol:      # behind a load balancer
+                srv.proxy_networks = server.proxy_networks
             self.servers.append((listener.kind, srv))
 
         try:

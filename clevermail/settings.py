@@ -49,6 +49,8 @@ class ServerSettings:
     group: str = ""                     # ...and group ("" = the user's own)
     drain_time: float = 10.0    # seconds MailService.stop lets commands in progress finish
     workers: int = 1            # processes serving the listeners (workers.py)
+    proxy_protocol: tuple = ()  # listener kinds whose connections begin with a PROXY header
+    proxy_networks: tuple = ()  # ...from these load balancers (ipaddress networks)
 
 
 @dataclass(frozen=True)

@@ -20,24 +20,13 @@ components are read from the file handler at each use, so a reload (which swaps
 `handler.defence`, `handler.inbound`, `handler.senders`) takes effect at the next step.
 """
 
-import ipaddress
 import select
 import socket
 
+from ..login import in_networks
 from . import replies as R
 from .message import Header
 from .replies import SMTPReplyError
-
-
-def in_networks(peer, nets):
-    """Whether the client address `peer` (IPv4-mapped already unmapped) is in `nets`."""
-    if not nets:
-        return False
-    try:
-        ip = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(ip in net for net in nets)
 
 
 class Policy:
