@@ -73,6 +73,7 @@ class FakeServer:
     implicit_tls = False
     draining = False            # MailServer's drain flag and signal (none here)
     drain_fd = None
+    proxy_networks = None       # no PROXY header (proxy_protocol.py)
     limit_defaults = {"timeout": 10.0, "errors_per_session": 20, "auth_failure_delay": 0}
 
     def __init__(self, handler, *, limits=None, policy=SessionPolicy(), ssl_context=None,
