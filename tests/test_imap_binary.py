@@ -5,7 +5,7 @@ storable, the UNKNOWN-CTE answer.  Pure tests first, then sessions over socketpa
 import pytest
 
 from clevermail.imap import binary, mime
-from clevermail.imap.fetch import parse_fetch_items
+from clevermail.imap.fetch_items import parse_fetch_items
 from clevermail.imap.parser import Literal8, ParseError, parse_command
 from clevermail.imap.replies import IMAPBad
 from imap_helpers import client, handler, open_session, selected, store  # noqa: F401 (fixtures)

@@ -13,7 +13,8 @@ import re
 import pytest
 
 from clevermail.imap import mime
-from clevermail.imap.fetch import flag_text, parse_fetch_items, render_fetch, render_index_only
+from clevermail.imap.fetch import flag_text, render_fetch, render_index_only
+from clevermail.imap.fetch_items import parse_fetch_items
 from clevermail.imap.replies import IMAPBad
 from clevermail.store.view import Message
 

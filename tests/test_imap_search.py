@@ -488,7 +488,8 @@ NESTED_PREFIX = (
 
 
 def _fetch(raw, section):
-    from clevermail.imap.fetch import parse_fetch_items, render_fetch
+    from clevermail.imap.fetch import render_fetch
+    from clevermail.imap.fetch_items import parse_fetch_items
     out = render_fetch(parse_fetch_items("BODY.PEEK[%s]" % section), Msg(raw), Ctx.read)
     return out[out.index(b"}\r\n") + 3:-1]
 

@@ -39,7 +39,9 @@ names.py             mailbox names on the wire (mUTF-7, or UTF-8 after ENABLE UT
                      attributes
 rev2.py              IMAP4rev2 beside IMAP4rev1: the RFC 9051 Appendix E checklist and
                      the LIST line of SELECT and RENAME
-fetch.py, search.py  FETCH items and SEARCH keys: parsing and rendering/matching
+fetch.py, search.py  FETCH items and SEARCH keys: rendering/matching
+fetch_items.py       the FETCH item list parsed (pure)
+fetch_cache.py       rendered FETCH metadata per message, shared by the sessions
 sections.py          section-spec and <partial> syntax (FETCH items, URLs; pure)
 search_view.py       a message as SEARCH's keys see it, computed lazily
 binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPENDs made

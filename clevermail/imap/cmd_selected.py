@@ -19,7 +19,8 @@ import functools
 from ..store.errors import MessageGone, NoSuchFolder
 from . import replies as R
 from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, vanished_line
-from .fetch import flag_text, parse_fetch_items, render_fetch, render_index_only
+from .fetch import flag_text, render_fetch, render_index_only
+from .fetch_items import parse_fetch_items
 from .names import mailbox_name
 from .parser import Atom, flag_list
 from .seqset import parse_sequence_set, uid_set_text
@@ -174,6 +175,10 @@ def _fetch(session, args, uid_mode):
     messages = view.messages(seqs)
     read = functools.partial(handler.read_message, view)
     ident = functools.partial(handler.email_id, view)
+    # metadata rendered before, by any session (fetch_cache.py); a UID's content never
+    # changes within its UIDVALIDITY
+    memo = functools.partial(handler.fetch_cache.memo, (session.account.address, view.name, view.uidvalidity)) \
+        if request.cached else _no_memo
     missing = False
     sent = []
     mailbox = session.mailbox
@@ -182,7 +187,8 @@ def _fetch(session, args, uid_mode):
         nonlocal missing
         for msg in messages:
             try:
-                data = render_fetch(request, msg, read, extra_flags=msg.uid in seen_now, ident=ident)
+                data = render_fetch(request, msg, read, extra_flags=msg.uid in seen_now, ident=ident,
+                                    memo=memo(msg.uid))
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue
@@ -194,6 +200,10 @@ def _fetch(session, args, uid_mode):
     session.log_retrieval(session.account.address, view.name, sent)
     if missing or len(messages) < len(seqs):
         raise R.MESSAGE_GONE.error()
+
+
+def _no_memo(uid):
+    return None
 
 
 def _changed_seqs(session, view, args, uid_mode, request):

@@ -1,8 +1,8 @@
 """FETCH data items: the request (RFC 3501 section 6.4.5) and the attribute
 list of one untagged FETCH response (RFC 3501 section 7.4.2).
 
-parse_fetch_items() turns the token after the sequence set into a
-FetchRequest whose items each carry a render function chosen once.  A message is
+fetch_items.parse_fetch_items() turns the token after the sequence set into a
+FetchRequest whose items each carry a render function chosen once (made here).  A message is
 the folder view's Message value (store/view.py: seq, uid, flags as a frozenset of
 names, internaldate, size); its content comes from a `read(msg)` the caller passes
 (the file handler's read_message), called only for items that need it.
@@ -11,27 +11,25 @@ INTERNALDATE, RFC822.SIZE: FETCH 1:* (UID FLAGS) over a big folder) with one for
 operation per message: no regex, no MIME code, no message file.  render_fetch()
 renders one message.  Items derived from the message text (ENVELOPE, BODY,
 BODYSTRUCTURE, BODY[section], RFC822*) come from clevermail.imap.mime, which parses
-a message at most once per render.  The section-spec and partial syntax is
+a message at most once per render.  ENVELOPE, BODY, BODYSTRUCTURE and header sections
+go through the message's memo of the shared fetch_cache.FetchCache when the caller
+hands one: rendered once, by any session.  The section-spec and partial syntax is
 sections.py's.
 """
 
 import functools
 
 from clevermail.imap import binary, dates, mime
-from clevermail.imap.parser import section_end
-from clevermail.imap.replies import IMAPBad, IMAPNo
-from clevermail.imap.sections import bad, parse_partial, parse_section_spec, shown
+from clevermail.imap.replies import IMAPNo
 
-__all__ = ["FetchItem", "FetchRequest", "flag_text", "parse_fetch_items", "render_fetch",
-           "render_index_only"]
+__all__ = ["FetchItem", "FetchRequest", "flag_text", "render_fetch", "render_index_only"]
 
+# Items the shared cache keeps (fetch_cache.py), and the header sections it keeps:
+# small, and asked for again and again (message lists).
+_CACHED = frozenset(("ENVELOPE", "BODY", "BODYSTRUCTURE"))
+_HEADER_SECTIONS = frozenset(("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"))
 # Items answered from the index alone (no message bytes needed); MODSEQ is RFC 7162's.
 _NO_MESSAGE = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"))
-_MACROS = {
-    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
-    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
-    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
-}
 
 
 class FetchItem:
@@ -59,7 +57,7 @@ class FetchItem:
 class FetchRequest:
     """Parsed FETCH items in request order, with what serving them needs."""
 
-    __slots__ = ("items", "needs_message", "sets_seen", "_fns", "_has_flags")
+    __slots__ = ("items", "needs_message", "sets_seen", "cached", "_fns", "_has_flags")
 
     def __init__(self, items):
         self.items = list(items)
@@ -71,6 +69,9 @@ class FetchRequest:
         # RFC 3501 6.4.5: BODY[...] (not PEEK), RFC822 and RFC822.TEXT set \Seen.
         self.sets_seen = any(i.section is not None and not i.peek for i in items)
         self._has_flags = any(i.name == "FLAGS" for i in items)
+        # an item the shared cache keeps (fetch_cache.py): worth the message's memo
+        self.cached = any(i.name in _CACHED or (i.section is not None and i.section[1] in _HEADER_SECTIONS)
+                          for i in items)
         self._fns = tuple(i.render for i in items)
 
     def add_uid(self):
@@ -116,10 +117,23 @@ class _Content:
     """The content of the message one render_fetch call renders: read through the
     caller's `read(msg)` and parsed (mime.py) at most once, only if an item needs it."""
 
-    __slots__ = ("_read", "_msg", "_parsed", "_ident")
+    __slots__ = ("_read", "_msg", "_parsed", "_ident", "_memo")
 
-    def __init__(self, read, msg, ident=None):
+    def __init__(self, read, msg, ident=None, memo=None):
         self._read, self._msg, self._parsed, self._ident = read, msg, None, ident
+        self._memo = memo       # fetch_cache.MessageMemo: this message's rendered metadata
+
+    def cached(self, item, render):
+        """render(self)'s bytes for a metadata item, from the shared cache when another
+        FETCH rendered it before (no file read, no parse), else made and kept."""
+        memo = self._memo
+        if memo is None:
+            return render(self)
+        value = memo.get(item)
+        if value is None:
+            value = render(self)
+            memo.put(item, value)
+        return value
 
     def email_id(self):
         """The message's stable id (RFC 8474 EMAILID), through the caller's ident(msg)."""
@@ -132,15 +146,16 @@ class _Content:
         return self._parsed
 
 
-def render_fetch(req, msg, read=None, extra_flags=False, ident=None):
+def render_fetch(req, msg, read=None, extra_flags=False, ident=None, memo=None):
     """The parenthesized FETCH attribute list for one message.
 
     msg: a Message value (store/view.py) or one like it.  read(msg): its wire bytes,
     called once at most and only when req.needs_message.  extra_flags adds FLAGS
     when not requested (the session sets it when \\Seen changed implicitly).
-    ident(msg): the message's EMAILID, called only for that item.
+    ident(msg): the message's EMAILID, called only for that item.  memo: the
+    message's fetch_cache.MessageMemo (metadata items rendered before), or None.
     """
-    content = _Content(read, msg, ident)
+    content = _Content(read, msg, ident, memo)
     out = [f(msg, content) for f in req._fns]
     if extra_flags and not req._has_flags:
         out.append(_r_flags(msg, content))
@@ -217,16 +232,28 @@ def _r_threadid(msg, content):
     return b"THREADID NIL"
 
 
+def _envelope(content):
+    return mime.envelope(content.parsed)
+
+
+def _body(content):
+    return mime.bodystructure(content.parsed, extended=False)
+
+
+def _bodystructure(content):
+    return mime.bodystructure(content.parsed)
+
+
 def _r_envelope(msg, content):
-    return b"ENVELOPE " + mime.envelope(content.parsed)
+    return b"ENVELOPE " + content.cached("ENVELOPE", _envelope)
 
 
 def _r_body(msg, content):
-    return b"BODY " + mime.bodystructure(content.parsed, extended=False)
+    return b"BODY " + content.cached("BODY", _body)
 
 
 def _r_bodystructure(msg, content):
-    return b"BODYSTRUCTURE " + mime.bodystructure(content.parsed)
+    return b"BODYSTRUCTURE " + content.cached("BODYSTRUCTURE", _bodystructure)
 
 
 def _literal(data):
@@ -242,15 +269,27 @@ def _literal(data):
 def _section_renderer(label, section, partial):
     nums, text, fields = section
     prefix = label + b" "
+
+    def data(content):
+        return mime.section(content.parsed, nums, text, fields)
+
+    if text in _HEADER_SECTIONS:
+        # one entry whatever the request's case and order of names (the answer keeps
+        # the message's order)
+        key = (nums, text, frozenset(f.lower() for f in fields))
+        plain = data
+
+        def data(content):
+            return content.cached(key, plain)
+
     if partial is None:
         def render(msg, content):
-            return prefix + _literal(mime.section(content.parsed, nums, text, fields))
+            return prefix + _literal(data(content))
     else:
         start, stop = partial[0], partial[0] + partial[1]
 
         def render(msg, content):
-            data = mime.section(content.parsed, nums, text, fields)
-            return prefix + _literal(data[start:stop])
+            return prefix + _literal(data(content)[start:stop])
     return render
 
 
@@ -305,83 +344,3 @@ _SIMPLE = {
                                    ((), "HEADER", ()), peek=True),
     "RFC822.TEXT": _section_item("RFC822.TEXT", b"RFC822.TEXT", ((), "TEXT", ())),
 }
-
-
-# -------------------------------------------------------------------- parsing
-
-def parse_fetch_items(arg):
-    """FetchRequest for the FETCH argument after the sequence set: a macro
-    (ALL FAST FULL), one fetch-att atom, or a list of fetch-att atoms."""
-    if isinstance(arg, list):
-        if not arg:
-            raise IMAPBad("Empty list of fetch items")
-        atoms = arg
-    elif isinstance(arg, str):
-        atoms = _MACROS.get(arg.upper()) or [arg]
-    else:
-        raise IMAPBad("Invalid fetch items")
-    items, seen = [], {}
-    for atom in atoms:
-        if not isinstance(atom, str):
-            raise IMAPBad("Invalid fetch item: expected an atom")
-        if atom.upper() in _MACROS and atoms is arg:
-            # RFC 3501 9: macros stand alone, never inside a list.
-            raise IMAPBad("Fetch macro %s must be used alone" % atom.upper())
-        item = _parse_item(atom)
-        key = (item.label, item.partial)
-        if key not in seen:          # a repeated item is answered once...
-            seen[key] = len(items)
-            items.append(item)
-        elif items[seen[key]].peek and not item.peek:
-            items[seen[key]] = item  # ...but BODY[] after BODY.PEEK[] still sets \Seen
-    return FetchRequest(items)
-
-
-def _parse_item(atom):
-    up = atom.upper()
-    simple = _SIMPLE.get(up)
-    if simple is not None:
-        return simple
-    if up.startswith("BODY["):
-        peek, rest = False, atom[5:]
-    elif up.startswith("BODY.PEEK["):
-        peek, rest = True, atom[10:]
-    elif up.startswith(("BINARY[", "BINARY.PEEK[", "BINARY.SIZE[")):
-        return _parse_binary(atom, up)
-    else:
-        raise IMAPBad("Unknown fetch item: %s" % shown(atom))
-    close = section_end(rest)
-    if close < 0:
-        raise bad("Missing ]", atom)
-    nums, text, fields, label = parse_section_spec(rest[:close], atom)
-    tail = rest[close + 1:]
-    partial = parse_partial(tail, atom) if tail else None
-    label = b"BODY[" + label.encode() + b"]"
-    if partial is not None:
-        label += b"<%d>" % partial[0]
-    # BODY.PEEK[...] answers as BODY[...] (RFC 3501 7.4.2).
-    return _section_item("BODY[]", label, (nums, text, fields), partial, peek)
-
-
-def _parse_binary(atom, up):
-    """BINARY[section-binary]<partial>, BINARY.PEEK[...]<partial>, BINARY.SIZE[...]:
-    section-binary is part numbers only (RFC 3516 5)."""
-    kind, _, rest = atom.partition("[")
-    kind = kind.upper()
-    close = section_end(rest)
-    if close < 0:
-        raise bad("Missing ]", atom)
-    spec, tail = rest[:close], rest[close + 1:]
-    nums, text, _, label = parse_section_spec(spec, atom)
-    if text is not None:
-        raise bad("Only part numbers are allowed in a BINARY section", atom)
-    if kind == "BINARY.SIZE":
-        if tail:
-            raise bad("No partial allowed", atom)
-        return _binary_size_item(b"BINARY.SIZE[" + label.encode() + b"]", nums)
-    partial = parse_partial(tail, atom) if tail else None
-    answer = b"BINARY[" + label.encode() + b"]"
-    if partial is not None:
-        answer += b"<%d>" % partial[0]
-    # BINARY.PEEK[...] answers as BINARY[...] (RFC 3516 4.2)
-    return _binary_item(answer, nums, partial, kind == "BINARY.PEEK")

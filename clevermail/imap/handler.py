@@ -24,6 +24,7 @@ from ..store.folder_ops import append_message, appending, folder_status, mailbox
 from ..store.quota import folder_sizes
 from ..store.url_keys import UrlAuthKeys
 from ..store.view import FolderView, Message, ViewMode, close_view, open_view
+from .fetch_cache import FetchCache
 from .sortcache import SortCache, read_header
 
 
@@ -41,6 +42,7 @@ class IMAPFileHandler:
         self.accounts = accounts
         self.url_keys = UrlAuthKeys(store)
         self.sort_cache = SortCache()   # SORT/THREAD keys of messages, shared by sessions
+        self.fetch_cache = FetchCache()     # FETCH metadata rendered once, shared too
 
     # -- accounts -----------------------------------------------------------------
     def authenticate(self, username, password):

@@ -1,0 +1,104 @@
+"""The shared FETCH metadata cache (clevermail/imap/fetch_cache.py): pure bounds, and
+sessions over socketpairs whose second FETCH of ENVELOPE, BODYSTRUCTURE or header
+fields reads no message file and answers exactly as the first."""
+
+import pytest
+
+from clevermail.imap.fetch_cache import FetchCache
+from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
+    ALICE, append, client, deliver, handler, open_session, selected, store, two_logged_in)
+
+
+# -- pure ----------------------------------------------------------------------------------------
+def test_memo_keeps_items_per_message_and_folder():
+    cache = FetchCache()
+    memo = cache.memo(("a", "INBOX", 7), 1)
+    assert memo.get("ENVELOPE") is None
+    memo.put("ENVELOPE", b"(env)")
+    assert cache.memo(("a", "INBOX", 7), 1).get("ENVELOPE") == b"(env)"
+    assert cache.memo(("a", "INBOX", 8), 1).get("ENVELOPE") is None     # new UIDVALIDITY
+    assert cache.memo(("b", "INBOX", 7), 1).get("ENVELOPE") is None     # another user
+    memo.put("ENVELOPE", b"(other)")                                    # first one stays
+    assert cache.memo(("a", "INBOX", 7), 1).get("ENVELOPE") == b"(env)"
+
+
+def test_bounded_by_bytes_least_recently_used_first():
+    cache = FetchCache(max_bytes=3 * (1000 + 100))
+    for uid in (1, 2, 3):
+        cache.memo("f", uid).put("BODY", b"x" * 1000)
+    assert len(cache) == 3 and cache.size == 3300
+    cache.memo("f", 1)                      # used: 2 is now the oldest
+    cache.memo("f", 4).put("BODY", b"y" * 1000)
+    assert cache.size <= cache.max_bytes
+    assert cache.memo("f", 2).get("BODY") is None
+    assert cache.memo("f", 1).get("BODY") == b"x" * 1000
+
+
+def test_a_memo_evicted_while_rendering_comes_back_with_its_size():
+    cache = FetchCache(max_bytes=2500)
+    memo = cache.memo("f", 1)
+    memo.put("ENVELOPE", b"e" * 500)
+    for uid in (2, 3, 4):
+        cache.memo("f", uid).put("BODY", b"b" * 900)      # pushes message 1 out
+    memo.put("BODY", b"b" * 300)                           # its FETCH goes on
+    assert cache.size == sum(len(v) + 100 for key in list(cache._messages)
+                             for v in cache._messages[key].values())
+    assert cache.size <= cache.max_bytes
+
+
+# -- sessions ----------------------------------------------------------------------------------
+@pytest.fixture(name="reads")
+def _reads(handler, monkeypatch):
+    """The UIDs whose file the handler read, in order."""
+    seen = []
+    original = handler.read_message
+
+    def read_message(view, msg):
+        seen.append(msg.uid)
+        return original(view, msg)
+    monkeypatch.setattr(handler, "read_message", read_message)
+    return seen
+
+
+@pytest.mark.parametrize("items", [
+    "(ENVELOPE)", "(BODYSTRUCTURE)", "(BODY)", "(UID RFC822.SIZE ENVELOPE BODYSTRUCTURE)",
+    "(BODY.PEEK[HEADER.FIELDS (From Subject)])", "(BODY.PEEK[HEADER])", "(RFC822.HEADER)",
+    "(BODY.PEEK[HEADER.FIELDS.NOT (Date)]<0.20>)",
+])
+def test_a_second_session_reads_no_file_for_metadata(open_session, store, reads, items):
+    deliver(store, 3)
+    a, b = two_logged_in(open_session, select=True)
+    first = a.expect(f"FETCH 1:3 {items}").untagged
+    assert sorted(reads) == [1, 2, 3]
+    second = b.expect(f"FETCH 1:3 {items}").untagged
+    assert second == first
+    assert sorted(reads) == [1, 2, 3]           # no file opened the second time
+
+
+def test_header_fields_share_an_entry_whatever_the_case_and_order(selected, reads):
+    first = selected.expect("FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT from)])").untagged
+    second = selected.expect("FETCH 2 (BODY.PEEK[HEADER.FIELDS (From Subject)])").untagged
+    assert reads == [2]
+    assert first[0].replace("SUBJECT from", "From Subject") == second[0]
+    assert "Subject: message 2" in "\n".join(second)
+
+
+def test_the_message_text_is_never_kept(selected, reads):
+    selected.expect("FETCH 1 (BODY.PEEK[])")
+    selected.expect("FETCH 1 (BODY.PEEK[TEXT])")
+    selected.expect("FETCH 1 (ENVELOPE BODY.PEEK[])")
+    assert reads == [1, 1, 1]
+
+
+def test_a_recreated_folder_never_shows_the_old_entries(client, store, reads):
+    client.expect("CREATE Box")
+    append(client, "Box", b"From: a@x.test\r\nSubject: old one\r\n\r\nbody\r\n")
+    client.select("Box")
+    assert "old one" in client.expect("FETCH 1 (ENVELOPE)").untagged[0]
+    client.expect("UNSELECT")
+    client.expect("DELETE Box")
+    client.expect("CREATE Box")
+    append(client, "Box", b"From: a@x.test\r\nSubject: new one\r\n\r\nbody\r\n")
+    client.select("Box")
+    answer = client.expect("UID FETCH 1 (ENVELOPE)").untagged[0]     # UID 1 again
+    assert "new one" in answer and "old one" not in answer
