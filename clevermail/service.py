@@ -27,6 +27,7 @@ from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
 from .dkim.keys import DkimKeyError, KeyStore, ensure_keys, key_dir
 from .dkim.signer import Signer
+from .imap.fetch_cache import FILE_NAME as FETCH_CACHE_FILE
 from .imap.handler import IMAPFileHandler
 from .inbound.checks import InboundChecks
 from .inbound.defence import Defence
@@ -345,6 +346,9 @@ class MailService:
             return [f"[dkim] keys for the new domains not loaded ({exc}): signing as before"]
         return []
 
+    def _fetch_cache_path(self):
+        return os.path.join(self.settings.server.data_dir, FETCH_CACHE_FILE)
+
     def _listen_sockets(self):
         """[(Listener, socket)]: the inherited sockets (socket activation) or, without
         them, every listener bound here; a failure closes the ones made so far."""
@@ -368,6 +372,8 @@ class MailService:
         """Bind every listener, start serving and the relay worker.  The process
         itself is left as it is (process.tune_process is for `clevermail start`)."""
         self.build()
+        # the FETCH metadata the last run rendered (imap/fetch_cache.py)
+        self.handlers["imap"].fetch_cache.load(self._fetch_cache_path())
         self.store.start_watching()     # inotify: other processes' changes reach IDLE
         for kind, srv in self.servers:
             t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
@@ -484,6 +490,10 @@ class MailService:
         if self.started:
             self.store.stop_watching()
             self.store.save_indexes()
+            try:
+                self.handlers["imap"].fetch_cache.save(self._fetch_cache_path())
+            except OSError as exc:          # only a speed-up: the next start renders again
+                log.warning("-: FETCH cache not saved: %s", exc)
         if self.worker is not None:
             self.worker.stop(timeout)
         if getattr(self, "send_quota", None) is not None:

@@ -102,3 +102,61 @@ def test_a_recreated_folder_never_shows_the_old_entries(client, store, reads):
     client.select("Box")
     answer = client.expect("UID FETCH 1 (ENVELOPE)").untagged[0]     # UID 1 again
     assert "new one" in answer and "old one" not in answer
+
+
+# -- across restarts ---------------------------------------------------------------------------
+def test_saved_and_loaded_in_order_and_within_the_bound(tmp_path):
+    cache = FetchCache()
+    for uid in (1, 2, 3):
+        cache.memo(("a", "INBOX", 7), uid).put("ENVELOPE", b"e%d" % uid)
+    cache.memo(("a", "INBOX", 7), 1).put((("1",), "HEADER.FIELDS", frozenset({"subject"})), b"Subject: x\r\n")
+    path = tmp_path / "fc"
+    cache.save(path)
+    again = FetchCache()
+    assert again.load(path) == 3 and again.size == cache.size
+    assert again.memo(("a", "INBOX", 7), 1).get(
+        (("1",), "HEADER.FIELDS", frozenset({"subject"}))) == b"Subject: x\r\n"
+    # saved least recently used first (2, 3, then 1 with its two items): the oldest goes
+    small = FetchCache(max_bytes=102 + 214 + 10)
+    assert small.load(path) == 2
+    assert small.memo(("a", "INBOX", 7), 2).get("ENVELOPE") is None
+    assert small.memo(("a", "INBOX", 7), 1).get("ENVELOPE") == b"e1"
+
+
+@pytest.mark.parametrize("data", [b"", b"garbage", __import__("marshal").dumps((("other", 1), [])),
+                                  __import__("marshal").dumps((("clevermail fetch cache", 1),
+                                                               [("bad",), ((("a",), "x"), {"E": "str"})]))])
+def test_a_damaged_or_foreign_file_is_ignored(tmp_path, data):
+    path = tmp_path / "fc"
+    path.write_bytes(data)
+    cache = FetchCache()
+    assert cache.load(path) == 0 and len(cache) == 0
+    assert cache.load(tmp_path / "missing") == 0
+
+
+def test_a_restarted_service_answers_from_the_saved_cache(tmp_path, monkeypatch):
+    import imaplib
+
+    from clevermail.imap.handler import IMAPFileHandler
+    from clevermail.service import MailService
+    from conftest import make_config
+    from fakes import PASSWORD, make_accounts
+
+    conf = make_config(tmp_path)
+    make_accounts(conf.server.users_file)
+    with MailService(conf) as service:
+        service.store.deliver_local("", [ALICE], b"From: a@x.test\r\nSubject: kept\r\n\r\nbody\r\n")
+        with imaplib.IMAP4("127.0.0.1", service.port("imap")) as c:
+            c.login(ALICE, PASSWORD)
+            c.select("INBOX")
+            first = c.fetch("1", "(ENVELOPE BODYSTRUCTURE)")
+    reads = []
+    monkeypatch.setattr(IMAPFileHandler, "read_message",
+                        lambda self, view, msg: reads.append(msg.uid) or view.read_message(msg.uid))
+    with MailService(conf) as service:
+        with imaplib.IMAP4("127.0.0.1", service.port("imap")) as c:
+            c.login(ALICE, PASSWORD)
+            c.select("INBOX")
+            again = c.fetch("1", "(ENVELOPE BODYSTRUCTURE)")
+    assert again == first and b"kept" in again[1][0]
+    assert reads == []                  # answered from the file the first run saved

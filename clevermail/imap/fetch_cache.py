@@ -14,10 +14,24 @@ least-recently-used order and bounded by the bytes they hold.
 
 The full message and its text (BODY[], BODY[TEXT], RFC822, BINARY) are never kept:
 they are large and read once.
+
+Kept across restarts: MailService.stop save()s it to <data_dir>/imap-fetch.cache
+(marshal: only tuples, strings, numbers, bytes and frozensets; written whole and
+renamed into place, no fsync: it is only a speed-up), and start load()s it back; a
+file that is missing, of another version or damaged is ignored.
 """
 
+import logging
+import marshal
 import threading
 from collections import OrderedDict
+
+from ..durable import atomic_write
+
+log = logging.getLogger("clevermail.imap")
+
+FILE_NAME = "imap-fetch.cache"
+_FILE_TAG = ("clevermail fetch cache", 1)
 
 # What one cached value costs beyond its bytes (the key tuple, the dict slot): counted
 # so that the bound holds for many tiny values too.
@@ -71,9 +85,60 @@ class FetchCache:
             else:           # evicted while it was being rendered: back, with all it holds
                 self._messages[key] = items
                 self.size += sum(len(v) + _OVERHEAD for v in items.values())
-            while self.size > self.max_bytes and len(self._messages) > 1:
-                _, old = self._messages.popitem(last=False)
-                self.size -= sum(len(v) + _OVERHEAD for v in old.values())
+            self._evict()
+
+    def _evict(self):
+        """Drop least recently used messages until the bound holds (lock held);
+        how many were dropped."""
+        dropped = 0
+        while self.size > self.max_bytes and len(self._messages) > 1:
+            _, old = self._messages.popitem(last=False)
+            self.size -= sum(len(v) + _OVERHEAD for v in old.values())
+            dropped += 1
+        return dropped
 
     def __len__(self):
         return len(self._messages)
+
+    # -- across restarts ---------------------------------------------------------------
+    def save(self, path):
+        """Write the cache to `path` (least recently used first, as load() expects)."""
+        with self._lock:
+            entries = [(key, dict(items)) for key, items in self._messages.items() if items]
+        atomic_write(path, marshal.dumps((_FILE_TAG, entries)), durable=False)
+
+    def load(self, path):
+        """Add what save() wrote at `path` (within max_bytes); the number of messages
+        loaded, 0 when the file is missing or not one of ours."""
+        try:
+            with open(path, "rb") as f:
+                tag, entries = marshal.loads(f.read())
+            if tag != _FILE_TAG or not isinstance(entries, list):
+                raise ValueError("not a fetch cache")
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError, EOFError, TypeError) as exc:
+            log.warning("-: %s ignored: %s", path, exc)
+            return 0
+        loaded = 0
+        for entry in entries:
+            if not _valid(entry):
+                continue
+            key, items = entry
+            with self._lock:
+                if key in self._messages:
+                    continue
+                self._messages[key] = items
+                self.size += sum(len(v) + _OVERHEAD for v in items.values())
+                loaded += 1 - self._evict()
+        return max(loaded, 0)
+
+
+def _valid(entry):
+    """((folder key, uid), {item: bytes}) as save() writes it."""
+    try:
+        (folder, uid), items = entry
+    except (TypeError, ValueError):
+        return False
+    return (isinstance(uid, int) and isinstance(folder, tuple) and isinstance(items, dict)
+            and all(isinstance(v, bytes) for v in items.values()))
