@@ -1,4 +1,4 @@
-"""The value types of the configuration schema (config.py's CONFIGSPEC): the checks
+"""The value types of the configuration schema (config_schema.py): the checks
 configobj's `validate` calls by name (CHECKS) for host:port values, listen lists,
 nameservers, CIDR lists, send_as grants, certificate fingerprints and quota sizes, and
 the one host:port parser.  Each turns the text into the typed value the settings keep,

@@ -12,6 +12,9 @@ is in one; netbase's drain), the rest cut after the drain time, then the indexes
 and the relay worker stopped.  reload(settings) swaps the settings that can change
 under running sessions (each one frozen object replaced by reference, so a session
 sees the old or the new, never half of each) and names those that need a restart.
+
+Two parts of the class live beside it: service_parts.py (a factory per layer and the
+observers: /metrics, the control socket) and service_reload.py (reload()).
 """
 
 import errno
@@ -20,26 +23,14 @@ import os
 import ssl
 import threading
 import time
-from dataclasses import fields
 
-from . import activation, control, metrics, privileges
-from .accounts import AccountError, AccountStore, domain_to_ascii
+from . import activation, metrics, privileges
+from .accounts import AccountError, domain_to_ascii
 from .aliases import AliasStore
-from .dkim.keys import DkimKeyError, KeyStore, ensure_keys, key_dir
-from .dkim.signer import Signer
 from .imap.fetch_cache import FILE_NAME as FETCH_CACHE_FILE
 from .imap.handler import IMAPFileHandler
-from .inbound.checks import InboundChecks
-from .inbound.defence import Defence
-from .inbound.dnsbl import DNSLists
-from .inbound.dnsclient import DnsClient
-from .inbound.greylist import Greylist
-from .inbound.rspamd import ContentFilter, RspamdClient
 from .imap.server import IMAPServer
-from .config import LISTENER_KEYS
 from .login import AuthThrottle
-from .logs import RecentErrors
-from .logs import reopen as reopen_logs
 from .managesieve.handler import SieveFileHandler
 from .managesieve.server import ManageSieveServer
 from .netbase import listen_socket
@@ -47,22 +38,19 @@ from .pop3.handler import POP3FileHandler
 from .pop3.server import POP3Server
 from .relay.mx import make_resolver
 from .relay.queue import RelayQueue
-from .relay.worker import RelayWorker
-from .routing import Router
 from .sieve import EXTENSIONS as SIEVE_EXTENSIONS
 from .sieve import parse as parse_sieve
 from .sieve.scripts import SieveScripts
 from .smtp.handler import SMTPFileHandler
 from .smtp.send_quota import SendQuota
-from .smtp.sender_identity import SenderIdentity
 from .smtp.server import SMTPServer
 from .sieve.deliver import SieveFilter
 from .sieve.interp import MAX_REDIRECTS
 from .srs import SRS, SRSError, load_secret
 from .store import MailStore
-from .store.quota import user_limits
+from .service_parts import ServiceParts, StartupError
+from .service_reload import Reloading
 from .tls_context import CHECK_INTERVAL, ServerContext
-from .workers import control_path
 
 log = logging.getLogger("clevermail.service")
 
@@ -82,24 +70,6 @@ SERVERS = {
 }
 
 
-# [server] keys reload() applies to the running service; any other key that changed is
-# named as needing a restart (a key added later is safe by default).
-LIVE_SERVER_KEYS = frozenset({"hostname", "domains", "postmaster", "abuse", "subaddress_separator",
-                              "log_level", "certificate", "key", "drain_time"})
-# RelaySettings fields the worker cannot take live (its thread pool, its resolver).
-RESTART_RELAY_KEYS = {"concurrency": "concurrency", "nameservers": "nameservers",
-                      "dnssec": "dnssec"}     # the resolver asks for the AD bit: built at start
-# Where ServerSettings fields come from in the file, for the notes.
-SERVER_SECTION = {"certificate": "tls", "key": "tls"}
-# Settings layers reload() knows; another layer that changed is named as needing a restart.
-RELOADED_LAYERS = frozenset({"source", "server", "limits", "policy", "login", "relay", "listeners",
-                             "senders", "inbound", "spam", "quota"})
-
-
-class StartupError(Exception):
-    """A one-line reason why the service cannot start (port taken, data dir, TLS)."""
-
-
 def _listen_error(listener, exc):
     if exc.errno == errno.EADDRINUSE:
         why = "address already in use"
@@ -112,7 +82,7 @@ def _listen_error(listener, exc):
     return f"{listener.kind}: cannot listen on {host}:{port}: {why}"
 
 
-class MailService:
+class MailService(ServiceParts, Reloading):
     # The server class of each listener kind; a variant of the service (the sandbox,
     # clevermail/sandbox/service.py) hands its own, with _make_accounts, _make_router,
     # _make_sender_identity and _make_worker.
@@ -249,102 +219,6 @@ class MailService:
             handlers["smtp"].reports = self.worker.reports      # NOTIFY=SUCCESS, local mailboxes
         self._bind_metrics()
 
-    def _make_worker(self, settings):
-        """The relay worker (None: a variant that relays nothing, the sandbox)."""
-        return RelayWorker(
-            self.queue, settings.relay, self.dns,
-            local_deliver=self.handlers["smtp"].deliver_queued,
-            is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
-            metrics=self.metrics,
-            sign_report=self.signer.sign_report if self.signer else None)
-
-    def quota_limits(self, address):
-        """The QuotaLimits of an account: its own values in users.ini where set, else
-        the [quota] default of the settings in force (a reload swaps them)."""
-        return user_limits(self.accounts.quota_of(address), self.settings.quota)
-
-    def _bind_metrics(self):
-        """The /metrics listener, bound now so that a taken port stops the start (after
-        the drop to [server] user: a metrics port below 1024 needs the server run as
-        root)."""
-        self.metrics_endpoint = None
-        address = self.settings.metrics.listen
-        if address is None or self.worker_index:
-            return
-        try:
-            self.metrics_endpoint = self.metrics.serve(address, self)
-        except OSError as exc:
-            why = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise StartupError(f"metrics: cannot listen on {address[0]}:{address[1]}: {why}") from None
-
-    # -- who has a mailbox and where an address goes (the sandbox's seams) ----------
-    def _make_accounts(self, settings):
-        return AccountStore(settings.server.users_file, settings.server.domains)
-
-    def _make_router(self, settings, srs):
-        server = settings.server
-        return Router(self.accounts, self.aliases, postmaster=server.postmaster,
-                      abuse=server.abuse, srs=srs, separator=server.subaddress_separator)
-
-    # -- the SMTP policies, built at start and again by reload ---------------------------
-    def _make_sender_identity(self, settings):
-        return SenderIdentity(self.accounts.is_local_domain, settings.senders.send_as,
-                              owners=self.router.owners)
-
-    def _make_inbound(self, settings):
-        if not settings.inbound.checks:
-            return None
-        return InboundChecks(self.dns, settings.server.hostname, self.accounts.is_local_domain,
-                             settings.inbound, metrics=self.metrics)
-
-    def _make_defence(self, settings, previous=None):
-        """The MX defences; a reload keeps the running greylist (its database
-        connections may be in use by sessions) when greylisting stays on."""
-        spam = settings.spam
-        dnslists = DNSLists(DnsClient(self.dns), spam.dnsbl, spam.dnswl) if spam.dnsbl or spam.dnswl else None
-        greylist = None
-        if spam.greylist:
-            old = previous.greylist if previous is not None else None
-            greylist = old or Greylist(settings.server.data_dir, delay=spam.greylist_delay)
-            greylist.delay = spam.greylist_delay
-        # the content filter keeps no connection between messages: a reload swaps it whole
-        content = ContentFilter(RspamdClient(*spam.rspamd, timeout=spam.rspamd_timeout),
-                                spam.rspamd_fail, metrics=self.metrics) if spam.rspamd else None
-        return Defence(spam, dnslists, greylist, content=content, metrics=self.metrics)
-
-    def _build_signer(self, settings):
-        """DKIM ([dkim] sign): keys for the local domains that have none (first start;
-        the records to publish are logged), then every local domain's keys loaded; a
-        key that cannot be read stops the start."""
-        if not settings.dkim.sign:
-            return None
-        keys = KeyStore(key_dir(settings.server.data_dir))
-        try:
-            ensure_keys(keys, self.accounts.domains, logging.getLogger("clevermail.dkim"))
-            return Signer(keys, self.accounts.domains,
-                          report_domain=settings.server.postmaster.rpartition("@")[2] or None)
-        except DkimKeyError as exc:
-            raise StartupError(f"DKIM: {exc}") from None
-        except OSError as exc:
-            raise StartupError(f"DKIM: {exc.filename}: {exc.strerror}") from None
-
-    def _reload_dkim(self):
-        """A local domain added by the reload gets its keys (logged, as at first start)
-        and is signed for; a key that cannot be read leaves the signer as it was."""
-        signer = getattr(self, "signer", None)
-        if signer is None or tuple(self.accounts.domains) == signer.domains:
-            return []
-        try:
-            ensure_keys(signer.store, self.accounts.domains, logging.getLogger("clevermail.dkim"))
-            old, signer.domains = signer.domains, tuple(self.accounts.domains)
-            try:
-                signer.reload()
-            except DkimKeyError:
-                signer.domains = old
-                raise
-        except (DkimKeyError, OSError) as exc:
-            return [f"[dkim] keys for the new domains not loaded ({exc}): signing as before"]
-        return []
 
     def _fetch_cache_path(self):
         return os.path.join(self.settings.server.data_dir, FETCH_CACHE_FILE)
@@ -400,40 +274,6 @@ class MailService:
         self._start_observers()
         return self
 
-    def _start_observers(self):
-        """The metrics endpoint, the recent-errors buffer and the control socket."""
-        self.started_at = time.time()
-        self.recent_errors = RecentErrors()
-        logging.getLogger("clevermail").addHandler(self.recent_errors)
-        if self.metrics_endpoint is not None:
-            self.metrics_endpoint.start()
-            log.info("metrics on %s", self.metrics_endpoint.url)
-        path = control.socket_path(self.settings.server.data_dir)
-        if self.worker_index:
-            path = control_path(path, self.worker_index)
-        try:
-            self.control = control.ControlServer(path, {"status": lambda: control.status_of(self)}).start()
-        except OSError as exc:      # the server runs on; only `clevermail status` cannot see it
-            self.control = None
-            log.warning("no control socket at %s (clevermail status will not see this server): %s",
-                        path, exc)
-
-    def _stop_observers(self):
-        if getattr(self, "control", None) is not None:
-            self.control.stop()
-            self.control = None
-        if getattr(self, "metrics_endpoint", None) is not None:
-            self.metrics_endpoint.stop()
-            self.metrics_endpoint = None
-        if getattr(self, "recent_errors", None) is not None:
-            logging.getLogger("clevermail").removeHandler(self.recent_errors)
-            self.recent_errors = None
-
-    @property
-    def metrics_port(self):
-        """The bound port of the metrics endpoint (None when [metrics] listen is off)."""
-        endpoint = getattr(self, "metrics_endpoint", None)
-        return endpoint.port if endpoint is not None else None
 
     def port(self, kind):
         """The first bound port of a listener kind ('smtp', 'submission', 'pop3', ...)."""
@@ -505,71 +345,6 @@ class MailService:
         self._threads = []
         self.started = False
 
-    # -- reload ---------------------------------------------------------------------
-    def reload(self, settings):
-        """Apply a new, already validated configuration (config.load_config's Settings)
-        to the running service; returns notes, one a line, naming what changed but
-        takes a restart (listeners, paths, the relay's threads and resolver) or could
-        not be applied.  Each change is one reference swapped: new sessions see the new
-        values; a session already running keeps its TLS and its timeouts."""
-        old, self.settings = self.settings, settings
-        notes = self._restart_notes(self.running, settings)
-        server = settings.server
-        self.accounts.reload(server.domains)      # users.ini re-read now, domains too
-        self.aliases.reload(server.domains)       # aliases.ini at its next lookup
-        self.handlers["smtp"].postmaster = server.postmaster
-        self.router.postmaster, self.router.abuse = server.postmaster, server.abuse
-        self.router.separator = server.subaddress_separator
-        # the same throttle (the failures counted so far stay), with the new numbers
-        self.throttle.limit = settings.login.failures_per_client
-        self.throttle.window = settings.login.failure_window
-        for kind, srv in self.servers:
-            srv.hostname = server.hostname
-            srv.limits = settings.limits[srv.protocol]
-            srv.policy = settings.policy
-        if self.worker is not None:
-            self.worker.update_settings(settings.relay)
-        notes += self._reload_dkim()
-        smtp = self.handlers["smtp"]
-        smtp.senders = self._make_sender_identity(settings)
-        self.send_quota.set_limits(settings.senders.messages_per_hour, settings.senders.recipients_per_hour)
-        smtp.inbound = self._make_inbound(settings)
-        previous, self.defence = self.defence, self._make_defence(settings, self.defence)
-        if previous.greylist is not None and previous.greylist is not self.defence.greylist:
-            self._retired.append(previous)      # sessions may still use it: closed at stop
-        smtp.defence = self.defence
-        if server.certificate or old.server.certificate:
-            notes += self._reload_tls(server)
-        logging.getLogger("clevermail").setLevel(server.log_level)
-        reopen_logs()
-        log.info("configuration reloaded from %s", settings.source)
-        return notes                    # the caller logs or prints them (lifecycle.py)
-
-    def _reload_tls(self, server):
-        """Load the configured pair now, changed or not (its files may be new)."""
-        try:
-            self.tls.replace(server.certificate, server.key)
-        except (OSError, ValueError) as exc:
-            return [f"[tls] certificate/key not loaded ({exc}): the certificate loaded before stays in use"]
-        log.info("TLS certificate %s loaded", server.certificate or "(none)")
-        return []
-
-    @staticmethod
-    def _restart_notes(running, new):
-        notes = []
-        for _, _, section, key, _ in LISTENER_KEYS:
-            if _listen(running, section, key) != _listen(new, section, key):
-                notes.append(f"[{section}] {key} changed: restart to apply")
-        for f in fields(new.server):
-            if f.name not in LIVE_SERVER_KEYS and getattr(running.server, f.name) != getattr(new.server, f.name):
-                notes.append(f"[{SERVER_SECTION.get(f.name, 'server')}] {f.name} changed: restart to apply")
-        for key, name in RESTART_RELAY_KEYS.items():
-            if getattr(running.relay, key) != getattr(new.relay, key):
-                notes.append(f"[relay] {name} changed: restart to apply")
-        for f in fields(new):
-            if f.name not in RELOADED_LAYERS and getattr(running, f.name) != getattr(new, f.name):
-                notes.append(f"[{f.name}] changed: restart to apply")
-        return notes
 
     def _close_servers(self):
         for _, srv in self.servers:
@@ -588,7 +363,3 @@ class MailService:
         return False
 
 
-def _listen(settings, section, key):
-    """The addresses of one listener key ([smtp] listen, ...) in `settings`."""
-    kinds = {k for k, _, s, name, _ in LISTENER_KEYS if (s, name) == (section, key)}
-    return [listener.address for listener in settings.listeners if listener.kind in kinds]
