@@ -10,7 +10,8 @@ import trustme
 
 from clevermail.relay import dane
 from clevermail.relay.dane import TLSA, find_ta, lookup_tlsa, match_ee, matches, spki
-from clevermail.relay.delivery import Transport, deliver_mx
+from clevermail.relay.delivery import deliver_mx
+from clevermail.relay.smtp_client import Transport
 from clevermail.relay.mx import TemporaryDNSError, make_resolver
 from dns_server import DNSServer
 from relay_sink import Sink, message

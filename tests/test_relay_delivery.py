@@ -7,7 +7,8 @@ import dns.resolver
 import pytest
 import trustme
 
-from clevermail.relay.delivery import Result, Transport, deliver_mx, deliver_smarthost, enhanced_status
+from clevermail.relay.delivery import deliver_mx, deliver_smarthost
+from clevermail.relay.smtp_client import Result, Transport, enhanced_status
 from relay_sink import FakeResolver, Sink, message, mx_zone
 
 MSG = message(1)

@@ -2,7 +2,7 @@
 import logging
 import random
 
-from clevermail.relay.delivery import Result
+from clevermail.relay.smtp_client import Result
 from clevermail.relay.entry import Entry, Recipient
 from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
                                        report_recipients, warning_due)

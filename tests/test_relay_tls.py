@@ -13,7 +13,8 @@ import pytest
 import trustme
 
 from clevermail.config import ConfigError, load_config
-from clevermail.relay.delivery import Transport, deliver_mx, deliver_smarthost
+from clevermail.relay.delivery import deliver_mx, deliver_smarthost
+from clevermail.relay.smtp_client import Transport
 from clevermail.relay.mta_sts import Fetcher, PolicyCache
 from clevermail.relay.mx import make_resolver
 from clevermail.relay.queue import RelayQueue

@@ -8,9 +8,10 @@
 - select.py    Selector (which entries an operator means) and QueueSummary (counts
                by state, oldest age: `queue list` and the metrics).
 - mx.py        MX/A/AAAA lookup with dnspython (RFC 5321 5.1, RFC 7505 null MX).
-- delivery.py  one SMTP attempt per domain or smarthost with smtplib (RFC 5321,
-               3207 STARTTLS, 1870 SIZE, 4954 AUTH, 8314 implicit TLS, 8689 REQUIRETLS,
-               3461 DSN parameters passed on).
+- delivery.py  one attempt per domain or smarthost: hosts, addresses, TLS ways.
+- smtp_client.py  one smtplib transaction with one host (RFC 5321, 3207 STARTTLS,
+               1870 SIZE, 4954 AUTH, 8314 implicit TLS, 8689 REQUIRETLS, 3461 DSN
+               parameters passed on).
 - tls_policy.py  the TLS rules of one session (DANE, MTA-STS, REQUIRETLS, "may",
                smarthost pinning) and what a handshake achieved (TLSInfo).
 - mta_sts.py   MTA-STS (RFC 8461): TXT id, HTTPS policy fetch, parse, cache.

@@ -26,7 +26,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Callable, Iterable, Protocol
 
-from clevermail.relay.delivery import enhanced_status
+from clevermail.relay.smtp_client import enhanced_status
 from clevermail.relay.queue import header_block
 
 MAX_ORIGINAL_HEADERS = 64 * 1024     # a bounce must stay small enough to deliver

@@ -30,7 +30,7 @@ import random
 from typing import Callable, Sequence
 
 from clevermail.dsn import DELAY, FAILURE, SUCCESS
-from clevermail.relay.delivery import Result
+from clevermail.relay.smtp_client import Result
 from clevermail.relay.entry import ACTIVE, Entry, Recipient
 
 JITTER = 0.1

@@ -46,10 +46,10 @@ from typing import Callable
 
 from clevermail.metrics import NO_METRICS
 from clevermail.dsn import PassOn
-from clevermail.relay.delivery import (Result, Transport, deliver_mx, deliver_smarthost,
-                                       smarthost_context)
+from clevermail.relay.delivery import deliver_mx, deliver_smarthost, smarthost_context
 from clevermail.relay.local import LocalDelivery
 from clevermail.relay.mta_sts import PolicyCache
+from clevermail.relay.smtp_client import Result, Transport
 from clevermail.relay.queue import Entry, NoSuchEntry, RelayQueue
 from clevermail.relay.reports import Reports
 from clevermail.relay.schedule import (JITTER, backoff, mark_reported, record_results,
