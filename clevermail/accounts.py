@@ -11,10 +11,8 @@ The quota keys are the user's own mailbox limits (store/quota.py); a key that is
 absent means the configured default ([quota]), and "none" no limit whatever the
 default says.  `clevermail user quota` writes them.
 
-Passwords are stored only as salted scrypt hashes whose parameters travel inside the
-string, so they can be raised later without breaking old entries.  Verification is
-constant-time and unknown users cost the same as wrong passwords (the failure delay
-and the throttle are login.py's).  Writes (CLI or server) rewrite the file atomically
+Passwords are stored only as salted scrypt hashes (passwords.py); unknown users cost
+the same as wrong passwords (the failure delay and the throttle are login.py's).  Writes (CLI or server) rewrite the file atomically
 under a file lock; readers notice a changed file by its stat and reload, so a running
 server sees `user add` without restart.
 
@@ -22,7 +20,6 @@ Domains are compared in one spelling, lower-case A-labels (IDNA 2008, RFC 5891):
 SMTPUTF8 client's U-label domain finds the same account as its A-label form.
 """
 
-import base64
 import fcntl
 import hashlib
 import hmac
@@ -37,8 +34,8 @@ import idna
 from configobj import ConfigObj, ConfigObjError
 
 from .durable import atomic_write
+from .passwords import dummy_hash, hash_password, verify_password
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 _LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*=?^_`{|}~-]+)*$")
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 
@@ -49,46 +46,6 @@ UNSET = "default"           # a per-user quota value that is not set: the defaul
 
 class AccountError(ValueError):
     """An invalid account name or an operation that cannot be done."""
-
-
-def hash_password(password):
-    """A new salted scrypt hash string for `password`."""
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
-                            p=SCRYPT_P, maxmem=2 ** 26, dklen=32)
-    b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
-
-
-def verify_password(password, stored):
-    """True when `password` matches the hash string `stored` (constant-time compare)."""
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        salt, digest = base64.b64decode(salt), base64.b64decode(digest)
-        computed = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=int(n), r=int(r),
-                                  p=int(p), maxmem=2 ** 27, dklen=len(digest))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(computed, digest)
-
-
-# Verifying against this when the user does not exist makes unknown users cost the
-# same scrypt work as known ones.  Made on first use, not at import: importing the
-# package (the CLI, every test process) must not pay for an scrypt.
-_dummy_hash = None
-_dummy_lock = threading.Lock()
-
-
-def dummy_hash():
-    """The hash an unknown user is verified against (one per process, made once)."""
-    global _dummy_hash
-    if _dummy_hash is None:
-        with _dummy_lock:
-            if _dummy_hash is None:
-                _dummy_hash = hash_password(secrets.token_hex(8))
-    return _dummy_hash
 
 
 def split_address(address):

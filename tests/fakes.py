@@ -33,7 +33,8 @@ import types
 import pytest
 
 from clevermail import login
-from clevermail.accounts import AccountStore, verify_password
+from clevermail.accounts import AccountStore
+from clevermail.passwords import verify_password
 from clevermail.metrics import NO_METRICS
 from clevermail.netbase import Limits, SessionPolicy
 

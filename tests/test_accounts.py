@@ -8,9 +8,12 @@ import threading
 
 import pytest
 
+import base64
+
 from clevermail import accounts as acc
-from clevermail.accounts import (Account, AccountError, AccountStore, hash_password,
-                                 split_address, verify_password)
+from clevermail import passwords as pw
+from clevermail.accounts import Account, AccountError, AccountStore, split_address
+from clevermail.passwords import hash_password, verify_password
 
 DOMAINS = ["example.test", "other.test"]
 
@@ -30,8 +33,8 @@ def test_hash_format_carries_parameters():
     h = hash_password("s3cret")
     scheme, n, r, p, salt, digest = h.split("$")
     assert (scheme, n, r, p) == ("scrypt", "16384", "8", "1")
-    assert len(acc.base64.b64decode(salt)) == 16
-    assert len(acc.base64.b64decode(digest)) == 32
+    assert len(base64.b64decode(salt)) == 16
+    assert len(base64.b64decode(digest)) == 32
     assert "s3cret" not in h
 
 
@@ -48,8 +51,8 @@ def test_verify_password():
 
 def test_verify_uses_parameters_from_the_string():
     salt = b"0123456789abcdef"
-    digest = acc.hashlib.scrypt(b"pw", salt=salt, n=1024, r=4, p=2, dklen=24)
-    b64 = lambda b: acc.base64.b64encode(b).decode()  # noqa: E731
+    digest = pw.hashlib.scrypt(b"pw", salt=salt, n=1024, r=4, p=2, dklen=24)
+    b64 = lambda b: pw.base64.b64encode(b).decode()  # noqa: E731
     stored = f"scrypt$1024$4$2${b64(salt)}${b64(digest)}"
     assert verify_password("pw", stored) is True
     assert verify_password("px", stored) is False
@@ -63,8 +66,8 @@ def test_verify_rejects_garbage(stored):
 
 def test_verify_compares_in_constant_time(monkeypatch):
     calls = []
-    real = acc.hmac.compare_digest
-    monkeypatch.setattr(acc.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    real = pw.hmac.compare_digest
+    monkeypatch.setattr(pw.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
     h = hash_password("pw")
     assert verify_password("pw", h) and not verify_password("px", h)
     assert len(calls) == 2
@@ -223,7 +226,7 @@ def test_edits_are_written_by_durable_atomic_write(store, users, monkeypatch):
 
 def test_import_makes_no_scrypt_and_dummy_hash_is_made_once():
     # a fresh interpreter: importing the package must not run the dummy scrypt
-    code = ("import hashlib, clevermail.accounts as a, clevermail.service;"
+    code = ("import hashlib, clevermail.passwords as a, clevermail.service;"
             "assert a._dummy_hash is None, 'hashed at import';"
             "calls = [];"
             "real = hashlib.scrypt;"

@@ -5,7 +5,8 @@ import pytest
 from click.testing import CliRunner
 from configobj import ConfigObj
 
-from clevermail.accounts import UNSET, AccountError, AccountStore, hash_password
+from clevermail.accounts import UNSET, AccountError, AccountStore
+from clevermail.passwords import hash_password
 from clevermail.cli import main
 from clevermail.config import ConfigError, load_config
 from clevermail.store import MailStore
