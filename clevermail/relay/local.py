@@ -19,7 +19,7 @@ import logging
 from typing import Callable
 
 from clevermail.metrics import NO_METRICS
-from clevermail.relay.delivery import Result
+from clevermail.relay.smtp_client import Result
 from clevermail.store.quota import OverQuota
 
 
