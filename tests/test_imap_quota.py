@@ -1,12 +1,15 @@
 """IMAP QUOTA (RFC 9208), STATUS SIZE (RFC 8438), DELETED/DELETED-STORAGE and
 APPENDLIMIT (RFC 7889) over a socketpair session: exact responses, APPEND and COPY
-refused NO [OVERQUOTA] with nothing stored, MOVE allowed (same quota root), usage
-written by another process seen at the next command."""
+refused NO [OVERQUOTA] with nothing stored, MOVE refused only when the user is over
+quota already and never into Trash, usage written by another process seen at the
+next command."""
 
 import os
 
 import pytest
 
+from clevermail.store import MailStore
+from clevermail.store.folder_ops import folder_status
 from clevermail.store.quota import QuotaLimits
 from fakes import RETURN_PATH
 from imap_helpers import (ALICE, append, check, client, deliver, handler, message,  # noqa: F401
@@ -56,14 +59,24 @@ def test_getquotaroot_numbers(client, store, limits):
 
 
 def test_usage_follows_another_writer(client, store, limits):
+    """Another CleverMail process (the CLI, a second instance) writes the same
+    ledger: seen at the next command.  A program that writes the Maildir without it
+    is seen once the ledger is recalculated (here: removed by the operator)."""
     limits[ALICE] = QuotaLimits(storage=1 << 20, messages=10)
     deliver(store, 1)
-    root = store.user_root(ALICE)
-    with open(os.path.join(root, ".Trash", "new", "1700000000.P1.elsewhere"), "wb") as f:
-        f.write(b"x" * 5000)                    # another program, no S= in the name
+    used(store)
+    MailStore(os.path.dirname(store.mail_root)).deliver_local("", [ALICE], message(1))
     u = used(store)
     assert u.messages == 2
     assert client.expect('GETQUOTA ""').untagged == [f'* QUOTA "" (STORAGE {kib_up(u.storage)} 1024 MESSAGE 2 10)']
+    root = store.user_root(ALICE)
+    with open(os.path.join(root, ".Trash", "new", "1700000000.P1.elsewhere"), "wb") as f:
+        f.write(b"x" * 5000)                    # another program, no S= in the name
+    assert used(store) == u
+    os.unlink(os.path.join(root, "maildirsize"))
+    u = used(store)
+    assert u.messages == 3
+    assert client.expect('GETQUOTA ""').untagged == [f'* QUOTA "" (STORAGE {kib_up(u.storage)} 1024 MESSAGE 3 10)']
 
 
 @pytest.mark.parametrize("command, status, code", [
@@ -100,11 +113,28 @@ def test_copy_over_quota_move_allowed(selected, store, limits):
     assert "[COPYUID " in selected.expect("COPY 1 Trash", "OK").tagged
     selected.expect("COPY 2:3 Trash", "NO", "OVERQUOTA")
     assert used(store).messages == 4
-    # MOVE takes nothing more of the one root: allowed even when full
-    selected.expect("MOVE 2:3 Trash", "OK")
+    # MOVE takes nothing more of the one root: allowed when full (at the limit)
+    selected.expect("MOVE 3 Archive", "OK")
     assert used(store).messages == 4
     limits[ALICE] = QuotaLimits(storage=used(store).storage)
     selected.expect("UID COPY 1 Archive", "NO", "OVERQUOTA")
+
+
+def test_move_when_over_quota(selected, store, limits):
+    """Over the limit already (it was lowered): a MOVE is refused, except into
+    \\Trash, so that the user can still clean up."""
+    limits[ALICE] = QuotaLimits(messages=2)
+    r = selected.expect("MOVE 1 Archive", "NO", "OVERQUOTA")
+    assert r.tagged.endswith("NO [OVERQUOTA] Mailbox quota exceeded")
+    selected.expect("UID MOVE 2 Drafts", "NO", "OVERQUOTA")
+    assert folder_status(store, ALICE, "Archive").messages == 0
+    assert folder_status(store, ALICE, "INBOX").messages == 3
+    selected.expect("MOVE 1:2 Trash", "OK")
+    assert used(store).messages == 3
+    limits[ALICE] = QuotaLimits(storage=used(store).storage - 1)
+    selected.expect("UID MOVE 3 Archive", "NO", "OVERQUOTA")
+    limits[ALICE] = QuotaLimits(storage=used(store).storage)        # at the limit, not over
+    selected.expect("UID MOVE 3 Archive", "OK")
 
 
 def test_status_sizes(selected, store):

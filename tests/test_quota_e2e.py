@@ -85,6 +85,53 @@ def test_smtp_rcpt_refusals(service):
     assert len(messages(service, ALICE)) == 2
 
 
+def data_reply(service, rcpts, data=BIG):
+    """(code, text) after DATA of a message whose SIZE was not declared."""
+    return send_unsized(service, "someone@remote.test", rcpts, data)
+
+
+FULL_NOW = (452, b"4.2.2 Mailbox full, try again later")
+NEVER_FITS = (552, b"5.2.2 Mailbox full: the message is larger than the mailbox quota")
+
+
+def test_after_data_codes(service):
+    """After DATA (no SIZE declared): a mailbox that is full now 452 4.2.2, one that
+    can never hold this message (it is larger than the limit) 552 5.2.2 (RFC 3463);
+    with several recipients one reply for all: 552 only when no copy could ever be
+    stored, 452 while one may fit later (a retry then stores it and bounces the
+    others' copies through the queue)."""
+    service.store.deliver_local("", [BOB], BIG)
+    used = service.store.quota.usage(BOB).storage
+    cli(service, "user", "quota", BOB, "--storage", str(used + 1000))      # full now
+    cli(service, "user", "quota", ALICE, "--storage", "1000")              # never fits
+    assert data_reply(service, [BOB]) == FULL_NOW
+    assert data_reply(service, [ALICE]) == NEVER_FITS
+    assert data_reply(service, [BOB, ALICE]) == FULL_NOW
+    assert data_reply(service, [ALICE, BOB]) == FULL_NOW
+    cli(service, "user", "quota", BOB, "--messages", "1", "--storage", "1M")  # full by count:
+    with smtp(service) as s:                                                # known at RCPT
+        s.ehlo()
+        s.mail("someone@remote.test")
+        assert s.rcpt(BOB) == FULL_NOW
+    cli(service, "user", "quota", BOB, "--messages", "none")
+    inbox = service.store.open_folder(BOB, "INBOX")
+    try:
+        inbox.expunge(inbox.uids)               # Bob's mailbox empty...
+    finally:
+        service.store.release_folder(inbox)
+    cli(service, "user", "quota", BOB, "--storage", "1500")                # ...and too small
+    assert data_reply(service, [ALICE, BOB]) == NEVER_FITS
+    assert messages(service, ALICE) == [] == messages(service, BOB)
+    assert service.queue.list() == []
+    # BDAT ends the same way
+    with smtp(service) as s:
+        s.ehlo()
+        s.mail("someone@remote.test")
+        s.rcpt(ALICE)
+        s.send(b"BDAT %d LAST\r\n" % len(BIG) + BIG)
+        assert s.getreply() == NEVER_FITS
+
+
 def test_queued_copy_delivered_when_room_is_made(service):
     service.store.deliver_local("", [ALICE], BIG)
     used = service.store.quota.usage(ALICE).storage
@@ -133,11 +180,15 @@ def test_imap_quota_after_deliveries_and_other_processes(service):
         typ, data = client.getquotaroot("INBOX")
         assert typ == "OK"
         assert data == [[b'"INBOX" ""'], [f'"" (STORAGE {-(-u.storage // 1024)} 100 MESSAGE 3 10)'.encode()]]
-        # another process: the operator lowers the limit, a program drops a file in
+        # other processes: the operator lowers the limit, `clevermail import` adds a
+        # message (both write files the server shares: users.ini, the quota ledger)
         cli(service, "user", "quota", ALICE, "--messages", "4")
         root = service.store.user_root(ALICE)
-        with open(os.path.join(root, "new", "1700000000.P7.outside"), "wb") as f:
-            f.write(b"Subject: dropped in\n\n" + b"y" * 3000 + b"\n")
+        dropped = os.path.join(os.path.dirname(service.config_path), "dropped.mbox")
+        with open(dropped, "wb") as f:
+            f.write(b"From someone@remote.test Thu Dec  3 10:00:00 2026\n"
+                    b"Subject: dropped in\n\n" + b"y" * 3000 + b"\n")
+        cli(service, "import", ALICE, dropped)
         u = service.store.quota.usage(ALICE)
         assert u.messages == 4
         assert client.getquota('""') == ("OK", [f'"" (STORAGE {-(-u.storage // 1024)} 100 MESSAGE 4 4)'.encode()])
@@ -147,7 +198,7 @@ def test_imap_quota_after_deliveries_and_other_processes(service):
         typ, data = client.copy("1", "Trash")
         assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]")
         typ, _ = client._simple_command("MOVE", "1:2", "Trash")
-        assert typ == "OK"                       # the same quota root: allowed
+        assert typ == "OK"                       # the same quota root: allowed at the limit
         typ, data = client.status("Trash", "(MESSAGES SIZE)")
         sizes = sum(os.path.getsize(os.path.join(root, ".Trash", "cur", n))
                     for n in os.listdir(os.path.join(root, ".Trash", "cur")))
@@ -156,6 +207,35 @@ def test_imap_quota_after_deliveries_and_other_processes(service):
         assert data == [f'"Trash" (MESSAGES 2 SIZE {sizes + lf})'.encode()]
     finally:
         client.logout()
+
+
+def test_imap_move_over_quota(service):
+    """A MOVE adds nothing to the one quota root: allowed within quota; refused NO
+    [OVERQUOTA] when the user is over quota already (the limit was lowered), except
+    into \\Trash, so that the user can still clean up."""
+    for _ in range(3):
+        service.store.deliver_local("", [ALICE], BIG)
+    client = imap(service)
+    try:
+        client.select("INBOX")
+        assert client._simple_command("MOVE", "1", "Archive")[0] == "OK"
+        cli(service, "user", "quota", ALICE, "--messages", "2")
+        typ, data = client._simple_command("MOVE", "1", "Archive")
+        assert (typ, data) == ("NO", [b"[OVERQUOTA] Mailbox quota exceeded"])
+        typ, data = client.uid("MOVE", "3", "Drafts")
+        assert (typ, data) == ("NO", [b"[OVERQUOTA] Mailbox quota exceeded"])
+        assert client.status("Drafts", "(MESSAGES)")[1] == [b'"Drafts" (MESSAGES 0)']
+        typ, _ = client._simple_command("MOVE", "1:2", "Trash")
+        assert typ == "OK"
+        assert client.status("Trash", "(MESSAGES)")[1] == [b'"Trash" (MESSAGES 2)']
+        client.select("Trash")
+        client.store("1", "+FLAGS", "\\Deleted")
+        client.expunge()                         # room again: within quota
+        client.select("Archive")
+        assert client._simple_command("MOVE", "1", "INBOX")[0] == "OK"
+    finally:
+        client.logout()
+    assert service.store.quota.usage(ALICE).messages == 2
 
 
 def test_imapclient_quota(service):

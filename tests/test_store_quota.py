@@ -1,13 +1,18 @@
-"""Tests for clevermail.store.quota: quota values as written, the usage counted from
-Maildir file names (never by reading a message), kept current with the disk
-whoever wrote to it, and the checks (OverQuota, temporary or permanent)."""
+"""Tests for clevermail.store.quota and its ledger (store/maildirsize.py): quota
+values as written, the usage counted from Maildir file names (never by reading a
+message) and kept in the maildirsize ledger by every writer in every process,
+recalculated when missing, too long or stale, and the checks (OverQuota, temporary
+or permanent), binding under the ledger's lock."""
 
 import os
+import threading
+import time
 
 import pytest
 
-from clevermail.store import MailStore, maildir
-from clevermail.store.quota import (RACY_NS, OverQuota, QuotaLimits, Quotas, Usage,
+from clevermail.store import MailStore, maildir, maildirsize
+from clevermail.store.folder_ops import append_message
+from clevermail.store.quota import (OverQuota, QuotaLimits, Quotas, Usage,
                                     count_names, format_storage, parse_messages,
                                     parse_storage, user_limits)
 
@@ -89,7 +94,6 @@ def test_usage_counts_every_folder(store):
 
 
 def store_append(store, name, wire):
-    from clevermail.store.folder_ops import append_message
     return append_message(store, ALICE, name, wire, [])
 
 
@@ -101,47 +105,180 @@ def disk_total(root):
     return total
 
 
-def test_usage_follows_changes_by_other_writers(store, tmp_path):
-    """Another process (another instance, the CLI, procmail) writes and deletes
-    files: the next look sees it, also within the same clock tick (no cached
-    listing younger than RACY_NS is trusted)."""
+def ledger(store, address=ALICE):
+    with open(os.path.join(store.user_root(address), maildirsize.FILE_NAME), "rb") as f:
+        return f.read()
+
+
+def recount(store, address=ALICE):
+    return maildirsize.count_user(store.user_root(address))
+
+
+def test_every_writer_keeps_the_ledger_exact(store):
+    """Delivery, APPEND, COPY, EXPUNGE, folder DELETE: each appends its line, and the
+    ledger's sum is always what the file names say."""
     deliver(store)
-    root = store.user_root(ALICE)
-    first = store.quota.usage(ALICE)
-    foreign = os.path.join(root, "new", "1700000001.P9.other")
-    with open(foreign, "wb") as f:
-        f.write(b"y" * 1000)
-    assert store.quota.usage(ALICE) == Usage(first.storage + 1000, 2)
-    os.unlink(foreign)
-    assert store.quota.usage(ALICE) == first
-    second = MailStore(tmp_path / "data")       # as another process would
+    # made by the first reservation: limits line, the sum then, the delivery's line
+    assert ledger(store) == f"\n0 0\n{recount(store).storage} 1\n".encode()
+    deliver(store)
+    store_append(store, "Trash", b"x\r\n" * 50)
+    store.create_folder(ALICE, "Old")
+    store_append(store, "Old", b"z\r\n" * 100)
+    inbox = store.open_folder(ALICE, "INBOX")
+    try:
+        inbox.copy_to(inbox.uids[:1], inbox)
+        assert store.quota.usage(ALICE) == recount(store) == Usage(recount(store).storage, 5)
+        inbox.expunge(inbox.uids[:2])
+    finally:
+        store.release_folder(inbox)
+    store.delete_folder(ALICE, "Old")
+    assert store.quota.usage(ALICE) == recount(store) == Usage(recount(store).storage, 2)
+    lines = ledger(store).splitlines()
+    assert len(lines) == 9 and lines[-1].startswith(b"-")      # no recalculation took place
+
+
+def test_a_flag_change_costs_nothing(store, monkeypatch):
+    deliver(store)
+    usage = store.quota.usage(ALICE)
+    before = ledger(store)
+    inbox = store.open_folder(ALICE, "INBOX")
+    try:
+        inbox.store_flags(inbox.uids, "S", "+")
+    finally:
+        store.release_folder(inbox)
+    assert ledger(store) == before
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: listed.append(p) or real(p))
+    assert store.quota.usage(ALICE) == usage
+    assert listed == []                              # a check reads the ledger only
+
+
+def test_another_process_is_counted(store, tmp_path):
+    deliver(store)
+    store.quota.usage(ALICE)
+    second = MailStore(tmp_path / "data")           # as another process would
     deliver(second)
     assert store.quota.usage(ALICE).messages == 2
 
 
-def test_a_settled_directory_is_not_listed_again(store, monkeypatch):
+def test_a_missing_or_broken_ledger_is_recalculated(store):
     deliver(store)
-    quotas = Quotas(store.users, clock=lambda: 1 << 62)      # every mtime long past
-    expected = quotas.usage(ALICE)
-    listed = []
-    real = os.listdir
-    monkeypatch.setattr(os, "listdir", lambda p: listed.append(p) or real(p))
-    assert quotas.usage(ALICE) == expected
-    assert listed == []
+    deliver(store)
+    path = os.path.join(store.user_root(ALICE), maildirsize.FILE_NAME)
+    for broken in (None, b"", b"1S\n12 1\n7 x\n", b"1S\n12 1\n7", b"\n-999 -3\n"):
+        if broken is None:
+            os.unlink(path)
+        else:
+            with open(path, "wb") as f:
+                f.write(broken)
+        assert store.quota.usage(ALICE) == recount(store)
+        assert ledger(store) == f"\n{recount(store).storage} 2\n".encode()
 
 
-def test_a_young_listing_is_not_trusted(store, monkeypatch):
+def test_a_long_ledger_is_recalculated(store):
     deliver(store)
-    now = [0]
-    quotas = Quotas(store.users, clock=lambda: now[0])
-    inbox_new = os.path.join(store.user_root(ALICE), "new")
-    now[0] = os.stat(inbox_new).st_mtime_ns + RACY_NS // 2
-    quotas.usage(ALICE)
-    listed = []
-    real = os.listdir
-    monkeypatch.setattr(os, "listdir", lambda p: listed.append(p) or real(p))
-    quotas.usage(ALICE)
-    assert inbox_new in listed
+    store.quota.usage(ALICE)
+    path = os.path.join(store.user_root(ALICE), maildirsize.FILE_NAME)
+    with open(path, "ab") as f:
+        f.write(b"5 1\n-5 -1\n" * (maildirsize.MAX_BYTES // 10))
+    assert store.quota.usage(ALICE) == recount(store)
+    assert os.path.getsize(path) < 40
+
+
+def test_foreign_writers_are_found_when_over_a_limit_and_stale(store):
+    """A program that writes the Maildir without the ledger (procmail) is seen at
+    the next recalculation: when the ledger says the user is over a limit and has
+    not changed for STALE_SECONDS (Maildir++'s rule)."""
+    deliver(store)
+    store.quota.limits = lambda address: QuotaLimits(None, 1)
+    root = store.user_root(ALICE)
+    assert store.quota.usage(ALICE).messages == 1
+    with open(os.path.join(root, "new", "1700000001.P9.other"), "wb") as f:
+        f.write(b"y" * 1000)
+    assert store.quota.usage(ALICE).messages == 1             # not seen yet
+    maildirsize.append(root, (10, 1))                         # a line whose file was lost
+    assert store.quota.usage(ALICE).messages == 2             # over, but fresh: trusted
+    old = time.time() - maildirsize.STALE_SECONDS - 1
+    os.utime(os.path.join(root, maildirsize.FILE_NAME), (old, old))
+    assert store.quota.usage(ALICE) == recount(store) and recount(store).messages == 2
+    assert ledger(store) == f"1C\n{recount(store).storage} 2\n".encode()
+
+
+def test_no_recalculation_while_a_writer_is_between_file_and_line(store):
+    """A writer holds the shared lock from its file change to its line: a
+    recalculation then is skipped (its listing could disagree with the lines),
+    and the usage is counted without keeping it."""
+    deliver(store)
+    root = store.user_root(ALICE)
+    os.unlink(os.path.join(root, maildirsize.FILE_NAME))
+    with maildirsize.changing(root):
+        assert store.quota.usage(ALICE) == recount(store)
+        assert not os.path.exists(os.path.join(root, maildirsize.FILE_NAME))
+    assert store.quota.usage(ALICE) == recount(store)
+    assert os.path.exists(os.path.join(root, maildirsize.FILE_NAME))
+
+
+def test_an_aborted_delivery_gives_its_room_back(store):
+    deliver(store)
+    before = store.quota.usage(ALICE)
+    pending = store.prepare_local("", [ALICE], MSG)
+    assert store.quota.usage(ALICE).messages == before.messages + 1    # reserved
+    pending.commit()
+    pending.abort()                                 # a later part of the transaction failed
+    assert store.quota.usage(ALICE) == before == recount(store)
+    pending.abort()                                 # idempotent
+    assert store.quota.usage(ALICE) == before
+
+
+def test_a_reservation_checks_under_the_ledger_lock(store):
+    """Two deliveries at the same moment cannot both take the last room: the check
+    waits for the ledger lock, and sees the line of the one that held it."""
+    deliver(store)
+    used = store.quota.usage(ALICE)
+    store.quota.limits = lambda address: QuotaLimits(None, used.messages + 1)
+    root = store.user_root(ALICE)
+    outcome = []
+
+    def second():
+        try:
+            store.prepare_local("", [ALICE], MSG).commit()
+            outcome.append("stored")
+        except OverQuota as exc:
+            outcome.append(exc)
+
+    with maildirsize.locked(root) as fd:
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(0.3)
+        assert t.is_alive()                     # waiting for the lock, not checked yet
+        os.write(fd, b"20 1\n")                 # the first delivery takes the last room
+    t.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], OverQuota)
+    assert not outcome[0].permanent
+
+
+def test_concurrent_deliveries_never_go_over(store):
+    deliver(store)
+    used = store.quota.usage(ALICE)
+    store.quota.limits = lambda address: QuotaLimits(None, used.messages + 3)
+    start = threading.Barrier(8)
+    refused = []
+
+    def one():
+        start.wait()
+        try:
+            store.deliver_local("", [ALICE], MSG)
+        except OverQuota:
+            refused.append(1)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(refused) == 5
+    assert store.quota.usage(ALICE) == recount(store) == Usage(recount(store).storage, used.messages + 3)
 
 
 def test_deleted_folder_frees_its_usage(store):
@@ -150,18 +287,6 @@ def test_deleted_folder_frees_its_usage(store):
     before = store.quota.usage(ALICE)
     store.delete_folder(ALICE, "Old")
     assert store.quota.usage(ALICE) == Usage(before.storage - 200, before.messages - 1)
-
-
-def test_folder_usage(store):
-    deliver(store)
-    path = store.folder_path(ALICE, "INBOX")
-    assert store.quota.folder_usage(path) == Usage(disk_total_flat(path), 1)
-    assert store.quota.folder_usage(store.folder_path(ALICE, "Trash")) == Usage(0, 0)
-
-
-def disk_total_flat(path):
-    return sum(os.path.getsize(os.path.join(path, sub, f))
-               for sub in ("new", "cur") for f in os.listdir(os.path.join(path, sub)))
 
 
 # -- checks ----------------------------------------------------------------------------------

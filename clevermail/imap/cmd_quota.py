@@ -11,8 +11,9 @@ more allowed than is true) and MESSAGE; a resource without a limit is left out,
 and with no limit at all no QUOTA response is sent (its list may not be empty).
 The limits are the administrator's (`clevermail user quota`, [quota]): QUOTASET is
 not offered and SETQUOTA is answered NO [NOPERM].  APPEND and COPY over quota are
-refused NO [OVERQUOTA] by the store error OverQuota (replies.store_error); MOVE is
-not, its messages leave a folder of the same root (imap/handler.py copy()).
+refused NO [OVERQUOTA] by the store error OverQuota (replies.store_error); so is a
+MOVE, whose messages leave a folder of the same root, only when the user is over
+quota already, and never into \\Trash (imap/handler.py copy()).
 
 Plain functions `cmd_x(session, cmd)` in IMAPSession.COMMANDS, like cmd_mailboxes.py.
 """

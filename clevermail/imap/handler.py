@@ -17,7 +17,7 @@ the store is declared in store/api.py (IMAPStore).
 
 from typing import NamedTuple
 
-from ..store import FolderExists, NoSuchFolder
+from ..store import SPECIAL_USE, FolderExists, NoSuchFolder
 from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
 from ..store.folder_ops import append_message, appending, folder_status, mailbox_id, read_by_uid
@@ -115,9 +115,10 @@ class IMAPFileHandler:
     def append(self, address, name, data, flag_names, date):
         """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID."""
         self.check_append_target(address, name)
-        # OverQuota (NO [OVERQUOTA]); stored with LF line ends, as the quota counts it
-        self.store.quota.check(address, len(data) - data.count(b"\r\n"))
-        return append_message(self.store, address, name, data, flag_names, date)
+        # OverQuota (NO [OVERQUOTA]); stored with LF line ends, as the quota counts it;
+        # the check and the write under the user's quota lock (store/quota.py)
+        with self.store.quota.reserving(address, len(data) - data.count(b"\r\n")):
+            return append_message(self.store, address, name, data, flag_names, date)
 
     def check_append_target(self, address, name):
         """InvalidName for a name that can be no folder, NoSuchFolder (TRYCREATE) for
@@ -152,9 +153,9 @@ class IMAPFileHandler:
         Returns (UIDVALIDITY, [UID]) in their order."""
         self.check_append_target(address, name)
         # all or none, the quota too: OverQuota (NO [OVERQUOTA]) for the whole batch
-        self.store.quota.check(address, sum(len(m[0]) - m[0].count(b"\r\n") for m in messages),
-                               len(messages))
-        with appending(self.store, address, name) as appender:
+        with self.store.quota.reserving(address, sum(len(m[0]) - m[0].count(b"\r\n") for m in messages),
+                                        len(messages)), \
+                appending(self.store, address, name) as appender:
             uids, _dropped = appender.append_many(messages)
             return appender.view.uidvalidity, uids
 
@@ -226,18 +227,25 @@ class IMAPFileHandler:
     def copy(self, view: FolderView, uids, address, target_name, move=False):
         """Copy `uids` of a view into `target_name` keeping flags (keywords are
         re-mapped to the target's letters); returns (UIDVALIDITY, [(old, new)]).
-        OverQuota when the copies would take the user over quota; not for `move`
-        (the first half of MOVE): the messages leave the user's other folder, so
-        the one quota root's usage does not grow (RFC 9208 4.3), and a full
-        mailbox can still move mail to Trash."""
+        OverQuota when the copies would take the user over quota.  For `move` (the
+        first half of MOVE) the messages leave the user's other folder, so the one
+        quota root's usage does not grow: refused only when the user is over quota
+        already (a lowered limit), and never into the \\Trash folder, so that a user
+        over quota can still clean up (as Dovecot's Trash rule allows)."""
         self.store.folder_path(address, target_name)   # InvalidName first
         if not self.store.folder_exists(address, target_name):
             raise NoSuchFolder(target_name)
-        if not move:
-            size, count = view.stored_size(uids)
-            if count:
-                self.store.quota.check(address, size, count)
-        return view.copy_to(uids, self.store, address, target_name)
+        if move:
+            if SPECIAL_USE.get(target_name) != "\\Trash":
+                over = self.store.quota.over(address)
+                if over is not None:
+                    raise over
+            return view.copy_to(uids, self.store, address, target_name)
+        size, count = view.stored_size(uids)
+        if not count:
+            return view.copy_to(uids, self.store, address, target_name)
+        with self.store.quota.reserving(address, size, count):
+            return view.copy_to(uids, self.store, address, target_name)
 
     # -- quota (RFC 9208; cmd_quota.py) ------------------------------------------------
     def quota(self, address, name=None):

@@ -15,12 +15,18 @@ changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is unlink plu
 directory fsync; append and copy write under tmp/, fsync, and link into cur/
 (the Maildir discipline of maildir.py); append_many does that for a batch with one
 directory fsync and one uidlist write (an import).
+
+Every change of the message files also goes into the user's quota ledger
+(maildirsize.py): the files and the line inside the ledger's shared lock; a flag
+change (a rename) changes nothing there.  The limit itself is checked by the
+caller (quota.Quotas.reserving around IMAP APPEND and COPY).
 """
 
 import errno
 import os
 
-from . import maildir
+from . import maildir, maildirsize
+from .users import user_root_of
 from ..durable import fsync_dir, unlink_quiet
 from .flags import LETTER_FLAGS
 
@@ -30,6 +36,7 @@ SUBDIRS = maildir.SUBDIRS
 class FolderWriter:
     def __init__(self, folder):
         self.folder = folder
+        self.root = user_root_of(folder.path)       # its ledger's directory
 
     def store_flags(self, uids, letters, mode, unchanged_since=None, modified=None):
         """Change flags of `uids`: mode '+' adds, '-' removes, '=' replaces.
@@ -88,7 +95,8 @@ class FolderWriter:
         """Unlink `uids` (only those whose flags hold `letter`, unless None)."""
         folder = self.folder
         removed = []
-        with folder.lock, folder.file_lock(), folder.changing():
+        freed = maildirsize.Usage()
+        with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
             before = folder.dir_mtime("cur")
             touched = set()
             todo = sorted(uids)
@@ -107,12 +115,14 @@ class FolderWriter:
                             retry.append(uid)  # renamed by another writer: find its new name
                             continue
                     touched.add(entry.sub)
+                    freed += (entry.size, 1)
                     folder.record_expunge(entry)
                     removed.append(uid)
                 if not retry:
                     break
                 folder.rescan_all()
                 todo = retry
+            maildirsize.append(self.root, -freed)
             for sub in touched:
                 fsync_dir(os.path.join(folder.path, sub))
             # only cur/: deliveries link into new/ without our lock, so a new/ mtime
@@ -129,9 +139,10 @@ class FolderWriter:
         base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
         tmp = maildir.write_tmp(folder.path, disk, base)
         name = base + ":2," + "".join(sorted(set(letters)))
-        with folder.lock, folder.file_lock(), folder.changing():
+        with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
             before = folder.dir_mtime("cur")
             maildir.commit_tmp(folder.path, tmp, name, sub="cur")
+            maildirsize.append(self.root, (len(disk), 1))
             folder.keep_stamp("cur", before)
             folder.index_new({"cur": [name]})
             folder.wake()
@@ -143,12 +154,13 @@ class FolderWriter:
         directory fsync and one uidlist write.  Returns their UIDs, in order.  A
         failure before the commit leaves none of them visible."""
         folder = self.folder
-        staged = []
+        staged, sizes = [], []
         try:
             for wire, letters, date in messages:
                 disk = maildir.to_disk(wire)
                 base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
                 tmp = maildir.write_tmp(folder.path, disk, base)
+                sizes.append(len(disk))
                 staged.append((base, tmp, base + ":2," + "".join(sorted(set(letters)))))
         except BaseException:
             for _, tmp, _ in staged:
@@ -156,10 +168,11 @@ class FolderWriter:
             raise
         if not staged:
             return []
-        with folder.lock, folder.file_lock(), folder.changing():
+        with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
             before = folder.dir_mtime("cur")
             for _, tmp, name in staged:
                 maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
+            maildirsize.append(self.root, (sum(sizes), len(staged)))
             fsync_dir(os.path.join(folder.path, "cur"))
             folder.keep_stamp("cur", before)
             # UIDs in the batch's order (MULTIAPPEND, RFC 3502): internal dates given
@@ -174,6 +187,7 @@ class FolderWriter:
         [(source uid, new uid)] for COPYUID.  Never holds both folders' locks."""
         folder = self.folder
         pairs = []
+        added = maildirsize.Usage()
         for uid in uids:
             with folder.lock:
                 entry = folder.get(uid)
@@ -197,14 +211,17 @@ class FolderWriter:
                 with open(src, "rb") as f:
                     maildir.write_tmp(target.path, f.read(), base)
             pairs.append((uid, base, tmp, flags))
+            added += (size, 1)
         if not pairs:
             return []
-        with target.lock, target.file_lock(), target.changing():
+        root = user_root_of(target.path)
+        with target.lock, target.file_lock(), target.changing(), maildirsize.changing(root):
             before = target.dir_mtime("cur")
             names = []
             for uid, base, tmp, flags in pairs:
                 names.append(base + ":2," + flags)
                 maildir.commit_tmp(target.path, tmp, names[-1], sub="cur", sync=False)
+            maildirsize.append(root, added)
             fsync_dir(os.path.join(target.path, "cur"))
             target.keep_stamp("cur", before)
             target.index_new({"cur": names}, in_order=True)     # UIDs in source order

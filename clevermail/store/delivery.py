@@ -12,8 +12,13 @@ the first INBOX's tmp/ and hard-linked into the others' tmp/; PendingDelivery.co
 links each into new/ and fsyncs new/ (only then is it delivered) and tells the
 sessions of this process with that INBOX open; abort() takes back a prepare or a
 commit.
+
+Quotas: each copy's room is reserved (store/quota.py `Quotas.reserve`, OverQuota
+when there is none) once its tmp/ file is written; the reservation counts it in the
+user's ledger, is released at commit and taken back at abort.
 """
 
+import contextlib
 import os
 
 from ..durable import unlink_quiet
@@ -27,13 +32,14 @@ class PendingDelivery:
     """A message written and fsynced under tmp/ for one or more mailboxes, not yet
     visible.  commit() makes it visible durably; abort() undoes prepare or commit."""
 
-    def __init__(self, folders, targets, letters="", owners=()):
+    def __init__(self, folders, targets, letters="", owners=(), reservations=()):
         self.folders = folders
         self.targets = targets          # [(folder path, tmp path, base)]
         # flag letters (Sieve's imap4flags): the copy goes to cur/ with them
         self.letters = letters
         # (address, folder name) of each target, in order: what copies() names
         self.owners = list(owners)
+        self.reservations = list(reservations)     # quota.Reservation per copy
         self.committed = []
 
     def copies(self):
@@ -49,10 +55,18 @@ class PendingDelivery:
                 final = maildir.commit_tmp(folder_path, tmp, base, sub="new")
             self.committed.append(final)
             self.folders.notify(folder_path)
+        for reservation in self.reservations:
+            reservation.done()
 
     def abort(self):
-        for path in self.committed + [t[1] for t in self.targets]:
-            unlink_quiet(path)
+        with contextlib.ExitStack() as held:
+            # the ledger's shared lock from the unlink to the line taken back
+            for reservation in self.reservations:
+                held.enter_context(reservation.changing())
+            for path in self.committed + [t[1] for t in self.targets]:
+                unlink_quiet(path)
+            for reservation in self.reservations:
+                reservation.cancel()
         for folder_path, _, _ in self.targets:
             self.folders.notify(folder_path)
 
@@ -66,9 +80,10 @@ def return_path(sender):
 
 
 class Delivery:
-    def __init__(self, users, folders):
+    def __init__(self, users, folders, quotas):
         self.users = users
         self.folders = folders
+        self.quotas = quotas
 
     def _prepare(self, addresses, wire, clean=False, folder=None, flags=()):
         """Write `wire` (CRLF message) once under the first INBOX's tmp/, fsync it, and
@@ -76,11 +91,12 @@ class Delivery:
         `clean`: every line of `wire` ends in CRLF and there is no other CR.
         `folder`: a special-use folder (users.SPECIAL_USE, e.g. "Junk" for mail the
         inbound checks quarantine, or a Sieve fileinto) instead of INBOX, where the
-        user has it.  `flags`: IMAP flag names the copies get (one address only)."""
+        user has it.  `flags`: IMAP flag names the copies get (one address only).
+        OverQuota (nothing kept) when a user has no room for the copy."""
         disk = maildir.to_disk(wire, clean)
         # the size of to_wire(disk), what POP3 and IMAP send: the wire size itself when clean
         wsize = len(wire) if clean else len(disk) + disk.count(b"\n")
-        targets, owners = [], []
+        targets, owners, reservations = [], [], []
         first_tmp = None
         try:
             for address in addresses:
@@ -98,11 +114,13 @@ class Delivery:
                 first_tmp = first_tmp or tmp
                 targets.append((root, tmp, base))
                 owners.append((address, folder if folder and root != user_root else "INBOX"))
+                # (after the write: the mailbox exists again if it had to be made)
+                reservations.append(self.quotas.reserve(address, len(disk)))
             letters = self._letters(addresses, targets, flags) if flags else ""
         except BaseException:
-            PendingDelivery(self.folders, targets).abort()
+            PendingDelivery(self.folders, targets, reservations=reservations).abort()
             raise
-        return PendingDelivery(self.folders, targets, letters, owners)
+        return PendingDelivery(self.folders, targets, letters, owners, reservations)
 
     def _letters(self, addresses, targets, flags):
         """The Maildir letters of `flags` in the one target folder (keywords get

@@ -8,7 +8,8 @@ that each own one job and gives them the names the call sites use:
     tree.py           list, create, delete, rename folders
     subscriptions.py  subscribed names
     watch.py          changes by other processes reach open folders (inotify)
-    quota.py          per-user limits and the usage counted from file names
+    quota.py          per-user limits, the checks and reservations
+    maildirsize.py    the usage ledger every writer appends to (Maildir++)
 
 Protocol-neutral: file handlers (smtp/pop3/imap handler.py) call it and turn its
 errors into replies.
@@ -34,10 +35,10 @@ class MailStore:
         self.subs = Subscriptions()
         self.users = UserDirs(self.mail_root, self.subs)
         self.folders = FolderCache(self.users)
-        self.delivery = Delivery(self.users, self.folders)
-        self.tree = FolderTree(self.users, self.folders, self.subs)
         # limits: the service sets quota.limits (address -> QuotaLimits); none by default
         self.quota = Quotas(self.users)
+        self.delivery = Delivery(self.users, self.folders, self.quota)
+        self.tree = FolderTree(self.users, self.folders, self.subs)
 
     # -- users -----------------------------------------------------------------------
     def user_root(self, address):

@@ -1,37 +1,28 @@
-"""Mailbox quotas: per-user limits on storage (bytes) and messages, the usage
-counted from the Maildir file names, and the one check every writer asks
-(`Quotas.refusal` / `Quotas.check`, raising or returning `OverQuota`).
+"""Mailbox quotas: per-user limits on storage (bytes) and messages, the usage kept
+in each user's Maildir++ `maildirsize` ledger (maildirsize.py), and the checks every
+writer asks (`Quotas.refusal` / `check`, `reserve` / `reserving`, raising or
+returning `OverQuota`).
 
 Limits come from outside the store: a callable address -> QuotaLimits that the
 service builds from the accounts' per-user values (users.ini, read live) over the
 configured default ([quota]); None in a field means no limit.
 
 Usage is the sum of the S= sizes (disk bytes) and the number of message files in
-new/ and cur/ of every folder of the user (INBOX, Trash and all), read from the
-directory listings, never by opening a message (a name without S=, written by
-another program, is stat()ed once).  It is kept per directory in memory with the
-directory's mtime, and a check first stat()s the user's root and each folder's new/
-and cur/: only a directory whose mtime moved is listed again.
+new/ and cur/ of every folder of the user (INBOX, Trash and all), never read from a
+message.  The ledger keeps it: every store write appends its change, in any
+process, so a check reads one small file (its cost does not grow with the
+mailbox) and a flag change (a rename in cur/) costs nothing; the ledger is
+recalculated from the file names when it is missing, too long, or stale
+(maildirsize.py says when and how it stays exact across processes).  This is what
+Courier's and Dovecot's Maildir++ quotas do; the cost before and after, at 100,000
+messages: scripts/bench_quota.py.
 
-Why this and not a Dovecot/Courier `maildirsize` file (a limit line and appended
-delta lines, recalculated when it grows or looks stale):
-- every writer is seen, in every process, with no hook: a delivery, IMAP APPEND,
-  COPY, EXPUNGE, a POP3 DELE at QUIT, `clevermail import`, a second instance, and
-  also mutt, procmail or a script writing into new/ change a directory's mtime.  A
-  maildirsize file sees only the writers that append to it and drifts until the
-  next recalculation, and it needs its own lock and rewrite rules;
-- nothing to get wrong on disk: no file to corrupt, lose or recalculate;
-- the cost is small and bounded: a check is 1 + 2 x folders stat() calls (about
-  20 for a usual account, well under a millisecond), and a listing happens only for
-  a directory that changed since (its cost grows with its size: see
-  scripts/bench_quota.py for the figures).
-A directory's mtime has the file system's coarse clock (a few ms): a listing taken
-while its mtime is less than RACY_NS old is not trusted for the next check (as git
-treats "racily clean" files), so a change in the same clock tick is never missed.
-
-A check is advisory, as in every Maildir server: two deliveries checked at the
-same moment may together go past the limit by one message each (Dovecot's and
-Courier's quotas behave the same); the next check refuses.
+Checks are binding, not advisory: a delivery `reserve()`s its copy under the
+user's ledger lock (the check and the line that counts it are one step, so two
+deliveries at the same moment cannot both pass on the same room) and its
+Reservation is released at commit or taken back at abort; IMAP APPEND and COPY
+hold the same lock around the write (`reserving`).  Other store writes (an import,
+a MOVE's copy, an EXPUNGE) only record their change.
 
 The store never speaks protocol: OverQuota says which resource and whether the
 refusal is permanent (the message alone is larger than the limit: no clean-up
@@ -42,16 +33,13 @@ into their replies.
 
 import os
 import re
-import threading
-import time
+from contextlib import contextmanager
 from typing import Callable, NamedTuple
 
-from . import paths
+from . import maildirsize
 from .errors import StoreError
+from .maildirsize import Usage, count_names  # noqa: F401  (the usage values are the ledger's)
 
-RACY_NS = 1_000_000_000        # a listing younger than this after its mtime is re-done
-CACHE_LIMIT = 100_000          # directories remembered (cleared whole when reached)
-_SIZE_IN_NAME = re.compile(r"^[^:\n]*?,S=(\d+)", re.MULTILINE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE_TEXT = re.compile(r"(\d+)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
 NO_LIMIT_WORDS = ("", "none", "unlimited")
@@ -76,16 +64,6 @@ def user_limits(own, default):
     value is an int, None (no limit) or a str (not set: `default`'s value applies)."""
     storage, messages = (d if isinstance(v, str) else v for v, d in zip(own, default))
     return QuotaLimits(storage, messages)
-
-
-class Usage(NamedTuple):
-    """What a user (or one folder) holds: bytes on disk (the S= sizes) and messages."""
-
-    storage: int = 0
-    messages: int = 0
-
-    def __add__(self, other):
-        return Usage(self.storage + other.storage, self.messages + other.messages)
 
 
 class FolderSizes(NamedTuple):
@@ -159,103 +137,65 @@ def format_messages(count):
     return "none" if count is None else str(count)
 
 
-# -- the usage of directories -------------------------------------------------------------
-def count_names(dir_path, names):
-    """Usage of the message files `names` of one directory (dot files skipped):
-    sizes from S= in the names, a stat() only for a name without one."""
-    names = [n for n in names if n[:1] != "."]
-    sizes = _SIZE_IN_NAME.findall("\n".join(names))
-    total = sum(map(int, sizes))
-    if len(sizes) != len(names):             # some names carry no S=: measure those
-        total = 0
-        for name in names:
-            m = _SIZE_IN_NAME.match(name)
-            if m and "\n" not in name:
-                total += int(m.group(1))
-                continue
-            try:
-                total += os.stat(os.path.join(dir_path, name)).st_size
-            except FileNotFoundError:
-                continue                     # gone since the listing
-    return Usage(total, len(names))
+# -- the usage and the checks ---------------------------------------------------------------
+def _over(limits, usage):
+    """Whether `usage` is already past a limit (not only at it)."""
+    return ((limits.storage is not None and usage.storage > limits.storage)
+            or (limits.messages is not None and usage.messages > limits.messages))
+
+
+class Reservation:
+    """Room taken for a delivery's copy: counted in the ledger from the moment it was
+    granted, with the shared lock held until done() (its file is in place: commit)
+    or cancel() (its file is gone: abort; the line taken back).  Both idempotent."""
+
+    def __init__(self, root, hold, delta):
+        self.root, self._hold, self.delta = root, hold, delta
+        self._cancelled = False
+
+    def changing(self):
+        """The shared lock again, to hold around unlinking the copy before cancel()."""
+        return maildirsize.changing(self.root)
+
+    def done(self):
+        self._hold.release()
+
+    def cancel(self):
+        if not self._cancelled:
+            self._cancelled = True
+            maildirsize.append(self.root, -self.delta)
+        self._hold.release()
 
 
 class Quotas:
-    """The usage cache of this process and the checks.  `users` (users.UserDirs)
-    maps an address to its root; `limits(address)` gives its QuotaLimits."""
+    """The usage and the checks.  `users` (users.UserDirs) maps an address to its
+    root; `limits(address)` gives its QuotaLimits."""
 
-    def __init__(self, users, limits: Callable[[str], QuotaLimits] = lambda address: NO_LIMITS,
-                 clock=time.time_ns):
+    def __init__(self, users, limits: Callable[[str], QuotaLimits] = lambda address: NO_LIMITS):
         self.users = users
         self.limits = limits
-        self._clock = clock
-        self._dirs = {}       # directory path -> (mtime_ns, Usage)
-        self._roots = {}      # user root -> (mtime_ns, [folder paths])
-        self._lock = threading.Lock()      # guards the trimming of the maps only
 
-    # -- usage -----------------------------------------------------------------------
     def usage(self, address):
-        """The user's Usage over all folders, current with the disk."""
-        root = self.users.root(address)
-        total = Usage()
-        for folder in self._folders(root):
-            total += self.folder_usage(folder)
-        return total
+        """The user's Usage over all folders (the ledger's sum, recalculated first when
+        due: maildirsize.py)."""
+        return self._usage(self.users.root(address), self.limits(address))
 
-    def folder_usage(self, folder_path):
-        """One folder's Usage (new/ and cur/): STATUS SIZE, and the user's sum."""
-        total = Usage()
-        for sub in ("new", "cur"):
-            total += self._dir_usage(os.path.join(folder_path, sub))
-        return total
+    def _usage(self, root, limits):
+        ledger = maildirsize.read(root)
+        if ledger is None or ledger.due(_over(limits, ledger.usage)):
+            fresh = maildirsize.recalculate(root, limits)
+            if fresh is not None:
+                return fresh
+            if ledger is None:              # a writer is busy: count, keep nothing
+                return maildirsize.count_user(root)
+        return ledger.usage
 
-    def _dir_usage(self, path):
-        try:
-            mtime = os.stat(path).st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
-            return Usage()                  # a folder deleted meanwhile holds nothing
-        known = self._dirs.get(path)
-        if known is not None and known[0] == mtime:
-            return known[1]
-        try:
-            names = os.listdir(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return Usage()
-        usage = count_names(path, names)
-        self._remember(self._dirs, path, mtime, usage)
-        return usage
+    @staticmethod
+    def _locked_usage(root, fd):
+        """The usage with the ledger held (`fd`, None: there is no ledger)."""
+        ledger = maildirsize.read(root, fd) if fd is not None else None
+        return ledger.usage if ledger is not None else maildirsize.count_user(root)
 
-    def _folders(self, root):
-        """The user's folder paths: the root (INBOX) and each Maildir++ folder."""
-        try:
-            mtime = os.stat(root).st_mtime_ns
-        except FileNotFoundError:
-            return []                       # no mailbox yet: nothing used
-        known = self._roots.get(root)
-        if known is not None and known[0] == mtime:
-            return known[1]
-        folders = [root]
-        for dirname in sorted(os.listdir(root)):
-            # a folder being deleted ("..deleted-") or anything else not a folder name
-            # is skipped, as the folder list skips it
-            if paths.folder_from_dirname(dirname) and os.path.isdir(os.path.join(root, dirname, "cur")):
-                folders.append(os.path.join(root, dirname))
-        self._remember(self._roots, root, mtime, folders)
-        return folders
-
-    def _remember(self, cache, key, mtime, value):
-        # a listing made while the mtime was this young may have missed a change in
-        # the same clock tick: use it now, do not trust it next time
-        if self._clock() - mtime < RACY_NS:
-            cache.pop(key, None)
-            return
-        if len(cache) >= CACHE_LIMIT:
-            with self._lock:
-                if len(cache) >= CACHE_LIMIT:
-                    cache.clear()
-        cache[key] = (mtime, value)
-
-    # -- checks ------------------------------------------------------------------------
     def refusal(self, address, size, count=1, usage=None):
         """The OverQuota that storing `count` messages of `size` bytes in all for
         `address` would meet, or None.  A size of 0 asks whether the mailbox has
@@ -266,15 +206,71 @@ class Quotas:
             return None
         if usage is None:
             usage = self.usage(address)
-        need = max(size, 1)
-        if limits.storage is not None and usage.storage + need > limits.storage:
-            return OverQuota(address, "storage", need > limits.storage, limits.storage)
-        if limits.messages is not None and usage.messages + count > limits.messages:
-            return OverQuota(address, "messages", count > limits.messages, limits.messages)
-        return None
+        return _refusal(address, limits, usage, size, count)
 
     def check(self, address, size, count=1):
         """Raise OverQuota when `refusal` finds one."""
         refused = self.refusal(address, size, count)
         if refused is not None:
             raise refused
+
+    def over(self, address):
+        """The OverQuota of a user already past a limit (a lowered quota), else None:
+        what refuses a MOVE, which adds nothing (IMAP's handler)."""
+        limits = self.limits(address)
+        if limits.unlimited:
+            return None
+        usage = self.usage(address)
+        for resource, limit, used in (("storage", limits.storage, usage.storage),
+                                      ("messages", limits.messages, usage.messages)):
+            if limit is not None and used > limit:
+                return OverQuota(address, resource, False, limit)
+        return None
+
+    def reserve(self, address, size, count=1):
+        """Take room for `count` messages of `size` disk bytes about to be written for
+        `address` (its mailbox exists): a Reservation, or OverQuota.  The check and
+        the ledger line are one step under the user's ledger lock."""
+        root = self.users.root(address)
+        limits = self.limits(address)
+        self._usage(root, limits)           # a recalculation due happens now, unlocked
+        hold = maildirsize.Hold(root)
+        try:
+            with maildirsize.locked(root) as fd:
+                if not limits.unlimited:
+                    refused = _refusal(address, limits, self._locked_usage(root, fd), size, count)
+                    if refused is not None:
+                        raise refused
+                if fd is not None:
+                    os.write(fd, f"{size} {count}\n".encode())
+        except BaseException:
+            hold.release()
+            raise
+        return Reservation(root, hold, Usage(size, count))
+
+    @contextmanager
+    def reserving(self, address, size, count=1):
+        """The check of `count` messages of `size` bytes for `address`, with the user's
+        ledger lock held for the block, in which the store's write records them
+        (IMAP APPEND, COPY): OverQuota before the block, else nobody else's check
+        passes on the same room."""
+        root = self.users.root(address)
+        limits = self.limits(address)
+        if limits.unlimited or not os.path.isdir(root):
+            yield
+            return
+        self._usage(root, limits)
+        with maildirsize.changing(root), maildirsize.locked(root) as fd:
+            refused = _refusal(address, limits, self._locked_usage(root, fd), size, count)
+            if refused is not None:
+                raise refused
+            yield
+
+
+def _refusal(address, limits, usage, size, count):
+    need = max(size, 1)
+    if limits.storage is not None and usage.storage + need > limits.storage:
+        return OverQuota(address, "storage", need > limits.storage, limits.storage)
+    if limits.messages is not None and usage.messages + count > limits.messages:
+        return OverQuota(address, "messages", count > limits.messages, limits.messages)
+    return None

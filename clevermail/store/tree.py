@@ -6,14 +6,14 @@ level of an IMAP name is one '.'-separated part of the directory name, so a chil
 is a directory of its own and deleting a parent leaves its children.  A deleted or
 renamed folder is detached from the FolderCache (a folder created again under its
 name gets a new Folder) and the sessions of this process holding it are told at
-once.
+once.  A deleted folder's messages leave the user's quota ledger (maildirsize.py).
 """
 
 import os
 import shutil
 import threading
 
-from . import maildir, paths
+from . import maildir, maildirsize, paths
 from .errors import FolderExists, InvalidName, NoSuchFolder
 
 
@@ -55,8 +55,12 @@ class FolderTree:
         # rename first so that a concurrent deliverer never writes into a half-deleted tree
         # ("..": an empty level, so list() never shows it as a folder of its own)
         doomed = path + f"..deleted-{os.getpid()}-{threading.get_ident()}"
-        os.rename(path, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        root = self.users.root(address)
+        with maildirsize.changing(root):
+            os.rename(path, doomed)
+            freed = maildirsize.count_folder(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            maildirsize.append(root, -freed)
         # before the notify: the woken sessions must find their folder gone, and a
         # folder created again under this name must get a Folder of its own
         folder = self.folders.detach(path)
