@@ -154,6 +154,36 @@ def test_reject_sends_a_refusal_to_the_sender_never_to_null(env):
     assert len(env.sink.messages) == 1
 
 
+def test_ereject_of_every_recipient_is_refused_at_the_end_of_data(env):
+    """RFC 5429 2.1: when every recipient erejects, the SMTP reply says it (550
+    5.7.1 with the script's reason, one printable line) and no MDN goes out; with
+    another recipient that takes the message, the refusal goes as an MDN."""
+    activate(env, 'require "ereject";\nereject text:\nNo more mail\r\n  for Bob, ever\t\x01\u00e9.\r\n.\r\n;')
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        mx(env, "someone@there.test", [BOB], msg("erejected"))
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (
+        550, b"5.7.1 No more mail for Bob, ever ?.")
+    activate(env, 'require "ereject";\nereject "Not for Alice either";', user=ALICE)
+    with smtplib.SMTP("127.0.0.1", env.service.port("smtp"), timeout=10) as s:
+        s.ehlo("mx.far.test")
+        s.mail("someone@there.test")
+        s.rcpt(BOB)
+        s.rcpt(ALICE)
+        assert s.data(msg("both")) == (550, b"5.7.1 No more mail for Bob, ever ?.")
+        s.rset()
+        s.mail("")                               # a bounce is refused the same way
+        s.rcpt(ALICE)
+        assert s.data(msg("bounce")) == (550, b"5.7.1 Not for Alice either")
+    assert env.service.queue.list() == []
+    assert env.inbox(BOB) == [] and env.inbox(ALICE) == []
+    env.service.sieve_scripts.activate(ALICE, None)
+    assert mx(env, "someone@there.test", [BOB, ALICE], msg("mixed")) == {}
+    assert len(env.inbox(ALICE)) == 1 and env.inbox(BOB) == []
+    assert wait_for(lambda: env.sink.messages)                  # Bob's refusal: an MDN
+    assert b"No more mail" in env.sink.messages[0].data
+    assert env.sink.messages[0].rcpts == ["someone@there.test"]
+
+
 def test_a_broken_script_keeps_mail_in_inbox_and_warns(env, caplog):
     scripts = env.service.sieve_scripts
     scripts.put(BOB, "broken", "if header :frob { discard; }")   # stored behind the check

@@ -1,5 +1,8 @@
 """smtp/replies.py: the EHLO extension lines built once per combination of settings, and
-the refusal reason each reply carries (the clevermail_smtp_refused label)."""
+the refusal reason each reply carries (the clevermail_smtp_refused label), and the
+ereject refusal made one printable line."""
+
+import pytest
 
 from clevermail.smtp import replies as R
 
@@ -40,3 +43,19 @@ def test_refusal_reasons_by_code_or_named():
     assert R.R554_DNSBL.format("192.0.2.1", "zen.test", "listed").reason == "dnsbl"
     assert R.R421_HARVEST.format("mx.test").reason == "harvest"
     assert R.R250_OK.reason is None and R.R503_SEQUENCE.reason is None and R.R221_BYE.reason is None
+
+
+@pytest.mark.parametrize("reason, text", [
+    ("Not here", "Not here"),
+    ("two\r\nlines\r\n250 OK", "two lines 250 OK"),
+    ("tab\there\x00\x1b[31m", "tab here [31m"),
+    ("caf\u00e9 \u2603", "caf? ?"),
+    ("", "Message rejected by the recipient's filter"),
+    ("\r\n\t", "Message rejected by the recipient's filter"),
+    ("x" * 1000, "x" * 200),
+])
+def test_sieve_refusal_is_one_printable_line(reason, text):
+    reply = R.sieve_refusal(reason)
+    assert (reply.code, reply.status, reply.text) == (550, "5.7.1", text)
+    assert reply.wire == f"550 5.7.1 {text}\r\n".encode()
+    assert reply.reason == "sieve"

@@ -11,7 +11,9 @@ the SMTP file handler commits with the rest of the transaction before its 250
   `Delivered-To: <account>` on top; a message that already carries it comes back
   from a redirect loop and is kept instead;
 - reject/ereject -> an MDN to the envelope sender through the queue (reports.py;
-  none to the null sender);
+  none to the null sender); an ereject also sets `Prepared.ereject` to its reason:
+  when every recipient of an SMTP transaction erejects, the SMTP handler refuses
+  the message at the end of DATA instead (RFC 5429 2.1) and the MDN is dropped;
 - vacation -> a reply through the queue with the null sender, at most one per sender
   and :days period (vacation.py), DKIM-signed for the user's domain when signing is on.
 
@@ -39,12 +41,14 @@ MAX_CACHED = 10_000
 class Prepared:
     """What a run made: `mailbox` writes (store PendingDelivery) and `queued` entries
     (relay PendingEntry), committed mailboxes first; `after` runs once all committed
-    (the vacation record)."""
+    (the vacation record); `ereject`: the reason of an ereject (None without one),
+    which SMTP may say at the protocol level instead of the MDN."""
 
     def __init__(self):
         self.mailbox = []
         self.queued = []
         self.after = []
+        self.ereject = None
 
     def abort(self):
         for p in self.mailbox + self.queued:
@@ -168,6 +172,8 @@ class SieveFilter:
             elif isinstance(action, Reject):
                 message = message or MessageView(data)
                 self._reject(prepared, action, message, sender, recipient or account, queue_id)
+                if action.extended:
+                    prepared.ereject = action.reason
             elif isinstance(action, Vacation):
                 message = message or MessageView(data)
                 self._vacation(prepared, action, message, account, sender, recipient, queue_id)

@@ -34,75 +34,13 @@ from ..store.api import LocalDelivery
 from .delivered import log_delivered
 from .dsn_owed import dsn_requests, report_success
 from .message import new_queue_id, submission_fixups
+from .recipients import (AliasTooBig, BadDomain, BadSRS, DeliveryFailed, MailboxFull,  # noqa: F401
+                         NoSuchUser, Recipient, RecipientError, RelayDenied, SieveRefused)
+# (re-exported: the session, the relay and the tests name them through this module)
 from .send_quota import SendQuota
 from .sender_identity import SenderIdentity
 
 log = logging.getLogger("clevermail.smtp")
-
-
-class RecipientError(Exception):
-    """A recipient that cannot be accepted."""
-
-
-class NoSuchUser(RecipientError, LookupError):
-    """Local domain, but no account, alias or catch-all (RFC 5321 550 5.1.1).  A
-    LookupError too: the relay worker, which delivers queued local mail through this
-    handler without importing it, reads a LookupError as "no such mailbox here", a
-    permanent failure."""
-
-
-class BadDomain(RecipientError):
-    """A U-label domain that is no valid IDN (IDNA 2008): no such domain anywhere."""
-
-
-class RelayDenied(RecipientError):
-    """A foreign domain from a client that may not relay."""
-
-
-class BadSRS(RecipientError):
-    """A bounce address of ours (SRS) that is forged or expired."""
-
-
-class AliasTooBig(RecipientError):
-    """An alias that expands deeper or wider than the bounds (routing.py)."""
-
-
-class MailboxFull(RecipientError):
-    """Every mailbox of the recipient(s) is over quota (store.quota.OverQuota):
-    `permanent` when the message alone is larger than every such quota (552 5.2.2),
-    else the mailbox is full for now (452 4.2.2)."""
-
-    def __init__(self, address, refusals):
-        self.refusals = list(refusals)
-        self.permanent = all(r.permanent for r in self.refusals)
-        super().__init__(f"{address}: " + "; ".join(str(r) for r in self.refusals))
-
-
-class DeliveryFailed(Exception):
-    """Nothing was stored; the client should try again later."""
-
-
-class Recipient:
-    """An accepted RCPT: the address as given, the local accounts its copy goes to,
-    and the external addresses: the address itself when relayed, or an alias's
-    forwarding targets (`forwarded`: they leave with an SRS sender); `notify` and
-    `orcpt` are its RFC 3461 NOTIFY and ORCPT (dsn.py), None when not given."""
-
-    __slots__ = ("address", "accounts", "external", "forwarded", "notify", "orcpt")
-
-    def __init__(self, address, accounts=(), external=None, forwarded=False):
-        self.address = address
-        self.accounts = tuple(accounts)
-        self.external = (address,) if external is None and not accounts else tuple(external or ())
-        self.forwarded = forwarded
-        self.notify = self.orcpt = None
-
-    @classmethod
-    def routed(cls, address, route):
-        return cls(address, route.accounts, route.external, route.forwarded)
-
-    def __repr__(self):
-        return f"Recipient({self.address!r}, {self.accounts!r}, {self.external!r})"
 
 
 class SMTPFileHandler:
@@ -213,7 +151,7 @@ class SMTPFileHandler:
             plain, filtered = self._filtered(accounts)
             copies = [self.store.prepare_local(sender, plain, data)] if plain else []
             pending += copies
-            boxes, queued = self._run_filters(filtered, recipients, sender, (data,), queue_id)
+            boxes, queued, _ = self._run_filters(filtered, recipients, sender, (data,), queue_id)
             pending += boxes
             if forwards:
                 pending.append(self.queue.prepare(self._forward_sender(sender), forwards, data,
@@ -259,7 +197,8 @@ class SMTPFileHandler:
         NOTIFY=SUCCESS gets its success report queued.  Returns when every
         copy and the queue entry are fsynced and committed; raises DeliveryFailed
         (with nothing stored) otherwise, or MailboxFull when every copy is over
-        quota (module docstring: copies over quota beside others are queued)."""
+        quota (module docstring: copies over quota beside others are queued), or
+        SieveRefused when every recipient's Sieve script erejects it."""
         local, remote, forwards = self._split(recipients)
         dsn = {"ret": ret, "envid": envid, "dsn": dsn_requests(recipients)}
         pending = []
@@ -273,8 +212,16 @@ class SMTPFileHandler:
             pending += copies
             # users with an active Sieve script: their copies as the script says, before
             # the 250 like every other copy (its queue entries commit with the others)
-            boxes, queued = self._run_filters(filtered, recipients, sender, (trace, data), queue_id,
-                                              keep_folder=folder, clean=True, requiretls=requiretls)
+            boxes, queued, erejects = self._run_filters(filtered, recipients, sender, (trace, data),
+                                                        queue_id, keep_folder=folder, clean=True,
+                                                        requiretls=requiretls)
+            if erejects and all(r is not None for r in erejects) and not (plain or remote or forwards
+                                                                          or deferred):
+                # every recipient's script erejects it: said at the protocol level
+                # (RFC 5429 2.1), no MDN
+                for part in boxes + queued:
+                    part.abort()
+                raise SieveRefused(erejects[0])
             pending += boxes
             if remote:
                 pending.append(self.queue.prepare(sender, remote, trace + data, queue_id,
@@ -297,8 +244,8 @@ class SMTPFileHandler:
             # worker, which must never send what a later failure would take back.
             for p in pending:
                 p.commit()
-        except MailboxFull:
-            raise                   # nothing was prepared: the session's 452/552
+        except (MailboxFull, SieveRefused):
+            raise                   # nothing is prepared: the session's 452/552, 550
         except Exception as exc:
             for p in pending:
                 try:
@@ -319,11 +266,11 @@ class SMTPFileHandler:
 
     def _run_filters(self, accounts, recipients, sender, parts, queue_id, **options):
         """The prepared writes of each filtered account's script (sieve/deliver.py):
-        (mailbox parts, queue parts), committed in that order with the rest (the
-        mailboxes first, the queue last); the address a copy came for is the first
-        RCPT that reached the account."""
+        (mailbox parts, queue parts, each run's ereject reason or None), the parts
+        committed in that order with the rest (the mailboxes first, the queue last);
+        the address a copy came for is the first RCPT that reached the account."""
         if not accounts:
-            return [], []
+            return [], [], []
         came_for = {}
         for rcpt in recipients:
             for account in rcpt.accounts:
@@ -338,7 +285,8 @@ class SMTPFileHandler:
                 prepared.abort()
             raise
         return ([_Group(p.mailbox, p.abort) for p in out],
-                [_Group(p.queued, p.abort, after=p.after) for p in out])
+                [_Group(p.queued, p.abort, after=p.after) for p in out],
+                [p.ereject for p in out])
 
     @staticmethod
     def _split(recipients):

@@ -187,3 +187,17 @@ R554_PREGREET = Reply(554, "5.5.1", "Protocol error: talking before the greeting
 R554_RELAY_DENIED = Reply(554, "5.7.1", "Relay access denied")
 R554_NO_VALID_RCPTS = Reply(554, "5.5.1", "No valid recipients")
 R554_LONG_LINE = Reply(554, "5.6.0", "Message refused: a line is longer than 998 octets (RFC 5321 4.5.3.1.6)")
+# RFC 5429 2.1: a Sieve ereject refused at the end of DATA, the script's reason as text
+R550_SIEVE_REJECT = Reply(550, "5.7.1", "{}", reason="sieve")
+SIEVE_REASON_LIMIT = 200            # characters of the script's reason in the reply
+
+
+def sieve_refusal(reason):
+    """The 550 5.7.1 reply of an ereject: the script's reason made one line of
+    printable ASCII (line breaks and controls become spaces, other characters '?',
+    cut to SIEVE_REASON_LIMIT), so that no script can add reply lines or bytes a
+    client does not expect; a reason that is empty then says so."""
+    text = "".join(c if " " <= c <= "~" else " " if c.isspace() or not c.isprintable() else "?"
+                   for c in reason[:SIEVE_REASON_LIMIT * 4])
+    text = " ".join(text.split())[:SIEVE_REASON_LIMIT].rstrip()
+    return R550_SIEVE_REJECT.format(text or "Message rejected by the recipient's filter")

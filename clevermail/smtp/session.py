@@ -29,10 +29,10 @@ import time
 from ..login import SMTP_LINE_LIMIT, Login
 from ..line_session import LineSession, SessionClosed
 from ..wire import DataTooLarge
-from . import auth, message, parser
+from . import auth, cmd_simple, message, parser
 from . import replies as R
-from .handler import (AliasTooBig, BadDomain, BadSRS, DeliveryFailed, MailboxFull, NoSuchUser,
-                      RelayDenied)
+from .recipients import (AliasTooBig, BadDomain, BadSRS, DeliveryFailed, MailboxFull, NoSuchUser,
+                         RelayDenied, SieveRefused)
 from .policy import Policy
 from .replies import SMTPReplyError
 from .states import (ANY, BDAT, INIT, MAIL, MAY_BDAT, MAY_DATA, MAY_MAIL, MAY_RCPT,
@@ -289,6 +289,9 @@ class SMTPSession(LineSession):
         except MailboxFull as exc:
             self.log.info("refused id=%s from=<%s>: %s", queue_id, sender, exc)
             raise SMTPReplyError(R.R552_MAILBOX_FULL if exc.permanent else R.R452_MAILBOX_FULL) from None
+        except SieveRefused as exc:         # every recipient's script erejected it
+            self.log.info("refused id=%s from=<%s>: sieve ereject: %s", queue_id, sender, exc)
+            raise SMTPReplyError(R.sieve_refusal(exc.reason)) from None
         except DeliveryFailed as exc:
             # the cause's traceback: a bug in the delivery path shows here, not as a
             # bare one-line 451 forever
@@ -305,53 +308,6 @@ class SMTPSession(LineSession):
         self.send(R.R250_QUEUED.format(queue_id).wire)
 
     # -- other commands --------------------------------------------------------------
-    def cmd_RSET(self, arg):
-        """RSET: abort the mail transaction; HELO/EHLO and AUTH are kept.
-        States: any.
-        RFC 5321 4.1.1.5."""
-        if arg:
-            raise SMTPReplyError(R.R501_NO_ARGS)
-        self.reset_transaction()
-        self.send(R.R250_OK.wire)
-
-    def cmd_NOOP(self, arg):
-        """NOOP [string]: do nothing, answer 250 (the argument is ignored).
-        States: any.
-        RFC 5321 4.1.1.9."""
-        self.send(R.R250_OK.wire)
-
-    def cmd_QUIT(self, arg):
-        """QUIT: say goodbye and close the connection.
-        States: any.
-        RFC 5321 4.1.1.10."""
-        self.send(R.R221_BYE.wire)
-        raise SessionClosed()
-
-    def cmd_VRFY(self, arg):
-        """VRFY <string>: always 252, so that accounts are never revealed.
-        States: any.
-        RFC 5321 4.1.1.6, 3.5.3."""
-        if not arg:
-            raise SMTPReplyError(R.R501_VRFY)
-        self.send(R.R252_VRFY.wire)
-
-    def cmd_EXPN(self, arg):
-        """EXPN <list>: not offered (there are no lists to expand).
-        States: any.
-        RFC 5321 4.1.1.7, 3.5.2."""
-        raise SMTPReplyError(R.R502_NOT_IMPLEMENTED)
-
-    def cmd_HELP(self, arg):
-        """HELP [command]: list the commands, or describe one.
-        States: any.
-        RFC 5321 4.1.1.8."""
-        entry = self.COMMANDS.get(arg.upper()) if arg else None
-        if entry is not None:
-            text = entry[0].__doc__.strip().splitlines()[0]
-        else:
-            text = "Commands: " + " ".join(sorted(self.COMMANDS))
-        self.send(R.R214_HELP.format(text).wire)
-
     def cmd_STARTTLS(self, arg):
         """STARTTLS: switch to TLS; then the session starts over (new EHLO needed).
         States: init, ready (not inside a transaction).
@@ -378,12 +334,12 @@ class SMTPSession(LineSession):
         "RCPT": (cmd_RCPT, MAY_RCPT),
         "DATA": (cmd_DATA, MAY_DATA),
         "BDAT": (cmd_BDAT, ANY),
-        "RSET": (cmd_RSET, ANY),
-        "NOOP": (cmd_NOOP, ANY),
-        "QUIT": (cmd_QUIT, ANY),
-        "VRFY": (cmd_VRFY, ANY),
-        "EXPN": (cmd_EXPN, ANY),
-        "HELP": (cmd_HELP, ANY),
+        "RSET": (cmd_simple.cmd_RSET, ANY),
+        "NOOP": (cmd_simple.cmd_NOOP, ANY),
+        "QUIT": (cmd_simple.cmd_QUIT, ANY),
+        "VRFY": (cmd_simple.cmd_VRFY, ANY),
+        "EXPN": (cmd_simple.cmd_EXPN, ANY),
+        "HELP": (cmd_simple.cmd_HELP, ANY),
         "STARTTLS": (cmd_STARTTLS, OUTSIDE_TRANSACTION),
         "AUTH": (auth.cmd_AUTH, OUTSIDE_TRANSACTION),
     }
