@@ -184,6 +184,33 @@ def test_ereject_of_every_recipient_is_refused_at_the_end_of_data(env):
     assert env.sink.messages[0].rcpts == ["someone@there.test"]
 
 
+def test_a_copy_queued_by_a_full_mailbox_keeps_its_sieve_folder_and_flags(env):
+    """Bob's mailbox has no room for the message now: his script runs at once (it
+    sees the RCPT address, +detail and all), and his copy waits in the relay queue
+    with the folder and flags it chose; once the quota is raised, the relay worker
+    files it there, without running the script again."""
+    activate(env, 'require ["fileinto", "imap4flags", "envelope", "subaddress"];\n'
+                  'if envelope :detail "to" "lists" { fileinto :flags "\\\\Flagged" "Lists"; }')
+    env.service.store.create_folder(BOB, "Lists")
+    env.service.store.deliver_local("", [BOB], msg("first", extra="X: " + "y" * 2000 + "\r\n"))
+    used = env.service.store.quota.usage(BOB).storage
+    env.service.accounts.set_quota(BOB, storage=used + 100)       # room for a byte, not the message
+    with smtplib.SMTP("127.0.0.1", env.service.port("smtp"), timeout=10) as s:
+        s.ehlo("mx.far.test")
+        s.mail("someone@there.test")                             # no SIZE: known after DATA
+        assert s.rcpt(ALICE)[0] == 250 and s.rcpt(BOB.replace("@", "+lists@"))[0] == 250
+        assert s.data(msg("to a list"))[0] == 250
+    [entry] = env.service.queue.list()
+    assert [(r.address, r.folder, r.flags) for r in entry.recipients] == [(BOB, "Lists", ["\\Flagged"])]
+    activate(env, 'require "fileinto";\nfileinto "Elsewhere";')   # changed meanwhile: not run again
+    env.service.accounts.set_quota(BOB, storage=None)
+    env.service.queue.flush()
+    assert wait_for(lambda: env.service.queue.list() == [], timeout=20)
+    [(head, body)] = folder(env, BOB, "Lists")
+    assert b"\\Flagged" in head and b"Subject: to a list" in body
+    assert len(env.inbox(BOB)) == 1 and len(env.inbox(ALICE)) == 1
+
+
 def test_a_broken_script_keeps_mail_in_inbox_and_warns(env, caplog):
     scripts = env.service.sieve_scripts
     scripts.put(BOB, "broken", "if header :frob { discard; }")   # stored behind the check

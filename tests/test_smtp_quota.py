@@ -4,12 +4,15 @@ one reply for all when every copy is over quota, else the full mailboxes' copies
 queued for the relay (retried while full, bounced when they never fit); aliases;
 the relay's local deliveries (deliver_queued) and the worker's answers."""
 
+import os
+
 import pytest
 
 from clevermail.aliases import AliasStore
 from clevermail.relay.worker import RelayWorker
 from clevermail.routing import Router
 from clevermail.store.quota import OverQuota, QuotaLimits
+from clevermail.smtp.handler import Recipient
 from smtp_helpers import Env, make_users_file
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
@@ -123,6 +126,31 @@ def test_multi_recipient_over_quota_copy_is_queued(env):
     assert [r.address for r in entry.recipients] == [ALICE]
 
 
+def test_a_queued_copy_keeps_the_folder_the_inbound_policy_chose(env):
+    """A message the inbound checks quarantine goes to Junk: the full mailbox's copy
+    waits in the queue with that folder, and the relay's local delivery files it
+    there once there is room."""
+    used = fill(env, ALICE)
+    env.limits[ALICE] = QuotaLimits(storage=used.storage + 10)
+    rcpts = [Recipient(ALICE, accounts=[ALICE]), Recipient(BOB, accounts=[BOB])]
+    env.handler.deliver("a@remote.test", rcpts, MSG.encode(), b"", "QJUNK", folder="Junk")
+    assert len(junk(env, BOB)) == 1
+    [entry] = env.queued()
+    assert [(r.address, r.folder, r.flags) for r in entry.recipients] == [(ALICE, "Junk", None)]
+    assert worker_result(env, ALICE, folder="Junk").code == 452     # still full
+    env.limits[ALICE] = QuotaLimits()
+    assert worker_result(env, ALICE, folder="Junk").code == 250
+    assert len(junk(env, ALICE)) == 1 and len(env.inbox(ALICE)) == 1
+    assert worker_result(env, ALICE, folder="Archive", flags=["\\Seen"]).code == 250
+    archived = os.listdir(os.path.join(env.store.folder_path(ALICE, "Archive"), "cur"))
+    assert len(archived) == 1 and archived[0].endswith(":2,S")
+
+
+def junk(env, address):
+    path = env.store.folder_path(address, "Junk")
+    return [n for sub in ("new", "cur") for n in os.listdir(os.path.join(path, sub))]
+
+
 def test_every_copy_over_quota_is_one_refusal(env):
     for address in (ALICE, BOB):
         env.limits[address] = QuotaLimits(storage=fill(env, address).storage + 10)
@@ -183,10 +211,12 @@ def test_deliver_queued_alias_partly_full(env, aliases):
     assert [r.address for r in env.queued()[0].recipients] == [ALICE]
 
 
-def worker_result(env, address):
+def worker_result(env, address, folder=None, flags=None):
+    """What the relay worker's local delivery (relay/local.py) answers for a queued
+    recipient (with the folder and flags of a copy deferred by a full mailbox)."""
     worker = RelayWorker(env.queue, _settings(), resolver=None,
                          local_deliver=env.handler.deliver_queued, is_local=lambda a: True)
-    return worker.local.deliver("a@remote.test", address, MSG.encode(), "QID")
+    return worker.local.deliver("a@remote.test", address, MSG.encode(), "QID", folder, flags)
 
 
 def _settings():

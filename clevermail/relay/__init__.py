@@ -5,6 +5,7 @@
 - queue.py     the file queue (<data_dir>/queue/): enqueue by rename, atomic claims
                between workers and processes, operator actions (hold, release,
                flush, bounce, delete), entries named by their queue id.
+- handles.py   PendingEntry and Claim, the handles the queue gives out; NoSuchEntry.
 - select.py    Selector (which entries an operator means) and QueueSummary (counts
                by state, oldest age: `queue list` and the metrics).
 - mx.py        MX/A/AAAA lookup with dnspython (RFC 5321 5.1, RFC 7505 null MX).
@@ -17,6 +18,8 @@
 - mta_sts.py   MTA-STS (RFC 8461): TXT id, HTTPS policy fetch, parse, cache.
 - dane.py      DANE (RFC 7672, 6698): secure TLSA lookup and certificate matching.
 - worker.py    RelayWorker: the timer thread and delivery threads; decides reports.
+- local.py     the worker's local deliveries (a copy's folder and flags kept) and
+               what their outcomes mean (250, 550 5.1.1, 452/552 X.2.2, 451).
 - settings.py  RelaySettings: the worker's configuration as one frozen value.
 - schedule.py  retry, expiry and report decisions (pure functions of an entry).
 - bounce.py    RFC 3464 delivery status notifications (bounces, delay warnings,

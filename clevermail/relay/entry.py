@@ -25,8 +25,12 @@ The JSON envelope (one object, UTF-8, written whole and renamed into place)::
                      "updated": 1700000300.0,
                      "notify": ["SUCCESS", "FAILURE"],   RFC 3461 NOTIFY; null: not given
                      "orcpt": "rfc822;bob@example.net",  ORCPT, decoded; null: not given
-                     "report": null}, ...],              success report owed: "delivered"
+                     "report": null,                     success report owed: "delivered"
                                                          or "relayed" (RFC 3464 2.3.3)
+                     "folder": "Lists", "flags": ["\\Seen"]}, ...]
+                                         a local copy queued by a full mailbox:
+                                         where its Sieve script or the inbound
+                                         policy filed it (absent: the usual way)
      "history": [{"time": 1700000000.0, "event": "queued", "detail": "..."},
                  {..., "event": "delivered", "tls": "TLSv1.3/ca"}, ...]}
 
@@ -83,6 +87,10 @@ class Recipient:
     notify: list[str] | None = None  # RFC 3461 NOTIFY (None: not given, see dsn.wants)
     orcpt: str | None = None         # RFC 3461 ORCPT, "addr-type;address" decoded
     report: str | None = None        # success report owed: "delivered" or "relayed"
+    # a local copy deferred by a full mailbox: the folder and IMAP flags Sieve or the
+    # inbound policy chose for it at reception (None: INBOX, as a local delivery does)
+    folder: str | None = None
+    flags: list[str] | None = None
 
     def wants(self, kind: str) -> bool:
         """Whether this recipient's NOTIFY asks for a report of `kind` (dsn.py)."""
@@ -168,6 +176,45 @@ class Entry:
         if self.held_since is not None:
             self.held_total += max(0.0, now - self.held_since)
         self.held, self.held_since = False, None
+        return True
+
+    # -- the operator's actions (queue.py flush, mark_bounce, hold, release) ----------
+    def make_due(self, now: float) -> bool:
+        """Flush: undelivered recipients due now; False when there is nothing to
+        retry (or it is held: a flush never releases a hold), so nothing to write."""
+        if self.held:
+            return False
+        for r in self.active():
+            r.next_attempt = min(r.next_attempt, now)
+        if self.active():
+            self.add_history(now, "flushed")
+        return bool(self.active())
+
+    def fail_undelivered(self, now: float, only=None) -> int:
+        """Fail every undelivered recipient (those `only(address)` accepts) and end a
+        hold, so that the bounce goes out; how many were failed."""
+        failed = 0
+        for r in self.active():
+            if only is not None and not only(r.address):
+                continue
+            r.state, r.updated = "failed", now
+            r.last_reply = "550 5.0.0 delivery cancelled by the administrator" + (
+                f" (last reply: {r.last_reply})" if r.last_reply else "")
+            failed += 1
+        if self.release(now):
+            self.add_history(now, "released", "to send the bounce")
+        self.add_history(now, "bounce", f"{failed} recipient(s) failed by the administrator")
+        return failed
+
+    def set_hold(self, now: float, held: bool) -> bool:
+        """hold() or release() by the administrator (a release makes the undelivered
+        recipients due now); False when nothing changed."""
+        if not (self.hold(now) if held else self.release(now)):
+            return False
+        if not held:
+            for r in self.active():
+                r.next_attempt = min(r.next_attempt, now)
+        self.add_history(now, "held" if held else "released", "by the administrator")
         return True
 
     def state(self, now: float) -> str:

@@ -2,7 +2,9 @@
 became local after the message was queued, or a copy waited for room in a full
 mailbox) and a report to a local sender, handed to `local_deliver`
 (SMTPFileHandler.deliver_queued: accounts resolved as RCPT TO resolves them, the
-store's one final-delivery path, Sieve, the delivered log line under the queue id),
+store's one final-delivery path, Sieve, the delivered log line under the queue id;
+a copy deferred by a full mailbox goes with the folder and flags it was given when
+it arrived),
 and what each outcome means as a per-recipient Result (schedule.py reads it like an
 MX's reply):
 
@@ -37,11 +39,14 @@ class LocalDelivery:
             self.log.exception("%s: is_local(%r) failed", qid, address)
             return False
 
-    def deliver(self, sender: str, address: str, data: bytes, qid: str) -> Result:
-        """One local recipient of queue entry `qid`: its Result."""
+    def deliver(self, sender: str, address: str, data: bytes, qid: str, folder: str | None = None,
+                flags=None) -> Result:
+        """One local recipient of queue entry `qid` (with the `folder` and `flags` of
+        its queue recipient, when it has them): its Result."""
+        placed = {"folder": folder, "flags": tuple(flags or ())} if folder is not None or flags else {}
         try:
             # final delivery: the store adds Return-Path: <sender> (RFC 5321 4.4)
-            self.local_deliver(sender, [address], data, qid)
+            self.local_deliver(sender, [address], data, qid, **placed)
             return Result(250, "2.0.0 delivered to the local mailbox", "local")
         except LookupError:
             self.log.info("%s: no local mailbox for <%s>", qid, address)

@@ -24,19 +24,13 @@ On-disk layout of ``<queue_dir>`` (normally ``<data_dir>/queue``)::
     tmp/         envelopes being written; leftovers are crash debris.
     .lock        flock()ed briefly around every read-modify-write of an envelope.
 
-Claiming: a worker holds an exclusive, non-blocking flock() on the entry's ``.eml``
-for the whole delivery attempt. The body is never replaced, so every process locks
-the same inode; the kernel drops the lock when its holder dies, so an entry that was
-in flight during a crash is simply due again at the next start (a duplicate delivery
-is possible, a loss is not). flock() is per open file, so threads of one process
-exclude each other too. Requires a local filesystem (flock over NFS is unreliable).
-
 Removal unlinks the ``.json`` first: an ``.eml`` without ``.json`` is an orphan (an
 uncommitted prepare, or the tail of a removal) and is dropped once it is older than
 ORPHAN_AGE, so a prepare in progress in another process is never touched.
 
-The envelope's JSON format and the recipient states are entry.py's; Entry and
-Recipient are re-exported here for the callers that import them from this module.
+The envelope's JSON format and the recipient states are entry.py's, the claim (an
+flock on the ``.eml`` for a whole attempt) and the prepared entry handles.py's; all
+are re-exported here for the callers that import them from this module.
 """
 from __future__ import annotations
 
@@ -53,6 +47,7 @@ from typing import Callable, Iterator
 
 from clevermail.durable import atomic_write, fsync_dir, write_exclusive
 from clevermail.relay.entry import ACTIVE, FORMAT_VERSION, HISTORY_LIMIT, STATES, Entry, Recipient
+from clevermail.relay.handles import Claim, NoSuchEntry, PendingEntry, header_block
 from clevermail.relay.select import QueueSummary, Selector, summarize
 
 log = logging.getLogger("clevermail.relay")
@@ -64,66 +59,6 @@ _ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 __all__ = ["ACTIVE", "FORMAT_VERSION", "HISTORY_LIMIT", "ORPHAN_AGE", "STATES", "Claim", "Entry",
            "NoSuchEntry", "PendingEntry", "QueueSummary", "Recipient", "RelayQueue",
            "Selector", "header_block"]
-
-
-class NoSuchEntry(LookupError):
-    """No queue entry has this id (never had one, or it was removed meanwhile).
-
-    Its own class rather than KeyError, so that a KeyError from a bug is never
-    reported to the operator as "no queue entry"."""
-
-
-def header_block(data: bytes) -> bytes:
-    """The header section of a message (up to, not including, the empty line)."""
-    end = data.find(b"\r\n\r\n")
-    return data if end < 0 else data[:end + 2]
-
-
-class Claim:
-    """An exclusive hold on one entry for one delivery attempt (see module doc)."""
-
-    def __init__(self, fd: int):
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)       # closing drops the flock
-            self._fd = -1
-
-    def __enter__(self) -> "Claim":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-class PendingEntry:
-    """A prepared entry: written and fsynced, invisible until commit()."""
-
-    def __init__(self, queue: "RelayQueue", entry_id: str, queue_id: str, tmp_json: Path):
-        self.queue, self.id, self.queue_id, self._tmp_json = queue, entry_id, queue_id, tmp_json
-        self.committed = False
-
-    def commit(self) -> None:
-        os.rename(self._tmp_json, self.queue._json(self.id))
-        # One directory fsync makes both the body's and the envelope's names durable.
-        fsync_dir(self.queue.path)
-        self.committed = True
-        callback = self.queue.on_commit
-        if callback is not None:
-            try:
-                callback()
-            except Exception:    # the entry is queued; a failed wake-up only delays it
-                log.exception("%s: on_commit callback failed (entry %s)", self.queue_id, self.id)
-
-    def abort(self) -> None:
-        if self.committed:
-            with contextlib.suppress(NoSuchEntry):
-                self.queue.delete(self.id)
-            return
-        for p in (self._tmp_json, self.queue._body(self.id)):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
 
 
 class RelayQueue:
@@ -159,9 +94,11 @@ class RelayQueue:
     # -- enqueue ----------------------------------------------------------------
     def prepare(self, sender: str, recipients: list[str], data: bytes,
                 queue_id: str, requiretls: bool = False, *, ret: str | None = None,
-                envid: str | None = None, dsn: dict | None = None) -> PendingEntry:
+                envid: str | None = None, dsn: dict | None = None,
+                places: dict | None = None) -> PendingEntry:
         """An entry written but not yet visible (commit or abort it).  `ret`, `envid`
-        and `dsn` (address -> (notify, orcpt)) are the message's RFC 3461 request."""
+        and `dsn` (address -> (notify, orcpt)) are the message's RFC 3461 request;
+        `places` (local address -> (folder, flags)) where a local copy goes."""
         if not recipients:
             raise ValueError("an entry needs at least one recipient")
         now = self.clock()
@@ -170,9 +107,10 @@ class RelayQueue:
             if address.lower() not in seen:
                 seen.add(address.lower())
                 notify, orcpt = (dsn or {}).get(address, (None, None))
+                folder, flags = (places or {}).get(address, (None, ()))
                 rcpts.append(Recipient(address=address, next_attempt=now,
                                        notify=list(notify) if notify is not None else None,
-                                       orcpt=orcpt))
+                                       orcpt=orcpt, folder=folder, flags=list(flags) or None))
         # The body goes straight to its final name: without an envelope it is an
         # invisible orphan, so only the envelope needs the temp-then-rename dance.
         # Its O_EXCL create also claims the name: the queue id if free, else a new one.
@@ -373,16 +311,7 @@ class RelayQueue:
         entry's envelope is damaged (flushing all skips damaged ones)."""
         ids = [self._check_id(entry_id)] if entry_id is not None else [i for i, _ in self.scan()]
         now, count = self.clock(), 0
-
-        def change(e: Entry) -> bool:       # False: nothing to retry, nothing to write
-            if e.held:                      # a flush never releases a hold
-                return False
-            for r in e.active():
-                r.next_attempt = min(r.next_attempt, now)
-            if e.active():
-                e.add_history(now, "flushed")
-            return bool(e.active())
-
+        change = lambda e: e.make_due(now)      # noqa: E731  (False: nothing to write)
         for eid in ids:
             try:
                 entry = self.update(eid, change)
@@ -401,27 +330,13 @@ class RelayQueue:
         """Fail every undelivered recipient now (or those `only(address)` accepts) and
         release a hold, so that the worker sends the bounce; returns how many
         recipients were failed."""
-        now = self.clock()
-        failed = 0
-
-        def change(e: Entry) -> None:
-            nonlocal failed
-            for r in e.active():
-                if only is not None and not only(r.address):
-                    continue
-                r.state, r.updated = "failed", now
-                r.last_reply = "550 5.0.0 delivery cancelled by the administrator" + (
-                    f" (last reply: {r.last_reply})" if r.last_reply else "")
-                failed += 1
-            if e.release(now):
-                e.add_history(now, "released", "to send the bounce")
-            e.add_history(now, "bounce", f"{failed} recipient(s) failed by the administrator")
-
+        now, failed = self.clock(), []
+        change = lambda e: failed.append(e.fail_undelivered(now, only))     # noqa: E731
         entry = self.update(self._check_id(entry_id), change)
         if entry is None:
             raise NoSuchEntry(entry_id)
         log.info("%s: entry %s marked for bounce by the operator", entry.queue_id, entry_id)
-        return failed
+        return failed[-1]
 
     def hold(self, entry_id: str) -> bool:
         """Put an entry on hold (durably: its envelope says so): the worker never
@@ -435,23 +350,12 @@ class RelayQueue:
         return self._set_hold(entry_id, False)
 
     def _set_hold(self, entry_id: str, held: bool) -> bool:
-        now, changed = self.clock(), False
-
-        def change(e: Entry) -> bool:
-            nonlocal changed
-            changed = e.hold(now) if held else e.release(now)
-            if not changed:
-                return False
-            if not held:
-                for r in e.active():
-                    r.next_attempt = min(r.next_attempt, now)
-            e.add_history(now, "held" if held else "released", "by the administrator")
-            return True
-
+        now, changed = self.clock(), []
+        change = lambda e: changed.append(e.set_hold(now, held)) or changed[-1]    # noqa: E731
         entry = self.update(self._check_id(entry_id), change)
         if entry is None:
             raise NoSuchEntry(entry_id)
-        return changed
+        return changed[-1]
 
     # -- claiming and crash debris ----------------------------------------------
     def claim(self, entry_id: str) -> Claim | None:

@@ -349,7 +349,7 @@ class RelayWorker:
             if not local or not domain:
                 results[r.address] = Result(553, "5.1.3 the recipient address has no domain")
             elif self.local.is_local(r.address, qid):
-                results[r.address] = self.local.deliver(entry.sender, r.address, body, qid)
+                results[r.address] = self.local.deliver(entry.sender, r.address, body, qid, r.folder, r.flags)
             else:
                 key = smarthost[0] if smarthost else domain.lower()
                 groups.setdefault(key, []).append(r.address)

@@ -17,6 +17,11 @@ the SMTP file handler commits with the rest of the transaction before its 250
 - vacation -> a reply through the queue with the null sender, at most one per sender
   and :days period (vacation.py), DKIM-signed for the user's domain when signing is on.
 
+A copy for a mailbox over quota (the account's whole delivery `defer`red by the SMTP
+handler, or one copy whose reservation fails) is not written: its folder and flags
+go into `Prepared.deferred`, and the handler queues it with them for the relay's
+local delivery, which files it there once there is room (without a second run).
+
 A script that does not parse, or a run that fails, never loses mail: the message is
 kept in INBOX and a WARNING names the user.  Accounts without an active script take
 the store's single hard-linked delivery (`split`).
@@ -25,6 +30,7 @@ the store's single hard-linked delivery (`split`).
 import logging
 import os
 
+from ..store.quota import OverQuota
 from . import parse
 from .actions import Discard, FileInto, Keep, Redirect, Reject, Vacation
 from .errors import SieveError, SieveSyntaxError
@@ -42,13 +48,15 @@ class Prepared:
     """What a run made: `mailbox` writes (store PendingDelivery) and `queued` entries
     (relay PendingEntry), committed mailboxes first; `after` runs once all committed
     (the vacation record); `ereject`: the reason of an ereject (None without one),
-    which SMTP may say at the protocol level instead of the MDN."""
+    which SMTP may say at the protocol level instead of the MDN; `deferred`: the
+    (folder, flags) of copies a full mailbox could not take now."""
 
     def __init__(self):
         self.mailbox = []
         self.queued = []
         self.after = []
         self.ereject = None
+        self.deferred = []
 
     def abort(self):
         for p in self.mailbox + self.queued:
@@ -108,16 +116,17 @@ class SieveFilter:
 
     # -- one account ----------------------------------------------------------------------
     def prepare(self, account, sender, recipient, parts, queue_id, keep_folder=None,
-                clean=False, requiretls=False):
+                clean=False, requiretls=False, defer=False):
         """Run `account`'s active script on the message made of `parts` (CRLF bytes,
         without Return-Path) and prepare what it asks: a Prepared.  Falls back to a
-        keep in INBOX (or `keep_folder`) on any script error."""
+        keep in INBOX (or `keep_folder`) on any script error.  `defer`: the mailbox
+        is full, every copy goes to `Prepared.deferred`."""
         data = b"".join(parts)
         actions = self._actions(account, sender, recipient, data, queue_id)
         prepared = Prepared()
+        options = (keep_folder, clean, requiretls, defer)
         try:
-            self._carry_out(prepared, actions, account, sender, recipient, data, queue_id,
-                            keep_folder, clean, requiretls)
+            self._carry_out(prepared, actions, account, sender, recipient, data, queue_id, *options)
             return prepared
         except Exception:
             # an action that cannot be prepared (a folder that cannot be made, the
@@ -131,7 +140,7 @@ class SieveFilter:
             raise
         prepared = Prepared()
         self._carry_out(prepared, [Keep(implicit=True)], account, sender, recipient, data, queue_id,
-                        keep_folder, clean, requiretls)
+                        *options)
         return prepared
 
     def _actions(self, account, sender, recipient, data, queue_id):
@@ -156,7 +165,7 @@ class SieveFilter:
         return [Keep(implicit=True)]
 
     def _carry_out(self, prepared, actions, account, sender, recipient, data, queue_id,
-                   keep_folder, clean, requiretls):
+                   keep_folder, clean, requiretls, defer):
         placements = {}           # folder name -> flags, in order
         message = None
         for action in actions:
@@ -180,8 +189,14 @@ class SieveFilter:
             elif isinstance(action, Discard):
                 log.info("%s: sieve of %s discards the message", queue_id, account)
         for folder, flags in placements.items():
-            prepared.mailbox.append(self.store.prepare_local(sender, [account], data, clean=clean,
-                                                             folder=folder, flags=tuple(flags)))
+            if not defer:
+                try:
+                    prepared.mailbox.append(self.store.prepare_local(
+                        sender, [account], data, clean=clean, folder=folder, flags=tuple(flags)))
+                    continue
+                except OverQuota:
+                    pass                # no room for this copy: it waits in the queue
+            prepared.deferred.append((folder, tuple(flags)))
 
     def _folder(self, account, action, queue_id):
         """The folder a fileinto writes to: INBOX when it is missing and not to be

@@ -16,7 +16,8 @@ over quota is refused: MailboxFull, 452 4.2.2, or 552 5.2.2 when the message alo
 is larger than the quota.  After DATA the size is known: when every copy would be
 refused the whole message is (one reply for all), and otherwise the message is
 accepted, and the copies of the mailboxes it would take over quota go into the
-relay queue instead of the mailbox.  The relay worker delivers them through
+relay queue instead of the mailbox, each with the folder and flags it was to be
+filed with (the inbound policy's Junk; a Sieve script, run now, chose its own).  The relay worker delivers them through
 deliver_queued as soon as there is room (a full mailbox is a temporary failure,
 RFC 3463 X.2.2, retried on the queue's schedule) and bounces them through the
 queue's report path, for good when the message can never fit or when
@@ -128,7 +129,7 @@ class SMTPFileHandler:
             raise MailboxFull(", ".join(over), over.values())
         return [a for a in local if a not in over], list(over)
 
-    def deliver_queued(self, sender, addresses, data, queue_id):
+    def deliver_queued(self, sender, addresses, data, queue_id, folder=None, flags=()):
         """Final delivery of queued mail for local recipients: a queued recipient
         whose domain is local (it became local after the message was queued) and a
         delivery report to a local sender (`sender` empty).  Each address is resolved
@@ -138,9 +139,21 @@ class SMTPFileHandler:
         alias's external targets are queued again with an SRS sender.  Each copy
         logs its delivered line under `queue_id` (delivered.py).
         Raises NoSuchUser (a LookupError) when an address has no destination, before
-        anything is stored."""
+        anything is stored.  With a `folder` (and `flags`): a copy that waited for
+        room in a full mailbox, filed where its Sieve script or the inbound policy
+        put it when it arrived (deliver()), without running the script again."""
         recipients = [self.resolve_recipient(address, may_relay=False) for address in addresses]
         accounts, _, forwards = self._split(recipients)
+        if folder is not None or flags:
+            pending = self.store.prepare_local(sender, accounts, data, folder=folder, flags=tuple(flags))
+            try:
+                pending.commit()
+            except BaseException:
+                pending.abort()
+                raise
+            self.metrics.local_delivered(len(accounts))
+            log_delivered(queue_id, data, [pending])
+            return
         try:
             accounts, deferred = self._room(sender, accounts, forwards, (data,))
         except MailboxFull as exc:
@@ -151,12 +164,15 @@ class SMTPFileHandler:
             plain, filtered = self._filtered(accounts)
             copies = [self.store.prepare_local(sender, plain, data)] if plain else []
             pending += copies
-            boxes, queued, _ = self._run_filters(filtered, recipients, sender, (data,), queue_id)
+            boxes, queued, _, later = self._run_filters(filtered, recipients, sender, (data,), queue_id)
             pending += boxes
             if forwards:
                 pending.append(self.queue.prepare(self._forward_sender(sender), forwards, data,
                                                   new_queue_id()))
             pending += queued
+            for account, where, marks in later:     # a copy with no room after all: waits
+                pending.append(self.queue.prepare(sender, [account], data, new_queue_id(),
+                                                  places={account: (where, marks)}))
             if deferred:
                 # an alias whose other mailboxes got their copy: the full ones wait in
                 # a queue entry of their own
@@ -205,6 +221,7 @@ class SMTPFileHandler:
         try:
             local, deferred = self._room(sender, local, remote or forwards, (trace, data))
             plain, filtered = self._filtered(local)
+            plain_later, filtered_later = self._filtered(deferred)
             # every line ends in CRLF (the session checked the data, its headers are
             # ours): clean
             copies = [self.store.prepare_local(sender, plain, trace, data, clean=True,
@@ -212,11 +229,11 @@ class SMTPFileHandler:
             pending += copies
             # users with an active Sieve script: their copies as the script says, before
             # the 250 like every other copy (its queue entries commit with the others)
-            boxes, queued, erejects = self._run_filters(filtered, recipients, sender, (trace, data),
-                                                        queue_id, keep_folder=folder, clean=True,
-                                                        requiretls=requiretls)
+            boxes, queued, erejects, later = self._run_filters(
+                filtered + filtered_later, recipients, sender, (trace, data), queue_id,
+                keep_folder=folder, clean=True, requiretls=requiretls, defer=set(filtered_later))
             if erejects and all(r is not None for r in erejects) and not (plain or remote or forwards
-                                                                          or deferred):
+                                                                          or plain_later):
                 # every recipient's script erejects it: said at the protocol level
                 # (RFC 5429 2.1), no MDN
                 for part in boxes + queued:
@@ -234,12 +251,19 @@ class SMTPFileHandler:
                                                   trace + data, queue_id,
                                                   requiretls=requiretls, **dsn))
             pending += queued
-            if deferred:
-                # mailboxes over quota: delivered by the relay worker when there is
-                # room, bounced when there never is (module docstring)
-                log.info("%s: over quota, queued for later delivery: %s", queue_id, ", ".join(deferred))
-                pending.append(self.queue.prepare(sender, deferred, trace + data, queue_id,
-                                                  requiretls=requiretls, **dsn))
+            # copies for mailboxes over quota: delivered by the relay worker when there
+            # is room, bounced when there never is (module docstring), into the folder
+            # (and with the flags) Sieve or the inbound policy chose now
+            later += [(account, folder or "INBOX", ()) for account in plain_later]
+            places = {}
+            for account, where, flags in later:
+                places.setdefault((where, flags), []).append(account)
+            for (where, flags), accounts in places.items():
+                log.info("%s: over quota, queued for later delivery into %s: %s", queue_id, where,
+                         ", ".join(accounts))
+                pending.append(self.queue.prepare(sender, accounts, trace + data, queue_id,
+                                                  requiretls=requiretls, **dsn,
+                                                  places={a: (where, flags) for a in accounts}))
             # Mailboxes first, the queue last: a committed queue entry wakes the relay
             # worker, which must never send what a later failure would take back.
             for p in pending:
@@ -264,13 +288,15 @@ class SMTPFileHandler:
             return accounts, []
         return self.sieve.split(accounts)
 
-    def _run_filters(self, accounts, recipients, sender, parts, queue_id, **options):
+    def _run_filters(self, accounts, recipients, sender, parts, queue_id, defer=(), **options):
         """The prepared writes of each filtered account's script (sieve/deliver.py):
-        (mailbox parts, queue parts, each run's ereject reason or None), the parts
-        committed in that order with the rest (the mailboxes first, the queue last);
-        the address a copy came for is the first RCPT that reached the account."""
+        (mailbox parts, queue parts, each run's ereject reason or None, the copies
+        deferred by a full mailbox as (account, folder, flags)), the parts committed
+        in that order with the rest (the mailboxes first, the queue last); the
+        address a copy came for is the first RCPT that reached the account.  The
+        accounts in `defer` (a set) have no room: all their copies are deferred."""
         if not accounts:
-            return [], [], []
+            return [], [], [], []
         came_for = {}
         for rcpt in recipients:
             for account in rcpt.accounts:
@@ -279,14 +305,15 @@ class SMTPFileHandler:
         try:
             for account in accounts:
                 out.append(self.sieve.prepare(account, sender, came_for.get(account, account),
-                                              parts, queue_id, **options))
+                                              parts, queue_id, defer=account in defer, **options))
         except BaseException:
             for prepared in out:
                 prepared.abort()
             raise
         return ([_Group(p.mailbox, p.abort) for p in out],
                 [_Group(p.queued, p.abort, after=p.after) for p in out],
-                [p.ereject for p in out])
+                [p.ereject for p in out],
+                [(a, where, flags) for a, p in zip(accounts, out) for where, flags in p.deferred])
 
     @staticmethod
     def _split(recipients):
