@@ -112,7 +112,9 @@ class Router:
             raise TooManyDestinations(f"aliases nested deeper than {MAX_DEPTH} levels at {local}@{domain}")
         local = local.lower()
         base = local.split(self.separator, 1)[0] if self.separator else local
-        account = self.accounts.lookup_ascii(base, domain) if base else None
+        # (no account name has a '+': one left in `base` is no separator here, and
+        # the accounts' own lookup, which drops a '+detail', must not see it)
+        account = self.accounts.lookup_ascii(base, domain) if base and "+" not in base else None
         if account is not None:
             self._add(accounts, account.address, accounts, external)
             return

@@ -104,9 +104,14 @@ def test_srs_bounces_go_back_to_the_original_sender(router, srs):
 def test_separator_is_configurable(users, aliases):
     router = Router(AccountStore(users, ["example.test"]), aliases, separator="-")
     assert router.resolve("alice-lists@example.test").accounts == ("alice@example.test",)
+    with pytest.raises(routing.NoSuchAddress):
+        router.resolve("alice+lists@example.test")      # "+" is no separator here
     plain = Router(AccountStore(users, ["example.test"]), aliases, separator="")
     aliases.add("x-y@example.test", ["bob@example.test"])
     assert plain.resolve("x-y@example.test").accounts == ("bob@example.test",)
+    for address in ("alice+lists@example.test", "alice-lists@example.test"):
+        with pytest.raises(routing.NoSuchAddress):
+            plain.resolve(address)
 
 
 def test_owners_are_the_local_targets(router, aliases):
