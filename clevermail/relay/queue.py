@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from clevermail.durable import atomic_write, fsync_dir, write_exclusive
+from clevermail.durable import atomic_write, write_exclusive
 from clevermail.relay.entry import ACTIVE, FORMAT_VERSION, HISTORY_LIMIT, STATES, Entry, Recipient
 from clevermail.relay.handles import Claim, NoSuchEntry, PendingEntry, header_block
 from clevermail.relay.select import QueueSummary, Selector, summarize
