@@ -91,8 +91,11 @@ class Server:
             d = os.path.join(root, sub)
             if os.path.isdir(d):
                 for name in sorted(os.listdir(d)):
-                    with open(os.path.join(d, name), "rb") as f:
-                        out[f"{sub}/{name}"] = f.read()
+                    try:
+                        with open(os.path.join(d, name), "rb") as f:
+                            out[f"{sub}/{name}"] = f.read()
+                    except FileNotFoundError:
+                        continue        # expunged (or renamed) by the client since the listing
         return out
 
 
