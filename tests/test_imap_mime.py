@@ -12,6 +12,7 @@ import pathlib
 import pytest
 
 from clevermail.imap import envelope, mime
+from clevermail.imap.bodystructure import bodystructure
 
 DATA = pathlib.Path(__file__).parent / "data" / "messages"
 
@@ -137,25 +138,25 @@ def test_bodystructure_simple_text():
     # "Content-Type: TEXT/PLAIN; CHARSET=US-ASCII" is echoed as written; the
     # missing Content-Transfer-Encoding is Dovecot's lower-case "7bit".
     m = pm("simple.eml")
-    assert mime.bodystructure(m) == (
+    assert bodystructure(m) == (
         b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7bit" 33 2 NIL NIL NIL NIL)')
-    assert mime.bodystructure(m, extended=False) == (
+    assert bodystructure(m, extended=False) == (
         b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7bit" 33 2)')
 
 
 def test_bodystructure_alternative():
     m = pm("alternative.eml")
-    assert mime.bodystructure(m) == (
+    assert bodystructure(m) == (
         b'(("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 27 1 NIL NIL NIL NIL)'
         b'("text" "html" ("charset" "utf-8") NIL NIL "quoted-printable" 36 0 NIL NIL NIL NIL)'
         b' "alternative" ("boundary" "alt-b") NIL NIL NIL)')
-    assert mime.bodystructure(m, extended=False) == (
+    assert bodystructure(m, extended=False) == (
         b'(("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 27 1)'
         b'("text" "html" ("charset" "utf-8") NIL NIL "quoted-printable" 36 0) "alternative")')
 
 
 def test_bodystructure_attachment_with_disposition_language_id():
-    assert mime.bodystructure(pm("mixed_attachment.eml")) == (
+    assert bodystructure(pm("mixed_attachment.eml")) == (
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 26 1 NIL NIL NIL NIL)'
         b'("application" "pdf" ("name" "report 2024.pdf") "<part2@example.com>" '
         b'"Quarterly report" "base64" 122 NIL '
@@ -174,14 +175,14 @@ def test_bodystructure_nested_message_rfc822():
     # CRLF ending "--inner--" is the rest of that boundary line, not the CRLF
     # owned by "--outer--" (Dovecot counts it the same way): 364 octets, 17 lines.
     m = pm("nested_rfc822.eml")
-    assert mime.bodystructure(m) == (
+    assert bodystructure(m) == (
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 0 NIL NIL NIL NIL)'
         b'("message" "rfc822" NIL NIL NIL "7bit" 364 ' + NESTED_ENV + b' '
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0 NIL NIL NIL NIL)'
         b'("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 12 0 NIL NIL NIL NIL)'
         b' "alternative" ("boundary" "inner") NIL NIL NIL) 17 NIL ("inline" NIL) NIL NIL)'
         b' "mixed" ("boundary" "outer") NIL NIL NIL)')
-    assert mime.bodystructure(m, extended=False) == (
+    assert bodystructure(m, extended=False) == (
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 10 0)'
         b'("message" "rfc822" NIL NIL NIL "7bit" 364 ' + NESTED_ENV + b' '
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0)'
@@ -192,14 +193,14 @@ def test_bodystructure_nested_message_rfc822():
 
 
 def test_bodystructure_8bit_body():
-    assert mime.bodystructure(pm("encoded_words.eml")) == (
+    assert bodystructure(pm("encoded_words.eml")) == (
         b'("text" "plain" ("charset" "utf-8") NIL NIL "8bit" 19 1 NIL NIL NIL NIL)')
 
 
 def bs_of(header, body="x\n", extended=False):
     """BODY(STRUCTURE) of a one-part MIME message with the given header."""
     msg = crlf("MIME-Version: 1.0\n" + header + "\n" + body)
-    return mime.bodystructure(mime.parse(msg), extended=extended)
+    return bodystructure(mime.parse(msg), extended=extended)
 
 
 def test_tokens_are_written_as_the_message_spells_them():
@@ -237,7 +238,7 @@ def test_multipart_subtype_and_boundary_as_written():
     # all Content-Type parameters, the boundary among them, names as written.
     msg = crlf("Content-Type: Multipart/Mixed; BOUNDARY=\"Zz\"; Type=x\n\n"
                "--Zz\n\na\n--Zz--\n")
-    assert mime.bodystructure(mime.parse(msg)) == (
+    assert bodystructure(mime.parse(msg)) == (
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL)'
         b' "Mixed" ("BOUNDARY" "Zz" "Type" "x") NIL NIL NIL)')
 
@@ -296,12 +297,12 @@ def test_language_is_always_a_list(headers, language):
 
 def test_content_headers_ignored_without_mime():
     # No MIME-Version and no Content-Type: Content-* headers do not count.
-    assert mime.bodystructure(pm("no_content_type.eml")) == (
+    assert bodystructure(pm("no_content_type.eml")) == (
         b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 11 1 NIL NIL NIL NIL)')
 
 
 def test_unterminated_multipart_runs_to_end():
-    assert mime.bodystructure(pm("unterminated.eml")) == (
+    assert bodystructure(pm("unterminated.eml")) == (
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 5 0 NIL NIL NIL NIL)'
         b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 22 1 NIL NIL NIL NIL)'
         b' "mixed" ("boundary" "b1") NIL NIL NIL)')
@@ -309,7 +310,7 @@ def test_unterminated_multipart_runs_to_end():
 
 def test_multipart_without_boundary_has_one_empty_part():
     m = pm("no_boundary.eml")
-    assert mime.bodystructure(m) == (
+    assert bodystructure(m) == (
         b'(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)'
         b' "mixed" NIL NIL NIL NIL)')
     assert mime.section(m, (1,)) == b""
@@ -342,7 +343,7 @@ def test_dovecot_reference_message():
     # testmsg_bodystructure / testmsg_body, verbatim (Dovecot's test writes
     # the root without the parentheses the FETCH response puts around it).
     m = mime.parse(crlf(DOVECOT_MSG))
-    assert mime.bodystructure(m) == b"(" + (
+    assert bodystructure(m) == b"(" + (
         b'("text" "x-myown" ("charset" "us-ascii" "foo" "quoted\\"string") '
         b'"<foo@example.com>" "hellodescription" "7bit" 7 1 "Q2hlY2sgSW50ZWdyaXR5IQ==" '
         b'("inline" ("foo" "bar")) ("en" "fi" "se") "http://example.com/test.txt")'
@@ -351,7 +352,7 @@ def test_dovecot_reference_message():
         b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 21 1 NIL NIL NIL NIL) '
         b'"alternative" ("boundary" "sub1") NIL NIL NIL) 21 NIL NIL NIL NIL) '
         b'"mixed" ("boundary" "foo bar") NIL NIL NIL') + b")"
-    assert mime.bodystructure(m, extended=False) == b"(" + (
+    assert bodystructure(m, extended=False) == b"(" + (
         b'("text" "x-myown" ("charset" "us-ascii" "foo" "quoted\\"string") '
         b'"<foo@example.com>" "hellodescription" "7bit" 7 1)'
         b'("message" "rfc822" NIL NIL NIL "7bit" 412 ' + DOVECOT_SUB_ENV + b' '
@@ -363,7 +364,7 @@ def test_dovecot_reference_message():
 def test_digest_parts_default_to_message_rfc822():
     msg = crlf('Content-Type: multipart/digest; boundary=d\n\n--d\n\n'
                'Subject: inner\n\nbody\n--d--\n')
-    bs = mime.bodystructure(mime.parse(msg), extended=False)
+    bs = bodystructure(mime.parse(msg), extended=False)
     assert bs == (b'(("message" "rfc822" NIL NIL NIL "7bit" 22 '
                   b'(NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL) '
                   b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 4 0) 2) "digest")')
@@ -384,7 +385,7 @@ def test_digest_parts_default_to_message_rfc822():
 ])
 def test_content_type_without_subtype(value, expected):
     msg = ("Content-Type: %s\r\n\r\nx\r\n" % value).encode()
-    assert mime.bodystructure(mime.parse(msg), extended=False) == expected
+    assert bodystructure(mime.parse(msg), extended=False) == expected
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -414,7 +415,7 @@ def test_boundary_cuts_a_part_header_short():
     msg = crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\n"
                "Content-Type: message/rfc822\n--b\nContent-Type: text/plain\n\nok\n--b--\n")
     m = mime.parse(msg)
-    assert mime.bodystructure(m, extended=False) == (
+    assert bodystructure(m, extended=False) == (
         b'(("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)'
         b' ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) 0)'
         b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 2 0) "mixed")')
@@ -425,7 +426,7 @@ def test_outer_boundary_closes_inner_multipart():
     msg = crlf("Content-Type: multipart/mixed; boundary=out\n\n--out\n"
                "Content-Type: multipart/alternative; boundary=in\n\n--in\n\na\n"
                "--out\n\nb\n--out--\n")
-    bs = mime.bodystructure(mime.parse(msg), extended=False)
+    bs = bodystructure(mime.parse(msg), extended=False)
     assert bs == (b'((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0)'
                   b' "alternative")'
                   b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0) "mixed")')
@@ -446,7 +447,7 @@ def test_deep_nesting_is_bounded():
                    for i in range(depth))
     msg = crlf(head + "\nleaf\n" + "".join("--b%03d--\n" % i for i in reversed(range(depth))))
     m = mime.parse(msg)
-    bs = mime.bodystructure(m)
+    bs = bodystructure(m)
     assert bs.count(b'"mixed"') == mime.MAX_DEPTH
     assert b'"application" "octet-stream"' in bs
 
@@ -461,7 +462,7 @@ def test_many_parts_are_bounded():
 def test_bare_lf_is_normalized_to_crlf():
     m = mime.parse(b"Subject: x\n\nline\nline2\r\n")
     assert m.raw == b"Subject: x\r\n\r\nline\r\nline2\r\n"
-    assert mime.bodystructure(m, extended=False) == (
+    assert bodystructure(m, extended=False) == (
         b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 13 2)')
 
 

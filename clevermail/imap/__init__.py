@@ -49,9 +49,9 @@ binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPEN
 url.py               IMAP URLs of a message or part (RFC 5092) with URLAUTH's parts
 cmd_urlauth.py       GENURLAUTH, URLFETCH, RESETKEY (RFC 4467, RFC 5524)
 catenate.py          CATENATE (RFC 4469): an APPENDed message from text and URLs
-mime.py, envelope.py, params.py, decode.py
-                     a stored message's MIME structure, ENVELOPE, Content-* fields and
-                     decoded text, for FETCH and SEARCH
+mime.py, envelope.py, params.py, decode.py, bodystructure.py
+                     a stored message's MIME structure, ENVELOPE, Content-* fields,
+                     decoded text, BODY/BODYSTRUCTURE, for FETCH and SEARCH
 seqset.py, dates.py, utf7.py
                      sequence sets, IMAP dates, modified UTF-7
 handler.py           IMAPFileHandler: everything IMAP asks of the store

@@ -24,6 +24,7 @@ import binascii
 import re
 
 from clevermail.imap import mime
+from clevermail.imap.bodystructure import part_structure
 
 __all__ = ["UnknownCTE", "decoded", "decoded_structure", "literal", "storable"]
 
@@ -99,7 +100,7 @@ def decoded_structure(pm, nums):
     of the decoded content, encodings as the message names them; None: no such part."""
     edits = []
     _decode_leaves(pm, pm.root, edits, relabel=False)
-    return mime.part_structure(mime.ParsedMessage(_apply(pm.raw, 0, len(pm.raw), edits), repair=False), nums)
+    return part_structure(mime.ParsedMessage(_apply(pm.raw, 0, len(pm.raw), edits), repair=False), nums)
 
 
 def _apply(raw, start, end, edits):

@@ -20,6 +20,7 @@ from ..store.errors import MessageGone, NoSuchFolder
 from ..store.paths import SEPARATOR
 from . import binary, mime
 from . import replies as R
+from .bodystructure import part_structure
 from .sections import parse_section
 from .names import mailbox_name
 from .parser import astring, quote
@@ -121,7 +122,7 @@ def _fetch(session, text, params):
         if name == "BODYPARTSTRUCTURE":
             if section_text is not None:
                 continue                        # only parts have a structure
-            structure = (binary.decoded_structure if "BINARY" in params else mime.part_structure)(pm, nums)
+            structure = (binary.decoded_structure if "BINARY" in params else part_structure)(pm, nums)
             out.append(b"BODYPARTSTRUCTURE " + (structure or b"NIL"))
         elif name == "BINARY":
             try:

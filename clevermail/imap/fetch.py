@@ -20,6 +20,8 @@ sections.py's.
 import functools
 
 from clevermail.imap import binary, dates, mime
+from clevermail.imap.bodystructure import bodystructure
+from clevermail.imap.envelope import envelope
 from clevermail.imap.replies import IMAPNo
 
 __all__ = ["FetchItem", "FetchRequest", "flag_text", "render_fetch", "render_index_only"]
@@ -233,15 +235,15 @@ def _r_threadid(msg, content):
 
 
 def _envelope(content):
-    return mime.envelope(content.parsed)
+    return envelope(content.parsed)
 
 
 def _body(content):
-    return mime.bodystructure(content.parsed, extended=False)
+    return bodystructure(content.parsed, extended=False)
 
 
 def _bodystructure(content):
-    return mime.bodystructure(content.parsed)
+    return bodystructure(content.parsed)
 
 
 def _r_envelope(msg, content):

@@ -4,11 +4,9 @@ Owns, for RFC 3501 sections 6.4.5 and 7.4.2:
 - the part tree of a raw message (RFC 2045/2046 multipart and message/rfc822),
   byte offsets into the CRLF form: IMAP's one MIME parser and header
   splitter (SEARCH decodes the same parts in decode.py);
-- BODY and BODYSTRUCTURE;
+- (BODY and BODYSTRUCTURE are written from this tree by bodystructure.py);
 - the bytes of BODY[section] (HEADER, HEADER.FIELDS[.NOT], TEXT, MIME, parts).
-ENVELOPE, address parsing and nstring quoting live in envelope.py; envelope()
-is imported here for message/rfc822 parts and stays reachable as
-mime.envelope for fetch.py.  Content-Type, Content-Disposition,
+ENVELOPE, address parsing and nstring quoting live in envelope.py.  Content-Type, Content-Disposition,
 Content-Language and Content-Transfer-Encoding values (tokens, quoted
 strings, parameters, RFC 2231 continuations) are parsed in params.py.
 
@@ -27,10 +25,7 @@ Header text is handled as latin-1 `str` so every 8-bit byte round-trips.
 
 import re
 
-from clevermail.imap.envelope import envelope, nstring
-from clevermail.imap.params import (ascii_lower, param, parse_content_disposition,
-                                    parse_content_language, parse_content_transfer_encoding,
-                                    parse_content_type)
+from clevermail.imap.params import ascii_lower, param, parse_content_type
 
 LEAF, MULTIPART, RFC822 = 0, 1, 2
 # Bounds against hostile nesting (Dovecot uses the same orders of magnitude);
@@ -39,7 +34,6 @@ MAX_DEPTH = 100
 MAX_PARTS = 10000
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0'
 
 
 class Part:
@@ -291,88 +285,6 @@ def content(pm, p):
             if f[0].startswith("content-"):
                 info.setdefault(f[0][8:], []).append(pm.field_value(f))
     return info
-
-
-def _first(info, name):
-    values = info.get(name)
-    return values[0] if values else None
-
-
-# ------------------------------------------------------------------ output
-
-def _plist(params):
-    if not params:
-        return b"NIL"
-    return b"(" + b" ".join(nstring(k) + b" " + nstring(v) for k, v in params) + b")"
-
-
-def bodystructure(pm, extended=True):
-    """BODYSTRUCTURE (extended) or BODY (not extended) of the message."""
-    out = []
-    _write(pm, pm.root, extended, out)
-    return b"".join(out)
-
-
-def part_structure(pm, nums):
-    """BODYSTRUCTURE (extended) of one part, the whole message for no numbers
-    (URLAUTH=BINARY's BODYPARTSTRUCTURE, RFC 5524); None when there is no such part."""
-    p = find_part(pm.root, nums) if nums else pm.root
-    if p is None:
-        return None
-    out = []
-    _write(pm, p, True, out)
-    return b"".join(out)
-
-
-def _extension(info):
-    """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
-    dsp, params = parse_content_disposition(info.get("disposition", ()))
-    dsp = b"NIL" if dsp is None else b"(" + nstring(dsp) + b" " + _plist(params) + b")"
-    langs = [nstring(x) for x in parse_content_language(info.get("language", ()))]
-    lang = b"(" + b" ".join(langs) + b")" if langs else b"NIL"
-    return b" ".join((dsp, lang, nstring(_first(info, "location"))))
-
-
-def _write(pm, p, ext, out):
-    if p.kind == MULTIPART:
-        out.append(b"(")
-        for c in p.children:
-            _write(pm, c, ext, out)
-        if not p.children:    # RFC 3501 needs 1*body: show one empty part
-            out.append(_EMPTY_BODY + (b" NIL NIL NIL NIL)" if ext else b")"))
-        out.append(b" " + nstring(p.csub))
-        if ext:
-            out.append(b" " + _plist(p.params) + b" " + _extension(content(pm, p)))
-        out.append(b")")
-        return
-    info = content(pm, p)
-    params = p.params
-    if p.kind == RFC822:
-        # imap-bodystructure.c part_write_body(): a literal "message" "rfc822",
-        # also for digest parts without Content-Type.
-        ctype, csub, text = "message", "rfc822", False
-    elif p.ctype is None:
-        ctype, csub, text = "text", "plain", True
-    else:
-        ctype, csub = p.ctype, p.csub or ""
-        text = ascii_lower(ctype) == "text"
-    if text and param(params, "charset") is None:
-        # params_write(): the default charset goes after the other parameters
-        params = params + [("charset", "us-ascii")]
-    raw = pm.raw
-    enc = parse_content_transfer_encoding(info.get("transfer-encoding", ()))
-    out.append(b"(%s %s %s %s %s %s %d" % (
-        nstring(ctype), nstring(csub), _plist(params), nstring(_first(info, "id")),
-        nstring(_first(info, "description")), nstring(enc), p.end - p.bstart))
-    if p.kind == RFC822:
-        out.append(b" " + envelope(pm, p.children[0]) + b" ")
-        _write(pm, p.children[0], ext, out)
-        out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
-    elif text:
-        out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
-    if ext:
-        out.append(b" " + nstring(_first(info, "md5")) + b" " + _extension(info))
-    out.append(b")")
 
 
 def section(pm, nums, text=None, fields=()):

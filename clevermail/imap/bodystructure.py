@@ -1,0 +1,93 @@
+"""BODY and BODYSTRUCTURE (RFC 3501 7.4.2, body-type-* and body-ext-*), written from
+mime.py's part tree, and one part's structure for URLAUTH=BINARY's BODYPARTSTRUCTURE
+(RFC 5524).  As mime.py says, the output follows Dovecot's (lib-imap/
+imap-bodystructure.c) where RFC 3501 is silent: values as the message spells them,
+Dovecot's lower-case defaults, one empty text/plain part for a multipart without parts.
+"""
+
+from clevermail.imap.envelope import envelope, nstring
+from clevermail.imap.mime import MULTIPART, RFC822, content, find_part
+from clevermail.imap.params import (ascii_lower, param, parse_content_disposition,
+                                    parse_content_language, parse_content_transfer_encoding)
+
+_EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0'
+
+
+def _first(info, name):
+    values = info.get(name)
+    return values[0] if values else None
+
+
+def _plist(params):
+    if not params:
+        return b"NIL"
+    return b"(" + b" ".join(nstring(k) + b" " + nstring(v) for k, v in params) + b")"
+
+
+def bodystructure(pm, extended=True):
+    """BODYSTRUCTURE (extended) or BODY (not extended) of the message."""
+    out = []
+    _write(pm, pm.root, extended, out)
+    return b"".join(out)
+
+
+def part_structure(pm, nums):
+    """BODYSTRUCTURE (extended) of one part, the whole message for no numbers
+    (URLAUTH=BINARY's BODYPARTSTRUCTURE, RFC 5524); None when there is no such part."""
+    p = find_part(pm.root, nums) if nums else pm.root
+    if p is None:
+        return None
+    out = []
+    _write(pm, p, True, out)
+    return b"".join(out)
+
+
+def _extension(info):
+    """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
+    dsp, params = parse_content_disposition(info.get("disposition", ()))
+    dsp = b"NIL" if dsp is None else b"(" + nstring(dsp) + b" " + _plist(params) + b")"
+    langs = [nstring(x) for x in parse_content_language(info.get("language", ()))]
+    lang = b"(" + b" ".join(langs) + b")" if langs else b"NIL"
+    return b" ".join((dsp, lang, nstring(_first(info, "location"))))
+
+
+def _write(pm, p, ext, out):
+    if p.kind == MULTIPART:
+        out.append(b"(")
+        for c in p.children:
+            _write(pm, c, ext, out)
+        if not p.children:    # RFC 3501 needs 1*body: show one empty part
+            out.append(_EMPTY_BODY + (b" NIL NIL NIL NIL)" if ext else b")"))
+        out.append(b" " + nstring(p.csub))
+        if ext:
+            out.append(b" " + _plist(p.params) + b" " + _extension(content(pm, p)))
+        out.append(b")")
+        return
+    info = content(pm, p)
+    params = p.params
+    if p.kind == RFC822:
+        # imap-bodystructure.c part_write_body(): a literal "message" "rfc822",
+        # also for digest parts without Content-Type.
+        ctype, csub, text = "message", "rfc822", False
+    elif p.ctype is None:
+        ctype, csub, text = "text", "plain", True
+    else:
+        ctype, csub = p.ctype, p.csub or ""
+        text = ascii_lower(ctype) == "text"
+    if text and param(params, "charset") is None:
+        # params_write(): the default charset goes after the other parameters
+        params = params + [("charset", "us-ascii")]
+    raw = pm.raw
+    enc = parse_content_transfer_encoding(info.get("transfer-encoding", ()))
+    out.append(b"(%s %s %s %s %s %s %d" % (
+        nstring(ctype), nstring(csub), _plist(params), nstring(_first(info, "id")),
+        nstring(_first(info, "description")), nstring(enc), p.end - p.bstart))
+    if p.kind == RFC822:
+        out.append(b" " + envelope(pm, p.children[0]) + b" ")
+        _write(pm, p.children[0], ext, out)
+        out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
+    elif text:
+        out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
+    if ext:
+        out.append(b" " + nstring(_first(info, "md5")) + b" " + _extension(info))
+    out.append(b")")
