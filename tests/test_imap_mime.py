@@ -34,7 +34,7 @@ def crlf(text):
 
 def test_envelope_rfc3501_example():
     # The message behind the example in RFC 3501 section 7.4.2.
-    assert mime.envelope(pm("simple.eml")) == (
+    assert envelope.envelope(pm("simple.eml")) == (
         b'("Wed, 17 Jul 1996 02:23:25 -0700 (PDT)" '
         b'"IMAP4rev1 WG mtg summary and minutes" '
         b'(("Terry Gray" NIL "gray" "cac.washington.edu")) '
@@ -47,7 +47,7 @@ def test_envelope_rfc3501_example():
 
 
 def test_envelope_encoded_words_stay_encoded_and_8bit_is_literal():
-    assert mime.envelope(pm("encoded_words.eml")) == (
+    assert envelope.envelope(pm("encoded_words.eml")) == (
         b'("Thu, 4 Jan 2024 08:00:00 +0000" '
         # folded subject: CRLF removed, the continuation's space kept
         b'"=?UTF-8?B?SGVsbG8gV8O2cmxk?= =?ISO-8859-1?Q?_caf=E9?=" '
@@ -62,7 +62,7 @@ def test_envelope_encoded_words_stay_encoded_and_8bit_is_literal():
 
 
 def test_envelope_groups_routes_comments_missing_domain():
-    assert mime.envelope(pm("group.eml")) == (
+    assert envelope.envelope(pm("group.eml")) == (
         b'("Fri, 5 Jan 2024 00:00:00 +0000" "Spaced out subject" '
         b'((NIL NIL "MAILER-DAEMON" "MISSING_DOMAIN")) '
         b'(("List Bounces" NIL "list-bounces" "lists.example.org")) '
@@ -75,7 +75,7 @@ def test_envelope_groups_routes_comments_missing_domain():
 
 
 def test_envelope_quoted_display_name_with_comma():
-    env = mime.envelope(pm("mixed_attachment.eml"))
+    env = envelope.envelope(pm("mixed_attachment.eml"))
     assert env == (
         b'("Tue, 2 Jan 2024 09:30:00 +0100" "Report attached" '
         b'(("Doe, Jane" NIL "jane" "example.com")) '
@@ -85,14 +85,14 @@ def test_envelope_quoted_display_name_with_comma():
 
 
 def test_envelope_empty_message_and_empty_values():
-    assert mime.envelope(mime.parse(b"")) == b"(" + b" ".join([b"NIL"] * 10) + b")"
-    env = mime.envelope(mime.parse(b"Subject:\r\nFrom:\r\nTo: a@b\r\n\r\n"))
+    assert envelope.envelope(mime.parse(b"")) == b"(" + b" ".join([b"NIL"] * 10) + b")"
+    env = envelope.envelope(mime.parse(b"Subject:\r\nFrom:\r\nTo: a@b\r\n\r\n"))
     # present-but-empty Subject is "", an empty From is NIL
     assert env == b'(NIL "" NIL NIL NIL ((NIL NIL "a" "b")) NIL NIL NIL NIL)'
 
 
 def test_envelope_first_header_wins_and_names_case_insensitive():
-    env = mime.envelope(mime.parse(b"SUBJECT: one\r\nsubject: two\r\n\r\n"))
+    env = envelope.envelope(mime.parse(b"SUBJECT: one\r\nsubject: two\r\n\r\n"))
     assert env.startswith(b'(NIL "one" NIL')
 
 
@@ -129,7 +129,7 @@ def test_parse_addresses(value, expected):
     ("a\0b", b"{3}\r\na\x80b"),
 ])
 def test_nstring_quoting(value, expected):
-    assert mime.nstring(value) == expected
+    assert envelope.nstring(value) == expected
 
 
 # ------------------------------------------------------------- BODYSTRUCTURE
