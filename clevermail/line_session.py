@@ -271,6 +271,18 @@ class LineSession(socketserver.BaseRequestHandler):
             self.log.debug("S: %s", redact_tokens(data[:200].decode("utf-8", "replace").rstrip()))
         self.connection.sendall(data)
 
+    def send_many(self, chunks, limit=1 << 18):
+        """Send a long run of response lines in large writes."""
+        buf, size = [], 0
+        for chunk in chunks:
+            buf.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                self.send(b"".join(buf))
+                buf, size = [], 0
+        if buf:
+            self.send(b"".join(buf))
+
     # -- TLS ------------------------------------------------------------------------
     def _wrap_tls(self):
         # The ssl module retries a blocking read that the kernel timed out, forever;

@@ -2,8 +2,8 @@
 (RFC 6855), LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
 ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY), OBJECTID, COMPRESS=DEFLATE,
 CONDSTORE, QRESYNC, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, CATENATE, ESEARCH, SEARCHRES, SORT,
-SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT and THREAD=REFERENCES, QUOTA, STATUS=SIZE and
-APPENDLIMIT.
+SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT and THREAD=REFERENCES, QUOTA, STATUS=SIZE,
+APPENDLIMIT and NOTIFY.
 
 states.py            the session states and the sets of them the command table uses
 replies.py           every status response as a named Reply (status, code, text), the
@@ -19,6 +19,12 @@ cmd_mailboxes.py     the authenticated-state commands, plain functions (RFC 3501
 cmd_list.py          LIST, also with LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819)
                      and the SPECIAL-USE options (RFC 6154)
 idle.py              IDLE: IdleWaiter (socket + the folder's shared wake-up in one poll), DONE
+cmd_notify.py        NOTIFY (RFC 5465): the command, the wait between commands and IDLE
+                     with NOTIFY set
+notify.py            Notifier: what a NOTIFY asks, watched and said (selected mailbox
+                     events, STATUS of other mailboxes, NOTIFICATIONOVERFLOW)
+notify_spec.py       NOTIFY's arguments -> NotifySpec, BAD/NO [BADEVENT] (pure)
+notify_tree.py       MailboxName and SubscriptionChange: the tree last seen, LIST lines
 cmd_selected.py      the selected-state commands and their UID forms (RFC 3501 6.4), "$"
                      in their sets (RFC 5182)
 cmd_search.py        SEARCH, SORT, THREAD and their UID forms, RETURN options and the

@@ -206,6 +206,16 @@ def _no_memo(uid):
     return None
 
 
+def fetch_uids(session, uids, items):
+    """Send the FETCH of `items` (fetch-att tokens) for `uids` as UID FETCH would (the
+    fetch-atts NOTIFY asks with MessageNew, RFC 5465 5.2); one expunged meanwhile is
+    left out."""
+    try:
+        _fetch(session, [Atom(uid_set_text(uids)), items], uid_mode=True)
+    except R.IMAPNo:
+        pass
+
+
 def _changed_seqs(session, view, args, uid_mode, request):
     """FETCH set items (CHANGEDSINCE m [VANISHED]), RFC 7162 3.1.4.1 and 3.2.6: the
     sequence numbers of the messages of the set changed since m (found in

@@ -267,3 +267,23 @@ class IMAPFileHandler:
 
     def unwatch(self, view: FolderView):
         view.unwatch()
+
+    def listen_tree(self, address, callback):
+        """Have `callback(store.tree_events.TreeEvent)` called for each change of the
+        user's folders and subscriptions in this process (NOTIFY); it must only record
+        and signal.  Pair with unlisten_tree()."""
+        self.store.tree_events.listen(address, callback)
+
+    def unlisten_tree(self, address, callback):
+        self.store.tree_events.unlisten(address, callback)
+
+    def tree_changing(self, address):
+        """A change of the user's tree by this process is under way (listeners are
+        called with None at its end)."""
+        return self.store.tree_events.busy(address)
+
+    def watch_tree(self, address):
+        """Something with fileno() (readable once any process changed the user's
+        folders or subscriptions), drain() and close(); None where that cannot be
+        watched (then look from time to time)."""
+        return self.store.watch_tree(address)

@@ -258,3 +258,18 @@ SETQUOTA_DENIED = Reply("NO", "NOPERM", "Quota limits are set by the administrat
 GETQUOTA_ARGS = Reply("BAD", None, "GETQUOTA takes a quota root")
 GETQUOTAROOT_ARGS = Reply("BAD", None, "GETQUOTAROOT takes a mailbox name")
 SETQUOTA_ARGS = Reply("BAD", None, "SETQUOTA takes a quota root and a list of resource limits")
+
+# -- NOTIFY (RFC 5465; notify_spec.py, notify.py) ---------------------------------------------
+NOTIFY_ARGS = Reply("BAD", None, "NOTIFY takes NONE, or SET [STATUS] and event groups")
+NOTIFY_GROUP_ARGS = Reply("BAD", None, "An event group is (filter [mailboxes] events)")
+NOTIFY_EVENTS_ARGS = Reply("BAD", None, "Events are NONE or a list of event names")
+NOTIFY_TWO_SELECTED = Reply("BAD", None, "Only one SELECTED or SELECTED-DELAYED group")
+NOTIFY_SELECTED_EVENTS = Reply("BAD", None, "SELECTED takes message events only")
+NOTIFY_NEW_EXPUNGE = Reply("BAD", None, "MessageNew and MessageExpunge must be together")
+NOTIFY_FLAGS_ALONE = Reply("BAD", None, "FlagChange needs MessageNew and MessageExpunge")
+NOTIFY_FETCH_NOT_SELECTED = Reply("BAD", None, "Fetch attributes are for the selected mailbox only")
+NOTIFY_TOO_MANY = Reply("NO", "NOTIFICATIONOVERFLOW", "Too many mailboxes to watch")
+# 3.1: NO, not BAD; the code lists the events that are supported (RFC 5465 8)
+NOTIFY_BADEVENT = Reply("NO", "BADEVENT (MessageNew MessageExpunge FlagChange MailboxName "
+                        "SubscriptionChange)", "Unsupported NOTIFY event")
+NOTIFY_OVERFLOW = Reply("OK", "NOTIFICATIONOVERFLOW", "Too many changes: NOTIFY is now NONE")

@@ -53,8 +53,10 @@ class SelectedMailbox:
         return len(self.view)
 
     # -- updates ---------------------------------------------------------------------
-    def updates(self, allow_expunge):
-        """Untagged responses (bytes) for what changed since the last call."""
+    def updates(self, allow_expunge, flags=True):
+        """Untagged responses (bytes) for what changed since the last call; without
+        `flags` other sessions' flag changes are not said (NOTIFY without FlagChange
+        for the selected mailbox, RFC 5465 5.1)."""
         view = self.view
         changes = view.changes()
         if changes.gone:
@@ -74,7 +76,7 @@ class SelectedMailbox:
                         out.append(b"* %d EXPUNGE\r\n" % seq)
             self.deferred = []
         condstore = "CONDSTORE" in self.enabled
-        for uid, names in changes.flags:
+        for uid, names in changes.flags if flags else ():
             seq = view.seq_of(uid)
             if seq is None:
                 continue

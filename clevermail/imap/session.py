@@ -24,7 +24,9 @@ LOGINDISABLED (RFC 3501); the searching commands are in cmd_search.py; QUOTA (RF
 STATUS=SIZE (RFC 8438) and APPENDLIMIT (RFC 7889) in cmd_quota.py.  UTF8=ACCEPT (RFC
 6855) and IMAP4rev2 (RFC 9051) are switched on per session by ENABLE (`utf8`, `rev2`;
 rev2.py lists what IMAP4rev2 changes); until then every response is IMAP4rev1's, and
-status text stays US-ASCII (`text_line`).
+status text stays US-ASCII (`text_line`).  NOTIFY (RFC 5465) in cmd_notify.py: once
+set, `notifier` sends the updates, also while the session waits for a command and in
+IDLE.
 """
 
 import socket
@@ -37,13 +39,13 @@ from ..wire import LineTooLong
 from . import cmd_list as listing
 from . import cmd_login as login_cmds
 from . import cmd_mailboxes as mailboxes
+from . import cmd_notify as notify
 from . import cmd_quota as quota
 from . import cmd_search as searching
 from . import cmd_selected as selected
 from . import cmd_urlauth as urlauth
 from . import replies as R
 from .cmd_login import MECHANISMS, SILENT
-from .idle import cmd_idle
 from .parser import Atom, Command, LiteralTooLarge, ParseError, parse_command, quote
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
@@ -52,7 +54,7 @@ BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS",
              "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC", "OBJECTID",
              "LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "CATENATE", "ESEARCH", "SEARCHRES", "SORT",
              "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-             "UTF8=ACCEPT")
+             "UTF8=ACCEPT", "NOTIFY")
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
 # still counts on the numbers it used), nor after SORT or THREAD, which answer with
 # numbers too; their UID forms, other keys, may send it.
@@ -69,6 +71,7 @@ class IMAPSession(LineSession):
         self.account = None
         self.mailbox = None         # the SelectedMailbox in the selected state
         self.recent_owned = {}      # (address, folder name) -> UIDs whose \Recent it holds
+        self.notifier = None        # notify.Notifier once NOTIFY was used (RFC 5465)
         self.enabled = set()        # "CONDSTORE", "QRESYNC": RFC 7162, for this session
         self.login = login.Login(self, prompt="+ ", line_limit=self.line_limit)
 
@@ -97,7 +100,13 @@ class IMAPSession(LineSession):
         return R.SHUTTING_DOWN.untagged()
 
     def closed(self):
+        notify.close(self)
         self.unselect()
+
+    def wait_for_command(self):
+        if self.notifier is not None:
+            notify.wait(self)       # RFC 5465 3.1: updates between commands
+        return super().wait_for_command()
 
     @property
     def utf8(self):
@@ -247,9 +256,13 @@ class IMAPSession(LineSession):
     def _flush_updates(self, key):
         """Send what changed in the selected mailbox, after the command `key` (its
         table key: the EXPUNGE rule of RFC 3501 7.4.1 depends on it)."""
+        updates = None
+        if self.notifier is not None:       # RFC 5465: what NOTIFY asks, sent by it
+            self.notifier.flush(key not in NO_EXPUNGE, own_new=key in notify.ADDING)
+        elif self.mailbox is not None:
+            updates = self.mailbox.updates(allow_expunge=key not in NO_EXPUNGE)
         if self.mailbox is None:
             return
-        updates = self.mailbox.updates(allow_expunge=key not in NO_EXPUNGE)
         if self.mailbox.gone:
             self.send(R.MAILBOX_DELETED.untagged())
             self.unselect()
@@ -278,19 +291,6 @@ class IMAPSession(LineSession):
         self.account = account
         self.state = AUTH
         return f"[CAPABILITY {' '.join(self.capabilities())}] Logged in"
-
-    # -- output -------------------------------------------------------------------------
-    def send_many(self, chunks, limit=1 << 18):
-        """Send a long run of response lines in large writes."""
-        buf, size = [], 0
-        for chunk in chunks:
-            buf.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                self.send(b"".join(buf))
-                buf, size = [], 0
-        if buf:
-            self.send(b"".join(buf))
 
     # -- any state -----------------------------------------------------------------------
     def cmd_CAPABILITY(self, cmd):
@@ -349,7 +349,8 @@ class IMAPSession(LineSession):
         "APPEND": (mailboxes.cmd_append, LOGGED_IN),
         "NAMESPACE": (mailboxes.cmd_namespace, LOGGED_IN),
         "ENABLE": (mailboxes.cmd_enable, LOGGED_IN),
-        "IDLE": (cmd_idle, LOGGED_IN),
+        "IDLE": (notify.cmd_idle, LOGGED_IN),
+        "NOTIFY": (notify.cmd_notify, LOGGED_IN),
         "COMPRESS": (login_cmds.cmd_compress, LOGGED_IN),
         "GENURLAUTH": (urlauth.cmd_genurlauth, LOGGED_IN),
         "RESETKEY": (urlauth.cmd_resetkey, LOGGED_IN),

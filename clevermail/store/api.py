@@ -10,6 +10,7 @@ protocol may use.  A session never gets a Folder: it gets a FolderView
 from typing import Protocol
 
 from .folder import Folder
+from .tree_events import TreeEvents
 
 
 class MailboxTree(Protocol):
@@ -25,6 +26,8 @@ class MailboxTree(Protocol):
     def rename_folder(self, address: str, old: str, new: str) -> None: ...
     def subscriptions(self, address: str) -> list: ...
     def subscribe(self, address: str, name: str, on: bool = True) -> None: ...
+    tree_events: TreeEvents     # the changes above, told to listeners (IMAP NOTIFY)
+    def watch_tree(self, address: str) -> object: ...   # any process's changes (or None)
 
 
 class FolderSource(Protocol):

@@ -7,6 +7,8 @@ that each own one job and gives them the names the call sites use:
     folders.py        the shared Folder objects: open/release, LRU, warm-up
     tree.py           list, create, delete, rename folders
     subscriptions.py  subscribed names
+    tree_events.py    tree and subscription changes told to listeners (IMAP NOTIFY)
+    tree_watch.py     another process's tree changes, seen through inotify
     watch.py          changes by other processes reach open folders (inotify)
     quota.py          per-user limits, the checks and reservations
     maildirsize.py    the usage ledger every writer appends to (Maildir++)
@@ -22,6 +24,8 @@ from .folders import KEEP_UNUSED_FOLDERS, FolderCache
 from .quota import Quotas
 from .subscriptions import Subscriptions
 from .tree import FolderTree
+from .tree_events import CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, TreeEvents
+from .tree_watch import open_root_watch
 from .users import SPECIAL_USE, UserDirs
 from .watch import FolderWatcher
 
@@ -39,6 +43,7 @@ class MailStore:
         self.quota = Quotas(self.users)
         self.delivery = Delivery(self.users, self.folders, self.quota)
         self.tree = FolderTree(self.users, self.folders, self.subs)
+        self.tree_events = TreeEvents()     # this process's tree changes, per user
 
     # -- users -----------------------------------------------------------------------
     def user_root(self, address):
@@ -103,17 +108,31 @@ class MailStore:
         return self.tree.list(address)
 
     def create_folder(self, address, name):
-        self.tree.create(address, name)
+        with self.tree_events.changing(address):
+            self.tree.create(address, name)
+            self.tree_events.publish(address, CREATE, name)
 
     def delete_folder(self, address, name):
-        self.tree.delete(address, name)
+        with self.tree_events.changing(address):
+            self.tree.delete(address, name)
+            self.tree_events.publish(address, DELETE, name)
 
     def rename_folder(self, address, old, new):
-        self.tree.rename(address, old, new)
+        with self.tree_events.changing(address):
+            self.tree.rename(address, old, new)
+            self.tree_events.publish(address, RENAME, new, old)
+
+    def watch_tree(self, address):
+        """A tree_watch.RootWatch whose descriptor turns readable when any process
+        changes the user's folders or subscriptions (None without inotify); close() it."""
+        return open_root_watch(self.ensure_user(address))
 
     # -- subscriptions ----------------------------------------------------------------
     def subscriptions(self, address):
         return self.subs.read(self.ensure_user(address))
 
     def subscribe(self, address, name, on=True):
-        self.subs.subscribe(self.ensure_user(address), name, on)
+        root = self.ensure_user(address)
+        with self.tree_events.changing(address):
+            self.subs.subscribe(root, name, on)
+            self.tree_events.publish(address, SUBSCRIBE if on else UNSUBSCRIBE, name)

@@ -43,7 +43,18 @@ class FolderTree:
         path = self.folders.path(address, name)
         if paths.folder_dirname(name) == "" or os.path.isdir(path):
             raise FolderExists(name)
-        maildir.make_maildir(path)
+        # made under a name list() never shows ("..": an empty level), then renamed into
+        # place: another process looking (a NOTIFY session's watch of the user's root,
+        # a LIST) sees the folder whole or not at all, never without its cur/
+        building = path + f"..creating-{os.getpid()}-{threading.get_ident()}"
+        maildir.make_maildir(building)
+        try:
+            os.rename(building, path)
+        except OSError:
+            shutil.rmtree(building, ignore_errors=True)
+            if os.path.isdir(path):     # made by another process meanwhile
+                raise FolderExists(name) from None
+            raise
 
     def delete(self, address, name):
         """Delete one folder and its mail (its children stay: Maildir++ keeps them apart)."""

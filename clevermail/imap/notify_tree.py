@@ -1,0 +1,156 @@
+"""NOTIFY's MailboxName and SubscriptionChange events (RFC 5465 5.4, 5.5): what a
+session knows of its user's folder tree and subscriptions, and the LIST responses
+that tell it what changed.
+
+`TreeWatch` keeps the names last seen.  This process's changes come as
+store.tree_events (`on_event`, called in the changing thread: it only records and
+signals); the session's own are applied without a word (RFC 5465 5: the client that
+caused an event SHOULD NOT be told).  Other processes' changes (a worker process's
+session, the CLI) are found by reading the tree again and comparing, when the store's
+inotify watch of the user's root says something changed there (`fileno`, `disarm`)
+or, without inotify, at the session's periodic look; a rename there shows as a
+deletion and a creation.  A change is said once: an event that the comparison already
+found (or that changes nothing) is not said again.  Each change is one LIST line (plus one for the direct parent of a folder
+created or deleted, 5.4): `(\\NonExistent)` for a name gone, OLDNAME for a rename,
+\\Subscribed when subscribed, the attributes LIST gives otherwise.
+"""
+
+import collections
+import threading
+
+from ..store.paths import SEPARATOR
+from ..store.tree_events import CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE
+from .names import list_attributes, wire_name
+from .notify_spec import MAILBOX_NAME, SUBSCRIPTION_CHANGE
+from .parser import quote
+
+MAX_EVENTS = 1000       # changes waiting to be said before NOTIFICATIONOVERFLOW
+
+
+class TreeWatch:
+    def __init__(self, handler, address, spec, signal, utf8=lambda: False):
+        self.handler, self.address, self.spec = handler, address, spec
+        self._utf8 = utf8       # names in UTF-8 (UTF8=ACCEPT, IMAP4rev2) or mUTF-7
+        self._signal = signal
+        self._thread = threading.get_ident()    # the session's: its own changes
+        self._events = collections.deque()
+        self.overflow = False
+        self.names, self.subscribed = set(), set()
+        self._on_disk = False           # the root watch fired: read the tree again
+        self._root = None
+        handler.listen_tree(address, self.on_event)
+        try:
+            self._root = handler.watch_tree(address)
+            self._read()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        self.handler.unlisten_tree(self.address, self.on_event)
+        if self._root is not None:
+            self._root.close()
+            self._root = None
+
+    def fileno(self):
+        """The descriptor to poll for other processes' changes, or None."""
+        return self._root.fileno() if self._root is not None else None
+
+    def disarm(self, ready):
+        """After a poll: True when the root watch fired (its events are read)."""
+        root = self._root
+        if root is not None and root.fileno() in ready and root.drain():
+            self._on_disk = True
+        return self._on_disk
+
+    def on_event(self, event):
+        """A store.tree_events listener (any thread); None: a change is over."""
+        if event is not None:
+            if len(self._events) >= MAX_EVENTS:
+                self.overflow = True
+            else:
+                self._events.append(event)
+        self._signal()
+
+    def _read(self):
+        self.names = {n.name for n in self.handler.folder_tree(self.address) if n.selectable}
+        self.subscribed = set(self.handler.subscriptions(self.address))
+
+    # -- changes -----------------------------------------------------------------------
+    def updates(self, poll):
+        """(LIST lines, whether the names or subscriptions changed): the changes told
+        since the last call, and with `poll` the other processes' too."""
+        before = (set(self.names), set(self.subscribed))
+        out = []
+        events = self._events
+        while events:
+            event = events.popleft()
+            was = (set(self.names), set(self.subscribed))
+            self._apply(event)
+            if event.origin != self._thread and was != (self.names, self.subscribed):
+                out += self.lines(event.kind, event.name, event.old)
+        # not while this process changes the tree: its event says it better (and a
+        # None at its end brings us back)
+        if (poll or self._on_disk) and not self.handler.tree_changing(self.address):
+            self._on_disk = False
+            old_names, old_subs = self.names, self.subscribed
+            self._read()
+            for name in sorted(old_names - self.names):
+                out += self.lines(DELETE, name)
+            for name in sorted(self.names - old_names):
+                out += self.lines(CREATE, name)
+            for name in sorted(old_subs ^ self.subscribed):
+                out += self.lines(SUBSCRIBE, name)
+        return out, before != (self.names, self.subscribed)
+
+    def _apply(self, event):
+        names, subs = self.names, self.subscribed
+        kind, name, old = event.kind, event.name, event.old
+        if kind == CREATE:
+            names.add(name)
+        elif kind == DELETE:
+            names.discard(name)
+        elif kind == RENAME:
+            # children move with their parent; INBOX stays (its messages move)
+            for n in [n for n in names if n == old or n.startswith(old + SEPARATOR)]:
+                if old != "INBOX":
+                    names.discard(n)
+                names.add(name + n[len(old):])
+            for n in [n for n in subs if n == old or n.startswith(old + SEPARATOR)]:
+                subs.discard(n)
+                subs.add(name + n[len(old):])
+        elif kind == SUBSCRIBE:
+            subs.add(name)
+        elif kind == UNSUBSCRIBE:
+            subs.discard(name)
+
+    def lines(self, kind, name, old=None):
+        """The LIST lines (bytes) for one change, if a group asks its event."""
+        spec, subs = self.spec, self.subscribed
+        if kind in (SUBSCRIBE, UNSUBSCRIBE):
+            # a SUBSCRIBED group covers the name it stops covering too
+            if SUBSCRIPTION_CHANGE not in spec.events_for(name, subs | {name}):
+                return []
+            return [self._line(name)]
+        wanted = spec.events_for(name, subs)
+        if old is not None:
+            wanted |= spec.events_for(old, subs)
+        if MAILBOX_NAME not in wanted:
+            return []
+        if kind == RENAME and old != "INBOX":
+            return [self._line(name, old)]
+        # a rename of INBOX creates the new name (5.4: no event for INBOX itself)
+        out = [self._line(name)]
+        if SEPARATOR in name:
+            out.append(self._line(name.rsplit(SEPARATOR, 1)[0]))
+        return out
+
+    def _line(self, name, old=None):
+        node = next((n for n in self.handler.folder_tree(self.address) if n.name == name), None)
+        attrs = list_attributes(node) if node is not None else ["\\NonExistent"]
+        if name in self.subscribed:
+            attrs.append("\\Subscribed")
+        utf8 = self._utf8()
+        extra = b' ("OLDNAME" (%s))' % wire_name(old, utf8) if old is not None else b""
+        return b"* LIST (%s) %s %s%s\r\n" % (" ".join(attrs).encode(), quote(SEPARATOR),
+                                             wire_name(name, utf8), extra)
