@@ -149,6 +149,32 @@ def test_queued_copy_delivered_when_room_is_made(service):
     assert wait_for(lambda: service.queue.list() == [], timeout=10)
 
 
+def test_notify_success_of_a_deferred_copy_is_sent_when_it_is_delivered(service):
+    """RFC 3461: "delivered" only once the copy is in the mailbox, not when it was
+    queued for lack of room; the queued copy keeps its NOTIFY and ORCPT."""
+    service.store.deliver_local("", [ALICE], BIG)
+    used = service.store.quota.usage(ALICE).storage
+    cli(service, "user", "quota", ALICE, "--storage", str(used + 1000))
+    with smtp(service) as s:
+        s.ehlo()
+        assert s.mail(BOB)[0] == 250
+        assert s.rcpt(ALICE, ["NOTIFY=SUCCESS", f"ORCPT=rfc822;{ALICE}"])[0] == 250
+        assert s.rcpt(BOB)[0] == 250
+        assert s.data(BIG)[0] == 250
+    (entry,) = service.queue.list()
+    assert [(r.address, r.notify, r.orcpt) for r in entry.recipients] == [(ALICE, ["SUCCESS"], f"rfc822;{ALICE}")]
+    assert wait_for(lambda: service.queue.list()[0].recipients[0].attempts >= 1, timeout=10)
+    assert len(messages(service, BOB)) == 1          # his copy; no report: ALICE's copy waits
+    cli(service, "user", "quota", ALICE, "--storage", "1M")
+    assert wait_for(lambda: len(messages(service, BOB)) == 2, timeout=15)
+    report = email.message_from_bytes(messages(service, BOB)[1])
+    assert report.get_content_type() == "multipart/report"
+    (group,) = report.get_payload()[1].get_payload()[1:]
+    assert (group["Action"], group["Final-Recipient"], group["Original-Recipient"]) == (
+        "delivered", f"rfc822; {ALICE}", f"rfc822;{ALICE}")
+    assert len(messages(service, ALICE)) == 2
+
+
 def test_copy_that_can_never_fit_is_bounced(service):
     cli(service, "user", "quota", ALICE, "--storage", "1000")
     assert send_unsized(service, BOB, [ALICE, BOB], BIG)[0] == 250

@@ -23,11 +23,12 @@ log = logging.getLogger("clevermail.smtp")
 def dsn_requests(recipients):
     """address -> (notify, orcpt) for the queue entries: an alias's targets keep
     the NOTIFY given for the alias, and its address as ORCPT when none was given
-    (RFC 3461 6.2.2)."""
+    (RFC 3461 6.2.2).  Local accounts are in it too: a copy that waits in the queue
+    for room in a full mailbox is reported on when the relay worker delivers it."""
     out = {}
     for rcpt in recipients:
         notify = _targets_notify(rcpt)
-        for address in rcpt.external:
+        for address in rcpt.external + rcpt.accounts:
             orcpt = rcpt.orcpt
             if orcpt is None and address != rcpt.address and rcpt.address.isascii():
                 orcpt = f"rfc822;{rcpt.address}"
@@ -49,13 +50,15 @@ def _targets_notify(rcpt):
     return tuple(n for n in notify if n != SUCCESS) or (NEVER,)
 
 
-def report_success(reports, sender, recipients, data, queue_id, envid):
+def report_success(reports, sender, recipients, data, queue_id, envid, deferred=()):
     """Queue the success report of the recipients with NOTIFY=SUCCESS that are done
     here (RFC 3461 6.2.2) through `reports` (relay/reports.py Reports, or None: none
     sent): "delivered" for a local mailbox, "expanded" for an alias or list with
-    several targets; the mail is stored already, so a failure here is only logged."""
+    several targets; the mail is stored already, so a failure here is only logged.
+    A mailbox whose copy is `deferred` (over quota, queued) is not delivered yet:
+    the relay worker reports on it when it is."""
     wanted = [rcpt for rcpt in recipients if wants(rcpt.notify, SUCCESS)
-              and (targets(rcpt) > 1 or rcpt.accounts)]
+              and (targets(rcpt) > 1 or (rcpt.accounts and rcpt.accounts[0] not in deferred))]
     if not wanted or not sender or reports is None:
         return
     try:

@@ -279,7 +279,7 @@ class SMTPFileHandler:
             raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from exc
         # each copy's file (Sieve's too): `clevermail trace` finds its UID and retrievals by it
         log_delivered(queue_id, data, copies + [p for group in boxes for p in group.parts])
-        report_success(self.reports, sender, recipients, trace + data, queue_id, envid)
+        report_success(self.reports, sender, recipients, trace + data, queue_id, envid, deferred)
         return len(local), len(remote) + len(forwards) + len(deferred)
 
     def _filtered(self, accounts):
