@@ -35,7 +35,8 @@ from .config_schema import CONFIGSPEC
 from .config_types import CHECKS, is_loopback
 from .store.quota import QuotaLimits
 from .settings import (DkimSettings, Listener, LoginSettings, MetricsSettings, SenderSettings,
-                       ServerSettings, Settings)
+                       ServerSettings, Settings, SieveSettings)
+from .sieve.interp import SieveLimits
 
 CONFIG_ENV = "CLEVERMAIL_CONFIG"
 
@@ -159,6 +160,8 @@ def _check_semantics(conf):
         problems.append(f"{', '.join(needs_tls)}: TLS listeners need [tls] certificate and key")
     problems.extend(check_names(conf["server"]["user"].strip(), conf["server"]["group"].strip()))
     problems.extend(_proxy_problems(conf["server"]))
+    if conf["sieve"]["vacation_min_days"] > conf["sieve"]["vacation_max_days"]:
+        problems.append("[sieve] vacation_min_days: more than vacation_max_days")
     problems.extend(_name_problems(conf["server"]))
     # int_list(min=1) bounds the list's length (never empty), not its values
     if any(delay < 1 for delay in conf["relay"]["retry_schedule"]):
@@ -228,6 +231,14 @@ def _is_localhost(name):
     return name == "localhost" or name.startswith("localhost.") or name.endswith(".localhost")
 
 
+def _sieve_settings(sieve):
+    return SieveSettings(
+        max_scripts=sieve["max_scripts"], max_script_size=sieve["max_script_size"],
+        limits=SieveLimits(max_actions=sieve["max_actions"], max_redirects=sieve["max_redirects"],
+                           vacation_min_days=sieve["vacation_min_days"],
+                           vacation_max_days=sieve["vacation_max_days"]))
+
+
 def settings_from(conf):
     """The typed Settings of a checked configuration (read_config's values)."""
     server, tls, lim, relay = conf["server"], conf["tls"], conf["limits"], conf["relay"]
@@ -284,6 +295,7 @@ def settings_from(conf):
                                 allow_remote=conf["metrics"]["allow_remote"]),
         dkim=DkimSettings(sign=conf["dkim"]["sign"]),
         quota=QuotaLimits(storage=conf["quota"]["storage"], messages=conf["quota"]["messages"]),
+        sieve=_sieve_settings(conf["sieve"]),
     )
 
 

@@ -71,6 +71,17 @@ tls_listen = listen_list(default=list())
 # ManageSieve listeners (RFC 5804, usually :4190; STARTTLS, no implicit TLS): users manage their Sieve filters from Roundcube or Thunderbird. Empty = off.
 listen = listen_list(default=list())
 
+[sieve]
+# Users' Sieve filters (RFC 5228): scripts per user and bytes per script (ManageSieve's HAVESPACE and PUTSCRIPT, `clevermail sieve put`; 0 = no limit).
+max_scripts = integer(min=0, default=20)
+max_script_size = integer(min=0, default=65536)
+# Redirects of one message (RFC 5228 4.2, said as MAXREDIRECTS to ManageSieve clients) and actions of one run.
+max_redirects = integer(min=0, max=1000, default=4)
+max_actions = integer(min=1, max=10000, default=64)
+# vacation's :days is brought into this range (RFC 5230 4.1).
+vacation_min_days = integer(min=1, default=1)
+vacation_max_days = integer(min=1, default=90)
+
 [tls]
 # PEM certificate chain and private key; both set = STARTTLS/STLS offered and TLS listeners allowed.
 certificate = string(default='')

@@ -45,7 +45,6 @@ from .smtp.handler import SMTPFileHandler
 from .smtp.send_quota import SendQuota
 from .smtp.server import SMTPServer
 from .sieve.deliver import SieveFilter
-from .sieve.interp import MAX_REDIRECTS
 from .srs import SRS, SRSError, load_secret
 from .store import MailStore
 from .service_parts import ServiceParts, StartupError
@@ -182,9 +181,12 @@ class MailService(ServiceParts, Reloading):
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
         # users' Sieve scripts (ManageSieve and the CLI manage them), run at final delivery
-        self.sieve_scripts = SieveScripts.for_data_dir(server.data_dir)
-        sieve = SieveFilter(self.sieve_scripts, self.store, self.queue, server.hostname, srs=srs,
-                            router=self.router, signer=self.signer)
+        self.sieve_scripts = SieveScripts.for_data_dir(server.data_dir,
+                                                       max_scripts=settings.sieve.max_scripts,
+                                                       max_size=settings.sieve.max_script_size)
+        self.sieve = sieve = SieveFilter(self.sieve_scripts, self.store, self.queue, server.hostname,
+                                         srs=srs, router=self.router, signer=self.signer,
+                                         limits=settings.sieve.limits)
         self.handlers = handlers = {
             "smtp": SMTPFileHandler(self.store, self.accounts, self.queue,
                                     postmaster=server.postmaster,
@@ -195,7 +197,8 @@ class MailService(ServiceParts, Reloading):
             "pop3": POP3FileHandler(self.store, self.accounts),
             "imap": IMAPFileHandler(self.store, self.accounts),
             "managesieve": SieveFileHandler(self.sieve_scripts, self.accounts, parse=parse_sieve,
-                                            extensions=SIEVE_EXTENSIONS, max_redirects=MAX_REDIRECTS),
+                                            extensions=SIEVE_EXTENSIONS,
+                                            max_redirects=settings.sieve.limits.max_redirects),
         }
         while sockets:
             listener, sock = sockets[0]

@@ -27,7 +27,7 @@ RESTART_RELAY_KEYS = {"concurrency": "concurrency", "nameservers": "nameservers"
 SERVER_SECTION = {"certificate": "tls", "key": "tls"}
 # Settings layers reload() knows; another layer that changed is named as needing a restart.
 RELOADED_LAYERS = frozenset({"source", "server", "limits", "policy", "login", "relay", "listeners",
-                             "senders", "inbound", "spam", "quota"})
+                             "senders", "inbound", "spam", "quota", "sieve"})
 
 
 def _listen(settings, section, key):
@@ -84,6 +84,11 @@ class Reloading:
         notes += self._reload_dkim()
         smtp = self.handlers["smtp"]
         smtp.senders = self._make_sender_identity(settings)
+        # [sieve]: the next script stored and the next message filtered use them
+        self.sieve_scripts.max_scripts = settings.sieve.max_scripts
+        self.sieve_scripts.max_size = settings.sieve.max_script_size
+        self.sieve.limits = settings.sieve.limits
+        self.handlers["managesieve"].max_redirects = settings.sieve.limits.max_redirects
         self.send_quota.set_limits(settings.senders.messages_per_hour, settings.senders.recipients_per_hour)
         smtp.inbound = self._make_inbound(settings)
         previous, self.defence = self.defence, self._make_defence(settings, self.defence)

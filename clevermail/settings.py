@@ -14,6 +14,7 @@ from .inbound.checks import InboundPolicy
 from .inbound.defence import SpamSettings
 from .netbase import Limits, SessionPolicy
 from .relay.settings import RelaySettings
+from .sieve.interp import SieveLimits
 from .store.quota import QuotaLimits
 
 
@@ -88,6 +89,16 @@ class DkimSettings:
 
 
 @dataclass(frozen=True)
+class SieveSettings:
+    """[sieve]: how many scripts of what size a user may keep (sieve/scripts.py) and
+    what one run may do (sieve/interp.SieveLimits)."""
+
+    max_scripts: int = 20               # 0: no limit
+    max_script_size: int = 65536        # bytes; 0: no limit
+    limits: SieveLimits = SieveLimits()
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole configuration, one frozen value per layer."""
 
@@ -104,3 +115,4 @@ class Settings:
     spam: SpamSettings = SpamSettings()
     dkim: DkimSettings = DkimSettings()
     quota: QuotaLimits = QuotaLimits()  # [quota]: the default mailbox limits (store/quota.py)
+    sieve: SieveSettings = SieveSettings()      # [sieve]: users' filters

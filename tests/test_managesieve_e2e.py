@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 
-from clevermail.sieve.interp import MAX_REDIRECTS
+from clevermail.sieve.interp import DEFAULT_LIMITS
 from interop_helpers import ALICE, BOB, PASSWORD, Server, need, run, tls_files
 from managesieve_helpers import Client, plain
 
@@ -41,7 +41,7 @@ def test_raw_client_over_starttls(env):
     try:
         lines, status = c.response()
         assert status.startswith('OK "CleverMail ManageSieve ready') and '"STARTTLS"' in lines
-        assert f'"MAXREDIRECTS" "{MAX_REDIRECTS}"' in lines     # the bound delivery applies
+        assert f'"MAXREDIRECTS" "{DEFAULT_LIMITS.max_redirects}"' in lines     # the bound delivery applies
         assert c.cmd("STARTTLS") == ([], 'OK "begin TLS negotiation now"')
         ctx = ssl.create_default_context(cafile=env.ca)
         c.starttls(ctx, "localhost")

@@ -40,7 +40,9 @@ def _open(ctx, user):
         _fail(ctx, str(exc))
     if account is None:
         _fail(ctx, f"no such account: {user}")
-    return settings, SieveScripts.for_data_dir(settings.server.data_dir), account.address
+    scripts = SieveScripts.for_data_dir(settings.server.data_dir, max_scripts=settings.sieve.max_scripts,
+                                        max_size=settings.sieve.max_script_size)
+    return settings, scripts, account.address
 
 
 def _read(ctx, source):

@@ -34,7 +34,7 @@ from ..store.quota import OverQuota
 from . import parse
 from .actions import Discard, FileInto, Keep, Redirect, Reject, Vacation
 from .errors import SieveError, SieveSyntaxError
-from .interp import Envelope, evaluate
+from .interp import DEFAULT_LIMITS, Envelope, evaluate
 from .message import MessageView
 from .reports import make_refusal
 from .scripts import SieveScripts
@@ -68,8 +68,9 @@ class Prepared:
 
 class SieveFilter:
     def __init__(self, scripts: SieveScripts, store, queue, hostname, srs=None, router=None,
-                 signer=None, clock=None):
+                 signer=None, clock=None, limits=DEFAULT_LIMITS):
         self.scripts = scripts
+        self.limits = limits          # interp.SieveLimits of [sieve] (a reload swaps it)
         self.store = store
         self.queue = queue
         self.hostname = hostname
@@ -156,7 +157,7 @@ class SieveFilter:
         envelope = Envelope(sender, recipient or account, account, separator)
         try:
             return evaluate(script, data, envelope,
-                            lambda mailbox: self.store.folder_exists(account, mailbox))
+                            lambda mailbox: self.store.folder_exists(account, mailbox), self.limits)
         except SieveError as exc:
             log.warning("%s: sieve script %r of %s failed (%s); kept in INBOX",
                         queue_id, name, account, exc)

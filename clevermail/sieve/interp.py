@@ -5,10 +5,10 @@ it.  Pure: it reads the message through MessageView and the envelope, asks
 the actions out.
 
 One function per command and test of grammar.py.  Bounds (RFC 5228 2.10.6: a run
-that cannot finish is a runtime error, and the caller keeps the message):
-MAX_ACTIONS actions, MAX_REDIRECTS redirects, one vacation, one reject, reject not
-with keep/fileinto/redirect (RFC 5429 2.1 leaves that to us), variable sizes
-(variables.py).
+that cannot finish is a runtime error, and the caller keeps the message): the
+`SieveLimits` of [sieve] (actions, redirects, vacation's :days range), one vacation,
+one reject, reject not with keep/fileinto/redirect (RFC 5429 2.1 leaves that to us),
+variable sizes (variables.py).
 """
 
 from dataclasses import dataclass, field
@@ -20,10 +20,21 @@ from .match import address_part, match_any, relational
 from .message import MessageView
 from .variables import Variables
 
-MAX_ACTIONS = 64
-MAX_REDIRECTS = 4
 MAX_FLAGS = 64
-DEFAULT_DAYS, MIN_DAYS, MAX_DAYS = 7, 1, 90
+DEFAULT_DAYS = 7            # vacation without :days (RFC 5230 4.1 leaves it to the site)
+
+
+@dataclass(frozen=True)
+class SieveLimits:
+    """What one run may do ([sieve] in the config; these defaults otherwise)."""
+
+    max_actions: int = 64
+    max_redirects: int = 4                  # per message (RFC 5228 4.2: bound them)
+    vacation_min_days: int = 1              # :days is brought into this range
+    vacation_max_days: int = 90             # (RFC 5230 4.1)
+
+
+DEFAULT_LIMITS = SieveLimits()
 SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
 
 
@@ -45,15 +56,16 @@ class _Stop(Exception):
     pass
 
 
-def evaluate(script, data, envelope, mailbox_exists=lambda name: True):
+def evaluate(script, data, envelope, mailbox_exists=lambda name: True, limits=DEFAULT_LIMITS):
     """The actions for message `data` (bytes): the script's, then the implicit keep
     with the flags set by then when nothing cancelled it.  SieveRuntimeError when
-    the run cannot finish."""
-    return _Interpreter(script, MessageView(data), envelope, mailbox_exists).run()
+    the run cannot finish (within `limits`)."""
+    return _Interpreter(script, MessageView(data), envelope, mailbox_exists, limits).run()
 
 
 class _Interpreter:
-    def __init__(self, script, message, envelope, mailbox_exists):
+    def __init__(self, script, message, envelope, mailbox_exists, limits=DEFAULT_LIMITS):
+        self.limits = limits
         self.script = script
         self.message = message
         self.envelope = envelope
@@ -111,8 +123,8 @@ class _Interpreter:
 
     # -- actions -----------------------------------------------------------------------
     def add(self, action, cancels_keep=True):
-        if len(self.out.actions) >= MAX_ACTIONS:
-            raise SieveRuntimeError(f"more than {MAX_ACTIONS} actions")
+        if len(self.out.actions) >= self.limits.max_actions:
+            raise SieveRuntimeError(f"more than {self.limits.max_actions} actions")
         kinds = {type(a) for a in self.out.actions}
         if isinstance(action, Reject):
             if Reject in kinds:
@@ -152,8 +164,8 @@ class _Interpreter:
             if "copy" not in cmd.tagged:
                 self.out.implicit_keep = False
             return
-        if len(self.redirects) >= MAX_REDIRECTS:
-            raise SieveRuntimeError(f"more than {MAX_REDIRECTS} redirects")
+        if len(self.redirects) >= self.limits.max_redirects:
+            raise SieveRuntimeError(f"more than {self.limits.max_redirects} redirects")
         self.redirects.add(address.lower())
         self.add(Redirect(address), cancels_keep="copy" not in cmd.tagged)
 
@@ -167,7 +179,8 @@ class _Interpreter:
         if any(isinstance(a, Vacation) for a in self.out.actions):
             raise SieveRuntimeError("more than one vacation")
         t = cmd.tagged
-        days = min(max(t.get("days", DEFAULT_DAYS), MIN_DAYS), MAX_DAYS)
+        limits = self.limits
+        days = min(max(t.get("days", DEFAULT_DAYS), limits.vacation_min_days), limits.vacation_max_days)
         reason = self.s(cmd.positional[0])
         subject = self.s(t["subject"]) if "subject" in t else None
         sender = self.s(t["from"]) if "from" in t else None
