@@ -44,7 +44,7 @@ def test_esearch_uid_form_after_expunge(selected, store):
 
 
 @pytest.mark.parametrize("command", ["SEARCH RETURN ALL", "SEARCH RETURN (BOGUS) ALL",
-                                     "SEARCH RETURN (PARTIAL 1:5) ALL", "SEARCH RETURN"])
+                                     "SEARCH RETURN (PARTIAL 1:5 ALL) ALL", "SEARCH RETURN"])
 def test_esearch_bad_return(selected, command):
     selected.expect(command, "BAD")
     selected.expect("NOOP")

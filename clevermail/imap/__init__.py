@@ -2,8 +2,8 @@
 (RFC 6855), LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ENABLE,
 ID, UNSELECT, CHILDREN, SPECIAL-USE, BINARY, URLAUTH (URLAUTH=BINARY), OBJECTID, COMPRESS=DEFLATE,
 CONDSTORE, QRESYNC, LIST-EXTENDED, LIST-STATUS, MULTIAPPEND, CATENATE, ESEARCH, SEARCHRES, SORT,
-SORT=DISPLAY, ESORT, THREAD=ORDEREDSUBJECT and THREAD=REFERENCES, QUOTA, STATUS=SIZE,
-APPENDLIMIT and NOTIFY.
+SORT=DISPLAY, ESORT, CONTEXT=SEARCH, CONTEXT=SORT, THREAD=ORDEREDSUBJECT and
+THREAD=REFERENCES, QUOTA, STATUS=SIZE, APPENDLIMIT and NOTIFY.
 
 states.py            the session states and the sets of them the command table uses
 replies.py           every status response as a named Reply (status, code, text), the
@@ -30,6 +30,8 @@ cmd_selected.py      the selected-state commands and their UID forms (RFC 3501 6
 cmd_search.py        SEARCH, SORT, THREAD and their UID forms, RETURN options and the
                      saved result (RFC 3501 6.4.4, RFC 4731, 5182, 5256, 5267, 5957)
 esearch.py           RETURN options and the ESEARCH response (pure)
+contexts.py          search contexts kept up to date: RETURN (UPDATE), ADDTO and
+                     REMOVEFROM (RFC 5267 4: CONTEXT=SEARCH, CONTEXT=SORT)
 sort.py              sort criteria, sort keys, base subject and sent date (RFC 5256; pure)
 thread.py            ORDEREDSUBJECT and REFERENCES threading (RFC 5256 section 4; pure)
 sortcache.py         sort keys read from message headers once, kept per folder (shared)

@@ -12,6 +12,11 @@ The saved result ("$") is the session's SelectedMailbox.saved, a frozenset of UI
 SELECT starts it empty, an expunged message drops out of it when it is used (the
 UIDs are resolved against the view each time), and a SEARCH or SORT with RETURN
 (SAVE) that fails for any reason leaves it empty (RFC 5182 2.1).
+
+CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 4): RETURN (PARTIAL n:m) answers a window
+of the result; RETURN (UPDATE) keeps the result in the selected mailbox's contexts
+(contexts.py), which this module hands the two callables that test and order
+messages; CANCELUPDATE ends contexts by tag.
 """
 
 import functools
@@ -19,8 +24,9 @@ from array import array
 
 from ..store.errors import MessageGone
 from . import replies as R
+from .contexts import Context
 from .esearch import Return, parse_return, response
-from .parser import Atom
+from .parser import Atom, quote
 from .search import CHARSETS, parse_search
 from .sort import SortError, parse_criteria, sort_order
 from .thread import ALGORITHMS, Item, thread
@@ -54,6 +60,7 @@ def cmd_uid_search(session, cmd):
 def _search(session, cmd, uid_mode):
     ret, args = parse_return(cmd.args)
     with _saving(session, ret):
+        _check_context_tag(session, cmd, ret)
         if "UTF8=ACCEPT" in session.enabled and args and isinstance(args[0], Atom) \
                 and args[0].upper() == "CHARSET":
             raise R.CHARSET_AFTER_UTF8.error()      # RFC 6855 3
@@ -64,21 +71,23 @@ def _search(session, cmd, uid_mode):
             session.enable_condstore()      # SEARCH MODSEQ enables CONDSTORE (RFC 7162 3.1)
         seqs = matching(session, program)
     # RFC 7162 3.1.5: with MODSEQ among the keys, the highest modseq of the messages
-    # returned: all matches, or only the MIN and/or MAX ones when ESEARCH asks just them
+    # returned: all matches, or only the MIN, MAX and PARTIAL ones when ESEARCH asks
+    # just them
     top = None
     if program.modseq and seqs:
-        returned = seqs
-        if ret is not None and ret.answers and ret.options - {"SAVE"} <= {"MIN", "MAX"}:
-            returned = ret.saved(seqs)      # the MIN and MAX messages, as SAVE keeps them
+        returned = seqs if ret is None or not ret.answers else ret.returned(seqs)
         top = max(m.modseq for m in session.mailbox.view.messages(returned))
+    updating = _updating(session, cmd, ret)
     _answer(session, cmd, ret, seqs, uid_mode, b"SEARCH", sorted_=False, modseq=top)
+    if updating:
+        _keep(session, cmd, program, seqs, uid_mode, order=None)
 
 
-def matching(session, program):
+def matching(session, program, seqs=None):
     """The sequence numbers of the messages of the selected mailbox that match a
-    search.SearchProgram, ascending."""
+    search.SearchProgram, ascending; only among `seqs` (ascending) when given."""
     view = session.mailbox.view
-    if program.flag_tests is not None:
+    if seqs is None and program.flag_tests is not None:
         # The common client searches (UNSEEN, UNDELETED, ALL, ...) only test system
         # flags: the view answers them from the index, no per-message objects
         hits = view.flag_search(program.flag_tests)
@@ -90,7 +99,7 @@ def matching(session, program):
                          functools.partial(handler.email_id, view))
     hits = []
     # messages expunged by others but still numbered match nothing (as flag_search)
-    for msg in view.messages(range(1, len(view) + 1), expunged=False):
+    for msg in view.messages(range(1, len(view) + 1) if seqs is None else seqs, expunged=False):
         try:
             if program.matches(msg, ctx):
                 hits.append(msg.seq)
@@ -111,6 +120,64 @@ def _answer(session, cmd, ret, seqs, uid_mode, verb, sorted_, modseq=None):
         session.mailbox.saved = frozenset(view.uid_at(s) for s in ret.saved(seqs))
     if ret.answers:
         session.send(response(cmd.tag, ret, numbers, uid_mode, sorted_, modseq))
+
+
+# -- contexts (RFC 5267 4) --------------------------------------------------------------
+def _check_context_tag(session, cmd, ret):
+    """A RETURN (UPDATE) under the tag of a context still updated is refused: the tag
+    names the context (RFC 5267 4.3)."""
+    if ret is not None and ret.update and cmd.tag in session.mailbox.contexts:
+        raise R.DUPLICATE_CONTEXT_TAG.error()
+
+
+def _updating(session, cmd, ret):
+    """Whether the result of this SEARCH or SORT is to be kept up to date: RETURN
+    (UPDATE) and room for one more context; else NOUPDATE, said before the result
+    (RFC 5267 4.3.1)."""
+    if ret is None or not ret.update:
+        return False
+    if session.mailbox.contexts.full():
+        session.send(b"* NO [NOUPDATE " + quote(cmd.tag) + b"] Too many contexts: not updated\r\n")
+        return False
+    return True
+
+
+def _keep(session, cmd, program, seqs, uid_mode, order):
+    """Keep the result of a SEARCH or SORT up to date: a Context in the selected
+    mailbox's.  `seqs` in result order; `order(uids)`: the sort order (SORT)."""
+    mailbox = session.mailbox
+    view = mailbox.view
+
+    def match(uids):
+        seq_of = session.mailbox.view.seq_of
+        found = matching(session, program, sorted(s for s in map(seq_of, uids) if s is not None))
+        return {session.mailbox.view.uid_at(s) for s in found}
+    mailbox.contexts.add(Context(cmd.tag, uid_mode, program.relative, match, order,
+                                 [view.uid_at(s) for s in seqs], view.modseq))
+
+
+def cmd_cancelupdate(session, cmd):
+    """End the contexts named by their tags (all or none: an unknown tag is NO).
+    States: selected.
+    RFC 5267 4.3.5."""
+    if not cmd.args:
+        raise R.CANCELUPDATE_ARGS.error()
+    tags = []
+    for arg in cmd.args:
+        if isinstance(arg, bytes):
+            tags.append(arg.decode("utf-8", "replace"))
+        elif isinstance(arg, str):
+            tags.append(str(arg))       # an atom: lenient, the grammar says quoted
+        else:
+            raise R.CANCELUPDATE_ARGS.error()
+    contexts = session.mailbox.contexts
+    for tag in tags:
+        if tag not in contexts:
+            # echoed: printable ASCII only (a literal may carry CR LF)
+            raise R.UNKNOWN_CONTEXT.error("".join(c if c.isascii() and c.isprintable() else "?"
+                                                  for c in tag[:40]))
+    for tag in tags:
+        contexts.cancel(tag)
 
 
 def _numbers_line(verb, numbers, modseq=None, chunk=4096):
@@ -156,13 +223,15 @@ def cmd_uid_sort(session, cmd):
 def _sort(session, cmd, uid_mode):
     ret, args = parse_return(cmd.args)
     with _saving(session, ret):
+        _check_context_tag(session, cmd, ret)
         if len(args) < 3:
             raise R.SORT_ARGS.error()
         try:
             criteria = parse_criteria(args[0])
         except SortError as exc:
             raise R.BAD_SORT_CRITERIA.error(exc) from None
-        seqs = matching(session, _program(args[1], args[2:]))
+        program = _program(args[1], args[2:])
+        seqs = matching(session, program)
         view = session.mailbox.view
         uids = [view.uid_at(s) for s in seqs]
         # the same request on the same messages (another session, a page view later)
@@ -172,7 +241,14 @@ def _sort(session, cmd, uid_mode):
             lambda: array("I", _sorted_uids(session, seqs, criteria)))
         seq_of = dict(zip(uids, seqs))
         seqs = [seq_of[u] for u in order]
+    updating = _updating(session, cmd, ret)
     _answer(session, cmd, ret, seqs, uid_mode, b"SORT", sorted_=True)
+    if updating:
+        def order(uids):
+            view = session.mailbox.view
+            return _sorted_uids(session, sorted(s for s in map(view.seq_of, uids) if s is not None),
+                                criteria)
+        _keep(session, cmd, program, seqs, uid_mode, order)
 
 
 def _sorted_uids(session, seqs, criteria):

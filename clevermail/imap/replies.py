@@ -195,7 +195,15 @@ BAD_CHARSET = Reply("NO", "BADCHARSET (US-ASCII UTF-8)", "Unsupported charset")
 # RFC 6855 3: after ENABLE UTF8=ACCEPT a SEARCH is UTF-8 and names no charset
 CHARSET_AFTER_UTF8 = Reply("BAD", None, "SEARCH takes no CHARSET after ENABLE UTF8=ACCEPT")
 RETURN_ARGS = Reply("BAD", None, "RETURN needs a parenthesized list of options")
-UNKNOWN_RETURN_OPTION = Reply("BAD", None, "Unknown RETURN option (MIN MAX ALL COUNT SAVE)")
+UNKNOWN_RETURN_OPTION = Reply("BAD", None,
+                              "Unknown RETURN option (MIN MAX ALL COUNT SAVE PARTIAL UPDATE CONTEXT)")
+# -- search contexts (RFC 5267) ------------------------------------------------------------
+BAD_PARTIAL = Reply("BAD", None, "PARTIAL takes one range n:m of positive numbers")
+PARTIAL_WITH_ALL = Reply("BAD", None, "PARTIAL conflicts with ALL")
+DUPLICATE_RETURN_OPTION = Reply("BAD", None, "{} given twice in RETURN")
+DUPLICATE_CONTEXT_TAG = Reply("BAD", None, "A context with this tag is already updated")
+CANCELUPDATE_ARGS = Reply("BAD", None, "CANCELUPDATE takes the quoted tags of contexts")
+UNKNOWN_CONTEXT = Reply("NO", None, "No context with tag {}")
 
 
 def seven_bit(line):

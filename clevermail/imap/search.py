@@ -17,6 +17,9 @@ and AND tries cheap keys first, so flag-only searches never read a message.
 A search that is only an AND of flag keys (UNSEEN, UNDELETED, ALL, ...) also
 says so as `SearchProgram.flag_tests`, so the session can have the folder view
 answer it from its index without building a message object per message.
+`SearchProgram.relative` says whether a key depends on more than the message itself
+(sequence numbers, "*", the saved result "$"): a search context (RFC 5267) kept up to
+date must then test every message again after a change, not only the changed ones.
 """
 
 import collections
@@ -220,7 +223,10 @@ def _size_key(key, compare):
 
 
 def _parse_uid(p, depth):
-    uids = parse_sequence_set(_atom(p, "sequence set after UID"))
+    text = _atom(p, "sequence set after UID")
+    uids = parse_sequence_set(text)
+    if "*" in text:
+        p.found["relative"] = True      # "*" is the highest UID: new mail moves it
     return _Node(CHEAP, lambda m, c, v: uids.contains(m.uid, c.max_uid))
 
 
@@ -314,11 +320,13 @@ def _parse_key(p, depth):
     if not isinstance(tok, str) or not tok:
         raise IMAPBad(f"Invalid search key {_show(tok)}")
     if tok == "$":
+        p.found["relative"] = True
         # the saved result of SEARCHRES (RFC 5182 2.1): UIDs, so an expunge cannot shift it
         return _Node(CHEAP, lambda m, c, v: m.uid in c.saved)
     if tok[0] in "0123456789*":
         # A bare sequence set is a key: message sequence numbers (RFC 3501 6.4.4).
         seqs = parse_sequence_set(tok)
+        p.found["relative"] = True      # an expunge renumbers, new mail moves "*"
         return _Node(CHEAP, lambda m, c, v: seqs.contains(m.seq, c.max_seq))
     parse = _KEYS.get(tok.upper())
     if parse is None:
@@ -339,9 +347,11 @@ def _parse_keys(p, depth):
 class SearchProgram:
     """Compiled search criteria; matches() tests one message."""
 
-    def __init__(self, root, charset, modseq=False):
+    def __init__(self, root, charset, modseq=False, relative=False):
         self._root = root
         self.charset = charset
+        # a key depends on sequence numbers, "*" or "$", not only on the message
+        self.relative = relative
         # a MODSEQ key is among them (RFC 7162: the reply says the highest modseq)
         self.modseq = modseq
         # True if some key reads headers or body, i.e. may call ctx.read(msg).
@@ -371,4 +381,5 @@ def parse_search(args: list) -> SearchProgram:
     # US-ASCII strings are decoded as UTF-8 too: a strict superset, so a client
     # that mislabels UTF-8 still finds its mail.
     root = _parse_keys(p, 0)
-    return SearchProgram(root, charset, modseq=p.found.get("modseq", False))
+    return SearchProgram(root, charset, modseq=p.found.get("modseq", False),
+                         relative=p.found.get("relative", False))

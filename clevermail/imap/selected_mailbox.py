@@ -19,10 +19,15 @@ With IMAP4rev2 enabled (RFC 9051) there is no RECENT response and no UNSEEN code
 With CONDSTORE enabled (RFC 7162 3.1.2.1, 3.1.4.1) the flag changes carry MODSEQ and
 SELECT says HIGHESTMODSEQ; with QRESYNC enabled expunges are said as one `* VANISHED
 uid-set` instead of EXPUNGE lines (3.2.10).  `enabled` is the session's own set.
+
+The search contexts of RFC 5267 (contexts.py) live and end with the selected mailbox:
+the REMOVEFROM lines of expunged messages go before the expunges, what else changed
+in them after EXISTS.
 """
 
 from ..store.flags import SYSTEM_FLAGS
 from .condstore import vanished_line
+from .contexts import Contexts
 from .fetch import flag_text
 
 # Flags every FLAGS response lists, and \Recent (never in FLAGS, shown by FETCH).
@@ -40,6 +45,7 @@ class SelectedMailbox:
         self.announced = ()      # the keywords of the last FLAGS response sent
         self.known = _ALWAYS     # ...with the system flags: what a FETCH may show
         self.saved = frozenset()  # UIDs of the saved search result "$" (RFC 5182)
+        self.contexts = Contexts()  # RETURN (UPDATE) results kept up to date (RFC 5267)
 
     @property
     def name(self):
@@ -64,6 +70,8 @@ class SelectedMailbox:
             return []
         self.deferred.extend(changes.expunged)
         out = self.keyword_updates()
+        if self.contexts:
+            out += self.contexts.expunged(view)   # numbered as the client still numbers them
         if allow_expunge and self.deferred:
             if "QRESYNC" in self.enabled:
                 gone = sorted(uid for uid in set(self.deferred) if view.forget(uid) is not None)
@@ -89,6 +97,8 @@ class SelectedMailbox:
             out.append(b"* %d EXISTS\r\n" % len(view))
             if "IMAP4rev2" not in self.enabled:     # RFC 9051 has no RECENT response
                 out.append(b"* %d RECENT\r\n" % len(view.recent))
+        if self.contexts:
+            out += self.contexts.changed(view)
         return out
 
     def keyword_updates(self):

@@ -19,7 +19,8 @@ cmd_urlauth.py) with URLAUTH=BINARY (RFC 5524), OBJECTID (RFC 8474), COMPRESS=DE
 (RFC 4978, after login), CONDSTORE and QRESYNC (RFC 7162, the session remembers which
 are enabled: `enabled`), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819) in
 cmd_list.py, MULTIAPPEND (RFC 3502), CATENATE (RFC 4469, catenate.py), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), SORT
-and THREAD (RFC 5256), ESORT (RFC 5267), SORT=DISPLAY (RFC 5957), STARTTLS and
+and THREAD (RFC 5256), ESORT, CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267, contexts.py),
+SORT=DISPLAY (RFC 5957), STARTTLS and
 LOGINDISABLED (RFC 3501); the searching commands are in cmd_search.py; QUOTA (RFC 9208),
 STATUS=SIZE (RFC 8438) and APPENDLIMIT (RFC 7889) in cmd_quota.py.  UTF8=ACCEPT (RFC
 6855) and IMAP4rev2 (RFC 9051) are switched on per session by ENABLE (`utf8`, `rev2`;
@@ -53,8 +54,8 @@ BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS",
              "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY",
              "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC", "OBJECTID",
              "LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "CATENATE", "ESEARCH", "SEARCHRES", "SORT",
-             "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-             "UTF8=ACCEPT", "NOTIFY")
+             "SORT=DISPLAY", "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT",
+             "THREAD=REFERENCES", "UTF8=ACCEPT", "NOTIFY")
 # RFC 3501 7.4.1: no EXPUNGE response while a FETCH, STORE or SEARCH runs (the client
 # still counts on the numbers it used), nor after SORT or THREAD, which answer with
 # numbers too; their UID forms, other keys, may send it.
@@ -371,6 +372,7 @@ class IMAPSession(LineSession):
         "UID SEARCH": (searching.cmd_uid_search, SELECTED_ONLY),
         "UID SORT": (searching.cmd_uid_sort, SELECTED_ONLY),
         "UID THREAD": (searching.cmd_uid_thread, SELECTED_ONLY),
+        "CANCELUPDATE": (searching.cmd_cancelupdate, SELECTED_ONLY),
         "UID STORE": (selected.cmd_uid_store, SELECTED_ONLY),
         "UID COPY": (selected.cmd_uid_copy, SELECTED_ONLY),
         "UID MOVE": (selected.cmd_uid_move, SELECTED_ONLY),

@@ -1,0 +1,257 @@
+"""Tests for CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 section 4) over
+socket.socketpair(): RETURN (PARTIAL n:m) of SEARCH and SORT and their UID forms,
+RETURN (UPDATE) with the ADDTO/REMOVEFROM updates as the selected mailbox changes (this
+session's STORE, EXPUNGE and APPEND, another session's changes and new mail, IDLE),
+CANCELUPDATE, NOUPDATE, the contexts ended with the selected mailbox; plus the pure
+parts (esearch.parse_return's PARTIAL, contexts._runs)."""
+
+import re
+
+import pytest
+
+from clevermail.imap import contexts, esearch
+from clevermail.imap.parser import Atom
+from clevermail.imap.replies import IMAPBad
+from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
+    ALICE, append, client, deliver, handler, message, open_session, selected, start_idle,
+    store, two_logged_in, wait_idling)
+
+
+def _lines(reply):
+    """The untagged lines of a reply, the tags of ESEARCH responses written as "t"."""
+    return [re.sub(r'^\* ESEARCH \(TAG "a\d+"\)', '* ESEARCH (TAG "t")', line)
+            for line in reply.untagged]
+
+
+def _tag_of(client, text):
+    """Send a command and return (its tag, its Reply)."""
+    tag = next(client.tags)
+    client.send(f"{tag} {text}\r\n")
+    return tag, client.read_reply(tag)
+
+
+# -- the pure parts -----------------------------------------------------------------------
+def test_parse_partial():
+    ret, rest = esearch.parse_return(["RETURN", [Atom("PARTIAL"), Atom("4:2"), Atom("COUNT")], "ALL"])
+    assert ret.partial == (2, 4) and ret.options == {"PARTIAL", "COUNT"} and rest == ["ALL"]
+    for bad in ("1", "1:*", "*:1", "0:3", "-1:-3", "1:2:3", "a:b", "1:99999999999"):
+        with pytest.raises(IMAPBad):
+            esearch.parse_return(["RETURN", [Atom("PARTIAL"), Atom(bad)], "ALL"])
+    for options in ([Atom("PARTIAL")], [Atom("PARTIAL"), Atom("1:2"), Atom("ALL")],
+                    [Atom("PARTIAL"), Atom("1:2"), Atom("PARTIAL"), Atom("3:4")],
+                    [Atom("UPDATE"), Atom("UPDATE")]):
+        with pytest.raises(IMAPBad):
+            esearch.parse_return(["RETURN", options, "ALL"])
+    # UPDATE alone asks no ALL; CONTEXT alone is a hint: ALL as with ()
+    assert esearch.parse_return(["RETURN", [Atom("UPDATE")]])[0].options == {"UPDATE"}
+    assert esearch.parse_return(["RETURN", [Atom("CONTEXT")]])[0].options == {"ALL"}
+
+
+def test_runs_positions():
+    # removals: positions as they are once the runs before are gone
+    assert contexts._runs([5, 3, 4, 2, 1], {3, 4, 1}, shift=True) == [(2, [3, 4]), (3, [1])]
+    # additions: positions in the new order
+    assert contexts._runs([7, 5, 6, 2, 1], {7, 6, 1}, shift=False) == [(1, [7]), (3, [6]), (5, [1])]
+    assert contexts._runs([1, 2], set(), shift=False) == []
+
+
+def test_update_line():
+    assert esearch.update_line("B1", True, [(0, [3, 4, 5])], [(0, [7])]) == (
+        b'* ESEARCH (TAG "B1") UID REMOVEFROM (0 3:5) ADDTO (0 7)\r\n')
+    assert esearch.update_line("C", False, [], [(1, [5]), (3, [3, 4])]) == (
+        b'* ESEARCH (TAG "C") ADDTO (1 5 3 3:4)\r\n')
+
+
+# -- PARTIAL (RFC 5267 4.4) -------------------------------------------------------------------
+def test_search_partial(selected, store):
+    s = selected
+    deliver(store, 2, start=4)
+    s.expect("NOOP")
+    assert _lines(s.expect("SEARCH RETURN (PARTIAL 2:4) ALL")) == ['* ESEARCH (TAG "t") PARTIAL (2:4 2:4)']
+    assert _lines(s.expect("SEARCH RETURN (PARTIAL 4:2) ALL")) == ['* ESEARCH (TAG "t") PARTIAL (2:4 2:4)']
+    assert _lines(s.expect("SEARCH RETURN (PARTIAL 1:6) ALL")) == ['* ESEARCH (TAG "t") PARTIAL (1:6 1:5)']
+    assert _lines(s.expect("SEARCH RETURN (PARTIAL 6:6) ALL")) == ['* ESEARCH (TAG "t") PARTIAL (6:6 NIL)']
+    assert _lines(s.expect("SEARCH RETURN (PARTIAL 2:3) 1:2,4:5")) == [
+        '* ESEARCH (TAG "t") PARTIAL (2:3 2,4)']
+    assert _lines(s.expect("SEARCH RETURN (COUNT PARTIAL 1:2 MIN) 2:5")) == [
+        '* ESEARCH (TAG "t") MIN 2 PARTIAL (1:2 2:3) COUNT 4']
+    s.expect("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    s.expect("EXPUNGE")
+    # the UID form: positions in the result, UIDs in the answer
+    assert _lines(s.expect("UID SEARCH RETURN (PARTIAL 2:2) ALL")) == [
+        '* ESEARCH (TAG "t") UID PARTIAL (2:2 3)']
+    assert _lines(s.expect("UID SEARCH RETURN (PARTIAL 5:10) ALL")) == [
+        '* ESEARCH (TAG "t") UID PARTIAL (5:10 NIL)']
+    for bad in ("(PARTIAL 1)", "(PARTIAL 1:*)", "(PARTIAL *:1)", "(PARTIAL 1:2 ALL)", "(PARTIAL)"):
+        s.expect(f"SEARCH RETURN {bad} ALL", "BAD")
+
+
+def test_partial_with_save_and_modseq(selected):
+    s = selected
+    s.expect("SEARCH RETURN (SAVE PARTIAL 2:3) ALL")
+    assert s.expect("SEARCH $").untagged == ["* SEARCH 2 3"]
+    s.expect("SEARCH RETURN (SAVE COUNT PARTIAL 1:1) ALL")     # with COUNT: every match saved
+    assert s.expect("SEARCH $").untagged == ["* SEARCH 1 2 3"]
+    s.expect("STORE 2 +FLAGS.SILENT (\\Flagged)")
+    mods = {}
+    for line in s.expect("FETCH 1:3 (MODSEQ)").lines("* "):
+        if " FETCH " not in line:
+            continue        # the HIGHESTMODSEQ of CONDSTORE enabled
+        seq, modseq = re.match(r"\* (\d+) FETCH \(MODSEQ \((\d+)\)\)", line).groups()
+        mods[int(seq)] = int(modseq)
+    # MODSEQ says the highest of the messages PARTIAL returns, not of every match
+    assert _lines(s.expect("SEARCH RETURN (PARTIAL 3:3) MODSEQ 1")) == [
+        f'* ESEARCH (TAG "t") PARTIAL (3:3 3) MODSEQ {mods[3]}']
+    assert mods[2] > mods[3]
+
+
+def _deliver_subjects(store, subjects):
+    for n, subject in enumerate(subjects, 1):
+        store.deliver_local("", [ALICE], message(n, subject=subject))
+
+
+def test_sort_partial(client, store):
+    _deliver_subjects(store, "dbeac")     # by subject: 4 2 5 1 3
+    client.select()
+    assert _lines(client.expect("SORT RETURN (PARTIAL 2:4) (SUBJECT) US-ASCII ALL")) == [
+        '* ESEARCH (TAG "t") PARTIAL (2:4 2,5,1)']
+    assert _lines(client.expect("SORT RETURN (PARTIAL 4:2) (REVERSE SUBJECT) US-ASCII ALL")) == [
+        '* ESEARCH (TAG "t") PARTIAL (2:4 1,5,2)']
+    assert _lines(client.expect("UID SORT RETURN (PARTIAL 4:10 COUNT) (SUBJECT) US-ASCII ALL")) == [
+        '* ESEARCH (TAG "t") UID PARTIAL (4:10 1,3) COUNT 5']
+    client.expect("SORT RETURN (PARTIAL 1) (SUBJECT) US-ASCII ALL", "BAD")
+    client.expect("SORT RETURN (PARTIAL 1:2 ALL) (SUBJECT) US-ASCII ALL", "BAD")
+
+
+# -- UPDATE: contexts kept up to date (RFC 5267 4.3) ------------------------------------------
+def test_search_context_follows_this_sessions_changes(selected):
+    s = selected
+    tag, r = _tag_of(s, "SEARCH RETURN (UPDATE) SEEN")
+    assert r.untagged == [f'* ESEARCH (TAG "{tag}")']      # UPDATE alone: no ALL
+    head = f'* ESEARCH (TAG "{tag}")'
+    assert s.expect("STORE 1,3 +FLAGS.SILENT (\\Seen)").untagged == [head + " ADDTO (0 1,3)"]
+    assert s.expect("STORE 1 -FLAGS (\\Seen)").untagged == [
+        "* 1 FETCH (FLAGS (\\Recent))", head + " REMOVEFROM (0 1)"]
+    s.expect("STORE 2,3 +FLAGS.SILENT (\\Deleted)")
+    assert s.expect("STORE 2 +FLAGS.SILENT (\\Seen)").untagged == [head + " ADDTO (0 2)"]
+    # removed with the numbers the client still has, before the EXPUNGEs
+    assert s.expect("EXPUNGE").untagged == [head + " REMOVEFROM (0 2:3)", "* 3 EXPUNGE", "* 2 EXPUNGE"]
+    # a new message is added after EXISTS
+    assert append(s, "INBOX", message(9), " (\\Seen)").untagged == [
+        "* 2 EXISTS", "* 2 RECENT", head + " ADDTO (0 2)"]
+    s.expect(f'CANCELUPDATE "{tag}"')
+    assert s.expect("STORE 1 +FLAGS.SILENT (\\Seen)").untagged == []
+
+
+def test_uid_search_context_follows_other_sessions_and_idle(open_session, store):
+    deliver(store, 3)
+    a, b = two_logged_in(open_session, select=True)
+    tag, r = _tag_of(a, "UID SEARCH RETURN (UPDATE ALL) FLAGGED")
+    head = f'* ESEARCH (TAG "{tag}") UID'
+    assert r.untagged == [head]
+    b.expect("STORE 1,2 +FLAGS.SILENT (\\Flagged)")
+    assert a.expect("NOOP").untagged == [
+        "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))", "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))",
+        head + " ADDTO (0 1:2)"]
+    # expunge and new mail at once: REMOVEFROM before EXPUNGE, ADDTO after EXISTS
+    b.expect("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.expect("EXPUNGE")
+    append(b, "INBOX", message(4), " (\\Flagged)")
+    assert a.expect("NOOP").untagged == [
+        head + " REMOVEFROM (0 1)", "* 1 EXPUNGE", "* 3 EXISTS", "* 2 RECENT", head + " ADDTO (0 4)"]
+    # in IDLE, as they happen
+    start_idle(a)
+    wait_idling(store)
+    b.expect("STORE 1 -FLAGS.SILENT (\\Flagged)")         # UID 2
+    assert a.line() == "* 1 FETCH (UID 2 FLAGS (\\Recent))"
+    assert a.line() == head + " REMOVEFROM (0 2)"
+    a.send("DONE\r\n")
+    assert a.line() == "i1 OK IDLE terminated"
+
+
+def test_search_context_numbers_after_an_expunge(open_session, store):
+    deliver(store, 3)
+    a, b = two_logged_in(open_session, select=True)
+    tag, r = _tag_of(a, "SEARCH RETURN (UPDATE ALL) FLAGGED")
+    head = f'* ESEARCH (TAG "{tag}")'
+    b.expect("STORE 1,3 +FLAGS.SILENT (\\Flagged)")
+    a.expect("NOOP")
+    b.expect("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.expect("EXPUNGE")
+    append(b, "INBOX", message(4), " (\\Flagged)")
+    # message 1 leaves as number 1; the new one enters as number 3 (after the expunge)
+    assert a.expect("NOOP").untagged == [
+        head + " REMOVEFROM (0 1)", "* 1 EXPUNGE", "* 3 EXISTS", "* 2 RECENT", head + " ADDTO (0 3)"]
+    # during FETCH the expunge waits, and so do its numbers: REMOVEFROM says 1 still
+    b.expect("STORE 2 +FLAGS.SILENT (\\Deleted)")         # UID 3, number 2 in both
+    b.expect("EXPUNGE")
+    assert a.expect("FETCH 1 (UID)").untagged == ["* 1 FETCH (UID 2)", head + " REMOVEFROM (0 2)"]
+    assert a.expect("NOOP").untagged == ["* 2 EXPUNGE"]
+
+
+def test_search_context_with_sequence_numbers_is_tested_again(open_session, store):
+    deliver(store, 3)
+    a, b = two_logged_in(open_session, select=True)
+    tag, r = _tag_of(a, "SEARCH RETURN (UPDATE ALL) 2:3")
+    head = f'* ESEARCH (TAG "{tag}")'
+    assert r.untagged == [head + " ALL 2:3"]
+    b.expect("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    b.expect("EXPUNGE")
+    append(b, "INBOX", message(4))
+    # after the EXPUNGE 2:3 names UIDs 3 and 4: UID 2 (number 1 by then) leaves and UID 4
+    # (number 3) enters, said after the expunge with the numbers it left
+    assert a.expect("NOOP").untagged == [
+        "* 1 EXPUNGE", "* 3 EXISTS", "* 2 RECENT", head + " REMOVEFROM (0 1) ADDTO (0 3)"]
+
+
+def test_sort_context_positions(client, store):
+    _deliver_subjects(store, "dbeac")     # by subject: 4 2 5 1 3
+    client.select()
+    s = client
+    tag, r = _tag_of(s, "SORT RETURN (UPDATE ALL) (SUBJECT) US-ASCII UNSEEN")
+    head = f'* ESEARCH (TAG "{tag}")'
+    assert r.untagged == [head + " ALL 4,2,5,1,3"]
+    # one run leaving at position 2, positions then as after the runs before
+    assert s.expect("STORE 2,5 +FLAGS.SILENT (\\Seen)").untagged == [head + " REMOVEFROM (2 2,5)"]
+    assert s.expect("STORE 4,3 +FLAGS.SILENT (\\Seen)").untagged == [head + " REMOVEFROM (1 4 2 3)"]
+    assert s.expect("STORE 2:5 -FLAGS.SILENT (\\Seen)").untagged == [head + " ADDTO (1 4,2,5 5 3)"]
+    append(s, "INBOX", message(6, subject="aa"))
+    assert s.expect("NOOP").untagged == []          # APPEND said it already
+    assert s.expect("SORT RETURN (ALL) (SUBJECT) US-ASCII UNSEEN").untagged[0].endswith(" ALL 4,6,2,5,1,3")
+    s.expect("STORE 4 +FLAGS.SILENT (\\Deleted)")
+    assert s.expect("EXPUNGE").untagged == [head + " REMOVEFROM (1 4)", "* 4 EXPUNGE"]
+
+
+def test_sort_context_new_mail_position(client, store):
+    _deliver_subjects(store, "dbeac")
+    client.select()
+    tag, r = _tag_of(client, "UID SORT RETURN (UPDATE) (SUBJECT) US-ASCII ALL")
+    assert r.untagged == [f'* ESEARCH (TAG "{tag}") UID']
+    assert append(client, "INBOX", message(6, subject="bb")).untagged == [
+        "* 6 EXISTS", "* 6 RECENT", f'* ESEARCH (TAG "{tag}") UID ADDTO (3 6)']
+
+
+def test_contexts_cancel_limit_and_end_with_the_mailbox(selected):
+    s = selected
+    s.send('ctx1 SEARCH RETURN (UPDATE) SEEN\r\n')
+    assert s.read_reply("ctx1").tagged.startswith("ctx1 OK")
+    s.send('ctx1 SEARCH RETURN (UPDATE COUNT) SEEN\r\n')     # the tag names a live context
+    assert s.read_reply("ctx1").tagged.startswith("ctx1 BAD")
+    s.expect('CANCELUPDATE "nosuch"', "NO", "", "No context with tag nosuch")
+    tag = next(s.tags)
+    s.send(f"{tag} CANCELUPDATE {{10+}}\r\nx\r\n* BYE y\r\n")       # a literal with CR LF in it
+    assert s.read_reply(tag).tagged == f"{tag} NO No context with tag x??* BYE y"
+    s.expect("CANCELUPDATE", "BAD")
+    s.expect("CANCELUPDATE (ctx1)", "BAD")
+    tags = [_tag_of(s, "SEARCH RETURN (UPDATE) FLAGGED")[0] for _ in range(15)]
+    tag, r = _tag_of(s, "SEARCH RETURN (UPDATE MIN) ALL")
+    assert r.untagged == [f'* NO [NOUPDATE "{tag}"] Too many contexts: not updated',
+                          f'* ESEARCH (TAG "{tag}") MIN 1']
+    s.expect(f'CANCELUPDATE "{tags[0]}" "{tags[1]}"')
+    s.expect(f'CANCELUPDATE "{tags[0]}"', "NO")             # gone already
+    assert s.expect("STORE 1 +FLAGS.SILENT (\\Seen)").untagged == ['* ESEARCH (TAG "ctx1") ADDTO (0 1)']
+    s.select()                                                # a new SELECT ends every context
+    assert s.expect("STORE 2 +FLAGS.SILENT (\\Seen \\Flagged)").untagged == []
+    s.expect('CANCELUPDATE "ctx1"', "NO")
+    s.expect("UNSELECT")
+    s.expect('CANCELUPDATE "ctx1"', "BAD")                    # not in the selected state
