@@ -50,9 +50,9 @@ def test_authenticate_makes_the_tree(tmp_path):
 
 def test_folder_tree_of_new_account(handler):
     assert handler.folder_tree(ALICE) == [
-        TreeNode("INBOX", False, True), TreeNode("Archive", False, True),
-        TreeNode("Drafts", False, True), TreeNode("Junk", False, True),
-        TreeNode("Sent", False, True), TreeNode("Trash", False, True),
+        TreeNode("INBOX", False, True), TreeNode("Archive", False, True, ("\\Archive",)),
+        TreeNode("Drafts", False, True, ("\\Drafts",)), TreeNode("Junk", False, True, ("\\Junk",)),
+        TreeNode("Sent", False, True, ("\\Sent",)), TreeNode("Trash", False, True, ("\\Trash",)),
     ]
 
 

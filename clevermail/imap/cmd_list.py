@@ -11,12 +11,12 @@ the missing parents of nested ones) and the user's subscriptions.
   \\NonExistent (RFC 5258 3.4); RECURSIVEMATCH adds a name the patterns match that is
   not selected itself but has a selected descendant the patterns do not match, with
   CHILDINFO ("SUBSCRIBED") (RFC 5258 3.5).
-- SPECIAL-USE selects the folders with a special-use attribute.
+- SPECIAL-USE selects the folders with a special-use attribute (those of their names,
+  or those they were created with: CREATE-SPECIAL-USE, RFC 6154 3).
 - RETURN (STATUS (...)) sends a STATUS response after the LIST line of each selectable
   mailbox (RFC 5819), the items of the STATUS command.
 """
 
-from ..store import SPECIAL_USE
 from ..store.paths import SEPARATOR
 from . import replies as R
 from .cmd_mailboxes import STATUS_ITEMS, status_line
@@ -135,7 +135,7 @@ def _listed(req, tree, subscribed, matches, rev2=False):
         candidates = sorted(subscribed, key=lambda n: (n != "INBOX", n))
         selected = set(subscribed)
     elif "SPECIAL-USE" in sel:
-        candidates = [n for n in tree if n in SPECIAL_USE and tree[n].selectable]
+        candidates = [n for n in tree if tree[n].special_use and tree[n].selectable]
         selected = set(candidates)
     else:
         candidates = list(tree)

@@ -1,6 +1,6 @@
-"""IMAP commands of the authenticated state (RFC 3501 6.3): SELECT, EXAMINE, CREATE,
-DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND, plus NAMESPACE
-(RFC 2342) and ENABLE (RFC 5161), with CONDSTORE and QRESYNC's parts of them (RFC
+"""IMAP commands of the authenticated state (RFC 3501 6.3): SELECT, EXAMINE, CREATE
+(with CREATE-SPECIAL-USE, RFC 6154 3), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST,
+LSUB, STATUS, APPEND, plus NAMESPACE (RFC 2342) and ENABLE (RFC 5161), with CONDSTORE and QRESYNC's parts of them (RFC
 7162: SELECT/EXAMINE parameters, STATUS HIGHESTMODSEQ, ENABLE; condstore.py reads and
 says them), UTF8=ACCEPT's (RFC 6855: names in UTF-8, APPEND's "UTF8 (literal8)",
 8-bit header fields refused without it) and IMAP4rev2's (rev2.py).  IDLE, allowed
@@ -99,16 +99,42 @@ def _select(session, cmd, readonly):
 
 # -- folder management -------------------------------------------------------------------
 def cmd_create(session, cmd):
-    """Create a mailbox and its missing superiors.
+    """Create a mailbox and its missing superiors, with special-use attributes.
     States: authenticated, selected.
-    RFC 3501 6.3.3."""
-    name = one_mailbox(session, cmd).rstrip(SEPARATOR)
+    RFC 3501 6.3.3, RFC 6154 3."""
+    if not cmd.args:
+        raise R.CREATE_ARGS.error()
+    name = mailbox_name(cmd.args[0], session.utf8).rstrip(SEPARATOR)
+    special_use = create_params(cmd.args[1:])
     if name.upper() == "INBOX":
         raise R.INBOX_EXISTS.error()
     check_new_name(name)
     handler = session.server.handler
-    handler.create(session.account.address, name)
+    handler.create(session.account.address, name, special_use)
     return f"[MAILBOXID ({handler.mailbox_id(session.account.address, name)})] CREATE completed"
+
+
+def create_params(args):
+    """CREATE's arguments after the name (RFC 4466 create-params) -> the special-use
+    attributes asked by `(USE (\\Attr ...))` (RFC 6154 3), as written; BAD for any
+    other parameter or shape."""
+    if not args:
+        return ()
+    if len(args) != 1 or not isinstance(args[0], list) or not args[0]:
+        raise R.CREATE_ARGS.error()
+    params, attrs, used = args[0], [], False
+    for i in range(0, len(params), 2):
+        word = params[i].upper() if isinstance(params[i], str) else None
+        value = params[i + 1] if i + 1 < len(params) else None
+        if word != "USE" or used or not isinstance(value, list):
+            raise R.CREATE_ARGS.error()
+        for attr in value:
+            # use-attr: "\" atom (RFC 6154 6); which ones are supported is the store's
+            if not isinstance(attr, str) or len(attr) < 2 or attr[0] != "\\":
+                raise R.CREATE_ARGS.error()
+            attrs.append(str(attr))
+        used = True
+    return tuple(attrs)
 
 
 def cmd_delete(session, cmd):

@@ -22,6 +22,7 @@ from ..store.api import IMAPStore
 from ..store.paths import SEPARATOR
 from ..store.folder_ops import append_message, appending, folder_status, mailbox_id, read_by_uid
 from ..store.quota import folder_sizes
+from ..store.special_use import canonical, check as check_special_use
 from ..store.url_keys import UrlAuthKeys
 from ..store.view import FolderView, Message, ViewMode, close_view, open_view
 from .fetch_cache import FetchCache
@@ -30,10 +31,12 @@ from .sortcache import SortCache, read_header
 
 class TreeNode(NamedTuple):
     """One name of a user's folder tree: `selectable` is False for a missing parent of
-    a nested folder; `children` when some folder lies below it."""
+    a nested folder; `children` when some folder lies below it; `special_use`: its
+    special-use attributes (RFC 6154)."""
     name: str
     children: bool
     selectable: bool
+    special_use: tuple = ()
 
 
 class IMAPFileHandler:
@@ -67,7 +70,8 @@ class IMAPFileHandler:
         for name in every:
             if SEPARATOR in name:
                 parents.add(name.rsplit(SEPARATOR, 1)[0])
-        return [TreeNode(name, name in parents, name in existing)
+        uses = self.store.special_use(address)
+        return [TreeNode(name, name in parents, name in existing, uses.get(name, ()))
                 for name in sorted(every, key=lambda n: (n != "INBOX", n))]
 
     def subscriptions(self, address):
@@ -76,15 +80,22 @@ class IMAPFileHandler:
     def subscribe(self, address, name, on=True):
         self.store.subscribe(address, name, on)
 
-    def create(self, address, name):
-        """Create `name` and any missing superiors (RFC 3501 6.3.3)."""
+    def create(self, address, name, special_use=()):
+        """Create `name` and any missing superiors (RFC 3501 6.3.3); `special_use`: the
+        attributes of `name` as the client wrote them (RFC 6154 3), SpecialUseError
+        before anything is made when one is unsupported or taken."""
         self.store.folder_path(address, name)   # InvalidName before any superior is made
+        special_use = canonical(special_use)
+        if special_use:
+            if self.store.folder_exists(address, name):
+                raise FolderExists(name)        # that, rather than an attribute it has
+            check_special_use(self.store.special_use(address), special_use)
         levels = name.split(SEPARATOR)
         for i in range(1, len(levels)):
             parent = SEPARATOR.join(levels[:i])
             if parent.upper() != "INBOX" and not self.store.folder_exists(address, parent):
                 self.store.create_folder(address, parent)
-        self.store.create_folder(address, name)
+        self.store.create_folder(address, name, special_use)    # checked again, under a lock
 
     def delete(self, address, name):
         # the subscription stays (RFC 3501 6.3.6: never removed unilaterally; LSUB and

@@ -19,7 +19,6 @@ normalises INBOX (case-insensitive, RFC 3501 5.1) and says it back quoted.
 import re
 import unicodedata
 
-from ..store import SPECIAL_USE
 from ..store.paths import SEPARATOR
 from . import replies as R
 from . import utf7
@@ -63,8 +62,7 @@ def list_attributes(node, nonexistent=False):
     attrs = ["\\HasChildren" if node.children else "\\HasNoChildren"]
     if not node.selectable:
         attrs.append("\\NonExistent" if nonexistent else "\\Noselect")
-    if node.name in SPECIAL_USE:
-        attrs.append(SPECIAL_USE[node.name])
+    attrs += node.special_use        # of its name, or those it was created with
     return attrs
 
 

@@ -1,5 +1,5 @@
 """IMAP status responses as named constants, and the errors that carry them (RFC 3501
-7.1; response codes RFC 3501 7.1, RFC 5530, RFC 4315, RFC 7888, RFC 7162).
+7.1; response codes RFC 3501 7.1, RFC 5530, RFC 4315, RFC 7888, RFC 7162, RFC 6154).
 
 A command raises `R.READ_ONLY.error()` (or `R.UNKNOWN_UID_COMMAND.error(word)` for a
 text with a placeholder); the session's single catch point sends `exc.reply(tag)`
@@ -12,7 +12,7 @@ here too, and so is the one answer to an unexpected error (internal_error).
 import logging
 
 from .. import login
-from ..store.errors import FolderExists, InvalidName, MessageGone, NoSuchFolder
+from ..store.errors import FolderExists, InvalidName, MessageGone, NoSuchFolder, SpecialUseError
 from ..store.quota import OverQuota
 
 
@@ -119,6 +119,10 @@ BAD_SASL_PLAIN = Reply("BAD", None, "Invalid SASL PLAIN response: {}")
 
 # -- authenticated: mailboxes -----------------------------------------------------------
 ONE_MAILBOX_ARG = Reply("BAD", None, "{} takes one mailbox name")
+CREATE_ARGS = Reply("BAD", None, "CREATE takes a mailbox name and (USE (attributes))")
+# RFC 6154 3: CREATE-SPECIAL-USE
+USEATTR_UNSUPPORTED = Reply("NO", "USEATTR", "Unsupported special-use attribute {}")
+USEATTR_TAKEN = Reply("NO", "USEATTR", "{} is already the special use of another mailbox")
 RENAME_ARGS = Reply("BAD", None, "RENAME takes two mailbox names")
 LIST_ARGS = Reply("BAD", None, "{} takes a reference and a mailbox pattern")
 LIST_EXTENDED_ARGS = Reply("BAD", None, "LIST takes [(options)] reference (patterns) [RETURN (options)]")
@@ -238,6 +242,9 @@ def store_error(exc):
         return MESSAGE_GONE.error()
     if isinstance(exc, OverQuota):
         return OVER_QUOTA.error()
+    if isinstance(exc, SpecialUseError):
+        attr = "".join(c if c.isascii() and c.isprintable() else "?" for c in exc.attribute[:40])
+        return (USEATTR_UNSUPPORTED if exc.holder is None else USEATTR_TAKEN).error(attr)
     logging.getLogger("clevermail.imap").warning("store error: %s", exc)
     return STORAGE_ERROR.error()
 

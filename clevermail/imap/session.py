@@ -9,20 +9,20 @@ updates of the selected mailbox, then the tagged reply.  Commands raise IMAPErro
 (replies.py, named replies with their codes) or store errors; they are turned into
 bytes here and nowhere else.
 
-The commands live in modules by RFC 3501 section: this one (6.1 any state),
-cmd_login.py (6.2 not authenticated: STARTTLS, LOGIN, AUTHENTICATE; and COMPRESS),
-cmd_mailboxes.py (6.3 authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected).  Extensions: LITERAL+
-(RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851),
-NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
-CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), URLAUTH (RFC 4467,
-cmd_urlauth.py) with URLAUTH=BINARY (RFC 5524), OBJECTID (RFC 8474), COMPRESS=DEFLATE
-(RFC 4978, after login), CONDSTORE and QRESYNC (RFC 7162, the session remembers which
-are enabled: `enabled`), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819) in
-cmd_list.py, MULTIAPPEND (RFC 3502), CATENATE (RFC 4469, catenate.py), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), SORT
-and THREAD (RFC 5256), ESORT, CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267, contexts.py),
-SORT=DISPLAY (RFC 5957), STARTTLS and
+The commands live in modules by RFC 3501 section: this one (6.1 any state), cmd_login.py
+(6.2 not authenticated: STARTTLS, LOGIN, AUTHENTICATE; and COMPRESS), cmd_mailboxes.py
+(6.3 authenticated), idle.py (IDLE) and cmd_selected.py (6.4 selected). Extensions:
+LITERAL+ (RFC 7888), SASL-IR (RFC 4959), IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC
+6851), NAMESPACE (RFC 2342), ENABLE (RFC 5161), ID (RFC 2971), UNSELECT (RFC 3691),
+CHILDREN (RFC 3348), SPECIAL-USE and CREATE-SPECIAL-USE (RFC 6154), BINARY (RFC 3516),
+URLAUTH (RFC 4467, cmd_urlauth.py) with URLAUTH=BINARY (RFC 5524), OBJECTID (RFC 8474),
+COMPRESS=DEFLATE (RFC 4978, after login), CONDSTORE and QRESYNC (RFC 7162, the session
+remembers which are enabled: `enabled`), LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC
+5819) in cmd_list.py, MULTIAPPEND (RFC 3502), CATENATE (RFC 4469, catenate.py), ESEARCH
+(RFC 4731), SEARCHRES (RFC 5182), SORT and THREAD (RFC 5256), ESORT, CONTEXT=SEARCH and
+CONTEXT=SORT (RFC 5267, contexts.py), SORT=DISPLAY (RFC 5957), STARTTLS and
 LOGINDISABLED (RFC 3501); the searching commands are in cmd_search.py; QUOTA (RFC 9208),
-STATUS=SIZE (RFC 8438) and APPENDLIMIT (RFC 7889) in cmd_quota.py.  UTF8=ACCEPT (RFC
+STATUS=SIZE (RFC 8438) and APPENDLIMIT (RFC 7889) in cmd_quota.py. UTF8=ACCEPT (RFC
 6855) and IMAP4rev2 (RFC 9051) are switched on per session by ENABLE (`utf8`, `rev2`;
 rev2.py lists what IMAP4rev2 changes); until then every response is IMAP4rev1's, and
 status text stays US-ASCII (`text_line`).  NOTIFY (RFC 5465) in cmd_notify.py: once
@@ -51,7 +51,7 @@ from .parser import Atom, Command, LiteralTooLarge, ParseError, parse_command, q
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
-             "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "BINARY",
+             "ENABLE", "ID", "UNSELECT", "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "BINARY",
              "URLAUTH", "URLAUTH=BINARY", "CONDSTORE", "QRESYNC", "OBJECTID",
              "LIST-EXTENDED", "LIST-STATUS", "MULTIAPPEND", "CATENATE", "ESEARCH", "SEARCHRES", "SORT",
              "SORT=DISPLAY", "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "THREAD=ORDEREDSUBJECT",

@@ -15,6 +15,8 @@ On disk, under <data_dir>/mail/:
                                                modseq, expunged UIDs with theirs (modseq.py)
     <folder>/clevermail-index                  cache of the folder index (index.py)
     <folder>/clevermail-lock                   flock target shared with other processes (locks.py)
+    <folder>/clevermail-specialuse             special-use attributes it was created with,
+                                               one a line (special_use.py, RFC 6154)
 
 Message files follow maildir.py's naming (sizes and date in the name, flags after
 ':2,'), stored with LF line endings; POP3 and IMAP send them with CRLF.  Mutt, Dovecot
@@ -23,7 +25,7 @@ and other Maildir readers can work on the same tree.  POP3 UIDLs are
 """
 
 from .errors import (FolderExists, FolderInUse, InvalidName, MessageGone, NoSuchFolder,
-                     StoreError)
+                     SpecialUseError, StoreError)
 from .folder import Folder
 from .scan import Entry
 from .delivery import PendingDelivery
@@ -31,4 +33,5 @@ from .mailstore import MailStore
 from .users import SPECIAL_USE
 
 __all__ = ["Entry", "Folder", "FolderExists", "FolderInUse", "InvalidName", "MailStore",
-           "MessageGone", "NoSuchFolder", "PendingDelivery", "SPECIAL_USE", "StoreError"]
+           "MessageGone", "NoSuchFolder", "PendingDelivery", "SPECIAL_USE", "SpecialUseError",
+           "StoreError"]

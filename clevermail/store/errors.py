@@ -23,3 +23,13 @@ class FolderInUse(StoreError):
 
 class MessageGone(StoreError):
     """The message was expunged by someone else."""
+
+
+class SpecialUseError(StoreError):
+    """A special-use attribute the store does not support, or one that only one folder
+    may carry already on another (`holder`: that folder's name; special_use.py)."""
+
+    def __init__(self, attribute, holder=None):
+        self.attribute, self.holder = attribute, holder
+        why = "unsupported" if holder is None else f"already on {holder}"
+        super().__init__(f"special-use attribute {attribute}: {why}")

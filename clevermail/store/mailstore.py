@@ -107,10 +107,13 @@ class MailStore:
     def list_folders(self, address):
         return self.tree.list(address)
 
-    def create_folder(self, address, name):
+    def create_folder(self, address, name, special_use=()):
         with self.tree_events.changing(address):
-            self.tree.create(address, name)
+            self.tree.create(address, name, special_use)
             self.tree_events.publish(address, CREATE, name)
+
+    def special_use(self, address):
+        return self.tree.special_use(address)
 
     def delete_folder(self, address, name):
         with self.tree_events.changing(address):

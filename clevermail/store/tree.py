@@ -1,6 +1,11 @@
 """A user's folder tree: list, create, delete and rename folders (RFC 3501 6.3.3-6.3.5,
 6.3.8), and the subscriptions that follow a rename.
 
+A folder created with special-use attributes (RFC 6154) gets them stored in its
+directory before it appears (special_use.py), under the user's lock so that two
+creators cannot both take one of the attributes a single folder may carry;
+`special_use()` says every folder's.
+
 Folders are Maildir++ directories beside the INBOX (layout in store/__init__); each
 level of an IMAP name is one '.'-separated part of the directory name, so a child
 is a directory of its own and deleting a parent leaves its children.  A deleted or
@@ -13,8 +18,9 @@ import os
 import shutil
 import threading
 
-from . import maildir, maildirsize, paths
+from . import maildir, maildirsize, paths, special_use
 from .errors import FolderExists, InvalidName, NoSuchFolder
+from .users import SPECIAL_USE, user_lock
 
 
 class FolderTree:
@@ -39,15 +45,49 @@ class FolderTree:
                 names.append(name)
         return names
 
-    def create(self, address, name):
+    def special_use(self, address):
+        """{folder name: special-use attributes} of the user's folders that have any:
+        those stored with the folder, else those of the name (users.SPECIAL_USE), unless
+        another folder was created with that one of special_use.UNIQUE ("Sent Items"
+        made \\Sent after "Sent" was deleted stays the one \\Sent when a plain "Sent" is
+        created again)."""
+        root = self.users.ensure(address)
+        out, by_name = {}, []
+        for name in self.list(address)[1:]:         # INBOX has none
+            attrs = special_use.read(paths.folder_path(root, name))
+            if attrs is None:
+                if name in SPECIAL_USE:
+                    by_name.append(name)
+            elif attrs:
+                out[name] = attrs
+        stored = {a for attrs in out.values() for a in attrs}
+        for name in by_name:
+            attr = SPECIAL_USE[name]
+            if not (attr in special_use.UNIQUE and attr in stored):
+                out[name] = (attr,)
+        return out
+
+    def create(self, address, name, attributes=()):
+        """Create one folder; `attributes`: its special-use attributes (canonical
+        names, special_use.canonical), SpecialUseError when one may not be had."""
         path = self.folders.path(address, name)
         if paths.folder_dirname(name) == "" or os.path.isdir(path):
             raise FolderExists(name)
         # made under a name list() never shows ("..": an empty level), then renamed into
         # place: another process looking (a NOTIFY session's watch of the user's root,
-        # a LIST) sees the folder whole or not at all, never without its cur/
+        # a LIST) sees the folder whole, with its special-use attributes, or not at all
         building = path + f"..creating-{os.getpid()}-{threading.get_ident()}"
+        if not attributes:
+            self._build(building, path, name, ())
+            return
+        with user_lock(self.users.ensure(address)):
+            special_use.check(self.special_use(address), attributes)
+            self._build(building, path, name, attributes)
+
+    def _build(self, building, path, name, attributes):
         maildir.make_maildir(building)
+        if attributes:
+            special_use.write(building, attributes)
         try:
             os.rename(building, path)
         except OSError:
