@@ -2,18 +2,23 @@
 socket.socketpair(): RETURN (PARTIAL n:m) of SEARCH and SORT and their UID forms,
 RETURN (UPDATE) with the ADDTO/REMOVEFROM updates as the selected mailbox changes (this
 session's STORE, EXPUNGE and APPEND, another session's changes and new mail, IDLE),
-CANCELUPDATE, NOUPDATE, the contexts ended with the selected mailbox; plus the pure
-parts (esearch.parse_return's PARTIAL, contexts._runs)."""
+CANCELUPDATE, NOUPDATE, the contexts ended with the selected mailbox; the pure parts
+(esearch.parse_return's PARTIAL, contexts._runs); end to end, imaplib told of mail
+that arrives over SMTP."""
 
+import imaplib
 import re
+import smtplib
 
 import pytest
 
 from clevermail.imap import contexts, esearch
+from clevermail.service import MailService
+from conftest import make_config
 from clevermail.imap.parser import Atom
 from clevermail.imap.replies import IMAPBad
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
-    ALICE, append, client, deliver, handler, message, open_session, selected, start_idle,
+    ALICE, PASSWORD, append, make_accounts, client, deliver, handler, message, open_session, selected, start_idle,
     store, two_logged_in, wait_idling)
 
 
@@ -255,3 +260,35 @@ def test_contexts_cancel_limit_and_end_with_the_mailbox(selected):
     s.expect('CANCELUPDATE "ctx1"', "NO")
     s.expect("UNSELECT")
     s.expect('CANCELUPDATE "ctx1"', "BAD")                    # not in the selected state
+
+
+# -- end to end -----------------------------------------------------------------------------
+@pytest.mark.e2e
+def test_imaplib_context_sees_mail_arriving_over_smtp(thread_guard, tmp_path, monkeypatch):
+    monkeypatch.setitem(imaplib.Commands, "CANCELUPDATE", ("SELECTED",))
+    conf = make_config(tmp_path, limits={"auth_failure_delay": 0, "imap_timeout": 30})
+    make_accounts(conf.server.users_file)
+    service = MailService(conf).start()
+    try:
+        m = imaplib.IMAP4("127.0.0.1", service.port("imap"), timeout=10)
+        try:
+            m.login(ALICE, PASSWORD)
+            assert "CONTEXT=SEARCH" in m.capabilities and "CONTEXT=SORT" in m.capabilities
+            m.select("INBOX")
+            typ, _ = m._simple_command("UID", "SEARCH", "RETURN", "(UPDATE COUNT)", "SUBJECT", "invoice")
+            assert typ == "OK"
+            tag = re.match(rb'\(TAG "([^"]+)"\)', m.untagged_responses.pop("ESEARCH")[0]).group(1)
+            with smtplib.SMTP("127.0.0.1", service.port("smtp"), timeout=10) as smtp:
+                for subject in ("lunch", "invoice 42"):
+                    smtp.sendmail("bob@remote.example", [ALICE],
+                                  f"From: bob@remote.example\r\nSubject: {subject}\r\n\r\nHi\r\n")
+            # both are in INBOX when SMTP says 250: the NOOP reports them, and the
+            # second one, UID 2, to the context
+            assert m.noop()[0] == "OK"
+            assert m.untagged_responses.pop("EXISTS")[-1] == b"2"      # 0 at SELECT
+            assert m.untagged_responses.pop("ESEARCH") == [b'(TAG "' + tag + b'") UID ADDTO (0 2)']
+            assert m._simple_command("CANCELUPDATE", '"%s"' % tag.decode())[0] == "OK"
+        finally:
+            m.logout()
+    finally:
+        service.stop()

@@ -5,6 +5,7 @@ folder may carry; they move with RENAME and go with DELETE.  Over socket.socketp
 the pure checks, and end to end with imaplib and imapclient (find_special_folder)."""
 
 import imaplib
+import os
 
 import imapclient
 from imapclient.imapclient import DRAFTS
@@ -41,6 +42,19 @@ def test_canonical_and_check():
     with pytest.raises(SpecialUseError) as err:
         special_use.check(existing, ("\\Archive", "\\Sent"))
     assert (err.value.attribute, err.value.holder) == ("\\Sent", "Sent")
+
+
+def test_store_checks_under_its_lock_and_leaves_nothing_aside(store):
+    """The store checks again (the handler's check and the creation are not one step:
+    two sessions may race); a folder appears whole, with its attributes."""
+    store.create_folder(ALICE, "Old", ("\\Archive",))
+    with pytest.raises(SpecialUseError):
+        store.create_folder(ALICE, "Other", ("\\Trash",))     # "Trash" has it by name
+    assert store.special_use(ALICE)["Old"] == ("\\Archive",)
+    assert "Other" not in store.list_folders(ALICE)
+    root = store.user_root(ALICE)
+    assert sorted(d for d in os.listdir(root) if d.startswith(".")) == [
+        ".Archive", ".Drafts", ".Junk", ".Old", ".Sent", ".Trash"]
 
 
 # -- over a session ------------------------------------------------------------------------

@@ -27,6 +27,8 @@ with the selected mailbox (SELECT, EXAMINE, CLOSE, UNSELECT: a new SelectedMailb
 or by CANCELUPDATE (4.3.5).
 """
 
+from array import array
+
 from .esearch import update_line
 
 MAX_CONTEXTS = 16
@@ -41,7 +43,9 @@ class Context:
     def __init__(self, tag, uid_mode, relative, match, order, members, modseq):
         self.tag, self.uid_mode, self.relative = tag, uid_mode, relative
         self.match, self.order = match, order
-        self.members = list(members)        # UIDs in result order
+        # UIDs in result order, 4 octets each: a session may keep several contexts of
+        # a 100,000-message folder
+        self.members = array("I", members)
         self.modseq = modseq
 
     def _gone(self, view):
@@ -81,9 +85,9 @@ class Context:
         if not added:
             return removed, []
         if self.order is None:
-            self.members = sorted(now)
+            self.members = array("I", sorted(now))
             return removed, [(0, sorted(added))]
-        self.members = self.order(now)
+        self.members = array("I", self.order(now))
         return removed, _runs(self.members, added, shift=False)
 
     def _leave(self, uids):
@@ -94,7 +98,7 @@ class Context:
             pairs = [(0, sorted(uids))]
         else:
             pairs = _runs(self.members, uids, shift=True)
-        self.members = [u for u in self.members if u not in uids]
+        self.members = array("I", (u for u in self.members if u not in uids))
         return pairs
 
 
