@@ -23,11 +23,16 @@ blocked writing to a stalled client must not hold the others back).  The rest sl
 on their locks, costing nothing, until their turn.
 
 A woken session checks its own descriptors with poll(0) (the hub says only that
-something may be ready); a session that times out leaves by itself.  Registration is
+something may be ready).  Timeouts are the hub's too, released through the same line:
+10,000 sessions that went idle in the same second would otherwise all wake together
+at the end of their wait (IDLE's periodic look), as bad as a mass close; a session
+leaves by itself only if the hub is a minute late.  Registration is
 one epoll_ctl per park and per leave, and a parked session wakes no thread but its own.
 """
 
 import collections
+import heapq
+import itertools
 import logging
 import os
 import select
@@ -36,6 +41,7 @@ import time
 
 ACTIVE_LIMIT = 4        # sessions released and not yet back, at once
 LEASE = 0.2             # seconds an activation counts against the limit at most
+LATE = 60.0             # a parked session waits this much past its timeout for the hub
 
 log = logging.getLogger("clevermail.idle_hub")
 
@@ -81,6 +87,9 @@ class IdleHub:
         self._runnable = collections.deque()    # tickets to release, in order
         self._active = collections.deque()      # (lease end, ticket) counted, oldest first
         self._count = 0
+        self._deadlines = []        # heap of (time, n, ticket): parked tickets' timeouts
+        self._numbers = itertools.count()
+        self._next_deadline = float("inf")      # what the thread's poll waits for
 
     @property
     def parked(self):
@@ -108,7 +117,12 @@ class IdleHub:
                     self._shared_by_fd[entry.fd] = key
                     self._epoll.register(entry.fd, select.EPOLLIN | select.EPOLLONESHOT)
                 entry.tickets.add(ticket)
-        woken = ticket.lock.acquire(timeout=max(0.0, timeout))
+            deadline = time.monotonic() + max(0.0, timeout)
+            heapq.heappush(self._deadlines, (deadline, next(self._numbers), ticket))
+            if deadline < self._next_deadline:
+                self._next_deadline = deadline
+                os.eventfd_write(self._wake_fd, 1)      # the thread's poll must end sooner
+        woken = ticket.lock.acquire(timeout=max(0.0, timeout) + LATE)
         with self._lock:
             if ticket.state in (_PARKED, _QUEUED):   # timed out (a queued one is skipped)
                 self._leave(ticket)
@@ -197,7 +211,16 @@ class IdleHub:
                 self._drop_shared(key, entry)
                 for ticket in entry.tickets:
                     self._queue(ticket)
-        return self._release_runnable(time.monotonic())
+        now = time.monotonic()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            self._queue(heapq.heappop(deadlines)[2])    # (one that left already: skipped)
+        timeout = self._release_runnable(now)
+        self._next_deadline = deadlines[0][0] if deadlines else float("inf")
+        until = self._next_deadline - now
+        if until < float("inf") and (timeout < 0 or until < timeout):
+            timeout = min(until, 60.0)
+        return timeout
 
     def _queue(self, ticket):
         # (lock held) the ticket goes in line; its registrations go now

@@ -132,14 +132,32 @@ def test_a_lease_ends_an_activation_that_never_comes_back(pairs):
         hub.stop()
 
 
-def test_a_timed_out_session_leaves_and_its_registrations_go(hub, pairs):
+def test_a_timeout_is_the_hubs_and_its_registrations_go(hub, pairs):
     ((ours, _),) = pairs()
     efd = os.eventfd(0, os.EFD_NONBLOCK)
     ticket, woken = hub.park(ours.fileno(), [("folder", efd)], 0.01)
-    assert not woken and hub.parked == 0 and hub._shared == {}
-    ticket.done()                   # not an activation: nothing to give back
+    assert woken and hub.parked == 0 and hub._shared == {}
+    ticket.done()
     assert hub._count == 0
     os.close(efd)
+
+
+def test_timeouts_are_let_go_a_few_at_a_time_too(pairs):
+    """Sessions that went idle together time out together: the hub lets them go
+    through the same line, never all at once."""
+    hub = IdleHub("test-idle-hub", limit=1, lease=FOREVER)
+    try:
+        parker = Parker(hub, [ours for ours, _ in pairs(3)], timeout=0.01)
+        assert wait_for(lambda: len(parker.results) == 1, timeout=WAIT)
+        assert hub._count == 1
+        for i in (1, 2):
+            parker.results[i - 1][0].done()
+            assert wait_for(lambda: len(parker.results) == i + 1, timeout=WAIT)
+        parker.join()
+        parker.results[2][0].done()
+        assert hub._count == 0
+    finally:
+        hub.stop()
 
 
 def test_stop_lets_every_parked_session_go_and_closes_its_descriptors(pairs):
