@@ -144,13 +144,14 @@ def _answers(path):
 def status_of(service):
     """What `clevermail status` shows, from a started MailService."""
     now = time.time()
-    endpoint = getattr(service, "metrics_endpoint", None)
+    observers = getattr(service, "observers", None)
+    endpoint = observers.endpoint if observers is not None else None
     try:
         summary = service.queue.summary()
         queue = {**dataclasses.asdict(summary), "line": summary.line()}
     except OSError as exc:
         queue = {"error": str(exc)}
-    errors = service.recent_errors.recent() if getattr(service, "recent_errors", None) else []
+    errors = observers.recent_errors.recent() if observers is not None and observers.recent_errors else []
     return {
         "running": True, "version": __version__, "pid": os.getpid(),
         "started": service.started_at, "uptime": max(0.0, now - service.started_at),

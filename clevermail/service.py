@@ -13,19 +13,19 @@ and the relay worker stopped.  reload(settings) swaps the settings that can chan
 under running sessions (each one frozen object replaced by reference, so a session
 sees the old or the new, never half of each) and names those that need a restart.
 
-Two parts of the class live beside it: service_parts.py (a factory per layer and the
-observers: /metrics, the control socket) and service_reload.py (reload()).
+Beside it: service_parts.py (the listening sockets, a factory per layer, the Observers:
+/metrics, recent errors, the control socket) and service_reload.py (reload()'s work),
+functions given what they need; the seams a variant replaces stay methods here.
 """
 
-import errno
 import logging
 import os
 import ssl
 import threading
 import time
 
-from . import activation, metrics, privileges
-from .accounts import AccountError, domain_to_ascii
+from . import metrics, privileges, service_reload
+from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
 from .imap.fetch_cache import FILE_NAME as FETCH_CACHE_FILE
 from .imap.handler import IMAPFileHandler
@@ -33,22 +33,25 @@ from .imap.server import IMAPServer
 from .login import AuthThrottle
 from .managesieve.handler import SieveFileHandler
 from .managesieve.server import ManageSieveServer
-from .netbase import listen_socket
 from .pop3.handler import POP3FileHandler
 from .pop3.server import POP3Server
 from .relay.mx import make_resolver
 from .relay.queue import RelayQueue
+from .relay.worker import RelayWorker
+from .routing import Router
 from .sieve import EXTENSIONS as SIEVE_EXTENSIONS
 from .sieve import parse as parse_sieve
 from .sieve.scripts import SieveScripts
 from .smtp.handler import SMTPFileHandler
 from .smtp.send_quota import SendQuota
+from .smtp.sender_identity import SenderIdentity
 from .smtp.server import SMTPServer
 from .sieve.deliver import SieveFilter
 from .srs import SRS, SRSError, load_secret
 from .store import MailStore
-from .service_parts import ServiceParts, StartupError
-from .service_reload import Reloading
+from .store.quota import user_limits
+from .service_parts import (Observers, StartupError, bind_metrics, listen_sockets, make_defence,
+                            make_inbound, make_signer)
 from .tls_context import CHECK_INTERVAL, ServerContext
 
 log = logging.getLogger("clevermail.service")
@@ -69,19 +72,7 @@ SERVERS = {
 }
 
 
-def _listen_error(listener, exc):
-    if exc.errno == errno.EADDRINUSE:
-        why = "address already in use"
-    elif exc.errno == errno.EACCES:
-        why = ("permission denied (ports below 1024 need root with [server] user set, "
-               "CAP_NET_BIND_SERVICE, or socket activation)")
-    else:
-        why = exc.strerror or str(exc)
-    host, port = listener.address
-    return f"{listener.kind}: cannot listen on {host}:{port}: {why}"
-
-
-class MailService(ServiceParts, Reloading):
+class MailService:
     # The server class of each listener kind; a variant of the service (the sandbox,
     # clevermail/sandbox/service.py) hands its own, with _make_accounts, _make_router,
     # _make_sender_identity and _make_worker.
@@ -135,7 +126,7 @@ class MailService(ServiceParts, Reloading):
                                      check_interval=self.tls_check_interval)
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot load TLS certificate/key: {exc}") from None
-        sockets = self._listen_sockets()
+        sockets = listen_sockets(self.settings.listeners, self.inherited)
         try:
             if run_as is not None:
                 privileges.drop(run_as)
@@ -175,9 +166,9 @@ class MailService(ServiceParts, Reloading):
                                                   dnssec=settings.relay.dnssec)
         self._retired = []                  # defences replaced by a reload, closed at stop
         self.metrics = metrics.for_settings(settings.metrics)     # the checks below count
-        self.defence = self._make_defence(settings)
-        inbound = self._make_inbound(settings)
-        self.signer = self._build_signer(settings)
+        self.defence = make_defence(settings, self.dns, self.metrics)
+        inbound = make_inbound(settings, self.dns, self.accounts.is_local_domain, self.metrics)
+        self.signer = make_signer(settings, self.accounts.domains)
         self.send_quota = SendQuota(server.data_dir, settings.senders.messages_per_hour,
                                     settings.senders.recipients_per_hour)
         # users' Sieve scripts (ManageSieve and the CLI manage them), run at final delivery
@@ -220,29 +211,49 @@ class MailService(ServiceParts, Reloading):
             raise StartupError(f"[relay] smarthost_ca_file {settings.relay.smarthost_ca_file}: {exc}") from None
         if self.worker is not None:
             handlers["smtp"].reports = self.worker.reports      # NOTIFY=SUCCESS, local mailboxes
-        self._bind_metrics()
+        self.metrics_endpoint = bind_metrics(settings, self.metrics, self, self.worker_index)
 
+
+    # -- the seams of a variant (the sandbox: sandbox/service.py) ----------------------
+    def _make_accounts(self, settings):
+        return AccountStore(settings.server.users_file, settings.server.domains)
+
+    def _make_router(self, settings, srs):
+        server = settings.server
+        return Router(self.accounts, self.aliases, postmaster=server.postmaster,
+                      abuse=server.abuse, srs=srs, separator=server.subaddress_separator)
+
+    def _make_sender_identity(self, settings):
+        return SenderIdentity(self.accounts.is_local_domain, settings.senders.send_as,
+                              owners=self.router.owners)
+
+    def _make_worker(self, settings):
+        """The relay worker (None: a variant that relays nothing)."""
+        return RelayWorker(self.queue, settings.relay, self.dns,
+                           local_deliver=self.handlers["smtp"].deliver_queued,
+                           is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
+                           metrics=self.metrics,
+                           sign_report=self.signer.sign_report if self.signer else None)
+
+    def quota_limits(self, address):
+        """An account's QuotaLimits: its users.ini values where set, else the [quota]
+        default of the settings in force (a reload swaps them)."""
+        return user_limits(self.accounts.quota_of(address), self.settings.quota)
+
+    @property
+    def metrics_port(self):
+        """The bound port of the metrics endpoint (None when [metrics] listen is off)."""
+        observers = getattr(self, "observers", None)
+        endpoint = observers.endpoint if observers is not None else getattr(self, "metrics_endpoint", None)
+        return endpoint.port if endpoint is not None else None
+
+    def reload(self, settings):
+        """Apply a new, already validated configuration; the notes of what needs a
+        restart or could not be applied (service_reload.py)."""
+        return service_reload.apply(self, settings)
 
     def _fetch_cache_path(self):
         return os.path.join(self.settings.server.data_dir, FETCH_CACHE_FILE)
-
-    def _listen_sockets(self):
-        """[(Listener, socket)]: the inherited sockets (socket activation) or, without
-        them, every listener bound here; a failure closes the ones made so far."""
-        if self.inherited:
-            try:
-                return activation.match(self.settings.listeners, self.inherited)
-            except activation.ActivationError as exc:
-                raise StartupError(f"socket activation: {exc}") from None
-        out = []
-        for listener in self.settings.listeners:
-            try:
-                out.append((listener, listen_socket(listener.address)))
-            except OSError as exc:
-                for _, sock in out:
-                    sock.close()
-                raise StartupError(_listen_error(listener, exc)) from None
-        return out
 
     # -- lifecycle --------------------------------------------------------------
     def start(self):
@@ -274,7 +285,8 @@ class MailService(ServiceParts, Reloading):
             log.info("%s listening on %s:%d%s", kind, srv.server_address[0], srv.port, source)
         if self.run_as is None and not self.worker_index:    # said once, by the main process
             privileges.warn_if_root()
-        self._start_observers()
+        self.started_at = time.time()
+        self.observers = Observers(self, self.metrics_endpoint).start()
         return self
 
 
@@ -299,7 +311,9 @@ class MailService(ServiceParts, Reloading):
         indexes; stop the relay worker (a delivery in flight is not acknowledged: its
         queue entry stays).  `timeout` bounds each wait for threads after the cut.
         The control socket and the metrics endpoint, started last, go first."""
-        self._stop_observers()
+        if getattr(self, "observers", None) is not None:
+            self.observers.stop()
+            self.observers = None
         if drain is None:
             drain = self.settings.server.drain_time
         if getattr(self, "_warm", None) is not None:

@@ -115,10 +115,10 @@ def test_a_second_server_on_the_same_data_dir_leaves_the_first_ones_socket(tmp_p
     with MailService(settings) as first:
         with caplog.at_level(logging.WARNING, logger="clevermail.service"):
             with MailService(settings) as second:
-                assert second.control is None
+                assert second.observers.control is None
                 assert any("no control socket" in r.getMessage() for r in caplog.records)
             assert os.path.exists(sock)
-        assert request(sock)["pid"] == os.getpid() and first.control is not None
+        assert request(sock)["pid"] == os.getpid() and first.observers.control is not None
 
 
 def test_a_server_without_control_socket_is_running_by_its_pid_file(tmp_path, make_config, write_config):
