@@ -43,7 +43,8 @@ def zone_line(selector, domain, record, ttl=TTL):
 
 def tags(record):
     """'v=DKIM1; k=rsa; p=AB CD' -> {'v': 'DKIM1', 'k': 'rsa', 'p': 'ABCD'} (RFC 6376 3.2
-    tag=value list; whitespace inside a value dropped, as base64 allows)."""
+    tag=value list, also DMARC's, RFC 7489 6.4; whitespace inside a value dropped, as
+    base64 allows)."""
     out = {}
     for part in record.split(";"):
         key, eq, value = part.partition("=")

@@ -15,6 +15,7 @@ import ipaddress
 import time
 from dataclasses import asdict, dataclass
 
+from ..dkim.records import tags
 from ..inbound.dnsclient import DnsTempError
 from ..inbound.spf import SPFChecker
 from ..relay import mta_sts
@@ -34,17 +35,6 @@ class Check:
 
     def to_json(self):
         return {**asdict(self), "fix": list(self.fix)}
-
-
-def _tags(record):
-    """'v=DKIM1; k=rsa; p=AB CD' -> {'v': 'DKIM1', 'k': 'rsa', 'p': 'ABCD'} (tag=value
-    lists of DKIM and DMARC; whitespace inside a value dropped, as for base64)."""
-    tags = {}
-    for part in record.split(";"):
-        key, eq, value = part.partition("=")
-        if eq:
-            tags.setdefault(key.strip().lower(), "".join(value.split()))
-    return tags
 
 
 def _names(hosts):
@@ -214,12 +204,12 @@ class Doctor:
         out = []
         for selector, record, line in keys:
             name = f"{selector}._domainkey.{domain}"
-            want = _tags(record)
+            want = tags(record)
             published = [r for r in self.dns.txt(name) if "p=" in r]
             if not published:
                 out.append(Check(domain, "dkim", FAIL, f"{name} has no key record", (line,)))
                 continue
-            got = _tags(published[0])
+            got = tags(published[0])
             if (got.get("p"), got.get("k", "rsa")) != (want.get("p"), want.get("k", "rsa")):
                 out.append(Check(domain, "dkim", FAIL, f"{name} publishes another key than ours", (line,)))
             else:
@@ -233,7 +223,7 @@ class Doctor:
             return [Check(domain, "dmarc", FAIL, f"_dmarc.{domain} has no DMARC record", fix)]
         if len(found) > 1:
             return [Check(domain, "dmarc", FAIL, f"_dmarc.{domain} has {len(found)} DMARC records: keep one", fix)]
-        policy = _tags(found[0]).get("p", "").lower()
+        policy = tags(found[0]).get("p", "").lower()
         if policy not in ("none", "quarantine", "reject"):
             return [Check(domain, "dmarc", FAIL, f"'{found[0]}' has no valid p= policy", fix)]
         if policy == "none":
@@ -273,7 +263,7 @@ class Doctor:
             if sts_published:
                 return [Check(domain, "tls-rpt", WARN, "MTA-STS without TLS reports: failures go unseen", fix)]
             return [Check(domain, "tls-rpt", OK, "not published (optional)")]
-        rua = _tags(found[0]).get("rua", "")
+        rua = tags(found[0]).get("rua", "")
         if len(found) > 1 or not all(u.startswith(("mailto:", "https:")) for u in rua.split(",") if u) or not rua:
             return [Check(domain, "tls-rpt", FAIL, f"_smtp._tls.{domain}: '{found[0]}' needs one record "
                                                    "with rua=mailto:... or https:...", fix)]
