@@ -211,7 +211,8 @@ class MailService:
             raise StartupError(f"[relay] smarthost_ca_file {settings.relay.smarthost_ca_file}: {exc}") from None
         if self.worker is not None:
             handlers["smtp"].reports = self.worker.reports      # NOTIFY=SUCCESS, local mailboxes
-        self.metrics_endpoint = bind_metrics(settings, self.metrics, self, self.worker_index)
+        # bound now (a taken port stops the start), started last by start(), stopped by stop()
+        self.observers = Observers(self, bind_metrics(settings, self.metrics, self, self.worker_index))
 
 
     # -- the seams of a variant (the sandbox: sandbox/service.py) ----------------------
@@ -244,7 +245,7 @@ class MailService:
     def metrics_port(self):
         """The bound port of the metrics endpoint (None when [metrics] listen is off)."""
         observers = getattr(self, "observers", None)
-        endpoint = observers.endpoint if observers is not None else getattr(self, "metrics_endpoint", None)
+        endpoint = observers.endpoint if observers is not None else None
         return endpoint.port if endpoint is not None else None
 
     def reload(self, settings):
@@ -286,7 +287,7 @@ class MailService:
         if self.run_as is None and not self.worker_index:    # said once, by the main process
             privileges.warn_if_root()
         self.started_at = time.time()
-        self.observers = Observers(self, self.metrics_endpoint).start()
+        self.observers.start()
         return self
 
 
