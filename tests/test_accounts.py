@@ -398,3 +398,43 @@ def test_unparsable_file_keeps_the_accounts_loaded_before(store, users, caplog):
     assert server.lookup("alice@example.test").address == "alice@example.test"
     assert server.list() == ["alice@example.test"]
     assert "cannot be read, keeping the accounts loaded before" in caplog.text
+
+
+def test_scrypt_runs_at_most_once_per_core_at_once(monkeypatch):
+    """Logins arriving together wait their turn for scrypt (16 MiB each) instead of all
+    allocating at once; every one is still verified."""
+    import threading
+    cores = pw._cores()
+    release = threading.Event()
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+    real = pw.hashlib.scrypt
+
+    def slow_scrypt(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        release.wait(30)
+        with lock:
+            running[0] -= 1
+        return real(*args, **kwargs)
+
+    stored = hash_password("pw")
+    monkeypatch.setattr(pw.hashlib, "scrypt", slow_scrypt)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(verify_password("pw", stored)))
+               for _ in range(cores + 2)]
+    for t in threads:
+        t.start()
+    waiters = pw._running._cond._waiters        # threads asleep on the semaphore
+    import time
+    deadline = time.monotonic() + 30
+    while (running[0] < cores or len(waiters) < 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running[0] == cores and len(waiters) == 2
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert most[0] == cores
+    assert results == [True] * (cores + 2)
