@@ -19,6 +19,7 @@ import ssl
 import struct
 
 from .deflate import DeflateSocket
+from .idle_hub import wait_readable
 from .login import in_networks, normalize_peer
 from .proxy_protocol import HEADER_TIMEOUT, ProxyError, read_header
 from .logs import SessionLogger, redact_command, redact_tokens
@@ -109,6 +110,10 @@ class LineSession(socketserver.BaseRequestHandler):
             self._poller = select.poll()
             self._poller.register(self.connection.fileno(), select.POLLIN)
             self._poller.register(drain_fd, select.POLLIN)
+            # a session quiet for a while waits in the server's IdleHub (idle_hub.py):
+            # 10,000 of them closed at once then wake a few at a time
+            self._hub_wait = (getattr(self.server, "hub", None), self.connection.fileno(),
+                              [("drain", drain_fd)])
 
     def _read_proxy_header(self):
         """A listener behind a load balancer (proxy_protocol.py): only the proxies of
@@ -223,7 +228,8 @@ class LineSession(socketserver.BaseRequestHandler):
         if not self.server.draining:
             if self._poller is None or self.reader.has_buffered():
                 return True
-            ready = self._poller.poll(self.timeout * 1000)
+            hub, fd, shared = self._hub_wait
+            ready, self.activation = wait_readable(hub, self._poller, fd, shared, self.timeout)
             if not self.server.draining:
                 if not ready:
                     raise socket.timeout("timed out")

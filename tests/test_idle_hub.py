@@ -3,12 +3,13 @@ descriptor they share (watched once, through the hub's own dup), a few at a time
 active limit, the lease), leaving by themselves on a timeout, and let go at stop."""
 
 import os
+import select
 import socket
 import threading
 
 import pytest
 
-from clevermail.idle_hub import IdleHub
+from clevermail.idle_hub import IdleHub, wait_readable
 from waiting import wait_for
 
 WAIT = 10.0     # bound for anything awaited; never asserted on
@@ -174,3 +175,81 @@ def test_stop_lets_every_parked_session_go_and_closes_its_descriptors(pairs):
     assert hub.park(sockets[0].fileno(), [], WAIT) == (None, False)   # polls for itself
     os.close(efd)
     assert fds() - after_sockets == set() and before <= after_sockets
+
+
+# -- wait_readable: a session between two commands ---------------------------------------
+def poller_of(sock, *fds):
+    poller = select.poll()
+    for fd in (sock.fileno(),) + fds:
+        poller.register(fd, select.POLLIN)
+    return poller
+
+
+def test_a_command_soon_after_the_last_never_reaches_the_hub(hub, pairs):
+    [(ours, theirs)] = pairs()
+    theirs.sendall(b"a NOOP\r\n")
+    ready, activation = wait_readable(hub, poller_of(ours), ours.fileno(), [], WAIT, quiet=WAIT)
+    assert [fd for fd, _ in ready] == [ours.fileno()] and activation is None
+    assert hub._thread is None          # never parked: the hub did not even start
+
+
+def test_a_quiet_session_parks_and_its_next_line_wakes_it(hub, pairs):
+    [(ours, theirs)] = pairs()
+    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    out = []
+    thread = threading.Thread(target=lambda: out.append(wait_readable(
+        hub, poller_of(ours, efd), ours.fileno(), [("drain", efd)], WAIT, quiet=0)))
+    thread.start()
+    assert wait_for(lambda: hub.parked == 1, timeout=WAIT)
+    theirs.sendall(b"a NOOP\r\n")
+    thread.join(WAIT)
+    [(ready, activation)] = out
+    assert [fd for fd, _ in ready] == [ours.fileno()]
+    assert activation is not None and hub._count == 1     # counted until it waits again
+    activation.done()
+    assert hub._count == 0 and hub.parked == 0
+    os.close(efd)
+
+
+def test_quiet_sessions_closed_at_once_are_let_go_a_few_at_a_time(pairs):
+    hub = IdleHub("test-idle-hub", limit=2, lease=FOREVER)
+    try:
+        socks = pairs(5)
+        out = []
+
+        def wait(ours):
+            out.append(wait_readable(hub, poller_of(ours), ours.fileno(), [], WAIT, quiet=0))
+        threads = [threading.Thread(target=wait, args=(ours,)) for ours, _ in socks]
+        for t in threads:
+            t.start()
+        assert wait_for(lambda: hub.parked == 5, timeout=WAIT)
+        for _, theirs in socks:
+            theirs.close()                  # every client gone at once
+        assert wait_for(lambda: len(out) == 2, timeout=WAIT)
+        assert hub._count == 2 and len(hub._runnable) == 3
+        for i in range(2, 5):
+            out[i - 2][1].done()            # one session ended: one more goes
+            assert wait_for(lambda: len(out) == i + 1, timeout=WAIT)
+        for t in threads:
+            t.join(WAIT)
+        for ready, activation in out:
+            assert ready and activation is not None     # each sees its EOF
+            activation.done()
+        assert hub._count == 0
+    finally:
+        hub.stop()
+
+
+def test_a_quiet_wait_times_out_in_the_hub(hub, pairs):
+    [(ours, _)] = pairs()
+    assert wait_readable(hub, poller_of(ours), ours.fileno(), [], 0.05, quiet=0) == ([], None)
+    assert hub.parked == 0 and hub._count == 0
+
+
+def test_a_stopped_hub_leaves_the_wait_to_the_poll(pairs):
+    hub = IdleHub("test-idle-hub")
+    hub.stop()
+    [(ours, theirs)] = pairs()
+    theirs.sendall(b"x\r\n")
+    ready, activation = wait_readable(hub, poller_of(ours), ours.fileno(), [], WAIT, quiet=0)
+    assert ready and activation is None
