@@ -17,7 +17,8 @@ entry's age, bytes, damaged envelopes), so neither costs anything between scrape
 
 `MetricsEndpoint` binds the listener when the service is built (a taken port is a
 start-up error like any listener's) and serves /metrics on its own thread, started
-and stopped by MailService.
+and stopped by MailService.  With `[server] workers = N` only the main process serves
+it, adding every worker's figures to its own (metrics_workers.py).
 """
 
 import socket
@@ -243,8 +244,10 @@ class PromMetrics(Metrics):
     def serve(self, address, service):
         """Bind `address` for /metrics, with `service`'s sessions and queue read at
         scrape time; start() serves it.  OSError if the address cannot be bound."""
+        from .metrics_workers import WorkersRegistry     # (it imports control, which imports us)
         self.registry.register(ServiceCollector(service))
-        return MetricsEndpoint(address, self.registry)
+        # with [server] workers > 1, each worker's figures are added in at scrape time
+        return MetricsEndpoint(address, WorkersRegistry(self.registry, service))
 
 
 def for_settings(settings):

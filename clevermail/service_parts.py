@@ -11,7 +11,7 @@ lifecycle: build, start, stop.
 import errno
 import logging
 
-from . import activation, control
+from . import activation, control, metrics_workers
 from .dkim.keys import DkimKeyError, KeyStore, ensure_keys, key_dir
 from .dkim.signer import Signer
 from .inbound.checks import InboundChecks
@@ -120,7 +120,8 @@ def bind_metrics(settings, metrics, service, worker_index):
 class Observers:
     """What reports on a running service, started last and stopped first: the /metrics
     endpoint (bound earlier, bind_metrics), the recent-errors buffer and the control
-    socket (its own in a worker process)."""
+    socket (its own in a worker process, which also gives the main process's /metrics
+    the worker's figures: metrics_workers.py)."""
 
     def __init__(self, service, endpoint):
         self.service = service
@@ -138,8 +139,11 @@ class Observers:
         path = control.socket_path(service.settings.server.data_dir)
         if service.worker_index:
             path = control_path(path, service.worker_index)
+        requests = {"status": lambda: control.status_of(service)}
+        if service.metrics.enabled:     # the main process's /metrics adds a worker's in
+            requests[metrics_workers.REQUEST] = lambda: metrics_workers.worker_samples(service)
         try:
-            self.control = control.ControlServer(path, {"status": lambda: control.status_of(service)}).start()
+            self.control = control.ControlServer(path, requests).start()
         except OSError as exc:      # the server runs on; only `clevermail status` cannot see it
             log.warning("no control socket at %s (clevermail status will not see this server): %s",
                         path, exc)
