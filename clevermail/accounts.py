@@ -259,14 +259,22 @@ class AccountStore:
         stored = self._accounts().get(address) if address else None
         token = hmac.new(self._cache_key, f"{address}\0{password}".encode("utf-8", "surrogateescape"),
                          hashlib.sha256).digest()
-        cached = self._verified.get(address)
-        if stored and cached and cached[0] == stored and hmac.compare_digest(cached[1], token):
-            return Account(address)
-        ok = verify_password(password, stored or dummy_hash()) and stored is not None
-        if ok:
+
+        def verified_meanwhile():
+            cached = self._verified.get(address)
+            return bool(stored and cached and cached[0] == stored and hmac.compare_digest(cached[1], token))
+
+        def remember():
             self._verified[address] = (stored, token)
+
+        if not stored:
+            verify_password(password, dummy_hash())         # the same work, never a match
+            return None
+        if verified_meanwhile():
             return Account(address)
-        return None
+        # asked again when this login's turn for scrypt comes (passwords.py runs one a
+        # core at once): the same credentials arriving together are hashed once
+        return Account(address) if verify_password(password, stored, verified_meanwhile, remember) else None
 
     # -- writing -----------------------------------------------------------------
     def add(self, name, password):

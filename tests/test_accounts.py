@@ -438,3 +438,38 @@ def test_scrypt_runs_at_most_once_per_core_at_once(monkeypatch):
         t.join(30)
     assert most[0] == cores
     assert results == [True] * (cores + 2)
+
+
+def test_the_same_credentials_arriving_together_are_hashed_once(store, monkeypatch):
+    """Logins waiting for their turn at scrypt find the credentials verified by the one
+    before them (IMAP clients open several connections at once) and run no scrypt."""
+    import threading
+    import time
+    store.add("alice", "pw")
+    cores = pw._cores()
+    release = threading.Event()
+    calls = []
+    real = pw.hashlib.scrypt
+
+    def slow_scrypt(*args, **kwargs):
+        calls.append(1)
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pw.hashlib, "scrypt", slow_scrypt)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(store.authenticate("alice", "pw")))
+               for _ in range(cores + 2)]
+    for t in threads:
+        t.start()
+    waiters = pw._running._cond._waiters
+    deadline = time.monotonic() + 30
+    while (len(calls) < cores or len(waiters) < 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert [a.address for a in results] == ["alice@example.test"] * (cores + 2)
+    assert len(calls) == cores          # the two that waited ran none
+    # a wrong password waiting the same way is still checked, and fails
+    assert store.authenticate("alice", "px") is None and len(calls) == cores + 1
