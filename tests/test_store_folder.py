@@ -227,18 +227,19 @@ def test_expunge_does_not_hide_a_concurrent_delivery(store, inbox, monkeypatch):
     (deliveries do not take the folder lock)."""
     store.deliver_local("", [USER], msg(1))
     inbox.sync()
-    real = changes.fsync_dir
+    real = changes.maildirsize.append
     state = {"delivered": False}
 
-    def fsync_dir_with_delivery(path):
+    def ledger_append_with_delivery(root, usage):
+        # the expunge writes its ledger line under its locks, after the unlinks
         if not state["delivered"]:
             state["delivered"] = True
             store.deliver_local("", [USER], msg(2))       # another SMTP session, same moment
-        return real(path)
+        return real(root, usage)
 
-    monkeypatch.setattr(changes, "fsync_dir", fsync_dir_with_delivery)   # the expunge's
+    monkeypatch.setattr(changes.maildirsize, "append", ledger_append_with_delivery)
     assert inbox.expunge([1]) == [1]
-    monkeypatch.setattr(changes, "fsync_dir", real)
+    monkeypatch.setattr(changes.maildirsize, "append", real)
     assert state["delivered"]
     inbox.sync()
     assert inbox.uids == [2]
@@ -401,3 +402,31 @@ def test_file_lock_is_reentrant_and_released_at_depth_zero(inbox):
             fcntl.flock(other, fcntl.LOCK_UN)
     finally:
         os.close(other)
+
+
+def test_append_and_expunge_fsync_the_directory_outside_the_folder_lock(inbox, monkeypatch):
+    """The directory fsync runs after the folder lock is released (other sessions of
+    the folder do not wait for the disk) but before the call returns (OK = durable)."""
+    from clevermail import durable
+    seen = []
+    real = durable.fsync_dir
+
+    def fsync_dir(path):
+        got = []
+
+        def take_the_lock():            # from another thread: free unless held here
+            got.append(inbox.lock.acquire(timeout=30))
+            if got[0]:
+                inbox.lock.release()
+        t = threading.Thread(target=take_the_lock)
+        t.start()
+        t.join()
+        seen.append((os.path.basename(path), got[0]))
+        return real(path)
+
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    uid = inbox.append(msg(1))
+    assert seen == [("cur", True)]
+    inbox.store_flags([uid], "T", "+")
+    assert inbox.expunge([uid]) == [uid]
+    assert seen == [("cur", True), ("cur", True)]

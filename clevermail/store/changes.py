@@ -16,6 +16,14 @@ directory fsync; append and copy write under tmp/, fsync, and link into cur/
 (the Maildir discipline of maildir.py); append_many does that for a batch with one
 directory fsync and one uidlist write (an import).
 
+The directory fsync runs after the locks are released, shared with the other
+sessions' changes of that moment (fsync_group.py), and before the method returns:
+the caller's OK still means durable, but the folder's other sessions no longer wait
+for a disk flush.  Another session may so see a change a few milliseconds before it
+is durable; a crash in that window can only make an appended message vanish (its UID,
+fsynced with the uidlist under the lock, is never reused) or an expunged one
+come back, never lose one that was acknowledged.
+
 Every change of the message files also goes into the user's quota ledger
 (maildirsize.py): the files and the line inside the ledger's shared lock; a flag
 change (a rename) changes nothing there.  The limit itself is checked by the
@@ -27,7 +35,8 @@ import os
 
 from . import maildir, maildirsize
 from .users import user_root_of
-from ..durable import fsync_dir, unlink_quiet
+from .. import fsync_group
+from ..durable import unlink_quiet
 from .flags import LETTER_FLAGS
 
 SUBDIRS = maildir.SUBDIRS
@@ -96,6 +105,7 @@ class FolderWriter:
         folder = self.folder
         removed = []
         freed = maildirsize.Usage()
+        tickets = []
         with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
             before = folder.dir_mtime("cur")
             touched = set()
@@ -124,12 +134,15 @@ class FolderWriter:
                 todo = retry
             maildirsize.append(self.root, -freed)
             for sub in touched:
-                fsync_dir(os.path.join(folder.path, sub))
+                group = fsync_group.directory(os.path.join(folder.path, sub))
+                tickets.append((group, group.mark()))
             # only cur/: deliveries link into new/ without our lock, so a new/ mtime
             # taken now could be theirs, and adopting it would hide their message
             folder.keep_stamp("cur", before)
             if removed:
                 folder.wake()
+        for group, ticket in tickets:
+            group.wait(ticket)
         return removed
 
     def append(self, wire, letters="", date=None):
@@ -139,14 +152,18 @@ class FolderWriter:
         base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
         tmp = maildir.write_tmp(folder.path, disk, base)
         name = base + ":2," + "".join(sorted(set(letters)))
+        cur = fsync_group.directory(os.path.join(folder.path, "cur"))
         with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
             before = folder.dir_mtime("cur")
-            maildir.commit_tmp(folder.path, tmp, name, sub="cur")
+            maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
+            ticket = cur.mark()
             maildirsize.append(self.root, (len(disk), 1))
             folder.keep_stamp("cur", before)
             folder.index_new({"cur": [name]})
             folder.wake()
-            return folder.uid_of(base)
+            uid = folder.uid_of(base)
+        cur.wait(ticket)
+        return uid
 
     def append_many(self, messages):
         """Store a batch of (wire, letters, date) at once: each file is written and
@@ -168,18 +185,21 @@ class FolderWriter:
             raise
         if not staged:
             return []
+        cur = fsync_group.directory(os.path.join(folder.path, "cur"))
         with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
             before = folder.dir_mtime("cur")
             for _, tmp, name in staged:
                 maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
+            ticket = cur.mark()
             maildirsize.append(self.root, (sum(sizes), len(staged)))
-            fsync_dir(os.path.join(folder.path, "cur"))
             folder.keep_stamp("cur", before)
             # UIDs in the batch's order (MULTIAPPEND, RFC 3502): internal dates given
             # with the messages need not rise with it
             folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True)
             folder.wake()
-            return [folder.uid_of(base) for base, _, _ in staged]
+            uids = [folder.uid_of(base) for base, _, _ in staged]
+        cur.wait(ticket)
+        return uids
 
     def copy_to(self, uids, target):
         """Copy messages into folder `target` (hard links where possible) with their
@@ -215,15 +235,18 @@ class FolderWriter:
         if not pairs:
             return []
         root = user_root_of(target.path)
+        cur = fsync_group.directory(os.path.join(target.path, "cur"))
         with target.lock, target.file_lock(), target.changing(), maildirsize.changing(root):
             before = target.dir_mtime("cur")
             names = []
             for uid, base, tmp, flags in pairs:
                 names.append(base + ":2," + flags)
                 maildir.commit_tmp(target.path, tmp, names[-1], sub="cur", sync=False)
+            ticket = cur.mark()
             maildirsize.append(root, added)
-            fsync_dir(os.path.join(target.path, "cur"))
             target.keep_stamp("cur", before)
             target.index_new({"cur": names}, in_order=True)     # UIDs in source order
             target.wake()
-            return [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]
+            pairs = [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]
+        cur.wait(ticket)
+        return pairs

@@ -24,7 +24,8 @@ import socket
 import threading
 import time
 
-from ..durable import fsync_dir, unlink_quiet, write_exclusive
+from .. import fsync_group
+from ..durable import unlink_quiet, write_exclusive
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
@@ -111,13 +112,15 @@ def link_tmp(folder_path, source, base):
 
 
 def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
-    """Move a written tmp file into new/ or cur/ under `name` and make it durable."""
+    """Move a written tmp file into new/ or cur/ under `name` and make it durable
+    (unless `sync` is False: the caller then makes the directory durable itself).
+    The directory fsync is shared with concurrent commits (fsync_group.py)."""
     target = f"{folder_path}/{sub}/{name}"
     # link+unlink (not rename) so that an existing name is never overwritten
     os.link(tmp, target)
     unlink_quiet(tmp)
     if sync:
-        fsync_dir(f"{folder_path}/{sub}")
+        fsync_group.directory(f"{folder_path}/{sub}").sync()
     return target
 
 

@@ -1,0 +1,88 @@
+"""Tests for clevermail.fsync_group: directory fsyncs shared by concurrent changes."""
+
+import errno
+import threading
+
+import pytest
+
+from clevermail import durable, fsync_group
+
+
+class GatedFsync:
+    """durable.fsync_dir stand-in: records each call and holds the first one until
+    `release` is set, so the test decides what happens while an fsync runs."""
+
+    def __init__(self):
+        self.calls = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, path):
+        self.calls.append(path)
+        if len(self.calls) == 1:
+            self.entered.set()
+            assert self.release.wait(30)
+
+
+def start(target, *args):
+    t = threading.Thread(target=target, args=args, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_change_made_during_an_fsync_waits_for_the_next_one(tmp_path, monkeypatch):
+    gate = GatedFsync()
+    monkeypatch.setattr(durable, "fsync_dir", gate)
+    group = fsync_group.DirFsync(str(tmp_path))
+    first = group.mark()
+    done = []
+    a = start(lambda: (group.wait(first), done.append("a")))
+    assert gate.entered.wait(30)
+    # three changes made while the first fsync runs: it cannot cover them
+    later = [group.mark() for _ in range(3)]
+    waiters = [start(lambda t=t: (group.wait(t), done.append(t))) for t in later]
+    gate.release.set()
+    for t in [a] + waiters:
+        t.join(30)
+    assert sorted(done, key=str) == sorted(["a"] + later, key=str)
+    # one fsync for the first change, ONE more for the three that came during it
+    assert gate.calls == [str(tmp_path), str(tmp_path)]
+
+
+def test_a_change_made_before_an_fsync_began_needs_no_other(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(durable, "fsync_dir", calls.append)
+    group = fsync_group.DirFsync(str(tmp_path))
+    tickets = [group.mark() for _ in range(5)]
+    for t in tickets:
+        group.wait(t)
+    assert calls == [str(tmp_path)]         # the first fsync began after all five changes
+    group.sync()
+    assert len(calls) == 2
+
+
+def test_a_failed_fsync_is_raised_and_the_next_waiter_tries_again(tmp_path, monkeypatch):
+    outcomes = [OSError(errno.EIO, "I/O error"), None]
+
+    def fsync(path):
+        result = outcomes.pop(0)
+        if result is not None:
+            raise result
+    monkeypatch.setattr(durable, "fsync_dir", fsync)
+    group = fsync_group.DirFsync(str(tmp_path))
+    ticket = group.mark()
+    with pytest.raises(OSError):
+        group.wait(ticket)
+    group.wait(ticket)                      # not taken as done: fsynced now
+    assert outcomes == []
+
+
+def test_a_directory_gone_since_the_change_is_nothing_to_sync(tmp_path):
+    gone = tmp_path / "deleted-folder" / "cur"
+    fsync_group.DirFsync(str(gone)).sync()
+
+
+def test_one_group_per_directory_while_it_is_used(tmp_path):
+    a = fsync_group.directory(str(tmp_path / "cur"))
+    assert fsync_group.directory(str(tmp_path) + "/x/../cur") is a
+    assert fsync_group.directory(str(tmp_path / "new")) is not a
