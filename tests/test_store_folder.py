@@ -430,3 +430,46 @@ def test_append_and_expunge_fsync_the_directory_outside_the_folder_lock(inbox, m
     inbox.store_flags([uid], "T", "+")
     assert inbox.expunge([uid]) == [uid]
     assert seen == [("cur", True), ("cur", True)]
+
+
+def test_expunge_unlinks_after_the_locks_and_a_crash_leaves_no_deleted_mail(inbox, monkeypatch):
+    """EXPUNGE renames the file into tmp/ under the folder lock and unlinks it after;
+    an `.expunged` file a crash left behind is removed by clean_tmp whatever its age."""
+    uid = inbox.append(msg(1))
+    base = inbox.entry(uid).base
+    unlinked = []
+    real_unlink = os.unlink
+
+    def unlink(path, *a, **kw):
+        got = []
+
+        def take_the_lock():
+            got.append(inbox.lock.acquire(timeout=30))
+            if got[0]:
+                inbox.lock.release()
+        t = threading.Thread(target=take_the_lock)
+        t.start()
+        t.join()
+        unlinked.append((os.path.basename(path), got[0]))
+        return real_unlink(path, *a, **kw)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    assert inbox.expunge([uid]) == [uid]
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert unlinked == [(base + maildir.EXPUNGED_SUFFIX, True)]
+    assert names(inbox, "cur") == [] and os.listdir(os.path.join(inbox.path, "tmp")) == []
+    # a crash between the rename and the unlink
+    uid = inbox.append(msg(2))
+    leftover = maildir.expunged_name(inbox.path, inbox.entry(uid).base)
+    os.rename(inbox.file_path(inbox.entry(uid)), leftover)
+    assert maildir.clean_tmp(inbox.path) == 1
+    assert not os.path.exists(leftover)
+
+
+def test_expunge_without_a_tmp_directory_still_removes_the_file(inbox):
+    uid = inbox.append(msg(1))
+    os.rmdir(os.path.join(inbox.path, "tmp"))
+    assert inbox.expunge([uid]) == [uid]
+    assert names(inbox, "cur") == []
+    inbox.sync(force=True)
+    assert inbox.uids == []

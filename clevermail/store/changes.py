@@ -11,8 +11,8 @@ copy's keywords, flag_names (source) and letters_for (target).
 Every change happens under the folder's lock and its file lock, in one
 Folder.changing() block (one new modseq for all it touches), updates the index
 at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
-changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is unlink plus a
-directory fsync; append and copy write under tmp/, fsync, and link into cur/
+changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is a rename into
+tmp/ plus a directory fsync, the unlink coming after the locks (maildir.py); append and copy write under tmp/, fsync, and link into cur/
 (the Maildir discipline of maildir.py); append_many does that for a batch with one
 directory fsync and one uidlist write (an import).
 
@@ -106,6 +106,7 @@ class FolderWriter:
         removed = []
         freed = maildirsize.Usage()
         tickets = []
+        doomed = []
         with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
             before = folder.dir_mtime("cur")
             touched = set()
@@ -118,12 +119,18 @@ class FolderWriter:
                     # renamed the file to clear the flag)
                     if entry is None or (letter is not None and letter not in entry.flags):
                         continue
+                    src = folder.file_path(entry)
+                    doomed_name = maildir.expunged_name(folder.path, entry.base)
                     try:
-                        os.unlink(folder.file_path(entry))
+                        os.rename(src, doomed_name)
+                        doomed.append(doomed_name)
                     except FileNotFoundError:
-                        if not attempt:
-                            retry.append(uid)  # renamed by another writer: find its new name
-                            continue
+                        try:
+                            os.unlink(src)      # no tmp/ to rename into: remove it here
+                        except FileNotFoundError:
+                            if not attempt:
+                                retry.append(uid)  # renamed by another writer: find its new name
+                                continue
                     touched.add(entry.sub)
                     freed += (entry.size, 1)
                     folder.record_expunge(entry)
@@ -143,6 +150,8 @@ class FolderWriter:
                 folder.wake()
         for group, ticket in tickets:
             group.wait(ticket)
+        for name in doomed:
+            unlink_quiet(name)
         return removed
 
     def append(self, wire, letters="", date=None):

@@ -14,6 +14,12 @@ Delivery: write under tmp/, fsync the file, link into new/ (or cur/), unlink tmp
 then fsync the directory; only then is a message delivered.  The tmp/ unlink need
 not be durable: a crash leaves either nothing visible or the whole message, and a
 tmp/ name that comes back is debris `clean_tmp` removes.
+
+Expunge: the file is renamed into tmp/ as `<base>.expunged` under the folder's locks
+(a rename costs a few microseconds where an unlink frees blocks, milliseconds on a
+busy disk) and unlinked after the locks are released.  A crash in between leaves an
+`.expunged` name in tmp/, which clean_tmp removes whatever its age (deleted mail does
+not linger).
 """
 
 import itertools
@@ -31,6 +37,7 @@ _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054") or "localhost"
 STALE_TMP_SECONDS = 36 * 3600
+EXPUNGED_SUFFIX = ".expunged"
 SUBDIRS = ("new", "cur")         # where messages live; tmp/ only holds writes in progress
 
 
@@ -124,8 +131,14 @@ def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
     return target
 
 
+def expunged_name(folder_path, base):
+    """Where an expunged message waits in tmp/ for its unlink (see the docstring)."""
+    return f"{folder_path}/tmp/{base}{EXPUNGED_SUFFIX}"
+
+
 def clean_tmp(folder_path, max_age=STALE_TMP_SECONDS):
-    """Remove tmp/ files older than `max_age` (left by crashes); returns the count."""
+    """Remove tmp/ files older than `max_age` (left by crashes) and expunged files
+    of any age; returns the count."""
     tmpdir = os.path.join(folder_path, "tmp")
     cutoff = time.time() - max_age
     removed = 0
@@ -135,7 +148,8 @@ def clean_tmp(folder_path, max_age=STALE_TMP_SECONDS):
         return 0
     for entry in entries:
         try:
-            if entry.is_file() and entry.stat().st_mtime < cutoff:
+            if entry.is_file() and (entry.name.endswith(EXPUNGED_SUFFIX)
+                                    or entry.stat().st_mtime < cutoff):
                 os.unlink(entry.path)
                 removed += 1
         except FileNotFoundError:
