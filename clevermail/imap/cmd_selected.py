@@ -188,7 +188,7 @@ def _fetch(session, args, uid_mode):
         for msg in messages:
             try:
                 data = render_fetch(request, msg, read, extra_flags=msg.uid in seen_now, ident=ident,
-                                    memo=memo(msg.uid))
+                                    memo=memo(msg.uid), crlf=True)
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue

@@ -119,10 +119,11 @@ class _Content:
     """The content of the message one render_fetch call renders: read through the
     caller's `read(msg)` and parsed (mime.py) at most once, only if an item needs it."""
 
-    __slots__ = ("_read", "_msg", "_parsed", "_ident", "_memo")
+    __slots__ = ("_read", "_msg", "_parsed", "_ident", "_memo", "_repair")
 
-    def __init__(self, read, msg, ident=None, memo=None):
+    def __init__(self, read, msg, ident=None, memo=None, repair=True):
         self._read, self._msg, self._parsed, self._ident = read, msg, None, ident
+        self._repair = repair
         self._memo = memo       # fetch_cache.MessageMemo: this message's rendered metadata
 
     def cached(self, item, render):
@@ -144,11 +145,11 @@ class _Content:
     @property
     def parsed(self):
         if self._parsed is None:
-            self._parsed = mime.parse(self._read(self._msg))
+            self._parsed = mime.parse(self._read(self._msg), self._repair)
         return self._parsed
 
 
-def render_fetch(req, msg, read=None, extra_flags=False, ident=None, memo=None):
+def render_fetch(req, msg, read=None, extra_flags=False, ident=None, memo=None, crlf=False):
     """The parenthesized FETCH attribute list for one message.
 
     msg: a Message value (store/view.py) or one like it.  read(msg): its wire bytes,
@@ -156,8 +157,11 @@ def render_fetch(req, msg, read=None, extra_flags=False, ident=None, memo=None):
     when not requested (the session sets it when \\Seen changed implicitly).
     ident(msg): the message's EMAILID, called only for that item.  memo: the
     message's fetch_cache.MessageMemo (metadata items rendered before), or None.
+    crlf: read(msg) gives the store's wire form (maildir.to_wire: every LF is part
+    of a CRLF), so the bare-LF check, two passes over the whole message (milliseconds
+    for a large one), is skipped.
     """
-    content = _Content(read, msg, ident, memo)
+    content = _Content(read, msg, ident, memo, repair=not crlf)
     out = [f(msg, content) for f in req._fns]
     if extra_flags and not req._has_flags:
         out.append(_r_flags(msg, content))

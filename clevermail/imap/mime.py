@@ -180,8 +180,8 @@ class ParsedMessage:
 
 def parse(raw, repair=True):
     """Wrap raw message bytes; the part tree is computed lazily.  repair=False
-    leaves bare LFs alone (see ParsedMessage): only for callers of text, never
-    of sizes or offsets."""
+    leaves bare LFs alone (see ParsedMessage): only for callers of text, or of
+    bytes known to have none (the store's wire form, maildir.to_wire)."""
     return ParsedMessage(raw, repair)
 
 
