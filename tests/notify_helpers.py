@@ -59,7 +59,10 @@ class Raw:
         lines read."""
         seen, missing = [], list(wanted)
         while missing:
-            line = self.line()
+            try:
+                line = self.line()
+            except TimeoutError:
+                raise AssertionError(("timed out", seen, missing)) from None
             seen.append(line)
             if line in missing:
                 missing.remove(line)

@@ -6,8 +6,10 @@ import threading
 
 import pytest
 
+from clevermail.service import MailService
+from conftest import make_config
 from imap_helpers import ALICE, message
-from notify_helpers import connect, deliver, svc  # noqa: F401
+from notify_helpers import Raw, connect, deliver, svc  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -44,8 +46,8 @@ def test_subscription_change_events(connect):
 def test_changes_by_another_process_are_found(connect, svc, tmp_path):
     """Another MailStore over the same data directory stands for another process (a
     worker, the CLI): its delivery reaches the session through the folder watcher, its
-    tree changes through the watch of the user's root; a rename there is a deletion
-    and a creation (its details are this process's events only)."""
+    tree changes through the watch of the user's root, a rename as a rename (OLDNAME),
+    its subscription moved with it."""
     from clevermail.store import MailStore
     a = connect()
     a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge MailboxName SubscriptionChange))")
@@ -57,10 +59,62 @@ def test_changes_by_another_process_are_found(connect, svc, tmp_path):
     other.subscribe(ALICE, "Elsewhere")
     seen += a.expect('* LIST (\\HasNoChildren \\Subscribed) "/" "Elsewhere"')
     other.rename_folder(ALICE, "Elsewhere", "Away")
-    seen += a.expect('* LIST (\\NonExistent) "/" "Elsewhere"',
-                     '* LIST (\\HasNoChildren \\Subscribed) "/" "Away"')
+    seen += a.expect('* LIST (\\HasNoChildren \\Subscribed) "/" "Away" ("OLDNAME" ("Elsewhere"))')
+    other.delete_folder(ALICE, "Away")
+    seen += a.expect('* LIST (\\NonExistent \\Subscribed) "/" "Away"')
     seen += a.cmd("NOOP")
     assert seen.count('* LIST (\\HasNoChildren) "/" "Elsewhere"') == 1      # said once
+    # neither the rename nor the deletion is a creation or deletion of other names
+    assert [line for line in seen if line.startswith("* LIST")] == [  # noqa
+        '* LIST (\\HasNoChildren) "/" "Elsewhere"',
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "Elsewhere"',
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "Away" ("OLDNAME" ("Elsewhere"))',
+        '* LIST (\\NonExistent \\Subscribed) "/" "Away"'], "\n".join(seen)
+
+
+def test_a_second_service_renames_with_oldname(svc, tmp_path, thread_guard):
+    """Two MailService instances on one data directory (as `[server] workers` runs
+    them): a rename in one reaches a NOTIFY session of the other as a rename, its
+    children with it (one LIST, as for a rename in the same process), a rename of a
+    rename as one, and a creation and a deletion as themselves."""
+    conf = make_config(tmp_path, imap={"listen": ["127.0.0.1:0"]},
+                       limits={"auth_failure_delay": 0, "imap_timeout": 60})
+    second = MailService(conf).start()
+    try:
+        a, b = Raw(svc.port("imap")), Raw(second.port("imap"))
+        try:
+            a.cmd("NOTIFY SET (personal (MailboxName))")
+            b.cmd("CREATE Box/Child")
+            a.expect('* LIST (\\HasNoChildren) "/" "Box/Child"', '* LIST (\\HasChildren) "/" "Box"')
+            assert not [line for line in a.cmd("NOOP") if "OLDNAME" in line]
+            b.cmd("RENAME Box Crate")
+            assert a.line() == '* LIST (\\HasChildren) "/" "Crate" ("OLDNAME" ("Box"))'
+            b.cmd("RENAME Crate/Child Crate/Kid")
+            assert a.line() == '* LIST (\\HasNoChildren) "/" "Crate/Kid" ("OLDNAME" ("Crate/Child"))'
+            # while `a` is busy with a command: two renames, one after the other
+            a.send("t100 IDLE")
+            assert a.line().startswith("+ ")
+            b.cmd("CREATE Gone")
+            a.expect('* LIST (\\HasNoChildren) "/" "Gone"')
+            b.cmd("DELETE Gone")
+            a.expect('* LIST (\\NonExistent) "/" "Gone"')
+            a.send("DONE")
+            assert a.line().startswith("t100 OK")
+            second.store.rename_folder(ALICE, "Crate", "Chest")
+            second.store.rename_folder(ALICE, "Chest", "Trunk")
+            seen = a.cmd("NOOP") + a.cmd("NOOP")
+            seen = [line for line in seen if line.startswith("* LIST")]
+            # one look (the usual) or one for each
+            assert seen in (['* LIST (\\HasChildren) "/" "Trunk" ("OLDNAME" ("Crate"))'],
+                            ['* LIST (\\HasChildren) "/" "Chest" ("OLDNAME" ("Crate"))',
+                             '* LIST (\\HasChildren) "/" "Trunk" ("OLDNAME" ("Chest"))']), seen
+            assert [line for line in a.cmd('LIST "" "*"') if "Trunk" in line or "Crate" in line] == [
+                '* LIST (\\HasChildren) "/" "Trunk"', '* LIST (\\HasNoChildren) "/" "Trunk/Kid"']
+        finally:
+            a.close()
+            b.close()
+    finally:
+        second.stop()
 
 
 # -- NOTIFICATIONOVERFLOW ------------------------------------------------------------------

@@ -8,18 +8,23 @@ signals); the session's own are applied without a word (RFC 5465 5: the client t
 caused an event SHOULD NOT be told).  Other processes' changes (a worker process's
 session, the CLI) are found by reading the tree again and comparing, when the store's
 inotify watch of the user's root says something changed there (`fileno`, `disarm`)
-or, without inotify, at the session's periodic look; a rename there shows as a
-deletion and a creation.  A change is said once: an event that the comparison already
-found (or that changes nothing) is not said again.  Each change is one LIST line (plus one for the direct parent of a folder
-created or deleted, 5.4): `(\\NonExistent)` for a name gone, OLDNAME for a rename,
-\\Subscribed when subscribed, the attributes LIST gives otherwise.
+or, without inotify, at the session's periodic look.  A rename there is told as a
+rename (with OLDNAME, as this process's): the watch reads the moves of folders in the
+root (`take_renames`), and one whose old name went and new name came in the comparison
+is said as such, its children and subscriptions moved with it, before the rest of the
+comparison is said as deletions and creations (a rename seen only by the periodic look
+is one of those).  A change is said once: an event that the comparison already found
+(or that changes nothing) is not said again.  Each change is one LIST line (plus one
+for the direct parent of a folder created or deleted, 5.4): `(\\NonExistent)` for a
+name gone, OLDNAME for a rename, \\Subscribed when subscribed, the attributes LIST
+gives otherwise.
 """
 
 import collections
 import threading
 
 from ..store.paths import SEPARATOR
-from ..store.tree_events import CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE
+from ..store.tree_events import CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, TreeEvent
 from .names import list_attributes, wire_name
 from .notify_spec import MAILBOX_NAME, SUBSCRIPTION_CHANGE
 from .parser import quote
@@ -37,6 +42,7 @@ class TreeWatch:
         self.overflow = False
         self.names, self.subscribed = set(), set()
         self._on_disk = False           # the root watch fired: read the tree again
+        self._pending = []              # renames read after the tree they were not in yet
         self._root = None
         handler.listen_tree(address, self.on_event)
         try:
@@ -93,8 +99,32 @@ class TreeWatch:
         # None at its end brings us back)
         if (poll or self._on_disk) and not self.handler.tree_changing(self.address):
             self._on_disk = False
-            old_names, old_subs = self.names, self.subscribed
+            # the moves read before the tree are visible in it; those read after may
+            # not be yet: kept for the next look, which they (or any event read
+            # after the tree) bring at once
+            moves = self._pending + self._moves()[1]
+            old_names, old_subs = set(self.names), set(self.subscribed)
             self._read()
+            late_events, late = self._moves()
+            if late_events:
+                self._on_disk = True
+                self._signal()
+            renames = self._confirmed(moves + late, old_names)
+            if not poll and any(n == old or n.startswith(old + SEPARATOR)
+                                for gone in renames.values() for old in gone
+                                for n in self.names | self.subscribed):
+                # a rename under way in another process: tree.py moves a folder,
+                # then its children one by one, then rewrites the subscriptions; told
+                # once all is moved (each step wakes us), or at the periodic look if
+                # that process died
+                self.names, self.subscribed = old_names, old_subs
+                self._pending = moves + late
+                return out, before != (self.names, self.subscribed)
+            self._pending = [(a, b) for a, b in late if a in self.names and b not in self.names]
+            for old, new in renames:
+                event = TreeEvent(RENAME, new, old)
+                self._apply(event, old_names, old_subs)
+                out += self.lines(RENAME, new, old)
             for name in sorted(old_names - self.names):
                 out += self.lines(DELETE, name)
             for name in sorted(self.names - old_names):
@@ -103,8 +133,34 @@ class TreeWatch:
                 out += self.lines(SUBSCRIBE, name)
         return out, before != (self.names, self.subscribed)
 
-    def _apply(self, event):
-        names, subs = self.names, self.subscribed
+    def _moves(self):
+        """(whether the root watch had events, the folder renames among them)."""
+        root = self._root
+        if root is None:
+            return False, []
+        got = root.drain()
+        return got, root.take_renames()
+
+    def _confirmed(self, moves, old_names):
+        """The renames among `moves` (another process's, in order) that the tree just
+        read confirms against `old_names`: {(old, new): the names it had before new},
+        parents before children, a rename of a renamed folder as one, the moves of
+        children that moved with their parent left out."""
+        chains = {}             # name before -> [it, ..., the name now]
+        for old, new in moves:
+            first = next((f for f, names in chains.items() if names[-1] == old), old)
+            chains.setdefault(first, [first]).append(new)
+        names, confirmed = set(old_names), {}
+        for old, passed in sorted(chains.items(), key=lambda chain: (chain[0].count(SEPARATOR), chain[0])):
+            new = passed[-1]
+            if old in names and old not in self.names and new in self.names and new not in names:
+                self._apply(TreeEvent(RENAME, new, old), names, set())
+                confirmed[old, new] = passed[:-1]
+        return confirmed
+
+    def _apply(self, event, names=None, subs=None):
+        if names is None:
+            names, subs = self.names, self.subscribed
         kind, name, old = event.kind, event.name, event.old
         if kind == CREATE:
             names.add(name)
