@@ -81,3 +81,25 @@ def test_same_bytes_delivered_twice_are_two_messages(client, store):
     client.select()
     a, b = email_ids(client)
     assert a != b
+
+
+def test_a_folder_id_asked_for_while_another_is_written_is_that_one(tmp_path, monkeypatch):
+    """The id is never read half-written: a second asker arriving while the first
+    writes (here: from inside the first's write) makes or reads a whole one, and both
+    end with the same id (10,000 SELECTs of a new folder at once failed some)."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    inner, raced = [], []
+    real_write = object_ids.os.write
+
+    def write_and_race(fd, data):
+        if not raced:
+            raced.append(True)
+            inner.append(object_ids.mailbox_id(str(folder)))    # another thread's turn
+        return real_write(fd, data)
+
+    monkeypatch.setattr(object_ids.os, "write", write_and_race)
+    outer = object_ids.mailbox_id(str(folder))
+    assert inner == [outer]
+    assert (folder / object_ids.FILENAME).read_text().strip() == outer
+    assert [p.name for p in folder.iterdir()] == [object_ids.FILENAME]     # no temporary left

@@ -27,8 +27,11 @@ def _text(kind, raw):
 
 
 def mailbox_id(folder_path):
-    """The folder's id, made if it has none yet (two processes asking at once agree:
-    the first to create the file wins, the other reads it)."""
+    """The folder's id, made if it has none yet (two processes or threads asking at
+    once agree: the first to link its file into place wins, the others read it).  The
+    file is written whole under a temporary name first, so nobody ever reads it empty
+    (10,000 sessions SELECTing a new folder at once: an empty file read between
+    another's create and write failed the SELECT)."""
     path = os.path.join(folder_path, FILENAME)
     for _ in range(2):
         try:
@@ -39,16 +42,20 @@ def mailbox_id(folder_path):
         except FileNotFoundError:
             pass
         value = _text("F", secrets.token_bytes(15))
+        tmp = f"{path}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, value.encode("ascii") + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(tmp, path)      # fails if another writer was first: read theirs
+            return value
         except FileExistsError:
-            continue                # another writer was first: read theirs
-        try:
-            os.write(fd, value.encode("ascii") + b"\n")
-            os.fsync(fd)
+            continue
         finally:
-            os.close(fd)
-        return value
+            os.unlink(tmp)
     raise OSError(f"cannot read the folder id in {folder_path}")
 
 
