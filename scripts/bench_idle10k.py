@@ -92,6 +92,9 @@ def run_main(workdir, args):
               f"CPU {server.cpu_share(3.0) * 100:.1f}% of a core")
         split = ", ".join(f"{kind} {mb:.1f}" for kind, mb in server.memory_split().items())
         print(f"held memory: peak RSS {server.status('VmHWM') / 1024:.1f} MB; resident MB by kind: {split}")
+        if args.hold:
+            print(f"held {args.hold:.0f} s more (server pid {server.pid}): CPU "
+                  f"{server.cpu_share(args.hold) * 100:.1f}% of a core", flush=True)
         if args.wait == "idle":
             deliver_to_all(server, clients, args)
         t0, cpu0 = time.monotonic(), server.cpu_seconds()
@@ -185,6 +188,8 @@ def main():
     ap.add_argument("--users", type=int, default=1, help="sessions are spread over this many users")
     ap.add_argument("--wait", choices=("idle", "command"), default="idle",
                     help="where the sessions sit: in IDLE, or between commands after SELECT")
+    ap.add_argument("--hold", type=float, default=0.0,
+                    help="seconds to hold the sessions after the first look (the CPU they cost then)")
     ap.add_argument("--drain-time", type=float, default=10.0)
     ap.add_argument("--limit", type=float, default=300.0, help="seconds any phase may take")
     ap.add_argument("--phases", default="main,open,held,close",
