@@ -526,3 +526,27 @@ def test_random_mutations_never_raise():
     corpus = [load(p.name) for p in sorted(DATA.glob("*.eml"))]
     for _ in range(300):
         check_message(mutate(rng, rng.choice(corpus)))
+
+
+HEADER_ITEMS = ["ENVELOPE", "BODY.PEEK[HEADER.FIELDS (From To Subject)]",
+                "BODY.PEEK[HEADER.FIELDS.NOT (Received Date)]", "BODY.PEEK[HEADER.FIELDS (X-None)]",
+                "BODY.PEEK[HEADER.FIELDS (Subject)]<3.10>", "RFC822.HEADER"]
+
+
+def test_header_items_from_the_kept_header_equal_those_from_the_file():
+    """ENVELOPE and top-level header fields rendered from the cached BODY[HEADER]
+    (fetch._Content.head) are byte for byte those rendered from the whole message,
+    for the corpus, the nasty messages and random mutations of both."""
+    from clevermail.imap.fetch_cache import FetchCache
+    rng = random.Random(20261203)
+    corpus = [load(p.name) for p in sorted(DATA.glob("*.eml"))] + NASTY
+    messages = corpus + [mutate(rng, rng.choice(corpus)) for _ in range(300)]
+    for n, raw in enumerate(messages):
+        cache = FetchCache()
+        msg = Msg(raw)
+        fetch("BODY.PEEK[HEADER]", msg, memo=cache.memo(("u", "INBOX", 1), n))
+        assert msg.raw_calls == 1
+        for items in HEADER_ITEMS:
+            kept = fetch(items, msg, memo=cache.memo(("u", "INBOX", 1), n))
+            assert kept == fetch(items, Msg(raw)), (n, items)
+        assert msg.raw_calls == 1               # none of them read the message again

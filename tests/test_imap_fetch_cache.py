@@ -160,3 +160,19 @@ def test_a_restarted_service_answers_from_the_saved_cache(tmp_path, monkeypatch)
             again = c.fetch("1", "(ENVELOPE BODYSTRUCTURE)")
     assert again == first and b"kept" in again[1][0]
     assert reads == []                  # answered from the file the first run saved
+
+
+def test_other_header_fields_and_the_envelope_come_from_the_kept_header(selected, reads):
+    """Once a message's header is kept, a FETCH of another list of header fields
+    (webmails and imaptest vary it) or of the ENVELOPE reads no file (that they
+    answer as from the file is test_imap_fetch's test of the same name)."""
+    asked = ["(BODY.PEEK[HEADER.FIELDS (To)])", "(BODY.PEEK[HEADER.FIELDS.NOT (Subject)])",
+             "(ENVELOPE)", "(BODY.PEEK[HEADER.FIELDS (Subject Message-ID)]<2.9>)"]
+    answers = [selected.expect(f"FETCH 3 {items}").untagged for items in asked]
+    assert reads == [3]                 # the first kept the header, the others used it
+    assert "Subject: message 3" not in answers[1][0] and "Subject" in answers[3][0]
+    selected.expect("FETCH 2 (BODY.PEEK[HEADER])")
+    assert reads == [3, 2]
+    for items in asked:
+        selected.expect(f"FETCH 2 {items}")
+    assert reads == [3, 2]

@@ -119,11 +119,12 @@ class _Content:
     """The content of the message one render_fetch call renders: read through the
     caller's `read(msg)` and parsed (mime.py) at most once, only if an item needs it."""
 
-    __slots__ = ("_read", "_msg", "_parsed", "_ident", "_memo", "_repair")
+    __slots__ = ("_read", "_msg", "_parsed", "_ident", "_memo", "_repair", "_head")
 
     def __init__(self, read, msg, ident=None, memo=None, repair=True):
         self._read, self._msg, self._parsed, self._ident = read, msg, None, ident
         self._repair = repair
+        self._head = None
         self._memo = memo       # fetch_cache.MessageMemo: this message's rendered metadata
 
     def cached(self, item, render):
@@ -141,6 +142,16 @@ class _Content:
     def email_id(self):
         """The message's stable id (RFC 8474 EMAILID), through the caller's ident(msg)."""
         return self._ident(self._msg)
+
+    def head(self):
+        """A ParsedMessage of the top-level header alone, enough for ENVELOPE and
+        BODY[HEADER.FIELDS (...)]: made from the cached BODY[HEADER] when any session
+        kept it before, so a FETCH of other header fields than the last one reads no
+        message file (webmails and imaptest vary the list) and parses no body."""
+        if self._parsed is None and self._head is None:
+            raw = self.cached(_TOP_HEADER, _top_header)
+            self._head = mime.parse(raw, repair=False)      # cut from a repaired message
+        return self._parsed if self._parsed is not None else self._head
 
     @property
     def parsed(self):
@@ -239,7 +250,7 @@ def _r_threadid(msg, content):
 
 
 def _envelope(content):
-    return envelope(content.parsed)
+    return envelope(content.head())
 
 
 def _body(content):
@@ -272,12 +283,24 @@ def _literal(data):
     return b"{%d}\r\n" % len(data) + data
 
 
+# the memo key of BODY[HEADER] (as _section_renderer makes it), which head() reads
+_TOP_HEADER = ((), "HEADER", frozenset())
+
+
+def _top_header(content):
+    return mime.section(content.parsed, (), "HEADER")
+
+
 def _section_renderer(label, section, partial):
     nums, text, fields = section
     prefix = label + b" "
 
     def data(content):
         return mime.section(content.parsed, nums, text, fields)
+
+    if not nums and text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        def data(content):
+            return mime.section(content.head(), nums, text, fields)
 
     if text in _HEADER_SECTIONS:
         # one entry whatever the request's case and order of names (the answer keeps
