@@ -28,6 +28,7 @@ from . import metrics, privileges, service_reload
 from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
 from .imap.fetch_cache import FILE_NAME as FETCH_CACHE_FILE
+from .imap.sortcache import FILE_NAME as SORT_CACHE_FILE
 from .imap.handler import IMAPFileHandler
 from .imap.server import IMAPServer
 from .login import AuthThrottle
@@ -253,16 +254,21 @@ class MailService:
         restart or could not be applied (service_reload.py)."""
         return service_reload.apply(self, settings)
 
-    def _fetch_cache_path(self):
-        return os.path.join(self.settings.server.data_dir, FETCH_CACHE_FILE)
+    def _imap_caches(self):
+        """(cache, its file) of the IMAP caches kept across restarts: FETCH metadata
+        (imap/fetch_cache.py) and SORT/THREAD keys (imap/sortcache.py)."""
+        imap, data_dir = self.handlers["imap"], self.settings.server.data_dir
+        return ((imap.fetch_cache, os.path.join(data_dir, FETCH_CACHE_FILE)),
+                (imap.sort_cache, os.path.join(data_dir, SORT_CACHE_FILE)))
 
     # -- lifecycle --------------------------------------------------------------
     def start(self):
         """Bind every listener, start serving and the relay worker.  The process
         itself is left as it is (process.tune_process is for `clevermail start`)."""
         self.build()
-        # the FETCH metadata the last run rendered (imap/fetch_cache.py)
-        self.handlers["imap"].fetch_cache.load(self._fetch_cache_path())
+        # the FETCH metadata and sort keys the last run made
+        for cache, path in self._imap_caches():
+            cache.load(path)
         self.store.start_watching()     # inotify: other processes' changes reach IDLE
         for kind, srv in self.servers:
             t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
@@ -348,10 +354,11 @@ class MailService:
         if self.started:
             self.store.stop_watching()
             self.store.save_indexes()
-            try:
-                self.handlers["imap"].fetch_cache.save(self._fetch_cache_path())
-            except OSError as exc:          # only a speed-up: the next start renders again
-                log.warning("-: FETCH cache not saved: %s", exc)
+            for cache, path in self._imap_caches():
+                try:
+                    cache.save(path)
+                except OSError as exc:      # only a speed-up: the next start reads again
+                    log.warning("-: %s not saved: %s", path, exc)
         if self.worker is not None:
             self.worker.stop(timeout)
         if getattr(self, "send_quota", None) is not None:

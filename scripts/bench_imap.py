@@ -12,15 +12,21 @@ are populated by writing Maildir files directly (as a local MDA would).
     python scripts/bench_imap.py                       # 10,000 and 100,000 messages, 2,000 idlers
     python scripts/bench_imap.py --sizes 2000 --idle 200
     python scripts/bench_imap.py --dovecot --idle 0     # and the same against Dovecot
+    python scripts/bench_imap.py --sizes 100000 --idle 0 --dovecot --rounds 3   # interleaved
+
+Each round starts from a fresh hard-linked copy of one populated Maildir (CleverMail: a
+new data dir, so no index or cache; Dovecot: a new user, so a new index), then times a
+new session after a restart (Dovecot: a new imap process) on what the round left.
+Rounds alternate the servers (ABBA) and the table shows the medians.
 """
 
 import argparse
 import email.utils
 import os
-import pwd
 import random
 import re
 import shutil
+import statistics
 import socket
 import subprocess
 import sys
@@ -32,6 +38,9 @@ sys.path.insert(0, REPO)
 
 from clevermail.accounts import AccountStore  # noqa: E402
 from clevermail.store import maildir  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_dovecot import Dovecot  # noqa: E402  (bench_imaptest.py takes it from here too)
 
 TEXT = b"Hello, this is line of text.\n" * 40
 
@@ -214,131 +223,94 @@ def measure_resync(port, user, password, n):
     return out
 
 
-def bench_size(workdir, n, dovecot=None):
+def measure_restart(port, user, password):
+    """A new session after the server restarted (CleverMail) or in a new process
+    (Dovecot starts one imap process per login): the first SELECT, SORT and THREAD
+    there read what the server kept on disk."""
+    out = {}
+    c = Client(port)
+    c.cmd(f"LOGIN {user} {password}")
+    out["restart: SELECT"], _ = c.cmd("SELECT INBOX")
+    out["restart: SORT (DATE)"], _ = c.cmd("SORT (DATE) US-ASCII ALL")
+    out["restart: THREAD REFERENCES"], _ = c.cmd("THREAD REFERENCES US-ASCII ALL")
+    c.close()
+    return out
+
+
+def link_copy(src, dst):
+    """A fresh Maildir for one round: `src` copied as hard links (fast, the same page
+    cache for every server; neither server writes into a message file)."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    subprocess.run(["cp", "-al", src, dst], check=True)
+
+
+def ours_round(workdir, template, n):
+    """One CleverMail round on a data dir made afresh (no index, no cache), then a
+    restart on the same data dir."""
     user = f"u{n}@example.test"
-    accounts = AccountStore(os.path.join(workdir, "users.ini"), ["example.test"])
-    accounts.add(user, "secret")
-    root = os.path.join(workdir, "data", "mail", "example.test", f"u{n}")
-    t0 = time.perf_counter()
-    populate(root, n)
-    os.sync()   # let write-back of the new files settle before anything is timed
-    print(f"\n== {n:,} messages (populated in {time.perf_counter() - t0:.1f} s)")
+    data = os.path.join(workdir, "data")
+    shutil.rmtree(data, ignore_errors=True)
+    link_copy(template, os.path.join(data, "mail", "example.test", f"u{n}"))
+    os.sync()
     cfg = os.path.join(workdir, "clevermail.ini")
     proc, port = start_server(cfg)
     try:
-        ours = measure(port, user, "secret", n)
+        out = measure(port, user, "secret", n)
     finally:
         stop_server(proc)
-    theirs = {}
+    proc, port = start_server(cfg)
+    try:
+        out.update(measure_restart(port, user, "secret"))
+    finally:
+        stop_server(proc)
+    return out
+
+
+def dovecot_round(dovecot, template, n, r):
+    """The same round against the private Dovecot, a new user (so a new index) each."""
+    user = f"u{n}r{r}"
+    home = dovecot.home(user)
+    link_copy(template, os.path.join(home, "Maildir"))
+    dovecot.own(home, files=False)
+    os.sync()
+    out = measure(dovecot.port, user, "secret", n)
+    out.update(measure_restart(dovecot.port, user, "secret"))
+    return out
+
+
+def bench_size(workdir, n, dovecot=None, rounds=1):
+    """`rounds` rounds, CleverMail's and Dovecot's alternating (ABBA), each on a fresh
+    hard-linked copy of one populated Maildir; the medians side by side."""
+    AccountStore(os.path.join(workdir, "users.ini"), ["example.test"]).add(f"u{n}@example.test", "secret")
+    template = os.path.join(workdir, "template", str(n))
+    t0 = time.perf_counter()
+    populate(template, n)
     if dovecot:
-        theirs = dovecot.measure(n)
-    print(f"{'':34} {'clevermail':>11}" + (f" {'dovecot':>11} {'ratio':>6}" if theirs else ""))
-    for name, secs in ours.items():
+        dovecot.own(template)       # the files' owner, shared by every linked copy
+    os.sync()   # let write-back of the new files settle before anything is timed
+    print(f"\n== {n:,} messages (populated in {time.perf_counter() - t0:.1f} s), {rounds} round(s)",
+          flush=True)
+    ours, theirs = [], []
+    for r in range(rounds):
+        runs = [lambda: ours.append(ours_round(workdir, template, n))]
+        if dovecot:
+            runs.append(lambda: theirs.append(dovecot_round(dovecot, template, n, r)))
+        for run in (runs if r % 2 == 0 else runs[::-1]):
+            run()
+        print(f"   round {r + 1} done", flush=True)
+    print_table(ours, theirs)
+
+
+def print_table(ours, theirs):
+    print(f"{'median of ' + str(len(ours)):34} {'clevermail':>11}"
+          + (f" {'dovecot':>11} {'ratio':>6}" if theirs else ""))
+    for name in ours[0]:
+        secs = statistics.median(o[name] for o in ours)
         row = f"{name:34} {ms(secs)}"
-        if name in theirs:
-            row += f" {ms(theirs[name])} {secs / theirs[name]:6.2f}x"
+        if theirs and name in theirs[0]:
+            peer = statistics.median(t[name] for t in theirs)
+            row += f" {ms(peer)} {secs / peer:6.2f}x"
         print(row)
-    for settle in (0, 3):
-        # at once: races the start-up warm-up of saved indexes; after a pause: warmed
-        proc, port = start_server(cfg)
-        try:
-            time.sleep(settle)
-            c = Client(port)
-            c.cmd(f"LOGIN {user} secret")
-            t, _ = c.cmd("SELECT INBOX")
-            print(f"SELECT after restart (+{settle}s) {ms(t)}")
-            c.close()
-        finally:
-            stop_server(proc)
-
-
-class Dovecot:
-    """A private Dovecot instance for side-by-side figures: its own configuration,
-    sockets, state and Maildirs under `workdir`, any password accepted, on a free
-    loopback port.  Mail is owned by an unprivileged user (Dovecot refuses UID 0)."""
-
-    CONF = """protocols = imap
-listen = 127.0.0.1
-base_dir = {base}/run
-state_dir = {base}/state
-log_path = {base}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-first_valid_uid = 1
-default_internal_user = {internal}
-default_login_user = {login}
-passdb {{
-  driver = static
-  args = password=secret
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={base}/mail/%u
-}}
-mail_location = maildir:{base}/mail/%u/Maildir
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-"""
-
-    def __init__(self, workdir, binary):
-        self.binary = binary
-        self.base = os.path.join(workdir, "dovecot")
-        for sub in ("run", "state", "mail"):
-            os.makedirs(os.path.join(self.base, sub), exist_ok=True)
-        if os.geteuid() == 0:
-            owner = pwd.getpwnam("dovecot")
-            internal, login = "dovecot", "dovenull"
-            # The mail user must reach the Maildirs: open up only the directories this
-            # script created (the temp dir and below), never its parents.
-            for path in (workdir, self.base, os.path.join(self.base, "mail")):
-                os.chmod(path, os.stat(path).st_mode | 0o711)
-            parent = os.path.dirname(os.path.abspath(workdir))
-            if not os.stat(parent).st_mode & 0o001:
-                raise SystemExit(f"--dovecot: {parent} is not searchable by other users; "
-                                 "set TMPDIR to a directory that is (e.g. /tmp)")
-        else:
-            owner = pwd.getpwuid(os.geteuid())
-            internal = login = owner.pw_name
-        self.uid, self.gid = owner.pw_uid, owner.pw_gid
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.conf = os.path.join(self.base, "dovecot.conf")
-        with open(self.conf, "w") as f:
-            f.write(self.CONF.format(base=self.base, internal=internal, login=login,
-                                     uid=self.uid, gid=self.gid, port=self.port))
-        subprocess.run([binary, "-c", self.conf], check=True)
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("dovecot did not start; see " + self.conf)
-                time.sleep(0.1)
-
-    def measure(self, n):
-        user = f"u{n}"
-        home = os.path.join(self.base, "mail", user)
-        populate(os.path.join(home, "Maildir"), n)
-        for dirpath, dirnames, filenames in os.walk(home):
-            for name in dirnames + filenames:
-                os.lchown(os.path.join(dirpath, name), self.uid, self.gid)
-        os.lchown(home, self.uid, self.gid)
-        os.sync()
-        return measure(self.port, user, "secret", n)
-
-    def stop(self):
-        subprocess.run([self.binary, "-c", self.conf, "stop"], check=False)
 
 
 def bench_idle(workdir, count):
@@ -381,6 +353,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--idle", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds per size, CleverMail's and Dovecot's interleaved; medians printed")
     ap.add_argument("--dovecot", nargs="?", const="dovecot", metavar="BINARY",
                     help="also time a private Dovecot instance, side by side (Debian: dovecot-imapd)")
     args = ap.parse_args()
@@ -392,7 +366,7 @@ def main():
         dovecot = Dovecot(workdir, binary) if binary else None
         try:
             for n in (int(s) for s in args.sizes.split(",") if s):
-                bench_size(workdir, n, dovecot)
+                bench_size(workdir, n, dovecot, args.rounds)
         finally:
             if dovecot:
                 dovecot.stop()

@@ -218,12 +218,17 @@ def test_repeated_sort_reads_no_message_again(sorted_box, handler, monkeypatch):
     s.expect("SORT (SUBJECT) UTF-8 ALL")
     from clevermail.store.view import FolderView
     opened = []
-    real = FolderView.open_message
+    real_open, real_paths = FolderView.open_message, FolderView.message_paths
 
-    def spy(self, uid):
+    def spy_open(self, uid):
         opened.append(uid)
-        return real(self, uid)
-    monkeypatch.setattr(FolderView, "open_message", spy)
+        return real_open(self, uid)
+
+    def spy_paths(self, uids):      # the bulk read of a first SORT opens these paths
+        opened.extend(uids)
+        return real_paths(self, uids)
+    monkeypatch.setattr(FolderView, "open_message", spy_open)
+    monkeypatch.setattr(FolderView, "message_paths", spy_paths)
     assert _search(s, "SORT (FROM) UTF-8 ALL") == ["* SORT 2 3 4 1"]
     assert _search(s, "THREAD REFERENCES UTF-8 ALL") == ["* THREAD (1 3)(2 4)"]
     assert opened == []

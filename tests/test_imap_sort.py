@@ -131,6 +131,28 @@ def test_date_key_falls_back_to_arrival():
     assert [i[0] for i in sort_order(items, [("date", False)])] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("value", [
+    "Wed, 04 Nov 2020 19:23:40 -0000", "4 Nov 2020 19:23:40 +0130", "Thu, 31 Feb 2021 25:61:61 -0830",
+    "wed, 04 NOV 2020 19:23:40 -1200", "Xyz,04 Nov 2020 19:23:40 +9999", "Wed, 04 Foo 2020 19:23:40 +0100",
+    "Wed, 04 Nov 0099 19:23:40 +0100", "Wed, 04 Nov 2020 19:23 +0100", "Wed, 04 Nov 2020 19:23:40 EST",
+    "Wed, 04 Nov 2020 19:23:40", "04 Nov 20 19:23:40 +0100", "garbage", "",
+])
+def test_sent_date_fast_path_agrees_with_parsedate_tz(value):
+    import calendar
+    import email.utils
+    t = email.utils.parsedate_tz(value)
+    assert sort.sent_date(value) == (None if t is None else calendar.timegm(t[:6]) - (t[9] or 0))
+
+
+def test_field_lines_keep_what_header_fields_reads():
+    header = (b"Received: x\r\nSUBJECT : first\r\n part\r\nX-Date: no\r\nDate: Mon, 7 Feb 2022 10:00:00 +0000"
+              b"\r\n\tmore\r\nfromage: no\r\nFrom: a@b\r\nSubject: second\r\n")
+    lines = sort.field_lines(header)
+    assert b"Received" not in lines and b"X-Date" not in lines and b"fromage" not in lines
+    assert header_fields(lines) == header_fields(header)
+    assert sort._date_value(lines) == header_fields(header)["date"]
+
+
 # -- the header of a file, the cache ------------------------------------------------------------
 def test_read_header_stops_at_the_blank_line():
     body = b"x" * 100_000

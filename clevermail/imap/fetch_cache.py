@@ -16,19 +16,15 @@ The full message and its text (BODY[], BODY[TEXT], RFC822, BINARY) are never kep
 they are large and read once.
 
 Kept across restarts: MailService.stop save()s it to <data_dir>/imap-fetch.cache
-(marshal: only tuples, strings, numbers, bytes and frozensets; written whole and
-renamed into place, no fsync: it is only a speed-up), and start load()s it back; a
-file that is missing, of another version or damaged is ignored.
+(cache_file.py: marshal, written whole and renamed into place, no fsync: it is only
+a speed-up), and start load()s it back; a file that is missing, of another version or
+damaged is ignored, and so is every entry in it that is not of the shape save() writes.
 """
 
-import logging
-import marshal
 import threading
 from collections import OrderedDict
 
-from ..durable import atomic_write
-
-log = logging.getLogger("clevermail.imap")
+from . import cache_file
 
 FILE_NAME = "imap-fetch.cache"
 _FILE_TAG = ("clevermail fetch cache", 1)
@@ -105,20 +101,13 @@ class FetchCache:
         """Write the cache to `path` (least recently used first, as load() expects)."""
         with self._lock:
             entries = [(key, dict(items)) for key, items in self._messages.items() if items]
-        atomic_write(path, marshal.dumps((_FILE_TAG, entries)), durable=False)
+        cache_file.write(path, _FILE_TAG, entries)
 
     def load(self, path):
         """Add what save() wrote at `path` (within max_bytes); the number of messages
         loaded, 0 when the file is missing or not one of ours."""
-        try:
-            with open(path, "rb") as f:
-                tag, entries = marshal.loads(f.read())
-            if tag != _FILE_TAG or not isinstance(entries, list):
-                raise ValueError("not a fetch cache")
-        except FileNotFoundError:
-            return 0
-        except (OSError, ValueError, EOFError, TypeError) as exc:
-            log.warning("-: %s ignored: %s", path, exc)
+        entries = cache_file.read(path, _FILE_TAG)
+        if not isinstance(entries, list):
             return 0
         loaded = 0
         for entry in entries:

@@ -26,7 +26,7 @@ from ..store.special_use import canonical, check as check_special_use
 from ..store.url_keys import UrlAuthKeys
 from ..store.view import FolderView, Message, ViewMode, close_view, open_view
 from .fetch_cache import FetchCache
-from .sortcache import SortCache, read_header
+from .sortcache import SortCache
 
 
 class TreeNode(NamedTuple):
@@ -197,13 +197,10 @@ class IMAPFileHandler:
         return view.read_message(msg.uid)
 
     def sort_keys(self, view: FolderView, address, uids):
-        """sort.SortKeys of `uids` of a view, in their order (None for one expunged
+        """sort.LazyKeys of `uids` of a view, in their order (None for one expunged
         meanwhile): from the shared cache, or read from the head of the message file
         (the header only) and kept there."""
-        def header(uid):
-            with view.open_message(uid) as f:
-                return read_header(f)
-        return self.sort_cache.keys((address, view.name, view.uidvalidity), uids, header)
+        return self.sort_cache.keys_of_view(view, (address, view.name, view.uidvalidity), uids)
 
     def remember(self, view: FolderView, address, key, compute):
         """compute() (a SORT or THREAD result of the view's UIDs named in `key`) once per

@@ -138,9 +138,26 @@ def base_subject(text):
 
 
 # -- sent date (RFC 5256 2.2) ----------------------------------------------------
+# The shape nearly every Date: field has ("Wed, 4 Nov 2020 19:23:40 +0100", the day
+# name optional): read at once, with the result email.utils.parsedate_tz gives it
+# (tests/test_imap_sort.py compares them); anything else goes to parsedate_tz.
+_COMMON_DATE = re.compile(r"(?:[A-Za-z]{3}, ?)?(\d{1,2}) ([A-Za-z]{3}) ([1-9]\d{3}) "
+                          r"(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
+_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug",
+                                       "sep", "oct", "nov", "dec"), 1)}
+
+
 def sent_date(value):
     """A Date: field value -> epoch seconds (UTC), or None when it cannot be parsed
     (the caller uses INTERNALDATE then).  A date without a zone counts as UTC."""
+    m = _COMMON_DATE.match(value)
+    if m is not None:
+        day, month, year, hh, mm, ss, sign, zh, zm = m.groups()
+        month = _MONTHS.get(month.lower())
+        if month is not None:
+            offset = int(zh) * 3600 + int(zm) * 60
+            return (calendar.timegm((int(year), month, int(day), int(hh), int(mm), int(ss)))
+                    - (-offset if sign == "-" else offset))
     try:
         t = email.utils.parsedate_tz(value)
         if t is None:
@@ -222,29 +239,99 @@ def msg_ids(value):
 # -- the keys of one message ---------------------------------------------------------
 # The header fields sort_keys() reads (lower-case names).
 FIELDS = ("subject", "date", "from", "to", "cc", "message-id", "references", "in-reply-to")
+_WANTED = frozenset(f.encode() for f in FIELDS)
+# Every line of one of FIELDS with its continuation lines, in header order: one C-speed
+# pass over a header keeps what the keys need (a few hundred bytes) of a header of any
+# size.  A continuation line starts with white space, so it never matches `^name:`.
+_FIELD_LINES = re.compile(rb"^(?:%s)[ \t]*:.*(?:\n[ \t].*)*" % b"|".join(sorted(_WANTED)),
+                          re.I | re.M)
+_DATE_LINE = re.compile(rb"^date[ \t]*:(.*(?:\n[ \t].*)*)", re.I | re.M)
+
+
+def field_lines(header):
+    """The lines of a header (bytes up to its blank line, LF or CRLF) that hold one of
+    FIELDS, joined by LF: what LazyKeys keeps of a message."""
+    return b"\n".join(_FIELD_LINES.findall(header))
+
+
+def header_fields(header):
+    """{lower-case name: unfolded value bytes} of the first occurrence of each of
+    FIELDS in a header (or in its field_lines())."""
+    out = {}
+    name = None         # the field whose continuation lines follow, if it is wanted
+    for line in header.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if name is not None:
+                out[name] += line.rstrip(b"\r")
+            continue
+        name = None
+        colon = line.find(b":")
+        if colon > 0:
+            key = line[:colon].rstrip(b" \t").lower()
+            if key in _WANTED:
+                key = key.decode("ascii")
+                if key not in out:
+                    name = key
+                    out[key] = line[colon + 1:].rstrip(b"\r")
+    for key, value in out.items():
+        out[key] = value.strip()
+    return out
+
+
+def _date_value(lines):
+    """The unfolded value of the first Date: field of field_lines() (as header_fields
+    gives it), or None."""
+    m = _DATE_LINE.search(lines)
+    if m is None:
+        return None
+    value = m.group(1)
+    if b"\n" in value:
+        value = b"".join(line.rstrip(b"\r") for line in value.split(b"\n"))
+    return value.rstrip(b"\r").strip()
 
 
 def sort_keys(fields):
     """The keys of one message from {lower-case field name: raw value bytes, unfolded}
-    holding the first occurrence of each of FIELDS that the message has: a LazyKeys,
-    whose sent date is read at once and the rest when first asked for."""
-    return LazyKeys(fields)
+    holding the first occurrence of each of FIELDS that the message has (a LazyKeys)."""
+    return LazyKeys(b"\n".join(name.encode("ascii") + b": " + value for name, value in fields.items()))
+
+
+def keys_of_header(header):
+    """The LazyKeys of a message's header (bytes up to its blank line)."""
+    return LazyKeys(field_lines(header))
 
 
 class LazyKeys:
     """SortKeys' fields of one message, each group (subject; addresses; message ids)
-    made from the raw header fields the first time a SORT or THREAD asks for it: the
-    first SORT (DATE) of a large folder reads the Date: fields and nothing else.  The
-    raw fields go once every group is made.  Sessions share these objects: a group
-    may be made twice at once, with the same result, never half."""
+    made from the message's field_lines() the first time a SORT or THREAD asks for it:
+    the first SORT (DATE) of a large folder reads the Date: field and nothing else.
+    The lines go once every group is made.  Sessions share these objects: a group
+    may be made twice at once, with the same result, never half.  `state()` and
+    `restore()` are what imap/sortcache.py keeps on disk."""
 
     __slots__ = ("date", "_raw", "_subject", "_addresses", "_ids")
 
-    def __init__(self, fields):
-        date = fields.get("date")
+    def __init__(self, lines):
+        date = _date_value(lines)
         self.date = sent_date(header_text(date)) if date else None
-        self._raw = fields
+        self._raw = lines
         self._subject = self._addresses = self._ids = None
+
+    def state(self):
+        """(date, lines or None, subject group, address group, id group), the groups
+        None until made: plain values marshal writes."""
+        return self.date, self._raw, self._subject, self._addresses, self._ids
+
+    @classmethod
+    def restore(cls, date, raw, subject, addresses, ids):
+        keys = cls.__new__(cls)
+        keys.date, keys._raw = date, raw
+        keys._subject, keys._addresses, keys._ids = subject, addresses, ids
+        return keys
+
+    def _fields(self):
+        raw = self._raw
+        return None if raw is None else header_fields(raw)
 
     def _text(self, raw, name):
         value = raw.get(name)
@@ -257,7 +344,7 @@ class LazyKeys:
     def _subject_group(self):
         group = self._subject
         if group is None:
-            raw = self._raw
+            raw = self._fields()
             if raw is None:             # made meanwhile by another session
                 return self._subject
             subject = self._text(raw, "subject")
@@ -268,7 +355,7 @@ class LazyKeys:
     def _address_group(self):
         group = self._addresses
         if group is None:
-            raw = self._raw
+            raw = self._fields()
             if raw is None:
                 return self._addresses
             from_, to = first_address(self._text(raw, "from")), first_address(self._text(raw, "to"))
@@ -281,7 +368,7 @@ class LazyKeys:
     def _id_group(self):
         group = self._ids
         if group is None:
-            raw = self._raw
+            raw = self._fields()
             if raw is None:
                 return self._ids
             mid = msg_ids(self._text(raw, "message-id"))

@@ -1,28 +1,55 @@
-"""The sort keys of messages, read once and kept: what makes a repeated SORT or THREAD
-of an unchanged folder cheap (RFC 5256 needs header fields of every message).
+"""The sort keys of messages, read once and kept, also across restarts: what makes a
+SORT or THREAD of a folder cheap after the first (RFC 5256 needs header fields of
+every message).
 
 `SortCache` lives on the IMAP file handler, shared by every session: per folder
-(user, name, UIDVALIDITY) a dict UID -> sort.SortKeys.  A message's content never
-changes under its UID, so an entry stays right for as long as the UIDVALIDITY does;
-an expunged UID's entry is dropped when it is next looked at.  The folders are kept
-in least-recently-used order, bounded by the total number of messages held.
+(user, name, UIDVALIDITY) a dict UID -> sort.LazyKeys.  A message's content never
+changes under its UID (a Maildir file is never rewritten: a changed message is a new
+file, so a new UID), so an entry stays right for as long as the UIDVALIDITY does; a
+folder deleted and created again, here or by another process, has another one.  The
+entries of expunged UIDs are dropped when a SORT or THREAD of the whole folder sees
+them no longer there.  Folders are kept in least-recently-used order, bounded by the
+total number of messages held.
+
+Reading a folder the first time (`keys_of_view`) opens each message file with
+os.open/os.read up to the end of its header, keeps only the lines of the fields
+sort.py needs (sort.field_lines, one regex pass) and reads its Date: field; the other
+fields are parsed when a SORT or THREAD first asks for them (sort.LazyKeys).
 
 `memo()` keeps the last few SORT and THREAD results of a folder by the UIDs they were
 asked about, so the same request again (another session, the same folder) is a lookup.
 
-`header_fields()` reads the header fields sort.py needs from the head of a message
-file: the file is read only up to the end of its header.
+Across restarts: MailService.stop save()s the keys to <data_dir>/imap-sort.cache
+(cache_file.py) and start load()s them, so the first SORT after a restart reads no
+message file.  Every value of the file is checked before it is used: a file or folder
+entry that is not what save() writes is ignored (the keys are read again from the
+messages), never trusted.
 """
 
+import gc
+import os
 import threading
 from collections import OrderedDict
 
 from ..store.errors import MessageGone
-from .sort import FIELDS, sort_keys
+from . import cache_file
+from .sort import LazyKeys, header_fields, keys_of_header  # noqa: F401  (header_fields: tests)
 
-_WANTED = frozenset(f.encode() for f in FIELDS)
+FILE_NAME = "imap-sort.cache"
+_FILE_TAG = ("clevermail sort cache", 1)
 _FIRST_READ = 8192
 _HEADER_LIMIT = 1 << 20      # a header longer than this is read no further
+_BULK = 5000                 # keys made at once past which the cyclic GC waits
+
+
+def _header_end(data):
+    """The length of the header in `data` (through the LF before the blank line), or
+    -1 when `data` holds no blank line yet."""
+    end = data.find(b"\n\n")
+    end2 = data.find(b"\n\r\n")
+    if end2 >= 0 and (end < 0 or end2 < end):
+        end = end2
+    return end + 1 if end >= 0 else -1
 
 
 def read_header(f):
@@ -30,12 +57,9 @@ def read_header(f):
     blank line that ends it (or _HEADER_LIMIT)."""
     data = f.read(_FIRST_READ)
     while True:
-        end = data.find(b"\n\n")
-        end2 = data.find(b"\n\r\n")
-        if end2 >= 0 and (end < 0 or end2 < end):
-            end = end2
+        end = _header_end(data)
         if end >= 0:
-            return data[:end + 1]
+            return data[:end]
         if len(data) >= _HEADER_LIMIT:
             return data
         more = f.read(len(data))
@@ -44,50 +68,80 @@ def read_header(f):
         data += more
 
 
-def header_fields(header):
-    """{lower-case name: unfolded value bytes} of the first occurrence of each of
-    sort.FIELDS in a header."""
-    out = {}
-    name = None         # the field whose continuation lines follow, if it is wanted
-    for line in header.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
-                out[name] += line.rstrip(b"\r")
-            continue
-        name = None
-        colon = line.find(b":")
-        if colon > 0:
-            key = line[:colon].rstrip(b" \t").lower()
-            if key in _WANTED:
-                key = key.decode("ascii")
-                if key not in out:
-                    name = key
-                    out[key] = line[colon + 1:].rstrip(b"\r")
-    for key, value in out.items():
-        out[key] = value.strip()
-    return out
-
-
-def keys_of_header(header):
-    return sort_keys(header_fields(header))
+def read_head(path):
+    """read_header() of the file at `path`, without a Python file object (a first
+    SORT opens 100,000 of them); FileNotFoundError when it is gone."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, _FIRST_READ)
+        while True:
+            end = _header_end(data)
+            if end >= 0:
+                return data[:end]
+            if len(data) >= _HEADER_LIMIT:
+                return data
+            more = os.read(fd, len(data))
+            if not more:
+                return data
+            data += more
+    finally:
+        os.close(fd)
 
 
 class SortCache:
-    """UID -> SortKeys per folder, shared by the sessions (see the module docstring).
+    """UID -> LazyKeys per folder, shared by the sessions (see the module docstring).
     Thread-safe: the keys of missing UIDs are made outside the lock."""
 
     def __init__(self, max_messages=500_000, max_results=8):
         self.max_messages = max_messages
         self.max_results = max_results      # memo() results kept per folder
-        self._folders = OrderedDict()     # (address, name, uidvalidity) -> {uid: SortKeys}
+        self._folders = OrderedDict()     # (address, name, uidvalidity) -> {uid: LazyKeys}
         self._results = {}                # the same key -> OrderedDict(request -> result)
         self._held = 0
         self._lock = threading.Lock()
 
+    def keys_of_view(self, view, folder, uids):
+        """keys() of `uids` of a store FolderView: the message files are opened by
+        the paths the view gives for them all at once, and one that moved meanwhile
+        (a flag changed) through the view, which looks again.  When `uids` are all of
+        the view's messages, the entries of UIDs expunged since are dropped."""
+        def read_one(uid):
+            with view.open_message(uid) as f:
+                return read_header(f)
+
+        def read_many(missing):
+            heads = {}
+            for uid, path in zip(missing, view.message_paths(missing)):
+                try:
+                    heads[uid] = read_head(path) if path is not None else None
+                except FileNotFoundError:
+                    heads[uid] = None
+                if heads[uid] is None:
+                    try:
+                        heads[uid] = read_one(uid)
+                    except (FileNotFoundError, MessageGone):
+                        pass
+            return heads
+        keys = self._keys(folder, uids, read_many)
+        if len(uids) == len(view) and self.held(folder) > len(uids):
+            self.forget(folder, set(uids))
+        return keys
+
     def keys(self, folder, uids, read_header):
-        """[SortKeys] for `uids` of `folder` ((address, name, uidvalidity)), in their
+        """[LazyKeys] for `uids` of `folder` ((address, name, uidvalidity)), in their
         order; `read_header(uid)` gives the header bytes of one not yet known (it may
         raise for a message expunged meanwhile: that UID's entry is None)."""
+        def read_many(missing):
+            heads = {}
+            for uid in missing:
+                try:
+                    heads[uid] = read_header(uid)
+                except (FileNotFoundError, MessageGone, KeyError):
+                    pass
+            return heads
+        return self._keys(folder, uids, read_many)
+
+    def _keys(self, folder, uids, read_many):
         with self._lock:
             known = self._folders.get(folder)
             if known is None:
@@ -96,20 +150,33 @@ class SortCache:
                 self._folders.move_to_end(folder)
             missing = [u for u in uids if u not in known]
         made = {}
-        for uid in missing:
+        if missing:
+            # 100,000 new objects that all stay: the cyclic GC would walk them again
+            # and again for nothing while they are made (as store/sync.py's bulk index)
+            pause = len(missing) >= _BULK and gc.isenabled()
+            if pause:
+                gc.disable()
             try:
-                made[uid] = keys_of_header(read_header(uid))
-            except (FileNotFoundError, MessageGone, KeyError):
-                made[uid] = None      # expunged meanwhile
+                for uid, head in read_many(missing).items():
+                    if head is not None:
+                        made[uid] = keys_of_header(head)
+            finally:
+                if pause:
+                    gc.enable()
         with self._lock:
             if made:
                 known = self._folders.setdefault(folder, known)
                 before = len(known)
-                known.update((u, k) for u, k in made.items() if k is not None)
+                known.update(made)
                 self._held += len(known) - before
                 self._trim(folder)
             get = known.get
-            return [made.get(u) if u in made else get(u) for u in uids]
+            return [made.get(u) or get(u) for u in uids] if made else list(map(get, uids))
+
+    def held(self, folder):
+        """How many messages' keys are kept for a folder."""
+        with self._lock:
+            return len(self._folders.get(folder, ()))
 
     def memo(self, folder, key, compute):
         """compute() once per `key` for a folder: the last few SORT and THREAD results
@@ -148,3 +215,78 @@ class SortCache:
             del self._folders[name]
             self._results.pop(name, None)
             self._held -= len(known)
+
+    # -- across restarts ---------------------------------------------------------------
+    def save(self, path):
+        """Write the keys to `path` (least recently used folder first, as load()
+        expects), per folder in columns: UIDs, then each LazyKeys.state() field."""
+        with self._lock:
+            folders = [(folder, list(known.items())) for folder, known in self._folders.items() if known]
+        entries = []
+        for folder, items in folders:
+            uids = [uid for uid, _ in items]
+            columns = tuple(map(list, zip(*(keys.state() for _, keys in items))))
+            entries.append((folder, uids) + columns)
+        cache_file.write(path, _FILE_TAG, entries)
+
+    def load(self, path):
+        """Add what save() wrote at `path` (within max_messages); the number of
+        messages loaded.  A folder entry that is not exactly what save() writes is
+        skipped whole."""
+        entries = cache_file.read(path, _FILE_TAG)
+        if not isinstance(entries, list):
+            return 0
+        loaded = 0
+        for entry in entries:
+            known = _restore(entry)
+            if known is None:
+                cache_file.log.warning("-: %s: a damaged folder entry ignored", path)
+                continue
+            folder = entry[0]
+            with self._lock:
+                if folder in self._folders or not known:
+                    continue
+                self._folders[folder] = known
+                self._held += len(known)
+                loaded += len(known)
+                self._trim(folder)
+        return loaded
+
+
+def _restore(entry):
+    """{uid: LazyKeys} of one folder entry save() wrote; None when it is not one."""
+    if not isinstance(entry, tuple) or len(entry) != 7:
+        return None
+    folder, uids, dates, raws, subjects, addresses, ids = entry
+    if not (isinstance(folder, tuple) and len(folder) == 3 and isinstance(folder[0], str)
+            and isinstance(folder[1], str) and isinstance(folder[2], int)):
+        return None
+    columns = (uids, dates, raws, subjects, addresses, ids)
+    if not all(isinstance(c, list) and len(c) == len(uids) for c in columns):
+        return None
+    known = {}
+    for uid, date, raw, subject, address, ident in zip(*columns):
+        if not (type(uid) is int and (date is None or type(date) is int)
+                and (raw is None or type(raw) is bytes)
+                and (subject is None or _is_subject(subject))
+                and (address is None or _is_addresses(address))
+                and (ident is None or _is_ids(ident))):
+            return None
+        if raw is None and None in (subject, address, ident):
+            return None         # a group neither kept nor makeable
+        known[uid] = LazyKeys.restore(date, raw, subject, address, ident)
+    return known
+
+
+def _is_subject(group):
+    return (type(group) is tuple and len(group) == 2 and type(group[0]) is str
+            and type(group[1]) is bool)
+
+
+def _is_addresses(group):
+    return type(group) is tuple and len(group) == 5 and all(type(v) is str for v in group)
+
+
+def _is_ids(group):
+    return (type(group) is tuple and len(group) == 2 and (group[0] is None or type(group[0]) is str)
+            and type(group[1]) is tuple and all(type(v) is str for v in group[1]))
