@@ -216,19 +216,20 @@ def test_thread_after_expunge_and_new_mail(sorted_box, store):
 def test_repeated_sort_reads_no_message_again(sorted_box, handler, monkeypatch):
     s = sorted_box
     s.expect("SORT (SUBJECT) UTF-8 ALL")
+    from clevermail.store import view_index
     from clevermail.store.view import FolderView
     opened = []
-    real_open, real_paths = FolderView.open_message, FolderView.message_paths
+    real_open, real_paths = FolderView.open_message, view_index.message_paths
 
     def spy_open(self, uid):
         opened.append(uid)
         return real_open(self, uid)
 
-    def spy_paths(self, uids):      # the bulk read of a first SORT opens these paths
+    def spy_paths(view, uids):      # the bulk read of a first SORT opens these paths
         opened.extend(uids)
-        return real_paths(self, uids)
+        return real_paths(view, uids)
     monkeypatch.setattr(FolderView, "open_message", spy_open)
-    monkeypatch.setattr(FolderView, "message_paths", spy_paths)
+    monkeypatch.setattr(view_index, "message_paths", spy_paths)
     assert _search(s, "SORT (FROM) UTF-8 ALL") == ["* SORT 2 3 4 1"]
     assert _search(s, "THREAD REFERENCES UTF-8 ALL") == ["* THREAD (1 3)(2 4)"]
     assert opened == []

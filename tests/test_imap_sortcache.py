@@ -125,16 +125,16 @@ def test_expunged_messages_leave_the_cache(box, handler):
 
 
 def test_a_file_renamed_while_it_is_read_is_found(box, store, monkeypatch):
-    from clevermail.store.view import FolderView
-    real = FolderView.message_paths
+    from clevermail.store import view_index
+    real = view_index.message_paths
 
-    def stale(self, uids):
+    def stale(view, uids):
         # another process changed the flags of every message just after the listing
-        paths = real(self, uids)
+        paths = real(view, uids)
         for path in paths:
             os.rename(path, path.partition(":2,")[0] + ":2,F")
         return paths
-    monkeypatch.setattr(FolderView, "message_paths", stale)
+    monkeypatch.setattr(view_index, "message_paths", stale)
     lines = box.expect("SORT (DATE) UTF-8 ALL").untagged
     assert "* SORT 2 3 1" in lines          # with the FETCH of the flags seen changed
     assert box.expect("SORT (REVERSE SUBJECT) UTF-8 ALL").untagged == ["* SORT 1 3 2"]

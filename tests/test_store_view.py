@@ -300,3 +300,23 @@ def test_the_three_modes(folder, store):
     store.deliver_local("", [ALICE], message(4))
     assert maildrop.changes() == Changes(new=(4,))                # never claims either
     assert select.changes() == Changes(new=(4,), recent=frozenset({4}))
+
+
+# -- whole-folder reads (store/view_index.py) ----------------------------------------------------
+
+def test_flag_columns_are_what_iter_messages_gives(folder):
+    from clevermail.store.view_index import flag_columns, message_paths
+    folder.store_flags([2], {"S", "F"}, "+")
+    for v in (view(folder), view(folder, readonly=True, owned=(3,))):
+        for seqs in (range(1, 4), [3, 1], range(2, 4), []):
+            seqs_, uids, flags = flag_columns(v, seqs)
+            assert list(zip(seqs_, uids, flags)) == [row[:3] for row in v.iter_messages(seqs)]
+    v = view(folder)        # \Recent went to the first view
+    assert flag_columns(v, range(1, 4))[2] == [frozenset(), frozenset({"\\Seen", "\\Flagged"}), frozenset()]
+    paths = message_paths(v, [3, 1])
+    with open(paths[0], "rb") as f, v.open_message(3) as g:
+        assert f.read() == g.read()
+    folder.expunge([2])
+    # a message expunged but not yet reported: iter_messages shows what it had
+    assert flag_columns(v, range(1, 4)) is None
+    assert message_paths(v, [2, 1])[0] is None

@@ -17,6 +17,7 @@ view (store/view.py); nothing is sent to the socket while the store works.
 import functools
 
 from ..store.errors import MessageGone, NoSuchFolder
+from ..store.view_index import flag_columns
 from . import replies as R
 from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, vanished_line
 from .fetch import flag_text, render_fetch, render_index_only
@@ -156,7 +157,7 @@ def _fetch(session, args, uid_mode):
     if not request.needs_message:
         # FLAGS/UID/INTERNALDATE/RFC822.SIZE only (FETCH 1:* (UID FLAGS) on every
         # sync): Message values made from the index, no message file opened
-        lines = render_index_only(request, view.iter_messages(seqs))
+        lines = render_index_only(request, view.iter_messages(seqs), lambda: flag_columns(view, seqs))
         # flags are read live: a keyword another process set meanwhile is announced
         # first (the keyword map read now holds every name the lines show)
         session.send_many(session.mailbox.keyword_updates())

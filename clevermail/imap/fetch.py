@@ -193,14 +193,20 @@ class _FlagTexts(dict):
         return text
 
 
-def render_index_only(req, messages):
+def render_index_only(req, messages, columns=None):
     """Untagged FETCH lines for a request of index items only (not
     req.needs_message), one per message of `messages`: Message values, or the plain
     tuples in Message's field order that FolderView.iter_messages gives (built from
-    the index, no file opened); they are unpacked, never asked for names."""
+    the index, no file opened); they are unpacked, never asked for names.
+    `columns`, when given, is a call that may give the same messages' (seqs, uids,
+    flag names) as columns (FolderView.flag_columns), or None."""
     names = [item.name for item in req.items]
     fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
     texts = _FlagTexts()
+    if names == ["UID", "FLAGS"] and columns is not None and (cols := columns()) is not None:
+        # every client's sync of a large folder: no Python step per line at all
+        seqs, uids, flags = cols
+        return list(map(fmt.__mod__, zip(seqs, uids, map(texts.__getitem__, flags))))
     if names == ["UID", "FLAGS"]:
         # what every client sends on every sync: one format and one dict subscript
         # per line, no function call

@@ -245,7 +245,9 @@ _WANTED = frozenset(f.encode() for f in FIELDS)
 # size.  A continuation line starts with white space, so it never matches `^name:`.
 _FIELD_LINES = re.compile(rb"^(?:%s)[ \t]*:.*(?:\n[ \t].*)*" % b"|".join(sorted(_WANTED)),
                           re.I | re.M)
-_DATE_LINE = re.compile(rb"^date[ \t]*:(.*(?:\n[ \t].*)*)", re.I | re.M)
+# name -> the first line of that field, with its continuation lines
+_FIELD_LINE = {name: re.compile(rb"^%s[ \t]*:(.*(?:\n[ \t].*)*)" % name.encode(), re.I | re.M)
+               for name in FIELDS}
 
 
 def field_lines(header):
@@ -278,10 +280,10 @@ def header_fields(header):
     return out
 
 
-def _date_value(lines):
-    """The unfolded value of the first Date: field of field_lines() (as header_fields
-    gives it), or None."""
-    m = _DATE_LINE.search(lines)
+def field_value(lines, name):
+    """The unfolded value of the first `name` field (one of FIELDS) of field_lines()
+    or a header, as header_fields() gives it; None when there is none."""
+    m = _FIELD_LINE[name].search(lines)
     if m is None:
         return None
     value = m.group(1)
@@ -312,7 +314,7 @@ class LazyKeys:
     __slots__ = ("date", "_raw", "_subject", "_addresses", "_ids")
 
     def __init__(self, lines):
-        date = _date_value(lines)
+        date = field_value(lines, "date")
         self.date = sent_date(header_text(date)) if date else None
         self._raw = lines
         self._subject = self._addresses = self._ids = None
@@ -329,12 +331,8 @@ class LazyKeys:
         keys._subject, keys._addresses, keys._ids = subject, addresses, ids
         return keys
 
-    def _fields(self):
-        raw = self._raw
-        return None if raw is None else header_fields(raw)
-
     def _text(self, raw, name):
-        value = raw.get(name)
+        value = field_value(raw, name)
         return None if value is None else header_text(value)
 
     def _done(self):
@@ -344,7 +342,7 @@ class LazyKeys:
     def _subject_group(self):
         group = self._subject
         if group is None:
-            raw = self._fields()
+            raw = self._raw
             if raw is None:             # made meanwhile by another session
                 return self._subject
             subject = self._text(raw, "subject")
@@ -355,7 +353,7 @@ class LazyKeys:
     def _address_group(self):
         group = self._addresses
         if group is None:
-            raw = self._fields()
+            raw = self._raw
             if raw is None:
                 return self._addresses
             from_, to = first_address(self._text(raw, "from")), first_address(self._text(raw, "to"))
@@ -368,7 +366,7 @@ class LazyKeys:
     def _id_group(self):
         group = self._ids
         if group is None:
-            raw = self._fields()
+            raw = self._raw
             if raw is None:
                 return self._ids
             mid = msg_ids(self._text(raw, "message-id"))

@@ -31,6 +31,7 @@ import os
 import threading
 from collections import OrderedDict
 
+from ..store import view_index
 from ..store.errors import MessageGone
 from . import cache_file
 from .sort import LazyKeys, header_fields, keys_of_header  # noqa: F401  (header_fields: tests)
@@ -111,7 +112,7 @@ class SortCache:
 
         def read_many(missing):
             heads = {}
-            for uid, path in zip(missing, view.message_paths(missing)):
+            for uid, path in zip(missing, view_index.message_paths(view, missing)):
                 try:
                     heads[uid] = read_head(path) if path is not None else None
                 except FileNotFoundError:

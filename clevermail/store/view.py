@@ -212,17 +212,6 @@ class FolderView:
         when it was expunged."""
         return self._folder.open_message(uid)
 
-    def message_paths(self, uids):
-        """The file path of each of `uids` as the index knows it now (None for one
-        expunged), all under one lock: for a caller that reads the head of every
-        message (a first SORT).  A file renamed meanwhile (a flag change) is not at
-        its path any more: such a caller then goes through open_message(), which
-        looks again."""
-        folder = self._folder
-        with folder.lock:
-            get, path = folder.by_uid.get, folder.file_path
-            return [None if (entry := get(uid)) is None else path(entry) for uid in uids]
-
     def read_message(self, uid):
         """The message in wire form (CRLF line ends); MessageGone when expunged."""
         return self._folder.read_message(uid)
