@@ -199,7 +199,7 @@ def render_index_only(req, messages, columns=None):
     tuples in Message's field order that FolderView.iter_messages gives (built from
     the index, no file opened); they are unpacked, never asked for names.
     `columns`, when given, is a call that may give the same messages' (seqs, uids,
-    flag names) as columns (FolderView.flag_columns), or None."""
+    flag names) as columns (store.view_index.flag_columns), or None."""
     names = [item.name for item in req.items]
     fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
     texts = _FlagTexts()
