@@ -111,18 +111,19 @@ class SortCache:
                 return read_header(f)
 
         def read_many(missing):
-            heads = {}
             for uid, path in zip(missing, view_index.message_paths(view, missing)):
-                try:
-                    heads[uid] = read_head(path) if path is not None else None
-                except FileNotFoundError:
-                    heads[uid] = None
-                if heads[uid] is None:
+                head = None
+                if path is not None:
                     try:
-                        heads[uid] = read_one(uid)
-                    except (FileNotFoundError, MessageGone):
+                        head = read_head(path)
+                    except FileNotFoundError:       # moved meanwhile: the view looks again
                         pass
-            return heads
+                if head is None:
+                    try:
+                        head = read_one(uid)
+                    except (FileNotFoundError, MessageGone):
+                        continue                    # expunged
+                yield uid, head
         keys = self._keys(folder, uids, read_many)
         if len(uids) == len(view) and self.held(folder) > len(uids):
             self.forget(folder, set(uids))
@@ -133,13 +134,11 @@ class SortCache:
         order; `read_header(uid)` gives the header bytes of one not yet known (it may
         raise for a message expunged meanwhile: that UID's entry is None)."""
         def read_many(missing):
-            heads = {}
             for uid in missing:
                 try:
-                    heads[uid] = read_header(uid)
+                    yield uid, read_header(uid)
                 except (FileNotFoundError, MessageGone, KeyError):
                     pass
-            return heads
         return self._keys(folder, uids, read_many)
 
     def _keys(self, folder, uids, read_many):
@@ -158,9 +157,7 @@ class SortCache:
             if pause:
                 gc.disable()
             try:
-                for uid, head in read_many(missing).items():
-                    if head is not None:
-                        made[uid] = keys_of_header(head)
+                made = {uid: keys_of_header(head) for uid, head in read_many(missing)}
             finally:
                 if pause:
                     gc.enable()

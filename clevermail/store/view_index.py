@@ -5,9 +5,11 @@ taken under one lock.  Protocol-neutral, like view.py, whose snapshot they read 
 view's numbering and \\Recent, the folder's index rows): only store/ reads those.
 """
 
+import os
 from itertools import repeat
 from operator import attrgetter
 
+from .maildir import SUBDIRS
 from .view_values import FlagNames
 
 _FLAGS_OF = attrgetter("flags")
@@ -36,6 +38,9 @@ def message_paths(view, uids):
     (a first SORT).  A file renamed meanwhile (a flag change) is no longer at its
     path: such a caller then goes through view.open_message(), which looks again."""
     folder = view._folder
+    # Folder.file_path's join, with the two directory prefixes made once
+    prefix = {sub: os.path.join(folder.path, sub, "") for sub in SUBDIRS}
     with folder.lock:
-        get, path = folder.by_uid.get, folder.file_path
-        return [None if (entry := get(uid)) is None else path(entry) for uid in uids]
+        get = folder.by_uid.get
+        return [None if (entry := get(uid)) is None else prefix[entry.sub] + entry.filename()
+                for uid in uids]
