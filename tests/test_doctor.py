@@ -63,7 +63,7 @@ def cert_file(ca, tmp_path, name, days):
 
 
 def doctor(dns, **kw):
-    args = dict(dkim=lambda d: [("sel1", ED_RECORD, "sel1 line")], deliverable=lambda a: None,
+    args = dict(dkim=lambda d: [("sel1", ED_RECORD, "sel1 line", "signs")], deliverable=lambda a: None,
                 mta_sts_fetch=lambda d: POLICY)
     args.update(kw)
     return Doctor(DnsClient(make_resolver([dns.nameserver], timeout=2, lifetime=4)), HOST, [DOMAIN],
@@ -158,6 +158,34 @@ def test_missing_records_and_lookup_trouble(ca, tmp_path):
     assert names["tls"][0].status == "warn" and "expires in" in names["tls"][0].detail
 
 
+def test_a_pending_selector_is_looked_up_as_dkim_activate_will(ca, tmp_path):
+    """A pair made beside the keys that sign is pending until `dkim activate` finds its
+    records: doctor says whether that look will succeed (a warning at worst: the keys
+    that sign go on signing)."""
+    other = "v=DKIM1; k=ed25519; p=AAAAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+    keys = [("sel1", ED_RECORD, "sel1 line", "signs"),
+            ("2027r", "v=DKIM1; k=rsa; p=UlNBa2V5", "2027r line", "pending"),
+            ("2027e", ED_RECORD, "2027e line", "pending"),
+            ("odd", other, "odd line", "pending")]
+    zone = RIGHT + (f'2027e._domainkey.{DOMAIN}. 300 IN TXT "{ED_RECORD}"\n'
+                    f'odd._domainkey.{DOMAIN}. 300 IN TXT "{ED_RECORD}"\n')
+    with DNSServer(zone) as dns:
+        checks = doctor(dns, dkim=lambda d: keys, certificate=cert_file(ca, tmp_path, HOST, 90)).run()
+    assert [(c.status, c.detail, c.fix) for c in by_name(checks)["dkim"]] == [
+        ("ok", f"sel1._domainkey.{DOMAIN} matches our ed25519 key", ()),
+        ("warn", f"pending 2027r._domainkey.{DOMAIN} is not published yet: publish it, then "
+                 f"`clevermail dkim activate {DOMAIN} 2027`", ("2027r line",)),
+        ("ok", f"pending 2027e._domainkey.{DOMAIN} is published with our ed25519 key: "
+               f"`clevermail dkim activate {DOMAIN} 2027` switches signing to it", ()),
+        ("warn", f"pending odd._domainkey.{DOMAIN} publishes another key than ours: publish ours "
+                 f"before `clevermail dkim activate {DOMAIN} odd`", ("odd line",))]
+    # only pending keys is no signing at all
+    with DNSServer(RIGHT) as dns:
+        checks = doctor(dns, dkim=lambda d: keys[1:], certificate=cert_file(ca, tmp_path, HOST, 90)).run()
+    assert [(c.status, c.detail) for c in by_name(checks)["dkim"]] == [
+        ("warn", f"no DKIM key: mail is not signed (clevermail dkim keygen {DOMAIN})")]
+
+
 def test_localhost_and_no_certificate():
     with DNSServer("") as dns:
         doc = Doctor(DnsClient(make_resolver([dns.nameserver], timeout=2, lifetime=4)), "localhost", [])
@@ -223,3 +251,42 @@ def test_doctor_command_right_and_wrong(configured):
         assert all(line in records_out for line in dkim_lines)
         assert f"1.0.0.127.in-addr.arpa. 3600 IN PTR {HOST}." in records_out
         assert run(cfg, "--address", "not-an-ip").exit_code == 2
+
+
+def dkim_activate(cfg, *args):
+    return CliRunner().invoke(main, ["--config", cfg, "dkim", "activate", *args], catch_exceptions=False)
+
+
+def test_doctor_command_tells_whether_a_pending_pair_is_published(configured, tmp_path):
+    """keygen beside signing keys makes a pending pair: doctor warns until its records
+    are published, then says `dkim activate` will find them, and it does."""
+    config, dkim_lines = configured
+    pending = [k.zone_line for k in KeyStore(key_dir(str(tmp_path / "data"))).generate(DOMAIN, "next")]
+    right = RIGHT.replace(f'_mta-sts.{DOMAIN}.           300 IN TXT   "v=STSv1; id=20261203"\n', "")
+    right = right.replace(right.splitlines()[6], "\n".join(line.replace(" 3600 ", " 300 ")
+                                                           for line in dkim_lines))
+    with DNSServer(right) as dns:
+        cfg = config(dns)
+        result = run(cfg)
+        assert result.exit_code == 0, result.output        # warnings only: the old pair signs
+        assert (f"  warn  dkim       pending nextr._domainkey.{DOMAIN} is not published yet: publish it, "
+                f"then `clevermail dkim activate {DOMAIN} next`\n"
+                f"        publish: {pending[0]}\n"
+                f"  warn  dkim       pending nexte._domainkey.{DOMAIN} is not published yet: publish it, "
+                f"then `clevermail dkim activate {DOMAIN} next`\n"
+                f"        publish: {pending[1]}\n") in result.output
+        assert "0 failed" in result.output and "2 warnings" in result.output
+        records_out = run(cfg, "--records", DOMAIN).output.splitlines()
+        assert all(line in records_out for line in dkim_lines + pending)
+        assert dkim_activate(cfg, DOMAIN, "next").exit_code == 1
+
+        dns.set_zone(right + "\n".join(line.replace(" 3600 ", " 300 ") for line in pending) + "\n")
+        result = run(cfg)
+        assert result.exit_code == 0 and "0 warnings, 0 failed" in result.output, result.output
+        assert (f"  ok    dkim       pending nextr._domainkey.{DOMAIN} is published with our rsa key: "
+                f"`clevermail dkim activate {DOMAIN} next` switches signing to it\n"
+                f"  ok    dkim       pending nexte._domainkey.{DOMAIN} is published with our ed25519 key: "
+                f"`clevermail dkim activate {DOMAIN} next` switches signing to it\n") in result.output
+        activated = dkim_activate(cfg, DOMAIN, "next")
+        assert activated.exit_code == 0 and f"{DOMAIN} now signs with nextr, nexte" in activated.output
+        assert f"  ok    dkim       nextr._domainkey.{DOMAIN} matches our rsa key\n" in run(cfg).output

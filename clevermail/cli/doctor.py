@@ -39,8 +39,11 @@ def _doctor(settings, addresses):
     keys = KeyStore(key_dir(server.data_dir))
 
     def dkim(domain):
+        # the keys that sign, then the pending ones (`dkim activate` looks them up)
         active = keys.load_active(domain)
-        return [(k.selector.name, k.record, k.zone_line) for _, k in sorted(active.items())]
+        pending = [keys.load(s) for s in keys.selectors(domain) if s.pending]
+        return ([(k.selector.name, k.record, k.zone_line, "signs") for _, k in sorted(active.items())]
+                + [(k.selector.name, k.record, k.zone_line, "pending") for k in pending])
 
     def deliverable(address):
         try:
@@ -104,6 +107,8 @@ def _print_records(doc, keys, domain, sign):
     if sign:
         try:
             dkim_lines = [k.zone_line for _, k in sorted(keys.load_active(domain).items())]
+            # a pending pair is published before `dkim activate` switches to it
+            dkim_lines += [keys.load(s).zone_line for s in keys.selectors(domain) if s.pending]
         except Exception as exc:
             dkim_lines = [f"; DKIM keys of {domain} cannot be loaded: {exc}"]
         if not dkim_lines:

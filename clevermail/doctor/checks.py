@@ -7,7 +7,8 @@ Every lookup goes through the DnsClient the caller gives (the server's resolver,
 `[relay] nameservers`); a lookup that cannot be answered now is a warning, never a
 verdict.  SPF is evaluated (inbound/spf.py check_host for each of the host's
 addresses, as a receiver would), not pattern-matched.  The rest are seams too: the
-DKIM keys (domain -> [(selector, record, zone line)]), whether an address is
+DKIM keys (domain -> [(selector, record, zone line, state)]: the selectors that sign, and
+the pending ones `clevermail dkim activate` would look up), whether an address is
 deliverable, the MTA-STS policy fetch, the clock.
 """
 
@@ -15,13 +16,15 @@ import ipaddress
 import time
 from dataclasses import asdict, dataclass
 
-from ..dkim.records import tags
+from ..dkim.keys import SUFFIX
+from ..dkim.records import same_key, tags
 from ..inbound.dnsclient import DnsTempError
 from ..inbound.spf import SPFChecker
 from ..relay import mta_sts
 from . import records
 
 OK, WARN, FAIL = "ok", "warn", "fail"
+SIGNS, PENDING = "signs", "pending"     # a DKIM selector's state (dkim.keys.KeyStore.state)
 CERT_MIN_DAYS = 14          # a certificate that expires sooner is a warning
 
 
@@ -48,7 +51,8 @@ class Doctor:
         self.hostname = hostname.lower().rstrip(".")
         self.domains = list(domains)
         self.given = [ipaddress.ip_address(a) for a in addresses]   # --address
-        self.dkim = dkim                        # domain -> [(selector, record, line)]; None: signing off
+        # domain -> [(selector, record, zone line, "signs" | "pending")]; None: signing off
+        self.dkim = dkim
         self.certificate = certificate
         self.deliverable = deliverable          # address -> None, or why not
         self.mta_sts_fetch = mta_sts_fetch      # domain -> policy text, or mta_sts.FetchError
@@ -198,23 +202,41 @@ class Doctor:
             keys = self.dkim(domain)
         except Exception as exc:       # a key file that cannot be read: the operator's to fix
             return [Check(domain, "dkim", FAIL, f"the keys cannot be loaded: {exc}")]
-        if not keys:
+        if not any(state == SIGNS for _, _, _, state in keys):
             return [Check(domain, "dkim", WARN, f"no DKIM key: mail is not signed "
                                                 f"(clevermail dkim keygen {domain})")]
+        pending = {selector for selector, _, _, state in keys if state == PENDING}
         out = []
-        for selector, record, line in keys:
+        for selector, record, line, state in keys:
             name = f"{selector}._domainkey.{domain}"
-            want = tags(record)
             published = [r for r in self.dns.txt(name) if "p=" in r]
-            if not published:
+            ours = any(same_key(record, r) for r in published)
+            kind = tags(record).get("k", "rsa")
+            if state == PENDING:
+                out.append(self._pending(domain, name, kind, line, published, ours,
+                                         _activate_name(selector, pending)))
+            elif not published:
                 out.append(Check(domain, "dkim", FAIL, f"{name} has no key record", (line,)))
-                continue
-            got = tags(published[0])
-            if (got.get("p"), got.get("k", "rsa")) != (want.get("p"), want.get("k", "rsa")):
+            elif not ours:
                 out.append(Check(domain, "dkim", FAIL, f"{name} publishes another key than ours", (line,)))
             else:
-                out.append(Check(domain, "dkim", OK, f"{name} matches our {want.get('k', 'rsa')} key"))
+                out.append(Check(domain, "dkim", OK, f"{name} matches our {kind} key"))
         return out
+
+    @staticmethod
+    def _pending(domain, name, kind, line, published, ours, activate):
+        """A pending selector (made beside the keys that sign, not used until
+        `clevermail dkim activate`, which looks for its record first): whether that
+        look will succeed.  A warning at worst: the keys that sign go on signing."""
+        command = f"clevermail dkim activate {domain} {activate}"
+        if ours:
+            return Check(domain, "dkim", OK, f"pending {name} is published with our {kind} key: "
+                                             f"`{command}` switches signing to it")
+        if published:
+            return Check(domain, "dkim", WARN, f"pending {name} publishes another key than ours: "
+                                               f"publish ours before `{command}`", (line,))
+        return Check(domain, "dkim", WARN, f"pending {name} is not published yet: publish it, "
+                                           f"then `{command}`", (line,))
 
     def _dmarc(self, domain):
         fix = (records.dmarc_line(domain),)
@@ -286,3 +308,11 @@ def _covers(pattern, host):
         return bool(first) and rest == pattern[2:]
     return pattern == host
 
+
+
+def _activate_name(selector, pending):
+    """What `clevermail dkim activate` takes for a pending selector: the keygen base
+    when its pair (<base>r and <base>e) is pending together, else the selector."""
+    suffixes = set(SUFFIX.values())
+    base = selector[:-1]
+    return base if selector[-1:] in suffixes and {base + x for x in suffixes} <= pending else selector
