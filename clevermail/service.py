@@ -43,6 +43,7 @@ from .routing import Router
 from .sieve import EXTENSIONS as SIEVE_EXTENSIONS
 from .sieve import parse as parse_sieve
 from .sieve.scripts import SieveScripts
+from .smtp.dsn_owed import targets as destinations
 from .smtp.handler import SMTPFileHandler
 from .smtp.send_quota import SendQuota
 from .smtp.sender_identity import SenderIdentity
@@ -231,8 +232,11 @@ class MailService:
 
     def _make_worker(self, settings):
         """The relay worker (None: a variant that relays nothing)."""
+        handler = self.handlers["smtp"]
         return RelayWorker(self.queue, settings.relay, self.dns,
-                           local_deliver=self.handlers["smtp"].deliver_queued,
+                           local_deliver=handler.deliver_queued,
+                           # an alias of several targets is reported "expanded" (relay/local.py)
+                           targets=lambda a: destinations(handler.resolve_recipient(a, may_relay=False)),
                            is_local=lambda address: self.accounts.is_local_domain(address.rpartition("@")[2]),
                            metrics=self.metrics,
                            sign_report=self.signer.sign_report if self.signer else None)

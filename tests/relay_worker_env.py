@@ -36,11 +36,12 @@ class Env:
         resolver = worker_kw.pop("resolver", FakeResolver(ZONE))
         tls_context = worker_kw.pop("tls_context", None)
         self.metrics = worker_kw.pop("metrics", NO_METRICS)
+        targets = worker_kw.pop("targets", None)        # address -> its destinations (aliases)
         settings = RelaySettings(**{"hostname": "relay.here.test", "mx_port": self.sink.port,
                                     "connect_timeout": 5, **worker_kw})
         self.w = RelayWorker(self.q, settings, resolver, self.deliver_local,
                              lambda a: a.endswith("@here.test"), tls_context=tls_context,
-                             metrics=self.metrics)
+                             metrics=self.metrics, targets=targets)
 
     def deliver_local(self, sender, addresses, data, queue_id):
         if self.local_fail:

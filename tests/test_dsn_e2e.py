@@ -197,3 +197,23 @@ def test_an_expanded_alias_without_dsn_beyond_sends_no_relayed_report(env):
     (raw,) = env.wait_inbox(ALICE)                     # the expanded report, no "relayed" one
     [_, team] = status_fields(raw)
     assert ("Action", "expanded") in team
+
+
+def test_a_queued_address_that_is_an_alias_of_several_targets_is_reported_expanded(env):
+    """The relay worker's local delivery (SMTPFileHandler.deliver_queued) of a queued
+    address that turns out to be an alias of several targets: reported "expanded"
+    once, as the SMTP path reports it (RFC 3461 6.2.7.3), and each target delivered."""
+    env.service.aliases.add("team@example.test", [BOB, REMOTE])
+    pending = env.queue.prepare(ALICE, ["team@example.test"], message("queued-alias"), "QALIAS",
+                                envid="E9", dsn={"team@example.test": (("SUCCESS",), None)})
+    pending.commit()
+    env.service.worker.kick()
+    (raw,) = env.wait_inbox(ALICE)
+    per_message, team = status_fields(raw)
+    assert per_message[1] == ("Original-Envelope-Id", "E9")
+    assert team == [("Final-Recipient", "rfc822; team@example.test"), ("Action", "expanded"),
+                    ("Status", "2.0.0"), ("Diagnostic-Code", "smtp; 250 2.0.0 expanded to 2 recipients")]
+    (copy,) = env.wait_inbox(BOB)
+    assert b"Subject: queued-alias" in copy
+    assert wait_for(lambda: [m for m in env.sink.messages if b"queued-alias" in m.data])
+    assert wait_for(lambda: env.queue.list() == [])

@@ -74,6 +74,31 @@ def test_queued_local_recipient_with_notify_success_gets_delivered(make_env):
     assert group["Action"] == "delivered" and group["Final-Recipient"] == "rfc822; carol@here.test"
 
 
+def test_a_queued_local_alias_of_several_targets_is_reported_expanded(make_env):
+    """RFC 3461 6.2.7.3, as the SMTP path reports an alias it expands at once
+    (test_dsn_e2e): the alias confirms the delivery itself, "expanded"."""
+    env = make_env(targets=lambda a: 3 if a == "team@here.test" else 1)
+    enqueue(env, ["team@here.test", "carol@here.test"], notify=("SUCCESS",))
+    env.w.run_once()
+    assert [a for a, _ in env.local] == ["team@here.test", "carol@here.test", SENDER]
+    _, groups = dsn_fields(env.local[2][1])
+    assert [(g["Final-Recipient"], g["Action"], g["Status"], g["Diagnostic-Code"]) for g in groups] == [
+        ("rfc822; team@here.test", "expanded", "2.0.0", "smtp; 250 2.0.0 expanded to 3 recipients"),
+        ("rfc822; carol@here.test", "delivered", "2.0.0", "smtp; 250 2.0.0 delivered to the local mailbox")]
+    assert [g["Remote-MTA"] for g in groups] == [None, None]     # our own mailboxes: no remote MTA
+    assert env.q.list() == []
+
+
+def test_a_failing_count_of_targets_still_reports_delivered(make_env):
+    def broken(address):
+        raise RuntimeError("aliases unreadable")
+    env = make_env(targets=broken)
+    enqueue(env, ["team@here.test"], notify=("SUCCESS",))
+    env.w.run_once()
+    _, [group] = dsn_fields(env.local[1][1])
+    assert (group["Action"], group["Diagnostic-Code"]) == ("delivered", "smtp; 250 2.0.0 delivered to the local mailbox")
+
+
 @pytest.mark.parametrize("notify, bounced", [(None, True), (("FAILURE",), True), (("NEVER",), False),
                                              (("SUCCESS", "DELAY"), False)])
 def test_failure_reports_only_where_notify_asks(make_env, notify, bounced):

@@ -53,8 +53,9 @@ def _status(reply: str | None, action: str) -> str:
 
 
 def _remote_name(remote: str | None) -> str | None:
-    # "mx.example.com[192.0.2.1]:25" -> "mx.example.com"
-    if not remote:
+    # "mx.example.com[192.0.2.1]:25" -> "mx.example.com"; "local" (our own mailbox,
+    # relay/local.py) names no remote MTA, as the SMTP handler's reports have none
+    if not remote or remote == "local":
         return None
     return remote.split("[", 1)[0] or None
 

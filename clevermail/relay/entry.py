@@ -25,8 +25,8 @@ The JSON envelope (one object, UTF-8, written whole and renamed into place)::
                      "updated": 1700000300.0,
                      "notify": ["SUCCESS", "FAILURE"],   RFC 3461 NOTIFY; null: not given
                      "orcpt": "rfc822;bob@example.net",  ORCPT, decoded; null: not given
-                     "report": null,                     success report owed: "delivered"
-                                                         or "relayed" (RFC 3464 2.3.3)
+                     "report": null,                     success report owed: "delivered",
+                                                         "expanded" or "relayed" (RFC 3464 2.3.3)
                      "folder": "Lists", "flags": ["\\Seen"]}, ...]
                                          a local copy queued by a full mailbox:
                                          where its Sieve script or the inbound
@@ -86,7 +86,7 @@ class Recipient:
     updated: float | None = None     # time of the last attempt or state change
     notify: list[str] | None = None  # RFC 3461 NOTIFY (None: not given, see dsn.wants)
     orcpt: str | None = None         # RFC 3461 ORCPT, "addr-type;address" decoded
-    report: str | None = None        # success report owed: "delivered" or "relayed"
+    report: str | None = None        # success report owed: "delivered", "expanded" or "relayed"
     # a local copy deferred by a full mailbox: the folder and IMAP flags Sieve or the
     # inbound policy chose for it at reception (None: INBOX, as a local delivery does)
     folder: str | None = None

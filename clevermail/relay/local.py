@@ -8,7 +8,10 @@ it arrived),
 and what each outcome means as a per-recipient Result (schedule.py reads it like an
 MX's reply):
 
-- delivered: 250 2.0.0;
+- delivered: 250 2.0.0; an address that is an alias or list of several targets
+  (`targets`, as RCPT TO resolves it) is "expanded" (RFC 3461 6.2.7.3), as the SMTP
+  handler reports it when it delivers at once (smtp/dsn_owed.py): a NOTIFY=SUCCESS
+  recipient gets an "expanded" success report, not "delivered";
 - a LookupError (no such account): 550 5.1.1, as RCPT TO would answer, for good;
 - store.quota.OverQuota: 452 4.2.2 (a full mailbox, RFC 3463 X.2.2: retried on the
   schedule, bounced after queue_lifetime) or 552 5.2.2 (the message alone is larger
@@ -27,9 +30,12 @@ from clevermail.store.quota import OverQuota
 
 class LocalDelivery:
     def __init__(self, local_deliver: Callable[[str, list[str], bytes, str], None],
-                 is_local: Callable[[str], bool], log: logging.Logger, metrics=NO_METRICS):
+                 is_local: Callable[[str], bool], log: logging.Logger, metrics=NO_METRICS,
+                 targets: Callable[[str], int] | None = None):
         self.local_deliver, self.is_local_domain = local_deliver, is_local
         self.log, self.metrics = log, metrics
+        # address -> how many destinations it has (None: one each, no aliases)
+        self.targets = targets
 
     def is_local(self, address: str, qid: str) -> bool:
         """Whether `address` is delivered here; never raises (a failure: not local)."""
@@ -47,7 +53,6 @@ class LocalDelivery:
         try:
             # final delivery: the store adds Return-Path: <sender> (RFC 5321 4.4)
             self.local_deliver(sender, [address], data, qid, **placed)
-            return Result(250, "2.0.0 delivered to the local mailbox", "local")
         except LookupError:
             self.log.info("%s: no local mailbox for <%s>", qid, address)
             return Result(550, "5.1.1 no such user here", "local")
@@ -60,3 +65,18 @@ class LocalDelivery:
             self.log.exception("%s: local delivery to <%s> failed", qid, address)
             self.metrics.store_error("relay_local_delivery")
             return Result(451, f"4.3.0 local delivery failed: {e}", "local")
+        n = self._targets(address, qid)
+        if n > 1:
+            return Result(250, f"2.0.0 expanded to {n} recipients", "local", expanded=True)
+        return Result(250, "2.0.0 delivered to the local mailbox", "local")
+
+    def _targets(self, address: str, qid: str) -> int:
+        """How many destinations `address` has (it was delivered: it resolves); 1 when
+        that cannot be told, so the report says "delivered" rather than nothing."""
+        if self.targets is None:
+            return 1
+        try:
+            return self.targets(address)
+        except Exception:
+            self.log.exception("%s: counting the destinations of <%s> failed", qid, address)
+            return 1

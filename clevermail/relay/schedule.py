@@ -19,7 +19,8 @@ and does the sending). The rules (RFC 5321 4.5.4.1, 6.1; RFC 3464):
 - DSN (RFC 3461, the rule in clevermail/dsn.py): a report covers only recipients
   whose NOTIFY asks for it (no NOTIFY: failure and delay).  A recipient delivered
   with NOTIFY=SUCCESS owes a success report: "delivered" when we delivered it to a
-  local mailbox, "relayed" when the next hop does not offer DSN; when it does, the
+  local mailbox, "expanded" when it was a local alias or list of several targets,
+  "relayed" when the next hop does not offer DSN; when it does, the
   parameters went on with the message and the report is the next hop's (RFC 3461
   6.2.2, 6.2.3).
 """
@@ -88,10 +89,11 @@ def record_results(e: Entry, results: dict[str, Result], now: float, *,
 
 def success_action(res: Result) -> str | None:
     """The success report a delivery owes its NOTIFY=SUCCESS recipient: "delivered"
-    (a local mailbox), "relayed" (a next hop without DSN), None (the next hop took
-    the DSN parameters: the report is its business)."""
+    (a local mailbox), "expanded" (here, an alias or list of several targets: RFC
+    3461 6.2.7.3), "relayed" (a next hop without DSN), None (the next hop took the
+    DSN parameters: the report is its business)."""
     if res.remote == "local":
-        return "delivered"
+        return "expanded" if res.expanded else "delivered"
     return None if res.dsn else "relayed"
 
 

@@ -50,6 +50,7 @@ class Result:
     retry: bool = False         # a session-level failure: another host may do better
     tls: TLSInfo | None = None  # what TLS the session had (None: no session)
     dsn: bool = False           # the next hop offered DSN and took our parameters
+    expanded: bool = False      # delivered here to an alias or list of several targets
 
     @property
     def state(self) -> str:

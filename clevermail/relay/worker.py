@@ -67,13 +67,13 @@ class RelayWorker:
                  local_deliver: Callable[[str, list[str], bytes, str], None],
                  is_local: Callable[[str], bool], *, tls_context=None, logger: logging.Logger | None = None,
                  metrics=NO_METRICS, mta_sts_fetcher=None,
-                 sign_report: Callable[[bytes], bytes] | None = None):
+                 sign_report: Callable[[bytes], bytes] | None = None, targets=None):
         self.queue = queue
         self.metrics = metrics          # metrics.Metrics: outcomes and latency per recipient
         # our reports, DKIM-signed (bounce.make_dsn's sign); the SMTP handler sends
         # its local success reports through them too
         self.log = logger or logging.getLogger("clevermail.relay")
-        self.local = LocalDelivery(local_deliver, is_local, self.log, metrics)
+        self.local = LocalDelivery(local_deliver, is_local, self.log, metrics, targets)  # targets: local.py
         self.reports = Reports(queue, settings.hostname, local_deliver, self.local.is_local,
                                sign=sign_report, log=self.log)
         self.settings = settings
