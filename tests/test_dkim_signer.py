@@ -203,9 +203,32 @@ def test_a_failed_reload_keeps_the_keys_and_says_so_once(signer, store, monotoni
 
 def test_message_parses_once_and_hashes_the_body_once():
     m = signature.Message(MESSAGE)
-    assert m.signed[:3] == [b"from", b"to", b"subject"]         # Received is not signed
-    assert m.signed[-len(signature.OVERSIGNED):] == list(signature.OVERSIGNED)
+    assert m.signed[:3] == (b"from", b"to", b"subject")         # Received is not signed
+    assert m.signed[-len(signature.OVERSIGNED):] == signature.OVERSIGNED
     assert m.field_values(b"from") == [b" Alice <alice@example.test>\r\n"]
+
+
+def test_the_field_is_made_once_per_key_and_field_set_and_each_message_verifies(signer, dns):
+    """signature._template: the field's text and canonical form are kept per key and
+    h= list; messages with other bodies, times or field sets still verify outside."""
+    signature._TEMPLATES.clear()
+    other_body = MESSAGE.replace(b"Bob.", b"Carol.")
+    more_fields = MESSAGE.replace(b"X-Mailer: test\r\n", b"Cc: carol@there.test\r\nReply-To: a@example.test\r\n")
+    signer.clock = lambda: NOW
+    first = signer.sign(MESSAGE)
+    signer.clock = lambda: NOW + 1
+    second = signer.sign(other_body)
+    assert len(signature._TEMPLATES) == 2                   # rsa and ed25519, one field set
+    third = signer.sign(more_fields)
+    assert len(signature._TEMPLATES) == 4
+    for data in (first, second, third):
+        assert [r["ok"] for r in verify(data, dns.port)] == [True, True]
+    [(a_rsa, a_ed), (b_rsa, b_ed)] = [re.findall(rb"(?s)DKIM-Signature:.*?(?=DKIM-Signature:|From:)", d)
+                                      for d in (first, second)]
+    # only t=, bh= and b= differ
+    strip = lambda f: re.sub(rb"(t=\d+|bh=[^;]+|b=[^;]*$)", b"", f)      # noqa: E731
+    assert strip(a_rsa) == strip(b_rsa) and strip(a_ed) == strip(b_ed)
+    assert b"t=%d;" % NOW in a_rsa and b"t=%d;" % (NOW + 1) in b_rsa
 
 
 def test_relaxed_body_is_dkimpys_canonical_form():

@@ -10,10 +10,12 @@ fields are chosen bottom-up as dkim.select_headers chooses them (canon.select,
 compared in the tests) and hashed in h= order, the signature field itself last with
 its b= empty, as dkim.hash_headers does.  What dkimpy's own sign() cannot do cheaply is done here: a message is parsed,
 its body hashed and its signed fields hashed once for all its signatures (Message;
-each signature copies that hash and adds its own field), keys are parsed once
-(keys.py), and RSA is computed by OpenSSL through `cryptography` (about 0.3 ms a
-2048-bit signature, with the GIL released) instead of dkimpy's pure-Python
-arithmetic (10-20 ms holding the GIL).
+each signature copies that hash and adds its own field), the signature field's text
+and its canonical form are made once per key and h= list (_template: only t=, bh=
+and b= change from message to message), keys are parsed once (keys.py), and RSA is
+computed by OpenSSL through `cryptography` (about 0.3 ms a 2048-bit signature, with
+the GIL released: other sessions' Python runs meanwhile) instead of dkimpy's
+pure-Python arithmetic (10-20 ms holding the GIL).
 
 The signed fields are RFC 6376 5.4.1's set as dkimpy lists it (DKIM.SHOULD: From,
 Reply-To, Subject, Date, To, Cc, Message-ID, MIME-Version, Content-*, Resent-*,
@@ -50,8 +52,8 @@ class Message:
     def __init__(self, data):
         self.headers, body = split(data)
         # a parsed field name has no white space: lower() is its relaxed form
-        self.signed = [name.lower() for name, _ in self.headers if name.lower() in SIGNED]
-        self.signed += OVERSIGNED
+        self.signed = tuple([name.lower() for name, _ in self.headers
+                             if name.lower() in SIGNED]) + OVERSIGNED
         self.body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         self.fields_hash = hasher = hashlib.sha256()
         for name, value in relaxed_headers(select(self.headers, self.signed)):
@@ -77,33 +79,54 @@ def _fold(pieces, used):
     return b"\r\n".join(lines)
 
 
+# What a signature field is made of apart from t=, bh= and b=, per signing key and h=
+# list: the field text around a hole for "t=...; bh=...;", and its relaxed canonical
+# form (RFC 6376 3.4.2) around the same hole.  Messages from one client carry the same
+# fields, so a few entries serve them all; the field is folded and canonicalized once.
+_TEMPLATES = {}
+MAX_TEMPLATES = 1024
+_HOLE = b"\x00"            # no field text has it; relaxed canonicalization leaves it be
+
+
+def _template(selector, names):
+    """(before, after, canonical before, canonical after) of the field for `selector`
+    (keys.Selector) signing the fields `names` (h=, a tuple)."""
+    found = _TEMPLATES.get((selector, names))
+    if found is not None:
+        return found
+    head = _fold([b"v=1;", b"a=" + ALGORITHM_TAG[selector.algorithm] + b";", b"c=relaxed/relaxed;",
+                  b"d=" + selector.domain.encode("ascii") + b";",
+                  b"s=" + selector.name.encode("ascii") + b";"], len(FIELD) + 1)
+    # h= may be folded before any colon (RFC 6376 3.5: FWS around ":")
+    h = [b"h=" + names[0]] + [b":" + n for n in names[1:]]
+    h[-1] += b";"
+    # the hole on a line of its own ("t=1796244000; bh=<44 octets>;", 62 octets), h=
+    # below it, b= last with its value alone on the following lines: a verifier removes
+    # it (and its folding) before hashing, so what is hashed here is what it will hash
+    before, after = FIELD + b":" + head + b"\r\n\t", b"\r\n\t" + _fold(h, 1)[1:] + b"\r\n\tb="
+    # the field as dkim.hash_headers adds it: relaxed, without its CRLF, b= empty
+    [(name, canonical)] = relaxed_headers([(FIELD, head + b"\r\n\t" + _HOLE + after)])
+    cbefore, _, cafter = (name + b":" + canonical.rstrip()).partition(_HOLE)
+    found = (before, after, cbefore, cafter)
+    if len(_TEMPLATES) >= MAX_TEMPLATES:
+        _TEMPLATES.clear()
+    _TEMPLATES[(selector, names)] = found
+    return found
+
+
 def sign(message, key, timestamp):
     """The header field 'DKIM-Signature: ...\\r\\n' that `key` (keys.Key) makes for
     `message` (a Message) at `timestamp` (seconds)."""
-    selector = key.selector
-    algorithm = ALGORITHM_TAG[selector.algorithm]
-    names = [n.decode("ascii") for n in message.signed]
-    pieces = [b"v=1;", b"a=" + algorithm + b";", b"c=relaxed/relaxed;",
-              b"d=" + selector.domain.encode("ascii") + b";",
-              b"s=" + selector.name.encode("ascii") + b";", b"t=%d;" % int(timestamp)]
-    # h= may be folded before any colon (RFC 6376 3.5: FWS around ":")
-    h = [f"h={names[0]}"] + [f":{n}" for n in names[1:]]
-    h[-1] += ";"
-    pieces += [p.encode("ascii") for p in h]
-    pieces += [b"bh=" + message.body_hash + b";", b"b="]
-    value = _fold(pieces, len(FIELD) + 1)
-    # the signature field last, without its CRLF and b= empty (it is: the value
-    # ends in "b="), as dkim.hash_headers adds it (RFC 6376 3.7)
+    before, after, cbefore, cafter = _template(key.selector, message.signed)
+    tags = b"t=%d; bh=%s;" % (int(timestamp), message.body_hash)
+    # the signature field last (RFC 6376 3.7), as dkim.hash_headers adds it
     hasher = message.fields_hash.copy()
-    [(name, canonical)] = relaxed_headers([(FIELD, value)])
-    hasher.update(name + b":" + canonical.rstrip())
+    hasher.update(cbefore + tags + cafter)
     digest = hasher.digest()
-    if selector.algorithm == "rsa":
+    if key.selector.algorithm == "rsa":
         raw = key.private.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
     else:
         raw = key.private.sign(digest).signature
-    # b= last, its value alone on the following lines: a verifier removes it (and its
-    # folding) before hashing, so what was hashed above is what it will hash
     b64 = base64.b64encode(raw)
-    chunks = [b64[i:i + LINE - 2] for i in range(0, len(b64), LINE - 2)]
-    return FIELD + b":" + value + b"".join(b"\r\n\t" + c for c in chunks) + b"\r\n"
+    return (before + tags + after
+            + b"".join([b"\r\n\t" + b64[i:i + LINE - 2] for i in range(0, len(b64), LINE - 2)]) + b"\r\n")
