@@ -340,16 +340,23 @@ def test_split_grouped_is_split():
     cases = [MESSAGE, b"", b"\r\n", b"A: b", b"A: b\r\n", b"A: b\r\n\r\n", b"\r\nbody", b" x\r\nA: b\r\n\r\n",
              b"From x\r\n y\r\nA: b\r\n\r\n", b"A: b\r\nFrom x\r\n y\r\n\r\nz"]
     cases += [b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))) for _ in range(20000)]
+    clean = 0
     for case in cases:
         groups = header_fields(case)[0]
+        # the SMTP session's wire form has no bare LF: it may say so (crlf=True)
+        ways = [{}] + ([{"crlf": True}] if case.count(b"\n") == case.count(b"\r\n") else [])
+        clean += len(ways) - 1
         try:
             theirs = canon.split(case)
         except (dkim.MessageFormatError, IndexError) as exc:      # IndexError: dkimpy's, bare LFs
-            with pytest.raises(type(exc)) as info:
-                canon.split_grouped(case, groups)
-            assert str(info.value) == str(exc), case
+            for kw in ways:
+                with pytest.raises(type(exc)) as info:
+                    canon.split_grouped(case, groups, **kw)
+                assert str(info.value) == str(exc), case
             continue
-        assert canon.split_grouped(case, groups) == theirs, case
+        for kw in ways:
+            assert canon.split_grouped(case, groups, **kw) == theirs, case
+    assert clean > 3000
 
 
 def test_signature_tags_and_relaxed_headers_are_dkimpys():

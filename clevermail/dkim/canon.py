@@ -103,12 +103,15 @@ def _fields(head):
     return fields
 
 
-def split_grouped(data, groups):
+def split_grouped(data, groups, crlf=False):
     """split(data) when smtp.message.header_fields has split the header section of
     `data` already into `groups` (each field's raw lines, then the empty line's [b""]):
     the same fields, body and errors, without a second pass over the lines.  A
-    message without a header section, or with a bare LF, is left to split()."""
-    if not data or data.startswith(b"\r\n") or data.count(b"\n") != data.count(b"\r\n"):
+    message without a header section, or with a bare LF, is left to split(); `crlf`
+    says the caller knows there is none (the SMTP session's wire form: the two
+    counts cost 5 us per 4 KiB, 0.13 ms per 100 KiB)."""
+    if not data or data.startswith(b"\r\n") or (
+            not crlf and data.count(b"\n") != data.count(b"\r\n")):
         return split(data)
     end = data.find(b"\r\n\r\n")
     if groups and groups[-1] == [b""]:
@@ -160,10 +163,10 @@ class Parsed:
         self._hashes = {}           # (relaxed?, hash name, l=) -> digest
 
     @classmethod
-    def of_groups(cls, data, groups):
+    def of_groups(cls, data, groups, crlf=False):
         """A Parsed of `data` whose header section is split into `groups` already
-        (split_grouped)."""
-        return cls.of(*split_grouped(data, groups))
+        (split_grouped, and its `crlf`)."""
+        return cls.of(*split_grouped(data, groups, crlf))
 
     @classmethod
     def of(cls, headers, body):

@@ -35,9 +35,10 @@ class DKIMSignatureResult:
 
 def verify_dkim(message, dns, keys=KEYS, header=None):
     """One DKIMSignatureResult per DKIM-Signature header of `message` (CRLF bytes;
-    `header`: its smtp.message.Header when split already)."""
+    `header`: its smtp.message.Header when split already, which the SMTP session
+    makes of its wire form: CRLF only, no bare LF to look for)."""
     try:
-        parsed = Parsed(message) if header is None else Parsed.of_groups(message, header.fields)
+        parsed = Parsed(message) if header is None else Parsed.of_groups(message, header.fields, crlf=True)
     except dkim.MessageFormatError as exc:
         # no field can be trusted to be a signature: one result says so when the
         # message seems to carry one
