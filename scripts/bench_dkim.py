@@ -27,6 +27,7 @@ SMTP submission.
     python scripts/bench_dkim.py                                 # both parts
     python scripts/bench_dkim.py --no-smtp                       # CPU part only
     python scripts/bench_dkim.py --no-cpu -n 2000 --rounds 5 --modes conn,reuse --sizes 4096
+    git worktree add /tmp/old HEAD~3 && python scripts/bench_dkim.py --no-cpu --before /tmp/old
 """
 
 import argparse
@@ -186,8 +187,8 @@ def serve_main(kind, workdir, sink_port):
     stop()
 
 
-def start_child(kind, workdir, sink_port=0):
-    return bench_smtp.start_server(kind, workdir, script=__file__, extra=("--sink-port", str(sink_port)))
+def start_child(kind, workdir, sink_port=0, script=__file__):
+    return bench_smtp.start_server(kind, workdir, script=script, extra=("--sink-port", str(sink_port)))
 
 
 stop_child = bench_smtp.stop_server
@@ -294,21 +295,29 @@ def smtp_part(args):
         if args.rcpt == "relay":
             sink, sink_port = start_child("sink", base)
             children["sink"] = (sink, sink_port)
-        for kind in ("on", "off"):
+        kinds = ["on", "off"] + (["before"] if args.before else [])
+        for kind in kinds:
             workdir = os.path.join(base, kind)
             os.makedirs(workdir)
-            children[kind] = start_child(kind, workdir, sink_port)
+            children[kind] = (start_child(kind, workdir, sink_port) if kind != "before" else
+                              start_child("on", workdir, sink_port,
+                                          script=os.path.join(args.before, "scripts", "bench_dkim.py")))
         scenarios = [(m, int(c), int(s)) for s in args.sizes.split(",") for c in args.concurrency.split(",")
                      for m in args.modes.split(",")]
         print(f"# submission, signing on vs off: {os.cpu_count()} CPUs, n={args.n}, bound {args.seconds:g}s, "
               f"{args.rounds} round(s), recipients {args.rcpt}, work dir {base}")
         print(f"{'signing':<7} {'mode':<5} {'conc':>4} {'size':>5} {'msgs':>6} {'msg/s':>7} "
               f"{'cpu ms/msg':>10} {'cli ms/msg':>10} {'mach ms/msg':>11}  errors", flush=True)
+        # not measured: each server makes its mailboxes and loads what it loads on first use
+        for kind in kinds:
+            proc, port = children[kind]
+            run_scenario(proc, port, "reuse", scenarios[0][1], scenarios[0][2],
+                         argparse.Namespace(**{**vars(args), "n": args.warmup}))
         results = {}
         for rnd in range(args.rounds):
             for sc in scenarios:
-                # alternate which goes first, so neither always meets a warmer machine
-                for kind in (("on", "off") if rnd % 2 == 0 else ("off", "on")):
+                # each round another goes first, so none always meets a warmer machine
+                for kind in kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]:
                     proc, port = children[kind]
                     r = run_scenario(proc, port, *sc, args)
                     results.setdefault((kind, sc), []).append(r)
@@ -334,6 +343,12 @@ def smtp_part(args):
                   f"{med['on', 'cpu_ms']:>9.2f} {med['off', 'cpu_ms']:>10.2f} "
                   f"{med['on', 'cli_ms']:>9.2f} {med['off', 'cli_ms']:>10.2f} "
                   f"{total_off / total_on if total_on else float('nan'):>9.2f}")
+            if args.before:
+                before = results[("before", sc)]
+                rate, cpu, cli = (statistics.median(r[k] for r in before) for k in ("rate", "cpu_ms", "cli_ms"))
+                print(f"{'':<5} {'':>4} {'':>5} {'before:':>9} {rate:>9.0f} "
+                      f"{rate / rate_off if rate_off else float('nan'):>6.2f} {cpu:>9.2f} {'':>10} {cli:>9.2f} "
+                      f"{'':>10} {total_off / (cpu + cli) if cpu + cli else float('nan'):>9.2f}")
         signed = os.path.join(base, "on", "data", "mail", DOMAIN)
         if args.rcpt == "local" and not _some_signed(signed):
             print("# WARNING: no DKIM-Signature found in the signing server's mailboxes")
@@ -367,6 +382,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="rounds, servers alternating (default 3)")
     ap.add_argument("--settle", type=float, default=1, help="pause after each scenario (default 1 s)")
     ap.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
+    ap.add_argument("--warmup", type=int, default=300,
+                    help="messages sent to each server before the rounds, not measured (default 300)")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also a signing server running the code of DIR, an earlier checkout "
+                         "(git worktree add DIR COMMIT), in the same rounds: reported as 'before'")
     ap.add_argument("--serve", choices=("on", "off", "sink"), help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     ap.add_argument("--sink-port", type=int, default=0, help=argparse.SUPPRESS)
