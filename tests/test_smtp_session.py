@@ -189,6 +189,45 @@ def test_authenticated_and_trusted_clients_relay(env):
     assert len(env.queued()) == 2
 
 
+def test_accepted_is_logged_before_the_commit_wakes_the_relay(env, caplog):
+    # The relay worker is woken by the queue entry's commit (queue.on_commit): its lines
+    # must come after the session's accepted line (`clevermail trace` orders by them),
+    # and the 250 still only after the commit.
+    caplog.set_level(logging.INFO, logger="clevermail")
+    seen = []
+
+    def woken():
+        seen.append([r.getMessage() for r in caplog.records if "accepted id=" in r.getMessage()])
+        assert env.queued(), "the wake-up comes after the entry is committed"
+    env.queue.on_commit = woken
+    c = hello(env)
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    reply = send_mail(c, rcpts=["x@far.test", "bob@example.test"], sender="alice@example.test")
+    qid = reply.split()[-1]
+    [[line]] = seen
+    assert f"accepted id={qid} from=<alice@example.test>" in line
+    assert env.inbox("bob@example.test") and len(env.queued()) == 1
+
+
+def test_a_commit_that_fails_after_the_accepted_line_is_a_451_with_nothing_kept(env, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="clevermail")
+    from clevermail.relay import handles
+
+    def broken(self):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(handles.PendingEntry, "commit", broken)
+    c = hello(env)
+    c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
+    start_mail(c, ["bob@example.test", "x@far.test"], sender="alice@example.test")
+    c.send(MSG + ".\r\n")
+    assert c.expect(451).startswith("4.3.0")
+    assert env.inbox("bob@example.test") == [] and env.queued() == []
+    messages = [r.getMessage() for r in caplog.records]
+    accepted = [i for i, m in enumerate(messages) if "accepted id=" in m]
+    failed = [i for i, m in enumerate(messages) if "delivery failed id=" in m]
+    assert accepted and failed and accepted[0] < failed[0]
+
+
 def test_submission_requires_auth(env):
     c = hello(env, env.server(mode="submission"))
     assert c.expect(530, "MAIL FROM:<alice@example.test>").startswith("5.7.0")

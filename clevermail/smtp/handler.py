@@ -201,7 +201,7 @@ class SMTPFileHandler:
         return self.signer.sign(data) if self.signer is not None else data
 
     def deliver(self, sender, recipients, data, trace, queue_id, folder=None, requiretls=False,
-                ret=None, envid=None):
+                ret=None, envid=None, prepared=None):
         """Store `data` for every recipient: the message as smtp.message.prepare_body
         returns it (not dot-stuffed, every line ending in CRLF, no other CR or LF).
 
@@ -214,7 +214,13 @@ class SMTPFileHandler:
         copy and the queue entry are fsynced and committed; raises DeliveryFailed
         (with nothing stored) otherwise, or MailboxFull when every copy is over
         quota (module docstring: copies over quota beside others are queued), or
-        SieveRefused when every recipient's Sieve script erejects it."""
+        SieveRefused when every recipient's Sieve script erejects it.
+
+        `prepared()`, if given, is called once every part is written and fsynced,
+        before the first commit makes any of it visible: the session logs its
+        accepted line there, so that nothing a commit sets off (the relay worker a
+        queue entry wakes, an IDLE session told of new mail) logs about the message
+        before it.  A commit that fails after it still raises DeliveryFailed."""
         local, remote, forwards = self._split(recipients)
         dsn = {"ret": ret, "envid": envid, "dsn": dsn_requests(recipients)}
         pending = []
@@ -264,6 +270,8 @@ class SMTPFileHandler:
                 pending.append(self.queue.prepare(sender, accounts, trace + data, queue_id,
                                                   requiretls=requiretls, **dsn,
                                                   places={a: (where, flags) for a in accounts}))
+            if prepared is not None:
+                prepared()
             # Mailboxes first, the queue last: a committed queue entry wakes the relay
             # worker, which must never send what a later failure would take back.
             for p in pending:

@@ -282,10 +282,17 @@ class SMTPSession(LineSession):
             helo=self.helo, peer=self.peer, hostname=self.server.hostname, esmtp=self.esmtp,
             tls_info=self.tls_info, authenticated=self.auth_user is not None,
             queue_id=queue_id, session_id=self.session_id, recipients=recipients)
+        def accepted():
+            # logged before the commit wakes the relay worker (whose lines must follow
+            # it, `clevermail trace`), and still before the 250, which waits for the
+            # commit's fsync; a commit that fails after it logs "delivery failed" below
+            self.log.info("accepted id=%s from=<%s> %s size=%d message-id=%s helo=%s",
+                          queue_id, sender, message.recipients_text(recipients), len(body),
+                          message.message_id(body), self.helo, extra={"queue_id": queue_id})
         try:
             n_local, n_remote = self.server.handler.deliver(sender, recipients, body, trace, queue_id,
                                                             folder=folder, requiretls=requiretls,
-                                                            ret=ret, envid=envid)
+                                                            ret=ret, envid=envid, prepared=accepted)
         except MailboxFull as exc:
             self.log.info("refused id=%s from=<%s>: %s", queue_id, sender, exc)
             raise SMTPReplyError(R.R552_MAILBOX_FULL if exc.permanent else R.R452_MAILBOX_FULL) from None
@@ -302,9 +309,6 @@ class SMTPSession(LineSession):
         if self.auth_user is not None:
             self.server.handler.quota.record(self.auth_user, len(recipients))
         self.server.metrics.message_accepted(n_local, n_remote, data_end)
-        self.log.info("accepted id=%s from=<%s> %s size=%d message-id=%s helo=%s",
-                      queue_id, sender, message.recipients_text(recipients), len(body),
-                      message.message_id(body), self.helo, extra={"queue_id": queue_id})
         self.send(R.R250_QUEUED.format(queue_id).wire)
 
     # -- other commands --------------------------------------------------------------
