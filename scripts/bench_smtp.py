@@ -4,10 +4,14 @@ milliseconds per message, for CleverMail against a bare fsync-per-message baseli
 any SMTP server already running on loopback (e.g. a local Postfix).
 
 Servers.  CleverMail and the baseline each run in a separate process (this script with
---serve), started once and stopped at the end: CleverMail is
-clevermail.service.MailService from a config in a temp dir (INFO logging to a file), the
-baseline a bare socketserver.ThreadingTCPServer speaking just enough SMTP that writes
-and fsyncs each message before its 250.
+--serve; bench_smtp_serve.py), started once and stopped at the end: CleverMail is
+clevermail.service.MailService from a config file in a temp dir (INFO logging to a file),
+the baseline a bare socketserver.ThreadingTCPServer speaking just enough SMTP that writes
+and fsyncs each message before its 250.  --workers N runs CleverMail with [server]
+workers = N (the main process and N-1 worker processes on one listener, as `clevermail
+start` does); a comma-separated list runs each side by side, reported as "clevermail"
+(1) and "clevermail-wN", and their CPU figures add up every process.
+The clients are in bench_smtp_client.py.
 --external NAME=HOST:PORT (repeatable) adds a server that is already running, reported
 as NAME; the script neither starts nor stops it, and it must accept mail from 127.0.0.1
 for user0..user9@bench.test (Postfix recipe below).  NAME=HOST:PORT=DIR also empties the
@@ -57,11 +61,13 @@ a bare thread-per-connection Python server.  Against a Postfix
 as installed (Debian defaults, listening on 25) nothing needs configuring:
 
     python scripts/bench_smtp.py --modes session --sizes 0 --concurrency 20 --seconds 10 \
-        --baseline all --external postfix=127.0.0.1:25 --rounds 3
+        --baseline all --external postfix=127.0.0.1:25 --rounds 3 --workers 1,2
 
 Rounds.  --rounds K runs the plan K times; within a round each scenario is run against
 every server in turn (clevermail, baseline, externals) so that a noisy machine affects
-all alike, and a summary gives the median msg/s and mach ms/msg over the rounds.  After
+all alike (in the reverse order every other round), and a summary gives the median msg/s
+and mach ms/msg over the rounds, and each server's median msg/s over the first external
+server's ("vs postfix").  After
 each scenario the script waits --settle seconds, not measured, so that work a server
 does after its 250 (Postfix's qmgr and virtual delivering the queue) is not billed to
 the next server -- that tail is then missing from the server's own mach ms/msg.
@@ -96,264 +102,25 @@ A Postfix for --external (Debian, as root; "Local only" at install):
 """
 
 import argparse
-import base64
 import dataclasses
-import multiprocessing
 import os
 import shutil
 import socket
-import socketserver
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-DOMAIN = "bench.test"
-USERS = [f"user{i}@{DOMAIN}" for i in range(10)]
+from bench_smtp_client import (Conn, client_worker, find_smtp_source, make_body,  # noqa: E402,F401
+                               python_clients, smtp_source_clients)
+from bench_smtp_serve import (DOMAIN, RECENTLY_FREED_SECONDS, SLOW_CREATE_US, USERS,  # noqa: E402,F401
+                              default_parent, empty_mailboxes, file_create_cost, make_dkim_key,
+                              serve_main)
+
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-# -- servers (child process) ------------------------------------------------------------
-def checks_zone(public_key_b64):
-    """What the DNS server of the clevermail-checks run answers."""
-    p = public_key_b64
-    chunks = " ".join(f'"{p[i:i + 200]}"' for i in range(0, len(p), 200))
-    return (f'client.test. 300 IN TXT "v=spf1 ip4:127.0.0.0/8 -all"\n'
-            f'_dmarc.client.test. 300 IN TXT "v=DMARC1; p=reject"\n'
-            f'bench._domainkey.client.test. 300 IN TXT "v=DKIM1; k=rsa; p=" {chunks}\n')
-
-
-def make_dkim_key(base):
-    """An RSA key for the signed bodies: the private PEM and public base64 in `base`."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    with open(os.path.join(base, "dkim.pem"), "wb") as f:
-        f.write(pem)
-    with open(os.path.join(base, "dkim.pub"), "w") as f:
-        f.write(base64.b64encode(der).decode())
-
-
-def serve_clevermail(workdir, checks=False):
-    from clevermail.accounts import hash_password
-    from clevermail.config import load_config
-    from clevermail.logs import setup_logging
-    from clevermail.process import tune_process
-    from clevermail.service import MailService
-
-    dns = None
-    if checks:
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-        from dns_server import DNSServer
-
-        with open(os.path.join(workdir, "..", "dkim.pub")) as f:
-            dns = DNSServer(checks_zone(f.read().strip())).start()
-    users = os.path.join(workdir, "users.ini")
-    digest = hash_password("bench-password")
-    with open(users, "w") as f:
-        f.write("".join(f"[{u}]\npassword = {digest}\n" for u in USERS))
-    conf = load_config(overrides={
-        "server": {"hostname": "mx.bench.test", "data_dir": os.path.join(workdir, "data"),
-                   "users_file": users, "domains": [DOMAIN]},
-        "smtp": {"listen": ["127.0.0.1:0"]}, "pop3": {"listen": []}, "imap": {"listen": []},
-        "limits": {"connections": 2000, "connections_per_client": 2000, "message_size": 1 << 20},
-        # like for like with the Postfix side, which checks nothing, unless --checks
-        "inbound": {"checks": checks},
-        "relay": {"nameservers": [f"127.0.0.1:{dns.port}"] if checks else []},
-    })
-    # the production logging set-up (INFO, as `clevermail start` does), to a file
-    setup_logging("INFO", os.path.join(workdir, "server.log"), console=False)
-    tune_process()      # as `clevermail start` does: this child is the serving process
-    svc = MailService(conf).start()
-
-    def stop():
-        svc.stop()
-        if dns is not None:
-            dns.stop()
-    return svc.port("smtp"), stop
-
-
-class BaselineHandler(socketserver.BaseRequestHandler):
-    """Just enough SMTP; the message is written and fsynced before the 250."""
-
-    def handle(self):
-        sock, buf = self.request, bytearray()
-        sock.sendall(b"220 baseline\r\n")
-        while True:
-            i = buf.find(b"\n")
-            while i < 0:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                buf += data
-                i = buf.find(b"\n")
-            verb = bytes(buf[:4]).upper()
-            del buf[:i + 1]
-            if verb == b"QUIT":
-                sock.sendall(b"221 bye\r\n")
-                return
-            if verb != b"DATA":
-                sock.sendall(b"250 ok\r\n")
-                continue
-            sock.sendall(b"354 go\r\n")
-            while (end := buf.find(b"\r\n.\r\n")) < 0:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                buf += data
-            body = bytes(buf[:end + 2])
-            del buf[:end + 5]
-            path = os.path.join(self.server.spool, f"{threading.get_ident()}-{time.monotonic_ns()}")
-            with open(path, "wb") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            sock.sendall(b"250 queued\r\n")
-
-
-class BaselineServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-
-
-def serve_baseline(workdir):
-    server = BaselineServer(("127.0.0.1", 0), BaselineHandler)
-    server.spool = os.path.join(workdir, "data", "mail", DOMAIN, "new")   # emptied like a Maildir
-    os.makedirs(server.spool, exist_ok=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server.server_address[1], server.shutdown
-
-
-def serve_main(kind, workdir):
-    if kind == "baseline":
-        port, stop = serve_baseline(workdir)
-    else:
-        port, stop = serve_clevermail(workdir, checks=kind == "clevermail-checks")
-    print(f"PORT {port}", flush=True)
-    sys.stdin.read()            # until the parent closes our stdin
-    stop()
-
-
-# -- client (worker processes) ----------------------------------------------------------------
-class Conn:
-    def __init__(self, addr):
-        self.sock = socket.create_connection(addr, timeout=60)
-        self.buf = b""
-
-    def reply(self):
-        """The code of one (possibly multi-line) reply."""
-        while True:
-            while b"\n" not in self.buf:
-                data = self.sock.recv(65536)
-                if not data:
-                    raise EOFError("server closed")
-                self.buf += data
-            line, _, self.buf = self.buf.partition(b"\n")
-            if line[3:4] != b"-":
-                return int(line[:3])
-
-    def cmd(self, data, want):
-        self.sock.sendall(data)
-        code = self.reply()
-        if code != want:
-            raise RuntimeError(f"{data[:20]!r}: {code}")
-
-    def send_message(self, rcpt, body):
-        self.cmd(b"MAIL FROM:<bench@client.test>\r\n", 250)
-        self.cmd(b"RCPT TO:<" + rcpt.encode() + b">\r\n", 250)
-        self.cmd(b"DATA\r\n", 354)
-        self.cmd(body, 250)
-
-    def close(self):
-        self.sock.close()
-
-
-def make_body(size):
-    head = b"From: bench@client.test\r\nTo: someone@bench.test\r\nSubject: benchmark\r\n\r\n"
-    line = b"x" * 76 + b"\r\n"
-    lines = max(1, (size - len(head)) // len(line))
-    message = head + line * lines
-    key = os.environ.get("BENCH_DKIM_KEY")
-    if key:                     # --checks: signed once, the same bytes for every message
-        import dkim
-        with open(key, "rb") as f:
-            message = dkim.sign(message, b"bench", b"client.test", f.read(),
-                                include_headers=[b"from", b"to", b"subject"]) + message
-    return message + b".\r\n"
-
-
-def client_worker(addr, threads, mode, size, counter, total, deadline, out):
-    body = make_body(size)
-    latencies, errors = [], []
-
-    def take():
-        with counter.get_lock():
-            if counter.value >= total or time.time() > deadline:
-                return None
-            counter.value += 1
-            return counter.value
-
-    def run():
-        conn = None
-        try:
-            while (n := take()) is not None:
-                rcpt = USERS[n % len(USERS)]
-                start = time.perf_counter()
-                if mode == "session":
-                    # a session and nothing else: the cost of accepting, greeting, EHLO
-                    conn = Conn(addr)
-                    if conn.reply() != 220:
-                        raise RuntimeError("no greeting")
-                    conn.cmd(b"EHLO client.test\r\n", 250)
-                    conn.cmd(b"QUIT\r\n", 221)
-                    conn.close()
-                    conn = None
-                    latencies.append(time.perf_counter() - start)
-                elif mode == "conn":
-                    conn = Conn(addr)
-                    if conn.reply() != 220:
-                        raise RuntimeError("no greeting")
-                    conn.cmd(b"EHLO client.test\r\n", 250)
-                    conn.send_message(rcpt, body)
-                    latencies.append(time.perf_counter() - start)
-                    conn.cmd(b"QUIT\r\n", 221)
-                    conn.close()
-                    conn = None
-                else:
-                    if conn is None:
-                        conn = Conn(addr)
-                        conn.reply()
-                        conn.cmd(b"EHLO client.test\r\n", 250)
-                        start = time.perf_counter()
-                    conn.send_message(rcpt, body)
-                    latencies.append(time.perf_counter() - start)
-        except Exception as exc:                       # reported, never hidden
-            errors.append(f"{exc.__class__.__name__}: {exc}")
-        finally:
-            if conn is not None:
-                try:
-                    conn.cmd(b"QUIT\r\n", 221)
-                except Exception:
-                    pass
-                conn.close()
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for t in workers:
-        t.start()
-    for t in workers:
-        t.join()
-    out.put((latencies, errors))
 
 
 # -- driver --------------------------------------------------------------------------------
@@ -362,6 +129,24 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rpartition(")")[2].split()
     return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def tree_cpu_seconds(pid):
+    """cpu_seconds of a process and of its children, theirs and so on ([server]
+    workers: the worker processes); a process gone meanwhile counts nothing."""
+    user = system = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            u, s = cpu_seconds(p)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        user, system = user + u, system + s
+    return user, system
 
 
 def start_server(kind, workdir, script=__file__, extra=()):
@@ -421,7 +206,7 @@ def external_server(spec):
         raise SystemExit(f"--external {spec!r}: expected NAME=HOST:PORT or NAME=HOST:PORT=DIR")
     if spool and not os.path.isdir(spool):
         raise SystemExit(f"--external {spec!r}: {spool} is not a directory")
-    if name in ("clevermail", "baseline"):
+    if name in ("clevermail", "baseline") or name.startswith("clevermail-"):
         raise SystemExit(f"--external {spec!r}: the name {name} is taken")
     try:
         with socket.create_connection((host, int(port)), timeout=5) as sock:
@@ -434,105 +219,10 @@ def external_server(spec):
     return Server(name, (host, int(port)), spool=spool or None)
 
 
-def find_smtp_source():
-    # /usr/sbin is often not on an ordinary user's PATH
-    exe = shutil.which("smtp-source") or shutil.which("smtp-source", path="/usr/sbin:/usr/local/sbin")
-    if not exe:
-        raise SystemExit("--client smtp-source: smtp-source not found (Debian: apt-get install postfix)")
-    return exe
-
-
-def python_clients(addr, mode, conc, size, n, seconds, procs):
-    """Run the Python clients: (messages, sorted latencies, errors)."""
-    ctx = multiprocessing.get_context("fork")
-    counter, out = ctx.Value("l", 0), ctx.Queue()
-    nprocs = max(1, min(procs, conc))
-    shares = [conc // nprocs + (1 if i < conc % nprocs else 0) for i in range(nprocs)]
-    deadline = time.time() + seconds
-    workers = [ctx.Process(target=client_worker, args=(addr, k, mode, size, counter, n, deadline, out))
-               for k in shares]
-    for w in workers:
-        w.start()
-    results = [out.get() for _ in workers]
-    for w in workers:
-        w.join()
-    latencies = sorted(x for lat, _ in results for x in lat)
-    return len(latencies), latencies, [e for _, errs in results for e in errs]
-
-
-def smtp_source_clients(exe, addr, mode, conc, size, n, seconds):
-    """Run smtp-source: (messages, None, errors).  -c prints a counter after each DATA
-    (one short write per message), so that a failed or killed run still says how many
-    messages got through."""
-    cmd = [exe, "-c", "-s", str(conc), "-l", str(size), "-m", str(n), "-f", "bench@client.test",
-           "-t", USERS[0], "-M", "client.test"]
-    if mode == "reuse":
-        cmd.append("-d")                # keep the connection for the next message
-    cmd.append(f"{addr[0]}:{addr[1]}")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    errors = []
-    limit = seconds + 60                # it has no time bound of its own
-    try:
-        out, err = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()   # the output so far is kept across the timeout
-        errors.append(f"smtp-source killed after {limit:g}s")
-    else:
-        if proc.returncode:
-            last = err.strip().splitlines()[-1:] or [""]
-            errors.append(f"smtp-source exit {proc.returncode}: {last[0]}")
-    counts = [c for c in out.split() if c.isdigit()]     # "1\r2\r..." (\r read as \n)
-    return (int(counts[-1]) if counts else 0), None, errors
-
-
-# File creation over this is a sign of trouble in the file system under the work dir:
-# seen on the development VM's ext4 (no journal) after mass deletions, 400-550 us per file
-# against 10-20 us normally (see RECENTLY_FREED_SECONDS).
-SLOW_CREATE_US = 100
-
-
-def default_parent():
-    """Where the work dir goes: $TMPDIR if set, else /var/tmp (the place for large
-    temporary data; /tmp may be a small tmpfs)."""
-    if os.environ.get("TMPDIR"):
-        return None
-    return "/var/tmp" if os.access("/var/tmp", os.W_OK) else None
-
-
-def file_create_cost(parent, files=200):
-    """CPU microseconds per open(O_CREAT) of a Maildir-like name in a new subdirectory.
-    The files are left for the work dir's removal: deleting them now would make the
-    servers' first allocations skip their inodes (see RECENTLY_FREED_SECONDS)."""
-    probe = tempfile.mkdtemp(prefix=".create-probe-", dir=parent)
-    t = time.process_time()
-    for i in range(files):
-        os.close(os.open(os.path.join(probe, f"{i:06d}.M123456P1234Q{i}R0123abcd.host,S=4394,W=4456"),
-                         os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    return (time.process_time() - t) / files * 1e6
-
-
-# ext4 without a journal does not reuse an inode within 30 s of its deletion; finding
-# one it may use then reads the candidates' on-disk inodes (recently_deleted() in
-# fs/ext4/ialloc.c), which made creating a file cost 400-550 us after mass deletions.
-RECENTLY_FREED_SECONDS = 35
-
-
-def empty_mailboxes(spool):
-    """Delete the messages under `spool` (files in new/ cur/ tmp/), keep the directories;
-    returns how many files were deleted."""
-    deleted = 0
-    for folder, _, files in os.walk(spool):
-        if os.path.basename(folder) in ("new", "cur", "tmp"):
-            for name in files:
-                os.unlink(os.path.join(folder, name))
-                deleted += 1
-    return deleted
 
 
 def run_scenario(server, mode, conc, size, args):
-    cpu0 = cpu_seconds(server.proc.pid) if server.proc else None
+    cpu0 = tree_cpu_seconds(server.proc.pid) if server.proc else None
     mach0, t0 = machine_jiffies(), time.perf_counter()
     if args.client == "python":
         done, latencies, errors = python_clients(server.addr, mode, conc, size, args.n, args.seconds,
@@ -548,7 +238,7 @@ def run_scenario(server, mode, conc, size, args):
     if latencies is not None:
         r.update(p50=pct(latencies, 50) * 1e3, p90=pct(latencies, 90) * 1e3, p99=pct(latencies, 99) * 1e3)
     if cpu0 is not None:
-        cpu1 = cpu_seconds(server.proc.pid)
+        cpu1 = tree_cpu_seconds(server.proc.pid)
         user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
         cpu = user + system
         r.update(cpu_ms=per_msg(cpu), sys_pct=100 * system / cpu if cpu else 0)
@@ -588,10 +278,14 @@ def main():
     ap.add_argument("--dir", help="work directory (default: a temp dir, removed after)")
     ap.add_argument("--checks", action="store_true",
                     help="also run clevermail-checks: inbound SPF/DKIM/DMARC/ARC on, signed mail")
+    ap.add_argument("--workers", default="1",
+                    help="CleverMail's [server] workers, comma-separated to run several side by side: "
+                         "1 is \"clevermail\", N > 1 \"clevermail-wN\" (default 1)")
     ap.add_argument("--serve", choices=("clevermail", "clevermail-checks", "baseline"), help=argparse.SUPPRESS)
+    ap.add_argument("--serve-workers", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        return serve_main(args.serve, args.dir)
+        return serve_main(args.serve, args.dir, args.serve_workers)
 
     sizes = [int(s) for s in args.sizes.split(",")]
     concs = [int(c) for c in args.concurrency.split(",")]
@@ -606,7 +300,9 @@ def main():
         raise SystemExit("--external: the names must differ")
     args.smtp_source = find_smtp_source() if args.client == "smtp-source" else None
     full = [(m, c, s) for s in sizes for c in concs for m in modes]
-    plans = {"clevermail": full, **{x.name: full for x in externals}}
+    variants = {("clevermail" if n == 1 else f"clevermail-w{n}"): n
+                for n in dict.fromkeys(int(w) for w in args.workers.split(","))}
+    plans = {**{name: full for name in variants}, **{x.name: full for x in externals}}
     if args.checks:
         plans["clevermail-checks"] = full
     if args.baseline != "none":
@@ -634,12 +330,13 @@ def main():
     servers = []
     try:
         # started once for all rounds: a restart per scenario would measure warm-up
-        for kind in ("clevermail", "clevermail-checks", "baseline"):
-            if kind in plans:
-                workdir = os.path.join(base, kind)
+        for name in [*variants, "clevermail-checks", "baseline"]:
+            if name in plans:
+                workdir = os.path.join(base, name)
                 os.makedirs(workdir, exist_ok=True)
-                proc, port = start_server(kind, workdir)
-                servers.append(Server(kind, ("127.0.0.1", port), proc, workdir,
+                kind = "clevermail" if name in variants else name
+                proc, port = start_server(kind, workdir, extra=("--serve-workers", str(variants.get(name, 1))))
+                servers.append(Server(name, ("127.0.0.1", port), proc, workdir,
                                       os.path.join(workdir, "data", "mail", DOMAIN)))
         servers += externals
         w = max([10] + [len(x.name) for x in servers])
@@ -653,7 +350,8 @@ def main():
             # each scenario against every server in turn, so that a slow spell of this
             # shared VM (other jobs, steal) lands on all servers rather than on one
             for mode, conc, size in scenarios:
-                for server in servers:
+                # the order turns every round: no server always runs first
+                for server in (servers if rnd % 2 else servers[::-1]):
                     if (mode, conc, size) not in plans[server.name]:
                         continue
                     r = run_scenario(server, mode, conc, size, args)
@@ -667,17 +365,22 @@ def main():
                     time.sleep(args.settle)
         if args.rounds > 1:
             print(f"# median of {args.rounds} rounds")
+            # the ratio of each server's median msg/s to the first external server's
+            peer = externals[0].name if externals else None
             print(f"{'server':<{w}} {'mode':<5} {'conc':>4} {'size':>6} {'msg/s':>7} {'cpu ms/msg':>10} "
-                  f"{'mach ms/msg':>11}  errors")
+                  f"{'mach ms/msg':>11} {'vs ' + (peer or '-'):>12}  errors")
             for mode, conc, size in scenarios:
+                ref = median(r["rate"] for r in results.get((peer, mode, conc, size), []))
                 for server in servers:
                     rs = results.get((server.name, mode, conc, size))
                     if rs:
                         errors = sum(len(r["errors"]) for r in rs)
                         cpu = None if rs[0]["cpu_ms"] is None else median(r["cpu_ms"] for r in rs)
+                        rate = median(r["rate"] for r in rs)
+                        ratio = rate / ref if ref == ref and ref else None
                         print(f"{server.name:<{w}} {mode:<5} {conc:>4} {size // 1024:>5}K "
-                              f"{median(r['rate'] for r in rs):>7.0f} {fmt(cpu, 10, '.2f')} "
-                              f"{median(r['mach_ms'] for r in rs):>11.2f}  {errors}")
+                              f"{rate:>7.0f} {fmt(cpu, 10, '.2f')} "
+                              f"{median(r['mach_ms'] for r in rs):>11.2f} {fmt(ratio, 11, '.2f')}x  {errors}")
     finally:
         for server in servers:
             if server.proc:
