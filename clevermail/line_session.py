@@ -16,17 +16,18 @@ import select
 import socket
 import socketserver
 import ssl
-import struct
 
 from .deflate import DeflateSocket
 from .idle_hub import wait_readable
 from .login import in_networks, normalize_peer
 from .proxy_protocol import HEADER_TIMEOUT, ProxyError, read_header
 from .logs import SessionLogger, redact_command, redact_tokens
+from .sockopts import set_blocking_timeout, set_nodelay
 from .wire import LineReader, LineTooLong
 
 
 _SESSION_PREFIX = secrets.token_hex(2)
+_loggers = {}
 _session_counter = itertools.count(1)
 
 
@@ -47,19 +48,6 @@ def _is_loopback(peer):
         return False
 
 
-def set_blocking_timeout(sock, seconds):
-    """Make `sock` a blocking socket whose reads and writes time out in the kernel
-    (SO_RCVTIMEO/SO_SNDTIMEO).  Python's settimeout() instead polls before every recv
-    and send: twice the syscalls and GIL hand-offs on the hot path of every session.
-    A timed-out call raises BlockingIOError, which LineReader turns into a timeout."""
-    if sock.gettimeout() is not None:
-        sock.settimeout(None)
-    whole = int(seconds)
-    timeval = struct.pack("ll", whole, int((seconds - whole) * 1e6))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
-
-
 class SessionClosed(Exception):
     """Raised inside a session to end it after its last reply was sent."""
 
@@ -77,20 +65,19 @@ class LineSession(socketserver.BaseRequestHandler):
         # Once, before anything keys on it (connection counts, throttle, loopback,
         # trusted networks, logs): an IPv4 client of a dual-stack listener is IPv4.
         self.peer = normalize_peer(self.client_address[0])
-        self.log = SessionLogger(logging.getLogger(f"clevermail.{self.protocol}"),
-                                 self.protocol, self.session_id, self.peer)
+        logger = _loggers.get(self.protocol) or _loggers.setdefault(
+            self.protocol, logging.getLogger(f"clevermail.{self.protocol}"))  # no module lock per session
+        self.log = SessionLogger(logger, self.protocol, self.session_id, self.peer)
         # the dialogue is logged when the session starts at DEBUG (checked once, not
         # twice per command)
         self.debug = self.log.isEnabledFor(logging.DEBUG)
         self.connection = self.request
         self.timeout = self.server.limits.timeout     # the session's, whatever a reload sets
-        set_blocking_timeout(self.connection, self.timeout)
-        # Replies often go out as two writes (untagged data, then the status line):
-        # with Nagle on, the second waits for the client's delayed ACK (~40 ms).
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass  # not TCP (socketpair in tests)
+        # timeouts and TCP_NODELAY come from the listener (MailServer.prime_listener) unless
+        # a reload changed the timeout or a PROXY header was read with its own
+        if self.via is not None or getattr(self.server, "primed_timeout", None) != self.timeout:
+            set_blocking_timeout(self.connection, self.timeout)
+            set_nodelay(self.connection)
         self.tls = False
         self.tls_info = None
         self.compressed = False

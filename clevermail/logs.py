@@ -13,6 +13,7 @@ for `clevermail status`.
 """
 
 import collections
+import collections.abc
 import json
 import logging
 import os
@@ -340,13 +341,37 @@ def reopen():
 
 
 def console_handler():
-    """stderr through a LogWriter, or a plain StreamHandler when sys.stderr is not a
-    real descriptor (captured by a test runner)."""
+    """stderr through a LogWriter; a StreamHandler when it has no descriptor (a test's)."""
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):
         return logging.StreamHandler(sys.stderr)
     return LogWriter(fd)
+
+
+class SessionRecord(logging.LogRecord):
+    """A session line's LogRecord while the caller's file and line and the thread and
+    process fields are off (setup_logging: `lean()`): LogRecord's attributes and values
+    without its work for them (half of a record's cost; a new session logs two)."""
+
+    def __init__(self, name, level, msg, args):
+        ct = time.time()
+        self.name, self.msg, self.levelno, self.levelname = name, msg, level, logging.getLevelName(level)
+        if args and len(args) == 1 and isinstance(args[0], collections.abc.Mapping) and args[0]:
+            args = args[0]          # as LogRecord: "%(key)s" with a mapping
+        self.args = args
+        self.pathname = self.filename = self.module = "(unknown file)"
+        self.funcName, self.lineno = "(unknown function)", 0
+        self.exc_info = self.exc_text = self.stack_info = None
+        self.created, self.msecs, self.relativeCreated = ct, int((ct - int(ct)) * 1000) + 0.0, \
+            (ct - logging._startTime) * 1000
+        self.thread = self.threadName = self.processName = self.process = self.taskName = None
+
+
+def lean():
+    """True when a SessionRecord is what logging would make."""
+    return (logging._srcfile is None and not (logging.logThreads or logging.logProcesses or
+            logging.logMultiprocessing) and logging.getLogRecordFactory() is logging.LogRecord)
 
 
 class SessionLogger(logging.LoggerAdapter):
@@ -365,6 +390,11 @@ class SessionLogger(logging.LoggerAdapter):
         # level a second time: a session logs about three records per message.
         logger = self.logger
         if logger.isEnabledFor(level):
+            if not kwargs and lean():
+                record = SessionRecord(logger.name, level, self.prefix + str(msg), args)
+                if _structured:
+                    record.__dict__.update(self.fields)
+                return logger.handle(record)
             if _structured:     # JSON: the session's fields on the record (text: the prefix)
                 kwargs["extra"] = {**self.fields, **(kwargs.get("extra") or {})}
             logger._log(level, self.prefix + str(msg), args, **kwargs)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from .idle_hub import IdleHub
 from .metrics import NO_METRICS
 from .session_threads import SessionThreads
+from .sockopts import set_kernel_timeouts, set_nodelay
 from .tls_context import StaticContext
 
 # Connections taken per wake-up of the accept loop (see _handle_request_noblock).
@@ -112,6 +113,8 @@ class MailServer(socketserver.ThreadingTCPServer):
         # its thread starts with the first such wait, close_all() ends it
         self.hub = IdleHub(f"clevermail-{protocol}-idle")
         self._accept_warned = float("-inf")
+        # the session timeout the accepted sockets get from the listener (prime_listener)
+        self.primed_timeout = None
         if sock is None:
             super().__init__((host.strip("[]"), address[1]), session_class)
             return
@@ -121,6 +124,22 @@ class MailServer(socketserver.ThreadingTCPServer):
         self.socket = sock
         self.server_address = sock.getsockname()
         sock.setblocking(False)         # as server_activate does for a socket bound here
+        self.prime_listener()
+
+    def prime_listener(self):
+        """Set on the listening socket what every session sets on its own: the kernel
+        read and write timeouts (the idle timeout, sockopts.set_blocking_timeout)
+        and TCP_NODELAY; the listener stays non-blocking (the accept loop).  Linux
+        copies a listener's options to each socket accept()
+        returns, so a session makes none of these three system calls unless its
+        timeout differs (a reload changed it: LineSession.setup compares)."""
+        self.primed_timeout = None
+        try:
+            set_kernel_timeouts(self.socket, self.limits.timeout)
+        except OSError:
+            return
+        set_nodelay(self.socket)
+        self.primed_timeout = self.limits.timeout
 
     @property
     def port(self):
@@ -136,6 +155,7 @@ class MailServer(socketserver.ThreadingTCPServer):
     def server_activate(self):
         super().server_activate()
         self.socket.setblocking(False)      # accepted sockets are blocking all the same
+        self.prime_listener()
 
     def _handle_request_noblock(self):
         # socketserver takes one connection per wake-up of its poll loop; under a burst

@@ -280,3 +280,35 @@ def test_a_log_that_cannot_keep_up_drops_lines_and_says_how_many(restore_cleverm
     text = b"".join(chunks)[filled:].decode()
     assert text.splitlines() == ["first"] + [f"line {i}" for i in range(5)] + [
         "clevermail: 15 log lines dropped: the log could not keep up"]
+
+
+def test_a_session_record_is_what_logging_would_make(monkeypatch):
+    """SessionLogger makes its records itself (logs.SessionRecord) while the caller's
+    file and the thread and process fields are off, as setup_logging sets them: the
+    same attributes with the same values as Logger.makeRecord's, the time aside."""
+    from clevermail import logs
+    monkeypatch.setattr(logging, "_srcfile", None)
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, False)
+    assert logs.lean()
+    logger = logging.getLogger("clevermail.recordtest")
+    made = []
+    monkeypatch.setattr(logger, "handle", made.append)
+    monkeypatch.setattr(logger, "isEnabledFor", lambda level: True)
+    session = SessionLogger(logger, "smtp", "abc1", "192.0.2.1")
+    for text, args in (("line", ()), ("line %s %d", ("x", 2)), ("line %(k)s", ({"k": "v"},))):
+        made.clear()
+        session.info(text, *args)
+        [ours] = made
+        assert type(ours) is logs.SessionRecord
+        theirs = logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0,
+                                   "[smtp abc1 192.0.2.1] " + text,
+                                   args, None, "(unknown function)")
+        timeless = lambda r: {k: v for k, v in vars(r).items() if k not in ("created", "msecs", "relativeCreated")}
+        assert timeless(ours) == {**timeless(theirs), "taskName": None}
+        assert ours.getMessage() == theirs.getMessage()
+    made.clear()
+    session.info("with extra", extra={"queue_id": "Q1"})     # the general path keeps extra
+    assert type(made[0]) is not logs.SessionRecord and made[0].queue_id == "Q1"
+    monkeypatch.setattr(logging, "logThreads", True)          # a field it leaves out is on
+    assert not logs.lean()

@@ -50,6 +50,9 @@ class EchoSession(LineSession):
     def too_many_errors_reply(self):
         return "- too many errors\r\n"
 
+    def shutdown_reply(self):
+        return "- shutting down\r\n"
+
 
 def limits(**values):
     return netbase.Limits(**{"timeout": 10.0, **values})
@@ -268,3 +271,35 @@ def test_a_drain_after_the_drain_fd_was_closed_writes_nowhere(servers):
     finally:
         os.close(reused)
     assert server.draining and server.drain_fd is None
+
+
+# -- what a session gets from the listener --------------------------------------------------------
+def kernel_timeout(sock):
+    seconds, micro = struct.unpack("ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
+    return seconds + micro / 1e6
+
+
+def test_sessions_get_timeouts_and_nodelay_from_the_listener_until_a_reload_changes_them(
+        servers, monkeypatch):
+    from clevermail import line_session
+    calls = []
+    real = line_session.set_blocking_timeout
+    monkeypatch.setattr(line_session, "set_blocking_timeout",
+                        lambda sock, seconds: calls.append(seconds) or real(sock, seconds))
+    server = servers(timeout=9.5)
+    assert server.socket.gettimeout() == 0.0            # the accept loop's listener stays non-blocking
+    first = connect(server)
+    try:
+        assert greeted(first)
+        [session] = server.sessions
+        sock = session.connection
+        assert kernel_timeout(sock) == 9.5 and sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert sock.gettimeout() is None and calls == []        # blocking, nothing set by the session
+        server.limits = limits(timeout=4.0)                     # what a reload does
+        second = connect(server)
+        assert greeted(second)
+        [new] = server.sessions - {session}
+        assert kernel_timeout(new.connection) == 4.0 and calls == [4.0]
+        close(second)
+    finally:
+        close(first)
