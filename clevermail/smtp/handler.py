@@ -105,25 +105,36 @@ class SMTPFileHandler:
 
     def _over_quota(self, accounts, size):
         """{account: OverQuota} of the `accounts` a message of `size` disk bytes
-        would take over their quota."""
+        would take over their quota; `size` may be a function, asked only for an
+        account that has a limit."""
         quota = self.store.quota
         over = {}
         for account in accounts:
+            if callable(size):
+                if quota.limits(account).unlimited:
+                    continue
+                size = size()
             refused = quota.refusal(account, size)
             if refused is not None:
                 over[account] = refused
         return over
 
-    def _room(self, sender, local, others, parts):
+    def _room(self, sender, local, others, parts, clean=False):
         """(accounts with room, accounts over quota) for a message made of `parts`
         as stored (Return-Path first, LF line ends); MailboxFull when no copy at all
-        (`others`: the relayed and forwarded copies) would be stored."""
+        (`others`: the relayed and forwarded copies) would be stored.  `clean`: every
+        line of the parts ends in CRLF and no other CR or LF is in them."""
         if not local:
             return local, []
-        # as the store writes it: "Return-Path: <sender>\n" and the parts with CRLF -> LF (maildir.to_disk)
-        # (the sender's own checks are the store's, at prepare_local)
-        size = (len(sender.encode("utf-8", "surrogateescape")) + 16
-                + sum(map(len, parts)) - sum(p.count(b"\r\n") for p in parts))
+
+        def size():
+            # as the store writes it: "Return-Path: <sender>\n" and the parts with CRLF ->
+            # LF (maildir.to_disk); the sender's own checks are the store's, at
+            # prepare_local.  Counted only for a mailbox with a quota (a 100 KiB
+            # message's CRLF count was a tenth of its CPU); in clean parts every LF
+            # ends a CRLF, and one byte is counted twice as fast as two.
+            crlf = sum(p.count(b"\n") if clean else p.count(b"\r\n") for p in parts)
+            return len(sender.encode("utf-8", "surrogateescape")) + 16 + sum(map(len, parts)) - crlf
         over = self._over_quota(local, size)
         if over and len(over) == len(local) and not others:
             raise MailboxFull(", ".join(over), over.values())
@@ -225,7 +236,7 @@ class SMTPFileHandler:
         dsn = {"ret": ret, "envid": envid, "dsn": dsn_requests(recipients)}
         pending = []
         try:
-            local, deferred = self._room(sender, local, remote or forwards, (trace, data))
+            local, deferred = self._room(sender, local, remote or forwards, (trace, data), clean=True)
             plain, filtered = self._filtered(local)
             plain_later, filtered_later = self._filtered(deferred)
             # every line ends in CRLF (the session checked the data, its headers are

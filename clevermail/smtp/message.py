@@ -179,16 +179,26 @@ _LOG_ID_LIMIT = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+_last_id = (None, "-")      # (message, its id): the accepted and delivered lines ask in turn
+
+
 def message_id(data):
     """The message's Message-ID for the log ('-' if none): searched in the header
     section only, whitespace collapsed, cut at 200 characters, control characters
-    as '?' (it is the client's text)."""
+    as '?' (it is the client's text).  The last message's is kept: its accepted line
+    and its delivered lines ask for the same bytes object."""
+    global _last_id
+    last, text = _last_id
+    if last is data:
+        return text
     end = data.find(b"\r\n\r\n")
     m = _MESSAGE_ID.search(data, 0, end + 2 if end >= 0 else len(data))
-    if not m:
-        return "-"
-    text = b" ".join(m.group(1).split()).decode("utf-8", "replace")[:_LOG_ID_LIMIT]
-    return _CONTROL.sub("?", text) or "-"
+    text = "-"
+    if m:
+        text = b" ".join(m.group(1).split()).decode("utf-8", "replace")[:_LOG_ID_LIMIT]
+        text = _CONTROL.sub("?", text) or "-"
+    _last_id = (data, text)
+    return text
 
 
 def recipients_text(recipients):
