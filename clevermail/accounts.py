@@ -1,9 +1,11 @@
-"""Accounts: users.ini, shared by SMTP, POP3 and IMAP.
+"""Accounts: users.ini, shared by SMTP, POP3, IMAP and ManageSieve.
 
 users.ini is a configobj file with one section per account, named by its address:
 
+    scram_secret = <b64>            # the stand-in salts of names without SCRAM keys
     [alice@example.test]
     password = scrypt$16384$8$1$<salt b64>$<hash b64>
+    scram = SCRAM-SHA-256$10000:<salt b64>$<StoredKey b64>:<ServerKey b64>
     quota_storage = 1073741824      # optional: bytes, or "none" (no limit)
     quota_messages = none           # optional: messages, or "none"
 
@@ -11,108 +13,41 @@ The quota keys are the user's own mailbox limits (store/quota.py); a key that is
 absent means the configured default ([quota]), and "none" no limit whatever the
 default says.  `clevermail user quota` writes them.
 
-Passwords are stored only as salted scrypt hashes (passwords.py); unknown users cost
-the same as wrong passwords (the failure delay and the throttle are login.py's).  Writes (CLI or server) rewrite the file atomically
-under a file lock; readers notice a changed file by its stat and reload, so a running
-server sees `user add` without restart.
+Passwords are stored only as salted scrypt hashes (passwords.py), and, for
+AUTHENTICATE SCRAM-SHA-256, as the SCRAM keys derived from them (scram.py: never
+the password); setting a password (add, set_password) writes both.  An account
+without `scram` (written before, or a password SASLprep refuses) logs in with PLAIN
+and LOGIN only; SCRAM is offered once any account has keys (`has_scram`).  Unknown
+users cost the same as wrong passwords (the failure delay and the throttle are
+login.py's).  Writes (CLI or server) rewrite the file atomically under a file lock;
+readers notice a changed file by its stat and reload, so a running server sees
+`user add` without restart.
 
-Domains are compared in one spelling, lower-case A-labels (IDNA 2008, RFC 5891): an
-SMTPUTF8 client's U-label domain finds the same account as its A-label form.
+Names and domains (one spelling, lower-case A-labels) are account_names.py's, whose
+names this module re-exports.
 """
 
+import base64
+import binascii
 import fcntl
 import hashlib
 import hmac
 import io
 import logging
 import os
-import re
 import secrets
 import threading
 
-import idna
 from configobj import ConfigObj, ConfigObjError
 
+from . import scram
+from .account_names import (AccountError, _config_domain, account_name,  # noqa: F401 (re-exported)
+                            check_domain, domain_to_ascii, split_address)
 from .durable import atomic_write
 from .passwords import dummy_hash, hash_password, verify_password
 
-_LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*=?^_`{|}~-]+)*$")
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
-
-
 QUOTA_KEYS = ("quota_storage", "quota_messages")
 UNSET = "default"           # a per-user quota value that is not set: the default applies
-
-
-class AccountError(ValueError):
-    """An invalid account name or an operation that cannot be done."""
-
-
-def split_address(address):
-    """'Local@Domain' -> ('local', 'domain'), lower-cased; no validation."""
-    local, _, domain = address.strip().rpartition("@")
-    return local.lower(), domain.lower()
-
-
-def domain_to_ascii(domain):
-    """A domain as local domains and users.ini spell it: lower-case A-labels, no final
-    dot.  A U-label domain ('Bücher.example', as SMTPUTF8 clients send it) is converted
-    by IDNA 2008 with the UTS 46 mapping (RFC 5891, 6531 3.2); one that is not a valid
-    IDN raises AccountError.  ASCII domains are only lower-cased."""
-    domain = domain.strip().rstrip(".")
-    if domain.isascii():
-        return domain.lower()
-    try:
-        return idna.encode(domain, uts46=True).decode("ascii")
-    except UnicodeError as exc:          # idna.IDNAError and its kinds
-        raise AccountError(f"invalid international domain name {domain!r}: {exc}") from None
-
-
-def check_domain(domain):
-    """The A-label form of a domain name that is valid for mail (LDH labels of at most
-    63 octets, 253 in all, IDNs by IDNA 2008 as domain_to_ascii converts them); raises
-    AccountError naming the domain otherwise. `config check` uses it for [server]
-    domains and hostname; canonical() for account names."""
-    ascii_domain = domain_to_ascii(domain)
-    if not _DOMAIN_RE.match(ascii_domain):
-        raise AccountError(f"invalid domain {domain.strip()!r}: letters, digits and hyphens in "
-                           "dot-separated labels (no spaces, no leading or trailing hyphen)")
-    if "xn--" in ascii_domain:
-        try:        # an A-label written by hand must decode to a valid U-label
-            idna.decode(ascii_domain)
-        except UnicodeError as exc:
-            raise AccountError(f"invalid domain {domain.strip()!r}: {exc}") from None
-    return ascii_domain
-
-
-def _config_domain(domain):
-    # A configured domain that is no valid IDN stays as written (lower-cased), as it
-    # always did: it then simply matches nothing instead of stopping the server.
-    try:
-        return domain_to_ascii(domain)
-    except AccountError:
-        return domain.strip().lower()
-
-
-def account_name(name, default_domain):
-    """(local, domain) of a valid account name, lower-case with an A-label domain (a
-    bare name gets `default_domain`); AccountError with a message fit for the user.
-    The syntax only: whether the domain is local is AccountStore.canonical's."""
-    name = name.strip()
-    if not name:
-        raise AccountError("empty account name")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F or c in "/\\" for c in name):
-        raise AccountError(f"invalid account name {name!r}: no spaces, control characters or slashes")
-    local, at, domain = name.rpartition("@")
-    if not at:
-        local, domain = name, default_domain
-    local = local.lower()
-    domain = domain_to_ascii(domain)
-    if len(local) > 64 or not _LOCAL_RE.match(local) or "+" in local:
-        raise AccountError(f"invalid local part {local!r} (letters, digits and .-_ ; no '+', no leading or double dots)")
-    if not _DOMAIN_RE.match(domain):
-        raise AccountError(f"invalid domain {domain!r}")
-    return local, domain
 
 
 class Account:
@@ -137,6 +72,8 @@ class AccountStore:
         self._lock = threading.Lock()
         self._loaded = (None, {})       # (file stamp, {address: hash}), replaced whole
         self._quotas = {}               # address -> (storage, messages), set with _loaded
+        # ({address: scram.StoredKeys}, the stand-in secret: the file's, else this process's)
+        self._scram = ({}, secrets.token_bytes(32))
         # Successful verifications, keyed by an HMAC of address+password under a key
         # that lives only in this process: a client that logs in often (IDLE
         # reconnects, POP3 polling) costs one scrypt per process, not one per login.
@@ -191,7 +128,7 @@ class AccountStore:
 
     def _load(self, stamp):
         """Read the file seen with `stamp`; called under self._lock."""
-        hashes, quotas = {}, {}
+        hashes, quotas, keys, secret = {}, {}, {}, None
         if stamp is not None:
             try:
                 cfg = ConfigObj(self.path, encoding="utf-8", list_values=False)
@@ -208,11 +145,20 @@ class AccountStore:
                 except AccountError:
                     continue  # a hand-edited bad entry must not take the others down
                 hashes[address] = pw
+                if cfg[section].get("scram"):
+                    try:
+                        keys[address] = scram.StoredKeys.parse(cfg[section]["scram"])
+                    except ValueError:      # a hand edit: that user has PLAIN and LOGIN
+                        logging.getLogger("clevermail.accounts").warning(
+                            "%s: the scram value of %s is not usable; set the password again",
+                            self.path, address)
                 values = tuple(_quota_value(cfg[section].get(key)) for key in QUOTA_KEYS)
                 if values != (UNSET, UNSET):
                     quotas[address] = values
+            secret = _secret(cfg.get("scram_secret"))
         self._quotas = quotas           # before _loaded: a reader that sees the new
-        self._loaded = (stamp, hashes)  # accounts sees their quotas
+        self._scram = (keys, secret or self._scram[1])  # accounts sees their quotas
+        self._loaded = (stamp, hashes)  # and keys
 
     def lookup(self, address):
         """The Account for an address (case-insensitive, U- or A-label domain; '+detail'
@@ -242,6 +188,27 @@ class AccountStore:
         messages): an int, None for no limit, or UNSET where the default applies."""
         self._accounts()                # reloaded if users.ini changed
         return self._quotas.get(address, (UNSET, UNSET))
+
+    def has_scram(self):
+        """Whether any account has SCRAM keys (then SCRAM-SHA-256 is offered)."""
+        self._accounts()
+        return bool(self._scram[0])
+
+    def scram_credentials(self, username):
+        """(canonical address, scram.StoredKeys) of a name, either None when there is
+        no such account or it has no usable keys."""
+        try:
+            address = self.canonical(username)
+        except AccountError:
+            return None, None
+        if address not in self._accounts():
+            return None, None
+        return address, self._scram[0].get(address)
+
+    def scram_secret(self):
+        """The key of the stand-in salts of names without SCRAM keys (scram.stand_in)."""
+        self._accounts()
+        return self._scram[1]
 
     def first(self):
         """The first account in users.ini order (the default postmaster), or None."""
@@ -284,7 +251,8 @@ class AccountStore:
         with self._edit() as cfg:
             if address in {self._canon_or_none(s) for s in cfg.sections}:
                 raise AccountError(f"{address} already exists")
-            cfg[address] = {"password": hash_password(password)}
+            cfg[address] = {}
+            _set_password(cfg, address, password)
         return Account(address)
 
     def set_password(self, name, password):
@@ -292,8 +260,7 @@ class AccountStore:
         if not password:
             raise AccountError("empty password")
         with self._edit() as cfg:
-            section = self._find(cfg, address)
-            cfg[section]["password"] = hash_password(password)
+            _set_password(cfg, self._find(cfg, address), password)
 
     def set_quota(self, name, **values):
         """Write the per-user quota of an account: `storage=` (bytes) and/or
@@ -336,6 +303,31 @@ class AccountStore:
         return _LockedEdit(self)
 
 
+def _set_password(cfg, section, password):
+    """The scrypt hash and the SCRAM keys of `password` into `section` (no keys, and
+    none left from an older password, when SASLprep refuses it); the file's secret
+    for stand-in salts made with the first keys."""
+    cfg[section]["password"] = hash_password(password)
+    keys = scram.derive(password)
+    if keys is None:
+        cfg[section].pop("scram", None)
+        return
+    cfg[section]["scram"] = keys.encode()
+    if _secret(cfg.get("scram_secret")) is None:
+        cfg["scram_secret"] = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+        # a top-level key goes before the sections: ConfigObj writes scalars first
+        cfg.scalars.remove("scram_secret")
+        cfg.scalars.insert(0, "scram_secret")
+
+
+def _secret(text):
+    try:
+        secret = base64.b64decode(text or "", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return secret if len(secret) >= 16 else None
+
+
 def _quota_value(text):
     """A users.ini quota value: digits -> int, "none" -> None, absent or anything
     else (a hand edit gone wrong) -> UNSET, so the configured default applies."""
@@ -371,7 +363,7 @@ class _LockedEdit:
             raise
         if not os.path.exists(path):
             self.cfg.initial_comment = ["# CleverMail accounts: one [address] section each.",
-                                        "# Manage with `clevermail user add|passwd|del|list`; passwords are scrypt hashes."]
+                                        "# Manage with `clevermail user add|passwd|del|list`; passwords are scrypt hashes (and SCRAM keys)."]
         return self.cfg
 
     def __exit__(self, exc_type, exc, tb):

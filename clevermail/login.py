@@ -1,8 +1,10 @@
-"""The one login path of SMTP, POP3, IMAP and ManageSieve: SASL PLAIN and LOGIN, the
-authorization identity policy, the failure delay, the per-address throttle and peer
-normalisation.
+"""The one login path of SMTP, POP3, IMAP and ManageSieve: SASL PLAIN, LOGIN and
+SCRAM-SHA-256, the authorization identity policy, the failure delay, the per-address
+throttle and peer normalisation.
 
-SASL (RFC 4422) with PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login), framed as
+SASL (RFC 4422) with PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login) and
+SCRAM-SHA-256 (RFC 5802, RFC 7677: scram.py, the proof checked against the keys
+accounts.py keeps; offered by a protocol only while some account has them), framed as
 RFC 4954 4 (SMTP), RFC 5034 4 (POP3) and RFC 3501 6.2.2 with RFC 4959 (IMAP) frame it
 (ManageSieve, RFC 5804 2.1, frames challenges and answers as strings: its `ask`):
 each continuation answer is one base64 line, "*" cancels the exchange, and "=" as an
@@ -29,7 +31,8 @@ import threading
 import time
 from collections import deque
 
-from .accounts import AccountError
+from . import scram
+from .accounts import Account, AccountError
 from .wire import LineTooLong
 
 # Longest SASL line with its CRLF, per protocol.
@@ -99,7 +102,13 @@ def decode_sasl_plain(b64):
     return authzid, authcid, password
 
 
-MECHANISMS = ("PLAIN", "LOGIN")     # what Login.sasl can run; each protocol offers a subset
+MECHANISMS = ("PLAIN", "LOGIN")     # the password mechanisms Login.sasl runs
+
+
+def offered(accounts, mechanisms=MECHANISMS):
+    """The mechanisms to offer: SCRAM-SHA-256 while some account has its keys, then
+    the protocol's password mechanisms (a subset of MECHANISMS)."""
+    return ((scram.MECHANISM,) if accounts.has_scram() else ()) + tuple(mechanisms)
 
 
 def exchange(mechanism, initial, ask):
@@ -240,8 +249,30 @@ class Login:
         them otherwise (ManageSieve: strings, RFC 5804 2.1); as _ask, it returns the
         answer's text and never logs it."""
         self.check_throttle(mechanism)
+        if mechanism == scram.MECHANISM:
+            return self._scram(initial, ask or self._ask)
         authzid, user, password = exchange(mechanism, initial, ask or self._ask)
         return self.verify(user, password, authzid, mechanism)
+
+    def _scram(self, initial, ask):
+        """SCRAM-SHA-256 (scram.py): the proof is checked against the stored keys
+        during the exchange; then the authzid policy and the failure path of every
+        login.  A message that breaks the grammar fails like a wrong proof (its
+        reason, never a secret, goes to the log line)."""
+        accounts = self.session.server.handler.accounts
+
+        def answer(challenge):
+            text = ask(b64_text(challenge))
+            if text == "*":
+                raise Cancelled("authentication cancelled")
+            return decode_b64_text(text)
+
+        if initial == "*":
+            raise Cancelled("authentication cancelled")
+        first = None if initial is None else "" if initial == "=" else decode_b64_text(initial)
+        outcome = scram.run(first, answer, accounts.scram_credentials, accounts.scram_secret())
+        account = Account(outcome.address) if outcome.address is not None else None
+        return self.decide(account, outcome.username, outcome.authzid, scram.MECHANISM, outcome.reason)
 
     def password(self, user, password, method):
         """USER/PASS or IMAP LOGIN: throttle check, then verification."""
@@ -258,10 +289,14 @@ class Login:
     def verify(self, user, password, authzid, method):
         """The account for good credentials whose authzid (if any) is the user; else
         the failure delay, a throttle count, one log line and Failed."""
+        account = self.session.server.handler.authenticate(user, password)
+        return self.decide(account, user, authzid, method)
+
+    def decide(self, account, user, authzid, method, reason=""):
+        """`account` (the credentials' or None) if the authzid is empty or names it;
+        else the failure delay, a throttle count, one log line and Failed."""
         server = self.session.server
-        handler = server.handler
-        account = handler.authenticate(user, password)
-        foreign = not same_identity(authzid, user, handler.accounts.canonical)
+        foreign = not same_identity(authzid, user, server.handler.accounts.canonical)
         if account is not None and not foreign:
             self.session.log.info("auth ok user=%s (%s)", account.address, method)
             server.metrics.login(self.session.protocol, method, "ok")
@@ -273,7 +308,7 @@ class Login:
             time.sleep(delay)
         if server.throttle is not None:
             server.throttle.failed(self.session.peer)
-        self.session.log.info("auth failed user=%r (%s)", user[:64], method)
+        self.session.log.info("auth failed user=%r (%s%s)", user[:64], method, f": {reason}" if reason else "")
         server.metrics.login(self.session.protocol, method, "failed")
         raise Failed(foreign)
 

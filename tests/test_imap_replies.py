@@ -62,4 +62,4 @@ def test_login_errors():
     assert line(login.Throttled()) == b"t NO [UNAVAILABLE] Too many failed logins, try later\r\n"
     assert line(login.Cancelled()) == b"t BAD Authentication cancelled\r\n"
     assert line(login.ResponseTooLong()) == b"t BAD Authentication response too long\r\n"
-    assert line(login.Malformed("no NUL")) == b"t BAD Invalid SASL PLAIN response: no NUL\r\n"
+    assert line(login.Malformed("no NUL")) == b"t BAD Invalid SASL response: no NUL\r\n"

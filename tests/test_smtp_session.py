@@ -66,7 +66,7 @@ def test_greeting_ehlo_and_basic_commands(env):
     c = env.connect()
     text = c.expect(250, "EHLO client.test")
     for ext in ("SIZE 26214400", "PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
-                "CHUNKING", "DSN", "AUTH PLAIN LOGIN"):
+                "CHUNKING", "DSN", "AUTH SCRAM-SHA-256 PLAIN LOGIN"):
         assert ext in text.splitlines()
     assert "STARTTLS" not in text                  # no certificate configured
     c.expect(250, "HELO client.test")
@@ -417,7 +417,7 @@ def test_ehlo_follows_a_reload_and_the_session(env, tls):
     local = env.connect(server)
     lines = local.expect(250, "EHLO client.test").splitlines()
     assert lines[0] == "mx.example.test greets client.test"
-    assert "SIZE 2000" in lines and "AUTH PLAIN LOGIN" in lines and "STARTTLS" not in lines
+    assert "SIZE 2000" in lines and "AUTH SCRAM-SHA-256 PLAIN LOGIN" in lines and "STARTTLS" not in lines
     remote = env.connect(server, peer="192.0.2.5")
     lines = remote.expect(250, "EHLO other.test").splitlines()
     assert lines[0] == "mx.example.test greets other.test"
@@ -426,7 +426,7 @@ def test_ehlo_follows_a_reload_and_the_session(env, tls):
     server.limits = Limits(timeout=10.0, message_size=3000)
     server.ssl_context = server_ctx
     lines = local.expect(250, "EHLO client.test").splitlines()
-    assert "SIZE 3000" in lines and "STARTTLS" in lines and "AUTH PLAIN LOGIN" in lines
+    assert "SIZE 3000" in lines and "STARTTLS" in lines and "AUTH SCRAM-SHA-256 PLAIN LOGIN" in lines
     assert "SIZE 2000" not in lines
     lines = remote.expect(250, "EHLO other.test").splitlines()
     assert "SIZE 3000" in lines and "STARTTLS" in lines
@@ -450,7 +450,7 @@ def test_starttls_discards_pipelined_commands_and_resets(env, tls):
     start_tls(c, client_ctx)
     assert "HELO/EHLO" in c.expect(503, "MAIL FROM:<a@b.test>")   # state forgotten
     text = c.expect(250, "EHLO client.test")
-    assert "STARTTLS" not in text and "AUTH PLAIN LOGIN" in text
+    assert "STARTTLS" not in text and "AUTH SCRAM-SHA-256 PLAIN LOGIN" in text
     c.expect(503, "STARTTLS")
     c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
     send_mail(c, rcpts=["bob@example.test"], sender="alice@example.test")
@@ -514,7 +514,7 @@ def test_auth_requires_tls_unless_loopback_or_allowed(env):
     assert "AUTH" not in c.expect(250, "EHLO client.test")
     assert c.expect(538, "AUTH PLAIN " + plain("alice@example.test", "alice-pw")).startswith("5.7.11")
     c = env.connect(env.server(policy=SessionPolicy(allow_plaintext_auth=True)), peer="192.0.2.5")
-    assert "AUTH PLAIN LOGIN" in c.expect(250, "EHLO client.test")
+    assert "AUTH SCRAM-SHA-256 PLAIN LOGIN" in c.expect(250, "EHLO client.test")
     c.expect(235, "AUTH PLAIN " + plain("alice@example.test", "alice-pw"))
 
 

@@ -230,7 +230,8 @@ def user_quota(ctx, name, storage, messages, no_limit, use_default):
 @config_option
 @click.pass_context
 def user_show(ctx, name):
-    """Show an account: its address, its mailbox quota and what it uses."""
+    """Show an account: its address, its mailbox quota and what it uses, and whether it
+    can log in with SCRAM-SHA-256 (keys are written when a password is set)."""
     settings = load_settings(ctx)
     accounts = account_store(settings)
     try:
@@ -241,6 +242,8 @@ def user_show(ctx, name):
     click.echo(f"address: {address}")
     click.echo(f"mailbox: {store.user_root(address)}")
     click.echo(f"quota: {_quota_text(settings, accounts, store, address)}")
+    keys = accounts.scram_credentials(address)[1]
+    click.echo("scram-sha-256: " + ("yes" if keys is not None else "no (set the password again to add it)"))
 
 
 def _existing(accounts, name):

@@ -1,5 +1,7 @@
 """IMAP commands that start a session's security or identity: STARTTLS, LOGIN and
-AUTHENTICATE of the not-authenticated state (RFC 3501 6.2, SASL-IR RFC 4959), and
+AUTHENTICATE of the not-authenticated state (RFC 3501 6.2, SASL-IR RFC 4959; PLAIN,
+and SCRAM-SHA-256, RFC 5802 and RFC 7677, while some account has its keys: RFC 9051
+6.2.2 SHOULD), and
 COMPRESS=DEFLATE (RFC 4978), which like STARTTLS changes the stream after its tagged
 OK.
 
@@ -13,7 +15,7 @@ from .. import login
 from . import replies as R
 from .parser import Atom, astring
 
-MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (AUTH= capabilities)
+MECHANISMS = ("PLAIN",)     # password mechanisms offered (AUTH= capabilities)
 # Returned by a command that already sent its own tagged reply (STARTTLS, COMPRESS).
 SILENT = object()
 
@@ -59,14 +61,22 @@ def cmd_login(session, cmd):
     return session.logged_in(account)
 
 
+def mechanisms(session):
+    """The SASL mechanisms offered (AUTH= capabilities, where credentials may be sent):
+    SCRAM-SHA-256 while some account has its keys, and PLAIN.  SCRAM needs TLS as
+    PLAIN does: without channel binding a man in the middle could take over the
+    session it authenticated."""
+    return login.offered(session.server.handler.accounts, MECHANISMS)
+
+
 def cmd_authenticate(session, cmd):
-    """SASL PLAIN, with an initial response (SASL-IR) or one continuation.
+    """SASL PLAIN or SCRAM-SHA-256, with an initial response (SASL-IR) or without.
     States: not authenticated.
-    RFC 3501 6.2.2, RFC 4959."""
+    RFC 3501 6.2.2, RFC 4959, RFC 5802, RFC 7677, RFC 9051 6.2.2."""
     if not cmd.args or len(cmd.args) > 2:
         raise R.AUTHENTICATE_ARGS.error()
     mechanism = astring(cmd.args[0]).upper()
-    if mechanism not in MECHANISMS:
+    if mechanism not in mechanisms(session):
         raise R.UNSUPPORTED_MECHANISM.error()
     if not session.plaintext_auth_ok:
         raise R.AUTHENTICATE_NEEDS_TLS.error()
@@ -75,4 +85,5 @@ def cmd_authenticate(session, cmd):
         account = session.login.sasl(mechanism, initial)
     except login.LoginError as exc:
         raise R.login_error(exc) from None
+    session.server.handler.ready(account)
     return session.logged_in(account)

@@ -52,8 +52,13 @@ class IMAPFileHandler:
         """The Account for good credentials (mailbox tree made if new), else None."""
         account = self.accounts.authenticate(username, password)
         if account is not None:
-            self.store.ensure_user(account.address)
+            self.ready(account)
         return account
+
+    def ready(self, account):
+        """An account just logged in, whatever the way (a password, SCRAM): its
+        mailbox tree made if new."""
+        self.store.ensure_user(account.address)
 
     # -- folder tree ------------------------------------------------------------------
     def folder_tree(self, address):

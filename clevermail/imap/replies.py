@@ -115,7 +115,7 @@ AUTHORIZATION_FAILED = Reply("NO", "AUTHORIZATIONFAILED", "Authorization identit
 THROTTLED = Reply("NO", "UNAVAILABLE", "Too many failed logins, try later")
 AUTH_CANCELLED = Reply("BAD", None, "Authentication cancelled")
 AUTH_RESPONSE_TOO_LONG = Reply("BAD", None, "Authentication response too long")
-BAD_SASL_PLAIN = Reply("BAD", None, "Invalid SASL PLAIN response: {}")
+BAD_SASL = Reply("BAD", None, "Invalid SASL response: {}")
 
 # -- authenticated: mailboxes -----------------------------------------------------------
 ONE_MAILBOX_ARG = Reply("BAD", None, "{} takes one mailbox name")
@@ -261,7 +261,7 @@ def login_error(exc):
         return AUTH_CANCELLED.error()
     if isinstance(exc, login.ResponseTooLong):
         return AUTH_RESPONSE_TOO_LONG.error()
-    return BAD_SASL_PLAIN.error(exc)
+    return BAD_SASL.error(exc)
 
 
 # -- QUOTA (RFC 9208; cmd_quota.py) ---------------------------------------------------------

@@ -64,8 +64,10 @@ item, with where each stands in CleverMail:
     STARTTLS.  Done.
 26. ALERT and PREAUTH: the server sends neither.  Done.
 27. SCRAM-SHA-256 replaces DIGEST-MD5 in the list of recommended mechanisms (a
-    SHOULD, 6.2.2); AUTH=PLAIN (the MUST) is offered, over TLS or on loopback.  Open:
-    SCRAM needs per-user salted keys that users.ini (scrypt hashes) does not keep.
+    SHOULD, 6.2.2): AUTH=SCRAM-SHA-256 (cmd_login.mechanisms, scram.py) beside
+    AUTH=PLAIN (the MUST), both over TLS or on loopback; SCRAM while some account
+    has the keys a password set since writes to users.ini.  No -PLUS (channel
+    binding).  Done.
 28. Any command resets the autologout timer (the timeout is per read).  Done.
 29. IANA registration procedure: nothing to implement.
 30. Closing connections: BYE then close, as before.  Done.

@@ -46,7 +46,7 @@ from . import cmd_search as searching
 from . import cmd_selected as selected
 from . import cmd_urlauth as urlauth
 from . import replies as R
-from .cmd_login import MECHANISMS, SILENT
+from .cmd_login import SILENT, mechanisms
 from .parser import Atom, Command, LiteralTooLarge, ParseError, parse_command, quote
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
@@ -127,7 +127,7 @@ class IMAPSession(LineSession):
             if self.tls_available:
                 caps.append("STARTTLS")
             if self.plaintext_auth_ok:
-                caps += [f"AUTH={m}" for m in MECHANISMS]
+                caps += [f"AUTH={m}" for m in mechanisms(self)]
             else:
                 caps.append("LOGINDISABLED")
         elif not self.compressed:

@@ -18,9 +18,10 @@ large even to drop ends the session with BYE.
 
 Login is login.py's, the one path of every protocol (throttle, failure delay, the one
 log line); only the framing of challenges is ManageSieve's (`_ask`: a string each
-way, RFC 5804 2.1).  PLAIN and LOGIN are offered only over TLS, on loopback, or where
-[server] allow_plaintext_auth says so (SASL "" before STARTTLS otherwise, as RFC
-5804 1.7 allows).
+way, RFC 5804 2.1; SCRAM-SHA-256's server-final message is one more challenge, answered
+with an empty string).  PLAIN, LOGIN and SCRAM-SHA-256 (while some account has its
+keys) are offered only over TLS, on loopback, or where [server] allow_plaintext_auth
+says so (SASL "" before STARTTLS otherwise, as RFC 5804 1.7 allows).
 
 Errors: every expected failure is a SieveNo carrying a named Reply (replies.py),
 written at one catch point in handle_line; the script store's errors (sieve.errors)
@@ -42,7 +43,6 @@ from .parser import LiteralTooLarge, parse_command, parse_string_line
 from .replies import SieveNo, ok, string, tag_code
 from .states import ANY, AUTHENTICATED, AUTHENTICATED_ONLY, NON_AUTHENTICATED, NON_AUTHENTICATED_ONLY
 
-MECHANISMS = login.MECHANISMS           # PLAIN and LOGIN: what the one login path runs
 SASL_LINE_LIMIT = login.POP3_LINE_LIMIT  # one SASL answer line, quoted or a literal's marker
 SASL_LITERAL_LIMIT = 8192               # a SASL answer sent as a literal
 IMPLEMENTATION = "CleverMail"
@@ -170,7 +170,7 @@ class ManageSieveSession(LineSession):
     def capabilities(self):
         """The capability lines (RFC 5804 1.7), without the OK."""
         caps = [("IMPLEMENTATION", IMPLEMENTATION),
-                ("SASL", " ".join(MECHANISMS) if self.plaintext_auth_ok else ""),
+                ("SASL", " ".join(self.mechanisms()) if self.plaintext_auth_ok else ""),
                 ("SIEVE", " ".join(self.handler.extensions))]
         if self.state == NON_AUTHENTICATED and self.tls_available:
             caps.append(("STARTTLS", None))
@@ -237,11 +237,16 @@ class ManageSieveSession(LineSession):
         self.start_tls()      # discards anything pipelined after STARTTLS
         self.send(self.capabilities() + ok("TLS negotiation successful"))
 
+    def mechanisms(self):
+        """The SASL mechanisms offered: every one login.py runs (SCRAM-SHA-256 while
+        some account has its keys, PLAIN, LOGIN)."""
+        return login.offered(self.handler.accounts)
+
     def cmd_AUTHENTICATE(self, mechanism, initial):
-        """SASL PLAIN or LOGIN through login.py, an initial response allowed.
+        """SASL PLAIN, LOGIN or SCRAM-SHA-256 through login.py, an initial response allowed.
         States: non-authenticated.
-        RFC 5804 2.1, RFC 4616."""
-        if mechanism not in MECHANISMS:
+        RFC 5804 2.1, RFC 4616, RFC 5802, RFC 7677."""
+        if mechanism not in self.mechanisms():
             raise SieveNo(R.ERR_MECHANISM.format(mechanism[:20]))
         if not self.plaintext_auth_ok:
             raise SieveNo(R.ERR_NEEDS_TLS)

@@ -32,7 +32,7 @@ from .parser import parse_command
 from .replies import POP3Error, multiline, ok
 from .states import ANY, AUTHORIZATION, AUTHORIZATION_ONLY, TRANSACTION_ONLY, TRANSACTION
 
-MECHANISMS = ("PLAIN",)     # SASL mechanisms offered (CAPA SASL, bare AUTH)
+MECHANISMS = ("PLAIN",)     # password mechanisms offered (CAPA SASL, bare AUTH)
 SEND_BUFFER = 256 * 1024    # RETR output is batched into sendall()s of about this size
 
 
@@ -148,7 +148,7 @@ class POP3Session(LineSession):
         caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
         if self.state == AUTHORIZATION:
             if self.plaintext_auth_ok:
-                caps += ["USER", "SASL " + " ".join(MECHANISMS)]
+                caps += ["USER", "SASL " + " ".join(self.mechanisms())]
             if self.tls_available:
                 caps.append("STLS")
         # No LOGIN-DELAY: it announces a minimum time between logins that the server
@@ -190,14 +190,20 @@ class POP3Session(LineSession):
             raise POP3Error(LOGIN_ERRORS[type(exc)]) from None
         self._open_maildrop(account)
 
+    def mechanisms(self):
+        """The SASL mechanisms offered: SCRAM-SHA-256 while some account has its keys,
+        and PLAIN; only where credentials may be sent (SCRAM too: without channel
+        binding a man in the middle could take over the session it authenticated)."""
+        return login.offered(self.server.handler.accounts, MECHANISMS)
+
     def cmd_AUTH(self, mechanism, initial):
-        """SASL PLAIN login, initial response allowed; bare AUTH lists mechanisms.
+        """SASL PLAIN or SCRAM-SHA-256 login, initial response allowed; bare AUTH lists mechanisms.
         States: AUTHORIZATION.
-        RFC 5034 4, RFC 4616."""
+        RFC 5034 4, RFC 4616, RFC 5802, RFC 7677."""
         if mechanism is None:
-            self.send(multiline("SASL mechanisms follow", list(MECHANISMS) if self.plaintext_auth_ok else []))
+            self.send(multiline("SASL mechanisms follow", list(self.mechanisms()) if self.plaintext_auth_ok else []))
             return
-        if mechanism not in MECHANISMS:
+        if mechanism not in self.mechanisms():
             raise POP3Error(R.ERR_MECHANISM.format(mechanism[:20]))
         self._check_plaintext()
         self.user = None

@@ -36,6 +36,12 @@ class SandboxAccounts(AccountStore):
         except AccountError:
             return None
 
+    def has_scram(self):
+        """No SCRAM-SHA-256 here: any address logs in with any password, which only a
+        password mechanism can take (an application that picks SCRAM when offered
+        would fail for every address without keys)."""
+        return False
+
     def authenticate(self, username, password):
         """A users.ini account needs its password; any other valid name logs in with
         any password (the mailbox of that address)."""

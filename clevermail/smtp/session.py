@@ -150,7 +150,7 @@ class SMTPSession(LineSession):
         self.send(f"250-{self.server.hostname} greets {self.helo}\r\n".encode("utf-8", "replace")
                   + R.ehlo_extensions(self.server.limits.message_size, self.tls_available,
                                       self._requiretls_offered(),
-                                      auth.MECHANISMS if self.plaintext_auth_ok else ()))
+                                      auth.offered(self)))
 
     def _bad_helo(self):
         raise SMTPReplyError(R.R501_HELO)
