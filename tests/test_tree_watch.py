@@ -5,11 +5,13 @@ so that every order in which another process's rename can be seen is tried."""
 
 import os
 import select
+import types
 
 import pytest
 
 from clevermail.imap.handler import TreeNode
 from clevermail.imap.notify_spec import parse_notify
+from clevermail.imap import notify_tree
 from clevermail.imap.notify_tree import TreeWatch
 from clevermail.imap.parser import parse_command
 from clevermail.store.tree_watch import open_root_watch
@@ -169,12 +171,16 @@ def test_a_rename_seen_half_done_waits_for_the_rest():
     assert look(watch) == []
 
 
-def test_a_rename_left_half_done_is_said_at_the_periodic_look():
+def test_a_rename_left_half_done_is_said_after_a_while(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(notify_tree, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
     handler, signals = Handler({"INBOX", "Box", "Box/Child"}), []
     watch = tree_watch(handler, signals)
     handler.rename("Box", "Crate", children=False)
     assert look(watch) == []
-    # that process died: the periodic look says what there is
+    assert look(watch, poll=True) == []         # a periodic look while it is under way
+    # that process died: a look some seconds later says what there is
+    clock[0] += notify_tree.UNDER_WAY
     # (the child that stayed behind: gone from under the new name, there under the old)
     assert look(watch, poll=True) == ['* LIST (\\HasNoChildren) "/" "Crate" ("OLDNAME" ("Box"))',
                                       '* LIST (\\NonExistent) "/" "Crate/Child"',
@@ -226,3 +232,27 @@ def test_creations_and_deletions_stay_what_they_are():
     # a move whose names the tree does not confirm (this process's own, said already)
     handler.root.queued.append(("Crate", "Elsewhere"))
     assert look(watch) == []
+
+
+def test_renames_of_a_renamed_folder_read_after_the_tree():
+    """Two renames one after the other, landing between the first read of the moves
+    and the tree: the next look says them as one, from the name the session knows."""
+    handler, signals = Handler({"INBOX", "Box", "Box/Child"}), []
+    watch = tree_watch(handler, signals)
+    read = handler.subscriptions
+
+    def renames_while_reading(address):
+        handler.subscriptions = read
+        handler.rename("Box", "Crate")
+        handler.rename("Crate", "Chest")
+        return read(address)
+    handler.subscriptions = renames_while_reading
+    lines = look(watch)
+    if not lines:
+        assert watch._on_disk
+        lines = [line.decode().rstrip("\r\n") for line in watch.updates(False)[0]]
+    assert lines == ['* LIST (\\HasChildren) "/" "Chest" ("OLDNAME" ("Box"))']
+    assert watch.names == {"INBOX", "Chest", "Chest/Child"}
+    # a later rename after moves already told: told from the name now known
+    handler.rename("Chest", "Trunk")
+    assert look(watch) == ['* LIST (\\HasChildren) "/" "Trunk" ("OLDNAME" ("Chest"))']

@@ -13,7 +13,8 @@ rename (with OLDNAME, as this process's): the watch reads the moves of folders i
 root (`take_renames`), and one whose old name went and new name came in the comparison
 is said as such, its children and subscriptions moved with it, before the rest of the
 comparison is said as deletions and creations (a rename seen only by the periodic look
-is one of those).  A change is said once: an event that the comparison already found
+is one of those).  A rename seen half done (tree.py moves the folder, then each child,
+then rewrites the subscriptions) is said when done, or after UNDER_WAY seconds.  A change is said once: an event that the comparison already found
 (or that changes nothing) is not said again.  Each change is one LIST line (plus one
 for the direct parent of a folder created or deleted, 5.4): `(\\NonExistent)` for a
 name gone, OLDNAME for a rename, \\Subscribed when subscribed, the attributes LIST
@@ -22,6 +23,7 @@ gives otherwise.
 
 import collections
 import threading
+import time
 
 from ..store.paths import SEPARATOR
 from ..store.tree_events import CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, TreeEvent
@@ -30,6 +32,7 @@ from .notify_spec import MAILBOX_NAME, SUBSCRIPTION_CHANGE
 from .parser import quote
 
 MAX_EVENTS = 1000       # changes waiting to be said before NOTIFICATIONOVERFLOW
+UNDER_WAY = 5.0         # seconds another process's rename may be seen half done
 
 
 class TreeWatch:
@@ -43,6 +46,7 @@ class TreeWatch:
         self.names, self.subscribed = set(), set()
         self._on_disk = False           # the root watch fired: read the tree again
         self._pending = []              # renames read after the tree they were not in yet
+        self._under_way = None          # when a rename was first seen half done
         self._root = None
         handler.listen_tree(address, self.on_event)
         try:
@@ -110,17 +114,17 @@ class TreeWatch:
                 self._on_disk = True
                 self._signal()
             renames = self._confirmed(moves + late, old_names)
-            if not poll and any(n == old or n.startswith(old + SEPARATOR)
-                                for gone in renames.values() for old in gone
-                                for n in self.names | self.subscribed):
+            if any(n == old or n.startswith(old + SEPARATOR) for gone in renames.values() for old in gone
+                   for n in self.names | self.subscribed) and self._wait_for_rename():
                 # a rename under way in another process: tree.py moves a folder,
                 # then its children one by one, then rewrites the subscriptions; told
-                # once all is moved (each step wakes us), or at the periodic look if
-                # that process died
+                # once all is moved (each step wakes us), or after UNDER_WAY seconds
+                # (at a later look) if that process died
                 self.names, self.subscribed = old_names, old_subs
                 self._pending = moves + late
                 return out, before != (self.names, self.subscribed)
-            self._pending = [(a, b) for a, b in late if a in self.names and b not in self.names]
+            self._under_way = None
+            self._pending = late        # a rename of a rename read late needs the first
             for old, new in renames:
                 event = TreeEvent(RENAME, new, old)
                 self._apply(event, old_names, old_subs)
@@ -132,6 +136,12 @@ class TreeWatch:
             for name in sorted(old_subs ^ self.subscribed):
                 out += self.lines(SUBSCRIBE, name)
         return out, before != (self.names, self.subscribed)
+
+    def _wait_for_rename(self):
+        now = time.monotonic()
+        if self._under_way is None:
+            self._under_way = now
+        return now - self._under_way < UNDER_WAY
 
     def _moves(self):
         """(whether the root watch had events, the folder renames among them)."""
@@ -150,12 +160,17 @@ class TreeWatch:
         for old, new in moves:
             first = next((f for f, names in chains.items() if names[-1] == old), old)
             chains.setdefault(first, [first]).append(new)
-        names, confirmed = set(old_names), {}
-        for old, passed in sorted(chains.items(), key=lambda chain: (chain[0].count(SEPARATOR), chain[0])):
-            new = passed[-1]
+        names, confirmed, candidates = set(old_names), {}, []
+        for passed in chains.values():
+            # from the last name of the chain the session knows (moves read again
+            # after an earlier look told their start)
+            known = [n for n in passed[:-1] if n in names]
+            if known:
+                candidates.append((known[-1], passed[-1], passed[:-1]))
+        for old, new, passed in sorted(candidates, key=lambda c: (c[0].count(SEPARATOR), c[0])):
             if old in names and old not in self.names and new in self.names and new not in names:
                 self._apply(TreeEvent(RENAME, new, old), names, set())
-                confirmed[old, new] = passed[:-1]
+                confirmed[old, new] = passed
         return confirmed
 
     def _apply(self, event, names=None, subs=None):
