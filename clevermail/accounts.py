@@ -17,7 +17,7 @@ Passwords are stored only as salted scrypt hashes (passwords.py), and, for
 AUTHENTICATE SCRAM-SHA-256, as the SCRAM keys derived from them (scram.py: never
 the password); setting a password (add, set_password) writes both.  An account
 without `scram` (written before, or a password SASLprep refuses) logs in with PLAIN
-and LOGIN only; SCRAM is offered once any account has keys (`has_scram`).  Unknown
+and LOGIN only; SCRAM is offered only once every account has keys (`has_scram`).  Unknown
 users cost the same as wrong passwords (the failure delay and the throttle are
 login.py's).  Writes (CLI or server) rewrite the file atomically under a file lock;
 readers notice a changed file by its stat and reload, so a running server sees
@@ -73,7 +73,7 @@ class AccountStore:
         self._loaded = (None, {})       # (file stamp, {address: hash}), replaced whole
         self._quotas = {}               # address -> (storage, messages), set with _loaded
         # ({address: scram.StoredKeys}, the stand-in secret: the file's, else this process's)
-        self._scram = ({}, secrets.token_bytes(32))
+        self._scram = ({}, secrets.token_bytes(32), False)
         # Successful verifications, keyed by an HMAC of address+password under a key
         # that lives only in this process: a client that logs in often (IDLE
         # reconnects, POP3 polling) costs one scrypt per process, not one per login.
@@ -157,7 +157,8 @@ class AccountStore:
                     quotas[address] = values
             secret = _secret(cfg.get("scram_secret"))
         self._quotas = quotas           # before _loaded: a reader that sees the new
-        self._scram = (keys, secret or self._scram[1])  # accounts sees their quotas
+        every = bool(hashes) and all(a in keys for a in hashes)
+        self._scram = (keys, secret or self._scram[1], every)  # accounts sees their quotas
         self._loaded = (stamp, hashes)  # and keys
 
     def lookup(self, address):
@@ -190,9 +191,13 @@ class AccountStore:
         return self._quotas.get(address, (UNSET, UNSET))
 
     def has_scram(self):
-        """Whether any account has SCRAM keys (then SCRAM-SHA-256 is offered)."""
+        """Whether every account has SCRAM keys: only then is SCRAM-SHA-256 offered.
+        Clients pick the strongest mechanism offered (mbsync through Cyrus SASL does)
+        and an account without keys cannot finish a SCRAM exchange: offered while one
+        account lacks them (written before SCRAM, or a password SASLprep refuses),
+        SCRAM would lock that user out.  `user show` says who lacks them."""
         self._accounts()
-        return bool(self._scram[0])
+        return self._scram[2]
 
     def scram_credentials(self, username):
         """(canonical address, scram.StoredKeys) of a name, either None when there is

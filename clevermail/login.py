@@ -106,7 +106,7 @@ MECHANISMS = ("PLAIN", "LOGIN")     # the password mechanisms Login.sasl runs
 
 
 def offered(accounts, mechanisms=MECHANISMS):
-    """The mechanisms to offer: SCRAM-SHA-256 while some account has its keys, then
+    """The mechanisms to offer: SCRAM-SHA-256 once every account has its keys, then
     the protocol's password mechanisms (a subset of MECHANISMS)."""
     return ((scram.MECHANISM,) if accounts.has_scram() else ()) + tuple(mechanisms)
 

@@ -25,8 +25,12 @@ def server(thread_guard, tmp_path):
     (tmp_path / "tls").mkdir()
     cert, key, ca = tls_files(tmp_path / "tls")
     srv = Server(tmp_path / "srv", cert, key)
-    # the keys a password set through the CLI gets (accounts.set_password)
-    AccountStore(str(tmp_path / "srv" / "users.ini"), ["example.test"]).set_password(ALICE, PASSWORD)
+    # the keys a password set through the CLI gets (accounts.set_password), for every
+    # account: SCRAM is offered only once all have them
+    accounts = AccountStore(str(tmp_path / "srv" / "users.ini"), ["example.test"])
+    for address in accounts.list():
+        accounts.set_password(address, PASSWORD)
+    assert ALICE in accounts.list() and accounts.has_scram()
     srv.ca = ca
     yield srv
     srv.stop()

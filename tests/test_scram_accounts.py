@@ -192,3 +192,20 @@ def test_offered_only_while_some_account_has_keys(tmp_path):
     assert login.offered(accounts) == ("PLAIN", "LOGIN")
     accounts.add("alice", "pw")
     assert login.offered(accounts, ("PLAIN",)) == ("SCRAM-SHA-256", "PLAIN")
+
+
+def test_scram_is_offered_only_once_every_account_has_keys(tmp_path):
+    """A client picks the strongest mechanism offered and an account without keys
+    cannot finish SCRAM: one such account keeps SCRAM from being offered at all."""
+    path = tmp_path / "users.ini"
+    path.write_text(f"[old@example.test]\npassword = {fakes.password_hash()}\n")
+    accounts = store(tmp_path)
+    assert not accounts.has_scram()                 # written before SCRAM existed
+    accounts.add("new", "new pass")
+    assert accounts.scram_credentials("new")[1] is not None
+    assert not accounts.has_scram()                 # old@ could not log in with it
+    assert login.offered(accounts) == ("PLAIN", "LOGIN")
+    accounts.set_password("old", "set again")
+    assert accounts.has_scram()
+    assert login.offered(accounts) == (scram.MECHANISM, "PLAIN", "LOGIN")
+    assert not store(tmp_path / "empty").has_scram()  # no account: nothing to offer

@@ -21,7 +21,8 @@ from scram_client import ScramClient, imaplib_auth, smtplib_auth
 pytestmark = pytest.mark.e2e
 
 ALICE, ALICE_PW = "alice@example.test", "correct horse battery"     # with SCRAM keys
-BOB, BOB_PW = "bob@example.test", PASSWORD                          # an older entry: no keys
+BOB, BOB_PW = "bob@example.test", PASSWORD                          # keys too (SCRAM is offered
+                                                                    # only once every account has them)
 
 
 def b64(text):
@@ -38,9 +39,9 @@ def svc(thread_guard, tmp_path):
                        managesieve={"listen": ["127.0.0.1:0"]},
                        limits={"auth_failure_delay": 0, "auth_failures_per_client": 6})
     users = conf.server.users_file
-    with open(users, "w") as f:
-        f.write(f"[{BOB}]\npassword = {password_hash()}\n")
-    AccountStore(users, ["example.test"]).add(ALICE, ALICE_PW)
+    accounts = AccountStore(users, ["example.test"])
+    accounts.add(ALICE, ALICE_PW)
+    accounts.add(BOB, BOB_PW)
     service = MailService(conf).start()
     yield service
     if service.started:
@@ -75,11 +76,29 @@ def test_imaplib_logs_in_with_scram(svc):
         assert imap.select("INBOX")[0] == "OK"
 
 
-def test_a_user_without_keys_fails_scram_and_logs_in_with_plain(svc):
-    with imaplib.IMAP4("127.0.0.1", svc.port("imap")) as imap:
-        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
-            imap.authenticate("SCRAM-SHA-256", imaplib_auth(ScramClient(BOB, BOB_PW)))
-        assert imap.login(BOB, BOB_PW)[0] == "OK"
+def test_an_account_without_keys_keeps_scram_from_being_offered(tmp_path, thread_guard):
+    """An entry written before SCRAM (no keys) beside one with keys: SCRAM is neither
+    offered nor run (a client picking it would lock that user out); once its password
+    is set again, the running server offers it and the user logs in with it."""
+    conf = make_config(tmp_path, limits={"auth_failure_delay": 0})
+    users = conf.server.users_file
+    with open(users, "w") as f:
+        f.write(f"[{BOB}]\npassword = {password_hash()}\n")
+    accounts = AccountStore(users, ["example.test"])
+    accounts.add(ALICE, ALICE_PW)
+    service = MailService(conf).start()
+    try:
+        with imaplib.IMAP4("127.0.0.1", service.port("imap")) as imap:
+            assert "AUTH=SCRAM-SHA-256" not in imap.capabilities
+            with pytest.raises(imaplib.IMAP4.error, match="Unsupported authentication mechanism"):
+                imap.authenticate("SCRAM-SHA-256", imaplib_auth(ScramClient(ALICE, ALICE_PW)))
+            assert imap.login(BOB, BOB_PW)[0] == "OK"
+        accounts.set_password(BOB, BOB_PW)
+        with imaplib.IMAP4("127.0.0.1", service.port("imap")) as imap:
+            assert "AUTH=SCRAM-SHA-256" in imap.capabilities
+            assert imap.authenticate("SCRAM-SHA-256", imaplib_auth(ScramClient(BOB, BOB_PW)))[0] == "OK"
+    finally:
+        service.stop()
 
 
 def test_no_scram_offered_without_any_keys(tmp_path, thread_guard):
