@@ -30,6 +30,7 @@ import gc
 import os
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 
 from ..store import view_index
 from ..store.errors import MessageGone
@@ -40,7 +41,33 @@ FILE_NAME = "imap-sort.cache"
 _FILE_TAG = ("clevermail sort cache", 1)
 _FIRST_READ = 8192
 _HEADER_LIMIT = 1 << 20      # a header longer than this is read no further
-_BULK = 5000                 # keys made at once past which the cyclic GC waits
+
+
+_gc_lock = threading.Lock()
+_gc_holders = 0             # threads inside gc_paused()
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused():
+    """The cyclic GC held back while a SORT or THREAD of a large folder makes 100,000
+    objects that all stay (keys) or go at once (thread.py breaks its tree's cycles):
+    it would walk the whole heap again and again for nothing (seconds at 100,000
+    messages, issue 12).  Reference counting frees garbage meanwhile; nested and
+    concurrent holders re-enable it once, when the last one leaves."""
+    global _gc_holders, _gc_was_enabled
+    with _gc_lock:
+        if _gc_holders == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_holders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def _header_end(data):
@@ -151,16 +178,8 @@ class SortCache:
             missing = [u for u in uids if u not in known]
         made = {}
         if missing:
-            # 100,000 new objects that all stay: the cyclic GC would walk them again
-            # and again for nothing while they are made (as store/sync.py's bulk index)
-            pause = len(missing) >= _BULK and gc.isenabled()
-            if pause:
-                gc.disable()
-            try:
+            with gc_paused():
                 made = {uid: keys_of_header(head) for uid, head in read_many(missing)}
-            finally:
-                if pause:
-                    gc.enable()
         with self._lock:
             if made:
                 known = self._folders.setdefault(folder, known)
@@ -185,7 +204,8 @@ class SortCache:
             if key in results:
                 results.move_to_end(key)
                 return results[key]
-        value = compute()
+        with gc_paused():
+            value = compute()
         with self._lock:
             results = self._results.setdefault(folder, OrderedDict())
             results[key] = value
