@@ -404,6 +404,21 @@ def test_file_lock_is_reentrant_and_released_at_depth_zero(inbox):
         os.close(other)
 
 
+def lock_is_free(folder):
+    """Whether another thread can take the folder's lock now (False when the calling
+    thread holds it: the other waits out its 30 s)."""
+    got = []
+
+    def take_the_lock():
+        got.append(folder.lock.acquire(timeout=30))
+        if got[0]:
+            folder.lock.release()
+    t = threading.Thread(target=take_the_lock)
+    t.start()
+    t.join()
+    return got[0]
+
+
 def test_append_and_expunge_fsync_the_directory_outside_the_folder_lock(inbox, monkeypatch):
     """The directory fsync runs after the folder lock is released (other sessions of
     the folder do not wait for the disk) but before the call returns (OK = durable)."""
@@ -412,16 +427,7 @@ def test_append_and_expunge_fsync_the_directory_outside_the_folder_lock(inbox, m
     real = durable.fsync_dir
 
     def fsync_dir(path):
-        got = []
-
-        def take_the_lock():            # from another thread: free unless held here
-            got.append(inbox.lock.acquire(timeout=30))
-            if got[0]:
-                inbox.lock.release()
-        t = threading.Thread(target=take_the_lock)
-        t.start()
-        t.join()
-        seen.append((os.path.basename(path), got[0]))
+        seen.append((os.path.basename(path), lock_is_free(inbox)))
         return real(path)
 
     monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
@@ -441,16 +447,7 @@ def test_expunge_unlinks_after_the_locks_and_a_crash_leaves_no_deleted_mail(inbo
     real_unlink = os.unlink
 
     def unlink(path, *a, **kw):
-        got = []
-
-        def take_the_lock():
-            got.append(inbox.lock.acquire(timeout=30))
-            if got[0]:
-                inbox.lock.release()
-        t = threading.Thread(target=take_the_lock)
-        t.start()
-        t.join()
-        unlinked.append((os.path.basename(path), got[0]))
+        unlinked.append((os.path.basename(path), lock_is_free(inbox)))
         return real_unlink(path, *a, **kw)
 
     monkeypatch.setattr(os, "unlink", unlink)

@@ -26,6 +26,7 @@ entry that is not what save() writes is ignored (the keys are read again from th
 messages), never trusted.
 """
 
+import functools
 import gc
 import os
 import threading
@@ -83,17 +84,7 @@ def _header_end(data):
 def read_header(f):
     """The header of an open binary message file (LF or CRLF line ends), up to the
     blank line that ends it (or _HEADER_LIMIT)."""
-    data = f.read(_FIRST_READ)
-    while True:
-        end = _header_end(data)
-        if end >= 0:
-            return data[:end]
-        if len(data) >= _HEADER_LIMIT:
-            return data
-        more = f.read(len(data))
-        if not more:
-            return data
-        data += more
+    return _read_head(f.read)
 
 
 def read_head(path):
@@ -101,19 +92,24 @@ def read_head(path):
     SORT opens 100,000 of them); FileNotFoundError when it is gone."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        data = os.read(fd, _FIRST_READ)
-        while True:
-            end = _header_end(data)
-            if end >= 0:
-                return data[:end]
-            if len(data) >= _HEADER_LIMIT:
-                return data
-            more = os.read(fd, len(data))
-            if not more:
-                return data
-            data += more
+        return _read_head(functools.partial(os.read, fd))
     finally:
         os.close(fd)
+
+
+def _read_head(read):
+    """read(n) more bytes, doubling, until the header's blank line or _HEADER_LIMIT."""
+    data = read(_FIRST_READ)
+    while True:
+        end = _header_end(data)
+        if end >= 0:
+            return data[:end]
+        if len(data) >= _HEADER_LIMIT:
+            return data
+        more = read(len(data))
+        if not more:
+            return data
+        data += more
 
 
 class SortCache:
