@@ -20,6 +20,7 @@ run in the same interleaved rounds.
 """
 
 import argparse
+import glob
 import os
 import re
 import shutil
@@ -60,6 +61,16 @@ def bench(command, profile_extra, seconds, clients, env):
     return float(m.group(1)), int(m.group(2))
 
 
+def error_lines(work, most=3):
+    """The first `Error:`/`Panic:`/`Fatal:` lines imaptest wrote under `work` (run.sh
+    leaves its imaptest.out and imaptest.err there): printed, since `work` is removed."""
+    lines = []
+    for path in sorted(glob.glob(os.path.join(work, "**", "imaptest.*"), recursive=True)):
+        with open(path, errors="replace") as f:
+            lines += [line.rstrip() for line in f if line.startswith(("Error:", "Panic:", "Fatal:"))]
+    return lines[:most]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -96,6 +107,8 @@ def main():
                         results.setdefault((name, profile), []).append((ops, errors))
                         print(f"round {r + 1} {profile:18} {name:14} {ops:9.1f} ops/s  {errors} Error: lines",
                               flush=True)
+                        for line in error_lines(work):
+                            print("    " + line[:300], flush=True)
                         continue
                     server = PrivateDovecot(work, binary)
                     try:
