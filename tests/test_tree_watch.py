@@ -256,3 +256,29 @@ def test_renames_of_a_renamed_folder_read_after_the_tree():
     # a later rename after moves already told: told from the name now known
     handler.rename("Chest", "Trunk")
     assert look(watch) == ['* LIST (\\HasChildren) "/" "Trunk" ("OLDNAME" ("Chest"))']
+
+
+def test_a_listing_read_while_the_root_changed_is_read_again():
+    """readdir(3) may miss an entry renamed while it reads (the new name lands where
+    the listing has passed, the old one is gone before it gets there): a tree read
+    while moves came is not compared (a missed child would be said deleted, then
+    created); the look after says the rename as one line."""
+    handler, signals = Handler({"INBOX", "Box", "Box/Child"}), []
+    watch = tree_watch(handler, signals)
+    listing = handler.folder_tree
+
+    def rename_while_listing(address):
+        handler.folder_tree = listing
+        handler.rename("Box", "Crate", children=False)
+        seen = listing(address)
+        handler.names.discard("Box/Child")     # moved under the listing: missed
+        handler.names.add("Crate/Child")
+        handler.root.queued.append(("Box/Child", "Crate/Child"))
+        return [node for node in seen if node.name != "Box/Child"]
+    handler.folder_tree = rename_while_listing
+    assert look(watch) == []
+    assert signals and watch._on_disk           # read again at once
+    assert [line.decode().rstrip("\r\n") for line in watch.updates(False)[0]] == [
+        '* LIST (\\HasChildren) "/" "Crate" ("OLDNAME" ("Box"))']
+    assert watch.names == {"INBOX", "Crate", "Crate/Child"}
+    assert look(watch) == []

@@ -13,7 +13,8 @@ rename (with OLDNAME, as this process's): the watch reads the moves of folders i
 root (`take_renames`), and one whose old name went and new name came in the comparison
 is said as such, its children and subscriptions moved with it, before the rest of the
 comparison is said as deletions and creations (a rename seen only by the periodic look
-is one of those).  A rename seen half done (tree.py moves the folder, then each child,
+is one of those).  A tree read while the root changed is not compared: readdir(3) may
+have missed an entry renamed under it; the next look reads it again.  A rename seen half done (tree.py moves the folder, then each child,
 then rewrites the subscriptions) is said when done, or after UNDER_WAY seconds.  A change is said once: an event that the comparison already found
 (or that changes nothing) is not said again.  Each change is one LIST line (plus one
 for the direct parent of a folder created or deleted, 5.4): `(\\NonExistent)` for a
@@ -114,8 +115,12 @@ class TreeWatch:
                 self._on_disk = True
                 self._signal()
             renames = self._confirmed(moves + late, old_names)
-            if any(n == old or n.startswith(old + SEPARATOR) for gone in renames.values() for old in gone
-                   for n in self.names | self.subscribed) and self._wait_for_rename():
+            # a listing read while the root changed may miss an entry renamed under
+            # readdir(3) (it moves to a place the listing had passed): not compared
+            # while it may be such, the next look (signalled above) reads it again
+            if (late_events or any(n == old or n.startswith(old + SEPARATOR)
+                                   for gone in renames.values() for old in gone
+                                   for n in self.names | self.subscribed)) and self._wait_for_rename():
                 # a rename under way in another process: tree.py moves a folder,
                 # then its children one by one, then rewrites the subscriptions; told
                 # once all is moved (each step wakes us), or after UNDER_WAY seconds
