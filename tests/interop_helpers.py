@@ -1,5 +1,5 @@
-"""Helpers for the interop tests (tests/test_interop.py): real Debian mail clients
-(swaks, fetchmail, mbsync, offlineimap) run as subprocesses against a real
+"""Helpers for the interop tests (tests/test_interop*.py): real Debian mail clients
+(swaks, fetchmail, mbsync, offlineimap, mutt) run as subprocesses against a real
 clevermail.service.MailService on 127.0.0.1 port 0 in tmp_path.
 
 - tls_files(folder): a trustme CA and a certificate for 127.0.0.1/localhost written as
@@ -9,7 +9,10 @@ clevermail.service.MailService on 127.0.0.1 port 0 in tmp_path.
 - run(argv, home, ...): one client run with HOME=home, a bounded timeout, and the
   output kept for the assertion message; skips when the binary is not installed.
 - strip_trace, subject, lf: message bytes helpers; local_maildir, set_local_flags,
-  make_local_folder: a client's local Maildir; IMAP: imaplib for seeding and checking.
+  make_local_folder: a client's local Maildir; IMAP: imaplib for seeding and checking;
+  delivered: what the server stored for an address, by subject.
+- fixtures the test modules import: tls (module scope), server (skips when the client
+  the test is named after is missing), home, ca.
 """
 
 import os
@@ -23,9 +26,9 @@ from components import component_missing
 from conftest import make_config
 from imap_helpers import ALICE, BOB, PASSWORD, make_accounts
 
-__all__ = ["ALICE", "BOB", "IMAP", "PASSWORD", "Server", "lf", "local_maildir",
-           "make_local_folder", "need", "run", "set_local_flags", "strip_trace", "subject",
-           "tls_files"]
+__all__ = ["ALICE", "BOB", "IMAP", "PASSWORD", "Server", "ca", "delivered", "home", "lf",
+           "local_maildir", "make_local_folder", "need", "run", "server", "set_local_flags",
+           "strip_trace", "subject", "tls", "tls_files"]
 
 TIMEOUT = 30      # seconds for one client run
 
@@ -256,3 +259,36 @@ class IMAP:
         self.uid_store(folder, uid, "+FLAGS", "\\Deleted")
         typ, data = self.c.expunge()
         assert typ == "OK", data
+
+
+# -- fixtures (imported by the test modules) ------------------------------------------------
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    return tls_files(tmp_path_factory.mktemp("interop-tls"))
+
+
+@pytest.fixture
+def server(request, thread_guard, tmp_path, tls):
+    # test_<client>_...: skip before starting anything when that client is missing
+    need(request.function.__name__.split("_")[1])
+    cert, key, _ = tls
+    srv = Server(tmp_path / "srv", cert, key)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def home(tmp_path):
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def ca(tls):
+    return tls[2]
+
+
+def delivered(server, address, folder="INBOX"):
+    """{subject: (trace, message without trace)} of what the server stored (disk form)."""
+    return {subject(data): strip_trace(data) for data in server.messages(address, folder).values()}

@@ -4,8 +4,7 @@ swaks (SMTP: plain MX, pipelining, STARTTLS, implicit TLS, AUTH PLAIN/LOGIN, a m
 with lone '.' lines), fetchmail (POP3 with STLS and POP3S, keep/no-keep, UIDL; IMAP
 with STARTTLS, keep/no-keep, IDLE), mbsync from isync and offlineimap (IMAP sync of a
 mailbox with folders to a local Maildir and back: flags, new folders, deletions) and
-mutt in batch mode (an 8-bit message with an attachment through SMTP submission with
-STARTTLS + AUTH, its Fcc copy APPENDed to an IMAP folder) run as subprocesses against
+(mutt: test_interop_mutt.py) run as subprocesses against
 clevermail.service.MailService on 127.0.0.1 port 0.  Every client runs with
 HOME=tmp_path/home, its config and state there, the trustme CA passed to it, and a
 30 s timeout.  TLS clients check the name "localhost" (in the certificate's SAN and
@@ -15,8 +14,6 @@ skips, saying why, when its client is not installed (`.ci/run` installs them on 
 when it can).
 """
 
-import email
-import email.policy
 import getpass
 import os
 import re
@@ -26,40 +23,13 @@ import time
 
 import pytest
 
-from interop_helpers import (ALICE, BOB, IMAP, PASSWORD, Server, lf, local_maildir,
-                             make_local_folder, need, run, set_local_flags, strip_trace,
-                             subject, tls_files)
+from interop_helpers import (ALICE, BOB, IMAP, PASSWORD, delivered, lf, local_maildir,  # noqa: F401
+                             make_local_folder, need, run, set_local_flags, strip_trace, subject,
+                             ca, home, server, tls)         # (the last four: fixtures)
 
 pytestmark = pytest.mark.interop
 
 LONE_DOT_BODY = b"first line\r\n.\r\n..two dots\r\n.starts with a dot\r\n \r\nlast line"
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return tls_files(tmp_path_factory.mktemp("interop-tls"))
-
-
-@pytest.fixture
-def server(request, thread_guard, tmp_path, tls):
-    # test_<client>_...: skip before starting anything when that client is missing
-    need(request.function.__name__.split("_")[1])
-    cert, key, _ = tls
-    srv = Server(tmp_path / "srv", cert, key)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def ca(tls):
-    return tls[2]
 
 
 def wire_message(n, subj=None, body=None, to=ALICE):
@@ -70,11 +40,6 @@ def wire_message(n, subj=None, body=None, to=ALICE):
     return (f"From: sender@remote.test\r\nTo: {to}\r\nSubject: {subj}\r\n"
             f"Message-ID: <m{n}.{subj.replace(' ', '-')}@remote.test>\r\n"
             f"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\n").encode() + body
-
-
-def delivered(server, address, folder="INBOX"):
-    """{subject: (trace, message without trace)} of what the server stored (disk form)."""
-    return {subject(data): strip_trace(data) for data in server.messages(address, folder).values()}
 
 
 # == swaks ====================================================================================
@@ -443,51 +408,3 @@ sslcacertfile = {ca}
         assert imap.messages("R&AOk-")["note"][1] == note
         inbox = imap.messages("INBOX")
     assert {s: f for s, (f, _, _) in inbox.items()} == {"inbox 1": {"\\Flagged"}}
-
-
-# == mutt =====================================================================================
-def test_mutt_batch_send_with_imap_fcc(server, home, ca):
-    """mutt in batch mode: SMTP submission (STARTTLS, AUTH) and an Fcc copy APPENDed to
-    the IMAP Sent folder over STARTTLS."""
-    need("mutt")
-    rc = home / "muttrc"
-    rc.write_text(f"""\
-set from = "{ALICE}"
-set realname = "Alice"
-set smtp_url = "smtp://{ALICE.replace('@', '%40')}@localhost:{server.port('submission')}/"
-set smtp_pass = "{PASSWORD}"
-set ssl_starttls = yes
-set ssl_force_tls = yes
-set certificate_file = "{ca}"
-set imap_user = "{ALICE}"
-set imap_pass = "{PASSWORD}"
-set folder = "imap://{ALICE.replace('@', '%40')}@localhost:{server.port('imap')}/"
-set record = "=Sent"
-set copy = yes
-set sendmail_wait = 0
-set charset = "utf-8"
-set send_charset = "utf-8"
-set allow_8bit = yes
-""")
-    body = "Grüße aus Köln ✓\n.\n..two\nlast line\n"
-    attachment = bytes(range(256)) * 12
-    (home / "data.bin").write_bytes(attachment)
-    run([need("mutt"), "-n", "-F", str(rc), "-s", "Über mutt", "-a", str(home / "data.bin"),
-         "--", BOB], home, stdin=body.encode())
-    (trace, message), = delivered(server, BOB).values()
-    assert b"with ESMTPSA" in trace and b"(TLSv1." in trace
-    parsed = email.message_from_bytes(message, policy=email.policy.default)
-    assert parsed["Subject"] == "Über mutt"
-    text, att = parsed.iter_parts()
-    assert text.get_content() == body                      # 8bit UTF-8 text, lone '.' kept
-    assert att.get_content() == attachment and att.get_filename() == "data.bin"
-    with IMAP(server.port("imap")) as imap:
-        (flags, wire, _), = imap.messages("Sent").values()
-    assert "\\Seen" in flags
-    # mutt formats the Fcc copy separately: its Date may be a second later
-    same = lambda data: re.sub(rb"(?m)^Date: .*\n", b"", data)
-    # the delivered copy carries our two DKIM signatures on top, the Fcc copy none
-    unsigned, signatures = re.subn(rb"\ADKIM-Signature:.*\n(?:[ \t].*\n)*", b"", message)
-    unsigned, more = re.subn(rb"\ADKIM-Signature:.*\n(?:[ \t].*\n)*", b"", unsigned)
-    assert signatures + more == 2
-    assert same(lf(wire)) == same(unsigned)
