@@ -17,12 +17,11 @@ import collections.abc
 import json
 import logging
 import os
-import queue
 import re
-import sys
-import threading
 import time
-import weakref
+
+from .log_writer import (LogWriter, console_handler, open_log_file, reopen,  # noqa: F401 (logs.reopen)
+                         stderr_is_journal)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -62,7 +61,9 @@ def redact_command(line):
 
 def setup_logging(level="INFO", log_file="", console=True, log_format="text"):
     """Configure the 'clevermail' logger tree for the `start` command (and the
-    benchmarks, which log to a file only); log_format 'text' or 'json'."""
+    benchmarks, which log to a file only); log_format 'text' or 'json'.  Lines go to
+    stderr and to `log_file` when set; with both, and stderr the systemd journal,
+    the journal gets WARNING and above only."""
     # Records never print thread or process fields: skip collecting them (hot path).
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # ...nor the caller's file and line: finding them walks the stack on every record
@@ -78,6 +79,10 @@ def setup_logging(level="INFO", log_file="", console=True, log_format="text"):
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
         handlers.append(open_log_file(log_file))
+        if console and stderr_is_journal():
+            # under systemd the file has every line; the journal only what
+            # `systemctl status` should show, not each line twice
+            handlers[0].setLevel(logging.WARNING)
     for h in handlers:
         h.setFormatter(fmt)
         root.addHandler(h)
@@ -194,159 +199,6 @@ class RecentErrors(logging.Handler):
 
     def recent(self):
         return list(self.records)
-
-
-# How long the log writer gathers lines before writing them together (see LogWriter).
-FLUSH_DELAY = 0.02
-# Lines waiting for the writer at most; past this they are dropped and counted (a log on
-# a pipe nobody reads, a stalled disk) rather than growing the process without bound.
-MAX_PENDING_LINES = 100_000
-
-
-class LogWriter(logging.Handler):
-    """Log lines written by one background thread, many at a time, with os.write on a
-    descriptor: a log file opened O_APPEND, or stderr.
-
-    A session only formats its line and puts it on a queue: no lock, no syscall, so no
-    GIL hand-off mid-session.  (logging.FileHandler holds its lock across the write and
-    flush, so under load every session that logs queues behind the one in the kernel.)
-    The writer wakes at the first line, gathers what arrives within FLUSH_DELAY and
-    writes it with one os.write: at 20 SMTP sessions this gave about 7% more messages/s
-    than one write per line.  A line reaches the file at most FLUSH_DELAY late; flush()
-    waits for everything logged before it, and close() (logging.shutdown runs it at
-    exit) writes the rest.  A write error is reported once on stderr and never reaches
-    a session: logging must not stop mail.  Neither may a log that cannot keep up: past
-    MAX_PENDING_LINES waiting, lines are dropped, and how many is written when it can."""
-
-    def __init__(self, fd, close_fd=False):
-        super().__init__()
-        self.fd = fd
-        self._close_fd = close_fd
-        self._failed = False
-        self._dropped = 0
-        self.max_pending = MAX_PENDING_LINES
-        self._start_writer()
-        _writers.add(self)
-
-    def _start_writer(self):
-        self._queue = queue.SimpleQueue()
-        self._writer = threading.Thread(target=self._write_loop, name="clevermail-log", daemon=True)
-        self._writer.start()
-
-    def createLock(self):
-        self.lock = None                   # acquire()/release() become no-ops
-
-    def emit(self, record):
-        if self._queue.qsize() >= self.max_pending:
-            self._dropped += 1             # not exact across threads; a count for humans
-            return
-        try:
-            self._queue.put(self.format(record) + "\n")
-        except Exception:
-            self.handleError(record)
-
-    def _write_loop(self):
-        while True:
-            item = self._queue.get()
-            time.sleep(FLUSH_DELAY)
-            lines, flushed, stop = [], [], False
-            while True:
-                if isinstance(item, str):
-                    lines.append(item)
-                elif item is None:
-                    stop = True
-                else:
-                    flushed.append(item)   # a flush() waiting for what came before it
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            dropped, self._dropped = self._dropped, 0
-            if dropped:
-                lines.append(f"clevermail: {dropped} log lines dropped: the log could not keep up\n")
-            if lines:
-                self._write("".join(lines).encode("utf-8", "replace"))
-            for event in flushed:
-                event.set()
-            if stop:
-                return
-
-    def _write(self, data):
-        try:
-            while data:
-                data = data[os.write(self.fd, data):]
-        except OSError as exc:
-            if not self._failed:
-                self._failed = True
-                try:
-                    sys.__stderr__.write(f"clevermail: cannot write the log: {exc}\n")
-                except Exception:
-                    pass
-
-    def flush(self):
-        if self._writer.is_alive() and self._writer is not threading.current_thread():
-            done = threading.Event()
-            self._queue.put(done)
-            done.wait(5)
-
-    def close(self):
-        if self._writer.is_alive():
-            self._queue.put(None)
-            self._writer.join(5)
-        fd, self.fd = self.fd, -1
-        if self._close_fd and fd >= 0:
-            os.close(fd)
-        super().close()
-
-
-_writers = weakref.WeakSet()
-
-
-def _restart_writers_after_fork():
-    for handler in list(_writers):
-        if handler.fd >= 0:
-            handler._start_writer()    # the writer thread does not survive fork()
-
-
-os.register_at_fork(after_in_child=_restart_writers_after_fork)
-
-
-def open_log_file(path):
-    """A LogWriter appending to `path` (created 0640 if missing)."""
-    fd = os.open(os.path.abspath(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    writer = LogWriter(fd, close_fd=True)
-    writer.path = os.path.abspath(path)         # for reopen()
-    return writer
-
-
-def reopen():
-    """Open every log file again by its name (logrotate renamed it: lines logged from
-    now on go to a new file there).  What was logged before goes to the old file, and
-    its descriptor is closed only once the writer thread is done with it (a flush on
-    each side of the swap).  A file that cannot be opened is reported, the old kept."""
-    for writer in list(_writers):
-        path = getattr(writer, "path", None)
-        if path is None or writer.fd < 0:
-            continue
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        except OSError as exc:
-            logging.getLogger("clevermail").error("cannot reopen the log file %s: %s", path, exc)
-            continue
-        writer.flush()
-        old, writer.fd = writer.fd, fd      # the writer's next os.write goes to the new file
-        writer.flush()
-        writer._failed = False
-        os.close(old)
-
-
-def console_handler():
-    """stderr through a LogWriter; a StreamHandler when it has no descriptor (a test's)."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return logging.StreamHandler(sys.stderr)
-    return LogWriter(fd)
 
 
 class SessionRecord(logging.LogRecord):

@@ -1,6 +1,8 @@
 """Tests for clevermail.logs: credential redaction, the session logger, setup."""
 
 import logging
+import os
+import sys
 
 import pytest
 
@@ -113,6 +115,39 @@ def test_setup_logging_to_file(tmp_path, restore_clevermail_logger):
     text = log_file.read_text(encoding="utf-8")
     assert "not shown" not in text
     assert "WARNING clevermail.smtp: shown 1" in text
+
+
+@pytest.mark.parametrize("journal", ["this stream", "another stream", "unset"])
+def test_under_systemd_the_journal_gets_warnings_only_when_a_log_file_has_all(
+        tmp_path, restore_clevermail_logger, monkeypatch, journal):
+    """JOURNAL_STREAM names the stream systemd connected as stderr: with log_file set,
+    each line is in the file and only WARNING and above also in the journal (not each
+    line twice); a stderr the unit or a shell redirected elsewhere gets everything."""
+    stderr = open(tmp_path / "stderr", "w")
+    monkeypatch.setattr(sys, "stderr", stderr)
+    st = os.fstat(stderr.fileno())
+    if journal == "this stream":
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+    elif journal == "another stream":
+        other = os.stat(tmp_path)
+        monkeypatch.setenv("JOURNAL_STREAM", f"{other.st_dev}:{other.st_ino}")
+    else:
+        monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    try:
+        for log_file in (str(tmp_path / "cm.log"), ""):
+            root = setup_logging("INFO", log_file)
+            logging.getLogger("clevermail.smtp").info("info %s", bool(log_file))
+            logging.getLogger("clevermail.smtp").warning("warning %s", bool(log_file))
+            for h in root.handlers:
+                h.flush()
+    finally:
+        setup_logging("INFO", console=False)        # closes the handlers on our stderr
+        stderr.close()
+    text = (tmp_path / "stderr").read_text()
+    assert (tmp_path / "cm.log").read_text().count("clevermail.smtp: ") == 2
+    assert ("info True" in text) is (journal != "this stream")
+    assert "warning True" in text
+    assert "info False" in text and "warning False" in text     # no file: the journal has all
 
 
 def test_setup_logging_twice_does_not_stack_handlers(restore_clevermail_logger):
