@@ -11,17 +11,30 @@ the GIL wakes every switch interval to ask for it, so they burned both cores for
 minutes: the SMTP session that delivered the message waited 120 s for the GIL to say
 250, and SIGTERM did not get through (issue 18).
 
-So an idle session thread does not poll: it parks here, on a lock of its own (memory,
-no descriptor), and its socket and the descriptors it waits on are watched by the
-hub's one thread through one epoll descriptor.  Descriptors many sessions share (a
-folder's wake-up, store/waiters.py; the server's drain signal) are watched once, under
-a key, through a dup() the hub owns, so a waiter closing its number never leaves the
-hub watching a number given to another file.  When something fires, the hub makes the
+So an idle session thread does not poll: it parks here (memory, no descriptor), and
+its socket and the descriptors it waits on are watched by the hub's one thread
+through one epoll descriptor.  A parked thread sleeps in sigtimedwait() and is let go
+by a signal sent to it alone (pthread_kill, WAKE_SIGNAL), not on a lock: a thread
+blocked on a lock is a waiter in the kernel's futex hash table, and every futex
+wake-up in the process walks the bucket of its address.  Linux 6.17 gives a process
+a table of its own, sized by the CPUs: 16 buckets on 2 cores (`prctl(PR_FUTEX_HASH,
+PR_FUTEX_HASH_GET_SLOTS)`), so 10,000 threads parked on locks put about 600 sleeping
+waiters in front of each GIL hand-off and lock release (before 6.17: one table for
+the machine, 256 buckets a CPU).  A lock round trip between two threads cost 94-107
+us of CPU against 15 us with none parked (23 us at 2,000), and the held sessions, a
+delivery to every idler and a mass close cost more per session the more there were
+(perf at 10,000 held: futex_wake 58% of the server's CPU).  A thread waiting for a
+signal is on no shared list: 16 us at 10,000.
+
+Descriptors many sessions share (a folder's wake-up, store/waiters.py; the server's
+drain signal) are watched once, under a key, through a dup() the hub owns, so a
+waiter closing its number never leaves the hub watching a number given to another
+file.  When something fires, the hub makes the
 sessions it concerns runnable and lets them go a few at a time: at most `limit`
 sessions are *active* (released and not yet back, parked again or ended, `done()`),
 and an activation stops counting after `lease` seconds whatever it does (a session
-blocked writing to a stalled client must not hold the others back).  The rest sleep
-on their locks, costing nothing, until their turn.
+blocked writing to a stalled client must not hold the others back).  The rest sleep,
+costing nothing, until their turn.
 
 A woken session checks its own descriptors with poll(0) (the hub says only that
 something may be ready).  Timeouts are the hub's too, released through the same line:
@@ -37,6 +50,7 @@ import itertools
 import logging
 import os
 import select
+import signal
 import threading
 import time
 
@@ -50,6 +64,13 @@ LATE = 60.0             # a parked session waits this much past its timeout for 
 # a session and 5.7 s back to idle when each woke from its own poll(), against
 # 0.37 ms for IDLE sessions in the hub.
 COMMAND_QUIET = 1.0
+# What lets a parked thread go (sent to that thread alone): ignored by default, so a
+# stray one sent to the process harms nothing; blocked for good in a thread from its
+# first park(), so it waits pending until the thread's sigtimedwait() takes it.
+# Standard signals coalesce: at most one is ever pending per thread.
+WAKE_SIGNAL = signal.SIGURG
+_WAKE_SET = frozenset((WAKE_SIGNAL,))
+_blocked = threading.local()    # .done: this thread blocks WAKE_SIGNAL already
 
 log = logging.getLogger("clevermail.idle_hub")
 
@@ -59,14 +80,30 @@ _PARKED, _QUEUED, _RELEASED, _LEFT = range(4)
 class Ticket:
     """One parked wait; after park() it is the session's activation until done()."""
 
-    __slots__ = ("lock", "sock_fd", "keys", "state", "counted", "hub")
+    __slots__ = ("thread", "sock_fd", "keys", "state", "counted", "hub")
 
     def __init__(self, hub, sock_fd, keys):
         self.hub, self.sock_fd, self.keys = hub, sock_fd, keys
-        self.lock = threading.Lock()
-        self.lock.acquire()
+        self.thread = threading.get_ident()     # the parked thread, for pthread_kill
         self.state = _PARKED
         self.counted = False        # one of the `limit` activations
+
+    def _sleep(self, timeout):
+        """(the parked thread) Wait until the hub let this ticket go or `timeout`
+        seconds pass.  A signal taken is the hub's word only once the state says so:
+        one left pending by an earlier park (sent as that one timed out) wakes the
+        thread once for nothing."""
+        deadline = time.monotonic() + timeout
+        while self.state in (_PARKED, _QUEUED):     # set under the hub's lock, then signalled
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            signal.sigtimedwait(_WAKE_SET, remaining)
+
+    def _wake(self):
+        # (hub lock held, state just changed) the thread is in park() until it sees
+        # the change under the same lock, so it is alive to take the signal
+        signal.pthread_kill(self.thread, WAKE_SIGNAL)
 
     def done(self):
         """The session is back (it parks again, waits for a command, or ended)."""
@@ -110,6 +147,11 @@ class IdleHub:
         [(key, fd)], may be readable) or `timeout` seconds pass.  (ticket, woken):
         call ticket.done() when the session is back; woken False: the time ran out.
         (None, False) at once after stop(): the caller polls for itself."""
+        if not getattr(_blocked, "done", False):
+            # before the ticket is seen by the hub: a signal sent from then on waits
+            # pending for the sleep below
+            signal.pthread_sigmask(signal.SIG_BLOCK, _WAKE_SET)
+            _blocked.done = True
         ticket = Ticket(self, sock_fd, [key for key, _ in shared])
         with self._lock:
             if self._stopped:
@@ -130,12 +172,13 @@ class IdleHub:
             if deadline < self._next_deadline:
                 self._next_deadline = deadline
                 os.eventfd_write(self._wake_fd, 1)      # the thread's poll must end sooner
-        woken = ticket.lock.acquire(timeout=max(0.0, timeout) + LATE)
+        ticket._sleep(max(0.0, timeout) + LATE)
         with self._lock:
-            if ticket.state in (_PARKED, _QUEUED):   # timed out (a queued one is skipped)
+            woken = ticket.state not in (_PARKED, _QUEUED)
+            if not woken:           # timed out (a queued one is skipped)
                 self._leave(ticket)
-            elif ticket.state == _RELEASED:
-                woken = True        # released as the time ran out: it is an activation
+            # else released (maybe as the time ran out: it is an activation), or let
+            # go by stop()
         return ticket, woken
 
     def _leave(self, ticket):
@@ -254,7 +297,7 @@ class IdleHub:
             ticket.counted = True
             self._count += 1
             active.append((now + self.lease, ticket))
-            ticket.lock.release()
+            ticket._wake()
         if runnable and active:
             return min(max(0.0, active[0][0] - now), 60.0)
         return -1
@@ -273,7 +316,7 @@ class IdleHub:
             for ticket in parked:
                 if ticket.state in (_PARKED, _QUEUED):
                     ticket.state = _LEFT
-                    ticket.lock.release()
+                    ticket._wake()
             self._by_sock.clear()
             self._runnable.clear()
             thread = self._thread

@@ -4,12 +4,13 @@ active limit, the lease), leaving by themselves on a timeout, and let go at stop
 
 import os
 import select
+import signal
 import socket
 import threading
 
 import pytest
 
-from clevermail.idle_hub import IdleHub, wait_readable
+from clevermail.idle_hub import WAKE_SIGNAL, IdleHub, wait_readable
 from waiting import wait_for
 
 WAIT = 10.0     # bound for anything awaited; never asserted on
@@ -68,6 +69,56 @@ def test_a_parked_session_wakes_when_its_socket_is_readable(hub, pairs):
     ((ticket, woken),) = parker.results
     assert woken and hub.parked == 0
     ticket.done()
+
+
+def _syscall(tid):
+    """The system call thread `tid` of this process is blocked in ('running' if none)."""
+    with open(f"/proc/self/task/{tid}/syscall") as f:
+        return f.read().split()[0]
+
+
+def _sigtimedwait_number():
+    """The number /proc shows for a thread blocked in signal.sigtimedwait."""
+    tids = []
+
+    def wait():
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGWINCH])
+        tids.append(threading.get_native_id())
+        signal.sigtimedwait([signal.SIGWINCH], WAIT)
+    thread = threading.Thread(target=wait)
+    thread.start()
+    assert wait_for(lambda: tids and _syscall(tids[0]) != "running", timeout=WAIT)
+    number = _syscall(tids[0])
+    signal.pthread_kill(thread.ident, signal.SIGWINCH)
+    thread.join(WAIT)
+    return number
+
+
+def test_a_signal_left_pending_or_sent_to_the_process_wakes_nobody(hub, pairs):
+    """A parked thread sleeps until the hub signals it alone: a wake-up signal left
+    pending by an earlier park (sent as that one timed out) or one sent to the whole
+    process lets no session go; its own socket then does."""
+    sigtimedwait = _sigtimedwait_number()
+    ((ours, theirs),) = pairs()
+    out, tids = [], []
+
+    def park():
+        tids.append(threading.get_native_id())
+        signal.pthread_sigmask(signal.SIG_BLOCK, [WAKE_SIGNAL])
+        signal.pthread_kill(threading.get_ident(), WAKE_SIGNAL)    # pending: a stale one
+        out.append(hub.park(ours.fileno(), [], WAIT * 10))
+    thread = threading.Thread(target=park)
+    thread.start()
+    # the stale signal taken, the thread sleeps again, still parked
+    assert wait_for(lambda: hub.parked == 1 and _syscall(tids[0]) == sigtimedwait, timeout=WAIT)
+    os.kill(os.getpid(), WAKE_SIGNAL)       # ignored by the process as by the hub
+    assert out == [] and hub.parked == 1
+    theirs.sendall(b"DONE\r\n")
+    thread.join(WAIT)
+    [(ticket, woken)] = out
+    assert woken and ticket.counted         # let go by the hub, not timed out
+    ticket.done()
+    assert hub._count == 0 and hub.parked == 0
 
 
 def test_a_shared_descriptor_wakes_everyone_on_it_and_is_watched_once(pairs):
