@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from clevermail.imap.idle import IdleWaiter, read_done
+from clevermail.imap.idle import IDLE_POLL, IDLE_POLL_WATCHED, IdleWaiter, read_done
 from clevermail.imap.replies import IMAPBad
 from clevermail.store.waiters import Waiters
 from clevermail.wire import LineReader
@@ -78,6 +78,19 @@ def test_a_change_while_asleep_wakes_the_poll(sockets):
             assert waiter.wait(60) == (False, True)
         finally:
             timer.join()
+
+
+def test_the_look_for_unsignalled_changes_is_rare_only_where_inotify_follows(sockets):
+    ours, _ = sockets
+    handler, view = WatchRecorder(), object()
+    with IdleWaiter(ours, handler, view) as waiter:
+        assert waiter.poll_interval == IDLE_POLL
+        handler.waiters.watched = True          # what store/watch.py sets while it watches
+        assert waiter.poll_interval == IDLE_POLL_WATCHED > IDLE_POLL
+        handler.waiters.watched = False         # the watch ended (folder gone, watcher stopped)
+        assert waiter.poll_interval == IDLE_POLL
+    with IdleWaiter(ours, handler, None) as waiter:     # no mailbox: nothing to look at
+        assert waiter.poll_interval == IDLE_POLL
 
 
 def test_waiters_of_one_folder_hold_no_descriptor_of_their_own():

@@ -2,7 +2,8 @@
 another process changes them (a file written into new/, deleted or renamed folders,
 a lost-event overflow), the watch limit and a missing inotify fall back to polling,
 and the thread stops with the store; end to end, an IMAP client in IDLE sees EXISTS
-for a file another process writes into its INBOX's new/."""
+for a file another process writes into its INBOX's new/, woken by inotify or, where
+it is missing, found by IDLE's periodic look."""
 
 import errno
 import imaplib
@@ -17,8 +18,10 @@ import time
 
 import pytest
 
+from clevermail.imap import idle
 from clevermail.service import MailService
 from clevermail.store import MailStore, maildir, watch
+from clevermail.store.waiters import Waiters
 from clevermail.store.watch import EVENT, IN_Q_OVERFLOW, FolderWatcher
 from components import component_missing
 from conftest import make_config
@@ -33,6 +36,7 @@ class FakeFolder:
         self.path, self.waiting = path, waiting
         maildir.make_maildir(path)
         self.woken = threading.Event()
+        self.waiters = Waiters()        # where the watcher says whether it follows us
 
     def disk_changed(self):
         self.woken.set()
@@ -160,6 +164,27 @@ def test_store_detaches_a_held_folder_deleted_by_another_process(tmp_path, threa
     store.stop_watching()
 
 
+def test_a_folder_says_it_is_watched_while_the_watch_lasts(watcher, tmp_path):
+    """Waiters.watched (IDLE's rare look) from the watch's start to whatever ends it:
+    the last waiter gone, the folder deleted, the watcher stopped."""
+    a, b = FakeFolder(str(tmp_path / "a")), FakeFolder(str(tmp_path / "b"))
+    assert not a.waiters.watched
+    watcher.update(a)
+    watcher.update(b)
+    assert a.waiters.watched and b.waiters.watched
+    a.waiting = False
+    watcher.update(a)                       # its last waiter went
+    assert not a.waiters.watched and b.waiters.watched
+    a.waiting = True
+    watcher.update(a)
+    assert a.waiters.watched
+    shutil.rmtree(a.path)                   # deleted by another process
+    poll_until(watcher, a)
+    assert not a.waiters.watched and b.waiters.watched
+    watcher.stop()
+    assert not b.waiters.watched
+
+
 def test_watch_limit_falls_back_to_polling_with_one_warning(watcher, tmp_path, monkeypatch, caplog):
     import ctypes
 
@@ -174,24 +199,28 @@ def test_watch_limit_falls_back_to_polling_with_one_warning(watcher, tmp_path, m
 
     monkeypatch.setattr(watcher, "_libc", Limited(watcher._libc))
     with caplog.at_level(logging.WARNING, "clevermail.store"):
-        watcher.update(FakeFolder(str(tmp_path / "a")))
-        watcher.update(FakeFolder(str(tmp_path / "b")))
+        folders = [FakeFolder(str(tmp_path / name)) for name in "ab"]
+        for folder in folders:
+            watcher.update(folder)
     assert watcher.watched() == []
+    assert not any(folder.waiters.watched for folder in folders)   # IDLE keeps its 30 s look
     assert [r.getMessage() for r in caplog.records].count(
         "inotify watch limit reached (fs.inotify.max_user_watches): folders opened from now on are polled") == 1
 
 
-def test_without_inotify_everything_is_a_no_op(monkeypatch, tmp_path, caplog):
-    def missing():
-        raise AttributeError("inotify_init1")
+def _no_inotify():
+    raise AttributeError("inotify_init1")      # what _libc() raises where it is missing
 
-    monkeypatch.setattr(watch, "_libc", missing)
+
+def test_without_inotify_everything_is_a_no_op(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(watch, "_libc", _no_inotify)
     with caplog.at_level(logging.WARNING, "clevermail.store"):
         w = FolderWatcher()
     assert not w.available and "inotify unavailable" in caplog.text
     w.start()
-    w.update(FakeFolder(str(tmp_path / "a")))
-    assert w.watched() == []
+    folder = FakeFolder(str(tmp_path / "a"))
+    w.update(folder)
+    assert w.watched() == [] and not folder.waiters.watched
     w.stop()
 
 
@@ -370,12 +399,26 @@ def test_a_change_after_the_look_is_never_lost(tmp_path):
 
 # -- end to end ---------------------------------------------------------------------------------
 @pytest.mark.e2e
-def test_idle_sees_a_file_written_into_new_by_another_process(tmp_path, thread_guard):
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "no-inotify"])
+def test_idle_sees_a_file_written_into_new_by_another_process(tmp_path, thread_guard, monkeypatch,
+                                                              inotify):
+    """With inotify the change wakes the session at once (its periodic look is made
+    rare: never within this test); without it the look finds the change."""
+    if inotify:
+        monkeypatch.setattr(idle, "IDLE_POLL", 0.01)            # not what finds it
+        monkeypatch.setattr(idle, "IDLE_POLL_WATCHED", 1e6)
+    else:
+        monkeypatch.setattr(watch, "_libc", _no_inotify)
+        monkeypatch.setattr(idle, "IDLE_POLL", 0.2)
+    waits = []
+    real_wait = idle.IdleWaiter.wait
+    monkeypatch.setattr(idle.IdleWaiter, "wait",
+                        lambda self, seconds: (waits.append(seconds), real_wait(self, seconds))[1])
     conf = make_config(tmp_path, limits={"auth_failure_delay": 0, "imap_timeout": 60})
     make_accounts(conf.server.users_file)
     service = MailService(conf).start()
     try:
-        if not service.store.folders.watcher.available:
+        if service.store.folders.watcher.available != inotify:
             component_missing("inotify is not available here")
         service.store.deliver_local("", [ALICE], message(1))
         c = imaplib.IMAP4("127.0.0.1", service.port("imap"), timeout=WAIT)
@@ -400,6 +443,8 @@ def test_idle_sees_a_file_written_into_new_by_another_process(tmp_path, thread_g
             assert c._command_complete("IDLE", tag) == ("OK", [b"IDLE terminated"])
             typ, data = c.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
             assert data[0][1] == b"Subject: from elsewhere\r\n\r\n"
+            # the watched folder's session never waited the short look's time
+            assert waits and all(seconds > 1 for seconds in waits) == inotify
         finally:
             c.logout()
     finally:

@@ -31,6 +31,8 @@ Plain callbacks (`add`, for in-process waits such as the sandbox's wait for a
 message) are called on every wake-up of either kind; they must only signal.
 `on_waiting` hears of the first waiter (of either sort) and the last: the Folder's
 cache has the inotify watcher (store/watch.py) follow exactly the folders waited on.
+`watched` says whether it does now: another process's change then wakes the waiters
+at once, so IDLE's periodic look for changes nobody signalled can be rare there.
 """
 
 import logging
@@ -61,6 +63,9 @@ class Waiters:
         self._epoch = None      # what the next wake-up fires; made when a waiter sleeps
         self.callbacks = ()     # replaced whole, never changed in place
         self.count = 0          # Waiters registered (open IDLE sessions)
+        # set by the inotify watcher (store/watch.py) while it follows the folder: other
+        # processes' changes wake the waiters without a look (a plain bool, read freely)
+        self.watched = False
 
     def __len__(self):
         return self.count + len(self.callbacks)
@@ -172,6 +177,12 @@ class Waiter:
     def looked(self):
         """The view reads the index's changes now (under the folder lock)."""
         self._index = self._waiters.index
+
+    @property
+    def watched(self):
+        """Another process's change wakes this waiter at once (inotify follows the
+        folder); False: only this process's changes do, the rest wait for a look."""
+        return self._waiters.watched
 
     @property
     def woken(self):

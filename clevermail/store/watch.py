@@ -14,6 +14,8 @@ or STORE, whose waiters were woken already), so each waiter is woken once; IDLE
 wakes on it and syncs.  One thread per watcher reads the events and coalesces them:
 events that come within COALESCE seconds make one batch, with one wake per folder.
 
+A watched folder's waiters say so (Waiters.watched, from the watch's start to its
+end): IDLE then looks for unsignalled changes rarely (imap/idle.IDLE_POLL_WATCHED).
 Where inotify is missing or refuses (not Linux, no descriptors, the per-user watch
 limit fs.inotify.max_user_watches reached) the folder simply keeps the poll.  A queue
 overflow (IN_Q_OVERFLOW: events were lost) wakes every watched folder.  A watched
@@ -118,6 +120,8 @@ class FolderWatcher:
             if self._fd < 0 or self._stopped:
                 return
             self._stopped = True
+            for folder in self._by_folder:
+                folder.waiters.watched = False
             self._by_wd.clear()
             self._by_folder.clear()
         os.write(self._stop_w, b"x")
@@ -151,9 +155,7 @@ class FolderWatcher:
             if waiting and folder not in self._by_folder:
                 self._add(folder)
             elif not waiting and folder in self._by_folder:
-                for wd in self._by_folder.pop(folder):
-                    self._by_wd.pop(wd, None)
-                    self._libc.inotify_rm_watch(self._fd, wd)   # EINVAL when already gone
+                self._drop(folder)
 
     def watched(self):
         with self._lock:
@@ -182,6 +184,7 @@ class FolderWatcher:
         for wd in wds:
             self._by_wd[wd] = folder
         self._by_folder[folder] = wds
+        folder.waiters.watched = True       # IDLE's look for unsignalled changes can be rare
         return True
 
     # -- events ------------------------------------------------------------------------
@@ -256,6 +259,9 @@ class FolderWatcher:
         return list(wake.values())
 
     def _drop(self, folder):
+        # (lock held) the folder's sessions look for themselves again
+        if folder in self._by_folder:
+            folder.waiters.watched = False
         for wd in self._by_folder.pop(folder, ()):
             self._by_wd.pop(wd, None)
-            self._libc.inotify_rm_watch(self._fd, wd)
+            self._libc.inotify_rm_watch(self._fd, wd)   # EINVAL when already gone
