@@ -2,7 +2,8 @@
 socket.socketpair(): RETURN (PARTIAL n:m) of SEARCH and SORT and their UID forms,
 RETURN (UPDATE) with the ADDTO/REMOVEFROM updates as the selected mailbox changes (this
 session's STORE, EXPUNGE and APPEND, another session's changes and new mail, IDLE),
-CANCELUPDATE, NOUPDATE, the contexts ended with the selected mailbox; the pure parts
+CANCELUPDATE, NOUPDATE, the contexts ended with the selected mailbox, RETURN (UPDATE
+(fetch-att ...)) of NOTIFY (RFC 5465 7) alone and with NOTIFY's own; the pure parts
 (esearch.parse_return's PARTIAL, contexts._runs); end to end, imaplib told of mail
 that arrives over SMTP."""
 
@@ -260,6 +261,91 @@ def test_contexts_cancel_limit_and_end_with_the_mailbox(selected):
     s.expect('CANCELUPDATE "ctx1"', "NO")
     s.expect("UNSELECT")
     s.expect('CANCELUPDATE "ctx1"', "BAD")                    # not in the selected state
+
+
+# -- RETURN (UPDATE (fetch-att ...)): NOTIFY's extension of contexts (RFC 5465 7) ------------
+def test_parse_update_fetch_atts():
+    ret, rest = esearch.parse_return(["RETURN", [Atom("COUNT"), Atom("UPDATE"), [Atom("UID"), Atom("FLAGS")]],
+                                      "ALL"])
+    assert ret.options == {"COUNT", "UPDATE"} and ret.fetch == ["UID", "FLAGS"] and rest == ["ALL"]
+    assert esearch.parse_return(["RETURN", [Atom("UPDATE")]])[0].fetch is None
+    # what FETCH refuses: an empty list, a macro inside the list, an unknown item
+    for bad in ([], [Atom("ALL")], [Atom("NOSUCH")], [Atom("BODY[1")]):
+        with pytest.raises(IMAPBad):
+            esearch.parse_return(["RETURN", [Atom("UPDATE"), bad], "ALL"])
+    with pytest.raises(IMAPBad):        # a list after another option is no option
+        esearch.parse_return(["RETURN", [Atom("COUNT"), [Atom("UID")]], "ALL"])
+
+
+def test_context_fetch_atts_for_new_mail_only(open_session, store):
+    deliver(store, 2)
+    a, b = two_logged_in(open_session, select=True)
+    tag, r = _tag_of(a, "UID SEARCH RETURN (UPDATE (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])) "
+                        "SUBJECT invoice")
+    head = f'* ESEARCH (TAG "{tag}") UID'
+    # new mail that enters the result: EXISTS, its FETCH (UID added, as UID FETCH
+    # would), then the ADDTO; the new message that does not match gets no FETCH
+    append(b, "INBOX", message(3, subject="lunch"))
+    append(b, "INBOX", message(4, subject="invoice 42"), " (\\Flagged)")
+    assert a.expect("NOOP").untagged == [
+        "* 4 EXISTS", "* 2 RECENT",
+        "* 4 FETCH (UID 4 FLAGS (\\Flagged) BODY[HEADER.FIELDS (SUBJECT)] {23}\r\n"
+        "Subject: invoice 42\r\n\r\n)",
+        head + " ADDTO (0 4)"]
+    # a message a flag change brings in gets no FETCH (7: SHOULD NOT)
+    tag2, _ = _tag_of(a, "SEARCH RETURN (UPDATE (UID)) FLAGGED")
+    b.expect("STORE 1 +FLAGS.SILENT (\\Flagged)")
+    assert a.expect("NOOP").untagged == [
+        "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))", f'* ESEARCH (TAG "{tag2}") ADDTO (0 1)']
+    # nor one the session added itself (5.2)
+    assert append(a, "INBOX", message(5, subject="invoice 43")).untagged == [
+        "* 5 EXISTS", "* 3 RECENT", head + " ADDTO (0 5)"]
+
+
+def test_sort_context_and_notify_fetch_combined(open_session, store):
+    deliver(store, 1)
+    a, b = two_logged_in(open_session, select=True)
+    a.expect("NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge))")
+    tag, r = _tag_of(a, "SORT RETURN (UPDATE (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)]) ALL) "
+                        "(SUBJECT) US-ASCII SUBJECT invoice")
+    assert r.untagged == [f'* ESEARCH (TAG "{tag}")']
+    # with NOTIFY the updates come as each message arrives: one at a time; \\Recent
+    # is a's (delivered, not appended by b)
+    store.deliver_local("", [ALICE], message(2, subject="invoice b"))
+    # the fetch-atts of NOTIFY and of the context in one FETCH, each item once; the
+    # FETCH after EXISTS and before the ESEARCH (RFC 5465 7)
+    assert [a.line() for _ in range(4)] == [
+        "* 2 EXISTS", "* 2 RECENT",
+        "* 2 FETCH (UID 2 FLAGS (\\Recent) BODY[HEADER.FIELDS (SUBJECT)] {22}\r\nSubject: invoice b\r\n\r\n)",
+        f'* ESEARCH (TAG "{tag}") ADDTO (1 2)']
+    store.deliver_local("", [ALICE], message(3, subject="lunch"))       # only NOTIFY's
+    assert [a.line() for _ in range(3)] == ["* 3 EXISTS", "* 3 RECENT", "* 3 FETCH (UID 3 FLAGS (\\Recent))"]
+    store.deliver_local("", [ALICE], message(4, subject="invoice a"))
+    assert [a.line() for _ in range(4)] == [
+        "* 4 EXISTS", "* 4 RECENT",
+        "* 4 FETCH (UID 4 FLAGS (\\Recent) BODY[HEADER.FIELDS (SUBJECT)] {22}\r\nSubject: invoice a\r\n\r\n)",
+        f'* ESEARCH (TAG "{tag}") ADDTO (1 4)']
+    assert a.expect("NOOP").untagged == []
+    # FlagChange not asked: another session's flags are not said, but a context they
+    # change is (its result was asked to be kept)
+    tag2, _ = _tag_of(a, "SEARCH RETURN (UPDATE (UID)) FLAGGED")
+    b.expect("NOOP")
+    b.expect("STORE 3 +FLAGS.SILENT (\\Flagged)")
+    assert a.line() == f'* ESEARCH (TAG "{tag2}") ADDTO (0 3)'
+    assert a.expect("NOOP").untagged == []
+
+
+def test_context_fetch_atts_in_idle(open_session, store):
+    deliver(store, 1)
+    a, b = two_logged_in(open_session, select=True)
+    tag, _ = _tag_of(a, "SEARCH RETURN (UPDATE (UID)) SUBJECT invoice")
+    start_idle(a)
+    wait_idling(store)
+    store.deliver_local("", [ALICE], message(2, subject="invoice"))
+    assert [a.line() for _ in range(4)] == [
+        "* 2 EXISTS", "* 2 RECENT", "* 2 FETCH (UID 2)", f'* ESEARCH (TAG "{tag}") ADDTO (0 2)']
+    a.send("DONE\r\n")
+    assert a.line() == "i1 OK IDLE terminated"
 
 
 # -- end to end -----------------------------------------------------------------------------

@@ -241,3 +241,28 @@ def test_the_selected_group_follows_select(connect, svc):
     a.cmd("UNSELECT")
     deliver(svc, 3)
     a.expect('* STATUS "INBOX" (MESSAGES 3 UIDNEXT 4 UNSEEN 3)')
+
+
+# -- contexts with NOTIFY (RFC 5465 7) --------------------------------------------------------
+def test_context_fetch_atts_for_mail_arriving_over_smtp(connect, svc):
+    """SEARCH RETURN (COUNT UPDATE (fetch-att ...)) as in RFC 5465 7: a message that
+    arrives between commands and matches is said as EXISTS, then its FETCH, then the
+    ADDTO; one that does not match gets only EXISTS (no FETCH: NOTIFY asks none)."""
+    a = connect()
+    a.cmd("SELECT INBOX")
+    a.cmd("NOTIFY SET (selected (MessageNew MessageExpunge))")
+    assert a.cmd('SEARCH RETURN (COUNT UPDATE (UID BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])) '
+                 'SUBJECT "message 2"') == [f'* ESEARCH (TAG "t{a.n}") COUNT 0']
+    tag = f"t{a.n}"
+    smtp_deliver(svc, 1)
+    assert [a.line() for _ in range(2)] == ["* 1 EXISTS", "* 1 RECENT"]
+    smtp_deliver(svc, 2)
+    assert [a.line() for _ in range(4)] == [
+        "* 2 EXISTS", "* 2 RECENT",
+        "* 2 FETCH (UID 2 BODY[HEADER.FIELDS (FROM SUBJECT)] {47}\r\n"
+        "From: carol@remote.test\r\nSubject: message 2\r\n\r\n)",
+        f'* ESEARCH (TAG "{tag}") ADDTO (0 2)']
+    a.cmd(f'CANCELUPDATE "{tag}"')
+    smtp_deliver(svc, 2)
+    assert [a.line() for _ in range(2)] == ["* 3 EXISTS", "* 3 RECENT"]
+    assert a.cmd("NOOP") == []

@@ -16,7 +16,9 @@ UIDs are resolved against the view each time), and a SEARCH or SORT with RETURN
 CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 4): RETURN (PARTIAL n:m) answers a window
 of the result; RETURN (UPDATE) keeps the result in the selected mailbox's contexts
 (contexts.py), which this module hands the two callables that test and order
-messages; CANCELUPDATE ends contexts by tag.
+messages; CANCELUPDATE ends contexts by tag.  With NOTIFY (RFC 5465 7), RETURN
+(UPDATE (fetch-att ...)) keeps the fetch-atts with the context: a new message that
+enters it is sent with them (updates.py).
 """
 
 import functools
@@ -80,7 +82,7 @@ def _search(session, cmd, uid_mode):
     updating = _updating(session, cmd, ret)
     _answer(session, cmd, ret, seqs, uid_mode, b"SEARCH", sorted_=False, modseq=top)
     if updating:
-        _keep(session, cmd, program, seqs, uid_mode, order=None)
+        _keep(session, cmd, program, seqs, uid_mode, order=None, fetch=ret.fetch)
 
 
 def matching(session, program, seqs=None):
@@ -142,9 +144,11 @@ def _updating(session, cmd, ret):
     return True
 
 
-def _keep(session, cmd, program, seqs, uid_mode, order):
+def _keep(session, cmd, program, seqs, uid_mode, order, fetch=None):
     """Keep the result of a SEARCH or SORT up to date: a Context in the selected
-    mailbox's.  `seqs` in result order; `order(uids)`: the sort order (SORT)."""
+    mailbox's.  `seqs` in result order; `order(uids)`: the sort order (SORT);
+    `fetch`: the fetch-atts of RETURN (UPDATE (...)) for new messages that enter it
+    (RFC 5465 7)."""
     mailbox = session.mailbox
     view = mailbox.view
 
@@ -153,7 +157,7 @@ def _keep(session, cmd, program, seqs, uid_mode, order):
         found = matching(session, program, sorted(s for s in map(seq_of, uids) if s is not None))
         return {session.mailbox.view.uid_at(s) for s in found}
     mailbox.contexts.add(Context(cmd.tag, uid_mode, program.relative, match, order,
-                                 [view.uid_at(s) for s in seqs], view.modseq))
+                                 [view.uid_at(s) for s in seqs], view.modseq, fetch))
 
 
 def cmd_cancelupdate(session, cmd):
@@ -248,7 +252,7 @@ def _sort(session, cmd, uid_mode):
             view = session.mailbox.view
             return _sorted_uids(session, sorted(s for s in map(view.seq_of, uids) if s is not None),
                                 criteria)
-        _keep(session, cmd, program, seqs, uid_mode, order)
+        _keep(session, cmd, program, seqs, uid_mode, order, fetch=ret.fetch)
 
 
 def _sorted_uids(session, seqs, criteria):

@@ -19,6 +19,12 @@ order given (4.3.3, 4.3.4).  Flags never move a message in a sort order (the sor
 keys are headers, dates and sizes), so only added and removed messages change
 positions.
 
+With NOTIFY (RFC 5465 7) a context may carry fetch-atts (RETURN (UPDATE (fetch-att
+...))): `changes(view, new)` also says which of the messages it adds are new ones (in
+`new`: arrived since the last look, not ones a flag change brought in, 7: "No untagged
+FETCH response SHOULD be returned" for those), and updates.py sends their FETCH after
+EXISTS and before the ESEARCH lines.
+
 What matches and what the sort order is are the session's business (cmd_search.py
 hands each context two callables); this module only keeps results and says the
 differences.  At most MAX_CONTEXTS per selected mailbox: beyond that the command
@@ -36,12 +42,14 @@ MAX_CONTEXTS = 16
 
 class Context:
     """One context: `match(uids)` -> the set of those UIDs that match now (messages
-    gone are left out); `order(uids)` -> the UIDs in sort order (None for SEARCH)."""
+    gone are left out); `order(uids)` -> the UIDs in sort order (None for SEARCH);
+    `fetch`: the fetch-att tokens of RETURN (UPDATE (...)) or None (RFC 5465 7)."""
 
-    __slots__ = ("tag", "uid_mode", "relative", "match", "order", "members", "modseq")
+    __slots__ = ("tag", "uid_mode", "relative", "match", "order", "members", "modseq", "fetch")
 
-    def __init__(self, tag, uid_mode, relative, match, order, members, modseq):
+    def __init__(self, tag, uid_mode, relative, match, order, members, modseq, fetch=None):
         self.tag, self.uid_mode, self.relative = tag, uid_mode, relative
+        self.fetch = fetch
         self.match, self.order = match, order
         # UIDs in result order, 4 octets each: a session may keep several contexts of
         # a 100,000-message folder
@@ -169,12 +177,19 @@ class Contexts:
                 out.append(_line(ctx, view, pairs, ()))
         return out
 
-    def changed(self, view):
-        """The REMOVEFROM/ADDTO lines (bytes) of every context brought up to date,
-        said after the expunges and EXISTS."""
-        out = []
+    def changed(self, view, new=frozenset()):
+        """(lines, fetches): the REMOVEFROM/ADDTO lines (bytes) of every context
+        brought up to date, said after the expunges and EXISTS; and for each context
+        with fetch-atts that adds messages of `new` (UIDs that arrived since the last
+        look), (its fetch-att tokens, those UIDs ascending), whose FETCH goes before
+        the lines (RFC 5465 7)."""
+        out, fetches = [], []
         for ctx in self._by_tag.values():
             removed, added = ctx.changed(view)
             if removed or added:
                 out.append(_line(ctx, view, removed, added))
-        return out
+            if ctx.fetch is not None and added and new:
+                arrived = sorted(uid for _, uids in added for uid in uids if uid in new)
+                if arrived:
+                    fetches.append((ctx.fetch, arrived))
+        return out, fetches

@@ -13,8 +13,13 @@ the n-th to the m-th result in that order (a reversed range is read as written t
 other way round, as Dovecot does), NIL when none is there.  `update_line()` writes
 a context's changes: `* ESEARCH (TAG "t") [UID] REMOVEFROM (pos set ...) ADDTO (pos
 set ...)` (RFC 5267 4.3).
+
+NOTIFY (RFC 5465 7, 8: `modifier-update = "UPDATE" ["(" fetch-att *(SP fetch-att) ")"]`)
+lets UPDATE carry fetch-atts, returned in a FETCH when a new message enters the kept
+result (updates.py); they are checked here as FETCH would check them (BAD otherwise).
 """
 
+from .fetch_items import parse_fetch_items
 from .parser import quote
 from . import replies as R
 
@@ -25,14 +30,16 @@ _MAX_NUMBER = 0xFFFFFFFF
 class Return:
     """The RETURN options of one command: `options`, a set of upper-case names (no
     option, or CONTEXT alone, means ALL; CONTEXT is a hint and dropped, RFC 5267
-    4.2), and `partial`, the (low, high) positions of PARTIAL or None."""
+    4.2), `partial`, the (low, high) positions of PARTIAL or None, and `fetch`, the
+    fetch-att tokens given after UPDATE (RFC 5465 7) or None."""
 
-    __slots__ = ("options", "partial")
+    __slots__ = ("options", "partial", "fetch")
 
-    def __init__(self, options, partial=None):
+    def __init__(self, options, partial=None, fetch=None):
         options = frozenset(options) - {"CONTEXT"}
         self.options = options or frozenset({"ALL"})
         self.partial = partial
+        self.fetch = fetch
 
     @property
     def save(self):
@@ -84,20 +91,28 @@ def parse_return(args):
         return None, args
     if len(args) < 2 or not isinstance(args[1], list):
         raise R.RETURN_ARGS.error()
-    options, partial = [], None
-    items = iter(args[1])
-    for opt in items:
+    options, partial, fetch = [], None, None
+    given = args[1]
+    i = 0
+    while i < len(given):
+        opt = given[i]
+        i += 1
         name = opt.upper() if isinstance(opt, str) else None
         if name not in OPTIONS:
             raise R.UNKNOWN_RETURN_OPTION.error()
         if name in ("PARTIAL", "UPDATE") and name in options:
             raise R.DUPLICATE_RETURN_OPTION.error(name)
         if name == "PARTIAL":
-            partial = parse_partial(next(items, None))
+            partial = parse_partial(given[i] if i < len(given) else None)
+            i += 1
+        elif name == "UPDATE" and i < len(given) and isinstance(given[i], list):
+            fetch = given[i]
+            parse_fetch_items(fetch)        # BAD now for what FETCH would refuse
+            i += 1
         options.append(name)
     if partial is not None and "ALL" in options:
         raise R.PARTIAL_WITH_ALL.error()
-    return Return(options, partial), args[2:]
+    return Return(options, partial, fetch), args[2:]
 
 
 def parse_partial(token):

@@ -22,6 +22,7 @@ import time
 
 from ..wire import LineTooLong
 from . import replies as R
+from .updates import send_updates
 
 IDLE_POLL = 30.0      # seconds between checks for changes nobody signalled
 IDLE_POLL_WATCHED = 300.0   # the same where inotify follows the folder
@@ -149,11 +150,9 @@ def _idle_loop(session, mailbox, waiter, deadline):
         if session.server.draining:
             raise R.SHUTTING_DOWN.error()
         if mailbox is not None:
-            updates = mailbox.updates(allow_expunge=True)
+            send_updates(session, allow_expunge=True)
             if mailbox.gone:
                 raise R.MAILBOX_DELETED.error()
-            if updates:
-                session.send(b"".join(updates))
         # a line already buffered (DONE sent right behind IDLE) would never wake poll
         if not session.reader.has_buffered():
             remaining = deadline - time.monotonic()

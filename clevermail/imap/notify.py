@@ -7,11 +7,21 @@ next one or the end of the session (`session.notifier`).  It watches:
   a watch on the session's own view (IMAPFileHandler.watch); the view's changes go
   out as SelectedMailbox says them (EXISTS, EXPUNGE/VANISHED, FETCH FLAGS), without
   the FETCHes when FlagChange is not asked, then a FETCH of the fetch-atts asked with
-  MessageNew for the new messages (5.2).  SELECTED-DELAYED holds expunges back for a
-  command that may report them (6.1.2); SELECTED sends them at once.  With no such
-  group, nothing about the selected mailbox is sent at all (3.1: "the client doesn't
-  want to receive any message-events for the currently selected mailbox"): its view
-  is not looked at until the client selects again or NOTIFY asks otherwise.
+  MessageNew for the new messages (5.2), combined with those of search contexts
+  (RETURN (UPDATE (fetch-att ...)), 7), then the contexts' ESEARCH ADDTO/REMOVEFROM
+  (updates.py says why in that order).  A context's ADDTO/REMOVEFROM for a flag
+  change is said even without FlagChange: the client asked that result be kept.
+  SELECTED-DELAYED holds expunges back for a command that may report them (6.1.2);
+  SELECTED sends them at once.  With no such group (NOTIFY NONE too), nothing about
+  the selected mailbox is sent at all, its contexts' updates included (3.1: "the
+  client doesn't want to receive any message-events for the currently selected
+  mailbox"; their ESEARCH lines are how those events are said to a context, 5.1-5.3):
+  its view is not looked at until the client selects again or NOTIFY asks otherwise,
+  and a context then catches up at once.
+- 5 asks that a client not be told of events it caused (SHOULD): its own CREATE,
+  DELETE, RENAME and (UN)SUBSCRIBE are not said (notify_tree.py), but its APPEND or
+  COPY to another watched mailbox is, as Dovecot does: the STATUS carries counts, and
+  holding it back could hide another session's delivery in the same moment.
 - every other mailbox a group asks message events for: a read-only view of each
   (EXAMINE mode, no \\Recent claimed) with a watch, so a change by any session or
   delivery of this process, or by another process (store/watch.py follows folders
@@ -33,7 +43,6 @@ server's drain signal.  More changes than MAX_TREE_EVENTS waiting, or more mailb
 to watch than MAX_WATCHED, end it: `* OK [NOTIFICATIONOVERFLOW]` and NOTIFY NONE (5.8).
 """
 
-import bisect
 import logging
 import os
 import threading
@@ -42,10 +51,10 @@ import time
 from ..store import StoreError
 from . import replies as R
 from .cmd_mailboxes import STATUS_ITEMS
-from .cmd_selected import fetch_uids
 from .names import wire_name
 from .notify_spec import FLAG_CHANGE, MESSAGE_EVENTS, MESSAGE_EXPUNGE, MESSAGE_NEW, NotifySpec
 from .notify_tree import TreeWatch
+from .updates import send_updates
 
 log = logging.getLogger("clevermail.imap")
 
@@ -300,18 +309,10 @@ class Notifier:
         mailbox = session.mailbox
         if mailbox is None or not events:
             return
-        uids = mailbox.view.uids
-        last = uids[-1] if uids else 0
-        updates = mailbox.updates(allow_expunge=allow_expunge, flags=FLAG_CHANGE in events)
-        if mailbox.gone:
-            return          # the session says BYE
-        if updates:
-            session.send(b"".join(updates))
-        if self.spec.fetch is not None and not own_new:
-            uids = mailbox.view.uids
-            new = uids[bisect.bisect_right(uids, last):]
-            if new:
-                fetch_uids(session, new, self.spec.fetch)
+        # EXISTS, the FETCH of the fetch-atts asked, then the contexts' ESEARCH (7);
+        # when the mailbox is gone nothing: the session says BYE
+        send_updates(session, allow_expunge, flags=FLAG_CHANGE in events,
+                     notify_fetch=self.spec.fetch, own_new=own_new)
 
     def _mailbox_updates(self, everything):
         """STATUS lines of the watched mailboxes that changed."""

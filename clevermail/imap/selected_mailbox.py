@@ -59,10 +59,11 @@ class SelectedMailbox:
         return len(self.view)
 
     # -- updates ---------------------------------------------------------------------
-    def updates(self, allow_expunge, flags=True):
+    def updates(self, allow_expunge, flags=True, contexts=True):
         """Untagged responses (bytes) for what changed since the last call; without
         `flags` other sessions' flag changes are not said (NOTIFY without FlagChange
-        for the selected mailbox, RFC 5465 5.1)."""
+        for the selected mailbox, RFC 5465 5.1); without `contexts` the contexts'
+        lines after EXISTS are the caller's (updates.py: FETCH goes before them)."""
         view = self.view
         changes = view.changes()
         if changes.gone:
@@ -97,8 +98,8 @@ class SelectedMailbox:
             out.append(b"* %d EXISTS\r\n" % len(view))
             if "IMAP4rev2" not in self.enabled:     # RFC 9051 has no RECENT response
                 out.append(b"* %d RECENT\r\n" % len(view.recent))
-        if self.contexts:
-            out += self.contexts.changed(view)
+        if contexts and self.contexts:
+            out += self.contexts.changed(view)[0]
         return out
 
     def keyword_updates(self):

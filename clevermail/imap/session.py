@@ -48,6 +48,7 @@ from . import cmd_urlauth as urlauth
 from . import replies as R
 from .cmd_login import SILENT, mechanisms
 from .parser import Atom, Command, LiteralTooLarge, ParseError, parse_command, quote
+from .updates import send_updates
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
 BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS", "MOVE", "NAMESPACE",
@@ -257,19 +258,16 @@ class IMAPSession(LineSession):
     def _flush_updates(self, key):
         """Send what changed in the selected mailbox, after the command `key` (its
         table key: the EXPUNGE rule of RFC 3501 7.4.1 depends on it)."""
-        updates = None
         if self.notifier is not None:       # RFC 5465: what NOTIFY asks, sent by it
             self.notifier.flush(key not in NO_EXPUNGE, own_new=key in notify.ADDING)
         elif self.mailbox is not None:
-            updates = self.mailbox.updates(allow_expunge=key not in NO_EXPUNGE)
+            send_updates(self, allow_expunge=key not in NO_EXPUNGE, own_new=key in notify.ADDING)
         if self.mailbox is None:
             return
         if self.mailbox.gone:
             self.send(R.MAILBOX_DELETED.untagged())
             self.unselect()
             raise SessionClosed()
-        if updates:
-            self.send(b"".join(updates))
 
     # -- state changes -----------------------------------------------------------------
     def select_mailbox(self, mailbox):
