@@ -16,12 +16,21 @@ import os
 import secrets
 import threading
 
-__all__ = ["fsync_dir", "write_all", "write_exclusive", "atomic_write", "temp_name", "unlink_quiet"]
+__all__ = ["fsync_dir", "fsync_file", "write_all", "write_exclusive", "atomic_write", "temp_name", "unlink_quiet"]
 
 
 def fsync_dir(path):
     """Make the directory entries of `path` (creates, renames, unlinks) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path):
+    """Make the data of file `path` written so far durable (its appended lines)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

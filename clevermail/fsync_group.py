@@ -1,7 +1,7 @@
-"""Group commit of directory fsyncs: one fsync serves every change made before it began.
+"""Group commit of fsyncs: one fsync serves every change made before it began.
 
 A Maildir change is durable only once its directory is fsynced (maildir.py: a link
-into new/ or cur/, an unlink).  When many sessions change one directory at once (ten
+into new/ or cur/, an unlink), a UID once the uidlist's line is (store/uidlist.py).  When many sessions change one directory at once (ten
 IMAP clients appending to one INBOX, twenty SMTP sessions delivering to one user),
 each would pay a disk flush of its own, one after the other.  Here a change takes a
 ticket right after it is made; `wait(ticket)` returns once an fsync that *began
@@ -11,11 +11,16 @@ them (the group commit of databases).  A caller still returns only when its own
 change is on disk, so "OK means durable" holds; the fsync simply no longer needs to
 run inside a folder lock (store/changes.py waits after releasing it).
 
-`directory(path)` gives the one DirFsync of a directory in this process, kept while
-anyone holds it.  Other processes fsync on their own; that is still correct.
+`directory(path)` gives the one DirFsync of a directory in this process, `file(path)`
+that of a file appended to in place (the uidlist), each kept while anyone holds it.
+Other processes fsync on their own; that is still correct.  `wait_all` waits for
+several at once (APPEND: the uidlist and cur/), their fsyncs running side by side on
+a few helper threads, so a change waits for one disk flush instead of one per group
+(a journalling file system commits concurrent fsyncs together).
 """
 
 import os
+import queue
 import threading
 import weakref
 
@@ -23,14 +28,20 @@ from . import durable
 
 
 class DirFsync:
-    """Tickets and fsyncs for one directory."""
+    """Tickets and fsyncs for one directory (or, made by `file()`, one file)."""
 
-    def __init__(self, path):
+    def __init__(self, path, is_file=False):
         self.path = path
+        self._is_file = is_file
         self._fsync_lock = threading.Lock()     # one fsync of the directory at a time
         self._count_lock = threading.Lock()
         self._marked = 0        # tickets handed out: changes made
         self._done = 0          # every change up to this ticket is on disk
+
+    @property
+    def done(self):
+        """Every change up to this ticket is durable (a hint read without the lock)."""
+        return self._done
 
     def mark(self):
         """A change to the directory has just been made: its ticket."""
@@ -47,10 +58,11 @@ class DirFsync:
             with self._count_lock:
                 target = self._marked   # changes up to here were made before this fsync
             try:
-                durable.fsync_dir(self.path)
+                (durable.fsync_file if self._is_file else durable.fsync_dir)(self.path)
             except FileNotFoundError:
                 # the folder was deleted (or renamed) after the change: its entries
-                # went with it, there is nothing left here to make durable
+                # went with it, there is nothing left here to make durable (a file
+                # replaced whole meanwhile was made durable by its replacer)
                 pass
             self._done = target
 
@@ -61,13 +73,104 @@ class DirFsync:
 
 _dirs = weakref.WeakValueDictionary()
 _dirs_lock = threading.Lock()
+HELPERS = 4             # threads that run the other fsyncs of a wait_all
+HELPER_IDLE = 0.5       # seconds a helper thread waits for work before it ends
+
+
+def wait_all(tickets):
+    """Return once every (group, ticket) is durable: all but one waited for on the
+    helper threads while the caller waits for the last, so the fsyncs overlap.  An
+    OSError of any is raised (after all have ended)."""
+    pending = [(group, ticket) for group, ticket in tickets if group.done < ticket]
+    if len(pending) < 2:
+        for group, ticket in pending:
+            group.wait(ticket)
+        return
+    handed = [_helpers.run(group.wait, ticket) for group, ticket in pending[:-1]]
+    error = None
+    try:
+        group, ticket = pending[-1]
+        group.wait(ticket)
+    except OSError as exc:
+        error = exc
+    for job in handed:
+        job.done.acquire()          # released by the helper that ran it
+        error = error or job.error
+    if error is not None:
+        raise error
+
+
+class _Job:
+    __slots__ = ("call", "args", "done", "error")
+
+    def __init__(self, call, args):
+        self.call, self.args, self.error = call, args, None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+
+class _Helpers:
+    """A few threads for wait_all, started when work comes and ended after
+    HELPER_IDLE seconds without any (none linger in an idle process or a test)."""
+
+    def __init__(self, most):
+        self._most = most
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0          # threads waiting on the queue
+
+    def run(self, call, *args):
+        """Run call(*args) on a helper; the job's `done` lock is released when it ended."""
+        job = _Job(call, args)
+        self._queue.put(job)
+        with self._lock:
+            if self._idle or self._threads >= self._most:
+                return job      # a waiting helper takes it, or the next free one
+            self._threads += 1
+        threading.Thread(target=self._serve, name="fsync-helper", daemon=True).start()
+        return job
+
+    def _serve(self):
+        while True:
+            with self._lock:
+                self._idle += 1
+            try:
+                job = self._queue.get(timeout=HELPER_IDLE)
+            except queue.Empty:
+                job = None
+            with self._lock:
+                self._idle -= 1
+                if job is None:
+                    if not self._queue.empty():
+                        continue    # put after our timeout, counting on us
+                    self._threads -= 1
+                    return
+            try:
+                job.call(*job.args)
+            except BaseException as exc:    # handed to the waiter, raised there
+                job.error = exc
+            finally:
+                job.done.release()
+
+
+_helpers = _Helpers(HELPERS)
 
 
 def directory(path):
-    """The DirFsync of `path` shared by this process's threads."""
-    path = os.path.normpath(path)
+    """The DirFsync of directory `path` shared by this process's threads."""
+    return _group(path, False)
+
+
+def file(path):
+    """The group of regular file `path` (its data and size: os.fsync of the file)."""
+    return _group(path, True)
+
+
+def _group(path, is_file):
+    key = (os.path.normpath(path), is_file)
     with _dirs_lock:
-        group = _dirs.get(path)
+        group = _dirs.get(key)
         if group is None:
-            group = _dirs[path] = DirFsync(path)
+            group = _dirs[key] = DirFsync(key[0], is_file)
         return group

@@ -14,6 +14,7 @@ mean anything.
     python scripts/bench_imaptest.py --rounds 5 --clients 50 --seconds 30
     python scripts/bench_imaptest.py --no-dovecot        # CleverMail alone
     python scripts/bench_imaptest.py --workers 1,2       # [server] workers = 1, then 2
+    python scripts/bench_imaptest.py --profile kept --verbose   # logout=0 only, per-command figures
 
 With several --workers values each is its own column (clevermail-w1, clevermail-w2, ...),
 run in the same interleaved rounds.
@@ -58,7 +59,9 @@ def bench(command, profile_extra, seconds, clients, env):
     m = SUMMARY.search(text)        # run.sh counts imaptest's Error:/Panic:/Fatal: lines
     if not m:
         raise RuntimeError("imaptest printed no summary:\n" + text[-2000:])
-    return float(m.group(1)), int(m.group(2))
+    detail = [line for line in text.splitlines()
+              if line.startswith(("imaptest bench: commands per second", "imaptest bench: mean latency"))]
+    return float(m.group(1)), int(m.group(2)), detail
 
 
 def error_lines(work, most=3):
@@ -79,9 +82,14 @@ def main():
     ap.add_argument("--shared", default=os.path.join(REPO, "..", "shared"),
                     help="the directory holding imaptest/run.sh (default ../shared)")
     ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument("--profile", choices=("both", "login", "kept"), default="both",
+                    help="a login every round, sessions kept (logout=0), or both (default)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="print each run's commands per second and mean latency per command")
     ap.add_argument("--workers", default="1",
                     help="CleverMail's [server] workers, comma-separated to run several (default 1)")
     args = ap.parse_args()
+    profiles = [p for p in PROFILES if args.profile == "both" or (args.profile == "kept") == bool(p[1])]
     variants = [f"clevermail-w{int(n)}" for n in args.workers.split(",")]
     binary = None if args.no_dovecot else shutil.which("dovecot", path=os.environ.get("PATH", "") + ":/usr/sbin")
     if not args.no_dovecot and not binary:
@@ -91,7 +99,7 @@ def main():
     os.chmod(top, 0o711)
     try:
         for r in range(args.rounds):
-            for profile, extra in PROFILES:
+            for profile, extra in profiles:
                 servers = variants + (["dovecot"] if binary else [])
                 if r % 2:
                     servers.reverse()       # interleaved: neither always runs first
@@ -100,19 +108,21 @@ def main():
                     os.chmod(work, 0o711)
                     if name.startswith("clevermail"):
                         # the compliance script's server: fresh data, users testuser1..5
-                        ops, errors = bench(["bash", os.path.join(REPO, "scripts", "imaptest_clevermail.sh")],
+                        ops, errors, detail = bench(["bash", os.path.join(REPO, "scripts", "imaptest_clevermail.sh")],
                                             extra, args.seconds, args.clients,
                                             {"SHARED": args.shared, "TMPDIR": work,
                                              "IMAPTEST_WORKERS": name.rpartition("-w")[2]})
                         results.setdefault((name, profile), []).append((ops, errors))
                         print(f"round {r + 1} {profile:18} {name:14} {ops:9.1f} ops/s  {errors} Error: lines",
                               flush=True)
+                        if args.verbose:
+                            print("\n".join("    " + line[16:] for line in detail), flush=True)
                         for line in error_lines(work):
                             print("    " + line[:300], flush=True)
                         continue
                     server = PrivateDovecot(work, binary)
                     try:
-                        ops, errors = bench(["bash", os.path.join(args.shared, "imaptest", "run.sh"),
+                        ops, errors, detail = bench(["bash", os.path.join(args.shared, "imaptest", "run.sh"),
                                              "127.0.0.1", str(server.port), "testuser%d@example.test", "secret"],
                                             extra, args.seconds, args.clients,
                                             {"IMAPTEST_OUTDIR": os.path.join(work, "out")})
@@ -121,11 +131,13 @@ def main():
                     results.setdefault((name, profile), []).append((ops, errors))
                     print(f"round {r + 1} {profile:18} {name:10} {ops:9.1f} ops/s  {errors} Error: lines",
                           flush=True)
+                    if args.verbose:
+                        print("\n".join("    " + line[16:] for line in detail), flush=True)
     finally:
         shutil.rmtree(top, ignore_errors=True)
     print(f"\nimaptest bench, {args.clients} clients, {args.seconds} s, medians of {args.rounds} rounds")
     print(f"{'profile':20} {'server':14} {'ops/s':>10} {'dovecot':>10} {'ratio':>7} {'errors (cm/dc)':>15}")
-    for profile, _ in PROFILES:
+    for profile, _ in profiles:
         dc = results.get(("dovecot", profile))
         dc_ops = statistics.median(o for o, _ in dc) if dc else None
         for name in variants:

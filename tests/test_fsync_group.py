@@ -86,3 +86,67 @@ def test_one_group_per_directory_while_it_is_used(tmp_path):
     a = fsync_group.directory(str(tmp_path / "cur"))
     assert fsync_group.directory(str(tmp_path) + "/x/../cur") is a
     assert fsync_group.directory(str(tmp_path / "new")) is not a
+
+
+def test_a_file_group_fsyncs_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "clevermail-uidlist"
+    path.write_text("CM1 1 1\n")
+    files, dirs = [], []
+    monkeypatch.setattr(durable, "fsync_file", files.append)
+    monkeypatch.setattr(durable, "fsync_dir", dirs.append)
+    group = fsync_group.file(str(path))
+    assert group is fsync_group.file(str(path)) and group is not fsync_group.directory(str(path))
+    group.sync()
+    assert files == [str(path)] and dirs == []
+
+
+def test_wait_all_runs_the_fsyncs_side_by_side(tmp_path, monkeypatch):
+    """Both fsyncs are in flight at once (one waits for the other to have begun),
+    and wait_all returns only when both ended."""
+    began = {"dir": threading.Event(), "file": threading.Event()}
+    ended = []
+
+    def fsync(kind, other):
+        def run(path):
+            began[kind].set()
+            assert began[other].wait(30), f"{kind} waited alone: the fsyncs ran one after the other"
+            ended.append(kind)
+        return run
+    monkeypatch.setattr(durable, "fsync_dir", fsync("dir", "file"))
+    monkeypatch.setattr(durable, "fsync_file", fsync("file", "dir"))
+    cur = fsync_group.DirFsync(str(tmp_path / "cur"))
+    uidlist = fsync_group.DirFsync(str(tmp_path / "uidlist"), is_file=True)
+    fsync_group.wait_all([(cur, cur.mark()), (uidlist, uidlist.mark())])
+    assert sorted(ended) == ["dir", "file"]
+    fsync_group.wait_all([(cur, 1), (uidlist, 1)])      # both done: nothing runs
+    assert len(ended) == 2
+
+
+def test_wait_all_raises_a_failed_fsync_after_every_one_ended(tmp_path, monkeypatch):
+    ended = []
+
+    def failing(path):
+        raise OSError(errno.EIO, "I/O error")
+
+    def slow_ok(path):
+        ended.append(path)
+    monkeypatch.setattr(durable, "fsync_dir", failing)
+    monkeypatch.setattr(durable, "fsync_file", slow_ok)
+    cur = fsync_group.DirFsync(str(tmp_path / "cur"))
+    uidlist = fsync_group.DirFsync(str(tmp_path / "uidlist"), is_file=True)
+    for order in ((cur, uidlist), (uidlist, cur)):     # the helper's fails, then the caller's
+        with pytest.raises(OSError):
+            fsync_group.wait_all([(group, group.mark()) for group in order])
+        assert len(ended) == 1
+        ended.clear()
+
+
+def test_helper_threads_end_when_there_is_no_work(tmp_path, monkeypatch, thread_guard):
+    """thread_guard: no helper outlives its work by more than HELPER_IDLE."""
+    monkeypatch.setattr(fsync_group, "HELPER_IDLE", 0.05)
+    monkeypatch.setattr(durable, "fsync_dir", lambda path: None)
+    monkeypatch.setattr(durable, "fsync_file", lambda path: None)
+    groups = [fsync_group.DirFsync(str(tmp_path / "cur")),
+              fsync_group.DirFsync(str(tmp_path / "uidlist"), is_file=True)]
+    for _ in range(20):
+        fsync_group.wait_all([(g, g.mark()) for g in groups])

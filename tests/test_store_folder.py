@@ -1,7 +1,6 @@
 """Tests for clevermail.store.folder: index sync, flags, keywords, expunge, append, copy,
 change log and change notification."""
 
-import fcntl
 import os
 import select
 import threading
@@ -9,7 +8,7 @@ import threading
 import pytest
 
 from clevermail.store import folder as foldermod
-from clevermail.store import changes, locks, maildir, scan
+from clevermail.store import changes, maildir, scan
 from clevermail.store.errors import MessageGone
 from clevermail.store.flags import MAX_KEYWORDS
 from clevermail.store.folder import Folder
@@ -384,89 +383,3 @@ def test_claim_recent_once(store, inbox):
     store.deliver_local("", [USER], msg(3))
     inbox.sync()
     assert inbox.claim_recent() == 2
-
-
-def test_file_lock_is_reentrant_and_released_at_depth_zero(inbox):
-    """FileLock counts its own depth: the flock is taken once and let go only when
-    the outermost holder leaves (another open file description sees it)."""
-    other = os.open(os.path.join(inbox.path, locks.LOCK_NAME), os.O_RDWR)
-    try:
-        with inbox.lock:
-            with inbox.file_lock():
-                with inbox.file_lock():
-                    with pytest.raises(BlockingIOError):
-                        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                with pytest.raises(BlockingIOError):      # still held at depth 1
-                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(other, fcntl.LOCK_UN)
-    finally:
-        os.close(other)
-
-
-def lock_is_free(folder):
-    """Whether another thread can take the folder's lock now (False when the calling
-    thread holds it: the other waits out its 30 s)."""
-    got = []
-
-    def take_the_lock():
-        got.append(folder.lock.acquire(timeout=30))
-        if got[0]:
-            folder.lock.release()
-    t = threading.Thread(target=take_the_lock)
-    t.start()
-    t.join()
-    return got[0]
-
-
-def test_append_and_expunge_fsync_the_directory_outside_the_folder_lock(inbox, monkeypatch):
-    """The directory fsync runs after the folder lock is released (other sessions of
-    the folder do not wait for the disk) but before the call returns (OK = durable)."""
-    from clevermail import durable
-    seen = []
-    real = durable.fsync_dir
-
-    def fsync_dir(path):
-        seen.append((os.path.basename(path), lock_is_free(inbox)))
-        return real(path)
-
-    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
-    uid = inbox.append(msg(1))
-    assert seen == [("cur", True)]
-    inbox.store_flags([uid], "T", "+")
-    assert inbox.expunge([uid]) == [uid]
-    assert seen == [("cur", True), ("cur", True)]
-
-
-def test_expunge_unlinks_after_the_locks_and_a_crash_leaves_no_deleted_mail(inbox, monkeypatch):
-    """EXPUNGE renames the file into tmp/ under the folder lock and unlinks it after;
-    an `.expunged` file a crash left behind is removed by clean_tmp whatever its age."""
-    uid = inbox.append(msg(1))
-    base = inbox.entry(uid).base
-    unlinked = []
-    real_unlink = os.unlink
-
-    def unlink(path, *a, **kw):
-        unlinked.append((os.path.basename(path), lock_is_free(inbox)))
-        return real_unlink(path, *a, **kw)
-
-    monkeypatch.setattr(os, "unlink", unlink)
-    assert inbox.expunge([uid]) == [uid]
-    monkeypatch.setattr(os, "unlink", real_unlink)
-    assert unlinked == [(base + maildir.EXPUNGED_SUFFIX, True)]
-    assert names(inbox, "cur") == [] and os.listdir(os.path.join(inbox.path, "tmp")) == []
-    # a crash between the rename and the unlink
-    uid = inbox.append(msg(2))
-    leftover = maildir.expunged_name(inbox.path, inbox.entry(uid).base)
-    os.rename(inbox.file_path(inbox.entry(uid)), leftover)
-    assert maildir.clean_tmp(inbox.path) == 1
-    assert not os.path.exists(leftover)
-
-
-def test_expunge_without_a_tmp_directory_still_removes_the_file(inbox):
-    uid = inbox.append(msg(1))
-    os.rmdir(os.path.join(inbox.path, "tmp"))
-    assert inbox.expunge([uid]) == [uid]
-    assert names(inbox, "cur") == []
-    inbox.sync(force=True)
-    assert inbox.uids == []

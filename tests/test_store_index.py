@@ -184,3 +184,23 @@ def test_warm_up_stops_when_asked(data):
     stop = threading.Event()
     stop.set()
     assert MailStore(data).warm_up(stop) == 0
+
+
+def test_a_cache_saved_before_a_machine_crash_keeps_the_reservation(data, saved, listed, monkeypatch):
+    """The uidlist's `N` lines before the cache's offset are not read again: the cache
+    carries the reservation, and after a machine crash (another boot id) UIDNEXT moves
+    past it as a full read would (uidlist.py: UIDs up to it may have been handed out)."""
+    store = MailStore(data)
+    f = store.open_folder(USER, "INBOX")
+    uid = f.append(b"Subject: appended\r\n\r\nx\r\n")     # reserves UIDs past it
+    reserved = f.uidlist.reserved
+    assert reserved > uid
+    assert index.save(f) is True
+    same_boot = MailStore(data).open_folder(USER, "INBOX")
+    assert same_boot.uidnext == uid + 1 and same_boot.uidlist.reserved == reserved
+    monkeypatch.setattr(uidlist, "BOOT_ID", "after-the-crash")
+    listed.clear()
+    g = MailStore(data).open_folder(USER, "INBOX")
+    assert listed == []                                  # served from the cache
+    assert g.uidnext == reserved + 1
+    assert g.append(b"Subject: after\r\n\r\ny\r\n") == reserved + 1

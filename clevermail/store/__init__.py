@@ -9,7 +9,8 @@ On disk, under <data_dir>/mail/:
     <domain>/<local>/clevermail-uidvalidity    the last UIDVALIDITY given to a folder of
                                                the user (uidvalidity.py: never twice)
     <domain>/<local>/clevermail-pop3.lock      flock held by the POP3 session owning the maildrop
-    <folder>/clevermail-uidlist                UIDVALIDITY, UIDNEXT, base -> UID (uidlist.py)
+    <folder>/clevermail-uidlist                UIDVALIDITY, UIDNEXT, base -> UID, the UIDs
+                                               reserved for unsynced lines (uidlist.py)
     <folder>/clevermail-keywords               IMAP keyword <-> flag letter a..z
     <folder>/clevermail-modseq                 modseqs: which change gave each message its
                                                modseq, expunged UIDs with theirs (modseq.py)

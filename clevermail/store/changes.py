@@ -16,13 +16,16 @@ tmp/ plus a directory fsync, the unlink coming after the locks (maildir.py); app
 (the Maildir discipline of maildir.py); append_many does that for a batch with one
 directory fsync and one uidlist write (an import).
 
-The directory fsync runs after the locks are released, shared with the other
-sessions' changes of that moment (fsync_group.py), and before the method returns:
-the caller's OK still means durable, but the folder's other sessions no longer wait
-for a disk flush.  Another session may so see a change a few milliseconds before it
-is durable; a crash in that window can only make an appended message vanish (its UID,
-fsynced with the uidlist under the lock, is never reused) or an expunged one
-come back, never lose one that was acknowledged.
+The fsyncs a change needs run after the locks are released, each shared with the
+other sessions' changes of that moment (fsync_group.py), and before the method
+returns: the directory's (a link, a rename into tmp/) and, for append and copy, the
+uidlist's (their UIDs are written under the lock but not fsynced there: uidlist.py's
+reservation keeps them from ever being handed out twice).  The caller's OK still
+means durable, but the folder's other sessions no longer wait for a disk flush.
+Another session may so see a change a few milliseconds before it is durable; a
+machine crash in that window can only make an appended message vanish or come back
+under a new UID (its old one is never reused) or an expunged one come back, never
+lose one that was acknowledged.  A killed process loses nothing it wrote.
 
 Every change of the message files also goes into the user's quota ledger
 (maildirsize.py): the files and the line inside the ledger's shared lock; a flag
@@ -148,8 +151,7 @@ class FolderWriter:
             folder.keep_stamp("cur", before)
             if removed:
                 folder.wake()
-        for group, ticket in tickets:
-            group.wait(ticket)
+        _wait(tickets)
         for name in doomed:
             unlink_quiet(name)
         return removed
@@ -165,13 +167,14 @@ class FolderWriter:
         with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
             before = folder.dir_mtime("cur")
             maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
-            ticket = cur.mark()
+            tickets = [(cur, cur.mark())]
             maildirsize.append(self.root, (len(disk), 1))
             folder.keep_stamp("cur", before)
-            folder.index_new({"cur": [name]})
+            folder.index_new({"cur": [name]}, durable=False)
+            _mark_uidlist(folder, tickets)
             folder.wake()
             uid = folder.uid_of(base)
-        cur.wait(ticket)
+        _wait(tickets)
         return uid
 
     def append_many(self, messages):
@@ -199,15 +202,16 @@ class FolderWriter:
             before = folder.dir_mtime("cur")
             for _, tmp, name in staged:
                 maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
-            ticket = cur.mark()
+            tickets = [(cur, cur.mark())]
             maildirsize.append(self.root, (sum(sizes), len(staged)))
             folder.keep_stamp("cur", before)
             # UIDs in the batch's order (MULTIAPPEND, RFC 3502): internal dates given
             # with the messages need not rise with it
-            folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True)
+            folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True, durable=False)
+            _mark_uidlist(folder, tickets)
             folder.wake()
             uids = [folder.uid_of(base) for base, _, _ in staged]
-        cur.wait(ticket)
+        _wait(tickets)
         return uids
 
     def copy_to(self, uids, target):
@@ -251,11 +255,25 @@ class FolderWriter:
             for uid, base, tmp, flags in pairs:
                 names.append(base + ":2," + flags)
                 maildir.commit_tmp(target.path, tmp, names[-1], sub="cur", sync=False)
-            ticket = cur.mark()
+            tickets = [(cur, cur.mark())]
             maildirsize.append(root, added)
             target.keep_stamp("cur", before)
-            target.index_new({"cur": names}, in_order=True)     # UIDs in source order
+            target.index_new({"cur": names}, in_order=True, durable=False)     # UIDs in source order
+            _mark_uidlist(target, tickets)
             target.wake()
             pairs = [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]
-        cur.wait(ticket)
+        _wait(tickets)
         return pairs
+
+
+def _mark_uidlist(folder, tickets):
+    """After index_new(durable=False), under the locks: the uidlist's fsync to wait
+    for, when its lines were written without one."""
+    if folder.uidlist.unsynced:
+        group = fsync_group.file(folder.uidlist.path)
+        tickets.append((group, group.mark()))
+
+
+def _wait(tickets):
+    """After the locks: every (group, ticket)'s change durable, the fsyncs side by side."""
+    fsync_group.wait_all(tickets)

@@ -124,10 +124,11 @@ class Folder:
         """Bring the index up to date with the directories; True if anything changed."""
         return self._sync.sync(force)
 
-    def index_new(self, fresh, in_order=False):
+    def index_new(self, fresh, in_order=False, durable=True):
         """Index new files {sub: [names]}, giving each a UID (arrival order, or the
-        order given with `in_order`)."""
-        return self._sync.index_new(fresh, in_order)
+        order given with `in_order`); `durable` False: the caller fsyncs the uidlist
+        after the locks when `uidlist.unsynced` (store/uidlist.py)."""
+        return self._sync.index_new(fresh, in_order, durable)
 
     # -- the index API of FolderWriter (store/changes.py) ---------------------------
     # Called with self.lock (and, around file changes, self.file_lock()) held.

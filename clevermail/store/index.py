@@ -2,7 +2,8 @@
 folder without listing it or parsing its whole uidlist.
 
 It holds the mtimes of new/ and cur/ at the time of the snapshot, the UIDVALIDITY, the
-uidlist's inode and read offset (plus the few UIDs it knows beyond the index), and the
+uidlist's inode and read offset (plus the few UIDs it knows beyond the index, and its
+reservation: the `N` lines before that offset, with the boot they were read in), and the
 index as columns (uid, base, sub-directory, flags, sizes, date, modseq) and the
 modseq file's position and remembered expunges (store/modseq.py), marshalled.  It is
 only a cache: the uidlist stays the truth for UIDs (a replaced uidlist is read in
@@ -17,7 +18,7 @@ from ..durable import atomic_write
 from .scan import Entry
 
 FILENAME = "clevermail-index"
-VERSION = 3
+VERSION = 4
 MIN_MESSAGES = 500   # smaller folders list faster than the cache loads
 
 
@@ -49,7 +50,8 @@ def load(folder):
     if (not isinstance(columns, tuple) or len(columns) != 8 or not isinstance(stamps, dict)
             or not isinstance(modseqs, tuple) or len(modseqs) != 5 or len(modseqs[0]) != 7
             or not all(isinstance(c, list) and len(c) == len(columns[0]) for c in columns)
-            or not isinstance(position, tuple) or len(position) != 5 or not isinstance(position[4], dict)):
+            or not isinstance(position, tuple) or len(position) != 6 or not isinstance(position[4], dict)
+            or not isinstance(position[5], tuple) or len(position[5]) != 2):
         return False
     return restore(folder, stamps, uidvalidity, position, columns, modseqs)
 
@@ -65,7 +67,8 @@ def snapshot(folder):
                    [e.modseq for e in entries])
         uidlist = folder.uidlist
         extras = {b: u for b, u in uidlist.uids.items() if b not in folder.by_base}
-        position = (uidlist.inode, uidlist.offset, uidlist.uidnext, uidlist.recent_upto, extras)
+        position = (uidlist.inode, uidlist.offset, uidlist.uidnext, uidlist.recent_upto, extras,
+                    uidlist.reservation)
         return (folder.stamps(), uidlist.uidvalidity, position, columns, folder.modseqs.snapshot())
 
 
@@ -75,9 +78,9 @@ def restore(folder, stamps, uidvalidity, position, columns, modseqs):
     the same file.  False when the saved one no longer fits (another UIDVALIDITY)."""
     uids, bases, subs, flags, sizes, wsizes, dates, mods = columns
     with folder.lock, folder.file_lock():
-        inode, offset, uidnext, recent_upto, extras = position
+        inode, offset, uidnext, recent_upto, extras, reservation = position
         if not folder.uidlist.adopt(inode, offset, uidvalidity, uidnext, recent_upto,
-                                     dict(zip(bases, uids), **extras)):
+                                     dict(zip(bases, uids), **extras), reservation):
             folder.uidlist.refresh()
             if uidvalidity != folder.uidlist.uidvalidity:
                 return False

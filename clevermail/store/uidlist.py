@@ -5,15 +5,30 @@ File `clevermail-uidlist` in the folder directory, append-only between compactio
     CM1 <uidvalidity> <uidnext>          header, written at creation and compaction
     <uid> <base>                          one line per UID ever assigned since compaction
     R <uid>                               \\Recent handed out up to this UID
+    N <uid> <boot id>                     UIDs up to this one may be handed out unsynced
 
-UIDs are assigned in ascending order by appending lines (flush + fsync before anyone
-is told a UID), so they are never reused: UIDNEXT is the larger of the header's value
-and the highest UID in the file plus one.  Compaction drops expunged entries and
-rewrites the file atomically (durable.atomic_write) with UIDNEXT in the header.
-A new file takes its UIDVALIDITY from uidvalidity.py (never one the user's folders
-had before).  POP3 UIDLs and IMAP UIDs both come from this map.  Callers hold the
-folder's file lock (store/folder.py) around `assign_list` and `compact` so that
-processes never interleave.
+UIDs are assigned in ascending order by appending lines under the folder's file lock,
+so they are never reused: UIDNEXT is the larger of the header's value and the highest
+UID in the file plus one.  Compaction drops expunged entries and rewrites the file
+atomically (durable.atomic_write) with UIDNEXT in the header.  A new file takes its
+UIDVALIDITY from uidvalidity.py (never one the user's folders had before).  POP3
+UIDLs and IMAP UIDs both come from this map.  Callers hold the folder's file lock
+(store/folder.py) around `assign_list` and `compact` so that processes never
+interleave.
+
+Two ways to make a UID durable.  `assign_list(bases)` (what a sync gives files found
+on disk) fsyncs its lines before returning, so the UIDs may be shown at once.
+`assign_list(bases, durable=False)` (the store's own APPEND and COPY) only writes them:
+the writer releases the folder's locks and fsyncs them, grouped with the other
+writers of that moment (fsync_group.py), before it answers OK; other sessions may
+see the UIDs meanwhile.  What keeps such a UID from being handed out twice is a
+reservation: before it gives out a UID above the one reserved, the writer appends an
+`N` line RESERVE UIDs further up, with the machine's boot id, and fsyncs it.  A
+process killed (kill -9) loses no written line (they are in the page cache), so in
+the same boot the lines say everything; only a machine crash can lose unsynced lines,
+and then the boot id differs: a reader that meets an `N` line of another boot takes
+UIDNEXT above it.  The cost is a gap of at most RESERVE UIDs after a machine crash
+(allowed: UIDs need only ascend) and one fsync under the lock per RESERVE UIDs.
 """
 
 import os
@@ -22,6 +37,21 @@ from ..durable import atomic_write, fsync_dir, temp_name, unlink_quiet, write_al
 from . import uidvalidity
 
 FILENAME = "clevermail-uidlist"
+RESERVE = 1000          # UIDs an `N` line reserves beyond the one that needed it
+
+
+def _boot_id():
+    """This boot of the machine (Linux); None where unknown: then every line is
+    fsynced before its UID is told, and any reservation read counts as made before a
+    crash."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+BOOT_ID = _boot_id()
 
 
 class UidList:
@@ -31,6 +61,8 @@ class UidList:
         self.uidnext = 1
         self.recent_upto = 0
         self.uids = {}          # base -> uid
+        self.reserved = 0       # UIDs up to this may be handed out unsynced (this boot)
+        self.unsynced = False   # the last assign_list wrote lines it did not fsync
         self._offset = 0
         self._ino = None
 
@@ -58,10 +90,16 @@ class UidList:
     def offset(self):
         return self._offset
 
-    def adopt(self, inode, offset, uidvalidity, uidnext, recent_upto, uids):
+    @property
+    def reservation(self):
+        """(boot id, reserved UID) for the index cache: what the `N` lines read so far said."""
+        return (BOOT_ID, self.reserved)
+
+    def adopt(self, inode, offset, uidvalidity, uidnext, recent_upto, uids, reservation=(None, 0)):
         """Take state saved by the index cache instead of parsing the whole file, when the
         file is still the one it was read from (same inode, not shorter); then read
-        what was appended since.  False when the file changed under it."""
+        what was appended since.  False when the file changed under it.
+        `reservation` is the saved `reservation`: the `N` lines before `offset`."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -71,8 +109,18 @@ class UidList:
         self._ino, self._offset = inode, offset
         self.uidvalidity, self.uidnext, self.recent_upto = uidvalidity, uidnext, recent_upto
         self.uids = uids
+        self.reserved = 0
+        self._reservation_read(*reservation)
         self.refresh()
         return True
+
+    def _reservation_read(self, boot, uid):
+        if boot == BOOT_ID and boot is not None:
+            self.reserved = max(self.reserved, uid)
+        elif uid >= self.uidnext:
+            # made before the machine last started: UIDs up to it may have been handed
+            # out in lines the crash lost
+            self.uidnext = uid + 1
 
     def refresh(self):
         """Read what other writers appended (or the whole file after a compaction)."""
@@ -83,7 +131,7 @@ class UidList:
             st = os.stat(self.path)
         if st.st_ino != self._ino:
             self.uids, self._offset, self._ino = {}, 0, st.st_ino
-            self.uidnext, self.recent_upto = 1, 0
+            self.uidnext, self.recent_upto, self.reserved = 1, 0, 0
         if st.st_size == self._offset:
             return
         with open(self.path, "rb") as f:
@@ -100,6 +148,10 @@ class UidList:
                     self.uidnext = uid + 1
             elif first == "R" and rest.isdigit():
                 self.recent_upto = max(self.recent_upto, int(rest))
+            elif first == "N":
+                uid, _, boot = rest.partition(" ")
+                if uid.isdigit():
+                    self._reservation_read(boot or None, int(uid))
             elif first == "CM1":
                 parts = rest.split()
                 if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
@@ -108,10 +160,15 @@ class UidList:
                     if len(parts) >= 3 and parts[2].isdigit():
                         self.recent_upto = max(self.recent_upto, int(parts[2]))
 
-    def assign_list(self, bases):
-        """Give each base without a UID the next UID, durably; returns the UIDs of
-        `bases` as a list in their order."""
+    def assign_list(self, bases, durable=True):
+        """Give each base without a UID the next UID; returns the UIDs of `bases` as
+        a list in their order.  `durable`: the lines are fsynced before it returns;
+        False: only when a reservation had to be written with them, else `unsynced`
+        is set and the caller fsyncs the file before it tells anyone the UIDs are
+        stored (see the module docstring)."""
         self.refresh()
+        self.unsynced = False
+        durable = durable or BOOT_ID is None     # no boot id, no reservation: fsync now
         known = self.uids
         fresh = list(dict.fromkeys(bases))
         if known:
@@ -119,7 +176,17 @@ class UidList:
         if fresh:
             first = self.uidnext
             new_uids = range(first, first + len(fresh))
-            self._append("\n".join(map(" ".join, zip(map(str, new_uids), fresh))) + "\n", durable=True)
+            text = "\n".join(map(" ".join, zip(map(str, new_uids), fresh))) + "\n"
+            last = new_uids[-1]
+            if not durable and last > self.reserved:
+                # fsynced with the lines: no UID up to it can be given twice, whatever
+                # the machine loses
+                reserved = last + RESERVE
+                self._append(text + f"N {reserved} {BOOT_ID}\n", durable=True)
+                self.reserved = reserved
+            else:
+                self._append(text, durable=durable)
+                self.unsynced = not durable
             known.update(zip(fresh, new_uids))
             self.uidnext = first + len(fresh)
         return list(map(known.__getitem__, bases))
@@ -162,6 +229,9 @@ class UidList:
         self.refresh()
         self.uids = {b: u for b, u in self.uids.items() if b in live}
         lines = [f"CM1 {self.uidvalidity} {self.uidnext} {self.recent_upto}\n"]
+        if self.reserved >= self.uidnext:
+            # writers may rely on it for UIDs they give out unsynced
+            lines.append(f"N {self.reserved} {BOOT_ID}\n")
         lines += [f"{uid} {base}\n" for base, uid in sorted(self.uids.items(), key=lambda kv: kv[1])]
         # with the directory fsync: else the old file, whose UIDNEXT is lower than UIDs
         # already handed out, could come back after a crash
