@@ -78,10 +78,12 @@ server on loopback in the serving process (tests/dns_server.py) whose answers th
 resolver's cache keeps (TTL 300 s: warm after the first message); every client message
 is then DKIM-signed (rsa-sha256, a 2048-bit key made for the run) by client.test, whose
 DMARC policy is p=reject and whose SPF allows 127.0.0.1.  The other servers get the
-same signed bytes (and check nothing: "clevermail" keeps its checks off).
+same signed bytes (and check nothing: "clevermail" keeps its checks off).  --before
+DIR adds the same server run from DIR, an earlier checkout, to the rounds (before and
+after in one pass): "checks-before" with --checks, else "before".
 
     python scripts/bench_smtp.py                       # full: 20,000 per scenario
-    python scripts/bench_smtp.py -n 3000 --seconds 20  # quicker
+    git worktree add /tmp/old HEAD~2 && python scripts/bench_smtp.py --checks --before /tmp/old
     python scripts/bench_smtp.py --sizes 4096 --concurrency 20 --baseline all
     python scripts/bench_smtp.py -n 2000 --sizes 4096 --concurrency 20 --client smtp-source \
         --external postfix=127.0.0.1:25=/var/vmail/bench.test --rounds 3
@@ -219,8 +221,6 @@ def external_server(spec):
     return Server(name, (host, int(port)), spool=spool or None)
 
 
-
-
 def run_scenario(server, mode, conc, size, args):
     cpu0 = tree_cpu_seconds(server.proc.pid) if server.proc else None
     mach0, t0 = machine_jiffies(), time.perf_counter()
@@ -281,6 +281,8 @@ def main():
     ap.add_argument("--workers", default="1",
                     help="CleverMail's [server] workers, comma-separated to run several side by side: "
                          "1 is \"clevermail\", N > 1 \"clevermail-wN\" (default 1)")
+    ap.add_argument("--before", metavar="DIR", help="also DIR's server (an earlier checkout) in the same rounds: "
+                    "clevermail-checks's as checks-before with --checks, else clevermail's as before")
     ap.add_argument("--serve", choices=("clevermail", "clevermail-checks", "baseline"), help=argparse.SUPPRESS)
     ap.add_argument("--serve-workers", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -305,6 +307,9 @@ def main():
     plans = {**{name: full for name in variants}, **{x.name: full for x in externals}}
     if args.checks:
         plans["clevermail-checks"] = full
+    before = ("checks-before" if args.checks else "before") if args.before else None
+    if before:
+        plans[before] = full
     if args.baseline != "none":
         plans["baseline"] = full if args.baseline == "all" else [(m, 20, 4096) for m in modes]
     # every scenario once, in plan order (the baseline target may be outside the full plan)
@@ -330,12 +335,14 @@ def main():
     servers = []
     try:
         # started once for all rounds: a restart per scenario would measure warm-up
-        for name in [*variants, "clevermail-checks", "baseline"]:
+        for name in [*variants, "clevermail-checks", "checks-before", "before", "baseline"]:
             if name in plans:
                 workdir = os.path.join(base, name)
                 os.makedirs(workdir, exist_ok=True)
-                kind = "clevermail" if name in variants else name
-                proc, port = start_server(kind, workdir, extra=("--serve-workers", str(variants.get(name, 1))))
+                kind = {"checks-before": "clevermail-checks", "before": "clevermail"}.get(name, name)
+                script = os.path.join(args.before, "scripts", "bench_smtp.py") if name == before else __file__
+                proc, port = start_server("clevermail" if name in variants else kind, workdir, script,
+                                          extra=("--serve-workers", str(variants.get(name, 1))))
                 servers.append(Server(name, ("127.0.0.1", port), proc, workdir,
                                       os.path.join(workdir, "data", "mail", DOMAIN)))
         servers += externals

@@ -208,6 +208,27 @@ def test_message_parses_once_and_hashes_the_body_once():
     assert m.field_values(b"from") == [b" Alice <alice@example.test>\r\n"]
 
 
+def test_the_sessions_header_split_signs_the_same_bytes(signer):
+    """sign(data, groups) with the fields smtp.message.header_fields split (the SMTP
+    session's, handed on by finish_authenticated) makes the bytes sign(data) makes,
+    for messages with folding, an mbox From_ line, no body and an unparsable field;
+    and the session's path signs a message its fix-ups completed."""
+    from clevermail.smtp.handler import SMTPFileHandler
+    from clevermail.smtp.message import Header, header_fields
+    signer.clock = lambda: NOW
+    cases = [MESSAGE, MESSAGE.replace(b"\r\n\r\nHello", b"\r\n"), b"From x\r\n" + MESSAGE,
+             MESSAGE.replace(b"To:", b"To :"), MESSAGE.replace(b"X-Mailer: test\r\n", b"X-Mailer:\r\n \r\n"),
+             b"From: alice@example.test\r\n\r\n", b"From: alice@example.test\r\n"]
+    for data in cases:
+        assert signer.sign(data, header_fields(data)[0]) == signer.sign(data), data
+    handler = SMTPFileHandler(store=None, accounts=None, queue=None, signer=signer)
+    bare = MESSAGE.replace(b"Date: Wed, 02 Dec 2026 10:00:00 +0000\r\n", b"")
+    completed = handler.finish_authenticated(bare, "mx.example.test", Header(bare))
+    assert b"\r\nDate: " in completed and len(sigs(completed)) == 2
+    unsigned = completed[completed.index(b"Received:"):]
+    assert completed == signer.sign(unsigned)
+
+
 def test_the_field_is_made_once_per_key_and_field_set_and_each_message_verifies(signer, dns):
     """signature._template: the field's text and canonical form are kept per key and
     h= list; messages with other bodies, times or field sets still verify outside."""

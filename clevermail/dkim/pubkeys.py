@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from dkim.crypto import DigestTooLargeError, RSASSA_PKCS1_v1_5_verify
 
 MAX_ENTRIES = 1000          # records kept; the cache is cleared beyond this (bounded memory)
-_HASHES = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+# made once (each construction runs isinstance checks against abstract classes)
+_PKCS1 = padding.PKCS1v15()
+_PREHASHED = {"sha256": utils.Prehashed(hashes.SHA256()), "sha1": utils.Prehashed(hashes.SHA1())}
 
 
 class PublicKey:
@@ -62,8 +64,7 @@ class PublicKey:
         if (self._openssl is not None and len(signature) == self._modlen
                 and int.from_bytes(signature, "big") < self._modulus):
             try:
-                self._openssl.verify(signature, hasher.digest(), padding.PKCS1v15(),
-                                     utils.Prehashed(_HASHES[hasher.name]()))
+                self._openssl.verify(signature, hasher.digest(), _PKCS1, _PREHASHED[hasher.name])
                 return True
             except InvalidSignature:
                 return False

@@ -30,7 +30,7 @@ import hashlib
 import dkim
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
-from .canon import relaxed_body, relaxed_headers, select, split
+from .canon import held_digest, relaxed_body, relaxed_headers, select, split, split_grouped
 
 SIGNED = frozenset(dkim.DKIM.SHOULD)
 OVERSIGNED = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"mime-version",
@@ -49,12 +49,15 @@ class Message:
 
     __slots__ = ("headers", "signed", "body_hash", "fields_hash")
 
-    def __init__(self, data):
-        self.headers, body = split(data)
+    def __init__(self, data, groups=None):
+        """`groups`: the header section of `data` split already by
+        smtp.message.header_fields, when `data` is the SMTP session's wire form (CRLF
+        only): canon.split_grouped takes the fields from it."""
+        self.headers, body = split(data) if groups is None else split_grouped(data, groups, crlf=True)
         # a parsed field name has no white space: lower() is its relaxed form
         self.signed = tuple([name.lower() for name, _ in self.headers
                              if name.lower() in SIGNED]) + OVERSIGNED
-        self.body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
+        self.body_hash = base64.b64encode(held_digest("sha256", relaxed_body(body)))
         self.fields_hash = hasher = hashlib.sha256()
         for name, value in relaxed_headers(select(self.headers, self.signed)):
             hasher.update(name + b":" + value)
@@ -114,6 +117,11 @@ def _template(selector, names):
     return found
 
 
+# made once: each construction runs isinstance checks against abstract classes
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = utils.Prehashed(hashes.SHA256())
+
+
 def sign(message, key, timestamp):
     """The header field 'DKIM-Signature: ...\\r\\n' that `key` (keys.Key) makes for
     `message` (a Message) at `timestamp` (seconds)."""
@@ -124,7 +132,7 @@ def sign(message, key, timestamp):
     hasher.update(cbefore + tags + cafter)
     digest = hasher.digest()
     if key.selector.algorithm == "rsa":
-        raw = key.private.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+        raw = key.private.sign(digest, _PKCS1, _SHA256)
     else:
         raw = key.private.sign(digest).signature
     b64 = base64.b64encode(raw)

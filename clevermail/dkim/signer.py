@@ -97,10 +97,12 @@ class Signer:
         return self._keys.get(domain, [])
 
     # -- signing ------------------------------------------------------------------------
-    def sign(self, data):
-        """`data` with the signatures of its local From: domains prepended."""
+    def sign(self, data, groups=None):
+        """`data` with the signatures of its local From: domains prepended.
+        `groups`: its header section split by smtp.message.header_fields when `data`
+        is in CRLF-only wire form (the SMTP session's), read instead of a second split."""
         try:
-            message = signature.Message(data)
+            message = signature.Message(data, groups)
         except dkim.DKIMException as exc:
             self.log.info("dkim: not signed: the header section cannot be parsed (%s)", exc)
             return data

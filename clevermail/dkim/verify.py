@@ -138,10 +138,7 @@ def verify_signed(parsed, field, tags, include, lookup, keys, minkey=MINKEY):
     key = keys.get(record)
     if key.tlsrpt:          # RFC 8460 3: a key only for TLS reports
         raise dkim.ValidationError("Message is not tlsrpt and Service Type is tlsrpt")
-    try:
-        policy = CanonicalizationPolicy.from_c_value(tags.get(b"c", b"simple/simple"))
-    except InvalidCanonicalizationPolicyError as exc:
-        raise dkim.MessageFormatError(f"invalid c= value: {exc.args[0]}") from None
+    policy = _policy(tags.get(b"c", b"simple/simple"))
     hasher = HASH_ALGORITHMS[tags[b"a"]]
 
     if b"bh" in tags:           # an ARC-Seal signs no body
@@ -154,13 +151,33 @@ def verify_signed(parsed, field, tags, include, lookup, keys, minkey=MINKEY):
     header_hash = hasher()
     _hash_fields(header_hash, policy, parsed.headers, include, field)
     try:
-        signature = base64.b64decode(tags[b"b"].translate(None, _WHITESPACE))
+        signature = binascii.a2b_base64(tags[b"b"].translate(None, _WHITESPACE))
     except (TypeError, binascii.Error) as exc:
         raise dkim.MessageFormatError(str(exc)) from None
     ok = key.verify(header_hash, signature)
     if ok and key.kind == b"rsa" and key.keysize < minkey:
         raise dkim.KeyFormatError(f"public key too small: {key.keysize}")
     return ok
+
+
+# c= value -> dkimpy's CanonicalizationPolicy (kept: the same few values come again)
+_POLICIES = {}
+# a= value -> hashlib's name of its hash
+_HASH_NAMES = {name: make().name for name, make in HASH_ALGORITHMS.items()}
+
+
+def _policy(c_value):
+    """CanonicalizationPolicy.from_c_value(c_value), kept per value; an invalid one
+    is dkim.MessageFormatError (never kept)."""
+    policy = _POLICIES.get(c_value)
+    if policy is None:
+        try:
+            policy = CanonicalizationPolicy.from_c_value(c_value)
+        except InvalidCanonicalizationPolicyError as exc:
+            raise dkim.MessageFormatError(f"invalid c= value: {exc.args[0]}") from None
+        if len(_POLICIES) < 64:
+            _POLICIES[c_value] = policy
+    return policy
 
 
 def _check_body(parsed, tags, policy, hasher):
@@ -171,9 +188,9 @@ def _check_body(parsed, tags, policy, hasher):
         if not length:          # dkimpy's check lets "l=" pass, and then int() fails
             raise dkim.ValidationError("l= value is empty")
         length = int(length)
-    body_hash = parsed.body_hash(policy.body_algorithm is Relaxed, hasher().name, length)
+    body_hash = parsed.body_hash(policy.body_algorithm is Relaxed, _HASH_NAMES[tags[b"a"]], length)
     try:
-        expected = base64.b64decode(tags[b"bh"].translate(None, _WHITESPACE))
+        expected = binascii.a2b_base64(tags[b"bh"].translate(None, _WHITESPACE))
     except (TypeError, binascii.Error) as exc:
         raise dkim.MessageFormatError(str(exc)) from None
     if body_hash != expected:
@@ -237,11 +254,8 @@ def _hash_fields(hasher, policy, fields, include, signature_field):
     without its CRLF (RFC 6376 3.7)."""
     canonical = relaxed_headers if policy.header_algorithm is Relaxed else policy.canonicalize_headers
     chosen = canonical(select(fields, include))
-    [(name, value)] = canonical([(signature_field[0], strip_b(signature_field[1]))])
-    for name_, value_ in chosen:
-        hasher.update(name_)
-        hasher.update(b":")
-        hasher.update(value_)
-    hasher.update(name)
-    hasher.update(b":")
-    hasher.update(value.rstrip())
+    chosen += canonical([(signature_field[0], strip_b(signature_field[1]))])
+    name, value = chosen[-1]
+    chosen[-1] = name, value.rstrip()
+    # one update: the same octets as one per name, colon and value
+    hasher.update(b"".join([name + b":" + value for name, value in chosen]))

@@ -77,7 +77,7 @@ def verify_dkim(message, dns, keys=KEYS, header=None):
 def verify_arc(message, dns, keys=KEYS):
     """The ARC chain validation: ('none'|'pass'|'fail', reason)."""
     end = message.find(b"\r\n\r\n")
-    if b"arc-seal:" not in (message if end < 0 else message[:end + 2]).lower():
+    if (message if end < 0 else message[:end + 2]).lower().find(b"arc-seal:") < 0:
         return "none", "no ARC sets"
     try:
         cv, _, reason = arc_verify(message, dns.dkim_txt, keys)

@@ -34,7 +34,7 @@ from ..routing import Router
 from ..store.api import LocalDelivery
 from .delivered import log_delivered
 from .dsn_owed import dsn_requests, report_success
-from .message import new_queue_id, submission_fixups
+from .message import Header, new_queue_id, submission_fixups
 from .recipients import (AliasTooBig, BadDomain, BadSRS, DeliveryFailed, MailboxFull,  # noqa: F401
                          NoSuchUser, Recipient, RecipientError, RelayDenied, SieveRefused)
 # (re-exported: the session, the relay and the tests name them through this module)
@@ -203,13 +203,17 @@ class SMTPFileHandler:
         return self.accounts.authenticate(username, password)
 
     # -- delivery ----------------------------------------------------------------
-    def finish_authenticated(self, data, hostname):
+    def finish_authenticated(self, data, hostname, header=None):
         """What a message from an authenticated client becomes before it is stored:
         the RFC 6409 8 fix-ups (Date, Message-ID when missing), then the DKIM
         signatures of a local From: domain (dkim/signer.py).  Once, before the 250:
-        every copy and every delivery attempt carries the same signature."""
-        data = submission_fixups(data, hostname)
-        return self.signer.sign(data) if self.signer is not None else data
+        every copy and every delivery attempt carries the same signature.  `data` is
+        the session's wire form (CRLF only); `header`, its message.Header, is what
+        the signer reads when the fix-ups left the message as it was."""
+        fixed = submission_fixups(data, hostname)
+        if self.signer is None:
+            return fixed
+        return self.signer.sign(fixed, Header.of(fixed, header).fields)
 
     def deliver(self, sender, recipients, data, trace, queue_id, folder=None, requiretls=False,
                 ret=None, envid=None, prepared=None):

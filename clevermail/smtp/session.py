@@ -273,7 +273,7 @@ class SMTPSession(LineSession):
             self.log.warning("refused: From: header not owned by %s (from=<%s>)", self.auth_user, sender)
             raise SMTPReplyError(forged)
         if self.auth_user is not None:      # RFC 6409 8 fix-ups, DKIM signatures
-            body = self.server.handler.finish_authenticated(body, self.server.hostname)
+            body = self.server.handler.finish_authenticated(body, self.server.hostname, header)
         queue_id = message.new_queue_id()
         body, folder = self.policy.check_message(body, sender=sender, recipients=recipients,
                                                  queue_id=queue_id, user=self.auth_user,
