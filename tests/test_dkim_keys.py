@@ -204,6 +204,10 @@ def test_key_files_are_what_dkimpy_and_openssl_read(store):
     with open(ed_key.selector.path, "rb") as f:
         seed = base64.b64decode(f.read())
     assert bytes(nacl.signing.SigningKey(seed).verify_key) == ed_key.public
+    # the loaded key (OpenSSL's) signs as PyNaCl does with that seed: Ed25519 is deterministic
+    loaded = store.load(ed_key.selector)
+    for digest in (b"", b"x" * 32, bytes(range(32))):
+        assert loaded.private.sign(digest) == nacl.signing.SigningKey(seed).sign(digest).signature
 
 
 def test_ensure_keys_makes_keys_once_for_public_domains_and_logs_the_records(store, caplog):

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 
 import nacl.signing
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from ..durable import atomic_write, fsync_dir, unlink_quiet
 from . import records
@@ -86,8 +86,8 @@ class Selector:
 
 
 class Key:
-    """A loaded private key: `private` is a cryptography RSAPrivateKey or a
-    nacl.signing.SigningKey; `public` the bytes the record carries."""
+    """A loaded private key: `private` is a cryptography RSAPrivateKey or
+    Ed25519PrivateKey; `public` the bytes the record carries."""
 
     __slots__ = ("selector", "private", "public")
 
@@ -231,8 +231,11 @@ class KeyStore:
                 seed = b""
             if len(seed) != 32:
                 raise DkimKeyError(f"{path}: not an Ed25519 key (the base64 of a 32-byte seed)")
-            private = nacl.signing.SigningKey(seed)
-            public = bytes(private.verify_key)
+            # signed by OpenSSL through `cryptography`, which keeps the GIL for the
+            # 25 us (PyNaCl's cffi call gives it away, and taking it back from busy
+            # sessions costs more); the same seed gives the same signatures
+            private = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+            public = bytes(nacl.signing.SigningKey(seed).verify_key)
         return Key(selector, private, public)
 
     def load_active(self, domain):

@@ -134,7 +134,7 @@ def sign(message, key, timestamp):
     if key.selector.algorithm == "rsa":
         raw = key.private.sign(digest, _PKCS1, _SHA256)
     else:
-        raw = key.private.sign(digest).signature
+        raw = key.private.sign(digest)
     b64 = base64.b64encode(raw)
     return (before + tags + after
             + b"".join([b"\r\n\t" + b64[i:i + LINE - 2] for i in range(0, len(b64), LINE - 2)]) + b"\r\n")
