@@ -142,3 +142,19 @@ def test_store_rejects_bad_users(tmp_path, address):
         store.ensure_user(address)
     files = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs]
     assert files == []
+
+
+def test_a_root_is_resolved_once(tmp_path, monkeypatch):
+    """INBOX's path and every other folder's come from the user root resolved once
+    (os.path.realpath is an lstat per level: it was most of APPEND's system calls)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    root = str(tmp_path / "link")
+    calls = []
+    realpath = os.path.realpath
+    monkeypatch.setattr(paths.os.path, "realpath", lambda p: calls.append(p) or realpath(p))
+    for _ in range(3):
+        assert paths.folder_path(root, "INBOX") == str(real)
+        assert paths.folder_path(root, "Sent") == os.path.join(str(real), ".Sent")
+    assert calls == [root]

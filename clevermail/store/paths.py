@@ -29,6 +29,18 @@ def check_component(name):
 
 
 _real_roots = {}
+REAL_ROOTS_LIMIT = 100_000      # roots whose resolved path is remembered (the store's, users')
+
+
+def real_root(root):
+    """os.path.realpath(root), remembered: a root (the mail root, a user's directory)
+    is resolved once, not with an lstat per level on every command."""
+    real = _real_roots.get(root)
+    if real is None:
+        real = os.path.realpath(root)
+        if len(_real_roots) < REAL_ROOTS_LIMIT:
+            _real_roots[root] = real
+    return real
 
 
 def safe_join(root, *components):
@@ -37,15 +49,12 @@ def safe_join(root, *components):
     Only the appended components can be symlinks we have not vetted, so only they are
     looked at (one lstat each; a full realpath of the whole path on every delivery
     cost more CPU than the rest of the delivery together)."""
-    real_root = _real_roots.get(root)
-    if real_root is None:
-        real_root = _real_roots[root] = os.path.realpath(root)
-    path = real_root
+    base = path = real_root(root)
     for component in components:
         path = os.path.join(path, check_component(component))
         if os.path.islink(path):
             real = os.path.realpath(path)
-            if real != real_root and not real.startswith(real_root + os.sep):
+            if real != base and not real.startswith(base + os.sep):
                 raise InvalidName("path escapes the store")
     return path
 
@@ -109,4 +118,4 @@ def folder_from_dirname(dirname):
 def folder_path(user_root, name):
     """Absolute directory of folder `name` inside a user's Maildir++ tree."""
     dirname = folder_dirname(name)
-    return safe_join(user_root, dirname) if dirname else os.path.realpath(user_root)
+    return safe_join(user_root, dirname) if dirname else real_root(user_root)
