@@ -335,10 +335,10 @@ def test_field_start_reads_a_line_as_rfc822_parses_pattern():
     """canon.field_start ([name, value + CRLF] or None) is what dkimpy's field pattern
     makes of a line, on 30,000 random lines with colons first, last and doubled, white
     space, control, DEL and 8-bit octets before and after the first colon; and
-    relaxed_headers is dkimpy's on values ending in CRLF (the fast case)."""
+    relaxed_headers is dkimpy's on those lines as values ending in CRLF (its fast cases)."""
     rng = random.Random(5324)
     pieces = [b"Subject", b"X-A", b":", b"::", b" ", b"\t", b"\x00", b"\x7f", b"\xe9", b"\x1f", b"a", b"~!",
-              b"From", b"\r", b"\v", b"  "]
+              b"From", b"\r", b"\v", b"  ", b"\x0c", b"\r\n", b"\n", b"\r\n\t"]
     pattern = re.compile(rb"([\x21-\x7e]+?):")
     for _ in range(30000):
         line = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))

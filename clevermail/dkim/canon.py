@@ -52,7 +52,6 @@ def relaxed_body(body):
     return b"" if body == b"\r\n" else body
 
 
-_LINE_BREAK = re.compile(rb"\r?\n")
 _WSP = re.compile(rb"[\t ]+")
 
 
@@ -60,18 +59,25 @@ def relaxed_headers(fields):
     """dkimpy's Relaxed.canonicalize_headers (RFC 6376 3.4.2) of (name, value) pairs:
     the name lower-cased without trailing white space; the value unfolded, WSP runs
     made one space, stripped, CRLF added.  Its regexes run only on a value that has
-    a line break, a tab or two spaces in a row: otherwise they change nothing; a
-    value whose only line break is the CRLF ending it (most: every parsed field
-    ends so) loses that CRLF, which is all the first regex would do."""
+    a line break, a tab or two spaces in a row: otherwise they change nothing.  A
+    value whose only line break is the CRLF ending it (every parsed field ends so)
+    loses that CRLF, which is all the first regex would do; other line breaks go by
+    two replaces (each LF and a CR just before it, as the regex takes them); and
+    where the only white space left is SP and HTAB, split() and join() make its runs
+    one space and drop its ends, as the second regex and strip() do.  The regexes
+    try a match at almost every octet (about 20 us for a folded signature field)."""
     out = []
     for name, value in fields:
         last = len(value) - 2
         if value.endswith(b"\r\n") and value.find(b"\n", 0, last) < 0:
             value = value[:last]
         elif value.find(b"\n") >= 0:
-            value = _LINE_BREAK.sub(b"", value)
+            value = value.replace(b"\r\n", b"").replace(b"\n", b"")
         if value.find(b"\t") >= 0 or value.find(b"  ") >= 0:
-            value = _WSP.sub(b" ", value)
+            if value.find(b"\r") < 0 and value.find(b"\x0b") < 0 and value.find(b"\x0c") < 0:
+                value = b" ".join(value.split())
+            else:
+                value = _WSP.sub(b" ", value)
         out.append((name.lower().rstrip(), value.strip() + b"\r\n"))
     return out
 
