@@ -13,7 +13,8 @@ import re
 import pytest
 
 from clevermail.imap import mime
-from clevermail.imap.fetch import flag_text, render_fetch, render_index_only
+from clevermail.imap.fetch import flag_text, render_fetch
+from clevermail.imap.fetch_index import render_index_only
 from clevermail.imap.fetch_items import parse_fetch_items
 from clevermail.imap.replies import IMAPBad
 from clevermail.store.view import Message
@@ -295,10 +296,11 @@ def test_index_only_fetch_of_a_session_opens_no_message_file(tmp_path, monkeypat
         cmd_uid_fetch(session, uid_form(parse_command(b"b UID FETCH 2 FAST", None, 0)))
     finally:
         handler.close_view(view)
-    assert session.sent[:3] == [b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n",
-                                b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent))\r\n",
-                                b"* 3 FETCH (UID 3 FLAGS (\\Recent))\r\n"]
-    assert session.sent[3].startswith(b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) INTERNALDATE ")
+    lines = b"".join(session.sent).splitlines(keepends=True)
+    assert lines[:3] == [b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n",
+                         b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent))\r\n",
+                         b"* 3 FETCH (UID 3 FLAGS (\\Recent))\r\n"]
+    assert lines[3].startswith(b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) INTERNALDATE ") and len(lines) == 4
 
 
 # ------------------------------------------ strict response reader (a client)

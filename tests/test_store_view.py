@@ -304,19 +304,28 @@ def test_the_three_modes(folder, store):
 
 # -- whole-folder reads (store/view_index.py) ----------------------------------------------------
 
-def test_flag_columns_are_what_iter_messages_gives(folder):
-    from clevermail.store.view_index import flag_columns, message_paths
+def columns_rows(cols):
+    """IndexColumns as iter_messages' rows."""
+    return list(zip(cols.seqs, cols.uids, map(cols.flag_names.__getitem__, cols.flag_keys),
+                    cols.dates(), cols.sizes(), cols.modseqs()))
+
+
+def test_index_columns_are_what_iter_messages_gives(folder, store):
+    from clevermail.store.view_index import index_columns, message_paths
     folder.store_flags([2], {"S", "F"}, "+")
     for v in (view(folder), view(folder, readonly=True, owned=(3,))):
-        for seqs in (range(1, 4), [3, 1], range(2, 4), []):
-            seqs_, uids, flags = flag_columns(v, seqs)
-            assert list(zip(seqs_, uids, flags)) == [row[:3] for row in v.iter_messages(seqs)]
+        for seqs in (range(1, 4), [3, 1], range(2, 4), [], range(1, 1)):
+            cols = index_columns(v, seqs)
+            assert columns_rows(cols) == list(v.iter_messages(seqs)) and len(cols) == len(seqs)
+            assert cols.ascending == isinstance(seqs, range)
     v = view(folder)        # \Recent went to the first view
-    assert flag_columns(v, range(1, 4))[2] == [frozenset(), frozenset({"\\Seen", "\\Flagged"}), frozenset()]
+    cols = index_columns(v, range(1, 4))
+    assert [cols.flag_names[k] for k in cols.flag_keys] == [frozenset(), frozenset({"\\Seen", "\\Flagged"}),
+                                                             frozenset()]
     paths = message_paths(v, [3, 1])
     with open(paths[0], "rb") as f, v.open_message(3) as g:
         assert f.read() == g.read()
     folder.expunge([2])
     # a message expunged but not yet reported: iter_messages shows what it had
-    assert flag_columns(v, range(1, 4)) is None
+    assert index_columns(v, range(1, 4)) is None
     assert message_paths(v, [2, 1])[0] is None

@@ -49,6 +49,7 @@ rev2.py              IMAP4rev2 beside IMAP4rev1: the RFC 9051 Appendix E checkli
                      the LIST line of SELECT and RENAME
 fetch.py, search.py  FETCH items and SEARCH keys: rendering/matching
 fetch_items.py       the FETCH item list parsed (pure)
+fetch_index.py       FETCH of index items only over many messages, from the index's columns
 fetch_cache.py       rendered FETCH metadata per message, shared by the sessions
 sections.py          section-spec and <partial> syntax (FETCH items, URLs; pure)
 search_view.py       a message as SEARCH's keys see it, computed lazily

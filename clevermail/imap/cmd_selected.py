@@ -17,10 +17,11 @@ view (store/view.py); nothing is sent to the socket while the store works.
 import functools
 
 from ..store.errors import MessageGone, NoSuchFolder
-from ..store.view_index import flag_columns
+from ..store.view_index import index_columns
 from . import replies as R
 from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, vanished_line
-from .fetch import flag_text, render_fetch, render_index_only
+from .fetch import flag_text, render_fetch
+from .fetch_index import render_columns, render_index_only
 from .fetch_items import parse_fetch_items
 from .names import mailbox_name
 from .parser import Atom, flag_list
@@ -45,7 +46,7 @@ def seqs_by_number(view, token):
     seqset = _sequence_set(token)
     if seqset.max_number() > len(view):
         raise R.BAD_SEQUENCE_NUMBER.error()
-    return list(seqset.iter(len(view)))
+    return seqset.numbers(len(view))
 
 
 def seqs_by_uid(view, token):
@@ -54,7 +55,7 @@ def seqs_by_uid(view, token):
     seqset = _sequence_set(token)
     if not view.uids:
         return []
-    return [view.seq_of(uid) for uid in seqset.resolve(view.uids, view.uids[-1])]
+    return seqset.positions(view.uids, view.uids[-1])
 
 
 def _set_to_seqs(mailbox, token, uid_mode):
@@ -157,12 +158,16 @@ def _fetch(session, args, uid_mode):
     if not request.needs_message:
         # FLAGS/UID/INTERNALDATE/RFC822.SIZE only (FETCH 1:* (UID FLAGS) on every
         # sync): Message values made from the index, no message file opened
-        lines = render_index_only(request, view.iter_messages(seqs), lambda: flag_columns(view, seqs))
+        # from the index's columns (a range of lines in a few large writes), unless
+        # one of them was expunged by another session (what it had: iter_messages)
+        cols = None if len(args) == 3 else index_columns(view, seqs)
+        chunks = None if cols is None else render_columns(request, cols)
+        lines = render_index_only(request, view.iter_messages(seqs)) if chunks is None else ()
         # flags are read live: a keyword another process set meanwhile is announced
         # first (the keyword map read now holds every name the lines show)
         session.send_many(session.mailbox.keyword_updates())
-        session.send_many(lines)
-        if len(lines) < len(seqs):      # one expunged so long ago its data is gone
+        session.send_many(lines if chunks is None else chunks)
+        if chunks is None and len(lines) < len(seqs):      # one expunged so long ago its data is gone
             raise R.MESSAGE_GONE.error()
         return
     handler = session.server.handler

@@ -6,9 +6,8 @@ FetchRequest whose items each carry a render function chosen once (made here).  
 the folder view's Message value (store/view.py: seq, uid, flags as a frozenset of
 names, internaldate, size); its content comes from a `read(msg)` the caller passes
 (the file handler's read_message), called only for items that need it.
-render_index_only() answers a request of index items only (FLAGS, UID,
-INTERNALDATE, RFC822.SIZE: FETCH 1:* (UID FLAGS) over a big folder) with one format
-operation per message: no regex, no MIME code, no message file.  render_fetch()
+A request of index items only (FLAGS, UID, INTERNALDATE, RFC822.SIZE, MODSEQ:
+FETCH 1:* (UID FLAGS) over a big folder) is fetch_index.py's.  render_fetch()
 renders one message.  Items derived from the message text (ENVELOPE, BODY,
 BODYSTRUCTURE, BODY[section], RFC822*) come from clevermail.imap.mime, which parses
 a message at most once per render.  ENVELOPE, BODY, BODYSTRUCTURE and header sections
@@ -24,7 +23,7 @@ from clevermail.imap.bodystructure import bodystructure
 from clevermail.imap.envelope import envelope
 from clevermail.imap.replies import IMAPNo
 
-__all__ = ["FetchItem", "FetchRequest", "flag_text", "render_fetch", "render_index_only"]
+__all__ = ["FetchItem", "FetchRequest", "flag_text", "render_fetch"]
 
 # Items the shared cache keeps (fetch_cache.py), and the header sections it keeps:
 # small, and asked for again and again (message lists).
@@ -177,47 +176,6 @@ def render_fetch(req, msg, read=None, extra_flags=False, ident=None, memo=None, 
     if extra_flags and not req._has_flags:
         out.append(_r_flags(msg, content))
     return b"(" + b" ".join(out) + b")"
-
-
-# Index items as format pieces: joined into one bytes format per request.
-_INDEX_FORMATS = {"FLAGS": b"FLAGS (%s)", "UID": b"UID %d", "INTERNALDATE": b"INTERNALDATE %s",
-                  "RFC822.SIZE": b"RFC822.SIZE %d", "MODSEQ": b"MODSEQ (%d)"}
-
-
-class _FlagTexts(dict):
-    """flags frozenset -> flag_text, for one render_index_only call (a dict
-    subscript in the loop, a call only on a miss)."""
-
-    def __missing__(self, flags):
-        text = self[flags] = flag_text(flags)
-        return text
-
-
-def render_index_only(req, messages, columns=None):
-    """Untagged FETCH lines for a request of index items only (not
-    req.needs_message), one per message of `messages`: Message values, or the plain
-    tuples in Message's field order that FolderView.iter_messages gives (built from
-    the index, no file opened); they are unpacked, never asked for names.
-    `columns`, when given, is a call that may give the same messages' (seqs, uids,
-    flag names) as columns (store.view_index.flag_columns), or None."""
-    names = [item.name for item in req.items]
-    fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
-    texts = _FlagTexts()
-    if names == ["UID", "FLAGS"] and columns is not None and (cols := columns()) is not None:
-        # every client's sync of a large folder: no Python step per line at all
-        seqs, uids, flags = cols
-        return list(map(fmt.__mod__, zip(seqs, uids, map(texts.__getitem__, flags))))
-    if names == ["UID", "FLAGS"]:
-        # what every client sends on every sync: one format and one dict subscript
-        # per line, no function call
-        return [fmt % (seq, uid, texts[flags]) for seq, uid, flags, _, _, _ in messages]
-    getters = {"FLAGS": lambda uid, flags, date, size, modseq: texts[flags],
-               "UID": lambda uid, flags, date, size, modseq: uid,
-               "INTERNALDATE": lambda uid, flags, date, size, modseq: dates.format_datetime(float(date)).encode(),
-               "RFC822.SIZE": lambda uid, flags, date, size, modseq: size,
-               "MODSEQ": lambda uid, flags, date, size, modseq: modseq}
-    cols = [getters[n] for n in names]
-    return [fmt % (seq, *[g(*rest) for g in cols]) for seq, *rest in messages]
 
 
 # ------------------------------------------------------------------ renderers

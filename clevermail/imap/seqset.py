@@ -107,6 +107,30 @@ class SequenceSet:
                 break
             yield from range(max(lo, 1), min(hi, largest) + 1)
 
+    def numbers(self, largest: int):
+        """iter()'s members as a sequence: a range when they are one run (1:*, the
+        common case: no list of a number per message), else a list."""
+        merged, _ = self._spans(largest)
+        runs = [range(max(lo, 1), min(hi, largest) + 1) for lo, hi in merged if lo <= largest]
+        if len(runs) == 1:
+            return runs[0]
+        return [n for run in runs for n in run]
+
+    def positions(self, values, largest: int):
+        """The 1-based positions in `values` of resolve()'s members, as numbers() gives
+        them: the sequence numbers of a UID set (`values` every UID in the mailbox),
+        with two bisections per span and no lookup per message."""
+        merged, _ = self._spans(largest)
+        runs = []
+        for lo, hi in merged:
+            i = bisect.bisect_left(values, lo)
+            j = bisect.bisect_right(values, hi, i)
+            if j > i:
+                runs.append(range(i + 1, j + 1))
+        if len(runs) == 1:
+            return runs[0]
+        return [n for run in runs for n in run]
+
     def resolve(self, values, largest: int) -> list:
         """Members of `values` (sorted ascending, unique) in the set, ascending.
 
