@@ -21,8 +21,8 @@ from clevermail.imap.fetch_items import parse_fetch_items
 from clevermail.imap.parser import Atom
 from clevermail.imap.seqset import parse_sequence_set
 from clevermail.store.view_index import FlagKeyNames, index_columns
-from imap_helpers import (  # noqa: F401 (client, handler, open_session, store: fixtures)
-    ALICE, client, deliver, handler, open_session, store, two_logged_in)
+from imap_helpers import (  # noqa: F401 (handler, open_session, store: fixtures)
+    ALICE, deliver, handler, open_session, store, two_logged_in)
 
 ITEM_LISTS = [["UID", "FLAGS"], ["FLAGS"], ["FLAGS", "UID"], ["UID"], ["RFC822.SIZE", "UID"],
               ["UID", "FLAGS", "MODSEQ"], ["MODSEQ", "FLAGS", "RFC822.SIZE"], ["FLAGS", "MODSEQ", "UID"]]
@@ -167,10 +167,10 @@ def test_sessions_see_the_same_lines(open_session, store, monkeypatch):
     b.expect("STORE 5:15 +FLAGS (\\Flagged $Forwarded)")
     b.expect("STORE 12,14,20 +FLAGS (Junk \\Answered \\Draft)")
     b.expect("STORE 3 +FLAGS (\\Deleted)")
-    for client in (a, b):
-        client.expect("NOOP")
+    for c in (a, b):
+        c.expect("NOOP")
         for command in COMMANDS:
-            fetch_both(client, monkeypatch, command)
+            fetch_both(c, monkeypatch, command)
     deliver(store, 2, start=41)     # a few new ones: b takes their \Recent
     b.expect("NOOP")
     assert "\\Recent" in fetch_both(b, monkeypatch, "FETCH 42 (FLAGS)")[0]
