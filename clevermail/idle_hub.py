@@ -266,6 +266,14 @@ class IdleHub:
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             self._queue(heapq.heappop(deadlines)[2])    # (one that left already: skipped)
+        if len(deadlines) > 2 * len(self._by_sock) + 64:
+            # the timeouts of tickets no longer parked stay in the heap until they come
+            # up, holding their tickets: sessions woken again and again (a busy folder;
+            # IDLE's look is minutes apart) would pile them up, and a mass close would
+            # keep 10,000 until then.  Kept within twice the parked ones (each has one),
+            # rebuilt in O(n) once they double.
+            deadlines = self._deadlines = [entry for entry in deadlines if entry[2].state == _PARKED]
+            heapq.heapify(deadlines)
         timeout = self._release_runnable(now)
         self._next_deadline = deadlines[0][0] if deadlines else float("inf")
         until = self._next_deadline - now

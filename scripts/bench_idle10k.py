@@ -20,7 +20,8 @@ the server:
   is back to idle (under 2% of a core over a 0.5 s window) and its descriptors back;
 - SIGTERM stop time, with [server] drain_time as the bound, once per phase, each on a
   fresh server: during the mass open, while held, during the mass close, and idle
-  after the close.
+  after the close; split from the server's log into the signal taken, MailService.stop
+  (the drain, a cut) and the process's exit.
 
     python3 scripts/bench_idle10k.py                    # 10,000 sessions, 1 user
     python3 scripts/bench_idle10k.py --sessions 2000 --users 100 --phases held
@@ -107,7 +108,8 @@ def run_main(workdir, args):
               f"after {fmt(recovered)} (CPU {cpu:.2f} s, {cpu * 1000 / n:.2f} ms a session); then "
               f"{server.fds():,} descriptors, {server.threads():,} threads, RSS {server.rss_mb():.1f} MB")
         stop = server.sigterm(args.limit)
-        print(f"SIGTERM after the close: stopped in {fmt(stop)} (drain_time {args.drain_time} s)")
+        print(f"SIGTERM after the close: stopped in {fmt(stop)} (drain_time {args.drain_time} s): "
+              f"{server.stop_split(workdir)}")
     finally:
         if clients is not None:
             clients.close_all()
@@ -143,10 +145,12 @@ def run_sigterm(workdir, args, phase):
             clients.open_all(args.limit, until=lambda: clients.idling >= args.sessions // 2)
             state = f"{clients.idling:,} {WHERE[args.wait]}, {clients.started - clients.idling - clients.failed} opening"
             t0 = time.monotonic()
+            server.sigterm_at = time.time()
             server.proc.send_signal(signal.SIGTERM)
             while server.proc.poll() is None and time.monotonic() - t0 < args.limit:
                 clients.step(0.05)          # the opening goes on
             stop = time.monotonic() - t0 if server.proc.poll() is not None else None
+            server.exited_at = time.time()
             server.kill()
         elif phase == "held":
             clients.open_all(args.limit)
@@ -157,7 +161,8 @@ def run_sigterm(workdir, args, phase):
             state = f"{clients.idling:,} {WHERE[args.wait]} closed at once"
             clients.close_all()
             stop = server.sigterm(args.limit)
-        print(f"SIGTERM during {phase} ({state}): stopped in {fmt(stop)} (drain_time {args.drain_time} s)")
+        print(f"SIGTERM during {phase} ({state}): stopped in {fmt(stop)} (drain_time {args.drain_time} s): "
+              f"{server.stop_split(workdir) if stop is not None else ''}")
     finally:
         clients.close_all()
         server.kill()

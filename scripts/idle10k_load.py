@@ -3,6 +3,7 @@ clevermail start` in its own process, read through /proc/PID) and the clients (o
 thread, one epoll selector holding every socket, each connection a small state
 machine: greeting, LOGIN, SELECT INBOX, then IDLE or nothing more)."""
 
+import datetime
 import errno
 import os
 import re
@@ -133,6 +134,7 @@ class Server:
         """Seconds from SIGTERM to the process's end (None: still alive after `limit`;
         it is killed then)."""
         t0 = time.monotonic()
+        self.sigterm_at = time.time()
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(limit)
@@ -140,6 +142,7 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             return None
+        self.exited_at = time.time()
         return time.monotonic() - t0
 
     def kill(self):
@@ -147,12 +150,33 @@ class Server:
             self.proc.kill()
             self.proc.wait()
 
-    def stop_log(self, workdir):
-        """The log lines of the last stop (from "stopping:"), when --stop-log asked."""
+    def stop_split(self, workdir):
+        """Where the last stop's time went, from its log lines (their wall-clock
+        stamps against the SIGTERM's): the signal taken, MailService.stop (the
+        drain, and a cut if the drain time ran out), the process's exit."""
         with open(os.path.join(workdir, "clevermail.log"), errors="replace") as f:
             lines = f.read().splitlines()
         starts = [i for i, line in enumerate(lines) if " stopping: " in line]
-        return lines[starts[-1]:] if starts else lines[-20:]
+        if not starts or getattr(self, "sigterm_at", None) is None:
+            return "no stop in the log"
+        stamps, cut = {}, ""
+        for line in lines[starts[-1]:]:
+            if " stopping: " in line:
+                stamps["stopping"] = _stamp(line)
+            elif "drain time over: cutting" in line:
+                cut = " (" + line.split("drain time over: ", 1)[1] + ")"
+            elif line.endswith("clevermail stopped"):
+                stamps["stopped"] = _stamp(line)
+        if len(stamps) < 2:
+            return "the stop's log lines are incomplete"
+        return (f"signal taken {stamps['stopping'] - self.sigterm_at:.2f} s, service stop "
+                f"{stamps['stopped'] - stamps['stopping']:.2f} s{cut}, exit after "
+                f"{self.exited_at - stamps['stopped']:.2f} s")
+
+
+def _stamp(line):
+    """The time.time() of a log line (2026-12-03T17:10:01.829+00:00 INFO ...)."""
+    return datetime.datetime.fromisoformat(line.split(" ", 1)[0]).timestamp()
 
 
 # -- the clients -----------------------------------------------------------------------

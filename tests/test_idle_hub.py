@@ -194,6 +194,20 @@ def test_a_timeout_is_the_hubs_and_its_registrations_go(hub, pairs):
     os.close(efd)
 
 
+def test_timeouts_of_sessions_woken_before_them_do_not_pile_up(hub, pairs):
+    """A session woken again and again long before its timeout (a busy folder, IDLE's
+    look minutes apart) leaves no heap entry behind each time beyond a bound."""
+    ((ours, theirs),) = pairs()
+    for _ in range(300):
+        theirs.sendall(b"x")
+        ticket, woken = hub.park(ours.fileno(), [], FOREVER)
+        assert woken
+        ours.recv(1)
+        ticket.done()
+        with hub._lock:
+            assert len(hub._deadlines) <= 2 * len(hub._by_sock) + 64 + 1
+
+
 def test_timeouts_are_let_go_a_few_at_a_time_too(pairs):
     """Sessions that went idle together time out together: the hub lets them go
     through the same line, never all at once."""
