@@ -26,6 +26,7 @@ the server:
     python3 scripts/bench_idle10k.py                    # 10,000 sessions, 1 user
     python3 scripts/bench_idle10k.py --sessions 2000 --users 100 --phases held
     python3 scripts/bench_idle10k.py --sessions 2000 --wait command --phases main,close
+    python3 scripts/bench_idle10k.py --code /tmp/before --phases main   # an earlier checkout
 
 Limits: the open-file limit of both processes is raised to its hard maximum (the
 client needs one descriptor per session, as does the server); the machine's limits
@@ -45,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 from clevermail.accounts import AccountStore  # noqa: E402
-from idle10k_load import PASSWORD, Clients, Server, user, write_config  # noqa: E402
+from idle10k_load import PASSWORD, REPO, Clients, Server, user, write_config  # noqa: E402
 
 
 # -- the phases --------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def fmt(seconds):
 
 
 def run_main(workdir, args):
-    server = Server(workdir)
+    server = Server(workdir, args.code)
     clients = None
     try:
         base = dict(rss=server.rss_mb(), fds=server.fds(), threads=server.threads())
@@ -138,7 +139,7 @@ def deliver_to_all(server, clients, args):
 
 def run_sigterm(workdir, args, phase):
     """A fresh server, stopped with SIGTERM during `phase`; the stop time."""
-    server = Server(workdir)
+    server = Server(workdir, args.code)
     clients = Clients(server.imap, args.sessions, args.users, args.wait)
     try:
         if phase == "open":
@@ -197,6 +198,9 @@ def main():
                     help="seconds to hold the sessions after the first look (the CPU they cost then)")
     ap.add_argument("--drain-time", type=float, default=10.0)
     ap.add_argument("--limit", type=float, default=300.0, help="seconds any phase may take")
+    ap.add_argument("--code", default=REPO, metavar="DIR",
+                    help="the checkout whose server runs (an earlier one, e.g. from git archive, "
+                         "for before/after rounds; this script and its clients stay these)")
     ap.add_argument("--phases", default="main,open,held,close",
                     help="main (open, hold, deliver, close, stop) and the SIGTERM runs: open, held, close")
     args = ap.parse_args()

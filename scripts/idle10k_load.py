@@ -52,9 +52,10 @@ imap_timeout = 3600
 
 
 class Server:
-    def __init__(self, workdir):
+    def __init__(self, workdir, code=REPO):
+        """`code`: the checkout whose clevermail runs (another one: a before/after pass)."""
         self.cfg = os.path.join(workdir, "clevermail.ini")
-        env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(os.environ, PYTHONPATH=code + os.pathsep + os.environ.get("PYTHONPATH", ""))
         # to a file: a pipe nobody reads would fill and block the server's log writer
         stderr_path = os.path.join(workdir, "stderr.log")
         with open(stderr_path, "w") as stderr:
