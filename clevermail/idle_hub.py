@@ -67,7 +67,9 @@ COMMAND_QUIET = 1.0
 # What lets a parked thread go (sent to that thread alone): ignored by default, so a
 # stray one sent to the process harms nothing; blocked for good in a thread from its
 # first park(), so it waits pending until the thread's sigtimedwait() takes it.
-# Standard signals coalesce: at most one is ever pending per thread.
+# Standard signals coalesce: at most one is ever pending per thread.  (A program
+# started by such a thread would inherit the mask: session threads start none; the
+# workers of [server] workers are started by the main thread.)
 WAKE_SIGNAL = signal.SIGURG
 _WAKE_SET = frozenset((WAKE_SIGNAL,))
 _blocked = threading.local()    # .done: this thread blocks WAKE_SIGNAL already
