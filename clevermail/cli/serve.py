@@ -2,8 +2,10 @@
 stop it or make it re-read its config (through the pid file in the data directory);
 `clevermail worker`, hidden: one of the processes of [server] workers (workers.py)."""
 
+import logging
 import os
 import signal
+import sys
 import time
 
 import click
@@ -77,6 +79,7 @@ def start(ctx):
     finally:
         signals.restore()
         notifier.close()
+    _exit_stopped()
 
 
 @main.command(hidden=True)
@@ -121,6 +124,22 @@ def worker(ctx):
         Runner(service, signals, config_path=ctx.obj["config"]).run()
     finally:
         signals.restore()
+    _exit_stopped()
+
+
+def _exit_stopped():
+    """End the process once the service has stopped cleanly (indexes and caches
+    saved, pid file released): the log is flushed and closed, and the interpreter's
+    teardown is skipped.  It collected and freed every object left, which after 10,000
+    sessions took 0.55 s of CPU, 1.6-2.2 s on a loaded machine, of a stop that must end
+    within [server] drain_time (issue 18); os._exit: 0.06 s."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 # -- stop, reload -------------------------------------------------------------------------
