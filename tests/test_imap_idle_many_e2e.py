@@ -1,12 +1,14 @@
 """End-to-end IDLE with many sessions on one folder (issue 18): the sessions share the
 folder's one wake-up descriptor (store/waiters.py), so a session holds no descriptor
 beyond its socket; each is woken by mail delivered over SMTP and by another IMAP
-session's APPEND, each by its own DONE, and a server stop wakes them all with BYE.
+session's APPEND, each by its own DONE, and a server stop wakes them all with BYE,
+or, stopped during a mass close, ends them all without waiting for its drain time.
 Real MailService on 127.0.0.1 port 0, raw sockets; no timing assertions."""
 
 import os
 import smtplib
 import socket
+import threading
 
 import pytest
 
@@ -135,3 +137,25 @@ def test_a_stop_wakes_every_idle_session(service):
         assert idler.line().startswith("* BYE")
         assert idler.line() == ""               # and the connection closed
     assert len(folder.waiters) == 0
+
+
+def test_a_stop_during_a_mass_close_waits_for_no_drain_time(service):
+    """Every client gone at once, the server stopped meanwhile with a drain time of an
+    hour: each session ends (paced by the IdleHub, parked sessions woken by their
+    closed socket or by the drain) and the stop returns without waiting for it (a
+    session left parked would hold it the hour; the join is bounded)."""
+    service, idlers = service
+    for _ in range(SESSIONS):
+        idlers.append(Idler(service.port("imap")))
+        idlers[-1].idle()
+    folder = idling_on_inbox(service, SESSIONS)
+    for idler in idlers:
+        idler.close()                           # the mass close...
+    idlers.clear()
+    stopper = threading.Thread(target=service.stop, kwargs={"drain": 3600})
+    stopper.start()                             # ...and SIGTERM's stop in the middle of it
+    stopper.join(60)
+    assert not stopper.is_alive()
+    assert len(folder.waiters) == 0
+    imap = [srv for kind, srv in service.servers if kind == "imap"]
+    assert imap == [] or all(not srv.sessions for srv in imap)
