@@ -4,8 +4,11 @@ System flags are the Maildir letters D F R S T (\\Draft \\Flagged \\Answered \\S
 \\Deleted); keywords get the lowercase letters a..z, in the order they were first
 used, recorded in `clevermail-keywords` ("<index> <name>" per line, the format
 Dovecot's dovecot-keywords uses), so at most 26 keywords per folder.  Another process
-(`clevermail import`, a second instance) may add names: a letter without a name, or
-a name about to be added, makes the map look at the file again.
+(`clevermail import`, a second instance, a [server] worker) may add names: a letter
+without a name, or a name about to be added, makes the map look at the file again.
+A name is added under the folder's file lock, after that look: two processes adding
+names at once would otherwise both take the next letter, and the file kept one name
+for it (the other's messages then showed a keyword they were never given).
 """
 
 import os
@@ -20,11 +23,13 @@ MAX_KEYWORDS = 26
 
 
 class FlagMap:
-    """The keyword table of one folder; `lock` is the folder's lock."""
+    """The keyword table of one folder; `lock` is the folder's lock, `file_lock` its
+    lock shared with other processes (store/locks.py, taken with `lock` held)."""
 
-    def __init__(self, path, lock):
+    def __init__(self, path, lock, file_lock=None):
         self.path = path
         self.lock = lock
+        self._file_lock = file_lock
         self._keywords = None
         self._flag_names = {}
         self._stamp = None
@@ -100,26 +105,38 @@ class FlagMap:
         """IMAP flag names -> Maildir letters (unknown keywords defined when `create`).
         \\Recent and names beyond the 26 keyword slots are dropped."""
         with self.lock:
-            kw = self._load()
-            letters = set()
-            for name in names:
-                sys_letter = _SYSTEM_BY_LOWER.get(name.lower())
-                if sys_letter:
-                    letters.add(sys_letter)
-                    continue
-                if name.startswith("\\"):
-                    continue
+            if create and self._file_lock is not None and self._unknown(names):
+                with self._file_lock:
+                    self._reload_if_changed()       # names added by others first
+                    return self._letters_for(names, create)
+            return self._letters_for(names, create)
+
+    def _unknown(self, names):
+        """Whether some keyword of `names` has no letter yet (lock held)."""
+        known = {k.lower() for k in self._load() if k}
+        return any(not name.startswith("\\") and name.lower() not in known for name in names)
+
+    def _letters_for(self, names, create):
+        kw = self._load()
+        letters = set()
+        for name in names:
+            sys_letter = _SYSTEM_BY_LOWER.get(name.lower())
+            if sys_letter:
+                letters.add(sys_letter)
+                continue
+            if name.startswith("\\"):
+                continue
+            lowered = [k.lower() if k else None for k in kw]
+            if name.lower() not in lowered and create and self._reload_if_changed():
+                kw = self._load()       # another process's names first
                 lowered = [k.lower() if k else None for k in kw]
-                if name.lower() not in lowered and create and self._reload_if_changed():
-                    kw = self._load()       # another process's names first
-                    lowered = [k.lower() if k else None for k in kw]
-                if name.lower() in lowered:
-                    letters.add(chr(97 + lowered.index(name.lower())))
-                elif create and len(kw) < MAX_KEYWORDS:
-                    kw.append(name)
-                    self._save()
-                    letters.add(chr(96 + len(kw)))
-            return letters
+            if name.lower() in lowered:
+                letters.add(chr(97 + lowered.index(name.lower())))
+            elif create and len(kw) < MAX_KEYWORDS:
+                kw.append(name)
+                self._save()
+                letters.add(chr(96 + len(kw)))
+        return letters
 
     def _save(self):
         # durable with its directory: keyword letters are already in file names, and

@@ -73,7 +73,7 @@ class Folder:
         self.ghosts = {}
         self.uidlist = UidList(path)      # the UID map (uidlist.py; the file lock guards it)
         self._file_lock = FileLock(path)
-        self.flagmap = FlagMap(path, self.lock)
+        self.flagmap = FlagMap(path, self.lock, self._file_lock)
         self.users = 0            # sessions holding the folder (MailStore bookkeeping)
         # its directory was deleted or renamed (FolderCache.detach): the sessions still
         # holding it must not go on with whatever now lives under the same path
