@@ -17,7 +17,9 @@ mean anything.
     python scripts/bench_imaptest.py --profile kept --verbose   # logout=0 only, per-command figures
 
 With several --workers values each is its own column (clevermail-w1, clevermail-w2, ...),
-run in the same interleaved rounds.
+run in the same interleaved rounds.  --before DIR adds an earlier checkout's server
+(DIR/scripts/imaptest_clevermail.sh, columns before-w1, ...) to the same rounds: a
+change measured before and after in one pass.
 """
 
 import argparse
@@ -86,11 +88,16 @@ def main():
                     help="a login every round, sessions kept (logout=0), or both (default)")
     ap.add_argument("--verbose", action="store_true",
                     help="print each run's commands per second and mean latency per command")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also run the CleverMail checked out in DIR (e.g. a git worktree of main)")
     ap.add_argument("--workers", default="1",
                     help="CleverMail's [server] workers, comma-separated to run several (default 1)")
     args = ap.parse_args()
     profiles = [p for p in PROFILES if args.profile == "both" or (args.profile == "kept") == bool(p[1])]
     variants = [f"clevermail-w{int(n)}" for n in args.workers.split(",")]
+    if args.before:
+        variants += [f"before-w{int(n)}" for n in args.workers.split(",")]
+    repos = {"clevermail": REPO, "before": args.before}
     binary = None if args.no_dovecot else shutil.which("dovecot", path=os.environ.get("PATH", "") + ":/usr/sbin")
     if not args.no_dovecot and not binary:
         raise SystemExit("dovecot: not found (apt-get install dovecot-imapd), or --no-dovecot")
@@ -106,9 +113,10 @@ def main():
                 for name in servers:
                     work = tempfile.mkdtemp(dir=top)
                     os.chmod(work, 0o711)
-                    if name.startswith("clevermail"):
+                    if not name.startswith("dovecot"):
                         # the compliance script's server: fresh data, users testuser1..5
-                        ops, errors, detail = bench(["bash", os.path.join(REPO, "scripts", "imaptest_clevermail.sh")],
+                        repo = repos[name.partition("-w")[0]]
+                        ops, errors, detail = bench(["bash", os.path.join(repo, "scripts", "imaptest_clevermail.sh")],
                                             extra, args.seconds, args.clients,
                                             {"SHARED": args.shared, "TMPDIR": work,
                                              "IMAPTEST_WORKERS": name.rpartition("-w")[2]})
