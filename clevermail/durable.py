@@ -21,16 +21,16 @@ __all__ = ["fsync_dir", "fsync_file", "write_all", "write_exclusive", "atomic_wr
 
 def fsync_dir(path):
     """Make the directory entries of `path` (creates, renames, unlinks) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync_path(path, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def fsync_file(path):
     """Make the data of file `path` written so far durable (its appended lines)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    _fsync_path(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _fsync_path(path, flags):
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:

@@ -17,29 +17,9 @@ import pytest
 from clevermail import durable
 from clevermail.store import locks, maildir, uidlist
 from clevermail.store.mailstore import MailStore
+from store_helpers import USER, inbox, msg, names, store  # noqa: F401 (fixtures)
 
-USER = "alice@example.test"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def msg(n, extra=b""):
-    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n) + extra
-
-
-@pytest.fixture
-def store(tmp_path):
-    return MailStore(str(tmp_path / "data"))
-
-
-@pytest.fixture
-def inbox(store):
-    f = store.open_folder(USER, "INBOX")
-    yield f
-    store.release_folder(f)
-
-
-def names(folder, sub):
-    return sorted(os.listdir(os.path.join(folder.path, sub)))
 
 
 def test_file_lock_is_reentrant_and_released_at_depth_zero(inbox):

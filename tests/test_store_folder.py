@@ -11,32 +11,10 @@ from clevermail.store import folder as foldermod
 from clevermail.store import changes, maildir, scan
 from clevermail.store.errors import MessageGone
 from clevermail.store.flags import MAX_KEYWORDS
-from clevermail.store.folder import Folder
 from clevermail.store.sync import FolderSync
 from clevermail.store.mailstore import MailStore
+from store_helpers import USER, inbox, msg, names, store  # noqa: F401 (fixtures)
 from fakes import RETURN_PATH
-
-USER = "alice@example.test"
-
-
-def msg(n, extra=b""):
-    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n) + extra
-
-
-@pytest.fixture
-def store(tmp_path):
-    return MailStore(str(tmp_path / "data"))
-
-
-@pytest.fixture
-def inbox(store):
-    f = store.open_folder(USER, "INBOX")
-    yield f
-    store.release_folder(f)
-
-
-def names(folder, sub):
-    return sorted(os.listdir(os.path.join(folder.path, sub)))
 
 
 # -- sync ---------------------------------------------------------------------------------
