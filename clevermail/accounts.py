@@ -16,23 +16,22 @@ default says.  `clevermail user quota` writes them.
 Passwords are stored only as salted scrypt hashes (passwords.py), and, for
 AUTHENTICATE SCRAM-SHA-256, as the SCRAM keys derived from them (scram.py: never
 the password); setting a password (add, set_password) writes both.  An account
-without `scram` (written before, or a password SASLprep refuses) logs in with PLAIN
-and LOGIN only; SCRAM is offered only once every account has keys (`has_scram`).  Unknown
-users cost the same as wrong passwords (the failure delay and the throttle are
-login.py's).  Writes (CLI or server) rewrite the file atomically under a file lock;
-readers notice a changed file by its stat and reload, so a running server sees
-`user add` without restart.
+without `scram` (written before SCRAM) gets its keys at its first login that carries
+the password (LOGIN, USER/PASS, AUTH PLAIN or LOGIN of any protocol: `authenticate`),
+made and written off the login's thread (accounts_upgrade.py); one whose password
+SASLprep refuses never has keys and logs in with PLAIN and LOGIN only.  SCRAM is
+offered only once every account has keys (`has_scram`).  Unknown users cost the same
+as wrong passwords (the failure delay and the throttle are login.py's).  Writes (CLI
+or server) rewrite the file atomically under a file lock (accounts_file.py); readers
+notice a changed file by its stat and reload, so a running server sees `user add`
+without restart.
 
 Names and domains (one spelling, lower-case A-labels) are account_names.py's, whose
 names this module re-exports.
 """
 
-import base64
-import binascii
-import fcntl
 import hashlib
 import hmac
-import io
 import logging
 import os
 import secrets
@@ -43,8 +42,9 @@ from configobj import ConfigObj, ConfigObjError
 from . import scram
 from .account_names import (AccountError, _config_domain, account_name,  # noqa: F401 (re-exported)
                             check_domain, domain_to_ascii, split_address)
-from .durable import atomic_write
-from .passwords import dummy_hash, hash_password, verify_password
+from .accounts_file import LockedEdit, Unchanged, secret_of, set_keys, set_password
+from .accounts_upgrade import ScramUpgrades
+from .passwords import dummy_hash, verify_password
 
 QUOTA_KEYS = ("quota_storage", "quota_messages")
 UNSET = "default"           # a per-user quota value that is not set: the default applies
@@ -79,6 +79,7 @@ class AccountStore:
         # reconnects, POP3 polling) costs one scrypt per process, not one per login.
         self._cache_key = secrets.token_bytes(32)
         self._verified = {}
+        self._upgrades = ScramUpgrades(self._store_keys)
 
     # -- names -----------------------------------------------------------------
     def canonical(self, name):
@@ -155,7 +156,7 @@ class AccountStore:
                 values = tuple(_quota_value(cfg[section].get(key)) for key in QUOTA_KEYS)
                 if values != (UNSET, UNSET):
                     quotas[address] = values
-            secret = _secret(cfg.get("scram_secret"))
+            secret = secret_of(cfg.get("scram_secret"))
         self._quotas = quotas           # before _loaded: a reader that sees the new
         every = bool(hashes) and all(a in keys for a in hashes)
         self._scram = (keys, secret or self._scram[1], every)  # accounts sees their quotas
@@ -242,11 +243,15 @@ class AccountStore:
         if not stored:
             verify_password(password, dummy_hash())         # the same work, never a match
             return None
-        if verified_meanwhile():
-            return Account(address)
         # asked again when this login's turn for scrypt comes (passwords.py runs one a
         # core at once): the same credentials arriving together are hashed once
-        return Account(address) if verify_password(password, stored, verified_meanwhile, remember) else None
+        if not (verified_meanwhile() or verify_password(password, stored, verified_meanwhile, remember)):
+            return None
+        if address not in self._scram[0]:
+            # the password proved right and the account has no SCRAM keys (written
+            # before SCRAM): they are made and stored off this thread
+            self._upgrades.request(address, stored, password)
+        return Account(address)
 
     # -- writing -----------------------------------------------------------------
     def add(self, name, password):
@@ -257,7 +262,7 @@ class AccountStore:
             if address in {self._canon_or_none(s) for s in cfg.sections}:
                 raise AccountError(f"{address} already exists")
             cfg[address] = {}
-            _set_password(cfg, address, password)
+            set_password(cfg, address, password)
         return Account(address)
 
     def set_password(self, name, password):
@@ -265,7 +270,7 @@ class AccountStore:
         if not password:
             raise AccountError("empty password")
         with self._edit() as cfg:
-            _set_password(cfg, self._find(cfg, address), password)
+            set_password(cfg, self._find(cfg, address), password)
 
     def set_quota(self, name, **values):
         """Write the per-user quota of an account: `storage=` (bytes) and/or
@@ -286,6 +291,30 @@ class AccountStore:
                 else:
                     section[keys[resource]] = "none" if value is None else str(value)
 
+    def _store_keys(self, address, stored, keys):
+        """Write SCRAM `keys` made from the password a login proved against the hash
+        `stored` (accounts_upgrade.py); under the file lock, only while the account
+        still has that hash (a password set meanwhile brought its own keys) and no
+        usable keys (another process's login may have written them first).  True
+        when written."""
+        try:
+            with self._edit() as cfg:
+                try:
+                    section = self._find(cfg, address)
+                except AccountError:
+                    raise Unchanged() from None         # deleted meanwhile
+                entry = cfg[section]
+                if entry.get("password") != stored or _usable(entry.get("scram")):
+                    raise Unchanged()
+                set_keys(cfg, section, keys)
+        except Unchanged:
+            return False
+        return True
+
+    def wait_upgrades(self, timeout=None):
+        """True once no SCRAM keys are waiting to be made or written (tests)."""
+        return self._upgrades.wait(timeout)
+
     def remove(self, name):
         address = self.canonical(name)
         with self._edit() as cfg:
@@ -305,32 +334,15 @@ class AccountStore:
         raise AccountError(f"no such account: {address}")
 
     def _edit(self):
-        return _LockedEdit(self)
+        return LockedEdit(self)
 
 
-def _set_password(cfg, section, password):
-    """The scrypt hash and the SCRAM keys of `password` into `section` (no keys, and
-    none left from an older password, when SASLprep refuses it); the file's secret
-    for stand-in salts made with the first keys."""
-    cfg[section]["password"] = hash_password(password)
-    keys = scram.derive(password)
-    if keys is None:
-        cfg[section].pop("scram", None)
-        return
-    cfg[section]["scram"] = keys.encode()
-    if _secret(cfg.get("scram_secret")) is None:
-        cfg["scram_secret"] = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-        # a top-level key goes before the sections: ConfigObj writes scalars first
-        cfg.scalars.remove("scram_secret")
-        cfg.scalars.insert(0, "scram_secret")
-
-
-def _secret(text):
+def _usable(text):
     try:
-        secret = base64.b64decode(text or "", validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return secret if len(secret) >= 16 else None
+        scram.StoredKeys.parse(text or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _quota_value(text):
@@ -342,47 +354,3 @@ def _quota_value(text):
     if text == "none":
         return None
     return int(text) if text.isdigit() else UNSET
-
-
-class _LockedEdit:
-    """Context manager: lock users.ini, hand out its ConfigObj, write it back atomically."""
-
-    def __init__(self, store):
-        self.store = store
-
-    def __enter__(self):
-        path = self.store.path
-        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
-        self.store._lock.acquire()
-        self.lockfile = None
-        try:
-            self.lockfile = open(path + ".lock", "a")
-            fcntl.flock(self.lockfile, fcntl.LOCK_EX)
-            self.cfg = ConfigObj(path if os.path.exists(path) else None, encoding="utf-8", list_values=False)
-        except BaseException:
-            # __exit__ does not run when __enter__ fails: release here, or an unparsable
-            # users.ini would leave this store locked for good
-            if self.lockfile is not None:
-                self.lockfile.close()
-            self.store._lock.release()
-            raise
-        if not os.path.exists(path):
-            self.cfg.initial_comment = ["# CleverMail accounts: one [address] section each.",
-                                        "# Manage with `clevermail user add|passwd|del|list`; passwords are scrypt hashes (and SCRAM keys)."]
-        return self.cfg
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                path = self.store.path
-                out = io.BytesIO()
-                self.cfg.write(out)
-                # a rewrite keeps the permissions the administrator gave the file
-                mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o600
-                atomic_write(os.path.abspath(path), out.getvalue(), mode)
-                self.store._loaded = (None, {})  # force a reload on next read
-        finally:
-            fcntl.flock(self.lockfile, fcntl.LOCK_UN)
-            self.lockfile.close()
-            self.store._lock.release()
-        return False

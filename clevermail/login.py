@@ -4,7 +4,9 @@ throttle and peer normalisation.
 
 SASL (RFC 4422) with PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login) and
 SCRAM-SHA-256 (RFC 5802, RFC 7677: scram.py, the proof checked against the keys
-accounts.py keeps; offered by a protocol only while some account has them), framed as
+accounts.py keeps; offered only once every account has them, which an account
+written before SCRAM gets at its first login with a password mechanism here:
+accounts_upgrade.py), framed as
 RFC 4954 4 (SMTP), RFC 5034 4 (POP3) and RFC 3501 6.2.2 with RFC 4959 (IMAP) frame it
 (ManageSieve, RFC 5804 2.1, frames challenges and answers as strings: its `ask`):
 each continuation answer is one base64 line, "*" cancels the exchange, and "=" as an

@@ -3,7 +3,9 @@ checked against: a SASL mechanism in which the password never crosses the wire a
 the server holds no password, only keys derived from it.
 
 What users.ini keeps for an account (accounts.py, the `scram` key), written whenever
-a password is set (`clevermail user add`, `user passwd`), in PostgreSQL's notation:
+a password is set (`clevermail user add`, `user passwd`) and, for an account written
+before SCRAM, at its first login that proves the password (accounts_upgrade.py), in
+PostgreSQL's notation:
 
     SCRAM-SHA-256$<iterations>:<salt b64>$<StoredKey b64>:<ServerKey b64>
 

@@ -11,6 +11,7 @@ import pytest
 import base64
 
 from clevermail import accounts as acc
+from clevermail import accounts_file
 from clevermail import passwords as pw
 from clevermail.accounts import Account, AccountError, AccountStore, split_address
 from clevermail.passwords import hash_password, verify_password
@@ -216,8 +217,8 @@ def test_existing_mode_is_kept(store, users):
 
 def test_edits_are_written_by_durable_atomic_write(store, users, monkeypatch):
     writes = []
-    real = acc.atomic_write
-    monkeypatch.setattr(acc, "atomic_write", lambda path, data, mode: writes.append((path, mode)) or real(path, data, mode))
+    real = accounts_file.atomic_write
+    monkeypatch.setattr(accounts_file, "atomic_write", lambda path, data, mode: writes.append((path, mode)) or real(path, data, mode))
     store.add("alice", "pw")
     store.set_password("alice", "pw2")
     assert writes == [(os.path.abspath(users), 0o600)] * 2
