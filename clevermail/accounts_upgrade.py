@@ -80,6 +80,10 @@ class ScramUpgrades:
                 address, stored, password = self._queue.popleft()
             try:
                 self._upgrade(address, stored, password)
+            except Exception:
+                # a bug must not end the thread with `_thread` still set (no later
+                # request would start one); the traceback holds no password
+                log.exception("SCRAM-SHA-256 keys of %s could not be made", address)
             finally:
                 with self._lock:
                     self._busy.discard(address)

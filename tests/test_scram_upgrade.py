@@ -126,6 +126,30 @@ def test_an_unwritable_users_file_costs_one_warning(users, caplog, monkeypatch, 
     assert "user passwd" in warnings[0].getMessage() and BOB_PW not in caplog.text
 
 
+def test_a_failure_while_making_keys_leaves_the_queue_working(users, caplog, monkeypatch, thread_guard):
+    """An unexpected error in one upgrade is logged (no password in it) and the next
+    request still gets a thread: the keys are made at a later login."""
+    derive = scram.derive
+    calls = []
+
+    def broken_once(password, *args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return derive(password, *args)
+    monkeypatch.setattr(scram, "derive", broken_once)
+    write_users(users, (BOB, BOB_PW), ("carol@example.test", "carol's password"))
+    accounts = AccountStore(str(users), DOMAINS)
+    with caplog.at_level(logging.INFO, logger="clevermail.accounts"):
+        assert accounts.authenticate(BOB, BOB_PW) is not None
+        assert accounts.wait_upgrades(10)
+        assert accounts.authenticate("carol@example.test", "carol's password") is not None
+        assert accounts.wait_upgrades(10)
+    assert "SCRAM-SHA-256 keys of bob@example.test could not be made" in caplog.text
+    assert keys_in(users, "carol@example.test") is not None and keys_in(users, BOB) is None
+    assert BOB_PW not in caplog.text
+
+
 # -- end to end ----------------------------------------------------------------------------
 @pytest.mark.e2e
 def test_login_then_scram_across_two_services_on_one_data_dir(tmp_path, thread_guard):
