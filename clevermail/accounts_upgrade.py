@@ -80,10 +80,11 @@ class ScramUpgrades:
                 address, stored, password = self._queue.popleft()
             try:
                 self._upgrade(address, stored, password)
-            except Exception:
+            except Exception as exc:
                 # a bug must not end the thread with `_thread` still set (no later
-                # request would start one); the traceback holds no password
-                log.exception("SCRAM-SHA-256 keys of %s could not be made", address)
+                # request would start one); its type only: a message (a codec's,
+                # say) may quote the password
+                log.error("SCRAM-SHA-256 keys of %s could not be made (%s)", address, type(exc).__name__)
             finally:
                 with self._lock:
                     self._busy.discard(address)
