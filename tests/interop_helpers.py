@@ -292,3 +292,14 @@ def ca(tls):
 def delivered(server, address, folder="INBOX"):
     """{subject: (trace, message without trace)} of what the server stored (disk form)."""
     return {subject(data): strip_trace(data) for data in server.messages(address, folder).values()}
+
+
+def wire_message(n, subj=None, body=None, to=ALICE):
+    """Message n in wire form (CRLF), with lone-dot and dot-started lines in its body."""
+    subj = subj or f"message {n}"
+    body = body if body is not None else f"Body of message {n}.\r\n.\r\n..dots\r\n"
+    if isinstance(body, str):
+        body = body.encode()
+    return (f"From: sender@remote.test\r\nTo: {to}\r\nSubject: {subj}\r\n"
+            f"Message-ID: <m{n}.{subj.replace(' ', '-')}@remote.test>\r\n"
+            f"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\n").encode() + body
