@@ -79,8 +79,8 @@ resolver's cache keeps (TTL 300 s: warm after the first message); every client m
 is then DKIM-signed (rsa-sha256, a 2048-bit key made for the run) by client.test, whose
 DMARC policy is p=reject and whose SPF allows 127.0.0.1.  The other servers get the
 same signed bytes (and check nothing: "clevermail" keeps its checks off).  --before
-DIR adds the same server run from DIR, an earlier checkout, to the rounds (before and
-after in one pass): "checks-before" with --checks, else "before".
+DIR adds the same server run from DIR, an earlier checkout, to the rounds: "checks-before"
+with --checks, else "before".  Issue 16's on/off ratio: bench_slices.py checks.
 
     python scripts/bench_smtp.py                       # full: 20,000 per scenario
     git worktree add /tmp/old HEAD~2 && python scripts/bench_smtp.py --checks --before /tmp/old
