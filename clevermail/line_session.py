@@ -3,6 +3,17 @@ the bounded LineReader (wire.py), the session id and logger, implicit TLS and ST
 (RFC 3207, RFC 2595), compression (deflate.py), the idle timeout, error counting, the read-dispatch-reply loop
 and the wait for a command that a server's drain wakes (netbase.MailServer).
 
+Output is gathered: send() adds to the session's buffer and flush() writes it with one
+sendall, which happens before anything that may wait for the client (the reader's
+every recv, the wait for a command, IMAP IDLE's and NOTIFY's waits), once OUTPUT_BOUND
+bytes are gathered, and at the session's end.  So the untagged replies, the updates and
+the tagged reply of a command go out in one write, and a client's pipelined commands
+(RFC 2920 for SMTP) are answered together, while a reply never waits for the client's
+next input (a literal's `+`, an AUTHENTICATE challenge, IDLE's `+ idling`, SMTP's 354
+are on the wire before the server reads).  Each write is a system call that lets the
+GIL go, and taking it back waits behind the other session threads: two to four writes
+per command were most of a busy server's hand-offs.
+
 A protocol subclass supplies greet(), handle_line(), and the replies for busy,
 timeout, internal error, too many errors and shutdown.
 """
@@ -25,6 +36,10 @@ from .logs import SessionLogger, redact_command, redact_tokens
 from .sockopts import set_blocking_timeout, set_nodelay
 from .wire import LineReader, LineTooLong
 
+
+# bytes gathered before a write that does not wait for the command's end: a long
+# listing goes out as it is made, a reply of a few lines waits for its tagged line
+OUTPUT_BOUND = 1 << 16
 
 _SESSION_PREFIX = secrets.token_hex(2)
 _loggers = {}
@@ -86,6 +101,8 @@ class LineSession(socketserver.BaseRequestHandler):
         self.cut_off = False        # cut() was called: the server stops, drain time over
         self._said_shutdown = False
         self.reader = None
+        self._out = []              # what send() gathered, written by flush()
+        self._out_size = 0
         # let go by the server's IdleHub (IMAP IDLE): counted among the few sessions
         # woken at once until this one waits again or ends (see idle_hub.py)
         self.activation = None
@@ -133,6 +150,7 @@ class LineSession(socketserver.BaseRequestHandler):
             if not self.server.implicit_tls:   # a plaintext line would only garble a TLS client
                 try:
                     self.send(self.shutdown_reply() if draining else self.busy_reply())
+                    self.flush()
                 except OSError:
                     pass
             return
@@ -144,7 +162,7 @@ class LineSession(socketserver.BaseRequestHandler):
                 self.log.info("connect")
             if self.server.implicit_tls:
                 self._wrap_tls()
-            self.reader = LineReader(self.connection)
+            self.reader = LineReader(self.connection, self.flush)
             self.greet()
             while not self.closing:
                 if not self.wait_for_command():
@@ -187,6 +205,7 @@ class LineSession(socketserver.BaseRequestHandler):
             else:
                 self.log.info("connection lost: %s", exc.__class__.__name__)
         finally:
+            self._flush_last()
             self.closed()
             self.server.release(self)
             self.log.info("disconnect")
@@ -214,7 +233,8 @@ class LineSession(socketserver.BaseRequestHandler):
             self.end_activation()
         if not self.server.draining:
             if self._poller is None or self.reader.has_buffered():
-                return True
+                return True     # (the reader flushes before it has to recv)
+            self.flush()        # every reply out before the wait for the next command
             hub, fd, shared = self._hub_wait
             ready, self.activation = wait_readable(hub, self._poller, fd, shared, self.timeout)
             if not self.server.draining:
@@ -241,6 +261,7 @@ class LineSession(socketserver.BaseRequestHandler):
         self._said_shutdown = True
         try:
             self.send(self.shutdown_reply())
+            self.flush()
         except (OSError, ValueError):       # gone, or a TLS state a cut broke
             pass
 
@@ -258,19 +279,42 @@ class LineSession(socketserver.BaseRequestHandler):
 
     # -- output ------------------------------------------------------------------
     def send(self, data):
+        """Gather `data` (bytes or str) for the next write (see the module doc)."""
         if isinstance(data, str):
             data = data.encode("utf-8")
         if self.debug:
             self.log.debug("S: %s", redact_tokens(data[:200].decode("utf-8", "replace").rstrip()))
-        self.connection.sendall(data)
+        self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size >= OUTPUT_BOUND:
+            self.flush()
 
-    def send_many(self, chunks, limit=1 << 18):
-        """Send a long run of response lines in large writes."""
+    def flush(self):
+        """Write what send() gathered, in one sendall.  Called before anything that
+        waits for the client: the LineReader calls it before each recv."""
+        out = self._out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()             # a write that fails leaves nothing to send again
+            self._out_size = 0
+            self.connection.sendall(data)
+
+    def _flush_last(self):
+        # the session ends: its last replies (LOGOUT's, a shutdown or timeout reply)
+        # still go out where the connection takes them
+        try:
+            self.flush()
+        except (OSError, ValueError):       # gone, or a TLS state a cut broke
+            self._out.clear()
+
+    def send_many(self, chunks):
+        """Send a long run of response lines (bytes) in large writes: gathered as
+        send() gathers, joined once per OUTPUT_BOUND bytes."""
         buf, size = [], 0
         for chunk in chunks:
             buf.append(chunk)
             size += len(chunk)
-            if size >= limit:
+            if size >= OUTPUT_BOUND:
                 self.send(b"".join(buf))
                 buf, size = [], 0
         if buf:
@@ -289,16 +333,18 @@ class LineSession(socketserver.BaseRequestHandler):
     def start_tls(self):
         """Upgrade after the protocol's go-ahead reply was sent.  Anything the client
         pipelined after the STARTTLS command is discarded, never read as commands."""
+        self.flush()                # the go-ahead in plaintext, before the handshake
         self.reader.discard_buffer()
         self._wrap_tls()
-        self.reader = LineReader(self.connection)
+        self.reader = LineReader(self.connection, self.flush)
 
     def start_deflate(self):
         """After the protocol's OK to COMPRESS DEFLATE (RFC 4978): both directions are
         deflated from here; what the client sent behind the command is compressed
         data already."""
+        self.flush()                # the OK uncompressed
         self.connection = DeflateSocket(self.connection, self.reader.take_buffer())
-        self.reader = LineReader(self.connection)
+        self.reader = LineReader(self.connection, self.flush)
         self.compressed = True
 
     @property

@@ -24,13 +24,19 @@ class DataTooLarge(Exception):
 
 
 class LineReader:
-    def __init__(self, sock, chunk=65536):
+    """`before_read`, when given, is called before each recv: the session's flush of
+    the replies it gathered (line_session.py), so none waits for the client's input."""
+
+    def __init__(self, sock, before_read=None, chunk=65536):
         self.sock = sock
         self.chunk = chunk
         self.buf = bytearray()
+        self.before_read = before_read
 
     def fill(self):
         """One recv into the buffer; returns the number of bytes read (0 at EOF)."""
+        if self.before_read is not None:
+            self.before_read()
         try:
             data = self.sock.recv(self.chunk)
         except BlockingIOError:

@@ -64,6 +64,7 @@ def wait(session):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise socket.timeout("timed out")
+        session.flush()             # the updates said out before the wait
         ready, changed = _poll(sock_fd, notifier, drain_fd, min(remaining, POLL))
         if sock_fd in ready or (drain_fd is not None and drain_fd in ready):
             return
@@ -96,6 +97,7 @@ def cmd_idle(session, cmd):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise R.AUTOLOGOUT.error()
+            session.flush()         # `+ idling` and the updates out before the wait
             ready, changed = _poll(sock_fd, notifier, drain_fd, min(remaining, POLL))
             poll = not (ready or changed)
             if sock_fd not in ready:

@@ -158,6 +158,7 @@ def _idle_loop(session, mailbox, waiter, deadline):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise R.AUTOLOGOUT.error()
+            session.flush()         # `+ idling` and the updates out before the wait
             readable, _ = waiter.wait(min(remaining, waiter.poll_interval))
             if not readable:
                 continue        # a change or the poll fallback: send the updates
