@@ -169,8 +169,8 @@ class FolderWriter:
             maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
             tickets = [(cur, cur.mark())]
             maildirsize.append(self.root, (len(disk), 1))
-            folder.keep_stamp("cur", before)
             folder.index_new({"cur": [name]}, durable=False)
+            folder.keep_stamp("cur", before)        # after the index has it (sync.py)
             _mark_uidlist(folder, tickets)
             folder.wake()
             uid = folder.uid_of(base)
@@ -204,10 +204,10 @@ class FolderWriter:
                 maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
             tickets = [(cur, cur.mark())]
             maildirsize.append(self.root, (sum(sizes), len(staged)))
-            folder.keep_stamp("cur", before)
             # UIDs in the batch's order (MULTIAPPEND, RFC 3502): internal dates given
             # with the messages need not rise with it
             folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True, durable=False)
+            folder.keep_stamp("cur", before)
             _mark_uidlist(folder, tickets)
             folder.wake()
             uids = [folder.uid_of(base) for base, _, _ in staged]
@@ -257,8 +257,8 @@ class FolderWriter:
                 maildir.commit_tmp(target.path, tmp, names[-1], sub="cur", sync=False)
             tickets = [(cur, cur.mark())]
             maildirsize.append(root, added)
-            target.keep_stamp("cur", before)
             target.index_new({"cur": names}, in_order=True, durable=False)     # UIDs in source order
+            target.keep_stamp("cur", before)
             _mark_uidlist(target, tickets)
             target.wake()
             pairs = [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]

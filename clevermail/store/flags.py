@@ -52,28 +52,39 @@ class FlagMap:
 
     def _load(self):
         if self._keywords is None:
-            self._keywords = []
+            keywords = []
             self._stamp = self._file_stamp()
             try:
                 with open(os.path.join(self.path, KEYWORDS_NAME), encoding="utf-8") as f:
                     for line in f:
                         idx, _, name = line.strip().partition(" ")
                         if idx.isdigit() and name and int(idx) < MAX_KEYWORDS:
-                            while len(self._keywords) <= int(idx):
-                                self._keywords.append(None)
-                            self._keywords[int(idx)] = name
+                            while len(keywords) <= int(idx):
+                                keywords.append(None)
+                            keywords[int(idx)] = name
             except FileNotFoundError:
                 pass
+            self._keywords = keywords       # whole, for readers without the lock
         return self._keywords
+
+    # The table is copied on write: a name is added to a new list, saved, and only
+    # then does `_keywords` point at it; forgetting it (another process's names)
+    # sets None.  So a reader holding no lock sees a table as it was saved, or
+    # takes the lock to load one: keywords() and can_add() run after every command
+    # of every session and must not queue behind a writer holding the folder's lock.
+    def _table(self):
+        kw = self._keywords
+        if kw is None:
+            with self.lock:
+                kw = self._load()
+        return kw
 
     def keywords(self):
         """Keywords defined in this folder (IMAP FLAGS response)."""
-        with self.lock:
-            return [k for k in self._load() if k]
+        return [k for k in self._table() if k]
 
     def can_add(self):
-        with self.lock:
-            return len(self._load()) < MAX_KEYWORDS
+        return len(self._table()) < MAX_KEYWORDS
 
     def flag_names(self, letters):
         """Maildir flag letters -> IMAP flag names (cached per distinct string)."""
@@ -104,6 +115,11 @@ class FlagMap:
     def letters_for(self, names, create=True):
         """IMAP flag names -> Maildir letters (unknown keywords defined when `create`).
         \\Recent and names beyond the 26 keyword slots are dropped."""
+        kw = self._keywords
+        if kw is not None and not self._unknown(names, kw):
+            # every name has its letter in a saved table: no lock (letters never
+            # change meaning while the table lives; see _table)
+            return self._letters_for(names, False, kw)
         with self.lock:
             if create and self._file_lock is not None and self._unknown(names):
                 with self._file_lock:
@@ -111,13 +127,15 @@ class FlagMap:
                     return self._letters_for(names, create)
             return self._letters_for(names, create)
 
-    def _unknown(self, names):
-        """Whether some keyword of `names` has no letter yet (lock held)."""
-        known = {k.lower() for k in self._load() if k}
+    def _unknown(self, names, kw=None):
+        """Whether some keyword of `names` has no letter yet in `kw` (else the table,
+        lock held)."""
+        known = {k.lower() for k in (self._load() if kw is None else kw) if k}
         return any(not name.startswith("\\") and name.lower() not in known for name in names)
 
-    def _letters_for(self, names, create):
-        kw = self._load()
+    def _letters_for(self, names, create, kw=None):
+        if kw is None:
+            kw = self._load()
         letters = set()
         for name in names:
             sys_letter = _SYSTEM_BY_LOWER.get(name.lower())
@@ -133,15 +151,16 @@ class FlagMap:
             if name.lower() in lowered:
                 letters.add(chr(97 + lowered.index(name.lower())))
             elif create and len(kw) < MAX_KEYWORDS:
-                kw.append(name)
-                self._save()
+                kw = kw + [name]
+                self._save(kw)
                 letters.add(chr(96 + len(kw)))
         return letters
 
-    def _save(self):
+    def _save(self, keywords):
         # durable with its directory: keyword letters are already in file names, and
         # an old map coming back after a crash would give them no name or another one
-        text = "".join(f"{i} {name}\n" for i, name in enumerate(self._keywords) if name)
+        text = "".join(f"{i} {name}\n" for i, name in enumerate(keywords) if name)
         atomic_write(os.path.join(self.path, KEYWORDS_NAME), text)
         self._stamp = self._file_stamp()
+        self._keywords = keywords           # saved: now readers may see it
         self._flag_names.clear()

@@ -282,31 +282,37 @@ class Folder:
     def file_path(self, entry):
         return os.path.join(self.path, entry.sub, entry.filename())
 
-    def open_message(self, uid):
-        """An open binary file of the message (disk form); resyncs once if it moved."""
-        for attempt in (0, 1):
-            with self.lock:
+    def _on_file(self, uid, use):
+        """use(path, entry) for the message's file.  The first try reads the index
+        without the lock (FETCH must not queue behind writers): a rename in progress
+        or a torn read of one can only make `use` meet FileNotFoundError; then under
+        the lock, then once more after a full look at the disk (moved by another
+        process).  MessageGone when it was expunged."""
+        for attempt in (0, 1, 2):
+            if attempt:
+                self.lock.acquire()
+            try:
                 entry = self.entry(uid)
                 path = self.file_path(entry)
-            try:
-                return open(path, "rb")
-            except FileNotFoundError:
+            finally:
                 if attempt:
+                    self.lock.release()
+            try:
+                return use(path, entry)
+            except FileNotFoundError:
+                if attempt == 2:
                     raise MessageGone(f"UID {uid} is gone") from None
-                self.sync(force=True)
+                if attempt == 1:
+                    self.sync(force=True)
+
+    def open_message(self, uid):
+        """An open binary file of the message (disk form); resyncs once if it moved."""
+        return self._on_file(uid, lambda path, entry: open(path, "rb"))
 
     def object_id(self, uid):
         """The message's stable id (store/object_ids.py); MessageGone when expunged."""
-        for attempt in (0, 1):
-            with self.lock:
-                entry = self.entry(uid)
-                path, date, size = self.file_path(entry), entry.date, entry.wsize
-            try:
-                return object_ids.message_id(os.stat(path), date, size)
-            except FileNotFoundError:
-                if attempt:
-                    raise MessageGone(f"UID {uid} is gone") from None
-                self.sync(force=True)
+        return self._on_file(uid, lambda path, entry: object_ids.message_id(
+            os.stat(path), entry.date, entry.wsize))
 
     def mailbox_id(self):
         """The folder's stable id (store/object_ids.py)."""

@@ -11,7 +11,7 @@ listings), and a uidlist whose UIDVALIDITY changed under the index means the fol
 was replaced: the Folder is marked gone, never writing the new folder's uidlist.
 
 Called with the folder's lock held (sync takes it, and the file lock around a
-rescan); it changes the index through Folder's index API (record_expunge,
+rescan; its first look, whether anything changed at all, takes no lock: `_unchanged`); it changes the index through Folder's index API (record_expunge,
 record_flags, changing) and its columns (uids, by_uid, by_base, modseqs), and wakes the
 waiters when something changed.
 """
@@ -62,6 +62,8 @@ class FolderSync:
     def sync(self, force=False):
         """Bring the index up to date with the directories; True if anything changed."""
         folder = self.folder
+        if not force and self._unchanged():
+            return False
         with folder.lock:
             changed_dirs = []
             for sub in SUBDIRS:
@@ -72,6 +74,37 @@ class FolderSync:
                 return False
             with folder.file_lock(), folder.changing():
                 return self._rescan(changed_dirs)
+
+    def _unchanged(self):
+        """Whether both directories still have the mtimes of the index's last look,
+        asked without the folder's lock: every session asks it after each command,
+        and most of the time nothing changed, so taking the lock for it made
+        readers queue behind every writer (a lock convoy: a writer holds the lock
+        across many system calls, each a GIL hand-off).
+
+        Why the answer stays right without the lock.  A stamp only ever moves to an
+        mtime whose changes the index already holds, or is about to hold under the
+        lock: a rescan stores the mtimes taken before its listings after it has
+        updated the index, and a writer of this process (changes.py, lock held)
+        keeps the stamp current after its own change only when nobody else changed
+        the directory since the last look.  So:
+        - a change by another process (a delivery linking into new/, a worker's
+          rename in cur/) changes the mtime; if our stat comes before it, we miss
+          a change not yet made, and the stamp still differs at the next look
+          (nothing moves a stamp past a change that was not listed); after it, the
+          stamps differ and we take the lock and rescan;
+        - a writer of this process in the middle of its change holds the lock: a
+          caller that goes on to read the index takes the lock (FolderView.changes)
+          and so sees the whole change or none of it, never half;
+        - a folder deleted under us makes stat raise, as before.
+        (The stamps' premise, with or without the lock: a change after a look at
+        the mtime gives the directory another mtime, as Linux's fine-grained
+        timestamps do from 6.13 on once the mtime was looked at.)"""
+        stamps, path = self.stamps, self.folder.path
+        for sub in SUBDIRS:
+            if stamps[sub] != os.stat(os.path.join(path, sub)).st_mtime_ns:
+                return False
+        return bool(self.folder.uidlist.uidvalidity)
 
     def _list(self, sub):
         """(mtime before listing, names) of a sub-directory."""

@@ -309,6 +309,16 @@ class FolderView:
         # the UIDs of the snapshot mean nothing in the new folder (RFC 3501 2.3.1.1)
         if folder.gone or folder.uidvalidity != self.selected_uidvalidity:
             return Changes(gone=True)
+        if waiter is None and folder.modseq == self.modseq and self._no_new(folder.uids):
+            # Nothing changed since our last look, seen without the folder's lock
+            # (asked after every command; the lock would queue us behind writers).
+            # Every change of the index takes a new modseq (Folder.changing) before
+            # its block ends, and a new message's UID is above every one before it:
+            # a change not yet visible here is one still being made, and our modseq
+            # stays where it is, so the next look reports it.  A waiter must be
+            # told looked() under the lock (below), so IDLE always takes it.
+            self.own.clear()
+            return NO_CHANGES
         with folder.lock:
             if waiter is not None:
                 # from here on a change of the index wakes us again: what came before
@@ -343,6 +353,15 @@ class FolderView:
         self.uids.extend(new)
         self.recent.update(recent)
         return Changes(expunged, flags, tuple(new), frozenset(recent))
+
+    def _no_new(self, current):
+        """No UID in the folder's `current` list above our last (read without the lock:
+        its last item is its highest)."""
+        try:
+            newest = current[-1]
+        except IndexError:
+            return True
+        return bool(self.uids) and newest <= self.uids[-1]
 
     def forget(self, uid):
         """Remove an expunged UID from the numbering once it was reported; returns the

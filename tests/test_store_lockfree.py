@@ -1,0 +1,170 @@
+"""The looks that take no folder lock (store/sync.py `_unchanged`, FolderView.changes'
+first test, FlagMap's table, Folder.open_message's first try): a reader may miss a
+change still being made, never see half of one, and never lose one for good.
+
+"Another process" is a second MailStore on the same data directory (its own Folder
+objects, file locks and index, as a [server] worker has); racing writers are threads.
+"""
+
+import threading
+
+import pytest
+
+from clevermail.store import MailStore, flags
+from clevermail.store.view import NO_CHANGES, Changes, FolderView, ViewMode
+from fakes import RETURN_PATH, open_inbox
+
+ALICE = "alice@example.test"
+
+
+def message(n):
+    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return MailStore(tmp_path / "data")
+
+
+@pytest.fixture
+def folder(store):
+    with open_inbox(store, ALICE, map(message, range(1, 4))) as folder:
+        yield folder
+
+
+@pytest.fixture
+def elsewhere(tmp_path, folder):
+    """The same INBOX as another process holds it."""
+    other = MailStore(tmp_path / "data")
+    f = other.open_folder(ALICE, "INBOX")
+    yield f
+    other.release_folder(f)
+
+
+def view(folder):
+    return FolderView(folder, "INBOX", ViewMode.SELECT, recent=False)
+
+
+def test_another_process_changes_between_two_quiet_looks_are_seen(folder, elsewhere):
+    v = view(folder)
+    assert v.changes() is NO_CHANGES and folder.sync() is False     # the quiet looks
+    uid = elsewhere.append(message(4))
+    assert v.changes() == Changes(new=(uid,))
+    assert v.changes() is NO_CHANGES
+    elsewhere.store_flags([2], {"F"}, "+")
+    assert v.changes() == Changes(flags=((2, frozenset({"\\Flagged"})),))
+    assert v.changes() is NO_CHANGES
+    elsewhere.expunge([1])
+    assert v.changes() == Changes(expunged=(1,))
+    elsewhere.letters_for(["$Important"])
+    elsewhere.store_flags([3], elsewhere.letters_for(["$Important"]), "+")
+    assert v.changes() == Changes(flags=((3, frozenset({"$Important"})),))
+    assert folder.keywords() == ["$Important"]
+
+
+def test_a_quiet_look_does_not_wait_for_a_writer_holding_the_lock(folder):
+    v = view(folder)
+    assert folder.letters_for(["$Known"]) == {"a"}
+    assert v.changes() is NO_CHANGES
+    held, done = threading.Event(), threading.Event()
+
+    def writer():
+        with folder.lock:
+            held.set()
+            done.wait(60)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    held.wait()
+    answers = []
+    # each of these used to take the folder's lock: with a writer inside, they waited
+    looker = threading.Thread(target=lambda: answers.extend(
+        [folder.sync(), v.changes(), folder.keywords(), folder.can_add_keywords(),
+         folder.letters_for(["\\Seen", "$known"]), folder.read_message(1)]))
+    looker.start()
+    looker.join(30)
+    finished = not looker.is_alive()
+    done.set()
+    t.join()
+    looker.join()
+    assert finished
+    assert answers == [False, NO_CHANGES, ["$Known"], True, {"S", "a"}, RETURN_PATH + message(1)]
+
+
+def _race(folder, work, looks):
+    """Run `work` in a thread while `looks` (a FolderView) looks again and again;
+    every Changes it got, with one last look after the work is done."""
+    seen = []
+    stop = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            work()
+        except BaseException as exc:       # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    while not stop.is_set():
+        changes = looks.changes()
+        if changes.new:
+            # a new UID is only ever reported whole: its message is in the index
+            got = looks.messages([looks.seq_of(u) for u in changes.new])
+            assert [m.uid for m in got] == list(changes.new)
+        seen.append(changes)
+    t.join()
+    seen.append(looks.changes())
+    assert not errors
+    return seen
+
+
+def test_racing_appends_in_this_process_are_never_missed(folder):
+    v = view(folder)
+    appended = []
+    seen = _race(folder, lambda: appended.extend(folder.append(message(10 + i)) for i in range(150)), v)
+    assert [u for c in seen for u in c.new] == appended
+    assert v.uids == folder.uids
+
+
+def test_racing_appends_of_another_process_are_never_missed(folder, elsewhere):
+    v = view(folder)
+    appended = []
+    seen = _race(folder, lambda: appended.extend(elsewhere.append(message(10 + i)) for i in range(150)), v)
+    assert [u for c in seen for u in c.new] == appended
+    assert v.uids == folder.uids == sorted(elsewhere.uids)
+
+
+@pytest.mark.parametrize("writer", ["here", "elsewhere"])
+def test_racing_flag_changes_and_expunges_are_never_lost(folder, elsewhere, writer):
+    w = folder if writer == "here" else elsewhere
+    extra = w.append_many([(message(10 + i), "", None) for i in range(60)])
+    v = view(folder)
+    v.changes()
+
+    def work():
+        for i, uid in enumerate(extra):
+            w.store_flags([1], {"F"}, "+" if i % 2 else "-")
+            if i % 3 == 0:
+                w.expunge([uid])
+
+    seen = _race(folder, work, v)
+    last_flags = [names for c in seen for uid, names in c.flags if uid == 1]
+    assert last_flags[-1] == frozenset({"\\Flagged"})       # the last change: i = 59, "+"
+    assert [u for c in seen for u in c.expunged] == extra[::3]
+    assert v.messages([1])[0].flags == frozenset({"\\Flagged"})
+
+
+def test_a_keyword_whose_save_failed_is_never_shown(folder, monkeypatch):
+    def refuse(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(flags, "atomic_write", refuse)
+    with pytest.raises(OSError):
+        folder.letters_for(["$Later"])
+    assert folder.keywords() == []
+    monkeypatch.undo()
+    assert folder.letters_for(["$Later"]) == {"a"}
+    assert folder.keywords() == ["$Later"]
