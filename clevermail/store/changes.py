@@ -28,8 +28,12 @@ under a new UID (its old one is never reused) or an expunged one come back, neve
 lose one that was acknowledged.  A killed process loses nothing it wrote.
 
 Every change of the message files also goes into the user's quota ledger
-(maildirsize.py): the files and the line inside the ledger's shared lock; a flag
-change (a rename) changes nothing there.  The limit itself is checked by the
+(maildirsize.py): the files and the line inside the ledger's shared lock, taken
+before the folder's locks, the line written after them (its system calls no longer
+lengthen the folder lock's hold: every one gives the GIL away while the folder's
+other sessions queue); a flag change (a rename) changes nothing there.  The log
+lines under the folder's locks go through descriptors kept open (append_file.py),
+and tmp/'s name of an appended message is unlinked after the locks.  The limit itself is checked by the
 caller (quota.Quotas.reserving around IMAP APPEND and COPY).
 """
 
@@ -107,54 +111,62 @@ class FolderWriter:
         """Unlink `uids` (only those whose flags hold `letter`, unless None)."""
         folder = self.folder
         removed = []
-        freed = maildirsize.Usage()
         tickets = []
         doomed = []
-        with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
-            before = folder.dir_mtime("cur")
-            touched = set()
-            todo = sorted(uids)
-            for attempt in (0, 1):
-                retry = []
-                for uid in todo:
-                    entry = folder.get(uid)
-                    # (tested again on the retry: a writer of another process may have
-                    # renamed the file to clear the flag)
-                    if entry is None or (letter is not None and letter not in entry.flags):
-                        continue
-                    src = folder.file_path(entry)
-                    doomed_name = maildir.expunged_name(folder.path, entry.base)
-                    try:
-                        os.rename(src, doomed_name)
-                        doomed.append(doomed_name)
-                    except FileNotFoundError:
-                        try:
-                            os.unlink(src)      # no tmp/ to rename into: remove it here
-                        except FileNotFoundError:
-                            if not attempt:
-                                retry.append(uid)  # renamed by another writer: find its new name
-                                continue
-                    touched.add(entry.sub)
-                    freed += (entry.size, 1)
-                    folder.record_expunge(entry)
-                    removed.append(uid)
-                if not retry:
-                    break
-                folder.rescan_all()
-                todo = retry
+        # the ledger's shared lock before the folder's, its line after them (maildirsize.py)
+        with maildirsize.changing(self.root):
+            with folder.lock, folder.file_lock(), folder.changing():
+                freed = self._unlink(uids, letter, removed, doomed, tickets)
             maildirsize.append(self.root, -freed)
-            for sub in touched:
-                group = fsync_group.directory(os.path.join(folder.path, sub))
-                tickets.append((group, group.mark()))
-            # only cur/: deliveries link into new/ without our lock, so a new/ mtime
-            # taken now could be theirs, and adopting it would hide their message
-            folder.keep_stamp("cur", before)
-            if removed:
-                folder.wake()
         _wait(tickets)
         for name in doomed:
             unlink_quiet(name)
         return removed
+
+    def _unlink(self, uids, letter, removed, doomed, tickets):
+        """_expunge's work under the folder's locks; the Usage freed."""
+        folder = self.folder
+        freed = maildirsize.Usage()
+        before = folder.dir_mtime("cur")
+        touched = set()
+        todo = sorted(uids)
+        for attempt in (0, 1):
+            retry = []
+            for uid in todo:
+                entry = folder.get(uid)
+                # (tested again on the retry: a writer of another process may have
+                # renamed the file to clear the flag)
+                if entry is None or (letter is not None and letter not in entry.flags):
+                    continue
+                src = folder.file_path(entry)
+                doomed_name = maildir.expunged_name(folder.path, entry.base)
+                try:
+                    os.rename(src, doomed_name)
+                    doomed.append(doomed_name)
+                except FileNotFoundError:
+                    try:
+                        os.unlink(src)      # no tmp/ to rename into: remove it here
+                    except FileNotFoundError:
+                        if not attempt:
+                            retry.append(uid)  # renamed by another writer: find its new name
+                            continue
+                touched.add(entry.sub)
+                freed += (entry.size, 1)
+                folder.record_expunge(entry)
+                removed.append(uid)
+            if not retry:
+                break
+            folder.rescan_all()
+            todo = retry
+        for sub in touched:
+            group = fsync_group.directory(os.path.join(folder.path, sub))
+            tickets.append((group, group.mark()))
+        # only cur/: deliveries link into new/ without our lock, so a new/ mtime
+        # taken now could be theirs, and adopting it would hide their message
+        folder.keep_stamp("cur", before)
+        if removed:
+            folder.wake()
+        return freed
 
     def append(self, wire, letters="", date=None):
         """Store a message (wire form) with flags and internal date; returns its UID."""
@@ -164,16 +176,20 @@ class FolderWriter:
         tmp = maildir.write_tmp(folder.path, disk, base)
         name = base + ":2," + "".join(sorted(set(letters)))
         cur = fsync_group.directory(os.path.join(folder.path, "cur"))
-        with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
-            before = folder.dir_mtime("cur")
-            maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
-            tickets = [(cur, cur.mark())]
-            maildirsize.append(self.root, (len(disk), 1))
-            folder.index_new({"cur": [name]}, durable=False)
-            folder.keep_stamp("cur", before)        # after the index has it (sync.py)
-            _mark_uidlist(folder, tickets)
-            folder.wake()
-            uid = folder.uid_of(base)
+        try:
+            with maildirsize.changing(self.root):
+                with folder.lock, folder.file_lock(), folder.changing():
+                    before = folder.dir_mtime("cur")
+                    maildir.link_into(folder.path, tmp, name, sub="cur")
+                    tickets = [(cur, cur.mark())]
+                    folder.index_new({"cur": [name]}, durable=False)
+                    folder.keep_stamp("cur", before)        # after the index has it (sync.py)
+                    _mark_uidlist(folder, tickets)
+                    folder.wake()
+                    uid = folder.uid_of(base)
+                maildirsize.append(self.root, (len(disk), 1))
+        finally:
+            unlink_quiet(tmp)       # linked into cur/ (or failed): tmp/'s name goes
         _wait(tickets)
         return uid
 
@@ -198,19 +214,25 @@ class FolderWriter:
         if not staged:
             return []
         cur = fsync_group.directory(os.path.join(folder.path, "cur"))
-        with folder.lock, folder.file_lock(), folder.changing(), maildirsize.changing(self.root):
-            before = folder.dir_mtime("cur")
-            for _, tmp, name in staged:
-                maildir.commit_tmp(folder.path, tmp, name, sub="cur", sync=False)
-            tickets = [(cur, cur.mark())]
-            maildirsize.append(self.root, (sum(sizes), len(staged)))
-            # UIDs in the batch's order (MULTIAPPEND, RFC 3502): internal dates given
-            # with the messages need not rise with it
-            folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True, durable=False)
-            folder.keep_stamp("cur", before)
-            _mark_uidlist(folder, tickets)
-            folder.wake()
-            uids = [folder.uid_of(base) for base, _, _ in staged]
+        try:
+            with maildirsize.changing(self.root):
+                with folder.lock, folder.file_lock(), folder.changing():
+                    before = folder.dir_mtime("cur")
+                    for _, tmp, name in staged:
+                        maildir.link_into(folder.path, tmp, name, sub="cur")
+                    tickets = [(cur, cur.mark())]
+                    # UIDs in the batch's order (MULTIAPPEND, RFC 3502): internal dates
+                    # given with the messages need not rise with it
+                    folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True,
+                                     durable=False)
+                    folder.keep_stamp("cur", before)
+                    _mark_uidlist(folder, tickets)
+                    folder.wake()
+                    uids = [folder.uid_of(base) for base, _, _ in staged]
+                maildirsize.append(self.root, (sum(sizes), len(staged)))
+        finally:
+            for _, tmp, _ in staged:
+                unlink_quiet(tmp)
         _wait(tickets)
         return uids
 
@@ -249,21 +271,26 @@ class FolderWriter:
             return []
         root = user_root_of(target.path)
         cur = fsync_group.directory(os.path.join(target.path, "cur"))
-        with target.lock, target.file_lock(), target.changing(), maildirsize.changing(root):
-            before = target.dir_mtime("cur")
-            names = []
-            for uid, base, tmp, flags in pairs:
-                names.append(base + ":2," + flags)
-                maildir.commit_tmp(target.path, tmp, names[-1], sub="cur", sync=False)
-            tickets = [(cur, cur.mark())]
-            maildirsize.append(root, added)
-            target.index_new({"cur": names}, in_order=True, durable=False)     # UIDs in source order
-            target.keep_stamp("cur", before)
-            _mark_uidlist(target, tickets)
-            target.wake()
-            pairs = [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]
+        try:
+            with maildirsize.changing(root):
+                with target.lock, target.file_lock(), target.changing():
+                    before = target.dir_mtime("cur")
+                    names = []
+                    for uid, base, tmp, flags in pairs:
+                        names.append(base + ":2," + flags)
+                        maildir.link_into(target.path, tmp, names[-1], sub="cur")
+                    tickets = [(cur, cur.mark())]
+                    target.index_new({"cur": names}, in_order=True, durable=False)  # source order
+                    target.keep_stamp("cur", before)
+                    _mark_uidlist(target, tickets)
+                    target.wake()
+                    done = [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]
+                maildirsize.append(root, added)
+        finally:
+            for _, _, tmp, _ in pairs:
+                unlink_quiet(tmp)
         _wait(tickets)
-        return pairs
+        return done
 
 
 def _mark_uidlist(folder, tickets):

@@ -91,10 +91,11 @@ class Folder:
         return self._file_lock
 
     def close(self):
-        """This Folder leaves memory (FolderCache evicted, detached or dropped it):
-        close its lock file."""
+        """This Folder leaves memory (evicted, detached, dropped): close its descriptors."""
         with self.lock:
             self._file_lock.close()
+            self.uidlist.close()
+            self.modseqs.log.close()
 
     # -- properties --------------------------------------------------------------
     @property

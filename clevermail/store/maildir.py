@@ -118,13 +118,21 @@ def link_tmp(folder_path, source, base):
     return tmp
 
 
+def link_into(folder_path, tmp, name, sub="new"):
+    """Link a written tmp file into new/ or cur/ under `name` (link, not rename: an
+    existing name is never overwritten); the caller unlinks `tmp` (the store's
+    writers do it after the folder's locks: one system call less under them) and
+    makes the directory durable."""
+    target = f"{folder_path}/{sub}/{name}"
+    os.link(tmp, target)
+    return target
+
+
 def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
     """Move a written tmp file into new/ or cur/ under `name` and make it durable
     (unless `sync` is False: the caller then makes the directory durable itself).
     The directory fsync is shared with concurrent commits (fsync_group.py)."""
-    target = f"{folder_path}/{sub}/{name}"
-    # link+unlink (not rename) so that an existing name is never overwritten
-    os.link(tmp, target)
+    target = link_into(folder_path, tmp, name, sub)
     unlink_quiet(tmp)
     if sync:
         fsync_group.directory(f"{folder_path}/{sub}").sync()

@@ -24,7 +24,8 @@ import os
 
 import bisect
 
-from ..durable import atomic_write, write_all
+from ..durable import atomic_write
+from .append_file import AppendFile
 
 FILENAME = "clevermail-modseq"
 KEEP_EXPUNGED = 50000       # expunged UIDs remembered one by one after a compaction
@@ -74,6 +75,11 @@ class ModseqLog:
         self.base = 0           # of them, those the file had when it was read whole
         self._ino = None
         self._offset = 0
+        self._file = AppendFile(self.path)  # kept open: no open/close per line
+
+    def close(self):
+        """Close the kept descriptor (its Folder leaves memory)."""
+        self._file.close()
 
     @property
     def position(self):
@@ -145,11 +151,9 @@ class ModseqLog:
             self._ino, self._offset = st.st_ino, st.st_size
         else:
             data = text.encode("ascii")
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            try:
-                write_all(fd, data)     # all of it or an error (a short write would tear a line)
-            finally:
-                os.close(fd)
+            # all of it or an error (a short write would tear a line); the inode is
+            # the one refresh() just found, under the file lock
+            self._file.write(data, self._ino)
             self._offset += len(data)
         self.lines += len(records)
         self.highest = max([self.highest] + [m for _, m, _ in records])

@@ -33,8 +33,9 @@ UIDNEXT above it.  The cost is a gap of at most RESERVE UIDs after a machine cra
 
 import os
 
-from ..durable import atomic_write, fsync_dir, temp_name, unlink_quiet, write_all, write_exclusive
+from ..durable import atomic_write, fsync_dir, temp_name, unlink_quiet, write_exclusive
 from . import uidvalidity
+from .append_file import AppendFile
 
 FILENAME = "clevermail-uidlist"
 RESERVE = 1000          # UIDs an `N` line reserves beyond the one that needed it
@@ -65,6 +66,11 @@ class UidList:
         self.unsynced = False   # the last assign_list wrote lines it did not fsync
         self._offset = 0
         self._ino = None
+        self._file = AppendFile(self.path)  # kept open: no open/close per line
+
+    def close(self):
+        """Close the kept descriptor (its Folder leaves memory)."""
+        self._file.close()
 
     def _create(self):
         # a name of our own (temp_name): a shared one could be truncated by a second
@@ -201,16 +207,11 @@ class UidList:
         return old
 
     def _append(self, text, durable):
+        """After refresh() (its stat gave `_ino`), under the file lock."""
         data = text.encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        try:
-            # all of it or an error: a short write taken as complete would move our
-            # offset past the file's end and lose the UIDs of the missing lines
-            write_all(fd, data)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        # all of it or an error: a short write taken as complete would move our
+        # offset past the file's end and lose the UIDs of the missing lines
+        self._file.write(data, self._ino, fsync=durable)
         self._offset += len(data)
 
     def forget(self, bases):
