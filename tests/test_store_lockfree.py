@@ -168,3 +168,19 @@ def test_a_keyword_whose_save_failed_is_never_shown(folder, monkeypatch):
     monkeypatch.undo()
     assert folder.letters_for(["$Later"]) == {"a"}
     assert folder.keywords() == ["$Later"]
+
+
+def test_new_mail_another_view_claimed_is_not_claimed_again(folder, store, monkeypatch):
+    first = FolderView(folder, "INBOX", ViewMode.SELECT)
+    second = FolderView(folder, "INBOX", ViewMode.SELECT)
+    store.deliver_local("", [ALICE], message(4))
+    assert first.changes() == Changes(new=(4,), recent=frozenset({4}))
+    claims = []
+    real = folder.claim_recent
+    monkeypatch.setattr(folder, "claim_recent", lambda: claims.append(1) or real())
+    # the mark already covers UID 4: nothing to claim, no file lock to take for it
+    assert second.changes() == Changes(new=(4,))
+    assert claims == []
+    store.deliver_local("", [ALICE], message(5))
+    assert second.changes() == Changes(new=(5,), recent=frozenset({5}))
+    assert claims == [1]

@@ -340,7 +340,10 @@ class FolderView:
                 if entry is not None and self.own.get(uid) != entry.modseq and uid <= last:
                     flags.append((uid, entry.flags))
             recent = ()
-            if new and self._claims:
+            if new and self._claims and new[-1] > folder.recent_upto:
+                # (the mark only grows: at or above our newest UID, every one of them
+                # went to someone already, and nothing is left to claim under the
+                # file lock)
                 upto = folder.claim_recent()
                 recent = [u for u in new if u > upto]
         self.own.clear()
