@@ -53,9 +53,12 @@ class PrivateDovecot(Dovecot):
             os.chown(home, self.uid, self.gid)
 
 
-def bench(command, profile_extra, seconds, clients, env):
+def bench(command, profile_extra, seconds, clients, env, cwd=None):
     env = dict(os.environ, IMAPTEST_EXTRA=profile_extra, **env)
-    out = subprocess.run(command + ["bench", str(seconds), str(clients)],
+    # cwd: the checkout whose server runs (`python3 -m clevermail` puts the current
+    # directory first on sys.path, ahead of PYTHONPATH: run from another checkout,
+    # the --before column would run that checkout's code)
+    out = subprocess.run(command + ["bench", str(seconds), str(clients)], cwd=cwd,
                          env=env, capture_output=True, text=True, timeout=seconds * 4 + 180)
     text = out.stdout + out.stderr
     m = SUMMARY.search(text)        # run.sh counts imaptest's Error:/Panic:/Fatal: lines
@@ -119,7 +122,8 @@ def main():
                         ops, errors, detail = bench(["bash", os.path.join(repo, "scripts", "imaptest_clevermail.sh")],
                                             extra, args.seconds, args.clients,
                                             {"SHARED": args.shared, "TMPDIR": work,
-                                             "IMAPTEST_WORKERS": name.rpartition("-w")[2]})
+                                             "IMAPTEST_WORKERS": name.rpartition("-w")[2]},
+                                            cwd=repo)
                         results.setdefault((name, profile), []).append((ops, errors))
                         print(f"round {r + 1} {profile:18} {name:14} {ops:9.1f} ops/s  {errors} Error: lines",
                               flush=True)
