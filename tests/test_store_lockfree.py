@@ -6,6 +6,7 @@ change still being made, never see half of one, and never lose one for good.
 objects, file locks and index, as a [server] worker has); racing writers are threads.
 """
 
+import os
 import threading
 
 import pytest
@@ -184,3 +185,27 @@ def test_new_mail_another_view_claimed_is_not_claimed_again(folder, store, monke
     store.deliver_local("", [ALICE], message(5))
     assert second.changes() == Changes(new=(5,), recent=frozenset({5}))
     assert claims == [1]
+
+
+# -- the folder list, kept while the user's root directory is unchanged (store/tree.py) --
+
+def test_the_folder_list_follows_another_process_and_other_programs(store, tmp_path):
+    store.ensure_user(ALICE)
+    other = MailStore(tmp_path / "data")
+    before = set(store.list_folders(ALICE))
+    assert set(store.list_folders(ALICE)) == before          # the kept listing
+    other.create_folder(ALICE, "Work", special_use=("\\Archive",))
+    assert set(store.list_folders(ALICE)) == before | {"Work"}
+    assert store.special_use(ALICE)["Work"] == ("\\Archive",)
+    other.rename_folder(ALICE, "Work", "Play")
+    assert set(store.list_folders(ALICE)) == before | {"Play"}
+    assert store.special_use(ALICE)["Play"] == ("\\Archive",)
+    other.delete_folder(ALICE, "Play")
+    assert set(store.list_folders(ALICE)) == before
+    assert "Play" not in store.special_use(ALICE)
+    # a program making a Maildir++ folder with cur/ last: listed once cur/ is there
+    half = os.path.join(store.users.root(ALICE), ".Made")
+    os.mkdir(half)
+    assert set(store.list_folders(ALICE)) == before
+    os.mkdir(os.path.join(half, "cur"))
+    assert set(store.list_folders(ALICE)) == before | {"Made"}

@@ -23,11 +23,26 @@ from .errors import FolderExists, InvalidName, NoSuchFolder
 from .users import SPECIAL_USE, user_lock
 
 
+LISTINGS_KEPT = 10000       # users whose last listing is kept (then all are forgotten)
+
+
+class _Listing:
+    """One look at a user's root: its mtime, the folder names, and (once asked) the
+    special-use attributes read for exactly those folders."""
+
+    __slots__ = ("mtime", "names", "special_use")
+
+    def __init__(self, mtime, names):
+        self.mtime, self.names, self.special_use = mtime, names, None
+
+
 class FolderTree:
     def __init__(self, users, folders, subscriptions):
         self.users = users
         self.folders = folders
         self.subscriptions = subscriptions
+        # root -> _Listing of its last look (LIST ran ~35 system calls each time)
+        self._listings = {}
 
     def exists(self, address, name):
         try:
@@ -37,13 +52,37 @@ class FolderTree:
 
     def list(self, address):
         """All folder names of a user, INBOX first."""
-        root = self.users.ensure(address)
+        return list(self._listing(self.users.ensure(address)).names)
+
+    def _listing(self, root):
+        """The user's folders, listed again only when the root directory's mtime
+        moved.  Every change of the tree changes an entry of the root (a folder is
+        made under a hidden name and renamed into place, renamed away before it is
+        deleted, renamed; its special-use file is written before it appears), in
+        this process or another, and the stamp is the mtime taken before the
+        listing: a change after it gives the root another mtime (the premise of
+        sync.py's stamps), so the next look lists again.  A directory with a folder's
+        name but no cur/ yet (a program that makes cur/ last) is not remembered:
+        the next look lists again, until its cur/ is there."""
+        mtime = os.stat(root).st_mtime_ns
+        listing = self._listings.get(root)
+        if listing is not None and listing.mtime == mtime:
+            return listing
         names = ["INBOX"]
+        complete = True
         for dirname in sorted(os.listdir(root)):
             name = paths.folder_from_dirname(dirname)
-            if name and os.path.isdir(os.path.join(root, dirname, "cur")):
-                names.append(name)
-        return names
+            if name:
+                if os.path.isdir(os.path.join(root, dirname, "cur")):
+                    names.append(name)
+                else:
+                    complete = False
+        listing = _Listing(mtime, tuple(names))
+        if complete:
+            if len(self._listings) >= LISTINGS_KEPT:
+                self._listings.clear()
+            self._listings[root] = listing
+        return listing
 
     def special_use(self, address):
         """{folder name: special-use attributes} of the user's folders that have any:
@@ -52,8 +91,11 @@ class FolderTree:
         made \\Sent after "Sent" was deleted stays the one \\Sent when a plain "Sent" is
         created again)."""
         root = self.users.ensure(address)
+        listing = self._listing(root)
+        if listing.special_use is not None:
+            return dict(listing.special_use)
         out, by_name = {}, []
-        for name in self.list(address)[1:]:         # INBOX has none
+        for name in listing.names[1:]:              # INBOX has none
             attrs = special_use.read(paths.folder_path(root, name))
             if attrs is None:
                 if name in SPECIAL_USE:
@@ -65,6 +107,7 @@ class FolderTree:
             attr = SPECIAL_USE[name]
             if not (attr in special_use.UNIQUE and attr in stored):
                 out[name] = (attr,)
+        listing.special_use = dict(out)     # kept with the listing it was read for
         return out
 
     def create(self, address, name, attributes=()):
