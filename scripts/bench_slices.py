@@ -47,6 +47,9 @@ other's) divided by its messages; "cli" the clients' thread CPU per message
 hypervisor took from the VM per message over the pass (all figures shaky when high).
 System time is shown apart because, after mass deletions nearby, the file system made
 creating a file cost 500-970 us (bench_smtp.py's probe, printed first).
+
+--callgrind N counts instructions per message instead (bench_callgrind.py): repeatable
+whatever the load, for the Python side of a change.
 """
 
 import argparse
@@ -62,6 +65,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import bench_callgrind  # noqa: E402
 import bench_dkim  # noqa: E402
 import bench_smtp  # noqa: E402
 from bench_smtp_client import Conn, make_body  # noqa: E402
@@ -70,15 +74,19 @@ from bench_smtp_serve import (DOMAIN, RECENTLY_FREED_SECONDS, SLOW_CREATE_US, US
 
 
 # -- the two workloads -------------------------------------------------------------------------
+NAMES = ("on", "off")
+
+
 class Checks:
     """Issue 16: port 25, inbound checks on and off, the same signed message to both."""
     kinds = {"on": "clevermail-checks", "off": "clevermail"}
 
-    def start(self, base):
-        make_dkim_key(base)
+    def start(self, base, names=NAMES, prefix=lambda name: ()):
+        if not os.path.exists(os.path.join(base, "dkim.pem")):
+            make_dkim_key(base)
         os.environ["BENCH_DKIM_KEY"] = os.path.join(base, "dkim.pem")   # make_body signs with it
-        return {name: bench_smtp.start_server(kind, os.path.join(base, name))
-                for name, kind in self.kinds.items()}
+        return {name: bench_smtp.start_server(self.kinds[name], os.path.join(base, name), prefix=prefix(name))
+                for name in names}
 
     def prepare(self, size):
         return make_body(size)          # in each client process: signed once, bytes reused
@@ -102,8 +110,10 @@ class Checks:
 class Signing:
     """Issue 14: submission with AUTH PLAIN, [dkim] sign on and off, local recipients."""
 
-    def start(self, base):
-        return {name: bench_dkim.start_child(name, os.path.join(base, name)) for name in ("on", "off")}
+    def start(self, base, names=NAMES, prefix=lambda name: ()):
+        return {name: bench_smtp.start_server(name, os.path.join(base, name), script=bench_dkim.__file__,
+                                              extra=("--sink-port", "0"), prefix=prefix(name))
+                for name in names}
 
     def prepare(self, size):
         return size
@@ -125,7 +135,6 @@ class Signing:
 
 
 WORKLOADS = {"checks": Checks, "signing": Signing}
-NAMES = ("on", "off")
 
 
 # -- the load generator ------------------------------------------------------------------------
@@ -263,6 +272,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=10, help="measured slice time per server and pass")
     ap.add_argument("--slice", type=float, default=1.5, help="slice length in seconds (default 1.5)")
     ap.add_argument("--procs", type=int, default=2, help="client processes (default 2)")
+    ap.add_argument("--callgrind", type=int, metavar="N",
+                    help="instead: each server under valgrind's callgrind, instructions per message over "
+                         "N messages (load-independent; user space only)")
     args = ap.parse_args()
     modes = args.modes.split(",")
     if not set(modes) <= {"conn", "reuse"}:
@@ -272,6 +284,11 @@ def main():
     work = WORKLOADS[args.workload]()
     base = tempfile.mkdtemp(prefix=f"bench-slices-{args.workload}-", dir=default_parent())
     started = {}
+    if args.callgrind:
+        try:
+            return bench_callgrind.main(work, args, base, NAMES)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
     try:
         for name in NAMES:
             os.makedirs(os.path.join(base, name))

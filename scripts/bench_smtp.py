@@ -151,10 +151,10 @@ def tree_cpu_seconds(pid):
     return user, system
 
 
-def start_server(kind, workdir, script=__file__, extra=()):
-    """Run `script --serve KIND --dir WORKDIR [extra]` (a server child that prints
-    "PORT n" and serves until its stdin closes): (process, port)."""
-    proc = subprocess.Popen([sys.executable, os.path.abspath(script), "--serve", kind, "--dir", workdir,
+def start_server(kind, workdir, script=__file__, extra=(), prefix=()):
+    """Run `[prefix] script --serve KIND --dir WORKDIR [extra]` (a server child that
+    prints "PORT n" and serves until its stdin closes; prefix: e.g. valgrind): (process, port)."""
+    proc = subprocess.Popen([*prefix, sys.executable, os.path.abspath(script), "--serve", kind, "--dir", workdir,
                              *extra],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
