@@ -1,34 +1,38 @@
 #!/usr/bin/env python3
-"""IMAP benchmark: SELECT (first, again, after restart), FETCH 1:* (UID FLAGS),
-UID SEARCH UNSEEN, FETCH of 100 full bodies, a QRESYNC resynchronisation after 10 flag
-changes and 5 expunges (SELECT (QRESYNC ...) and FETCH 1:* (FLAGS) (CHANGEDSINCE m),
-RFC 7162), SORT and THREAD of the whole folder (first, then again from another
-session), and the memory of idle IDLE sessions.
+"""IMAP benchmark: SELECT (first, again, after restart), FETCH 1:* (UID FLAGS) (first
+and again on a raw socket, the first byte's time, and through imaplib), UID SEARCH
+UNSEEN, FETCH of 100 full bodies, a QRESYNC resynchronisation after 10 flag changes
+and 5 expunges (SELECT (QRESYNC ...) and FETCH 1:* (FLAGS) (CHANGEDSINCE m), RFC 7162),
+SORT and THREAD of the whole folder (first, then again from another session), and the
+memory of idle IDLE sessions.
 
-The server runs as `python -m clevermail start` in its own process on loopback; the
-client is a raw socket that times each command from send to tagged reply.  Mailboxes
-are populated by writing Maildir files directly (as a local MDA would).
+The server runs as `python -m clevermail start` in its own process and session on
+loopback (bench_imap_client.py); the client is a raw socket that times each command
+from send to tagged reply.  Mailboxes are populated by writing Maildir files directly
+(as a local MDA would).
 
     python scripts/bench_imap.py                       # 10,000 and 100,000 messages, 2,000 idlers
     python scripts/bench_imap.py --sizes 2000 --idle 200
     python scripts/bench_imap.py --dovecot --idle 0     # and the same against Dovecot
     python scripts/bench_imap.py --sizes 100000 --idle 0 --dovecot --rounds 3   # interleaved
+    python scripts/bench_imap.py --sizes 100000 --idle 0 --dovecot --rounds 3 --quick --before ../main
 
 Each round starts from a fresh hard-linked copy of one populated Maildir (CleverMail: a
 new data dir, so no index or cache; Dovecot: a new user, so a new index), then times a
 new session after a restart (Dovecot: a new imap process) on what the round left.
-Rounds alternate the servers (ABBA) and the table shows the medians.
+Rounds alternate the servers (ABBA; with --before DIR, an earlier checkout's server as a
+third column: ABC CBA) and the table shows the medians.  --quick times only the first
+SELECT and the FETCHes of flags.
 """
 
 import argparse
 import email.utils
+import imaplib
 import os
 import random
 import re
 import shutil
 import statistics
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +45,7 @@ from clevermail.store import maildir  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_dovecot import Dovecot  # noqa: E402  (bench_imaptest.py takes it from here too)
+from bench_imap_client import Client, link_copy, rss_mb, start_server, stop_server  # noqa: E402
 
 TEXT = b"Hello, this is line of text.\n" * 40
 
@@ -75,100 +80,25 @@ def populate(root, n):
             f.write(data)
 
 
-class Client:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=300)
-        self.buf = b""
-        self.n = 0
-        self._line()
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def cmd(self, text):
-        """Send a command, read to its tagged reply; returns (seconds, bytes received)."""
-        self.n += 1
-        tag = b"b%d" % self.n
-        t0 = time.perf_counter()
-        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
-        received = 0
-        data = bytearray(self.buf)
-        self.buf = b""
-        needle = b"\r\n" + tag + b" "
-        while True:
-            i = data.find(needle)
-            if i >= 0 or data.startswith(tag + b" "):
-                end = data.find(b"\r\n", i + 2 if i >= 0 else 0)
-                while end < 0:
-                    data += self.sock.recv(1 << 20)
-                    end = data.find(b"\r\n", i + 2 if i >= 0 else 0)
-                status = bytes(data[(i + 2 if i >= 0 else 0):end])
-                break
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError
-            data += chunk
-        elapsed = time.perf_counter() - t0
-        received = len(data)
-        self.last = bytes(data)         # the whole answer, for a caller that reads it
-        if b" OK" not in status:
-            raise RuntimeError(f"{text}: {status!r}")
-        return elapsed, received
-
-    def close(self):
-        self.sock.close()
-
-
-def start_server(cfg):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "clevermail", "--config", cfg, "start"],
-                            stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(cfg), env=env)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        # the start line, "... running (smtp 127.0.0.1:P, pop3 ..., imap 127.0.0.1:PORT); ..."
-        m = re.search(r"\bimap \S+:(\d+)", line)
-        if m:
-            return proc, int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("server did not start")
-
-
-def stop_server(proc):
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def ms(seconds):
     return f"{seconds * 1000:8.1f} ms"
 
 
-def measure(port, user, password, n):
-    """The timed command sequence, the same for every server; returns {name: seconds}."""
+def measure(port, user, password, n, quick=False):
+    """The timed command sequence, the same for every server; returns {name: seconds}.
+    `quick`: the first SELECT and the FETCHes of flags only."""
     out = {}
     c = Client(port)
     c.cmd(f"LOGIN {user} {password}")
     out["SELECT first time"], _ = c.cmd("SELECT INBOX")
+    # every message \Recent in this session; the client a raw socket
     out["FETCH 1:* (UID FLAGS)"], _ = c.cmd("FETCH 1:* (UID FLAGS)")
+    out["  its first byte"] = c.first_byte
+    out["FETCH 1:* (UID FLAGS) again"], _ = c.cmd("FETCH 1:* (UID FLAGS)")
+    out.update(measure_imaplib(port, user, password))
+    if quick:
+        c.close()
+        return out
     out["UID SEARCH UNSEEN"], _ = c.cmd("UID SEARCH UNSEEN")
     picks = random.Random(1).sample(range(1, n + 1), min(100, n))
     out["FETCH 100 BODY.PEEK[]"], _ = c.cmd("FETCH " + ",".join(map(str, sorted(picks))) + " BODY.PEEK[]")
@@ -189,6 +119,23 @@ def measure(port, user, password, n):
     c.close()
     out.update(measure_resync(port, user, password, n))
     return out
+
+
+def measure_imaplib(port, user, password):
+    """FETCH 1:* (UID FLAGS) through imaplib in a second session (no \\Recent there):
+    what a Python client sees, its parsing of each line included."""
+    m = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        m.login(user, password)
+        m.select("INBOX")
+        t0 = time.perf_counter()
+        typ, _ = m.fetch("1:*", "(UID FLAGS)")
+        elapsed = time.perf_counter() - t0
+        if typ != "OK":
+            raise RuntimeError(f"imaplib FETCH: {typ}")
+    finally:
+        m.logout()
+    return {"FETCH 1:* (UID FLAGS) imaplib": elapsed}
 
 
 def measure_resync(port, user, password, n):
@@ -237,28 +184,23 @@ def measure_restart(port, user, password):
     return out
 
 
-def link_copy(src, dst):
-    """A fresh Maildir for one round: `src` copied as hard links (fast, the same page
-    cache for every server; neither server writes into a message file)."""
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    subprocess.run(["cp", "-al", src, dst], check=True)
-
-
-def ours_round(workdir, template, n):
-    """One CleverMail round on a data dir made afresh (no index, no cache), then a
-    restart on the same data dir."""
+def ours_round(workdir, template, n, repo=REPO, quick=False):
+    """One CleverMail round (the server of checkout `repo`) on a data dir made afresh
+    (no index, no cache), then a restart on the same data dir."""
     user = f"u{n}@example.test"
     data = os.path.join(workdir, "data")
     shutil.rmtree(data, ignore_errors=True)
     link_copy(template, os.path.join(data, "mail", "example.test", f"u{n}"))
     os.sync()
     cfg = os.path.join(workdir, "clevermail.ini")
-    proc, port = start_server(cfg)
+    proc, port = start_server(cfg, repo)
     try:
-        out = measure(port, user, "secret", n)
+        out = measure(port, user, "secret", n, quick)
     finally:
         stop_server(proc)
-    proc, port = start_server(cfg)
+    if quick:
+        return out
+    proc, port = start_server(cfg, repo)
     try:
         out.update(measure_restart(port, user, "secret"))
     finally:
@@ -266,21 +208,23 @@ def ours_round(workdir, template, n):
     return out
 
 
-def dovecot_round(dovecot, template, n, r):
+def dovecot_round(dovecot, template, n, r, quick=False):
     """The same round against the private Dovecot, a new user (so a new index) each."""
     user = f"u{n}r{r}"
     home = dovecot.home(user)
     link_copy(template, os.path.join(home, "Maildir"))
     dovecot.own(home, files=False)
     os.sync()
-    out = measure(dovecot.port, user, "secret", n)
-    out.update(measure_restart(dovecot.port, user, "secret"))
+    out = measure(dovecot.port, user, "secret", n, quick)
+    if not quick:
+        out.update(measure_restart(dovecot.port, user, "secret"))
     return out
 
 
-def bench_size(workdir, n, dovecot=None, rounds=1):
-    """`rounds` rounds, CleverMail's and Dovecot's alternating (ABBA), each on a fresh
-    hard-linked copy of one populated Maildir; the medians side by side."""
+def bench_size(workdir, n, dovecot=None, rounds=1, before=None, quick=False):
+    """`rounds` rounds, CleverMail's, an earlier checkout's (`before`) and Dovecot's
+    alternating (ABC CBA ...), each on a fresh hard-linked copy of one populated
+    Maildir; the medians side by side."""
     AccountStore(os.path.join(workdir, "users.ini"), ["example.test"]).add(f"u{n}@example.test", "secret")
     template = os.path.join(workdir, "template", str(n))
     t0 = time.perf_counter()
@@ -288,36 +232,41 @@ def bench_size(workdir, n, dovecot=None, rounds=1):
     if dovecot:
         dovecot.own(template)       # the files' owner, shared by every linked copy
     os.sync()   # let write-back of the new files settle before anything is timed
-    print(f"\n== {n:,} messages (populated in {time.perf_counter() - t0:.1f} s), {rounds} round(s)",
-          flush=True)
-    ours, theirs = [], []
+    print(f"\n== {n:,} messages (populated in {time.perf_counter() - t0:.1f} s), {rounds} round(s), "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    results = {"clevermail": []}
+    runs = [("clevermail", lambda r: ours_round(workdir, template, n, REPO, quick))]
+    if before:
+        results["before"] = []
+        runs.append(("before", lambda r: ours_round(workdir, template, n, before, quick)))
+    if dovecot:
+        results["dovecot"] = []
+        runs.append(("dovecot", lambda r: dovecot_round(dovecot, template, n, r, quick)))
     for r in range(rounds):
-        runs = [lambda: ours.append(ours_round(workdir, template, n))]
-        if dovecot:
-            runs.append(lambda: theirs.append(dovecot_round(dovecot, template, n, r)))
-        for run in (runs if r % 2 == 0 else runs[::-1]):
-            run()
-        print(f"   round {r + 1} done", flush=True)
-    print_table(ours, theirs)
+        for name, run in (runs if r % 2 == 0 else runs[::-1]):
+            results[name].append(run(r))
+        print(f"   round {r + 1} done, load average {os.getloadavg()[0]:.2f}", flush=True)
+    print_table(results)
 
 
-def print_table(ours, theirs):
-    print(f"{'median of ' + str(len(ours)):34} {'clevermail':>11}"
-          + (f" {'dovecot':>11} {'ratio':>6}" if theirs else ""))
-    for name in ours[0]:
-        secs = statistics.median(o[name] for o in ours)
-        row = f"{name:34} {ms(secs)}"
-        if theirs and name in theirs[0]:
-            peer = statistics.median(t[name] for t in theirs)
-            row += f" {ms(peer)} {secs / peer:6.2f}x"
-        print(row)
+def print_table(results):
+    """The medians; the ratio of each CleverMail column to Dovecot's."""
+    names = list(results)
+    peer = results.get("dovecot")
+    ratios = [name for name in names if peer and name != "dovecot"]
+    print(f"{'median of ' + str(len(results['clevermail'])):34}" + "".join(f" {name:>11}" for name in names)
+          + "".join(f" {(name + '/dc')[:6]:>6}" if len(ratios) > 1 else f" {'ratio':>6}" for name in ratios))
+    for row in results["clevermail"][0]:
+        medians = {name: statistics.median(o[row] for o in runs) for name, runs in results.items()}
+        print(f"{row:34}" + "".join(f" {ms(medians[name])}" for name in names)
+              + "".join(f" {medians[name] / medians['dovecot']:6.2f}x" for name in ratios))
 
 
 def bench_idle(workdir, count):
     accounts = AccountStore(os.path.join(workdir, "users.ini"), ["example.test"])
     accounts.add("idler@example.test", "secret")
     cfg = os.path.join(workdir, "clevermail.ini")
-    proc, port = start_server(cfg)
+    proc, port = start_server(cfg, REPO)
     clients = []
     try:
         base = rss_mb(proc.pid)
@@ -357,6 +306,10 @@ def main():
                     help="rounds per size, CleverMail's and Dovecot's interleaved; medians printed")
     ap.add_argument("--dovecot", nargs="?", const="dovecot", metavar="BINARY",
                     help="also time a private Dovecot instance, side by side (Debian: dovecot-imapd)")
+    ap.add_argument("--before", metavar="DIR",
+                    help="also time the server of an earlier checkout DIR in the same rounds")
+    ap.add_argument("--quick", action="store_true",
+                    help="time only the first SELECT and the FETCHes of flags (no SORT, THREAD, restart)")
     args = ap.parse_args()
     binary = args.dovecot and shutil.which(args.dovecot, path=os.environ.get("PATH", "") + ":/usr/sbin")
     if args.dovecot and not binary:
@@ -366,7 +319,8 @@ def main():
         dovecot = Dovecot(workdir, binary) if binary else None
         try:
             for n in (int(s) for s in args.sizes.split(",") if s):
-                bench_size(workdir, n, dovecot, args.rounds)
+                bench_size(workdir, n, dovecot, args.rounds, args.before and os.path.abspath(args.before),
+                           args.quick)
         finally:
             if dovecot:
                 dovecot.stop()
