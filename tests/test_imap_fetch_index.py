@@ -88,13 +88,27 @@ def test_columns_give_the_bytes_of_the_general_renderer(items, start, count, uid
 def test_the_decimal_table_grows_and_stops_at_its_cap(monkeypatch):
     monkeypatch.setattr(fetch_index, "_DECIMALS", [])
     monkeypatch.setattr(fetch_index, "_DECIMALS_CAP", 1000)
-    assert fetch_index._decimals(range(5, 10)) == ["5", "6", "7", "8", "9"]
+
+    def decimals(numbers, ascending=False):
+        return list(fetch_index._decimals(numbers, ascending))     # a list or a tuple
+    assert decimals(range(5, 10)) == ["5", "6", "7", "8", "9"]
     assert len(fetch_index._DECIMALS) == 10 + 9 // 8
-    assert fetch_index._decimals([990, 3], ascending=False) == ["990", "3"]
+    assert decimals([990, 3], ascending=False) == ["990", "3"]
     assert len(fetch_index._DECIMALS) == 1000
-    assert fetch_index._decimals([999, 1000, 123456]) == ["999", "1000", "123456"]   # past the cap
-    assert fetch_index._decimals(range(998, 1002)) == ["998", "999", "1000", "1001"]
-    assert fetch_index._decimals([]) == [] and len(fetch_index._DECIMALS) == 1000
+    assert decimals([999, 1000, 123456]) == ["999", "1000", "123456"]   # past the cap
+    assert decimals(range(998, 1002)) == ["998", "999", "1000", "1001"]
+    assert decimals([]) == [] and len(fetch_index._DECIMALS) == 1000
+    assert decimals([7]) == ["7"] and decimals([7], ascending=True) == ["7"]
+
+
+@pytest.mark.parametrize("numbers", [[3, 4, 5, 6], [3, 5, 6, 7], [3, 4, 5, 7], [1, 2], [10, 20],
+                                     [997, 998, 999, 1000], [2**40, 2**40 + 1]])
+def test_ascending_numbers_in_a_run_or_not(monkeypatch, numbers):
+    """A run of consecutive numbers is a slice of the table, others are looked up one
+    by one: the same strings, inside the table, across its end and past it."""
+    monkeypatch.setattr(fetch_index, "_DECIMALS_CAP", 1000)
+    monkeypatch.setattr(fetch_index, "_DECIMALS", [])
+    assert list(fetch_index._decimals(numbers, ascending=True)) == [str(n) for n in numbers]
 
 
 def test_items_the_columns_do_not_give_are_left_to_the_general_renderer():

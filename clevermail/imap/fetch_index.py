@@ -17,6 +17,7 @@ encode: a fifth of that).
 """
 
 import threading
+from operator import itemgetter
 
 from clevermail.imap import dates
 from clevermail.imap.fetch import flag_text
@@ -83,9 +84,11 @@ def _decimal_table(top):
         return None
     with _decimals_lock:
         if top >= len(table):
-            # an eighth more: a few new messages do not grow it again
+            # an eighth more: a few new messages do not grow it again.  repr of an int
+            # is its decimal string, and a builtin of one argument is called without
+            # the argument tuple str() is given: a quarter less time
             size = min(_DECIMALS_CAP, top + 1 + top // 8)
-            table.extend(list(map(str, range(len(table), size))))
+            table.extend(list(map(repr, range(len(table), size))))
     return table
 
 
@@ -103,9 +106,20 @@ def _decimals(numbers, ascending=False):
     table = _decimal_table(top) if low >= 0 else None
     if table is None:
         return list(map(str, numbers))
-    if isinstance(numbers, range):
+    if isinstance(numbers, range) or (ascending and top - low == len(numbers) - 1):
+        # a run of consecutive numbers (ascending, so distinct: the UIDs of a folder
+        # nothing was expunged from): a slice of the table
         return table[low:top + 1]
-    return list(map(table.__getitem__, numbers))
+    return _pick(table, numbers)
+
+
+def _pick(mapping, keys):
+    """mapping[key] for each of `keys` (a sequence), as a sequence: an itemgetter of
+    them all (a tuple of known size, a quarter faster than a list grown by a map of
+    __getitem__); one of a single key gives the item itself, one of none is an error."""
+    if len(keys) < 2:
+        return [mapping[key] for key in keys]
+    return itemgetter(*keys)(mapping)
 
 
 class _FlagPieces(dict):
@@ -157,8 +171,7 @@ def render_columns(req, cols, block=BLOCK):
         keys = cols.flag_keys
         for key in set(keys):       # every flag set read now: its keywords known
             pieces[key]
-        flag_pieces = pieces.__getitem__
-        slots[i - 1:i + 2] = [lambda a, b: list(map(flag_pieces, keys[a:b]))]
+        slots[i - 1:i + 2] = [lambda a, b: _pick(pieces, keys[a:b])]
     for k, slot in enumerate(slots):
         if isinstance(slot, str):
             values = cols.seqs if slot == "SEQ" else _COLUMN_OF[slot](cols)

@@ -75,8 +75,10 @@ def index_columns(view, seqs):
         uids = numbered[seqs.start - 1:seqs.stop - 1] if seqs else []
     else:
         uids = list(map(numbered.__getitem__, map(_minus_one, seqs)))
-    entries = list(map(folder.by_uid.get, uids))
-    if None in entries:
+    try:
+        # a KeyError, not a look for None afterwards: that compared every entry
+        entries = list(map(folder.by_uid.__getitem__, uids))
+    except KeyError:
         return None
     letters = list(map(_FLAGS_OF, entries))
     keys, all_recent = _flag_keys(letters, uids, view.recent, seqs)
