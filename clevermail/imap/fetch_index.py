@@ -122,17 +122,12 @@ def _pick(mapping, keys):
     return itemgetter(*keys)(mapping)
 
 
-class _FlagPieces(dict):
-    """A flag key of the columns -> the text of its FLAGS item with the constant text
-    around it (`before`, `after`), rendered once per distinct key."""
-
-    def __init__(self, names, before, after):
-        super().__init__()
-        self._names, self._before, self._after = names, before, after
-
-    def __missing__(self, key):
-        piece = self[key] = self._before + flag_text(self._names[key]).decode() + self._after
-        return piece
+def _flag_pieces(keys, flag_names, before, after):
+    """Each distinct flag key of `keys` -> the text of its FLAGS item with the constant
+    text around it (`before`, `after`), each rendered once.  A plain dict: a subclass's
+    [] goes through a lookup of __getitem__ per item (dict's is a method, not a slot),
+    a fifth of the whole FETCH."""
+    return {key: before + flag_text(flag_names[key]).decode() + after for key in set(keys)}
 
 
 def _slots(names):
@@ -167,10 +162,9 @@ def render_columns(req, cols, block=BLOCK):
     if "FLAGS" in names:
         # always between two constants (_slots): they go into its pieces
         i = slots.index("FLAGS")
-        pieces = _FlagPieces(cols.flag_names, slots[i - 1][0], slots[i + 1][0])
         keys = cols.flag_keys
-        for key in set(keys):       # every flag set read now: its keywords known
-            pieces[key]
+        # every flag set read now: its keywords known
+        pieces = _flag_pieces(keys, cols.flag_names, slots[i - 1][0], slots[i + 1][0])
         slots[i - 1:i + 2] = [lambda a, b: _pick(pieces, keys[a:b])]
     for k, slot in enumerate(slots):
         if isinstance(slot, str):
