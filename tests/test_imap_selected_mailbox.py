@@ -202,3 +202,19 @@ def test_sequence_numbers_stay_consistent_over_many_changes(store, folder):
                 seq = int(line.split()[1])
                 del shadow[seq - 1]
         assert shadow == v.view.uids == folder.uids
+
+
+def test_nothing_changed_says_nothing_and_reads_no_keyword_map(folder, monkeypatch):
+    """Between most commands nothing changed: updates() is [] without a look at the
+    keyword map (its folder lock); a change looks again."""
+    v = view(folder)
+    v.select_responses()
+    looks = []
+    keywords = v.view.keywords
+    monkeypatch.setattr(v.view, "keywords", lambda: looks.append(1) or keywords())
+    assert v.updates(allow_expunge=True) == []
+    assert v.updates(allow_expunge=False) == []
+    assert looks == []
+    folder.store_flags([1], folder.letters_for(["\\Seen"]), "+")
+    assert v.updates(allow_expunge=True) == [b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n"]
+    assert looks == [1]

@@ -69,6 +69,12 @@ class SelectedMailbox:
         if changes.gone:
             self.gone = True
             return []
+        if not (changes.expunged or changes.flags or changes.new or self.contexts
+                or (allow_expunge and self.deferred)):
+            # nothing to say (between most commands): no keyword either, since none
+            # came into use in a message this view knows without a change it reads
+            # here (FETCH and STORE announce what they show themselves)
+            return []
         self.deferred.extend(changes.expunged)
         out = self.keyword_updates()
         if self.contexts:

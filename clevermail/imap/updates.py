@@ -37,8 +37,8 @@ def send_updates(session, allow_expunge, flags=True, notify_fetch=None, own_new=
     view = mailbox.view
     last = view.uids[-1] if view.uids else 0
     lines = mailbox.updates(allow_expunge=allow_expunge, flags=flags, contexts=False)
-    if mailbox.gone:
-        return
+    if mailbox.gone or not (lines or mailbox.contexts):
+        return          # gone (the caller says BYE), or no line: no new message either
     uids = view.uids
     new = uids[bisect.bisect_right(uids, last):]
     context_lines, fetches = [], []
