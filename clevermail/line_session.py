@@ -3,16 +3,8 @@ the bounded LineReader (wire.py), the session id and logger, implicit TLS and ST
 (RFC 3207, RFC 2595), compression (deflate.py), the idle timeout, error counting, the read-dispatch-reply loop
 and the wait for a command that a server's drain wakes (netbase.MailServer).
 
-Output is gathered: send() adds to the session's buffer and flush() writes it with one
-sendall, which happens before anything that may wait for the client (the reader's
-every recv, the wait for a command, IMAP IDLE's and NOTIFY's waits), once OUTPUT_BOUND
-bytes are gathered, and at the session's end.  So the untagged replies, the updates and
-the tagged reply of a command go out in one write, and a client's pipelined commands
-(RFC 2920 for SMTP) are answered together, while a reply never waits for the client's
-next input (a literal's `+`, an AUTHENTICATE challenge, IDLE's `+ idling`, SMTP's 354
-are on the wire before the server reads).  Each write is a system call that lets the
-GIL go, and taking it back waits behind the other session threads: two to four writes
-per command were most of a busy server's hand-offs.
+Output is gathered (session_output.py): a command's replies, and a pipelined group's,
+go out in one write, before anything that waits for the client.
 
 A protocol subclass supplies greet(), handle_line(), and the replies for busy,
 timeout, internal error, too many errors and shutdown.
@@ -32,14 +24,11 @@ from .deflate import DeflateSocket
 from .idle_hub import wait_readable
 from .login import in_networks, normalize_peer
 from .proxy_protocol import HEADER_TIMEOUT, ProxyError, read_header
-from .logs import SessionLogger, redact_command, redact_tokens
+from .logs import SessionLogger, redact_command
+from .session_output import GatheredOutput
 from .sockopts import set_blocking_timeout, set_nodelay
 from .wire import LineReader, LineTooLong
 
-
-# bytes gathered before a write that does not wait for the command's end: a long
-# listing goes out as it is made, a reply of a few lines waits for its tagged line
-OUTPUT_BOUND = 1 << 16
 
 _SESSION_PREFIX = secrets.token_hex(2)
 _loggers = {}
@@ -67,7 +56,7 @@ class SessionClosed(Exception):
     """Raised inside a session to end it after its last reply was sent."""
 
 
-class LineSession(socketserver.BaseRequestHandler):
+class LineSession(GatheredOutput, socketserver.BaseRequestHandler):
     protocol = "line"
     line_limit = 512          # longest command line including CRLF
 
@@ -101,8 +90,7 @@ class LineSession(socketserver.BaseRequestHandler):
         self.cut_off = False        # cut() was called: the server stops, drain time over
         self._said_shutdown = False
         self.reader = None
-        self._out = []              # what send() gathered, written by flush()
-        self._out_size = 0
+        self.gather_output()
         # let go by the server's IdleHub (IMAP IDLE): counted among the few sessions
         # woken at once until this one waits again or ends (see idle_hub.py)
         self.activation = None
@@ -276,49 +264,6 @@ class LineSession(socketserver.BaseRequestHandler):
             socket.socket.shutdown(getattr(self.connection, "raw_socket", self.connection), socket.SHUT_RD)
         except OSError:
             pass
-
-    # -- output ------------------------------------------------------------------
-    def send(self, data):
-        """Gather `data` (bytes or str) for the next write (see the module doc)."""
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        if self.debug:
-            self.log.debug("S: %s", redact_tokens(data[:200].decode("utf-8", "replace").rstrip()))
-        self._out.append(data)
-        self._out_size += len(data)
-        if self._out_size >= OUTPUT_BOUND:
-            self.flush()
-
-    def flush(self):
-        """Write what send() gathered, in one sendall.  Called before anything that
-        waits for the client: the LineReader calls it before each recv."""
-        out = self._out
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()             # a write that fails leaves nothing to send again
-            self._out_size = 0
-            self.connection.sendall(data)
-
-    def _flush_last(self):
-        # the session ends: its last replies (LOGOUT's, a shutdown or timeout reply)
-        # still go out where the connection takes them
-        try:
-            self.flush()
-        except (OSError, ValueError):       # gone, or a TLS state a cut broke
-            self._out.clear()
-
-    def send_many(self, chunks):
-        """Send a long run of response lines (bytes) in large writes: gathered as
-        send() gathers, joined once per OUTPUT_BOUND bytes."""
-        buf, size = [], 0
-        for chunk in chunks:
-            buf.append(chunk)
-            size += len(chunk)
-            if size >= OUTPUT_BOUND:
-                self.send(b"".join(buf))
-                buf, size = [], 0
-        if buf:
-            self.send(b"".join(buf))
 
     # -- TLS ------------------------------------------------------------------------
     def _wrap_tls(self):

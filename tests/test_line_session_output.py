@@ -12,7 +12,7 @@ import pytest
 import fakes
 import smtp_helpers
 from clevermail.imap.session import IMAPSession
-from clevermail.line_session import OUTPUT_BOUND
+from clevermail.session_output import OUTPUT_BOUND
 from clevermail.smtp.session import SMTPSession
 from imap_helpers import (  # noqa: F401 (handler, store: fixtures)
     ALICE, PASSWORD, Client, FakeServer, deliver, handler, message, store, wait_idling)
