@@ -27,7 +27,6 @@ import time
 from . import metrics, privileges, service_reload
 from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
-from .imap.fetch_cache import FILE_NAME as FETCH_CACHE_FILE
 from .imap.sortcache import FILE_NAME as SORT_CACHE_FILE
 from .imap.handler import IMAPFileHandler
 from .imap.server import IMAPServer
@@ -259,11 +258,11 @@ class MailService:
         return service_reload.apply(self, settings)
 
     def _imap_caches(self):
-        """(cache, its file) of the IMAP caches kept across restarts: FETCH metadata
-        (imap/fetch_cache.py) and SORT/THREAD keys (imap/sortcache.py)."""
+        """(cache, its file) of the IMAP caches kept across restarts here: SORT/THREAD
+        keys (imap/sortcache.py).  FETCH metadata is kept in each folder's journal as it
+        is made (imap/fetch_journal.py)."""
         imap, data_dir = self.handlers["imap"], self.settings.server.data_dir
-        return ((imap.fetch_cache, os.path.join(data_dir, FETCH_CACHE_FILE)),
-                (imap.sort_cache, os.path.join(data_dir, SORT_CACHE_FILE)))
+        return ((imap.sort_cache, os.path.join(data_dir, SORT_CACHE_FILE)),)
 
     # -- lifecycle --------------------------------------------------------------
     def start(self):
@@ -363,6 +362,7 @@ class MailService:
                     cache.save(path)
                 except OSError as exc:      # only a speed-up: the next start reads again
                     log.warning("-: %s not saved: %s", path, exc)
+            self.handlers["imap"].fetch_cache.close()     # the folders' journal files
         if self.worker is not None:
             self.worker.stop(timeout)
         if getattr(self, "send_quota", None) is not None:

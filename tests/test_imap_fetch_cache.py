@@ -1,12 +1,14 @@
 """The shared FETCH metadata cache (clevermail/imap/fetch_cache.py): pure bounds, and
 sessions over socketpairs whose second FETCH of ENVELOPE, BODYSTRUCTURE or header
-fields reads no message file and answers exactly as the first."""
+fields reads no message file and answers exactly as the first, in the same process or
+in another one (a second file handler and store on the same data dir, as a worker has)
+through the folder's journal (the journal file itself: test_imap_fetch_journal.py)."""
 
 import pytest
 
 from clevermail.imap.fetch_cache import FetchCache
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
-    ALICE, append, client, deliver, handler, open_session, selected, store, two_logged_in)
+    ALICE, FakeServer, append, client, deliver, handler, open_session, selected, store, two_logged_in)
 
 
 # -- pure ----------------------------------------------------------------------------------------
@@ -104,37 +106,8 @@ def test_a_recreated_folder_never_shows_the_old_entries(client, store, reads):
     assert "new one" in answer and "old one" not in answer
 
 
-# -- across restarts ---------------------------------------------------------------------------
-def test_saved_and_loaded_in_order_and_within_the_bound(tmp_path):
-    cache = FetchCache()
-    for uid in (1, 2, 3):
-        cache.memo(("a", "INBOX", 7), uid).put("ENVELOPE", b"e%d" % uid)
-    cache.memo(("a", "INBOX", 7), 1).put((("1",), "HEADER.FIELDS", frozenset({"subject"})), b"Subject: x\r\n")
-    path = tmp_path / "fc"
-    cache.save(path)
-    again = FetchCache()
-    assert again.load(path) == 3 and again.size == cache.size
-    assert again.memo(("a", "INBOX", 7), 1).get(
-        (("1",), "HEADER.FIELDS", frozenset({"subject"}))) == b"Subject: x\r\n"
-    # saved least recently used first (2, 3, then 1 with its two items): the oldest goes
-    small = FetchCache(max_bytes=102 + 214 + 10)
-    assert small.load(path) == 2
-    assert small.memo(("a", "INBOX", 7), 2).get("ENVELOPE") is None
-    assert small.memo(("a", "INBOX", 7), 1).get("ENVELOPE") == b"e1"
-
-
-@pytest.mark.parametrize("data", [b"", b"garbage", __import__("marshal").dumps((("other", 1), [])),
-                                  __import__("marshal").dumps((("clevermail fetch cache", 1),
-                                                               [("bad",), ((("a",), "x"), {"E": "str"})]))])
-def test_a_damaged_or_foreign_file_is_ignored(tmp_path, data):
-    path = tmp_path / "fc"
-    path.write_bytes(data)
-    cache = FetchCache()
-    assert cache.load(path) == 0 and len(cache) == 0
-    assert cache.load(tmp_path / "missing") == 0
-
-
-def test_a_restarted_service_answers_from_the_saved_cache(tmp_path, monkeypatch):
+# -- across restarts and processes: the folder's journal (fetch_journal.py) -------------------
+def test_a_restarted_service_answers_from_the_folder_journal(tmp_path, monkeypatch):
     import imaplib
 
     from clevermail.imap.handler import IMAPFileHandler
@@ -159,7 +132,7 @@ def test_a_restarted_service_answers_from_the_saved_cache(tmp_path, monkeypatch)
             c.select("INBOX")
             again = c.fetch("1", "(ENVELOPE BODYSTRUCTURE)")
     assert again == first and b"kept" in again[1][0]
-    assert reads == []                  # answered from the file the first run saved
+    assert reads == []                  # answered from the journal the first run wrote
 
 
 def test_other_header_fields_and_the_envelope_come_from_the_kept_header(selected, reads):
@@ -176,3 +149,73 @@ def test_other_header_fields_and_the_envelope_come_from_the_kept_header(selected
     for items in asked:
         selected.expect(f"FETCH 2 {items}")
     assert reads == [3, 2]
+
+
+# -- another process: a second handler and store on the same data dir -----------------------------
+@pytest.fixture(name="worker_b")
+def _worker_b(tmp_path, handler):
+    """The IMAP file handler of a second worker process: its own MailStore and caches on
+    the data dir of `handler`; .reads lists the UIDs whose file it read."""
+    from clevermail.imap.handler import IMAPFileHandler
+    from clevermail.store import MailStore
+    other = IMAPFileHandler(MailStore(tmp_path / "data"), handler.accounts)
+    other.reads = []
+    original = other.read_message
+    other.read_message = lambda view, msg: other.reads.append(msg.uid) or original(view, msg)
+    yield other
+    other.fetch_cache.close()
+
+
+ITEMS = "(UID ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[HEADER.FIELDS (From Subject)] RFC822.HEADER)"
+
+
+def test_appended_through_one_worker_fetched_through_the_other_reads_no_file(
+        open_session, handler, worker_b, reads):
+    a = open_session()
+    a.login()
+    for n in (1, 2, 3):
+        append(a, "INBOX", b"From: a@x.test\r\nSubject: n%d\r\nContent-Type: multipart/mixed; "
+               b"boundary=b\r\n\r\n--b\r\n\r\npart %d\r\n--b--\r\n" % (n, n))
+    a.select()
+    first = a.expect(f"FETCH 1:3 {ITEMS}").untagged
+    assert sorted(reads) == [1, 2, 3]
+    b = open_session(server=FakeServer(worker_b))
+    b.login()
+    b.select()
+    assert b.expect(f"FETCH 1:3 {ITEMS}").untagged == first
+    assert worker_b.reads == []                 # rendered by worker A, read from the journal
+    # and the other way round: what B renders first, A takes from the journal
+    b.expect("FETCH 2 (BODY.PEEK[HEADER.FIELDS (To)])")
+    assert worker_b.reads == []                 # from the kept header
+    append(b, "INBOX", b"From: b@x.test\r\nSubject: from B\r\n\r\nbody\r\n")
+    b.expect("NOOP")
+    mine = b.expect(f"FETCH 4 {ITEMS}").untagged
+    assert worker_b.reads == [4]
+    a.expect("NOOP")
+    assert a.expect(f"FETCH 4 {ITEMS}").untagged == mine
+    assert sorted(reads) == [1, 2, 3]
+
+
+def test_a_damaged_journal_is_ignored_and_rewritten(open_session, handler, worker_b, reads):
+    import os
+    from clevermail.imap.fetch_journal import FILE_NAME, decode
+    a = open_session()
+    a.login()
+    for n in (1, 2):
+        append(a, "INBOX", b"From: a@x.test\r\nSubject: n%d\r\n\r\nbody\r\n" % n)
+    a.select()
+    first = a.expect("FETCH 1:2 (ENVELOPE)").untagged
+    path = os.path.join(handler.store.folder_path(ALICE, "INBOX"), FILE_NAME)
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 4] ^= 0xFF                # a flipped byte in the first record
+    open(path, "wb").write(bytes(data) + b"CMF1\xff\xff")     # and a torn tail
+    b = open_session(server=FakeServer(worker_b))
+    b.login()
+    b.select()
+    assert b.expect("FETCH 1:2 (ENVELOPE)").untagged == first
+    assert worker_b.reads == [1]                # the damaged record's message was read again
+    records, _, damaged = decode(open(path, "rb").read())
+    assert not damaged and sorted(r[1] for r in records) == [1, 2]     # rewritten clean
+    a.expect("NOOP")
+    assert a.expect("FETCH 1:2 (ENVELOPE)").untagged == first
+

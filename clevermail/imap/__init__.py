@@ -51,6 +51,7 @@ fetch.py, search.py  FETCH items and SEARCH keys: rendering/matching
 fetch_items.py       the FETCH item list parsed (pure)
 fetch_index.py       FETCH of index items only over many messages, from the index's columns
 fetch_cache.py       rendered FETCH metadata per message, shared by the sessions
+fetch_journal.py     the folder's file through which every process shares that cache
 sections.py          section-spec and <partial> syntax (FETCH items, URLs; pure)
 search_view.py       a message as SEARCH's keys see it, computed lazily
 binary.py            BINARY (RFC 3516): decoded sections, literal8, binary APPENDs made

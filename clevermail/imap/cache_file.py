@@ -1,5 +1,5 @@
-"""The files the IMAP caches are kept in across restarts (fetch_cache.py's
-<data_dir>/imap-fetch.cache, sortcache.py's <data_dir>/imap-sort.cache): one marshal
+"""The file an IMAP cache is kept in across restarts (sortcache.py's
+<data_dir>/imap-sort.cache; the FETCH metadata has its journals, fetch_journal.py): one marshal
 value (a tag naming the cache and its version, then the payload), written whole and
 renamed into place without fsync (a cache is only a speed-up: a crash costs a rebuild).
 

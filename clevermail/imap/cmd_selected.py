@@ -181,10 +181,10 @@ def _fetch(session, args, uid_mode):
     messages = view.messages(seqs)
     read = functools.partial(handler.read_message, view)
     ident = functools.partial(handler.email_id, view)
-    # metadata rendered before, by any session (fetch_cache.py); a UID's content never
-    # changes within its UIDVALIDITY
-    memo = functools.partial(handler.fetch_cache.memo, (session.account.address, view.name, view.uidvalidity)) \
-        if request.cached else _no_memo
+    # metadata rendered before, by any session of any process (fetch_cache.py); a
+    # UID's content never changes within its UIDVALIDITY
+    memos = handler.fetch_memos(view, session.account.address) if request.cached else None
+    memo = _no_memo if memos is None else memos.memo
     missing = False
     sent = []
     mailbox = session.mailbox
@@ -202,7 +202,11 @@ def _fetch(session, args, uid_mode):
             if mailbox.unannounced(msg.flags):      # set by another session meanwhile
                 yield from mailbox.keyword_updates()
             yield b"* %d FETCH %s\r\n" % (msg.seq, data)
-    session.send_many(lines())
+    try:
+        session.send_many(lines())
+    finally:
+        if memos is not None:       # what this FETCH rendered, for the other processes
+            memos.flush(lambda: set(view.uids))
     session.log_retrieval(session.account.address, view.name, sent)
     if missing or len(messages) < len(seqs):
         raise R.MESSAGE_GONE.error()

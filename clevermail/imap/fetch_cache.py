@@ -15,19 +15,21 @@ least-recently-used order and bounded by the bytes they hold.
 The full message and its text (BODY[], BODY[TEXT], RFC822, BINARY) are never kept:
 they are large and read once.
 
-Kept across restarts: MailService.stop save()s it to <data_dir>/imap-fetch.cache
-(cache_file.py: marshal, written whole and renamed into place, no fsync: it is only
-a speed-up), and start load()s it back; a file that is missing, of another version or
-damaged is ignored, and so is every entry in it that is not of the shape save() writes.
+Shared by the processes of a data dir and kept across restarts: each folder's
+fetch_journal.FolderJournal (<folder>/clevermail-fetch-cache).  A FETCH takes the
+folder's FolderMemos: at its first miss it reads what other processes (or an earlier
+run) appended to the journal since this process last looked, and at its end it appends
+in one write what it rendered itself, so a message appended through one worker and
+fetched through the other is parsed once and its file read once.
 """
 
+import logging
 import threading
 from collections import OrderedDict
 
-from . import cache_file
+from .fetch_journal import FolderJournal
 
-FILE_NAME = "imap-fetch.cache"
-_FILE_TAG = ("clevermail fetch cache", 1)
+log = logging.getLogger("clevermail.imap")
 
 # What one cached value costs beyond its bytes (the key tuple, the dict slot): counted
 # so that the bound holds for many tiny values too.
@@ -37,27 +39,140 @@ _OVERHEAD = 100
 class MessageMemo:
     """The cached items of one message, handed to one render (fetch._Content)."""
 
-    __slots__ = ("_cache", "_key", "_items")
+    __slots__ = ("_cache", "_key", "_items", "_folder")
 
-    def __init__(self, cache, key, items):
-        self._cache, self._key, self._items = cache, key, items
+    def __init__(self, cache, key, items, folder=None):
+        self._cache, self._key, self._items, self._folder = cache, key, items, folder
 
     def get(self, item):
-        return self._items.get(item)
+        value = self._items.get(item)
+        if value is None and self._folder is not None and self._folder.look():
+            value = self._items.get(item)       # another process rendered it
+        return value
 
     def put(self, item, value):
-        self._cache._put(self._key, self._items, item, value)
+        if self._cache._put(self._key, self._items, item, value) and self._folder is not None:
+            self._folder.added(self._key[1], item, value)
+
+
+class FolderMemos:
+    """The memos of one folder for one FETCH command, with its journal: read at the
+    command's first miss (once), added to at its end (flush)."""
+
+    __slots__ = ("_cache", "_key", "_journal", "_looked", "_new")
+
+    def __init__(self, cache, folder_key, journal):
+        self._cache, self._key, self._journal = cache, folder_key, journal
+        self._looked = journal is None
+        self._new = {}              # uid -> {item: bytes} rendered by this command
+
+    def memo(self, uid):
+        """The MessageMemo of message `uid`."""
+        key = (self._key, uid)
+        items = self._cache._items(key)
+        if items is None and self.look():
+            items = self._cache._items(key)
+        if items is None:
+            items = self._cache._add(key)
+        return MessageMemo(self._cache, key, items, self)
+
+    def look(self):
+        """Take in what the journal gained since this process last read it, once per
+        command; whether it was read."""
+        if self._looked:
+            return False
+        self._looked = True
+        try:
+            self._cache._merge(self._key, self._journal.read_new())
+        except OSError as exc:
+            log.warning("-: %s not read: %s", self._journal.path, exc)
+            return False
+        return True
+
+    def added(self, uid, item, value):
+        self._new.setdefault(uid, {})[item] = value
+
+    def flush(self, live_uids):
+        """Append what this command rendered to the journal; `live_uids()`: the UIDs
+        the folder still has (called only when the journal is rewritten)."""
+        new, self._new = self._new, {}
+        if new and self._journal is not None:
+            try:
+                self._journal.append(new, live_uids)
+            except OSError as exc:
+                log.warning("-: %s not written: %s", self._journal.path, exc)
 
 
 class FetchCache:
     """Rendered metadata items per message, shared by the sessions (see the module
     docstring).  Thread-safe."""
 
-    def __init__(self, max_bytes=64 << 20):
+    def __init__(self, max_bytes=64 << 20, journal_bytes=16 << 20, max_journals=256):
         self.max_bytes = max_bytes
+        self.journal_bytes = journal_bytes
+        self.max_journals = max_journals
         self._lock = threading.Lock()
         self._messages = OrderedDict()      # (folder key, uid) -> {item: bytes}
         self.size = 0                       # bytes held (values and _OVERHEAD each)
+        self._journals = OrderedDict()      # folder key -> FolderJournal (an open file each)
+
+    def folder(self, folder_key, path_of):
+        """The FolderMemos of a folder (folder_key: user, folder name, UIDVALIDITY) for
+        one FETCH; path_of(): its journal's path, asked once per process and folder
+        (None: kept in this process only)."""
+        with self._lock:
+            journal = self._journals.get(folder_key)
+            if journal is not None:
+                self._journals.move_to_end(folder_key)
+        if journal is None:
+            path = path_of()
+            if path is not None:
+                journal = self._journal(folder_key, path)
+        return FolderMemos(self, folder_key, journal)
+
+    def _journal(self, folder_key, path):
+        made = FolderJournal(path, folder_key[-1], self.journal_bytes)
+        with self._lock:
+            journal = self._journals.setdefault(folder_key, made)
+            old = self._journals.popitem(last=False)[1] \
+                if len(self._journals) > self.max_journals else None
+        if old is not None:
+            old.close()
+        return journal
+
+    def close(self):
+        """Close every journal's file (they are opened again when next used)."""
+        with self._lock:
+            journals, self._journals = list(self._journals.values()), OrderedDict()
+        for journal in journals:
+            journal.close()
+
+    def _items(self, key):
+        with self._lock:
+            items = self._messages.get(key)
+            if items is not None:
+                self._messages.move_to_end(key)
+            return items
+
+    def _add(self, key):
+        with self._lock:
+            return self._messages.setdefault(key, {})
+
+    def _merge(self, folder_key, records):
+        """Add [(uid, {item: bytes})] read from a journal: items this process lacks."""
+        with self._lock:
+            for uid, items in records:
+                key = (folder_key, uid)
+                have = self._messages.get(key)
+                if have is None:
+                    self._messages[key] = items
+                    self.size += sum(len(v) + _OVERHEAD for v in items.values())
+                    continue
+                for item, value in items.items():
+                    if item not in have:
+                        have[item] = value
+                        self.size += len(value) + _OVERHEAD
+            self._evict()
 
     def memo(self, folder_key, uid):
         """The MessageMemo of message `uid` of a folder (folder_key: user, folder name,
@@ -72,9 +187,10 @@ class FetchCache:
         return MessageMemo(self, key, items)
 
     def _put(self, key, items, item, value):
+        """Keep a value rendered here; False when it was there already."""
         with self._lock:
             if item in items:
-                return
+                return False
             items[item] = value
             if key in self._messages:
                 self.size += len(value) + _OVERHEAD
@@ -82,6 +198,7 @@ class FetchCache:
                 self._messages[key] = items
                 self.size += sum(len(v) + _OVERHEAD for v in items.values())
             self._evict()
+        return True
 
     def _evict(self):
         """Drop least recently used messages until the bound holds (lock held);
@@ -95,39 +212,3 @@ class FetchCache:
 
     def __len__(self):
         return len(self._messages)
-
-    # -- across restarts ---------------------------------------------------------------
-    def save(self, path):
-        """Write the cache to `path` (least recently used first, as load() expects)."""
-        with self._lock:
-            entries = [(key, dict(items)) for key, items in self._messages.items() if items]
-        cache_file.write(path, _FILE_TAG, entries)
-
-    def load(self, path):
-        """Add what save() wrote at `path` (within max_bytes); the number of messages
-        loaded, 0 when the file is missing or not one of ours."""
-        entries = cache_file.read(path, _FILE_TAG)
-        if not isinstance(entries, list):
-            return 0
-        loaded = 0
-        for entry in entries:
-            if not _valid(entry):
-                continue
-            key, items = entry
-            with self._lock:
-                if key in self._messages:
-                    continue
-                self._messages[key] = items
-                self.size += sum(len(v) + _OVERHEAD for v in items.values())
-                loaded += 1 - self._evict()
-        return max(loaded, 0)
-
-
-def _valid(entry):
-    """((folder key, uid), {item: bytes}) as save() writes it."""
-    try:
-        (folder, uid), items = entry
-    except (TypeError, ValueError):
-        return False
-    return (isinstance(uid, int) and isinstance(folder, tuple) and isinstance(items, dict)
-            and all(isinstance(v, bytes) for v in items.values()))

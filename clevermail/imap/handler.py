@@ -15,6 +15,7 @@ APPEND are one-shot store calls (store/folder_ops.py).  What this handler asks o
 the store is declared in store/api.py (IMAPStore).
 """
 
+import os
 from typing import NamedTuple
 
 from ..store import SPECIAL_USE, FolderExists, NoSuchFolder
@@ -26,6 +27,7 @@ from ..store.special_use import canonical, check as check_special_use
 from ..store.url_keys import UrlAuthKeys
 from ..store.view import FolderView, Message, ViewMode, close_view, open_view
 from .fetch_cache import FetchCache
+from .fetch_journal import FILE_NAME as FETCH_JOURNAL
 from .sortcache import SortCache
 
 
@@ -200,6 +202,14 @@ class IMAPFileHandler:
         """The content of a view's message in wire form (CRLF); MessageGone (or
         FileNotFoundError) when it was expunged meanwhile."""
         return view.read_message(msg.uid)
+
+    def fetch_memos(self, view: FolderView, address):
+        """fetch_cache.FolderMemos of the view's folder for one FETCH: metadata rendered
+        before by any session of any process on this data dir (the folder's journal,
+        fetch_journal.py)."""
+        return self.fetch_cache.folder(
+            (address, view.name, view.uidvalidity),
+            lambda: os.path.join(self.store.folder_path(address, view.name), FETCH_JOURNAL))
 
     def sort_keys(self, view: FolderView, address, uids):
         """sort.LazyKeys of `uids` of a view, in their order (None for one expunged
