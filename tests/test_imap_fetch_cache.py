@@ -219,3 +219,31 @@ def test_a_damaged_journal_is_ignored_and_rewritten(open_session, handler, worke
     a.expect("NOOP")
     assert a.expect("FETCH 1:2 (ENVELOPE)").untagged == first
 
+
+
+# -- what one parse gives -------------------------------------------------------------------------
+def test_what_a_parse_gives_is_kept_beside_the_item_asked(selected, reads):
+    selected.expect("FETCH 1 (BODY)")
+    for items in ("(BODYSTRUCTURE)", "(ENVELOPE)", "(BODY.PEEK[HEADER.FIELDS (Subject)])", "(RFC822.HEADER)"):
+        selected.expect(f"FETCH 1 {items}")
+    assert reads == [1]
+    selected.expect("FETCH 2 (ENVELOPE)")           # the header alone: no parse of the body
+    selected.expect("FETCH 2 (BODYSTRUCTURE)")
+    assert reads == [1, 2, 2]
+
+
+@pytest.mark.parametrize("first", ["BODY", "BODYSTRUCTURE", "BODY.PEEK[1.HEADER]"])
+def test_items_kept_beside_a_parse_equal_those_from_the_file(first):
+    """BODY, BODYSTRUCTURE and the header kept when another item parsed the message answer
+    byte for byte as rendered alone, for the corpus, the nasty messages and mutations."""
+    import random
+
+    from test_imap_fetch import DATA, NASTY, Msg, fetch, load, mutate
+    rng = random.Random(18)
+    corpus = [load(p.name) for p in sorted(DATA.glob("*.eml"))] + NASTY
+    for n, raw in enumerate(corpus + [mutate(rng, rng.choice(corpus)) for _ in range(100)]):
+        cache, msg = FetchCache(), Msg(raw)
+        fetch(first, msg, memo=cache.memo("f", n))
+        for items in ("BODY", "BODYSTRUCTURE", "ENVELOPE", "BODY.PEEK[HEADER.FIELDS (From Subject)]"):
+            assert fetch(items, msg, memo=cache.memo("f", n)) == fetch(items, Msg(raw)), (n, items)
+        assert msg.raw_calls == 1

@@ -136,7 +136,16 @@ class _Content:
         if value is None:
             value = render(self)
             memo.put(item, value)
+            parsed = self._parsed
+            if parsed is not None and parsed.parsed_tree:
+                self._siblings(memo)
         return value
+
+    def _siblings(self, memo):
+        """Keep what _PARSED_SIBLINGS the memo lacks, from the message parsed already."""
+        for item, render in _PARSED_SIBLINGS:
+            if not memo.has(item):
+                memo.put(item, render(self))
 
     def email_id(self):
         """The message's stable id (RFC 8474 EMAILID), through the caller's ident(msg)."""
@@ -253,6 +262,13 @@ _TOP_HEADER = ((), "HEADER", frozenset())
 
 def _top_header(content):
     return mime.section(content.parsed, (), "HEADER")
+
+
+# Kept once a message was read and its MIME structure parsed for a kept item (BODY,
+# BODYSTRUCTURE, a part's header): BODY and BODYSTRUCTURE (each a third of the cost of the
+# read and parse a later FETCH of it would need again) and the header, from which
+# ENVELOPE and header fields are made (_Content.head).
+_PARSED_SIBLINGS = (("BODY", _body), ("BODYSTRUCTURE", _bodystructure), (_TOP_HEADER, _top_header))
 
 
 def _section_renderer(label, section, partial):

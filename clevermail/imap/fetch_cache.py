@@ -50,6 +50,10 @@ class MessageMemo:
             value = self._items.get(item)       # another process rendered it
         return value
 
+    def has(self, item):
+        """Whether `item` is kept in this process (the journal is not looked at)."""
+        return item in self._items
+
     def put(self, item, value):
         if self._cache._put(self._key, self._items, item, value) and self._folder is not None:
             self._folder.added(self._key[1], item, value)

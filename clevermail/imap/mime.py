@@ -83,6 +83,11 @@ class ParsedMessage:
             self._root = self._part(0, (), 0, False, False)[0]
         return self._root
 
+    @property
+    def parsed_tree(self):
+        """Whether the part tree was made (root asked for)."""
+        return self._root is not None
+
     def top(self):
         """The top-level header only: enough for BODY[HEADER] and friends."""
         if self._root is not None:
