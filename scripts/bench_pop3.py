@@ -32,7 +32,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from clevermail.accounts import AccountStore, hash_password  # noqa: E402
+from clevermail.accounts import AccountStore  # noqa: E402
+from clevermail.passwords import hash_password  # noqa: E402
 from clevermail.netbase import Limits, SessionPolicy  # noqa: E402
 from clevermail.pop3.handler import POP3FileHandler  # noqa: E402
 from clevermail.pop3.server import POP3Server  # noqa: E402

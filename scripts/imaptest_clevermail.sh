@@ -39,7 +39,9 @@ export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 for i in 1 2 3 4 5; do
   echo secret | python3 -m clevermail --config "$WORK/clevermail.ini" user add "testuser$i@example.test" --password-stdin >/dev/null
 done
-python3 -m clevermail --config "$WORK/clevermail.ini" start > "$WORK/server.log" 2>&1 &
+# setsid: a session (so a scheduler autogroup) of its own, as Dovecot's processes have;
+# in imaptest's session it would share one CPU share with the load generator
+setsid python3 -m clevermail --config "$WORK/clevermail.ini" start > "$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
 for _ in $(seq 100); do
