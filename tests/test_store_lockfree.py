@@ -13,24 +13,8 @@ import pytest
 
 from clevermail.store import MailStore, flags
 from clevermail.store.view import NO_CHANGES, Changes, FolderView, ViewMode
-from fakes import RETURN_PATH, open_inbox
-
-ALICE = "alice@example.test"
-
-
-def message(n):
-    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return MailStore(tmp_path / "data")
-
-
-@pytest.fixture
-def folder(store):
-    with open_inbox(store, ALICE, map(message, range(1, 4))) as folder:
-        yield folder
+from fakes import RETURN_PATH
+from view_fixtures import ALICE, folder, message, store  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -11,27 +11,11 @@ import threading
 
 import pytest
 
-from clevermail.store import MailStore, MessageGone
+from clevermail.store import MessageGone
 from clevermail.store.view import NO_CHANGES, Changes, FolderView, ViewMode, close_view, open_view
-from fakes import RETURN_PATH, open_inbox
+from fakes import RETURN_PATH
+from view_fixtures import ALICE, folder, message, store  # noqa: F401 (fixtures)
 from waiting import wait_for
-
-ALICE = "alice@example.test"
-
-
-def message(n):
-    return b"Subject: message %d\r\n\r\nbody %d\r\n" % (n, n)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return MailStore(tmp_path / "data")
-
-
-@pytest.fixture
-def folder(store):
-    with open_inbox(store, ALICE, map(message, range(1, 4))) as folder:
-        yield folder
 
 
 def view(folder, readonly=False, owned=()):
