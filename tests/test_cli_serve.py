@@ -299,6 +299,9 @@ def test_run_loop_reloads_then_stops_with_the_reason(tmp_path, write_config, thr
 
 
 def test_signal_handlers_only_set_flags_and_wake_the_loop():
+    # what restore() must put back: the dispositions pytest's process inherited
+    # (SIGHUP is SIG_IGN under nohup, SIG_DFL otherwise)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)}
     signals = Signals().install()
     try:
         os.kill(os.getpid(), signal.SIGHUP)
@@ -313,8 +316,7 @@ def test_signal_handlers_only_set_flags_and_wake_the_loop():
         assert signals.stop_reason == "SIGTERM"
     finally:
         signals.restore()
-    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
 def test_status_line_counts_sessions():
