@@ -18,6 +18,9 @@ On disk, under <data_dir>/mail/:
     <folder>/clevermail-lock                   flock target shared with other processes (locks.py)
     <folder>/clevermail-specialuse             special-use attributes it was created with,
                                                one a line (special_use.py, RFC 6154)
+    <folder>/clevermail-fetch-cache            IMAP's rendered FETCH metadata, appended by
+                                               every process (written by imap/fetch_journal.py:
+                                               it goes wherever the folder directory goes)
 
 Message files follow maildir.py's naming (sizes and date in the name, flags after
 ':2,'), stored with LF line endings; POP3 and IMAP send them with CRLF.  Mutt, Dovecot
