@@ -167,3 +167,17 @@ def test_two_processes_writing_at_once_never_corrupt_it(tmp_path, bound):
     else:
         assert os.path.getsize(path) <= bound + 2 * 300 * 8
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_a_journal_its_cache_let_go_opens_no_descriptor_again(tmp_path):
+    """A FETCH still holding a folder's journal when the cache drops it (past
+    max_journals) writes nothing rather than open a descriptor nobody would close."""
+    from clevermail.imap.fetch_cache import FetchCache
+    cache = FetchCache(max_journals=1)
+    paths = {name: str(tmp_path / name) for name in ("a", "b")}
+    in_flight = cache.folder(("alice", "A", 7), lambda: paths["a"])
+    in_flight.added(1, "ENVELOPE", b"(env 1)")
+    cache.folder(("alice", "B", 7), lambda: paths["b"])     # A's journal let go
+    in_flight.flush(set)
+    assert not os.path.exists(paths["a"])
+    cache.close()

@@ -141,15 +141,15 @@ class FetchCache:
             old = self._journals.popitem(last=False)[1] \
                 if len(self._journals) > self.max_journals else None
         if old is not None:
-            old.close()
+            old.retire()
         return journal
 
     def close(self):
-        """Close every journal's file (they are opened again when next used)."""
+        """Close every journal's file (new ones are made when next used)."""
         with self._lock:
             journals, self._journals = list(self._journals.values()), OrderedDict()
         for journal in journals:
-            journal.close()
+            journal.retire()
 
     def _items(self, key):
         with self._lock:

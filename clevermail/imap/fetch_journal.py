@@ -108,9 +108,18 @@ class FolderJournal:
         self._ino = None
         self._offset = 0            # read up to here
         self._damaged = False       # rewrite at the next append
+        self._retired = False       # dropped by its cache: never opened again
 
     def close(self):
+        """Close the descriptor; the next read or append opens the file again."""
         with self._lock:
+            self._close()
+
+    def retire(self):
+        """Close for good: its cache let it go (FetchCache), and a FETCH still holding
+        it must not open a descriptor that nobody would close."""
+        with self._lock:
+            self._retired = True
             self._close()
 
     def _close(self):
@@ -119,6 +128,8 @@ class FolderJournal:
         self._fd, self._ino, self._offset = -1, None, 0
 
     def _open(self, create):
+        if self._retired:
+            return False
         flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | (os.O_CREAT if create else 0)
         try:
             fd = os.open(self.path, flags, 0o600)
