@@ -8,17 +8,12 @@ session" is simply a second view (or the store itself) changing the same Folder.
 import pytest
 
 from clevermail.imap.selected_mailbox import SelectedMailbox
-from clevermail.store import MailStore
 from clevermail.store.view import FolderView, ViewMode
 from fakes import open_inbox
 from imap_helpers import ALICE, message
+from view_fixtures import store  # noqa: F401 (a fixture)
 
 FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-
-
-@pytest.fixture
-def store(tmp_path):
-    return MailStore(tmp_path / "data")
 
 
 @pytest.fixture
