@@ -259,6 +259,7 @@ def settings_from(conf):
             certificate=tls["certificate"], key=tls["key"],
             user=server["user"].strip(), group=server["group"].strip(),
             drain_time=server["drain_time"], workers=server["workers"],
+            cpu_affinity=server["cpu_affinity"],
             proxy_protocol=tuple(k.strip() for k in server["proxy_protocol"] if k.strip()),
             proxy_networks=tuple(server["proxy_networks"])),
         limits=MappingProxyType({protocol: Limits(timeout=lim[f"{protocol}_timeout"], **shared)

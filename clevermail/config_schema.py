@@ -48,6 +48,8 @@ proxy_protocol = force_list(default=list())
 proxy_networks = cidr_list(default=list())
 # Processes serving the listeners (1 = one process; a busy server sets its number of cores): each a threaded server on the same sockets and data.
 workers = integer(min=1, max=64, default=1)
+# auto: each of those processes keeps to one CPU (the i-th process to the i-th CPU it may use): a Python process runs one thread at a time, and letting its threads hand over between CPUs halved its rate (measured); off: the kernel places them.
+cpu_affinity = option('auto', 'off', default='auto')
 
 [smtp]
 # MX listeners (host:port, IPv6 as [::1]:25): local domains from anyone, any domain once authenticated.

@@ -50,6 +50,7 @@ class ServerSettings:
     group: str = ""                     # ...and group ("" = the user's own)
     drain_time: float = 10.0    # seconds MailService.stop lets commands in progress finish
     workers: int = 1            # processes serving the listeners (workers.py)
+    cpu_affinity: str = "auto"  # or "off": each serving process keeps to one CPU (process.py)
     proxy_protocol: tuple = ()  # listener kinds whose connections begin with a PROXY header
     proxy_networks: tuple = ()  # ...from these load balancers (ipaddress networks)
 

@@ -106,7 +106,7 @@ def serve(kind, workdir, sink_port):
     from clevermail.passwords import hash_password
     from clevermail.config import load_config
     from clevermail.logs import setup_logging
-    from clevermail.process import tune_process
+    from clevermail.process import place, tune_process, usable_cpus
     from clevermail.service import MailService
 
     users = os.path.join(workdir, "users.ini")
@@ -130,6 +130,7 @@ def serve(kind, workdir, sink_port):
     })
     setup_logging("INFO", os.path.join(workdir, "server.log"), console=False)
     tune_process()
+    place(conf.server.cpu_affinity, 0, usable_cpus())      # as `clevermail start` does
     svc = MailService(conf).start()
     return svc.port("submission"), svc.stop
 

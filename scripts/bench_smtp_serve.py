@@ -1,6 +1,6 @@
 """bench_smtp.py's servers, each run in a child process (`bench_smtp.py --serve KIND`):
 CleverMail as `clevermail start` runs it (MailService from a config file in the work
-dir, INFO logging to a file, the process tuned, and with --workers N the N-1 worker
+dir, INFO logging to a file, the process tuned and kept to a CPU, and with --workers N the N-1 worker
 processes of [server] workers on the same listener), optionally with the inbound
 checks and their loopback DNS (clevermail-checks); and the baseline, a bare
 thread-per-connection server that fsyncs each message before its 250.  Also the
@@ -53,7 +53,7 @@ def serve_clevermail(workdir, checks=False, workers=1):
     from clevermail.passwords import hash_password
     from clevermail.config import load_config
     from clevermail.logs import setup_logging
-    from clevermail.process import tune_process
+    from clevermail.process import CPUS_ENV, encode_cpus, place, tune_process, usable_cpus
     from clevermail.service import MailService
     from clevermail.workers import WorkerPool, worker_argv
 
@@ -86,6 +86,8 @@ def serve_clevermail(workdir, checks=False, workers=1):
     # the production logging set-up (INFO, as `clevermail start` does), to a file
     setup_logging("INFO", log_file, console=False)
     tune_process()      # as `clevermail start` does: this child is the serving process
+    cpus = usable_cpus()
+    place(conf.server.cpu_affinity, 0, cpus)
     svc = MailService(conf).start()
     if workers > 1:
         # as `clevermail start` does: the other processes on the socket just bound
@@ -94,7 +96,8 @@ def serve_clevermail(workdir, checks=False, workers=1):
         err = os.open(os.devnull, os.O_WRONLY)
         os.dup2(err, 2)
         os.close(err)
-        svc.pool = WorkerPool(svc, workers - 1, worker_argv(config.filename)).start()
+        svc.pool = WorkerPool(svc, workers - 1, worker_argv(config.filename),
+                              environ={**os.environ, CPUS_ENV: encode_cpus(cpus)}).start()
         wait_for_workers(log_file, workers - 1)
 
     def stop():

@@ -120,8 +120,8 @@ def test_config_show_without_file_is_the_defaults(runner, tmp_path, monkeypatch)
 
 # -- user add -------------------------------------------------------------------------------------
 def test_start_tunes_the_process_before_starting_the_service(runner, cfg, monkeypatch):
-    """`clevermail start` is the one caller of process.tune_process, before the service
-    starts.  Tuning, logging set-up, signal handlers and the service are stand-ins here,
+    """`clevermail start` is the one caller of process.tune_process and process.place,
+    before the service starts.  Tuning, logging set-up, signal handlers and the service are stand-ins here,
     so this test process is left as it is."""
     import signal
 
@@ -138,12 +138,14 @@ def test_start_tunes_the_process_before_starting_the_service(runner, cfg, monkey
             raise service.StartupError("stand-in")
 
     monkeypatch.setattr(process, "tune_process", lambda: events.append("tune"))
+    # keeping to one CPU would keep this test process (and the rest of the suite) there
+    monkeypatch.setattr(process, "place", lambda mode, index, cpus: events.append(("place", mode, index)))
     monkeypatch.setattr(logs, "setup_logging", lambda *a, **kw: None)
     monkeypatch.setattr(signal, "signal", lambda *a: None)
     monkeypatch.setattr(service, "MailService", Service)
     result = run(runner, cfg, "start")
     assert result.exit_code == 1 and "cannot start: stand-in" in result.stderr
-    assert events == ["tune", ("service", cfg), "start"]
+    assert events == ["tune", ("place", "auto", 0), ("service", cfg), "start"]
 
 
 def test_user_add_prompts_twice(runner, cfg, tmp_path):

@@ -168,6 +168,46 @@ def test_a_killed_worker_is_started_again_and_serves(two_processes):
     st = _status(cfg)
     assert st["workers"][0]["restarts"] == 1
     assert "exited with SIGKILL" in log_file.read_text()
+    if len(_usable()) >= 2:     # started again from the main process, on its own CPU still
+        assert _cpus(second) == {(_usable()[1],)}
+
+
+# -- [server] cpu_affinity (process.py) ---------------------------------------------------------
+def _usable():
+    return sorted(os.sched_getaffinity(0))
+
+
+def _cpus(pid):
+    """The CPU sets of every thread of `pid`."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            found.add(tuple(sorted(os.sched_getaffinity(int(task)))))
+        except ProcessLookupError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(len(_usable()) < 2, reason="needs two usable CPUs")
+def test_each_process_keeps_to_a_cpu_of_its_own(two_processes):
+    proc, cfg, ports, log_file = two_processes
+    first, second = _usable()[:2]
+    assert _cpus(proc.pid) == {(first,)}
+    assert _cpus(_worker_pid(cfg)) == {(second,)}
+    text = log_file.read_text()
+    assert f"keeping to CPU {first} of " in text and f"keeping to CPU {second} of " in text
+
+
+@pytest.mark.skipif(len(_usable()) < 2, reason="needs two usable CPUs")
+def test_cpu_affinity_off_leaves_the_processes_on_every_cpu(tmp_path, write_config):
+    proc, cfg, ports, log_file = _start(tmp_path, write_config, cpu_affinity="off")
+    try:
+        every = {tuple(_usable())}
+        assert _cpus(proc.pid) == every
+        assert _cpus(_worker_pid(cfg)) == every
+    finally:
+        proc.close()
+    assert "keeping to CPU" not in log_file.read_text()
 
 
 def test_reload_reaches_the_workers(two_processes, tmp_path):

@@ -24,7 +24,7 @@ def start(ctx):
     from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
     from ..pidfile import AlreadyRunning, path_for, running
-    from ..process import tune_process
+    from ..process import CPUS_ENV, encode_cpus, place, tune_process, usable_cpus
     from ..sdnotify import Notifier
     from ..service import MailService, StartupError
     from ..workers import WorkerPool, worker_argv
@@ -60,6 +60,8 @@ def start(ctx):
         pass                # said (once) by the first notification that fails
     try:
         tune_process()      # the serving process only, never a library user's or a test's
+        cpus = usable_cpus()    # before this process keeps to one of them
+        place(settings.server.cpu_affinity, 0, cpus)
         service = MailService(settings, inherited=inherited)
         try:
             service.start()
@@ -68,7 +70,8 @@ def start(ctx):
         if settings.server.workers > 1:
             # the other processes of [server] workers, on the sockets just bound
             service.pool = WorkerPool(service, settings.server.workers - 1,
-                                      worker_argv(ctx.obj["config"])).start()
+                                      worker_argv(ctx.obj["config"]),
+                                      environ={**os.environ, CPUS_ENV: encode_cpus(cpus)}).start()
         try:
             Runner(service, signals, config_path=ctx.obj["config"], notifier=notifier).run()
         except AlreadyRunning as exc:      # another one started meanwhile on the same data
@@ -91,7 +94,7 @@ def worker(ctx):
     from ..config import ConfigError, load_config
     from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
-    from ..process import tune_process
+    from ..process import place, tune_process, usable_cpus
     from ..service import MailService, StartupError
     from ..workers import WorkerError, inherited
 
@@ -115,6 +118,7 @@ def worker(ctx):
             click.echo(f"clevermail worker {index}: cannot start: {exc}", err=True)
             ctx.exit(1)
         tune_process()
+        place(settings.server.cpu_affinity, index, usable_cpus())
         service = MailService(settings, inherited=sockets, worker_index=index)
         try:
             service.start()
