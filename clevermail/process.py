@@ -152,14 +152,12 @@ def _set_affinity(mask):
 
 def place(mode, index, cpus):
     """[server] cpu_affinity for serving process `index` (0: the main one) on `cpus`
-    (usable_cpus()): "auto" keeps it to one of them and logs which; "off" leaves it to
+    (usable_cpus()): "auto" keeps it to one of them and returns it; "off" leaves it to
     the kernel on all of them (a worker started again after a reload to "off" would
-    otherwise stay on the one CPU it inherited from the main process)."""
+    otherwise stay on the one CPU it inherited from the main process).  Called before
+    the service starts its threads; say_placed() logs the outcome once it runs."""
     if mode == "auto":
-        cpu = keep_to_one_cpu(index, cpus)
-        if cpu is not None:
-            log.info("keeping to CPU %d of %s ([server] cpu_affinity = auto)", cpu, encode_cpus(cpus))
-        return cpu
+        return keep_to_one_cpu(index, cpus)
     try:
         mine = os.sched_getaffinity(0)
     except (AttributeError, OSError):
@@ -167,3 +165,10 @@ def place(mode, index, cpus):
     if cpus and mine != set(cpus):
         _set_affinity(set(cpus))
     return None
+
+
+def say_placed(cpu, cpus):
+    """Log the CPU place() kept this process to, if any (after a successful start, so
+    that a start that fails says only why)."""
+    if cpu is not None:
+        log.info("keeping to CPU %d of %s ([server] cpu_affinity = auto)", cpu, encode_cpus(cpus))

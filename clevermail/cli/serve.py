@@ -24,7 +24,7 @@ def start(ctx):
     from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
     from ..pidfile import AlreadyRunning, path_for, running
-    from ..process import CPUS_ENV, encode_cpus, place, tune_process, usable_cpus
+    from ..process import CPUS_ENV, encode_cpus, place, say_placed, tune_process, usable_cpus
     from ..sdnotify import Notifier
     from ..service import MailService, StartupError
     from ..workers import WorkerPool, worker_argv
@@ -61,12 +61,13 @@ def start(ctx):
     try:
         tune_process()      # the serving process only, never a library user's or a test's
         cpus = usable_cpus()    # before this process keeps to one of them
-        place(settings.server.cpu_affinity, 0, cpus)
+        cpu = place(settings.server.cpu_affinity, 0, cpus)     # before any thread starts
         service = MailService(settings, inherited=inherited)
         try:
             service.start()
         except StartupError as exc:
             fail(str(exc))
+        say_placed(cpu, cpus)
         if settings.server.workers > 1:
             # the other processes of [server] workers, on the sockets just bound
             service.pool = WorkerPool(service, settings.server.workers - 1,
@@ -94,7 +95,7 @@ def worker(ctx):
     from ..config import ConfigError, load_config
     from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
-    from ..process import place, tune_process, usable_cpus
+    from ..process import place, say_placed, tune_process, usable_cpus
     from ..service import MailService, StartupError
     from ..workers import WorkerError, inherited
 
@@ -118,13 +119,15 @@ def worker(ctx):
             click.echo(f"clevermail worker {index}: cannot start: {exc}", err=True)
             ctx.exit(1)
         tune_process()
-        place(settings.server.cpu_affinity, index, usable_cpus())
+        cpus = usable_cpus()
+        cpu = place(settings.server.cpu_affinity, index, cpus)
         service = MailService(settings, inherited=sockets, worker_index=index)
         try:
             service.start()
         except StartupError as exc:
             click.echo(f"clevermail worker {index}: cannot start: {exc}", err=True)
             ctx.exit(1)
+        say_placed(cpu, cpus)
         Runner(service, signals, config_path=ctx.obj["config"]).run()
     finally:
         signals.restore()
