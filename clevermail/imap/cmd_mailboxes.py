@@ -266,13 +266,15 @@ def cmd_append(session, cmd):
     if not session.utf8 and any(not _header(data).isascii() for data, _, _ in messages):
         # RFC 6855 4: a client that did not enable UTF-8 sends 7-bit header fields
         raise R.EIGHT_BIT_HEADER.error()
+    # the selected mailbox's view: an APPEND to it claims the \Recent for it at once
+    view = session.mailbox.view if session.mailbox is not None else None
     try:
         if len(messages) == 1:
-            validity, uid = handler.append(session.account.address, name, *messages[0])
+            validity, uid = handler.append(session.account.address, name, *messages[0], view=view)
             uids = [uid]
         else:
             # every message is read and checked before any is stored (RFC 3502 6)
-            validity, uids = handler.append_many(session.account.address, name, messages)
+            validity, uids = handler.append_many(session.account.address, name, messages, view=view)
     except NoSuchFolder:
         raise R.TRYCREATE.error() from None
     return f"[APPENDUID {validity} {uid_set_text(uids)}] APPEND completed"

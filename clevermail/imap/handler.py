@@ -130,13 +130,15 @@ class IMAPFileHandler:
         """FolderStatus (messages, recent, uidnext, uidvalidity, unseen) of a folder."""
         return folder_status(self.store, address, name)
 
-    def append(self, address, name, data, flag_names, date):
-        """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID."""
+    def append(self, address, name, data, flag_names, date, view=None):
+        """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID.
+        `view`: the session's selected FolderView, if any (the message's \\Recent
+        is claimed for it in the same change when it is of that folder)."""
         self.check_append_target(address, name)
         # OverQuota (NO [OVERQUOTA]); stored with LF line ends, as the quota counts it;
         # the check and the write under the user's quota lock (store/quota.py)
-        with self.store.quota.reserving(address, len(data) - data.count(b"\r\n")):
-            return append_message(self.store, address, name, data, flag_names, date)
+        with self.store.quota.reserving(address, lambda: len(data) - data.count(b"\r\n")):
+            return append_message(self.store, address, name, data, flag_names, date, view)
 
     def check_append_target(self, address, name):
         """InvalidName for a name that can be no folder, NoSuchFolder (TRYCREATE) for
@@ -165,15 +167,15 @@ class IMAPFileHandler:
     def read_url_message(self, address, name, uid, uidvalidity=None):
         """The message an IMAP URL names, in wire form (MessageGone, NoSuchFolder)."""
         return read_by_uid(self.store, address, name, uid, uidvalidity)
-    def append_many(self, address, name, messages):
+    def append_many(self, address, name, messages, view=None):
         """Store [(data, flag names, date)] in folder `name`, all or none (MULTIAPPEND,
         RFC 3502): each file written under tmp/ first, then all linked in at once.
-        Returns (UIDVALIDITY, [UID]) in their order."""
+        Returns (UIDVALIDITY, [UID]) in their order; `view` as append's."""
         self.check_append_target(address, name)
         # all or none, the quota too: OverQuota (NO [OVERQUOTA]) for the whole batch
-        with self.store.quota.reserving(address, sum(len(m[0]) - m[0].count(b"\r\n") for m in messages),
-                                        len(messages)), \
-                appending(self.store, address, name) as appender:
+        with self.store.quota.reserving(
+                address, lambda: sum(len(m[0]) - m[0].count(b"\r\n") for m in messages), len(messages)), \
+                appending(self.store, address, name, view) as appender:
             uids, _dropped = appender.append_many(messages)
             return appender.view.uidvalidity, uids
 

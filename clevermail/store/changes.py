@@ -8,6 +8,9 @@ file_lock(); the index API get, uid_of, file_path, set_name, record_flags,
 record_expunge, index_new, rescan_all, dir_mtime, keep_stamp, wake; and, for a
 copy's keywords, flag_names (source) and letters_for (target).
 
+What a change would do is decided from the index under the folder's lock first:
+one that would do nothing (a STORE of flags already so, an EXPUNGE with no
+\\Deleted message) returns there, with no file lock, stat or ledger lock taken.
 Every change happens under the folder's lock and its file lock, in one
 Folder.changing() block (one new modseq for all it touches), updates the index
 at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
@@ -62,27 +65,46 @@ class FolderWriter:
         folder = self.folder
         letters = set(letters)
         changed = []
-        with folder.lock, folder.file_lock(), folder.changing():
-            before = folder.dir_mtime("cur")
-            for uid in uids:
-                entry = folder.get(uid)
-                if entry is None:
-                    continue
-                if unchanged_since is not None and entry.modseq > unchanged_since:
-                    modified.append(uid)
-                    continue
-                old = set(entry.flags)
-                new = old | letters if mode == "+" else old - letters if mode == "-" else set(letters)
-                if new == old and entry.sub == "cur":
-                    continue
-                if self._rename(entry, "".join(sorted(new))):
-                    if new != old:
+        with folder.lock:
+            # What to rename is decided from the index under the folder's lock
+            # alone: the file lock adds nothing to that decision (no other process
+            # changes this index: only our sync does, under this lock), and a STORE
+            # that changes nothing (flags already so, as clients often send) then
+            # costs no flock, stat or modseq read (each a system call that gives
+            # the GIL away)
+            todo = self._flag_work(uids, letters, mode, unchanged_since, modified)
+            if not todo:
+                return changed
+            with folder.file_lock(), folder.changing():
+                before = folder.dir_mtime("cur")
+                for entry, flags, differs in todo:
+                    if self._rename(entry, flags) and differs:
                         folder.record_flags(entry)
                         changed.append(entry)
-            folder.keep_stamp("cur", before)
-            if changed:
-                folder.wake()
+                folder.keep_stamp("cur", before)
+                if changed:
+                    folder.wake()
         return changed
+
+    def _flag_work(self, uids, letters, mode, unchanged_since, modified):
+        """[(entry, new flag letters, whether they differ from its flags)] of the
+        messages store_flags must rename (a message in new/ moves to cur/ even when
+        its flags stay); folder lock held."""
+        get = self.folder.get
+        todo = []
+        for uid in uids:
+            entry = get(uid)
+            if entry is None:
+                continue
+            if unchanged_since is not None and entry.modseq > unchanged_since:
+                modified.append(uid)
+                continue
+            old = set(entry.flags)
+            new = old | letters if mode == "+" else old - letters if mode == "-" else letters
+            if new == old and entry.sub == "cur":
+                continue
+            todo.append((entry, "".join(sorted(new)), new != old))
+        return todo
 
     def _rename(self, entry, flags):
         folder = self.folder
@@ -113,6 +135,14 @@ class FolderWriter:
         removed = []
         tickets = []
         doomed = []
+        with folder.lock:
+            # nothing to remove (no \Deleted message, most EXPUNGEs and CLOSEs): no
+            # ledger or file lock taken, no stat (the index decides under the
+            # folder's lock alone, as it does below under both)
+            get = folder.get
+            if not any((e := get(uid)) is not None and (letter is None or letter in e.flags)
+                       for uid in uids):
+                return removed
         # the ledger's shared lock before the folder's, its line after them (maildirsize.py)
         with maildirsize.changing(self.root):
             with folder.lock, folder.file_lock(), folder.changing():
@@ -168,8 +198,10 @@ class FolderWriter:
             folder.wake()
         return freed
 
-    def append(self, wire, letters="", date=None):
-        """Store a message (wire form) with flags and internal date; returns its UID."""
+    def append(self, wire, letters="", date=None, on_claim=None):
+        """Store a message (wire form) with flags and internal date; returns its UID.
+        `on_claim` (the appending session has the folder selected): its \\Recent is
+        claimed under the same locks (_claim)."""
         folder = self.folder
         disk = maildir.to_disk(wire)
         base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
@@ -184,6 +216,7 @@ class FolderWriter:
                     tickets = [(cur, cur.mark())]
                     folder.index_new({"cur": [name]}, durable=False)
                     folder.keep_stamp("cur", before)        # after the index has it (sync.py)
+                    _claim(folder, on_claim)
                     _mark_uidlist(folder, tickets)
                     folder.wake()
                     uid = folder.uid_of(base)
@@ -193,7 +226,7 @@ class FolderWriter:
         _wait(tickets)
         return uid
 
-    def append_many(self, messages):
+    def append_many(self, messages, on_claim=None):
         """Store a batch of (wire, letters, date) at once: each file is written and
         fsynced under tmp/, then all are linked into cur/ under one lock with one
         directory fsync and one uidlist write.  Returns their UIDs, in order.  A
@@ -226,6 +259,7 @@ class FolderWriter:
                     folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True,
                                      durable=False)
                     folder.keep_stamp("cur", before)
+                    _claim(folder, on_claim)
                     _mark_uidlist(folder, tickets)
                     folder.wake()
                     uids = [folder.uid_of(base) for base, _, _ in staged]
@@ -291,6 +325,17 @@ class FolderWriter:
                 unlink_quiet(tmp)
         _wait(tickets)
         return done
+
+
+def _claim(folder, on_claim):
+    """Under an APPEND's locks, for a session that has the folder selected: the
+    \\Recent of what it added claimed now (one uidlist line), not at its next look
+    under a second round of the file lock (flock, a look at the lock file and the
+    uidlist, the line, unlock: six system calls)."""
+    if on_claim is not None:
+        marks = folder.claim_recent_held()
+        if marks is not None:
+            on_claim(*marks)
 
 
 def _mark_uidlist(folder, tickets):

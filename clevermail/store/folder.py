@@ -27,8 +27,9 @@ import os
 import threading
 from typing import NamedTuple
 
-from . import maildir, object_ids
+from . import maildir
 from .errors import MessageGone
+from .folder_files import FolderFiles
 from .changes import FolderWriter
 from .flags import FlagMap
 from .locks import FileLock
@@ -50,7 +51,7 @@ class FolderStatus(NamedTuple):
     highestmodseq: int
 
 
-class Folder:
+class Folder(FolderFiles):
     """One folder's index, change log and waiters, shared by the sessions of this
     process.  Writing (flags, expunge, append, copy) is done by its FolderWriter
     (store/changes.py) through the index API below."""
@@ -283,47 +284,6 @@ class Folder:
     def file_path(self, entry):
         return os.path.join(self.path, entry.sub, entry.filename())
 
-    def _on_file(self, uid, use):
-        """use(path, entry) for the message's file.  The first try reads the index
-        without the lock (FETCH must not queue behind writers): a rename in progress
-        or a torn read of one can only make `use` meet FileNotFoundError; then under
-        the lock, then once more after a full look at the disk (moved by another
-        process).  MessageGone when it was expunged."""
-        for attempt in (0, 1, 2):
-            if attempt:
-                self.lock.acquire()
-            try:
-                entry = self.entry(uid)
-                path = self.file_path(entry)
-            finally:
-                if attempt:
-                    self.lock.release()
-            try:
-                return use(path, entry)
-            except FileNotFoundError:
-                if attempt == 2:
-                    raise MessageGone(f"UID {uid} is gone") from None
-                if attempt == 1:
-                    self.sync(force=True)
-
-    def open_message(self, uid):
-        """An open binary file of the message (disk form); resyncs once if it moved."""
-        return self._on_file(uid, lambda path, entry: open(path, "rb"))
-
-    def object_id(self, uid):
-        """The message's stable id (store/object_ids.py); MessageGone when expunged."""
-        return self._on_file(uid, lambda path, entry: object_ids.message_id(
-            os.stat(path), entry.date, entry.wsize))
-
-    def mailbox_id(self):
-        """The folder's stable id (store/object_ids.py)."""
-        return object_ids.mailbox_id(self.path)
-
-    def read_message(self, uid):
-        """The message in wire form (CRLF line endings)."""
-        with self.open_message(uid) as f:
-            return maildir.to_wire(f.read())
-
     def status(self):
         """FolderStatus: messages, \\Recent not yet claimed, UIDNEXT, UIDVALIDITY, unseen."""
         with self.lock:
@@ -347,13 +307,15 @@ class Folder:
         """Remove those of `among` flagged `letter`, decided under the lock; the UIDs removed."""
         return self._writer.expunge_flagged(letter, among)
 
-    def append(self, wire, letters="", date=None):
-        """Store a message (wire form) with flags and internal date; its UID."""
-        return self._writer.append(wire, letters, date)
+    def append(self, wire, letters="", date=None, on_claim=None):
+        """Store a message (wire form) with flags and internal date; its UID.
+        `on_claim`: the \\Recent of it is claimed in the same change and
+        on_claim(old mark, new mark) told (a FolderView.recent_claimer)."""
+        return self._writer.append(wire, letters, date, on_claim)
 
-    def append_many(self, messages):
+    def append_many(self, messages, on_claim=None):
         """Store a batch of (wire, letters, date) with one directory fsync; their UIDs."""
-        return self._writer.append_many(messages)
+        return self._writer.append_many(messages, on_claim)
 
     def copy_to(self, uids, target):
         """Copy messages into folder `target` with their flags; [(old, new UID)]."""
@@ -387,6 +349,17 @@ class Folder:
                     return old
             self.gone = True
             raise FileNotFoundError(errno.ENOENT, "folder deleted or replaced", self.path)
+
+    def claim_recent_held(self):
+        """claim_recent() inside this process's own change of the folder (its locks
+        held, the uidlist just read by index_new: an APPEND for a session that has
+        the folder selected), so with no look at the lock file or the uidlist:
+        (old mark, new mark), or None for a detached Folder (its session's next
+        look claims, or finds it gone)."""
+        if self.gone:
+            return None
+        old = self.uidlist.claim_recent(refresh=False)
+        return old, self.uidlist.recent_upto
 
     # -- index persistence (store/index.py snapshots and restores the index) ----------
     def stamps(self):

@@ -36,14 +36,17 @@ def mailbox_id(store, address, name):
         raise NoSuchFolder(name) from None
 
 
-def append_message(store, address, name, wire, flag_names, date=None):
+def append_message(store, address, name, wire, flag_names, date=None, view=None):
     """Store `wire` (CRLF message) in folder `name` with the flags named (keywords
     not yet known are defined, \\Recent is not stored) and internal date `date`
-    (epoch seconds, None: now); returns (UIDVALIDITY, UID) for APPENDUID."""
+    (epoch seconds, None: now); returns (UIDVALIDITY, UID) for APPENDUID.  `view`:
+    the appending session's FolderView, if it has one: when it is of this folder
+    the message's \\Recent is claimed for it in the same change."""
     folder = store.open_folder(address, name)
     try:
         letters = folder.letters_for(flag_names, create=True)     # drops \Recent
-        uid = folder.append(wire, "".join(letters), date)
+        on_claim = view.recent_claimer(folder) if view is not None else None
+        uid = folder.append(wire, "".join(letters), date, on_claim)
         return folder.uidvalidity, uid
     finally:
         store.release_folder(folder)
@@ -78,9 +81,10 @@ class BatchAppender:
     batch form of APPEND).  `view` is a FolderView of the folder as it was when the
     appender opened it."""
 
-    def __init__(self, folder, view):
+    def __init__(self, folder, view, on_claim=None):
         self._folder = folder
         self.view = view
+        self._on_claim = on_claim
 
     def append_many(self, batch):
         """Store `batch`; returns (UIDs, keyword names not kept).  Keywords not yet
@@ -91,7 +95,7 @@ class BatchAppender:
             letters = self._folder.letters_for(flag_names, create=True)
             dropped += _not_given(self._folder, flag_names, letters)
             rows.append((wire, "".join(sorted(letters)), date))
-        return (self._folder.append_many(rows) if rows else []), dropped
+        return (self._folder.append_many(rows, self._on_claim) if rows else []), dropped
 
 
 def _not_given(folder, flag_names, letters):
@@ -104,10 +108,11 @@ def _not_given(folder, flag_names, letters):
 
 
 @contextmanager
-def appending(store, address, name):
-    """A BatchAppender for folder `name`, released on exit."""
+def appending(store, address, name, view=None):
+    """A BatchAppender for folder `name`, released on exit; `view` as append_message's."""
     folder = store.open_folder(address, name)
     try:
-        yield BatchAppender(folder, FolderView(folder, name, ViewMode.MAILDROP))
+        on_claim = view.recent_claimer(folder) if view is not None else None
+        yield BatchAppender(folder, FolderView(folder, name, ViewMode.MAILDROP), on_claim)
     finally:
         store.release_folder(folder)

@@ -47,6 +47,16 @@ class FolderCache:
         when it does not exist, also when it is deleted while we open it (a SELECT
         racing a DELETE: RFC 5530 NONEXISTENT, not a server error)."""
         path = self.path(address, name)
+        with self._lock:
+            known = path in self.in_use or path in self._unused
+        if known:
+            # in memory: its sync's look at new/ and cur/ finds the folder gone
+            # (FileNotFoundError) without a stat of cur/ of its own first (STATUS and
+            # APPEND, every time); a missing folder then takes the path below
+            try:
+                return self._open(path, name)
+            except FileNotFoundError:
+                pass
         if not os.path.isdir(os.path.join(path, "cur")):
             if paths.folder_dirname(name) == "":
                 self.users.ensure(address)

@@ -38,6 +38,17 @@ _counter_lock = threading.Lock()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072").replace(",", "\\054") or "localhost"
 STALE_TMP_SECONDS = 36 * 3600
 EXPUNGED_SUFFIX = ".expunged"
+# this process's id in every name: os.getpid() is a system call (and a GIL hand-off)
+# per message; a forked worker takes its own at the fork
+_pid = os.getpid()
+
+
+def _new_pid():
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_new_pid)
 SUBDIRS = ("new", "cur")         # where messages live; tmp/ only holds writes in progress
 
 
@@ -67,7 +78,7 @@ def new_base(size, wsize, date=None):
     # order UIDs are given in (M50000 would sort after M500000)
     # R: uniqueness against a reused pid, not a secret; random (reseeded after fork)
     # instead of os.urandom, which is a syscall that gives up the GIL
-    return (f"{stamp}.M{usec:06d}P{os.getpid()}Q{n}R{random.getrandbits(32):08x}.{_HOST}"
+    return (f"{stamp}.M{usec:06d}P{_pid}Q{n}R{random.getrandbits(32):08x}.{_HOST}"
             f",S={size},W={wsize}")
 
 

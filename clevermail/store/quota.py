@@ -253,12 +253,15 @@ class Quotas:
         """The check of `count` messages of `size` bytes for `address`, with the user's
         ledger lock held for the block, in which the store's write records them
         (IMAP APPEND, COPY): OverQuota before the block, else nobody else's check
-        passes on the same room."""
+        passes on the same room.  `size` may be a callable giving it, asked only when
+        the user has a limit (counting a large message's line ends costs time)."""
         root = self.users.root(address)
         limits = self.limits(address)
         if limits.unlimited or not os.path.isdir(root):
             yield
             return
+        if callable(size):
+            size = size()
         self._usage(root, limits)
         with maildirsize.changing(root), maildirsize.locked(root) as fd:
             refused = _refusal(address, limits, self._locked_usage(root, fd), size, count)

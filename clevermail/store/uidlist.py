@@ -197,9 +197,12 @@ class UidList:
             self.uidnext = first + len(fresh)
         return list(map(known.__getitem__, bases))
 
-    def claim_recent(self):
-        """Hand \\Recent for every UID up to UIDNEXT-1 to the caller; returns the old mark."""
-        self.refresh()
+    def claim_recent(self, refresh=True):
+        """Hand \\Recent for every UID up to UIDNEXT-1 to the caller; returns the old mark.
+        `refresh` False: the caller read the file under the same file lock a moment
+        ago (an APPEND's assign_list), so no look at it again."""
+        if refresh:
+            self.refresh()
         old = self.recent_upto
         if self.uidnext - 1 > old:
             self.recent_upto = self.uidnext - 1

@@ -29,6 +29,7 @@ import bisect
 
 from .errors import NoSuchFolder
 from .flags import SYSTEM_FLAGS
+from .view_writes import ViewWrites
 from .view_values import NO_CHANGES, Changes, FlagNames, Message, ViewMode
 
 __all__ = ["Changes", "FolderView", "Message", "NO_CHANGES", "ViewMode", "close_view", "open_view"]
@@ -42,7 +43,7 @@ def _nothing(uid):
     return None
 
 
-class FolderView:
+class FolderView(ViewWrites):
     """One session's snapshot of a shared Folder (see the module docstring).
 
     `uids` is the numbering (uids[seq - 1]); `recent` the UIDs whose \\Recent this view
@@ -66,6 +67,9 @@ class FolderView:
                 # what this session was handed before, in messages that still exist
                 self.recent.update(u for u in owned_recent if u in folder.by_uid)
         self.own = {}            # uid -> modseq of flag changes this view made itself
+        # (old mark, new mark]: the \Recent its session's own APPEND claimed for it
+        # (recent_claimer), handed out when those UIDs come into its numbering
+        self._claimed = (0, 0)
         self._waiter = None      # the store.waiters.Waiter of watch(), while there is one
 
     @property
@@ -224,59 +228,6 @@ class FolderView:
         """The folder's stable id (object_ids.py)."""
         return self._folder.mailbox_id()
 
-    # -- writing (the file handlers call these) ---------------------------------------
-    def set_flags(self, uids, names, mode):
-        """Change the flags named (mode '+' adds, '-' removes, '=' replaces; \\Recent
-        is not stored, keywords not yet known are defined unless removing); a change
-        of this view's own, not reported back to it by changes().  Returns the UIDs
-        whose flags changed."""
-        # letters_for drops \Recent (and any other \ name that is no system flag)
-        return self._store(uids, self._folder.letters_for(names, create=mode != "-"), mode)
-
-    def set_flags_unchanged_since(self, uids, names, mode, modseq):
-        """set_flags() on the messages whose modseq is still at most `modseq` (one
-        test and change under the folder's locks); returns (UIDs whose flags changed,
-        UIDs left alone because they changed after `modseq`)."""
-        modified = []
-        changed = self._store(uids, self._folder.letters_for(names, create=mode != "-"), mode,
-                              modseq, modified)
-        return changed, modified
-
-    def _store(self, uids, letters, mode, unchanged_since=None, modified=None):
-        changed = self._folder.store_flags(uids, letters, mode, unchanged_since, modified)
-        for entry in changed:
-            self.own[entry.uid] = entry.modseq
-        return [entry.uid for entry in changed]
-
-    def mark_seen(self, uids):
-        """Add \\Seen to those of `uids` that lack it (a FETCH BODY[], a POP3 RETR);
-        returns the set of UIDs that were not \\Seen before."""
-        folder = self._folder
-        with folder.lock:
-            by_uid = folder.by_uid
-            unseen = [u for u in uids if (e := by_uid.get(u)) is not None and "S" not in e.flags]
-        return set(self._store(unseen, "S", "+")) if unseen else set()
-
-    def expunge(self, uids):
-        """Remove `uids` whatever their flags; the UIDs really removed."""
-        return self._folder.expunge(uids)
-
-    def expunge_deleted(self, among=None):
-        """Remove the snapshot's \\Deleted messages (or those in `among`), chosen and
-        removed under one lock (Folder.expunge_flagged); the UIDs removed."""
-        uids = self.uids if among is None else [u for u in self.uids if u in among]
-        return self._folder.expunge_flagged("T", uids)
-
-    def copy_to(self, uids, store, address, name):
-        """Copy `uids` into folder `name` of a store (FolderSource) with their flags
-        (keywords re-mapped to the target's own); (target UIDVALIDITY, [(old, new
-        UID)]) for COPYUID."""
-        target = store.open_folder(address, name)
-        try:
-            return target.uidvalidity, self._folder.copy_to(uids, target)
-        finally:
-            store.release_folder(target)
-
     def watch(self):
         """A store.waiters.Waiter of the folder's changes, woken once per change until
         this view next calls changes() (its arm() gives the descriptor to poll, shared
@@ -340,12 +291,15 @@ class FolderView:
                 if entry is not None and self.own.get(uid) != entry.modseq and uid <= last:
                     flags.append((uid, entry.flags))
             recent = ()
-            if new and self._claims and new[-1] > folder.recent_upto:
-                # (the mark only grows: at or above our newest UID, every one of them
-                # went to someone already, and nothing is left to claim under the
-                # file lock)
-                upto = folder.claim_recent()
-                recent = [u for u in new if u > upto]
+            if new and self._claims:
+                low, high = self._claimed
+                recent = [u for u in new if low < u <= high]
+                if new[-1] > folder.recent_upto:
+                    # (the mark only grows: at or above our newest UID, every one
+                    # of them went to someone already, and nothing is left to claim
+                    # under the file lock)
+                    upto = folder.claim_recent()
+                    recent += [u for u in new if u > upto]
         self.own.clear()
         seq_of = self.seq_of
         expunged = tuple(u for u in expunged if seq_of(u) is not None)
