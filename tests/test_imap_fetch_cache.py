@@ -238,7 +238,8 @@ def test_items_kept_beside_a_parse_equal_those_from_the_file(first):
     byte for byte as rendered alone, for the corpus, the nasty messages and mutations."""
     import random
 
-    from test_imap_fetch import DATA, NASTY, Msg, fetch, load, mutate
+    from fetch_helpers import DATA, Msg, fetch, load
+    from test_imap_fetch_strict import NASTY, mutate
     rng = random.Random(18)
     corpus = [load(p.name) for p in sorted(DATA.glob("*.eml"))] + NASTY
     for n, raw in enumerate(corpus + [mutate(rng, rng.choice(corpus)) for _ in range(100)]):

@@ -29,6 +29,9 @@ from .seqset import parse_sequence_set, uid_set_text
 
 # STORE data item (RFC 3501 6.4.6) -> the file handler's mode
 STORE_MODES = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}
+# an index-only FETCH of at most this many messages is rendered line by line
+# (fetch_index.render_index_only), of more from the index's columns (render_columns)
+_FEW = 32
 
 
 
@@ -148,9 +151,10 @@ def _fetch(session, args, uid_mode):
     view = session.mailbox.view
     request = parse_fetch_items(args[1])
     if uid_mode:
-        request.add_uid()
+        request = request.with_uid()
     if len(args) == 3:
-        seqs = _changed_seqs(session, view, args, uid_mode, request)
+        request = request.with_modseq()
+        seqs = _changed_seqs(session, view, args, uid_mode)
     else:
         seqs = _set_to_seqs(session.mailbox, args[0], uid_mode)
         if request.wants_modseq:
@@ -160,7 +164,9 @@ def _fetch(session, args, uid_mode):
         # sync): Message values made from the index, no message file opened
         # from the index's columns (a range of lines in a few large writes), unless
         # one of them was expunged by another session (what it had: iter_messages)
-        cols = None if len(args) == 3 else index_columns(view, seqs)
+        # (a few messages, the most common FETCH: one format per line costs less than
+        # setting up the columns)
+        cols = None if len(args) == 3 or len(seqs) <= _FEW else index_columns(view, seqs)
         chunks = None if cols is None else render_columns(request, cols)
         lines = render_index_only(request, view.iter_messages(seqs)) if chunks is None else ()
         # flags are read live: a keyword another process set meanwhile is announced
@@ -173,7 +179,7 @@ def _fetch(session, args, uid_mode):
     handler = session.server.handler
     seen_now = set()
     if request.sets_seen and "CONDSTORE" in session.enabled:
-        request.add_modseq()    # \Seen set now moves the modseq: the client learns it
+        request = request.with_modseq()     # \Seen set now moves the modseq: the client learns it
     if request.sets_seen and not view.readonly:
         seen_now = handler.mark_seen(view, [view.uid_at(s) for s in seqs])
     # made after the \Seen, they show it; a message another session expunged that
@@ -226,14 +232,13 @@ def fetch_uids(session, uids, items):
         pass
 
 
-def _changed_seqs(session, view, args, uid_mode, request):
+def _changed_seqs(session, view, args, uid_mode):
     """FETCH set items (CHANGEDSINCE m [VANISHED]), RFC 7162 3.1.4.1 and 3.2.6: the
     sequence numbers of the messages of the set changed since m (found in
-    proportion to the changes, not to the folder), MODSEQ added to the items; first
+    proportion to the changes, not to the folder; the caller adds MODSEQ to the items); first
     VANISHED (EARLIER) of the set's UIDs expunged since m when asked."""
     mods = fetch_modifiers(args[2], uid_mode, "QRESYNC" in session.enabled)
     session.enable_condstore()
-    request.add_modseq()
     seqset = _sequence_set(args[0])
     if uid_mode:
         largest = view.uids[-1] if view.uids else 0

@@ -56,41 +56,43 @@ class FetchItem:
 
 
 class FetchRequest:
-    """Parsed FETCH items in request order, with what serving them needs."""
+    """Parsed FETCH items in request order, with what serving them needs.  Immutable:
+    fetch_items.parse_fetch_items hands the same request to every FETCH that sends the
+    same items (clients repeat a few lists), and the UID FETCH and MODSEQ forms are
+    requests of their own, made once (with_uid, with_modseq)."""
 
-    __slots__ = ("items", "needs_message", "sets_seen", "cached", "_fns", "_has_flags")
+    __slots__ = ("items", "names", "needs_message", "sets_seen", "cached", "wants_modseq",
+                 "_fns", "_has_flags", "_with_uid", "_with_modseq")
 
     def __init__(self, items):
-        self.items = list(items)
-        self._compile()
-
-    def _compile(self):
-        items = self.items
+        self.items = items = tuple(items)
+        self.names = tuple(i.name for i in items)
         self.needs_message = any(i.name not in _NO_MESSAGE for i in items)
         # RFC 3501 6.4.5: BODY[...] (not PEEK), RFC822 and RFC822.TEXT set \Seen.
         self.sets_seen = any(i.section is not None and not i.peek for i in items)
-        self._has_flags = any(i.name == "FLAGS" for i in items)
+        self._has_flags = "FLAGS" in self.names
+        # MODSEQ is asked for (a CONDSTORE enabling FETCH, RFC 7162 3.1)
+        self.wants_modseq = "MODSEQ" in self.names
         # an item the shared cache keeps (fetch_cache.py): worth the message's memo
         self.cached = any(i.name in _CACHED or (i.section is not None and i.section[1] in _HEADER_SECTIONS)
                           for i in items)
         self._fns = tuple(i.render for i in items)
+        self._with_uid = self if "UID" in self.names else None
+        self._with_modseq = self if self.wants_modseq else None
 
-    def add_uid(self):
-        """UID FETCH always answers UID (RFC 3501 6.4.8): add it first if absent."""
-        if not any(i.name == "UID" for i in self.items):
-            self.items.insert(0, _SIMPLE["UID"])
-            self._compile()
+    def with_uid(self):
+        """UID FETCH always answers UID (RFC 3501 6.4.8): this request with UID first
+        if it lacks it."""
+        if self._with_uid is None:
+            self._with_uid = FetchRequest((_SIMPLE["UID"],) + self.items)
+        return self._with_uid
 
-    @property
-    def wants_modseq(self):
-        """MODSEQ is asked for (a CONDSTORE enabling FETCH, RFC 7162 3.1)."""
-        return any(i.name == "MODSEQ" for i in self.items)
-
-    def add_modseq(self):
-        """CHANGEDSINCE answers MODSEQ too (RFC 7162 3.1.4.1): add it last if absent."""
-        if not self.wants_modseq:
-            self.items.append(_SIMPLE["MODSEQ"])
-            self._compile()
+    def with_modseq(self):
+        """CHANGEDSINCE answers MODSEQ too (RFC 7162 3.1.4.1): this request with MODSEQ
+        last if it lacks it."""
+        if self._with_modseq is None:
+            self._with_modseq = FetchRequest(self.items + (_SIMPLE["MODSEQ"],))
+        return self._with_modseq
 
     def __repr__(self):
         return "FetchRequest(%r)" % (self.items,)

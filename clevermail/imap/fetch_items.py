@@ -1,7 +1,13 @@
 """The FETCH item list parsed (RFC 3501 6.4.5 and 9: fetch-att; RFC 3516 BINARY[...];
 the section-spec and partial syntax are sections.py's): parse_fetch_items() gives the
 FetchRequest of fetch.py whose items carry their render functions.  Pure: text in,
-items or IMAPBad out."""
+items or IMAPBad out.
+
+The requests are kept by their text (a bounded table): clients send the same few item
+lists again and again (imaptest's bench: a dozen), and a FetchRequest is immutable, so
+a repeated list is looked up, not parsed and compiled again."""
+
+import functools
 
 from clevermail.imap.fetch import (FetchRequest, _SIMPLE, _binary_item, _binary_size_item,
                                    _section_item)
@@ -18,10 +24,36 @@ _MACROS = {
 }
 
 
+# what the table keeps at most: 1024 requests of at most 16 items of 200 characters
+# (a hostile list of thousands of items is parsed each time, never kept)
+_KEPT = 1024
+_KEPT_ITEMS = 16
+_KEPT_TEXT = 200
+
+
 def parse_fetch_items(arg):
     """FetchRequest for the FETCH argument after the sequence set: a macro
     (ALL FAST FULL), one fetch-att atom, or a list of fetch-att atoms."""
-    if isinstance(arg, list):
+    if isinstance(arg, str):
+        if len(arg) <= _KEPT_TEXT:
+            return _parse_kept(str(arg), False)
+    elif (isinstance(arg, list) and len(arg) <= _KEPT_ITEMS
+          and all(isinstance(atom, str) and len(atom) <= _KEPT_TEXT for atom in arg)):
+        # a tuple of plain str: what the request depends on (an Atom and a quoted
+        # string of the same text are read alike)
+        return _parse_kept(tuple(map(str, arg)), True)
+    return _parse(arg, isinstance(arg, list))
+
+
+@functools.lru_cache(maxsize=_KEPT)
+def _parse_kept(key, is_list):
+    """_parse of a str or a tuple of str, kept (a request that is bad raises each time:
+    lru_cache keeps no exception)."""
+    return _parse(list(key) if is_list else key, is_list)
+
+
+def _parse(arg, is_list):
+    if is_list:
         if not arg:
             raise IMAPBad("Empty list of fetch items")
         atoms = arg

@@ -1,0 +1,38 @@
+"""Helpers of the FETCH rendering tests (test_imap_fetch.py, test_imap_fetch_strict.py,
+test_imap_fetch_content.py): a message as the folder view's Message value gives it, with
+its content and a count of its reads, and render_fetch over parsed items."""
+
+import calendar
+import pathlib
+
+from clevermail.imap.fetch import render_fetch
+from clevermail.imap.fetch_items import parse_fetch_items
+
+DATA = pathlib.Path(__file__).parent / "data" / "messages"
+# RFC 3501's INTERNALDATE example instant.
+T0 = calendar.timegm((1996, 7, 17, 9, 44, 25))
+def load(name):
+    return (DATA / name).read_bytes().replace(b"\n", b"\r\n")
+
+
+class Msg:
+    """A message as the folder view's Message value gives it (seq, uid, flags as a
+    frozenset of names, internaldate, size), with its content for read(), which
+    counts the reads."""
+
+    def __init__(self, raw=b"", uid=7, flags=("\\Seen", "$Forwarded"), internaldate=T0, seq=1):
+        self._raw, self.seq, self.uid, self.flags = raw, seq, uid, frozenset(flags)
+        self.internaldate, self.size = internaldate, len(raw)
+        self.raw_calls = 0
+
+
+def read(msg):
+    """The file handler's read_message, for a Msg."""
+    msg.raw_calls += 1
+    return msg._raw
+
+
+def fetch(items, msg, **kw):
+    return render_fetch(parse_fetch_items(items), msg, read, **kw)
+
+
