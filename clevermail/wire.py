@@ -46,7 +46,11 @@ class LineReader:
         return len(data)
 
     def has_buffered(self):
-        return bool(self.buf) or bool(getattr(self.sock, "pending", lambda: 0)())
+        """Bytes read ahead here, or decrypted and waiting in a TLS socket."""
+        if self.buf:
+            return True
+        pending = getattr(self.sock, "pending", None)
+        return pending is not None and pending() > 0
 
     def take_buffer(self):
         """What was read ahead of the last line, handed over (and cleared)."""
@@ -90,12 +94,14 @@ class LineReader:
             if not self.fill():
                 return
 
-    def read(self, n):
-        """Exactly n bytes; raises EOFError if the peer closes first."""
+    def read(self, n, kind=bytes):
+        """Exactly n bytes, as a `kind` (bytes or a subclass: IMAP's Literal, made in
+        the one copy out of the buffer); raises EOFError if the peer closes first."""
         while len(self.buf) < n:
             if not self.fill():
                 raise EOFError("connection closed inside a literal")
-        data = bytes(self.buf[:n])
+        with memoryview(self.buf) as view:
+            data = kind(view[:n])       # one copy (a bytearray slice is two)
         del self.buf[:n]
         return data
 

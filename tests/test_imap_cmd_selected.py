@@ -251,25 +251,26 @@ def test_a_keyword_another_session_brings_in_is_announced_before_fetch_shows_it(
 @pytest.mark.parametrize("items", ["(FLAGS)", "(FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])"])
 def test_a_keyword_set_just_after_the_command_began_is_announced_before_the_fetch_line(
         open_session, store, monkeypatch, items):
-    """FETCH reads flags live: a keyword another session or process brings in after the
-    check before the command (here: at that very moment) still gets its FLAGS line
-    before the FETCH line that shows it (seen with [server] workers = 2 in imaptest)."""
+    """FETCH reads flags live: a keyword another session or process brings in once the
+    command began (here: the moment the session hands it to FETCH, after whatever the
+    session does before a command) still gets its FLAGS line before the FETCH line that
+    shows it (RFC 3501 7.2.6; seen with [server] workers = 2 in imaptest)."""
     from imap_helpers import deliver, two_logged_in
 
-    from clevermail.imap.selected_mailbox import SelectedMailbox
+    from clevermail.imap.session import IMAPSession
 
     deliver(store, 2)
     a, b = two_logged_in(open_session, select=True)
-    original, armed = SelectedMailbox.keyword_updates, []
+    fetch, states = IMAPSession.COMMANDS["FETCH"]
+    armed = []
 
-    def racing(self):
-        out = original(self)
+    def racing(session, cmd):
         if armed:
             armed.clear()
-            b.expect("STORE 2 +FLAGS.SILENT ($Late)")      # lands after this check
-        return out
+            b.expect("STORE 2 +FLAGS.SILENT ($Late)")      # lands as FETCH begins
+        return fetch(session, cmd)
 
-    monkeypatch.setattr(SelectedMailbox, "keyword_updates", racing)
+    monkeypatch.setitem(IMAPSession.COMMANDS, "FETCH", (racing, states))
     armed.append(True)
     r = a.expect(f"FETCH 2 {items}")
     assert not armed

@@ -106,6 +106,29 @@ def test_keyword_flag_change_is_named(folder):
     assert v.keyword_updates() == []
 
 
+def test_keyword_updates_between_commands_say_each_new_keyword_once(folder):
+    """The check before every command (session.py): nothing while the folder's keywords
+    stay as they were, FLAGS once for each keyword that comes into use (also one defined
+    by another view after the last look), nothing again for one already said."""
+    v = view(folder)
+    v.select_responses()
+    assert v.keyword_updates() == []
+    assert v.keyword_updates() == []
+    folder.letters_for(["$One"])            # defined (another session's STORE or APPEND)
+    assert v.keyword_updates() == [
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $One)\r\n"
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $One \\*)] Flags permitted\r\n"]
+    assert v.keyword_updates() == []
+    folder.letters_for(["$Two"])
+    assert v.keyword_updates()[0].startswith(
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $One $Two)\r\n")
+    assert v.keyword_updates() == []
+    assert v.unannounced({"$Two"}) is False
+    other = view(folder)                     # selected after both: its FLAGS had them
+    other.select_responses()
+    assert other.keyword_updates() == []
+
+
 def test_expunge_deferred_then_sent_highest_first(folder):
     v = view(folder)
     folder.expunge([1, 3])

@@ -43,6 +43,7 @@ class SelectedMailbox:
         self.deferred = []       # expunged UIDs not yet reported (a FETCH/STORE/SEARCH ran)
         self.gone = False
         self.announced = ()      # the keywords of the last FLAGS response sent
+        self._said = None        # the folder's keyword list when last compared with it
         self.known = _ALWAYS     # ...with the system flags: what a FETCH may show
         self.saved = frozenset()  # UIDs of the saved search result "$" (RFC 5182)
         self.contexts = Contexts()  # RETURN (UPDATE) results kept up to date (RFC 5267)
@@ -111,7 +112,11 @@ class SelectedMailbox:
     def keyword_updates(self):
         """[FLAGS, OK PERMANENTFLAGS] (bytes) when a keyword came into use since the
         last FLAGS response, else []."""
-        keywords = tuple(self.view.keywords())
+        keywords = self.view.keywords()
+        if keywords == self._said:
+            return []           # the case before nearly every command: one list compare
+        self._said = keywords
+        keywords = tuple(keywords)
         if set(keywords) <= set(self.announced):
             return []
         return [self._flags_lines(keywords).encode()]

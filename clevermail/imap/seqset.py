@@ -55,7 +55,13 @@ class SequenceSet:
         Lets the session reject message sequence numbers beyond the mailbox
         (RFC 3501 section 9: such a set is invalid) without iterating.
         """
-        return max((v for r in self._ranges for v in r if v is not _STAR), default=0)
+        best = 0
+        for lo, hi in self._ranges:     # a loop: a generator in max() cost more than the rest
+            if lo is not _STAR and lo > best:
+                best = lo
+            if hi is not _STAR and hi > best:
+                best = hi
+        return best
 
     def _spans(self, largest):
         """Sorted, disjoint, non-adjacent (lo, hi) spans with "*" = largest.
@@ -66,6 +72,12 @@ class SequenceSet:
         cache = self._cache
         if cache is not None and cache[0] == largest:
             return cache[1], cache[2]
+        if len(self._ranges) == 1:
+            # one range (most commands: "5", "1:*"): no sort, no merge
+            merged = self._one_span(largest)
+            starts = [merged[0][0]] if merged else []
+            self._cache = (largest, merged, starts)
+            return merged, starts
         spans = []
         for lo, hi in self._ranges:
             if lo is _STAR or hi is _STAR:
@@ -87,6 +99,15 @@ class SequenceSet:
         starts = [lo for lo, _ in merged]
         self._cache = (largest, merged, starts)
         return merged, starts
+
+    def _one_span(self, largest):
+        (lo, hi), = self._ranges
+        if lo is _STAR or hi is _STAR:
+            if largest <= 0:
+                return []
+            lo = largest if lo is _STAR else lo
+            hi = largest if hi is _STAR else hi
+        return [(lo, hi) if lo <= hi else (hi, lo)]
 
     def contains(self, n: int, largest: int) -> bool:
         """Is n in the set, with "*" meaning `largest`?  O(log ranges)."""
@@ -164,6 +185,9 @@ def parse_sequence_set(text: str) -> SequenceSet:
     """Parse '1', '1:5', '*', '2,4:7,9,12:*', '*:4'; anything else is IMAPBad."""
     if not isinstance(text, str) or not text:
         raise IMAPBad("Invalid sequence set")
+    if text.isdigit():
+        value = _seq_number(text)       # one number, the commonest set: no split
+        return SequenceSet(((value, value),))
     ranges = []
     for part in text.split(","):
         lo, colon, hi = part.partition(":")

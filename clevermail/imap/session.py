@@ -47,7 +47,7 @@ from . import cmd_selected as selected
 from . import cmd_urlauth as urlauth
 from . import replies as R
 from .cmd_login import SILENT, mechanisms
-from .parser import Atom, Command, LiteralTooLarge, ParseError, parse_command, quote
+from .parser import Atom, Command, Literal, LiteralTooLarge, ParseError, parse_command, quote
 from .updates import send_updates
 from .states import ANY, AUTH, LOGGED_IN, NOT_AUTH, NOT_AUTH_ONLY, SELECTED, SELECTED_ONLY
 
@@ -136,21 +136,26 @@ class IMAPSession(LineSession):
         return caps
 
     # -- the loop step ---------------------------------------------------------------
+    def _line_tag(self):
+        # the parser only asks for a literal after it accepted the tag, so errors raised
+        # in _more() can be answered with the line's first word
+        return self._line.split(b" ", 1)[0].decode("ascii", "replace")
+
     def _more(self, size, synchronizing):
         """Literal callback for the parser: bound the whole command, invite, read."""
         self._command_bytes += size
         if self._command_bytes > self.server.limits.message_size + self.line_limit:
             if synchronizing:
-                raise LiteralTooLarge(size, True, tag=self._tag)
+                raise LiteralTooLarge(size, True, tag=self._line_tag())
             self.send(R.COMMAND_TOO_LARGE.untagged())
             raise SessionClosed()
         if synchronizing:
             self.send(b"+ Ready for literal data\r\n")
-        data = self.reader.read(size)
+        data = self.reader.read(size, Literal)
         try:
             line = self.reader.readline(self.line_limit)
         except LineTooLong:
-            raise ParseError(R.LINE_TOO_LONG.text, tag=self._tag) from None
+            raise ParseError(R.LINE_TOO_LONG.text, tag=self._line_tag()) from None
         if not line:
             raise EOFError("connection closed inside a command")
         self._command_bytes += len(line)
@@ -158,9 +163,7 @@ class IMAPSession(LineSession):
 
     def handle_line(self, line):
         self._command_bytes = len(line)
-        # the parser only asks for a literal after it accepted the tag, so errors raised
-        # in _more() can be answered with the line's first word
-        self._tag = line.split(b" ", 1)[0].decode("ascii", "replace")
+        self._line = line       # its first word is the tag _more() answers with
         try:
             cmd = parse_command(line.rstrip(b"\r\n"), self._more, self.server.limits.message_size)
         except LiteralTooLarge as exc:
