@@ -193,3 +193,21 @@ def test_the_folder_list_follows_another_process_and_other_programs(store, tmp_p
     assert set(store.list_folders(ALICE)) == before
     os.mkdir(os.path.join(half, "cur"))
     assert set(store.list_folders(ALICE)) == before | {"Made"}
+
+
+def test_the_folder_list_and_special_use_come_from_one_look(store, tmp_path, monkeypatch):
+    store.ensure_user(ALICE)
+    other = MailStore(tmp_path / "data")
+    root = store.users.root(ALICE)
+    looks = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: (
+        looks.append(1) if os.fspath(path) == root else None) or real_stat(path, *a, **k))
+    names, uses = store.folder_list(ALICE)
+    assert (names, uses) == (store.list_folders(ALICE), store.special_use(ALICE))
+    looks.clear()
+    store.folder_list(ALICE)
+    assert looks == [1]                     # LIST: the root's mtime read once
+    other.create_folder(ALICE, "Work", special_use=("\\Archive",))
+    names, uses = store.folder_list(ALICE)
+    assert "Work" in names and uses["Work"] == ("\\Archive",)

@@ -66,7 +66,7 @@ class IMAPFileHandler:
     def folder_tree(self, address):
         """[TreeNode] for every folder plus the missing parents of nested ones (not
         selectable), INBOX first, then by name."""
-        names = self.store.list_folders(address)
+        names, uses = self.store.folder_list(address)
         existing = set(names)
         every = set(names)
         for name in names:
@@ -77,7 +77,6 @@ class IMAPFileHandler:
         for name in every:
             if SEPARATOR in name:
                 parents.add(name.rsplit(SEPARATOR, 1)[0])
-        uses = self.store.special_use(address)
         return [TreeNode(name, name in parents, name in existing, uses.get(name, ()))
                 for name in sorted(every, key=lambda n: (n != "INBOX", n))]
 
@@ -134,11 +133,13 @@ class IMAPFileHandler:
         """Store a message in folder `name`; returns (UIDVALIDITY, UID) for APPENDUID.
         `view`: the session's selected FolderView, if any (the message's \\Recent
         is claimed for it in the same change when it is of that folder)."""
-        self.check_append_target(address, name)
-        # OverQuota (NO [OVERQUOTA]); stored with LF line ends, as the quota counts it;
-        # the check and the write under the user's quota lock (store/quota.py)
-        with self.store.quota.reserving(address, lambda: len(data) - data.count(b"\r\n")):
-            return append_message(self.store, address, name, data, flag_names, date, view)
+        self.store.folder_path(address, name)   # InvalidName, not "does not exist" (TRYCREATE)
+        # NoSuchFolder when the store opens it (no stat of its own first); then
+        # OverQuota (NO [OVERQUOTA]): stored with LF line ends, as the quota counts
+        # it; the check and the write under the user's quota lock (store/quota.py)
+        return append_message(self.store, address, name, data, flag_names, date, view,
+                              guard=lambda: self.store.quota.reserving(
+                                  address, lambda: len(data) - data.count(b"\r\n")))
 
     def check_append_target(self, address, name):
         """InvalidName for a name that can be no folder, NoSuchFolder (TRYCREATE) for
@@ -171,11 +172,11 @@ class IMAPFileHandler:
         """Store [(data, flag names, date)] in folder `name`, all or none (MULTIAPPEND,
         RFC 3502): each file written under tmp/ first, then all linked in at once.
         Returns (UIDVALIDITY, [UID]) in their order; `view` as append's."""
-        self.check_append_target(address, name)
-        # all or none, the quota too: OverQuota (NO [OVERQUOTA]) for the whole batch
-        with self.store.quota.reserving(
-                address, lambda: sum(len(m[0]) - m[0].count(b"\r\n") for m in messages), len(messages)), \
-                appending(self.store, address, name, view) as appender:
+        self.store.folder_path(address, name)   # InvalidName first
+        # NoSuchFolder (opening it), then all or none, the quota too: OverQuota
+        # (NO [OVERQUOTA]) for the whole batch
+        with appending(self.store, address, name, view) as appender, self.store.quota.reserving(
+                address, lambda: sum(len(m[0]) - m[0].count(b"\r\n") for m in messages), len(messages)):
             uids, _dropped = appender.append_many(messages)
             return appender.view.uidvalidity, uids
 

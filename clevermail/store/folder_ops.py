@@ -8,7 +8,7 @@ is opened, used and released here, so that no code outside store/ holds one.  A
 session's selected folder is a FolderView (view.py).
 """
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from . import object_ids
 from .errors import MessageGone, NoSuchFolder
@@ -36,17 +36,20 @@ def mailbox_id(store, address, name):
         raise NoSuchFolder(name) from None
 
 
-def append_message(store, address, name, wire, flag_names, date=None, view=None):
+def append_message(store, address, name, wire, flag_names, date=None, view=None, guard=None):
     """Store `wire` (CRLF message) in folder `name` with the flags named (keywords
     not yet known are defined, \\Recent is not stored) and internal date `date`
     (epoch seconds, None: now); returns (UIDVALIDITY, UID) for APPENDUID.  `view`:
     the appending session's FolderView, if it has one: when it is of this folder
-    the message's \\Recent is claimed for it in the same change."""
+    the message's \\Recent is claimed for it in the same change.  `guard`: a
+    context manager factory entered once the folder is found (NoSuchFolder comes
+    first), around the keywords and the write (the quota's `reserving`)."""
     folder = store.open_folder(address, name)
     try:
-        letters = folder.letters_for(flag_names, create=True)     # drops \Recent
-        on_claim = view.recent_claimer(folder) if view is not None else None
-        uid = folder.append(wire, "".join(letters), date, on_claim)
+        with guard() if guard is not None else nullcontext():
+            letters = folder.letters_for(flag_names, create=True)     # drops \Recent
+            on_claim = view.recent_claimer(folder) if view is not None else None
+            uid = folder.append(wire, "".join(letters), date, on_claim)
         return folder.uidvalidity, uid
     finally:
         store.release_folder(folder)

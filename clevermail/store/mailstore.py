@@ -115,6 +115,10 @@ class MailStore:
     def special_use(self, address):
         return self.tree.special_use(address)
 
+    def folder_list(self, address):
+        """(list_folders(), special_use()) from one look at the user's tree."""
+        return self.tree.folder_list(address)
+
     def delete_folder(self, address, name):
         with self.tree_events.changing(address):
             self.tree.delete(address, name)

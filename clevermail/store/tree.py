@@ -91,7 +91,16 @@ class FolderTree:
         made \\Sent after "Sent" was deleted stays the one \\Sent when a plain "Sent" is
         created again)."""
         root = self.users.ensure(address)
+        return self._special_use(root, self._listing(root))
+
+    def folder_list(self, address):
+        """(list(), special_use()) from one look at the root (LIST asks both: the
+        root's mtime is read once, not once for each)."""
+        root = self.users.ensure(address)
         listing = self._listing(root)
+        return list(listing.names), self._special_use(root, listing)
+
+    def _special_use(self, root, listing):
         if listing.special_use is not None:
             return dict(listing.special_use)
         out, by_name = {}, []
