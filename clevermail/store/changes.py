@@ -3,7 +3,7 @@
 FolderWriter is Folder's collaborator for writing (store/folder.py builds one per
 folder and its store_flags/expunge/expunge_flagged/append/append_many/copy_to are
 these methods).  It works on the files and tells the index what it did through Folder's
-public API, never through the Folder's private state: `path`, `lock` and
+public API, never through the Folder's private state: `path`, `sub_paths`, `lock` and
 file_lock(); the index API get, uid_of, file_path, set_name, record_flags,
 record_expunge, index_new, rescan_all, dir_mtime, keep_stamp, wake; and, for a
 copy's keywords, flag_names (source) and letters_for (target).
@@ -136,13 +136,16 @@ class FolderWriter:
         tickets = []
         doomed = []
         with folder.lock:
-            # nothing to remove (no \Deleted message, most EXPUNGEs and CLOSEs): no
-            # ledger or file lock taken, no stat (the index decides under the
-            # folder's lock alone, as it does below under both)
+            # The candidates, from the index under the folder's lock alone (it
+            # decides the same under both below, where each is tested again): with
+            # none (no \Deleted message: most EXPUNGEs and CLOSEs) no ledger or file
+            # lock is taken and nothing is looked at on disk.  A message flagged
+            # meanwhile is left to the next EXPUNGE, as one flagged a moment later.
             get = folder.get
-            if not any((e := get(uid)) is not None and (letter is None or letter in e.flags)
-                       for uid in uids):
-                return removed
+            uids = [uid for uid in uids
+                    if (e := get(uid)) is not None and (letter is None or letter in e.flags)]
+        if not uids:
+            return removed
         # the ledger's shared lock before the folder's, its line after them (maildirsize.py)
         with maildirsize.changing(self.root):
             with folder.lock, folder.file_lock(), folder.changing():
@@ -189,7 +192,7 @@ class FolderWriter:
             folder.rescan_all()
             todo = retry
         for sub in touched:
-            group = fsync_group.directory(os.path.join(folder.path, sub))
+            group = fsync_group.directory(folder.sub_paths[sub])
             tickets.append((group, group.mark()))
         # only cur/: deliveries link into new/ without our lock, so a new/ mtime
         # taken now could be theirs, and adopting it would hide their message
@@ -207,7 +210,7 @@ class FolderWriter:
         base = maildir.new_base(len(disk), len(disk) + disk.count(b"\n"), date)
         tmp = maildir.write_tmp(folder.path, disk, base)
         name = base + ":2," + "".join(sorted(set(letters)))
-        cur = fsync_group.directory(os.path.join(folder.path, "cur"))
+        cur = fsync_group.directory(folder.sub_paths["cur"])
         try:
             with maildirsize.changing(self.root):
                 with folder.lock, folder.file_lock(), folder.changing():
@@ -246,7 +249,7 @@ class FolderWriter:
             raise
         if not staged:
             return []
-        cur = fsync_group.directory(os.path.join(folder.path, "cur"))
+        cur = fsync_group.directory(folder.sub_paths["cur"])
         try:
             with maildirsize.changing(self.root):
                 with folder.lock, folder.file_lock(), folder.changing():
@@ -304,7 +307,7 @@ class FolderWriter:
         if not pairs:
             return []
         root = user_root_of(target.path)
-        cur = fsync_group.directory(os.path.join(target.path, "cur"))
+        cur = fsync_group.directory(target.sub_paths["cur"])
         try:
             with maildirsize.changing(root):
                 with target.lock, target.file_lock(), target.changing():

@@ -62,6 +62,9 @@ class Folder(FolderFiles):
         SELECT racing a DELETE never brings the deleted folder back."""
         self.path = path
         self.name = name
+        # new/, cur/, tmp/ joined once: every session looks at new/ and cur/ after
+        # each command
+        self.sub_paths = {sub: os.path.join(path, sub) for sub in ("new", "cur", "tmp")}
         self.lock = threading.RLock()
         self.modseqs = Modseqs(path)      # highest, expunges remembered (store/modseq.py)
         self.uids = []            # ascending
@@ -189,7 +192,7 @@ class Folder(FolderFiles):
         self._sync.rescan_all()
 
     def dir_mtime(self, sub):
-        return os.stat(os.path.join(self.path, sub)).st_mtime_ns
+        return os.stat(self.sub_paths[sub]).st_mtime_ns
 
     def keep_stamp(self, sub, before):
         """After our own rename/unlink in `sub`: keep the index's stamp current when

@@ -8,6 +8,7 @@ a lock of its own: the flock is taken at depth 0 -> 1 and released at 1 -> 0.
 
 import fcntl
 import os
+import weakref
 
 LOCK_NAME = "clevermail-lock"
 
@@ -20,10 +21,14 @@ class FileLock:
         self.path = os.path.join(folder_path, LOCK_NAME)
         self._fd = None
         self._depth = 0
+        self._finalizer = None
 
     def __enter__(self):
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # a Folder dropped without close() (a MailStore let go: tests, the CLI)
+            # must not keep its descriptor for the life of the process
+            self._finalizer = weakref.finalize(self, os.close, self._fd)
         if self._depth == 0:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         self._depth += 1
@@ -51,5 +56,5 @@ class FileLock:
         life of the process).  Called with the folder's RLock held, so never inside the
         flock; a later use opens the file again."""
         if self._fd is not None and self._depth == 0:
-            os.close(self._fd)
-            self._fd = None
+            self._finalizer()               # closes the descriptor, once
+            self._fd = self._finalizer = None

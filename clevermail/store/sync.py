@@ -67,7 +67,7 @@ class FolderSync:
         with folder.lock:
             changed_dirs = []
             for sub in SUBDIRS:
-                st = os.stat(os.path.join(folder.path, sub))
+                st = os.stat(folder.sub_paths[sub])
                 if force or self.stamps[sub] != st.st_mtime_ns:
                     changed_dirs.append(sub)
             if not changed_dirs and folder.uidlist.uidvalidity:
@@ -100,9 +100,9 @@ class FolderSync:
         (The stamps' premise, with or without the lock: a change after a look at
         the mtime gives the directory another mtime, as Linux's fine-grained
         timestamps do from 6.13 on once the mtime was looked at.)"""
-        stamps, path = self.stamps, self.folder.path
+        stamps, paths = self.stamps, self.folder.sub_paths
         for sub in SUBDIRS:
-            if stamps[sub] != os.stat(os.path.join(path, sub)).st_mtime_ns:
+            if stamps[sub] != os.stat(paths[sub]).st_mtime_ns:
                 return False
         return bool(self.folder.uidlist.uidvalidity)
 
