@@ -168,6 +168,11 @@ def file(path):
 
 
 def _group(path, is_file):
+    # the store's paths are normalised already: found under them without normpath
+    # (every APPEND, COPY and EXPUNGE asks)
+    group = _dirs.get((path, is_file))
+    if group is not None:
+        return group
     key = (os.path.normpath(path), is_file)
     with _dirs_lock:
         group = _dirs.get(key)
