@@ -11,7 +11,9 @@ import shutil
 import pytest
 
 from clevermail.store import NoSuchFolder, folder_ops
+from clevermail.store.append_file import AppendFile
 from clevermail.store.locks import FileLock
+from clevermail.store.uidlist import UidList
 from clevermail.store.view import Changes, FolderView, ViewMode
 from view_fixtures import ALICE, folder, message, store  # noqa: F401 (fixtures)
 
@@ -87,12 +89,22 @@ def test_an_append_claims_recent_for_the_appending_sessions_view(store, folder, 
     real = folder.claim_recent
     monkeypatch.setattr(folder, "claim_recent", lambda: claims.append(1) or real())
     flocks.clear()
+    writes = []
+    real_write = AppendFile.write
+    monkeypatch.setattr(AppendFile, "write", lambda self, data, *a, **k: (
+        writes.append((os.path.basename(self.path), data)), real_write(self, data, *a, **k))[1])
     validity, uid = folder_ops.append_message(store, ALICE, "INBOX", message(4), [], view=mine)
     assert uid == 4 and len(flocks) == 1          # the append's own hold, no other
+    lines = [data for name, data in writes if name == "clevermail-uidlist"]
+    assert len(lines) == 1 and b"\nR 4\n" in lines[0]     # one write, the claim in it
     assert other.changes() == Changes(new=(4,))   # not the first to see it
     assert mine.changes() == Changes(new=(4,), recent=frozenset({4}))
     assert examining.changes() == Changes(new=(4,))     # claims none
     assert claims == [] and len(flocks) == 1
+    # the claim is in the file, written with the UID's line: another process sees it
+    again = UidList(folder.path)
+    again.refresh()
+    assert (again.uidnext, again.recent_upto) == (5, 4)
     # a later message another writer brought is claimed at the look, as before
     store.deliver_local("", [ALICE], message(5))
     assert mine.changes() == Changes(new=(5,), recent=frozenset({5}))

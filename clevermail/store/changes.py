@@ -217,7 +217,7 @@ class FolderWriter:
                     before = folder.dir_mtime("cur")
                     maildir.link_into(folder.path, tmp, name, sub="cur")
                     tickets = [(cur, cur.mark())]
-                    folder.index_new({"cur": [name]}, durable=False)
+                    folder.index_new({"cur": [name]}, durable=False, claim=on_claim is not None)
                     folder.keep_stamp("cur", before)        # after the index has it (sync.py)
                     _claim(folder, on_claim)
                     _mark_uidlist(folder, tickets)
@@ -260,7 +260,7 @@ class FolderWriter:
                     # UIDs in the batch's order (MULTIAPPEND, RFC 3502): internal dates
                     # given with the messages need not rise with it
                     folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True,
-                                     durable=False)
+                                     durable=False, claim=on_claim is not None)
                     folder.keep_stamp("cur", before)
                     _claim(folder, on_claim)
                     _mark_uidlist(folder, tickets)
@@ -332,9 +332,10 @@ class FolderWriter:
 
 def _claim(folder, on_claim):
     """Under an APPEND's locks, for a session that has the folder selected: the
-    \\Recent of what it added claimed now (one uidlist line), not at its next look
-    under a second round of the file lock (flock, a look at the lock file and the
-    uidlist, the line, unlock: six system calls)."""
+    \\Recent of what it added, claimed with its UID lines (index_new's `claim`),
+    told to the session's view; not at its next look under a second round of the
+    file lock (flock, a look at the lock file and the uidlist, the line, unlock:
+    six system calls)."""
     if on_claim is not None:
         marks = folder.claim_recent_held()
         if marks is not None:

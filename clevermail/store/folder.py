@@ -129,11 +129,12 @@ class Folder(FolderFiles):
         """Bring the index up to date with the directories; True if anything changed."""
         return self._sync.sync(force)
 
-    def index_new(self, fresh, in_order=False, durable=True):
+    def index_new(self, fresh, in_order=False, durable=True, claim=False):
         """Index new files {sub: [names]}, giving each a UID (arrival order, or the
         order given with `in_order`); `durable` False: the caller fsyncs the uidlist
-        after the locks when `uidlist.unsynced` (store/uidlist.py)."""
-        return self._sync.index_new(fresh, in_order, durable)
+        after the locks when `uidlist.unsynced` (store/uidlist.py); `claim`: their
+        \\Recent claimed in the same uidlist write (claim_recent_held tells)."""
+        return self._sync.index_new(fresh, in_order, durable, claim)
 
     # -- the index API of FolderWriter (store/changes.py) ---------------------------
     # Called with self.lock (and, around file changes, self.file_lock()) held.
@@ -354,15 +355,14 @@ class Folder(FolderFiles):
             raise FileNotFoundError(errno.ENOENT, "folder deleted or replaced", self.path)
 
     def claim_recent_held(self):
-        """claim_recent() inside this process's own change of the folder (its locks
-        held, the uidlist just read by index_new: an APPEND for a session that has
-        the folder selected), so with no look at the lock file or the uidlist:
-        (old mark, new mark), or None for a detached Folder (its session's next
-        look claims, or finds it gone)."""
+        """The claim index_new(claim=True) made inside this process's own change of
+        the folder (an APPEND for a session that has the folder selected: its
+        \\Recent written with the UID lines, no second round of the file lock):
+        (old mark, new mark), or None (none made, or a detached Folder: its
+        session's next look claims, or finds it gone)."""
         if self.gone:
             return None
-        old = self.uidlist.claim_recent(refresh=False)
-        return old, self.uidlist.recent_upto
+        return self.uidlist.claimed
 
     # -- index persistence (store/index.py snapshots and restores the index) ----------
     def stamps(self):

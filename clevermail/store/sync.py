@@ -185,7 +185,7 @@ class FolderSync:
             return True
         return False
 
-    def index_new(self, fresh, in_order=False, durable=True):
+    def index_new(self, fresh, in_order=False, durable=True, claim=False):
         """Index new files {sub: [names]}, giving each a UID.  Names start with the
         delivery time, so name order is arrival order and UIDs follow it; `in_order`:
         UIDs follow the order of the names given instead (COPY: copies keep their
@@ -193,19 +193,19 @@ class FolderSync:
         `durable` False: the writer's own files, whose uidlist lines it fsyncs after
         the locks (uidlist.assign_list; `folder.uidlist.unsynced` says if it must)."""
         if sum(map(len, fresh.values())) < BULK:
-            return self._index_names(fresh, in_order, durable)
+            return self._index_names(fresh, in_order, durable, claim)
         # A bulk import creates hundreds of thousands of objects that all stay alive:
         # the cyclic GC would walk them again and again for nothing (a quarter of the
         # time at 100,000 messages).  Reference counting still frees garbage meanwhile.
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._index_names(fresh, in_order, durable)
+            return self._index_names(fresh, in_order, durable, claim)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _index_names(self, fresh, in_order=False, durable=True):
+    def _index_names(self, fresh, in_order=False, durable=True, claim=False):
         folder = self.folder
         cols = ([], [], [], [], [], [])
         scan.parse_names(folder.path, "new", fresh.get("new", []), cols)
@@ -218,7 +218,7 @@ class FolderSync:
         last = dict(zip(bases, range(len(bases))))
         order = sorted(last.values(), key=None if in_order else bases.__getitem__)
         bases, subs, flags, sizes, wsizes, dates = (list(map(col.__getitem__, order)) for col in cols)
-        uids = folder.uidlist.assign_list(bases, durable)
+        uids = folder.uidlist.assign_list(bases, durable, claim)
         modseqs = folder.modseqs
         if modseqs.first_map:
             # the first scan of this process: the modseqs the file kept for them

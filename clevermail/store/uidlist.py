@@ -64,6 +64,7 @@ class UidList:
         self.uids = {}          # base -> uid
         self.reserved = 0       # UIDs up to this may be handed out unsynced (this boot)
         self.unsynced = False   # the last assign_list wrote lines it did not fsync
+        self.claimed = None     # (old, new) \\Recent marks the last assign_list claimed
         self._offset = 0
         self._ino = None
         self._file = AppendFile(self.path)  # kept open: no open/close per line
@@ -166,14 +167,17 @@ class UidList:
                     if len(parts) >= 3 and parts[2].isdigit():
                         self.recent_upto = max(self.recent_upto, int(parts[2]))
 
-    def assign_list(self, bases, durable=True):
+    def assign_list(self, bases, durable=True, claim=False):
         """Give each base without a UID the next UID; returns the UIDs of `bases` as
         a list in their order.  `durable`: the lines are fsynced before it returns;
         False: only when a reservation had to be written with them, else `unsynced`
         is set and the caller fsyncs the file before it tells anyone the UIDs are
-        stored (see the module docstring)."""
+        stored (see the module docstring).  `claim`: \\Recent up to the last new UID
+        is the caller's (claim_recent's `R` line in the same write; `claimed` gets
+        the (old, new) marks, else None)."""
         self.refresh()
         self.unsynced = False
+        self.claimed = None
         durable = durable or BOOT_ID is None     # no boot id, no reservation: fsync now
         known = self.uids
         fresh = list(dict.fromkeys(bases))
@@ -184,6 +188,10 @@ class UidList:
             new_uids = range(first, first + len(fresh))
             text = "\n".join(map(" ".join, zip(map(str, new_uids), fresh))) + "\n"
             last = new_uids[-1]
+            if claim and last > self.recent_upto:
+                text += f"R {last}\n"
+                self.claimed = (self.recent_upto, last)
+                self.recent_upto = last
             if not durable and last > self.reserved:
                 # fsynced with the lines: no UID up to it can be given twice, whatever
                 # the machine loses
@@ -197,12 +205,9 @@ class UidList:
             self.uidnext = first + len(fresh)
         return list(map(known.__getitem__, bases))
 
-    def claim_recent(self, refresh=True):
-        """Hand \\Recent for every UID up to UIDNEXT-1 to the caller; returns the old mark.
-        `refresh` False: the caller read the file under the same file lock a moment
-        ago (an APPEND's assign_list), so no look at it again."""
-        if refresh:
-            self.refresh()
+    def claim_recent(self):
+        """Hand \\Recent for every UID up to UIDNEXT-1 to the caller; returns the old mark."""
+        self.refresh()
         old = self.recent_upto
         if self.uidnext - 1 > old:
             self.recent_upto = self.uidnext - 1
