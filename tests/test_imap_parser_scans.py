@@ -151,3 +151,42 @@ def test_max_number_over_many_ranges():
     assert parse_sequence_set("*,*:*").max_number() == 0
     assert isinstance(parse(b"a1 X 1").args[0], Atom)
     assert Literal8.__mro__[1] is Literal
+
+
+def test_a_line_parsed_before_is_parsed_alike_under_another_tag():
+    """The memo of what follows the tag: same tokens, the new tag, new lists each time."""
+    first = parse(b"a1 FETCH 2 (UID BODY.PEEK[HEADER.FIELDS (FROM)])")
+    first.args[1].append("changed")
+    first.args.append("changed")
+    again = parse(b"b22 FETCH 2 (UID BODY.PEEK[HEADER.FIELDS (FROM)])")
+    assert (again.tag, again.name) == ("b22", "FETCH")
+    assert typed(again.args) == [("Atom", "2"), [("Atom", "UID"), ("Atom", "BODY.PEEK[HEADER.FIELDS (FROM)]")]]
+    assert again.args[1] is not first.args[1]
+
+
+def test_what_the_memo_never_answers():
+    """Errors are raised again with the line's own tag; a line that may end in a literal
+    asks for it every time."""
+    for tag in ("a1", "b2"):
+        with pytest.raises(ParseError, match="Missing space between arguments") as exc:
+            parse(tag.encode() + b' X "x"y')
+        assert exc.value.tag == tag
+    for data in (b"one", b"two"):
+        cmd = parse(b"a1 APPEND INBOX {3}", (data, b""))
+        assert cmd.args == ["INBOX", data]
+    with pytest.raises(ParseError, match="Invalid tag"):
+        parse(b"a+ NOOP")
+    parse(b"a1 NOOP")
+    with pytest.raises(ParseError, match="Invalid tag"):
+        parse(b"a+ NOOP")
+
+
+def test_the_memo_is_bounded(monkeypatch):
+    from clevermail.imap import parser
+    monkeypatch.setattr(parser, "_memo", {})
+    for n in range(parser._MEMO_SIZE * 2 + 5):
+        assert parse(b"a1 FETCH %d (FLAGS)" % n).args[0] == str(n)
+    assert 0 < len(parser._memo) <= parser._MEMO_SIZE
+    long_line = b"a1 X " + b"y" * parser._MEMO_LINE
+    assert parse(long_line).args == ["y" * parser._MEMO_LINE]
+    assert long_line[2:] not in parser._memo

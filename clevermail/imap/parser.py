@@ -279,6 +279,38 @@ def parse_command(line: bytes, more, max_literal: int) -> Command:
     `more(n, synchronizing)` -> (literal_bytes, next_line) is called for each
     literal, after the size was checked against `max_literal`.
     """
+    line = bytes(line)
+    if len(line) <= _MEMO_LINE and not line.endswith(b"}"):
+        # no literal can follow (its marker ends the line): the result depends on the
+        # line alone, and one after the tag parsed before is taken from the memo
+        end = _TAG_RUN.match(line).end()
+        if end and line[end:end + 1] == b" ":
+            rest = line[end:]
+            known = _memo.get(rest)
+            if known is not None:
+                return Command(line[:end].decode("ascii"), known[0], _thaw(known[1]))
+            cmd = _Parser(line, more, max_literal).parse()     # a ParseError is not kept
+            if len(_memo) >= _MEMO_SIZE:
+                _memo.clear()       # (no eviction order to keep between session threads)
+            _memo[rest] = (cmd.name, _freeze(cmd.args))
+            return cmd
     return _Parser(line, more, max_literal).parse()
+
+
+# Clients send the same commands again and again but for the tag ("FETCH 2 (UID FLAGS)",
+# "EXPUNGE", "STATUS "INBOX" (...)"): the parse of what follows the tag, kept for lines
+# of up to _MEMO_LINE octets, _MEMO_SIZE of them in the process.  Lists are kept as
+# tuples and every caller gets new lists (a command may change its own).
+_MEMO_LINE = 200
+_MEMO_SIZE = 1024
+_memo = {}
+
+
+def _freeze(tokens):
+    return tuple(_freeze(t) if type(t) is list else t for t in tokens)
+
+
+def _thaw(tokens):
+    return [_thaw(t) if type(t) is tuple else t for t in tokens]
 
 
