@@ -51,7 +51,11 @@ def test_a_memo_evicted_while_rendering_comes_back_with_its_size():
 # -- sessions ----------------------------------------------------------------------------------
 @pytest.fixture(name="reads")
 def _reads(handler, monkeypatch):
-    """The UIDs whose file the handler read, in order."""
+    """The UIDs whose file the handler read, in order.  Messages read are not kept
+    (the content cache, fetch_content.py, is test_imap_fetch_content.py's): a read here
+    is a miss of the metadata cache."""
+    from clevermail.imap.fetch_content import ContentCache
+    handler.fetch_cache.content = ContentCache(0)
     seen = []
     original = handler.read_message
 
@@ -85,7 +89,7 @@ def test_header_fields_share_an_entry_whatever_the_case_and_order(selected, read
     assert "Subject: message 2" in "\n".join(second)
 
 
-def test_the_message_text_is_never_kept(selected, reads):
+def test_the_message_text_is_never_kept_with_the_metadata(selected, reads):
     selected.expect("FETCH 1 (BODY.PEEK[])")
     selected.expect("FETCH 1 (BODY.PEEK[TEXT])")
     selected.expect("FETCH 1 (ENVELOPE BODY.PEEK[])")
@@ -158,7 +162,9 @@ def _worker_b(tmp_path, handler):
     the data dir of `handler`; .reads lists the UIDs whose file it read."""
     from clevermail.imap.handler import IMAPFileHandler
     from clevermail.store import MailStore
+    from clevermail.imap.fetch_content import ContentCache
     other = IMAPFileHandler(MailStore(tmp_path / "data"), handler.accounts)
+    other.fetch_cache.content = ContentCache(0)         # as `reads` does
     other.reads = []
     original = other.read_message
     other.read_message = lambda view, msg: other.reads.append(msg.uid) or original(view, msg)

@@ -16,7 +16,7 @@ import pytest
 
 from clevermail.imap import cmd_selected, fetch_index
 from clevermail.imap.fetch_index import render_columns, render_index_only
-from clevermail.imap.fetch import FetchRequest
+from clevermail.imap.fetch_items import FetchRequest
 from clevermail.imap.fetch_items import parse_fetch_items
 from clevermail.imap.parser import Atom
 from clevermail.imap.seqset import parse_sequence_set

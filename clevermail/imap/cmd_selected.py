@@ -20,7 +20,7 @@ from ..store.errors import MessageGone, NoSuchFolder
 from ..store.view_index import index_columns
 from . import replies as R
 from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, vanished_line
-from .fetch import flag_text, render_fetch
+from .fetch import FetchSource, fetch_response, flag_text
 from .fetch_index import render_columns, render_index_only
 from .fetch_items import parse_fetch_items
 from .names import mailbox_name
@@ -43,9 +43,24 @@ def _sequence_set(token):
     return parse_sequence_set(token)
 
 
+def _one_number(token):
+    """The number of a set that is one plain number ("5": most FETCH and STORE commands),
+    else None (parse_sequence_set reads it); what parse_sequence_set would read: ASCII
+    digits, no leading zero, 32 bits."""
+    if isinstance(token, Atom) and len(token) < 10 and token.isascii() and token.isdigit() \
+            and token[0] != "0":
+        return int(token)
+    return None
+
+
 def seqs_by_number(view, token):
     """The sequence numbers a set of message sequence numbers names; a number past the
     last message is BAD (RFC 3501 6.4.5 and 9, seq-number)."""
+    one = _one_number(token)
+    if one is not None:
+        if one > len(view):
+            raise R.BAD_SEQUENCE_NUMBER.error()
+        return range(one, one + 1)          # as SequenceSet.numbers gives it
     seqset = _sequence_set(token)
     if seqset.max_number() > len(view):
         raise R.BAD_SEQUENCE_NUMBER.error()
@@ -55,6 +70,10 @@ def seqs_by_number(view, token):
 def seqs_by_uid(view, token):
     """The sequence numbers of the messages a set of UIDs names; UIDs that do not
     exist are left out, not an error (RFC 3501 6.4.8)."""
+    one = _one_number(token)
+    if one is not None:
+        seq = view.seq_of(one)
+        return [] if seq is None else range(seq, seq + 1)     # as SequenceSet.positions
     seqset = _sequence_set(token)
     if not view.uids:
         return []
@@ -184,12 +203,21 @@ def _fetch(session, args, uid_mode):
         seen_now = handler.mark_seen(view, [view.uid_at(s) for s in seqs])
     # made after the \Seen, they show it; a message another session expunged that
     # this one was not told of yet comes too (RFC 2180 4.1), but its content is gone
-    messages = view.messages(seqs)
-    read = functools.partial(handler.read_message, view)
-    ident = functools.partial(handler.email_id, view)
-    # metadata rendered before, by any session of any process (fetch_cache.py); a
-    # UID's content never changes within its UIDVALIDITY
-    memos = handler.fetch_memos(view, session.account.address) if request.cached else None
+    messages = view.messages(seqs, expunged=False)
+    if len(messages) == len(seqs):
+        live = _every
+    else:       # one at least expunged meanwhile: the content kept of the others only
+        live = frozenset(msg.uid for msg in messages).__contains__
+        messages = view.messages(seqs)
+    address = session.account.address
+    # messages read recently by any session of this process (fetch_content.py), for
+    # one the index still holds; a UID's content never changes within its UIDVALIDITY
+    source = FetchSource(functools.partial(handler.read_message, view),
+                         functools.partial(handler.email_id, view), repair=False,
+                         kept=handler.fetch_cache.content,
+                         folder=(address, view.name, view.uidvalidity), live=live)
+    # metadata rendered before, by any session of any process (fetch_cache.py)
+    memos = handler.fetch_memos(view, address) if request.cached else None
     memo = _no_memo if memos is None else memos.memo
     missing = False
     sent = []
@@ -199,15 +227,14 @@ def _fetch(session, args, uid_mode):
         nonlocal missing
         for msg in messages:
             try:
-                data = render_fetch(request, msg, read, extra_flags=msg.uid in seen_now, ident=ident,
-                                    memo=memo(msg.uid), crlf=True)
+                response = fetch_response(request, msg, source, memo(msg.uid), msg.uid in seen_now)
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue
             sent.append(msg.uid)
             if mailbox.unannounced(msg.flags):      # set by another session meanwhile
                 yield from mailbox.keyword_updates()
-            yield b"* %d FETCH %s\r\n" % (msg.seq, data)
+            yield from response
     try:
         session.send_many(lines())
     finally:
@@ -220,6 +247,10 @@ def _fetch(session, args, uid_mode):
 
 def _no_memo(uid):
     return None
+
+
+def _every(uid):
+    return True
 
 
 def fetch_uids(session, uids, items):

@@ -1,19 +1,19 @@
-"""FETCH data items: the request (RFC 3501 section 6.4.5) and the attribute
-list of one untagged FETCH response (RFC 3501 section 7.4.2).
+"""FETCH responses: the attribute list of one untagged FETCH response (RFC 3501
+section 7.4.2) for the items of a request (fetch_items.py: the FetchRequest, whose
+items carry the render functions made here).
 
-fetch_items.parse_fetch_items() turns the token after the sequence set into a
-FetchRequest whose items each carry a render function chosen once (made here).  A message is
-the folder view's Message value (store/view.py: seq, uid, flags as a frozenset of
-names, internaldate, size); its content comes from a `read(msg)` the caller passes
-(the file handler's read_message), called only for items that need it.
-A request of index items only (FLAGS, UID, INTERNALDATE, RFC822.SIZE, MODSEQ:
-FETCH 1:* (UID FLAGS) over a big folder) is fetch_index.py's.  render_fetch()
-renders one message.  Items derived from the message text (ENVELOPE, BODY,
-BODYSTRUCTURE, BODY[section], RFC822*) come from clevermail.imap.mime, which parses
-a message at most once per render.  ENVELOPE, BODY, BODYSTRUCTURE and header sections
-go through the message's memo of the shared fetch_cache.FetchCache when the caller
-hands one: rendered once, by any session.  The section-spec and partial syntax is
-sections.py's.
+A message is the folder view's Message value (store/view.py: seq, uid, flags as a
+frozenset of names, internaldate, size); its content comes from the command's
+FetchSource (the file handler's read_message, or a message kept in the shared
+fetch_content.ContentCache), read and parsed only for items that need it, at most once
+per render.  A request of index items only (FLAGS, UID, INTERNALDATE, RFC822.SIZE,
+MODSEQ: FETCH 1:* (UID FLAGS) over a big folder) is fetch_index.py's.
+fetch_response() renders one message as the bytes to write (a large literal as it is,
+not copied into a line); render_fetch() gives the same as one bytes.  Items derived
+from the message text (ENVELOPE, BODY, BODYSTRUCTURE, BODY[section], RFC822*) come from
+clevermail.imap.mime.  ENVELOPE, BODY, BODYSTRUCTURE and header sections go through
+the message's memo of the shared fetch_cache.FetchCache when the caller hands one:
+rendered once, by any session.  The section-spec and partial syntax is sections.py's.
 """
 
 import functools
@@ -23,79 +23,12 @@ from clevermail.imap.bodystructure import bodystructure
 from clevermail.imap.envelope import envelope
 from clevermail.imap.replies import IMAPNo
 
-__all__ = ["FetchItem", "FetchRequest", "flag_text", "render_fetch"]
+__all__ = ["FetchSource", "SIMPLE_RENDERERS", "binary_renderer", "binary_size_renderer",
+           "fetch_response", "flag_text", "render_fetch", "section_renderer"]
 
-# Items the shared cache keeps (fetch_cache.py), and the header sections it keeps:
-# small, and asked for again and again (message lists).
-_CACHED = frozenset(("ENVELOPE", "BODY", "BODYSTRUCTURE"))
-_HEADER_SECTIONS = frozenset(("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"))
-# Items answered from the index alone (no message bytes needed); MODSEQ is RFC 7162's.
-_NO_MESSAGE = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"))
-
-
-class FetchItem:
-    """One requested item.
-
-    name: FLAGS UID INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT
-    ENVELOPE BODY BODYSTRUCTURE, or "BODY[]" for any BODY[section] request.
-    section: (part numbers, HEADER/HEADER.FIELDS/HEADER.FIELDS.NOT/TEXT/MIME
-    or None, header names) for BODY[...] and RFC822*, else None.
-    partial: (offset, count) or None.  label: the response item name.
-    """
-
-    __slots__ = ("name", "label", "section", "partial", "peek", "render")
-
-    def __init__(self, name, render, label=None, section=None, partial=None, peek=False):
-        self.name, self.render = name, render
-        self.label = label if label is not None else name.encode("ascii")
-        self.section, self.partial, self.peek = section, partial, peek
-
-    def __repr__(self):
-        return "FetchItem(%s%s)" % (self.label.decode("ascii", "replace"),
-                                    ", peek" if self.peek else "")
-
-
-class FetchRequest:
-    """Parsed FETCH items in request order, with what serving them needs.  Immutable:
-    fetch_items.parse_fetch_items hands the same request to every FETCH that sends the
-    same items (clients repeat a few lists), and the UID FETCH and MODSEQ forms are
-    requests of their own, made once (with_uid, with_modseq)."""
-
-    __slots__ = ("items", "names", "needs_message", "sets_seen", "cached", "wants_modseq",
-                 "_fns", "_has_flags", "_with_uid", "_with_modseq")
-
-    def __init__(self, items):
-        self.items = items = tuple(items)
-        self.names = tuple(i.name for i in items)
-        self.needs_message = any(i.name not in _NO_MESSAGE for i in items)
-        # RFC 3501 6.4.5: BODY[...] (not PEEK), RFC822 and RFC822.TEXT set \Seen.
-        self.sets_seen = any(i.section is not None and not i.peek for i in items)
-        self._has_flags = "FLAGS" in self.names
-        # MODSEQ is asked for (a CONDSTORE enabling FETCH, RFC 7162 3.1)
-        self.wants_modseq = "MODSEQ" in self.names
-        # an item the shared cache keeps (fetch_cache.py): worth the message's memo
-        self.cached = any(i.name in _CACHED or (i.section is not None and i.section[1] in _HEADER_SECTIONS)
-                          for i in items)
-        self._fns = tuple(i.render for i in items)
-        self._with_uid = self if "UID" in self.names else None
-        self._with_modseq = self if self.wants_modseq else None
-
-    def with_uid(self):
-        """UID FETCH always answers UID (RFC 3501 6.4.8): this request with UID first
-        if it lacks it."""
-        if self._with_uid is None:
-            self._with_uid = FetchRequest((_SIMPLE["UID"],) + self.items)
-        return self._with_uid
-
-    def with_modseq(self):
-        """CHANGEDSINCE answers MODSEQ too (RFC 7162 3.1.4.1): this request with MODSEQ
-        last if it lacks it."""
-        if self._with_modseq is None:
-            self._with_modseq = FetchRequest(self.items + (_SIMPLE["MODSEQ"],))
-        return self._with_modseq
-
-    def __repr__(self):
-        return "FetchRequest(%r)" % (self.items,)
+# The header sections the shared cache keeps (fetch_cache.py), as ENVELOPE, BODY and
+# BODYSTRUCTURE: small, and asked for again and again (message lists).
+HEADER_SECTIONS = frozenset(("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -116,17 +49,50 @@ def _flag_order(name):
     return (_SYSTEM_ORDER.get(name, _KEYWORD_RANK), name)
 
 
+class FetchSource:
+    """Where the messages of one FETCH come from: read(msg) gives a message's wire
+    bytes, ident(msg) its EMAILID (RFC 8474); repair: whether bare LFs are looked for
+    (not in the store's wire form, maildir.to_wire: every LF is part of a CRLF, and the
+    check is two passes over the whole message).  kept: the shared
+    fetch_content.ContentCache, with `folder` (the folder key of its entries) and
+    live(uid) (whether the folder index held the message when the FETCH began: a kept
+    message is answered only for one that exists, so a message expunged that the session
+    was not told of yet answers as it did before there was a cache); or None."""
+
+    __slots__ = ("read", "ident", "repair", "kept", "folder", "live")
+
+    def __init__(self, read, ident=None, repair=True, kept=None, folder=None, live=None):
+        self.read, self.ident, self.repair = read, ident, repair
+        self.kept, self.folder, self.live = kept, folder, live
+
+    def parse(self, msg):
+        """The message's ParsedMessage: the kept one, else read now."""
+        kept = self.kept
+        if kept is not None:
+            pm = kept.get((self.folder, msg.uid), msg.size)
+            if pm is not None and self.live(msg.uid):
+                return pm
+        return mime.parse(self.read(msg), self.repair)
+
+    def done(self, msg, pm):
+        """After a render that read or parsed the message: kept for the next FETCH."""
+        if self.kept is not None:
+            self.kept.keep((self.folder, msg.uid), pm)
+
+
 class _Content:
-    """The content of the message one render_fetch call renders: read through the
-    caller's `read(msg)` and parsed (mime.py) at most once, only if an item needs it."""
+    """The content of the message one render renders: from its FetchSource, read and
+    parsed (mime.py) at most once, only if an item needs it.  big: an item gave its
+    literal apart from its text ((text, data): written as it is, not copied into the
+    line)."""
 
-    __slots__ = ("_read", "_msg", "_parsed", "_ident", "_memo", "_repair", "_head")
+    __slots__ = ("_source", "_msg", "_parsed", "_memo", "_head", "big")
 
-    def __init__(self, read, msg, ident=None, memo=None, repair=True):
-        self._read, self._msg, self._parsed, self._ident = read, msg, None, ident
-        self._repair = repair
+    def __init__(self, source, msg, memo=None):
+        self._source, self._msg, self._parsed = source, msg, None
         self._head = None
         self._memo = memo       # fetch_cache.MessageMemo: this message's rendered metadata
+        self.big = False
 
     def cached(self, item, render):
         """render(self)'s bytes for a metadata item, from the shared cache when another
@@ -150,8 +116,8 @@ class _Content:
                 memo.put(item, render(self))
 
     def email_id(self):
-        """The message's stable id (RFC 8474 EMAILID), through the caller's ident(msg)."""
-        return self._ident(self._msg)
+        """The message's stable id (RFC 8474 EMAILID), through the source's ident(msg)."""
+        return self._source.ident(self._msg)
 
     def head(self):
         """A ParsedMessage of the top-level header alone, enough for ENVELOPE and
@@ -166,8 +132,49 @@ class _Content:
     @property
     def parsed(self):
         if self._parsed is None:
-            self._parsed = mime.parse(self._read(self._msg), self._repair)
+            self._parsed = self._source.parse(self._msg)
         return self._parsed
+
+
+def _render(req, msg, source, memo, extra_flags):
+    """(the items' values, the _Content): each value bytes, or (text, literal data)."""
+    content = _Content(source, msg, memo)
+    out = [f(msg, content) for f in req._fns]
+    if extra_flags and not req._has_flags:
+        out.append(_r_flags(msg, content))
+    if content._parsed is not None:
+        source.done(msg, content._parsed)
+    return out, content
+
+
+def _pieces(head, values, tail):
+    """head, the values separated by spaces, tail: as a few bytes, each large literal
+    one of them as it is."""
+    out, text = [], [head]
+    for k, value in enumerate(values):
+        if k:
+            text.append(b" ")
+        if value.__class__ is tuple:
+            text.append(value[0])
+            out.append(b"".join(text))
+            out.append(value[1])
+            text = []
+        else:
+            text.append(value)
+    text.append(tail)
+    out.append(b"".join(text))
+    return out
+
+
+def fetch_response(req, msg, source, memo=None, extra_flags=False):
+    """The untagged FETCH response of one message ("* seq FETCH (...)" CRLF) as bytes
+    to be written one after the other: one, or a few around each large literal (a
+    message's bytes go to the output as they are, not copied into a line first).
+    source: a FetchSource; memo, extra_flags: as for render_fetch."""
+    out, content = _render(req, msg, source, memo, extra_flags)
+    if not content.big:
+        return (b"* %d FETCH (%s)\r\n" % (msg.seq, b" ".join(out)),)
+    return _pieces(b"* %d FETCH (" % msg.seq, out, b")\r\n")
 
 
 def render_fetch(req, msg, read=None, extra_flags=False, ident=None, memo=None, crlf=False):
@@ -178,15 +185,10 @@ def render_fetch(req, msg, read=None, extra_flags=False, ident=None, memo=None, 
     when not requested (the session sets it when \\Seen changed implicitly).
     ident(msg): the message's EMAILID, called only for that item.  memo: the
     message's fetch_cache.MessageMemo (metadata items rendered before), or None.
-    crlf: read(msg) gives the store's wire form (maildir.to_wire: every LF is part
-    of a CRLF), so the bare-LF check, two passes over the whole message (milliseconds
-    for a large one), is skipped.
+    crlf: read(msg) gives the store's wire form (FetchSource's repair=False).
     """
-    content = _Content(read, msg, ident, memo, repair=not crlf)
-    out = [f(msg, content) for f in req._fns]
-    if extra_flags and not req._has_flags:
-        out.append(_r_flags(msg, content))
-    return b"(" + b" ".join(out) + b")"
+    out, _ = _render(req, msg, FetchSource(read, ident, repair=not crlf), memo, extra_flags)
+    return b"".join(_pieces(b"(", out, b")"))
 
 
 # ------------------------------------------------------------------ renderers
@@ -248,17 +250,26 @@ def _r_bodystructure(msg, content):
     return b"BODYSTRUCTURE " + content.cached("BODYSTRUCTURE", _bodystructure)
 
 
-def _literal(data):
-    """Section data as a string: "" when empty, else a literal (NULs, which
-    literals may not carry, become 0x80 as Dovecot does)."""
+# data from this size on is written as it is, apart from the text around it
+# (fetch_response): a copy of it into the line would cost more than the join
+_BIG = 4096
+
+
+def _literal(prefix, data, content):
+    """prefix and section data as a string: "" when empty, else a literal (NULs,
+    which literals may not carry, become 0x80 as Dovecot does); a large one as
+    (text, data), marked on the content."""
     if not data:
-        return b'""'
+        return prefix + b'""'
     if b"\0" in data:
         data = data.replace(b"\0", b"\x80")
-    return b"{%d}\r\n" % len(data) + data
+    if len(data) < _BIG:
+        return prefix + b"{%d}\r\n" % len(data) + data
+    content.big = True
+    return (prefix + b"{%d}\r\n" % len(data), data)
 
 
-# the memo key of BODY[HEADER] (as _section_renderer makes it), which head() reads
+# the memo key of BODY[HEADER] (as section_renderer makes it), which head() reads
 _TOP_HEADER = ((), "HEADER", frozenset())
 
 
@@ -273,7 +284,8 @@ def _top_header(content):
 _PARSED_SIBLINGS = (("BODY", _body), ("BODYSTRUCTURE", _bodystructure), (_TOP_HEADER, _top_header))
 
 
-def _section_renderer(label, section, partial):
+def section_renderer(label, section, partial):
+    """BODY[section]<partial> (RFC 3501 6.4.5), answered as `label`; RFC822* too."""
     nums, text, fields = section
     prefix = label + b" "
 
@@ -284,7 +296,7 @@ def _section_renderer(label, section, partial):
         def data(content):
             return mime.section(content.head(), nums, text, fields)
 
-    if text in _HEADER_SECTIONS:
+    if text in HEADER_SECTIONS:
         # one entry whatever the request's case and order of names (the answer keeps
         # the message's order)
         key = (nums, text, frozenset(f.lower() for f in fields))
@@ -295,12 +307,12 @@ def _section_renderer(label, section, partial):
 
     if partial is None:
         def render(msg, content):
-            return prefix + _literal(data(content))
+            return _literal(prefix, data(content), content)
     else:
         start, stop = partial[0], partial[0] + partial[1]
 
         def render(msg, content):
-            return prefix + _literal(data(content)[start:stop])
+            return _literal(prefix, data(content)[start:stop], content)
     return render
 
 
@@ -311,7 +323,7 @@ def _binary_content(content, nums):
         raise IMAPNo(f"Unknown Content-Transfer-Encoding {str(exc)[:40]!r}", "UNKNOWN-CTE") from None
 
 
-def _binary_item(label, nums, partial, peek):
+def binary_renderer(label, nums, partial):
     """BINARY[section]<partial> and BINARY.PEEK (RFC 3516 4.2): the decoded content."""
     prefix = label + b" "
     start = partial[0] if partial else 0
@@ -319,39 +331,22 @@ def _binary_item(label, nums, partial, peek):
 
     def render(msg, content):
         return prefix + binary.literal(_binary_content(content, nums)[start:stop])
-    # `section` is set (and not the BODY[] one) so that BINARY[] sets \Seen as BODY[] does
-    return FetchItem("BINARY[]", render, label, (nums, None, ()), partial, peek)
+    return render
 
 
-def _binary_size_item(label, nums):
+def binary_size_renderer(label, nums):
     """BINARY.SIZE[section] (RFC 3516 4.3): the size of the decoded content."""
     prefix = label + b" "
 
     def render(msg, content):
         return prefix + b"%d" % len(_binary_content(content, nums))
-    return FetchItem("BINARY.SIZE", render, label)
+    return render
 
 
-def _section_item(name, label, section, partial=None, peek=False):
-    return FetchItem(name, _section_renderer(label, section, partial),
-                     label, section, partial, peek)
-
-
-_SIMPLE = {
-    "FLAGS": FetchItem("FLAGS", _r_flags),
-    "UID": FetchItem("UID", _r_uid),
-    "INTERNALDATE": FetchItem("INTERNALDATE", _r_internaldate),
-    "RFC822.SIZE": FetchItem("RFC822.SIZE", _r_size),
-    "MODSEQ": FetchItem("MODSEQ", _r_modseq),
-    "ENVELOPE": FetchItem("ENVELOPE", _r_envelope),
-    "BODY": FetchItem("BODY", _r_body),
-    "BODYSTRUCTURE": FetchItem("BODYSTRUCTURE", _r_bodystructure),
-    "EMAILID": FetchItem("EMAILID", _r_emailid),          # RFC 8474 5
-    "THREADID": FetchItem("THREADID", _r_threadid),
-    # RFC 3501 6.4.5: RFC822 = BODY[], RFC822.HEADER = BODY.PEEK[HEADER],
-    # RFC822.TEXT = BODY[TEXT]; each answers under its own name.
-    "RFC822": _section_item("RFC822", b"RFC822", ((), None, ())),
-    "RFC822.HEADER": _section_item("RFC822.HEADER", b"RFC822.HEADER",
-                                   ((), "HEADER", ()), peek=True),
-    "RFC822.TEXT": _section_item("RFC822.TEXT", b"RFC822.TEXT", ((), "TEXT", ())),
+# the renderers of the items named by one word (fetch_items.py makes their FetchItems)
+SIMPLE_RENDERERS = {
+    "FLAGS": _r_flags, "UID": _r_uid, "INTERNALDATE": _r_internaldate, "RFC822.SIZE": _r_size,
+    "MODSEQ": _r_modseq, "ENVELOPE": _r_envelope, "BODY": _r_body,
+    "BODYSTRUCTURE": _r_bodystructure,
+    "EMAILID": _r_emailid, "THREADID": _r_threadid,         # RFC 8474 5
 }

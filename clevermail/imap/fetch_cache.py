@@ -12,8 +12,9 @@ so an entry stays right for as long as the UIDVALIDITY does (a UID is never reus
 within one); an expunged message's entry just ages out.  Entries are kept in
 least-recently-used order and bounded by the bytes they hold.
 
-The full message and its text (BODY[], BODY[TEXT], RFC822, BINARY) are never kept:
-they are large and read once.
+The full message and its text (BODY[], BODY[TEXT], RFC822, BINARY) are never kept
+here (nor in the journal): recently read messages are fetch_content.ContentCache's
+(`FetchCache.content`), in this process only and bounded apart.
 
 Shared by the processes of a data dir and kept across restarts: each folder's
 fetch_journal.FolderJournal (<folder>/clevermail-fetch-cache).  A FETCH takes the
@@ -27,6 +28,7 @@ import logging
 import threading
 from collections import OrderedDict
 
+from .fetch_content import ContentCache
 from .fetch_journal import FolderJournal
 
 log = logging.getLogger("clevermail.imap")
@@ -111,8 +113,10 @@ class FetchCache:
     """Rendered metadata items per message, shared by the sessions (see the module
     docstring).  Thread-safe."""
 
-    def __init__(self, max_bytes=64 << 20, journal_bytes=16 << 20, max_journals=256):
+    def __init__(self, max_bytes=64 << 20, journal_bytes=16 << 20, max_journals=256,
+                 content_bytes=32 << 20):
         self.max_bytes = max_bytes
+        self.content = ContentCache(content_bytes)     # recently read messages
         self.journal_bytes = journal_bytes
         self.max_journals = max_journals
         self._lock = threading.Lock()

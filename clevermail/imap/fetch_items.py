@@ -1,7 +1,7 @@
-"""The FETCH item list parsed (RFC 3501 6.4.5 and 9: fetch-att; RFC 3516 BINARY[...];
-the section-spec and partial syntax are sections.py's): parse_fetch_items() gives the
-FetchRequest of fetch.py whose items carry their render functions.  Pure: text in,
-items or IMAPBad out.
+"""The FETCH request: the item list parsed (RFC 3501 6.4.5 and 9: fetch-att; RFC 3516
+BINARY[...]; the section-spec and partial syntax are sections.py's) into a FetchRequest
+of FetchItems, each carrying the render function fetch.py makes for it, chosen once.
+Pure: text in, items or IMAPBad out.
 
 The requests are kept by their text (a bounded table): clients send the same few item
 lists again and again (imaptest's bench: a dozen), and a FetchRequest is immutable, so
@@ -9,13 +9,98 @@ a repeated list is looked up, not parsed and compiled again."""
 
 import functools
 
-from clevermail.imap.fetch import (FetchRequest, _SIMPLE, _binary_item, _binary_size_item,
-                                   _section_item)
+from clevermail.imap.fetch import (HEADER_SECTIONS, SIMPLE_RENDERERS, binary_renderer,
+                                   binary_size_renderer, section_renderer)
 from clevermail.imap.parser import section_end
 from clevermail.imap.replies import IMAPBad
 from clevermail.imap.sections import bad, parse_partial, parse_section_spec, shown
 
-__all__ = ["parse_fetch_items"]
+__all__ = ["FetchItem", "FetchRequest", "parse_fetch_items"]
+
+# Items the shared cache keeps (fetch_cache.py), with HEADER_SECTIONS.
+_CACHED = frozenset(("ENVELOPE", "BODY", "BODYSTRUCTURE"))
+# Items answered from the index alone (no message bytes needed); MODSEQ is RFC 7162's.
+_NO_MESSAGE = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"))
+
+
+class FetchItem:
+    """One requested item.
+
+    name: FLAGS UID INTERNALDATE RFC822.SIZE RFC822 RFC822.HEADER RFC822.TEXT
+    ENVELOPE BODY BODYSTRUCTURE, or "BODY[]" for any BODY[section] request.
+    section: (part numbers, HEADER/HEADER.FIELDS/HEADER.FIELDS.NOT/TEXT/MIME
+    or None, header names) for BODY[...] and RFC822*, else None.
+    partial: (offset, count) or None.  label: the response item name.
+    """
+
+    __slots__ = ("name", "label", "section", "partial", "peek", "render")
+
+    def __init__(self, name, render, label=None, section=None, partial=None, peek=False):
+        self.name, self.render = name, render
+        self.label = label if label is not None else name.encode("ascii")
+        self.section, self.partial, self.peek = section, partial, peek
+
+    def __repr__(self):
+        return "FetchItem(%s%s)" % (self.label.decode("ascii", "replace"),
+                                    ", peek" if self.peek else "")
+
+
+class FetchRequest:
+    """Parsed FETCH items in request order, with what serving them needs.  Immutable:
+    fetch_items.parse_fetch_items hands the same request to every FETCH that sends the
+    same items (clients repeat a few lists), and the UID FETCH and MODSEQ forms are
+    requests of their own, made once (with_uid, with_modseq)."""
+
+    __slots__ = ("items", "names", "needs_message", "sets_seen", "cached", "wants_modseq",
+                 "_fns", "_has_flags", "_with_uid", "_with_modseq")
+
+    def __init__(self, items):
+        self.items = items = tuple(items)
+        self.names = tuple(i.name for i in items)
+        self.needs_message = any(i.name not in _NO_MESSAGE for i in items)
+        # RFC 3501 6.4.5: BODY[...] (not PEEK), RFC822 and RFC822.TEXT set \Seen.
+        self.sets_seen = any(i.section is not None and not i.peek for i in items)
+        self._has_flags = "FLAGS" in self.names
+        # MODSEQ is asked for (a CONDSTORE enabling FETCH, RFC 7162 3.1)
+        self.wants_modseq = "MODSEQ" in self.names
+        # an item the shared cache keeps (fetch_cache.py): worth the message's memo
+        self.cached = any(i.name in _CACHED or (i.section is not None and i.section[1] in HEADER_SECTIONS)
+                          for i in items)
+        self._fns = tuple(i.render for i in items)
+        self._with_uid = self if "UID" in self.names else None
+        self._with_modseq = self if self.wants_modseq else None
+
+    def with_uid(self):
+        """UID FETCH always answers UID (RFC 3501 6.4.8): this request with UID first
+        if it lacks it."""
+        if self._with_uid is None:
+            self._with_uid = FetchRequest((_SIMPLE["UID"],) + self.items)
+        return self._with_uid
+
+    def with_modseq(self):
+        """CHANGEDSINCE answers MODSEQ too (RFC 7162 3.1.4.1): this request with MODSEQ
+        last if it lacks it."""
+        if self._with_modseq is None:
+            self._with_modseq = FetchRequest(self.items + (_SIMPLE["MODSEQ"],))
+        return self._with_modseq
+
+    def __repr__(self):
+        return "FetchRequest(%r)" % (self.items,)
+
+
+def _section_item(name, label, section, partial=None, peek=False):
+    return FetchItem(name, section_renderer(label, section, partial), label, section, partial, peek)
+
+
+_SIMPLE = {name: FetchItem(name, render) for name, render in SIMPLE_RENDERERS.items()}
+# RFC 3501 6.4.5: RFC822 = BODY[], RFC822.HEADER = BODY.PEEK[HEADER], RFC822.TEXT =
+# BODY[TEXT]; each answers under its own name.
+_SIMPLE.update({
+    "RFC822": _section_item("RFC822", b"RFC822", ((), None, ())),
+    "RFC822.HEADER": _section_item("RFC822.HEADER", b"RFC822.HEADER", ((), "HEADER", ()), peek=True),
+    "RFC822.TEXT": _section_item("RFC822.TEXT", b"RFC822.TEXT", ((), "TEXT", ())),
+})
+
 
 _MACROS = {
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -119,10 +204,13 @@ def _parse_binary(atom, up):
     if kind == "BINARY.SIZE":
         if tail:
             raise bad("No partial allowed", atom)
-        return _binary_size_item(b"BINARY.SIZE[" + label.encode() + b"]", nums)
+        label = b"BINARY.SIZE[" + label.encode() + b"]"
+        return FetchItem("BINARY.SIZE", binary_size_renderer(label, nums), label)
     partial = parse_partial(tail, atom) if tail else None
     answer = b"BINARY[" + label.encode() + b"]"
     if partial is not None:
         answer += b"<%d>" % partial[0]
-    # BINARY.PEEK[...] answers as BINARY[...] (RFC 3516 4.2)
-    return _binary_item(answer, nums, partial, kind == "BINARY.PEEK")
+    # BINARY.PEEK[...] answers as BINARY[...] (RFC 3516 4.2); `section` is set (and not
+    # the BODY[] one) so that BINARY[] sets \Seen as BODY[] does
+    return FetchItem("BINARY[]", binary_renderer(answer, nums, partial), answer, (nums, None, ()),
+                     partial, kind == "BINARY.PEEK")

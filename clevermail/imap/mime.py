@@ -64,7 +64,7 @@ class Part:
 class ParsedMessage:
     """A raw message in CRLF form with its part tree, built on first use."""
 
-    __slots__ = ("raw", "_root", "_top", "_count")
+    __slots__ = ("raw", "_root", "_top")
 
     def __init__(self, raw, repair=True):
         # Sizes and offsets are defined on the CRLF form; stored mail should
@@ -75,13 +75,23 @@ class ParsedMessage:
             raw = _BARE_LF.sub(b"\r\n", raw)
         self.raw = raw
         self._root = self._top = None
-        self._count = 0
 
+    # The tree and the header are made on first use, each by one assignment of what a
+    # parse with its own state made: a message kept for several sessions (fetch_content.py)
+    # may be parsed by two threads at once, and both make the same tree.
     @property
     def root(self):
         if self._root is None:
-            self._root = self._part(0, (), 0, False, False)[0]
+            self._root = self._part(0, (), 0, False, False, [0])[0]
         return self._root
+
+    def parsed_root(self):
+        """The part tree if it was made, else None (nothing is parsed)."""
+        return self._root
+
+    def parsed_top(self):
+        """The top-level header part if top() made it, else None."""
+        return self._top
 
     @property
     def parsed_tree(self):
@@ -93,9 +103,10 @@ class ParsedMessage:
         if self._root is not None:
             return self._root
         if self._top is None:
-            p = self._top = Part(0)
+            p = Part(0)
             _header(self.raw, 0, len(self.raw), (), p)
             p.end = len(self.raw)
+            self._top = p
         return self._top
 
     def field_bytes(self, f):
@@ -108,14 +119,15 @@ class ParsedMessage:
         """A header field's value, unfolded (CR and LF removed), as str."""
         return self.field_bytes(f).decode("latin-1")
 
-    def _part(self, pos, stack, depth, in_multipart, digest_child):
-        """Parse the part at pos; return it and the boundary hit ending it."""
+    def _part(self, pos, stack, depth, in_multipart, digest_child, count):
+        """Parse the part at pos; return it and the boundary hit ending it.  count:
+        [parts made so far] of this parse."""
         raw, n = self.raw, len(self.raw)
         p = Part(pos)
-        self._count += 1
+        count[0] += 1
         hit = _header(raw, pos, n, stack, p)
         self._content_type(p, in_multipart, digest_child)
-        if p.kind != LEAF and (depth >= MAX_DEPTH or self._count >= MAX_PARTS):
+        if p.kind != LEAF and (depth >= MAX_DEPTH or count[0] >= MAX_PARTS):
             p.kind, p.ctype, p.csub = LEAF, "application", "octet-stream"
             p.unparsed = True
         if hit is not None:
@@ -125,7 +137,7 @@ class ParsedMessage:
                 p.children = [Part(p.end)]
             return p, hit
         if p.kind == RFC822:
-            child, hit = self._part(p.bstart, stack, depth + 1, False, False)
+            child, hit = self._part(p.bstart, stack, depth + 1, False, False, count)
             p.children = [child]
             p.end = child.end
             return p, hit
@@ -153,10 +165,10 @@ class ParsedMessage:
             if not hit[4]:             # delimiter on the last, unended line
                 p.end, hit = n, None
                 break
-            if self._count >= MAX_PARTS:
+            if count[0] >= MAX_PARTS:
                 hit = _find(raw, hit[3], n, inner)
                 continue
-            child, hit = self._part(hit[3], inner, depth + 1, True, digest)
+            child, hit = self._part(hit[3], inner, depth + 1, True, digest, count)
             p.children.append(child)
         return p, hit
 
