@@ -1,9 +1,12 @@
 """Helpers of the FETCH rendering tests (test_imap_fetch.py, test_imap_fetch_strict.py,
 test_imap_fetch_content.py): a message as the folder view's Message value gives it, with
-its content and a count of its reads, and render_fetch over parsed items."""
+its content and a count of its reads, and render_fetch over parsed items; the autouse
+fixture that closes the folders of a session test's store."""
 
 import calendar
 import pathlib
+
+import pytest
 
 from clevermail.imap.fetch import render_fetch
 from clevermail.imap.fetch_items import parse_fetch_items
@@ -36,3 +39,17 @@ def fetch(items, msg, **kw):
     return render_fetch(parse_fetch_items(items), msg, read, **kw)
 
 
+@pytest.fixture(autouse=True)
+def folders_closed(request):
+    """After a session test (one using the `handler` fixture of imap_helpers), the
+    folders its store holds and the FETCH journals are closed: their descriptors (the
+    flock file, the uidlist, the modseq log, the journal) stay open for the life of the
+    process otherwise, and the whole suite comes near the 1,024 select() can take."""
+    handler = request.getfixturevalue("handler") if "handler" in request.fixturenames else None
+    yield
+    if handler is not None:     # the sessions have ended (open_session was set up later)
+        folders = handler.store.folders
+        for held in (folders.in_use, folders._unused):
+            for folder in list(held.values()):
+                folder.close()
+        handler.fetch_cache.close()

@@ -7,6 +7,7 @@ through the folder's journal (the journal file itself: test_imap_fetch_journal.p
 import pytest
 
 from clevermail.imap.fetch_cache import FetchCache
+from fetch_helpers import folders_closed  # noqa: F401 (autouse: descriptors closed)
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
     ALICE, FakeServer, append, client, deliver, handler, open_session, selected, store, two_logged_in)
 

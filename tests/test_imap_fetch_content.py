@@ -14,7 +14,7 @@ from clevermail.imap import mime
 from clevermail.imap.fetch import FetchSource, fetch_response, render_fetch
 from clevermail.imap.fetch_content import ContentCache, parse_cost
 from clevermail.imap.fetch_items import parse_fetch_items
-from fetch_helpers import DATA, Msg, load, read
+from fetch_helpers import DATA, Msg, folders_closed, load, read  # noqa: F401 (folders_closed: autouse)
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
     ALICE, append, client, deliver, handler, open_session, selected, store, two_logged_in)
 

@@ -109,30 +109,35 @@ _MACROS = {
 }
 
 
-# what the table keeps at most: 1024 requests of at most 16 items of 200 characters
+# what the table keeps at most: 1024 requests of at most 16 items and 400 characters
 # (a hostile list of thousands of items is parsed each time, never kept)
 _KEPT = 1024
 _KEPT_ITEMS = 16
-_KEPT_TEXT = 200
+_KEPT_TEXT = 400
 
 
 def parse_fetch_items(arg):
     """FetchRequest for the FETCH argument after the sequence set: a macro
     (ALL FAST FULL), one fetch-att atom, or a list of fetch-att atoms."""
+    # The key is the text: an Atom and a quoted string of the same text are read alike
+    # (and hash and compare alike).  A list holding a literal (bytes, never equal to a
+    # str) is refused by _parse, which raises, so nothing is kept; one holding a list
+    # cannot be a key (TypeError): parsed, and refused, by _parse.
     if isinstance(arg, str):
         if len(arg) <= _KEPT_TEXT:
-            return _parse_kept(str(arg), False)
-    elif (isinstance(arg, list) and len(arg) <= _KEPT_ITEMS
-          and all(isinstance(atom, str) and len(atom) <= _KEPT_TEXT for atom in arg)):
-        # a tuple of plain str: what the request depends on (an Atom and a quoted
-        # string of the same text are read alike)
-        return _parse_kept(tuple(map(str, arg)), True)
+            return _parse_kept(arg, False)
+    elif isinstance(arg, list) and len(arg) <= _KEPT_ITEMS:
+        try:
+            if sum(map(len, arg)) <= _KEPT_TEXT:
+                return _parse_kept(tuple(arg), True)
+        except TypeError:
+            pass
     return _parse(arg, isinstance(arg, list))
 
 
 @functools.lru_cache(maxsize=_KEPT)
 def _parse_kept(key, is_list):
-    """_parse of a str or a tuple of str, kept (a request that is bad raises each time:
+    """_parse of a str or a tuple, kept (a request that is bad raises each time:
     lru_cache keeps no exception)."""
     return _parse(list(key) if is_list else key, is_list)
 
