@@ -27,6 +27,7 @@ notify_spec.py       NOTIFY's arguments -> NotifySpec, BAD/NO [BADEVENT] (pure)
 notify_tree.py       MailboxName and SubscriptionChange: the tree last seen, LIST lines
 cmd_selected.py      the selected-state commands and their UID forms (RFC 3501 6.4), "$"
                      in their sets (RFC 5182)
+message_sets.py      their message sets resolved into the view's sequence numbers
 cmd_search.py        SEARCH, SORT, THREAD and their UID forms, RETURN options and the
                      saved result (RFC 3501 6.4.4, RFC 4731, 5182, 5256, 5267, 5957)
 esearch.py           RETURN options and the ESEARCH response (pure)
@@ -48,7 +49,8 @@ names.py             mailbox names on the wire (mUTF-7, or UTF-8 after ENABLE UT
 rev2.py              IMAP4rev2 beside IMAP4rev1: the RFC 9051 Appendix E checklist and
                      the LIST line of SELECT and RENAME
 fetch.py, search.py  FETCH items and SEARCH keys: rendering/matching
-fetch_items.py       the FETCH item list parsed (pure)
+fetch_items.py       the FETCH request: the item list parsed, kept by its text (pure)
+fetch_content.py     recently read messages and their MIME parse, kept per process
 fetch_index.py       FETCH of index items only over many messages, from the index's columns
 fetch_cache.py       rendered FETCH metadata per message, shared by the sessions
 fetch_journal.py     the folder's file through which every process shares that cache

@@ -23,9 +23,10 @@ from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, 
 from .fetch import FetchSource, fetch_response, flag_text
 from .fetch_index import render_columns, render_index_only
 from .fetch_items import parse_fetch_items
+from .message_sets import _sequence_set, _set_to_seqs
 from .names import mailbox_name
 from .parser import Atom, flag_list
-from .seqset import parse_sequence_set, uid_set_text
+from .seqset import uid_set_text
 
 # STORE data item (RFC 3501 6.4.6) -> the file handler's mode
 STORE_MODES = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}
@@ -34,65 +35,6 @@ STORE_MODES = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}
 _FEW = 32
 
 
-
-
-# -- set resolution ------------------------------------------------------------------------
-def _sequence_set(token):
-    if not isinstance(token, Atom):
-        raise R.EXPECTED_SEQUENCE_SET.error()
-    return parse_sequence_set(token)
-
-
-def _one_number(token):
-    """The number of a set that is one plain number ("5": most FETCH and STORE commands),
-    else None (parse_sequence_set reads it); what parse_sequence_set would read: ASCII
-    digits, no leading zero, 32 bits."""
-    if isinstance(token, Atom) and len(token) < 10 and token.isascii() and token.isdigit() \
-            and token[0] != "0":
-        return int(token)
-    return None
-
-
-def seqs_by_number(view, token):
-    """The sequence numbers a set of message sequence numbers names; a number past the
-    last message is BAD (RFC 3501 6.4.5 and 9, seq-number)."""
-    one = _one_number(token)
-    if one is not None:
-        if one > len(view):
-            raise R.BAD_SEQUENCE_NUMBER.error()
-        return range(one, one + 1)          # as SequenceSet.numbers gives it
-    seqset = _sequence_set(token)
-    if seqset.max_number() > len(view):
-        raise R.BAD_SEQUENCE_NUMBER.error()
-    return seqset.numbers(len(view))
-
-
-def seqs_by_uid(view, token):
-    """The sequence numbers of the messages a set of UIDs names; UIDs that do not
-    exist are left out, not an error (RFC 3501 6.4.8)."""
-    one = _one_number(token)
-    if one is not None:
-        seq = view.seq_of(one)
-        return [] if seq is None else range(seq, seq + 1)     # as SequenceSet.positions
-    seqset = _sequence_set(token)
-    if not view.uids:
-        return []
-    return seqset.positions(view.uids, view.uids[-1])
-
-
-def _set_to_seqs(mailbox, token, uid_mode):
-    """A set of UIDs (uid_mode) or of message numbers -> sequence numbers; "$" is
-    the saved search result (RFC 5182), the messages of it that still exist."""
-    if token == "$":
-        return saved_seqs(mailbox)
-    view = mailbox.view
-    return seqs_by_uid(view, token) if uid_mode else seqs_by_number(view, token)
-
-
-def saved_seqs(mailbox):
-    """The sequence numbers of the saved result's messages still in the view."""
-    seq_of = mailbox.view.seq_of
-    return sorted(s for s in map(seq_of, mailbox.saved) if s is not None)
 
 
 # -- simple state changes -----------------------------------------------------------------
