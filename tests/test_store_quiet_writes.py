@@ -146,3 +146,19 @@ def test_a_folder_in_memory_deleted_behind_the_stores_back_is_no_such_folder(sto
             folder_ops.folder_status(store, ALICE, "Gone")
     finally:
         store.release_folder(held)
+
+
+def test_appends_before_a_look_each_keep_their_recent(store, folder):
+    # pipelined APPENDs: the session looks once after both; another session's claim
+    # between them takes only what came in between
+    mine = FolderView(folder, "INBOX", ViewMode.SELECT)
+    other = FolderView(folder, "INBOX", ViewMode.SELECT)
+    folder_ops.append_message(store, ALICE, "INBOX", message(4), [], view=mine)
+    folder_ops.append_message(store, ALICE, "INBOX", message(5), [], view=mine)
+    store.deliver_local("", [ALICE], message(6))
+    assert other.changes() == Changes(new=(4, 5, 6), recent=frozenset({6}))
+    folder_ops.append_message(store, ALICE, "INBOX", message(7), [], view=mine)
+    assert mine.changes() == Changes(new=(4, 5, 6, 7), recent=frozenset({4, 5, 7}))
+    folder_ops.append_message(store, ALICE, "INBOX", message(8), [], view=mine)
+    assert mine.changes() == Changes(new=(8,), recent=frozenset({8}))
+    assert other.changes() == Changes(new=(7, 8))

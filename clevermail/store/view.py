@@ -67,9 +67,10 @@ class FolderView(ViewWrites):
                 # what this session was handed before, in messages that still exist
                 self.recent.update(u for u in owned_recent if u in folder.by_uid)
         self.own = {}            # uid -> modseq of flag changes this view made itself
-        # (old mark, new mark]: the \Recent its session's own APPEND claimed for it
-        # (recent_claimer), handed out when those UIDs come into its numbering
-        self._claimed = (0, 0)
+        # [(old mark, new mark)]: the \Recent its session's own APPENDs claimed for it
+        # (recent_claimer), kept until those UIDs come into its numbering (APPENDs
+        # pipelined before one look: each its own range, another's claim between them)
+        self._claimed = []
         self._waiter = None      # the store.waiters.Waiter of watch(), while there is one
 
     @property
@@ -292,14 +293,17 @@ class FolderView(ViewWrites):
                     flags.append((uid, entry.flags))
             recent = ()
             if new and self._claims:
-                low, high = self._claimed
-                recent = [u for u in new if low < u <= high]
+                if self._claimed:
+                    ranges = self._claimed
+                    recent = [u for u in new if any(low < u <= high for low, high in ranges)]
+                    # a range whose UIDs are all numbered now is used up
+                    self._claimed = [(low, high) for low, high in ranges if high > new[-1]]
                 if new[-1] > folder.recent_upto:
                     # (the mark only grows: at or above our newest UID, every one
                     # of them went to someone already, and nothing is left to claim
                     # under the file lock)
                     upto = folder.claim_recent()
-                    recent += [u for u in new if u > upto]
+                    recent = list(recent) + [u for u in new if u > upto]
         self.own.clear()
         seq_of = self.seq_of
         expunged = tuple(u for u in expunged if seq_of(u) is not None)

@@ -11,7 +11,7 @@ it back as another session's.
 
 class ViewWrites:
     """FolderView's writing half (FolderView provides `_folder`, `uids`, `own` and
-    `_claims`, and `_claimed`, which _took_claim sets)."""
+    `_claims`, and `_claimed`, the ranges _took_claim adds to)."""
 
     def set_flags(self, uids, names, mode):
         """Change the flags named (mode '+' adds, '-' removes, '=' replaces; \\Recent
@@ -77,4 +77,4 @@ class ViewWrites:
         return self._took_claim
 
     def _took_claim(self, old, new):
-        self._claimed = (old, new)
+        self._claimed.append((old, new))
