@@ -17,6 +17,7 @@ The sessions it runs are line_session.LineSession subclasses.
 import ipaddress
 import logging
 import os
+import select
 import socket
 import socketserver
 import ssl
@@ -25,6 +26,7 @@ import time
 import weakref
 from dataclasses import dataclass
 
+from .accept_share import NO_BOARD
 from .idle_hub import IdleHub
 from .metrics import NO_METRICS
 from .session_threads import SessionThreads
@@ -33,6 +35,8 @@ from .tls_context import StaticContext
 
 # Connections taken per wake-up of the accept loop (see _handle_request_noblock).
 ACCEPT_BATCH = 64
+# Seconds between looks at the listener while another process may take its connection.
+DEFER_STEP = 0.001
 # After accept() failed other than for an empty backlog (no file descriptors left).
 ACCEPT_ERROR_PAUSE = 0.05
 ACCEPT_ERROR_LOG_INTERVAL = 10.0
@@ -78,6 +82,10 @@ class MailServer(socketserver.ThreadingTCPServer):
     # ipaddress networks of the load balancers whose PROXY header names the client
     # (proxy_protocol.py), for a listener of [server] proxy_protocol; None: no PROXY
     proxy_networks = None
+    # the connections open in each process of [server] workers (accept_share.py), which
+    # the accept loop consults; a single process has none
+    board = NO_BOARD
+    _stop_deferring = False
 
     def __init__(self, address, session_class, handler, *, protocol, hostname, limits, policy,
                  ssl_context=None, implicit_tls=False, throttle=None, sock=None,
@@ -108,7 +116,7 @@ class MailServer(socketserver.ThreadingTCPServer):
         # Readable once draining: sessions waiting for a command poll it with their socket.
         self.drain_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._close_drain_fd = weakref.finalize(self, os.close, self.drain_fd)
-        self.threads = SessionThreads(self.process_request_thread, f"clevermail-{protocol}")
+        self.threads = SessionThreads(self._session, f"clevermail-{protocol}")
         # where sessions that wait long (IDLE) sleep: woken a few at a time (idle_hub.py);
         # its thread starts with the first such wait, close_all() ends it
         self.hub = IdleHub(f"clevermail-{protocol}-idle")
@@ -162,7 +170,13 @@ class MailServer(socketserver.ThreadingTCPServer):
         # every accept then costs a poll and its GIL round trips.  The listener is
         # non-blocking, so take the whole backlog now (bounded, so that a flood still
         # lets serve_forever see a shutdown request).
-        for _ in range(ACCEPT_BATCH):
+        for taken in range(ACCEPT_BATCH):
+            if self.board.ahead():
+                # another process of [server] workers has fewer connections: let it take
+                # this one (accept_share.py).  Later in a batch, back to the poll, which
+                # says whether more are waiting.
+                if taken or not self._still_waiting():
+                    return
             try:
                 request, client_address = self.get_request()
             except BlockingIOError:           # the backlog is empty
@@ -170,17 +184,47 @@ class MailServer(socketserver.ThreadingTCPServer):
             except OSError as exc:
                 self._accept_failed(exc)
                 return
+            self.board.opened()
             if not self.verify_request(request, client_address):
-                self.shutdown_request(request)
+                self._drop(request)
                 continue
             try:
                 self.process_request(request, client_address)
             except Exception:
                 self.handle_error(request, client_address)
-                self.shutdown_request(request)
+                self._drop(request)
             except BaseException:
-                self.shutdown_request(request)
+                self._drop(request)
                 raise
+
+    def _still_waiting(self):
+        """Give the less loaded process up to the board's `defer` seconds to take the
+        connection; whether one is still waiting after (taken by nobody, or this
+        process stopped being ahead, or the server is shutting down)."""
+        deadline = time.monotonic() + self.board.defer
+        while not self._stop_deferring and self.board.ahead() and time.monotonic() < deadline:
+            time.sleep(DEFER_STEP)
+            if not select.select([self.socket], [], [], 0)[0]:
+                return False                  # another process took it
+        return True
+
+    def shutdown(self):
+        self._stop_deferring = True           # an accept loop in _still_waiting ends at once
+        super().shutdown()
+
+    def _drop(self, request):
+        """Close an accepted connection no session thread took."""
+        try:
+            self.shutdown_request(request)
+        finally:
+            self.board.closed()
+
+    def _session(self, request, client_address):
+        """A session thread's job: serve the connection, then count it closed."""
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            self.board.closed()
 
     def _accept_failed(self, exc):
         # Out of file descriptors (EMFILE/ENFILE) or memory: the connection stays in the
@@ -195,7 +239,7 @@ class MailServer(socketserver.ThreadingTCPServer):
     def process_request(self, request, client_address):
         """One thread per session, as ThreadingMixIn, from SessionThreads."""
         if not self.threads.submit(request, client_address):
-            self.shutdown_request(request)    # the server is closing
+            self._drop(request)               # the server is closing
 
     def shutdown_request(self, request):
         if request.fileno() < 0:

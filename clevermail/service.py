@@ -25,6 +25,7 @@ import threading
 import time
 
 from . import metrics, privileges, service_reload
+from .accept_share import NO_BOARD
 from .accounts import AccountError, AccountStore, domain_to_ascii
 from .aliases import AliasStore
 from .imap.sortcache import FILE_NAME as SORT_CACHE_FILE
@@ -80,7 +81,7 @@ class MailService:
     server_classes = SERVERS
 
     def __init__(self, settings, resolver=None, inherited=(), tls_check_interval=CHECK_INTERVAL,
-                 worker_index=0):
+                 worker_index=0, board=NO_BOARD):
         self.settings = settings        # config.load_config's Settings, the current ones
         self.running = settings         # what the restart-only settings were built from
         self.resolver = resolver
@@ -91,6 +92,9 @@ class MailService:
         # serves the same listeners but leaves the relay, /metrics and the pid file
         # to the main process
         self.worker_index = worker_index
+        # with [server] workers: the connections open in each process, which their
+        # accept loops share out by (accept_share.py)
+        self.board = board
         self.pool = None                # the main process's workers.WorkerPool, if any
         self.run_as = None              # privileges.RunAs once dropped to [server] user
         self.servers = []            # (kind, server)
@@ -201,6 +205,7 @@ class MailService:
                                implicit_tls=listener.implicit_tls, throttle=self.throttle, sock=sock,
                                metrics=self.metrics)
             sockets.pop(0)
+            srv.board = self.board
             if listener.kind in server.proxy_protocol:      # behind a load balancer
                 srv.proxy_networks = server.proxy_networks
             self.servers.append((listener.kind, srv))

@@ -11,8 +11,9 @@ inotify watch brings one worker's changes to the others' IDLE sessions at once.
 
 Who does what:
 - Every process accepts on the shared sockets, made non-blocking: all wake on a
-  connection, one accept() wins, the others get EAGAIN (socketserver drops it), so an
-  idle process takes the next connection rather than a busy one.
+  connection, one accept() wins, the others get EAGAIN (socketserver drops it).  A
+  process with more connections open than another lets that one take it first
+  (accept_share.py: a board in shared memory), so long-lived IMAP sessions spread.
 - The relay worker runs in the main process only (its claims are exclusive anyway, and
   an enqueue in a worker reaches it within a second through the queue directory's
   mtime); the pid file, systemd notifications and the [metrics] endpoint are the main
@@ -34,6 +35,9 @@ import subprocess
 import sys
 import threading
 import time
+
+from . import accept_share
+from .accept_share import NO_BOARD
 
 log = logging.getLogger("clevermail.workers")
 
@@ -126,8 +130,11 @@ class Worker:
 class WorkerPool:
     """The N-1 worker processes of a main MailService (see the module docstring)."""
 
-    def __init__(self, service, count, argv, environ=None):
+    def __init__(self, service, count, argv, environ=None, board=NO_BOARD):
         self.service = service
+        # accept_share.LoadBoard of every process's open connections: its descriptor
+        # goes to each worker; a worker that died is marked there as not running
+        self.board = board
         self.count = count              # workers besides the main process
         self.argv = list(argv)          # the command of a worker, without its sockets
         self.environ = dict(os.environ if environ is None else environ)
@@ -156,10 +163,14 @@ class WorkerPool:
         sockets = sockets if sockets is not None else self._sockets()
         env = dict(self.environ)
         env[ENV] = encode(worker.index, os.getpid(), sockets)
+        fds = [fd for _, fd in sockets]
+        if self.board is not NO_BOARD:
+            env[accept_share.ENV] = self.board.environ_value()
+            fds.append(self.board.fd)
         with self._lock:
             if self._stopping.is_set():
                 return
-            worker.process = subprocess.Popen(self.argv, env=env, pass_fds=[fd for _, fd in sockets],
+            worker.process = subprocess.Popen(self.argv, env=env, pass_fds=fds,
                                               stdin=subprocess.DEVNULL)
             worker.started = time.monotonic()
         log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
@@ -173,6 +184,7 @@ class WorkerPool:
                         worker.pause = RESTART_MIN
                     continue
                 if worker.due == 0.0:
+                    self.board.gone(worker.index)   # its connections went with it
                     code = worker.process.returncode if worker.process is not None else None
                     worker.due = now + worker.pause
                     log.warning("worker %d (pid %s) exited with %s; starting it again in %.0f s",

@@ -50,6 +50,7 @@ def make_dkim_key(base):
 def serve_clevermail(workdir, checks=False, workers=1):
     from configobj import ConfigObj
 
+    from clevermail.accept_share import NO_BOARD, LoadBoard
     from clevermail.passwords import hash_password
     from clevermail.config import load_config
     from clevermail.logs import setup_logging
@@ -88,7 +89,8 @@ def serve_clevermail(workdir, checks=False, workers=1):
     tune_process()      # as `clevermail start` does: this child is the serving process
     cpus = usable_cpus()
     place(conf.server.cpu_affinity, 0, cpus)
-    svc = MailService(conf).start()
+    board = LoadBoard.create(workers) if workers > 1 else NO_BOARD
+    svc = MailService(conf, board=board).start()
     if workers > 1:
         # as `clevermail start` does: the other processes on the socket just bound
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
@@ -97,7 +99,7 @@ def serve_clevermail(workdir, checks=False, workers=1):
         os.dup2(err, 2)
         os.close(err)
         svc.pool = WorkerPool(svc, workers - 1, worker_argv(config.filename),
-                              environ={**os.environ, CPUS_ENV: encode_cpus(cpus)}).start()
+                              environ={**os.environ, CPUS_ENV: encode_cpus(cpus)}, board=board).start()
         wait_for_workers(log_file, workers - 1)
 
     def stop():

@@ -172,6 +172,23 @@ def test_a_killed_worker_is_started_again_and_serves(two_processes):
         assert _cpus(second) == {(_usable()[1],)}
 
 
+def test_sessions_spread_over_the_processes(two_processes):
+    """accept_share.py: a process with more connections open lets the other take the
+    next one (deterministic tests: test_accept_share.py)."""
+    proc, cfg, ports, log_file = two_processes
+    clients = []
+    try:
+        for _ in range(6):
+            clients.append(_imap(ports["imap"]))
+        status = _status(cfg)
+        mine = status["sessions"]["imap"] - status["workers"][0]["sessions"]["imap"]
+        assert status["sessions"]["imap"] == 6
+        assert mine >= 2 and status["workers"][0]["sessions"]["imap"] >= 2, status
+    finally:
+        for client in clients:
+            client.logout()
+
+
 # -- [server] cpu_affinity (process.py) ---------------------------------------------------------
 def _usable():
     return sorted(os.sched_getaffinity(0))

@@ -20,6 +20,7 @@ from .common import config_option, load_settings
 @click.pass_context
 def start(ctx):
     """Run the server in the foreground until SIGINT or SIGTERM (SIGHUP reloads)."""
+    from ..accept_share import NO_BOARD, LoadBoard
     from ..activation import ActivationError, listen_fds
     from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
@@ -62,7 +63,9 @@ def start(ctx):
         tune_process()      # the serving process only, never a library user's or a test's
         cpus = usable_cpus()    # before this process keeps to one of them
         cpu = place(settings.server.cpu_affinity, 0, cpus)     # before any thread starts
-        service = MailService(settings, inherited=inherited)
+        # [server] workers: the connections each process has open, shared out by
+        board = LoadBoard.create(settings.server.workers) if settings.server.workers > 1 else NO_BOARD
+        service = MailService(settings, inherited=inherited, board=board)
         try:
             service.start()
         except StartupError as exc:
@@ -72,7 +75,8 @@ def start(ctx):
             # the other processes of [server] workers, on the sockets just bound
             service.pool = WorkerPool(service, settings.server.workers - 1,
                                       worker_argv(ctx.obj["config"]),
-                                      environ={**os.environ, CPUS_ENV: encode_cpus(cpus)}).start()
+                                      environ={**os.environ, CPUS_ENV: encode_cpus(cpus)},
+                                      board=board).start()
         try:
             Runner(service, signals, config_path=ctx.obj["config"], notifier=notifier).run()
         except AlreadyRunning as exc:      # another one started meanwhile on the same data
@@ -95,6 +99,7 @@ def worker(ctx):
     from ..config import ConfigError, load_config
     from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
+    from ..accept_share import LoadBoard
     from ..process import place, say_placed, tune_process, usable_cpus
     from ..service import MailService, StartupError
     from ..workers import WorkerError, inherited
@@ -121,7 +126,8 @@ def worker(ctx):
         tune_process()
         cpus = usable_cpus()
         cpu = place(settings.server.cpu_affinity, index, cpus)
-        service = MailService(settings, inherited=sockets, worker_index=index)
+        service = MailService(settings, inherited=sockets, worker_index=index,
+                              board=LoadBoard.inherited(index))
         try:
             service.start()
         except StartupError as exc:
