@@ -130,7 +130,7 @@ def test_start_tunes_the_process_before_starting_the_service(runner, cfg, monkey
     events = []
 
     class Service:
-        def __init__(self, settings, inherited=()):
+        def __init__(self, settings, inherited=(), board=None):
             events.append(("service", settings.source))
 
         def start(self):
