@@ -97,13 +97,17 @@ class LoadBoard:
             return NO_BOARD
         try:
             fd, slots = (int(v) for v in value.split(":"))
-            if not 0 < index < slots:
-                return NO_BOARD
-            board = cls(fd, slots, index, defer)
+        except ValueError:
+            return NO_BOARD
+        try:
+            return cls(fd, slots, index, defer) if 0 < index < slots else NO_BOARD
         except (ValueError, OSError):
             return NO_BOARD
-        os.close(fd)                # the mapping stays
-        return board
+        finally:
+            try:
+                os.close(fd)        # a mapping keeps the memory; unused, it goes
+            except OSError:
+                pass
 
     def environ_value(self):
         """CLEVERMAIL_BOARD's value for the workers (the main process's board)."""

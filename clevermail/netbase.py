@@ -202,9 +202,11 @@ class MailServer(socketserver.ThreadingTCPServer):
         connection; whether one is still waiting after (taken by nobody, or this
         process stopped being ahead, or the server is shutting down)."""
         deadline = time.monotonic() + self.board.defer
+        pending = select.poll()               # (select() fails on descriptors past 1023)
+        pending.register(self.socket, select.POLLIN)
         while not self._stop_deferring and self.board.ahead() and time.monotonic() < deadline:
             time.sleep(DEFER_STEP)
-            if not select.select([self.socket], [], [], 0)[0]:
+            if not pending.poll(0):
                 return False                  # another process took it
         return True
 
