@@ -1,7 +1,8 @@
-"""Helpers of the FETCH rendering tests (test_imap_fetch.py, test_imap_fetch_strict.py,
-test_imap_fetch_content.py): a message as the folder view's Message value gives it, with
-its content and a count of its reads, and render_fetch over parsed items; the autouse
-fixture that closes the folders of a session test's store."""
+"""Helpers of the FETCH tests (test_imap_fetch.py, test_imap_fetch_strict.py,
+test_imap_fetch_cache.py, test_imap_fetch_content.py): a message as the folder view's
+Message value gives it, with its content and a count of its reads, and render_fetch over
+parsed items; the autouse fixture that closes the folders of a session test's store; a
+record of the messages a handler reads."""
 
 import calendar
 import pathlib
@@ -53,3 +54,15 @@ def folders_closed(request):
             for folder in list(held.values()):
                 folder.close()
         handler.fetch_cache.close()
+
+
+def record_reads(handler, monkeypatch):
+    """The UIDs whose file `handler` reads from now on, in order (a list that grows)."""
+    seen = []
+    original = handler.read_message
+
+    def read_message(view, msg):
+        seen.append(msg.uid)
+        return original(view, msg)
+    monkeypatch.setattr(handler, "read_message", read_message)
+    return seen

@@ -14,7 +14,7 @@ import pytest
 from clevermail import netbase
 from clevermail.accept_share import ABSENT, ENV, NO_BOARD, LoadBoard
 from clevermail.netbase import MailServer
-from test_netbase import EchoSession, close, connect, greeted, limits
+from test_netbase import EchoSession, close, connect, greeted, limits, stop_servers
 from waiting import wait_for
 
 
@@ -111,13 +111,7 @@ def pair(thread_guard, board):
             made.append((second, None))
         return first, second
     yield make
-    for server, thread in made:
-        if thread is not None:
-            server.shutdown()
-            thread.join(10)
-        server.close_all()
-        server.server_close()
-        server.threads.join(10)
+    stop_servers(made)
 
 
 def test_connections_are_shared_out_one_each_in_turn(pair):

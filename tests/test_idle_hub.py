@@ -11,22 +11,11 @@ import threading
 import pytest
 
 from clevermail.idle_hub import WAKE_SIGNAL, IdleHub, wait_readable
+from descriptors import fds
 from waiting import wait_for
 
 WAIT = 10.0     # bound for anything awaited; never asserted on
 FOREVER = 1e9
-
-
-def fds():
-    """This process's descriptors as (number, inode) pairs: a number that an earlier
-    test's object, collected meanwhile, gave back and that is now reused counts as new."""
-    found = set()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            found.add((name, os.stat(f"/proc/self/fd/{name}").st_ino))
-        except OSError:         # closed since the listing (the listing's own among them)
-            pass
-    return found
 
 
 @pytest.fixture

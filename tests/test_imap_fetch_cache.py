@@ -7,7 +7,7 @@ through the folder's journal (the journal file itself: test_imap_fetch_journal.p
 import pytest
 
 from clevermail.imap.fetch_cache import FetchCache
-from fetch_helpers import folders_closed  # noqa: F401 (autouse: descriptors closed)
+from fetch_helpers import folders_closed, record_reads  # noqa: F401 (autouse: descriptors closed)
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
     ALICE, FakeServer, append, client, deliver, handler, open_session, selected, store, two_logged_in)
 
@@ -57,14 +57,7 @@ def _reads(handler, monkeypatch):
     is a miss of the metadata cache."""
     from clevermail.imap.fetch_content import ContentCache
     handler.fetch_cache.content = ContentCache(0)
-    seen = []
-    original = handler.read_message
-
-    def read_message(view, msg):
-        seen.append(msg.uid)
-        return original(view, msg)
-    monkeypatch.setattr(handler, "read_message", read_message)
-    return seen
+    return record_reads(handler, monkeypatch)
 
 
 @pytest.mark.parametrize("items", [

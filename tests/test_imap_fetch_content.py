@@ -14,7 +14,7 @@ from clevermail.imap import mime
 from clevermail.imap.fetch import FetchSource, fetch_response, render_fetch
 from clevermail.imap.fetch_content import ContentCache, parse_cost
 from clevermail.imap.fetch_items import parse_fetch_items
-from fetch_helpers import DATA, Msg, folders_closed, load, read  # noqa: F401 (folders_closed: autouse)
+from fetch_helpers import DATA, Msg, folders_closed, load, read, record_reads  # noqa: F401 (folders_closed: autouse)
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, selected, store: fixtures)
     ALICE, append, client, deliver, handler, open_session, selected, store, two_logged_in)
 
@@ -127,14 +127,7 @@ def test_a_kept_message_answers_as_the_file_for_the_corpus():
 @pytest.fixture(name="reads")
 def _reads(handler, monkeypatch):
     """The UIDs whose file the handler read, in order."""
-    seen = []
-    original = handler.read_message
-
-    def read_message(view, msg):
-        seen.append(msg.uid)
-        return original(view, msg)
-    monkeypatch.setattr(handler, "read_message", read_message)
-    return seen
+    return record_reads(handler, monkeypatch)
 
 
 CONTENT = ["(BODY.PEEK[])", "(UID BODY.PEEK[TEXT])", "(BODY.PEEK[1])", "(RFC822.SIZE BODY.PEEK[2])",

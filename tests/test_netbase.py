@@ -76,6 +76,11 @@ def servers(thread_guard):
         made.append((server, thread))
         return server
     yield make
+    stop_servers(made)
+
+
+def stop_servers(made):
+    """Stop, close and join each (server, serving thread or None) of `made`."""
     for server, thread in made:
         if thread is not None:
             server.shutdown()

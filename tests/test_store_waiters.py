@@ -3,28 +3,15 @@ polls the same descriptor, one write wakes them all, a waiter is woken once per 
 until it looks (the two generation counters), no descriptor per waiter, and every
 descriptor made is closed again."""
 
-import os
 import select
 import threading
 
 import pytest
 
 from clevermail.store.waiters import Waiters
+from descriptors import fds
 
 WAIT = 10.0     # bound for anything awaited; never asserted on
-
-
-def fds():
-    """This process's descriptors as (number, inode) pairs: a number that an earlier
-    test's object, collected meanwhile (a Folder's lock file), gave back and that is
-    now reused counts as new."""
-    found = set()
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            found.add((name, os.stat(f"/proc/self/fd/{name}").st_ino))
-        except OSError:         # closed since the listing (the listing's own among them)
-            pass
-    return found
 
 
 def readable(fd):
