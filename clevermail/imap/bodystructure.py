@@ -11,6 +11,8 @@ from clevermail.imap.params import (ascii_lower, param, parse_content_dispositio
                                     parse_content_language, parse_content_transfer_encoding)
 
 _EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0'
+_MESSAGE_RFC822 = b'"message" "rfc822"'
+_TEXT_PLAIN = b'"text" "plain"'
 
 
 def _first(info, name):
@@ -25,10 +27,18 @@ def _plist(params):
 
 
 def bodystructure(pm, extended=True):
-    """BODYSTRUCTURE (extended) or BODY (not extended) of the message."""
-    out = []
-    _write(pm, pm.root, extended, out)
-    return b"".join(out)
+    """BODYSTRUCTURE (extended) or BODY (not extended) of the message.  Both are made
+    in one walk of the tree and kept on the ParsedMessage: a FETCH that asks for one
+    asks for the other soon (fetch.py keeps both once a message is parsed), and the
+    work they share (Content-* values, line counts, an encapsulated ENVELOPE) is most
+    of either."""
+    both = pm.structures
+    if both is None:
+        ext, body = [], []
+        _write(pm, pm.root, ext, body)
+        # one assignment: two threads rendering the same kept message make the same pair
+        both = pm.structures = (b"".join(ext), b"".join(body))
+    return both[0] if extended else both[1]
 
 
 def part_structure(pm, nums):
@@ -38,7 +48,7 @@ def part_structure(pm, nums):
     if p is None:
         return None
     out = []
-    _write(pm, p, True, out)
+    _write(pm, p, out, [])
     return b"".join(out)
 
 
@@ -51,43 +61,51 @@ def _extension(info):
     return b" ".join((dsp, lang, nstring(_first(info, "location"))))
 
 
-def _write(pm, p, ext, out):
+def _write(pm, p, ext, body):
+    """Append part p's BODYSTRUCTURE to ext and its BODY to body."""
     if p.kind == MULTIPART:
-        out.append(b"(")
+        ext.append(b"(")
+        body.append(b"(")
         for c in p.children:
-            _write(pm, c, ext, out)
+            _write(pm, c, ext, body)
         if not p.children:    # RFC 3501 needs 1*body: show one empty part
-            out.append(_EMPTY_BODY + (b" NIL NIL NIL NIL)" if ext else b")"))
-        out.append(b" " + nstring(p.csub))
-        if ext:
-            out.append(b" " + _plist(p.params) + b" " + _extension(content(pm, p)))
-        out.append(b")")
+            ext.append(_EMPTY_BODY + b" NIL NIL NIL NIL)")
+            body.append(_EMPTY_BODY + b")")
+        sub = b" " + nstring(p.csub)
+        body.append(sub + b")")
+        ext.append(sub + b" " + _plist(p.params) + b" " + _extension(content(pm, p)) + b")")
         return
     info = content(pm, p)
     params = p.params
     if p.kind == RFC822:
         # imap-bodystructure.c part_write_body(): a literal "message" "rfc822",
         # also for digest parts without Content-Type.
-        ctype, csub, text = "message", "rfc822", False
+        head, text = _MESSAGE_RFC822, False
     elif p.ctype is None:
-        ctype, csub, text = "text", "plain", True
+        head, text = _TEXT_PLAIN, True
     else:
-        ctype, csub = p.ctype, p.csub or ""
-        text = ascii_lower(ctype) == "text"
+        head = nstring(p.ctype) + b" " + nstring(p.csub or "")
+        text = ascii_lower(p.ctype) == "text"
     if text and param(params, "charset") is None:
         # params_write(): the default charset goes after the other parameters
         params = params + [("charset", "us-ascii")]
-    raw = pm.raw
     enc = parse_content_transfer_encoding(info.get("transfer-encoding", ()))
-    out.append(b"(%s %s %s %s %s %s %d" % (
-        nstring(ctype), nstring(csub), _plist(params), nstring(_first(info, "id")),
-        nstring(_first(info, "description")), nstring(enc), p.end - p.bstart))
+    fields = b"(%s %s %s %s %s %d" % (
+        head, _plist(params), nstring(_first(info, "id")),
+        nstring(_first(info, "description")), nstring(enc), p.end - p.bstart)
+    ext.append(fields)
+    body.append(fields)
     if p.kind == RFC822:
-        out.append(b" " + envelope(pm, p.children[0]) + b" ")
-        _write(pm, p.children[0], ext, out)
-        out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
+        env = b" " + envelope(pm, p.children[0]) + b" "
+        ext.append(env)
+        body.append(env)
+        _write(pm, p.children[0], ext, body)
+        lines = b" %d" % pm.raw.count(b"\n", p.bstart, p.end)
+        ext.append(lines)
+        body.append(lines)
     elif text:
-        out.append(b" %d" % raw.count(b"\n", p.bstart, p.end))
-    if ext:
-        out.append(b" " + nstring(_first(info, "md5")) + b" " + _extension(info))
-    out.append(b")")
+        lines = b" %d" % pm.raw.count(b"\n", p.bstart, p.end)
+        ext.append(lines)
+        body.append(lines)
+    body.append(b")")
+    ext.append(b" " + nstring(_first(info, "md5")) + b" " + _extension(info) + b")")

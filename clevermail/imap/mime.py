@@ -62,9 +62,10 @@ class Part:
 
 
 class ParsedMessage:
-    """A raw message in CRLF form with its part tree, built on first use."""
+    """A raw message in CRLF form with its part tree, built on first use.
+    structures: (BODYSTRUCTURE, BODY) once bodystructure.py wrote them, else None."""
 
-    __slots__ = ("raw", "_root", "_top")
+    __slots__ = ("raw", "_root", "_top", "structures")
 
     def __init__(self, raw, repair=True):
         # Sizes and offsets are defined on the CRLF form; stored mail should
@@ -74,7 +75,7 @@ class ParsedMessage:
         if repair and raw.count(b"\n") != raw.count(b"\r\n"):
             raw = _BARE_LF.sub(b"\r\n", raw)
         self.raw = raw
-        self._root = self._top = None
+        self._root = self._top = self.structures = None
 
     # The tree and the header are made on first use, each by one assignment of what a
     # parse with its own state made: a message kept for several sessions (fetch_content.py)
