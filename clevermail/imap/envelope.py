@@ -25,8 +25,19 @@ _ADDR_TOKEN = re.compile(r'[ \t\r\n]+|"(?P<q>(?:[^"\\]|\\.)*)"?|(?P<d>\[[^\]]*\]
                          r'|(?P<s>[<>@,;:])|(?P<w>[^ \t\r\n("\[<>@,;:]+)|(?P<c>\()', re.S)
 # A quoted-pair (RFC 5322 3.2.1): the backslash goes, the character stays.
 UNESCAPE = re.compile(r"\\(.)", re.S)
-_ENVELOPE_FIELDS = ("date", "subject", "from", "sender", "reply-to", "to",
-                    "cc", "bcc", "in-reply-to", "message-id")
+_ENVELOPE_FIELDS = frozenset(("date", "subject", "from", "sender", "reply-to", "to",
+                              "cc", "bcc", "in-reply-to", "message-id"))
+# The common address lists, read without tokens (parse_addresses): each address
+# `phrase <local@domain>` or `local@domain`, the phrase atoms and quoted strings without
+# quoted-pairs or line ends, the address parts one atom each; comma separated.  _ATOM is
+# a subset of _ADDR_TOKEN's words that str.split() cannot cut (no \x0b, \x85, \xa0 or
+# wider white space), so anything else goes to the tokenizer, which reads it the same.
+_ATOM = r"[!#-'*+\-./0-9=?A-Z^-~\x80-\x84\x86-\x9f\xa1-\xff]+"
+_PWORD = rf'(?:{_ATOM}|"[^"\\\r\n]*")'
+_SIMPLE_ADDR = re.compile(
+    rf"[ \t\r\n,]*(?:((?:{_PWORD}(?:[ \t\r\n]+{_PWORD})*)?)[ \t\r\n]*<({_ATOM})@({_ATOM})>"
+    rf"|({_ATOM})@({_ATOM}))[ \t\r\n]*(?:,|\Z)")
+_PHRASE_WORD = re.compile(r'"([^"]*)"|([^ \t\r\n"]+)')
 
 
 def comment(s, i):
@@ -76,6 +87,30 @@ def _addr_tokens(s):
 def parse_addresses(s):
     """RFC 5322 address-list -> [(name, adl, mailbox, host)], groups marked
     as RFC 3501 wants: (NIL NIL group NIL) ... (NIL NIL NIL NIL)."""
+    # Most lists are plain addresses (_SIMPLE_ADDR): read whole with one match each;
+    # a list with anything else is tokenized from its start.
+    out, i, n, match = [], 0, len(s), _SIMPLE_ADDR.match
+    while i < n:
+        m = match(s, i)
+        if m is None:
+            if s[i:].strip(" \t\r\n,"):
+                return _parse_tokens(s)
+            break
+        i = m.end()
+        name, local, domain = m.group(1, 2, 3)
+        if local is None:
+            out.append((None, None, m.group(4), m.group(5)))
+            continue
+        if '"' in name:
+            name = " ".join(q or w for q, w in _PHRASE_WORD.findall(name))
+        else:
+            name = " ".join(name.split())
+        out.append((name or None, None, local, domain))
+    return out
+
+
+def _parse_tokens(s):
+    """parse_addresses of any list, through RFC 5322 tokens."""
     toks, out, i = _addr_tokens(s), [], 0
     n = len(toks)
     while i < n:
@@ -151,6 +186,12 @@ def nstring(s):
     quoted when 7-bit, a literal when 8-bit (NUL becomes 0x80)."""
     if s is None:
         return b"NIL"
+    if s.isascii() and s.isprintable() and "  " not in s and s[:1] != " " and s[-1:] != " ":
+        # the common case, checked in C: nothing to unfold, fold or strip, 7-bit
+        b = s.encode()
+        if b'"' in b or b"\\" in b:
+            b = b.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        return b'"' + b + b'"'
     if "\r" in s or "\n" in s:
         s = s.replace("\r", "").replace("\n", "")
     if "\t" in s or "  " in s:
