@@ -14,7 +14,8 @@ session runner, the test's end of the connection, test accounts and TLS contexts
   starttls, close, at_eof): bases of each protocol's raw client.
 - Sessions: starts greeted sessions on fake servers and closes them all at the end;
   session_fixtures(...) makes a test module's handler, store and open_session
-  fixtures around it.
+  fixtures around it, the handler closed at teardown by the helper's close_handler;
+  close_store(store) closes the descriptors of the Folders a store keeps in memory.
 - tls_contexts(hostname): (server, client) SSLContexts from a trustme CA.
 - DOMAIN, ALICE, BOB, PASSWORD, password_hash(), make_accounts(): test accounts.
 - failure_delays(monkeypatch): the login failure delays asked for from now on (a list;
@@ -187,14 +188,18 @@ class Sessions:
                 client.wait_closed()
 
 
-def session_fixtures(make_handler, server_class, start, greet):
-    """The handler (make_handler(tmp_path)), store (handler.store) and open_session
-    (a Sessions on server_class(handler, ...), ended at teardown) fixtures of a session
-    test module: `handler, store, open_session = session_fixtures(...)`."""
+def session_fixtures(make_handler, server_class, start, greet, close_handler=None):
+    """The handler (make_handler(tmp_path); close_handler(handler) at teardown, after
+    the sessions ended), store (handler.store) and open_session (a Sessions on
+    server_class(handler, ...), ended at teardown) fixtures of a session test module:
+    `handler, store, open_session = session_fixtures(...)`."""
 
     @pytest.fixture
     def handler(tmp_path):
-        return make_handler(tmp_path)
+        made = make_handler(tmp_path)
+        yield made
+        if close_handler is not None:
+            close_handler(made)
 
     @pytest.fixture
     def store(handler):
@@ -234,6 +239,18 @@ def auth_failure_lines(caplog):
     session prefix "[protocol id peer] "."""
     lines = (r.getMessage().partition("] ")[2] for r in caplog.records)
     return [line for line in lines if line.startswith("auth failed")]
+
+
+def close_store(store):
+    """Close the descriptors of every Folder `store` keeps in memory (a lock file, the
+    UID list and the modseq log each), held by a session or kept for reuse: a test's
+    store would otherwise leave them open until garbage collection.  Through the
+    folder cache's detach() and Folder.close(), MailStore having no close() of its own."""
+    folders = store.folders
+    for path in list(folders.in_use) + folders.kept():
+        folder = folders.detach(path)
+        if folder is not None:
+            folder.close()      # a folder still held: detach() leaves that to release()
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ def read_greeting(client):
 
 
 handler, store, open_session = session_fixtures(make_handler, FakeServer, start_session,
-                                                read_greeting)
+                                                read_greeting, lambda h: fakes.close_store(h.store))
 
 
 def deliver(store, n, address=ALICE, body=None):
