@@ -93,6 +93,46 @@ def test_only_the_events_asked(connect, svc):
     a.expect('* STATUS "INBOX" (MESSAGES 1 UIDNEXT 3 UNSEEN 1)')
 
 
+def test_a_flag_change_that_leaves_unseen_says_nothing_from_the_start(connect, svc):
+    """Without CONDSTORE a FlagChange STATUS is said only when UNSEEN moved: also for
+    the first flag change after NOTIFY SET without STATUS (no count said yet; a
+    \\Flagged was said as `STATUS "INBOX" (UIDVALIDITY v UNSEEN 1)`)."""
+    a, b = connect(), connect()
+    deliver(svc, 1)
+    v = uidvalidity(a, "INBOX")
+    a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge FlagChange))")
+    b.cmd("SELECT INBOX")
+    b.cmd("STORE 1 +FLAGS (\\Flagged)")
+    assert a.cmd("NOOP") == []
+    b.cmd("STORE 1 +FLAGS (\\Seen)")
+    a.expect(f'* STATUS "INBOX" (UIDVALIDITY {v} UNSEEN 0)')
+
+
+def test_changes_made_while_selected_are_no_status_afterwards(connect, svc):
+    """The session's own flag changes in its selected INBOX (told as FETCH) come as no
+    STATUS once it selects another mailbox; another session's change after that does."""
+    a, b = connect(), connect()
+    deliver(svc, 1)
+    deliver(svc, 2)
+    v = uidvalidity(a, "INBOX")
+    a.cmd("CREATE Other")
+    a.cmd("NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) "
+          "(personal (MessageNew MessageExpunge FlagChange))")
+    a.cmd("SELECT INBOX")
+    # pipelined: the session does not wait (nor look at INBOX's watch) between them
+    a.send("p1 STORE 1 +FLAGS (\\Seen)\r\np2 STORE 2 +FLAGS (\\Flagged)\r\np3 SELECT Other")
+    lines = [a.line()]
+    while not lines[-1].startswith("p3 "):
+        lines.append(a.line())
+    assert lines[:4] == ["* 1 FETCH (FLAGS (\\Seen \\Recent))", "p1 OK STORE completed",
+                         "* 2 FETCH (FLAGS (\\Flagged \\Recent))", "p2 OK STORE completed"]
+    assert lines[-1].startswith("p3 OK") and not [line for line in lines if "STATUS" in line]
+    assert a.cmd("NOOP") == []
+    b.cmd("SELECT INBOX")
+    b.cmd("STORE 2 +FLAGS (\\Seen)")
+    a.expect(f'* STATUS "INBOX" (UIDVALIDITY {v} UNSEEN 0)')
+
+
 def test_status_during_idle(connect, svc):
     a = connect()
     a.cmd("CREATE Lists")

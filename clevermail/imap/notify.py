@@ -28,7 +28,9 @@ next one or the end of the session (`session.notifier`).  It watches:
   with waiters), wakes the session; the view's diff tells which events happened, and
   one STATUS says them (5.1-5.3): MESSAGES UIDNEXT UNSEEN for MessageNew and
   MessageExpunge, UIDVALIDITY UNSEEN for FlagChange (sent without CONDSTORE only when
-  the UNSEEN count moved), HIGHESTMODSEQ too once CONDSTORE is enabled.
+  UNSEEN moved from the count last said or measured as the watch began), HIGHESTMODSEQ
+  too once CONDSTORE is enabled.  The selected mailbox's view here follows it after
+  each command silently: what came while it was selected is no STATUS afterwards.
 - the user's tree and subscriptions (notify_tree.py), which say the LIST responses of
   MailboxName and SubscriptionChange and which mailboxes a PERSONAL, SUBSCRIBED or
   SUBTREE group covers as folders come and go; other processes' changes are looked
@@ -187,7 +189,18 @@ class Notifier:
             self.handler.close_view(view)
             raise
         self.watched[name] = (view, waiter)
+        if FLAG_CHANGE in self._events_for(name):
+            # without CONDSTORE a flag change is said when UNSEEN moves: from what, known
+            # from the start (else the first \Flagged was said as an UNSEEN change)
+            self._measure_unseen(name)
         return True
+
+    def _measure_unseen(self, name):
+        """Take the UNSEEN count of a watched mailbox as the one the client knows."""
+        try:
+            self._unseen[name] = self.handler.status(self.address, name).unseen
+        except StoreError:
+            self._unseen.pop(name, None)    # deleted meanwhile: the tree's next look says so
 
     def _unwatch(self, name):
         view, _ = self.watched.pop(name)
@@ -317,9 +330,13 @@ class Notifier:
     def _mailbox_updates(self, everything):
         """STATUS lines of the watched mailboxes that changed."""
         signalled, self._dirty = self._dirty, set()
-        names = list(self.watched) if everything else [n for n in signalled if n in self.watched]
         mailbox = self.session.mailbox
         selected = mailbox.name if mailbox is not None else None
+        if selected is not None:
+            # said as the selected group asks (or not, 3.1): followed after each
+            # command, so that none (its own STORE too) is a STATUS once deselected
+            signalled.add(selected)
+        names = list(self.watched) if everything else [n for n in signalled if n in self.watched]
         out = []
         for name in names:
             view, _ = self.watched[name]
@@ -339,6 +356,8 @@ class Notifier:
                 continue
             for uid in changes.expunged:
                 view.forget(uid)
+            if name == selected and changes.flags and name in self._unseen:
+                self._measure_unseen(name)
             if name == selected or not changes:
                 continue
             line = self._event_status(name, changes)
