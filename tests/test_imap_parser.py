@@ -1,41 +1,18 @@
-"""Tests for clevermail.imap.parser (RFC 3501 section 9 tokens, RFC 7888 LITERAL+)."""
+"""Tests for clevermail.imap.parser's parse_command (RFC 3501 section 9 tokens, RFC 7888
+LITERAL+): tags and command names, atoms, quoted strings, lists, literals, and random
+lines.  The value helpers (astring, quote, flag lists, dates) are in
+test_imap_parser_values.py."""
 
 import random
 
 import pytest
 
 from clevermail.imap import parser as parser_mod
-from clevermail.imap.dates import format_datetime
-from clevermail.imap.parser import (
-    Atom, Command, LiteralTooLarge, ParseError, astring, flag_list, is_atom, parse_command,
-    parse_datetime, quote, quote_astring, section_end,
-)
+from clevermail.imap.parser import (Atom, Command, LiteralTooLarge, ParseError, astring, flag_list,
+                                    parse_command, parse_datetime)
 from clevermail.imap.replies import IMAPBad
 
-
-class FakeMore:
-    """A `more` callback serving (literal, next_line) pairs and recording calls."""
-
-    def __init__(self, *chunks):
-        self.chunks = list(chunks)
-        self.calls = []
-
-    def __call__(self, n, synchronizing):
-        self.calls.append((n, synchronizing))
-        return self.chunks.pop(0)
-
-
-def no_more(n, synchronizing):
-    raise AssertionError("more() must not be called")
-
-
-def parse(line, *chunks, max_literal=1000):
-    more = FakeMore(*chunks) if chunks else no_more
-    return parse_command(line, more, max_literal)
-
-
-def args(line, *chunks):
-    return parse(line, *chunks).args
+from imap_parser_helpers import FakeMore, args, parse
 
 
 def error(line, *chunks, max_literal=1000):
@@ -45,7 +22,6 @@ def error(line, *chunks, max_literal=1000):
 
 
 # --- tag and command name -------------------------------------------------
-
 def test_simple_command():
     cmd = parse(b"a001 noop")
     assert cmd == Command("a001", "NOOP", [])
@@ -104,7 +80,6 @@ def test_uid_command_args():
 
 
 # --- atoms ------------------------------------------------------------------
-
 @pytest.mark.parametrize("atom", [
     "\\Seen", "$Forwarded", "1:*", "2,4:7,9", "*", "%", "INBOX.*", "BODY[]",
     "BODY.PEEK[1.2.MIME]", "RFC822.SIZE", "BODY[HEADER.FIELDS (FROM TO)]<0.100>",
@@ -176,7 +151,6 @@ def test_control_char_is_error():
 
 
 # --- quoted strings ---------------------------------------------------------
-
 def test_quoted_strings_are_bytes():
     got = args(b'A1 LOGIN "user" "p a s s"')
     assert got == [b"user", b"p a s s"]
@@ -210,7 +184,6 @@ def test_quoted_errors(line, text):
 
 
 # --- lists ------------------------------------------------------------------
-
 def test_nested_lists():
     assert args(b"A1 X (a (b (c)) () d) e") == [["a", ["b", ["c"]], [], "d"], "e"]
 
@@ -246,7 +219,6 @@ def test_depth_limit():
 
 
 # --- literals ---------------------------------------------------------------
-
 def test_synchronizing_literal():
     more = FakeMore((b"fred", b" {11}"), (b"secret pass", b""))
     cmd = parse_command(b"A1 LOGIN {4}", more, 100)
@@ -349,104 +321,7 @@ def test_exceptions_from_more_pass_through():
         parse_command(b"A1 X {1}", more, 10)
 
 
-# --- helpers ----------------------------------------------------------------
-
-def test_astring():
-    assert astring(Atom("INBOX")) == "INBOX"
-    assert type(astring(Atom("INBOX"))) is str
-    assert astring("Entwürfe".encode()) == "Entwürfe"
-    with pytest.raises(ParseError, match="UTF-8"):
-        astring(b"\xff")
-    with pytest.raises(ParseError):
-        astring(["a"])
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("17-Jul-1996 02:44:25 -0700", 837596665.0),
-    (" 7-Jul-1996 02:44:25 -0700", 836732665.0),
-    ("07-jul-1996 09:44:25 +0000", 836732665.0),
-    ("7-JUL-1996 11:14:25 +0130", 836732665.0),
-    ("01-Jan-1970 00:00:00 +0000", 0.0),
-])
-def test_parse_datetime(text, expected):
-    assert parse_datetime(text.encode()) == expected
-    assert parse_datetime(Atom(text)) == expected
-
-
-@pytest.mark.parametrize("text", [
-    "17-Jul-1996 02:44:25", "17-Foo-1996 02:44:25 -0700", "32-Jul-1996 02:44:25 -0700",
-    "29-Feb-1997 02:44:25 -0700", "17-Jul-1996 24:00:00 -0700", "17-Jul-1996 02:60:25 -0700",
-    "17-Jul-1996 02:44:25 -0760", "17-Jul-96 02:44:25 -0700", "17-Jul-1996  02:44:25 -0700",
-    "١٧-Jul-1996 02:44:25 -0700", "", "17-Jul-1996 02:44:25 -0700x",
-])
-def test_parse_datetime_rejects(text):
-    with pytest.raises(ParseError, match="Invalid date-time"):
-        parse_datetime(text.encode())
-
-
-def test_parse_datetime_rejects_list_and_8bit():
-    with pytest.raises(ParseError):
-        parse_datetime([b"17-Jul-1996 02:44:25 -0700"])
-    with pytest.raises(ParseError):
-        parse_datetime(b"17-J\xc3\xbcl-1996 02:44:25 -0700")
-
-
-def test_format_datetime_round_trips_through_append_parsing():
-    assert parse_datetime(format_datetime(1700000000).strip('"').encode()) == 1700000000
-
-
-def test_is_atom_and_quote_astring():
-    for text in ("From", "X-Spam-Flag", "a.b", "$Junk"):
-        assert is_atom(text) and quote_astring(text) == text.encode()
-    for text, quoted in (("", b'""'), ("X Y", b'"X Y"'), ("a]b", b'"a]b"'), ("a%", b'"a%"'),
-                         ('say "hi"', b'"say \\"hi\\""'), ("back\\", b'"back\\\\"')):
-        assert not is_atom(text) and quote_astring(text) == quoted
-
-
-def test_section_end_is_the_first_bracket_for_lines_and_atoms():
-    assert section_end("HEADER.FIELDS (A B)]<0.5>") == 19
-    assert section_end(b"A1 FETCH 1 BODY[TEXT] BODY[1]", 16) == 20
-    assert section_end("no bracket") == -1
-
-
-def test_quote():
-    assert quote(None) == b"NIL"
-    assert quote("") == b'""'
-    assert quote("INBOX") == b'"INBOX"'
-    assert quote('a"b\\c') == b'"a\\"b\\\\c"'
-    assert quote(b"x y") == b'"x y"'
-    assert quote("Entwürfe") == b"{9}\r\nEntw\xc3\xbcrfe"
-    assert quote("a\r\nb") == b"{4}\r\na\r\nb"
-    assert quote(b"a\x00") == b"{2}\r\na\x00"
-
-
-def test_quote_round_trips_through_parser():
-    for value in ['a"b\\c', "plain", ""]:
-        assert args(b"A1 X " + quote(value)) == [value.encode()]
-
-
-def test_flag_list():
-    flags = [Atom("\\Seen"), Atom("$Forwarded"), Atom("Junk")]
-    assert flag_list(flags) == ["\\Seen", "$Forwarded", "Junk"]
-    assert flag_list(Atom("\\Deleted")) == ["\\Deleted"]
-    assert flag_list([]) == []
-    toks = args(b"A1 STORE 1 +FLAGS (\\Seen \\Answered $Label1)")
-    assert flag_list(toks[2]) == ["\\Seen", "\\Answered", "$Label1"]
-    assert all(type(f) is str for f in flag_list(toks[2]))
-
-
-@pytest.mark.parametrize("tok", [
-    [b"\\Seen"], b"\\Seen", [["\\Seen"]], ["\\"], ["*"], ["\\*"], ["a%"], ["a]"],
-    ["a\\b"], ["BODY[1 2]"],
-])
-def test_flag_list_rejects(tok):
-    tok = [Atom(t) if isinstance(t, str) else t for t in tok] if isinstance(tok, list) else tok
-    with pytest.raises(ParseError):
-        flag_list(tok)
-
-
 # --- fuzz -------------------------------------------------------------------
-
 _FUZZ_PIECES = [b"A1", b" ", b"(", b")", b'"', b"\\", b"{", b"}", b"{3}", b"{0+}", b"+",
                 b"[", b"]", b"<0.5>", b"BODY", b"FETCH", b"1:*", b"\x00", b"\r", b"\n",
                 b"\xc3\xa4", b"\xff", b"\t", b"NIL", b"a", b"9", b"{99999}", b"*", b"%"]
