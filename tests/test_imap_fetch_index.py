@@ -240,3 +240,21 @@ def test_index_columns_hold_recent_as_the_view_does(store):
                 assert flags == [row[2] for row in v.iter_messages(seqs)]
     finally:
         store.release_folder(folder)
+
+
+@pytest.mark.parametrize("items", [
+    ["INTERNALDATE"], ["UID", "FLAGS", "INTERNALDATE"], ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "UID"],
+    ["UID", "FLAGS", "INTERNALDATE", "FLAGS"], ["RFC822.SIZE"], ["MODSEQ", "UID", "MODSEQ"]] + ITEM_LISTS)
+def test_index_only_lines_are_those_of_the_per_message_renderer(items):
+    """render_index_only gives, line for line, what fetch_response gives each message
+    (INTERNALDATE from its cache of texts: dates apart, alike, past 2038, fractional)."""
+    from clevermail.imap.fetch import fetch_response
+    from clevermail.store.view_values import Message
+    flag_sets = [frozenset(), frozenset({"\\Seen"}), frozenset({"$Forwarded", "\\Recent", "\\Flagged"})]
+    dates = [0, 829734265, 829734265, 829734265.75, 2 ** 32 + 17, 1796353387]
+    rows = [(i + 1, 10 + 3 * i, flag_sets[i % 3], dates[i % len(dates)], 100 + i, 5 + i)
+            for i in range(12)]
+    req = parse_fetch_items(items)
+    expected = [b"".join(fetch_response(req, Message(*row), None)) for row in rows]
+    assert render_index_only(req, rows) == expected
+    assert render_index_only(req, [Message(*row) for row in rows]) == expected

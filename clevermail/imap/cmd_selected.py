@@ -16,6 +16,7 @@ view (store/view.py); nothing is sent to the socket while the store works.
 
 import functools
 
+from ..session_output import OUTPUT_BOUND
 from ..store.errors import MessageGone, NoSuchFolder
 from ..store.view_index import index_columns
 from . import replies as R
@@ -132,7 +133,9 @@ def _fetch(session, args, uid_mode):
         lines = render_index_only(request, view.iter_messages(seqs)) if chunks is None else ()
         # flags are read live: a keyword another process set meanwhile is announced
         # first (the keyword map read now holds every name the lines show)
-        session.send_many(session.mailbox.keyword_updates())
+        updates = session.mailbox.keyword_updates()
+        if updates:
+            session.send_many(updates)
         session.send_many(lines if chunks is None else chunks)
         if chunks is None and len(lines) < len(seqs):      # one expunged so long ago its data is gone
             raise R.MESSAGE_GONE.error()
@@ -164,25 +167,32 @@ def _fetch(session, args, uid_mode):
     missing = False
     sent = []
     mailbox = session.mailbox
-
-    def lines():
-        nonlocal missing
+    unannounced, send = mailbox.unannounced, session.send
+    # the lines gathered here and handed to the output once OUTPUT_BOUND bytes are
+    # made (a large FETCH goes out as it is made, one of a message in one send)
+    out, size = [], 0
+    try:
         for msg in messages:
+            uid = msg.uid
             try:
-                response = fetch_response(request, msg, source, memo(msg.uid), msg.uid in seen_now)
+                response = fetch_response(request, msg, source, memo(uid), uid in seen_now)
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue
-            sent.append(msg.uid)
-            if mailbox.unannounced(msg.flags):      # set by another session meanwhile
-                yield from mailbox.keyword_updates()
-            yield from response
-    try:
-        session.send_many(lines())
+            sent.append(uid)
+            if unannounced(msg.flags):      # set by another session meanwhile
+                out.extend(mailbox.keyword_updates())
+            out.extend(response)
+            size += len(response[0]) if len(response) == 1 else sum(map(len, response))
+            if size >= OUTPUT_BOUND:
+                send(b"".join(out))
+                out, size = [], 0
+        if out:
+            send(b"".join(out))
     finally:
         if memos is not None:       # what this FETCH rendered, for the other processes
             memos.flush(lambda: set(view.uids))
-    session.log_retrieval(session.account.address, view.name, sent)
+    session.log_retrieval(address, view.name, sent)
     if missing or len(messages) < len(seqs):
         raise R.MESSAGE_GONE.error()
 
@@ -265,28 +275,31 @@ def _store(session, args, uid_mode):
         raise R.READ_ONLY.error()
     # a message another session expunged that this one was not told of yet is taken
     # and left as it is, OK (RFC 2180 4.2.1, as Dovecot); no FETCH for it
-    handler, uids = session.server.handler, [view.uid_at(s) for s in seqs]
+    numbered = view.uids
+    handler, uids = session.server.handler, [numbered[s - 1] for s in seqs]
     if unchangedsince is None:
-        changed, modified = handler.set_flags(view, uids, flags, STORE_MODES[base]), []
+        changed, modified = handler.set_flags(view, uids, flags, STORE_MODES[base]), ()
     else:
         changed, modified = handler.set_flags_unchanged_since(view, uids, flags, STORE_MODES[base],
                                                               unchangedsince)
-    # as they are now, \\Recent included; those that failed UNCHANGEDSINCE get none
-    left_alone = set(modified)
-    messages = [m for m in view.messages(seqs, expunged=False) if m.uid not in left_alone]
     condstore = "CONDSTORE" in session.enabled
     if not silent or condstore:
         out = session.mailbox.keyword_updates()     # a keyword new to this mailbox first
-        changed = set(changed)
-        for msg in messages:
-            uid_part = b"UID %d " % msg.uid if uid_mode else b""
+        # as they are now, \Recent included; those that failed UNCHANGEDSINCE get none
+        left_alone = frozenset(modified)
+        changed = frozenset(changed) if silent else ()
+        for seq, uid, names, _, _, modseq in view.iter_messages(seqs, expunged=False):
+            if uid in left_alone:
+                continue
+            uid_part = b"UID %d " % uid if uid_mode else b""
             if not silent:
-                modseq = b" MODSEQ (%d)" % msg.modseq if condstore else b""
-                out.append(b"* %d FETCH (%sFLAGS (%s)%s)\r\n" % (msg.seq, uid_part, flag_text(msg.flags), modseq))
-            elif msg.uid in changed:
+                modseq_part = b" MODSEQ (%d)" % modseq if condstore else b""
+                out.append(b"* %d FETCH (%sFLAGS (%s)%s)\r\n" % (seq, uid_part, flag_text(names), modseq_part))
+            elif uid in changed:
                 # RFC 7162 3.1.3: even .SILENT, the client learns the new modseqs
-                out.append(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (msg.seq, uid_part, msg.modseq))
-        session.send_many(out)
+                out.append(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (seq, uid_part, modseq))
+        if out:
+            session.send(out[0] if len(out) == 1 else b"".join(out))
     if modified:
         ids = sorted(modified) if uid_mode else sorted(view.seq_of(u) for u in modified)
         return f"[MODIFIED {uid_set_text(ids)}] Conditional STORE failed"

@@ -24,7 +24,8 @@ from clevermail.imap.envelope import envelope
 from clevermail.imap.replies import IMAPNo
 
 __all__ = ["FetchSource", "SIMPLE_RENDERERS", "binary_renderer", "binary_size_renderer",
-           "fetch_response", "flag_text", "render_fetch", "section_renderer"]
+           "fetch_response", "flag_text", "quoted_internaldate", "render_fetch",
+           "section_renderer"]
 
 # The header sections the shared cache keeps (fetch_cache.py), as ENVELOPE, BODY and
 # BODYSTRUCTURE: small, and asked for again and again (message lists).
@@ -100,7 +101,11 @@ class _Content:
         memo = self._memo
         if memo is None:
             return render(self)
-        value = memo.get(item)
+        # this process's items first, read straight (a hit is most FETCHes), then
+        # with the journal (memo.get: what other processes rendered)
+        value = memo.items.get(item)
+        if value is None:
+            value = memo.get(item)
         if value is None:
             value = render(self)
             memo.put(item, value)
@@ -171,7 +176,13 @@ def fetch_response(req, msg, source, memo=None, extra_flags=False):
     to be written one after the other: one, or a few around each large literal (a
     message's bytes go to the output as they are, not copied into a line first).
     source: a FetchSource; memo, extra_flags: as for render_fetch."""
-    out, content = _render(req, msg, source, memo, extra_flags)
+    # _render's body, here once more: a call less per message of every FETCH
+    content = _Content(source, msg, memo)
+    out = [f(msg, content) for f in req._fns]
+    if extra_flags and not req._has_flags:
+        out.append(_r_flags(msg, content))
+    if content._parsed is not None:
+        source.done(msg, content._parsed)
     if not content.big:
         return (b"* %d FETCH (%s)\r\n" % (msg.seq, b" ".join(out)),)
     return _pieces(b"* %d FETCH (" % msg.seq, out, b")\r\n")
@@ -193,8 +204,16 @@ def render_fetch(req, msg, read=None, extra_flags=False, ident=None, memo=None, 
 
 # ------------------------------------------------------------------ renderers
 
-def _internaldate(msg):
-    return dates.internaldate(msg.internaldate)
+# INTERNALDATE's text per epoch value: a message is fetched again and again, and a
+# folder's dates are few next to the FETCHes that show them (gmtime and a format of
+# seven fields made once, then a C-level lookup)
+internaldate_text = functools.lru_cache(maxsize=1 << 14)(dates.internaldate)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def quoted_internaldate(epoch):
+    """The INTERNALDATE value with its quotes, as bytes (cached)."""
+    return b'"' + internaldate_text(epoch) + b'"'
 
 
 def _r_flags(msg, content):
@@ -206,7 +225,7 @@ def _r_uid(msg, content):
 
 
 def _r_internaldate(msg, content):
-    return b'INTERNALDATE "' + _internaldate(msg) + b'"'
+    return b"INTERNALDATE " + quoted_internaldate(msg.internaldate)
 
 
 def _r_size(msg, content):

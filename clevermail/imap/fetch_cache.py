@@ -39,25 +39,26 @@ _OVERHEAD = 100
 
 
 class MessageMemo:
-    """The cached items of one message, handed to one render (fetch._Content)."""
+    """The cached items of one message, handed to one render (fetch._Content).
+    `items`: those kept in this process, item -> bytes (read it, never write it: put)."""
 
-    __slots__ = ("_cache", "_key", "_items", "_folder")
+    __slots__ = ("_cache", "_key", "items", "_folder")
 
     def __init__(self, cache, key, items, folder=None):
-        self._cache, self._key, self._items, self._folder = cache, key, items, folder
+        self._cache, self._key, self.items, self._folder = cache, key, items, folder
 
     def get(self, item):
-        value = self._items.get(item)
+        value = self.items.get(item)
         if value is None and self._folder is not None and self._folder.look():
-            value = self._items.get(item)       # another process rendered it
+            value = self.items.get(item)       # another process rendered it
         return value
 
     def has(self, item):
         """Whether `item` is kept in this process (the journal is not looked at)."""
-        return item in self._items
+        return item in self.items
 
     def put(self, item, value):
-        if self._cache._put(self._key, self._items, item, value) and self._folder is not None:
+        if self._cache._put(self._key, self.items, item, value) and self._folder is not None:
             self._folder.added(self._key[1], item, value)
 
 

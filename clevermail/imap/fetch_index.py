@@ -19,8 +19,7 @@ encode: a fifth of that).
 import threading
 from operator import itemgetter
 
-from clevermail.imap import dates
-from clevermail.imap.fetch import flag_text
+from clevermail.imap.fetch import flag_text, quoted_internaldate
 
 __all__ = ["render_columns", "render_index_only"]
 
@@ -38,6 +37,11 @@ class _FlagTexts(dict):
         return text
 
 
+# an index item -> its value's place in the row render_index_only makes of a message:
+# (seq, uid, flag text, quoted INTERNALDATE, size, modseq)
+_ROW_PLACE = {"UID": 1, "FLAGS": 2, "INTERNALDATE": 3, "RFC822.SIZE": 4, "MODSEQ": 5}
+
+
 def render_index_only(req, messages):
     """Untagged FETCH lines for a request of index items only (not
     req.needs_message), one per message of `messages`: Message values, or the plain
@@ -50,13 +54,15 @@ def render_index_only(req, messages):
         # what every client sends on every sync: one format and one dict subscript
         # per line, no function call
         return [fmt % (seq, uid, texts[flags]) for seq, uid, flags, _, _, _ in messages]
-    getters = {"FLAGS": lambda uid, flags, date, size, modseq: texts[flags],
-               "UID": lambda uid, flags, date, size, modseq: uid,
-               "INTERNALDATE": lambda uid, flags, date, size, modseq: dates.format_datetime(float(date)).encode(),
-               "RFC822.SIZE": lambda uid, flags, date, size, modseq: size,
-               "MODSEQ": lambda uid, flags, date, size, modseq: modseq}
-    cols = [getters[n] for n in names]
-    return [fmt % (seq, *[g(*rest) for g in cols]) for seq, *rest in messages]
+    # each line's values picked from a row by one C-level itemgetter (a tuple of them,
+    # in the request's order, the sequence number first); no Python call per item
+    pick = itemgetter(0, *[_ROW_PLACE[n] for n in names])
+    if "INTERNALDATE" in names:
+        date = quoted_internaldate
+        return [fmt % pick((seq, uid, texts[flags], date(when), size, modseq))
+                for seq, uid, flags, when, size, modseq in messages]
+    return [fmt % pick((seq, uid, texts[flags], None, size, modseq))
+            for seq, uid, flags, _, size, modseq in messages]
 
 
 # -- from columns ------------------------------------------------------------------------

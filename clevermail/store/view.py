@@ -39,6 +39,10 @@ _LETTER_OF = {name.lower(): letter for name, letter in SYSTEM_FLAGS.items()}
 _new_message = tuple.__new__        # Message(*values) without its Python-level __new__
 
 
+# no keyword table (not even None, a table not loaded yet): FlagNames made at first use
+_NO_TABLE = object()
+
+
 def _nothing(uid):
     return None
 
@@ -72,6 +76,7 @@ class FolderView(ViewWrites):
         # pipelined before one look: each its own range, another's claim between them)
         self._claimed = []
         self._waiter = None      # the store.waiters.Waiter of watch(), while there is one
+        self._names = FlagNames(folder.flag_names, _NO_TABLE)    # made at first use
 
     @property
     def readonly(self):
@@ -107,7 +112,9 @@ class FolderView(ViewWrites):
         folder = self._folder
         get, uids, recent = folder.by_uid.get, self.uids, self.recent
         ghost = folder.ghosts.get if expunged else _nothing
-        names = FlagNames(folder.flag_names)
+        names = self._names
+        if names.table is not folder.flagmap._keywords:
+            names = self._flag_names()
         for seq in seqs:
             uid = uids[seq - 1]
             entry = get(uid)
@@ -116,6 +123,18 @@ class FolderView(ViewWrites):
                 if entry is None:
                     continue
             yield seq, uid, names[entry.flags, uid in recent], entry.date, entry.wsize, entry.modseq
+
+    def _flag_names(self):
+        """The view's FlagNames made anew for the folder's keyword table as it is now
+        (a keyword was added since, or the table read again): kept while the table is
+        the same, so a FETCH or STORE of one message builds no frozenset."""
+        folder = self._folder
+        # FlagMap's table is copied on write (store/flags.py): another object once a
+        # keyword is added or read anew (loaded now if it is not: None until then);
+        # taken before the names, so a change after it makes another at the next call
+        table = folder.flagmap._table()
+        self._names = names = FlagNames(folder.flag_names, table)
+        return names
 
     def sizes(self):
         """Wire sizes of the snapshot's messages (0 for one expunged meanwhile)."""
@@ -307,7 +326,9 @@ class FolderView(ViewWrites):
         self.own.clear()
         seq_of = self.seq_of
         expunged = tuple(u for u in expunged if seq_of(u) is not None)
-        names, held = FlagNames(folder.flag_names), self.recent
+        names, held = self._names, self.recent
+        if names.table is not folder.flagmap._keywords:
+            names = self._flag_names()
         flags = tuple((uid, names[letters, uid in held]) for uid, letters in flags if seq_of(uid) is not None)
         if not (expunged or flags or new):
             return NO_CHANGES

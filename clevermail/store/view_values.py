@@ -59,11 +59,15 @@ class ViewMode(enum.Enum):
 class FlagNames(dict):
     """(flag letters, holds \\Recent) -> frozenset of flag names, each made once: a
     folder has a handful of flag combinations, so 100,000 messages share them (a
-    dict subscript per message, a call only on a miss)."""
+    dict subscript per message, a call only on a miss).  `table`: the folder's keyword
+    table they were named with (a view keeps one FlagNames while the table is the same
+    object, store/flags.py replaces it when a keyword is added or read anew)."""
 
-    def __init__(self, flag_names):
+    __slots__ = ("_flag_names", "table")
+
+    def __init__(self, flag_names, table=None):
         super().__init__()
-        self._flag_names = flag_names
+        self._flag_names, self.table = flag_names, table
 
     def __missing__(self, key):
         letters, recent = key
