@@ -4,6 +4,8 @@ fields reads no message file and answers exactly as the first, in the same proce
 in another one (a second file handler and store on the same data dir, as a worker has)
 through the folder's journal (the journal file itself: test_imap_fetch_journal.py)."""
 
+import pathlib
+
 import pytest
 
 from clevermail.imap.fetch_cache import FetchCache
@@ -248,3 +250,19 @@ def test_items_kept_beside_a_parse_equal_those_from_the_file(first):
         for items in ("BODY", "BODYSTRUCTURE", "ENVELOPE", "BODY.PEEK[HEADER.FIELDS (From Subject)]"):
             assert fetch(items, msg, memo=cache.memo("f", n)) == fetch(items, Msg(raw)), (n, items)
         assert msg.raw_calls == 1
+
+
+def test_the_old_data_dir_file_is_removed_by_the_first_fetch_that_caches(selected, handler):
+    """<data_dir>/imap-fetch.cache, where the cache was saved before the folders'
+    journals, is read by nothing: the first caching FETCH of the process removes it."""
+    old = pathlib.Path(handler.store.mail_root).parent / "imap-fetch.cache"
+    old.write_bytes(b"what an earlier version saved")
+    selected.expect("FETCH 1 (UID FLAGS)")          # caches nothing: not yet
+    selected.expect("FETCH 1 (BODY.PEEK[TEXT])")
+    assert old.exists()
+    selected.expect("FETCH 1 (ENVELOPE)")
+    assert not old.exists()
+    assert (pathlib.Path(handler.store.folder_path(ALICE, "INBOX")) / "clevermail-fetch-cache").exists()
+    old.write_bytes(b"made again")                  # looked for once per process
+    selected.expect("FETCH 2 (ENVELOPE)")
+    assert old.exists()

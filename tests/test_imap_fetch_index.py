@@ -83,6 +83,11 @@ def test_columns_give_the_bytes_of_the_general_renderer(items, start, count, uid
         chunks = list(render_columns(req, cols, block=block))
         assert b"".join(chunks) == expected
         assert len(chunks) == -(-count // block)
+    # a first chunk smaller than the rest (written while the rest is made)
+    chunks = list(render_columns(req, cols, block=16, first=5))
+    assert b"".join(chunks) == expected
+    assert [c.count(b"\r\n") for c in chunks] == [min(count, 5)] + [16] * ((count - 5) // 16) + (
+        [(count - 5) % 16] if count > 5 and (count - 5) % 16 else [])
 
 
 def test_the_decimal_table_grows_and_stops_at_its_cap(monkeypatch):

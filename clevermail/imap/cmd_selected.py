@@ -15,6 +15,7 @@ view (store/view.py); nothing is sent to the socket while the store works.
 """
 
 import functools
+import os
 
 from ..session_output import OUTPUT_BOUND
 from ..store.errors import MessageGone, NoSuchFolder
@@ -162,7 +163,11 @@ def _fetch(session, args, uid_mode):
                          kept=handler.fetch_cache.content,
                          folder=(address, view.name, view.uidvalidity), live=live)
     # metadata rendered before, by any session of any process (fetch_cache.py)
-    memos = handler.fetch_memos(view, address) if request.cached else None
+    memos = None
+    if request.cached:
+        memos = handler.fetch_memos(view, address)
+        if not handler.fetch_cache.legacy_gone:     # once per process
+            handler.fetch_cache.forget_legacy(os.path.dirname(handler.store.mail_root))
     memo = _no_memo if memos is None else memos.memo
     missing = False
     sent = []

@@ -321,8 +321,17 @@ def section_renderer(label, section, partial):
         key = (nums, text, frozenset(f.lower() for f in fields))
         plain = data
 
+        if partial is None:         # the common form, a call less per message
+            def render(msg, content):
+                return _literal(prefix, content.cached(key, plain), content)
+            return render
+
         def data(content):
             return content.cached(key, plain)
+    elif partial is None:
+        def render(msg, content):       # BODY[], BODY[TEXT], BODY[1]: a call less
+            return _literal(prefix, mime.section(content.parsed, nums, text, fields), content)
+        return render
 
     if partial is None:
         def render(msg, content):

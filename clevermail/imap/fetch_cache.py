@@ -25,13 +25,19 @@ fetched through the other is parsed once and its file read once.
 """
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 
 from .fetch_content import ContentCache
+from .fetch_journal import FILE_NAME as FOLDER_JOURNAL
 from .fetch_journal import FolderJournal
 
 log = logging.getLogger("clevermail.imap")
+
+# The file of <data_dir> this cache was saved to at stop before the folders' journals
+# took its place: read by no one, removed by the first FETCH that caches (forget_legacy)
+LEGACY_FILE = "imap-fetch.cache"
 
 # What one cached value costs beyond its bytes (the key tuple, the dict slot): counted
 # so that the bound holds for many tiny values too.
@@ -124,6 +130,23 @@ class FetchCache:
         self._messages = OrderedDict()      # (folder key, uid) -> {item: bytes}
         self.size = 0                       # bytes held (values and _OVERHEAD each)
         self._journals = OrderedDict()      # folder key -> FolderJournal (an open file each)
+        self.legacy_gone = False            # forget_legacy() ran
+
+    def forget_legacy(self, data_dir):
+        """Remove <data_dir>/imap-fetch.cache, what an earlier version kept this cache in
+        (the journals replaced it; nothing reads it, and it stayed for ever): once per
+        process, at the first FETCH that caches."""
+        self.legacy_gone = True
+        path = os.path.join(data_dir, LEGACY_FILE)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("-: %s not removed: %s", path, exc)
+            return
+        log.info("-: %s removed (FETCH metadata is kept in each folder's %s now)", path,
+                 FOLDER_JOURNAL)
 
     def folder(self, folder_key, path_of):
         """The FolderMemos of a folder (folder_key: user, folder name, UIDVALIDITY) for

@@ -74,6 +74,10 @@ _DECIMALS_CAP = 1 << 18
 _decimals_lock = threading.Lock()
 # lines per joined chunk: a few large writes, and memory bounded for any folder
 BLOCK = 1 << 15
+# lines of the first chunk: past the output's bound (session_output.OUTPUT_BOUND, 64 KiB:
+# about 1,500 of the shortest lines), so it is written at once while the rest is made;
+# a client of a large folder sees its first lines after a sixteenth of the work
+FIRST_BLOCK = 1 << 11
 
 # the items render_columns answers, and what each reads of the columns
 _COLUMN_OF = {"UID": lambda cols: cols.uids, "RFC822.SIZE": lambda cols: cols.sizes(),
@@ -155,7 +159,7 @@ def _slots(names):
     return merged
 
 
-def render_columns(req, cols, block=BLOCK):
+def render_columns(req, cols, block=BLOCK, first=FIRST_BLOCK):
     """The untagged FETCH lines of a request of index items only for the messages of
     `cols` (store.view_index.IndexColumns), as chunks of many lines each; None when an
     item is not one the columns answer (INTERNALDATE, or an item asked twice:
@@ -177,16 +181,18 @@ def render_columns(req, cols, block=BLOCK):
             values = cols.seqs if slot == "SEQ" else _COLUMN_OF[slot](cols)
             ascending = cols.ascending and slot in ("SEQ", "UID")
             slots[k] = lambda a, b, v=values, asc=ascending: _decimals(v[a:b], asc)
-    return _chunks(len(cols), block, slots)
+    return _chunks(len(cols), block, slots, min(first, block))
 
 
-def _chunks(n, block, slots):
-    """Lines [a, b) at a time: each slot (constant text, or a call giving the pieces
-    of those lines) set into every len(slots)-th place of one list, joined, encoded
-    (UTF-8: flag_text's encoding, ASCII but for a keyword that is not)."""
+def _chunks(n, block, slots, first):
+    """Lines [a, b) at a time, the first `first` of them, then `block`: each slot
+    (constant text, or a call giving the pieces of those lines) set into every
+    len(slots)-th place of one list, joined, encoded (UTF-8: flag_text's encoding,
+    ASCII but for a keyword that is not)."""
     width = len(slots)
-    for a in range(0, n, block):
-        b = min(n, a + block)
+    starts = ([0] if n else []) + list(range(first, n, block))
+    for a in starts:
+        b = min(n, a + (first if a == 0 else block))
         flat = [None] * ((b - a) * width)
         for k, slot in enumerate(slots):
             flat[k::width] = [slot[0]] * (b - a) if isinstance(slot, tuple) else slot(a, b)

@@ -60,6 +60,13 @@ def _set_to_seqs(mailbox, token, uid_mode):
     if token == "$":
         return saved_seqs(mailbox)
     view = mailbox.view
+    if not uid_mode and token.__class__ is Atom and len(token) < 10 and token.isdigit() \
+            and token.isascii() and token[0] != "0":
+        # seqs_by_number's one-number case, here: most FETCH and STORE commands
+        one = int(token)
+        if one > len(view.uids):
+            raise R.BAD_SEQUENCE_NUMBER.error()
+        return range(one, one + 1)
     return seqs_by_uid(view, token) if uid_mode else seqs_by_number(view, token)
 
 

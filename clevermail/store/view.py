@@ -26,6 +26,7 @@ row, a flag letter or the Folder.
 """
 
 import bisect
+import functools
 
 from .errors import NoSuchFolder
 from .flags import SYSTEM_FLAGS
@@ -36,7 +37,8 @@ __all__ = ["Changes", "FolderView", "Message", "NO_CHANGES", "ViewMode", "close_
 
 # IMAP system flag names as search.py casefolds them -> Maildir letters
 _LETTER_OF = {name.lower(): letter for name, letter in SYSTEM_FLAGS.items()}
-_new_message = tuple.__new__        # Message(*values) without its Python-level __new__
+# Message(*values) without its Python-level __new__, and without a Python step (map)
+_make_message = functools.partial(tuple.__new__, Message)
 
 
 # no keyword table (not even None, a table not loaded yet): FlagNames made at first use
@@ -100,7 +102,7 @@ class FolderView(ViewWrites):
         and size (RFC 2180 4.1: the session has not been told); `expunged=False`
         leaves such messages out, and one expunged too long ago is left out anyway
         (compare the lengths).  Read from the index alone: no file is opened."""
-        return [_new_message(Message, values) for values in self.iter_messages(seqs, expunged)]
+        return list(map(_make_message, self.iter_messages(seqs, expunged)))
 
     def iter_messages(self, seqs, expunged=True):
         """messages() one at a time and unnamed: each a plain tuple in Message's field
