@@ -26,7 +26,10 @@ def test_names_are_kept_across_calls(folder):
 def test_a_keyword_added_by_another_view_is_named(folder):
     v, other = view(folder), view(folder)
     assert v.messages([1])[0].flags == frozenset({"\\Recent"})
+    kept = v.keywords()
+    assert kept == [] and v.keywords() is kept       # the same list while nothing changed
     other.set_flags([1, 2], ["$Work"], "+")
+    assert v.keywords() == ["$Work"]
     assert v.messages([1])[0].flags == frozenset({"$Work", "\\Recent"})
     other.set_flags([3], ["$Home", "$Work"], "+")
     changes = v.changes()
@@ -47,6 +50,7 @@ def test_a_keyword_added_by_another_process_is_named(folder, tmp_path):
     finally:
         elsewhere.release_folder(theirs)
     changes = v.changes()
+    assert v.keywords() == ["$Other", "$Later"]
     assert dict(changes.flags) == {1: frozenset({"$Other", "\\Recent"}),
                                    2: frozenset({"$Later", "\\Recent"})}
     assert [m.flags for m in v.messages([1, 2, 3])] == [

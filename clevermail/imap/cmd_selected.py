@@ -195,7 +195,7 @@ def _fetch(session, args, uid_mode):
         if out:
             send(b"".join(out))
     finally:
-        if memos is not None:       # what this FETCH rendered, for the other processes
+        if memos is not None and memos.pending:    # what this FETCH rendered, for the others
             memos.flush(lambda: set(view.uids))
     session.log_retrieval(address, view.name, sent)
     if missing or len(messages) < len(seqs):

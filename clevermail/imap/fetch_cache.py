@@ -72,17 +72,21 @@ class FolderMemos:
     """The memos of one folder for one FETCH command, with its journal: read at the
     command's first miss (once), added to at its end (flush)."""
 
-    __slots__ = ("_cache", "_key", "_journal", "_looked", "_new")
+    __slots__ = ("_cache", "_key", "_journal", "_looked", "pending")
 
     def __init__(self, cache, folder_key, journal):
         self._cache, self._key, self._journal = cache, folder_key, journal
         self._looked = journal is None
-        self._new = {}              # uid -> {item: bytes} rendered by this command
+        self.pending = {}           # uid -> {item: bytes} rendered by this command (flush)
 
     def memo(self, uid):
         """The MessageMemo of message `uid`."""
         key = (self._key, uid)
-        items = self._cache._items(key)
+        cache = self._cache
+        with cache._lock:           # FetchCache._items, inline: a call less per message
+            items = cache._messages.get(key)
+            if items is not None:
+                cache._messages.move_to_end(key)
         if items is None and self.look():
             items = self._cache._items(key)
         if items is None:
@@ -103,12 +107,13 @@ class FolderMemos:
         return True
 
     def added(self, uid, item, value):
-        self._new.setdefault(uid, {})[item] = value
+        self.pending.setdefault(uid, {})[item] = value
 
     def flush(self, live_uids):
-        """Append what this command rendered to the journal; `live_uids()`: the UIDs
-        the folder still has (called only when the journal is rewritten)."""
-        new, self._new = self._new, {}
+        """Append what this command rendered (`pending`: nothing to do while it is
+        empty) to the journal; `live_uids()`: the UIDs the folder still has (called only
+        when the journal is rewritten)."""
+        new, self.pending = self.pending, {}
         if new and self._journal is not None:
             try:
                 self._journal.append(new, live_uids)

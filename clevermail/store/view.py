@@ -79,6 +79,7 @@ class FolderView(ViewWrites):
         self._claimed = []
         self._waiter = None      # the store.waiters.Waiter of watch(), while there is one
         self._names = FlagNames(folder.flag_names, _NO_TABLE)    # made at first use
+        self._keywords, self._keywords_of = [], _NO_TABLE          # keywords()
 
     @property
     def readonly(self):
@@ -227,7 +228,15 @@ class FolderView(ViewWrites):
         return self._folder.uidnext
 
     def keywords(self):
-        return self._folder.keywords()
+        """The folder's keywords, a list the caller must not change: the same one while
+        the folder's keyword table is the same object (store/flags.py copies it on
+        write), so the look after every command builds none."""
+        folder = self._folder
+        table = folder.flagmap._keywords
+        if table is not self._keywords_of or table is None:
+            self._keywords = folder.keywords()
+            self._keywords_of = table       # read before: a change since makes another
+        return self._keywords
 
     def can_add_keywords(self):
         return self._folder.can_add_keywords()
