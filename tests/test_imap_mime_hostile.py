@@ -229,3 +229,23 @@ def test_a_session_fetches_hostile_messages_and_goes_on(client, store):
     assert '"' + "y" * 900000 + '"' in fetched[5]
     assert ' {3}\r\na\udc80b (({2}\r\nN\udc80 NIL "a" "b"))' in fetched[6]
     client.expect("NOOP")
+
+
+# ------------------------------------------------------------------ kept values
+
+def test_content_types_are_kept_short_only_and_each_part_gets_its_own_params():
+    from clevermail.imap import bodystructure as bs
+    value = "text/plain; name=" + "n" * 300
+    before = mime._kept_content_type.cache_info().currsize
+    a = mime.parse(f"Content-Type: {value}\r\n\r\n".encode()).root
+    assert mime._kept_content_type.cache_info().currsize == before     # too long to keep
+    assert a.params == [("name", "n" * 300)]
+    raw = b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    a, b = mime.parse(raw).root, mime.parse(raw).root
+    assert a.params == b.params == [("charset", "utf-8")] and a.params is not b.params
+    assert mime._kept_content_type.cache_info().maxsize == mime._KEPT_TYPES
+    # BODYSTRUCTURE's repeated words: a long one is written, not kept
+    before = bs._kept_token.cache_info().currsize
+    assert bs._token("x" * 81) == b'"' + b"x" * 81 + b'"'
+    assert bs._kept_token.cache_info().currsize == before
+    assert bs._token(None) == b"NIL" and bs._token(" a  b ") == b'"a b"'

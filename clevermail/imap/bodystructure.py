@@ -5,6 +5,8 @@ imap-bodystructure.c) where RFC 3501 is silent: values as the message spells the
 Dovecot's lower-case defaults, one empty text/plain part for a multipart without parts.
 """
 
+import functools
+
 from clevermail.imap.envelope import envelope, nstring
 from clevermail.imap.mime import MULTIPART, RFC822, content, find_part
 from clevermail.imap.params import (ascii_lower, param, parse_content_disposition,
@@ -15,6 +17,26 @@ _MESSAGE_RFC822 = b'"message" "rfc822"'
 _TEXT_PLAIN = b'"text" "plain"'
 
 
+# Types, subtypes, parameter names, charsets, encodings and dispositions repeat from
+# part to part and message to message: their nstrings are kept, the short ones only
+# (at most _KEPT_TOKENS of them, least recently used out), so a sender's long values
+# cannot make the table big.
+_KEPT_LENGTH = 80
+_KEPT_TOKENS = 1024
+
+
+@functools.lru_cache(maxsize=_KEPT_TOKENS)
+def _kept_token(s):
+    return nstring(s)
+
+
+def _token(s):
+    """nstring(s) for a value that tends to repeat."""
+    if s is None:
+        return b"NIL"
+    return nstring(s) if len(s) > _KEPT_LENGTH else _kept_token(s)
+
+
 def _first(info, name):
     values = info.get(name)
     return values[0] if values else None
@@ -23,7 +45,7 @@ def _first(info, name):
 def _plist(params):
     if not params:
         return b"NIL"
-    return b"(" + b" ".join(nstring(k) + b" " + nstring(v) for k, v in params) + b")"
+    return b"(" + b" ".join(_token(k) + b" " + _token(v) for k, v in params) + b")"
 
 
 def bodystructure(pm, extended=True):
@@ -55,8 +77,8 @@ def part_structure(pm, nums):
 def _extension(info):
     """body-fld-dsp SP body-fld-lang SP body-fld-loc."""
     dsp, params = parse_content_disposition(info.get("disposition", ()))
-    dsp = b"NIL" if dsp is None else b"(" + nstring(dsp) + b" " + _plist(params) + b")"
-    langs = [nstring(x) for x in parse_content_language(info.get("language", ()))]
+    dsp = b"NIL" if dsp is None else b"(" + _token(dsp) + b" " + _plist(params) + b")"
+    langs = [_token(x) for x in parse_content_language(info.get("language", ()))]
     lang = b"(" + b" ".join(langs) + b")" if langs else b"NIL"
     return b" ".join((dsp, lang, nstring(_first(info, "location"))))
 
@@ -71,7 +93,7 @@ def _write(pm, p, ext, body):
         if not p.children:    # RFC 3501 needs 1*body: show one empty part
             ext.append(_EMPTY_BODY + b" NIL NIL NIL NIL)")
             body.append(_EMPTY_BODY + b")")
-        sub = b" " + nstring(p.csub)
+        sub = b" " + _token(p.csub)
         body.append(sub + b")")
         ext.append(sub + b" " + _plist(p.params) + b" " + _extension(content(pm, p)) + b")")
         return
@@ -84,7 +106,7 @@ def _write(pm, p, ext, body):
     elif p.ctype is None:
         head, text = _TEXT_PLAIN, True
     else:
-        head = nstring(p.ctype) + b" " + nstring(p.csub or "")
+        head = _token(p.ctype) + b" " + _token(p.csub or "")
         text = ascii_lower(p.ctype) == "text"
     if text and param(params, "charset") is None:
         # params_write(): the default charset goes after the other parameters
@@ -92,7 +114,7 @@ def _write(pm, p, ext, body):
     enc = parse_content_transfer_encoding(info.get("transfer-encoding", ()))
     fields = b"(%s %s %s %s %s %d" % (
         head, _plist(params), nstring(_first(info, "id")),
-        nstring(_first(info, "description")), nstring(enc), p.end - p.bstart)
+        nstring(_first(info, "description")), _token(enc), p.end - p.bstart)
     ext.append(fields)
     body.append(fields)
     if p.kind == RFC822:

@@ -23,6 +23,7 @@ Nothing here raises on malformed mail: oddities fall back to plain parts.
 Header text is handled as latin-1 `str` so every 8-bit byte round-trips.
 """
 
+import functools
 import re
 
 from clevermail.imap.params import ascii_lower, param, parse_content_type
@@ -127,7 +128,7 @@ class ParsedMessage:
         p = Part(pos)
         count[0] += 1
         hit = _header(raw, pos, n, stack, p)
-        self._content_type(p, in_multipart, digest_child)
+        self._mime_fields(p, in_multipart, digest_child)
         if p.kind != LEAF and (depth >= MAX_DEPTH or count[0] >= MAX_PARTS):
             p.kind, p.ctype, p.csub = LEAF, "application", "octet-stream"
             p.unparsed = True
@@ -173,7 +174,7 @@ class ParsedMessage:
             p.children.append(child)
         return p, hit
 
-    def _content_type(self, p, in_multipart, digest_child):
+    def _mime_fields(self, p, in_multipart, digest_child):
         mime, ct = in_multipart, None
         for f in p.fields:
             if f[0] == "mime-version":
@@ -182,7 +183,8 @@ class ParsedMessage:
                 ct, mime = f, True
         p.mime = mime
         if ct is not None:
-            p.ctype, p.csub, p.params = parse_content_type(self.field_value(ct))
+            p.ctype, p.csub, params = _content_type(self.field_value(ct))
+            p.params = list(params)
         if p.ctype is None:
             if digest_child:   # RFC 2046 5.1.5: digest parts default to messages
                 p.kind, p.ctype, p.csub = RFC822, "message", "rfc822"
@@ -194,6 +196,26 @@ class ParsedMessage:
             p.kind = MULTIPART
         elif t == "message" and ascii_lower(p.csub) == "rfc822":
             p.kind = RFC822
+
+
+def _content_type(value):
+    """parse_content_type(value) (params a tuple when kept): the short values, which
+    repeat from message to message (text/plain; charset=utf-8), are read once."""
+    if len(value) > _KEPT_VALUE:
+        return parse_content_type(value)
+    return _kept_content_type(value)
+
+
+# Content-Type values up to this length are kept (at most _KEPT_TYPES of them), so the
+# table stays small whatever a sender writes.
+_KEPT_VALUE = 200
+_KEPT_TYPES = 512
+
+
+@functools.lru_cache(maxsize=_KEPT_TYPES)
+def _kept_content_type(value):
+    ctype, csub, params = parse_content_type(value)
+    return ctype, csub, tuple(params)
 
 
 def parse(raw, repair=True):
