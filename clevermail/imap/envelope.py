@@ -87,25 +87,33 @@ def _addr_tokens(s):
 def parse_addresses(s):
     """RFC 5322 address-list -> [(name, adl, mailbox, host)], groups marked
     as RFC 3501 wants: (NIL NIL group NIL) ... (NIL NIL NIL NIL)."""
-    # Most lists are plain addresses (_SIMPLE_ADDR): read whole with one match each;
-    # a list with anything else is tokenized from its start.
+    plain = _plain_addresses(s)
+    if plain is None:
+        return _parse_tokens(s)
+    return [(name, None, local, domain) for name, local, domain, _ in plain]
+
+
+def _plain_addresses(s):
+    """Most lists are plain addresses (_SIMPLE_ADDR), read whole with one match each:
+    [(name, local, domain, quoted)], quoted when the name came from quoted strings (it
+    may need nstring's folding); None for a list with anything else, which
+    _parse_tokens reads from its start."""
     out, i, n, match = [], 0, len(s), _SIMPLE_ADDR.match
     while i < n:
         m = match(s, i)
         if m is None:
             if s[i:].strip(" \t\r\n,"):
-                return _parse_tokens(s)
+                return None
             break
         i = m.end()
         name, local, domain = m.group(1, 2, 3)
         if local is None:
-            out.append((None, None, m.group(4), m.group(5)))
-            continue
-        if '"' in name:
-            name = " ".join(q or w for q, w in _PHRASE_WORD.findall(name))
+            out.append((None, m.group(4), m.group(5), False))
+        elif '"' in name:
+            out.append((" ".join(q or w for q, w in _PHRASE_WORD.findall(name)) or None,
+                        local, domain, True))
         else:
-            name = " ".join(name.split())
-        out.append((name or None, None, local, domain))
+            out.append((" ".join(name.split()) or None, local, domain, False))
     return out
 
 
@@ -210,10 +218,29 @@ def nstring(s):
 def _addresses(value):
     """Address list of a field value, or None for an absent or empty field so
     the caller can fall back: Sender and Reply-To default to From (RFC 3501)."""
-    addrs = parse_addresses(value) if value is not None else []
-    if not addrs:
+    if value is None:
         return None
-    return b"(" + b"".join(b"(%s %s %s %s)" % tuple(map(nstring, a)) for a in addrs) + b")"
+    plain = _plain_addresses(value)
+    if plain is None:
+        addrs = _parse_tokens(value)
+        if not addrs:
+            return None
+        return b"(" + b"".join(b"(%s %s %s %s)" % tuple(map(nstring, a)) for a in addrs) + b")"
+    if not plain:
+        return None
+    return b"(" + b"".join(b"(%s NIL %s %s)" % (
+        nstring(name) if quoted else _atoms(name), _atoms(local), _atoms(domain))
+        for name, local, domain, quoted in plain) + b")"
+
+
+def _atoms(s):
+    """nstring of _ATOMs joined by single spaces (the plain reading's names and address
+    parts): nothing to fold or escape, so quoted as it is when 7-bit."""
+    if s is None:
+        return b"NIL"
+    if s.isascii():
+        return b'"' + s.encode() + b'"'
+    return nstring(s)
 
 
 def envelope(pm, part=None):
