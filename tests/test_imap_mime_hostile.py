@@ -249,3 +249,15 @@ def test_content_types_are_kept_short_only_and_each_part_gets_its_own_params():
     assert bs._token("x" * 81) == b'"' + b"x" * 81 + b'"'
     assert bs._kept_token.cache_info().currsize == before
     assert bs._token(None) == b"NIL" and bs._token(" a  b ") == b'"a b"'
+
+
+@pytest.mark.parametrize("raw", [NESTED, MULTI + b"--b\r\nX: y\r\n--b--\r\n", b"Subject: s\r\n\rZ",
+                                 b"X: y\r\n", b"", b"\r\n\r\n", b"From: a@b\r\n folded\r\n\r\nbody"])
+def test_the_tree_after_the_header_alone_is_the_tree_made_at_once(raw):
+    at_once = mime.parse(raw)
+    header_first = mime.parse(raw)
+    top = header_first.top()
+    assert header_first.root.fields == at_once.root.fields == top.fields
+    assert header_first.root.bstart == at_once.root.bstart == top.bstart
+    assert bodystructure(header_first) == bodystructure(at_once)
+    assert envelope.envelope(header_first) == envelope.envelope(at_once)

@@ -127,7 +127,13 @@ class ParsedMessage:
         raw, n = self.raw, len(self.raw)
         p = Part(pos)
         count[0] += 1
-        hit = _header(raw, pos, n, stack, p)
+        top = self._top if depth == 0 else None
+        if top is not None:
+            # the message's header, read already by top() (ENVELOPE, BODY[HEADER] before
+            # BODY): the same fields, never changed once made
+            p.fields, p.bstart, hit = top.fields, top.bstart, None
+        else:
+            hit = _header(raw, pos, n, stack, p)
         self._mime_fields(p, in_multipart, digest_child)
         if p.kind != LEAF and (depth >= MAX_DEPTH or count[0] >= MAX_PARTS):
             p.kind, p.ctype, p.csub = LEAF, "application", "octet-stream"
