@@ -17,6 +17,8 @@ the missing parents of nested ones) and the user's subscriptions.
   mailbox (RFC 5819), the items of the STATUS command.
 """
 
+import functools
+
 from ..store.paths import SEPARATOR
 from . import replies as R
 from .cmd_mailboxes import STATUS_ITEMS, status_line
@@ -25,6 +27,25 @@ from .parser import astring
 
 SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 RETURNS = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+
+
+# Every LIST spells every folder name of the user (mUTF-7 and quoting) and compiles
+# its patterns: the same few names and patterns again and again, so both are kept
+# (pure functions of their arguments; a pattern object is not changed once made).
+@functools.lru_cache(maxsize=4096)
+def _spelled(name, utf8):
+    """(list form, quoted wire bytes) of a folder name: names.list_form, wire_name."""
+    return list_form(name, utf8), wire_name(name, utf8)
+
+
+_pattern = functools.lru_cache(maxsize=256)(ListPattern)
+
+
+@functools.lru_cache(maxsize=4096)
+def _list_line(name, attrs, extra, utf8):
+    """The LIST response line of a name with its attributes (a tuple) and extended data."""
+    return b"* LIST (%s) \"%s\" %s%s\r\n" % (" ".join(attrs).encode(), SEPARATOR.encode(),
+                                             _spelled(name, utf8)[1], extra)
 
 
 class ListRequest:
@@ -107,20 +128,24 @@ def cmd_list(session, cmd):
         session.send(f'* LIST (\\Noselect) "{SEPARATOR}" ""\r\n')
         return None
     handler, address = session.server.handler, session.account.address
-    matchers = [ListPattern(req.reference, p) for p in req.patterns]
+    matchers = [_pattern(req.reference, p) for p in req.patterns]
     utf8 = session.utf8
+    if len(matchers) == 1:
+        match = matchers[0].match
 
-    def matches(name):
-        wire = list_form(name, utf8)
-        return any(m.match(wire) for m in matchers)
+        def matches(name):
+            return match(_spelled(name, utf8)[0])
+    else:
+        def matches(name):
+            wire = _spelled(name, utf8)[0]
+            return any(m.match(wire) for m in matchers)
 
     tree = {node.name: node for node in handler.folder_tree(address)}
     want_subscribed = "SUBSCRIBED" in req.selection or "SUBSCRIBED" in req.returns
     subscribed = set(handler.subscriptions(address)) if want_subscribed else set()
     out = []
     for name, attrs, extra in _listed(req, tree, subscribed, matches, session.rev2):
-        out.append(b"* LIST (%s) \"%s\" %s%s\r\n" % (" ".join(attrs).encode(), SEPARATOR.encode(),
-                                                    wire_name(name, utf8), extra))
+        out.append(_list_line(name, tuple(attrs), extra, utf8))
         if req.status and name in tree and tree[name].selectable:
             out.append(status_line(session, name, req.status))
     session.send_many(out)
@@ -155,7 +180,8 @@ def _listed(req, tree, subscribed, matches, rev2=False):
                     if parent not in selected:
                         childinfo[parent] = True
                     break
-    names = sorted(set(chosen) | set(childinfo), key=lambda n: (n != "INBOX", n))
+    # (the candidates come INBOX first, then by name: the tree's order, or sorted so)
+    names = sorted(set(chosen) | set(childinfo), key=lambda n: (n != "INBOX", n)) if childinfo else chosen
     for name in names:
         node = tree.get(name)
         attrs = []

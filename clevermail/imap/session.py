@@ -36,6 +36,7 @@ import ssl
 from .. import __version__, login
 from ..line_session import LineSession, SessionClosed
 from ..store import StoreError
+from ..store.sync import next_mark
 from ..wire import LineTooLong
 from . import cmd_list as listing
 from . import cmd_login as login_cmds
@@ -61,6 +62,9 @@ BASE_CAPS = ("IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "IDLE", "UIDPLUS",
 # still counts on the numbers it used), nor after SORT or THREAD, which answer with
 # numbers too; their UID forms, other keys, may send it.
 NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
+# Commands that look at a folder themselves (open it, or say their updates first): the
+# look after them reuses a look begun since they began (updates.py, store/sync.py).
+LOOKING = frozenset({"STATUS", "APPEND", "EXPUNGE", "UID EXPUNGE", "SELECT", "EXAMINE"})
 
 
 class IMAPSession(LineSession):
@@ -184,6 +188,7 @@ class IMAPSession(LineSession):
         verb = cmd.name
         if verb == "UID":
             cmd = uid_form(cmd)
+        began = next_mark() if cmd.name in LOOKING else 0   # (a look since then serves)
         entry = self.COMMANDS.get(cmd.name)
         if entry is None:
             self.send(R.UNKNOWN_COMMAND.error().reply(cmd.tag))
@@ -214,13 +219,13 @@ class IMAPSession(LineSession):
             self.send(exc.reply())
             raise SessionClosed() from None
         except R.IMAPError as exc:
-            self._flush_updates(cmd.name)
+            self.flush_updates(cmd.name, began)
             self.send(self.text_line(exc.reply(cmd.tag)))
             if isinstance(exc, R.IMAPBad):
                 self.count_error()
             return
         except StoreError as exc:
-            self._flush_updates(cmd.name)
+            self.flush_updates(cmd.name, began)
             self.send(self.text_line(R.store_error(exc).reply(cmd.tag)))
             return
         except (SessionClosed, EOFError, socket.timeout, ssl.SSLError, ConnectionError):
@@ -230,10 +235,10 @@ class IMAPSession(LineSession):
             # folder deleted underneath): log, answer the tag, keep the session.  If the
             # socket itself is broken, sending fails and the session ends anyway.
             self.log.exception("internal error in %s", cmd.name)
-            self._flush_updates(cmd.name)     # says BYE if the selected mailbox vanished
+            self.flush_updates(cmd.name, began)     # says BYE if the selected mailbox vanished
             self.send(R.internal_error(cmd.tag))
             return
-        self._flush_updates(cmd.name)
+        self.flush_updates(cmd.name, began)
         if self.closing:
             raise SessionClosed()
         self.send(self.text_line(f"{cmd.tag} OK {text}\r\n".encode("utf-8", "replace")))
@@ -253,18 +258,16 @@ class IMAPSession(LineSession):
         if self.mailbox is not None:
             self.send(self.mailbox.highestmodseq_line())
 
-    def flush_updates(self, key):
-        """What changed in the selected mailbox, sent now (a command whose tagged
-        reply says HIGHESTMODSEQ, RFC 7162 3.1.10, sends it first)."""
-        self._flush_updates(key)
-
-    def _flush_updates(self, key):
+    def flush_updates(self, key, began=0):
         """Send what changed in the selected mailbox, after the command `key` (its
-        table key: the EXPUNGE rule of RFC 3501 7.4.1 depends on it)."""
+        table key: the EXPUNGE rule of RFC 3501 7.4.1 depends on it), or now (a
+        command whose tagged reply says HIGHESTMODSEQ, RFC 7162 3.1.10, sends it
+        first); `began`: the mark run() took as a LOOKING command began, or 0."""
         if self.notifier is not None:       # RFC 5465: what NOTIFY asks, sent by it
             self.notifier.flush(key not in NO_EXPUNGE, own_new=key in notify.ADDING)
         elif self.mailbox is not None:
-            send_updates(self, allow_expunge=key not in NO_EXPUNGE, own_new=key in notify.ADDING)
+            send_updates(self, allow_expunge=key not in NO_EXPUNGE, own_new=key in notify.ADDING,
+                         reuse=began)
         if self.mailbox is None:
             return
         if self.mailbox.gone:

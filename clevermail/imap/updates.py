@@ -21,22 +21,34 @@ example and Dovecot, so a client has a message's data before it is told the mess
 is in a result.  No FETCH is sent for messages the session added itself (`own_new`:
 APPEND, COPY, MOVE; 5.2 SHOULD NOT) nor for one a flag change brought into a context
 (7 SHOULD NOT): only messages that arrived since the last look count as new.
+
+After a command that looked at the folder itself (STATUS, APPEND, ...: `reuse`, the
+mark the command began at), a look at the directories begun since then, by this
+session or another of the process, serves as this one (store/sync.py `reuse_since`):
+it saw every change finished before the command began, and what came after is said
+after the next command, as a change made while this one ran may be anyway.
 """
 
 import bisect
+from threading import get_ident
 
+from ..store.sync import reuse_since
 from .cmd_selected import fetch_uids
 
 
-def send_updates(session, allow_expunge, flags=True, notify_fetch=None, own_new=False):
+def send_updates(session, allow_expunge, flags=True, notify_fetch=None, own_new=False, reuse=0):
     """Say what changed in `session.mailbox` (see the module doc).  `allow_expunge`:
     EXPUNGE may be said now (RFC 3501 7.4.1); `flags`: other sessions' flag changes
-    are said; `notify_fetch`: NOTIFY's fetch-att tokens for new messages or None.
+    are said; `notify_fetch`: NOTIFY's fetch-att tokens for new messages or None;
+    `reuse`: a mark (store/sync.py next_mark) a look must have begun after to serve.
     When the mailbox is gone nothing is sent (`mailbox.gone`: the caller says BYE)."""
     mailbox = session.mailbox
     view = mailbox.view
     last = view.uids[-1] if view.uids else 0
-    lines = mailbox.updates(allow_expunge=allow_expunge, flags=flags, contexts=False)
+    if reuse:
+        lines = _reusing(mailbox, reuse, allow_expunge, flags)
+    else:
+        lines = mailbox.updates(allow_expunge=allow_expunge, flags=flags, contexts=False)
     if mailbox.gone or not (lines or mailbox.contexts):
         return          # gone (the caller says BYE), or no line: no new message either
     uids = view.uids
@@ -53,6 +65,16 @@ def send_updates(session, allow_expunge, flags=True, notify_fetch=None, own_new=
             fetch_uids(session, uids, tokens)
     if context_lines:
         session.send(b"".join(context_lines))
+
+
+def _reusing(mailbox, mark, allow_expunge, flags):
+    """mailbox.updates(), its look at the folder served by one begun after `mark`."""
+    ident = get_ident()
+    reuse_since[ident] = mark
+    try:
+        return mailbox.updates(allow_expunge=allow_expunge, flags=flags, contexts=False)
+    finally:
+        del reuse_since[ident]
 
 
 def _combined(fetches):

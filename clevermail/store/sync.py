@@ -11,9 +11,16 @@ listings), and a uidlist whose UIDVALIDITY changed under the index means the fol
 was replaced: the Folder is marked gone, never writing the new folder's uidlist.
 
 Called with the folder's lock held (sync takes it, and the file lock around a
-rescan; its first look, whether anything changed at all, takes no lock: `_unchanged`); it changes the index through Folder's index API (record_expunge,
-record_flags, changing) and its columns (uids, by_uid, by_base, modseqs), and wakes the
-waiters when something changed.
+rescan; its first look, whether anything changed at all, takes no lock: `_unchanged`);
+it changes the index through Folder's index API (record_expunge, record_flags, changing)
+and its columns (uids, by_uid, by_base, modseqs), and wakes the waiters when something
+changed.
+
+A look begun after a point serves every look of a thread that asks only for the
+changes finished before that point (`reuse_since`): an IMAP command that looked at a
+folder (STATUS, APPEND, an EXPUNGE that says its updates itself) or in whose time
+another session of this process did, has its folder's updates said after it with no
+second look at the directories.  `next_mark()` orders the points and the looks.
 """
 
 import bisect
@@ -21,6 +28,7 @@ import errno
 import gc
 import itertools
 import os
+from threading import get_ident
 
 from . import maildir, scan
 from .scan import Entry
@@ -28,11 +36,37 @@ from .scan import Entry
 SUBDIRS = maildir.SUBDIRS
 BULK = 5000               # new files at once that count as a bulk import
 
+# Marks order, in this process, the points a caller asks changes from (`next_mark`) and
+# the looks at folders: a look notes the newest point taken before it began, and
+# serves a caller whose point is at or before that one.
+_marks = itertools.count(1)
+_latest = 0
+
+
+def next_mark():
+    """A new point, after every point taken before."""
+    global _latest
+    mark = next(_marks)
+    _latest = mark      # (callers racing may leave a lower one: a look reused less)
+    return mark
+
+
+# thread id -> the point a look must have begun after to serve a sync of that thread
+# (such a look saw every change finished before that point; one made after it is seen
+# by the next look that stats, as any change made while the caller's command ran may
+# be).  The IMAP session sets its entry around the look after a command that looked
+# itself, with the point the command began at (the first command begun after a change
+# says it), and takes it out at once; a thread without an entry looks at every sync.
+reuse_since = {}
+
 
 class FolderSync:
     def __init__(self, folder):
         self.folder = folder
         self.stamps = {"new": None, "cur": None}   # sub -> mtime (ns) at the last listing
+        # the newest point taken before the last look that found the index current
+        # (or made it so) began: every change finished before it is in the index
+        self.looked = 0
 
     def current(self):
         """Whether both directories are as the index last saw them (no lock: a hint
@@ -60,10 +94,16 @@ class FolderSync:
         self._rescan(list(SUBDIRS))
 
     def sync(self, force=False):
-        """Bring the index up to date with the directories; True if anything changed."""
-        folder = self.folder
-        if not force and self._unchanged():
+        """Bring the index up to date with the directories; True if anything changed
+        (without a look when reuse_since allows it)."""
+        if reuse_since and not force and self.looked >= reuse_since.get(get_ident(), self.looked + 1):
             return False
+        mark = _latest
+        if not force and self._unchanged():
+            # (two looks racing may store the lower mark last: a look less reused)
+            self.looked = mark
+            return False
+        folder = self.folder
         with folder.lock:
             changed_dirs = []
             for sub in SUBDIRS:
@@ -71,9 +111,12 @@ class FolderSync:
                 if force or self.stamps[sub] != st.st_mtime_ns:
                     changed_dirs.append(sub)
             if not changed_dirs and folder.uidlist.uidvalidity:
+                self.looked = mark
                 return False
             with folder.file_lock(), folder.changing():
-                return self._rescan(changed_dirs)
+                changed = self._rescan(changed_dirs)
+            self.looked = mark
+            return changed
 
     def _unchanged(self):
         """Whether both directories still have the mtimes of the index's last look,
