@@ -177,10 +177,11 @@ class FolderJournal:
         with self._lock:
             if self._fd < 0 and not self._open(create=True):
                 return
-            start = os.fstat(self._fd).st_size
             os.write(self._fd, blob)
-            end = os.lseek(self._fd, 0, os.SEEK_END)
-            if start == self._offset and end - len(blob) == start:
+            # O_APPEND: the write went to the end of the file as it was then, and left
+            # the descriptor's offset after it (whoever writes after us)
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)
+            if end - len(blob) == self._offset:
                 self._offset = end          # nobody else wrote between: nothing to read back
             if end > self.max_bytes or self._damaged:
                 self._rewrite(live_uids)
