@@ -15,6 +15,7 @@ completed") or raise an IMAPError (replies.py) or a store error.  Mailbox names 
 decoded by names.py; the store validates them as paths.
 """
 
+import functools
 import re
 
 from ..store.errors import NoSuchFolder
@@ -227,23 +228,39 @@ def cmd_status(session, cmd):
         items.append(item)
     if "HIGHESTMODSEQ" in items:
         session.enable_condstore()      # a CONDSTORE enabling command (RFC 7162 3.1)
-    session.send(status_line(session, mailbox_name(cmd.args[0], session.utf8), items))
+    tok = cmd.args[0]
+    name = mailbox_name(tok, session.utf8) if isinstance(tok, list) else _name(tok, session.utf8)
+    session.send(status_line(session, name, tuple(items)))
+
+
+# A client asks STATUS of the same few mailboxes with the same items again and again:
+# the name's decoding and spelling, and what each item reads, are kept (pure).
+_name = functools.lru_cache(maxsize=1024)(mailbox_name)
+_wire_name = functools.lru_cache(maxsize=1024)(wire_name)
+
+
+@functools.lru_cache(maxsize=256)
+def _status_plan(items):
+    """A tuple of STATUS items -> ([(item, FolderStatus field or None: MAILBOXID)],
+    whether cmd_quota's values are asked)."""
+    return [(item, STATUS_ITEMS[item]) for item in items], any(i in quota.STATUS_ITEMS for i in items)
 
 
 def status_line(session, name, items):
-    """The STATUS response (bytes) of mailbox `name` with `items` (STATUS_ITEMS keys);
-    STATUS and LIST-STATUS (RFC 5819) send it."""
-    handler = session.server.handler
-    status = handler.status(session.account.address, name)
-    extra = quota.status_values(session, name, items)       # sizes read only when asked
-
-    def value(item):
-        if item == "MAILBOXID":
-            return f"({handler.mailbox_id(session.account.address, name)})"
-        field = STATUS_ITEMS[item]
-        return extra[field] if field in extra else getattr(status, field)
-    body = " ".join(f"{item} {value(item)}" for item in items)
-    return b"* STATUS %s (%s)\r\n" % (wire_name(name, session.utf8), body.encode())
+    """The STATUS response (bytes) of mailbox `name` with `items` (a tuple of
+    STATUS_ITEMS keys); STATUS and LIST-STATUS (RFC 5819) send it."""
+    handler, address = session.server.handler, session.account.address
+    status = handler.status(address, name)
+    plan, sizes = _status_plan(items)
+    extra = quota.status_values(session, name, items) if sizes else {}   # sizes read only when asked
+    parts = []
+    for item, field in plan:
+        if field is None:
+            value = f"({handler.mailbox_id(address, name)})"
+        else:
+            value = extra[field] if field in extra else getattr(status, field)
+        parts.append(f"{item} {value}")
+    return b"* STATUS %s (%s)\r\n" % (_wire_name(name, session.utf8), " ".join(parts).encode())
 
 
 def cmd_append(session, cmd):

@@ -145,33 +145,25 @@ def _line(ctx, view, removed, added):
     return update_line(ctx.tag, False, numbered(removed), numbered(added))
 
 
-class Contexts:
-    """The contexts of one selected mailbox, by tag."""
-
-    def __init__(self):
-        self._by_tag = {}
-
-    def __bool__(self):
-        return bool(self._by_tag)
-
-    def __contains__(self, tag):
-        return tag in self._by_tag
+class Contexts(dict):
+    """The contexts of one selected mailbox, by tag (a dict, so that the test for
+    any, made twice after every command, is no call of ours)."""
 
     def full(self):
-        return len(self._by_tag) >= MAX_CONTEXTS
+        return len(self) >= MAX_CONTEXTS
 
     def add(self, context):
-        self._by_tag[context.tag] = context
+        self[context.tag] = context
 
     def cancel(self, tag):
         """End the context of `tag`; False when there is none (RFC 5267 4.3.5)."""
-        return self._by_tag.pop(tag, None) is not None
+        return self.pop(tag, None) is not None
 
     def expunged(self, view):
         """REMOVEFROM lines (bytes) for the members expunged, said before the
         expunges are (after the view's changes(), before it forgets them)."""
         out = []
-        for ctx in self._by_tag.values():
+        for ctx in self.values():
             pairs = ctx.expunged(view)
             if pairs:
                 out.append(_line(ctx, view, pairs, ()))
@@ -184,7 +176,7 @@ class Contexts:
         look), (its fetch-att tokens, those UIDs ascending), whose FETCH goes before
         the lines (RFC 5465 7)."""
         out, fetches = [], []
-        for ctx in self._by_tag.values():
+        for ctx in self.values():
             removed, added = ctx.changed(view)
             if removed or added:
                 out.append(_line(ctx, view, removed, added))
