@@ -17,8 +17,14 @@ Other processes fsync on their own; that is still correct.  `wait_all` waits for
 several at once (APPEND: the uidlist and cur/), their fsyncs running side by side on
 a few helper threads, so a change waits for one disk flush instead of one per group
 (a journalling file system commits concurrent fsyncs together).
+
+`later(call, ...)` runs disk work that no reply waits for on a thread of its own: an
+expunged file's unlink (freeing its blocks took milliseconds of each EXPUNGE on a busy
+disk, a tenth of imaptest's session time).  Work a process exit cuts short is debris
+that maildir.clean_tmp removes; `settle()` waits for what was handed over so far.
 """
 
+import logging
 import os
 import queue
 import threading
@@ -155,6 +161,38 @@ class _Helpers:
 
 
 _helpers = _Helpers(HELPERS)
+_background = _Helpers(1)       # later(): its own thread, never in wait_all's queue
+_pending = 0                    # later() calls not yet ended
+_settled = threading.Condition()
+log = logging.getLogger(__name__)
+
+
+def later(call, *args):
+    """Run call(*args) on the background thread and return at once; an OSError it
+    raises is logged (nothing waits for it)."""
+    global _pending
+    with _settled:
+        _pending += 1
+    _background.run(_run_later, call, args)
+
+
+def _run_later(call, args):
+    global _pending
+    try:
+        call(*args)
+    except OSError as exc:
+        log.warning("background disk work failed: %s", exc)
+    finally:
+        with _settled:
+            _pending -= 1
+            if not _pending:
+                _settled.notify_all()
+
+
+def settle(timeout=None):
+    """Wait until every later() call made so far has ended; False on timeout."""
+    with _settled:
+        return _settled.wait_for(lambda: not _pending, timeout)
 
 
 def directory(path):

@@ -150,3 +150,27 @@ def test_helper_threads_end_when_there_is_no_work(tmp_path, monkeypatch, thread_
               fsync_group.DirFsync(str(tmp_path / "uidlist"), is_file=True)]
     for _ in range(20):
         fsync_group.wait_all([(g, g.mark()) for g in groups])
+
+
+def test_later_returns_at_once_and_settle_waits_for_the_work(thread_guard, caplog):
+    """later(): the call runs on the background thread, after the caller went on; an
+    OSError is logged, not raised; settle() returns once all handed over have ended."""
+    gate = threading.Event()
+    ran = []
+
+    def held(name):
+        assert gate.wait(30)
+        ran.append((name, threading.current_thread() is not main))
+
+    def failing():
+        raise OSError(errno.EACCES, "Permission denied")
+    main = threading.current_thread()
+    fsync_group.later(held, "first")
+    fsync_group.later(failing)
+    fsync_group.later(held, "second")
+    assert ran == []
+    assert not fsync_group.settle(timeout=0.05)     # the first is held: nothing could end
+    gate.set()
+    assert fsync_group.settle(timeout=30)
+    assert ran == [("first", True), ("second", True)]
+    assert "Permission denied" in caplog.text

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from clevermail import fsync_group
 from clevermail.store import MailStore, maildirsize, uidlist
 from clevermail.store.append_file import AppendFile
 from clevermail.store.modseq import ModseqLog
@@ -113,6 +114,7 @@ def test_writers_leave_no_tmp_name_and_the_ledger_counts_every_change(tmp_path):
         inbox.append_many([(message(2), "", None), (message(3), "S", None)])
         inbox.copy_to([1, 2], work)
         inbox.expunge([3])
+        assert fsync_group.settle(timeout=10)  # the expunged file's unlink runs after the reply
         for f in (inbox, work):
             assert os.listdir(os.path.join(f.path, "tmp")) == []
         assert maildirsize.read(root).usage == maildirsize.count_user(root)

@@ -15,20 +15,26 @@ Every change happens under the folder's lock and its file lock, in one
 Folder.changing() block (one new modseq for all it touches), updates the index
 at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
 changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is a rename into
-tmp/ plus a directory fsync, the unlink coming after the locks (maildir.py); append and copy write under tmp/, fsync, and link into cur/
+tmp/, the unlink coming after the locks on a background thread (maildir.py,
+fsync_group.later: the EXPUNGE's reply does not wait for the blocks to be freed); append and copy write under tmp/,
+fsync, and link into cur/
 (the Maildir discipline of maildir.py); append_many does that for a batch with one
 directory fsync and one uidlist write (an import).
 
 The fsyncs a change needs run after the locks are released, each shared with the
 other sessions' changes of that moment (fsync_group.py), and before the method
-returns: the directory's (a link, a rename into tmp/) and, for append and copy, the
-uidlist's (their UIDs are written under the lock but not fsynced there: uidlist.py's
+returns: the directory's (a link) and, for append and copy, the uidlist's (their UIDs are written under the lock but not fsynced there: uidlist.py's
 reservation keeps them from ever being handed out twice).  The caller's OK still
 means durable, but the folder's other sessions no longer wait for a disk flush.
 Another session may so see a change a few milliseconds before it is durable; a
 machine crash in that window can only make an appended message vanish or come back
 under a new UID (its old one is never reused) or an expunged one come back, never
 lose one that was acknowledged.  A killed process loses nothing it wrote.
+
+An expunge (like a flag change and the modseq log's lines) is not fsynced at all:
+what a machine crash can undo of it is a message coming back, which loses no mail,
+and Dovecot's maildir makes the same choice.  The directory fsync it used to wait for
+was, under imaptest's load, a quarter of its sessions' wall time.
 
 Every change of the message files also goes into the user's quota ledger
 (maildirsize.py): the files and the line inside the ledger's shared lock, taken
@@ -133,7 +139,6 @@ class FolderWriter:
         """Unlink `uids` (only those whose flags hold `letter`, unless None)."""
         folder = self.folder
         removed = []
-        tickets = []
         doomed = []
         with folder.lock:
             # The candidates, from the index under the folder's lock alone (it
@@ -149,19 +154,19 @@ class FolderWriter:
         # the ledger's shared lock before the folder's, its line after them (maildirsize.py)
         with maildirsize.changing(self.root):
             with folder.lock, folder.file_lock(), folder.changing():
-                freed = self._unlink(uids, letter, removed, doomed, tickets)
+                freed = self._unlink(uids, letter, removed, doomed)
             maildirsize.append(self.root, -freed)
-        _wait(tickets)
-        for name in doomed:
-            unlink_quiet(name)
+        if doomed:
+            # after the reply, not before it: the files are out of cur/ already
+            fsync_group.later(_unlink_all, doomed)
         return removed
 
-    def _unlink(self, uids, letter, removed, doomed, tickets):
-        """_expunge's work under the folder's locks; the Usage freed."""
+    def _unlink(self, uids, letter, removed, doomed):
+        """_expunge's work under the folder's locks; the Usage freed.  Nothing is
+        fsynced (the module docstring says why)."""
         folder = self.folder
         freed = maildirsize.Usage()
         before = folder.dir_mtime("cur")
-        touched = set()
         todo = sorted(uids)
         for attempt in (0, 1):
             retry = []
@@ -183,7 +188,6 @@ class FolderWriter:
                         if not attempt:
                             retry.append(uid)  # renamed by another writer: find its new name
                             continue
-                touched.add(entry.sub)
                 freed += (entry.size, 1)
                 folder.record_expunge(entry)
                 removed.append(uid)
@@ -191,9 +195,6 @@ class FolderWriter:
                 break
             folder.rescan_all()
             todo = retry
-        for sub in touched:
-            group = fsync_group.directory(folder.sub_paths[sub])
-            tickets.append((group, group.mark()))
         # only cur/: deliveries link into new/ without our lock, so a new/ mtime
         # taken now could be theirs, and adopting it would hide their message
         folder.keep_stamp("cur", before)
@@ -348,6 +349,11 @@ def _mark_uidlist(folder, tickets):
     if folder.uidlist.unsynced:
         group = fsync_group.file(folder.uidlist.path)
         tickets.append((group, group.mark()))
+
+
+def _unlink_all(names):
+    for name in names:
+        unlink_quiet(name)
 
 
 def _wait(tickets):

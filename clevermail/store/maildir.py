@@ -17,9 +17,11 @@ tmp/ name that comes back is debris `clean_tmp` removes.
 
 Expunge: the file is renamed into tmp/ as `<base>.expunged` under the folder's locks
 (a rename costs a few microseconds where an unlink frees blocks, milliseconds on a
-busy disk) and unlinked after the locks are released.  A crash in between leaves an
+busy disk) and unlinked after the locks are released, on a background thread
+(fsync_group.later).  A crash in between leaves an
 `.expunged` name in tmp/, which clean_tmp removes whatever its age (deleted mail does
-not linger).
+not linger).  Neither step is fsynced: a machine crash can bring an expunged message
+back, never lose one (store/changes.py).
 """
 
 import itertools
