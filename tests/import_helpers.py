@@ -1,4 +1,5 @@
-"""Fixtures of the `clevermail import` tests (test_import.py, test_import_readers.py):
+"""Fixtures of the `clevermail import` and `export` tests (test_import.py,
+test_import_readers.py, test_export.py):
 `cfg` (a config file with the test accounts in tmp_path) and `store` (a MailStore on
 its data directory)."""
 

@@ -10,22 +10,11 @@ import pytest
 
 from clevermail.migrate import maildir
 from clevermail.migrate.export import folder_dirname
-from clevermail.store import MailStore
 from components import component_missing
-from fakes import ALICE, BOB, make_accounts
+from fakes import ALICE, BOB
+from import_helpers import cfg, store  # noqa: F401 (fixtures)
 from migrate_helpers import DIRS, TREE, cli, expected_contents, folder_contents, make_tree
 from pty_run import run_in_pty
-
-
-@pytest.fixture
-def cfg(tmp_path, write_config):
-    make_accounts(tmp_path / "users.ini")
-    return write_config(tmp_path)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return MailStore(tmp_path / "data")
 
 
 @pytest.fixture
