@@ -20,7 +20,7 @@ a few helper threads, so a change waits for one disk flush instead of one per gr
 
 `later(call, ...)` runs disk work that no reply waits for on a thread of its own: an
 expunged file's unlink (freeing its blocks took milliseconds of each EXPUNGE on a busy
-disk, a tenth of imaptest's session time).  Work a process exit cuts short is debris
+disk: 8% of the sessions' wall time under imaptest).  Work a process exit cuts short is debris
 that maildir.clean_tmp removes; `settle()` waits for what was handed over so far.
 """
 

@@ -16,25 +16,26 @@ Folder.changing() block (one new modseq for all it touches), updates the index
 at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
 changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is a rename into
 tmp/, the unlink coming after the locks on a background thread (maildir.py,
-fsync_group.later: the EXPUNGE's reply does not wait for the blocks to be freed); append and copy write under tmp/,
-fsync, and link into cur/
-(the Maildir discipline of maildir.py); append_many does that for a batch with one
-directory fsync and one uidlist write (an import).
+fsync_group.later: the EXPUNGE's reply does not wait for the blocks to be freed);
+append and copy write under tmp/, fsync, and link into cur/ (the Maildir discipline
+of maildir.py); append_many does that for a batch with one directory fsync and one
+uidlist write (an import).
 
 The fsyncs a change needs run after the locks are released, each shared with the
 other sessions' changes of that moment (fsync_group.py), and before the method
-returns: the directory's (a link) and, for append and copy, the uidlist's (their UIDs are written under the lock but not fsynced there: uidlist.py's
-reservation keeps them from ever being handed out twice).  The caller's OK still
-means durable, but the folder's other sessions no longer wait for a disk flush.
-Another session may so see a change a few milliseconds before it is durable; a
-machine crash in that window can only make an appended message vanish or come back
-under a new UID (its old one is never reused) or an expunged one come back, never
-lose one that was acknowledged.  A killed process loses nothing it wrote.
+returns: the directory's (a link) and, for append and copy, the uidlist's (their
+UIDs are written under the lock but not fsynced there: uidlist.py's reservation keeps
+them from ever being handed out twice).  The caller's OK still means durable, but the
+folder's other sessions no longer wait for a disk flush.  Another session may so see
+a change a few milliseconds before it is durable; a machine crash in that window can
+only make an appended message vanish or come back under a new UID (its old one is
+never reused) or an expunged one come back, never lose one that was acknowledged.
+A killed process loses nothing it wrote.
 
 An expunge (like a flag change and the modseq log's lines) is not fsynced at all:
 what a machine crash can undo of it is a message coming back, which loses no mail,
-and Dovecot's maildir makes the same choice.  The directory fsync it used to wait for
-was, under imaptest's load, a quarter of its sessions' wall time.
+and Dovecot's maildir makes the same choice.  Under imaptest's load, EXPUNGE had been
+a quarter of the sessions' wall time, most of it that directory fsync and the unlink.
 
 Every change of the message files also goes into the user's quota ledger
 (maildirsize.py): the files and the line inside the ledger's shared lock, taken
@@ -42,8 +43,8 @@ before the folder's locks, the line written after them (its system calls no long
 lengthen the folder lock's hold: every one gives the GIL away while the folder's
 other sessions queue); a flag change (a rename) changes nothing there.  The log
 lines under the folder's locks go through descriptors kept open (append_file.py),
-and tmp/'s name of an appended message is unlinked after the locks.  The limit itself is checked by the
-caller (quota.Quotas.reserving around IMAP APPEND and COPY).
+and tmp/'s name of an appended message is unlinked after the locks.  The limit itself
+is checked by the caller (quota.Quotas.reserving around IMAP APPEND and COPY).
 """
 
 import errno
@@ -156,9 +157,9 @@ class FolderWriter:
             with folder.lock, folder.file_lock(), folder.changing():
                 freed = self._unlink(uids, letter, removed, doomed)
             maildirsize.append(self.root, -freed)
-        if doomed:
+        for name in doomed:
             # after the reply, not before it: the files are out of cur/ already
-            fsync_group.later(_unlink_all, doomed)
+            fsync_group.later(unlink_quiet, name)
         return removed
 
     def _unlink(self, uids, letter, removed, doomed):
@@ -349,11 +350,6 @@ def _mark_uidlist(folder, tickets):
     if folder.uidlist.unsynced:
         group = fsync_group.file(folder.uidlist.path)
         tickets.append((group, group.mark()))
-
-
-def _unlink_all(names):
-    for name in names:
-        unlink_quiet(name)
 
 
 def _wait(tickets):
