@@ -176,13 +176,7 @@ def fetch_response(req, msg, source, memo=None, extra_flags=False):
     to be written one after the other: one, or a few around each large literal (a
     message's bytes go to the output as they are, not copied into a line first).
     source: a FetchSource; memo, extra_flags: as for render_fetch."""
-    # _render's body, here once more: a call less per message of every FETCH
-    content = _Content(source, msg, memo)
-    out = [f(msg, content) for f in req._fns]
-    if extra_flags and not req._has_flags:
-        out.append(_r_flags(msg, content))
-    if content._parsed is not None:
-        source.done(msg, content._parsed)
+    out, content = _render(req, msg, source, memo, extra_flags)
     if not content.big:
         return (b"* %d FETCH (%s)\r\n" % (msg.seq, b" ".join(out)),)
     return _pieces(b"* %d FETCH (" % msg.seq, out, b")\r\n")
