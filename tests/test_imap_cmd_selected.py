@@ -277,3 +277,32 @@ def test_a_keyword_set_just_after_the_command_began_is_announced_before_the_fetc
     assert r.untagged[0] == f"* FLAGS ({SYSTEM_FLAGS} $Late)"
     assert r.untagged[1].startswith(f"* OK [PERMANENTFLAGS ({SYSTEM_FLAGS} $Late \\*)]")
     assert r.untagged[2].startswith("* 2 FETCH (FLAGS ($Late")
+
+
+def test_a_keyword_set_between_stores_look_and_its_lines_is_announced_before_them(
+        open_session, store, monkeypatch):
+    """STORE reads the flags it shows live too: a keyword another process brings in after
+    STORE looked for new keywords gets its FLAGS line before the FETCH line showing it
+    (imaptest "Keyword used without being in FLAGS", workers = 2, login profile)."""
+    from imap_helpers import deliver, two_logged_in
+
+    from clevermail.store.view import FolderView
+
+    deliver(store, 2)
+    a, b = two_logged_in(open_session, select=True)
+    iter_messages = FolderView.iter_messages
+    armed = []
+
+    def racing(view, *args, **kwargs):
+        if armed:
+            armed.clear()
+            b.expect("STORE 2 +FLAGS.SILENT ($Late)")      # lands as the lines are made
+        return iter_messages(view, *args, **kwargs)
+
+    monkeypatch.setattr(FolderView, "iter_messages", racing)
+    armed.append(True)
+    r = a.expect("STORE 2 +FLAGS (\\Flagged)")
+    assert not armed
+    assert r.untagged[0] == f"* FLAGS ({SYSTEM_FLAGS} $Late)"
+    assert r.untagged[1].startswith(f"* OK [PERMANENTFLAGS ({SYSTEM_FLAGS} $Late \\*)]")
+    assert r.untagged[2] == "* 2 FETCH (FLAGS (\\Flagged $Late \\Recent))"

@@ -293,9 +293,12 @@ def _store(session, args, uid_mode):
         # as they are now, \Recent included; those that failed UNCHANGEDSINCE get none
         left_alone = frozenset(modified)
         changed = frozenset(changed) if silent else ()
+        mailbox = session.mailbox
         for seq, uid, names, _, _, modseq in view.iter_messages(seqs, expunged=False):
             if uid in left_alone:
                 continue
+            if mailbox.unannounced(names):      # set by another process since the look above
+                out.extend(mailbox.keyword_updates())
             uid_part = b"UID %d " % uid if uid_mode else b""
             if not silent:
                 modseq_part = b" MODSEQ (%d)" % modseq if condstore else b""
