@@ -39,13 +39,30 @@ def test_tune_process_never_lengthens_a_shorter_interval(restore_process):
 
 
 def test_importing_the_package_changes_nothing():
-    code = ("import resource, sys, threading\n"
+    code = ("import gc, resource, sys, threading\n"
             "now = lambda: (sys.getswitchinterval(), resource.getrlimit(resource.RLIMIT_NOFILE), "
-            "threading.stack_size())\n"
+            "threading.stack_size(), gc.get_threshold(), gc.get_freeze_count())\n"
             "before = now(); import clevermail.cli, clevermail.service; print(before == now())")
     import subprocess
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "True", out.stderr
+
+
+def test_settle_heap_freezes_what_start_up_made_and_sets_the_thresholds():
+    """In a child (the collector is the interpreter's): a start-up object is frozen, one
+    made after is not, and the thresholds are GC_THRESHOLDS."""
+    code = ("import gc\n"
+            "from clevermail import process\n"
+            "early = [{}]\n"
+            "assert gc.get_freeze_count() == 0 and gc.get_threshold() != process.GC_THRESHOLDS\n"
+            "process.settle_heap()\n"
+            "late = [{}]\n"
+            "frozen = gc.get_freeze_count()\n"
+            "print(frozen > 1000, gc.get_threshold() == process.GC_THRESHOLDS,\n"
+            "      any(o is early for o in gc.get_objects()), any(o is late for o in gc.get_objects()))")
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "True", "False", "True"], out.stderr
 
 
 # A child that frees a 16 MiB block (which, left alone, raises glibc's mmap threshold

@@ -25,7 +25,7 @@ def start(ctx):
     from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
     from ..pidfile import AlreadyRunning, path_for, running
-    from ..process import CPUS_ENV, encode_cpus, place, say_placed, tune_process, usable_cpus
+    from ..process import CPUS_ENV, encode_cpus, place, say_placed, settle_heap, tune_process, usable_cpus
     from ..sdnotify import Notifier
     from ..service import MailService, StartupError
     from ..workers import WorkerPool, worker_argv
@@ -71,6 +71,7 @@ def start(ctx):
         except StartupError as exc:
             fail(str(exc))
         say_placed(cpu, cpus)
+        settle_heap()
         if settings.server.workers > 1:
             # the other processes of [server] workers, on the sockets just bound
             service.pool = WorkerPool(service, settings.server.workers - 1,
@@ -100,7 +101,7 @@ def worker(ctx):
     from ..lifecycle import Runner, Signals
     from ..logs import setup_logging
     from ..accept_share import LoadBoard
-    from ..process import place, say_placed, tune_process, usable_cpus
+    from ..process import place, say_placed, settle_heap, tune_process, usable_cpus
     from ..service import MailService, StartupError
     from ..workers import WorkerError, inherited
 
@@ -134,6 +135,7 @@ def worker(ctx):
             click.echo(f"clevermail worker {index}: cannot start: {exc}", err=True)
             ctx.exit(1)
         say_placed(cpu, cpus)
+        settle_heap()
         Runner(service, signals, config_path=ctx.obj["config"]).run()
     finally:
         signals.restore()
