@@ -64,6 +64,17 @@ def test_is_atom_and_quote_astring():
         assert not is_atom(text) and quote_astring(text) == quoted
 
 
+def test_is_atom_takes_exactly_the_strict_atom_chars():
+    """RFC 3501 ATOM-CHAR: printable ASCII but ( ) { SP CTL % * " \\ ] (a regex scan now)."""
+    from clevermail.imap.tokens import STRICT_ATOM_CHARS
+
+    for code in range(0x300):
+        char = chr(code)
+        assert is_atom(char) == (code in STRICT_ATOM_CHARS), hex(code)
+        assert is_atom("A" + char + "z") == (code in STRICT_ATOM_CHARS), hex(code)
+    assert not is_atom("Subject\n") and not is_atom("\nSubject") and is_atom("A" * 1000)
+
+
 def test_section_end_is_the_first_bracket_for_lines_and_atoms():
     assert section_end("HEADER.FIELDS (A B)]<0.5>") == 19
     assert section_end(b"A1 FETCH 1 BODY[TEXT] BODY[1]", 16) == 20

@@ -28,6 +28,9 @@ TAG_CHARS = ATOM_CHARS - set(b"%*\\+")
 STRICT_ATOM_CHARS = ATOM_CHARS - set(b"%*\\]")
 
 NON_PRINTABLE_RE = re.compile(rb"[^\x20-\x7e]")
+# is_atom's test in one C scan (a Python step per character was a third as fast: each
+# header name of every new BODY[HEADER.FIELDS (...)] list goes through it)
+_STRICT_ATOM_RE = re.compile("[%s]+" % "".join(re.escape(chr(c)) for c in sorted(STRICT_ATOM_CHARS)))
 
 
 class Literal(bytes):
@@ -95,7 +98,7 @@ def section_end(text, start=0):
 
 def is_atom(text: str) -> bool:
     """True if `text` can be written as an atom (RFC 3501 ATOM-CHAR only)."""
-    return bool(text) and all(ord(c) in STRICT_ATOM_CHARS for c in text)
+    return _STRICT_ATOM_RE.fullmatch(text) is not None
 
 
 def astring(tok) -> str:
