@@ -13,7 +13,9 @@ not copied into a line); render_fetch() gives the same as one bytes.  Items deri
 from the message text (ENVELOPE, BODY, BODYSTRUCTURE, BODY[section], RFC822*) come from
 clevermail.imap.mime.  ENVELOPE, BODY, BODYSTRUCTURE and header sections go through
 the message's memo of the shared fetch_cache.FetchCache when the caller hands one:
-rendered once, by any session.  The section-spec and partial syntax is sections.py's.
+rendered once, by any session; but the top-level header fields (BODY[HEADER.FIELDS
+(...)] and .NOT), whose lists vary, are made each time from the kept header's fields
+(header_fields.py).  The section-spec and partial syntax is sections.py's.
 """
 
 import functools
@@ -21,6 +23,7 @@ import functools
 from clevermail.imap import binary, dates, mime
 from clevermail.imap.bodystructure import bodystructure
 from clevermail.imap.envelope import envelope
+from clevermail.imap.header_fields import FieldLines, select
 from clevermail.imap.replies import IMAPNo
 
 __all__ = ["FetchSource", "SIMPLE_RENDERERS", "binary_renderer", "binary_size_renderer",
@@ -124,11 +127,16 @@ class _Content:
         """The message's stable id (RFC 8474 EMAILID), through the source's ident(msg)."""
         return self._source.ident(self._msg)
 
+    def field_lines(self):
+        """The top-level header's fields as header_fields.field_lines gives them: split
+        once per process from the kept BODY[HEADER] (no message file read, no parse
+        once any session kept it)."""
+        return _FIELD_LINES.get(self.cached(_TOP_HEADER, _top_header))
+
     def head(self):
-        """A ParsedMessage of the top-level header alone, enough for ENVELOPE and
-        BODY[HEADER.FIELDS (...)]: made from the cached BODY[HEADER] when any session
-        kept it before, so a FETCH of other header fields than the last one reads no
-        message file (webmails and imaptest vary the list) and parses no body."""
+        """A ParsedMessage of the top-level header alone, enough for ENVELOPE: made from
+        the cached BODY[HEADER] when any session kept it before, so that it reads no
+        message file and parses no body."""
         if self._parsed is None and self._head is None:
             raw = self.cached(_TOP_HEADER, _top_header)
             self._head = mime.parse(raw, repair=False)      # cut from a repaired message
@@ -284,6 +292,8 @@ def _literal(prefix, data, content):
 
 # the memo key of BODY[HEADER] (as section_renderer makes it), which head() reads
 _TOP_HEADER = ((), "HEADER", frozenset())
+# the fields of the headers of recently fetched messages, split (shared by the sessions)
+_FIELD_LINES = FieldLines()
 
 
 def _top_header(content):
@@ -306,10 +316,17 @@ def section_renderer(label, section, partial):
         return mime.section(content.parsed, nums, text, fields)
 
     if not nums and text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        def data(content):
-            return mime.section(content.head(), nums, text, fields)
+        # from the message's header split once (header_fields.py), never kept: the
+        # lists vary from FETCH to FETCH, and the answer is one pass over the fields
+        names, keep = frozenset(f.lower() for f in fields), text == "HEADER.FIELDS"
+        if partial is None:         # the common form, a call less per message
+            def render(msg, content):
+                return _literal(prefix, select(content.field_lines(), names, keep), content)
+            return render
 
-    if text in HEADER_SECTIONS:
+        def data(content):
+            return select(content.field_lines(), names, keep)
+    elif text in HEADER_SECTIONS:
         # one entry whatever the request's case and order of names (the answer keeps
         # the message's order)
         key = (nums, text, frozenset(f.lower() for f in fields))

@@ -1,9 +1,10 @@
 """The metadata a FETCH asks for again and again, rendered once and kept: ENVELOPE,
-BODY, BODYSTRUCTURE and header sections (BODY[HEADER], BODY[HEADER.FIELDS (...)],
-BODY.PEEK forms, of the message or of a part) of each message, so that the clients'
-and webmails' listing FETCHes read no message file once every session has seen a
-message (issue 18: reading files for these was 42% of an IMAP process's time under
-load).
+BODY, BODYSTRUCTURE and header sections (BODY[HEADER] and BODY.PEEK[HEADER], of the
+message or of a part; a part's BODY[n.HEADER.FIELDS (...)]: the message's own header
+fields are made from its kept header each time, header_fields.py) of each message, so
+that the clients' and webmails' listing FETCHes read no message file once every session
+has seen a message (issue 18: reading files for these was 42% of an IMAP process's time
+under load).
 
 `FetchCache` lives on the IMAP file handler, shared by every session: per message
 (user, folder, UIDVALIDITY, UID) a small dict item key -> rendered bytes, filled by
@@ -20,7 +21,7 @@ Shared by the processes of a data dir and kept across restarts: each folder's
 fetch_journal.FolderJournal (<folder>/clevermail-fetch-cache).  A FETCH takes the
 folder's FolderMemos: at its first miss it reads what other processes (or an earlier
 run) appended to the journal since this process last looked, and at its end it appends
-in one write what it rendered itself (but the top-level header fields: `journaled`), so
+in one write what it rendered itself, so
 a message appended through one worker and fetched through the other is parsed once and
 its file read once.
 """
@@ -65,19 +66,8 @@ class MessageMemo:
         return item in self.items
 
     def put(self, item, value):
-        if (self._cache._put(self._key, self.items, item, value) and self._folder is not None
-                and journaled(item)):
+        if self._cache._put(self._key, self.items, item, value) and self._folder is not None:
             self._folder.added(self._key[1], item, value)
-
-
-def journaled(item):
-    """Whether a rendered item goes into the folder's journal for the other processes:
-    all but the top-level header fields (BODY[HEADER.FIELDS (...)] and .NOT), which any
-    process makes from the message's header, journaled itself, with no file read
-    (fetch._Content.head).  Clients and imaptest vary the field list: under imaptest's
-    load these were 9 in 10 journal items and 7 in 10 records, each a write here and a
-    decode in every other process."""
-    return item.__class__ is not tuple or bool(item[0]) or item[1] == "HEADER"
 
 
 class FolderMemos:
