@@ -186,3 +186,37 @@ def test_a_damaged_or_foreign_file_costs_only_new_modseqs(data):
     o.folder.store_flags([uids[0]], "S", "+")
     assert o.folder.modseq > highest
     o.close()
+
+
+def test_the_log_is_read_through_a_kept_descriptor_that_follows_replacements(tmp_path, monkeypatch):
+    """Two logs on one folder (two processes): each reads what the other appended
+    through its kept descriptor, without looking the path up again (an fstat, no stat
+    or open per look), and finds the file anew after the other compacted it (renamed
+    a new file over it) or it was deleted with its folder."""
+    a, b = ModseqLog(str(tmp_path)), ModseqLog(str(tmp_path))
+    assert a.refresh() == (True, [])
+    a.append(7, [("M", 2, [1, 2])])
+    assert b.refresh() == (True, [("M", 2, [1, 2])])
+    a.refresh()
+    b.append(7, [("E", 3, [1])])
+    looked_up = []
+    for name in ("stat", "open", "lstat"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda *args, real=real, name=name, **kw:
+                            looked_up.append(name) or real(*args, **kw))
+    assert a.refresh() == (False, [("E", 3, [1])])
+    assert a.refresh() == (False, [])
+    assert looked_up == []
+    monkeypatch.undo()
+    b.refresh()
+    b.compact(7, {2: 2}, [(3, 1)], 0)
+    assert a.refresh() == (True, [("M", 2, [2]), ("E", 3, [1])])
+    a.append(7, [("M", 4, [2])])
+    assert b.refresh() == (False, [("M", 4, [2])])
+    assert a.highest == b.highest == 4
+    os.unlink(os.path.join(str(tmp_path), modseq.FILENAME))
+    assert a.refresh() == (True, [])
+    a.append(7, [("M", 5, [2])])            # started anew, its header first
+    assert b.refresh() == (True, [("M", 5, [2])]) and b.highest == 5
+    a.close()
+    b.close()

@@ -1,5 +1,6 @@
 """A descriptor kept open for appending to one of a folder's logs (the uidlist,
-store/uidlist.py; the modseq log, store/modseq.py).
+store/uidlist.py; the modseq log keeps its own, which it also reads through:
+store/modseq.py).
 
 Their writers append under the folder's locks.  Opening and closing the file for
 every line cost two system calls there, and each system call gives the GIL away

@@ -18,14 +18,20 @@ the older ones into `floor`, and rewrites the live messages grouped by modseq.
 Lines are not fsynced (flag renames are not either): after a crash the folder's sync
 gives whatever it finds changed a new modseq above `highest`, so none is handed out
 twice.  A file with another UIDVALIDITY belongs to a folder that was replaced.
+
+Read and written through one descriptor kept open (O_APPEND): a look at what others
+appended is an fstat, and a pread of what is new (issue 18: a stat of the path and an
+open, read and close per change, in each process serving the folder).  The file is
+only ever replaced by a rename over it (compaction, a new header) or deleted with its
+folder, both of which leave the kept inode without a name (st_nlink 0, on the local
+filesystem the folder's flock needs anyway): only then is the path opened again.
 """
 
-import os
-
 import bisect
+import os
+import weakref
 
-from ..durable import atomic_write
-from .append_file import AppendFile
+from ..durable import atomic_write, write_all
 
 FILENAME = "clevermail-modseq"
 KEEP_EXPUNGED = 50000       # expunged UIDs remembered one by one after a compaction
@@ -73,13 +79,39 @@ class ModseqLog:
         self.floor = 0
         self.lines = 0          # record lines read or written since the file was last read whole
         self.base = 0           # of them, those the file had when it was read whole
-        self._ino = None
+        self._ino = None        # the file as last read: its inode and how far
         self._offset = 0
-        self._file = AppendFile(self.path)  # kept open: no open/close per line
+        self._fd = None         # kept open on the file at `path` (module doc)
+        self._finalizer = None
 
     def close(self):
-        """Close the kept descriptor (its Folder leaves memory)."""
-        self._file.close()
+        """Close the kept descriptor (its Folder leaves memory); a later use opens
+        the file again."""
+        if self._finalizer is not None:
+            self._finalizer()               # closes the descriptor, once
+            self._finalizer = self._fd = None
+
+    def _open(self):
+        """The descriptor of the file now at `path` and its fstat; (None, None) when
+        there is no file."""
+        self.close()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None, None
+        # a Folder dropped without close() must not keep it for the life of the process
+        self._fd, self._finalizer = fd, weakref.finalize(self, os.close, fd)
+        return fd, os.fstat(fd)
+
+    def _current(self):
+        """The kept descriptor and its fstat, opened again when its file lost its name
+        (replaced or deleted: the module doc); (None, None) when there is no file."""
+        fd = self._fd
+        if fd is not None:
+            st = os.fstat(fd)
+            if st.st_nlink:
+                return fd, st
+        return self._open()
 
     @property
     def position(self):
@@ -98,9 +130,8 @@ class ModseqLog:
         kind "M" (took the modseq) or "E" (expunged).  full: the file was read from
         its start (first read, or another process compacted or replaced it): the
         records are then everything it says, and the header was read anew."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+        fd, st = self._current()
+        if fd is None:
             full = self._ino is not None or self._offset == 0
             self._ino, self._offset, self.lines = None, 0, 0
             return full, []
@@ -110,9 +141,7 @@ class ModseqLog:
         if st.st_size == self._offset:
             return full, []
         first = self._offset == 0
-        with open(self.path, "rb") as f:
-            f.seek(self._offset)
-            chunk = f.read()
+        chunk = os.pread(fd, st.st_size - self._offset, self._offset)
         end = chunk.rfind(b"\n") + 1      # a torn last line (a crash mid-append) is skipped
         self._offset += end
         records = []
@@ -143,20 +172,29 @@ class ModseqLog:
                        for kind, modseq, uids in records if uids)
         if not text:
             return
-        if self._ino is None or self.uidvalidity != uidvalidity:
+        fd = self._fd
+        if fd is None and self._ino is not None:
+            fd, _ = self._open()    # closed since refresh() (a Folder closed mid-change)
+        if fd is None or self.uidvalidity != uidvalidity:
             self.uidvalidity = uidvalidity
             header = f"CMS1 {uidvalidity} {self.highest} {self.floor}\n"
-            atomic_write(self.path, header + text, durable=False)
-            st = os.stat(self.path)
-            self._ino, self._offset = st.st_ino, st.st_size
+            self._replace(header + text)
         else:
             data = text.encode("ascii")
-            # all of it or an error (a short write would tear a line); the inode is
-            # the one refresh() just found, under the file lock
-            self._file.write(data, self._ino)
+            # all of it or an error (a short write would tear a line); the file is the
+            # one refresh() just read, under the file lock (no one replaces it then)
+            write_all(fd, data)
             self._offset += len(data)
         self.lines += len(records)
         self.highest = max([self.highest] + [m for _, m, _ in records])
+
+    def _replace(self, text):
+        """Put `text` in place of the file, and read on after it (the descriptor on
+        the new file)."""
+        atomic_write(self.path, text, durable=False)
+        _, st = self._open()
+        # (gone at once: the folder was deleted meanwhile; the next refresh says so)
+        self._ino, self._offset = (st.st_ino, st.st_size) if st is not None else (None, 0)
 
     def needs_compaction(self, live):
         """Many lines were added since the file was last compacted or read whole."""
@@ -175,9 +213,7 @@ class ModseqLog:
         for modseq, uid in expunged:
             gone.setdefault(modseq, []).append(uid)
         lines += [f"E {modseq} {uid_set_text(sorted(uids))}\n" for modseq, uids in sorted(gone.items())]
-        atomic_write(self.path, "".join(lines), durable=False)
-        st = os.stat(self.path)
-        self._ino, self._offset = st.st_ino, st.st_size
+        self._replace("".join(lines))
         self.uidvalidity, self.floor = uidvalidity, floor
         self.lines = self.base = len(lines) - 1
 
