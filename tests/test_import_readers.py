@@ -134,7 +134,7 @@ def test_append_many_in_the_store(tmp_path, store):
         uids = folder.append_many([(b"Subject: a\r\n\r\n1\r\n", "S", 1000), (b"Subject: b\r\n\r\n2\r\n", "", 2000),
                                    (b"Subject: c\r\n\r\n3\r\n", set("FR"), 3000)])
         assert uids == [1, 2, 3]
-        with pytest.raises(AttributeError):     # the second item is no message: none of them is kept
+        with pytest.raises(TypeError):          # the second item is no message: none of them is kept
             folder.append_many([(b"Subject: d\r\n\r\n", "", 4000), (None, "", 5000)])
     finally:
         store.release_folder(folder)

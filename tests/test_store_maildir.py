@@ -157,3 +157,37 @@ def test_to_disk_clean_is_the_same_as_the_general_form(wire):
     assert to_disk(wire, clean=True) == to_disk(wire)
     # what prepare_local(clean=True) records as W= without counting
     assert len(to_wire(to_disk(wire, clean=True))) == len(wire)
+
+
+def _reference_to_disk(wire):
+    """CRLF -> LF, anything else kept: the definition to_disk must meet."""
+    return wire.replace(b"\r\n", b"\n")
+
+
+def test_to_disk_is_crlf_to_lf_on_every_short_input():
+    """Every string of up to 8 bytes over CR, LF and a letter (lone CRs at the start,
+    in the middle and at the end, CR CR LF, LF CR, bare LFs): exactly CRLF -> LF."""
+    import itertools
+    for n in range(9):
+        for chars in itertools.product((b"\r", b"\n", b"a"), repeat=n):
+            wire = b"".join(chars)
+            assert maildir.to_disk(wire) == _reference_to_disk(wire), wire
+
+
+def test_to_disk_is_crlf_to_lf_on_long_hostile_inputs():
+    """Long messages, clean and with one stray CR or LF planted anywhere (the fast
+    path's scan must find a lone CR however deep it is)."""
+    import random
+    rng = random.Random(18)
+    line = b"Subject: a line of text with \t and \x00 and \xff in it\r\n"
+    clean = b"Header: x\r\n\r\n" + line * 2000
+    assert maildir.to_disk(clean) == _reference_to_disk(clean)
+    for _ in range(300):
+        at = rng.randrange(len(clean) + 1)
+        stray = rng.choice((b"\r", b"\n", b"\r\r", b"\n\r", b"\r\r\n"))
+        wire = clean[:at] + stray + clean[at:]
+        assert maildir.to_disk(wire) == _reference_to_disk(wire), (at, stray)
+    for _ in range(300):
+        wire = bytes(rng.choice(b"\r\na.") for _ in range(rng.randrange(1, 200)))
+        assert maildir.to_disk(wire) == _reference_to_disk(wire), wire
+    assert maildir.to_disk(bytearray(b"a\r\nb\r")) == b"a\nb\r"

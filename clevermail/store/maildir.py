@@ -54,11 +54,18 @@ os.register_at_fork(after_in_child=_new_pid)
 SUBDIRS = ("new", "cur")         # where messages live; tmp/ only holds writes in progress
 
 
+# a CR that does not start a CRLF (one at the very end: endswith)
+_LONE_CR = re.compile(rb"\r[^\n]").search
+
+
 def to_disk(wire, clean=False):
     """Wire form (CRLF line ends) -> disk form (LF line ends); see README "On disk".
-    `clean`: the caller knows that every CR in `wire` starts a CRLF (SMTP's checked
-    message), so deleting the CRs is the same thing, at half the cost."""
-    if clean:
+    Every CRLF loses its CR; a lone CR or LF stays as it is.  When every CR starts a
+    CRLF (`clean`: the caller knows it, SMTP's checked message; else one regex scan
+    finds no other), deleting every CR is the same thing: bytes.replace of two bytes
+    by one is slow in CPython (62 us for a 33 KB message; the scan and the deletion
+    together 31)."""
+    if clean or (_LONE_CR(wire) is None and not wire.endswith(b"\r")):
         return wire.translate(None, b"\r")
     return wire.replace(b"\r\n", b"\n")
 
