@@ -13,7 +13,9 @@ Writers: every store write that adds or removes message files (delivery, APPEND,
 COPY, MOVE, EXPUNGE, a POP3 DELE at QUIT, folder DELETE, import) appends its line
 with one write(2) on an O_APPEND descriptor, which the kernel keeps whole against
 other appenders.  A missing file is never created by a writer: the next look
-recalculates it.
+recalculates it.  The writers' descriptors of the ledger and of its lock file are
+kept open per user (ledger_files.py), and this process's writers of a user share
+one shared flock.
 
 Locks (flock: per open file description, so threads and processes alike):
 - `clevermail-quota.lock`: held shared by a writer from before its file change
@@ -44,10 +46,9 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 from ..durable import atomic_write
-from . import paths
+from . import ledger_files, paths
+from .ledger_files import FILE_NAME, LOCK_NAME
 
-FILE_NAME = "maildirsize"
-LOCK_NAME = "clevermail-quota.lock"
 MAX_BYTES = 5120                 # Maildir++'s bound: past it the file is recalculated
 READ_LIMIT = 1 << 20             # a file larger than this is not read: recalculated
 STALE_SECONDS = 15 * 60
@@ -177,17 +178,11 @@ def _read(fd):
 
 
 def append(root, delta):
-    """Write one change line (a Usage delta); nothing when the file is missing."""
+    """Write one change line (a Usage delta); nothing when the file is missing.
+    Under the shared lock (`changing`), as every writer's line is."""
     if delta == (0, 0):
         return
-    try:
-        fd = os.open(os.path.join(root, FILE_NAME), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    try:
-        os.write(fd, f"{delta[0]} {delta[1]}\n".encode())
-    finally:
-        os.close(fd)
+    ledger_files.append(root, f"{delta[0]} {delta[1]}\n".encode())
 
 
 def header(limits):
@@ -221,15 +216,34 @@ def recalculate(root, limits):
         os.close(fd)
 
 
-@contextmanager
-def changing(root):
-    """Hold the shared lock around a change of the user's files and its line."""
-    fd = os.open(os.path.join(root, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
+class changing:
+    """Context manager: the shared lock held around a change of the user's files and
+    its line (joined with this process's other writers of the user: ledger_files.py).
+    OSError on entry when the user has no root."""
+
+    __slots__ = ("root", "_kept")
+
+    def __init__(self, root):
+        self.root = root
+        self._kept = None
+
+    def __enter__(self):
+        kept = ledger_files.pin(self.root)
+        try:
+            kept.share()
+        except BaseException:
+            ledger_files.unpin(kept)
+            raise
+        self._kept = kept
+        return self
+
+    def __exit__(self, *exc):
+        kept, self._kept = self._kept, None
+        try:
+            kept.unshare()
+        finally:
+            ledger_files.unpin(kept)
+        return False
 
 
 class Hold:
