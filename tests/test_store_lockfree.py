@@ -1,4 +1,4 @@
-"""The looks that take no folder lock (store/sync.py `_unchanged`, FolderView.changes'
+"""The looks that take no folder lock (store/sync.py `_look`, FolderView.changes'
 first test, FlagMap's table, Folder.open_message's first try): a reader may miss a
 change still being made, never see half of one, and never lose one for good.
 

@@ -148,7 +148,7 @@ class Folder(FolderFiles):
 
     def set_name(self, entry, sub, flags):
         """The writer renamed the entry's file to <sub>/<base>:2,<flags>."""
-        entry.sub, entry.flags = sub, flags
+        self._sync.names.rename(entry, sub, flags)
 
     @contextlib.contextmanager
     def changing(self):
@@ -176,6 +176,7 @@ class Folder(FolderFiles):
 
     def record_expunge(self, entry):
         """Drop `entry` from the index and log its expunge; inside changing()."""
+        self._sync.names.remove(entry)
         del self.by_uid[entry.uid]
         del self.by_base[entry.base]
         i = bisect.bisect_left(self.uids, entry.uid)

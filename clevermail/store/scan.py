@@ -11,6 +11,8 @@ import os
 
 from . import maildir
 
+SUBDIRS = maildir.SUBDIRS
+
 
 class Entry:
     """One message: UID, base name, sub-directory, flag letters, sizes, date, modseq."""
@@ -64,3 +66,73 @@ def measure(path, size, wsize, date):
                 lf += chunk.count(b"\n")
         wsize = st.st_size + lf
     return (st.st_size if size is None else size), wsize, (int(st.st_mtime) if date is None else date)
+
+
+class IndexNames:
+    """Each sub-directory's file names as the index has them -> Entry (FolderSync's,
+    under the folder's lock).  Built from the index at first use (`maps`), then kept
+    current by whoever changes the index: `add` (index_new), `rename` (a flag change
+    or a move new/ -> cur/, found by a sync or made by the writer), `remove` (an
+    expunge); `drop` after the index was replaced wholesale (the index cache)."""
+
+    def __init__(self):
+        self._maps = None       # {sub: {file name: Entry}}, None until first use
+
+    def maps(self, entries):
+        """The maps, built from `entries` (the index's) when not built yet."""
+        if self._maps is None:
+            maps = {sub: {} for sub in SUBDIRS}
+            for e in entries:
+                maps[e.sub][e.filename()] = e
+            self._maps = maps
+        return self._maps
+
+    def drop(self):
+        self._maps = None
+
+    def add(self, entries):
+        if self._maps is not None:
+            maps = self._maps
+            for e in entries:
+                maps[e.sub][e.filename()] = e
+
+    def rename(self, entry, sub, flags):
+        """Set the entry's sub-directory and flags (its file was renamed)."""
+        maps = self._maps
+        if maps is not None:
+            old = maps[entry.sub]
+            name = entry.filename()
+            if old.get(name) is entry:
+                del old[name]
+        entry.sub, entry.flags = sub, flags
+        if maps is not None:
+            maps[sub][entry.filename()] = entry
+
+    def remove(self, entry):
+        if self._maps is not None:
+            names = self._maps[entry.sub]
+            name = entry.filename()
+            if names.get(name) is entry:
+                del names[name]
+
+
+def diff(listings, maps):
+    """Listings {sub: [file names]} against the index's names (IndexNames.maps):
+    (appeared, vanished).  appeared: base -> (sub, name) of every listed name the
+    index does not have as it is (new files, renamed ones; a base listed in both
+    sub-directories keeps cur/'s name, as a file moving new/ -> cur/ ends there);
+    vanished: the entries whose name is missing from its sub-directory's listing."""
+    appeared, vanished = {}, []
+    for sub in SUBDIRS:
+        names = listings.get(sub)
+        if names is None:
+            continue
+        known = maps[sub]
+        listed = set(names)
+        for name in listed.difference(known):
+            if name[:1] != ".":
+                appeared[name.partition(":2,")[0]] = (sub, name)
+        gone = known.keys() - listed
+        if gone:
+            vanished += map(known.__getitem__, gone)
+    return appeared, vanished

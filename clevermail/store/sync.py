@@ -5,16 +5,26 @@ per folder; Folder.sync, index_new and rescan_all are these methods), as FolderW
 (changes.py) is for writing.  It owns the mtimes of new/ and cur/ at the last listing
 (`stamps`) and re-lists only a sub-directory whose mtime changed, so re-opening a
 large folder costs work proportional to what changed; scan.py turns the listings
-into index rows.  A file missing from one listing is believed gone only after a
-second look at both directories (a file moving new/ -> cur/ between the two
-listings), and a uidlist whose UIDVALIDITY changed under the index means the folder
-was replaced: the Folder is marked gone, never writing the new folder's uidlist.
+into index rows, comparing each with the index's names (scan.IndexNames, `names`)
+by set operations, so only a name that appeared is parsed.  After another process's
+change (a rename, a link, an expunge in cur/) a look costs two stats, the re-listing
+of the one directory that changed, the work for the names that changed, and reads
+the uidlist only when a name appeared or vanished.
+
+A file missing from a listing is believed gone only when it was in neither
+directory at one moment: both directories' mtimes unchanged since the listing began
+(for one not listed, since the index last listed it) prove the listing whole and
+that nothing moved into the other one (`_stable`, on the stamps' premise, `_look`);
+else only after a second look at both directories (a file moving new/ -> cur/
+between the two listings, or renamed while one was read).  A uidlist whose
+UIDVALIDITY changed under the index means the folder was replaced: the Folder is
+marked gone, never writing the new folder's uidlist or modseq file.
 
 Called with the folder's lock held (sync takes it, and the file lock around a
-rescan; its first look, whether anything changed at all, takes no lock: `_unchanged`);
-it changes the index through Folder's index API (record_expunge, record_flags, changing)
-and its columns (uids, by_uid, by_base, modseqs), and wakes the waiters when something
-changed.
+rescan, and Folder.changing() only when there is a change to make; its first look,
+whether anything changed at all, takes no lock: `_look`); it changes the index
+through Folder's index API (record_expunge, record_flags, changing) and its columns
+(uids, by_uid, by_base, modseqs), and wakes the waiters when something changed.
 
 A look begun after a point serves every look of a thread that asks only for the
 changes finished before that point (`reuse_since`): an IMAP command that looked at a
@@ -60,10 +70,19 @@ def next_mark():
 reuse_since = {}
 
 
+def _uid(entry):
+    return entry.uid
+
+
+def _first_uid(item):
+    return item[0].uid
+
+
 class FolderSync:
     def __init__(self, folder):
         self.folder = folder
         self.stamps = {"new": None, "cur": None}   # sub -> mtime (ns) at the last listing
+        self.names = scan.IndexNames()      # the index's file names, what a listing is diffed with
         # the newest point taken before the last look that found the index current
         # (or made it so) began: every change finished before it is in the index
         self.looked = 0
@@ -88,6 +107,7 @@ class FolderSync:
     def adopt_stamps(self, stamps):
         """A saved index's stamps (index.py), with the index they belong to."""
         self.stamps.update(stamps)
+        self.names.drop()
 
     def rescan_all(self):
         """Re-list new/ and cur/ now (a file was renamed by another writer)."""
@@ -99,31 +119,37 @@ class FolderSync:
         if reuse_since and not force and self.looked >= reuse_since.get(get_ident(), self.looked + 1):
             return False
         mark = _latest
-        if not force and self._unchanged():
+        seen = None if force else self._look()
+        if seen is False:
             # (two looks racing may store the lower mark last: a look less reused)
             self.looked = mark
             return False
         folder = self.folder
         with folder.lock:
-            changed_dirs = []
-            for sub in SUBDIRS:
-                st = os.stat(folder.sub_paths[sub])
-                if force or self.stamps[sub] != st.st_mtime_ns:
-                    changed_dirs.append(sub)
-            if not changed_dirs and folder.uidlist.uidvalidity:
-                self.looked = mark
-                return False
-            with folder.file_lock(), folder.changing():
-                changed = self._rescan(changed_dirs)
+            if force:
+                subs = list(SUBDIRS)
+            else:
+                # the mtimes the look found, not a second stat: a stamp another
+                # thread stored meanwhile is an mtime its listing covered, so one
+                # equal to what we saw means that directory needs no listing (a
+                # change after our look is seen by the next look, as in _look), and
+                # one that differs costs a listing at worst
+                subs = [sub for sub in SUBDIRS if self.stamps[sub] != seen[sub]]
+                if not subs and folder.uidlist.uidvalidity:
+                    self.looked = mark
+                    return False
+            with folder.file_lock():
+                changed = self._rescan(subs)
             self.looked = mark
             return changed
 
-    def _unchanged(self):
-        """Whether both directories still have the mtimes of the index's last look,
-        asked without the folder's lock: every session asks it after each command,
-        and most of the time nothing changed, so taking the lock for it made
-        readers queue behind every writer (a lock convoy: a writer holds the lock
-        across many system calls, each a GIL hand-off).
+    def _look(self):
+        """False when both directories still have the mtimes of the index's last look
+        (and the uidlist was read), else {sub: mtime} as found; asked without the
+        folder's lock: every session asks it after each command, and most of the
+        time nothing changed, so taking the lock for it made readers queue behind
+        every writer (a lock convoy: a writer holds the lock across many system
+        calls, each a GIL hand-off).
 
         Why the answer stays right without the lock.  A stamp only ever moves to an
         mtime whose changes the index already holds, or is about to hold under the
@@ -144,72 +170,107 @@ class FolderSync:
         the mtime gives the directory another mtime, as Linux's fine-grained
         timestamps do from 6.13 on once the mtime was looked at.)"""
         stamps, paths = self.stamps, self.folder.sub_paths
-        for sub in SUBDIRS:
-            if stamps[sub] != os.stat(paths[sub]).st_mtime_ns:
-                return False
-        return bool(self.folder.uidlist.uidvalidity)
+        new = os.stat(paths["new"]).st_mtime_ns
+        cur = os.stat(paths["cur"]).st_mtime_ns
+        if new == stamps["new"] and cur == stamps["cur"] and self.folder.uidlist.uidvalidity:
+            return False
+        return {"new": new, "cur": cur}
 
     def _list(self, sub):
         """(mtime before listing, names) of a sub-directory."""
-        folder = self.folder
-        path = os.path.join(folder.path, sub)
+        path = self.folder.sub_paths[sub]
         mtime = os.stat(path).st_mtime_ns
         return mtime, os.listdir(path)
 
-    def _list_into(self, subs, found, stamps):
-        """base -> (sub, name) for every message file in `subs`; mtimes into stamps."""
-        for sub in subs:
-            stamps[sub], names = self._list(sub)
-            found.update({n.partition(":2,")[0]: (sub, n) for n in names if n[:1] != "."})
-
-    def _rescan(self, subs):
+    def _check_uidlist(self):
+        """Read what other writers added to the uidlist; FileNotFoundError (the Folder
+        marked gone) when its UIDVALIDITY changed: the folder was deleted and created
+        again under our path by another process (this one's own DELETE detaches us
+        first), another folder, whose uidlist and modseq file this index must never
+        write, under a file lock that is not that folder's."""
         folder = self.folder
         known = folder.uidlist.uidvalidity
         if not folder.gone:
             folder.uidlist.refresh()
         if folder.gone or known and folder.uidlist.uidvalidity != known:
-            # deleted and created again under our path by another process (this one's
-            # own DELETE detaches us first): another folder, whose uidlist this index
-            # must never write, under a file lock that is not that folder's
             folder.gone = True
             raise FileNotFoundError(errno.ENOENT, "folder replaced under its path", folder.path)
+
+    def _stable(self, stamps):
+        """Whether no file was added, renamed or removed in new/ or cur/ since the
+        listings whose mtimes are `stamps` began (and, for a directory not listed,
+        since the index last listed it): then what those listings lack was in
+        neither directory at that moment (the stamps' premise, _look)."""
+        paths = self.folder.sub_paths
+        for sub in SUBDIRS:
+            want = stamps.get(sub, self.stamps[sub])
+            if want is None or os.stat(paths[sub]).st_mtime_ns != want:
+                return False
+        return True
+
+    def _rescan(self, subs):
+        """List `subs` and bring the index in line with them (file lock held)."""
+        folder = self.folder
         if not folder.by_base:
-            return self._first_scan()
-        found = {}
-        stamps = {}
-        self._list_into(subs, found, stamps)
-        scanned = set(subs)
+            self._check_uidlist()
+            with folder.changing():
+                return self._first_scan()
+        maps = self.names.maps(folder.by_base.values())
+        stamps, listings = {}, {}
+        for sub in subs:
+            stamps[sub], listings[sub] = self._list(sub)
+        appeared, vanished = scan.diff(listings, maps)
+        missing = [e for e in vanished if e.base not in appeared]
+        if missing and not self._stable(stamps):
+            # A file moving new/ -> cur/ between the two listings, or renamed while
+            # one was read, looks expunged: look again at both before believing it
+            # (other writers do not all take our lock).  The stamps stay the first
+            # listings' where there were some: what changed since is listed again
+            # at the next look.
+            second = {}
+            for sub in SUBDIRS:
+                mtime, second[sub] = self._list(sub)
+                stamps.setdefault(sub, mtime)
+            again, still = scan.diff(second, maps)
+            appeared.update(again)
+            still = set(map(id, still))
+            missing = [e for e in missing if id(e) in still and e.base not in appeared]
+            subs = SUBDIRS
         by_base = folder.by_base
-        missing = [e for e in by_base.values() if e.sub in scanned and e.base not in found]
-        if missing:
-            # A file moving new/ -> cur/ between the two listings looks expunged; look
-            # again at both before believing it (other writers do not take our lock).
-            self._list_into(SUBDIRS, found, stamps)
-            scanned = set(SUBDIRS)
-            missing = [e for e in by_base.values() if e.base not in found]
-        changed = False
-        for entry in missing:
-            folder.record_expunge(entry)
-            changed = True
         fresh = {"new": [], "cur": []}
-        for base, (sub, name) in found.items():
+        renamed = []
+        for base, (sub, name) in appeared.items():
             entry = by_base.get(base)
             if entry is None:
                 fresh[sub].append(name)
                 continue
             flags = name[len(base) + 3:]
             if entry.sub != sub or entry.flags != flags:
-                entry.sub, entry.flags = sub, flags  # as named on disk, so filename() finds it
-                folder.record_flags(entry)
-                changed = True
-        if fresh["new"] or fresh["cur"]:
-            self.index_new(fresh)
-            changed = True
+                renamed.append((entry, sub, flags))
+        new_names = fresh["new"] or fresh["cur"]
+        if missing or new_names:
+            # a renamed file is the same folder's; files gone or new may be
+            # another folder's under our path
+            self._check_uidlist()
+        changed = bool(missing or renamed or new_names)
+        if changed:
+            # in UID order, as sessions are told (a set's order is not)
+            missing.sort(key=_uid)
+            renamed.sort(key=_first_uid)
+            with folder.changing():
+                for entry in missing:
+                    folder.record_expunge(entry)
+                for entry, sub, flags in renamed:
+                    # as named on disk, so filename() finds it
+                    self.names.rename(entry, sub, flags)
+                    folder.record_flags(entry)
+                if new_names:
+                    self.index_new(fresh, refreshed=True)
         for sub, mtime in stamps.items():
             self.stamps[sub] = mtime
         if not folder.uidlist.uidvalidity:
             folder.uidlist.refresh()
-        if folder.uidlist.needs_compaction() and scanned == set(SUBDIRS):
+        if folder.uidlist.needs_compaction() and set(subs) == set(SUBDIRS):
             folder.uidlist.compact(set(by_base))
         if changed:
             folder.wake()
@@ -223,32 +284,33 @@ class FolderSync:
             self.stamps[sub], names = self._list(sub)
             fresh[sub] = [n for n in names if n[:1] != "."]
         if fresh["new"] or fresh["cur"]:
-            self.index_new(fresh)
+            self.index_new(fresh, refreshed=True)
             folder.wake()
             return True
         return False
 
-    def index_new(self, fresh, in_order=False, durable=True, claim=False):
+    def index_new(self, fresh, in_order=False, durable=True, claim=False, refreshed=False):
         """Index new files {sub: [names]}, giving each a UID.  Names start with the
         delivery time, so name order is arrival order and UIDs follow it; `in_order`:
         UIDs follow the order of the names given instead (COPY: copies keep their
         source's internal dates, which need not rise with the source's UIDs).
         `durable` False: the writer's own files, whose uidlist lines it fsyncs after
-        the locks (uidlist.assign_list; `folder.uidlist.unsynced` says if it must)."""
+        the locks (uidlist.assign_list; `folder.uidlist.unsynced` says if it must).
+        `refreshed`: the caller read the uidlist under the same file lock just now."""
         if sum(map(len, fresh.values())) < BULK:
-            return self._index_names(fresh, in_order, durable, claim)
+            return self._index_names(fresh, in_order, durable, claim, refreshed)
         # A bulk import creates hundreds of thousands of objects that all stay alive:
         # the cyclic GC would walk them again and again for nothing (a quarter of the
         # time at 100,000 messages).  Reference counting still frees garbage meanwhile.
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._index_names(fresh, in_order, durable, claim)
+            return self._index_names(fresh, in_order, durable, claim, refreshed)
         finally:
             if was_enabled:
                 gc.enable()
 
-    def _index_names(self, fresh, in_order=False, durable=True, claim=False):
+    def _index_names(self, fresh, in_order=False, durable=True, claim=False, refreshed=False):
         folder = self.folder
         cols = ([], [], [], [], [], [])
         scan.parse_names(folder.path, "new", fresh.get("new", []), cols)
@@ -261,7 +323,7 @@ class FolderSync:
         last = dict(zip(bases, range(len(bases))))
         order = sorted(last.values(), key=None if in_order else bases.__getitem__)
         bases, subs, flags, sizes, wsizes, dates = (list(map(col.__getitem__, order)) for col in cols)
-        uids = folder.uidlist.assign_list(bases, durable, claim)
+        uids = folder.uidlist.assign_list(bases, durable, claim, refresh=not refreshed)
         modseqs = folder.modseqs
         if modseqs.first_map:
             # the first scan of this process: the modseqs the file kept for them
@@ -275,6 +337,7 @@ class FolderSync:
         entries = list(map(Entry, uids, bases, subs, flags, sizes, wsizes, dates, mods))
         folder.by_uid.update(zip(uids, entries))
         folder.by_base.update(zip(bases, entries))
+        self.names.add(entries)
         added = sorted(uids)
         current = folder.uids
         if not current or added[0] > current[-1]:

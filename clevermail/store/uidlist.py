@@ -167,15 +167,17 @@ class UidList:
                     if len(parts) >= 3 and parts[2].isdigit():
                         self.recent_upto = max(self.recent_upto, int(parts[2]))
 
-    def assign_list(self, bases, durable=True, claim=False):
+    def assign_list(self, bases, durable=True, claim=False, refresh=True):
         """Give each base without a UID the next UID; returns the UIDs of `bases` as
         a list in their order.  `durable`: the lines are fsynced before it returns;
         False: only when a reservation had to be written with them, else `unsynced`
         is set and the caller fsyncs the file before it tells anyone the UIDs are
         stored (see the module docstring).  `claim`: \\Recent up to the last new UID
         is the caller's (claim_recent's `R` line in the same write; `claimed` gets
-        the (old, new) marks, else None)."""
-        self.refresh()
+        the (old, new) marks, else None).  `refresh` False: the caller read the
+        file under the same file lock just now."""
+        if refresh:
+            self.refresh()
         self.unsynced = False
         self.claimed = None
         durable = durable or BOOT_ID is None     # no boot id, no reservation: fsync now
