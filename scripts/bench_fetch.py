@@ -29,6 +29,7 @@ command of the mix and the client's side are in it: compare runs, not commands):
 
 import argparse
 import collections
+import ctypes
 import os
 import random
 import re
@@ -92,15 +93,15 @@ void toggle(void) { CALLGRIND_TOGGLE_COLLECT; }
 """
 
 
-def callgrind_toggle(tmp):
-    """toggle(): CALLGRIND_TOGGLE_COLLECT through a tiny C library built now (gcc and
-    valgrind's header); the collection state is the calling thread's."""
-    import ctypes
+def build_toggle(tmp):
+    """A tiny C library (built with gcc and valgrind's header) whose toggle() is
+    CALLGRIND_TOGGLE_COLLECT; its path.  Built before valgrind starts: a child process
+    under it would write its own (empty) profile over the one asked for."""
     src, lib = os.path.join(tmp, "toggle.c"), os.path.join(tmp, "toggle.so")
     with open(src, "w") as f:
         f.write(_TOGGLE_C)
     subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", lib, src], check=True)
-    return ctypes.CDLL(lib).toggle
+    return lib
 
 
 class Tracked:
@@ -165,7 +166,8 @@ def run(args):
     messages = mbox_messages(args.mbox)
     rnd = random.Random(args.seed)
     tmp = tempfile.mkdtemp(prefix="bench-fetch.")
-    toggle = callgrind_toggle(tmp) if args.collect else None
+    # the collection state toggled is the calling thread's
+    toggle = ctypes.CDLL(args.toggle).toggle if args.collect else None
     counted = Counted(toggle, args.collect.split(",") if args.collect else ())
     reads = collections.Counter()
     original_read = IMAPFileHandler.read_message
@@ -257,11 +259,11 @@ def callgrind(args):
     """Instructions of the server's work on the commands named by --callgrind (ALL: every
     command), counted in the session threads only, per command."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cg.out")
+        out = args.keep_profile or os.path.join(tmp, "cg.out")
         cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no", f"--callgrind-out-file={out}",
                sys.executable, __file__, "--rounds", str(args.rounds), "--warm", str(args.warm),
                "--seed", str(args.seed), "--keep", str(args.keep), "--mbox", args.mbox,
-               "--collect", args.callgrind, "--counts"]
+               "--collect", args.callgrind, "--toggle", build_toggle(tmp), "--counts"]
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         with open(out) as f:
             total = int(re.search(r"^summary: (\d+)", f.read(), re.M).group(1))
@@ -282,7 +284,9 @@ def main():
     ap.add_argument("--seed", type=int, default=18)
     ap.add_argument("--callgrind", nargs="?", const="FETCH", default=None,
                     help="count the instructions of these commands (comma-separated, ALL: every one)")
+    ap.add_argument("--keep-profile", help="with --callgrind: write callgrind's profile to this file")
     ap.add_argument("--collect", default="", help=argparse.SUPPRESS)   # under callgrind
+    ap.add_argument("--toggle", help=argparse.SUPPRESS)
     ap.add_argument("--counts", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.callgrind:

@@ -168,7 +168,8 @@ def _fetch(session, args, uid_mode):
         memos = handler.fetch_memos(view, address)
         if not handler.fetch_cache.legacy_gone:     # once per process
             handler.fetch_cache.forget_legacy(os.path.dirname(handler.store.mail_root))
-    memo = _no_memo if memos is None else memos.memo
+    # the messages' memos, taken at once (one lock)
+    memo_of = _no_memos(messages) if memos is None else memos.memos([msg.uid for msg in messages])
     missing = False
     sent = []
     mailbox = session.mailbox
@@ -177,10 +178,10 @@ def _fetch(session, args, uid_mode):
     # made (a large FETCH goes out as it is made, one of a message in one send)
     out, size = [], 0
     try:
-        for msg in messages:
+        for msg, memo in zip(messages, memo_of):
             uid = msg.uid
             try:
-                response = fetch_response(request, msg, source, memo(uid), uid in seen_now)
+                response = fetch_response(request, msg, source, memo, uid in seen_now)
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue
@@ -202,8 +203,8 @@ def _fetch(session, args, uid_mode):
         raise R.MESSAGE_GONE.error()
 
 
-def _no_memo(uid):
-    return None
+def _no_memos(messages):
+    return [None] * len(messages)
 
 
 def _every(uid):

@@ -197,7 +197,7 @@ def nstring(s):
     if s.isascii() and s.isprintable() and "  " not in s and s[:1] != " " and s[-1:] != " ":
         # the common case, checked in C: nothing to unfold, fold or strip, 7-bit
         b = s.encode()
-        if b'"' in b or b"\\" in b:
+        if '"' in s or "\\" in s:
             b = b.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
         return b'"' + b + b'"'
     if "\r" in s or "\n" in s:
@@ -210,7 +210,7 @@ def nstring(s):
     b = s.encode("latin-1", "replace")
     if not b.isascii():
         return b"{%d}\r\n%s" % (len(b), b)
-    if b'"' in b or b"\\" in b:
+    if 34 in b or 92 in b:      # '"', '\\' (see fetch._literal: a byte's value)
         b = b.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
     return b'"' + b + b'"'
 

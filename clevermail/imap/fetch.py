@@ -282,7 +282,9 @@ def _literal(prefix, data, content):
     (text, data), marked on the content."""
     if not data:
         return prefix + b'""'
-    if b"\0" in data:
+    # the byte's value, not b"\0": bytes' `in` tries its operand as an int first,
+    # and a bytes one fails that with an exception made and dropped each time
+    if 0 in data:
         data = data.replace(b"\0", b"\x80")
     if len(data) < _BIG:
         return prefix + b"{%d}\r\n" % len(data) + data

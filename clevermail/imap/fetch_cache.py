@@ -83,17 +83,30 @@ class FolderMemos:
 
     def memo(self, uid):
         """The MessageMemo of message `uid`."""
-        key = (self._key, uid)
-        cache = self._cache
-        with cache._lock:           # FetchCache._items, inline: a call less per message
-            items = cache._messages.get(key)
-            if items is not None:
-                cache._messages.move_to_end(key)
-        if items is None and self.look():
-            items = self._cache._items(key)
-        if items is None:
-            items = self._cache._add(key)
-        return MessageMemo(self._cache, key, items, self)
+        return self.memos((uid,))[0]
+
+    def memos(self, uids):
+        """The MessageMemo of each of `uids`, in their order: looked up under one lock,
+        then, if one is not in this process, once more after a look at the journal."""
+        cache, folder_key = self._cache, self._key
+        keys = [(folder_key, uid) for uid in uids]
+        found, missing = [], 0
+        messages = cache._messages
+        get, move = messages.get, messages.move_to_end
+        with cache._lock:
+            for key in keys:
+                items = get(key)
+                if items is None:
+                    missing += 1
+                else:
+                    move(key)
+                found.append(items)
+        if missing:
+            if self.look():
+                found = [cache._items(key) if items is None else items
+                         for key, items in zip(keys, found)]
+            found = [cache._add(key) if items is None else items for key, items in zip(keys, found)]
+        return [MessageMemo(cache, key, items, self) for key, items in zip(keys, found)]
 
     def look(self):
         """Take in what the journal gained since this process last read it, once per
