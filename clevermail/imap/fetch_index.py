@@ -28,13 +28,13 @@ _INDEX_FORMATS = {"FLAGS": b"FLAGS (%s)", "UID": b"UID %d", "INTERNALDATE": b"IN
                   "RFC822.SIZE": b"RFC822.SIZE %d", "MODSEQ": b"MODSEQ (%d)"}
 
 
-class _FlagTexts(dict):
-    """flags frozenset -> flag_text, for one render_index_only call (a dict
-    subscript in the loop, a call only on a miss)."""
-
-    def __missing__(self, flags):
-        text = self[flags] = flag_text(flags)
-        return text
+def _flag_text_into(texts, flags):
+    """flag_text(flags), kept in `texts` (a plain dict, for one render_index_only call:
+    a loop tests `flags in texts` and subscripts it, two C-level lookups; a dict
+    subclass's [] with __missing__ would go through a lookup of __getitem__ and a call
+    for every message)."""
+    text = texts[flags] = flag_text(flags)
+    return text
 
 
 # an index item -> its value's place in the row render_index_only makes of a message:
@@ -49,19 +49,22 @@ def render_index_only(req, messages):
     the index, no file opened); they are unpacked, never asked for names."""
     names = [item.name for item in req.items]
     fmt = b"* %d FETCH (" + b" ".join(_INDEX_FORMATS[n] for n in names) + b")\r\n"
-    texts = _FlagTexts()
+    texts, add = {}, _flag_text_into
     if names == ["UID", "FLAGS"]:
-        # what every client sends on every sync: one format and one dict subscript
-        # per line, no function call
-        return [fmt % (seq, uid, texts[flags]) for seq, uid, flags, _, _, _ in messages]
+        # what every client sends on every sync: one format and two dict lookups per
+        # line, a function call only for a new flag set
+        return [fmt % (seq, uid, texts[flags] if flags in texts else add(texts, flags))
+                for seq, uid, flags, _, _, _ in messages]
     # each line's values picked from a row by one C-level itemgetter (a tuple of them,
     # in the request's order, the sequence number first); no Python call per item
     pick = itemgetter(0, *[_ROW_PLACE[n] for n in names])
     if "INTERNALDATE" in names:
         date = quoted_internaldate
-        return [fmt % pick((seq, uid, texts[flags], date(when), size, modseq))
+        return [fmt % pick((seq, uid, texts[flags] if flags in texts else add(texts, flags),
+                            date(when), size, modseq))
                 for seq, uid, flags, when, size, modseq in messages]
-    return [fmt % pick((seq, uid, texts[flags], None, size, modseq))
+    return [fmt % pick((seq, uid, texts[flags] if flags in texts else add(texts, flags), None, size,
+                        modseq))
             for seq, uid, flags, _, size, modseq in messages]
 
 

@@ -60,11 +60,16 @@ class FieldLines:
         self.size = 0
 
     def get(self, header):
-        with self._lock:
-            entry = self._entries.get(header)
-            if entry is not None:
-                self._entries.move_to_end(header)
-                return entry[0]
+        entries = self._entries
+        # a hit takes no lock: each OrderedDict call is one step under the GIL (a bytes
+        # key hashes and compares in C), and an entry evicted between the two is gone
+        entry = entries.get(header)
+        if entry is not None:
+            try:
+                entries.move_to_end(header)
+            except KeyError:
+                pass
+            return entry[0]
         lines = field_lines(header)
         cost = 2 * len(header) + _ENTRY + _PAIR * len(lines)    # the key and the lines
         if cost > self.max_bytes >> 4:

@@ -118,6 +118,7 @@ class FolderView(ViewWrites):
         names = self._names
         if names.table is not folder.flagmap._keywords:
             names = self._flag_names()
+        known, make = names.known, names.make
         for seq in seqs:
             uid = uids[seq - 1]
             entry = get(uid)
@@ -125,7 +126,12 @@ class FolderView(ViewWrites):
                 entry = ghost(uid)
                 if entry is None:
                     continue
-            yield seq, uid, names[entry.flags, uid in recent], entry.date, entry.wsize, entry.modseq
+            key = entry.flags, uid in recent
+            try:
+                flags = known[key]
+            except KeyError:
+                flags = make(key)
+            yield seq, uid, flags, entry.date, entry.wsize, entry.modseq
 
     def _flag_names(self):
         """The view's FlagNames made anew for the folder's keyword table as it is now

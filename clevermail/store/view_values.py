@@ -56,20 +56,28 @@ class ViewMode(enum.Enum):
     MAILDROP = "maildrop"   # POP3: no \Recent (IMAP's; and a set of every UID costs)
 
 
-class FlagNames(dict):
+class FlagNames:
     """(flag letters, holds \\Recent) -> frozenset of flag names, each made once: a
-    folder has a handful of flag combinations, so 100,000 messages share them (a
-    dict subscript per message, a call only on a miss).  `table`: the folder's keyword
-    table they were named with (a view keeps one FlagNames while the table is the same
-    object, store/flags.py replaces it when a keyword is added or read anew)."""
+    folder has a handful of flag combinations, so 100,000 messages share them.  `known`
+    is a plain dict of those made, for loops to subscript (a dict subclass's [] is a
+    lookup of __getitem__ and a call, five times a plain dict's: it was one per message
+    of every FETCH), calling make(key) on a KeyError; [] does both.  `table`: the
+    folder's keyword table they were named with (a view keeps one FlagNames while the
+    table is the same object, store/flags.py replaces it when a keyword is added or read
+    anew)."""
 
-    __slots__ = ("_flag_names", "table")
+    __slots__ = ("_flag_names", "table", "known")
 
     def __init__(self, flag_names, table=None):
-        super().__init__()
-        self._flag_names, self.table = flag_names, table
+        self._flag_names, self.table, self.known = flag_names, table, {}
 
-    def __missing__(self, key):
+    def __getitem__(self, key):
+        try:
+            return self.known[key]
+        except KeyError:
+            return self.make(key)
+
+    def make(self, key):
         letters, recent = key
-        names = self[key] = frozenset(self._flag_names(letters) + (("\\Recent",) if recent else ()))
+        names = self.known[key] = frozenset(self._flag_names(letters) + (("\\Recent",) if recent else ()))
         return names
