@@ -117,8 +117,8 @@ def test_a_user_tree_made_again_is_locked_through_its_new_lock_file(root):
 
 
 def test_descriptors_are_kept_for_a_bounded_number_of_users(tmp_path, monkeypatch):
-    """Past MAX_KEPT users the least lately used entries nobody holds are closed; one
-    held is not, and goes on working."""
+    """Past MAX_KEPT users the oldest entries nobody holds are closed; one held is
+    not, and goes on working; a user whose entry was closed gets a new one."""
     monkeypatch.setattr(ledger_files, "_cache", type(ledger_files._cache)())
     monkeypatch.setattr(ledger_files, "MAX_KEPT", 2)
     roots = []
@@ -132,8 +132,31 @@ def test_descriptors_are_kept_for_a_bounded_number_of_users(tmp_path, monkeypatc
             maildirsize.append(r, (1, 1))
     assert ledger_files.kept_count() == 2
     assert roots[0] in ledger_files._cache        # held: kept, and still locking
+    gone = [r for r in roots if r not in ledger_files._cache]
+    assert len(gone) == 2
     assert maildirsize.recalculate(roots[0], NO_LIMITS) is None
     held.release()
     assert maildirsize.recalculate(roots[0], NO_LIMITS) == Usage(0, 0)
+    for r in gone:                              # closed: a new entry, the line written
+        with maildirsize.changing(r):
+            maildirsize.append(r, (2, 1))
+        assert maildirsize.read(r).usage == Usage(3, 2)
     for kept in list(ledger_files._cache.values()):
-        kept.close()
+        assert kept.evict()
+
+
+def test_an_entry_closed_under_its_user_is_not_used(root):
+    """A thread that took an entry just before it was closed (evicted) does not lock or
+    write through its closed descriptors: it asks for the user's entry again."""
+    maildirsize.recalculate(root, NO_LIMITS)
+    entry = ledger_files.kept(root)
+    with maildirsize.changing(root):
+        maildirsize.append(root, (1, 1))
+    assert entry.evict()
+    assert entry.share() is False and entry.append(b"1 1\n") is False
+    assert entry.lock_fd is None and entry.ledger_fd is None
+    with maildirsize.changing(root):
+        maildirsize.append(root, (2, 1))
+        assert maildirsize.recalculate(root, NO_LIMITS) is None
+    assert ledger_files.kept(root) is not entry
+    assert maildirsize.read(root).usage == Usage(3, 2)

@@ -20,15 +20,15 @@ before, which left the kept inode without a name (renamed over), so the descript
 is checked (fstat) and opened again on the file now at the path.  A missing file is
 not created (maildirsize.py: the next look recalculates it).
 
-Bounded: MAX_KEPT users' descriptors; beyond, those of the users least lately
-written that no thread holds are closed.  Descriptors are O_CLOEXEC.  Local
+Bounded: MAX_KEPT users' descriptors; beyond, the oldest entries that no thread
+holds or uses are closed (an entry is used under its mutex only, and an evicted one
+is marked closed: its user asks for the new entry).  Descriptors are O_CLOEXEC.  Local
 filesystems only, as flock already requires.
 """
 
 import fcntl
 import os
 import threading
-from collections import OrderedDict
 
 FILE_NAME = "maildirsize"
 LOCK_NAME = "clevermail-quota.lock"
@@ -36,20 +36,24 @@ MAX_KEPT = 64
 
 
 class Kept:
-    """One user's two descriptors (opened at first use) and its shared-lock count."""
+    """One user's two descriptors (opened at first use) and its shared-lock count.
+    Used only under its mutex, and only while not `closed` (evicted)."""
 
-    __slots__ = ("root", "mutex", "lock_fd", "ledger_fd", "holders", "pins")
+    __slots__ = ("root", "mutex", "lock_fd", "ledger_fd", "holders", "closed")
 
     def __init__(self, root):
         self.root = root
-        self.mutex = threading.Lock()   # the descriptors and the count
+        self.mutex = threading.Lock()   # the descriptors, the count, closed
         self.lock_fd = self.ledger_fd = None
         self.holders = 0                # this process's threads holding the shared lock
-        self.pins = 0                   # threads using this entry (not to be closed); _cache_lock
+        self.closed = False
 
     def share(self):
-        """Take (or join) the shared lock.  OSError when the user has no root."""
+        """Take (or join) the shared lock; False when the entry was evicted (ask
+        `kept()` again).  OSError when the user has no root."""
         with self.mutex:
+            if self.closed:
+                return False
             if self.holders == 0:
                 fd = self.lock_fd
                 if fd is None or os.fstat(fd).st_nlink == 0:
@@ -61,6 +65,7 @@ class Kept:
                 # of ours, so no thread of ours waits for this mutex while holding it)
                 fcntl.flock(fd, fcntl.LOCK_SH)
             self.holders += 1
+            return True
 
     def unshare(self):
         with self.mutex:
@@ -69,8 +74,11 @@ class Kept:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
 
     def append(self, data):
-        """One write of `data` to the ledger; nothing when it is missing."""
+        """One write of `data` to the ledger (nothing when it is missing); False when
+        the entry was evicted."""
         with self.mutex:
+            if self.closed:
+                return False
             fd = self.ledger_fd
             if fd is None or os.fstat(fd).st_nlink == 0:
                 self._close("ledger_fd")
@@ -78,9 +86,10 @@ class Kept:
                     fd = os.open(os.path.join(self.root, FILE_NAME),
                                  os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
                 except (FileNotFoundError, NotADirectoryError):
-                    return
+                    return True
                 self.ledger_fd = fd
             os.write(fd, data)
+            return True
 
     def _close(self, which):
         fd = getattr(self, which)
@@ -88,48 +97,62 @@ class Kept:
             setattr(self, which, None)
             os.close(fd)
 
-    def close(self):
-        """Close both (no thread uses the entry: it left the cache unpinned)."""
-        self._close("lock_fd")
-        self._close("ledger_fd")
+    def evict(self):
+        """Close both unless a thread holds the lock or uses the entry now; whether
+        it was closed (_cache_lock held)."""
+        if not self.mutex.acquire(blocking=False):
+            return False
+        try:
+            if self.holders:
+                return False
+            self.closed = True
+            self._close("lock_fd")
+            self._close("ledger_fd")
+            return True
+        finally:
+            self.mutex.release()
 
 
-_cache = OrderedDict()          # root -> Kept, least lately used first
-_cache_lock = threading.Lock()
+_cache = {}                     # root -> Kept, oldest first
+_cache_lock = threading.Lock()  # adding and evicting
 
 
-def pin(root):
-    """The Kept of `root`, not to be closed until unpin()."""
-    with _cache_lock:
-        kept = _cache.get(root)
-        if kept is None:
-            kept = _cache[root] = Kept(root)
-            if len(_cache) > MAX_KEPT:
-                _evict()
-        else:
-            _cache.move_to_end(root)
-        kept.pins += 1
-    return kept
-
-
-def unpin(kept):
-    with _cache_lock:
-        kept.pins -= 1
+def kept(root):
+    """The Kept of `root` (made at first use)."""
+    entry = _cache.get(root)
+    if entry is None or entry.closed:
+        with _cache_lock:
+            entry = _cache.get(root)
+            if entry is None or entry.closed:
+                entry = _cache[root] = Kept(root)
+                if len(_cache) > MAX_KEPT:
+                    _evict()
+    return entry
 
 
 def _evict():
-    """Close the least lately used entries nobody uses, down to MAX_KEPT (_cache_lock held)."""
-    for root in [r for r, k in _cache.items() if k.pins == 0][:len(_cache) - MAX_KEPT]:
-        _cache.pop(root).close()
+    """Close the oldest entries nobody uses, down to MAX_KEPT (_cache_lock held)."""
+    excess = len(_cache) - MAX_KEPT
+    for root, entry in list(_cache.items()):
+        if excess <= 0:
+            break
+        if entry.evict():
+            del _cache[root]
+            excess -= 1
+
+
+def share(root):
+    """Take (or join) the shared lock of `root`: its Kept, to unshare()."""
+    while True:
+        entry = kept(root)
+        if entry.share():
+            return entry
 
 
 def append(root, data):
     """Append `data` (one line) to the user's ledger (maildirsize.append)."""
-    kept = pin(root)
-    try:
-        kept.append(data)
-    finally:
-        unpin(kept)
+    while not kept(root).append(data):
+        pass
 
 
 def kept_count():

@@ -228,21 +228,12 @@ class changing:
         self._kept = None
 
     def __enter__(self):
-        kept = ledger_files.pin(self.root)
-        try:
-            kept.share()
-        except BaseException:
-            ledger_files.unpin(kept)
-            raise
-        self._kept = kept
+        self._kept = ledger_files.share(self.root)
         return self
 
     def __exit__(self, *exc):
         kept, self._kept = self._kept, None
-        try:
-            kept.unshare()
-        finally:
-            ledger_files.unpin(kept)
+        kept.unshare()
         return False
 
 
