@@ -1,5 +1,6 @@
 """Tests for clevermail.store.uidlist: UIDVALIDITY, UIDNEXT, base -> UID, compaction."""
 
+import builtins
 import os
 
 import pytest
@@ -135,6 +136,38 @@ def test_compaction_seen_by_other_instance(folder):
     b.refresh()                 # new inode: re-read from the start
     assert b.uids == {"y": 2}
     assert assign(b, ["z"]) == {"z": 3}
+
+
+def test_what_another_instance_appended_is_read_through_a_kept_descriptor(folder, monkeypatch):
+    a, b = UidList(folder), UidList(folder)
+    assign(a, ["x"])
+    b.refresh()                 # opens its reader
+    opened = []
+    path = os.path.join(folder, uidlist.FILENAME)
+
+    def spy(real):
+        def opener(name, *args, **kwargs):
+            if os.fspath(name) == path:
+                opened.append(name)
+            return real(name, *args, **kwargs)
+        return opener
+
+    monkeypatch.setattr(os, "open", spy(os.open))
+    monkeypatch.setattr(builtins, "open", spy(builtins.open))
+    for i, base in enumerate(["y", "z", "w"]):
+        assign(a, [base])
+        b.refresh()
+        assert b.uids[base] == i + 2
+    assert opened == []         # one pread each, no open of the path
+    a.compact({"z", "w"})       # another inode: the path is opened again, read whole
+    b.refresh()
+    assert b.uids == {"z": 3, "w": 4}
+    assert len(opened) == 1
+    assign(a, ["v"])            # (its writer opens the new file once)
+    b.refresh()
+    assert b.uids == {"z": 3, "w": 4, "v": 5} and len(opened) == 2
+    b.close()
+    assert b._file._fd is None
 
 
 def test_compact_only_when_live_given(folder):

@@ -1,6 +1,7 @@
 """A descriptor kept open for appending to one of a folder's logs (the uidlist,
 store/uidlist.py; the modseq log keeps its own, which it also reads through:
-store/modseq.py).
+store/modseq.py), and for reading what other processes appended (`read`: one
+pread, where opening the path, reading and closing it were seven system calls).
 
 Their writers append under the folder's locks.  Opening and closing the file for
 every line cost two system calls there, and each system call gives the GIL away
@@ -33,14 +34,25 @@ class AppendFile:
     def write(self, data, ino, fsync=False):
         """Append `data` (all of it or an error) to the file at `path` whose inode
         the caller's stat found to be `ino`; fsync it when asked."""
+        fd = self._for(ino)
+        write_all(fd, data)
+        if fsync:
+            os.fsync(fd)
+
+    def read(self, ino, offset, end):
+        """The bytes from `offset` up to `end` of the file at `path` whose inode the
+        caller's stat found to be `ino` (fewer if it is shorter now)."""
+        return os.pread(self._for(ino), end - offset, offset)
+
+    def _for(self, ino):
+        """The descriptor, opened again when the caller's stat found another inode."""
         if self._fd is None or self._ino != ino:
             self.close()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            # read and write: what others appended is read through it too
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
             self._fd, self._ino = fd, os.fstat(fd).st_ino
             self._finalizer = weakref.finalize(self, os.close, fd)
-        write_all(self._fd, data)
-        if fsync:
-            os.fsync(self._fd)
+        return self._fd
 
     def close(self):
         if self._finalizer is not None:

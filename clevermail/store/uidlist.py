@@ -139,11 +139,11 @@ class UidList:
         if st.st_ino != self._ino:
             self.uids, self._offset, self._ino = {}, 0, st.st_ino
             self.uidnext, self.recent_upto, self.reserved = 1, 0, 0
-        if st.st_size == self._offset:
+        if st.st_size <= self._offset:
             return
-        with open(self.path, "rb") as f:
-            f.seek(self._offset)
-            chunk = f.read()
+        # through the kept descriptor (append_file.py): one pread; every APPEND of
+        # another worker has each process read its line so
+        chunk = self._file.read(st.st_ino, self._offset, st.st_size)
         end = chunk.rfind(b"\n") + 1  # ignore a torn last line (writer crashed mid-append)
         self._offset += end
         for line in chunk[:end].decode("utf-8", "replace").splitlines():
