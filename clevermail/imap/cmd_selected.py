@@ -168,8 +168,8 @@ def _fetch(session, args, uid_mode):
         memos = handler.fetch_memos(view, address)
         if not handler.fetch_cache.legacy_gone:     # once per process
             handler.fetch_cache.forget_legacy(os.path.dirname(handler.store.mail_root))
-    # the messages' memos, taken at once (one lock)
-    memo_of = _no_memos(messages) if memos is None else memos.memos([msg.uid for msg in messages])
+    # the messages' kept metadata, taken at once (one lock)
+    items_of = _no_memos(messages) if memos is None else memos.items_of([msg.uid for msg in messages])
     missing = False
     sent = []
     mailbox = session.mailbox
@@ -178,10 +178,10 @@ def _fetch(session, args, uid_mode):
     # made (a large FETCH goes out as it is made, one of a message in one send)
     out, size = [], 0
     try:
-        for msg, memo in zip(messages, memo_of):
+        for msg, items in zip(messages, items_of):
             uid = msg.uid
             try:
-                response = fetch_response(request, msg, source, memo, uid in seen_now)
+                response = fetch_response(request, msg, source, memos, uid in seen_now, items)
             except (FileNotFoundError, MessageGone):
                 missing = True
                 continue

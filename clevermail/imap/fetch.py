@@ -90,38 +90,41 @@ class _Content:
     literal apart from its text ((text, data): written as it is, not copied into the
     line)."""
 
-    __slots__ = ("_source", "_msg", "_parsed", "_memo", "_head", "big")
+    __slots__ = ("_source", "_msg", "_parsed", "_items", "_memo", "_head", "big")
 
-    def __init__(self, source, msg, memo=None):
-        self._source, self._msg, self._parsed = source, msg, None
-        self._head = None
-        self._memo = memo       # fetch_cache.MessageMemo: this message's rendered metadata
+    def __init__(self, source, msg, items=None, memo=None):
+        self._source, self._msg, self._parsed, self._head = source, msg, None, None
+        # this message's rendered metadata kept in this process (a dict: read here,
+        # added to through the memo), and the memo (fetch_cache's FolderMemos of the
+        # command, or a MessageMemo), which has the journal and keeps what is made here
+        self._items, self._memo = items, memo
         self.big = False
 
     def cached(self, item, render):
         """render(self)'s bytes for a metadata item, from the shared cache when another
         FETCH rendered it before (no file read, no parse), else made and kept."""
-        memo = self._memo
-        if memo is None:
+        items = self._items
+        if items is None:
             return render(self)
         # this process's items first, read straight (a hit is most FETCHes), then
-        # with the journal (memo.get: what other processes rendered)
-        value = memo.items.get(item)
+        # with the journal (what other processes rendered)
+        value = items.get(item)
         if value is None:
-            value = memo.get(item)
-        if value is None:
-            value = render(self)
-            memo.put(item, value)
-            parsed = self._parsed
-            if parsed is not None and parsed.parsed_tree:
-                self._siblings(memo)
+            memo, uid = self._memo, self._msg.uid
+            value = memo.missing(uid, items, item)
+            if value is None:
+                value = render(self)
+                memo.keep(uid, items, item, value)
+                parsed = self._parsed
+                if parsed is not None and parsed.parsed_tree:
+                    self._siblings(memo, uid, items)
         return value
 
-    def _siblings(self, memo):
+    def _siblings(self, memo, uid, items):
         """Keep what _PARSED_SIBLINGS the memo lacks, from the message parsed already."""
         for item, render in _PARSED_SIBLINGS:
-            if not memo.has(item):
-                memo.put(item, render(self))
+            if item not in items:
+                memo.keep(uid, items, item, render(self))
 
     def email_id(self):
         """The message's stable id (RFC 8474 EMAILID), through the source's ident(msg)."""
@@ -149,9 +152,11 @@ class _Content:
         return self._parsed
 
 
-def _render(req, msg, source, memo, extra_flags):
+def _render(req, msg, source, memo, extra_flags, items=None):
     """(the items' values, the _Content): each value bytes, or (text, literal data)."""
-    content = _Content(source, msg, memo)
+    if items is None and memo is not None:
+        items = memo.items          # a MessageMemo
+    content = _Content(source, msg, items, memo)
     out = [f(msg, content) for f in req._fns]
     if extra_flags and not req._has_flags:
         out.append(_r_flags(msg, content))
@@ -179,12 +184,14 @@ def _pieces(head, values, tail):
     return out
 
 
-def fetch_response(req, msg, source, memo=None, extra_flags=False):
+def fetch_response(req, msg, source, memo=None, extra_flags=False, items=None):
     """The untagged FETCH response of one message ("* seq FETCH (...)" CRLF) as bytes
     to be written one after the other: one, or a few around each large literal (a
     message's bytes go to the output as they are, not copied into a line first).
-    source: a FetchSource; memo, extra_flags: as for render_fetch."""
-    out, content = _render(req, msg, source, memo, extra_flags)
+    source: a FetchSource; memo, extra_flags: as for render_fetch, or memo the command's
+    fetch_cache.FolderMemos and `items` the message's dict from its items_of (a FETCH
+    of many messages makes no memo object per message)."""
+    out, content = _render(req, msg, source, memo, extra_flags, items)
     if not content.big:
         return (b"* %d FETCH (%s)\r\n" % (msg.seq, b" ".join(out)),)
     return _pieces(b"* %d FETCH (" % msg.seq, out, b")\r\n")

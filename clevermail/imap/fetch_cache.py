@@ -47,27 +47,29 @@ _OVERHEAD = 100
 
 
 class MessageMemo:
-    """The cached items of one message, handed to one render (fetch._Content).
-    `items`: those kept in this process, item -> bytes (read it, never write it: put)."""
+    """The cached items of one message in this process, without the folder's journal
+    (FetchCache.memo): for a render outside a FETCH command (fetch.render_fetch,
+    scripts/bench_mime.py); a FETCH hands its FolderMemos and each message's items.
+    `items`: item -> bytes (read it, never write it: put)."""
 
-    __slots__ = ("_cache", "_key", "items", "_folder")
+    __slots__ = ("_cache", "_key", "items")
 
-    def __init__(self, cache, key, items, folder=None):
-        self._cache, self._key, self.items, self._folder = cache, key, items, folder
+    def __init__(self, cache, key, items):
+        self._cache, self._key, self.items = cache, key, items
 
     def get(self, item):
-        value = self.items.get(item)
-        if value is None and self._folder is not None and self._folder.look():
-            value = self.items.get(item)       # another process rendered it
-        return value
-
-    def has(self, item):
-        """Whether `item` is kept in this process (the journal is not looked at)."""
-        return item in self.items
+        return self.items.get(item)
 
     def put(self, item, value):
-        if self._cache._put(self._key, self.items, item, value) and self._folder is not None:
-            self._folder.added(self._key[1], item, value)
+        self._cache._put(self._key, self.items, item, value)
+
+    # what a render asks of a memo (fetch._Content), as of a command's FolderMemos
+    def missing(self, uid, items, item):
+        """`item`, not in `items` (this memo's): no journal to look at."""
+        return None
+
+    def keep(self, uid, items, item, value):
+        self.put(item, value)
 
 
 class FolderMemos:
@@ -81,13 +83,11 @@ class FolderMemos:
         self._looked = journal is None
         self.pending = {}           # uid -> {item: bytes} rendered by this command (flush)
 
-    def memo(self, uid):
-        """The MessageMemo of message `uid`."""
-        return self.memos((uid,))[0]
-
-    def memos(self, uids):
-        """The MessageMemo of each of `uids`, in their order: looked up under one lock,
-        then, if one is not in this process, once more after a look at the journal."""
+    def items_of(self, uids):
+        """The kept items of each of `uids` (a dict each, to read, never to write:
+        keep()), in their order: looked up under one lock, then, if one is not in this
+        process, once more after a look at the journal.  A render takes a message's
+        dict and this FolderMemos (fetch.fetch_response): no object per message."""
         cache, folder_key = self._cache, self._key
         keys = [(folder_key, uid) for uid in uids]
         found, missing = [], 0
@@ -106,7 +106,18 @@ class FolderMemos:
                 found = [cache._items(key) if items is None else items
                          for key, items in zip(keys, found)]
             found = [cache._add(key) if items is None else items for key, items in zip(keys, found)]
-        return [MessageMemo(cache, key, items, self) for key, items in zip(keys, found)]
+        return found
+
+    def missing(self, uid, items, item):
+        """`item` of message `uid`, not in its `items`: what another process rendered
+        (the journal, read once per command), else None."""
+        return items.get(item) if self.look() else None
+
+    def keep(self, uid, items, item, value):
+        """Keep `value` rendered here as `item` of message `uid` (`items`: its dict from
+        items_of), for the journal too."""
+        if self._cache._put((self._key, uid), items, item, value):
+            self.added(uid, item, value)
 
     def look(self):
         """Take in what the journal gained since this process last read it, once per
