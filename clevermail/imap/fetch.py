@@ -93,12 +93,12 @@ class _Content:
     __slots__ = ("_source", "_msg", "_parsed", "_items", "_memo", "_head", "big")
 
     def __init__(self, source, msg, items=None, memo=None):
-        self._source, self._msg, self._parsed, self._head = source, msg, None, None
+        self._source, self._msg, self._parsed = source, msg, None
         # this message's rendered metadata kept in this process (a dict: read here,
-        # added to through the memo), and the memo (fetch_cache's FolderMemos of the
-        # command, or a MessageMemo), which has the journal and keeps what is made here
+        # added to through the memo), and the memo (the command's FolderMemos, which
+        # looks at the journal, or a MessageMemo), which keeps what is made here
         self._items, self._memo = items, memo
-        self.big = False
+        self._head, self.big = None, False
 
     def cached(self, item, render):
         """render(self)'s bytes for a metadata item, from the shared cache when another
