@@ -114,3 +114,28 @@ def test_a_file_moved_to_new_while_cur_is_listed_is_not_believed_gone(folder, el
     assert folder.entry(2).flags == "FS"
     expunged, flagged = folder.changes_since(before)
     assert expunged == [] and sorted(flagged) == [1, 2]
+
+
+def test_a_listing_too_long_for_one_read_is_looked_at_again_before_an_expunge_is_believed(
+        tmp_path, store, monkeypatch):
+    """Past ONE_READ names a listing takes several system calls, which a rename can cut
+    through; before Linux 6.13 the mtime may not show that rename (a clock tick's
+    resolution), so the unchanged mtimes are not taken as proof: both directories are
+    listed again, as for a changed one."""
+    from clevermail.store import sync
+    from view_fixtures import open_inbox
+
+    monkeypatch.setattr(sync, "ONE_READ", 5)
+    with open_inbox(store, ALICE, map(message, range(1, 9))) as mine:
+        other = MailStore(tmp_path / "data")
+        theirs = other.open_folder(ALICE, "INBOX")
+        try:
+            theirs.store_flags(theirs.uids, {"S"}, "+")     # all 8 in cur/
+            assert mine.sync() is True
+            assert theirs.expunge([4]) == [4]
+            listed = _spy(monkeypatch, "listdir")
+            assert mine.sync() is True
+            assert listed == [os.path.join(mine.path, sub) for sub in ("cur", "new", "cur")]
+            assert mine.uids == theirs.uids == [1, 2, 3, 5, 6, 7, 8]
+        finally:
+            other.release_folder(theirs)

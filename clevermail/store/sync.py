@@ -14,9 +14,10 @@ the uidlist only when a name appeared or vanished.
 A file missing from a listing is believed gone only when it was in neither
 directory at one moment: both directories' mtimes unchanged since the listing began
 (for one not listed, since the index last listed it) prove the listing whole and
-that nothing moved into the other one (`_stable`, on the stamps' premise, `_look`);
-else only after a second look at both directories (a file moving new/ -> cur/
-between the two listings, or renamed while one was read).  A uidlist whose
+that nothing moved into the other one (`_stable`, on the stamps' premise, `_look`),
+for a listing read in one system call (ONE_READ names); else only after a second
+look at both directories (a file moving new/ -> cur/ between the two listings, or
+renamed while one was read).  A uidlist whose
 UIDVALIDITY changed under the index means the folder was replaced: the Folder is
 marked gone, never writing the new folder's uidlist or modseq file.
 
@@ -45,6 +46,10 @@ from .scan import Entry
 
 SUBDIRS = maildir.SUBDIRS
 BULK = 5000               # new files at once that count as a bulk import
+# Names a listing may hold and still come from one getdents call: glibc reads a
+# directory 32 KiB at a time, a maildir name with its entry's header takes about 100
+# bytes.  Such a listing is whole at one moment (see _rescan).
+ONE_READ = 256
 
 # Marks order, in this process, the points a caller asks changes from (`next_mark`) and
 # the looks at folders: a look notes the newest point taken before it began, and
@@ -221,12 +226,17 @@ class FolderSync:
             stamps[sub], listings[sub] = self._list(sub)
         appeared, vanished = scan.diff(listings, maps)
         missing = [e for e in vanished if e.base not in appeared]
-        if missing and not self._stable(stamps):
+        if missing and not (self._stable(stamps)
+                            and all(len(names) <= ONE_READ for names in listings.values())):
             # A file moving new/ -> cur/ between the two listings, or renamed while
             # one was read, looks expunged: look again at both before believing it
             # (other writers do not all take our lock).  The stamps stay the first
             # listings' where there were some: what changed since is listed again
-            # at the next look.
+            # at the next look.  A listing of more than ONE_READ names is looked at
+            # again even when the mtimes stayed: before Linux 6.13 an mtime is only as
+            # fine as the clock tick, so a rename in the tick of the change before
+            # leaves it as it was, and only a listing read in one call (under the
+            # directory's lock, which a rename takes too) cannot be cut by one.
             second = {}
             for sub in SUBDIRS:
                 mtime, second[sub] = self._list(sub)
