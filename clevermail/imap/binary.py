@@ -152,7 +152,7 @@ def literal(data):
     data holds a NUL."""
     if not data:
         return b'""'
-    return (b"~{%d}\r\n" if b"\0" in data else b"{%d}\r\n") % len(data) + data
+    return (b"~{%d}\r\n" if 0 in data else b"{%d}\r\n") % len(data) + data
 
 
 def storable(raw):

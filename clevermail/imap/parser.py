@@ -84,7 +84,7 @@ class _Parser:
 
     def parse(self):
         self.tag = self._tag()
-        if b"\0" in self.line:
+        if 0 in self.line:          # the byte value: b"\0" in is tried as an int first
             raise self.error("NUL character in command")
         name = self._name()
         return Command(self.tag, name, self._arguments())
@@ -264,7 +264,7 @@ class _Parser:
         data, next_line = (data if type(data) is kind else kind(data)), bytes(next_line)
         if len(data) != size:
             raise self.error("Literal data shorter than announced")
-        if (kind is not Literal8 and b"\0" in data) or b"\0" in next_line:
+        if (kind is not Literal8 and 0 in data) or 0 in next_line:
             # RFC 3501 literal = CHAR8, which excludes NUL; only BINARY's literal8
             # (RFC 3516 4.1) may carry it
             raise self.error("NUL character in command")
