@@ -14,16 +14,8 @@ import pytest
 from clevermail.store import MailStore, flags
 from clevermail.store.view import NO_CHANGES, Changes, FolderView, ViewMode
 from fakes import RETURN_PATH
-from view_fixtures import ALICE, folder, message, store  # noqa: F401 (fixtures)
+from view_fixtures import ALICE, elsewhere, folder, message, store  # noqa: F401 (fixtures)
 
-
-@pytest.fixture
-def elsewhere(tmp_path, folder):
-    """The same INBOX as another process holds it."""
-    other = MailStore(tmp_path / "data")
-    f = other.open_folder(ALICE, "INBOX")
-    yield f
-    other.release_folder(f)
 
 
 def view(folder):

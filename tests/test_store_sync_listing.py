@@ -11,15 +11,8 @@ import pytest
 
 from clevermail.store import MailStore
 from clevermail.store.uidlist import FILENAME as UIDLIST
-from view_fixtures import ALICE, folder, message, store  # noqa: F401 (fixtures)
+from view_fixtures import ALICE, elsewhere, folder, message, store  # noqa: F401 (fixtures)
 
-
-@pytest.fixture
-def elsewhere(tmp_path, folder):
-    other = MailStore(tmp_path / "data")
-    f = other.open_folder(ALICE, "INBOX")
-    yield f
-    other.release_folder(f)
 
 
 @pytest.fixture

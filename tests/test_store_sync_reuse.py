@@ -10,17 +10,9 @@ from threading import get_ident
 
 import pytest
 
-from clevermail.store import MailStore
 from clevermail.store.sync import next_mark, reuse_since
-from view_fixtures import ALICE, folder, message, store  # noqa: F401 (fixtures)
+from view_fixtures import ALICE, elsewhere, folder, message, store  # noqa: F401 (fixtures)
 
-
-@pytest.fixture
-def elsewhere(tmp_path, folder):
-    other = MailStore(tmp_path / "data")
-    f = other.open_folder(ALICE, "INBOX")
-    yield f
-    other.release_folder(f)
 
 
 @pytest.fixture
