@@ -353,14 +353,11 @@ def section_renderer(label, section, partial):
             return _literal(prefix, mime.section(content.parsed, nums, text, fields), content)
         return render
 
-    if partial is None:
-        def render(msg, content):
-            return _literal(prefix, data(content), content)
-    else:
-        start, stop = partial[0], partial[0] + partial[1]
+    # a partial (every form without one returned above)
+    start, stop = partial[0], partial[0] + partial[1]
 
-        def render(msg, content):
-            return _literal(prefix, data(content)[start:stop], content)
+    def render(msg, content):
+        return _literal(prefix, data(content)[start:stop], content)
     return render
 
 

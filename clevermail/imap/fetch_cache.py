@@ -21,9 +21,8 @@ Shared by the processes of a data dir and kept across restarts: each folder's
 fetch_journal.FolderJournal (<folder>/clevermail-fetch-cache).  A FETCH takes the
 folder's FolderMemos: at its first miss it reads what other processes (or an earlier
 run) appended to the journal since this process last looked, and at its end it appends
-in one write what it rendered itself, so
-a message appended through one worker and fetched through the other is parsed once and
-its file read once.
+in one write what it rendered itself, so a message appended through one worker and
+fetched through the other is parsed once and its file read once.
 """
 
 import logging
