@@ -98,15 +98,9 @@ class IndexNames:
 
     def rename(self, entry, sub, flags):
         """Set the entry's sub-directory and flags (its file was renamed)."""
-        maps = self._maps
-        if maps is not None:
-            old = maps[entry.sub]
-            name = entry.filename()
-            if old.get(name) is entry:
-                del old[name]
+        self.remove(entry)
         entry.sub, entry.flags = sub, flags
-        if maps is not None:
-            maps[sub][entry.filename()] = entry
+        self.add((entry,))
 
     def remove(self, entry):
         if self._maps is not None:
