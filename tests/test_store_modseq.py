@@ -9,7 +9,8 @@ import os
 import pytest
 
 from clevermail.store import MailStore, index, modseq
-from clevermail.store.modseq import ModseqLog, parse_uid_set, uid_set_text
+from clevermail.store.modseq import ModseqLog
+from clevermail.store.uid_sets import parse_uid_set, uid_set_text
 
 USER = "alice@example.test"
 

@@ -18,7 +18,7 @@ Rules taken from RFC 3501 section 9 and 6.4.8:
 import bisect
 
 from clevermail.imap.replies import IMAPBad
-from clevermail.store import modseq
+from clevermail.store import uid_sets
 
 __all__ = ["SequenceSet", "parse_sequence_set"]
 
@@ -202,4 +202,4 @@ def parse_sequence_set(text: str) -> SequenceSet:
 def uid_set_text(uids):
     """Ascending UIDs -> compact IMAP set text ("1:3,7"): COPYUID, VANISHED, MODIFIED.
     The store writes its expunge log in the same form (store/modseq.py)."""
-    return modseq.uid_set_text(list(uids))
+    return uid_sets.uid_set_text(list(uids))

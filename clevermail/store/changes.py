@@ -5,7 +5,7 @@ folder and its store_flags/expunge/expunge_flagged/append/append_many/copy_to ar
 these methods).  It works on the files and tells the index what it did through Folder's
 public API, never through the Folder's private state: `path`, `sub_paths`, `lock` and
 file_lock(); the index API get, uid_of, file_path, set_name, record_flags,
-record_expunge, index_new, rescan_all, dir_mtime, keep_stamp, wake; and, for a
+record_expunge, index_new, rescan_all, dir_mtime, cur_changed, wake; and, for a
 copy's keywords, flag_names (source) and letters_for (target).
 
 What a change would do is decided from the index under the folder's lock first:
@@ -13,7 +13,9 @@ one that would do nothing (a STORE of flags already so, an EXPUNGE with no
 \\Deleted message) returns there, with no file lock, stat or ledger lock taken.
 Every change happens under the folder's lock and its file lock, in one
 Folder.changing() block (one new modseq for all it touches), updates the index
-at once (so the next sync need not re-list the directory), and wakes waiters.  Flag
+at once (so the next sync need not re-list the directory), journals what it did in
+cur/ for the other processes (cur_journal.py: they follow it without a listing), and
+wakes waiters.  Flag
 changes are renames (new/X or cur/X:2,OLD -> cur/X:2,NEW); expunge is a rename into
 tmp/, the unlink coming after the locks on a background thread (maildir.py,
 fsync_group.later: the EXPUNGE's reply does not wait for the blocks to be freed);
@@ -84,11 +86,14 @@ class FolderWriter:
                 return changed
             with folder.file_lock(), folder.changing():
                 before = folder.dir_mtime("cur")
+                ops = []
                 for entry, flags, differs in todo:
-                    if self._rename(entry, flags) and differs:
-                        folder.record_flags(entry)
-                        changed.append(entry)
-                folder.keep_stamp("cur", before)
+                    if self._rename(entry, flags):
+                        ops.append(f"f{entry.uid}={flags}")
+                        if differs:
+                            folder.record_flags(entry)
+                            changed.append(entry)
+                folder.cur_changed(before, ops)
                 if changed:
                     folder.wake()
         return changed
@@ -198,7 +203,7 @@ class FolderWriter:
             todo = retry
         # only cur/: deliveries link into new/ without our lock, so a new/ mtime
         # taken now could be theirs, and adopting it would hide their message
-        folder.keep_stamp("cur", before)
+        folder.cur_changed(before, [f"x{uid}" for uid in removed])
         if removed:
             folder.wake()
         return freed
@@ -220,7 +225,7 @@ class FolderWriter:
                     maildir.link_into(folder.path, tmp, name, sub="cur")
                     tickets = [(cur, cur.mark())]
                     folder.index_new({"cur": [name]}, durable=False, claim=on_claim is not None)
-                    folder.keep_stamp("cur", before)        # after the index has it (sync.py)
+                    folder.cur_changed(before, ["n" + name])    # after the index has it (sync.py)
                     _claim(folder, on_claim)
                     _mark_uidlist(folder, tickets)
                     folder.wake()
@@ -263,7 +268,7 @@ class FolderWriter:
                     # given with the messages need not rise with it
                     folder.index_new({"cur": [name for _, _, name in staged]}, in_order=True,
                                      durable=False, claim=on_claim is not None)
-                    folder.keep_stamp("cur", before)
+                    folder.cur_changed(before, ["n" + name for _, _, name in staged])
                     _claim(folder, on_claim)
                     _mark_uidlist(folder, tickets)
                     folder.wake()
@@ -320,7 +325,7 @@ class FolderWriter:
                         maildir.link_into(target.path, tmp, names[-1], sub="cur")
                     tickets = [(cur, cur.mark())]
                     target.index_new({"cur": names}, in_order=True, durable=False)  # source order
-                    target.keep_stamp("cur", before)
+                    target.cur_changed(before, ["n" + name for name in names])
                     _mark_uidlist(target, tickets)
                     target.wake()
                     done = [(uid, target.uid_of(base)) for uid, base, _, _ in pairs]

@@ -196,11 +196,17 @@ class Folder(FolderFiles):
     def dir_mtime(self, sub):
         return os.stat(self.sub_paths[sub]).st_mtime_ns
 
-    def keep_stamp(self, sub, before):
-        """After our own rename/unlink in `sub`: keep the index's stamp current when
+    def cur_changed(self, before, ops):
+        """After our own change in cur/ (inside changing(), the index updated), its
+        ops as store/cur_journal.py writes them: keep the index's stamp current when
         nobody else changed the directory since we last looked (its mtime was
-        `before` and matched), so the next sync need not re-list it."""
-        self._sync.keep_stamp(sub, before)
+        `before` and matched), so the next sync need not re-list it, and journal the
+        change for the other processes (kept for our own next sync too when the
+        stamp was left behind)."""
+        after = self.dir_mtime("cur")
+        kept = self._sync.keep_stamp("cur", before, after)
+        if ops:
+            self.modseqs.journal(before, after, ops, keep=not kept)
 
     def _record(self, kind, uid):
         self._log.append((self.modseqs.highest, kind, uid))

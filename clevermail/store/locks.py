@@ -6,6 +6,7 @@ the FileLock's own depth counter (guarded by that RLock) makes it re-entrant wit
 a lock of its own: the flock is taken at depth 0 -> 1 and released at 1 -> 0.
 """
 
+import contextlib
 import fcntl
 import os
 import weakref
@@ -58,3 +59,19 @@ class FileLock:
         if self._fd is not None and self._depth == 0:
             self._finalizer()               # closes the descriptor, once
             self._fd = self._finalizer = None
+
+
+@contextlib.contextmanager
+def held(folder_path):
+    """The folder's file lock for a writer that has no Folder (a delivery into cur/,
+    the RENAME of INBOX): an flock on a descriptor of its own, closed on exit.  Every
+    change in cur/ by this store is made under the lock, because a writer's journal
+    line (cur_journal.py) says all that changed there between its two looks at the
+    directory.  Such a writer holds no folder lock while it waits, so it cannot be
+    part of a cycle."""
+    fd = os.open(os.path.join(folder_path, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)        # (the flock goes with it)

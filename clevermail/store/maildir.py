@@ -10,8 +10,8 @@ The part before ':2,' is the message's permanent "base" name (the key of the UID
 the CRLF form that POP3 and IMAP send, so STAT, LIST and RFC822.SIZE never open a file.
 Flags are Maildir letters (D F P R S T, sorted) plus lowercase keyword letters.
 
-Delivery: write under tmp/, fsync the file, link into new/ (or cur/), unlink tmp,
-then fsync the directory; only then is a message delivered.  The tmp/ unlink need
+Delivery: write under tmp/, fsync the file, link into new/ (or cur/, under the
+folder's file lock: locks.held), unlink tmp, then fsync the directory; only then is a message delivered.  The tmp/ unlink need
 not be durable: a crash leaves either nothing visible or the whole message, and a
 tmp/ name that comes back is debris `clean_tmp` removes.
 
@@ -33,6 +33,7 @@ import threading
 import time
 
 from .. import fsync_group
+from . import locks
 from ..durable import unlink_quiet, write_exclusive
 
 _counter = itertools.count(1)
@@ -152,7 +153,12 @@ def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
     """Move a written tmp file into new/ or cur/ under `name` and make it durable
     (unless `sync` is False: the caller then makes the directory durable itself).
     The directory fsync is shared with concurrent commits (fsync_group.py)."""
-    target = link_into(folder_path, tmp, name, sub)
+    if sub == "cur":
+        # under the folder's file lock, as every change in cur/ (locks.held)
+        with locks.held(folder_path):
+            target = link_into(folder_path, tmp, name, sub)
+    else:
+        target = link_into(folder_path, tmp, name, sub)
     unlink_quiet(tmp)
     if sync:
         fsync_group.directory(f"{folder_path}/{sub}").sync()

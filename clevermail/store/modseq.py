@@ -32,40 +32,11 @@ import os
 import weakref
 
 from ..durable import atomic_write, write_all
+from . import cur_journal
+from .uid_sets import parse_uid_set, uid_set_text
 
 FILENAME = "clevermail-modseq"
 KEEP_EXPUNGED = 50000       # expunged UIDs remembered one by one after a compaction
-
-
-def uid_set_text(uids):
-    """Ascending, distinct UIDs -> "1:3,7"."""
-    if uids and uids[-1] - uids[0] + 1 == len(uids):
-        return f"{uids[0]}:{uids[-1]}" if len(uids) > 1 else str(uids[0])   # one run: an import
-    parts = []
-    start = prev = None
-    for uid in uids:
-        if start is None:
-            start = prev = uid
-        elif uid == prev + 1:
-            prev = uid
-        else:
-            parts.append(f"{start}:{prev}" if prev != start else str(start))
-            start = prev = uid
-    if start is not None:
-        parts.append(f"{start}:{prev}" if prev != start else str(start))
-    return ",".join(parts)
-
-
-def parse_uid_set(text):
-    """"1:3,7" -> [1, 2, 3, 7]; ValueError when damaged."""
-    uids = []
-    for part in text.split(","):
-        first, _, last = part.partition(":")
-        if last:
-            uids.extend(range(int(first), int(last) + 1))
-        else:
-            uids.append(int(first))
-    return uids
 
 
 class ModseqLog:
@@ -83,6 +54,7 @@ class ModseqLog:
         self._offset = 0
         self._fd = None         # kept open on the file at `path` (module doc)
         self._finalizer = None
+        self.journal = cur_journal.CurJournal()     # the J lines (cur_journal.py) read since the last sync
 
     def close(self):
         """Close the kept descriptor (its Folder leaves memory); a later use opens
@@ -134,10 +106,12 @@ class ModseqLog:
         if fd is None:
             full = self._ino is not None or self._offset == 0
             self._ino, self._offset, self.lines = None, 0, 0
+            self.journal.clear()
             return full, []
         full = st.st_ino != self._ino or st.st_size < self._offset
         if full:
             self._ino, self._offset, self.lines = st.st_ino, 0, 0
+            self.journal.clear()
         if st.st_size == self._offset:
             return full, []
         first = self._offset == 0
@@ -148,6 +122,10 @@ class ModseqLog:
         for line in chunk[:end].decode("ascii", "replace").splitlines():
             words = line.split()
             try:
+                if words[0] == "J":
+                    self.journal.read(words)
+                    self.lines += 1
+                    continue
                 if words[0] == "CMS1":
                     self.uidvalidity, highest, self.floor = map(int, words[1:4])
                     self.highest = max(self.highest, highest) if not full else highest
@@ -165,11 +143,12 @@ class ModseqLog:
             self.base = self.lines
         return full, records
 
-    def append(self, uidvalidity, records):
-        """Write [(kind, modseq, ascending uids)] after refresh(); a missing file or one
-        of another UIDVALIDITY is started anew (its header first)."""
+    def append(self, uidvalidity, records, journal=()):
+        """Write [(kind, modseq, ascending uids)] and the `journal` lines (cur_journal.py)
+        after refresh(); a missing file or one of another UIDVALIDITY is started anew
+        (its header first)."""
         text = "".join(f"{'E ' if kind == 'E' else ''}{modseq} {uid_set_text(uids)}\n"
-                       for kind, modseq, uids in records if uids)
+                       for kind, modseq, uids in records if uids) + "".join(journal)
         if not text:
             return
         fd = self._fd
@@ -185,7 +164,7 @@ class ModseqLog:
             # one refresh() just read, under the file lock (no one replaces it then)
             write_all(fd, data)
             self._offset += len(data)
-        self.lines += len(records)
+        self.lines += len(records) + len(journal)
         self.highest = max([self.highest] + [m for _, m, _ in records])
 
     def _replace(self, text):
@@ -242,6 +221,7 @@ class Modseqs:
         self._depth = 0
         self._current = None
         self._unlogged = {}         # (kind, modseq) -> UIDs, of the change being made
+        self._journal = []          # its J lines (cur_journal.py), written with them
 
     # -- a change ----------------------------------------------------------------------
     def begin(self, live):
@@ -288,13 +268,37 @@ class Modseqs:
                 if uid not in live:
                     self.expunged(uid)
             self.first_map = None
-        if self._unlogged and uidvalidity:
+        if (self._unlogged or self._journal) and uidvalidity:
             self.log.append(uidvalidity, [(kind, modseq, sorted(dict.fromkeys(uids)))
-                                          for (kind, modseq), uids in self._unlogged.items()])
+                                          for (kind, modseq), uids in self._unlogged.items()],
+                            self._journal)
             if self.log.needs_compaction(len(live)):
                 self._compact(uidvalidity, live)
         self._unlogged = {}
+        self._journal = []
         self._current = None
+
+    def take_journal(self, since, now):
+        """The journal lines read (and kept) since the last sync, when they lead from
+        cur/'s mtime `since` to `now` (cur_journal.CurJournal.take), else None."""
+        return self.log.journal.take(since, now)
+
+    def forget_journal(self):
+        """A listing brought the index up to date: the lines kept say nothing more."""
+        self.log.journal.clear()
+
+    def journal(self, before, after, ops, keep):
+        """A change of this process in cur/ (mtimes before and after it, its ops): its
+        line written when the change ends; `keep`: also kept for this process's next
+        sync (its stamp was left behind: cur_journal.py)."""
+        text = cur_journal.line(before, after, ops)
+        if text is None:
+            if keep:
+                self.log.journal.broken = True
+            return
+        self._journal.append(text)
+        if keep:
+            self.log.journal.add(before, after, ops)
 
     # -- what the file says ------------------------------------------------------------------
     def _read(self, live):

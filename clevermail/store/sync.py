@@ -7,9 +7,11 @@ per folder; Folder.sync, index_new and rescan_all are these methods), as FolderW
 large folder costs work proportional to what changed; scan.py turns the listings
 into index rows, comparing each with the index's names (scan.IndexNames, `names`)
 by set operations, so only a name that appeared is parsed.  After another process's
-change (a rename, a link, an expunge in cur/) a look costs two stats, the re-listing
-of the one directory that changed, the work for the names that changed, and reads
-the uidlist only when a name appeared or vanished.
+change in cur/ (a rename, a link, an expunge) a look follows the lines its writer
+journaled (cur_journal.py: `_follow`) with no listing; when they do not cover all that
+happened there (another program's change, new/ changed too), it costs two stats, the
+re-listing of the directory that changed, the work for the names that changed, and
+reads the uidlist only when a name appeared or vanished.
 
 A file missing from a listing is believed gone only when it was in neither
 directory at one moment: both directories' mtimes unchanged since the listing began
@@ -41,7 +43,7 @@ import itertools
 import os
 from threading import get_ident
 
-from . import maildir, scan
+from . import cur_journal, maildir, scan
 from .scan import Entry
 
 SUBDIRS = maildir.SUBDIRS
@@ -101,10 +103,13 @@ class FolderSync:
         except OSError:
             return False
 
-    def keep_stamp(self, sub, before):
-        """After the folder's own rename/unlink in `sub` (Folder.keep_stamp)."""
+    def keep_stamp(self, sub, before, after):
+        """After the folder's own change in `sub` (Folder.cur_changed), which took
+        its mtime from `before` to `after`: whether the stamp was moved on."""
         if self.stamps[sub] == before:
-            self.stamps[sub] = self.folder.dir_mtime(sub)
+            self.stamps[sub] = after
+            return True
+        return False
 
     def stamps_copy(self):
         return dict(self.stamps)
@@ -144,9 +149,33 @@ class FolderSync:
                     self.looked = mark
                     return False
             with folder.file_lock():
-                changed = self._rescan(subs)
+                changed = self._follow(subs)
+                if changed is None:
+                    changed = self._rescan(subs)
             self.looked = mark
             return changed
+
+    def _follow(self, subs):
+        """When only cur/ changed: apply what the other processes journaled of their
+        changes there (cur_journal.py) instead of listing it (file lock held); whether
+        anything changed, None when the journal does not cover all that happened
+        since the last look (the caller lists)."""
+        folder = self.folder
+        if subs != ["cur"] or not folder.by_base:
+            return None
+        with folder.changing():         # reads the lines the others added since
+            now = folder.dir_mtime("cur")
+            records = folder.modseqs.take_journal(self.stamps["cur"], now)
+            if records is None:
+                return None
+            changed = cur_journal.apply(folder, self.names, records, self.index_new,
+                                        self._check_uidlist)
+        if changed is None:
+            return None
+        self.stamps["cur"] = now
+        if changed:
+            folder.wake()
+        return changed
 
     def _look(self):
         """False when both directories still have the mtimes of the index's last look
@@ -219,7 +248,9 @@ class FolderSync:
         if not folder.by_base:
             self._check_uidlist()
             with folder.changing():
-                return self._first_scan()
+                changed = self._first_scan()
+            folder.modseqs.forget_journal()      # all it says is in the listing
+            return changed
         maps = self.names.maps(folder.by_base.values())
         stamps, listings = {}, {}
         for sub in subs:
@@ -282,6 +313,12 @@ class FolderSync:
             folder.uidlist.refresh()
         if folder.uidlist.needs_compaction() and set(subs) == set(SUBDIRS):
             folder.uidlist.compact(set(by_base))
+        if not changed:
+            with folder.changing():     # (reads the journal lines up to this listing)
+                pass
+        # every change the journal's lines tell, ours kept included, was made before
+        # the file lock was taken: the listings hold it
+        folder.modseqs.forget_journal()
         if changed:
             folder.wake()
         return changed

@@ -18,7 +18,7 @@ import os
 import shutil
 import threading
 
-from . import maildir, maildirsize, paths, special_use
+from . import locks, maildir, maildirsize, paths, special_use
 from .errors import FolderExists, InvalidName, NoSuchFolder
 from .users import SPECIAL_USE, user_lock
 
@@ -198,8 +198,9 @@ class FolderTree:
     def _rename_inbox(self, address, root, new):
         self.create(address, new)
         target = os.path.join(root, paths.folder_dirname(new))
-        for sub in ("new", "cur"):
-            for name in os.listdir(os.path.join(root, sub)):
-                os.rename(os.path.join(root, sub, name), os.path.join(target, sub, name))
+        with locks.held(root):          # a change in cur/ (locks.held says why)
+            for sub in ("new", "cur"):
+                for name in os.listdir(os.path.join(root, sub)):
+                    os.rename(os.path.join(root, sub, name), os.path.join(target, sub, name))
         # INBOX stays (same UIDVALIDITY): its sessions see the messages expunged
         self.folders.notify(os.path.realpath(root))
