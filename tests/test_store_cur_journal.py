@@ -132,18 +132,43 @@ def test_a_copy_into_the_folder_by_another_process_is_followed(folder, elsewhere
 
 def test_the_chain_passes_through_this_process_own_change(folder, elsewhere, in_cur, listings):
     elsewhere.store_flags([1], {"F"}, "+")
-    # our own change before we followed theirs: our stamp of cur/ is left behind,
-    # so our line is kept for our next sync
-    folder.store_flags([2], {"a"}, "+")
-    assert elsewhere.expunge([3]) == [3]
+    # our own change before we followed theirs (an APPEND looks at nothing first): our
+    # stamp of cur/ is left behind, so our line is kept for our next sync
+    uid = folder.append(message(9), "S")
+    assert elsewhere.expunge([3]) == [3]       # (it follows ours first: below)
     assert folder.sync() is True
     assert listings == []
-    assert folder.uids == [1, 2]
-    assert folder.entry(1).flags == "FS" and folder.entry(2).flags == "Sa"
-    # and theirs follows ours
-    assert elsewhere.sync() is True
+    assert folder.uids == [1, 2, uid]
+    assert folder.entry(1).flags == "FS"
+    assert elsewhere.sync() is False
     assert listings == []
     _same(folder, elsewhere)
+
+
+def test_a_store_on_an_index_another_process_made_stale_keeps_both_changes(folder, elsewhere, in_cur):
+    # imaptest's "store": two sessions on two workers change one message's flags
+    folder.store_flags([1], {"R"}, "+")
+    changed = elsewhere.store_flags([1], {"S"}, "-")     # its index still says "S" alone
+    assert [e.uid for e in changed] == [1]
+    assert elsewhere.entry(1).flags == "R"
+    assert folder.sync() is True and folder.entry(1).flags == "R"
+    # and a -FLAGS its stale index thinks has nothing to do
+    folder.store_flags([2], {"F"}, "+")
+    assert elsewhere.store_flags([2], {"F"}, "-") != []
+    assert folder.sync() is True and folder.entry(2).flags == "S"
+
+
+def test_an_expunge_on_an_index_another_process_made_stale_finds_the_flag(folder, elsewhere, in_cur):
+    # imaptest's "expunge2": the flag set here, the EXPUNGE there before it looked
+    folder.store_flags([2], {"T"}, "+")
+    assert elsewhere.expunge_flagged("T", elsewhere.uids) == [2]
+    assert folder.sync() is True and folder.uids == [1, 3]
+    # and a flag cleared here is not expunged there on its stale index
+    folder.store_flags([3], {"T"}, "+")
+    assert elsewhere.sync() is True
+    folder.store_flags([3], {"T"}, "-")
+    assert elsewhere.expunge_flagged("T", elsewhere.uids) == []
+    assert elsewhere.uids == [1, 3]
 
 
 def test_a_change_by_another_program_is_found_by_a_listing(folder, elsewhere, in_cur, listings):

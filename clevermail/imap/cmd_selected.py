@@ -19,6 +19,7 @@ import os
 
 from ..session_output import OUTPUT_BOUND
 from ..store.errors import MessageGone, NoSuchFolder
+from ..store.sync import next_mark
 from ..store.view_index import index_columns
 from . import replies as R
 from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, vanished_line
@@ -85,10 +86,11 @@ def _expunge(session, cmd, only_uids):
     view = session.mailbox.view
     if view.readonly:
         raise R.READ_ONLY.error()
+    began = next_mark()     # the store's look before its unlinks serves the updates'
     session.server.handler.expunge_deleted(view, only_uids)
     if "CONDSTORE" in session.enabled:
         # the EXPUNGEs (VANISHED) first, then the modseq they bring the client to
-        session.flush_updates(cmd.name)
+        session.flush_updates(cmd.name, began)
         return f"[HIGHESTMODSEQ {view.modseq}] {cmd.name} completed"
     return None
 

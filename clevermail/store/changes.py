@@ -75,16 +75,22 @@ class FolderWriter:
         letters = set(letters)
         changed = []
         with folder.lock:
-            # What to rename is decided from the index under the folder's lock
-            # alone: the file lock adds nothing to that decision (no other process
-            # changes this index: only our sync does, under this lock), and a STORE
-            # that changes nothing (flags already so, as clients often send) then
-            # costs no flock, stat or modseq read (each a system call that gives
-            # the GIL away)
+            # What to rename is decided from the index under the folder's lock: a
+            # STORE that changes nothing (flags already so, as clients often send)
+            # costs no flock or modseq read (each a system call that gives the GIL
+            # away), only the stat that says no other process changed cur/ since
+            # our last look.  When one did, the decision is made again
+            # under the file lock from the index brought up to date: a -FLAGS
+            # decided on a stale index renames a name that is gone and is lost
+            told = len(modified) if modified is not None else 0
             todo = self._flag_work(uids, letters, mode, unchanged_since, modified)
-            if not todo:
+            if not todo and folder.unchanged():
                 return changed
             with folder.file_lock(), folder.changing():
+                if folder.sync():
+                    if modified is not None:
+                        del modified[told:]
+                    todo = self._flag_work(uids, letters, mode, unchanged_since, modified)
                 before = folder.dir_mtime("cur")
                 ops = []
                 for entry, flags, differs in todo:
@@ -147,20 +153,22 @@ class FolderWriter:
         removed = []
         doomed = []
         with folder.lock:
-            # The candidates, from the index under the folder's lock alone (it
-            # decides the same under both below, where each is tested again): with
-            # none (no \Deleted message: most EXPUNGEs and CLOSEs) no ledger or file
-            # lock is taken and nothing is looked at on disk.  A message flagged
+            # The candidates, from the index under the folder's lock alone (each is
+            # tested again under both below): with none (no \Deleted message: most
+            # EXPUNGEs and CLOSEs) and no other process's change in cur/ since our
+            # last look (a stat), no ledger or file lock is taken.  A message flagged
             # meanwhile is left to the next EXPUNGE, as one flagged a moment later.
             get = folder.get
-            uids = [uid for uid in uids
+            todo = [uid for uid in uids
                     if (e := get(uid)) is not None and (letter is None or letter in e.flags)]
-        if not uids:
-            return removed
+            if not todo and folder.unchanged():
+                return removed
         # the ledger's shared lock before the folder's, its line after them (maildirsize.py)
         with maildirsize.changing(self.root):
             with folder.lock, folder.file_lock(), folder.changing():
-                freed = self._unlink(uids, letter, removed, doomed)
+                if folder.sync():
+                    todo = uids     # another process changed the folder: the candidates again
+                freed = self._unlink(todo, letter, removed, doomed)
             maildirsize.append(self.root, -freed)
         for name in doomed:
             # after the reply, not before it: the files are out of cur/ already

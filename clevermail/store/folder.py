@@ -262,6 +262,15 @@ class Folder(FolderFiles):
         Takes no folder lock: a delivery must not wait for a sync or an expunge."""
         self.waiters.wake()
 
+    def unchanged(self):
+        """Whether cur/ is as the index last saw it (no lock): no other process changed
+        a message's flags or expunged one there since (a change of flags always lands
+        in cur/), so a change decided from the index alone may be found to be none."""
+        try:
+            return self._sync.stamps["cur"] == self.dir_mtime("cur")
+        except OSError:
+            return False
+
     def disk_changed(self):
         """The watcher (watch.py) saw entries of new/ or cur/ change: wake the waiters
         unless the index already shows both directories as they are (the change was
