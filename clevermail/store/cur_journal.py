@@ -20,8 +20,8 @@ cur/, each next one's `before` the `after` of the one before it, and the last `a
 the mtime cur/ has now, the lines say all that happened in cur/ since its last look,
 and it applies them to its index (`apply`).  Anything else breaks the chain and it
 lists cur/ as before: a change made by another program (a mail client working on the
-Maildir directly, a delivery into cur/, which takes no folder lock), a process that
-died between its rename and its line, a modseq file compacted or replaced (read from
+Maildir directly), a delivery into cur/ (made under the file lock, store/locks.py
+`held`, but with no line), a process that died between its rename and its line, a modseq file compacted or replaced (read from
 its start: nothing kept from before), a line this version cannot read.  The premise
 is the stamps' (sync.py): a change gives the directory another mtime.
 
@@ -113,9 +113,10 @@ def apply(folder, names, records, index_new, check_uidlist):
                 kind = op[0]
                 if kind == "f":
                     uid, _, flags = op[1:].partition("=")
-                    entry = by_uid.get(int(uid))
+                    uid = int(uid)
+                    entry = by_uid.get(uid)
                     if entry is None:
-                        if int(uid) in folder.ghosts:
+                        if uid in folder.ghosts:
                             continue    # expunged since, by a change further on
                         return None
                     if entry.sub != "cur" or entry.flags != flags:

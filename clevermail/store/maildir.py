@@ -11,9 +11,10 @@ the CRLF form that POP3 and IMAP send, so STAT, LIST and RFC822.SIZE never open 
 Flags are Maildir letters (D F P R S T, sorted) plus lowercase keyword letters.
 
 Delivery: write under tmp/, fsync the file, link into new/ (or cur/, under the
-folder's file lock: locks.held), unlink tmp, then fsync the directory; only then is a message delivered.  The tmp/ unlink need
-not be durable: a crash leaves either nothing visible or the whole message, and a
-tmp/ name that comes back is debris `clean_tmp` removes.
+folder's file lock: locks.held), unlink tmp, then fsync the directory; only then is a
+message delivered.  The tmp/ unlink need not be durable: a crash leaves either nothing
+visible or the whole message, and a tmp/ name that comes back is debris `clean_tmp`
+removes.
 
 Expunge: the file is renamed into tmp/ as `<base>.expunged` under the folder's locks
 (a rename costs a few microseconds where an unlink frees blocks, milliseconds on a
@@ -33,8 +34,8 @@ import threading
 import time
 
 from .. import fsync_group
-from . import locks
 from ..durable import unlink_quiet, write_exclusive
+from . import locks
 
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
