@@ -1,12 +1,11 @@
 """store/cur_journal.py across real processes: three processes change one folder at the
-same time (flag changes, appends, expunges, chosen by a seeded random walk), each
-following the others' journal lines between its own changes; at the end every one's
-index is the one a fresh full listing of the folder gives."""
+same time (flag changes, appends, expunges, chosen by a seeded random walk), in
+rounds: in each, every process looks at the folder (following the lines the others
+journaled in the round before) and makes its change while the others make theirs.  At
+the end every one's index is the one a fresh full listing of the folder gives."""
 
 import multiprocessing
-import os
 import random
-import time
 
 from clevermail.store import MailStore
 from clevermail.store import sync
@@ -24,9 +23,9 @@ def _index(folder):
                   for u in folder.uids)
 
 
-def _walk(data, seed, out):
-    """One process: CHANGES random changes, a sync before each; then, once every
-    process is done (the file `done` appears), a last sync and its index."""
+def _walk(data, seed, rounds, out):
+    """One process: CHANGES random changes, a sync before each, in step with the
+    others (`rounds`, a barrier); then a last sync and its index."""
     folder = MailStore(data).open_folder(USER, "INBOX")
     followed = 0
     follow = sync.FolderSync._follow
@@ -40,6 +39,7 @@ def _walk(data, seed, out):
     sync.FolderSync._follow = counted
     rng = random.Random(seed)
     for i in range(CHANGES):
+        rounds.wait(timeout=60)
         folder.sync()
         uids = list(folder.uids)
         pick = rng.random()
@@ -50,9 +50,7 @@ def _walk(data, seed, out):
             folder.append(_message(seed * 100000 + i), rng.choice(("", "S", "Fa")))
         else:
             folder.expunge_flagged("T", uids)
-    out.put(("walked", seed))
-    while not os.path.exists(os.path.join(data, "done")):
-        time.sleep(0.02)
+    rounds.wait(timeout=60)        # every change made
     folder.sync()
     out.put((seed, followed, _index(folder)))
 
@@ -64,15 +62,12 @@ def test_three_processes_changing_one_folder_end_with_the_index_a_listing_gives(
         folder.append(_message(i))
     # spawn: a forked child would inherit this process's helper threads' locks
     context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    walkers = [context.Process(target=_walk, args=(data, seed, out)) for seed in (1, 2, 3)]
+    out, rounds = context.Queue(), context.Barrier(3)
+    walkers = [context.Process(target=_walk, args=(data, seed, rounds, out)) for seed in (1, 2, 3)]
     for p in walkers:
         p.start()
     try:
-        for _ in walkers:
-            assert out.get(timeout=120)[0] == "walked"
-        open(os.path.join(data, "done"), "w").close()
-        results = [out.get(timeout=60) for _ in walkers]
+        results = [out.get(timeout=180) for _ in walkers]
     finally:
         for p in walkers:
             p.join(timeout=30)
@@ -84,4 +79,5 @@ def test_three_processes_changing_one_folder_end_with_the_index_a_listing_gives(
     assert len(truth) > 20
     for seed, followed, index in results:
         assert index == truth, f"process {seed}"
-        assert followed > CHANGES // 4, f"process {seed} followed the journal {followed} times"
+        # each round's look finds the others' changes of the round before
+        assert followed > CHANGES // 2, f"process {seed} followed the journal {followed} times"
