@@ -24,8 +24,10 @@ session runner, the test's end of the connection, test accounts and TLS contexts
 
 import base64
 import contextlib
+import fcntl
 import functools
 import hashlib
+import os
 import socket
 import ssl
 import threading
@@ -239,6 +241,22 @@ def auth_failure_lines(caplog):
     session prefix "[protocol id peer] "."""
     lines = (r.getMessage().partition("] ")[2] for r in caplog.records)
     return [line for line in lines if line.startswith("auth failed")]
+
+
+def flock_is_held(path):
+    """Whether someone holds an flock on `path` (a lock file or a directory) now,
+    tried on a descriptor of our own; a file not there is held by nobody."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def close_store(store):

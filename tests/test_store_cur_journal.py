@@ -4,13 +4,13 @@ have made it; anything the journal does not cover (a change by another program, 
 compacted modseq file) is found by a listing as before.  "Another process" is a
 second MailStore on the same data directory (view_fixtures.elsewhere)."""
 
-import fcntl
 import os
 
 import pytest
 
 from clevermail.store import cur_journal, locks, maildir
 from clevermail.store.cur_journal import CurJournal
+from fakes import flock_is_held
 from view_fixtures import ALICE, elsewhere, folder, message, store  # noqa: F401 (fixtures)
 
 
@@ -44,6 +44,11 @@ def test_a_damaged_line_or_too_many_lines_break_the_journal_until_taken():
     j = CurJournal()
     j.read(["J", "10", "x"])
     assert j.take(10, 10) is None
+    for op in ("n", "f", "q1"):         # an empty name, no UID, an op no writer makes
+        j.read(["J", "10", "11", op])
+        assert j.take(10, 11) is None
+    j.read(["J", "10", "11", "x1"])
+    assert j.take(10, 11) == [(10, 11, ["x1"])]
     for i in range(cur_journal.MOST + 1):
         j.add(i, i + 1, ["x1"])
     assert j.take(0, cur_journal.MOST + 1) is None
@@ -80,6 +85,16 @@ def listings(monkeypatch):
 
     monkeypatch.setattr(os, "listdir", spy)
     return seen
+
+
+def _followed_again(folder, elsewhere, listings, uid):
+    """After a listing: the other process's next flag change is followed without one."""
+    elsewhere.sync()
+    del listings[:]
+    elsewhere.store_flags([uid], {"F"}, "+")
+    assert folder.sync() is True
+    assert listings == []
+    _same(folder, elsewhere)
 
 
 def _same(a, b):
@@ -180,13 +195,7 @@ def test_a_change_by_another_program_is_found_by_a_listing(folder, elsewhere, in
     assert folder.sync() is True
     assert listings == [cur]
     assert folder.entry(1).flags == "FS" and folder.entry(2).flags == "RS"
-    # after the listing the journal is followed again
-    elsewhere.sync()
-    del listings[:]
-    elsewhere.store_flags([3], {"F"}, "+")
-    assert folder.sync() is True
-    assert listings == []
-    _same(folder, elsewhere)
+    _followed_again(folder, elsewhere, listings, 3)
 
 
 def test_a_compacted_modseq_file_makes_the_next_look_list(folder, elsewhere, in_cur, listings):
@@ -206,12 +215,7 @@ def test_a_delivery_into_new_is_listed_and_the_journal_line_before_it_forgotten(
     assert folder.sync() is True
     assert sorted(listings) == sorted(os.path.join(folder.path, sub) for sub in ("cur", "new"))
     assert len(folder.uids) == 4 and folder.entry(1).flags == "FS"
-    elsewhere.sync()
-    del listings[:]
-    elsewhere.store_flags([2], {"F"}, "+")
-    assert folder.sync() is True
-    assert listings == []
-    _same(folder, elsewhere)
+    _followed_again(folder, elsewhere, listings, 2)
 
 
 def _deliver(folder, data):
@@ -222,15 +226,8 @@ def _deliver(folder, data):
 
 
 def _lock_is_held(folder_path):
-    """Whether someone holds the folder's file lock now (tried on a descriptor of our own)."""
-    fd = os.open(os.path.join(folder_path, locks.LOCK_NAME), os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    """Whether someone holds the folder's file lock now."""
+    return flock_is_held(os.path.join(folder_path, locks.LOCK_NAME))
 
 
 def test_a_delivery_into_cur_links_under_the_folder_file_lock(folder, monkeypatch):

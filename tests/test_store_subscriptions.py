@@ -10,6 +10,7 @@ import pytest
 
 from clevermail import durable
 from clevermail.store import MailStore, subscriptions
+from fakes import flock_is_held
 
 USER = "alice@example.test"
 
@@ -17,17 +18,6 @@ USER = "alice@example.test"
 @pytest.fixture
 def store(tmp_path):
     return MailStore(str(tmp_path / "data"))
-
-
-def _lock_is_held(root):
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def test_every_rewrite_holds_the_user_lock_and_is_durable(store, monkeypatch):
@@ -38,7 +28,7 @@ def test_every_rewrite_holds_the_user_lock_and_is_durable(store, monkeypatch):
     synced = []
 
     def checked_write(path, data, *a, **kw):
-        writes.append((os.path.basename(path), _lock_is_held(os.path.dirname(path))))
+        writes.append((os.path.basename(path), flock_is_held(os.path.dirname(path))))
         return real_write(path, data, *a, **kw)
 
     monkeypatch.setattr(subscriptions, "atomic_write", checked_write)

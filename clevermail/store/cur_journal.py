@@ -67,7 +67,11 @@ class CurJournal:
         except (IndexError, ValueError):
             self.broken = True
             return
-        self.add(before, after, words[3:])
+        ops = words[3:]
+        if not all(map(_OP.fullmatch, ops)):
+            self.broken = True      # (as line() writes them: never an empty op)
+            return
+        self.add(before, after, ops)
 
     def add(self, before, after, ops):
         if len(self.records) >= MOST:
@@ -104,7 +108,8 @@ def apply(folder, names, records, index_new, check_uidlist):
     changed = False
     try:
         for _, _, ops in records:
-            fresh = [op[1:] for op in ops if op[0] == "n" and op[1:].partition(":2,")[0] not in by_base]
+            fresh = [name for name in (op[1:] for op in ops if op[0] == "n")
+                     if name.partition(":2,")[0] not in by_base]
             if fresh:
                 check_uidlist()         # the UIDs, and the folder still the one we index
                 index_new({"cur": fresh}, refreshed=True)

@@ -25,6 +25,7 @@ not linger).  Neither step is fsynced: a machine crash can bring an expunged mes
 back, never lose one (store/changes.py).
 """
 
+import contextlib
 import itertools
 import os
 import random
@@ -154,11 +155,8 @@ def commit_tmp(folder_path, tmp, name, sub="new", sync=True):
     """Move a written tmp file into new/ or cur/ under `name` and make it durable
     (unless `sync` is False: the caller then makes the directory durable itself).
     The directory fsync is shared with concurrent commits (fsync_group.py)."""
-    if sub == "cur":
-        # under the folder's file lock, as every change in cur/ (locks.held)
-        with locks.held(folder_path):
-            target = link_into(folder_path, tmp, name, sub)
-    else:
+    # into cur/ under the folder's file lock, as every change there (locks.held)
+    with locks.held(folder_path) if sub == "cur" else contextlib.nullcontext():
         target = link_into(folder_path, tmp, name, sub)
     unlink_quiet(tmp)
     if sync:
