@@ -19,8 +19,8 @@ def test_lines_that_chain_from_the_stamp_to_now_are_taken_once():
     j = CurJournal()
     j.add(10, 20, ["f1=S"])
     j.add(20, 20, ["x2"])         # a change in the same clock tick: mtime unchanged
-    j.add(20, 35, ["nA:2,"])
-    assert j.take(10, 35) == [(10, 20, ["f1=S"]), (20, 20, ["x2"]), (20, 35, ["nA:2,"])]
+    j.add(20, 35, ["nA:2,"], 7)
+    assert j.take(10, 35) == [(10, 20, ["f1=S"], None), (20, 20, ["x2"], None), (20, 35, ["nA:2,"], 7)]
     assert j.take(35, 35) == []             # taken: forgotten
 
 
@@ -44,20 +44,24 @@ def test_a_damaged_line_or_too_many_lines_break_the_journal_until_taken():
     j = CurJournal()
     j.read(["J", "10", "x"])
     assert j.take(10, 10) is None
-    for op in ("n", "f", "q1"):         # an empty name, no UID, an op no writer makes
-        j.read(["J", "10", "11", op])
+    # an empty name, no UID, an op no writer makes, a modseq that is no number or 0
+    for op in ("n", "f", "q1", "m", "mx", "m0", "m07"):
+        j.read(["J", "10", "11", op, "x1"])
         assert j.take(10, 11) is None
     j.read(["J", "10", "11", "x1"])
-    assert j.take(10, 11) == [(10, 11, ["x1"])]
+    assert j.take(10, 11) == [(10, 11, ["x1"], None)]
+    j.read(["J", "10", "11", "m42", "x1", "f2=S"])
+    assert j.take(10, 11) == [(10, 11, ["x1", "f2=S"], 42)]
     for i in range(cur_journal.MOST + 1):
         j.add(i, i + 1, ["x1"])
     assert j.take(0, cur_journal.MOST + 1) is None
     j.add(5, 6, ["x1"])             # the next sync starts afresh
-    assert j.take(5, 6) == [(5, 6, ["x1"])]
+    assert j.take(5, 6) == [(5, 6, ["x1"], None)]
 
 
 def test_an_op_that_cannot_be_written_gives_no_line():
     assert cur_journal.line(1, 2, ["f3=FS", "nA,S=1:2,"]) == "J 1 2 f3=FS nA,S=1:2,\n"
+    assert cur_journal.line(1, 2, ["x3"], 17) == "J 1 2 m17 x3\n"
     assert cur_journal.line(1, 2, ["na b:2,"]) is None
     assert cur_journal.line(1, 2, ["nh\u00e9:2,"]) is None
 
@@ -158,6 +162,64 @@ def test_the_chain_passes_through_this_process_own_change(folder, elsewhere, in_
     assert elsewhere.sync() is False
     assert listings == []
     _same(folder, elsewhere)
+
+
+def _modseq_file_size(folder):
+    return os.path.getsize(os.path.join(folder.path, "clevermail-modseq"))
+
+
+def test_a_follow_gives_the_writers_modseqs_and_writes_no_line(folder, elsewhere, in_cur, listings):
+    before = folder.modseq
+    elsewhere.store_flags([1, 3], {"F"}, "+")
+    flagged = elsewhere.entry(1).modseq
+    assert elsewhere.expunge([2]) == [2]
+    expunged = elsewhere.modseq
+    uid = elsewhere.append(message(4), "S")
+    size = _modseq_file_size(folder)
+    assert folder.sync() is True
+    assert listings == []
+    assert _modseq_file_size(folder) == size        # the writer's lines say it all
+    # one MODSEQ per message whichever process is asked (RFC 7162 3.1.1)
+    assert [folder.entry(u).modseq for u in folder.uids] == [elsewhere.entry(u).modseq for u in folder.uids]
+    assert folder.entry(3).modseq == flagged > before
+    assert folder.modseq == elsewhere.modseq == folder.entry(uid).modseq > expunged > flagged
+    assert folder.changed_since(flagged - 1) == [1, 3, uid]
+    assert folder.changed_since(flagged) == [uid]
+    assert folder.changes_since(flagged) == ([2], [])
+    assert folder.vanished_since(expunged - 1) == [2]
+    assert folder.vanished_since(expunged) == []
+
+
+def test_a_line_read_in_this_process_own_change_takes_a_modseq_of_its_own(folder, elsewhere, in_cur, listings):
+    elsewhere.store_flags([1], {"F"}, "+")
+    theirs = elsewhere.entry(1).modseq
+    # our change reads their line (not followed yet) and takes a modseq above it,
+    # which a session here may be told before the follow
+    uid = folder.append(message(9), "S")
+    told = folder.modseq
+    assert told > theirs
+    size = _modseq_file_size(folder)
+    assert folder.sync() is True
+    assert listings == []
+    # so the change followed must come after what was told, or a session at `told`
+    # would never hear of it
+    assert folder.entry(1).modseq > told
+    assert folder.changes_since(told) == ([], [1])
+    assert folder.changed_since(told) == [1]
+    assert folder.entry(uid).modseq == told
+    assert _modseq_file_size(folder) > size        # and logged as this process's
+
+
+def test_a_line_without_a_modseq_takes_one_of_this_process(folder, elsewhere, in_cur, listings, monkeypatch):
+    before = folder.modseq
+    real = cur_journal.line
+    monkeypatch.setattr(cur_journal, "line", lambda b, a, ops, modseq=None: real(b, a, ops))   # an older writer
+    elsewhere.store_flags([2], {"F"}, "+")
+    assert folder.sync() is True
+    assert listings == []
+    assert folder.entry(2).flags == "FS"
+    assert folder.entry(2).modseq > before
+    assert folder.changes_since(before) == ([], [2])
 
 
 def test_a_store_on_an_index_another_process_made_stale_keeps_both_changes(folder, elsewhere, in_cur):

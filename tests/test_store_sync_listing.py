@@ -19,7 +19,7 @@ from view_fixtures import ALICE, elsewhere, folder, message, store  # noqa: F401
 @pytest.fixture(autouse=True)
 def unjournaled(monkeypatch):
     """No change is journaled (store/cur_journal.py): every look at a changed cur/ lists it."""
-    monkeypatch.setattr(cur_journal, "line", lambda before, after, ops: None)
+    monkeypatch.setattr(cur_journal, "line", lambda before, after, ops, modseq=None: None)
 
 
 @pytest.fixture

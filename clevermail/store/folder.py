@@ -209,7 +209,9 @@ class Folder(FolderFiles):
             self.modseqs.journal(before, after, ops, keep=not kept)
 
     def _record(self, kind, uid):
-        self._log.append((self.modseqs.highest, kind, uid))
+        # the change's modseq: a follow's (store/cur_journal.py) is the writer's, which
+        # may be below `highest` when the follow applies several writers' changes
+        self._log.append((self.modseqs.current(), kind, uid))
         if len(self._log) > LOG_LIMIT:
             self._log_floor = self._log.popleft()[0]
 

@@ -28,6 +28,7 @@ filesystem the folder's flock needs anyway): only then is the path opened again.
 """
 
 import bisect
+import contextlib
 import os
 import weakref
 
@@ -222,6 +223,8 @@ class Modseqs:
         self._current = None
         self._unlogged = {}         # (kind, modseq) -> UIDs, of the change being made
         self._journal = []          # its J lines (cur_journal.py), written with them
+        self._read_above = 0        # `highest` before the change's look at the file
+        self._adopted = None        # another process's modseq, for what a follow applies
 
     # -- a change ----------------------------------------------------------------------
     def begin(self, live):
@@ -232,7 +235,10 @@ class Modseqs:
             self._read(live)
 
     def current(self):
-        """The modseq of the change being made, taken at first use."""
+        """The modseq of the change being made, taken at first use (while `adopting`,
+        the other process's change's)."""
+        if self._adopted is not None:
+            return self._adopted
         if self._current is None:
             self.highest = self._current = max(self.highest, self.log.highest) + 1
         return self._current
@@ -243,19 +249,44 @@ class Modseqs:
 
     def took(self, uid):
         """`uid` took current() (a new message, a flag change)."""
-        self._unlogged.setdefault(("M", self.current()), []).append(uid)
+        if self._adopted is None:       # (else the other process's line says so)
+            self._unlogged.setdefault(("M", self.current()), []).append(uid)
 
     def took_many(self, uids):
         """Every one of `uids` took current() (new messages)."""
-        if uids:
+        if uids and self._adopted is None:
             self._unlogged.setdefault(("M", self.current()), []).extend(uids)
 
     def expunged(self, uid, modseq=None):
         """`uid` was expunged now (or at `modseq`, another process's)."""
         if modseq is None:
             modseq = self.current()
-            self._unlogged.setdefault(("E", modseq), []).append(uid)
+            if self._adopted is None:
+                self._unlogged.setdefault(("E", modseq), []).append(uid)
         self._add_vanished(modseq, uid)
+
+    def adoptable(self, modseqs):
+        """Whether a follow may give what it applies the modseqs its journal lines carry
+        (cur_journal.py): each line has one, they rise, and the first is above every
+        modseq this process knew before this change's look at the file (so every line
+        was read in that look, none earlier: no session of this process can have been
+        told a modseq at or above them)."""
+        return (bool(modseqs) and None not in modseqs and modseqs[0] > self._read_above
+                and all(a < b for a, b in zip(modseqs, modseqs[1:])))
+
+    @contextlib.contextmanager
+    def adopting(self, modseq):
+        """Inside a change: what is recorded takes `modseq`, another process's that its
+        own line logged already (nothing is written for it); None: as usual."""
+        if modseq is None:
+            yield
+            return
+        self._adopted = modseq
+        self.highest = max(self.highest, modseq)
+        try:
+            yield
+        finally:
+            self._adopted = None
 
     def end(self, uidvalidity, live):
         """End a change: write its lines; compact when the file has grown."""
@@ -291,17 +322,18 @@ class Modseqs:
         """A change of this process in cur/ (mtimes before and after it, its ops): its
         line written when the change ends; `keep`: also kept for this process's next
         sync (its stamp was left behind: cur_journal.py)."""
-        text = cur_journal.line(before, after, ops)
+        text = cur_journal.line(before, after, ops, self._current)
         if text is None:
             if keep:
                 self.log.journal.broken = True
             return
         self._journal.append(text)
         if keep:
-            self.log.journal.add(before, after, ops)
+            self.log.journal.add(before, after, ops, self._current)
 
     # -- what the file says ------------------------------------------------------------------
     def _read(self, live):
+        self._read_above = self.highest
         full, records = self.log.refresh()
         self.highest = max(self.highest, self.log.highest)
         if full:
