@@ -15,6 +15,7 @@ view (store/view.py); nothing is sent to the socket while the store works.
 """
 
 import functools
+import itertools
 import os
 
 from ..session_output import OUTPUT_BOUND
@@ -24,6 +25,7 @@ from ..store.view_index import index_columns
 from . import replies as R
 from .condstore import fetch_modifiers, store_unchangedsince, vanished_earlier, vanished_line
 from .fetch import FetchSource, fetch_response, flag_text
+from .fetch_columns import plan
 from .fetch_index import render_columns, render_index_only
 from .fetch_items import parse_fetch_items
 from .message_sets import _sequence_set, _set_to_seqs
@@ -176,17 +178,24 @@ def _fetch(session, args, uid_mode):
     sent = []
     mailbox = session.mailbox
     unannounced, send = mailbox.unannounced, session.send
+    # kept metadata over many messages: the lines of those that have all of it made
+    # item by item (fetch_columns.py), the others' one by one here
+    columns = plan(request) if memos is not None and live is _every and len(messages) > 1 else None
+    made = columns.lines(messages, items_of) if columns is not None else itertools.repeat(None)
     # the lines gathered here and handed to the output once OUTPUT_BOUND bytes are
     # made (a large FETCH goes out as it is made, one of a message in one send)
     out, size = [], 0
     try:
-        for msg, items in zip(messages, items_of):
+        for msg, items, line in zip(messages, items_of, made):
             uid = msg.uid
-            try:
-                response = fetch_response(request, msg, source, memos, uid in seen_now, items)
-            except (FileNotFoundError, MessageGone):
-                missing = True
-                continue
+            if line is not None:
+                response = (line,)
+            else:
+                try:
+                    response = fetch_response(request, msg, source, memos, uid in seen_now, items)
+                except (FileNotFoundError, MessageGone):
+                    missing = True
+                    continue
             sent.append(uid)
             if unannounced(msg.flags):      # set by another session meanwhile
                 out.extend(mailbox.keyword_updates())

@@ -26,9 +26,9 @@ from clevermail.imap.envelope import envelope
 from clevermail.imap.header_fields import FieldLines, select
 from clevermail.imap.replies import IMAPNo
 
-__all__ = ["FetchSource", "SIMPLE_RENDERERS", "binary_renderer", "binary_size_renderer",
-           "fetch_response", "flag_text", "quoted_internaldate", "render_fetch",
-           "section_renderer"]
+__all__ = ["FetchSource", "SIMPLE_RENDERERS", "TOP_HEADER", "binary_renderer",
+           "binary_size_renderer", "fetch_response", "flag_text", "literal", "quoted_internaldate",
+           "render_fetch", "section_renderer", "shown_fields"]
 
 # The header sections the shared cache keeps (fetch_cache.py), as ENVELOPE, BODY and
 # BODYSTRUCTURE: small, and asked for again and again (message lists).
@@ -134,14 +134,14 @@ class _Content:
         """The top-level header's fields as header_fields.field_lines gives them: split
         once per process from the kept BODY[HEADER] (no message file read, no parse
         once any session kept it)."""
-        return _FIELD_LINES.get(self.cached(_TOP_HEADER, _top_header))
+        return _FIELD_LINES.get(self.cached(TOP_HEADER, _top_header))
 
     def head(self):
         """A ParsedMessage of the top-level header alone, enough for ENVELOPE: made from
         the cached BODY[HEADER] when any session kept it before, so that it reads no
         message file and parses no body."""
         if self._parsed is None and self._head is None:
-            raw = self.cached(_TOP_HEADER, _top_header)
+            raw = self.cached(TOP_HEADER, _top_header)
             self._head = mime.parse(raw, repair=False)      # cut from a repaired message
         return self._parsed if self._parsed is not None else self._head
 
@@ -283,26 +283,34 @@ def _r_bodystructure(msg, content):
 _BIG = 4096
 
 
-def _literal(prefix, data, content):
+def literal(prefix, data):
     """prefix and section data as a string: "" when empty, else a literal (NULs,
-    which literals may not carry, become 0x80 as Dovecot does); a large one as
-    (text, data), marked on the content."""
+    which literals may not carry, become 0x80 as Dovecot does), as one bytes."""
     if not data:
         return prefix + b'""'
     # the byte's value, not b"\0": bytes' `in` tries its operand as an int first,
     # and a bytes one fails that with an exception made and dropped each time
     if 0 in data:
         data = data.replace(b"\0", b"\x80")
+    return prefix + b"{%d}\r\n" % len(data) + data
+
+
+def _literal(prefix, data, content):
+    """literal(), but a large one as (text, data), marked on the content."""
     if len(data) < _BIG:
-        return prefix + b"{%d}\r\n" % len(data) + data
+        return literal(prefix, data)
+    if 0 in data:
+        data = data.replace(b"\0", b"\x80")
     content.big = True
     return (prefix + b"{%d}\r\n" % len(data), data)
 
 
 # the memo key of BODY[HEADER] (as section_renderer makes it), which head() reads
-_TOP_HEADER = ((), "HEADER", frozenset())
+TOP_HEADER = ((), "HEADER", frozenset())
 # the fields of the headers of recently fetched messages, split (shared by the sessions)
 _FIELD_LINES = FieldLines()
+# a top-level header's (its kept BODY[HEADER]'s) fields, as header_fields.select takes them
+shown_fields = _FIELD_LINES.get
 
 
 def _top_header(content):
@@ -313,7 +321,7 @@ def _top_header(content):
 # BODYSTRUCTURE, a part's header): BODY and BODYSTRUCTURE (each a third of the cost of the
 # read and parse a later FETCH of it would need again) and the header, from which
 # ENVELOPE and header fields are made (_Content.head).
-_PARSED_SIBLINGS = (("BODY", _body), ("BODYSTRUCTURE", _bodystructure), (_TOP_HEADER, _top_header))
+_PARSED_SIBLINGS = (("BODY", _body), ("BODYSTRUCTURE", _bodystructure), (TOP_HEADER, _top_header))
 
 
 def section_renderer(label, section, partial):
