@@ -4,12 +4,13 @@ The message lists of clients and webmails, and imaptest's bench FETCH, ask for a
 of messages' ENVELOPE, BODY or BODYSTRUCTURE, top-level header fields (BODY.PEEK[
 HEADER.FIELDS (...)], BODY.PEEK[HEADER], RFC822.HEADER) and index items (UID, FLAGS,
 INTERNALDATE, RFC822.SIZE, MODSEQ).  Once rendered, every one of those is in the shared
-fetch cache (fetch_cache.py) or in the index, so the answer is only assembly; but
-made one message at a time (fetch.fetch_response: a _Content object, a call per item,
-each looking its value up again) it cost 20 us per message under imaptest with
-workers = 2, a quarter of the server's CPU (issue 18).  Here each item is a column
-made by one comprehension over all the messages, and each response line one format
-of its values.  The bytes are fetch_response's, item for item.
+fetch cache (fetch_cache.py) or in the index, so the answer is only assembly; made one
+message at a time (fetch.fetch_response: a _Content object, a call per item, each
+looking its value up again) that assembly was about half of a line's CPU (issue 18:
+scripts/bench_fetch.py, imaptest's FETCH mix, 4.2 against 8.4 us of thread CPU per
+line, both timed the same way).  Here each item is a column made by one comprehension
+over the messages, and each response line one format of its values.  The bytes are
+fetch_response's, item for item.
 
 Only for a request all of whose items can be so made, a PEEK (nothing sets \\Seen),
 and for the messages whose kept items hold every value it needs: the others (a

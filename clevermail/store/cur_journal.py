@@ -10,7 +10,8 @@ file (store/modseq.py) after its change in cur/:
 
     J <mtime of cur/ before the change> <mtime after it> m<modseq> <op> ...
 
-    m<modseq>         the modseq the change took (its lines before the J line say so)
+    m<modseq>         the modseq the change took, when it took one (its modseq lines
+                      before the J line say so too)
     f<uid>=<flags>    the message is now named <base>:2,<flags> in cur/
     x<uid>            it left cur/ (expunged)
     n<name>           a new file <name> in cur/ (its UID is in the uidlist)
