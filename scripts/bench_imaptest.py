@@ -9,7 +9,10 @@ each in turn for both profiles: a login every round (imaptest's default) and ses
 kept (logout=0).  It prints per-round figures, then the medians, the ratio, and the
 `Error:` lines each server caused.  The machine is shared: only ratios from one pass
 mean anything.  Beside the ops/s: each server's CPU (user + system, all its processes,
-scripts/proc_cpu.py) per imaptest command, the work it does for the same load.
+scripts/proc_cpu.py) per imaptest command, the work it does for the same load, and the
+machine's steal time in the round (the CPU a virtual machine's host gave to other
+guests: at 20-30% a round's ops/s falls by about as much, so compare rounds whose
+steal is alike, or the CPU per command).
 
     python scripts/bench_imaptest.py                     # 3 rounds, 10 clients, 10 s
     python scripts/bench_imaptest.py --rounds 5 --clients 50 --seconds 30
@@ -67,8 +70,9 @@ class PrivateDovecot(Dovecot):
 
 def bench(command, profile_extra, seconds, clients, env, cwd=None, roots=None):
     """Run one imaptest bench; (ops/s, Error: lines, detail lines, server CPU ms per
-    command or None).  roots(): the server's root PIDs (proc_cpu.CpuWindow), read from
-    run.sh's first line (the server is up, imaptest not yet started) to its summary."""
+    command or None, the machine's steal share meanwhile or None).  roots(): the
+    server's root PIDs (proc_cpu.CpuWindow), read from run.sh's first line (the server
+    is up, imaptest not yet started) to its summary."""
     env = dict(os.environ, IMAPTEST_EXTRA=profile_extra, **env)
     # cwd: the checkout whose server runs (`python3 -m clevermail` puts the current
     # directory first on sys.path, ahead of PYTHONPATH: run from another checkout,
@@ -108,7 +112,8 @@ def bench(command, profile_extra, seconds, clients, env, cwd=None, roots=None):
     cpu = None
     if window is not None and window.seconds is not None and commands and int(commands.group(1)):
         cpu = window.seconds * 1000 / int(commands.group(1))
-    return float(m.group(1)), int(m.group(2)), detail, cpu
+    steal = window.steal if window is not None else None
+    return float(m.group(1)), int(m.group(2)), detail, cpu, steal
 
 
 def error_lines(work, most=3):
@@ -161,7 +166,7 @@ def main():
                     if not name.startswith("dovecot"):
                         # the compliance script's server: fresh data, users testuser1..5
                         repo = repos[name.partition("-w")[0]]
-                        ops, errors, detail, cpu = bench(
+                        ops, errors, detail, cpu, steal = bench(
                             ["bash", os.path.join(repo, "scripts", "imaptest_clevermail.sh")],
                             extra, args.seconds, args.clients,
                             {"SHARED": args.shared, "TMPDIR": work,
@@ -169,7 +174,7 @@ def main():
                             cwd=repo, roots=lambda work=work: pids_running(f"--config {work}/"))
                         results.setdefault((name, profile), []).append((ops, errors, cpu))
                         print(f"round {r + 1} {profile:18} {name:14} {ops:9.1f} ops/s  {errors} Error: lines"
-                              f"  {_ms(cpu)} ms CPU/command", flush=True)
+                              f"  {_ms(cpu)} ms CPU/command  steal {_share(steal)}", flush=True)
                         if args.verbose:
                             print("\n".join("    " + line[16:] for line in detail), flush=True)
                         for line in error_lines(work):
@@ -177,7 +182,7 @@ def main():
                         continue
                     server = PrivateDovecot(work, binary)
                     try:
-                        ops, errors, detail, cpu = bench(
+                        ops, errors, detail, cpu, steal = bench(
                             ["bash", os.path.join(args.shared, "imaptest", "run.sh"),
                              "127.0.0.1", str(server.port), "testuser%d@example.test", "secret"],
                             extra, args.seconds, args.clients,
@@ -186,7 +191,7 @@ def main():
                         server.stop()
                     results.setdefault((name, profile), []).append((ops, errors, cpu))
                     print(f"round {r + 1} {profile:18} {name:10} {ops:9.1f} ops/s  {errors} Error: lines"
-                          f"  {_ms(cpu)} ms CPU/command", flush=True)
+                          f"  {_ms(cpu)} ms CPU/command  steal {_share(steal)}", flush=True)
                     if args.verbose:
                         print("\n".join("    " + line[16:] for line in detail), flush=True)
     finally:
@@ -218,6 +223,10 @@ def _median_cpu(runs):
 
 def _ms(cpu):
     return "-" if cpu is None else f"{cpu:.3f}"
+
+
+def _share(fraction):
+    return "-" if fraction is None else f"{fraction * 100:.0f}%"
 
 
 if __name__ == "__main__":

@@ -65,23 +65,53 @@ def pids_running(pattern):
     return out
 
 
+def machine_ticks(stat_line=None):
+    """(all ticks, stolen ticks) of the machine's CPUs so far: /proc/stat's first line
+    ("cpu user nice system idle iowait irq softirq steal ..."; guest time is inside
+    user and nice already), or the line given.  (0, 0) where there is none."""
+    if stat_line is None:
+        try:
+            with open("/proc/stat") as f:
+                stat_line = f.readline()
+        except OSError:
+            return 0, 0
+    fields = stat_line.split()
+    if not fields or fields[0] != "cpu":
+        return 0, 0
+    values = [int(v) for v in fields[1:9]]
+    return sum(values), (values[7] if len(values) > 7 else 0)
+
+
 class CpuWindow:
     """The server's CPU seconds between start() and stop(); `roots()` names its root
     processes at each reading (a server started after the window opened is found at
-    its first reading that sees it)."""
+    its first reading that sees it).  `steal`: the share of the machine's CPU time the
+    hypervisor gave to other guests meanwhile (a virtual machine's steal time): on a
+    shared host it moves a run's ops/s by tens of percent, so a round is read with it."""
 
     def __init__(self, roots):
         self.roots = roots
         self.first = self.last = None
+        self._ticks = self._ticks_last = None
 
     def start(self):
         self.first = tree_cpu(self.roots())
+        self._ticks = machine_ticks()
 
     def stop(self):
         self.last = tree_cpu(self.roots())
+        self._ticks_last = machine_ticks()
 
     @property
     def seconds(self):
         if self.first is None or self.last is None:
             return None
         return self.last - self.first
+
+    @property
+    def steal(self):
+        """Stolen ticks over all ticks in the window (0.0-1.0), or None."""
+        if self._ticks is None or self._ticks_last is None:
+            return None
+        total = self._ticks_last[0] - self._ticks[0]
+        return (self._ticks_last[1] - self._ticks[1]) / total if total > 0 else None
