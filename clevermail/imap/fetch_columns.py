@@ -22,14 +22,13 @@ does every message of a request with a body section.
 import functools
 
 from clevermail.imap.fetch import SIMPLE_RENDERERS, TOP_HEADER, literal, shown_fields
+from clevermail.imap.fetch_items import CACHED_ITEMS
 from clevermail.imap.header_fields import select
 
 __all__ = ["ColumnPlan", "plan"]
 
 # items answered from the index (fetch.py's renderers, which read nothing else)
 _FROM_INDEX = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "THREADID"))
-# items kept in the fetch cache under their name, and the word they are answered with
-_KEPT = {"ENVELOPE": b"ENVELOPE ", "BODY": b"BODY ", "BODYSTRUCTURE": b"BODYSTRUCTURE "}
 
 
 class ColumnPlan:
@@ -81,9 +80,8 @@ def _column(item, needs):
     if item.name in _FROM_INDEX:
         render = SIMPLE_RENDERERS[item.name]
         return lambda messages, items_of: [render(msg, None) for msg in messages]
-    word = _KEPT.get(item.name)
-    if word is not None:
-        key = item.name
+    if item.name in CACHED_ITEMS:      # kept in the fetch cache under its name
+        key, word = item.name, item.label + b" "
         needs.add(key)
         return lambda messages, items_of: [word + items[key] for items in items_of]
     if item.section is None or item.partial is not None:

@@ -16,10 +16,10 @@ from clevermail.imap.parser import section_end
 from clevermail.imap.replies import IMAPBad
 from clevermail.imap.sections import bad, parse_partial, parse_section_spec, shown
 
-__all__ = ["FetchItem", "FetchRequest", "parse_fetch_items"]
+__all__ = ["CACHED_ITEMS", "FetchItem", "FetchRequest", "parse_fetch_items"]
 
 # Items the shared cache keeps (fetch_cache.py), with HEADER_SECTIONS.
-_CACHED = frozenset(("ENVELOPE", "BODY", "BODYSTRUCTURE"))
+CACHED_ITEMS = frozenset(("ENVELOPE", "BODY", "BODYSTRUCTURE"))
 # Items answered from the index alone (no message bytes needed); MODSEQ is RFC 7162's.
 _NO_MESSAGE = frozenset(("FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"))
 
@@ -65,7 +65,7 @@ class FetchRequest:
         # MODSEQ is asked for (a CONDSTORE enabling FETCH, RFC 7162 3.1)
         self.wants_modseq = "MODSEQ" in self.names
         # an item the shared cache keeps (fetch_cache.py): worth the message's memo
-        self.cached = any(i.name in _CACHED or (i.section is not None and i.section[1] in HEADER_SECTIONS)
+        self.cached = any(i.name in CACHED_ITEMS or (i.section is not None and i.section[1] in HEADER_SECTIONS)
                           for i in items)
         self._fns = tuple(i.render for i in items)
         self._with_uid = self if "UID" in self.names else None

@@ -69,9 +69,9 @@ def held(folder_path):
     line (cur_journal.py) says all that changed there between its two looks at the
     directory.  Such a writer holds no folder lock while it waits, so it cannot be
     part of a cycle."""
-    fd = os.open(os.path.join(folder_path, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = FileLock(folder_path)        # this caller's alone: no RLock needed around it
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        with lock:
+            yield
     finally:
-        os.close(fd)        # (the flock goes with it)
+        lock.close()
