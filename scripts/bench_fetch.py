@@ -6,13 +6,15 @@ processes of `[server] workers = 2` as tests/test_imap_fetch_cache.py's worker_b
 them, here in one process), two sessions on each over socketpairs, all with INBOX
 selected.  Each round, driven from one thread with a fixed seed (the same commands every
 run): one session APPENDs a message of the mbox (imaptest's bench.mbox by default; with
-flags and a date), every session sends imaptest's FETCH (client-state.c STATE_FETCH:
-min(messages, 100) random sequence numbers, 1-4 items of UID FLAGS ENVELOPE INTERNALDATE
-BODY BODYSTRUCTURE RFC822.SIZE or BODY.PEEK[HEADER.FIELDS (1-4 of its 7 names)]) and
-its FETCH2 (one message: UID and one of BODY.PEEK[HEADER], RFC822.HEADER, BODY.PEEK[],
-BODY.PEEK[1], BODY.PEEK[TEXT]), and once the folder holds more than --keep messages one
-session marks the oldest \\Deleted and EXPUNGEs them (imaptest's folder stays about that
-size).  Every session then NOOPs (it learns the others' changes).
+flags and a date); then every session NOOPs (it learns the others' changes) and sends
+imaptest's LIST "" * and STATUS "INBOX" (MESSAGES UNSEEN RECENT), its FETCH
+(client-state.c STATE_FETCH: min(messages, 100) random sequence numbers, 1-4 items of UID
+FLAGS ENVELOPE INTERNALDATE BODY BODYSTRUCTURE RFC822.SIZE or BODY.PEEK[HEADER.FIELDS (1-4
+of its 7 names)]), its FETCH2 (one message: UID and one of BODY.PEEK[HEADER],
+RFC822.HEADER, BODY.PEEK[], BODY.PEEK[1], BODY.PEEK[TEXT]) and its STORE (STATE_STORE:
+random flags, added, removed or replaced, on up to a fifth of the messages); and once the
+folder holds more than --keep messages one session marks the oldest \\Deleted and
+EXPUNGEs them (imaptest's folder stays about that size).
 
 Printed: the server threads' CPU per command (time.thread_time around IMAPSession.run,
 so the client's side is not counted), FETCH's per message it answered, message files
@@ -53,6 +55,7 @@ from imap_helpers import FakeServer, append, close_handler, make_handler, read_g
 
 FIELDS = ("UID", "FLAGS", "ENVELOPE", "INTERNALDATE", "BODY", "BODYSTRUCTURE", "RFC822.SIZE")
 HEADER_FIELDS = ("From", "To", "Cc", "Subject", "References", "In-Reply-To", "Message-ID")
+STORE_FLAGS = ("\\Seen", "\\Flagged", "\\Answered", "\\Draft", "$Label1", "$Label2")
 FETCH2 = ("BODY.PEEK[HEADER]", "RFC822.HEADER", "BODY.PEEK[]", "BODY.PEEK[1]", "BODY.PEEK[TEXT]")
 _EXISTS = re.compile(r"\* (\d+) EXISTS$")
 _EXPUNGE = re.compile(r"\* \d+ EXPUNGE$")
@@ -158,6 +161,16 @@ def ranges(seqs):
     return ",".join(out)
 
 
+def store_command(rnd, n):
+    """imaptest's STATE_STORE: a random set of up to min(n / 5, 50) messages (all of
+    them below 10), +, - or replaced flags, .SILENT half the time."""
+    count = max(1, rnd.randrange(n if n < 10 else max(1, min(n // 5, 50))))
+    seqs = sorted({rnd.randrange(n) + 1 for _ in range(count)})
+    flags = " ".join(sorted({rnd.choice(STORE_FLAGS) for _ in range(rnd.randrange(3) + 1)}))
+    return "STORE %s %sFLAGS%s (%s)" % (ranges(seqs), rnd.choice(("+", "-", "")),
+                                       rnd.choice(("", ".SILENT")), flags)
+
+
 def fetch2_command(rnd, n):
     return "FETCH %d (UID %s)" % (rnd.randrange(n) + 1, rnd.choice(FETCH2))
 
@@ -220,9 +233,12 @@ def run(args):
             add(rnd.choice(sessions))
             for s in sessions:
                 s.command("NOOP")
+                s.command('LIST "" *')
+                s.command('STATUS "INBOX" (MESSAGES UNSEEN RECENT)')
                 if s.exists:
                     s.command(fetch_command(rnd, s.exists))
                     s.command(fetch2_command(rnd, s.exists))
+                    s.command(store_command(rnd, s.exists))
             deleter = rnd.choice(sessions)
             deleter.command("NOOP")
             extra = deleter.exists - args.keep

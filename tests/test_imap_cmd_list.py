@@ -5,7 +5,7 @@ the SPECIAL-USE selection and return options (RFC 6154)."""
 import pytest
 
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, store: fixtures)
-    append, check, client, handler, message, open_session, store)
+    ALICE, append, check, client, handler, message, open_session, store)
 
 from clevermail.imap.cmd_list import parse_list
 from clevermail.imap.parser import Atom
@@ -105,3 +105,42 @@ def test_parse_list_forms():
     assert req.returns == {"CHILDREN", "STATUS"} and req.status == ("MESSAGES",) and req.extended
     with pytest.raises(IMAPBad):
         parse_list([b"", [Atom("*")], Atom("RETURN"), [Atom("STATUS"), []]])
+
+
+def test_lines_are_kept_per_request_while_the_tree_is_unchanged(tree, monkeypatch):
+    from clevermail.imap import cmd_list
+    first = lines(tree, 'LIST "" T/%')
+    made = []
+    real = cmd_list._listed
+    monkeypatch.setattr(cmd_list, "_listed", lambda *a: made.append(a[0].patterns) or real(*a))
+    assert lines(tree, 'LIST "" T/%') == first
+    assert made == []                           # answered from the kept lines
+    assert lines(tree, 'LIST "" T/*') != first and made == [["T/*"]]    # another request
+    tree.expect("CREATE T/e")                   # the tree changed: made again
+    assert lines(tree, 'LIST "" T/%') == first + ['* LIST (\\HasNoChildren) "/" "T/e"']
+    assert made == [["T/*"], ["T/%"]]
+
+
+def test_kept_lines_follow_another_process_and_each_spelling(tree, handler, tmp_path, open_session):
+    from clevermail.imap.handler import IMAPFileHandler
+    from clevermail.store import MailStore
+    other = IMAPFileHandler(MailStore(tmp_path / "data"), handler.accounts)
+    before = lines(tree, 'LIST "" T/%')
+    # another worker process (its own store on the data dir) creates a folder: the
+    # kept lines of this one are not answered again
+    other.create(ALICE, "T/Ärger")
+    after = lines(tree, 'LIST "" T/%')
+    assert after == before + ['* LIST (\\HasNoChildren) "/" "T/&AMQ-rger"']
+    # a session that enabled UTF8=ACCEPT gets its own spelling, not the kept mUTF-7 lines,
+    # and the mUTF-7 session gets its own back after it
+    utf8 = open_session()
+    utf8.login()
+    utf8.expect("ENABLE UTF8=ACCEPT")
+    assert lines(utf8, 'LIST "" T/%')[-1] == '* LIST (\\HasNoChildren) "/" "T/Ärger"'
+    assert lines(tree, 'LIST "" T/%') == after
+
+
+def test_subscriptions_are_never_answered_from_kept_lines(tree):
+    assert lines(tree, 'LIST "" T/% RETURN (SUBSCRIBED)')[1] == '* LIST (\\HasChildren) "/" "T/b"'
+    tree.expect("SUBSCRIBE T/b")
+    assert lines(tree, 'LIST "" T/% RETURN (SUBSCRIBED)')[1] == '* LIST (\\HasChildren \\Subscribed) "/" "T/b"'

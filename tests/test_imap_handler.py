@@ -49,11 +49,11 @@ def test_authenticate_makes_the_tree(tmp_path):
 
 
 def test_folder_tree_of_new_account(handler):
-    assert handler.folder_tree(ALICE) == [
+    assert handler.folder_tree(ALICE) == (
         TreeNode("INBOX", False, True), TreeNode("Archive", False, True, ("\\Archive",)),
         TreeNode("Drafts", False, True, ("\\Drafts",)), TreeNode("Junk", False, True, ("\\Junk",)),
         TreeNode("Sent", False, True, ("\\Sent",)), TreeNode("Trash", False, True, ("\\Trash",)),
-    ]
+    )
 
 
 def test_create_makes_superiors(handler):

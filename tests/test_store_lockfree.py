@@ -195,11 +195,15 @@ def test_the_folder_list_and_special_use_come_from_one_look(store, tmp_path, mon
     real_stat = os.stat
     monkeypatch.setattr(os, "stat", lambda path, *a, **k: (
         looks.append(1) if os.fspath(path) == root else None) or real_stat(path, *a, **k))
-    names, uses = store.folder_list(ALICE)
-    assert (names, uses) == (store.list_folders(ALICE), store.special_use(ALICE))
+    listing = store.folder_listing(ALICE)
+    assert (list(listing.names), dict(listing.special_use)) == (store.list_folders(ALICE),
+                                                               store.special_use(ALICE))
     looks.clear()
-    store.folder_list(ALICE)
+    assert store.folder_listing(ALICE) is listing   # unchanged tree: the same object
     assert looks == [1]                     # LIST: the root's mtime read once
+    with pytest.raises(TypeError):
+        listing.special_use["Work"] = ("\\Archive",)     # shared: read-only
     other.create_folder(ALICE, "Work", special_use=("\\Archive",))
-    names, uses = store.folder_list(ALICE)
-    assert "Work" in names and uses["Work"] == ("\\Archive",)
+    changed = store.folder_listing(ALICE)
+    assert changed is not listing and "Work" not in listing.names
+    assert "Work" in changed.names and changed.special_use["Work"] == ("\\Archive",)

@@ -39,6 +39,7 @@ def _spelled(name, utf8):
 
 
 _pattern = functools.lru_cache(maxsize=256)(ListPattern)
+LIST_LINES_KEPT = 10000     # requests whose lines are kept (handler.list_lines; then all go)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -56,6 +57,8 @@ class ListRequest:
         self.reference, self.patterns = reference, patterns
         self.selection, self.returns, self.status = frozenset(selection), frozenset(returns), status
         self.extended = extended
+        # everything the lines depend on, apart from the tree and the session's spelling
+        self.key = (reference, tuple(patterns), self.selection, self.returns, status, extended)
 
 
 def _options(token, known):
@@ -128,8 +131,19 @@ def cmd_list(session, cmd):
         session.send(f'* LIST (\\Noselect) "{SEPARATOR}" ""\r\n')
         return None
     handler, address = session.server.handler, session.account.address
-    matchers = [_pattern(req.reference, p) for p in req.patterns]
     utf8 = session.utf8
+    nodes = handler.folder_tree(address)
+    want_subscribed = "SUBSCRIBED" in req.selection or "SUBSCRIBED" in req.returns
+    # what a LIST answers depends on the tree alone unless subscriptions or STATUS
+    # are asked: kept per request while the tree is the same (a client lists the same
+    # way again and again; imaptest's LIST "" * is a twelfth of its mix)
+    key = None if want_subscribed or req.status else (address, req.key, utf8, session.rev2)
+    if key is not None:
+        kept = handler.list_lines.get(key)
+        if kept is not None and kept[0] is nodes:
+            session.send_many(kept[1])
+            return None
+    matchers = [_pattern(req.reference, p) for p in req.patterns]
     if len(matchers) == 1:
         match = matchers[0].match
 
@@ -140,14 +154,17 @@ def cmd_list(session, cmd):
             wire = _spelled(name, utf8)[0]
             return any(m.match(wire) for m in matchers)
 
-    tree = {node.name: node for node in handler.folder_tree(address)}
-    want_subscribed = "SUBSCRIBED" in req.selection or "SUBSCRIBED" in req.returns
+    tree = {node.name: node for node in nodes}
     subscribed = set(handler.subscriptions(address)) if want_subscribed else set()
     out = []
     for name, attrs, extra in _listed(req, tree, subscribed, matches, session.rev2):
         out.append(_list_line(name, tuple(attrs), extra, utf8))
         if req.status and name in tree and tree[name].selectable:
             out.append(status_line(session, name, req.status))
+    if key is not None:
+        if len(handler.list_lines) >= LIST_LINES_KEPT:
+            handler.list_lines.clear()
+        handler.list_lines[key] = (nodes, tuple(out))
     session.send_many(out)
 
 

@@ -41,6 +41,26 @@ class TreeNode(NamedTuple):
     special_use: tuple = ()
 
 
+TREES_KEPT = 10000      # users whose folder_tree is kept (then all are forgotten)
+
+
+def _tree_nodes(names, uses):
+    """folder_tree's nodes of a listing: `names` (INBOX first), `uses` their special-use
+    attributes."""
+    existing = set(names)
+    every = set(names)
+    for name in names:
+        levels = name.split(SEPARATOR)
+        for i in range(1, len(levels)):
+            every.add(SEPARATOR.join(levels[:i]))
+    parents = set()
+    for name in every:
+        if SEPARATOR in name:
+            parents.add(name.rsplit(SEPARATOR, 1)[0])
+    return tuple(TreeNode(name, name in parents, name in existing, uses.get(name, ()))
+                 for name in sorted(every, key=lambda n: (n != "INBOX", n)))
+
+
 class IMAPFileHandler:
     def __init__(self, store: IMAPStore, accounts):
         self.store = store
@@ -48,6 +68,10 @@ class IMAPFileHandler:
         self.url_keys = UrlAuthKeys(store)
         self.sort_cache = SortCache()   # SORT/THREAD keys of messages, shared by sessions
         self.fetch_cache = FetchCache()     # FETCH metadata rendered once, shared too
+        self._trees = {}        # address -> (the store's TreeListing, folder_tree's nodes)
+        # LIST's response lines by request, each with the folder_tree they were made of
+        # (cmd_list.py: a client lists the same way again and again)
+        self.list_lines = {}
 
     # -- accounts -----------------------------------------------------------------
     def authenticate(self, username, password):
@@ -64,21 +88,19 @@ class IMAPFileHandler:
 
     # -- folder tree ------------------------------------------------------------------
     def folder_tree(self, address):
-        """[TreeNode] for every folder plus the missing parents of nested ones (not
-        selectable), INBOX first, then by name."""
-        names, uses = self.store.folder_list(address)
-        existing = set(names)
-        every = set(names)
-        for name in names:
-            levels = name.split(SEPARATOR)
-            for i in range(1, len(levels)):
-                every.add(SEPARATOR.join(levels[:i]))
-        parents = set()
-        for name in every:
-            if SEPARATOR in name:
-                parents.add(name.rsplit(SEPARATOR, 1)[0])
-        return [TreeNode(name, name in parents, name in existing, uses.get(name, ()))
-                for name in sorted(every, key=lambda n: (n != "INBOX", n))]
+        """(TreeNode, ...) for every folder plus the missing parents of nested ones (not
+        selectable), INBOX first, then by name: one tuple shared by the sessions, the
+        same object while the user's tree is unchanged (LIST keeps its lines for it:
+        `list_lines`)."""
+        listing = self.store.folder_listing(address)
+        kept = self._trees.get(address)
+        if kept is not None and kept[0] is listing:
+            return kept[1]
+        nodes = _tree_nodes(listing.names, listing.special_use)
+        if len(self._trees) >= TREES_KEPT:
+            self._trees.clear()
+        self._trees[address] = (listing, nodes)
+        return nodes
 
     def subscriptions(self, address):
         return self.store.subscriptions(address)

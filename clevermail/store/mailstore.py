@@ -115,9 +115,10 @@ class MailStore:
     def special_use(self, address):
         return self.tree.special_use(address)
 
-    def folder_list(self, address):
-        """(list_folders(), special_use()) from one look at the user's tree."""
-        return self.tree.folder_list(address)
+    def folder_listing(self, address):
+        """list_folders() and special_use() from one look at the user's tree, as one
+        immutable tree.TreeListing, the same object while the tree is unchanged."""
+        return self.tree.folder_listing(address)
 
     def delete_folder(self, address, name):
         with self.tree_events.changing(address):

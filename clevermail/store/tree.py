@@ -17,6 +17,8 @@ once.  A deleted folder's messages leave the user's quota ledger (maildirsize.py
 import os
 import shutil
 import threading
+from types import MappingProxyType
+from typing import Mapping, NamedTuple
 
 from . import locks, maildir, maildirsize, paths, special_use
 from .errors import FolderExists, InvalidName, NoSuchFolder
@@ -26,14 +28,22 @@ from .users import SPECIAL_USE, user_lock
 LISTINGS_KEPT = 10000       # users whose last listing is kept (then all are forgotten)
 
 
+class TreeListing(NamedTuple):
+    """A user's folders at one look: `names` (INBOX first, then by name) and
+    `special_use` ({name: attributes}, read-only)."""
+    names: tuple
+    special_use: Mapping
+
+
 class _Listing:
     """One look at a user's root: its mtime, the folder names, and (once asked) the
-    special-use attributes read for exactly those folders."""
+    special-use attributes read for exactly those folders; `folder_listing` hands it
+    out whole (`snapshot`), the same object while the tree is unchanged."""
 
-    __slots__ = ("mtime", "names", "special_use")
+    __slots__ = ("mtime", "names", "special_use", "snapshot")
 
     def __init__(self, mtime, names):
-        self.mtime, self.names, self.special_use = mtime, names, None
+        self.mtime, self.names, self.special_use, self.snapshot = mtime, names, None, None
 
 
 class FolderTree:
@@ -93,12 +103,20 @@ class FolderTree:
         root = self.users.ensure(address)
         return self._special_use(root, self._listing(root))
 
-    def folder_list(self, address):
-        """(list(), special_use()) from one look at the root (LIST asks both: the
-        root's mtime is read once, not once for each)."""
+    def folder_listing(self, address):
+        """list() and special_use() from one look at the root (LIST asks both: the
+        root's mtime is read once, not once for each), as one immutable TreeListing
+        that is the same object as long as the user's tree is unchanged: what a caller
+        derives from it (IMAP's LIST lines) is kept while it is."""
         root = self.users.ensure(address)
         listing = self._listing(root)
-        return list(listing.names), self._special_use(root, listing)
+        snapshot = listing.snapshot
+        if snapshot is None:
+            snapshot = TreeListing(listing.names, MappingProxyType(self._special_use(root, listing)))
+            # (not for a listing that is not kept: it is made anew at every look)
+            if self._listings.get(root) is listing:
+                listing.snapshot = snapshot
+        return snapshot
 
     def _special_use(self, root, listing):
         if listing.special_use is not None:
