@@ -65,11 +65,12 @@ def to_disk(wire, clean=False):
     """Wire form (CRLF line ends) -> disk form (LF line ends); see README "On disk".
     Every CRLF loses its CR; a lone CR or LF stays as it is.  When every CR starts a
     CRLF (`clean`: the caller knows it, SMTP's checked message; else one regex scan
-    finds no other), deleting every CR is the same thing: bytes.replace of two bytes
-    by one is slow in CPython (62 us for a 33 KB message; the scan and the deletion
-    together 31)."""
+    finds no other), deleting every CR is the same thing, and CPython deletes one byte
+    value with memchr and block copies: per 33 KB message (imaptest's mbox) 11 us,
+    where bytes.replace of two bytes by one takes 65 and translate's byte-by-byte
+    table 23 (the scan: 17)."""
     if clean or (_LONE_CR(wire) is None and not wire.endswith(b"\r")):
-        return wire.translate(None, b"\r")
+        return wire.replace(b"\r", b"")
     return wire.replace(b"\r\n", b"\n")
 
 
