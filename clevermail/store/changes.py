@@ -126,7 +126,7 @@ class FolderWriter:
 
     def _rename(self, entry, flags):
         folder = self.folder
-        dst = os.path.join(folder.path, "cur", entry.base + ":2," + flags)
+        dst = f"{folder.path}/cur/{entry.base}:2,{flags}"
         try:
             os.rename(folder.file_path(entry), dst)
         except FileNotFoundError:

@@ -21,7 +21,6 @@ last step before SMTP says 250) never queues behind a sync or an expunge.
 
 import bisect
 import collections
-import contextlib
 import errno
 import os
 import threading
@@ -77,6 +76,10 @@ class Folder(FolderFiles):
         self.ghosts = {}
         self.uidlist = UidList(path)      # the UID map (uidlist.py; the file lock guards it)
         self._file_lock = FileLock(path)
+        # changing()'s block: one object for every change (the nesting is counted by
+        # Modseqs), a class rather than a generator (this runs in every change and
+        # follow; contextlib's generator wrapper cost more than the block's own work)
+        self._changing = _Changing(self)
         self.flagmap = FlagMap(path, self.lock, self._file_lock)
         self.users = 0            # sessions holding the folder (MailStore bookkeeping)
         # its directory was deleted or renamed (FolderCache.detach): the sessions still
@@ -150,11 +153,13 @@ class Folder(FolderFiles):
         """The writer renamed the entry's file to <sub>/<base>:2,<flags>."""
         self._sync.names.rename(entry, sub, flags)
 
-    @contextlib.contextmanager
     def changing(self):
         """One change of the folder (its lock and file lock held): every message it
         adds, re-flags or expunges takes the same new modseq, written to
         clevermail-modseq when the block ends (store/modseq.py).  Blocks nest."""
+        return self._changing
+
+    def _begin_change(self):
         modseqs = self.modseqs
         first = not modseqs.loaded
         modseqs.begin(self.by_uid)
@@ -162,10 +167,9 @@ class Folder(FolderFiles):
             # what was loaded carries modseqs up to here: the in-memory log of
             # changes starts now
             self._log_floor = max(self._log_floor, modseqs.highest)
-        try:
-            yield
-        finally:
-            modseqs.end(self.uidlist.uidvalidity, self.by_uid)
+
+    def _end_change(self):
+        self.modseqs.end(self.uidlist.uidvalidity, self.by_uid)
 
     def record_flags(self, entry):
         """Log a flag change of `entry` (sessions report it; it takes the change's
@@ -304,7 +308,8 @@ class Folder(FolderFiles):
         return entry
 
     def file_path(self, entry):
-        return os.path.join(self.path, entry.sub, entry.filename())
+        # (the folder's path is absolute, without a trailing /: no os.path.join)
+        return f"{self.path}/{entry.sub}/{entry.filename()}"
 
     def status(self):
         """FolderStatus: messages, \\Recent not yet claimed, UIDNEXT, UIDVALIDITY, unseen."""
@@ -392,3 +397,20 @@ class Folder(FolderFiles):
         saved mtimes, and the in-memory change log starts at the restored modseq."""
         self._log_floor = self.modseqs.highest
         self._sync.adopt_stamps(stamps)
+
+
+class _Changing:
+    """Folder.changing()'s context manager."""
+
+    __slots__ = ("_folder",)
+
+    def __init__(self, folder):
+        self._folder = folder
+
+    def __enter__(self):
+        self._folder._begin_change()
+        return None
+
+    def __exit__(self, *exc):
+        self._folder._end_change()
+        return False
