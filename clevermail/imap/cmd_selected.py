@@ -182,6 +182,15 @@ def _fetch(session, args, uid_mode):
     # item by item (fetch_columns.py), the others' one by one here
     columns = plan(request) if memos is not None and live is _every and len(messages) > 1 else None
     made = columns.lines(messages, items_of) if columns is not None else itertools.repeat(None)
+    if columns is not None and all(made) and mailbox.all_announced([msg.flags for msg in messages]):
+        # every line made from the columns (nothing rendered, so nothing for the
+        # journal), no keyword among them to announce first (the steady state of a
+        # message list): sent at once, no step per message; none was expunged (columns
+        # are only made when `live` is _every)
+        if sum(map(len, made)) < OUTPUT_BOUND:
+            send(b"".join(made))
+            session.log_retrieval(address, view.name, [msg.uid for msg in messages])
+            return
     # the lines gathered here and handed to the output once OUTPUT_BOUND bytes are
     # made (a large FETCH goes out as it is made, one of a message in one send)
     out, size = [], 0

@@ -127,6 +127,10 @@ class SelectedMailbox:
         flags live); keyword_updates() must go out before the line that shows it."""
         return not flags <= self.known
 
+    def all_announced(self, flag_sets):
+        """unannounced() of none of `flag_sets` (one C-level pass over many messages)."""
+        return all(map(self.known.issuperset, flag_sets))
+
     def _flags_lines(self, keywords):
         view = self.view
         self.announced = keywords
