@@ -108,7 +108,7 @@ class FolderWriter:
         """[(entry, new flag letters, whether they differ from its flags)] of the
         messages store_flags must rename (a message in new/ moves to cur/ even when
         its flags stay); folder lock held."""
-        get = self.folder.get
+        get = self.folder.by_uid.get     # (Folder.get, without a call of its own per UID)
         todo = []
         for uid in uids:
             entry = get(uid)
@@ -158,7 +158,7 @@ class FolderWriter:
             # EXPUNGEs and CLOSEs) and no other process's change in cur/ since our
             # last look (a stat), no ledger or file lock is taken.  A message flagged
             # meanwhile is left to the next EXPUNGE, as one flagged a moment later.
-            get = folder.get
+            get = folder.by_uid.get      # (Folder.get, without a call of its own per UID)
             todo = [uid for uid in uids
                     if (e := get(uid)) is not None and (letter is None or letter in e.flags)]
             if not todo and folder.unchanged():
