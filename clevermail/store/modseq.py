@@ -28,7 +28,6 @@ filesystem the folder's flock needs anyway): only then is the path opened again.
 """
 
 import bisect
-import contextlib
 import os
 import weakref
 
@@ -274,19 +273,11 @@ class Modseqs:
         return (bool(modseqs) and None not in modseqs and modseqs[0] > self._read_above
                 and all(a < b for a, b in zip(modseqs, modseqs[1:])))
 
-    @contextlib.contextmanager
     def adopting(self, modseq):
-        """Inside a change: what is recorded takes `modseq`, another process's that its
-        own line logged already (nothing is written for it); None: as usual."""
-        if modseq is None:
-            yield
-            return
-        self._adopted = modseq
-        self.highest = max(self.highest, modseq)
-        try:
-            yield
-        finally:
-            self._adopted = None
+        """Inside a change, a block in which what is recorded takes `modseq`, another
+        process's that its own line logged already (nothing is written for it); None:
+        as usual.  (A class, not a contextlib generator: one per record of a follow.)"""
+        return _Adopting(self, modseq)
 
     def end(self, uidvalidity, live):
         """End a change: write its lines; compact when the file has grown."""
@@ -408,3 +399,24 @@ class Modseqs:
         self.vanished_mods, self.vanished_uids = list(mods), list(uids)
         self._vanished = set(uids)
         self.loaded = True
+
+
+class _Adopting:
+    """Modseqs.adopting()'s block."""
+
+    __slots__ = ("_modseqs", "_modseq")
+
+    def __init__(self, modseqs, modseq):
+        self._modseqs, self._modseq = modseqs, modseq
+
+    def __enter__(self):
+        modseq = self._modseq
+        if modseq is not None:
+            modseqs = self._modseqs
+            modseqs._adopted = modseq
+            modseqs.highest = max(modseqs.highest, modseq)
+
+    def __exit__(self, *exc):
+        if self._modseq is not None:
+            self._modseqs._adopted = None
+        return False
