@@ -104,6 +104,31 @@ def test_expunge_unlinks_after_the_locks_and_a_crash_leaves_no_deleted_mail(inbo
     assert not os.path.exists(leftover)
 
 
+def test_one_expunge_unlinks_all_its_files_in_one_background_job(inbox, monkeypatch, caplog):
+    """The files of one EXPUNGE go to the background thread as one job (a hand-off
+    each cost more than the unlink); one that cannot be unlinked is logged and the
+    others still go."""
+    uids = [inbox.append(msg(n)) for n in (1, 2, 3)]
+    bases = [inbox.entry(uid).base for uid in uids]
+    jobs = []
+    real_later = fsync_group.later
+    monkeypatch.setattr(fsync_group, "later", lambda call, *a: jobs.append(a) or real_later(call, *a))
+    real_unlink = os.unlink
+
+    def unlink(path, *a, **kw):
+        if os.path.basename(path).startswith(bases[0]):
+            raise PermissionError(1, "refused", path)
+        return real_unlink(path, *a, **kw)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    assert inbox.expunge(uids) == uids
+    assert fsync_group.settle(timeout=10)
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    assert len(jobs) == 1
+    assert os.listdir(os.path.join(inbox.path, "tmp")) == [bases[0] + maildir.EXPUNGED_SUFFIX]
+    assert "background disk work failed" in caplog.text
+
+
 def test_expunge_without_a_tmp_directory_still_removes_the_file(inbox):
     uid = inbox.append(msg(1))
     os.rmdir(os.path.join(inbox.path, "tmp"))

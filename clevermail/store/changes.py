@@ -170,9 +170,11 @@ class FolderWriter:
                     todo = uids     # another process changed the folder: the candidates again
                 freed = self._unlink(todo, letter, removed, doomed)
             maildirsize.append(self.root, -freed)
-        for name in doomed:
-            # after the reply, not before it: the files are out of cur/ already
-            fsync_group.later(unlink_quiet, name)
+        if doomed:
+            # after the reply, not before it: the files are out of cur/ already (all
+            # in one job: a hand-off to the background thread each cost more than
+            # the unlink)
+            fsync_group.later(_unlink_all, doomed)
         return removed
 
     def _unlink(self, uids, letter, removed, doomed):
@@ -355,6 +357,20 @@ def _claim(folder, on_claim):
         marks = folder.claim_recent_held()
         if marks is not None:
             on_claim(*marks)
+
+
+def _unlink_all(names):
+    """Unlink every one of `names` (expunged files in tmp/); the first OSError is
+    raised after all were tried (fsync_group.later logs it; clean_tmp removes what is
+    left)."""
+    error = None
+    for name in names:
+        try:
+            unlink_quiet(name)
+        except OSError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _mark_uidlist(folder, tickets):
