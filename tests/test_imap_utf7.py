@@ -70,6 +70,7 @@ def test_encode_lone_surrogate_is_value_error():
     ("&APx-", "non-zero padding bits (canonical is &APw-)"),
     ("Entwürfe", "raw 8-bit is not modified UTF-7"),
     ("a\tb", "raw control character"),
+    ("Trash\x7f", "DEL is no printable character"),
 ])
 def test_decode_rejects(wire, why):
     with pytest.raises(ValueError):

@@ -269,7 +269,8 @@ def cmd_append(session, cmd):
     RFC 3501 6.3.11, RFC 3502, RFC 4315 (UIDPLUS), RFC 4469 (CATENATE)."""
     if len(cmd.args) < 2 or not isinstance(cmd.args[-1], (bytes, list)):
         raise R.APPEND_ARGS.error()
-    name = mailbox_name(cmd.args[0], session.utf8)
+    tok = cmd.args[0]
+    name = mailbox_name(tok, session.utf8) if isinstance(tok, list) else _name(tok, session.utf8)
     messages = append_messages(cmd.args[1:])
     handler = session.server.handler
     if any(isinstance(data, catenate.Parts) for data, _, _ in messages):

@@ -57,6 +57,8 @@ def encode(name: str) -> str:
 
 def decode(wire: str) -> str:
     """Decode a modified UTF-7 mailbox name; ValueError if it is malformed."""
+    if "&" not in wire and wire.isascii() and wire.isprintable():
+        return wire         # printable US-ASCII without a shift ("INBOX"): itself
     out = []
     i = 0
     n = len(wire)
