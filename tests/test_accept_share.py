@@ -182,3 +182,20 @@ def test_refused_sessions_are_counted_out(pair):
     finally:
         close(*clients)
     assert wait_for(lambda: (first.board.count(0), first.board.count(1)) == (0, 0))
+
+
+def test_only_imap_listeners_share_connections_out(board, tmp_path, make_config, thread_guard):
+    """IMAP's sessions live for hours and pile up on the quickest process, so only its
+    listeners defer to a less loaded one; SMTP's and POP3's new sessions last a moment
+    and are taken by whoever is quickest (a deferred accept cut their rate 5x)."""
+    from clevermail.service import MailService
+    main = board()
+    service = MailService(make_config(tmp_path), board=main)
+    service.start()
+    try:
+        boards = {kind: srv.board for kind, srv in service.servers}
+        assert boards["imap"] is main
+        assert {kind for kind in boards if kind != "imap"} >= {"smtp", "pop3"}
+        assert all(b is NO_BOARD for kind, b in boards.items() if kind != "imap")
+    finally:
+        service.stop()
