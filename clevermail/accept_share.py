@@ -8,9 +8,10 @@ kept open, 2 processes each kept to its own CPU), all 10 went to the main proces
 the worker served none.  Short SMTP sessions even out over time; IMAP sessions live for
 hours.
 
-So the processes keep a board: shared memory of one signed 64-bit slot per process
-(index 0 the main process, i worker i) holding the connections it has open, or -1
-for a process not running.  Each process writes only its own slot; the others read it
+So the processes keep a board for their IMAP listeners (service.BOARD_PROTOCOLS; the
+other protocols accept freely: a deferred accept cost SMTP's short sessions 5x their
+rate): shared memory of one signed 64-bit slot per process (index 0 the main process,
+i worker i) holding the IMAP connections it has open, or -1 for a process not running.  Each process writes only its own slot; the others read it
 without a lock (aligned 8-byte stores are not torn).  Before each accept a process with
 more connections than the least loaded other running process waits DEFER seconds,
 long enough for that one to wake and take the connection; if nobody took it by then
