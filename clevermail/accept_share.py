@@ -11,8 +11,9 @@ hours.
 So the processes keep a board for their IMAP listeners (service.BOARD_PROTOCOLS; the
 other protocols accept freely: a deferred accept cost SMTP's short sessions 5x their
 rate): shared memory of one signed 64-bit slot per process (index 0 the main process,
-i worker i) holding the IMAP connections it has open, or -1 for a process not running.  Each process writes only its own slot; the others read it
-without a lock (aligned 8-byte stores are not torn).  Before each accept a process with
+i worker i) holding the IMAP connections it has open, or -1 for a process not running.
+Each process writes only its own slot; the others read it without a lock (aligned
+8-byte stores are not torn).  Before each accept a process with
 more connections than the least loaded other running process waits DEFER seconds,
 long enough for that one to wake and take the connection; if nobody took it by then
 (the other is stopped, frozen or swamped), it takes it itself.  A single process has
