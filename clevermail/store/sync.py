@@ -360,8 +360,10 @@ class FolderSync:
     def _index_names(self, fresh, in_order=False, durable=True, claim=False, refreshed=False):
         folder = self.folder
         cols = ([], [], [], [], [], [])
-        scan.parse_names(folder.path, "new", fresh.get("new", []), cols)
-        scan.parse_names(folder.path, "cur", fresh.get("cur", []), cols)
+        for sub in ("new", "cur"):
+            names = fresh.get(sub)
+            if names:       # (most calls have one name, in one of them)
+                scan.parse_names(folder.path, sub, names, cols)
         bases = cols[0]
         if not bases:
             return
