@@ -5,7 +5,7 @@ the SPECIAL-USE selection and return options (RFC 6154)."""
 import pytest
 
 from imap_helpers import (  # noqa: F401 (client, handler, open_session, store: fixtures)
-    ALICE, append, check, client, handler, message, open_session, store)
+    ALICE, append, check, client, close_handler, handler, message, open_session, store)
 
 from clevermail.imap.cmd_list import parse_list
 from clevermail.imap.parser import Atom
@@ -128,7 +128,10 @@ def test_kept_lines_follow_another_process_and_each_spelling(tree, handler, tmp_
     before = lines(tree, 'LIST "" T/%')
     # another worker process (its own store on the data dir) creates a folder: the
     # kept lines of this one are not answered again
-    other.create(ALICE, "T/Ärger")
+    try:
+        other.create(ALICE, "T/Ärger")
+    finally:
+        close_handler(other)
     after = lines(tree, 'LIST "" T/%')
     assert after == before + ['* LIST (\\HasNoChildren) "/" "T/&AMQ-rger"']
     # a session that enabled UTF8=ACCEPT gets its own spelling, not the kept mUTF-7 lines,

@@ -39,7 +39,6 @@ def _spelled(name, utf8):
 
 
 _pattern = functools.lru_cache(maxsize=256)(ListPattern)
-LIST_LINES_KEPT = 10000     # requests whose lines are kept (handler.list_lines; then all go)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,9 +138,9 @@ def cmd_list(session, cmd):
     # way again and again; imaptest's LIST "" * is a twelfth of its mix)
     key = None if want_subscribed or req.status else (address, req.key, utf8, session.rev2)
     if key is not None:
-        kept = handler.list_lines.get(key)
-        if kept is not None and kept[0] is nodes:
-            session.send_many(kept[1])
+        kept = handler.list_lines.get(key, nodes)
+        if kept is not None:
+            session.send_many(kept)
             return None
     matchers = [_pattern(req.reference, p) for p in req.patterns]
     if len(matchers) == 1:
@@ -162,9 +161,7 @@ def cmd_list(session, cmd):
         if req.status and name in tree and tree[name].selectable:
             out.append(status_line(session, name, req.status))
     if key is not None:
-        if len(handler.list_lines) >= LIST_LINES_KEPT:
-            handler.list_lines.clear()
-        handler.list_lines[key] = (nodes, tuple(out))
+        handler.list_lines.put(key, nodes, tuple(out))
     session.send_many(out)
 
 

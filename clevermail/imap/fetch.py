@@ -288,10 +288,7 @@ def literal(prefix, data):
     which literals may not carry, become 0x80 as Dovecot does), as one bytes."""
     if not data:
         return prefix + b'""'
-    # the byte's value, not b"\0": bytes' `in` tries its operand as an int first,
-    # and a bytes one fails that with an exception made and dropped each time
-    if 0 in data:
-        data = data.replace(b"\0", b"\x80")
+    data = _without_nul(data)
     return prefix + b"{%d}\r\n" % len(data) + data
 
 
@@ -299,10 +296,15 @@ def _literal(prefix, data, content):
     """literal(), but a large one as (text, data), marked on the content."""
     if len(data) < _BIG:
         return literal(prefix, data)
-    if 0 in data:
-        data = data.replace(b"\0", b"\x80")
+    data = _without_nul(data)
     content.big = True
     return (prefix + b"{%d}\r\n" % len(data), data)
+
+
+def _without_nul(data):
+    # the byte's value, not b"\0": bytes' `in` tries its operand as an int first,
+    # and a bytes one fails that with an exception made and dropped each time
+    return data.replace(b"\0", b"\x80") if 0 in data else data
 
 
 # the memo key of BODY[HEADER] (as section_renderer makes it), which head() reads

@@ -41,7 +41,25 @@ class TreeNode(NamedTuple):
     special_use: tuple = ()
 
 
-TREES_KEPT = 10000      # users whose folder_tree is kept (then all are forgotten)
+class KeptFor:
+    """Values derived from a source object, kept by key while the source is the very
+    object they were made from (the store hands out the same immutable object while
+    nothing changed); past `most` keys all are forgotten.  Shared by the sessions:
+    single dict operations under the GIL."""
+
+    def __init__(self, most=10000):
+        self._most = most
+        self._values = {}
+
+    def get(self, key, source):
+        """The value kept for `key` if it was made from `source`, else None."""
+        kept = self._values.get(key)
+        return kept[1] if kept is not None and kept[0] is source else None
+
+    def put(self, key, source, value):
+        if len(self._values) >= self._most:
+            self._values.clear()
+        self._values[key] = (source, value)
 
 
 def _tree_nodes(names, uses):
@@ -68,10 +86,10 @@ class IMAPFileHandler:
         self.url_keys = UrlAuthKeys(store)
         self.sort_cache = SortCache()   # SORT/THREAD keys of messages, shared by sessions
         self.fetch_cache = FetchCache()     # FETCH metadata rendered once, shared too
-        self._trees = {}        # address -> (the store's TreeListing, folder_tree's nodes)
-        # LIST's response lines by request, each with the folder_tree they were made of
+        self._trees = KeptFor()     # address -> folder_tree's nodes, by the store's TreeListing
+        # LIST's response lines by request, kept for the folder_tree they were made of
         # (cmd_list.py: a client lists the same way again and again)
-        self.list_lines = {}
+        self.list_lines = KeptFor()
 
     # -- accounts -----------------------------------------------------------------
     def authenticate(self, username, password):
@@ -93,13 +111,10 @@ class IMAPFileHandler:
         same object while the user's tree is unchanged (LIST keeps its lines for it:
         `list_lines`)."""
         listing = self.store.folder_listing(address)
-        kept = self._trees.get(address)
-        if kept is not None and kept[0] is listing:
-            return kept[1]
-        nodes = _tree_nodes(listing.names, listing.special_use)
-        if len(self._trees) >= TREES_KEPT:
-            self._trees.clear()
-        self._trees[address] = (listing, nodes)
+        nodes = self._trees.get(address, listing)
+        if nodes is None:
+            nodes = _tree_nodes(listing.names, listing.special_use)
+            self._trees.put(address, listing, nodes)
         return nodes
 
     def subscriptions(self, address):
